@@ -1,0 +1,125 @@
+"""Start the plant disease pipeline on a robot: camera subscriber, classifier, map recorder.
+
+Usage::
+
+    ros2 launch plant_disease_ros field.launch.py
+    ros2 launch plant_disease_ros field.launch.py image_topic:=/oak/rgb/image_raw \\
+        compressed:=true gps_topic:=/ublox/fix single_process:=true rviz:=true
+
+The nodes run in ``namespace`` with ``params_file`` (``config/field.yaml`` by default); the
+launch arguments ``use_sim_time``, ``model_path`` and ``map_dir`` and the transport chosen
+by ``compressed`` are applied after the file, so they win over its values. The shipped Fast
+DDS profile is exported to every process this file starts.
+
+No string is evaluated here: booleans go through IfCondition/UnlessCondition and the
+transport name is chosen by two conditional SetLaunchConfiguration actions.
+"""
+
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, SetLaunchConfiguration
+from launch.conditions import IfCondition, UnlessCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+PACKAGE = 'plant_disease_ros'
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Return the launch description for the field pipeline."""
+    share = FindPackageShare(PACKAGE)
+    default_params_file = PathJoinSubstitution([share, 'config', 'field.yaml'])
+    dds_profile = PathJoinSubstitution([share, 'config', 'fastdds_profile.xml'])
+    rviz_config = PathJoinSubstitution([share, 'config', 'field.rviz'])
+
+    arguments = [
+        DeclareLaunchArgument(
+            'params_file', default_value=default_params_file,
+            description='YAML parameter file for all nodes (keyed /** -> ros__parameters)'),
+        DeclareLaunchArgument(
+            'namespace', default_value='plant_disease',
+            description='Namespace of the nodes and of their relative topics'),
+        DeclareLaunchArgument(
+            'image_topic', default_value='/camera/image_raw',
+            description='Camera image topic (sensor_msgs/Image); with compressed:=true its '
+                        '/compressed sub-topic (sensor_msgs/CompressedImage) is used'),
+        DeclareLaunchArgument(
+            'compressed', default_value='false', choices=['true', 'false'],
+            description='Subscribe to the JPEG/PNG compressed image instead of the raw one'),
+        DeclareLaunchArgument(
+            'gps_topic', default_value='/gps/fix',
+            description='GNSS fix topic (sensor_msgs/NavSatFix) used to geotag detections'),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false', choices=['true', 'false'],
+            description='Use /clock (true when playing a bag with --clock)'),
+        DeclareLaunchArgument(
+            'model_path', default_value='',
+            description="TFLite model file; '' means the shipped int8 model"),
+        DeclareLaunchArgument(
+            'map_dir', default_value='disease_maps',
+            description='Folder the disease map recorder writes its GeoJSON into'),
+        DeclareLaunchArgument(
+            'single_process', default_value='false', choices=['true', 'false'],
+            description='Run camera subscriber and classifier in one process '
+                        '(plant_disease_pipeline, one executor) instead of two'),
+        DeclareLaunchArgument(
+            'rviz', default_value='false', choices=['true', 'false'],
+            description='Start RViz with config/field.rviz'),
+    ]
+
+    compressed = LaunchConfiguration('compressed')
+    single_process = LaunchConfiguration('single_process')
+    transport_choice = [
+        SetLaunchConfiguration('transport', 'compressed', condition=IfCondition(compressed)),
+        SetLaunchConfiguration('transport', 'raw', condition=UnlessCondition(compressed)),
+    ]
+    environment = [
+        # Fast DDS 2.x (Humble) reads the first name, Fast DDS 3.x (Jazzy, Kilted) the second.
+        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', dds_profile),
+        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', dds_profile),
+    ]
+
+    namespace = LaunchConfiguration('namespace')
+    image_topic = LaunchConfiguration('image_topic')
+    params_file = LaunchConfiguration('params_file')
+    transport = LaunchConfiguration('transport')
+    model_path = ParameterValue(LaunchConfiguration('model_path'), value_type=str)
+    map_dir = ParameterValue(LaunchConfiguration('map_dir'), value_type=str)
+    use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
+    common_parameters = {'use_sim_time': use_sim_time}
+    image_remappings = [
+        ('image_raw', image_topic),
+        ('image_raw/compressed', [image_topic, '/compressed']),
+    ]
+    fix_remappings = [('fix', LaunchConfiguration('gps_topic'))]
+
+    # Each parameter list ends with the launch-argument values so that they override the file.
+    nodes = [
+        Node(
+            package=PACKAGE, executable='camera_subscriber', namespace=namespace,
+            parameters=[params_file, common_parameters, {'transport': transport}],
+            remappings=image_remappings, output='screen', emulate_tty=True,
+            condition=UnlessCondition(single_process)),
+        Node(
+            package=PACKAGE, executable='disease_classifier', namespace=namespace,
+            parameters=[params_file, common_parameters, {'model_path': model_path}],
+            remappings=fix_remappings, output='screen', emulate_tty=True,
+            condition=UnlessCondition(single_process)),
+        Node(
+            package=PACKAGE, executable='plant_disease_pipeline', namespace=namespace,
+            parameters=[params_file, common_parameters,
+                        {'transport': transport, 'model_path': model_path}],
+            remappings=image_remappings + fix_remappings, output='screen', emulate_tty=True,
+            condition=IfCondition(single_process)),
+        Node(
+            package=PACKAGE, executable='disease_map_recorder', namespace=namespace,
+            parameters=[params_file, common_parameters, {'map_dir': map_dir}],
+            output='screen', emulate_tty=True),
+        Node(
+            package='rviz2', executable='rviz2', arguments=['-d', rviz_config],
+            parameters=[common_parameters], output='screen',
+            condition=IfCondition(LaunchConfiguration('rviz'))),
+    ]
+    return LaunchDescription(arguments + transport_choice + environment + nodes)

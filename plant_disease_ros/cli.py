@@ -1,0 +1,76 @@
+"""The ``plant-disease`` command: offline tools for training, export, evaluation and the field.
+
+Each subcommand imports its heavy dependencies (TensorFlow, matplotlib, rosbags, rclpy)
+only when it runs, so ``plant-disease --help`` works on a robot without any of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+import importlib
+import os
+import sys
+
+# Subcommand name -> (module with ``add_arguments(parser)`` and ``run(args) -> int``, help).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    'train': ('plant_disease_ros.training.train_cli', 'train a classifier on a photo folder'),
+    'export': ('plant_disease_ros.training.export_cli',
+               'export a trained Keras model to full-integer int8 TFLite'),
+    'evaluate': ('plant_disease_ros.training.evaluate_cli',
+                 'evaluate a TFLite (and optionally Keras) model on a photo folder'),
+    'model-card': ('plant_disease_ros.training.model_card_cli',
+                   'write MODEL_CARD.md from a run, its evaluation and latency'),
+    'search': ('plant_disease_ros.training.search_cli',
+               'grid search over width, input size and learning rate in a time budget'),
+    'map': ('plant_disease_ros.map_cli', 'render a disease map GeoJSON as PNG'),
+    'replay': ('plant_disease_ros.replay_cli', 'replay a rosbag2 bag through the pipeline'),
+    'make-demo': ('plant_disease_ros.demo_cli', 'compose the demo bag from leaf photos'),
+    'bench': ('plant_disease_ros.bench_cli', 'benchmark the model, the core and the nodes'),
+    'explain': ('plant_disease_ros.training.explain_cli',
+                'Grad-CAM and occlusion maps for images'),
+    'embed': ('plant_disease_ros.training.embed_cli',
+              'PCA and t-SNE pictures of the penultimate features'),
+    'report': ('plant_disease_ros.training.report_cli', 'build the static HTML report'),
+}
+
+
+def build_parser(available: Callable[[str], bool] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand whose module is present."""
+    parser = argparse.ArgumentParser(prog='plant-disease', description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if available is not None and not available(module_name):
+            continue
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def _module_exists(module_name: str) -> bool:
+    return importlib.util.find_spec(module_name) is not None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``plant-disease`` command line and return its exit status."""
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    parser = build_parser(available=_module_exists)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:
+        # Known failures (bad dataset, missing model, corrupt bag) end in one line, not a
+        # traceback; PLANT_DISEASE_DEBUG=1 shows the traceback.
+        if os.environ.get('PLANT_DISEASE_DEBUG'):
+            raise
+        print(f'plant-disease {args.command}: error: {error}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Conversions between ROS messages and the core's plain types (free functions).
+
+Only message types are imported from ROS here (no node, no rclpy context), so every
+function is testable on its own. Image payloads are handed to the core as numpy views of
+the message buffer (no copy); outgoing payloads are copied once into the message.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import math
+from typing import Any
+
+from builtin_interfaces.msg import Time
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
+from std_msgs.msg import Header, String
+
+from plant_disease_ros.core.classifier import Classification
+from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix
+from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
+
+UNKNOWN_LABEL = 'unknown'
+
+_NANOSECONDS_PER_SECOND = 1_000_000_000
+
+
+def _byte_view(data: Any) -> np.ndarray:
+    """Return a flat uint8 numpy view of a message payload (array.array, bytes, list)."""
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:
+        # A plain list of ints (hand-built message with field checks off): one copy.
+        return np.asarray(data, dtype=np.uint8).reshape(-1)
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """Convert a sensor_msgs/Image to H×W×3 uint8 RGB.
+
+    The payload is passed to :func:`raw_to_rgb` as a view, so the only copy is the
+    conversion itself. Raises ``ImageConversionError`` (with ``reason``) on a bad image.
+    """
+    return raw_to_rgb(_byte_view(msg.data), msg.encoding, msg.width, msg.height, msg.step,
+                      bool(msg.is_bigendian))
+
+
+def compressed_image_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG) to H×W×3 uint8 RGB.
+
+    Raises ``ImageConversionError`` (with ``reason``) when it cannot be decoded.
+    """
+    return compressed_to_rgb(_byte_view(msg.data), msg.format)
+
+
+def rgb_to_image(rgb: np.ndarray, header: Header, encoding: str = 'rgb8') -> Image:
+    """Return a sensor_msgs/Image holding ``rgb`` in ``encoding`` with a copy of ``header``.
+
+    rgb8 is copied straight from the array (one copy); other encodings go through
+    :func:`rgb_to_raw`.
+    """
+    image = np.asarray(rgb)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f'expected an HxWx3 uint8 RGB image, got shape {image.shape} '
+                         f'dtype {image.dtype}')
+    msg = Image()
+    msg.header = copy_header(header)
+    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    payload = array.array('B')
+    if encoding == 'rgb8':
+        payload.frombytes(np.ascontiguousarray(image).data)
+        msg.step = msg.width * 3
+    else:
+        data, step = rgb_to_raw(image, encoding)
+        payload.frombytes(data)
+        msg.step = step
+    # Assigning an array.array('B') skips the per-element field check.
+    msg.data = payload
+    return msg
+
+
+def copy_header(header: Header) -> Header:
+    """Return a copy of ``header`` (stamp and frame_id), so outputs never alias inputs."""
+    copied = Header()
+    copied.stamp = Time(sec=int(header.stamp.sec), nanosec=int(header.stamp.nanosec))
+    copied.frame_id = str(header.frame_id)
+    return copied
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    """Return a builtin_interfaces/Time as float seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+def seconds_to_stamp(seconds: float) -> Time:
+    """Return float ``seconds`` as a builtin_interfaces/Time (rounded to the nanosecond)."""
+    if not math.isfinite(seconds):
+        raise ValueError(f'cannot convert {seconds} s to a stamp')
+    total_ns = int(round(float(seconds) * _NANOSECONDS_PER_SECOND))
+    sec, nanosec = divmod(total_ns, _NANOSECONDS_PER_SECOND)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def horizontal_accuracy_m(msg: NavSatFix) -> float | None:
+    """Return the 1-sigma horizontal accuracy from a fix's covariance, or ``None``.
+
+    Drivers write the receiver's horizontal accuracy as the east and north variances;
+    the root of their mean gives it back. Unknown or unusable covariance gives ``None``.
+    """
+    if msg.position_covariance_type == NavSatFix.COVARIANCE_TYPE_UNKNOWN:
+        return None
+    east, north = float(msg.position_covariance[0]), float(msg.position_covariance[4])
+    if not (math.isfinite(east) and math.isfinite(north)) or east < 0.0 or north < 0.0:
+        return None
+    return math.sqrt(0.5 * (east + north))
+
+
+def navsatfix_to_geofix(msg: NavSatFix) -> tuple[GeoFix | None, str | None]:
+    """Return ``(fix, None)`` for a usable NavSatFix, ``(None, reason)`` otherwise.
+
+    The reason is that of :func:`fix_rejection_reason`: 'no_fix', 'non_finite' or
+    'out_of_range'. The fix's stamp is the message header's.
+    """
+    reason = fix_rejection_reason(int(msg.status.status), msg.latitude, msg.longitude,
+                                  msg.altitude)
+    if reason is not None:
+        return None, reason
+    return GeoFix(stamp_s=stamp_to_seconds(msg.header.stamp), latitude=float(msg.latitude),
+                  longitude=float(msg.longitude), altitude=float(msg.altitude),
+                  horizontal_accuracy_m=horizontal_accuracy_m(msg)), None
+
+
+def geofix_to_navsatfix(fix: GeoFix, header: Header) -> NavSatFix:
+    """Return a NavSatFix at ``fix``'s position carrying ``header`` (the image's header).
+
+    Used for ``detections/fix``. A known horizontal accuracy is written as an
+    approximated diagonal covariance (vertical taken as twice the horizontal, the usual
+    GNSS ratio); otherwise the covariance is marked unknown.
+    """
+    msg = NavSatFix()
+    msg.header = copy_header(header)
+    msg.status.status = NavSatStatus.STATUS_FIX
+    msg.status.service = NavSatStatus.SERVICE_GPS
+    msg.latitude = float(fix.latitude)
+    msg.longitude = float(fix.longitude)
+    msg.altitude = float(fix.altitude)
+    accuracy = fix.horizontal_accuracy_m
+    if accuracy is not None and math.isfinite(accuracy):
+        variance = float(accuracy) ** 2
+        msg.position_covariance = [variance, 0.0, 0.0, 0.0, variance, 0.0,
+                                   0.0, 0.0, 4.0 * variance]
+        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_APPROXIMATED
+    else:
+        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
+    return msg
+
+
+def display_label(classification: Classification, score_threshold: float) -> str:
+    """Return the top label, or ``'unknown'`` when its score is below ``score_threshold``."""
+    top = classification.top
+    return top.label if top.score >= score_threshold else UNKNOWN_LABEL
+
+
+def classification_to_dict(classification: Classification, header: Header,
+                           score_threshold: float = 0.0) -> dict:
+    """Return the ``classification`` topic's JSON object for one frame.
+
+    Keys: ``stamp`` {sec, nanosec} and ``frame_id`` of the source image, ``label`` (as on
+    the ``label`` topic, 'unknown' below ``score_threshold``), ``confidence`` (top-1
+    score), ``top_k`` [{label, index, score}] and ``timings_ms`` {preprocess, invoke,
+    postprocess, total}.
+    """
+    return {
+        'stamp': {'sec': int(header.stamp.sec), 'nanosec': int(header.stamp.nanosec)},
+        'frame_id': str(header.frame_id),
+        'label': display_label(classification, score_threshold),
+        'confidence': float(classification.top.score),
+        'top_k': [{'label': category.label, 'index': int(category.index),
+                   'score': float(category.score)}
+                  for category in classification.categories],
+        'timings_ms': {
+            'preprocess': float(classification.preprocess_ms),
+            'invoke': float(classification.invoke_ms),
+            'postprocess': float(classification.postprocess_ms),
+            'total': float(classification.total_ms),
+        },
+    }
+
+
+def classification_to_json(classification: Classification, header: Header,
+                           score_threshold: float = 0.0) -> str:
+    """Return :func:`classification_to_dict` as a compact JSON string."""
+    return json.dumps(classification_to_dict(classification, header, score_threshold),
+                      separators=(',', ':'))
+
+
+def classification_to_string(classification: Classification, header: Header,
+                             score_threshold: float = 0.0) -> String:
+    """Return the std_msgs/String published on ``classification``."""
+    return String(data=classification_to_json(classification, header, score_threshold))
+
+
+def feature_to_string(feature: dict) -> String:
+    """Return a detection GeoJSON Feature as a std_msgs/String (compact, no NaN)."""
+    return String(data=json.dumps(feature, separators=(',', ':'), allow_nan=False))

@@ -1,0 +1,247 @@
+"""Plant disease classifier in the style of the TFLite Task / MediaPipe image classifier.
+
+``DiseaseClassifier.create_from_options(ClassifierOptions(...))`` loads the model and its
+labels once; ``classify(rgb)`` runs preprocess (resize, quantise) -> invoke ->
+postprocess (dequantise, top-k), timing each stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import threading
+import time
+
+import numpy as np
+
+from plant_disease_ros.core.interpreter_loader import (
+    load_interpreter,
+    LoadedModel,
+    ModelLoadError,
+    TensorSpec,
+)
+from plant_disease_ros.core.labels import load_labels
+from plant_disease_ros.core.preprocessing import resize_to_input
+
+PACKAGE_NAME = 'plant_disease_ros'
+MODEL_FILENAME = 'plant_disease_int8.tflite'
+LABELS_FILENAME = 'labels.txt'
+
+
+@dataclass
+class ClassifierOptions:
+    """What to load and how to run it; empty paths mean the shipped model and labels."""
+
+    model_path: str = ''
+    labels_path: str = ''
+    num_threads: int = 2
+    top_k: int = 3
+    delegate_path: str = ''
+
+
+@dataclass(frozen=True)
+class Category:
+    """One class of a result: its index in the labels, its label and its probability."""
+
+    index: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The top-k categories of one image, best first, and the time each stage took."""
+
+    categories: tuple[Category, ...]
+    preprocess_ms: float
+    invoke_ms: float
+    postprocess_ms: float
+
+    @property
+    def top(self) -> Category:
+        """Return the best category."""
+        return self.categories[0]
+
+    @property
+    def total_ms(self) -> float:
+        """Return preprocess + invoke + postprocess time in milliseconds."""
+        return self.preprocess_ms + self.invoke_ms + self.postprocess_ms
+
+    def timings_ms(self) -> dict[str, float]:
+        """Return the stage times as a dictionary (for JSON and diagnostics)."""
+        return {'preprocess': self.preprocess_ms, 'invoke': self.invoke_ms,
+                'postprocess': self.postprocess_ms, 'total': self.total_ms}
+
+
+def _share_models_dir() -> Path | None:
+    """Return ``share/plant_disease_ros/models`` from the ament index, if installed."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+    except Exception:  # noqa: BLE001 - no ament index: fall back to the source tree
+        return None
+    try:
+        return Path(get_package_share_directory(PACKAGE_NAME)) / 'models'
+    except Exception:  # noqa: BLE001 - PackageNotFoundError, or no AMENT_PREFIX_PATH
+        return None
+
+
+def _source_models_dir() -> Path:
+    """Return ``<repo>/models`` next to the package source."""
+    return Path(__file__).resolve().parents[2] / 'models'
+
+
+def _default_path(filename: str) -> Path:
+    """Return the installed share copy of ``filename`` if present, else the source copy."""
+    share = _share_models_dir()
+    if share is not None and (share / filename).is_file():
+        return share / filename
+    return _source_models_dir() / filename
+
+
+def default_model_path() -> Path:
+    """Return the shipped model: the package share (ament index) first, else ``<repo>``."""
+    return _default_path(MODEL_FILENAME)
+
+
+def default_labels_path() -> Path:
+    """Return the shipped labels file, found like :func:`default_model_path`."""
+    return _default_path(LABELS_FILENAME)
+
+
+def _integer_range(dtype: type) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+class DiseaseClassifier:
+    """Classify RGB images with a TFLite model following the model contract.
+
+    Not re-entrant per instance: calls are serialised with a lock, since an interpreter
+    must not be invoked from two threads at once.
+    """
+
+    def __init__(self, model: LoadedModel, labels: list[str], top_k: int = 3) -> None:
+        """Wrap a loaded model and its labels; prefer :meth:`create_from_options`."""
+        if model.num_outputs != len(labels):
+            raise ModelLoadError(
+                f'{model.path}: model has {model.num_outputs} outputs but the labels file '
+                f'has {len(labels)} labels')
+        self.model = model
+        self.labels = list(labels)
+        self.top_k = self._check_top_k(top_k)
+        self.input_size: tuple[int, int] = model.input_size
+        self._lock = threading.Lock()
+        # Reused for every frame: set_tensor copies from it, no per-frame allocation.
+        self._input_buffer = np.zeros(model.input.shape, dtype=model.input.dtype)
+        self._quantise = self._make_quantiser(model.input)
+
+    @classmethod
+    def create_from_options(cls, options: ClassifierOptions) -> DiseaseClassifier:
+        """Load the model and labels named by ``options``; ModelLoadError on any problem."""
+        model_path = Path(options.model_path) if options.model_path else default_model_path()
+        labels_path = (Path(options.labels_path) if options.labels_path
+                       else default_labels_path())
+        labels = load_labels(labels_path)
+        model = load_interpreter(model_path, num_threads=options.num_threads,
+                                 delegate_path=options.delegate_path)
+        if model.num_outputs != len(labels):
+            raise ModelLoadError(
+                f'{model_path}: model has {model.num_outputs} outputs but {labels_path} has '
+                f'{len(labels)} labels')
+        return cls(model, labels, top_k=options.top_k)
+
+    @staticmethod
+    def _check_top_k(top_k: int) -> int:
+        value = int(top_k)
+        if value < 1:
+            raise ValueError(f'top_k must be >= 1, got {top_k}')
+        return value
+
+    @property
+    def num_classes(self) -> int:
+        """Return the number of classes (labels)."""
+        return len(self.labels)
+
+    @staticmethod
+    def _make_quantiser(spec: TensorSpec):
+        """Return a function writing a uint8 H×W×3 image into an input-typed array."""
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == 'f' or spec.scale <= 0.0:
+            # Float models take raw 0..255 pixels: normalisation is inside the model.
+            def copy_raw(pixels: np.ndarray, out: np.ndarray) -> None:
+                np.copyto(out, pixels, casting='unsafe')
+            return copy_raw
+        low, high = _integer_range(dtype.type)
+        if spec.scale == 1.0 and low <= spec.zero_point and spec.zero_point + 255 <= high:
+            offset = int(spec.zero_point)
+
+            def shift(pixels: np.ndarray, out: np.ndarray) -> None:
+                if offset:
+                    np.add(pixels, offset, out=out, dtype=np.int16, casting='unsafe')
+                else:
+                    np.copyto(out, pixels, casting='unsafe')
+            return shift
+        inverse_scale = np.float32(1.0 / spec.scale)
+        zero_point = np.float32(spec.zero_point)
+
+        def affine(pixels: np.ndarray, out: np.ndarray) -> None:
+            values = np.rint(pixels.astype(np.float32) * inverse_scale + zero_point)
+            np.clip(values, low, high, out=values)
+            np.copyto(out, values, casting='unsafe')
+        return affine
+
+    def _dequantise(self, raw: np.ndarray) -> np.ndarray:
+        spec = self.model.output
+        values = raw.reshape(-1)
+        if spec.quantized:
+            return ((values.astype(np.float32) - np.float32(spec.zero_point))
+                    * np.float32(spec.scale))
+        return values.astype(np.float32, copy=True)
+
+    def _run(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+        """Return (probabilities, preprocess_ms, invoke_ms, partial postprocess start)."""
+        image = np.asarray(rgb)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f'expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype '
+                f'{image.dtype}')
+        interpreter = self.model.interpreter
+        with self._lock:
+            start = time.perf_counter()
+            height, width = self.input_size
+            resized = resize_to_input(image, height, width)
+            self._quantise(resized, self._input_buffer[0])
+            interpreter.set_tensor(self.model.input_index, self._input_buffer)
+            preprocessed = time.perf_counter()
+            interpreter.invoke()
+            invoked = time.perf_counter()
+            raw = interpreter.get_tensor(self.model.output_index)
+        probabilities = self._dequantise(raw)
+        return probabilities, (preprocessed - start) * 1e3, (invoked - preprocessed) * 1e3, invoked
+
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+        """Return the class probabilities (float32, one per label) of an RGB image."""
+        return self._run(rgb)[0]
+
+    def classify(self, rgb: np.ndarray, top_k: int | None = None) -> Classification:
+        """Classify an H×W×3 uint8 RGB image; return the ``top_k`` best categories.
+
+        ``top_k`` defaults to the options' value and is capped at the number of classes.
+        Ties keep the lower class index first.
+        """
+        k = min(self._check_top_k(self.top_k if top_k is None else top_k), self.num_classes)
+        probabilities, preprocess_ms, invoke_ms, invoked = self._run(rgb)
+        # Stable sort on the negated scores: highest first, ties by index.
+        order = np.argsort(-probabilities, kind='stable')[:k]
+        categories = tuple(
+            Category(index=int(i), label=self.labels[int(i)], score=float(probabilities[i]))
+            for i in order)
+        postprocess_ms = (time.perf_counter() - invoked) * 1e3
+        return Classification(categories=categories, preprocess_ms=preprocess_ms,
+                              invoke_ms=invoke_ms, postprocess_ms=postprocess_ms)
+
+
+__all__ = [
+    'Category', 'Classification', 'ClassifierOptions', 'DiseaseClassifier', 'ModelLoadError',
+    'default_labels_path', 'default_model_path',
+]

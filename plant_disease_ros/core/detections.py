@@ -1,0 +1,124 @@
+"""Detection records: one GeoJSON Feature (RFC 7946) per classified frame, and readers.
+
+A detection is a Feature whose geometry is a Point ``[longitude, latitude, altitude]``
+(WGS84 degrees, metres above the ellipsoid) when the frame could be located, and ``null``
+when it could not (stale or missing GPS): a detection is never dropped for want of a
+position. The properties carry the image stamp and frame, the top label and its
+confidence, the top-k, whether the label is a healthy class, and how the position was
+obtained. The accessors below are the one place that knows these property names.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TYPE_CHECKING
+
+from plant_disease_ros.core.labels import is_healthy
+
+if TYPE_CHECKING:
+    from plant_disease_ros.core.classifier import Classification
+    from plant_disease_ros.core.fix_buffer import FixLookup
+
+UNKNOWN_LABEL = 'unknown'
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def detection_feature(*, stamp_sec: int, stamp_nanosec: int, frame_id: str,
+                      classification: Classification, fix_lookup: FixLookup) -> dict:
+    """Return the GeoJSON Feature of one classified frame.
+
+    The top category is the one with the highest score. The geometry is the lookup's fix
+    as ``[lon, lat, alt]``, or ``None`` when the lookup gave no position. Every value is a
+    plain JSON type (no numpy scalars, no NaN), ready for ``json.dumps(allow_nan=False)``.
+    """
+    categories = list(classification.categories)
+    if not categories:
+        raise ValueError('a detection needs at least one category')
+    top = max(categories, key=lambda category: category.score)
+    fix = fix_lookup.fix
+    geometry = None
+    if fix is not None:
+        geometry = {
+            'type': 'Point',
+            'coordinates': [float(fix.longitude), float(fix.latitude), float(fix.altitude)],
+        }
+    properties = {
+        'stamp': {'sec': int(stamp_sec), 'nanosec': int(stamp_nanosec)},
+        'frame_id': str(frame_id),
+        'label': str(top.label),
+        'class_index': int(top.index),
+        'confidence': float(top.score),
+        'top_k': [
+            {'label': str(category.label), 'index': int(category.index),
+             'score': float(category.score)}
+            for category in categories
+        ],
+        'healthy': bool(is_healthy(str(top.label))),
+        'fix_status': str(fix_lookup.status),
+        'fix_age_s': _finite_or_none(fix_lookup.age_s),
+        'horizontal_accuracy_m': _finite_or_none(
+            fix.horizontal_accuracy_m if fix is not None else None),
+    }
+    return {'type': 'Feature', 'geometry': geometry, 'properties': properties}
+
+
+def _properties(feature: dict) -> dict:
+    properties = feature.get('properties')
+    return properties if isinstance(properties, dict) else {}
+
+
+def feature_position(feature: dict) -> tuple[float, float, float] | None:
+    """Return ``(lat, lon, alt)`` of a Point feature (alt 0 when absent), else ``None``."""
+    geometry = feature.get('geometry')
+    if not isinstance(geometry, dict) or geometry.get('type') != 'Point':
+        return None
+    coordinates = geometry.get('coordinates')
+    if not isinstance(coordinates, (list, tuple)) or len(coordinates) < 2:
+        return None
+    try:
+        lon, lat = float(coordinates[0]), float(coordinates[1])
+        alt = float(coordinates[2]) if len(coordinates) > 2 else 0.0
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(value) for value in (lat, lon, alt)):
+        return None
+    return lat, lon, alt
+
+
+def feature_label(feature: dict) -> str:
+    """Return the top label of a detection feature (``'unknown'`` when it has none)."""
+    label = _properties(feature).get('label')
+    return label if isinstance(label, str) and label else UNKNOWN_LABEL
+
+
+def feature_healthy(feature: dict) -> bool:
+    """Return whether a detection is of a healthy class (its ``healthy`` flag, else label)."""
+    healthy = _properties(feature).get('healthy')
+    if isinstance(healthy, bool):
+        return healthy
+    return is_healthy(feature_label(feature))
+
+
+def feature_confidence(feature: dict) -> float:
+    """Return the confidence of a detection (0 when absent or not a number)."""
+    confidence = _properties(feature).get('confidence')
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+        return 0.0
+    return float(confidence) if math.isfinite(confidence) else 0.0
+
+
+def feature_stamp_s(feature: dict) -> float | None:
+    """Return the image stamp of a detection in seconds, or ``None`` when it has none."""
+    stamp: Any = _properties(feature).get('stamp')
+    if not isinstance(stamp, dict):
+        return None
+    sec, nanosec = stamp.get('sec'), stamp.get('nanosec', 0)
+    if not isinstance(sec, int) or not isinstance(nanosec, int):
+        return None
+    return sec + nanosec * 1e-9

@@ -1,0 +1,174 @@
+"""GPS fixes: validation, a short buffer ordered by stamp, and position lookup at a stamp.
+
+A classified frame is tagged with the position at the image's stamp. The buffer holds the
+recent fixes sorted by stamp (they may arrive out of order) and answers a lookup with the
+position interpolated between the fixes around the stamp, the nearest usable fix, or the
+reason there is none. It never hands out a fix from after the stamp while a later fix may
+still come: a caller that can wait asks with ``final=False`` and gets ``'pending'``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+import math
+
+# NavSatStatus.STATUS_NO_FIX is -1; every status below 0 means no usable position.
+MAX_ABS_LATITUDE_DEG = 90.0
+MAX_ABS_LONGITUDE_DEG = 180.0
+MAX_ABS_ALTITUDE_M = 1e5
+
+LOOKUP_STATUSES = ('interpolated', 'nearest', 'stale', 'none', 'pending')
+
+
+@dataclass(frozen=True)
+class GeoFix:
+    """One validated GPS fix: WGS84 degrees, metres above the ellipsoid, stamp in seconds."""
+
+    stamp_s: float
+    latitude: float
+    longitude: float
+    altitude: float
+    horizontal_accuracy_m: float | None = None
+
+
+def fix_rejection_reason(status: int, latitude: float, longitude: float,
+                         altitude: float) -> str | None:
+    """Return why a fix must not be used (``'no_fix'``, ``'non_finite'``, ``'out_of_range'``).
+
+    Return ``None`` for a usable fix. ``status`` is ``NavSatStatus.status``: below zero
+    means the receiver has no fix.
+    """
+    if status < 0:
+        return 'no_fix'
+    values = (latitude, longitude, altitude)
+    if not all(math.isfinite(value) for value in values):
+        return 'non_finite'
+    if (abs(latitude) > MAX_ABS_LATITUDE_DEG or abs(longitude) > MAX_ABS_LONGITUDE_DEG
+            or abs(altitude) > MAX_ABS_ALTITUDE_M):
+        return 'out_of_range'
+    return None
+
+
+@dataclass(frozen=True)
+class FixLookup:
+    """The answer to a position lookup at a stamp.
+
+    ``status`` is one of ``LOOKUP_STATUSES``. ``fix`` is the position to use, set only for
+    ``'interpolated'`` and ``'nearest'``. ``age_s`` is the time between the stamp and the
+    farthest fix the position was made from (for ``'stale'``: the nearest fix); ``None``
+    when there is no fix to measure from.
+    """
+
+    status: str
+    fix: GeoFix | None
+    age_s: float | None
+
+    @property
+    def located(self) -> bool:
+        """Return whether the lookup gave a position."""
+        return self.fix is not None
+
+
+def _interpolate(before: GeoFix, after: GeoFix, stamp_s: float) -> GeoFix:
+    """Return the fix linearly interpolated at ``stamp_s`` between two fixes."""
+    span = after.stamp_s - before.stamp_s
+    if span <= 0.0:
+        return GeoFix(stamp_s, before.latitude, before.longitude, before.altitude,
+                      before.horizontal_accuracy_m)
+    weight = (stamp_s - before.stamp_s) / span
+    delta_longitude = after.longitude - before.longitude
+    # Across the antimeridian the short way round is the one the robot drove.
+    if delta_longitude > 180.0:
+        delta_longitude -= 360.0
+    elif delta_longitude < -180.0:
+        delta_longitude += 360.0
+    longitude = before.longitude + weight * delta_longitude
+    if longitude > 180.0:
+        longitude -= 360.0
+    elif longitude < -180.0:
+        longitude += 360.0
+    accuracies = [value for value in (before.horizontal_accuracy_m,
+                                      after.horizontal_accuracy_m) if value is not None]
+    # The conservative choice: an interpolated position is no better than its worse fix.
+    accuracy = max(accuracies) if accuracies else None
+    return GeoFix(
+        stamp_s=stamp_s,
+        latitude=before.latitude + weight * (after.latitude - before.latitude),
+        longitude=longitude,
+        altitude=before.altitude + weight * (after.altitude - before.altitude),
+        horizontal_accuracy_m=accuracy,
+    )
+
+
+class FixBuffer:
+    """Keep the newest ``capacity`` fixes sorted by stamp and look positions up by stamp."""
+
+    def __init__(self, max_fix_age_s: float = 2.0, capacity: int = 200) -> None:
+        """Create an empty buffer; fixes farther than ``max_fix_age_s`` from a stamp are stale."""
+        if not max_fix_age_s >= 0.0:
+            raise ValueError(f'max_fix_age_s must be >= 0, got {max_fix_age_s}')
+        if capacity < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity}')
+        self.max_fix_age_s = float(max_fix_age_s)
+        self.capacity = int(capacity)
+        self._stamps: list[float] = []
+        self._fixes: list[GeoFix] = []
+
+    def __len__(self) -> int:
+        """Return the number of fixes held."""
+        return len(self._fixes)
+
+    @property
+    def newest_stamp_s(self) -> float | None:
+        """Return the stamp of the newest fix, or ``None`` when the buffer is empty."""
+        return self._stamps[-1] if self._stamps else None
+
+    def clear(self) -> None:
+        """Forget every fix (e.g. after a jump back in time on bag replay)."""
+        self._stamps.clear()
+        self._fixes.clear()
+
+    def add(self, fix: GeoFix) -> None:
+        """Insert ``fix`` in stamp order; a fix with the stamp of a held one replaces it."""
+        index = bisect_left(self._stamps, fix.stamp_s)
+        if index < len(self._stamps) and self._stamps[index] == fix.stamp_s:
+            self._fixes[index] = fix
+            return
+        self._stamps.insert(index, fix.stamp_s)
+        self._fixes.insert(index, fix)
+        if len(self._fixes) > self.capacity:
+            # The oldest fix goes: lookups are for recent frames.
+            del self._stamps[0]
+            del self._fixes[0]
+
+    def lookup(self, stamp_s: float, final: bool = True) -> FixLookup:
+        """Return the position at ``stamp_s``.
+
+        ``'interpolated'`` when fixes at or before and at or after the stamp are both within
+        ``max_fix_age_s``; ``'pending'`` (only with ``final=False``) when no fix at or after
+        the stamp has arrived yet; otherwise ``'nearest'``, the nearest fix within
+        ``max_fix_age_s`` (the older one on a tie); ``'stale'`` when no fix is that close,
+        and ``'none'`` when the buffer is empty.
+        """
+        if not self._fixes:
+            return FixLookup('none', None, None)
+        # before: newest fix at or before the stamp; after: oldest fix at or after it.
+        index_after = bisect_left(self._stamps, stamp_s)
+        index_before = bisect_right(self._stamps, stamp_s) - 1
+        before = self._fixes[index_before] if index_before >= 0 else None
+        after = self._fixes[index_after] if index_after < len(self._fixes) else None
+        if after is None and not final:
+            return FixLookup('pending', None, None)
+        age_before = stamp_s - before.stamp_s if before is not None else math.inf
+        age_after = after.stamp_s - stamp_s if after is not None else math.inf
+        limit = self.max_fix_age_s
+        if before is not None and after is not None and max(age_before, age_after) <= limit:
+            if before is after:
+                return FixLookup('interpolated', before, 0.0)
+            return FixLookup('interpolated', _interpolate(before, after, stamp_s),
+                             max(age_before, age_after))
+        nearest, age = (before, age_before) if age_before <= age_after else (after, age_after)
+        if age <= limit:
+            return FixLookup('nearest', nearest, age)
+        return FixLookup('stale', None, age)

@@ -1,0 +1,252 @@
+"""Convert raw and compressed camera images to RGB uint8, and RGB back to raw encodings.
+
+Everything works on numpy views of the message buffer: rows are sliced out of the padded
+buffer (``step`` bytes per row), channels are reordered by OpenCV, and the result is
+always a fresh H×W×3 uint8 C-contiguous array that never aliases the caller's buffer.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+SUPPORTED_ENCODINGS: tuple[str, ...] = (
+    'rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2')
+
+# Other names for the same byte layouts (sensor_msgs/image_encodings.hpp and camera drivers).
+ENCODING_ALIASES: dict[str, str] = {'uyvy': 'yuv422', 'yuyv': 'yuv422_yuy2'}
+
+BYTES_PER_PIXEL: dict[str, int] = {
+    'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, 'mono16': 2,
+    'yuv422': 2, 'yuv422_yuy2': 2,
+}
+
+COMPRESSED_FORMATS: tuple[str, ...] = ('jpeg', 'png')
+
+_TO_RGB_CODES: dict[str, int] = {
+    'bgr8': cv2.COLOR_BGR2RGB,
+    'rgba8': cv2.COLOR_RGBA2RGB,
+    'bgra8': cv2.COLOR_BGRA2RGB,
+    'yuv422': cv2.COLOR_YUV2RGB_UYVY,
+    'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2,
+}
+_FROM_RGB_CODES: dict[str, int] = {
+    'bgr8': cv2.COLOR_RGB2BGR,
+    'rgba8': cv2.COLOR_RGB2RGBA,
+    'bgra8': cv2.COLOR_RGB2BGRA,
+    'yuv422': cv2.COLOR_RGB2YUV_UYVY,
+    'yuv422_yuy2': cv2.COLOR_RGB2YUV_YUY2,
+}
+_JPEG_MAGIC = b'\xff\xd8\xff'
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+
+class ImageConversionError(ValueError):
+    """An image that cannot be converted; ``reason`` is a short key for diagnostics.
+
+    Reasons: 'unknown_encoding', 'empty', 'truncated', 'bad_step', 'bad_size',
+    'decode_failed', 'unsupported_format'.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        """Create the error with its diagnostics ``reason`` key and a readable message."""
+        super().__init__(message)
+        self.reason = reason
+
+
+def normalize_encoding(encoding: str) -> str:
+    """Return the canonical name of ``encoding`` or raise 'unknown_encoding'."""
+    name = str(encoding).strip().lower()
+    name = ENCODING_ALIASES.get(name, name)
+    if name not in BYTES_PER_PIXEL:
+        raise ImageConversionError(
+            'unknown_encoding',
+            f'unknown encoding {encoding!r}; supported: {", ".join(SUPPORTED_ENCODINGS)}')
+    return name
+
+
+def _as_byte_array(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Return a flat read-only-safe uint8 view of any buffer-protocol object."""
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except (TypeError, ValueError) as error:
+        # A multi-byte buffer format (e.g. array('H')) is reinterpreted byte by byte.
+        try:
+            return np.frombuffer(memoryview(data).cast('B'), dtype=np.uint8)
+        except TypeError:
+            raise ImageConversionError(
+                'bad_size', f'image data of type {type(data).__name__} is not a byte buffer'
+            ) from error
+
+
+def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
+               width: int, height: int, step: int, is_bigendian: bool = False) -> np.ndarray:
+    """Convert a raw image buffer (a sensor_msgs/Image payload) to H×W×3 uint8 RGB.
+
+    ``step`` is the length of a row in bytes (padding allowed); bytes beyond
+    ``step * height`` are ignored. ``is_bigendian`` matters only for mono16, which is
+    scaled to 8 bit by keeping the high byte (``>> 8``).
+    """
+    name = normalize_encoding(encoding)
+    width, height, step = int(width), int(height), int(step)
+    if width < 0 or height < 0:
+        raise ImageConversionError('bad_size', f'negative image size {width}x{height}')
+    if width == 0 or height == 0:
+        raise ImageConversionError('empty', f'empty image: width {width} x height {height}')
+    buffer = _as_byte_array(data)
+    if buffer.size == 0:
+        raise ImageConversionError(
+            'empty', f'empty image data for a {width}x{height} {name} image')
+    if name in ('yuv422', 'yuv422_yuy2') and width % 2:
+        raise ImageConversionError(
+            'bad_size', f'odd width {width} for {name} (two pixels share one chroma pair)')
+    row_bytes = width * BYTES_PER_PIXEL[name]
+    if step < row_bytes:
+        raise ImageConversionError(
+            'bad_step', f'step {step} < row of {width} px x {BYTES_PER_PIXEL[name]} bytes '
+            f'= {row_bytes} for {name}')
+    needed = step * height
+    if buffer.size < needed:
+        raise ImageConversionError(
+            'truncated', f'truncated image: {buffer.size} bytes < step {step} x height '
+            f'{height} = {needed}')
+    # Rows as a strided view: the padding at the end of each row is never touched.
+    rows = buffer[:needed].reshape(height, step)[:, :row_bytes]
+    if name == 'rgb8':
+        return np.array(rows.reshape(height, width, 3), dtype=np.uint8, order='C', copy=True)
+    if name in ('mono8', 'mono16'):
+        if name == 'mono16':
+            # The high byte of each sample is the sample >> 8.
+            rows = rows[:, 0::2] if is_bigendian else rows[:, 1::2]
+        return cv2.cvtColor(np.ascontiguousarray(rows), cv2.COLOR_GRAY2RGB)
+    channels = BYTES_PER_PIXEL[name]
+    pixels = np.ascontiguousarray(rows).reshape(height, width, channels)
+    return np.ascontiguousarray(cv2.cvtColor(pixels, _TO_RGB_CODES[name]))
+
+
+def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
+               is_bigendian: bool = False) -> tuple[bytes, int]:
+    """Encode an H×W×3 uint8 RGB image as a raw buffer; return ``(data, step)``.
+
+    The inverse of :func:`raw_to_rgb`. ``step`` (bytes per row, at least one row) adds
+    zero padding at the end of each row; ``is_bigendian`` sets the byte order of mono16.
+    Mono encodings store the luma; mono16 repeats the 8-bit value in both bytes so that
+    ``>> 8`` returns it. YUV encodings are BT.601 4:2:2 as OpenCV writes them.
+    """
+    name = normalize_encoding(encoding)
+    image = np.asarray(rgb)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageConversionError(
+            'bad_size', f'expected an HxWx3 uint8 RGB image, got shape {image.shape} '
+            f'dtype {image.dtype}')
+    height, width = image.shape[:2]
+    if width == 0 or height == 0:
+        raise ImageConversionError('empty', f'empty image: width {width} x height {height}')
+    if name in ('yuv422', 'yuv422_yuy2') and width % 2:
+        raise ImageConversionError('bad_size', f'odd width {width} for {name}')
+    image = np.ascontiguousarray(image)
+    if name == 'rgb8':
+        pixels = image
+    elif name in ('mono8', 'mono16'):
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if name == 'mono8':
+            pixels = gray
+        else:
+            wide = gray.astype(np.uint16) * np.uint16(257)
+            pixels = wide.astype('>u2' if is_bigendian else '<u2').view(np.uint8)
+    else:
+        pixels = cv2.cvtColor(image, _FROM_RGB_CODES[name])
+    row_bytes = width * BYTES_PER_PIXEL[name]
+    rows = np.ascontiguousarray(pixels).reshape(height, row_bytes)
+    if step is None or step == row_bytes:
+        return rows.tobytes(), row_bytes
+    if step < row_bytes:
+        raise ImageConversionError('bad_step', f'step {step} < row of {row_bytes} bytes')
+    padded = np.zeros((height, step), dtype=np.uint8)
+    padded[:, :row_bytes] = rows
+    return padded.tobytes(), int(step)
+
+
+def compressed_codec(format: str, data: np.ndarray | None = None) -> str:
+    """Return 'jpeg', 'png' or '' (unknown, sniff the data) for a CompressedImage format.
+
+    Understands plain names ('jpeg', 'jpg', 'png') and the image_transport style
+    '<encoding>; <codec> compressed <encoding>'. Raises 'unsupported_format' for any
+    other codec (compressedDepth, theora, h264, ...).
+    """
+    text = str(format).strip().lower()
+    if not text:
+        if data is not None:
+            head = data[:8].tobytes()
+            if head.startswith(_JPEG_MAGIC):
+                return 'jpeg'
+            if head.startswith(_PNG_MAGIC):
+                return 'png'
+        return ''
+    if 'compresseddepth' in text:
+        raise ImageConversionError(
+            'unsupported_format', f'unsupported compressed format {format!r} '
+            '(compressedDepth is not a colour image)')
+    codec_part = text.split(';', 1)[1] if ';' in text else text
+    tokens = codec_part.replace(',', ' ').split()
+    for token in tokens:
+        if token in ('jpeg', 'jpg'):
+            return 'jpeg'
+        if token == 'png':
+            return 'png'
+    raise ImageConversionError(
+        'unsupported_format',
+        f'unsupported compressed format {format!r}; supported: {", ".join(COMPRESSED_FORMATS)}')
+
+
+def _jpeg_is_complete(data: np.ndarray) -> bool:
+    """Return whether a JPEG stream ends its last scan with an end-of-image marker.
+
+    libjpeg pads a truncated stream with grey and only warns, so truncation is checked
+    here: scan data cannot contain 0xFFD9 (0xFF is byte-stuffed), so the last EOI must
+    come after the last start-of-scan.
+    """
+    raw = data.tobytes()
+    return raw.rfind(b'\xff\xd9') > raw.rfind(b'\xff\xda') >= 0
+
+
+def compressed_to_rgb(data: bytes | np.ndarray, format: str = '') -> np.ndarray:
+    """Decode a JPEG or PNG (a sensor_msgs/CompressedImage payload) to H×W×3 uint8 RGB.
+
+    Grey images are expanded to three channels, alpha is dropped and 16-bit PNGs are
+    scaled to 8 bit (``>> 8``). ``format`` may be empty (the data is sniffed), 'jpeg',
+    'png' or the image_transport style 'bgr8; jpeg compressed bgr8'.
+    """
+    buffer = _as_byte_array(data)
+    if buffer.size == 0:
+        raise ImageConversionError('empty', 'empty compressed image data')
+    codec = compressed_codec(format, buffer)
+    if buffer[:3].tobytes() == _JPEG_MAGIC and not _jpeg_is_complete(buffer):
+        raise ImageConversionError(
+            'decode_failed', f'truncated JPEG: {buffer.size} bytes, no end-of-image marker')
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        message = str(error).strip().splitlines()[-1] if str(error).strip() else 'cv2 error'
+        raise ImageConversionError(
+            'decode_failed', f'cannot decode {codec or "compressed"} image '
+            f'({buffer.size} bytes): {message}') from error
+    if image is None or image.size == 0:
+        raise ImageConversionError(
+            'decode_failed', f'cannot decode {codec or "compressed"} image '
+            f'({buffer.size} bytes, format {format!r})')
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageConversionError(
+            'unsupported_format', f'decoded image has unsupported dtype {image.dtype}')
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    raise ImageConversionError(
+        'unsupported_format', f'decoded image has {image.shape[2]} channels')

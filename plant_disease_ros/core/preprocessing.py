@@ -1,0 +1,74 @@
+"""Crops and the resize to the model's input size (plain numpy and OpenCV)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+
+class EmptyCropError(ValueError):
+    """A crop that leaves no pixels; ``reason`` is the diagnostics key 'empty_crop'."""
+
+    reason = 'empty_crop'
+
+
+def _image_size(rgb: np.ndarray) -> tuple[int, int]:
+    """Return (height, width) of an H×W or H×W×C image, raising on anything else."""
+    if rgb.ndim not in (2, 3):
+        raise ValueError(f'expected an HxW or HxWxC image, got shape {rgb.shape}')
+    return int(rgb.shape[0]), int(rgb.shape[1])
+
+
+def center_crop(rgb: np.ndarray, fraction: float) -> np.ndarray:
+    """Cut the centred square whose side is ``fraction`` of the image's shorter side.
+
+    ``fraction`` is in (0, 1]; 1.0 gives the largest centred square (the framing of the
+    square training photos). The side is rounded to whole pixels and is at least 1.
+    """
+    fraction = float(fraction)
+    if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
+        raise ValueError(f'center crop fraction must be in (0, 1], got {fraction}')
+    height, width = _image_size(rgb)
+    if height == 0 or width == 0:
+        raise EmptyCropError(f'cannot crop an empty {width}x{height} image')
+    side = max(1, min(height, width, int(round(min(height, width) * fraction))))
+    top = (height - side) // 2
+    left = (width - side) // 2
+    return np.ascontiguousarray(rgb[top:top + side, left:left + side])
+
+
+def crop_roi(rgb: np.ndarray, x: int, y: int, width: int, height: int) -> np.ndarray:
+    """Cut the rectangle at (``x``, ``y``) of ``width``×``height``, clipped to the image.
+
+    Raises :class:`EmptyCropError` when nothing of the rectangle lies inside the image.
+    """
+    image_height, image_width = _image_size(rgb)
+    x, y, width, height = int(x), int(y), int(width), int(height)
+    left, top = max(0, x), max(0, y)
+    right, bottom = min(image_width, x + width), min(image_height, y + height)
+    if right <= left or bottom <= top:
+        raise EmptyCropError(
+            f'ROI x={x} y={y} w={width} h={height} is empty inside the '
+            f'{image_width}x{image_height} image')
+    return np.ascontiguousarray(rgb[top:bottom, left:right])
+
+
+def resize_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to ``height``×``width``: INTER_AREA when shrinking, INTER_LINEAR when enlarging.
+
+    An image already at the size is returned as is (made C-contiguous).
+    """
+    height, width = int(height), int(width)
+    if height <= 0 or width <= 0:
+        raise ValueError(f'target size must be positive, got {width}x{height}')
+    source_height, source_width = _image_size(rgb)
+    if source_height == 0 or source_width == 0:
+        raise EmptyCropError(f'cannot resize an empty {source_width}x{source_height} image')
+    if (source_height, source_width) == (height, width):
+        return np.ascontiguousarray(rgb)
+    # Area averaging is the anti-aliased choice whenever any axis shrinks.
+    shrinking = height < source_height or width < source_width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (width, height), interpolation=interpolation)

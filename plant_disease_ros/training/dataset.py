@@ -1,0 +1,252 @@
+"""Leaf-photo datasets: scan a class-folder tree, split it reproducibly, decode and cache it.
+
+A dataset is any folder laid out as ``<root>/<class name>/<image>`` (the PlantVillage
+layout). Class order is the sorted folder names; it becomes the model's output order.
+Nothing here imports TensorFlow: the arrays it returns feed Keras, the evaluator and the
+explainers alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+import hashlib
+import json
+import os
+from pathlib import Path
+import random
+import sys
+import time
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+SPLIT_NAMES = ('train', 'val', 'test')
+MANIFEST_VERSION = 1
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be used, with the reason in the message."""
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """The classes of a dataset and its image files, relative to ``root``."""
+
+    root: Path
+    classes: tuple[str, ...]
+    files: tuple[tuple[str, int], ...]  # (path relative to root, class index)
+
+    def class_counts(self) -> dict[str, int]:
+        """Return the number of files of each class."""
+        counts = {name: 0 for name in self.classes}
+        for _, index in self.files:
+            counts[self.classes[index]] += 1
+        return counts
+
+
+@dataclass
+class Split:
+    """A train/validation/test assignment of a dataset's files."""
+
+    classes: tuple[str, ...]
+    seed: int
+    fractions: dict[str, float]
+    parts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+    def to_manifest(self, root: Path, skipped: Sequence[str] = ()) -> dict:
+        """Return the JSON-ready manifest of this split."""
+        return {
+            'version': MANIFEST_VERSION,
+            'root': str(root),
+            'seed': self.seed,
+            'fractions': self.fractions,
+            'classes': list(self.classes),
+            'skipped_unreadable': list(skipped),
+            'splits': {
+                name: [[path, index] for path, index in self.parts[name]]
+                for name in SPLIT_NAMES
+            },
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> Split:
+        """Rebuild a split from a manifest written by :meth:`to_manifest`."""
+        if manifest.get('version') != MANIFEST_VERSION:
+            raise DatasetError(f'unsupported split manifest version {manifest.get("version")!r}')
+        return cls(
+            classes=tuple(manifest['classes']),
+            seed=int(manifest['seed']),
+            fractions=dict(manifest['fractions']),
+            parts={
+                name: [(str(path), int(index)) for path, index in manifest['splits'][name]]
+                for name in SPLIT_NAMES
+            },
+        )
+
+
+def scan_dataset(root: str | os.PathLike) -> DatasetIndex:
+    """Index a folder of class folders, raising :class:`DatasetError` when it is unusable."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f'dataset path {root} is not a folder')
+    class_dirs = sorted(entry for entry in root.iterdir() if entry.is_dir()
+                        and not entry.name.startswith('.'))
+    if not class_dirs:
+        raise DatasetError(
+            f'{root} holds no class folders: expected <root>/<class name>/<image files>')
+    files: list[tuple[str, int]] = []
+    empty: list[str] = []
+    for index, class_dir in enumerate(class_dirs):
+        images = sorted(path for path in class_dir.iterdir()
+                        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            empty.append(class_dir.name)
+        files.extend((str(path.relative_to(root)), index) for path in images)
+    if empty:
+        raise DatasetError(f'class folders without images in {root}: {", ".join(empty)}')
+    if len(class_dirs) < 2:
+        raise DatasetError(
+            f'{root} has a single class ({class_dirs[0].name}); a classifier needs two or more')
+    return DatasetIndex(root=root, classes=tuple(d.name for d in class_dirs),
+                        files=tuple(files))
+
+
+def split_files(files: Sequence[tuple[str, int]], classes: Sequence[str], seed: int = 42,
+                val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
+    """Split files per class (stratified), deterministically for a given seed.
+
+    Each class's files are sorted, shuffled with a generator seeded from ``seed`` and the
+    class name, then cut into test, validation and train parts. Every class with three or
+    more files gets at least one test and one validation file.
+    """
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 \
+            or val_fraction + test_fraction >= 1:
+        raise DatasetError('val and test fractions must be in [0, 1) and sum below 1')
+    by_class: dict[int, list[str]] = {index: [] for index in range(len(classes))}
+    for path, index in files:
+        by_class[index].append(path)
+    parts: dict[str, list[tuple[str, int]]] = {name: [] for name in SPLIT_NAMES}
+    for index, paths in by_class.items():
+        paths = sorted(paths)
+        class_seed = int(hashlib.sha256(f'{seed}:{classes[index]}'.encode()).hexdigest()[:16], 16)
+        random.Random(class_seed).shuffle(paths)
+        n_test = _part_size(len(paths), test_fraction)
+        n_val = _part_size(len(paths) - n_test, val_fraction * len(paths)
+                           / max(1, len(paths) - n_test))
+        parts['test'].extend((p, index) for p in paths[:n_test])
+        parts['val'].extend((p, index) for p in paths[n_test:n_test + n_val])
+        parts['train'].extend((p, index) for p in paths[n_test + n_val:])
+    return Split(classes=tuple(classes), seed=seed,
+                 fractions={'val': val_fraction, 'test': test_fraction}, parts=parts)
+
+
+def _part_size(count: int, fraction: float) -> int:
+    if fraction <= 0 or count < 3:
+        return 0
+    return max(1, min(count - 1, round(count * fraction)))
+
+
+def write_manifest(path: str | os.PathLike, split: Split, root: Path,
+                   skipped: Sequence[str] = ()) -> None:
+    """Write the split manifest as JSON."""
+    Path(path).write_text(json.dumps(split.to_manifest(root, skipped), indent=1) + '\n')
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """Read a split manifest written by :func:`write_manifest`."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DatasetError(f'cannot read split manifest {path}: {error}') from error
+
+
+def decode_rgb(path: str | os.PathLike, size: int) -> np.ndarray | None:
+    """Decode an image file as RGB uint8 resized to ``size``×``size``, or None if unreadable.
+
+    Resizing uses area interpolation, the same as the robot-side preprocessing.
+    """
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        return None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None or bgr.ndim != 3:
+        return None
+    resized = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def print_progress(label: str) -> ProgressCallback:
+    """Return a callback that prints ``label done/total`` about every 2 % to stderr."""
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        step = max(1, total // 50)
+        if done == total or done % step == 0:
+            elapsed = time.monotonic() - started
+            print(f'\r{label}: {done}/{total} ({100.0 * done / max(total, 1):.0f} %, '
+                  f'{elapsed:.0f} s)', end='\n' if done == total else '', file=sys.stderr,
+                  flush=True)
+
+    return report
+
+
+def load_images(root: Path, files: Sequence[tuple[str, int]], size: int,
+                cache_dir: str | os.PathLike | None = None,
+                progress: ProgressCallback | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode ``files`` into ``(images uint8 N×size×size×3, labels int32 N, unreadable)``.
+
+    With ``cache_dir`` the decoded arrays are stored in a ``.npz`` keyed by the file list,
+    the file sizes and ``size``, so later epochs and runs skip JPEG decoding.
+    """
+    cache_path = None
+    if cache_dir is not None:
+        key = hashlib.sha256()
+        key.update(f'{root.resolve()}|{size}'.encode())
+        for path, index in files:
+            full = root / path
+            key.update(f'{path}|{index}|{full.stat().st_size if full.exists() else -1}'.encode())
+        cache_path = Path(cache_dir) / f'images_{size}px_{key.hexdigest()[:20]}.npz'
+        if cache_path.exists():
+            with np.load(cache_path, allow_pickle=False) as cached:
+                return cached['images'], cached['labels'], list(cached['unreadable'])
+    images = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    labels = np.empty((len(files),), dtype=np.int32)
+    unreadable: list[str] = []
+    kept = 0
+    for number, (path, index) in enumerate(files, start=1):
+        rgb = decode_rgb(root / path, size)
+        if rgb is None:
+            unreadable.append(path)
+        else:
+            images[kept] = rgb
+            labels[kept] = index
+            kept += 1
+        if progress is not None:
+            progress(number, len(files))
+    images, labels = images[:kept], labels[:kept]
+    if cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix('.tmp.npz')
+        np.savez(tmp, images=images, labels=labels, unreadable=np.array(unreadable, dtype=str))
+        os.replace(tmp, cache_path)
+    return images, labels, unreadable
+
+
+def subsample(files: Sequence[tuple[str, int]], per_class: int,
+              seed: int = 0) -> list[tuple[str, int]]:
+    """Keep at most ``per_class`` files of each class, chosen deterministically."""
+    by_class: dict[int, list[tuple[str, int]]] = {}
+    for item in sorted(files):
+        by_class.setdefault(item[1], []).append(item)
+    kept: list[tuple[str, int]] = []
+    for index in sorted(by_class):
+        items = by_class[index]
+        random.Random(seed + index).shuffle(items)
+        kept.extend(sorted(items[:per_class]))
+    return kept

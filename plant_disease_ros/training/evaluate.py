@@ -1,0 +1,214 @@
+"""Evaluate a TFLite model of the contract (and optionally its float Keras twin) on photos.
+
+The TFLite model runs through the robot's own classifier (same resize, same quantisation),
+so the figures are the ones the robot gets. Outputs in ``out_dir``: ``evaluation.json``,
+``per_class.csv`` and ``confusion_matrix.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import platform
+import sys
+import time
+
+import numpy as np
+
+from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
+from plant_disease_ros.training.confusion import plot_confusion_matrix
+from plant_disease_ros.training.dataset import (
+    DatasetError, load_images, print_progress, read_manifest, scan_dataset, Split, subsample)
+from plant_disease_ros.training.metrics import (
+    confusion_matrix, macro_f1, most_confused, per_class_report, top_k_accuracy)
+
+
+@dataclass
+class EvaluationOptions:
+    """What to evaluate, on which photos, and where the results go."""
+
+    model_path: str
+    labels_path: str
+    out_dir: str
+    data_dir: str | None = None
+    split_manifest: str | None = None
+    split: str = 'test'
+    per_class: int | None = None
+    keras_model: str | None = None
+    num_threads: int = 2
+    cache_dir: str | None = None
+    seed: int = 0
+
+
+def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
+    """Return ``(root, dataset classes, files)`` for the evaluation.
+
+    With a split manifest the files are that split's (``--data`` overrides the manifest's
+    root, so a manifest written on one machine works on another); otherwise every photo
+    of the folder.
+    """
+    if options.split_manifest:
+        manifest = read_manifest(options.split_manifest)
+        split = Split.from_manifest(manifest)
+        if options.split not in split.parts:
+            raise DatasetError(f'split {options.split!r} not in {options.split_manifest}')
+        root = Path(options.data_dir or manifest['root'])
+        if not root.is_dir():
+            raise DatasetError(f'photo folder {root} of the split manifest is missing; '
+                               'pass --data')
+        classes, files = list(split.classes), list(split.parts[options.split])
+    else:
+        if not options.data_dir:
+            raise DatasetError('give a photo folder (--data) or a split manifest')
+        index = scan_dataset(options.data_dir)
+        root, classes, files = index.root, list(index.classes), list(index.files)
+    if options.per_class:
+        files = subsample(files, options.per_class, seed=options.seed)
+    return root, classes, files
+
+
+def evaluate(options: EvaluationOptions) -> dict:
+    """Run the evaluation, write its files and return the report as a dict."""
+    out_dir = Path(options.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
+        model_path=options.model_path, labels_path=options.labels_path,
+        num_threads=options.num_threads))
+    labels = list(classifier.labels)
+    root, classes, files = select_files(options)
+    unknown = [name for name in classes if name not in labels]
+    if unknown:
+        raise DatasetError(f'dataset classes not among the model labels: {", ".join(unknown)}')
+    to_label = np.array([labels.index(name) for name in classes])
+    height, width = classifier.input_size
+    if height != width:
+        raise DatasetError(f'evaluation expects a square model input, got {height}x{width}')
+    images, dataset_labels, unreadable = load_images(
+        root, files, height, cache_dir=options.cache_dir,
+        progress=print_progress(f'decoding {len(files)} photos'))
+    truth = to_label[dataset_labels]
+
+    scores = np.zeros((len(images), len(labels)), dtype=np.float32)
+    invoke_ms = np.zeros(len(images))
+    total_ms = np.zeros(len(images))
+    progress = print_progress('int8 inference')
+    for row, image in enumerate(images):
+        result = classifier.classify(image, top_k=len(labels))
+        for category in result.categories:
+            scores[row, category.index] = category.score
+        invoke_ms[row] = result.invoke_ms
+        total_ms[row] = result.total_ms
+        progress(row + 1, len(images))
+    predicted = scores.argmax(axis=1)
+    matrix = confusion_matrix(truth, predicted, len(labels))
+    report_rows = per_class_report(matrix, labels)
+    report = {
+        'model': str(options.model_path),
+        'model_bytes': Path(options.model_path).stat().st_size,
+        'backend': classifier.model.backend,
+        'photos': int(len(images)),
+        'unreadable': unreadable,
+        'split': options.split if options.split_manifest else 'all',
+        'int8': {
+            'top1': top_k_accuracy(scores, truth, 1),
+            'top3': top_k_accuracy(scores, truth, 3),
+            'macro_f1': macro_f1(report_rows),
+            'correct': int((predicted == truth).sum()),
+        },
+        'per_class': report_rows,
+        'most_confused': most_confused(matrix, labels),
+        'latency_ms': {
+            'threads': options.num_threads,
+            'invoke_p50': float(np.percentile(invoke_ms, 50)) if len(images) else None,
+            'invoke_p95': float(np.percentile(invoke_ms, 95)) if len(images) else None,
+            'classify_p50': float(np.percentile(total_ms, 50)) if len(images) else None,
+        },
+        'machine': machine_description(),
+    }
+    if options.keras_model:
+        float_scores = keras_scores(options.keras_model, images)
+        float_predicted = float_scores.argmax(axis=1)
+        report['float'] = {
+            'top1': top_k_accuracy(float_scores, truth, 1),
+            'top3': top_k_accuracy(float_scores, truth, 3),
+        }
+        report['int8_float_agreement'] = float(np.mean(float_predicted == predicted))
+    plot_confusion_matrix(matrix, labels, out_dir / 'confusion_matrix.png',
+                          title=f'int8 model, {report["split"]} photos: top-1 '
+                                f'{100 * report["int8"]["top1"]:.2f} %')
+    with open(out_dir / 'per_class.csv', 'w', newline='') as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(report_rows[0]))
+        writer.writeheader()
+        writer.writerows(report_rows)
+    np.save(out_dir / 'confusion_matrix.npy', matrix)
+    (out_dir / 'evaluation.json').write_text(json.dumps(report, indent=1) + '\n')
+    return report
+
+
+def keras_scores(model_path: str, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """Return the float Keras model's probabilities for uint8 images."""
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(model_path, compile=False)
+    print(f'float model on {len(images)} photos...', file=sys.stderr)
+    return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+
+
+def machine_description() -> str:
+    """Describe this machine for latency figures (CPU model and core count)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f'{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}'
+
+
+def format_report(report: dict) -> str:
+    """Return a human-readable summary table of an evaluation report."""
+    lines = [f'photos: {report["photos"]} ({report["split"]})',
+             f'int8  top-1 {100 * report["int8"]["top1"]:.2f} %  '
+             f'top-3 {100 * report["int8"]["top3"]:.2f} %  '
+             f'macro F1 {report["int8"]["macro_f1"]:.4f}']
+    if 'float' in report:
+        lines.append(f'float top-1 {100 * report["float"]["top1"]:.2f} %  '
+                     f'top-3 {100 * report["float"]["top3"]:.2f} %  '
+                     f'int8/float agreement {100 * report["int8_float_agreement"]:.2f} %')
+    latency = report['latency_ms']
+    if latency['invoke_p50'] is not None:
+        lines.append(f'invoke p50 {latency["invoke_p50"]:.2f} ms, p95 '
+                     f'{latency["invoke_p95"]:.2f} ms at {latency["threads"]} threads '
+                     f'({report["backend"]})')
+    lines.append(f'{"class":<48} {"prec":>6} {"recall":>6} {"F1":>6} {"n":>5}')
+    for row in report['per_class']:
+        lines.append(f'{row["class"]:<48} {row["precision"]:6.3f} {row["recall"]:6.3f} '
+                     f'{row["f1"]:6.3f} {row["support"]:5d}')
+    if report['most_confused']:
+        lines.append('most confused: ' + '; '.join(
+            f'{pair["truth"]} -> {pair["predicted"]} ({pair["count"]})'
+            for pair in report['most_confused']))
+    return '\n'.join(lines)
+
+
+def benchmark_invoke(model_path: str, labels_path: str, threads: int,
+                     repeats: int = 300) -> dict:
+    """Time bare ``invoke()`` of the model at ``threads`` threads; return p50/p95 in ms."""
+    classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
+        model_path=model_path, labels_path=labels_path, num_threads=threads))
+    interpreter = classifier.model.interpreter
+    height, width = classifier.input_size
+    classifier.classify(np.zeros((height, width, 3), dtype=np.uint8))
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        interpreter.invoke()
+        times.append((time.perf_counter() - started) * 1000.0)
+    return {'threads': threads, 'p50_ms': float(np.percentile(times, 50)),
+            'p95_ms': float(np.percentile(times, 95))}

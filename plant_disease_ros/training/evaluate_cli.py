@@ -1,0 +1,42 @@
+"""``plant-disease evaluate``: accuracy, confusion matrix and latency of a TFLite model."""
+
+from __future__ import annotations
+
+import argparse
+
+from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+from plant_disease_ros.training.evaluate import evaluate, EvaluationOptions, format_report
+from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``evaluate`` options."""
+    parser.add_argument('--model', default=None,
+                        help='TFLite model of the contract (default: the shipped model)')
+    parser.add_argument('--labels', default=None, help='labels file (default: shipped)')
+    parser.add_argument('--data', default=None,
+                        help='photo folder (<class>/<image>); with --split-manifest it '
+                             'replaces the manifest\'s root')
+    parser.add_argument('--split-manifest', default=None,
+                        help='split.json of a training run; evaluates its --split part')
+    parser.add_argument('--split', choices=('train', 'val', 'test'), default='test')
+    parser.add_argument('--per-class', type=int, default=None,
+                        help='at most this many photos a class (deterministic choice)')
+    parser.add_argument('--keras', default=None,
+                        help='float Keras model: also report float accuracy and agreement')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--out', default='evaluation', help='output folder')
+    parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the summary table."""
+    report = evaluate(EvaluationOptions(
+        model_path=str(args.model or default_model_path()),
+        labels_path=str(args.labels or default_labels_path()),
+        out_dir=args.out, data_dir=args.data, split_manifest=args.split_manifest,
+        split=args.split, per_class=args.per_class, keras_model=args.keras,
+        num_threads=args.threads, cache_dir=args.cache_dir or None))
+    print(format_report(report))
+    print(f'written: {args.out}/evaluation.json, per_class.csv, confusion_matrix.png')
+    return 0

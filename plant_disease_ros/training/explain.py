@@ -1,0 +1,474 @@
+"""What the models look at: Grad-CAM on the float Keras model, occlusion on the int8 model.
+
+For each photo: a Grad-CAM map of the float model (gradient of the target class's logit
+with respect to the backbone's last convolutional feature map, channel-weighted), an
+occlusion sensitivity map of the deployed TFLite model (:mod:`plant_disease_ros.core
+.occlusion`), both overlaid on the photo in one PNG with the top-3 classes of each model,
+and the IoU of the two maps' top-20 % regions: a low IoU means quantisation (or the model
+change) moved what the decision rests on. ``explanations.json`` sums it up, including
+whether each map's peak lies on the leaf.
+
+TensorFlow is imported only when a Grad-CAM is asked for; occlusion alone needs LiteRT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import statistics
+from typing import Any
+
+import cv2
+import numpy as np
+
+from plant_disease_ros.core.occlusion import (
+    leaf_mask,
+    mask_iou,
+    occlusion_heatmap,
+    overlay_heatmap,
+    peak_on_mask,
+    top_fraction_mask,
+    upsample_heatmap,
+)
+from plant_disease_ros.training.dataset import IMAGE_SUFFIXES, ProgressCallback
+
+FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
+SUMMARY_FILENAME = 'explanations.json'
+TOP_FRACTION = 0.2
+
+
+def default_keras_path() -> Path:
+    """Return the shipped float Keras model: beside the shipped int8 model."""
+    from plant_disease_ros.core.classifier import default_model_path
+
+    return default_model_path().parent / FLOAT_MODEL_FILENAME
+
+
+def expand_image_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
+    """Return the image files named by ``items``; folders are searched recursively, sorted.
+
+    Raises FileNotFoundError for a missing path and ValueError when nothing is left.
+    """
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(sorted(candidate for candidate in path.rglob('*')
+                                if candidate.is_file()
+                                and candidate.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise FileNotFoundError(f'{path} does not exist')
+    if not paths:
+        raise ValueError('no image files among ' + ', '.join(str(item) for item in items))
+    return paths
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file as H×W×3 uint8 RGB; ValueError when it cannot be decoded."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise ValueError(f'cannot decode image {path}')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_keras_model(path: str | os.PathLike):
+    """Load a Keras classifier for inference; FileNotFoundError with a hint when missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'Keras model {path} not found: pass --keras runs/<run>/model.keras, or '
+            '--no-gradcam for occlusion only')
+    import tensorflow as tf
+
+    return tf.keras.models.load_model(str(path), compile=False)
+
+
+def find_backbone(model) -> Any | None:
+    """Return the nested functional model (the backbone) of ``model``, or None if flat."""
+    import tensorflow as tf
+
+    nested = [layer for layer in model.layers if isinstance(layer, tf.keras.Model)]
+    if not nested:
+        return None
+    return max(nested, key=lambda layer: len(layer.layers))
+
+
+def _last_spatial_layer(model) -> str:
+    """Return the name of the last layer with a 4-D (batch, h, w, c) output."""
+    for layer in reversed(model.layers):
+        shape = getattr(layer, 'output', None)
+        if shape is not None and len(layer.output.shape) == 4:
+            return layer.name
+    raise ValueError(f'model {model.name} has no layer with a spatial feature map')
+
+
+class GradCam:
+    """Grad-CAM for a Keras classifier of the project's shape (nested backbone or flat).
+
+    The model is rebuilt to output both the feature map and the penultimate features; when
+    the last layer is a softmax Dense layer, its logits are recomputed from those, so the
+    gradient is that of the class score before the softmax (it does not vanish for
+    confident predictions).
+    """
+
+    def __init__(self, model, layer_name: str | None = None) -> None:
+        """Prepare Grad-CAM on ``layer_name`` (default: the backbone's output)."""
+        import tensorflow as tf
+
+        keras = tf.keras
+        self.model = model
+        self.input_size: tuple[int, int] = (int(model.input_shape[1]),
+                                            int(model.input_shape[2]))
+        head = model.layers[-1]
+        self._head = head if self._is_softmax_dense(head) else None
+        backbone = find_backbone(model)
+        if backbone is None:
+            self.layer_name = layer_name or _last_spatial_layer(model)
+            final = model.layers[-2].output if self._head is not None else model.output
+            self._cam_model = keras.Model(
+                model.inputs, [model.get_layer(self.layer_name).output, final])
+        else:
+            self.layer_name = layer_name or f'{backbone.name} output'
+            self._cam_model = self._rebuild(model, backbone, layer_name)
+        self._check()
+
+    @staticmethod
+    def _is_softmax_dense(layer) -> bool:
+        import tensorflow as tf
+
+        activation = getattr(layer, 'activation', None)
+        return isinstance(layer, tf.keras.layers.Dense) and activation is not None \
+            and getattr(activation, '__name__', '') == 'softmax'
+
+    def _rebuild(self, model, backbone, layer_name: str | None):
+        """Re-apply the outer layers around a backbone that also yields the feature map."""
+        import tensorflow as tf
+
+        keras = tf.keras
+        if layer_name is None:
+            inner = backbone
+        else:
+            inner = keras.Model(backbone.inputs,
+                                [backbone.get_layer(layer_name).output, backbone.output])
+        inputs = keras.Input(shape=model.input_shape[1:], name='gradcam_input')
+        x = inputs
+        feature_map = None
+        outer = [layer for layer in model.layers
+                 if not isinstance(layer, keras.layers.InputLayer)]
+        if self._head is not None:
+            outer = outer[:-1]
+        for layer in outer:
+            if layer is backbone:
+                if layer_name is None:
+                    x = feature_map = inner(x)
+                else:
+                    feature_map, x = inner(x)
+            else:
+                x = layer(x)
+        if feature_map is None:
+            raise ValueError(f'model {model.name} does not call its backbone {backbone.name}')
+        return keras.Model(inputs, [feature_map, x], name='gradcam')
+
+    def _scores(self, final):
+        import tensorflow as tf
+
+        if self._head is None:
+            return final, final
+        logits = tf.matmul(final, self._head.kernel) + self._head.bias
+        return logits, tf.nn.softmax(logits, axis=-1)
+
+    def _check(self) -> None:
+        """Make sure the rebuilt model computes the same probabilities as the original."""
+        height, width = self.input_size
+        probe = np.random.default_rng(0).integers(0, 256, (1, height, width, 3))
+        probe = probe.astype(np.float32)
+        expected = np.asarray(self.model(probe, training=False))
+        _, final = self._cam_model(probe, training=False)
+        got = np.asarray(self._scores(final)[1])
+        if not np.allclose(expected, got, atol=1e-4):
+            raise ValueError('could not rebuild the model for Grad-CAM: its layers are not a '
+                             'simple chain around the backbone')
+
+    def __call__(self, images: np.ndarray, target_indices: Sequence[int] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(maps B×h×w float32, probabilities B×N)`` for a batch at input size.
+
+        ``images`` are raw RGB pixels (uint8 or float, 0..255) at the model's input size.
+        Each map is the ReLU-free channel-weighted sum of the feature map (so ties are
+        rare when taking its top region); overlays clip it at 0. ``target_indices``
+        defaults to each image's top class.
+        """
+        import tensorflow as tf
+
+        batch = np.asarray(images, dtype=np.float32)
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.shape[1:3] != self.input_size:
+            raise ValueError(f'images must be {self.input_size}, got {batch.shape[1:3]}')
+        inputs = tf.convert_to_tensor(batch)
+        with tf.GradientTape() as tape:
+            feature_map, final = self._cam_model(inputs, training=False)
+            tape.watch(feature_map)
+            scores, probabilities = self._scores(final)
+            if target_indices is None:
+                targets = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            else:
+                targets = tf.constant(np.asarray(target_indices, dtype=np.int32))
+            chosen = tf.gather(scores, targets, axis=1, batch_dims=1)
+            total = tf.reduce_sum(chosen)
+        gradients = tape.gradient(total, feature_map)
+        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        maps = tf.reduce_sum(weights * feature_map, axis=-1)
+        return np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
+
+
+def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 3) -> list[dict]:
+    """Return the ``k`` best classes as ``[{'index', 'label', 'score'}]``, best first."""
+    scores = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind='stable')[:k]
+    return [{'index': int(i), 'label': labels[int(i)] if int(i) < len(labels) else str(i),
+             'score': round(float(scores[i]), 4)} for i in order]
+
+
+@dataclass
+class ImageExplanation:
+    """The maps and findings of one photo."""
+
+    image: Path
+    rgb: np.ndarray
+    target_index: int
+    top3_int8: list[dict]
+    occlusion: np.ndarray
+    top3_float: list[dict] | None = None
+    gradcam: np.ndarray | None = None
+    leaf: np.ndarray | None = None
+    iou: float | None = None
+    gradcam_peak_on_leaf: bool | None = None
+    occlusion_peak_on_leaf: bool | None = None
+    figure: Path | None = None
+
+    def record(self, out_dir: Path | None = None) -> dict:
+        """Return the JSON-ready summary of this photo (figure path relative to out_dir)."""
+        figure = None
+        if self.figure is not None:
+            figure = (os.path.relpath(self.figure, out_dir) if out_dir is not None
+                      else str(self.figure))
+        return {
+            'image': str(self.image),
+            'figure': figure,
+            'target': self.top3_int8[0] if self.top3_int8 else None,
+            'top3_float': self.top3_float,
+            'top3_int8': self.top3_int8,
+            'top1_agree': (None if self.top3_float is None
+                           else self.top3_float[0]['index'] == self.top3_int8[0]['index']),
+            'iou_top20': None if self.iou is None else round(self.iou, 4),
+            'gradcam_peak_on_leaf': self.gradcam_peak_on_leaf,
+            'occlusion_peak_on_leaf': self.occlusion_peak_on_leaf,
+            'leaf_fraction': (None if self.leaf is None
+                              else round(float(self.leaf.mean()), 4)),
+            'occlusion_grid': np.round(self.occlusion, 4).tolist(),
+            'gradcam_map': None if self.gradcam is None else np.round(self.gradcam, 4).tolist(),
+        }
+
+
+def compare_maps(occlusion: np.ndarray, gradcam: np.ndarray | None, leaf: np.ndarray,
+                 fraction: float = TOP_FRACTION) -> tuple[float | None, bool, bool | None]:
+    """Return ``(IoU of the top-fraction regions, occlusion peak on leaf, Grad-CAM peak)``.
+
+    Both maps are upsampled to the leaf mask's size first.
+    """
+    height, width = leaf.shape
+    occlusion_on_leaf = peak_on_mask(occlusion, leaf)
+    if gradcam is None:
+        return None, occlusion_on_leaf, None
+    iou = mask_iou(top_fraction_mask(upsample_heatmap(occlusion, height, width), fraction),
+                   top_fraction_mask(upsample_heatmap(gradcam, height, width), fraction))
+    return iou, occlusion_on_leaf, peak_on_mask(gradcam, leaf)
+
+
+def _format_top3(title: str, top3: list[dict] | None) -> str:
+    if not top3:
+        return f'{title}: -'
+    return f'{title}: ' + ', '.join(f'{item["label"]} {item["score"]:.2f}' for item in top3)
+
+
+def save_figure(explanation: ImageExplanation, path: Path) -> Path:
+    """Save the photo, Grad-CAM overlay and occlusion overlay side by side as a PNG."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    panels = [('photo', explanation.rgb)]
+    if explanation.gradcam is not None:
+        panels.append(('Grad-CAM (float Keras)',
+                       overlay_heatmap(explanation.rgb, explanation.gradcam)))
+    panels.append(('occlusion (int8 TFLite)',
+                   overlay_heatmap(explanation.rgb, explanation.occlusion)))
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 4.1))
+    for axis, (name, picture) in zip(np.atleast_1d(axes), panels, strict=True):
+        axis.imshow(picture)
+        axis.set_title(name, fontsize=9)
+        axis.axis('off')
+    lines = [explanation.image.name,
+             _format_top3('float', explanation.top3_float),
+             _format_top3('int8', explanation.top3_int8)]
+    if explanation.iou is not None:
+        lines.append(f'IoU of top-20 % regions: {explanation.iou:.2f}')
+    figure.suptitle('\n'.join(lines), fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+@dataclass
+class ExplainResult:
+    """All photos' explanations and where the summary went."""
+
+    explanations: list[ImageExplanation]
+    summary: dict
+    summary_path: Path | None = None
+    figures: list[Path] = field(default_factory=list)
+
+
+def summarise(explanations: Sequence[ImageExplanation]) -> dict:
+    """Return the aggregate figures: peak-on-leaf fractions, IoU statistics, agreement."""
+    def fraction(values: list[bool | None]) -> float | None:
+        known = [value for value in values if value is not None]
+        return round(sum(known) / len(known), 4) if known else None
+
+    ious = [item.iou for item in explanations if item.iou is not None]
+    agree = [item.top3_float[0]['index'] == item.top3_int8[0]['index']
+             for item in explanations if item.top3_float]
+    return {
+        'images': len(explanations),
+        'occlusion_peak_on_leaf_fraction': fraction(
+            [item.occlusion_peak_on_leaf for item in explanations]),
+        'gradcam_peak_on_leaf_fraction': fraction(
+            [item.gradcam_peak_on_leaf for item in explanations]),
+        'iou_top20': None if not ious else {
+            'mean': round(statistics.fmean(ious), 4),
+            'median': round(statistics.median(ious), 4),
+            'min': round(min(ious), 4),
+            'max': round(max(ious), 4),
+        },
+        'top1_agreement': round(sum(agree) / len(agree), 4) if agree else None,
+    }
+
+
+def _unique_figure_path(out_dir: Path, image: Path, used: set[str]) -> Path:
+    stem = image.stem
+    name, number = f'{stem}_explain.png', 2
+    while name in used:
+        name, number = f'{stem}_{number}_explain.png', number + 1
+    used.add(name)
+    return out_dir / name
+
+
+def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.PathLike,
+                   labels_path: str | os.PathLike, keras_path: str | os.PathLike | None,
+                   out_dir: str | os.PathLike | None = None, grid: int = 8,
+                   fill: str = 'mean', gradcam_layer: str | None = None,
+                   num_threads: int = 2, batch_size: int = 16,
+                   progress: ProgressCallback | None = None,
+                   keras_model: Any | None = None) -> ExplainResult:
+    """Explain each photo with occlusion (int8) and, given a Keras model, Grad-CAM (float).
+
+    Both maps explain the int8 model's top class (the robot's answer). With ``out_dir``
+    a PNG per photo and ``explanations.json`` are written there. ``keras_model`` passes
+    an already loaded model instead of ``keras_path``.
+    """
+    from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
+
+    paths = expand_image_paths(images)
+    classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
+        model_path=str(model_path), labels_path=str(labels_path), num_threads=num_threads))
+    labels = classifier.labels
+    gradcam = None
+    if keras_model is not None or keras_path is not None:
+        model = keras_model if keras_model is not None else load_keras_model(keras_path)
+        outputs = int(model.output_shape[-1])
+        if outputs != len(labels):
+            raise ValueError(f'the Keras model has {outputs} outputs but {labels_path} has '
+                             f'{len(labels)} labels')
+        gradcam = GradCam(model, gradcam_layer)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    explanations: list[ImageExplanation] = []
+    used_names: set[str] = set()
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        photos = [read_rgb(path) for path in chunk]
+        found = []
+        for path, rgb in zip(chunk, photos, strict=True):
+            probabilities = classifier.probabilities(rgb)
+            target = int(np.argmax(probabilities))
+            heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target,
+                                     fill=fill)
+            found.append(ImageExplanation(image=path, rgb=rgb, target_index=target,
+                                          top3_int8=top_k(probabilities, labels),
+                                          occlusion=heat))
+        if gradcam is not None:
+            height, width = gradcam.input_size
+            batch = np.stack([cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+                              for rgb in photos])
+            maps, float_probabilities = gradcam(batch, [item.target_index for item in found])
+            for item, cam, probabilities in zip(found, maps, float_probabilities, strict=True):
+                item.gradcam = cam
+                item.top3_float = top_k(probabilities, labels)
+        for item in found:
+            item.leaf = leaf_mask(item.rgb)
+            item.iou, item.occlusion_peak_on_leaf, item.gradcam_peak_on_leaf = compare_maps(
+                item.occlusion, item.gradcam, item.leaf)
+            if out is not None:
+                item.figure = save_figure(item, _unique_figure_path(out, item.image,
+                                                                     used_names))
+            explanations.append(item)
+            if progress is not None:
+                progress(len(explanations), len(paths))
+    summary = summarise(explanations)
+    result = ExplainResult(explanations=explanations, summary=summary,
+                           figures=[item.figure for item in explanations if item.figure])
+    if out is not None:
+        document = {
+            'tflite_model': str(model_path),
+            'labels': str(labels_path),
+            'keras_model': None if gradcam is None else str(keras_path or 'in memory'),
+            'gradcam_layer': None if gradcam is None else gradcam.layer_name,
+            'grid': grid,
+            'fill': fill,
+            'top_fraction': TOP_FRACTION,
+            'target': 'top-1 class of the int8 model, for both maps',
+            'summary': summary,
+            'images': [item.record(out) for item in explanations],
+        }
+        result.summary_path = out / SUMMARY_FILENAME
+        result.summary_path.write_text(json.dumps(document, indent=1) + '\n')
+    return result
+
+
+def format_summary(summary: dict) -> str:
+    """Return a few human-readable lines of :func:`summarise`'s figures."""
+    def percent(value: float | None) -> str:
+        return 'n/a' if value is None else f'{100 * value:.0f} %'
+
+    lines = [f'{summary["images"]} photos explained',
+             f'occlusion peak on the leaf: {percent(summary["occlusion_peak_on_leaf_fraction"])}',
+             f'Grad-CAM peak on the leaf: {percent(summary["gradcam_peak_on_leaf_fraction"])}']
+    iou = summary.get('iou_top20')
+    if iou:
+        lines.append(f'IoU of the top-20 % regions: mean {iou["mean"]:.2f}, median '
+                     f'{iou["median"]:.2f}, min {iou["min"]:.2f}, max {iou["max"]:.2f}')
+    if summary.get('top1_agreement') is not None:
+        lines.append(f'float/int8 top-1 agreement: {percent(summary["top1_agreement"])}')
+    return '\n'.join(lines)
+

@@ -1,0 +1,67 @@
+"""``plant-disease explain``: Grad-CAM (float Keras) and occlusion (int8 TFLite) overlays."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+
+from plant_disease_ros.core.occlusion import FILL_MODES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``explain`` options."""
+    parser.add_argument('images', nargs='+', metavar='IMAGE',
+                        help='photos to explain; a folder stands for every image under it')
+    parser.add_argument('--keras', default=None,
+                        help='float Keras model for Grad-CAM (default: '
+                             'plant_disease_float.keras beside the shipped int8 model)')
+    parser.add_argument('--no-gradcam', action='store_true',
+                        help='occlusion on the TFLite model only (no TensorFlow needed)')
+    parser.add_argument('--model', default=None,
+                        help='TFLite model for occlusion (default: the shipped '
+                             'plant_disease_int8.tflite)')
+    parser.add_argument('--labels', default=None,
+                        help='labels file (default: the shipped labels.txt)')
+    parser.add_argument('--out', default='explanations',
+                        help='folder for the PNGs and explanations.json')
+    parser.add_argument('--grid', type=int, default=8,
+                        help='occlusion grid: GRID x GRID cells, each covered in turn')
+    parser.add_argument('--fill', choices=FILL_MODES, default='mean',
+                        help='what covers an occluded cell')
+    parser.add_argument('--gradcam-layer', default=None,
+                        help='backbone layer for Grad-CAM (default: the backbone output, '
+                             'e.g. block_13_expand_relu gives a 2x finer map)')
+    parser.add_argument('--threads', type=int, default=2, help='TFLite interpreter threads')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain the photos, write the PNGs and the summary, print the aggregate figures."""
+    from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+    from plant_disease_ros.training.dataset import print_progress
+    from plant_disease_ros.training.explain import (
+        default_keras_path,
+        expand_image_paths,
+        explain_images,
+        format_summary,
+    )
+
+    if args.grid < 1:
+        raise ValueError(f'--grid must be >= 1, got {args.grid}')
+    paths = expand_image_paths(args.images)
+    keras_path = None if args.no_gradcam else Path(args.keras or default_keras_path())
+    result = explain_images(
+        paths, model_path=args.model or default_model_path(),
+        labels_path=args.labels or default_labels_path(), keras_path=keras_path,
+        out_dir=args.out, grid=args.grid, fill=args.fill, gradcam_layer=args.gradcam_layer,
+        num_threads=args.threads,
+        progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
+    if len(paths) == 1:
+        item = result.explanations[0]
+        print(f'{item.image.name}: int8 {item.top3_int8[0]["label"]} '
+              f'{item.top3_int8[0]["score"]:.2f}'
+              + (f', float {item.top3_float[0]["label"]} {item.top3_float[0]["score"]:.2f}'
+                 if item.top3_float else ''))
+    print(format_summary(result.summary))
+    print(f'figures and {result.summary_path.name} in {Path(args.out)}', file=sys.stderr)
+    return 0

@@ -1,0 +1,88 @@
+"""Full-integer int8 TFLite export of a trained Keras classifier.
+
+Weights and activations are int8; the input is uint8 (raw pixels, scale 1, zero point 0
+when the representative sample spans 0..255) or int8; the output is uint8/int8
+probabilities. Calibration uses a representative sample of the training split only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import shutil
+import sys
+
+import numpy as np
+
+from plant_disease_ros.training.dataset import (
+    load_images, print_progress, read_manifest, Split, subsample)
+
+
+@dataclass
+class ExportResult:
+    """Where the model went and what it is."""
+
+    tflite_path: Path
+    labels_path: Path
+    size_bytes: int
+    calibration_images: int
+
+
+def representative_images(split_manifest: str | Path, size: int, count: int = 300,
+                          seed: int = 7, cache_dir: str | None = None) -> np.ndarray:
+    """Return up to ``count`` training-split photos, balanced across classes, for calibration."""
+    manifest = read_manifest(split_manifest)
+    split = Split.from_manifest(manifest)
+    per_class = max(1, int(np.ceil(count / len(split.classes))))
+    files = subsample(split.parts['train'], per_class, seed=seed)
+    images, _, _ = load_images(Path(manifest['root']), files, size, cache_dir=cache_dir,
+                               progress=print_progress('calibration photos'))
+    return images
+
+
+def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
+                out_path: str | Path, *, input_type: str = 'uint8',
+                calibration_count: int = 300, cache_dir: str | None = None,
+                labels_out: str | Path | None = None) -> ExportResult:
+    """Convert a Keras model to a full-integer TFLite file and write its labels file."""
+    import tensorflow as tf
+
+    if input_type not in ('uint8', 'int8'):
+        raise ValueError(f'input type must be uint8 or int8, not {input_type!r}')
+    model = tf.keras.models.load_model(str(keras_model_path), compile=False)
+    size = int(model.input_shape[1])
+    images = representative_images(split_manifest, size, calibration_count,
+                                   cache_dir=cache_dir)
+    # Make sure the calibrated input range is the full 0..255, so a uint8 input is the raw
+    # pixel (scale 1, zero point 0) whatever the sample's darkest and brightest pixels.
+    extremes = np.stack([np.zeros_like(images[0]), np.full_like(images[0], 255)])
+    calibration = np.concatenate([extremes, images]).astype(np.float32)
+
+    def representative_dataset():
+        for image in calibration:
+            yield [image[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8 if input_type == 'uint8' else tf.int8
+    converter.inference_output_type = tf.uint8 if input_type == 'uint8' else tf.int8
+    print(f'calibrating on {len(calibration)} training photos...', file=sys.stderr)
+    flatbuffer = converter.convert()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(flatbuffer)
+    manifest = read_manifest(split_manifest)
+    labels_path = Path(labels_out) if labels_out else out_path.parent / 'labels.txt'
+    labels_path.write_text('\n'.join(manifest['classes']) + '\n')
+    return ExportResult(tflite_path=out_path, labels_path=labels_path,
+                        size_bytes=len(flatbuffer), calibration_images=len(calibration))
+
+
+def copy_split_manifest(split_manifest: str | Path, destination: str | Path) -> Path:
+    """Copy the split manifest next to the exported model (so evaluation can reuse it)."""
+    destination = Path(destination)
+    if Path(split_manifest).resolve() != destination.resolve():
+        shutil.copyfile(split_manifest, destination)
+    return destination

@@ -1,0 +1,35 @@
+"""``plant-disease export``: Keras model -> full-integer int8 TFLite + labels.txt."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plant_disease_ros.training.export import export_int8
+from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``export`` options."""
+    parser.add_argument('--run', required=True,
+                        help='training output folder (holds model.keras and split.json)')
+    parser.add_argument('--out', default='models/plant_disease_int8.tflite',
+                        help='TFLite file to write; labels.txt goes beside it')
+    parser.add_argument('--input-type', choices=('uint8', 'int8'), default='uint8')
+    parser.add_argument('--calibration-count', type=int, default=300,
+                        help='training photos used to calibrate activations')
+    parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export and print the model's path and size."""
+    run_dir = Path(args.run)
+    for needed in ('model.keras', 'split.json'):
+        if not (run_dir / needed).exists():
+            raise FileNotFoundError(f'{run_dir / needed} not found: is {run_dir} a training run?')
+    result = export_int8(run_dir / 'model.keras', run_dir / 'split.json', args.out,
+                         input_type=args.input_type, calibration_count=args.calibration_count,
+                         cache_dir=args.cache_dir or None)
+    print(f'int8 model: {result.tflite_path} ({result.size_bytes / 1024:.0f} KiB, '
+          f'calibrated on {result.calibration_images} photos); labels: {result.labels_path}')
+    return 0

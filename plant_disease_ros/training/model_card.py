@@ -1,0 +1,161 @@
+"""Write ``MODEL_CARD.md`` from a training run, its evaluation and latency measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ATTRIBUTION = """\
+The photos are from the PlantVillage dataset (Hughes & Salathé, 2015, "An open access
+repository of images on plant health to enable the development of mobile disease
+diagnostics", arXiv:1511.08060; used by Mohanty, Hughes & Salathé, "Using Deep Learning for
+Image-Based Plant Disease Detection", Frontiers in Plant Science 7:1419, 2016), through
+public GitHub copies:
+
+- Tomato: NhatPhuong2106/Applied_Parallel_Programming (a copy of the Kaggle "tomatoleaf"
+  set, itself taken from PlantVillage), CC BY-SA 3.0.
+- Apple, Strawberry, Blueberry, Orange: ai-agriculture-circuits-and-systems/
+  plant_Village_* repositories, CC BY 4.0.
+- Potato: abhay-08121999/Potato-leaf-dataset (no licence stated; PlantVillage origin; its
+  `healthy` photos are augmented copies of about 125 originals).
+
+The model weights are derived from these photos; where a share-alike licence applies
+(the tomato photos, CC BY-SA 3.0), the weights are offered under the same terms."""
+
+
+def _pct(value: float | None) -> str:
+    return '–' if value is None else f'{100.0 * value:.2f} %'
+
+
+def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: str | Path,
+                     model_path: str | Path, latency: list[dict],
+                     search_table: str | None = None,
+                     train_command: str = '', export_command: str = '',
+                     evaluate_command: str = '') -> Path:
+    """Render the model card from ``train_summary.json``, ``evaluation.json`` and timings."""
+    run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
+    summary = json.loads((run_dir / 'train_summary.json').read_text())
+    evaluation = json.loads((evaluation_dir / 'evaluation.json').read_text())
+    split = json.loads((run_dir / 'split.json').read_text())
+    counts = {name: len(split['splits'][name]) for name in ('train', 'val', 'test')}
+    options, model = summary['options'], summary['model']
+    classes = summary['classes']
+    per_class_counts = {name: [0, 0, 0] for name in classes}
+    for column, name in enumerate(('train', 'val', 'test')):
+        for _, index in split['splits'][name]:
+            per_class_counts[classes[index]][column] += 1
+    lines = [
+        '# Model card: plant_disease_int8.tflite',
+        '',
+        'A 21-class plant disease classifier for single-leaf photos, int8-quantised for '
+        'CPU inference on a Raspberry Pi or Jetson through LiteRT / TFLite.',
+        '',
+        '## Model',
+        '',
+        f'- Architecture: {model["architecture"]} width {model["width"]:g}, input '
+        f'{model["input_size"]}×{model["input_size"]} RGB, {summary["parameters"]:,} '
+        'parameters, trained from scratch (no pretrained weights).',
+        '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized to the input size '
+        'with area interpolation; normalisation ([-1, 1]) is inside the model.',
+        '- Output: 21 class probabilities (uint8), in the order of `labels.txt`.',
+        f'- File: `{Path(model_path).name}`, {Path(model_path).stat().st_size / 1024:.0f} KiB, '
+        'full-integer int8 (weights and activations), calibrated on 300 training photos.',
+        f'- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).',
+        '',
+        '## Data and split',
+        '',
+        f'`../shared/data/plantvillage`: {sum(counts.values())} photos of single leaves on a '
+        'plain lab background, 256×256 JPEG, 21 classes from six crops (folder names are '
+        'the class names). Deterministic stratified split (seed '
+        f'{options["seed"]}): train {counts["train"]}, validation {counts["val"]}, test '
+        f'{counts["test"]}. The split is `split.json`; test photos were never used for '
+        'training, checkpoint choice or calibration.',
+        '',
+        '| class | train | val | test |',
+        '| --- | ---: | ---: | ---: |',
+    ]
+    lines += [f'| {name} | {a} | {b} | {c} |' for name, (a, b, c) in per_class_counts.items()]
+    int8, float_ = evaluation['int8'], evaluation.get('float', {})
+    lines += [
+        '',
+        '## Training',
+        '',
+        f'{summary["epochs_run"]} epochs (of at most {options["epochs"]}), batch '
+        f'{options["batch_size"]}, Adam with cosine decay from {options["learning_rate"]:g}, '
+        f'label smoothing {options["label_smoothing"]:g}, augmentation strength '
+        f'{options["augment_strength"]:g} (flips, rotation, zoom, brightness, contrast, '
+        'saturation, colour cast, blur), early stopping on validation accuracy (patience '
+        f'{options["patience"]}), best checkpoint kept. Best validation top-1 '
+        f'{_pct(summary["best_val_accuracy"])}. Training took '
+        f'{summary["train_seconds"] / 60:.0f} min on this machine\'s CPU '
+        f'({summary["seconds_per_epoch"]:.0f} s an epoch, TensorFlow {summary["tensorflow"]}).',
+        '',
+        '![training curves](training_curves.png)',
+        '',
+        '## Test figures (held-out test split)',
+        '',
+        '| | top-1 | top-3 |',
+        '| --- | ---: | ---: |',
+        f'| float Keras | {_pct(float_.get("top1"))} | {_pct(float_.get("top3"))} |',
+        f'| int8 TFLite | {_pct(int8["top1"])} | {_pct(int8["top3"])} |',
+        '',
+        f'- int8/float top-1 agreement: {_pct(evaluation.get("int8_float_agreement"))} '
+        f'on {evaluation["photos"]} test photos.',
+        f'- int8 macro F1: {int8["macro_f1"]:.4f}.',
+        '- Most confused pairs: ' + ('; '.join(
+            f'{pair["truth"]} → {pair["predicted"]} ({pair["count"]})'
+            for pair in evaluation['most_confused']) or 'none') + '.',
+        '',
+        '![confusion matrix](confusion_matrix.png)',
+        '',
+        '| class | precision | recall | F1 | test photos |',
+        '| --- | ---: | ---: | ---: | ---: |',
+    ]
+    lines += [f'| {row["class"]} | {row["precision"]:.3f} | {row["recall"]:.3f} | '
+              f'{row["f1"]:.3f} | {row["support"]} |' for row in evaluation['per_class']]
+    lines += [
+        '',
+        '## Latency',
+        '',
+        f'Bare `invoke()` of the int8 model, {evaluation["machine"]} '
+        f'({evaluation["backend"]}):',
+        '',
+        '| threads | p50 | p95 |',
+        '| ---: | ---: | ---: |',
+    ]
+    lines += [f'| {row["threads"]} | {row["p50_ms"]:.2f} ms | {row["p95_ms"]:.2f} ms |'
+              for row in latency]
+    if search_table:
+        lines += ['', '## Hyper-parameter search', '', search_table]
+    lines += [
+        '',
+        '## Limits: read before trusting it in a field',
+        '',
+        '- These are lab photos: one leaf, centred, on a plain background. The background '
+        'carries information about the label, and several photos of the same leaf occur, so '
+        'the test figures above overstate what the model does on a robot camera. Published '
+        'work reports accuracy falling to roughly 30–60 % on field photos for models trained '
+        'on PlantVillage alone. Expect far lower accuracy in the field; fine-tune on your own '
+        'field photos (`plant-disease train --data YOUR_FOLDER`) before relying on it.',
+        '- It only knows these 21 crop/condition pairs. Any other plant, weed, soil or an '
+        'empty frame is forced into one of them; the nodes publish `unknown` below '
+        '`score_threshold`, but a confident wrong answer is still possible.',
+        '- Potato healthy has about 125 distinct leaves (augmented copies), so its figures are '
+        'less certain than the others.',
+        '',
+        '## Reproduce',
+        '',
+        '```bash',
+        train_command,
+        export_command,
+        evaluate_command,
+        '```',
+        '',
+        '## Data attribution and licences',
+        '',
+        ATTRIBUTION,
+        '',
+    ]
+    out_path = Path(out_path)
+    out_path.write_text('\n'.join(lines))
+    return out_path

@@ -1,0 +1,68 @@
+"""ament_python / pip package definition for plant_disease_ros."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE_NAME = 'plant_disease_ros'
+
+ROS_WHEELS = [
+    'ros-rclpy',
+    'ros-sensor-msgs',
+    'ros-std-msgs',
+    'ros-std-srvs',
+    'ros-geometry-msgs',
+    'ros-visualization-msgs',
+    'ros-diagnostic-msgs',
+    'ros-rmw-fastrtps-cpp',
+]
+
+
+def share_files(folder: str, pattern: str = '*') -> tuple[str, list[str]]:
+    """Return a data_files entry installing ``folder/pattern`` into the package share."""
+    files = [path for path in glob(os.path.join(folder, pattern)) if os.path.isfile(path)]
+    return (os.path.join('share', PACKAGE_NAME, folder), files)
+
+
+setup(
+    name=PACKAGE_NAME,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE_NAME]),
+        ('share/' + PACKAGE_NAME, ['package.xml']),
+        share_files('launch', '*.launch.py'),
+        share_files('config'),
+        share_files('models'),
+        share_files('demo'),
+    ],
+    python_requires='>=3.10',
+    install_requires=[
+        'numpy',
+        'opencv-python-headless',
+        'pyyaml',
+        'ai-edge-litert; platform_system == "Linux"',
+    ],
+    extras_require={
+        'ros': ROS_WHEELS,
+        'tools': ['matplotlib', 'rosbags', 'psutil'],
+        'train': ['tensorflow-cpu', 'matplotlib'],
+        'test': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff', 'psutil'],
+    },
+    zip_safe=True,
+    maintainer='plant_disease_ros maintainers',
+    maintainer_email='maintainers@plant-disease-ros.invalid',
+    description='Plant disease classification nodes and tools for field robots (ROS 2).',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'camera_subscriber = plant_disease_ros.camera_subscriber_node:main',
+            'disease_classifier = plant_disease_ros.disease_classifier_node:main',
+            'disease_map_recorder = plant_disease_ros.disease_map_recorder_node:main',
+            'plant_disease_pipeline = plant_disease_ros.pipeline_node:main',
+            'plant-disease = plant_disease_ros.cli:main',
+        ],
+    },
+)

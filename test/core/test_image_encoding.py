@@ -1,0 +1,363 @@
+"""Raw and compressed image conversion: round trips, byte layouts and every error case."""
+
+from __future__ import annotations
+
+import array
+from pathlib import Path
+
+import cv2
+from hypothesis import given, HealthCheck, settings
+from hypothesis import strategies as st
+import numpy as np
+import pytest
+
+from plant_disease_ros.core.image_encoding import (
+    BYTES_PER_PIXEL,
+    compressed_to_rgb,
+    ImageConversionError,
+    raw_to_rgb,
+    rgb_to_raw,
+    SUPPORTED_ENCODINGS,
+)
+
+LEAVES_DIR = Path(__file__).resolve().parents[1] / 'data' / 'leaves'
+YUV_ENCODINGS = ('yuv422', 'yuv422_yuy2')
+# BT.601 4:2:2 stores luma with 8 bits in 16..235 and shares chroma between two pixels.
+YUV_TOLERANCE = 3
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """Return the image as mono encodings keep it: luma repeated in three channels."""
+    return cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+
+
+def pair_constant(rgb: np.ndarray) -> np.ndarray:
+    """Give each horizontal pixel pair one colour, so 4:2:2 chroma loses nothing."""
+    out = rgb.copy()
+    out[:, 1::2] = out[:, 0::2]
+    return out
+
+
+def expected_after_round_trip(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
+    """Return what a round trip through ``encoding`` should give, and the tolerance."""
+    if encoding.startswith('mono'):
+        return grey(rgb), 0
+    if encoding in YUV_ENCODINGS:
+        return rgb, YUV_TOLERANCE
+    return rgb, 0
+
+
+def random_image(rng: np.random.Generator, height: int, width: int,
+                 encoding: str) -> np.ndarray:
+    """Return a random image that ``encoding`` can represent (exactly or nearly)."""
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    if encoding.startswith('mono'):
+        return grey(image)
+    if encoding in YUV_ENCODINGS:
+        # Keep colours inside the video range so clipping does not add error.
+        image = (16 + image.astype(np.uint16) * 219 // 255).astype(np.uint8)
+        return pair_constant(image)
+    return image
+
+
+@pytest.fixture(scope='module')
+def leaf() -> np.ndarray:
+    """Return a real leaf photo as RGB."""
+    bgr = cv2.imread(str(LEAVES_DIR / 'Tomato___Early_blight.jpg'))
+    assert bgr is not None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def assert_rgb_array(image: np.ndarray, height: int, width: int) -> None:
+    """Check the output contract: H×W×3 uint8 C-contiguous."""
+    assert image.shape == (height, width, 3)
+    assert image.dtype == np.uint8
+    assert image.flags.c_contiguous
+
+
+@pytest.mark.parametrize('encoding', SUPPORTED_ENCODINGS)
+@pytest.mark.parametrize('padding', [0, 1, 7, 64])
+@pytest.mark.parametrize('is_bigendian', [False, True])
+def test_round_trip_every_encoding(encoding: str, padding: int, is_bigendian: bool) -> None:
+    rng = np.random.default_rng(7)
+    height, width = 12, 18
+    rgb = random_image(rng, height, width, encoding)
+    row = width * BYTES_PER_PIXEL[encoding]
+    data, step = rgb_to_raw(rgb, encoding, step=row + padding, is_bigendian=is_bigendian)
+    assert step == row + padding
+    assert len(data) == step * height
+    out = raw_to_rgb(data, encoding, width, height, step, is_bigendian)
+    assert_rgb_array(out, height, width)
+    expected, tolerance = expected_after_round_trip(rgb, encoding)
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= tolerance
+
+
+@pytest.mark.parametrize('encoding', SUPPORTED_ENCODINGS)
+def test_round_trip_real_photo(leaf: np.ndarray, encoding: str) -> None:
+    data, step = rgb_to_raw(leaf, encoding)
+    assert step == leaf.shape[1] * BYTES_PER_PIXEL[encoding]
+    out = raw_to_rgb(data, encoding, leaf.shape[1], leaf.shape[0], step)
+    expected, _ = expected_after_round_trip(leaf, encoding)
+    difference = np.abs(out.astype(int) - expected.astype(int))
+    if encoding in YUV_ENCODINGS:
+        assert difference.mean() < 2.0
+    else:
+        assert difference.max() == 0
+
+
+def test_colour_byte_orders() -> None:
+    red = (255, 0, 0)
+    cases = {
+        'rgb8': bytes([255, 0, 0, 255, 0, 0]),
+        'bgr8': bytes([0, 0, 255, 0, 0, 255]),
+        'rgba8': bytes([255, 0, 0, 9, 255, 0, 0, 9]),
+        'bgra8': bytes([0, 0, 255, 9, 0, 0, 255, 9]),
+    }
+    for encoding, data in cases.items():
+        out = raw_to_rgb(data, encoding, 2, 1, len(data))
+        assert tuple(out[0, 0]) == red, encoding
+        assert tuple(out[0, 1]) == red, encoding
+
+
+def test_yuv_byte_orders() -> None:
+    # Red in BT.601 video range: Y 81, U (Cb) 90, V (Cr) 240.
+    uyvy = bytes([90, 81, 240, 81])
+    yuyv = bytes([81, 90, 81, 240])
+    for encoding, data in (('yuv422', uyvy), ('yuv422_yuy2', yuyv), ('uyvy', uyvy),
+                           ('yuyv', yuyv)):
+        out = raw_to_rgb(data, encoding, 2, 1, 4)
+        assert np.abs(out.astype(int) - [255, 0, 0]).max() <= 4, encoding
+    # The two layouts are not interchangeable.
+    swapped = raw_to_rgb(yuyv, 'yuv422', 2, 1, 4)
+    assert np.abs(swapped.astype(int) - [255, 0, 0]).max() > 40
+
+
+@pytest.mark.parametrize('is_bigendian', [False, True])
+def test_mono16_keeps_high_byte(is_bigendian: bool) -> None:
+    samples = np.array([[0x0000, 0x00FF, 0x1234], [0x8001, 0xFF00, 0xFFFF]], dtype=np.uint16)
+    data = samples.astype('>u2' if is_bigendian else '<u2').tobytes()
+    out = raw_to_rgb(data, 'mono16', 3, 2, 6, is_bigendian)
+    expected = (samples >> 8).astype(np.uint8)
+    for channel in range(3):
+        np.testing.assert_array_equal(out[..., channel], expected)
+    # Reading with the wrong byte order gives the low bytes instead.
+    wrong = raw_to_rgb(data, 'mono16', 3, 2, 6, not is_bigendian)
+    np.testing.assert_array_equal(wrong[..., 0], (samples & 0xFF).astype(np.uint8))
+
+
+def test_padding_bytes_are_ignored() -> None:
+    # 2x2 rgb8 with a step of 8: two padding bytes of 0xEE per row, and trailing junk.
+    rows = [bytes([1, 2, 3, 4, 5, 6]) + b'\xee\xee', bytes([7, 8, 9, 10, 11, 12]) + b'\xee\xee']
+    data = b''.join(rows) + b'\xffextra'
+    out = raw_to_rgb(data, 'rgb8', 2, 2, 8)
+    np.testing.assert_array_equal(out.reshape(-1), np.arange(1, 13, dtype=np.uint8))
+
+
+@pytest.mark.parametrize('kind', ['bytes', 'bytearray', 'memoryview', 'ndarray', 'array'])
+def test_buffer_types(kind: str) -> None:
+    raw = bytes(range(24))
+    data = {
+        'bytes': raw,
+        'bytearray': bytearray(raw),
+        'memoryview': memoryview(raw),
+        'ndarray': np.frombuffer(raw, dtype=np.uint8).reshape(2, 12),
+        'array': array.array('B', raw),
+    }[kind]
+    out = raw_to_rgb(data, 'bgr8', 4, 2, 12)
+    assert_rgb_array(out, 2, 4)
+    assert tuple(out[0, 0]) == (2, 1, 0)
+
+
+def test_output_does_not_alias_input() -> None:
+    data = bytearray(range(12))
+    out = raw_to_rgb(data, 'rgb8', 2, 2, 6)
+    data[0] = 200
+    assert out[0, 0, 0] == 0
+    assert out.flags.writeable
+
+
+def test_truncated_message_names_sizes() -> None:
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(bytes(1000), 'rgb8', 640, 480, 1920)
+    assert info.value.reason == 'truncated'
+    assert str(info.value) == ('truncated image: 1000 bytes < step 1920 x height 480 '
+                               '= 921600')
+
+
+@pytest.mark.parametrize(('data', 'encoding', 'width', 'height', 'step', 'reason', 'text'), [
+    (b'', 'rgb8', 4, 4, 12, 'empty', 'empty'),
+    (bytes(48), 'rgb8', 0, 4, 12, 'empty', 'width 0'),
+    (bytes(48), 'rgb8', 4, 0, 12, 'empty', 'height 0'),
+    (bytes(48), 'rgb8', -4, 4, 12, 'bad_size', 'negative'),
+    (bytes(48), 'rgb8', 4, 4, 11, 'bad_step', 'step 11 < row'),
+    (bytes(48), 'rgba8', 4, 4, 12, 'bad_step', '= 16'),
+    (bytes(48), 'mono16', 8, 3, 15, 'bad_step', 'mono16'),
+    (bytes(48), 'yuv422', 3, 4, 12, 'bad_size', 'odd width 3'),
+    (bytes(48), 'yuv422_yuy2', 5, 2, 12, 'bad_size', 'odd width 5'),
+    (bytes(47), 'rgb8', 4, 4, 12, 'truncated', '47 bytes < step 12 x height 4 = 48'),
+    (bytes(48), 'rgb16', 4, 4, 24, 'unknown_encoding', "'rgb16'"),
+    (bytes(48), '', 4, 4, 12, 'unknown_encoding', 'supported'),
+    (bytes(48), '32FC1', 4, 3, 16, 'unknown_encoding', '32FC1'),
+])
+def test_raw_errors(data: bytes, encoding: str, width: int, height: int, step: int,
+                    reason: str, text: str) -> None:
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(data, encoding, width, height, step)
+    assert info.value.reason == reason
+    assert text in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+ENCODING_STRATEGY = st.sampled_from(SUPPORTED_ENCODINGS)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(encoding=ENCODING_STRATEGY, height=st.integers(1, 24), half_width=st.integers(1, 20),
+       odd=st.booleans(), padding=st.integers(0, 17), extra=st.integers(0, 9),
+       is_bigendian=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_round_trip_property(encoding: str, height: int, half_width: int, odd: bool,
+                             padding: int, extra: int, is_bigendian: bool,
+                             seed: int) -> None:
+    width = 2 * half_width - (1 if odd and encoding not in YUV_ENCODINGS else 0)
+    rgb = random_image(np.random.default_rng(seed), height, width, encoding)
+    row = width * BYTES_PER_PIXEL[encoding]
+    data, step = rgb_to_raw(rgb, encoding, step=row + padding, is_bigendian=is_bigendian)
+    out = raw_to_rgb(data + b'\x55' * extra, encoding, width, height, step, is_bigendian)
+    assert_rgb_array(out, height, width)
+    expected, tolerance = expected_after_round_trip(rgb, encoding)
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= tolerance
+    # One byte short of step * height is always an error.
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(data[:step * height - 1], encoding, width, height, step, is_bigendian)
+    assert info.value.reason == 'truncated'
+
+
+@settings(max_examples=40, deadline=None)
+@given(encoding=ENCODING_STRATEGY, width=st.integers(1, 30), height=st.integers(1, 10),
+       shortfall=st.integers(1, 30))
+def test_short_step_property(encoding: str, width: int, height: int, shortfall: int) -> None:
+    width += width % 2
+    row = width * BYTES_PER_PIXEL[encoding]
+    step = max(0, row - shortfall)
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(bytes(row * height), encoding, width, height, step)
+    assert info.value.reason == 'bad_step'
+
+
+def test_rgb_to_raw_rejects_bad_input() -> None:
+    with pytest.raises(ImageConversionError) as info:
+        rgb_to_raw(np.zeros((4, 4), dtype=np.uint8), 'rgb8')
+    assert info.value.reason == 'bad_size'
+    with pytest.raises(ImageConversionError) as info:
+        rgb_to_raw(np.zeros((4, 4, 3), dtype=np.uint8), 'rgb8', step=5)
+    assert info.value.reason == 'bad_step'
+    with pytest.raises(ImageConversionError) as info:
+        rgb_to_raw(np.zeros((4, 4, 3), dtype=np.uint8), 'nv12')
+    assert info.value.reason == 'unknown_encoding'
+
+
+# Compressed images ---------------------------------------------------------------------
+
+def two_colour_image() -> np.ndarray:
+    """Return an RGB image: red left half, blue right half (channel order shows)."""
+    rgb = np.zeros((32, 48, 3), dtype=np.uint8)
+    rgb[:, :24] = (255, 0, 0)
+    rgb[:, 24:] = (0, 0, 255)
+    return rgb
+
+
+def encode(rgb: np.ndarray, extension: str) -> bytes:
+    """Encode an RGB (or grey, or 16-bit) image with OpenCV, which expects BGR."""
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
+    ok, buffer = cv2.imencode(extension, image)
+    assert ok
+    return buffer.tobytes()
+
+
+@pytest.mark.parametrize(('extension', 'format'), [
+    ('.jpg', 'jpeg'), ('.jpg', 'jpg'), ('.jpg', 'JPEG'), ('.jpg', ''),
+    ('.jpg', 'bgr8; jpeg compressed bgr8'), ('.jpg', 'rgb8; jpeg compressed bgr8'),
+    ('.png', 'png'), ('.png', ''), ('.png', 'rgb8; png compressed bgr8'),
+    ('.png', 'bgr8; png compressed bgr8'),
+])
+def test_compressed_colour(extension: str, format: str) -> None:
+    rgb = two_colour_image()
+    out = compressed_to_rgb(encode(rgb, extension), format)
+    assert_rgb_array(out, 32, 48)
+    tolerance = 0 if extension == '.png' else 12
+    assert np.abs(out[4:-4, 4:20].astype(int) - [255, 0, 0]).max() <= tolerance
+    assert np.abs(out[4:-4, 28:-4].astype(int) - [0, 0, 255]).max() <= tolerance
+
+
+def test_compressed_real_photo_bytes(leaf: np.ndarray) -> None:
+    data = (LEAVES_DIR / 'Tomato___Early_blight.jpg').read_bytes()
+    np.testing.assert_array_equal(compressed_to_rgb(data, 'jpeg'), leaf)
+    as_array = np.frombuffer(encode(leaf, '.png'), dtype=np.uint8)
+    np.testing.assert_array_equal(compressed_to_rgb(as_array, 'png'), leaf)
+
+
+@pytest.mark.parametrize('extension', ['.png', '.jpg'])
+def test_compressed_grey_gives_three_channels(extension: str) -> None:
+    mono = np.tile(np.arange(0, 256, 16, dtype=np.uint8), (8, 1))
+    out = compressed_to_rgb(encode(mono, extension), 'mono8; ' + extension[1:]
+                            + ' compressed mono8')
+    assert_rgb_array(out, 8, 16)
+    assert np.array_equal(out[..., 0], out[..., 1])
+    assert np.array_equal(out[..., 1], out[..., 2])
+    tolerance = 0 if extension == '.png' else 8
+    assert np.abs(out[..., 0].astype(int) - mono).max() <= tolerance
+
+
+def test_compressed_png_16bit_scaled() -> None:
+    mono16 = np.array([[0x0000, 0x1234, 0xFFFF]], dtype=np.uint16)
+    out = compressed_to_rgb(encode(mono16, '.png'), 'mono16; png compressed mono16')
+    np.testing.assert_array_equal(out[..., 0], [[0x00, 0x12, 0xFF]])
+    rgb16 = np.full((2, 2, 3), 0x4000, dtype=np.uint16)
+    rgb16[..., 2] = 0xFF00
+    out = compressed_to_rgb(encode(rgb16, '.png'), 'png')
+    assert tuple(out[0, 0]) == (0x40, 0x40, 0xFF)
+
+
+def test_compressed_png_alpha_dropped() -> None:
+    bgra = np.zeros((4, 4, 4), dtype=np.uint8)
+    bgra[..., 2] = 200  # red
+    bgra[..., 3] = 17
+    ok, buffer = cv2.imencode('.png', bgra)
+    assert ok
+    out = compressed_to_rgb(buffer.tobytes(), 'bgra8; png compressed bgra8')
+    assert_rgb_array(out, 4, 4)
+    assert tuple(out[0, 0]) == (200, 0, 0)
+
+
+@pytest.mark.parametrize('case', ['jpeg_half', 'jpeg_no_eoi', 'png_half', 'png_header_only',
+                                  'garbage', 'garbage_as_png', 'zeros'])
+def test_compressed_decode_failures(case: str) -> None:
+    jpeg = encode(two_colour_image(), '.jpg')
+    png = encode(two_colour_image(), '.png')
+    data, format = {
+        'jpeg_half': (jpeg[:len(jpeg) // 2], 'jpeg'),
+        'jpeg_no_eoi': (jpeg[:-2], 'bgr8; jpeg compressed bgr8'),
+        'png_half': (png[:len(png) // 2], 'png'),
+        'png_header_only': (png[:40], ''),
+        'garbage': (b'this is not an image at all' * 4, 'jpeg'),
+        'garbage_as_png': (b'\x89PNG\r\n\x1a\n' + bytes(64), 'png'),
+        'zeros': (bytes(256), ''),
+    }[case]
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb(data, format)
+    assert info.value.reason == 'decode_failed'
+
+
+def test_compressed_empty() -> None:
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb(b'', 'jpeg')
+    assert info.value.reason == 'empty'
+
+
+@pytest.mark.parametrize('format', ['h264', 'theora', '16UC1; compressedDepth png',
+                                    'rgb8; webp compressed bgr8'])
+def test_compressed_unsupported_format(format: str) -> None:
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb(encode(two_colour_image(), '.png'), format)
+    assert info.value.reason == 'unsupported_format'
+    assert format in str(info.value)

@@ -1,0 +1,383 @@
+"""Check launch/field.launch.py without launch or launch_ros: parse it, never import or eval.
+
+``launch`` and ``launch_ros`` are not installable from PyPI, so the file is read as a syntax
+tree and everything it names is checked against the package: executables against
+setup.py's console scripts, shared files against the repository and setup.py's data files,
+launch arguments against their uses, parameters against what the nodes declare.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO_ROOT / 'launch' / 'field.launch.py'
+SETUP_PY = REPO_ROOT / 'setup.py'
+PACKAGE = 'plant_disease_ros'
+
+REQUIRED_ARGUMENTS = {
+    'params_file', 'namespace', 'image_topic', 'compressed', 'gps_topic', 'use_sim_time',
+    'model_path', 'map_dir', 'single_process', 'rviz',
+}
+BOOLEAN_ARGUMENTS = {'compressed', 'use_sim_time', 'single_process', 'rviz'}
+REQUIRED_FILES = {'config/field.yaml', 'config/fastdds_profile.xml', 'config/field.rviz'}
+# Topic names each executable subscribes to, per docs/ARCHITECTURE.md (remapping sources).
+INPUT_TOPICS = {
+    'camera_subscriber': {'image_raw', 'image_raw/compressed'},
+    'disease_classifier': {'fix', 'frames'},
+    'plant_disease_pipeline': {'image_raw', 'image_raw/compressed', 'fix'},
+    'disease_map_recorder': {'detections'},
+}
+# The pipeline hosts the camera subscriber and the classifier in one process.
+PROCESS_NODES = {
+    'camera_subscriber': ('camera_subscriber',),
+    'disease_classifier': ('disease_classifier',),
+    'disease_map_recorder': ('disease_map_recorder',),
+    'plant_disease_pipeline': ('camera_subscriber', 'disease_classifier'),
+}
+BUILTIN_PARAMETERS = {'use_sim_time'}
+
+
+def call_name(node: ast.AST) -> str | None:
+    """Return the called name of a Call node (``f(...)`` or ``module.f(...)``)."""
+    if not isinstance(node, ast.Call):
+        return None
+    if isinstance(node.func, ast.Name):
+        return node.func.id
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    return None
+
+
+def calls(tree: ast.AST, name: str) -> Iterator[ast.Call]:
+    """Yield every call of ``name`` in ``tree``."""
+    for node in ast.walk(tree):
+        if call_name(node) == name:
+            yield node  # type: ignore[misc]
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr | None:
+    """Return the value of keyword argument ``name`` of ``call``, or None."""
+    for item in call.keywords:
+        if item.arg == name:
+            return item.value
+    return None
+
+
+def constant_string(node: ast.AST | None) -> str | None:
+    """Return the string of a string constant node, else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+class LaunchModel:
+    """The parsed launch file with name resolution for simple assignments."""
+
+    def __init__(self, path: Path) -> None:
+        self.source = path.read_text(encoding='utf-8')
+        self.tree = ast.parse(self.source, filename=str(path))
+        self.assignments: dict[str, ast.expr] = {}
+        for node in ast.walk(self.tree):
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name)):
+                self.assignments[node.targets[0].id] = node.value
+
+    def resolve(self, node: ast.AST | None) -> ast.AST | None:
+        """Follow ``name = value`` assignments until a non-name expression."""
+        seen: set[str] = set()
+        while isinstance(node, ast.Name) and node.id in self.assignments:
+            if node.id in seen:
+                break
+            seen.add(node.id)
+            node = self.assignments[node.id]
+        return node
+
+    def first_string_argument(self, call: ast.Call) -> str | None:
+        """Return the first positional (or ``name=``) argument as a string."""
+        node = call.args[0] if call.args else keyword(call, 'name')
+        return constant_string(self.resolve(node))
+
+    def launch_configurations(self, node: ast.AST) -> set[str]:
+        """Return the names of the LaunchConfiguration substitutions used under ``node``."""
+        found: set[str] = set()
+        stack: list[ast.AST | None] = [node]
+        while stack:
+            current = self.resolve(stack.pop())
+            if current is None:
+                continue
+            if call_name(current) == 'LaunchConfiguration':
+                name = self.first_string_argument(current)  # type: ignore[arg-type]
+                if name:
+                    found.add(name)
+            # Names among the children are followed through the resolver when popped.
+            stack.extend(ast.iter_child_nodes(current))
+        return found
+
+    def package_file(self, node: ast.AST | None) -> str | None:
+        """Return 'folder/file' for PathJoinSubstitution([FindPackageShare(PACKAGE), ...])."""
+        node = self.resolve(node)
+        if call_name(node) != 'PathJoinSubstitution' or not node.args:  # type: ignore[union-attr]
+            return None
+        parts = self.resolve(node.args[0])  # type: ignore[union-attr]
+        if not isinstance(parts, ast.List) or not parts.elts:
+            return None
+        share = self.resolve(parts.elts[0])
+        if call_name(share) != 'FindPackageShare':
+            return None
+        if self.first_string_argument(share) != PACKAGE:  # type: ignore[arg-type]
+            return None
+        names = [constant_string(self.resolve(item)) for item in parts.elts[1:]]
+        if any(name is None for name in names):
+            return None
+        return '/'.join(names)  # type: ignore[arg-type]
+
+    def nodes(self) -> list[ast.Call]:
+        """Return the launch_ros Node(...) calls."""
+        return list(calls(self.tree, 'Node'))
+
+    def node_executable(self, call: ast.Call) -> tuple[str | None, str | None]:
+        """Return (package, executable) of a Node call."""
+        return (constant_string(self.resolve(keyword(call, 'package'))),
+                constant_string(self.resolve(keyword(call, 'executable'))))
+
+    def list_items(self, node: ast.AST | None) -> list[ast.AST]:
+        """Return the items of a list expression, following names and ``a + b``."""
+        node = self.resolve(node)
+        if isinstance(node, ast.List | ast.Tuple):
+            return list(node.elts)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return self.list_items(node.left) + self.list_items(node.right)
+        raise AssertionError(f'cannot read a list from {ast.dump(node) if node else None}')
+
+    def parameter_names(self, call: ast.Call) -> set[str]:
+        """Return the parameter names a Node call passes as dictionaries."""
+        names: set[str] = set()
+        for item in self.list_items(keyword(call, 'parameters')):
+            item = self.resolve(item)
+            if isinstance(item, ast.Dict):
+                for key in item.keys:
+                    name = constant_string(self.resolve(key))
+                    assert name is not None, 'parameter names must be string constants'
+                    names.add(name)
+            elif call_name(item) == 'LaunchConfiguration':
+                continue  # the parameter file
+            else:
+                raise AssertionError(f'unexpected parameters entry: {ast.dump(item)}')
+        return names
+
+    def remapped_names(self, call: ast.Call) -> set[str]:
+        """Return the topic names a Node call remaps (the sources of its rules)."""
+        if keyword(call, 'remappings') is None:
+            return set()
+        sources: set[str] = set()
+        for rule in self.list_items(keyword(call, 'remappings')):
+            rule = self.resolve(rule)
+            assert isinstance(rule, ast.Tuple) and len(rule.elts) == 2
+            source = constant_string(self.resolve(rule.elts[0]))
+            assert source is not None, 'remapping sources must be string constants'
+            sources.add(source)
+        return sources
+
+
+def console_scripts() -> dict[str, str]:
+    """Return setup.py's console scripts: executable name -> 'module:function'."""
+    tree = ast.parse(SETUP_PY.read_text(encoding='utf-8'))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if constant_string(key) == 'console_scripts' and isinstance(value, ast.List):
+                    entries = [constant_string(item) or '' for item in value.elts]
+                    return {name.strip(): target.strip() for name, target in
+                            (entry.split('=', 1) for entry in entries)}
+    raise AssertionError('no console_scripts in setup.py')
+
+
+def installed_share_folders() -> dict[str, str]:
+    """Return setup.py's share_files(folder, pattern) entries: folder -> pattern."""
+    tree = ast.parse(SETUP_PY.read_text(encoding='utf-8'))
+    folders: dict[str, str] = {}
+    for call in calls(tree, 'share_files'):
+        folder = constant_string(call.args[0])
+        pattern = constant_string(call.args[1]) if len(call.args) > 1 else '*'
+        if folder:
+            folders[folder] = pattern or '*'
+    return folders
+
+
+@pytest.fixture(scope='module')
+def model() -> LaunchModel:
+    """Parse the launch file once."""
+    return LaunchModel(LAUNCH_FILE)
+
+
+def test_launch_file_is_installed() -> None:
+    """The launch file matches the pattern setup.py installs into the share folder."""
+    folders = installed_share_folders()
+    assert 'launch' in folders
+    assert LAUNCH_FILE.match(folders['launch'])
+
+
+def test_has_generate_launch_description(model: LaunchModel) -> None:
+    """ros2 launch needs a module-level generate_launch_description()."""
+    functions = {node.name for node in model.tree.body if isinstance(node, ast.FunctionDef)}
+    assert 'generate_launch_description' in functions
+
+
+def test_never_evaluates_strings(model: LaunchModel) -> None:
+    """No PythonExpression, eval or exec: booleans go through conditions only."""
+    names = {node.id for node in ast.walk(model.tree) if isinstance(node, ast.Name)}
+    names |= {node.attr for node in ast.walk(model.tree) if isinstance(node, ast.Attribute)}
+    imported = {alias.name for node in ast.walk(model.tree)
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert not ({'PythonExpression', 'eval', 'exec'} & (names | imported))
+
+
+def test_arguments_are_described_and_used(model: LaunchModel) -> None:
+    """Every argument is declared once with a description, and every one is used."""
+    declared: dict[str, ast.Call] = {}
+    for call in calls(model.tree, 'DeclareLaunchArgument'):
+        name = model.first_string_argument(call)
+        assert name, 'launch argument names must be string constants'
+        assert name not in declared, f'{name} declared twice'
+        declared[name] = call
+        description = constant_string(model.resolve(keyword(call, 'description')))
+        assert description and len(description) > 10, f'{name} has no description'
+    assert REQUIRED_ARGUMENTS <= set(declared), REQUIRED_ARGUMENTS - set(declared)
+
+    internal = {model.first_string_argument(call)
+                for call in calls(model.tree, 'SetLaunchConfiguration')}
+    used = {model.first_string_argument(call) for call in calls(model.tree, 'LaunchConfiguration')}
+    assert not (internal & set(declared)), 'an internal configuration shadows an argument'
+    assert set(declared) <= used, f'declared but unused: {set(declared) - used}'
+    assert used <= set(declared) | internal, f'used but not declared: {used - set(declared)}'
+    assert internal <= used, f'set but never used: {internal - used}'
+
+    for name in BOOLEAN_ARGUMENTS:
+        choices = model.resolve(keyword(declared[name], 'choices'))
+        assert isinstance(choices, ast.List)
+        assert {constant_string(item) for item in choices.elts} == {'true', 'false'}
+    namespace_default = constant_string(keyword(declared['namespace'], 'default_value'))
+    assert namespace_default == 'plant_disease'
+    assert model.package_file(keyword(declared['params_file'], 'default_value')) == \
+        'config/field.yaml'
+
+
+def test_boolean_arguments_drive_conditions(model: LaunchModel) -> None:
+    """compressed, single_process and rviz are read through If/UnlessCondition."""
+    conditioned: set[str] = set()
+    for name in ('IfCondition', 'UnlessCondition'):
+        for call in calls(model.tree, name):
+            conditioned |= model.launch_configurations(call)
+    assert {'compressed', 'single_process', 'rviz'} <= conditioned
+
+
+def test_executables_exist(model: LaunchModel) -> None:
+    """Every plant_disease_ros executable is a console script whose module exists."""
+    scripts = console_scripts()
+    executables = set()
+    for call in model.nodes():
+        package, executable = model.node_executable(call)
+        assert package and executable, 'package and executable must be string constants'
+        if package != PACKAGE:
+            assert (package, executable) == ('rviz2', 'rviz2')
+            continue
+        executables.add(executable)
+        assert executable in scripts, f'{executable} is not a console script in setup.py'
+        module = scripts[executable].split(':')[0]
+        module_file = REPO_ROOT.joinpath(*module.split('.')).with_suffix('.py')
+        assert module_file.is_file(), f'{executable}: {module_file} is missing'
+    assert executables == set(PROCESS_NODES)
+
+
+def test_referenced_files_exist_and_are_installed(model: LaunchModel) -> None:
+    """Every share file named exists in the repository and setup.py installs its folder."""
+    referenced = {path for node in ast.walk(model.tree)
+                  if (path := model.package_file(node)) is not None}
+    assert REQUIRED_FILES <= referenced, REQUIRED_FILES - referenced
+    folders = installed_share_folders()
+    for relative in referenced:
+        assert (REPO_ROOT / relative).is_file(), f'{relative} is missing'
+        folder = relative.rsplit('/', 1)[0]
+        assert folder in folders and Path(relative).match(folders[folder]), \
+            f'{relative} is not installed by setup.py'
+
+
+def test_dds_profile_is_exported(model: LaunchModel) -> None:
+    """Both Fast DDS profile variables point at the shipped profile."""
+    exported = {}
+    for call in calls(model.tree, 'SetEnvironmentVariable'):
+        exported[model.first_string_argument(call)] = model.package_file(call.args[1])
+    for variable in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
+        assert exported.get(variable) == 'config/fastdds_profile.xml'
+
+
+def test_nodes_use_namespace_params_file_and_sim_time(model: LaunchModel) -> None:
+    """Every package node runs in the namespace with the file and use_sim_time."""
+    for call in model.nodes():
+        package, executable = model.node_executable(call)
+        if package != PACKAGE:
+            continue
+        assert model.launch_configurations(keyword(call, 'namespace')) == {'namespace'}
+        parameters = model.launch_configurations(keyword(call, 'parameters'))
+        assert {'params_file', 'use_sim_time'} <= parameters, executable
+        assert model.parameter_names(call) >= {'use_sim_time'}
+
+
+def test_remappings_name_real_inputs(model: LaunchModel) -> None:
+    """Remapping sources are the nodes' input topics; image and fix go to the arguments."""
+    remapped_to: dict[str, set[str]] = {}
+    for call in model.nodes():
+        package, executable = model.node_executable(call)
+        if package != PACKAGE:
+            continue
+        sources = model.remapped_names(call)
+        assert sources <= INPUT_TOPICS[executable], (executable, sources)
+        for rule in model.list_items(keyword(call, 'remappings')) if sources else []:
+            rule = model.resolve(rule)
+            source = constant_string(model.resolve(rule.elts[0]))  # type: ignore[union-attr]
+            remapped_to.setdefault(source, set()).update(  # type: ignore[arg-type]
+                model.launch_configurations(rule.elts[1]))  # type: ignore[union-attr]
+    assert remapped_to['image_raw'] == {'image_topic'}
+    assert remapped_to['image_raw/compressed'] == {'image_topic'}
+    assert remapped_to['fix'] == {'gps_topic'}
+
+
+def declared_parameters(module_name: str, context: object) -> set[str]:
+    """Instantiate the rclpy node classes defined in ``module_name``; return their parameters."""
+    from rclpy.node import Node as RclpyNode
+
+    module = importlib.import_module(module_name)
+    classes = [value for value in vars(module).values()
+               if inspect.isclass(value) and issubclass(value, RclpyNode)
+               and value.__module__ == module.__name__]
+    assert classes, f'no rclpy Node class in {module_name}'
+    names: set[str] = set()
+    for node_class in classes:
+        node = node_class(context=context)
+        try:
+            names |= set(node.get_parameters_by_prefix(''))
+        finally:
+            node.destroy_node()
+    return names
+
+
+def test_parameters_passed_are_declared(model: LaunchModel, ros_context: object) -> None:
+    """Every parameter the launch file sets is declared by a node in that process."""
+    scripts = console_scripts()
+    per_executable = {name: declared_parameters(scripts[name].split(':')[0], ros_context)
+                      for name in ('camera_subscriber', 'disease_classifier',
+                                   'disease_map_recorder')}
+    for call in model.nodes():
+        package, executable = model.node_executable(call)
+        if package != PACKAGE:
+            continue
+        declared = set().union(*(per_executable[name] for name in PROCESS_NODES[executable]))
+        passed = model.parameter_names(call)
+        assert passed <= declared | BUILTIN_PARAMETERS, (executable, passed - declared)
