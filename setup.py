@@ -19,9 +19,10 @@ ROS_WHEELS = [
 ]
 
 
-def share_files(folder: str, pattern: str = '*') -> tuple[str, list[str]]:
-    """Return a data_files entry installing ``folder/pattern`` into the package share."""
-    files = [path for path in glob(os.path.join(folder, pattern)) if os.path.isfile(path)]
+def share_files(folder: str, *patterns: str) -> tuple[str, list[str]]:
+    """Return a data_files entry installing ``folder/<patterns>`` into the package share."""
+    files = sorted({path for pattern in patterns or ('*',)
+                    for path in glob(os.path.join(folder, pattern)) if os.path.isfile(path)})
     return (os.path.join('share', PACKAGE_NAME, folder), files)
 
 
@@ -34,7 +35,9 @@ setup(
         ('share/' + PACKAGE_NAME, ['package.xml']),
         share_files('launch', '*.launch.py'),
         share_files('config'),
-        share_files('models'),
+        # The robot needs the int8 model, its labels and card; the float twin and the split
+        # manifest stay in the source tree for the offline tools.
+        share_files('models', '*.tflite', 'labels.txt', 'MODEL_CARD.md'),
         share_files('demo'),
     ],
     python_requires='>=3.10',
@@ -48,7 +51,8 @@ setup(
         'ros': ROS_WHEELS,
         'tools': ['matplotlib', 'rosbags', 'psutil'],
         'train': ['tensorflow-cpu', 'matplotlib'],
-        'test': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff', 'psutil'],
+        'test': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff', 'psutil',
+                 'colcon-common-extensions'],
     },
     zip_safe=True,
     maintainer='plant_disease_ros maintainers',

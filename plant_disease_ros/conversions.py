@@ -18,10 +18,16 @@ from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
 from std_msgs.msg import Header, String
 
 from plant_disease_ros.core.classifier import Classification
+from plant_disease_ros.core.detections import UNKNOWN_LABEL
 from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix
 from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
 
-UNKNOWN_LABEL = 'unknown'
+__all__ = [
+    'UNKNOWN_LABEL', 'classification_to_dict', 'classification_to_json',
+    'classification_to_string', 'compressed_image_to_rgb', 'copy_header', 'display_label',
+    'feature_to_string', 'geofix_to_navsatfix', 'horizontal_accuracy_m', 'image_to_rgb',
+    'navsatfix_to_geofix', 'rgb_to_image', 'seconds_to_stamp', 'stamp_to_seconds',
+]
 
 _NANOSECONDS_PER_SECOND = 1_000_000_000
 

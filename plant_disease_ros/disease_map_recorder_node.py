@@ -11,7 +11,6 @@ local ENU frame ``map_frame``; ``/diagnostics`` reports what was written and rej
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timezone
 import math
 from pathlib import Path
@@ -19,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import (
     FloatingPointRange,
     ParameterDescriptor,
@@ -49,6 +48,8 @@ from plant_disease_ros.core.disease_map import (
 )
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.map_render import LabelPalette
+from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.node_startup import init_rclpy
 
 NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -56,6 +57,20 @@ DETECTIONS_QOS_DEPTH = 100
 LOG_THROTTLE_S = 5.0
 MARKER_NAMESPACE = 'disease_cells'
 LABEL_NAMESPACE = 'disease_cell_labels'
+
+
+class RecorderDiagnostics(NodeDiagnostics):
+    """The node's counters; ERROR while the records file cannot be written."""
+
+    write_error = ''
+
+    def status(self) -> DiagnosticStatus:
+        """Return the status, escalated to ERROR after a failed write."""
+        status = super().status()
+        if self.write_error:
+            status.level = DiagnosticStatus.ERROR
+            status.message = f'cannot write the records file: {self.write_error}'
+        return status
 
 
 def _double_range(low: float, high: float) -> list[FloatingPointRange]:
@@ -103,7 +118,6 @@ class DiseaseMapRecorder(Node):
                       float(self.get_parameter('datum_longitude').value),
                       float(self.get_parameter('datum_altitude').value))
 
-        map_dir.mkdir(parents=True, exist_ok=True)
         self.run_name = run_name
         self.records_path = map_dir / f'{run_name}.geojsons'
         self.collection_path = map_dir / f'{run_name}.geojson'
@@ -114,28 +128,32 @@ class DiseaseMapRecorder(Node):
         self._palette = LabelPalette()
         self._marker_ids: dict[tuple[int, int], int] = {}
         self._cleared_markers = False
-        self._rejected: Counter[str] = Counter()
-        self._rejected_reported = 0
-        self._write_error = ''
         self._last_save = ''
+        self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
         self.records_at_start = 0
         self.records_skipped_at_start = 0
+        self._records_written = 0
         self._continue_existing_run()
-        self._writer = GeoJsonSeqWriter(self.records_path)
+        # Opened on the first detection: a node that never records leaves no files behind.
+        self._writer: GeoJsonSeqWriter | None = None
 
         self._markers_publisher = self.create_publisher(
             MarkerArray, 'markers',
             QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics = RecorderDiagnostics(
+            self, period_s=DIAGNOSTICS_PERIOD_S, name=f'{self.get_name()}: map recorder',
+            hardware_id=str(self.records_path))
+        self.diagnostics.set_value('file', str(self.records_path))
+        self.diagnostics.set_value('records_continued', self.records_at_start)
+        self.diagnostics.set_value('records_skipped_at_start', self.records_skipped_at_start)
+        self._update_diagnostic_values()
         self._subscription = self.create_subscription(
             String, 'detections', self._on_detection,
             QoSProfile(depth=DETECTIONS_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(
             float(self.get_parameter('marker_period_s').value), self.publish_markers)
-        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S,
-                                                    self.publish_diagnostics)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -217,19 +235,29 @@ class DiseaseMapRecorder(Node):
     @property
     def records_written(self) -> int:
         """Return the number of records this session appended."""
-        return self._writer.records_written
+        return self._records_written
 
     @property
     def rejected(self) -> dict[str, int]:
         """Return the rejected messages by reason."""
-        return dict(self._rejected)
+        return {reason: count for (_, reason), count in self.diagnostics.rejected.items()}
 
     def _reject(self, reason: str, detail: str) -> None:
-        self._rejected[reason] += 1
-        self.get_logger().warning(f'detection rejected ({reason}): {detail}',
-                                  throttle_duration_sec=LOG_THROTTLE_S)
+        self.diagnostics.count_rejected(reason)
+        self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
+
+    def _update_diagnostic_values(self) -> None:
+        self.diagnostics.set_value('records_written', self.records_written)
+        self.diagnostics.set_value('records_in_file',
+                                   self.records_at_start + self.records_written)
+        self.diagnostics.set_value('located', self._summary.located)
+        self.diagnostics.set_value('unlocated', self._summary.detections - self._summary.located)
+        self.diagnostics.set_value('cells', len(self._aggregator))
+        self.diagnostics.set_value('last_save', self._last_save)
 
     def _on_detection(self, message: String) -> None:
+        start = time.perf_counter()
+        self.diagnostics.count_received()
         try:
             feature = parse_json(message.data)
         except ValueError as error:
@@ -240,21 +268,29 @@ class DiseaseMapRecorder(Node):
             self._reject(reason, message.data[:120])
             return
         try:
+            if self._writer is None:
+                self.records_path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = GeoJsonSeqWriter(self.records_path)
             self._writer.append(feature)
         except (OSError, ValueError) as error:
-            self._write_error = str(error)
-            self._rejected['write_failed'] += 1
-            self.get_logger().error(f'cannot append to {self.records_path}: {error}',
-                                    throttle_duration_sec=LOG_THROTTLE_S)
+            self.diagnostics.write_error = str(error)
+            self.diagnostics.count_rejected('write_failed')
+            self.warnings.warning('write_failed',
+                                  f'cannot append to {self.records_path}: {error}')
             return
-        self._write_error = ''
+        self.diagnostics.write_error = ''
+        self._records_written += 1
         self._add_to_map(feature)
+        # The latency of a record is mostly its fsync: what the disk costs per detection.
+        self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
+        self._update_diagnostic_values()
 
     def save(self) -> tuple[bool, str]:
         """Write the FeatureCollection and the summary of the run; return (ok, message)."""
         try:
-            count = write_feature_collection(self.collection_path,
-                                             iter_geojson_seq(self.records_path))
+            records = (iter_geojson_seq(self.records_path) if self.records_path.exists()
+                       else iter(()))
+            count = write_feature_collection(self.collection_path, records)
             summary = {
                 'run_name': self.run_name,
                 'saved_at': datetime.now(timezone.utc).isoformat(timespec='seconds'),
@@ -263,7 +299,7 @@ class DiseaseMapRecorder(Node):
                 'features_in_collection': count,
                 'records_written_this_session': self.records_written,
                 'records_continued': self.records_at_start,
-                'rejected_this_session': dict(sorted(self._rejected.items())),
+                'rejected_this_session': dict(sorted(self.rejected.items())),
                 'map_frame': self._map_frame,
                 **self._summary.as_dict(),
             }
@@ -275,6 +311,7 @@ class DiseaseMapRecorder(Node):
         message = (f'wrote {self.collection_path} ({count} feature(s)) and '
                    f'{self.summary_path}')
         self._last_save = message
+        self.diagnostics.set_value('last_save', message)
         self.get_logger().info(message)
         return True, message
 
@@ -343,54 +380,18 @@ class DiseaseMapRecorder(Node):
         """Publish the cell markers."""
         self._markers_publisher.publish(self.build_markers())
 
-    def diagnostics_status(self) -> DiagnosticStatus:
-        """Return the recorder's diagnostic status (records, rejections, file)."""
-        rejected_total = sum(self._rejected.values())
-        new_rejections = rejected_total - self._rejected_reported
-        self._rejected_reported = rejected_total
-        status = DiagnosticStatus(name=f'{self.get_name()}: map recorder',
-                                  hardware_id=str(self.records_path))
-        if self._write_error:
-            status.level, status.message = DiagnosticStatus.ERROR, (
-                f'cannot write: {self._write_error}')
-        elif new_rejections:
-            status.level, status.message = DiagnosticStatus.WARN, (
-                f'{new_rejections} detection(s) rejected in the last period')
-        else:
-            status.level, status.message = DiagnosticStatus.OK, 'recording'
-        values = {
-            'file': str(self.records_path),
-            'records_written': self.records_written,
-            'records_in_file': self.records_at_start + self.records_written,
-            'records_continued': self.records_at_start,
-            'records_skipped_at_start': self.records_skipped_at_start,
-            'located': self._summary.located,
-            'unlocated': self._summary.detections - self._summary.located,
-            'cells': len(self._aggregator),
-            'rejected_total': rejected_total,
-            'last_save': self._last_save,
-        }
-        for reason, count in sorted(self._rejected.items()):
-            values[f'rejected_{reason}'] = count
-        status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
-        return status
-
-    def publish_diagnostics(self) -> None:
-        """Publish the diagnostic status on ``/diagnostics``."""
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self.diagnostics_status()]
-        self._diagnostics_publisher.publish(array)
-
     def destroy_node(self) -> None:
         """Close the records file and destroy the node."""
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
+        self.diagnostics.destroy()
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
     """Run the recorder until shutdown, then save the collection and the summary."""
-    rclpy.init(args=args)
+    if not init_rclpy(NODE_NAME, args):
+        return 1
     node: DiseaseMapRecorder | None = None
     status = 0
     try:
@@ -404,8 +405,10 @@ def main(args: list[str] | None = None) -> int:
         status = 1
     finally:
         if node is not None:
-            node.save()
+            # Destroy first: the node's logger then no longer publishes to a rosout whose
+            # context a signal has already shut down. Saving needs only the files.
             node.destroy_node()
+            node.save()
         rclpy.try_shutdown()
     return status
 

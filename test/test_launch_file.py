@@ -278,6 +278,24 @@ def test_boolean_arguments_drive_conditions(model: LaunchModel) -> None:
     assert {'compressed', 'single_process', 'rviz'} <= conditioned
 
 
+def test_single_process_switches_the_nodes(model: LaunchModel) -> None:
+    """single_process starts the pipeline instead of the two nodes; the recorder always."""
+    expected = {
+        'camera_subscriber': ('UnlessCondition', 'single_process'),
+        'disease_classifier': ('UnlessCondition', 'single_process'),
+        'plant_disease_pipeline': ('IfCondition', 'single_process'),
+        'disease_map_recorder': None,
+        'rviz2': ('IfCondition', 'rviz'),
+    }
+    found = {}
+    for call in model.nodes():
+        _, executable = model.node_executable(call)
+        condition = model.resolve(keyword(call, 'condition'))
+        found[executable] = None if condition is None else (
+            call_name(condition), *sorted(model.launch_configurations(condition)))
+    assert found == expected
+
+
 def test_executables_exist(model: LaunchModel) -> None:
     """Every plant_disease_ros executable is a console script whose module exists."""
     scripts = console_scripts()
@@ -328,6 +346,20 @@ def test_nodes_use_namespace_params_file_and_sim_time(model: LaunchModel) -> Non
         parameters = model.launch_configurations(keyword(call, 'parameters'))
         assert {'params_file', 'use_sim_time'} <= parameters, executable
         assert model.parameter_names(call) >= {'use_sim_time'}
+
+
+def test_arguments_reach_their_nodes(model: LaunchModel) -> None:
+    """transport, model_path and map_dir are set on the nodes that declare them."""
+    expected = {
+        'camera_subscriber': {'use_sim_time', 'transport'},
+        'disease_classifier': {'use_sim_time', 'model_path'},
+        'plant_disease_pipeline': {'use_sim_time', 'transport', 'model_path'},
+        'disease_map_recorder': {'use_sim_time', 'map_dir'},
+    }
+    for call in model.nodes():
+        package, executable = model.node_executable(call)
+        if package == PACKAGE:
+            assert model.parameter_names(call) == expected[executable], executable
 
 
 def test_remappings_name_real_inputs(model: LaunchModel) -> None:

@@ -1,0 +1,1 @@
+"""The ROS-free core: images, the TFLite classifier, GPS, detections and the disease map."""

@@ -7,6 +7,7 @@ postprocess (dequantise, top-k), timing each stage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 import threading
@@ -163,7 +164,7 @@ class DiseaseClassifier:
         return len(self.labels)
 
     @staticmethod
-    def _make_quantiser(spec: TensorSpec):
+    def _make_quantiser(spec: TensorSpec) -> Callable[[np.ndarray, np.ndarray], None]:
         """Return a function writing a uint8 H×W×3 image into an input-typed array."""
         dtype = np.dtype(spec.dtype)
         if dtype.kind == 'f' or spec.scale <= 0.0:

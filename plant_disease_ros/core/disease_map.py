@@ -22,7 +22,7 @@ import logging
 import math
 import os
 from pathlib import Path
-import tempfile
+import secrets
 from typing import Any, BinaryIO
 
 from plant_disease_ros.core.detections import (
@@ -195,31 +195,49 @@ def iter_geojson_seq(path: str | Path, stats: SeqReadStats | None = None) -> Ite
     stats = stats if stats is not None else SeqReadStats()
     with open(path, 'rb') as handle:
         for raw, is_last in _raw_records(handle):
-            if not raw.strip():
-                continue
-            complete = raw.endswith(b'\n')
-            try:
-                values = [parse_json(raw)]
-            except (ValueError, UnicodeDecodeError):
-                values = None
-            if values is None:
-                # Not one JSON text: maybe several newline-delimited ones, or garbage.
-                lines = [line for line in raw.split(b'\n') if line.strip()]
-                values = []
-                for index, line in enumerate(lines):
-                    try:
-                        values.append(parse_json(line))
-                    except (ValueError, UnicodeDecodeError):
-                        if is_last and not complete and index == len(lines) - 1:
-                            stats.truncated_tail = True
-                        else:
-                            stats.skipped += 1
+            text = raw.decode('utf-8', errors='replace')
+            values, failures, tail_failed = _decode_values(text)
+            stats.skipped += failures
+            if tail_failed:
+                if is_last and not text.endswith('\n'):
+                    stats.truncated_tail = True
+                else:
+                    stats.skipped += 1
             for value in values:
                 if feature_rejection_reason(value) is None:
                     stats.records += 1
                     yield value
                 else:
                     stats.skipped += 1
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _decode_values(text: str) -> tuple[list[Any], int, bool]:
+    """Decode the JSON texts in one record: ``(values, failed lines, last part failed)``.
+
+    A record normally holds one JSON text; newline-delimited texts without RS are read
+    too. What does not parse is skipped up to the next line feed.
+    """
+    values: list[Any] = []
+    failures = 0
+    position = 0
+    while True:
+        while position < len(text) and text[position] in ' \t\r\n':
+            position += 1
+        if position >= len(text):
+            return values, failures, False
+        try:
+            value, position = _DECODER.raw_decode(text, position)
+        except ValueError:
+            newline = text.find('\n', position)
+            if newline < 0:
+                return values, failures, True
+            failures += 1
+            position = newline + 1
+            continue
+        values.append(value)
 
 
 def scan_geojson_seq(path: str | Path) -> tuple[list[dict], SeqReadStats]:
@@ -282,8 +300,9 @@ def _atomic_write(path: Path, write: Any) -> Path:
     """Write through ``write(handle)`` into a temporary file, fsync, rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp',
-                                             dir=path.parent)
+    temporary = path.parent / f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
+    # os.open applies the umask, so the result gets the permissions of a plain new file.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, 'w', encoding='utf-8') as handle:
             write(handle)

@@ -116,14 +116,15 @@ def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
     rows = buffer[:needed].reshape(height, step)[:, :row_bytes]
     if name == 'rgb8':
         return np.array(rows.reshape(height, width, 3), dtype=np.uint8, order='C', copy=True)
-    if name in ('mono8', 'mono16'):
-        if name == 'mono16':
-            # The high byte of each sample is the sample >> 8.
-            rows = rows[:, 0::2] if is_bigendian else rows[:, 1::2]
-        return cv2.cvtColor(np.ascontiguousarray(rows), cv2.COLOR_GRAY2RGB)
-    channels = BYTES_PER_PIXEL[name]
-    pixels = np.ascontiguousarray(rows).reshape(height, width, channels)
-    return np.ascontiguousarray(cv2.cvtColor(pixels, _TO_RGB_CODES[name]))
+    if name == 'mono8':
+        return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
+    if name == 'mono16':
+        # The high byte of each sample is the sample >> 8.
+        high = rows[:, 0::2] if is_bigendian else rows[:, 1::2]
+        return cv2.cvtColor(np.ascontiguousarray(high), cv2.COLOR_GRAY2RGB)
+    # OpenCV reads the row-strided view directly (padding skipped) and writes a new array.
+    pixels = rows.reshape(height, width, BYTES_PER_PIXEL[name])
+    return cv2.cvtColor(pixels, _TO_RGB_CODES[name])
 
 
 def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
@@ -212,6 +213,63 @@ def _jpeg_is_complete(data: np.ndarray) -> bool:
     return raw.rfind(b'\xff\xd9') > raw.rfind(b'\xff\xda') >= 0
 
 
+MAX_COMPRESSED_PIXELS = 50_000_000
+"""Largest image a compressed payload may claim (a 50 Mpx camera; 150 MB decoded)."""
+
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers: C0..CF except DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _check_compressed_header(buffer: np.ndarray) -> None:
+    """Refuse a payload whose header would make the decoder allocate far beyond its size.
+
+    OpenCV trusts the header: a corrupt PNG chunk length or a JPEG frame header claiming
+    20000×20000 pixels makes it allocate gigabytes from a few hundred bytes (found by the
+    fuzz tests), which can get a robot's node killed for memory. Only the headers are
+    walked, so this costs microseconds.
+    """
+    raw = buffer.tobytes()
+    size: tuple[int, int] | None = None
+    if raw.startswith(_PNG_MAGIC):
+        position = 8
+        while position + 8 <= len(raw):
+            length = int.from_bytes(raw[position:position + 4], 'big')
+            kind = raw[position + 4:position + 8]
+            left = len(raw) - position - 12
+            if length > left:
+                raise ImageConversionError(
+                    'decode_failed', f'corrupt PNG: chunk {kind.decode("latin-1")!r} claims '
+                    f'{length} bytes, {max(0, left)} left')
+            if kind == b'IHDR' and length >= 8:
+                size = (int.from_bytes(raw[position + 8:position + 12], 'big'),
+                        int.from_bytes(raw[position + 12:position + 16], 'big'))
+            if kind == b'IEND':
+                break
+            position += 12 + length
+    elif raw.startswith(b'\xff\xd8'):
+        position = 2
+        while position + 4 <= len(raw) and raw[position] == 0xFF:
+            marker = raw[position + 1]
+            if marker == 0xFF:  # fill byte
+                position += 1
+                continue
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+                position += 2
+                continue
+            if marker in _JPEG_FRAME_MARKERS and position + 9 <= len(raw):
+                size = (int.from_bytes(raw[position + 7:position + 9], 'big'),
+                        int.from_bytes(raw[position + 5:position + 7], 'big'))
+                break
+            if marker == 0xDA:  # start of scan: no frame header before it
+                break
+            position += 2 + int.from_bytes(raw[position + 2:position + 4], 'big')
+    if size is not None and size[0] * size[1] > MAX_COMPRESSED_PIXELS:
+        raise ImageConversionError(
+            'bad_size', f'compressed image claims {size[0]}x{size[1]} pixels, more than '
+            f'{MAX_COMPRESSED_PIXELS}')
+
+
 def compressed_to_rgb(data: bytes | np.ndarray, format: str = '') -> np.ndarray:
     """Decode a JPEG or PNG (a sensor_msgs/CompressedImage payload) to H×W×3 uint8 RGB.
 
@@ -223,6 +281,7 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '') -> np.ndarray:
     if buffer.size == 0:
         raise ImageConversionError('empty', 'empty compressed image data')
     codec = compressed_codec(format, buffer)
+    _check_compressed_header(buffer)
     if buffer[:3].tobytes() == _JPEG_MAGIC and not _jpeg_is_complete(buffer):
         raise ImageConversionError(
             'decode_failed', f'truncated JPEG: {buffer.size} bytes, no end-of-image marker')

@@ -33,6 +33,7 @@ from plant_disease_ros.core.occlusion import (
     top_fraction_mask,
     upsample_heatmap,
 )
+from plant_disease_ros.core.preprocessing import resize_to_input
 from plant_disease_ros.training.dataset import IMAGE_SUFFIXES, ProgressCallback
 
 FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
@@ -132,7 +133,7 @@ class GradCam:
             self.layer_name = layer_name or _last_spatial_layer(model)
             final = model.layers[-2].output if self._head is not None else model.output
             self._cam_model = keras.Model(
-                model.inputs, [model.get_layer(self.layer_name).output, final])
+                model.input, [model.get_layer(self.layer_name).output, final])
         else:
             self.layer_name = layer_name or f'{backbone.name} output'
             self._cam_model = self._rebuild(model, backbone, layer_name)
@@ -419,8 +420,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
                                           occlusion=heat))
         if gradcam is not None:
             height, width = gradcam.input_size
-            batch = np.stack([cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-                              for rgb in photos])
+            # The same resize as the robot's classifier, so both models see one input.
+            batch = np.stack([resize_to_input(rgb, height, width) for rgb in photos])
             maps, float_probabilities = gradcam(batch, [item.target_index for item in found])
             for item, cam, probabilities in zip(found, maps, float_probabilities, strict=True):
                 item.gradcam = cam

@@ -23,15 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'plant_disease_int8.tflite)')
     parser.add_argument('--labels', default=None,
                         help='labels file (default: the shipped labels.txt)')
-    parser.add_argument('--out', default='explanations',
+    parser.add_argument('--out', default='outputs/explanations',
                         help='folder for the PNGs and explanations.json')
     parser.add_argument('--grid', type=int, default=8,
                         help='occlusion grid: GRID x GRID cells, each covered in turn')
     parser.add_argument('--fill', choices=FILL_MODES, default='mean',
                         help='what covers an occluded cell')
     parser.add_argument('--gradcam-layer', default=None,
-                        help='backbone layer for Grad-CAM (default: the backbone output, '
-                             'e.g. block_13_expand_relu gives a 2x finer map)')
+                        help='backbone layer for Grad-CAM (default: the backbone output); '
+                             'an earlier one gives a finer map, e.g. stage3_out of resnet_lite '
+                             'or block_13_expand_relu of mobilenet_v2')
     parser.add_argument('--threads', type=int, default=2, help='TFLite interpreter threads')
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ARCHITECTURES = ('mobilenet_v2', 'mobilenet_v3_small')
+ARCHITECTURES = ('resnet_lite', 'mobilenet_v2', 'mobilenet_v3_small')
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,9 @@ class ModelConfig:
     """What defines a network: architecture, width multiplier, input size, head dropout."""
 
     num_classes: int
-    input_size: int = 128
-    width: float = 0.5
-    architecture: str = 'mobilenet_v2'
+    input_size: int = 96
+    width: float = 0.75
+    architecture: str = 'resnet_lite'
     dropout: float = 0.2
 
 
@@ -35,25 +35,68 @@ def build_model(config: ModelConfig):
     inputs = keras.Input(shape=shape, name='rgb')
     # Normalisation lives in the model: the robot feeds raw pixels.
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name='normalise')(inputs)
-    if config.architecture == 'mobilenet_v2':
+    if config.architecture == 'resnet_lite':
+        backbone = resnet_lite_backbone(shape, config.width)
+    elif config.architecture == 'mobilenet_v2':
         backbone = keras.applications.MobileNetV2(
             input_shape=shape, alpha=config.width, include_top=False, weights=None)
     else:
         backbone = keras.applications.MobileNetV3Small(
             input_shape=shape, alpha=config.width, include_top=False, weights=None,
             include_preprocessing=False, minimalistic=True)
-    # Keras' applications use BatchNorm momentum 0.999, tuned for ImageNet-sized epochs;
+    # Keras' applications use BatchNorm momentum 0.999, tuned for ImageNet-sized runs;
     # with a few hundred steps an epoch the moving statistics would lag the weights for
-    # many epochs and validation would sit at chance. 0.99 tracks within ~2 epochs.
+    # many epochs (inference-mode accuracy sat at chance while training mode learned,
+    # measured here with 0.999 and 0.99). 0.9 tracks the weights within a few steps.
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.99
+            layer.momentum = BATCH_NORM_MOMENTUM
     x = backbone(x)
     x = keras.layers.GlobalAveragePooling2D(name='pool')(x)
     x = keras.layers.Dropout(config.dropout, name='dropout')(x)
     outputs = keras.layers.Dense(config.num_classes, activation='softmax', name='probs')(x)
     return keras.Model(inputs, outputs, name=f'{config.architecture}_{config.width:g}_'
                                               f'{config.input_size}px')
+
+
+BATCH_NORM_MOMENTUM = 0.9
+
+
+def resnet_lite_backbone(shape: tuple[int, int, int], width: float):
+    """Return a compact residual CNN: a stride-2 stem and four residual stages.
+
+    Plain 3×3 convolutions converge in far fewer steps from scratch than depthwise
+    MobileNet blocks and run several times more efficiently per multiply-accumulate on a
+    CPU (measured here: 0.37 s against 0.48 s a 64-photo step at 96 px, with 0.70 M
+    parameters at width 0.75). Channels are (32, 64, 128, 256) × ``width``.
+    """
+    import tensorflow as tf
+
+    keras = tf.keras
+    layers = keras.layers
+    channels = [max(8, int(round(base * width / 8)) * 8) for base in (32, 64, 128, 256)]
+
+    def conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True):
+        x = layers.Conv2D(filters, kernel, strides=stride, padding='same', use_bias=False,
+                          name=f'{name}_conv')(x)
+        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f'{name}_bn')(x)
+        return layers.ReLU(name=f'{name}_relu')(x) if relu else x
+
+    def residual(x, filters: int, stride: int, name: str):
+        shortcut = x
+        x = conv_bn(x, filters, 3, stride, f'{name}_a')
+        x = conv_bn(x, filters, 3, 1, f'{name}_b', relu=False)
+        if stride != 1 or shortcut.shape[-1] != filters:
+            shortcut = conv_bn(shortcut, filters, 1, stride, f'{name}_proj', relu=False)
+        return layers.ReLU(name=f'{name}_out')(layers.Add(name=f'{name}_add')([x, shortcut]))
+
+    inputs = keras.Input(shape=shape)
+    x = conv_bn(inputs, channels[0], 3, 2, 'stem')
+    x = residual(x, channels[0], 1, 'stage1')
+    x = residual(x, channels[1], 2, 'stage2')
+    x = residual(x, channels[2], 2, 'stage3')
+    x = residual(x, channels[3], 2, 'stage4')
+    return keras.Model(inputs, x, name=f'resnet_lite_{width:g}')
 
 
 def feature_model(model):
@@ -66,19 +109,13 @@ def feature_model(model):
 def make_augmenter(seed: int, strength: float = 1.0):
     """Return a function that augments a float32 batch (B×H×W×3, 0..255) in a tf.data map.
 
-    Geometry (flips, rotation, zoom) teaches pose invariance; photometric jitter
+    Geometry (flips, 90° turns, zoom and shift) teaches pose invariance; photometric jitter
     (brightness, contrast, saturation, hue) and occasional blur make the lab photos less
     unlike a moving robot's frames.
     """
     import tensorflow as tf
 
     keras = tf.keras
-    geometry = keras.Sequential([
-        keras.layers.RandomFlip('horizontal_and_vertical', seed=seed),
-        keras.layers.RandomRotation(0.08 * strength, fill_mode='reflect', seed=seed + 1),
-        keras.layers.RandomZoom((-0.15 * strength, 0.1 * strength), fill_mode='reflect',
-                                seed=seed + 2),
-    ], name='augment_geometry')
     generator = tf.random.Generator.from_seed(seed + 3)
 
     def blur(batch):
@@ -87,8 +124,26 @@ def make_augmenter(seed: int, strength: float = 1.0):
         kernel = tf.tile(kernel, [1, 1, 3, 1])
         return tf.nn.depthwise_conv2d(batch, kernel, [1, 1, 1, 1], 'SAME')
 
+    def geometry(images):
+        # The dihedral group (flips, transposes) covers any leaf orientation in steps of
+        # 90° at almost no cost; a random crop-and-resize adds zoom and shift.
+        batch = tf.shape(images)[0]
+        flip = generator.uniform([batch, 1, 1, 1]) < 0.5
+        images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+        flip = generator.uniform([batch, 1, 1, 1]) < 0.5
+        images = tf.where(flip, tf.reverse(images, axis=[1]), images)
+        if images.shape[1] == images.shape[2]:
+            swap = generator.uniform([batch, 1, 1, 1]) < 0.5
+            images = tf.where(swap, tf.transpose(images, [0, 2, 1, 3]), images)
+        scale = 1.0 - generator.uniform([batch], 0.0, 0.2 * strength)
+        top = generator.uniform([batch]) * (1.0 - scale)
+        left = generator.uniform([batch]) * (1.0 - scale)
+        boxes = tf.stack([top, left, top + scale, left + scale], axis=1)
+        size = tf.shape(images)[1:3]
+        return tf.image.crop_and_resize(images, boxes, tf.range(batch), size)
+
     def augment(images, labels):
-        images = geometry(images, training=True)
+        images = geometry(images)
         batch = tf.shape(images)[0]
         scaled = images / 255.0
         brightness = generator.uniform([batch, 1, 1, 1], -0.15, 0.15) * strength

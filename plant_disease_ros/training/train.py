@@ -31,9 +31,9 @@ class TrainOptions:
     data_dir: str
     out_dir: str
     input_size: int = 96
-    width: float = 0.5
-    architecture: str = 'mobilenet_v2'
-    epochs: int = 35
+    width: float = 0.75
+    architecture: str = 'resnet_lite'
+    epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 2e-3
     patience: int = 8

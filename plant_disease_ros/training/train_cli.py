@@ -12,10 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``train`` options."""
     parser.add_argument('--data', required=True, help='folder of <class>/<image> photos')
     parser.add_argument('--out', required=True, help='output folder for the run')
-    parser.add_argument('--architecture', choices=ARCHITECTURES, default='mobilenet_v2')
-    parser.add_argument('--width', type=float, default=0.5, help='width multiplier (alpha)')
+    parser.add_argument('--architecture', choices=ARCHITECTURES, default='resnet_lite')
+    parser.add_argument('--width', type=float, default=0.75, help='width multiplier (alpha)')
     parser.add_argument('--input-size', type=int, default=96, help='square input side, px')
-    parser.add_argument('--epochs', type=int, default=35)
+    parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--learning-rate', type=float, default=2e-3)
     parser.add_argument('--patience', type=int, default=8,

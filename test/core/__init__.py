@@ -1,0 +1,1 @@
+"""Tests of plant_disease_ros.core (plain pytest, no rclpy)."""

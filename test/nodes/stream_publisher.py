@@ -3,7 +3,8 @@
 Used by the cross-process delivery tests: it creates its publisher, prints ``READY``,
 waits for a ``go`` line on stdin (so the test can start the nodes under test first and
 let them see this publisher), then publishes ``--count`` frames at ``--rate-hz`` and prints
-``DONE <n>``. Each frame's stamp is its publish time; ``frame_id`` tells runs apart.
+``DONE <n>``. Each frame's stamp is its publish time; its ``frame_id`` is
+``<--frame-id>/<index>``, so a receiver can tell runs apart and see which frames it lost.
 
 Run it with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a private ``ROS_DOMAIN_ID``.
 """
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.count):
             msg = Image()
             msg.header.stamp = node.get_clock().now().to_msg()
-            msg.header.frame_id = args.frame_id
+            msg.header.frame_id = f'{args.frame_id}/{sent}'
             msg.height, msg.width = frame.shape[:2]
             msg.encoding = 'bgr8'
             msg.step = frame.shape[1] * 3

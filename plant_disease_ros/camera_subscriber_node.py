@@ -1,0 +1,269 @@
+"""camera_subscriber: camera images in, RGB ``frames`` out, at a capped rate, cropped.
+
+Subscribes ``image_raw`` (sensor_msgs/Image) or ``image_raw/compressed``
+(sensor_msgs/CompressedImage) with depth 1 so it always works on the newest frame,
+converts any supported encoding to RGB, drops frames above ``max_rate_hz``, applies the
+optional centre or ROI crop and publishes ``frames`` (sensor_msgs/Image rgb8) with the
+source header unchanged. A bad image is counted by reason, logged (throttled) and
+skipped; the node goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+import rclpy
+from rclpy.exceptions import InvalidParameterValueException, ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from plant_disease_ros.conversions import compressed_image_to_rgb, image_to_rgb, rgb_to_image
+from plant_disease_ros.core.preprocessing import center_crop, crop_roi
+from plant_disease_ros.core.rate_limiter import RateLimiter
+from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.qos import (
+    AdaptiveSubscription,
+    frames_publisher_qos,
+    RELIABILITY_CHOICES,
+    reliability_name,
+)
+
+NODE_NAME = 'camera_subscriber'
+TRANSPORTS = ('raw', 'compressed')
+CROP_MODES = ('none', 'center', 'roi')
+READ_ONLY_PARAMETERS = ('transport', 'qos_reliability', 'diagnostics_period_s')
+
+FrameListener = Callable[[np.ndarray, Header], None]
+
+
+def check_camera_parameter(name: str, value: Any) -> str | None:
+    """Return why ``value`` is not valid for camera parameter ``name``, or ``None``."""
+    if name == 'transport' and value not in TRANSPORTS:
+        return f'transport must be one of {", ".join(TRANSPORTS)}, got {value!r}'
+    if name == 'qos_reliability' and value not in RELIABILITY_CHOICES:
+        return f'qos_reliability must be one of {", ".join(RELIABILITY_CHOICES)}, got {value!r}'
+    if name == 'max_rate_hz' and not (math.isfinite(value) and value >= 0.0):
+        return f'max_rate_hz must be a finite number >= 0 (0 = every frame), got {value}'
+    if name == 'crop_mode' and value not in CROP_MODES:
+        return f'crop_mode must be one of {", ".join(CROP_MODES)}, got {value!r}'
+    if name == 'center_crop_fraction' and not (0.0 < value <= 1.0):
+        return f'center_crop_fraction must be in (0, 1], got {value}'
+    if name == 'roi':
+        values = list(value)
+        if len(values) != 4:
+            return f'roi must be [x, y, width, height], got {values}'
+        if values[0] < 0 or values[1] < 0 or values[2] < 0 or values[3] < 0:
+            return f'roi values must be >= 0, got {values}'
+    if name == 'diagnostics_period_s' and not (math.isfinite(value) and value > 0.0):
+        return f'diagnostics_period_s must be > 0, got {value}'
+    return None
+
+
+def check_crop(crop_mode: str, roi: Sequence[int]) -> str | None:
+    """Return why the crop settings together are unusable, or ``None``."""
+    if crop_mode == 'roi' and (roi[2] <= 0 or roi[3] <= 0):
+        return f'crop_mode roi needs a roi with width and height > 0, got {list(roi)}'
+    return None
+
+
+class CameraSubscriberNode(Node):
+    """Convert camera images to RGB frames (rate cap, crop) and publish them on ``frames``."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        """Declare the parameters, create the publisher and the (adaptive) subscription.
+
+        Raises InvalidParameterValueException when a parameter's start value is invalid.
+        """
+        super().__init__(node_name, **kwargs)
+        try:
+            self._setup()
+        except Exception:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
+        """Read and check the parameters, create the endpoints."""
+        self._declare_parameters()
+        values = {name: self.get_parameter(name).value for name in (
+            'transport', 'qos_reliability', 'max_rate_hz', 'crop_mode', 'center_crop_fraction',
+            'roi', 'diagnostics_period_s')}
+        for name, value in values.items():
+            reason = check_camera_parameter(name, value)
+            if reason is not None:
+                raise InvalidParameterValueException(name, value, reason)
+        reason = check_crop(values['crop_mode'], values['roi'])
+        if reason is not None:
+            raise InvalidParameterValueException('roi', values['roi'], reason)
+
+        self.transport: str = values['transport']
+        self.crop_mode: str = values['crop_mode']
+        self.center_crop_fraction = float(values['center_crop_fraction'])
+        self.roi = [int(v) for v in values['roi']]
+        self.rate_limiter = RateLimiter(values['max_rate_hz'])
+        self._frame_listeners: list[FrameListener] = []
+
+        self.diagnostics = NodeDiagnostics(self, period_s=values['diagnostics_period_s'])
+        self.diagnostics.set_value('transport', self.transport)
+        self.diagnostics.set_value('max_rate_hz', self.rate_limiter.max_rate_hz)
+        self.warnings = ThrottledWarnings(self.get_logger())
+        self.frames_publisher = self.create_publisher(Image, 'frames', frames_publisher_qos())
+        if self.transport == 'raw':
+            msg_type, topic, convert = Image, 'image_raw', image_to_rgb
+        else:
+            msg_type, topic = CompressedImage, 'image_raw/compressed'
+            convert = compressed_image_to_rgb
+        self._convert: Callable[[Any], np.ndarray] = convert
+        self.image_subscription = AdaptiveSubscription(
+            self, msg_type, topic, self._on_image, reliability=values['qos_reliability'],
+            on_change=self._on_qos_change)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.get_logger().info(
+            f'camera_subscriber: {self.image_subscription.topic} ({self.transport}, qos '
+            f'{values["qos_reliability"]}) -> {self.frames_publisher.topic_name}; max_rate_hz '
+            f'{self.rate_limiter.max_rate_hz:g}, crop {self.crop_mode}')
+
+    def _declare_parameters(self) -> None:
+        """Declare every parameter with its descriptor."""
+        self.declare_parameter('transport', 'raw', ParameterDescriptor(
+            description="Image transport to subscribe: 'raw' (image_raw) or 'compressed' "
+                        '(image_raw/compressed, JPEG/PNG).', read_only=True))
+        self.declare_parameter('qos_reliability', 'auto', ParameterDescriptor(
+            description="Reliability of the image subscription: 'auto' (match the "
+                        "publishers, like rosbag2), 'reliable' or 'best_effort'.",
+            read_only=True))
+        self.declare_parameter('max_rate_hz', 0.0, ParameterDescriptor(
+            description='Most frames per second passed on (Hz); 0 = every frame.',
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0)]))
+        self.declare_parameter('crop_mode', 'none', ParameterDescriptor(
+            description="Crop before publishing: 'none', 'center' (centred square) or 'roi'."))
+        self.declare_parameter('center_crop_fraction', 1.0, ParameterDescriptor(
+            description='Side of the centred square as a fraction of the shorter image side, '
+                        '(0, 1].',
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)]))
+        self.declare_parameter('roi', [0, 0, 0, 0], ParameterDescriptor(
+            description='Region of interest for crop_mode roi: [x, y, width, height] in '
+                        'pixels, clipped to the image.'))
+        self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
+            description='Period of the /diagnostics status (s).', read_only=True,
+            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=3600.0)]))
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate runtime parameter changes; refuse read-only ones with a reason."""
+        crop_mode, roi = self.crop_mode, self.roi
+        for parameter in parameters:
+            if parameter.name in READ_ONLY_PARAMETERS:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f'{parameter.name} is read-only: restart the node to change it')
+            reason = check_camera_parameter(parameter.name, parameter.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+            if parameter.name == 'crop_mode':
+                crop_mode = parameter.value
+            elif parameter.name == 'roi':
+                roi = list(parameter.value)
+        reason = check_crop(crop_mode, roi)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _on_parameters_set(self, parameters: list[Parameter]) -> None:
+        """Apply accepted runtime changes."""
+        for parameter in parameters:
+            if parameter.name == 'max_rate_hz':
+                self.rate_limiter.max_rate_hz = parameter.value
+                self.diagnostics.set_value('max_rate_hz', self.rate_limiter.max_rate_hz)
+            elif parameter.name == 'crop_mode':
+                self.crop_mode = parameter.value
+            elif parameter.name == 'center_crop_fraction':
+                self.center_crop_fraction = float(parameter.value)
+            elif parameter.name == 'roi':
+                self.roi = [int(v) for v in parameter.value]
+
+    def _on_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
+        """Log the image subscription's reliability each time it is (re)chosen."""
+        name = reliability_name(policy)
+        self.diagnostics.set_value('qos_reliability', name)
+        self.get_logger().info(f'subscribed to {topic}: {name} ({why})')
+
+    def add_frame_listener(self, listener: FrameListener) -> None:
+        """Also hand every published frame to ``listener(rgb, header)`` in this process.
+
+        Used by the pipeline to pass frames to the classifier without serialising them;
+        ``frames`` is then published only while it has subscribers.
+        """
+        self._frame_listeners.append(listener)
+
+    def crop(self, rgb: np.ndarray) -> np.ndarray:
+        """Return ``rgb`` cropped per the crop parameters."""
+        if self.crop_mode == 'center':
+            return center_crop(rgb, self.center_crop_fraction)
+        if self.crop_mode == 'roi':
+            return crop_roi(rgb, *self.roi)
+        return rgb
+
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Convert, crop and publish one image; count and skip it if it is bad."""
+        self.diagnostics.count_received()
+        if not self.rate_limiter.allow(time.monotonic()):
+            self.diagnostics.count_dropped()
+            return
+        start = time.perf_counter()
+        try:
+            rgb = self.crop(self._convert(msg))
+        except ValueError as error:
+            reason = str(getattr(error, 'reason', 'invalid_image'))
+            self.diagnostics.count_rejected(reason)
+            self.warnings.warning(reason, f'rejected image ({reason}): {error}')
+            return
+        if self.frames_publisher.get_subscription_count() > 0 or not self._frame_listeners:
+            self.frames_publisher.publish(rgb_to_image(rgb, msg.header))
+        for listener in self._frame_listeners:
+            listener(rgb, msg.header)
+        self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
+
+    def destroy_node(self) -> None:
+        """Destroy the adaptive subscription and the diagnostics, then the node."""
+        for part in ('image_subscription', 'diagnostics'):
+            if hasattr(self, part):
+                getattr(self, part).destroy()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run camera_subscriber until shutdown; return the exit code."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = CameraSubscriberNode()
+        rclpy.spin(node)
+    except ParameterException as error:
+        get_logger(NODE_NAME).fatal(f'invalid parameter: {error}')
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

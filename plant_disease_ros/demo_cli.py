@@ -1,0 +1,47 @@
+"""``plant-disease make-demo``: compose the demo bag from leaf photos."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+
+from plant_disease_ros import demo_bag
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the make-demo options to ``parser``."""
+    parser.add_argument('--data', type=Path, default=demo_bag.DEFAULT_DATA_DIR,
+                        help='PlantVillage-style photo folder (default: %(default)s)')
+    parser.add_argument('--out', type=Path, default=Path('demo/field_demo.mcap'),
+                        help='output MCAP file; the truth file is written beside it as '
+                             '<name>_truth.json (default: %(default)s)')
+    parser.add_argument('--frames', type=int, default=demo_bag.DEFAULT_FRAMES,
+                        help='approximate number of camera frames, rounded to whole plants '
+                             '(default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=demo_bag.DEFAULT_SEED,
+                        help='random seed for photos, texture and GPS noise '
+                             '(default: %(default)s)')
+    parser.add_argument('--split', type=Path, default=demo_bag.DEFAULT_SPLIT,
+                        help='split file whose test photos are used; if it does not exist, '
+                             'photos are a seeded choice from the folder '
+                             '(default: %(default)s)')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compose the bag and print what was written."""
+    options = demo_bag.DemoOptions(data_dir=args.data, out_path=args.out, frames=args.frames,
+                                   seed=args.seed, split_path=args.split)
+
+    def progress(line: str) -> None:
+        print(f'\r{line}', end='', file=sys.stderr, flush=True)
+
+    result = demo_bag.make_demo_bag(options, progress=progress)
+    print(file=sys.stderr)
+    print(f'bag:    {result.bag_path} ({result.bag_bytes / 1e6:.2f} MB, {result.frames} frames, '
+          f'{result.raw_frames} raw, {result.fixes} fixes)')
+    print(f'truth:  {result.truth_path}')
+    print(f'photos: {result.photo_source}')
+    print('labels: ' + ', '.join(f'{label} {count}'
+                                 for label, count in sorted(result.labels.items())))
+    return 0

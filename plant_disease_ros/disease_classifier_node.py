@@ -1,0 +1,463 @@
+"""disease_classifier: RGB frames in; label, confidence, JSON and GPS-tagged detections out.
+
+Subscribes ``frames`` (sensor_msgs/Image) and ``fix`` (sensor_msgs/NavSatFix). For each
+frame it publishes ``label`` (std_msgs/String, 'unknown' below ``score_threshold``),
+``confidence`` (std_msgs/Float32), ``classification`` (std_msgs/String, one JSON object)
+and, while they have subscribers, ``image_annotated`` and ``explanation`` (Image). Each
+frame whose top-1 score reaches ``score_threshold`` also gives a GeoJSON Feature on
+``detections`` tagged with the position at the image's stamp, and that position on
+``detections/fix`` (NavSatFix) when there is one. Every output carries the source
+image's header.
+
+Position tagging never uses a fix from after the image before that fix has arrived: a
+detection whose later fix has not come yet waits up to ``fix_wait_s`` (re-checked when a
+fix arrives and on a timer), then takes the nearest older fix within ``max_fix_age_s``,
+or goes out with null geometry and ``fix_status`` 'stale' or 'none'.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+import math
+import sys
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+import rclpy
+from rclpy.exceptions import InvalidParameterValueException, ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import Image, NavSatFix
+from std_msgs.msg import Float32, Header, String
+
+from plant_disease_ros.conversions import (
+    classification_to_string,
+    copy_header,
+    display_label,
+    feature_to_string,
+    geofix_to_navsatfix,
+    image_to_rgb,
+    navsatfix_to_geofix,
+    rgb_to_image,
+    stamp_to_seconds,
+)
+from plant_disease_ros.core.classifier import (
+    Classification,
+    ClassifierOptions,
+    DiseaseClassifier,
+)
+from plant_disease_ros.core.detections import detection_feature
+from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
+from plant_disease_ros.core.interpreter_loader import ModelLoadError
+from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.qos import (
+    AdaptiveSubscription,
+    FIX_DEPTH,
+    frames_publisher_qos,
+    RELIABILITY_CHOICES,
+    reliability_name,
+    results_qos,
+)
+
+NODE_NAME = 'disease_classifier'
+READ_ONLY_PARAMETERS = (
+    'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
+    'max_fix_age_s', 'fix_buffer_size', 'diagnostics_period_s')
+# Detections waiting for the fix after their stamp; beyond this the oldest is settled.
+MAX_PENDING_DETECTIONS = 64
+PENDING_CHECK_PERIOD_S = 0.05
+EXPLANATION_GRID = 4
+
+
+@dataclass(frozen=True)
+class PendingDetection:
+    """A classified frame waiting for the fix after its stamp."""
+
+    classification: Classification
+    header: Header
+    stamp_s: float
+    deadline_s: float
+
+
+def check_classifier_parameter(name: str, value: Any, num_labels: int) -> str | None:
+    """Return why ``value`` is not valid for classifier parameter ``name``, or ``None``."""
+    if name == 'top_k' and not 1 <= value <= num_labels:
+        return f'top_k must be in 1..{num_labels} (the number of labels), got {value}'
+    if name == 'score_threshold' and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        return f'score_threshold must be in [0, 1], got {value}'
+    if name == 'num_threads' and value < 1:
+        return f'num_threads must be >= 1, got {value}'
+    if name == 'qos_reliability' and value not in RELIABILITY_CHOICES:
+        return f'qos_reliability must be one of {", ".join(RELIABILITY_CHOICES)}, got {value!r}'
+    if name in ('max_fix_age_s', 'fix_wait_s', 'explain_period_s') and not (
+            math.isfinite(value) and value >= 0.0):
+        return f'{name} must be a finite number >= 0, got {value}'
+    if name == 'fix_buffer_size' and value < 1:
+        return f'fix_buffer_size must be >= 1, got {value}'
+    if name == 'diagnostics_period_s' and not (math.isfinite(value) and value > 0.0):
+        return f'diagnostics_period_s must be > 0, got {value}'
+    return None
+
+
+def annotate(rgb: np.ndarray, text: str) -> np.ndarray:
+    """Return a copy of ``rgb`` with ``text`` on a dark band across the top."""
+    image = np.array(rgb, dtype=np.uint8, order='C', copy=True)
+    height, width = image.shape[:2]
+    scale = max(0.35, min(2.0, width / 900.0))
+    thickness = max(1, int(round(scale * 2)))
+    (text_width, text_height), baseline = cv2.getTextSize(
+        text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    band = min(height, text_height + baseline + 2 * thickness + 4)
+    image[:band] = (image[:band] * 0.35).astype(np.uint8)
+    cv2.putText(image, text, (4, band - baseline - thickness), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return image
+
+
+class DiseaseClassifierNode(Node):
+    """Classify frames, publish the results and GPS-tagged detections."""
+
+    def __init__(self, node_name: str = NODE_NAME, *, subscribe_frames: bool = True,
+                 **kwargs: Any) -> None:
+        """Declare the parameters, load the model and create the endpoints.
+
+        ``subscribe_frames=False`` leaves out the ``frames`` subscription: the pipeline
+        hands frames to :meth:`process_frame` directly. Raises ModelLoadError when the model
+        cannot be loaded and InvalidParameterValueException for an invalid start value.
+        """
+        super().__init__(node_name, **kwargs)
+        try:
+            self._setup(subscribe_frames)
+        except Exception:
+            self.destroy_node()
+            raise
+
+    def _setup(self, subscribe_frames: bool) -> None:
+        """Read and check the parameters, load the model, create the endpoints."""
+        self._declare_parameters()
+        names = ('model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
+                 'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
+                 'diagnostics_period_s')
+        values = {name: self.get_parameter(name).value for name in names}
+        for name, value in values.items():
+            reason = check_classifier_parameter(name, value, num_labels=1)
+            if reason is not None:
+                raise InvalidParameterValueException(name, value, reason)
+
+        self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
+            model_path=values['model_path'], labels_path=values['labels_path'],
+            num_threads=values['num_threads'], delegate_path=values['delegate']))
+        num_labels = self.classifier.num_classes
+        self._declare_runtime_parameters(num_labels)
+        self.top_k = int(self.get_parameter('top_k').value)
+        self.score_threshold = float(self.get_parameter('score_threshold').value)
+        for name, value in (('top_k', self.top_k), ('score_threshold', self.score_threshold)):
+            reason = check_classifier_parameter(name, value, num_labels)
+            if reason is not None:
+                raise InvalidParameterValueException(name, value, reason)
+        self.fix_wait_s = float(values['fix_wait_s'])
+        self.explain_period_s = float(values['explain_period_s'])
+        self.fix_buffer = FixBuffer(values['max_fix_age_s'], values['fix_buffer_size'])
+
+        model = self.classifier.model
+        self.diagnostics = NodeDiagnostics(self, period_s=values['diagnostics_period_s'])
+        self.diagnostics.set_value('model', model.path.name)
+        self.diagnostics.set_value('backend', model.backend)
+        self.diagnostics.set_value('num_threads', model.num_threads)
+        self.warnings = ThrottledWarnings(self.get_logger())
+        self.detection_counts: Counter[str] = Counter()
+        self.fixes_received = 0
+        self._pending: deque[PendingDetection] = deque()
+        self._last_explanation_s = -math.inf
+        self._explanation_unavailable = False
+
+        qos = results_qos()
+        self.label_publisher = self.create_publisher(String, 'label', qos)
+        self.confidence_publisher = self.create_publisher(Float32, 'confidence', qos)
+        self.classification_publisher = self.create_publisher(String, 'classification', qos)
+        # Images out keep only the newest one: no queue of full frames per subscriber.
+        self.annotated_publisher = self.create_publisher(Image, 'image_annotated',
+                                                         frames_publisher_qos())
+        self.detections_publisher = self.create_publisher(String, 'detections', qos)
+        self.detection_fix_publisher = self.create_publisher(NavSatFix, 'detections/fix', qos)
+        self.explanation_publisher = self.create_publisher(Image, 'explanation',
+                                                           frames_publisher_qos())
+
+        self.frames_subscription: AdaptiveSubscription | None = None
+        if subscribe_frames:
+            self.frames_subscription = AdaptiveSubscription(
+                self, Image, 'frames', self._on_frame, reliability=values['qos_reliability'],
+                on_change=self._on_frames_qos_change)
+        # GPS drivers publish reliable or best effort; 'auto' matches either.
+        self.fix_subscription = AdaptiveSubscription(
+            self, NavSatFix, 'fix', self._on_fix, reliability='auto', depth=FIX_DEPTH,
+            on_change=self._log_qos_change)
+        self._pending_timer = self.create_timer(PENDING_CHECK_PERIOD_S, self._settle_pending)
+        self._pending_timer.cancel()
+
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.get_logger().info(
+            f'model {model.path} ({model.backend}): input shape {tuple(model.input.shape)} '
+            f'{np.dtype(model.input.dtype).name}, {num_labels} labels, {model.num_threads} '
+            f'threads, delegate {model.delegate or "none"}; top_k {self.top_k}, '
+            f'score_threshold {self.score_threshold:g}')
+
+    def _declare_parameters(self) -> None:
+        """Declare the parameters needed before the model is loaded, and the GPS ones."""
+        self.declare_parameter('model_path', '', ParameterDescriptor(
+            description='TFLite model file; empty = the shipped model.', read_only=True))
+        self.declare_parameter('labels_path', '', ParameterDescriptor(
+            description='Labels file, one class per line; empty = the shipped labels.',
+            read_only=True))
+        self.declare_parameter('num_threads', 2, ParameterDescriptor(
+            description='Interpreter CPU threads.', read_only=True,
+            integer_range=[IntegerRange(from_value=1, to_value=64, step=1)]))
+        self.declare_parameter('delegate', '', ParameterDescriptor(
+            description='External delegate library (Edge TPU, NPU); empty = CPU.',
+            read_only=True))
+        self.declare_parameter('qos_reliability', 'auto', ParameterDescriptor(
+            description="Reliability of the frames subscription: 'auto' (match the "
+                        "publishers), 'reliable' or 'best_effort'.", read_only=True))
+        self.declare_parameter('max_fix_age_s', 2.0, ParameterDescriptor(
+            description='Farthest a fix may be from the image stamp to locate it (s).',
+            read_only=True,
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0)]))
+        self.declare_parameter('fix_wait_s', 0.3, ParameterDescriptor(
+            description='Longest a detection waits for the fix after its stamp (s).',
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=10.0)]))
+        self.declare_parameter('fix_buffer_size', 200, ParameterDescriptor(
+            description='GPS fixes kept, newest first.', read_only=True,
+            integer_range=[IntegerRange(from_value=1, to_value=100000, step=1)]))
+        self.declare_parameter('explain_period_s', 0.0, ParameterDescriptor(
+            description='Period of the occlusion explanation image (s); 0 = off. Computed '
+                        'only while explanation has subscribers.',
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0)]))
+        self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
+            description='Period of the /diagnostics status (s).', read_only=True,
+            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=3600.0)]))
+
+    def _declare_runtime_parameters(self, num_labels: int) -> None:
+        """Declare top_k (range from the labels) and score_threshold."""
+        self.declare_parameter('top_k', min(3, num_labels), ParameterDescriptor(
+            description=f'Categories in the classification JSON, 1..{num_labels}.',
+            integer_range=[IntegerRange(from_value=1, to_value=num_labels, step=1)]))
+        self.declare_parameter('score_threshold', 0.5, ParameterDescriptor(
+            description="Top-1 score below which label is 'unknown' and no detection is "
+                        'published, [0, 1].',
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)]))
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate runtime parameter changes; refuse read-only ones with a reason."""
+        for parameter in parameters:
+            if parameter.name in READ_ONLY_PARAMETERS:
+                return SetParametersResult(
+                    successful=False,
+                    reason=f'{parameter.name} is read-only: restart the node to change it')
+            reason = check_classifier_parameter(parameter.name, parameter.value,
+                                                self.classifier.num_classes)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _on_parameters_set(self, parameters: list[Parameter]) -> None:
+        """Apply accepted runtime changes."""
+        for parameter in parameters:
+            if parameter.name == 'top_k':
+                self.top_k = int(parameter.value)
+            elif parameter.name == 'score_threshold':
+                self.score_threshold = float(parameter.value)
+            elif parameter.name == 'fix_wait_s':
+                self.fix_wait_s = float(parameter.value)
+            elif parameter.name == 'explain_period_s':
+                self.explain_period_s = float(parameter.value)
+
+    def _on_frames_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
+        """Log the frames subscription's reliability each time it is (re)chosen."""
+        self.diagnostics.set_value('qos_reliability', reliability_name(policy))
+        self._log_qos_change(topic, policy, why)
+
+    def _log_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
+        """Log a subscription's reliability each time it is (re)chosen."""
+        self.get_logger().info(f'subscribed to {topic}: {reliability_name(policy)} ({why})')
+
+    # Frames ----------------------------------------------------------------------------
+
+    def _on_frame(self, msg: Image) -> None:
+        """Convert one ``frames`` message and classify it; count and skip a bad one."""
+        start = time.perf_counter()
+        self.diagnostics.count_received()
+        try:
+            rgb = image_to_rgb(msg)
+        except ValueError as error:
+            reason = str(getattr(error, 'reason', 'invalid_image'))
+            self.diagnostics.count_rejected(reason)
+            self.warnings.warning(reason, f'rejected frame ({reason}): {error}')
+            return
+        self._classify_and_publish(rgb, msg.header, start)
+
+    def process_frame(self, rgb: np.ndarray, header: Header) -> Classification | None:
+        """Classify an RGB frame handed over in-process and publish the results; return it.
+
+        The pipeline's camera_subscriber calls this instead of publishing ``frames``.
+        """
+        self.diagnostics.count_received()
+        return self._classify_and_publish(rgb, header, time.perf_counter())
+
+    def _classify_and_publish(self, rgb: np.ndarray, header: Header,
+                              start: float) -> Classification | None:
+        """Classify ``rgb`` and publish every result with a copy of ``header``.
+
+        Return the classification, or ``None`` when the frame could not be classified.
+        """
+        header = copy_header(header)
+        try:
+            classification = self.classifier.classify(rgb, top_k=self.top_k)
+        except (ValueError, RuntimeError) as error:
+            # One frame the interpreter cannot take must not stop the node.
+            reason = str(getattr(error, 'reason', 'classify_failed'))
+            self.diagnostics.count_rejected(reason)
+            self.warnings.warning(reason, f'cannot classify frame ({reason}): {error}')
+            return None
+        threshold = self.score_threshold
+        label = display_label(classification, threshold)
+        self.label_publisher.publish(String(data=label))
+        self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
+        self.classification_publisher.publish(
+            classification_to_string(classification, header, threshold))
+        if self.annotated_publisher.get_subscription_count() > 0:
+            text = f'{display_name(label)} {classification.top.score:.2f}'
+            self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
+        self._maybe_explain(rgb, header)
+        if classification.top.score >= threshold:
+            self._tag_detection(classification, header)
+        self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
+        return classification
+
+    def _maybe_explain(self, rgb: np.ndarray, header: Header) -> None:
+        """Publish an occlusion heatmap every ``explain_period_s`` while it is watched."""
+        if (self.explain_period_s <= 0.0 or self._explanation_unavailable
+                or self.explanation_publisher.get_subscription_count() == 0):
+            return
+        now = time.monotonic()
+        if now - self._last_explanation_s < self.explain_period_s:
+            return
+        self._last_explanation_s = now
+        try:
+            # Imported here: the explanation is optional and the node runs without it.
+            from plant_disease_ros.core.occlusion import occlusion_heatmap, overlay_heatmap
+        except ImportError as error:
+            self._explanation_unavailable = True
+            self.get_logger().warning(f'explanation disabled: {error}')
+            return
+        heat = occlusion_heatmap(self.classifier, rgb, grid=EXPLANATION_GRID)
+        self.explanation_publisher.publish(rgb_to_image(overlay_heatmap(rgb, heat), header))
+
+    # GPS tagging -----------------------------------------------------------------------
+
+    def _on_fix(self, msg: NavSatFix) -> None:
+        """Keep a usable fix (count and skip a bad one) and settle waiting detections."""
+        self.fixes_received += 1
+        fix, reason = navsatfix_to_geofix(msg)
+        if fix is None:
+            self.diagnostics.count_rejected(reason, category='fix')
+            self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})')
+            return
+        self.fix_buffer.add(fix)
+        self._settle_pending()
+
+    def _tag_detection(self, classification: Classification, header: Header) -> None:
+        """Publish the detection now, or queue it until the fix after its stamp comes."""
+        stamp_s = stamp_to_seconds(header.stamp)
+        final = self.fix_wait_s <= 0.0
+        lookup = self.fix_buffer.lookup(stamp_s, final=final)
+        if lookup.status != 'pending':
+            self._publish_detection(classification, header, lookup)
+            return
+        self._pending.append(PendingDetection(classification, header, stamp_s,
+                                              time.monotonic() + self.fix_wait_s))
+        if len(self._pending) > MAX_PENDING_DETECTIONS:
+            oldest = self._pending.popleft()
+            self._publish_detection(oldest.classification, oldest.header,
+                                    self.fix_buffer.lookup(oldest.stamp_s, final=True))
+        if self._pending_timer.is_canceled():
+            self._pending_timer.reset()
+
+    def _settle_pending(self) -> None:
+        """Publish the waiting detections whose fix came or whose wait is over."""
+        now = time.monotonic()
+        while self._pending:
+            item = self._pending[0]
+            lookup = self.fix_buffer.lookup(item.stamp_s, final=False)
+            if lookup.status == 'pending':
+                if now < item.deadline_s:
+                    break
+                lookup = self.fix_buffer.lookup(item.stamp_s, final=True)
+            self._pending.popleft()
+            self._publish_detection(item.classification, item.header, lookup)
+        if not self._pending:
+            self._pending_timer.cancel()
+
+    def _publish_detection(self, classification: Classification, header: Header,
+                           lookup: FixLookup) -> None:
+        """Publish ``detections`` (and ``detections/fix`` when located) for one frame."""
+        feature = detection_feature(
+            stamp_sec=header.stamp.sec, stamp_nanosec=header.stamp.nanosec,
+            frame_id=header.frame_id, classification=classification, fix_lookup=lookup)
+        self.detections_publisher.publish(feature_to_string(feature))
+        if lookup.fix is not None:
+            self.detection_fix_publisher.publish(geofix_to_navsatfix(lookup.fix, header))
+        self.detection_counts[lookup.status] += 1
+        self.diagnostics.set_value(f'detections.{lookup.status}',
+                                   self.detection_counts[lookup.status])
+
+    @property
+    def pending_detections(self) -> int:
+        """Return the number of detections waiting for a fix."""
+        return len(self._pending)
+
+    def destroy_node(self) -> None:
+        """Destroy the adaptive subscriptions and the diagnostics, then the node."""
+        for part in ('frames_subscription', 'fix_subscription', 'diagnostics'):
+            if getattr(self, part, None) is not None:
+                getattr(self, part).destroy()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run disease_classifier until shutdown; return the exit code."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DiseaseClassifierNode()
+        rclpy.spin(node)
+    except ModelLoadError as error:
+        get_logger(NODE_NAME).fatal(f'cannot load the model: {error}')
+        return 1
+    except ParameterException as error:
+        get_logger(NODE_NAME).fatal(f'invalid parameter: {error}')
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

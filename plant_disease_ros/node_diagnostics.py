@@ -1,0 +1,162 @@
+"""Frame counters and latency of a node, published as diagnostic_msgs/DiagnosticArray.
+
+Each node owns one :class:`NodeDiagnostics`: callbacks count what happens to every
+message (received, processed, dropped, rejected by reason), add latencies, and a timer
+publishes one DiagnosticStatus on ``/diagnostics`` every period. The level is WARN when
+something was rejected during the last period, OK otherwise. :class:`ThrottledWarnings`
+keeps per-message warnings to one line per reason per period.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+import math
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from plant_disease_ros.core.latency import LatencyWindow
+
+DIAGNOSTICS_TOPIC = '/diagnostics'
+
+
+def _format_value(value: Any) -> str:
+    """Return a diagnostics value as text (floats with 3 decimals, NaN as 'nan')."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, float):
+        return 'nan' if math.isnan(value) else f'{value:.3f}'
+    return str(value)
+
+
+class NodeDiagnostics:
+    """Count a node's messages and publish them on ``/diagnostics`` every ``period_s``.
+
+    Rejections are kept per category ('frame' for images, 'fix' for GPS fixes, ...) and
+    per reason; they appear as ``rejected.<reason>`` (frames) and
+    ``<category>_rejected.<reason>`` (others).
+    """
+
+    def __init__(self, node: Node, *, period_s: float = 1.0, name: str = '',
+                 hardware_id: str = '', latency_window: int = 500) -> None:
+        """Create the publisher and the timer on ``node``."""
+        self._node = node
+        self.name = name or f'{node.get_name()}: frames'
+        self.hardware_id = hardware_id or node.get_fully_qualified_name()
+        self.received = 0
+        self.processed = 0
+        self.dropped = 0
+        self.rejected: Counter[tuple[str, str]] = Counter()
+        self.latency = LatencyWindow(latency_window)
+        self.values: dict[str, Any] = {}
+        self._rejected_at_last_publish: Counter[tuple[str, str]] = Counter()
+        self._publisher = node.create_publisher(
+            DiagnosticArray, DIAGNOSTICS_TOPIC,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self._timer: Any = node.create_timer(float(period_s), self.publish)
+
+    def count_received(self) -> None:
+        """Count a message that arrived."""
+        self.received += 1
+
+    def count_processed(self, latency_ms: float | None = None) -> None:
+        """Count a message handled to the end, with its latency if given."""
+        self.processed += 1
+        if latency_ms is not None:
+            self.latency.add(latency_ms)
+
+    def count_dropped(self) -> None:
+        """Count a message skipped on purpose (rate cap)."""
+        self.dropped += 1
+
+    def count_rejected(self, reason: str, category: str = 'frame') -> None:
+        """Count a message refused for ``reason`` (a short key such as 'truncated')."""
+        self.rejected[(category, reason)] += 1
+
+    def rejected_total(self, category: str | None = None) -> int:
+        """Return the number of rejections (of ``category``, or all)."""
+        return sum(count for (kind, _), count in self.rejected.items()
+                   if category is None or kind == category)
+
+    def set_value(self, key: str, value: Any) -> None:
+        """Publish ``key: value`` with every status from now on (model name, ...)."""
+        self.values[key] = value
+
+    def status(self) -> DiagnosticStatus:
+        """Return the status now: counters, rejections by reason, latency, extra values."""
+        recent = self.rejected - self._rejected_at_last_publish
+        status = DiagnosticStatus()
+        status.name = self.name
+        status.hardware_id = self.hardware_id
+        if recent:
+            status.level = DiagnosticStatus.WARN
+            reasons = ', '.join(f'{category} {reason}: {count}'
+                                for (category, reason), count in sorted(recent.items()))
+            status.message = f'rejected in the last period: {reasons}'
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = 'ok'
+        items: list[tuple[str, Any]] = [
+            ('received', self.received),
+            ('processed', self.processed),
+            ('dropped', self.dropped),
+            ('rejected', self.rejected_total('frame')),
+        ]
+        for (category, reason), count in sorted(self.rejected.items()):
+            prefix = 'rejected' if category == 'frame' else f'{category}_rejected'
+            items.append((f'{prefix}.{reason}', count))
+        items += [
+            ('latency_mean_ms', self.latency.mean()),
+            ('latency_p95_ms', self.latency.percentile(95.0)),
+            ('latency_samples', self.latency.count),
+        ]
+        items += list(self.values.items())
+        status.values = [KeyValue(key=key, value=_format_value(value)) for key, value in items]
+        return status
+
+    def publish(self) -> None:
+        """Publish the status on ``/diagnostics`` and start a new period."""
+        array_msg = DiagnosticArray()
+        array_msg.header.stamp = self._node.get_clock().now().to_msg()
+        array_msg.status = [self.status()]
+        self._publisher.publish(array_msg)
+        self._rejected_at_last_publish = Counter(self.rejected)
+
+    def destroy(self) -> None:
+        """Destroy the timer and the publisher (once)."""
+        if self._timer is not None:
+            self._node.destroy_timer(self._timer)
+            self._node.destroy_publisher(self._publisher)
+            self._timer = None
+
+
+class ThrottledWarnings:
+    """Log a warning at most once per ``period_s`` for each key (e.g. a rejection reason).
+
+    rclpy's own ``throttle_duration_sec`` throttles per call site, which would let one
+    reason hide another; this keeps one budget per key and says how many were suppressed.
+    """
+
+    def __init__(self, logger: Any, period_s: float = 5.0) -> None:
+        """Throttle warnings sent to ``logger`` (an rclpy logger)."""
+        self._logger = logger
+        self._period_s = float(period_s)
+        self._last_s: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def warning(self, key: str, message: str) -> bool:
+        """Log ``message`` unless ``key`` was logged within the period; return if logged."""
+        now = time.monotonic()
+        last = self._last_s.get(key)
+        if last is not None and now - last < self._period_s:
+            self._suppressed[key] += 1
+            return False
+        suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            message = f'{message} ({suppressed} more like it since the last warning)'
+        self._last_s[key] = now
+        self._logger.warning(message)
+        return True

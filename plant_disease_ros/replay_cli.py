@@ -1,0 +1,93 @@
+"""``plant-disease replay``: play a rosbag2 bag through the pipeline and record the results.
+
+Exit status 0 on success, 2 with a one-line error for a missing path, a corrupt bag, a bag
+without an image topic or a pipeline that does not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+
+from plant_disease_ros.replay import (
+    DEFAULT_NAMESPACE,
+    FIX_LEAD_S,
+    FRAME_TIMEOUT_S,
+    replay,
+    ReplayError,
+    ReplayOptions,
+    STARTUP_TIMEOUT_S,
+)
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition(':=')
+    if not separator or not name.strip():
+        raise argparse.ArgumentTypeError(f'expected NAME:=VALUE, got {text!r}')
+    return name.strip(), value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the replay options to ``parser``."""
+    parser.description = (
+        'Replay a rosbag2 bag (folder, .mcap or .db3) through the pipeline: publish its '
+        'image and NavSatFix topics with /clock, record label, classification, detections '
+        'and markers to a new MCAP bag, and write the disease map (GeoJSON and PNG). '
+        'Processes get ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless it is set; '
+        'ROS_DOMAIN_ID is taken from the environment.')
+    parser.add_argument('bag', type=Path, metavar='BAG', help='rosbag2 folder or MCAP/db3 file')
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument('--rate', type=float, default=1.0, metavar='X',
+                       help='play at X times the recorded speed (default: 1)')
+    speed.add_argument('--fast', action='store_true',
+                       help='as fast as the pipeline classifies, without dropping frames')
+    parser.add_argument('--image-topic', metavar='T', default=None,
+                        help='image topic to play (default: the Image/CompressedImage topic '
+                             'with the most messages)')
+    parser.add_argument('--fix-topic', metavar='T', default=None,
+                        help='NavSatFix topic to play (default: found by type)')
+    parser.add_argument('--out', type=Path, default=None, metavar='DIR',
+                        help='output folder (default: outputs/replay/<bag>-<date-time>)')
+    parser.add_argument('--attach', action='store_true',
+                        help='use a running pipeline instead of starting one')
+    parser.add_argument('--single-process', action='store_true',
+                        help='start plant_disease_pipeline instead of camera_subscriber and '
+                             'disease_classifier')
+    parser.add_argument('--namespace', default=DEFAULT_NAMESPACE, metavar='NS',
+                        help='namespace of the pipeline nodes (default: %(default)s)')
+    parser.add_argument('--no-clock', action='store_true',
+                        help='publish no /clock; the pipeline runs on wall time')
+    parser.add_argument('--params-file', type=Path, default=None, metavar='YAML',
+                        help='parameter file for the nodes (default: config/field.yaml)')
+    parser.add_argument('-p', '--param', type=_parameter, action='append', default=[],
+                        metavar='NAME:=VALUE', help='node parameter override (repeatable)')
+    parser.add_argument('--fix-lead', type=float, default=FIX_LEAD_S, metavar='S',
+                        help='with --fast, send GPS fixes up to S s ahead of each frame; '
+                             'keep it above the max_fix_age_s parameter (default: %(default)s)')
+    parser.add_argument('--frame-timeout', type=float, default=FRAME_TIMEOUT_S, metavar='S',
+                        help='with --fast, longest wait for one classification '
+                             '(default: %(default)s)')
+    parser.add_argument('--startup-timeout', type=float, default=STARTUP_TIMEOUT_S,
+                        metavar='S', help='longest wait for the pipeline to come up '
+                                          '(default: %(default)s)')
+    parser.add_argument('--quiet', action='store_true', help='no progress line')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the replay and print its summary; return 0, or 2 after a one-line error."""
+    options = ReplayOptions(
+        bag=args.bag, rate=args.rate, fast=args.fast, image_topic=args.image_topic,
+        fix_topic=args.fix_topic, out_dir=args.out, attach=args.attach,
+        single_process=args.single_process, namespace=args.namespace,
+        clock=not args.no_clock, params_file=args.params_file, parameters=dict(args.param),
+        fix_lead_s=args.fix_lead, frame_timeout_s=args.frame_timeout,
+        startup_timeout_s=args.startup_timeout, show_progress=not args.quiet)
+    try:
+        summary = replay(options)
+    except ReplayError as error:
+        print(f'plant-disease replay: error: {error}', file=sys.stderr)
+        return 2
+    for line in summary.lines():
+        print(line)
+    return 0

@@ -1,0 +1,327 @@
+"""Detection features, GeoJSON text sequences (RFC 8142), collections, summary and cells."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from plant_disease_ros.core import disease_map
+from plant_disease_ros.core.classifier import Category, Classification
+from plant_disease_ros.core.detections import (
+    detection_feature,
+    feature_confidence,
+    feature_healthy,
+    feature_label,
+    feature_position,
+    feature_stamp_s,
+)
+from plant_disease_ros.core.disease_map import (
+    CellAggregator,
+    encode_record,
+    feature_collection,
+    feature_rejection_reason,
+    GeoJsonSeqWriter,
+    read_features,
+    read_geojson_seq,
+    RECORD_SEPARATOR,
+    scan_geojson_seq,
+    summarize,
+    write_feature_collection,
+    write_json_atomic,
+)
+from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
+from plant_disease_ros.core.geodesy import enu_to_geodetic
+
+ORIGIN = (52.0116, 4.3571, 0.0)
+LATE_BLIGHT = 'Tomato___Late_blight'
+EARLY_BLIGHT = 'Tomato___Early_blight'
+HEALTHY = 'Tomato___healthy'
+
+
+def classification(label: str, score: float = 0.9, index: int = 3) -> Classification:
+    return Classification(
+        categories=(Category(index, label, score), Category(index + 1, 'Other___x', 0.05)),
+        preprocess_ms=1.0, invoke_ms=2.0, postprocess_ms=0.1)
+
+
+def feature_at(east: float | None, north: float | None, label: str = LATE_BLIGHT,
+               score: float = 0.9, sec: int = 0, origin: tuple = ORIGIN) -> dict:
+    """Return a detection at ENU ``east, north`` from ``origin`` (no position for None)."""
+    if east is None or north is None:
+        lookup = FixLookup('stale', None, 5.0)
+    else:
+        lat, lon, alt = enu_to_geodetic(east, north, 0.0, *origin)
+        lookup = FixLookup('interpolated', GeoFix(float(sec), lat, lon, alt, 0.3), 0.1)
+    return detection_feature(stamp_sec=sec, stamp_nanosec=5, frame_id='camera',
+                             classification=classification(label, score),
+                             fix_lookup=lookup)
+
+
+def test_detection_feature_is_rfc7946_point() -> None:
+    fix = GeoFix(10.5, 52.0, 4.3, 12.5, horizontal_accuracy_m=0.4)
+    feature = detection_feature(
+        stamp_sec=10, stamp_nanosec=500_000_000, frame_id='camera_optical',
+        classification=classification(LATE_BLIGHT, 0.875, index=29),
+        fix_lookup=FixLookup('nearest', fix, 0.25))
+    assert feature['type'] == 'Feature'
+    assert feature['geometry'] == {'type': 'Point', 'coordinates': [4.3, 52.0, 12.5]}
+    properties = feature['properties']
+    assert properties == {
+        'stamp': {'sec': 10, 'nanosec': 500_000_000},
+        'frame_id': 'camera_optical',
+        'label': LATE_BLIGHT,
+        'class_index': 29,
+        'confidence': 0.875,
+        'top_k': [{'label': LATE_BLIGHT, 'index': 29, 'score': 0.875},
+                  {'label': 'Other___x', 'index': 30, 'score': 0.05}],
+        'healthy': False,
+        'fix_status': 'nearest',
+        'fix_age_s': 0.25,
+        'horizontal_accuracy_m': 0.4,
+    }
+    json.dumps(feature, allow_nan=False)
+    assert feature_position(feature) == (52.0, 4.3, 12.5)
+    assert feature_stamp_s(feature) == pytest.approx(10.5)
+    assert feature_label(feature) == LATE_BLIGHT
+    assert feature_confidence(feature) == 0.875
+    assert not feature_healthy(feature)
+
+
+@pytest.mark.parametrize('status', ['stale', 'none'])
+def test_detection_without_position_has_null_geometry(status: str) -> None:
+    feature = detection_feature(
+        stamp_sec=1, stamp_nanosec=0, frame_id='camera', classification=classification(HEALTHY),
+        fix_lookup=FixLookup(status, None, 4.0 if status == 'stale' else None))
+    assert feature['geometry'] is None
+    assert feature['properties']['fix_status'] == status
+    assert feature['properties']['healthy'] is True
+    assert feature['properties']['horizontal_accuracy_m'] is None
+    assert feature_position(feature) is None
+    json.dumps(feature, allow_nan=False)
+
+
+@pytest.mark.parametrize(('value', 'reason'), [
+    ([1, 2], 'not_an_object'),
+    ('text', 'not_an_object'),
+    ({'type': 'Point', 'coordinates': [1, 2]}, 'not_a_feature'),
+    ({'type': 'Feature', 'properties': {}}, 'bad_geometry'),
+    ({'type': 'Feature', 'geometry': {'type': 'LineString', 'coordinates': []},
+      'properties': {}}, 'bad_geometry'),
+    ({'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [1]}},
+     'bad_geometry'),
+    ({'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': ['1', 2]}},
+     'bad_geometry'),
+    ({'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [200.0, 2.0]}},
+     'bad_geometry'),
+    ({'type': 'Feature', 'geometry': None, 'properties': 'x'}, 'bad_properties'),
+    ({'type': 'Feature', 'geometry': None, 'properties': None}, None),
+    ({'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [4.3, 52.0]},
+      'properties': {}}, None),
+])
+def test_feature_rejection_reason(value: object, reason: str | None) -> None:
+    assert feature_rejection_reason(value) == reason
+
+
+def test_writer_appends_rs_prefixed_fsynced_records(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(descriptor: int) -> None:
+        synced.append(descriptor)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(disease_map.os, 'fsync', counting_fsync)
+    path = tmp_path / 'run.geojsons'
+    features = [feature_at(index, 0.0, sec=index) for index in range(3)]
+    with GeoJsonSeqWriter(path) as writer:
+        for count, feature in enumerate(features, start=1):
+            writer.append(feature)
+            # Durable before append returns: one fsync of the file per record.
+            assert len([fd for fd in synced if fd == writer._handle.fileno()]) == count
+        assert writer.records_written == 3
+    data = path.read_bytes()
+    lines = data.split(b'\n')
+    assert lines[-1] == b''
+    for line, feature in zip(lines[:-1], features, strict=True):
+        assert line.startswith(RECORD_SEPARATOR)
+        assert json.loads(line[1:]) == feature
+    assert read_geojson_seq(path) == features
+
+
+def test_writer_continues_an_existing_file(tmp_path: Path) -> None:
+    path = tmp_path / 'run.geojsons'
+    first = [feature_at(0.0, 0.0, sec=1), feature_at(1.0, 0.0, sec=2)]
+    with GeoJsonSeqWriter(path) as writer:
+        for feature in first:
+            writer.append(feature)
+    before = path.read_bytes()
+    with GeoJsonSeqWriter(path) as writer:
+        writer.append(feature_at(2.0, 0.0, sec=3))
+    assert path.read_bytes().startswith(before)
+    assert [feature_stamp_s(f) for f in read_geojson_seq(path)] == pytest.approx(
+        [1.0, 2.0, 3.0])
+
+
+def test_truncated_last_record_is_dropped_then_isolated(tmp_path: Path) -> None:
+    path = tmp_path / 'run.geojsons'
+    complete = [feature_at(0.0, 0.0, sec=1), feature_at(3.0, 4.0, sec=2)]
+    with GeoJsonSeqWriter(path) as writer:
+        for feature in complete:
+            writer.append(feature)
+    # A kill -9 in the middle of a write leaves part of a record.
+    with open(path, 'ab') as handle:
+        handle.write(encode_record(feature_at(5.0, 5.0, sec=3))[:40])
+    features, stats = scan_geojson_seq(path)
+    assert features == complete
+    assert stats.truncated_tail and stats.skipped == 0 and stats.records == 2
+
+    # The next session terminates the fragment so the new record stays parseable.
+    with GeoJsonSeqWriter(path) as writer:
+        writer.append(feature_at(6.0, 6.0, sec=4))
+    features, stats = scan_geojson_seq(path)
+    assert [feature_stamp_s(f) for f in features] == pytest.approx([1.0, 2.0, 4.0])
+    assert stats.skipped == 1 and not stats.truncated_tail
+    lines = path.read_bytes().split(b'\n')
+    assert lines[2].startswith(RECORD_SEPARATOR) and b'\n' not in lines[2]
+
+
+def test_reader_skips_and_counts_bad_records(tmp_path: Path, caplog) -> None:
+    path = tmp_path / 'mixed.geojsons'
+    good = feature_at(1.0, 1.0, sec=1)
+    path.write_bytes(
+        encode_record(good)
+        + RECORD_SEPARATOR + b'{"type": "Feature", "geometry": nu\n'    # garbage
+        + RECORD_SEPARATOR + b'[1, 2, 3]\n'                              # not a Feature
+        + RECORD_SEPARATOR + b'{"type":"Feature","geometry":null,"properties":{"x":NaN}}\n'
+        + RECORD_SEPARATOR + b'\n'                                      # empty: ignored
+        + RECORD_SEPARATOR + b'{\n  "type": "Feature",\n  "geometry": null,\n'
+        b'  "properties": {"label": "Tomato___healthy"}\n}\n'            # pretty-printed
+        + json.dumps(good).encode() + b'\n')                             # no RS (NDJSON)
+    features, stats = scan_geojson_seq(path)
+    assert len(features) == 3
+    assert features[1]['properties'] == {'label': 'Tomato___healthy'}
+    assert stats.skipped == 3 and not stats.truncated_tail
+    with caplog.at_level('WARNING'):
+        assert len(read_geojson_seq(path)) == 3
+    assert 'skipped 3' in caplog.text
+
+
+def test_collection_files_are_written_atomically(tmp_path: Path) -> None:
+    features = [feature_at(index, 2.0 * index, sec=index) for index in range(5)]
+    features.append(feature_at(None, None, sec=9))
+    target = tmp_path / 'out' / 'run.geojson'
+    assert write_feature_collection(target, iter(features)) == 6
+    assert json.loads(target.read_text()) == feature_collection(features)
+    assert read_features(target) == features
+    summary_path = write_json_atomic(tmp_path / 'out' / 'summary.json', {'a': [1, 2]})
+    assert json.loads(summary_path.read_text()) == {'a': [1, 2]}
+    assert sorted(p.name for p in target.parent.iterdir()) == ['run.geojson', 'summary.json']
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    with pytest.raises(ValueError):
+        write_feature_collection(target, [{'type': 'Feature', 'bad': float('nan')}])
+    # A failed write leaves the previous file intact and no temporary behind.
+    assert read_features(target) == features
+    assert sorted(p.name for p in target.parent.iterdir()) == ['run.geojson', 'summary.json']
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_read_features_by_content(tmp_path: Path) -> None:
+    features = [feature_at(1.0, 1.0, sec=1), feature_at(None, None, sec=2)]
+    sequence = tmp_path / 'run.geojsons'
+    with GeoJsonSeqWriter(sequence) as writer:
+        for feature in features:
+            writer.append(feature)
+    single = tmp_path / 'one.geojson'
+    single.write_text(json.dumps(features[0]))
+    assert read_features(sequence) == features
+    assert read_features(single) == [features[0]]
+    odd = tmp_path / 'odd.geojson'
+    odd.write_text('{"type": "Topology"}')
+    with pytest.raises(ValueError, match='neither'):
+        read_features(odd)
+
+
+def test_summarize_counts_labels_cells_and_positions() -> None:
+    features = [
+        feature_at(0.5, 0.5, LATE_BLIGHT, sec=1),     # cell (0, 0)
+        feature_at(1.5, 1.9, LATE_BLIGHT, sec=2),     # cell (0, 0)
+        feature_at(2.3, 0.9, LATE_BLIGHT, sec=3),     # cell (1, 0)
+        feature_at(-0.5, 0.5, EARLY_BLIGHT, sec=4),   # cell (-1, 0)
+        feature_at(2.1, 0.1, EARLY_BLIGHT, sec=5),    # cell (1, 0)
+        feature_at(10.0, 10.0, HEALTHY, sec=6),       # cell (5, 5): healthy only
+        feature_at(None, None, LATE_BLIGHT, sec=7),
+        feature_at(None, None, HEALTHY, sec=8),
+    ]
+    summary = summarize(features, cell_size_m=2.0, origin=ORIGIN)
+    assert summary['detections'] == 8
+    assert (summary['located'], summary['unlocated']) == (6, 2)
+    assert summary['detections_per_label'] == {EARLY_BLIGHT: 2, LATE_BLIGHT: 4, HEALTHY: 2}
+    assert (summary['diseased_detections'], summary['healthy_detections']) == (6, 2)
+    assert summary['diseased_cells_per_label'] == {EARLY_BLIGHT: 2, LATE_BLIGHT: 2}
+    assert summary['diseased_cells'] == 3
+    assert summary['cells'] == 4
+    assert summary['fix_status'] == {'interpolated': 6, 'stale': 2}
+    assert summary['origin'] == {'latitude': ORIGIN[0], 'longitude': ORIGIN[1],
+                                 'altitude': ORIGIN[2]}
+    assert (summary['first_stamp_s'], summary['last_stamp_s']) == pytest.approx((1.0, 8.0))
+    json.dumps(summary, allow_nan=False)
+
+    # Without an origin the first located feature is the origin: cells shift with it.
+    shifted = summarize(features, cell_size_m=2.0)
+    assert shifted['origin']['latitude'] == pytest.approx(feature_position(features[0])[0])
+    assert shifted['diseased_cells_per_label'] == {EARLY_BLIGHT: 2, LATE_BLIGHT: 1}
+
+
+def test_summary_of_nothing() -> None:
+    summary = summarize([], cell_size_m=1.0)
+    assert summary['detections'] == 0 and summary['origin'] is None
+    with pytest.raises(ValueError):
+        summarize([], cell_size_m=0.0)
+
+
+def test_cell_aggregator() -> None:
+    aggregator = CellAggregator(cell_size_m=2.0, origin=ORIGIN)
+    assert aggregator.add(feature_at(None, None)) is None
+    aggregator.add(feature_at(0.2, 0.3, LATE_BLIGHT, 0.70, sec=1))
+    aggregator.add(feature_at(1.8, 1.7, HEALTHY, 0.95, sec=2))
+    cell = aggregator.add(feature_at(1.0, 1.0, LATE_BLIGHT, 0.80, sec=3))
+    assert cell.key == (0, 0)
+    other = aggregator.add(feature_at(-3.0, 5.0, EARLY_BLIGHT, 0.6, sec=4))
+    assert other.key == (-2, 2)
+    cells = {cell.key: cell for cell in aggregator.cells()}
+    assert len(aggregator) == 2 and set(cells) == {(0, 0), (-2, 2)}
+    first = cells[(0, 0)]
+    assert first.count == 3
+    assert first.max_confidence == pytest.approx(0.95)
+    assert first.label == HEALTHY and first.healthy
+    assert first.majority_label == LATE_BLIGHT
+    assert first.diseased_count == 2
+    assert first.label_counts == {LATE_BLIGHT: 2, HEALTHY: 1}
+    assert (first.centre_e, first.centre_n) == (1.0, 1.0)
+    second = cells[(-2, 2)]
+    assert (second.centre_e, second.centre_n) == (-3.0, 5.0)
+    assert second.label == EARLY_BLIGHT and not second.healthy
+    # cells() is a snapshot: changing it does not change the aggregator.
+    first.label_counts.clear()
+    assert aggregator.cells()[0].label_counts == {LATE_BLIGHT: 2, HEALTHY: 1}
+
+
+def test_cell_aggregator_origin_from_first_located_feature() -> None:
+    aggregator = CellAggregator(cell_size_m=5.0)
+    assert aggregator.origin is None
+    aggregator.add(feature_at(None, None))
+    assert aggregator.origin is None
+    first = feature_at(100.0, 100.0)
+    cell = aggregator.add(first)
+    assert aggregator.origin == feature_position(first)
+    assert cell.key == (0, 0) and (cell.centre_e, cell.centre_n) == (2.5, 2.5)
+    assert aggregator.add(feature_at(94.0, 100.0)).key == (-2, 0)

@@ -1,0 +1,142 @@
+"""The disease map PNG, the label palette and the ``plant-disease map`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from plant_disease_ros import cli
+from plant_disease_ros.core.classifier import Category, Classification
+from plant_disease_ros.core.detections import detection_feature
+from plant_disease_ros.core.disease_map import GeoJsonSeqWriter, write_feature_collection
+from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
+from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.map_render import (
+    DISEASE_COLOURS,
+    HEALTHY_COLOURS,
+    hex_to_rgb,
+    label_colours,
+    LabelPalette,
+    nice_scale_length,
+    render_disease_map,
+)
+
+pytest.importorskip('matplotlib')
+
+ORIGIN = (-33.8688, 151.2093, 40.0)
+LABELS = ('Tomato___Late_blight', 'Potato___Early_blight', 'Tomato___healthy')
+
+
+def drive_features(count: int = 90, unlocated: int = 4) -> list[dict]:
+    """Return detections along a 45 m lawnmower track, cycling through LABELS."""
+    features = []
+    for index in range(count):
+        row, step = divmod(index, 30)
+        east = step * 1.5 if row % 2 == 0 else 45.0 - step * 1.5
+        north = row * 6.0
+        lat, lon, alt = enu_to_geodetic(east, north, 0.0, *ORIGIN)
+        label = LABELS[index % len(LABELS)]
+        features.append(detection_feature(
+            stamp_sec=100 + index, stamp_nanosec=0, frame_id='camera',
+            classification=Classification((Category(index % 3, label, 0.9),), 1.0, 1.0, 1.0),
+            fix_lookup=FixLookup('interpolated', GeoFix(100.0 + index, lat, lon, alt), 0.1)))
+    for index in range(unlocated):
+        features.append(detection_feature(
+            stamp_sec=500 + index, stamp_nanosec=0, frame_id='camera',
+            classification=Classification((Category(0, LABELS[0], 0.8),), 1.0, 1.0, 1.0),
+            fix_lookup=FixLookup('stale', None, 9.0)))
+    return features
+
+
+def colour_pixel_count(bgr: np.ndarray, colour: str, tolerance: int = 12) -> int:
+    """Return how many pixels are within ``tolerance`` (per channel) of ``colour``."""
+    target = np.array([round(value * 255) for value in reversed(hex_to_rgb(colour))])
+    return int(np.all(np.abs(bgr.astype(int) - target) <= tolerance, axis=2).sum())
+
+
+def test_palette_keeps_diseases_distinct_and_healthy_green() -> None:
+    colours = label_colours(['Apple___healthy', 'Tomato___Late_blight', 'Apple___Black_rot',
+                             'Tomato___Late_blight', 'Tomato___healthy'])
+    assert len(colours) == 4
+    assert colours['Apple___healthy'] in HEALTHY_COLOURS
+    assert colours['Tomato___healthy'] in HEALTHY_COLOURS
+    assert colours['Apple___Black_rot'] != colours['Tomato___Late_blight']
+    assert {colours['Apple___Black_rot'], colours['Tomato___Late_blight']} <= set(
+        DISEASE_COLOURS)
+    many = LabelPalette()
+    disease_colours = {many.colour(f'Crop___disease_{index}') for index in range(40)}
+    assert len(disease_colours) == 40
+    for colour in disease_colours:
+        red, green, blue = hex_to_rgb(colour)
+        assert not (green > red + 0.15 and green > blue + 0.15), colour  # never green
+    # First come, first served, and stable afterwards.
+    palette = LabelPalette()
+    first = palette.colour('Grape___Black_rot')
+    palette.colour('Grape___Esca')
+    assert palette.colour('Grape___Black_rot') == first == DISEASE_COLOURS[0]
+
+
+@pytest.mark.parametrize(('span', 'length'), [(45.0, 5.0), (100.0, 20.0), (9.0, 1.0),
+                                              (1000.0, 200.0), (0.0, 0.0002)])
+def test_nice_scale_length(span: float, length: float) -> None:
+    assert nice_scale_length(span) == pytest.approx(length)
+
+
+def test_render_writes_a_coloured_map(tmp_path: Path) -> None:
+    features = drive_features()
+    path = render_disease_map(features, tmp_path / 'maps' / 'map.png', title='field 7')
+    assert path == tmp_path / 'maps' / 'map.png'
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None
+    assert bgr.shape == (770, 880, 3)  # 8 x 7 inches at 110 dpi
+    assert bgr.std() > 10.0  # not blank
+    colours = label_colours(LABELS)
+    assert len(set(colours.values())) == 3
+    for label, colour in colours.items():
+        assert colour_pixel_count(bgr, colour) > 100, label
+    # The two diseases are saturated and apart; the healthy one is a muted green.
+    assert colours['Tomato___healthy'] == HEALTHY_COLOURS[0]
+
+
+def test_render_without_positions_and_with_one_point(tmp_path: Path) -> None:
+    nothing = render_disease_map(drive_features(0, unlocated=3), tmp_path / 'none.png')
+    assert cv2.imread(str(nothing)).std() > 1.0
+    single = render_disease_map(drive_features(1, unlocated=0), tmp_path / 'one.png',
+                                origin=ORIGIN)
+    bgr = cv2.imread(str(single))
+    assert colour_pixel_count(bgr, label_colours(LABELS[:1])[LABELS[0]]) > 20
+
+
+@pytest.mark.parametrize('kind', ['sequence', 'collection'])
+def test_map_command(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture) -> None:
+    features = drive_features(30, unlocated=2)
+    if kind == 'sequence':
+        source = tmp_path / 'run.geojsons'
+        with GeoJsonSeqWriter(source) as writer:
+            for feature in features:
+                writer.append(feature)
+        with open(source, 'ab') as handle:
+            handle.write(b'\x1e{"type": "Feat')  # a recorder killed mid-write
+    else:
+        source = tmp_path / 'run.geojson'
+        write_feature_collection(source, features)
+    out = tmp_path / 'out.png'
+    assert cli.main(['map', str(source), '--out', str(out)]) == 0
+    assert cv2.imread(str(out)).shape == (770, 880, 3)
+    printed = capsys.readouterr().out
+    assert '32 detection(s), 30 located, 2 without position' in printed
+    # The default output sits next to the input.
+    assert cli.main(['map', str(source)]) == 0
+    assert source.with_suffix('.png').is_file()
+
+
+def test_map_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(['map', str(tmp_path / 'missing.geojson')]) == 2
+    bad = tmp_path / 'bad.geojson'
+    bad.write_text(json.dumps({'type': 'Topology'}))
+    assert cli.main(['map', str(bad)]) == 2
+    assert 'neither a GeoJSON Feature nor a FeatureCollection' in capsys.readouterr().err

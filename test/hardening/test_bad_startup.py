@@ -1,0 +1,132 @@
+"""Bad start-up: the console scripts end with one clear line and a non-zero exit status.
+
+A robot that boots with a missing or damaged model, a labels file of another model or a
+params file that cannot be read must say so in one line an operator can act on, not
+print a Python traceback or keep running without a model. Each case runs the installed
+console script as a subprocess (in parallel, bounded in time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import shutil
+import subprocess
+import time
+
+import pytest
+
+pytest.importorskip('rclpy')
+
+from .ros_helpers import child_env, console_script  # noqa: E402
+
+NODES_WITH_MODEL = ('disease_classifier', 'plant_disease_pipeline')
+ALL_NODES = ('camera_subscriber', 'disease_classifier', 'disease_map_recorder',
+             'plant_disease_pipeline')
+TIMEOUT_S = 30.0
+MAX_OUTPUT_LINES = 6
+
+
+@dataclass
+class StartupCase:
+    """One node started with one problem; ``names`` must appear in what it prints."""
+
+    node: str
+    problem: str
+    ros_args: list[str]
+    names: tuple[str, ...]
+
+
+def _write_files(folder: Path, model_path: Path) -> dict[str, Path]:
+    """Write the broken inputs into ``folder``; return them by problem."""
+    truncated = folder / 'truncated_model.tflite'
+    truncated.write_bytes(model_path.read_bytes()[:4096])
+    not_tflite = folder / 'not_a_model.tflite'
+    not_tflite.write_text('this is a text file, not a flatbuffer\n' * 20)
+    short_labels = folder / 'five_labels.txt'
+    short_labels.write_text(''.join(f'Crop{i}___disease_{i}\n' for i in range(5)))
+    garbage = folder / 'garbage_params.yaml'
+    garbage.write_bytes(b'{{{: [\n\x00\xff garbage')
+    directory = folder / 'directory_params.yaml'
+    directory.mkdir()
+    return {'missing': folder / 'missing_model.tflite', 'truncated': truncated,
+            'not_tflite': not_tflite, 'labels': short_labels, 'garbage': garbage,
+            'unreadable': directory, 'absent': folder / 'absent_params.yaml'}
+
+
+def _cases(files: dict[str, Path]) -> list[StartupCase]:
+    """Return every (node, problem) case."""
+    cases = []
+    for node in NODES_WITH_MODEL:
+        for problem in ('missing', 'truncated', 'not_tflite'):
+            path = files[problem]
+            cases.append(StartupCase(node, problem, ['-p', f'model_path:={path}'],
+                                     (path.name,)))
+        cases.append(StartupCase(node, 'labels_count', ['-p', f'labels_path:={files["labels"]}'],
+                                 ('labels',)))
+    for node in ALL_NODES:
+        for problem in ('garbage', 'unreadable', 'absent'):
+            path = files[problem]
+            cases.append(StartupCase(node, f'params_{problem}', ['--params-file', str(path)],
+                                     (path.name,)))
+    return cases
+
+
+class StartupRuns(dict):
+    """case id -> (case, exit status or None, output); a short repr for failure reports."""
+
+    def __repr__(self) -> str:
+        """Return a one-line summary (the outputs are in the assertion messages)."""
+        return f'<{len(self)} start-up runs>'
+
+
+@pytest.fixture(scope='module')
+def startup_runs(tmp_path_factory) -> StartupRuns:
+    """Run every case (a few at a time); return them by case id."""
+    folder = tmp_path_factory.mktemp('bad_startup')
+    model_path = Path(__file__).resolve().parents[2] / 'models' / 'plant_disease_int8.tflite'
+    files = _write_files(folder, model_path)
+    cases = _cases(files)
+    runs = StartupRuns()
+    batch = 4
+    for start in range(0, len(cases), batch):
+        started = []
+        for case in cases[start:start + batch]:
+            log = folder / f'{case.node}-{case.problem}.log'
+            with log.open('wb') as output:
+                process = subprocess.Popen(
+                    [*console_script(case.node), '--ros-args', *case.ros_args],
+                    env=child_env(), stdout=output, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, cwd=folder, start_new_session=True)
+            started.append((case, process, log))
+        deadline = time.monotonic() + TIMEOUT_S
+        for case, process, log in started:
+            try:
+                status: int | None = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                status = None
+            runs[f'{case.node}-{case.problem}'] = (case, status,
+                                                   log.read_text(errors='replace'))
+    shutil.rmtree(folder / 'directory_params.yaml', ignore_errors=True)
+    return runs
+
+
+def _case_ids() -> list[str]:
+    dummy = {name: Path(f'/x/{name}') for name in (
+        'missing', 'truncated', 'not_tflite', 'labels', 'garbage', 'unreadable', 'absent')}
+    return [f'{case.node}-{case.problem}' for case in _cases(dummy)]
+
+
+@pytest.mark.parametrize('case_id', _case_ids())
+def test_bad_startup_is_one_clear_line(startup_runs: StartupRuns, case_id: str) -> None:
+    """Non-zero exit, no traceback, the problem named, a few lines at most."""
+    case, status, output = startup_runs[case_id]
+    assert status is not None, f'{case_id}: still running after {TIMEOUT_S:.0f} s:\n{output}'
+    assert status != 0, f'{case_id}: exit status 0:\n{output}'
+    assert 'Traceback' not in output, f'{case_id}: traceback:\n{output}'
+    lines = [line for line in output.splitlines() if line.strip()]
+    naming = [line for line in lines if all(name in line for name in case.names)]
+    assert naming, f'{case_id}: no line names {case.names}:\n{output}'
+    assert len(lines) <= MAX_OUTPUT_LINES, f'{case_id}: {len(lines)} lines:\n{output}'

@@ -1,0 +1,154 @@
+"""GPS dropout mid-run: every frame still gives a detection, tagged with how it was located.
+
+70 frames, one every 0.1 s of stamp time; fixes every 0.2 s, published just ahead of the
+frames as a receiver would. From 2.0 s the receiver reports NO_FIX for a second, then
+goes silent until 5.0 s. With max_fix_age_s 2 the expected tags are exact:
+
+    frames 0.05-1.75 s  interpolated   (fixes on both sides)
+    frames 1.85-3.75 s  nearest        (the last fix, 1.8 s, within 2 s)
+    frames 3.85-4.75 s  stale          (no fix within 2 s: null geometry)
+    frames 4.85-4.95 s  nearest        (the first fix after the dropout)
+    frames 5.05-6.95 s  interpolated
+
+No detection may be lost, the NO_FIX messages are counted in /diagnostics, and the
+recorder writes every detection (the stale ones without a position) to the map file.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
+
+from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
+from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
+from plant_disease_ros.disease_map_recorder_node import DiseaseMapRecorder  # noqa: E402
+
+from .fuzz_messages import make_fix  # noqa: E402
+from .ros_helpers import (  # noqa: E402
+    DiagnosticsCollector,
+    JsonTopic,
+    leaf_photos,
+    rgb_image_msg,
+    wait_until,
+)
+
+T0 = 1_700_000_000.0
+FRAMES = 70
+FRAME_PERIOD_S = 0.1
+FRAME_OFFSET_S = 0.05
+FIX_PERIOD_S = 0.2
+NO_FIX_FROM_S, SILENT_FROM_S, BACK_AT_S = 2.0, 3.0, 5.0
+LATITUDE, LONGITUDE, ALTITUDE = 47.3769, 8.5417, 408.0
+
+
+def expected_status(t: float) -> str:
+    """Return the fix_status the frame at ``t`` s (from T0) must get."""
+    if t < 1.8:
+        return 'interpolated'
+    if t < 3.8:
+        return 'nearest'
+    if t < 4.8:
+        return 'stale'
+    if t < 5.0:
+        return 'nearest'
+    return 'interpolated'
+
+
+def fix_at(t: float) -> NavSatFix | None:
+    """Return what the receiver publishes for time ``t``: a fix, NO_FIX, or nothing."""
+    if SILENT_FROM_S <= t < BACK_AT_S:
+        return None
+    status = (NavSatStatus.STATUS_NO_FIX if NO_FIX_FROM_S <= t < SILENT_FROM_S
+              else NavSatStatus.STATUS_FIX)
+    # The robot drives north-east at about 1 m/s.
+    return make_fix(LATITUDE + t * 1e-5, LONGITUDE + t * 1e-5, ALTITUDE, status=status,
+                    stamp_s=T0 + t)
+
+
+def test_gps_dropout_loses_no_detection(ros_context, shipped_model_paths, tmp_path) -> None:
+    """Detections keep flowing through a GPS dropout, each with the right fix_status."""
+    model_path, labels_path = shipped_model_paths
+    classifier = DiseaseClassifierNode(context=ros_context, parameter_overrides=[
+        Parameter('model_path', value=str(model_path)),
+        Parameter('labels_path', value=str(labels_path)),
+        Parameter('num_threads', value=1),
+        Parameter('qos_reliability', value='reliable'),
+        Parameter('score_threshold', value=0.0),
+        Parameter('max_fix_age_s', value=2.0),
+        Parameter('fix_wait_s', value=0.05),
+        Parameter('diagnostics_period_s', value=0.2)])
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=[
+        Parameter('map_dir', value=str(tmp_path)),
+        Parameter('run_name', value='gps_dropout')])
+    tester = Node('gps_dropout_tester', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    for node in (classifier, recorder, tester):
+        executor.add_node(node)
+
+    def spin() -> None:
+        executor.spin_once(timeout_sec=0.005)
+
+    try:
+        frames = tester.create_publisher(Image, 'frames', QoSProfile(depth=10))
+        fixes = tester.create_publisher(NavSatFix, 'fix', QoSProfile(depth=50))
+        detections = JsonTopic(tester, 'detections')
+        diagnostics = DiagnosticsCollector(tester)
+        assert wait_until(lambda: frames.get_subscription_count() > 0
+                          and fixes.get_subscription_count() > 0, 15.0, spin=spin)
+        rgb = leaf_photos(1)[0][1]
+        published_fixes = 0
+        no_fix_sent = 0
+        next_fix = 0
+        for index in range(FRAMES):
+            t = FRAME_OFFSET_S + index * FRAME_PERIOD_S
+            # The receiver runs slightly ahead of the camera pipeline.
+            while next_fix * FIX_PERIOD_S <= t + FIX_PERIOD_S + 1e-9:
+                message = fix_at(next_fix * FIX_PERIOD_S)
+                if message is not None:
+                    fixes.publish(message)
+                    published_fixes += 1
+                    no_fix_sent += message.status.status == NavSatStatus.STATUS_NO_FIX
+                next_fix += 1
+            assert wait_until(lambda n=published_fixes: classifier.fixes_received >= n, 5.0,
+                              spin=spin), 'fixes not taken'
+            frames.publish(rgb_image_msg(rgb, frame_id=f'frame-{index}', stamp_s=T0 + t))
+            # One frame at a time: the next goes out once this one's detection is out.
+            assert wait_until(lambda n=index + 1: len(detections.messages) >= n, 5.0,
+                              spin=spin), f'no detection for frame {index} (t={t:.2f} s)'
+
+        assert len(detections.messages) == FRAMES
+        by_frame = {message['properties']['frame_id']: message
+                    for message in detections.messages}
+        assert len(by_frame) == FRAMES, 'a frame was detected twice'
+        for index in range(FRAMES):
+            t = FRAME_OFFSET_S + index * FRAME_PERIOD_S
+            message = by_frame[f'frame-{index}']
+            status = message['properties']['fix_status']
+            assert status == expected_status(t), (t, message['properties'])
+            if status == 'stale':
+                assert message['geometry'] is None
+            else:
+                longitude, latitude = message['geometry']['coordinates'][:2]
+                assert abs(latitude - (LATITUDE + t * 1e-5)) < 2.5e-5, (t, latitude)
+                assert abs(longitude - (LONGITUDE + t * 1e-5)) < 2.5e-5
+
+        # NO_FIX messages are counted by reason; the recorder wrote every detection.
+        assert wait_until(lambda: diagnostics.values('disease_classifier').get(
+            'fix_rejected.no_fix') == str(no_fix_sent), 5.0, spin=spin), diagnostics.latest
+        assert wait_until(lambda: recorder.records_written == FRAMES, 5.0, spin=spin)
+        features, stats = scan_geojson_seq(tmp_path / 'gps_dropout.geojsons')
+        assert len(features) == FRAMES and stats.skipped == 0
+        assert sum(feature['geometry'] is None for feature in features) == \
+            sum(expected_status(FRAME_OFFSET_S + i * FRAME_PERIOD_S) == 'stale'
+                for i in range(FRAMES))
+    finally:
+        executor.shutdown()
+        for node in (tester, recorder, classifier):
+            node.destroy_node()

@@ -1,0 +1,179 @@
+"""A burst of 400 generated bad and good messages over DDS into live nodes, then good frames.
+
+disease_classifier takes Image on ``frames`` and NavSatFix on ``fix``; camera_subscriber
+(transport compressed) takes CompressedImage and passes good ones on to ``frames``. Each
+message is published and the test waits until the node has taken it (depth-1 image
+subscriptions would otherwise keep only the newest), so the counts are exact: every
+rejected message must appear in /diagnostics under its reason, as many times as sent.
+Afterwards good frames, raw and JPEG, must be labelled exactly as the core labels them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
+
+from plant_disease_ros import conversions  # noqa: E402
+from plant_disease_ros.camera_subscriber_node import CameraSubscriberNode  # noqa: E402
+from plant_disease_ros.core.classifier import (  # noqa: E402
+    ClassifierOptions,
+    DiseaseClassifier,
+)
+from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
+from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
+
+from .fuzz_messages import FuzzCase, generate_cases, make_compressed  # noqa: E402
+from .ros_helpers import (  # noqa: E402
+    DiagnosticsCollector,
+    JsonTopic,
+    leaf_photos,
+    rgb_image_msg,
+    wait_until,
+)
+
+BURST = 400
+SEED = 7
+TAKE_TIMEOUT_S = 5.0
+
+
+def reference_outcome(case: FuzzCase) -> str:
+    """Return what the node must make of a case: 'ok' or the rejection reason."""
+    if case.kind == 'fix':
+        _, reason = conversions.navsatfix_to_geofix(case.msg)
+        return reason or 'ok'
+    convert = (conversions.image_to_rgb if case.kind == 'image'
+               else conversions.compressed_image_to_rgb)
+    try:
+        convert(case.msg)
+    except ImageConversionError as error:
+        return error.reason
+    return 'ok'
+
+
+def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
+    """No node dies, every bad message is counted by reason, good frames stay right."""
+    model_path, labels_path = shipped_model_paths
+    classifier = DiseaseClassifierNode(context=ros_context, parameter_overrides=[
+        Parameter('model_path', value=str(model_path)),
+        Parameter('labels_path', value=str(labels_path)),
+        Parameter('num_threads', value=1),
+        Parameter('qos_reliability', value='reliable'),
+        Parameter('fix_wait_s', value=0.0),
+        Parameter('diagnostics_period_s', value=0.2)])
+    camera = CameraSubscriberNode(context=ros_context, parameter_overrides=[
+        Parameter('transport', value='compressed'),
+        Parameter('qos_reliability', value='reliable'),
+        Parameter('diagnostics_period_s', value=0.2)])
+    tester = Node('burst_tester', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    for node in (classifier, camera, tester):
+        executor.add_node(node)
+
+    def spin() -> None:
+        executor.spin_once(timeout_sec=0.005)
+
+    try:
+        publishers = {
+            'image': tester.create_publisher(Image, 'frames', QoSProfile(depth=10)),
+            'compressed': tester.create_publisher(CompressedImage, 'image_raw/compressed',
+                                                  QoSProfile(depth=10)),
+            'fix': tester.create_publisher(NavSatFix, 'fix', QoSProfile(depth=10)),
+        }
+        diagnostics = DiagnosticsCollector(tester)
+        results = JsonTopic(tester, 'classification')
+        assert wait_until(lambda: all(p.get_subscription_count() > 0
+                                      for p in publishers.values()), 15.0, spin=spin), \
+            'the nodes did not subscribe'
+        taken = {
+            'image': lambda: classifier.diagnostics.received,
+            'compressed': lambda: camera.diagnostics.received,
+            'fix': lambda: classifier.fixes_received,
+        }
+        expected: dict[str, Counter[str]] = {kind: Counter() for kind in taken}
+        for case in generate_cases(SEED, BURST):
+            outcome = reference_outcome(case)
+            expected[case.kind][outcome] += 1
+            before = taken[case.kind]()
+            frames_before = classifier.diagnostics.received
+            publishers[case.kind].publish(case.msg)
+            assert wait_until(lambda kind=case.kind, n=before: taken[kind]() > n,
+                              TAKE_TIMEOUT_S, spin=spin), f'not taken: {case.note}'
+            if case.kind == 'compressed' and outcome == 'ok':
+                # The camera passes a good frame on to the classifier.
+                assert wait_until(lambda n=frames_before: classifier.diagnostics.received > n,
+                                  TAKE_TIMEOUT_S, spin=spin)
+
+        frames_rejected = {reason: count for reason, count in expected['image'].items()
+                           if reason != 'ok'}
+        camera_rejected = {reason: count for reason, count in expected['compressed'].items()
+                           if reason != 'ok'}
+        fixes_rejected = {reason: count for reason, count in expected['fix'].items()
+                          if reason != 'ok'}
+        assert sum(frames_rejected.values()) > 50 and sum(camera_rejected.values()) > 50
+        assert sum(fixes_rejected.values()) > 20
+
+        # /diagnostics: a status published after the burst holds the exact counts.
+        received_total = classifier.diagnostics.received
+
+        def diagnostics_current() -> bool:
+            values = diagnostics.values('disease_classifier')
+            camera_values = diagnostics.values('camera_subscriber')
+            return (values.get('received') == str(received_total)
+                    and camera_values.get('received') == str(camera.diagnostics.received))
+
+        assert wait_until(diagnostics_current, 5.0, spin=spin), diagnostics.latest
+        values = diagnostics.values('disease_classifier')
+        camera_values = diagnostics.values('camera_subscriber')
+        for reason, count in frames_rejected.items():
+            assert values.get(f'rejected.{reason}') == str(count), (reason, values)
+        for reason, count in fixes_rejected.items():
+            assert values.get(f'fix_rejected.{reason}') == str(count), (reason, values)
+        for reason, count in camera_rejected.items():
+            assert camera_values.get(f'rejected.{reason}') == str(count), \
+                (reason, camera_values)
+        assert values.get('rejected') == str(sum(frames_rejected.values()))
+        good_frames = expected['image']['ok'] + expected['compressed']['ok']
+        assert values.get('processed') == str(good_frames)
+
+        # Good frames after the burst: labelled exactly as the core labels them.
+        reference = DiseaseClassifier.create_from_options(ClassifierOptions(
+            model_path=str(model_path), labels_path=str(labels_path), num_threads=1))
+        photos = leaf_photos(6)
+        assert photos
+        for index, (name, rgb) in enumerate(photos):
+            ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            assert ok
+            decoded = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            raw_id, jpeg_id = f'good-raw-{index}', f'good-jpeg-{index}'
+            publishers['image'].publish(rgb_image_msg(rgb, frame_id=raw_id))
+            compressed = make_compressed(jpeg.tobytes(), 'bgr8; jpeg compressed bgr8')
+            compressed.header.frame_id = jpeg_id
+            compressed.header.stamp.sec = int(time.time())
+            assert wait_until(lambda i=raw_id: i in results.frame_ids(), TAKE_TIMEOUT_S,
+                              spin=spin), f'no classification of {name} (raw)'
+            publishers['compressed'].publish(compressed)
+            assert wait_until(lambda i=jpeg_id: i in results.frame_ids(), TAKE_TIMEOUT_S,
+                              spin=spin), f'no classification of {name} (jpeg)'
+            for frame_id, image in ((raw_id, rgb), (jpeg_id, decoded)):
+                message = results.messages[results.frame_ids().index(frame_id)]
+                expected_result = reference.classify(image)
+                top = message['top_k'][0]
+                assert top['index'] == expected_result.top.index, (name, frame_id, message)
+                assert top['label'] == expected_result.top.label
+                assert np.isclose(top['score'], expected_result.top.score, atol=1e-6)
+    finally:
+        executor.shutdown()
+        for node in (tester, camera, classifier):
+            node.destroy_node()

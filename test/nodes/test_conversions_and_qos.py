@@ -1,0 +1,238 @@
+"""conversions.py, qos.py and node_diagnostics.py: free functions, adaptive QoS, mains."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+import math
+import signal
+import subprocess
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from .node_helpers import (
+    Harness,
+    make_compressed,
+    make_image,
+    python_module_command,
+    require_shipped_model,
+    ros_subprocess_env,
+)
+
+rclpy = pytest.importorskip('rclpy')
+
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from plant_disease_ros import conversions  # noqa: E402
+from plant_disease_ros.core.classifier import Category, Classification  # noqa: E402
+from plant_disease_ros.core.fix_buffer import GeoFix  # noqa: E402
+from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
+from plant_disease_ros.node_diagnostics import ThrottledWarnings  # noqa: E402
+from plant_disease_ros.qos import (  # noqa: E402
+    AdaptiveSubscription,
+    reliability_for_publishers,
+    reliability_policy,
+)
+
+RGB = np.arange(6 * 4 * 3, dtype=np.uint8).reshape(6, 4, 3)
+
+
+def header(sec: int = 12, nanosec: int = 345, frame_id: str = 'cam') -> Header:
+    """Return a Header."""
+    msg = Header(frame_id=frame_id)
+    msg.stamp.sec, msg.stamp.nanosec = sec, nanosec
+    return msg
+
+
+def test_image_round_trips_keep_pixels_and_header() -> None:
+    """rgb8/bgr8 messages convert both ways; the header is copied, not shared."""
+    source = header()
+    for encoding in ('rgb8', 'bgr8'):
+        msg = conversions.rgb_to_image(RGB, source, encoding)
+        assert (msg.width, msg.height, msg.encoding, msg.step) == (4, 6, encoding, 12)
+        assert msg.header == source and msg.header is not source
+        np.testing.assert_array_equal(conversions.image_to_rgb(msg), RGB)
+    padded = make_image(RGB, 'bgra8', row_padding=5)
+    np.testing.assert_array_equal(conversions.image_to_rgb(padded), RGB)
+    np.testing.assert_array_equal(
+        conversions.compressed_image_to_rgb(make_compressed(RGB, 'png')), RGB)
+    with pytest.raises(ImageConversionError) as error:
+        conversions.image_to_rgb(Image(encoding='rgb8', width=4, height=6, step=12))
+    assert error.value.reason == 'empty'
+    with pytest.raises(ValueError):
+        conversions.rgb_to_image(RGB[..., 0], source)
+
+
+def test_image_payload_is_viewed_not_copied() -> None:
+    """The message payload reaches the core as a view of the message's buffer."""
+    msg = make_image(RGB, 'rgb8')
+    view = conversions._byte_view(msg.data)
+    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
+
+
+def test_stamps_convert_both_ways() -> None:
+    """Header stamps <-> float seconds, nanosecond exact for today's epoch values."""
+    stamp = conversions.seconds_to_stamp(1_700_000_000.123456789)
+    # float64 holds today's epoch seconds to about 0.2 us.
+    assert stamp.sec == 1_700_000_000 and abs(stamp.nanosec - 123_456_789) < 500
+    assert conversions.stamp_to_seconds(header(5, 500_000_000).stamp) == 5.5
+    assert conversions.seconds_to_stamp(2.999999999999).sec == 3
+    with pytest.raises(ValueError):
+        conversions.seconds_to_stamp(math.nan)
+
+
+def navsatfix(status: int = 0, lat: float = 48.1, lon: float = 11.5, alt: float = 500.0,
+              covariance: float | None = 0.09) -> NavSatFix:
+    """Return a NavSatFix."""
+    msg = NavSatFix()
+    msg.header = header(100, 0, 'gps')
+    msg.status.status = status
+    msg.latitude, msg.longitude, msg.altitude = lat, lon, alt
+    if covariance is not None:
+        msg.position_covariance = [covariance, 0.0, 0.0, 0.0, covariance, 0.0, 0.0, 0.0, 1.0]
+        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+    return msg
+
+
+def test_navsatfix_to_geofix_and_back() -> None:
+    """A usable fix becomes a GeoFix with its accuracy; bad ones give their reason."""
+    fix, reason = conversions.navsatfix_to_geofix(navsatfix())
+    assert reason is None
+    assert fix == GeoFix(100.0, 48.1, 11.5, 500.0, pytest.approx(0.3))
+    assert conversions.navsatfix_to_geofix(navsatfix(covariance=None))[0].horizontal_accuracy_m \
+        is None
+    assert conversions.navsatfix_to_geofix(navsatfix(NavSatStatus.STATUS_NO_FIX)) == (
+        None, 'no_fix')
+    assert conversions.navsatfix_to_geofix(navsatfix(lat=math.nan))[1] == 'non_finite'
+    assert conversions.navsatfix_to_geofix(navsatfix(lon=181.0))[1] == 'out_of_range'
+    out = conversions.geofix_to_navsatfix(fix, header(7, 8, 'camera'))
+    assert out.header == header(7, 8, 'camera')
+    assert (out.latitude, out.longitude, out.altitude) == (48.1, 11.5, 500.0)
+    assert out.status.status == NavSatStatus.STATUS_FIX
+    assert out.position_covariance[0] == pytest.approx(0.09)
+    unknown = conversions.geofix_to_navsatfix(GeoFix(1.0, 1.0, 1.0, 1.0), header())
+    assert unknown.position_covariance_type == NavSatFix.COVARIANCE_TYPE_UNKNOWN
+
+
+def test_classification_json() -> None:
+    """The classification JSON has the stamp, frame, label, confidence, top-k, timings."""
+    classification = Classification(
+        categories=(Category(3, 'Apple___healthy', 0.625), Category(0, 'Apple___scab', 0.25)),
+        preprocess_ms=1.0, invoke_ms=2.0, postprocess_ms=0.5)
+    data = json.loads(conversions.classification_to_json(classification, header(), 0.5))
+    assert data == {
+        'stamp': {'sec': 12, 'nanosec': 345}, 'frame_id': 'cam',
+        'label': 'Apple___healthy', 'confidence': 0.625,
+        'top_k': [{'label': 'Apple___healthy', 'index': 3, 'score': 0.625},
+                  {'label': 'Apple___scab', 'index': 0, 'score': 0.25}],
+        'timings_ms': {'preprocess': 1.0, 'invoke': 2.0, 'postprocess': 0.5, 'total': 3.5},
+    }
+    assert conversions.display_label(classification, 0.7) == 'unknown'
+    assert json.loads(conversions.classification_to_string(
+        classification, header(), 0.7).data)['label'] == 'unknown'
+    assert json.loads(conversions.feature_to_string({'a': [1, None]}).data) == {'a': [1, None]}
+    with pytest.raises(ValueError):
+        conversions.feature_to_string({'a': math.nan})
+
+
+def info(reliability: ReliabilityPolicy) -> SimpleNamespace:
+    """Return a stand-in for a TopicEndpointInfo with ``reliability``."""
+    return SimpleNamespace(qos_profile=SimpleNamespace(reliability=reliability))
+
+
+def test_reliability_matches_publishers_like_rosbag2() -> None:
+    """All reliable -> reliable; any best effort -> best effort; none -> undecided."""
+    reliable, best_effort = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+    assert reliability_for_publishers([]) is None
+    assert reliability_for_publishers([info(reliable), info(reliable)]) == reliable
+    assert reliability_for_publishers([info(reliable), info(best_effort)]) == best_effort
+    assert reliability_policy('auto') is None
+    assert reliability_policy('best_effort') == best_effort
+    with pytest.raises(ValueError):
+        reliability_policy('sometimes')
+
+
+@pytest.fixture
+def harness(ros_context) -> Iterator[Harness]:
+    """Give a test a harness closed afterwards."""
+    harness = Harness(ros_context)
+    yield harness
+    harness.close()
+
+
+def test_adaptive_subscription_follows_the_publishers(harness) -> None:
+    """No publisher: fallback best effort; then reliable camera: reliable; mixed: best effort."""
+    node = harness.node
+    received: list[Image] = []
+    changes: list[tuple[str, ReliabilityPolicy, str]] = []
+    adaptive = AdaptiveSubscription(
+        node, Image, 'adaptive_images', received.append, fallback_after_s=0.3,
+        retry_period_s=0.1, recheck_period_s=0.2,
+        on_change=lambda *change: changes.append(change))
+    assert adaptive.subscription is None and adaptive.adaptive
+    assert harness.wait(lambda: adaptive.subscription is not None, 2.0)
+    assert adaptive.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert changes[0][0] == '/adaptive_images' and 'fallback' in changes[0][2]
+
+    reliable = node.create_publisher(Image, 'adaptive_images', QoSProfile(depth=1))
+    assert harness.wait(lambda: adaptive.reliability == ReliabilityPolicy.RELIABLE, 3.0)
+    harness.wait_for_subscribers(reliable)
+    assert harness.publish_and_wait_count(reliable, make_image(RGB), received)
+
+    best_effort = node.create_publisher(
+        Image, 'adaptive_images',
+        QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    assert harness.wait(lambda: adaptive.reliability == ReliabilityPolicy.BEST_EFFORT, 3.0)
+    harness.wait_for_subscribers(best_effort)
+    assert harness.publish_and_wait_count(best_effort, make_image(RGB), received)
+    assert len(changes) == 3
+    adaptive.destroy()
+
+    fixed = AdaptiveSubscription(node, Image, 'fixed_images', received.append,
+                                 reliability='reliable')
+    assert fixed.reliability == ReliabilityPolicy.RELIABLE and not fixed.adaptive
+    fixed.destroy()
+
+
+def test_throttled_warnings_one_line_per_reason_and_period() -> None:
+    """Warnings of one key are throttled; another key is not hidden by it."""
+    lines: list[str] = []
+    warnings = ThrottledWarnings(SimpleNamespace(warning=lines.append), period_s=0.2)
+    assert warnings.warning('truncated', 'a')
+    assert not warnings.warning('truncated', 'b')
+    assert warnings.warning('empty', 'c')
+    time.sleep(0.25)
+    assert warnings.warning('truncated', 'd')
+    assert lines == ['a', 'c', 'd (1 more like it since the last warning)']
+
+
+def test_pipeline_main_starts_and_stops_cleanly() -> None:
+    """plant_disease_pipeline's main(): starts both nodes, exits 0 on SIGINT, no traceback."""
+    require_shipped_model()
+    process = subprocess.Popen(
+        python_module_command('plant_disease_ros.pipeline_node'), env=ros_subprocess_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = ''
+        deadline = time.monotonic() + 20.0
+        while 'camera_subscriber:' not in output and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            output += line
+        assert 'camera_subscriber:' in output and 'disease_classifier' in output, output
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output + rest
+    assert 'Traceback' not in output + rest
+    assert 'XMLPARSER' not in output + rest, 'the Fast DDS profile did not parse'

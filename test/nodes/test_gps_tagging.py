@@ -1,0 +1,231 @@
+"""disease_classifier's GPS tagging on real rclpy: a synthetic drive, stale, missing,
+invalid and out-of-order fixes.
+
+Fixes come at 5 Hz along a straight, known path; frames at 10 Hz fall between them. Each
+detection must sit at the position on the path at its image stamp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+import math
+
+import numpy as np
+import pytest
+
+from .node_helpers import (
+    Collector,
+    Harness,
+    latest_diagnostics,
+    make_image,
+    make_stamp,
+    require_shipped_model,
+)
+
+rclpy = pytest.importorskip('rclpy')
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from plant_disease_ros.core.geodesy import enu_to_geodetic, geodetic_to_enu  # noqa: E402
+from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
+
+LAT0, LON0, ALT0 = 51.98765, 5.66543, 12.0
+SPEED_M_S = 1.8
+HEADING_RAD = math.radians(35.0)
+T0 = 1_700_000_100.0
+FRAME = np.full((32, 32, 3), 120, np.uint8)
+
+
+def true_position(t: float) -> tuple[float, float, float]:
+    """Return (lat, lon, alt) of the robot ``t`` seconds after T0 on the straight path."""
+    distance = SPEED_M_S * t
+    return enu_to_geodetic(distance * math.sin(HEADING_RAD), distance * math.cos(HEADING_RAD),
+                           0.1 * t, LAT0, LON0, ALT0)
+
+
+def make_fix(stamp_s: float, lat: float, lon: float, alt: float,
+             status: int = NavSatStatus.STATUS_FIX, accuracy_m: float | None = 0.5) -> NavSatFix:
+    """Return a NavSatFix (horizontal accuracy as the east/north variances)."""
+    msg = NavSatFix()
+    msg.header.stamp = make_stamp(stamp_s)
+    msg.header.frame_id = 'gps'
+    msg.status.status = status
+    msg.latitude, msg.longitude, msg.altitude = float(lat), float(lon), float(alt)
+    if accuracy_m is not None:
+        msg.position_covariance = [accuracy_m ** 2, 0.0, 0.0, 0.0, accuracy_m ** 2, 0.0,
+                                   0.0, 0.0, 4 * accuracy_m ** 2]
+        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+    return msg
+
+
+def path_fix(t: float) -> NavSatFix:
+    """Return the fix on the path ``t`` seconds after T0."""
+    return make_fix(T0 + t, *true_position(t))
+
+
+def distance_m(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """Return the horizontal distance between two (lat, lon, alt) in metres."""
+    east, north, _ = geodetic_to_enu(a[0], a[1], a[2], b[0], b[1], b[2])
+    return math.hypot(east, north)
+
+
+class Gps:
+    """A classifier node, a frames and a fix publisher, and the collected detections."""
+
+    def __init__(self, harness: Harness, fix_reliability: ReliabilityPolicy, **params) -> None:
+        self.harness = harness
+        values = {'score_threshold': 0.0, 'diagnostics_period_s': 0.2, **params}
+        self.classifier = harness.add(DiseaseClassifierNode(
+            context=harness.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+        node = harness.node
+        self.collector = Collector(node, [('/detections', String), ('/detections/fix', NavSatFix),
+                                          ('/classification', String),
+                                          ('/diagnostics', DiagnosticArray)])
+        self.frames = node.create_publisher(Image, '/frames', 10)
+        self.fixes = node.create_publisher(
+            NavSatFix, '/fix', QoSProfile(depth=50, reliability=fix_reliability))
+        harness.wait_for_subscribers(self.frames)
+        harness.wait_for_subscribers(self.fixes)
+
+    def send_fix(self, msg: NavSatFix) -> None:
+        """Publish a fix and wait until the classifier has taken it."""
+        before = self.classifier.fixes_received
+        self.fixes.publish(msg)
+        assert self.harness.wait(lambda: self.classifier.fixes_received > before, 5.0)
+
+    def send_frame(self, stamp_s: float, frame_id: str = 'camera') -> None:
+        """Publish a frame and wait until it has been classified."""
+        msg = make_image(FRAME, 'rgb8', stamp_s=stamp_s, frame_id=frame_id)
+        assert self.harness.publish_and_wait(self.frames, msg, self.collector,
+                                             '/classification')
+
+    def detections(self) -> list[dict]:
+        """Return the detections published so far, parsed."""
+        return [json.loads(msg.data) for msg in self.collector.messages['/detections']]
+
+    def wait_detections(self, count: int, timeout_s: float = 5.0) -> list[dict]:
+        """Wait for ``count`` detections and return them."""
+        assert self.harness.wait(lambda: self.collector.count('/detections') >= count,
+                                 timeout_s), self.detections()
+        return self.detections()
+
+
+@pytest.fixture
+def harness(ros_context) -> Iterator[Harness]:
+    """Give a test a harness closed afterwards."""
+    harness = Harness(ros_context)
+    yield harness
+    harness.close()
+
+
+def stamp_of(feature: dict) -> float:
+    """Return a detection's image stamp in seconds."""
+    stamp = feature['properties']['stamp']
+    return stamp['sec'] + stamp['nanosec'] * 1e-9
+
+
+def test_synthetic_drive_detections_at_interpolated_positions(harness) -> None:
+    """Fixes at 5 Hz, frames at 10 Hz between them: each detection within 0.5 m."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
+    fix_times = [round(0.2 * k, 3) for k in range(16)]
+    frame_times = [round(0.05 + 0.1 * k, 3) for k in range(29)]
+    events = sorted([(t, 'fix') for t in fix_times] + [(t, 'frame') for t in frame_times])
+    for number, (t, kind) in enumerate(events):
+        if kind == 'fix':
+            gps.send_fix(path_fix(t))
+        else:
+            gps.send_frame(T0 + t, frame_id=f'cam{number}')
+            # The fix after the frame has not come yet: the detection waits for it.
+            assert gps.classifier.pending_detections >= 1
+            assert gps.collector.count('/detections') < len(frame_times)
+    detections = gps.wait_detections(len(frame_times))
+    assert len(detections) == len(frame_times)
+    assert gps.classifier.pending_detections == 0
+    assert harness.wait(lambda: gps.collector.count('/detections/fix') == len(frame_times))
+    for feature, fix_msg in zip(detections, gps.collector.messages['/detections/fix'],
+                                strict=True):
+        properties = feature['properties']
+        t = stamp_of(feature) - T0
+        assert properties['fix_status'] == 'interpolated', properties
+        assert properties['fix_age_s'] <= 0.2
+        assert properties['horizontal_accuracy_m'] == pytest.approx(0.5)
+        lon, lat, alt = feature['geometry']['coordinates']
+        assert distance_m((lat, lon, alt), true_position(t)) < 0.5
+        assert abs(alt - true_position(t)[2]) < 0.5
+        # detections/fix carries the image header and the same position.
+        assert fix_msg.header.frame_id == properties['frame_id']
+        assert (fix_msg.header.stamp.sec, fix_msg.header.stamp.nanosec) == (
+            properties['stamp']['sec'], properties['stamp']['nanosec'])
+        assert (fix_msg.latitude, fix_msg.longitude) == pytest.approx((lat, lon), abs=1e-12)
+    assert sorted(stamp_of(feature) for feature in detections) == [
+        stamp_of(feature) for feature in detections]
+
+
+def test_stale_missing_and_nearest_fixes(harness) -> None:
+    """No fix: 'none'; fix too old: 'stale' with null geometry; older fix in range: 'nearest'."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.2, max_fix_age_s=2.0)
+    gps.send_frame(T0 + 0.0)
+    (feature,) = gps.wait_detections(1)
+    assert feature['properties']['fix_status'] == 'none'
+    assert feature['geometry'] is None
+    assert feature['properties']['fix_age_s'] is None
+
+    gps.send_fix(path_fix(0.0))
+    gps.send_frame(T0 + 10.0)
+    gps.send_frame(T0 + 1.0)
+    stale, nearest = gps.wait_detections(3)[1:]
+    assert stale['properties']['fix_status'] == 'stale'
+    assert stale['geometry'] is None
+    assert stale['properties']['fix_age_s'] == pytest.approx(10.0)
+    # Waited for a later fix that never came, then took the older one within range.
+    assert nearest['properties']['fix_status'] == 'nearest'
+    assert nearest['properties']['fix_age_s'] == pytest.approx(1.0)
+    lon, lat, alt = nearest['geometry']['coordinates']
+    assert distance_m((lat, lon, alt), true_position(0.0)) < 1e-3
+    # Only the located detection has a detections/fix.
+    assert harness.wait(lambda: gps.collector.count('/detections/fix') == 1)
+    fix_msg = gps.collector.messages['/detections/fix'][0]
+    assert (fix_msg.header.stamp.sec, fix_msg.header.stamp.nanosec) == (
+        nearest['properties']['stamp']['sec'], nearest['properties']['stamp']['nanosec'])
+
+
+def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) -> None:
+    """NO_FIX, NaN and out-of-range fixes are counted by reason and never used."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.BEST_EFFORT, fix_wait_s=5.0)
+    # Out of order: the later fix first.
+    gps.send_fix(path_fix(0.4))
+    gps.send_fix(path_fix(0.0))
+    lat, lon, alt = true_position(0.2)
+    gps.send_fix(make_fix(T0 + 0.2, lat + 0.01, lon, alt, status=NavSatStatus.STATUS_NO_FIX))
+    gps.send_fix(make_fix(T0 + 0.2, math.nan, lon, alt))
+    gps.send_fix(make_fix(T0 + 0.25, lat, math.inf, alt))
+    gps.send_fix(make_fix(T0 + 0.2, 95.0, lon, alt))
+    for t in (0.1, 0.3):
+        gps.send_frame(T0 + t)
+    detections = gps.wait_detections(2)
+    for feature in detections:
+        t = stamp_of(feature) - T0
+        assert feature['properties']['fix_status'] == 'interpolated'
+        lon_d, lat_d, alt_d = feature['geometry']['coordinates']
+        assert distance_m((lat_d, lon_d, alt_d), true_position(t)) < 0.5
+    rejected = gps.classifier.diagnostics.rejected
+    assert (rejected[('fix', 'no_fix')], rejected[('fix', 'non_finite')],
+            rejected[('fix', 'out_of_range')]) == (1, 2, 1)
+    classifier_id = gps.classifier.get_fully_qualified_name()
+
+    def reported() -> bool:
+        values = latest_diagnostics(gps.collector, classifier_id)
+        return values is not None and (
+            values.get('fix_rejected.no_fix'), values.get('fix_rejected.non_finite'),
+            values.get('fix_rejected.out_of_range')) == ('1', '2', '1')
+
+    assert harness.wait(reported, 3.0), latest_diagnostics(gps.collector, classifier_id)

@@ -1,0 +1,392 @@
+"""plant-disease replay: clear errors, topic choice, commands, and a tiny bag end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from plant_disease_ros import cli
+from plant_disease_ros.replay import (
+    BagSelection,
+    inspect_bag,
+    normalize_namespace,
+    pipeline_commands,
+    pipeline_environment,
+    ReplayError,
+    ReplayOptions,
+    select_topics,
+    TopicChoice,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_LEAF = REPO_ROOT / 'test' / 'data' / 'leaves' / 'Tomato___Early_blight.jpg'
+START_S = 1_700_000_000.0
+
+rosbags = pytest.importorskip('rosbags')
+
+
+def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
+              compressed_frames: int = 0, fixes: int = 0, image_topic: str = '/cam/image_raw',
+              fix_topic: str = '/gps/fix', extra_string_topic: str | None = None) -> Path:
+    """Write a small rosbag2 folder with camera frames at 10 Hz and fixes at 5 Hz."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    types = store.types
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    bgr = cv2.resize(cv2.imread(str(TEST_LEAF)), (320, 240))
+
+    def header(t: float, frame_id: str) -> object:
+        sec = int(t)
+        return types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=int((t - sec) * 1e9)),
+            frame_id=frame_id)
+
+    records: list[tuple[str, str, float, object]] = []
+    for index in range(raw_frames):
+        t = START_S + index * 0.1
+        message = types['sensor_msgs/msg/Image'](
+            header=header(t, 'camera'), height=240, width=320, encoding='bgr8',
+            is_bigendian=0, step=960, data=bgr.reshape(-1))
+        records.append((image_topic, 'sensor_msgs/msg/Image', t, message))
+    for index in range(compressed_frames):
+        t = START_S + index * 0.1
+        data = cv2.imencode('.jpg', bgr)[1].reshape(-1)
+        message = types['sensor_msgs/msg/CompressedImage'](
+            header=header(t, 'camera'), format='jpeg', data=data)
+        records.append((image_topic + '/compressed', 'sensor_msgs/msg/CompressedImage', t,
+                        message))
+    for index in range(fixes):
+        t = START_S - 0.5 + index * 0.2
+        message = types['sensor_msgs/msg/NavSatFix'](
+            header=header(t, 'gps'),
+            status=types['sensor_msgs/msg/NavSatStatus'](status=0, service=1),
+            latitude=52.0 + index * 1e-6, longitude=5.0, altitude=10.0,
+            position_covariance=np.zeros(9), position_covariance_type=0)
+        records.append((fix_topic, 'sensor_msgs/msg/NavSatFix', t, message))
+    if extra_string_topic:
+        records.append((extra_string_topic, 'std_msgs/msg/String', START_S,
+                        types['std_msgs/msg/String'](data='hello')))
+    with Writer(path, version=8, storage_plugin=plugin) as writer:
+        connections = {}
+        for topic, msgtype, _, _ in records:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
+        for topic, msgtype, t, message in sorted(records, key=lambda record: record[2]):
+            writer.write(connections[topic], int(t * 1e9),
+                         store.serialize_cdr(message, msgtype))
+    return path
+
+
+def run_cli(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run ``plant-disease`` in-process; return (status, stderr)."""
+    status = cli.main(list(args))
+    return status, capsys.readouterr().err
+
+
+def replay_env() -> dict[str, str]:
+    """Return a subprocess environment on loopback and this run's private domain."""
+    env = dict(os.environ)
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env.setdefault('ROS_DOMAIN_ID', '23')
+    return env
+
+
+def processes_with(text: str) -> list[int]:
+    """Return the ids of live processes whose command line contains ``text``."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / 'cmdline').read_bytes().replace(b'\0', b' ').decode()
+            state = (entry / 'stat').read_text().split(') ', 1)[1][:1]
+        except OSError:
+            continue
+        if text in cmdline and state != 'Z':
+            found.append(int(entry.name))
+    return found
+
+
+# Errors -----------------------------------------------------------------------------------
+
+
+def test_missing_path_is_one_line_exit_2(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A bag path that does not exist: exit 2, one line naming it."""
+    status, err = run_cli(['replay', str(tmp_path / 'nope.mcap')], capsys)
+    assert status == 2
+    assert err.strip().count('\n') == 0
+    assert 'bag not found' in err and 'nope.mcap' in err
+
+
+@pytest.mark.parametrize('name', ['broken.mcap', 'broken.db3'])
+def test_corrupt_bag_is_one_line_exit_2(tmp_path: Path, name: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Garbage in a .mcap or .db3 file: exit 2, one line, no traceback."""
+    path = tmp_path / name
+    path.write_bytes(b'\x89MCAP0\r\n' + os.urandom(300) if name.endswith('.mcap')
+                     else os.urandom(300))
+    status, err = run_cli(['replay', str(path)], capsys)
+    assert status == 2
+    assert err.strip().count('\n') == 0 and 'Traceback' not in err
+    assert 'cannot read bag' in err
+
+
+def test_folder_without_metadata_is_an_error(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder that is not a rosbag2 bag: exit 2 with one line."""
+    status, err = run_cli(['replay', str(tmp_path)], capsys)
+    assert status == 2 and 'cannot read bag' in err
+
+
+def test_truncated_mcap_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An MCAP file cut in half (a recording that died) is reported, not a traceback."""
+    bag = write_bag(tmp_path / 'bag', compressed_frames=3, fixes=3)
+    data = (bag / 'bag.mcap').read_bytes()
+    cut = tmp_path / 'cut.mcap'
+    cut.write_bytes(data[:len(data) // 2])
+    status, err = run_cli(['replay', str(cut)], capsys)
+    assert status == 2 and err.strip().count('\n') == 0
+
+
+def test_bag_without_image_topic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only GPS and a string topic: exit 2, the message lists what the bag has."""
+    bag = write_bag(tmp_path / 'gps_only', fixes=4, extra_string_topic='/note')
+    status, err = run_cli(['replay', str(bag)], capsys)
+    assert status == 2
+    assert 'no image topic' in err and '/gps/fix' in err and '/note' in err
+
+
+def test_named_topics_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--image-topic and --fix-topic that the bag lacks are clear errors."""
+    bag = write_bag(tmp_path / 'bag', compressed_frames=2, fixes=2)
+    status, err = run_cli(['replay', str(bag), '--image-topic', '/other'], capsys)
+    assert status == 2 and 'image topic /other not in the bag' in err
+    status, err = run_cli(['replay', str(bag), '--fix-topic', '/cam/image_raw/compressed'],
+                          capsys)
+    assert status == 2 and 'fix topic' in err
+
+
+# Topic choice ---------------------------------------------------------------------------------
+
+
+def test_select_topics_prefers_most_messages_and_raw_on_a_tie() -> None:
+    """The image topic with most messages wins; raw wins a tie; outputs are left out."""
+    topics = {
+        '/cam/image_raw': ('sensor_msgs/msg/Image', 10),
+        '/cam/image_raw/compressed': ('sensor_msgs/msg/CompressedImage', 10),
+        '/plant_disease/image_annotated': ('sensor_msgs/msg/Image', 50),
+        '/depth/image_raw/compressedDepth': ('sensor_msgs/msg/CompressedImage', 90),
+        '/gps/fix': ('sensor_msgs/msg/NavSatFix', 5),
+        '/plant_disease/detections/fix': ('sensor_msgs/msg/NavSatFix', 3),
+    }
+    image, fix = select_topics(topics)
+    assert image == TopicChoice('/cam/image_raw', 'sensor_msgs/msg/Image', 10)
+    assert fix is not None and fix.name == '/gps/fix'
+    topics['/cam/image_raw/compressed'] = ('sensor_msgs/msg/CompressedImage', 90)
+    image, _ = select_topics(topics)
+    assert image.name == '/cam/image_raw/compressed'
+
+
+def test_select_topics_by_name() -> None:
+    """A named topic is used; the raw name finds a compressed-only recording."""
+    topics = {'/a/image_raw/compressed': ('sensor_msgs/msg/CompressedImage', 4),
+              '/b/image': ('sensor_msgs/msg/Image', 9),
+              '/fix1': ('sensor_msgs/msg/NavSatFix', 4), '/fix2': ('sensor_msgs/msg/NavSatFix', 1),
+              '/s': ('std_msgs/msg/String', 1)}
+    image, fix = select_topics(topics, image_topic='/a/image_raw', fix_topic='/fix2')
+    assert image.name == '/a/image_raw/compressed' and fix is not None and fix.name == '/fix2'
+    with pytest.raises(ReplayError, match='is std_msgs/msg/String'):
+        select_topics(topics, image_topic='/s')
+    _, fix = select_topics({'/b/image': ('sensor_msgs/msg/Image', 9)})
+    assert fix is None
+
+
+def test_inspect_bag_detects_topics_in_both_storages(tmp_path: Path) -> None:
+    """sqlite3 and MCAP bags, folders and bare files, are read and their topics found."""
+    sqlite = write_bag(tmp_path / 'sqlite', storage='sqlite3', raw_frames=3, fixes=4)
+    mcap = write_bag(tmp_path / 'mcap', compressed_frames=2, fixes=3)
+    for path, transport, count in ((sqlite, 'raw', 3), (mcap, 'compressed', 2),
+                                   (mcap / 'mcap.mcap', 'compressed', 2),
+                                   (sqlite / 'sqlite.db3', 'raw', 3)):
+        selection = inspect_bag(path)
+        assert selection.transport == transport and selection.image.count == count
+        assert selection.fix is not None and selection.fix.name == '/gps/fix'
+        assert selection.duration_s > 0
+
+
+# Commands and environment ----------------------------------------------------------------------
+
+
+def _selection(transport: str = 'compressed') -> BagSelection:
+    msgtype = ('sensor_msgs/msg/CompressedImage' if transport == 'compressed'
+               else 'sensor_msgs/msg/Image')
+    return BagSelection(Path('x.mcap'), TopicChoice('/camera/image_raw/compressed', msgtype, 3),
+                        TopicChoice('/gps/fix', 'sensor_msgs/msg/NavSatFix', 3), 0, 1, {})
+
+
+def test_pipeline_commands_remap_inputs_and_set_parameters(tmp_path: Path) -> None:
+    """Namespace, params file, sim time, transport, remappings and map folder are passed."""
+    options = ReplayOptions(bag=Path('x.mcap'), namespace='field', parameters={'top_k': '5'})
+    commands = dict(pipeline_commands(_selection(), options, tmp_path / 'map', 'run',
+                                      Path('config/field.yaml')))
+    assert set(commands) == {'camera_subscriber', 'disease_classifier', 'disease_map_recorder'}
+    camera = ' '.join(commands['camera_subscriber'])
+    assert '-r __ns:=/field' in camera and '--params-file config/field.yaml' in camera
+    assert '-p use_sim_time:=true' in camera and '-p transport:=compressed' in camera
+    assert '-r image_raw/compressed:=/camera/image_raw/compressed' in camera
+    assert '-p top_k:=5' in camera
+    assert '-r fix:=/gps/fix' in ' '.join(commands['disease_classifier'])
+    recorder = ' '.join(commands['disease_map_recorder'])
+    assert f'-p map_dir:={tmp_path / "map"}' in recorder and '-p run_name:=run' in recorder
+    options = ReplayOptions(bag=Path('x.mcap'), single_process=True, clock=False)
+    commands = dict(pipeline_commands(_selection('raw'), options, tmp_path, 'run', None))
+    assert set(commands) == {'plant_disease_pipeline', 'disease_map_recorder'}
+    pipeline = ' '.join(commands['plant_disease_pipeline'])
+    assert '-p use_sim_time:=false' in pipeline and '-r image_raw:=' in pipeline
+    assert '-r fix:=/gps/fix' in pipeline and '--params-file' not in pipeline
+
+
+def test_environment_is_loopback_by_default_and_keeps_the_domain() -> None:
+    """Unset discovery range becomes LOCALHOST; a set one and the domain id are kept."""
+    env = pipeline_environment({'ROS_DOMAIN_ID': '42', 'PATH': '/bin'})
+    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST' and env['ROS_DOMAIN_ID'] == '42'
+    env = pipeline_environment({'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET'})
+    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'SUBNET'
+
+
+def test_normalize_namespace() -> None:
+    """Namespaces are made absolute; invalid ones are refused."""
+    assert normalize_namespace('plant_disease') == '/plant_disease'
+    assert normalize_namespace('/a/b/') == '/a/b' and normalize_namespace('') == ''
+    with pytest.raises(ReplayError):
+        normalize_namespace('bad name')
+
+
+# End to end with the real nodes ----------------------------------------------------------------
+
+
+def test_tiny_raw_sqlite_bag_replays_single_process(tmp_path: Path) -> None:
+    """Six raw frames from a sqlite3 bag go through plant_disease_pipeline; all recorded."""
+    pytest.importorskip('rclpy')
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import get_typestore, Stores
+
+    bag = write_bag(tmp_path / 'tiny', storage='sqlite3', raw_frames=6, fixes=8)
+    out = tmp_path / 'out'
+    namespace = f'tiny_{os.getpid()}'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--fast',
+         '--single-process', '--out', str(out), '--namespace', namespace, '--quiet'],
+        env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['frames_in'] == 6 and summary['labelled'] == 6
+    assert summary['unanswered'] == 0
+    assert Path(summary['png']).is_file() and Path(summary['geojson']).is_file()
+    assert 'frames/s' in result.stdout and str(out) in result.stdout
+    store = get_typestore(Stores.LATEST)
+    with Reader(summary['output_bag']) as reader:
+        topics = {name: info.msgcount for name, info in reader.topics.items()}
+        stamps = set()
+        for connection, _, data in reader.messages():
+            if connection.topic.endswith('/classification'):
+                value = json.loads(store.deserialize_cdr(data, connection.msgtype).data)
+                stamps.add((value['stamp']['sec'], value['stamp']['nanosec']))
+    assert topics[f'/{namespace}/classification'] == 6
+    assert topics[f'/{namespace}/label'] == 6
+    assert len(stamps) == 6
+    assert not processes_with(f'__ns:=/{namespace}')
+
+
+def test_pipeline_that_fails_to_start_is_one_line(tmp_path: Path) -> None:
+    """A node that exits at start (invalid parameter) ends the replay with exit 2."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'tiny', compressed_frames=2, fixes=2)
+    namespace = f'bad_{os.getpid()}'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--fast',
+         '--out', str(tmp_path / 'out'), '--namespace', namespace, '--quiet',
+         '-p', 'crop_mode:=sideways'],
+        env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert 'exited with status' in result.stderr and 'camera_subscriber' in result.stderr
+    assert result.stderr.strip().count('\n') == 0
+    assert not processes_with(f'__ns:=/{namespace}')
+
+
+def test_ctrl_c_stops_the_pipeline(tmp_path: Path) -> None:
+    """SIGINT during a slow replay: exit 130 and no pipeline process left behind."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'slow', compressed_frames=20, fixes=12)
+    out = tmp_path / 'out'
+    namespace = f'sigint_{os.getpid()}'
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--rate', '0.1',
+         '--out', str(out), '--namespace', namespace, '--quiet'],
+        env=replay_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(processes_with(f'__ns:=/{namespace}')) < 3:
+            time.sleep(0.2)
+        assert len(processes_with(f'__ns:=/{namespace}')) == 3
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert not processes_with(f'__ns:=/{namespace}')
+
+
+def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
+    """--attach publishes to a pipeline started elsewhere and records its outputs."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'tiny', compressed_frames=4, fixes=6)
+    namespace = f'attach_{os.getpid()}'
+    ros_args = ['--ros-args', '-r', f'__ns:=/{namespace}']
+    bin_dir = Path(sys.executable).parent
+    started = [
+        subprocess.Popen([str(bin_dir / 'plant_disease_pipeline'), *ros_args,
+                          '-p', 'transport:=compressed',
+                          '-r', 'image_raw/compressed:=/cam/image_raw/compressed',
+                          '-r', 'fix:=/gps/fix'], env=replay_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([str(bin_dir / 'disease_map_recorder'), *ros_args,
+                          '-p', f'map_dir:={tmp_path / "robot_maps"}'], env=replay_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    try:
+        result = subprocess.run(
+            [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--fast',
+             '--attach', '--no-clock', '--namespace', namespace, '--out', str(tmp_path / 'out'),
+             '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGINT)
+        for process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['frames_in'] == 4 and summary['labelled'] == 4
+    assert summary['mode'] == 'fast, attached'
+    assert 'robot_maps' in summary['save_message']
+    assert Path(summary['png']).is_file()

@@ -1,0 +1,238 @@
+"""Occlusion maps, masks and IoU: exact checks on synthetic inputs, content on real photos.
+
+The content tests use the shipped int8 model on the held-out photos of ``test/data/leaves``
+(one per class): covering a lesion lowers the diseased class's score, covering as much
+background does not, and the occlusion map's peak lies on the leaf for most photos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import MODELS_DIR, TEST_IMAGES_DIR
+import cv2
+import numpy as np
+import pytest
+
+from plant_disease_ros.core.occlusion import (
+    cell_edges,
+    leaf_mask,
+    mask_iou,
+    normalise_heatmap,
+    occlusion_heatmap,
+    overlay_heatmap,
+    peak_on_mask,
+    top_fraction_mask,
+    upsample_heatmap,
+)
+
+LEAVES = sorted((TEST_IMAGES_DIR / 'leaves').glob('*.jpg'))
+MODEL = MODELS_DIR / 'plant_disease_int8.tflite'
+LABELS = MODELS_DIR / 'labels.txt'
+PEAK_ON_LEAF_BAR = 0.7
+
+
+def read_photo(path: Path) -> np.ndarray:
+    """Return a photo as RGB uint8."""
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+class RedPatchClassifier:
+    """Two classes; class 0's evidence is the share of pure-red pixels (32x32 input)."""
+
+    input_size = (32, 32)
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        assert rgb.shape == (32, 32, 3) and rgb.dtype == np.uint8
+        evidence = np.array([16.0 * np.all(rgb == (255, 0, 0), axis=-1).mean(), 0.5])
+        return (evidence / evidence.sum()).astype(np.float32)
+
+
+def red_patch_photo(row: int, col: int, grid: int = 4, size: int = 64) -> np.ndarray:
+    """Return a grey photo with one grid cell painted pure red."""
+    photo = np.full((size, size, 3), 90, dtype=np.uint8)
+    cell = size // grid
+    photo[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell] = (255, 0, 0)
+    return photo
+
+
+def test_occlusion_finds_the_only_evidence() -> None:
+    classifier = RedPatchClassifier()
+    heat = occlusion_heatmap(classifier, red_patch_photo(2, 1), grid=4)
+    assert heat.shape == (4, 4) and heat.dtype == np.float32
+    assert classifier.calls == 4 * 4 + 1
+    assert np.unravel_index(np.argmax(heat), heat.shape) == (2, 1)
+    assert heat[2, 1] == pytest.approx(2 / 3, abs=1e-6)  # 1 : 0.5 -> 0 : 0.5
+    others = np.delete(heat.reshape(-1), 2 * 4 + 1)
+    assert np.allclose(others, 0.0)
+
+
+def test_occlusion_target_class_and_fills() -> None:
+    photo = red_patch_photo(0, 3)
+    # Covering the red cell helps class 1: its score drop is negative there.
+    heat = occlusion_heatmap(RedPatchClassifier(), photo, grid=4, target_index=1)
+    assert heat[0, 3] == pytest.approx(-2 / 3, abs=1e-6)
+    for fill in ('mean', 'black', 'gray', 'blur', (0, 0, 255)):
+        heat = occlusion_heatmap(RedPatchClassifier(), photo, grid=4, target_index=0,
+                                 fill=fill)
+        assert np.argmax(heat) == 3, fill
+    with pytest.raises(ValueError, match='fill'):
+        occlusion_heatmap(RedPatchClassifier(), photo, fill='plaid')
+    with pytest.raises(ValueError, match='grid'):
+        occlusion_heatmap(RedPatchClassifier(), photo, grid=0)
+    with pytest.raises(ValueError, match='target'):
+        occlusion_heatmap(RedPatchClassifier(), photo, target_index=5)
+    with pytest.raises(ValueError, match='RGB'):
+        occlusion_heatmap(RedPatchClassifier(), photo[..., 0])
+
+
+def test_cell_edges_cover_the_image() -> None:
+    edges = cell_edges(96, 7)
+    assert edges[0] == 0 and edges[-1] == 96 and len(edges) == 8
+    assert np.all(np.diff(edges) >= 13)
+
+
+def test_top_fraction_mask_counts_and_ties() -> None:
+    ramp = np.arange(100, dtype=np.float32).reshape(10, 10)
+    mask = top_fraction_mask(ramp, 0.2)
+    assert mask.sum() == 20 and mask[9].all() and mask[8].all() and not mask[7].any()
+    assert top_fraction_mask(np.zeros((5, 5)), 0.2).all()  # a flat map: all tied
+    assert top_fraction_mask(ramp, 1.0).all()
+    with pytest.raises(ValueError):
+        top_fraction_mask(ramp, 0.0)
+
+
+def test_mask_iou_on_known_masks() -> None:
+    a = np.zeros((20, 20), dtype=bool)
+    b = np.zeros((20, 20), dtype=bool)
+    a[0:10, 0:10] = True
+    b[0:10, 5:15] = True
+    assert mask_iou(a, b) == pytest.approx(50 / 150)
+    assert mask_iou(a, a) == 1.0
+    assert mask_iou(a, ~a) == 0.0
+    assert mask_iou(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
+    with pytest.raises(ValueError, match='shape'):
+        mask_iou(a, b[:10])
+    # Top-20 % regions of two maps that peak in opposite corners do not overlap.
+    ramp = np.add.outer(np.arange(8.0), np.arange(8.0))
+    assert mask_iou(top_fraction_mask(upsample_heatmap(ramp, 64, 64)),
+                    top_fraction_mask(upsample_heatmap(-ramp, 64, 64))) == 0.0
+
+
+def test_overlay_and_normalisation() -> None:
+    photo = np.full((40, 60, 3), 100, dtype=np.uint8)
+    heat = np.array([[0.0, -1.0], [0.0, 2.0]], dtype=np.float32)
+    levels = normalise_heatmap(heat)
+    assert levels.max() == 1.0 and levels.min() == 0.0
+    assert not normalise_heatmap(-heat - 5).any()
+    overlay = overlay_heatmap(photo, heat)
+    assert overlay.shape == photo.shape and overlay.dtype == np.uint8
+    assert np.array_equal(overlay_heatmap(photo, heat, alpha=0.0), photo)
+    coloured = overlay_heatmap(photo, heat, alpha=1.0)
+    assert tuple(coloured[-1, -1]) == (128, 0, 0)  # JET's top is dark red, bottom-right here
+    assert coloured[0, 0, 2] > coloured[0, 0, 0]   # zero is blue
+    with pytest.raises(ValueError):
+        overlay_heatmap(photo, heat, alpha=1.5)
+
+
+def test_leaf_mask_on_a_synthetic_leaf() -> None:
+    photo = np.full((120, 160, 3), (150, 145, 160), dtype=np.uint8)  # lilac-grey background
+    truth = np.zeros(photo.shape[:2], dtype=np.uint8)
+    cv2.ellipse(truth, (80, 60), (50, 30), 20, 0, 360, 1, -1)
+    photo[truth > 0] = (60, 130, 50)
+    cv2.circle(photo, (80, 60), 6, (120, 90, 60), -1)  # a brown lesion inside the leaf
+    mask = leaf_mask(photo)
+    assert mask_iou(mask, truth > 0) > 0.95
+    assert mask[60, 80]  # holes are filled: the lesion is leaf
+    assert peak_on_mask(np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), mask)
+    assert not peak_on_mask(np.array([[1.0, 0.0], [0.0, 0.0]]), mask)
+
+
+@pytest.mark.parametrize('path', LEAVES, ids=[path.stem for path in LEAVES])
+def test_leaf_mask_on_real_photos_is_plausible(path: Path) -> None:
+    photo = read_photo(path)
+    mask = leaf_mask(photo)
+    assert 0.12 < mask.mean() < 0.8
+    # The photo's centre is leaf in every PlantVillage shot, its corners background.
+    height, width = mask.shape
+    assert mask[height // 2 - 8:height // 2 + 8, width // 2 - 8:width // 2 + 8].mean() > 0.5
+    assert not mask[:4, :4].any() or not mask[-4:, -4:].any()
+
+
+# --- Content checks on the shipped int8 model -------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def trained_classifier():
+    """Return the shipped int8 classifier; skip when it is an untrained placeholder."""
+    if not MODEL.is_file() or not LABELS.is_file():
+        pytest.skip(f'no shipped model at {MODEL}')
+    from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
+
+    classifier = DiseaseClassifier.create_from_options(
+        ClassifierOptions(model_path=str(MODEL), labels_path=str(LABELS)))
+    correct = sum(classifier.labels[int(np.argmax(classifier.probabilities(read_photo(p))))]
+                  == p.stem for p in LEAVES)
+    if correct < 0.5 * len(LEAVES):
+        pytest.skip(f'the shipped model gets {correct}/{len(LEAVES)} test photos right: a '
+                    'placeholder, not the trained model')
+    return classifier
+
+
+def lesion_mask(photo: np.ndarray, leaf: np.ndarray) -> np.ndarray:
+    """Return the lesion pixels of a leaf by colour: spots far less green than the leaf."""
+    lab = cv2.cvtColor(photo, cv2.COLOR_RGB2LAB).astype(np.float32)
+    green_red = cv2.GaussianBlur(lab[..., 1], (3, 3), 0)
+    inner = cv2.erode(leaf.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    # Healthy tissue sits at the leaf's median green; rust, brown, tan and grey spots are
+    # well towards red on Lab's a* axis.
+    spots = inner & (green_red > np.median(green_red[inner]) + 12)
+    return cv2.dilate(spots.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def cover(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Return the photo with ``region`` inpainted from its surroundings."""
+    return cv2.inpaint(photo, region.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+
+
+@pytest.mark.parametrize('name', ['Apple___Cedar_apple_rust', 'Tomato___Septoria_leaf_spot'])
+def test_covering_the_lesions_lowers_the_disease_score(trained_classifier, name: str) -> None:
+    photo = read_photo(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg')
+    labels = trained_classifier.labels
+    target = labels.index(name)
+    baseline = trained_classifier.probabilities(photo)
+    assert int(np.argmax(baseline)) == target
+    leaf = leaf_mask(photo)
+    lesions = lesion_mask(photo, leaf)
+    assert 0.005 < lesions.mean() < 0.3, f'lesion area {lesions.mean():.3f}'
+    # Control: as many background pixels, away from the leaf.
+    background = ~(cv2.dilate(leaf.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0)
+    rows, cols = np.nonzero(background)
+    pick = np.random.default_rng(0).choice(len(rows), int(lesions.sum()), replace=False)
+    control = np.zeros_like(lesions)
+    control[rows[pick], cols[pick]] = True
+    score = trained_classifier.probabilities
+    lesion_drop = baseline[target] - score(cover(photo, lesions))[target]
+    control_drop = baseline[target] - score(cover(photo, control))[target]
+    print(f'{name}: lesions {100 * lesions.mean():.1f} % of the photo; score '
+          f'{baseline[target]:.3f}, drop when covered {lesion_drop:.3f} (background control '
+          f'{control_drop:.3f})')
+    assert lesion_drop > 0.0
+    assert lesion_drop > control_drop + 0.05
+
+
+def test_occlusion_peak_lies_on_the_leaf(trained_classifier) -> None:
+    on_leaf = []
+    for path in LEAVES:
+        photo = read_photo(path)
+        heat = occlusion_heatmap(trained_classifier, photo, grid=8)
+        on_leaf.append(peak_on_mask(heat, leaf_mask(photo)))
+    fraction = sum(on_leaf) / len(on_leaf)
+    off = [path.stem for path, ok in zip(LEAVES, on_leaf, strict=True) if not ok]
+    print(f'occlusion peak on the leaf: {sum(on_leaf)}/{len(on_leaf)} = {fraction:.2f}; '
+          f'off leaf: {", ".join(off) or "none"}')
+    assert fraction >= PEAK_ON_LEAF_BAR

@@ -1,0 +1,217 @@
+"""The static HTML report: Markdown rendering, sections with and without inputs, and that
+every picture and link of the page resolves offline."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+import json
+from pathlib import Path
+from urllib.parse import unquote
+
+from conftest import MODELS_DIR
+import cv2
+import numpy as np
+import pytest
+
+from plant_disease_ros.core.classifier import Category, Classification
+from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
+from plant_disease_ros.training.report import build_report, markdown_to_html, ReportInputs
+
+CARD = """# Model card: test model
+
+A *tiny* card with **bold** text, `code_with_underscores` and Tomato___Early_blight.
+See [the paper](https://arxiv.org/abs/1511.08060) and [the split](split.json) and
+[a missing file](nowhere.csv).
+
+## Figures
+
+- first item
+  continued
+- second item
+
+| class | test |
+| --- | ---: |
+| Apple___Apple_scab | 12 |
+
+![training curves](training_curves.png)
+![confusion matrix](confusion_matrix.png)
+![gone](missing.png)
+
+```bash
+plant-disease train --data <folder>
+```
+"""
+
+
+class PageLinks(HTMLParser):
+    """Collect every src/href of a page and every id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str, str]] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name == 'id' and value:
+                self.ids.add(value)
+            if name in ('src', 'href') and value is not None:
+                self.links.append((tag, name, value))
+
+
+def unresolved_links(page: Path) -> tuple[list[str], int]:
+    """Return (problems, number of links checked) of an HTML page."""
+    parser = PageLinks()
+    parser.feed(page.read_text(encoding='utf-8'))
+    problems = []
+    for tag, name, value in parser.links:
+        if value.startswith('data:'):
+            continue
+        if value.startswith('#'):
+            if value[1:] not in parser.ids:
+                problems.append(f'{tag} {name}={value}: no such id')
+            continue
+        if value.startswith(('http://', 'https://', 'mailto:')):
+            if tag != 'a':  # a page that loads anything from the network is not offline
+                problems.append(f'{tag} {name}={value}: network resource')
+            continue
+        if not (page.parent / unquote(value)).is_file():
+            problems.append(f'{tag} {name}={value}: missing file')
+    return problems, len(parser.links)
+
+
+def write_png(path: Path, colour: tuple[int, int, int] = (40, 160, 60)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.full((24, 32, 3), colour, dtype=np.uint8))
+    return path
+
+
+def detection(label: str, latitude: float, healthy: bool) -> dict:
+    from plant_disease_ros.core.detections import detection_feature
+
+    classification = Classification(categories=(Category(3, label, 0.9),), preprocess_ms=1.0,
+                                    invoke_ms=2.0, postprocess_ms=0.1)
+    fix = GeoFix(stamp_s=10.0, latitude=latitude, longitude=11.0, altitude=300.0)
+    feature = detection_feature(stamp_sec=10, stamp_nanosec=0, frame_id='camera',
+                                classification=classification,
+                                fix_lookup=FixLookup(status='nearest', fix=fix, age_s=0.0))
+    assert feature['properties']['healthy'] == healthy
+    return feature
+
+
+@pytest.fixture
+def report_inputs(tmp_path: Path) -> ReportInputs:
+    """Return a full set of synthetic report inputs."""
+    models = tmp_path / 'models'
+    models.mkdir()
+    (models / 'MODEL_CARD.md').write_text(CARD)
+    (models / 'labels.txt').write_text('Apple___Apple_scab\nTomato___healthy\n')
+    (models / 'plant_disease_int8.tflite').write_bytes(b'TFL3' + bytes(100))
+    (models / 'split.json').write_text('{}')
+    run = tmp_path / 'run'
+    write_png(run / 'training_curves.png')
+    (run / 'train_summary.json').write_text(json.dumps({
+        'model': {'architecture': 'mobilenet_v2', 'width': 0.5, 'input_size': 96},
+        'epochs_run': 3, 'best_val_accuracy': 0.91, 'train_seconds': 600, 'parameters': 1234}))
+    evaluation = run / 'eval'
+    write_png(evaluation / 'confusion_matrix.png', (200, 30, 30))
+    (evaluation / 'evaluation.json').write_text(json.dumps({
+        'photos': 42, 'split': 'test', 'int8': {'top1': 0.9, 'top3': 0.99, 'macro_f1': 0.88},
+        'float': {'top1': 0.91, 'top3': 0.99}, 'int8_float_agreement': 0.97,
+        'most_confused': [{'truth': 'a', 'predicted': 'b', 'count': 2}]}))
+    explanations = tmp_path / 'explanations'
+    write_png(explanations / 'leaf_explain.png')
+    (explanations / 'explanations.json').write_text(json.dumps({
+        'grid': 8, 'fill': 'mean',
+        'summary': {'images': 2, 'occlusion_peak_on_leaf_fraction': 1.0,
+                    'gradcam_peak_on_leaf_fraction': 0.5,
+                    'iou_top20': {'mean': 0.4, 'median': 0.4, 'min': 0.3, 'max': 0.5},
+                    'top1_agreement': 1.0},
+        'images': [
+            {'image': 'photos/leaf.jpg', 'figure': 'leaf_explain.png', 'iou_top20': 0.5,
+             'top3_int8': [{'label': 'Tomato___healthy', 'score': 0.9, 'index': 1}],
+             'top3_float': [{'label': 'Tomato___healthy', 'score': 0.8, 'index': 1}],
+             'occlusion_peak_on_leaf': True, 'gradcam_peak_on_leaf': False},
+            {'image': 'photos/other.jpg', 'figure': 'gone.png', 'iou_top20': 0.3,
+             'top3_int8': [{'label': 'Apple___Apple_scab', 'score': 0.7, 'index': 0}]},
+        ]}))
+    embed = tmp_path / 'embed'
+    write_png(embed / 'pca.png')
+    write_png(embed / 'tsne.png')
+    (embed / 'overlap.json').write_text(json.dumps({
+        'photos': 30, 'k': 10, 'distance': 'cosine',
+        'pairs': [{'classes': ['a', 'b'], 'overlap': 0.2, 'first_to_second': 0.1,
+                   'second_to_first': 0.3}]}))
+    field = tmp_path / 'field'
+    field.mkdir()
+    features = [detection('Tomato___Early_blight', 48.0, False),
+                detection('Tomato___healthy', 48.00001, True)]
+    (field / 'run1.geojson').write_text(json.dumps(
+        {'type': 'FeatureCollection', 'features': features}))
+    return ReportInputs(models_dir=models, run_dir=run, explanations_dir=explanations,
+                        embed_dir=embed, map_path=field)
+
+
+def test_markdown_subset() -> None:
+    page = markdown_to_html(CARD, resolve=lambda target: f'files/{target}'
+                            if target != 'missing.png' and target != 'nowhere.csv' else None)
+    assert '<h1 id="model-card-test-model">' in page
+    assert '<em>tiny</em>' in page and '<strong>bold</strong>' in page
+    assert '<code>code_with_underscores</code>' in page
+    assert 'Tomato___Early_blight' in page  # underscores in names are not emphasis
+    assert '<a href="https://arxiv.org/abs/1511.08060">the paper</a>' in page
+    assert '<a href="files/split.json">the split</a>' in page
+    assert 'a missing file' in page and 'nowhere.csv' not in page
+    assert '<li>first item continued</li>' in page
+    assert '<th style="text-align:right">test</th>' in page
+    assert '<img src="files/training_curves.png" alt="training curves">' in page
+    assert 'picture not available: gone' in page
+    assert '&lt;folder&gt;' in page and 'class="language-bash"' in page
+    assert '<h3' in markdown_to_html('# shifted', heading_offset=2)
+
+
+def test_full_report_links_resolve(report_inputs: ReportInputs, tmp_path: Path) -> None:
+    result = build_report(report_inputs, tmp_path / 'out' / 'index.html')
+    assert all(state == 'ok' for state in result.sections.values()), result.sections
+    page = result.path.read_text(encoding='utf-8')
+    problems, checked = unresolved_links(result.path)
+    assert not problems and checked >= 12, problems
+    assert 'Model card: test model' in page and '90.00 %' in page
+    assert 'Tomato___Early_blight' in page and 'run1.geojson' in page
+    assert 'picture missing' in page  # an explanation whose PNG went away
+    assert 'are shown in the <a href="#model">model card</a>' in page  # not twice
+    # Pictures the card names are found in the run and evaluation folders and copied.
+    copied = {path.name for path in (tmp_path / 'out' / 'index_files').iterdir()}
+    assert {'training_curves.png', 'confusion_matrix.png', 'pca.png', 'tsne.png',
+            'leaf_explain.png', 'split.json', 'run1.geojson'} <= copied
+    assert any(name.endswith('_map.png') for name in copied)  # rendered from the GeoJSON
+
+
+def test_inline_report_is_one_file(report_inputs: ReportInputs, tmp_path: Path) -> None:
+    result = build_report(report_inputs, tmp_path / 'single.html', inline=True)
+    problems, _ = unresolved_links(result.path)
+    assert not problems
+    assert 'src="data:image/png;base64,' in result.path.read_text(encoding='utf-8')
+    assert not (tmp_path / 'single_files').exists()
+
+
+def test_report_without_inputs_says_what_is_missing(tmp_path: Path) -> None:
+    inputs = ReportInputs(models_dir=tmp_path / 'no_models', run_dir=tmp_path / 'no_run',
+                          explanations_dir=tmp_path / 'no_expl', embed_dir=None,
+                          map_path=tmp_path / 'no_map')
+    result = build_report(inputs, tmp_path / 'report' / 'index.html')
+    assert all(state != 'ok' for state in result.sections.values()), result.sections
+    page = result.path.read_text(encoding='utf-8')
+    assert page.count('class="missing"') >= 6
+    assert 'plant-disease explain' in page and 'plant-disease embed' in page
+    problems, _ = unresolved_links(result.path)
+    assert not problems
+
+
+def test_report_of_the_repository_resolves(tmp_path: Path) -> None:
+    from plant_disease_ros.cli import main
+
+    out = tmp_path / 'repo_report' / 'index.html'
+    assert main(['report', '--models', str(MODELS_DIR), '--out', str(out)]) == 0
+    problems, _ = unresolved_links(out)
+    assert not problems
