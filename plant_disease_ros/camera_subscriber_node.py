@@ -36,6 +36,7 @@ from plant_disease_ros.conversions import compressed_image_to_rgb, image_to_rgb,
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi
 from plant_disease_ros.core.rate_limiter import RateLimiter
 from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.node_startup import init_rclpy
 from plant_disease_ros.qos import (
     AdaptiveSubscription,
     frames_publisher_qos,
@@ -248,7 +249,8 @@ class CameraSubscriberNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run camera_subscriber until shutdown; return the exit code."""
-    rclpy.init(args=args)
+    if not init_rclpy('camera_subscriber', args):
+        return 1
     node = None
     try:
         node = CameraSubscriberNode()

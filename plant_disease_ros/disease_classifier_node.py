@@ -63,6 +63,7 @@ from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.node_startup import init_rclpy
 from plant_disease_ros.qos import (
     AdaptiveSubscription,
     FIX_DEPTH,
@@ -439,7 +440,8 @@ class DiseaseClassifierNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run disease_classifier until shutdown; return the exit code."""
-    rclpy.init(args=args)
+    if not init_rclpy('disease_classifier', args):
+        return 1
     node = None
     try:
         node = DiseaseClassifierNode()

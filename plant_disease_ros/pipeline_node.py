@@ -21,6 +21,7 @@ from rclpy.node import Node
 from plant_disease_ros.camera_subscriber_node import CameraSubscriberNode
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
 from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode
+from plant_disease_ros.node_startup import init_rclpy
 
 LOGGER_NAME = 'plant_disease_pipeline'
 
@@ -42,7 +43,8 @@ def create_pipeline(**node_kwargs: Any) -> tuple[CameraSubscriberNode, DiseaseCl
 
 def main(args: list[str] | None = None) -> int:
     """Run both nodes in one executor until shutdown; return the exit code."""
-    rclpy.init(args=args)
+    if not init_rclpy('plant_disease_pipeline', args):
+        return 1
     nodes: list[Node] = []
     try:
         nodes = list(create_pipeline())

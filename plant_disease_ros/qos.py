@@ -116,7 +116,7 @@ class AdaptiveSubscription:
                  callback: Callable[[Any], None], *, reliability: str = 'auto',
                  depth: int = IMAGE_DEPTH,
                  fallback: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT,
-                 fallback_after_s: float = 2.0, retry_period_s: float = 0.5,
+                 fallback_after_s: float = 2.0, retry_period_s: float = 0.1,
                  recheck_period_s: float = 2.0, callback_group: Any = None,
                  on_change: Callable[[str, ReliabilityPolicy, str], None] | None = None) -> None:
         """Create the subscription now (fixed reliability) or as soon as it can be matched.

@@ -9,9 +9,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 
-import pytest
-
 from conftest import REPO_ROOT
+import pytest
 
 ROS_DEPENDENCIES = {'rclpy', 'sensor_msgs', 'std_msgs', 'std_srvs', 'geometry_msgs',
                     'visualization_msgs', 'diagnostic_msgs', 'launch', 'launch_ros'}

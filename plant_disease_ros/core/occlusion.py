@@ -72,7 +72,7 @@ def _fill_image(image: np.ndarray, fill: str | tuple[int, int, int]) -> np.ndarr
 
 def occlusion_heatmap(classifier: ProbabilityModel, rgb: np.ndarray, grid: int = 8,
                       target_index: int | None = None,
-                      fill: str | tuple[int, int, int] = 'mean') -> np.ndarray:
+                      fill: str | tuple[int, int, int] = 'mean', patch: int = 1) -> np.ndarray:
     """Return the ``grid``×``grid`` map of the target class's score drop per covered cell.
 
     The image is resized once to the model's input size (as the classifier would) and the
@@ -80,12 +80,18 @@ def occlusion_heatmap(classifier: ProbabilityModel, rgb: np.ndarray, grid: int =
     skips the resize. ``target_index`` defaults to the class the unoccluded image is
     classified as. ``fill`` is ``'mean'`` (the image's mean colour), ``'black'``,
     ``'gray'``, ``'blur'`` (a heavily blurred copy) or an ``(r, g, b)`` colour.
+    ``patch`` is the side, in cells, of the square covered for each cell (centred on it,
+    clipped at the border): 1 covers the cell alone; larger patches slide with a stride
+    of one cell and show regions that matter only together (a confident int8 model's
+    quantised output may not move when one small cell is covered).
     Values are ``p(unoccluded) - p(occluded)``: positive where covering hurts the class,
     negative where it helps. The result is float32, row 0 at the top of the image.
     """
-    grid = int(grid)
+    grid, patch = int(grid), int(patch)
     if grid < 1:
         raise ValueError(f'grid must be >= 1, got {grid}')
+    if not 1 <= patch <= grid:
+        raise ValueError(f'patch must be between 1 and the grid ({grid}) cells, got {patch}')
     image = _check_rgb(rgb)
     height, width = (int(side) for side in classifier.input_size)
     if grid > min(height, width):
@@ -97,18 +103,25 @@ def occlusion_heatmap(classifier: ProbabilityModel, rgb: np.ndarray, grid: int =
         raise ValueError(f'target index {target} is outside the {baseline.size} classes')
     filler = _fill_image(resized, fill)
     rows, cols = cell_edges(height, grid), cell_edges(width, grid)
+    before, after = (patch - 1) // 2, patch // 2
     heat = np.zeros((grid, grid), dtype=np.float32)
     occluded = resized.copy()
     for i in range(grid):
-        top, bottom = rows[i], rows[i + 1]
+        top, bottom = rows[max(0, i - before)], rows[min(grid, i + after + 1)]
         for j in range(grid):
-            left, right = cols[j], cols[j + 1]
+            left, right = cols[max(0, j - before)], cols[min(grid, j + after + 1)]
             # One buffer, patched and restored: no per-cell copy of the image.
             occluded[top:bottom, left:right] = filler[top:bottom, left:right]
             scores = np.asarray(classifier.probabilities(occluded), dtype=np.float32)
             heat[i, j] = baseline[target] - scores.reshape(-1)[target]
             occluded[top:bottom, left:right] = resized[top:bottom, left:right]
     return heat
+
+
+def is_flat(heat: np.ndarray, tolerance: float = 1e-6) -> bool:
+    """Return whether a map holds no information (all values within ``tolerance``)."""
+    values = np.asarray(heat, dtype=np.float64)
+    return values.size == 0 or float(np.ptp(values)) <= tolerance
 
 
 def upsample_heatmap(heat: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -231,7 +244,8 @@ def peak_on_mask(heat: np.ndarray, mask: np.ndarray) -> bool:
 
 
 __all__ = [
-    'FILL_MODES', 'cell_edges', 'heatmap_peak', 'leaf_mask', 'mask_iou', 'normalise_heatmap',
+    'FILL_MODES', 'cell_edges', 'heatmap_peak', 'is_flat', 'leaf_mask', 'mask_iou',
+    'normalise_heatmap',
     'occlusion_heatmap', 'overlay_heatmap', 'peak_on_mask', 'top_fraction_mask',
     'upsample_heatmap',
 ]

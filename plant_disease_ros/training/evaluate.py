@@ -20,9 +20,21 @@ import numpy as np
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 from plant_disease_ros.training.confusion import plot_confusion_matrix
 from plant_disease_ros.training.dataset import (
-    DatasetError, load_images, print_progress, read_manifest, scan_dataset, Split, subsample)
+    DatasetError,
+    load_images,
+    print_progress,
+    read_manifest,
+    scan_dataset,
+    Split,
+    subsample,
+)
 from plant_disease_ros.training.metrics import (
-    confusion_matrix, macro_f1, most_confused, per_class_report, top_k_accuracy)
+    confusion_matrix,
+    macro_f1,
+    most_confused,
+    per_class_report,
+    top_k_accuracy,
+)
 
 
 @dataclass

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--labels', default=None, help='labels file (default: shipped)')
     parser.add_argument('--data', default=None,
                         help='photo folder (<class>/<image>); with --split-manifest it '
-                             'replaces the manifest\'s root')
+                             "replaces the manifest's root")
     parser.add_argument('--split-manifest', default=None,
                         help='split.json of a training run; evaluates its --split part')
     parser.add_argument('--split', choices=('train', 'val', 'test'), default='test')

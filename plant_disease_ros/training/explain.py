@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from plant_disease_ros.core.occlusion import (
+    is_flat,
     leaf_mask,
     mask_iou,
     occlusion_heatmap,
@@ -39,6 +40,7 @@ from plant_disease_ros.training.dataset import IMAGE_SUFFIXES, ProgressCallback
 FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
 SUMMARY_FILENAME = 'explanations.json'
 TOP_FRACTION = 0.2
+FALLBACK_PATCHES = (3, 5)
 
 
 def default_keras_path() -> Path:
@@ -229,6 +231,27 @@ class GradCam:
         return np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
 
 
+def occlusion_map(classifier, rgb: np.ndarray, grid: int = 8, target_index: int | None = None,
+                  fill: str = 'mean', patch: int = 1) -> tuple[np.ndarray, int]:
+    """Return ``(occlusion map, patch used)``, retrying with larger patches when it is flat.
+
+    A confident int8 model's uint8 output often does not move at all when one small cell
+    is covered; the map is then retried with the sliding patches of ``FALLBACK_PATCHES``
+    cells (same grid), which show the regions that matter together. A map still flat is
+    returned as is.
+    """
+    heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index, fill=fill,
+                             patch=patch)
+    used = patch
+    for larger in FALLBACK_PATCHES:
+        if not is_flat(heat) or larger <= used or larger > grid:
+            continue
+        heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index,
+                                 fill=fill, patch=larger)
+        used = larger
+    return heat, used
+
+
 def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 3) -> list[dict]:
     """Return the ``k`` best classes as ``[{'index', 'label', 'score'}]``, best first."""
     scores = np.asarray(probabilities, dtype=np.float64).reshape(-1)
@@ -246,6 +269,7 @@ class ImageExplanation:
     target_index: int
     top3_int8: list[dict]
     occlusion: np.ndarray
+    occlusion_patch: int = 1
     top3_float: list[dict] | None = None
     gradcam: np.ndarray | None = None
     leaf: np.ndarray | None = None
@@ -273,24 +297,31 @@ class ImageExplanation:
             'occlusion_peak_on_leaf': self.occlusion_peak_on_leaf,
             'leaf_fraction': (None if self.leaf is None
                               else round(float(self.leaf.mean()), 4)),
+            'occlusion_patch': self.occlusion_patch,
+            'occlusion_flat': is_flat(self.occlusion),
             'occlusion_grid': np.round(self.occlusion, 4).tolist(),
             'gradcam_map': None if self.gradcam is None else np.round(self.gradcam, 4).tolist(),
         }
 
 
 def compare_maps(occlusion: np.ndarray, gradcam: np.ndarray | None, leaf: np.ndarray,
-                 fraction: float = TOP_FRACTION) -> tuple[float | None, bool, bool | None]:
+                 fraction: float = TOP_FRACTION,
+                 ) -> tuple[float | None, bool | None, bool | None]:
     """Return ``(IoU of the top-fraction regions, occlusion peak on leaf, Grad-CAM peak)``.
 
-    Both maps are upsampled to the leaf mask's size first.
+    Both maps are upsampled to the leaf mask's size first. A flat map has no peak and no
+    top region: its entries are None.
     """
     height, width = leaf.shape
-    occlusion_on_leaf = peak_on_mask(occlusion, leaf)
+    occlusion_on_leaf = None if is_flat(occlusion) else peak_on_mask(occlusion, leaf)
     if gradcam is None:
         return None, occlusion_on_leaf, None
+    gradcam_on_leaf = None if is_flat(gradcam) else peak_on_mask(gradcam, leaf)
+    if occlusion_on_leaf is None or gradcam_on_leaf is None:
+        return None, occlusion_on_leaf, gradcam_on_leaf
     iou = mask_iou(top_fraction_mask(upsample_heatmap(occlusion, height, width), fraction),
                    top_fraction_mask(upsample_heatmap(gradcam, height, width), fraction))
-    return iou, occlusion_on_leaf, peak_on_mask(gradcam, leaf)
+    return iou, occlusion_on_leaf, gradcam_on_leaf
 
 
 def _format_top3(title: str, top3: list[dict] | None) -> str:
@@ -310,8 +341,12 @@ def save_figure(explanation: ImageExplanation, path: Path) -> Path:
     if explanation.gradcam is not None:
         panels.append(('Grad-CAM (float Keras)',
                        overlay_heatmap(explanation.rgb, explanation.gradcam)))
-    panels.append(('occlusion (int8 TFLite)',
-                   overlay_heatmap(explanation.rgb, explanation.occlusion)))
+    occlusion_title = 'occlusion (int8 TFLite)'
+    if explanation.occlusion_patch > 1:
+        occlusion_title += f', {explanation.occlusion_patch}-cell patch'
+    if is_flat(explanation.occlusion):
+        occlusion_title += ': flat'
+    panels.append((occlusion_title, overlay_heatmap(explanation.rgb, explanation.occlusion)))
     figure, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 4.1))
     for axis, (name, picture) in zip(np.atleast_1d(axes), panels, strict=True):
         axis.imshow(picture)
@@ -351,6 +386,8 @@ def summarise(explanations: Sequence[ImageExplanation]) -> dict:
              for item in explanations if item.top3_float]
     return {
         'images': len(explanations),
+        'occlusion_fallback_patch': sum(item.occlusion_patch > 1 for item in explanations),
+        'occlusion_flat': sum(is_flat(item.occlusion) for item in explanations),
         'occlusion_peak_on_leaf_fraction': fraction(
             [item.occlusion_peak_on_leaf for item in explanations]),
         'gradcam_peak_on_leaf_fraction': fraction(
@@ -377,7 +414,7 @@ def _unique_figure_path(out_dir: Path, image: Path, used: set[str]) -> Path:
 def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.PathLike,
                    labels_path: str | os.PathLike, keras_path: str | os.PathLike | None,
                    out_dir: str | os.PathLike | None = None, grid: int = 8,
-                   fill: str = 'mean', gradcam_layer: str | None = None,
+                   fill: str = 'mean', patch: int = 1, gradcam_layer: str | None = None,
                    num_threads: int = 2, batch_size: int = 16,
                    progress: ProgressCallback | None = None,
                    keras_model: Any | None = None) -> ExplainResult:
@@ -413,11 +450,11 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
         for path, rgb in zip(chunk, photos, strict=True):
             probabilities = classifier.probabilities(rgb)
             target = int(np.argmax(probabilities))
-            heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target,
-                                     fill=fill)
+            heat, used = occlusion_map(classifier, rgb, grid=grid, target_index=target,
+                                       fill=fill, patch=patch)
             found.append(ImageExplanation(image=path, rgb=rgb, target_index=target,
                                           top3_int8=top_k(probabilities, labels),
-                                          occlusion=heat))
+                                          occlusion=heat, occlusion_patch=used))
         if gradcam is not None:
             height, width = gradcam.input_size
             # The same resize as the robot's classifier, so both models see one input.
@@ -447,6 +484,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
             'gradcam_layer': None if gradcam is None else gradcam.layer_name,
             'grid': grid,
             'fill': fill,
+            'patch': patch,
+            'fallback_patches': [size for size in FALLBACK_PATCHES if patch < size <= grid],
             'top_fraction': TOP_FRACTION,
             'target': 'top-1 class of the int8 model, for both maps',
             'summary': summary,
@@ -462,7 +501,9 @@ def format_summary(summary: dict) -> str:
     def percent(value: float | None) -> str:
         return 'n/a' if value is None else f'{100 * value:.0f} %'
 
-    lines = [f'{summary["images"]} photos explained',
+    lines = [f'{summary["images"]} photos explained; occlusion retried with a larger patch '
+             f'for {summary["occlusion_fallback_patch"]}, still flat for '
+             f'{summary["occlusion_flat"]}',
              f'occlusion peak on the leaf: {percent(summary["occlusion_peak_on_leaf_fraction"])}',
              f'Grad-CAM peak on the leaf: {percent(summary["gradcam_peak_on_leaf_fraction"])}']
     iou = summary.get('iou_top20')

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='occlusion grid: GRID x GRID cells, each covered in turn')
     parser.add_argument('--fill', choices=FILL_MODES, default='mean',
                         help='what covers an occluded cell')
+    parser.add_argument('--patch', type=int, default=1,
+                        help='side in cells of the square covered for each cell; a map that '
+                             'stays flat is retried with a 3-cell patch')
     parser.add_argument('--gradcam-layer', default=None,
                         help='backbone layer for Grad-CAM (default: the backbone output); '
                              'an earlier one gives a finer map, e.g. stage3_out of resnet_lite '
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     result = explain_images(
         paths, model_path=args.model or default_model_path(),
         labels_path=args.labels or default_labels_path(), keras_path=keras_path,
-        out_dir=args.out, grid=args.grid, fill=args.fill, gradcam_layer=args.gradcam_layer,
+        out_dir=args.out, grid=args.grid, fill=args.fill, patch=args.patch,
+        gradcam_layer=args.gradcam_layer,
         num_threads=args.threads,
         progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
     if len(paths) == 1:

@@ -15,7 +15,12 @@ import sys
 import numpy as np
 
 from plant_disease_ros.training.dataset import (
-    load_images, print_progress, read_manifest, Split, subsample)
+    load_images,
+    print_progress,
+    read_manifest,
+    Split,
+    subsample,
+)
 
 
 @dataclass

@@ -115,7 +115,6 @@ def make_augmenter(seed: int, strength: float = 1.0):
     """
     import tensorflow as tf
 
-    keras = tf.keras
     generator = tf.random.Generator.from_seed(seed + 3)
 
     def blur(batch):

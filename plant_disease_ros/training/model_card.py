@@ -60,7 +60,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         '- Output: 21 class probabilities (uint8), in the order of `labels.txt`.',
         f'- File: `{Path(model_path).name}`, {Path(model_path).stat().st_size / 1024:.0f} KiB, '
         'full-integer int8 (weights and activations), calibrated on 300 training photos.',
-        f'- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).',
+        '- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).',
         '',
         '## Data and split',
         '',

@@ -562,9 +562,13 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
              _escape(f'mean {iou["mean"]:.2f}, median {iou["median"]:.2f}, min '
                      f'{iou["min"]:.2f}, max {iou["max"]:.2f}') if iou else '–'),
             ('float/int8 top-1 agreement', _percent(summary.get('top1_agreement'), 0)),
-            ('occlusion grid', _escape(f'{document.get("grid", "?")} × '
-                                       f'{document.get("grid", "?")}, fill '
-                                       f'{document.get("fill", "?")}'))]
+            ('occlusion grid', _escape(
+                f'{document.get("grid", "?")} × {document.get("grid", "?")} cells, fill '
+                f'{document.get("fill", "?")}; retried with larger patches '
+                f'({", ".join(map(str, document.get("fallback_patches", [])))} cells) where '
+                'flat: '
+                f'{summary.get("occlusion_fallback_patch", "?")} photos, still flat: '
+                f'{summary.get("occlusion_flat", "?")}'))]
     parts = [
         "<p>Grad-CAM shows where the float Keras model's evidence for the class lies; "
         "occlusion shows how much the deployed int8 model's score drops when each part of "

@@ -17,7 +17,13 @@ import time
 import numpy as np
 
 from plant_disease_ros.training.dataset import (
-    load_images, print_progress, scan_dataset, split_files, subsample, write_manifest)
+    load_images,
+    print_progress,
+    scan_dataset,
+    split_files,
+    subsample,
+    write_manifest,
+)
 from plant_disease_ros.training.model import build_model, make_augmenter, ModelConfig
 
 DEFAULT_CACHE_DIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) \

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import numpy as np
-import pytest
 
 from conftest import DATA_DIR, MODELS_DIR
+import numpy as np
+import pytest
 
 MODEL = MODELS_DIR / 'plant_disease_int8.tflite'
 LABELS = MODELS_DIR / 'labels.txt'

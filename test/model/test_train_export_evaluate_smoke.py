@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 import shutil
 
+from conftest import DATA_DIR
 import numpy as np
 import pytest
-
-from conftest import DATA_DIR
 
 pytest.importorskip('tensorflow')
 
