@@ -1,11 +1,15 @@
 """Compose the demo bag: a short drive along three crop rows, made from held-out leaf photos.
 
-The robot drives a serpentine over three rows at walking pace. Its downward camera is
-triggered by odometry: each time a plant passes under it, the camera grabs a burst of
-frames at 10 Hz, so every plant is seen in several consecutive frames that differ by the
-robot's motion (the plant slides across the image), a little motion blur and the
-exposure drifting with the light. A frame is a leaf photo (the plant, seen from above)
-placed on a procedurally textured soil-and-weeds background, 640×480 like a real camera.
+The robot drives a serpentine over three rows, stop-and-go as phenotyping robots do: it
+drives from plant to plant at 0.5 m/s and creeps over each one while its close-up
+downward camera grabs a burst of frames at 10 Hz. So every plant is seen in several
+consecutive frames that differ by the robot's creep (the leaf slides by ~20 px a frame),
+a little motion blur and the exposure drifting with the light. A frame is a leaf photo
+filling the image height, on a procedurally textured soil background that shows at the
+sides: 640×480 like a real camera, 4:3 around a square view of the leaf. The model was
+trained on square photos, so replay the demo with ``-p crop_mode:=center`` (the camera
+subscriber's centred square): ``plant-disease replay demo/field_demo.mcap --fast -p
+crop_mode:=center``.
 
 The bag holds what a robot records:
 
@@ -44,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / 'shared' / 'data' / 'plantvillage'
 DEFAULT_OUT = REPO_ROOT / 'demo' / 'field_demo.mcap'
 DEFAULT_SPLIT = REPO_ROOT / 'models' / 'split.json'
-DEFAULT_FRAMES = 90
+DEFAULT_FRAMES = 84
 DEFAULT_SEED = 7
 
 RAW_TOPIC = '/camera/image_raw'
@@ -59,16 +63,18 @@ START_STAMP_S = 1749738600.0  # 2025-06-12 14:30:00 UTC
 
 IMAGE_WIDTH = 640
 IMAGE_HEIGHT = 480
-PLANT_SIZE_PX = 400           # the leaf photo's side in the frame
-PIXELS_PER_METRE = 1000.0     # ground resolution: the frame covers 0.64 m × 0.48 m
-JPEG_QUALITY = 70
+PLANT_SIZE_PX = 480           # the leaf photo's side in the frame: the full height
+PIXELS_PER_METRE = 4800.0     # close-up: the frame covers 13 cm × 10 cm of the canopy
+JPEG_QUALITY = 60
 
 ROWS = 3
-FRAMES_PER_PLANT = 5
+FRAMES_PER_PLANT = 4
 BURST_RATE_HZ = 10.0
 ROW_SPACING_M = 2.0
 PLANT_SPACING_M = 1.0
-ROW_SPEED_MPS = 0.5
+ROW_SPEED_MPS = 0.5           # between plants
+CREEP_SPEED_MPS = 0.04        # over a plant, while its burst is grabbed
+CREEP_S = 0.6
 TURN_SPEED_MPS = 0.5
 HEADLAND_M = 0.5              # driven past the row ends before turning
 LEAD_M = 0.5                  # driven before the first and after the last row
@@ -194,19 +200,29 @@ def plan_drive(plants_per_row: int, photos: Sequence[tuple[str, str]]) -> DriveP
         entry = -HEADLAND_M if heading > 0 else row_length + HEADLAND_M
         lead = LEAD_M if row == 0 else 0.0
         length = row_length + 2 * HEADLAND_M + lead + (LEAD_M if row == ROWS - 1 else 0.0)
-        row_start = (entry - heading * lead, north)
-        row_t = t
-        t = add(length, ROW_SPEED_MPS, _straight(row_start, (heading, 0.0)))
+        row_start = entry - heading * lead
+        # Stop-and-go: drive to just before each plant, creep over it while the camera
+        # grabs its burst, drive on. ``done`` is the distance driven along the row.
+        done = 0.0
         for index in range(plants_per_row):
             along = (index + 0.5) * PLANT_SPACING_M
             east = along if heading > 0 else row_length - along
-            pass_time = row_t + (lead + HEADLAND_M + along) / ROW_SPEED_MPS
+            creep_length = CREEP_SPEED_MPS * CREEP_S
+            creep_from = lead + HEADLAND_M + along - creep_length / 2
+            t = add(creep_from - done, ROW_SPEED_MPS,
+                    _straight((row_start + heading * done, north), (heading, 0.0)))
+            pass_time = t + CREEP_S / 2
+            t = add(creep_length, CREEP_SPEED_MPS,
+                    _straight((row_start + heading * creep_from, north), (heading, 0.0)))
+            done = creep_from + creep_length
             label, photo = photos[row * plants_per_row + index]
             plant = Plant(row, index, label, photo, east, north, pass_time)
             plants.append(plant)
             for burst in range(FRAMES_PER_PLANT):
                 offset = (burst - (FRAMES_PER_PLANT - 1) / 2) / BURST_RATE_HZ
                 frame_times.append((pass_time + offset, plant, burst))
+        t = add(length - done, ROW_SPEED_MPS,
+                _straight((row_start + heading * done, north), (heading, 0.0)))
         if row < ROWS - 1:
             exit_east = row_length + HEADLAND_M if heading > 0 else -HEADLAND_M
             radius = ROW_SPACING_M / 2
@@ -295,7 +311,7 @@ def soil_background(width: int, height: int, rng: np.random.Generator) -> np.nda
     medium = cv2.resize(rng.normal(0.0, 1.0, (height // 5 + 2, width // 5 + 2)),
                         (width, height), interpolation=cv2.INTER_LINEAR)
     fine = cv2.GaussianBlur(rng.normal(0.0, 1.0, (height, width)), (0, 0), 0.8)
-    shade = (16.0 * coarse + 9.0 * medium + 6.0 * fine).astype(np.float32)
+    shade = (16.0 * coarse + 8.0 * medium + 3.0 * fine).astype(np.float32)
     soil = base[None, None, :] + shade[:, :, None] * np.array([0.8, 0.9, 1.0], np.float32)
     image = np.clip(soil, 0, 255).astype(np.uint8)
     for _ in range(int(width * height / 12000)):           # stones
@@ -346,7 +362,7 @@ def compose_frame(background: np.ndarray, plant_bgr: np.ndarray, offset_px: floa
     size = plant_bgr.shape[0]
     x0 = int(round((width - size) / 2 + offset_px + jitter_px[0]))
     y0 = int(round((IMAGE_HEIGHT - size) / 2 + jitter_px[1]))
-    alpha = feather_mask(size, 14)[:, :, None]
+    alpha = feather_mask(size, 6)[:, :, None]
     xs, ys = max(x0, 0), max(y0, 0)
     xe, ye = min(x0 + size, width), min(y0 + size, IMAGE_HEIGHT)
     patch = plant_bgr[ys - y0:ye - y0, xs - x0:xe - x0].astype(np.float32)
@@ -355,7 +371,7 @@ def compose_frame(background: np.ndarray, plant_bgr: np.ndarray, offset_px: floa
     if blur_px > 1:
         kernel = np.full((1, blur_px), 1.0 / blur_px, dtype=np.float32)
         frame = cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT)
-    frame = frame * gain + rng.normal(0.0, 1.2, frame.shape).astype(np.float32)
+    frame = frame * gain + rng.normal(0.0, 0.6, frame.shape).astype(np.float32)
     return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -481,7 +497,7 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
         frame = compose_frame(
             background, photo, offset_px,
             (int(np_rng.integers(-4, 5)), int(np_rng.integers(-6, 7))),
-            light * float(np_rng.uniform(0.98, 1.02)), int(np_rng.integers(3, 7)), np_rng)
+            light * float(np_rng.uniform(0.98, 1.02)), int(np_rng.integers(1, 4)), np_rng)
         log_ns = int(round((stamp_s + CAMERA_LATENCY_S) * 1e9))
         records.append((COMPRESSED_TOPIC, 'sensor_msgs/msg/CompressedImage', log_ns,
                         messages.compressed(stamp_s, frame)))
@@ -550,13 +566,18 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
         },
         'camera': {
             'width': IMAGE_WIDTH, 'height': IMAGE_HEIGHT, 'frame_id': CAMERA_FRAME,
-            'trigger': f'odometry-triggered bursts: {FRAMES_PER_PLANT} frames at '
-                       f'{BURST_RATE_HZ:g} Hz centred on each plant',
+            'trigger': f'stop-and-go: a burst of {FRAMES_PER_PLANT} frames at '
+                       f'{BURST_RATE_HZ:g} Hz while the robot creeps over each plant at '
+                       f'{CREEP_SPEED_MPS:g} m/s; no frames between plants',
             'ground_resolution_px_per_m': PIXELS_PER_METRE,
+            'leaf_photo_px': PLANT_SIZE_PX,
         },
+        'replay': 'plant-disease replay demo/field_demo.mcap --fast -p crop_mode:=center '
+                  '(the leaf fills the centred square; the soil shows at the sides)',
         'drive': {
             'rows': ROWS, 'plants_per_row': plants_per_row, 'row_spacing_m': ROW_SPACING_M,
             'plant_spacing_m': PLANT_SPACING_M, 'row_speed_mps': ROW_SPEED_MPS,
+            'creep_speed_mps': CREEP_SPEED_MPS,
             'row_crops': list(ROW_CROPS), 'duration_s': round(plan.duration_s, 3),
             'start_stamp_s': START_STAMP_S,
         },

@@ -456,16 +456,20 @@ def _unique(path: Path) -> Path:
 
 
 def output_paths(out_dir: Path | None, bag: Path) -> tuple[Path, Path, Path, str]:
-    """Return (out folder, output bag folder, map folder, run name); names are new."""
-    stem = re.sub(r'[^A-Za-z0-9_.-]', '_', bag.name.split('.')[0] or 'bag').lstrip('.') or 'bag'
+    """Return (out folder, output bag folder, map folder, run name); names are new.
+
+    In the out folder: ``output_bag/`` and the recorder's ``disease_map.geojsons``,
+    ``.geojson``, ``_summary.json`` and the ``.png``; a second replay into the same
+    folder gets ``output_bag-2`` and ``disease_map-2``.
+    """
     if out_dir is None:
+        stem = re.sub(r'[^A-Za-z0-9_-]', '_', bag.name.split('.')[0]) or 'bag'
         out_dir = Path('outputs') / 'replay' / f'{stem}-{time.strftime("%Y%m%d-%H%M%S")}'
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    map_dir = out_dir / 'map'
-    output_bag = _unique(out_dir / f'{stem}_outputs')
-    run_name = _unique(map_dir / stem).name
-    return out_dir, output_bag, map_dir, run_name
+    output_bag = _unique(out_dir / 'output_bag')
+    run_name = _unique(out_dir / 'disease_map').name
+    return out_dir, output_bag, out_dir, run_name
 
 
 # The replay node ----------------------------------------------------------------------------
@@ -758,7 +762,16 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     """Replay ``options.bag`` through the pipeline; return the summary (ReplayError on failure)."""
     if not options.fast and not options.rate > 0.0:
         raise ReplayError(f'--rate must be > 0, got {options.rate}')
+    try:
+        import rosbags  # noqa: F401
+    except ImportError as error:
+        raise ReplayError(f'replay needs the rosbags package: {error}') from error
     selection = inspect_bag(options.bag, options.image_topic, options.fix_topic)
+    try:
+        import rclpy  # noqa: F401
+    except ImportError as error:
+        raise ReplayError(
+            f'replay needs rclpy and the ROS 2 message packages: {error}') from error
     # This process joins the graph too: loopback unless the user chose otherwise.
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     from rosbags.rosbag2 import StoragePlugin, Writer

@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--fix-topic', metavar='T', default=None,
                         help='NavSatFix topic to play (default: found by type)')
     parser.add_argument('--out', type=Path, default=None, metavar='DIR',
-                        help='output folder (default: outputs/replay/<bag>-<date-time>)')
+                        help='output folder for disease_map.geojson(s), disease_map.png, '
+                             'output_bag/, logs/ and summary.json '
+                             '(default: outputs/replay/<bag>-<date-time>)')
     parser.add_argument('--attach', action='store_true',
                         help='use a running pipeline instead of starting one')
     parser.add_argument('--single-process', action='store_true',

@@ -33,8 +33,8 @@ DEMO_BAG = REPO_ROOT / 'demo' / 'field_demo.mcap'
 TRUTH = REPO_ROOT / 'demo' / 'field_demo_truth.json'
 # Top-1 accuracy over the demo frames, overall and for the worst class. The photos are
 # held-out test photos on a soil background, so these are below the test-split figures.
-MIN_ACCURACY = 0.70
-MIN_CLASS_ACCURACY = 0.20
+MIN_ACCURACY = 0.75
+MIN_CLASS_ACCURACY = 0.25
 MAX_POSITION_ERROR_M = 2.5
 MAX_MEDIAN_POSITION_ERROR_M = 0.8
 TIME_LIMIT_S = 90.0
@@ -62,7 +62,8 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(DEMO_BAG), '--fast',
-         '--out', str(out), '--namespace', namespace, '--quiet', '-p', 'score_threshold:=0.0'],
+         '--out', str(out), '--namespace', namespace, '--quiet', '-p', 'score_threshold:=0.0',
+         '-p', 'crop_mode:=center'],
         env=env, capture_output=True, text=True, timeout=TIME_LIMIT_S + 60)
     elapsed = time.monotonic() - start
     assert result.returncode == 0, result.stderr + result.stdout
@@ -228,15 +229,15 @@ def test_make_demo_composes_a_small_bag(tmp_path: Path) -> None:
         for copy in range(3):
             shutil.copy(photo, data / photo.stem / f'{copy}.jpg')
     out = tmp_path / 'demo' / 'small.mcap'
-    result = make_demo_bag(DemoOptions(data_dir=data, out_path=out, frames=30, seed=3,
+    result = make_demo_bag(DemoOptions(data_dir=data, out_path=out, frames=24, seed=3,
                                        split_path=tmp_path / 'missing.json'))
-    assert result.frames == 30 and result.raw_frames == 1 and out.is_file()
+    assert result.frames == 24 and result.raw_frames == 1 and out.is_file()
     written = json.loads(result.truth_path.read_text())
     assert result.truth_path.name == 'small_truth.json'
-    assert len(written['frames']) == 30 and 'seeded choice' in written['photos']['source']
+    assert len(written['frames']) == 24 and 'seeded choice' in written['photos']['source']
     assert [f['row'] for f in written['frames']] == sorted(f['row'] for f in written['frames'])
     assert {f['label'].split('___')[0] for f in written['frames']} <= {'Tomato', 'Potato',
                                                                         'Apple'}
-    again = make_demo_bag(DemoOptions(data_dir=data, out_path=tmp_path / 'b.mcap', frames=30,
+    again = make_demo_bag(DemoOptions(data_dir=data, out_path=tmp_path / 'b.mcap', frames=24,
                                       seed=3, split_path=tmp_path / 'missing.json'))
     assert json.loads(again.truth_path.read_text())['frames'] == written['frames']

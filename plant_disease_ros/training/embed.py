@@ -300,7 +300,14 @@ def plot_embedding(coordinates: np.ndarray, labels: np.ndarray, classes: Sequenc
             continue
         axis.scatter(coordinates[rows, 0], coordinates[rows, 1], s=14, alpha=0.8,
                      color=palette(index % 20), marker=markers[(index // 20) % len(markers)],
-                     label=f'{display_name(name)} ({int(rows.sum())})', linewidths=0)
+                     label=f'{index + 1}  {display_name(name)} ({int(rows.sum())})',
+                     linewidths=0)
+        # The class number at the class's median point: neighbouring tab20 colours are alike.
+        centre = np.median(coordinates[rows], axis=0)
+        axis.annotate(str(index + 1), centre, fontsize=8, fontweight='bold', ha='center',
+                      va='center', color='black',
+                      bbox={'boxstyle': 'round,pad=0.15', 'fc': 'white', 'alpha': 0.6,
+                            'lw': 0})
     axis.set_title(title)
     axis.set_xlabel(axis_labels[0])
     axis.set_ylabel(axis_labels[1])

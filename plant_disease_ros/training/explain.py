@@ -231,24 +231,35 @@ class GradCam:
         return np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
 
 
+def output_quantum(classifier) -> float:
+    """Return the smallest score change the classifier's output can show (its scale)."""
+    spec = getattr(getattr(classifier, 'model', None), 'output', None)
+    scale = float(getattr(spec, 'scale', 0.0) or 0.0)
+    return scale if np.dtype(getattr(spec, 'dtype', np.float32)).kind in 'iu' else 0.0
+
+
 def occlusion_map(classifier, rgb: np.ndarray, grid: int = 8, target_index: int | None = None,
                   fill: str = 'mean', patch: int = 1) -> tuple[np.ndarray, int]:
     """Return ``(occlusion map, patch used)``, retrying with larger patches when it is flat.
 
-    A confident int8 model's uint8 output often does not move at all when one small cell
-    is covered; the map is then retried with the sliding patches of ``FALLBACK_PATCHES``
-    cells (same grid), which show the regions that matter together. A map still flat is
-    returned as is.
+    A confident int8 model's uint8 output often does not move, or moves by one
+    quantisation step, when one small cell is covered; such a map (spread within one
+    output step) is retried with the sliding patches of ``FALLBACK_PATCHES`` cells (same
+    grid), which show the regions that matter together. A map still flat is returned
+    as is.
     """
+    tolerance = output_quantum(classifier) + 1e-6
     heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index, fill=fill,
                              patch=patch)
     used = patch
     for larger in FALLBACK_PATCHES:
-        if not is_flat(heat) or larger <= used or larger > grid:
+        if not is_flat(heat, tolerance) or larger <= used or larger > grid:
             continue
         heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index,
                                  fill=fill, patch=larger)
         used = larger
+    if is_flat(heat, tolerance):
+        heat = np.zeros_like(heat)  # quantisation noise is no evidence
     return heat, used
 
 
@@ -262,10 +273,14 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 3) -> list[
 
 @dataclass
 class ImageExplanation:
-    """The maps and findings of one photo."""
+    """The maps and findings of one photo.
+
+    ``rgb`` and ``leaf`` are released (None) once the photo is done, so that thousands of
+    photos fit in memory; ``leaf_fraction`` keeps the leaf's share of the photo.
+    """
 
     image: Path
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     target_index: int
     top3_int8: list[dict]
     occlusion: np.ndarray
@@ -273,6 +288,7 @@ class ImageExplanation:
     top3_float: list[dict] | None = None
     gradcam: np.ndarray | None = None
     leaf: np.ndarray | None = None
+    leaf_fraction: float | None = None
     iou: float | None = None
     gradcam_peak_on_leaf: bool | None = None
     occlusion_peak_on_leaf: bool | None = None
@@ -295,8 +311,8 @@ class ImageExplanation:
             'iou_top20': None if self.iou is None else round(self.iou, 4),
             'gradcam_peak_on_leaf': self.gradcam_peak_on_leaf,
             'occlusion_peak_on_leaf': self.occlusion_peak_on_leaf,
-            'leaf_fraction': (None if self.leaf is None
-                              else round(float(self.leaf.mean()), 4)),
+            'leaf_fraction': (None if self.leaf_fraction is None
+                              else round(self.leaf_fraction, 4)),
             'occlusion_patch': self.occlusion_patch,
             'occlusion_flat': is_flat(self.occlusion),
             'occlusion_grid': np.round(self.occlusion, 4).tolist(),
@@ -415,14 +431,14 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
                    labels_path: str | os.PathLike, keras_path: str | os.PathLike | None,
                    out_dir: str | os.PathLike | None = None, grid: int = 8,
                    fill: str = 'mean', patch: int = 1, gradcam_layer: str | None = None,
-                   num_threads: int = 2, batch_size: int = 16,
+                   num_threads: int = 2, batch_size: int = 16, figures: bool = True,
                    progress: ProgressCallback | None = None,
                    keras_model: Any | None = None) -> ExplainResult:
     """Explain each photo with occlusion (int8) and, given a Keras model, Grad-CAM (float).
 
     Both maps explain the int8 model's top class (the robot's answer). With ``out_dir``
-    a PNG per photo and ``explanations.json`` are written there. ``keras_model`` passes
-    an already loaded model instead of ``keras_path``.
+    ``explanations.json`` and (unless ``figures`` is false) a PNG per photo are written
+    there. ``keras_model`` passes an already loaded model instead of ``keras_path``.
     """
     from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 
@@ -467,9 +483,11 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
             item.leaf = leaf_mask(item.rgb)
             item.iou, item.occlusion_peak_on_leaf, item.gradcam_peak_on_leaf = compare_maps(
                 item.occlusion, item.gradcam, item.leaf)
-            if out is not None:
+            if out is not None and figures:
                 item.figure = save_figure(item, _unique_figure_path(out, item.image,
                                                                      used_names))
+            item.leaf_fraction = float(item.leaf.mean())
+            item.rgb = item.leaf = None
             explanations.append(item)
             if progress is not None:
                 progress(len(explanations), len(paths))

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='backbone layer for Grad-CAM (default: the backbone output); '
                              'an earlier one gives a finer map, e.g. stage3_out of resnet_lite '
                              'or block_13_expand_relu of mobilenet_v2')
+    parser.add_argument('--no-figures', action='store_true',
+                        help='write explanations.json only (faster for many photos)')
     parser.add_argument('--threads', type=int, default=2, help='TFLite interpreter threads')
 
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         labels_path=args.labels or default_labels_path(), keras_path=keras_path,
         out_dir=args.out, grid=args.grid, fill=args.fill, patch=args.patch,
         gradcam_layer=args.gradcam_layer,
-        num_threads=args.threads,
+        num_threads=args.threads, figures=not args.no_figures,
         progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
     if len(paths) == 1:
         item = result.explanations[0]

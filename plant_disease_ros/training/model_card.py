@@ -76,19 +76,32 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     ]
     lines += [f'| {name} | {a} | {b} | {c} |' for name, (a, b, c) in per_class_counts.items()]
     int8, float_ = evaluation['int8'], evaluation.get('float', {})
+    lines += ['', '## Training', '']
+    phases = [summary]
+    if options.get('init_weights'):
+        previous = Path(options['init_weights']).parent / 'train_summary.json'
+        if previous.exists():
+            phases.insert(0, json.loads(previous.read_text()))
+    for number, phase in enumerate(phases, start=1):
+        phase_options = phase['options']
+        start = ('warm start from the previous phase' if phase_options.get('init_weights')
+                 else 'from scratch')
+        lines.append(
+            f'{"Phase " + str(number) + ": " if len(phases) > 1 else ""}'
+            f'{phase_options["input_size"]} px, {start}: {phase["epochs_run"]} epochs (of at '
+            f'most {phase_options["epochs"]}), batch {phase_options["batch_size"]}, Adam with '
+            f'cosine decay from {phase_options["learning_rate"]:g}, label smoothing '
+            f'{phase_options["label_smoothing"]:g}, augmentation strength '
+            f'{phase_options["augment_strength"]:g}, early stopping on validation accuracy '
+            f'(patience {phase_options["patience"]}), best checkpoint kept. Best validation '
+            f'top-1 {_pct(phase["best_val_accuracy"])}; {phase["train_seconds"] / 60:.0f} min '
+            f'on this machine\'s CPU ({phase["seconds_per_epoch"]:.0f} s an epoch, '
+            f'TensorFlow {phase["tensorflow"]}).')
+        lines.append('')
     lines += [
-        '',
-        '## Training',
-        '',
-        f'{summary["epochs_run"]} epochs (of at most {options["epochs"]}), batch '
-        f'{options["batch_size"]}, Adam with cosine decay from {options["learning_rate"]:g}, '
-        f'label smoothing {options["label_smoothing"]:g}, augmentation strength '
-        f'{options["augment_strength"]:g} (flips, rotation, zoom, brightness, contrast, '
-        'saturation, colour cast, blur), early stopping on validation accuracy (patience '
-        f'{options["patience"]}), best checkpoint kept. Best validation top-1 '
-        f'{_pct(summary["best_val_accuracy"])}. Training took '
-        f'{summary["train_seconds"] / 60:.0f} min on this machine\'s CPU '
-        f'({summary["seconds_per_epoch"]:.0f} s an epoch, TensorFlow {summary["tensorflow"]}).',
+        'Augmentation: flips and transposes (any 90° orientation), crop-and-resize zoom, '
+        'brightness, contrast, saturation, colour cast and occasional blur. The training '
+        'curves below are of the last phase.',
         '',
         '![training curves](training_curves.png)',
         '',

@@ -523,6 +523,11 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
             rows.append(('most confused', '<br>'.join(
                 _escape(f'{pair.get("truth")} → {pair.get("predicted")} ({pair.get("count")})')
                 for pair in confused[:8])))
+        files = [evaluation_path] + [evaluation_path.parent / name for name in
+                                     ('per_class.csv',)
+                                     if (evaluation_path.parent / name).is_file()]
+        rows.append(('files', ', '.join(f'<a href="{_escape(assets.url(path))}">'
+                                        f'{_escape(path.name)}</a>' for path in files)))
         parts.append(_key_value_table(rows))
     matrix = _first_file(folders, CONFUSION_FILENAME)
     if matrix is None:
@@ -562,6 +567,8 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
              _escape(f'mean {iou["mean"]:.2f}, median {iou["median"]:.2f}, min '
                      f'{iou["min"]:.2f}, max {iou["max"]:.2f}') if iou else '–'),
             ('float/int8 top-1 agreement', _percent(summary.get('top1_agreement'), 0)),
+            ('all figures', f'<a href="{_escape(assets.url(Path(folder) / "explanations.json"))}"'
+                            '>explanations.json</a>'),
             ('occlusion grid', _escape(
                 f'{document.get("grid", "?")} × {document.get("grid", "?")} cells, fill '
                 f'{document.get("fill", "?")}; retried with larger patches '
@@ -624,7 +631,8 @@ def _embedding_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         parts.append(f'<p>{_escape(overlap.get("photos", "?"))} photos; for each, its '
                      f'{_escape(overlap.get("k", "?"))} nearest neighbours in feature space '
                      f'({_escape(overlap.get("distance", ""))} distance). Classes whose '
-                     'neighbourhoods mix most:</p>')
+                     'neighbourhoods mix most (all pairs in <a href="'
+                     f'{_escape(assets.url(folder / "overlap.json"))}">overlap.json</a>):</p>')
         if pairs:
             parts.append('<table><thead><tr><th>classes</th><th>overlap</th>'
                          '<th>first → second</th><th>second → first</th></tr></thead><tbody>'

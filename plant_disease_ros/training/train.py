@@ -51,6 +51,7 @@ class TrainOptions:
     label_smoothing: float = 0.05
     time_budget_min: float | None = None
     cache_dir: str | None = str(DEFAULT_CACHE_DIR)
+    init_weights: str | None = None
     threads: int | None = None
     verbose: int = 2
 
@@ -116,6 +117,16 @@ def train(options: TrainOptions) -> TrainResult:
     config = ModelConfig(num_classes=num_classes, input_size=options.input_size,
                          width=options.width, architecture=options.architecture)
     model = build_model(config)
+    if options.init_weights:
+        # Warm start (a second, lower-learning-rate phase). The input size may differ: the
+        # convolutions and the global pooling do not depend on it, so a phase at a higher
+        # resolution can start from a lower one.
+        previous = keras.models.load_model(options.init_weights, compile=False)
+        weights = previous.get_weights()
+        if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
+            raise ValueError(f"{options.init_weights} does not match this run's architecture, "
+                             'width or classes')
+        model.set_weights(weights)
     steps_per_epoch = max(1, int(np.ceil(len(train_labels) / options.batch_size)))
     schedule = keras.optimizers.schedules.CosineDecay(
         options.learning_rate, decay_steps=steps_per_epoch * options.epochs, alpha=0.02,

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='stop after the epoch that passes this many minutes')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR),
                         help='where decoded photos are cached ("" for no cache)')
+    parser.add_argument('--init-weights', default=None,
+                        help='start from this Keras model (same architecture): a second, '
+                             'lower-learning-rate phase')
     parser.add_argument('--threads', type=int, default=None, help='TensorFlow CPU threads')
     parser.add_argument('--quiet', action='store_true', help='one line per epoch')
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         per_class=args.per_class, augment_strength=args.augment_strength,
         time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
-        threads=args.threads, verbose=2 if args.quiet else 1)
+        init_weights=args.init_weights, threads=args.threads, verbose=2 if args.quiet else 1)
     result = train(options)
     print(f'model: {result.model_path} (best val accuracy {result.best_val_accuracy:.4f})')
     return 0

