@@ -63,7 +63,7 @@ from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.node_startup import init_rclpy
+from plant_disease_ros.node_startup import init_rclpy, steady_clock
 from plant_disease_ros.qos import (
     AdaptiveSubscription,
     FIX_DEPTH,
@@ -206,7 +206,8 @@ class DiseaseClassifierNode(Node):
         self.fix_subscription = AdaptiveSubscription(
             self, NavSatFix, 'fix', self._on_fix, reliability='auto', depth=FIX_DEPTH,
             on_change=self._log_qos_change)
-        self._pending_timer = self.create_timer(PENDING_CHECK_PERIOD_S, self._settle_pending)
+        self._pending_timer = self.create_timer(PENDING_CHECK_PERIOD_S, self._settle_pending,
+                                                 clock=steady_clock())
         self._pending_timer.cancel()
 
         self.add_on_set_parameters_callback(self._on_set_parameters)

@@ -49,7 +49,7 @@ from plant_disease_ros.core.disease_map import (
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.map_render import LabelPalette
 from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.node_startup import init_rclpy
+from plant_disease_ros.node_startup import init_rclpy, steady_clock
 
 NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -153,7 +153,8 @@ class DiseaseMapRecorder(Node):
             QoSProfile(depth=DETECTIONS_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(
-            float(self.get_parameter('marker_period_s').value), self.publish_markers)
+            float(self.get_parameter('marker_period_s').value), self.publish_markers,
+            clock=steady_clock())
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -208,7 +209,8 @@ class DiseaseMapRecorder(Node):
             elif parameter.name == 'marker_period_s':
                 self.destroy_timer(self._marker_timer)
                 self._marker_timer = self.create_timer(float(parameter.value),
-                                                       self.publish_markers)
+                                                       self.publish_markers,
+                                                       clock=steady_clock())
 
     def _continue_existing_run(self) -> None:
         """Count and aggregate the records of an earlier session of the same run."""

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from plant_disease_ros.core.latency import LatencyWindow
+from plant_disease_ros.node_startup import steady_clock
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
 
@@ -56,7 +57,8 @@ class NodeDiagnostics:
         self._publisher = node.create_publisher(
             DiagnosticArray, DIAGNOSTICS_TOPIC,
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        self._timer: Any = node.create_timer(float(period_s), self.publish)
+        self._timer: Any = node.create_timer(float(period_s), self.publish,
+                                                 clock=steady_clock())
 
     def count_received(self) -> None:
         """Count a message that arrived."""

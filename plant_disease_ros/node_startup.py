@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import sys
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 
 
 def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
@@ -22,3 +23,12 @@ def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
         print(f'{node_name}: error: cannot start: {reason}', file=sys.stderr)
         return False
     return True
+
+
+def steady_clock() -> Clock:
+    """Return a steady clock for the nodes' housekeeping timers.
+
+    Diagnostics, QoS matching and the GPS wait must run in wall time: with use_sim_time
+    and a paused or absent /clock, a ROS-time timer would never fire.
+    """
+    return Clock(clock_type=ClockType.STEADY_TIME)

@@ -27,6 +27,8 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
+from plant_disease_ros.node_startup import steady_clock
+
 RELIABILITY_CHOICES: tuple[str, ...] = ('auto', 'reliable', 'best_effort')
 
 IMAGE_DEPTH = 1
@@ -144,8 +146,11 @@ class AdaptiveSubscription:
             self._create(self._fixed, 'set by parameter')
             return
         self._on_timer()
+        # A steady clock: with use_sim_time and no /clock yet, a ROS-time timer would never
+        # fire and the subscription would never be created.
         self._timer = node.create_timer(float(retry_period_s), self._on_timer,
-                                        callback_group=callback_group)
+                                        callback_group=callback_group,
+                                        clock=steady_clock())
 
     @property
     def adaptive(self) -> bool:

@@ -21,6 +21,8 @@ import numpy as np
 from plant_disease_ros.core.preprocessing import resize_to_input
 
 FILL_MODES = ('mean', 'black', 'gray', 'blur')
+# Patch sides (cells) tried in turn by occlusion_map when a map carries no information.
+FALLBACK_PATCHES = (3, 5)
 
 
 class ProbabilityModel(Protocol):
@@ -122,6 +124,42 @@ def is_flat(heat: np.ndarray, tolerance: float = 1e-6) -> bool:
     """Return whether a map holds no information (all values within ``tolerance``)."""
     values = np.asarray(heat, dtype=np.float64)
     return values.size == 0 or float(np.ptp(values)) <= tolerance
+
+
+def output_quantum(classifier: ProbabilityModel) -> float:
+    """Return the smallest score change the classifier's output can show (0 for float).
+
+    Read from ``classifier.model.output`` (a ``TensorSpec``) when there is one.
+    """
+    spec = getattr(getattr(classifier, 'model', None), 'output', None)
+    scale = float(getattr(spec, 'scale', 0.0) or 0.0)
+    return scale if np.dtype(getattr(spec, 'dtype', np.float32)).kind in 'iu' else 0.0
+
+
+def occlusion_map(classifier: ProbabilityModel, rgb: np.ndarray, grid: int = 8,
+                  target_index: int | None = None, fill: str | tuple[int, int, int] = 'mean',
+                  patch: int = 1) -> tuple[np.ndarray, int]:
+    """Return ``(occlusion map, patch used)``, retrying with larger patches when it is flat.
+
+    A confident int8 model's uint8 output often does not move, or moves by one
+    quantisation step, when one small cell is covered; such a map (spread within one
+    output step) is retried with the sliding patches of ``FALLBACK_PATCHES`` cells (same
+    grid), which show the regions that matter together. A map still flat is returned as
+    zeros (its ripples are quantisation noise). Costs ``grid**2 + 1`` invocations per try.
+    """
+    tolerance = output_quantum(classifier) + 1e-6
+    heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index, fill=fill,
+                             patch=patch)
+    used = patch
+    for larger in FALLBACK_PATCHES:
+        if not is_flat(heat, tolerance) or larger <= used or larger > grid:
+            continue
+        heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index,
+                                 fill=fill, patch=larger)
+        used = larger
+    if is_flat(heat, tolerance):
+        heat = np.zeros_like(heat)
+    return heat, used
 
 
 def upsample_heatmap(heat: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -244,8 +282,8 @@ def peak_on_mask(heat: np.ndarray, mask: np.ndarray) -> bool:
 
 
 __all__ = [
-    'FILL_MODES', 'cell_edges', 'heatmap_peak', 'is_flat', 'leaf_mask', 'mask_iou',
-    'normalise_heatmap',
+    'FALLBACK_PATCHES', 'FILL_MODES', 'cell_edges', 'heatmap_peak', 'is_flat', 'leaf_mask',
+    'mask_iou', 'normalise_heatmap', 'occlusion_map', 'output_quantum',
     'occlusion_heatmap', 'overlay_heatmap', 'peak_on_mask', 'top_fraction_mask',
     'upsample_heatmap',
 ]

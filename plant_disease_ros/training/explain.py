@@ -25,10 +25,11 @@ import cv2
 import numpy as np
 
 from plant_disease_ros.core.occlusion import (
+    FALLBACK_PATCHES,
     is_flat,
     leaf_mask,
     mask_iou,
-    occlusion_heatmap,
+    occlusion_map,
     overlay_heatmap,
     peak_on_mask,
     top_fraction_mask,
@@ -40,7 +41,6 @@ from plant_disease_ros.training.dataset import IMAGE_SUFFIXES, ProgressCallback
 FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
 SUMMARY_FILENAME = 'explanations.json'
 TOP_FRACTION = 0.2
-FALLBACK_PATCHES = (3, 5)
 
 
 def default_keras_path() -> Path:
@@ -229,38 +229,6 @@ class GradCam:
         weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         maps = tf.reduce_sum(weights * feature_map, axis=-1)
         return np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
-
-
-def output_quantum(classifier) -> float:
-    """Return the smallest score change the classifier's output can show (its scale)."""
-    spec = getattr(getattr(classifier, 'model', None), 'output', None)
-    scale = float(getattr(spec, 'scale', 0.0) or 0.0)
-    return scale if np.dtype(getattr(spec, 'dtype', np.float32)).kind in 'iu' else 0.0
-
-
-def occlusion_map(classifier, rgb: np.ndarray, grid: int = 8, target_index: int | None = None,
-                  fill: str = 'mean', patch: int = 1) -> tuple[np.ndarray, int]:
-    """Return ``(occlusion map, patch used)``, retrying with larger patches when it is flat.
-
-    A confident int8 model's uint8 output often does not move, or moves by one
-    quantisation step, when one small cell is covered; such a map (spread within one
-    output step) is retried with the sliding patches of ``FALLBACK_PATCHES`` cells (same
-    grid), which show the regions that matter together. A map still flat is returned
-    as is.
-    """
-    tolerance = output_quantum(classifier) + 1e-6
-    heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index, fill=fill,
-                             patch=patch)
-    used = patch
-    for larger in FALLBACK_PATCHES:
-        if not is_flat(heat, tolerance) or larger <= used or larger > grid:
-            continue
-        heat = occlusion_heatmap(classifier, rgb, grid=grid, target_index=target_index,
-                                 fill=fill, patch=larger)
-        used = larger
-    if is_flat(heat, tolerance):
-        heat = np.zeros_like(heat)  # quantisation noise is no evidence
-    return heat, used
 
 
 def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 3) -> list[dict]:

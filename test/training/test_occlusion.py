@@ -22,6 +22,7 @@ from plant_disease_ros.core.occlusion import (
     mask_iou,
     normalise_heatmap,
     occlusion_heatmap,
+    occlusion_map,
     overlay_heatmap,
     peak_on_mask,
     top_fraction_mask,
@@ -104,8 +105,6 @@ class ThresholdClassifier(RedPatchClassifier):
 
 
 def test_patches_and_the_flat_map_fallback() -> None:
-    from plant_disease_ros.training.explain import occlusion_map
-
     photo = red_patch_photo(1, 1, grid=4)
     photo[16:48, 16:48] = (255, 0, 0)  # a red 2x2-cell block: cells (1..2, 1..2)
     single = occlusion_heatmap(ThresholdClassifier(), photo, grid=4)
@@ -261,8 +260,6 @@ def test_covering_the_lesions_lowers_the_disease_score(trained_classifier, name:
 
 
 def test_occlusion_peak_lies_on_the_leaf(trained_classifier) -> None:
-    from plant_disease_ros.training.explain import occlusion_map
-
     on_leaf, patches = [], []
     for path in LEAVES:
         photo = read_photo(path)

@@ -1,0 +1,84 @@
+"""Guard: with the shipped Fast DDS profile and LOCALHOST discovery, no DDS packet leaves
+through an external interface (this workplace forbids multicast on it; robots may want it
+too when they must not talk to the farm network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+from conftest import REPO_ROOT
+import pytest
+
+PROBE = """
+import time, rclpy
+from std_msgs.msg import String
+rclpy.init()
+node = rclpy.create_node('loopback_probe')
+publisher = node.create_publisher(String, 'probe', 10)
+end = time.monotonic() + 4.0
+while time.monotonic() < end:
+    publisher.publish(String(data='x'))
+    rclpy.spin_once(node, timeout_sec=0.05)
+rclpy.shutdown()
+"""
+
+
+def external_interfaces() -> list[str]:
+    """Return the names of the up, non-loopback network interfaces."""
+    names = []
+    for path in Path('/sys/class/net').iterdir():
+        if path.name == 'lo':
+            continue
+        if (path / 'operstate').exists() and (path / 'operstate').read_text().strip() != 'down':
+            names.append(path.name)
+    return names
+
+
+def count_dds_packets(interface: str, seconds: float, counts: dict[str, int]) -> None:
+    """Count IPv4 UDP packets to DDS's port range (7400 + 250 × domain) seen on an interface."""
+    sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+    sniffer.bind((interface, 0))
+    sniffer.settimeout(0.2)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            frame = sniffer.recv(65535)
+        except TimeoutError:
+            continue
+        if frame[12:14] != b'\x08\x00' or frame[23] != 17:  # IPv4, UDP
+            continue
+        header_length = (frame[14] & 0x0F) * 4
+        port = struct.unpack('>H', frame[14 + header_length + 2:14 + header_length + 4])[0]
+        if 7400 <= port <= 7400 + 250 * 233:
+            counts[interface] = counts.get(interface, 0) + 1
+    sniffer.close()
+
+
+def test_no_dds_packet_leaves_on_an_external_interface() -> None:
+    interfaces = external_interfaces() + ['lo']
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003)).close()
+    except (PermissionError, AttributeError, OSError):
+        pytest.skip('packet capture needs root (CAP_NET_RAW)')
+    counts: dict[str, int] = {}
+    sniffers = [threading.Thread(target=count_dds_packets, args=(name, 6.0, counts))
+                for name in interfaces]
+    for sniffer in sniffers:
+        sniffer.start()
+    time.sleep(0.3)
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               FASTDDS_DEFAULT_PROFILES_FILE=str(REPO_ROOT / 'config' / 'fastdds_profile.xml'))
+    env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
+    subprocess.run([sys.executable, '-c', PROBE], env=env, check=True, timeout=30)
+    for sniffer in sniffers:
+        sniffer.join()
+    assert counts.get('lo', 0) > 0, 'the capture saw no DDS traffic at all: it is broken'
+    leaked = {name: count for name, count in counts.items() if name != 'lo'}
+    assert leaked == {}, f'DDS packets on external interfaces: {leaked}'
