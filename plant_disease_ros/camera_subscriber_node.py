@@ -22,10 +22,7 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
-import rclpy
-from rclpy.exceptions import InvalidParameterValueException, ParameterException
-from rclpy.executors import ExternalShutdownException
-from rclpy.logging import get_logger
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
@@ -36,7 +33,7 @@ from plant_disease_ros.conversions import compressed_image_to_rgb, image_to_rgb,
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi
 from plant_disease_ros.core.rate_limiter import RateLimiter
 from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.node_startup import init_rclpy
+from plant_disease_ros.node_startup import run_nodes
 from plant_disease_ros.qos import (
     AdaptiveSubscription,
     frames_publisher_qos,
@@ -253,22 +250,7 @@ class CameraSubscriberNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run camera_subscriber until shutdown; return the exit code."""
-    if not init_rclpy('camera_subscriber', args):
-        return 1
-    node = None
-    try:
-        node = CameraSubscriberNode()
-        rclpy.spin(node)
-    except ParameterException as error:
-        get_logger(NODE_NAME).fatal(f'invalid parameter: {error}')
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_nodes(NODE_NAME, CameraSubscriberNode, args)
 
 
 if __name__ == '__main__':

@@ -32,10 +32,7 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
-import rclpy
-from rclpy.exceptions import InvalidParameterValueException, ParameterException
-from rclpy.executors import ExternalShutdownException
-from rclpy.logging import get_logger
+from rclpy.exceptions import InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
@@ -60,10 +57,9 @@ from plant_disease_ros.core.classifier import (
 )
 from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
-from plant_disease_ros.core.interpreter_loader import ModelLoadError
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.node_startup import init_rclpy, steady_clock
+from plant_disease_ros.node_startup import run_nodes, steady_clock
 from plant_disease_ros.qos import (
     AdaptiveSubscription,
     FIX_DEPTH,
@@ -441,25 +437,7 @@ class DiseaseClassifierNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run disease_classifier until shutdown; return the exit code."""
-    if not init_rclpy('disease_classifier', args):
-        return 1
-    node = None
-    try:
-        node = DiseaseClassifierNode()
-        rclpy.spin(node)
-    except ModelLoadError as error:
-        get_logger(NODE_NAME).fatal(f'cannot load the model: {error}')
-        return 1
-    except ParameterException as error:
-        get_logger(NODE_NAME).fatal(f'invalid parameter: {error}')
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_nodes(NODE_NAME, DiseaseClassifierNode, args)
 
 
 if __name__ == '__main__':

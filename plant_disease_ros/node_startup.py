@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import sys
 
 import rclpy
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.logging import get_logger
+from rclpy.node import Node
+
+from plant_disease_ros.core.interpreter_loader import ModelLoadError
 
 
 def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
@@ -32,3 +38,36 @@ def steady_clock() -> Clock:
     and a paused or absent /clock, a ROS-time timer would never fire.
     """
     return Clock(clock_type=ClockType.STEADY_TIME)
+
+
+def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
+              args: Sequence[str] | None = None) -> int:
+    """Run the node(s) that ``create()`` builds in one executor until shutdown.
+
+    Returns the process exit code: 1 with one logged line when start-up fails (bad
+    parameters file, model that cannot be loaded, invalid parameter), 0 after Ctrl-C or
+    an external shutdown.
+    """
+    if not init_rclpy(name, args):
+        return 1
+    nodes: list[Node] = []
+    try:
+        created = create()
+        nodes = [created] if isinstance(created, Node) else list(created)
+        executor = SingleThreadedExecutor()
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except ModelLoadError as error:
+        get_logger(name).fatal(f'cannot load the model: {error}')
+        return 1
+    except ParameterException as error:
+        get_logger(name).fatal(f'invalid parameter: {error}')
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -12,16 +12,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import rclpy
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.logging import get_logger
-from rclpy.node import Node
-
 from plant_disease_ros.camera_subscriber_node import CameraSubscriberNode
-from plant_disease_ros.core.interpreter_loader import ModelLoadError
 from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode
-from plant_disease_ros.node_startup import init_rclpy
+from plant_disease_ros.node_startup import run_nodes
 
 LOGGER_NAME = 'plant_disease_pipeline'
 
@@ -43,28 +36,7 @@ def create_pipeline(**node_kwargs: Any) -> tuple[CameraSubscriberNode, DiseaseCl
 
 def main(args: list[str] | None = None) -> int:
     """Run both nodes in one executor until shutdown; return the exit code."""
-    if not init_rclpy('plant_disease_pipeline', args):
-        return 1
-    nodes: list[Node] = []
-    try:
-        nodes = list(create_pipeline())
-        executor = SingleThreadedExecutor()
-        for node in nodes:
-            executor.add_node(node)
-        executor.spin()
-    except ModelLoadError as error:
-        get_logger(LOGGER_NAME).fatal(f'cannot load the model: {error}')
-        return 1
-    except ParameterException as error:
-        get_logger(LOGGER_NAME).fatal(f'invalid parameter: {error}')
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_nodes(LOGGER_NAME, create_pipeline, args)
 
 
 if __name__ == '__main__':
