@@ -48,13 +48,18 @@ def representative_images(split_manifest: str | Path, size: int, count: int = 30
 def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
                 out_path: str | Path, *, input_type: str = 'uint8',
                 calibration_count: int = 300, cache_dir: str | None = None,
-                labels_out: str | Path | None = None) -> ExportResult:
+                labels_out: str | Path | None = None,
+                float_out: str | Path | None = None) -> ExportResult:
     """Convert a Keras model to a full-integer TFLite file and write its labels file."""
     import tensorflow as tf
 
     if input_type not in ('uint8', 'int8'):
         raise ValueError(f'input type must be uint8 or int8, not {input_type!r}')
     model = tf.keras.models.load_model(str(keras_model_path), compile=False)
+    if float_out:
+        # Loaded uncompiled, the model is saved without the optimizer's state (a third of
+        # the size): what Grad-CAM and the agreement checks need.
+        model.save(str(float_out))
     size = int(model.input_shape[1])
     images = representative_images(split_manifest, size, calibration_count,
                                    cache_dir=cache_dir)

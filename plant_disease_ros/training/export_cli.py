@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--input-type', choices=('uint8', 'int8'), default='uint8')
     parser.add_argument('--calibration-count', type=int, default=300,
                         help='training photos used to calibrate activations')
+    parser.add_argument('--float-out', default=None,
+                        help='also save the float Keras model (without optimizer state) here')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
 
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f'{run_dir / needed} not found: is {run_dir} a training run?')
     result = export_int8(run_dir / 'model.keras', run_dir / 'split.json', args.out,
                          input_type=args.input_type, calibration_count=args.calibration_count,
-                         cache_dir=args.cache_dir or None)
+                         cache_dir=args.cache_dir or None, float_out=args.float_out)
     print(f'int8 model: {result.tflite_path} ({result.size_bytes / 1024:.0f} KiB, '
           f'calibrated on {result.calibration_images} photos); labels: {result.labels_path}')
     return 0

@@ -139,7 +139,11 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     lines += [f'| {row["threads"]} | {row["p50_ms"]:.2f} ms | {row["p95_ms"]:.2f} ms |'
               for row in latency]
     if search_table:
-        lines += ['', '## Hyper-parameter search', '', search_table]
+        lines += ['', '## Hyper-parameter search', '',
+                  'A grid over width, input size and learning rate (`plant-disease search`): '
+                  'short trials on a class-balanced subsample within a wall-clock budget. '
+                  'They rank configurations early in training; they do not reach, and do '
+                  'not predict, a full run\'s accuracy.', '', search_table]
     lines += [
         '',
         '## Limits: read before trusting it in a field',
@@ -153,6 +157,10 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         '- It only knows these 21 crop/condition pairs. Any other plant, weed, soil or an '
         'empty frame is forced into one of them; the nodes publish `unknown` below '
         '`score_threshold`, but a confident wrong answer is still possible.',
+        '- Explanations (`plant-disease explain`) put the heatmap peak on the leaf for most '
+        'test photos, but for some (a Tomato healthy photo, for one) occlusion finds the '
+        'score resting on a background corner: the background bias of these photos, '
+        'visible in the model.',
         '- Potato healthy has about 125 distinct leaves (augmented copies), so its figures are '
         'less certain than the others.',
         '',

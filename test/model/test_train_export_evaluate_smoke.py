@@ -64,8 +64,12 @@ def test_export_and_evaluate(trained_run: Path, tiny_dataset: Path, tmp_path: Pa
     from plant_disease_ros.core.interpreter_loader import load_interpreter
 
     model_path = tmp_path / 'model_int8.tflite'
+    float_path = tmp_path / 'float.keras'
     assert main(['export', '--run', str(trained_run), '--out', str(model_path),
-                 '--calibration-count', '12', '--cache-dir', '']) == 0
+                 '--calibration-count', '12', '--cache-dir', '', '--float-out',
+                 str(float_path)]) == 0
+    # Saved without the optimizer's state: smaller than the training checkpoint.
+    assert 0 < float_path.stat().st_size < (trained_run / 'model.keras').stat().st_size
     loaded = load_interpreter(model_path, num_threads=1)
     assert loaded.input.dtype == np.uint8 and tuple(loaded.input.shape[1:]) == (48, 48, 3)
     assert loaded.output.dtype == np.uint8 and loaded.output.shape[-1] == len(CLASSES)
