@@ -143,7 +143,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                   'A grid over width, input size and learning rate (`plant-disease search`): '
                   'short trials on a class-balanced subsample within a wall-clock budget. '
                   'They rank configurations early in training; they do not reach, and do '
-                  'not predict, a full run\'s accuracy.', '', search_table]
+                  "not predict, a full run's accuracy.", '', search_table]
     lines += [
         '',
         '## Limits: read before trusting it in a field',
