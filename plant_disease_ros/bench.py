@@ -140,7 +140,7 @@ def prepare_environment(domain_id: int | None = None) -> dict[str, str]:
     if domain_id is not None:
         os.environ['ROS_DOMAIN_ID'] = str(int(domain_id))
     else:
-        os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100))
+        os.environ.setdefault('ROS_DOMAIN_ID', str(10 + os.getpid() % 90))
     os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
     if not (os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE')
             or os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')):

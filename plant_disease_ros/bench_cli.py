@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'the shipped setting)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID for the bench and its processes (default: the '
-                             "environment's, else 100 + pid %% 100)")
+                             "environment's, else 10 + pid %% 90)")
     parser.add_argument('--log-dir', default='',
                         help='folder for the node logs (default: a new temporary folder)')
 
