@@ -54,6 +54,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from plant_disease_ros.machine import cpu_model
+
 SECTIONS: tuple[str, ...] = ('model', 'latency', 'sustained', 'baseline', 'explain')
 SIZES: dict[str, tuple[int, int]] = {'640x480': (640, 480), '1920x1080': (1920, 1080)}
 TRANSPORTS: tuple[str, ...] = ('raw', 'compressed')
@@ -153,17 +155,6 @@ def prepare_environment(domain_id: int | None = None) -> dict[str, str]:
     return {key: os.environ.get(key, '') for key in keys}
 
 
-def _cpu_model() -> str:
-    """Return the CPU model name from /proc/cpuinfo (or what platform knows)."""
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.split(':')[0].strip() in ('model name', 'Model', 'Hardware'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _package_versions() -> dict[str, str]:
     """Return the installed versions of the libraries the figures depend on."""
     versions = {}
@@ -226,7 +217,7 @@ def describe_machine() -> dict[str, Any]:
     busy = busy_processes()
     return {
         'date_utc': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-        'cpu_model': _cpu_model(),
+        'cpu_model': cpu_model(),
         'cores_logical': cores,
         'cores_physical': psutil.cpu_count(logical=False),
         'cores_usable': usable,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 import importlib
+import importlib.util
 import os
 import sys
 

@@ -202,14 +202,13 @@ def compressed_codec(format: str, data: np.ndarray | None = None) -> str:
         f'unsupported compressed format {format!r}; supported: {", ".join(COMPRESSED_FORMATS)}')
 
 
-def _jpeg_is_complete(data: np.ndarray) -> bool:
+def _jpeg_is_complete(raw: bytes) -> bool:
     """Return whether a JPEG stream ends its last scan with an end-of-image marker.
 
     libjpeg pads a truncated stream with grey and only warns, so truncation is checked
     here: scan data cannot contain 0xFFD9 (0xFF is byte-stuffed), so the last EOI must
     come after the last start-of-scan.
     """
-    raw = data.tobytes()
     return raw.rfind(b'\xff\xd9') > raw.rfind(b'\xff\xda') >= 0
 
 
@@ -221,7 +220,7 @@ _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def _check_compressed_header(buffer: np.ndarray) -> None:
+def _check_compressed_header(raw: bytes) -> None:
     """Refuse a payload whose header would make the decoder allocate far beyond its size.
 
     OpenCV trusts the header: a corrupt PNG chunk length or a JPEG frame header claiming
@@ -229,7 +228,6 @@ def _check_compressed_header(buffer: np.ndarray) -> None:
     fuzz tests), which can get a robot's node killed for memory. Only the headers are
     walked, so this costs microseconds.
     """
-    raw = buffer.tobytes()
     size: tuple[int, int] | None = None
     if raw.startswith(_PNG_MAGIC):
         position = 8
@@ -281,8 +279,9 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '') -> np.ndarray:
     if buffer.size == 0:
         raise ImageConversionError('empty', 'empty compressed image data')
     codec = compressed_codec(format, buffer)
-    _check_compressed_header(buffer)
-    if buffer[:3].tobytes() == _JPEG_MAGIC and not _jpeg_is_complete(buffer):
+    raw = buffer.tobytes()  # one copy for both header checks
+    _check_compressed_header(raw)
+    if raw.startswith(_JPEG_MAGIC) and not _jpeg_is_complete(raw):
         raise ImageConversionError(
             'decode_failed', f'truncated JPEG: {buffer.size} bytes, no end-of-image marker')
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
 import platform
 import sys
@@ -18,6 +19,7 @@ import time
 import numpy as np
 
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
+from plant_disease_ros.machine import cpu_model
 from plant_disease_ros.training.confusion import plot_confusion_matrix
 from plant_disease_ros.training.dataset import (
     DatasetError,
@@ -170,17 +172,8 @@ def keras_scores(model_path: str, images: np.ndarray, batch_size: int = 128) -> 
 
 def machine_description() -> str:
     """Describe this machine for latency figures (CPU model and core count)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f'{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}'
+    return (f'{cpu_model()}, {os.cpu_count()} cores, '
+            f'{platform.system()} {platform.machine()}')
 
 
 def format_report(report: dict) -> str:

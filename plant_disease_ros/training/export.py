@@ -33,10 +33,12 @@ class ExportResult:
     calibration_images: int
 
 
-def representative_images(split_manifest: str | Path, size: int, count: int = 300,
+def representative_images(manifest: dict, size: int, count: int = 300,
                           seed: int = 7, cache_dir: str | None = None) -> np.ndarray:
-    """Return up to ``count`` training-split photos, balanced across classes, for calibration."""
-    manifest = read_manifest(split_manifest)
+    """Return up to ``count`` training-split photos, balanced across classes, for calibration.
+
+    ``manifest`` is a split manifest as read by :func:`read_manifest`.
+    """
     split = Split.from_manifest(manifest)
     per_class = max(1, int(np.ceil(count / len(split.classes))))
     files = subsample(split.parts['train'], per_class, seed=seed)
@@ -61,7 +63,8 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
         # the size): what Grad-CAM and the agreement checks need.
         model.save(str(float_out))
     size = int(model.input_shape[1])
-    images = representative_images(split_manifest, size, calibration_count,
+    manifest = read_manifest(split_manifest)
+    images = representative_images(manifest, size, calibration_count,
                                    cache_dir=cache_dir)
     # Make sure the calibrated input range is the full 0..255, so a uint8 input is the raw
     # pixel (scale 1, zero point 0) whatever the sample's darkest and brightest pixels.
@@ -83,7 +86,6 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(flatbuffer)
-    manifest = read_manifest(split_manifest)
     labels_path = Path(labels_out) if labels_out else out_path.parent / 'labels.txt'
     labels_path.write_text('\n'.join(manifest['classes']) + '\n')
     return ExportResult(tflite_path=out_path, labels_path=labels_path,

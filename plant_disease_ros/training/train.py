@@ -83,7 +83,8 @@ def prepare_split(options: TrainOptions):
     if unreadable:
         print(f'skipped {len(unreadable)} unreadable images (listed in split.json)',
               file=sys.stderr)
-    readable = [item for item in files if item[0] not in set(unreadable)]
+    skipped = set(unreadable)
+    readable = [item for item in files if item[0] not in skipped]
     split = split_files(readable, index.classes, seed=options.seed,
                         val_fraction=options.val_fraction, test_fraction=options.test_fraction)
     write_manifest(out_dir / 'split.json', split, index.root, unreadable)
