@@ -332,10 +332,11 @@ class DiseaseClassifierNode(Node):
             return None
         threshold = self.score_threshold
         label = display_label(classification, threshold)
-        self.label_publisher.publish(String(data=label))
-        self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
+        # The full record first: it is what the mapping stack and the bench consume.
         self.classification_publisher.publish(
             classification_to_string(classification, header, threshold))
+        self.label_publisher.publish(String(data=label))
+        self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
         if self.annotated_publisher.get_subscription_count() > 0:
             text = f'{display_name(label)} {classification.top.score:.2f}'
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))

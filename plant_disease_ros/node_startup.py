@@ -71,3 +71,17 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def spin_until_shutdown(node: Node) -> None:
+    """Spin ``node`` until Ctrl-C or shutdown, then destroy it and shut rclpy down.
+
+    For small helper processes (bench workers, test publishers) that own one node.
+    """
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -265,6 +265,8 @@ def test_arguments_are_described_and_used(model: LaunchModel) -> None:
         assert {constant_string(item) for item in choices.elts} == {'true', 'false'}
     namespace_default = constant_string(keyword(declared['namespace'], 'default_value'))
     assert namespace_default == 'plant_disease'
+    # The single-process pipeline is the shipped layout (the bench's faster one).
+    assert constant_string(keyword(declared['single_process'], 'default_value')) == 'true'
     assert model.package_file(keyword(declared['params_file'], 'default_value')) == \
         'config/field.yaml'
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -75,13 +77,47 @@ def test_crop_roi_empty_raises(roi: tuple[int, int, int, int]) -> None:
     assert '80x50' in str(info.value)
 
 
-def test_resize_shrinks_with_area() -> None:
-    rng = np.random.default_rng(1)
-    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    out = resize_to_input(image, 96, 128)
-    assert out.shape == (96, 128, 3)
-    expected = cv2.resize(image, (128, 96), interpolation=cv2.INTER_AREA)
-    np.testing.assert_array_equal(out, expected)
+LEAVES = sorted((Path(__file__).resolve().parents[1] / 'data' / 'leaves').glob('*.jpg'))
+
+
+@pytest.mark.parametrize(('source', 'target', 'mean_limit'), [
+    ((480, 480), (128, 128), 1.0),   # a centre-cropped 640x480 frame: the usual case
+    ((1080, 1080), (128, 128), 3.0),
+    ((480, 640), (96, 128), 3.0),
+    ((481, 643), (128, 128), 3.0),   # odd sides: the last row / column is dropped halving
+])
+def test_resize_shrink_matches_area_averaging(source: tuple[int, int], target: tuple[int, int],
+                                              mean_limit: float) -> None:
+    # Leaf photos seen at camera resolution: the result stays within a few grey levels of
+    # one-shot INTER_AREA (measured 0.8 / 2.3 / 1.7 / 2.1 at most). A shifted, flipped or
+    # wrongly scaled result would be tens of levels off.
+    assert len(LEAVES) >= 20
+    for path in LEAVES:
+        photo = cv2.resize(cv2.imread(str(path)), source[::-1], interpolation=cv2.INTER_CUBIC)
+        out = resize_to_input(photo, *target)
+        assert out.shape == (*target, 3)
+        assert out.flags.c_contiguous
+        expected = cv2.resize(photo, target[::-1], interpolation=cv2.INTER_AREA)
+        difference = np.abs(out.astype(np.int16) - expected.astype(np.int16))
+        assert difference.mean() < mean_limit, path.name
+
+
+def test_resize_halving_is_exact_area() -> None:
+    # The training photos' 256 -> 128: bit-identical to one-shot INTER_AREA.
+    image = np.random.default_rng(4).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        resize_to_input(image, 128, 128),
+        cv2.resize(image, (128, 128), interpolation=cv2.INTER_AREA))
+
+
+def test_resize_shrink_is_anti_aliased() -> None:
+    # A one-pixel checkerboard must average to mid grey; a bare bilinear resize aliases.
+    ys, xs = np.mgrid[0:480, 0:480]
+    board = np.repeat((((ys + xs) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    out = resize_to_input(board, 128, 128).astype(np.int16)
+    assert np.abs(out - 127.5).max() <= 2
+    aliased = cv2.resize(board, (128, 128), interpolation=cv2.INTER_LINEAR).astype(np.int16)
+    assert np.abs(aliased - 127.5).max() > 60
 
 
 def test_resize_enlarges_with_linear() -> None:

@@ -1,0 +1,98 @@
+"""The bench's plan, bars and report (pure functions; the bench itself is not run in CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plant_disease_ros.bench import (
+    BenchConfig,
+    build_plan,
+    CAPACITY,
+    evaluate_bars,
+    format_report,
+)
+
+
+def _run(rig: str, size: str, p50: float, *, kind: str = 'latency', rate_hz: float = 5.0,
+         processed_fps: float = 5.0) -> dict:
+    return {'rig': rig, 'phase': f'{kind}-{rig}-{size}', 'kind': kind, 'size': size,
+            'transport': 'raw', 'rate_hz': rate_hz, 'duration_s': 10.0, 'published': 50,
+            'published_fps': rate_hz, 'processed': 50, 'processed_fps': processed_fps,
+            'dropped': 0, 'latency_ms': {'n': 50, 'p50': p50, 'p95': p50 + 1.0,
+                                         'mean': p50, 'max': p50 + 2.0},
+            'flat_window_s': 3.3, 'latency_p95_first_ms': None,
+            'latency_p95_last_ms': None, 'processes': {}, 'explanations': 0}
+
+
+def test_plan_has_the_floor_first_and_capacity_for_every_layout() -> None:
+    config = BenchConfig(sections=('latency', 'capacity', 'baseline'))
+    plan = build_plan(config, Path('float.keras'))
+    rigs = [rig.name for rig, _ in plan]
+    assert rigs[0] == 'relay-raw'
+    assert {phase.size for phase in plan[0][1]} == {'640x480', '1920x1080'}
+    kinds = {rig.name: [phase.kind for phase in phases] for rig, phases in plan}
+    rate_hz, size = CAPACITY
+    for name in ('nodes-raw', 'pipeline-raw'):
+        assert kinds[name].count('capacity') == 1
+    assert kinds['baseline-raw'] == ['baseline', 'baseline-capacity']
+    capacity = [phase for _, phases in plan for phase in phases
+                if phase.kind in ('capacity', 'baseline-capacity')]
+    assert {(phase.rate_hz, phase.size) for phase in capacity} == {(rate_hz, size)}
+
+
+def test_plan_without_capacity_or_keras_model() -> None:
+    plan = build_plan(BenchConfig(sections=('latency', 'capacity', 'baseline')), None)
+    assert 'baseline-raw' not in [rig.name for rig, _ in plan]
+    plan = build_plan(BenchConfig(sections=('sustained',)), None)
+    assert all(phase.kind == 'sustained' for _, phases in plan for phase in phases)
+    assert 'relay-raw' not in [rig.name for rig, _ in plan]
+
+
+def _summary(p50: float) -> dict:
+    return {'n': 100, 'p50': p50, 'p95': p50 * 1.2, 'mean': p50, 'max': p50 * 2}
+
+
+def _report() -> dict:
+    size, rate_hz = CAPACITY[1], CAPACITY[0]
+    return {
+        'machine': {'date_utc': 'now', 'cpu_model': 'cpu', 'cores_usable': 2,
+                    'cores_logical': 2, 'memory_gb': 1.0, 'platform': 'linux',
+                    'versions': {}, 'load_average_1_5_15': [0, 0, 0], 'busy': []},
+        'settings': {'num_threads': 2},
+        'model': {'invoke': {'1': _summary(1.5), '2': _summary(1.0)}, 'classify': {},
+                  'conversions': {}, 'classify_threads': 2, 'model_path': 'm.tflite'},
+        'latency': [_run('relay-raw', '640x480', 2.75), _run('nodes-raw', '640x480', 7.25),
+                    _run('pipeline-raw', '640x480', 3.5)],
+        'capacity': [_run('nodes-raw', size, 12.0, kind='capacity', rate_hz=rate_hz,
+                          processed_fps=120.0),
+                     _run('pipeline-raw', size, 6.0, kind='capacity', rate_hz=rate_hz,
+                          processed_fps=240.0)],
+        'baseline': {'run': _run('baseline-raw', '1920x1080', 300.0, kind='baseline',
+                                 rate_hz=60.0, processed_fps=8.0),
+                     'capacity_run': _run('baseline-raw', size, 150.0,
+                                          kind='baseline-capacity', rate_hz=rate_hz,
+                                          processed_fps=10.0),
+                     'ratios': {'nodes': 7.3}, 'capacity_ratios': {'nodes': 12.0,
+                                                                   'pipeline': 24.0}},
+    }
+
+
+def test_bars_read_latency_against_invoke_and_throughput_on_capacity() -> None:
+    bars = {bar['bar']: bar for bar in evaluate_bars(_report())}
+    nodes = next(bar for name, bar in bars.items() if 'e2e' in name and 'nodes' in name)
+    pipeline = next(bar for name, bar in bars.items() if 'e2e' in name and 'pipeline' in name)
+    assert nodes['limit'] == 4.0 and nodes['pass'] is False
+    assert pipeline['value'] == 3.5 and pipeline['pass'] is True
+    throughput = {name: bar for name, bar in bars.items() if 'throughput' in name}
+    assert len(throughput) == 2  # the capacity ratios, not the flood's
+    assert sorted(bar['pass'] for bar in throughput.values()) == [False, True]
+
+
+def test_report_shows_the_floor_and_the_cost_over_it() -> None:
+    text = format_report(_report())
+    assert 'p50 - floor' in text
+    nodes_row = next(line for line in text.splitlines() if line.startswith('nodes-raw')
+                     and '640x480' in line)
+    assert nodes_row.split()[-1] == '4.50'  # 7.25 - 2.75
+    assert 'capacity: 640x480 offered at 300 fps' in text
+    assert 'pipeline / baseline throughput' in text
