@@ -137,6 +137,49 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, period_s: float 
     return predicate()
 
 
+def shipped_classifier_node(context: Any, model_paths: tuple[Path, Path],
+                            **parameters: Any) -> Any:
+    """Return a DiseaseClassifierNode on the shipped model, 1 thread, reliable frames.
+
+    Diagnostics every 0.2 s; ``parameters`` add to or override these settings.
+    """
+    from rclpy.parameter import Parameter
+
+    from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode
+
+    model_path, labels_path = model_paths
+    values = {'model_path': str(model_path), 'labels_path': str(labels_path),
+              'num_threads': 1, 'qos_reliability': 'reliable', 'diagnostics_period_s': 0.2,
+              **parameters}
+    return DiseaseClassifierNode(context=context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in values.items()])
+
+
+class InProcessRig:
+    """Nodes under test plus a ``tester`` node, spun by one single-threaded executor."""
+
+    def __init__(self, context: Any, tester_name: str, *nodes: Any) -> None:
+        """Create the tester node and the executor, and add every node to it."""
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+
+        self.tester = Node(tester_name, context=context)
+        self.nodes = (*nodes, self.tester)
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in self.nodes:
+            self.executor.add_node(node)
+
+    def spin(self) -> None:
+        """Run the callbacks that are ready (waiting at most 5 ms)."""
+        self.executor.spin_once(timeout_sec=0.005)
+
+    def close(self) -> None:
+        """Shut the executor down and destroy the tester and the nodes."""
+        self.executor.shutdown()
+        for node in reversed(self.nodes):
+            node.destroy_node()
+
+
 class DiagnosticsCollector:
     """Keep the latest /diagnostics status of every status name, as key -> value dicts."""
 

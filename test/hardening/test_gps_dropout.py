@@ -20,22 +20,21 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
 
 from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
-from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
 from plant_disease_ros.disease_map_recorder_node import DiseaseMapRecorder  # noqa: E402
 
 from .fuzz_messages import make_fix  # noqa: E402
 from .ros_helpers import (  # noqa: E402
     DiagnosticsCollector,
+    InProcessRig,
     JsonTopic,
     leaf_photos,
     rgb_image_msg,
+    shipped_classifier_node,
     wait_until,
 )
 
@@ -74,26 +73,14 @@ def fix_at(t: float) -> NavSatFix | None:
 
 def test_gps_dropout_loses_no_detection(ros_context, shipped_model_paths, tmp_path) -> None:
     """Detections keep flowing through a GPS dropout, each with the right fix_status."""
-    model_path, labels_path = shipped_model_paths
-    classifier = DiseaseClassifierNode(context=ros_context, parameter_overrides=[
-        Parameter('model_path', value=str(model_path)),
-        Parameter('labels_path', value=str(labels_path)),
-        Parameter('num_threads', value=1),
-        Parameter('qos_reliability', value='reliable'),
-        Parameter('score_threshold', value=0.0),
-        Parameter('max_fix_age_s', value=2.0),
-        Parameter('fix_wait_s', value=0.05),
-        Parameter('diagnostics_period_s', value=0.2)])
+    classifier = shipped_classifier_node(
+        ros_context, shipped_model_paths, score_threshold=0.0, max_fix_age_s=2.0,
+        fix_wait_s=0.05)
     recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=[
         Parameter('map_dir', value=str(tmp_path)),
         Parameter('run_name', value='gps_dropout')])
-    tester = Node('gps_dropout_tester', context=ros_context)
-    executor = SingleThreadedExecutor(context=ros_context)
-    for node in (classifier, recorder, tester):
-        executor.add_node(node)
-
-    def spin() -> None:
-        executor.spin_once(timeout_sec=0.005)
+    rig = InProcessRig(ros_context, 'gps_dropout_tester', classifier, recorder)
+    tester, spin = rig.tester, rig.spin
 
     try:
         frames = tester.create_publisher(Image, 'frames', QoSProfile(depth=10))
@@ -149,6 +136,4 @@ def test_gps_dropout_loses_no_detection(ros_context, shipped_model_paths, tmp_pa
             sum(expected_status(FRAME_OFFSET_S + i * FRAME_PERIOD_S) == 'stale'
                 for i in range(FRAMES))
     finally:
-        executor.shutdown()
-        for node in (tester, recorder, classifier):
-            node.destroy_node()
+        rig.close()

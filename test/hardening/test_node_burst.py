@@ -19,8 +19,6 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
@@ -32,14 +30,15 @@ from plant_disease_ros.core.classifier import (  # noqa: E402
     DiseaseClassifier,
 )
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
-from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
 
 from .fuzz_messages import FuzzCase, generate_cases, make_compressed  # noqa: E402
 from .ros_helpers import (  # noqa: E402
     DiagnosticsCollector,
+    InProcessRig,
     JsonTopic,
     leaf_photos,
     rgb_image_msg,
+    shipped_classifier_node,
     wait_until,
 )
 
@@ -65,24 +64,13 @@ def reference_outcome(case: FuzzCase) -> str:
 def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
     """No node dies, every bad message is counted by reason, good frames stay right."""
     model_path, labels_path = shipped_model_paths
-    classifier = DiseaseClassifierNode(context=ros_context, parameter_overrides=[
-        Parameter('model_path', value=str(model_path)),
-        Parameter('labels_path', value=str(labels_path)),
-        Parameter('num_threads', value=1),
-        Parameter('qos_reliability', value='reliable'),
-        Parameter('fix_wait_s', value=0.0),
-        Parameter('diagnostics_period_s', value=0.2)])
+    classifier = shipped_classifier_node(ros_context, shipped_model_paths, fix_wait_s=0.0)
     camera = CameraSubscriberNode(context=ros_context, parameter_overrides=[
         Parameter('transport', value='compressed'),
         Parameter('qos_reliability', value='reliable'),
         Parameter('diagnostics_period_s', value=0.2)])
-    tester = Node('burst_tester', context=ros_context)
-    executor = SingleThreadedExecutor(context=ros_context)
-    for node in (classifier, camera, tester):
-        executor.add_node(node)
-
-    def spin() -> None:
-        executor.spin_once(timeout_sec=0.005)
+    rig = InProcessRig(ros_context, 'burst_tester', classifier, camera)
+    tester, spin = rig.tester, rig.spin
 
     try:
         publishers = {
@@ -174,6 +162,4 @@ def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
                 assert top['label'] == expected_result.top.label
                 assert np.isclose(top['score'], expected_result.top.score, atol=1e-6)
     finally:
-        executor.shutdown()
-        for node in (tester, camera, classifier):
-            node.destroy_node()
+        rig.close()
