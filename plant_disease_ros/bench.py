@@ -57,6 +57,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from plant_disease_ros.core import allocator_tuning
 from plant_disease_ros.machine import cpu_model
 
 SECTIONS: tuple[str, ...] = ('model', 'latency', 'sustained', 'capacity', 'baseline',
@@ -547,9 +548,11 @@ def run_relay(argv: Sequence[str]) -> int:
     Subscribes ``image_raw`` as the nodes do (reliable, keep last 1, against the
     default-QoS camera) and publishes the classification-shaped JSON with the frame's
     stamp and frame id at once. Its latency is what two DDS hops between Python processes
-    (one image, one result) cost on this machine, with no conversion or model.
+    (one image, one result) cost on this machine, with no conversion or model. Like the
+    nodes, it keeps freed frame buffers resident (``core.allocator_tuning``).
     """
     argparse.ArgumentParser(prog='bench relay').parse_args(argv)
+    allocator_tuning.keep_frame_buffers_resident()
     import rclpy
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -841,11 +844,15 @@ class Rig:
     layout: str
     transport: str
     explain: bool = False
+    # False: the nodes leave glibc malloc at its defaults (PLANT_DISEASE_TUNE_MALLOC=0),
+    # for the same-run comparison with the shipped allocator setting.
+    malloc_tuning: bool = True
 
     @property
     def name(self) -> str:
-        """Return e.g. 'nodes-raw'."""
-        return f'{self.layout}-{self.transport}'
+        """Return e.g. 'nodes-raw', 'pipeline-raw-malloc-defaults'."""
+        suffix = '' if self.malloc_tuning else '-malloc-defaults'
+        return f'{self.layout}-{self.transport}{suffix}'
 
 
 @dataclass
@@ -967,6 +974,13 @@ def build_plan(config: BenchConfig, keras_model: Path | None) -> list[tuple[Rig,
                                         transport, LATENCY_RATE_HZ, config.latency_duration_s))
             if phases:
                 plan.append((Rig(layout, transport, explain=explain), phases))
+    if 'latency' in sections:
+        # The shipped layout once more with glibc's allocator defaults: what keeping freed
+        # frame buffers resident (core.allocator_tuning) is worth, in the same run.
+        plan.append((Rig('pipeline', 'raw', malloc_tuning=False), [
+            Phase(f'lat-pipeline-raw-malloc-defaults-{size}', 'latency', width, height, 'raw',
+                  LATENCY_RATE_HZ, config.latency_duration_s)
+            for size, (width, height) in SIZES.items()]))
     if 'baseline' in sections and keras_model is not None:
         rate_hz, size = FLOOD
         width, height = SIZES[size]
@@ -1099,7 +1113,10 @@ class Bench:
         assert self._probe is not None
         probe = self._probe
         self.say(f'{rig.name}: starting')
-        group = ProcessGroup(self.log_dir / rig.name, dict(os.environ))
+        env = dict(os.environ)
+        if not rig.malloc_tuning:
+            env[allocator_tuning.ENV_SWITCH] = '0'
+        group = ProcessGroup(self.log_dir / rig.name, env)
         group.log_dir.mkdir(parents=True, exist_ok=True)
         results = []
         try:

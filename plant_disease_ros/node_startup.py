@@ -12,6 +12,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 
+from plant_disease_ros.core.allocator_tuning import keep_frame_buffers_resident
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
 
 
@@ -46,14 +47,20 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
 
     Returns the process exit code: 1 with one logged line when start-up fails (bad
     parameters file, model that cannot be loaded, invalid parameter), 0 after Ctrl-C or
-    an external shutdown.
+    an external shutdown. Before anything allocates frames, the allocator is told to keep
+    freed frame buffers resident (see ``core.allocator_tuning``).
     """
+    tuning = keep_frame_buffers_resident()
     if not init_rclpy(name, args):
         return 1
     nodes: list[Node] = []
     try:
         created = create()
         nodes = [created] if isinstance(created, Node) else list(created)
+        get_logger(name).info(
+            f'allocator: {tuning.reason}' + (
+                f' (mmap threshold {tuning.mmap_threshold_bytes >> 20} MiB, trim threshold '
+                f'{tuning.trim_threshold_bytes >> 20} MiB)' if tuning.applied else ''))
         executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)

@@ -38,6 +38,10 @@ def test_plan_has_the_floor_first_and_capacity_for_every_layout() -> None:
     capacity = [phase for _, phases in plan for phase in phases
                 if phase.kind in ('capacity', 'baseline-capacity')]
     assert {(phase.rate_hz, phase.size) for phase in capacity} == {(rate_hz, size)}
+    # The shipped layout once more with glibc's malloc defaults, latency only.
+    untuned = [rig for rig, _ in plan if not rig.malloc_tuning]
+    assert [rig.name for rig in untuned] == ['pipeline-raw-malloc-defaults']
+    assert set(kinds['pipeline-raw-malloc-defaults']) == {'latency'}
 
 
 def test_plan_without_capacity_or_keras_model() -> None:
@@ -46,6 +50,7 @@ def test_plan_without_capacity_or_keras_model() -> None:
     plan = build_plan(BenchConfig(sections=('sustained',)), None)
     assert all(phase.kind == 'sustained' for _, phases in plan for phase in phases)
     assert 'relay-raw' not in [rig.name for rig, _ in plan]
+    assert all(rig.malloc_tuning for rig, _ in plan)
 
 
 def _summary(p50: float) -> dict:
