@@ -58,7 +58,7 @@ import cv2
 import numpy as np
 
 from plant_disease_ros.core import allocator_tuning
-from plant_disease_ros.machine import cpu_model
+from plant_disease_ros.machine import cpu_model, cpu_time_counters, steal_percent
 
 SECTIONS: tuple[str, ...] = ('model', 'latency', 'sustained', 'capacity', 'baseline',
                              'explain')
@@ -83,6 +83,8 @@ BAR_RSS_GROWTH_MB = 10.0
 BAR_FLAT_RATIO = 1.25
 BAR_FLAT_SLACK_MS = 2.0
 BAR_BASELINE_RATIO = 20.0
+# Above this share of CPU time stolen by a VM host in any phase, the report flags the run.
+STEAL_BUSY_PERCENT = 1.0
 
 PACKAGES: tuple[str, ...] = (
     'plant_disease_ros', 'numpy', 'opencv-python-headless', 'opencv-python', 'ai-edge-litert',
@@ -868,6 +870,8 @@ class PhaseResult:
     receipt_offsets_s: list[float] = field(default_factory=list)
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)
     explanations: int = 0
+    # Share of CPU time the VM host stole during the phase (None where unknown).
+    steal_percent: float | None = None
 
     @property
     def elapsed_s(self) -> float:
@@ -902,6 +906,7 @@ class PhaseResult:
             'latency_p95_last_ms': last['p95'],
             'processes': self.processes,
             'explanations': self.explanations,
+            'host_steal_percent': self.steal_percent,
         }
 
 
@@ -1142,10 +1147,13 @@ class Bench:
                     probe.watch_explanations(True)
                     time.sleep(1.0)
                 explanations_before = probe.explanations
+                counters = cpu_time_counters()
                 report = publisher.run_phase(phase)
+                stolen = steal_percent(counters, cpu_time_counters())
                 self.drain(phase.name, report['published'])
                 group.check_alive(nodes)
                 result = self.phase_result(rig, phase, report, group, list(nodes))
+                result.steal_percent = stolen
                 result.explanations = probe.explanations - explanations_before
                 if phase.kind == 'explain-on':
                     probe.watch_explanations(False)
@@ -1340,6 +1348,25 @@ def _table(title: str, header: list[str], rows: list[list[Any]]) -> str:
     return '\n'.join(lines)
 
 
+def _phase_runs(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return every phase summary of the report (latency, sustained, capacity, baseline)."""
+    runs = [run for key in ('latency', 'sustained', 'capacity') for run in report.get(key, [])]
+    baseline = report.get('baseline') or {}
+    runs += [run for run in (baseline.get('run'), baseline.get('capacity_run')) if run]
+    return runs
+
+
+def host_steal(report: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the median and max host steal over the phases, or None where not measured."""
+    measured = [(run['host_steal_percent'], run['phase']) for run in _phase_runs(report)
+                if run.get('host_steal_percent') is not None]
+    if not measured:
+        return None
+    worst = max(measured)
+    return {'median': round(float(np.median([value for value, _ in measured])), 1),
+            'max': worst[0], 'max_phase': worst[1]}
+
+
 def format_report(report: dict[str, Any]) -> str:
     """Return the report as text tables (what the command prints)."""
     machine = report['machine']
@@ -1352,6 +1379,12 @@ def format_report(report: dict[str, Any]) -> str:
         f'load average at start {machine["load_average_1_5_15"]}'
         + ('  ** BUSY: figures are pessimistic **' if machine['busy'] else ''),
     ]
+    steal = host_steal(report)
+    if steal is not None:
+        parts.append(f'host steal during the phases: median {steal["median"]:g} %, max '
+                     f'{steal["max"]:g} % ({steal["max_phase"]})'
+                     + ('  ** HOST BUSY: figures are pessimistic **'
+                        if steal['max'] > STEAL_BUSY_PERCENT else ''))
     model = report.get('model')
     if model:
         rows = [[f'invoke, {threads} thread(s)', *(s[k] for k in ('p50', 'p95', 'mean', 'n'))]
@@ -1373,18 +1406,21 @@ def format_report(report: dict[str, Any]) -> str:
             over = (round(p50 - floor, 2) if p50 is not None and floor is not None
                     and run['rig'] != 'relay-raw' else None)
             rows.append([run['rig'], run['size'], run['published'], run['processed'], p50,
-                         run['latency_ms']['p95'], run['latency_ms']['max'], over])
+                         run['latency_ms']['p95'], run['latency_ms']['max'],
+                         run.get('host_steal_percent'), over])
         parts.append(_table(f'end-to-end latency, publish -> classification, '
                             f'{LATENCY_RATE_HZ:g} Hz, ms (relay = DDS floor, no work)',
                             ['rig', 'size', 'published', 'delivered', 'p50', 'p95', 'max',
-                             'p50 - floor'], rows))
+                             'steal %', 'p50 - floor'], rows))
     if report.get('capacity'):
         rows = [[run['rig'], run['published_fps'], run['processed_fps'],
-                 run['latency_ms']['p50'], run['latency_ms']['p95']]
+                 run['latency_ms']['p50'], run['latency_ms']['p95'],
+                 run.get('host_steal_percent')]
                 for run in report['capacity']]
         rate_hz, size = CAPACITY
         parts.append(_table(f'capacity: {size} offered at {rate_hz:g} fps',
-                            ['rig', 'pub fps', 'proc fps', 'p50 ms', 'p95 ms'], rows))
+                            ['rig', 'pub fps', 'proc fps', 'p50 ms', 'p95 ms', 'steal %'],
+                            rows))
     if report.get('sustained'):
         rows = []
         for run in report['sustained']:
@@ -1396,13 +1432,15 @@ def format_report(report: dict[str, Any]) -> str:
                     run['published_fps'] if first else '', run['processed_fps'] if first else '',
                     run['dropped'] if first else '', run['latency_ms']['p95'] if first else '',
                     run['latency_p95_first_ms'] if first else '',
-                    run['latency_p95_last_ms'] if first else '', name,
+                    run['latency_p95_last_ms'] if first else '',
+                    run.get('host_steal_percent') if first else '', name,
                     figures.get('cpu_percent_mean'), figures.get('rss_end_mb'),
                     figures.get('rss_growth_mb')])
         parts.append(_table('sustained input (p95 ms; first/last = first and last window; '
                             'CPU % of one core; RSS MB)',
                             ['rig', 'input', 'pub fps', 'proc fps', 'dropped', 'p95',
-                             'p95 first', 'p95 last', 'process', 'CPU %', 'RSS', 'RSS +'],
+                             'p95 first', 'p95 last', 'steal %', 'process', 'CPU %', 'RSS',
+                             'RSS +'],
                             rows))
     baseline = report.get('baseline')
     if baseline:

@@ -10,7 +10,9 @@ from plant_disease_ros.bench import (
     CAPACITY,
     evaluate_bars,
     format_report,
+    host_steal,
 )
+from plant_disease_ros.machine import cpu_time_counters, steal_percent
 
 
 def _run(rig: str, size: str, p50: float, *, kind: str = 'latency', rate_hz: float = 5.0,
@@ -101,3 +103,34 @@ def test_report_shows_the_floor_and_the_cost_over_it() -> None:
     assert nodes_row.split()[-1] == '4.50'  # 7.25 - 2.75
     assert 'capacity: 640x480 offered at 300 fps' in text
     assert 'pipeline / baseline throughput' in text
+
+
+def test_cpu_time_counters_read_steal_and_total(tmp_path: Path) -> None:
+    stat = tmp_path / 'stat'
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text('cpu  100 5 20 800 10 0 5 60 30 0\ncpu0 50 2 10 400 5 0 2 30 15 0\n')
+    assert cpu_time_counters(stat) == (60, 1000)  # guest time is inside user already
+    stat.write_text('intr 12345\n')
+    assert cpu_time_counters(stat) is None
+    assert cpu_time_counters(tmp_path / 'missing') is None
+
+
+def test_steal_percent_between_readings() -> None:
+    assert steal_percent((60, 1000), (80, 1400)) == 5.0
+    assert steal_percent((60, 1000), (60, 1000)) is None  # no time passed
+    assert steal_percent(None, (60, 1000)) is None
+
+
+def test_report_flags_a_busy_host() -> None:
+    report = _report()
+    assert host_steal(report) is None
+    assert 'host steal' not in format_report(report)
+    for run, steal in zip(report['latency'], (0.2, 0.4, 3.5), strict=True):
+        run['host_steal_percent'] = steal
+    steal = host_steal(report)
+    assert steal == {'median': 0.4, 'max': 3.5, 'max_phase': 'latency-pipeline-raw-640x480'}
+    text = format_report(report)
+    assert 'host steal during the phases: median 0.4 %, max 3.5 %' in text
+    assert 'HOST BUSY' in text
+    report['latency'][2]['host_steal_percent'] = 0.5
+    assert 'HOST BUSY' not in format_report(report)
