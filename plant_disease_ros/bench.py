@@ -518,6 +518,7 @@ def run_baseline(argv: Sequence[str]) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
+    from plant_disease_ros.conversions import header_to_dict
     from plant_disease_ros.node_startup import spin_until_shutdown
 
     rclpy.init()
@@ -533,8 +534,7 @@ def run_baseline(argv: Sequence[str]) -> int:
         probabilities = model.predict(batch, verbose=0)[0]
         index = int(np.argmax(probabilities))
         publisher.publish(String(data=json.dumps({
-            'stamp': {'sec': msg.header.stamp.sec, 'nanosec': msg.header.stamp.nanosec},
-            'frame_id': msg.header.frame_id,
+            **header_to_dict(msg.header),
             'label': labels[index] if index < len(labels) else str(index),
             'confidence': float(probabilities[index]),
         })))
@@ -561,6 +561,7 @@ def run_relay(argv: Sequence[str]) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
+    from plant_disease_ros.conversions import header_to_dict
     from plant_disease_ros.node_startup import spin_until_shutdown
 
     rclpy.init()
@@ -568,9 +569,7 @@ def run_relay(argv: Sequence[str]) -> int:
     publisher = node.create_publisher(String, 'classification', 10)
 
     def on_image(msg: Image) -> None:
-        publisher.publish(String(data=json.dumps({
-            'stamp': {'sec': msg.header.stamp.sec, 'nanosec': msg.header.stamp.nanosec},
-            'frame_id': msg.header.frame_id})))
+        publisher.publish(String(data=json.dumps(header_to_dict(msg.header))))
 
     node.create_subscription(Image, 'image_raw', on_image,
                              QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))

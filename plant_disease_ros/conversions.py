@@ -169,6 +169,12 @@ def display_label(classification: Classification, score_threshold: float) -> str
     return top.label if top.score >= score_threshold else UNKNOWN_LABEL
 
 
+def header_to_dict(header: Header) -> dict:
+    """Return the source image's ``stamp`` {sec, nanosec} and ``frame_id`` as JSON fields."""
+    return {'stamp': {'sec': int(header.stamp.sec), 'nanosec': int(header.stamp.nanosec)},
+            'frame_id': str(header.frame_id)}
+
+
 def classification_to_dict(classification: Classification, header: Header,
                            score_threshold: float = 0.0) -> dict:
     """Return the ``classification`` topic's JSON object for one frame.
@@ -179,8 +185,7 @@ def classification_to_dict(classification: Classification, header: Header,
     postprocess, total}.
     """
     return {
-        'stamp': {'sec': int(header.stamp.sec), 'nanosec': int(header.stamp.nanosec)},
-        'frame_id': str(header.frame_id),
+        **header_to_dict(header),
         'label': display_label(classification, score_threshold),
         'confidence': float(classification.top.score),
         'top_k': [{'label': category.label, 'index': int(category.index),

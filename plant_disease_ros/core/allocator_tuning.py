@@ -83,16 +83,14 @@ def keep_frame_buffers_resident(
         return AllocatorTuning(False, 'MALLOC_*_THRESHOLD_ set in the environment')
     if mmap_threshold_bytes <= 0 or trim_threshold_bytes <= 0:
         raise ValueError('thresholds must be positive')
-    mmap_threshold_bytes = min(int(mmap_threshold_bytes), MAX_MMAP_THRESHOLD_BYTES)
+    mmap_bytes = min(int(mmap_threshold_bytes), MAX_MMAP_THRESHOLD_BYTES)
+    trim_bytes = int(trim_threshold_bytes)
     mallopt = _mallopt()
     if mallopt is None:
         return AllocatorTuning(False, 'no mallopt (not glibc)')
     # mallopt returns 1 on success, 0 when it refuses a value.
-    if not mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold_bytes)):
-        return AllocatorTuning(False, f'mallopt refused an mmap threshold of '
-                               f'{mmap_threshold_bytes} bytes')
-    if not mallopt(_M_TRIM_THRESHOLD, int(trim_threshold_bytes)):
-        return AllocatorTuning(False, f'mallopt refused a trim threshold of '
-                               f'{trim_threshold_bytes} bytes')
-    return AllocatorTuning(True, 'freed frame buffers stay resident',
-                           int(mmap_threshold_bytes), int(trim_threshold_bytes))
+    if not mallopt(_M_MMAP_THRESHOLD, mmap_bytes):
+        return AllocatorTuning(False, f'mallopt refused an mmap threshold of {mmap_bytes} bytes')
+    if not mallopt(_M_TRIM_THRESHOLD, trim_bytes):
+        return AllocatorTuning(False, f'mallopt refused a trim threshold of {trim_bytes} bytes')
+    return AllocatorTuning(True, 'freed frame buffers stay resident', mmap_bytes, trim_bytes)
