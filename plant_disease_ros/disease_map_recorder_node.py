@@ -48,6 +48,7 @@ from plant_disease_ros.core.disease_map import (
 )
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.map_render import LabelPalette
+from plant_disease_ros.fastdds_participant_id import avoid_crashed_participant_ports
 from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.node_startup import init_rclpy, steady_clock
 
@@ -397,7 +398,9 @@ def main(args: list[str] | None = None) -> int:
     node: DiseaseMapRecorder | None = None
     status = 0
     try:
-        node = DiseaseMapRecorder()
+        with avoid_crashed_participant_ports() as participant:
+            node = DiseaseMapRecorder()
+        node.get_logger().info(f'Fast DDS: {participant.reason}')
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -14,6 +14,7 @@ from rclpy.node import Node
 
 from plant_disease_ros.core.allocator_tuning import keep_frame_buffers_resident
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
+from plant_disease_ros.fastdds_participant_id import avoid_crashed_participant_ports
 
 
 def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
@@ -48,19 +49,24 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     Returns the process exit code: 1 with one logged line when start-up fails (bad
     parameters file, model that cannot be loaded, invalid parameter), 0 after Ctrl-C or
     an external shutdown. Before anything allocates frames, the allocator is told to keep
-    freed frame buffers resident (see ``core.allocator_tuning``).
+    freed frame buffers resident (see ``core.allocator_tuning``). The nodes are created
+    with Fast DDS steered off the shared-memory ports of a crashed process, so a node
+    restarted after ``kill -9`` is reached at once (see ``fastdds_participant_id``).
     """
     tuning = keep_frame_buffers_resident()
     if not init_rclpy(name, args):
         return 1
     nodes: list[Node] = []
     try:
-        created = create()
+        with avoid_crashed_participant_ports() as participant:
+            created = create()
         nodes = [created] if isinstance(created, Node) else list(created)
-        get_logger(name).info(
+        logger = get_logger(name)
+        logger.info(
             f'allocator: {tuning.reason}' + (
                 f' (mmap threshold {tuning.mmap_threshold_bytes >> 20} MiB, trim threshold '
                 f'{tuning.trim_threshold_bytes >> 20} MiB)' if tuning.applied else ''))
+        logger.info(f'Fast DDS: {participant.reason}')
         executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)

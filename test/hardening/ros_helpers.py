@@ -56,16 +56,24 @@ def console_script(name: str) -> list[str]:
     return [sys.executable, '-m', f'plant_disease_ros.{modules[name]}']
 
 
+# The nodes get their own process group (a Ctrl-C in the terminal reaches only the test),
+# not their own session: with the kernel's scheduler autogroups (one per session), nodes
+# restarted after kill -9 in a new session got their first frame 2.1-2.3 s after the
+# restart in 8 of 12 tries on the build machine, against 2 of 12 in the test's session.
+_OWN_PROCESS_GROUP: dict[str, Any] = (
+    {'process_group': 0} if sys.version_info >= (3, 11) else {'start_new_session': True})
+
+
 def start_node(name: str, ros_args: Iterable[str] = (), log_path: Path | None = None,
                **env: str) -> subprocess.Popen:
-    """Start console script ``name`` with ``--ros-args ros_args`` in its own session."""
+    """Start console script ``name`` with ``--ros-args ros_args`` in its own process group."""
     argv = [*console_script(name), '--ros-args', *ros_args]
     if log_path is None:
         return subprocess.Popen(argv, env=child_env(**env), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, **_OWN_PROCESS_GROUP)
     with open(log_path, 'ab') as output:
         return subprocess.Popen(argv, env=child_env(**env), stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, **_OWN_PROCESS_GROUP)
 
 
 def stop_process(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
