@@ -946,23 +946,25 @@ def _capacity_phase(layout: str, duration_s: float, kind: str = 'capacity') -> P
                  duration_s)
 
 
+def _latency_phases(rig: Rig, duration_s: float) -> list[Phase]:
+    """Return the unqueued 5 Hz latency phases of one rig, one per frame size."""
+    return [Phase(f'lat-{rig.name}-{size}', 'latency', width, height, rig.transport,
+                  LATENCY_RATE_HZ, duration_s) for size, (width, height) in SIZES.items()]
+
+
 def build_plan(config: BenchConfig, keras_model: Path | None) -> list[tuple[Rig, list[Phase]]]:
     """Return the rigs to start and the phases each runs, for the selected sections."""
     sections = set(config.sections)
     plan: list[tuple[Rig, list[Phase]]] = []
     if 'latency' in sections:
         # The floor first: two DDS hops with no work, to read the rigs' figures against.
-        plan.append((Rig('relay', 'raw'), [
-            Phase(f'lat-relay-raw-{size}', 'latency', width, height, 'raw', LATENCY_RATE_HZ,
-                  config.latency_duration_s) for size, (width, height) in SIZES.items()]))
+        relay = Rig('relay', 'raw')
+        plan.append((relay, _latency_phases(relay, config.latency_duration_s)))
     for layout in LAYOUTS:
         for transport in TRANSPORTS:
             phases: list[Phase] = []
             if 'latency' in sections:
-                for size, (width, height) in SIZES.items():
-                    phases.append(Phase(f'lat-{layout}-{transport}-{size}', 'latency', width,
-                                        height, transport, LATENCY_RATE_HZ,
-                                        config.latency_duration_s))
+                phases += _latency_phases(Rig(layout, transport), config.latency_duration_s)
             if transport == 'raw' and 'sustained' in sections:
                 for rate_hz, size in SUSTAINED_RUNS:
                     width, height = SIZES[size]
@@ -981,10 +983,8 @@ def build_plan(config: BenchConfig, keras_model: Path | None) -> list[tuple[Rig,
     if 'latency' in sections:
         # The shipped layout once more with glibc's allocator defaults: what keeping freed
         # frame buffers resident (core.allocator_tuning) is worth, in the same run.
-        plan.append((Rig('pipeline', 'raw', malloc_tuning=False), [
-            Phase(f'lat-pipeline-raw-malloc-defaults-{size}', 'latency', width, height, 'raw',
-                  LATENCY_RATE_HZ, config.latency_duration_s)
-            for size, (width, height) in SIZES.items()]))
+        defaults = Rig('pipeline', 'raw', malloc_tuning=False)
+        plan.append((defaults, _latency_phases(defaults, config.latency_duration_s)))
     if 'baseline' in sections and keras_model is not None:
         rate_hz, size = FLOOD
         width, height = SIZES[size]

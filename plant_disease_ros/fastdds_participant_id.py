@@ -242,7 +242,6 @@ def _ids(ids: tuple[int, ...], shown: int = 6) -> str:
     return listed if len(ids) <= shown else f'{listed}, ... ({len(ids)} in all)'
 
 
-
 def register_participant_id(registry_dir: Path, domain_id: int, participant_id: int) -> bool:
     """Hold the registration of ``participant_id`` until this process exits.
 
@@ -280,6 +279,8 @@ def release_participant_registrations() -> None:
 
 
 FAST_DDS_XML_NAMESPACE = 'http://www.eprosima.com'
+# What a new profile starts from: profile_with_participant_id adds the participant.
+_EMPTY_PROFILE = f'<dds xmlns="{FAST_DDS_XML_NAMESPACE}"><profiles/></dds>'
 
 
 def _local_name(element: ElementTree.Element) -> str:
@@ -331,15 +332,9 @@ def profile_with_participant_id(xml_text: str, participant_id: int) -> str | Non
 
 def participant_profile_xml(participant_id: int) -> str:
     """Return a Fast DDS XML profile whose default participant has ``participant_id``."""
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<dds xmlns="http://www.eprosima.com">\n'
-            '  <profiles>\n'
-            '    <participant profile_name="plant_disease_ros_participant"'
-            ' is_default_profile="true">\n'
-            f'      <rtps><participantID>{int(participant_id)}</participantID></rtps>\n'
-            '    </participant>\n'
-            '  </profiles>\n'
-            '</dds>\n')
+    profile = profile_with_participant_id(_EMPTY_PROFILE, participant_id)
+    assert profile is not None  # the empty profile parses and sets no id
+    return profile
 
 
 def profile_env_vars(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -363,12 +358,17 @@ def why_not_applicable(environ: Mapping[str, str], cwd: Path,
     if fcntl is None or not shm_dir.is_dir():
         return f'no {shm_dir} (shared memory ports are Linux only here)'
     try:
-        domain_id = int(environ.get('ROS_DOMAIN_ID', '0') or 0)
+        domain_id = _domain_id(environ)
     except ValueError:
         return f"ROS_DOMAIN_ID={environ['ROS_DOMAIN_ID']!r} is not a number"
     if not 0 <= domain_id <= 232:
         return f'ROS_DOMAIN_ID={domain_id} is out of range'
     return None
+
+
+def _domain_id(environ: Mapping[str, str]) -> int:
+    """Return ROS_DOMAIN_ID (0 when unset or empty); ValueError if it is not a number."""
+    return int(environ.get('ROS_DOMAIN_ID', '0') or 0)
 
 
 @contextlib.contextmanager
@@ -418,12 +418,12 @@ def avoid_crashed_participant_ports(
     if reason is not None:
         yield ParticipantIdChoice(None, f'left to Fast DDS: {reason}')
         return
-    domain_id = int(env.get('ROS_DOMAIN_ID', '0') or 0)
+    domain_id = _domain_id(env)
     with _choice_lock(shm_dir, lock_timeout_s):
         choice = choose_participant_id(domain_id, shm_dir)
-        if choice.expected_id is not None:
-            register_participant_id(shm_dir, domain_id, choice.expected_id)
         if choice.participant_id is None:
+            if choice.expected_id is not None:
+                register_participant_id(shm_dir, domain_id, choice.expected_id)
             yield choice
             return
         variables = [variable for variable in PROFILE_ENV_VARS if env.get(variable)]
@@ -436,6 +436,7 @@ def avoid_crashed_participant_ports(
             profile_text = None if text is None else profile_with_participant_id(
                 text, choice.participant_id)
             if profile_text is None:
+                # The profile's own id (or Fast DDS's error) decides: nothing to register.
                 yield ParticipantIdChoice(
                     None, f'left to Fast DDS: {variables[0]}={env[variables[0]]} cannot be '
                     'read or sets the participant id itself', choice.expected_id,
@@ -444,6 +445,7 @@ def avoid_crashed_participant_ports(
         else:
             variables = list(profile_env_vars(env))
             profile_text = participant_profile_xml(choice.participant_id)
+        register_participant_id(shm_dir, domain_id, choice.participant_id)
         previous = {variable: env.get(variable) for variable in variables}
         handle, profile_path = tempfile.mkstemp(prefix='plant_disease_ros_', suffix='.xml')
         try:

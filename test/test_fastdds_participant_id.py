@@ -200,3 +200,18 @@ def test_configured_profile_is_copied_with_the_id_and_restored(tmp_path: Path) -
         release_participant_registrations()
     assert environ['FASTDDS_DEFAULT_PROFILES_FILE'] == shipped
     assert environ['FASTRTPS_DEFAULT_PROFILES_FILE'] == shipped
+
+
+def test_profile_with_its_own_id_is_used_as_is_and_nothing_is_registered(
+        tmp_path: Path) -> None:
+    shm = tmp_path / 'shm'
+    shm.mkdir()
+    _crashed_el(shm, participant_ports(DOMAIN, 0).user_unicast)
+    own = tmp_path / 'own.xml'
+    own.write_text(participant_profile_xml(5), encoding='utf-8')
+    environ = {'ROS_DOMAIN_ID': str(DOMAIN), 'FASTDDS_DEFAULT_PROFILES_FILE': str(own)}
+    with avoid_crashed_participant_ports(environ, tmp_path, shm) as choice:
+        assert environ['FASTDDS_DEFAULT_PROFILES_FILE'] == str(own)
+    assert choice.participant_id is None
+    assert 'sets the participant id itself' in choice.reason
+    assert not registry_path(shm, DOMAIN, 1).exists()
