@@ -63,6 +63,8 @@ FRAME_TIMEOUT_S = 10.0
 FRAME_RETRY_S = 4.0
 FIX_LEAD_S = 2.5
 SETTLE_QUIET_S = 1.5
+SAVE_CATCH_UP_S = 10.0
+SAVE_RETRY_S = 0.25
 STOP_TIMEOUT_S = 8.0
 
 
@@ -832,7 +834,11 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
                         (min(player.clock_ns, selection.end_ns) - selection.start_ns) / 1e9,
                         selection.duration_s, force=True)
         progress.finish()
-        ok, message = player.save()
+        if options.attach:
+            ok, message = player.save()
+        else:
+            ok, message = _save_when_complete(player, recorder,
+                                              map_dir / f'{run_name}.geojson')
         summary.save_message = message
         if not ok:
             summary.warnings.append(f'recorder save: {message}')
@@ -1000,6 +1006,37 @@ def _settle(player: _Player, recorder: _Recorder, options: ReplayOptions,
             break
         time.sleep(CLOCK_PERIOD_S)
     check_alive(processes)
+
+
+def _save_when_complete(player: _Player, recorder: _Recorder, collection: Path,
+                        catch_up_s: float = SAVE_CATCH_UP_S) -> tuple[bool, str]:
+    """Save the recorder's map once it holds every detection this side received.
+
+    The recorder appends each detection (one fsync) on its own executor, which may serve
+    the save request while detections still wait in its queue: on a slow disk the map
+    would miss the last ones. So save, count the saved features and save again until the
+    count reaches ours, for at most ``catch_up_s``; a shortfall left then is reported.
+    """
+    from plant_disease_ros.core.disease_map import read_features
+
+    with recorder.lock:
+        expected = len(recorder.features)
+    deadline = time.monotonic() + catch_up_s
+    while True:
+        ok, message = player.save()
+        if not ok:
+            return ok, message
+        try:
+            saved = len(read_features(collection))
+        except (OSError, ValueError) as error:
+            return False, f'{message}, but it cannot be read back: {_one_line(error)}'
+        if saved >= expected:
+            return ok, message
+        if time.monotonic() >= deadline:
+            return False, (f'{message}: {saved} of the {expected} detection(s) received here '
+                           f'after {catch_up_s:g} s')
+        player.publish_clock(player.clock_ns + int(SAVE_RETRY_S * 1e9))
+        time.sleep(SAVE_RETRY_S)
 
 
 def _collect(summary: ReplaySummary, recorder: _Recorder) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
+import threading
 import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -275,6 +277,67 @@ def test_normalize_namespace() -> None:
         normalize_namespace('bad name')
 
 
+class _SlowRecorderPlayer:
+    """A stand-in for the replay's player whose recorder saves ``per_save`` more each call."""
+
+    def __init__(self, collection: Path, features: list[dict], per_save: int) -> None:
+        self.collection = collection
+        self.features = features
+        self.per_save = per_save
+        self.saves = 0
+        self.clock_ns = 0
+
+    def save(self) -> tuple[bool, str]:
+        from plant_disease_ros.core.disease_map import write_feature_collection
+
+        self.saves += 1
+        saved = self.features[:self.saves * self.per_save]
+        write_feature_collection(self.collection, saved)
+        return True, f'wrote {self.collection} ({len(saved)} feature(s))'
+
+    def publish_clock(self, bag_ns: int) -> None:
+        self.clock_ns = max(self.clock_ns, bag_ns)
+
+
+def _received_detections(count: int) -> Any:
+    from plant_disease_ros.replay import _Recorder
+
+    recorder = _Recorder.__new__(_Recorder)
+    recorder.lock = threading.Condition()
+    recorder.features = [
+        {'type': 'Feature', 'geometry': None,
+         'properties': {'label': 'Tomato___Early_blight', 'confidence': 0.9,
+                        'stamp': {'sec': index, 'nanosec': 0}, 'frame_id': 'camera',
+                        'fix_status': 'no_fix'}}
+        for index in range(count)]
+    return recorder
+
+
+def test_save_waits_for_a_recorder_that_lags_behind(tmp_path: Path) -> None:
+    """A save served while detections still queue at the recorder is repeated until complete."""
+    from plant_disease_ros.replay import _save_when_complete
+
+    recorder = _received_detections(7)
+    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', recorder.features, per_save=3)
+    ok, message = _save_when_complete(player, recorder, player.collection, catch_up_s=5.0)
+    assert ok, message
+    assert player.saves == 3
+    assert '(7 feature(s))' in message
+    assert player.clock_ns > 0
+
+
+def test_save_reports_detections_the_recorder_never_got(tmp_path: Path) -> None:
+    """A recorder that stays short is a failed save with both counts, not a silent map."""
+    from plant_disease_ros.replay import _save_when_complete
+
+    recorder = _received_detections(5)
+    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', recorder.features[:2], per_save=5)
+    ok, message = _save_when_complete(player, recorder, player.collection, catch_up_s=0.3)
+    assert not ok
+    assert '2 of the 5 detection(s) received here' in message
+    assert player.saves >= 2
+
+
 # End to end with the real nodes ----------------------------------------------------------------
 
 
@@ -390,3 +453,4 @@ def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
     assert summary['mode'] == 'fast, attached'
     assert 'robot_maps' in summary['save_message']
     assert Path(summary['png']).is_file()
+

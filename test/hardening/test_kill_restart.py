@@ -40,9 +40,10 @@ from .ros_helpers import (  # noqa: E402
 # Issue 6 targets a resume within 2 s. A restart used to take the crashed node's Fast DDS
 # participant id, hence its shared-memory port, which the long-lived processes kept
 # mapping until their watchdog dropped it (2.6-3.4 s here); the nodes now take a clean id
-# (plant_disease_ros.fastdds_participant_id). Measured with it on the build machine: 13 of
-# 20 restarts within 2 s (0.67-1.6 s), the others 2.2-3.7 s. Timing belongs to the
-# bench: the test bounds the resume generously and prints the figure.
+# (plant_disease_ros.fastdds_participant_id), and every process here announces itself
+# every second (config/fastdds_profile.xml, which scripts/ros_env.sh exports). Measured
+# with both on the build machine: 36 of 36 restarts within 2 s (0.66-1.98 s) in six runs.
+# Timing belongs to the bench: the test bounds the resume generously and prints it.
 RESUME_LIMIT_S = 10.0
 START_TIMEOUT_S = 30.0
 RECORDER_KILLS = 3
@@ -160,15 +161,13 @@ def test_kill_9_and_restart_each_node(field: Field, tmp_path: Path) -> None:
             restart = _restart(field, name, processes, args, tmp_path)
             resume[name] = field.time_to_first_classification(restart, 15.0)
             field.spin_for(0.5)
-        for _ in range(RECORDER_KILLS):
+        for kill in range(RECORDER_KILLS):
             before = _records(records_path)
             restart = _restart(field, 'disease_map_recorder', processes, args, tmp_path)
-            if wait_until(lambda n=before: _records(records_path) > n, 15.0, spin=field.spin):
-                elapsed = time.monotonic() - restart
-                resume['disease_map_recorder'] = max(elapsed,
-                                                     resume.get('disease_map_recorder') or 0)
-            else:
-                resume['disease_map_recorder'] = None
+            wrote = wait_until(lambda n=before: _records(records_path) > n, 15.0,
+                               spin=field.spin)
+            resume[f'disease_map_recorder #{kill + 1}'] = (time.monotonic() - restart
+                                                          if wrote else None)
             field.spin_for(0.3)
         for name, process in processes.items():
             assert process.poll() is None, f'{name} died: see {tmp_path / name}.log'
@@ -207,6 +206,5 @@ def test_kill_9_and_restart_pipeline(field: Field, tmp_path: Path) -> None:
             stop_process(process)
     print(f'pipeline resumed {resumed and round(resumed, 3)} s after kill -9 and restart')
     assert resumed is not None, 'nothing after the restart'
-    print(f'pipeline resumed {resumed:.2f} s after kill -9')
     assert resumed <= RESUME_LIMIT_S * TIMING_SLACK, \
         f'resumed after {resumed:.2f} s (limit {RESUME_LIMIT_S} s)'
