@@ -837,8 +837,10 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         if options.attach:
             ok, message = player.save()
         else:
-            ok, message = _save_when_complete(player, recorder,
-                                              map_dir / f'{run_name}.geojson')
+            with recorder.lock:
+                received = len(recorder.features)
+            ok, message = _save_when_complete(player, map_dir / f'{run_name}.geojson',
+                                              received)
         summary.save_message = message
         if not ok:
             summary.warnings.append(f'recorder save: {message}')
@@ -1008,19 +1010,17 @@ def _settle(player: _Player, recorder: _Recorder, options: ReplayOptions,
     check_alive(processes)
 
 
-def _save_when_complete(player: _Player, recorder: _Recorder, collection: Path,
+def _save_when_complete(player: _Player, collection: Path, expected: int,
                         catch_up_s: float = SAVE_CATCH_UP_S) -> tuple[bool, str]:
-    """Save the recorder's map once it holds every detection this side received.
+    """Save the recorder's map once it holds the ``expected`` detections this side received.
 
     The recorder appends each detection (one fsync) on its own executor, which may serve
     the save request while detections still wait in its queue: on a slow disk the map
     would miss the last ones. So save, count the saved features and save again until the
-    count reaches ours, for at most ``catch_up_s``; a shortfall left then is reported.
+    count reaches ``expected``, for at most ``catch_up_s``; a shortfall left is reported.
     """
     from plant_disease_ros.core.disease_map import read_features
 
-    with recorder.lock:
-        expected = len(recorder.features)
     deadline = time.monotonic() + catch_up_s
     while True:
         ok, message = player.save()

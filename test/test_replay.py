@@ -9,9 +9,7 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
-import threading
 import time
-from typing import Any
 
 import cv2
 import numpy as np
@@ -299,27 +297,21 @@ class _SlowRecorderPlayer:
         self.clock_ns = max(self.clock_ns, bag_ns)
 
 
-def _received_detections(count: int) -> Any:
-    from plant_disease_ros.replay import _Recorder
-
-    recorder = _Recorder.__new__(_Recorder)
-    recorder.lock = threading.Condition()
-    recorder.features = [
-        {'type': 'Feature', 'geometry': None,
-         'properties': {'label': 'Tomato___Early_blight', 'confidence': 0.9,
-                        'stamp': {'sec': index, 'nanosec': 0}, 'frame_id': 'camera',
-                        'fix_status': 'no_fix'}}
-        for index in range(count)]
-    return recorder
+def _detections(count: int) -> list[dict]:
+    """Return ``count`` detections as the replay receives them."""
+    return [{'type': 'Feature', 'geometry': None,
+             'properties': {'label': 'Tomato___Early_blight', 'confidence': 0.9,
+                            'stamp': {'sec': index, 'nanosec': 0}, 'frame_id': 'camera',
+                            'fix_status': 'no_fix'}}
+            for index in range(count)]
 
 
 def test_save_waits_for_a_recorder_that_lags_behind(tmp_path: Path) -> None:
     """A save served while detections still queue at the recorder is repeated until complete."""
     from plant_disease_ros.replay import _save_when_complete
 
-    recorder = _received_detections(7)
-    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', recorder.features, per_save=3)
-    ok, message = _save_when_complete(player, recorder, player.collection, catch_up_s=5.0)
+    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', _detections(7), per_save=3)
+    ok, message = _save_when_complete(player, player.collection, 7, catch_up_s=5.0)
     assert ok, message
     assert player.saves == 3
     assert '(7 feature(s))' in message
@@ -330,9 +322,8 @@ def test_save_reports_detections_the_recorder_never_got(tmp_path: Path) -> None:
     """A recorder that stays short is a failed save with both counts, not a silent map."""
     from plant_disease_ros.replay import _save_when_complete
 
-    recorder = _received_detections(5)
-    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', recorder.features[:2], per_save=5)
-    ok, message = _save_when_complete(player, recorder, player.collection, catch_up_s=0.3)
+    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', _detections(2), per_save=5)
+    ok, message = _save_when_complete(player, player.collection, 5, catch_up_s=0.3)
     assert not ok
     assert '2 of the 5 detection(s) received here' in message
     assert player.saves >= 2
@@ -453,4 +444,3 @@ def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
     assert summary['mode'] == 'fast, attached'
     assert 'robot_maps' in summary['save_message']
     assert Path(summary['png']).is_file()
-
