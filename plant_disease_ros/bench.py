@@ -470,6 +470,7 @@ def _publish_phase(publisher: Any, msg: Any, command: dict, match_timeout_s: flo
     period_s = 1.0 / rate_hz if rate_hz > 0 else 0.0
     msg.header.frame_id = name
     published = 0
+    publish_ms: list[float] = []
     start = time.monotonic()
     end = start + float(command['duration_s'])
     next_s = start
@@ -484,12 +485,14 @@ def _publish_phase(publisher: Any, msg: Any, command: dict, match_timeout_s: flo
         stamp_ns = time.time_ns()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         publisher.publish(msg)
+        publish_ms.append((time.time_ns() - stamp_ns) / 1e6)
         published += 1
         # A publisher that falls behind does not burst to catch up.
         next_s = max(next_s + period_s, time.monotonic() - period_s)
     t1_ns = time.time_ns()
+    # publish() itself: serialising the frame and handing it to DDS, inside the latency.
     return {'event': 'phase_done', 'name': name, 'published': published, 't0_ns': t0_ns,
-            't1_ns': t1_ns}
+            't1_ns': t1_ns, 'publish_ms': summarize(publish_ms)}
 
 
 def run_baseline(argv: Sequence[str]) -> int:
@@ -596,8 +599,8 @@ class Probe:
         rclpy.init(context=self.context)
         self.node = Node('bench_probe', context=self.context)
         self._lock = threading.Lock()
-        # frame_id -> [(receipt wall-clock ns, image stamp ns)]
-        self.receipts: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        # frame_id -> [(receipt wall-clock ns, image stamp ns, DDS reception ns or 0)]
+        self.receipts: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         self.explanations = 0
         self.malformed = 0
         self._explanation_subscription: Any = None
@@ -618,8 +621,11 @@ class Probe:
                     return
                 raise
 
-    def _on_classification(self, msg: Any) -> None:
+    def _on_classification(self, msg: Any, info: Any) -> None:
         now_ns = time.time_ns()
+        # When Fast DDS took the sample off the wire in this process: what is left of the
+        # latency after it is this process's own executor getting to the callback.
+        dds_ns = int(info.get('received_timestamp') or 0)
         try:
             data = json.loads(msg.data)
             stamp_ns = int(data['stamp']['sec']) * 1_000_000_000 + int(data['stamp']['nanosec'])
@@ -628,13 +634,13 @@ class Probe:
             self.malformed += 1
             return
         with self._lock:
-            self.receipts[frame_id].append((now_ns, stamp_ns))
+            self.receipts[frame_id].append((now_ns, stamp_ns, dds_ns))
 
     def _on_explanation(self, _msg: Any) -> None:
         self.explanations += 1
 
-    def received(self, frame_id: str) -> list[tuple[int, int]]:
-        """Return a copy of the receipts of frames with ``frame_id``."""
+    def received(self, frame_id: str) -> list[tuple[int, int, int]]:
+        """Return the receipts of frames with ``frame_id``: (callback, stamp, DDS) ns."""
         with self._lock:
             return list(self.receipts.get(frame_id, ()))
 
@@ -867,6 +873,10 @@ class PhaseResult:
     t1_ns: int
     latencies_ms: list[float] = field(default_factory=list)
     receipt_offsets_s: list[float] = field(default_factory=list)
+    # Stamp to the probe's DDS reception (without the probe's executor), where known.
+    dds_latencies_ms: list[float] = field(default_factory=list)
+    # The camera's publish() call, which the latency includes.
+    publish_ms: dict[str, Any] = field(default_factory=dict)
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)
     explanations: int = 0
     # Share of CPU time the VM host stole during the phase (None where unknown).
@@ -900,6 +910,8 @@ class PhaseResult:
             'processed_fps': round(processed_in_run / self.elapsed_s, 2),
             'dropped': max(0, self.published - len(self.latencies_ms)),
             'latency_ms': summarize(self.latencies_ms),
+            'latency_at_dds_receipt_ms': summarize(self.dds_latencies_ms),
+            'camera_publish_ms': self.publish_ms,
             'flat_window_s': round(window, 2),
             'latency_p95_first_ms': first['p95'],
             'latency_p95_last_ms': last['p95'],
@@ -1205,8 +1217,10 @@ class Bench:
         receipts = sorted(self._probe.received(phase.name))
         result = PhaseResult(rig=rig.name, phase=phase, published=int(report['published']),
                              t0_ns=t0_ns, t1_ns=t1_ns)
-        result.latencies_ms = [(received - stamp) / 1e6 for received, stamp in receipts]
-        result.receipt_offsets_s = [(received - t0_ns) / 1e9 for received, _ in receipts]
+        result.latencies_ms = [(received - stamp) / 1e6 for received, stamp, _ in receipts]
+        result.receipt_offsets_s = [(received - t0_ns) / 1e9 for received, _, _ in receipts]
+        result.dds_latencies_ms = [(dds - stamp) / 1e6 for _, stamp, dds in receipts if dds]
+        result.publish_ms = dict(report.get('publish_ms') or {})
         for name in [*nodes, 'publisher']:
             result.processes[name] = _process_summary(group.samples.get(name, []), t0_ns,
                                                       t1_ns)
@@ -1406,11 +1420,16 @@ def format_report(report: dict[str, Any]) -> str:
                     and run['rig'] != 'relay-raw' else None)
             rows.append([run['rig'], run['size'], run['published'], run['processed'], p50,
                          run['latency_ms']['p95'], run['latency_ms']['max'],
-                         run.get('host_steal_percent'), over])
+                         run.get('host_steal_percent'), over,
+                         (run.get('camera_publish_ms') or {}).get('p50'),
+                         (run.get('latency_at_dds_receipt_ms') or {}).get('p50')])
         parts.append(_table(f'end-to-end latency, publish -> classification, '
                             f'{LATENCY_RATE_HZ:g} Hz, ms (relay = DDS floor, no work)',
                             ['rig', 'size', 'published', 'delivered', 'p50', 'p95', 'max',
-                             'steal %', 'p50 - floor'], rows))
+                             'steal %', 'p50 - floor', 'publish()', 'p50 at DDS rx'], rows)
+                     + "\nwithin the p50: publish() = the camera's own publish call (p50); "
+                       "p50 at DDS rx = stamp to the probe's DDS reception, before the "
+                       "probe's executor runs its callback")
     if report.get('capacity'):
         rows = [[run['rig'], run['published_fps'], run['processed_fps'],
                  run['latency_ms']['p50'], run['latency_ms']['p95'],

@@ -96,11 +96,19 @@ def test_bars_read_latency_against_invoke_and_throughput_on_capacity() -> None:
 
 
 def test_report_shows_the_floor_and_the_cost_over_it() -> None:
-    text = format_report(_report())
-    assert 'p50 - floor' in text
+    report = _report()
+    nodes = report['latency'][1]
+    nodes['camera_publish_ms'] = _summary(0.9)
+    nodes['latency_at_dds_receipt_ms'] = _summary(6.75)
+    text = format_report(report)
+    assert 'p50 - floor' in text and 'p50 at DDS rx' in text
     nodes_row = next(line for line in text.splitlines() if line.startswith('nodes-raw')
                      and '640x480' in line)
-    assert nodes_row.split()[-1] == '4.50'  # 7.25 - 2.75
+    # p50 - floor (7.25 - 2.75), the camera's publish(), p50 at the probe's DDS receipt
+    assert nodes_row.split()[-3:] == ['4.50', '0.90', '6.75']
+    # A report from before the breakdown (no such fields) shows dashes, not an error.
+    pipeline_row = next(line for line in text.splitlines() if line.startswith('pipeline-raw'))
+    assert pipeline_row.split()[-2:] == ['-', '-']
     assert 'capacity: 640x480 offered at 300 fps' in text
     assert 'pipeline / baseline throughput' in text
 
