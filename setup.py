@@ -62,11 +62,11 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'camera_subscriber = plant_disease_ros.camera_subscriber_node:main',
-            'disease_classifier = plant_disease_ros.disease_classifier_node:main',
-            'disease_map_recorder = plant_disease_ros.disease_map_recorder_node:main',
-            'plant_disease_pipeline = plant_disease_ros.pipeline_node:main',
-            'plant-disease = plant_disease_ros.cli:main',
+            'camera_subscriber = plant_disease_ros.nodes.camera_subscriber:main',
+            'disease_classifier = plant_disease_ros.nodes.disease_classifier:main',
+            'disease_map_recorder = plant_disease_ros.nodes.disease_map_recorder:main',
+            'plant_disease_pipeline = plant_disease_ros.nodes.pipeline:main',
+            'plant-disease = plant_disease_ros.cli.main:main',
         ],
     },
 )

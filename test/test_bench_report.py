@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plant_disease_ros.bench import (
+from plant_disease_ros.tools.bench import (
     BenchConfig,
     build_plan,
     CAPACITY,
@@ -12,7 +12,7 @@ from plant_disease_ros.bench import (
     format_report,
     host_steal,
 )
-from plant_disease_ros.machine import cpu_time_counters, steal_percent
+from plant_disease_ros.tools.machine import cpu_time_counters, steal_percent
 
 
 def _run(rig: str, size: str, p50: float, *, kind: str = 'latency', rate_hz: float = 5.0,

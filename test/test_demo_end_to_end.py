@@ -61,7 +61,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env.setdefault('ROS_DOMAIN_ID', '23')
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(DEMO_BAG), '--fast',
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(DEMO_BAG), '--fast',
          '--out', str(out), '--namespace', namespace, '--quiet', '-p', 'score_threshold:=0.0',
          '-p', 'crop_mode:=center'],
         env=env, capture_output=True, text=True, timeout=TIME_LIMIT_S + 60)
@@ -221,7 +221,7 @@ def test_demo_bag_matches_its_truth(truth: dict) -> None:
 
 def test_make_demo_composes_a_small_bag(tmp_path: Path) -> None:
     """make-demo on a tiny photo folder: a playable bag and a consistent truth file."""
-    from plant_disease_ros.demo_bag import DemoOptions, make_demo_bag
+    from plant_disease_ros.tools.demo_bag import DemoOptions, make_demo_bag
 
     data = tmp_path / 'photos'
     for photo in sorted((REPO_ROOT / 'test' / 'data' / 'leaves').glob('*.jpg')):

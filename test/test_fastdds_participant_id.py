@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from plant_disease_ros.fastdds_participant_id import (
+from plant_disease_ros.ros.fastdds_participant_id import (
     avoid_crashed_participant_ports,
     choose_participant_id,
     ENV_SWITCH,

@@ -21,9 +21,9 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIELD_YAML = REPO_ROOT / 'config' / 'field.yaml'
 NODE_MODULES = {
-    'camera_subscriber': 'plant_disease_ros.camera_subscriber_node',
-    'disease_classifier': 'plant_disease_ros.disease_classifier_node',
-    'disease_map_recorder': 'plant_disease_ros.disease_map_recorder_node',
+    'camera_subscriber': 'plant_disease_ros.nodes.camera_subscriber',
+    'disease_classifier': 'plant_disease_ros.nodes.disease_classifier',
+    'disease_map_recorder': 'plant_disease_ros.nodes.disease_map_recorder',
 }
 # Declared by rclpy itself on every node; set by the launch file, not by field.yaml.
 BUILTIN_PARAMETERS = {'use_sim_time', 'start_type_description_service'}

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from plant_disease_ros import cli
-from plant_disease_ros.replay import (
+from plant_disease_ros.cli import main as cli
+from plant_disease_ros.tools.replay import (
     BagSelection,
     inspect_bag,
     normalize_namespace,
@@ -308,7 +308,7 @@ def _detections(count: int) -> list[dict]:
 
 def test_save_waits_for_a_recorder_that_lags_behind(tmp_path: Path) -> None:
     """A save served while detections still queue at the recorder is repeated until complete."""
-    from plant_disease_ros.replay import _save_when_complete
+    from plant_disease_ros.tools.replay import _save_when_complete
 
     player = _SlowRecorderPlayer(tmp_path / 'run.geojson', _detections(7), per_save=3)
     ok, message = _save_when_complete(player, player.collection, 7, catch_up_s=5.0)
@@ -320,7 +320,7 @@ def test_save_waits_for_a_recorder_that_lags_behind(tmp_path: Path) -> None:
 
 def test_save_reports_detections_the_recorder_never_got(tmp_path: Path) -> None:
     """A recorder that stays short is a failed save with both counts, not a silent map."""
-    from plant_disease_ros.replay import _save_when_complete
+    from plant_disease_ros.tools.replay import _save_when_complete
 
     player = _SlowRecorderPlayer(tmp_path / 'run.geojson', _detections(2), per_save=5)
     ok, message = _save_when_complete(player, player.collection, 5, catch_up_s=0.3)
@@ -342,7 +342,7 @@ def test_tiny_raw_sqlite_bag_replays_single_process(tmp_path: Path) -> None:
     out = tmp_path / 'out'
     namespace = f'tiny_{os.getpid()}'
     result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--fast',
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
          '--single-process', '--out', str(out), '--namespace', namespace, '--quiet'],
         env=replay_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -371,7 +371,7 @@ def test_pipeline_that_fails_to_start_is_one_line(tmp_path: Path) -> None:
     bag = write_bag(tmp_path / 'tiny', compressed_frames=2, fixes=2)
     namespace = f'bad_{os.getpid()}'
     result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--fast',
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
          '--out', str(tmp_path / 'out'), '--namespace', namespace, '--quiet',
          '-p', 'crop_mode:=sideways'],
         env=replay_env(), capture_output=True, text=True, timeout=120)
@@ -388,7 +388,7 @@ def test_ctrl_c_stops_the_pipeline(tmp_path: Path) -> None:
     out = tmp_path / 'out'
     namespace = f'sigint_{os.getpid()}'
     process = subprocess.Popen(
-        [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--rate', '0.1',
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--rate', '0.1',
          '--out', str(out), '--namespace', namespace, '--quiet'],
         env=replay_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -426,7 +426,7 @@ def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
     ]
     try:
         result = subprocess.run(
-            [sys.executable, '-m', 'plant_disease_ros.cli', 'replay', str(bag), '--fast',
+            [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
              '--attach', '--no-clock', '--namespace', namespace, '--out', str(tmp_path / 'out'),
              '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
     finally:

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
-from plant_disease_ros.machine import cpu_model
+from plant_disease_ros.tools.machine import cpu_model
 from plant_disease_ros.training.confusion import plot_confusion_matrix
 from plant_disease_ros.training.dataset import (
     DatasetError,

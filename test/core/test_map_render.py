@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from plant_disease_ros import cli
+from plant_disease_ros.cli import main as cli
 from plant_disease_ros.core.classifier import Category, Classification
 from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.disease_map import GeoJsonSeqWriter, write_feature_collection

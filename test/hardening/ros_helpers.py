@@ -153,7 +153,7 @@ def shipped_classifier_node(context: Any, model_paths: tuple[Path, Path],
     """
     from rclpy.parameter import Parameter
 
-    from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode
+    from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode
 
     model_path, labels_path = model_paths
     values = {'model_path': str(model_path), 'labels_path': str(labels_path),

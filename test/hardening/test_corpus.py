@@ -20,11 +20,11 @@ pytest.importorskip('sensor_msgs.msg')
 
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
-from plant_disease_ros import conversions  # noqa: E402
 from plant_disease_ros.core.classifier import Category, Classification  # noqa: E402
 from plant_disease_ros.core.detections import detection_feature  # noqa: E402
 from plant_disease_ros.core.fix_buffer import FixBuffer  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
+from plant_disease_ros.ros import conversions  # noqa: E402
 
 from .fuzz_messages import make_fix  # noqa: E402
 

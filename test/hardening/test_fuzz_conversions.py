@@ -19,7 +19,6 @@ import pytest
 
 pytest.importorskip('sensor_msgs.msg')
 
-from plant_disease_ros import conversions  # noqa: E402
 from plant_disease_ros.core.classifier import (  # noqa: E402
     Category,
     Classification,
@@ -30,6 +29,7 @@ from plant_disease_ros.core.detections import detection_feature  # noqa: E402
 from plant_disease_ros.core.fix_buffer import FixBuffer, LOOKUP_STATUSES  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi  # noqa: E402
+from plant_disease_ros.ros import conversions  # noqa: E402
 
 from .fuzz_messages import (  # noqa: E402
     ANY_REASON,

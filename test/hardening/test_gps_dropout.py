@@ -25,7 +25,7 @@ from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
 
 from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
-from plant_disease_ros.disease_map_recorder_node import DiseaseMapRecorder  # noqa: E402
+from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
 
 from .fuzz_messages import make_fix  # noqa: E402
 from .ros_helpers import (  # noqa: E402

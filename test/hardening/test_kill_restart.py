@@ -40,7 +40,7 @@ from .ros_helpers import (  # noqa: E402
 # Issue 6 targets a resume within 2 s. A restart used to take the crashed node's Fast DDS
 # participant id, hence its shared-memory port, which the long-lived processes kept
 # mapping until their watchdog dropped it (2.6-3.4 s here); the nodes now take a clean id
-# (plant_disease_ros.fastdds_participant_id), and every process here announces itself
+# (plant_disease_ros.ros.fastdds_participant_id), and every process here announces itself
 # every second (config/fastdds_profile.xml, which scripts/ros_env.sh exports). Measured
 # with both on the build machine: 82 of 84 restarts within 2 s (0.48-1.98 s) in 14 runs;
 # the two others were recorder restarts (2.9 and 4.1 s).

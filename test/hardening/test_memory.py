@@ -25,7 +25,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from plant_disease_ros.pipeline_node import create_pipeline  # noqa: E402
+from plant_disease_ros.nodes.pipeline import create_pipeline  # noqa: E402
 
 from .fuzz_messages import make_fix  # noqa: E402
 from .ros_helpers import leaf_photos, set_stamp  # noqa: E402

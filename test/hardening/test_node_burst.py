@@ -23,13 +23,13 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
 
-from plant_disease_ros import conversions  # noqa: E402
-from plant_disease_ros.camera_subscriber_node import CameraSubscriberNode  # noqa: E402
 from plant_disease_ros.core.classifier import (  # noqa: E402
     ClassifierOptions,
     DiseaseClassifier,
 )
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
+from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode  # noqa: E402
+from plant_disease_ros.ros import conversions  # noqa: E402
 
 from .fuzz_messages import FuzzCase, generate_cases, make_compressed  # noqa: E402
 from .ros_helpers import (  # noqa: E402

@@ -27,8 +27,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from plant_disease_ros.camera_subscriber_node import CameraSubscriberNode  # noqa: E402
-from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
+from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode  # noqa: E402
+from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode  # noqa: E402
 
 GOOD = np.dstack([np.tile(np.arange(64, dtype=np.uint8) * 3, (48, 1))] * 3)
 DIAGNOSTICS_PERIOD_S = 0.2

@@ -33,9 +33,9 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
 from std_msgs.msg import Float32, String  # noqa: E402
 
-from plant_disease_ros.camera_subscriber_node import CameraSubscriberNode  # noqa: E402
-from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
-from plant_disease_ros.pipeline_node import create_pipeline  # noqa: E402
+from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode  # noqa: E402
+from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode  # noqa: E402
+from plant_disease_ros.nodes.pipeline import create_pipeline  # noqa: E402
 
 RESULT_TOPICS = [('/frames', Image), ('/label', String), ('/confidence', Float32),
                  ('/classification', String), ('/detections', String),
@@ -231,7 +231,7 @@ def test_model_load_failure_is_one_line_and_nonzero(tmp_path) -> None:
     """A missing model stops the node with one clear line and exit code 1."""
     missing = tmp_path / 'missing.tflite'
     result = subprocess.run(
-        python_module_command('plant_disease_ros.disease_classifier_node', '-p',
+        python_module_command('plant_disease_ros.nodes.disease_classifier', '-p',
                               f'model_path:={missing}'),
         env=ros_subprocess_env(), capture_output=True, text=True, timeout=30)
     assert result.returncode == 1

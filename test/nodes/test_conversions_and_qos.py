@@ -28,12 +28,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from plant_disease_ros import conversions  # noqa: E402
 from plant_disease_ros.core.classifier import Category, Classification  # noqa: E402
 from plant_disease_ros.core.fix_buffer import GeoFix  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
-from plant_disease_ros.node_diagnostics import ThrottledWarnings  # noqa: E402
-from plant_disease_ros.qos import (  # noqa: E402
+from plant_disease_ros.ros import conversions  # noqa: E402
+from plant_disease_ros.ros.diagnostics import ThrottledWarnings  # noqa: E402
+from plant_disease_ros.ros.qos import (  # noqa: E402
     AdaptiveSubscription,
     reliability_for_publishers,
     reliability_policy,
@@ -215,7 +215,7 @@ def test_pipeline_main_starts_and_stops_cleanly() -> None:
     """plant_disease_pipeline's main(): starts both nodes, exits 0 on SIGINT, no traceback."""
     require_shipped_model()
     process = subprocess.Popen(
-        python_module_command('plant_disease_ros.pipeline_node'), env=ros_subprocess_env(),
+        python_module_command('plant_disease_ros.nodes.pipeline'), env=ros_subprocess_env(),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         output = ''

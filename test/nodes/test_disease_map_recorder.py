@@ -32,7 +32,7 @@ from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from plant_disease_ros.disease_map_recorder_node import DiseaseMapRecorder  # noqa: E402
+from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
 
 DATUM = (50.8503, 4.3517, 60.0)
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -276,7 +276,7 @@ def recorder_command() -> list[str]:
     script = Path(sys.executable).with_name('disease_map_recorder')
     if script.exists():
         return [str(script)]
-    return [sys.executable, '-m', 'plant_disease_ros.disease_map_recorder_node']
+    return [sys.executable, '-m', 'plant_disease_ros.nodes.disease_map_recorder']
 
 
 def start_recorder(map_dir: Path, run_name: str, log_path: Path) -> subprocess.Popen:

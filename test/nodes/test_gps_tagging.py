@@ -32,7 +32,7 @@ from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic, geodetic_to_enu  # noqa: E402
-from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode  # noqa: E402
+from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode  # noqa: E402
 
 LAT0, LON0, ALT0 = 51.98765, 5.66543, 12.0
 SPEED_M_S = 1.8

@@ -169,8 +169,8 @@ def test_frame_stream_from_another_process_reaches_the_classifier(
     for width, height in SIZES:
         run_id = f'{reliability}_{width}x{height}'
         publishers[run_id] = stream_run.start_publisher(width, height, reliability, run_id)
-    stream_run.start_node('plant_disease_ros.camera_subscriber_node', 'camera_subscriber')
-    stream_run.start_node('plant_disease_ros.disease_classifier_node', 'disease_classifier')
+    stream_run.start_node('plant_disease_ros.nodes.camera_subscriber', 'camera_subscriber')
+    stream_run.start_node('plant_disease_ros.nodes.disease_classifier', 'disease_classifier')
     stream_run.wait_graph(reliability)
     delivered = {}
     for run_id, publisher in publishers.items():

@@ -48,9 +48,9 @@ from plant_disease_ros.core.disease_map import (
 )
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.map_render import LabelPalette
-from plant_disease_ros.fastdds_participant_id import avoid_crashed_participant_ports
-from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.node_startup import init_rclpy, steady_clock
+from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.ros.fastdds_participant_id import avoid_crashed_participant_ports
+from plant_disease_ros.ros.startup import init_rclpy, steady_clock
 
 NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0

@@ -29,17 +29,17 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from plant_disease_ros.conversions import compressed_image_to_rgb, image_to_rgb, rgb_to_image
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi
 from plant_disease_ros.core.rate_limiter import RateLimiter
-from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.node_startup import run_nodes
-from plant_disease_ros.qos import (
+from plant_disease_ros.ros.conversions import compressed_image_to_rgb, image_to_rgb, rgb_to_image
+from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
     frames_publisher_qos,
     RELIABILITY_CHOICES,
     reliability_name,
 )
+from plant_disease_ros.ros.startup import run_nodes
 
 NODE_NAME = 'camera_subscriber'
 TRANSPORTS = ('raw', 'compressed')

@@ -26,7 +26,7 @@ the same clock in every process on the machine) and its ``frame_id`` names the p
 the probe that receives ``classification`` attributes and times every frame.
 
 The camera, the nodes, the relay and the baseline run as separate processes started by
-the bench; ``python -m plant_disease_ros.bench publisher|baseline|relay`` are those
+the bench; ``python -m plant_disease_ros.tools.bench publisher|baseline|relay`` are those
 workers. Every process gets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (unless set)
 and the bench's ``ROS_DOMAIN_ID``.
 """
@@ -58,7 +58,7 @@ import cv2
 import numpy as np
 
 from plant_disease_ros.core import allocator_tuning
-from plant_disease_ros.machine import cpu_model, cpu_time_counters, steal_percent
+from plant_disease_ros.tools.machine import cpu_model, cpu_time_counters, steal_percent
 
 SECTIONS: tuple[str, ...] = ('model', 'latency', 'sustained', 'capacity', 'baseline',
                              'explain')
@@ -360,7 +360,7 @@ def bench_conversions(iterations: int) -> dict[str, Any]:
     from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import Header
 
-    from plant_disease_ros.conversions import (
+    from plant_disease_ros.ros.conversions import (
         compressed_image_to_rgb,
         image_to_rgb,
         rgb_to_image,
@@ -521,8 +521,8 @@ def run_baseline(argv: Sequence[str]) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from plant_disease_ros.conversions import header_to_dict
-    from plant_disease_ros.node_startup import spin_until_shutdown
+    from plant_disease_ros.ros.conversions import header_to_dict
+    from plant_disease_ros.ros.startup import spin_until_shutdown
 
     rclpy.init()
     node = Node('keras_baseline')
@@ -564,8 +564,8 @@ def run_relay(argv: Sequence[str]) -> int:
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
-    from plant_disease_ros.conversions import header_to_dict
-    from plant_disease_ros.node_startup import spin_until_shutdown
+    from plant_disease_ros.ros.conversions import header_to_dict
+    from plant_disease_ros.ros.startup import spin_until_shutdown
 
     rclpy.init()
     node = Node('dds_relay')
@@ -780,7 +780,7 @@ class PublisherWorker:
         """Start the worker in ``group`` and wait until its publishers exist."""
         self.group = group
         self.process = group.start('publisher', [
-            sys.executable, '-m', 'plant_disease_ros.bench', 'publisher'], pipes=True)
+            sys.executable, '-m', 'plant_disease_ros.tools.bench', 'publisher'], pipes=True)
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         ready = self._next_event(timeout_s=60.0)
@@ -1108,19 +1108,19 @@ class Bench:
         camera = ['-p', f'transport:={rig.transport}']
         if rig.layout == 'nodes':
             return {
-                'camera_subscriber': [python, '-m', 'plant_disease_ros.camera_subscriber_node',
+                'camera_subscriber': [python, '-m', 'plant_disease_ros.nodes.camera_subscriber',
                                       '--ros-args', *camera],
-                'disease_classifier': [python, '-m', 'plant_disease_ros.disease_classifier_node',
+                'disease_classifier': [python, '-m', 'plant_disease_ros.nodes.disease_classifier',
                                        '--ros-args', *classifier],
             }
         if rig.layout == 'pipeline':
-            return {'plant_disease_pipeline': [python, '-m', 'plant_disease_ros.pipeline_node',
+            return {'plant_disease_pipeline': [python, '-m', 'plant_disease_ros.nodes.pipeline',
                                                '--ros-args', *camera, *classifier]}
         if rig.layout == 'relay':
-            return {'dds_relay': [python, '-m', 'plant_disease_ros.bench', 'relay']}
+            return {'dds_relay': [python, '-m', 'plant_disease_ros.tools.bench', 'relay']}
         from plant_disease_ros.core.classifier import default_labels_path
         labels = config.labels_path or str(default_labels_path())
-        return {'keras_baseline': [python, '-m', 'plant_disease_ros.bench', 'baseline',
+        return {'keras_baseline': [python, '-m', 'plant_disease_ros.tools.bench', 'baseline',
                                    '--keras-model', str(keras_model), '--labels', labels]}
 
     def run_rig(self, rig: Rig, phases: list[Phase],
@@ -1530,11 +1530,11 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a worker: ``python -m plant_disease_ros.bench publisher|baseline|relay ...``."""
+    """Run a worker: ``python -m plant_disease_ros.tools.bench publisher|baseline|relay ...``."""
     args = list(sys.argv[1:] if argv is None else argv)
     workers = {'publisher': run_publisher, 'baseline': run_baseline, 'relay': run_relay}
     if not args or args[0] not in workers:
-        print(f'usage: python -m plant_disease_ros.bench {{{",".join(workers)}}} ...; '
+        print(f'usage: python -m plant_disease_ros.tools.bench {{{",".join(workers)}}} ...; '
               'the bench itself is `plant-disease bench`', file=sys.stderr)
         return 2
     prepare_environment()

@@ -14,7 +14,7 @@ from rclpy.node import Node
 
 from plant_disease_ros.core.allocator_tuning import keep_frame_buffers_resident
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
-from plant_disease_ros.fastdds_participant_id import avoid_crashed_participant_ports
+from plant_disease_ros.ros.fastdds_participant_id import avoid_crashed_participant_ports
 
 
 def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:

@@ -15,24 +15,24 @@ import sys
 
 # Subcommand name -> (module with ``add_arguments(parser)`` and ``run(args) -> int``, help).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    'train': ('plant_disease_ros.training.train_cli', 'train a classifier on a photo folder'),
-    'export': ('plant_disease_ros.training.export_cli',
+    'train': ('plant_disease_ros.cli.train', 'train a classifier on a photo folder'),
+    'export': ('plant_disease_ros.cli.export',
                'export a trained Keras model to full-integer int8 TFLite'),
-    'evaluate': ('plant_disease_ros.training.evaluate_cli',
+    'evaluate': ('plant_disease_ros.cli.evaluate',
                  'evaluate a TFLite (and optionally Keras) model on a photo folder'),
-    'model-card': ('plant_disease_ros.training.model_card_cli',
+    'model-card': ('plant_disease_ros.cli.model_card',
                    'write MODEL_CARD.md from a run, its evaluation and latency'),
-    'search': ('plant_disease_ros.training.search_cli',
+    'search': ('plant_disease_ros.cli.search',
                'grid search over width, input size and learning rate in a time budget'),
-    'map': ('plant_disease_ros.map_cli', 'render a disease map GeoJSON as PNG'),
-    'replay': ('plant_disease_ros.replay_cli', 'replay a rosbag2 bag through the pipeline'),
-    'make-demo': ('plant_disease_ros.demo_cli', 'compose the demo bag from leaf photos'),
-    'bench': ('plant_disease_ros.bench_cli', 'benchmark the model, the core and the nodes'),
-    'explain': ('plant_disease_ros.training.explain_cli',
+    'map': ('plant_disease_ros.cli.map', 'render a disease map GeoJSON as PNG'),
+    'replay': ('plant_disease_ros.cli.replay', 'replay a rosbag2 bag through the pipeline'),
+    'make-demo': ('plant_disease_ros.cli.demo', 'compose the demo bag from leaf photos'),
+    'bench': ('plant_disease_ros.cli.bench', 'benchmark the model, the core and the nodes'),
+    'explain': ('plant_disease_ros.cli.explain',
                 'Grad-CAM and occlusion maps for images'),
-    'embed': ('plant_disease_ros.training.embed_cli',
+    'embed': ('plant_disease_ros.cli.embed',
               'PCA and t-SNE pictures of the penultimate features'),
-    'report': ('plant_disease_ros.training.report_cli', 'build the static HTML report'),
+    'report': ('plant_disease_ros.cli.report', 'build the static HTML report'),
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 import sys
 
-from plant_disease_ros import demo_bag
+from plant_disease_ros.tools import demo_bag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from plant_disease_ros.core.latency import LatencyWindow
-from plant_disease_ros.node_startup import steady_clock
+from plant_disease_ros.ros.startup import steady_clock
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
 

@@ -14,7 +14,7 @@ import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the bench options to ``parser``."""
-    from plant_disease_ros.bench import SECTIONS
+    from plant_disease_ros.tools.bench import SECTIONS
 
     parser.add_argument('--duration', type=float, default=None, metavar='S',
                         help='seconds of each sustained run (30 fps, 60 fps flood); '
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the bench; print the tables, write the JSON; return 1 if a part failed."""
-    from plant_disease_ros.bench import BenchConfig, format_report, run_bench, write_report
+    from plant_disease_ros.tools.bench import BenchConfig, format_report, run_bench, write_report
 
     sections = tuple(section for section in args.sections
                      if not (args.skip_baseline and section == 'baseline'))

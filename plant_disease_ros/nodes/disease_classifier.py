@@ -39,7 +39,15 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image, NavSatFix
 from std_msgs.msg import Float32, Header, String
 
-from plant_disease_ros.conversions import (
+from plant_disease_ros.core.classifier import (
+    Classification,
+    ClassifierOptions,
+    DiseaseClassifier,
+)
+from plant_disease_ros.core.detections import detection_feature
+from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
+from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.ros.conversions import (
     classification_to_string,
     copy_header,
     display_label,
@@ -50,17 +58,8 @@ from plant_disease_ros.conversions import (
     rgb_to_image,
     stamp_to_seconds,
 )
-from plant_disease_ros.core.classifier import (
-    Classification,
-    ClassifierOptions,
-    DiseaseClassifier,
-)
-from plant_disease_ros.core.detections import detection_feature
-from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
-from plant_disease_ros.core.labels import display_name
-from plant_disease_ros.node_diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.node_startup import run_nodes, steady_clock
-from plant_disease_ros.qos import (
+from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
     FIX_DEPTH,
     frames_publisher_qos,
@@ -68,6 +67,7 @@ from plant_disease_ros.qos import (
     reliability_name,
     results_qos,
 )
+from plant_disease_ros.ros.startup import run_nodes, steady_clock
 
 NODE_NAME = 'disease_classifier'
 READ_ONLY_PARAMETERS = (

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from plant_disease_ros.camera_subscriber_node import CameraSubscriberNode
-from plant_disease_ros.disease_classifier_node import DiseaseClassifierNode
-from plant_disease_ros.node_startup import run_nodes
+from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
+from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode
+from plant_disease_ros.ros.startup import run_nodes
 
 LOGGER_NAME = 'plant_disease_pipeline'
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 import sys
 
-from plant_disease_ros.replay import (
+from plant_disease_ros.tools.replay import (
     DEFAULT_NAMESPACE,
     FIX_LEAD_S,
     FRAME_TIMEOUT_S,

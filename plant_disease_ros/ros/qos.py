@@ -27,7 +27,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
-from plant_disease_ros.node_startup import steady_clock
+from plant_disease_ros.ros.startup import steady_clock
 
 RELIABILITY_CHOICES: tuple[str, ...] = ('auto', 'reliable', 'best_effort')
 

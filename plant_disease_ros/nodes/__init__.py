@@ -1,0 +1,1 @@
+"""The executables: one thin rclpy node per module, each with its own ``main``."""

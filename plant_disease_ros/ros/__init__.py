@@ -1,0 +1,1 @@
+"""ROS glue every node shares: message conversions, QoS, diagnostics and start-up."""

@@ -1,0 +1,1 @@
+"""Off-robot programs: bag replay, the benchmark and the demo bag composer."""
