@@ -7,6 +7,7 @@ import sys
 import types
 
 import cv2
+from helpers.tiny_model import tiny_models
 import numpy as np
 import pytest
 
@@ -33,8 +34,6 @@ from plant_disease_ros.core.labels import (
     is_healthy,
     load_labels,
 )
-
-from .tiny_model import tiny_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_PATH = REPO_ROOT / 'models' / 'plant_disease_int8.tflite'

@@ -8,6 +8,7 @@ from pathlib import Path
 import sys
 import types
 
+from helpers.tiny_model import tiny_models
 import numpy as np
 import pytest
 
@@ -19,8 +20,6 @@ from plant_disease_ros.core.interpreter_loader import (
     ModelLoadError,
     TensorSpec,
 )
-
-from .tiny_model import tiny_models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = REPO_ROOT / 'models' / 'plant_disease_int8.tflite'

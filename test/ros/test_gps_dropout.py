@@ -20,15 +20,8 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile  # noqa: E402
-from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
-
-from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
-from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
-
-from .fuzz_messages import make_fix  # noqa: E402
-from .ros_helpers import (  # noqa: E402
+from helpers.fuzz_messages import make_fix  # noqa: E402
+from helpers.ros_helpers import (  # noqa: E402
     DiagnosticsCollector,
     InProcessRig,
     JsonTopic,
@@ -37,6 +30,12 @@ from .ros_helpers import (  # noqa: E402
     shipped_classifier_node,
     wait_until,
 )
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
+
+from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
+from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
 
 T0 = 1_700_000_000.0
 FRAMES = 70

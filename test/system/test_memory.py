@@ -18,6 +18,8 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from helpers.fuzz_messages import make_fix  # noqa: E402
+from helpers.ros_helpers import leaf_photos, set_stamp  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -26,9 +28,6 @@ from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.nodes.pipeline import create_pipeline  # noqa: E402
-
-from .fuzz_messages import make_fix  # noqa: E402
-from .ros_helpers import leaf_photos, set_stamp  # noqa: E402
 
 WARMUP_FRAMES = 1_000
 FRAMES = 10_000

@@ -11,10 +11,7 @@ from collections.abc import Iterator
 import json
 import subprocess
 
-import numpy as np
-import pytest
-
-from .node_helpers import (
+from helpers.node_helpers import (
     Collector,
     Harness,
     LABELS_PATH,
@@ -26,6 +23,8 @@ from .node_helpers import (
     require_shipped_model,
     ros_subprocess_env,
 )
+import numpy as np
+import pytest
 
 rclpy = pytest.importorskip('rclpy')
 

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip('rclpy')
 
-from .ros_helpers import child_env, console_script  # noqa: E402
+from helpers.ros_helpers import child_env, console_script  # noqa: E402
 
 NODES_WITH_MODEL = ('disease_classifier', 'plant_disease_pipeline')
 ALL_NODES = ('camera_subscriber', 'disease_classifier', 'disease_map_recorder',

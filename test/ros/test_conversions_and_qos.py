@@ -10,10 +10,7 @@ import subprocess
 import time
 from types import SimpleNamespace
 
-import numpy as np
-import pytest
-
-from .node_helpers import (
+from helpers.node_helpers import (
     Harness,
     make_compressed,
     make_image,
@@ -21,6 +18,8 @@ from .node_helpers import (
     require_shipped_model,
     ros_subprocess_env,
 )
+import numpy as np
+import pytest
 
 rclpy = pytest.importorskip('rclpy')
 

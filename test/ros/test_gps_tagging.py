@@ -11,10 +11,7 @@ from collections.abc import Iterator
 import json
 import math
 
-import numpy as np
-import pytest
-
-from .node_helpers import (
+from helpers.node_helpers import (
     Collector,
     Harness,
     latest_diagnostics,
@@ -22,6 +19,8 @@ from .node_helpers import (
     make_stamp,
     require_shipped_model,
 )
+import numpy as np
+import pytest
 
 rclpy = pytest.importorskip('rclpy')
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'field.launch.py'
 SETUP_PY = REPO_ROOT / 'setup.py'
 PACKAGE = 'plant_disease_ros'

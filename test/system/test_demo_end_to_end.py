@@ -28,7 +28,7 @@ import pytest
 
 from plant_disease_ros.core.geodesy import geodetic_to_enu
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_BAG = REPO_ROOT / 'demo' / 'field_demo.mcap'
 TRUTH = REPO_ROOT / 'demo' / 'field_demo_truth.json'
 # Top-1 accuracy over the demo frames, overall and for the worst class. The photos are

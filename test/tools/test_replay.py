@@ -28,7 +28,7 @@ from plant_disease_ros.tools.replay import (
     TopicChoice,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_LEAF = REPO_ROOT / 'test' / 'data' / 'leaves' / 'Tomato___Early_blight.jpg'
 START_S = 1_700_000_000.0
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FIELD_YAML = REPO_ROOT / 'config' / 'field.yaml'
 NODE_MODULES = {
     'camera_subscriber': 'plant_disease_ros.nodes.camera_subscriber',

@@ -7,10 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 
-import numpy as np
-import pytest
-
-from .node_helpers import (
+from helpers.node_helpers import (
     Collector,
     data_array,
     Harness,
@@ -19,6 +16,8 @@ from .node_helpers import (
     make_image,
     require_shipped_model,
 )
+import numpy as np
+import pytest
 
 rclpy = pytest.importorskip('rclpy')
 

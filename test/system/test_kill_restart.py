@@ -18,15 +18,8 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.qos import QoSProfile  # noqa: E402
-from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
-
-from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
-
-from .fuzz_messages import make_fix  # noqa: E402
-from .ros_helpers import (  # noqa: E402
+from helpers.fuzz_messages import make_fix  # noqa: E402
+from helpers.ros_helpers import (  # noqa: E402
     JsonTopic,
     kill_9,
     leaf_photos,
@@ -36,6 +29,12 @@ from .ros_helpers import (  # noqa: E402
     TIMING_SLACK,
     wait_until,
 )
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
+
+from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
 
 # Issue 6 targets a resume within 2 s. A restart used to take the crashed node's Fast DDS
 # participant id, hence its shared-memory port, which the long-lived processes kept

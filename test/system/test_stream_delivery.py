@@ -21,15 +21,14 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
-from .node_helpers import (
+from helpers.node_helpers import (
     Harness,
     python_module_command,
     require_shipped_model,
     results_qos,
     ros_subprocess_env,
 )
+import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -37,7 +36,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-PUBLISHER_SCRIPT = Path(__file__).with_name('stream_publisher.py')
+PUBLISHER_SCRIPT = Path(__file__).resolve().parents[1] / 'helpers' / 'stream_publisher.py'
 FRAME_COUNT = 50
 RATE_HZ = 10.0
 MIN_DELIVERED = 0.9

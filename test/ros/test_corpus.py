@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip('sensor_msgs.msg')
 
+from helpers.fuzz_messages import make_fix  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from plant_disease_ros.core.classifier import Category, Classification  # noqa: E402
@@ -25,8 +26,6 @@ from plant_disease_ros.core.detections import detection_feature  # noqa: E402
 from plant_disease_ros.core.fix_buffer import FixBuffer  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
 from plant_disease_ros.ros import conversions  # noqa: E402
-
-from .fuzz_messages import make_fix  # noqa: E402
 
 CORPUS_DIR = Path(__file__).resolve().parent / 'corpus'
 INDEX = json.loads((CORPUS_DIR / 'index.json').read_text())

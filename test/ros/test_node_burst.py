@@ -19,6 +19,16 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from helpers.fuzz_messages import FuzzCase, generate_cases, make_compressed  # noqa: E402
+from helpers.ros_helpers import (  # noqa: E402
+    DiagnosticsCollector,
+    InProcessRig,
+    JsonTopic,
+    leaf_photos,
+    rgb_image_msg,
+    shipped_classifier_node,
+    wait_until,
+)
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
@@ -30,17 +40,6 @@ from plant_disease_ros.core.classifier import (  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
 from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode  # noqa: E402
 from plant_disease_ros.ros import conversions  # noqa: E402
-
-from .fuzz_messages import FuzzCase, generate_cases, make_compressed  # noqa: E402
-from .ros_helpers import (  # noqa: E402
-    DiagnosticsCollector,
-    InProcessRig,
-    JsonTopic,
-    leaf_photos,
-    rgb_image_msg,
-    shipped_classifier_node,
-    wait_until,
-)
 
 BURST = 400
 SEED = 7

@@ -19,6 +19,14 @@ import pytest
 
 pytest.importorskip('sensor_msgs.msg')
 
+from helpers.fuzz_messages import (  # noqa: E402
+    ANY_REASON,
+    FIX_REASONS,
+    FuzzCase,
+    generate_cases,
+    IMAGE_REASONS,
+)
+
 from plant_disease_ros.core.classifier import (  # noqa: E402
     Category,
     Classification,
@@ -30,14 +38,6 @@ from plant_disease_ros.core.fix_buffer import FixBuffer, LOOKUP_STATUSES  # noqa
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi  # noqa: E402
 from plant_disease_ros.ros import conversions  # noqa: E402
-
-from .fuzz_messages import (  # noqa: E402
-    ANY_REASON,
-    FIX_REASONS,
-    FuzzCase,
-    generate_cases,
-    IMAGE_REASONS,
-)
 
 SEED = 20260
 CASES = 10_000

@@ -1,0 +1,1 @@
+"""Shared test helpers: ROS rigs, message builders, tiny models."""
