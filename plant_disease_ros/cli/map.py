@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plant_disease_ros.core.disease_map import read_features, SeqReadStats, summarize
+from plant_disease_ros.core.map_file import read_features, SeqReadStats
+from plant_disease_ros.core.map_grid import summarize
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

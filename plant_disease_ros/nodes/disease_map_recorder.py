@@ -34,19 +34,17 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from plant_disease_ros.core.disease_map import (
-    Cell,
-    CellAggregator,
+from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.core.map_file import (
     feature_rejection_reason,
     GeoJsonSeqWriter,
     iter_geojson_seq,
-    MapSummary,
     parse_json,
     SeqReadStats,
     write_feature_collection,
     write_json_atomic,
 )
-from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.core.map_grid import Cell, CellAggregator, MapSummary
 from plant_disease_ros.core.map_render import LabelPalette
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.fastdds_participant_id import avoid_crashed_participant_ports

@@ -1019,7 +1019,7 @@ def _save_when_complete(player: _Player, collection: Path, expected: int,
     would miss the last ones. So save, count the saved features and save again until the
     count reaches ``expected``, for at most ``catch_up_s``; a shortfall left is reported.
     """
-    from plant_disease_ros.core.disease_map import read_features
+    from plant_disease_ros.core.map_file import read_features
 
     deadline = time.monotonic() + catch_up_s
     while True:
@@ -1053,7 +1053,7 @@ def _collect(summary: ReplaySummary, recorder: _Recorder) -> None:
 def _write_map(summary: ReplaySummary, recorder: _Recorder, map_dir: Path, run_name: str,
                options: ReplayOptions) -> None:
     """Point at the recorder's GeoJSON (or write ours when attached) and render the PNG."""
-    from plant_disease_ros.core.disease_map import read_features, write_feature_collection
+    from plant_disease_ros.core.map_file import read_features, write_feature_collection
 
     collection = map_dir / f'{run_name}.geojson'
     if options.attach or not collection.is_file():

@@ -12,9 +12,9 @@ import pytest
 from plant_disease_ros.cli import main as cli
 from plant_disease_ros.core.classifier import Category, Classification
 from plant_disease_ros.core.detections import detection_feature
-from plant_disease_ros.core.disease_map import GeoJsonSeqWriter, write_feature_collection
 from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
 from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.map_file import GeoJsonSeqWriter, write_feature_collection
 from plant_disease_ros.core.map_render import (
     DISEASE_COLOURS,
     HEALTHY_COLOURS,

@@ -19,8 +19,8 @@ import time
 from conftest import spin_until
 import pytest
 
-from plant_disease_ros.core.disease_map import read_geojson_seq, RECORD_SEPARATOR
 from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.map_file import read_geojson_seq, RECORD_SEPARATOR
 
 rclpy = pytest.importorskip('rclpy')
 

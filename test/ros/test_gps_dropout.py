@@ -34,7 +34,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
 
-from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
+from plant_disease_ros.core.map_file import scan_geojson_seq  # noqa: E402
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
 
 T0 = 1_700_000_000.0

@@ -34,7 +34,7 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
 
-from plant_disease_ros.core.disease_map import scan_geojson_seq  # noqa: E402
+from plant_disease_ros.core.map_file import scan_geojson_seq  # noqa: E402
 
 # Issue 6 targets a resume within 2 s. A restart used to take the crashed node's Fast DDS
 # participant id, hence its shared-memory port, which the long-lived processes kept

@@ -286,7 +286,7 @@ class _SlowRecorderPlayer:
         self.clock_ns = 0
 
     def save(self) -> tuple[bool, str]:
-        from plant_disease_ros.core.disease_map import write_feature_collection
+        from plant_disease_ros.core.map_file import write_feature_collection
 
         self.saves += 1
         saved = self.features[:self.saves * self.per_save]

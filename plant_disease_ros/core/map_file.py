@@ -1,0 +1,333 @@
+"""The map file format: GeoJSON text sequences (RFC 8142) and FeatureCollections.
+
+A run is recorded as a GeoJSON text sequence (``.geojsons``): every detection is one
+record, ``0x1E`` + JSON + ``\\n``, appended, flushed and fsynced on its own, so a killed
+recorder loses at most the record it was writing and every complete line stays valid.
+The reader tolerates that truncated last record and skips (and counts) records that do
+not parse. On save the sequence becomes a FeatureCollection (``.geojson``, RFC 7946),
+written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+import json
+import logging
+import os
+from pathlib import Path
+import secrets
+from typing import Any, BinaryIO
+
+from plant_disease_ros.core.detections import feature_position
+
+RECORD_SEPARATOR = b'\x1e'
+GEOJSON_SEQ_SUFFIX = '.geojsons'
+GEOJSON_SUFFIX = '.geojson'
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f'{name} is not valid JSON')
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse strict JSON: ``NaN`` and ``Infinity`` are refused (RFC 8259 has neither)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def feature_rejection_reason(value: Any) -> str | None:
+    """Return why ``value`` is not a usable detection Feature, or ``None`` when it is.
+
+    Reasons: ``'not_an_object'``, ``'not_a_feature'`` (``type`` is not ``'Feature'``),
+    ``'bad_geometry'`` (neither ``null`` nor a Point with 2 or 3 finite numbers in range),
+    ``'bad_properties'`` (not an object).
+    """
+    if not isinstance(value, dict):
+        return 'not_an_object'
+    if value.get('type') != 'Feature':
+        return 'not_a_feature'
+    if 'geometry' not in value:
+        return 'bad_geometry'
+    geometry = value['geometry']
+    if geometry is not None:
+        if not isinstance(geometry, dict) or geometry.get('type') != 'Point':
+            return 'bad_geometry'
+        coordinates = geometry.get('coordinates')
+        if (not isinstance(coordinates, list) or len(coordinates) not in (2, 3)
+                or any(isinstance(item, bool) or not isinstance(item, (int, float))
+                       for item in coordinates)):
+            return 'bad_geometry'
+        if feature_position(value) is None:
+            return 'bad_geometry'
+        if abs(coordinates[0]) > 180.0 or abs(coordinates[1]) > 90.0:
+            return 'bad_geometry'
+    properties = value.get('properties')
+    if properties is not None and not isinstance(properties, dict):
+        return 'bad_properties'
+    return None
+
+
+def encode_record(feature: dict) -> bytes:
+    """Return one RFC 8142 record: RS, compact JSON (UTF-8, no NaN), LF."""
+    text = json.dumps(feature, separators=(',', ':'), ensure_ascii=False, allow_nan=False)
+    return RECORD_SEPARATOR + text.encode('utf-8') + b'\n'
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new or renamed directory entry durable (a no-op where unsupported)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+class GeoJsonSeqWriter:
+    """Append features to a GeoJSON text sequence file, each record flushed and fsynced.
+
+    An existing file is continued, never truncated. If it ends inside a record (the writer
+    was killed mid-write) a line feed is written first, so that fragment stays a line of
+    its own that readers skip instead of corrupting the next record.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        """Open (creating if needed) ``path`` for appending."""
+        self.path = Path(path)
+        self.records_written = 0
+        self._handle: BinaryIO | None = open(self.path, 'ab')
+        if self._handle.tell() > 0:
+            with open(self.path, 'rb') as reader:
+                reader.seek(-1, os.SEEK_END)
+                last_byte = reader.read(1)
+            if last_byte != b'\n':
+                self._write(b'\n')
+        else:
+            _fsync_directory(self.path.parent)
+
+    @property
+    def closed(self) -> bool:
+        """Return whether the writer has been closed."""
+        return self._handle is None
+
+    def _write(self, data: bytes) -> None:
+        if self._handle is None:
+            raise ValueError(f'{self.path} writer is closed')
+        self._handle.write(data)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def append(self, feature: dict) -> None:
+        """Append one feature as one record and make it durable before returning."""
+        # Encode first: a feature that cannot be encoded must not leave a partial record.
+        self._write(encode_record(feature))
+        self.records_written += 1
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> GeoJsonSeqWriter:
+        """Return the writer itself."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the writer."""
+        self.close()
+
+
+@dataclass
+class SeqReadStats:
+    """What reading a GeoJSON text sequence found besides its features."""
+
+    records: int = 0              # features returned
+    skipped: int = 0              # complete records that did not parse or are not Features
+    truncated_tail: bool = False  # the last record was incomplete (a killed writer)
+
+
+def _raw_records(handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:
+    """Yield ``(record bytes, is_last)`` split on RS; text before the first RS is a record."""
+    pending = b''
+    started = False
+    for line in handle:
+        parts = line.split(RECORD_SEPARATOR)
+        pending += parts[0]
+        for part in parts[1:]:
+            if started or pending.strip():
+                yield pending, False
+            started = True
+            pending = part
+    yield pending, True
+
+
+def iter_geojson_seq(path: str | Path, stats: SeqReadStats | None = None) -> Iterator[dict]:
+    """Yield the Features of a GeoJSON text sequence file in file order, streaming.
+
+    A record that does not parse, or parses to something that is not a Feature, is skipped
+    and counted in ``stats.skipped``; an incomplete last record (no final line feed and
+    not parseable) is dropped and flagged in ``stats.truncated_tail``. Lines without RS
+    (newline-delimited GeoJSON) are read too.
+    """
+    stats = stats if stats is not None else SeqReadStats()
+    with open(path, 'rb') as handle:
+        for raw, is_last in _raw_records(handle):
+            text = raw.decode('utf-8', errors='replace')
+            values, failures, tail_failed = _decode_values(text)
+            stats.skipped += failures
+            if tail_failed:
+                if is_last and not text.endswith('\n'):
+                    stats.truncated_tail = True
+                else:
+                    stats.skipped += 1
+            for value in values:
+                if feature_rejection_reason(value) is None:
+                    stats.records += 1
+                    yield value
+                else:
+                    stats.skipped += 1
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _decode_values(text: str) -> tuple[list[Any], int, bool]:
+    """Decode the JSON texts in one record: ``(values, failed lines, last part failed)``.
+
+    A record normally holds one JSON text; newline-delimited texts without RS are read
+    too. What does not parse is skipped up to the next line feed.
+    """
+    values: list[Any] = []
+    failures = 0
+    position = 0
+    while True:
+        while position < len(text) and text[position] in ' \t\r\n':
+            position += 1
+        if position >= len(text):
+            return values, failures, False
+        try:
+            value, position = _DECODER.raw_decode(text, position)
+        except ValueError:
+            newline = text.find('\n', position)
+            if newline < 0:
+                return values, failures, True
+            failures += 1
+            position = newline + 1
+            continue
+        values.append(value)
+
+
+def scan_geojson_seq(path: str | Path) -> tuple[list[dict], SeqReadStats]:
+    """Return the features of a GeoJSON text sequence file and what was skipped."""
+    stats = SeqReadStats()
+    features = list(iter_geojson_seq(path, stats))
+    return features, stats
+
+
+def read_geojson_seq(path: str | Path) -> list[dict]:
+    """Return the features of a GeoJSON text sequence; skips an incomplete last record.
+
+    Records that do not parse are skipped and their number logged as a warning; use
+    :func:`scan_geojson_seq` to get the counts.
+    """
+    features, stats = scan_geojson_seq(path)
+    if stats.skipped:
+        _LOGGER.warning('%s: skipped %d record(s) that did not parse as a GeoJSON Feature',
+                        path, stats.skipped)
+    return features
+
+
+def feature_collection(features: Iterable[dict]) -> dict:
+    """Return a GeoJSON FeatureCollection of ``features``."""
+    return {'type': 'FeatureCollection', 'features': list(features)}
+
+
+def read_features(path: str | Path, stats: SeqReadStats | None = None) -> list[dict]:
+    """Read features from a ``.geojson`` (FeatureCollection or Feature) or a sequence file.
+
+    The format is told by the content, not the suffix: a file starting with RS, or one
+    that is not a single JSON text, is read as a text sequence. With ``stats`` what a
+    sequence reader skipped is counted there instead of logged.
+    """
+    path = Path(path)
+    with open(path, 'rb') as handle:
+        head = handle.read(4096).lstrip()
+    if not head.startswith(RECORD_SEPARATOR):
+        try:
+            with open(path, 'rb') as handle:
+                value = parse_json(handle.read())
+        except (ValueError, UnicodeDecodeError):
+            value = None
+        if isinstance(value, dict) and value.get('type') == 'FeatureCollection':
+            features = value.get('features')
+            if not isinstance(features, list):
+                raise ValueError(f'{path}: FeatureCollection without a features list')
+            return [feature for feature in features if feature_rejection_reason(feature)
+                    is None]
+        if isinstance(value, dict) and feature_rejection_reason(value) is None:
+            return [value]
+        if value is not None:
+            raise ValueError(f'{path}: neither a GeoJSON Feature nor a FeatureCollection')
+    if stats is None:
+        return read_geojson_seq(path)
+    return list(iter_geojson_seq(path, stats))
+
+
+def _atomic_write(path: Path, write: Any) -> Path:
+    """Write through ``write(handle)`` into a temporary file, fsync, rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
+    # os.open applies the umask, so the result gets the permissions of a plain new file.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, 'w', encoding='utf-8') as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def write_json_atomic(path: str | Path, value: Any) -> Path:
+    """Write ``value`` as indented JSON to ``path`` atomically (temporary file + rename)."""
+    def write(handle: Any) -> None:
+        json.dump(value, handle, indent=2, ensure_ascii=False, allow_nan=False)
+        handle.write('\n')
+
+    return _atomic_write(Path(path), write)
+
+
+def write_feature_collection(path: str | Path, features: Iterable[dict]) -> int:
+    """Write ``features`` as a FeatureCollection to ``path`` atomically; return the count.
+
+    Features are streamed one per line, so a long run never needs all of them in memory.
+    """
+    count = 0
+
+    def write(handle: Any) -> None:
+        nonlocal count
+        handle.write('{"type":"FeatureCollection","features":[')
+        for feature in features:
+            handle.write(',\n' if count else '\n')
+            handle.write(json.dumps(feature, separators=(',', ':'), ensure_ascii=False,
+                                    allow_nan=False))
+            count += 1
+        handle.write('\n]}\n')
+
+    _atomic_write(Path(path), write)
+    return count

@@ -1,0 +1,177 @@
+"""Start, watch and stop child processes: the one spawn/stop helper of replay, bench and tests.
+
+Children get their own process group (a Ctrl-C in the terminal reaches only the parent,
+which then stops them in order) but stay in the parent's session, so the kernel schedules
+them in the parent's autogroup. Output goes to one log file per child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+STOP_TIMEOUT_S = 10.0
+
+_OWN_PROCESS_GROUP: dict[str, Any] = (
+    {'process_group': 0} if sys.version_info >= (3, 11) else {'start_new_session': True})
+
+
+class ProcessError(RuntimeError):
+    """A child could not be started, or exited while it was needed."""
+
+
+def ros_environment(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """Return the environment of a child ROS process.
+
+    Discovery stays on loopback unless the caller chose otherwise, the domain id and RMW
+    are inherited, and Python output is unbuffered so logs are complete after a kill.
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    env.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ChildProcess:
+    """A started child: its name, Popen handle and log file."""
+
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        """Return the child's process id."""
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        """Return whether the child is still running."""
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 3) -> str:
+        """Return the last non-empty lines of the child's log, joined on one line."""
+        try:
+            text = self.log_path.read_text(encoding='utf-8', errors='replace')
+        except OSError:
+            return ''
+        tail = [line.strip() for line in text.strip().splitlines()[-lines:]]
+        return ' | '.join(line for line in tail if line)
+
+    def kill_9(self, timeout_s: float = 10.0) -> None:
+        """Kill the child with SIGKILL (no clean-up in it) and reap it."""
+        try:
+            self.popen.send_signal(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(timeout=timeout_s)
+
+
+def start(name: str, argv: list[str], log_path: Path, env: Mapping[str, str] | None = None,
+          pipes: bool = False) -> ChildProcess:
+    """Start ``argv`` as child ``name`` with stdout and stderr appended to ``log_path``.
+
+    With ``pipes`` the child's stdin and stdout are text pipes (a worker that takes
+    commands and prints results); stderr still goes to the log.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, 'ab') as log:
+        log.write(('$ ' + ' '.join(argv) + '\n').encode())
+        log.flush()
+        try:
+            popen = subprocess.Popen(
+                argv, env=dict(ros_environment() if env is None else env),
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else log, stderr=log,
+                text=pipes, bufsize=1 if pipes else -1, **_OWN_PROCESS_GROUP)
+        except OSError as error:
+            raise ProcessError(f'cannot start {name}: {error}') from error
+    return ChildProcess(name, popen, log_path)
+
+
+def stop(children: Iterable[ChildProcess], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Stop children: SIGINT (a node shuts down cleanly), then SIGTERM, then SIGKILL.
+
+    Each escalation waits for all children together, so stopping N takes at most about
+    ``timeout_s`` plus two short grace periods, not N times that.
+    """
+    children = list(children)
+    for child in children:
+        _signal(child, signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for escalation in (None, signal.SIGTERM, signal.SIGKILL):
+        for child in children:
+            if not child.alive():
+                continue
+            if escalation is not None:
+                _signal(child, escalation)
+            try:
+                child.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pass
+        if not any(child.alive() for child in children):
+            break
+        deadline = time.monotonic() + 2.0
+    for child in children:
+        for stream in (child.popen.stdin, child.popen.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def check_alive(children: Iterable[ChildProcess]) -> None:
+    """Raise ProcessError naming the first child that has exited, with its log's tail."""
+    for child in children:
+        code = child.popen.poll()
+        if code is not None:
+            raise ProcessError(f'{child.name} exited with status {code}: '
+                               f'{child.log_tail() or "no output"} (log: {child.log_path})')
+
+
+@dataclass
+class ProcessGroup:
+    """Children started together and stopped together (a context manager)."""
+
+    log_dir: Path
+    env: Mapping[str, str] | None = None
+    children: dict[str, ChildProcess] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str], pipes: bool = False) -> ChildProcess:
+        """Start child ``name`` logging to ``log_dir/<name>.log``."""
+        child = start(name, argv, self.log_dir / f'{name}.log', self.env, pipes=pipes)
+        self.children[name] = child
+        return child
+
+    def check_alive(self) -> None:
+        """Raise ProcessError if a child has exited."""
+        check_alive(self.children.values())
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Stop every child (see :func:`stop`)."""
+        stop(self.children.values(), timeout_s)
+
+    def __enter__(self) -> ProcessGroup:
+        """Return the group; its children are stopped on exit."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop every child."""
+        self.stop()
+
+
+def _signal(child: ChildProcess, signum: int) -> None:
+    if child.alive():
+        try:
+            child.popen.send_signal(signum)
+        except (ProcessLookupError, OSError):
+            pass
+
