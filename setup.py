@@ -49,8 +49,8 @@ setup(
     ],
     extras_require={
         'ros': ROS_WHEELS,
-        'tools': ['matplotlib', 'rosbags', 'psutil'],
-        'train': ['tensorflow-cpu', 'matplotlib'],
+        'tools': ['matplotlib', 'rosbags', 'psutil', 'markdown-it-py'],
+        'train': ['tensorflow-cpu', 'matplotlib', 'markdown-it-py'],
         'test': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff', 'psutil',
                  'colcon-common-extensions'],
     },

@@ -13,6 +13,10 @@ DDS profile is exported to every process this file starts.
 
 No string is evaluated here: booleans go through IfCondition/UnlessCondition and the
 transport name is chosen by two conditional SetLaunchConfiguration actions.
+
+The node set (executables, the parameters set from arguments, the remappings) mirrors
+``plant_disease_ros/ros/node_set.py``, which replay, the bench and the tests use;
+``test/system/test_launch_file.py`` checks that both agree.
 """
 
 from launch import LaunchDescription
@@ -59,8 +63,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'map_dir', default_value='disease_maps',
             description='Folder the disease map recorder writes its GeoJSON into'),
-        # One process by default: it saves every frame's second DDS hop (measured here at
-        # 640x480: 7.4 -> 5.1 ms end to end, 124 -> 235 frames/s at most).
+        # One process by default: it saves every frame a second DDS hop.
         DeclareLaunchArgument(
             'single_process', default_value='true', choices=['true', 'false'],
             description='Run camera subscriber and classifier in one process '

@@ -1,23 +1,36 @@
-"""Shared pytest fixtures: loopback-only DDS on a private domain, rclpy contexts, waiting.
+"""Shared pytest set-up: the ROS environment of the whole run, and a fresh rclpy context.
 
-The environment is set at import, before any test module imports rclpy, so no test can
-start Fast DDS on an external interface.
+The environment is set here, once, at import, before any test module imports rclpy: DDS
+discovery stays on loopback, the run has a private domain id, and every ROS process of
+the run (in this process or a child) uses the package's Fast DDS profile, as
+scripts/ros_env.sh sets it for a shell. Child processes inherit it (see
+``helpers.processes``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 import os
 from pathlib import Path
-import time
 
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODELS_DIR = REPO_ROOT / 'models'
+DATA_DIR = Path(os.environ.get('PLANT_DISEASE_DATA', REPO_ROOT.parent / 'shared' / 'data'
+                               / 'plantvillage'))
+TEST_IMAGES_DIR = REPO_ROOT / 'test' / 'data'
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # A private domain per test run; CI and each developer set their own.
 # 10..99: domains above 101 use ports in Linux's ephemeral range.
 os.environ.setdefault('ROS_DOMAIN_ID', str(10 + os.getpid() % 90))
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+# Only the current variable: the FASTRTPS_ one is deprecated and warns on Kilted.
+os.environ.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                      str(REPO_ROOT / 'config' / 'fastdds_profile.xml'))
+os.environ.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
 
 try:
     from hypothesis import settings
@@ -28,21 +41,6 @@ try:
         settings.load_profile('ci')
 except ImportError:
     pass
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MODELS_DIR = REPO_ROOT / 'models'
-DATA_DIR = Path(os.environ.get('PLANT_DISEASE_DATA', REPO_ROOT.parent / 'shared' / 'data'
-                               / 'plantvillage'))
-TEST_IMAGES_DIR = REPO_ROOT / 'test' / 'data'
-
-
-def rclpy_available() -> bool:
-    """Return whether rclpy (the ROS 2 wheels) can be imported."""
-    try:
-        import rclpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -55,19 +53,3 @@ def ros_context() -> Iterator[object]:
         yield context
     finally:
         rclpy.try_shutdown(context=context)
-
-
-def spin_until(executor, predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    """Spin ``executor`` until ``predicate()`` holds or ``timeout_s`` passes; return it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        executor.spin_once(timeout_sec=0.02)
-    return predicate()
-
-
-@pytest.fixture
-def shipped_model_paths() -> tuple[Path, Path]:
-    """Return the shipped model and labels paths."""
-    return MODELS_DIR / 'plant_disease_int8.tflite', MODELS_DIR / 'labels.txt'

@@ -1,12 +1,19 @@
-"""Guard the boundary: ``plant_disease_ros.core`` imports and works without any ROS module.
+"""Guard the layers: each folder of the package imports only from the layers below it.
 
-Each core module is imported in a fresh interpreter whose import system refuses rclpy,
-rosidl, message packages and every other ROS module, so a ROS import anywhere in the
-core (even indirect) fails this test.
+The layer rule is read from the source: every ``import`` of every module, at the top or
+inside a function (a lazy import counts too), and every ``importlib.import_module`` of a
+constant name, is found by parsing the module, and no import may go up a layer:
+
+    core  <-  ros  <-  nodes  <-  tools, cli, training
+
+``core`` must also work without ROS: each core module is imported in a fresh interpreter
+whose import system refuses rclpy, rosidl, message packages and every other ROS module,
+so a ROS import anywhere in the core (even indirect) fails.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 import subprocess
 import sys
@@ -14,7 +21,92 @@ import sys
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CORE_DIR = REPO_ROOT / 'plant_disease_ros' / 'core'
+PACKAGE = 'plant_disease_ros'
+PACKAGE_DIR = REPO_ROOT / PACKAGE
+CORE_DIR = PACKAGE_DIR / 'core'
+# layer -> the layers it must not import from.
+FORBIDDEN = {
+    'core': {'ros', 'nodes', 'tools', 'cli', 'training'},
+    'ros': {'nodes', 'tools', 'cli', 'training'},
+    'nodes': {'tools', 'cli', 'training'},
+}
+
+
+def module_name(path: Path) -> str:
+    """Return the dotted module name of a file of the package."""
+    parts = path.relative_to(REPO_ROOT).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Return every module ``source`` (module ``module``) imports, relative ones resolved."""
+    package = module if is_package else module.rpartition('.')[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split('.')
+                base = base[:len(base) - (node.level - 1)]
+                prefix = '.'.join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ''
+            found.add(prefix)
+            # ``from package import module`` imports the module.
+            found.update(f'{prefix}.{alias.name}' for alias in node.names)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name)
+              and getattr(node.func, 'attr', getattr(node.func, 'id', '')) == 'import_module'
+              and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)):
+            found.add(node.args[0].value)
+    return found
+
+
+def layer_of(module: str) -> str | None:
+    """Return the layer (first folder under the package) of ``module``, if it has one."""
+    parts = module.split('.')
+    return parts[1] if len(parts) > 1 and parts[0] == PACKAGE else None
+
+
+def layer_violations(layer: str) -> list[str]:
+    """Return 'module -> imported' for every import of ``layer`` that goes up a layer."""
+    violations = []
+    for path in sorted((PACKAGE_DIR / layer).rglob('*.py')):
+        module = module_name(path)
+        source = path.read_text(encoding='utf-8')
+        for imported in sorted(imported_modules(source, module, path.stem == '__init__')):
+            if layer_of(imported) in FORBIDDEN[layer]:
+                violations.append(f'{module} -> {imported}')
+    return violations
+
+
+def test_layers_exist() -> None:
+    for layer in ('core', 'ros', 'nodes', 'tools', 'cli', 'training'):
+        assert (PACKAGE_DIR / layer / '__init__.py').is_file(), layer
+
+
+@pytest.mark.parametrize('layer', sorted(FORBIDDEN))
+def test_no_import_goes_up_a_layer(layer: str) -> None:
+    assert list((PACKAGE_DIR / layer).glob('*.py')), f'no modules in {layer}/'
+    assert layer_violations(layer) == []
+
+
+def test_import_finder_sees_every_kind_of_import() -> None:
+    source = (
+        'import plant_disease_ros.tools.bench\n'
+        'from plant_disease_ros.cli import main\n'
+        'from ..training.dataset import load\n'
+        'from . import sibling\n'
+        'def lazy():\n'
+        '    from plant_disease_ros.nodes import pipeline\n'
+        '    importlib.import_module("plant_disease_ros.ros.qos")\n')
+    found = imported_modules(source, 'plant_disease_ros.core.example')
+    assert {'plant_disease_ros.tools.bench', 'plant_disease_ros.cli.main',
+            'plant_disease_ros.training.dataset', 'plant_disease_ros.core.sibling',
+            'plant_disease_ros.nodes.pipeline', 'plant_disease_ros.ros.qos'} <= found
+    assert {layer_of(name) for name in found} >= FORBIDDEN['core']
+
 CORE_MODULES = sorted(path.stem for path in CORE_DIR.glob('*.py') if path.stem != '__init__')
 
 BLOCKER = """

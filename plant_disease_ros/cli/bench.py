@@ -1,8 +1,8 @@
 """``plant-disease bench``: latency, throughput, floods and the Keras baseline, in one run.
 
-Prints the figures as tables and saves them, with the machine they came from, as JSON.
-A full run takes about 8-10 minutes; ``--quick`` is a 1-2 minute smoke run whose figures
-are not meant to be quoted. Run it on an otherwise idle machine.
+Prints the figures as tables and saves them, with the machine they came from, as JSON
+(the code is ``plant_disease_ros.tools.bench``). ``--quick`` is a short smoke run whose
+figures are not meant to be quoted. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', type=Path, default=Path('bench.json'),
                         help='JSON report path (default bench.json)')
     parser.add_argument('--quick', action='store_true',
-                        help='short phases (about 1-2 minutes): a smoke run, not figures')
+                        help='short phases: a smoke run, not figures')
     parser.add_argument('--skip-baseline', action='store_true',
                         help='leave out the Keras baseline (TensorFlow is slow to start)')
     parser.add_argument('--sections', nargs='+', choices=SECTIONS, default=list(SECTIONS),

@@ -1,4 +1,9 @@
-"""``plant-disease evaluate``: accuracy, confusion matrix and latency of a TFLite model."""
+"""``plant-disease evaluate``: accuracy, confusion matrix and latency of a TFLite model.
+
+With ``--field-split`` it reports per domain (lab, field sets, non-leaf scenes):
+accuracy, rejection rates, calibration error, a confusion matrix per domain and one
+reliability diagram.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='at most this many photos a class (deterministic choice)')
     parser.add_argument('--keras', default=None,
                         help='float Keras model: also report float accuracy and agreement')
+    parser.add_argument('--field-split', default=None,
+                        help='field_split.json of a field-fit run: evaluate every domain '
+                             '(lab test split of --split-manifest or the one it names, field '
+                             'sets, non-leaf scenes, synthetic non-leaf frames)')
+    parser.add_argument('--score-threshold', type=float, default=0.5,
+                        help='with --field-split: a top score below this counts as rejected '
+                             "(the nodes' score_threshold)")
+    parser.add_argument('--synthetic-per-kind', type=int, default=25,
+                        help='with --field-split: seeded synthetic non-leaf frames per kind')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--out', default='evaluation', help='output folder')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
@@ -36,7 +50,12 @@ def run(args: argparse.Namespace) -> int:
         labels_path=str(args.labels or default_labels_path()),
         out_dir=args.out, data_dir=args.data, split_manifest=args.split_manifest,
         split=args.split, per_class=args.per_class, keras_model=args.keras,
-        num_threads=args.threads, cache_dir=args.cache_dir or None))
+        num_threads=args.threads, cache_dir=args.cache_dir or None,
+        field_split=args.field_split, score_threshold=args.score_threshold,
+        synthetic_per_kind=args.synthetic_per_kind))
     print(format_report(report))
-    print(f'written: {args.out}/evaluation.json, per_class.csv, confusion_matrix.png')
+    if args.field_split:
+        print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png')
+    else:
+        print(f'written: {args.out}/evaluation.json, per_class.csv, confusion_matrix.png')
     return 0

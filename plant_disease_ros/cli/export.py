@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+import shutil
 
 from plant_disease_ros.training.export import export_int8
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
@@ -12,26 +13,47 @@ from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``export`` options."""
     parser.add_argument('--run', required=True,
-                        help='training output folder (holds model.keras and split.json)')
+                        help='training output folder (holds model.keras and split.json; a '
+                             'field-fit run also field_split.json)')
     parser.add_argument('--out', default='models/plant_disease_int8.tflite',
-                        help='TFLite file to write; labels.txt goes beside it')
+                        help='TFLite file to write; labels.txt goes beside it (and, for a '
+                             'field-fit run, field_split.json and split.json)')
     parser.add_argument('--input-type', choices=('uint8', 'int8'), default='uint8')
     parser.add_argument('--calibration-count', type=int, default=300,
                         help='training photos used to calibrate activations')
     parser.add_argument('--float-out', default=None,
                         help='also save the float Keras model (without optimizer state) here')
+    parser.add_argument('--calibrate', action='store_true',
+                        help='field-fit run stopped before its end: fit the score temperature '
+                             'on its validation photos first (writes model.keras)')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
 
 
 def run(args: argparse.Namespace) -> int:
     """Export and print the model's path and size."""
     run_dir = Path(args.run)
+    field_split = run_dir / 'field_split.json'
+    cache_dir = args.cache_dir or None
+    if args.calibrate:
+        from plant_disease_ros.training.field_train import calibrate_run
+
+        if not field_split.exists():
+            raise FileNotFoundError(f'--calibrate needs a field-fit run: {field_split} '
+                                    'not found')
+        temperature, _ = calibrate_run(run_dir, cache_dir=cache_dir)
+        print(f'temperature {temperature:.3f} folded into {run_dir / "model.keras"}')
     for needed in ('model.keras', 'split.json'):
         if not (run_dir / needed).exists():
             raise FileNotFoundError(f'{run_dir / needed} not found: is {run_dir} a training run?')
     result = export_int8(run_dir / 'model.keras', run_dir / 'split.json', args.out,
                          input_type=args.input_type, calibration_count=args.calibration_count,
-                         cache_dir=args.cache_dir or None, float_out=args.float_out)
+                         cache_dir=cache_dir, float_out=args.float_out,
+                         field_split=field_split if field_split.exists() else None)
+    if field_split.exists():
+        for name in ('field_split.json', 'split.json'):
+            destination = result.tflite_path.parent / name
+            if destination.resolve() != (run_dir / name).resolve():
+                shutil.copyfile(run_dir / name, destination)
     print(f'int8 model: {result.tflite_path} ({result.size_bytes / 1024:.0f} KiB, '
           f'calibrated on {result.calibration_images} photos); labels: {result.labels_path}')
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plant_disease_ros.training.evaluate import benchmark_invoke
+from plant_disease_ros.training.evaluate import benchmark_invoke, compare_invoke
 from plant_disease_ros.training.model_card import write_model_card
 
 
@@ -21,15 +21,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--train-command', default='')
     parser.add_argument('--export-command', default='')
     parser.add_argument('--evaluate-command', default='')
+    parser.add_argument('--baseline', default=None,
+                        help='field-fit card: folder of the same `evaluate --field-split` of '
+                             'the model it replaces (figures side by side)')
+    parser.add_argument('--reference-model', default=None,
+                        help='also time this TFLite model (the one replaced) in the same run')
+    parser.add_argument('--reference-labels', default=None,
+                        help='labels of --reference-model (default: beside it)')
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure invoke latency at 1 and 2 threads and write the card."""
-    latency = [benchmark_invoke(args.model, args.labels, threads) for threads in (1, 2)]
+    """Measure invoke latency at 1 and 2 threads (and the reference's) and write the card."""
+    reference = None
+    if args.reference_model:
+        reference_labels = args.reference_labels or str(
+            Path(args.reference_model).parent / 'labels.txt')
+        reference = []
+        latency = []
+        for threads in (1, 2):
+            # Interleaved rounds, so both models see the same machine load.
+            new, old = compare_invoke([(args.model, args.labels),
+                                       (args.reference_model, reference_labels)], threads)
+            latency.append(new)
+            reference.append(old)
+    else:
+        latency = [benchmark_invoke(args.model, args.labels, threads) for threads in (1, 2)]
     search_table = Path(args.search).read_text() if args.search else None
     path = write_model_card(args.run, args.evaluation, args.out, args.model, latency,
                             search_table=search_table, train_command=args.train_command,
                             export_command=args.export_command,
-                            evaluate_command=args.evaluate_command)
+                            evaluate_command=args.evaluate_command,
+                            baseline_dir=args.baseline, reference_latency=reference)
     print(f'model card: {path}')
     return 0

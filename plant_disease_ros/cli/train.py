@@ -1,4 +1,10 @@
-"""``plant-disease train``: train a classifier on a folder of class folders."""
+"""``plant-disease train``: train a classifier on a folder of class folders.
+
+Two recipes: ``lab`` (the default) trains on one photo folder, from scratch or from
+``--init-weights``; ``field`` fine-tunes a lab model for the field (lab + field photos +
+non-leaf scenes, a 22nd label ``no_leaf``, calibrated scores; see
+:mod:`plant_disease_ros.training.field_train`).
+"""
 
 from __future__ import annotations
 
@@ -7,47 +13,110 @@ import argparse
 from plant_disease_ros.training.model import ARCHITECTURES
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR, train, TrainOptions
 
+RECIPES = ('lab', 'field')
+# Per-recipe defaults of the options whose argparse default is None.
+LAB_DEFAULTS = {'learning_rate': 2e-3, 'val_fraction': 0.10, 'test_fraction': 0.15,
+                'epochs': 40, 'input_size': 96}
+FIELD_DEFAULTS = {'learning_rate': 8e-4, 'val_fraction': 0.15, 'test_fraction': 0.25,
+                  'epochs': 30, 'input_size': 128}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``train`` options."""
-    parser.add_argument('--data', required=True, help='folder of <class>/<image> photos')
+    parser.add_argument('--recipe', choices=RECIPES, default='lab',
+                        help='lab: one photo folder; field: lab model -> field-fit model '
+                             'with no_leaf (needs --init-weights, --lab-split, '
+                             '--field-data, --negatives)')
+    parser.add_argument('--data', required=True,
+                        help='folder of <class>/<image> photos (field recipe: the lab photos)')
     parser.add_argument('--out', required=True, help='output folder for the run')
     parser.add_argument('--architecture', choices=ARCHITECTURES, default='resnet_lite')
     parser.add_argument('--width', type=float, default=0.75, help='width multiplier (alpha)')
-    parser.add_argument('--input-size', type=int, default=96, help='square input side, px')
-    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--input-size', type=int, default=None,
+                        help='square input side, px (lab: 96, field: 128)')
+    parser.add_argument('--epochs', type=int, default=None, help='lab: 40, field: 30')
     parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--learning-rate', type=float, default=2e-3)
+    parser.add_argument('--learning-rate', type=float, default=None,
+                        help='peak learning rate (lab: 2e-3, field: 8e-4)')
     parser.add_argument('--patience', type=int, default=8,
-                        help='early stopping: epochs without validation gain')
+                        help='early stopping: epochs without validation gain (lab recipe)')
     parser.add_argument('--seed', type=int, default=42)
-    parser.add_argument('--val-fraction', type=float, default=0.10)
-    parser.add_argument('--test-fraction', type=float, default=0.15)
+    parser.add_argument('--val-fraction', type=float, default=None,
+                        help='lab: 0.10; field: 0.15 of each field folder')
+    parser.add_argument('--test-fraction', type=float, default=None,
+                        help='lab: 0.15; field: 0.25 of each field folder')
     parser.add_argument('--per-class', type=int, default=None,
-                        help='use at most this many photos a class (smoke runs)')
+                        help='use at most this many photos a class (smoke runs, lab recipe)')
     parser.add_argument('--augment-strength', type=float, default=1.0,
-                        help='0 turns augmentation off')
+                        help='0 turns augmentation off (lab recipe)')
     parser.add_argument('--time-budget-min', type=float, default=None,
                         help='stop after the epoch that passes this many minutes')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR),
                         help='where decoded photos are cached ("" for no cache)')
     parser.add_argument('--init-weights', default=None,
                         help='start from this Keras model (same architecture): a second, '
-                             'lower-learning-rate phase')
+                             "lower-learning-rate phase, or the field recipe's lab model")
     parser.add_argument('--threads', type=int, default=None, help='TensorFlow CPU threads')
     parser.add_argument('--quiet', action='store_true', help='one line per epoch')
+    field = parser.add_argument_group('field recipe')
+    field.add_argument('--lab-split', default=None,
+                       help="the lab model's split.json (its test photos stay out)")
+    field.add_argument('--field-data', default=None,
+                       help='folder of field photo sets (<set>/<class>/<image>)')
+    field.add_argument('--negatives', default=None,
+                       help='folder of non-leaf scenes (<kind>/<image>), labelled no_leaf')
+    field.add_argument('--steps-per-epoch', type=int, default=120,
+                       help='mixed batches an epoch')
+    field.add_argument('--cache-size', type=int, default=144,
+                       help='side of the decoded training photos, px (crops come from it)')
+
+
+def _resolved(args: argparse.Namespace, defaults: dict) -> dict:
+    return {key: (getattr(args, key) if getattr(args, key) is not None else value)
+            for key, value in defaults.items()}
 
 
 def run(args: argparse.Namespace) -> int:
     """Train and print where the model is."""
+    if args.recipe == 'field':
+        return run_field(args)
+    values = _resolved(args, LAB_DEFAULTS)
     options = TrainOptions(
-        data_dir=args.data, out_dir=args.out, input_size=args.input_size, width=args.width,
-        architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
-        val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-        per_class=args.per_class, augment_strength=args.augment_strength,
-        time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
-        init_weights=args.init_weights, threads=args.threads, verbose=2 if args.quiet else 1)
+        data_dir=args.data, out_dir=args.out, input_size=values['input_size'],
+        width=args.width, architecture=args.architecture, epochs=values['epochs'],
+        batch_size=args.batch_size, learning_rate=values['learning_rate'],
+        patience=args.patience, seed=args.seed, val_fraction=values['val_fraction'],
+        test_fraction=values['test_fraction'], per_class=args.per_class,
+        augment_strength=args.augment_strength, time_budget_min=args.time_budget_min,
+        cache_dir=args.cache_dir or None, init_weights=args.init_weights,
+        threads=args.threads, verbose=2 if args.quiet else 1)
     result = train(options)
     print(f'model: {result.model_path} (best val accuracy {result.best_val_accuracy:.4f})')
+    return 0
+
+
+def run_field(args: argparse.Namespace) -> int:
+    """Run the field recipe and print where the calibrated model is."""
+    from plant_disease_ros.training.field_train import FieldTrainOptions, train_field
+
+    missing = [flag for flag, value in (('--init-weights', args.init_weights),
+                                        ('--lab-split', args.lab_split),
+                                        ('--field-data', args.field_data),
+                                        ('--negatives', args.negatives)) if not value]
+    if missing:
+        raise ValueError(f'the field recipe needs {", ".join(missing)}')
+    values = _resolved(args, FIELD_DEFAULTS)
+    options = FieldTrainOptions(
+        lab_data=args.data, lab_split=args.lab_split, field_data=args.field_data,
+        negatives=args.negatives, init_weights=args.init_weights, out_dir=args.out,
+        input_size=values['input_size'], cache_size=args.cache_size,
+        epochs=values['epochs'], steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size, learning_rate=values['learning_rate'], seed=args.seed,
+        val_fraction=values['val_fraction'], test_fraction=values['test_fraction'],
+        time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
+        threads=args.threads)
+    summary = train_field(options)
+    print(f'model: {args.out}/model.keras (best mean domain accuracy '
+          f'{summary["best_val_score"]:.4f} at epoch {summary["best_epoch"]}, temperature '
+          f'{summary["temperature"]:.3f})')
     return 0

@@ -1,20 +1,12 @@
 """Keep freed frame buffers in the process instead of handing them back to the kernel.
 
-Why: glibc's malloc gives large freed blocks back to the kernel (``munmap``, or trimming
-the heap top). Every frame of an image stream allocates and frees buffers of the frame's
-size (the deserialised message, its Python copy, the colour-converted and resized arrays,
-the outgoing messages), so with the defaults each frame asks the kernel for fresh pages
-and touches them again: one page fault per 4 KiB. On the build machine (a 2-core VM) a
-fault costs about 2.7 us, i.e. 0.6 ms per 640x480 bgr8 buffer, several times per frame.
+Why: glibc returns large freed blocks to the kernel, so each frame of an image stream
+would fault in fresh pages for buffers of the frame's size; raising the mmap and trim
+thresholds keeps those buffers on the heap, already resident.
 
-Raising the mmap threshold above the largest frame and the trim threshold well above the
-working set makes those buffers come back from the heap, already resident. Measured
-there: two DDS hops of a 640x480 frame between Python processes (no work) went from a
-4.4 ms to a 2.6 ms median with the setting in the subscriber alone.
-
-The cost is memory the process keeps after a peak (at most ``trim_threshold_bytes`` of
-free heap top); resident memory then stays flat instead of rising and falling with
-each frame. Only glibc has ``mallopt``: elsewhere (musl, macOS) nothing is changed.
+The cost is free heap the process keeps after a peak (at most ``trim_threshold_bytes``).
+``PLANT_DISEASE_TUNE_MALLOC=0`` switches it off; the user's ``MALLOC_*_THRESHOLD_``
+variables win; without glibc's ``mallopt`` (musl, macOS) nothing is changed.
 """
 
 from __future__ import annotations

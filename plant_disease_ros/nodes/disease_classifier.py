@@ -10,35 +10,28 @@ frame whose top-1 score reaches ``score_threshold`` also gives a GeoJSON Feature
 image's header.
 
 Position tagging never uses a fix from after the image before that fix has arrived: a
-detection whose later fix has not come yet waits up to ``fix_wait_s`` (re-checked when a
-fix arrives and on a timer), then takes the nearest older fix within ``max_fix_age_s``,
-or goes out with null geometry and ``fix_status`` 'stale' or 'none'.
+detection whose later fix has not come yet waits up to ``fix_wait_s`` (see
+``core.fix_wait``), then takes the nearest older fix within ``max_fix_age_s``, or goes
+out with null geometry and ``fix_status`` 'stale' or 'none'.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from dataclasses import dataclass
+from collections import Counter
 import math
 import sys
 import time
 from typing import Any
 
-import cv2
 import numpy as np
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
-from rclpy.exceptions import InvalidParameterValueException
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image, NavSatFix
 from std_msgs.msg import Float32, Header, String
 
+from plant_disease_ros.core.annotation import annotate
 from plant_disease_ros.core.classifier import (
     Classification,
     ClassifierOptions,
@@ -46,7 +39,9 @@ from plant_disease_ros.core.classifier import (
 )
 from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
+from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.conversions import (
     classification_to_string,
     copy_header,
@@ -59,6 +54,13 @@ from plant_disease_ros.ros.conversions import (
     stamp_to_seconds,
 )
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.ros.parameters import (
+    choices_text,
+    float_range,
+    integer_range,
+    one_of,
+    ParameterChecks,
+)
 from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
     FIX_DEPTH,
@@ -67,61 +69,17 @@ from plant_disease_ros.ros.qos import (
     reliability_name,
     results_qos,
 )
-from plant_disease_ros.ros.startup import run_nodes, steady_clock
+from plant_disease_ros.ros.startup import run_nodes
 
 NODE_NAME = 'disease_classifier'
-READ_ONLY_PARAMETERS = (
-    'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
-    'max_fix_age_s', 'fix_buffer_size', 'diagnostics_period_s')
 # Detections waiting for the fix after their stamp; beyond this the oldest is settled.
 MAX_PENDING_DETECTIONS = 64
 PENDING_CHECK_PERIOD_S = 0.05
 EXPLANATION_GRID = 4
 
-
-@dataclass(frozen=True)
-class PendingDetection:
-    """A classified frame waiting for the fix after its stamp."""
-
-    classification: Classification
-    header: Header
-    stamp_s: float
-    deadline_s: float
-
-
-def check_classifier_parameter(name: str, value: Any, num_labels: int) -> str | None:
-    """Return why ``value`` is not valid for classifier parameter ``name``, or ``None``."""
-    if name == 'top_k' and not 1 <= value <= num_labels:
-        return f'top_k must be in 1..{num_labels} (the number of labels), got {value}'
-    if name == 'score_threshold' and not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        return f'score_threshold must be in [0, 1], got {value}'
-    if name == 'num_threads' and value < 1:
-        return f'num_threads must be >= 1, got {value}'
-    if name == 'qos_reliability' and value not in RELIABILITY_CHOICES:
-        return f'qos_reliability must be one of {", ".join(RELIABILITY_CHOICES)}, got {value!r}'
-    if name in ('max_fix_age_s', 'fix_wait_s', 'explain_period_s') and not (
-            math.isfinite(value) and value >= 0.0):
-        return f'{name} must be a finite number >= 0, got {value}'
-    if name == 'fix_buffer_size' and value < 1:
-        return f'fix_buffer_size must be >= 1, got {value}'
-    if name == 'diagnostics_period_s' and not (math.isfinite(value) and value > 0.0):
-        return f'diagnostics_period_s must be > 0, got {value}'
-    return None
-
-
-def annotate(rgb: np.ndarray, text: str) -> np.ndarray:
-    """Return a copy of ``rgb`` with ``text`` on a dark band across the top."""
-    image = np.array(rgb, dtype=np.uint8, order='C', copy=True)
-    height, width = image.shape[:2]
-    scale = max(0.35, min(2.0, width / 900.0))
-    thickness = max(1, int(round(scale * 2)))
-    (text_width, text_height), baseline = cv2.getTextSize(
-        text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    band = min(height, text_height + baseline + 2 * thickness + 4)
-    image[:band] = (image[:band] * 0.35).astype(np.uint8)
-    cv2.putText(image, text, (4, band - baseline - thickness), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return image
+CHECKS = ParameterChecks({
+    'qos_reliability': one_of('qos_reliability', RELIABILITY_CHOICES),
+})
 
 
 class DiseaseClassifierNode(Node):
@@ -143,41 +101,33 @@ class DiseaseClassifierNode(Node):
             raise
 
     def _setup(self, subscribe_frames: bool) -> None:
-        """Read and check the parameters, load the model, create the endpoints."""
+        """Declare and read the parameters, load the model, create the endpoints."""
+        self.add_on_set_parameters_callback(CHECKS)
         self._declare_parameters()
-        names = ('model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
-                 'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
-                 'diagnostics_period_s')
-        values = {name: self.get_parameter(name).value for name in names}
-        for name, value in values.items():
-            reason = check_classifier_parameter(name, value, num_labels=1)
-            if reason is not None:
-                raise InvalidParameterValueException(name, value, reason)
-
+        value = {name: self.get_parameter(name).value for name in (
+            'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
+            'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
+            'diagnostics_period_s')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
-            model_path=values['model_path'], labels_path=values['labels_path'],
-            num_threads=values['num_threads'], delegate_path=values['delegate']))
-        num_labels = self.classifier.num_classes
-        self._declare_runtime_parameters(num_labels)
+            model_path=value['model_path'], labels_path=value['labels_path'],
+            num_threads=value['num_threads'], delegate_path=value['delegate']))
+        self._declare_model_parameters(self.classifier.num_classes)
         self.top_k = int(self.get_parameter('top_k').value)
         self.score_threshold = float(self.get_parameter('score_threshold').value)
-        for name, value in (('top_k', self.top_k), ('score_threshold', self.score_threshold)):
-            reason = check_classifier_parameter(name, value, num_labels)
-            if reason is not None:
-                raise InvalidParameterValueException(name, value, reason)
-        self.fix_wait_s = float(values['fix_wait_s'])
-        self.explain_period_s = float(values['explain_period_s'])
-        self.fix_buffer = FixBuffer(values['max_fix_age_s'], values['fix_buffer_size'])
+        self.fix_wait_s = float(value['fix_wait_s'])
+        self.explain_period_s = float(value['explain_period_s'])
+        self.fix_wait: FixWait[tuple[Classification, Header]] = FixWait(
+            FixBuffer(value['max_fix_age_s'], value['fix_buffer_size']),
+            MAX_PENDING_DETECTIONS)
 
         model = self.classifier.model
-        self.diagnostics = NodeDiagnostics(self, period_s=values['diagnostics_period_s'])
+        self.diagnostics = NodeDiagnostics(self, period_s=value['diagnostics_period_s'])
         self.diagnostics.set_value('model', model.path.name)
         self.diagnostics.set_value('backend', model.backend)
         self.diagnostics.set_value('num_threads', model.num_threads)
         self.warnings = ThrottledWarnings(self.get_logger())
         self.detection_counts: Counter[str] = Counter()
         self.fixes_received = 0
-        self._pending: deque[PendingDetection] = deque()
         self._last_explanation_s = -math.inf
         self._explanation_unavailable = False
 
@@ -196,23 +146,22 @@ class DiseaseClassifierNode(Node):
         self.frames_subscription: AdaptiveSubscription | None = None
         if subscribe_frames:
             self.frames_subscription = AdaptiveSubscription(
-                self, Image, 'frames', self._on_frame, reliability=values['qos_reliability'],
+                self, Image, 'frames', self._on_frame, reliability=value['qos_reliability'],
                 on_change=self._on_frames_qos_change)
         # GPS drivers publish reliable or best effort; 'auto' matches either.
         self.fix_subscription = AdaptiveSubscription(
             self, NavSatFix, 'fix', self._on_fix, reliability='auto', depth=FIX_DEPTH,
             on_change=self._log_qos_change)
         self._pending_timer = self.create_timer(PENDING_CHECK_PERIOD_S, self._settle_pending,
-                                                 clock=steady_clock())
+                                                clock=steady_clock())
         self._pending_timer.cancel()
-
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
+
         self.get_logger().info(
             f'model {model.path} ({model.backend}): input shape {tuple(model.input.shape)} '
-            f'{np.dtype(model.input.dtype).name}, {num_labels} labels, {model.num_threads} '
-            f'threads, delegate {model.delegate or "none"}; top_k {self.top_k}, '
-            f'score_threshold {self.score_threshold:g}')
+            f'{np.dtype(model.input.dtype).name}, {self.classifier.num_classes} labels, '
+            f'{model.num_threads} threads, delegate {model.delegate or "none"}; top_k '
+            f'{self.top_k}, score_threshold {self.score_threshold:g}')
 
     def _declare_parameters(self) -> None:
         """Declare the parameters needed before the model is loaded, and the GPS ones."""
@@ -223,53 +172,40 @@ class DiseaseClassifierNode(Node):
             read_only=True))
         self.declare_parameter('num_threads', 2, ParameterDescriptor(
             description='Interpreter CPU threads.', read_only=True,
-            integer_range=[IntegerRange(from_value=1, to_value=64, step=1)]))
+            integer_range=integer_range(1, 64)))
         self.declare_parameter('delegate', '', ParameterDescriptor(
             description='External delegate library (Edge TPU, NPU); empty = CPU.',
             read_only=True))
         self.declare_parameter('qos_reliability', 'auto', ParameterDescriptor(
             description="Reliability of the frames subscription: 'auto' (match the "
-                        "publishers), 'reliable' or 'best_effort'.", read_only=True))
+                        "publishers), 'reliable' or 'best_effort'.", read_only=True,
+            additional_constraints=choices_text(RELIABILITY_CHOICES)))
         self.declare_parameter('max_fix_age_s', 2.0, ParameterDescriptor(
             description='Farthest a fix may be from the image stamp to locate it (s).',
-            read_only=True,
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0)]))
+            read_only=True, floating_point_range=float_range(0.0, 3600.0)))
         self.declare_parameter('fix_wait_s', 0.3, ParameterDescriptor(
             description='Longest a detection waits for the fix after its stamp (s).',
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=10.0)]))
+            floating_point_range=float_range(0.0, 10.0)))
         self.declare_parameter('fix_buffer_size', 200, ParameterDescriptor(
             description='GPS fixes kept, newest first.', read_only=True,
-            integer_range=[IntegerRange(from_value=1, to_value=100000, step=1)]))
+            integer_range=integer_range(1, 100000)))
         self.declare_parameter('explain_period_s', 0.0, ParameterDescriptor(
             description='Period of the occlusion explanation image (s); 0 = off. Computed '
                         'only while explanation has subscribers.',
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=3600.0)]))
+            floating_point_range=float_range(0.0, 3600.0)))
         self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
             description='Period of the /diagnostics status (s).', read_only=True,
-            floating_point_range=[FloatingPointRange(from_value=0.01, to_value=3600.0)]))
+            floating_point_range=float_range(0.01, 3600.0)))
 
-    def _declare_runtime_parameters(self, num_labels: int) -> None:
-        """Declare top_k (range from the labels) and score_threshold."""
+    def _declare_model_parameters(self, num_labels: int) -> None:
+        """Declare top_k (its range from the model's labels) and score_threshold."""
         self.declare_parameter('top_k', min(3, num_labels), ParameterDescriptor(
             description=f'Categories in the classification JSON, 1..{num_labels}.',
-            integer_range=[IntegerRange(from_value=1, to_value=num_labels, step=1)]))
+            integer_range=integer_range(1, num_labels)))
         self.declare_parameter('score_threshold', 0.5, ParameterDescriptor(
             description="Top-1 score below which label is 'unknown' and no detection is "
                         'published, [0, 1].',
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0)]))
-
-    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Validate runtime parameter changes; refuse read-only ones with a reason."""
-        for parameter in parameters:
-            if parameter.name in READ_ONLY_PARAMETERS:
-                return SetParametersResult(
-                    successful=False,
-                    reason=f'{parameter.name} is read-only: restart the node to change it')
-            reason = check_classifier_parameter(parameter.name, parameter.value,
-                                                self.classifier.num_classes)
-            if reason is not None:
-                return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
+            floating_point_range=float_range(0.0, 1.0)))
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """Apply accepted runtime changes."""
@@ -301,9 +237,7 @@ class DiseaseClassifierNode(Node):
         try:
             rgb = image_to_rgb(msg)
         except ValueError as error:
-            reason = str(getattr(error, 'reason', 'invalid_image'))
-            self.diagnostics.count_rejected(reason)
-            self.warnings.warning(reason, f'rejected frame ({reason}): {error}')
+            self._reject(error, 'invalid_image', 'rejected frame')
             return
         self._classify_and_publish(rgb, msg.header, start)
 
@@ -314,6 +248,12 @@ class DiseaseClassifierNode(Node):
         """
         self.diagnostics.count_received()
         return self._classify_and_publish(rgb, header, time.perf_counter())
+
+    def _reject(self, error: Exception, default_reason: str, what: str) -> None:
+        """Count a frame refused for the error's ``reason`` and warn (throttled)."""
+        reason = str(getattr(error, 'reason', default_reason))
+        self.diagnostics.count_rejected(reason)
+        self.warnings.warning(reason, f'{what} ({reason}): {error}')
 
     def _classify_and_publish(self, rgb: np.ndarray, header: Header,
                               start: float) -> Classification | None:
@@ -326,9 +266,7 @@ class DiseaseClassifierNode(Node):
             classification = self.classifier.classify(rgb, top_k=self.top_k)
         except (ValueError, RuntimeError) as error:
             # One frame the interpreter cannot take must not stop the node.
-            reason = str(getattr(error, 'reason', 'classify_failed'))
-            self.diagnostics.count_rejected(reason)
-            self.warnings.warning(reason, f'cannot classify frame ({reason}): {error}')
+            self._reject(error, 'classify_failed', 'cannot classify frame')
             return None
         threshold = self.score_threshold
         label = display_label(classification, threshold)
@@ -342,7 +280,11 @@ class DiseaseClassifierNode(Node):
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
         self._maybe_explain(rgb, header)
         if classification.top.score >= threshold:
-            self._tag_detection(classification, header)
+            self._publish_located(self.fix_wait.add(
+                (classification, header), stamp_to_seconds(header.stamp), time.monotonic(),
+                self.fix_wait_s))
+            if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
+                self._pending_timer.reset()
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         return classification
 
@@ -375,58 +317,33 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.count_rejected(reason, category='fix')
             self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})')
             return
-        self.fix_buffer.add(fix)
+        self.fix_wait.fixes.add(fix)
         self._settle_pending()
-
-    def _tag_detection(self, classification: Classification, header: Header) -> None:
-        """Publish the detection now, or queue it until the fix after its stamp comes."""
-        stamp_s = stamp_to_seconds(header.stamp)
-        final = self.fix_wait_s <= 0.0
-        lookup = self.fix_buffer.lookup(stamp_s, final=final)
-        if lookup.status != 'pending':
-            self._publish_detection(classification, header, lookup)
-            return
-        self._pending.append(PendingDetection(classification, header, stamp_s,
-                                              time.monotonic() + self.fix_wait_s))
-        if len(self._pending) > MAX_PENDING_DETECTIONS:
-            oldest = self._pending.popleft()
-            self._publish_detection(oldest.classification, oldest.header,
-                                    self.fix_buffer.lookup(oldest.stamp_s, final=True))
-        if self._pending_timer.is_canceled():
-            self._pending_timer.reset()
 
     def _settle_pending(self) -> None:
         """Publish the waiting detections whose fix came or whose wait is over."""
-        now = time.monotonic()
-        while self._pending:
-            item = self._pending[0]
-            lookup = self.fix_buffer.lookup(item.stamp_s, final=False)
-            if lookup.status == 'pending':
-                if now < item.deadline_s:
-                    break
-                lookup = self.fix_buffer.lookup(item.stamp_s, final=True)
-            self._pending.popleft()
-            self._publish_detection(item.classification, item.header, lookup)
-        if not self._pending:
+        self._publish_located(self.fix_wait.settle(time.monotonic()))
+        if len(self.fix_wait) == 0:
             self._pending_timer.cancel()
 
-    def _publish_detection(self, classification: Classification, header: Header,
-                           lookup: FixLookup) -> None:
-        """Publish ``detections`` (and ``detections/fix`` when located) for one frame."""
-        feature = detection_feature(
-            stamp_sec=header.stamp.sec, stamp_nanosec=header.stamp.nanosec,
-            frame_id=header.frame_id, classification=classification, fix_lookup=lookup)
-        self.detections_publisher.publish(feature_to_string(feature))
-        if lookup.fix is not None:
-            self.detection_fix_publisher.publish(geofix_to_navsatfix(lookup.fix, header))
-        self.detection_counts[lookup.status] += 1
-        self.diagnostics.set_value(f'detections.{lookup.status}',
-                                   self.detection_counts[lookup.status])
+    def _publish_located(self, located: list[tuple[tuple[Classification, Header],
+                                                   FixLookup]]) -> None:
+        """Publish ``detections`` (and ``detections/fix`` when located) for each frame."""
+        for (classification, header), lookup in located:
+            feature = detection_feature(
+                stamp_sec=header.stamp.sec, stamp_nanosec=header.stamp.nanosec,
+                frame_id=header.frame_id, classification=classification, fix_lookup=lookup)
+            self.detections_publisher.publish(feature_to_string(feature))
+            if lookup.fix is not None:
+                self.detection_fix_publisher.publish(geofix_to_navsatfix(lookup.fix, header))
+            self.detection_counts[lookup.status] += 1
+            self.diagnostics.set_value(f'detections.{lookup.status}',
+                                       self.detection_counts[lookup.status])
 
     @property
     def pending_detections(self) -> int:
         """Return the number of detections waiting for a fix."""
-        return len(self._pending)
+        return len(self.fix_wait)
 
     def destroy_node(self) -> None:
         """Destroy the adaptive subscriptions and the diagnostics, then the node."""

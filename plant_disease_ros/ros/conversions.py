@@ -23,9 +23,9 @@ from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix
 from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
 
 __all__ = [
-    'UNKNOWN_LABEL', 'classification_to_dict', 'classification_to_json',
-    'classification_to_string', 'compressed_image_to_rgb', 'copy_header', 'display_label',
-    'feature_to_string', 'geofix_to_navsatfix', 'horizontal_accuracy_m', 'image_to_rgb',
+    'classification_to_dict', 'classification_to_json', 'classification_to_string',
+    'compressed_image_to_rgb', 'copy_header', 'display_label', 'feature_to_string',
+    'geofix_to_navsatfix', 'header_to_dict', 'horizontal_accuracy_m', 'image_to_rgb',
     'navsatfix_to_geofix', 'rgb_to_image', 'seconds_to_stamp', 'stamp_to_seconds',
 ]
 

@@ -2,14 +2,16 @@
 
 Each node owns one :class:`NodeDiagnostics`: callbacks count what happens to every
 message (received, processed, dropped, rejected by reason), add latencies, and a timer
-publishes one DiagnosticStatus on ``/diagnostics`` every period. The level is WARN when
-something was rejected during the last period, OK otherwise. :class:`ThrottledWarnings`
-keeps per-message warnings to one line per reason per period.
+publishes one DiagnosticStatus on ``/diagnostics`` every period. The level is ERROR while
+a lasting fault is set, WARN when something was rejected during the last period, OK
+otherwise. :class:`ThrottledWarnings` keeps per-message warnings to one line per reason
+per period.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 import math
 import time
 from typing import Any
@@ -19,7 +21,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from plant_disease_ros.core.latency import LatencyWindow
-from plant_disease_ros.ros.startup import steady_clock
+from plant_disease_ros.ros.clock import steady_clock
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
 
@@ -53,12 +55,14 @@ class NodeDiagnostics:
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.latency = LatencyWindow(latency_window)
         self.values: dict[str, Any] = {}
+        # A lasting fault (e.g. an unwritable output file); while set, the level is ERROR.
+        self.error = ''
         self._rejected_at_last_publish: Counter[tuple[str, str]] = Counter()
         self._publisher = node.create_publisher(
             DiagnosticArray, DIAGNOSTICS_TOPIC,
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._timer: Any = node.create_timer(float(period_s), self.publish,
-                                                 clock=steady_clock())
+                                             clock=steady_clock())
 
     def count_received(self) -> None:
         """Count a message that arrived."""
@@ -101,6 +105,9 @@ class NodeDiagnostics:
         else:
             status.level = DiagnosticStatus.OK
             status.message = 'ok'
+        if self.error:
+            status.level = DiagnosticStatus.ERROR
+            status.message = self.error
         items: list[tuple[str, Any]] = [
             ('received', self.received),
             ('processed', self.processed),
@@ -142,16 +149,21 @@ class ThrottledWarnings:
     reason hide another; this keeps one budget per key and says how many were suppressed.
     """
 
-    def __init__(self, logger: Any, period_s: float = 5.0) -> None:
-        """Throttle warnings sent to ``logger`` (an rclpy logger)."""
+    def __init__(self, logger: Any, period_s: float = 5.0,
+                 clock: Callable[[], float] | None = None) -> None:
+        """Throttle warnings sent to ``logger`` (an rclpy logger).
+
+        ``clock()`` returns seconds; ``time.monotonic`` when not given.
+        """
         self._logger = logger
         self._period_s = float(period_s)
+        self._clock = clock
         self._last_s: dict[str, float] = {}
         self._suppressed: Counter[str] = Counter()
 
     def warning(self, key: str, message: str) -> bool:
         """Log ``message`` unless ``key`` was logged within the period; return if logged."""
-        now = time.monotonic()
+        now = self._clock() if self._clock is not None else time.monotonic()
         last = self._last_s.get(key)
         if last is not None and now - last < self._period_s:
             self._suppressed[key] += 1

@@ -77,6 +77,8 @@ class NodeSetOptions:
     params_file: Path | None = None
     image_topic: str = DEFAULT_IMAGE_TOPIC
     compressed: bool = False
+    # The CompressedImage topic; None means image_transport's '<image_topic>/compressed'.
+    compressed_image_topic: str | None = None
     gps_topic: str | None = DEFAULT_GPS_TOPIC
     use_sim_time: bool = False
     model_path: str = ''
@@ -124,9 +126,32 @@ def default_params_file() -> Path | None:
         from ament_index_python.packages import get_package_share_directory
 
         shared = Path(get_package_share_directory(PACKAGE)) / 'config' / 'field.yaml'
-    except (ImportError, LookupError, ValueError):
+    except (ImportError, LookupError, ValueError, OSError):
+        # OSError: ament_index without AMENT_PREFIX_PATH, i.e. no installed share either.
         return None
     return shared if shared.is_file() else None
+
+
+def launch_parameters(executable: Executable) -> set[str]:
+    """Return the parameters the launch sets on ``executable`` from its arguments."""
+    names = {'use_sim_time'}
+    if executable.subscribes_image:
+        names.add('transport')
+    if executable.loads_model:
+        names.add('model_path')
+    if executable.writes_map:
+        names.add('map_dir')
+    return names
+
+
+def remapped_topics(executable: Executable) -> set[str]:
+    """Return the relative input topics the launch remaps for ``executable``."""
+    topics: set[str] = set()
+    if executable.subscribes_image:
+        topics |= {IMAGE_TOPIC, COMPRESSED_IMAGE_TOPIC}
+    if executable.subscribes_fix:
+        topics.add(FIX_TOPIC)
+    return topics
 
 
 def executables(options: NodeSetOptions) -> list[Executable]:
@@ -150,7 +175,9 @@ def ros_arguments(executable: Executable, options: NodeSetOptions) -> list[str]:
     if executable.subscribes_image:
         args += ['-p', f'transport:={options.image_transport}']
         source = COMPRESSED_IMAGE_TOPIC if options.compressed else IMAGE_TOPIC
-        target = options.image_topic + ('/compressed' if options.compressed else '')
+        target = options.image_topic
+        if options.compressed:
+            target = options.compressed_image_topic or f'{options.image_topic}/compressed'
         args += ['-r', f'{source}:={target}']
     if executable.loads_model and options.model_path:
         # '' (the shipped model) is the node's default; rcl would read an empty value as null.

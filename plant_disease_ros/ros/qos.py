@@ -27,7 +27,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
 )
 
-from plant_disease_ros.ros.startup import steady_clock
+from plant_disease_ros.ros.clock import steady_clock
 
 RELIABILITY_CHOICES: tuple[str, ...] = ('auto', 'reliable', 'best_effort')
 
@@ -65,11 +65,6 @@ def sensor_qos(reliability: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT,
     """Return the sensor-data profile (keep last ``depth``, volatile) with ``reliability``."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=reliability, durability=DurabilityPolicy.VOLATILE)
-
-
-def image_qos(reliability: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT) -> QoSProfile:
-    """Return the QoS of an image subscription: sensor data, depth 1."""
-    return sensor_qos(reliability, IMAGE_DEPTH)
 
 
 def frames_publisher_qos() -> QoSProfile:

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 import sys
 
 import rclpy
-from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
@@ -14,7 +13,6 @@ from rclpy.node import Node
 
 from plant_disease_ros.core.allocator_tuning import keep_frame_buffers_resident
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
-from plant_disease_ros.ros.fastdds_participant_id import avoid_crashed_participant_ports
 
 
 def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
@@ -33,15 +31,6 @@ def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
     return True
 
 
-def steady_clock() -> Clock:
-    """Return a steady clock for the nodes' housekeeping timers.
-
-    Diagnostics, QoS matching and the GPS wait must run in wall time: with use_sim_time
-    and a paused or absent /clock, a ROS-time timer would never fire.
-    """
-    return Clock(clock_type=ClockType.STEADY_TIME)
-
-
 def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
               args: Sequence[str] | None = None) -> int:
     """Run the node(s) that ``create()`` builds in one executor until shutdown.
@@ -49,24 +38,20 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     Returns the process exit code: 1 with one logged line when start-up fails (bad
     parameters file, model that cannot be loaded, invalid parameter), 0 after Ctrl-C or
     an external shutdown. Before anything allocates frames, the allocator is told to keep
-    freed frame buffers resident (see ``core.allocator_tuning``). The nodes are created
-    with Fast DDS steered off the shared-memory ports of a crashed process, so a node
-    restarted after ``kill -9`` is reached at once (see ``fastdds_participant_id``).
+    freed frame buffers resident (see ``core.allocator_tuning``).
     """
     tuning = keep_frame_buffers_resident()
     if not init_rclpy(name, args):
         return 1
     nodes: list[Node] = []
     try:
-        with avoid_crashed_participant_ports() as participant:
-            created = create()
+        created = create()
         nodes = [created] if isinstance(created, Node) else list(created)
         logger = get_logger(name)
         logger.info(
             f'allocator: {tuning.reason}' + (
                 f' (mmap threshold {tuning.mmap_threshold_bytes >> 20} MiB, trim threshold '
                 f'{tuning.trim_threshold_bytes >> 20} MiB)' if tuning.applied else ''))
-        logger.info(f'Fast DDS: {participant.reason}')
         executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)

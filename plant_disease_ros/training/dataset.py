@@ -86,8 +86,12 @@ class Split:
         )
 
 
-def scan_dataset(root: str | os.PathLike) -> DatasetIndex:
-    """Index a folder of class folders, raising :class:`DatasetError` when it is unusable."""
+def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:
+    """Index a folder of class folders, raising :class:`DatasetError` when it is unusable.
+
+    ``min_classes`` is 2 for a classifier's own data; 1 suits an extra photo set (field
+    photos of one class) added to other data.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f'dataset path {root} is not a folder')
@@ -106,7 +110,7 @@ def scan_dataset(root: str | os.PathLike) -> DatasetIndex:
         files.extend((str(path.relative_to(root)), index) for path in images)
     if empty:
         raise DatasetError(f'class folders without images in {root}: {", ".join(empty)}')
-    if len(class_dirs) < 2:
+    if len(class_dirs) < min_classes:
         raise DatasetError(
             f'{root} has a single class ({class_dirs[0].name}); a classifier needs two or more')
     return DatasetIndex(root=root, classes=tuple(d.name for d in class_dirs),

@@ -2,7 +2,9 @@
 
 The TFLite model runs through the robot's own classifier (same resize, same quantisation),
 so the figures are the ones the robot gets. Outputs in ``out_dir``: ``evaluation.json``,
-``per_class.csv`` and ``confusion_matrix.png``.
+``per_class.csv`` and ``confusion_matrix.png``; with a field split manifest, per-domain
+figures instead (:mod:`field_evaluate`): ``evaluation.json``, ``confusion_<domain>.png``
+and ``reliability.png``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 import numpy as np
 
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
-from plant_disease_ros.tools.machine import cpu_model
+from plant_disease_ros.tools.bench.machine import cpu_model
 from plant_disease_ros.training.confusion import plot_confusion_matrix
 from plant_disease_ros.training.dataset import (
     DatasetError,
@@ -54,6 +56,9 @@ class EvaluationOptions:
     num_threads: int = 2
     cache_dir: str | None = None
     seed: int = 0
+    field_split: str | None = None  # field_split.json: evaluate every domain
+    score_threshold: float = 0.5
+    synthetic_per_kind: int = 25
 
 
 def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
@@ -90,6 +95,8 @@ def evaluate(options: EvaluationOptions) -> dict:
     classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
         model_path=options.model_path, labels_path=options.labels_path,
         num_threads=options.num_threads))
+    if options.field_split:
+        return evaluate_domains(options, classifier)
     labels = list(classifier.labels)
     root, classes, files = select_files(options)
     unknown = [name for name in classes if name not in labels]
@@ -104,17 +111,8 @@ def evaluate(options: EvaluationOptions) -> dict:
         progress=print_progress(f'decoding {len(files)} photos'))
     truth = to_label[dataset_labels]
 
-    scores = np.zeros((len(images), len(labels)), dtype=np.float32)
-    invoke_ms = np.zeros(len(images))
-    total_ms = np.zeros(len(images))
-    progress = print_progress('int8 inference')
-    for row, image in enumerate(images):
-        result = classifier.classify(image, top_k=len(labels))
-        for category in result.categories:
-            scores[row, category.index] = category.score
-        invoke_ms[row] = result.invoke_ms
-        total_ms[row] = result.total_ms
-        progress(row + 1, len(images))
+    scores, invoke_ms, total_ms = int8_scores(classifier, images,
+                                              print_progress('int8 inference'))
     predicted = scores.argmax(axis=1)
     matrix = confusion_matrix(truth, predicted, len(labels))
     report_rows = per_class_report(matrix, labels)
@@ -133,12 +131,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         },
         'per_class': report_rows,
         'most_confused': most_confused(matrix, labels),
-        'latency_ms': {
-            'threads': options.num_threads,
-            'invoke_p50': float(np.percentile(invoke_ms, 50)) if len(images) else None,
-            'invoke_p95': float(np.percentile(invoke_ms, 95)) if len(images) else None,
-            'classify_p50': float(np.percentile(total_ms, 50)) if len(images) else None,
-        },
+        'latency_ms': latency_summary(invoke_ms, total_ms, options.num_threads),
         'machine': machine_description(),
     }
     if options.keras_model:
@@ -161,6 +154,101 @@ def evaluate(options: EvaluationOptions) -> dict:
     return report
 
 
+def int8_scores(classifier: DiseaseClassifier, images: np.ndarray,
+                progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(scores N×labels, invoke ms, classify ms)`` of the robot's classifier."""
+    labels = classifier.labels
+    scores = np.zeros((len(images), len(labels)), dtype=np.float32)
+    invoke_ms = np.zeros(len(images))
+    total_ms = np.zeros(len(images))
+    for row, image in enumerate(images):
+        result = classifier.classify(image, top_k=len(labels))
+        for category in result.categories:
+            scores[row, category.index] = category.score
+        invoke_ms[row] = result.invoke_ms
+        total_ms[row] = result.total_ms
+        if progress is not None:
+            progress(row + 1, len(images))
+    return scores, invoke_ms, total_ms
+
+
+def latency_summary(invoke_ms: np.ndarray, total_ms: np.ndarray, threads: int) -> dict:
+    """Return the p50/p95 invoke and p50 classify times of an evaluation."""
+    present = len(invoke_ms) > 0
+    return {
+        'threads': threads,
+        'invoke_p50': float(np.percentile(invoke_ms, 50)) if present else None,
+        'invoke_p95': float(np.percentile(invoke_ms, 95)) if present else None,
+        'classify_p50': float(np.percentile(total_ms, 50)) if present else None,
+    }
+
+
+def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) -> dict:
+    """Evaluate every domain of a field split manifest; write and return the report."""
+    from plant_disease_ros.training.field_data import NO_LEAF, read_field_split
+    from plant_disease_ros.training.field_evaluate import (
+        domain_frames,
+        write_domain_outputs,
+        write_json,
+    )
+
+    out_dir = Path(options.out_dir)
+    labels = list(read_field_split(options.field_split)['labels'])
+    model_labels = list(classifier.labels)
+    # A lab model without ``no_leaf`` is scored with a zero ``no_leaf`` column: the
+    # baseline a field-fit model is compared against.
+    padded = model_labels != labels and model_labels + [NO_LEAF] == labels
+    if model_labels != labels and not padded:
+        raise DatasetError(f'the model labels differ from those of {options.field_split}')
+    height, width = classifier.input_size
+    if height != width:
+        raise DatasetError(f'evaluation expects a square model input, got {height}x{width}')
+    domains = domain_frames(options.field_split, labels, height, part=options.split,
+                            lab_data=options.data_dir, lab_split=options.split_manifest,
+                            cache_dir=options.cache_dir,
+                            synthetic_per_kind=options.synthetic_per_kind)
+    scores, invoke, total = {}, [], []
+    for frames in domains:
+        domain_scores, invoke_ms, total_ms = int8_scores(classifier, frames.images)
+        if padded:
+            domain_scores = np.pad(domain_scores, ((0, 0), (0, 1)))
+        scores[frames.name] = domain_scores
+        invoke.append(invoke_ms)
+        total.append(total_ms)
+        print(f'{frames.name}: {len(frames.images)} frames scored', file=sys.stderr,
+              flush=True)
+    reports = write_domain_outputs(domains, scores, labels, out_dir, options.score_threshold)
+    report = {
+        'model': str(options.model_path),
+        'model_bytes': Path(options.model_path).stat().st_size,
+        'backend': classifier.model.backend,
+        'labels': labels,
+        'model_has_no_leaf': not padded,
+        'split': options.split,
+        'field_split': str(options.field_split),
+        'score_threshold': options.score_threshold,
+        'photos': int(sum(len(frames.truth) for frames in domains)),
+        'domains': reports,
+        'latency_ms': latency_summary(np.concatenate(invoke), np.concatenate(total),
+                                      options.num_threads),
+        'machine': machine_description(),
+    }
+    if options.keras_model:
+        everything = np.concatenate([frames.images for frames in domains])
+        float_scores = keras_scores(options.keras_model, everything)
+        if padded:
+            float_scores = np.pad(float_scores, ((0, 0), (0, 1)))
+        start = 0
+        for frames in domains:
+            part = float_scores[start:start + len(frames.images)]
+            start += len(frames.images)
+            reports[frames.name]['float_top1'] = top_k_accuracy(part, frames.truth, 1)
+            reports[frames.name]['int8_float_agreement'] = float(np.mean(
+                part.argmax(axis=1) == scores[frames.name].argmax(axis=1)))
+    write_json(out_dir / 'evaluation.json', report)
+    return report
+
+
 def keras_scores(model_path: str, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Return the float Keras model's probabilities for uint8 images."""
     import tensorflow as tf
@@ -178,6 +266,11 @@ def machine_description() -> str:
 
 def format_report(report: dict) -> str:
     """Return a human-readable summary table of an evaluation report."""
+    if 'domains' in report:
+        from plant_disease_ros.training.field_evaluate import format_domain_table
+
+        return f'frames: {report["photos"]} ({report["split"]})\n' + format_domain_table(
+            report['domains'])
     lines = [f'photos: {report["photos"]} ({report["split"]})',
              f'int8  top-1 {100 * report["int8"]["top1"]:.2f} %  '
              f'top-3 {100 * report["int8"]["top3"]:.2f} %  '
@@ -217,3 +310,29 @@ def benchmark_invoke(model_path: str, labels_path: str, threads: int,
         times.append((time.perf_counter() - started) * 1000.0)
     return {'threads': threads, 'p50_ms': float(np.percentile(times, 50)),
             'p95_ms': float(np.percentile(times, 95))}
+
+
+def compare_invoke(models: list[tuple[str, str]], threads: int, repeats: int = 300,
+                   rounds: int = 5) -> list[dict]:
+    """Time bare ``invoke()`` of several ``(model, labels)`` in interleaved rounds.
+
+    Each round runs ``repeats`` invokes of every model in turn, so a change in the load of
+    a shared machine falls on all of them alike. Returns p50/p95 in ms per model, in order.
+    """
+    interpreters = []
+    for model_path, labels_path in models:
+        classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
+            model_path=model_path, labels_path=labels_path, num_threads=threads))
+        height, width = classifier.input_size
+        classifier.classify(np.zeros((height, width, 3), dtype=np.uint8))
+        interpreters.append(classifier.model.interpreter)
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for number, interpreter in enumerate(interpreters):
+            for _ in range(repeats):
+                started = time.perf_counter()
+                interpreter.invoke()
+                times[number].append((time.perf_counter() - started) * 1000.0)
+    return [{'threads': threads, 'p50_ms': float(np.percentile(values, 50)),
+             'p95_ms': float(np.percentile(values, 95)), 'invokes': len(values)}
+            for values in times]

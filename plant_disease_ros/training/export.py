@@ -47,12 +47,47 @@ def representative_images(manifest: dict, size: int, count: int = 300,
     return images
 
 
+def field_representative_images(field_split: str | Path, size: int, count: int = 300,
+                                seed: int = 7, cache_dir: str | None = None,
+                                lab_data: str | None = None) -> np.ndarray:
+    """Return up to ``count`` training photos of every domain of a field split, for calibration.
+
+    Half come from the lab split (balanced across classes), half from the field and
+    non-leaf domains (split evenly between them), so the activation ranges cover both.
+    """
+    from plant_disease_ros.training.field_data import (
+        domain_files,
+        read_field_split,
+        resolve_lab_split,
+    )
+
+    manifest = read_field_split(field_split)
+    lab_manifest = read_manifest(resolve_lab_split(manifest, field_split))
+    if lab_data:
+        lab_manifest = {**lab_manifest, 'root': lab_data}
+    parts = [representative_images(lab_manifest, size, count // 2, seed, cache_dir)]
+    domains = list(manifest['domains'])
+    for domain in domains:
+        root, files, _ = domain_files(manifest, domain, 'train')
+        per_class = max(1, int(np.ceil(count / 2 / len(domains)
+                                       / max(1, len({label for _, label in files})))))
+        chosen = subsample(files, per_class, seed=seed)
+        images, _, _ = load_images(root, chosen, size, cache_dir=cache_dir)
+        parts.append(images)
+    return np.concatenate(parts)
+
+
 def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
                 out_path: str | Path, *, input_type: str = 'uint8',
                 calibration_count: int = 300, cache_dir: str | None = None,
                 labels_out: str | Path | None = None,
-                float_out: str | Path | None = None) -> ExportResult:
-    """Convert a Keras model to a full-integer TFLite file and write its labels file."""
+                float_out: str | Path | None = None,
+                field_split: str | Path | None = None) -> ExportResult:
+    """Convert a Keras model to a full-integer TFLite file and write its labels file.
+
+    With ``field_split`` (a field-fit run) the calibration photos come from every domain
+    and the labels are the field split's (the lab classes and ``no_leaf``).
+    """
     import tensorflow as tf
 
     if input_type not in ('uint8', 'int8'):
@@ -61,11 +96,21 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     if float_out:
         # Loaded uncompiled, the model is saved without the optimizer's state (a third of
         # the size): what Grad-CAM and the agreement checks need.
+        Path(float_out).parent.mkdir(parents=True, exist_ok=True)
         model.save(str(float_out))
     size = int(model.input_shape[1])
     manifest = read_manifest(split_manifest)
-    images = representative_images(manifest, size, calibration_count,
-                                   cache_dir=cache_dir)
+    if field_split:
+        images = field_representative_images(field_split, size, calibration_count,
+                                              cache_dir=cache_dir)
+        labels = list(read_manifest(field_split)['labels'])
+    else:
+        images = representative_images(manifest, size, calibration_count,
+                                       cache_dir=cache_dir)
+        labels = list(manifest['classes'])
+    if int(model.output_shape[-1]) != len(labels):
+        raise ValueError(f'{keras_model_path} has {model.output_shape[-1]} outputs but '
+                         f'{len(labels)} labels')
     # Make sure the calibrated input range is the full 0..255, so a uint8 input is the raw
     # pixel (scale 1, zero point 0) whatever the sample's darkest and brightest pixels.
     extremes = np.stack([np.zeros_like(images[0]), np.full_like(images[0], 255)])
@@ -87,7 +132,7 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(flatbuffer)
     labels_path = Path(labels_out) if labels_out else out_path.parent / 'labels.txt'
-    labels_path.write_text('\n'.join(manifest['classes']) + '\n')
+    labels_path.write_text('\n'.join(labels) + '\n')
     return ExportResult(tflite_path=out_path, labels_path=labels_path,
                         size_bytes=len(flatbuffer), calibration_images=len(calibration))
 

@@ -31,11 +31,27 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                      model_path: str | Path, latency: list[dict],
                      search_table: str | None = None,
                      train_command: str = '', export_command: str = '',
-                     evaluate_command: str = '') -> Path:
-    """Render the model card from ``train_summary.json``, ``evaluation.json`` and timings."""
+                     evaluate_command: str = '', baseline_dir: str | Path | None = None,
+                     reference_latency: list[dict] | None = None) -> Path:
+    """Render the model card from ``train_summary.json``, ``evaluation.json`` and timings.
+
+    A per-domain evaluation (``plant-disease evaluate --field-split``) of a field-fit run
+    gives the field-fit card (:mod:`field_model_card`): per-domain figures, the figures of
+    the model it replaces (``baseline_dir``, the same evaluation of that model) and what it
+    is still bad at.
+    """
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
     evaluation = json.loads((evaluation_dir / 'evaluation.json').read_text())
+    if 'domains' in evaluation:
+        from plant_disease_ros.training.field_model_card import write_field_model_card
+
+        commands = '\n'.join(command for command in (train_command, export_command,
+                                                      evaluate_command) if command)
+        return write_field_model_card(run_dir, evaluation_dir, out_path, model_path, latency,
+                                      ATTRIBUTION, baseline_dir=baseline_dir,
+                                      reference_latency=reference_latency,
+                                      commands=commands)
     split = json.loads((run_dir / 'split.json').read_text())
     counts = {name: len(split['splits'][name]) for name in ('train', 'val', 'test')}
     options, model = summary['options'], summary['model']

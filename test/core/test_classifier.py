@@ -321,8 +321,17 @@ def test_any_image_size(classifier: DiseaseClassifier, leaves: dict[str, np.ndar
     for size in ((480, 640), (1080, 1920), (8, 8), (96, 96)):
         resized = cv2.resize(rgb, size[::-1])
         assert len(classifier.classify(resized).categories) == 3
-    strided = np.zeros((200, 300, 3), dtype=np.uint8)[10:170, 20:180]
-    classifier.classify(strided)
+    # A non-contiguous view (the leaf cropped out of a larger frame) is classified like
+    # the leaf itself: same top class, same scores as its contiguous copy.
+    height, width = rgb.shape[:2]
+    frame = np.zeros((height + 40, width + 60, 3), dtype=np.uint8)
+    frame[10:10 + height, 20:20 + width] = rgb
+    strided = frame[10:10 + height, 20:20 + width]
+    assert not strided.flags['C_CONTIGUOUS']
+    result = classifier.classify(strided)
+    assert result.top.label == 'Tomato___Leaf_Mold'
+    assert result.top.score > 0.5
+    assert result.categories == classifier.classify(rgb.copy()).categories
 
 
 @pytest.mark.parametrize('image', [

@@ -8,11 +8,11 @@ from pathlib import Path
 import sys
 import types
 
+from helpers.shipped_model import LABELS_PATH, MODEL_PATH
 from helpers.tiny_model import tiny_models
 import numpy as np
 import pytest
 
-from plant_disease_ros.core import interpreter_loader
 from plant_disease_ros.core.interpreter_loader import (
     BACKENDS,
     load_interpreter,
@@ -20,9 +20,6 @@ from plant_disease_ros.core.interpreter_loader import (
     ModelLoadError,
     TensorSpec,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_MODEL = REPO_ROOT / 'models' / 'plant_disease_int8.tflite'
 
 
 @pytest.fixture(scope='session')
@@ -34,8 +31,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def shipped_model() -> Path:
     """Return the shipped model, failing clearly if it is not in the repository."""
-    assert SHIPPED_MODEL.is_file(), f'shipped model missing: {SHIPPED_MODEL}'
-    return SHIPPED_MODEL
+    assert MODEL_PATH.is_file(), f'shipped model missing: {MODEL_PATH}'
+    return MODEL_PATH
 
 
 def load_error(path: Path | str, **kwargs) -> str:
@@ -108,8 +105,7 @@ def test_shipped_model_loads(shipped_model: Path) -> None:
     assert spec.dtype in (np.uint8, np.int8)
     assert spec.scale > 0
     assert model.output.shape == (1, model.num_outputs)
-    assert model.num_outputs == len((REPO_ROOT / 'models' / 'labels.txt').read_text()
-                                    .split())
+    assert model.num_outputs == len(LABELS_PATH.read_text().split())
     assert model.input_size == spec.shape[1:3]
     assert model.backend in model.describe()
     details = model.interpreter.get_input_details()[0]
@@ -233,11 +229,17 @@ def test_two_output_model_rejected(tiny: dict[str, Path]) -> None:
     assert '2 outputs' in load_error(tiny['two_outputs'])
 
 
-class _StubInterpreter:
-    """Just enough of an interpreter for the input/output checks."""
+class StubInterpreter:
+    """Just enough of an interpreter for the loader's input/output checks."""
 
-    def __init__(self, inputs: list[dict], outputs: list[dict]) -> None:
-        self.inputs, self.outputs = inputs, outputs
+    inputs: list[dict] = []
+    outputs: list[dict] = []
+
+    def __init__(self, **_kwargs) -> None:
+        pass
+
+    def allocate_tensors(self) -> None:  # noqa: D102
+        pass
 
     def get_input_details(self) -> list[dict]:  # noqa: D102
         return self.inputs
@@ -264,6 +266,15 @@ def details(shape, dtype=np.uint8, signature=None) -> dict:
     ([details([1, 8, 8, 3])], [details([1, 5], dtype=np.int32)], 'output dtype int32'),
     ([details([1, 8, 8, 3])], [details([1, 4, 4, 5])], '1xN'),
 ])
-def test_io_checks(inputs: list[dict], outputs: list[dict], text: str) -> None:
-    with pytest.raises(ModelLoadError, match=text):
-        interpreter_loader._validate_io(Path('m.tflite'), _StubInterpreter(inputs, outputs))
+def test_io_checks(monkeypatch: pytest.MonkeyPatch, shipped_model: Path,
+                   inputs: list[dict], outputs: list[dict], text: str) -> None:
+    """A model whose tensors break the contract is refused with a one-line reason."""
+    stub = type('Stub', (StubInterpreter,), {'inputs': inputs, 'outputs': outputs})
+    package = types.ModuleType('tflite_runtime')
+    module = types.ModuleType('tflite_runtime.interpreter')
+    module.Interpreter = stub
+    module.load_delegate = lambda path: None
+    package.interpreter = module
+    monkeypatch.setitem(sys.modules, 'tflite_runtime', package)
+    monkeypatch.setitem(sys.modules, 'tflite_runtime.interpreter', module)
+    assert text in load_error(shipped_model, backends=('tflite_runtime',))

@@ -102,13 +102,38 @@ def test_render_writes_a_coloured_map(tmp_path: Path) -> None:
     assert colours['Tomato___healthy'] == HEALTHY_COLOURS[0]
 
 
+def axes_centre(bgr: np.ndarray) -> tuple[float, float]:
+    """Return the pixel (x, y) of the centre of the plot frame (its long dark spines)."""
+    dark = np.all(bgr < 60, axis=2)
+    rows = np.flatnonzero(dark.sum(axis=1) > 0.4 * bgr.shape[1])
+    columns = np.flatnonzero(dark.sum(axis=0) > 0.4 * bgr.shape[0])
+    assert len(rows) >= 2 and len(columns) >= 2, 'no plot frame found'
+    return (columns.min() + columns.max()) / 2, (rows.min() + rows.max()) / 2
+
+
 def test_render_without_positions_and_with_one_point(tmp_path: Path) -> None:
+    label_colour_set = set(label_colours(LABELS).values())
     nothing = render_disease_map(drive_features(0, unlocated=3), tmp_path / 'none.png')
-    assert cv2.imread(str(nothing)).std() > 1.0
+    bgr = cv2.imread(str(nothing))
+    assert bgr.std() > 1.0
+    # No located detection: no marker and no legend entry in any label colour.
+    counts = {colour: colour_pixel_count(bgr, colour) for colour in label_colour_set}
+    assert not any(counts.values()), counts
+
     single = render_disease_map(drive_features(1, unlocated=0), tmp_path / 'one.png',
                                 origin=ORIGIN)
     bgr = cv2.imread(str(single))
-    assert colour_pixel_count(bgr, label_colours(LABELS[:1])[LABELS[0]]) > 20
+    colour = label_colours(LABELS[:1])[LABELS[0]]
+    # One label: its colour (marker and legend) and none of the others'.
+    drawn = {other for other in label_colour_set | {colour}
+             if colour_pixel_count(bgr, other) > 20}
+    assert drawn == {colour}
+    # The one point is the origin, which a lone point's view is centred on: the marker
+    # (under the track's start triangle) shows its colour around the plot's centre.
+    centre_x, centre_y = axes_centre(bgr)
+    x, y = round(centre_x), round(centre_y)
+    assert colour_pixel_count(bgr[y - 8:y + 9, x - 8:x + 9], colour) >= 3
+    assert colour_pixel_count(bgr[y - 8:y + 9, x + 40:x + 57], colour) == 0
 
 
 @pytest.mark.parametrize('kind', ['sequence', 'collection'])

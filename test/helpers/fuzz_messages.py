@@ -277,7 +277,7 @@ def png_claiming_size(width: int, height: int) -> bytes:
             + _png_chunk(b'IDAT', zlib.compress(b'\x00' * 64)) + _png_chunk(b'IEND', b''))
 
 
-def make_compressed(data: bytes, fmt: str) -> CompressedImage:
+def compressed_from_bytes(data: bytes, fmt: str) -> CompressedImage:
     """Return a CompressedImage with ``data`` and ``format``."""
     msg = CompressedImage()
     msg.format = fmt
@@ -299,24 +299,24 @@ def compressed_case(rng: np.random.Generator) -> FuzzCase:
         expected_rgb = None
         if codec == 'png' and variant in ('colour', 'rgba', 'wide'):
             expected_rgb = rgb
-        case = FuzzCase('compressed', make_compressed(data, fmt), None,
+        case = FuzzCase('compressed', compressed_from_bytes(data, fmt), None,
                         f'good {codec} {variant} {width}x{height} {fmt!r}', expected_rgb)
     elif kind == 3:
-        case = FuzzCase('compressed', make_compressed(b'', fmt), 'empty', 'no data')
+        case = FuzzCase('compressed', compressed_from_bytes(b'', fmt), 'empty', 'no data')
     elif kind == 4:
         fmt = str(rng.choice(UNSUPPORTED_FORMATS))
-        case = FuzzCase('compressed', make_compressed(data, fmt), 'unsupported_format',
+        case = FuzzCase('compressed', compressed_from_bytes(data, fmt), 'unsupported_format',
                         f'format {fmt!r}')
     elif kind == 5:
         # Truncated before the end: JPEG (no EOI after the scan) or PNG (no IEND/IDAT end).
         cut = int(rng.integers(1, max(2, len(data) - 12)))
-        case = FuzzCase('compressed', make_compressed(data[:cut], fmt), 'decode_failed',
+        case = FuzzCase('compressed', compressed_from_bytes(data[:cut], fmt), 'decode_failed',
                         f'{codec} truncated to {cut} of {len(data)} bytes')
     elif kind == 6:
         garbage = rng.integers(0, 256, int(rng.integers(1, 2000)), dtype=np.uint8).tobytes()
         # Two zero bytes in front: no image signature OpenCV knows starts that way.
         garbage = b'\x00\x00' + garbage
-        case = FuzzCase('compressed', make_compressed(garbage, fmt), 'decode_failed',
+        case = FuzzCase('compressed', compressed_from_bytes(garbage, fmt), 'decode_failed',
                         'random bytes')
     elif kind == 7:
         # Bytes flipped in the body: decodes to a damaged picture or fails cleanly.
@@ -324,17 +324,17 @@ def compressed_case(rng: np.random.Generator) -> FuzzCase:
         for _ in range(int(rng.integers(1, 20))):
             position = int(rng.integers(min(len(corrupt) - 1, 20), len(corrupt)))
             corrupt[position] = int(rng.integers(0, 256))
-        case = FuzzCase('compressed', make_compressed(bytes(corrupt), fmt), ANY_REASON,
+        case = FuzzCase('compressed', compressed_from_bytes(bytes(corrupt), fmt), ANY_REASON,
                         f'{codec} with flipped bytes')
     elif kind == 8:
         # The format names the other codec; the decoder may trust the bytes.
         other = str(rng.choice(PNG_FORMATS[:2] if codec == 'jpeg' else JPEG_FORMATS[:2]))
-        case = FuzzCase('compressed', make_compressed(data, other), ANY_REASON,
+        case = FuzzCase('compressed', compressed_from_bytes(data, other), ANY_REASON,
                         f'{codec} data labelled {other!r}')
     else:
         # Oversized: trailing garbage after a good image.
         tail = rng.integers(0, 256, int(rng.integers(1, 300)), dtype=np.uint8).tobytes()
-        case = FuzzCase('compressed', make_compressed(data + tail, fmt), ANY_REASON,
+        case = FuzzCase('compressed', compressed_from_bytes(data + tail, fmt), ANY_REASON,
                         f'{codec} with {len(tail)} trailing bytes')
     _stamp(rng, case.msg, odd=rng.random() < 0.2)
     return case

@@ -2,8 +2,10 @@
 
 Used by the cross-process delivery tests: it creates its publisher, prints ``READY``,
 waits for a ``go`` line on stdin (so the test can start the nodes under test first and
-let them see this publisher), then publishes ``--count`` frames at ``--rate-hz`` and prints
-``DONE <n>``. Each frame's stamp is its publish time; its ``frame_id`` is
+let them see this publisher), waits until a subscriber has matched, publishes ``--count``
+frames at ``--rate-hz``, waits (reliable) until every subscriber has acknowledged them
+and prints ``DONE <n>``. It then keeps its publisher until stdin gives another line or
+closes. Each frame's stamp is its publish time; its ``frame_id`` is
 ``<--frame-id>/<index>``, so a receiver can tell runs apart and see which frames it lost.
 
 Run it with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a private ``ROS_DOMAIN_ID``.
@@ -20,6 +22,7 @@ import time
 import cv2
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -37,12 +40,14 @@ def make_frame_bgr(width: int, height: int) -> np.ndarray:
 
 
 def wait_for_subscriber(node: Node, publisher, timeout_s: float) -> bool:
-    """Wait until ``publisher`` has a subscriber (and both sides have matched)."""
+    """Wait until ``publisher`` has matched a subscriber; return whether it has.
+
+    The reader may match this writer a moment later; a reliable stream loses nothing by
+    it, and the tests count only what the nodes received.
+    """
     deadline = time.monotonic() + timeout_s
     while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
-    # The writer has matched the reader; give the reader a moment to match the writer.
-    time.sleep(0.3)
     return publisher.get_subscription_count() > 0
 
 
@@ -57,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--reliability', choices=('reliable', 'best_effort'),
                         default='reliable')
     parser.add_argument('--frame-id', default='camera')
-    parser.add_argument('--linger-s', type=float, default=1.0,
-                        help='keep the publisher alive this long after the last frame')
+    parser.add_argument('--ack-timeout-s', type=float, default=30.0,
+                        help='wait this long for a reliable stream to be acknowledged')
     parser.add_argument('--no-wait', action='store_true', help='do not wait for "go"')
     parser.add_argument('--match-timeout-s', type=float, default=10.0,
                         help='wait this long for a subscriber before publishing')
@@ -98,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             sent += 1
             next_s += period_s
             time.sleep(max(0.0, next_s - time.monotonic()))
+        if args.reliability == 'reliable':
+            publisher.wait_for_all_acked(Duration(seconds=args.ack_timeout_s))
         print(f'DONE {sent}', flush=True)
-        time.sleep(args.linger_s)
+        # Stay matched until the test is done with this stream.
+        sys.stdin.readline()
     except KeyboardInterrupt:
         pass
     finally:

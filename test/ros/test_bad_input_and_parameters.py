@@ -7,21 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 
-from helpers.node_helpers import (
-    Collector,
-    data_array,
-    Harness,
-    latest_diagnostics,
-    make_compressed,
-    make_image,
-    require_shipped_model,
-)
+from helpers.images import data_array, make_compressed, make_image
+from helpers.ros import Collector, diagnostics_collector, Harness, latest_diagnostics, statuses
+from helpers.shipped_model import require_shipped_model
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -82,8 +76,8 @@ def build_chain(harness: Harness, transport: str) -> tuple[CameraSubscriberNode,
         Parameter('diagnostics_period_s', value=DIAGNOSTICS_PERIOD_S)]))
     classifier = harness.add(DiseaseClassifierNode(context=context, parameter_overrides=[
         Parameter('diagnostics_period_s', value=DIAGNOSTICS_PERIOD_S)]))
-    collector = Collector(harness.node, [('/label', String), ('/classification', String),
-                                         ('/diagnostics', DiagnosticArray)])
+    collector = diagnostics_collector(harness.node, ('/label', String),
+                                      ('/classification', String))
     return camera, classifier, collector
 
 
@@ -109,44 +103,42 @@ def test_bad_frames_are_rejected_counted_and_the_next_frame_is_labelled(harness)
     # The classifier checks the frames it is given too.
     frames_publisher.publish(image_with(encoding='rgb9'))
     assert harness.wait(
-        lambda: classifier.diagnostics.rejected[('frame', 'unknown_encoding')] == 1, 5.0)
+        lambda: classifier.diagnostics.rejected[('frame', 'unknown_encoding')] == 1)
     assert harness.publish_and_wait(frames_publisher, image_with(), collector, '/label')
 
-    camera_id = camera.get_fully_qualified_name()
+    camera_id = camera.get_name()
 
     def counted() -> bool:
         values = latest_diagnostics(collector, camera_id)
         return values is not None and all(
             values.get(f'rejected.{reason}') == '1' for reason in BAD_RAW)
 
-    assert harness.wait(counted, 3.0), latest_diagnostics(collector, camera_id)
+    assert harness.wait(counted), latest_diagnostics(collector, camera_id)
     values = latest_diagnostics(collector, camera_id)
     assert values['rejected'] == str(len(BAD_RAW))
     assert int(values['received']) == 2 * len(BAD_RAW)
     assert int(values['processed']) == len(BAD_RAW)
-    classifier_id = classifier.get_fully_qualified_name()
+    classifier_id = classifier.get_name()
 
     def classifier_counted() -> bool:
         values = latest_diagnostics(collector, classifier_id)
         return values is not None and values['processed'] == str(len(BAD_RAW) + 1)
 
-    assert harness.wait(classifier_counted, 3.0), latest_diagnostics(collector, classifier_id)
+    assert harness.wait(classifier_counted), latest_diagnostics(collector, classifier_id)
     classifier_values = latest_diagnostics(collector, classifier_id)
     assert classifier_values['rejected.unknown_encoding'] == '1'
     assert classifier_values['model'] == 'plant_disease_int8.tflite'
     assert float(classifier_values['latency_mean_ms']) > 0.0
     assert 'latency_p95_ms' in classifier_values
     # WARN while rejections are recent, OK after a quiet period.
-    levels = [status.level for array in collector.messages['/diagnostics']
-              for status in array.status if status.hardware_id == camera_id]
+    levels = [status.level for status in statuses(collector, camera_id)]
     assert DiagnosticStatus.WARN in levels
 
     def quiet() -> bool:
-        statuses = [status for array in collector.messages['/diagnostics']
-                    for status in array.status if status.hardware_id == camera_id]
-        return bool(statuses) and statuses[-1].level == DiagnosticStatus.OK
+        found = statuses(collector, camera_id)
+        return bool(found) and found[-1].level == DiagnosticStatus.OK
 
-    assert harness.wait(quiet, 2.0)
+    assert harness.wait(quiet)
 
 
 @pytest.mark.parametrize('make_bad,reason', [
@@ -163,7 +155,7 @@ def test_bad_compressed_frames(harness, make_bad, reason: str) -> None:
     publisher = harness.node.create_publisher(CompressedImage, '/image_raw/compressed', 10)
     harness.wait_for_subscribers(publisher)
     publisher.publish(make_bad())
-    assert harness.wait(lambda: camera.diagnostics.rejected[('frame', reason)] == 1, 5.0), \
+    assert harness.wait(lambda: camera.diagnostics.rejected[('frame', reason)] == 1), \
         dict(camera.diagnostics.rejected)
     good = make_compressed(GOOD, 'png', stamp_s=3.0, frame_id='good')
     assert harness.publish_and_wait(publisher, good, collector, '/classification')

@@ -18,12 +18,15 @@ import pytest
 
 pytest.importorskip('rclpy')
 
-from helpers.ros_helpers import child_env, console_script  # noqa: E402
+from helpers.processes import child_environment, node_argv  # noqa: E402
+from helpers.shipped_model import MODEL_PATH  # noqa: E402
+
+from plant_disease_ros.tools.process import start, stop  # noqa: E402
 
 NODES_WITH_MODEL = ('disease_classifier', 'plant_disease_pipeline')
 ALL_NODES = ('camera_subscriber', 'disease_classifier', 'disease_map_recorder',
              'plant_disease_pipeline')
-TIMEOUT_S = 30.0
+TIMEOUT_S = 60.0
 MAX_OUTPUT_LINES = 6
 
 
@@ -84,31 +87,28 @@ class StartupRuns(dict):
 def startup_runs(tmp_path_factory) -> StartupRuns:
     """Run every case (a few at a time); return them by case id."""
     folder = tmp_path_factory.mktemp('bad_startup')
-    model_path = Path(__file__).resolve().parents[2] / 'models' / 'plant_disease_int8.tflite'
-    files = _write_files(folder, model_path)
+    files = _write_files(folder, MODEL_PATH)
     cases = _cases(files)
     runs = StartupRuns()
     batch = 4
-    for start in range(0, len(cases), batch):
+    for start_index in range(0, len(cases), batch):
         started = []
-        for case in cases[start:start + batch]:
+        for case in cases[start_index:start_index + batch]:
             log = folder / f'{case.node}-{case.problem}.log'
-            with log.open('wb') as output:
-                process = subprocess.Popen(
-                    [*console_script(case.node), '--ros-args', *case.ros_args],
-                    env=child_env(), stdout=output, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, cwd=folder, start_new_session=True)
-            started.append((case, process, log))
+            child = start(case.node, node_argv(case.node, *case.ros_args), log,
+                          child_environment())
+            started.append((case, child))
         deadline = time.monotonic() + TIMEOUT_S
-        for case, process, log in started:
+        for case, child in started:
             try:
-                status: int | None = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                status: int | None = child.popen.wait(
+                    timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                stop([child])
                 status = None
-            runs[f'{case.node}-{case.problem}'] = (case, status,
-                                                   log.read_text(errors='replace'))
+            # The log's first line is the command line that process.start wrote.
+            output = child.log_path.read_text(errors='replace').split('\n', 1)[-1]
+            runs[f'{case.node}-{case.problem}'] = (case, status, output)
     shutil.rmtree(folder / 'directory_params.yaml', ignore_errors=True)
     return runs
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 import math
-import signal
-import subprocess
-import time
 from types import SimpleNamespace
 
-from helpers.node_helpers import (
-    Harness,
-    make_compressed,
-    make_image,
-    python_module_command,
-    require_shipped_model,
-    ros_subprocess_env,
-)
+from helpers.images import make_compressed, make_image
+from helpers.processes import node_processes
+from helpers.ros import Harness
+from helpers.shipped_model import require_shipped_model
 import numpy as np
 import pytest
 
@@ -67,11 +60,20 @@ def test_image_round_trips_keep_pixels_and_header() -> None:
         conversions.rgb_to_image(RGB[..., 0], source)
 
 
-def test_image_payload_is_viewed_not_copied() -> None:
-    """The message payload reaches the core as a view of the message's buffer."""
+def test_image_payload_is_viewed_not_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message payload reaches the core's raw_to_rgb as a view of the message's buffer."""
     msg = make_image(RGB, 'rgb8')
-    view = conversions._byte_view(msg.data)
-    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
+    given = []
+    core_raw_to_rgb = conversions.raw_to_rgb
+
+    def spy(data, *args):
+        given.append(data)
+        return core_raw_to_rgb(data, *args)
+
+    monkeypatch.setattr(conversions, 'raw_to_rgb', spy)
+    np.testing.assert_array_equal(conversions.image_to_rgb(msg), RGB)
+    assert len(given) == 1
+    assert np.shares_memory(given[0], np.frombuffer(msg.data, np.uint8))
 
 
 def test_stamps_convert_both_ways() -> None:
@@ -174,21 +176,26 @@ def test_adaptive_subscription_follows_the_publishers(harness) -> None:
         retry_period_s=0.1, recheck_period_s=0.2,
         on_change=lambda *change: changes.append(change))
     assert adaptive.subscription is None and adaptive.adaptive
-    assert harness.wait(lambda: adaptive.subscription is not None, 2.0)
+    assert harness.wait(lambda: adaptive.subscription is not None)
     assert adaptive.reliability == ReliabilityPolicy.BEST_EFFORT
     assert changes[0][0] == '/adaptive_images' and 'fallback' in changes[0][2]
 
     reliable = node.create_publisher(Image, 'adaptive_images', QoSProfile(depth=1))
-    assert harness.wait(lambda: adaptive.reliability == ReliabilityPolicy.RELIABLE, 3.0)
-    harness.wait_for_subscribers(reliable)
-    assert harness.publish_and_wait_count(reliable, make_image(RGB), received)
+    assert harness.wait(lambda: adaptive.reliability == ReliabilityPolicy.RELIABLE)
+    assert harness.wait(lambda: reliable.get_subscription_count() == 1
+                        and adaptive.subscription.get_publisher_count() == 1)
+    reliable.publish(make_image(RGB, frame_id='reliable'))
+    assert harness.wait(lambda: len(received) == 1)
 
     best_effort = node.create_publisher(
         Image, 'adaptive_images',
         QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
-    assert harness.wait(lambda: adaptive.reliability == ReliabilityPolicy.BEST_EFFORT, 3.0)
-    harness.wait_for_subscribers(best_effort)
-    assert harness.publish_and_wait_count(best_effort, make_image(RGB), received)
+    assert harness.wait(lambda: adaptive.reliability == ReliabilityPolicy.BEST_EFFORT)
+    assert harness.wait(lambda: best_effort.get_subscription_count() == 1
+                        and adaptive.subscription.get_publisher_count() == 2)
+    best_effort.publish(make_image(RGB, frame_id='best_effort'))
+    assert harness.wait(lambda: len(received) == 2)
+    assert [msg.header.frame_id for msg in received] == ['reliable', 'best_effort']
     assert len(changes) == 3
     adaptive.destroy()
 
@@ -200,38 +207,37 @@ def test_adaptive_subscription_follows_the_publishers(harness) -> None:
 
 def test_throttled_warnings_one_line_per_reason_and_period() -> None:
     """Warnings of one key are throttled; another key is not hidden by it."""
+    now = [100.0]
     lines: list[str] = []
-    warnings = ThrottledWarnings(SimpleNamespace(warning=lines.append), period_s=0.2)
+    warnings = ThrottledWarnings(SimpleNamespace(warning=lines.append), period_s=0.2,
+                                 clock=lambda: now[0])
     assert warnings.warning('truncated', 'a')
     assert not warnings.warning('truncated', 'b')
     assert warnings.warning('empty', 'c')
-    time.sleep(0.25)
+    now[0] = 100.15
+    assert not warnings.warning('truncated', 'e')
+    now[0] = 100.25
     assert warnings.warning('truncated', 'd')
-    assert lines == ['a', 'c', 'd (1 more like it since the last warning)']
+    assert not warnings.warning('truncated', 'f')
+    assert lines == ['a', 'c', 'd (2 more like it since the last warning)']
 
 
-def test_pipeline_main_starts_and_stops_cleanly() -> None:
-    """plant_disease_pipeline's main(): starts both nodes, exits 0 on SIGINT, no traceback."""
+def test_pipeline_main_starts_and_stops_cleanly(ros_context, tmp_path) -> None:
+    """plant_disease_pipeline's main(): both nodes come up, exit 0 on SIGINT, no traceback."""
     require_shipped_model()
-    process = subprocess.Popen(
-        python_module_command('plant_disease_ros.nodes.pipeline'), env=ros_subprocess_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    harness = Harness(ros_context, name='pipeline_main_probe')
     try:
-        output = ''
-        deadline = time.monotonic() + 20.0
-        while 'camera_subscriber:' not in output and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            output += line
-        assert 'camera_subscriber:' in output and 'disease_classifier' in output, output
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=15)
+        with node_processes(tmp_path) as processes:
+            pipeline = processes.start('plant_disease_pipeline')
+            # Both nodes are up once the probe sees them in the graph.
+            assert harness.wait(lambda: {'camera_subscriber', 'disease_classifier'} <= set(
+                harness.node.get_node_names()), 60.0), processes.logs()
+            processes.check_alive()
+            processes.stop()
+            output = processes.logs()
+        assert pipeline.popen.returncode == 0, output
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, output + rest
-    assert 'Traceback' not in output + rest
-    assert 'XMLPARSER' not in output + rest, 'the Fast DDS profile did not parse'
+        harness.close()
+    assert 'camera_subscriber:' in output and 'disease_classifier' in output, output
+    assert 'Traceback' not in output
+    assert 'XMLPARSER' not in output, 'the Fast DDS profile did not parse'

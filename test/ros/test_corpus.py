@@ -2,8 +2,8 @@
 
 Each entry of ``corpus/index.json`` is turned into the message the node would receive and
 run through the same function the node calls; the outcome must be one the entry expects,
-within its time and peak-memory budget (a corrupt frame must not cost seconds or
-gigabytes). Entries whose bug is still open are strict expected failures.
+within its peak-memory budget (a corrupt frame must not cost gigabytes: the check must
+refuse it before decoding). Entries whose bug is still open are strict expected failures.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import array
 import json
 import math
 from pathlib import Path
-import time
 
 import pytest
 
@@ -105,16 +104,13 @@ def _run(entry: dict, msg) -> str:
 
 @pytest.mark.parametrize('entry', _entries())
 def test_corpus_entry(entry: dict) -> None:
-    """The entry gives an expected outcome, fast and without a memory spike."""
+    """The entry gives an expected outcome without a memory spike."""
     msg = _message(entry)
     measured = _reset_peak_rss()
     rss_before = _rss_kib('VmRSS')
-    start = time.perf_counter()
     outcome = _run(entry, msg)
-    elapsed = time.perf_counter() - start
     peak_growth_mb = (_rss_kib('VmHWM') - rss_before) / 1024 if measured else 0.0
     assert outcome in entry['expect'], f'{entry["id"]}: got {outcome}'
-    assert elapsed <= entry['max_seconds'], f'{entry["id"]}: took {elapsed:.3f} s'
     assert peak_growth_mb <= entry['max_peak_rss_mb'], \
         f'{entry["id"]}: peak resident memory grew {peak_growth_mb:.0f} MB'
 

@@ -1,22 +1,19 @@
 """disease_map_recorder with real rclpy: records, markers, save, diagnostics, kill -9.
 
 In-process tests run the node and a test node in one executor on the ``ros_context``
-fixture; the crash tests start the console script as a subprocess (loopback DDS, the test
-run's domain id), SIGKILL it mid-stream and restart it on the same run.
+fixture; the crash test starts the console script as a process (the test run's ROS
+environment), SIGKILLs it mid-stream and restarts it on the same run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 import json
-import os
 from pathlib import Path
 import signal
-import subprocess
-import sys
-import time
 
-from conftest import spin_until
+from helpers.processes import node_processes
+from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
 import pytest
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
@@ -24,9 +21,7 @@ from plant_disease_ros.core.map_file import read_geojson_seq, RECORD_SEPARATOR
 
 rclpy = pytest.importorskip('rclpy')
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -62,68 +57,71 @@ def sequences(features: list[dict]) -> list[int]:
     return [feature['properties']['stamp']['sec'] for feature in features]
 
 
-class Harness:
-    """A recorder node and a test node that talks to it, spun by one executor."""
+def cells_in(array: MarkerArray) -> dict[int, Marker]:
+    """Return the cell shape markers of a MarkerArray by id."""
+    return {marker.id: marker for marker in array.markers
+            if marker.ns == 'disease_cells' and marker.action == Marker.ADD}
 
-    def __init__(self, context: object, map_dir: Path, **parameters: object) -> None:
-        overrides = {'map_dir': str(map_dir), 'run_name': 'field', 'use_datum': True,
-                     'datum_latitude': DATUM[0], 'datum_longitude': DATUM[1],
-                     'datum_altitude': DATUM[2], 'marker_period_s': 0.2, **parameters}
-        self.recorder = DiseaseMapRecorder(
-            context=context,
-            parameter_overrides=[Parameter(name, value=value)
-                                 for name, value in overrides.items()])
-        self.node = rclpy.create_node('recorder_test_client', context=context)
-        self.publisher = self.node.create_publisher(String, 'detections', RELIABLE)
+
+def cell_positions(array: MarkerArray) -> set[tuple[float, float]]:
+    """Return the (x, y) of every cell marker, rounded to the micrometre."""
+    return {(round(m.pose.position.x, 6), round(m.pose.position.y, 6))
+            for m in cells_in(array).values()}
+
+
+class RecorderRig:
+    """A recorder node and a test node that talks to it, in one harness."""
+
+    def __init__(self, context: object, map_dir: Path, **overrides: object) -> None:
+        values = {'map_dir': str(map_dir), 'run_name': 'field', 'use_datum': True,
+                  'datum_latitude': DATUM[0], 'datum_longitude': DATUM[1],
+                  'datum_altitude': DATUM[2], 'marker_period_s': 0.2, **overrides}
+        self.recorder = DiseaseMapRecorder(context=context,
+                                           parameter_overrides=parameters(**values))
+        self.harness = Harness(context, [self.recorder], name='recorder_test_client')
+        node = self.harness.node
+        self.publisher = node.create_publisher(String, 'detections', RELIABLE)
         self.markers: list[MarkerArray] = []
-        self.diagnostics: list[DiagnosticArray] = []
-        self.node.create_subscription(MarkerArray, 'markers', self.markers.append, LATCHED)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics',
-                                      self.diagnostics.append, 10)
-        self.save_client = self.node.create_client(Trigger, '/disease_map_recorder/save')
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.recorder)
-        self.executor.add_node(self.node)
+        node.create_subscription(MarkerArray, 'markers', self.markers.append, LATCHED)
+        self.diagnostics = diagnostics_collector(node)
+        self.save_client = node.create_client(Trigger, '/disease_map_recorder/save')
 
-    def spin_until(self, predicate, timeout_s: float = 10.0) -> bool:
-        return spin_until(self.executor, predicate, timeout_s)
+    def wait(self, predicate, timeout_s: float = 10.0) -> bool:
+        return self.harness.wait(predicate, timeout_s)
 
     def connect(self) -> None:
-        assert self.spin_until(lambda: self.publisher.get_subscription_count() > 0)
+        self.harness.wait_for_subscribers(self.publisher)
 
     def publish(self, value: object) -> None:
         data = value if isinstance(value, str) else json.dumps(value)
         self.publisher.publish(String(data=data))
 
     def save(self) -> Trigger.Response:
-        assert self.save_client.wait_for_service(timeout_sec=5.0)
+        assert self.save_client.wait_for_service(timeout_sec=10.0)
         future = self.save_client.call_async(Trigger.Request())
-        assert self.spin_until(future.done)
+        assert self.wait(future.done)
         return future.result()
 
     def latest_status_values(self) -> dict[str, str]:
-        for array in reversed(self.diagnostics):
-            for status in array.status:
-                if status.name.startswith('disease_map_recorder'):
-                    return {item.key: item.value for item in status.values}
-        return {}
+        return latest_diagnostics(self.diagnostics, 'disease_map_recorder') or {}
+
+    def status_levels(self) -> list[int]:
+        return [status.level for status in statuses(self.diagnostics, 'disease_map_recorder')]
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.recorder.destroy_node()
-        self.node.destroy_node()
+        self.harness.close()
 
 
 @pytest.fixture
-def harness(ros_context: object, tmp_path: Path) -> Iterator[Harness]:
-    rig = Harness(ros_context, tmp_path / 'maps')
+def harness(ros_context: object, tmp_path: Path) -> Iterator[RecorderRig]:
+    rig = RecorderRig(ros_context, tmp_path / 'maps')
     try:
         yield rig
     finally:
         rig.close()
 
 
-def test_records_markers_save_and_diagnostics(harness: Harness, tmp_path: Path) -> None:
+def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Path) -> None:
     harness.connect()
     sent = [
         detection(1, 0.5, 0.5, LATE_BLIGHT, 0.7),     # cell (0, 0)
@@ -140,7 +138,7 @@ def test_records_markers_save_and_diagnostics(harness: Harness, tmp_path: Path) 
     for feature in sent[3:]:
         harness.publish(feature)
     recorder = harness.recorder
-    assert harness.spin_until(lambda: recorder.records_written == 5)
+    assert harness.wait(lambda: recorder.records_written == 5)
     assert recorder.rejected == {'invalid_json': 2, 'not_a_feature': 1}
 
     records_path = tmp_path / 'maps' / 'field.geojsons'
@@ -150,12 +148,8 @@ def test_records_markers_save_and_diagnostics(harness: Harness, tmp_path: Path) 
     assert all(line.startswith(RECORD_SEPARATOR) for line in lines[:-1])
     assert [json.loads(line[1:]) for line in lines[:-1]] == sent
 
-    def cells_in(array: MarkerArray) -> dict[int, Marker]:
-        return {marker.id: marker for marker in array.markers
-                if marker.ns == 'disease_cells' and marker.action == Marker.ADD}
-
     harness.markers.clear()
-    assert harness.spin_until(lambda: len(harness.markers) >= 2
+    assert harness.wait(lambda: len(harness.markers) >= 2
                               and len(cells_in(harness.markers[-1])) == 2)
     shapes = cells_in(harness.markers[-1])
     texts = {marker.id: marker for marker in harness.markers[-1].markers
@@ -177,8 +171,8 @@ def test_records_markers_save_and_diagnostics(harness: Harness, tmp_path: Path) 
             cells_in(harness.markers[-2]).values()} == {
         m.id: (m.pose.position.x, m.pose.position.y) for m in shapes.values()}
 
-    assert harness.spin_until(
-        lambda: harness.latest_status_values().get('records_written') == '5', 5.0)
+    assert harness.wait(
+        lambda: harness.latest_status_values().get('records_written') == '5')
     values = harness.latest_status_values()
     assert (values['received'], values['processed']) == ('8', '5')
     assert values['rejected.invalid_json'] == '2'
@@ -187,8 +181,7 @@ def test_records_markers_save_and_diagnostics(harness: Harness, tmp_path: Path) 
     assert values['file'] == str(records_path)
     assert (values['located'], values['unlocated'], values['cells']) == ('4', '1', '2')
     assert float(values['latency_mean_ms']) > 0.0  # append + fsync per record
-    assert any(status.level == DiagnosticStatus.WARN for array in harness.diagnostics
-               for status in array.status if status.name.startswith('disease_map_recorder'))
+    assert DiagnosticStatus.WARN in harness.status_levels()
 
     response = harness.save()
     assert response.success, response.message
@@ -204,45 +197,49 @@ def test_records_markers_save_and_diagnostics(harness: Harness, tmp_path: Path) 
                                  'altitude': DATUM[2]}
 
 
-def test_parameters_are_described_and_validated(harness: Harness) -> None:
+def test_parameters_are_described_and_validated(harness: RecorderRig) -> None:
     recorder = harness.recorder
     descriptor = recorder.describe_parameter('cell_size_m')
     assert descriptor.read_only and descriptor.description
     assert descriptor.floating_point_range[0].from_value == pytest.approx(0.1)
     assert recorder.describe_parameter('run_name').read_only
-    assert not recorder.set_parameters([Parameter('cell_size_m', value=5.0)])[0].successful
-    assert not recorder.set_parameters([Parameter('map_frame', value='')])[0].successful
+    assert not recorder.set_parameters(parameters(cell_size_m=5.0))[0].successful
+    assert not recorder.set_parameters(parameters(map_frame=''))[0].successful
     assert not recorder.set_parameters(
-        [Parameter('marker_period_s', value=0.0)])[0].successful
-    assert recorder.set_parameters([Parameter('map_frame', value='odom')])[0].successful
-    assert recorder.set_parameters([Parameter('marker_period_s', value=0.1)])[0].successful
+        parameters(marker_period_s=0.0))[0].successful
+    assert recorder.set_parameters(parameters(map_frame='odom'))[0].successful
+    assert recorder.set_parameters(parameters(marker_period_s=0.1))[0].successful
     harness.connect()
     harness.publish(detection(1, 2.0, 2.0))
     harness.markers.clear()
-    assert harness.spin_until(lambda: any(
+    assert harness.wait(lambda: any(
         marker.header.frame_id == 'odom' and marker.ns == 'disease_cells'
         for array in harness.markers for marker in array.markers))
 
 
 def test_continues_an_existing_run(ros_context: object, tmp_path: Path) -> None:
     map_dir = tmp_path / 'maps'
-    first = Harness(ros_context, map_dir, use_datum=False)
+    first = RecorderRig(ros_context, map_dir, use_datum=False)
     try:
         first.connect()
         for sequence in range(3):
             first.publish(detection(sequence, 3.0 * sequence, 0.0))
-        assert first.spin_until(lambda: first.recorder.records_written == 3)
-        origin = first.recorder._aggregator.origin
+        assert first.wait(lambda: first.recorder.records_written == 3)
+        assert first.wait(lambda: bool(first.markers)
+                          and len(cells_in(first.markers[-1])) == 3)
+        cells = cell_positions(first.markers[-1])
     finally:
         first.close()
-    second = Harness(ros_context, map_dir, use_datum=False)
+    second = RecorderRig(ros_context, map_dir, use_datum=False)
     try:
         assert second.recorder.records_at_start == 3
         # The ENU origin is again the run's first fix, so cells keep their places.
-        assert second.recorder._aggregator.origin == origin
+        assert second.wait(lambda: bool(second.markers)
+                           and len(cells_in(second.markers[-1])) == 3)
+        assert cell_positions(second.markers[-1]) == cells
         second.connect()
         second.publish(detection(10, 1.0, 1.0))
-        assert second.spin_until(lambda: second.recorder.records_written == 1)
+        assert second.wait(lambda: second.recorder.records_written == 1)
     finally:
         second.close()
     assert sequences(read_geojson_seq(map_dir / 'field.geojsons')) == [0, 1, 2, 10]
@@ -251,63 +248,40 @@ def test_continues_an_existing_run(ros_context: object, tmp_path: Path) -> None:
 def test_write_failure_is_counted_and_reported(ros_context: object, tmp_path: Path) -> None:
     blocker = tmp_path / 'not_a_directory'
     blocker.write_text('x')
-    rig = Harness(ros_context, blocker)
+    rig = RecorderRig(ros_context, blocker)
     try:
         rig.connect()
         rig.publish(detection(1, 1.0, 1.0))
-        assert rig.spin_until(lambda: rig.recorder.rejected.get('write_failed') == 1)
-        assert rig.spin_until(lambda: any(
-            status.level == DiagnosticStatus.ERROR for array in rig.diagnostics
-            for status in array.status), 5.0)
+        assert rig.wait(lambda: rig.recorder.rejected.get('write_failed') == 1)
+        assert rig.wait(lambda: DiagnosticStatus.ERROR in rig.status_levels())
         assert rig.recorder.records_written == 0
     finally:
         rig.close()
 
 
 def test_construction_alone_writes_nothing(ros_context: object, tmp_path: Path) -> None:
-    rig = Harness(ros_context, tmp_path / 'maps')
+    rig = RecorderRig(ros_context, tmp_path / 'maps')
     rig.close()
     assert not (tmp_path / 'maps').exists()
 
 
 # --- the console script as a process: kill -9 and restart -------------------------------
 
-def recorder_command() -> list[str]:
-    script = Path(sys.executable).with_name('disease_map_recorder')
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, '-m', 'plant_disease_ros.nodes.disease_map_recorder']
-
-
-def start_recorder(map_dir: Path, run_name: str, log_path: Path) -> subprocess.Popen:
-    environment = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-                       PYTHONUNBUFFERED='1')
-    environment.setdefault('ROS_DOMAIN_ID', '0')
-    log = open(log_path, 'ab')
-    return subprocess.Popen(
-        recorder_command() + ['--ros-args', '-p', f'map_dir:={map_dir}',
-                              '-p', f'run_name:={run_name}'],
-        env=environment, stdout=log, stderr=subprocess.STDOUT)
-
-
 class Streamer:
     """Publish numbered detections and watch the recorder's file for them."""
 
     def __init__(self, context: object, records_path: Path) -> None:
-        self.node = rclpy.create_node('recorder_crash_test', context=context)
-        self.publisher = self.node.create_publisher(String, 'detections', RELIABLE)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
+        self.harness = Harness(context, name='recorder_crash_test')
+        self.publisher = self.harness.node.create_publisher(String, 'detections', RELIABLE)
+        self.diagnostics = diagnostics_collector(self.harness.node)
         self.records_path = records_path
         self.next_sequence = 1000
-        self.sent_at: dict[int, float] = {}
 
     def publish_next(self) -> int:
         sequence = self.next_sequence
         self.next_sequence += 1
         self.publisher.publish(String(data=json.dumps(
             detection(sequence, 0.4 * (sequence % 100), 2.0 * (sequence // 100)))))
-        self.sent_at[sequence] = time.monotonic()
         return sequence
 
     def recorded(self) -> list[int]:
@@ -315,79 +289,74 @@ class Streamer:
             return []
         return sequences(read_geojson_seq(self.records_path))
 
-    def wait_until_delivering(self, process: subprocess.Popen, timeout_s: float = 60.0) -> int:
+    def wait_until_delivering(self, processes, timeout_s: float = 60.0) -> int:
         """Publish probes until one reaches the file (both sides matched); return it."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert process.poll() is None, 'the recorder exited'
+        def probe_recorded() -> bool:
+            processes.check_alive()
             probe = self.publish_next()
-            if spin_until(self.executor, lambda probe=probe: probe in self.recorded(), 0.5):
-                return probe
-        raise AssertionError('the recorder never recorded a detection')
+            return self.harness.wait(lambda: probe in self.recorded(), 0.5)
+
+        assert self.harness.wait(probe_recorded, timeout_s), \
+            'the recorder never recorded a detection'
+        return self.next_sequence - 1
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
+        self.harness.close()
 
 
 def test_kill_9_mid_run_then_restart_continues(ros_context: object, tmp_path: Path) -> None:
+    """What was confirmed before a kill -9 stays; the restart continues the same file."""
     map_dir = tmp_path / 'maps'
     records_path = map_dir / 'crash.geojsons'
-    log_path = tmp_path / 'recorder.log'
+    recorder_args = ('-p', f'map_dir:={map_dir}', '-p', 'run_name:=crash')
     streamer = Streamer(ros_context, records_path)
-    process = start_recorder(map_dir, 'crash', log_path)
     try:
-        first_confirmed = streamer.wait_until_delivering(process)
-        # Stream at ~50 Hz and kill the recorder while the stream goes on.
-        stream_start = time.monotonic()
-        while time.monotonic() - stream_start < 2.5:
-            streamer.publish_next()
-            streamer.executor.spin_once(timeout_sec=0.02)
-        kill_time = time.monotonic()
-        process.send_signal(signal.SIGKILL)
-        for _ in range(10):
-            streamer.publish_next()
-        assert process.wait(timeout=10) == -signal.SIGKILL
+        with node_processes(tmp_path / 'logs') as processes:
+            recorder = processes.start('disease_map_recorder', *recorder_args)
+            first_probe = streamer.wait_until_delivering(processes)
+            # A batch, confirmed in the file: the recorder took all of it before the kill.
+            confirmed = [streamer.publish_next() for _ in range(50)]
+            assert streamer.harness.wait(lambda: confirmed[-1] in streamer.recorded(), 30.0)
+            # Another batch still on its way or being written when the recorder dies.
+            in_flight = [streamer.publish_next() for _ in range(50)]
+            recorder.kill_9()
+            assert recorder.popen.returncode == -signal.SIGKILL
+            after_kill = [streamer.publish_next() for _ in range(10)]
 
-        data = records_path.read_bytes()
-        lines = data.split(b'\n')
-        complete_lines = lines[:-1]  # the part after the last LF, if any, is incomplete
-        recorded = []
-        for line in complete_lines:
-            assert line.startswith(RECORD_SEPARATOR), line[:40]
-            feature = json.loads(line[1:])
-            assert feature['type'] == 'Feature'
-            recorded.append(feature['properties']['stamp']['sec'])
-        assert len(recorded) == len(set(recorded))
-        must_have = {sequence for sequence, sent in streamer.sent_at.items()
-                     if first_confirmed <= sequence and sent < kill_time - 1.0}
-        assert len(must_have) > 40
-        assert must_have <= set(recorded), sorted(must_have - set(recorded))[:10]
+            data = records_path.read_bytes()
+            complete_lines = data.split(b'\n')[:-1]  # after the last LF: an incomplete record
+            recorded = []
+            for line in complete_lines:
+                assert line.startswith(RECORD_SEPARATOR), line[:40]
+                feature = json.loads(line[1:])
+                assert feature['type'] == 'Feature'
+                recorded.append(feature['properties']['stamp']['sec'])
+            # In order, no duplicate, nothing confirmed missing, nothing sent after the kill.
+            assert recorded == sorted(recorded) and len(recorded) == len(set(recorded))
+            assert {first_probe, *confirmed} <= set(recorded)
+            assert max(recorded) <= in_flight[-1] < after_kill[0]
 
-        # Restart on the same run: the file is continued, never rewritten.
-        process = start_recorder(map_dir, 'crash', log_path)
-        restart_probe = streamer.wait_until_delivering(process)
-        after = [streamer.publish_next() for _ in range(20)]
-        assert spin_until(streamer.executor,
-                          lambda: set(after) <= set(streamer.recorded()), 15.0)
-        assert records_path.read_bytes().startswith(data)
-        final = streamer.recorded()
-        assert final[:len(recorded)] == recorded
-        assert final[-21:] == [restart_probe] + after
+            # Restart on the same run: the file is continued, never rewritten.
+            recorder = processes.restart('disease_map_recorder')
+            restart_probe = streamer.wait_until_delivering(processes)
+            after = [streamer.publish_next() for _ in range(20)]
+            assert streamer.harness.wait(lambda: set(after) <= set(streamer.recorded()), 30.0)
+            assert records_path.read_bytes().startswith(data)
+            final = streamer.recorded()
+            assert final[:len(recorded)] == recorded
+            assert final[-21:] == [restart_probe, *after]
 
-        # A clean stop saves the collection and the summary of the whole run.
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
-        collection = json.loads((map_dir / 'crash.geojson').read_text())
-        assert sequences(collection['features']) == final
-        summary = json.loads((map_dir / 'crash_summary.json').read_text())
-        assert summary['detections'] == len(final)
-        assert summary['records_continued'] == len(recorded)
-    except BaseException:
-        print(log_path.read_text(errors='replace'), file=sys.stderr)
-        raise
+            # A clean stop saves the collection and the summary of the whole run. The
+            # recorder counts a record just after writing it: stop once it has counted all.
+            assert streamer.harness.wait(lambda: (latest_diagnostics(
+                streamer.diagnostics, 'disease_map_recorder') or {}).get(
+                'records_in_file') == str(len(final)), 30.0)
+            processes.stop()
+            assert recorder.popen.returncode == 0, processes.logs()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
         streamer.close()
+    collection = json.loads((map_dir / 'crash.geojson').read_text())
+    assert sequences(collection['features']) == final
+    summary = json.loads((map_dir / 'crash_summary.json').read_text())
+    assert summary['detections'] == len(final)
+    assert summary['records_continued'] == len(recorded)

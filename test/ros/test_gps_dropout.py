@@ -21,18 +21,18 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 
 from helpers.fuzz_messages import make_fix  # noqa: E402
-from helpers.ros_helpers import (  # noqa: E402
-    DiagnosticsCollector,
-    InProcessRig,
-    JsonTopic,
-    leaf_photos,
-    rgb_image_msg,
-    shipped_classifier_node,
-    wait_until,
+from helpers.images import leaf_photos, make_image  # noqa: E402
+from helpers.ros import (  # noqa: E402
+    classifier_node,
+    Collector,
+    diagnostics_collector,
+    Harness,
+    latest_diagnostics,
+    parameters,
 )
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.core.map_file import scan_geojson_seq  # noqa: E402
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
@@ -70,24 +70,23 @@ def fix_at(t: float) -> NavSatFix | None:
                     stamp_s=T0 + t)
 
 
-def test_gps_dropout_loses_no_detection(ros_context, shipped_model_paths, tmp_path) -> None:
+def test_gps_dropout_loses_no_detection(ros_context, tmp_path) -> None:
     """Detections keep flowing through a GPS dropout, each with the right fix_status."""
-    classifier = shipped_classifier_node(
-        ros_context, shipped_model_paths, score_threshold=0.0, max_fix_age_s=2.0,
-        fix_wait_s=0.05)
-    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=[
-        Parameter('map_dir', value=str(tmp_path)),
-        Parameter('run_name', value='gps_dropout')])
-    rig = InProcessRig(ros_context, 'gps_dropout_tester', classifier, recorder)
-    tester, spin = rig.tester, rig.spin
+    classifier = classifier_node(ros_context, score_threshold=0.0, max_fix_age_s=2.0,
+                                 fix_wait_s=0.05)
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(tmp_path), run_name='gps_dropout'))
+    harness = Harness(ros_context, [classifier, recorder], name='gps_dropout_tester')
+    wait = harness.wait
 
     try:
+        tester = harness.node
         frames = tester.create_publisher(Image, 'frames', QoSProfile(depth=10))
         fixes = tester.create_publisher(NavSatFix, 'fix', QoSProfile(depth=50))
-        detections = JsonTopic(tester, 'detections')
-        diagnostics = DiagnosticsCollector(tester)
-        assert wait_until(lambda: frames.get_subscription_count() > 0
-                          and fixes.get_subscription_count() > 0, 15.0, spin=spin)
+        results = Collector(tester, [('/detections', String)])
+        diagnostics = diagnostics_collector(tester)
+        harness.wait_for_subscribers(frames)
+        harness.wait_for_subscribers(fixes)
         rgb = leaf_photos(1)[0][1]
         published_fixes = 0
         no_fix_sent = 0
@@ -102,16 +101,16 @@ def test_gps_dropout_loses_no_detection(ros_context, shipped_model_paths, tmp_pa
                     published_fixes += 1
                     no_fix_sent += message.status.status == NavSatStatus.STATUS_NO_FIX
                 next_fix += 1
-            assert wait_until(lambda n=published_fixes: classifier.fixes_received >= n, 5.0,
-                              spin=spin), 'fixes not taken'
-            frames.publish(rgb_image_msg(rgb, frame_id=f'frame-{index}', stamp_s=T0 + t))
+            assert wait(lambda n=published_fixes: classifier.fixes_received >= n), \
+                'fixes not taken'
+            frames.publish(make_image(rgb, frame_id=f'frame-{index}', stamp_s=T0 + t))
             # One frame at a time: the next goes out once this one's detection is out.
-            assert wait_until(lambda n=index + 1: len(detections.messages) >= n, 5.0,
-                              spin=spin), f'no detection for frame {index} (t={t:.2f} s)'
+            assert wait(lambda n=index + 1: results.count('/detections') >= n), \
+                f'no detection for frame {index} (t={t:.2f} s)'
 
-        assert len(detections.messages) == FRAMES
-        by_frame = {message['properties']['frame_id']: message
-                    for message in detections.messages}
+        detections = results.json('/detections')
+        assert len(detections) == FRAMES
+        by_frame = {message['properties']['frame_id']: message for message in detections}
         assert len(by_frame) == FRAMES, 'a frame was detected twice'
         for index in range(FRAMES):
             t = FRAME_OFFSET_S + index * FRAME_PERIOD_S
@@ -126,13 +125,14 @@ def test_gps_dropout_loses_no_detection(ros_context, shipped_model_paths, tmp_pa
                 assert abs(longitude - (LONGITUDE + t * 1e-5)) < 2.5e-5
 
         # NO_FIX messages are counted by reason; the recorder wrote every detection.
-        assert wait_until(lambda: diagnostics.values('disease_classifier').get(
-            'fix_rejected.no_fix') == str(no_fix_sent), 5.0, spin=spin), diagnostics.latest
-        assert wait_until(lambda: recorder.records_written == FRAMES, 5.0, spin=spin)
+        assert wait(lambda: (latest_diagnostics(diagnostics, 'disease_classifier') or {}).get(
+            'fix_rejected.no_fix') == str(no_fix_sent)), \
+            latest_diagnostics(diagnostics, 'disease_classifier')
+        assert wait(lambda: recorder.records_written == FRAMES)
         features, stats = scan_geojson_seq(tmp_path / 'gps_dropout.geojsons')
         assert len(features) == FRAMES and stats.skipped == 0
         assert sum(feature['geometry'] is None for feature in features) == \
             sum(expected_status(FRAME_OFFSET_S + i * FRAME_PERIOD_S) == 'stale'
                 for i in range(FRAMES))
     finally:
-        rig.close()
+        harness.close()

@@ -11,21 +11,14 @@ from collections.abc import Iterator
 import json
 import math
 
-from helpers.node_helpers import (
-    Collector,
-    Harness,
-    latest_diagnostics,
-    make_image,
-    make_stamp,
-    require_shipped_model,
-)
+from helpers.images import make_image, make_stamp
+from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters
+from helpers.shipped_model import require_shipped_model
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -81,11 +74,11 @@ class Gps:
         values = {'score_threshold': 0.0, 'diagnostics_period_s': 0.2, **params}
         self.classifier = harness.add(DiseaseClassifierNode(
             context=harness.context,
-            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]))
+            parameter_overrides=parameters(**values)))
         node = harness.node
-        self.collector = Collector(node, [('/detections', String), ('/detections/fix', NavSatFix),
-                                          ('/classification', String),
-                                          ('/diagnostics', DiagnosticArray)])
+        self.collector = diagnostics_collector(node, ('/detections', String),
+                                               ('/detections/fix', NavSatFix),
+                                               ('/classification', String))
         self.frames = node.create_publisher(Image, '/frames', 10)
         self.fixes = node.create_publisher(
             NavSatFix, '/fix', QoSProfile(depth=50, reliability=fix_reliability))
@@ -96,7 +89,7 @@ class Gps:
         """Publish a fix and wait until the classifier has taken it."""
         before = self.classifier.fixes_received
         self.fixes.publish(msg)
-        assert self.harness.wait(lambda: self.classifier.fixes_received > before, 5.0)
+        assert self.harness.wait(lambda: self.classifier.fixes_received > before)
 
     def send_frame(self, stamp_s: float, frame_id: str = 'camera') -> None:
         """Publish a frame and wait until it has been classified."""
@@ -219,7 +212,7 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
     rejected = gps.classifier.diagnostics.rejected
     assert (rejected[('fix', 'no_fix')], rejected[('fix', 'non_finite')],
             rejected[('fix', 'out_of_range')]) == (1, 2, 1)
-    classifier_id = gps.classifier.get_fully_qualified_name()
+    classifier_id = gps.classifier.get_name()
 
     def reported() -> bool:
         values = latest_diagnostics(gps.collector, classifier_id)
@@ -227,4 +220,4 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
             values.get('fix_rejected.no_fix'), values.get('fix_rejected.non_finite'),
             values.get('fix_rejected.out_of_range')) == ('1', '2', '1')
 
-    assert harness.wait(reported, 3.0), latest_diagnostics(gps.collector, classifier_id)
+    assert harness.wait(reported), latest_diagnostics(gps.collector, classifier_id)

@@ -11,7 +11,6 @@ Afterwards good frames, raw and JPEG, must be labelled exactly as the core label
 from __future__ import annotations
 
 from collections import Counter
-import time
 
 import cv2
 import numpy as np
@@ -19,31 +18,28 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from helpers.fuzz_messages import FuzzCase, generate_cases, make_compressed  # noqa: E402
-from helpers.ros_helpers import (  # noqa: E402
-    DiagnosticsCollector,
-    InProcessRig,
-    JsonTopic,
-    leaf_photos,
-    rgb_image_msg,
-    shipped_classifier_node,
-    wait_until,
+from helpers.fuzz_messages import compressed_from_bytes, FuzzCase, generate_cases  # noqa: E402
+from helpers.images import leaf_photos, make_image  # noqa: E402
+from helpers.ros import (  # noqa: E402
+    classifier_node,
+    Collector,
+    diagnostics_collector,
+    Harness,
+    latest_diagnostics,
+    parameters,
 )
-from rclpy.parameter import Parameter  # noqa: E402
+from helpers.shipped_model import shipped_classifier  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
-from plant_disease_ros.core.classifier import (  # noqa: E402
-    ClassifierOptions,
-    DiseaseClassifier,
-)
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
 from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode  # noqa: E402
 from plant_disease_ros.ros import conversions  # noqa: E402
 
 BURST = 400
 SEED = 7
-TAKE_TIMEOUT_S = 5.0
+TAKE_TIMEOUT_S = 10.0
 
 
 def reference_outcome(case: FuzzCase) -> str:
@@ -60,29 +56,26 @@ def reference_outcome(case: FuzzCase) -> str:
     return 'ok'
 
 
-def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
+def test_burst_then_good_frames(ros_context) -> None:
     """No node dies, every bad message is counted by reason, good frames stay right."""
-    model_path, labels_path = shipped_model_paths
-    classifier = shipped_classifier_node(ros_context, shipped_model_paths, fix_wait_s=0.0)
-    camera = CameraSubscriberNode(context=ros_context, parameter_overrides=[
-        Parameter('transport', value='compressed'),
-        Parameter('qos_reliability', value='reliable'),
-        Parameter('diagnostics_period_s', value=0.2)])
-    rig = InProcessRig(ros_context, 'burst_tester', classifier, camera)
-    tester, spin = rig.tester, rig.spin
+    classifier = classifier_node(ros_context, fix_wait_s=0.0)
+    camera = CameraSubscriberNode(context=ros_context, parameter_overrides=parameters(
+        transport='compressed', qos_reliability='reliable', diagnostics_period_s=0.2))
+    harness = Harness(ros_context, [classifier, camera], name='burst_tester')
+    wait = harness.wait
 
     try:
+        tester = harness.node
         publishers = {
             'image': tester.create_publisher(Image, 'frames', QoSProfile(depth=10)),
             'compressed': tester.create_publisher(CompressedImage, 'image_raw/compressed',
                                                   QoSProfile(depth=10)),
             'fix': tester.create_publisher(NavSatFix, 'fix', QoSProfile(depth=10)),
         }
-        diagnostics = DiagnosticsCollector(tester)
-        results = JsonTopic(tester, 'classification')
-        assert wait_until(lambda: all(p.get_subscription_count() > 0
-                                      for p in publishers.values()), 15.0, spin=spin), \
-            'the nodes did not subscribe'
+        diagnostics = diagnostics_collector(tester)
+        results = Collector(tester, [('/classification', String)])
+        for publisher in publishers.values():
+            harness.wait_for_subscribers(publisher)
         taken = {
             'image': lambda: classifier.diagnostics.received,
             'compressed': lambda: camera.diagnostics.received,
@@ -95,12 +88,12 @@ def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
             before = taken[case.kind]()
             frames_before = classifier.diagnostics.received
             publishers[case.kind].publish(case.msg)
-            assert wait_until(lambda kind=case.kind, n=before: taken[kind]() > n,
-                              TAKE_TIMEOUT_S, spin=spin), f'not taken: {case.note}'
+            assert wait(lambda kind=case.kind, n=before: taken[kind]() > n,
+                        TAKE_TIMEOUT_S), f'not taken: {case.note}'
             if case.kind == 'compressed' and outcome == 'ok':
                 # The camera passes a good frame on to the classifier.
-                assert wait_until(lambda n=frames_before: classifier.diagnostics.received > n,
-                                  TAKE_TIMEOUT_S, spin=spin)
+                assert wait(lambda n=frames_before: classifier.diagnostics.received > n,
+                            TAKE_TIMEOUT_S)
 
         frames_rejected = {reason: count for reason, count in expected['image'].items()
                            if reason != 'ok'}
@@ -114,15 +107,18 @@ def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
         # /diagnostics: a status published after the burst holds the exact counts.
         received_total = classifier.diagnostics.received
 
-        def diagnostics_current() -> bool:
-            values = diagnostics.values('disease_classifier')
-            camera_values = diagnostics.values('camera_subscriber')
-            return (values.get('received') == str(received_total)
-                    and camera_values.get('received') == str(camera.diagnostics.received))
+        def values_of(node_name: str) -> dict[str, str]:
+            return latest_diagnostics(diagnostics, node_name) or {}
 
-        assert wait_until(diagnostics_current, 5.0, spin=spin), diagnostics.latest
-        values = diagnostics.values('disease_classifier')
-        camera_values = diagnostics.values('camera_subscriber')
+        def diagnostics_current() -> bool:
+            return (values_of('disease_classifier').get('received') == str(received_total)
+                    and values_of('camera_subscriber').get('received')
+                    == str(camera.diagnostics.received))
+
+        assert wait(diagnostics_current), (values_of('disease_classifier'),
+                                           values_of('camera_subscriber'))
+        values = values_of('disease_classifier')
+        camera_values = values_of('camera_subscriber')
         for reason, count in frames_rejected.items():
             assert values.get(f'rejected.{reason}') == str(count), (reason, values)
         for reason, count in fixes_rejected.items():
@@ -135,8 +131,7 @@ def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
         assert values.get('processed') == str(good_frames)
 
         # Good frames after the burst: labelled exactly as the core labels them.
-        reference = DiseaseClassifier.create_from_options(ClassifierOptions(
-            model_path=str(model_path), labels_path=str(labels_path), num_threads=1))
+        reference = shipped_classifier()
         photos = leaf_photos(6)
         assert photos
         for index, (name, rgb) in enumerate(photos):
@@ -144,21 +139,23 @@ def test_burst_then_good_frames(ros_context, shipped_model_paths) -> None:
             assert ok
             decoded = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
             raw_id, jpeg_id = f'good-raw-{index}', f'good-jpeg-{index}'
-            publishers['image'].publish(rgb_image_msg(rgb, frame_id=raw_id))
-            compressed = make_compressed(jpeg.tobytes(), 'bgr8; jpeg compressed bgr8')
+            publishers['image'].publish(make_image(rgb, stamp_s=100.0 + index,
+                                                   frame_id=raw_id))
+            compressed = compressed_from_bytes(jpeg.tobytes(), 'bgr8; jpeg compressed bgr8')
             compressed.header.frame_id = jpeg_id
-            compressed.header.stamp.sec = int(time.time())
-            assert wait_until(lambda i=raw_id: i in results.frame_ids(), TAKE_TIMEOUT_S,
-                              spin=spin), f'no classification of {name} (raw)'
+            compressed.header.stamp.sec = 200 + index
+            assert wait(lambda i=raw_id: i in results.frame_ids('/classification'),
+                        TAKE_TIMEOUT_S), f'no classification of {name} (raw)'
             publishers['compressed'].publish(compressed)
-            assert wait_until(lambda i=jpeg_id: i in results.frame_ids(), TAKE_TIMEOUT_S,
-                              spin=spin), f'no classification of {name} (jpeg)'
+            assert wait(lambda i=jpeg_id: i in results.frame_ids('/classification'),
+                        TAKE_TIMEOUT_S), f'no classification of {name} (jpeg)'
+            classified = results.json('/classification')
             for frame_id, image in ((raw_id, rgb), (jpeg_id, decoded)):
-                message = results.messages[results.frame_ids().index(frame_id)]
+                message = classified[results.frame_ids('/classification').index(frame_id)]
                 expected_result = reference.classify(image)
                 top = message['top_k'][0]
                 assert top['index'] == expected_result.top.index, (name, frame_id, message)
                 assert top['label'] == expected_result.top.label
                 assert np.isclose(top['score'], expected_result.top.score, atol=1e-6)
     finally:
-        rig.close()
+        harness.close()

@@ -4,16 +4,14 @@ too when they must not talk to the farm network)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 import socket
 import struct
 import subprocess
 import sys
 import threading
-import time
 
-from conftest import REPO_ROOT
+from helpers.processes import child_environment
 import pytest
 
 PROBE = """
@@ -41,13 +39,17 @@ def external_interfaces() -> list[str]:
     return names
 
 
-def count_dds_packets(interface: str, seconds: float, counts: dict[str, int]) -> None:
-    """Count IPv4 UDP packets to DDS's port range (7400 + 250 × domain) seen on an interface."""
+def count_dds_packets(interface: str, listening: threading.Event, stop: threading.Event,
+                      counts: dict[str, int]) -> None:
+    """Count IPv4 UDP packets to DDS's port range (7400 + 250 × domain) seen on an interface.
+
+    Sets ``listening`` once the capture is bound; counts until ``stop`` is set.
+    """
     sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
     sniffer.bind((interface, 0))
     sniffer.settimeout(0.2)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    listening.set()
+    while not stop.is_set():
         try:
             frame = sniffer.recv(65535)
         except TimeoutError:
@@ -68,17 +70,23 @@ def test_no_dds_packet_leaves_on_an_external_interface() -> None:
     except (PermissionError, AttributeError, OSError):
         pytest.skip('packet capture needs root (CAP_NET_RAW)')
     counts: dict[str, int] = {}
-    sniffers = [threading.Thread(target=count_dds_packets, args=(name, 6.0, counts))
+    stop = threading.Event()
+    listening = {name: threading.Event() for name in interfaces}
+    sniffers = [threading.Thread(target=count_dds_packets,
+                                 args=(name, listening[name], stop, counts))
                 for name in interfaces]
     for sniffer in sniffers:
         sniffer.start()
-    time.sleep(0.3)
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               FASTDDS_DEFAULT_PROFILES_FILE=str(REPO_ROOT / 'config' / 'fastdds_profile.xml'))
-    env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
-    subprocess.run([sys.executable, '-c', PROBE], env=env, check=True, timeout=30)
-    for sniffer in sniffers:
-        sniffer.join()
+    try:
+        assert all(event.wait(10.0) for event in listening.values()), 'capture not started'
+        # The run's environment (test/conftest.py): loopback discovery, the shipped profile.
+        subprocess.run([sys.executable, '-c', PROBE], env=child_environment(), check=True,
+                       timeout=60)
+    finally:
+        # Capture for as long as the probe ran, however long that took.
+        stop.set()
+        for sniffer in sniffers:
+            sniffer.join()
     assert counts.get('lo', 0) > 0, 'the capture saw no DDS traffic at all: it is broken'
     leaked = {name: count for name, count in counts.items() if name != 'lo'}
     assert leaked == {}, f'DDS packets on external interfaces: {leaked}'

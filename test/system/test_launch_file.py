@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from plant_disease_ros.ros import node_set
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'field.launch.py'
 SETUP_PY = REPO_ROOT / 'setup.py'
@@ -281,21 +283,21 @@ def test_boolean_arguments_drive_conditions(model: LaunchModel) -> None:
 
 
 def test_single_process_switches_the_nodes(model: LaunchModel) -> None:
-    """single_process starts the pipeline instead of the two nodes; the recorder always."""
-    expected = {
-        'camera_subscriber': ('UnlessCondition', 'single_process'),
-        'disease_classifier': ('UnlessCondition', 'single_process'),
-        'plant_disease_pipeline': ('IfCondition', 'single_process'),
-        'disease_map_recorder': None,
-        'rviz2': ('IfCondition', 'rviz'),
-    }
+    """single_process starts node_set's executables for each value; rviz is optional."""
     found = {}
     for call in model.nodes():
         _, executable = model.node_executable(call)
         condition = model.resolve(keyword(call, 'condition'))
         found[executable] = None if condition is None else (
             call_name(condition), *sorted(model.launch_configurations(condition)))
-    assert found == expected
+    assert found.pop('rviz2') == ('IfCondition', 'rviz')
+    for single_process in (True, False):
+        started = {name for name, condition in found.items()
+                   if condition is None
+                   or condition == ('IfCondition' if single_process else 'UnlessCondition',
+                                    'single_process')}
+        expected = node_set.executables(node_set.NodeSetOptions(single_process=single_process))
+        assert started == {executable.name for executable in expected}, single_process
 
 
 def test_executables_exist(model: LaunchModel) -> None:
@@ -351,17 +353,17 @@ def test_nodes_use_namespace_params_file_and_sim_time(model: LaunchModel) -> Non
 
 
 def test_arguments_reach_their_nodes(model: LaunchModel) -> None:
-    """transport, model_path and map_dir are set on the nodes that declare them."""
-    expected = {
-        'camera_subscriber': {'use_sim_time', 'transport'},
-        'disease_classifier': {'use_sim_time', 'model_path'},
-        'plant_disease_pipeline': {'use_sim_time', 'transport', 'model_path'},
-        'disease_map_recorder': {'use_sim_time', 'map_dir'},
-    }
+    """Each node gets exactly the argument-driven parameters that node_set gives it."""
+    seen = set()
     for call in model.nodes():
         package, executable = model.node_executable(call)
         if package == PACKAGE:
-            assert model.parameter_names(call) == expected[executable], executable
+            expected = node_set.launch_parameters(node_set.EXECUTABLES[executable])
+            assert model.parameter_names(call) == expected, executable
+            assert model.remapped_names(call) == node_set.remapped_topics(
+                node_set.EXECUTABLES[executable]), executable
+            seen.add(executable)
+    assert seen == set(node_set.EXECUTABLES)
 
 
 def test_remappings_name_real_inputs(model: LaunchModel) -> None:

@@ -8,11 +8,12 @@ from plant_disease_ros.tools.bench import (
     BenchConfig,
     build_plan,
     CAPACITY,
+    cpu_time_counters,
     evaluate_bars,
     format_report,
     host_steal,
+    steal_percent,
 )
-from plant_disease_ros.tools.machine import cpu_time_counters, steal_percent
 
 
 def _run(rig: str, size: str, p50: float, *, kind: str = 'latency', rate_hz: float = 5.0,

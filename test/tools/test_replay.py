@@ -19,11 +19,10 @@ from plant_disease_ros.cli import main as cli
 from plant_disease_ros.tools.replay import (
     BagSelection,
     inspect_bag,
-    normalize_namespace,
     pipeline_commands,
-    pipeline_environment,
     ReplayError,
     ReplayOptions,
+    save_when_complete,
     select_topics,
     TopicChoice,
 )
@@ -227,55 +226,79 @@ def test_inspect_bag_detects_topics_in_both_storages(tmp_path: Path) -> None:
         assert selection.duration_s > 0
 
 
-# Commands and environment ----------------------------------------------------------------------
+# Commands ---------------------------------------------------------------------------------------
 
 
-def _selection(transport: str = 'compressed') -> BagSelection:
+def selection(transport: str = 'compressed',
+              image_topic: str = '/camera/image_raw/compressed') -> BagSelection:
+    """Return a selection of a bag with one image topic and a fix topic."""
     msgtype = ('sensor_msgs/msg/CompressedImage' if transport == 'compressed'
                else 'sensor_msgs/msg/Image')
-    return BagSelection(Path('x.mcap'), TopicChoice('/camera/image_raw/compressed', msgtype, 3),
+    return BagSelection(Path('x.mcap'), TopicChoice(image_topic, msgtype, 3),
                         TopicChoice('/gps/fix', 'sensor_msgs/msg/NavSatFix', 3), 0, 1, {})
+
+
+def argv_of(commands: list) -> dict[str, str]:
+    """Return ``{executable name: argv joined by spaces}``."""
+    return {command.name: ' '.join(command.argv) for command in commands}
 
 
 def test_pipeline_commands_remap_inputs_and_set_parameters(tmp_path: Path) -> None:
     """Namespace, params file, sim time, transport, remappings and map folder are passed."""
     options = ReplayOptions(bag=Path('x.mcap'), namespace='field', parameters={'top_k': '5'})
-    commands = dict(pipeline_commands(_selection(), options, tmp_path / 'map', 'run',
-                                      Path('config/field.yaml')))
+    commands = argv_of(pipeline_commands(selection(), options, tmp_path / 'map', 'run',
+                                         Path('config/field.yaml')))
     assert set(commands) == {'camera_subscriber', 'disease_classifier', 'disease_map_recorder'}
-    camera = ' '.join(commands['camera_subscriber'])
+    camera = commands['camera_subscriber']
     assert '-r __ns:=/field' in camera and '--params-file config/field.yaml' in camera
     assert '-p use_sim_time:=true' in camera and '-p transport:=compressed' in camera
-    assert '-r image_raw/compressed:=/camera/image_raw/compressed' in camera
+    assert '-r image_raw/compressed:=/camera/image_raw/compressed ' in camera + ' '
     assert '-p top_k:=5' in camera
-    assert '-r fix:=/gps/fix' in ' '.join(commands['disease_classifier'])
-    recorder = ' '.join(commands['disease_map_recorder'])
+    assert '-r fix:=/gps/fix' in commands['disease_classifier']
+    recorder = commands['disease_map_recorder']
     assert f'-p map_dir:={tmp_path / "map"}' in recorder and '-p run_name:=run' in recorder
     options = ReplayOptions(bag=Path('x.mcap'), single_process=True, clock=False)
-    commands = dict(pipeline_commands(_selection('raw'), options, tmp_path, 'run', None))
+    commands = argv_of(pipeline_commands(selection('raw', '/cam/image'), options, tmp_path,
+                                         'run', None))
     assert set(commands) == {'plant_disease_pipeline', 'disease_map_recorder'}
-    pipeline = ' '.join(commands['plant_disease_pipeline'])
-    assert '-p use_sim_time:=false' in pipeline and '-r image_raw:=' in pipeline
+    pipeline = commands['plant_disease_pipeline']
+    assert '-p use_sim_time:=false' in pipeline and '-r image_raw:=/cam/image' in pipeline
     assert '-r fix:=/gps/fix' in pipeline and '--params-file' not in pipeline
 
 
-def test_environment_is_loopback_by_default_and_keeps_the_domain() -> None:
-    """Unset discovery range becomes LOCALHOST; a set one and the domain id are kept."""
-    env = pipeline_environment({'ROS_DOMAIN_ID': '42', 'PATH': '/bin'})
-    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST' and env['ROS_DOMAIN_ID'] == '42'
-    env = pipeline_environment({'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET'})
-    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'SUBNET'
+def test_pipeline_commands_keep_a_compressed_topic_without_the_suffix(tmp_path: Path) -> None:
+    """A CompressedImage topic not named '.../compressed' is remapped under its own name."""
+    options = ReplayOptions(bag=Path('x.mcap'))
+    commands = argv_of(pipeline_commands(selection('compressed', '/cam/jpeg'), options,
+                                         tmp_path, 'run', None))
+    camera = commands['camera_subscriber'] + ' '
+    assert '-r image_raw/compressed:=/cam/jpeg ' in camera
+    assert '/cam/jpeg/compressed' not in camera
 
 
-def test_normalize_namespace() -> None:
-    """Namespaces are made absolute; invalid ones are refused."""
-    assert normalize_namespace('plant_disease') == '/plant_disease'
-    assert normalize_namespace('/a/b/') == '/a/b' and normalize_namespace('') == ''
-    with pytest.raises(ReplayError):
-        normalize_namespace('bad name')
+def test_replay_owned_parameters_are_not_overridden(tmp_path: Path) -> None:
+    """-p transport, map_dir or run_name would break the remapping or the save: left out."""
+    options = ReplayOptions(bag=Path('x.mcap'), parameters={
+        'transport': 'raw', 'map_dir': '/elsewhere', 'run_name': 'other', 'top_k': '2'})
+    commands = argv_of(pipeline_commands(selection(), options, tmp_path, 'run', None))
+    every = ' '.join(commands.values())
+    assert 'transport:=raw' not in every and '/elsewhere' not in every
+    assert 'run_name:=other' not in every and '-p top_k:=2' in every
 
 
-class _SlowRecorderPlayer:
+def test_invalid_namespace_is_one_line_exit_2(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A namespace ROS refuses ends the replay before anything is started."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'bag', compressed_frames=2, fixes=2)
+    status, err = run_cli(['replay', str(bag), '--namespace', 'bad name', '--quiet',
+                           '--out', str(tmp_path / 'out')], capsys)
+    assert status == 2 and 'invalid namespace' in err
+    assert err.strip().count('\n') == 0
+    assert not (tmp_path / 'out').exists()
+
+
+class SlowRecorderPlayer:
     """A stand-in for the replay's player whose recorder saves ``per_save`` more each call."""
 
     def __init__(self, collection: Path, features: list[dict], per_save: int) -> None:
@@ -297,7 +320,7 @@ class _SlowRecorderPlayer:
         self.clock_ns = max(self.clock_ns, bag_ns)
 
 
-def _detections(count: int) -> list[dict]:
+def detections(count: int) -> list[dict]:
     """Return ``count`` detections as the replay receives them."""
     return [{'type': 'Feature', 'geometry': None,
              'properties': {'label': 'Tomato___Early_blight', 'confidence': 0.9,
@@ -308,10 +331,8 @@ def _detections(count: int) -> list[dict]:
 
 def test_save_waits_for_a_recorder_that_lags_behind(tmp_path: Path) -> None:
     """A save served while detections still queue at the recorder is repeated until complete."""
-    from plant_disease_ros.tools.replay import _save_when_complete
-
-    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', _detections(7), per_save=3)
-    ok, message = _save_when_complete(player, player.collection, 7, catch_up_s=5.0)
+    player = SlowRecorderPlayer(tmp_path / 'run.geojson', detections(7), per_save=3)
+    ok, message = save_when_complete(player, player.collection, 7, catch_up_s=5.0)
     assert ok, message
     assert player.saves == 3
     assert '(7 feature(s))' in message
@@ -320,10 +341,8 @@ def test_save_waits_for_a_recorder_that_lags_behind(tmp_path: Path) -> None:
 
 def test_save_reports_detections_the_recorder_never_got(tmp_path: Path) -> None:
     """A recorder that stays short is a failed save with both counts, not a silent map."""
-    from plant_disease_ros.tools.replay import _save_when_complete
-
-    player = _SlowRecorderPlayer(tmp_path / 'run.geojson', _detections(2), per_save=5)
-    ok, message = _save_when_complete(player, player.collection, 5, catch_up_s=0.3)
+    player = SlowRecorderPlayer(tmp_path / 'run.geojson', detections(2), per_save=5)
+    ok, message = save_when_complete(player, player.collection, 5, catch_up_s=0.3)
     assert not ok
     assert '2 of the 5 detection(s) received here' in message
     assert player.saves >= 2

@@ -1,5 +1,5 @@
-"""The static HTML report: Markdown rendering, sections with and without inputs, and that
-every picture and link of the page resolves offline."""
+"""The static HTML report: Markdown rendering (markdown-it-py), sections with and without
+inputs, and that every picture and link of the page resolves offline."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 from plant_disease_ros.core.classifier import Category, Classification
 from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
-from plant_disease_ros.training.report import build_report, markdown_to_html, ReportInputs
+from plant_disease_ros.training.report import build_report, ReportInputs
+from plant_disease_ros.training.report_html import markdown_to_html
 
 CARD = """# Model card: test model
 
@@ -152,7 +153,7 @@ def report_inputs(tmp_path: Path) -> ReportInputs:
                         embed_dir=embed, map_path=field)
 
 
-def test_markdown_subset() -> None:
+def test_markdown_card() -> None:
     page = markdown_to_html(CARD, resolve=lambda target: f'files/{target}'
                             if target != 'missing.png' and target != 'nowhere.csv' else None)
     assert '<h1 id="model-card-test-model">' in page
@@ -162,12 +163,16 @@ def test_markdown_subset() -> None:
     assert '<a href="https://arxiv.org/abs/1511.08060">the paper</a>' in page
     assert '<a href="files/split.json">the split</a>' in page
     assert 'a missing file' in page and 'nowhere.csv' not in page
-    assert '<li>first item continued</li>' in page
+    assert '<li>first item\ncontinued</li>' in page  # a lazy continuation line
     assert '<th style="text-align:right">test</th>' in page
     assert '<img src="files/training_curves.png" alt="training curves">' in page
     assert 'picture not available: gone' in page
     assert '&lt;folder&gt;' in page and 'class="language-bash"' in page
-    assert '<h3' in markdown_to_html('# shifted', heading_offset=2)
+    assert '<h3 id="shifted">shifted</h3>' in markdown_to_html('# shifted', heading_offset=2)
+    assert '<h6' in markdown_to_html('#### deep', heading_offset=3)
+    # Raw HTML in a card is shown as text, never run.
+    assert '&lt;script&gt;' in markdown_to_html('<script>alert(1)</script>')
+    assert '<script' not in markdown_to_html('a <script>alert(1)</script> b')
 
 
 def test_full_report_links_resolve(report_inputs: ReportInputs, tmp_path: Path) -> None:
@@ -210,7 +215,7 @@ def test_report_without_inputs_says_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_report_of_the_repository_resolves(tmp_path: Path) -> None:
-    from plant_disease_ros.cli import main
+    from plant_disease_ros.cli.main import main
 
     out = tmp_path / 'repo_report' / 'index.html'
     assert main(['report', '--models', str(MODELS_DIR), '--out', str(out)]) == 0

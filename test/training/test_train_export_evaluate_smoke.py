@@ -34,7 +34,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope='module')
 def trained_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from plant_disease_ros.cli import main
+    from plant_disease_ros.cli.main import main
 
     out = tmp_path_factory.mktemp('run')
     status = main(['train', '--data', str(tiny_dataset), '--out', str(out), '--epochs', '2',
@@ -60,7 +60,7 @@ def test_training_writes_split_curves_and_model(trained_run: Path) -> None:
 
 
 def test_export_and_evaluate(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
-    from plant_disease_ros.cli import main
+    from plant_disease_ros.cli.main import main
     from plant_disease_ros.core.interpreter_loader import load_interpreter
 
     model_path = tmp_path / 'model_int8.tflite'
@@ -95,7 +95,7 @@ def test_export_and_evaluate(trained_run: Path, tiny_dataset: Path, tmp_path: Pa
 
 def test_evaluate_rejects_classes_unknown_to_the_model(trained_run: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture) -> None:
-    from plant_disease_ros.cli import main
+    from plant_disease_ros.cli.main import main
 
     other = tmp_path / 'other'
     for name in ('Grape___healthy', 'Apple___Cedar_apple_rust'):
@@ -114,7 +114,7 @@ def test_evaluate_rejects_classes_unknown_to_the_model(trained_run: Path, tmp_pa
 
 def test_train_reports_a_single_class_folder(tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    from plant_disease_ros.cli import main
+    from plant_disease_ros.cli.main import main
 
     (tmp_path / 'data' / 'only').mkdir(parents=True)
     shutil.copyfile(sorted((DATA_DIR / CLASSES[0]).iterdir())[0],

@@ -1,4 +1,4 @@
-"""Detection features, GeoJSON text sequences (RFC 8142), collections, summary and cells."""
+"""The map file format: detection features, GeoJSON text sequences (RFC 8142), collections."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plant_disease_ros.core import disease_map
+from plant_disease_ros.core import map_file
 from plant_disease_ros.core.classifier import Category, Classification
 from plant_disease_ros.core.detections import (
     detection_feature,
@@ -18,8 +18,9 @@ from plant_disease_ros.core.detections import (
     feature_position,
     feature_stamp_s,
 )
-from plant_disease_ros.core.disease_map import (
-    CellAggregator,
+from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
+from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.map_file import (
     encode_record,
     feature_collection,
     feature_rejection_reason,
@@ -28,12 +29,9 @@ from plant_disease_ros.core.disease_map import (
     read_geojson_seq,
     RECORD_SEPARATOR,
     scan_geojson_seq,
-    summarize,
     write_feature_collection,
     write_json_atomic,
 )
-from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
-from plant_disease_ros.core.geodesy import enu_to_geodetic
 
 ORIGIN = (52.0116, 4.3571, 0.0)
 LATE_BLIGHT = 'Tomato___Late_blight'
@@ -134,7 +132,7 @@ def test_writer_appends_rs_prefixed_fsynced_records(tmp_path: Path,
         synced.append(descriptor)
         real_fsync(descriptor)
 
-    monkeypatch.setattr(disease_map.os, 'fsync', counting_fsync)
+    monkeypatch.setattr(map_file.os, 'fsync', counting_fsync)
     path = tmp_path / 'run.geojsons'
     features = [feature_at(index, 0.0, sec=index) for index in range(3)]
     with GeoJsonSeqWriter(path) as writer:
@@ -248,80 +246,3 @@ def test_read_features_by_content(tmp_path: Path) -> None:
     odd.write_text('{"type": "Topology"}')
     with pytest.raises(ValueError, match='neither'):
         read_features(odd)
-
-
-def test_summarize_counts_labels_cells_and_positions() -> None:
-    features = [
-        feature_at(0.5, 0.5, LATE_BLIGHT, sec=1),     # cell (0, 0)
-        feature_at(1.5, 1.9, LATE_BLIGHT, sec=2),     # cell (0, 0)
-        feature_at(2.3, 0.9, LATE_BLIGHT, sec=3),     # cell (1, 0)
-        feature_at(-0.5, 0.5, EARLY_BLIGHT, sec=4),   # cell (-1, 0)
-        feature_at(2.1, 0.1, EARLY_BLIGHT, sec=5),    # cell (1, 0)
-        feature_at(10.0, 10.0, HEALTHY, sec=6),       # cell (5, 5): healthy only
-        feature_at(None, None, LATE_BLIGHT, sec=7),
-        feature_at(None, None, HEALTHY, sec=8),
-    ]
-    summary = summarize(features, cell_size_m=2.0, origin=ORIGIN)
-    assert summary['detections'] == 8
-    assert (summary['located'], summary['unlocated']) == (6, 2)
-    assert summary['detections_per_label'] == {EARLY_BLIGHT: 2, LATE_BLIGHT: 4, HEALTHY: 2}
-    assert (summary['diseased_detections'], summary['healthy_detections']) == (6, 2)
-    assert summary['diseased_cells_per_label'] == {EARLY_BLIGHT: 2, LATE_BLIGHT: 2}
-    assert summary['diseased_cells'] == 3
-    assert summary['cells'] == 4
-    assert summary['fix_status'] == {'interpolated': 6, 'stale': 2}
-    assert summary['origin'] == {'latitude': ORIGIN[0], 'longitude': ORIGIN[1],
-                                 'altitude': ORIGIN[2]}
-    assert (summary['first_stamp_s'], summary['last_stamp_s']) == pytest.approx((1.0, 8.0))
-    json.dumps(summary, allow_nan=False)
-
-    # Without an origin the first located feature is the origin: cells shift with it.
-    shifted = summarize(features, cell_size_m=2.0)
-    assert shifted['origin']['latitude'] == pytest.approx(feature_position(features[0])[0])
-    assert shifted['diseased_cells_per_label'] == {EARLY_BLIGHT: 2, LATE_BLIGHT: 1}
-
-
-def test_summary_of_nothing() -> None:
-    summary = summarize([], cell_size_m=1.0)
-    assert summary['detections'] == 0 and summary['origin'] is None
-    with pytest.raises(ValueError):
-        summarize([], cell_size_m=0.0)
-
-
-def test_cell_aggregator() -> None:
-    aggregator = CellAggregator(cell_size_m=2.0, origin=ORIGIN)
-    assert aggregator.add(feature_at(None, None)) is None
-    aggregator.add(feature_at(0.2, 0.3, LATE_BLIGHT, 0.70, sec=1))
-    aggregator.add(feature_at(1.8, 1.7, HEALTHY, 0.95, sec=2))
-    cell = aggregator.add(feature_at(1.0, 1.0, LATE_BLIGHT, 0.80, sec=3))
-    assert cell.key == (0, 0)
-    other = aggregator.add(feature_at(-3.0, 5.0, EARLY_BLIGHT, 0.6, sec=4))
-    assert other.key == (-2, 2)
-    cells = {cell.key: cell for cell in aggregator.cells()}
-    assert len(aggregator) == 2 and set(cells) == {(0, 0), (-2, 2)}
-    first = cells[(0, 0)]
-    assert first.count == 3
-    assert first.max_confidence == pytest.approx(0.95)
-    assert first.label == HEALTHY and first.healthy
-    assert first.majority_label == LATE_BLIGHT
-    assert first.diseased_count == 2
-    assert first.label_counts == {LATE_BLIGHT: 2, HEALTHY: 1}
-    assert (first.centre_e, first.centre_n) == (1.0, 1.0)
-    second = cells[(-2, 2)]
-    assert (second.centre_e, second.centre_n) == (-3.0, 5.0)
-    assert second.label == EARLY_BLIGHT and not second.healthy
-    # cells() is a snapshot: changing it does not change the aggregator.
-    first.label_counts.clear()
-    assert aggregator.cells()[0].label_counts == {LATE_BLIGHT: 2, HEALTHY: 1}
-
-
-def test_cell_aggregator_origin_from_first_located_feature() -> None:
-    aggregator = CellAggregator(cell_size_m=5.0)
-    assert aggregator.origin is None
-    aggregator.add(feature_at(None, None))
-    assert aggregator.origin is None
-    first = feature_at(100.0, 100.0)
-    cell = aggregator.add(first)
-    assert aggregator.origin == feature_position(first)
-    assert cell.key == (0, 0) and (cell.centre_e, cell.centre_n) == (2.5, 2.5)
-    assert aggregator.add(feature_at(94.0, 100.0)).key == (-2, 0)

@@ -1,0 +1,22 @@
+"""Draw a classification's label on a frame (the ``image_annotated`` view)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def annotate(rgb: np.ndarray, text: str) -> np.ndarray:
+    """Return a copy of ``rgb`` with ``text`` on a dark band across the top."""
+    image = np.array(rgb, dtype=np.uint8, order='C', copy=True)
+    height, width = image.shape[:2]
+    # Text scaled with the frame width so it stays legible from thumbnails to 4K.
+    scale = max(0.35, min(2.0, width / 900.0))
+    thickness = max(1, int(round(scale * 2)))
+    (_, text_height), baseline = cv2.getTextSize(
+        text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    band = min(height, text_height + baseline + 2 * thickness + 4)
+    image[:band] = (image[:band] * 0.35).astype(np.uint8)
+    cv2.putText(image, text, (4, band - baseline - thickness), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return image

@@ -1,0 +1,78 @@
+"""Hold detections until the GPS fix after their stamp arrives, or their wait is over.
+
+A position is never taken from a fix older than the frame while a newer one may still
+come: interpolating between the fixes around the stamp is more accurate. Each waiting
+item is settled when that fix arrives or at its deadline, whichever comes first, then
+located with the fixes there are (nearest, stale or none).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
+
+Item = TypeVar('Item')
+
+# Beyond this many waiting items the oldest is settled at once: bounded memory.
+DEFAULT_MAX_WAITING = 64
+
+
+@dataclass(frozen=True)
+class _Waiting(Generic[Item]):
+    """An item waiting for the fix after ``stamp_s`` until ``deadline_s``."""
+
+    item: Item
+    stamp_s: float
+    deadline_s: float
+
+
+class FixWait(Generic[Item]):
+    """Locate items by stamp in ``fixes``, waiting up to a deadline for the fix after it.
+
+    :meth:`add` and :meth:`settle` return the items that are ready, in the order they came,
+    each with its :class:`FixLookup`; the caller publishes them.
+    """
+
+    def __init__(self, fixes: FixBuffer, max_waiting: int = DEFAULT_MAX_WAITING) -> None:
+        """Look positions up in ``fixes``; hold at most ``max_waiting`` items."""
+        if max_waiting < 1:
+            raise ValueError(f'max_waiting must be >= 1, got {max_waiting}')
+        self.fixes = fixes
+        self.max_waiting = int(max_waiting)
+        self._waiting: deque[_Waiting[Item]] = deque()
+
+    def __len__(self) -> int:
+        """Return the number of items waiting."""
+        return len(self._waiting)
+
+    def add(self, item: Item, stamp_s: float, now_s: float,
+            wait_s: float) -> list[tuple[Item, FixLookup]]:
+        """Locate ``item`` now, or let it wait until ``now_s + wait_s``; return what is ready.
+
+        With ``wait_s <= 0`` the item is located at once with the fixes there are.
+        """
+        lookup = self.fixes.lookup(stamp_s, final=wait_s <= 0.0)
+        if lookup.status != 'pending':
+            return [(item, lookup)]
+        self._waiting.append(_Waiting(item, stamp_s, now_s + wait_s))
+        if len(self._waiting) > self.max_waiting:
+            oldest = self._waiting.popleft()
+            return [(oldest.item, self.fixes.lookup(oldest.stamp_s, final=True))]
+        return []
+
+    def settle(self, now_s: float) -> list[tuple[Item, FixLookup]]:
+        """Return the waiting items whose fix came or whose deadline passed, in order."""
+        ready: list[tuple[Item, FixLookup]] = []
+        while self._waiting:
+            waiting = self._waiting[0]
+            lookup = self.fixes.lookup(waiting.stamp_s, final=False)
+            if lookup.status == 'pending':
+                if now_s < waiting.deadline_s:
+                    break
+                lookup = self.fixes.lookup(waiting.stamp_s, final=True)
+            self._waiting.popleft()
+            ready.append((waiting.item, lookup))
+        return ready

@@ -1,0 +1,222 @@
+"""The demo field and drive: three crop rows, the robot's stop-and-go path, photos per plant.
+
+The robot drives a serpentine over three rows, stop-and-go as phenotyping robots do: it
+drives from plant to plant and creeps over each one while its close-up downward camera
+grabs a burst of frames, so every plant is seen in several consecutive frames. GPS fixes
+come at a fixed rate, except in a dropout over the middle row. Photos are taken from the
+held-out test split when there is one, so the demo never shows the model a photo it was
+trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+import json
+import math
+from pathlib import Path
+import random
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+ROWS = 3
+FRAMES_PER_PLANT = 4
+BURST_RATE_HZ = 10.0
+ROW_SPACING_M = 2.0
+PLANT_SPACING_M = 1.0
+ROW_SPEED_MPS = 0.5           # between plants
+CREEP_SPEED_MPS = 0.04        # over a plant, while its burst is grabbed
+CREEP_S = 0.6
+TURN_SPEED_MPS = 0.5
+HEADLAND_M = 0.5              # driven past the row ends before turning
+LEAD_M = 0.5                  # driven before the first and after the last row
+
+GPS_RATE_HZ = 5.0
+DROPOUT_S = 5.0
+# The classifier's default; frames farther than this from every fix cannot be located.
+MAX_FIX_AGE_S = 2.0
+
+ROW_CROPS = ('Tomato', 'Potato', 'Apple')
+
+
+@dataclass(frozen=True)
+class Plant:
+    """One plant in a row: the photo that shows it and where it stands."""
+
+    row: int
+    index: int
+    label: str
+    photo: str            # path relative to the data folder
+    east: float
+    north: float
+    pass_time_s: float    # when the camera is right above it (seconds from the start)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of the robot's path: ``position(s)`` for s metres along it."""
+
+    start_s: float
+    duration_s: float
+    speed_mps: float
+    position: Callable[[float], tuple[float, float]]
+
+
+@dataclass
+class DrivePlan:
+    """The whole drive: path segments, plants, camera frame times and GPS fix times."""
+
+    segments: list[Segment]
+    plants: list[Plant]
+    frame_times: list[tuple[float, Plant, int]]   # (seconds from start, plant, burst index)
+    fix_times: list[float]
+    dropout: tuple[float, float]
+    duration_s: float
+
+    def position(self, t: float) -> tuple[float, float]:
+        """Return the robot's true (east, north) in metres at ``t`` seconds."""
+        for segment in self.segments:
+            if t <= segment.start_s + segment.duration_s:
+                elapsed = min(max(t - segment.start_s, 0.0), segment.duration_s)
+                return segment.position(elapsed * segment.speed_mps)
+        last = self.segments[-1]
+        return last.position(last.duration_s * last.speed_mps)
+
+
+def _straight(start: tuple[float, float], direction: tuple[float, float]
+              ) -> Callable[[float], tuple[float, float]]:
+    return lambda s: (start[0] + direction[0] * s, start[1] + direction[1] * s)
+
+
+def _half_circle(centre: tuple[float, float], radius: float, start_angle: float,
+                 turn: float) -> Callable[[float], tuple[float, float]]:
+    def position(s: float) -> tuple[float, float]:
+        angle = start_angle + turn * s / radius
+        return centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle)
+    return position
+
+
+def plan_drive(plants_per_row: int, photos: Sequence[tuple[str, str]]) -> DrivePlan:
+    """Lay out the rows, the robot's serpentine path, the camera bursts and the GPS fixes.
+
+    ``photos`` gives (label, photo) for every plant in driving order. Rows run east-west,
+    ``ROW_SPACING_M`` apart going north; row 0 is driven east, row 1 west, row 2 east.
+    """
+    row_length = plants_per_row * PLANT_SPACING_M
+    segments: list[Segment] = []
+    plants: list[Plant] = []
+    frame_times: list[tuple[float, Plant, int]] = []
+    t = 0.0
+
+    def add(length: float, speed: float, position: Callable[[float], tuple[float, float]]
+            ) -> float:
+        segments.append(Segment(t, length / speed, speed, position))
+        return t + length / speed
+
+    for row in range(ROWS):
+        heading = 1.0 if row % 2 == 0 else -1.0
+        north = row * ROW_SPACING_M
+        entry = -HEADLAND_M if heading > 0 else row_length + HEADLAND_M
+        lead = LEAD_M if row == 0 else 0.0
+        length = row_length + 2 * HEADLAND_M + lead + (LEAD_M if row == ROWS - 1 else 0.0)
+        row_start = entry - heading * lead
+        # Stop-and-go: drive to just before each plant, creep over it while the camera
+        # grabs its burst, drive on. ``done`` is the distance driven along the row.
+        done = 0.0
+        for index in range(plants_per_row):
+            along = (index + 0.5) * PLANT_SPACING_M
+            east = along if heading > 0 else row_length - along
+            creep_length = CREEP_SPEED_MPS * CREEP_S
+            creep_from = lead + HEADLAND_M + along - creep_length / 2
+            t = add(creep_from - done, ROW_SPEED_MPS,
+                    _straight((row_start + heading * done, north), (heading, 0.0)))
+            pass_time = t + CREEP_S / 2
+            t = add(creep_length, CREEP_SPEED_MPS,
+                    _straight((row_start + heading * creep_from, north), (heading, 0.0)))
+            done = creep_from + creep_length
+            label, photo = photos[row * plants_per_row + index]
+            plant = Plant(row, index, label, photo, east, north, pass_time)
+            plants.append(plant)
+            for burst in range(FRAMES_PER_PLANT):
+                offset = (burst - (FRAMES_PER_PLANT - 1) / 2) / BURST_RATE_HZ
+                frame_times.append((pass_time + offset, plant, burst))
+        t = add(length - done, ROW_SPEED_MPS,
+                _straight((row_start + heading * done, north), (heading, 0.0)))
+        if row < ROWS - 1:
+            exit_east = row_length + HEADLAND_M if heading > 0 else -HEADLAND_M
+            radius = ROW_SPACING_M / 2
+            centre = (exit_east, north + radius)
+            # East end: from the bottom of the circle counter-clockwise; west end: clockwise.
+            turn = 1.0 if heading > 0 else -1.0
+            start_angle = -math.pi / 2
+            t = add(math.pi * radius, TURN_SPEED_MPS,
+                    _half_circle(centre, radius, start_angle, turn))
+    duration = t
+    # The dropout is centred on the middle plant of the middle row, long enough that the
+    # frames of that plant are farther than MAX_FIX_AGE_S from every fix.
+    middle = plants[(ROWS // 2) * plants_per_row + plants_per_row // 2]
+    dropout = (middle.pass_time_s - DROPOUT_S / 2, middle.pass_time_s + DROPOUT_S / 2)
+    count = int(math.floor(duration * GPS_RATE_HZ)) + 1
+    fix_times = [i / GPS_RATE_HZ for i in range(count)
+                 if not dropout[0] < i / GPS_RATE_HZ < dropout[1]]
+    frame_times.sort(key=lambda item: item[0])
+    return DrivePlan(segments, plants, frame_times, fix_times, dropout, duration)
+
+
+def _class_photos_from_split(split_path: Path) -> dict[str, list[str]]:
+    split = json.loads(split_path.read_text(encoding='utf-8'))
+    classes = split['classes']
+    photos: dict[str, list[str]] = {}
+    for relative, class_index in split['splits']['test']:
+        photos.setdefault(classes[int(class_index)], []).append(str(relative))
+    return photos
+
+
+def _class_photos_from_folder(data_dir: Path) -> dict[str, list[str]]:
+    photos: dict[str, list[str]] = {}
+    for class_dir in sorted(path for path in data_dir.iterdir() if path.is_dir()):
+        files = sorted(path for path in class_dir.iterdir()
+                       if path.suffix.lower() in ('.jpg', '.jpeg', '.png'))
+        if files:
+            photos[class_dir.name] = [f'{class_dir.name}/{path.name}' for path in files]
+    return photos
+
+
+def choose_photos(data_dir: Path, split_path: Path | None, plants_per_row: int,
+                  rng: random.Random) -> tuple[list[tuple[str, str]], str]:
+    """Pick (label, photo) for every plant, one crop per row; return them and the source.
+
+    Photos come from the test split of ``split_path`` when it exists, else from the whole
+    folder (a seeded choice). Each row cycles through its crop's classes in a shuffled
+    order, so most classes of the crop appear; no photo is used twice.
+    """
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f'photo folder not found: {data_dir}')
+    if split_path is not None and split_path.is_file():
+        photos = _class_photos_from_split(split_path)
+        shown = split_path.resolve()
+        if shown.is_relative_to(REPO_ROOT):
+            shown = shown.relative_to(REPO_ROOT)
+        source = f'test split of {shown}'
+    else:
+        photos = _class_photos_from_folder(data_dir)
+        source = 'seeded choice from the whole folder (no split file)'
+    photos = {label: [p for p in paths if (data_dir / p).is_file()]
+              for label, paths in photos.items()}
+    photos = {label: paths for label, paths in photos.items() if paths}
+    if not photos:
+        raise ValueError(f'no leaf photos found under {data_dir}')
+    for paths in photos.values():
+        rng.shuffle(paths)
+    chosen: list[tuple[str, str]] = []
+    for row in range(ROWS):
+        crop = ROW_CROPS[row % len(ROW_CROPS)]
+        classes = sorted(label for label in photos if label.split('___')[0] == crop)
+        classes = classes or sorted(photos)
+        rng.shuffle(classes)
+        for index in range(plants_per_row):
+            label = classes[index % len(classes)]
+            if not photos[label]:
+                raise ValueError(f'not enough photos of {label} for the demo')
+            chosen.append((label, photos[label].pop()))
+    return chosen, source

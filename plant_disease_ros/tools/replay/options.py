@@ -1,0 +1,53 @@
+"""What a replay is asked to do (``ReplayOptions``), its default limits, and its one error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
+
+# Period of the /clock messages and of every polling loop of the replay.
+CLOCK_PERIOD_S = 0.02
+STARTUP_TIMEOUT_S = 90.0
+FRAME_TIMEOUT_S = 10.0
+# Above the classifier's max_fix_age_s, so fast-mode detections do not depend on timing.
+FIX_LEAD_S = 2.5
+
+
+class ReplayError(RuntimeError):
+    """A replay that cannot start or go on; its message is one line for the user."""
+
+
+def one_line(error: BaseException) -> str:
+    """Return ``error``'s message on one line (its type name when it has none)."""
+    text = ' '.join(str(error).split())
+    return text or type(error).__name__
+
+
+@dataclass
+class ReplayOptions:
+    """How to replay: speed, topics, output folder, pipeline or attach, clock."""
+
+    bag: Path
+    rate: float = 1.0
+    fast: bool = False
+    image_topic: str | None = None
+    fix_topic: str | None = None
+    out_dir: Path | None = None
+    attach: bool = False
+    single_process: bool = False
+    namespace: str = DEFAULT_NAMESPACE
+    clock: bool = True
+    params_file: Path | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    fix_lead_s: float = FIX_LEAD_S
+    frame_timeout_s: float = FRAME_TIMEOUT_S
+    startup_timeout_s: float = STARTUP_TIMEOUT_S
+    show_progress: bool = True
+
+    @property
+    def mode(self) -> str:
+        """Return the mode as the summary names it: 'fast' or 'rate X', maybe ', attached'."""
+        return (('fast' if self.fast else f'rate {self.rate:g}')
+                + (', attached' if self.attach else ''))

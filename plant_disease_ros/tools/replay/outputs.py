@@ -1,0 +1,131 @@
+"""The replay's outputs: fresh names in the output folder, the map save, the PNG, the counts."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+import re
+import time
+from typing import Protocol
+
+from plant_disease_ros.tools.replay.options import one_line, ReplayError
+from plant_disease_ros.tools.replay.recorder import OutputCounts
+from plant_disease_ros.tools.replay.summary import ReplaySummary
+
+SAVE_CATCH_UP_S = 10.0
+SAVE_RETRY_S = 0.25
+
+
+class MapSaver(Protocol):
+    """What ``save_when_complete`` needs of the player: the recorder's save and the clock."""
+
+    clock_ns: int
+
+    def save(self) -> tuple[bool, str]:
+        """Call the recorder's ~/save; return (success, message)."""
+
+    def publish_clock(self, bag_ns: int) -> None:
+        """Advance the clock to ``bag_ns``."""
+
+
+def _unique(path: Path) -> Path:
+    if not path.exists() and not path.with_suffix('.geojsons').exists():
+        return path
+    for number in range(2, 10000):
+        candidate = path.with_name(f'{path.name}-{number}')
+        if not candidate.exists() and not candidate.with_suffix('.geojsons').exists():
+            return candidate
+    raise ReplayError(f'no free output name for {path}')
+
+
+def output_paths(out_dir: Path | None, bag: Path) -> tuple[Path, Path, Path, str]:
+    """Return (out folder, output bag folder, map folder, run name); names are new.
+
+    In the out folder: ``output_bag/`` and the recorder's ``disease_map.geojsons``,
+    ``.geojson``, ``_summary.json`` and the ``.png``; a second replay into the same
+    folder gets ``output_bag-2`` and ``disease_map-2``.
+    """
+    if out_dir is None:
+        stem = re.sub(r'[^A-Za-z0-9_-]', '_', bag.name.split('.')[0]) or 'bag'
+        out_dir = Path('outputs') / 'replay' / f'{stem}-{time.strftime("%Y%m%d-%H%M%S")}'
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output_bag = _unique(out_dir / 'output_bag')
+    run_name = _unique(out_dir / 'disease_map').name
+    return out_dir, output_bag, out_dir, run_name
+
+
+def save_when_complete(saver: MapSaver, collection: Path, expected: int,
+                       catch_up_s: float = SAVE_CATCH_UP_S) -> tuple[bool, str]:
+    """Save the recorder's map once it holds the ``expected`` detections this side received.
+
+    The recorder appends each detection (one fsync) on its own executor, which may serve
+    the save request while detections still wait in its queue: on a slow disk the map
+    would miss the last ones. So save, count the saved features and save again until the
+    count reaches ``expected``, for at most ``catch_up_s``; a shortfall left is reported.
+    """
+    from plant_disease_ros.core.map_file import read_features
+
+    deadline = time.monotonic() + catch_up_s
+    while True:
+        ok, message = saver.save()
+        if not ok:
+            return ok, message
+        try:
+            saved = len(read_features(collection))
+        except (OSError, ValueError) as error:
+            return False, f'{message}, but it cannot be read back: {one_line(error)}'
+        if saved >= expected:
+            return ok, message
+        if time.monotonic() >= deadline:
+            return False, (f'{message}: {saved} of the {expected} detection(s) received here '
+                           f'after {catch_up_s:g} s')
+        saver.publish_clock(saver.clock_ns + int(SAVE_RETRY_S * 1e9))
+        time.sleep(SAVE_RETRY_S)
+
+
+def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
+    """Copy the recorder's counts into the summary (a warning for frames classified twice)."""
+    summary.labelled = counts.labelled
+    summary.unknown = counts.unknown
+    summary.detections = counts.detections.copy()
+    summary.fix_status = counts.fix_status.copy()
+    if counts.duplicates:
+        summary.warnings.append(f'{counts.duplicates} frame(s) classified twice '
+                                '(re-sent after a timeout)')
+
+
+def write_map(summary: ReplaySummary, received: list[dict], map_dir: Path, run_name: str,
+              attached: bool) -> None:
+    """Point the summary at the recorder's GeoJSON (or write ours) and render the PNG.
+
+    Attached, the recorder writes where the robot keeps its maps, so the map is made from
+    the detections received here; started here, from the recorder's file when it exists.
+    """
+    from plant_disease_ros.core.map_file import read_features, write_feature_collection
+
+    collection = map_dir / f'{run_name}.geojson'
+    if attached or not collection.is_file():
+        if not attached:
+            summary.warnings.append(f'the recorder wrote no {collection}; the map is made '
+                                    'from the detections received')
+        map_dir.mkdir(parents=True, exist_ok=True)
+        collection = map_dir / f'{run_name}_received.geojson'
+        write_feature_collection(collection, received)
+    summary.geojson = collection
+    try:
+        from plant_disease_ros.core.map_render import render_disease_map
+    except ImportError as error:
+        summary.warnings.append(f'no PNG: {error}')
+        return
+    features = read_features(collection)
+    # matplotlib logs a warning when equal aspect overrides the limits; not news here.
+    axes_logger = logging.getLogger('matplotlib.axes._base')
+    level = axes_logger.level
+    axes_logger.setLevel(logging.ERROR)
+    try:
+        summary.png = render_disease_map(
+            features, map_dir / f'{run_name}.png',
+            title=f'{summary.bag.name}: {len(features)} detection(s)')
+    finally:
+        axes_logger.setLevel(level)

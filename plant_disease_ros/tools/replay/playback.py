@@ -1,0 +1,217 @@
+"""Pace the bag into the pipeline: wait for it to be ready, play fast or timed, let it settle.
+
+- Timed: every message at its recorded time, scaled by the rate, with /clock ticking.
+- Fast: each frame is sent once the previous one has been classified, so nothing is
+  dropped and the pipeline sets the pace. GPS fixes go up to ``fix_lead_s`` ahead of each
+  frame, so a frame never waits for the fix after it.
+
+Nodes on sim time run their timers only while /clock moves, so every wait here keeps
+the clock going.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import heapq
+import time
+from typing import Any
+
+from plant_disease_ros.tools.replay.bag import BagMessage, BagSelection, stamp_key
+from plant_disease_ros.tools.replay.options import CLOCK_PERIOD_S, ReplayError, ReplayOptions
+from plant_disease_ros.tools.replay.player import ReplayPlayer
+from plant_disease_ros.tools.replay.progress import ProgressLine
+from plant_disease_ros.tools.replay.recorder import OutputRecorder
+from plant_disease_ros.tools.replay.summary import ReplaySummary
+
+# Fast mode: a frame unanswered this long is sent once more (lost on the way).
+FRAME_RETRY_S = 4.0
+# The pipeline has settled when no output came for this long.
+SETTLE_QUIET_S = 1.5
+# After the pipeline is ready: a short settle, and the longest wait for the 'auto'
+# frames subscription to switch to reliable.
+READY_SETTLE_S = 0.5
+RELIABLE_MATCH_S = 5.0
+CHECK_ALIVE_PERIOD_S = 0.5
+
+
+class Playback:
+    """Plays one bag selection through ``player``; counts go into ``summary``.
+
+    ``check_alive`` raises when a pipeline process has exited (a no-op when attached).
+    """
+
+    def __init__(self, player: ReplayPlayer, recorder: OutputRecorder,
+                 selection: BagSelection, options: ReplayOptions, summary: ReplaySummary,
+                 progress: ProgressLine, typestore: Any,
+                 check_alive: Callable[[], None]) -> None:
+        self.player = player
+        self.recorder = recorder
+        self.selection = selection
+        self.options = options
+        self.summary = summary
+        self.progress = progress
+        self.typestore = typestore
+        self.check_alive = check_alive
+        self.wall_start = time.monotonic()
+
+    def wait_until_ready(self) -> None:
+        """Wait until the pipeline listens to the image (and fix) topic and publishes results.
+
+        Raises ReplayError naming what is still missing after ``startup_timeout_s``.
+        """
+        player, options, selection = self.player, self.options, self.selection
+        started = time.monotonic()
+        deadline = started + options.startup_timeout_s
+        # The clock runs up to the bag's start meanwhile, at wall speed, from the start
+        # minus the longest wait.
+        preroll_ns = selection.start_ns - int(options.startup_timeout_s * 1e9)
+        own_pipeline = not options.attach
+        while True:
+            player.publish_clock(preroll_ns + int((time.monotonic() - started) * 1e9))
+            self.check_alive()
+            waiting = []
+            if player.image_publisher.get_subscription_count() == 0:
+                waiting.append(f'a subscriber on {selection.image.name}')
+            if (player.fix_publisher is not None and selection.fix is not None
+                    and player.fix_publisher.get_subscription_count() == 0):
+                waiting.append(f'a subscriber on {selection.fix.name}')
+            if player.output_publishers() == 0:
+                waiting.append(f'a publisher on {player.output_topics["classification"]}')
+            if own_pipeline and not player.save_client.service_is_ready():
+                waiting.append(player.save_service)
+            if own_pipeline and not options.single_process and not player.frames_linked():
+                waiting.append(f'a subscriber on {player.frames_topic}')
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                where = (' (is the pipeline running in namespace '
+                         f'{player.namespace or "/"}?)' if options.attach else '')
+                raise ReplayError(f'pipeline not ready after {options.startup_timeout_s:g} s: '
+                                  f'no {", ".join(waiting)}{where}')
+            time.sleep(CLOCK_PERIOD_S)
+        # The classifier's 'auto' frames subscription may have started before the camera's
+        # publisher and fallen back to best effort; let it match reliable (large best-effort
+        # frames can be lost between processes). Discovery is not symmetric either: the
+        # other side may need a moment to match us.
+        settle_until = time.monotonic() + READY_SETTLE_S
+        matched_until = time.monotonic() + RELIABLE_MATCH_S
+        while time.monotonic() < settle_until or (
+                time.monotonic() < matched_until and own_pipeline
+                and not options.single_process and not player.frames_reliability_matched()):
+            player.publish_clock(preroll_ns + int((time.monotonic() - started) * 1e9))
+            time.sleep(CLOCK_PERIOD_S)
+
+    def play(self, images: Iterator[BagMessage], fixes: list[BagMessage]) -> None:
+        """Send the bag's frames and fixes, fast or timed as the options say."""
+        self.player.publish_clock(self.selection.start_ns)
+        self.wall_start = time.monotonic()
+        if self.options.fast:
+            self._play_fast(images, fixes)
+        else:
+            self._play_timed(images, fixes)
+
+    def _publish_fix(self, fix: BagMessage) -> None:
+        if self.player.fix_publisher is not None:
+            self.player.fix_publisher.publish(fix.data)
+            self.summary.fixes_in += 1
+
+    def _update_progress(self, bag_ns: int) -> None:
+        labelled = self.recorder.classified_count
+        elapsed = time.monotonic() - self.wall_start
+        self.progress.update(self.summary.frames_in, labelled, labelled / max(elapsed, 1e-9),
+                             (bag_ns - self.selection.start_ns) / 1e9,
+                             self.selection.duration_s)
+
+    def _play_fast(self, images: Iterator[BagMessage], fixes: list[BagMessage]) -> None:
+        """Send each frame once the previous one is classified; fixes go ``fix_lead_s`` ahead.
+
+        While a frame is being classified the clock runs on at wall speed, but never past
+        the next frame's time: timers of nodes on sim time keep working, no frame is late.
+        """
+        player, options = self.player, self.options
+        lead_ns = int(options.fix_lead_s * 1e9)
+        next_fix = 0
+        upcoming = next(images, None)
+        while upcoming is not None:
+            image, upcoming = upcoming, next(images, None)
+            limit_ns = upcoming.log_ns if upcoming is not None else image.log_ns + lead_ns
+            while next_fix < len(fixes) and fixes[next_fix].log_ns <= image.log_ns + lead_ns:
+                self._publish_fix(fixes[next_fix])
+                next_fix += 1
+            player.publish_clock(image.log_ns)
+            key = stamp_key(self.typestore, image.data, self.selection.image.msgtype)
+            player.image_publisher.publish(image.data)
+            self.summary.frames_in += 1
+            sent = time.monotonic()
+            retried = False
+            while not self.recorder.wait_for(key, CLOCK_PERIOD_S):
+                waited = time.monotonic() - sent
+                player.publish_clock(min(image.log_ns + int(waited * 1e9), limit_ns))
+                if waited >= options.frame_timeout_s:
+                    self.check_alive()
+                    self.summary.unanswered += 1
+                    break
+                if not retried and waited >= min(FRAME_RETRY_S, options.frame_timeout_s / 2):
+                    self.check_alive()
+                    # Lost on the way (a QoS switch, a discovery race): send it once more.
+                    player.image_publisher.publish(image.data)
+                    retried = True
+            self._update_progress(image.log_ns)
+        for fix in fixes[next_fix:]:
+            self._publish_fix(fix)
+        if fixes:
+            player.publish_clock(fixes[-1].log_ns)
+
+    def _play_timed(self, images: Iterator[BagMessage], fixes: list[BagMessage]) -> None:
+        """Send every message at its recorded time (scaled by the rate), the clock ticking."""
+        player, rate = self.player, self.options.rate
+        start_ns = self.selection.start_ns
+        last_check = 0.0
+        for message in heapq.merge(iter(fixes), images):
+            target = self.wall_start + (message.log_ns - start_ns) / 1e9 / rate
+            while True:
+                now = time.monotonic()
+                player.publish_clock(start_ns + int((now - self.wall_start) * rate * 1e9))
+                if now - last_check > CHECK_ALIVE_PERIOD_S:
+                    self.check_alive()
+                    last_check = now
+                if now >= target:
+                    break
+                time.sleep(min(CLOCK_PERIOD_S, target - now))
+            player.publish_clock(message.log_ns)
+            if message.kind == 'fix':
+                self._publish_fix(message)
+                continue
+            player.image_publisher.publish(message.data)
+            self.summary.frames_in += 1
+            self._update_progress(message.log_ns)
+
+    def settle(self) -> None:
+        """Let the last frames be classified and waiting detections go out; clock on.
+
+        Ends when no output has come for SETTLE_QUIET_S (and at least that long after the
+        last frame), or after ``frame_timeout_s``. Then sets the summary's wall time (first
+        frame sent to last output) and, timed, the frames the pipeline dropped.
+        """
+        options, player = self.options, self.player
+        start = time.monotonic()
+        deadline = start + options.frame_timeout_s
+        step_ns = int(CLOCK_PERIOD_S * 1e9 * (1.0 if options.fast else options.rate))
+        while time.monotonic() < deadline:
+            player.publish_clock(player.clock_ns + step_ns)
+            quiet = time.monotonic() - max(self.recorder.last_output_s, start)
+            if quiet >= SETTLE_QUIET_S and time.monotonic() - start >= SETTLE_QUIET_S:
+                break
+            time.sleep(CLOCK_PERIOD_S)
+        self.check_alive()
+        summary = self.summary
+        summary.wall_s = max(self.recorder.last_output_s - self.wall_start, 1e-9)
+        labelled = self.recorder.classified_count
+        if not options.fast:
+            # Timed replay: frames the pipeline dropped (it keeps only the newest).
+            summary.unanswered = max(summary.frames_in - labelled, 0)
+        selection = self.selection
+        self.progress.update(summary.frames_in, labelled, labelled / max(summary.wall_s, 1e-9),
+                             (min(player.clock_ns, selection.end_ns) - selection.start_ns) / 1e9,
+                             selection.duration_s, force=True)
+        self.progress.finish()

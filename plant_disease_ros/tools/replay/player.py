@@ -1,0 +1,162 @@
+"""The replay's own ROS node: publishes the bag and /clock, subscribes the pipeline's outputs.
+
+It runs on a private rclpy context with its executor in a thread of its own, so the
+replay's main thread can pace the bag while the outputs arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from plant_disease_ros.tools.replay.bag import BagSelection
+from plant_disease_ros.tools.replay.recorder import (
+    output_topics,
+    OutputRecorder,
+    RECORDED_OUTPUTS,
+)
+
+_MESSAGE_CLASSES = {
+    'std_msgs/msg/String': ('std_msgs.msg', 'String'),
+    'visualization_msgs/msg/MarkerArray': ('visualization_msgs.msg', 'MarkerArray'),
+}
+
+
+class ReplayPlayer:
+    """The rclpy side of a replay: publishers, output subscriptions, clock, save client.
+
+    ``namespace`` is the pipeline's, normalised ('' for the root). With ``clock`` the
+    player publishes /clock (when rosgraph_msgs is installed; else ``clock_warning``
+    says why not).
+    """
+
+    def __init__(self, selection: BagSelection, namespace: str, clock: bool,
+                 recorder: OutputRecorder) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rclpy.signals import SignalHandlerOptions
+        from sensor_msgs.msg import CompressedImage, Image, NavSatFix
+        from std_srvs.srv import Trigger
+
+        self.rclpy = rclpy
+        self.namespace = namespace
+        self.recorder = recorder
+        self.clock_ns = 0
+        self.context = rclpy.Context()
+        # args=[]: the replay's own command line is not for rcl. No rclpy signal handler:
+        # Ctrl-C raises KeyboardInterrupt here and the replay stops its subprocesses itself.
+        rclpy.init(args=[], context=self.context,
+                   signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node('plant_disease_replay', context=self.context)
+        reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                              reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
+        image_type = Image if selection.transport == 'raw' else CompressedImage
+        self.image_publisher = self.node.create_publisher(image_type, selection.image.name,
+                                                          reliable)
+        self.fix_publisher = (self.node.create_publisher(NavSatFix, selection.fix.name,
+                                                         reliable)
+                              if selection.fix else None)
+        self.clock_publisher = None
+        self.clock_type: Any = None
+        self.clock_warning = ''
+        if clock:
+            try:
+                from rosgraph_msgs.msg import Clock
+            except ImportError:
+                self.clock_warning = ('rosgraph_msgs is not installed: no /clock published; '
+                                      'the pipeline runs on wall time')
+            else:
+                self.clock_type = Clock
+                self.clock_publisher = self.node.create_publisher(
+                    Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.output_topics = output_topics(namespace)
+        self.frames_topic = f'{namespace}/frames'
+        self.subscriptions = []
+        for kind, topic in self.output_topics.items():
+            module_name, class_name = _MESSAGE_CLASSES[RECORDED_OUTPUTS[kind]]
+            module = __import__(module_name, fromlist=[class_name])
+            # Markers are latched by the pipeline: a late subscriber still gets them.
+            durability = (DurabilityPolicy.TRANSIENT_LOCAL if kind == 'markers'
+                          else DurabilityPolicy.VOLATILE)
+            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
+                             reliability=ReliabilityPolicy.RELIABLE, durability=durability)
+            self.subscriptions.append(self.node.create_subscription(
+                getattr(module, class_name), topic, recorder.callback(topic, kind), qos,
+                raw=True))
+        self.trigger_type = Trigger
+        self.save_service = f'{namespace}/disease_map_recorder/save'
+        self.save_client = self.node.create_client(Trigger, self.save_service)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._spinning = True
+        self._thread = threading.Thread(target=self._spin, name='replay-executor', daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._spinning and self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # a shutdown race ends the loop
+                if not self._spinning:
+                    break
+                raise
+
+    def publish_clock(self, bag_ns: int) -> None:
+        """Advance the clock to ``bag_ns`` (never back) and publish it."""
+        if bag_ns > self.clock_ns:
+            self.clock_ns = bag_ns
+        self.recorder.set_clock(self.clock_ns)
+        if self.clock_publisher is not None:
+            message = self.clock_type()
+            message.clock.sec = self.clock_ns // 1_000_000_000
+            message.clock.nanosec = self.clock_ns % 1_000_000_000
+            self.clock_publisher.publish(message)
+
+    def frames_linked(self) -> bool:
+        """Return whether the ``frames`` topic has a publisher and a subscriber."""
+        return (self.node.count_publishers(self.frames_topic) > 0
+                and self.node.count_subscribers(self.frames_topic) > 0)
+
+    def frames_reliability_matched(self) -> bool:
+        """Return whether every ``frames`` subscriber is reliable when all publishers are."""
+        from rclpy.qos import ReliabilityPolicy
+
+        publishers = self.node.get_publishers_info_by_topic(self.frames_topic)
+        subscribers = self.node.get_subscriptions_info_by_topic(self.frames_topic)
+        if not publishers or not subscribers:
+            return False
+        if any(info.qos_profile.reliability != ReliabilityPolicy.RELIABLE
+               for info in publishers):
+            return True
+        return all(info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                   for info in subscribers)
+
+    def output_publishers(self) -> int:
+        """Return how many publishers the classification topic has."""
+        return self.node.count_publishers(self.output_topics['classification'])
+
+    def save(self, timeout_s: float = 15.0) -> tuple[bool, str]:
+        """Call the recorder's ~/save; return (success, message)."""
+        if not self.save_client.wait_for_service(timeout_sec=min(timeout_s, 5.0)):
+            return False, f'{self.save_service} not available'
+        future = self.save_client.call_async(self.trigger_type.Request())
+        deadline = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not future.done():
+            return False, f'{self.save_service} did not answer in {timeout_s:g} s'
+        response = future.result()
+        return bool(response.success), str(response.message)
+
+    def close(self) -> None:
+        """Stop the executor thread and shut the context down."""
+        self._spinning = False
+        self._thread.join(timeout=2.0)
+        try:
+            self.executor.shutdown(timeout_sec=1.0)
+            self.node.destroy_node()
+        finally:
+            self.rclpy.try_shutdown(context=self.context)

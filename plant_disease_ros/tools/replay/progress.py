@@ -1,0 +1,46 @@
+"""The replay's progress line on stderr."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+
+class ProgressLine:
+    """One progress line, redrawn in place on a terminal, every 10 % otherwise."""
+
+    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
+        self.total = max(total, 1)
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = bool(getattr(stream, 'isatty', lambda: False)())
+        self.last_draw = 0.0
+        self.last_decile = -1
+        self.drawn = False
+
+    def update(self, sent: int, labelled: int, fps: float, bag_s: float, bag_total_s: float,
+               force: bool = False) -> None:
+        """Redraw the line: at most 5 times a second on a terminal, else once per 10 %."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        decile = sent * 10 // self.total
+        if self.tty and not force and now - self.last_draw < 0.2:
+            return
+        if not self.tty and not force and decile == self.last_decile:
+            return
+        self.last_draw, self.last_decile = now, decile
+        line = (f'replay: {sent}/{self.total} frames sent, {labelled} labelled, '
+                f'{fps:.1f} frames/s, bag {bag_s:.1f}/{bag_total_s:.1f} s')
+        if self.tty:
+            self.stream.write('\r' + line + '\x1b[K')
+            self.drawn = True
+        else:
+            self.stream.write(line + '\n')
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the progress line."""
+        if self.enabled and self.tty and self.drawn:
+            self.stream.write('\n')
+            self.stream.flush()

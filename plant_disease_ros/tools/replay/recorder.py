@@ -1,0 +1,135 @@
+"""Record the pipeline's outputs: write them to the output bag as received, and count them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+import json
+import threading
+import time
+from typing import Any
+
+from plant_disease_ros.tools.replay.options import one_line
+
+# Output topic (relative to the pipeline's namespace) → message type.
+RECORDED_OUTPUTS = {
+    'label': 'std_msgs/msg/String',
+    'classification': 'std_msgs/msg/String',
+    'detections': 'std_msgs/msg/String',
+    'markers': 'visualization_msgs/msg/MarkerArray',
+}
+
+
+def output_topics(namespace: str) -> dict[str, str]:
+    """Return ``{kind: topic}`` of the recorded outputs of a pipeline in ``namespace``."""
+    return {kind: f'{namespace}/{kind}' for kind in RECORDED_OUTPUTS}
+
+
+@dataclass
+class OutputCounts:
+    """What the recorder has counted so far."""
+
+    labelled: int = 0
+    unknown: int = 0
+    duplicates: int = 0
+    detections: Counter[str] = field(default_factory=Counter)
+    fix_status: Counter[str] = field(default_factory=Counter)
+    features: list[dict] = field(default_factory=list)
+
+
+class OutputRecorder:
+    """Receive the pipeline's outputs (raw CDR), write them to the output bag, count them.
+
+    ``writer`` is an open rosbags Writer; ``topics`` maps each output topic to its type.
+    Messages are written with the replay clock's time, so the output bag lines up with
+    the input bag. Callbacks come from the player's executor thread.
+    """
+
+    def __init__(self, writer: Any, typestore: Any, topics: Mapping[str, str]) -> None:
+        self.writer = writer
+        self.typestore = typestore
+        self._lock = threading.Condition()
+        self._clock_ns = 0
+        self._connections = {
+            topic: writer.add_connection(topic, msgtype, typestore=typestore)
+            for topic, msgtype in topics.items()}
+        self._classified: dict[tuple[int, int], str] = {}
+        self._counts = OutputCounts()
+        self._last_output_s = time.monotonic()
+        self.write_error = ''
+
+    def callback(self, topic: str, kind: str) -> Callable[[bytes], None]:
+        """Return the subscription callback of an output topic."""
+        def receive(data: bytes) -> None:
+            self.receive(topic, kind, data)
+        return receive
+
+    def set_clock(self, clock_ns: int) -> None:
+        """Set the log time of the messages received from now on."""
+        with self._lock:
+            self._clock_ns = clock_ns
+
+    def receive(self, topic: str, kind: str, data: bytes) -> None:
+        """Write one message to the bag and update the counts."""
+        with self._lock:
+            try:
+                self.writer.write(self._connections[topic], self._clock_ns, data)
+            except Exception as error:  # reported once, at the end
+                self.write_error = self.write_error or one_line(error)
+            if kind != 'markers':
+                self._last_output_s = time.monotonic()
+            if kind in ('classification', 'detections'):
+                text = self.typestore.deserialize_cdr(data, 'std_msgs/msg/String').data
+                self._count(kind, text)
+            self._lock.notify_all()
+
+    def _count(self, kind: str, text: str) -> None:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return
+        counts = self._counts
+        if kind == 'classification':
+            stamp = value.get('stamp') or {}
+            key = (int(stamp.get('sec', 0)), int(stamp.get('nanosec', 0)))
+            if key in self._classified:
+                counts.duplicates += 1
+            self._classified[key] = str(value.get('label', ''))
+        else:
+            properties = value.get('properties') or {}
+            counts.detections[str(properties.get('label', ''))] += 1
+            counts.fix_status[str(properties.get('fix_status', ''))] += 1
+            counts.features.append(value)
+
+    @property
+    def classified_count(self) -> int:
+        """Return how many distinct frames have been classified."""
+        with self._lock:
+            return len(self._classified)
+
+    @property
+    def last_output_s(self) -> float:
+        """Return the monotonic time of the last output other than markers."""
+        with self._lock:
+            return self._last_output_s
+
+    def wait_for(self, key: tuple[int, int], timeout_s: float) -> bool:
+        """Wait until the classification of the frame stamped ``key`` has come."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while key not in self._classified:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, 0.05))
+        return True
+
+    def counts(self) -> OutputCounts:
+        """Return a copy of the counts and of the detections received."""
+        with self._lock:
+            counts = self._counts
+            unknown = sum(1 for label in self._classified.values() if label == 'unknown')
+            return OutputCounts(len(self._classified), unknown, counts.duplicates,
+                                Counter(counts.detections), Counter(counts.fix_status),
+                                list(counts.features))

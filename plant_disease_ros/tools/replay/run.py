@@ -1,0 +1,159 @@
+"""Run one replay: start the node set (or attach to one), play the bag, save and summarise.
+
+The node set comes from ``plant_disease_ros.ros.node_set`` (the launch's description)
+and is supervised by ``plant_disease_ros.tools.process``; its processes get loopback
+discovery unless ``ROS_AUTOMATIC_DISCOVERY_RANGE`` is set (set it to SUBNET to attach to
+a robot) and keep ``ROS_DOMAIN_ID``. They are always stopped at the end, on errors and on
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+import sys
+from typing import TextIO
+
+from plant_disease_ros.ros.node_set import (
+    default_params_file,
+    node_commands,
+    NodeCommand,
+    NodeSetError,
+    NodeSetOptions,
+    normalize_namespace,
+)
+from plant_disease_ros.tools.process import ProcessError, ProcessGroup, ros_environment
+from plant_disease_ros.tools.replay.bag import BagSelection, inspect_bag, open_bag, read_messages
+from plant_disease_ros.tools.replay.options import ReplayError, ReplayOptions
+from plant_disease_ros.tools.replay.outputs import (
+    add_counts,
+    output_paths,
+    save_when_complete,
+    write_map,
+)
+from plant_disease_ros.tools.replay.playback import Playback
+from plant_disease_ros.tools.replay.player import ReplayPlayer
+from plant_disease_ros.tools.replay.progress import ProgressLine
+from plant_disease_ros.tools.replay.recorder import output_topics, OutputRecorder, RECORDED_OUTPUTS
+from plant_disease_ros.tools.replay.summary import ReplaySummary
+
+# Set by the replay from the bag and its output folder; a user override would break the
+# input remapping or the map save, so it is left out.
+REPLAY_PARAMETERS = ('transport', 'map_dir', 'run_name')
+STOP_TIMEOUT_S = 8.0
+_COMPRESSED_SUFFIX = '/compressed'
+
+
+def pipeline_options(selection: BagSelection, options: ReplayOptions, map_dir: Path,
+                     run_name: str, params_file: Path | None) -> NodeSetOptions:
+    """Return the node-set options that start the pipeline for this bag and output folder."""
+    compressed = selection.transport == 'compressed'
+    image_topic = selection.image.name
+    if compressed and image_topic.endswith(_COMPRESSED_SUFFIX):
+        image_topic = image_topic[:-len(_COMPRESSED_SUFFIX)]
+    parameters = {name: value for name, value in options.parameters.items()
+                  if name not in REPLAY_PARAMETERS}
+    return NodeSetOptions(
+        namespace=options.namespace, params_file=params_file, image_topic=image_topic,
+        compressed=compressed,
+        compressed_image_topic=selection.image.name if compressed else None,
+        gps_topic=selection.fix.name if selection.fix else None,
+        use_sim_time=options.clock, map_dir=str(map_dir),
+        single_process=options.single_process, parameters=parameters,
+        node_parameters={'disease_map_recorder': {'run_name': run_name}})
+
+
+def pipeline_commands(selection: BagSelection, options: ReplayOptions, map_dir: Path,
+                      run_name: str, params_file: Path | None) -> list[NodeCommand]:
+    """Return the command line of each pipeline process for this replay."""
+    return node_commands(pipeline_options(selection, options, map_dir, run_name, params_file))
+
+
+def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary:
+    """Replay ``options.bag`` through the pipeline; return the summary (ReplayError on failure)."""
+    if not options.fast and not options.rate > 0.0:
+        raise ReplayError(f'--rate must be > 0, got {options.rate}')
+    try:
+        import rosbags  # noqa: F401
+    except ImportError as error:
+        raise ReplayError(f'replay needs the rosbags package: {error}') from error
+    selection = inspect_bag(options.bag, options.image_topic, options.fix_topic)
+    try:
+        import rclpy  # noqa: F401
+    except ImportError as error:
+        raise ReplayError(
+            f'replay needs rclpy and the ROS 2 message packages: {error}') from error
+    try:
+        namespace = normalize_namespace(options.namespace)
+    except NodeSetError as error:
+        raise ReplayError(str(error)) from error
+    # This process joins the graph too: loopback unless the user chose otherwise.
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    typestore = get_typestore(Stores.LATEST)
+    out_dir, output_bag, map_dir, run_name = output_paths(options.out_dir, selection.path)
+    summary = ReplaySummary(
+        bag=selection.path, image_topic=selection.image.name,
+        fix_topic=selection.fix.name if selection.fix else None, mode=options.mode,
+        out_dir=out_dir)
+    if selection.fix is None:
+        summary.warnings.append('no NavSatFix topic: every detection has null geometry')
+    env = ros_environment()
+    env.setdefault('ROS_LOG_DIR', str(out_dir / 'logs' / 'ros'))
+
+    writer = Writer(output_bag, version=8, storage_plugin=StoragePlugin.MCAP)
+    writer.open()
+    recorder = OutputRecorder(writer, typestore, {
+        topic: RECORDED_OUTPUTS[kind] for kind, topic in output_topics(namespace).items()})
+    processes = ProcessGroup(out_dir / 'logs', env)
+    player: ReplayPlayer | None = None
+    reader = None
+    progress = ProgressLine(selection.image.count, stream, options.show_progress)
+    try:
+        player = ReplayPlayer(selection, namespace, options.clock, recorder)
+        if player.clock_warning:
+            summary.warnings.append(player.clock_warning)
+        if not options.attach:
+            for command in pipeline_commands(selection, options, map_dir.resolve(), run_name,
+                                             options.params_file or default_params_file()):
+                summary.logs.append(processes.start(command.name, command.argv).log_path)
+        playback = Playback(player, recorder, selection, options, summary, progress,
+                            typestore, processes.check_alive)
+        playback.wait_until_ready()
+        reader = open_bag(selection.path)
+        fixes = (list(read_messages(reader, selection.fix.name, 'fix', 0))
+                 if selection.fix else [])
+        playback.play(read_messages(reader, selection.image.name, 'image', 1), fixes)
+        playback.settle()
+        if options.attach:
+            ok, message = player.save()
+        else:
+            ok, message = save_when_complete(player, map_dir / f'{run_name}.geojson',
+                                             len(recorder.counts().features))
+        summary.save_message = message
+        if not ok:
+            summary.warnings.append(f'recorder save: {message}')
+        add_counts(summary, recorder.counts())
+    except ProcessError as error:
+        progress.finish()
+        raise ReplayError(str(error)) from error
+    except KeyboardInterrupt:
+        progress.finish()
+        raise
+    finally:
+        if reader is not None:
+            reader.close()
+        processes.stop(STOP_TIMEOUT_S)
+        if player is not None:
+            player.close()
+        writer.close()
+    summary.output_bag = output_bag
+    if recorder.write_error:
+        summary.warnings.append(f'output bag: {recorder.write_error}')
+    write_map(summary, recorder.counts().features, map_dir, run_name, options.attach)
+    (out_dir / 'summary.json').write_text(json.dumps(summary.as_dict(), indent=1) + '\n',
+                                          encoding='utf-8')
+    return summary

@@ -1,0 +1,83 @@
+"""The summary of a replay: what went in, what came out, and where the outputs are."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did and where its outputs are."""
+
+    bag: Path
+    image_topic: str
+    fix_topic: str | None
+    mode: str
+    frames_in: int = 0
+    labelled: int = 0
+    unknown: int = 0
+    unanswered: int = 0
+    fixes_in: int = 0
+    detections: Counter[str] = field(default_factory=Counter)
+    fix_status: Counter[str] = field(default_factory=Counter)
+    wall_s: float = 0.0
+    out_dir: Path | None = None
+    output_bag: Path | None = None
+    geojson: Path | None = None
+    png: Path | None = None
+    save_message: str = ''
+    logs: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frames_per_s(self) -> float:
+        """Return labelled frames per wall-clock second, first frame sent to last answer."""
+        return self.labelled / self.wall_s if self.wall_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the summary as plain JSON types."""
+        return {
+            'bag': str(self.bag), 'image_topic': self.image_topic, 'fix_topic': self.fix_topic,
+            'mode': self.mode, 'frames_in': self.frames_in, 'labelled': self.labelled,
+            'unknown': self.unknown, 'unanswered': self.unanswered, 'fixes_in': self.fixes_in,
+            'detections': dict(sorted(self.detections.items())),
+            'detections_total': sum(self.detections.values()),
+            'fix_status': dict(sorted(self.fix_status.items())),
+            'wall_s': round(self.wall_s, 3), 'frames_per_s': round(self.frames_per_s, 2),
+            'out_dir': str(self.out_dir) if self.out_dir else None,
+            'output_bag': str(self.output_bag) if self.output_bag else None,
+            'geojson': str(self.geojson) if self.geojson else None,
+            'png': str(self.png) if self.png else None,
+            'save_message': self.save_message,
+            'logs': [str(path) for path in self.logs], 'warnings': self.warnings,
+        }
+
+    def lines(self) -> list[str]:
+        """Return the human-readable summary."""
+        total = sum(self.detections.values())
+        lines = [
+            f'bag:         {self.bag} (image {self.image_topic}, '
+            f'fix {self.fix_topic or "none"}; {self.mode})',
+            f'frames in:   {self.frames_in}',
+            f'labelled:    {self.labelled} ({self.unknown} unknown below the score threshold'
+            + (f', {self.unanswered} not classified' if self.unanswered else '') + ')',
+            f'speed:       {self.frames_per_s:.1f} frames/s ({self.wall_s:.1f} s)',
+            f'detections:  {total}'
+            + (' (' + ', '.join(f'{status} {count}' for status, count in
+                                sorted(self.fix_status.items())) + ')' if total else ''),
+        ]
+        for label, count in sorted(self.detections.items(),
+                                   key=lambda item: (-item[1], item[0])):
+            lines.append(f'  {count:5d}  {label}')
+        if self.mode.endswith('attached') and self.save_message:
+            lines.append(f'recorder:    {self.save_message}')
+        lines += [
+            f'GeoJSON:     {self.geojson or "not written"}',
+            f'map PNG:     {self.png or "not written"}',
+            f'output bag:  {self.output_bag or "not written"}',
+        ]
+        lines += [f'warning:     {text}' for text in self.warnings]
+        return lines

@@ -1,0 +1,216 @@
+"""Per-domain evaluation of a field-fit model: lab, field photo sets, non-leaf scenes.
+
+The int8 model runs through the robot's own classifier, as in :mod:`evaluate`. Each
+domain of a field split manifest (``field_split.json``) is scored on its test part, the
+lab domain on the lab split's test part, and a seeded set of synthetic non-leaf frames
+is added. For leaf domains it reports top-1/top-3, per-class precision/recall/F1 and how
+many leaves are rejected (labelled ``no_leaf``, or a top score under the
+``score_threshold``); for non-leaf domains how many frames are rejected and how many are
+wrongly accepted as a leaf; for every domain the expected calibration error.
+Outputs in ``out_dir``: ``evaluation.json``, ``confusion_<domain>.png`` and
+``reliability.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import json
+from pathlib import Path
+
+import numpy as np
+
+from plant_disease_ros.training.calibration import (
+    expected_calibration_error,
+    plot_reliability,
+    reliability_bins,
+)
+from plant_disease_ros.training.confusion import plot_confusion_matrix
+from plant_disease_ros.training.dataset import DatasetError, load_images, read_manifest
+from plant_disease_ros.training.field_data import (
+    domain_files,
+    LAB_DOMAIN,
+    lab_files,
+    NO_LEAF,
+    read_field_split,
+    resolve_lab_split,
+)
+from plant_disease_ros.training.metrics import (
+    confusion_matrix,
+    macro_f1,
+    most_confused,
+    per_class_report,
+    top_k_accuracy,
+)
+from plant_disease_ros.training.synthetic import synthetic_set
+
+SYNTHETIC_DOMAIN = 'synthetic'
+SYNTHETIC_TEST_SEED_OFFSET = 2000
+DEFAULT_SCORE_THRESHOLD = 0.5
+
+
+@dataclass
+class DomainFrames:
+    """The frames of one domain at the model's input size and their truth."""
+
+    name: str
+    images: np.ndarray
+    truth: np.ndarray  # model label index of each frame
+    negative: bool  # a non-leaf domain: every truth is ``no_leaf``
+    groups: list[str]  # kind of scene (non-leaf domains) or class name, per frame
+
+
+def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str = 'test',
+                  lab_data: str | None = None, lab_split: str | None = None,
+                  cache_dir: str | None = None, synthetic_per_kind: int = 25,
+                  ) -> list[DomainFrames]:
+    """Decode one part of every domain of ``field_split`` (and the lab split) at ``size``."""
+    manifest = read_field_split(field_split)
+    if list(manifest['labels']) != list(labels):
+        raise DatasetError(f'the labels of {field_split} differ from the model labels')
+    lab_manifest = read_manifest(lab_split or resolve_lab_split(manifest, field_split))
+    root, files = lab_files(lab_manifest, labels, part, root=lab_data)
+    if not root.is_dir():
+        raise DatasetError(f'lab photo folder {root} is missing; pass --data')
+    parts = [(LAB_DOMAIN, root, files, False, None)]
+    for name, entry in manifest['domains'].items():
+        root, files, _ = domain_files(manifest, name, part)
+        kinds = [path.split('/')[0] for path, _ in files] if entry['negative'] else None
+        parts.append((name, root, files, bool(entry['negative']), kinds))
+    domains = []
+    for name, root, files, negative, kinds in parts:
+        images, truth, unreadable = load_images(root, files, size, cache_dir=cache_dir)
+        if unreadable:
+            keep = [item[0] not in set(unreadable) for item in files]
+            kinds = [kind for kind, kept in zip(kinds, keep, strict=True) if kept] \
+                if kinds else None
+        groups = kinds or [labels[index] for index in truth]
+        domains.append(DomainFrames(name, images, truth.astype(np.int64), negative, groups))
+    if synthetic_per_kind > 0:
+        offset = SYNTHETIC_TEST_SEED_OFFSET if part == 'test' else SYNTHETIC_TEST_SEED_OFFSET // 2
+        frames, kinds = synthetic_set(int(manifest['seed']) + offset, size, synthetic_per_kind)
+        truth = np.full(len(frames), list(labels).index(NO_LEAF), np.int64)
+        domains.append(DomainFrames(SYNTHETIC_DOMAIN, frames, truth, True, kinds))
+    return domains
+
+
+def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str],
+                  score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict:
+    """Return the figures of one domain from its ``scores`` (N × labels probabilities)."""
+    no_leaf = list(labels).index(NO_LEAF)
+    predicted = scores.argmax(axis=1)
+    confidence = scores.max(axis=1)
+    correct = predicted == frames.truth
+    labelled_no_leaf = predicted == no_leaf
+    below = (confidence < score_threshold) & ~labelled_no_leaf
+    rejected = labelled_no_leaf | below
+    report = {
+        'photos': int(len(frames.truth)),
+        'negative': frames.negative,
+        'top1': top_k_accuracy(scores, frames.truth, 1),
+        'ece': expected_calibration_error(confidence, correct),
+        'reliability': reliability_bins(confidence, correct),
+        'mean_confidence': float(confidence.mean()) if len(confidence) else float('nan'),
+    }
+    if frames.negative:
+        report.update({
+            'labelled_no_leaf': float(labelled_no_leaf.mean()),
+            'below_threshold': float(below.mean()),
+            'rejected': float(rejected.mean()),
+            'wrongly_accepted': float(1.0 - rejected.mean()),
+            'per_kind': _per_group(frames.groups, rejected, 'rejected'),
+            'accepted_as': _counts([labels[i] for i in predicted[~rejected]]),
+        })
+        return report
+    matrix = confusion_matrix(frames.truth, predicted, len(labels))
+    rows = [row for row in per_class_report(matrix, labels)
+            if row['support'] or matrix[:, labels.index(row['class'])].sum()]
+    accepted = ~rejected
+    report.update({
+        'top3': top_k_accuracy(scores, frames.truth, 3),
+        'macro_f1': macro_f1(rows),
+        'rejected_no_leaf': float(labelled_no_leaf.mean()),
+        'rejected_below_threshold': float(below.mean()),
+        'rejected': float(rejected.mean()),
+        'accepted_top1': float(correct[accepted].mean()) if accepted.any() else float('nan'),
+        'accepted_and_correct': float((correct & accepted).mean()),
+        'per_class': rows,
+        'most_confused': most_confused(matrix, labels),
+    })
+    return report
+
+
+def _per_group(groups: Sequence[str], flags: np.ndarray, key: str) -> dict[str, dict]:
+    result: dict[str, dict] = {}
+    for group in dict.fromkeys(groups):
+        members = np.array([g == group for g in groups])
+        result[group] = {'photos': int(members.sum()), key: float(flags[members].mean())}
+    return result
+
+
+def _counts(names: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.ndarray],
+                         labels: Sequence[str], out_dir: Path,
+                         score_threshold: float) -> dict[str, dict]:
+    """Compute every domain's report and draw its confusion matrix and the reliability plot."""
+    reports: dict[str, dict] = {}
+    curves = {}
+    for frames in domains:
+        domain_scores = scores[frames.name]
+        report = domain_report(domain_scores, frames, labels, score_threshold)
+        reports[frames.name] = report
+        predicted = domain_scores.argmax(axis=1)
+        curves[frames.name] = (domain_scores.max(axis=1), predicted == frames.truth)
+        path = out_dir / f'confusion_{frames.name}.png'
+        if frames.negative:
+            kinds = list(dict.fromkeys(frames.groups))
+            matrix = np.zeros((len(kinds), len(labels)), np.int64)
+            for kind, column in zip(frames.groups, predicted, strict=True):
+                matrix[kinds.index(kind), column] += 1
+            plot_confusion_matrix(matrix, labels, path, row_labels=kinds,
+                                  title=f'{frames.name}: {100 * report["rejected"]:.1f} % '
+                                        f'rejected (no_leaf or score < {score_threshold:g})')
+        else:
+            matrix = confusion_matrix(frames.truth, predicted, len(labels))
+            plot_confusion_matrix(matrix, labels, path,
+                                  title=f'{frames.name}: top-1 {100 * report["top1"]:.1f} %, '
+                                        f'{100 * report["rejected"]:.1f} % rejected')
+        report['confusion_png'] = path.name
+    plot_reliability(curves, out_dir / 'reliability.png',
+                     title='Reliability of the int8 top-1 score, test photos')
+    return reports
+
+
+def format_domain_table(reports: dict[str, dict]) -> str:
+    """Return a plain-text table of the per-domain figures."""
+    lines = [f'{"domain":<14} {"photos":>6} {"top-1":>7} {"top-3":>7} {"rejected":>9} '
+             f'{"ECE":>6}']
+    for name, report in reports.items():
+        top3 = '' if report['negative'] else f'{100 * report["top3"]:6.2f}%'
+        lines.append(f'{name:<14} {report["photos"]:6d} {100 * report["top1"]:6.2f}% '
+                     f'{top3:>7} {100 * report["rejected"]:8.2f}% '
+                     f'{100 * report["ece"]:5.2f}%')
+    lines.append('rejected: leaves labelled no_leaf or scored below the threshold (a loss); '
+                 'non-leaf frames the same (a success); top-1 of non-leaf = labelled no_leaf')
+    return '\n'.join(lines)
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Write a report as JSON (NaN as null)."""
+    path.write_text(json.dumps(_finite(report), indent=1) + '\n')
+
+
+def _finite(value):
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

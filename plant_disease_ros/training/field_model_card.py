@@ -1,0 +1,325 @@
+"""Model card of a field-fit model: per-domain figures and what it is still bad at.
+
+Rendered from a field-fit run (``train_summary.json``, ``field_split.json``,
+``split.json``), its per-domain evaluation (``plant-disease evaluate --field-split``),
+optionally the same evaluation of the model it replaces, and latency measurements.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+FIELD_ATTRIBUTION = """\
+Field photos (`../shared/data/field/`):
+
+- `plantdoc/`: PlantDoc (Singh et al., "PlantDoc: A Dataset for Visual Plant Disease
+  Detection", CoDS-COMAD 2020), through the Roboflow "PlantDoc v1 resize-416x416" export
+  (GitHub copy RoboKids007/AIPlantGrowthDetection), CC BY 4.0.
+- `pp2021_apple/`: Plant Pathology 2021 (FGVC8, Cornell), through the GitHub copy
+  dvdsaz/DataScience of the competition's 256 px training images. The copy has no licence
+  file; the photos were released by their authors for research through the FGVC8
+  competition, and the weights derived from them are offered on the same footing.
+
+Non-leaf scenes (`../shared/data/negatives/`, used to train and test the rejection only):
+Phantom-fs/Soil-Classification-Dataset (CC BY-NC 4.0), EricEchemane/Soil-type-classifier
+(MIT), rajaharis/Soil-And-Weeds-Detection (no licence stated), the CCSN and GCD cloud
+photos in tmgdarshan/cloud-classification-cnn-mobile (no licence stated), the Multi-class
+Weather Dataset copy in talalahmad27/Image-Classification-Using-Pretrained-models (no
+licence stated), sergeyvilov/plant_seedings (no licence stated), kagan94/road_image_datasets
+(no licence stated) and jeffThompson/Pebble-Dataset (GPL-3.0). Because some of these are
+non-commercial or unlicensed, check them before any commercial use of the weights."""
+
+# Lab classes of which the field sets hold no photo.
+NO_FIELD_PHOTOS_NOTE = ('PlantDoc has no photos of Apple black rot, Orange HLB, Strawberry '
+                        'leaf scorch, Tomato target spot, spider mites or Potato healthy')
+
+
+def _pct(value: float | None) -> str:
+    return '–' if value is None else f'{100.0 * value:.1f} %'
+
+
+def _split_counts(entry: dict) -> dict[str, list[int]]:
+    counts = {name: [0, 0, 0] for name in entry['classes']}
+    for column, part in enumerate(('train', 'val', 'test')):
+        for _, index in entry['splits'][part]:
+            counts[entry['classes'][index]][column] += 1
+    return counts
+
+
+def data_section(field_split: dict, lab_split: dict) -> list[str]:
+    """Return the data and split section: lab split sizes and the field split per domain."""
+    lab = {part: len(lab_split['splits'][part]) for part in ('train', 'val', 'test')}
+    fractions = next(iter(field_split['domains'].values()))['fractions']
+    lines = [
+        '## Data and split', '',
+        f'- Lab: `{lab_split["root"]}`, {sum(lab.values())} photos of single leaves on a '
+        f"plain background, {len(lab_split['classes'])} classes; the lab model's split "
+        f"(`split.json`, seed "
+        f'{lab_split["seed"]}) unchanged: train {lab["train"]}, validation {lab["val"]}, '
+        f'test {lab["test"]}.',
+        f'- Field and non-leaf photos: split per folder, stratified and seeded (seed '
+        f'{field_split["seed"]}), into `field_split.json` (validation '
+        f'{fractions["val"]:g}, test {fractions["test"]:g} of each folder).',
+        '- Synthetic non-leaf frames (uniform colours, uniform green, black, over-exposed, '
+        'heavy blur, noise, grass, soil, sky, pipes, plastic mulch, fences) are drawn on the '
+        'fly for training; validation and test use fixed seeded sets.',
+        '- Test photos of every domain were never used for training, checkpoint choice, '
+        'temperature or int8 calibration.',
+        '',
+        '| domain | folder | train | val | test |',
+        '| --- | --- | ---: | ---: | ---: |',
+    ]
+    for name, entry in field_split['domains'].items():
+        for folder, (train, val, test) in _split_counts(entry).items():
+            lines.append(f'| {name} | {folder} | {train} | {val} | {test} |')
+    return lines + ['']
+
+
+def training_section(summary: dict) -> list[str]:
+    """Return the training section of a field-fit run."""
+    options = summary['options']
+    mix = options['mix']
+    best = summary.get('best_val_domains', {})
+    calibration = summary.get('calibration', {})
+    lines = [
+        '## Training', '',
+        f'Transfer from the lab model `{options["init_weights"]}` (all layers; the head '
+        f'replaced by {len(summary["classes"])} outputs, the lab rows copied, `no_leaf` '
+        f'started near zero). {summary["epochs_run"]} epochs (of at most {options["epochs"]})'
+        f' of {options["steps_per_epoch"]} batches of {options["batch_size"]}, Adam with a '
+        f'one-epoch warm-up to {options["learning_rate"]:g} and cosine decay, label smoothing '
+        f'{options["label_smoothing"]:g}; {summary["train_seconds"] / 60:.0f} min on this '
+        f'machine\'s CPU ({summary["seconds_per_epoch"]:.0f} s an epoch, TensorFlow '
+        f'{summary["tensorflow"]}). Best checkpoint by the mean validation accuracy over the '
+        f'domains: epoch {summary["best_epoch"]} ('
+        + ', '.join(f'{name} {_pct(value)}' for name, value in best.items()) + ').',
+        '',
+        'Each batch is drawn from a class-balanced mixture (a class is drawn first, then a '
+        'photo, so a PlantDoc class of 30 photos counts as much as an orchard class of 300): '
+        + ', '.join(f'{name.replace("_", " ")} {100 * share / sum(mix.values()):.0f} %'
+                    for name, share in mix.items()) + '. '
+        'Lab leaves are cut from their plain background (colour distance to the border, '
+        'Otsu threshold, largest component) and pasted, turned, scaled and sometimes cut by '
+        'the frame edge, onto non-leaf photos and synthetic clutter, so the backdrop no '
+        'longer tells the class. Every frame then gets crop and zoom, the eight right-angle '
+        'poses, exposure, contrast, saturation, white balance and gamma jitter, and at times '
+        'blur, sensor noise and JPEG re-encoding.',
+        '',
+        f'Calibration: a temperature of {summary["temperature"]:.3f} fitted on the validation '
+        'photos of all domains (each domain weighted equally) by minimising the negative '
+        'log-likelihood, folded into the last layer before the softmax, so the int8 scores '
+        'are calibrated on the robot with no code change. Validation ECE before → after: '
+        + '; '.join(f'{name} {_pct(values["val_ece_before"])} → '
+                    f'{_pct(values["val_ece_after"])}'
+                    for name, values in calibration.items()) + '.',
+        '',
+        '![training curves](training_curves.png)',
+        '',
+    ]
+    return lines
+
+
+def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
+    """Return the per-domain test table (and the replaced model's figures beside it)."""
+    threshold = evaluation['score_threshold']
+    header = '| domain | test frames | top-1 | top-3 | macro F1 | rejected | ECE |'
+    rule = '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'
+    if baseline:
+        header += ' previous model: top-1 | rejected |'
+        rule += ' ---: | ---: |'
+    lines = [
+        '## Test figures per domain (int8 model, held-out test photos)', '',
+        f'"Rejected" counts frames labelled `no_leaf` or scored below {threshold:g} (the '
+        "nodes' `score_threshold`): for leaf domains a loss, for non-leaf domains the wanted "
+        'answer. For non-leaf domains top-1 is the share labelled `no_leaf`. ECE: expected '
+        'calibration error of the top-1 score, 15 bins.', '',
+        header, rule,
+    ]
+    for name, report in evaluation['domains'].items():
+        negative = report['negative']
+        row = (f'| {name} | {report["photos"]} | {_pct(report["top1"])} | '
+               f'{"–" if negative else _pct(report["top3"])} | '
+               f'{"–" if negative else format(report["macro_f1"], ".3f")} | '
+               f'{_pct(report["rejected"])} | {_pct(report["ece"])} |')
+        if baseline:
+            previous = baseline['domains'].get(name)
+            row += (f' {_pct(previous["top1"])} | {_pct(previous["rejected"])} |'
+                    if previous else ' – | – |')
+        lines.append(row)
+    lines.append('')
+    for name, report in evaluation['domains'].items():
+        if not report['negative']:
+            lines.append(f'- {name}: {_pct(report["rejected_no_leaf"])} of the leaves '
+                         f'labelled `no_leaf`, {_pct(report["rejected_below_threshold"])} '
+                         f'below {threshold:g}; top-1 among accepted leaves '
+                         f'{_pct(report["accepted_top1"])}.')
+        else:
+            lines.append(f'- {name}: {_pct(report["labelled_no_leaf"])} labelled `no_leaf`, '
+                         f'{_pct(report["below_threshold"])} more below {threshold:g}; '
+                         f'{_pct(report["wrongly_accepted"])} wrongly accepted as a leaf.')
+        if 'float_top1' in report:
+            lines[-1] += (f' Float twin top-1 {_pct(report["float_top1"])}, int8/float '
+                          f'agreement {_pct(report["int8_float_agreement"])}.')
+    lines += ['', '![reliability](reliability.png)', '']
+    lines += [f'![{name}]({report["confusion_png"]})'
+              for name, report in evaluation['domains'].items()]
+    return lines + ['']
+
+
+def per_class_tables(evaluation: dict) -> list[str]:
+    """Return one F1/recall table with a column pair per leaf domain, and per-kind rejection."""
+    leaf = {name: report for name, report in evaluation['domains'].items()
+            if not report['negative']}
+    rows: dict[str, dict[str, dict]] = {}
+    for name, report in leaf.items():
+        for row in report['per_class']:
+            rows.setdefault(row['class'], {})[name] = row
+    lines = ['## Per class', '',
+             '| class | ' + ' | '.join(f'{name} P / R / F1 (n)' for name in leaf) + ' |',
+             '| --- |' + ' ---: |' * len(leaf)]
+    for label in evaluation['labels']:
+        if label not in rows:
+            continue
+        cells = []
+        for name in leaf:
+            row = rows[label].get(name)
+            cells.append(f'{row["precision"]:.2f} / {row["recall"]:.2f} / {row["f1"]:.2f} '
+                         f'({row["support"]})' if row else '–')
+        lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
+    negative = {name: report for name, report in evaluation['domains'].items()
+                if report['negative']}
+    lines += ['', '| non-leaf domain | kind | frames | rejected |', '| --- | --- | ---: | ---: |']
+    for name, report in negative.items():
+        for kind, values in report['per_kind'].items():
+            lines.append(f'| {name} | {kind} | {values["photos"]} | '
+                         f'{_pct(values["rejected"])} |')
+    return lines + ['']
+
+
+def still_bad_at(evaluation: dict, summary: dict) -> list[str]:
+    """Return the plain-language list of what the model still gets wrong."""
+    domains = evaluation['domains']
+    lines = ['## What it is still bad at', '']
+    for name, report in domains.items():
+        if report['negative'] or name == 'lab':
+            continue
+        weak = [f'{row["class"]} (recall {row["recall"]:.2f})' for row in report['per_class']
+                if row['support'] and row['recall'] < 0.5]
+        lines.append(
+            f'- {name} field photos: right {_pct(report["top1"])} of the time and '
+            f'{_pct(report["rejected"])} of the leaves rejected. '
+            + (f'Weakest: {", ".join(weak)}.' if weak else 'No class under 0.5 recall.'))
+    lab = domains.get('lab')
+    if lab:
+        lines.append(f'- Lab photos: {_pct(lab["top1"])} top-1, but {_pct(lab["rejected"])} '
+                     'of these easy leaves are now rejected; the lab figure alone says '
+                     'little about the field.')
+    for name, report in domains.items():
+        if not report['negative']:
+            continue
+        leaky = [f'{kind} ({_pct(1 - values["rejected"])} accepted)'
+                 for kind, values in report['per_kind'].items() if values['rejected'] < 0.9]
+        accepted_as = ', '.join(f'{label} {count}'
+                                for label, count in list(report['accepted_as'].items())[:3])
+        lines.append(f'- {name} non-leaf frames: {_pct(report["wrongly_accepted"])} still '
+                     'accepted as a leaf'
+                     + (f', most as {accepted_as}' if accepted_as else '')
+                     + (f'. Leakiest kinds: {", ".join(leaky)}.' if leaky else '.'))
+    badly_calibrated = [f'{name} ({_pct(report["ece"])})' for name, report in domains.items()
+                        if report['ece'] > 0.1]
+    if badly_calibrated:
+        lines.append('- Calibration is one temperature for all domains: scores are still '
+                     'off by more than 10 points (ECE) on ' + ', '.join(badly_calibrated)
+                     + '.')
+    supports = [row['support'] for name, report in domains.items()
+                if not report['negative'] and name != 'lab'
+                for row in report['per_class'] if row['support']]
+    lines += [
+        f'- Classes without field photos are learned from lab leaves pasted into field '
+        f'scenes only: {NO_FIELD_PHOTOS_NOTE}. Their field accuracy is unmeasured.',
+        '- PlantDoc photos are web photos (hands, stock photos, a few drawings), not robot '
+        'frames. '
+        + (f'The field test sets are small ({min(supports)}–{max(supports)} photos a '
+           'class), so a class figure moves by several points with one photo. '
+           if supports else '')
+        + "No photo from the robot's own camera was used: measure on it before relying "
+        'on the model.',
+        '- `no_leaf` knows soil, sky, gravel, weeds, clutter and the synthetic kinds; other '
+        'plants (other crops, weeds close up) can still be named as a disease, and a '
+        'frame with a small leaf among clutter may be rejected.',
+        '- One label per frame: a frame with two diseased leaves gets one answer.',
+        '',
+    ]
+    return lines
+
+
+def latency_section(latency: list[dict], reference: list[dict] | None,
+                    machine: str, backend: str) -> list[str]:
+    """Return the latency table, with the replaced model's timings when measured."""
+    lines = ['## Latency', '',
+             f'Bare `invoke()` of the int8 model, {machine} ({backend}):', '']
+    if reference:
+        lines += ['| threads | p50 | p95 | previous model p50 | p95 | ratio (p50) |',
+                  '| ---: | ---: | ---: | ---: | ---: | ---: |']
+        for row, old in zip(latency, reference, strict=False):
+            lines.append(f'| {row["threads"]} | {row["p50_ms"]:.2f} ms | {row["p95_ms"]:.2f} '
+                         f'ms | {old["p50_ms"]:.2f} ms | {old["p95_ms"]:.2f} ms | '
+                         f'{row["p50_ms"] / old["p50_ms"]:.2f} |')
+    else:
+        lines += ['| threads | p50 | p95 |', '| ---: | ---: | ---: |']
+        lines += [f'| {row["threads"]} | {row["p50_ms"]:.2f} ms | {row["p95_ms"]:.2f} ms |'
+                  for row in latency]
+    return lines + ['']
+
+
+def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
+                           out_path: str | Path, model_path: str | Path,
+                           latency: list[dict], lab_attribution: str,
+                           baseline_dir: str | Path | None = None,
+                           reference_latency: list[dict] | None = None,
+                           commands: str = '') -> Path:
+    """Render the field-fit model card to ``out_path``."""
+    run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
+    summary = json.loads((run_dir / 'train_summary.json').read_text())
+    evaluation = json.loads((evaluation_dir / 'evaluation.json').read_text())
+    field_split = json.loads((run_dir / 'field_split.json').read_text())
+    lab_split = json.loads((run_dir / 'split.json').read_text())
+    baseline = None
+    if baseline_dir and (Path(baseline_dir) / 'evaluation.json').exists():
+        baseline = json.loads((Path(baseline_dir) / 'evaluation.json').read_text())
+    model = summary['model']
+    labels = summary['classes']
+    size_kib = Path(model_path).stat().st_size / 1024
+    lines = [
+        f'# Model card: {Path(model_path).name} (field-fit)', '',
+        f'A {len(labels) - 1}-class plant disease classifier with a {len(labels)}th label, '
+        '`no_leaf`, for frames without a crop leaf; fitted to field photos from the lab '
+        'model, int8-quantised for CPU inference on a Raspberry Pi or Jetson through LiteRT '
+        '/ TFLite. Its scores are calibrated probabilities.', '',
+        '## Model', '',
+        f'- Architecture: {model["architecture"]} width {model.get("width", 0.75):g}, input '
+        f'{model["input_size"]}×{model["input_size"]} RGB, {summary["parameters"]:,} '
+        "parameters; the lab model's network with a new head.",
+        '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized to the input size '
+        'with area interpolation; normalisation ([-1, 1]) is inside the model.',
+        f'- Output: {len(labels)} class probabilities (uint8), in the order of `labels.txt`; '
+        f'the last is `no_leaf`. Temperature {summary["temperature"]:.3f} folded in.',
+        f'- File: `{Path(model_path).name}`, {size_kib:.0f} KiB, full-integer int8 (weights '
+        'and activations), calibrated on training photos of every domain.',
+        '- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).', '',
+    ]
+    lines += data_section(field_split, lab_split)
+    lines += training_section(summary)
+    lines += domain_table(evaluation, baseline)
+    lines += per_class_tables(evaluation)
+    lines += still_bad_at(evaluation, summary)
+    lines += latency_section(latency, reference_latency, evaluation['machine'],
+                             evaluation['backend'])
+    if commands:
+        lines += ['## Reproduce', '', '```bash', commands.strip(), '```', '']
+    lines += ['## Data attribution and licences', '', lab_attribution, '', FIELD_ATTRIBUTION,
+              '']
+    out_path = Path(out_path)
+    out_path.write_text('\n'.join(lines))
+    return out_path

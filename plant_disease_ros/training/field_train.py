@@ -1,0 +1,439 @@
+"""Field-fit transfer training: lab backbone -> 21 diseases + ``no_leaf`` (TensorFlow/Keras).
+
+Starts from a trained lab model (same architecture family and input size), replaces the
+head by one with a 22nd output, ``no_leaf``, and fine-tunes everything on class-balanced
+mixed batches (:mod:`field_augment`): plain and field-composited lab leaves, field
+photos, non-leaf photos and synthetic non-leaf frames. After every epoch it scores the
+validation photos of each domain, writes one log line and keeps the best checkpoint by
+the mean of the domains' accuracies; at the end it fits a temperature on the validation
+photos of all domains and folds it into the last layer.
+
+Outputs in ``out_dir``: ``field_split.json``, ``split.json`` (a copy of the lab split),
+``model_uncalibrated.keras`` (best checkpoint), ``model.keras`` (calibrated),
+``labels.txt``, ``history.csv``, ``training_curves.png`` and ``train_summary.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import hashlib
+import json
+from pathlib import Path
+import re
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from plant_disease_ros.training.dataset import read_manifest
+from plant_disease_ros.training.field_augment import (
+    AugmentOptions,
+    FieldBatchMaker,
+    Pool,
+    SourceMix,
+)
+from plant_disease_ros.training.field_data import (
+    default_sources,
+    domain_files,
+    lab_files,
+    load_domain,
+    make_field_split,
+    model_labels,
+    NEGATIVES_DOMAIN,
+    NO_LEAF,
+    write_field_split,
+)
+from plant_disease_ros.training.synthetic import synthetic_set
+
+SYNTHETIC_DOMAIN = 'synthetic'
+SYNTHETIC_VAL_SEED_OFFSET = 1000
+SYNTHETIC_TEST_SEED_OFFSET = 2000
+
+
+@dataclass
+class FieldTrainOptions:
+    """Everything a field-fit run depends on; saved with its outputs."""
+
+    lab_data: str
+    lab_split: str
+    field_data: str
+    negatives: str
+    init_weights: str
+    out_dir: str
+    input_size: int = 128
+    cache_size: int = 144
+    epochs: int = 30
+    steps_per_epoch: int = 120
+    batch_size: int = 64
+    learning_rate: float = 8e-4
+    warmup_learning_rate: float = 1e-4
+    label_smoothing: float = 0.05
+    seed: int = 42
+    val_fraction: float = 0.15
+    test_fraction: float = 0.25
+    synthetic_val_per_kind: int = 10
+    time_budget_min: float | None = None
+    cache_dir: str | None = None
+    threads: int | None = None
+    mix: SourceMix = field(default_factory=SourceMix)
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
+
+
+@dataclass
+class ValidationSet:
+    """Validation frames of every domain at the model's input size."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    domains: np.ndarray  # domain name of each frame
+
+    def names(self) -> list[str]:
+        """Return the domain names in first-seen order."""
+        return list(dict.fromkeys(self.domains.tolist()))
+
+
+def domain_accuracies(scores: np.ndarray, validation: ValidationSet) -> dict[str, float]:
+    """Return top-1 accuracy per domain (for non-leaf domains: labelled ``no_leaf``)."""
+    predicted = scores.argmax(axis=1)
+    return {name: float(np.mean(predicted[validation.domains == name]
+                                == validation.labels[validation.domains == name]))
+            for name in validation.names()}
+
+
+def prepare_data(options: FieldTrainOptions):
+    """Write the manifests, decode (cached) the pools and the validation set.
+
+    Returns ``(labels, batch_maker, validation)``.
+    """
+    from plant_disease_ros.training.composite import leaf_masks
+
+    out_dir = Path(options.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lab_manifest = read_manifest(options.lab_split)
+    labels = model_labels(lab_manifest['classes'])
+    no_leaf = labels.index(NO_LEAF)
+    shutil.copyfile(options.lab_split, out_dir / 'split.json')
+    manifest = make_field_split(default_sources(options.field_data, options.negatives),
+                                labels, out_dir / 'split.json', seed=options.seed,
+                                val_fraction=options.val_fraction,
+                                test_fraction=options.test_fraction)
+    write_field_split(out_dir / 'field_split.json', manifest)
+    size, cache = options.cache_size, options.cache_dir
+
+    root, files = lab_files(lab_manifest, labels, 'train', root=options.lab_data)
+    lab_images, lab_labels, _ = load_domain(root, files, size, cache, 'lab train')
+    lab_masks = _cached_masks(lab_images, cache, leaf_masks)
+    lab_pool = Pool(lab_images, lab_labels, lab_labels, masks=lab_masks)
+
+    field_images, field_labels, field_groups = [], [], []
+    negative_pool = None
+    for number, domain in enumerate(manifest['domains']):
+        root, files, _ = domain_files(manifest, domain, 'train')
+        images, domain_labels, files = load_domain(root, files, size, cache,
+                                                   f'{domain} train')
+        if domain == NEGATIVES_DOMAIN:
+            # Balance over the kinds of scene (soil, sky, ...), not the single label.
+            kinds = np.array([path.split('/')[0] for path, _ in files])
+            _, groups = np.unique(kinds, return_inverse=True)
+            negative_pool = Pool(images, domain_labels, groups)
+        else:
+            field_images.append(images)
+            field_labels.append(domain_labels)
+            field_groups.append(number * 1000 + domain_labels)
+    if negative_pool is None:
+        raise ValueError('the field recipe needs the negatives folder')
+    field_pool = None
+    if field_images:
+        field_pool = Pool(np.concatenate(field_images), np.concatenate(field_labels),
+                          np.concatenate(field_groups))
+    maker = FieldBatchMaker(lab_pool, field_pool, negative_pool, no_leaf,
+                            options.input_size, options.batch_size, options.seed,
+                            mix=options.mix, augment=options.augment)
+    print(f'pools: lab {len(lab_pool)}, field {len(field_pool) if field_pool else 0}, '
+          f'negatives {len(negative_pool)}', file=sys.stderr, flush=True)
+    validation = validation_set(manifest, lab_manifest, labels, options)
+    return labels, maker, validation
+
+
+def validation_set(manifest: dict, lab_manifest: dict, labels: list[str],
+                   options: FieldTrainOptions, part: str = 'val') -> ValidationSet:
+    """Decode one part of every domain at the input size, plus seeded synthetic frames."""
+    size, cache = options.input_size, options.cache_dir
+    images, frame_labels, domains = [], [], []
+    root, files = lab_files(lab_manifest, labels, part, root=options.lab_data)
+    parts = [('lab', root, files)]
+    for domain in manifest['domains']:
+        root, files, _ = domain_files(manifest, domain, part)
+        parts.append((domain, root, files))
+    for domain, root, files in parts:
+        decoded, decoded_labels, _ = load_domain(root, files, size, cache, f'{domain} {part}')
+        images.append(decoded)
+        frame_labels.append(decoded_labels)
+        domains += [domain] * len(decoded_labels)
+    offset = SYNTHETIC_VAL_SEED_OFFSET if part == 'val' else SYNTHETIC_TEST_SEED_OFFSET
+    synthetic, _ = synthetic_set(options.seed + offset, size, options.synthetic_val_per_kind)
+    images.append(synthetic)
+    frame_labels.append(np.full(len(synthetic), labels.index(NO_LEAF), np.int32))
+    domains += [SYNTHETIC_DOMAIN] * len(synthetic)
+    return ValidationSet(np.concatenate(images), np.concatenate(frame_labels).astype(np.int32),
+                         np.array(domains))
+
+
+def _cached_masks(images: np.ndarray, cache_dir: str | None, compute) -> np.ndarray:
+    """Return leaf masks of ``images``, cached by a hash of the pixels."""
+    if cache_dir is None:
+        return compute(images)
+    key = hashlib.sha256(images.tobytes()).hexdigest()[:20]
+    path = Path(cache_dir) / f'leaf_masks_{key}.npy'
+    if path.exists():
+        return np.load(path)
+    started = time.monotonic()
+    masks = compute(images)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, masks)
+    print(f'leaf masks of {len(images)} lab photos ({time.monotonic() - started:.0f} s)',
+          file=sys.stderr, flush=True)
+    return masks
+
+
+def build_field_model(init_weights: str, num_classes: int, input_size: int):
+    """Return the lab model's network with a ``num_classes`` head (old rows copied)."""
+    import tensorflow as tf
+
+    from plant_disease_ros.training.model import build_model, ModelConfig
+
+    previous = tf.keras.models.load_model(init_weights, compile=False)
+    match = re.fullmatch(r'(resnet_lite|mobilenet_v2|mobilenet_v3_small)_([\d.]+)_(\d+)px',
+                         previous.name)
+    if match is None:
+        raise ValueError(f'{init_weights}: not a model of this package ({previous.name!r})')
+    model = build_model(ModelConfig(num_classes=num_classes, input_size=input_size,
+                                    width=float(match.group(2)),
+                                    architecture=match.group(1)))
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        source = previous.get_layer(layer.name)
+        if layer.name != 'probs':
+            layer.set_weights(source.get_weights())
+            continue
+        old_kernel, old_bias = source.get_weights()
+        kernel, bias = layer.get_weights()
+        kept = min(old_kernel.shape[1], num_classes)
+        kernel[:, :kept], bias[:kept] = old_kernel[:, :kept], old_bias[:kept]
+        kernel[:, kept:] *= 0.1  # new classes start near zero: no sudden takeover
+        layer.set_weights([kernel, bias])
+    return model
+
+
+def train_field(options: FieldTrainOptions) -> dict:
+    """Run the field-fit training and the temperature fit; return the summary."""
+    import tensorflow as tf
+
+    from plant_disease_ros.training.curves import plot_training_curves
+
+    keras = tf.keras
+    if options.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(options.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(options.threads)
+    keras.utils.set_random_seed(options.seed)
+    out_dir = Path(options.out_dir)
+    labels, maker, validation = prepare_data(options)
+    num_classes = len(labels)
+    model = build_field_model(options.init_weights, num_classes, options.input_size)
+    steps, epochs = options.steps_per_epoch, options.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        options.warmup_learning_rate, decay_steps=steps * max(1, epochs - 1), alpha=0.02,
+        warmup_target=options.learning_rate, warmup_steps=steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=keras.losses.CategoricalCrossentropy(
+                      label_smoothing=options.label_smoothing),
+                  metrics=['accuracy'])
+
+    def batches():
+        for number in range(steps * epochs):
+            images, batch_labels = maker.batch(number // steps, number % steps)
+            yield images.astype(np.float32), np.eye(num_classes, dtype=np.float32)[batch_labels]
+
+    size = options.input_size
+    train_ds = tf.data.Dataset.from_generator(batches, output_signature=(
+        tf.TensorSpec((options.batch_size, size, size, 3), tf.float32),
+        tf.TensorSpec((options.batch_size, num_classes), tf.float32))).prefetch(4)
+
+    uncalibrated_path = out_dir / 'model_uncalibrated.keras'
+    monitor = DomainValidation(validation, uncalibrated_path, out_dir / 'history.csv',
+                               options.time_budget_min)
+    started = time.monotonic()
+    model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0,
+              callbacks=[monitor.callback()])
+    seconds = time.monotonic() - started
+    plot_training_curves(monitor.curves(), out_dir / 'training_curves.png')
+
+    best, temperature, calibration = calibrate_checkpoint(
+        uncalibrated_path, validation, out_dir / 'model.keras')
+    (out_dir / 'labels.txt').write_text('\n'.join(labels) + '\n')
+    summary = {
+        'recipe': 'field',
+        'options': _jsonable(asdict(options)),
+        'model': {'architecture': best.name.rsplit('_', 2)[0],
+                  'width': float(best.name.rsplit('_', 2)[1]), 'input_size': size,
+                  'num_classes': num_classes},
+        'classes': labels,
+        'epochs_run': len(monitor.history),
+        'best_epoch': monitor.best_epoch,
+        'best_val_score': monitor.best_score,
+        'best_val_accuracy': monitor.best_score,
+        'best_val_domains': monitor.best_domains,
+        'temperature': temperature,
+        'calibration': calibration,
+        'train_seconds': round(seconds, 1),
+        'seconds_per_epoch': round(seconds / max(len(monitor.history), 1), 1),
+        'parameters': int(best.count_params()),
+        'tensorflow': tf.__version__,
+        'history': monitor.history,
+    }
+    (out_dir / 'train_summary.json').write_text(json.dumps(summary, indent=1) + '\n')
+    print(f'best epoch {monitor.best_epoch}: mean domain accuracy {monitor.best_score:.4f}; '
+          f'temperature {temperature:.3f}; model at {out_dir / "model.keras"}',
+          file=sys.stderr, flush=True)
+    return summary
+
+
+def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
+                         out_path: str | Path):
+    """Fit a temperature on ``validation`` (domains weighted equally) and fold it in.
+
+    Returns ``(calibrated model, temperature, per-domain validation ECE before/after)``;
+    the calibrated model is saved at ``out_path``.
+    """
+    import tensorflow as tf
+
+    from plant_disease_ros.training.calibration import (
+        domain_weights,
+        expected_calibration_error,
+        fit_temperature,
+        fold_temperature,
+        logits_of,
+        softmax,
+    )
+
+    model = tf.keras.models.load_model(str(checkpoint), compile=False)
+    logits = logits_of(model, validation.images)
+    temperature = fit_temperature(logits, validation.labels,
+                                  domain_weights(validation.domains))
+    calibration: dict[str, dict[str, float]] = {}
+    for name in validation.names():
+        members = validation.domains == name
+        for key, value in (('before', 1.0), ('after', temperature)):
+            probabilities = softmax(logits[members], value)
+            correct = probabilities.argmax(axis=1) == validation.labels[members]
+            calibration.setdefault(name, {})[f'val_ece_{key}'] = expected_calibration_error(
+                probabilities.max(axis=1), correct)
+    fold_temperature(model, temperature)
+    model.save(str(out_path))
+    return model, temperature, calibration
+
+
+def calibrate_run(run_dir: str | Path, cache_dir: str | None = None,
+                  lab_data: str | None = None) -> tuple[float, dict]:
+    """Calibrate a run's best checkpoint after the fact (a run stopped before its end).
+
+    Reads ``field_split.json``, ``split.json`` and ``model_uncalibrated.keras`` of
+    ``run_dir``, writes ``model.keras`` and ``calibration.json``.
+    """
+    from plant_disease_ros.training.field_data import read_field_split
+
+    run_dir = Path(run_dir)
+    manifest = read_field_split(run_dir / 'field_split.json')
+    lab_manifest = read_manifest(run_dir / 'split.json')
+    import tensorflow as tf
+
+    checkpoint = run_dir / 'model_uncalibrated.keras'
+    size = int(tf.keras.models.load_model(str(checkpoint), compile=False).input_shape[1])
+    options = FieldTrainOptions(
+        lab_data=lab_data or lab_manifest['root'], lab_split=str(run_dir / 'split.json'),
+        field_data='', negatives='', init_weights='', out_dir=str(run_dir),
+        input_size=size, seed=int(manifest['seed']), cache_dir=cache_dir)
+    validation = validation_set(manifest, lab_manifest, list(manifest['labels']), options)
+    _, temperature, calibration = calibrate_checkpoint(checkpoint, validation,
+                                                       run_dir / 'model.keras')
+    (run_dir / 'labels.txt').write_text('\n'.join(manifest['labels']) + '\n')
+    (run_dir / 'calibration.json').write_text(json.dumps(
+        {'temperature': temperature, 'calibration': calibration}, indent=1) + '\n')
+    return temperature, calibration
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+class DomainValidation:
+    """Per-epoch validation per domain, one log line, best checkpoint and a time budget."""
+
+    def __init__(self, validation: ValidationSet, checkpoint: Path, history_csv: Path,
+                 time_budget_min: float | None) -> None:
+        self.validation, self.checkpoint = validation, checkpoint
+        self.history_csv, self.time_budget_min = history_csv, time_budget_min
+        self.history: list[dict] = []
+        self.best_score, self.best_epoch = -1.0, 0
+        self.best_domains: dict[str, float] = {}
+
+    def callback(self):
+        """Return the Keras callback bound to this monitor."""
+        import tensorflow as tf
+
+        monitor = self
+
+        class Callback(tf.keras.callbacks.Callback):
+            def on_train_begin(self, logs=None) -> None:
+                monitor.started = monitor.epoch_started = time.monotonic()
+
+            def on_epoch_begin(self, epoch: int, logs=None) -> None:
+                monitor.epoch_started = time.monotonic()
+
+            def on_epoch_end(self, epoch: int, logs=None) -> None:
+                monitor.end_epoch(self.model, epoch, logs or {})
+
+        return Callback()
+
+    def end_epoch(self, model, epoch: int, logs: dict) -> None:
+        """Score the validation domains, log, save the best and check the time budget."""
+        scores = model.predict(self.validation.images.astype(np.float32), batch_size=128,
+                               verbose=0)
+        accuracies = domain_accuracies(scores, self.validation)
+        score = float(np.mean(list(accuracies.values())))
+        row = {'epoch': epoch + 1, 'loss': float(logs.get('loss', np.nan)),
+               'accuracy': float(logs.get('accuracy', np.nan)), 'val_accuracy': score,
+               **{f'val_{name}': value for name, value in accuracies.items()},
+               'seconds': round(time.monotonic() - self.epoch_started, 1)}
+        self.history.append(row)
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.best_domains = score, epoch + 1, accuracies
+            model.save(str(self.checkpoint))
+        self._write_csv()
+        print(f'epoch {epoch + 1}: loss {row["loss"]:.4f} acc {row["accuracy"]:.4f} | val '
+              + ' '.join(f'{name} {value:.3f}' for name, value in accuracies.items())
+              + f' | mean {score:.4f}{" *saved*" if improved else ""} | {row["seconds"]:.0f} s',
+              file=sys.stderr, flush=True)
+        elapsed = time.monotonic() - self.started
+        if self.time_budget_min is not None and elapsed > self.time_budget_min * 60:
+            print(f'time budget of {self.time_budget_min:g} min reached after epoch '
+                  f'{epoch + 1}', file=sys.stderr, flush=True)
+            model.stop_training = True
+
+    def _write_csv(self) -> None:
+        keys = list(self.history[0])
+        lines = [','.join(keys)] + [','.join(str(row.get(key, '')) for key in keys)
+                                    for row in self.history]
+        self.history_csv.write_text('\n'.join(lines) + '\n')
+
+    def curves(self) -> dict[str, list[float]]:
+        """Return the history in the shape :func:`plot_training_curves` expects."""
+        return {key: [row[key] for row in self.history]
+                for key in ('loss', 'accuracy', 'val_accuracy')}

@@ -1,0 +1,91 @@
+"""The files a report page refers to: copied into a folder beside the page, or inlined.
+
+Every file gets one URL, relative to the page (``<page stem>_files/<name>``) or a
+``data:`` URI, so the page works offline and a file named twice is placed once.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+import hashlib
+import os
+from pathlib import Path
+import re
+import shutil
+import tempfile
+
+from plant_disease_ros.training.report_html import LinkResolver
+
+MIME_TYPES = {'.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg',
+              '.svg': 'image/svg+xml', '.gif': 'image/gif', '.json': 'application/json',
+              '.geojson': 'application/geo+json', '.geojsons': 'application/geo+json-seq',
+              '.csv': 'text/csv', '.md': 'text/markdown', '.txt': 'text/plain'}
+
+
+class Assets:
+    """Copies files beside the page (or inlines them) and returns the URL to use."""
+
+    def __init__(self, page: Path, inline: bool = False) -> None:
+        """Keep assets of ``page`` in ``<page stem>_files/`` (or inline them)."""
+        self.page = page
+        self.inline = inline
+        self.folder = page.parent / f'{page.stem}_files'
+        self._urls: dict[Path, str] = {}
+        self._names: set[str] = set()
+        self._scratch: tempfile.TemporaryDirectory | None = None
+
+    def scratch(self) -> Path:
+        """Return a temporary folder for pictures made on the fly (gone after cleanup)."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix='plant_disease_report_')
+        return Path(self._scratch.name)
+
+    def cleanup(self) -> None:
+        """Remove the scratch folder."""
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def url(self, path: str | os.PathLike, inline: bool | None = None) -> str:
+        """Return the URL of ``path`` for the page, copying or inlining it once."""
+        source = Path(path).resolve()
+        if source in self._urls:
+            return self._urls[source]
+        if not source.is_file():
+            raise FileNotFoundError(f'{source} is not a file')
+        if self.inline if inline is None else inline:
+            mime = MIME_TYPES.get(source.suffix.lower(), 'application/octet-stream')
+            url = f'data:{mime};base64,' + base64.b64encode(source.read_bytes()).decode()
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = self._unique_name(source)
+            shutil.copyfile(source, self.folder / name)
+            url = f'{self.folder.name}/{name}'
+        self._urls[source] = url
+        return url
+
+    def _unique_name(self, source: Path) -> str:
+        name = re.sub(r'[^\w.-]', '_', source.name)
+        if name in self._names:
+            digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+            name = f'{Path(name).stem}_{digest}{Path(name).suffix}'
+        self._names.add(name)
+        return name
+
+    def shown(self, path: str | os.PathLike) -> bool:
+        """Return whether ``path`` has been placed on the page already."""
+        return Path(path).resolve() in self._urls
+
+    def resolver(self, folders: Sequence[Path]) -> LinkResolver:
+        """Return a resolver of relative references against ``folders``, first found wins."""
+        def resolve(target: str) -> str | None:
+            relative = target.split('#', 1)[0].split('?', 1)[0]
+            if not relative:
+                return None
+            for folder in folders:
+                candidate = folder / relative
+                if candidate.is_file():
+                    return self.url(candidate)
+            return None
+        return resolve

@@ -1,0 +1,30 @@
+"""annotate: a dark band with the text across the top; the input is left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plant_disease_ros.core.annotation import annotate
+
+
+@pytest.mark.parametrize(('height', 'width'), [(48, 64), (480, 640), (12, 400)])
+def test_band_on_top_rest_unchanged(height: int, width: int) -> None:
+    rgb = np.full((height, width, 3), 200, np.uint8)
+    before = rgb.copy()
+    out = annotate(rgb, 'Late blight 0.93')
+    assert np.array_equal(rgb, before)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    changed_rows = np.flatnonzero((out != rgb).any(axis=(1, 2)))
+    assert changed_rows.size > 0 and changed_rows[0] == 0
+    band = changed_rows[-1] + 1
+    assert band <= height
+    assert np.array_equal(out[band:], rgb[band:])
+    # Darkened band with light text on it.
+    assert out[:band].min() < 100 and out[:band].max() > 200
+
+
+def test_accepts_a_non_contiguous_view() -> None:
+    rgb = np.full((40, 80, 3), 90, np.uint8)[:, ::2]
+    out = annotate(rgb, 'x')
+    assert out.shape == (40, 40, 3) and out.flags['C_CONTIGUOUS']

@@ -1,0 +1,80 @@
+"""FixWait: a detection waits for the fix after its stamp, up to its deadline, in order."""
+
+from __future__ import annotations
+
+import pytest
+
+from plant_disease_ros.core.fix_buffer import FixBuffer, GeoFix
+from plant_disease_ros.core.fix_wait import FixWait
+
+
+def fix_at(stamp_s: float, latitude: float = 48.0) -> GeoFix:
+    return GeoFix(stamp_s, latitude, 11.0, 500.0, None)
+
+
+def statuses(ready: list) -> list[tuple[str, str]]:
+    return [(item, lookup.status) for item, lookup in ready]
+
+
+def test_located_at_once_when_the_fix_after_the_stamp_is_there() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0, 48.0))
+    wait.fixes.add(fix_at(11.0, 48.001))
+    ready = wait.add('a', stamp_s=10.5, now_s=0.0, wait_s=0.3)
+    assert statuses(ready) == [('a', 'interpolated')]
+    assert ready[0][1].fix.latitude == pytest.approx(48.0005)
+    assert len(wait) == 0
+
+
+def test_waits_for_the_next_fix_then_interpolates() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    assert wait.add('a', stamp_s=10.5, now_s=100.0, wait_s=0.3) == []
+    assert len(wait) == 1
+    assert wait.settle(now_s=100.1) == []
+    wait.fixes.add(fix_at(11.0))
+    assert statuses(wait.settle(now_s=100.2)) == [('a', 'interpolated')]
+    assert len(wait) == 0
+
+
+def test_deadline_takes_the_nearest_older_fix() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    wait.add('a', stamp_s=10.5, now_s=100.0, wait_s=0.3)
+    assert wait.settle(now_s=100.29) == []
+    assert statuses(wait.settle(now_s=100.3)) == [('a', 'nearest')]
+
+
+@pytest.mark.parametrize(('fixes', 'status'), [([], 'none'), ([5.0], 'stale')])
+def test_no_wait_settles_at_once(fixes: list[float], status: str) -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    for stamp in fixes:
+        wait.fixes.add(fix_at(stamp))
+    assert statuses(wait.add('a', stamp_s=10.0, now_s=0.0, wait_s=0.0)) == [('a', status)]
+    assert len(wait) == 0
+
+
+def test_items_settle_in_arrival_order() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    wait.add('first', stamp_s=10.8, now_s=0.0, wait_s=1.0)
+    wait.add('second', stamp_s=10.2, now_s=0.5, wait_s=1.0)
+    wait.fixes.add(fix_at(10.5))
+    # The second's later fix came, but it stays behind the first, which still waits.
+    assert wait.settle(now_s=0.6) == []
+    assert statuses(wait.settle(now_s=1.0)) == [('first', 'nearest'),
+                                                  ('second', 'interpolated')]
+
+
+def test_overflow_settles_the_oldest_with_what_there_is() -> None:
+    wait: FixWait[int] = FixWait(FixBuffer(max_fix_age_s=2.0), max_waiting=2)
+    wait.fixes.add(fix_at(10.0))
+    assert wait.add(1, stamp_s=10.1, now_s=0.0, wait_s=5.0) == []
+    assert wait.add(2, stamp_s=10.2, now_s=0.0, wait_s=5.0) == []
+    assert statuses(wait.add(3, stamp_s=10.3, now_s=0.0, wait_s=5.0)) == [(1, 'nearest')]
+    assert len(wait) == 2
+
+
+def test_max_waiting_must_be_positive() -> None:
+    with pytest.raises(ValueError, match='max_waiting'):
+        FixWait(FixBuffer(), max_waiting=0)

@@ -1,0 +1,117 @@
+"""MapRun: a run's records file (continued, appended), collection and summary."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+import json
+from pathlib import Path
+import re
+
+import pytest
+
+from plant_disease_ros.core.map_file import read_geojson_seq
+from plant_disease_ros.core.map_run import (
+    default_run_name,
+    format_origin,
+    MapRun,
+    parse_detection,
+    validate_run_name,
+)
+
+
+def feature(sequence: int) -> dict:
+    return {'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [4.35, 50.85]},
+            'properties': {'sequence': sequence}}
+
+
+@pytest.mark.parametrize('name', ['', ' x', 'x ', '.hidden', 'a/b', 'a\\b', 'a\x00b'])
+def test_bad_run_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match='run_name'):
+        validate_run_name(name)
+    with pytest.raises(ValueError, match='run_name'):
+        MapRun('maps', name)
+
+
+def test_default_run_name_is_a_date() -> None:
+    assert re.fullmatch(r'\d{4}-\d{2}-\d{2}', default_run_name())
+    assert validate_run_name(default_run_name())
+
+
+def test_format_origin() -> None:
+    assert format_origin((50.85034567891, 4.35171234567, 60.126)) == \
+        '50.8503457, 4.3517123, 60.13 m'
+
+
+@pytest.mark.parametrize(('text', 'reason'), [
+    ('{"type": "Feature", "geometry": ', 'invalid_json'),
+    ('{"type": "Feature", "geometry": null, "properties": {"x": NaN}}', 'invalid_json'),
+    ('{"type": "Point", "coordinates": [4.3, 50.8]}', 'not_a_feature'),
+    ('[1, 2]', 'not_an_object'),
+])
+def test_parse_detection_refuses_with_a_reason(text: str, reason: str) -> None:
+    value, got, detail = parse_detection(text)
+    assert (value, got) == (None, reason) and detail
+
+
+def test_parse_detection_accepts_a_feature() -> None:
+    assert parse_detection(json.dumps(feature(1))) == (feature(1), None, '')
+
+
+def test_no_record_no_file(tmp_path: Path) -> None:
+    run = MapRun(tmp_path / 'maps', 'field')
+    run.continue_existing(lambda _: pytest.fail('nothing to continue'))
+    run.close()
+    assert not (tmp_path / 'maps').exists()
+    assert (run.records_at_start, run.records_written, run.records_in_file) == (0, 0, 0)
+
+
+def test_append_continue_and_save(tmp_path: Path) -> None:
+    first = MapRun(tmp_path / 'maps', 'field')
+    for sequence in range(3):
+        first.append(feature(sequence))
+    first.close()
+    assert first.records_path == tmp_path / 'maps' / 'field.geojsons'
+    assert first.records_written == 3
+
+    second = MapRun(tmp_path / 'maps', 'field')
+    continued: list[dict] = []
+    second.continue_existing(continued.append)
+    assert continued == [feature(0), feature(1), feature(2)]
+    second.append(feature(3))
+    assert (second.records_at_start, second.records_written, second.records_in_file) == \
+        (3, 1, 4)
+    saved_at = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert second.save({'map_frame': 'map', 'detections': 4}, saved_at=saved_at) == 4
+    second.close()
+
+    collection = json.loads(second.collection_path.read_text())
+    assert [item['properties']['sequence'] for item in collection['features']] == [0, 1, 2, 3]
+    summary = json.loads(second.summary_path.read_text())
+    assert list(summary) == ['run_name', 'saved_at', 'records_file', 'feature_collection',
+                             'features_in_collection', 'records_written_this_session',
+                             'records_continued', 'map_frame', 'detections']
+    assert summary['run_name'] == 'field'
+    assert summary['saved_at'] == '2026-05-01T12:00:00+00:00'
+    assert summary['features_in_collection'] == 4
+    assert (summary['records_written_this_session'], summary['records_continued']) == (1, 3)
+
+
+def test_a_torn_record_is_skipped_and_counted(tmp_path: Path) -> None:
+    run = MapRun(tmp_path, 'field')
+    run.append(feature(0))
+    run.close()
+    with open(run.records_path, 'ab') as handle:
+        handle.write(b'\x1e{"type": "Feat')
+    again = MapRun(tmp_path, 'field')
+    again.continue_existing(lambda _: None)
+    assert (again.records_at_start, again.records_skipped_at_start) == (1, 1)
+    again.append(feature(1))
+    again.close()
+    assert [item['properties']['sequence'] for item in read_geojson_seq(run.records_path)] \
+        == [0, 1]
+
+
+def test_save_without_records_writes_an_empty_collection(tmp_path: Path) -> None:
+    run = MapRun(tmp_path, 'empty')
+    assert run.save({}) == 0
+    assert json.loads(run.collection_path.read_text())['features'] == []

@@ -1,0 +1,109 @@
+"""Start the package's nodes as processes, as the launch file would.
+
+Command lines come from ``plant_disease_ros.ros.node_set`` (the one description of the
+node set) and processes are started and stopped by ``plant_disease_ros.tools.process``
+(the one spawn/stop helper); the environment is the test run's (see test/conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+import subprocess
+
+from plant_disease_ros.ros.node_set import EXECUTABLES
+from plant_disease_ros.tools.process import (
+    ChildProcess,
+    ProcessGroup,
+    ros_environment,
+    start,
+)
+
+PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+
+
+def child_environment(*, profile: bool = True, **extra: str) -> dict[str, str]:
+    """Return the environment of a child ROS process of a test.
+
+    It inherits the run's loopback discovery and domain id; ``profile=False`` runs it
+    without the package's Fast DDS profile (a third-party camera driver, say).
+    """
+    env = ros_environment(**extra)
+    if not profile:
+        env.pop(PROFILE_VARIABLE, None)
+    return env
+
+
+def node_argv(name: str, *ros_args: str) -> list[str]:
+    """Return the command line of executable ``name`` with ``--ros-args ros_args``."""
+    argv = EXECUTABLES[name].command()
+    return [*argv, '--ros-args', *ros_args] if ros_args else argv
+
+
+def run_node(name: str, *ros_args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
+    """Run executable ``name`` to its end; return its exit status and output (text)."""
+    return subprocess.run(node_argv(name, *ros_args), env=child_environment(),
+                          capture_output=True, text=True, timeout=timeout_s,
+                          stdin=subprocess.DEVNULL)
+
+
+class NodeProcesses:
+    """Node processes of one test, each logging to ``log_dir/<name>.log``."""
+
+    def __init__(self, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        """Start nothing yet; children get ``env`` (default: :func:`child_environment`)."""
+        self.group = ProcessGroup(log_dir, child_environment() if env is None else env)
+        self._argv: dict[str, list[str]] = {}
+
+    def start(self, name: str, *ros_args: str) -> ChildProcess:
+        """Start executable ``name`` with ``ros_args``."""
+        self._argv[name] = node_argv(name, *ros_args)
+        return self.group.start(name, self._argv[name])
+
+    def start_script(self, name: str, argv: list[str],
+                     env: Mapping[str, str] | None = None) -> ChildProcess:
+        """Start a helper program ``argv`` with text pipes on its stdin and stdout.
+
+        It gets ``env`` if given, else the nodes' environment.
+        """
+        child = start(name, argv, self.group.log_dir / f'{name}.log',
+                      self.group.env if env is None else env, pipes=True)
+        self.group.children[name] = child
+        return child
+
+    def restart(self, name: str) -> ChildProcess:
+        """Start ``name`` again with the command line it was first started with."""
+        return self.group.start(name, self._argv[name])
+
+    def __getitem__(self, name: str) -> ChildProcess:
+        """Return the child ``name`` (the latest one started under that name)."""
+        return self.group.children[name]
+
+    def check_alive(self) -> None:
+        """Raise ProcessError naming a child that exited, with its log's tail."""
+        self.group.check_alive()
+
+    def logs(self) -> str:
+        """Return every child's log (for failure messages)."""
+        return '\n'.join(f'--- {child.name}\n' + child.log_path.read_text(errors='replace')
+                         for child in self.group.children.values()
+                         if child.log_path.exists())
+
+    def stop(self) -> None:
+        """Stop every child (SIGINT, then harder)."""
+        self.group.stop()
+
+
+@contextmanager
+def node_processes(log_dir: Path, env: Mapping[str, str] | None = None
+                   ) -> Iterator[NodeProcesses]:
+    """Give a block a NodeProcesses; stop its children at the end, printing their logs on error."""
+    processes = NodeProcesses(log_dir, env)
+    try:
+        yield processes
+    except BaseException:
+        print(processes.logs())
+        raise
+    finally:
+        processes.stop()

@@ -1,0 +1,147 @@
+"""tools/process: real child processes started, watched and stopped, escalating as needed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import os
+from pathlib import Path
+import signal
+import sys
+import time
+
+import pytest
+
+from plant_disease_ros.tools.process import (
+    check_alive,
+    ChildProcess,
+    ProcessError,
+    ProcessGroup,
+    ros_environment,
+    start,
+    stop,
+)
+
+# A child that reports 'ready' once its signal handlers are in place, then waits.
+CHILD = """
+import signal, sys, time
+for name in sys.argv[1:]:
+    signal.signal(getattr(signal, name), signal.SIG_IGN)
+print('ready', flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passes; return its last value."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def is_ready(child: ChildProcess) -> bool:
+    """Return whether the child has printed its 'ready' line (the log's header holds argv)."""
+    return 'ready' in child.log_path.read_text().splitlines()
+
+
+def start_child(tmp_path: Path, name: str, *ignored: str) -> ChildProcess:
+    """Start a Python child ignoring the ``ignored`` signals; return it once it is ready."""
+    child = start(name, [sys.executable, '-c', CHILD, *ignored], tmp_path / f'{name}.log')
+    assert wait_until(lambda: is_ready(child)), child.log_tail()
+    return child
+
+
+def test_ros_environment_defaults_and_keeps_what_is_set() -> None:
+    """Loopback discovery and unbuffered output by default; the caller's values are kept."""
+    env = ros_environment({'ROS_DOMAIN_ID': '42', 'PATH': '/bin'})
+    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST' and env['ROS_DOMAIN_ID'] == '42'
+    assert env['PYTHONUNBUFFERED'] == '1' and env['PATH'] == '/bin'
+    env = ros_environment({'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET'}, ROS_LOG_DIR='/tmp/x')
+    assert env['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'SUBNET' and env['ROS_LOG_DIR'] == '/tmp/x'
+
+
+def test_a_child_stops_on_sigint_and_logs_its_command(tmp_path: Path) -> None:
+    """SIGINT is enough for a well-behaved child; its log starts with the command line."""
+    child = start_child(tmp_path, 'polite')
+    stop([child], timeout_s=30.0)
+    assert child.popen.returncode == -signal.SIGINT
+    log = child.log_path.read_text()
+    assert log.startswith(f'$ {sys.executable} -c') and 'ready' in log.splitlines()
+
+
+def test_a_child_ignoring_sigint_gets_sigterm(tmp_path: Path) -> None:
+    """A child that ignores SIGINT is escalated to SIGTERM after the timeout."""
+    child = start_child(tmp_path, 'deaf', 'SIGINT')
+    stop([child], timeout_s=0.2)
+    assert child.popen.returncode == -signal.SIGTERM
+
+
+def test_a_child_ignoring_sigint_and_sigterm_gets_sigkill(tmp_path: Path) -> None:
+    """The last resort is SIGKILL; stop() returns with every child reaped."""
+    stubborn = start_child(tmp_path, 'stubborn', 'SIGINT', 'SIGTERM')
+    polite = start_child(tmp_path, 'polite')
+    stop([stubborn, polite], timeout_s=0.2)
+    assert stubborn.popen.returncode == -signal.SIGKILL
+    assert polite.popen.returncode == -signal.SIGINT
+
+
+def test_children_have_their_own_process_group(tmp_path: Path) -> None:
+    """A Ctrl-C in the terminal reaches the parent only; the parent stops the children."""
+    child = start_child(tmp_path, 'grouped')
+    try:
+        assert os.getpgid(child.pid) == child.pid != os.getpgid(0)
+        assert os.getsid(child.pid) == os.getsid(0)
+    finally:
+        stop([child])
+
+
+def test_check_alive_names_the_child_that_exited(tmp_path: Path) -> None:
+    """An exited child is a ProcessError with its name, status and the end of its log."""
+    running = start_child(tmp_path, 'running')
+    failing = 'print("bad parameter"); raise SystemExit(3)'
+    failed = start('failing', [sys.executable, '-c', failing], tmp_path / 'failing.log')
+    try:
+        assert wait_until(lambda: not failed.alive())
+        with pytest.raises(ProcessError) as raised:
+            check_alive([running, failed])
+        message = str(raised.value)
+        assert 'failing exited with status 3' in message and 'bad parameter' in message
+        assert str(tmp_path / 'failing.log') in message
+    finally:
+        stop([running, failed])
+
+
+def test_a_missing_program_is_a_process_error(tmp_path: Path) -> None:
+    """A command that cannot be started raises ProcessError naming the child."""
+    with pytest.raises(ProcessError, match='cannot start ghost'):
+        start('ghost', [str(tmp_path / 'no_such_program')], tmp_path / 'ghost.log')
+
+
+def test_process_group_stops_its_children_on_exit(tmp_path: Path) -> None:
+    """The group logs each child to log_dir/<name>.log and stops them all on exit."""
+    with ProcessGroup(tmp_path / 'logs') as group:
+        for name in ('one', 'two'):
+            group.start(name, [sys.executable, '-c', CHILD])
+        assert wait_until(lambda: all(is_ready(child) for child in group.children.values()))
+        group.check_alive()
+        children = list(group.children.values())
+    assert [child.log_path for child in children] == [tmp_path / 'logs' / 'one.log',
+                                                       tmp_path / 'logs' / 'two.log']
+    assert not any(child.alive() for child in children)
+
+
+def test_a_piped_worker_answers_on_stdout(tmp_path: Path) -> None:
+    """With pipes, the child reads commands on stdin and answers on stdout."""
+    worker = start('echo', [sys.executable, '-c',
+                            'import sys\nfor line in sys.stdin: print(line.upper(), end="", '
+                            'flush=True)'], tmp_path / 'echo.log', pipes=True)
+    try:
+        worker.popen.stdin.write('ping\n')
+        worker.popen.stdin.flush()
+        assert worker.popen.stdout.readline() == 'PING\n'
+    finally:
+        stop([worker])
+    assert not worker.alive()

@@ -1,0 +1,75 @@
+"""Temperature scaling, expected calibration error and the reliability plot (numpy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plant_disease_ros.training.calibration import (
+    domain_weights,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    plot_reliability,
+    reliability_bins,
+    softmax,
+)
+
+
+def sampled(temperature: float, count: int = 4000, classes: int = 5, seed: int = 0):
+    """Return logits whose labels are drawn from softmax(logits / temperature)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (count, classes))
+    probabilities = softmax(logits, temperature)
+    labels = np.array([rng.choice(classes, p=row) for row in probabilities])
+    return logits, labels
+
+
+@pytest.mark.parametrize('true_temperature', [0.5, 1.0, 2.5])
+def test_fit_temperature_recovers_the_generating_temperature(true_temperature: float) -> None:
+    logits, labels = sampled(true_temperature)
+    fitted = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(true_temperature, rel=0.12)
+    assert negative_log_likelihood(logits, labels, fitted) <= \
+        negative_log_likelihood(logits, labels, 1.0) + 1e-9
+
+
+def test_temperature_lowers_the_ece_of_overconfident_scores() -> None:
+    logits, labels = sampled(2.0, seed=1)
+    before = softmax(logits)
+    fitted = fit_temperature(logits, labels)
+    after = softmax(logits, fitted)
+    ece_before = expected_calibration_error(before.max(1), before.argmax(1) == labels)
+    ece_after = expected_calibration_error(after.max(1), after.argmax(1) == labels)
+    assert ece_after < ece_before / 2 and ece_after < 0.03
+
+
+def test_ece_of_hand_made_cases() -> None:
+    confidence = np.array([0.9] * 10)
+    assert expected_calibration_error(confidence, np.array([1] * 9 + [0])) == \
+        pytest.approx(0.0, abs=1e-12)
+    assert expected_calibration_error(confidence, np.zeros(10)) == pytest.approx(0.9)
+    assert np.isnan(expected_calibration_error(np.array([]), np.array([])))
+    bins = reliability_bins(np.array([0.05, 0.95, 1.0]), np.array([0, 1, 1]), bins=10)
+    assert [row['count'] for row in bins] == [1] + [0] * 8 + [2]
+    assert bins[0]['accuracy'] == 0.0 and bins[-1]['confidence'] == pytest.approx(0.975)
+
+
+def test_domain_weights_give_each_domain_the_same_total() -> None:
+    weights = domain_weights(['lab'] * 8 + ['field'] * 2)
+    assert weights[:8].sum() == pytest.approx(1.0) and weights[8:].sum() == pytest.approx(1.0)
+
+
+def test_fit_temperature_refuses_no_photos() -> None:
+    with pytest.raises(ValueError):
+        fit_temperature(np.zeros((0, 3)), np.zeros(0, int))
+
+
+def test_reliability_plot_is_a_png(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    curves = {'lab': (rng.random(50), rng.random(50) < 0.5),
+              'field': (rng.random(30), rng.random(30) < 0.3)}
+    path = plot_reliability(curves, tmp_path / 'r.png')
+    assert path.read_bytes()[:4] == b'\x89PNG'

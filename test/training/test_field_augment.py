@@ -1,0 +1,115 @@
+"""Class-balanced, seeded, field-robust batches (numpy/OpenCV only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plant_disease_ros.training.field_augment import (
+    AugmentOptions,
+    FieldBatchMaker,
+    photometric,
+    Pool,
+    random_crop,
+    random_pose,
+    SourceMix,
+    SOURCES,
+)
+
+NO_LEAF = 9
+
+
+def pools(size: int = 40):
+    rng = np.random.default_rng(0)
+    lab_labels = np.repeat([0, 1, 2], [30, 5, 5])  # class 0 is six times as common
+    lab_images = rng.integers(0, 255, (40, size, size, 3), dtype=np.uint8)
+    masks = np.zeros((40, size, size), np.uint8)
+    masks[:, 8:32, 10:30] = 255
+    lab = Pool(lab_images, lab_labels, lab_labels, masks=masks)
+    field_labels = np.array([0] * 20 + [1] * 2)
+    field = Pool(rng.integers(0, 255, (22, size, size, 3), dtype=np.uint8), field_labels,
+                 field_labels)
+    kinds = np.array([0] * 10 + [1] * 2)
+    negatives = Pool(rng.integers(0, 255, (12, size, size, 3), dtype=np.uint8),
+                     np.full(12, NO_LEAF), kinds)
+    return lab, field, negatives
+
+
+def maker(**kwargs) -> FieldBatchMaker:
+    lab, field, negatives = pools()
+    return FieldBatchMaker(lab, field, negatives, NO_LEAF, size=32, batch_size=16, seed=3,
+                           **kwargs)
+
+
+def test_batches_are_seeded_uint8_of_the_input_size() -> None:
+    batches = maker()
+    images, labels = batches.batch(0, 0)
+    assert images.shape == (16, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.dtype == np.int32 and set(labels.tolist()) <= {0, 1, 2, NO_LEAF}
+    again = maker().batch(0, 0)
+    assert np.array_equal(images, again[0]) and np.array_equal(labels, again[1])
+    assert not np.array_equal(images, batches.batch(0, 1)[0])
+    assert not np.array_equal(images, batches.batch(1, 0)[0])
+
+
+def test_pool_draws_groups_uniformly_whatever_their_size() -> None:
+    lab, _, _ = pools()
+    rng = np.random.default_rng(1)
+    drawn = np.array([lab.labels[lab.draw(rng)] for _ in range(3000)])
+    shares = np.bincount(drawn, minlength=3) / len(drawn)
+    assert np.allclose(shares, 1 / 3, atol=0.04)
+    with pytest.raises(ValueError):
+        Pool(lab.images, lab.labels[:3], lab.labels)
+
+
+def test_sources_follow_the_mix() -> None:
+    only_negatives = maker(mix=SourceMix(lab=0, lab_composite=0, field=0, negative_photo=1,
+                                         synthetic=1))
+    _, labels = only_negatives.batch(0, 0)
+    assert set(labels.tolist()) == {NO_LEAF}
+    only_leaves = maker(mix=SourceMix(lab=1, lab_composite=1, field=1, negative_photo=0,
+                                      synthetic=0))
+    _, labels = only_leaves.batch(0, 0)
+    assert NO_LEAF not in labels.tolist()
+    with pytest.raises(ValueError):
+        SourceMix(lab=0, lab_composite=0, field=0, negative_photo=0,
+                  synthetic=0).probabilities()
+
+
+def test_no_field_pool_drops_the_field_share() -> None:
+    lab, _, negatives = pools()
+    batches = FieldBatchMaker(lab, None, negatives, NO_LEAF, 32, 8, 0)
+    assert batches.probabilities[SOURCES.index('field')] == 0.0
+    images, _ = batches.batch(0, 0)
+    assert images.shape == (8, 32, 32, 3)
+
+
+def test_lab_pool_needs_masks() -> None:
+    lab, field, negatives = pools()
+    lab.masks = None
+    with pytest.raises(ValueError, match='masks'):
+        FieldBatchMaker(lab, field, negatives, NO_LEAF, 32, 8, 0)
+
+
+@pytest.mark.parametrize('source', SOURCES)
+def test_every_source_yields_a_frame(source: str) -> None:
+    frame, label = maker().sample(np.random.default_rng(4), source)
+    assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8
+    assert (label == NO_LEAF) == (source in ('negative_photo', 'synthetic'))
+
+
+def test_pose_crop_and_photometric_keep_shape_and_range() -> None:
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 255, (50, 60, 3), dtype=np.uint8)
+    assert random_crop(rng, image, 24).shape == (24, 24, 3)
+    square = image[:50, :50]
+    posed = random_pose(rng, square)
+    assert posed.shape == square.shape and posed.flags['C_CONTIGUOUS']
+    assert sorted(posed.ravel().tolist()) == sorted(square.ravel().tolist())
+    always = AugmentOptions(blur_probability=1, noise_probability=1, jpeg_probability=1,
+                            photometric_probability=1)
+    out = photometric(rng, square, always)
+    assert out.shape == square.shape and out.dtype == np.uint8
+    never = AugmentOptions(blur_probability=0, noise_probability=0, jpeg_probability=0,
+                           photometric_probability=0)
+    assert np.array_equal(photometric(rng, square, never), square)

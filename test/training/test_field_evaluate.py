@@ -1,0 +1,77 @@
+"""Per-domain figures from score matrices: accuracy, rejection, calibration (numpy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plant_disease_ros.training.field_evaluate import (
+    domain_report,
+    DomainFrames,
+    format_domain_table,
+    write_domain_outputs,
+)
+
+LABELS = ['A', 'B', 'C', 'no_leaf']
+
+
+def frames(name: str, truth: list[int], negative: bool = False,
+           groups: list[str] | None = None) -> DomainFrames:
+    images = np.zeros((len(truth), 8, 8, 3), np.uint8)
+    return DomainFrames(name, images, np.array(truth), negative,
+                        groups or [LABELS[index] for index in truth])
+
+
+def test_leaf_domain_rejection_and_accuracy() -> None:
+    scores = np.array([
+        [0.9, 0.05, 0.05, 0.0],  # A right, accepted
+        [0.3, 0.35, 0.1, 0.25],  # B right but below 0.5: rejected
+        [0.1, 0.1, 0.2, 0.6],  # C labelled no_leaf: rejected
+        [0.7, 0.2, 0.0, 0.1],  # C wrong (A), accepted; C not in the top 3
+    ])
+    report = domain_report(scores, frames('field', [0, 1, 2, 2]), LABELS, 0.5)
+    assert report['top1'] == pytest.approx(0.5)
+    assert report['top3'] == pytest.approx(0.75)
+    assert report['rejected_no_leaf'] == pytest.approx(0.25)
+    assert report['rejected_below_threshold'] == pytest.approx(0.25)
+    assert report['rejected'] == pytest.approx(0.5)
+    assert report['accepted_top1'] == pytest.approx(0.5)
+    assert report['accepted_and_correct'] == pytest.approx(0.25)
+    classes = {row['class']: row for row in report['per_class']}
+    assert classes['C']['recall'] == 0.0 and classes['A']['precision'] == pytest.approx(0.5)
+    assert 'no_leaf' in classes  # predicted once, so it has a row
+    assert 0.0 <= report['ece'] <= 1.0
+
+
+def test_negative_domain_counts_rejections_per_kind() -> None:
+    scores = np.array([
+        [0.0, 0.0, 0.1, 0.9],  # no_leaf: rejected
+        [0.4, 0.3, 0.3, 0.0],  # below threshold: rejected
+        [0.8, 0.1, 0.1, 0.0],  # accepted as A: wrong
+        [0.1, 0.0, 0.0, 0.9],
+    ])
+    report = domain_report(scores, frames('negatives', [3] * 4, True,
+                                          ['sky', 'sky', 'soil', 'soil']), LABELS, 0.5)
+    assert report['labelled_no_leaf'] == pytest.approx(0.5)
+    assert report['below_threshold'] == pytest.approx(0.25)
+    assert report['rejected'] == pytest.approx(0.75)
+    assert report['wrongly_accepted'] == pytest.approx(0.25)
+    assert report['per_kind'] == {'sky': {'photos': 2, 'rejected': 1.0},
+                                  'soil': {'photos': 2, 'rejected': 0.5}}
+    assert report['accepted_as'] == {'A': 1}
+
+
+def test_outputs_and_table(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    domains = [frames('lab', [0, 1, 2, 0, 1]),
+               frames('negatives', [3, 3, 3], True, ['sky', 'soil', 'soil'])]
+    scores = {d.name: rng.dirichlet(np.ones(4), len(d.truth)) for d in domains}
+    reports = write_domain_outputs(domains, scores, LABELS, tmp_path, 0.5)
+    for name in ('lab', 'negatives'):
+        assert (tmp_path / f'confusion_{name}.png').read_bytes()[:4] == b'\x89PNG'
+        assert reports[name]['confusion_png'] == f'confusion_{name}.png'
+    assert (tmp_path / 'reliability.png').read_bytes()[:4] == b'\x89PNG'
+    table = format_domain_table(reports)
+    assert 'lab' in table and 'negatives' in table and 'ECE' in table

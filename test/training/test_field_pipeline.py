@@ -1,0 +1,184 @@
+"""Smoke test of the field recipe: lab model -> field-fit train -> export -> evaluate -> card.
+
+Tiny real photo sets (lab, field, non-leaf) and a tiny network; checks the contract of
+every output, not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import shutil
+
+from conftest import DATA_DIR
+import numpy as np
+import pytest
+
+pytest.importorskip('tensorflow')
+
+FIELD_DIR = DATA_DIR.parent / 'field'
+NEGATIVES_DIR = DATA_DIR.parent / 'negatives'
+LAB_CLASSES = ('Apple___Apple_scab', 'Apple___healthy', 'Tomato___healthy')
+FIELD_SETS = {'plantdoc': ('Apple___Apple_scab', 'Tomato___healthy'),
+              'pp2021_apple': ('Apple___Apple_scab', 'Apple___healthy')}
+KINDS = ('sky', 'soil')
+PER_CLASS = 8
+
+
+def copy_some(source: Path, destination: Path, count: int) -> None:
+    destination.mkdir(parents=True)
+    for photo in sorted(source.iterdir())[:count]:
+        shutil.copyfile(photo, destination / photo.name)
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Copy a few photos of each domain into a temp tree; train a tiny lab model."""
+    if not (DATA_DIR.is_dir() and FIELD_DIR.is_dir() and NEGATIVES_DIR.is_dir()):
+        pytest.skip('lab, field or non-leaf photos not found beside the repository')
+    from plant_disease_ros.cli.main import main
+
+    root = tmp_path_factory.mktemp('world')
+    for name in LAB_CLASSES:
+        copy_some(DATA_DIR / name, root / 'lab' / name, PER_CLASS)
+    for field_set, classes in FIELD_SETS.items():
+        for name in classes:
+            copy_some(FIELD_DIR / field_set / name, root / 'field' / field_set / name,
+                      PER_CLASS)
+    for kind in KINDS:
+        copy_some(NEGATIVES_DIR / kind, root / 'negatives' / kind, PER_CLASS)
+    assert main(['train', '--data', str(root / 'lab'), '--out', str(root / 'labrun'),
+                 '--epochs', '1', '--input-size', '48', '--width', '0.35', '--batch-size',
+                 '8', '--cache-dir', '', '--quiet']) == 0
+    return {'root': root, 'lab': root / 'lab', 'labrun': root / 'labrun'}
+
+
+@pytest.fixture(scope='module')
+def field_run(world: dict[str, Path]) -> Path:
+    from plant_disease_ros.cli.main import main
+
+    out = world['root'] / 'fieldrun'
+    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
+                 '--lab-split', str(world['labrun'] / 'split.json'),
+                 '--field-data', str(world['root'] / 'field'),
+                 '--negatives', str(world['root'] / 'negatives'),
+                 '--init-weights', str(world['labrun'] / 'model.keras'), '--out', str(out),
+                 '--epochs', '2', '--steps-per-epoch', '2', '--batch-size', '8',
+                 '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) == 0
+    return out
+
+
+def test_field_run_outputs(field_run: Path, world: dict[str, Path]) -> None:
+    labels = (field_run / 'labels.txt').read_text().split()
+    assert labels == [*LAB_CLASSES, 'no_leaf']
+    manifest = json.loads((field_run / 'field_split.json').read_text())
+    assert list(manifest['domains']) == ['plantdoc', 'pp2021_apple', 'negatives']
+    assert (field_run / 'split.json').read_text() == \
+        (world['labrun'] / 'split.json').read_text()  # the lab split is kept as it was
+    summary = json.loads((field_run / 'train_summary.json').read_text())
+    assert summary['epochs_run'] == 2 and summary['temperature'] > 0
+    assert set(summary['calibration']) == {'lab', 'plantdoc', 'pp2021_apple', 'negatives',
+                                           'synthetic'}
+    assert len((field_run / 'history.csv').read_text().splitlines()) == 3
+    for name in ('model.keras', 'model_uncalibrated.keras', 'training_curves.png'):
+        assert (field_run / name).stat().st_size > 1000
+
+
+def test_temperature_is_folded_into_the_head(field_run: Path) -> None:
+    import tensorflow as tf
+
+    summary = json.loads((field_run / 'train_summary.json').read_text())
+    calibrated = tf.keras.models.load_model(str(field_run / 'model.keras'), compile=False)
+    raw = tf.keras.models.load_model(str(field_run / 'model_uncalibrated.keras'),
+                                     compile=False)
+    kernel, bias = calibrated.get_layer('probs').get_weights()
+    raw_kernel, raw_bias = raw.get_layer('probs').get_weights()
+    np.testing.assert_allclose(kernel * summary['temperature'], raw_kernel, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(bias * summary['temperature'], raw_bias, rtol=1e-5, atol=1e-6)
+
+
+def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
+                                  tmp_path: Path) -> None:
+    from plant_disease_ros.cli.main import main
+    from plant_disease_ros.core.interpreter_loader import load_interpreter
+
+    candidate = tmp_path / 'candidate'
+    model = candidate / 'plant_disease_int8.tflite'
+    assert main(['export', '--run', str(field_run), '--out', str(model), '--float-out',
+                 str(candidate / 'plant_disease_float.keras'), '--calibration-count', '12',
+                 '--cache-dir', '']) == 0
+    loaded = load_interpreter(model, num_threads=1)
+    assert loaded.input.dtype == np.uint8 and tuple(loaded.input.shape[1:]) == (48, 48, 3)
+    assert (loaded.input.scale, loaded.input.zero_point) == (pytest.approx(1.0), 0)
+    assert loaded.output.dtype == np.uint8 and loaded.output.shape[-1] == 4
+    assert (candidate / 'labels.txt').read_text().split()[-1] == 'no_leaf'
+    assert (candidate / 'field_split.json').exists() and (candidate / 'split.json').exists()
+
+    evaluation = candidate / 'eval'
+    assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--field-split', str(candidate / 'field_split.json'), '--keras',
+                 str(candidate / 'plant_disease_float.keras'), '--synthetic-per-kind', '2',
+                 '--out', str(evaluation), '--cache-dir', '']) == 0
+    report = json.loads((evaluation / 'evaluation.json').read_text())
+    assert list(report['domains']) == ['lab', 'plantdoc', 'pp2021_apple', 'negatives',
+                                       'synthetic']
+    assert report['domains']['lab']['photos'] == len(json.loads(
+        (world['labrun'] / 'split.json').read_text())['splits']['test'])
+    assert report['domains']['negatives']['photos'] == 2 * len(KINDS)  # 25 % of 8 a kind
+    assert report['domains']['synthetic']['photos'] == 2 * 12
+    for name, domain in report['domains'].items():
+        assert 0.0 <= domain['rejected'] <= 1.0 and 0.0 <= domain['ece'] <= 1.0
+        assert 'float_top1' in domain
+        assert (evaluation / f'confusion_{name}.png').read_bytes()[:4] == b'\x89PNG'
+    assert (evaluation / 'reliability.png').read_bytes()[:4] == b'\x89PNG'
+
+    # The lab model it replaces, scored on the same domains (no no_leaf: a zero column).
+    lab_model = tmp_path / 'lab' / 'plant_disease_int8.tflite'
+    assert main(['export', '--run', str(world['labrun']), '--out', str(lab_model),
+                 '--calibration-count', '6', '--cache-dir', '']) == 0
+    baseline = tmp_path / 'baseline'
+    assert main(['evaluate', '--model', str(lab_model), '--labels',
+                 str(lab_model.parent / 'labels.txt'), '--field-split',
+                 str(candidate / 'field_split.json'), '--synthetic-per-kind', '2',
+                 '--out', str(baseline), '--cache-dir', '']) == 0
+    previous = json.loads((baseline / 'evaluation.json').read_text())
+    assert previous['model_has_no_leaf'] is False
+    assert previous['domains']['negatives']['labelled_no_leaf'] == 0.0
+
+    card = candidate / 'MODEL_CARD.md'
+    assert main(['model-card', '--run', str(field_run), '--evaluation', str(evaluation),
+                 '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--baseline', str(baseline), '--reference-model', str(lab_model),
+                 '--out', str(card), '--train-command', 'plant-disease train --recipe field',
+                 ]) == 0
+    text = card.read_text()
+    for heading in ('## Test figures per domain', '## What it is still bad at',
+                    '## Per class', '## Latency', '## Data attribution and licences',
+                    'previous model', 'no_leaf', 'Plant Pathology 2021'):
+        assert heading in text, heading
+
+
+def test_field_model_keeps_the_lab_network_and_head_rows(tmp_path: Path) -> None:
+    from plant_disease_ros.training.field_train import build_field_model
+    from plant_disease_ros.training.model import build_model, ModelConfig
+
+    lab = build_model(ModelConfig(num_classes=3, input_size=40, width=0.35))
+    lab.save(str(tmp_path / 'lab.keras'))
+    field = build_field_model(str(tmp_path / 'lab.keras'), num_classes=4, input_size=40)
+    assert field.output_shape[-1] == 4 and field.name == lab.name
+    backbone = 'resnet_lite_0.35'
+    for mine, theirs in zip(field.get_layer(backbone).get_weights(),
+                            lab.get_layer(backbone).get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    kernel, bias = field.get_layer('probs').get_weights()
+    lab_kernel, lab_bias = lab.get_layer('probs').get_weights()
+    np.testing.assert_array_equal(kernel[:, :3], lab_kernel)
+    np.testing.assert_array_equal(bias[:3], lab_bias)
+    assert np.abs(kernel[:, 3]).max() < np.abs(lab_kernel).max()
+    import tensorflow as tf
+
+    renamed = tmp_path / 'renamed.keras'
+    tf.keras.Model(lab.inputs, lab.outputs, name='something_else').save(str(renamed))
+    with pytest.raises(ValueError, match='not a model of this package'):
+        build_field_model(str(renamed), 4, 40)
