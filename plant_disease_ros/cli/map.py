@@ -1,4 +1,9 @@
-"""``plant-disease map``: render a recorded disease map (GeoJSON) as a PNG picture."""
+"""``plant-disease map``: render a recorded disease map as a PNG, and write its grid for GIS.
+
+Beside the PNG it writes the disease grid (one polygon per cell with the counts per label,
+the incidence and the most severe label) as ``<name>_grid.geojson`` and, with pyogrio,
+``<name>_grid.gpkg``: see ``core.map_gis``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from plant_disease_ros.core.map_file import read_features, SeqReadStats
+from plant_disease_ros.core.map_gis import grid_features, write_grid_files
 from plant_disease_ros.core.map_grid import summarize
 
 
@@ -22,11 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='local ENU origin in WGS84 degrees and metres '
                              '(default: the first located detection)')
     parser.add_argument('--cell-size', type=float, default=2.0, metavar='METRES',
-                        help='grid cell edge for the printed summary, m (default: 2.0)')
+                        help='grid cell edge for the summary and the GIS grid, m '
+                             '(default: 2.0)')
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render the map and print where it went and a one-line summary; return 0."""
+    """Render the map, write the grid, print where they went and a summary; return 0."""
     source = Path(args.geojson)
     if not source.is_file():
         raise OSError(f'{source}: no such file')
@@ -46,4 +53,10 @@ def run(args: argparse.Namespace) -> int:
     print(f'wrote {out}: {summary["detections"]} detection(s), {summary["located"]} located, '
           f'{summary["unlocated"]} without position, {summary["diseased_cells"]} diseased '
           f'cell(s) of {summary["cell_size_m"]:g} m')
+    grid = write_grid_files(grid_features(features, args.cell_size, origin),
+                            out.with_suffix(''))
+    print(f'wrote {grid.geojson}' + (f' and {grid.geopackage}' if grid.geopackage else '')
+          + f': disease grid of {grid.cells} cell(s)')
+    if grid.warning:
+        print(f'warning: {grid.warning}')
     return 0

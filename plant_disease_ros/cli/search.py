@@ -1,22 +1,50 @@
-"""``plant-disease search``: grid over width, input size and learning rate in a budget."""
+"""``plant-disease search``: transfer knobs (rate, stages, input size, augmentation)."""
 
 from __future__ import annotations
 
 import argparse
 
-from plant_disease_ros.training.search import format_table, grid_search, SearchSpace
+from plant_disease_ros.training.search import (
+    format_table,
+    knob_search,
+    SearchSpace,
+    train_flags,
+)
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR, TrainOptions
+
+
+def _optional(kind: type):
+    """Return an argparse type accepting ``default``/``all`` (None) or a ``kind`` value."""
+    def parse(text: str):
+        return None if text in ('default', 'all') else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``search`` options."""
     parser.add_argument('--data', required=True, help='folder of <class>/<image> photos')
     parser.add_argument('--out', required=True, help='folder for the trials and the table')
-    parser.add_argument('--widths', type=float, nargs='+', default=[0.35, 0.5])
-    parser.add_argument('--input-sizes', type=int, nargs='+', default=[96, 128])
-    parser.add_argument('--learning-rates', type=float, nargs='+', default=[1e-3, 3e-3])
-    parser.add_argument('--epochs', type=int, default=4, help='epochs per trial')
-    parser.add_argument('--per-class', type=int, default=80,
+    parser.add_argument('--init', default='shipped',
+                        help="shipped (default), scratch, or a run's model.keras")
+    parser.add_argument('--learning-rates', type=_optional(float), nargs='+',
+                        default=[None, 1e-3, 2.5e-4],
+                        help='peak rates of the fine-tune stage ("default": the planned one)')
+    parser.add_argument('--unfreeze', type=_optional(int), nargs='+', default=[None, 2, 0],
+                        help='backbone stages to fine-tune ("all", or the last N; 0: head '
+                             'only)')
+    parser.add_argument('--input-sizes', type=_optional(int), nargs='+',
+                        default=[None, 96, 160],
+                        help='input sides, px ("default": the --init model\'s)')
+    parser.add_argument('--augment-strengths', type=float, nargs='+', default=[1.0, 0.5])
+    parser.add_argument('--widths', type=_optional(float), nargs='+', default=[None],
+                        help='width multipliers (from scratch only; a transfer run keeps the '
+                             "source's)")
+    parser.add_argument('--epochs', type=int, default=6,
+                        help='fine-tune epochs per trial (from scratch: all epochs)')
+    parser.add_argument('--head-epochs', type=int, default=2, help='head epochs per trial')
+    parser.add_argument('--per-class', type=int, default=150,
                         help='photos a class per trial (a subsample keeps trials short)')
     parser.add_argument('--budget-min', type=float, default=30.0,
                         help='wall-clock budget for all trials, minutes')
@@ -25,11 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the grid and print the ranked table."""
-    base = TrainOptions(data_dir=args.data, out_dir=args.out, epochs=args.epochs,
-                        per_class=args.per_class, seed=args.seed, patience=args.epochs,
+    """Run the search and print the ranked table and the best trial's flags."""
+    base = TrainOptions(data_dir=args.data, out_dir=args.out, init=args.init,
+                        epochs=args.epochs, head_epochs=args.head_epochs,
+                        patience=args.epochs, per_class=args.per_class, seed=args.seed,
                         cache_dir=args.cache_dir or None)
-    space = SearchSpace(widths=tuple(args.widths), input_sizes=tuple(args.input_sizes),
-                        learning_rates=tuple(args.learning_rates))
-    print(format_table(grid_search(base, space, args.budget_min)))
+    space = SearchSpace(learning_rate=tuple(args.learning_rates),
+                        unfreeze=tuple(args.unfreeze), input_size=tuple(args.input_sizes),
+                        augment_strength=tuple(args.augment_strengths),
+                        width=tuple(args.widths))
+    print(f'searching {space.size()} trials (one knob at a time) within {args.budget_min:g} '
+          'min', flush=True)
+    ranked = knob_search(base, space, args.budget_min)
+    print(format_table(ranked))
+    done = [row for row in ranked if 'val_accuracy' in row]
+    if done:
+        print(f'best: plant-disease train --data {args.data} {train_flags(done[0])}'.rstrip())
     return 0

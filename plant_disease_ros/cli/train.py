@@ -1,9 +1,10 @@
 """``plant-disease train``: train a classifier on a folder of class folders.
 
-Two recipes: ``lab`` (the default) trains on one photo folder, from scratch or from
-``--init-weights``; ``field`` fine-tunes a lab model for the field (lab + field photos +
-non-leaf scenes, a 22nd label ``no_leaf``, calibrated scores; see
-:mod:`plant_disease_ros.training.field_train`).
+Two recipes: ``lab`` (the default) trains on one photo folder: by default from the shipped
+model's backbone (``--init shipped``: a new head, then fine-tuning), or ``--init scratch``,
+``--init RUN/model.keras``, or a warm start with ``--init-weights``; ``field`` fine-tunes
+a lab model for the field (lab + field photos + non-leaf scenes, a 22nd label
+``no_leaf``, calibrated scores; see :mod:`plant_disease_ros.training.field_train`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from plant_disease_ros.training.model import ARCHITECTURES
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR, train, TrainOptions
 
 RECIPES = ('lab', 'field')
-# Per-recipe defaults of the options whose argparse default is None.
-LAB_DEFAULTS = {'learning_rate': 2e-3, 'val_fraction': 0.10, 'test_fraction': 0.15,
-                'epochs': 40, 'input_size': 96}
+# Field-recipe defaults of the options whose argparse default is None (the lab recipe
+# derives them from the dataset size: plant_disease_ros.training.schedule).
 FIELD_DEFAULTS = {'learning_rate': 8e-4, 'val_fraction': 0.15, 'test_fraction': 0.25,
-                  'epochs': 30, 'input_size': 128}
+                  'epochs': 30, 'input_size': 128, 'batch_size': 64}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,19 +30,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--data', required=True,
                         help='folder of <class>/<image> photos (field recipe: the lab photos)')
     parser.add_argument('--out', required=True, help='output folder for the run')
-    parser.add_argument('--architecture', choices=ARCHITECTURES, default='resnet_lite')
-    parser.add_argument('--width', type=float, default=0.75, help='width multiplier (alpha)')
+    parser.add_argument('--init', default='shipped',
+                        help="lab recipe: shipped (the shipped model's backbone, a new head, "
+                             "two stages; default), scratch, or a run's model.keras")
+    parser.add_argument('--architecture', choices=ARCHITECTURES, default=None,
+                        help="default: the --init model's; resnet_lite from scratch")
+    parser.add_argument('--width', type=float, default=None,
+                        help="width multiplier (alpha); default: the --init model's; 0.75 "
+                             'from scratch')
     parser.add_argument('--input-size', type=int, default=None,
-                        help='square input side, px (lab: 96, field: 128)')
-    parser.add_argument('--epochs', type=int, default=None, help='lab: 40, field: 30')
-    parser.add_argument('--batch-size', type=int, default=64)
+                        help="square input side, px (lab: the --init model's, 96 from "
+                             'scratch; field: 128)')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help='lab: scaled with the dataset (fine-tune stage of a transfer '
+                             'run); field: 30')
+    parser.add_argument('--head-epochs', type=int, default=None,
+                        help='lab transfer runs: epochs of the head-only stage (scaled)')
+    parser.add_argument('--unfreeze', type=int, default=None,
+                        help='lab transfer runs: fine-tune only the last N backbone stages '
+                             '(resnet_lite has 5: stem, stage1..4; 0: head only; default all)')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help='lab: 32, or 64 from 4,000 training photos; field: 64')
     parser.add_argument('--learning-rate', type=float, default=None,
-                        help='peak learning rate (lab: 2e-3, field: 8e-4)')
-    parser.add_argument('--patience', type=int, default=8,
-                        help='early stopping: epochs without validation gain (lab recipe)')
+                        help='peak learning rate (lab: 5e-4 fine-tuning, 2e-3 from scratch; '
+                             'field: 8e-4)')
+    parser.add_argument('--patience', type=int, default=None,
+                        help='early stopping: epochs without validation gain (lab recipe; '
+                             'scaled with the epochs)')
     parser.add_argument('--seed', type=int, default=42)
     parser.add_argument('--val-fraction', type=float, default=None,
-                        help='lab: 0.10; field: 0.15 of each field folder')
+                        help='lab: about 50 photos a class, 10-20 %%; field: 0.15 of each '
+                             'field folder')
     parser.add_argument('--test-fraction', type=float, default=None,
                         help='lab: 0.15; field: 0.25 of each field folder')
     parser.add_argument('--per-class', type=int, default=None,
@@ -54,10 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR),
                         help='where decoded photos are cached ("" for no cache)')
     parser.add_argument('--init-weights', default=None,
-                        help='start from this Keras model (same architecture): a second, '
+                        help='warm start from this Keras model (same architecture and '
+                             'classes, all weights, one stage; overrides --init): a second, '
                              "lower-learning-rate phase, or the field recipe's lab model")
     parser.add_argument('--threads', type=int, default=None, help='TensorFlow CPU threads')
-    parser.add_argument('--quiet', action='store_true', help='one line per epoch')
+    parser.add_argument('--quiet', action='store_true',
+                        help='one line per epoch, no progress bar (the default when stdout '
+                             'is not a terminal)')
     field = parser.add_argument_group('field recipe')
     field.add_argument('--lab-split', default=None,
                        help="the lab model's split.json (its test photos stay out)")
@@ -80,16 +101,16 @@ def run(args: argparse.Namespace) -> int:
     """Train and print where the model is."""
     if args.recipe == 'field':
         return run_field(args)
-    values = _resolved(args, LAB_DEFAULTS)
     options = TrainOptions(
-        data_dir=args.data, out_dir=args.out, input_size=values['input_size'],
-        width=args.width, architecture=args.architecture, epochs=values['epochs'],
-        batch_size=args.batch_size, learning_rate=values['learning_rate'],
-        patience=args.patience, seed=args.seed, val_fraction=values['val_fraction'],
-        test_fraction=values['test_fraction'], per_class=args.per_class,
+        data_dir=args.data, out_dir=args.out, input_size=args.input_size,
+        width=args.width, architecture=args.architecture, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, per_class=args.per_class,
         augment_strength=args.augment_strength, time_budget_min=args.time_budget_min,
-        cache_dir=args.cache_dir or None, init_weights=args.init_weights,
-        threads=args.threads, verbose=2 if args.quiet else 1)
+        cache_dir=args.cache_dir or None, init=args.init, init_weights=args.init_weights,
+        head_epochs=args.head_epochs, unfreeze=args.unfreeze, threads=args.threads,
+        verbose=0 if args.quiet else None)
     result = train(options)
     print(f'model: {result.model_path} (best val accuracy {result.best_val_accuracy:.4f})')
     return 0
@@ -111,7 +132,7 @@ def run_field(args: argparse.Namespace) -> int:
         negatives=args.negatives, init_weights=args.init_weights, out_dir=args.out,
         input_size=values['input_size'], cache_size=args.cache_size,
         epochs=values['epochs'], steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size, learning_rate=values['learning_rate'], seed=args.seed,
+        batch_size=values['batch_size'], learning_rate=values['learning_rate'], seed=args.seed,
         val_fraction=values['val_fraction'], test_fraction=values['test_fraction'],
         time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
         threads=args.threads)

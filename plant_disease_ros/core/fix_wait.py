@@ -76,3 +76,17 @@ class FixWait(Generic[Item]):
             self._waiting.popleft()
             ready.append((waiting.item, lookup))
         return ready
+
+    def restart(self) -> tuple[list[tuple[Item, FixLookup]], int]:
+        """Start a new timeline (time jumped back): settle the waiting, forget the fixes.
+
+        The waiting items belong to the old timeline, so they are located now, finally,
+        with its fixes; then every fix is forgotten, so that no item of the new timeline
+        is ever located with one of them. Return the settled items and the fixes dropped.
+        """
+        settled = [(waiting.item, self.fixes.lookup(waiting.stamp_s, final=True))
+                   for waiting in self._waiting]
+        self._waiting.clear()
+        dropped = len(self.fixes)
+        self.fixes.clear()
+        return settled, dropped

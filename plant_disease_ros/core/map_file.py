@@ -101,15 +101,21 @@ class GeoJsonSeqWriter:
         """Open (creating if needed) ``path`` for appending."""
         self.path = Path(path)
         self.records_written = 0
-        self._handle: BinaryIO | None = open(self.path, 'ab')
-        if self._handle.tell() > 0:
-            with open(self.path, 'rb') as reader:
-                reader.seek(-1, os.SEEK_END)
-                last_byte = reader.read(1)
-            if last_byte != b'\n':
-                self._write(b'\n')
-        else:
-            _fsync_directory(self.path.parent)
+        # Unbuffered: a failed write leaves nothing behind in a buffer to be written later.
+        self._handle: BinaryIO | None = open(self.path, 'ab', buffering=0)
+        try:
+            end = self._handle.seek(0, os.SEEK_END)
+            if end > 0:
+                with open(self.path, 'rb') as reader:
+                    reader.seek(-1, os.SEEK_END)
+                    last_byte = reader.read(1)
+                if last_byte != b'\n':
+                    self._write(b'\n')
+            else:
+                _fsync_directory(self.path.parent)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def closed(self) -> bool:
@@ -117,16 +123,47 @@ class GeoJsonSeqWriter:
         return self._handle is None
 
     def _write(self, data: bytes) -> None:
+        """Append ``data`` whole and durable, or raise OSError with the file as it was.
+
+        A full disk (ENOSPC) or a quota can let part of ``data`` through before the write
+        fails, and a delayed-allocation file system may only fail at fsync: either way the
+        file is cut back to its length before the write, so it never ends in half a record.
+        """
         if self._handle is None:
             raise ValueError(f'{self.path} writer is closed')
-        self._handle.write(data)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        descriptor = self._handle.fileno()
+        length = os.fstat(descriptor).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(descriptor, view)
+                view = view[written:]
+            os.fsync(descriptor)
+        except OSError:
+            self._cut_back(descriptor, length)
+            raise
+
+    def _cut_back(self, descriptor: int, length: int) -> None:
+        """Truncate the file to ``length`` bytes after a failed write (best effort)."""
+        try:
+            if os.fstat(descriptor).st_size > length:
+                os.ftruncate(descriptor, length)
+                os.fsync(descriptor)
+        except OSError as error:
+            # A read-only remount refuses this too, but then nothing was written either.
+            _LOGGER.warning('%s: cannot cut a failed write back: %s', self.path, error)
 
     def append(self, feature: dict) -> None:
         """Append one feature as one record and make it durable before returning."""
         # Encode first: a feature that cannot be encoded must not leave a partial record.
-        self._write(encode_record(feature))
+        self.append_encoded(encode_record(feature))
+
+    def append_encoded(self, record: bytes) -> None:
+        """Append one record made by :func:`encode_record`, durable before returning.
+
+        Raises OSError (full disk, read-only file system) with the file left as it was.
+        """
+        self._write(record)
         self.records_written += 1
 
     def close(self) -> None:

@@ -3,17 +3,24 @@
 A run named ``<run_name>`` in ``map_dir`` appends one durable record per detection to
 ``<run_name>.geojsons`` (a restart with the same name continues it) and, on save, writes
 ``<run_name>.geojson`` (a FeatureCollection) and ``<run_name>_summary.json``.
+
+While the records file cannot be written (a full disk, a read-only remount) records are
+held in memory, at most ``max_held`` (the oldest go first beyond that, and are counted),
+and appended in order once a write succeeds again.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+import os
 from pathlib import Path
 import time
 from typing import Any
 
 from plant_disease_ros.core.map_file import (
+    encode_record,
     feature_rejection_reason,
     GeoJsonSeqWriter,
     iter_geojson_seq,
@@ -25,6 +32,8 @@ from plant_disease_ros.core.map_file import (
 
 # How much of a refused message a rejection warning quotes.
 QUOTED_CHARACTERS = 120
+# Records held in memory while the file cannot be written (about 1 KB each).
+DEFAULT_MAX_HELD = 10000
 
 
 def default_run_name() -> str:
@@ -39,6 +48,25 @@ def validate_run_name(run_name: str) -> str:
         raise ValueError(f'run_name {run_name!r} must be a plain file name (no path, '
                          'no leading dot)')
     return run_name
+
+
+def check_writable_directory(directory: str | Path) -> str | None:
+    """Return why run files cannot be written in ``directory``, or ``None`` when they can.
+
+    A directory that does not exist yet is fine if its nearest existing parent is a
+    writable directory (it is created with the first record). Nothing is written here.
+    """
+    path = Path(directory).expanduser()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            return f'map_dir {path}: {existing} is a broken symbolic link'
+        existing = existing.parent
+    if not existing.is_dir():
+        return f'map_dir {path}: {existing} is not a directory'
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f'map_dir {path}: {existing} is not writable'
+    return None
 
 
 def format_origin(origin: tuple[float, float, float]) -> str:
@@ -64,9 +92,16 @@ def parse_detection(text: str) -> tuple[dict | None, str | None, str]:
 class MapRun:
     """Append detections to a run's records file; save its collection and summary."""
 
-    def __init__(self, map_dir: str | Path, run_name: str) -> None:
-        """Name the run's files in ``map_dir``; raise ValueError for a bad ``run_name``."""
+    def __init__(self, map_dir: str | Path, run_name: str,
+                 max_held: int = DEFAULT_MAX_HELD) -> None:
+        """Name the run's files in ``map_dir``; raise ValueError for a bad ``run_name``.
+
+        ``max_held`` bounds the records kept in memory while the file cannot be written.
+        """
+        if max_held < 0:
+            raise ValueError(f'max_held must be >= 0, got {max_held}')
         self.name = validate_run_name(run_name)
+        self.max_held = int(max_held)
         directory = Path(map_dir).expanduser()
         self.records_path = directory / f'{run_name}.geojsons'
         self.collection_path = directory / f'{run_name}.geojson'
@@ -74,6 +109,10 @@ class MapRun:
         self.records_at_start = 0
         self.records_skipped_at_start = 0
         self.records_written = 0
+        # Records that could not be written yet, oldest first, encoded.
+        self._held: deque[bytes] = deque()
+        self.records_dropped = 0
+        self.write_error = ''
         # Opened on the first record: a run that never records leaves no files behind.
         self._writer: GeoJsonSeqWriter | None = None
 
@@ -96,13 +135,51 @@ class MapRun:
         """Return the records of earlier sessions plus those written in this one."""
         return self.records_at_start + self.records_written
 
+    @property
+    def records_held(self) -> int:
+        """Return the records waiting in memory for the file to be writable again."""
+        return len(self._held)
+
     def append(self, feature: dict) -> None:
         """Append ``feature`` as one durable record; raise OSError or ValueError on failure."""
+        self._append_encoded(encode_record(feature))
+
+    def _append_encoded(self, record: bytes) -> None:
+        """Append one encoded record (opening the file first); raise OSError on failure."""
         if self._writer is None:
             self.records_path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = GeoJsonSeqWriter(self.records_path)
-        self._writer.append(feature)
+        self._writer.append_encoded(record)
         self.records_written += 1
+
+    def record(self, feature: dict) -> bool:
+        """Append ``feature`` durably, or hold it while the file cannot be written.
+
+        Return True when it (and every record held before it) is in the file, False when
+        it is held: ``write_error`` then says why. Records are written in the order they
+        came. Beyond ``max_held`` held records the oldest is dropped and counted in
+        ``records_dropped``. Raises ValueError for a feature that cannot be encoded.
+        """
+        self._held.append(encode_record(feature))
+        self.write_held()
+        while len(self._held) > self.max_held:
+            self._held.popleft()
+            self.records_dropped += 1
+        return not self._held
+
+    def write_held(self) -> int:
+        """Append the held records in order until one fails; return how many were written."""
+        written = 0
+        while self._held:
+            try:
+                self._append_encoded(self._held[0])
+            except OSError as error:
+                self.write_error = str(error)
+                return written
+            self._held.popleft()
+            written += 1
+        self.write_error = ''
+        return written
 
     def save(self, extra: Mapping[str, Any], saved_at: datetime | None = None) -> int:
         """Write the FeatureCollection and the summary (run fields, then ``extra``).
@@ -121,11 +198,20 @@ class MapRun:
             'features_in_collection': count,
             'records_written_this_session': self.records_written,
             'records_continued': self.records_at_start,
+            # Detections that never reached the file: still held at this save, or dropped
+            # because the memory queue was full while the disk was.
+            'records_held_unwritten': self.records_held,
+            'records_dropped_queue_full': self.records_dropped,
             **extra,
         })
         return count
 
     def close(self) -> None:
-        """Close the records file (idempotent)."""
+        """Try once more to write the held records, then close the file (idempotent).
+
+        What is still held afterwards is counted in ``records_held`` (and the summary).
+        """
+        self.write_held()
         if self._writer is not None:
             self._writer.close()
+            self._writer = None

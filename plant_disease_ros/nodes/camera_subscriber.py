@@ -1,7 +1,7 @@
 """camera_subscriber: camera images in, RGB ``frames`` out, at a capped rate, cropped.
 
 Subscribes ``image_raw`` (sensor_msgs/Image) or ``image_raw/compressed``
-(sensor_msgs/CompressedImage) with depth 1 so it always works on the newest frame,
+(sensor_msgs/CompressedImage), as ``image_transport`` says, with depth 1 so it always works on the newest frame,
 converts any supported encoding to RGB, drops frames above ``max_rate_hz``, applies the
 optional centre or ROI crop and publishes ``frames`` (sensor_msgs/Image rgb8) with the
 source header unchanged. A bad image is counted by reason, logged (throttled) and
@@ -45,6 +45,8 @@ from plant_disease_ros.ros.startup import run_nodes
 
 NODE_NAME = 'camera_subscriber'
 TRANSPORTS = ('raw', 'compressed')
+# Deprecated parameter names -> their replacements; accepted for one more release.
+DEPRECATED_PARAMETERS = {'transport': 'image_transport'}
 CROP_MODES = ('none', 'center', 'roi')
 
 FrameListener = Callable[[np.ndarray, Header], None]
@@ -61,7 +63,8 @@ def check_roi(value: Sequence[int]) -> str | None:
 
 
 CHECKS = ParameterChecks({
-    'transport': one_of('transport', TRANSPORTS),
+    'image_transport': one_of('image_transport', TRANSPORTS),
+    'transport': one_of('transport', ('', *TRANSPORTS)),
     'qos_reliability': one_of('qos_reliability', RELIABILITY_CHOICES),
     'crop_mode': one_of('crop_mode', CROP_MODES),
     'center_crop_fraction': above('center_crop_fraction', 0.0),
@@ -97,10 +100,11 @@ class CameraSubscriberNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._declare_parameters()
         values = {name: self.get_parameter(name).value for name in (
-            'transport', 'qos_reliability', 'max_rate_hz', 'crop_mode', 'center_crop_fraction',
-            'roi', 'diagnostics_period_s')}
+            'image_transport', 'transport', 'qos_reliability', 'max_rate_hz', 'crop_mode',
+            'center_crop_fraction', 'roi', 'diagnostics_period_s')}
 
-        self.transport: str = values['transport']
+        self.transport: str = self._chosen_transport(values['image_transport'],
+                                                     values['transport'])
         self.crop_mode: str = values['crop_mode']
         self.center_crop_fraction = float(values['center_crop_fraction'])
         self.roi = [int(v) for v in values['roi']]
@@ -129,10 +133,15 @@ class CameraSubscriberNode(Node):
 
     def _declare_parameters(self) -> None:
         """Declare every parameter with its descriptor."""
-        self.declare_parameter('transport', 'raw', ParameterDescriptor(
+        # image_transport's own nodes call it so.
+        self.declare_parameter('image_transport', 'raw', ParameterDescriptor(
             description="Image transport to subscribe: 'raw' (image_raw) or 'compressed' "
                         '(image_raw/compressed, JPEG/PNG).', read_only=True,
             additional_constraints=choices_text(TRANSPORTS)))
+        self.declare_parameter('transport', '', ParameterDescriptor(
+            description="Deprecated: use image_transport. '' = not set; 'raw' or "
+                        "'compressed' is used when image_transport is left at 'raw'.",
+            read_only=True, additional_constraints=choices_text(('', *TRANSPORTS))))
         self.declare_parameter('qos_reliability', 'auto', ParameterDescriptor(
             description="Reliability of the image subscription: 'auto' (match the "
                         "publishers, like rosbag2), 'reliable' or 'best_effort'.",
@@ -156,6 +165,20 @@ class CameraSubscriberNode(Node):
         self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
             description='Period of the /diagnostics status (s).', read_only=True,
             floating_point_range=float_range(0.01, 3600.0)))
+
+    def _chosen_transport(self, image_transport: str, transport: str) -> str:
+        """Return the transport to use; warn once when the deprecated name is set."""
+        if not transport:
+            return image_transport
+        if image_transport != 'raw' and image_transport != transport:
+            self.get_logger().warning(
+                f"parameter 'transport' is deprecated and ignored: image_transport "
+                f'{image_transport!r} is set')
+            return image_transport
+        self.get_logger().warning(
+            f"parameter 'transport' is deprecated, use 'image_transport' (it will be "
+            f'removed in the next release); using {transport!r}')
+        return transport
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Check start values and runtime changes, alone and crop_mode with roi together."""

@@ -13,6 +13,12 @@ Position tagging never uses a fix from after the image before that fix has arriv
 detection whose later fix has not come yet waits up to ``fix_wait_s`` (see
 ``core.fix_wait``), then takes the nearest older fix within ``max_fix_age_s``, or goes
 out with null geometry and ``fix_status`` 'stale' or 'none'.
+
+When the stamps of frames or fixes jump back by more than ``time_jump_threshold_s`` (a bag
+played in a loop, a restarted simulator, a GNSS time correction), the jump is logged once
+and counted in diagnostics, the waiting detections are settled with the fixes of their
+own timeline, and those fixes are forgotten: no frame is located with a fix of the
+previous loop.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.core.time_jump import TimeJumpDetector
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.conversions import (
     classification_to_string,
@@ -107,7 +114,7 @@ class DiseaseClassifierNode(Node):
         value = {name: self.get_parameter(name).value for name in (
             'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
             'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
-            'diagnostics_period_s')}
+            'diagnostics_period_s', 'time_jump_threshold_s')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
@@ -119,12 +126,14 @@ class DiseaseClassifierNode(Node):
         self.fix_wait: FixWait[tuple[Classification, Header]] = FixWait(
             FixBuffer(value['max_fix_age_s'], value['fix_buffer_size']),
             MAX_PENDING_DETECTIONS)
+        self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
 
         model = self.classifier.model
         self.diagnostics = NodeDiagnostics(self, period_s=value['diagnostics_period_s'])
         self.diagnostics.set_value('model', model.path.name)
         self.diagnostics.set_value('backend', model.backend)
         self.diagnostics.set_value('num_threads', model.num_threads)
+        self.diagnostics.set_value('time_jumps_back', 0)
         self.warnings = ThrottledWarnings(self.get_logger())
         self.detection_counts: Counter[str] = Counter()
         self.fixes_received = 0
@@ -196,6 +205,11 @@ class DiseaseClassifierNode(Node):
         self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
             description='Period of the /diagnostics status (s).', read_only=True,
             floating_point_range=float_range(0.01, 3600.0)))
+        self.declare_parameter('time_jump_threshold_s', 1.0, ParameterDescriptor(
+            description='A frame or fix stamp this far (s) behind the newest of its stream '
+                        'is a jump back in time (bag loop, sim restart): the fixes held '
+                        'are dropped.',
+            floating_point_range=float_range(0.001, 86400.0)))
 
     def _declare_model_parameters(self, num_labels: int) -> None:
         """Declare top_k (its range from the model's labels) and score_threshold."""
@@ -216,6 +230,8 @@ class DiseaseClassifierNode(Node):
                 self.score_threshold = float(parameter.value)
             elif parameter.name == 'fix_wait_s':
                 self.fix_wait_s = float(parameter.value)
+            elif parameter.name == 'time_jump_threshold_s':
+                self.time_jumps.threshold_s = float(parameter.value)
             elif parameter.name == 'explain_period_s':
                 self.explain_period_s = float(parameter.value)
 
@@ -262,6 +278,7 @@ class DiseaseClassifierNode(Node):
         Return the classification, or ``None`` when the frame could not be classified.
         """
         header = copy_header(header)
+        self._check_time_jump('frame', stamp_to_seconds(header.stamp))
         try:
             classification = self.classifier.classify(rgb, top_k=self.top_k)
         except (ValueError, RuntimeError) as error:
@@ -317,8 +334,25 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.count_rejected(reason, category='fix')
             self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})')
             return
+        self._check_time_jump('fix', fix.stamp_s)
         self.fix_wait.fixes.add(fix)
         self._settle_pending()
+
+    def _check_time_jump(self, stream: str, stamp_s: float) -> None:
+        """On a jump back in time, settle the waiting detections and forget the old fixes."""
+        jump = self.time_jumps.check(stream, stamp_s)
+        if jump is None:
+            return
+        settled, dropped = self.fix_wait.restart()
+        self._publish_located(settled)
+        self._pending_timer.cancel()
+        self.diagnostics.set_value('time_jumps_back', self.time_jumps.jumps)
+        self.diagnostics.set_value('last_time_jump_s', jump.size_s)
+        self.get_logger().warning(
+            f'time jumped back {jump.size_s:.3f} s ({stream} stamp {jump.stamp_s:.3f} after '
+            f'{jump.newest_s:.3f}; bag loop, sim restart or clock correction): dropped '
+            f'{dropped} fix(es) of the previous timeline, located {len(settled)} waiting '
+            'detection(s) with them')
 
     def _settle_pending(self) -> None:
         """Publish the waiting detections whose fix came or whose wait is over."""

@@ -7,6 +7,11 @@ continues that file. ``~/save`` (std_srvs/Trigger) and shutdown write the
 FeatureCollection ``<run_name>.geojson`` and ``<run_name>_summary.json``. ``markers``
 (visualization_msgs/MarkerArray) shows the detections aggregated per grid cell in the
 local ENU frame ``map_frame``; ``/diagnostics`` reports what was written and rejected.
+
+A full disk or a read-only remount does not stop it: detections are held in memory (at
+most ``max_held_records``), diagnostics say ERROR with the number held, and they are
+appended in order as soon as the file can be written again; a record is never left half
+written. A ``map_dir`` that cannot be written at start is refused with one line.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from plant_disease_ros.core.map_grid import CellAggregator, MapSummary
 from plant_disease_ros.core.map_markers import cell_glyph
 from plant_disease_ros.core.map_render import LabelPalette
 from plant_disease_ros.core.map_run import (
+    check_writable_directory,
+    DEFAULT_MAX_HELD,
     default_run_name,
     format_origin,
     MapRun,
@@ -39,13 +46,15 @@ from plant_disease_ros.core.map_run import (
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
-from plant_disease_ros.ros.parameters import float_range, ParameterChecks
+from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
 from plant_disease_ros.ros.startup import init_rclpy
 
 NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0
 DETECTIONS_QOS_DEPTH = 100
 LOG_THROTTLE_S = 5.0
+# How often held records are retried while the file cannot be written.
+HELD_RETRY_PERIOD_S = 1.0
 
 
 def check_map_frame(frame: Any) -> str | None:
@@ -80,13 +89,19 @@ class DiseaseMapRecorder(Node):
         self._declare_parameters()
         value = {name: self.get_parameter(name).value for name in (
             'map_dir', 'run_name', 'map_frame', 'use_datum', 'datum_latitude',
-            'datum_longitude', 'datum_altitude', 'cell_size_m', 'marker_period_s')}
+            'datum_longitude', 'datum_altitude', 'cell_size_m', 'marker_period_s',
+            'max_held_records')}
+        # Refuse to start rather than run without a place to record to.
+        unwritable = check_writable_directory(value['map_dir'])
+        if unwritable is not None:
+            raise ValueError(unwritable)
         origin = None
         if value['use_datum']:
             origin = (float(value['datum_latitude']), float(value['datum_longitude']),
                       float(value['datum_altitude']))
         self.map_frame: str = value['map_frame']
-        self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name())
+        self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(),
+                          value['max_held_records'])
         self._aggregator = CellAggregator(value['cell_size_m'], origin)
         self._summary = MapSummary(value['cell_size_m'], origin)
         self._palette = LabelPalette()
@@ -118,6 +133,8 @@ class DiseaseMapRecorder(Node):
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())
+        self._held_timer = self.create_timer(HELD_RETRY_PERIOD_S, self.write_held,
+                                             clock=steady_clock())
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
         origin_text = f'datum {format_origin(origin)}' if origin else 'the first fix'
@@ -156,6 +173,11 @@ class DiseaseMapRecorder(Node):
         self.declare_parameter('marker_period_s', 1.0, ParameterDescriptor(
             description='period of the markers publication, seconds', type=double,
             floating_point_range=float_range(0.05, 60.0)))
+        self.declare_parameter('max_held_records', DEFAULT_MAX_HELD, ParameterDescriptor(
+            description='detections held in memory while the records file cannot be '
+                        'written (full disk, read-only remount); beyond it the oldest are '
+                        'dropped and counted', read_only=True,
+            integer_range=integer_range(0, 1_000_000)))
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """Apply accepted runtime changes."""
@@ -200,6 +222,16 @@ class DiseaseMapRecorder(Node):
         """Publish the run's counters with the next diagnostics status."""
         self.diagnostics.set_value('records_written', self.run.records_written)
         self.diagnostics.set_value('records_in_file', self.run.records_in_file)
+        self.diagnostics.set_value('records_held', self.run.records_held)
+        self.diagnostics.set_value('records_dropped', self.run.records_dropped)
+        if self.run.records_held:
+            dropped = (f', {self.run.records_dropped} dropped (queue full)'
+                       if self.run.records_dropped else '')
+            self.diagnostics.error = (
+                f'cannot write {self.run.records_path}: {self.run.write_error}; '
+                f'{self.run.records_held} detection(s) held in memory{dropped}')
+        else:
+            self.diagnostics.error = ''
         self.diagnostics.set_value('located', self._summary.located)
         self.diagnostics.set_value('unlocated', self._summary.detections - self._summary.located)
         self.diagnostics.set_value('cells', len(self._aggregator))
@@ -215,18 +247,44 @@ class DiseaseMapRecorder(Node):
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
             return
         try:
-            self.run.append(feature)
-        except (OSError, ValueError) as error:
-            self.diagnostics.error = f'cannot write the records file: {error}'
+            written = self.run.record(feature)
+        except ValueError as error:
+            # Cannot be encoded: holding it would not help.
             self.diagnostics.count_rejected('write_failed')
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
             return
-        self.diagnostics.error = ''
+        if not written:
+            self.warnings.warning(
+                'held', f'cannot append to {self.run.records_path}: {self.run.write_error}; '
+                f'{self.run.records_held} detection(s) held in memory, '
+                f'{self.run.records_dropped} dropped (queue full)')
         self._add_to_map(feature)
         # The latency of a record is mostly its fsync: what the disk costs per detection.
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         self._update_diagnostic_values()
+
+    def write_held(self) -> None:
+        """Append the detections held while the file could not be written, if it can be now."""
+        if not self.run.records_held:
+            return
+        written = self.run.write_held()
+        if written and not self.run.records_held:
+            dropped = self.run.records_dropped
+            self.get_logger().info(
+                f'{self.run.records_path} writable again: appended {written} held '
+                f'detection(s)' + (f'; {dropped} were dropped (queue full)' if dropped else ''))
+        self._update_diagnostic_values()
+
+    @property
+    def records_held(self) -> int:
+        """Return the detections waiting in memory for the records file."""
+        return self.run.records_held
+
+    @property
+    def records_dropped(self) -> int:
+        """Return the detections dropped because the memory queue was full."""
+        return self.run.records_dropped
 
     def save(self) -> tuple[bool, str]:
         """Write the FeatureCollection and the summary of the run; return (ok, message)."""
@@ -299,6 +357,10 @@ def main(args: list[str] | None = None) -> int:
             # context a signal has already shut down. Saving needs only the files.
             node.destroy_node()
             node.save()
+            if node.records_held or node.records_dropped:
+                print(f'{NODE_NAME}: error: {node.records_held} detection(s) still held in '
+                      f'memory were not written to {node.records_path}, '
+                      f'{node.records_dropped} dropped (queue full)', file=sys.stderr)
         rclpy.try_shutdown()
     return status
 

@@ -136,7 +136,7 @@ def launch_parameters(executable: Executable) -> set[str]:
     """Return the parameters the launch sets on ``executable`` from its arguments."""
     names = {'use_sim_time'}
     if executable.subscribes_image:
-        names.add('transport')
+        names.add('image_transport')
     if executable.loads_model:
         names.add('model_path')
     if executable.writes_map:
@@ -173,7 +173,7 @@ def ros_arguments(executable: Executable, options: NodeSetOptions) -> list[str]:
         args += ['--params-file', str(options.params_file)]
     args += ['-p', f'use_sim_time:={"true" if options.use_sim_time else "false"}']
     if executable.subscribes_image:
-        args += ['-p', f'transport:={options.image_transport}']
+        args += ['-p', f'image_transport:={options.image_transport}']
         source = COMPRESSED_IMAGE_TOPIC if options.compressed else IMAGE_TOPIC
         target = options.image_topic
         if options.compressed:

@@ -10,10 +10,16 @@ publisher gets a matching subscription.
 Why it matters here: between processes, Fast DDS delivers large best-effort frames only
 with a big enough shared-memory segment (``config/fastdds_profile.xml``), while a
 reliable subscription to a reliable camera always gets them.
+
+A switch loses nothing: the new subscription is created next to the old one, which keeps
+receiving until the publishers are seen sending to the new one; then the old one's queue
+is drained and it is destroyed. A message that both deliver is passed on once (publisher
+GID and sequence number, where the middleware fills them in).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 import time
 from typing import Any
@@ -34,6 +40,14 @@ RELIABILITY_CHOICES: tuple[str, ...] = ('auto', 'reliable', 'best_effort')
 IMAGE_DEPTH = 1
 RESULT_DEPTH = 10
 FIX_DEPTH = 50
+
+# Messages remembered to pass on only once what two subscriptions both deliver.
+DEDUPLICATION_WINDOW = 4096
+# A replaced subscription is kept this long at most after its successor has matched every
+# publisher, when no message shows that they send to the successor (a quiet topic).
+HANDOVER_GRACE_S = 2.0
+# Beyond this the replaced subscription goes in any case (publishers that left, say).
+HANDOVER_MAX_S = 10.0
 
 _POLICIES = {
     'reliable': ReliabilityPolicy.RELIABLE,
@@ -84,6 +98,20 @@ def results_qos() -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
+def message_key(info: Any) -> tuple[bytes, int] | None:
+    """Return (publisher GID, publication sequence number) of a message, if the RMW gives them.
+
+    ``info`` is rclpy's MessageInfo (a dict); ``None`` when either is missing.
+    """
+    if not isinstance(info, dict):
+        return None
+    gid = info.get('publisher_gid')
+    sequence = info.get('publication_sequence_number')
+    if not gid or sequence is None:
+        return None
+    return bytes(gid.get('data', b'')), int(sequence)
+
+
 def reliability_for_publishers(publishers: Iterable[Any]) -> ReliabilityPolicy | None:
     """Return the reliability matching ``publishers`` (TopicEndpointInfo), like rosbag2.
 
@@ -106,7 +134,11 @@ class AdaptiveSubscription:
     If none appears within ``fallback_after_s`` it is created with ``fallback``
     (best effort by default: it matches reliable and best-effort publishers alike).
     Afterwards the publishers are re-checked every ``recheck_period_s`` (at once after
-    an incompatible-QoS event) and the subscription is re-created when the match changes.
+    an incompatible-QoS event) and the subscription is re-created when the match changes,
+    handing over without losing a message (see the module's docstring).
+
+    ``callback(msg)`` gets each message once; with ``with_info=True`` it is called as
+    ``callback(msg, info)`` with rclpy's MessageInfo.
     """
 
     def __init__(self, node: Node, msg_type: Any, topic: str,
@@ -115,7 +147,8 @@ class AdaptiveSubscription:
                  fallback: ReliabilityPolicy = ReliabilityPolicy.BEST_EFFORT,
                  fallback_after_s: float = 2.0, retry_period_s: float = 0.1,
                  recheck_period_s: float = 2.0, callback_group: Any = None,
-                 on_change: Callable[[str, ReliabilityPolicy, str], None] | None = None) -> None:
+                 on_change: Callable[[str, ReliabilityPolicy, str], None] | None = None,
+                 with_info: bool = False) -> None:
         """Create the subscription now (fixed reliability) or as soon as it can be matched.
 
         ``on_change(topic, policy, why)`` is called each time the subscription is (re)created.
@@ -130,6 +163,7 @@ class AdaptiveSubscription:
         self._recheck_period_s = float(recheck_period_s)
         self._callback_group = callback_group
         self._on_change = on_change
+        self._with_info = with_info
         self._fixed = reliability_policy(reliability)
         self._started_s = time.monotonic()
         self._next_recheck_s = 0.0
@@ -137,6 +171,15 @@ class AdaptiveSubscription:
         self.subscription: Any = None
         self.reliability: ReliabilityPolicy | None = None
         self.topic = node.resolve_topic_name(topic)
+        # The subscription being replaced, kept until its successor receives.
+        self._retiring: Any = None
+        self._expected_publishers = 0
+        self._matched_s: float | None = None
+        self._handover_started_s = 0.0
+        self._generation = 0
+        self._successor_received = False
+        self._seen: OrderedDict[tuple[bytes, int], None] = OrderedDict()
+        self.duplicates = 0
         if self._fixed is not None:
             self._create(self._fixed, 'set by parameter')
             return
@@ -152,9 +195,60 @@ class AdaptiveSubscription:
         """Return whether the reliability follows the publishers ('auto')."""
         return self._fixed is None
 
+    @property
+    def handing_over(self) -> bool:
+        """Return whether a replaced subscription is still kept next to its successor."""
+        return self._retiring is not None
+
+    def _deliver(self, msg: Any, info: Any, generation: int) -> None:
+        """Pass a message on once; note when the newest subscription has received."""
+        key = message_key(info)
+        if key is not None:
+            if key in self._seen:
+                self.duplicates += 1
+                return
+            self._seen[key] = None
+            if len(self._seen) > DEDUPLICATION_WINDOW:
+                self._seen.popitem(last=False)
+        if generation == self._generation:
+            self._successor_received = True
+        if self._with_info:
+            self._callback(msg, info)
+        else:
+            self._callback(msg)
+
+    def _finish_handover(self, now: float) -> None:
+        """Destroy the replaced subscription once its successor has taken over.
+
+        Taken over: the successor matched every publisher there was at the switch, and
+        received a message (the publishers send to it) or has been matched for
+        ``HANDOVER_GRACE_S``. What the old one still queues is passed on first.
+        """
+        if self._retiring is None:
+            return
+        overdue = now - self._handover_started_s >= HANDOVER_MAX_S
+        if not overdue:
+            if self.subscription.get_publisher_count() < self._expected_publishers:
+                self._matched_s = None
+                return
+            if self._matched_s is None:
+                self._matched_s = now
+            if not self._successor_received and now - self._matched_s < HANDOVER_GRACE_S:
+                return
+        retiring, self._retiring = self._retiring, None
+        generation = self._generation - 1
+        with retiring.handle:
+            while True:
+                taken = retiring.handle.take_message(retiring.msg_type, retiring.raw)
+                if taken is None:
+                    break
+                self._deliver(taken[0], taken[1], generation)
+        self._node.destroy_subscription(retiring)
+
     def _on_timer(self) -> None:
         """Create the subscription when it can be matched, then follow the publishers."""
         now = time.monotonic()
+        self._finish_handover(now)
         if self.subscription is not None and now < self._next_recheck_s:
             return
         publishers = self._node.get_publishers_info_by_topic(self.topic)
@@ -164,25 +258,38 @@ class AdaptiveSubscription:
                 self._create(policy, f'matching {len(publishers)} publisher(s)')
             elif now - self._started_s >= self._fallback_after_s:
                 self._create(self._fallback, 'fallback, no publisher yet')
-        elif policy is not None and policy != self.reliability:
-            self._create(policy, f'publishers changed, matching {len(publishers)}')
+        elif policy is not None and policy != self.reliability and self._retiring is None:
+            self._create(policy, f'publishers changed, matching {len(publishers)}',
+                         len(publishers))
         self._next_recheck_s = now + self._recheck_period_s
 
     def _on_incompatible_qos(self, _info: Any) -> None:
         """Re-check the publishers on the next timer tick (one we cannot match appeared)."""
         self._next_recheck_s = 0.0
 
-    def _create(self, policy: ReliabilityPolicy, why: str) -> None:
-        """(Re)create the subscription with ``policy``."""
+    def _create(self, policy: ReliabilityPolicy, why: str, publishers: int = 0) -> None:
+        """Create the subscription with ``policy``; an existing one is kept until handed over.
+
+        ``publishers``: how many publishers the new subscription must match first.
+        """
         if self.subscription is not None:
-            self._node.destroy_subscription(self.subscription)
-            self.subscription = None
+            self._retiring = self.subscription
+            self._expected_publishers = publishers
+            self._matched_s = None
+            self._handover_started_s = time.monotonic()
+            self._successor_received = False
+        self._generation += 1
+        generation = self._generation
+
+        def deliver(msg: Any, info: Any) -> None:
+            self._deliver(msg, info, generation)
+
         event_callbacks = None
         if self._fixed is None:
             event_callbacks = SubscriptionEventCallbacks(
                 incompatible_qos=self._on_incompatible_qos)
         self.subscription = self._node.create_subscription(
-            self._msg_type, self._topic, self._callback, sensor_qos(policy, self._depth),
+            self._msg_type, self._topic, deliver, sensor_qos(policy, self._depth),
             callback_group=self._callback_group, event_callbacks=event_callbacks)
         self.reliability = policy
         if self._on_change is not None:
@@ -193,6 +300,9 @@ class AdaptiveSubscription:
         if self._timer is not None:
             self._node.destroy_timer(self._timer)
             self._timer = None
+        if self._retiring is not None:
+            self._node.destroy_subscription(self._retiring)
+            self._retiring = None
         if self.subscription is not None:
             self._node.destroy_subscription(self.subscription)
             self.subscription = None

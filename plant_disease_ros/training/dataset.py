@@ -185,16 +185,25 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def print_progress(label: str) -> ProgressCallback:
-    """Return a callback that prints ``label done/total`` about every 2 % to stderr."""
+    """Return a callback that prints ``label done/total`` to stderr.
+
+    On a terminal one line is rewritten about every 2 %; in a log file (stderr not a
+    terminal) a full line is printed every 25 %, without carriage returns.
+    """
     started = time.monotonic()
+    terminal = bool(getattr(sys.stderr, 'isatty', None) and sys.stderr.isatty())
 
     def report(done: int, total: int) -> None:
-        step = max(1, total // 50)
+        step = max(1, total // (50 if terminal else 4))
         if done == total or done % step == 0:
             elapsed = time.monotonic() - started
-            print(f'\r{label}: {done}/{total} ({100.0 * done / max(total, 1):.0f} %, '
-                  f'{elapsed:.0f} s)', end='\n' if done == total else '', file=sys.stderr,
-                  flush=True)
+            text = f'{label}: {done}/{total} ({100.0 * done / max(total, 1):.0f} %, ' \
+                   f'{elapsed:.0f} s)'
+            if terminal:
+                print(f'\r{text}', end='\n' if done == total else '', file=sys.stderr,
+                      flush=True)
+            else:
+                print(text, file=sys.stderr, flush=True)
 
     return report
 

@@ -1,14 +1,18 @@
-"""A small grid search over width, input size and learning rate within a time budget.
+"""Search the knobs that matter for transfer learning within a time budget.
 
-Each trial is a short training run (the same code as a full one) on a subsample of the
-photos; trials run in grid order until the budget is spent, and the rest are reported
-as not run. The result is a table ranked by validation accuracy.
+The knobs: the fine-tuning learning rate, how many backbone stages to unfreeze, the
+input size and the augmentation strength (and the width multiplier from scratch). A full
+grid of four knobs does not fit an afternoon on a laptop, so the search goes one knob at
+a time: the first trial runs every knob's first value (the defaults), then each knob's
+other values are tried with the best values found so far, and a knob keeps the value
+that scored best on validation before the search moves to the next knob. Each trial is a
+short training run (the same code as a full one), usually on a subsample of the photos;
+trials run until the budget is spent, and the rest are reported as not run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-import itertools
 import json
 from pathlib import Path
 import sys
@@ -16,59 +20,112 @@ import time
 
 from plant_disease_ros.training.train import train, TrainOptions
 
+# The order knobs are searched in: the learning rate matters most after transfer.
+KNOBS = ('learning_rate', 'unfreeze', 'input_size', 'augment_strength', 'width')
+
 
 @dataclass
 class SearchSpace:
-    """The grid: every combination of these values is one trial."""
+    """The values of each knob, the first one being the starting point.
 
-    widths: tuple[float, ...] = (0.35, 0.5)
-    input_sizes: tuple[int, ...] = (96, 128)
-    learning_rates: tuple[float, ...] = (1e-3, 3e-3)
-
-    def trials(self) -> list[dict]:
-        """Return the grid's combinations in a fixed order."""
-        return [{'width': width, 'input_size': size, 'learning_rate': rate}
-                for width, size, rate in itertools.product(
-                    self.widths, self.input_sizes, self.learning_rates)]
-
-
-def grid_search(base: TrainOptions, space: SearchSpace, budget_min: float) -> list[dict]:
-    """Run trials of ``space`` derived from ``base`` until ``budget_min`` minutes are spent.
-
-    Writes ``search_results.json`` and ``search_results.md`` into ``base.out_dir``.
+    ``unfreeze`` None trains every backbone stage; ``input_size`` and ``width`` None take
+    the source model's (or the from-scratch defaults).
     """
+
+    learning_rate: tuple[float | None, ...] = (None, 1e-3, 2.5e-4)
+    unfreeze: tuple[int | None, ...] = (None, 2, 0)
+    input_size: tuple[int | None, ...] = (None, 96, 160)
+    augment_strength: tuple[float, ...] = (1.0, 0.5)
+    width: tuple[float | None, ...] = (None,)
+
+    def start(self) -> dict:
+        """Return the first trial: every knob at its first value."""
+        return {knob: getattr(self, knob)[0] for knob in KNOBS}
+
+    def size(self) -> int:
+        """Return the number of trials a complete one-knob-at-a-time search runs."""
+        return 1 + sum(len(getattr(self, knob)) - 1 for knob in KNOBS)
+
+
+def trial_name(number: int, trial: dict) -> str:
+    """Return a folder name that says what a trial changed."""
+    parts = [f'trial{number:02d}']
+    for knob, short in (('learning_rate', 'lr'), ('unfreeze', 'unfreeze'),
+                        ('input_size', 'px'), ('augment_strength', 'aug'), ('width', 'w')):
+        value = trial.get(knob)
+        if value is not None:
+            parts.append(f'{short}{value:g}')
+    return '_'.join(parts)
+
+
+def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
+                clock=time.monotonic, run_trial=None) -> list[dict]:
+    """Search ``space`` from ``base`` one knob at a time until ``budget_min`` is spent.
+
+    ``run_trial(options) -> TrainResult`` defaults to :func:`train` (a test may replace
+    it). Writes ``search_results.json`` and ``search_results.md`` into ``base.out_dir``
+    and returns the rows ranked by validation accuracy.
+    """
+    run_trial = run_trial or train
     out_dir = Path(base.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    started = clock()
+    best = space.start()
+    best_score = -1.0
     rows: list[dict] = []
-    trials = space.trials()
-    for number, trial in enumerate(trials, start=1):
-        elapsed_min = (time.monotonic() - started) / 60
+    plan = [(None, best)] + [(knob, value) for knob in KNOBS
+                             for value in getattr(space, knob)[1:]]
+    for number, (knob, value) in enumerate(plan, start=1):
+        trial = dict(best) if knob is None else {**best, knob: value}
+        elapsed_min = (clock() - started) / 60
         if elapsed_min >= budget_min:
-            rows.append({**trial, 'status': 'not run (budget)'})
+            rows.append({**trial, 'changed': knob, 'status': 'not run (budget)'})
             continue
-        name = f'trial{number:02d}_w{trial["width"]:g}_s{trial["input_size"]}_' \
-               f'lr{trial["learning_rate"]:g}'
-        print(f'[{number}/{len(trials)}] {name} ({elapsed_min:.1f} of {budget_min:g} min '
-              'spent)', file=sys.stderr)
+        name = trial_name(number, trial if knob is None else {knob: value})
+        print(f'[{number}/{len(plan)}] {name} ({elapsed_min:.1f} of {budget_min:g} min '
+              'spent)', file=sys.stderr, flush=True)
         options = replace(base, out_dir=str(out_dir / name), verbose=0,
-                          time_budget_min=max(0.1, budget_min - elapsed_min), **trial)
-        result = train(options)
-        rows.append({**trial, 'status': 'done', 'val_accuracy': result.best_val_accuracy,
-                     'epochs': result.epochs_run, 'seconds': round(result.seconds, 1)})
+                          time_budget_min=max(0.1, budget_min - elapsed_min),
+                          **trial)
+        result = run_trial(options)
+        rows.append({**trial, 'changed': knob, 'status': 'done', 'run': name,
+                     'val_accuracy': result.best_val_accuracy, 'epochs': result.epochs_run,
+                     'seconds': round(result.seconds, 1)})
+        if result.best_val_accuracy > best_score:
+            best_score = result.best_val_accuracy
+            best = trial
     ranked = sorted(rows, key=lambda row: -row.get('val_accuracy', -1.0))
     (out_dir / 'search_results.json').write_text(json.dumps(ranked, indent=1) + '\n')
     (out_dir / 'search_results.md').write_text(format_table(ranked) + '\n')
     return ranked
 
 
+def _value(value, unit: str = '') -> str:
+    return 'default' if value is None else f'{value:g}{unit}'
+
+
 def format_table(rows: list[dict]) -> str:
     """Return the search results as a Markdown table."""
-    lines = ['| width | input px | learning rate | val top-1 | epochs | seconds | status |',
-             '| ---: | ---: | ---: | ---: | ---: | ---: | --- |']
+    lines = ['| learning rate | unfreeze | input px | augment | width | val top-1 | epochs '
+             '| seconds | status |',
+             '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |']
     for row in rows:
         accuracy = f'{100 * row["val_accuracy"]:.2f} %' if 'val_accuracy' in row else '–'
-        lines.append(f'| {row["width"]:g} | {row["input_size"]} | {row["learning_rate"]:g} '
+        unfreeze = 'all' if row.get('unfreeze') is None else f'{row["unfreeze"]} stages'
+        lines.append(f'| {_value(row.get("learning_rate"))} | {unfreeze} '
+                     f'| {_value(row.get("input_size"))} '
+                     f'| {_value(row.get("augment_strength"))} | {_value(row.get("width"))} '
                      f'| {accuracy} | {row.get("epochs", "–")} | {row.get("seconds", "–")} '
                      f'| {row["status"]} |')
     return '\n'.join(lines)
+
+
+def train_flags(row: dict) -> str:
+    """Return the ``plant-disease train`` flags that reproduce a trial's knob values."""
+    flags = []
+    for knob in KNOBS:
+        value = row.get(knob)
+        if value is None or (knob == 'augment_strength' and value == 1.0):
+            continue
+        flags.append(f'--{knob.replace("_", "-")} {value:g}')
+    return ' '.join(flags)

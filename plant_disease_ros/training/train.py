@@ -1,5 +1,11 @@
 """Train a plant disease classifier on a folder of leaf photos (TensorFlow/Keras, CPU or GPU).
 
+By default a run starts from the shipped model's backbone (transfer learning): stage 1
+trains a new head for the run's classes with the backbone frozen, stage 2 fine-tunes
+the network at a lower rate (see :mod:`plant_disease_ros.training.transfer`). From
+scratch (``init='scratch'``) it is one stage. Epochs, patience, learning rates and the
+validation share scale with the dataset (:mod:`plant_disease_ros.training.schedule`).
+
 Outputs in ``out_dir``: ``split.json`` (the reproducible split), ``model.keras`` (the best
 checkpoint by validation accuracy), ``history.csv``, ``training_curves.png`` and
 ``train_summary.json``.
@@ -7,7 +13,7 @@ checkpoint by validation accuracy), ``history.csv``, ``training_curves.png`` and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import json
 import os
 from pathlib import Path
@@ -25,35 +31,46 @@ from plant_disease_ros.training.dataset import (
     write_manifest,
 )
 from plant_disease_ros.training.model import build_model, make_augmenter, ModelConfig
+from plant_disease_ros.training.progress import epoch_logger, EpochClock, stdout_is_terminal
+from plant_disease_ros.training.schedule import plan_training, TrainingPlan
 
 DEFAULT_CACHE_DIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) \
     / 'plant_disease_ros'
+SCRATCH_INPUT_SIZE = 96
 
 
 @dataclass
 class TrainOptions:
-    """Everything a training run depends on; saved with its outputs."""
+    """Everything a training run depends on; saved with its outputs.
+
+    Options left at None are resolved at the start of the run: architecture, width and
+    input size from the source model (or resnet_lite, 0.75, 96 px from scratch), the
+    rest from the dataset size (:func:`~plant_disease_ros.training.schedule.plan_training`).
+    """
 
     data_dir: str
     out_dir: str
-    input_size: int = 96
-    width: float = 0.75
-    architecture: str = 'resnet_lite'
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    patience: int = 8
+    input_size: int | None = None
+    width: float | None = None
+    architecture: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    patience: int | None = None
     seed: int = 42
-    val_fraction: float = 0.10
-    test_fraction: float = 0.15
+    val_fraction: float | None = None
+    test_fraction: float | None = None
     per_class: int | None = None
     augment_strength: float = 1.0
     label_smoothing: float = 0.05
     time_budget_min: float | None = None
     cache_dir: str | None = str(DEFAULT_CACHE_DIR)
+    init: str = 'shipped'
     init_weights: str | None = None
+    head_epochs: int | None = None
+    unfreeze: int | None = None
     threads: int | None = None
-    verbose: int = 2
+    verbose: int | None = None
 
 
 @dataclass
@@ -69,7 +86,9 @@ class TrainResult:
 def prepare_split(options: TrainOptions):
     """Scan, decode (cached) and split the dataset; write ``split.json``.
 
-    Returns ``(split, arrays)`` where ``arrays[name] = (images, labels)`` for each split.
+    ``options`` must carry a resolved ``input_size``, ``val_fraction`` and
+    ``test_fraction``. Returns ``(split, arrays)`` where ``arrays[name] = (images,
+    labels)`` for each split.
     """
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,47 +115,176 @@ def prepare_split(options: TrainOptions):
     return split, arrays
 
 
+def resolve_options(options: TrainOptions):
+    """Resolve every None option; return ``(options, plan, source model or None, source)``.
+
+    Loads the source model of a transfer run, checks it against the requested
+    architecture and width, counts the photos and prints the plan.
+    """
+    from plant_disease_ros.training.transfer import load_source, resolve_init, TransferError
+
+    source_model = source = None
+    source_path = None if options.init_weights else resolve_init(options.init)
+    if source_path is not None:
+        source_model, source = load_source(source_path, options.width)
+        for name, wanted, found in (('architecture', options.architecture, source.architecture),
+                                    ('width', options.width, source.width)):
+            if wanted is not None and wanted != found:
+                raise TransferError(f'--{name} {wanted} does not match the source model '
+                                    f'{source_path} ({found}); use --init scratch for another '
+                                    'network')
+    index = scan_dataset(options.data_dir)
+    photos = len(subsample(index.files, options.per_class, seed=options.seed)
+                 if options.per_class else index.files)
+    copy_head = source is not None and source.classes == index.classes
+    plan = plan_training(
+        photos, len(index.classes), transfer=source is not None,
+        batch_size=options.batch_size, epochs=options.epochs,
+        head_epochs=0 if copy_head else options.head_epochs, patience=options.patience,
+        learning_rate=options.learning_rate, val_fraction=options.val_fraction,
+        test_fraction=options.test_fraction)
+    resolved = replace(
+        options,
+        architecture=options.architecture or (source.architecture if source else 'resnet_lite'),
+        width=options.width or (source.width if source else 0.75),
+        input_size=options.input_size or (source.input_size if source else SCRATCH_INPUT_SIZE),
+        batch_size=plan.batch_size, epochs=plan.epochs, patience=plan.patience,
+        learning_rate=plan.learning_rate, val_fraction=plan.val_fraction,
+        test_fraction=plan.test_fraction, head_epochs=plan.head_epochs)
+    if source is not None:
+        start = f'transfer from {source.path} ({source.architecture} {source.width:g}, ' \
+                f'{source.input_size} px): backbone copied, ' + \
+                ('head kept (same classes)' if copy_head else
+                 f'new head for {len(index.classes)} classes')
+    elif options.init_weights:
+        start = f'warm start from {options.init_weights} (all weights, one stage)'
+    else:
+        start = 'from scratch'
+    print(f'start: {start}; {resolved.architecture} width {resolved.width:g} at '
+          f'{resolved.input_size} px\n{plan.describe(photos, len(index.classes))}', flush=True)
+    return resolved, plan, source_model, copy_head
+
+
 def train(options: TrainOptions) -> TrainResult:
     """Run one training; return the best checkpoint and its validation accuracy."""
     import tensorflow as tf
 
     from plant_disease_ros.training.curves import plot_training_curves
+    from plant_disease_ros.training.transfer import freeze_backbone, set_trainable, transplant
 
     keras = tf.keras
     if options.threads:
         tf.config.threading.set_intra_op_parallelism_threads(options.threads)
         tf.config.threading.set_inter_op_parallelism_threads(options.threads)
     keras.utils.set_random_seed(options.seed)
+    started = time.monotonic()
+    options, plan, source_model, copy_head = resolve_options(options)
     out_dir = Path(options.out_dir)
     split, arrays = prepare_split(options)
     num_classes = len(split.classes)
     train_images, train_labels = arrays['train']
     val_images, val_labels = arrays['val']
     print(f'{num_classes} classes; train {len(train_labels)}, val {len(val_labels)}, '
-          f'test {len(arrays["test"][1])} photos (test kept out of training)', file=sys.stderr)
+          f'test {len(arrays["test"][1])} photos (test kept out of training)', flush=True)
 
     config = ModelConfig(num_classes=num_classes, input_size=options.input_size,
                          width=options.width, architecture=options.architecture)
     model = build_model(config)
-    if options.init_weights:
-        # Warm start (a second, lower-learning-rate phase). The input size may differ: the
-        # convolutions and the global pooling do not depend on it, so a phase at a higher
-        # resolution can start from a lower one.
-        previous = keras.models.load_model(options.init_weights, compile=False)
-        weights = previous.get_weights()
-        if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
-            raise ValueError(f"{options.init_weights} does not match this run's architecture, "
-                             'width or classes')
-        model.set_weights(weights)
-    steps_per_epoch = max(1, int(np.ceil(len(train_labels) / options.batch_size)))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        options.learning_rate, decay_steps=steps_per_epoch * options.epochs, alpha=0.02,
-        warmup_target=None)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing),
-        metrics=['accuracy'])
+    if source_model is not None:
+        transplant(source_model, model, copy_head=copy_head)
+        del source_model
+    elif options.init_weights:
+        warm_start(model, options.init_weights)
 
+    train_ds, val_ds = make_datasets(options, arrays, num_classes, options.batch_size)
+    model_path = out_dir / 'model.keras'
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
+    verbose = options.verbose if options.verbose is not None \
+        else (1 if stdout_is_terminal() else 0)
+    clock = EpochClock(plan.head_epochs + plan.epochs)
+    steps_per_epoch = max(1, int(np.ceil(len(train_labels) / options.batch_size)))
+    histories: list[dict] = []
+    stages: list[dict] = []
+    best = -1.0
+
+    def fit(stage: str, epochs: int, optimizer, extra: list) -> None:
+        nonlocal best
+        model.compile(optimizer=optimizer, loss=loss, metrics=['accuracy'])
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            str(model_path), monitor='val_accuracy', save_best_only=True,
+            initial_value_threshold=best if best >= 0 else None)
+        callbacks = [checkpoint, *extra, epoch_logger(stage, epochs, clock),
+                     time_budget_callback(options.time_budget_min, started)]
+        history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                            callbacks=callbacks, verbose=verbose, shuffle=False).history
+        ran = len(history.get('loss', []))
+        clock.skip(epochs - ran)
+        stage_best = float(max(history.get('val_accuracy', [0.0])))
+        best = max(best, stage_best)
+        histories.append(history)
+        stages.append({'stage': stage, 'epochs_planned': epochs, 'epochs_run': ran,
+                       'best_val_accuracy': stage_best})
+
+    unfrozen: list[str] = ['all']
+    if plan.head_epochs > 0:
+        freeze_backbone(model)
+        fit('head', plan.head_epochs, keras.optimizers.Adam(plan.head_learning_rate), [])
+    if plan.transfer:
+        unfrozen = set_trainable(model, options.unfreeze)
+    if not out_of_time(options.time_budget_min, started) and (unfrozen or not plan.transfer):
+        stage = 'fine-tune' if plan.transfer else 'train'
+        fit(stage, plan.epochs,
+            keras.optimizers.Adam(learning_rate_schedule(plan, steps_per_epoch)),
+            [keras.callbacks.EarlyStopping(monitor='val_accuracy', patience=plan.patience,
+                                           restore_best_weights=True)])
+    seconds = time.monotonic() - started
+    merged = merge_histories(histories)
+    write_history(merged, out_dir / 'history.csv')
+    plot_training_curves(merged, out_dir / 'training_curves.png')
+    epochs_run = len(merged.get('loss', []))
+    summary = {
+        'options': asdict(options),
+        'plan': plan.to_dict(),
+        'model': asdict(config),
+        'init': 'warm start' if options.init_weights else options.init,
+        'unfrozen_stages': unfrozen if plan.transfer else ['all'],
+        'stages': stages,
+        'classes': list(split.classes),
+        'epochs_run': epochs_run,
+        'best_val_accuracy': best,
+        'train_seconds': round(seconds, 1),
+        'seconds_per_epoch': round(clock.spent / max(clock.done, 1), 1),
+        'parameters': int(model.count_params()),
+        'tensorflow': tf.__version__,
+    }
+    (out_dir / 'train_summary.json').write_text(json.dumps(summary, indent=1) + '\n')
+    print(f'best validation accuracy {best:.4f} after {epochs_run} epochs '
+          f'({seconds / 60:.1f} min); model at {model_path}', flush=True)
+    return TrainResult(model_path=model_path, best_val_accuracy=best, epochs_run=epochs_run,
+                       seconds=seconds)
+
+
+def warm_start(model, path: str) -> None:
+    """Copy every weight of ``path`` into ``model`` (same architecture, width, classes).
+
+    The input size may differ: the convolutions and the global pooling do not depend on
+    it, so a phase at a higher resolution can start from a lower one.
+    """
+    import tensorflow as tf
+
+    previous = tf.keras.models.load_model(path, compile=False)
+    weights = previous.get_weights()
+    if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
+        raise ValueError(f"{path} does not match this run's architecture, width or classes")
+    model.set_weights(weights)
+
+
+def make_datasets(options: TrainOptions, arrays: dict, num_classes: int, batch_size: int):
+    """Return the (augmented, shuffled) training and the validation ``tf.data`` pipelines."""
+    import tensorflow as tf
+
+    train_images, train_labels = arrays['train']
+    val_images, val_labels = arrays['val']
     augment = make_augmenter(options.seed, options.augment_strength)
 
     def one_hot(images, labels):
@@ -144,60 +292,68 @@ def train(options: TrainOptions) -> TrainResult:
 
     train_ds = (tf.data.Dataset.from_tensor_slices((train_images, train_labels))
                 .shuffle(len(train_labels), seed=options.seed, reshuffle_each_iteration=True)
-                .batch(options.batch_size)
+                .batch(batch_size)
                 .map(one_hot, num_parallel_calls=tf.data.AUTOTUNE))
     if options.augment_strength > 0:
         train_ds = train_ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
     val_ds = (tf.data.Dataset.from_tensor_slices((val_images, val_labels))
-              .batch(options.batch_size * 2).map(one_hot).prefetch(tf.data.AUTOTUNE))
-
-    model_path = out_dir / 'model.keras'
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(str(model_path), monitor='val_accuracy',
-                                        save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor='val_accuracy', patience=options.patience,
-                                      restore_best_weights=True),
-        keras.callbacks.CSVLogger(str(out_dir / 'history.csv')),
-        time_budget_callback(options.time_budget_min),
-    ]
-    started = time.monotonic()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=options.epochs,
-                        callbacks=callbacks, verbose=options.verbose)
-    seconds = time.monotonic() - started
-    plot_training_curves(history.history, out_dir / 'training_curves.png')
-    best = float(max(history.history.get('val_accuracy', [0.0])))
-    epochs_run = len(history.history.get('loss', []))
-    summary = {
-        'options': asdict(options),
-        'model': asdict(config),
-        'classes': list(split.classes),
-        'epochs_run': epochs_run,
-        'best_val_accuracy': best,
-        'train_seconds': round(seconds, 1),
-        'seconds_per_epoch': round(seconds / max(epochs_run, 1), 1),
-        'parameters': int(model.count_params()),
-        'tensorflow': tf.__version__,
-    }
-    (out_dir / 'train_summary.json').write_text(json.dumps(summary, indent=1) + '\n')
-    print(f'best validation accuracy {best:.4f} after {epochs_run} epochs '
-          f'({seconds / 60:.1f} min); model at {model_path}', file=sys.stderr)
-    return TrainResult(model_path=model_path, best_val_accuracy=best, epochs_run=epochs_run,
-                       seconds=seconds)
+              .batch(batch_size * 2).map(one_hot).prefetch(tf.data.AUTOTUNE))
+    return train_ds, val_ds
 
 
-def time_budget_callback(minutes: float | None):
-    """Return a Keras callback that stops training after the epoch exhausting ``minutes``."""
+def learning_rate_schedule(plan: TrainingPlan, steps_per_epoch: int):
+    """Return cosine decay from the plan's rate, after a linear warm-up from a tenth of it."""
+    import tensorflow as tf
+
+    warmup_steps = plan.warmup_epochs * steps_per_epoch
+    decay_steps = max(1, steps_per_epoch * plan.epochs - warmup_steps)
+    if warmup_steps == 0:
+        return tf.keras.optimizers.schedules.CosineDecay(
+            plan.learning_rate, decay_steps=decay_steps, alpha=0.02)
+    return tf.keras.optimizers.schedules.CosineDecay(
+        plan.learning_rate / 10, decay_steps=decay_steps, alpha=0.02,
+        warmup_target=plan.learning_rate, warmup_steps=warmup_steps)
+
+
+def merge_histories(histories: list[dict]) -> dict[str, list[float]]:
+    """Concatenate the per-epoch metrics of consecutive stages."""
+    keys = [key for key in ('loss', 'accuracy', 'val_loss', 'val_accuracy')
+            if any(key in history for history in histories)]
+    return {key: [float(value) for history in histories for value in history.get(key, [])]
+            for key in keys}
+
+
+def write_history(history: dict[str, list[float]], path: Path) -> None:
+    """Write the per-epoch metrics as CSV (``epoch`` counts over all stages from 0)."""
+    keys = list(history)
+    rows = [','.join(['epoch', *keys])]
+    for epoch in range(len(history.get('loss', []))):
+        rows.append(','.join([str(epoch), *(f'{history[key][epoch]:.6f}' for key in keys)]))
+    path.write_text('\n'.join(rows) + '\n')
+
+
+def out_of_time(minutes: float | None, started: float) -> bool:
+    """Return whether a time budget of ``minutes`` counted from ``started`` is spent."""
+    return minutes is not None and time.monotonic() - started > minutes * 60
+
+
+def time_budget_callback(minutes: float | None, started: float | None = None):
+    """Return a Keras callback that stops training after the epoch exhausting ``minutes``.
+
+    The budget counts from ``started`` (a ``time.monotonic()`` value) when given, so that
+    consecutive stages share it; otherwise from the start of this ``fit``.
+    """
     import tensorflow as tf
 
     class TimeBudget(tf.keras.callbacks.Callback):
         def on_train_begin(self, logs=None) -> None:
-            self.started = time.monotonic()
+            self.started = started if started is not None else time.monotonic()
 
         def on_epoch_end(self, epoch: int, logs=None) -> None:
-            if minutes is not None and time.monotonic() - self.started > minutes * 60:
+            if out_of_time(minutes, self.started):
                 print(f'time budget of {minutes:g} min reached after epoch {epoch + 1}',
-                      file=sys.stderr)
+                      flush=True)
                 self.model.stop_training = True
 
     return TimeBudget()

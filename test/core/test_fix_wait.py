@@ -78,3 +78,21 @@ def test_overflow_settles_the_oldest_with_what_there_is() -> None:
 def test_max_waiting_must_be_positive() -> None:
     with pytest.raises(ValueError, match='max_waiting'):
         FixWait(FixBuffer(), max_waiting=0)
+
+
+def test_restart_settles_the_old_timeline_and_forgets_its_fixes() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(GeoFix(100.0, 47.0, 8.0, 400.0))
+    assert wait.add('old', 100.5, now_s=0.0, wait_s=1.0) == []
+    settled, dropped = wait.restart()
+    assert [(item, lookup.status) for item, lookup in settled] == [('old', 'nearest')]
+    assert settled[0][1].fix.latitude == 47.0
+    assert (dropped, len(wait.fixes), len(wait)) == (1, 0, 0)
+    # A frame of the new timeline before its first fix has no position, not an old one.
+    [(item, lookup)] = wait.add('new', 100.5, now_s=0.0, wait_s=1.0)
+    assert (item, lookup.status, lookup.fix) == ('new', 'none', None)
+    wait.fixes.add(GeoFix(100.4, 48.0, 8.0, 400.0))
+    assert wait.add('newer', 100.5, now_s=0.0, wait_s=1.0) == []
+    wait.fixes.add(GeoFix(100.6, 48.0, 8.0, 400.0))
+    [(item, lookup)] = wait.settle(0.1)
+    assert (item, lookup.status, lookup.fix.latitude) == ('newer', 'interpolated', 48.0)

@@ -247,3 +247,27 @@ def test_read_features_by_content(tmp_path: Path) -> None:
     odd.write_text('{"type": "Topology"}')
     with pytest.raises(ValueError, match='neither'):
         read_features(odd)
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_no_partial_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC after part of a record: the file is cut back to its last whole record."""
+    path = tmp_path / 'run.geojsons'
+    real_write = os.write
+    with GeoJsonSeqWriter(path) as writer:
+        writer.append({'type': 'Feature', 'geometry': None, 'properties': {'n': 1}})
+        before = path.read_bytes()
+
+        def write_half_then_fail(descriptor: int, data: bytes) -> int:
+            if len(data) > 4:
+                return real_write(descriptor, bytes(data)[:len(data) // 2])
+            raise OSError(28, 'No space left on device')
+
+        monkeypatch.setattr(map_file.os, 'write', write_half_then_fail)
+        with pytest.raises(OSError, match='No space'):
+            writer.append({'type': 'Feature', 'geometry': None, 'properties': {'n': 2}})
+        assert path.read_bytes() == before
+        monkeypatch.setattr(map_file.os, 'write', real_write)
+        writer.append({'type': 'Feature', 'geometry': None, 'properties': {'n': 3}})
+    assert [item['properties']['n'] for item in read_geojson_seq(path)] == [1, 3]
+    assert path.read_bytes().count(RECORD_SEPARATOR) == 2

@@ -9,8 +9,10 @@ import re
 
 import pytest
 
+from plant_disease_ros.core import map_file
 from plant_disease_ros.core.map_file import read_geojson_seq
 from plant_disease_ros.core.map_run import (
+    check_writable_directory,
     default_run_name,
     format_origin,
     MapRun,
@@ -89,7 +91,8 @@ def test_append_continue_and_save(tmp_path: Path) -> None:
     summary = json.loads(second.summary_path.read_text())
     assert list(summary) == ['run_name', 'saved_at', 'records_file', 'feature_collection',
                              'features_in_collection', 'records_written_this_session',
-                             'records_continued', 'map_frame', 'detections']
+                             'records_continued', 'records_held_unwritten',
+                             'records_dropped_queue_full', 'map_frame', 'detections']
     assert summary['run_name'] == 'field'
     assert summary['saved_at'] == '2026-05-01T12:00:00+00:00'
     assert summary['features_in_collection'] == 4
@@ -115,3 +118,41 @@ def test_save_without_records_writes_an_empty_collection(tmp_path: Path) -> None
     run = MapRun(tmp_path, 'empty')
     assert run.save({}) == 0
     assert json.loads(run.collection_path.read_text())['features'] == []
+
+
+def test_records_are_held_while_the_file_cannot_be_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held in order, the oldest dropped beyond max_held, appended once writes work."""
+    run = MapRun(tmp_path, 'field', max_held=3)
+    assert run.record(feature(0))
+    real_write = map_file.os.write
+
+    def disk_full(descriptor: int, data: bytes) -> int:
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(map_file.os, 'write', disk_full)
+    held = [run.record(feature(sequence)) for sequence in range(1, 6)]
+    assert held == [False] * 5
+    assert (run.records_held, run.records_dropped) == (3, 2)
+    assert 'No space left' in run.write_error
+    assert run.write_held() == 0
+    monkeypatch.setattr(map_file.os, 'write', real_write)
+    assert run.write_held() == 3
+    assert (run.records_held, run.records_written, run.write_error) == (0, 4, '')
+    assert run.record(feature(6))
+    run.save({})
+    run.close()
+    sequences = [item['properties']['sequence'] for item in read_geojson_seq(run.records_path)]
+    assert sequences == [0, 3, 4, 5, 6]
+    summary = json.loads(run.summary_path.read_text())
+    assert (summary['records_held_unwritten'], summary['records_dropped_queue_full']) == (0, 2)
+
+
+def test_check_writable_directory(tmp_path: Path) -> None:
+    assert check_writable_directory(tmp_path) is None
+    assert check_writable_directory(tmp_path / 'new' / 'maps') is None
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    assert 'is not a directory' in check_writable_directory(blocker)
+    assert 'is not a directory' in check_writable_directory(blocker / 'maps')
+    assert not (tmp_path / 'new').exists()

@@ -245,18 +245,13 @@ def test_continues_an_existing_run(ros_context: object, tmp_path: Path) -> None:
     assert sequences(read_geojson_seq(map_dir / 'field.geojsons')) == [0, 1, 2, 10]
 
 
-def test_write_failure_is_counted_and_reported(ros_context: object, tmp_path: Path) -> None:
+def test_unwritable_map_dir_refuses_to_start(ros_context: object, tmp_path: Path) -> None:
+    """A map_dir below a file cannot hold the run: the node does not start half-made."""
     blocker = tmp_path / 'not_a_directory'
     blocker.write_text('x')
-    rig = RecorderRig(ros_context, blocker)
-    try:
-        rig.connect()
-        rig.publish(detection(1, 1.0, 1.0))
-        assert rig.wait(lambda: rig.recorder.rejected.get('write_failed') == 1)
-        assert rig.wait(lambda: DiagnosticStatus.ERROR in rig.status_levels())
-        assert rig.recorder.records_written == 0
-    finally:
-        rig.close()
+    for map_dir in (blocker, blocker / 'maps'):
+        with pytest.raises(ValueError, match='not a directory'):
+            RecorderRig(ros_context, map_dir)
 
 
 def test_construction_alone_writes_nothing(ros_context: object, tmp_path: Path) -> None:

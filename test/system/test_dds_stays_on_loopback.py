@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -41,7 +40,9 @@ def external_interfaces() -> list[str]:
 
 def count_dds_packets(interface: str, listening: threading.Event, stop: threading.Event,
                       counts: dict[str, int]) -> None:
-    """Count IPv4 UDP packets to DDS's port range (7400 + 250 × domain) seen on an interface.
+    """Count the RTPS (DDS) packets seen on an interface: IPv4 UDP whose payload says RTPS.
+
+    Other UDP traffic of the host (DNS answers to high ports, say) is not DDS and not counted.
 
     Sets ``listening`` once the capture is bound; counts until ``stop`` is set.
     """
@@ -57,8 +58,8 @@ def count_dds_packets(interface: str, listening: threading.Event, stop: threadin
         if frame[12:14] != b'\x08\x00' or frame[23] != 17:  # IPv4, UDP
             continue
         header_length = (frame[14] & 0x0F) * 4
-        port = struct.unpack('>H', frame[14 + header_length + 2:14 + header_length + 4])[0]
-        if 7400 <= port <= 7400 + 250 * 233:
+        payload = 14 + header_length + 8  # after the UDP header
+        if frame[payload:payload + 4] == b'RTPS':
             counts[interface] = counts.get(interface, 0) + 1
     sniffer.close()
 

@@ -1,4 +1,4 @@
-"""The replay's outputs: fresh names in the output folder, the map save, the PNG, the counts."""
+"""The replay's outputs: fresh names in the output folder, the map save, the grid, the PNG."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import re
 import time
 from typing import Protocol
 
+from plant_disease_ros.core.map_gis import grid_features, write_grid_files
+from plant_disease_ros.core.map_grid import Origin
 from plant_disease_ros.tools.replay.options import one_line, ReplayError
 from plant_disease_ros.tools.replay.recorder import OutputCounts
 from plant_disease_ros.tools.replay.summary import ReplaySummary
 
 SAVE_CATCH_UP_S = 10.0
+# The recorder's default; its summary file names the value it used.
+DEFAULT_CELL_SIZE_M = 2.0
 SAVE_RETRY_S = 0.25
 
 
@@ -97,7 +101,7 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
 
 def write_map(summary: ReplaySummary, received: list[dict], map_dir: Path, run_name: str,
               attached: bool) -> None:
-    """Point the summary at the recorder's GeoJSON (or write ours) and render the PNG.
+    """Point the summary at the recorder's GeoJSON (or write ours), write the grid, render the PNG.
 
     Attached, the recorder writes where the robot keeps its maps, so the map is made from
     the detections received here; started here, from the recorder's file when it exists.
@@ -113,12 +117,13 @@ def write_map(summary: ReplaySummary, received: list[dict], map_dir: Path, run_n
         collection = map_dir / f'{run_name}_received.geojson'
         write_feature_collection(collection, received)
     summary.geojson = collection
+    features = read_features(collection)
+    write_grid(summary, features, map_dir, run_name)
     try:
         from plant_disease_ros.core.map_render import render_disease_map
     except ImportError as error:
         summary.warnings.append(f'no PNG: {error}')
         return
-    features = read_features(collection)
     # matplotlib logs a warning when equal aspect overrides the limits; not news here.
     axes_logger = logging.getLogger('matplotlib.axes._base')
     level = axes_logger.level
@@ -129,3 +134,37 @@ def write_map(summary: ReplaySummary, received: list[dict], map_dir: Path, run_n
             title=f'{summary.bag.name}: {len(features)} detection(s)')
     finally:
         axes_logger.setLevel(level)
+
+
+def recorder_grid(summary_path: Path) -> tuple[float, Origin | None]:
+    """Return the cell size and ENU origin the recorder used, from its summary file.
+
+    The grid written here then has the recorder's cells (its ``markers``, its
+    ``map/geojson``); without a readable summary, the defaults: 2 m from the first fix.
+    """
+    import json
+
+    try:
+        recorded = json.loads(summary_path.read_text(encoding='utf-8'))
+        cell_size_m = float(recorded['cell_size_m'])
+        origin = recorded.get('origin')
+        return cell_size_m, (None if origin is None else (
+            float(origin['latitude']), float(origin['longitude']), float(origin['altitude'])))
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_CELL_SIZE_M, None
+
+
+def write_grid(summary: ReplaySummary, features: list[dict], map_dir: Path,
+               run_name: str) -> None:
+    """Write the disease grid (GeoJSON, GeoPackage) beside the map; note it in the summary."""
+    cell_size_m, origin = recorder_grid(map_dir / f'{run_name}_summary.json')
+    try:
+        grid = write_grid_files(grid_features(features, cell_size_m, origin),
+                                map_dir / run_name)
+    except (OSError, ValueError, RuntimeError) as error:
+        summary.warnings.append(f'no disease grid: {one_line(error)}')
+        return
+    summary.grid_geojson = grid.geojson
+    summary.grid_geopackage = grid.geopackage
+    if grid.warning:
+        summary.warnings.append(f'disease grid: {grid.warning}')

@@ -39,8 +39,9 @@ from plant_disease_ros.tools.replay.recorder import output_topics, OutputRecorde
 from plant_disease_ros.tools.replay.summary import ReplaySummary
 
 # Set by the replay from the bag and its output folder; a user override would break the
-# input remapping or the map save, so it is left out.
-REPLAY_PARAMETERS = ('transport', 'map_dir', 'run_name')
+# input remapping or the map save, so it is left out ('transport': image_transport's
+# deprecated name).
+REPLAY_PARAMETERS = ('image_transport', 'transport', 'map_dir', 'run_name')
 STOP_TIMEOUT_S = 8.0
 _COMPRESSED_SUFFIX = '/compressed'
 

@@ -28,6 +28,8 @@ class ReplaySummary:
     output_bag: Path | None = None
     geojson: Path | None = None
     png: Path | None = None
+    grid_geojson: Path | None = None
+    grid_geopackage: Path | None = None
     save_message: str = ''
     logs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -51,6 +53,8 @@ class ReplaySummary:
             'output_bag': str(self.output_bag) if self.output_bag else None,
             'geojson': str(self.geojson) if self.geojson else None,
             'png': str(self.png) if self.png else None,
+            'grid_geojson': str(self.grid_geojson) if self.grid_geojson else None,
+            'grid_geopackage': str(self.grid_geopackage) if self.grid_geopackage else None,
             'save_message': self.save_message,
             'logs': [str(path) for path in self.logs], 'warnings': self.warnings,
         }
@@ -77,6 +81,8 @@ class ReplaySummary:
         lines += [
             f'GeoJSON:     {self.geojson or "not written"}',
             f'map PNG:     {self.png or "not written"}',
+            f'grid:        {self.grid_geojson or "not written"}'
+            + (f', {self.grid_geopackage}' if self.grid_geopackage else ''),
             f'output bag:  {self.output_bag or "not written"}',
         ]
         lines += [f'warning:     {text}' for text in self.warnings]
