@@ -7,9 +7,11 @@ Usage::
         compressed:=true gps_topic:=/ublox/fix single_process:=true rviz:=true
 
 The nodes run in ``namespace`` with ``params_file`` (``config/field.yaml`` by default); the
-launch arguments ``use_sim_time``, ``model_path`` and ``map_dir`` and the transport chosen
-by ``compressed`` are applied after the file, so they win over its values. The shipped Fast
-DDS profile is exported to every process this file starts.
+launch arguments ``use_sim_time``, ``model_path`` and ``map_dir`` and the image transport
+chosen by ``compressed`` are applied after the file, so they win over its values. The
+shipped Fast DDS profile is exported to every process this file starts, under the one
+variable name the running distribution's Fast DDS reads (``ROS_DISTRO``): Fast DDS 3 warns
+that the older name is deprecated.
 
 No string is evaluated here: booleans go through IfCondition/UnlessCondition and the
 transport name is chosen by two conditional SetLaunchConfiguration actions.
@@ -18,6 +20,8 @@ The node set (executables, the parameters set from arguments, the remappings) mi
 ``plant_disease_ros/ros/node_set.py``, which replay, the bench and the tests use;
 ``test/system/test_launch_file.py`` checks that both agree.
 """
+
+import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, SetLaunchConfiguration
@@ -28,6 +32,16 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'plant_disease_ros'
+# Distributions whose Fast DDS (2.x) reads only FASTRTPS_DEFAULT_PROFILES_FILE; from Jazzy
+# on Fast DDS 3.x reads FASTDDS_DEFAULT_PROFILES_FILE and warns about the older name.
+FAST_DDS_2_DISTROS = ('foxy', 'galactic', 'humble', 'iron')
+
+
+def dds_profile_variable(distro: str) -> str:
+    """Return the Fast DDS profile variable that distribution ``distro`` reads."""
+    if distro.strip().lower() in FAST_DDS_2_DISTROS:
+        return 'FASTRTPS_DEFAULT_PROFILES_FILE'
+    return 'FASTDDS_DEFAULT_PROFILES_FILE'
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -77,19 +91,19 @@ def generate_launch_description() -> LaunchDescription:
     compressed = LaunchConfiguration('compressed')
     single_process = LaunchConfiguration('single_process')
     transport_choice = [
-        SetLaunchConfiguration('transport', 'compressed', condition=IfCondition(compressed)),
-        SetLaunchConfiguration('transport', 'raw', condition=UnlessCondition(compressed)),
+        SetLaunchConfiguration('image_transport', 'compressed',
+                               condition=IfCondition(compressed)),
+        SetLaunchConfiguration('image_transport', 'raw', condition=UnlessCondition(compressed)),
     ]
     environment = [
-        # Fast DDS 2.x (Humble) reads the first name, Fast DDS 3.x (Jazzy, Kilted) the second.
-        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', dds_profile),
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', dds_profile),
+        SetEnvironmentVariable(dds_profile_variable(os.environ.get('ROS_DISTRO', '')),
+                               dds_profile),
     ]
 
     namespace = LaunchConfiguration('namespace')
     image_topic = LaunchConfiguration('image_topic')
     params_file = LaunchConfiguration('params_file')
-    transport = LaunchConfiguration('transport')
+    image_transport = LaunchConfiguration('image_transport')
     model_path = ParameterValue(LaunchConfiguration('model_path'), value_type=str)
     map_dir = ParameterValue(LaunchConfiguration('map_dir'), value_type=str)
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
@@ -104,7 +118,7 @@ def generate_launch_description() -> LaunchDescription:
     nodes = [
         Node(
             package=PACKAGE, executable='camera_subscriber', namespace=namespace,
-            parameters=[params_file, common_parameters, {'transport': transport}],
+            parameters=[params_file, common_parameters, {'image_transport': image_transport}],
             remappings=image_remappings, output='screen', emulate_tty=True,
             condition=UnlessCondition(single_process)),
         Node(
@@ -115,7 +129,7 @@ def generate_launch_description() -> LaunchDescription:
         Node(
             package=PACKAGE, executable='plant_disease_pipeline', namespace=namespace,
             parameters=[params_file, common_parameters,
-                        {'transport': transport, 'model_path': model_path}],
+                        {'image_transport': image_transport, 'model_path': model_path}],
             remappings=image_remappings + fix_remappings, output='screen', emulate_tty=True,
             condition=IfCondition(single_process)),
         Node(

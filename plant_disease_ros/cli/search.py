@@ -68,5 +68,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(ranked))
     done = [row for row in ranked if 'val_accuracy' in row]
     if done:
-        print(f'best: plant-disease train --data {args.data} {train_flags(done[0])}'.rstrip())
+        init = '' if args.init == 'shipped' else f' --init {args.init}'
+        print(f'best: plant-disease train --data {args.data}{init} '
+              f'{train_flags(done[0])}'.rstrip())
     return 0

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--unfreeze', type=int, default=None,
                         help='lab transfer runs: fine-tune only the last N backbone stages '
                              '(resnet_lite has 5: stem, stage1..4; 0: head only; default all)')
+    parser.add_argument('--batch-norm', choices=('source', 'adapt'), default='source',
+                        help="lab transfer runs: keep the source model's BatchNorm statistics "
+                             '(default), or re-estimate them on the training photos first')
     parser.add_argument('--batch-size', type=int, default=None,
                         help='lab: 32, or 64 from 4,000 training photos; field: 64')
     parser.add_argument('--learning-rate', type=float, default=None,
@@ -109,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, per_class=args.per_class,
         augment_strength=args.augment_strength, time_budget_min=args.time_budget_min,
         cache_dir=args.cache_dir or None, init=args.init, init_weights=args.init_weights,
-        head_epochs=args.head_epochs, unfreeze=args.unfreeze, threads=args.threads,
-        verbose=0 if args.quiet else None)
+        head_epochs=args.head_epochs, unfreeze=args.unfreeze, batch_norm=args.batch_norm,
+        threads=args.threads, verbose=0 if args.quiet else None)
     result = train(options)
     print(f'model: {result.model_path} (best val accuracy {result.best_val_accuracy:.4f})')
     return 0

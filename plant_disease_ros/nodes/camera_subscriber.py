@@ -1,11 +1,16 @@
 """camera_subscriber: camera images in, RGB ``frames`` out, at a capped rate, cropped.
 
 Subscribes ``image_raw`` (sensor_msgs/Image) or ``image_raw/compressed``
-(sensor_msgs/CompressedImage), as ``image_transport`` says, with depth 1 so it always works on the newest frame,
-converts any supported encoding to RGB, drops frames above ``max_rate_hz``, applies the
-optional centre or ROI crop and publishes ``frames`` (sensor_msgs/Image rgb8) with the
-source header unchanged. A bad image is counted by reason, logged (throttled) and
-skipped; the node goes on.
+(sensor_msgs/CompressedImage), as ``image_transport`` says, with depth 1 so it always
+works on the newest frame, converts any supported encoding to RGB, drops frames above
+``max_rate_hz``, applies the optional centre or ROI crop and publishes ``frames``
+(sensor_msgs/Image rgb8) with the source header unchanged. A bad image is counted by
+reason, logged (throttled) and skipped; the node goes on.
+
+Frames that never reach the node are counted too, from the gaps in each publisher's
+sequence numbers (where the middleware gives them): ``dropped_by_design`` (a newer frame
+replaced it in the depth-1 queue) and ``lost_in_transport`` (the middleware reports it
+lost on the way), with the frames sent and missed per publisher GID in diagnostics.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from std_msgs.msg import Header
 
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi
 from plant_disease_ros.core.rate_limiter import RateLimiter
+from plant_disease_ros.core.sequence_gaps import SequenceGaps
 from plant_disease_ros.ros.conversions import compressed_image_to_rgb, image_to_rgb, rgb_to_image
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.parameters import (
@@ -38,6 +44,7 @@ from plant_disease_ros.ros.parameters import (
 from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
     frames_publisher_qos,
+    message_key,
     RELIABILITY_CHOICES,
     reliability_name,
 )
@@ -114,6 +121,9 @@ class CameraSubscriberNode(Node):
         self.diagnostics = NodeDiagnostics(self, period_s=values['diagnostics_period_s'])
         self.diagnostics.set_value('transport', self.transport)
         self.diagnostics.set_value('max_rate_hz', self.rate_limiter.max_rate_hz)
+        self.sequence_gaps = SequenceGaps()
+        self.lost_in_transport = 0
+        self._update_delivery_values()
         self.warnings = ThrottledWarnings(self.get_logger())
         self.frames_publisher = self.create_publisher(Image, 'frames', frames_publisher_qos())
         if self.transport == 'raw':
@@ -124,7 +134,8 @@ class CameraSubscriberNode(Node):
         self._convert: Callable[[Any], np.ndarray] = convert
         self.image_subscription = AdaptiveSubscription(
             self, msg_type, topic, self._on_image, reliability=values['qos_reliability'],
-            on_change=self._on_qos_change)
+            on_change=self._on_qos_change, with_info=True,
+            on_message_lost=self._on_frames_lost)
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.get_logger().info(
             f'camera_subscriber: {self.image_subscription.topic} ({self.transport}, qos '
@@ -230,8 +241,40 @@ class CameraSubscriberNode(Node):
             return crop_roi(rgb, *self.roi)
         return rgb
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
+    @property
+    def dropped_by_design(self) -> int:
+        """Return the frames a newer one replaced in the depth-1 queue before they were taken.
+
+        The gaps in the publishers' sequence numbers less what the middleware reported
+        lost; never negative (a frame lost after the newest one taken is no gap yet).
+        """
+        return max(0, self.sequence_gaps.missed - self.lost_in_transport)
+
+    def _update_delivery_values(self) -> None:
+        """Publish what the camera sent and what never reached the node."""
+        gaps = self.sequence_gaps
+        values = self.diagnostics.values
+        for key in [key for key in values if key.startswith('publisher.')]:
+            del values[key]
+        self.diagnostics.set_value('sent_by_publishers', gaps.sent)
+        self.diagnostics.set_value('missed_in_sequence', gaps.missed)
+        self.diagnostics.set_value('dropped_by_design', self.dropped_by_design)
+        self.diagnostics.set_value('lost_in_transport', self.lost_in_transport)
+        for gid, state in gaps.publishers.items():
+            self.diagnostics.set_value(f'publisher.{gid.hex()}.sent', state.sent)
+            self.diagnostics.set_value(f'publisher.{gid.hex()}.missed', state.missed)
+
+    def _on_frames_lost(self, count: int) -> None:
+        """Count frames the middleware reports lost on the way to this node."""
+        self.lost_in_transport += count
+        self._update_delivery_values()
+
+    def _on_image(self, msg: Image | CompressedImage, info: Any = None) -> None:
         """Convert, crop and publish one image; count and skip it if it is bad."""
+        key = message_key(info)
+        if key is not None:
+            self.sequence_gaps.add(*key)
+            self._update_delivery_values()
         self.diagnostics.count_received()
         if not self.rate_limiter.allow(time.monotonic()):
             self.diagnostics.count_dropped()

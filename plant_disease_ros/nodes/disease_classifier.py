@@ -7,7 +7,9 @@ and, while they have subscribers, ``image_annotated`` and ``explanation`` (Image
 frame whose top-1 score reaches ``score_threshold`` also gives a GeoJSON Feature on
 ``detections`` tagged with the position at the image's stamp, and that position on
 ``detections/fix`` (NavSatFix) when there is one. Every output carries the source
-image's header.
+image's header. Beside the JSON, when vision_msgs and foxglove_msgs are installed:
+``results`` (vision_msgs/Classification), ``label_info`` (vision_msgs/LabelInfo, latched)
+and ``detections/geojson`` (foxglove_msgs/GeoJSON); see ``ros.typed_outputs``.
 
 Position tagging never uses a fix from after the image before that fix has arrived: a
 detection whose later fix has not come yet waits up to ``fix_wait_s`` (see
@@ -77,6 +79,7 @@ from plant_disease_ros.ros.qos import (
     results_qos,
 )
 from plant_disease_ros.ros.startup import run_nodes
+from plant_disease_ros.ros.typed_outputs import ClassifierTypedOutputs
 
 NODE_NAME = 'disease_classifier'
 # Detections waiting for the fix after their stamp; beyond this the oldest is settled.
@@ -151,6 +154,8 @@ class DiseaseClassifierNode(Node):
         self.detection_fix_publisher = self.create_publisher(NavSatFix, 'detections/fix', qos)
         self.explanation_publisher = self.create_publisher(Image, 'explanation',
                                                            frames_publisher_qos())
+        self.typed_outputs = ClassifierTypedOutputs(self, self.classifier.labels,
+                                                    self.score_threshold)
 
         self.frames_subscription: AdaptiveSubscription | None = None
         if subscribe_frames:
@@ -228,6 +233,7 @@ class DiseaseClassifierNode(Node):
                 self.top_k = int(parameter.value)
             elif parameter.name == 'score_threshold':
                 self.score_threshold = float(parameter.value)
+                self.typed_outputs.publish_label_info(self.score_threshold)
             elif parameter.name == 'fix_wait_s':
                 self.fix_wait_s = float(parameter.value)
             elif parameter.name == 'time_jump_threshold_s':
@@ -290,6 +296,7 @@ class DiseaseClassifierNode(Node):
         # The full record first: it is what the mapping stack and the bench consume.
         self.classification_publisher.publish(
             classification_to_string(classification, header, threshold))
+        self.typed_outputs.publish_classification(classification, header)
         self.label_publisher.publish(String(data=label))
         self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
         if self.annotated_publisher.get_subscription_count() > 0:
@@ -348,7 +355,9 @@ class DiseaseClassifierNode(Node):
         self._pending_timer.cancel()
         self.diagnostics.set_value('time_jumps_back', self.time_jumps.jumps)
         self.diagnostics.set_value('last_time_jump_s', jump.size_s)
-        self.get_logger().warning(
+        # Once per jump; a stream of bogus stamps is throttled like any per-frame warning.
+        self.warnings.warning(
+            'time_jump',
             f'time jumped back {jump.size_s:.3f} s ({stream} stamp {jump.stamp_s:.3f} after '
             f'{jump.newest_s:.3f}; bag loop, sim restart or clock correction): dropped '
             f'{dropped} fix(es) of the previous timeline, located {len(settled)} waiting '
@@ -368,6 +377,7 @@ class DiseaseClassifierNode(Node):
                 stamp_sec=header.stamp.sec, stamp_nanosec=header.stamp.nanosec,
                 frame_id=header.frame_id, classification=classification, fix_lookup=lookup)
             self.detections_publisher.publish(feature_to_string(feature))
+            self.typed_outputs.publish_detection(feature)
             if lookup.fix is not None:
                 self.detection_fix_publisher.publish(geofix_to_navsatfix(lookup.fix, header))
             self.detection_counts[lookup.status] += 1

@@ -6,7 +6,10 @@ kill -9 loses at most the record being written. A restart with the same run name
 continues that file. ``~/save`` (std_srvs/Trigger) and shutdown write the
 FeatureCollection ``<run_name>.geojson`` and ``<run_name>_summary.json``. ``markers``
 (visualization_msgs/MarkerArray) shows the detections aggregated per grid cell in the
-local ENU frame ``map_frame``; ``/diagnostics`` reports what was written and rejected.
+local ENU frame ``map_frame``, and, with foxglove_msgs installed, ``map/geojson``
+(foxglove_msgs/GeoJSON, latched) the same cells as a FeatureCollection of polygons for
+Foxglove's Map panel, republished with the markers when it changed; ``/diagnostics``
+reports what was written and rejected.
 
 A full disk or a read-only remount does not stop it: detections are held in memory (at
 most ``max_held_records``), diagnostics say ERROR with the number held, and they are
@@ -32,6 +35,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from plant_disease_ros.core.map_gis import aggregator_features
 from plant_disease_ros.core.map_grid import CellAggregator, MapSummary
 from plant_disease_ros.core.map_markers import cell_glyph
 from plant_disease_ros.core.map_render import LabelPalette
@@ -48,6 +52,7 @@ from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
 from plant_disease_ros.ros.startup import init_rclpy
+from plant_disease_ros.ros.typed_outputs import MapTypedOutput
 
 NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0
@@ -107,6 +112,7 @@ class DiseaseMapRecorder(Node):
         self._palette = LabelPalette()
         self._marker_ids: dict[tuple[int, int], int] = {}
         self._cleared_markers = False
+        self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
         self.run.continue_existing(self._add_to_map)
@@ -192,7 +198,8 @@ class DiseaseMapRecorder(Node):
     def _add_to_map(self, feature: dict) -> None:
         """Add one detection to the cells and the summary; log when it fixes the origin."""
         had_origin = self._aggregator.origin is not None
-        self._aggregator.add(feature)
+        if self._aggregator.add(feature) is not None:
+            self._map_geojson.changed = True
         self._summary.add(feature)
         if not had_origin and self._aggregator.origin is not None:
             self.get_logger().info('ENU origin: first located detection at '
@@ -324,8 +331,9 @@ class DiseaseMapRecorder(Node):
         return array
 
     def publish_markers(self) -> None:
-        """Publish the cell markers."""
+        """Publish the cell markers, and the map's GeoJSON when it changed."""
         self._markers_publisher.publish(self.build_markers())
+        self._map_geojson.publish_if_changed(lambda: aggregator_features(self._aggregator))
 
     def destroy_node(self) -> None:
         """Close the records file, destroy the diagnostics, then the node."""

@@ -13,8 +13,10 @@ reliable subscription to a reliable camera always gets them.
 
 A switch loses nothing: the new subscription is created next to the old one, which keeps
 receiving until the publishers are seen sending to the new one; then the old one's queue
-is drained and it is destroyed. A message that both deliver is passed on once (publisher
-GID and sequence number, where the middleware fills them in).
+is drained and it is destroyed. Where the middleware gives each message's publisher GID
+and sequence number, a message that both deliver is passed on once, and in the
+publishers' order: a message of the new subscription that is ahead of what the old one
+has delivered waits (at most until the handover ends) for the ones in between.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ IMAGE_DEPTH = 1
 RESULT_DEPTH = 10
 FIX_DEPTH = 50
 
-# Messages remembered to pass on only once what two subscriptions both deliver.
-DEDUPLICATION_WINDOW = 4096
+# Publishers whose newest sequence number is remembered (to pass each message on once).
+DEDUPLICATION_PUBLISHERS = 1024
+# Messages of the new subscription held back during a handover, at most.
+MAX_PARKED = 1000
 # A replaced subscription is kept this long at most after its successor has matched every
 # publisher, when no message shows that they send to the successor (a quiet topic).
 HANDOVER_GRACE_S = 2.0
@@ -98,6 +102,16 @@ def results_qos() -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
+def latched_qos() -> QoSProfile:
+    """Return the QoS of a latched state topic: reliable, keep last 1, transient local.
+
+    A subscriber that joins later (Foxglove, RViz) still gets the last message.
+    """
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def message_key(info: Any) -> tuple[bytes, int] | None:
     """Return (publisher GID, publication sequence number) of a message, if the RMW gives them.
 
@@ -138,7 +152,10 @@ class AdaptiveSubscription:
     handing over without losing a message (see the module's docstring).
 
     ``callback(msg)`` gets each message once; with ``with_info=True`` it is called as
-    ``callback(msg, info)`` with rclpy's MessageInfo.
+    ``callback(msg, info)`` with rclpy's MessageInfo. ``on_message_lost(count)`` is told
+    of messages the middleware knows were lost on the way (Fast DDS: best-effort samples
+    that never arrived whole); a newer message replacing an older one in the depth-1
+    queue is not such a loss.
     """
 
     def __init__(self, node: Node, msg_type: Any, topic: str,
@@ -148,7 +165,8 @@ class AdaptiveSubscription:
                  fallback_after_s: float = 2.0, retry_period_s: float = 0.1,
                  recheck_period_s: float = 2.0, callback_group: Any = None,
                  on_change: Callable[[str, ReliabilityPolicy, str], None] | None = None,
-                 with_info: bool = False) -> None:
+                 with_info: bool = False,
+                 on_message_lost: Callable[[int], None] | None = None) -> None:
         """Create the subscription now (fixed reliability) or as soon as it can be matched.
 
         ``on_change(topic, policy, why)`` is called each time the subscription is (re)created.
@@ -164,6 +182,7 @@ class AdaptiveSubscription:
         self._callback_group = callback_group
         self._on_change = on_change
         self._with_info = with_info
+        self._on_message_lost = on_message_lost
         self._fixed = reliability_policy(reliability)
         self._started_s = time.monotonic()
         self._next_recheck_s = 0.0
@@ -178,7 +197,10 @@ class AdaptiveSubscription:
         self._handover_started_s = 0.0
         self._generation = 0
         self._successor_received = False
-        self._seen: OrderedDict[tuple[bytes, int], None] = OrderedDict()
+        # Per publisher GID: the newest sequence number passed on.
+        self._newest: OrderedDict[bytes, int] = OrderedDict()
+        # Per publisher GID: messages of the new subscription waiting for older ones.
+        self._parked: dict[bytes, dict[int, tuple[Any, Any]]] = {}
         self.duplicates = 0
         if self._fixed is not None:
             self._create(self._fixed, 'set by parameter')
@@ -201,17 +223,56 @@ class AdaptiveSubscription:
         return self._retiring is not None
 
     def _deliver(self, msg: Any, info: Any, generation: int) -> None:
-        """Pass a message on once; note when the newest subscription has received."""
-        key = message_key(info)
-        if key is not None:
-            if key in self._seen:
-                self.duplicates += 1
-                return
-            self._seen[key] = None
-            if len(self._seen) > DEDUPLICATION_WINDOW:
-                self._seen.popitem(last=False)
-        if generation == self._generation:
+        """Pass a message on once and in order; note when the successor has received."""
+        if generation == self._generation and not self._successor_received:
             self._successor_received = True
+            # What the old subscription still queues came first: pass it on first.
+            self._drain_retiring()
+        key = message_key(info)
+        if key is None:
+            self._pass_on(msg, info)
+            return
+        gid, sequence = key
+        newest = self._newest.get(gid)
+        if newest is not None and sequence <= newest:
+            self.duplicates += 1
+            return
+        if (self._retiring is not None and generation == self._generation
+                and newest is not None and sequence > newest + 1
+                and sum(len(parked) for parked in self._parked.values()) < MAX_PARKED):
+            # The old subscription may still bring the ones in between.
+            self._parked.setdefault(gid, {})[sequence] = (msg, info)
+            return
+        self._accept(gid, sequence, msg, info)
+        self._release_parked(gid, everything=False)
+
+    def _accept(self, gid: bytes, sequence: int, msg: Any, info: Any) -> None:
+        """Pass a message on as the newest of its publisher."""
+        self._newest[gid] = sequence
+        self._newest.move_to_end(gid)
+        if len(self._newest) > DEDUPLICATION_PUBLISHERS:
+            self._newest.popitem(last=False)
+        self._pass_on(msg, info)
+
+    def _release_parked(self, gid: bytes, everything: bool) -> None:
+        """Pass on the parked messages of ``gid`` that are next in line (or all, in order)."""
+        parked = self._parked.get(gid)
+        while parked:
+            newest = self._newest.get(gid, -1)
+            for stale in [sequence for sequence in parked if sequence <= newest]:
+                del parked[stale]
+                self.duplicates += 1
+            following = newest + 1 if (newest + 1) in parked else None
+            if following is None and everything and parked:
+                following = min(parked)
+            if following is None:
+                break
+            self._accept(gid, following, *parked.pop(following))
+        if not parked:
+            self._parked.pop(gid, None)
+
+    def _pass_on(self, msg: Any, info: Any) -> None:
+        """Call the user's callback."""
         if self._with_info:
             self._callback(msg, info)
         else:
@@ -235,7 +296,17 @@ class AdaptiveSubscription:
                 self._matched_s = now
             if not self._successor_received and now - self._matched_s < HANDOVER_GRACE_S:
                 return
+        self._drain_retiring()
         retiring, self._retiring = self._retiring, None
+        self._node.destroy_subscription(retiring)
+        for gid in list(self._parked):
+            self._release_parked(gid, everything=True)
+
+    def _drain_retiring(self) -> None:
+        """Pass on every message the replaced subscription has queued."""
+        retiring = self._retiring
+        if retiring is None:
+            return
         generation = self._generation - 1
         with retiring.handle:
             while True:
@@ -243,7 +314,6 @@ class AdaptiveSubscription:
                 if taken is None:
                     break
                 self._deliver(taken[0], taken[1], generation)
-        self._node.destroy_subscription(retiring)
 
     def _on_timer(self) -> None:
         """Create the subscription when it can be matched, then follow the publishers."""
@@ -262,6 +332,11 @@ class AdaptiveSubscription:
             self._create(policy, f'publishers changed, matching {len(publishers)}',
                          len(publishers))
         self._next_recheck_s = now + self._recheck_period_s
+
+    def _report_lost(self, info: Any) -> None:
+        """Pass the number of messages newly lost on the way to ``on_message_lost``."""
+        if self._on_message_lost is not None and info.total_count_change > 0:
+            self._on_message_lost(int(info.total_count_change))
 
     def _on_incompatible_qos(self, _info: Any) -> None:
         """Re-check the publishers on the next timer tick (one we cannot match appeared)."""
@@ -284,10 +359,12 @@ class AdaptiveSubscription:
         def deliver(msg: Any, info: Any) -> None:
             self._deliver(msg, info, generation)
 
-        event_callbacks = None
+        events: dict[str, Callable[[Any], None]] = {}
         if self._fixed is None:
-            event_callbacks = SubscriptionEventCallbacks(
-                incompatible_qos=self._on_incompatible_qos)
+            events['incompatible_qos'] = self._on_incompatible_qos
+        if self._on_message_lost is not None:
+            events['message_lost'] = self._report_lost
+        event_callbacks = SubscriptionEventCallbacks(**events) if events else None
         self.subscription = self._node.create_subscription(
             self._msg_type, self._topic, deliver, sensor_qos(policy, self._depth),
             callback_group=self._callback_group, event_callbacks=event_callbacks)

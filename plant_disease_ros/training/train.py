@@ -69,6 +69,7 @@ class TrainOptions:
     init_weights: str | None = None
     head_epochs: int | None = None
     unfreeze: int | None = None
+    batch_norm: str = 'source'
     threads: int | None = None
     verbose: int | None = None
 
@@ -170,7 +171,12 @@ def train(options: TrainOptions) -> TrainResult:
     import tensorflow as tf
 
     from plant_disease_ros.training.curves import plot_training_curves
-    from plant_disease_ros.training.transfer import freeze_backbone, set_trainable, transplant
+    from plant_disease_ros.training.transfer import (
+        adapt_batch_norm,
+        freeze_backbone,
+        set_trainable,
+        transplant,
+    )
 
     keras = tf.keras
     if options.threads:
@@ -193,6 +199,10 @@ def train(options: TrainOptions) -> TrainResult:
     if source_model is not None:
         transplant(source_model, model, copy_head=copy_head)
         del source_model
+        if options.batch_norm == 'adapt':
+            batches = adapt_batch_norm(model, train_images, seed=options.seed)
+            print(f'BatchNorm statistics re-estimated on the training photos ({batches} '
+                  'batches)', flush=True)
     elif options.init_weights:
         warm_start(model, options.init_weights)
 
@@ -352,7 +362,7 @@ def time_budget_callback(minutes: float | None, started: float | None = None):
 
         def on_epoch_end(self, epoch: int, logs=None) -> None:
             if out_of_time(minutes, self.started):
-                print(f'time budget of {minutes:g} min reached after epoch {epoch + 1}',
+                print(f'time budget of {minutes:.3g} min reached after epoch {epoch + 1}',
                       flush=True)
                 self.model.stop_training = True
 

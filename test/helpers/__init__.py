@@ -9,4 +9,5 @@
 - ``fuzz_messages``: seeded good and bad Image, CompressedImage and NavSatFix messages.
 - ``tiny_model``: tiny TFLite models of the model contract; ``stream_publisher``: a
   camera-driver stand-in run as its own process.
+- ``filesystems``: a small tmpfs (or loop-mounted ext4) to fill up or mount read-only.
 """

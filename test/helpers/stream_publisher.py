@@ -8,6 +8,11 @@ and prints ``DONE <n>``. It then keeps its publisher until stdin gives another l
 closes. Each frame's stamp is its publish time; its ``frame_id`` is
 ``<--frame-id>/<index>``, so a receiver can tell runs apart and see which frames it lost.
 
+With ``--small-ends`` the first and the last frame are tiny (they fit any transport) and
+after the first it prints ``FIRST`` and waits for a line on stdin: a test can then make
+sure the node took the first frame before the stream starts, so that every frame sent is
+inside the span of sequence numbers the node saw.
+
 Run it with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a private ``ROS_DOMAIN_ID``.
 """
 
@@ -65,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--ack-timeout-s', type=float, default=30.0,
                         help='wait this long for a reliable stream to be acknowledged')
     parser.add_argument('--no-wait', action='store_true', help='do not wait for "go"')
+    parser.add_argument('--small-ends', action='store_true',
+                        help='tiny first and last frames; wait for a line after the first')
     parser.add_argument('--match-timeout-s', type=float, default=10.0,
                         help='wait this long for a subscriber before publishing')
     return parser.parse_args(argv)
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     publisher = node.create_publisher(Image, args.topic, qos)
     frame = make_frame_bgr(args.width, args.height)
     payload = array.array('B', frame.tobytes())
+    small = make_frame_bgr(32, 24)
+    small_payload = array.array('B', small.tobytes())
     print('READY', flush=True)
     if not args.no_wait:
         sys.stdin.readline()
@@ -91,16 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     next_s = time.monotonic()
     sent = 0
     try:
-        for _ in range(args.count):
+        for index in range(args.count):
+            end = args.small_ends and index in (0, args.count - 1)
+            image, data = (small, small_payload) if end else (frame, payload)
             msg = Image()
             msg.header.stamp = node.get_clock().now().to_msg()
             msg.header.frame_id = f'{args.frame_id}/{sent}'
-            msg.height, msg.width = frame.shape[:2]
+            msg.height, msg.width = image.shape[:2]
             msg.encoding = 'bgr8'
-            msg.step = frame.shape[1] * 3
-            msg.data = payload
+            msg.step = image.shape[1] * 3
+            msg.data = data
             publisher.publish(msg)
             sent += 1
+            if args.small_ends and index == 0:
+                print('FIRST', flush=True)
+                sys.stdin.readline()
+                next_s = time.monotonic()
             next_s += period_s
             time.sleep(max(0.0, next_s - time.monotonic()))
         if args.reliability == 'reliable':

@@ -72,7 +72,7 @@ def build_chain(harness: Harness, transport: str) -> tuple[CameraSubscriberNode,
     """Add camera (``transport``) and classifier nodes with fast diagnostics."""
     context = harness.context
     camera = harness.add(CameraSubscriberNode(context=context, parameter_overrides=[
-        Parameter('transport', value=transport),
+        Parameter('image_transport', value=transport),
         Parameter('diagnostics_period_s', value=DIAGNOSTICS_PERIOD_S)]))
     classifier = harness.add(DiseaseClassifierNode(context=context, parameter_overrides=[
         Parameter('diagnostics_period_s', value=DIAGNOSTICS_PERIOD_S)]))
@@ -196,7 +196,8 @@ def test_runtime_parameters_are_validated(harness) -> None:
                         ('qos_reliability', 'reliable'), ('max_fix_age_s', 1.0)]:
         ok, reason = set_one(classifier, name, value)
         assert not ok and 'read-only' in reason, (name, reason)
-    for name, value in [('transport', 'compressed'), ('qos_reliability', 'reliable')]:
+    for name, value in [('image_transport', 'compressed'), ('transport', 'raw'),
+                        ('qos_reliability', 'reliable')]:
         ok, reason = set_one(camera, name, value)
         assert not ok and 'read-only' in reason, (name, reason)
 

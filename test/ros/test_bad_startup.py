@@ -1,14 +1,16 @@
 """Bad start-up: the console scripts end with one clear line and a non-zero exit status.
 
-A robot that boots with a missing or damaged model, a labels file of another model or a
-params file that cannot be read must say so in one line an operator can act on, not
-print a Python traceback or keep running without a model. Each case runs the installed
-console script as a subprocess (in parallel, bounded in time).
+A robot that boots with a missing or damaged model, a labels file of another model (or
+with a duplicate or a blank line), a params file that cannot be read or gives one key the
+wrong type, or a ``map_dir`` it cannot write to must say so in one line an operator can
+act on, not print a Python traceback or keep running half-configured. Each case runs the
+installed console script as a subprocess (in parallel, bounded in time).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 from pathlib import Path
 import shutil
 import subprocess
@@ -18,8 +20,9 @@ import pytest
 
 pytest.importorskip('rclpy')
 
+from helpers.filesystems import mount_small, unmount  # noqa: E402
 from helpers.processes import child_environment, node_argv  # noqa: E402
-from helpers.shipped_model import MODEL_PATH  # noqa: E402
+from helpers.shipped_model import LABELS_PATH, MODEL_PATH  # noqa: E402
 
 from plant_disease_ros.tools.process import start, stop  # noqa: E402
 
@@ -28,6 +31,9 @@ ALL_NODES = ('camera_subscriber', 'disease_classifier', 'disease_map_recorder',
              'plant_disease_pipeline')
 TIMEOUT_S = 60.0
 MAX_OUTPUT_LINES = 6
+# One key of the wrong type per node (a string where a number is declared).
+WRONG_TYPE_KEY = {'camera_subscriber': 'max_rate_hz', 'disease_classifier': 'num_threads',
+                  'disease_map_recorder': 'cell_size_m', 'plant_disease_pipeline': 'num_threads'}
 
 
 @dataclass
@@ -40,7 +46,7 @@ class StartupCase:
     names: tuple[str, ...]
 
 
-def _write_files(folder: Path, model_path: Path) -> dict[str, Path]:
+def _write_files(folder: Path, model_path: Path, labels_path: Path) -> dict[str, Path]:
     """Write the broken inputs into ``folder``; return them by problem."""
     truncated = folder / 'truncated_model.tflite'
     truncated.write_bytes(model_path.read_bytes()[:4096])
@@ -52,9 +58,23 @@ def _write_files(folder: Path, model_path: Path) -> dict[str, Path]:
     garbage.write_bytes(b'{{{: [\n\x00\xff garbage')
     directory = folder / 'directory_params.yaml'
     directory.mkdir()
-    return {'missing': folder / 'missing_model.tflite', 'truncated': truncated,
-            'not_tflite': not_tflite, 'labels': short_labels, 'garbage': garbage,
-            'unreadable': directory, 'absent': folder / 'absent_params.yaml'}
+    labels = labels_path.read_text().splitlines()
+    duplicate_labels = folder / 'duplicate_labels.txt'
+    duplicate_labels.write_text('\n'.join([*labels[:-1], labels[0]]) + '\n')
+    blank_labels = folder / 'blank_line_labels.txt'
+    blank_labels.write_text('\n'.join([*labels[:2], '', *labels[3:]]) + '\n')
+    files = {'missing': folder / 'missing_model.tflite', 'truncated': truncated,
+             'not_tflite': not_tflite, 'labels': short_labels, 'garbage': garbage,
+             'unreadable': directory, 'absent': folder / 'absent_params.yaml',
+             'duplicate_labels': duplicate_labels, 'blank_labels': blank_labels}
+    for node, key in WRONG_TYPE_KEY.items():
+        wrong = folder / f'wrong_type_{node}.yaml'
+        wrong.write_text(f'/**:\n  ros__parameters:\n    {key}: not_a_number\n')
+        files[f'wrong_type_{node}'] = wrong
+    blocker = folder / 'a_file'
+    blocker.write_text('not a directory\n')
+    files['map_dir_under_file'] = blocker / 'maps'
+    return files
 
 
 def _cases(files: dict[str, Path]) -> list[StartupCase]:
@@ -67,6 +87,21 @@ def _cases(files: dict[str, Path]) -> list[StartupCase]:
                                      (path.name,)))
         cases.append(StartupCase(node, 'labels_count', ['-p', f'labels_path:={files["labels"]}'],
                                  ('labels',)))
+        for problem, word in (('duplicate_labels', 'duplicate'), ('blank_labels', 'blank')):
+            path = files[problem]
+            cases.append(StartupCase(node, problem, ['-p', f'labels_path:={path}'],
+                                     (path.name, word)))
+    for node, key in WRONG_TYPE_KEY.items():
+        cases.append(StartupCase(node, 'params_wrong_type',
+                                 ['--params-file', str(files[f'wrong_type_{node}'])], (key,)))
+    recorder = 'disease_map_recorder'
+    cases.append(StartupCase(recorder, 'map_dir_under_file',
+                             ['-p', f'map_dir:={files["map_dir_under_file"]}'],
+                             ('map_dir', 'not a directory')))
+    if 'map_dir_read_only' in files:
+        cases.append(StartupCase(recorder, 'map_dir_read_only',
+                                 ['-p', f'map_dir:={files["map_dir_read_only"]}'],
+                                 ('map_dir', 'not writable')))
     for node in ALL_NODES:
         for problem in ('garbage', 'unreadable', 'absent'):
             path = files[problem]
@@ -87,7 +122,14 @@ class StartupRuns(dict):
 def startup_runs(tmp_path_factory) -> StartupRuns:
     """Run every case (a few at a time); return them by case id."""
     folder = tmp_path_factory.mktemp('bad_startup')
-    files = _write_files(folder, MODEL_PATH)
+    files = _write_files(folder, MODEL_PATH, LABELS_PATH)
+    read_only = folder / 'read_only'
+    # A read-only file system stops root too; without root a read-only mode does.
+    if mount_small(read_only, 64, read_only=True) is None:
+        files['map_dir_read_only'] = read_only / 'maps'
+    elif os.geteuid() != 0:
+        read_only.chmod(0o555)
+        files['map_dir_read_only'] = read_only / 'maps'
     cases = _cases(files)
     runs = StartupRuns()
     batch = 4
@@ -110,18 +152,24 @@ def startup_runs(tmp_path_factory) -> StartupRuns:
             output = child.log_path.read_text(errors='replace').split('\n', 1)[-1]
             runs[f'{case.node}-{case.problem}'] = (case, status, output)
     shutil.rmtree(folder / 'directory_params.yaml', ignore_errors=True)
+    unmount(read_only)
+    read_only.chmod(0o755)
     return runs
 
 
 def _case_ids() -> list[str]:
-    dummy = {name: Path(f'/x/{name}') for name in (
-        'missing', 'truncated', 'not_tflite', 'labels', 'garbage', 'unreadable', 'absent')}
+    names = ['missing', 'truncated', 'not_tflite', 'labels', 'garbage', 'unreadable',
+             'absent', 'duplicate_labels', 'blank_labels', 'map_dir_under_file',
+             'map_dir_read_only', *(f'wrong_type_{node}' for node in WRONG_TYPE_KEY)]
+    dummy = {name: Path(f'/x/{name}') for name in names}
     return [f'{case.node}-{case.problem}' for case in _cases(dummy)]
 
 
 @pytest.mark.parametrize('case_id', _case_ids())
 def test_bad_startup_is_one_clear_line(startup_runs: StartupRuns, case_id: str) -> None:
     """Non-zero exit, no traceback, the problem named, a few lines at most."""
+    if case_id not in startup_runs:
+        pytest.skip('no read-only file system here (root, and no tmpfs or loop mount)')
     case, status, output = startup_runs[case_id]
     assert status is not None, f'{case_id}: still running after {TIMEOUT_S:.0f} s:\n{output}'
     assert status != 0, f'{case_id}: exit status 0:\n{output}'

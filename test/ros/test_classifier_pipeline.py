@@ -44,7 +44,7 @@ class Chain:
                  classifier: dict | None = None) -> None:
         self.harness = Harness(context)
         self.camera = self.harness.add(CameraSubscriberNode(
-            context=context, parameter_overrides=parameters(transport=transport,
+            context=context, parameter_overrides=parameters(image_transport=transport,
                                                            **(camera or {}))))
         self.classifier = self.harness.add(DiseaseClassifierNode(
             context=context, parameter_overrides=parameters(**(classifier or {}))))

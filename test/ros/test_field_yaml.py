@@ -27,6 +27,8 @@ NODE_MODULES = {
 }
 # Declared by rclpy itself on every node; set by the launch file, not by field.yaml.
 BUILTIN_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
+# Deprecated names still accepted for a release; the shipped file uses the new ones.
+DEPRECATED_PARAMETERS = {'transport'}
 
 
 def node_class(module_name: str) -> type:
@@ -54,7 +56,7 @@ def node_parameters(module_name: str, context: object) -> dict[str, Any]:
     try:
         parameters = node.get_parameters_by_prefix('')
         return {name: plain(parameter.value) for name, parameter in parameters.items()
-                if name not in BUILTIN_PARAMETERS}
+                if name not in BUILTIN_PARAMETERS | DEPRECATED_PARAMETERS}
     finally:
         node.destroy_node()
 

@@ -171,9 +171,10 @@ def test_stale_missing_and_nearest_fixes(harness) -> None:
     assert feature['properties']['fix_age_s'] is None
 
     gps.send_fix(path_fix(0.0))
-    gps.send_frame(T0 + 10.0)
+    # In stamp order: a frame 9 s older than the one before would be a jump back in time.
     gps.send_frame(T0 + 1.0)
-    stale, nearest = gps.wait_detections(3)[1:]
+    gps.send_frame(T0 + 10.0)
+    nearest, stale = gps.wait_detections(3)[1:]
     assert stale['properties']['fix_status'] == 'stale'
     assert stale['geometry'] is None
     assert stale['properties']['fix_age_s'] == pytest.approx(10.0)

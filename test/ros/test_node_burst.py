@@ -60,7 +60,7 @@ def test_burst_then_good_frames(ros_context) -> None:
     """No node dies, every bad message is counted by reason, good frames stay right."""
     classifier = classifier_node(ros_context, fix_wait_s=0.0)
     camera = CameraSubscriberNode(context=ros_context, parameter_overrides=parameters(
-        transport='compressed', qos_reliability='reliable', diagnostics_period_s=0.2))
+        image_transport='compressed', qos_reliability='reliable', diagnostics_period_s=0.2))
     harness = Harness(ros_context, [classifier, camera], name='burst_tester')
     wait = harness.wait
 

@@ -70,3 +70,33 @@ def test_rclpy_runs_the_checks_on_start_values_and_changes(ros_context: object) 
         assert node.set_parameters([Parameter('fraction', value=1.0)])[0].successful
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize(('overrides', 'expected'), [
+    ({}, 'raw'),
+    ({'image_transport': 'compressed'}, 'compressed'),
+    ({'transport': 'compressed'}, 'compressed'),  # the deprecated name, with a warning
+    ({'image_transport': 'compressed', 'transport': 'raw'}, 'compressed'),
+])
+def test_image_transport_and_its_deprecated_alias(ros_context: object, overrides: dict,
+                                                  expected: str) -> None:
+    """image_transport picks the input; 'transport' is still read when it is not set."""
+    from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
+
+    node = CameraSubscriberNode(context=ros_context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in overrides.items()])
+    try:
+        assert node.transport == expected
+        suffix = '/compressed' if expected == 'compressed' else ''
+        assert node.image_subscription.topic == f'/image_raw{suffix}'
+    finally:
+        node.destroy_node()
+
+
+def test_transport_alias_refuses_other_values(ros_context: object) -> None:
+    """The alias takes the same values (or '' for not set)."""
+    from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
+
+    with pytest.raises(InvalidParameterValueException):
+        CameraSubscriberNode(context=ros_context,
+                             parameter_overrides=[Parameter('transport', value='theora')])

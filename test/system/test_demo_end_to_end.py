@@ -175,6 +175,20 @@ def test_map_files_are_written(replayed: dict) -> None:
     assert 'frames/s' in replayed['stdout']
 
 
+def test_demo_writes_the_disease_grid(replayed: dict) -> None:
+    """The grid for GIS (GeoJSON, GeoPackage) holds every located detection; paths printed."""
+    summary = replayed['summary']
+    grid = json.loads(Path(summary['grid_geojson']).read_text(encoding='utf-8'))
+    located = sum(1 for feature in replayed['detections'].values() if feature['geometry'])
+    assert sum(cell['properties']['detections'] for cell in grid['features']) == located
+    assert all(cell['geometry']['type'] == 'Polygon' for cell in grid['features'])
+    for path in (summary['grid_geojson'], summary['grid_geopackage']):
+        assert path and path in replayed['stdout']
+    pyogrio = pytest.importorskip('pyogrio')
+    info = pyogrio.read_info(summary['grid_geopackage'])
+    assert info['features'] == len(grid['features']) and info['crs'] == 'EPSG:4326'
+
+
 # The committed demo bag itself (no ROS needed) --------------------------------------------
 
 

@@ -1,15 +1,17 @@
-"""Check launch/field.launch.py without launch or launch_ros: parse it, never import or eval.
+"""Check launch/field.launch.py without launch or launch_ros: parse it, never import it.
 
 ``launch`` and ``launch_ros`` are not installable from PyPI, so the file is read as a syntax
 tree and everything it names is checked against the package: executables against
 setup.py's console scripts, shared files against the repository and setup.py's data files,
-launch arguments against their uses, parameters against what the nodes declare.
+launch arguments against their uses, parameters against what the nodes declare. The one
+plain function it has (which Fast DDS variable a distribution reads) is compiled alone,
+without the launch imports, and called.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import importlib
 import inspect
 from pathlib import Path
@@ -331,13 +333,52 @@ def test_referenced_files_exist_and_are_installed(model: LaunchModel) -> None:
             f'{relative} is not installed by setup.py'
 
 
-def test_dds_profile_is_exported(model: LaunchModel) -> None:
-    """Both Fast DDS profile variables point at the shipped profile."""
-    exported = {}
-    for call in calls(model.tree, 'SetEnvironmentVariable'):
-        exported[model.first_string_argument(call)] = model.package_file(call.args[1])
-    for variable in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
-        assert exported.get(variable) == 'config/fastdds_profile.xml'
+FASTRTPS_VARIABLE = 'FASTRTPS_DEFAULT_PROFILES_FILE'
+FASTDDS_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+
+
+def profile_variable_function(model: LaunchModel) -> Callable[[str], str]:
+    """Compile the launch file's dds_profile_variable and its distro list alone; return it."""
+    def wanted(node: ast.stmt) -> bool:
+        if isinstance(node, ast.FunctionDef):
+            return node.name == 'dds_profile_variable'
+        return isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == 'FAST_DDS_2_DISTROS'
+            for target in node.targets)
+
+    body = [node for node in model.tree.body if wanted(node)]
+    assert len(body) == 2, 'dds_profile_variable and FAST_DDS_2_DISTROS must be module-level'
+    namespace: dict = {}
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(LAUNCH_FILE), 'exec'), namespace)
+    return namespace['dds_profile_variable']
+
+
+def test_dds_profile_is_exported_once_under_the_distros_name(model: LaunchModel) -> None:
+    """One variable points at the shipped profile, its name chosen from ROS_DISTRO.
+
+    Setting both names made Fast DDS 3 (Jazzy, Kilted) warn in every process that
+    FASTRTPS_DEFAULT_PROFILES_FILE is deprecated; Fast DDS 2 (Humble, Iron) reads only it.
+    """
+    exports = list(calls(model.tree, 'SetEnvironmentVariable'))
+    assert len(exports) == 1, 'export the profile under one variable name'
+    name, value = exports[0].args[:2]
+    assert model.package_file(value) == 'config/fastdds_profile.xml'
+    assert call_name(name) == 'dds_profile_variable'
+    distro = name.args[0]  # type: ignore[attr-defined]
+    assert isinstance(distro, ast.Call) and ast.unparse(distro.func) == 'os.environ.get'
+    assert constant_string(distro.args[0]) == 'ROS_DISTRO'
+    assert model.first_string_argument(exports[0]) is None, 'no fixed variable name'
+
+
+@pytest.mark.parametrize(('distro', 'variable'), [
+    ('humble', FASTRTPS_VARIABLE), ('iron', FASTRTPS_VARIABLE), ('foxy', FASTRTPS_VARIABLE),
+    ('jazzy', FASTDDS_VARIABLE), ('kilted', FASTDDS_VARIABLE), ('rolling', FASTDDS_VARIABLE),
+    ('', FASTDDS_VARIABLE),
+])
+def test_profile_variable_per_distribution(model: LaunchModel, distro: str,
+                                           variable: str) -> None:
+    """FASTRTPS_ on Humble and Iron, FASTDDS_ from Jazzy on (and when ROS_DISTRO is unset)."""
+    assert profile_variable_function(model)(distro) == variable
 
 
 def test_nodes_use_namespace_params_file_and_sim_time(model: LaunchModel) -> None:

@@ -39,7 +39,7 @@ def test_pipeline_rig_is_the_node_sets_pipeline_without_the_recorder() -> None:
     commands = rig_commands(Rig('pipeline', 'raw', explain=True), config, None)
     assert list(commands) == ['plant_disease_pipeline']
     args = ros_args(commands['plant_disease_pipeline'])
-    for expected in ('__ns:=/', 'transport:=raw', 'image_raw:=/image_raw', 'num_threads:=3',
+    for expected in ('__ns:=/', 'image_transport:=raw', 'image_raw:=/image_raw', 'num_threads:=3',
                      'model_path:=m.tflite', 'labels_path:=l.txt', 'explain_period_s:=1.0'):
         assert expected in args
     assert '--params-file' not in args  # the nodes' declared defaults
@@ -49,7 +49,7 @@ def test_nodes_rig_passes_the_transport_to_the_camera_and_the_model_to_the_class
     commands = rig_commands(Rig('nodes', 'compressed'), BenchConfig(), None)
     assert list(commands) == ['camera_subscriber', 'disease_classifier']
     camera = ros_args(commands['camera_subscriber'])
-    assert 'transport:=compressed' in camera
+    assert 'image_transport:=compressed' in camera
     assert 'image_raw/compressed:=/image_raw/compressed' in camera
     assert 'num_threads:=2' not in camera
     classifier = ros_args(commands['disease_classifier'])

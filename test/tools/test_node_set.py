@@ -59,7 +59,8 @@ def test_single_process_runs_the_pipeline_and_the_recorder() -> None:
     assert list(result) == ['plant_disease_pipeline', 'disease_map_recorder']
     pipeline = pairs(result['plant_disease_pipeline'])
     assert pipeline == [('-r', '__ns:=/field'), ('-p', 'use_sim_time:=false'),
-                        ('-p', 'transport:=raw'), ('-r', 'image_raw:=/camera/image_raw'),
+                        ('-p', 'image_transport:=raw'),
+                        ('-r', 'image_raw:=/camera/image_raw'),
                         ('-p', 'model_path:=/m.tflite'), ('-r', 'fix:=/gps/fix')]
     assert pairs(result['disease_map_recorder']) == [
         ('-r', '__ns:=/field'), ('-p', 'use_sim_time:=false'), ('-p', 'map_dir:=/maps')]
@@ -75,14 +76,15 @@ def test_two_processes_split_camera_and_classifier() -> None:
     assert not [value for _, value in camera if value.startswith(('fix:=', 'model_path:='))]
     classifier = pairs(result['disease_classifier'])
     assert ('-r', 'fix:=/gps/fix') in classifier and ('-p', 'model_path:=/m.tflite') in classifier
-    assert not [value for _, value in classifier if value.startswith(('image_raw', 'transport'))]
+    assert not [value for _, value in classifier
+                if value.startswith(('image_raw', 'image_transport', 'transport'))]
 
 
 def test_compressed_transport_remaps_the_compressed_topic() -> None:
-    """compressed: transport parameter and the '/compressed' sub-topic of the image topic."""
+    """compressed: image_transport parameter and the image topic's '/compressed' sub-topic."""
     result = commands(compressed=True, image_topic='/front/image_raw')
     pipeline = pairs(result['plant_disease_pipeline'])
-    assert ('-p', 'transport:=compressed') in pipeline
+    assert ('-p', 'image_transport:=compressed') in pipeline
     assert ('-r', 'image_raw/compressed:=/front/image_raw/compressed') in pipeline
     assert not [value for _, value in pipeline if value.startswith('image_raw:=')]
 

@@ -251,7 +251,7 @@ def test_pipeline_commands_remap_inputs_and_set_parameters(tmp_path: Path) -> No
     assert set(commands) == {'camera_subscriber', 'disease_classifier', 'disease_map_recorder'}
     camera = commands['camera_subscriber']
     assert '-r __ns:=/field' in camera and '--params-file config/field.yaml' in camera
-    assert '-p use_sim_time:=true' in camera and '-p transport:=compressed' in camera
+    assert '-p use_sim_time:=true' in camera and '-p image_transport:=compressed' in camera
     assert '-r image_raw/compressed:=/camera/image_raw/compressed ' in camera + ' '
     assert '-p top_k:=5' in camera
     assert '-r fix:=/gps/fix' in commands['disease_classifier']
@@ -277,9 +277,11 @@ def test_pipeline_commands_keep_a_compressed_topic_without_the_suffix(tmp_path: 
 
 
 def test_replay_owned_parameters_are_not_overridden(tmp_path: Path) -> None:
-    """-p transport, map_dir or run_name would break the remapping or the save: left out."""
+    """-p image_transport (or transport), map_dir or run_name would break the remapping
+    or the save: left out."""
     options = ReplayOptions(bag=Path('x.mcap'), parameters={
-        'transport': 'raw', 'map_dir': '/elsewhere', 'run_name': 'other', 'top_k': '2'})
+        'image_transport': 'raw', 'transport': 'raw', 'map_dir': '/elsewhere',
+        'run_name': 'other', 'top_k': '2'})
     commands = argv_of(pipeline_commands(selection(), options, tmp_path, 'run', None))
     every = ' '.join(commands.values())
     assert 'transport:=raw' not in every and '/elsewhere' not in every
@@ -435,7 +437,7 @@ def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
     bin_dir = Path(sys.executable).parent
     started = [
         subprocess.Popen([str(bin_dir / 'plant_disease_pipeline'), *ros_args,
-                          '-p', 'transport:=compressed',
+                          '-p', 'image_transport:=compressed',
                           '-r', 'image_raw/compressed:=/cam/image_raw/compressed',
                           '-r', 'fix:=/gps/fix'], env=replay_env(),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),

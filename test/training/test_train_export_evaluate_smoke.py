@@ -37,7 +37,8 @@ def trained_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from plant_disease_ros.cli.main import main
 
     out = tmp_path_factory.mktemp('run')
-    status = main(['train', '--data', str(tiny_dataset), '--out', str(out), '--epochs', '2',
+    status = main(['train', '--data', str(tiny_dataset), '--out', str(out), '--init', 'scratch',
+                   '--epochs', '2',
                    '--input-size', '48', '--width', '0.35', '--batch-size', '8',
                    '--val-fraction', '0.2', '--test-fraction', '0.25', '--cache-dir', '',
                    '--quiet'])

@@ -1,0 +1,163 @@
+"""The disease grid for GIS: cell polygons, counts, incidence, GeoJSON and GeoPackage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import struct
+import sys
+
+import pytest
+
+from plant_disease_ros.cli import main as cli
+from plant_disease_ros.core.geodesy import enu_to_geodetic, geodetic_to_enu
+from plant_disease_ros.core.map_file import write_feature_collection
+from plant_disease_ros.core.map_gis import (
+    GisUnavailable,
+    grid_features,
+    most_severe_label,
+    write_grid_files,
+    write_grid_geopackage,
+)
+from plant_disease_ros.core.map_grid import Cell
+
+DATUM = (50.8503, 4.3517, 60.0)
+LATE = 'Tomato___Late_blight'
+EARLY = 'Tomato___Early_blight'
+HEALTHY = 'Tomato___healthy'
+CELL_M = 2.0
+
+
+def detection(east: float, north: float | None, label: str, confidence: float = 0.9) -> dict:
+    """Return a detection Feature at ENU ``east, north`` from DATUM (north None: unlocated)."""
+    geometry = None
+    if north is not None:
+        lat, lon, alt = enu_to_geodetic(east, north, 0.0, *DATUM)
+        geometry = {'type': 'Point', 'coordinates': [lon, lat, alt]}
+    return {'type': 'Feature', 'geometry': geometry, 'properties': {
+        'label': label, 'confidence': confidence, 'healthy': label.endswith('healthy')}}
+
+
+# Cell (0, 0): 2 late blight, 1 early blight, 1 healthy; cell (1, 0): 1 healthy;
+# cell (-1, 2): 1 early blight; one detection without a position.
+DETECTIONS = [
+    detection(0.5, 0.5, LATE), detection(1.5, 1.5, LATE, 0.7), detection(1.0, 0.2, EARLY),
+    detection(0.2, 1.8, HEALTHY, 0.99), detection(2.5, 0.5, HEALTHY),
+    detection(-0.5, 4.5, EARLY), detection(0.0, None, LATE),
+]
+EXPECTED = {  # (cell_e, cell_n): (detections, diseased, most severe, counts)
+    (0, 0): (4, 3, LATE, {LATE: 2, EARLY: 1, HEALTHY: 1}),
+    (1, 0): (1, 0, '', {LATE: 0, EARLY: 0, HEALTHY: 1}),
+    (-1, 2): (1, 1, EARLY, {LATE: 0, EARLY: 1, HEALTHY: 0}),
+}
+
+
+def corners_enu(ring: list[list[float]]) -> list[tuple[float, float]]:
+    """Return a [lon, lat] ring as ENU (east, north) metres from DATUM."""
+    return [geodetic_to_enu(lat, lon, 0.0, *DATUM)[:2] for lon, lat in ring]
+
+
+def check_cell_square(key: tuple[int, int], ring: list[list[float]]) -> None:
+    """The ring is the cell's square, closed, counter-clockwise, corners within 1 mm."""
+    east, north = key[0] * CELL_M, key[1] * CELL_M
+    expected = [(east, north), (east + CELL_M, north), (east + CELL_M, north + CELL_M),
+                (east, north + CELL_M), (east, north)]
+    assert len(ring) == 5 and ring[0] == ring[-1]
+    for (e, n), (want_e, want_n) in zip(corners_enu(ring), expected, strict=True):
+        assert e == pytest.approx(want_e, abs=1e-3) and n == pytest.approx(want_n, abs=1e-3)
+
+
+def test_grid_features_one_polygon_per_cell_with_counts() -> None:
+    """Counts per label, diseased/healthy, incidence and the most severe label per cell."""
+    cells = grid_features(DETECTIONS, CELL_M, DATUM)
+    by_key = {(cell['properties']['cell_e'], cell['properties']['cell_n']): cell
+              for cell in cells}
+    assert set(by_key) == set(EXPECTED)
+    for key, (count, diseased, worst, counts) in EXPECTED.items():
+        properties = by_key[key]['properties']
+        assert properties['detections'] == count and properties['diseased'] == diseased
+        assert properties['healthy'] == count - diseased
+        assert properties['incidence'] == pytest.approx(diseased / count)
+        assert properties['most_severe_label'] == worst
+        assert {label: properties[f'n_{label}'] for label in counts} == counts
+        assert properties['cell_size_m'] == CELL_M and properties['name']
+        assert by_key[key]['geometry']['type'] == 'Polygon'
+        check_cell_square(key, by_key[key]['geometry']['coordinates'][0])
+    assert by_key[(0, 0)]['properties']['top_label'] == HEALTHY  # the most confident
+    assert grid_features([detection(0.0, None, LATE)], CELL_M) == []
+
+
+def test_most_severe_label_is_the_most_frequent_disease_ties_by_name() -> None:
+    """Most detections wins; a tie goes to the first name; healthy never counts."""
+    cell = Cell(key=(0, 0), centre_e=1.0, centre_n=1.0, count=5,
+                label_counts={HEALTHY: 3, LATE: 1, EARLY: 1})
+    assert most_severe_label(cell) == EARLY
+    cell.label_counts = {HEALTHY: 3}
+    assert most_severe_label(cell) == ''
+
+
+def unpack_polygon(wkb: bytes) -> list[list[float]]:
+    """Return the one ring of a little-endian WKB polygon as [x, y] points."""
+    order, kind, rings, points = struct.unpack_from('<BIII', wkb)
+    assert (order, kind, rings) == (1, 3, 1)
+    return [list(struct.unpack_from('<dd', wkb, 13 + 16 * index)) for index in range(points)]
+
+
+def test_geopackage_reads_back_with_its_library(tmp_path: Path) -> None:
+    """pyogrio reads the GeoPackage: EPSG:4326 polygons, the cells' squares and counts."""
+    pyogrio = pytest.importorskip('pyogrio')
+    cells = grid_features(DETECTIONS, CELL_M, DATUM)
+    files = write_grid_files(cells, tmp_path / 'run')
+    assert files.geojson == tmp_path / 'run_grid.geojson'
+    assert files.geopackage == tmp_path / 'run_grid.gpkg' and files.warning == ''
+
+    info = pyogrio.read_info(files.geopackage)
+    assert info['layer_name'] == 'disease_grid' and info['geometry_type'] == 'Polygon'
+    assert info['crs'] == 'EPSG:4326' and info['features'] == len(EXPECTED)
+    meta, _, geometry, columns = pyogrio.raw.read(files.geopackage)
+    rows = [dict(zip(meta['fields'], values, strict=True)) for values in zip(*columns,
+                                                                             strict=True)]
+    assert len(rows) == len(geometry) == len(EXPECTED)
+    for row, wkb in zip(rows, geometry, strict=True):
+        key = (int(row['cell_e']), int(row['cell_n']))
+        count, diseased, worst, counts = EXPECTED[key]
+        assert (row['detections'], row['diseased']) == (count, diseased)
+        assert row['most_severe_label'] == worst
+        assert row['incidence'] == pytest.approx(diseased / count)
+        assert {label: int(row[f'n_{label}']) for label in counts} == counts
+        check_cell_square(key, unpack_polygon(bytes(wkb)))
+
+    # The GeoJSON holds the same cells.
+    collection = json.loads(files.geojson.read_text(encoding='utf-8'))
+    assert collection['type'] == 'FeatureCollection'
+    assert collection['features'] == json.loads(json.dumps(cells))
+
+    # Written again over an existing file (GDAL alone refuses to).
+    assert write_grid_geopackage(files.geopackage, cells[:1]) == files.geopackage
+    assert pyogrio.read_info(files.geopackage)['features'] == 1
+
+
+def test_without_pyogrio_the_geojson_is_written_and_the_reason_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module imports and writes GeoJSON without pyogrio; the GeoPackage says why not."""
+    monkeypatch.setitem(sys.modules, 'pyogrio', None)
+    monkeypatch.setitem(sys.modules, 'pyogrio.raw', None)
+    cells = grid_features(DETECTIONS, CELL_M, DATUM)
+    with pytest.raises(GisUnavailable, match='pip install'):
+        write_grid_geopackage(tmp_path / 'x.gpkg', cells)
+    files = write_grid_files(cells, tmp_path / 'run')
+    assert files.geojson.is_file() and files.geopackage is None
+    assert 'pyogrio' in files.warning
+
+
+def test_map_command_writes_the_grid(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """plant-disease map writes <name>_grid.geojson and .gpkg beside the PNG and says so."""
+    pytest.importorskip('matplotlib')
+    pytest.importorskip('pyogrio')
+    source = tmp_path / 'field.geojson'
+    write_feature_collection(source, DETECTIONS)
+    assert cli.main(['map', str(source), '--origin', *map(str, DATUM)]) == 0
+    printed = capsys.readouterr().out
+    for name in ('field_grid.geojson', 'field_grid.gpkg'):
+        assert (tmp_path / name).is_file() and name in printed
+    assert f'{len(EXPECTED)} cell(s)' in printed

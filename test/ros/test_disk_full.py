@@ -1,0 +1,164 @@
+"""disease_map_recorder on a disk that fills up, then gets space back (a real tmpfs).
+
+``map_dir`` is a 64 KiB tmpfs (or a loop-mounted ext4 image). The test records some
+detections, fills the file system with a filler file until writes fail with ENOSPC,
+publishes more detections, then deletes the filler. Counted: records on disk + held +
+dropped = detections published at every step, never a partial line in the file, ERROR
+in diagnostics with the number held, and every held detection appended, in order, once
+space returns. Skipped (with the reason) where no file system can be mounted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import json
+from pathlib import Path
+
+from helpers.filesystems import fill, small_filesystem
+from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
+import pytest
+
+from plant_disease_ros.core.map_file import RECORD_SEPARATOR, scan_geojson_seq
+
+rclpy = pytest.importorskip('rclpy')
+
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
+
+NODE = 'disease_map_recorder'
+RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+WAIT_S = 20.0
+
+
+def detection(sequence: int) -> dict:
+    """Return a detection Feature numbered ``sequence`` (about 300 bytes as a record)."""
+    return {'type': 'Feature',
+            'geometry': {'type': 'Point', 'coordinates': [4.35 + sequence * 1e-5, 50.85]},
+            'properties': {'stamp': {'sec': sequence, 'nanosec': 0}, 'frame_id': 'camera',
+                           'label': 'Tomato___Late_blight', 'confidence': 0.9,
+                           'healthy': False, 'fix_status': 'interpolated',
+                           'note': 'x' * 120}}
+
+
+class DiskRig:
+    """A recorder on ``map_dir`` and a test node publishing numbered detections."""
+
+    def __init__(self, context: object, map_dir: Path, **overrides: object) -> None:
+        values = {'map_dir': str(map_dir), 'run_name': 'field', **overrides}
+        self.recorder = DiseaseMapRecorder(context=context,
+                                           parameter_overrides=parameters(**values))
+        self.harness = Harness(context, [self.recorder], name='disk_full_test')
+        self.publisher = self.harness.node.create_publisher(String, 'detections', RELIABLE)
+        self.diagnostics = diagnostics_collector(self.harness.node)
+        self.published = 0
+        self.harness.wait_for_subscribers(self.publisher)
+
+    def publish(self, count: int) -> None:
+        for _ in range(count):
+            self.publisher.publish(String(data=json.dumps(detection(self.published))))
+            self.published += 1
+
+    def wait(self, predicate, timeout_s: float = WAIT_S) -> bool:
+        return self.harness.wait(predicate, timeout_s)
+
+    def on_disk(self) -> list[int]:
+        """Return the sequence numbers in the records file; assert it has no partial line."""
+        path = self.recorder.records_path
+        if not path.exists():
+            return []
+        data = path.read_bytes()
+        assert data == b'' or data.endswith(b'\n'), data[-80:]
+        features, stats = scan_geojson_seq(path)
+        assert (stats.skipped, stats.truncated_tail) == (0, False)
+        assert data.count(RECORD_SEPARATOR) == len(features)
+        return [feature['properties']['stamp']['sec'] for feature in features]
+
+    def accounted(self) -> int:
+        """Return records on disk + held + dropped (what a published detection became)."""
+        return (len(self.on_disk()) + self.recorder.records_held
+                + self.recorder.records_dropped)
+
+    def diagnostics_values(self) -> dict[str, str]:
+        return latest_diagnostics(self.diagnostics, NODE) or {}
+
+    def latest_level(self) -> int | None:
+        found = statuses(self.diagnostics, NODE)
+        return found[-1].level if found else None
+
+    def close(self) -> None:
+        self.harness.close()
+
+
+@pytest.fixture
+def map_dir(tmp_path: Path) -> Iterator[Path]:
+    with small_filesystem(tmp_path / 'maps', size_kib=64) as mount_point:
+        yield mount_point
+
+
+def test_full_disk_holds_detections_then_appends_them(ros_context, map_dir: Path) -> None:
+    rig = DiskRig(ros_context, map_dir)
+    filler = map_dir.parent / 'unused'
+    try:
+        rig.publish(10)
+        assert rig.wait(lambda: rig.recorder.records_written == 10)
+
+        filler = map_dir / 'filler'
+        assert fill(filler) > 0
+        rig.publish(30)
+        assert rig.wait(lambda: rig.recorder.records_held + rig.recorder.records_written
+                        == 40 and rig.recorder.records_held > 0)
+        held = rig.recorder.records_held
+        # The filesystem's last partial page may have taken a record or two; the rest
+        # are held, and nothing half-written is left in the file.
+        assert len(rig.on_disk()) == 40 - held
+        assert rig.accounted() == rig.published == 40
+        assert rig.recorder.records_dropped == 0
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.ERROR
+                        and rig.diagnostics_values().get('records_held') == str(held))
+        message = statuses(rig.diagnostics, NODE)[-1].message
+        assert f'{held} detection(s) held in memory' in message, message
+        assert 'No space left on device' in message, message
+
+        filler.unlink()
+        assert rig.wait(lambda: rig.recorder.records_held == 0)
+        assert rig.on_disk() == list(range(40))
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.OK
+                        and rig.diagnostics_values().get('records_held') == '0')
+        print(f'disk full: published {rig.published}, held at most {held}, on disk '
+              f'{len(rig.on_disk())}, dropped {rig.recorder.records_dropped}')
+    finally:
+        rig.close()
+
+
+def test_a_full_queue_drops_the_oldest_and_the_summary_says_so(ros_context,
+                                                                map_dir: Path) -> None:
+    rig = DiskRig(ros_context, map_dir, max_held_records=5)
+    try:
+        rig.publish(3)
+        assert rig.wait(lambda: rig.recorder.records_written == 3)
+        filler = map_dir / 'filler'
+        fill(filler)
+        # More than the file's last partial page can take, and than the queue holds.
+        rig.publish(40)
+        assert rig.wait(lambda: rig.accounted() == 43 and rig.recorder.records_held == 5)
+        dropped = rig.recorder.records_dropped
+        assert dropped == 43 - 5 - len(rig.on_disk()) and dropped > 0
+        filler.unlink()
+        assert rig.wait(lambda: rig.recorder.records_held == 0)
+        on_disk = rig.on_disk()
+        # The newest held records went to the file, in order, after the older ones.
+        assert on_disk == sorted(on_disk) and on_disk[-5:] == list(range(38, 43))
+        assert len(on_disk) + dropped == rig.published == 43
+        ok, message = rig.recorder.save()
+        assert ok, message
+        summary = json.loads(rig.recorder.run.summary_path.read_text())
+        assert summary['records_dropped_queue_full'] == dropped
+        assert summary['records_held_unwritten'] == 0
+        assert summary['features_in_collection'] == len(on_disk)
+        print(f'queue overflow: published {rig.published}, on disk {len(on_disk)}, '
+              f'dropped {dropped}')
+    finally:
+        rig.close()

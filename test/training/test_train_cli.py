@@ -1,0 +1,49 @@
+"""``plant-disease train`` options reach the right recipe (no training here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from plant_disease_ros.cli import train as train_cli
+from plant_disease_ros.cli.main import main
+from plant_disease_ros.training.train import TrainResult
+
+
+def test_lab_defaults_are_left_to_the_plan(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path) -> None:
+    seen = []
+
+    def fake_train(options):
+        seen.append(options)
+        return TrainResult(tmp_path / 'model.keras', 0.5, 1, 1.0)
+
+    monkeypatch.setattr(train_cli, 'train', fake_train)
+    assert main(['train', '--data', 'photos', '--out', str(tmp_path)]) == 0
+    options = seen[0]
+    assert options.init == 'shipped' and options.init_weights is None
+    for name in ('epochs', 'batch_size', 'learning_rate', 'patience', 'val_fraction',
+                 'input_size', 'width', 'architecture', 'head_epochs', 'unfreeze'):
+        assert getattr(options, name) is None, name
+    assert main(['train', '--data', 'photos', '--out', str(tmp_path), '--init', 'scratch',
+                 '--unfreeze', '2', '--quiet']) == 0
+    assert (seen[1].init, seen[1].unfreeze, seen[1].verbose) == ('scratch', 2, 0)
+
+
+def test_field_recipe_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from plant_disease_ros.training import field_train
+
+    seen = []
+
+    def fake_train_field(options):
+        seen.append(options)
+        return {'best_val_score': 0.9, 'best_epoch': 3, 'temperature': 1.2}
+
+    monkeypatch.setattr(field_train, 'train_field', fake_train_field)
+    assert main(['train', '--recipe', 'field', '--data', 'lab', '--out', str(tmp_path),
+                 '--init-weights', 'lab.keras', '--lab-split', 'split.json',
+                 '--field-data', 'field', '--negatives', 'negatives']) == 0
+    options = seen[0]
+    assert (options.batch_size, options.epochs, options.input_size) == (64, 30, 128)
+    assert (options.learning_rate, options.val_fraction, options.test_fraction) == \
+        (8e-4, 0.15, 0.25)
+    assert options.init_weights == 'lab.keras'

@@ -1,0 +1,181 @@
+"""Transfer from a trained network: backbone copied, new head, stages and BatchNorm frozen.
+
+A tiny resnet_lite stands in for the shipped model, so these run in seconds; the shipped
+model itself is exercised by test/system/test_transfer_to_node.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+tf = pytest.importorskip('tensorflow')
+
+from plant_disease_ros.training.model import build_model, ModelConfig  # noqa: E402
+from plant_disease_ros.training.train import train, TrainOptions  # noqa: E402
+from plant_disease_ros.training.transfer import (  # noqa: E402
+    adapt_batch_norm,
+    backbone_layer,
+    freeze_backbone,
+    load_source,
+    set_trainable,
+    shipped_float_model_path,
+    stage_of,
+    TransferError,
+    transplant,
+)
+
+SIZE = 32
+CLASSES = ('blotch', 'clean', 'rust')
+
+
+@pytest.fixture(scope='module')
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Save a tiny 4-class resnet_lite (random weights, shifted BN statistics) with labels."""
+    folder = tmp_path_factory.mktemp('source')
+    tf.keras.utils.set_random_seed(1)
+    model = build_model(ModelConfig(num_classes=4, input_size=SIZE, width=0.25))
+    for layer in backbone_layer(model).layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma, beta, mean - 0.05, variance * 0.5])
+    path = folder / 'model.keras'
+    model.save(path)
+    (folder / 'labels.txt').write_text('a\nb\nc\nd\n')
+    return path
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Write 10 synthetic photos of each of three classes (a colour cast per class)."""
+    root = tmp_path_factory.mktemp('photos')
+    rng = np.random.default_rng(3)
+    for number, name in enumerate(CLASSES):
+        (root / name).mkdir()
+        for index in range(10):
+            image = rng.integers(0, 120, (48, 48, 3), dtype=np.uint8)
+            image[..., number] += 120
+            cv2.imwrite(str(root / name / f'{index}.jpg'), image)
+    return root
+
+
+def test_source_is_described_and_transplanted(source: Path) -> None:
+    model, described = load_source(source)
+    assert (described.architecture, described.width) == ('resnet_lite', 0.25)
+    assert described.input_size == SIZE and described.classes == ('a', 'b', 'c', 'd')
+    target = build_model(ModelConfig(num_classes=3, input_size=48, width=0.25))
+    transplant(model, target, copy_head=False)
+    for left, right in zip(backbone_layer(model).get_weights(),
+                           backbone_layer(target).get_weights(), strict=True):
+        np.testing.assert_array_equal(left, right)
+    wider = build_model(ModelConfig(num_classes=3, input_size=SIZE, width=0.5))
+    with pytest.raises(TransferError, match='does not match'):
+        transplant(model, wider, copy_head=False)
+
+
+def test_stages_unfreeze_from_the_output_side_and_batchnorm_stays_frozen() -> None:
+    model = build_model(ModelConfig(num_classes=3, input_size=SIZE, width=0.25))
+    assert set_trainable(model, 2) == ['stage3', 'stage4']
+    backbone = backbone_layer(model)
+    for layer in backbone.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            assert not layer.trainable
+        elif isinstance(layer, tf.keras.layers.Conv2D):
+            assert layer.trainable == (stage_of(layer.name) in ('stage3', 'stage4'))
+    # Frozen BatchNorm runs in inference mode: training-mode output equals inference output.
+    batch = tf.random.uniform((4, SIZE, SIZE, 3), 0, 255)
+    np.testing.assert_allclose(backbone(batch, training=True), backbone(batch, training=False),
+                               rtol=1e-5, atol=1e-5)
+    assert set_trainable(model, None) == ['stem', 'stage1', 'stage2', 'stage3', 'stage4']
+    assert set_trainable(model, 0) == [] and not backbone.trainable_weights
+    set_trainable(model, None)
+    freeze_backbone(model)
+    assert not backbone.trainable_weights and model.get_layer('probs').trainable_weights
+
+
+def test_fine_tuning_changes_only_the_unfrozen_convolutions(source: Path) -> None:
+    model = build_model(ModelConfig(num_classes=3, input_size=SIZE, width=0.25))
+    transplant(load_source(source)[0], model, copy_head=False)
+    set_trainable(model, 1)
+    before = {layer.name: layer.get_weights() for layer in backbone_layer(model).layers}
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2), loss='categorical_crossentropy')
+    images = np.random.default_rng(0).uniform(0, 255, (16, SIZE, SIZE, 3)).astype(np.float32)
+    model.fit(images, np.eye(3)[np.arange(16) % 3], batch_size=8, epochs=1, verbose=0)
+    changed = {layer.name for layer in backbone_layer(model).layers
+               if any(not np.array_equal(x, y)
+                      for x, y in zip(before[layer.name], layer.get_weights(), strict=True))}
+    # Only stage4's convolutions learned; every BatchNorm kept the source's statistics.
+    assert changed and all(name.startswith('stage4') and name.endswith('_conv')
+                           for name in changed)
+
+
+def test_run_trains_a_new_head_then_fine_tunes(source: Path, photos: Path,
+                                               tmp_path: Path) -> None:
+    out = tmp_path / 'run'
+    result = train(TrainOptions(
+        data_dir=str(photos), out_dir=str(out), init=str(source), head_epochs=1, epochs=2,
+        unfreeze=1, batch_size=8, cache_dir=None, verbose=0))
+    summary = json.loads((out / 'train_summary.json').read_text())
+    assert summary['model']['input_size'] == SIZE and summary['model']['num_classes'] == 3
+    assert [stage['stage'] for stage in summary['stages']] == ['head', 'fine-tune']
+    assert summary['unfrozen_stages'] == ['stage4'] and result.epochs_run == 3
+    assert summary['plan']['transfer'] and summary['classes'] == list(CLASSES)
+    assert len((out / 'history.csv').read_text().splitlines()) == 1 + 3
+    assert result.model_path.is_file()
+
+
+def test_same_classes_keep_the_head_and_skip_the_head_stage(source: Path, photos: Path,
+                                                            tmp_path: Path) -> None:
+    first = train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'first'),
+                               init=str(source), head_epochs=1, epochs=1, batch_size=8,
+                               cache_dir=None, verbose=0))
+    again = tmp_path / 'again'
+    train(TrainOptions(data_dir=str(photos), out_dir=str(again), init=str(first.model_path),
+                       epochs=1, batch_size=8, cache_dir=None, verbose=0))
+    summary = json.loads((again / 'train_summary.json').read_text())
+    assert summary['plan']['head_epochs'] == 0
+    assert [stage['stage'] for stage in summary['stages']] == ['fine-tune']
+
+
+def test_a_mismatched_width_is_refused_with_a_hint(source: Path, photos: Path,
+                                                   tmp_path: Path) -> None:
+    with pytest.raises(TransferError, match='--init scratch'):
+        train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path), init=str(source),
+                           width=0.5, cache_dir=None, verbose=0))
+
+
+def test_the_shipped_float_model_is_found() -> None:
+    path = shipped_float_model_path()
+    if not path.is_file():
+        pytest.skip('shipped float model not present')
+    _, described = load_source(path)
+    assert (described.architecture, described.width) == ('resnet_lite', 0.75)
+
+
+def test_batchnorm_statistics_adapt_to_new_photos_without_changing_weights(
+        source: Path) -> None:
+    model = build_model(ModelConfig(num_classes=3, input_size=SIZE, width=0.25))
+    transplant(load_source(source)[0], model, copy_head=False)
+    freeze_backbone(model)
+    stem = backbone_layer(model).get_layer('stem_bn')
+    conv_before = backbone_layer(model).get_layer('stem_conv').get_weights()[0].copy()
+    gamma, beta, mean_before, _ = [w.copy() for w in stem.get_weights()]
+    bright = np.full((40, SIZE, SIZE, 3), 230, np.uint8)
+    bright[..., 1] = np.random.default_rng(0).integers(150, 255, (40, SIZE, SIZE))
+    assert adapt_batch_norm(model, bright, batch_size=16) == 3
+    new_gamma, new_beta, mean_after, _ = stem.get_weights()
+    assert not np.allclose(mean_before, mean_after)
+    np.testing.assert_array_equal(gamma, new_gamma)
+    np.testing.assert_array_equal(beta, new_beta)
+    np.testing.assert_array_equal(
+        conv_before, backbone_layer(model).get_layer('stem_conv').get_weights()[0])
+    # The statistics now describe these photos: the stem's batch mean is the moving mean.
+    features = backbone_layer(model).get_layer('stem_conv')(
+        model.get_layer('normalise')(tf.constant(bright[:16], tf.float32)))
+    np.testing.assert_allclose(mean_after, tf.reduce_mean(features, axis=(0, 1, 2)),
+                               rtol=0.05, atol=1e-3)
+    assert not stem.trainable and stem.momentum == pytest.approx(0.9)
