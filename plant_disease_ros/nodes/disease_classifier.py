@@ -1,10 +1,11 @@
 """disease_classifier: RGB frames in; label, confidence, JSON and GPS-tagged detections out.
 
 Subscribes ``frames`` (sensor_msgs/Image) and ``fix`` (sensor_msgs/NavSatFix). For each
-frame it publishes ``label`` (std_msgs/String, 'unknown' below ``score_threshold``),
+frame it publishes ``label`` (std_msgs/String: 'no_leaf' without a crop leaf in view,
+'unknown' below ``score_threshold``; see ``core.outcome``),
 ``confidence`` (std_msgs/Float32), ``classification`` (std_msgs/String, one JSON object)
 and, while they have subscribers, ``image_annotated`` and ``explanation`` (Image). Each
-frame whose top-1 score reaches ``score_threshold`` also gives a GeoJSON Feature on
+leaf frame whose top-1 score reaches ``score_threshold`` also gives a GeoJSON Feature on
 ``detections`` tagged with the position at the image's stamp, and that position on
 ``detections/fix`` (NavSatFix) when there is one. Every output carries the source
 image's header. Beside the JSON, when vision_msgs and foxglove_msgs are installed:
@@ -49,12 +50,13 @@ from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.core.outcome import frame_outcome, OUTCOMES
 from plant_disease_ros.core.time_jump import TimeJumpDetector
+from plant_disease_ros.core.vegetation import check_frame
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.conversions import (
     classification_to_string,
     copy_header,
-    display_label,
     feature_to_string,
     geofix_to_navsatfix,
     image_to_rgb,
@@ -117,7 +119,7 @@ class DiseaseClassifierNode(Node):
         value = {name: self.get_parameter(name).value for name in (
             'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
             'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
-            'diagnostics_period_s', 'time_jump_threshold_s')}
+            'diagnostics_period_s', 'time_jump_threshold_s', 'vegetation_gate')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
@@ -130,6 +132,8 @@ class DiseaseClassifierNode(Node):
             FixBuffer(value['max_fix_age_s'], value['fix_buffer_size']),
             MAX_PENDING_DETECTIONS)
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
+        self.vegetation_gate = bool(value['vegetation_gate'])
+        self.outcome_counts = {kind: 0 for kind in OUTCOMES}
 
         model = self.classifier.model
         self.diagnostics = NodeDiagnostics(self, period_s=value['diagnostics_period_s'])
@@ -215,6 +219,9 @@ class DiseaseClassifierNode(Node):
                         'is a jump back in time (bag loop, sim restart): the fixes held '
                         'are dropped.',
             floating_point_range=float_range(0.001, 86400.0)))
+        self.declare_parameter('vegetation_gate', True, ParameterDescriptor(
+            description="Label frames that cannot show a leaf (too dark, over-exposed, flat, "
+                        "no plant colours) 'no_leaf' whatever the model says."))
 
     def _declare_model_parameters(self, num_labels: int) -> None:
         """Declare top_k (its range from the model's labels) and score_threshold."""
@@ -240,6 +247,8 @@ class DiseaseClassifierNode(Node):
                 self.time_jumps.threshold_s = float(parameter.value)
             elif parameter.name == 'explain_period_s':
                 self.explain_period_s = float(parameter.value)
+            elif parameter.name == 'vegetation_gate':
+                self.vegetation_gate = bool(parameter.value)
 
     def _on_frames_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
         """Log the frames subscription's reliability each time it is (re)chosen."""
@@ -292,10 +301,12 @@ class DiseaseClassifierNode(Node):
             self._reject(error, 'classify_failed', 'cannot classify frame')
             return None
         threshold = self.score_threshold
-        label = display_label(classification, threshold)
+        outcome = frame_outcome(classification, threshold,
+                                check_frame(rgb) if self.vegetation_gate else None)
+        label = outcome.label
         # The full record first: it is what the mapping stack and the bench consume.
         self.classification_publisher.publish(
-            classification_to_string(classification, header, threshold))
+            classification_to_string(classification, header, threshold, outcome))
         self.typed_outputs.publish_classification(classification, header)
         self.label_publisher.publish(String(data=label))
         self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
@@ -303,7 +314,9 @@ class DiseaseClassifierNode(Node):
             text = f'{display_name(label)} {classification.top.score:.2f}'
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
         self._maybe_explain(rgb, header)
-        if classification.top.score >= threshold:
+        self.outcome_counts[outcome.kind] += 1
+        self.diagnostics.set_value(f'frames.{outcome.kind}', self.outcome_counts[outcome.kind])
+        if outcome.is_detection:
             self._publish_located(self.fix_wait.add(
                 (classification, header), stamp_to_seconds(header.stamp), time.monotonic(),
                 self.fix_wait_s))

@@ -18,9 +18,9 @@ from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
 from std_msgs.msg import Header, String
 
 from plant_disease_ros.core.classifier import Classification
-from plant_disease_ros.core.detections import UNKNOWN_LABEL
 from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix
 from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
+from plant_disease_ros.core.outcome import frame_outcome, FrameOutcome
 
 __all__ = [
     'classification_to_dict', 'classification_to_json', 'classification_to_string',
@@ -164,9 +164,11 @@ def geofix_to_navsatfix(fix: GeoFix, header: Header) -> NavSatFix:
 
 
 def display_label(classification: Classification, score_threshold: float) -> str:
-    """Return the top label, or ``'unknown'`` when its score is below ``score_threshold``."""
-    top = classification.top
-    return top.label if top.score >= score_threshold else UNKNOWN_LABEL
+    """Return the frame's label: the top label, 'unknown' below the threshold, or 'no_leaf'.
+
+    Without the vegetation gate's verdict; :func:`frame_outcome` takes that too.
+    """
+    return frame_outcome(classification, score_threshold).label
 
 
 def header_to_dict(header: Header) -> dict:
@@ -176,17 +178,24 @@ def header_to_dict(header: Header) -> dict:
 
 
 def classification_to_dict(classification: Classification, header: Header,
-                           score_threshold: float = 0.0) -> dict:
+                           score_threshold: float = 0.0,
+                           outcome: FrameOutcome | None = None) -> dict:
     """Return the ``classification`` topic's JSON object for one frame.
 
     Keys: ``stamp`` {sec, nanosec} and ``frame_id`` of the source image, ``label`` (as on
-    the ``label`` topic, 'unknown' below ``score_threshold``), ``confidence`` (top-1
-    score), ``top_k`` [{label, index, score}] and ``timings_ms`` {preprocess, invoke,
-    postprocess, total}.
+    the ``label`` topic, 'unknown' below ``score_threshold``, 'no_leaf' without a leaf),
+    ``outcome`` ('leaf', 'unknown' or 'no_leaf'), ``no_leaf_reason`` (the gate's reason or
+    'model'; '' for leaves), ``confidence`` (top-1 score), ``top_k`` [{label, index,
+    score}] and ``timings_ms`` {preprocess, invoke, postprocess, total}. ``outcome`` is
+    the frame's :func:`frame_outcome`, computed without the gate when not given.
     """
+    if outcome is None:
+        outcome = frame_outcome(classification, score_threshold)
     return {
         **header_to_dict(header),
-        'label': display_label(classification, score_threshold),
+        'label': outcome.label,
+        'outcome': outcome.kind,
+        'no_leaf_reason': outcome.reason,
         'confidence': float(classification.top.score),
         'top_k': [{'label': category.label, 'index': int(category.index),
                    'score': float(category.score)}
@@ -201,16 +210,19 @@ def classification_to_dict(classification: Classification, header: Header,
 
 
 def classification_to_json(classification: Classification, header: Header,
-                           score_threshold: float = 0.0) -> str:
+                           score_threshold: float = 0.0,
+                           outcome: FrameOutcome | None = None) -> str:
     """Return :func:`classification_to_dict` as a compact JSON string."""
-    return json.dumps(classification_to_dict(classification, header, score_threshold),
+    return json.dumps(classification_to_dict(classification, header, score_threshold, outcome),
                       separators=(',', ':'))
 
 
 def classification_to_string(classification: Classification, header: Header,
-                             score_threshold: float = 0.0) -> String:
+                             score_threshold: float = 0.0,
+                             outcome: FrameOutcome | None = None) -> String:
     """Return the std_msgs/String published on ``classification``."""
-    return String(data=classification_to_json(classification, header, score_threshold))
+    return String(data=classification_to_json(classification, header, score_threshold,
+                                              outcome))
 
 
 def feature_to_string(feature: dict) -> String:

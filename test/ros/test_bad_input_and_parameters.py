@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 
-from helpers.images import data_array, make_compressed, make_image
+from helpers.images import data_array, leaf_rgb, make_compressed, make_image
 from helpers.ros import Collector, diagnostics_collector, Harness, latest_diagnostics, statuses
 from helpers.shipped_model import require_shipped_model
 import numpy as np
@@ -23,7 +23,7 @@ from std_msgs.msg import String  # noqa: E402
 from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode  # noqa: E402
 from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode  # noqa: E402
 
-GOOD = np.dstack([np.tile(np.arange(64, dtype=np.uint8) * 3, (48, 1))] * 3)
+GOOD = leaf_rgb(64, 48)
 DIAGNOSTICS_PERIOD_S = 0.2
 
 

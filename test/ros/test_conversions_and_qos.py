@@ -23,6 +23,8 @@ from std_msgs.msg import Header  # noqa: E402
 from plant_disease_ros.core.classifier import Category, Classification  # noqa: E402
 from plant_disease_ros.core.fix_buffer import GeoFix  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
+from plant_disease_ros.core.outcome import frame_outcome  # noqa: E402
+from plant_disease_ros.core.vegetation import GateResult  # noqa: E402
 from plant_disease_ros.ros import conversions  # noqa: E402
 from plant_disease_ros.ros.diagnostics import ThrottledWarnings  # noqa: E402
 from plant_disease_ros.ros.qos import (  # noqa: E402
@@ -128,7 +130,8 @@ def test_classification_json() -> None:
     data = json.loads(conversions.classification_to_json(classification, header(), 0.5))
     assert data == {
         'stamp': {'sec': 12, 'nanosec': 345}, 'frame_id': 'cam',
-        'label': 'Apple___healthy', 'confidence': 0.625,
+        'label': 'Apple___healthy', 'outcome': 'leaf', 'no_leaf_reason': '',
+        'confidence': 0.625,
         'top_k': [{'label': 'Apple___healthy', 'index': 3, 'score': 0.625},
                   {'label': 'Apple___scab', 'index': 0, 'score': 0.25}],
         'timings_ms': {'preprocess': 1.0, 'invoke': 2.0, 'postprocess': 0.5, 'total': 3.5},
@@ -136,6 +139,21 @@ def test_classification_json() -> None:
     assert conversions.display_label(classification, 0.7) == 'unknown'
     assert json.loads(conversions.classification_to_string(
         classification, header(), 0.7).data)['label'] == 'unknown'
+    # The background class is 'no_leaf' at any score; a failed gate wins over the model.
+    background = Classification(
+        categories=(Category(21, 'no_leaf', 0.3), Category(3, 'Apple___healthy', 0.25)),
+        preprocess_ms=1.0, invoke_ms=2.0, postprocess_ms=0.5)
+    data = json.loads(conversions.classification_to_json(background, header(), 0.5))
+    assert (data['label'], data['outcome'], data['no_leaf_reason']) == (
+        'no_leaf', 'no_leaf', 'model')
+    gate = GateResult(passed=False, reason='no vegetation', brightness=90.0, texture=5.0,
+                      vegetation=0.0)
+    outcome = frame_outcome(classification, 0.5, gate)
+    data = json.loads(conversions.classification_to_json(classification, header(), 0.5,
+                                                         outcome))
+    assert (data['label'], data['outcome'], data['no_leaf_reason']) == (
+        'no_leaf', 'no_leaf', 'no vegetation')
+    assert not outcome.is_detection and frame_outcome(classification, 0.5).is_detection
     assert json.loads(conversions.feature_to_string({'a': [1, None]}).data) == {'a': [1, None]}
     with pytest.raises(ValueError):
         conversions.feature_to_string({'a': math.nan})

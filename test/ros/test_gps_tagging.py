@@ -11,10 +11,9 @@ from collections.abc import Iterator
 import json
 import math
 
-from helpers.images import make_image, make_stamp
+from helpers.images import leaf_rgb, make_image, make_stamp
 from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters
 from helpers.shipped_model import require_shipped_model
-import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
@@ -30,7 +29,7 @@ LAT0, LON0, ALT0 = 51.98765, 5.66543, 12.0
 SPEED_M_S = 1.8
 HEADING_RAD = math.radians(35.0)
 T0 = 1_700_000_100.0
-FRAME = np.full((32, 32, 3), 120, np.uint8)
+FRAME = leaf_rgb(64, 64)
 
 
 def true_position(t: float) -> tuple[float, float, float]:
