@@ -170,6 +170,7 @@ def test_summary_lines_and_json() -> None:
         '      1  b',
         'GeoJSON:     not written',
         'map PNG:     not written',
+        'grid:        not written',
         'output bag:  not written',
         'warning:     no NavSatFix topic',
     ]
