@@ -5,6 +5,8 @@
 # Usage: benchmarks/transfer_vs_scratch.sh [PHOTOS] [RUN_ROOT]
 #   PHOTOS: <class>/<image> folder (default ../shared/data/field/pp2021_apple)
 #   RUN_ROOT: where the two runs go (default runs/transfer_vs_scratch; emptied first)
+# The transfer run starts from models/plant_disease_float.keras: choose PHOTOS that model
+# never trained on (a field-fit model has seen field/pp2021_apple).
 # Both runs decode the photos themselves (a private cache under RUN_ROOT, emptied
 # first), as from a clean clone. Prints a Markdown table: int8 test top-1, epochs and
 # training minutes (from the train command's start to its end) of each.

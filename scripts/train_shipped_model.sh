@@ -20,7 +20,7 @@ scripts/setup_env.sh ros,tools,train
 pd=.venv/bin/plant-disease
 
 # Lab phase 1: 96 px from scratch (early stopping); phase 2: 128 px warm start, lower rate.
-phase1_cmd="plant-disease train --data $data --out $lab/phase1 --architecture resnet_lite --input-size 96 --width 0.75 --epochs 40 --seed 42 --time-budget-min 60"
+phase1_cmd="plant-disease train --data $data --out $lab/phase1 --init scratch --architecture resnet_lite --input-size 96 --width 0.75 --epochs 40 --seed 42 --time-budget-min 60"
 phase2_cmd="plant-disease train --data $data --out $lab --architecture resnet_lite --input-size 128 --width 0.75 --epochs 10 --learning-rate 6e-4 --augment-strength 0.6 --patience 4 --seed 42 --init-weights $lab/phase1/model.keras --time-budget-min 16"
 lab_model="${LAB_MODEL:-$lab/model.keras}"
 lab_split="${LAB_SPLIT:-$lab/split.json}"

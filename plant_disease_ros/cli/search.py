@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--init', default='shipped',
                         help="shipped (default), scratch, or a run's model.keras")
     parser.add_argument('--learning-rates', type=_optional(float), nargs='+',
-                        default=[None, 1e-3, 2.5e-4],
+                        default=[None, 2e-3, 5e-4],
                         help='peak rates of the fine-tune stage ("default": the planned one)')
     parser.add_argument('--unfreeze', type=_optional(int), nargs='+', default=[None, 2, 0],
                         help='backbone stages to fine-tune ("all", or the last N; 0: head '

@@ -49,13 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--unfreeze', type=int, default=None,
                         help='lab transfer runs: fine-tune only the last N backbone stages '
                              '(resnet_lite has 5: stem, stage1..4; 0: head only; default all)')
-    parser.add_argument('--batch-norm', choices=('source', 'adapt'), default='source',
-                        help="lab transfer runs: keep the source model's BatchNorm statistics "
-                             '(default), or re-estimate them on the training photos first')
+    parser.add_argument('--batch-norm', choices=('adapt', 'source'), default='adapt',
+                        help='lab transfer runs: re-estimate the BatchNorm statistics on the '
+                             "training photos first (default), or keep the source model's")
     parser.add_argument('--batch-size', type=int, default=None,
                         help='lab: 32, or 64 from 4,000 training photos; field: 64')
     parser.add_argument('--learning-rate', type=float, default=None,
-                        help='peak learning rate (lab: 5e-4 fine-tuning, 2e-3 from scratch; '
+                        help='peak learning rate (lab: 1e-3 fine-tuning, 2e-3 from scratch; '
                              'field: 8e-4)')
     parser.add_argument('--patience', type=int, default=None,
                         help='early stopping: epochs without validation gain (lab recipe; '

@@ -197,7 +197,7 @@ def print_progress(label: str) -> ProgressCallback:
         step = max(1, total // (50 if terminal else 4))
         if done == total or done % step == 0:
             elapsed = time.monotonic() - started
-            text = f'{label}: {done}/{total} ({100.0 * done / max(total, 1):.0f} %, ' \
+            text = f'{label}: {done}/{total} ({100 * done // max(total, 1)} %, ' \
                    f'{elapsed:.0f} s)'
             if terminal:
                 print(f'\r{text}', end='\n' if done == total else '', file=sys.stderr,

@@ -35,6 +35,12 @@ NO_FIELD_PHOTOS_NOTE = ('PlantDoc has no photos of Apple black rot, Orange HLB, 
                         'leaf scorch, Tomato target spot, spider mites or Potato healthy')
 
 
+def _ordinal(number: int) -> str:
+    suffix = 'th' if 10 <= number % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(
+        number % 10, 'th')
+    return f'{number}{suffix}'
+
+
 def _pct(value: float | None) -> str:
     return '–' if value is None else f'{100.0 * value:.1f} %'
 
@@ -184,8 +190,13 @@ def per_class_tables(evaluation: dict) -> list[str]:
         cells = []
         for name in leaf:
             row = rows[label].get(name)
-            cells.append(f'{row["precision"]:.2f} / {row["recall"]:.2f} / {row["f1"]:.2f} '
-                         f'({row["support"]})' if row else '–')
+            if row is None:
+                cells.append('–')
+            elif not row['support']:
+                cells.append('no such photo; false alarms only')
+            else:
+                cells.append(f'{row["precision"]:.2f} / {row["recall"]:.2f} / '
+                             f'{row["f1"]:.2f} ({row["support"]})')
         lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
     negative = {name: report for name, report in evaluation['domains'].items()
                 if report['negative']}
@@ -197,9 +208,10 @@ def per_class_tables(evaluation: dict) -> list[str]:
     return lines + ['']
 
 
-def still_bad_at(evaluation: dict, summary: dict) -> list[str]:
+def still_bad_at(evaluation: dict, baseline: dict | None = None) -> list[str]:
     """Return the plain-language list of what the model still gets wrong."""
     domains = evaluation['domains']
+    previous = (baseline or {}).get('domains', {})
     lines = ['## What it is still bad at', '']
     for name, report in domains.items():
         if report['negative'] or name == 'lab':
@@ -212,19 +224,22 @@ def still_bad_at(evaluation: dict, summary: dict) -> list[str]:
             + (f'Weakest: {", ".join(weak)}.' if weak else 'No class under 0.5 recall.'))
     lab = domains.get('lab')
     if lab:
-        lines.append(f'- Lab photos: {_pct(lab["top1"])} top-1, but {_pct(lab["rejected"])} '
-                     'of these easy leaves are now rejected; the lab figure alone says '
-                     'little about the field.')
+        before = previous.get('lab')
+        lines.append(f'- Lab photos: {_pct(lab["top1"])} top-1'
+                     + (f' (the lab-only model: {_pct(before["top1"])})' if before else '')
+                     + f', and {_pct(lab["rejected"])} of these easy leaves are rejected'
+                     + (f' ({_pct(before["rejected"])} before)' if before else '')
+                     + ': some lab accuracy was traded for the field.')
     for name, report in domains.items():
         if not report['negative']:
             continue
         leaky = [f'{kind} ({_pct(1 - values["rejected"])} accepted)'
                  for kind, values in report['per_kind'].items() if values['rejected'] < 0.9]
-        accepted_as = ', '.join(f'{label} {count}'
+        accepted_as = ', '.join(f'{label} ({count})'
                                 for label, count in list(report['accepted_as'].items())[:3])
         lines.append(f'- {name} non-leaf frames: {_pct(report["wrongly_accepted"])} still '
                      'accepted as a leaf'
-                     + (f', most as {accepted_as}' if accepted_as else '')
+                     + (f'; named {accepted_as}' if accepted_as else '')
                      + (f'. Leakiest kinds: {", ".join(leaky)}.' if leaky else '.'))
     badly_calibrated = [f'{name} ({_pct(report["ece"])})' for name, report in domains.items()
                         if report['ece'] > 0.1]
@@ -293,7 +308,8 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     size_kib = Path(model_path).stat().st_size / 1024
     lines = [
         f'# Model card: {Path(model_path).name} (field-fit)', '',
-        f'A {len(labels) - 1}-class plant disease classifier with a {len(labels)}th label, '
+        f'A {len(labels) - 1}-class plant disease classifier with a {_ordinal(len(labels))} '
+        'label, '
         '`no_leaf`, for frames without a crop leaf; fitted to field photos from the lab '
         'model, int8-quantised for CPU inference on a Raspberry Pi or Jetson through LiteRT '
         '/ TFLite. Its scores are calibrated probabilities.', '',
@@ -313,7 +329,7 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     lines += training_section(summary)
     lines += domain_table(evaluation, baseline)
     lines += per_class_tables(evaluation)
-    lines += still_bad_at(evaluation, summary)
+    lines += still_bad_at(evaluation, baseline)
     lines += latency_section(latency, reference_latency, evaluation['machine'],
                              evaluation['backend'])
     if commands:

@@ -32,7 +32,7 @@ class SearchSpace:
     the source model's (or the from-scratch defaults).
     """
 
-    learning_rate: tuple[float | None, ...] = (None, 1e-3, 2.5e-4)
+    learning_rate: tuple[float | None, ...] = (None, 2e-3, 5e-4)
     unfreeze: tuple[int | None, ...] = (None, 2, 0)
     input_size: tuple[int | None, ...] = (None, 96, 160)
     augment_strength: tuple[float, ...] = (1.0, 0.5)

@@ -69,7 +69,7 @@ class TrainOptions:
     init_weights: str | None = None
     head_epochs: int | None = None
     unfreeze: int | None = None
-    batch_norm: str = 'source'
+    batch_norm: str = 'adapt'
     threads: int | None = None
     verbose: int | None = None
 

@@ -10,9 +10,11 @@ BatchNorm: while a network is fine-tuned on a few hundred photos, batch statisti
 falls behind training-mode accuracy. Transfer runs keep every BatchNorm layer of the
 backbone in inference mode (Keras runs a BatchNorm layer with ``trainable = False`` in
 inference mode) in both stages: the network trained is exactly the network exported.
-:func:`adapt_batch_norm` can first re-estimate the statistics on the new photos (on the
-apple orchard stand-in it did not help: 88.9 % against 90.7 % int8 test top-1, one run
-each), so the source's statistics are the default.
+By default :func:`adapt_batch_norm` first re-estimates the statistics on the new photos
+(the source's describe lab leaves), then they stay frozen likewise. On the apple orchard
+stand-in the two choices differed by less than its test set can resolve (one run each
+at 5e-4: 88.9 % adapted, 90.7 % kept, ±2 points on 225 photos); the default run, adapted
+at 1e-3, reached 92.9 %.
 """
 
 from __future__ import annotations

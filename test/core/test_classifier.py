@@ -34,6 +34,7 @@ from plant_disease_ros.core.labels import (
     is_healthy,
     load_labels,
 )
+from plant_disease_ros.core.outcome import NO_LEAF_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_PATH = REPO_ROOT / 'models' / 'plant_disease_int8.tflite'
@@ -85,8 +86,8 @@ def test_label_helpers() -> None:
 
 def test_shipped_labels() -> None:
     labels = load_labels(LABELS_PATH)
-    assert len(labels) == 21
-    assert all(crop_of(label) for label in labels)
+    assert len(labels) == 22 and labels[-1] == NO_LEAF_LABEL
+    assert all(crop_of(label) for label in labels[:-1])
     assert sum(is_healthy(label) for label in labels) >= 1
 
 
@@ -112,7 +113,8 @@ def test_labels_file_whitespace(tmp_path: Path) -> None:
 # Loading ---------------------------------------------------------------------------------
 
 def test_photo_for_every_label(classifier: DiseaseClassifier) -> None:
-    assert sorted(path.stem for path in LEAF_PHOTOS) == sorted(classifier.labels)
+    leaf_labels = [label for label in classifier.labels if label != NO_LEAF_LABEL]
+    assert sorted(path.stem for path in LEAF_PHOTOS) == sorted(leaf_labels)
 
 
 def test_model_description(classifier: DiseaseClassifier) -> None:
@@ -121,7 +123,7 @@ def test_model_description(classifier: DiseaseClassifier) -> None:
     assert classifier.model.input.shape == (1, height, width, 3)
 
 
-@pytest.mark.parametrize('count', [20, 22, 1])
+@pytest.mark.parametrize('count', [21, 23, 1])
 def test_label_count_mismatch(tmp_path: Path, count: int) -> None:
     labels = tmp_path / 'labels.txt'
     labels.write_text(''.join(f'Crop___class_{i}\n' for i in range(count)))

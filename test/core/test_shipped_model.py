@@ -8,6 +8,8 @@ from conftest import DATA_DIR, MODELS_DIR
 import numpy as np
 import pytest
 
+from plant_disease_ros.core.outcome import NO_LEAF_LABEL
+
 MODEL = MODELS_DIR / 'plant_disease_int8.tflite'
 LABELS = MODELS_DIR / 'labels.txt'
 FLOAT_MODEL = MODELS_DIR / 'plant_disease_float.keras'
@@ -19,18 +21,22 @@ def test_shipped_files_and_contract() -> None:
     from plant_disease_ros.core.interpreter_loader import load_interpreter
 
     labels = LABELS.read_text().split()
-    assert len(labels) == 21 and labels == sorted(labels)
+    # The 21 PlantVillage classes in folder order, then the background class.
+    leaf_labels, background = labels[:-1], labels[-1]
+    assert background == NO_LEAF_LABEL
+    assert len(leaf_labels) == 21 and leaf_labels == sorted(leaf_labels)
     if DATA_DIR.is_dir():
-        assert labels == sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir())
+        assert leaf_labels == sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir())
     assert MODEL.stat().st_size <= 2 * 1024 * 1024
     loaded = load_interpreter(MODEL, num_threads=2)
     assert loaded.input.dtype == np.uint8 and loaded.input.shape[-1] == 3
-    assert loaded.output.shape[-1] == 21
+    assert loaded.output.shape[-1] == 22
     card = (MODELS_DIR / 'MODEL_CARD.md').read_text()
-    for needed in ('Hughes', 'CC BY-SA 3.0', 'CC BY 4.0', 'agreement', 'threads', 'field'):
-        assert needed in card
+    for needed in ('Hughes', 'CC BY-SA 3.0', 'CC BY 4.0', 'agreement', 'threads', 'field',
+                   'PlantDoc', 'Plant Pathology 2021', 'ECE', 'still bad at'):
+        assert needed in card, needed
     manifest = json.loads(SPLIT.read_text())
-    assert manifest['classes'] == labels
+    assert manifest['classes'] == leaf_labels
 
 
 @pytest.fixture(scope='module')
@@ -52,11 +58,12 @@ def sample_evaluation(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_shipped_model_accuracy_on_held_out_sample(sample_evaluation: dict) -> None:
     report = sample_evaluation
     assert report['photos'] == 21 * SAMPLE_PER_CLASS
-    # Full test split: see MODEL_CARD.md. A 252-photo sample has a few points of noise.
-    assert report['int8']['top1'] >= 0.95
-    assert report['int8']['top3'] >= 0.99
-    worst = min(row['recall'] for row in report['per_class'])
-    assert worst >= 0.75
+    # Full lab test split: 93.5 % top-1, 99.3 % top-3 (MODEL_CARD.md). A 252-photo sample
+    # has a few points of noise.
+    assert report['int8']['top1'] >= 0.88
+    assert report['int8']['top3'] >= 0.97
+    worst = min(row['recall'] for row in report['per_class'] if row['class'] != NO_LEAF_LABEL)
+    assert worst >= 0.5
 
 
 def test_shipped_int8_agrees_with_float(sample_evaluation: dict) -> None:

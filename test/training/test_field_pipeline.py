@@ -33,10 +33,9 @@ def copy_some(source: Path, destination: Path, count: int) -> None:
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Copy a few photos of each domain into a temp tree; train a tiny lab model."""
+    """Copy a few photos of each domain into a temp tree; make a tiny lab run."""
     if not (DATA_DIR.is_dir() and FIELD_DIR.is_dir() and NEGATIVES_DIR.is_dir()):
         pytest.skip('lab, field or non-leaf photos not found beside the repository')
-    from plant_disease_ros.cli.main import main
 
     root = tmp_path_factory.mktemp('world')
     for name in LAB_CLASSES:
@@ -47,9 +46,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                       PER_CLASS)
     for kind in KINDS:
         copy_some(NEGATIVES_DIR / kind, root / 'negatives' / kind, PER_CLASS)
-    assert main(['train', '--data', str(root / 'lab'), '--out', str(root / 'labrun'),
-                 '--epochs', '1', '--input-size', '48', '--width', '0.35', '--batch-size',
-                 '8', '--cache-dir', '', '--quiet']) == 0
+    # The lab run the field recipe starts from: a split and an (untrained) lab network.
+    from plant_disease_ros.training.dataset import scan_dataset, split_files, write_manifest
+    from plant_disease_ros.training.model import build_model, ModelConfig
+
+    index = scan_dataset(root / 'lab')
+    (root / 'labrun').mkdir()
+    write_manifest(root / 'labrun' / 'split.json', split_files(index.files, index.classes),
+                   index.root)
+    build_model(ModelConfig(num_classes=len(LAB_CLASSES), input_size=48, width=0.35)).save(
+        str(root / 'labrun' / 'model.keras'))
     return {'root': root, 'lab': root / 'lab', 'labrun': root / 'labrun'}
 
 
