@@ -1,4 +1,4 @@
-"""``plant-disease make-demo``: compose the demo bag from leaf photos."""
+"""``plant-disease make-demo``: compose the demo bag from lab and field leaf photos."""
 
 from __future__ import annotations
 
@@ -26,12 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='split file whose test photos are used; if it does not exist, '
                              'photos are a seeded choice from the folder '
                              '(default: %(default)s)')
+    parser.add_argument('--field', type=Path, default=demo_bag.DEFAULT_FIELD_DIR,
+                        help='field photo folder (PlantDoc-style) for a few plants of each '
+                             'row (default: %(default)s)')
+    parser.add_argument('--field-split', type=Path, default=demo_bag.DEFAULT_FIELD_SPLIT,
+                        help='field split file whose test photos of the --field folder are '
+                             'used; if it does not exist, every plant shows a lab photo '
+                             '(default: %(default)s)')
 
 
 def run(args: argparse.Namespace) -> int:
     """Compose the bag and print what was written."""
     options = demo_bag.DemoOptions(data_dir=args.data, out_path=args.out, frames=args.frames,
-                                   seed=args.seed, split_path=args.split)
+                                   seed=args.seed, split_path=args.split,
+                                   field_dir=args.field, field_split_path=args.field_split)
 
     def progress(line: str) -> None:
         print(f'\r{line}', end='', file=sys.stderr, flush=True)
@@ -42,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
           f'{result.raw_frames} raw, {result.fixes} fixes)')
     print(f'truth:  {result.truth_path}')
     print(f'photos: {result.photo_source}')
+    print('kinds:  ' + ', '.join(f'{kind} {count}'
+                                 for kind, count in sorted(result.kinds.items())))
     print('labels: ' + ', '.join(f'{label} {count}'
                                  for label, count in sorted(result.labels.items())))
     return 0

@@ -1,5 +1,9 @@
 """Write the demo bag and its truth file: a short drive along three crop rows.
 
+The camera sees lab leaf photos (PlantVillage test split), a few field leaf photos
+(PlantDoc test split) and, between plants, stretches with no crop leaf in view (rendered,
+no photo): every frame's kind is in the truth file.
+
 The field and drive are laid out by ``demo_field``, the frames composed by ``demo_scene``;
 this module turns them into the messages a robot records and writes one MCAP file. The
 model was trained on square photos, so replay the demo with ``-p crop_mode:=center`` (the
@@ -16,13 +20,15 @@ The bag holds:
 - ``/gps/fix`` (sensor_msgs/NavSatFix) with Gaussian noise, a diagonal covariance and a
   dropout in the middle row during which no fix is published at all.
 
-The truth file beside the bag lists, for every frame, its stamp, the class shown, the
-photo it came from and the robot's true position.
+The truth file beside the bag lists, for every frame, its stamp, its kind (``lab_leaf``,
+``field_leaf``, ``no_leaf``), the class shown (``no_leaf`` for none), the photo or scene
+it came from (field photos with their source and licence) and the robot's true position.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import csv
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
@@ -37,34 +43,56 @@ import numpy as np
 from plant_disease_ros.core.geodesy import enu_to_geodetic
 from plant_disease_ros.tools.demo_field import (
     BURST_RATE_HZ,
+    choose_field_photos,
     choose_photos,
     CREEP_SPEED_MPS,
     DrivePlan,
     DROPOUT_S,
+    FIELD_LEAF,
+    FIELD_PLANTS,
     FRAMES_PER_PLANT,
     GPS_RATE_HZ,
+    LAB_LEAF,
     MAX_FIX_AGE_S,
+    NO_LEAF,
+    NO_LEAF_STRETCHES,
     plan_drive,
+    Plant,
     PLANT_SPACING_M,
     REPO_ROOT,
     ROW_CROPS,
     ROW_SPACING_M,
     ROW_SPEED_MPS,
     ROWS,
+    Stretch,
 )
 from plant_disease_ros.tools.demo_scene import (
     compose_frame,
     IMAGE_HEIGHT,
     IMAGE_WIDTH,
+    no_leaf_scene,
     PIXELS_PER_METRE,
     PLANT_SIZE_PX,
+    scene_frame,
     soil_background,
 )
 
 DEFAULT_DATA_DIR = REPO_ROOT.parent / 'shared' / 'data' / 'plantvillage'
 DEFAULT_OUT = REPO_ROOT / 'demo' / 'field_demo.mcap'
 DEFAULT_SPLIT = REPO_ROOT / 'models' / 'split.json'
-DEFAULT_FRAMES = 84
+DEFAULT_FIELD_DIR = REPO_ROOT.parent / 'shared' / 'data' / 'field' / 'plantdoc'
+DEFAULT_FIELD_SPLIT = REPO_ROOT / 'models' / 'field_split.json'
+DEFAULT_FRAMES = 120
+FIELD_ATTRIBUTION = {
+    'dataset': 'PlantDoc (Singh et al., "PlantDoc: A Dataset for Visual Plant Disease '
+               'Detection", CoDS-COMAD 2020)',
+    'licence': 'CC BY 4.0',
+    'via': 'Roboflow "PlantDoc v1 resize-416x416" export, GitHub copy '
+           'RoboKids007/AIPlantGrowthDetection; resized to 224x224 and to the leaf size '
+           'of the frame',
+}
+NO_LEAF_SOURCE = ('rendered by plant_disease_ros/tools/demo_scene.py (procedural, seeded; '
+                  'no photo)')
 DEFAULT_SEED = 7
 
 RAW_TOPIC = '/camera/image_raw'
@@ -98,6 +126,8 @@ class DemoOptions:
     frames: int = DEFAULT_FRAMES
     seed: int = DEFAULT_SEED
     split_path: Path = DEFAULT_SPLIT
+    field_dir: Path = DEFAULT_FIELD_DIR
+    field_split_path: Path = DEFAULT_FIELD_SPLIT
 
 
 @dataclass
@@ -112,6 +142,7 @@ class DemoResult:
     fixes: int
     labels: dict[str, int] = field(default_factory=dict)
     photo_source: str = ''
+    kinds: dict[str, int] = field(default_factory=dict)
 
 
 def _stamp(seconds: float) -> tuple[int, int]:
@@ -203,14 +234,16 @@ def write_mcap(path: Path, records: list[tuple[str, str, int, bytes]], typestore
 Record = tuple[str, str, int, bytes]   # topic, message type, log time ns, CDR bytes
 
 
-def _load_plants(plan: DrivePlan, data_dir: Path, np_rng: np.random.Generator
+def _load_plants(plan: DrivePlan, data_dir: Path, field_dir: Path,
+                 np_rng: np.random.Generator
                  ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """Return each plant's resized photo and its own stretch of soil, by (row, index)."""
     plant_images: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for plant in plan.plants:
-        photo = cv2.imread(str(data_dir / plant.photo), cv2.IMREAD_COLOR)
+        path = (field_dir if plant.kind == FIELD_LEAF else data_dir) / plant.photo
+        photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if photo is None:
-            raise ValueError(f'cannot read photo {data_dir / plant.photo}')
+            raise ValueError(f'cannot read photo {path}')
         photo = cv2.resize(photo, (PLANT_SIZE_PX, PLANT_SIZE_PX),
                            interpolation=cv2.INTER_CUBIC)
         # Wider than the frame: the camera's window slides over it as the robot creeps.
@@ -219,32 +252,58 @@ def _load_plants(plan: DrivePlan, data_dir: Path, np_rng: np.random.Generator
     return plant_images
 
 
-def _camera_records(plan: DrivePlan, data_dir: Path, messages: _Messages,
+def _frame_truth(view: Plant | Stretch, field_sources: dict[str, dict]) -> dict:
+    """Return what a frame shows, for the truth file."""
+    if isinstance(view, Stretch):
+        return {'kind': NO_LEAF, 'label': NO_LEAF, 'row': view.row, 'plant': None,
+                'before_plant': view.before, 'scene': view.scene, 'photo': None}
+    shown = {'kind': view.kind, 'label': view.label, 'row': view.row, 'plant': view.index,
+             'photo': view.photo}
+    if view.kind == FIELD_LEAF:
+        shown['source'] = field_sources.get(view.photo, {})
+    return shown
+
+
+def _camera_records(plan: DrivePlan, options: DemoOptions, messages: _Messages,
                     np_rng: np.random.Generator, progress: Callable[[str], None] | None
                     ) -> tuple[list[Record], list[dict]]:
     """Compose every camera frame; return its records and the truth of each frame."""
-    plant_images = _load_plants(plan, data_dir, np_rng)
+    plant_images = _load_plants(plan, options.data_dir, options.field_dir, np_rng)
+    # Each stretch gets its own scene, wide enough for the camera's travel over a burst.
+    scenes = {(s.row, s.before): no_leaf_scene(s.scene, IMAGE_WIDTH + 2 * 400, IMAGE_HEIGHT,
+                                               np_rng)
+              for s in plan.stretches}
+    field_sources = _field_sources(options.field_dir)
     records: list[Record] = []
     truth_frames: list[dict] = []
     raw_plants = {(0, 0)}
     centre_burst = FRAMES_PER_PLANT // 2
     light = 1.0
-    for number, (t, plant, burst) in enumerate(plan.frame_times):
+    for number, (t, view, burst) in enumerate(plan.frame_times):
         stamp_s = START_STAMP_S + t + 0.0031 + float(np_rng.uniform(-0.001, 0.001))
         east, north = plan.position(t)
-        heading = 1.0 if plant.row % 2 == 0 else -1.0
-        # Positive: the plant is still ahead of the camera and appears right of centre.
-        offset_px = heading * (plant.east - east) * PIXELS_PER_METRE
         light = float(np.clip(light + np_rng.normal(0.0, 0.015), 0.88, 1.12))
-        photo, background = plant_images[(plant.row, plant.index)]
-        frame = compose_frame(
-            background, photo, offset_px,
-            (int(np_rng.integers(-4, 5)), int(np_rng.integers(-6, 7))),
-            light * float(np_rng.uniform(0.98, 1.02)), int(np_rng.integers(1, 4)), np_rng)
+        if isinstance(view, Stretch):
+            # The robot drives on at row speed: the ground slides under the camera.
+            offset_px = (view.pass_time_s - t) * ROW_SPEED_MPS * PIXELS_PER_METRE
+            frame = scene_frame(scenes[(view.row, view.before)], offset_px,
+                                light * float(np_rng.uniform(0.98, 1.02)),
+                                int(np_rng.integers(3, 7)), np_rng)
+            has_raw = False
+        else:
+            heading = 1.0 if view.row % 2 == 0 else -1.0
+            # Positive: the plant is still ahead of the camera and appears right of centre.
+            offset_px = heading * (view.east - east) * PIXELS_PER_METRE
+            photo, background = plant_images[(view.row, view.index)]
+            frame = compose_frame(
+                background, photo, offset_px,
+                (int(np_rng.integers(-4, 5)), int(np_rng.integers(-6, 7))),
+                light * float(np_rng.uniform(0.98, 1.02)), int(np_rng.integers(1, 4)),
+                np_rng)
+            has_raw = (view.row, view.index) in raw_plants and burst == centre_burst
         log_ns = int(round((stamp_s + CAMERA_LATENCY_S) * 1e9))
         records.append((COMPRESSED_TOPIC, 'sensor_msgs/msg/CompressedImage', log_ns,
                         messages.compressed(stamp_s, frame)))
-        has_raw = (plant.row, plant.index) in raw_plants and burst == centre_burst
         if has_raw:
             records.append((RAW_TOPIC, 'sensor_msgs/msg/Image', log_ns,
                             messages.image(stamp_s, frame)))
@@ -254,11 +313,8 @@ def _camera_records(plan: DrivePlan, data_dir: Path, messages: _Messages,
             'index': number,
             'stamp': {'sec': sec, 'nanosec': nanosec},
             'stamp_s': round(stamp_s, 9),
-            'label': plant.label,
-            'row': plant.row,
-            'plant': plant.index,
+            **_frame_truth(view, field_sources),
             'burst_index': burst,
-            'photo': plant.photo,
             'raw': has_raw,
             'in_dropout': plan.dropout[0] < t < plan.dropout[1],
             'position': {'latitude': latitude, 'longitude': longitude, 'altitude': altitude,
@@ -267,6 +323,21 @@ def _camera_records(plan: DrivePlan, data_dir: Path, messages: _Messages,
         if progress and (number + 1) % 20 == 0:
             progress(f'composed {number + 1}/{len(plan.frame_times)} frames')
     return records, truth_frames
+
+
+def _field_sources(field_dir: Path) -> dict[str, dict]:
+    """Return each field photo's origin (repository, commit, path) from the manifest."""
+    manifest = field_dir.parent / 'manifest.csv'
+    if not manifest.is_file():
+        return {}
+    sources: dict[str, dict] = {}
+    with manifest.open(encoding='utf-8', newline='') as stream:
+        for row in csv.DictReader(stream):
+            prefix = f'{field_dir.name}/'
+            if row.get('file', '').startswith(prefix):
+                sources[row['file'][len(prefix):]] = {
+                    'repo': row['repo'], 'commit': row['commit'], 'path': row['source_path']}
+    return sources
 
 
 def _fix_records(plan: DrivePlan, messages: _Messages, np_rng: np.random.Generator
@@ -286,17 +357,42 @@ def _fix_records(plan: DrivePlan, messages: _Messages, np_rng: np.random.Generat
     return records, fix_stamps
 
 
+def _shown(path: Path) -> Path:
+    resolved = Path(path).resolve()
+    return resolved.relative_to(REPO_ROOT) if resolved.is_relative_to(REPO_ROOT) else path
+
+
 def _truth(options: DemoOptions, out_path: Path, plan: DrivePlan, plants_per_row: int,
            source: str, truth_frames: list[dict], fix_count: int,
-           labels: dict[str, int]) -> dict:
+           labels: dict[str, int], kinds: dict[str, int]) -> dict:
     """Return the truth file's content."""
+    field_used = any(frame['kind'] == FIELD_LEAF for frame in truth_frames)
     return {
-        'version': 1,
+        'version': 2,
         'bag': out_path.name,
         'made_by': f'plant-disease make-demo --frames {options.frames} --seed {options.seed}'
                    + (f' --split {options.split_path}'
-                      if Path(options.split_path) != DEFAULT_SPLIT else ''),
+                      if Path(options.split_path) != DEFAULT_SPLIT else '')
+                   + (f' --field-split {options.field_split_path}'
+                      if Path(options.field_split_path) != DEFAULT_FIELD_SPLIT else ''),
+        'kinds': {
+            LAB_LEAF: 'a lab photo (one leaf on a plain background) pasted onto soil',
+            FIELD_LEAF: 'a field photo (leaves in their surroundings) pasted onto soil',
+            NO_LEAF: 'no crop leaf in view (label no_leaf): bare soil, grass and weeds, '
+                     "sky on the headland or the robot's shadow; should give no detection",
+        },
+        'frame_kinds': dict(sorted(kinds.items())),
         'photos': {'folder': 'plantvillage', 'source': source},
+        'field_photos': ({'folder': f'field/{Path(options.field_dir).name}',
+                          'source': f'test split of {_shown(options.field_split_path)} '
+                                    f'({Path(options.field_dir).name})',
+                          'plants': f'plants {", ".join(map(str, FIELD_PLANTS))} of each row',
+                          **FIELD_ATTRIBUTION} if field_used else None),
+        'no_leaf_scenes': {'source': NO_LEAF_SOURCE,
+                           'stretches': [{'row': row, 'before_plant': before, 'scene': scene}
+                                         for (row, before), scene in
+                                         sorted(NO_LEAF_STRETCHES.items())
+                                         if before < plants_per_row]},
         'origin': dict(zip(('latitude', 'longitude', 'altitude'), ORIGIN, strict=True)),
         'topics': {
             'compressed': {'name': COMPRESSED_TOPIC, 'type': 'sensor_msgs/msg/CompressedImage',
@@ -312,7 +408,8 @@ def _truth(options: DemoOptions, out_path: Path, plan: DrivePlan, plants_per_row
             'width': IMAGE_WIDTH, 'height': IMAGE_HEIGHT, 'frame_id': CAMERA_FRAME,
             'trigger': f'stop-and-go: a burst of {FRAMES_PER_PLANT} frames at '
                        f'{BURST_RATE_HZ:g} Hz while the robot creeps over each plant at '
-                       f'{CREEP_SPEED_MPS:g} m/s; no frames between plants',
+                       f'{CREEP_SPEED_MPS:g} m/s, and one while it drives at '
+                       f'{ROW_SPEED_MPS:g} m/s over each no-leaf stretch',
             'ground_resolution_px_per_m': PIXELS_PER_METRE,
             'leaf_photo_px': PLANT_SIZE_PX,
         },
@@ -340,19 +437,32 @@ def _truth(options: DemoOptions, out_path: Path, plan: DrivePlan, plants_per_row
     }
 
 
+def frames_of_drive(plants_per_row: int) -> int:
+    """Return how many camera frames a drive with ``plants_per_row`` plants a row gives."""
+    stretches = sum(1 for _, before in NO_LEAF_STRETCHES if before < plants_per_row)
+    return FRAMES_PER_PLANT * (ROWS * plants_per_row + stretches)
+
+
 def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None = None
                   ) -> DemoResult:
     """Compose the demo bag and its truth file; return what was written."""
-    if options.frames < ROWS * FRAMES_PER_PLANT:
-        raise ValueError(f'--frames must be at least {ROWS * FRAMES_PER_PLANT}')
+    if options.frames < frames_of_drive(1):
+        raise ValueError(f'--frames must be at least {frames_of_drive(1)}')
     rng = random.Random(options.seed)
     np_rng = np.random.default_rng(options.seed)
-    plants_per_row = max(1, round(options.frames / (ROWS * FRAMES_PER_PLANT)))
-    photos, source = choose_photos(options.data_dir, options.split_path, plants_per_row, rng)
-    plan = plan_drive(plants_per_row, photos)
+    plants_per_row = min(range(1, 100),
+                         key=lambda count: abs(frames_of_drive(count) - options.frames))
+    lab, source = choose_photos(options.data_dir, options.split_path, plants_per_row, rng)
+    field_photos = choose_field_photos(Path(options.field_dir), options.field_split_path,
+                                       plants_per_row, rng)
+    photos = []
+    for number, (label, photo) in enumerate(lab):
+        key = (number // plants_per_row, number % plants_per_row)
+        photos.append((*field_photos[key], FIELD_LEAF) if key in field_photos
+                      else (label, photo, LAB_LEAF))
+    plan = plan_drive(plants_per_row, photos, NO_LEAF_STRETCHES)
     messages = _Messages()
-    records, truth_frames = _camera_records(plan, options.data_dir, messages, np_rng,
-                                            progress)
+    records, truth_frames = _camera_records(plan, options, messages, np_rng, progress)
     fix_records, fix_stamps = _fix_records(plan, messages, np_rng)
     records += fix_records
     for frame in truth_frames:
@@ -364,12 +474,14 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
     write_mcap(out_path, records, messages.typestore)
     truth_path = out_path.with_name(f'{out_path.stem}_truth.json')
     labels: dict[str, int] = {}
+    kinds: dict[str, int] = {}
     for frame in truth_frames:
         labels[frame['label']] = labels.get(frame['label'], 0) + 1
+        kinds[frame['kind']] = kinds.get(frame['kind'], 0) + 1
     truth = _truth(options, out_path, plan, plants_per_row, source, truth_frames,
-                   len(fix_stamps), labels)
+                   len(fix_stamps), labels, kinds)
     truth_path.write_text(json.dumps(truth, indent=1) + '\n', encoding='utf-8')
     return DemoResult(
         bag_path=out_path, truth_path=truth_path, bag_bytes=out_path.stat().st_size,
         frames=len(truth_frames), raw_frames=sum(1 for f in truth_frames if f['raw']),
-        fixes=len(fix_stamps), labels=labels, photo_source=source)
+        fixes=len(fix_stamps), labels=labels, photo_source=source, kinds=kinds)

@@ -2,16 +2,20 @@
 
 The robot drives a serpentine over three rows, stop-and-go as phenotyping robots do: it
 drives from plant to plant and creeps over each one while its close-up downward camera
-grabs a burst of frames, so every plant is seen in several consecutive frames. GPS fixes
-come at a fixed rate, except in a dropout over the middle row. Photos are taken from the
-held-out test split when there is one, so the demo never shows the model a photo it was
-trained on.
+grabs a burst of frames, so every plant is seen in several consecutive frames. Between
+some plants the camera also grabs a burst while driving over ground with no crop leaf in
+view (bare soil, grass and weeds, the sky on the headland, the robot's shadow). GPS fixes
+come at a fixed rate, except in a dropout over the middle row.
+
+Most plants show a lab photo (PlantVillage); a few show a field photo (PlantDoc). Photos
+are taken from the held-out test splits when there are any, so the demo never shows the
+model a photo it was trained on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import math
 from pathlib import Path
@@ -37,6 +41,15 @@ DROPOUT_S = 5.0
 MAX_FIX_AGE_S = 2.0
 
 ROW_CROPS = ('Tomato', 'Potato', 'Apple')
+# Plants (by index in their row) that show a field photo instead of a lab photo.
+FIELD_PLANTS = (2, 5)
+# No-leaf stretches: (row, the plant they come before) -> what the camera sees there.
+NO_LEAF_STRETCHES = {
+    (0, 0): 'grass_weeds', (0, 3): 'bare_soil', (0, 5): 'grass_weeds',
+    (1, 0): 'sky', (1, 3): 'bare_soil', (1, 5): 'grass_weeds',
+    (2, 0): 'bare_soil', (2, 3): 'dark', (2, 5): 'grass_weeds',
+}
+LAB_LEAF, FIELD_LEAF, NO_LEAF = 'lab_leaf', 'field_leaf', 'no_leaf'
 
 
 @dataclass(frozen=True)
@@ -46,10 +59,22 @@ class Plant:
     row: int
     index: int
     label: str
-    photo: str            # path relative to the data folder
+    photo: str            # path relative to its data folder
     east: float
     north: float
     pass_time_s: float    # when the camera is right above it (seconds from the start)
+    kind: str = LAB_LEAF  # LAB_LEAF or FIELD_LEAF
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Ground with no crop leaf, driven over before plant ``before`` of ``row``."""
+
+    row: int
+    before: int
+    scene: str            # one of demo_scene.NO_LEAF_SCENES
+    pass_time_s: float    # when the camera is over its middle
+    kind: str = NO_LEAF
 
 
 @dataclass(frozen=True)
@@ -68,10 +93,12 @@ class DrivePlan:
 
     segments: list[Segment]
     plants: list[Plant]
-    frame_times: list[tuple[float, Plant, int]]   # (seconds from start, plant, burst index)
+    # (seconds from start, what is in view, burst index)
+    frame_times: list[tuple[float, Plant | Stretch, int]]
     fix_times: list[float]
     dropout: tuple[float, float]
     duration_s: float
+    stretches: list[Stretch] = field(default_factory=list)
 
     def position(self, t: float) -> tuple[float, float]:
         """Return the robot's true (east, north) in metres at ``t`` seconds."""
@@ -96,16 +123,26 @@ def _half_circle(centre: tuple[float, float], radius: float, start_angle: float,
     return position
 
 
-def plan_drive(plants_per_row: int, photos: Sequence[tuple[str, str]]) -> DrivePlan:
+def _burst(centre_s: float) -> list[tuple[float, int]]:
+    return [(centre_s + (burst - (FRAMES_PER_PLANT - 1) / 2) / BURST_RATE_HZ, burst)
+            for burst in range(FRAMES_PER_PLANT)]
+
+
+def plan_drive(plants_per_row: int, photos: Sequence[tuple[str, str, str]],
+               stretches: dict[tuple[int, int], str] | None = None) -> DrivePlan:
     """Lay out the rows, the robot's serpentine path, the camera bursts and the GPS fixes.
 
-    ``photos`` gives (label, photo) for every plant in driving order. Rows run east-west,
+    ``photos`` gives (label, photo, kind) for every plant in driving order; ``stretches``
+    maps (row, plant index) to the no-leaf scene driven over just before that plant (a
+    burst is grabbed in the middle of the drive to it). Rows run east-west,
     ``ROW_SPACING_M`` apart going north; row 0 is driven east, row 1 west, row 2 east.
     """
+    stretches = stretches or {}
+    stretch_list: list[Stretch] = []
     row_length = plants_per_row * PLANT_SPACING_M
     segments: list[Segment] = []
     plants: list[Plant] = []
-    frame_times: list[tuple[float, Plant, int]] = []
+    frame_times: list[tuple[float, Plant | Stretch, int]] = []
     t = 0.0
 
     def add(length: float, speed: float, position: Callable[[float], tuple[float, float]]
@@ -128,18 +165,22 @@ def plan_drive(plants_per_row: int, photos: Sequence[tuple[str, str]]) -> DriveP
             east = along if heading > 0 else row_length - along
             creep_length = CREEP_SPEED_MPS * CREEP_S
             creep_from = lead + HEADLAND_M + along - creep_length / 2
+            drive_from = t
             t = add(creep_from - done, ROW_SPEED_MPS,
                     _straight((row_start + heading * done, north), (heading, 0.0)))
+            if (row, index) in stretches:
+                stretch = Stretch(row, index, stretches[(row, index)], (drive_from + t) / 2)
+                stretch_list.append(stretch)
+                frame_times += [(time, stretch, burst)
+                                for time, burst in _burst(stretch.pass_time_s)]
             pass_time = t + CREEP_S / 2
             t = add(creep_length, CREEP_SPEED_MPS,
                     _straight((row_start + heading * creep_from, north), (heading, 0.0)))
             done = creep_from + creep_length
-            label, photo = photos[row * plants_per_row + index]
-            plant = Plant(row, index, label, photo, east, north, pass_time)
+            label, photo, kind = photos[row * plants_per_row + index]
+            plant = Plant(row, index, label, photo, east, north, pass_time, kind)
             plants.append(plant)
-            for burst in range(FRAMES_PER_PLANT):
-                offset = (burst - (FRAMES_PER_PLANT - 1) / 2) / BURST_RATE_HZ
-                frame_times.append((pass_time + offset, plant, burst))
+            frame_times += [(time, plant, burst) for time, burst in _burst(pass_time)]
         t = add(length - done, ROW_SPEED_MPS,
                 _straight((row_start + heading * done, north), (heading, 0.0)))
         if row < ROWS - 1:
@@ -160,7 +201,8 @@ def plan_drive(plants_per_row: int, photos: Sequence[tuple[str, str]]) -> DriveP
     fix_times = [i / GPS_RATE_HZ for i in range(count)
                  if not dropout[0] < i / GPS_RATE_HZ < dropout[1]]
     frame_times.sort(key=lambda item: item[0])
-    return DrivePlan(segments, plants, frame_times, fix_times, dropout, duration)
+    return DrivePlan(segments, plants, frame_times, fix_times, dropout, duration,
+                     stretch_list)
 
 
 def _class_photos_from_split(split_path: Path) -> dict[str, list[str]]:
@@ -182,9 +224,49 @@ def _class_photos_from_folder(data_dir: Path) -> dict[str, list[str]]:
     return photos
 
 
+def _field_photos_from_split(split_path: Path, domain: str) -> dict[str, list[str]]:
+    split = json.loads(split_path.read_text(encoding='utf-8'))['domains'][domain]
+    classes = split['classes']
+    photos: dict[str, list[str]] = {}
+    for relative, class_index in split['splits']['test']:
+        photos.setdefault(classes[int(class_index)], []).append(str(relative))
+    return photos
+
+
+def choose_field_photos(field_dir: Path, field_split: Path | None, plants_per_row: int,
+                        rng: random.Random) -> dict[tuple[int, int], tuple[str, str]]:
+    """Pick (label, photo) for the ``FIELD_PLANTS`` of each row from a field test split.
+
+    ``field_split`` is the field split file (its ``plantdoc`` domain's test part); when it
+    or the folder is missing, or a row's crop has no field photo, those plants stay lab
+    plants. Each row cycles through its crop's field classes in a shuffled order.
+    """
+    if field_split is None or not field_split.is_file() or not field_dir.is_dir():
+        return {}
+    photos = _field_photos_from_split(field_split, field_dir.name)
+    photos = {label: sorted(p for p in paths if (field_dir / p).is_file())
+              for label, paths in sorted(photos.items())}
+    for paths in photos.values():
+        rng.shuffle(paths)
+    chosen: dict[tuple[int, int], tuple[str, str]] = {}
+    for row in range(ROWS):
+        crop = ROW_CROPS[row % len(ROW_CROPS)]
+        classes = sorted(label for label, paths in photos.items()
+                         if label.split('___')[0] == crop and paths)
+        rng.shuffle(classes)
+        indices = [index for index in FIELD_PLANTS if index < plants_per_row]
+        for number, index in enumerate(indices):
+            if not classes:
+                break
+            label = classes[number % len(classes)]
+            if photos[label]:
+                chosen[(row, index)] = (label, photos[label].pop())
+    return chosen
+
+
 def choose_photos(data_dir: Path, split_path: Path | None, plants_per_row: int,
                   rng: random.Random) -> tuple[list[tuple[str, str]], str]:
-    """Pick (label, photo) for every plant, one crop per row; return them and the source.
+    """Pick a lab (label, photo) for every plant, one crop per row; return them and the source.
 
     Photos come from the test split of ``split_path`` when it exists, else from the whole
     folder (a seeded choice). Each row cycles through its crop's classes in a shuffled

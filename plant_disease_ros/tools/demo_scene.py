@@ -4,6 +4,11 @@ A frame is a leaf photo filling the image height, on a procedurally textured soi
 background that shows at the sides: 640×480 like a real camera, 4:3 around a square view
 of the leaf. Consecutive frames of a plant differ by the robot's creep, a little motion
 blur and the exposure drifting with the light.
+
+Between plants the camera sees no crop leaf: :func:`no_leaf_scene` renders those views
+(bare soil, grass and weeds between the rows, the sky when the robot pitches on the
+headland, the dark of its own shadow) procedurally, so the bag ships no third-party photo
+of them.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ PLANT_SIZE_PX = 480           # the leaf photo's side in the frame: the full hei
 PIXELS_PER_METRE = 4800.0     # close-up: the frame covers 13 cm × 10 cm of the canopy
 
 
-def soil_background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """Return a BGR uint8 soil texture with clods, stones, straw and small weeds."""
+NO_LEAF_SCENES = ('bare_soil', 'grass_weeds', 'sky', 'dark')
+
+
+def soil_background(width: int, height: int, rng: np.random.Generator,
+                    weeds: bool = True) -> np.ndarray:
+    """Return a BGR uint8 soil texture with clods, stones, straw and (optionally) weeds."""
     base = np.array([58.0, 82.0, 112.0], dtype=np.float32)  # moist loam, BGR
     coarse = cv2.resize(rng.normal(0.0, 1.0, (height // 24 + 2, width // 24 + 2)),
                         (width, height), interpolation=cv2.INTER_CUBIC)
@@ -42,7 +51,7 @@ def soil_background(width: int, height: int, rng: np.random.Generator) -> np.nda
         length = rng.uniform(8, 30)
         end = (int(x + length * math.cos(angle)), int(y + length * math.sin(angle)))
         cv2.line(image, (x, y), end, (96, 160, 196), 1, cv2.LINE_AA)
-    for _ in range(int(width * height / 40000)):           # weed seedlings
+    for _ in range(int(width * height / 40000) if weeds else 0):   # weed seedlings
         x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
         for _ in range(int(rng.integers(3, 7))):
             angle = rng.uniform(0, 2 * math.pi)
@@ -84,6 +93,76 @@ def compose_frame(background: np.ndarray, plant_bgr: np.ndarray, offset_px: floa
     patch = plant_bgr[ys - y0:ye - y0, xs - x0:xe - x0].astype(np.float32)
     weight = alpha[ys - y0:ye - y0, xs - x0:xe - x0]
     frame[ys:ye, xs:xe] = weight * patch + (1.0 - weight) * frame[ys:ye, xs:xe]
+    if blur_px > 1:
+        kernel = np.full((1, blur_px), 1.0 / blur_px, dtype=np.float32)
+        frame = cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    frame = frame * gain + rng.normal(0.0, 0.6, frame.shape).astype(np.float32)
+    return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+
+def _grass_weeds(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Return grass blades and a few weed rosettes over soil: the strip between rows."""
+    image = soil_background(width, height, rng, weeds=False)
+    for _ in range(int(width * height / 160)):              # blades, darker ones first
+        x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
+        angle = rng.normal(-math.pi / 2, 0.5)
+        length = rng.uniform(14, 48)
+        bend = rng.normal(0.0, 6.0)
+        end = (int(x + length * math.cos(angle) + bend), int(y + length * math.sin(angle)))
+        shade = rng.uniform(0.45, 1.0)
+        colour = (int(40 * shade), int(rng.integers(110, 175) * shade),
+                  int(rng.integers(70, 120) * shade))
+        cv2.line(image, (int(x), int(y)), end, colour, int(rng.integers(1, 3)), cv2.LINE_AA)
+    for _ in range(int(width * height / 50000)):            # small weed rosettes
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        for _ in range(int(rng.integers(4, 8))):
+            angle = rng.uniform(0, 360)
+            axes = (int(rng.integers(6, 12)), int(rng.integers(2, 5)))
+            cv2.ellipse(image, (x, y), axes, angle, 0, 360,
+                        (int(rng.integers(30, 50)), int(rng.integers(120, 150)),
+                         int(rng.integers(90, 120))), -1, cv2.LINE_AA)
+    return image
+
+
+def _sky(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Return a pitched-up view: blue sky with soft clouds above a dark field horizon."""
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    top = np.array([200.0, 150.0, 95.0], np.float32)        # BGR, deep blue
+    low = np.array([235.0, 215.0, 190.0], np.float32)       # hazy near the horizon
+    sky = top[None, None, :] * (1.0 - rows[..., None]) + low[None, None, :] * rows[..., None]
+    sky = np.broadcast_to(sky, (height, width, 3)).copy()
+    clouds = cv2.resize(rng.normal(0.0, 1.0, (height // 40 + 2, width // 40 + 2)),
+                        (width, height), interpolation=cv2.INTER_CUBIC)
+    cover = np.clip(clouds - 0.3, 0.0, 1.0).astype(np.float32)[..., None]
+    sky = sky * (1.0 - cover) + 245.0 * cover
+    horizon = int(height * rng.uniform(0.72, 0.82))
+    field = soil_background(width, height - horizon, rng, weeds=False).astype(np.float32)
+    sky[horizon:] = field * 0.55
+    return np.clip(sky, 0, 255).astype(np.uint8)
+
+
+def no_leaf_scene(kind: str, width: int, height: int, rng: np.random.Generator
+                  ) -> np.ndarray:
+    """Return a BGR uint8 view with no crop leaf in it, of one of ``NO_LEAF_SCENES``."""
+    if kind == 'bare_soil':
+        return soil_background(width, height, rng, weeds=False)
+    if kind == 'grass_weeds':
+        return _grass_weeds(width, height, rng)
+    if kind == 'sky':
+        return _sky(width, height, rng)
+    if kind == 'dark':
+        # The robot's own shadow at dusk: soil, barely lit.
+        soil = soil_background(width, height, rng, weeds=False).astype(np.float32)
+        return np.clip(soil * 0.09 + 1.0, 0, 255).astype(np.uint8)
+    raise ValueError(f'unknown no-leaf scene {kind!r}; one of {NO_LEAF_SCENES}')
+
+
+def scene_frame(scene: np.ndarray, offset_px: float, gain: float, blur_px: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """Return one 640×480 BGR frame: a window onto a wide ``scene`` moved by ``offset_px``."""
+    margin = (scene.shape[1] - IMAGE_WIDTH) // 2
+    left = min(max(int(round(margin - offset_px)), 0), scene.shape[1] - IMAGE_WIDTH)
+    frame = scene[:IMAGE_HEIGHT, left:left + IMAGE_WIDTH].astype(np.float32)
     if blur_px > 1:
         kernel = np.full((1, blur_px), 1.0 / blur_px, dtype=np.float32)
         frame = cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT)

@@ -2,14 +2,16 @@
 
 ``plant-disease replay demo/field_demo.mcap --fast`` starts camera_subscriber,
 disease_classifier and disease_map_recorder with config/field.yaml, and what they publish
-is read back from the output bag: every frame must be classified, the labels must match
-the photos shown, and every detection must be positioned as the GPS track allows: near
+is read back from the output bag: every frame must be classified; the frames of each
+kind in the truth file are checked on their own: lab leaf photos must mostly get their
+label, field leaf photos are reported (a modest bar), stretches with no crop leaf in view
+must give no detection; every detection must be positioned as the GPS track allows: near
 the robot's true position where a fix was close enough, null geometry with fix_status
 'stale' or 'none' in the GPS dropout.
 
-The replay runs with ``score_threshold:=0.0`` so that every frame gives a detection: the
-position checks then cover every frame whatever the model's confidence, and the labels
-are checked on the classifications, which do not depend on the threshold.
+The replay runs with ``score_threshold:=0.0`` so that every leaf frame gives a detection
+(a label other than ``no_leaf``): the position checks then cover every leaf frame
+whatever the model's confidence, and a no-leaf frame gives none whatever the threshold.
 """
 
 from __future__ import annotations
@@ -32,10 +34,18 @@ from plant_disease_ros.core.geodesy import geodetic_to_enu
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_BAG = REPO_ROOT / 'demo' / 'field_demo.mcap'
 TRUTH = REPO_ROOT / 'demo' / 'field_demo_truth.json'
-# Top-1 accuracy over the demo frames, overall and for the worst class. The photos are
-# held-out test photos on a soil background, so these are below the test-split figures.
-MIN_ACCURACY = 0.90
-MIN_CLASS_ACCURACY = 0.50
+# Top-1 accuracy per frame kind, measured with the shipped 22-label model (2026-12-04):
+# lab leaves 57/60 (95.0 %; the model is 93.5 % on the lab test photos), field leaves
+# 10/24 (41.7 %; PlantDoc test 36.5 %). No-leaf frames without a detection: 34/36; the two
+# misses are grass-and-weeds frames called Blueberry___healthy (0.50, 0.61): the model card
+# says other plants can still be named as a disease. Bare soil, sky and dark never pass.
+MIN_LAB_ACCURACY = 0.85
+MIN_FIELD_ACCURACY = 0.25
+MIN_NO_LEAF_REJECTED = 0.90
+MAX_LEAF_REJECTED = 0.05
+# Scenes the vegetation gate rejects outright: none of their frames may give a detection.
+GATED_SCENES = ('bare_soil', 'sky', 'dark')
+NO_LEAF_OUTCOMES = ('no_leaf', 'unknown')
 MAX_POSITION_ERROR_M = 2.5
 MAX_MEDIAN_POSITION_ERROR_M = 0.8
 # Only a bound on a hung replay, inside pytest's per-test timeout (pytest.ini): how long
@@ -95,6 +105,20 @@ def truth() -> dict:
     return json.loads(TRUTH.read_text(encoding='utf-8'))
 
 
+def frames_of(truth: dict, kind: str) -> list[dict]:
+    """Return the truth's frames of one kind (lab_leaf, field_leaf, no_leaf)."""
+    return [frame for frame in truth['frames'] if frame['kind'] == kind]
+
+
+def labelled_right(replayed: dict, frames: list[dict]) -> tuple[int, dict[str, list[bool]]]:
+    """Return how many frames got their true label, and the hits per class."""
+    per_class: dict[str, list[bool]] = defaultdict(list)
+    for frame in frames:
+        value = replayed['classifications'][stamp_key(frame['stamp'])]
+        per_class[frame['label']].append(value['label'] == frame['label'])
+    return sum(sum(hits) for hits in per_class.values()), per_class
+
+
 def test_every_frame_is_accounted_for(replayed: dict, truth: dict) -> None:
     """Frames in == frames in the truth == labelled, one classification per frame stamp."""
     summary = replayed['summary']
@@ -104,30 +128,74 @@ def test_every_frame_is_accounted_for(replayed: dict, truth: dict) -> None:
     assert set(replayed['classifications']) == {stamp_key(f['stamp']) for f in frames}
     assert replayed['counts']['label'] == len(frames)
     assert replayed['counts']['markers'] >= 1
+    assert sum(len(frames_of(truth, kind)) for kind in truth['kinds']) == len(frames)
+    no_leaf = sum(1 for value in replayed['classifications'].values()
+                  if value['label'] == 'no_leaf')
+    assert summary['no_leaf'] == no_leaf and f'{no_leaf} no_leaf' in replayed['stdout']
 
 
-def test_labels_match_the_photos(replayed: dict, truth: dict) -> None:
-    """Top-1 accuracy over the demo frames, overall and per class."""
-    per_class: dict[str, list[bool]] = defaultdict(list)
-    for frame in truth['frames']:
-        value = replayed['classifications'][stamp_key(frame['stamp'])]
-        per_class[frame['label']].append(value['top_k'][0]['label'] == frame['label'])
-    report = {label: sum(hits) / len(hits) for label, hits in sorted(per_class.items())}
-    print('\nper-class accuracy on the demo frames:')
-    for label, accuracy in report.items():
-        print(f'  {accuracy:6.1%}  {label} ({len(per_class[label])} frames)')
-    overall = sum(sum(hits) for hits in per_class.values()) / len(truth['frames'])
-    print(f'  {overall:6.1%}  overall ({len(truth["frames"])} frames)')
-    assert overall >= MIN_ACCURACY, report
-    assert min(report.values()) >= MIN_CLASS_ACCURACY, report
+def test_lab_leaves_get_their_label(replayed: dict, truth: dict) -> None:
+    """Lab leaf photos on soil: a high share labelled right; per class printed."""
+    frames = frames_of(truth, 'lab_leaf')
+    right, per_class = labelled_right(replayed, frames)
+    print('\nper-class accuracy on the lab leaf frames:')
+    for label, hits in sorted(per_class.items()):
+        print(f'  {sum(hits) / len(hits):6.1%}  {label} ({len(hits)} frames)')
+    print(f'  {right / len(frames):6.1%}  lab leaves ({len(frames)} frames)')
+    assert frames and right / len(frames) >= MIN_LAB_ACCURACY
 
 
-def test_every_frame_has_one_detection(replayed: dict, truth: dict) -> None:
-    """With score_threshold 0 each frame gives exactly one detection, labelled as classified."""
-    assert set(replayed['detections']) == {stamp_key(f['stamp']) for f in truth['frames']}
-    assert replayed['counts']['detections'] == len(truth['frames'])
+def test_field_leaves_are_reported(replayed: dict, truth: dict) -> None:
+    """Field leaf photos (PlantDoc): the share labelled right, against a modest bar."""
+    frames = frames_of(truth, 'field_leaf')
+    right, per_class = labelled_right(replayed, frames)
+    print('\nfield leaf frames labelled right:')
+    for label, hits in sorted(per_class.items()):
+        print(f'  {sum(hits)}/{len(hits)}  {label}')
+    print(f'  {right / len(frames):6.1%}  field leaves ({len(frames)} frames)')
+    assert frames and right / len(frames) >= MIN_FIELD_ACCURACY
+
+
+def test_leaf_frames_are_rarely_rejected(replayed: dict, truth: dict) -> None:
+    """Lab and field leaf frames are seldom called no_leaf."""
+    frames = frames_of(truth, 'lab_leaf') + frames_of(truth, 'field_leaf')
+    rejected = [frame['index'] for frame in frames
+                if replayed['classifications'][stamp_key(frame['stamp'])]['label']
+                == 'no_leaf']
+    print(f'\nleaf frames called no_leaf: {len(rejected)}/{len(frames)}')
+    assert len(rejected) <= MAX_LEAF_REJECTED * len(frames), rejected
+
+
+def test_no_leaf_stretches_give_no_detection(replayed: dict, truth: dict) -> None:
+    """Frames with no crop leaf in view: labelled no_leaf (or unknown), no detection."""
+    frames = frames_of(truth, 'no_leaf')
+    missed = []
+    by_scene: dict[str, list[bool]] = defaultdict(list)
+    for frame in frames:
+        key = stamp_key(frame['stamp'])
+        label = replayed['classifications'][key]['label']
+        rejected = label in NO_LEAF_OUTCOMES and key not in replayed['detections']
+        by_scene[frame['scene']].append(rejected)
+        if not rejected:
+            missed.append(f'{frame["index"]} {frame["scene"]} -> {label}')
+    print('\nno-leaf frames without a detection:')
+    for scene, hits in sorted(by_scene.items()):
+        print(f'  {sum(hits)}/{len(hits)}  {scene}')
+    assert set(by_scene) >= {'bare_soil', 'grass_weeds'}
+    assert all(all(by_scene[scene]) for scene in GATED_SCENES), missed
+    assert len(frames) - len(missed) >= MIN_NO_LEAF_REJECTED * len(frames), missed
+
+
+def test_leaf_frames_give_one_detection_no_leaf_frames_none(replayed: dict,
+                                                            truth: dict) -> None:
+    """With score_threshold 0 each frame not called no_leaf gives one detection, as labelled."""
+    classified = replayed['classifications']
+    expected_keys = {key for key, value in classified.items()
+                     if value['label'] not in NO_LEAF_OUTCOMES}
+    assert set(replayed['detections']) == expected_keys
+    assert replayed['counts']['detections'] == len(expected_keys)
     for key, feature in replayed['detections'].items():
-        assert feature['properties']['label'] == replayed['classifications'][key]['label']
+        assert feature['properties']['label'] == classified[key]['label']
     expected = Counter(f['properties']['label'] for f in replayed['detections'].values())
     assert replayed['summary']['detections'] == dict(sorted(expected.items()))
 
@@ -137,8 +205,8 @@ def test_detections_are_where_the_robot_was(replayed: dict, truth: dict) -> None
     origin = tuple(truth['origin'][key] for key in ('latitude', 'longitude', 'altitude'))
     errors = []
     for frame in truth['frames']:
-        feature = replayed['detections'][stamp_key(frame['stamp'])]
-        if not frame['locatable']:
+        feature = replayed['detections'].get(stamp_key(frame['stamp']))
+        if feature is None or not frame['locatable']:
             continue
         assert feature['geometry'] is not None, frame['index']
         assert feature['properties']['fix_status'] in ('interpolated', 'nearest')
@@ -156,8 +224,9 @@ def test_gps_dropout_gives_detections_without_position(replayed: dict, truth: di
     """In the dropout, frames with no fix within max_fix_age_s have null geometry."""
     unlocatable = [frame for frame in truth['frames'] if not frame['locatable']]
     assert unlocatable and all(frame['in_dropout'] for frame in unlocatable)
-    for frame in unlocatable:
-        feature = replayed['detections'][stamp_key(frame['stamp'])]
+    features = [replayed['detections'].get(stamp_key(frame['stamp'])) for frame in unlocatable]
+    assert any(features), 'no detection in the dropout'
+    for feature in filter(None, features):
         assert feature['geometry'] is None
         assert feature['properties']['fix_status'] in ('stale', 'none')
 
@@ -197,7 +266,7 @@ def test_demo_bag_matches_its_truth(truth: dict) -> None:
     from rosbags.rosbag2 import Reader
     from rosbags.typesys import get_typestore, Stores
 
-    assert DEMO_BAG.stat().st_size <= 4_000_000
+    assert DEMO_BAG.stat().st_size <= 6_000_000
     store = get_typestore(Stores.LATEST)
     stamps: dict[str, list[float]] = defaultdict(list)
     with Reader(DEMO_BAG) as reader:
@@ -230,7 +299,20 @@ def test_demo_bag_matches_its_truth(truth: dict) -> None:
     gaps = [b - a for a, b in zip(fixes, fixes[1:], strict=False)]
     assert max(gaps) == pytest.approx(dropout['duration_s'], abs=0.21)
     assert sorted(gaps)[len(gaps) // 2] == pytest.approx(0.2, abs=1e-6)  # 5 Hz
-    assert 60 <= len(frames) <= 120 and len(truth['labels']) >= 8
+    assert 100 <= len(frames) <= 160 and len(truth['labels']) >= 8
+    kinds = Counter(frame['kind'] for frame in frames)
+    assert kinds == truth['frame_kinds'] and set(kinds) == set(truth['kinds'])
+    assert kinds['no_leaf'] >= 24 and kinds['field_leaf'] >= 16 and kinds['lab_leaf'] >= 48
+    for frame in frames:
+        if frame['kind'] == 'no_leaf':
+            assert frame['label'] == 'no_leaf' and frame['photo'] is None and frame['scene']
+        else:
+            assert frame['label'] != 'no_leaf' and frame['photo']
+        if frame['kind'] == 'field_leaf':
+            assert frame['source']['repo'] and frame['source']['path']
+    assert truth['field_photos']['licence'] == 'CC BY 4.0'
+    assert {frame.get('scene') for frame in frames} >= {'bare_soil', 'grass_weeds', 'sky',
+                                                       'dark'}
 
 
 def test_make_demo_composes_a_small_bag(tmp_path: Path) -> None:
@@ -243,15 +325,18 @@ def test_make_demo_composes_a_small_bag(tmp_path: Path) -> None:
         for copy in range(3):
             shutil.copy(photo, data / photo.stem / f'{copy}.jpg')
     out = tmp_path / 'demo' / 'small.mcap'
-    result = make_demo_bag(DemoOptions(data_dir=data, out_path=out, frames=24, seed=3,
-                                       split_path=tmp_path / 'missing.json'))
+    missing = tmp_path / 'missing.json'
+    options = DemoOptions(data_dir=data, out_path=out, frames=24, seed=3, split_path=missing,
+                          field_split_path=missing)
+    result = make_demo_bag(options)
     assert result.frames == 24 and result.raw_frames == 1 and out.is_file()
     written = json.loads(result.truth_path.read_text())
     assert result.truth_path.name == 'small_truth.json'
     assert len(written['frames']) == 24 and 'seeded choice' in written['photos']['source']
+    assert result.kinds == {'lab_leaf': 12, 'no_leaf': 12} and written['field_photos'] is None
     assert [f['row'] for f in written['frames']] == sorted(f['row'] for f in written['frames'])
-    assert {f['label'].split('___')[0] for f in written['frames']} <= {'Tomato', 'Potato',
-                                                                        'Apple'}
+    assert {f['label'].split('___')[0] for f in written['frames']
+            if f['kind'] == 'lab_leaf'} <= {'Tomato', 'Potato', 'Apple'}
     again = make_demo_bag(DemoOptions(data_dir=data, out_path=tmp_path / 'b.mcap', frames=24,
-                                      seed=3, split_path=tmp_path / 'missing.json'))
+                                      seed=3, split_path=missing, field_split_path=missing))
     assert json.loads(again.truth_path.read_text())['frames'] == written['frames']

@@ -155,7 +155,13 @@ def demo() -> tuple[list[tuple[str, object]], dict[tuple[int, int], dict]]:
     truth = json.loads(TRUTH.read_text())
     positions = {(frame['stamp']['sec'], frame['stamp']['nanosec']): frame['position']
                  for frame in truth['frames']}
-    return bag_messages(), positions
+    # Frames with no leaf in view give no detection: only leaf frames are played.
+    no_leaf = {(frame['stamp']['sec'], frame['stamp']['nanosec'])
+               for frame in truth['frames'] if frame.get('kind') == 'no_leaf'}
+    messages = [(kind, message) for kind, message in bag_messages()
+                if kind == 'fix'
+                or (message.header.stamp.sec, message.header.stamp.nanosec) not in no_leaf]
+    return messages, positions
 
 
 def replay_twice(context: object, demo, **overrides: object) -> tuple[Replay, list[dict]]:

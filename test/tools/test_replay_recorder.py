@@ -79,16 +79,18 @@ def test_recorder_writes_at_the_replay_clock_and_counts(store: object) -> None:
     recorder.receive('/ns/label', 'label', string_cdr(store, 'a (0.9)'))
     recorder.receive('/ns/detections', 'detections', detection(store, 1, 'a', 'interpolated'))
     recorder.receive('/ns/classification', 'classification', string_cdr(store, 'not json'))
+    recorder.receive('/ns/classification', 'classification',
+                     classification(store, 3, 'no_leaf'))
     assert [(topic, log_ns) for topic, log_ns, _ in writer.written] == [
         ('/ns/classification', 5_000), ('/ns/classification', 5_000),
         ('/ns/classification', 7_000), ('/ns/label', 7_000), ('/ns/detections', 7_000),
-        ('/ns/classification', 7_000)]
+        ('/ns/classification', 7_000), ('/ns/classification', 7_000)]
     counts = recorder.counts()
-    assert (counts.labelled, counts.unknown, counts.duplicates) == (2, 1, 1)
+    assert (counts.labelled, counts.unknown, counts.no_leaf, counts.duplicates) == (3, 1, 1, 1)
     assert counts.detections == Counter({'a': 1})
     assert counts.fix_status == Counter({'interpolated': 1})
     assert [feature['properties']['label'] for feature in counts.features] == ['a']
-    assert recorder.classified_count == 2 and recorder.write_error == ''
+    assert recorder.classified_count == 3 and recorder.write_error == ''
 
 
 def test_recorder_counts_are_a_copy(store: object) -> None:
@@ -156,14 +158,16 @@ def test_progress_line_disabled_writes_nothing() -> None:
 def test_summary_lines_and_json() -> None:
     """The printed summary: counts, fix statuses, labels by count, outputs and warnings."""
     summary = ReplaySummary(bag=Path('field.mcap'), image_topic='/cam', fix_topic=None,
-                            mode='fast', frames_in=4, labelled=3, unknown=1, unanswered=1,
+                            mode='fast', frames_in=4, labelled=3, unknown=1, no_leaf=1,
+                            unanswered=1,
                             detections=Counter({'b': 1, 'a': 2}),
                             fix_status=Counter({'nearest': 1, 'interpolated': 2}),
                             wall_s=1.5, warnings=['no NavSatFix topic'])
     assert summary.lines() == [
         'bag:         field.mcap (image /cam, fix none; fast)',
         'frames in:   4',
-        'labelled:    3 (1 unknown below the score threshold, 1 not classified)',
+        'labelled:    3 (1 no_leaf: no leaf in view, 1 unknown below the score threshold, '
+        '1 not classified)',
         'speed:       2.0 frames/s (1.5 s)',
         'detections:  3 (interpolated 2, nearest 1)',
         '      2  a',
@@ -176,7 +180,7 @@ def test_summary_lines_and_json() -> None:
     ]
     value = json.loads(json.dumps(summary.as_dict()))
     assert value['detections'] == {'a': 2, 'b': 1} and value['detections_total'] == 3
-    assert value['frames_per_s'] == 2.0
+    assert value['frames_per_s'] == 2.0 and value['no_leaf'] == 1
 
 
 def test_output_paths_never_reuse_a_name(tmp_path: Path) -> None:

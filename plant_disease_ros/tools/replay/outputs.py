@@ -92,6 +92,7 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
     """Copy the recorder's counts into the summary (a warning for frames classified twice)."""
     summary.labelled = counts.labelled
     summary.unknown = counts.unknown
+    summary.no_leaf = counts.no_leaf
     summary.detections = counts.detections.copy()
     summary.fix_status = counts.fix_status.copy()
     if counts.duplicates:

@@ -36,6 +36,7 @@ class OutputCounts:
     detections: Counter[str] = field(default_factory=Counter)
     fix_status: Counter[str] = field(default_factory=Counter)
     features: list[dict] = field(default_factory=list)
+    no_leaf: int = 0
 
 
 class OutputRecorder:
@@ -129,7 +130,7 @@ class OutputRecorder:
         """Return a copy of the counts and of the detections received."""
         with self._lock:
             counts = self._counts
-            unknown = sum(1 for label in self._classified.values() if label == 'unknown')
-            return OutputCounts(len(self._classified), unknown, counts.duplicates,
+            labels = Counter(self._classified.values())
+            return OutputCounts(len(self._classified), labels['unknown'], counts.duplicates,
                                 Counter(counts.detections), Counter(counts.fix_status),
-                                list(counts.features))
+                                list(counts.features), no_leaf=labels['no_leaf'])

@@ -19,6 +19,7 @@ class ReplaySummary:
     frames_in: int = 0
     labelled: int = 0
     unknown: int = 0
+    no_leaf: int = 0
     unanswered: int = 0
     fixes_in: int = 0
     detections: Counter[str] = field(default_factory=Counter)
@@ -44,7 +45,8 @@ class ReplaySummary:
         return {
             'bag': str(self.bag), 'image_topic': self.image_topic, 'fix_topic': self.fix_topic,
             'mode': self.mode, 'frames_in': self.frames_in, 'labelled': self.labelled,
-            'unknown': self.unknown, 'unanswered': self.unanswered, 'fixes_in': self.fixes_in,
+            'unknown': self.unknown, 'no_leaf': self.no_leaf, 'unanswered': self.unanswered,
+            'fixes_in': self.fixes_in,
             'detections': dict(sorted(self.detections.items())),
             'detections_total': sum(self.detections.values()),
             'fix_status': dict(sorted(self.fix_status.items())),
@@ -66,7 +68,8 @@ class ReplaySummary:
             f'bag:         {self.bag} (image {self.image_topic}, '
             f'fix {self.fix_topic or "none"}; {self.mode})',
             f'frames in:   {self.frames_in}',
-            f'labelled:    {self.labelled} ({self.unknown} unknown below the score threshold'
+            f'labelled:    {self.labelled} ({self.no_leaf} no_leaf: no leaf in view, '
+            f'{self.unknown} unknown below the score threshold'
             + (f', {self.unanswered} not classified' if self.unanswered else '') + ')',
             f'speed:       {self.frames_per_s:.1f} frames/s ({self.wall_s:.1f} s)',
             f'detections:  {total}'
