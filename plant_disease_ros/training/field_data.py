@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.core.outcome import NO_LEAF_LABEL
 from plant_disease_ros.training.dataset import (
     DatasetError,
     load_images,
@@ -36,7 +37,7 @@ from plant_disease_ros.training.dataset import (
     split_files,
 )
 
-NO_LEAF = 'no_leaf'
+NO_LEAF = NO_LEAF_LABEL
 FIELD_MANIFEST_VERSION = 1
 LAB_DOMAIN = 'lab'
 NEGATIVES_DOMAIN = 'negatives'

@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+from plant_disease_ros.core.detections import UNKNOWN_LABEL
+from plant_disease_ros.core.outcome import NO_LEAF_LABEL
 from plant_disease_ros.tools.replay.options import one_line
 
 # Output topic (relative to the pipeline's namespace) → message type.
@@ -131,6 +133,6 @@ class OutputRecorder:
         with self._lock:
             counts = self._counts
             labels = Counter(self._classified.values())
-            return OutputCounts(len(self._classified), labels['unknown'], counts.duplicates,
+            return OutputCounts(len(self._classified), labels[UNKNOWN_LABEL], counts.duplicates,
                                 Counter(counts.detections), Counter(counts.fix_status),
-                                list(counts.features), no_leaf=labels['no_leaf'])
+                                list(counts.features), no_leaf=labels[NO_LEAF_LABEL])
