@@ -91,6 +91,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='folder of non-leaf scenes (<kind>/<image>), labelled no_leaf')
     field.add_argument('--steps-per-epoch', type=int, default=120,
                        help='mixed batches an epoch')
+    field.add_argument('--mix', default=None,
+                       help='share of each batch source, e.g. "lab=0.3,lab_composite=0.25,'
+                            'field=0.25,negative_photo=0.1,synthetic=0.1" (unnamed sources '
+                            'keep their default)')
+    field.add_argument('--warmup-learning-rate', type=float, default=1e-4,
+                       help='rate at the start of the one-epoch warm-up')
+    field.add_argument('--distill-from', default=None,
+                       help='lab model (Keras) whose softened scores are blended into the '
+                            'targets of the plain lab rows, to keep its lab accuracy')
+    field.add_argument('--distill-weight', type=float, default=0.6,
+                       help="share of the teacher's scores in those targets (0..1)")
+    field.add_argument('--distill-temperature', type=float, default=2.0,
+                       help="softening of the teacher's scores")
     field.add_argument('--cache-size', type=int, default=144,
                        help='side of the decoded training photos, px (crops come from it)')
 
@@ -121,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_field(args: argparse.Namespace) -> int:
     """Run the field recipe and print where the calibrated model is."""
+    from plant_disease_ros.training.field_augment import SourceMix
     from plant_disease_ros.training.field_train import FieldTrainOptions, train_field
 
     missing = [flag for flag, value in (('--init-weights', args.init_weights),
@@ -138,7 +152,11 @@ def run_field(args: argparse.Namespace) -> int:
         batch_size=values['batch_size'], learning_rate=values['learning_rate'], seed=args.seed,
         val_fraction=values['val_fraction'], test_fraction=values['test_fraction'],
         time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
-        threads=args.threads)
+        threads=args.threads, warmup_learning_rate=args.warmup_learning_rate,
+        distill_from=args.distill_from, distill_weight=args.distill_weight,
+        distill_temperature=args.distill_temperature)
+    if args.mix:
+        options.mix = SourceMix.parse(args.mix)
     summary = train_field(options)
     print(f'model: {args.out}/model.keras (best mean domain accuracy '
           f'{summary["best_val_score"]:.4f} at epoch {summary["best_epoch"]}, temperature '

@@ -19,6 +19,7 @@ from plant_disease_ros.core.vegetation import GateResult
 
 NO_LEAF_LABEL = 'no_leaf'
 OUTCOMES = ('leaf', 'unknown', 'no_leaf')
+MODEL_REASON = 'model'  # the no_leaf reason when the model's background class won
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def frame_outcome(classification: Classification, score_threshold: float,
         return FrameOutcome(NO_LEAF_LABEL, 'no_leaf', gate.reason)
     top = classification.top
     if top.label == NO_LEAF_LABEL:
-        return FrameOutcome(NO_LEAF_LABEL, 'no_leaf', 'model')
+        return FrameOutcome(NO_LEAF_LABEL, 'no_leaf', MODEL_REASON)
     if top.score < score_threshold:
         return FrameOutcome(UNKNOWN_LABEL, 'unknown')
     return FrameOutcome(top.label, 'leaf')

@@ -307,7 +307,7 @@ class DiseaseClassifierNode(Node):
         # The full record first: it is what the mapping stack and the bench consume.
         self.classification_publisher.publish(
             classification_to_string(classification, header, threshold, outcome))
-        self.typed_outputs.publish_classification(classification, header)
+        self.typed_outputs.publish_classification(classification, header, outcome)
         self.label_publisher.publish(String(data=label))
         self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
         if self.annotated_publisher.get_subscription_count() > 0:

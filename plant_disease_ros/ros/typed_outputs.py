@@ -31,6 +31,7 @@ from std_msgs.msg import Header
 from plant_disease_ros.core.classifier import Classification
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.map_file import feature_collection
+from plant_disease_ros.core.outcome import FrameOutcome, MODEL_REASON, NO_LEAF_LABEL
 from plant_disease_ros.ros.conversions import copy_header
 from plant_disease_ros.ros.qos import latched_qos, results_qos
 
@@ -49,10 +50,20 @@ def import_messages(package: str) -> tuple[ModuleType | None, str]:
 
 
 def classification_to_vision(classification: Classification, header: Header,
-                             vision_msgs: ModuleType) -> Any:
-    """Return the vision_msgs/Classification of one frame: header copy, top-k hypotheses."""
+                             vision_msgs: ModuleType,
+                             outcome: FrameOutcome | None = None) -> Any:
+    """Return the vision_msgs/Classification of one frame: header copy, top-k hypotheses.
+
+    A frame the vegetation gate rejected (``outcome`` no_leaf for a gate reason) gets one
+    hypothesis, ``no_leaf`` with score 1.0: the gate is a rule, and the model's classes of
+    a frame without vegetation would read as an answer. When the model itself says
+    ``no_leaf``, its own top-k stand (``no_leaf`` first).
+    """
     message = vision_msgs.Classification()
     message.header = copy_header(header)
+    if outcome is not None and outcome.kind == 'no_leaf' and outcome.reason != MODEL_REASON:
+        message.results = [vision_msgs.ObjectHypothesis(class_id=NO_LEAF_LABEL, score=1.0)]
+        return message
     message.results = [vision_msgs.ObjectHypothesis(class_id=str(category.label),
                                                     score=float(category.score))
                        for category in classification.categories]
@@ -138,11 +149,12 @@ class ClassifierTypedOutputs:
         self.label_info_publisher.publish(label_info_message(
             self._labels, score_threshold, header, self.vision_msgs))
 
-    def publish_classification(self, classification: Classification, header: Header) -> None:
-        """Publish ``results`` for one classified frame."""
+    def publish_classification(self, classification: Classification, header: Header,
+                               outcome: FrameOutcome | None = None) -> None:
+        """Publish ``results`` for one classified frame (see :func:`classification_to_vision`)."""
         if self.results_publisher is not None:
             self.results_publisher.publish(
-                classification_to_vision(classification, header, self.vision_msgs))
+                classification_to_vision(classification, header, self.vision_msgs, outcome))
 
     def publish_detection(self, feature: dict) -> None:
         """Publish one detection Feature, named, on ``detections/geojson``."""

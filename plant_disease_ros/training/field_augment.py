@@ -36,6 +36,24 @@ class SourceMix:
     negative_photo: float = 0.12
     synthetic: float = 0.13
 
+    @classmethod
+    def parse(cls, text: str) -> SourceMix:
+        """Return a mix from ``"lab=0.3,field=0.25"`` (unnamed sources keep their default)."""
+        values: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(','))):
+            name, _, value = item.partition('=')
+            if name not in SOURCES or not value:
+                raise ValueError(f'bad source share {item!r}: write NAME=SHARE with NAME one '
+                                 f'of {", ".join(SOURCES)}')
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise ValueError(f'bad source share {item!r}: {value!r} is not a number'
+                                 ) from None
+        mix = cls(**values)
+        mix.probabilities()  # validates
+        return mix
+
     def probabilities(self) -> np.ndarray:
         """Return the shares as probabilities in the order of :data:`SOURCES`."""
         values = np.array([getattr(self, name) for name in SOURCES], np.float64)
@@ -102,13 +120,19 @@ class FieldBatchMaker:
 
     def batch(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Return batch ``index`` of ``epoch``: (B×size×size×3 uint8, B int32 labels)."""
+        images, labels, _ = self.batch_with_sources(epoch, index)
+        return images, labels
+
+    def batch_with_sources(self, epoch: int, index: int
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return :meth:`batch` plus each row's source as an index into :data:`SOURCES`."""
         rng = np.random.default_rng([self.seed, epoch, index])
         images = np.empty((self.batch_size, self.size, self.size, 3), np.uint8)
         labels = np.empty(self.batch_size, np.int32)
         sources = rng.choice(len(SOURCES), size=self.batch_size, p=self.probabilities)
         for row, source in enumerate(sources):
             images[row], labels[row] = self.sample(rng, SOURCES[int(source)])
-        return images, labels
+        return images, labels, sources.astype(np.int32)
 
     def sample(self, rng: np.random.Generator, source: str) -> tuple[np.ndarray, int]:
         """Return one augmented frame of ``source`` and its label."""

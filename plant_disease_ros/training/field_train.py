@@ -32,6 +32,7 @@ from plant_disease_ros.training.field_augment import (
     FieldBatchMaker,
     Pool,
     SourceMix,
+    SOURCES,
 )
 from plant_disease_ros.training.field_data import (
     default_sources,
@@ -76,6 +77,9 @@ class FieldTrainOptions:
     time_budget_min: float | None = None
     cache_dir: str | None = None
     threads: int | None = None
+    distill_from: str | None = None  # the lab model whose opinion lab rows are blended with
+    distill_weight: float = 0.6
+    distill_temperature: float = 2.0
     mix: SourceMix = field(default_factory=SourceMix)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
@@ -251,10 +255,29 @@ def train_field(options: FieldTrainOptions) -> dict:
                       label_smoothing=options.label_smoothing),
                   metrics=['accuracy'])
 
+    teacher = None
+    if options.distill_from:
+        from plant_disease_ros.training.distill import LabTeacher
+
+        teacher = LabTeacher(options.distill_from, num_classes, options.input_size,
+                             options.distill_temperature)
+        print(f'distilling from {options.distill_from} on the plain lab rows (weight '
+              f'{options.distill_weight:g}, temperature {options.distill_temperature:g})',
+              file=sys.stderr, flush=True)
+    lab_source = SOURCES.index('lab')
+
     def batches():
         for number in range(steps * epochs):
-            images, batch_labels = maker.batch(number // steps, number % steps)
-            yield images.astype(np.float32), np.eye(num_classes, dtype=np.float32)[batch_labels]
+            images, batch_labels, sources = maker.batch_with_sources(number // steps,
+                                                                     number % steps)
+            targets = np.eye(num_classes, dtype=np.float32)[batch_labels]
+            rows = np.flatnonzero(sources == lab_source)
+            if teacher is not None and rows.size:
+                from plant_disease_ros.training.distill import blend_targets
+
+                targets = blend_targets(targets, rows, teacher.probabilities(images[rows]),
+                                        options.distill_weight)
+            yield images.astype(np.float32), targets
 
     size = options.input_size
     train_ds = tf.data.Dataset.from_generator(batches, output_signature=(

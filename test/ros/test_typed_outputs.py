@@ -249,3 +249,31 @@ def test_the_pipeline_process_publishes_the_typed_outputs(harness: Harness,
     assert info.threshold == 0.0
     assert 'typed outputs: results (vision_msgs/Classification)' in logs
     assert 'deprecated' not in logs
+
+
+def test_results_of_a_gated_frame_say_no_leaf_not_the_models_guess() -> None:
+    """Gate verdict: one no_leaf hypothesis; model verdict or a leaf: the model's top-k."""
+    from std_msgs.msg import Header
+
+    from plant_disease_ros.core.classifier import Category, Classification
+    from plant_disease_ros.core.outcome import FrameOutcome, MODEL_REASON
+
+    vision_msgs, _ = require_interfaces()
+    header = Header(frame_id='cam', stamp=make_stamp(STAMP_S))
+    guess = Classification(categories=(Category(3, 'Tomato___Late_blight', 0.91),
+                                       Category(21, 'no_leaf', 0.05)),
+                           preprocess_ms=0.1, invoke_ms=0.5, postprocess_ms=0.0)
+    gated = typed_outputs.classification_to_vision(
+        guess, header, vision_msgs, FrameOutcome('no_leaf', 'no_leaf', 'no vegetation'))
+    assert [(h.class_id, h.score) for h in gated.results] == [('no_leaf', 1.0)]
+    assert gated.header.frame_id == 'cam'
+    by_model = Classification(categories=(Category(21, 'no_leaf', 0.8),
+                                          Category(3, 'Tomato___Late_blight', 0.1)),
+                              preprocess_ms=0.1, invoke_ms=0.5, postprocess_ms=0.0)
+    for classification, outcome in (
+            (by_model, FrameOutcome('no_leaf', 'no_leaf', MODEL_REASON)),
+            (guess, FrameOutcome('Tomato___Late_blight', 'leaf')), (guess, None)):
+        message = typed_outputs.classification_to_vision(classification, header, vision_msgs,
+                                                         outcome)
+        assert [h.class_id for h in message.results] == [
+            category.label for category in classification.categories]

@@ -113,3 +113,26 @@ def test_pose_crop_and_photometric_keep_shape_and_range() -> None:
     never = AugmentOptions(blur_probability=0, noise_probability=0, jpeg_probability=0,
                            photometric_probability=0)
     assert np.array_equal(photometric(rng, square, never), square)
+
+
+def test_batch_with_sources_names_each_rows_source() -> None:
+    batches = maker()
+    images, labels, sources = batches.batch_with_sources(2, 5)
+    plain_images, plain_labels = batches.batch(2, 5)
+    assert np.array_equal(images, plain_images) and np.array_equal(labels, plain_labels)
+    assert sources.shape == (16,) and set(sources.tolist()) <= set(range(len(SOURCES)))
+    negative = np.isin(sources, [SOURCES.index('negative_photo'), SOURCES.index('synthetic')])
+    assert np.array_equal(labels == NO_LEAF, negative)
+
+
+def test_mix_parses_named_shares_and_keeps_the_rest() -> None:
+    mix = SourceMix.parse('lab=0.3, field=0.4')
+    assert (mix.lab, mix.field) == (0.3, 0.4)
+    assert mix.synthetic == SourceMix().synthetic
+    assert SourceMix.parse('') == SourceMix()
+    for text, message in (('leaves=0.3', 'NAME one of'), ('lab', 'NAME=SHARE'),
+                          ('lab=a lot', 'not a number'),
+                          ('lab=0,lab_composite=0,field=0,negative_photo=0,synthetic=0',
+                           'positive sum')):
+        with pytest.raises(ValueError, match=message):
+            SourceMix.parse(text)

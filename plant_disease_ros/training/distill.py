@@ -1,0 +1,60 @@
+"""Distillation from the lab model: soft targets that keep what it knew (TensorFlow/Keras).
+
+A field fine-tune sees lab leaves in only part of each batch and drifts away from the
+lab model's accuracy on them. :class:`LabTeacher` scores the plain lab rows of a batch
+with the lab model; :func:`blend_targets` mixes its (softened) opinion into those rows'
+one-hot targets, so the student is pulled towards the teacher where the teacher is good
+and learns the field and ``no_leaf`` from the labels alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LabTeacher:
+    """A trained lab model (the first ``num_classes - 1`` labels, no ``no_leaf``)."""
+
+    def __init__(self, model_path: str, num_classes: int, input_size: int,
+                 temperature: float = 2.0) -> None:
+        import tensorflow as tf
+
+        if temperature <= 0:
+            raise ValueError(f'distillation temperature must be > 0, got {temperature}')
+        self.model = tf.keras.models.load_model(model_path, compile=False)
+        outputs = int(self.model.output_shape[-1])
+        if outputs != num_classes - 1:
+            raise ValueError(f'{model_path}: the teacher has {outputs} outputs; a field model '
+                             f'of {num_classes} labels needs one of {num_classes - 1} '
+                             '(its labels without no_leaf)')
+        self.num_classes, self.temperature = num_classes, temperature
+        teacher_size = int(self.model.input_shape[1])
+        model = self.model
+
+        @tf.function(input_signature=[tf.TensorSpec((None, input_size, input_size, 3),
+                                                    tf.float32)])
+        def score(images):
+            if teacher_size != input_size:
+                images = tf.image.resize(images, (teacher_size, teacher_size))
+            return model(images, training=False)
+
+        self._score = score
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Return N×num_classes softened teacher probabilities (0 for ``no_leaf``)."""
+        scores = self._score(images.astype(np.float32)).numpy().astype(np.float64)
+        soft = np.power(np.clip(scores, 1e-12, 1.0), 1.0 / self.temperature)
+        soft /= soft.sum(axis=1, keepdims=True)
+        out = np.zeros((len(images), self.num_classes), np.float32)
+        out[:, :soft.shape[1]] = soft
+        return out
+
+
+def blend_targets(targets: np.ndarray, rows: np.ndarray, teacher_probabilities: np.ndarray,
+                  weight: float) -> np.ndarray:
+    """Return ``targets`` with ``rows`` set to (1 - weight)·one-hot + weight·teacher."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f'distillation weight must be in 0..1, got {weight}')
+    out = targets.copy()
+    out[rows] = (1.0 - weight) * targets[rows] + weight * teacher_probabilities
+    return out
