@@ -82,6 +82,26 @@ def data_section(field_split: dict, lab_split: dict) -> list[str]:
     return lines + ['']
 
 
+def _start_sentence(summary: dict) -> str:
+    """Say what the run started from, and whether a lab teacher took part."""
+    options = summary['options']
+    outputs = len(summary['classes'])
+    if summary.get('init_outputs') == outputs:
+        text = (f'Fine-tuned from the field model `{options["init_weights"]}` (all layers, '
+                f'its {outputs}-output head kept).')
+    else:
+        text = (f'Transfer from the lab model `{options["init_weights"]}` (all layers; the '
+                f'head replaced by {outputs} outputs, the lab rows copied, `no_leaf` started '
+                'near zero).')
+    if options.get('distill_from'):
+        text += (f' The plain lab rows of each batch learn from targets blended with the '
+                 f'scores of the lab model `{options["distill_from"]}` (weight '
+                 f'{options["distill_weight"]:g}, softened with temperature '
+                 f'{options["distill_temperature"]:g}), so the field fit keeps what it '
+                 'knew about lab leaves.')
+    return text
+
+
 def training_section(summary: dict) -> list[str]:
     """Return the training section of a field-fit run."""
     options = summary['options']
@@ -90,9 +110,8 @@ def training_section(summary: dict) -> list[str]:
     calibration = summary.get('calibration', {})
     lines = [
         '## Training', '',
-        f'Transfer from the lab model `{options["init_weights"]}` (all layers; the head '
-        f'replaced by {len(summary["classes"])} outputs, the lab rows copied, `no_leaf` '
-        f'started near zero). {summary["epochs_run"]} epochs (of at most {options["epochs"]})'
+        _start_sentence(summary)
+        + f' {summary["epochs_run"]} epochs (of at most {options["epochs"]})'
         f' of {options["steps_per_epoch"]} batches of {options["batch_size"]}, Adam with a '
         f'one-epoch warm-up to {options["learning_rate"]:g} and cosine decay, label smoothing '
         f'{options["label_smoothing"]:g}; {summary["train_seconds"] / 60:.0f} min on this '

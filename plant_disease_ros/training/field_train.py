@@ -246,6 +246,8 @@ def train_field(options: FieldTrainOptions) -> dict:
     labels, maker, validation = prepare_data(options)
     num_classes = len(labels)
     model = build_field_model(options.init_weights, num_classes, options.input_size)
+    init_outputs = int(tf.keras.models.load_model(options.init_weights,
+                                                  compile=False).output_shape[-1])
     steps, epochs = options.steps_per_epoch, options.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         options.warmup_learning_rate, decay_steps=steps * max(1, epochs - 1), alpha=0.02,
@@ -303,6 +305,7 @@ def train_field(options: FieldTrainOptions) -> dict:
                   'width': float(best.name.rsplit('_', 2)[1]), 'input_size': size,
                   'num_classes': num_classes},
         'classes': labels,
+        'init_outputs': init_outputs,  # == num_classes: a field model, its head kept
         'epochs_run': len(monitor.history),
         'best_epoch': monitor.best_epoch,
         'best_val_score': monitor.best_score,

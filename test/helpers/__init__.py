@@ -6,6 +6,7 @@
 - ``shipped_model``: the shipped model's paths and the one loader of its classifier.
 - ``processes``: the nodes as processes (``ros.node_set`` command lines started by
   ``tools.process``) in the run's ROS environment, which test/conftest.py sets.
+- ``gps``: ``make_fix``, the one builder of NavSatFix messages.
 - ``fuzz_messages``: seeded good and bad Image, CompressedImage and NavSatFix messages.
 - ``tiny_model``: tiny TFLite models of the model contract; ``stream_publisher``: a
   camera-driver stand-in run as its own process.

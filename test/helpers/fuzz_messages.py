@@ -24,6 +24,8 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
 
+from helpers.gps import make_fix
+
 # The reasons documented in docs/ARCHITECTURE.md (ImageConversionError.reason).
 IMAGE_REASONS = frozenset({'unknown_encoding', 'empty', 'truncated', 'bad_step',
                            'bad_size', 'decode_failed', 'unsupported_format'})
@@ -349,27 +351,6 @@ _OUT_OF_RANGE_BY_FIELD = ((90.0001, -91.0, 1e9, 1e308, -1e308),
                           (1e5 + 1.0, -2e5, 1e308))
 
 
-def make_fix(latitude: float, longitude: float, altitude: float,
-             status: int = NavSatStatus.STATUS_FIX, stamp_s: float = 1.7e9,
-             covariance: float | None = 4.0) -> NavSatFix:
-    """Return a NavSatFix with the given position, status and stamp (seconds)."""
-    msg = NavSatFix()
-    sec = math.floor(stamp_s)
-    msg.header.stamp.sec = int(sec)
-    msg.header.stamp.nanosec = min(int((stamp_s - sec) * 1e9), 999_999_999)
-    msg.header.frame_id = 'gps'
-    msg.status.status = int(status)
-    msg.status.service = NavSatStatus.SERVICE_GPS
-    msg.latitude, msg.longitude, msg.altitude = latitude, longitude, altitude
-    if covariance is None:
-        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
-    else:
-        msg.position_covariance = [covariance, 0.0, 0.0, 0.0, covariance, 0.0, 0.0, 0.0,
-                                   4.0 * covariance]
-        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_APPROXIMATED
-    return msg
-
-
 def fix_case(rng: np.random.Generator) -> FuzzCase:
     """Return one NavSatFix case: good, no fix, non-finite or out of range, odd stamps."""
     latitude = float(rng.choice(_GOOD_LATITUDES)) + float(rng.normal(0, 1e-3))
@@ -406,8 +387,10 @@ def fix_case(rng: np.random.Generator) -> FuzzCase:
         latitude = float(rng.choice(_NON_FINITE + _OUT_OF_RANGE + (latitude,)))
         longitude = float(rng.choice(_NON_FINITE + _OUT_OF_RANGE + (longitude,)))
         expected, note = ANY_REASON, 'mixed'
-    msg = make_fix(latitude, longitude, altitude, status=status, stamp_s=stamp_s,
-                   covariance=None if covariance is None else float(covariance))
+    msg = make_fix(latitude, longitude, altitude, stamp_s=stamp_s, status=status,
+                   accuracy_m=None,
+                   variance_m2=None if covariance is None else float(covariance),
+                   covariance_type=NavSatFix.COVARIANCE_TYPE_APPROXIMATED)
     if rng.random() < 0.05:
         msg.header.stamp.nanosec = 4_000_000_000  # not normalised: still a number
     return FuzzCase('fix', msg, expected, note)

@@ -7,6 +7,7 @@ import json
 import math
 from types import SimpleNamespace
 
+from helpers.gps import make_fix
 from helpers.images import make_compressed, make_image
 from helpers.processes import node_processes
 from helpers.ros import Harness
@@ -89,30 +90,21 @@ def test_stamps_convert_both_ways() -> None:
         conversions.seconds_to_stamp(math.nan)
 
 
-def navsatfix(status: int = 0, lat: float = 48.1, lon: float = 11.5, alt: float = 500.0,
-              covariance: float | None = 0.09) -> NavSatFix:
-    """Return a NavSatFix."""
-    msg = NavSatFix()
-    msg.header = header(100, 0, 'gps')
-    msg.status.status = status
-    msg.latitude, msg.longitude, msg.altitude = lat, lon, alt
-    if covariance is not None:
-        msg.position_covariance = [covariance, 0.0, 0.0, 0.0, covariance, 0.0, 0.0, 0.0, 1.0]
-        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
-    return msg
-
-
 def test_navsatfix_to_geofix_and_back() -> None:
     """A usable fix becomes a GeoFix with its accuracy; bad ones give their reason."""
-    fix, reason = conversions.navsatfix_to_geofix(navsatfix())
+    lat, lon, alt = 48.1, 11.5, 500.0
+    fix, reason = conversions.navsatfix_to_geofix(make_fix(lat, lon, alt, stamp_s=100.0,
+                                                           accuracy_m=0.3))
     assert reason is None
     assert fix == GeoFix(100.0, 48.1, 11.5, 500.0, pytest.approx(0.3))
-    assert conversions.navsatfix_to_geofix(navsatfix(covariance=None))[0].horizontal_accuracy_m \
-        is None
-    assert conversions.navsatfix_to_geofix(navsatfix(NavSatStatus.STATUS_NO_FIX)) == (
-        None, 'no_fix')
-    assert conversions.navsatfix_to_geofix(navsatfix(lat=math.nan))[1] == 'non_finite'
-    assert conversions.navsatfix_to_geofix(navsatfix(lon=181.0))[1] == 'out_of_range'
+    unknown_accuracy = make_fix(lat, lon, alt, stamp_s=100.0, accuracy_m=None)
+    assert conversions.navsatfix_to_geofix(unknown_accuracy)[0].horizontal_accuracy_m is None
+    assert conversions.navsatfix_to_geofix(make_fix(
+        lat, lon, alt, stamp_s=100.0, status=NavSatStatus.STATUS_NO_FIX)) == (None, 'no_fix')
+    assert conversions.navsatfix_to_geofix(make_fix(
+        math.nan, lon, alt, stamp_s=100.0))[1] == 'non_finite'
+    assert conversions.navsatfix_to_geofix(make_fix(
+        lat, 181.0, alt, stamp_s=100.0))[1] == 'out_of_range'
     out = conversions.geofix_to_navsatfix(fix, header(7, 8, 'camera'))
     assert out.header == header(7, 8, 'camera')
     assert (out.latitude, out.longitude, out.altitude) == (48.1, 11.5, 500.0)

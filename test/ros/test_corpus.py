@@ -17,8 +17,8 @@ import pytest
 
 pytest.importorskip('sensor_msgs.msg')
 
-from helpers.fuzz_messages import make_fix  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from helpers.gps import make_fix  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
 
 from plant_disease_ros.core.classifier import Category, Classification  # noqa: E402
 from plant_disease_ros.core.detections import detection_feature  # noqa: E402
@@ -73,8 +73,10 @@ def _message(entry: dict):
         msg.data = array.array('B', (CORPUS_DIR / entry['file']).read_bytes())
         return msg
     return make_fix(float(entry['latitude']), float(entry['longitude']),
-                    float(entry['altitude']), status=entry['status_value'],
-                    stamp_s=entry['stamp_s'], covariance=entry['covariance'])
+                    float(entry['altitude']), stamp_s=entry['stamp_s'],
+                    status=entry['status_value'], accuracy_m=None,
+                    variance_m2=entry['covariance'],
+                    covariance_type=NavSatFix.COVARIANCE_TYPE_APPROXIMATED)
 
 
 def _run(entry: dict, msg) -> str:

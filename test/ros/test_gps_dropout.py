@@ -20,7 +20,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from helpers.fuzz_messages import make_fix  # noqa: E402
+from helpers.gps import make_fix  # noqa: E402
 from helpers.images import leaf_photos, make_image  # noqa: E402
 from helpers.ros import (  # noqa: E402
     classifier_node,

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import json
 import math
 
-from helpers.images import leaf_rgb, make_image, make_stamp
+from helpers.gps import make_fix
+from helpers.images import leaf_rgb, make_image
 from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters
 from helpers.shipped_model import require_shipped_model
 import pytest
@@ -39,24 +40,9 @@ def true_position(t: float) -> tuple[float, float, float]:
                            0.1 * t, LAT0, LON0, ALT0)
 
 
-def make_fix(stamp_s: float, lat: float, lon: float, alt: float,
-             status: int = NavSatStatus.STATUS_FIX, accuracy_m: float | None = 0.5) -> NavSatFix:
-    """Return a NavSatFix (horizontal accuracy as the east/north variances)."""
-    msg = NavSatFix()
-    msg.header.stamp = make_stamp(stamp_s)
-    msg.header.frame_id = 'gps'
-    msg.status.status = status
-    msg.latitude, msg.longitude, msg.altitude = float(lat), float(lon), float(alt)
-    if accuracy_m is not None:
-        msg.position_covariance = [accuracy_m ** 2, 0.0, 0.0, 0.0, accuracy_m ** 2, 0.0,
-                                   0.0, 0.0, 4 * accuracy_m ** 2]
-        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
-    return msg
-
-
 def path_fix(t: float) -> NavSatFix:
-    """Return the fix on the path ``t`` seconds after T0."""
-    return make_fix(T0 + t, *true_position(t))
+    """Return the fix on the path ``t`` seconds after T0, 0.5 m horizontal accuracy."""
+    return make_fix(*true_position(t), stamp_s=T0 + t, accuracy_m=0.5)
 
 
 def distance_m(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
@@ -197,10 +183,11 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
     gps.send_fix(path_fix(0.4))
     gps.send_fix(path_fix(0.0))
     lat, lon, alt = true_position(0.2)
-    gps.send_fix(make_fix(T0 + 0.2, lat + 0.01, lon, alt, status=NavSatStatus.STATUS_NO_FIX))
-    gps.send_fix(make_fix(T0 + 0.2, math.nan, lon, alt))
-    gps.send_fix(make_fix(T0 + 0.25, lat, math.inf, alt))
-    gps.send_fix(make_fix(T0 + 0.2, 95.0, lon, alt))
+    gps.send_fix(make_fix(lat + 0.01, lon, alt, stamp_s=T0 + 0.2,
+                          status=NavSatStatus.STATUS_NO_FIX))
+    gps.send_fix(make_fix(math.nan, lon, alt, stamp_s=T0 + 0.2))
+    gps.send_fix(make_fix(lat, math.inf, alt, stamp_s=T0 + 0.25))
+    gps.send_fix(make_fix(95.0, lon, alt, stamp_s=T0 + 0.2))
     for t in (0.1, 0.3):
         gps.send_frame(T0 + t)
     detections = gps.wait_detections(2)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 
-from helpers.images import leaf_rgb, make_image, make_stamp
+from helpers.gps import make_fix
+from helpers.images import leaf_rgb, make_image
 from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters
 from helpers.shipped_model import require_shipped_model
 import numpy as np
@@ -19,7 +20,7 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
+from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode  # noqa: E402
@@ -67,10 +68,7 @@ class Rig:
 
     def send(self, rgb: np.ndarray, index: int, frame_id: str) -> None:
         """Publish a fix and then a frame at the same stamp; wait for its classification."""
-        fix = NavSatFix()
-        fix.header.stamp = make_stamp(10.0 + index)
-        fix.status.status = NavSatStatus.STATUS_FIX
-        fix.latitude, fix.longitude, fix.altitude = 50.0, 4.0 + index * 1e-5, 10.0
+        fix = make_fix(50.0, 4.0 + index * 1e-5, 10.0, stamp_s=10.0 + index, accuracy_m=None)
         before = self.node.fixes_received
         self.fixes.publish(fix)
         assert self.harness.wait(lambda: self.node.fixes_received > before)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from helpers.fuzz_messages import make_fix
+from helpers.gps import make_fix
 from helpers.ros import classifier_node, Harness
 import pytest
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import json
 from pathlib import Path
 
+from helpers.gps import make_fix
 from helpers.images import leaf_photo_paths, load_rgb, make_image, make_stamp
 from helpers.interfaces import require_interfaces
 from helpers.processes import node_processes
@@ -23,7 +24,7 @@ rclpy = pytest.importorskip('rclpy')
 
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image, NavSatFix, NavSatStatus  # noqa: E402
+from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic  # noqa: E402
@@ -47,17 +48,6 @@ def harness(ros_context: object) -> Iterator[Harness]:
         rig.close()
 
 
-def make_fix(stamp_s: float) -> NavSatFix:
-    """Return a good fix at DATUM stamped ``stamp_s``."""
-    msg = NavSatFix()
-    msg.header.stamp = make_stamp(stamp_s)
-    msg.header.frame_id = 'gps'
-    msg.status.status = NavSatStatus.STATUS_FIX
-    msg.latitude, msg.longitude, msg.altitude = DATUM
-    msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
-    return msg
-
-
 def test_classifier_publishes_results_and_geojson_beside_the_json(harness: Harness) -> None:
     """results: the image header, class ids from the labels; detections/geojson: the Feature."""
     vision_msgs, foxglove_msgs = require_interfaces()
@@ -74,8 +64,8 @@ def test_classifier_publishes_results_and_geojson_beside_the_json(harness: Harne
     assert classifier.typed_outputs.available == [
         'results (vision_msgs/Classification)', 'label_info (vision_msgs/LabelInfo)',
         'detections/geojson (foxglove_msgs/GeoJSON)']
-    fixes.publish(make_fix(STAMP_S - 0.1))
-    fixes.publish(make_fix(STAMP_S + 0.1))
+    fixes.publish(make_fix(*DATUM, stamp_s=STAMP_S - 0.1, accuracy_m=None))
+    fixes.publish(make_fix(*DATUM, stamp_s=STAMP_S + 0.1, accuracy_m=None))
     assert harness.wait(lambda: classifier.fixes_received == 2)
 
     frame = make_image(load_rgb(leaf_photo_paths()[0], 256), stamp_s=STAMP_S,
@@ -236,7 +226,7 @@ def test_the_pipeline_process_publishes_the_typed_outputs(harness: Harness,
         while collector.count(f'/{namespace}/detections/geojson') == 0:
             processes.check_alive()
             assert stamp_s < STAMP_S + 30.0, processes.logs()
-            fixes.publish(make_fix(stamp_s))
+            fixes.publish(make_fix(*DATUM, stamp_s=stamp_s, accuracy_m=None))
             images.publish(make_image(frame, stamp_s=stamp_s))
             harness.wait(lambda: False, 0.2)
             stamp_s += 0.2

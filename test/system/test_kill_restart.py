@@ -21,7 +21,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from helpers.fuzz_messages import make_fix  # noqa: E402
+from helpers.gps import make_fix  # noqa: E402
 from helpers.images import leaf_rgb, make_image  # noqa: E402
 from helpers.processes import node_processes, NodeProcesses  # noqa: E402
 from helpers.ros import Harness, results_qos  # noqa: E402

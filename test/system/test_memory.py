@@ -16,7 +16,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from helpers.fuzz_messages import make_fix  # noqa: E402
+from helpers.gps import make_fix  # noqa: E402
 from helpers.images import leaf_rgb, make_image, make_stamp  # noqa: E402
 from helpers.ros import Harness, parameters, results_qos  # noqa: E402
 from helpers.shipped_model import require_shipped_model  # noqa: E402

@@ -188,3 +188,48 @@ def test_field_model_keeps_the_lab_network_and_head_rows(tmp_path: Path) -> None
     tf.keras.Model(lab.inputs, lab.outputs, name='something_else').save(str(renamed))
     with pytest.raises(ValueError, match='not a model of this package'):
         build_field_model(str(renamed), 4, 40)
+
+
+def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
+        field_run: Path, world: dict[str, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A field model fine-tuned again, with the lab teacher and a mix of its own."""
+    from plant_disease_ros.cli.main import main
+    from plant_disease_ros.training.field_model_card import training_section
+
+    out = tmp_path / 'stage2'
+    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
+                 '--lab-split', str(world['labrun'] / 'split.json'),
+                 '--field-data', str(world['root'] / 'field'),
+                 '--negatives', str(world['root'] / 'negatives'),
+                 '--init-weights', str(field_run / 'model.keras'),
+                 '--distill-from', str(world['labrun'] / 'model.keras'),
+                 '--distill-weight', '0.5', '--mix', 'lab=0.5,synthetic=0.05',
+                 '--warmup-learning-rate', '2e-5', '--out', str(out),
+                 '--epochs', '1', '--steps-per-epoch', '2', '--batch-size', '8',
+                 '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) == 0
+    summary = json.loads((out / 'train_summary.json').read_text())
+    assert summary['init_outputs'] == len(LAB_CLASSES) + 1
+    options = summary['options']
+    assert options['distill_from'] == str(world['labrun'] / 'model.keras')
+    assert (options['distill_weight'], options['warmup_learning_rate']) == (0.5, 2e-5)
+    assert (options['mix']['lab'], options['mix']['synthetic']) == (0.5, 0.05)
+    assert (out / 'field_split.json').read_text() == \
+        (field_run / 'field_split.json').read_text()  # same seed, same test photos
+    text = '\n'.join(training_section(summary))
+    assert 'Fine-tuned from the field model' in text and 'head kept' in text
+    assert 'weight 0.5, softened with temperature 2' in text
+    first = '\n'.join(training_section(json.loads(
+        (field_run / 'train_summary.json').read_text())))
+    assert 'Transfer from the lab model' in first and 'lab rows of each batch' not in first
+    capsys.readouterr()
+    # A teacher that has no_leaf itself is refused with one line.
+    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
+              '--lab-split', str(world['labrun'] / 'split.json'),
+              '--field-data', str(world['root'] / 'field'),
+              '--negatives', str(world['root'] / 'negatives'),
+              '--init-weights', str(field_run / 'model.keras'),
+              '--distill-from', str(field_run / 'model.keras'), '--out', str(tmp_path / 'x'),
+              '--epochs', '1', '--steps-per-epoch', '1', '--batch-size', '8',
+              '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) != 0
+    assert 'the teacher has 4 outputs' in capsys.readouterr().err
