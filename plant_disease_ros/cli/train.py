@@ -97,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             'keep their default)')
     field.add_argument('--warmup-learning-rate', type=float, default=1e-4,
                        help='rate at the start of the one-epoch warm-up')
+    field.add_argument('--field-augment', type=float, default=1.0,
+                       help='strength of the per-frame augmentation, 0..1 (1: full; about '
+                            '0.5 for a short last stage)')
     field.add_argument('--distill-from', default=None,
                        help='lab model (Keras) whose softened scores are blended into the '
                             'targets of the plain lab rows, to keep its lab accuracy')
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_field(args: argparse.Namespace) -> int:
     """Run the field recipe and print where the calibrated model is."""
-    from plant_disease_ros.training.field_augment import SourceMix
+    from plant_disease_ros.training.field_augment import AugmentOptions, SourceMix
     from plant_disease_ros.training.field_train import FieldTrainOptions, train_field
 
     missing = [flag for flag, value in (('--init-weights', args.init_weights),
@@ -154,9 +157,10 @@ def run_field(args: argparse.Namespace) -> int:
         time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
         threads=args.threads, warmup_learning_rate=args.warmup_learning_rate,
         distill_from=args.distill_from, distill_weight=args.distill_weight,
-        distill_temperature=args.distill_temperature)
+        distill_temperature=args.distill_temperature, architecture=args.architecture)
     if args.mix:
         options.mix = SourceMix.parse(args.mix)
+    options.augment = AugmentOptions.scaled(args.field_augment)
     summary = train_field(options)
     print(f'model: {args.out}/model.keras (best mean domain accuracy '
           f'{summary["best_val_score"]:.4f} at epoch {summary["best_epoch"]}, temperature '

@@ -95,10 +95,31 @@ class AugmentOptions:
     """Strength of the per-sample augmentation."""
 
     min_crop_area: float = 0.45
+    lab_min_crop_area: float = 0.6  # plain lab leaves: keep most of the leaf
     blur_probability: float = 0.15
     noise_probability: float = 0.15
     jpeg_probability: float = 0.3
     photometric_probability: float = 0.85
+
+    @classmethod
+    def scaled(cls, strength: float) -> AugmentOptions:
+        """Return the defaults scaled by ``strength`` (1: as is, 0: no crop and no jitter).
+
+        Probabilities are multiplied by ``strength``; the kept crop area moves towards the
+        whole photo. A short last stage at about 0.5 lets the network settle on frames
+        closer to the test photos after training on hard ones.
+        """
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f'augmentation strength must be in 0..1, got {strength}')
+        default = cls()
+        if strength == 1.0:
+            return default
+        return cls(min_crop_area=1.0 - (1.0 - default.min_crop_area) * strength,
+                   lab_min_crop_area=1.0 - (1.0 - default.lab_min_crop_area) * strength,
+                   blur_probability=default.blur_probability * strength,
+                   noise_probability=default.noise_probability * strength,
+                   jpeg_probability=default.jpeg_probability * strength,
+                   photometric_probability=default.photometric_probability * strength)
 
 
 class FieldBatchMaker:
@@ -139,7 +160,8 @@ class FieldBatchMaker:
         size = self.size
         if source == 'lab':
             row = self.lab.draw(rng)
-            image = random_crop(rng, self.lab.images[row], size, min_area=0.6)
+            image = random_crop(rng, self.lab.images[row], size,
+                                min_area=self.augment.lab_min_crop_area)
             label = int(self.lab.labels[row])
         elif source == 'lab_composite':
             row = self.lab.draw(rng)

@@ -82,7 +82,7 @@ def data_section(field_split: dict, lab_split: dict) -> list[str]:
     return lines + ['']
 
 
-def _start_sentence(summary: dict) -> str:
+def start_sentence(summary: dict) -> str:
     """Say what the run started from, and whether a lab teacher took part."""
     options = summary['options']
     outputs = len(summary['classes'])
@@ -93,6 +93,10 @@ def _start_sentence(summary: dict) -> str:
         text = (f'Transfer from the lab model `{options["init_weights"]}` (all layers; the '
                 f'head replaced by {outputs} outputs, the lab rows copied, `no_leaf` started '
                 'near zero).')
+    if options.get('architecture') == 'resnet_lite_deep':
+        text += (' Run with `--architecture resnet_lite_deep`: a resnet_lite network grows a '
+                 'second stage-3 block that starts as the identity (its last BatchNorm scale '
+                 'zero), for more capacity at the same input size.')
     if options.get('distill_from'):
         text += (f' The plain lab rows of each batch learn from targets blended with the '
                  f'scores of the lab model `{options["distill_from"]}` (weight '
@@ -110,7 +114,7 @@ def training_section(summary: dict) -> list[str]:
     calibration = summary.get('calibration', {})
     lines = [
         '## Training', '',
-        _start_sentence(summary)
+        start_sentence(summary)
         + f' {summary["epochs_run"]} epochs (of at most {options["epochs"]})'
         f' of {options["steps_per_epoch"]} batches of {options["batch_size"]}, Adam with a '
         f'one-epoch warm-up to {options["learning_rate"]:g} and cosine decay, label smoothing '

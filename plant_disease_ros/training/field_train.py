@@ -77,6 +77,7 @@ class FieldTrainOptions:
     time_budget_min: float | None = None
     cache_dir: str | None = None
     threads: int | None = None
+    architecture: str | None = None  # None: the init model's; resnet_lite_deep grows it
     distill_from: str | None = None  # the lab model whose opinion lab rows are blended with
     distill_weight: float = 0.6
     distill_temperature: float = 2.0
@@ -201,22 +202,44 @@ def _cached_masks(images: np.ndarray, cache_dir: str | None, compute) -> np.ndar
     return masks
 
 
-def build_field_model(init_weights: str, num_classes: int, input_size: int):
-    """Return the lab model's network with a ``num_classes`` head (old rows copied)."""
+def build_field_model(init_weights: str, num_classes: int, input_size: int,
+                      architecture: str | None = None):
+    """Return the lab model's network with a ``num_classes`` head (old rows copied).
+
+    ``architecture`` ``resnet_lite_deep`` grows a ``resnet_lite`` model by one stage-3
+    block that starts as the identity (its last BatchNorm scale is zero), so the grown
+    network computes exactly what the old one did until training moves it.
+    """
     import tensorflow as tf
 
     from plant_disease_ros.training.model import build_model, ModelConfig
+    from plant_disease_ros.training.transfer import backbone_layer
 
     previous = tf.keras.models.load_model(init_weights, compile=False)
-    match = re.fullmatch(r'(resnet_lite|mobilenet_v2|mobilenet_v3_small)_([\d.]+)_(\d+)px',
-                         previous.name)
+    match = re.fullmatch(
+        r'(resnet_lite_deep|resnet_lite|mobilenet_v2|mobilenet_v3_small)_([\d.]+)_(\d+)px',
+        previous.name)
     if match is None:
         raise ValueError(f'{init_weights}: not a model of this package ({previous.name!r})')
+    found = match.group(1)
+    architecture = architecture or found
+    if architecture != found and (found, architecture) != ('resnet_lite', 'resnet_lite_deep'):
+        raise ValueError(f'{init_weights}: a {found} model cannot become {architecture} '
+                         '(only resnet_lite -> resnet_lite_deep)')
     model = build_model(ModelConfig(num_classes=num_classes, input_size=input_size,
-                                    width=float(match.group(2)),
-                                    architecture=match.group(1)))
-    for layer in model.layers:
+                                    width=float(match.group(2)), architecture=architecture))
+    old_backbone, new_backbone = backbone_layer(previous), backbone_layer(model)
+    old_names = {layer.name for layer in old_backbone.layers}
+    for layer in new_backbone.layers:
         if not layer.weights:
+            continue
+        if layer.name in old_names:
+            layer.set_weights(old_backbone.get_layer(layer.name).get_weights())
+        elif layer.name.endswith('_b_bn'):
+            gamma, *rest = layer.get_weights()
+            layer.set_weights([np.zeros_like(gamma), *rest])  # the new block adds zero
+    for layer in model.layers:
+        if not layer.weights or layer is new_backbone:
             continue
         source = previous.get_layer(layer.name)
         if layer.name != 'probs':
@@ -245,7 +268,8 @@ def train_field(options: FieldTrainOptions) -> dict:
     out_dir = Path(options.out_dir)
     labels, maker, validation = prepare_data(options)
     num_classes = len(labels)
-    model = build_field_model(options.init_weights, num_classes, options.input_size)
+    model = build_field_model(options.init_weights, num_classes, options.input_size,
+                              options.architecture)
     init_outputs = int(tf.keras.models.load_model(options.init_weights,
                                                   compile=False).output_shape[-1])
     steps, epochs = options.steps_per_epoch, options.epochs

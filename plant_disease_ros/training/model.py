@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ARCHITECTURES = ('resnet_lite', 'mobilenet_v2', 'mobilenet_v3_small')
+ARCHITECTURES = ('resnet_lite', 'resnet_lite_deep', 'mobilenet_v2', 'mobilenet_v3_small')
+# resnet_lite_deep: resnet_lite with a second residual block in stage 3 (the extra block is
+# named stage3_2 so that per-stage freezing treats it as part of stage 3).
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ def build_model(config: ModelConfig):
     inputs = keras.Input(shape=shape, name='rgb')
     # Normalisation lives in the model: the robot feeds raw pixels.
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name='normalise')(inputs)
-    if config.architecture == 'resnet_lite':
-        backbone = resnet_lite_backbone(shape, config.width)
+    if config.architecture in ('resnet_lite', 'resnet_lite_deep'):
+        backbone = resnet_lite_backbone(shape, config.width,
+                                        deep=config.architecture == 'resnet_lite_deep')
     elif config.architecture == 'mobilenet_v2':
         backbone = keras.applications.MobileNetV2(
             input_shape=shape, alpha=config.width, include_top=False, weights=None)
@@ -62,8 +65,11 @@ def build_model(config: ModelConfig):
 BATCH_NORM_MOMENTUM = 0.9
 
 
-def resnet_lite_backbone(shape: tuple[int, int, int], width: float):
+def resnet_lite_backbone(shape: tuple[int, int, int], width: float, deep: bool = False):
     """Return a compact residual CNN: a stride-2 stem and four residual stages.
+
+    ``deep`` adds a second block to stage 3 (about +25 % parameters and multiply-adds at
+    width 0.75), for a network that must serve lab, field and no-leaf frames at once.
 
     Plain 3×3 convolutions converge in far fewer steps from scratch than depthwise
     MobileNet blocks and run several times more efficiently per multiply-accumulate on a
@@ -95,8 +101,10 @@ def resnet_lite_backbone(shape: tuple[int, int, int], width: float):
     x = residual(x, channels[0], 1, 'stage1')
     x = residual(x, channels[1], 2, 'stage2')
     x = residual(x, channels[2], 2, 'stage3')
+    if deep:
+        x = residual(x, channels[2], 1, 'stage3_2')
     x = residual(x, channels[3], 2, 'stage4')
-    return keras.Model(inputs, x, name=f'resnet_lite_{width:g}')
+    return keras.Model(inputs, x, name=f'resnet_lite_{"deep_" if deep else ""}{width:g}')
 
 
 def feature_model(model):

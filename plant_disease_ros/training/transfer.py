@@ -80,6 +80,8 @@ def backbone_layer(model):
 
 
 def _architecture_of(backbone_name: str) -> tuple[str, float | None]:
+    if backbone_name.startswith('resnet_lite_deep_'):
+        return 'resnet_lite_deep', float(backbone_name.rsplit('_', 1)[1])
     if backbone_name.startswith('resnet_lite_'):
         return 'resnet_lite', float(backbone_name.rsplit('_', 1)[1])
     if backbone_name.startswith('mobilenetv2'):

@@ -136,3 +136,18 @@ def test_mix_parses_named_shares_and_keeps_the_rest() -> None:
                            'positive sum')):
         with pytest.raises(ValueError, match=message):
             SourceMix.parse(text)
+
+
+def test_scaled_augmentation_goes_from_full_to_none() -> None:
+    assert AugmentOptions.scaled(1.0) == AugmentOptions()
+    half = AugmentOptions.scaled(0.5)
+    assert half.photometric_probability == pytest.approx(0.425)
+    assert half.min_crop_area == pytest.approx(0.725)
+    assert half.lab_min_crop_area == pytest.approx(0.8)
+    none = AugmentOptions.scaled(0.0)
+    assert none.min_crop_area == none.lab_min_crop_area == 1.0
+    assert none.blur_probability == none.noise_probability == none.jpeg_probability == 0.0
+    image = np.random.default_rng(5).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(photometric(np.random.default_rng(6), image, none), image)
+    with pytest.raises(ValueError, match='0..1'):
+        AugmentOptions.scaled(1.5)

@@ -190,6 +190,34 @@ def test_field_model_keeps_the_lab_network_and_head_rows(tmp_path: Path) -> None
         build_field_model(str(renamed), 4, 40)
 
 
+def test_growing_to_resnet_lite_deep_starts_as_the_same_function(tmp_path: Path) -> None:
+    """The extra stage-3 block adds zero until trained; the rest is copied; the way back fails."""
+    import tensorflow as tf
+
+    from plant_disease_ros.training.field_train import build_field_model
+    from plant_disease_ros.training.model import build_model, ModelConfig
+    from plant_disease_ros.training.transfer import load_source
+
+    tf.keras.utils.set_random_seed(3)
+    field = build_model(ModelConfig(num_classes=4, input_size=40, width=0.35))
+    field.save(str(tmp_path / 'field.keras'))
+    grown = build_field_model(str(tmp_path / 'field.keras'), 4, 40, 'resnet_lite_deep')
+    assert grown.name == 'resnet_lite_deep_0.35_40px'
+    assert grown.count_params() > field.count_params()
+    backbone = grown.get_layer('resnet_lite_deep_0.35')
+    assert any(layer.name.startswith('stage3_2_') for layer in backbone.layers)
+    images = np.random.default_rng(4).uniform(0, 255, (6, 40, 40, 3)).astype(np.float32)
+    np.testing.assert_allclose(grown.predict(images, verbose=0),
+                               field.predict(images, verbose=0), atol=1e-6)
+    grown.save(str(tmp_path / 'grown.keras'))
+    _, source = load_source(tmp_path / 'grown.keras')  # what training your own reads
+    assert (source.architecture, source.width) == ('resnet_lite_deep', 0.35)
+    again = build_field_model(str(tmp_path / 'grown.keras'), 4, 40)
+    assert again.name == grown.name
+    with pytest.raises(ValueError, match='cannot become resnet_lite'):
+        build_field_model(str(tmp_path / 'grown.keras'), 4, 40, 'resnet_lite')
+
+
 def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
         field_run: Path, world: dict[str, Path], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -233,3 +261,14 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
               '--epochs', '1', '--steps-per-epoch', '1', '--batch-size', '8',
               '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) != 0
     assert 'the teacher has 4 outputs' in capsys.readouterr().err
+
+
+def test_card_says_when_a_run_grew_the_network() -> None:
+    from plant_disease_ros.training.field_model_card import start_sentence
+
+    summary = {'classes': ['a', 'b', 'no_leaf'], 'init_outputs': 3,
+               'options': {'init_weights': 'field.keras', 'architecture': 'resnet_lite_deep',
+                           'distill_from': None}}
+    assert 'grows a second stage-3 block' in start_sentence(summary)
+    summary['options']['architecture'] = None
+    assert 'grows' not in start_sentence(summary)
