@@ -49,6 +49,7 @@ def tf():
 
 # Architecture -> (feature map side at 64 px, an inner layer and its side).
 ARCHITECTURES = {'resnet_lite': (4, 'stage3_out', 8),
+                 'resnet_lite_deep': (4, 'stage3_2_out', 8),
                  'mobilenet_v2': (2, 'block_13_expand_relu', 4)}
 
 
