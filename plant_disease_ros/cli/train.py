@@ -105,8 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             'targets of the plain lab rows, to keep its lab accuracy')
     field.add_argument('--distill-weight', type=float, default=0.6,
                        help="share of the teacher's scores in those targets (0..1)")
-    field.add_argument('--distill-temperature', type=float, default=2.0,
-                       help="softening of the teacher's scores")
+    field.add_argument('--distill-temperature', type=float, default=1.0,
+                       help="softening of the teacher's scores (above 1 the student also "
+                            'learns lower confidence on lab leaves: measured here, 2 left '
+                            'them at 0.74 mean confidence for 94 %% right)')
     field.add_argument('--cache-size', type=int, default=144,
                        help='side of the decoded training photos, px (crops come from it)')
 

@@ -5,6 +5,11 @@ lab model's accuracy on them. :class:`LabTeacher` scores the plain lab rows of a
 with the lab model; :func:`blend_targets` mixes its (softened) opinion into those rows'
 one-hot targets, so the student is pulled towards the teacher where the teacher is good
 and learns the field and ``no_leaf`` from the labels alone.
+
+A temperature above 1 softens the teacher's scores (more of its "dark knowledge"), but
+the student then also learns to be less sure of lab leaves: with temperature 2 and weight
+0.6 the lab test leaves came out at 0.74 mean confidence for 94 % right, 16 % of them
+under a 0.5 threshold. The default is therefore 1.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ class LabTeacher:
     """A trained lab model (the first ``num_classes - 1`` labels, no ``no_leaf``)."""
 
     def __init__(self, model_path: str, num_classes: int, input_size: int,
-                 temperature: float = 2.0) -> None:
+                 temperature: float = 1.0) -> None:
         import tensorflow as tf
 
         if temperature <= 0:

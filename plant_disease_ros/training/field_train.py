@@ -80,7 +80,7 @@ class FieldTrainOptions:
     architecture: str | None = None  # None: the init model's; resnet_lite_deep grows it
     distill_from: str | None = None  # the lab model whose opinion lab rows are blended with
     distill_weight: float = 0.6
-    distill_temperature: float = 2.0
+    distill_temperature: float = 1.0
     mix: SourceMix = field(default_factory=SourceMix)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 

@@ -246,7 +246,7 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
         (field_run / 'field_split.json').read_text()  # same seed, same test photos
     text = '\n'.join(training_section(summary))
     assert 'Fine-tuned from the field model' in text and 'head kept' in text
-    assert 'weight 0.5, softened with temperature 2' in text
+    assert 'weight 0.5, softened with temperature 1' in text
     first = '\n'.join(training_section(json.loads(
         (field_run / 'train_summary.json').read_text())))
     assert 'Transfer from the lab model' in first and 'lab rows of each batch' not in first
