@@ -56,6 +56,9 @@ if [ -n "$lab_tflite" ]; then
     --field-split models/field_split.json --data "$data" --out "$final/baseline_eval"
   card_args=(--baseline "$final/baseline_eval" --reference-model "$lab_tflite")
 fi
+for stage in "$field" "$deep"; do
+  [ -f "$stage/train_summary.json" ] && card_args+=(--earlier-run "$stage")
+done
 cp "$final/training_curves.png" "$final"/eval/confusion_*.png "$final/eval/reliability.png" \
   "$final/eval/evaluation.json" models/
 $pd model-card --run "$final" --evaluation "$final/eval" --model models/plant_disease_int8.tflite \

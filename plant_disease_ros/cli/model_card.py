@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'the model it replaces (figures side by side)')
     parser.add_argument('--reference-model', default=None,
                         help='also time this TFLite model (the one replaced) in the same run')
+    parser.add_argument('--earlier-run', action='append', default=[],
+                        help='field-fit card: a run this one started from (repeat, oldest '
+                             'first); its recipe and validation figures are summarised')
     parser.add_argument('--reference-labels', default=None,
                         help='labels of --reference-model (default: beside it)')
 
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
                             search_table=search_table, train_command=args.train_command,
                             export_command=args.export_command,
                             evaluate_command=args.evaluate_command,
-                            baseline_dir=args.baseline, reference_latency=reference)
+                            baseline_dir=args.baseline, reference_latency=reference,
+                            earlier_runs=args.earlier_run)
     print(f'model card: {path}')
     return 0

@@ -106,6 +106,25 @@ def start_sentence(summary: dict) -> str:
     return text
 
 
+def earlier_section(summaries: list[dict]) -> list[str]:
+    """Return one paragraph per earlier stage (oldest first): start, recipe, best epoch."""
+    if not summaries:
+        return []
+    lines = ['Earlier stages, oldest first:', '']
+    for number, summary in enumerate(summaries, 1):
+        options = summary['options']
+        best = summary.get('best_val_domains', {})
+        augment = options.get('augment', {}).get('photometric_probability')
+        lines.append(
+            f'{number}. {start_sentence(summary)} {summary["epochs_run"]} epochs of '
+            f'{options["steps_per_epoch"]} batches, peak rate {options["learning_rate"]:g}'
+            + (f', photometric jitter on {100 * augment:.0f} % of frames'
+               if augment is not None else '')
+            + f', {summary["train_seconds"] / 60:.0f} min; best epoch {summary["best_epoch"]} ('
+            + ', '.join(f'{name} {_pct(value)}' for name, value in best.items()) + ').')
+    return lines + ['']
+
+
 def training_section(summary: dict) -> list[str]:
     """Return the training section of a field-fit run."""
     options = summary['options']
@@ -316,8 +335,9 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
                            latency: list[dict], lab_attribution: str,
                            baseline_dir: str | Path | None = None,
                            reference_latency: list[dict] | None = None,
-                           commands: str = '') -> Path:
-    """Render the field-fit model card to ``out_path``."""
+                           commands: str = '',
+                           earlier_runs: list[str | Path] | None = None) -> Path:
+    """Render the field-fit model card to ``out_path`` (``earlier_runs``: oldest first)."""
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
     evaluation = json.loads((evaluation_dir / 'evaluation.json').read_text())
@@ -350,6 +370,8 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     ]
     lines += data_section(field_split, lab_split)
     lines += training_section(summary)
+    lines += earlier_section([json.loads((Path(run) / 'train_summary.json').read_text())
+                              for run in earlier_runs or []])
     lines += domain_table(evaluation, baseline)
     lines += per_class_tables(evaluation)
     lines += still_bad_at(evaluation, baseline)

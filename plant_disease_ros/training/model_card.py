@@ -32,7 +32,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                      search_table: str | None = None,
                      train_command: str = '', export_command: str = '',
                      evaluate_command: str = '', baseline_dir: str | Path | None = None,
-                     reference_latency: list[dict] | None = None) -> Path:
+                     reference_latency: list[dict] | None = None,
+                     earlier_runs: list[str | Path] | None = None) -> Path:
     """Render the model card from ``train_summary.json``, ``evaluation.json`` and timings.
 
     A per-domain evaluation (``plant-disease evaluate --field-split``) of a field-fit run
@@ -51,7 +52,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         return write_field_model_card(run_dir, evaluation_dir, out_path, model_path, latency,
                                       ATTRIBUTION, baseline_dir=baseline_dir,
                                       reference_latency=reference_latency,
-                                      commands=commands)
+                                      commands=commands, earlier_runs=earlier_runs)
     split = json.loads((run_dir / 'split.json').read_text())
     counts = {name: len(split['splits'][name]) for name in ('train', 'val', 'test')}
     options, model = summary['options'], summary['model']

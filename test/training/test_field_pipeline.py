@@ -223,7 +223,7 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
         capsys: pytest.CaptureFixture[str]) -> None:
     """A field model fine-tuned again, with the lab teacher and a mix of its own."""
     from plant_disease_ros.cli.main import main
-    from plant_disease_ros.training.field_model_card import training_section
+    from plant_disease_ros.training.field_model_card import earlier_section, training_section
 
     out = tmp_path / 'stage2'
     assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
@@ -250,6 +250,12 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
     first = '\n'.join(training_section(json.loads(
         (field_run / 'train_summary.json').read_text())))
     assert 'Transfer from the lab model' in first and 'lab rows of each batch' not in first
+    earlier = earlier_section([json.loads((field_run / 'train_summary.json').read_text()),
+                               summary])
+    assert earlier[2].startswith('1. Transfer from the lab model')
+    assert earlier[3].startswith('2. Fine-tuned from the field model')
+    assert 'photometric jitter on 85 % of frames' in earlier[2] and 'best epoch' in earlier[3]
+    assert earlier_section([]) == []
     capsys.readouterr()
     # A teacher that has no_leaf itself is refused with one line.
     assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
