@@ -289,6 +289,21 @@ def still_bad_at(evaluation: dict, baseline: dict | None = None) -> list[str]:
         lines.append('- Calibration is one temperature for all domains: scores are still '
                      'off by more than 10 points (ECE) on ' + ', '.join(badly_calibrated)
                      + '.')
+    leaf_domains = {name: report for name, report in domains.items()
+                    if not report['negative'] and 'mean_confidence' in report}
+    under = [f'{name} (mean score {report["mean_confidence"]:.2f}, {_pct(report["top1"])} '
+             'right)' for name, report in leaf_domains.items()
+             if report['mean_confidence'] < report['top1'] - 0.05]
+    over = [f'{name} (mean score {report["mean_confidence"]:.2f}, {_pct(report["top1"])} '
+            'right)' for name, report in leaf_domains.items()
+            if report['mean_confidence'] > report['top1'] + 0.05]
+    if under:
+        lines.append('- Under-confident on ' + ', '.join(under) + ': right answers fall '
+                     'below `score_threshold` and become `unknown` more often than they '
+                     'should.')
+    if over:
+        lines.append('- Over-confident on ' + ', '.join(over) + ': a score there means '
+                     'less than it says.')
     supports = [row['support'] for name, report in domains.items()
                 if not report['negative'] and name != 'lab'
                 for row in report['per_class'] if row['support']]
@@ -359,7 +374,9 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
         '## Model', '',
         f'- Architecture: {model["architecture"]} width {model.get("width", 0.75):g}, input '
         f'{model["input_size"]}×{model["input_size"]} RGB, {summary["parameters"]:,} '
-        "parameters; the lab model's network with a new head.",
+        'parameters; ' + ("the lab model's network grown by a second stage-3 block, "
+                          if model['architecture'] == 'resnet_lite_deep'
+                          else "the lab model's network ") + 'with a new head.',
         '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized to the input size '
         'with area interpolation; normalisation ([-1, 1]) is inside the model.',
         f'- Output: {len(labels)} class probabilities (uint8), in the order of `labels.txt`; '

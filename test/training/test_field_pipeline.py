@@ -278,3 +278,18 @@ def test_card_says_when_a_run_grew_the_network() -> None:
     assert 'grows a second stage-3 block' in start_sentence(summary)
     summary['options']['architecture'] = None
     assert 'grows' not in start_sentence(summary)
+
+
+def test_still_bad_at_names_under_and_over_confident_domains() -> None:
+    from plant_disease_ros.training.field_model_card import still_bad_at
+
+    def leaf(top1: float, confidence: float) -> dict:
+        return {'negative': False, 'top1': top1, 'rejected': 0.1, 'ece': 0.05,
+                'mean_confidence': confidence, 'per_class': []}
+
+    evaluation = {'domains': {'lab': leaf(0.96, 0.87), 'orchard': leaf(0.86, 0.84),
+                              'web': leaf(0.40, 0.64)}}
+    text = '\n'.join(still_bad_at(evaluation))
+    assert 'Under-confident on lab (mean score 0.87, 96.0 % right)' in text
+    assert 'Over-confident on web (mean score 0.64, 40.0 % right)' in text
+    assert 'orchard (mean' not in text

@@ -153,7 +153,7 @@ def test_the_shipped_float_model_is_found() -> None:
     if not path.is_file():
         pytest.skip('shipped float model not present')
     _, described = load_source(path)
-    assert (described.architecture, described.width) == ('resnet_lite', 0.75)
+    assert (described.architecture, described.width) == ('resnet_lite_deep', 0.75)
 
 
 def test_batchnorm_statistics_adapt_to_new_photos_without_changing_weights(
