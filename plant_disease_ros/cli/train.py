@@ -97,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             'keep their default)')
     field.add_argument('--warmup-learning-rate', type=float, default=1e-4,
                        help='rate at the start of the one-epoch warm-up')
+    field.add_argument('--label-smoothing', type=float, default=0.05,
+                       help='label smoothing of the cross-entropy (0 for hard targets)')
     field.add_argument('--field-augment', type=float, default=1.0,
                        help='strength of the per-frame augmentation, 0..1 (1: full; about '
                             '0.5 for a short last stage)')
@@ -159,7 +161,8 @@ def run_field(args: argparse.Namespace) -> int:
         time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
         threads=args.threads, warmup_learning_rate=args.warmup_learning_rate,
         distill_from=args.distill_from, distill_weight=args.distill_weight,
-        distill_temperature=args.distill_temperature, architecture=args.architecture)
+        distill_temperature=args.distill_temperature, architecture=args.architecture,
+        label_smoothing=args.label_smoothing)
     if args.mix:
         options.mix = SourceMix.parse(args.mix)
     options.augment = AugmentOptions.scaled(args.field_augment)

@@ -233,7 +233,8 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
                  '--init-weights', str(field_run / 'model.keras'),
                  '--distill-from', str(world['labrun'] / 'model.keras'),
                  '--distill-weight', '0.5', '--mix', 'lab=0.5,synthetic=0.05',
-                 '--warmup-learning-rate', '2e-5', '--out', str(out),
+                 '--warmup-learning-rate', '2e-5', '--label-smoothing', '0',
+                 '--out', str(out),
                  '--epochs', '1', '--steps-per-epoch', '2', '--batch-size', '8',
                  '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) == 0
     summary = json.loads((out / 'train_summary.json').read_text())
@@ -241,6 +242,7 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
     options = summary['options']
     assert options['distill_from'] == str(world['labrun'] / 'model.keras')
     assert (options['distill_weight'], options['warmup_learning_rate']) == (0.5, 2e-5)
+    assert options['label_smoothing'] == 0.0
     assert (options['mix']['lab'], options['mix']['synthetic']) == (0.5, 0.05)
     assert (out / 'field_split.json').read_text() == \
         (field_run / 'field_split.json').read_text()  # same seed, same test photos
