@@ -32,6 +32,11 @@ class FrameOutcome:
     reason: str = ''
 
     @property
+    def by_gate(self) -> bool:
+        """Return whether the vegetation gate (not the model) made the frame ``no_leaf``."""
+        return self.kind == 'no_leaf' and self.reason != MODEL_REASON
+
+    @property
     def is_detection(self) -> bool:
         """Return whether the frame gives a detection (a leaf above the threshold)."""
         return self.kind == 'leaf'

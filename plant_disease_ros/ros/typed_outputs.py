@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 from plant_disease_ros.core.classifier import Classification
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.map_file import feature_collection
-from plant_disease_ros.core.outcome import FrameOutcome, MODEL_REASON, NO_LEAF_LABEL
+from plant_disease_ros.core.outcome import FrameOutcome, NO_LEAF_LABEL
 from plant_disease_ros.ros.conversions import copy_header
 from plant_disease_ros.ros.qos import latched_qos, results_qos
 
@@ -61,7 +61,7 @@ def classification_to_vision(classification: Classification, header: Header,
     """
     message = vision_msgs.Classification()
     message.header = copy_header(header)
-    if outcome is not None and outcome.kind == 'no_leaf' and outcome.reason != MODEL_REASON:
+    if outcome is not None and outcome.by_gate:
         message.results = [vision_msgs.ObjectHypothesis(class_id=NO_LEAF_LABEL, score=1.0)]
         return message
     message.results = [vision_msgs.ObjectHypothesis(class_id=str(category.label),

@@ -283,7 +283,7 @@ def train_field(options: FieldTrainOptions) -> dict:
 
     teacher = None
     if options.distill_from:
-        from plant_disease_ros.training.distill import LabTeacher
+        from plant_disease_ros.training.distill import blend_targets, LabTeacher
 
         teacher = LabTeacher(options.distill_from, num_classes, options.input_size,
                              options.distill_temperature)
@@ -299,8 +299,6 @@ def train_field(options: FieldTrainOptions) -> dict:
             targets = np.eye(num_classes, dtype=np.float32)[batch_labels]
             rows = np.flatnonzero(sources == lab_source)
             if teacher is not None and rows.size:
-                from plant_disease_ros.training.distill import blend_targets
-
                 targets = blend_targets(targets, rows, teacher.probabilities(images[rows]),
                                         options.distill_weight)
             yield images.astype(np.float32), targets
