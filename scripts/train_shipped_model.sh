@@ -39,9 +39,12 @@ if [ -z "${LAB_MODEL:-}" ]; then
 fi
 
 # Field-fit phase: the lab network, a new 22-output head, class-balanced mixed batches.
-field_cmd="plant-disease train --recipe field --data $data --lab-split $lab_split --field-data $root/field --negatives $root/negatives --init-weights $lab_model --out $field --input-size 128 --epochs 30 --steps-per-epoch 150 --batch-size 64 --seed 42 --time-budget-min 88 --threads 2 --quiet"
-deep_cmd="plant-disease train --recipe field --data $data --lab-split $lab_split --field-data $root/field --negatives $root/negatives --init-weights $field/model.keras --architecture resnet_lite_deep --distill-from $lab_model --distill-temperature 2 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.7 --learning-rate 5e-4 --warmup-learning-rate 5e-5 --out $deep --input-size 128 --epochs 30 --steps-per-epoch 150 --batch-size 64 --seed 42 --time-budget-min 72 --threads 2 --quiet"
-final_cmd="plant-disease train --recipe field --data $data --lab-split $lab_split --field-data $root/field --negatives $root/negatives --init-weights $deep/model.keras --distill-from $lab_model --distill-temperature 1 --distill-weight 0.5 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.5 --learning-rate 2.5e-4 --warmup-learning-rate 5e-5 --out $final --input-size 128 --epochs 20 --steps-per-epoch 150 --batch-size 64 --seed 42 --time-budget-min 34 --threads 2 --quiet"
+# What every field phase shares; each phase adds its start, recipe and output.
+field_train="plant-disease train --recipe field --data $data --lab-split $lab_split --field-data $root/field --negatives $root/negatives"
+field_shared="--batch-size 64 --seed 42 --threads 2 --quiet"
+field_cmd="$field_train --init-weights $lab_model --out $field --input-size 128 --epochs 30 --steps-per-epoch 150 --time-budget-min 88 $field_shared"
+deep_cmd="$field_train --init-weights $field/model.keras --architecture resnet_lite_deep --distill-from $lab_model --distill-temperature 2 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.7 --learning-rate 5e-4 --warmup-learning-rate 5e-5 --out $deep --input-size 128 --epochs 30 --steps-per-epoch 150 --time-budget-min 72 $field_shared"
+final_cmd="$field_train --init-weights $deep/model.keras --distill-from $lab_model --distill-temperature 1 --distill-weight 0.5 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.5 --learning-rate 2.5e-4 --warmup-learning-rate 5e-5 --out $final --input-size 128 --epochs 20 --steps-per-epoch 150 --time-budget-min 34 $field_shared"
 export_cmd="plant-disease export --run $final --out models/plant_disease_int8.tflite --float-out models/plant_disease_float.keras"
 eval_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --keras models/plant_disease_float.keras --out $final/eval"
 [ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease }

@@ -289,14 +289,15 @@ def still_bad_at(evaluation: dict, baseline: dict | None = None) -> list[str]:
         lines.append('- Calibration is one temperature for all domains: scores are still '
                      'off by more than 10 points (ECE) on ' + ', '.join(badly_calibrated)
                      + '.')
-    leaf_domains = {name: report for name, report in domains.items()
-                    if not report['negative'] and 'mean_confidence' in report}
-    under = [f'{name} (mean score {report["mean_confidence"]:.2f}, {_pct(report["top1"])} '
-             'right)' for name, report in leaf_domains.items()
-             if report['mean_confidence'] < report['top1'] - 0.05]
-    over = [f'{name} (mean score {report["mean_confidence"]:.2f}, {_pct(report["top1"])} '
-            'right)' for name, report in leaf_domains.items()
-            if report['mean_confidence'] > report['top1'] + 0.05]
+    under, over = [], []
+    for name, report in domains.items():
+        if report['negative'] or 'mean_confidence' not in report:
+            continue
+        gap = report['mean_confidence'] - report['top1']
+        if abs(gap) > 0.05:
+            (over if gap > 0 else under).append(
+                f'{name} (mean score {report["mean_confidence"]:.2f}, '
+                f'{_pct(report["top1"])} right)')
     if under:
         lines.append('- Under-confident on ' + ', '.join(under) + ': right answers fall '
                      'below `score_threshold` and become `unknown` more often than they '
