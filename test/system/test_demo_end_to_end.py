@@ -134,26 +134,26 @@ def test_every_frame_is_accounted_for(replayed: dict, truth: dict) -> None:
     assert summary['no_leaf'] == no_leaf and f'{no_leaf} no_leaf' in replayed['stdout']
 
 
+def share_right(replayed: dict, truth: dict, kind: str) -> float:
+    """Print the frames of ``kind`` labelled right, per class and in all; return the share."""
+    frames = frames_of(truth, kind)
+    assert frames, f'no {kind} frame in the truth file'
+    right, per_class = labelled_right(replayed, frames)
+    print(f'\n{kind} frames labelled right:')
+    for label, hits in sorted(per_class.items()):
+        print(f'  {sum(hits)}/{len(hits)}  {label}')
+    print(f'  {right / len(frames):6.1%}  {kind} ({len(frames)} frames)')
+    return right / len(frames)
+
+
 def test_lab_leaves_get_their_label(replayed: dict, truth: dict) -> None:
     """Lab leaf photos on soil: a high share labelled right; per class printed."""
-    frames = frames_of(truth, 'lab_leaf')
-    right, per_class = labelled_right(replayed, frames)
-    print('\nper-class accuracy on the lab leaf frames:')
-    for label, hits in sorted(per_class.items()):
-        print(f'  {sum(hits) / len(hits):6.1%}  {label} ({len(hits)} frames)')
-    print(f'  {right / len(frames):6.1%}  lab leaves ({len(frames)} frames)')
-    assert frames and right / len(frames) >= MIN_LAB_ACCURACY
+    assert share_right(replayed, truth, 'lab_leaf') >= MIN_LAB_ACCURACY
 
 
 def test_field_leaves_are_reported(replayed: dict, truth: dict) -> None:
     """Field leaf photos (PlantDoc): the share labelled right, against a modest bar."""
-    frames = frames_of(truth, 'field_leaf')
-    right, per_class = labelled_right(replayed, frames)
-    print('\nfield leaf frames labelled right:')
-    for label, hits in sorted(per_class.items()):
-        print(f'  {sum(hits)}/{len(hits)}  {label}')
-    print(f'  {right / len(frames):6.1%}  field leaves ({len(frames)} frames)')
-    assert frames and right / len(frames) >= MIN_FIELD_ACCURACY
+    assert share_right(replayed, truth, 'field_leaf') >= MIN_FIELD_ACCURACY
 
 
 def test_leaf_frames_are_rarely_rejected(replayed: dict, truth: dict) -> None:
