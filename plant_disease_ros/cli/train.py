@@ -60,7 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--patience', type=int, default=None,
                         help='early stopping: epochs without validation gain (lab recipe; '
                              'scaled with the epochs)')
-    parser.add_argument('--seed', type=int, default=42)
+    parser.add_argument('--seed', type=int, default=42,
+                        help='seeds weights, batch order and augmentation')
+    parser.add_argument('--split-seed', type=int, default=42,
+                        help='seeds the train/val/test split (and --per-class); apart from '
+                             '--seed, so a run with another --seed keeps the same test photos '
+                             'out of training (default 42)')
     parser.add_argument('--val-fraction', type=float, default=None,
                         help='lab: about 50 photos a class, 10-20 %%; field: 0.15 of each '
                              'field folder')
@@ -128,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data, out_dir=args.out, input_size=args.input_size,
         width=args.width, architecture=args.architecture, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
-        patience=args.patience, seed=args.seed, val_fraction=args.val_fraction,
+        patience=args.patience, seed=args.seed, split_seed=args.split_seed,
+        val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, per_class=args.per_class,
         augment_strength=args.augment_strength, time_budget_min=args.time_budget_min,
         cache_dir=args.cache_dir or None, init=args.init, init_weights=args.init_weights,
@@ -157,6 +163,7 @@ def run_field(args: argparse.Namespace) -> int:
         input_size=values['input_size'], cache_size=args.cache_size,
         epochs=values['epochs'], steps_per_epoch=args.steps_per_epoch,
         batch_size=values['batch_size'], learning_rate=values['learning_rate'], seed=args.seed,
+        split_seed=args.split_seed,
         val_fraction=values['val_fraction'], test_fraction=values['test_fraction'],
         time_budget_min=args.time_budget_min, cache_dir=args.cache_dir or None,
         threads=args.threads, warmup_learning_rate=args.warmup_learning_rate,

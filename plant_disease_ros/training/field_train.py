@@ -70,7 +70,8 @@ class FieldTrainOptions:
     learning_rate: float = 8e-4
     warmup_learning_rate: float = 1e-4
     label_smoothing: float = 0.05
-    seed: int = 42
+    seed: int = 42  # weights, batch draws, augmentation, synthetic frames
+    split_seed: int = 42  # the field split: another --seed keeps the test photos out
     val_fraction: float = 0.15
     test_fraction: float = 0.25
     synthetic_val_per_kind: int = 10
@@ -120,7 +121,7 @@ def prepare_data(options: FieldTrainOptions):
     no_leaf = labels.index(NO_LEAF)
     shutil.copyfile(options.lab_split, out_dir / 'split.json')
     manifest = make_field_split(default_sources(options.field_data, options.negatives),
-                                labels, out_dir / 'split.json', seed=options.seed,
+                                labels, out_dir / 'split.json', seed=options.split_seed,
                                 val_fraction=options.val_fraction,
                                 test_fraction=options.test_fraction)
     write_field_split(out_dir / 'field_split.json', manifest)
@@ -177,7 +178,8 @@ def validation_set(manifest: dict, lab_manifest: dict, labels: list[str],
         frame_labels.append(decoded_labels)
         domains += [domain] * len(decoded_labels)
     offset = SYNTHETIC_VAL_SEED_OFFSET if part == 'val' else SYNTHETIC_TEST_SEED_OFFSET
-    synthetic, _ = synthetic_set(options.seed + offset, size, options.synthetic_val_per_kind)
+    synthetic, _ = synthetic_set(options.split_seed + offset, size,
+                                  options.synthetic_val_per_kind)
     images.append(synthetic)
     frame_labels.append(np.full(len(synthetic), labels.index(NO_LEAF), np.int32))
     domains += [SYNTHETIC_DOMAIN] * len(synthetic)

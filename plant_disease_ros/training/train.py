@@ -57,7 +57,8 @@ class TrainOptions:
     batch_size: int | None = None
     learning_rate: float | None = None
     patience: int | None = None
-    seed: int = 42
+    seed: int = 42  # weights, batch order and augmentation
+    split_seed: int = 42  # train/val/test split and --per-class subsample, kept apart
     val_fraction: float | None = None
     test_fraction: float | None = None
     per_class: int | None = None
@@ -96,7 +97,7 @@ def prepare_split(options: TrainOptions):
     index = scan_dataset(options.data_dir)
     files = list(index.files)
     if options.per_class:
-        files = subsample(files, options.per_class, seed=options.seed)
+        files = subsample(files, options.per_class, seed=options.split_seed)
     images, labels, unreadable = load_images(
         index.root, files, options.input_size, cache_dir=options.cache_dir,
         progress=print_progress(f'decoding {len(files)} photos at {options.input_size} px'))
@@ -105,7 +106,7 @@ def prepare_split(options: TrainOptions):
               file=sys.stderr)
     skipped = set(unreadable)
     readable = [item for item in files if item[0] not in skipped]
-    split = split_files(readable, index.classes, seed=options.seed,
+    split = split_files(readable, index.classes, seed=options.split_seed,
                         val_fraction=options.val_fraction, test_fraction=options.test_fraction)
     write_manifest(out_dir / 'split.json', split, index.root, unreadable)
     position = {path: row for row, (path, _) in enumerate(readable)}
@@ -135,7 +136,7 @@ def resolve_options(options: TrainOptions):
                                     f'{source_path} ({found}); use --init scratch for another '
                                     'network')
     index = scan_dataset(options.data_dir)
-    photos = len(subsample(index.files, options.per_class, seed=options.seed)
+    photos = len(subsample(index.files, options.per_class, seed=options.split_seed)
                  if options.per_class else index.files)
     copy_head = source is not None and source.classes == index.classes
     plan = plan_training(

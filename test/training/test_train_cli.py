@@ -27,6 +27,9 @@ def test_lab_defaults_are_left_to_the_plan(monkeypatch: pytest.MonkeyPatch,
     assert main(['train', '--data', 'photos', '--out', str(tmp_path), '--init', 'scratch',
                  '--unfreeze', '2', '--quiet']) == 0
     assert (seen[1].init, seen[1].unfreeze, seen[1].verbose) == ('scratch', 2, 0)
+    assert (seen[0].seed, seen[0].split_seed) == (42, 42)
+    assert main(['train', '--data', 'photos', '--out', str(tmp_path), '--seed', '7']) == 0
+    assert (seen[2].seed, seen[2].split_seed) == (7, 42)
 
 
 def test_field_recipe_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -47,3 +50,9 @@ def test_field_recipe_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (options.learning_rate, options.val_fraction, options.test_fraction) == \
         (8e-4, 0.15, 0.25)
     assert options.init_weights == 'lab.keras'
+    assert (options.seed, options.split_seed) == (42, 42)
+    assert main(['train', '--recipe', 'field', '--data', 'lab', '--out', str(tmp_path),
+                 '--init-weights', 'lab.keras', '--lab-split', 'split.json',
+                 '--field-data', 'field', '--negatives', 'negatives', '--seed', '43',
+                 '--split-seed', '5']) == 0
+    assert (seen[1].seed, seen[1].split_seed) == (43, 5)

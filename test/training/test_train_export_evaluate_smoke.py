@@ -123,3 +123,19 @@ def test_train_reports_a_single_class_folder(tmp_path: Path,
     status = main(['train', '--data', str(tmp_path / 'data'), '--out', str(tmp_path / 'o')])
     assert status == 2
     assert 'single class' in capsys.readouterr().err
+
+
+def test_the_split_follows_split_seed_not_seed(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Another training seed keeps the same test photos; another split seed moves them."""
+    from plant_disease_ros.training.train import prepare_split, TrainOptions
+
+    def split_of(name: str, seed: int, split_seed: int) -> dict:
+        options = TrainOptions(data_dir=str(tiny_dataset), out_dir=str(tmp_path / name),
+                               input_size=32, val_fraction=0.25, test_fraction=0.25,
+                               seed=seed, split_seed=split_seed, cache_dir=None)
+        prepare_split(options)
+        return json.loads((tmp_path / name / 'split.json').read_text())['splits']
+
+    first = split_of('a', seed=1, split_seed=42)
+    assert split_of('b', seed=2, split_seed=42) == first
+    assert split_of('c', seed=1, split_seed=3) != first
