@@ -314,7 +314,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     monitor = DomainValidation(validation, uncalibrated_path, out_dir / 'history.csv',
                                options.time_budget_min)
     started = time.monotonic()
-    model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0,
+    model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
               callbacks=[monitor.callback()])
     seconds = time.monotonic() - started
     plot_training_curves(monitor.curves(), out_dir / 'training_curves.png')
