@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 import shutil
 
+from plant_disease_ros.training.calibration import OBJECTIVES
 from plant_disease_ros.training.export import export_int8
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
 
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--calibrate', action='store_true',
                         help='field-fit run stopped before its end: fit the score temperature '
                              'on its validation photos first (writes model.keras)')
+    parser.add_argument('--calibrate-by', choices=OBJECTIVES, default=None,
+                        help="with --calibrate: what the temperature minimises (default: "
+                             "the run's own choice)")
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
 
 
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         if not field_split.exists():
             raise FileNotFoundError(f'--calibrate needs a field-fit run: {field_split} '
                                     'not found')
-        temperature, _ = calibrate_run(run_dir, cache_dir=cache_dir)
+        temperature, _ = calibrate_run(run_dir, cache_dir=cache_dir,
+                                       objective=args.calibrate_by)
         print(f'temperature {temperature:.3f} folded into {run_dir / "model.keras"}')
     for needed in ('model.keras', 'split.json'):
         if not (run_dir / needed).exists():

@@ -31,6 +31,12 @@ licence stated), sergeyvilov/plant_seedings (no licence stated), kagan94/road_im
 non-commercial or unlicensed, check them before any commercial use of the weights."""
 
 # Lab classes of which the field sets hold no photo.
+# What the score temperature was fitted to (train_summary's calibration_objective; runs
+# from before the choice existed were fitted by NLL).
+CALIBRATION_OBJECTIVES = {
+    'nll': 'the negative log-likelihood',
+    'domain-ece': 'the mean of the per-domain expected calibration errors (ECE)',
+}
 NO_FIELD_PHOTOS_NOTE = ('PlantDoc has no photos of Apple black rot, Orange HLB, Strawberry '
                         'leaf scorch, Tomato target spot, spider mites or Potato healthy')
 
@@ -155,8 +161,9 @@ def training_section(summary: dict) -> list[str]:
         'blur, sensor noise and JPEG re-encoding.',
         '',
         f'Calibration: a temperature of {summary["temperature"]:.3f} fitted on the validation '
-        'photos of all domains (each domain weighted equally) by minimising the negative '
-        'log-likelihood, folded into the last layer before the softmax, so the int8 scores '
+        'photos of all domains (each domain weighted equally) by minimising '
+        + CALIBRATION_OBJECTIVES[summary.get('calibration_objective', 'nll')] + ', '
+        'folded into the last layer before the softmax, so the int8 scores '
         'are calibrated on the robot with no code change. Validation ECE before → after: '
         + '; '.join(f'{name} {_pct(values["val_ece_before"])} → '
                     f'{_pct(values["val_ece_after"])}'

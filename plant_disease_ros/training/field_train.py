@@ -82,6 +82,7 @@ class FieldTrainOptions:
     distill_from: str | None = None  # the lab model whose opinion lab rows are blended with
     distill_weight: float = 0.6
     distill_temperature: float = 1.0
+    calibration_objective: str = 'nll'  # or 'domain-ece' (see training.calibration)
     mix: SourceMix = field(default_factory=SourceMix)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
@@ -320,7 +321,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     plot_training_curves(monitor.curves(), out_dir / 'training_curves.png')
 
     best, temperature, calibration = calibrate_checkpoint(
-        uncalibrated_path, validation, out_dir / 'model.keras')
+        uncalibrated_path, validation, out_dir / 'model.keras', options.calibration_objective)
     (out_dir / 'labels.txt').write_text('\n'.join(labels) + '\n')
     summary = {
         'recipe': 'field',
@@ -336,6 +337,7 @@ def train_field(options: FieldTrainOptions) -> dict:
         'best_val_accuracy': monitor.best_score,
         'best_val_domains': monitor.best_domains,
         'temperature': temperature,
+        'calibration_objective': options.calibration_objective,
         'calibration': calibration,
         'train_seconds': round(seconds, 1),
         'seconds_per_epoch': round(seconds / max(len(monitor.history), 1), 1),
@@ -351,8 +353,10 @@ def train_field(options: FieldTrainOptions) -> dict:
 
 
 def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
-                         out_path: str | Path):
+                         out_path: str | Path, objective: str = 'nll'):
     """Fit a temperature on ``validation`` (domains weighted equally) and fold it in.
+
+    ``objective``: ``nll`` or ``domain-ece`` (the mean per-domain ECE).
 
     Returns ``(calibrated model, temperature, per-domain validation ECE before/after)``;
     the calibrated model is saved at ``out_path``.
@@ -360,9 +364,8 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
     import tensorflow as tf
 
     from plant_disease_ros.training.calibration import (
-        domain_weights,
         expected_calibration_error,
-        fit_temperature,
+        fit_calibration,
         fold_temperature,
         logits_of,
         softmax,
@@ -370,8 +373,7 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
 
     model = tf.keras.models.load_model(str(checkpoint), compile=False)
     logits = logits_of(model, validation.images)
-    temperature = fit_temperature(logits, validation.labels,
-                                  domain_weights(validation.domains))
+    temperature = fit_calibration(logits, validation.labels, validation.domains, objective)
     calibration: dict[str, dict[str, float]] = {}
     for name in validation.names():
         members = validation.domains == name
@@ -386,17 +388,27 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
 
 
 def calibrate_run(run_dir: str | Path, cache_dir: str | None = None,
-                  lab_data: str | None = None) -> tuple[float, dict]:
+                  lab_data: str | None = None,
+                  objective: str | None = None) -> tuple[float, dict]:
     """Calibrate a run's best checkpoint after the fact (a run stopped before its end).
 
     Reads ``field_split.json``, ``split.json`` and ``model_uncalibrated.keras`` of
-    ``run_dir``, writes ``model.keras`` and ``calibration.json``.
+    ``run_dir``, writes ``model.keras`` and ``calibration.json``, and brings the
+    temperature and validation ECE in ``train_summary.json`` (if there is one) up to date,
+    so the model card describes the model that is exported. ``objective``: ``nll`` or
+    ``domain-ece``; by default the run's own.
     """
     from plant_disease_ros.training.field_data import read_field_split
 
     run_dir = Path(run_dir)
     manifest = read_field_split(run_dir / 'field_split.json')
     lab_manifest = read_manifest(run_dir / 'split.json')
+    summary_path = run_dir / 'train_summary.json'
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+    if objective is None and summary is not None:
+        # A run from before the choice existed was fitted by NLL.
+        objective = summary.get('calibration_objective') or 'nll'
+    objective = objective or FieldTrainOptions.calibration_objective
     import tensorflow as tf
 
     checkpoint = run_dir / 'model_uncalibrated.keras'
@@ -404,13 +416,18 @@ def calibrate_run(run_dir: str | Path, cache_dir: str | None = None,
     options = FieldTrainOptions(
         lab_data=lab_data or lab_manifest['root'], lab_split=str(run_dir / 'split.json'),
         field_data='', negatives='', init_weights='', out_dir=str(run_dir),
-        input_size=size, seed=int(manifest['seed']), cache_dir=cache_dir)
+        input_size=size, split_seed=int(manifest['seed']), cache_dir=cache_dir)
     validation = validation_set(manifest, lab_manifest, list(manifest['labels']), options)
     _, temperature, calibration = calibrate_checkpoint(checkpoint, validation,
-                                                       run_dir / 'model.keras')
+                                                       run_dir / 'model.keras', objective)
     (run_dir / 'labels.txt').write_text('\n'.join(manifest['labels']) + '\n')
     (run_dir / 'calibration.json').write_text(json.dumps(
-        {'temperature': temperature, 'calibration': calibration}, indent=1) + '\n')
+        {'temperature': temperature, 'objective': objective, 'calibration': calibration},
+        indent=1) + '\n')
+    if summary is not None:
+        summary.update(temperature=temperature, calibration_objective=objective,
+                       calibration=calibration)
+        summary_path.write_text(json.dumps(summary, indent=1) + '\n')
     return temperature, calibration
 
 

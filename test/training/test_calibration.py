@@ -10,7 +10,9 @@ import pytest
 from plant_disease_ros.training.calibration import (
     domain_weights,
     expected_calibration_error,
+    fit_calibration,
     fit_temperature,
+    fit_temperature_by_domain_ece,
     negative_log_likelihood,
     plot_reliability,
     reliability_bins,
@@ -44,6 +46,46 @@ def test_temperature_lowers_the_ece_of_overconfident_scores() -> None:
     ece_before = expected_calibration_error(before.max(1), before.argmax(1) == labels)
     ece_after = expected_calibration_error(after.max(1), after.argmax(1) == labels)
     assert ece_after < ece_before / 2 and ece_after < 0.03
+
+
+def mean_domain_ece(logits: np.ndarray, labels: np.ndarray, domains: np.ndarray,
+                    temperature: float) -> float:
+    """Return the mean over domains of the ECE at ``temperature``."""
+    eces = []
+    for name in np.unique(domains):
+        probabilities = softmax(logits[domains == name], temperature)
+        eces.append(expected_calibration_error(
+            probabilities.max(1), probabilities.argmax(1) == labels[domains == name]))
+    return float(np.mean(eces))
+
+
+@pytest.mark.parametrize('true_temperature', [0.5, 2.5])
+def test_domain_ece_fit_recovers_the_generating_temperature(true_temperature: float) -> None:
+    logits, labels = sampled(true_temperature, seed=3)
+    domains = np.array(['lab'] * len(labels))
+    fitted = fit_temperature_by_domain_ece(logits, labels, domains)
+    assert fitted == pytest.approx(true_temperature, rel=0.15)
+    assert fit_calibration(logits, labels, domains, 'domain-ece') == fitted
+
+
+def test_domain_ece_fit_serves_the_domains_better_than_nll_when_they_disagree() -> None:
+    """One domain under-confident, one over-confident: NLL follows the over-confident one."""
+    sharp_logits, sharp_labels = sampled(0.5, count=3000, seed=4)   # scores too soft
+    soft_logits, soft_labels = sampled(3.0, count=3000, seed=5)     # scores too sharp
+    logits = np.concatenate([sharp_logits, soft_logits])
+    labels = np.concatenate([sharp_labels, soft_labels])
+    domains = np.array(['under'] * 3000 + ['over'] * 3000)
+    by_ece = fit_calibration(logits, labels, domains, 'domain-ece')
+    by_nll = fit_calibration(logits, labels, domains, 'nll')
+    assert by_nll == pytest.approx(fit_temperature(logits, labels, domain_weights(domains)))
+    assert mean_domain_ece(logits, labels, domains, by_ece) < \
+        mean_domain_ece(logits, labels, domains, by_nll)
+    assert mean_domain_ece(logits, labels, domains, by_ece) <= \
+        mean_domain_ece(logits, labels, domains, 1.0)
+    with pytest.raises(ValueError, match='unknown calibration objective'):
+        fit_calibration(logits, labels, domains, 'brier')
+    with pytest.raises(ValueError):
+        fit_temperature_by_domain_ece(np.zeros((0, 3)), np.zeros(0, int), [])
 
 
 def test_ece_of_hand_made_cases() -> None:

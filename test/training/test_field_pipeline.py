@@ -83,6 +83,7 @@ def test_field_run_outputs(field_run: Path, world: dict[str, Path]) -> None:
         (world['labrun'] / 'split.json').read_text()  # the lab split is kept as it was
     summary = json.loads((field_run / 'train_summary.json').read_text())
     assert summary['epochs_run'] == 2 and summary['temperature'] > 0
+    assert summary['calibration_objective'] == 'nll'
     assert set(summary['calibration']) == {'lab', 'plantdoc', 'pp2021_apple', 'negatives',
                                            'synthetic'}
     assert len((field_run / 'history.csv').read_text().splitlines()) == 3
@@ -161,8 +162,34 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
     text = card.read_text()
     for heading in ('## Test figures per domain', '## What it is still bad at',
                     '## Per class', '## Latency', '## Data attribution and licences',
-                    'previous model', 'no_leaf', 'Plant Pathology 2021'):
+                    'previous model', 'no_leaf', 'Plant Pathology 2021',
+                    'by minimising the negative log-likelihood'):
         assert heading in text, heading
+
+
+def test_recalibrating_a_run_updates_what_the_card_reads(field_run: Path,
+                                                        tmp_path: Path) -> None:
+    """``export --calibrate --calibrate-by domain-ece`` refits, refolds, rewrites the summary."""
+    import tensorflow as tf
+
+    from plant_disease_ros.cli.main import main
+
+    run = tmp_path / 'run'
+    shutil.copytree(field_run, run)
+    assert main(['export', '--run', str(run), '--out', str(tmp_path / 'm.tflite'),
+                 '--calibrate', '--calibrate-by', 'domain-ece', '--calibration-count', '6',
+                 '--cache-dir', '']) == 0
+    summary = json.loads((run / 'train_summary.json').read_text())
+    written = json.loads((run / 'calibration.json').read_text())
+    assert summary['calibration_objective'] == written['objective'] == 'domain-ece'
+    assert summary['temperature'] == written['temperature']
+    assert set(summary['calibration']) == set(written['calibration'])
+    kernel, _ = tf.keras.models.load_model(str(run / 'model.keras'),
+                                           compile=False).get_layer('probs').get_weights()
+    raw_kernel, _ = tf.keras.models.load_model(str(run / 'model_uncalibrated.keras'),
+                                               compile=False).get_layer('probs').get_weights()
+    np.testing.assert_allclose(kernel * summary['temperature'], raw_kernel, rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_field_model_keeps_the_lab_network_and_head_rows(tmp_path: Path) -> None:
