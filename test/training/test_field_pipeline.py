@@ -192,6 +192,23 @@ def test_recalibrating_a_run_updates_what_the_card_reads(field_run: Path,
                                atol=1e-6)
 
 
+def test_recalibrating_a_run_from_before_the_choice_keeps_its_nll_fit(field_run: Path,
+                                                                      tmp_path: Path) -> None:
+    """A summary without ``calibration_objective`` was fitted by NLL, and is refitted so."""
+    from plant_disease_ros.training.field_train import calibrate_run
+
+    run = tmp_path / 'run'
+    shutil.copytree(field_run, run)
+    summary = json.loads((run / 'train_summary.json').read_text())
+    del summary['calibration_objective']
+    (run / 'train_summary.json').write_text(json.dumps(summary))
+    temperature, _ = calibrate_run(run, cache_dir=None)
+    assert json.loads((run / 'calibration.json').read_text())['objective'] == 'nll'
+    assert json.loads((run / 'train_summary.json').read_text())['temperature'] == temperature
+    # The same checkpoint and validation photos: the run's own NLL temperature again.
+    assert temperature == pytest.approx(summary['temperature'], rel=1e-4)
+
+
 def test_field_model_keeps_the_lab_network_and_head_rows(tmp_path: Path) -> None:
     from plant_disease_ros.training.field_train import build_field_model
     from plant_disease_ros.training.model import build_model, ModelConfig
