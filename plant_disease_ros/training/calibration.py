@@ -21,6 +21,7 @@ import numpy as np
 
 DEFAULT_BINS = 15
 OBJECTIVES = ('nll', 'domain-ece')  # what fit_calibration minimises; the first is the default
+PRE_CHOICE_OBJECTIVE = 'nll'  # how runs from before the choice existed were calibrated
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -69,6 +70,18 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray,
     return float(np.exp((low + high) / 2.0))
 
 
+def domain_eces(logits: np.ndarray, labels: np.ndarray, domains: Sequence[str],
+                temperature: float = 1.0, bins: int = DEFAULT_BINS) -> dict[str, float]:
+    """Return the ECE of each domain (first-seen order) with the scores at ``temperature``."""
+    probabilities = softmax(logits, temperature)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels)
+    domains = np.asarray(domains)
+    return {name: expected_calibration_error(confidence[domains == name],
+                                             correct[domains == name], bins)
+            for name in dict.fromkeys(domains.tolist())}
+
+
 def fit_temperature_by_domain_ece(logits: np.ndarray, labels: np.ndarray,
                                   domains: Sequence[str], bins: int = DEFAULT_BINS,
                                   bounds: tuple[float, float] = (0.25, 4.0),
@@ -80,19 +93,12 @@ def fit_temperature_by_domain_ece(logits: np.ndarray, labels: np.ndarray,
     """
     if len(labels) == 0:
         raise ValueError('cannot fit a temperature on no photos')
-    logits = np.asarray(logits, np.float64)
-    labels = np.asarray(labels)
-    domains = np.asarray(domains)
-    members = [domains == name for name in dict.fromkeys(domains.tolist())]
     grid = np.unique(np.append(np.exp(np.linspace(np.log(bounds[0]), np.log(bounds[1]),
                                                   steps)), 1.0))
     best, best_key = 1.0, None
     for temperature in grid:
-        probabilities = softmax(logits, float(temperature))
-        confidence = probabilities.max(axis=1)
-        correct = probabilities.argmax(axis=1) == labels
-        mean_ece = float(np.mean([expected_calibration_error(confidence[m], correct[m], bins)
-                                  for m in members]))
+        mean_ece = float(np.mean(list(domain_eces(logits, labels, domains,
+                                                  float(temperature), bins).values())))
         key = (round(mean_ece, 12), abs(np.log(temperature)))
         if best_key is None or key < best_key:
             best, best_key = float(temperature), key

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from plant_disease_ros.training.calibration import PRE_CHOICE_OBJECTIVE
+
 FIELD_ATTRIBUTION = """\
 Field photos (`../shared/data/field/`):
 
@@ -30,13 +32,13 @@ licence stated), sergeyvilov/plant_seedings (no licence stated), kagan94/road_im
 (no licence stated) and jeffThompson/Pebble-Dataset (GPL-3.0). Because some of these are
 non-commercial or unlicensed, check them before any commercial use of the weights."""
 
-# Lab classes of which the field sets hold no photo.
-# What the score temperature was fitted to (train_summary's calibration_objective; runs
-# from before the choice existed were fitted by NLL).
+# What the score temperature was fitted to (train_summary's calibration_objective).
 CALIBRATION_OBJECTIVES = {
     'nll': 'the negative log-likelihood',
     'domain-ece': 'the mean of the per-domain expected calibration errors (ECE)',
 }
+
+# Lab classes of which the field sets hold no photo.
 NO_FIELD_PHOTOS_NOTE = ('PlantDoc has no photos of Apple black rot, Orange HLB, Strawberry '
                         'leaf scorch, Tomato target spot, spider mites or Potato healthy')
 
@@ -162,7 +164,8 @@ def training_section(summary: dict) -> list[str]:
         '',
         f'Calibration: a temperature of {summary["temperature"]:.3f} fitted on the validation '
         'photos of all domains (each domain weighted equally) by minimising '
-        + CALIBRATION_OBJECTIVES[summary.get('calibration_objective', 'nll')] + ', '
+        + CALIBRATION_OBJECTIVES[summary.get('calibration_objective', PRE_CHOICE_OBJECTIVE)]
+        + ', '
         'folded into the last layer before the softmax, so the int8 scores '
         'are calibrated on the robot with no code change. Validation ECE before → after: '
         + '; '.join(f'{name} {_pct(values["val_ece_before"])} → '

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.training.calibration import OBJECTIVES, PRE_CHOICE_OBJECTIVE
 from plant_disease_ros.training.dataset import read_manifest
 from plant_disease_ros.training.field_augment import (
     AugmentOptions,
@@ -82,7 +83,7 @@ class FieldTrainOptions:
     distill_from: str | None = None  # the lab model whose opinion lab rows are blended with
     distill_weight: float = 0.6
     distill_temperature: float = 1.0
-    calibration_objective: str = 'nll'  # or 'domain-ece' (see training.calibration)
+    calibration_objective: str = OBJECTIVES[0]  # 'nll' or 'domain-ece' (training.calibration)
     mix: SourceMix = field(default_factory=SourceMix)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
@@ -353,7 +354,7 @@ def train_field(options: FieldTrainOptions) -> dict:
 
 
 def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
-                         out_path: str | Path, objective: str = 'nll'):
+                         out_path: str | Path, objective: str = OBJECTIVES[0]):
     """Fit a temperature on ``validation`` (domains weighted equally) and fold it in.
 
     ``objective``: ``nll`` or ``domain-ece`` (the mean per-domain ECE).
@@ -364,24 +365,19 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
     import tensorflow as tf
 
     from plant_disease_ros.training.calibration import (
-        expected_calibration_error,
+        domain_eces,
         fit_calibration,
         fold_temperature,
         logits_of,
-        softmax,
     )
 
     model = tf.keras.models.load_model(str(checkpoint), compile=False)
     logits = logits_of(model, validation.images)
     temperature = fit_calibration(logits, validation.labels, validation.domains, objective)
-    calibration: dict[str, dict[str, float]] = {}
-    for name in validation.names():
-        members = validation.domains == name
-        for key, value in (('before', 1.0), ('after', temperature)):
-            probabilities = softmax(logits[members], value)
-            correct = probabilities.argmax(axis=1) == validation.labels[members]
-            calibration.setdefault(name, {})[f'val_ece_{key}'] = expected_calibration_error(
-                probabilities.max(axis=1), correct)
+    before = domain_eces(logits, validation.labels, validation.domains)
+    after = domain_eces(logits, validation.labels, validation.domains, temperature)
+    calibration = {name: {'val_ece_before': before[name], 'val_ece_after': after[name]}
+                   for name in validation.names()}
     fold_temperature(model, temperature)
     model.save(str(out_path))
     return model, temperature, calibration
@@ -406,8 +402,7 @@ def calibrate_run(run_dir: str | Path, cache_dir: str | None = None,
     summary_path = run_dir / 'train_summary.json'
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     if objective is None and summary is not None:
-        # A run from before the choice existed was fitted by NLL.
-        objective = summary.get('calibration_objective') or 'nll'
+        objective = summary.get('calibration_objective') or PRE_CHOICE_OBJECTIVE
     objective = objective or FieldTrainOptions.calibration_objective
     import tensorflow as tf
 

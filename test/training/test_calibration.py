@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from plant_disease_ros.training.calibration import (
+    domain_eces,
     domain_weights,
     expected_calibration_error,
     fit_calibration,
@@ -51,12 +52,7 @@ def test_temperature_lowers_the_ece_of_overconfident_scores() -> None:
 def mean_domain_ece(logits: np.ndarray, labels: np.ndarray, domains: np.ndarray,
                     temperature: float) -> float:
     """Return the mean over domains of the ECE at ``temperature``."""
-    eces = []
-    for name in np.unique(domains):
-        probabilities = softmax(logits[domains == name], temperature)
-        eces.append(expected_calibration_error(
-            probabilities.max(1), probabilities.argmax(1) == labels[domains == name]))
-    return float(np.mean(eces))
+    return float(np.mean(list(domain_eces(logits, labels, domains, temperature).values())))
 
 
 @pytest.mark.parametrize('true_temperature', [0.5, 2.5])
