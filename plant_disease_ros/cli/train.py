@@ -123,6 +123,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             'fewer wrong answers pass the threshold) or the mean per-domain '
                             'ECE (better calibrated domains on the whole, more wrong answers '
                             'of an over-confident one accepted); domains weighted equally')
+    field.add_argument('--ema-momentum', type=float, default=None,
+                       help='validate and keep an exponential moving average of the '
+                            'weights (e.g. 0.998: about the last 500 batches) instead of '
+                            "the last batch's weights; off by default")
     field.add_argument('--cache-size', type=int, default=144,
                        help='side of the decoded training photos, px (crops come from it)')
 
@@ -176,7 +180,8 @@ def run_field(args: argparse.Namespace) -> int:
         threads=args.threads, warmup_learning_rate=args.warmup_learning_rate,
         distill_from=args.distill_from, distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature, architecture=args.architecture,
-        label_smoothing=args.label_smoothing, calibration_objective=args.calibrate_by)
+        label_smoothing=args.label_smoothing, calibration_objective=args.calibrate_by,
+        ema_momentum=args.ema_momentum)
     if args.mix:
         options.mix = SourceMix.parse(args.mix)
     options.augment = AugmentOptions.scaled(args.field_augment)

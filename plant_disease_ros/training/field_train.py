@@ -84,6 +84,7 @@ class FieldTrainOptions:
     distill_weight: float = 0.6
     distill_temperature: float = 1.0
     calibration_objective: str = OBJECTIVES[0]  # 'nll' or 'domain-ece' (training.calibration)
+    ema_momentum: float | None = None  # validate and keep the weights' moving average
     mix: SourceMix = field(default_factory=SourceMix)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
@@ -206,10 +207,11 @@ def _cached_masks(images: np.ndarray, cache_dir: str | None, compute) -> np.ndar
     return masks
 
 
-def build_field_model(init_weights: str, num_classes: int, input_size: int,
+def build_field_model(init_weights, num_classes: int, input_size: int,
                       architecture: str | None = None):
     """Return the lab model's network with a ``num_classes`` head (old rows copied).
 
+    ``init_weights``: the start model's path, or the start model already loaded.
     ``architecture`` ``resnet_lite_deep`` grows a ``resnet_lite`` model by one stage-3
     block that starts as the identity (its last BatchNorm scale is zero), so the grown
     network computes exactly what the old one did until training moves it.
@@ -219,7 +221,8 @@ def build_field_model(init_weights: str, num_classes: int, input_size: int,
     from plant_disease_ros.training.model import build_model, ModelConfig
     from plant_disease_ros.training.transfer import backbone_layer
 
-    previous = tf.keras.models.load_model(init_weights, compile=False)
+    previous = (tf.keras.models.load_model(init_weights, compile=False)
+                if isinstance(init_weights, (str, Path)) else init_weights)
     match = re.fullmatch(
         r'(resnet_lite_deep|resnet_lite|mobilenet_v2|mobilenet_v3_small)_([\d.]+)_(\d+)px',
         previous.name)
@@ -272,15 +275,21 @@ def train_field(options: FieldTrainOptions) -> dict:
     out_dir = Path(options.out_dir)
     labels, maker, validation = prepare_data(options)
     num_classes = len(labels)
-    model = build_field_model(options.init_weights, num_classes, options.input_size,
-                              options.architecture)
-    init_outputs = int(tf.keras.models.load_model(options.init_weights,
-                                                  compile=False).output_shape[-1])
+    start = keras.models.load_model(options.init_weights, compile=False)
+    init_outputs = int(start.output_shape[-1])
+    model = build_field_model(start, num_classes, options.input_size, options.architecture)
+    del start
     steps, epochs = options.steps_per_epoch, options.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         options.warmup_learning_rate, decay_steps=steps * max(1, epochs - 1), alpha=0.02,
         warmup_target=options.learning_rate, warmup_steps=steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    ema = options.ema_momentum is not None
+    if ema and not 0.0 < options.ema_momentum < 1.0:
+        raise ValueError(f'the EMA momentum must lie in (0, 1), not {options.ema_momentum:g}')
+    optimizer = (keras.optimizers.Adam(schedule, use_ema=True,
+                                       ema_momentum=options.ema_momentum)
+                 if ema else keras.optimizers.Adam(schedule))
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(
                       label_smoothing=options.label_smoothing),
                   metrics=['accuracy'])
@@ -316,8 +325,11 @@ def train_field(options: FieldTrainOptions) -> dict:
     monitor = DomainValidation(validation, uncalibrated_path, out_dir / 'history.csv',
                                options.time_budget_min)
     started = time.monotonic()
+    # With an EMA the averaged weights are swapped in before the monitor scores and saves
+    # the epoch, and swapped back out when the next epoch starts.
+    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else [])
     model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
-              callbacks=[monitor.callback()])
+              callbacks=[*callbacks, monitor.callback()])
     seconds = time.monotonic() - started
     plot_training_curves(monitor.curves(), out_dir / 'training_curves.png')
 

@@ -315,6 +315,61 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
     assert 'the teacher has 4 outputs' in capsys.readouterr().err
 
 
+def _conv_kernels(path: Path) -> list[np.ndarray]:
+    import tensorflow as tf
+
+    from plant_disease_ros.training.transfer import backbone_layer
+
+    model = tf.keras.models.load_model(str(path), compile=False)
+    return [layer.get_weights()[0] for layer in backbone_layer(model).layers
+            if layer.__class__.__name__ == 'Conv2D']
+
+
+def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
+                                        tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """With --ema-momentum the epoch is scored and saved with the weights' moving average.
+
+    The average starts from the weights after the first batch (one Adam step: each
+    weight moves at most the rate, 0.01). A momentum next to 1 then hardly moves it, so
+    the saved kernels stay one step from the start, while the same six steps without the
+    average move them further.
+    """
+    from plant_disease_ros.cli.main import main
+
+    start = world['labrun'] / 'model.keras'
+    runs = {}
+    for name, extra in (('ema', ['--ema-momentum', '0.99999']), ('plain', [])):
+        runs[name] = tmp_path / name
+        assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
+                     '--lab-split', str(world['labrun'] / 'split.json'),
+                     '--field-data', str(world['root'] / 'field'),
+                     '--negatives', str(world['root'] / 'negatives'),
+                     '--init-weights', str(start), '--out', str(runs[name]),
+                     '--epochs', '1', '--steps-per-epoch', '6', '--batch-size', '8',
+                     '--learning-rate', '1e-2', '--warmup-learning-rate', '1e-2',
+                     '--input-size', '48', '--cache-size', '56', '--cache-dir', '',
+                     *extra]) == 0
+    summary = json.loads((runs['ema'] / 'train_summary.json').read_text())
+    assert summary['options']['ema_momentum'] == 0.99999
+    before = _conv_kernels(start)
+    moved = {name: max(float(np.abs(after - first).max()) for first, after in
+                       zip(before, _conv_kernels(run / 'model_uncalibrated.keras'),
+                           strict=True))
+             for name, run in runs.items()}
+    assert moved['ema'] < 0.0101 and moved['plain'] > 0.015, moved
+    capsys.readouterr()
+    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
+                 '--lab-split', str(world['labrun'] / 'split.json'),
+                 '--field-data', str(world['root'] / 'field'),
+                 '--negatives', str(world['root'] / 'negatives'),
+                 '--init-weights', str(start), '--out', str(tmp_path / 'bad'),
+                 '--ema-momentum', '1', '--epochs', '1', '--steps-per-epoch', '1',
+                 '--batch-size', '8', '--input-size', '48', '--cache-size', '56',
+                 '--cache-dir', '']) != 0
+    assert 'the EMA momentum must lie in (0, 1), not 1' in capsys.readouterr().err
+
+
 def test_card_says_when_a_run_grew_the_network() -> None:
     from plant_disease_ros.training.field_model_card import start_sentence
 
