@@ -145,7 +145,10 @@ def training_section(summary: dict) -> list[str]:
         + f' {summary["epochs_run"]} epochs (of at most {options["epochs"]})'
         f' of {options["steps_per_epoch"]} batches of {options["batch_size"]}, Adam with a '
         f'one-epoch warm-up to {options["learning_rate"]:g} and cosine decay, label smoothing '
-        f'{options["label_smoothing"]:g}; {summary["train_seconds"] / 60:.0f} min on this '
+        f'{options["label_smoothing"]:g}'
+        + (f', weights scored and kept as their moving average (momentum '
+           f'{options["ema_momentum"]:g})' if options.get('ema_momentum') else '')
+        + f'; {summary["train_seconds"] / 60:.0f} min on this '
         f'machine\'s CPU ({summary["seconds_per_epoch"]:.0f} s an epoch, TensorFlow '
         f'{summary["tensorflow"]}). Best checkpoint by the mean validation accuracy over the '
         f'domains: epoch {summary["best_epoch"]} ('

@@ -336,6 +336,7 @@ def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
     average move them further.
     """
     from plant_disease_ros.cli.main import main
+    from plant_disease_ros.training.field_model_card import training_section
 
     start = world['labrun'] / 'model.keras'
     runs = {}
@@ -352,6 +353,11 @@ def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
                      *extra]) == 0
     summary = json.loads((runs['ema'] / 'train_summary.json').read_text())
     assert summary['options']['ema_momentum'] == 0.99999
+    text = '\n'.join(training_section(summary))
+    assert 'weights scored and kept as their moving average (momentum 0.99999)' in text
+    plain = json.loads((runs['plain'] / 'train_summary.json').read_text())
+    assert plain['options']['ema_momentum'] is None
+    assert 'moving average' not in '\n'.join(training_section(plain))
     before = _conv_kernels(start)
     moved = {name: max(float(np.abs(after - first).max()) for first, after in
                        zip(before, _conv_kernels(run / 'model_uncalibrated.keras'),
