@@ -105,15 +105,20 @@ def fit_temperature_by_domain_ece(logits: np.ndarray, labels: np.ndarray,
     return best
 
 
+def check_objective(objective: str) -> None:
+    """Raise ``ValueError`` unless ``objective`` is one of :data:`OBJECTIVES`."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f'unknown calibration objective {objective!r}; one of '
+                         f'{", ".join(OBJECTIVES)}')
+
+
 def fit_calibration(logits: np.ndarray, labels: np.ndarray, domains: Sequence[str],
                     objective: str = OBJECTIVES[0]) -> float:
     """Return the temperature for ``objective`` (``nll`` or ``domain-ece``), domains equal."""
+    check_objective(objective)
     if objective == 'domain-ece':
         return fit_temperature_by_domain_ece(logits, labels, domains)
-    if objective == 'nll':
-        return fit_temperature(logits, labels, domain_weights(domains))
-    raise ValueError(f'unknown calibration objective {objective!r}; one of '
-                     f'{", ".join(OBJECTIVES)}')
+    return fit_temperature(logits, labels, domain_weights(domains))
 
 
 def domain_weights(domains: Sequence[str]) -> np.ndarray:

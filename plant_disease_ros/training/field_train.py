@@ -26,7 +26,11 @@ import time
 
 import numpy as np
 
-from plant_disease_ros.training.calibration import OBJECTIVES, PRE_CHOICE_OBJECTIVE
+from plant_disease_ros.training.calibration import (
+    check_objective,
+    OBJECTIVES,
+    PRE_CHOICE_OBJECTIVE,
+)
 from plant_disease_ros.training.dataset import read_manifest
 from plant_disease_ros.training.field_augment import (
     AugmentOptions,
@@ -268,6 +272,10 @@ def train_field(options: FieldTrainOptions) -> dict:
     from plant_disease_ros.training.curves import plot_training_curves
 
     keras = tf.keras
+    # Options a run cannot use are refused before any photo is decoded.
+    if options.ema_momentum is not None and not 0.0 < options.ema_momentum < 1.0:
+        raise ValueError(f'the EMA momentum must lie in (0, 1), not {options.ema_momentum:g}')
+    check_objective(options.calibration_objective)
     if options.threads:
         tf.config.threading.set_intra_op_parallelism_threads(options.threads)
         tf.config.threading.set_inter_op_parallelism_threads(options.threads)
@@ -284,11 +292,9 @@ def train_field(options: FieldTrainOptions) -> dict:
         options.warmup_learning_rate, decay_steps=steps * max(1, epochs - 1), alpha=0.02,
         warmup_target=options.learning_rate, warmup_steps=steps)
     ema = options.ema_momentum is not None
-    if ema and not 0.0 < options.ema_momentum < 1.0:
-        raise ValueError(f'the EMA momentum must lie in (0, 1), not {options.ema_momentum:g}')
-    optimizer = (keras.optimizers.Adam(schedule, use_ema=True,
-                                       ema_momentum=options.ema_momentum)
-                 if ema else keras.optimizers.Adam(schedule))
+    optimizer = keras.optimizers.Adam(schedule, use_ema=ema,
+                                      # Keras's default when unused
+                                      ema_momentum=options.ema_momentum if ema else 0.99)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(
                       label_smoothing=options.label_smoothing),

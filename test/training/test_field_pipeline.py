@@ -337,6 +337,7 @@ def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
     """
     from plant_disease_ros.cli.main import main
     from plant_disease_ros.training.field_model_card import training_section
+    from plant_disease_ros.training.field_train import FieldTrainOptions, train_field
 
     start = world['labrun'] / 'model.keras'
     runs = {}
@@ -374,6 +375,14 @@ def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
                  '--batch-size', '8', '--input-size', '48', '--cache-size', '56',
                  '--cache-dir', '']) != 0
     assert 'the EMA momentum must lie in (0, 1), not 1' in capsys.readouterr().err
+    assert not (tmp_path / 'bad').exists()  # refused before anything was decoded or written
+    with pytest.raises(ValueError, match='unknown calibration objective'):
+        train_field(FieldTrainOptions(
+            lab_data=str(world['lab']), lab_split=str(world['labrun'] / 'split.json'),
+            field_data=str(world['root'] / 'field'), negatives=str(world['root'] / 'negatives'),
+            init_weights=str(start), out_dir=str(tmp_path / 'bad'),
+            calibration_objective='brier'))
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_card_says_when_a_run_grew_the_network() -> None:
