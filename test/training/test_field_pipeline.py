@@ -59,18 +59,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {'root': root, 'lab': root / 'lab', 'labrun': root / 'labrun'}
 
 
+def field_train_args(world: dict[str, Path], init: Path, out: Path, *extra: str) -> list[str]:
+    """Return ``plant-disease train --recipe field`` arguments on the tiny world."""
+    return ['train', '--recipe', 'field', '--data', str(world['lab']),
+            '--lab-split', str(world['labrun'] / 'split.json'),
+            '--field-data', str(world['root'] / 'field'),
+            '--negatives', str(world['root'] / 'negatives'),
+            '--init-weights', str(init), '--out', str(out), '--batch-size', '8',
+            '--input-size', '48', '--cache-size', '56', '--cache-dir', '', *extra]
+
+
 @pytest.fixture(scope='module')
 def field_run(world: dict[str, Path]) -> Path:
     from plant_disease_ros.cli.main import main
 
     out = world['root'] / 'fieldrun'
-    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
-                 '--lab-split', str(world['labrun'] / 'split.json'),
-                 '--field-data', str(world['root'] / 'field'),
-                 '--negatives', str(world['root'] / 'negatives'),
-                 '--init-weights', str(world['labrun'] / 'model.keras'), '--out', str(out),
-                 '--epochs', '2', '--steps-per-epoch', '2', '--batch-size', '8',
-                 '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) == 0
+    assert main(field_train_args(world, world['labrun'] / 'model.keras', out,
+                                 '--epochs', '2', '--steps-per-epoch', '2')) == 0
     return out
 
 
@@ -270,17 +275,11 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
     from plant_disease_ros.training.field_model_card import earlier_section, training_section
 
     out = tmp_path / 'stage2'
-    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
-                 '--lab-split', str(world['labrun'] / 'split.json'),
-                 '--field-data', str(world['root'] / 'field'),
-                 '--negatives', str(world['root'] / 'negatives'),
-                 '--init-weights', str(field_run / 'model.keras'),
-                 '--distill-from', str(world['labrun'] / 'model.keras'),
-                 '--distill-weight', '0.5', '--mix', 'lab=0.5,synthetic=0.05',
-                 '--warmup-learning-rate', '2e-5', '--label-smoothing', '0',
-                 '--out', str(out),
-                 '--epochs', '1', '--steps-per-epoch', '2', '--batch-size', '8',
-                 '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) == 0
+    assert main(field_train_args(world, field_run / 'model.keras', out,
+                                 '--distill-from', str(world['labrun'] / 'model.keras'),
+                                 '--distill-weight', '0.5', '--mix', 'lab=0.5,synthetic=0.05',
+                                 '--warmup-learning-rate', '2e-5', '--label-smoothing', '0',
+                                 '--epochs', '1', '--steps-per-epoch', '2')) == 0
     summary = json.loads((out / 'train_summary.json').read_text())
     assert summary['init_outputs'] == len(LAB_CLASSES) + 1
     options = summary['options']
@@ -304,14 +303,9 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
     assert earlier_section([]) == []
     capsys.readouterr()
     # A teacher that has no_leaf itself is refused with one line.
-    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
-              '--lab-split', str(world['labrun'] / 'split.json'),
-              '--field-data', str(world['root'] / 'field'),
-              '--negatives', str(world['root'] / 'negatives'),
-              '--init-weights', str(field_run / 'model.keras'),
-              '--distill-from', str(field_run / 'model.keras'), '--out', str(tmp_path / 'x'),
-              '--epochs', '1', '--steps-per-epoch', '1', '--batch-size', '8',
-              '--input-size', '48', '--cache-size', '56', '--cache-dir', '']) != 0
+    assert main(field_train_args(world, field_run / 'model.keras', tmp_path / 'x',
+                                 '--distill-from', str(field_run / 'model.keras'),
+                                 '--epochs', '1', '--steps-per-epoch', '1')) != 0
     assert 'the teacher has 4 outputs' in capsys.readouterr().err
 
 
@@ -343,15 +337,9 @@ def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
     runs = {}
     for name, extra in (('ema', ['--ema-momentum', '0.99999']), ('plain', [])):
         runs[name] = tmp_path / name
-        assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
-                     '--lab-split', str(world['labrun'] / 'split.json'),
-                     '--field-data', str(world['root'] / 'field'),
-                     '--negatives', str(world['root'] / 'negatives'),
-                     '--init-weights', str(start), '--out', str(runs[name]),
-                     '--epochs', '1', '--steps-per-epoch', '6', '--batch-size', '8',
-                     '--learning-rate', '1e-2', '--warmup-learning-rate', '1e-2',
-                     '--input-size', '48', '--cache-size', '56', '--cache-dir', '',
-                     *extra]) == 0
+        assert main(field_train_args(world, start, runs[name], '--epochs', '1',
+                                     '--steps-per-epoch', '6', '--learning-rate', '1e-2',
+                                     '--warmup-learning-rate', '1e-2', *extra)) == 0
     summary = json.loads((runs['ema'] / 'train_summary.json').read_text())
     assert summary['options']['ema_momentum'] == 0.99999
     text = '\n'.join(training_section(summary))
@@ -366,14 +354,8 @@ def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
              for name, run in runs.items()}
     assert moved['ema'] < 0.0101 and moved['plain'] > 0.015, moved
     capsys.readouterr()
-    assert main(['train', '--recipe', 'field', '--data', str(world['lab']),
-                 '--lab-split', str(world['labrun'] / 'split.json'),
-                 '--field-data', str(world['root'] / 'field'),
-                 '--negatives', str(world['root'] / 'negatives'),
-                 '--init-weights', str(start), '--out', str(tmp_path / 'bad'),
-                 '--ema-momentum', '1', '--epochs', '1', '--steps-per-epoch', '1',
-                 '--batch-size', '8', '--input-size', '48', '--cache-size', '56',
-                 '--cache-dir', '']) != 0
+    assert main(field_train_args(world, start, tmp_path / 'bad', '--ema-momentum', '1',
+                                 '--epochs', '1', '--steps-per-epoch', '1')) != 0
     assert 'the EMA momentum must lie in (0, 1), not 1' in capsys.readouterr().err
     assert not (tmp_path / 'bad').exists()  # refused before anything was decoded or written
     with pytest.raises(ValueError, match='unknown calibration objective'):
