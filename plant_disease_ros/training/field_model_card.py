@@ -105,6 +105,12 @@ def start_sentence(summary: dict) -> str:
         text += (' Run with `--architecture resnet_lite_deep`: a resnet_lite network grows a '
                  'second stage-3 block that starts as the identity (its last BatchNorm scale '
                  'zero), for more capacity at the same input size.')
+    start_size, size = summary.get('init_input_size'), options.get('input_size')
+    if start_size and size and start_size != size:
+        text += (f' Run at {size}×{size} px, where its start model took {start_size} px: the '
+                 'network has no layer tied to the frame size, so the same weights see '
+                 f'{"finer" if size > start_size else "coarser"} detail and the fine-tune '
+                 'adapts them to it.')
     if options.get('distill_from'):
         text += (f' The plain lab rows of each batch learn from targets blended with the '
                  f'scores of the lab model `{options["distill_from"]}` (weight '

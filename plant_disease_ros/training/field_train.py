@@ -285,6 +285,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     num_classes = len(labels)
     start = keras.models.load_model(options.init_weights, compile=False)
     init_outputs = int(start.output_shape[-1])
+    init_input_size = int(start.input_shape[1])
     model = build_field_model(start, num_classes, options.input_size, options.architecture)
     del start
     steps, epochs = options.steps_per_epoch, options.epochs
@@ -350,6 +351,7 @@ def train_field(options: FieldTrainOptions) -> dict:
                   'num_classes': num_classes},
         'classes': labels,
         'init_outputs': init_outputs,  # == num_classes: a field model, its head kept
+        'init_input_size': init_input_size,  # != input_size: the run changed the frame size
         'epochs_run': len(monitor.history),
         'best_epoch': monitor.best_epoch,
         'best_val_score': monitor.best_score,

@@ -279,9 +279,12 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
                                  '--distill-from', str(world['labrun'] / 'model.keras'),
                                  '--distill-weight', '0.5', '--mix', 'lab=0.5,synthetic=0.05',
                                  '--warmup-learning-rate', '2e-5', '--label-smoothing', '0',
-                                 '--epochs', '1', '--steps-per-epoch', '2')) == 0
+                                 '--epochs', '1', '--steps-per-epoch', '2',
+                                 # finer frames than the start's 48 px; the teacher's resized
+                                 '--input-size', '56', '--cache-size', '64')) == 0
     summary = json.loads((out / 'train_summary.json').read_text())
     assert summary['init_outputs'] == len(LAB_CLASSES) + 1
+    assert (summary['init_input_size'], summary['model']['input_size']) == (48, 56)
     options = summary['options']
     assert options['distill_from'] == str(world['labrun'] / 'model.keras')
     assert (options['distill_weight'], options['warmup_learning_rate']) == (0.5, 2e-5)
@@ -292,6 +295,7 @@ def test_second_stage_keeps_the_head_and_distills_from_the_lab_model(
     text = '\n'.join(training_section(summary))
     assert 'Fine-tuned from the field model' in text and 'head kept' in text
     assert 'weight 0.5, softened with temperature 1' in text
+    assert 'Run at 56×56 px, where its start model took 48 px' in text
     first = '\n'.join(training_section(json.loads(
         (field_run / 'train_summary.json').read_text())))
     assert 'Transfer from the lab model' in first and 'lab rows of each batch' not in first
@@ -376,6 +380,20 @@ def test_card_says_when_a_run_grew_the_network() -> None:
     assert 'grows a second stage-3 block' in start_sentence(summary)
     summary['options']['architecture'] = None
     assert 'grows' not in start_sentence(summary)
+
+
+def test_card_says_when_a_run_changed_the_input_size() -> None:
+    from plant_disease_ros.training.field_model_card import start_sentence
+
+    summary = {'classes': ['a', 'no_leaf'], 'init_outputs': 2, 'init_input_size': 128,
+               'options': {'init_weights': 'field.keras', 'input_size': 144,
+                           'distill_from': None}}
+    assert 'Run at 144×144 px, where its start model took 128 px' in start_sentence(summary)
+    assert 'finer detail' in start_sentence(summary)
+    summary['init_input_size'] = 144
+    assert 'Run at' not in start_sentence(summary)
+    del summary['init_input_size']  # runs from before the size was recorded
+    assert 'Run at' not in start_sentence(summary)
 
 
 def test_still_bad_at_names_under_and_over_confident_domains() -> None:
