@@ -5,13 +5,14 @@
 #   stage-3 block, lab rows distilled from the lab model, milder augmentation) -> phase 3
 #   (a warm restart at a lower rate, milder still, the teacher unsoftened so lab scores
 #   stay confident) -> phase 4 (a long warm restart, mildest augmentation, more lab rows,
-#   little label smoothing; calibrated scores) -> int8 export -> per-domain evaluation on
+#   little label smoothing) -> phase 5 (the same recipe on 144 px frames: the weights see
+#   finer lesions; calibrated scores) -> int8 export -> per-domain evaluation on
 #   the held-out test photos -> model card.
 # Usage: scripts/train_shipped_model.sh [DATA_ROOT] [RUN_ROOT]
 #   DATA_ROOT holds plantvillage/, field/ and negatives/ (default ../shared/data).
 # On 2 CPU cores: lab phases about 70 min, field phase 1 about 45-75 min (30 epochs of 150
-# batches), phase 2 about 45-60 min, phase 3 about 30 min, phase 4 about 85 min; a finished
-# phase is skipped on a rerun. To start from an
+# batches), phase 2 about 45-60 min, phase 3 about 30 min, phase 4 about 85 min, phase 5
+# about 80 min; a finished phase is skipped on a rerun. To start from an
 # existing lab model instead of the lab phases, set LAB_MODEL and LAB_SPLIT (its split.json),
 # and LAB_TFLITE (its int8 export, for the "previous model" column; optional).
 set -euo pipefail
@@ -24,6 +25,7 @@ field="$runs/field"
 deep="$runs/field_deep"
 final="$runs/field_final"
 long="$runs/field_long"
+fine="$runs/field_144"
 scripts/setup_env.sh ros,tools,train
 pd=.venv/bin/plant-disease
 
@@ -48,27 +50,31 @@ field_cmd="$field_train --init-weights $lab_model --out $field --input-size 128 
 deep_cmd="$field_train --init-weights $field/model.keras --architecture resnet_lite_deep --distill-from $lab_model --distill-temperature 2 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.7 --learning-rate 5e-4 --warmup-learning-rate 5e-5 --out $deep --input-size 128 --epochs 30 --steps-per-epoch 150 --time-budget-min 72 $field_shared"
 final_cmd="$field_train --init-weights $deep/model.keras --distill-from $lab_model --distill-temperature 1 --distill-weight 0.5 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.5 --learning-rate 2.5e-4 --warmup-learning-rate 5e-5 --out $final --input-size 128 --epochs 20 --steps-per-epoch 150 --time-budget-min 34 $field_shared"
 long_cmd="$field_train --init-weights $final/model.keras --distill-from $lab_model --distill-temperature 1 --distill-weight 0.5 --mix lab=0.32,lab_composite=0.2,field=0.33,negative_photo=0.08,synthetic=0.07 --field-augment 0.4 --label-smoothing 0.02 --learning-rate 3e-4 --warmup-learning-rate 5e-5 --out $long --input-size 128 --epochs 56 --steps-per-epoch 150 --time-budget-min 92 $field_shared"
-export_cmd="plant-disease export --run $long --out models/plant_disease_int8.tflite --float-out models/plant_disease_float.keras"
-eval_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --keras models/plant_disease_float.keras --out $long/eval"
+# Phase 5: 144 px frames (cropped from a 160 px cache), new batch draws (--seed 44; the
+# field split keeps its seed 42, so the test photos stay out).
+fine_cmd="$field_train --init-weights $long/model.keras --distill-from $lab_model --distill-temperature 1 --distill-weight 0.5 --mix lab=0.32,lab_composite=0.2,field=0.33,negative_photo=0.08,synthetic=0.07 --field-augment 0.4 --label-smoothing 0.02 --learning-rate 2.5e-4 --warmup-learning-rate 5e-5 --out $fine --input-size 144 --cache-size 160 --epochs 40 --steps-per-epoch 150 --time-budget-min 100 $field_shared --seed 44"
+export_cmd="plant-disease export --run $fine --out models/plant_disease_int8.tflite --float-out models/plant_disease_float.keras"
+eval_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --keras models/plant_disease_float.keras --out $fine/eval"
 [ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease }
 [ -f "$deep/train_summary.json" ] || $pd ${deep_cmd#plant-disease }
 [ -f "$final/train_summary.json" ] || $pd ${final_cmd#plant-disease }
 [ -f "$long/train_summary.json" ] || $pd ${long_cmd#plant-disease }
+[ -f "$fine/train_summary.json" ] || $pd ${fine_cmd#plant-disease }
 $pd ${export_cmd#plant-disease }
 $pd ${eval_cmd#plant-disease }
 card_args=()
 if [ -n "$lab_tflite" ]; then
   # The replaced lab model on the same test photos, and its invoke time beside the new one.
   $pd evaluate --model "$lab_tflite" --labels "$(dirname "$lab_tflite")/labels.txt" \
-    --field-split models/field_split.json --data "$data" --out "$long/baseline_eval"
-  card_args=(--baseline "$long/baseline_eval" --reference-model "$lab_tflite")
+    --field-split models/field_split.json --data "$data" --out "$fine/baseline_eval"
+  card_args=(--baseline "$fine/baseline_eval" --reference-model "$lab_tflite")
 fi
-for stage in "$field" "$deep" "$final"; do
+for stage in "$field" "$deep" "$final" "$long"; do
   [ -f "$stage/train_summary.json" ] && card_args+=(--earlier-run "$stage")
 done
-cp "$long/training_curves.png" "$long"/eval/confusion_*.png "$long/eval/reliability.png" \
-  "$long/eval/evaluation.json" models/
-$pd model-card --run "$long" --evaluation "$long/eval" --model models/plant_disease_int8.tflite \
+cp "$fine/training_curves.png" "$fine"/eval/confusion_*.png "$fine/eval/reliability.png" \
+  "$fine/eval/evaluation.json" models/
+$pd model-card --run "$fine" --evaluation "$fine/eval" --model models/plant_disease_int8.tflite \
   --labels models/labels.txt --out models/MODEL_CARD.md "${card_args[@]}" \
-  --train-command "$phase1_cmd"$'\n'"$phase2_cmd"$'\n'"$field_cmd"$'\n'"$deep_cmd"$'\n'"$final_cmd"$'\n'"$long_cmd" \
+  --train-command "$phase1_cmd"$'\n'"$phase2_cmd"$'\n'"$field_cmd"$'\n'"$deep_cmd"$'\n'"$final_cmd"$'\n'"$long_cmd"$'\n'"$fine_cmd" \
   --export-command "$export_cmd" --evaluate-command "$eval_cmd"
