@@ -2,7 +2,8 @@
 
 With ``--field-split`` it reports per domain (lab, field sets, non-leaf scenes):
 accuracy, rejection rates, calibration error, a confusion matrix per domain and one
-reliability diagram.
+reliability diagram; with ``--frames 640x480`` it first shows every photo as a camera
+frame of that size and runs the nodes' default crop, vegetation gate and resize on it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+from plant_disease_ros.training.camera_frames import CameraFraming, FRAMINGS, parse_frame_size
 from plant_disease_ros.training.evaluate import evaluate, EvaluationOptions, format_report
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
 
@@ -38,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(the nodes' score_threshold)")
     parser.add_argument('--synthetic-per-kind', type=int, default=25,
                         help='with --field-split: seeded synthetic non-leaf frames per kind')
+    parser.add_argument('--frames', default=None, metavar='WxH',
+                        help='with --field-split: show each photo as a WxH camera frame '
+                             "(e.g. 640x480) and run the nodes' default path on it: centred "
+                             'square crop, vegetation gate, resize to the model input')
+    parser.add_argument('--framing', choices=FRAMINGS, default='fit',
+                        help="with --frames: 'fit' keeps the photo's shape, centred on "
+                             "black; 'stretch' fills the frame")
+    parser.add_argument('--no-vegetation-gate', action='store_true',
+                        help='with --frames: as a node with vegetation_gate false')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--out', default='evaluation', help='output folder')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
@@ -45,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the summary table."""
+    camera = None
+    if args.frames is not None:
+        if not args.field_split:
+            raise ValueError('--frames needs --field-split')
+        width, height = parse_frame_size(args.frames)
+        camera = CameraFraming(width, height, args.framing,
+                               vegetation_gate=not args.no_vegetation_gate)
     report = evaluate(EvaluationOptions(
         model_path=str(args.model or default_model_path()),
         labels_path=str(args.labels or default_labels_path()),
@@ -52,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split, per_class=args.per_class, keras_model=args.keras,
         num_threads=args.threads, cache_dir=args.cache_dir or None,
         field_split=args.field_split, score_threshold=args.score_threshold,
-        synthetic_per_kind=args.synthetic_per_kind))
+        synthetic_per_kind=args.synthetic_per_kind, camera=camera))
     print(format_report(report))
     if args.field_split:
         print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png')

@@ -166,19 +166,27 @@ def read_manifest(path: str | os.PathLike) -> dict:
         raise DatasetError(f'cannot read split manifest {path}: {error}') from error
 
 
-def decode_rgb(path: str | os.PathLike, size: int) -> np.ndarray | None:
-    """Decode an image file as RGB uint8 resized to ``size``×``size``, or None if unreadable.
-
-    Resizing uses area interpolation, the same as the robot-side preprocessing.
-    """
+def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
+    """Decode an image file as RGB uint8 at its own size, or None if unreadable."""
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         return None
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None or bgr.ndim != 3:
         return None
-    resized = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_rgb(path: str | os.PathLike, size: int) -> np.ndarray | None:
+    """Decode an image file as RGB uint8 resized to ``size``×``size``, or None if unreadable.
+
+    Resizing uses area interpolation, the same as the robot-side preprocessing
+    (:func:`plant_disease_ros.core.preprocessing.resize_to_input`).
+    """
+    rgb = read_rgb(path)
+    if rgb is None:
+        return None
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
 
 
 ProgressCallback = Callable[[int, int], None]

@@ -22,6 +22,7 @@ import numpy as np
 
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 from plant_disease_ros.tools.bench.machine import cpu_model
+from plant_disease_ros.training.camera_frames import CameraFraming
 from plant_disease_ros.training.confusion import plot_confusion_matrix
 from plant_disease_ros.training.dataset import (
     DatasetError,
@@ -59,6 +60,7 @@ class EvaluationOptions:
     field_split: str | None = None  # field_split.json: evaluate every domain
     score_threshold: float = 0.5
     synthetic_per_kind: int = 25
+    camera: CameraFraming | None = None  # with field_split: photos as the nodes' frames
 
 
 def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
@@ -206,7 +208,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     domains = domain_frames(options.field_split, labels, height, part=options.split,
                             lab_data=options.data_dir, lab_split=options.split_manifest,
                             cache_dir=options.cache_dir,
-                            synthetic_per_kind=options.synthetic_per_kind)
+                            synthetic_per_kind=options.synthetic_per_kind,
+                            camera=options.camera)
     scores, invoke, total = {}, [], []
     for frames in domains:
         domain_scores, invoke_ms, total_ms = int8_scores(classifier, frames.images)
@@ -227,6 +230,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         'split': options.split,
         'field_split': str(options.field_split),
         'score_threshold': options.score_threshold,
+        'seen_as': options.camera.describe() if options.camera else 'photos',
         'photos': int(sum(len(frames.truth) for frames in domains)),
         'domains': reports,
         'latency_ms': latency_summary(np.concatenate(invoke), np.concatenate(total),
@@ -269,8 +273,8 @@ def format_report(report: dict) -> str:
     if 'domains' in report:
         from plant_disease_ros.training.field_evaluate import format_domain_table
 
-        return f'frames: {report["photos"]} ({report["split"]})\n' + format_domain_table(
-            report['domains'])
+        return (f'frames: {report["photos"]} ({report["split"]}), seen as '
+                f'{report.get("seen_as", "photos")}\n' + format_domain_table(report['domains']))
     lines = [f'photos: {report["photos"]} ({report["split"]})',
              f'int8  top-1 {100 * report["int8"]["top1"]:.2f} %  '
              f'top-3 {100 * report["int8"]["top3"]:.2f} %  '

@@ -6,7 +6,9 @@ lab domain on the lab split's test part, and a seeded set of synthetic non-leaf 
 is added. For leaf domains it reports top-1/top-3, per-class precision/recall/F1 and how
 many leaves are rejected (labelled ``no_leaf``, or a top score under the
 ``score_threshold``); for non-leaf domains how many frames are rejected and how many are
-wrongly accepted as a leaf; for every domain the expected calibration error.
+wrongly accepted as a leaf; for every domain the expected calibration error. With a
+:class:`~plant_disease_ros.training.camera_frames.CameraFraming` the photos are shown as
+camera frames and go through the nodes' crop, vegetation gate and resize first.
 Outputs in ``out_dir``: ``evaluation.json``, ``confusion_<domain>.png`` and
 ``reliability.png``.
 """
@@ -25,8 +27,18 @@ from plant_disease_ros.training.calibration import (
     plot_reliability,
     reliability_bins,
 )
+from plant_disease_ros.training.camera_frames import (
+    CameraFraming,
+    frames_as_node_inputs,
+    node_inputs,
+)
 from plant_disease_ros.training.confusion import plot_confusion_matrix
-from plant_disease_ros.training.dataset import DatasetError, load_images, read_manifest
+from plant_disease_ros.training.dataset import (
+    DatasetError,
+    load_images,
+    print_progress,
+    read_manifest,
+)
 from plant_disease_ros.training.field_data import (
     domain_files,
     LAB_DOMAIN,
@@ -58,13 +70,29 @@ class DomainFrames:
     truth: np.ndarray  # model label index of each frame
     negative: bool  # a non-leaf domain: every truth is ``no_leaf``
     groups: list[str]  # kind of scene (non-leaf domains) or class name, per frame
+    # Seen as camera frames: whether the nodes' vegetation gate let each frame through (a
+    # frame it stops is published as ``no_leaf`` whatever the model says); None: no gate.
+    gate_passed: np.ndarray | None = None
+
+
+def published_labels(scores: np.ndarray, frames: DomainFrames, no_leaf: int) -> np.ndarray:
+    """Return the label index the nodes publish per frame: the model's, or the gate's."""
+    predicted = scores.argmax(axis=1)
+    if frames.gate_passed is None:
+        return predicted
+    return np.where(frames.gate_passed, predicted, no_leaf)
 
 
 def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str = 'test',
                   lab_data: str | None = None, lab_split: str | None = None,
                   cache_dir: str | None = None, synthetic_per_kind: int = 25,
-                  ) -> list[DomainFrames]:
-    """Decode one part of every domain of ``field_split`` (and the lab split) at ``size``."""
+                  camera: CameraFraming | None = None) -> list[DomainFrames]:
+    """Decode one part of every domain of ``field_split`` (and the lab split) at ``size``.
+
+    With ``camera`` every photo (and synthetic frame) is shown as a camera frame and goes
+    through the nodes' crop, vegetation gate and resize (:mod:`camera_frames`) instead
+    of being shrunk straight to ``size``; nothing is cached then.
+    """
     manifest = read_field_split(field_split)
     if list(manifest['labels']) != list(labels):
         raise DatasetError(f'the labels of {field_split} differ from the model labels')
@@ -79,39 +107,62 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
         parts.append((name, root, files, bool(entry['negative']), kinds))
     domains = []
     for name, root, files, negative, kinds in parts:
-        images, truth, unreadable = load_images(root, files, size, cache_dir=cache_dir)
+        passed = None
+        if camera is None:
+            images, truth, unreadable = load_images(root, files, size, cache_dir=cache_dir)
+        else:
+            images, truth, unreadable, passed = node_inputs(
+                root, files, size, camera, progress=print_progress(f'{name} as frames'))
+            passed = passed if camera.vegetation_gate else None
         if unreadable:
             keep = [item[0] not in set(unreadable) for item in files]
             kinds = [kind for kind, kept in zip(kinds, keep, strict=True) if kept] \
                 if kinds else None
         groups = kinds or [labels[index] for index in truth]
-        domains.append(DomainFrames(name, images, truth.astype(np.int64), negative, groups))
+        domains.append(DomainFrames(name, images, truth.astype(np.int64), negative, groups,
+                                    passed))
     if synthetic_per_kind > 0:
         offset = SYNTHETIC_TEST_SEED_OFFSET if part == 'test' else SYNTHETIC_TEST_SEED_OFFSET // 2
         frames, kinds = synthetic_set(int(manifest['seed']) + offset, size, synthetic_per_kind)
+        passed = None
+        if camera is not None:
+            frames, passed = frames_as_node_inputs(frames, size, camera)
+            passed = passed if camera.vegetation_gate else None
         truth = np.full(len(frames), list(labels).index(NO_LEAF), np.int64)
-        domains.append(DomainFrames(SYNTHETIC_DOMAIN, frames, truth, True, kinds))
+        domains.append(DomainFrames(SYNTHETIC_DOMAIN, frames, truth, True, kinds, passed))
     return domains
 
 
 def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str],
                   score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict:
-    """Return the figures of one domain from its ``scores`` (N × labels probabilities)."""
+    """Return the figures of one domain from its ``scores`` (N × labels probabilities).
+
+    With a vegetation gate (``frames.gate_passed``) top-1, rejections and the confusion
+    count the label the nodes publish; calibration (ECE, reliability) and top-3 stay the
+    model's own, as in the ``classification`` JSON's ``confidence`` and ``top_k``.
+    """
     no_leaf = list(labels).index(NO_LEAF)
-    predicted = scores.argmax(axis=1)
+    model_predicted = scores.argmax(axis=1)
+    predicted = published_labels(scores, frames, no_leaf)
     confidence = scores.max(axis=1)
+    model_correct = model_predicted == frames.truth
     correct = predicted == frames.truth
     labelled_no_leaf = predicted == no_leaf
     below = (confidence < score_threshold) & ~labelled_no_leaf
     rejected = labelled_no_leaf | below
+    gated = frames.gate_passed is not None
     report = {
         'photos': int(len(frames.truth)),
         'negative': frames.negative,
-        'top1': top_k_accuracy(scores, frames.truth, 1),
-        'ece': expected_calibration_error(confidence, correct),
-        'reliability': reliability_bins(confidence, correct),
+        'top1': float(correct.mean()) if gated and len(correct) else
+        top_k_accuracy(scores, frames.truth, 1),
+        'ece': expected_calibration_error(confidence, model_correct),
+        'reliability': reliability_bins(confidence, model_correct),
         'mean_confidence': float(confidence.mean()) if len(confidence) else float('nan'),
     }
+    if gated:
+        report['stopped_by_gate'] = (float(np.mean(~frames.gate_passed))
+                                     if len(correct) else float('nan'))
     if frames.negative:
         report.update({
             'labelled_no_leaf': float(labelled_no_leaf.mean()),
@@ -165,8 +216,9 @@ def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.n
         domain_scores = scores[frames.name]
         report = domain_report(domain_scores, frames, labels, score_threshold)
         reports[frames.name] = report
-        predicted = domain_scores.argmax(axis=1)
-        curves[frames.name] = (domain_scores.max(axis=1), predicted == frames.truth)
+        curves[frames.name] = (domain_scores.max(axis=1),
+                               domain_scores.argmax(axis=1) == frames.truth)
+        predicted = published_labels(domain_scores, frames, list(labels).index(NO_LEAF))
         path = out_dir / f'confusion_{frames.name}.png'
         if frames.negative:
             kinds = list(dict.fromkeys(frames.groups))
@@ -189,15 +241,19 @@ def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.n
 
 def format_domain_table(reports: dict[str, dict]) -> str:
     """Return a plain-text table of the per-domain figures."""
+    gate = any('stopped_by_gate' in report for report in reports.values())
     lines = [f'{"domain":<14} {"photos":>6} {"top-1":>7} {"top-3":>7} {"rejected":>9} '
-             f'{"ECE":>6}']
+             f'{"ECE":>6}' + (f' {"by gate":>8}' if gate else '')]
     for name, report in reports.items():
         top3 = '' if report['negative'] else f'{100 * report["top3"]:6.2f}%'
         lines.append(f'{name:<14} {report["photos"]:6d} {100 * report["top1"]:6.2f}% '
                      f'{top3:>7} {100 * report["rejected"]:8.2f}% '
-                     f'{100 * report["ece"]:5.2f}%')
+                     f'{100 * report["ece"]:5.2f}%'
+                     + (f' {100 * report.get("stopped_by_gate", 0.0):7.2f}%' if gate else ''))
     lines.append('rejected: leaves labelled no_leaf or scored below the threshold (a loss); '
                  'non-leaf frames the same (a success); top-1 of non-leaf = labelled no_leaf')
+    if gate:
+        lines.append('by gate: frames the vegetation gate labelled no_leaf (part of rejected)')
     return '\n'.join(lines)
 
 

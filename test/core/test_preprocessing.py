@@ -81,7 +81,8 @@ LEAVES = sorted((Path(__file__).resolve().parents[1] / 'data' / 'leaves').glob('
 
 
 @pytest.mark.parametrize(('source', 'target', 'mean_limit'), [
-    ((480, 480), (128, 128), 1.0),   # a centre-cropped 640x480 frame: the usual case
+    ((480, 480), (144, 144), 1.0),   # a centre-cropped 640x480 frame, the shipped model
+    ((480, 480), (128, 128), 1.0),   # the same for a 128 px model
     ((1080, 1080), (128, 128), 3.0),
     ((480, 640), (96, 128), 3.0),
     ((481, 643), (128, 128), 3.0),   # odd sides: the last row / column is dropped halving
@@ -89,7 +90,7 @@ LEAVES = sorted((Path(__file__).resolve().parents[1] / 'data' / 'leaves').glob('
 def test_resize_shrink_matches_area_averaging(source: tuple[int, int], target: tuple[int, int],
                                               mean_limit: float) -> None:
     # Leaf photos seen at camera resolution: the result stays within a few grey levels of
-    # one-shot INTER_AREA (measured 0.8 / 2.3 / 1.7 / 2.1 at most). A shifted, flipped or
+    # one-shot INTER_AREA (measured 0.7 / 0.7 / 2.4 / 1.9 / 2.1 at most). A shifted, flipped or
     # wrongly scaled result would be tens of levels off.
     assert len(LEAVES) >= 20
     for path in LEAVES:
@@ -100,6 +101,14 @@ def test_resize_shrink_matches_area_averaging(source: tuple[int, int], target: t
         expected = cv2.resize(photo, target[::-1], interpolation=cv2.INTER_AREA)
         difference = np.abs(out.astype(np.int16) - expected.astype(np.int16))
         assert difference.mean() < mean_limit, path.name
+
+
+def test_resize_under_two_times_is_exact_area() -> None:
+    # A 256 px lab photo for the 144 px model: no halving, the training resize exactly.
+    image = np.random.default_rng(5).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        resize_to_input(image, 144, 144),
+        cv2.resize(image, (144, 144), interpolation=cv2.INTER_AREA))
 
 
 def test_resize_halving_is_exact_area() -> None:

@@ -176,5 +176,5 @@ def test_bad_startup_is_one_clear_line(startup_runs: StartupRuns, case_id: str) 
     assert 'Traceback' not in output, f'{case_id}: traceback:\n{output}'
     lines = [line for line in output.splitlines() if line.strip()]
     naming = [line for line in lines if all(name in line for name in case.names)]
-    assert naming, f'{case_id}: no line names {case.names}:\n{output}'
+    assert naming, f'{case_id}: exit status {status}, no line names {case.names}:\n{output}'
     assert len(lines) <= MAX_OUTPUT_LINES, f'{case_id}: {len(lines)} lines:\n{output}'

@@ -75,3 +75,33 @@ def test_outputs_and_table(tmp_path: Path) -> None:
     assert (tmp_path / 'reliability.png').read_bytes()[:4] == b'\x89PNG'
     table = format_domain_table(reports)
     assert 'lab' in table and 'negatives' in table and 'ECE' in table
+
+
+def test_a_frame_the_gate_stops_is_published_as_no_leaf() -> None:
+    scores = np.array([
+        [0.9, 0.05, 0.05, 0.0],  # A right, passes the gate: accepted
+        [0.1, 0.8, 0.1, 0.0],  # B right by the model, stopped by the gate: no_leaf
+    ])
+    leaves = frames('lab', [0, 1])
+    leaves.gate_passed = np.array([True, False])
+    report = domain_report(scores, leaves, LABELS, 0.5)
+    assert report['top1'] == pytest.approx(0.5)
+    assert report['rejected_no_leaf'] == pytest.approx(0.5)
+    assert report['stopped_by_gate'] == pytest.approx(0.5)
+    assert report['top3'] == pytest.approx(1.0)  # the model's own top-k, as published
+    # Calibration is the model's: both of its answers were right.
+    assert report['mean_confidence'] == pytest.approx(0.85)
+    assert report['ece'] == pytest.approx(0.15)
+    negatives = frames('negatives', [3, 3], True, ['sky', 'sky'])
+    negatives.gate_passed = np.array([False, True])
+    report = domain_report(np.array([[0.8, 0.1, 0.1, 0.0]] * 2), negatives, LABELS, 0.5)
+    assert report['labelled_no_leaf'] == pytest.approx(0.5)
+    assert report['wrongly_accepted'] == pytest.approx(0.5)
+    table = format_domain_table({'negatives': report})
+    assert 'by gate' in table and '50.00%' in table
+
+
+def test_the_table_has_no_gate_column_without_a_gate() -> None:
+    report = domain_report(np.array([[0.9, 0.05, 0.05, 0.0]]), frames('lab', [0]), LABELS)
+    assert 'stopped_by_gate' not in report
+    assert 'by gate' not in format_domain_table({'lab': report})

@@ -144,6 +144,28 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
         assert 'float_top1' in domain
         assert (evaluation / f'confusion_{name}.png').read_bytes()[:4] == b'\x89PNG'
     assert (evaluation / 'reliability.png').read_bytes()[:4] == b'\x89PNG'
+    assert report['seen_as'] == 'photos'
+
+    # The same photos as the nodes see them in 64x48 camera frames: crop, gate, resize.
+    as_frames = candidate / 'eval_frames'
+    assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--field-split', str(candidate / 'field_split.json'), '--synthetic-per-kind',
+                 '2', '--frames', '64x48', '--out', str(as_frames), '--cache-dir', '']) == 0
+    framed = json.loads((as_frames / 'evaluation.json').read_text())
+    assert framed['seen_as'] == '64x48 frames (fit), centre crop 1, vegetation gate on'
+    assert {name: domain['photos'] for name, domain in framed['domains'].items()} == {
+        name: domain['photos'] for name, domain in report['domains'].items()}
+    synthetic = framed['domains']['synthetic']
+    # Black, over-exposed and flat synthetic frames never reach the model's answer.
+    assert synthetic['stopped_by_gate'] >= 0.25
+    assert synthetic['labelled_no_leaf'] >= synthetic['stopped_by_gate']
+    for name in ('lab', 'plantdoc', 'pp2021_apple', 'negatives'):
+        assert 0.0 <= framed['domains'][name]['stopped_by_gate'] <= 1.0
+    assert main(['evaluate', '--model', str(model), '--frames', '64x48', '--out',
+                 str(tmp_path / 'no_split')]) == 2
+    assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--field-split', str(candidate / 'field_split.json'), '--frames', '64',
+                 '--out', str(tmp_path / 'bad_size')]) == 2
 
     # The lab model it replaces, scored on the same domains (no no_leaf: a zero column).
     lab_model = tmp_path / 'lab' / 'plant_disease_int8.tflite'

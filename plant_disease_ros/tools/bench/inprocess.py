@@ -26,6 +26,7 @@ def bench_model(config: BenchConfig) -> dict[str, Any]:
         DiseaseClassifier,
     )
     from plant_disease_ros.core.interpreter_loader import load_interpreter
+    from plant_disease_ros.core.preprocessing import center_crop
 
     model_path = Path(config.model_path) if config.model_path else default_model_path()
     labels_path = Path(config.labels_path) if config.labels_path else default_labels_path()
@@ -55,6 +56,10 @@ def bench_model(config: BenchConfig) -> dict[str, Any]:
         rgb = cv2.cvtColor(bench_frame(width, height), cv2.COLOR_BGR2RGB)
         times = time_calls(lambda image=rgb: classifier.classify(image), iterations)
         result['classify'][size] = summarize(times)
+        if size == '640x480':  # what the nodes hand over by default (crop_mode center)
+            crop = center_crop(rgb, 1.0)
+            times = time_calls(lambda image=crop: classifier.classify(image), iterations)
+            result['classify'][f'{size} centre crop'] = summarize(times)
     result['classify_threads'] = config.num_threads
     result['conversions'] = bench_conversions(max(20, iterations // 5))
     return result
