@@ -28,8 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='field-fit run stopped before its end: fit the score temperature '
                              'on its validation photos first (writes model.keras)')
     parser.add_argument('--calibrate-by', choices=OBJECTIVES, default=None,
-                        help="with --calibrate: what the temperature minimises (default: "
-                             "the run's own choice)")
+                        help="with --calibrate: what the temperature minimises; adaptive adds a "
+                             "per-frame scale to the int8 model (default: the run's own "
+                             "choice)")
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
 
 
@@ -50,10 +51,16 @@ def run(args: argparse.Namespace) -> int:
     for needed in ('model.keras', 'split.json'):
         if not (run_dir / needed).exists():
             raise FileNotFoundError(f'{run_dir / needed} not found: is {run_dir} a training run?')
+    scaling = None
+    if field_split.exists():
+        from plant_disease_ros.training.field_train import run_score_scaling
+
+        scaling = run_score_scaling(run_dir)
     result = export_int8(run_dir / 'model.keras', run_dir / 'split.json', args.out,
                          input_type=args.input_type, calibration_count=args.calibration_count,
                          cache_dir=cache_dir, float_out=args.float_out,
-                         field_split=field_split if field_split.exists() else None)
+                         field_split=field_split if field_split.exists() else None,
+                         score_scaling=scaling)
     if field_split.exists():
         for name in ('field_split.json', 'split.json'):
             destination = result.tflite_path.parent / name
@@ -61,4 +68,6 @@ def run(args: argparse.Namespace) -> int:
                 shutil.copyfile(run_dir / name, destination)
     print(f'int8 model: {result.tflite_path} ({result.size_bytes / 1024:.0f} KiB, '
           f'calibrated on {result.calibration_images} photos); labels: {result.labels_path}')
+    if scaling is not None:
+        print('with the per-frame score scale of its "adaptive" calibration')
     return 0

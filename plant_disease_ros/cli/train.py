@@ -118,11 +118,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             'learns lower confidence on lab leaves: measured here, 2 left '
                             'them at 0.74 mean confidence for 94 %% right)')
     field.add_argument('--calibrate-by', choices=OBJECTIVES, default=OBJECTIVES[0],
-                       help='the score temperature minimises the negative log-likelihood '
-                            '(default: over-confident domains pull every score down, so '
-                            'fewer wrong answers pass the threshold) or the mean per-domain '
-                            'ECE (better calibrated domains on the whole, more wrong answers '
-                            'of an over-confident one accepted); domains weighted equally')
+                       help='adaptive (default): the temperature minimising the negative '
+                            'log-likelihood, then a per-frame scale of the logits fitted the '
+                            'same way (confident lab-like frames sharpened, unfamiliar field '
+                            'frames softened; the export puts it into the int8 model); nll: '
+                            'the temperature alone (over-confident domains pull every score '
+                            'down); domain-ece: the temperature minimising the mean '
+                            'per-domain ECE (more wrong answers of an over-confident domain '
+                            'accepted); domains weighted equally')
     field.add_argument('--ema-momentum', type=float, default=None,
                        help='validate and keep an exponential moving average of the '
                             'weights (e.g. 0.998: about the last 500 batches) instead of '

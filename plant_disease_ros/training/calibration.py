@@ -9,18 +9,31 @@ one: its wrong answers cost the most, and softening all scores keeps more of the
 a score threshold. The mean-ECE fit serves the most domains, and accepts more of the
 over-confident domain's wrong answers. It is folded into the last dense layer (kernel and
 bias divided by ``T``), so the exported int8 model's scores are calibrated without any
-change on the robot. numpy only, except :func:`fold_temperature`.
+change on the robot.
+
+The ``adaptive`` objective serves both kinds of domain: after the NLL temperature, each
+frame's logits ``z`` are multiplied by its own scale ``exp(b + w · z)`` (a
+:class:`ScoreScaling`, fitted by the domain-weighted NLL with a small L2 penalty on ``w``).
+Confident, lab-like logits get sharpened and the flat logits of unfamiliar field photos
+softened, which one temperature cannot do. A positive scale keeps every frame's ranking of
+the labels, so top-1 does not change. The export adds it to the int8 graph
+(:func:`with_score_scaling`: one dense unit, an exponential and a multiply before the
+softmax), so the robot again needs no change. numpy only, except :func:`fold_temperature`,
+:func:`logits_of` and :func:`with_score_scaling`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 DEFAULT_BINS = 15
-OBJECTIVES = ('nll', 'domain-ece')  # what fit_calibration minimises; the first is the default
+# What fit_calibration minimises; the first is the default.
+OBJECTIVES = ('adaptive', 'nll', 'domain-ece')
+ADAPTIVE = 'adaptive'  # the NLL temperature, then a per-frame ScoreScaling
 PRE_CHOICE_OBJECTIVE = 'nll'  # how runs from before the choice existed were calibrated
 
 
@@ -114,7 +127,11 @@ def check_objective(objective: str) -> None:
 
 def fit_calibration(logits: np.ndarray, labels: np.ndarray, domains: Sequence[str],
                     objective: str = OBJECTIVES[0]) -> float:
-    """Return the temperature for ``objective`` (``nll`` or ``domain-ece``), domains equal."""
+    """Return the temperature for ``objective``, domains weighted equally.
+
+    ``adaptive`` returns the NLL temperature; :func:`fit_score_scaling` then fits the
+    per-frame scale on the logits divided by it.
+    """
     check_objective(objective)
     if objective == 'domain-ece':
         return fit_temperature_by_domain_ece(logits, labels, domains)
@@ -127,6 +144,86 @@ def domain_weights(domains: Sequence[str]) -> np.ndarray:
                                        return_counts=True)
     del names
     return (1.0 / counts)[inverse]
+
+
+@dataclass(frozen=True)
+class ScoreScaling:
+    """A per-frame temperature: each frame's logits ``z`` are multiplied by ``exp(b + w · z)``.
+
+    ``weights`` holds ``w`` (one per label), ``bias`` ``b``. Fitted by
+    :func:`fit_score_scaling`; :func:`with_score_scaling` puts it into a Keras model.
+    """
+
+    weights: np.ndarray
+    bias: float
+
+    def scales(self, logits: np.ndarray) -> np.ndarray:
+        """Return the multiplier of each row of ``logits``."""
+        return np.exp(self.bias + np.asarray(logits, np.float64) @ self.weights)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Return the softmax of each row of ``logits`` times its scale."""
+        logits = np.asarray(logits, np.float64)
+        return softmax(logits * self.scales(logits)[:, None])
+
+    def to_json(self) -> dict:
+        """Return a JSON-ready dict (:meth:`from_json` reads it back)."""
+        return {'weights': [float(value) for value in self.weights], 'bias': float(self.bias)}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> ScoreScaling:
+        """Read :meth:`to_json`'s dict; raise ``ValueError`` on a malformed one."""
+        try:
+            weights = np.asarray(data['weights'], np.float64)
+            bias = float(data['bias'])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f'not a score scaling (weights and bias): {error}') from error
+        if weights.ndim != 1 or not len(weights) or not np.all(np.isfinite(weights)) \
+                or not np.isfinite(bias):
+            raise ValueError('a score scaling needs finite weights, one per label, and bias')
+        return cls(weights, bias)
+
+
+def fit_score_scaling(logits: np.ndarray, labels: np.ndarray, domains: Sequence[str],
+                      l2: float = 0.01, steps: int = 1500,
+                      learning_rate: float = 0.02) -> ScoreScaling:
+    """Fit a :class:`ScoreScaling` by the domain-weighted NLL (full-batch Adam).
+
+    The logits are standardised per label for the fit (``l2`` penalises the standardised
+    weights) and the result is mapped back, so it applies to raw logits. Starts from the
+    identity (scale 1), so with no signal in the logits it stays near the temperature fit.
+    """
+    logits = np.asarray(logits, np.float64)
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        raise ValueError('cannot fit a score scaling on no photos')
+    weights = domain_weights(domains)
+    weights = weights / weights.sum()
+    mean, spread = logits.mean(axis=0), logits.std(axis=0) + 1e-6
+    features = (logits - mean) / spread
+    rows = np.arange(len(labels))
+    params = np.zeros(logits.shape[1] + 1)  # standardised w, then b
+    first, second = np.zeros_like(params), np.zeros_like(params)
+    beta1, beta2 = 0.9, 0.999
+    for step in range(1, steps + 1):
+        scale = np.exp(params[-1] + features @ params[:-1])
+        probabilities = softmax(logits * scale[:, None])
+        # d(loss)/d(log scale) of each frame: scale * (E_p[z] - z_label).
+        slope = weights * scale * ((probabilities * logits).sum(axis=1) - logits[rows, labels])
+        gradient = np.append(features.T @ slope + 2.0 * l2 * params[:-1], slope.sum())
+        first = beta1 * first + (1 - beta1) * gradient
+        second = beta2 * second + (1 - beta2) * gradient ** 2
+        params -= learning_rate * (first / (1 - beta1 ** step)) \
+            / (np.sqrt(second / (1 - beta2 ** step)) + 1e-8)
+    raw = params[:-1] / spread
+    return ScoreScaling(raw, float(params[-1] - mean @ raw))
+
+
+def calibrated_probabilities(logits: np.ndarray, temperature: float = 1.0,
+                             scaling: ScoreScaling | None = None) -> np.ndarray:
+    """Return the scores of ``logits`` after the temperature and, if given, the scaling."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    return softmax(scaled) if scaling is None else scaling.probabilities(scaled)
 
 
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray,
@@ -200,3 +297,31 @@ def fold_temperature(model, temperature: float) -> None:
     dense = model.get_layer('probs')
     kernel, bias = dense.get_weights()
     dense.set_weights([kernel / temperature, bias / temperature])
+
+
+def with_score_scaling(model, scaling: ScoreScaling):
+    """Return a new Keras model: ``model`` with ``scaling`` between its logits and softmax.
+
+    ``model``'s last layer must be the softmax dense layer ``probs``. The new head is a
+    linear copy of it (``logits``), one dense unit (``log_scale``, ``b + w · z``), an
+    exponential, a multiply and a softmax (``scores``): operations a full-integer int8
+    TFLite model has. ``model`` itself is left as it is.
+    """
+    import tensorflow as tf
+
+    keras = tf.keras
+    dense = model.get_layer('probs')
+    kernel, bias = dense.get_weights()
+    if len(scaling.weights) != kernel.shape[1]:
+        raise ValueError(f'the score scaling has {len(scaling.weights)} weights but the model '
+                         f'{kernel.shape[1]} outputs')
+    logits_layer = keras.layers.Dense(kernel.shape[1], name='logits')
+    log_scale_layer = keras.layers.Dense(1, name='log_scale')
+    logits = logits_layer(dense.input)
+    scale = keras.layers.Activation('exponential', name='scale')(log_scale_layer(logits))
+    scaled = keras.layers.Multiply(name='scaled_logits')([logits, scale])
+    scores = keras.layers.Softmax(name='scores')(scaled)
+    logits_layer.set_weights([kernel, bias])
+    log_scale_layer.set_weights([scaling.weights[:, None].astype(np.float32),
+                                 np.array([scaling.bias], np.float32)])
+    return keras.Model(model.inputs, scores, name=f'{model.name}_scaled')

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from plant_disease_ros.training.calibration import ScoreScaling, with_score_scaling
 from plant_disease_ros.training.dataset import (
     load_images,
     print_progress,
@@ -82,11 +83,15 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
                 calibration_count: int = 300, cache_dir: str | None = None,
                 labels_out: str | Path | None = None,
                 float_out: str | Path | None = None,
-                field_split: str | Path | None = None) -> ExportResult:
+                field_split: str | Path | None = None,
+                score_scaling: ScoreScaling | None = None) -> ExportResult:
     """Convert a Keras model to a full-integer TFLite file and write its labels file.
 
     With ``field_split`` (a field-fit run) the calibration photos come from every domain
-    and the labels are the field split's (the lab classes and ``no_leaf``).
+    and the labels are the field split's (the lab classes and ``no_leaf``). With
+    ``score_scaling`` (a run calibrated ``adaptive``) the int8 graph gets the per-frame
+    score scale before its softmax; ``float_out`` stays the model without it (the same
+    top-1; what Grad-CAM and transfer read).
     """
     import tensorflow as tf
 
@@ -98,6 +103,8 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
         # the size): what Grad-CAM and the agreement checks need.
         Path(float_out).parent.mkdir(parents=True, exist_ok=True)
         model.save(str(float_out))
+    if score_scaling is not None:
+        model = with_score_scaling(model, score_scaling)
     size = int(model.input_shape[1])
     manifest = read_manifest(split_manifest)
     if field_split:

@@ -36,6 +36,7 @@ non-commercial or unlicensed, check them before any commercial use of the weight
 CALIBRATION_OBJECTIVES = {
     'nll': 'the negative log-likelihood',
     'domain-ece': 'the mean of the per-domain expected calibration errors (ECE)',
+    'adaptive': 'the negative log-likelihood',
 }
 
 # Lab classes of which the field sets hold no photo.
@@ -174,8 +175,13 @@ def training_section(summary: dict) -> list[str]:
         f'Calibration: a temperature of {summary["temperature"]:.3f} fitted on the validation '
         'photos of all domains (each domain weighted equally) by minimising '
         + CALIBRATION_OBJECTIVES[summary.get('calibration_objective', PRE_CHOICE_OBJECTIVE)]
-        + ', '
-        'folded into the last layer before the softmax, so the int8 scores '
+        + ', folded into the last layer before the softmax'
+        + (', then a per-frame scale of the logits, exp(b + w · logits), fitted the same way '
+           '(it sharpens confident, lab-like frames and softens the flat scores of unfamiliar '
+           'field photos, which one temperature cannot do together; the ranking of the labels '
+           'stays, so top-1 does not change) and put into the int8 graph before its softmax'
+           if summary.get('score_scaling') else '')
+        + ', so the int8 scores '
         'are calibrated on the robot with no code change. Validation ECE before → after: '
         + '; '.join(f'{name} {_pct(values["val_ece_before"])} → '
                     f'{_pct(values["val_ece_after"])}'
@@ -305,7 +311,7 @@ def still_bad_at(evaluation: dict, baseline: dict | None = None) -> list[str]:
     badly_calibrated = [f'{name} ({_pct(report["ece"])})' for name, report in domains.items()
                         if report['ece'] > 0.1]
     if badly_calibrated:
-        lines.append('- Calibration is one temperature for all domains: scores are still '
+        lines.append('- Calibration is fitted on all domains together: scores are still '
                      'off by more than 10 points (ECE) on ' + ', '.join(badly_calibrated)
                      + '.')
     under, over = [], []
@@ -400,7 +406,9 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
         '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized to the input size '
         'with area interpolation; normalisation ([-1, 1]) is inside the model.',
         f'- Output: {len(labels)} class probabilities (uint8), in the order of `labels.txt`; '
-        f'the last is `no_leaf`. Temperature {summary["temperature"]:.3f} folded in.',
+        f'the last is `no_leaf`. Temperature {summary["temperature"]:.3f} folded in'
+        + ('; the per-frame score scale (one dense unit, an exponential and a multiply) '
+           'before the softmax.' if summary.get('score_scaling') else '.'),
         f'- File: `{Path(model_path).name}`, {size_kib:.0f} KiB, full-integer int8 (weights '
         'and activations), calibrated on training photos of every domain.',
         '- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).', '',

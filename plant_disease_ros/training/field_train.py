@@ -30,6 +30,7 @@ from plant_disease_ros.training.calibration import (
     check_objective,
     OBJECTIVES,
     PRE_CHOICE_OBJECTIVE,
+    ScoreScaling,
 )
 from plant_disease_ros.training.dataset import read_manifest
 from plant_disease_ros.training.field_augment import (
@@ -87,7 +88,7 @@ class FieldTrainOptions:
     distill_from: str | None = None  # the lab model whose opinion lab rows are blended with
     distill_weight: float = 0.6
     distill_temperature: float = 1.0
-    calibration_objective: str = OBJECTIVES[0]  # 'nll' or 'domain-ece' (training.calibration)
+    calibration_objective: str = OBJECTIVES[0]  # nll, domain-ece, adaptive (calibration)
     ema_momentum: float | None = None  # validate and keep the weights' moving average
     mix: SourceMix = field(default_factory=SourceMix)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
@@ -340,7 +341,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     seconds = time.monotonic() - started
     plot_training_curves(monitor.curves(), out_dir / 'training_curves.png')
 
-    best, temperature, calibration = calibrate_checkpoint(
+    best, temperature, calibration, scaling = calibrate_checkpoint(
         uncalibrated_path, validation, out_dir / 'model.keras', options.calibration_objective)
     (out_dir / 'labels.txt').write_text('\n'.join(labels) + '\n')
     summary = {
@@ -360,6 +361,7 @@ def train_field(options: FieldTrainOptions) -> dict:
         'temperature': temperature,
         'calibration_objective': options.calibration_objective,
         'calibration': calibration,
+        'score_scaling': scaling.to_json() if scaling is not None else None,
         'train_seconds': round(seconds, 1),
         'seconds_per_epoch': round(seconds / max(len(monitor.history), 1), 1),
         'parameters': int(best.count_params()),
@@ -377,16 +379,23 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
                          out_path: str | Path, objective: str = OBJECTIVES[0]):
     """Fit a temperature on ``validation`` (domains weighted equally) and fold it in.
 
-    ``objective``: ``nll`` or ``domain-ece`` (the mean per-domain ECE).
+    ``objective``: ``nll``, ``domain-ece`` (the mean per-domain ECE) or ``adaptive`` (the
+    NLL temperature, then a per-frame :class:`ScoreScaling` fitted on the logits divided by
+    it; the export puts it into the int8 model).
 
-    Returns ``(calibrated model, temperature, per-domain validation ECE before/after)``;
-    the calibrated model is saved at ``out_path``.
+    Returns ``(calibrated model, temperature, per-domain validation ECE before/after, score
+    scaling or None)``; the calibrated model (temperature folded in, no scaling) is saved at
+    ``out_path``.
     """
     import tensorflow as tf
 
     from plant_disease_ros.training.calibration import (
+        ADAPTIVE,
+        calibrated_probabilities,
         domain_eces,
+        expected_calibration_error,
         fit_calibration,
+        fit_score_scaling,
         fold_temperature,
         logits_of,
     )
@@ -394,13 +403,22 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
     model = tf.keras.models.load_model(str(checkpoint), compile=False)
     logits = logits_of(model, validation.images)
     temperature = fit_calibration(logits, validation.labels, validation.domains, objective)
+    scaling = None
+    if objective == ADAPTIVE:
+        scaling = fit_score_scaling(logits / temperature, validation.labels,
+                                    validation.domains)
     before = domain_eces(logits, validation.labels, validation.domains)
-    after = domain_eces(logits, validation.labels, validation.domains, temperature)
-    calibration = {name: {'val_ece_before': before[name], 'val_ece_after': after[name]}
-                   for name in validation.names()}
+    scores = calibrated_probabilities(logits, temperature, scaling)
+    correct = scores.argmax(axis=1) == validation.labels
+    calibration = {}
+    for name in validation.names():
+        members = validation.domains == name
+        calibration[name] = {'val_ece_before': before[name],
+                             'val_ece_after': expected_calibration_error(
+                                 scores[members].max(axis=1), correct[members])}
     fold_temperature(model, temperature)
     model.save(str(out_path))
-    return model, temperature, calibration
+    return model, temperature, calibration, scaling
 
 
 def calibrate_run(run_dir: str | Path, cache_dir: str | None = None,
@@ -410,9 +428,9 @@ def calibrate_run(run_dir: str | Path, cache_dir: str | None = None,
 
     Reads ``field_split.json``, ``split.json`` and ``model_uncalibrated.keras`` of
     ``run_dir``, writes ``model.keras`` and ``calibration.json``, and brings the
-    temperature and validation ECE in ``train_summary.json`` (if there is one) up to date,
-    so the model card describes the model that is exported. ``objective``: ``nll`` or
-    ``domain-ece``; by default the run's own.
+    temperature, score scaling and validation ECE in ``train_summary.json`` (if there is
+    one) up to date, so the model card describes the model that is exported.
+    ``objective``: ``nll``, ``domain-ece`` or ``adaptive``; by default the run's own.
     """
     from plant_disease_ros.training.field_data import read_field_split
 
@@ -433,17 +451,33 @@ def calibrate_run(run_dir: str | Path, cache_dir: str | None = None,
         field_data='', negatives='', init_weights='', out_dir=str(run_dir),
         input_size=size, split_seed=int(manifest['seed']), cache_dir=cache_dir)
     validation = validation_set(manifest, lab_manifest, list(manifest['labels']), options)
-    _, temperature, calibration = calibrate_checkpoint(checkpoint, validation,
-                                                       run_dir / 'model.keras', objective)
+    _, temperature, calibration, scaling = calibrate_checkpoint(
+        checkpoint, validation, run_dir / 'model.keras', objective)
+    scaling_json = scaling.to_json() if scaling is not None else None
     (run_dir / 'labels.txt').write_text('\n'.join(manifest['labels']) + '\n')
     (run_dir / 'calibration.json').write_text(json.dumps(
-        {'temperature': temperature, 'objective': objective, 'calibration': calibration},
-        indent=1) + '\n')
+        {'temperature': temperature, 'objective': objective, 'calibration': calibration,
+         'score_scaling': scaling_json}, indent=1) + '\n')
     if summary is not None:
         summary.update(temperature=temperature, calibration_objective=objective,
-                       calibration=calibration)
+                       calibration=calibration, score_scaling=scaling_json)
         summary_path.write_text(json.dumps(summary, indent=1) + '\n')
     return temperature, calibration
+
+
+def run_score_scaling(run_dir: str | Path) -> ScoreScaling | None:
+    """Return the score scaling a field-fit run's export must add, or None.
+
+    ``train_summary.json`` is read first (``calibrate_run`` keeps it up to date), else
+    ``calibration.json`` (a run stopped before its end, calibrated afterwards).
+    """
+    run_dir = Path(run_dir)
+    for name in ('train_summary.json', 'calibration.json'):
+        path = run_dir / name
+        if path.exists():
+            data = json.loads(path.read_text()).get('score_scaling')
+            return ScoreScaling.from_json(data) if data is not None else None
+    return None
 
 
 def _jsonable(value):

@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 
 from plant_disease_ros.training.calibration import (
+    calibrated_probabilities,
     domain_eces,
     domain_weights,
     expected_calibration_error,
     fit_calibration,
+    fit_score_scaling,
     fit_temperature,
     fit_temperature_by_domain_ece,
     negative_log_likelihood,
     plot_reliability,
     reliability_bins,
+    ScoreScaling,
     softmax,
 )
 
@@ -111,3 +114,76 @@ def test_reliability_plot_is_a_png(tmp_path: Path) -> None:
               'field': (rng.random(30), rng.random(30) < 0.3)}
     path = plot_reliability(curves, tmp_path / 'r.png')
     assert path.read_bytes()[:4] == b'\x89PNG'
+
+
+def two_domains(count: int = 3000, seed: int = 5):
+    """Sharp lab-like frames (labels from T 0.5) and flat field-like ones (T 2.5).
+
+    The last logit (the background class) sits high on the field-like frames and low on
+    the lab-like ones, as ``no_leaf`` does, so the logits tell the domains apart.
+    """
+    rng = np.random.default_rng(seed)
+    logits, labels, domains = [], [], []
+    for name, temperature, background in (('lab', 0.5, -3.0), ('field', 2.5, 2.0)):
+        part = rng.normal(0, 2, (count, 5))
+        part[:, -1] = rng.normal(background, 0.5, count)
+        probabilities = softmax(part, temperature)
+        labels.append([rng.choice(5, p=row) for row in probabilities])
+        logits.append(part)
+        domains += [name] * count
+    return np.concatenate(logits), np.concatenate(labels), np.array(domains)
+
+
+def test_score_scaling_serves_a_sharp_and_a_flat_domain_at_once() -> None:
+    logits, labels, domains = two_domains()
+    temperature = fit_calibration(logits, labels, domains, 'nll')
+    scaling = fit_score_scaling(logits / temperature, labels, domains)
+    single = calibrated_probabilities(logits, temperature)
+    scaled = calibrated_probabilities(logits, temperature, scaling)
+    weights = domain_weights(domains)
+
+    def nll(probabilities: np.ndarray) -> float:
+        picked = probabilities[np.arange(len(labels)), labels]
+        return float((-np.log(picked) * weights).sum() / weights.sum())
+
+    assert nll(scaled) < nll(single) - 0.02
+    # The lab-like frames are sharpened and the field-like ones softened.
+    scales = scaling.scales(logits / temperature)
+    assert scales[domains == 'lab'].mean() > 1.3 > 0.9 > scales[domains == 'field'].mean()
+    for name in ('lab', 'field'):
+        members = domains == name
+        before = expected_calibration_error(single[members].max(1),
+                                            single[members].argmax(1) == labels[members])
+        after = expected_calibration_error(scaled[members].max(1),
+                                           scaled[members].argmax(1) == labels[members])
+        assert after < before and after < 0.04, name
+    # A positive scale keeps each frame's ranking: top-1 is unchanged.
+    np.testing.assert_array_equal(scaled.argmax(1), single.argmax(1))
+
+
+def test_score_scaling_without_a_domain_signal_stays_near_one() -> None:
+    logits, labels = sampled(1.0, seed=9)
+    scaling = fit_score_scaling(logits, labels, np.array(['lab'] * len(labels)))
+    assert np.all(np.abs(np.log(scaling.scales(logits))) < 0.25)
+
+
+def test_score_scaling_json_round_trip_and_refusals() -> None:
+    scaling = ScoreScaling(np.array([0.1, -0.2, 0.3]), -0.4)
+    again = ScoreScaling.from_json(scaling.to_json())
+    np.testing.assert_array_equal(again.weights, scaling.weights)
+    assert again.bias == scaling.bias
+    logits = np.array([[1.0, 2.0, 0.5]])
+    expected = softmax(logits * np.exp(-0.4 + logits @ scaling.weights))
+    np.testing.assert_allclose(again.probabilities(logits), expected)
+    for bad in ({}, {'weights': [1.0]}, {'weights': 'abc', 'bias': 0.0},
+                {'weights': [], 'bias': 0.0}, {'weights': [float('nan')], 'bias': 0.0},
+                {'weights': [[1.0]], 'bias': 0.0}, None):
+        with pytest.raises(ValueError, match='score scaling'):
+            ScoreScaling.from_json(bad)
+    with pytest.raises(ValueError, match='no photos'):
+        fit_score_scaling(np.zeros((0, 3)), np.zeros(0, int), np.array([]))
+
+
+def test_calibrated_probabilities_without_scaling_is_the_temperature_softmax() -> None:
+    logits, _ = sampled(1.0, count=50, seed=2)
+    np.testing.assert_allclose(calibrated_probabilities(logits, 1.7), softmax(logits, 1.7))

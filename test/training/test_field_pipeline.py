@@ -88,7 +88,8 @@ def test_field_run_outputs(field_run: Path, world: dict[str, Path]) -> None:
         (world['labrun'] / 'split.json').read_text()  # the lab split is kept as it was
     summary = json.loads((field_run / 'train_summary.json').read_text())
     assert summary['epochs_run'] == 2 and summary['temperature'] > 0
-    assert summary['calibration_objective'] == 'nll'
+    assert summary['calibration_objective'] == 'adaptive'
+    assert len(summary['score_scaling']['weights']) == 4  # one per label, no_leaf included
     assert set(summary['calibration']) == {'lab', 'plantdoc', 'pp2021_apple', 'negatives',
                                            'synthetic'}
     assert len((field_run / 'history.csv').read_text().splitlines()) == 3
@@ -124,6 +125,10 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
     assert loaded.input.dtype == np.uint8 and tuple(loaded.input.shape[1:]) == (48, 48, 3)
     assert (loaded.input.scale, loaded.input.zero_point) == (pytest.approx(1.0), 0)
     assert loaded.output.dtype == np.uint8 and loaded.output.shape[-1] == 4
+    # The run was calibrated 'adaptive': its per-frame scale is in the int8 graph, and the
+    # int8 scores follow the float model's logits times that scale.
+    assert_int8_follows_the_scaling(model, candidate / 'plant_disease_float.keras',
+                                    field_run)
     assert (candidate / 'labels.txt').read_text().split()[-1] == 'no_leaf'
     assert (candidate / 'field_split.json').exists() and (candidate / 'split.json').exists()
 
@@ -194,6 +199,31 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
         assert heading in text, heading
 
 
+def assert_int8_follows_the_scaling(model: Path, float_model: Path, run: Path) -> None:
+    """The int8 model has the scaling's ops and scores frames as the float maths says."""
+    import tensorflow as tf
+
+    from plant_disease_ros.core.interpreter_loader import load_interpreter
+    from plant_disease_ros.training.calibration import logits_of
+    from plant_disease_ros.training.field_train import run_score_scaling
+
+    scaling = run_score_scaling(run)
+    assert scaling is not None
+    loaded = load_interpreter(model, num_threads=1)
+    operators = {detail['op_name'] for detail in loaded.interpreter._get_ops_details()}
+    assert {'EXP', 'MUL', 'SOFTMAX'} <= operators
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, (6, 48, 48, 3), dtype=np.uint8)
+    keras_model = tf.keras.models.load_model(str(float_model), compile=False)
+    expected = scaling.probabilities(logits_of(keras_model, frames.astype(np.float32)))
+    scale, zero_point = loaded.output.scale, loaded.output.zero_point
+    for frame, wanted in zip(frames, expected, strict=True):
+        loaded.interpreter.set_tensor(loaded.input_index, frame[None])
+        loaded.interpreter.invoke()
+        raw = loaded.interpreter.get_tensor(loaded.output_index)[0].astype(np.float64)
+        np.testing.assert_allclose((raw - zero_point) * scale, wanted, atol=0.08)
+
+
 def test_recalibrating_a_run_updates_what_the_card_reads(field_run: Path,
                                                         tmp_path: Path) -> None:
     """``export --calibrate --calibrate-by domain-ece`` refits, refolds, rewrites the summary."""
@@ -211,6 +241,7 @@ def test_recalibrating_a_run_updates_what_the_card_reads(field_run: Path,
     assert summary['calibration_objective'] == written['objective'] == 'domain-ece'
     assert summary['temperature'] == written['temperature']
     assert set(summary['calibration']) == set(written['calibration'])
+    assert summary['score_scaling'] is None and written['score_scaling'] is None
     kernel, _ = tf.keras.models.load_model(str(run / 'model.keras'),
                                            compile=False).get_layer('probs').get_weights()
     raw_kernel, _ = tf.keras.models.load_model(str(run / 'model_uncalibrated.keras'),

@@ -51,7 +51,7 @@ def test_field_recipe_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch, tmp_pa
         (8e-4, 0.15, 0.25)
     assert options.init_weights == 'lab.keras'
     assert (options.seed, options.split_seed) == (42, 42)
-    assert options.calibration_objective == 'nll'
+    assert options.calibration_objective == 'adaptive'
     assert main(['train', '--recipe', 'field', '--data', 'lab', '--out', str(tmp_path),
                  '--init-weights', 'lab.keras', '--lab-split', 'split.json',
                  '--field-data', 'field', '--negatives', 'negatives', '--seed', '43',
