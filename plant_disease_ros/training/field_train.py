@@ -6,7 +6,10 @@ mixed batches (:mod:`field_augment`): plain and field-composited lab leaves, fie
 photos, non-leaf photos and synthetic non-leaf frames. After every epoch it scores the
 validation photos of each domain, writes one log line and keeps the best checkpoint by
 the mean of the domains' accuracies; at the end it fits a temperature on the validation
-photos of all domains and folds it into the last layer.
+photos of all domains and folds it into the last layer, and (``adaptive``, the default)
+a per-frame score scale that the export adds to the int8 model
+(:class:`~plant_disease_ros.training.calibration.ScoreScaling`, kept in
+``train_summary.json``).
 
 Outputs in ``out_dir``: ``field_split.json``, ``split.json`` (a copy of the lab split),
 ``model_uncalibrated.keras`` (best checkpoint), ``model.keras`` (calibrated),
