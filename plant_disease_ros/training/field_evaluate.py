@@ -185,6 +185,8 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
         'rejected': float(rejected.mean()),
         'accepted_top1': float(correct[accepted].mean()) if accepted.any() else float('nan'),
         'accepted_and_correct': float((correct & accepted).mean()),
+        # A leaf accepted with a wrong label: a wrong point on the disease map.
+        'accepted_wrong': float((~correct & accepted).mean()),
         'per_class': rows,
         'most_confused': most_confused(matrix, labels),
     })
@@ -243,15 +245,19 @@ def format_domain_table(reports: dict[str, dict]) -> str:
     """Return a plain-text table of the per-domain figures."""
     gate = any('stopped_by_gate' in report for report in reports.values())
     lines = [f'{"domain":<14} {"photos":>6} {"top-1":>7} {"top-3":>7} {"rejected":>9} '
-             f'{"ECE":>6}' + (f' {"by gate":>8}' if gate else '')]
+             f'{"wrong":>7} {"ECE":>6}' + (f' {"by gate":>8}' if gate else '')]
     for name, report in reports.items():
         top3 = '' if report['negative'] else f'{100 * report["top3"]:6.2f}%'
+        wrong = report['wrongly_accepted'] if report['negative'] else \
+            report.get('accepted_wrong', float('nan'))
         lines.append(f'{name:<14} {report["photos"]:6d} {100 * report["top1"]:6.2f}% '
-                     f'{top3:>7} {100 * report["rejected"]:8.2f}% '
+                     f'{top3:>7} {100 * report["rejected"]:8.2f}% {100 * wrong:6.2f}% '
                      f'{100 * report["ece"]:5.2f}%'
                      + (f' {100 * report.get("stopped_by_gate", 0.0):7.2f}%' if gate else ''))
     lines.append('rejected: leaves labelled no_leaf or scored below the threshold (a loss); '
                  'non-leaf frames the same (a success); top-1 of non-leaf = labelled no_leaf')
+    lines.append('wrong: frames that put a wrong point on the disease map (a leaf accepted '
+                 'with a wrong label; a non-leaf frame accepted as a leaf)')
     if gate:
         lines.append('by gate: frames the vegetation gate labelled no_leaf (part of rejected)')
     return '\n'.join(lines)

@@ -196,8 +196,9 @@ def training_section(summary: dict) -> list[str]:
 def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
     """Return the per-domain test table (and the replaced model's figures beside it)."""
     threshold = evaluation['score_threshold']
-    header = '| domain | test frames | top-1 | top-3 | macro F1 | rejected | ECE |'
-    rule = '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'
+    header = ('| domain | test frames | top-1 | top-3 | macro F1 | rejected | wrongly accepted '
+              '| ECE |')
+    rule = '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
     if baseline:
         header += ' previous model: top-1 | rejected |'
         rule += ' ---: | ---: |'
@@ -205,7 +206,9 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
         '## Test figures per domain (int8 model, held-out test photos)', '',
         f'"Rejected" counts frames labelled `no_leaf` or scored below {threshold:g} (the '
         "nodes' `score_threshold`): for leaf domains a loss, for non-leaf domains the wanted "
-        'answer. For non-leaf domains top-1 is the share labelled `no_leaf`. ECE: expected '
+        'answer. For non-leaf domains top-1 is the share labelled `no_leaf`. "Wrongly '
+        'accepted": frames that put a wrong point on the disease map (a leaf accepted with a '
+        'wrong label, a non-leaf frame accepted as a leaf). ECE: expected '
         'calibration error of the top-1 score, 15 bins.', '',
         header, rule,
     ]
@@ -214,7 +217,8 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
         row = (f'| {name} | {report["photos"]} | {_pct(report["top1"])} | '
                f'{"–" if negative else _pct(report["top3"])} | '
                f'{"–" if negative else format(report["macro_f1"], ".3f")} | '
-               f'{_pct(report["rejected"])} | {_pct(report["ece"])} |')
+               f'{_pct(report["rejected"])} | {_pct(_wrongly_accepted(report))} | '
+               f'{_pct(report["ece"])} |')
         if baseline:
             previous = baseline['domains'].get(name)
             row += (f' {_pct(previous["top1"])} | {_pct(previous["rejected"])} |'
@@ -238,6 +242,17 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
     lines += [f'![{name}]({report["confusion_png"]})'
               for name, report in evaluation['domains'].items()]
     return lines + ['']
+
+
+def _wrongly_accepted(report: dict) -> float | None:
+    """Return the share of a domain's frames that put a wrong point on the map, if known."""
+    if report['negative']:
+        return report['wrongly_accepted']
+    if 'accepted_wrong' in report:
+        return report['accepted_wrong']
+    if 'accepted_and_correct' in report:  # evaluations from before accepted_wrong
+        return 1.0 - report['rejected'] - report['accepted_and_correct']
+    return None
 
 
 def per_class_tables(evaluation: dict) -> list[str]:

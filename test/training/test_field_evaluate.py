@@ -39,6 +39,11 @@ def test_leaf_domain_rejection_and_accuracy() -> None:
     assert report['rejected'] == pytest.approx(0.5)
     assert report['accepted_top1'] == pytest.approx(0.5)
     assert report['accepted_and_correct'] == pytest.approx(0.25)
+    assert report['accepted_wrong'] == pytest.approx(0.25)  # C named A: a wrong map point
+    table = format_domain_table({'field': report})
+    row = next(line for line in table.splitlines() if line.startswith('field'))
+    # rejected 50 %, then wrong 25 %, then ECE.
+    assert row.split()[4:6] == ['50.00%', '25.00%']
     classes = {row['class']: row for row in report['per_class']}
     assert classes['C']['recall'] == 0.0 and classes['A']['precision'] == pytest.approx(0.5)
     assert 'no_leaf' in classes  # predicted once, so it has a row
@@ -105,3 +110,23 @@ def test_the_table_has_no_gate_column_without_a_gate() -> None:
     report = domain_report(np.array([[0.9, 0.05, 0.05, 0.0]]), frames('lab', [0]), LABELS)
     assert 'stopped_by_gate' not in report
     assert 'by gate' not in format_domain_table({'lab': report})
+
+
+def test_card_table_shows_wrong_map_points_also_for_older_evaluations() -> None:
+    """The card's "wrongly accepted" column; an evaluation without accepted_wrong derives it."""
+    from plant_disease_ros.training.field_model_card import domain_table
+
+    leaf = {'photos': 10, 'negative': False, 'top1': 0.6, 'top3': 0.9, 'macro_f1': 0.5,
+            'rejected': 0.3, 'accepted_and_correct': 0.5, 'ece': 0.1, 'rejected_no_leaf': 0.1,
+            'rejected_below_threshold': 0.2, 'accepted_top1': 0.7, 'confusion_png': 'c.png'}
+    negatives = {'photos': 4, 'negative': True, 'top1': 0.75, 'rejected': 0.75,
+                 'wrongly_accepted': 0.25, 'ece': 0.05, 'labelled_no_leaf': 0.75,
+                 'below_threshold': 0.0, 'confusion_png': 'n.png'}
+    lines = domain_table({'score_threshold': 0.5,
+                          'domains': {'field': leaf, 'negatives': negatives}}, None)
+    assert any('wrongly accepted' in line for line in lines if line.startswith('| domain'))
+    field_row = next(line for line in lines if line.startswith('| field'))
+    negative_row = next(line for line in lines if line.startswith('| negatives'))
+    # 1 - 0.3 rejected - 0.5 accepted and right = 0.2 accepted with a wrong label.
+    assert field_row.split(' | ')[5:7] == ['30.0 %', '20.0 %']
+    assert negative_row.split(' | ')[5:7] == ['75.0 %', '25.0 %']

@@ -195,7 +195,8 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
     for heading in ('## Test figures per domain', '## What it is still bad at',
                     '## Per class', '## Latency', '## Data attribution and licences',
                     'previous model', 'no_leaf', 'Plant Pathology 2021',
-                    'by minimising the negative log-likelihood'):
+                    'by minimising the negative log-likelihood', 'wrongly accepted',
+                    'per-frame scale'):
         assert heading in text, heading
 
 
