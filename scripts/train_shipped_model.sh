@@ -75,6 +75,7 @@ for stage in "$field" "$deep" "$final" "$long"; do
   [ -f "$stage/train_summary.json" ] && card_args+=(--earlier-run "$stage")
 done
 cp "$fine/training_curves.png" "$fine"/eval/confusion_*.png "$fine/eval/reliability.png" \
+  "$fine/eval/thresholds.png" \
   "$fine/eval/evaluation.json" models/
 $pd model-card --run "$fine" --evaluation "$fine/eval" --model models/plant_disease_int8.tflite \
   --labels models/labels.txt --out models/MODEL_CARD.md "${card_args[@]}" \

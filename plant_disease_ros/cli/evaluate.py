@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         synthetic_per_kind=args.synthetic_per_kind, camera=camera))
     print(format_report(report))
     if args.field_split:
-        print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png')
+        print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png, '
+              'thresholds.png')
     else:
         print(f'written: {args.out}/evaluation.json, per_class.csv, confusion_matrix.png')
     return 0

@@ -9,8 +9,9 @@ many leaves are rejected (labelled ``no_leaf``, or a top score under the
 wrongly accepted as a leaf; for every domain the expected calibration error. With a
 :class:`~plant_disease_ros.training.camera_frames.CameraFraming` the photos are shown as
 camera frames and go through the nodes' crop, vegetation gate and resize first.
-Outputs in ``out_dir``: ``evaluation.json``, ``confusion_<domain>.png`` and
-``reliability.png``.
+Outputs in ``out_dir``: ``evaluation.json``, ``confusion_<domain>.png``,
+``reliability.png`` and ``thresholds.png`` (what each ``score_threshold`` would reject and
+let onto the map, per domain: for choosing the threshold of a field).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ from plant_disease_ros.training.synthetic import synthetic_set
 SYNTHETIC_DOMAIN = 'synthetic'
 SYNTHETIC_TEST_SEED_OFFSET = 2000
 DEFAULT_SCORE_THRESHOLD = 0.5
+# The score thresholds of the sweep (0.05 steps; the default 0.5 among them).
+SWEEP_THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(0, 20))
 
 
 @dataclass
@@ -163,6 +166,8 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
     if gated:
         report['stopped_by_gate'] = (float(np.mean(~frames.gate_passed))
                                      if len(correct) else float('nan'))
+    report['threshold_sweep'] = threshold_sweep(confidence, labelled_no_leaf, correct,
+                                                frames.negative)
     if frames.negative:
         report.update({
             'labelled_no_leaf': float(labelled_no_leaf.mean()),
@@ -191,6 +196,62 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
         'most_confused': most_confused(matrix, labels),
     })
     return report
+
+
+def threshold_sweep(confidence: np.ndarray, labelled_no_leaf: np.ndarray,
+                    correct: np.ndarray, negative: bool,
+                    thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> list[dict]:
+    """Return, for each score threshold, the share rejected and the share of wrong map points.
+
+    ``confidence``: each frame's top score; ``labelled_no_leaf``: frames published as
+    ``no_leaf`` (the model's answer or the gate's), rejected at any threshold; ``correct``:
+    the published label is right. A wrong map point is a leaf accepted with a wrong label,
+    or a non-leaf frame accepted as a leaf.
+    """
+    rows = []
+    for threshold in thresholds:
+        rejected = labelled_no_leaf | (confidence < threshold)
+        wrong = ~rejected if negative else ~rejected & ~correct
+        rows.append({'threshold': float(threshold),
+                     'rejected': float(rejected.mean()) if len(rejected) else float('nan'),
+                     'wrong': float(wrong.mean()) if len(wrong) else float('nan')})
+    return rows
+
+
+def plot_threshold_sweep(reports: dict[str, dict], path: str | Path,
+                         current: float = DEFAULT_SCORE_THRESHOLD) -> Path:
+    """Draw rejected (solid) and wrong map points (dashed) against the threshold, per domain."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    figure, (leaf_axis, negative_axis) = plt.subplots(1, 2, figsize=(11, 4.8), sharey=True)
+    for axis, negative in ((leaf_axis, False), (negative_axis, True)):
+        for number, (name, report) in enumerate(
+                (name, report) for name, report in reports.items()
+                if report['negative'] == negative and report.get('threshold_sweep')):
+            rows = report['threshold_sweep']
+            colour = f'C{number}'
+            thresholds = [row['threshold'] for row in rows]
+            axis.plot(thresholds, [100 * row['rejected'] for row in rows], color=colour,
+                      label=f'{name}: rejected')
+            axis.plot(thresholds, [100 * row['wrong'] for row in rows], color=colour,
+                      linestyle='--', label=f'{name}: wrong map points')
+        axis.axvline(current, color='grey', linewidth=1, linestyle=':')
+        axis.set(xlim=(0, 1), ylim=(0, 100), xlabel='score_threshold',
+                 title=('leaf photos: a loss when rejected' if not negative
+                        else 'non-leaf frames: a success when rejected'))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc='best')
+    leaf_axis.set_ylabel('% of the frames')
+    figure.suptitle(f'What each score_threshold rejects and lets onto the map '
+                    f'(dotted: {current:g})')
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def _per_group(groups: Sequence[str], flags: np.ndarray, key: str) -> dict[str, dict]:
@@ -238,6 +299,7 @@ def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.n
         report['confusion_png'] = path.name
     plot_reliability(curves, out_dir / 'reliability.png',
                      title='Reliability of the int8 top-1 score, test photos')
+    plot_threshold_sweep(reports, out_dir / 'thresholds.png', score_threshold)
     return reports
 
 

@@ -238,7 +238,10 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
         if 'float_top1' in report:
             lines[-1] += (f' Float twin top-1 {_pct(report["float_top1"])}, int8/float '
                           f'agreement {_pct(report["int8_float_agreement"])}.')
-    lines += ['', '![reliability](reliability.png)', '']
+    lines += ['', '![reliability](reliability.png)', '',
+              'What each `score_threshold` would reject and let onto the map, per domain '
+              '(the nodes default to 0.5; a field team can move it along these curves):', '',
+              '![score thresholds](thresholds.png)', '']
     lines += [f'![{name}]({report["confusion_png"]})'
               for name, report in evaluation['domains'].items()]
     return lines + ['']

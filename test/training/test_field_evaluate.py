@@ -11,6 +11,7 @@ from plant_disease_ros.training.field_evaluate import (
     domain_report,
     DomainFrames,
     format_domain_table,
+    threshold_sweep,
     write_domain_outputs,
 )
 
@@ -78,6 +79,7 @@ def test_outputs_and_table(tmp_path: Path) -> None:
         assert (tmp_path / f'confusion_{name}.png').read_bytes()[:4] == b'\x89PNG'
         assert reports[name]['confusion_png'] == f'confusion_{name}.png'
     assert (tmp_path / 'reliability.png').read_bytes()[:4] == b'\x89PNG'
+    assert (tmp_path / 'thresholds.png').read_bytes()[:4] == b'\x89PNG'
     table = format_domain_table(reports)
     assert 'lab' in table and 'negatives' in table and 'ECE' in table
 
@@ -130,3 +132,34 @@ def test_card_table_shows_wrong_map_points_also_for_older_evaluations() -> None:
     # 1 - 0.3 rejected - 0.5 accepted and right = 0.2 accepted with a wrong label.
     assert field_row.split(' | ')[5:7] == ['30.0 %', '20.0 %']
     assert negative_row.split(' | ')[5:7] == ['75.0 %', '25.0 %']
+
+
+def test_threshold_sweep_of_hand_made_frames() -> None:
+    confidence = np.array([0.9, 0.6, 0.4, 0.95])
+    no_leaf = np.array([False, False, False, True])
+    correct = np.array([True, False, True, False])
+    rows = {row['threshold']: row for row in threshold_sweep(confidence, no_leaf, correct,
+                                                             False, (0.0, 0.5, 0.7, 0.95))}
+    # At 0 only the no_leaf frame is rejected; the 0.6 frame is a wrong map point.
+    assert rows[0.0] == {'threshold': 0.0, 'rejected': 0.25, 'wrong': 0.25}
+    assert rows[0.5] == {'threshold': 0.5, 'rejected': 0.5, 'wrong': 0.25}
+    assert rows[0.7] == {'threshold': 0.7, 'rejected': 0.75, 'wrong': 0.0}
+    assert rows[0.95] == {'threshold': 0.95, 'rejected': 1.0, 'wrong': 0.0}
+    # Non-leaf frames: every accepted frame is a wrong point.
+    negative = threshold_sweep(confidence, no_leaf, correct, True, (0.5,))
+    assert negative == [{'threshold': 0.5, 'rejected': 0.5, 'wrong': 0.5}]
+
+
+@pytest.mark.parametrize('negative', [False, True])
+def test_threshold_sweep_agrees_with_the_report_at_its_threshold(negative: bool) -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.dirichlet(np.ones(4) * 0.5, 60)
+    truth = [3] * 60 if negative else list(rng.integers(0, 3, 60))
+    report = domain_report(scores, frames('d', truth, negative,
+                                          ['k'] * 60 if negative else None), LABELS, 0.5)
+    row = next(row for row in report['threshold_sweep'] if row['threshold'] == 0.5)
+    assert row['rejected'] == pytest.approx(report['rejected'])
+    wrong = report['wrongly_accepted'] if negative else report['accepted_wrong']
+    assert row['wrong'] == pytest.approx(wrong)
+    rejected = [row['rejected'] for row in report['threshold_sweep']]
+    assert rejected == sorted(rejected)  # a higher threshold never rejects fewer

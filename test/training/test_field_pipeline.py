@@ -149,6 +149,9 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
         assert 'float_top1' in domain
         assert (evaluation / f'confusion_{name}.png').read_bytes()[:4] == b'\x89PNG'
     assert (evaluation / 'reliability.png').read_bytes()[:4] == b'\x89PNG'
+    assert (evaluation / 'thresholds.png').read_bytes()[:4] == b'\x89PNG'
+    lab_sweep = report['domains']['lab']['threshold_sweep']
+    assert [row['threshold'] for row in lab_sweep][:3] == [0.0, 0.05, 0.1]
     assert report['seen_as'] == 'photos'
 
     # The same photos as the nodes see them in 64x48 camera frames: crop, gate, resize.
@@ -196,7 +199,7 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
                     '## Per class', '## Latency', '## Data attribution and licences',
                     'previous model', 'no_leaf', 'Plant Pathology 2021',
                     'by minimising the negative log-likelihood', 'wrongly accepted',
-                    'per-frame scale'):
+                    'per-frame scale', 'thresholds.png'):
         assert heading in text, heading
 
 
