@@ -34,6 +34,7 @@ DEFAULT_BINS = 15
 # What fit_calibration minimises; the first is the default.
 OBJECTIVES = ('adaptive', 'nll', 'domain-ece')
 ADAPTIVE = 'adaptive'  # the NLL temperature, then a per-frame ScoreScaling
+MAX_LOG_SCALE_PARAM = 4.0  # bound on the bias and standardised weights of a ScoreScaling
 PRE_CHOICE_OBJECTIVE = 'nll'  # how runs from before the choice existed were calibrated
 
 
@@ -215,6 +216,8 @@ def fit_score_scaling(logits: np.ndarray, labels: np.ndarray, domains: Sequence[
         second = beta2 * second + (1 - beta2) * gradient ** 2
         params -= learning_rate * (first / (1 - beta1 ** step)) \
             / (np.sqrt(second / (1 - beta2 ** step)) + 1e-8)
+        # Frames all right make the NLL fall for ever as the scale grows: keep it finite.
+        np.clip(params, -MAX_LOG_SCALE_PARAM, MAX_LOG_SCALE_PARAM, out=params)
     raw = params[:-1] / spread
     return ScoreScaling(raw, float(params[-1] - mean @ raw))
 

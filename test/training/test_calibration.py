@@ -187,3 +187,14 @@ def test_score_scaling_json_round_trip_and_refusals() -> None:
 def test_calibrated_probabilities_without_scaling_is_the_temperature_softmax() -> None:
     logits, _ = sampled(1.0, count=50, seed=2)
     np.testing.assert_allclose(calibrated_probabilities(logits, 1.7), softmax(logits, 1.7))
+
+
+def test_score_scaling_stays_finite_when_every_frame_is_right() -> None:
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0, 1, (200, 4))
+    logits[np.arange(200), 0] += 5.0  # class 0 always on top, and always the label
+    scaling = fit_score_scaling(logits, np.zeros(200, int), np.array(['lab'] * 200))
+    scales = scaling.scales(logits)
+    assert np.all(np.isfinite(scales)) and scales.min() > 1.0  # sharpened, but bounded
+    assert abs(scaling.bias) <= 4.0 + 1e-9 + abs(logits.mean(0) @ scaling.weights)
+    assert np.all(np.isfinite(scaling.probabilities(logits)))
