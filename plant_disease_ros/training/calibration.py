@@ -32,8 +32,8 @@ import numpy as np
 
 DEFAULT_BINS = 15
 # What fit_calibration minimises; the first is the default.
-OBJECTIVES = ('adaptive', 'nll', 'domain-ece')
 ADAPTIVE = 'adaptive'  # the NLL temperature, then a per-frame ScoreScaling
+OBJECTIVES = (ADAPTIVE, 'nll', 'domain-ece')
 MAX_LOG_SCALE_PARAM = 4.0  # bound on the bias and standardised weights of a ScoreScaling
 PRE_CHOICE_OBJECTIVE = 'nll'  # how runs from before the choice existed were calibrated
 
@@ -87,7 +87,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray,
 def domain_eces(logits: np.ndarray, labels: np.ndarray, domains: Sequence[str],
                 temperature: float = 1.0, bins: int = DEFAULT_BINS) -> dict[str, float]:
     """Return the ECE of each domain (first-seen order) with the scores at ``temperature``."""
-    probabilities = softmax(logits, temperature)
+    return domain_eces_of_scores(softmax(logits, temperature), labels, domains, bins)
+
+
+def domain_eces_of_scores(probabilities: np.ndarray, labels: np.ndarray,
+                          domains: Sequence[str], bins: int = DEFAULT_BINS) -> dict[str, float]:
+    """Return the ECE of each domain (first-seen order) of already calibrated scores."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(labels)
     domains = np.asarray(domains)

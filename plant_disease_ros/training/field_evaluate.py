@@ -198,6 +198,21 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
     return report
 
 
+def wrong_map_points(report: dict) -> float | None:
+    """Return the share of a domain's frames that put a wrong point on the map, if known.
+
+    Non-leaf domains: ``wrongly_accepted``; leaf domains: ``accepted_wrong``, or for
+    evaluations written before it, what is neither rejected nor accepted and right.
+    """
+    if report['negative']:
+        return report['wrongly_accepted']
+    if 'accepted_wrong' in report:
+        return report['accepted_wrong']
+    if 'accepted_and_correct' in report:
+        return 1.0 - report['rejected'] - report['accepted_and_correct']
+    return None
+
+
 def threshold_sweep(confidence: np.ndarray, labelled_no_leaf: np.ndarray,
                     correct: np.ndarray, negative: bool,
                     thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> list[dict]:
@@ -310,8 +325,8 @@ def format_domain_table(reports: dict[str, dict]) -> str:
              f'{"wrong":>7} {"ECE":>6}' + (f' {"by gate":>8}' if gate else '')]
     for name, report in reports.items():
         top3 = '' if report['negative'] else f'{100 * report["top3"]:6.2f}%'
-        wrong = report['wrongly_accepted'] if report['negative'] else \
-            report.get('accepted_wrong', float('nan'))
+        wrong = wrong_map_points(report)
+        wrong = float('nan') if wrong is None else wrong
         lines.append(f'{name:<14} {report["photos"]:6d} {100 * report["top1"]:6.2f}% '
                      f'{top3:>7} {100 * report["rejected"]:8.2f}% {100 * wrong:6.2f}% '
                      f'{100 * report["ece"]:5.2f}%'

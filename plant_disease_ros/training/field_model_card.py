@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from plant_disease_ros.training.calibration import PRE_CHOICE_OBJECTIVE
+from plant_disease_ros.training.field_evaluate import wrong_map_points
 
 FIELD_ATTRIBUTION = """\
 Field photos (`../shared/data/field/`):
@@ -217,7 +218,7 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
         row = (f'| {name} | {report["photos"]} | {_pct(report["top1"])} | '
                f'{"–" if negative else _pct(report["top3"])} | '
                f'{"–" if negative else format(report["macro_f1"], ".3f")} | '
-               f'{_pct(report["rejected"])} | {_pct(_wrongly_accepted(report))} | '
+               f'{_pct(report["rejected"])} | {_pct(wrong_map_points(report))} | '
                f'{_pct(report["ece"])} |')
         if baseline:
             previous = baseline['domains'].get(name)
@@ -245,17 +246,6 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
     lines += [f'![{name}]({report["confusion_png"]})'
               for name, report in evaluation['domains'].items()]
     return lines + ['']
-
-
-def _wrongly_accepted(report: dict) -> float | None:
-    """Return the share of a domain's frames that put a wrong point on the map, if known."""
-    if report['negative']:
-        return report['wrongly_accepted']
-    if 'accepted_wrong' in report:
-        return report['accepted_wrong']
-    if 'accepted_and_correct' in report:  # evaluations from before accepted_wrong
-        return 1.0 - report['rejected'] - report['accepted_and_correct']
-    return None
 
 
 def per_class_tables(evaluation: dict) -> list[str]:

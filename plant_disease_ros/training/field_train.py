@@ -396,7 +396,7 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
         ADAPTIVE,
         calibrated_probabilities,
         domain_eces,
-        expected_calibration_error,
+        domain_eces_of_scores,
         fit_calibration,
         fit_score_scaling,
         fold_temperature,
@@ -411,14 +411,10 @@ def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,
         scaling = fit_score_scaling(logits / temperature, validation.labels,
                                     validation.domains)
     before = domain_eces(logits, validation.labels, validation.domains)
-    scores = calibrated_probabilities(logits, temperature, scaling)
-    correct = scores.argmax(axis=1) == validation.labels
-    calibration = {}
-    for name in validation.names():
-        members = validation.domains == name
-        calibration[name] = {'val_ece_before': before[name],
-                             'val_ece_after': expected_calibration_error(
-                                 scores[members].max(axis=1), correct[members])}
+    after = domain_eces_of_scores(calibrated_probabilities(logits, temperature, scaling),
+                                  validation.labels, validation.domains)
+    calibration = {name: {'val_ece_before': before[name], 'val_ece_after': after[name]}
+                   for name in validation.names()}
     fold_temperature(model, temperature)
     model.save(str(out_path))
     return model, temperature, calibration, scaling
