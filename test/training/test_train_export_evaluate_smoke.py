@@ -7,6 +7,7 @@ from pathlib import Path
 import shutil
 
 from conftest import DATA_DIR
+from helpers.images import LEAVES_DIR
 import numpy as np
 import pytest
 
@@ -118,8 +119,8 @@ def test_train_reports_a_single_class_folder(tmp_path: Path,
     from plant_disease_ros.cli.main import main
 
     (tmp_path / 'data' / 'only').mkdir(parents=True)
-    shutil.copyfile(sorted((DATA_DIR / CLASSES[0]).iterdir())[0],
-                    tmp_path / 'data' / 'only' / 'a.jpg')
+    # One of the repository's own test photos: the check needs no shared data.
+    shutil.copyfile(LEAVES_DIR / f'{CLASSES[0]}.jpg', tmp_path / 'data' / 'only' / 'a.jpg')
     status = main(['train', '--data', str(tmp_path / 'data'), '--out', str(tmp_path / 'o')])
     assert status == 2
     assert 'single class' in capsys.readouterr().err
