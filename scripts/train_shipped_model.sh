@@ -57,6 +57,8 @@ long_cmd="$field_train --init-weights $final/model.keras $late_recipe --learning
 fine_cmd="$field_train --init-weights $long/model.keras $late_recipe --learning-rate 2.5e-4 --warmup-learning-rate 5e-5 --out $fine --input-size 144 --cache-size 160 --epochs 40 --steps-per-epoch 150 --time-budget-min 100 ${field_shared/--seed 42/--seed 44}"
 export_cmd="plant-disease export --run $fine --out models/plant_disease_int8.tflite --float-out models/plant_disease_float.keras"
 eval_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --keras models/plant_disease_float.keras --out $fine/eval"
+# The same photos scored as a robot told its crop would score them (crops parameter).
+crops_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --crops known --out $fine/eval_crops"
 [ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease }
 [ -f "$deep/train_summary.json" ] || $pd ${deep_cmd#plant-disease }
 [ -f "$final/train_summary.json" ] || $pd ${final_cmd#plant-disease }
@@ -64,6 +66,7 @@ eval_cmd="plant-disease evaluate --field-split models/field_split.json --data $d
 [ -f "$fine/train_summary.json" ] || $pd ${fine_cmd#plant-disease }
 $pd ${export_cmd#plant-disease }
 $pd ${eval_cmd#plant-disease }
+$pd ${crops_cmd#plant-disease }
 card_args=()
 if [ -n "$lab_tflite" ]; then
   # The replaced lab model on the same test photos, and its invoke time beside the new one.
@@ -79,5 +82,6 @@ cp "$fine/training_curves.png" "$fine"/eval/confusion_*.png "$fine/eval/reliabil
   "$fine/eval/evaluation.json" models/
 $pd model-card --run "$fine" --evaluation "$fine/eval" --model models/plant_disease_int8.tflite \
   --labels models/labels.txt --out models/MODEL_CARD.md "${card_args[@]}" \
+  --crops-evaluation "$fine/eval_crops" \
   --train-command "$phase1_cmd"$'\n'"$phase2_cmd"$'\n'"$field_cmd"$'\n'"$deep_cmd"$'\n'"$final_cmd"$'\n'"$long_cmd"$'\n'"$fine_cmd" \
-  --export-command "$export_cmd" --evaluate-command "$eval_cmd"
+  --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"

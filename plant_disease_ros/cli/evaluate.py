@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "black; 'stretch' fills the frame")
     parser.add_argument('--no-vegetation-gate', action='store_true',
                         help='with --frames: as a node with vegetation_gate false')
+    parser.add_argument('--crops', default=None, metavar='CROPS',
+                        help="score as a node with 'crops' set: 'Apple' or 'Tomato,Potato' "
+                             "for every photo; 'known': each leaf photo given its own crop, "
+                             'each non-leaf frame given its most leaf-like crop (default: '
+                             'every crop)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--out', default='evaluation', help='output folder')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split, per_class=args.per_class, keras_model=args.keras,
         num_threads=args.threads, cache_dir=args.cache_dir or None,
         field_split=args.field_split, score_threshold=args.score_threshold,
-        synthetic_per_kind=args.synthetic_per_kind, camera=camera))
+        synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops))
     print(format_report(report))
     if args.field_split:
         print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png, '

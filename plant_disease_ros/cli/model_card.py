@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--earlier-run', action='append', default=[],
                         help='field-fit card: a run this one started from (repeat, oldest '
                              'first); its recipe and validation figures are summarised')
+    parser.add_argument('--crops-evaluation', default=None,
+                        help='field-fit card: an evaluation of the same photos with --crops '
+                             "(e.g. known): the figures of a robot told its field's crop")
     parser.add_argument('--reference-labels', default=None,
                         help='labels of --reference-model (default: beside it)')
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
                             export_command=args.export_command,
                             evaluate_command=args.evaluate_command,
                             baseline_dir=args.baseline, reference_latency=reference,
-                            earlier_runs=args.earlier_run)
+                            earlier_runs=args.earlier_run,
+                            crops_dir=args.crops_evaluation)
     print(f'model card: {path}')
     return 0

@@ -2,12 +2,12 @@
 
 ``DiseaseClassifier.create_from_options(ClassifierOptions(...))`` loads the model and its
 labels once; ``classify(rgb)`` runs preprocess (resize, quantise) -> invoke ->
-postprocess (dequantise, top-k), timing each stage.
+postprocess (dequantise, the crops of the field, top-k), timing each stage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 import threading
@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.core.crops import CropFilter
 from plant_disease_ros.core.interpreter_loader import (
     load_interpreter,
     LoadedModel,
@@ -38,6 +39,8 @@ class ClassifierOptions:
     num_threads: int = 2
     top_k: int = 3
     delegate_path: str = ''
+    # The crops of the field (see core.crops); empty = every crop of the model.
+    crops: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,16 @@ class Category:
 
 @dataclass(frozen=True)
 class Classification:
-    """The top-k categories of one image, best first, and the time each stage took."""
+    """The top-k categories of one image, best first, and the time each stage took.
+
+    ``crops`` are the crops the scores were restricted to (empty: every crop).
+    """
 
     categories: tuple[Category, ...]
     preprocess_ms: float
     invoke_ms: float
     postprocess_ms: float
+    crops: tuple[str, ...] = ()
 
     @property
     def top(self) -> Category:
@@ -130,6 +137,8 @@ class DiseaseClassifier:
         self.model = model
         self.labels = list(labels)
         self.top_k = self._check_top_k(top_k)
+        # Replaced whole (never changed in place), so a frame sees one filter or the other.
+        self.crop_filter = CropFilter(self.labels)
         self.input_size: tuple[int, int] = model.input_size
         self._lock = threading.Lock()
         # Reused for every frame: set_tensor copies from it, no per-frame allocation.
@@ -149,7 +158,22 @@ class DiseaseClassifier:
             raise ModelLoadError(
                 f'{model_path}: model has {model.num_outputs} outputs but {labels_path} has '
                 f'{len(labels)} labels')
-        return cls(model, labels, top_k=options.top_k)
+        classifier = cls(model, labels, top_k=options.top_k)
+        try:
+            classifier.set_crops(options.crops)
+        except ValueError as error:
+            raise ModelLoadError(f'{model_path}: {error}') from error
+        return classifier
+
+    def set_crops(self, crops: Iterable[str]) -> CropFilter:
+        """Restrict the scores to the labels of ``crops`` (empty: every crop); return it.
+
+        ValueError (naming the model's crops) for a crop the labels do not name; the
+        previous crops then stay.
+        """
+        crop_filter = CropFilter(self.labels, crops)
+        self.crop_filter = crop_filter
+        return crop_filter
 
     @staticmethod
     def _check_top_k(top_k: int) -> int:
@@ -221,25 +245,33 @@ class DiseaseClassifier:
         return probabilities, (preprocessed - start) * 1e3, (invoked - preprocessed) * 1e3, invoked
 
     def probabilities(self, rgb: np.ndarray) -> np.ndarray:
-        """Return the class probabilities (float32, one per label) of an RGB image."""
-        return self._run(rgb)[0]
+        """Return the class probabilities (float32, one per label) of an RGB image.
+
+        Given the crops of :meth:`set_crops`: the labels of other crops hold 0.
+        """
+        return self.crop_filter.apply(self._run(rgb)[0])
 
     def classify(self, rgb: np.ndarray, top_k: int | None = None) -> Classification:
         """Classify an H×W×3 uint8 RGB image; return the ``top_k`` best categories.
 
-        ``top_k`` defaults to the options' value and is capped at the number of classes.
-        Ties keep the lower class index first.
+        ``top_k`` defaults to the options' value and is capped at the number of classes
+        (of the crops set with :meth:`set_crops`, whose labels alone are ranked). Ties keep
+        the lower class index first.
         """
-        k = min(self._check_top_k(self.top_k if top_k is None else top_k), self.num_classes)
-        probabilities, preprocess_ms, invoke_ms, invoked = self._run(rgb)
+        crop_filter = self.crop_filter
+        kept = crop_filter.kept_indices
+        k = min(self._check_top_k(self.top_k if top_k is None else top_k), len(kept))
+        raw, preprocess_ms, invoke_ms, invoked = self._run(rgb)
+        probabilities = crop_filter.apply(raw)
         # Stable sort on the negated scores: highest first, ties by index.
-        order = np.argsort(-probabilities, kind='stable')[:k]
+        order = kept[np.argsort(-probabilities[kept], kind='stable')[:k]]
         categories = tuple(
             Category(index=int(i), label=self.labels[int(i)], score=float(probabilities[i]))
             for i in order)
         postprocess_ms = (time.perf_counter() - invoked) * 1e3
         return Classification(categories=categories, preprocess_ms=preprocess_ms,
-                              invoke_ms=invoke_ms, postprocess_ms=postprocess_ms)
+                              invoke_ms=invoke_ms, postprocess_ms=postprocess_ms,
+                              crops=crop_filter.crops)
 
 
 __all__ = [

@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
@@ -46,6 +46,7 @@ from plant_disease_ros.core.classifier import (
     ClassifierOptions,
     DiseaseClassifier,
 )
+from plant_disease_ros.core.crops import crop_names, CropFilter, model_crops
 from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
@@ -71,6 +72,7 @@ from plant_disease_ros.ros.parameters import (
     integer_range,
     one_of,
     ParameterChecks,
+    set_result,
 )
 from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
@@ -125,6 +127,7 @@ class DiseaseClassifierNode(Node):
             num_threads=value['num_threads'], delegate_path=value['delegate']))
         self._declare_model_parameters(self.classifier.num_classes)
         self.top_k = int(self.get_parameter('top_k').value)
+        crops = self.classifier.set_crops(crop_names(self.get_parameter('crops').value))
         self.score_threshold = float(self.get_parameter('score_threshold').value)
         self.fix_wait_s = float(value['fix_wait_s'])
         self.explain_period_s = float(value['explain_period_s'])
@@ -141,6 +144,7 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.set_value('backend', model.backend)
         self.diagnostics.set_value('num_threads', model.num_threads)
         self.diagnostics.set_value('time_jumps_back', 0)
+        self.diagnostics.set_value('crops', crops.describe())
         self.warnings = ThrottledWarnings(self.get_logger())
         self.detection_counts: Counter[str] = Counter()
         self.fixes_received = 0
@@ -179,7 +183,8 @@ class DiseaseClassifierNode(Node):
             f'model {model.path} ({model.backend}): input shape {tuple(model.input.shape)} '
             f'{np.dtype(model.input.dtype).name}, {self.classifier.num_classes} labels, '
             f'{model.num_threads} threads, delegate {model.delegate or "none"}; top_k '
-            f'{self.top_k}, score_threshold {self.score_threshold:g}')
+            f'{self.top_k}, score_threshold {self.score_threshold:g}; '
+            f'{self._crops_text(crops)}')
 
     def _declare_parameters(self) -> None:
         """Declare the parameters needed before the model is loaded, and the GPS ones."""
@@ -224,7 +229,7 @@ class DiseaseClassifierNode(Node):
                         "no plant colours) 'no_leaf' whatever the model says."))
 
     def _declare_model_parameters(self, num_labels: int) -> None:
-        """Declare top_k (its range from the model's labels) and score_threshold."""
+        """Declare top_k (its range from the model's labels), score_threshold and crops."""
         self.declare_parameter('top_k', min(3, num_labels), ParameterDescriptor(
             description=f'Categories in the classification JSON, 1..{num_labels}.',
             integer_range=integer_range(1, num_labels)))
@@ -232,6 +237,31 @@ class DiseaseClassifierNode(Node):
             description="Top-1 score below which label is 'unknown' and no detection is "
                         'published, [0, 1].',
             floating_point_range=float_range(0.0, 1.0)))
+        self.add_on_set_parameters_callback(self._check_crops)
+        self.declare_parameter('crops', '', ParameterDescriptor(
+            description="The crops of this field: a string, comma-separated ('Apple', "
+                        "'Tomato, Potato'), or a string array; the labels of other crops "
+                        "are never published and the scores are the model's given these "
+                        "crops. Empty = every crop.", dynamic_typing=True,
+            additional_constraints='crops of the model: '
+                                   + (', '.join(model_crops(self.classifier.labels)) or 'none')))
+
+    def _check_crops(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse a ``crops`` value naming a crop the model does not know."""
+        for parameter in parameters:
+            if parameter.name == 'crops':
+                try:
+                    CropFilter(self.classifier.labels, crop_names(parameter.value))
+                except (TypeError, ValueError) as error:
+                    return set_result(f'crops: {error}')
+        return set_result(None)
+
+    def _crops_text(self, crops: CropFilter) -> str:
+        """Return the crops in force for the log: which ones and how many labels they keep."""
+        if not crops.active:
+            return 'crops: all'
+        return (f'crops: {crops.describe()} ({len(crops.kept_indices)} of '
+                f'{self.classifier.num_classes} labels)')
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """Apply accepted runtime changes."""
@@ -249,6 +279,10 @@ class DiseaseClassifierNode(Node):
                 self.explain_period_s = float(parameter.value)
             elif parameter.name == 'vegetation_gate':
                 self.vegetation_gate = bool(parameter.value)
+            elif parameter.name == 'crops':
+                crops = self.classifier.set_crops(crop_names(parameter.value))
+                self.diagnostics.set_value('crops', crops.describe())
+                self.get_logger().info(self._crops_text(crops))
 
     def _on_frames_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
         """Log the frames subscription's reliability each time it is (re)chosen."""

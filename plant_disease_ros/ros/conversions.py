@@ -186,8 +186,9 @@ def classification_to_dict(classification: Classification, header: Header,
     the ``label`` topic, 'unknown' below ``score_threshold``, 'no_leaf' without a leaf),
     ``outcome`` ('leaf', 'unknown' or 'no_leaf'), ``no_leaf_reason`` (the gate's reason or
     'model'; '' for leaves), ``confidence`` (top-1 score), ``top_k`` [{label, index,
-    score}] and ``timings_ms`` {preprocess, invoke, postprocess, total}. ``outcome`` is
-    the frame's :func:`frame_outcome`, computed without the gate when not given.
+    score}], ``crops`` (the crops the scores are restricted to; [] = every crop) and
+    ``timings_ms`` {preprocess, invoke, postprocess, total}. ``outcome`` is the frame's
+    :func:`frame_outcome`, computed without the gate when not given.
     """
     if outcome is None:
         outcome = frame_outcome(classification, score_threshold)
@@ -200,6 +201,7 @@ def classification_to_dict(classification: Classification, header: Header,
         'top_k': [{'label': category.label, 'index': int(category.index),
                    'score': float(category.score)}
                   for category in classification.categories],
+        'crops': list(classification.crops),
         'timings_ms': {
             'preprocess': float(classification.preprocess_ms),
             'invoke': float(classification.invoke_ms),

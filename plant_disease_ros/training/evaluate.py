@@ -24,6 +24,7 @@ from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifi
 from plant_disease_ros.tools.bench.machine import cpu_model
 from plant_disease_ros.training.camera_frames import CameraFraming
 from plant_disease_ros.training.confusion import plot_confusion_matrix
+from plant_disease_ros.training.crop_scores import check_crops_option, scores_given_crops
 from plant_disease_ros.training.dataset import (
     DatasetError,
     load_images,
@@ -61,6 +62,8 @@ class EvaluationOptions:
     score_threshold: float = 0.5
     synthetic_per_kind: int = 25
     camera: CameraFraming | None = None  # with field_split: photos as the nodes' frames
+    # Scores given the field's crops (see crop_scores): None/'all', 'known' or 'Apple,...'.
+    crops: str | None = None
 
 
 def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
@@ -100,6 +103,7 @@ def evaluate(options: EvaluationOptions) -> dict:
     if options.field_split:
         return evaluate_domains(options, classifier)
     labels = list(classifier.labels)
+    crops = check_crops_option(options.crops, labels)
     root, classes, files = select_files(options)
     unknown = [name for name in classes if name not in labels]
     if unknown:
@@ -115,6 +119,7 @@ def evaluate(options: EvaluationOptions) -> dict:
 
     scores, invoke_ms, total_ms = int8_scores(classifier, images,
                                               print_progress('int8 inference'))
+    scores = scores_given_crops(scores, truth, labels, crops)
     predicted = scores.argmax(axis=1)
     matrix = confusion_matrix(truth, predicted, len(labels))
     report_rows = per_class_report(matrix, labels)
@@ -125,6 +130,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         'photos': int(len(images)),
         'unreadable': unreadable,
         'split': options.split if options.split_manifest else 'all',
+        'crops': crops,
         'int8': {
             'top1': top_k_accuracy(scores, truth, 1),
             'top3': top_k_accuracy(scores, truth, 3),
@@ -137,7 +143,8 @@ def evaluate(options: EvaluationOptions) -> dict:
         'machine': machine_description(),
     }
     if options.keras_model:
-        float_scores = keras_scores(options.keras_model, images)
+        float_scores = scores_given_crops(keras_scores(options.keras_model, images), truth,
+                                          labels, crops)
         float_predicted = float_scores.argmax(axis=1)
         report['float'] = {
             'top1': top_k_accuracy(float_scores, truth, 1),
@@ -202,6 +209,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     padded = model_labels != labels and model_labels + [NO_LEAF] == labels
     if model_labels != labels and not padded:
         raise DatasetError(f'the model labels differ from those of {options.field_split}')
+    crops = check_crops_option(options.crops, labels)
     height, width = classifier.input_size
     if height != width:
         raise DatasetError(f'evaluation expects a square model input, got {height}x{width}')
@@ -215,7 +223,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         domain_scores, invoke_ms, total_ms = int8_scores(classifier, frames.images)
         if padded:
             domain_scores = np.pad(domain_scores, ((0, 0), (0, 1)))
-        scores[frames.name] = domain_scores
+        scores[frames.name] = scores_given_crops(domain_scores, frames.truth, labels, crops,
+                                                 frames.negative)
         invoke.append(invoke_ms)
         total.append(total_ms)
         print(f'{frames.name}: {len(frames.images)} frames scored', file=sys.stderr,
@@ -231,6 +240,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         'field_split': str(options.field_split),
         'score_threshold': options.score_threshold,
         'seen_as': options.camera.describe() if options.camera else 'photos',
+        'crops': crops,
         'photos': int(sum(len(frames.truth) for frames in domains)),
         'domains': reports,
         'latency_ms': latency_summary(np.concatenate(invoke), np.concatenate(total),
@@ -244,7 +254,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
             float_scores = np.pad(float_scores, ((0, 0), (0, 1)))
         start = 0
         for frames in domains:
-            part = float_scores[start:start + len(frames.images)]
+            part = scores_given_crops(float_scores[start:start + len(frames.images)],
+                                      frames.truth, labels, crops, frames.negative)
             start += len(frames.images)
             reports[frames.name]['float_top1'] = top_k_accuracy(part, frames.truth, 1)
             reports[frames.name]['int8_float_agreement'] = float(np.mean(
@@ -268,14 +279,25 @@ def machine_description() -> str:
             f'{platform.system()} {platform.machine()}')
 
 
+def crops_note(report: dict) -> str:
+    """Return ', crops: ...' for a report scored given some crops, else ''."""
+    crops = report.get('crops', 'all')
+    if crops == 'all':
+        return ''
+    if crops == 'known':
+        return ", scores given each photo's own crop (--crops known)"
+    return f', scores given the crops {crops}'
+
+
 def format_report(report: dict) -> str:
     """Return a human-readable summary table of an evaluation report."""
     if 'domains' in report:
         from plant_disease_ros.training.field_evaluate import format_domain_table
 
         return (f'frames: {report["photos"]} ({report["split"]}), seen as '
-                f'{report.get("seen_as", "photos")}\n' + format_domain_table(report['domains']))
-    lines = [f'photos: {report["photos"]} ({report["split"]})',
+                f'{report.get("seen_as", "photos")}{crops_note(report)}\n'
+                + format_domain_table(report['domains']))
+    lines = [f'photos: {report["photos"]} ({report["split"]}){crops_note(report)}',
              f'int8  top-1 {100 * report["int8"]["top1"]:.2f} %  '
              f'top-3 {100 * report["int8"]["top3"]:.2f} %  '
              f'macro F1 {report["int8"]["macro_f1"]:.4f}']

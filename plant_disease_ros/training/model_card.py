@@ -33,13 +33,15 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                      train_command: str = '', export_command: str = '',
                      evaluate_command: str = '', baseline_dir: str | Path | None = None,
                      reference_latency: list[dict] | None = None,
-                     earlier_runs: list[str | Path] | None = None) -> Path:
+                     earlier_runs: list[str | Path] | None = None,
+                     crops_dir: str | Path | None = None) -> Path:
     """Render the model card from ``train_summary.json``, ``evaluation.json`` and timings.
 
     A per-domain evaluation (``plant-disease evaluate --field-split``) of a field-fit run
     gives the field-fit card (:mod:`field_model_card`): per-domain figures, the figures of
     the model it replaces (``baseline_dir``, the same evaluation of that model) and what it
-    is still bad at.
+    is still bad at; ``crops_dir``, an evaluation with ``--crops``, adds the figures of a
+    robot told its field's crop.
     """
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
@@ -52,7 +54,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         return write_field_model_card(run_dir, evaluation_dir, out_path, model_path, latency,
                                       ATTRIBUTION, baseline_dir=baseline_dir,
                                       reference_latency=reference_latency,
-                                      commands=commands, earlier_runs=earlier_runs)
+                                      commands=commands, earlier_runs=earlier_runs,
+                                      crops_dir=crops_dir)
     split = json.loads((run_dir / 'split.json').read_text())
     counts = {name: len(split['splits'][name]) for name in ('train', 'val', 'test')}
     options, model = summary['options'], summary['model']

@@ -51,6 +51,7 @@ def test_detection_feature_is_rfc7946_point() -> None:
         'top_k': [{'label': LATE_BLIGHT, 'index': 29, 'score': 0.875},
                   {'label': 'Other___x', 'index': 30, 'score': 0.05}],
         'healthy': False,
+        'crops': [],
         'fix_status': 'nearest',
         'fix_age_s': 0.25,
         'horizontal_accuracy_m': 0.4,

@@ -126,8 +126,13 @@ def test_classification_json() -> None:
         'confidence': 0.625,
         'top_k': [{'label': 'Apple___healthy', 'index': 3, 'score': 0.625},
                   {'label': 'Apple___scab', 'index': 0, 'score': 0.25}],
+        'crops': [],
         'timings_ms': {'preprocess': 1.0, 'invoke': 2.0, 'postprocess': 0.5, 'total': 3.5},
     }
+    in_orchard = Classification(categories=classification.categories, preprocess_ms=1.0,
+                                invoke_ms=2.0, postprocess_ms=0.5, crops=('Apple',))
+    assert json.loads(conversions.classification_to_json(
+        in_orchard, header(), 0.5))['crops'] == ['Apple']
     assert conversions.display_label(classification, 0.7) == 'unknown'
     assert json.loads(conversions.classification_to_string(
         classification, header(), 0.7).data)['label'] == 'unknown'

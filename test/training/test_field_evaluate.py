@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from plant_disease_ros.training.crop_scores import check_crops_option, scores_given_crops
 from plant_disease_ros.training.field_evaluate import (
     domain_report,
     DomainFrames,
@@ -163,3 +164,29 @@ def test_threshold_sweep_agrees_with_the_report_at_its_threshold(negative: bool)
     assert row['wrong'] == pytest.approx(wrong)
     rejected = [row['rejected'] for row in report['threshold_sweep']]
     assert rejected == sorted(rejected)  # a higher threshold never rejects fewer
+
+
+def test_scores_given_the_crops_of_a_field() -> None:
+    """A fixed crop list, each photo's own crop, and the most leaf-like crop of non-leaf."""
+    labels = ['Apple___scab', 'Apple___healthy', 'Tomato___blight', 'no_leaf']
+    scores = np.array([[0.2, 0.1, 0.6, 0.1],     # an apple scab the model calls tomato
+                       [0.05, 0.05, 0.7, 0.2],   # soil, tomato-ish
+                       [0.3, 0.0, 0.1, 0.6]], np.float32)  # soil, a little apple-ish
+    truth = np.array([0, 3, 3])
+    apple = scores_given_crops(scores, truth, labels, 'apple')
+    np.testing.assert_allclose(apple[0], [0.5, 0.25, 0.0, 0.25], atol=1e-6)
+    np.testing.assert_array_equal(scores_given_crops(scores, truth, labels, 'all'), scores)
+    np.testing.assert_array_equal(scores_given_crops(scores, truth, labels, ''), scores)
+    known = scores_given_crops(scores[:1], truth[:1], labels, 'known')
+    np.testing.assert_allclose(known, apple[:1], atol=1e-6)
+    # Non-leaf frames: tomato for the first (0.7 / 0.9), apple for the second (0.3 / 0.9).
+    soil = scores_given_crops(scores[1:], truth[1:], labels, 'known', negative=True)
+    np.testing.assert_allclose(soil[0], [0.0, 0.0, 0.7 / 0.9, 0.2 / 0.9], atol=1e-6)
+    np.testing.assert_allclose(soil[1], [1 / 3, 0.0, 0.0, 2 / 3], atol=1e-6)
+    assert check_crops_option(None, labels) == check_crops_option(' ALL ', labels) == 'all'
+    assert check_crops_option('Known', labels) == 'known'
+    assert check_crops_option('tomato, apple', labels) == 'Tomato, Apple'
+    with pytest.raises(ValueError, match="'Grape'"):
+        check_crops_option('Grape', labels)
+    with pytest.raises(ValueError, match='crop part'):
+        check_crops_option('known', ['scab', 'healthy'])

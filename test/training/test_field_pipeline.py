@@ -169,6 +169,25 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
     assert synthetic['labelled_no_leaf'] >= synthetic['stopped_by_gate']
     for name in ('lab', 'plantdoc', 'pp2021_apple', 'negatives'):
         assert 0.0 <= framed['domains'][name]['stopped_by_gate'] <= 1.0
+    # Scored as a node told its crop: a tomato label is never the answer in the orchard.
+    given_crop = candidate / 'eval_known_crop'
+    assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--field-split', str(candidate / 'field_split.json'), '--synthetic-per-kind',
+                 '2', '--crops', 'known', '--out', str(given_crop), '--cache-dir', '']) == 0
+    known = json.loads((given_crop / 'evaluation.json').read_text())
+    assert known['crops'] == 'known' and report['crops'] == 'all'
+    orchard = known['domains']['pp2021_apple']
+    # A class without photos in the orchard has a row only when it was predicted there.
+    assert 'Tomato___healthy' not in {row['class'] for row in orchard['per_class']}
+    # Fewer labels to choose from: top-1 can only rise, and non-leaf frames are taken in
+    # their most leaf-like crop, so no more of them are rejected than with every crop.
+    for name in ('lab', 'plantdoc', 'pp2021_apple'):
+        assert known['domains'][name]['top1'] >= report['domains'][name]['top1']
+    assert known['domains']['negatives']['rejected'] <= report['domains']['negatives'][
+        'rejected']
+    assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--field-split', str(candidate / 'field_split.json'), '--crops', 'Grape',
+                 '--out', str(tmp_path / 'bad_crop')]) == 2
     assert main(['evaluate', '--model', str(model), '--frames', '64x48', '--out',
                  str(tmp_path / 'no_split')]) == 2
     assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
@@ -193,8 +212,11 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
                  '--model', str(model), '--labels', str(candidate / 'labels.txt'),
                  '--baseline', str(baseline), '--reference-model', str(lab_model),
                  '--out', str(card), '--train-command', 'plant-disease train --recipe field',
-                 ]) == 0
+                 '--crops-evaluation', str(given_crop)]) == 0
     text = card.read_text()
+    told = text.split('## Told the crop of the field (`crops`)')[1].split('\n## ')[0]
+    orchard_row = next(line for line in told.splitlines() if line.startswith('| pp2021_apple'))
+    assert orchard_row.split(' | ')[2] == f'{100 * orchard["top1"]:.1f} %'
     for heading in ('## Test figures per domain', '## What it is still bad at',
                     '## Per class', '## Latency', '## Data attribution and licences',
                     'previous model', 'no_leaf', 'Plant Pathology 2021',

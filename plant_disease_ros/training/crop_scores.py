@@ -1,0 +1,72 @@
+"""Evaluation scores given the crops of a field, as a node with ``crops`` set gives them.
+
+``plant-disease evaluate --crops Apple`` scores every photo as a node told "this is an
+apple orchard" would (:class:`~plant_disease_ros.core.crops.CropFilter`).
+``--crops known`` answers "what if the robot always knew the crop of the row it drives":
+each leaf photo is scored given its own crop, and each non-leaf frame given the crop under
+which it looks most like a leaf (its best leaf score is highest), so that a non-leaf
+frame counts as rejected only if no field would have put it on the map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from plant_disease_ros.core.crops import CropFilter, model_crops, parse_crops
+from plant_disease_ros.core.labels import crop_of
+
+KNOWN_CROPS = 'known'
+EVERY_CROP = 'all'
+
+
+def check_crops_option(text: str | None, labels: Sequence[str]) -> str:
+    """Return the option as it will be reported ('all', 'known' or 'Apple, Tomato').
+
+    ValueError for a crop ``labels`` do not name.
+    """
+    if text is None or not text.strip() or text.strip().lower() == EVERY_CROP:
+        return EVERY_CROP
+    if text.strip().lower() == KNOWN_CROPS:
+        if not model_crops(labels):
+            raise ValueError('--crops known needs labels with a crop part (Crop___condition)')
+        return KNOWN_CROPS
+    return CropFilter(labels, parse_crops(text)).describe()
+
+
+def scores_given_crops(scores: np.ndarray, truth: np.ndarray, labels: Sequence[str],
+                       crops: str, negative: bool = False) -> np.ndarray:
+    """Return ``scores`` (N × labels) given the crops of :func:`check_crops_option`.
+
+    ``truth`` (label index per row) picks each leaf photo's crop with ``known``;
+    ``negative`` rows (non-leaf frames) take their most leaf-like crop instead.
+    """
+    option = check_crops_option(crops, labels)
+    scores = np.asarray(scores, dtype=np.float32)
+    if option == EVERY_CROP:
+        return scores
+    if option != KNOWN_CROPS:
+        return CropFilter(labels, parse_crops(option)).apply(scores)
+    filters = {crop: CropFilter(labels, [crop]) for crop in model_crops(labels)}
+    given = {crop: crop_filter.apply(scores) for crop, crop_filter in filters.items()}
+    out = scores.copy()
+    if negative:
+        # Per frame, the crop whose best leaf label scores highest given that crop.
+        names = list(given)
+        leaf_best = np.stack([
+            np.where(filters[name].keep & np.array([bool(crop_of(label)) for label in labels]),
+                     given[name], 0.0).max(axis=1) for name in names], axis=1)
+        choice = leaf_best.argmax(axis=1)
+        for column, name in enumerate(names):
+            rows = choice == column
+            out[rows] = given[name][rows]
+        return out
+    for row, index in enumerate(np.asarray(truth, dtype=np.int64)):
+        crop = crop_of(labels[index])
+        if crop in given:
+            out[row] = given[crop][row]
+    return out
+
+
+__all__ = ['check_crops_option', 'EVERY_CROP', 'KNOWN_CROPS', 'scores_given_crops']
