@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.training.camera_frames import CameraFraming, FRAMINGS, parse_frame_size
 from plant_disease_ros.training.evaluate import evaluate, EvaluationOptions, format_report
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
@@ -54,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "for every photo; 'known': each leaf photo given its own crop, "
                              'each non-leaf frame given its most leaf-like crop (default: '
                              'every crop)')
+    parser.add_argument('--other-crops-weight', type=float,
+                        default=DEFAULT_OTHER_CROPS_WEIGHT, metavar='W',
+                        help="with --crops: the prior weight of other crops' labels, [0, 1], "
+                             "as the nodes' other_crops_weight")
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--out', default='evaluation', help='output folder')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
@@ -75,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         split=args.split, per_class=args.per_class, keras_model=args.keras,
         num_threads=args.threads, cache_dir=args.cache_dir or None,
         field_split=args.field_split, score_threshold=args.score_threshold,
-        synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops))
+        synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops,
+        other_crops_weight=args.other_crops_weight))
     print(format_report(report))
     if args.field_split:
         print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png, '

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from plant_disease_ros.core.crops import CropFilter
+from plant_disease_ros.core.crops import CropFilter, DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.core.interpreter_loader import (
     load_interpreter,
     LoadedModel,
@@ -41,6 +41,7 @@ class ClassifierOptions:
     delegate_path: str = ''
     # The crops of the field (see core.crops); empty = every crop of the model.
     crops: tuple[str, ...] = ()
+    other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -160,18 +161,20 @@ class DiseaseClassifier:
                 f'{len(labels)} labels')
         classifier = cls(model, labels, top_k=options.top_k)
         try:
-            classifier.set_crops(options.crops)
+            classifier.set_crops(options.crops, options.other_crops_weight)
         except ValueError as error:
             raise ModelLoadError(f'{model_path}: {error}') from error
         return classifier
 
-    def set_crops(self, crops: Iterable[str]) -> CropFilter:
+    def set_crops(self, crops: Iterable[str],
+                  other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT) -> CropFilter:
         """Restrict the scores to the labels of ``crops`` (empty: every crop); return it.
 
-        ValueError (naming the model's crops) for a crop the labels do not name; the
-        previous crops then stay.
+        ``other_crops_weight``: the prior weight of other crops' labels (see core.crops).
+        ValueError (naming the model's crops) for a crop the labels do not name, or a
+        weight outside [0, 1]; the previous crops then stay.
         """
-        crop_filter = CropFilter(self.labels, crops)
+        crop_filter = CropFilter(self.labels, crops, other_crops_weight)
         self.crop_filter = crop_filter
         return crop_filter
 

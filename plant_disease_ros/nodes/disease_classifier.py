@@ -46,7 +46,12 @@ from plant_disease_ros.core.classifier import (
     ClassifierOptions,
     DiseaseClassifier,
 )
-from plant_disease_ros.core.crops import crop_names, CropFilter, model_crops
+from plant_disease_ros.core.crops import (
+    crop_names,
+    CropFilter,
+    DEFAULT_OTHER_CROPS_WEIGHT,
+    model_crops,
+)
 from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
@@ -127,7 +132,7 @@ class DiseaseClassifierNode(Node):
             num_threads=value['num_threads'], delegate_path=value['delegate']))
         self._declare_model_parameters(self.classifier.num_classes)
         self.top_k = int(self.get_parameter('top_k').value)
-        crops = self.classifier.set_crops(crop_names(self.get_parameter('crops').value))
+        crops = self._apply_crops()
         self.score_threshold = float(self.get_parameter('score_threshold').value)
         self.fix_wait_s = float(value['fix_wait_s'])
         self.explain_period_s = float(value['explain_period_s'])
@@ -238,6 +243,13 @@ class DiseaseClassifierNode(Node):
                         'published, [0, 1].',
             floating_point_range=float_range(0.0, 1.0)))
         self.add_on_set_parameters_callback(self._check_crops)
+        weight = ParameterDescriptor(
+            description="With crops: the prior weight of other crops' labels against the "
+                        "field's, [0, 1]. What they keep is the chance of another plant's "
+                        'leaf (weed, neighbouring crop), which lowers the score; 0 = trust '
+                        'the crops fully, 1 = only hide the other labels.',
+            floating_point_range=float_range(0.0, 1.0))
+        self.declare_parameter('other_crops_weight', DEFAULT_OTHER_CROPS_WEIGHT, weight)
         self.declare_parameter('crops', '', ParameterDescriptor(
             description="The crops of this field: a string, comma-separated ('Apple', "
                         "'Tomato, Potato'), or a string array; the labels of other crops "
@@ -256,12 +268,18 @@ class DiseaseClassifierNode(Node):
                     return set_result(f'crops: {error}')
         return set_result(None)
 
+    def _apply_crops(self) -> CropFilter:
+        """Give the classifier the filter of the current crops parameters; return it."""
+        return self.classifier.set_crops(crop_names(self.get_parameter('crops').value),
+                                         self.get_parameter('other_crops_weight').value)
+
     def _crops_text(self, crops: CropFilter) -> str:
         """Return the crops in force for the log: which ones and how many labels they keep."""
         if not crops.active:
             return 'crops: all'
         return (f'crops: {crops.describe()} ({len(crops.kept_indices)} of '
-                f'{self.classifier.num_classes} labels)')
+                f'{self.classifier.num_classes} labels, other crops weigh '
+                f'{crops.other_crops_weight:g})')
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """Apply accepted runtime changes."""
@@ -279,10 +297,10 @@ class DiseaseClassifierNode(Node):
                 self.explain_period_s = float(parameter.value)
             elif parameter.name == 'vegetation_gate':
                 self.vegetation_gate = bool(parameter.value)
-            elif parameter.name == 'crops':
-                crops = self.classifier.set_crops(crop_names(parameter.value))
-                self.diagnostics.set_value('crops', crops.describe())
-                self.get_logger().info(self._crops_text(crops))
+        if any(parameter.name in ('crops', 'other_crops_weight') for parameter in parameters):
+            crops = self._apply_crops()
+            self.diagnostics.set_value('crops', crops.describe())
+            self.get_logger().info(self._crops_text(crops))
 
     def _on_frames_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
         """Log the frames subscription's reliability each time it is (re)chosen."""

@@ -5,7 +5,8 @@ apple orchard" would (:class:`~plant_disease_ros.core.crops.CropFilter`).
 ``--crops known`` answers "what if the robot always knew the crop of the row it drives":
 each leaf photo is scored given its own crop, and each non-leaf frame given the crop under
 which it looks most like a leaf (its best leaf score is highest), so that a non-leaf
-frame counts as rejected only if no field would have put it on the map.
+frame counts as rejected only if no field would have put it on the map. Both weigh the
+other crops' labels with ``other_crops_weight``, as the node does.
 """
 
 from __future__ import annotations
@@ -14,18 +15,26 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from plant_disease_ros.core.crops import CropFilter, model_crops, parse_crops
+from plant_disease_ros.core.crops import (
+    CropFilter,
+    DEFAULT_OTHER_CROPS_WEIGHT,
+    model_crops,
+    parse_crops,
+)
 from plant_disease_ros.core.labels import crop_of
 
 KNOWN_CROPS = 'known'
 EVERY_CROP = 'all'
 
 
-def check_crops_option(text: str | None, labels: Sequence[str]) -> str:
+def check_crops_option(text: str | None, labels: Sequence[str],
+                       other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT) -> str:
     """Return the option as it will be reported ('all', 'known' or 'Apple, Tomato').
 
-    ValueError for a crop ``labels`` do not name.
+    ValueError for a crop ``labels`` do not name, or a weight outside [0, 1].
     """
+    if not 0.0 <= other_crops_weight <= 1.0:
+        raise ValueError(f'other crops weight must be in [0, 1], got {other_crops_weight}')
     if text is None or not text.strip() or text.strip().lower() == EVERY_CROP:
         return EVERY_CROP
     if text.strip().lower() == KNOWN_CROPS:
@@ -36,7 +45,8 @@ def check_crops_option(text: str | None, labels: Sequence[str]) -> str:
 
 
 def scores_given_crops(scores: np.ndarray, truth: np.ndarray, labels: Sequence[str],
-                       crops: str, negative: bool = False) -> np.ndarray:
+                       crops: str, negative: bool = False,
+                       other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT) -> np.ndarray:
     """Return ``scores`` (N × labels) given the crops of :func:`check_crops_option`.
 
     ``truth`` (label index per row) picks each leaf photo's crop with ``known``;
@@ -47,8 +57,9 @@ def scores_given_crops(scores: np.ndarray, truth: np.ndarray, labels: Sequence[s
     if option == EVERY_CROP:
         return scores
     if option != KNOWN_CROPS:
-        return CropFilter(labels, parse_crops(option)).apply(scores)
-    filters = {crop: CropFilter(labels, [crop]) for crop in model_crops(labels)}
+        return CropFilter(labels, parse_crops(option), other_crops_weight).apply(scores)
+    filters = {crop: CropFilter(labels, [crop], other_crops_weight)
+               for crop in model_crops(labels)}
     given = {crop: crop_filter.apply(scores) for crop, crop_filter in filters.items()}
     out = scores.copy()
     if negative:

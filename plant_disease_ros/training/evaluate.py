@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
+from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.tools.bench.machine import cpu_model
 from plant_disease_ros.training.camera_frames import CameraFraming
 from plant_disease_ros.training.confusion import plot_confusion_matrix
@@ -64,6 +65,7 @@ class EvaluationOptions:
     camera: CameraFraming | None = None  # with field_split: photos as the nodes' frames
     # Scores given the field's crops (see crop_scores): None/'all', 'known' or 'Apple,...'.
     crops: str | None = None
+    other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT
 
 
 def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
@@ -103,7 +105,7 @@ def evaluate(options: EvaluationOptions) -> dict:
     if options.field_split:
         return evaluate_domains(options, classifier)
     labels = list(classifier.labels)
-    crops = check_crops_option(options.crops, labels)
+    crops = check_crops_option(options.crops, labels, options.other_crops_weight)
     root, classes, files = select_files(options)
     unknown = [name for name in classes if name not in labels]
     if unknown:
@@ -119,7 +121,8 @@ def evaluate(options: EvaluationOptions) -> dict:
 
     scores, invoke_ms, total_ms = int8_scores(classifier, images,
                                               print_progress('int8 inference'))
-    scores = scores_given_crops(scores, truth, labels, crops)
+    scores = scores_given_crops(scores, truth, labels, crops,
+                                other_crops_weight=options.other_crops_weight)
     predicted = scores.argmax(axis=1)
     matrix = confusion_matrix(truth, predicted, len(labels))
     report_rows = per_class_report(matrix, labels)
@@ -131,6 +134,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         'unreadable': unreadable,
         'split': options.split if options.split_manifest else 'all',
         'crops': crops,
+        'other_crops_weight': options.other_crops_weight,
         'int8': {
             'top1': top_k_accuracy(scores, truth, 1),
             'top3': top_k_accuracy(scores, truth, 3),
@@ -144,7 +148,8 @@ def evaluate(options: EvaluationOptions) -> dict:
     }
     if options.keras_model:
         float_scores = scores_given_crops(keras_scores(options.keras_model, images), truth,
-                                          labels, crops)
+                                          labels, crops,
+                                          other_crops_weight=options.other_crops_weight)
         float_predicted = float_scores.argmax(axis=1)
         report['float'] = {
             'top1': top_k_accuracy(float_scores, truth, 1),
@@ -209,7 +214,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     padded = model_labels != labels and model_labels + [NO_LEAF] == labels
     if model_labels != labels and not padded:
         raise DatasetError(f'the model labels differ from those of {options.field_split}')
-    crops = check_crops_option(options.crops, labels)
+    crops = check_crops_option(options.crops, labels, options.other_crops_weight)
     height, width = classifier.input_size
     if height != width:
         raise DatasetError(f'evaluation expects a square model input, got {height}x{width}')
@@ -224,7 +229,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         if padded:
             domain_scores = np.pad(domain_scores, ((0, 0), (0, 1)))
         scores[frames.name] = scores_given_crops(domain_scores, frames.truth, labels, crops,
-                                                 frames.negative)
+                                                 frames.negative, options.other_crops_weight)
         invoke.append(invoke_ms)
         total.append(total_ms)
         print(f'{frames.name}: {len(frames.images)} frames scored', file=sys.stderr,
@@ -241,6 +246,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         'score_threshold': options.score_threshold,
         'seen_as': options.camera.describe() if options.camera else 'photos',
         'crops': crops,
+        'other_crops_weight': options.other_crops_weight,
         'photos': int(sum(len(frames.truth) for frames in domains)),
         'domains': reports,
         'latency_ms': latency_summary(np.concatenate(invoke), np.concatenate(total),
@@ -255,7 +261,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         start = 0
         for frames in domains:
             part = scores_given_crops(float_scores[start:start + len(frames.images)],
-                                      frames.truth, labels, crops, frames.negative)
+                                      frames.truth, labels, crops, frames.negative,
+                                      options.other_crops_weight)
             start += len(frames.images)
             reports[frames.name]['float_top1'] = top_k_accuracy(part, frames.truth, 1)
             reports[frames.name]['int8_float_agreement'] = float(np.mean(
@@ -284,9 +291,11 @@ def crops_note(report: dict) -> str:
     crops = report.get('crops', 'all')
     if crops == 'all':
         return ''
+    weight = report.get('other_crops_weight', DEFAULT_OTHER_CROPS_WEIGHT)
     if crops == 'known':
-        return ", scores given each photo's own crop (--crops known)"
-    return f', scores given the crops {crops}'
+        return (f", scores given each photo's own crop (--crops known, other crops weigh "
+                f'{weight:g})')
+    return f', scores given the crops {crops} (other crops weigh {weight:g})'
 
 
 def format_report(report: dict) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.training.calibration import PRE_CHOICE_OBJECTIVE
 from plant_disease_ros.training.field_evaluate import wrong_map_points
 
@@ -255,15 +256,18 @@ def crops_section(evaluation: dict, told: dict) -> list[str]:
     every crop.
     """
     crops = told.get('crops', 'all')
+    weight = told.get('other_crops_weight', DEFAULT_OTHER_CROPS_WEIGHT)
     how = ('each leaf photo scored given its own crop, each non-leaf frame given the crop '
            'under which it looks most like a leaf' if crops == 'known'
            else f'every frame scored given the crops {crops}')
     lines = [
         '## Told the crop of the field (`crops`)', '',
         "A robot that knows which crop it drives sets the classifier's `crops` parameter "
-        "(`Apple`, `Tomato, Potato`): the labels of other crops are never published and the "
-        "scores become the model's probabilities given those crops. Same model, same test "
-        f'photos as above, {how}:', '',
+        "(`Apple`, `Tomato, Potato`): the labels of other crops are never published, and the "
+        "scores become the model's probabilities under a prior that favours those crops "
+        f"(`other_crops_weight` {weight:g}: a leaf the model takes for another plant's "
+        'keeps a low score and stays `unknown`). Same model, same test photos as above, '
+        f'{how}:', '',
         '| domain | top-1, every crop | top-1, told the crop | rejected | wrongly accepted '
         '| ECE |',
         '| --- | ---: | ---: | ---: | ---: | ---: |',

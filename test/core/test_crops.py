@@ -14,6 +14,7 @@ from plant_disease_ros.core.crops import (
     crop_key,
     crop_names,
     CropFilter,
+    DEFAULT_OTHER_CROPS_WEIGHT,
     model_crops,
     parse_crops,
 )
@@ -60,7 +61,7 @@ def test_unknown_crop_names_the_known_ones() -> None:
 def test_apply_is_the_probability_given_the_crops() -> None:
     scores = np.array([[0.10, 0.05, 0.05, 0.60, 0.15, 0.05],
                        [0.00, 0.00, 0.00, 0.70, 0.30, 0.00]], np.float32)
-    apple = CropFilter(LABELS, ['Apple'])
+    apple = CropFilter(LABELS, ['Apple'], other_crops_weight=0.0)
     given = apple.apply(scores)
     # The tomato-looking frame is an apple scab given an orchard: 0.10 / 0.20.
     np.testing.assert_allclose(given[0], [0.5, 0.25, 0.0, 0.0, 0.0, 0.25], atol=1e-6)
@@ -71,6 +72,29 @@ def test_apply_is_the_probability_given_the_crops() -> None:
     np.testing.assert_array_equal(CropFilter(LABELS).apply(scores), scores)
     with pytest.raises(ValueError, match='expected 6 scores'):
         apple.apply(np.ones(5, np.float32))
+
+
+def test_other_crops_keep_their_weighted_share() -> None:
+    """The other crops' weighted share stays out of the kept scores: a leaf the model calls
+    a tomato leaf scores low in an orchard instead of becoming an apple disease."""
+    scores = np.array([[0.10, 0.05, 0.05, 0.60, 0.15, 0.05],
+                       [0.01, 0.01, 0.00, 0.97, 0.01, 0.00]], np.float32)
+    default = CropFilter(LABELS, ['Apple'])
+    assert default.other_crops_weight == DEFAULT_OTHER_CROPS_WEIGHT == 0.1
+    given = default.apply(scores)
+    # 0.10 / (0.20 + 0.1 × 0.80) and 0.01 / (0.02 + 0.1 × 0.98).
+    assert given[0, 0] == pytest.approx(0.10 / 0.28, abs=1e-6)
+    assert given[1].max() == pytest.approx(0.01 / 0.118, abs=1e-6) and given[1].max() < 0.1
+    np.testing.assert_array_equal(given[:, [2, 3, 4]], 0.0)
+    # Weight 1 only hides the other labels; the ranking of the kept ones never changes.
+    np.testing.assert_allclose(CropFilter(LABELS, ['Apple'], 1.0).apply(scores),
+                               np.where(default.keep, scores, 0.0), atol=1e-6)
+    for weight in (0.0, 0.3, 1.0):
+        ranked = CropFilter(LABELS, ['Apple'], weight).apply(scores)[:, default.keep]
+        assert ranked.argmax(axis=1).tolist() == scores[:, default.keep].argmax(axis=1).tolist()
+    for weight in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r'other_crops_weight must be in \[0, 1\]'):
+            CropFilter(LABELS, ['Apple'], weight)
 
 
 def read_leaf(label: str) -> np.ndarray:
@@ -95,14 +119,21 @@ def test_shipped_classifier_in_an_orchard() -> None:
         assert {category.label for category in result.categories} == apple_labels
         given = classifier.probabilities(tomato)
         np.testing.assert_allclose(given, orchard.apply(raw), atol=1e-6)
-        assert float(given.sum()) == pytest.approx(1.0, abs=1e-5)
         assert result.top.score == pytest.approx(float(given.max()))
+        # The model is sure it is a tomato leaf: in the orchard it scores low (unknown).
+        assert result.top.score < 0.5
+        # Trusting the crops fully turns the same leaf into a confident apple answer.
+        trusting_filter = classifier.set_crops(['apple'], other_crops_weight=0.0)
+        assert orchard.other_crops_weight == 0.1 and trusting_filter.other_crops_weight == 0.0
+        trusting = classifier.probabilities(tomato)
+        assert float(trusting.sum()) == pytest.approx(1.0, abs=1e-5)
+        assert float(trusting.max()) > result.top.score
         # An apple leaf keeps its label, with at least the score it had among all crops.
         scab = read_leaf('Apple___Apple_scab')
         assert classifier.classify(scab).top.label == 'Apple___Apple_scab'
         with pytest.raises(ValueError, match='Grape'):
             classifier.set_crops(['Grape'])
-        assert classifier.crop_filter is orchard  # a refused value changes nothing
+        assert classifier.crop_filter is trusting_filter  # a refused value changes nothing
         classifier.set_crops([])
         assert classifier.classify(tomato).top.label == 'Tomato___Late_blight'
     finally:

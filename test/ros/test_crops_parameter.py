@@ -32,12 +32,11 @@ def leaf(label: str) -> np.ndarray:
 
 
 class Rig:
-    """A classifier node told ``crops`` (threshold 0: any leaf is a detection)."""
+    """A classifier node told ``crops`` (the default score_threshold 0.5)."""
 
     def __init__(self, harness: Harness, crops: object) -> None:
         self.harness = harness
-        self.node = harness.add(classifier_node(harness.context, crops=crops,
-                                                score_threshold=0.0, fix_wait_s=0.0))
+        self.node = harness.add(classifier_node(harness.context, crops=crops, fix_wait_s=0.0))
         self.collector = diagnostics_collector(harness.node, ('/classification', String),
                                                ('/detections', String))
         self.frames = harness.node.create_publisher(Image, '/frames', 10)
@@ -79,10 +78,17 @@ def apple_or_not_a_leaf(label: str) -> bool:
 def test_an_orchard_node_never_names_another_crop(orchard: Rig) -> None:
     tomato = orchard.send(leaf('Tomato___Late_blight'), 'tomato')
     assert tomato['crops'] == ['Apple']
-    assert apple_or_not_a_leaf(tomato['label']), tomato
+    # A leaf the model is sure is a tomato leaf: another plant in the orchard, unknown.
+    assert (tomato['label'], tomato['outcome']) == ('unknown', 'unknown'), tomato
     assert all(apple_or_not_a_leaf(item['label']) for item in tomato['top_k'])
     scab = orchard.send(leaf('Apple___Apple_scab'), 'scab')
     assert scab['label'] == 'Apple___Apple_scab' and scab['outcome'] == 'leaf'
+    # Trusting the crops fully (weight 0), the same tomato leaf becomes an apple answer.
+    (result,) = orchard.node.set_parameters([Parameter('other_crops_weight', value=0.0)])
+    assert result.successful
+    trusting = orchard.send(leaf('Tomato___Late_blight'), 'trusting')
+    assert trusting['top_k'][0]['score'] > tomato['top_k'][0]['score']
+    assert trusting['top_k'][0]['label'].startswith(('Apple___', 'no_leaf'))
     assert orchard.harness.wait(lambda: orchard.collector.count('/detections') >= 1)
     for message in orchard.collector.messages['/detections']:
         properties = json.loads(message.data)['properties']

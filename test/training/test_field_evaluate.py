@@ -173,14 +173,18 @@ def test_scores_given_the_crops_of_a_field() -> None:
                        [0.05, 0.05, 0.7, 0.2],   # soil, tomato-ish
                        [0.3, 0.0, 0.1, 0.6]], np.float32)  # soil, a little apple-ish
     truth = np.array([0, 3, 3])
-    apple = scores_given_crops(scores, truth, labels, 'apple')
+    apple = scores_given_crops(scores, truth, labels, 'apple', other_crops_weight=0.0)
     np.testing.assert_allclose(apple[0], [0.5, 0.25, 0.0, 0.25], atol=1e-6)
     np.testing.assert_array_equal(scores_given_crops(scores, truth, labels, 'all'), scores)
     np.testing.assert_array_equal(scores_given_crops(scores, truth, labels, ''), scores)
-    known = scores_given_crops(scores[:1], truth[:1], labels, 'known')
+    known = scores_given_crops(scores[:1], truth[:1], labels, 'known', other_crops_weight=0.0)
     np.testing.assert_allclose(known, apple[:1], atol=1e-6)
+    # The nodes' default weight leaves the other crops a share: 0.2 / (0.4 + 0.1 × 0.6).
+    weighted = scores_given_crops(scores[:1], truth[:1], labels, 'known')
+    assert weighted[0, 0] == pytest.approx(0.2 / 0.46, abs=1e-6)
     # Non-leaf frames: tomato for the first (0.7 / 0.9), apple for the second (0.3 / 0.9).
-    soil = scores_given_crops(scores[1:], truth[1:], labels, 'known', negative=True)
+    soil = scores_given_crops(scores[1:], truth[1:], labels, 'known', negative=True,
+                              other_crops_weight=0.0)
     np.testing.assert_allclose(soil[0], [0.0, 0.0, 0.7 / 0.9, 0.2 / 0.9], atol=1e-6)
     np.testing.assert_allclose(soil[1], [1 / 3, 0.0, 0.0, 2 / 3], atol=1e-6)
     assert check_crops_option(None, labels) == check_crops_option(' ALL ', labels) == 'all'
@@ -190,3 +194,5 @@ def test_scores_given_the_crops_of_a_field() -> None:
         check_crops_option('Grape', labels)
     with pytest.raises(ValueError, match='crop part'):
         check_crops_option('known', ['scab', 'healthy'])
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        check_crops_option('all', labels, other_crops_weight=2.0)
