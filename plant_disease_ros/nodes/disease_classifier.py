@@ -251,10 +251,11 @@ class DiseaseClassifierNode(Node):
             floating_point_range=float_range(0.0, 1.0))
         self.declare_parameter('other_crops_weight', DEFAULT_OTHER_CROPS_WEIGHT, weight)
         self.declare_parameter('crops', '', ParameterDescriptor(
-            description="The crops of this field: a string, comma-separated ('Apple', "
-                        "'Tomato, Potato'), or a string array; the labels of other crops "
-                        "are never published and the scores are the model's given these "
-                        "crops. Empty = every crop.", dynamic_typing=True,
+            # A string, not a string array: rcl drops a '-p crops:=[...]' array override
+            # silently when a params file sets the parameter as a scalar.
+            description="The crops of this field, comma-separated ('Apple', 'Tomato, "
+                        "Potato'); the labels of other crops are never published and the "
+                        "scores favour these crops. Empty = every crop.",
             additional_constraints='crops of the model: '
                                    + (', '.join(model_crops(self.classifier.labels)) or 'none')))
 

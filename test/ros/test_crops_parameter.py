@@ -98,20 +98,23 @@ def test_an_orchard_node_never_names_another_crop(orchard: Rig) -> None:
 
 def test_crops_change_at_run_time_and_bad_ones_are_refused(orchard: Rig) -> None:
     node = orchard.node
-    (result,) = node.set_parameters([Parameter('crops', value=['Tomato', 'potato'])])
+    (result,) = node.set_parameters([Parameter('crops', value='Tomato;potato')])
     assert result.successful
     tomato = orchard.send(leaf('Tomato___Late_blight'), 'tomato')
     assert tomato['label'] == 'Tomato___Late_blight' and tomato['crops'] == ['Tomato', 'Potato']
     assert orchard.harness.wait(
         lambda: orchard.diagnostics().get('crops') == 'Tomato, Potato')
-    for value in ('Grape', ['Apple', 'Kiwi'], 7):
+    for value in ('Grape', 'Apple, Kiwi'):
         (refused,) = node.set_parameters([Parameter('crops', value=value)])
         assert not refused.successful, value
-        assert refused.reason.startswith('crops: ')
-    (refused,) = node.set_parameters([Parameter('crops', value='Grape')])
-    assert 'knows Apple' in refused.reason and 'Tomato' in refused.reason
+        assert refused.reason.startswith('crops: unknown crop')
+        assert 'knows Apple' in refused.reason and 'Tomato' in refused.reason
+    # A string only: a list or a number is refused by its type.
+    for value in (['Apple'], 7):
+        (refused,) = node.set_parameters([Parameter('crops', value=value)])
+        assert not refused.successful and 'type' in refused.reason.lower(), refused.reason
     # The refused values changed nothing; '' is every crop again.
-    assert node.get_parameter('crops').value == ['Tomato', 'potato']
+    assert node.get_parameter('crops').value == 'Tomato;potato'
     assert orchard.send(leaf('Tomato___Late_blight'), 'again')['crops'] == ['Tomato', 'Potato']
     (result,) = node.set_parameters([Parameter('crops', value='')])
     assert result.successful
