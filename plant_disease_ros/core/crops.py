@@ -1,4 +1,4 @@
-"""The crops a field grows: scores restricted to their labels (no ROS, no TensorFlow).
+"""The crops a field grows: scores that favour their labels (no ROS, no TensorFlow).
 
 A robot in an apple orchard knows it is in an apple orchard. Told so (the classifier's
 ``crops`` parameter, ``evaluate --crops``), it should never put ``Tomato___Late_blight``
@@ -13,9 +13,8 @@ normalised. Only the field's labels are published; what the other crops keep is 
 chance that the frame shows another plant, so such a leaf gets a low score and is
 ``unknown`` below ``score_threshold``. Weight 0 trusts the crops fully (each score is the
 model's probability given the crops), weight 1 only hides the other labels. The default
-was chosen on the validation photos: it keeps lab leaves of other crops off the map (1.4 %
-accepted, against 73 % with weight 0) for 0.2 points more of the field's own lab leaves
-rejected (``benchmarks/results/2026-12-05-crops.md``).
+was chosen on validation photos: it keeps most leaves of other crops off the map for a
+few more of the field's own leaves rejected (``benchmarks/crops.py`` measures both).
 
 Crop names are matched without regard to case, spaces, underscores and punctuation:
 ``apple``, ``Apple`` and ``APPLE`` name ``Apple___*``; ``pepper bell`` names
@@ -65,7 +64,7 @@ def crop_names(value: object) -> list[str]:
 
 
 class CropFilter:
-    """Restrict a model's probabilities to the labels of some crops (see the module).
+    """Weigh a model's probabilities towards the labels of some crops (see the module).
 
     An empty crop list keeps every label: the filter is then inactive and returns the
     probabilities unchanged.
@@ -102,12 +101,6 @@ class CropFilter:
                               or crop_key(crop_of(label)) in crop_keys
                               for label in self.labels], dtype=bool)
         self.kept_indices = np.flatnonzero(self.keep)
-
-    @classmethod
-    def from_text(cls, labels: Sequence[str], text: str,
-                  other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT) -> CropFilter:
-        """Return the filter of a comma-separated crop list ('' = every crop)."""
-        return cls(labels, parse_crops(text), other_crops_weight)
 
     @property
     def active(self) -> bool:
