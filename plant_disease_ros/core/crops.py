@@ -51,18 +51,6 @@ def parse_crops(text: str) -> list[str]:
     return [part.strip() for part in _LIST_SEPARATORS.split(text) if part.strip()]
 
 
-def crop_names(value: object) -> list[str]:
-    """Return the crop names of a setting: a comma-separated string or a list of strings.
-
-    TypeError for any other type (a number, a boolean, a list of numbers).
-    """
-    if isinstance(value, str):
-        return parse_crops(value)
-    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
-        return [item.strip() for item in value if item.strip()]
-    raise TypeError(f'crops must be a string or a list of strings, got {value!r}')
-
-
 class CropFilter:
     """Weigh a model's probabilities towards the labels of some crops (see the module).
 
@@ -132,5 +120,4 @@ class CropFilter:
         return np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
 
 
-__all__ = ['CropFilter', 'crop_key', 'crop_names', 'DEFAULT_OTHER_CROPS_WEIGHT', 'model_crops',
-           'parse_crops']
+__all__ = ['CropFilter', 'crop_key', 'DEFAULT_OTHER_CROPS_WEIGHT', 'model_crops', 'parse_crops']

@@ -47,10 +47,10 @@ from plant_disease_ros.core.classifier import (
     DiseaseClassifier,
 )
 from plant_disease_ros.core.crops import (
-    crop_names,
     CropFilter,
     DEFAULT_OTHER_CROPS_WEIGHT,
     model_crops,
+    parse_crops,
 )
 from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
@@ -260,18 +260,21 @@ class DiseaseClassifierNode(Node):
                                    + (', '.join(model_crops(self.classifier.labels)) or 'none')))
 
     def _check_crops(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Refuse a ``crops`` value naming a crop the model does not know."""
+        """Refuse a ``crops`` value naming a crop the model does not know.
+
+        Its type (a string) is checked by rclpy before this callback.
+        """
         for parameter in parameters:
             if parameter.name == 'crops':
                 try:
-                    CropFilter(self.classifier.labels, crop_names(parameter.value))
-                except (TypeError, ValueError) as error:
+                    CropFilter(self.classifier.labels, parse_crops(parameter.value))
+                except ValueError as error:
                     return set_result(f'crops: {error}')
         return set_result(None)
 
     def _apply_crops(self) -> CropFilter:
         """Give the classifier the filter of the current crops parameters; return it."""
-        return self.classifier.set_crops(crop_names(self.get_parameter('crops').value),
+        return self.classifier.set_crops(parse_crops(self.get_parameter('crops').value),
                                          self.get_parameter('other_crops_weight').value)
 
     def _crops_text(self, crops: CropFilter) -> str:

@@ -12,7 +12,6 @@ import pytest
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 from plant_disease_ros.core.crops import (
     crop_key,
-    crop_names,
     CropFilter,
     DEFAULT_OTHER_CROPS_WEIGHT,
     model_crops,
@@ -32,11 +31,6 @@ def test_names_and_lists() -> None:
     assert crop_key('Pepper,_bell') == crop_key('pepper bell') == 'pepperbell'
     assert parse_crops(' Apple, tomato ;;Potato ') == ['Apple', 'tomato', 'Potato']
     assert parse_crops('') == parse_crops(' , ') == []
-    assert crop_names('Apple,Tomato') == ['Apple', 'Tomato']
-    assert crop_names(['Apple', ' ', 'Tomato ']) == ['Apple', 'Tomato']
-    for bad in (3, True, [1, 2], None):
-        with pytest.raises(TypeError, match='string'):
-            crop_names(bad)
 
 
 def test_filter_keeps_the_crops_and_no_leaf() -> None:
