@@ -59,6 +59,10 @@ export_cmd="plant-disease export --run $fine --out models/plant_disease_int8.tfl
 eval_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --keras models/plant_disease_float.keras --out $fine/eval"
 # The same photos scored as a robot told its crop would score them (crops parameter).
 crops_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --crops known --out $fine/eval_crops"
+# And as a robot averaging poses of each frame (test_time_poses 4 and 8; 4 told its crop).
+poses_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 4 --out $fine/eval_poses"
+poses8_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 8 --out $fine/eval_poses8"
+poses_crops_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 4 --crops known --out $fine/eval_poses_crops"
 [ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease }
 [ -f "$deep/train_summary.json" ] || $pd ${deep_cmd#plant-disease }
 [ -f "$final/train_summary.json" ] || $pd ${final_cmd#plant-disease }
@@ -67,6 +71,9 @@ crops_cmd="plant-disease evaluate --field-split models/field_split.json --data $
 $pd ${export_cmd#plant-disease }
 $pd ${eval_cmd#plant-disease }
 $pd ${crops_cmd#plant-disease }
+$pd ${poses_cmd#plant-disease }
+$pd ${poses8_cmd#plant-disease }
+$pd ${poses_crops_cmd#plant-disease }
 card_args=()
 if [ -n "$lab_tflite" ]; then
   # The replaced lab model on the same test photos, and its invoke time beside the new one.
@@ -83,5 +90,7 @@ cp "$fine/training_curves.png" "$fine"/eval/confusion_*.png "$fine/eval/reliabil
 $pd model-card --run "$fine" --evaluation "$fine/eval" --model models/plant_disease_int8.tflite \
   --labels models/labels.txt --out models/MODEL_CARD.md "${card_args[@]}" \
   --crops-evaluation "$fine/eval_crops" \
+  --poses-evaluation "$fine/eval_poses" --poses-evaluation "$fine/eval_poses8" \
+  --poses-evaluation "$fine/eval_poses_crops" \
   --train-command "$phase1_cmd"$'\n'"$phase2_cmd"$'\n'"$field_cmd"$'\n'"$deep_cmd"$'\n'"$final_cmd"$'\n'"$long_cmd"$'\n'"$fine_cmd" \
-  --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"
+  --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"$'\n'"$poses_cmd"$'\n'"$poses8_cmd"$'\n'"$poses_crops_cmd"

@@ -12,6 +12,7 @@ import argparse
 
 from plant_disease_ros.core.classifier import default_labels_path, default_model_path
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
+from plant_disease_ros.core.preprocessing import POSE_COUNTS
 from plant_disease_ros.training.camera_frames import CameraFraming, FRAMINGS, parse_frame_size
 from plant_disease_ros.training.evaluate import evaluate, EvaluationOptions, format_report
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
@@ -59,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULT_OTHER_CROPS_WEIGHT, metavar='W',
                         help="with --crops: the prior weight of other crops' labels, [0, 1], "
                              "as the nodes' other_crops_weight")
+    parser.add_argument('--poses', type=int, default=1,
+                        help='score as a node with test_time_poses set: the mean of this '
+                             'many right-angle poses of each frame, one of '
+                             f'{", ".join(map(str, POSE_COUNTS))} (default 1: one pass)')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--out', default='evaluation', help='output folder')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.threads, cache_dir=args.cache_dir or None,
         field_split=args.field_split, score_threshold=args.score_threshold,
         synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops,
-        other_crops_weight=args.other_crops_weight))
+        other_crops_weight=args.other_crops_weight, poses=args.poses))
     print(format_report(report))
     if args.field_split:
         print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png, '

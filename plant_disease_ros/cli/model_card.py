@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--crops-evaluation', default=None,
                         help='field-fit card: an evaluation of the same photos with --crops '
                              "(e.g. known): the figures of a robot told its field's crop")
+    parser.add_argument('--poses-evaluation', action='append', default=[],
+                        help='field-fit card: an evaluation of the same photos with --poses '
+                             '(and possibly --crops); repeat for several: the figures of a '
+                             'robot averaging poses of each frame (test_time_poses)')
     parser.add_argument('--reference-labels', default=None,
                         help='labels of --reference-model (default: beside it)')
 
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                             evaluate_command=args.evaluate_command,
                             baseline_dir=args.baseline, reference_latency=reference,
                             earlier_runs=args.earlier_run,
-                            crops_dir=args.crops_evaluation)
+                            crops_dir=args.crops_evaluation,
+                            poses_dirs=args.poses_evaluation)
     print(f'model card: {path}')
     return 0

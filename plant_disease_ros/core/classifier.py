@@ -2,7 +2,10 @@
 
 ``DiseaseClassifier.create_from_options(ClassifierOptions(...))`` loads the model and its
 labels once; ``classify(rgb)`` runs preprocess (resize, quantise) -> invoke ->
-postprocess (dequantise, the crops of the field, top-k), timing each stage.
+postprocess (dequantise, the crops of the field, top-k), timing each stage. With
+``poses`` above 1 the model is invoked on that many right-angle poses of the frame (turned,
+mirrored) and their probabilities are averaged: a better-ranked answer for that many
+times the invoke time.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from plant_disease_ros.core.interpreter_loader import (
     TensorSpec,
 )
 from plant_disease_ros.core.labels import load_labels
-from plant_disease_ros.core.preprocessing import resize_to_input
+from plant_disease_ros.core.preprocessing import check_pose_count, pose_views, resize_to_input
 
 PACKAGE_NAME = 'plant_disease_ros'
 MODEL_FILENAME = 'plant_disease_int8.tflite'
@@ -42,6 +45,8 @@ class ClassifierOptions:
     # The crops of the field (see core.crops); empty = every crop of the model.
     crops: tuple[str, ...] = ()
     other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT
+    # Right-angle poses of each frame whose probabilities are averaged (1, 2, 4 or 8).
+    poses: int = 1
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,9 @@ class Category:
 class Classification:
     """The top-k categories of one image, best first, and the time each stage took.
 
-    ``crops`` are the crops the scores were restricted to (empty: every crop).
+    ``crops`` are the crops the scores were restricted to (empty: every crop); ``poses``
+    the number of poses of the frame the scores are the mean of (``invoke_ms`` covers them
+    all).
     """
 
     categories: tuple[Category, ...]
@@ -65,6 +72,7 @@ class Classification:
     invoke_ms: float
     postprocess_ms: float
     crops: tuple[str, ...] = ()
+    poses: int = 1
 
     @property
     def top(self) -> Category:
@@ -141,6 +149,7 @@ class DiseaseClassifier:
         # Replaced whole (never changed in place), so a frame sees one filter or the other.
         self.crop_filter = CropFilter(self.labels)
         self.input_size: tuple[int, int] = model.input_size
+        self.poses = 1
         self._lock = threading.Lock()
         # Reused for every frame: set_tensor copies from it, no per-frame allocation.
         self._input_buffer = np.zeros(model.input.shape, dtype=model.input.dtype)
@@ -162,6 +171,7 @@ class DiseaseClassifier:
         classifier = cls(model, labels, top_k=options.top_k)
         try:
             classifier.set_crops(options.crops, options.other_crops_weight)
+            classifier.set_poses(options.poses)
         except ValueError as error:
             raise ModelLoadError(f'{model_path}: {error}') from error
         return classifier
@@ -177,6 +187,16 @@ class DiseaseClassifier:
         crop_filter = CropFilter(self.labels, crops, other_crops_weight)
         self.crop_filter = crop_filter
         return crop_filter
+
+    def set_poses(self, poses: int) -> int:
+        """Average the probabilities of ``poses`` right-angle poses of each frame.
+
+        1 (one invoke, the default), 2 (the frame and its half turn), 4 (its quarter turns)
+        or 8 (those of the frame and of its mirror image); 4 and 8 need a square input.
+        ValueError otherwise, and the previous count stays. Returns the count.
+        """
+        self.poses = check_pose_count(poses, *self.input_size)
+        return self.poses
 
     @staticmethod
     def _check_top_k(top_k: int) -> int:
@@ -226,8 +246,11 @@ class DiseaseClassifier:
                     * np.float32(spec.scale))
         return values.astype(np.float32, copy=True)
 
-    def _run(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float]:
-        """Return (probabilities, preprocess_ms, invoke_ms, partial postprocess start)."""
+    def _run(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float, int]:
+        """Return (probabilities, preprocess_ms, invoke_ms, postprocess start, poses).
+
+        Each extra pose's quantise counts as preprocess, its invoke as invoke.
+        """
         image = np.asarray(rgb)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
@@ -235,17 +258,28 @@ class DiseaseClassifier:
                 f'{image.dtype}')
         interpreter = self.model.interpreter
         with self._lock:
+            poses = self.poses
             start = time.perf_counter()
             height, width = self.input_size
             resized = resize_to_input(image, height, width)
-            self._quantise(resized, self._input_buffer[0])
-            interpreter.set_tensor(self.model.input_index, self._input_buffer)
-            preprocessed = time.perf_counter()
-            interpreter.invoke()
-            invoked = time.perf_counter()
-            raw = interpreter.get_tensor(self.model.output_index)
-        probabilities = self._dequantise(raw)
-        return probabilities, (preprocessed - start) * 1e3, (invoked - preprocessed) * 1e3, invoked
+            preprocess_s, invoke_s = time.perf_counter() - start, 0.0
+            total: np.ndarray | None = None
+            for view in pose_views(resized, poses):
+                posed = time.perf_counter()
+                self._quantise(view, self._input_buffer[0])
+                interpreter.set_tensor(self.model.input_index, self._input_buffer)
+                preprocessed = time.perf_counter()
+                interpreter.invoke()
+                invoked = time.perf_counter()
+                preprocess_s += preprocessed - posed
+                invoke_s += invoked - preprocessed
+                probabilities = self._dequantise(
+                    interpreter.get_tensor(self.model.output_index))
+                total = probabilities if total is None else total + probabilities
+        assert total is not None  # every count has at least one pose
+        if poses > 1:
+            total /= np.float32(poses)
+        return total, preprocess_s * 1e3, invoke_s * 1e3, invoked, poses
 
     def probabilities(self, rgb: np.ndarray) -> np.ndarray:
         """Return the class probabilities (float32, one per label) of an RGB image.
@@ -264,7 +298,7 @@ class DiseaseClassifier:
         crop_filter = self.crop_filter
         kept = crop_filter.kept_indices
         k = min(self._check_top_k(self.top_k if top_k is None else top_k), len(kept))
-        raw, preprocess_ms, invoke_ms, invoked = self._run(rgb)
+        raw, preprocess_ms, invoke_ms, invoked, poses = self._run(rgb)
         probabilities = crop_filter.apply(raw)
         # Stable sort on the negated scores: highest first, ties by index.
         order = kept[np.argsort(-probabilities[kept], kind='stable')[:k]]
@@ -274,7 +308,7 @@ class DiseaseClassifier:
         postprocess_ms = (time.perf_counter() - invoked) * 1e3
         return Classification(categories=categories, preprocess_ms=preprocess_ms,
                               invoke_ms=invoke_ms, postprocess_ms=postprocess_ms,
-                              crops=crop_filter.crops)
+                              crops=crop_filter.crops, poses=poses)
 
 
 __all__ = [

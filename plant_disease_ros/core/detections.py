@@ -35,7 +35,8 @@ def detection_feature(*, stamp_sec: int, stamp_nanosec: int, frame_id: str,
 
     The top category is the one with the highest score. The geometry is the lookup's fix
     as ``[lon, lat, alt]``, or ``None`` when the lookup gave no position; ``crops`` are the
-    crops the scores were restricted to ([] = every crop). Every value is a
+    crops the scores were restricted to ([] = every crop), ``poses`` the poses of the frame
+    whose scores were averaged (1 = one pass). Every value is a
     plain JSON type (no numpy scalars, no NaN), ready for ``json.dumps(allow_nan=False)``.
     """
     categories = list(classification.categories)
@@ -62,6 +63,7 @@ def detection_feature(*, stamp_sec: int, stamp_nanosec: int, frame_id: str,
         ],
         'healthy': bool(is_healthy(str(top.label))),
         'crops': [str(crop) for crop in classification.crops],
+        'poses': int(classification.poses),
         'fix_status': str(fix_lookup.status),
         'fix_age_s': _finite_or_none(fix_lookup.age_s),
         'horizontal_accuracy_m': _finite_or_none(

@@ -1,4 +1,4 @@
-"""Crops and the resize to the model's input size (plain numpy and OpenCV)."""
+"""Crops, the resize to the model's input size and its right-angle poses (numpy, OpenCV)."""
 
 from __future__ import annotations
 
@@ -87,3 +87,41 @@ def resize_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     shrinking = image.shape[0] > height or image.shape[1] > width
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+# How many right-angle poses of a frame may be averaged (test_time_poses).
+POSE_COUNTS = (1, 2, 4, 8)
+# Which of the eight poses (0-3: turned k × 90°; 4-7: the mirror image turned) each count
+# averages: 2 is the frame and its half turn, so every count is a symmetric set.
+_POSE_ORDER = {1: (0,), 2: (0, 2), 4: (0, 1, 2, 3), 8: tuple(range(8))}
+
+
+def check_pose_count(count: int, height: int | None = None, width: int | None = None) -> int:
+    """Return ``count`` as an int if it is one of :data:`POSE_COUNTS`; ValueError if not.
+
+    With ``height`` and ``width`` (the model's input), 4 and 8 poses need a square input:
+    a quarter turn of a non-square input does not fit it.
+    """
+    if isinstance(count, bool) or int(count) != count or int(count) not in POSE_COUNTS:
+        raise ValueError(f'poses must be one of {", ".join(map(str, POSE_COUNTS))}, '
+                         f'got {count}')
+    count = int(count)
+    if count > 2 and height is not None and height != width:
+        raise ValueError(f'{count} poses need a square model input (quarter turns), the '
+                         f'model takes {width}x{height}; use 1 or 2')
+    return count
+
+
+def pose_views(image: np.ndarray, count: int, axes: tuple[int, int] = (0, 1)
+               ) -> list[np.ndarray]:
+    """Return ``count`` right-angle poses of ``image``, the image itself first.
+
+    ``axes`` are its (rows, columns) axes: (0, 1) for one H×W×C image, (1, 2) for an
+    N×H×W×C batch. The poses are views (no copy) in the order of :data:`_POSE_ORDER`.
+    """
+    count = check_pose_count(count)
+    if count == 1:
+        return [image]
+    mirrored = np.flip(image, axis=axes[1])
+    return [np.rot90(mirrored if index >= 4 else image, index % 4, axes=axes)
+            for index in _POSE_ORDER[count]]

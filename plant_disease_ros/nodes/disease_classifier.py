@@ -57,6 +57,7 @@ from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.outcome import frame_outcome, OUTCOMES
+from plant_disease_ros.core.preprocessing import check_pose_count
 from plant_disease_ros.core.time_jump import TimeJumpDetector
 from plant_disease_ros.core.vegetation import check_frame
 from plant_disease_ros.ros.clock import steady_clock
@@ -133,6 +134,7 @@ class DiseaseClassifierNode(Node):
         self._declare_model_parameters(self.classifier.num_classes)
         self.top_k = int(self.get_parameter('top_k').value)
         crops = self._apply_crops()
+        self.classifier.set_poses(self.get_parameter('test_time_poses').value)
         self.score_threshold = float(self.get_parameter('score_threshold').value)
         self.fix_wait_s = float(value['fix_wait_s'])
         self.explain_period_s = float(value['explain_period_s'])
@@ -150,6 +152,7 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.set_value('num_threads', model.num_threads)
         self.diagnostics.set_value('time_jumps_back', 0)
         self.diagnostics.set_value('crops', crops.describe())
+        self.diagnostics.set_value('test_time_poses', self.classifier.poses)
         self.warnings = ThrottledWarnings(self.get_logger())
         self.detection_counts: Counter[str] = Counter()
         self.fixes_received = 0
@@ -189,7 +192,7 @@ class DiseaseClassifierNode(Node):
             f'{np.dtype(model.input.dtype).name}, {self.classifier.num_classes} labels, '
             f'{model.num_threads} threads, delegate {model.delegate or "none"}; top_k '
             f'{self.top_k}, score_threshold {self.score_threshold:g}; '
-            f'{self._crops_text(crops)}')
+            f'{self._crops_text(crops)}; {self._poses_text()}')
 
     def _declare_parameters(self) -> None:
         """Declare the parameters needed before the model is loaded, and the GPS ones."""
@@ -242,7 +245,7 @@ class DiseaseClassifierNode(Node):
             description="Top-1 score below which label is 'unknown' and no detection is "
                         'published, [0, 1].',
             floating_point_range=float_range(0.0, 1.0)))
-        self.add_on_set_parameters_callback(self._check_crops)
+        self.add_on_set_parameters_callback(self._check_model_parameters)
         weight = ParameterDescriptor(
             description="With crops: the prior weight of other crops' labels against the "
                         "field's, [0, 1]. What they keep is the chance of another plant's "
@@ -258,18 +261,29 @@ class DiseaseClassifierNode(Node):
                         "scores favour these crops. Empty = every crop.",
             additional_constraints='crops of the model: '
                                    + (', '.join(model_crops(self.classifier.labels)) or 'none')))
+        square = self.classifier.input_size[0] == self.classifier.input_size[1]
+        self.declare_parameter('test_time_poses', 1, ParameterDescriptor(
+            description='Right-angle poses of each frame (turned, mirrored) whose scores are '
+                        'averaged: 1, 2, 4 or 8. Above 1 the answer ranks better (see the '
+                        'README) and the invoke time is that many times longer.',
+            integer_range=integer_range(1, 8),
+            additional_constraints='one of: 1, 2, 4, 8' if square
+            else 'one of: 1, 2 (the model input is not square)'))
 
-    def _check_crops(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Refuse a ``crops`` value naming a crop the model does not know.
+    def _check_model_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse a ``crops`` value naming a crop the model does not know, and a
+        ``test_time_poses`` count the classifier cannot average.
 
-        Its type (a string) is checked by rclpy before this callback.
+        Their types (a string, an integer) are checked by rclpy before this callback.
         """
         for parameter in parameters:
-            if parameter.name == 'crops':
-                try:
+            try:
+                if parameter.name == 'crops':
                     CropFilter(self.classifier.labels, parse_crops(parameter.value))
-                except ValueError as error:
-                    return set_result(f'crops: {error}')
+                elif parameter.name == 'test_time_poses':
+                    check_pose_count(parameter.value, *self.classifier.input_size)
+            except ValueError as error:
+                return set_result(f'{parameter.name}: {error}')
         return set_result(None)
 
     def _apply_crops(self) -> CropFilter:
@@ -284,6 +298,13 @@ class DiseaseClassifierNode(Node):
         return (f'crops: {crops.describe()} ({len(crops.kept_indices)} of '
                 f'{self.classifier.num_classes} labels, other crops weigh '
                 f'{crops.other_crops_weight:g})')
+
+    def _poses_text(self) -> str:
+        """Return the poses in force for the log."""
+        poses = self.classifier.poses
+        return ('test_time_poses: 1 (one invoke a frame)' if poses == 1 else
+                f'test_time_poses: {poses} (the scores of {poses} poses averaged, {poses} '
+                'invokes a frame)')
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """Apply accepted runtime changes."""
@@ -301,6 +322,10 @@ class DiseaseClassifierNode(Node):
                 self.explain_period_s = float(parameter.value)
             elif parameter.name == 'vegetation_gate':
                 self.vegetation_gate = bool(parameter.value)
+            elif parameter.name == 'test_time_poses':
+                self.classifier.set_poses(parameter.value)
+                self.diagnostics.set_value('test_time_poses', self.classifier.poses)
+                self.get_logger().info(self._poses_text())
         if any(parameter.name in ('crops', 'other_crops_weight') for parameter in parameters):
             crops = self._apply_crops()
             self.diagnostics.set_value('crops', crops.describe())

@@ -186,7 +186,8 @@ def classification_to_dict(classification: Classification, header: Header,
     the ``label`` topic, 'unknown' below ``score_threshold``, 'no_leaf' without a leaf),
     ``outcome`` ('leaf', 'unknown' or 'no_leaf'), ``no_leaf_reason`` (the gate's reason or
     'model'; '' for leaves), ``confidence`` (top-1 score), ``top_k`` [{label, index,
-    score}], ``crops`` (the crops the scores are restricted to; [] = every crop) and
+    score}], ``crops`` (the crops the scores are restricted to; [] = every crop),
+    ``poses`` (the right-angle poses of the frame whose scores were averaged; 1 = one pass) and
     ``timings_ms`` {preprocess, invoke, postprocess, total}. ``outcome`` is the frame's
     :func:`frame_outcome`, computed without the gate when not given.
     """
@@ -202,6 +203,7 @@ def classification_to_dict(classification: Classification, header: Header,
                    'score': float(category.score)}
                   for category in classification.categories],
         'crops': list(classification.crops),
+        'poses': int(classification.poses),
         'timings_ms': {
             'preprocess': float(classification.preprocess_ms),
             'invoke': float(classification.invoke_ms),

@@ -22,6 +22,7 @@ import numpy as np
 
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
+from plant_disease_ros.core.preprocessing import pose_views
 from plant_disease_ros.tools.bench.machine import cpu_model
 from plant_disease_ros.training.camera_frames import CameraFraming
 from plant_disease_ros.training.confusion import plot_confusion_matrix
@@ -66,6 +67,7 @@ class EvaluationOptions:
     # Scores given the field's crops (see crop_scores): None/'all', 'known' or 'Apple,...'.
     crops: str | None = None
     other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT
+    poses: int = 1  # right-angle poses averaged per frame, as the nodes' test_time_poses
 
 
 def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
@@ -101,7 +103,7 @@ def evaluate(options: EvaluationOptions) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
         model_path=options.model_path, labels_path=options.labels_path,
-        num_threads=options.num_threads))
+        num_threads=options.num_threads, poses=options.poses))
     if options.field_split:
         return evaluate_domains(options, classifier)
     labels = list(classifier.labels)
@@ -135,6 +137,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         'split': options.split if options.split_manifest else 'all',
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,
+        'poses': classifier.poses,
         'int8': {
             'top1': top_k_accuracy(scores, truth, 1),
             'top3': top_k_accuracy(scores, truth, 3),
@@ -147,9 +150,9 @@ def evaluate(options: EvaluationOptions) -> dict:
         'machine': machine_description(),
     }
     if options.keras_model:
-        float_scores = scores_given_crops(keras_scores(options.keras_model, images), truth,
-                                          labels, crops,
-                                          other_crops_weight=options.other_crops_weight)
+        float_scores = scores_given_crops(
+            keras_scores(options.keras_model, images, classifier.poses), truth, labels,
+            crops, other_crops_weight=options.other_crops_weight)
         float_predicted = float_scores.argmax(axis=1)
         report['float'] = {
             'top1': top_k_accuracy(float_scores, truth, 1),
@@ -247,6 +250,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         'seen_as': options.camera.describe() if options.camera else 'photos',
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,
+        'poses': classifier.poses,
         'photos': int(sum(len(frames.truth) for frames in domains)),
         'domains': reports,
         'latency_ms': latency_summary(np.concatenate(invoke), np.concatenate(total),
@@ -255,7 +259,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     }
     if options.keras_model:
         everything = np.concatenate([frames.images for frames in domains])
-        float_scores = keras_scores(options.keras_model, everything)
+        float_scores = keras_scores(options.keras_model, everything,
+                                    classifier.poses)
         if padded:
             float_scores = np.pad(float_scores, ((0, 0), (0, 1)))
         start = 0
@@ -271,13 +276,20 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     return report
 
 
-def keras_scores(model_path: str, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    """Return the float Keras model's probabilities for uint8 images."""
+def keras_scores(model_path: str, images: np.ndarray, poses: int = 1,
+                 batch_size: int = 128) -> np.ndarray:
+    """Return the float Keras model's probabilities for uint8 images.
+
+    With ``poses`` above 1, the mean over that many right-angle poses of each image, as
+    the classifier's ``poses`` averages them.
+    """
     import tensorflow as tf
 
     model = tf.keras.models.load_model(model_path, compile=False)
     print(f'float model on {len(images)} photos...', file=sys.stderr)
-    return model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return np.mean([model.predict(np.asarray(view, np.float32), batch_size=batch_size,
+                                  verbose=0)
+                    for view in pose_views(images, poses, axes=(1, 2))], axis=0)
 
 
 def machine_description() -> str:
@@ -287,15 +299,18 @@ def machine_description() -> str:
 
 
 def crops_note(report: dict) -> str:
-    """Return ', crops: ...' for a report scored given some crops, else ''."""
+    """Return ', crops: ...' for a report scored given some crops (and ', N poses
+    averaged' for one scored with test-time poses), else ''."""
+    poses = int(report.get('poses', 1))
+    note = f', {poses} poses averaged (test_time_poses)' if poses > 1 else ''
     crops = report.get('crops', 'all')
     if crops == 'all':
-        return ''
+        return note
     weight = report.get('other_crops_weight', DEFAULT_OTHER_CROPS_WEIGHT)
     if crops == 'known':
         return (f", scores given each photo's own crop (--crops known, other crops weigh "
-                f'{weight:g})')
-    return f', scores given the crops {crops} (other crops weigh {weight:g})'
+                f'{weight:g}){note}')
+    return f', scores given the crops {crops} (other crops weigh {weight:g}){note}'
 
 
 def format_report(report: dict) -> str:

@@ -284,6 +284,46 @@ def crops_section(evaluation: dict, told: dict) -> list[str]:
     return lines
 
 
+def _setting(report: dict) -> str:
+    """Name what an evaluation was scored as: its poses and crops."""
+    poses = int(report.get('poses', 1))
+    text = f'{poses} poses' if poses > 1 else 'one pass'
+    crops = report.get('crops', 'all')
+    if crops == 'known':
+        return text + ', told the crop'
+    return text if crops == 'all' else f'{text}, crops {crops}'
+
+
+def poses_section(evaluation: dict, posed: list[dict]) -> list[str]:
+    """Return the figures of the same photos scored with ``test_time_poses`` above 1.
+
+    ``posed`` are evaluations with ``--poses`` (and possibly ``--crops``) of the photos
+    ``evaluation`` scored in one pass; each gets a top-1 / rejected / wrongly accepted
+    column.
+    """
+    lines = [
+        '## More poses per frame (`test_time_poses`)', '',
+        "With the classifier's `test_time_poses` above 1 each frame is scored in that many "
+        'right-angle poses (turned, mirrored) and the scores are averaged. The model was '
+        'trained on all eight poses, so where it answers one pose differently from another '
+        'the mean is the better-ranked answer. Each pose costs one more invoke. Same model, '
+        'same test photos as above; each cell is top-1 / rejected / wrongly accepted:', '',
+        '| domain | one pass | ' + ' | '.join(_setting(report) for report in posed) + ' |',
+        '| --- | ---: |' + ' ---: |' * len(posed),
+    ]
+    for name in evaluation['domains']:
+        cells = []
+        for report in [evaluation, *posed]:
+            domain = report['domains'].get(name)
+            cells.append('–' if domain is None else
+                         f'{_pct(domain["top1"])} / {_pct(domain["rejected"])} / '
+                         f'{_pct(wrong_map_points(domain))}')
+        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    lines += ['', '`test_time_poses` is 1 by default: the figures before are what a robot gets '
+              'at one invoke a frame.', '']
+    return lines
+
+
 def per_class_tables(evaluation: dict) -> list[str]:
     """Return one F1/recall table with a column pair per leaf domain, and per-kind rejection."""
     leaf = {name: report for name, report in evaluation['domains'].items()
@@ -422,11 +462,13 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
                            reference_latency: list[dict] | None = None,
                            commands: str = '',
                            earlier_runs: list[str | Path] | None = None,
-                           crops_dir: str | Path | None = None) -> Path:
+                           crops_dir: str | Path | None = None,
+                           poses_dirs: list[str | Path] | None = None) -> Path:
     """Render the field-fit model card to ``out_path`` (``earlier_runs``: oldest first).
 
     ``crops_dir``: an evaluation of the same photos with ``--crops`` (known), for the
-    figures of a robot told its field's crop.
+    figures of a robot told its field's crop; ``poses_dirs``: evaluations with ``--poses``
+    (and possibly ``--crops``), for those of a robot averaging poses.
     """
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
@@ -470,6 +512,9 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     if crops_dir is not None:
         lines += crops_section(evaluation,
                                json.loads((Path(crops_dir) / 'evaluation.json').read_text()))
+    if poses_dirs:
+        lines += poses_section(evaluation, [
+            json.loads((Path(folder) / 'evaluation.json').read_text()) for folder in poses_dirs])
     lines += per_class_tables(evaluation)
     lines += still_bad_at(evaluation, baseline)
     lines += latency_section(latency, reference_latency, evaluation['machine'],

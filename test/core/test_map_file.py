@@ -52,6 +52,7 @@ def test_detection_feature_is_rfc7946_point() -> None:
                   {'label': 'Other___x', 'index': 30, 'score': 0.05}],
         'healthy': False,
         'crops': [],
+        'poses': 1,
         'fix_status': 'nearest',
         'fix_age_s': 0.25,
         'horizontal_accuracy_m': 0.4,

@@ -127,6 +127,7 @@ def test_classification_json() -> None:
         'top_k': [{'label': 'Apple___healthy', 'index': 3, 'score': 0.625},
                   {'label': 'Apple___scab', 'index': 0, 'score': 0.25}],
         'crops': [],
+        'poses': 1,
         'timings_ms': {'preprocess': 1.0, 'invoke': 2.0, 'postprocess': 0.5, 'total': 3.5},
     }
     in_orchard = Classification(categories=classification.categories, preprocess_ms=1.0,
@@ -244,9 +245,14 @@ def test_pipeline_main_starts_and_stops_cleanly(ros_context, tmp_path) -> None:
     try:
         with node_processes(tmp_path) as processes:
             pipeline = processes.start('plant_disease_pipeline')
-            # Both nodes are up once the probe sees them in the graph.
+            # Both nodes are up once the probe sees them in the graph and each has logged
+            # its start line (a node is in the graph before its constructor ends: a SIGINT
+            # in between would be a stop during start-up, another test's matter).
             assert harness.wait(lambda: {'camera_subscriber', 'disease_classifier'} <= set(
                 harness.node.get_node_names()), 60.0), processes.logs()
+            assert harness.wait(lambda: 'camera_subscriber:' in processes.logs()
+                                and 'disease_classifier]: model' in processes.logs(),
+                                60.0), processes.logs()
             processes.check_alive()
             processes.stop()
             output = processes.logs()

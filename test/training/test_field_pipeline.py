@@ -115,6 +115,7 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
                                   tmp_path: Path) -> None:
     from plant_disease_ros.cli.main import main
     from plant_disease_ros.core.interpreter_loader import load_interpreter
+    from plant_disease_ros.training.evaluate import crops_note
 
     candidate = tmp_path / 'candidate'
     model = candidate / 'plant_disease_int8.tflite'
@@ -185,6 +186,23 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
         assert known['domains'][name]['top1'] >= report['domains'][name]['top1']
     assert known['domains']['negatives']['rejected'] <= report['domains']['negatives'][
         'rejected']
+    # Scored as a node averaging four poses of each frame (test_time_poses 4).
+    posed_dir = candidate / 'eval_poses'
+    assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--field-split', str(candidate / 'field_split.json'), '--keras',
+                 str(candidate / 'plant_disease_float.keras'), '--synthetic-per-kind', '2',
+                 '--poses', '4', '--out', str(posed_dir), '--cache-dir', '']) == 0
+    posed = json.loads((posed_dir / 'evaluation.json').read_text())
+    assert (posed['poses'], report['poses']) == (4, 1)
+    assert posed['domains']['lab']['photos'] == report['domains']['lab']['photos']
+    # (that the scores are the poses' mean is checked on the shipped model in
+    # test/core/test_poses.py; this tiny model may score every pose alike)
+    assert 0.0 <= posed['domains']['lab']['int8_float_agreement'] <= 1.0
+    assert crops_note(posed) == ', 4 poses averaged (test_time_poses)'
+    assert crops_note({**posed, 'crops': 'known'}).endswith('weigh 0.1), 4 poses averaged '
+                                                           '(test_time_poses)')
+    assert main(['evaluate', '--model', str(model), '--poses', '3', '--out',
+                 str(tmp_path / 'bad_poses')]) == 2
     assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
                  '--field-split', str(candidate / 'field_split.json'), '--crops', 'Grape',
                  '--out', str(tmp_path / 'bad_crop')]) == 2
@@ -212,8 +230,13 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
                  '--model', str(model), '--labels', str(candidate / 'labels.txt'),
                  '--baseline', str(baseline), '--reference-model', str(lab_model),
                  '--out', str(card), '--train-command', 'plant-disease train --recipe field',
-                 '--crops-evaluation', str(given_crop)]) == 0
+                 '--crops-evaluation', str(given_crop), '--poses-evaluation',
+                 str(posed_dir), '--poses-evaluation', str(given_crop)]) == 0
     text = card.read_text()
+    poses = text.split('## More poses per frame (`test_time_poses`)')[1].split('\n## ')[0]
+    assert '| domain | one pass | 4 poses | one pass, told the crop |' in poses
+    lab_row = next(line for line in poses.splitlines() if line.startswith('| lab |'))
+    assert lab_row.split(' | ')[2].startswith(f'{100 * posed["domains"]["lab"]["top1"]:.1f} %')
     told = text.split('## Told the crop of the field (`crops`)')[1].split('\n## ')[0]
     orchard_row = next(line for line in told.splitlines() if line.startswith('| pp2021_apple'))
     assert orchard_row.split(' | ')[2] == f'{100 * orchard["top1"]:.1f} %'
