@@ -84,9 +84,8 @@ class CropFilter:
             raise ValueError(f'unknown crop(s) {", ".join(map(repr, unknown))}; the model '
                              f'knows {offer}')
         self.crops: tuple[str, ...] = tuple(chosen)
-        crop_keys = {crop_key(crop) for crop in chosen}
-        self.keep = np.array([not chosen or not crop_of(label)
-                              or crop_key(crop_of(label)) in crop_keys
+        # The chosen names are the labels' own crop parts (model_crops): compare as they are.
+        self.keep = np.array([not chosen or not crop_of(label) or crop_of(label) in chosen
                               for label in self.labels], dtype=bool)
         self.kept_indices = np.flatnonzero(self.keep)
 

@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
@@ -78,7 +78,7 @@ from plant_disease_ros.ros.parameters import (
     integer_range,
     one_of,
     ParameterChecks,
-    set_result,
+    raises_no_value_error,
 )
 from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
@@ -245,7 +245,14 @@ class DiseaseClassifierNode(Node):
             description="Top-1 score below which label is 'unknown' and no detection is "
                         'published, [0, 1].',
             floating_point_range=float_range(0.0, 1.0)))
-        self.add_on_set_parameters_callback(self._check_model_parameters)
+        # Checks that need the model: its crops, and whether its input is square.
+        labels, input_size = self.classifier.labels, self.classifier.input_size
+        self.add_on_set_parameters_callback(ParameterChecks({
+            'crops': raises_no_value_error(
+                'crops', lambda value: CropFilter(labels, parse_crops(value))),
+            'test_time_poses': raises_no_value_error(
+                'test_time_poses', lambda value: check_pose_count(value, *input_size)),
+        }))
         weight = ParameterDescriptor(
             description="With crops: the prior weight of other crops' labels against the "
                         "field's, [0, 1]. What they keep is the chance of another plant's "
@@ -269,22 +276,6 @@ class DiseaseClassifierNode(Node):
             integer_range=integer_range(1, 8),
             additional_constraints='one of: 1, 2, 4, 8' if square
             else 'one of: 1, 2 (the model input is not square)'))
-
-    def _check_model_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Refuse a ``crops`` value naming a crop the model does not know, and a
-        ``test_time_poses`` count the classifier cannot average.
-
-        Their types (a string, an integer) are checked by rclpy before this callback.
-        """
-        for parameter in parameters:
-            try:
-                if parameter.name == 'crops':
-                    CropFilter(self.classifier.labels, parse_crops(parameter.value))
-                elif parameter.name == 'test_time_poses':
-                    check_pose_count(parameter.value, *self.classifier.input_size)
-            except ValueError as error:
-                return set_result(f'{parameter.name}: {error}')
-        return set_result(None)
 
     def _apply_crops(self) -> CropFilter:
         """Give the classifier the filter of the current crops parameters; return it."""

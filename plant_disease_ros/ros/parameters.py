@@ -48,6 +48,18 @@ def above(name: str, low: float) -> Check:
     return check
 
 
+def raises_no_value_error(name: str, validate: Callable[[Any], object]) -> Check:
+    """Return a check that refuses a value of ``name`` for which ``validate`` raises
+    ValueError, with the reason ``'<name>: <its message>'``."""
+    def check(value: Any) -> str | None:
+        try:
+            validate(value)
+        except ValueError as error:
+            return f'{name}: {error}'
+        return None
+    return check
+
+
 def choices_text(choices: Sequence[str]) -> str:
     """Return ``choices`` as the ``additional_constraints`` text of a descriptor."""
     return 'one of: ' + ', '.join(repr(choice) for choice in choices)

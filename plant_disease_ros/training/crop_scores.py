@@ -65,9 +65,9 @@ def scores_given_crops(scores: np.ndarray, truth: np.ndarray, labels: Sequence[s
     if negative:
         # Per frame, the crop whose best leaf label scores highest given that crop.
         names = list(given)
-        leaf_best = np.stack([
-            np.where(filters[name].keep & np.array([bool(crop_of(label)) for label in labels]),
-                     given[name], 0.0).max(axis=1) for name in names], axis=1)
+        leaf = np.array([bool(crop_of(label)) for label in labels])
+        leaf_best = np.stack([np.where(filters[name].keep & leaf, given[name], 0.0).max(axis=1)
+                              for name in names], axis=1)
         choice = leaf_best.argmax(axis=1)
         for column, name in enumerate(names):
             rows = choice == column

@@ -298,9 +298,12 @@ def machine_description() -> str:
             f'{platform.system()} {platform.machine()}')
 
 
-def crops_note(report: dict) -> str:
-    """Return ', crops: ...' for a report scored given some crops (and ', N poses
-    averaged' for one scored with test-time poses), else ''."""
+def scoring_note(report: dict) -> str:
+    """Return how a report's scores differ from one pass with every crop, for its title.
+
+    ', scores given ...' for a report scored given some crops, ', N poses averaged' for
+    one scored with test-time poses (both, in that order), else ''.
+    """
     poses = int(report.get('poses', 1))
     note = f', {poses} poses averaged (test_time_poses)' if poses > 1 else ''
     crops = report.get('crops', 'all')
@@ -319,9 +322,9 @@ def format_report(report: dict) -> str:
         from plant_disease_ros.training.field_evaluate import format_domain_table
 
         return (f'frames: {report["photos"]} ({report["split"]}), seen as '
-                f'{report.get("seen_as", "photos")}{crops_note(report)}\n'
+                f'{report.get("seen_as", "photos")}{scoring_note(report)}\n'
                 + format_domain_table(report['domains']))
-    lines = [f'photos: {report["photos"]} ({report["split"]}){crops_note(report)}',
+    lines = [f'photos: {report["photos"]} ({report["split"]}){scoring_note(report)}',
              f'int8  top-1 {100 * report["int8"]["top1"]:.2f} %  '
              f'top-3 {100 * report["int8"]["top3"]:.2f} %  '
              f'macro F1 {report["int8"]["macro_f1"]:.4f}']

@@ -115,7 +115,7 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
                                   tmp_path: Path) -> None:
     from plant_disease_ros.cli.main import main
     from plant_disease_ros.core.interpreter_loader import load_interpreter
-    from plant_disease_ros.training.evaluate import crops_note
+    from plant_disease_ros.training.evaluate import scoring_note
 
     candidate = tmp_path / 'candidate'
     model = candidate / 'plant_disease_int8.tflite'
@@ -198,8 +198,8 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
     # (that the scores are the poses' mean is checked on the shipped model in
     # test/core/test_poses.py; this tiny model may score every pose alike)
     assert 0.0 <= posed['domains']['lab']['int8_float_agreement'] <= 1.0
-    assert crops_note(posed) == ', 4 poses averaged (test_time_poses)'
-    assert crops_note({**posed, 'crops': 'known'}).endswith('weigh 0.1), 4 poses averaged '
+    assert scoring_note(posed) == ', 4 poses averaged (test_time_poses)'
+    assert scoring_note({**posed, 'crops': 'known'}).endswith('weigh 0.1), 4 poses averaged '
                                                            '(test_time_poses)')
     assert main(['evaluate', '--model', str(model), '--poses', '3', '--out',
                  str(tmp_path / 'bad_poses')]) == 2
