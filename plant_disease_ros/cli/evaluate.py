@@ -89,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
         other_crops_weight=args.other_crops_weight, poses=args.poses))
     print(format_report(report))
     if args.field_split:
-        print(f'written: {args.out}/evaluation.json, confusion_<domain>.png, reliability.png, '
-              'thresholds.png')
+        print(f'written: {args.out}/evaluation.json, predictions.csv, confusion_<domain>.png, '
+              'mistakes_<domain>.png, reliability.png, thresholds.png')
     else:
-        print(f'written: {args.out}/evaluation.json, per_class.csv, confusion_matrix.png')
+        print(f'written: {args.out}/evaluation.json, predictions.csv, per_class.csv, '
+              'confusion_matrix.png')
     return 0

@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                'export a trained Keras model to full-integer int8 TFLite'),
     'evaluate': ('plant_disease_ros.cli.evaluate',
                  'evaluate a TFLite (and optionally Keras) model on a photo folder'),
+    'compare': ('plant_disease_ros.cli.compare',
+                'compare two evaluations of the same photos, photo by photo'),
     'model-card': ('plant_disease_ros.cli.model_card',
                    'write MODEL_CARD.md from a run, its evaluation and latency'),
     'search': ('plant_disease_ros.cli.search',

@@ -2,9 +2,11 @@
 
 The TFLite model runs through the robot's own classifier (same resize, same quantisation),
 so the figures are the ones the robot gets. Outputs in ``out_dir``: ``evaluation.json``,
-``per_class.csv`` and ``confusion_matrix.png``; with a field split manifest, per-domain
-figures instead (:mod:`field_evaluate`): ``evaluation.json``, ``confusion_<domain>.png``
-and ``reliability.png``.
+``per_class.csv``, ``confusion_matrix.png`` and ``predictions.csv`` (a row per photo);
+with a field split manifest, per-domain figures instead (:mod:`field_evaluate`):
+``evaluation.json``, ``confusion_<domain>.png``, ``reliability.png``, ``thresholds.png``
+and ``predictions.csv``. Two evaluations of the same photos are compared, photo by photo,
+by :mod:`compare`.
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ def evaluate(options: EvaluationOptions) -> dict:
         'photos': int(len(images)),
         'unreadable': unreadable,
         'split': options.split if options.split_manifest else 'all',
+        # Only predictions.csv's outcome column uses it (a top score below: rejected).
+        'score_threshold': options.score_threshold,
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,
         'poses': classifier.poses,
@@ -167,6 +171,17 @@ def evaluate(options: EvaluationOptions) -> dict:
         writer.writeheader()
         writer.writerows(report_rows)
     np.save(out_dir / 'confusion_matrix.npy', matrix)
+    from plant_disease_ros.training.field_evaluate import (
+        DomainFrames,
+        prediction_rows,
+        write_predictions,
+    )
+
+    gone = set(unreadable)
+    photos = DomainFrames('photos', images, truth, False, [labels[i] for i in truth],
+                          frame_names=[path for path, _ in files if path not in gone])
+    write_predictions(out_dir / 'predictions.csv',
+                      prediction_rows(scores, photos, labels, options.score_threshold))
     (out_dir / 'evaluation.json').write_text(json.dumps(report, indent=1) + '\n')
     return report
 

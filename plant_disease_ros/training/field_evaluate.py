@@ -9,14 +9,18 @@ many leaves are rejected (labelled ``no_leaf``, or a top score under the
 wrongly accepted as a leaf; for every domain the expected calibration error. With a
 :class:`~plant_disease_ros.training.camera_frames.CameraFraming` the photos are shown as
 camera frames and go through the nodes' crop, vegetation gate and resize first.
-Outputs in ``out_dir``: ``evaluation.json``, ``confusion_<domain>.png``,
-``reliability.png`` and ``thresholds.png`` (what each ``score_threshold`` would reject and
-let onto the map, per domain: for choosing the threshold of a field).
+Outputs in ``out_dir``: ``evaluation.json`` (with a Wilson 95 % interval of each domain's
+top-1 and rejection share), ``confusion_<domain>.png``, ``reliability.png``,
+``thresholds.png`` (what each ``score_threshold`` would reject and let onto the map, per
+domain: for choosing the threshold of a field), ``mistakes_<domain>.png`` (the frames that
+put a wrong point on the map with the highest scores) and ``predictions.csv`` (a row per
+frame).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import csv
 from dataclasses import dataclass
 import json
 from pathlib import Path
@@ -54,7 +58,9 @@ from plant_disease_ros.training.metrics import (
     most_confused,
     per_class_report,
     top_k_accuracy,
+    wilson_interval,
 )
+from plant_disease_ros.training.mistakes import plot_mistakes
 from plant_disease_ros.training.synthetic import synthetic_set
 
 SYNTHETIC_DOMAIN = 'synthetic'
@@ -76,6 +82,18 @@ class DomainFrames:
     # Seen as camera frames: whether the nodes' vegetation gate let each frame through (a
     # frame it stops is published as ``no_leaf`` whatever the model says); None: no gate.
     gate_passed: np.ndarray | None = None
+    # Each frame's name in ``predictions.csv``: its photo's path under the domain folder,
+    # or ``<kind>/<number>`` for a synthetic frame; None: numbered ``0``, ``1``, ...
+    frame_names: list[str] | None = None
+
+    def names(self) -> list[str]:
+        """Return every frame's name (its numbers when the frames were not named)."""
+        if self.frame_names is None:
+            return [str(number) for number in range(len(self.truth))]
+        if len(self.frame_names) != len(self.truth):
+            raise ValueError(f'{self.name}: {len(self.frame_names)} frame names for '
+                             f'{len(self.truth)} frames')
+        return list(self.frame_names)
 
 
 def published_labels(scores: np.ndarray, frames: DomainFrames, no_leaf: int) -> np.ndarray:
@@ -117,13 +135,15 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
             images, truth, unreadable, passed = node_inputs(
                 root, files, size, camera, progress=print_progress(f'{name} as frames'))
             passed = passed if camera.vegetation_gate else None
+        names = [path for path, _ in files]
         if unreadable:
             keep = [item[0] not in set(unreadable) for item in files]
             kinds = [kind for kind, kept in zip(kinds, keep, strict=True) if kept] \
                 if kinds else None
+            names = [path for path, kept in zip(names, keep, strict=True) if kept]
         groups = kinds or [labels[index] for index in truth]
         domains.append(DomainFrames(name, images, truth.astype(np.int64), negative, groups,
-                                    passed))
+                                    passed, names))
     if synthetic_per_kind > 0:
         offset = SYNTHETIC_TEST_SEED_OFFSET if part == 'test' else SYNTHETIC_TEST_SEED_OFFSET // 2
         frames, kinds = synthetic_set(int(manifest['seed']) + offset, size, synthetic_per_kind)
@@ -132,7 +152,13 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
             frames, passed = frames_as_node_inputs(frames, size, camera)
             passed = passed if camera.vegetation_gate else None
         truth = np.full(len(frames), list(labels).index(NO_LEAF), np.int64)
-        domains.append(DomainFrames(SYNTHETIC_DOMAIN, frames, truth, True, kinds, passed))
+        numbers: dict[str, int] = {}
+        names = []
+        for kind in kinds:
+            numbers[kind] = numbers.get(kind, -1) + 1
+            names.append(f'{kind}/{numbers[kind]:03d}')
+        domains.append(DomainFrames(SYNTHETIC_DOMAIN, frames, truth, True, kinds, passed,
+                                    names))
     return domains
 
 
@@ -154,11 +180,15 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
     below = (confidence < score_threshold) & ~labelled_no_leaf
     rejected = labelled_no_leaf | below
     gated = frames.gate_passed is not None
+    top1 = (float(correct.mean()) if gated and len(correct) else
+            top_k_accuracy(scores, frames.truth, 1))
     report = {
         'photos': int(len(frames.truth)),
         'negative': frames.negative,
-        'top1': float(correct.mean()) if gated and len(correct) else
-        top_k_accuracy(scores, frames.truth, 1),
+        'top1': top1,
+        # Wilson 95 % interval: what the same model would likely score on other photos
+        # of the kind (the field test sets are small).
+        'top1_interval': share_interval(top1, len(frames.truth)),
         'ece': expected_calibration_error(confidence, model_correct),
         'reliability': reliability_bins(confidence, model_correct),
         'mean_confidence': float(confidence.mean()) if len(confidence) else float('nan'),
@@ -173,6 +203,7 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
             'labelled_no_leaf': float(labelled_no_leaf.mean()),
             'below_threshold': float(below.mean()),
             'rejected': float(rejected.mean()),
+            'rejected_interval': share_interval(float(rejected.mean()), len(rejected)),
             'wrongly_accepted': float(1.0 - rejected.mean()),
             'per_kind': _per_group(frames.groups, rejected, 'rejected'),
             'accepted_as': _counts([labels[i] for i in predicted[~rejected]]),
@@ -188,6 +219,7 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
         'rejected_no_leaf': float(labelled_no_leaf.mean()),
         'rejected_below_threshold': float(below.mean()),
         'rejected': float(rejected.mean()),
+        'rejected_interval': share_interval(float(rejected.mean()), len(rejected)),
         'accepted_top1': float(correct[accepted].mean()) if accepted.any() else float('nan'),
         'accepted_and_correct': float((correct & accepted).mean()),
         # A leaf accepted with a wrong label: a wrong point on the disease map.
@@ -196,6 +228,86 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
         'most_confused': most_confused(matrix, labels),
     })
     return report
+
+
+def share_interval(share: float, count: int) -> list[float] | None:
+    """Return the Wilson 95 % interval of a share of ``count`` frames (None: no frames)."""
+    if count <= 0 or not np.isfinite(share):
+        return None
+    return list(wilson_interval(int(round(share * count)), int(count)))
+
+
+def top1_interval(report: dict) -> list[float] | None:
+    """Return a domain report's top-1 interval; computed for evaluations written before it."""
+    if 'top1_interval' in report:
+        return report['top1_interval']
+    top1 = report.get('top1')
+    return None if top1 is None else share_interval(top1, report['photos'])
+
+
+def format_interval(interval: Sequence[float] | None) -> str:
+    """Return ``low–high`` in percent with one decimal, or ``–`` when unknown."""
+    if interval is None:
+        return '–'
+    return f'{100 * interval[0]:.1f}–{100 * interval[1]:.1f}'
+
+
+# The columns of ``predictions.csv``, one row per frame.
+PREDICTION_COLUMNS = ('domain', 'frame', 'truth', 'label', 'published', 'score', 'top3',
+                      'gate', 'correct', 'outcome')
+
+
+def prediction_rows(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str],
+                    score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[dict]:
+    """Return one row per frame: what the nodes would publish for it, and whether it is right.
+
+    ``label``: the model's top label, or ``no_leaf`` where the vegetation gate stopped the
+    frame; ``published``: that label, or ``unknown`` below ``score_threshold``; ``score``:
+    the model's top score; ``top3``: its three best labels (``;``-separated); ``gate``:
+    ``passed``, ``stopped`` or empty (no gate); ``correct``: 1 where ``label`` is the truth;
+    ``outcome``: ``right`` (a right map point), ``wrong`` (a wrong one: a leaf with a wrong
+    label, or a non-leaf frame taken for a leaf) or ``rejected`` (no map point).
+    """
+    # A lab model without ``no_leaf`` (no gate then) never rejects by label.
+    no_leaf = list(labels).index(NO_LEAF) if NO_LEAF in labels else -1
+    predicted = published_labels(scores, frames, no_leaf)
+    confidence = scores.max(axis=1)
+    best = np.argsort(-scores, axis=1, kind='stable')[:, :3]
+    rows = []
+    for index, name in enumerate(frames.names()):
+        label = int(predicted[index])
+        rejected = label == no_leaf or confidence[index] < score_threshold
+        correct = label == int(frames.truth[index])
+        if rejected:
+            outcome = 'rejected'
+        else:
+            outcome = 'right' if correct and not frames.negative else 'wrong'
+        gate = '' if frames.gate_passed is None else (
+            'passed' if frames.gate_passed[index] else 'stopped')
+        rows.append({
+            'domain': frames.name, 'frame': name, 'truth': labels[int(frames.truth[index])],
+            'label': labels[label],
+            'published': labels[label] if label == no_leaf or not rejected else 'unknown',
+            'score': f'{float(confidence[index]):.4f}',
+            'top3': ';'.join(labels[int(column)] for column in best[index]),
+            'gate': gate, 'correct': int(correct), 'outcome': outcome,
+        })
+    return rows
+
+
+def report_count(rows: Sequence[dict], outcome: str) -> int:
+    """Return how many prediction rows have ``outcome``."""
+    return sum(1 for row in rows if row['outcome'] == outcome)
+
+
+def write_predictions(path: str | Path, rows: Sequence[dict]) -> Path:
+    """Write prediction rows (:func:`prediction_rows`) as ``predictions.csv``."""
+    path = Path(path)
+    with open(path, 'w', newline='') as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(PREDICTION_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def wrong_map_points(report: dict) -> float | None:
@@ -258,7 +370,8 @@ def plot_threshold_sweep(reports: dict[str, dict], path: str | Path,
                  title=('leaf photos: a loss when rejected' if not negative
                         else 'non-leaf frames: a success when rejected'))
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc='best')
+        if axis.get_legend_handles_labels()[0]:  # no curve: no domain of this kind
+            axis.legend(fontsize=7, loc='best')
     leaf_axis.set_ylabel('% of the frames')
     figure.suptitle(f'What each score_threshold rejects and lets onto the map '
                     f'(dotted: {current:g})')
@@ -287,13 +400,29 @@ def _counts(names: Sequence[str]) -> dict[str, int]:
 def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.ndarray],
                          labels: Sequence[str], out_dir: Path,
                          score_threshold: float) -> dict[str, dict]:
-    """Compute every domain's report and draw its confusion matrix and the reliability plot."""
+    """Compute every domain's report; draw its pictures; write ``predictions.csv``.
+
+    The pictures: a confusion matrix per domain, the most confident mistakes per domain
+    (``mistakes_<domain>.png``, where there are any), the reliability plot and the
+    threshold sweep. ``predictions.csv`` has a row per frame (:func:`prediction_rows`), for finding
+    the photos a model gets wrong and for ``plant-disease compare``.
+    """
     reports: dict[str, dict] = {}
     curves = {}
+    predictions: list[dict] = []
     for frames in domains:
         domain_scores = scores[frames.name]
         report = domain_report(domain_scores, frames, labels, score_threshold)
         reports[frames.name] = report
+        rows = prediction_rows(domain_scores, frames, labels, score_threshold)
+        predictions += rows
+        mistakes_path = out_dir / f'mistakes_{frames.name}.png'
+        mistakes_path.unlink(missing_ok=True)  # an earlier evaluation's, in the same folder
+        mistakes = plot_mistakes(
+            frames.images, rows, mistakes_path,
+            title=f'{frames.name}: the most confident of the {report_count(rows, "wrong")} '
+                  f'frames that put a wrong point on the map (score >= {score_threshold:g})')
+        report['mistakes_png'] = mistakes.name if mistakes else None
         curves[frames.name] = (domain_scores.max(axis=1),
                                domain_scores.argmax(axis=1) == frames.truth)
         predicted = published_labels(domain_scores, frames, list(labels).index(NO_LEAF))
@@ -315,22 +444,26 @@ def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.n
     plot_reliability(curves, out_dir / 'reliability.png',
                      title='Reliability of the int8 top-1 score, test photos')
     plot_threshold_sweep(reports, out_dir / 'thresholds.png', score_threshold)
+    write_predictions(out_dir / 'predictions.csv', predictions)
     return reports
 
 
 def format_domain_table(reports: dict[str, dict]) -> str:
     """Return a plain-text table of the per-domain figures."""
     gate = any('stopped_by_gate' in report for report in reports.values())
-    lines = [f'{"domain":<14} {"photos":>6} {"top-1":>7} {"top-3":>7} {"rejected":>9} '
-             f'{"wrong":>7} {"ECE":>6}' + (f' {"by gate":>8}' if gate else '')]
+    lines = [f'{"domain":<14} {"photos":>6} {"top-1":>7} {"interval":>11} {"top-3":>7} '
+             f'{"rejected":>9} {"wrong":>7} {"ECE":>6}' + (f' {"by gate":>8}' if gate else '')]
     for name, report in reports.items():
         top3 = '' if report['negative'] else f'{100 * report["top3"]:6.2f}%'
         wrong = wrong_map_points(report)
         wrong = float('nan') if wrong is None else wrong
         lines.append(f'{name:<14} {report["photos"]:6d} {100 * report["top1"]:6.2f}% '
+                     f'{format_interval(top1_interval(report)):>11} '
                      f'{top3:>7} {100 * report["rejected"]:8.2f}% {100 * wrong:6.2f}% '
                      f'{100 * report["ece"]:5.2f}%'
                      + (f' {100 * report.get("stopped_by_gate", 0.0):7.2f}%' if gate else ''))
+    lines.append('interval: Wilson 95 % interval of top-1 (where another test set of this '
+                 'size may land)')
     lines.append('rejected: leaves labelled no_leaf or scored below the threshold (a loss); '
                  'non-leaf frames the same (a success); top-1 of non-leaf = labelled no_leaf')
     lines.append('wrong: frames that put a wrong point on the disease map (a leaf accepted '

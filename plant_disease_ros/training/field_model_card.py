@@ -12,7 +12,11 @@ from pathlib import Path
 
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.training.calibration import PRE_CHOICE_OBJECTIVE
-from plant_disease_ros.training.field_evaluate import wrong_map_points
+from plant_disease_ros.training.field_evaluate import (
+    format_interval,
+    top1_interval,
+    wrong_map_points,
+)
 
 FIELD_ATTRIBUTION = """\
 Field photos (`../shared/data/field/`):
@@ -198,9 +202,9 @@ def training_section(summary: dict) -> list[str]:
 def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
     """Return the per-domain test table (and the replaced model's figures beside it)."""
     threshold = evaluation['score_threshold']
-    header = ('| domain | test frames | top-1 | top-3 | macro F1 | rejected | wrongly accepted '
-              '| ECE |')
-    rule = '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+    header = ('| domain | test frames | top-1 | 95 % interval | top-3 | macro F1 | rejected '
+              '| wrongly accepted | ECE |')
+    rule = '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
     if baseline:
         header += ' previous model: top-1 | rejected |'
         rule += ' ---: | ---: |'
@@ -211,12 +215,16 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
         'answer. For non-leaf domains top-1 is the share labelled `no_leaf`. "Wrongly '
         'accepted": frames that put a wrong point on the disease map (a leaf accepted with a '
         'wrong label, a non-leaf frame accepted as a leaf). ECE: expected '
-        'calibration error of the top-1 score, 15 bins.', '',
+        'calibration error of the top-1 score, 15 bins. The 95 % interval (Wilson) says how '
+        'far top-1 may lie from these figures on other photos of the same kind: the field '
+        'test sets are small. To tell whether a new model or setting beats these figures, '
+        'compare the two evaluations photo by photo with `plant-disease compare`.', '',
         header, rule,
     ]
     for name, report in evaluation['domains'].items():
         negative = report['negative']
         row = (f'| {name} | {report["photos"]} | {_pct(report["top1"])} | '
+               f'{format_interval(top1_interval(report))} % | '
                f'{"–" if negative else _pct(report["top3"])} | '
                f'{"–" if negative else format(report["macro_f1"], ".3f")} | '
                f'{_pct(report["rejected"])} | {_pct(wrong_map_points(report))} | '

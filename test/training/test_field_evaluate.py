@@ -12,6 +12,7 @@ from plant_disease_ros.training.field_evaluate import (
     domain_report,
     DomainFrames,
     format_domain_table,
+    prediction_rows,
     threshold_sweep,
     write_domain_outputs,
 )
@@ -44,8 +45,11 @@ def test_leaf_domain_rejection_and_accuracy() -> None:
     assert report['accepted_wrong'] == pytest.approx(0.25)  # C named A: a wrong map point
     table = format_domain_table({'field': report})
     row = next(line for line in table.splitlines() if line.startswith('field'))
-    # rejected 50 %, then wrong 25 %, then ECE.
-    assert row.split()[4:6] == ['50.00%', '25.00%']
+    # top-1 50 % of 4 frames: Wilson 95 % interval 15.0–85.0 %; rejected 50 %, wrong 25 %.
+    assert report['top1_interval'] == pytest.approx([0.15004, 0.84996], abs=1e-5)
+    assert report['rejected_interval'] == pytest.approx([0.15004, 0.84996], abs=1e-5)
+    assert row.split()[2:4] == ['50.00%', '15.0–85.0']
+    assert row.split()[5:7] == ['50.00%', '25.00%']
     classes = {row['class']: row for row in report['per_class']}
     assert classes['C']['recall'] == 0.0 and classes['A']['precision'] == pytest.approx(0.5)
     assert 'no_leaf' in classes  # predicted once, so it has a row
@@ -131,8 +135,11 @@ def test_card_table_shows_wrong_map_points_also_for_older_evaluations() -> None:
     field_row = next(line for line in lines if line.startswith('| field'))
     negative_row = next(line for line in lines if line.startswith('| negatives'))
     # 1 - 0.3 rejected - 0.5 accepted and right = 0.2 accepted with a wrong label.
-    assert field_row.split(' | ')[5:7] == ['30.0 %', '20.0 %']
-    assert negative_row.split(' | ')[5:7] == ['75.0 %', '25.0 %']
+    assert field_row.split(' | ')[6:8] == ['30.0 %', '20.0 %']
+    assert negative_row.split(' | ')[6:8] == ['75.0 %', '25.0 %']
+    # The interval of older evaluations comes from top-1 and the count: 6 of 10, 3 of 4.
+    assert field_row.split(' | ')[2:4] == ['60.0 %', '31.3–83.2 %']
+    assert negative_row.split(' | ')[2:4] == ['75.0 %', '30.1–95.4 %']
 
 
 def test_threshold_sweep_of_hand_made_frames() -> None:
@@ -196,3 +203,89 @@ def test_scores_given_the_crops_of_a_field() -> None:
         check_crops_option('known', ['scab', 'healthy'])
     with pytest.raises(ValueError, match=r'\[0, 1\]'):
         check_crops_option('all', labels, other_crops_weight=2.0)
+
+
+def test_predictions_say_what_the_nodes_publish_per_frame(tmp_path: Path) -> None:
+    """predictions.csv: a row per frame with the published label and the map outcome."""
+    import csv
+
+    scores = np.array([
+        [0.9, 0.05, 0.05, 0.0],  # A right, accepted: a right map point
+        [0.3, 0.35, 0.1, 0.25],  # B right but below 0.5: published unknown, rejected
+        [0.1, 0.1, 0.2, 0.6],  # C labelled no_leaf: rejected
+        [0.7, 0.2, 0.0, 0.1],  # C named A, accepted: a wrong map point
+    ])
+    leaves = frames('field', [0, 1, 2, 2])
+    leaves.frame_names = ['A/1.jpg', 'B/2.jpg', 'C/3.jpg', 'C/4.jpg']
+    negatives = frames('negatives', [3, 3], True, ['sky', 'soil'])
+    negatives.frame_names = ['sky/5.jpg', 'soil/6.jpg']
+    negatives.gate_passed = np.array([False, True])
+    negative_scores = np.array([[0.8, 0.1, 0.1, 0.0],  # stopped by the gate: no_leaf
+                                [0.6, 0.3, 0.1, 0.0]])  # passed, accepted as A: wrong
+    write_domain_outputs([leaves, negatives], {'field': scores, 'negatives': negative_scores},
+                         LABELS, tmp_path, 0.5)
+    with open(tmp_path / 'predictions.csv', newline='') as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row['domain'], row['frame'], row['truth'], row['label'], row['published'],
+             row['correct'], row['outcome'], row['gate']) for row in rows] == [
+        ('field', 'A/1.jpg', 'A', 'A', 'A', '1', 'right', ''),
+        ('field', 'B/2.jpg', 'B', 'B', 'unknown', '1', 'rejected', ''),
+        ('field', 'C/3.jpg', 'C', 'no_leaf', 'no_leaf', '0', 'rejected', ''),
+        ('field', 'C/4.jpg', 'C', 'A', 'A', '0', 'wrong', ''),
+        ('negatives', 'sky/5.jpg', 'no_leaf', 'no_leaf', 'no_leaf', '1', 'rejected', 'stopped'),
+        ('negatives', 'soil/6.jpg', 'no_leaf', 'A', 'A', '0', 'wrong', 'passed'),
+    ]
+    assert rows[1]['score'] == '0.3500' and rows[1]['top3'] == 'B;A;no_leaf'
+
+
+def test_frame_names_must_match_the_frames() -> None:
+    leaves = frames('field', [0, 1])
+    assert leaves.names() == ['0', '1']
+    leaves.frame_names = ['only-one.jpg']
+    with pytest.raises(ValueError, match='1 frame names for 2 frames'):
+        leaves.names()
+
+
+def test_tied_scores_count_as_the_label_the_nodes_publish() -> None:
+    """A uint8 output often ties; top-1, top-3 and the rows rank ties as the classifier."""
+    from plant_disease_ros.training.metrics import top_k_accuracy
+
+    # 22 labels scored in four levels: most rows tie at the top. The classifier publishes
+    # the lowest tied index (argmax); top-1 counts exactly those rows right.
+    levels = np.random.default_rng(0).integers(0, 4, (2000, 22)).astype(np.float32)
+    assert top_k_accuracy(levels, levels.argmax(axis=1), 1) == 1.0
+    # 40 rows tied between A and B (the classifier publishes A, the lower index).
+    scores = np.tile(np.array([[0.4, 0.4, 0.2, 0.0]]), (40, 1))
+    truth_b = np.ones(40, np.int64)
+    assert top_k_accuracy(scores, truth_b, 1) == 0.0
+    assert top_k_accuracy(scores, np.zeros(40, np.int64), 1) == 1.0
+    report = domain_report(scores, frames('field', [1] * 40), LABELS, 0.3)
+    assert report['top1'] == 0.0 and report['top3'] == 1.0
+    rows = prediction_rows(scores, frames('field', [1] * 40), LABELS, 0.3)
+    assert {row['label'] for row in rows} == {'A'} and {row['top3'] for row in rows} == {
+        'A;B;C'}
+
+
+def test_the_most_confident_mistakes_are_drawn_per_domain(tmp_path: Path) -> None:
+    from plant_disease_ros.training.mistakes import most_confident_mistakes
+
+    scores = np.array([
+        [0.9, 0.05, 0.05, 0.0],  # A right: not a mistake
+        [0.2, 0.7, 0.1, 0.0],  # A named B at 0.7: a wrong map point
+        [0.1, 0.85, 0.05, 0.0],  # A named B at 0.85: the most confident mistake
+        [0.4, 0.35, 0.25, 0.0],  # C named A below 0.5: rejected, not drawn
+    ])
+    leaves = frames('field', [0, 0, 0, 2])
+    rows = prediction_rows(scores, leaves, LABELS, 0.5)
+    assert most_confident_mistakes(rows) == [2, 1]
+    assert most_confident_mistakes(rows, count=1) == [2]
+    clean = frames('lab', [0])
+    stale = tmp_path / 'mistakes_lab.png'
+    stale.write_bytes(b'an earlier evaluation')
+    reports = write_domain_outputs([leaves, clean],
+                                   {'field': scores, 'lab': np.array([[0.9, 0.1, 0.0, 0.0]])},
+                                   LABELS, tmp_path, 0.5)
+    assert reports['field']['mistakes_png'] == 'mistakes_field.png'
+    assert (tmp_path / 'mistakes_field.png').read_bytes()[:4] == b'\x89PNG'
+    # No mistake, no picture (and none left over from an earlier evaluation).
+    assert reports['lab']['mistakes_png'] is None and not stale.exists()

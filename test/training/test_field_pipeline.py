@@ -201,6 +201,21 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
     assert scoring_note(posed) == ', 4 poses averaged (test_time_poses)'
     assert scoring_note({**posed, 'crops': 'known'}).endswith('weigh 0.1), 4 poses averaged '
                                                            '(test_time_poses)')
+    # The two evaluations of the same photos, compared photo by photo: every photo of
+    # each domain is paired, and each side's top-1 is its evaluation's.
+    compared = tmp_path / 'compared'
+    assert main(['compare', str(evaluation), str(posed_dir), '--out', str(compared)]) == 0
+    comparison = json.loads((compared / 'comparison.json').read_text())
+    assert comparison['differing_settings'] == {'poses': [1, 4]}
+    for name, domain in comparison['domains'].items():
+        assert domain['frames'] == report['domains'][name]['photos']
+        assert domain['base_top1']['share'] == pytest.approx(report['domains'][name]['top1'])
+        assert domain['new_top1']['share'] == pytest.approx(posed['domains'][name]['top1'])
+        assert domain['fixed'] - domain['broken'] == round(
+            domain['frames'] * (domain['new_top1']['share'] - domain['base_top1']['share']))
+    assert main(['compare', str(evaluation), str(as_frames), '--out', str(compared)]) == 0
+    assert json.loads((compared / 'comparison.json').read_text())['differing_settings'] == {
+        'seen_as': ['photos', framed['seen_as']]}
     assert main(['evaluate', '--model', str(model), '--poses', '3', '--out',
                  str(tmp_path / 'bad_poses')]) == 2
     assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),

@@ -93,6 +93,18 @@ def test_export_and_evaluate(trained_run: Path, tiny_dataset: Path, tmp_path: Pa
     assert matrix.sum() == 6 and matrix.sum(axis=1).tolist() == [2, 2, 2]
     assert (out / 'confusion_matrix.png').read_bytes()[:4] == b'\x89PNG'
     assert report['latency_ms']['invoke_p50'] > 0
+    # A row per photo, named by its path under the photo folder; its right answers are
+    # the report's top-1 and its truths the confusion matrix's rows.
+    import csv
+
+    with open(out / 'predictions.csv', newline='') as handle:
+        rows = list(csv.DictReader(handle))
+    test_files = [path for path, _ in json.loads(
+        (trained_run / 'split.json').read_text())['splits']['test']]
+    assert sorted(row['frame'] for row in rows) == sorted(test_files)
+    assert {row['domain'] for row in rows} == {'photos'}
+    assert sum(row['correct'] == '1' for row in rows) == report['int8']['correct']
+    assert all(row['truth'] == row['frame'].split('/')[0] for row in rows)
 
 
 def test_evaluate_rejects_classes_unknown_to_the_model(trained_run: Path, tmp_path: Path,
