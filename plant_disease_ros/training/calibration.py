@@ -13,7 +13,8 @@ change on the robot.
 
 The ``adaptive`` objective serves both kinds of domain: after the NLL temperature, each
 frame's logits ``z`` are multiplied by its own scale ``exp(b + w · z)`` (a
-:class:`ScoreScaling`, fitted by the domain-weighted NLL with a small L2 penalty on ``w``).
+:class:`ScoreScaling`, fitted by the domain-weighted NLL with a small L2 penalty on ``w``,
+its range over the validation frames kept within what int8 can carry).
 Confident, lab-like logits get sharpened and the flat logits of unfamiliar field photos
 softened, which one temperature cannot do. A positive scale keeps every frame's ranking of
 the labels, so top-1 does not change. The export adds it to the int8 graph
@@ -35,6 +36,12 @@ DEFAULT_BINS = 15
 ADAPTIVE = 'adaptive'  # the NLL temperature, then a per-frame ScoreScaling
 OBJECTIVES = (ADAPTIVE, 'nll', 'domain-ece')
 MAX_LOG_SCALE_PARAM = 4.0  # bound on the bias and standardised weights of a ScoreScaling
+# Widest spread of a ScoreScaling's log scale (b + w · z) over the frames it was fitted on:
+# e^4, a factor of about 55 between the softest and the sharpest frame. The int8 graph
+# quantises the scale and the scaled logits over their whole range, so a wider one leaves
+# the softly scaled frames a handful of levels and the int8 scores stop following the
+# float ones. The shipped model's spans 2.9 on its validation photos.
+MAX_LOG_SCALE_SPREAD = 4.0
 PRE_CHOICE_OBJECTIVE = 'nll'  # how runs from before the choice existed were calibrated
 
 
@@ -224,7 +231,32 @@ def fit_score_scaling(logits: np.ndarray, labels: np.ndarray, domains: Sequence[
         # Frames all right make the NLL fall for ever as the scale grows: keep it finite.
         np.clip(params, -MAX_LOG_SCALE_PARAM, MAX_LOG_SCALE_PARAM, out=params)
     raw = params[:-1] / spread
-    return ScoreScaling(raw, float(params[-1] - mean @ raw))
+    return limit_log_scale_spread(ScoreScaling(raw, float(params[-1] - mean @ raw)), logits,
+                                  labels, weights)
+
+
+def limit_log_scale_spread(scaling: ScoreScaling, logits: np.ndarray, labels: np.ndarray,
+                           weights: np.ndarray | None = None,
+                           limit: float = MAX_LOG_SCALE_SPREAD) -> ScoreScaling:
+    """Return ``scaling`` with its log scale spanning at most ``limit`` over ``logits``.
+
+    A fit on few or near-constant logits (a small or barely trained model: a label whose
+    logit hardly moves gets a huge raw weight) can make the scale range over many orders
+    of magnitude, which int8 cannot carry. Then ``w`` shrinks to fit the limit and ``b``
+    is refitted by the NLL (for a fixed ``w`` it is a temperature); otherwise the scaling
+    is returned as it is.
+    """
+    logits = np.asarray(logits, np.float64)
+    log_scales = scaling.bias + logits @ scaling.weights
+    spread = float(np.ptp(log_scales)) if len(log_scales) else 0.0
+    if spread <= limit:
+        return scaling
+    shrunk = scaling.weights * (limit / spread)
+    scaled = logits * np.exp(logits @ shrunk)[:, None]
+    temperature = fit_temperature(scaled, labels, weights,
+                                  bounds=(float(np.exp(-MAX_LOG_SCALE_PARAM)),
+                                          float(np.exp(MAX_LOG_SCALE_PARAM))))
+    return ScoreScaling(shrunk, float(-np.log(temperature)))
 
 
 def calibrated_probabilities(logits: np.ndarray, temperature: float = 1.0,

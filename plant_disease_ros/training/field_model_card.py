@@ -257,11 +257,42 @@ def domain_table(evaluation: dict, baseline: dict | None) -> list[str]:
     return lines + ['']
 
 
-def crops_section(evaluation: dict, told: dict) -> list[str]:
+def paired_comparison(base_dir: str | Path, other_dir: str | Path) -> dict | None:
+    """Return the photo-by-photo comparison of two evaluation folders (``compare``).
+
+    None when either folder has no ``predictions.csv`` (an evaluation written before it):
+    the card then shows the figures without the paired test.
+    """
+    from plant_disease_ros.training.compare import compare_evaluations, read_evaluation
+
+    if not all((Path(folder) / 'predictions.csv').is_file()
+               for folder in (base_dir, other_dir)):
+        return None
+    return compare_evaluations(read_evaluation(base_dir), read_evaluation(other_dir))
+
+
+def _paired_cell(comparison: dict | None, name: str) -> str:
+    """Return 'fixed / broken, p' of one domain of a comparison, or '–'."""
+    domain = (comparison or {}).get('domains', {}).get(name)
+    if domain is None:
+        return '–'
+    p_value = domain['top1_p']
+    shown = '< 0.001' if p_value < 0.001 else f'{p_value:.3f}'
+    return f'{domain["fixed"]} / {domain["broken"]}, p {shown}'
+
+
+PAIRED_NOTE = ('"Fixed / broken": test frames only this setting / only the default gets '
+               'right; p: the exact McNemar test on them (`plant-disease compare`). A gain '
+               'is clear of luck only where p is below 0.05: the field test sets are small.')
+
+
+def crops_section(evaluation: dict, told: dict,
+                  comparison: dict | None = None) -> list[str]:
     """Return the figures of a robot told its crop beside those of the default.
 
     ``told`` is an evaluation with ``--crops`` of the photos ``evaluation`` scored with
-    every crop.
+    every crop; ``comparison``: the two compared photo by photo (:func:`paired_comparison`),
+    for a column of frames fixed and broken.
     """
     crops = told.get('crops', 'all')
     weight = told.get('other_crops_weight', DEFAULT_OTHER_CROPS_WEIGHT)
@@ -276,19 +307,22 @@ def crops_section(evaluation: dict, told: dict) -> list[str]:
         f"(`other_crops_weight` {weight:g}: a leaf the model takes for another plant's "
         'keeps a low score and stays `unknown`). Same model, same test photos as above, '
         f'{how}:', '',
-        '| domain | top-1, every crop | top-1, told the crop | rejected | wrongly accepted '
-        '| ECE |',
-        '| --- | ---: | ---: | ---: | ---: | ---: |',
+        '| domain | top-1, every crop | top-1, told the crop | '
+        + ('fixed / broken | ' if comparison else '')
+        + 'rejected | wrongly accepted | ECE |',
+        '| --- | ---: | ---: |' + (' ---: |' if comparison else '') + ' ---: | ---: | ---: |',
     ]
     for name, report in told['domains'].items():
         default = evaluation['domains'].get(name)
         lines.append(f'| {name} | {_pct(default["top1"]) if default else "–"} | '
-                     f'{_pct(report["top1"])} | {_pct(report["rejected"])} | '
+                     f'{_pct(report["top1"])} | '
+                     + (f'{_paired_cell(comparison, name)} | ' if comparison else '')
+                     + f'{_pct(report["rejected"])} | '
                      f'{_pct(wrong_map_points(report))} | {_pct(report["ece"])} |')
     lines += ['', '`crops` is empty (every crop) by default, so the figures of the section '
               'before are what a robot gets until it is told its crop. Telling it helps where '
               'the model confuses crops (field photos); it cannot help between the diseases '
-              'of one crop.', '']
+              'of one crop.' + (' ' + PAIRED_NOTE if comparison else ''), '']
     return lines
 
 
@@ -302,12 +336,14 @@ def _setting(report: dict) -> str:
     return text if crops == 'all' else f'{text}, crops {crops}'
 
 
-def poses_section(evaluation: dict, posed: list[dict]) -> list[str]:
+def poses_section(evaluation: dict, posed: list[dict],
+                  comparisons: list[dict | None] | None = None) -> list[str]:
     """Return the figures of the same photos scored with ``test_time_poses`` above 1.
 
     ``posed`` are evaluations with ``--poses`` (and possibly ``--crops``) of the photos
     ``evaluation`` scored in one pass; each gets a top-1 / rejected / wrongly accepted
-    column.
+    column. ``comparisons``: each of them compared photo by photo with ``evaluation``
+    (:func:`paired_comparison`; None where unknown), for a table of frames fixed and broken.
     """
     lines = [
         '## More poses per frame (`test_time_poses`)', '',
@@ -327,6 +363,14 @@ def poses_section(evaluation: dict, posed: list[dict]) -> list[str]:
                          f'{_pct(domain["top1"])} / {_pct(domain["rejected"])} / '
                          f'{_pct(wrong_map_points(domain))}')
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    if comparisons and any(comparisons):
+        lines += ['', 'Against one pass, photo by photo (frames fixed / broken, p):', '',
+                  '| domain | ' + ' | '.join(_setting(report) for report in posed) + ' |',
+                  '| --- |' + ' ---: |' * len(posed)]
+        for name in evaluation['domains']:
+            lines.append(f'| {name} | ' + ' | '.join(
+                _paired_cell(comparison, name) for comparison in comparisons) + ' |')
+        lines += ['', PAIRED_NOTE]
     lines += ['', '`test_time_poses` is 1 by default: the figures before are what a robot gets '
               'at one invoke a frame.', '']
     return lines
@@ -519,10 +563,12 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     lines += domain_table(evaluation, baseline)
     if crops_dir is not None:
         lines += crops_section(evaluation,
-                               json.loads((Path(crops_dir) / 'evaluation.json').read_text()))
+                               json.loads((Path(crops_dir) / 'evaluation.json').read_text()),
+                               paired_comparison(evaluation_dir, crops_dir))
     if poses_dirs:
         lines += poses_section(evaluation, [
-            json.loads((Path(folder) / 'evaluation.json').read_text()) for folder in poses_dirs])
+            json.loads((Path(folder) / 'evaluation.json').read_text()) for folder in poses_dirs],
+            [paired_comparison(evaluation_dir, folder) for folder in poses_dirs])
     lines += per_class_tables(evaluation)
     lines += still_bad_at(evaluation, baseline)
     lines += latency_section(latency, reference_latency, evaluation['machine'],

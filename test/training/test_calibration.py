@@ -198,3 +198,33 @@ def test_score_scaling_stays_finite_when_every_frame_is_right() -> None:
     assert np.all(np.isfinite(scales)) and scales.min() > 1.0  # sharpened, but bounded
     assert abs(scaling.bias) <= 4.0 + 1e-9 + abs(logits.mean(0) @ scaling.weights)
     assert np.all(np.isfinite(scaling.probabilities(logits)))
+
+
+def test_score_scaling_keeps_its_range_within_what_int8_can_carry() -> None:
+    """A label whose logit barely moves gets a huge raw weight; the range is then shrunk."""
+    from plant_disease_ros.training.calibration import (
+        limit_log_scale_spread,
+        MAX_LOG_SCALE_SPREAD,
+    )
+
+    rng = np.random.default_rng(11)
+    logits = rng.normal(0, 1, (400, 4))
+    # Half the frames are always right (the fit wants them as sharp as it can), half are
+    # labelled at random (as soft as it can); the last logit hardly moves (as a barely
+    # trained model's no_leaf) but tells the two halves apart.
+    sharp = rng.random(400) < 0.5
+    labels = np.where(sharp, logits.argmax(axis=1), rng.integers(0, 4, 400))
+    logits[:, -1] = np.where(sharp, 0.01, -0.01) + rng.normal(0, 0.002, 400)
+    domains = np.array(['lab'] * 400)
+    scaling = fit_score_scaling(logits, labels, domains)
+    log_scales = np.log(scaling.scales(logits))
+    assert np.ptp(log_scales) == pytest.approx(MAX_LOG_SCALE_SPREAD)  # shrunk to the limit
+    assert np.abs(scaling.weights[-1]) > 10.0  # the fit did lean on the quiet logit
+    # Shrunk, it still scores the frames better than no scaling at all.
+    weights = np.ones(400)
+    assert negative_log_likelihood(np.log(scaling.probabilities(logits)), labels, 1.0,
+                                   weights) < negative_log_likelihood(logits, labels, 1.0,
+                                                                      weights)
+    # A scaling within the limit is returned as it is.
+    modest = ScoreScaling(np.array([0.1, 0.0, -0.1, 0.0]), 0.3)
+    assert limit_log_scale_spread(modest, logits, labels) is modest
