@@ -172,7 +172,9 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
         m.id: (m.pose.position.x, m.pose.position.y) for m in shapes.values()}
 
     assert harness.wait(
-        lambda: harness.latest_status_values().get('records_written') == '5')
+        lambda: harness.latest_status_values().get('records_written') == '5'
+        and harness.latest_status_values().get('received') == '8'),\
+        harness.latest_status_values()
     values = harness.latest_status_values()
     assert (values['received'], values['processed']) == ('8', '5')
     assert values['rejected.invalid_json'] == '2'
