@@ -48,7 +48,7 @@ from plant_disease_ros.ros.qos import (
     RELIABILITY_CHOICES,
     reliability_name,
 )
-from plant_disease_ros.ros.startup import run_nodes
+from plant_disease_ros.ros.startup import release_failed_node, run_nodes
 
 NODE_NAME = 'camera_subscriber'
 TRANSPORTS = ('raw', 'compressed')
@@ -98,7 +98,7 @@ class CameraSubscriberNode(Node):
         try:
             self._setup()
         except Exception:
-            self.destroy_node()
+            release_failed_node(self)
             raise
 
     def _setup(self) -> None:

@@ -88,7 +88,7 @@ from plant_disease_ros.ros.qos import (
     reliability_name,
     results_qos,
 )
-from plant_disease_ros.ros.startup import run_nodes
+from plant_disease_ros.ros.startup import release_failed_node, run_nodes
 from plant_disease_ros.ros.typed_outputs import ClassifierTypedOutputs
 
 NODE_NAME = 'disease_classifier'
@@ -117,7 +117,7 @@ class DiseaseClassifierNode(Node):
         try:
             self._setup(subscribe_frames)
         except Exception:
-            self.destroy_node()
+            release_failed_node(self)
             raise
 
     def _setup(self, subscribe_frames: bool) -> None:

@@ -51,7 +51,12 @@ from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
-from plant_disease_ros.ros.startup import init_rclpy
+from plant_disease_ros.ros.startup import (
+    exit_at_once,
+    init_rclpy,
+    process_starting,
+    release_failed_node,
+)
 from plant_disease_ros.ros.typed_outputs import MapTypedOutput
 
 NODE_NAME = 'disease_map_recorder'
@@ -85,7 +90,7 @@ class DiseaseMapRecorder(Node):
         try:
             self._setup()
         except Exception:
-            self.destroy_node()
+            release_failed_node(self)
             raise
 
     def _setup(self) -> None:
@@ -351,13 +356,16 @@ def main(args: list[str] | None = None) -> int:
     node: DiseaseMapRecorder | None = None
     status = 0
     try:
-        node = DiseaseMapRecorder()
+        with process_starting():
+            node = DiseaseMapRecorder()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, OSError, ParameterException) as error:
         # A bad parameter or an unwritable map_dir: one line, not a traceback.
         print(f'{NODE_NAME}: error: {error}', file=sys.stderr)
+        if node is None:
+            exit_at_once(1)  # it never started: nothing to save (see release_failed_node)
         status = 1
     finally:
         if node is not None:
