@@ -23,7 +23,11 @@ LOOKUP_STATUSES = ('interpolated', 'nearest', 'stale', 'none', 'pending')
 
 @dataclass(frozen=True)
 class GeoFix:
-    """One validated GPS fix: WGS84 degrees, metres above the ellipsoid, stamp in seconds."""
+    """One validated GPS fix: WGS84 degrees, metres above the ellipsoid, stamp in seconds.
+
+    ``altitude`` is NaN when the receiver gave none (a 2-D fix), as in
+    ``sensor_msgs/NavSatFix``; latitude and longitude are always finite.
+    """
 
     stamp_s: float
     latitude: float
@@ -37,12 +41,13 @@ def fix_rejection_reason(status: int, latitude: float, longitude: float,
     """Return why a fix must not be used (``'no_fix'``, ``'non_finite'``, ``'out_of_range'``).
 
     Return ``None`` for a usable fix. ``status`` is ``NavSatStatus.status``: below zero
-    means the receiver has no fix.
+    means the receiver has no fix. A NaN altitude is NavSatFix's "no altitude available":
+    the fix is still usable for its latitude and longitude (an infinite altitude is not).
     """
     if status < 0:
         return 'no_fix'
-    values = (latitude, longitude, altitude)
-    if not all(math.isfinite(value) for value in values):
+    if not (math.isfinite(latitude) and math.isfinite(longitude)
+            and (math.isfinite(altitude) or math.isnan(altitude))):
         return 'non_finite'
     if (abs(latitude) > MAX_ABS_LATITUDE_DEG or abs(longitude) > MAX_ABS_LONGITUDE_DEG
             or abs(altitude) > MAX_ABS_ALTITUDE_M):
@@ -70,8 +75,24 @@ class FixLookup:
         return self.fix is not None
 
 
+def _interpolate_altitude(before: float, after: float, weight: float) -> float:
+    """Return the altitude at ``weight`` between two; NaN (unknown) ones are left out.
+
+    When one fix has no altitude the other's is used (the altitude changes little between
+    fixes a few seconds apart); when neither has one the result is NaN (unknown).
+    """
+    if math.isnan(before):
+        return after
+    if math.isnan(after):
+        return before
+    return before + weight * (after - before)
+
+
 def _interpolate(before: GeoFix, after: GeoFix, stamp_s: float) -> GeoFix:
-    """Return the fix linearly interpolated at ``stamp_s`` between two fixes."""
+    """Return the fix linearly interpolated at ``stamp_s`` between two fixes.
+
+    The altitude is that of :func:`_interpolate_altitude`: NaN only when both lack one.
+    """
     span = after.stamp_s - before.stamp_s
     if span <= 0.0:
         return GeoFix(stamp_s, before.latitude, before.longitude, before.altitude,
@@ -96,7 +117,7 @@ def _interpolate(before: GeoFix, after: GeoFix, stamp_s: float) -> GeoFix:
         stamp_s=stamp_s,
         latitude=before.latitude + weight * (after.latitude - before.latitude),
         longitude=longitude,
-        altitude=before.altitude + weight * (after.altitude - before.altitude),
+        altitude=_interpolate_altitude(before.altitude, after.altitude, weight),
         horizontal_accuracy_m=accuracy,
     )
 

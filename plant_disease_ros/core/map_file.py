@@ -19,7 +19,16 @@ from pathlib import Path
 import secrets
 from typing import Any, BinaryIO
 
-from plant_disease_ros.core.detections import feature_position
+from plant_disease_ros.core.detections import (
+    feature_position,
+    feature_stamp_s,
+    finite_number,
+)
+from plant_disease_ros.core.fix_buffer import (
+    MAX_ABS_ALTITUDE_M,
+    MAX_ABS_LATITUDE_DEG,
+    MAX_ABS_LONGITUDE_DEG,
+)
 
 RECORD_SEPARATOR = b'\x1e'
 GEOJSON_SEQ_SUFFIX = '.geojsons'
@@ -37,12 +46,36 @@ def parse_json(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_reject_constant)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _unreadable_number(feature: dict) -> bool:
+    """Return whether a number the map reads from ``feature`` is not a finite float.
+
+    ``confidence`` and the ``stamp`` (``sec`` + ``nanosec``) are read as floats: a JSON
+    integer too large for one, or 1e400 (which parses to infinity), would make every
+    reader of the record fail. Other types are tolerated: the readers take them as absent.
+    """
+    properties = feature['properties']
+    confidence = properties.get('confidence')
+    if _is_number(confidence) and finite_number(confidence) is None:
+        return True
+    stamp = properties.get('stamp')
+    return (isinstance(stamp, dict)
+            and all(isinstance(part, int) and not isinstance(part, bool)
+                    for part in (stamp.get('sec'), stamp.get('nanosec', 0)))
+            and feature_stamp_s(feature) is None)
+
+
 def feature_rejection_reason(value: Any) -> str | None:
     """Return why ``value`` is not a usable detection Feature, or ``None`` when it is.
 
     Reasons: ``'not_an_object'``, ``'not_a_feature'`` (``type`` is not ``'Feature'``),
-    ``'bad_geometry'`` (neither ``null`` nor a Point with 2 or 3 finite numbers in range),
-    ``'bad_properties'`` (not an object).
+    ``'bad_geometry'`` (neither ``null`` nor a Point with 2 or 3 finite numbers in range:
+    latitude within 90, longitude within 180 degrees, altitude within ``1e5`` m, the limit
+    of a usable GPS fix), ``'bad_properties'`` (not an object, or a ``confidence`` or
+    ``stamp`` number that is not a finite float, such as a 400-digit JSON integer).
     """
     if not isinstance(value, dict):
         return 'not_an_object'
@@ -56,15 +89,19 @@ def feature_rejection_reason(value: Any) -> str | None:
             return 'bad_geometry'
         coordinates = geometry.get('coordinates')
         if (not isinstance(coordinates, list) or len(coordinates) not in (2, 3)
-                or any(isinstance(item, bool) or not isinstance(item, (int, float))
-                       for item in coordinates)):
+                or not all(_is_number(item) for item in coordinates)):
             return 'bad_geometry'
-        if feature_position(value) is None:
+        position = feature_position(value)
+        if position is None:
             return 'bad_geometry'
-        if abs(coordinates[0]) > 180.0 or abs(coordinates[1]) > 90.0:
+        latitude, longitude, altitude = position
+        if (abs(longitude) > MAX_ABS_LONGITUDE_DEG or abs(latitude) > MAX_ABS_LATITUDE_DEG
+                or abs(altitude) > MAX_ABS_ALTITUDE_M):
             return 'bad_geometry'
     properties = value.get('properties')
     if properties is not None and not isinstance(properties, dict):
+        return 'bad_properties'
+    if properties is not None and _unreadable_number(value):
         return 'bad_properties'
     return None
 

@@ -54,13 +54,27 @@ def most_severe_label(cell: Cell) -> str:
 
 
 def cell_ring(cell: Cell, cell_size_m: float, origin: Origin) -> list[list[float]]:
-    """Return the cell's square as a closed counter-clockwise ring of [lon, lat] corners."""
+    """Return the cell's square as a closed counter-clockwise ring of [lon, lat] corners.
+
+    The longitudes are kept continuous: each corner is taken within 180 degrees of the
+    first one (in [-180, 180]). A cell straddling the antimeridian therefore has corners
+    slightly beyond 180 (or -180), e.g. 179.99999 and 180.000009, instead of a ring that
+    jumps to -179.999991 and spans the whole globe. RFC 7946 (3.1.9) would rather cut
+    such a polygon in two; a cell is metres wide, GIS software draws the unwrapped square
+    correctly, and every cell stays one Polygon.
+    """
     east, north = cell.key[0] * cell_size_m, cell.key[1] * cell_size_m
     corners = [(east, north), (east + cell_size_m, north),
                (east + cell_size_m, north + cell_size_m), (east, north + cell_size_m)]
-    ring = []
+    ring: list[list[float]] = []
     for e, n in corners + corners[:1]:
         latitude, longitude, _ = enu_to_geodetic(e, n, 0.0, *origin)
+        if ring:
+            first = ring[0][0]
+            if longitude - first > 180.0:
+                longitude -= 360.0
+            elif longitude - first < -180.0:
+                longitude += 360.0
         ring.append([longitude, latitude])
     return ring
 

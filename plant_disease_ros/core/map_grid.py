@@ -2,7 +2,9 @@
 
 Cells are squares of ``cell_size_m`` in the local ENU frame of an origin: a given datum,
 or else the first located feature. Cell ``(i, j)`` covers east in ``[i, i+1) * size`` and
-north in ``[j, j+1) * size``.
+north in ``[j, j+1) * size``. A detection without altitude (a 2-D position ``[lon, lat]``)
+is taken at altitude 0 (see ``core.detections.feature_position``), also when it becomes
+the origin; cells use east and north only, which that barely moves.
 """
 
 from __future__ import annotations

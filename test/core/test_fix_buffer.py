@@ -37,6 +37,12 @@ def fix_at(stamp_s: float, latitude: float = 48.0, longitude: float = 11.0,
     (0, 48.0, 11.0, 500.0, None),
     (1, -90.0, 180.0, -100.0, None),
     (2, 0.0, 0.0, 0.0, None),
+    # NavSatFix: altitude "quiet NaN if no altitude is available": a usable 2-D fix.
+    (0, 47.3977, 8.5456, math.nan, None),
+    (0, 47.3977, 8.5456, math.inf, 'non_finite'),
+    (0, math.nan, 8.5456, math.nan, 'non_finite'),
+    (0, 91.0, 8.5456, math.nan, 'out_of_range'),
+    (-1, 47.3977, 8.5456, math.nan, 'no_fix'),
 ])
 def test_fix_rejection_reason(status: int, lat: float, lon: float, alt: float,
                               reason: str | None) -> None:
@@ -64,6 +70,30 @@ def test_interpolates_between_fixes_around_the_stamp() -> None:
     assert result.fix.altitude == pytest.approx(502.5)
     assert result.fix.horizontal_accuracy_m == 1.5  # the worse of the two
     assert result.age_s == pytest.approx(0.75)
+
+
+def test_a_fix_without_altitude_is_looked_up_and_interpolated() -> None:
+    """A NaN (unknown) altitude never makes an interpolated altitude NaN next to a known one."""
+    buffer = FixBuffer(max_fix_age_s=2.0)
+    buffer.add(fix_at(10.0, 48.0, 11.0, math.nan))
+    exact = buffer.lookup(10.0)
+    assert exact.status == 'interpolated'
+    assert (exact.fix.latitude, exact.fix.longitude) == (48.0, 11.0)
+    assert math.isnan(exact.fix.altitude)
+    buffer.add(fix_at(11.0, 48.001, 11.002, 510.0))
+    result = buffer.lookup(10.25)
+    assert result.status == 'interpolated'
+    assert result.fix.latitude == pytest.approx(48.00025, abs=1e-12)
+    assert result.fix.longitude == pytest.approx(11.0005, abs=1e-12)
+    assert result.fix.altitude == 510.0  # the known one
+    buffer.add(fix_at(12.0, 48.002, 11.004, math.nan))
+    assert buffer.lookup(11.5).fix.altitude == 510.0
+    both_unknown = FixBuffer()
+    both_unknown.add(fix_at(0.0, 48.0, 11.0, math.nan))
+    both_unknown.add(fix_at(1.0, 48.001, 11.0, math.nan))
+    result = both_unknown.lookup(0.5)
+    assert result.fix.latitude == pytest.approx(48.0005, abs=1e-12)
+    assert math.isnan(result.fix.altitude)
 
 
 def test_exact_stamp_returns_that_fix() -> None:

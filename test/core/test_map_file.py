@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from plant_disease_ros.core.detections import (
     feature_label,
     feature_position,
     feature_stamp_s,
+    finite_number,
 )
 from plant_disease_ros.core.fix_buffer import FixLookup, GeoFix
 from plant_disease_ros.core.map_file import (
@@ -98,6 +100,93 @@ def test_detection_without_position_has_null_geometry(status: str) -> None:
 ])
 def test_feature_rejection_reason(value: object, reason: str | None) -> None:
     assert feature_rejection_reason(value) == reason
+
+
+# A JSON integer too large for a float: float() of it raises OverflowError.
+HUGE = 10 ** 400
+
+
+def point(coordinates: list, properties: dict | None = None) -> dict:
+    return {'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': coordinates},
+            'properties': {} if properties is None else properties}
+
+
+@pytest.mark.parametrize(('value', 'reason'), [
+    (point([HUGE, 0]), 'bad_geometry'),
+    (point([0, -HUGE]), 'bad_geometry'),
+    (point([4.3, 52.0, HUGE]), 'bad_geometry'),
+    (point([4.3, 52.0, 1e300]), 'bad_geometry'),     # would become the ENU origin
+    (point([4.3, 52.0, -100001.0]), 'bad_geometry'),
+    (point([4.3, 52.0, 1e5]), None),
+    (point([4.3, 52.0, -400.0]), None),
+    (point([4.3, 52.0], {'confidence': HUGE}), 'bad_properties'),
+    (point([4.3, 52.0], {'confidence': math.inf}), 'bad_properties'),
+    (point([4.3, 52.0], {'stamp': {'sec': HUGE, 'nanosec': 0}}), 'bad_properties'),
+    (point([4.3, 52.0], {'stamp': {'sec': 1, 'nanosec': HUGE}}), 'bad_properties'),
+    (point([4.3, 52.0], {'stamp': {'sec': HUGE}}), 'bad_properties'),
+    ({'type': 'Feature', 'geometry': None, 'properties': {'confidence': -HUGE}},
+     'bad_properties'),
+    # Not numbers at all: tolerated, the readers take them as absent.
+    (point([4.3, 52.0], {'confidence': 'high', 'stamp': {'sec': '1'}}), None),
+    (point([4.3, 52.0], {'confidence': 1, 'stamp': {'sec': 10 ** 9, 'nanosec': 5}}), None),
+])
+def test_numbers_that_are_not_finite_floats_are_refused(value: dict, reason: str | None
+                                                        ) -> None:
+    assert feature_rejection_reason(value) == reason
+
+
+def test_accessors_never_raise_on_huge_integers() -> None:
+    assert finite_number(HUGE) is None and finite_number(-HUGE) is None
+    assert finite_number(True) is None and finite_number('1') is None
+    assert finite_number(math.nan) is None and finite_number(7) == 7.0
+    assert feature_position(point([HUGE, 0])) is None
+    assert feature_position(point([4.3, 52.0, HUGE])) is None
+    assert feature_position(point(['4.3', 52.0])) is None
+    assert feature_position(point([4, 52])) == (52.0, 4.0, 0.0)
+    assert feature_confidence(point([0, 0], {'confidence': HUGE})) == 0.0
+    assert feature_confidence(point([0, 0], {'confidence': 3})) == 3.0
+    assert feature_stamp_s(point([0, 0], {'stamp': {'sec': HUGE, 'nanosec': 0}})) is None
+    assert feature_stamp_s(point([0, 0], {'stamp': {'sec': 1, 'nanosec': HUGE}})) is None
+    assert feature_stamp_s(point([0, 0], {'stamp': {'sec': 2, 'nanosec': 500_000_000}})) \
+        == pytest.approx(2.5)
+
+
+def test_reader_skips_and_counts_records_with_huge_numbers(tmp_path: Path) -> None:
+    path = tmp_path / 'huge.geojsons'
+    big = '1' + '0' * 400
+    good = feature_at(1.0, 1.0, sec=1)
+    path.write_bytes(
+        encode_record(good)
+        + RECORD_SEPARATOR + f'{{"type":"Feature","geometry":{{"type":"Point",'
+        f'"coordinates":[0,{big}]}},"properties":{{}}}}\n'.encode()
+        + RECORD_SEPARATOR + f'{{"type":"Feature","geometry":null,'
+        f'"properties":{{"confidence":{big}}}}}\n'.encode()
+        + RECORD_SEPARATOR + f'{{"type":"Feature","geometry":null,'
+        f'"properties":{{"stamp":{{"sec":{big},"nanosec":0}}}}}}\n'.encode()
+        + RECORD_SEPARATOR + b'{"type":"Feature","geometry":null,'
+        b'"properties":{"confidence":1e400}}\n'
+        + encode_record(feature_at(3.0, 3.0, sec=3)))
+    features, stats = scan_geojson_seq(path)
+    assert [feature_stamp_s(f) for f in features] == pytest.approx([1.0, 3.0])
+    assert (stats.records, stats.skipped, stats.truncated_tail) == (2, 4, False)
+    collection = tmp_path / 'huge.geojson'
+    collection.write_text(
+        '{"type":"FeatureCollection","features":[' + json.dumps(good) + ','
+        f'{{"type":"Feature","geometry":{{"type":"Point","coordinates":[{big},0]}}}}]}}')
+    assert read_features(collection) == [good]
+
+
+def test_detection_with_a_2d_fix_has_a_2d_point() -> None:
+    fix = GeoFix(10.5, 52.0, 4.3, math.nan, horizontal_accuracy_m=2.5)
+    feature = detection_feature(
+        stamp_sec=10, stamp_nanosec=500_000_000, frame_id='camera',
+        classification=classification(LATE_BLIGHT, 0.875, index=29),
+        fix_lookup=FixLookup('interpolated', fix, 0.0))
+    assert feature['geometry'] == {'type': 'Point', 'coordinates': [4.3, 52.0]}
+    assert json.loads(json.dumps(feature, allow_nan=False)) == feature
+    assert feature_rejection_reason(feature) is None
+    # The map takes a 2-D position at altitude 0.
+    assert feature_position(feature) == (52.0, 4.3, 0.0)
 
 
 def test_writer_appends_rs_prefixed_fsynced_records(tmp_path: Path,

@@ -87,6 +87,39 @@ def test_grid_features_one_polygon_per_cell_with_counts() -> None:
     assert grid_features([detection(0.0, None, LATE)], CELL_M) == []
 
 
+@pytest.mark.parametrize('longitude', [179.99999, -179.99999])
+def test_a_cell_across_the_antimeridian_stays_a_small_square(longitude: float) -> None:
+    """Ring longitudes are kept continuous (beyond 180 if need be), not 360 degrees apart."""
+    origin = (-16.8, longitude, 0.0)  # Taveuni, Fiji, about 1 m from the 180th meridian
+    features = [
+        {'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [lon, lat, 0.0]},
+         'properties': {'label': LATE, 'confidence': 0.9, 'healthy': False}}
+        for lat, lon, _ in (enu_to_geodetic(east, 0.5, 0.0, *origin)
+                            for east in (0.5, -1.5, 1.5))]
+    cells = grid_features(features, CELL_M, origin)
+    assert len(cells) == 2
+    for cell in cells:
+        ring = cell['geometry']['coordinates'][0]
+        longitudes = [corner[0] for corner in ring]
+        # A 2 m cell at 16.8 degrees south is 1.9e-5 degrees of longitude wide.
+        assert max(longitudes) - min(longitudes) == pytest.approx(1.88e-5, abs=1e-6)
+        assert ring[0] == ring[-1] and -180.0 <= ring[0][0] <= 180.0
+        assert all(abs(lon - ring[0][0]) < 1e-4 for lon in longitudes)
+        east, north = (cell['properties']['cell_e'] * CELL_M,
+                       cell['properties']['cell_n'] * CELL_M)
+        expected = [(east, north), (east + CELL_M, north), (east + CELL_M, north + CELL_M),
+                    (east, north + CELL_M), (east, north)]
+        for (lon, lat), (want_e, want_n) in zip(ring, expected, strict=True):
+            e, n, _ = geodetic_to_enu(lat, lon, 0.0, *origin)
+            assert e == pytest.approx(want_e, abs=1e-3) and n == pytest.approx(want_n, abs=1e-3)
+    # The cell east of the origin crosses 180 when it starts west of it, and vice versa.
+    straddling = {cell['properties']['cell_e']: cell for cell in cells}[0 if longitude > 0
+                                                                         else -1]
+    beyond = [corner[0] for corner in straddling['geometry']['coordinates'][0]
+              if abs(corner[0]) > 180.0]
+    assert beyond and all(abs(lon) < 180.0001 for lon in beyond)
+
+
 def test_most_severe_label_is_the_most_frequent_disease_ties_by_name() -> None:
     """Most detections wins; a tie goes to the first name; healthy never counts."""
     cell = Cell(key=(0, 0), centre_e=1.0, centre_n=1.0, count=5,

@@ -8,7 +8,8 @@ from helpers.maps import EARLY_BLIGHT, feature_at, HEALTHY, LATE_BLIGHT, ORIGIN
 import pytest
 
 from plant_disease_ros.core.detections import feature_position
-from plant_disease_ros.core.map_grid import CellAggregator, summarize
+from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.map_grid import CellAggregator, MapSummary, summarize
 
 
 def test_summarize_counts_labels_cells_and_positions() -> None:
@@ -86,3 +87,49 @@ def test_cell_aggregator_origin_from_first_located_feature() -> None:
     assert aggregator.origin == feature_position(first)
     assert cell.key == (0, 0) and (cell.centre_e, cell.centre_n) == (2.5, 2.5)
     assert aggregator.add(feature_at(94.0, 100.0)).key == (-2, 0)
+
+
+HUGE = 10 ** 400  # a JSON integer too large for a float
+
+
+def test_huge_numbers_count_as_absent_in_the_aggregates() -> None:
+    """Features that skipped validation: a huge confidence is 0, a huge stamp is none."""
+    huge = feature_at(0.5, 0.5, LATE_BLIGHT, 0.9, sec=7)
+    huge['properties']['confidence'] = HUGE
+    huge['properties']['stamp'] = {'sec': HUGE, 'nanosec': 0}
+    aggregator = CellAggregator(cell_size_m=2.0, origin=ORIGIN)
+    cell = aggregator.add(huge)
+    assert cell.key == (0, 0) and cell.count == 1 and cell.max_confidence == 0.0
+    summary = MapSummary(2.0, ORIGIN)
+    summary.add(huge)
+    summary.add(feature_at(0.5, 0.5, LATE_BLIGHT, 0.9, sec=3))
+    result = summary.as_dict()
+    assert (result['detections'], result['located'], result['cells']) == (2, 2, 1)
+    assert result['first_stamp_s'] == result['last_stamp_s'] == pytest.approx(3.0)
+    unlocated = feature_at(0.5, 0.5)
+    unlocated['geometry']['coordinates'][0] = HUGE
+    assert aggregator.add(unlocated) is None
+
+
+def test_2d_positions_are_taken_at_altitude_zero() -> None:
+    """A 2-D point ([lon, lat]) is located; as the first one it gives the origin alt 0."""
+    origin = (ORIGIN[0], ORIGIN[1], 0.0)
+
+    def point_2d(east: float, north: float) -> dict:
+        lat, lon, _ = enu_to_geodetic(east, north, 0.0, *origin)
+        feature = feature_at(east, north)
+        feature['geometry']['coordinates'] = [lon, lat]
+        return feature
+
+    aggregator = CellAggregator(cell_size_m=2.0)
+    assert aggregator.add(point_2d(0.0, 0.0)).key == (0, 0)
+    assert aggregator.origin == pytest.approx(origin)
+    assert aggregator.add(point_2d(-0.5, 4.5)).key == (-1, 2)
+    # A 3-D detection 600 m up lands in the cell of its east/north all the same.
+    lat, lon, alt = enu_to_geodetic(3.0, 1.0, 600.0, *origin)
+    high = feature_at(0.0, 0.0)
+    high['geometry']['coordinates'] = [lon, lat, alt]
+    assert aggregator.add(high).key == (1, 0)
+    summary = summarize([point_2d(5.0, 5.0), point_2d(1.0, 1.0)], cell_size_m=2.0)
+    assert summary['located'] == 2 and summary['cells'] == 2
+    assert summary['origin']['altitude'] == 0.0

@@ -11,6 +11,7 @@ import pytest
 
 from plant_disease_ros.core import map_file
 from plant_disease_ros.core.map_file import read_geojson_seq
+from plant_disease_ros.core.map_grid import MapSummary
 from plant_disease_ros.core.map_run import (
     check_writable_directory,
     default_run_name,
@@ -53,6 +54,52 @@ def test_format_origin() -> None:
 def test_parse_detection_refuses_with_a_reason(text: str, reason: str) -> None:
     value, got, detail = parse_detection(text)
     assert (value, got) == (None, reason) and detail
+
+
+BIG = '1' + '0' * 400  # a JSON integer too large for a float
+
+
+@pytest.mark.parametrize(('text', 'reason'), [
+    ('{"type":"Feature","geometry":{"type":"Point","coordinates":[BIG,0]},"properties":{}}',
+     'bad_geometry'),
+    ('{"type":"Feature","geometry":{"type":"Point","coordinates":[8.5,47.3,1e300]},'
+     '"properties":{}}', 'bad_geometry'),
+    ('{"type":"Feature","geometry":{"type":"Point","coordinates":[8.5,47.3]},'
+     '"properties":{"label":"Apple___Apple_scab","confidence":BIG}}', 'bad_properties'),
+    ('{"type":"Feature","geometry":{"type":"Point","coordinates":[8.5,47.3]},'
+     '"properties":{"stamp":{"sec":BIG,"nanosec":0}}}', 'bad_properties'),
+    ('{"type":"Feature","geometry":null,"properties":{"confidence":1e400}}',
+     'bad_properties'),
+])
+def test_parse_detection_refuses_numbers_that_are_not_finite_floats(text: str,
+                                                                    reason: str) -> None:
+    text = text.replace('BIG', BIG)
+    value, got, detail = parse_detection(text)
+    assert (value, got) == (None, reason)
+    assert detail == text[:120]
+
+
+def test_parse_detection_accepts_a_2d_point() -> None:
+    text = ('{"type":"Feature","geometry":{"type":"Point","coordinates":[8.5,47.3]},'
+            '"properties":{"confidence":0.5}}')
+    value, reason, _ = parse_detection(text)
+    assert reason is None and value['geometry']['coordinates'] == [8.5, 47.3]
+
+
+def test_a_stored_record_with_a_huge_number_is_skipped_on_continue(tmp_path: Path) -> None:
+    run = MapRun(tmp_path, 'field')
+    run.append(feature(0))
+    run.close()
+    with open(run.records_path, 'ab') as handle:
+        handle.write(('\x1e{"type":"Feature","geometry":{"type":"Point","coordinates":'
+                      '[8.5,47.3]},"properties":{"confidence":BIG,"stamp":{"sec":BIG,'
+                      '"nanosec":0}}}\n').replace('BIG', BIG).encode())
+    again = MapRun(tmp_path, 'field')
+    summary = MapSummary(2.0)
+    again.continue_existing(summary.add)
+    assert (again.records_at_start, again.records_skipped_at_start) == (1, 1)
+    assert (summary.detections, summary.located) == (1, 1)
+    assert again.save({}) == 1
 
 
 def test_parse_detection_accepts_a_feature() -> None:

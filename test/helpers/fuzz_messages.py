@@ -375,6 +375,9 @@ def fix_case(rng: np.random.Generator) -> FuzzCase:
         latitude, longitude, altitude = [value if i == which else v for i, v in
                                          enumerate((latitude, longitude, altitude))]
         expected, note = 'non_finite', f'field {which} = {value}'
+        if which == 2 and math.isnan(value):
+            # NavSatFix's 'no altitude available': a usable 2-D fix.
+            expected, note = None, 'no altitude (NaN): a 2-D fix'
     elif kind == 3:
         which = int(rng.integers(0, 3))
         value = float(rng.choice(_OUT_OF_RANGE_BY_FIELD[which]))

@@ -208,3 +208,21 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
             values.get('fix_rejected.out_of_range')) == ('1', '2', '1')
 
     assert harness.wait(reported), latest_diagnostics(gps.collector, classifier_id)
+
+
+def test_a_fix_without_altitude_tags_detections_with_a_2d_point(harness) -> None:
+    """NavSatFix altitude NaN ('no altitude available'): the fix is used, the point is 2-D."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.2)
+    lat, lon, _ = true_position(0.0)
+    gps.send_fix(make_fix(lat, lon, math.nan, stamp_s=T0, accuracy_m=0.5))
+    gps.send_frame(T0)
+    (feature,) = gps.wait_detections(1)
+    assert gps.classifier.diagnostics.rejected[('fix', 'non_finite')] == 0
+    assert feature['properties']['fix_status'] == 'interpolated'
+    assert feature['geometry'] == {'type': 'Point', 'coordinates': [lon, lat]}
+    # detections/fix keeps NavSatFix's convention: NaN altitude, the same position.
+    assert harness.wait(lambda: gps.collector.count('/detections/fix') == 1)
+    fix_msg = gps.collector.messages['/detections/fix'][0]
+    assert (fix_msg.latitude, fix_msg.longitude) == (lat, lon)
+    assert math.isnan(fix_msg.altitude)
