@@ -112,6 +112,8 @@ class DiseaseMapRecorder(Node):
         self.map_frame: str = value['map_frame']
         self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(),
                           value['max_held_records'])
+        # The last detection could not be written (held, or dropped with no queue).
+        self._write_failing = False
         self._aggregator = CellAggregator(value['cell_size_m'], origin)
         self._summary = MapSummary(value['cell_size_m'], origin)
         self._palette = LabelPalette()
@@ -236,7 +238,7 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('records_in_file', self.run.records_in_file)
         self.diagnostics.set_value('records_held', self.run.records_held)
         self.diagnostics.set_value('records_dropped', self.run.records_dropped)
-        if self.run.records_held:
+        if self.run.records_held or self._write_failing:
             dropped = (f', {self.run.records_dropped} dropped (queue full)'
                        if self.run.records_dropped else '')
             self.diagnostics.error = (
@@ -258,6 +260,7 @@ class DiseaseMapRecorder(Node):
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
             return
+        dropped_before = self.run.records_dropped
         try:
             written = self.run.record(feature)
         except ValueError as error:
@@ -266,7 +269,10 @@ class DiseaseMapRecorder(Node):
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
             return
-        if not written:
+        # With max_held_records 0 a failed write holds nothing: the record is dropped at
+        # once and record() reports an empty queue, so the drop itself tells the failure.
+        self._write_failing = not written or self.run.records_dropped > dropped_before
+        if self._write_failing:
             self.warnings.warning(
                 'held', f'cannot append to {self.run.records_path}: {self.run.write_error}; '
                 f'{self.run.records_held} detection(s) held in memory, '
@@ -281,6 +287,8 @@ class DiseaseMapRecorder(Node):
         if not self.run.records_held:
             return
         written = self.run.write_held()
+        if not self.run.records_held:
+            self._write_failing = False
         if written and not self.run.records_held:
             dropped = self.run.records_dropped
             self.get_logger().info(

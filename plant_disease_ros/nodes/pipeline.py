@@ -14,7 +14,7 @@ from typing import Any
 
 from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
 from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode
-from plant_disease_ros.ros.startup import run_nodes
+from plant_disease_ros.ros.startup import release_failed_node, run_nodes
 
 LOGGER_NAME = 'plant_disease_pipeline'
 
@@ -28,7 +28,9 @@ def create_pipeline(**node_kwargs: Any) -> tuple[CameraSubscriberNode, DiseaseCl
     try:
         camera = CameraSubscriberNode(**node_kwargs)
     except Exception:
-        classifier.destroy_node()
+        # The classifier started: released like a node that failed to start (in a node
+        # process that is about to exit, destroying it could crash before the error line).
+        release_failed_node(classifier)
         raise
     camera.add_frame_listener(classifier.process_frame)
     return camera, classifier

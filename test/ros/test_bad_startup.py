@@ -94,6 +94,11 @@ def _cases(files: dict[str, Path]) -> list[StartupCase]:
     for node, key in WRONG_TYPE_KEY.items():
         cases.append(StartupCase(node, 'params_wrong_type',
                                  ['--params-file', str(files[f'wrong_type_{node}'])], (key,)))
+    # The pipeline's classifier starts, then its camera fails: the started node is left
+    # to the process's exit (release_failed_node), the line still printed.
+    cases.append(StartupCase('plant_disease_pipeline', 'camera_params_wrong_type',
+                             ['--params-file', str(files['wrong_type_camera_subscriber'])],
+                             (WRONG_TYPE_KEY['camera_subscriber'],)))
     recorder = 'disease_map_recorder'
     cases.append(StartupCase(recorder, 'map_dir_under_file',
                              ['-p', f'map_dir:={files["map_dir_under_file"]}'],

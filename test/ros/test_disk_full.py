@@ -162,3 +162,28 @@ def test_a_full_queue_drops_the_oldest_and_the_summary_says_so(ros_context,
               f'dropped {dropped}')
     finally:
         rig.close()
+
+
+def test_no_queue_drops_each_detection_and_says_so(ros_context, map_dir: Path) -> None:
+    """max_held_records 0: a failed write drops the detection at once, ERROR and a warning."""
+    rig = DiskRig(ros_context, map_dir, max_held_records=0)
+    try:
+        rig.publish(2)
+        assert rig.wait(lambda: rig.recorder.records_written == 2)
+        filler = map_dir / 'filler'
+        fill(filler)
+        rig.publish(30)
+        assert rig.wait(lambda: rig.accounted() == 32 and rig.recorder.records_dropped > 0)
+        assert rig.recorder.records_held == 0
+        dropped = rig.recorder.records_dropped
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.ERROR
+                        and rig.diagnostics_values().get('records_dropped') == str(dropped))
+        message = statuses(rig.diagnostics, NODE)[-1].message
+        assert f'{dropped} dropped' in message and 'No space left on device' in message, message
+        filler.unlink()
+        rig.publish(1)
+        assert rig.wait(lambda: rig.recorder.records_written == 33 - dropped)
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.OK)
+        assert rig.on_disk()[-1] == 32
+    finally:
+        rig.close()
