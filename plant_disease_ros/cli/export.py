@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --calibrate: what the temperature minimises; adaptive adds a "
                              "per-frame scale to the int8 model (default: the run's own "
                              "choice)")
+    parser.add_argument('--data', default=None,
+                        help="folder of the run's training photos, when not where its "
+                             'split.json says (another machine; a field-fit run: the lab '
+                             'photos)')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
 
 
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if not field_split.exists():
             raise FileNotFoundError(f'--calibrate needs a field-fit run: {field_split} '
                                     'not found')
-        temperature, _ = calibrate_run(run_dir, cache_dir=cache_dir,
+        temperature, _ = calibrate_run(run_dir, cache_dir=cache_dir, lab_data=args.data,
                                        objective=args.calibrate_by)
         print(f'temperature {temperature:.3f} folded into {run_dir / "model.keras"}')
     for needed in ('model.keras', 'split.json'):
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                          input_type=args.input_type, calibration_count=args.calibration_count,
                          cache_dir=cache_dir, float_out=args.float_out,
                          field_split=field_split if field_split.exists() else None,
-                         score_scaling=scaling)
+                         score_scaling=scaling, data_dir=args.data)
     if field_split.exists():
         for name in ('field_split.json', 'split.json'):
             destination = result.tflite_path.parent / name

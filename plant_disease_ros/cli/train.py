@@ -22,6 +22,21 @@ FIELD_DEFAULTS = {'learning_rate': 8e-4, 'val_fraction': 0.15, 'test_fraction': 
                   'epochs': 30, 'input_size': 128, 'batch_size': 64}
 
 
+def at_least(minimum: int):
+    """Return an argparse ``type`` accepting integers from ``minimum`` up."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'invalid int value: {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be >= {minimum}, got {value}')
+        return value
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``train`` options."""
     parser.add_argument('--recipe', choices=RECIPES, default='lab',
@@ -39,26 +54,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--width', type=float, default=None,
                         help="width multiplier (alpha); default: the --init model's; 0.75 "
                              'from scratch')
-    parser.add_argument('--input-size', type=int, default=None,
+    parser.add_argument('--input-size', type=at_least(1), default=None,
                         help="square input side, px (lab: the --init model's, 96 from "
                              'scratch; field: 128)')
-    parser.add_argument('--epochs', type=int, default=None,
+    parser.add_argument('--epochs', type=at_least(1), default=None,
                         help='lab: scaled with the dataset (fine-tune stage of a transfer '
                              'run); field: 30')
-    parser.add_argument('--head-epochs', type=int, default=None,
+    parser.add_argument('--head-epochs', type=at_least(0), default=None,
                         help='lab transfer runs: epochs of the head-only stage (scaled)')
-    parser.add_argument('--unfreeze', type=int, default=None,
+    parser.add_argument('--unfreeze', type=at_least(0), default=None,
                         help='lab transfer runs: fine-tune only the last N backbone stages '
                              '(resnet_lite has 5: stem, stage1..4; 0: head only; default all)')
     parser.add_argument('--batch-norm', choices=('adapt', 'source'), default='adapt',
                         help='lab transfer runs: re-estimate the BatchNorm statistics on the '
                              "training photos first (default), or keep the source model's")
-    parser.add_argument('--batch-size', type=int, default=None,
+    parser.add_argument('--batch-size', type=at_least(1), default=None,
                         help='lab: 32, or 64 from 4,000 training photos; field: 64')
     parser.add_argument('--learning-rate', type=float, default=None,
                         help='peak learning rate (lab: 1e-3 fine-tuning, 2e-3 from scratch; '
                              'field: 8e-4)')
-    parser.add_argument('--patience', type=int, default=None,
+    parser.add_argument('--patience', type=at_least(0), default=None,
                         help='early stopping: epochs without validation gain (lab recipe; '
                              'scaled with the epochs)')
     parser.add_argument('--seed', type=int, default=42,
@@ -72,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'field folder')
     parser.add_argument('--test-fraction', type=float, default=None,
                         help='lab: 0.15; field: 0.25 of each field folder')
-    parser.add_argument('--per-class', type=int, default=None,
+    parser.add_argument('--per-class', type=at_least(1), default=None,
                         help='use at most this many photos a class (smoke runs, lab recipe)')
     parser.add_argument('--augment-strength', type=float, default=1.0,
                         help='0 turns augmentation off (lab recipe)')
@@ -84,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='warm start from this Keras model (same architecture and '
                              'classes, all weights, one stage; overrides --init): a second, '
                              "lower-learning-rate phase, or the field recipe's lab model")
-    parser.add_argument('--threads', type=int, default=None, help='TensorFlow CPU threads')
+    parser.add_argument('--threads', type=at_least(1), default=None, help='TensorFlow CPU threads')
     parser.add_argument('--quiet', action='store_true',
                         help='one line per epoch, no progress bar (the default when stdout '
                              'is not a terminal)')
@@ -95,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='folder of field photo sets (<set>/<class>/<image>)')
     field.add_argument('--negatives', default=None,
                        help='folder of non-leaf scenes (<kind>/<image>), labelled no_leaf')
-    field.add_argument('--steps-per-epoch', type=int, default=120,
+    field.add_argument('--steps-per-epoch', type=at_least(1), default=120,
                        help='mixed batches an epoch')
     field.add_argument('--mix', default=None,
                        help='share of each batch source, e.g. "lab=0.3,lab_composite=0.25,'
@@ -130,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='validate and keep an exponential moving average of the '
                             'weights (e.g. 0.998: about the last 500 batches) instead of '
                             "the last batch's weights; off by default")
-    field.add_argument('--cache-size', type=int, default=144,
+    field.add_argument('--cache-size', type=at_least(1), default=144,
                        help='side of the decoded training photos, px (crops come from it)')
 
 

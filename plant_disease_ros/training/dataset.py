@@ -56,10 +56,11 @@ class Split:
     parts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
     def to_manifest(self, root: Path, skipped: Sequence[str] = ()) -> dict:
-        """Return the JSON-ready manifest of this split."""
+        """Return the JSON-ready manifest of this split (``root`` stored resolved)."""
         return {
             'version': MANIFEST_VERSION,
-            'root': str(root),
+            # Absolute, so that the run can be exported or evaluated from any folder.
+            'root': str(Path(root).resolve()),
             'seed': self.seed,
             'fractions': self.fractions,
             'classes': list(self.classes),
@@ -72,18 +73,50 @@ class Split:
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> Split:
-        """Rebuild a split from a manifest written by :meth:`to_manifest`."""
+        """Rebuild a split from a manifest written by :meth:`to_manifest`.
+
+        Raises :class:`DatasetError` naming the file (when read by :func:`read_manifest`)
+        if ``manifest`` is not a split manifest.
+        """
+        source = getattr(manifest, 'source', None) or 'the split manifest'
         if manifest.get('version') != MANIFEST_VERSION:
-            raise DatasetError(f'unsupported split manifest version {manifest.get("version")!r}')
-        return cls(
-            classes=tuple(manifest['classes']),
-            seed=int(manifest['seed']),
-            fractions=dict(manifest['fractions']),
-            parts={
-                name: [(str(path), int(index)) for path, index in manifest['splits'][name]]
-                for name in SPLIT_NAMES
-            },
-        )
+            raise DatasetError(f'unsupported split manifest version {manifest.get("version")!r} '
+                               f'in {source}')
+        missing = [key for key in ('classes', 'seed', 'fractions', 'splits')
+                   if key not in manifest]
+        if missing:
+            hint = ' (a field split manifest: pass it as --field-split)' \
+                if 'domains' in manifest else ''
+            raise DatasetError(f'{source} is not a split manifest (no '
+                               f'{", ".join(repr(key) for key in missing)}){hint}')
+        try:
+            return cls(
+                classes=tuple(str(name) for name in manifest['classes']),
+                seed=int(manifest['seed']),
+                fractions=dict(manifest['fractions']),
+                parts={
+                    name: [(str(path), int(index)) for path, index in manifest['splits'][name]]
+                    for name in SPLIT_NAMES
+                },
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise DatasetError(f'{source} is not a valid split manifest ({type(error).__name__}: '
+                               f'{error})') from error
+
+
+class Manifest(dict):
+    """A manifest read by :func:`read_manifest`: a dict that knows its file.
+
+    A missing key raises :class:`DatasetError` naming the file (a wrong file passed as a
+    manifest then ends in one line, not a ``KeyError`` traceback).
+    """
+
+    def __init__(self, data: dict, source: str | os.PathLike) -> None:
+        super().__init__(data)
+        self.source = str(source)
+
+    def __missing__(self, key: str):
+        raise DatasetError(f'{self.source} is not the expected manifest (no {key!r})')
 
 
 def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:
@@ -123,7 +156,8 @@ def split_files(files: Sequence[tuple[str, int]], classes: Sequence[str], seed: 
 
     Each class's files are sorted, shuffled with a generator seeded from ``seed`` and the
     class name, then cut into test, validation and train parts. Every class with three or
-    more files gets at least one test and one validation file.
+    more files gets at least one test, one validation and one training file (when the
+    fraction of that part is above zero).
     """
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 \
             or val_fraction + test_fraction >= 1:
@@ -136,9 +170,12 @@ def split_files(files: Sequence[tuple[str, int]], classes: Sequence[str], seed: 
         paths = sorted(paths)
         class_seed = int(hashlib.sha256(f'{seed}:{classes[index]}'.encode()).hexdigest()[:16], 16)
         random.Random(class_seed).shuffle(paths)
-        n_test = _part_size(len(paths), test_fraction)
+        # Leave room for a validation file too (only very large test fractions need it).
+        n_test = _part_size(len(paths), test_fraction, keep=2 if val_fraction > 0 else 1)
+        # The share of the remaining files that is val_fraction of the class; the class
+        # size (not the remainder) decides whether it gets a validation file at all.
         n_val = _part_size(len(paths) - n_test, val_fraction * len(paths)
-                           / max(1, len(paths) - n_test))
+                           / max(1, len(paths) - n_test), class_size=len(paths))
         parts['test'].extend((p, index) for p in paths[:n_test])
         parts['val'].extend((p, index) for p in paths[n_test:n_test + n_val])
         parts['train'].extend((p, index) for p in paths[n_test + n_val:])
@@ -146,10 +183,16 @@ def split_files(files: Sequence[tuple[str, int]], classes: Sequence[str], seed: 
                  fractions={'val': val_fraction, 'test': test_fraction}, parts=parts)
 
 
-def _part_size(count: int, fraction: float) -> int:
-    if fraction <= 0 or count < 3:
+def _part_size(count: int, fraction: float, class_size: int | None = None,
+               keep: int = 1) -> int:
+    """Return how many of ``count`` files go to a part of share ``fraction``.
+
+    At least one if ``fraction`` is positive and the class (``class_size`` files, by
+    default ``count``) has three or more; always leaving ``keep`` of the ``count`` behind.
+    """
+    if fraction <= 0 or count - keep < 1 or (count if class_size is None else class_size) < 3:
         return 0
-    return max(1, min(count - 1, round(count * fraction)))
+    return max(1, min(count - keep, round(count * fraction)))
 
 
 def write_manifest(path: str | os.PathLike, split: Split, root: Path,
@@ -158,12 +201,19 @@ def write_manifest(path: str | os.PathLike, split: Split, root: Path,
     Path(path).write_text(json.dumps(split.to_manifest(root, skipped), indent=1) + '\n')
 
 
-def read_manifest(path: str | os.PathLike) -> dict:
-    """Read a split manifest written by :func:`write_manifest`."""
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read a split manifest written by :func:`write_manifest` (or another JSON manifest).
+
+    Returns a :class:`Manifest`; raises :class:`DatasetError` if the file cannot be read
+    or is not a JSON object.
+    """
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f'cannot read split manifest {path}: {error}') from error
+    if not isinstance(data, dict):
+        raise DatasetError(f'{path} is not a split manifest (not a JSON object)')
+    return Manifest(data, path)
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray | None:

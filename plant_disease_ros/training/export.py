@@ -16,6 +16,7 @@ import numpy as np
 
 from plant_disease_ros.training.calibration import ScoreScaling, with_score_scaling
 from plant_disease_ros.training.dataset import (
+    DatasetError,
     load_images,
     print_progress,
     read_manifest,
@@ -35,16 +36,25 @@ class ExportResult:
 
 
 def representative_images(manifest: dict, size: int, count: int = 300,
-                          seed: int = 7, cache_dir: str | None = None) -> np.ndarray:
+                          seed: int = 7, cache_dir: str | None = None,
+                          data_dir: str | Path | None = None) -> np.ndarray:
     """Return up to ``count`` training-split photos, balanced across classes, for calibration.
 
-    ``manifest`` is a split manifest as read by :func:`read_manifest`.
+    ``manifest`` is a split manifest as read by :func:`read_manifest`; its photos are
+    read under ``data_dir`` when given, else under the manifest's ``root``.
     """
     split = Split.from_manifest(manifest)
+    root = Path(data_dir or manifest['root'])
+    if not root.is_dir():
+        raise DatasetError(f'photo folder {root} of the split manifest is missing: pass the '
+                           'training photos as --data')
     per_class = max(1, int(np.ceil(count / len(split.classes))))
     files = subsample(split.parts['train'], per_class, seed=seed)
-    images, _, _ = load_images(Path(manifest['root']), files, size, cache_dir=cache_dir,
-                               progress=print_progress('calibration photos'))
+    images, _, unreadable = load_images(root, files, size, cache_dir=cache_dir,
+                                        progress=print_progress('calibration photos'))
+    if not len(images):
+        raise DatasetError(f'no readable calibration photos under {root} ({len(unreadable)} '
+                           'training photos of the split manifest unreadable or missing)')
     return images
 
 
@@ -70,6 +80,9 @@ def field_representative_images(field_split: str | Path, size: int, count: int =
     domains = list(manifest['domains'])
     for domain in domains:
         root, files, _ = domain_files(manifest, domain, 'train')
+        if not root.is_dir():
+            raise DatasetError(f'photo folder {root} of domain {domain} in {field_split} is '
+                               'missing')
         per_class = max(1, int(np.ceil(count / 2 / len(domains)
                                        / max(1, len({label for _, label in files})))))
         chosen = subsample(files, per_class, seed=seed)
@@ -84,14 +97,16 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
                 labels_out: str | Path | None = None,
                 float_out: str | Path | None = None,
                 field_split: str | Path | None = None,
-                score_scaling: ScoreScaling | None = None) -> ExportResult:
+                score_scaling: ScoreScaling | None = None,
+                data_dir: str | Path | None = None) -> ExportResult:
     """Convert a Keras model to a full-integer TFLite file and write its labels file.
 
     With ``field_split`` (a field-fit run) the calibration photos come from every domain
     and the labels are the field split's (the lab classes and ``no_leaf``). With
     ``score_scaling`` (a run calibrated ``adaptive``) the int8 graph gets the per-frame
     score scale before its softmax; ``float_out`` stays the model without it (the same
-    top-1; what Grad-CAM and transfer read).
+    top-1; what Grad-CAM and transfer read). ``data_dir`` is the folder of the (lab)
+    training photos when it is not the one recorded in the split manifest.
     """
     import tensorflow as tf
 
@@ -109,11 +124,12 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     manifest = read_manifest(split_manifest)
     if field_split:
         images = field_representative_images(field_split, size, calibration_count,
-                                              cache_dir=cache_dir)
+                                              cache_dir=cache_dir,
+                                              lab_data=str(data_dir) if data_dir else None)
         labels = list(read_manifest(field_split)['labels'])
     else:
         images = representative_images(manifest, size, calibration_count,
-                                       cache_dir=cache_dir)
+                                       cache_dir=cache_dir, data_dir=data_dir)
         labels = list(manifest['classes'])
     if int(model.output_shape[-1]) != len(labels):
         raise ValueError(f'{keras_model_path} has {model.output_shape[-1]} outputs but '

@@ -27,6 +27,61 @@ def _pct(value: float | None) -> str:
     return '–' if value is None else f'{100.0 * value:.2f} %'
 
 
+def run_init(summary: dict) -> str:
+    """Return how a run started: ``scratch``, ``shipped``, ``warm start`` or a model path.
+
+    Summaries written before transfer learning have no ``init``: those runs started from
+    scratch, or warm from ``init_weights``.
+    """
+    options = summary['options']
+    if summary.get('init'):
+        return str(summary['init'])
+    return 'warm start' if options.get('init_weights') else str(options.get('init') or 'scratch')
+
+
+def start_description(summary: dict) -> str:
+    """Return where a run's weights came from, as a phrase ("trained from scratch ...")."""
+    init = run_init(summary)
+    if init == 'scratch':
+        return 'trained from scratch (no pretrained weights)'
+    if init == 'warm start':
+        return f'warm start from `{summary["options"].get("init_weights")}` (all weights)'
+    source = "the shipped model's backbone" if init == 'shipped' \
+        else f'the backbone of `{init}`'
+    head_epochs = (summary.get('plan') or {}).get(
+        'head_epochs', summary['options'].get('head_epochs') or 0)
+    unfreeze = summary['options'].get('unfreeze')
+    if unfreeze == 0:
+        return f'transfer learning from {source}: a new head trained with the backbone ' \
+               'frozen (no fine-tuning)'
+    tuned = 'the whole network fine-tuned' if unfreeze is None else \
+        f'the last {unfreeze} backbone stages ' \
+        f'({", ".join(summary.get("unfrozen_stages") or [])}) and the head fine-tuned'
+    if head_epochs:
+        return f'transfer learning from {source}: a new head trained with the backbone ' \
+               f'frozen, then {tuned}'
+    return f'transfer learning from {source}: {tuned} (no head-only stage)'
+
+
+STAGE_NAMES = {'head': 'head only (backbone frozen)', 'fine-tune': 'fine-tune',
+               'train': 'one stage'}
+
+
+def epochs_description(phase: dict) -> str:
+    """Return the epochs a run trained and planned, both counted over all its stages."""
+    options, plan = phase['options'], phase.get('plan') or {}
+    planned = int(plan.get('head_epochs', options.get('head_epochs') or 0))
+    if not (plan.get('transfer') and options.get('unfreeze') == 0):  # else no fine-tuning
+        planned += int(plan.get('epochs', options['epochs']))
+    text = f'{phase["epochs_run"]} epochs (of at most {planned}'
+    stages = phase.get('stages') or []
+    if any(stage['stage'] != 'train' for stage in stages):
+        text += ': ' + ', '.join(
+            f'{STAGE_NAMES.get(stage["stage"], stage["stage"])} {stage["epochs_run"]} of '
+            f'{stage["epochs_planned"]}' for stage in stages)
+    return text + ')'
+
+
 def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: str | Path,
                      model_path: str | Path, latency: list[dict],
                      search_table: str | None = None,
@@ -60,8 +115,14 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                                       crops_dir=crops_dir, poses_dirs=poses_dirs)
     split = json.loads((run_dir / 'split.json').read_text())
     counts = {name: len(split['splits'][name]) for name in ('train', 'val', 'test')}
-    options, model = summary['options'], summary['model']
+    model = summary['model']
     classes = summary['classes']
+    crops = len({name.split('___')[0] for name in classes})
+    phases = [summary]
+    if summary['options'].get('init_weights'):
+        previous = Path(summary['options']['init_weights']).parent / 'train_summary.json'
+        if previous.exists():
+            phases.insert(0, json.loads(previous.read_text()))
     per_class_counts = {name: [0, 0, 0] for name in classes}
     for column, name in enumerate(('train', 'val', 'test')):
         for _, index in split['splits'][name]:
@@ -69,27 +130,29 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     lines = [
         '# Model card: plant_disease_int8.tflite',
         '',
-        'A 21-class plant disease classifier for single-leaf photos, int8-quantised for '
-        'CPU inference on a Raspberry Pi or Jetson through LiteRT / TFLite.',
+        f'A {len(classes)}-class plant disease classifier for single-leaf photos, int8-quantised '
+        'for CPU inference on a Raspberry Pi or Jetson through LiteRT / TFLite.',
         '',
         '## Model',
         '',
         f'- Architecture: {model["architecture"]} width {model["width"]:g}, input '
         f'{model["input_size"]}×{model["input_size"]} RGB, {summary["parameters"]:,} '
-        'parameters, trained from scratch (no pretrained weights).',
+        f'parameters, {start_description(phases[0])}.',
         '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized to the input size '
         'with area interpolation; normalisation ([-1, 1]) is inside the model.',
-        '- Output: 21 class probabilities (uint8), in the order of `labels.txt`.',
+        f'- Output: {len(classes)} class probabilities (uint8), in the order of '
+        '`labels.txt`.',
         f'- File: `{Path(model_path).name}`, {Path(model_path).stat().st_size / 1024:.0f} KiB, '
         'full-integer int8 (weights and activations), calibrated on 300 training photos.',
         '- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).',
         '',
         '## Data and split',
         '',
-        f'`../shared/data/plantvillage`: {sum(counts.values())} photos of single leaves on a '
-        'plain lab background, 256×256 JPEG, 21 classes from six crops (folder names are '
-        'the class names). Deterministic stratified split (seed '
-        f'{options["seed"]}): train {counts["train"]}, validation {counts["val"]}, test '
+        f'`{split["root"]}`: {sum(counts.values())} photos of single leaves on a '
+        f'plain lab background, {len(classes)} classes from {crops} crop'
+        f'{"s" if crops != 1 else ""} (folder names are the class names). Deterministic '
+        f'stratified split (seed {split["seed"]}): train {counts["train"]}, validation '
+        f'{counts["val"]}, test '
         f'{counts["test"]}. The split is `split.json`; test photos were never used for '
         'training, checkpoint choice or calibration.',
         '',
@@ -99,20 +162,18 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     lines += [f'| {name} | {a} | {b} | {c} |' for name, (a, b, c) in per_class_counts.items()]
     int8, float_ = evaluation['int8'], evaluation.get('float', {})
     lines += ['', '## Training', '']
-    phases = [summary]
-    if options.get('init_weights'):
-        previous = Path(options['init_weights']).parent / 'train_summary.json'
-        if previous.exists():
-            phases.insert(0, json.loads(previous.read_text()))
     for number, phase in enumerate(phases, start=1):
-        phase_options = phase['options']
-        start = ('warm start from the previous phase' if phase_options.get('init_weights')
-                 else 'from scratch')
+        phase_options, plan = phase['options'], phase.get('plan') or {}
+        start = ('warm start from the previous phase'
+                 if number > 1 and run_init(phase) == 'warm start'
+                 else start_description(phase))
+        head = f'head stage at a constant {plan["head_learning_rate"]:g}, then ' \
+            if plan.get('head_epochs') and 'head_learning_rate' in plan else ''
         lines.append(
             f'{"Phase " + str(number) + ": " if len(phases) > 1 else ""}'
-            f'{phase_options["input_size"]} px, {start}: {phase["epochs_run"]} epochs (of at '
-            f'most {phase_options["epochs"]}), batch {phase_options["batch_size"]}, Adam with '
-            f'cosine decay from {phase_options["learning_rate"]:g}, label smoothing '
+            f'{phase_options["input_size"]} px, {start}: {epochs_description(phase)}, batch '
+            f'{phase_options["batch_size"]}, Adam ({head}cosine decay from '
+            f'{phase_options["learning_rate"]:g}), label smoothing '
             f'{phase_options["label_smoothing"]:g}, augmentation strength '
             f'{phase_options["augment_strength"]:g}, early stopping on validation accuracy '
             f'(patience {phase_options["patience"]}), best checkpoint kept. Best validation '
@@ -176,7 +237,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         'work reports accuracy falling to roughly 30–60 % on field photos for models trained '
         'on PlantVillage alone. Expect far lower accuracy in the field; fine-tune on your own '
         'field photos (`plant-disease train --data YOUR_FOLDER`) before relying on it.',
-        '- It only knows these 21 crop/condition pairs. Any other plant, weed, soil or an '
+        f'- It only knows these {len(classes)} crop/condition pairs. Any other plant, weed, '
+        'soil or an '
         'empty frame is forced into one of them; the nodes publish `unknown` below '
         '`score_threshold`, but a confident wrong answer is still possible.',
         '- Explanations (`plant-disease explain`) put the heatmap peak on the leaf for most '

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from plant_disease_ros.training.dataset import (
+    DatasetError,
     load_images,
     print_progress,
     scan_dataset,
@@ -106,6 +107,7 @@ def prepare_split(options: TrainOptions):
               file=sys.stderr)
     skipped = set(unreadable)
     readable = [item for item in files if item[0] not in skipped]
+    check_every_class_readable(index.classes, readable, index.root)
     split = split_files(readable, index.classes, seed=options.split_seed,
                         val_fraction=options.val_fraction, test_fraction=options.test_fraction)
     write_manifest(out_dir / 'split.json', split, index.root, unreadable)
@@ -117,6 +119,34 @@ def prepare_split(options: TrainOptions):
     return split, arrays
 
 
+def check_every_class_readable(classes: tuple[str, ...], readable: list[tuple[str, int]],
+                               root: Path) -> None:
+    """Raise :class:`DatasetError` if a class has no decodable image left.
+
+    The model would otherwise get an output for a class it never saw (the same rule as
+    :func:`~plant_disease_ros.training.dataset.scan_dataset`'s empty-folder check).
+    """
+    seen = {index for _, index in readable}
+    lost = [name for index, name in enumerate(classes) if index not in seen]
+    if len(lost) == 1:
+        raise DatasetError(f'class {lost[0]} has no readable images in {root}')
+    if lost:
+        raise DatasetError(f'classes {", ".join(lost)} have no readable images in {root}')
+
+
+# Integer options and their smallest value (None: derived from the dataset).
+INT_OPTION_MINIMUMS = {'input_size': 1, 'epochs': 1, 'batch_size': 1, 'head_epochs': 0,
+                       'unfreeze': 0, 'patience': 0, 'per_class': 1, 'threads': 1}
+
+
+def check_options(options: TrainOptions) -> None:
+    """Raise ``ValueError`` for an integer option below its smallest sensible value."""
+    for name, minimum in INT_OPTION_MINIMUMS.items():
+        value = getattr(options, name)
+        if value is not None and value < minimum:
+            raise ValueError(f'{name.replace("_", " ")} must be >= {minimum}, got {value}')
+
+
 def resolve_options(options: TrainOptions):
     """Resolve every None option; return ``(options, plan, source model or None, source)``.
 
@@ -125,6 +155,7 @@ def resolve_options(options: TrainOptions):
     """
     from plant_disease_ros.training.transfer import load_source, resolve_init, TransferError
 
+    check_options(options)
     source_model = source = None
     source_path = None if options.init_weights else resolve_init(options.init)
     if source_path is not None:

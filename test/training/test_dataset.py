@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+import re
 
 import cv2
 import numpy as np
@@ -127,3 +129,89 @@ def test_training_and_robot_resize_give_the_same_pixels(size: int) -> None:
         assert rgb.shape[0] < 2 * size  # no halving step: the exact case
         np.testing.assert_array_equal(resize_to_input(rgb, size, size),
                                       decode_rgb(path, size), err_msg=path.name)
+
+
+@pytest.mark.parametrize('content, message', [
+    ({'version': 1}, "is not a split manifest \\(no 'classes', 'seed', 'fractions', 'splits'\\)"),
+    ({'version': 1, 'seed': 42, 'labels': ['a'], 'domains': {}},
+     "is not a split manifest \\(no 'classes'.*a field split manifest: pass it as --field-split"),
+    ({'version': 1, 'classes': ['a'], 'seed': 1, 'fractions': {}, 'splits': {'train': []}},
+     "is not a valid split manifest \\(KeyError: 'val'\\)"),
+])
+def test_from_manifest_rejects_other_json_naming_the_file(tmp_path: Path, content: dict,
+                                                           message: str) -> None:
+    path = tmp_path / 'odd.json'
+    path.write_text(json.dumps(content))
+    with pytest.raises(DatasetError, match=f'^{re.escape(str(path))} {message}'):
+        Split.from_manifest(read_manifest(path))
+
+
+def test_read_manifest_rejects_json_that_is_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / 'list.json'
+    path.write_text('[1, 2]')
+    with pytest.raises(DatasetError, match='list.json is not a split manifest'):
+        read_manifest(path)
+    manifest_path = tmp_path / 'v.json'
+    manifest_path.write_text('{"version": 1}')
+    with pytest.raises(DatasetError, match="v.json is not the expected manifest .no 'root'"):
+        read_manifest(manifest_path)['root']  # any caller indexing a missing key
+
+
+def test_manifest_stores_the_resolved_root(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run written with --data given relative must be usable from any other folder.
+    make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    monkeypatch.chdir(tmp_path)
+    index = scan_dataset('data')
+    write_manifest(tmp_path / 'split.json', split_files(index.files, index.classes),
+                   index.root)
+    assert read_manifest(tmp_path / 'split.json')['root'] == str((tmp_path / 'data').resolve())
+
+
+@pytest.mark.parametrize('count, fractions, sizes', [
+    (3, (0.15, 0.15), (1, 1, 1)),   # was train 2, val 0, test 1
+    (3, (0.2, 0.5), (1, 1, 1)),     # was train 1, val 0, test 2
+    (4, (0.15, 0.15), (2, 1, 1)),
+    (2, (0.15, 0.15), (2, 0, 0)),
+    (3, (0.0, 0.3), (2, 0, 1)),
+])
+def test_every_class_of_three_or_more_gets_a_validation_photo(
+        count: int, fractions: tuple[float, float], sizes: tuple[int, int, int]) -> None:
+    files = [(f'a/{i}.png', 0) for i in range(count)] + [(f'b/{i}.png', 1) for i in range(40)]
+    split = split_files(files, ('a', 'b'), val_fraction=fractions[0],
+                        test_fraction=fractions[1])
+    got = tuple(sum(1 for _, index in split.parts[name] if index == 0)
+                for name in ('train', 'val', 'test'))
+    assert got == sizes
+
+
+def test_splits_of_larger_classes_are_unchanged() -> None:
+    # Pinned from the split code before classes of three got a validation photo: the
+    # shipped models/split.json and models/field_split.json depend on these cuts.
+    files = [(f'c/{i:02d}.png', 0) for i in range(9)]
+    split = split_files(files, ('c',), seed=42, val_fraction=0.1, test_fraction=0.15)
+    assert {name: sorted(path for path, _ in part) for name, part in split.parts.items()} == {
+        'train': ['c/00.png', 'c/03.png', 'c/04.png', 'c/05.png', 'c/06.png', 'c/07.png',
+                  'c/08.png'],
+        'val': ['c/01.png'], 'test': ['c/02.png']}
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / 'models'
+
+
+@pytest.mark.parametrize('domain', [None, 'plantdoc', 'pp2021_apple', 'negatives'])
+def test_the_shipped_splits_are_reproduced(domain: str | None) -> None:
+    manifest = json.loads((SHIPPED / ('field_split.json' if domain else 'split.json'))
+                          .read_text())
+    entry = manifest['domains'][domain] if domain else manifest
+    root = SHIPPED.parent / entry['root']
+    if not root.is_dir():
+        pytest.skip(f'photos not found at {root}')
+    index = scan_dataset(root, min_classes=1)
+    skipped = set(entry['skipped_unreadable'])
+    split = split_files([item for item in index.files if item[0] not in skipped],
+                        index.classes, seed=entry['seed'],
+                        val_fraction=entry['fractions']['val'],
+                        test_fraction=entry['fractions']['test'])
+    for name in ('train', 'val', 'test'):
+        assert [[path, index] for path, index in split.parts[name]] == entry['splits'][name]

@@ -58,3 +58,30 @@ def test_field_recipe_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch, tmp_pa
                  '--split-seed', '5', '--calibrate-by', 'domain-ece']) == 0
     assert (seen[1].seed, seen[1].split_seed) == (43, 5)
     assert seen[1].calibration_objective == 'domain-ece'
+
+
+@pytest.mark.parametrize('flag, value, minimum', [
+    ('--batch-size', '0', 1), ('--batch-size', '-4', 1), ('--epochs', '0', 1),
+    ('--head-epochs', '-1', 0), ('--patience', '-1', 0), ('--input-size', '0', 1),
+    ('--per-class', '0', 1), ('--threads', '0', 1), ('--unfreeze', '-2', 0),
+    ('--steps-per-epoch', '0', 1), ('--cache-size', '0', 1),
+])
+def test_integer_options_below_their_minimum_are_refused(
+        flag: str, value: str, minimum: int, monkeypatch: pytest.MonkeyPatch, tmp_path,
+        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(train_cli, 'train', lambda options: pytest.fail('trained'))
+    with pytest.raises(SystemExit) as exit_info:
+        main(['train', '--data', 'photos', '--out', str(tmp_path), flag, value])
+    assert exit_info.value.code == 2
+    assert f'plant-disease train: error: argument {flag}: must be >= {minimum}, got {value}' \
+        in capsys.readouterr().err
+
+
+def test_train_options_below_their_minimum_are_refused() -> None:
+    from plant_disease_ros.training.train import check_options, TrainOptions
+
+    check_options(TrainOptions(data_dir='d', out_dir='o', batch_size=1, head_epochs=0))
+    with pytest.raises(ValueError, match='^batch size must be >= 1, got 0$'):
+        check_options(TrainOptions(data_dir='d', out_dir='o', batch_size=0))
+    with pytest.raises(ValueError, match='^epochs must be >= 1, got -2$'):
+        check_options(TrainOptions(data_dir='d', out_dir='o', epochs=-2))
