@@ -3,13 +3,15 @@
 With ``--field-split`` it reports per domain (lab, field sets, non-leaf scenes):
 accuracy, rejection rates, calibration error, a confusion matrix per domain and one
 reliability diagram; with ``--frames 640x480`` it first shows every photo as a camera
-frame of that size and runs the nodes' default crop, vegetation gate and resize on it.
+frame of that size and runs the nodes' default crop, vegetation gate and resize on it;
+with ``--through-nodes`` as well the nodes themselves score those frames, over DDS.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from plant_disease_ros.cli.replay import node_parameter
 from plant_disease_ros.core.classifier import default_labels_path, default_model_path
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.core.preprocessing import POSE_COUNTS
@@ -64,6 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='score as a node with test_time_poses set: the mean of this '
                              'many right-angle poses of each frame, one of '
                              f'{", ".join(map(str, POSE_COUNTS))} (default 1: one pass)')
+    parser.add_argument('--through-nodes', action='store_true',
+                        help='with --frames: score the frames with the nodes themselves, '
+                             'started as the launch file starts them (camera_subscriber, '
+                             'disease_classifier) and fed each frame as a bgr8 Image over '
+                             'DDS; the figures are what they published. Processes get '
+                             'ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless it is set')
+    parser.add_argument('--params-file', default=None, metavar='YAML',
+                        help="with --through-nodes: the nodes' parameter file (default: "
+                             'config/field.yaml, the launch default)')
+    parser.add_argument('-p', '--param', type=node_parameter, action='append', default=[],
+                        metavar='NAME:=VALUE',
+                        help='with --through-nodes: a node parameter override (repeatable), '
+                             'e.g. crops:=Apple or test_time_poses:=4')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--out', default='evaluation', help='output folder')
     parser.add_argument('--cache-dir', default=str(DEFAULT_CACHE_DIR))
@@ -78,6 +93,20 @@ def run(args: argparse.Namespace) -> int:
         width, height = parse_frame_size(args.frames)
         camera = CameraFraming(width, height, args.framing,
                                vegetation_gate=not args.no_vegetation_gate)
+    node_parameters = dict(args.param)
+    if args.through_nodes:
+        if camera is None:
+            raise ValueError('--through-nodes needs --frames WxH (and --field-split)')
+        if args.no_vegetation_gate:
+            raise ValueError('with --through-nodes set the gate as on the robot: '
+                             '--param vegetation_gate:=false')
+        if 'score_threshold' in node_parameters:
+            raise ValueError('with --through-nodes give the threshold as --score-threshold: '
+                             'it is passed to the nodes')
+        node_parameters['score_threshold'] = repr(float(args.score_threshold))
+    elif node_parameters or args.params_file:
+        raise ValueError('--param and --params-file configure the nodes: they need '
+                         '--through-nodes')
     report = evaluate(EvaluationOptions(
         model_path=str(args.model or default_model_path()),
         labels_path=str(args.labels or default_labels_path()),
@@ -86,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
         num_threads=args.threads, cache_dir=args.cache_dir or None,
         field_split=args.field_split, score_threshold=args.score_threshold,
         synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops,
-        other_crops_weight=args.other_crops_weight, poses=args.poses))
+        other_crops_weight=args.other_crops_weight, poses=args.poses,
+        through_nodes=args.through_nodes, params_file=args.params_file,
+        node_parameters=node_parameters))
     print(format_report(report))
     if args.field_split:
         print(f'written: {args.out}/evaluation.json, predictions.csv, confusion_<domain>.png, '

@@ -21,7 +21,8 @@ from plant_disease_ros.tools.replay import (
 )
 
 
-def _parameter(text: str) -> tuple[str, str]:
+def node_parameter(text: str) -> tuple[str, str]:
+    """Return (name, value) of a ``NAME:=VALUE`` node parameter override (argparse type)."""
     name, separator, value = text.partition(':=')
     if not separator or not name.strip():
         raise argparse.ArgumentTypeError(f'expected NAME:=VALUE, got {text!r}')
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='publish no /clock; the pipeline runs on wall time')
     parser.add_argument('--params-file', type=Path, default=None, metavar='YAML',
                         help='parameter file for the nodes (default: config/field.yaml)')
-    parser.add_argument('-p', '--param', type=_parameter, action='append', default=[],
+    parser.add_argument('-p', '--param', type=node_parameter, action='append', default=[],
                         metavar='NAME:=VALUE', help='node parameter override (repeatable)')
     parser.add_argument('--fix-lead', type=float, default=FIX_LEAD_S, metavar='S',
                         help='with --fast, send GPS fixes up to S s ahead of each frame; '

@@ -16,7 +16,7 @@ photo fills the centred square the node crops); ``stretch`` scales it to the who
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import re
@@ -123,6 +123,20 @@ def node_inputs(root: Path, files: Sequence[tuple[str, int]], size: int,
         if progress is not None:
             progress(number, len(files))
     return images[:kept], labels[:kept], unreadable, passed[:kept]
+
+
+def photo_frames(root: Path, paths: Sequence[str], camera: CameraFraming
+                 ) -> Iterator[np.ndarray]:
+    """Yield each photo of ``paths`` (under ``root``) as the whole camera frame, in order.
+
+    What a camera would send the nodes (:func:`photo_as_frame`), for an evaluation
+    through the nodes themselves; ValueError names a photo that cannot be read now.
+    """
+    for path in paths:
+        rgb = read_rgb(root / path)
+        if rgb is None:
+            raise ValueError(f'cannot read {root / path}')
+        yield photo_as_frame(rgb, camera.width, camera.height, camera.framing)
 
 
 def frames_as_node_inputs(frames: np.ndarray, size: int, camera: CameraFraming,

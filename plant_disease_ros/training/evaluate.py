@@ -12,7 +12,8 @@ by :mod:`compare`.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+import itertools
 import json
 import os
 from pathlib import Path
@@ -70,6 +71,11 @@ class EvaluationOptions:
     crops: str | None = None
     other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT
     poses: int = 1  # right-angle poses averaged per frame, as the nodes' test_time_poses
+    # With field_split and camera: score the frames with the node set itself (through DDS,
+    # as replay does), configured by params_file (None: config/field.yaml) and parameters.
+    through_nodes: bool = False
+    params_file: str | None = None
+    node_parameters: dict[str, str] = field(default_factory=dict)
 
 
 def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
@@ -100,13 +106,16 @@ def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tupl
 
 
 def evaluate(options: EvaluationOptions) -> dict:
-    """Run the evaluation, write its files and return the report as a dict."""
+    """Run the evaluation, write its files and return the report as a dict.
+
+    Raises :class:`DatasetError`, before writing anything, when no photo is readable.
+    """
     out_dir = Path(options.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
         model_path=options.model_path, labels_path=options.labels_path,
         num_threads=options.num_threads, poses=options.poses))
     if options.field_split:
+        out_dir.mkdir(parents=True, exist_ok=True)
         return evaluate_domains(options, classifier)
     labels = list(classifier.labels)
     crops = check_crops_option(options.crops, labels, options.other_crops_weight)
@@ -121,6 +130,12 @@ def evaluate(options: EvaluationOptions) -> dict:
     images, dataset_labels, unreadable = load_images(
         root, files, height, cache_dir=options.cache_dir,
         progress=print_progress(f'decoding {len(files)} photos'))
+    if not len(images):
+        where = f'the {options.split!r} split of {options.split_manifest}' \
+            if options.split_manifest else str(root)
+        raise DatasetError(f'no readable photos in {where}' + (
+            f' (all {len(files)} unreadable)' if files else ''))
+    out_dir.mkdir(parents=True, exist_ok=True)
     truth = to_label[dataset_labels]
 
     scores, invoke_ms, total_ms = int8_scores(classifier, images,
@@ -233,6 +248,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     if model_labels != labels and not padded:
         raise DatasetError(f'the model labels differ from those of {options.field_split}')
     crops = check_crops_option(options.crops, labels, options.other_crops_weight)
+    if options.through_nodes:
+        check_through_nodes(options, crops)
     height, width = classifier.input_size
     if height != width:
         raise DatasetError(f'evaluation expects a square model input, got {height}x{width}')
@@ -252,7 +269,13 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         total.append(total_ms)
         print(f'{frames.name}: {len(frames.images)} frames scored', file=sys.stderr,
               flush=True)
+    through_nodes = None
+    if options.through_nodes:
+        through_nodes = score_through_nodes(options, domains, scores, model_labels, labels)
     reports = write_domain_outputs(domains, scores, labels, out_dir, options.score_threshold)
+    if through_nodes is not None:
+        for name, agreed in through_nodes.pop('agreement').items():
+            reports[name]['through_nodes'] = agreed
     report = {
         'model': str(options.model_path),
         'model_bytes': Path(options.model_path).stat().st_size,
@@ -262,7 +285,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         'split': options.split,
         'field_split': str(options.field_split),
         'score_threshold': options.score_threshold,
-        'seen_as': options.camera.describe() if options.camera else 'photos',
+        'seen_as': seen_as(options),
+        'through_nodes': through_nodes,
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,
         'poses': classifier.poses,
@@ -289,6 +313,76 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
                 part.argmax(axis=1) == scores[frames.name].argmax(axis=1)))
     write_json(out_dir / 'evaluation.json', report)
     return report
+
+
+def seen_as(options: EvaluationOptions) -> str:
+    """Return how the photos reached the model, as the report says it."""
+    if options.camera is None:
+        return 'photos'
+    if options.through_nodes:
+        return f'{options.camera.describe()}, through the nodes'
+    return options.camera.describe()
+
+
+def check_through_nodes(options: EvaluationOptions, crops: object) -> None:
+    """Refuse an evaluation through the nodes that they cannot do (DatasetError)."""
+    if options.camera is None:
+        raise DatasetError('--through-nodes needs --frames WxH: the nodes take camera frames')
+    if crops != 'all' or options.poses != 1:
+        raise DatasetError('with --through-nodes the nodes score the frames: set their crops '
+                           'and poses as on the robot, --param crops:=Apple or --param '
+                           'test_time_poses:=4 (or in --params-file), not --crops/--poses')
+
+
+def score_through_nodes(options: EvaluationOptions, domains: list, scores: dict,
+                        model_labels: list[str], labels: list[str]) -> dict:
+    """Replace each domain's in-process scores and gate by what the node set published.
+
+    Returns the report's ``through_nodes`` entry; its ``agreement`` (per domain, see
+    :func:`~plant_disease_ros.tools.node_evaluation.agreement`) compares the in-process
+    scores of the same frames with the nodes' before they are replaced.
+    """
+    from plant_disease_ros.tools.node_evaluation import (
+        agreement,
+        node_scores,
+        NodeEvaluationError,
+    )
+    from plant_disease_ros.training.field_data import NO_LEAF
+
+    count = sum(len(frames.truth) for frames in domains)
+    frames_in_order = itertools.chain.from_iterable(
+        frames.camera_frames() for frames in domains)
+    print(f'scoring {count} frames through the nodes', file=sys.stderr, flush=True)
+    try:
+        published = node_scores(
+            frames_in_order, count, model_labels, Path(options.out_dir) / 'nodes',
+            options.model_path, options.labels_path,
+            params_file=Path(options.params_file) if options.params_file else None,
+            parameters=options.node_parameters)
+    except (NodeEvaluationError, ValueError) as error:
+        raise DatasetError(str(error)) from error
+    padding = len(labels) - len(model_labels)
+    no_leaf = labels.index(NO_LEAF)
+    agreed = {}
+    start = 0
+    for frames in domains:
+        stop = start + len(frames.truth)
+        part = type(published)(np.pad(published.scores[start:stop], ((0, 0), (0, padding))),
+                               published.gate_passed[start:stop],
+                               published.labels[start:stop], published.frames_per_s,
+                               published.work_dir)
+        agreed[frames.name] = agreement(part, scores[frames.name], frames.gate_passed,
+                                        no_leaf)
+        scores[frames.name] = part.scores
+        frames.gate_passed = part.gate_passed
+        start = stop
+    return {
+        'params_file': options.params_file or 'config/field.yaml (the launch default)',
+        'parameters': dict(options.node_parameters),
+        'frames_per_s': round(published.frames_per_s, 1),
+        'work_dir': str(published.work_dir),
+        'agreement': agreed,
+    }
 
 
 def keras_scores(model_path: str, images: np.ndarray, poses: int = 1,

@@ -19,9 +19,10 @@ frame).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 import csv
 from dataclasses import dataclass
+import functools
 import json
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from plant_disease_ros.training.camera_frames import (
     CameraFraming,
     frames_as_node_inputs,
     node_inputs,
+    photo_as_frame,
+    photo_frames,
 )
 from plant_disease_ros.training.confusion import plot_confusion_matrix
 from plant_disease_ros.training.dataset import (
@@ -85,6 +88,9 @@ class DomainFrames:
     # Each frame's name in ``predictions.csv``: its photo's path under the domain folder,
     # or ``<kind>/<number>`` for a synthetic frame; None: numbered ``0``, ``1``, ...
     frame_names: list[str] | None = None
+    # Seen as camera frames: yields each frame whole, as a camera sends it, in order (for
+    # an evaluation through the nodes themselves); None: photos shrunk to the input.
+    camera_frames: Callable[[], Iterator[np.ndarray]] | None = None
 
     def names(self) -> list[str]:
         """Return every frame's name (its numbers when the frames were not named)."""
@@ -142,13 +148,18 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
                 if kinds else None
             names = [path for path, kept in zip(names, keep, strict=True) if kept]
         groups = kinds or [labels[index] for index in truth]
+        source = None
+        if camera is not None:
+            source = functools.partial(photo_frames, root, list(names), camera)
         domains.append(DomainFrames(name, images, truth.astype(np.int64), negative, groups,
-                                    passed, names))
+                                    passed, names, source))
     if synthetic_per_kind > 0:
         offset = SYNTHETIC_TEST_SEED_OFFSET if part == 'test' else SYNTHETIC_TEST_SEED_OFFSET // 2
         frames, kinds = synthetic_set(int(manifest['seed']) + offset, size, synthetic_per_kind)
-        passed = None
+        passed = source = None
         if camera is not None:
+            scenes = frames
+            source = functools.partial(_scene_frames, scenes, camera)
             frames, passed = frames_as_node_inputs(frames, size, camera)
             passed = passed if camera.vegetation_gate else None
         truth = np.full(len(frames), list(labels).index(NO_LEAF), np.int64)
@@ -158,8 +169,14 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
             numbers[kind] = numbers.get(kind, -1) + 1
             names.append(f'{kind}/{numbers[kind]:03d}')
         domains.append(DomainFrames(SYNTHETIC_DOMAIN, frames, truth, True, kinds, passed,
-                                    names))
+                                    names, source))
     return domains
+
+
+def _scene_frames(scenes: np.ndarray, camera: CameraFraming) -> Iterator[np.ndarray]:
+    """Yield in-memory scenes (synthetic frames) as whole camera frames, in order."""
+    for scene in scenes:
+        yield photo_as_frame(scene, camera.width, camera.height, camera.framing)
 
 
 def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str],
