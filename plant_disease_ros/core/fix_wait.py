@@ -52,16 +52,19 @@ class FixWait(Generic[Item]):
             wait_s: float) -> list[tuple[Item, FixLookup]]:
         """Locate ``item`` now, or let it wait until ``now_s + wait_s``; return what is ready.
 
-        With ``wait_s <= 0`` the item is located at once with the fixes there are.
+        With ``wait_s <= 0`` the item is located at once with the fixes there are. An item
+        that could be located now still waits behind older items that wait: items come out
+        in the order they came.
         """
         lookup = self.fixes.lookup(stamp_s, final=wait_s <= 0.0)
-        if lookup.status != 'pending':
+        if lookup.status != 'pending' and not self._waiting:
             return [(item, lookup)]
-        self._waiting.append(_Waiting(item, stamp_s, now_s + wait_s))
+        self._waiting.append(_Waiting(item, stamp_s, now_s + max(wait_s, 0.0)))
+        ready: list[tuple[Item, FixLookup]] = []
         if len(self._waiting) > self.max_waiting:
             oldest = self._waiting.popleft()
-            return [(oldest.item, self.fixes.lookup(oldest.stamp_s, final=True))]
-        return []
+            ready.append((oldest.item, self.fixes.lookup(oldest.stamp_s, final=True)))
+        return ready + self.settle(now_s)
 
     def settle(self, now_s: float) -> list[tuple[Item, FixLookup]]:
         """Return the waiting items whose fix came or whose deadline passed, in order."""

@@ -96,3 +96,26 @@ def test_restart_settles_the_old_timeline_and_forgets_its_fixes() -> None:
     wait.fixes.add(GeoFix(100.6, 48.0, 8.0, 400.0))
     [(item, lookup)] = wait.settle(0.1)
     assert (item, lookup.status, lookup.fix.latitude) == ('newer', 'interpolated', 48.0)
+
+
+def test_a_ready_item_waits_behind_an_older_waiting_one() -> None:
+    """Out-of-order stamps: the second item could be located at once but comes out second."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    wait.fixes.add(fix_at(10.4))
+    assert wait.add('first', stamp_s=10.6, now_s=0.0, wait_s=1.0) == []
+    # Its fixes on both sides are here: ready, but 'first' still waits for a later fix.
+    assert wait.add('second', stamp_s=10.2, now_s=0.1, wait_s=1.0) == []
+    assert len(wait) == 2
+    wait.fixes.add(fix_at(10.8))
+    assert statuses(wait.settle(now_s=0.2)) == [('first', 'interpolated'),
+                                                  ('second', 'interpolated')]
+
+
+def test_no_wait_behind_a_waiting_item_comes_out_after_it() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    assert wait.add('first', stamp_s=10.5, now_s=0.0, wait_s=1.0) == []
+    # wait_s 0 (set at run time): located with what there is, once 'first' is settled.
+    assert wait.add('second', stamp_s=10.1, now_s=0.5, wait_s=0.0) == []
+    assert statuses(wait.settle(now_s=1.0)) == [('first', 'nearest'), ('second', 'nearest')]
