@@ -36,8 +36,10 @@ lab_model="${LAB_MODEL:-$lab/model.keras}"
 lab_split="${LAB_SPLIT:-$lab/split.json}"
 lab_tflite="${LAB_TFLITE:-}"
 if [ -z "${LAB_MODEL:-}" ]; then
-  [ -f "$lab/phase1/model.keras" ] || $pd ${phase1_cmd#plant-disease }
-  [ -f "$lab/model.keras" ] || $pd ${phase2_cmd#plant-disease }
+  # train writes train_summary.json last; model.keras appears after the first improving
+  # epoch, so it does not tell that a phase finished.
+  [ -f "$lab/phase1/train_summary.json" ] || $pd ${phase1_cmd#plant-disease }
+  [ -f "$lab/train_summary.json" ] || $pd ${phase2_cmd#plant-disease }
   lab_tflite="$lab/int8/plant_disease_int8.tflite"
   [ -f "$lab_tflite" ] || $pd export --run "$lab" --out "$lab_tflite"
 fi

@@ -8,8 +8,11 @@ figures are not meant to be quoted. Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 import sys
+
+from plant_disease_ros.tools.process import stop_on_termination, Terminated
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +50,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder for the node logs (default: a new temporary folder)')
 
 
+def check_output_file(path: Path, option: str = '--out') -> None:
+    """Raise ValueError unless ``path`` can be written as a file: checked before a long run.
+
+    ``path`` is not a directory; if it exists it is a writable file; else its nearest
+    existing parent is a writable directory (the missing folders are created).
+    """
+    if path.is_dir():
+        raise ValueError(f'{option} {path} is a directory')
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise ValueError(f'{option} {path} is not writable')
+        return
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f'{option} {path}: {parent} is not a directory')
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f'{option} {path}: {parent} is not writable')
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the bench; print the tables, write the JSON; return 1 if a part failed."""
+    """Run the bench; print the tables, write the JSON; return 1 if a part failed.
+
+    The report path is checked first, so a long run never ends unable to save. SIGTERM
+    and SIGHUP stop the bench's processes as Ctrl-C does (status 128 + signal).
+    """
     from plant_disease_ros.tools.bench import BenchConfig, format_report, run_bench, write_report
 
     sections = tuple(section for section in args.sections
@@ -59,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise ValueError(f'--{name.replace("_", "-")} must be > 0, got {value}')
+    check_output_file(args.out)
     overrides = {
         'sections': sections, 'model_path': args.model, 'labels_path': args.labels,
         'keras_model': args.keras_model, 'num_threads': args.num_threads,
@@ -71,7 +100,12 @@ def run(args: argparse.Namespace) -> int:
             overrides[key] = float(getattr(args, name))
     config = (BenchConfig.quick_config(**overrides) if args.quick
               else BenchConfig(**overrides))
-    report = run_bench(config)
+    try:
+        with stop_on_termination():
+            report = run_bench(config)
+    except Terminated as stopped:
+        print(f'plant-disease bench: {stopped}; its processes were stopped', file=sys.stderr)
+        return stopped.exit_status
     print(format_report(report))
     write_report(report, args.out)
     print(f'\nreport written to {args.out}', file=sys.stderr)

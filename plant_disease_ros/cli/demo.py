@@ -7,6 +7,7 @@ from pathlib import Path
 import sys
 
 from plant_disease_ros.tools import demo_bag
+from plant_disease_ros.tools.replay.progress import StatusLine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--data', type=Path, default=demo_bag.DEFAULT_DATA_DIR,
                         help='PlantVillage-style photo folder (default: %(default)s)')
     parser.add_argument('--out', type=Path, default=Path('demo/field_demo.mcap'),
-                        help='output MCAP file; the truth file is written beside it as '
-                             '<name>_truth.json (default: %(default)s)')
+                        help='output MCAP file, not a folder; the truth file is written '
+                             'beside it as <name>_truth.json (default: %(default)s)')
     parser.add_argument('--frames', type=int, default=demo_bag.DEFAULT_FRAMES,
                         help='approximate number of camera frames, rounded to whole plants '
                              '(default: %(default)s)')
@@ -36,16 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compose the bag and print what was written."""
+    """Compose the bag and print what was written.
+
+    Progress goes to stderr: redrawn in place on a terminal, one line per update in a log.
+    """
     options = demo_bag.DemoOptions(data_dir=args.data, out_path=args.out, frames=args.frames,
                                    seed=args.seed, split_path=args.split,
                                    field_dir=args.field, field_split_path=args.field_split)
 
-    def progress(line: str) -> None:
-        print(f'\r{line}', end='', file=sys.stderr, flush=True)
-
-    result = demo_bag.make_demo_bag(options, progress=progress)
-    print(file=sys.stderr)
+    status = StatusLine(sys.stderr)
+    try:
+        result = demo_bag.make_demo_bag(options, progress=status.show)
+    finally:
+        status.finish()
     print(f'bag:    {result.bag_path} ({result.bag_bytes / 1e6:.2f} MB, {result.frames} frames, '
           f'{result.raw_frames} raw, {result.fixes} fixes)')
     print(f'truth:  {result.truth_path}')

@@ -10,11 +10,13 @@ with ``--through-nodes`` as well the nodes themselves score those frames, over D
 from __future__ import annotations
 
 import argparse
+import sys
 
 from plant_disease_ros.cli.replay import node_parameter
 from plant_disease_ros.core.classifier import default_labels_path, default_model_path
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.core.preprocessing import POSE_COUNTS
+from plant_disease_ros.tools.process import Terminated
 from plant_disease_ros.training.camera_frames import CameraFraming, FRAMINGS, parse_frame_size
 from plant_disease_ros.training.evaluate import evaluate, EvaluationOptions, format_report
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
@@ -107,7 +109,25 @@ def run(args: argparse.Namespace) -> int:
     elif node_parameters or args.params_file:
         raise ValueError('--param and --params-file configure the nodes: they need '
                          '--through-nodes')
-    report = evaluate(EvaluationOptions(
+    try:
+        report = evaluate(_options(args, camera, node_parameters))
+    except Terminated as stopped:  # only while the nodes run (--through-nodes)
+        print(f'plant-disease evaluate: {stopped}; the nodes were stopped', file=sys.stderr)
+        return stopped.exit_status
+    print(format_report(report))
+    if args.field_split:
+        print(f'written: {args.out}/evaluation.json, predictions.csv, confusion_<domain>.png, '
+              'mistakes_<domain>.png, reliability.png, thresholds.png')
+    else:
+        print(f'written: {args.out}/evaluation.json, predictions.csv, per_class.csv, '
+              'confusion_matrix.png')
+    return 0
+
+
+def _options(args: argparse.Namespace, camera: CameraFraming | None,
+             node_parameters: dict[str, str]) -> EvaluationOptions:
+    """Return the evaluation options of the command line."""
+    return EvaluationOptions(
         model_path=str(args.model or default_model_path()),
         labels_path=str(args.labels or default_labels_path()),
         out_dir=args.out, data_dir=args.data, split_manifest=args.split_manifest,
@@ -117,12 +137,4 @@ def run(args: argparse.Namespace) -> int:
         synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops,
         other_crops_weight=args.other_crops_weight, poses=args.poses,
         through_nodes=args.through_nodes, params_file=args.params_file,
-        node_parameters=node_parameters))
-    print(format_report(report))
-    if args.field_split:
-        print(f'written: {args.out}/evaluation.json, predictions.csv, confusion_<domain>.png, '
-              'mistakes_<domain>.png, reliability.png, thresholds.png')
-    else:
-        print(f'written: {args.out}/evaluation.json, predictions.csv, per_class.csv, '
-              'confusion_matrix.png')
-    return 0
+        node_parameters=node_parameters)

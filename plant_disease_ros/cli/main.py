@@ -25,7 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'model-card': ('plant_disease_ros.cli.model_card',
                    'write MODEL_CARD.md from a run, its evaluation and latency'),
     'search': ('plant_disease_ros.cli.search',
-               'grid search over width, input size and learning rate in a time budget'),
+               'search learning rate, unfreeze, input size and augmentation one knob at a '
+               'time (width from scratch only) in a time budget'),
     'map': ('plant_disease_ros.cli.map', 'render a disease map GeoJSON as PNG'),
     'replay': ('plant_disease_ros.cli.replay', 'replay a rosbag2 bag through the pipeline'),
     'make-demo': ('plant_disease_ros.cli.demo', 'compose the demo bag from leaf photos'),

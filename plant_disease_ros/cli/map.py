@@ -8,10 +8,11 @@ the incidence and the most severe label) as ``<name>_grid.geojson`` and, with py
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from plant_disease_ros.core.map_file import read_features, SeqReadStats
-from plant_disease_ros.core.map_gis import grid_features, write_grid_files
+from plant_disease_ros.core.map_gis import grid_features, GRID_SUFFIX, write_grid_files
 from plant_disease_ros.core.map_grid import summarize
 
 
@@ -21,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='a .geojson FeatureCollection or a .geojsons text sequence '
                              'written by disease_map_recorder')
     parser.add_argument('--out', type=Path, default=None, metavar='PNG',
-                        help='the PNG to write (default: GEOJSON with the suffix .png)')
+                        help='the PNG to write; .png is added to a name without a suffix '
+                             '(default: GEOJSON with the suffix .png)')
     parser.add_argument('--title', default='', help='title above the map (default: file name)')
     parser.add_argument('--origin', type=float, nargs=3, default=None,
                         metavar=('LAT', 'LON', 'ALT'),
@@ -32,29 +34,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default: 2.0)')
 
 
+def _finite(option: str, value: float, low: float | None = None,
+            high: float | None = None) -> float:
+    """Return ``value`` if finite and within [low, high]; ValueError naming ``option``."""
+    if not math.isfinite(value) or (low is not None and value < low) or (
+            high is not None and value > high):
+        bounds = (f' in [{low:g}, {high:g}]' if low is not None and high is not None
+                  else '')
+        raise ValueError(f'{option} must be a finite number{bounds}, got {value}')
+    return value
+
+
+def _png_path(out: Path) -> Path:
+    """Return the PNG the renderer writes for ``--out``: ``.png`` added when it has no suffix."""
+    if out.suffix == '':
+        out = out.with_name(out.name + '.png')
+    if out.suffix.lower() != '.png':
+        raise ValueError(f'--out must be a .png file, got {out}')
+    if out.is_dir():
+        raise ValueError(f'--out {out} is a directory')
+    return out
+
+
+def _check_not_input(source: Path, outputs: list[Path]) -> None:
+    """Raise ValueError if an output would be written over the input file."""
+    for output in outputs:
+        if output.exists() and output.resolve() == source.resolve():
+            raise ValueError(f'{output} is the input file; give another --out')
+
+
 def run(args: argparse.Namespace) -> int:
-    """Render the map, write the grid, print where they went and a summary; return 0."""
+    """Render the map, write the grid, print where they went and a summary; return 0.
+
+    Every option and the input are checked before anything is written; a file that holds
+    no GeoJSON is an error, and no output is written over the input.
+    """
     source = Path(args.geojson)
     if not source.is_file():
         raise OSError(f'{source}: no such file')
-    if not args.cell_size > 0.0:
-        raise ValueError(f'--cell-size must be > 0, got {args.cell_size}')
+    if not (math.isfinite(args.cell_size) and args.cell_size > 0.0):
+        raise ValueError(f'--cell-size must be a finite number > 0, got {args.cell_size}')
+    origin = None
+    if args.origin is not None:
+        origin = (_finite('--origin LAT', args.origin[0], -90.0, 90.0),
+                  _finite('--origin LON', args.origin[1], -180.0, 180.0),
+                  _finite('--origin ALT', args.origin[2]))
+    out = _png_path(args.out if args.out is not None else source.with_suffix('.png'))
     stats = SeqReadStats()
     features = read_features(source, stats)
+    if not features and (stats.skipped or stats.truncated_tail):
+        raise ValueError(f'{source}: not a GeoJSON file (no readable Feature, FeatureCollection '
+                         'or GeoJSON text sequence record)')
+    stem = out.with_suffix('')
+    _check_not_input(source, [out, stem.with_name(stem.name + GRID_SUFFIX + '.geojson'),
+                              stem.with_name(stem.name + GRID_SUFFIX + '.gpkg')])
     if stats.skipped or stats.truncated_tail:
         print(f'{source}: skipped {stats.skipped} unreadable record(s)'
               + (', and an incomplete last record' if stats.truncated_tail else ''))
-    out = args.out if args.out is not None else source.with_suffix('.png')
-    origin = tuple(args.origin) if args.origin is not None else None
     from plant_disease_ros.core.map_render import render_disease_map
 
-    render_disease_map(features, out, title=args.title or source.name, origin=origin)
+    out = Path(render_disease_map(features, out, title=args.title or source.name,
+                                  origin=origin))
     summary = summarize(features, args.cell_size, origin)
     print(f'wrote {out}: {summary["detections"]} detection(s), {summary["located"]} located, '
           f'{summary["unlocated"]} without position, {summary["diseased_cells"]} diseased '
           f'cell(s) of {summary["cell_size_m"]:g} m')
-    grid = write_grid_files(grid_features(features, args.cell_size, origin),
-                            out.with_suffix(''))
+    grid = write_grid_files(grid_features(features, args.cell_size, origin), stem)
     print(f'wrote {grid.geojson}' + (f' and {grid.geopackage}' if grid.geopackage else '')
           + f': disease grid of {grid.cells} cell(s)')
     if grid.warning:

@@ -1,7 +1,8 @@
 """``plant-disease replay``: play a rosbag2 bag through the pipeline and record the results.
 
 Exit status 0 on success, 2 with a one-line error for a missing path, a corrupt bag, a bag
-without an image topic or a pipeline that does not start.
+without an image topic, an invalid option or a pipeline that does not start; 130 on
+Ctrl-C and 128 + the signal on SIGTERM or SIGHUP, the pipeline stopped in every case.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 from pathlib import Path
 import sys
 
+from plant_disease_ros.tools.process import stop_on_termination, Terminated
 from plant_disease_ros.tools.replay import (
     DEFAULT_NAMESPACE,
     FIX_LEAD_S,
@@ -50,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='NavSatFix topic to play (default: found by type)')
     parser.add_argument('--out', type=Path, default=None, metavar='DIR',
                         help='output folder for disease_map.geojson(s), disease_map.png, '
-                             'output_bag/, logs/ and summary.json '
-                             '(default: outputs/replay/<bag>-<date-time>)')
+                             'output_bag/, logs/ and summary.json; run N into the same '
+                             'folder writes disease_map-N.*, output_bag-N/, logs-N/ and '
+                             'summary-N.json (default: outputs/replay/<bag>-<date-time>)')
     parser.add_argument('--attach', action='store_true',
                         help='use a running pipeline instead of starting one')
     parser.add_argument('--single-process', action='store_true',
@@ -78,7 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the replay and print its summary; return 0, or 2 after a one-line error."""
+    """Run the replay and print its summary; return 0, 2 after a one-line error.
+
+    SIGTERM and SIGHUP stop the pipeline as Ctrl-C does; the status is then 128 + signal.
+    """
     options = ReplayOptions(
         bag=args.bag, rate=args.rate, fast=args.fast, image_topic=args.image_topic,
         fix_topic=args.fix_topic, out_dir=args.out, attach=args.attach,
@@ -87,10 +93,14 @@ def run(args: argparse.Namespace) -> int:
         fix_lead_s=args.fix_lead, frame_timeout_s=args.frame_timeout,
         startup_timeout_s=args.startup_timeout, show_progress=not args.quiet)
     try:
-        summary = replay(options)
+        with stop_on_termination():
+            summary = replay(options)
     except ReplayError as error:
         print(f'plant-disease replay: error: {error}', file=sys.stderr)
         return 2
+    except Terminated as stopped:
+        print(f'plant-disease replay: {stopped}; the pipeline was stopped', file=sys.stderr)
+        return stopped.exit_status
     for line in summary.lines():
         print(line)
     return 0

@@ -443,11 +443,28 @@ def frames_of_drive(plants_per_row: int) -> int:
     return FRAMES_PER_PLANT * (ROWS * plants_per_row + stretches)
 
 
+def check_out_path(out_path: Path) -> None:
+    """Raise ValueError unless ``out_path`` can be the bag file: not a folder, not under a file."""
+    if out_path.is_dir():
+        raise ValueError(f'--out {out_path} is a directory; give the .mcap file to write '
+                         f'(e.g. {out_path / "field_demo.mcap"})')
+    for parent in out_path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f'--out {out_path}: {parent} is not a directory')
+            break
+
+
 def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None = None
                   ) -> DemoResult:
-    """Compose the demo bag and its truth file; return what was written."""
+    """Compose the demo bag and its truth file; return what was written.
+
+    ``out_path`` is the MCAP file to write: an existing folder there is refused
+    (ValueError) before any work, as is a path under a file.
+    """
     if options.frames < frames_of_drive(1):
         raise ValueError(f'--frames must be at least {frames_of_drive(1)}')
+    check_out_path(Path(options.out_path))
     rng = random.Random(options.seed)
     np_rng = np.random.default_rng(options.seed)
     plants_per_row = min(range(1, 100),

@@ -28,6 +28,7 @@ import numpy as np
 
 from plant_disease_ros.core.outcome import MODEL_REASON
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE, normalize_namespace
+from plant_disease_ros.tools.process import stop_on_termination
 from plant_disease_ros.tools.replay import replay, ReplayError, ReplayOptions
 
 IMAGE_TOPIC = '/camera/image_raw'
@@ -180,10 +181,12 @@ def node_scores(frames: Iterable[np.ndarray], count: int, labels: Sequence[str],
     overrides.update(model_path=str(Path(model_path).resolve()),
                      labels_path=str(Path(labels_path).resolve()), top_k=str(len(labels)))
     try:
-        summary = replay(ReplayOptions(
-            bag=bag, fast=True, image_topic=IMAGE_TOPIC, out_dir=work_dir,
-            namespace=namespace, params_file=params_file, parameters=overrides,
-            show_progress=show_progress), stream)
+        # SIGTERM or SIGHUP unwinds like Ctrl-C: the replay's finally stops the nodes.
+        with stop_on_termination():
+            summary = replay(ReplayOptions(
+                bag=bag, fast=True, image_topic=IMAGE_TOPIC, out_dir=work_dir,
+                namespace=namespace, params_file=params_file, parameters=overrides,
+                show_progress=show_progress), stream)
         found = read_classifications(summary.output_bag or work_dir / 'output_bag', namespace)
     except ReplayError as error:
         raise NodeEvaluationError(f'the nodes could not score the frames: {error}') from error

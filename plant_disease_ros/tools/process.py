@@ -3,18 +3,26 @@
 Children get their own process group (a Ctrl-C in the terminal reaches only the parent,
 which then stops them in order) but stay in the parent's session, so the kernel schedules
 them in the parent's autogroup. Output goes to one log file per child.
+
+A SIGTERM or SIGHUP to the parent would end it without its ``finally`` blocks, leaving the
+children running: a command that starts children runs inside :func:`stop_on_termination`,
+which turns those signals into :class:`Terminated` (a KeyboardInterrupt) so the children
+are stopped as on a Ctrl-C.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
+import threading
 import time
+from types import FrameType
 from typing import Any
 
 STOP_TIMEOUT_S = 10.0
@@ -23,8 +31,101 @@ _OWN_PROCESS_GROUP: dict[str, Any] = (
     {'process_group': 0} if sys.version_info >= (3, 11) else {'start_new_session': True})
 
 
+# The signals that end a command like a Ctrl-C (see stop_on_termination).
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 class ProcessError(RuntimeError):
     """A child could not be started, or exited while it was needed."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds like a Ctrl-C so every ``finally`` stops its children.
+
+    ``exit_status`` is the shell's status of a command ended by that signal (143 for TERM).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f'terminated by {signal.Signals(signum).name}')
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        """Return 128 + the signal number."""
+        return 128 + self.signum
+
+
+class _Termination:
+    """The state of :func:`stop_on_termination`: the signal taken, and stops in progress."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.pending: int | None = None
+        self.stopping = 0
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        """Raise Terminated for the first signal; while children are stopped, defer it."""
+        if self.received is not None:
+            return  # already unwinding: let the clean-up finish
+        self.received = signum
+        if self.stopping:
+            # Raising here would cut the stop short; the next safe point raises it.
+            self.pending = signum
+            return
+        raise Terminated(signum)
+
+    def raise_pending(self) -> None:
+        """Raise Terminated for a signal that came while children were being stopped."""
+        if self.pending is not None and not self.stopping:
+            signum, self.pending = self.pending, None
+            raise Terminated(signum)
+
+
+_termination: _Termination | None = None
+
+
+@contextmanager
+def stop_on_termination(signals: Iterable[int] = TERMINATION_SIGNALS) -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread.
+
+    The ``finally`` blocks then run and stop the children; a second signal is ignored
+    while they do. A signal that comes while :func:`stop` runs is raised at the next safe
+    point: the next :func:`start` or :func:`check_alive`, or the end of the block. A
+    signal the parent ignores (``nohup``) stays ignored; the previous handlers are
+    restored on exit. Outside the main thread this does nothing (Python runs signal
+    handlers there only).
+    """
+    global _termination
+    if threading.current_thread() is not threading.main_thread() or _termination is not None:
+        yield
+        return
+    state = _Termination()
+    previous: dict[int, Any] = {}
+
+    def restore() -> None:
+        global _termination
+        _termination = None
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    try:
+        for signum in signals:
+            handler = signal.getsignal(signum)
+            if handler is not signal.SIG_IGN:
+                previous[signum] = handler
+                signal.signal(signum, state.handle)
+        _termination = state
+        yield
+    except BaseException:
+        restore()
+        raise
+    restore()
+    state.raise_pending()
+
+
+def _raise_pending_termination() -> None:
+    if _termination is not None:
+        _termination.raise_pending()
 
 
 def ros_environment(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
@@ -84,6 +185,7 @@ def start(name: str, argv: list[str], log_path: Path, env: Mapping[str, str] | N
     With ``pipes`` the child's stdin and stdout are text pipes (a worker that takes
     commands and prints results); stderr still goes to the log.
     """
+    _raise_pending_termination()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, 'ab') as log:
         log.write(('$ ' + ' '.join(argv) + '\n').encode())
@@ -103,9 +205,20 @@ def stop(children: Iterable[ChildProcess], timeout_s: float = STOP_TIMEOUT_S) ->
     """Stop children: SIGINT (a node shuts down cleanly), then SIGTERM, then SIGKILL.
 
     Each escalation waits for all children together, so stopping N takes at most about
-    ``timeout_s`` plus two short grace periods, not N times that.
+    ``timeout_s`` plus two short grace periods, not N times that. A termination signal
+    (see :func:`stop_on_termination`) does not interrupt it.
     """
-    children = list(children)
+    state = _termination
+    if state is not None:
+        state.stopping += 1
+    try:
+        _stop(list(children), timeout_s)
+    finally:
+        if state is not None:
+            state.stopping -= 1
+
+
+def _stop(children: list[ChildProcess], timeout_s: float) -> None:
     for child in children:
         _signal(child, signal.SIGINT)
     deadline = time.monotonic() + timeout_s
@@ -129,7 +242,12 @@ def stop(children: Iterable[ChildProcess], timeout_s: float = STOP_TIMEOUT_S) ->
 
 
 def check_alive(children: Iterable[ChildProcess]) -> None:
-    """Raise ProcessError naming the first child that has exited, with its log's tail."""
+    """Raise ProcessError naming the first child that has exited, with its log's tail.
+
+    Inside :func:`stop_on_termination`, a termination signal deferred by :func:`stop`
+    is raised here (as :class:`Terminated`).
+    """
+    _raise_pending_termination()
     for child in children:
         code = child.popen.poll()
         if code is not None:

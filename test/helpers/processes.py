@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+import os
 from pathlib import Path
 import subprocess
 
@@ -107,3 +108,19 @@ def node_processes(log_dir: Path, env: Mapping[str, str] | None = None
         raise
     finally:
         processes.stop()
+
+
+def processes_with(text: str) -> list[int]:
+    """Return the ids of live processes (not zombies) whose command line contains ``text``."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / 'cmdline').read_bytes().replace(b'\0', b' ').decode()
+            state = (entry / 'stat').read_text().split(') ', 1)[1][:1]
+        except OSError:
+            continue
+        if text in cmdline and state != 'Z':
+            found.append(int(entry.name))
+    return found

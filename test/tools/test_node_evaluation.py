@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
+import time
 
 from helpers.images import leaf_photo_paths, load_rgb
-from helpers.processes import child_environment
+from helpers.processes import child_environment, processes_with
 from helpers.shipped_model import require_shipped_model
 import numpy as np
 import pytest
@@ -148,3 +150,48 @@ def test_evaluate_through_nodes_refuses_options_the_nodes_cannot_take(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and 'Traceback' not in result.stderr, result.stderr
     assert not (tmp_path / 'out').exists()
+
+
+SCORE_MANY_FRAMES = """
+import sys
+from pathlib import Path
+import numpy as np
+from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+from plant_disease_ros.core.labels import load_labels
+from plant_disease_ros.tools.node_evaluation import node_scores
+frames = (np.full((48, 64, 3), (40 + n % 90, 120, 60), np.uint8) for n in range(5000))
+node_scores(frames, 5000, load_labels(default_labels_path()), Path(sys.argv[1]),
+            default_model_path(), default_labels_path(), namespace=sys.argv[2],
+            show_progress=False)
+"""
+
+
+def test_sigterm_while_the_nodes_score_stops_them(tmp_path: Path) -> None:
+    """SIGTERM to an evaluation through the nodes: no node process is left behind."""
+    pytest.importorskip('rclpy')
+    require_shipped_model()
+    namespace = f'node_eval_term_{os.getpid()}'
+    process = subprocess.Popen(
+        [sys.executable, '-c', SCORE_MANY_FRAMES, str(tmp_path / 'nodes'), namespace],
+        env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: list[int] = []
+    left: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(children) < 3 and process.poll() is None:
+            children = processes_with(f'__ns:=/{namespace}')
+            time.sleep(0.2)
+        assert len(children) == 3, process.stderr.read() if process.poll() is not None else ''
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=40)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        left = processes_with(f'__ns:=/{namespace}')
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert not left and not [pid for pid in children if Path(f'/proc/{pid}').exists()]
+    # Terminated unwinds like Ctrl-C: Python reports the KeyboardInterrupt it is.
+    assert process.returncode != 0 and 'Terminated: terminated by SIGTERM' in err, err

@@ -6,7 +6,9 @@ from collections.abc import Callable
 import os
 from pathlib import Path
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -19,6 +21,8 @@ from plant_disease_ros.tools.process import (
     ros_environment,
     start,
     stop,
+    stop_on_termination,
+    Terminated,
 )
 
 # A child that reports 'ready' once its signal handlers are in place, then waits.
@@ -145,3 +149,103 @@ def test_a_piped_worker_answers_on_stdout(tmp_path: Path) -> None:
     finally:
         stop([worker])
     assert not worker.alive()
+
+
+# A parent that starts two children in a ProcessGroup inside stop_on_termination, prints
+# their pids and waits; a termination signal must unwind it and stop the children.
+PARENT = """
+import sys, time
+from pathlib import Path
+from plant_disease_ros.tools.process import ProcessGroup, stop_on_termination, Terminated
+child = sys.argv[2]
+try:
+    with stop_on_termination():
+        group = ProcessGroup(Path(sys.argv[1]))
+        try:
+            for name in ('one', 'two'):
+                group.start(name, [sys.executable, '-c', child])
+            print(' '.join(str(c.pid) for c in group.children.values()), flush=True)
+            while True:
+                time.sleep(0.05)
+        finally:
+            group.stop(timeout_s=5.0)
+except Terminated as stopped:
+    print(stopped, file=sys.stderr)
+    sys.exit(stopped.exit_status)
+"""
+
+
+def pid_running(pid: int) -> bool:
+    """Return whether ``pid`` is a live (not zombie) process."""
+    try:
+        state = Path(f'/proc/{pid}/stat').read_text().split(') ', 1)[1][:1]
+    except OSError:
+        return False
+    return state != 'Z'
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGHUP])
+def test_a_termination_signal_stops_the_children(tmp_path: Path, signum: int) -> None:
+    """SIGTERM/SIGHUP to the parent: its children are stopped, and it exits 128 + signal."""
+    parent = subprocess.Popen([sys.executable, '-c', PARENT, str(tmp_path), CHILD],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    left: list[int] = []
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        assert wait_until(lambda: all('ready' in (tmp_path / f'{name}.log').read_text()
+                                      for name in ('one', 'two')))
+        parent.send_signal(signum)
+        _, err = parent.communicate(timeout=30)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        # Survivors are noted, then killed: a failing run leaves nothing behind.
+        left = [pid for pid in pids if pid_running(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert not left
+    assert parent.returncode == 128 + signum, err
+    assert f'terminated by {signal.Signals(signum).name}' in err
+
+
+def test_stop_on_termination_restores_the_handlers_and_keeps_ignored_ones() -> None:
+    """Handlers are the previous ones afterwards; a signal ignored before stays ignored."""
+    previous_term = signal.getsignal(signal.SIGTERM)
+    previous_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_termination():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+            assert signal.getsignal(signal.SIGTERM) is not previous_term
+            with pytest.raises(Terminated) as raised:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1.0)  # the handler runs at the next bytecode
+            assert raised.value.exit_status == 143
+        assert signal.getsignal(signal.SIGTERM) is previous_term
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous_hup)
+
+
+def test_a_signal_during_stop_lets_the_stop_finish_then_raises(tmp_path: Path) -> None:
+    """A SIGTERM while children are being stopped does not cut the stop short."""
+    deaf = start_child(tmp_path, 'deaf', 'SIGINT')
+    # Sent while stop() waits for the SIGINT-deaf child (1 s before it escalates).
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    reached = []
+    try:
+        with pytest.raises(Terminated):
+            with stop_on_termination():
+                timer.start()
+                stop([deaf], timeout_s=1.0)
+                reached.append('stopped')
+                assert not deaf.alive() and deaf.popen.returncode == -signal.SIGTERM
+                check_alive([])  # a safe point: the deferred signal is raised here
+                reached.append('not raised')
+    finally:
+        timer.cancel()
+        stop([deaf])
+    assert reached == ['stopped']

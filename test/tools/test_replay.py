@@ -12,6 +12,7 @@ import sys
 import time
 
 import cv2
+from helpers.processes import processes_with
 import numpy as np
 import pytest
 
@@ -19,16 +20,20 @@ from plant_disease_ros.cli import main as cli
 from plant_disease_ros.tools.replay import (
     BagSelection,
     inspect_bag,
+    output_paths,
     pipeline_commands,
     ReplayError,
     ReplayOptions,
+    ReplaySummary,
     save_when_complete,
     select_topics,
     TopicChoice,
 )
+from plant_disease_ros.tools.replay.outputs import write_summary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_LEAF = REPO_ROOT / 'test' / 'data' / 'leaves' / 'Tomato___Early_blight.jpg'
+DEMO_BAG = REPO_ROOT / 'demo' / 'field_demo.mcap'
 START_S = 1_700_000_000.0
 
 rosbags = pytest.importorskip('rosbags')
@@ -102,22 +107,6 @@ def replay_env() -> dict[str, str]:
     return env
 
 
-def processes_with(text: str) -> list[int]:
-    """Return the ids of live processes whose command line contains ``text``."""
-    found = []
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / 'cmdline').read_bytes().replace(b'\0', b' ').decode()
-            state = (entry / 'stat').read_text().split(') ', 1)[1][:1]
-        except OSError:
-            continue
-        if text in cmdline and state != 'Z':
-            found.append(int(entry.name))
-    return found
-
-
 # Errors -----------------------------------------------------------------------------------
 
 
@@ -176,6 +165,120 @@ def test_named_topics_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[s
     status, err = run_cli(['replay', str(bag), '--fix-topic', '/cam/image_raw/compressed'],
                           capsys)
     assert status == 2 and 'fix topic' in err
+
+
+@pytest.mark.parametrize(('options', 'message'), [
+    (['--rate', 'inf'], '--rate must be a finite number > 0 and <= 1e+06, got inf'),
+    (['--rate', 'nan'], '--rate must be a finite number > 0 and <= 1e+06, got nan'),
+    (['--rate', '0'], '--rate must be a finite number > 0 and <= 1e+06, got 0.0'),
+    (['--rate', '1e9'], '--rate must be a finite number > 0 and <= 1e+06, got 1000000000.0'),
+    (['--startup-timeout', 'inf'], '--startup-timeout must be a finite number > 0, got inf'),
+    (['--startup-timeout', 'nan'], '--startup-timeout must be a finite number > 0, got nan'),
+    (['--startup-timeout', '0'], '--startup-timeout must be a finite number > 0, got 0.0'),
+    (['--fast', '--fix-lead', 'inf'], '--fix-lead must be a finite number >= 0, got inf'),
+    (['--fast', '--fix-lead', 'nan'], '--fix-lead must be a finite number >= 0, got nan'),
+    (['--fast', '--fix-lead', '-1'], '--fix-lead must be a finite number >= 0, got -1.0'),
+    (['--fast', '--frame-timeout', '0'], '--frame-timeout must be a finite number > 0, got 0.0'),
+    (['--frame-timeout', '-2'], '--frame-timeout must be a finite number > 0, got -2.0'),
+    (['--fast', '--frame-timeout', 'inf'],
+     '--frame-timeout must be a finite number > 0, got inf'),
+])
+def test_out_of_range_options_are_one_line_before_anything_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
+        message: str) -> None:
+    """Infinite, NaN, zero or negative rates, timeouts and leads: exit 2 naming the option."""
+    out = tmp_path / 'out'
+    status, err = run_cli(['replay', str(DEMO_BAG), '--quiet', '--out', str(out), *options],
+                          capsys)
+    assert status == 2
+    assert err == f'plant-disease replay: error: {message}\n'
+    assert not out.exists()
+
+
+def test_a_zero_fix_lead_and_large_timeouts_are_accepted() -> None:
+    """The checks refuse only what has no meaning: a lead of 0 s is one."""
+    ReplayOptions(bag=DEMO_BAG, fast=True, fix_lead_s=0.0, frame_timeout_s=1e5,
+                  startup_timeout_s=1e5).check()
+
+
+# Output names -------------------------------------------------------------------------------
+
+
+def touch(folder: Path, *names: str) -> dict[str, bytes]:
+    """Create files (a name ending in / is a folder) in ``folder``; return file contents."""
+    contents = {}
+    for name in names:
+        path = folder / name
+        if name.endswith('/'):
+            path.mkdir(parents=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            contents[name] = f'run file {name}'.encode()
+            path.write_bytes(contents[name])
+    return contents
+
+
+def test_first_run_in_a_folder_has_the_plain_names(tmp_path: Path) -> None:
+    """Run 1: output_bag, disease_map, summary.json and logs in the new folder."""
+    outputs = output_paths(tmp_path / 'new', DEMO_BAG)
+    assert outputs.number == 1 and outputs.out_dir == tmp_path / 'new'
+    assert outputs.output_bag == tmp_path / 'new' / 'output_bag'
+    assert outputs.run_name == 'disease_map' and outputs.map_dir == tmp_path / 'new'
+    assert outputs.summary == tmp_path / 'new' / 'summary.json'
+    assert outputs.logs == tmp_path / 'new' / 'logs'
+
+
+def test_a_run_without_detections_is_not_overwritten(tmp_path: Path) -> None:
+    """Run 1 wrote no .geojsons (no detection): run 2 still gets -2 for every output."""
+    touch(tmp_path, 'output_bag/', 'logs/', 'disease_map.geojson', 'disease_map_summary.json',
+          'disease_map.png', 'disease_map_grid.geojson', 'summary.json')
+    outputs = output_paths(tmp_path, DEMO_BAG)
+    assert outputs.number == 2
+    assert outputs.output_bag.name == 'output_bag-2' and outputs.run_name == 'disease_map-2'
+    assert outputs.summary.name == 'summary-2.json' and outputs.logs.name == 'logs-2'
+
+
+def test_an_attached_run_is_not_overwritten(tmp_path: Path) -> None:
+    """An attached run leaves only disease_map_received.* locally: they count too."""
+    touch(tmp_path, 'disease_map_received.geojson', 'disease_map.png')
+    assert output_paths(tmp_path, DEMO_BAG).run_name == 'disease_map-2'
+
+
+def test_a_failed_start_takes_its_number_for_every_output(tmp_path: Path) -> None:
+    """A run that left only output_bag-2 (failed start): the next is 3 for all outputs."""
+    touch(tmp_path, 'output_bag/', 'disease_map.geojsons', 'summary.json', 'output_bag-2/',
+          'logs-2/')
+    outputs = output_paths(tmp_path, DEMO_BAG)
+    assert outputs.number == 3
+    assert [outputs.output_bag.name, outputs.run_name, outputs.summary.name,
+            outputs.logs.name] == ['output_bag-3', 'disease_map-3', 'summary-3.json', 'logs-3']
+
+
+def test_an_out_that_is_a_file_is_a_replay_error(tmp_path: Path) -> None:
+    """--out naming a file: a one-line ReplayError, nothing created."""
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(ReplayError, match='is not a folder'):
+        output_paths(tmp_path / 'file', DEMO_BAG)
+
+
+def test_summary_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails half-way leaves the old summary whole and no temporary file."""
+    summary = ReplaySummary(bag=DEMO_BAG, image_topic='/cam', fix_topic=None, mode='fast')
+    path = write_summary(tmp_path / 'summary.json', summary)
+    before = path.read_bytes()
+    assert json.loads(before)['mode'] == 'fast'
+
+    def fail_half_way(self: Path, text: str, encoding: str | None = None) -> int:
+        with open(self, 'w', encoding=encoding) as handle:
+            handle.write(text[:10])
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(Path, 'write_text', fail_half_way)
+    summary.mode = 'rate 2'
+    with pytest.raises(OSError):
+        write_summary(path, summary)
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ['summary.json']
 
 
 # Topic choice ---------------------------------------------------------------------------------
@@ -465,3 +568,63 @@ def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
     assert summary['mode'] == 'fast, attached'
     assert 'robot_maps' in summary['save_message']
     assert Path(summary['png']).is_file()
+
+
+def test_second_run_into_the_same_folder_keeps_the_first(tmp_path: Path) -> None:
+    """Run 2 into run 1's folder writes -2 files only; run 1's files are unchanged."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'tiny', storage='sqlite3', raw_frames=3, fixes=6)
+    out = tmp_path / 'out'
+    namespace = f'twice_{os.getpid()}'
+    argv = [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+            '--single-process', '--out', str(out), '--namespace', namespace, '--quiet']
+    first = subprocess.run(argv, env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr + first.stdout
+    run1 = {path: path.read_bytes() for path in out.rglob('*') if path.is_file()}
+    assert out / 'summary.json' in run1 and out / 'disease_map.png' in run1
+    names1 = {path.name for path in out.iterdir()}
+    second = subprocess.run(argv, env=replay_env(), capture_output=True, text=True,
+                            timeout=120)
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert {path: path.read_bytes() for path in run1} == run1
+    summary = json.loads((out / 'summary-2.json').read_text())
+    assert summary['output_bag'] == str(out / 'output_bag-2')
+    assert summary['png'] == str(out / 'disease_map-2.png')
+    assert summary['geojson'] == str(out / 'disease_map-2.geojson')
+    assert summary['grid_geojson'] == str(out / 'disease_map-2_grid.geojson')
+    assert all(str(out / 'logs-2') in log for log in summary['logs'])
+    new = {path.name for path in out.iterdir()} - names1
+    assert all('-2' in name for name in new) and 'summary-2.json' in new, new
+
+
+def test_sigterm_stops_the_pipeline(tmp_path: Path) -> None:
+    """SIGTERM to a replay of the demo bag: exit 143, no pipeline process left behind."""
+    pytest.importorskip('rclpy')
+    namespace = f'sigterm_{os.getpid()}'
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(DEMO_BAG),
+         '--rate', '0.5', '--out', str(tmp_path / 'out'), '--namespace', namespace,
+         '--quiet'],
+        env=replay_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: list[int] = []
+    left: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(children) < 3:
+            children = processes_with(f'__ns:=/{namespace}')
+            time.sleep(0.2)
+        assert len(children) == 3
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=40)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        # Survivors (orphans) are noted, then killed: a failing run leaves nothing behind.
+        left = processes_with(f'__ns:=/{namespace}')
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert not left and not [pid for pid in children if Path(f'/proc/{pid}').exists()]
+    assert process.returncode == 143, err
+    assert err.strip().endswith('terminated by SIGTERM; the pipeline was stopped'), err

@@ -185,9 +185,11 @@ def test_summary_lines_and_json() -> None:
 
 def test_output_paths_never_reuse_a_name(tmp_path: Path) -> None:
     """A second replay into the same folder gets output_bag-2 and disease_map-2."""
-    out, bag, map_dir, run = output_paths(tmp_path / 'out', Path('x.mcap'))
-    assert (bag.name, run, map_dir) == ('output_bag', 'disease_map', out)
-    bag.mkdir()
-    (map_dir / f'{run}.geojsons').write_text('')
-    _, bag, _, run = output_paths(tmp_path / 'out', Path('x.mcap'))
-    assert (bag.name, run) == ('output_bag-2', 'disease_map-2')
+    first = output_paths(tmp_path / 'out', Path('x.mcap'))
+    assert (first.output_bag.name, first.run_name, first.map_dir, first.summary.name) == (
+        'output_bag', 'disease_map', first.out_dir, 'summary.json')
+    first.output_bag.mkdir()
+    (first.map_dir / f'{first.run_name}.geojsons').write_text('')
+    second = output_paths(tmp_path / 'out', Path('x.mcap'))
+    assert (second.output_bag.name, second.run_name, second.summary.name,
+            second.logs.name) == ('output_bag-2', 'disease_map-2', 'summary-2.json', 'logs-2')

@@ -29,7 +29,11 @@ from plant_disease_ros.tools.replay.options import (
     ReplayOptions,
     STARTUP_TIMEOUT_S,
 )
-from plant_disease_ros.tools.replay.outputs import output_paths, save_when_complete
+from plant_disease_ros.tools.replay.outputs import (
+    output_paths,
+    ReplayOutputs,
+    save_when_complete,
+)
 from plant_disease_ros.tools.replay.recorder import OutputCounts, OutputRecorder
 from plant_disease_ros.tools.replay.run import pipeline_commands, pipeline_options, replay
 from plant_disease_ros.tools.replay.summary import ReplaySummary
@@ -37,6 +41,6 @@ from plant_disease_ros.tools.replay.summary import ReplaySummary
 __all__ = [
     'BagSelection', 'DEFAULT_NAMESPACE', 'FIX_LEAD_S', 'FRAME_TIMEOUT_S', 'inspect_bag',
     'open_bag', 'output_paths', 'OutputCounts', 'OutputRecorder', 'pipeline_commands',
-    'pipeline_options', 'replay', 'ReplayError', 'ReplayOptions', 'ReplaySummary',
-    'save_when_complete', 'select_topics', 'STARTUP_TIMEOUT_S', 'TopicChoice',
+    'pipeline_options', 'replay', 'ReplayError', 'ReplayOptions', 'ReplayOutputs',
+    'ReplaySummary', 'save_when_complete', 'select_topics', 'STARTUP_TIMEOUT_S', 'TopicChoice',
 ]

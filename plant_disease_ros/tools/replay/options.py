@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from pathlib import Path
 
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
@@ -13,6 +14,9 @@ STARTUP_TIMEOUT_S = 90.0
 FRAME_TIMEOUT_S = 10.0
 # Above the classifier's max_fix_age_s, so fast-mode detections do not depend on timing.
 FIX_LEAD_S = 2.5
+# Above this the /clock of a timed replay would leave its range within seconds; --fast
+# is the way to go faster.
+MAX_RATE = 1e6
 
 
 class ReplayError(RuntimeError):
@@ -51,3 +55,29 @@ class ReplayOptions:
         """Return the mode as the summary names it: 'fast' or 'rate X', maybe ', attached'."""
         return (('fast' if self.fast else f'rate {self.rate:g}')
                 + (', attached' if self.attach else ''))
+
+    def check(self) -> None:
+        """Raise ReplayError naming the first option out of range (by its command-line name).
+
+        The rate and the timeouts must be finite and > 0 (a rate at most MAX_RATE), the
+        fix lead finite and >= 0.
+        """
+        _check_number('--rate', self.rate, minimum=0.0, maximum=MAX_RATE)
+        _check_number('--startup-timeout', self.startup_timeout_s, minimum=0.0)
+        _check_number('--frame-timeout', self.frame_timeout_s, minimum=0.0)
+        _check_number('--fix-lead', self.fix_lead_s, minimum=0.0, inclusive=True)
+
+
+def _check_number(option: str, value: float, minimum: float, maximum: float | None = None,
+                  inclusive: bool = False) -> None:
+    """Raise ReplayError unless ``value`` is finite, above ``minimum`` and at most ``maximum``."""
+    bound = f'>= {minimum:g}' if inclusive else f'> {minimum:g}'
+    if maximum is not None:
+        bound += f' and <= {maximum:g}'
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    above = number >= minimum if inclusive else number > minimum
+    if not (math.isfinite(number) and above and (maximum is None or number <= maximum)):
+        raise ReplayError(f'{option} must be a finite number {bound}, got {value}')

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+import json
 import logging
+import os
 from pathlib import Path
 import re
 import time
@@ -32,31 +35,86 @@ class MapSaver(Protocol):
         """Advance the clock to ``bag_ns``."""
 
 
-def _unique(path: Path) -> Path:
-    if not path.exists() and not path.with_suffix('.geojsons').exists():
-        return path
-    for number in range(2, 10000):
-        candidate = path.with_name(f'{path.name}-{number}')
-        if not candidate.exists() and not candidate.with_suffix('.geojsons').exists():
-            return candidate
-    raise ReplayError(f'no free output name for {path}')
+# Every output of a run is named <base><suffix>: no suffix for the first run in a folder,
+# '-N' for run N. Map files are <map base><suffix>.* and <map base><suffix>_*.
+OUTPUT_BAG = 'output_bag'
+MAP_BASE = 'disease_map'
+SUMMARY_BASE = 'summary'
+LOGS_BASE = 'logs'
+MAX_RUNS = 10000
 
 
-def output_paths(out_dir: Path | None, bag: Path) -> tuple[Path, Path, Path, str]:
-    """Return (out folder, output bag folder, map folder, run name); names are new.
+@dataclass(frozen=True)
+class ReplayOutputs:
+    """Where one replay writes, all under one run number in ``out_dir``.
 
-    In the out folder: ``output_bag/`` and the recorder's ``disease_map.geojsons``,
-    ``.geojson``, ``_summary.json`` and the ``.png``; a second replay into the same
-    folder gets ``output_bag-2`` and ``disease_map-2``.
+    Run 1: ``output_bag/``, ``disease_map.*`` (and ``disease_map_*``), ``summary.json``
+    and ``logs/``; run N: ``output_bag-N/``, ``disease_map-N.*``, ``summary-N.json``
+    and ``logs-N/``.
+    """
+
+    out_dir: Path
+    number: int
+    output_bag: Path
+    map_dir: Path
+    run_name: str
+    summary: Path
+    logs: Path
+
+
+def _suffix(number: int) -> str:
+    return '' if number == 1 else f'-{number}'
+
+
+def _taken(names: set[str], number: int) -> bool:
+    """Return whether any output of run ``number`` already exists (by name in the folder)."""
+    suffix = _suffix(number)
+    if {OUTPUT_BAG + suffix, f'{SUMMARY_BASE}{suffix}.json', LOGS_BASE + suffix} & names:
+        return True
+    stem = MAP_BASE + suffix
+    return any(name == stem or name.startswith((stem + '.', stem + '_')) for name in names)
+
+
+def output_paths(out_dir: Path | None, bag: Path) -> ReplayOutputs:
+    """Return this run's output paths: the first run number none of whose outputs exist.
+
+    So a run never replaces another's files, even one that wrote only some of them (a
+    failed start leaves ``output_bag-N`` and no map: the next run is N + 1 for all).
+    The folder is created; without ``out_dir``, ``outputs/replay/<bag>-<date-time>``.
     """
     if out_dir is None:
         stem = re.sub(r'[^A-Za-z0-9_-]', '_', bag.name.split('.')[0]) or 'bag'
         out_dir = Path('outputs') / 'replay' / f'{stem}-{time.strftime("%Y%m%d-%H%M%S")}'
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output_bag = _unique(out_dir / 'output_bag')
-    run_name = _unique(out_dir / 'disease_map').name
-    return out_dir, output_bag, out_dir, run_name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReplayError(f'--out {out_dir} is not a folder')
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        names = {entry.name for entry in out_dir.iterdir()}
+    except OSError as error:
+        raise ReplayError(f'cannot use the output folder {out_dir}: {one_line(error)}') from error
+    for number in range(1, MAX_RUNS):
+        if not _taken(names, number):
+            suffix = _suffix(number)
+            return ReplayOutputs(
+                out_dir=out_dir, number=number, output_bag=out_dir / (OUTPUT_BAG + suffix),
+                map_dir=out_dir, run_name=MAP_BASE + suffix,
+                summary=out_dir / f'{SUMMARY_BASE}{suffix}.json',
+                logs=out_dir / (LOGS_BASE + suffix))
+    raise ReplayError(f'no free run number in {out_dir}')
+
+
+def write_summary(path: Path, summary: ReplaySummary) -> Path:
+    """Write the summary as JSON to ``path`` atomically (a temporary file, then a rename)."""
+    text = json.dumps(summary.as_dict(), indent=1) + '\n'
+    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    try:
+        temporary.write_text(text, encoding='utf-8')
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def save_when_complete(saver: MapSaver, collection: Path, expected: int,

@@ -1,9 +1,34 @@
-"""The replay's progress line on stderr."""
+"""Progress lines on stderr: redrawn in place on a terminal, one line each in a log file."""
 
 from __future__ import annotations
 
 import time
 from typing import TextIO
+
+
+class StatusLine:
+    """A status line: redrawn in place (``\\r``) on a terminal, one line per update otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, 'isatty', lambda: False)())
+        self.drawn = False
+
+    def show(self, line: str) -> None:
+        """Draw ``line``: over the previous one on a terminal, else as a line of its own."""
+        if self.tty:
+            self.stream.write('\r' + line + '\x1b[K')
+            self.drawn = True
+        else:
+            self.stream.write(line + '\n')
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the line on a terminal (a log file already has one line per update)."""
+        if self.tty and self.drawn:
+            self.stream.write('\n')
+            self.stream.flush()
+            self.drawn = False
 
 
 class ProgressLine:
@@ -13,10 +38,10 @@ class ProgressLine:
         self.total = max(total, 1)
         self.stream = stream
         self.enabled = enabled
-        self.tty = bool(getattr(stream, 'isatty', lambda: False)())
+        self.line = StatusLine(stream)
+        self.tty = self.line.tty
         self.last_draw = 0.0
         self.last_decile = -1
-        self.drawn = False
 
     def update(self, sent: int, labelled: int, fps: float, bag_s: float, bag_total_s: float,
                force: bool = False) -> None:
@@ -32,15 +57,9 @@ class ProgressLine:
         self.last_draw, self.last_decile = now, decile
         line = (f'replay: {sent}/{self.total} frames sent, {labelled} labelled, '
                 f'{fps:.1f} frames/s, bag {bag_s:.1f}/{bag_total_s:.1f} s')
-        if self.tty:
-            self.stream.write('\r' + line + '\x1b[K')
-            self.drawn = True
-        else:
-            self.stream.write(line + '\n')
-        self.stream.flush()
+        self.line.show(line)
 
     def finish(self) -> None:
         """End the progress line."""
-        if self.enabled and self.tty and self.drawn:
-            self.stream.write('\n')
-            self.stream.flush()
+        if self.enabled:
+            self.line.finish()

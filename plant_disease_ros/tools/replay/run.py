@@ -4,12 +4,12 @@ The node set comes from ``plant_disease_ros.ros.node_set`` (the launch's descrip
 and is supervised by ``plant_disease_ros.tools.process``; its processes get loopback
 discovery unless ``ROS_AUTOMATIC_DISCOVERY_RANGE`` is set (set it to SUBNET to attach to
 a robot) and keep ``ROS_DOMAIN_ID``. They are always stopped at the end, on errors and on
-Ctrl-C.
+Ctrl-C (and on SIGTERM or SIGHUP inside ``tools.process.stop_on_termination``). Each run
+in an output folder has its own number N for all its files (see ``outputs.output_paths``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 import sys
@@ -31,6 +31,7 @@ from plant_disease_ros.tools.replay.outputs import (
     output_paths,
     save_when_complete,
     write_map,
+    write_summary,
 )
 from plant_disease_ros.tools.replay.playback import Playback
 from plant_disease_ros.tools.replay.player import ReplayPlayer
@@ -73,8 +74,7 @@ def pipeline_commands(selection: BagSelection, options: ReplayOptions, map_dir: 
 
 def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary:
     """Replay ``options.bag`` through the pipeline; return the summary (ReplayError on failure)."""
-    if not options.fast and not options.rate > 0.0:
-        raise ReplayError(f'--rate must be > 0, got {options.rate}')
+    options.check()
     try:
         import rosbags  # noqa: F401
     except ImportError as error:
@@ -95,7 +95,9 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     from rosbags.typesys import get_typestore, Stores
 
     typestore = get_typestore(Stores.LATEST)
-    out_dir, output_bag, map_dir, run_name = output_paths(options.out_dir, selection.path)
+    outputs = output_paths(options.out_dir, selection.path)
+    out_dir, output_bag, map_dir, run_name = (outputs.out_dir, outputs.output_bag,
+                                              outputs.map_dir, outputs.run_name)
     summary = ReplaySummary(
         bag=selection.path, image_topic=selection.image.name,
         fix_topic=selection.fix.name if selection.fix else None, mode=options.mode,
@@ -103,13 +105,13 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
     env = ros_environment()
-    env.setdefault('ROS_LOG_DIR', str(out_dir / 'logs' / 'ros'))
+    env.setdefault('ROS_LOG_DIR', str(outputs.logs / 'ros'))
 
     writer = Writer(output_bag, version=8, storage_plugin=StoragePlugin.MCAP)
     writer.open()
     recorder = OutputRecorder(writer, typestore, {
         topic: RECORDED_OUTPUTS[kind] for kind, topic in output_topics(namespace).items()})
-    processes = ProcessGroup(out_dir / 'logs', env)
+    processes = ProcessGroup(outputs.logs, env)
     player: ReplayPlayer | None = None
     reader = None
     progress = ProgressLine(selection.image.count, stream, options.show_progress)
@@ -155,6 +157,5 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     if recorder.write_error:
         summary.warnings.append(f'output bag: {recorder.write_error}')
     write_map(summary, recorder.counts().features, map_dir, run_name, options.attach)
-    (out_dir / 'summary.json').write_text(json.dumps(summary.as_dict(), indent=1) + '\n',
-                                          encoding='utf-8')
+    write_summary(outputs.summary, summary)
     return summary

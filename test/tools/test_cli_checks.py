@@ -1,0 +1,229 @@
+"""map, bench, make-demo and search: options and paths checked before anything is written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import io
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+from conftest import DATA_DIR
+import pytest
+
+from plant_disease_ros.cli import main as cli
+from plant_disease_ros.tools.replay.progress import StatusLine
+
+# One located detection, as disease_map_recorder writes it.
+FEATURE = {
+    'type': 'Feature',
+    'geometry': {'type': 'Point', 'coordinates': [5.0, 52.0, 10.0]},
+    'properties': {'label': 'Tomato___Early_blight', 'score': 0.9,
+                   'stamp': {'sec': 1_700_000_000, 'nanosec': 0}},
+}
+
+
+def run_cli(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``plant-disease`` in-process; return (status, stdout, stderr)."""
+    status = cli.main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def collection(path: Path, features: list[dict] | None = None) -> Path:
+    """Write a FeatureCollection GeoJSON file; return its path."""
+    path.write_text(json.dumps({'type': 'FeatureCollection',
+                                'features': [FEATURE] if features is None else features}))
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Return the name and content of every file under ``folder``."""
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob('*')) if path.is_file()}
+
+
+# map ---------------------------------------------------------------------------------------
+
+
+PNG_BYTES = b'\x89PNG\r\n\x1a\n' + bytes(range(256)) * 4
+
+
+@pytest.mark.parametrize('name', ['photo.png', 'noise.geojson', 'binary.geojsons'])
+def test_map_refuses_a_file_that_is_not_geojson(tmp_path: Path, name: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A PNG or binary input: exit 2, 'not a GeoJSON file', the input untouched, no output."""
+    source = tmp_path / name
+    source.write_bytes(PNG_BYTES if name.endswith('.png') else b'\x00\xff\xfe{bad')
+    status, out, err = run_cli(['map', str(source)], capsys)
+    assert status == 2
+    assert err == (f'plant-disease map: error: {source}: not a GeoJSON file (no readable '
+                   'Feature, FeatureCollection or GeoJSON text sequence record)\n')
+    assert out == ''
+    assert snapshot(tmp_path) == {name: source.read_bytes()}
+    assert source.read_bytes() == (PNG_BYTES if name.endswith('.png') else b'\x00\xff\xfe{bad')
+
+
+def test_map_never_writes_over_its_input(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """An input named like the grid output of --out: refused, the input unchanged."""
+    source = collection(tmp_path / 'field_grid.geojson')
+    before = snapshot(tmp_path)
+    status, _, err = run_cli(['map', str(source), '--out', str(tmp_path / 'field.png')],
+                             capsys)
+    assert status == 2 and err.strip().count('\n') == 0
+    assert f'{source} is the input file' in err
+    assert snapshot(tmp_path) == before
+
+
+def test_map_out_without_suffix_writes_and_prints_the_png(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--out outdir: the printed path is the PNG written (outdir.png), its grid beside it."""
+    source = collection(tmp_path / 'map.geojson')
+    status, out, _ = run_cli(['map', str(source), '--out', str(tmp_path / 'outdir')], capsys)
+    assert status == 0
+    png = tmp_path / 'outdir.png'
+    assert out.splitlines()[0].startswith(f'wrote {png}: 1 detection(s)')
+    assert png.read_bytes().startswith(b'\x89PNG')
+    assert not (tmp_path / 'outdir').exists()
+    assert (tmp_path / 'outdir_grid.geojson').is_file()
+
+
+def test_map_refuses_an_out_that_is_not_png(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--out with another suffix: one line, nothing written."""
+    source = collection(tmp_path / 'map.geojson')
+    before = snapshot(tmp_path)
+    status, _, err = run_cli(['map', str(source), '--out', str(tmp_path / 'map.jpg')], capsys)
+    assert status == 2 and err == f'plant-disease map: error: --out must be a .png file, ' \
+                                  f'got {tmp_path / "map.jpg"}\n'
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(('options', 'message'), [
+    (['--cell-size', 'inf'], '--cell-size must be a finite number > 0, got inf'),
+    (['--cell-size', 'nan'], '--cell-size must be a finite number > 0, got nan'),
+    (['--cell-size', '0'], '--cell-size must be a finite number > 0, got 0.0'),
+    (['--origin', 'nan', '0', '0'], '--origin LAT must be a finite number in [-90, 90], got nan'),
+    (['--origin', '52', 'inf', '0'],
+     '--origin LON must be a finite number in [-180, 180], got inf'),
+    (['--origin', '52', '5', 'nan'], '--origin ALT must be a finite number, got nan'),
+    (['--origin', '91', '5', '0'], '--origin LAT must be a finite number in [-90, 90], got 91.0'),
+])
+def test_map_options_are_checked_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
+        message: str) -> None:
+    """An infinite or NaN cell size or origin: one line, exit 2, an existing PNG unchanged."""
+    source = collection(tmp_path / 'map.geojson')
+    (tmp_path / 'map.png').write_bytes(b'previous map')
+    before = snapshot(tmp_path)
+    status, out, err = run_cli(['map', str(source), *options], capsys)
+    assert status == 2 and out == ''
+    assert err == f'plant-disease map: error: {message}\n'
+    assert snapshot(tmp_path) == before
+
+
+# bench -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('where', ['under_a_file', 'a_directory'])
+def test_bench_out_is_checked_before_the_run(tmp_path: Path, where: str,
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --out the report cannot be written to: exit 2 before any bench part runs."""
+    import plant_disease_ros.tools.bench as bench
+
+    def must_not_run(*_: object) -> dict:
+        raise AssertionError('the bench ran')
+
+    monkeypatch.setattr(bench, 'run_bench', must_not_run)
+    (tmp_path / 'afile').write_text('x')
+    out = tmp_path / 'afile' / 'bench.json' if where == 'under_a_file' else tmp_path
+    status, _, err = run_cli(['bench', '--quick', '--sections', 'model', '--out', str(out)],
+                             capsys)
+    assert status == 2 and err.strip().count('\n') == 0
+    expected = (f'--out {out}: {tmp_path / "afile"} is not a directory'
+                if where == 'under_a_file' else f'--out {out} is a directory')
+    assert err == f'plant-disease bench: error: {expected}\n'
+
+
+def test_bench_out_in_a_new_folder_is_accepted(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report in folders still to be created passes the check and is written."""
+    import plant_disease_ros.tools.bench as bench
+
+    monkeypatch.setattr(bench, 'run_bench', lambda config: {'errors': []})
+    monkeypatch.setattr(bench, 'format_report', lambda report: 'table')
+    out = tmp_path / 'new' / 'deeper' / 'bench.json'
+    status, stdout, _ = run_cli(['bench', '--quick', '--sections', 'model', '--out', str(out)],
+                                capsys)
+    assert status == 0 and stdout.startswith('table')
+    assert json.loads(out.read_text()) == {'errors': []}
+
+
+# make-demo ---------------------------------------------------------------------------------
+
+
+def test_make_demo_refuses_an_existing_directory(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--out DIR: one line, exit 2, nothing written in or beside the folder."""
+    folder = tmp_path / 'bags'
+    folder.mkdir()
+    status, out, err = run_cli(['make-demo', '--out', str(folder)], capsys)
+    assert status == 2 and out == ''
+    assert err == (f'plant-disease make-demo: error: --out {folder} is a directory; give the '
+                   f'.mcap file to write (e.g. {folder / "field_demo.mcap"})\n')
+    assert snapshot(tmp_path) == {}
+
+
+@pytest.mark.skipif(not DATA_DIR.is_dir(), reason='no PlantVillage photos')
+def test_make_demo_progress_is_one_line_per_update_in_a_log(tmp_path: Path) -> None:
+    """Progress to a file (not a terminal): no carriage return, one line per update."""
+    bag = tmp_path / 'demo.mcap'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'make-demo', '--out', str(bag),
+         '--frames', '48', '--data', str(DATA_DIR)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '\r' not in result.stderr
+    assert result.stderr.splitlines() == ['composed 20/48 frames', 'composed 40/48 frames']
+    assert result.stdout.startswith(f'bag:    {bag} (')
+    assert bag.is_file() and (tmp_path / 'demo_truth.json').is_file()
+
+
+class FakeTerminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        """Return True."""
+        return True
+
+
+def test_status_line_redraws_only_on_a_terminal() -> None:
+    """On a terminal: \\r redraws and one final newline; in a file: plain lines."""
+    log = io.StringIO()
+    line = StatusLine(log)
+    line.show('one')
+    line.show('two')
+    line.finish()
+    assert log.getvalue() == 'one\ntwo\n'
+    terminal = FakeTerminal()
+    line = StatusLine(terminal)
+    line.show('one')
+    line.show('two')
+    line.finish()
+    assert terminal.getvalue() == '\rone\x1b[K\rtwo\x1b[K\n'
+
+
+# search ------------------------------------------------------------------------------------
+
+
+def test_search_help_names_the_knobs_it_searches() -> None:
+    """The search verb's help says one knob at a time, not a grid over the width."""
+    help_text = cli.SUBCOMMANDS['search'][1]
+    assert 'grid' not in help_text
+    for knob in ('learning rate', 'unfreeze', 'input size', 'augmentation', 'one knob at a time',
+                 'width from scratch only'):
+        assert knob in help_text
