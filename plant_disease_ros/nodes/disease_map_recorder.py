@@ -52,10 +52,10 @@ from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
 from plant_disease_ros.ros.startup import (
-    exit_at_once,
     init_rclpy,
     process_starting,
     release_failed_node,
+    release_started_nodes,
 )
 from plant_disease_ros.ros.typed_outputs import MapTypedOutput
 
@@ -372,8 +372,6 @@ def main(args: list[str] | None = None) -> int:
     except (ValueError, OSError, ParameterException) as error:
         # A bad parameter or an unwritable map_dir: one line, not a traceback.
         print(f'{NODE_NAME}: error: {error}', file=sys.stderr)
-        if node is None:
-            exit_at_once(1)  # it never started: nothing to save (see release_failed_node)
         status = 1
     finally:
         if node is not None:
@@ -385,7 +383,8 @@ def main(args: list[str] | None = None) -> int:
                 print(f'{NODE_NAME}: error: {node.records_held} detection(s) still held in '
                       f'memory were not written to {node.records_path}, '
                       f'{node.records_dropped} dropped (queue full)', file=sys.stderr)
-        rclpy.try_shutdown()
+        # A recorder that never started is released here, after its error line.
+        release_started_nodes()
     return status
 
 

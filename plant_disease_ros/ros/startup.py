@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-import os
 import sys
 
 import rclpy
@@ -34,39 +33,66 @@ def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
     return True
 
 
-# True while run_nodes builds a node process's nodes (see release_failed_node).
-_PROCESS_STARTING: ContextVar[bool] = ContextVar('plant_disease_process_starting',
-                                                 default=False)
+# While run_nodes builds a node process's nodes: the nodes that failed to build, kept for
+# release_started_nodes (see release_failed_node). None outside such a start.
+_FAILED_AT_START: ContextVar[list[Node] | None] = ContextVar(
+    'plant_disease_failed_at_start', default=None)
 
 
 def release_failed_node(node: Node) -> None:
-    """Destroy a node whose construction failed, unless a node process is starting.
+    """Release a node whose construction failed: now, or after the process's error line.
 
-    A node process that cannot start (:func:`run_nodes`) logs one line and exits at once.
-    Destroying the node's freshly created rcl handles first can crash the process (a
-    SIGSEGV in rclpy's node destruction while the middleware is still starting, seen in 4
-    of about 2,800 bad start-ups, most with the CPU saturated), and the line is lost. Anywhere
-    else (tests, a composed process) the node is destroyed, so nothing leaks.
+    Outside a node process's start (tests, a composed process) the node is destroyed at
+    once, so nothing leaks. While :func:`run_nodes` (or a ``main`` using
+    :func:`process_starting`) builds its nodes, it is kept and destroyed by
+    :func:`release_started_nodes` after the one-line error is out: destroying its freshly
+    created rcl handles can crash the process (a SIGSEGV in rclpy's node destruction, seen
+    in 4 of about 2,800 bad start-ups, most with the CPU saturated), which must not take
+    the line with it. It is still destroyed: that deletes the process's DDS participant,
+    and with it the participant's 32 MiB shared-memory segment in ``/dev/shm`` (RAM), which
+    a process that just exits leaves behind, one per failed start (a respawning node
+    would fill the robot's memory).
     """
-    if not _PROCESS_STARTING.get():
+    failed = _FAILED_AT_START.get()
+    if failed is None:
         node.destroy_node()
+    else:
+        failed.append(node)
 
 
 @contextmanager
 def process_starting() -> Iterator[None]:
     """Mark the construction of a node process's nodes (see :func:`release_failed_node`)."""
-    token = _PROCESS_STARTING.set(True)
+    token = _FAILED_AT_START.set([])
     try:
         yield
+    except BaseException:
+        # Keep what failed for release_started_nodes (the context's list is reset below).
+        _DEFERRED.extend(_FAILED_AT_START.get() or [])
+        raise
     finally:
-        _PROCESS_STARTING.reset(token)
+        _FAILED_AT_START.reset(token)
 
 
-def exit_at_once(status: int) -> None:
-    """Flush the output and end the process without tearing the middleware down."""
+# Nodes that failed to build during a process start, waiting for release_started_nodes.
+_DEFERRED: list[Node] = []
+
+
+def release_started_nodes() -> int:
+    """Flush the output, destroy the nodes that failed to build, shut rclpy down.
+
+    Call it after the process's error line: the nodes' DDS participant and its
+    shared-memory segment are released (see :func:`release_failed_node`). Returns how
+    many nodes were destroyed.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)
+    count = 0
+    while _DEFERRED:
+        _DEFERRED.pop().destroy_node()
+        count += 1
+    rclpy.try_shutdown()
+    return count
 
 
 def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
@@ -75,9 +101,9 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
 
     Returns the process exit code: 1 with one printed line when the parameters file or
     arguments cannot be read, 0 after Ctrl-C or an external shutdown. When a node cannot
-    be built (a model that cannot be loaded, an invalid parameter) it logs one line and
-    ends the process at once with status 1, without destroying the half-started node
-    (:func:`release_failed_node`). Before anything allocates frames, the allocator is told
+    be built (a model that cannot be loaded, an invalid parameter) it logs one line, then
+    destroys the half-started node and returns 1 (:func:`release_failed_node`). Before
+    anything allocates frames, the allocator is told
     to keep freed frame buffers resident (see ``core.allocator_tuning``).
     """
     tuning = keep_frame_buffers_resident()
@@ -99,16 +125,17 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
         executor.spin()
     except ModelLoadError as error:
         get_logger(name).fatal(f'cannot load the model: {error}')
-        exit_at_once(1)
+        return 1
     except ParameterException as error:
         get_logger(name).fatal(f'invalid parameter: {error}')
-        exit_at_once(1)
+        return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         for node in nodes:
             node.destroy_node()
-        rclpy.try_shutdown()
+        # After the error line, if any: what failed to build goes too.
+        release_started_nodes()
     return 0
 
 

@@ -115,8 +115,18 @@ def _cases(files: dict[str, Path]) -> list[StartupCase]:
     return cases
 
 
+def shared_memory_files() -> set[str]:
+    """Return the Fast DDS shared-memory files in /dev/shm (segments and their locks)."""
+    folder = Path('/dev/shm')
+    if not folder.is_dir():
+        return set()
+    return {path.name for path in folder.iterdir() if path.name.startswith('fastdds_')}
+
+
 class StartupRuns(dict):
     """case id -> (case, exit status or None, output); a short repr for failure reports."""
+
+    shared_memory_left: list[str] = []
 
     def __repr__(self) -> str:
         """Return a one-line summary (the outputs are in the assertion messages)."""
@@ -137,6 +147,7 @@ def startup_runs(tmp_path_factory) -> StartupRuns:
         files['map_dir_read_only'] = read_only / 'maps'
     cases = _cases(files)
     runs = StartupRuns()
+    shared_before = shared_memory_files()
     batch = 4
     for start_index in range(0, len(cases), batch):
         started = []
@@ -156,6 +167,7 @@ def startup_runs(tmp_path_factory) -> StartupRuns:
             # The log's first line is the command line that process.start wrote.
             output = child.log_path.read_text(errors='replace').split('\n', 1)[-1]
             runs[f'{case.node}-{case.problem}'] = (case, status, output)
+    runs.shared_memory_left = sorted(shared_memory_files() - shared_before)
     shutil.rmtree(folder / 'directory_params.yaml', ignore_errors=True)
     unmount(read_only)
     read_only.chmod(0o755)
@@ -183,3 +195,13 @@ def test_bad_startup_is_one_clear_line(startup_runs: StartupRuns, case_id: str) 
     naming = [line for line in lines if all(name in line for name in case.names)]
     assert naming, f'{case_id}: exit status {status}, no line names {case.names}:\n{output}'
     assert len(lines) <= MAX_OUTPUT_LINES, f'{case_id}: {len(lines)} lines:\n{output}'
+
+
+def test_failed_starts_leave_no_shared_memory(startup_runs: StartupRuns) -> None:
+    """Each failed start releases its DDS participant's 32 MiB segment in /dev/shm (RAM).
+
+    A process that just exits leaves it behind: a node respawned after every failed
+    start would fill the robot's memory.
+    """
+    assert len(startup_runs) > 20
+    assert startup_runs.shared_memory_left == [], startup_runs.shared_memory_left[:6]
