@@ -56,6 +56,7 @@ class NodeProcesses:
         """Start nothing yet; children get ``env`` (default: :func:`child_environment`)."""
         self.group = ProcessGroup(log_dir, child_environment() if env is None else env)
         self._argv: dict[str, list[str]] = {}
+        self._left_by_kills: list[Path] = []
 
     def start(self, name: str, *ros_args: str) -> ChildProcess:
         """Start executable ``name`` with ``ros_args``."""
@@ -71,6 +72,18 @@ class NodeProcesses:
         child = start(name, argv, self.group.log_dir / f'{name}.log',
                       self.group.env if env is None else env, pipes=True)
         self.group.children[name] = child
+        return child
+
+    def kill_9(self, name: str) -> ChildProcess:
+        """kill -9 child ``name`` as a crash would; its shared memory goes at :meth:`stop`.
+
+        A killed process cannot release its DDS participant's shared-memory segment (32 MiB
+        of RAM in /dev/shm) and Fast DDS does not reclaim it: the restarted node must cope
+        with it lying there, so it stays until the block ends, then the test removes it.
+        """
+        child = self.group.children[name]
+        self._left_by_kills.extend(owned_shared_memory(child.popen.pid))
+        child.kill_9()
         return child
 
     def restart(self, name: str) -> ChildProcess:
@@ -92,8 +105,11 @@ class NodeProcesses:
                          if child.log_path.exists())
 
     def stop(self) -> None:
-        """Stop every child (SIGINT, then harder)."""
+        """Stop every child (SIGINT, then harder); remove what the killed ones left."""
         self.group.stop()
+        for path in self._left_by_kills:
+            path.unlink(missing_ok=True)
+        self._left_by_kills.clear()
 
 
 @contextmanager
@@ -124,3 +140,26 @@ def processes_with(text: str) -> list[int]:
         if text in cmdline and state != 'Z':
             found.append(int(entry.name))
     return found
+
+
+def owned_shared_memory(pid: int) -> list[Path]:
+    """Return the Fast DDS shared-memory segments process ``pid`` owns, with their locks.
+
+    A segment's owner holds its ``<name>_el`` lock file open; readers only map the
+    segment. Listening-port files are shared by all processes and are left out.
+    """
+    owned: list[Path] = []
+    try:
+        descriptors = list(Path(f'/proc/{pid}/fd').iterdir())
+    except OSError:
+        return owned
+    for descriptor in descriptors:
+        try:
+            target = os.readlink(descriptor)
+        except OSError:
+            continue
+        name = Path(target).name
+        if (target.startswith('/dev/shm/fastdds_') and name.endswith('_el')
+                and not name.startswith('fastdds_port')):
+            owned += [Path(target), Path(target[:-len('_el')])]
+    return owned

@@ -316,7 +316,7 @@ def test_kill_9_mid_run_then_restart_continues(ros_context: object, tmp_path: Pa
             assert streamer.harness.wait(lambda: confirmed[-1] in streamer.recorded(), 30.0)
             # Another batch still on its way or being written when the recorder dies.
             in_flight = [streamer.publish_next() for _ in range(50)]
-            recorder.kill_9()
+            processes.kill_9('disease_map_recorder')
             assert recorder.popen.returncode == -signal.SIGKILL
             after_kill = [streamer.publish_next() for _ in range(10)]
 

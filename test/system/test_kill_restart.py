@@ -107,7 +107,7 @@ def recorded_frames(path: Path) -> list[int]:
 
 def restart(field: Field, processes: NodeProcesses, name: str) -> float:
     """kill -9 node ``name``, start it again; return the monotonic restart time."""
-    processes[name].kill_9()
+    processes.kill_9(name)
     restart_s = time.monotonic()
     processes.restart(name)
     return restart_s
