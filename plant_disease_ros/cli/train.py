@@ -130,8 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="share of the teacher's scores in those targets (0..1)")
     field.add_argument('--distill-temperature', type=float, default=1.0,
                        help="softening of the teacher's scores (above 1 the student also "
-                            'learns lower confidence on lab leaves: measured here, 2 left '
-                            'them at 0.74 mean confidence for 94 %% right)')
+                            'learns lower confidence on lab leaves)')
     field.add_argument('--calibrate-by', choices=OBJECTIVES, default=OBJECTIVES[0],
                        help='adaptive (default): the temperature minimising the negative '
                             'log-likelihood, then a per-frame scale of the logits fitted the '

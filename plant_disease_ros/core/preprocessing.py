@@ -67,7 +67,8 @@ def resize_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     level or two, at half the cost of one-shot ``INTER_AREA``. A bilinear last step was
     a tenth of that cost but aliased: the shipped 144 px model got 97.0 % of the lab test
     photos right with it against 98.1 % with the training resize, and rejected 5.6 % of
-    them against 3.1 %. Enlarging is bilinear. An image already at the size is returned
+    them against 3.1 % (``benchmarks/results/2026-12-05-node-resize.md``). Enlarging is
+    bilinear. An image already at the size is returned
     as is (made C-contiguous).
     """
     height, width = int(height), int(width)

@@ -185,7 +185,8 @@ def training_section(summary: dict) -> list[str]:
         + (', then a per-frame scale of the logits, exp(b + w · logits), fitted the same way '
            '(it sharpens confident, lab-like frames and softens the flat scores of unfamiliar '
            'field photos, which one temperature cannot do together; the ranking of the labels '
-           'stays, so top-1 does not change) and put into the int8 graph before its softmax'
+           'stays, so in float top-1 does not change; int8 rounds the scaled logits once '
+           'more, which can move a few frames) and put into the int8 graph before its softmax'
            if summary.get('score_scaling') else '')
         + ', so the int8 scores '
         'are calibrated on the robot with no code change. Validation ECE before → after: '

@@ -38,7 +38,7 @@ DEMO_BAG = REPO_ROOT / 'demo' / 'field_demo.mcap'
 TRUTH = REPO_ROOT / 'demo' / 'field_demo_truth.json'
 # Top-1 accuracy per frame kind, measured with the shipped 22-label model (2026-12-05, the
 # 144 px model with its per-frame score scale): lab leaves 58/60 (the model is 98.1 % on
-# the lab test photos), field leaves 15/24 (62.5 %; PlantDoc test 43.5 %). No-leaf frames
+# the lab test photos), field leaves 15/24 (62.5 %; PlantDoc test photos 43.2 %). No-leaf frames
 # without a detection: 36/36, all labelled no_leaf; the closest call is a grass-and-weeds
 # frame at no_leaf 0.97 against Blueberry___healthy 0.02: the model card says other plants
 # can still be named as a disease. Bare soil, sky and dark never pass. The bars leave a
