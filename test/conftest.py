@@ -9,9 +9,12 @@ scripts/ros_env.sh sets it for a shell. Child processes inherit it (see
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterator
 import os
 from pathlib import Path
+import shutil
+import tempfile
 
 import pytest
 
@@ -31,6 +34,12 @@ os.environ.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
                       str(REPO_ROOT / 'config' / 'fastdds_profile.xml'))
 os.environ.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
+# rclpy and every node process write their log files here, not into ~/.ros/log: a test
+# run leaves nothing behind (the folder goes when the run ends).
+if 'ROS_LOG_DIR' not in os.environ:
+    _ros_log_dir = tempfile.mkdtemp(prefix='plant_disease_ros_test_logs_')
+    os.environ['ROS_LOG_DIR'] = _ros_log_dir
+    atexit.register(shutil.rmtree, _ros_log_dir, True)
 
 try:
     from hypothesis import settings

@@ -197,8 +197,11 @@ def test_out_of_range_options_are_one_line_before_anything_starts(
 
 def test_a_zero_fix_lead_and_large_timeouts_are_accepted() -> None:
     """The checks refuse only what has no meaning: a lead of 0 s is one."""
-    ReplayOptions(bag=DEMO_BAG, fast=True, fix_lead_s=0.0, frame_timeout_s=1e5,
-                  startup_timeout_s=1e5).check()
+    options = ReplayOptions(bag=DEMO_BAG, fast=True, fix_lead_s=0.0, frame_timeout_s=1e5,
+                            startup_timeout_s=1e5)
+    assert options.check() is None
+    assert (options.fix_lead_s, options.frame_timeout_s, options.startup_timeout_s) == (
+        0.0, 1e5, 1e5)
 
 
 # Output names -------------------------------------------------------------------------------
