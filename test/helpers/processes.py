@@ -7,11 +7,14 @@ node set) and processes are started and stopped by ``plant_disease_ros.tools.pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 import os
 from pathlib import Path
+import signal
 import subprocess
+import time
 
 from plant_disease_ros.ros.node_set import EXECUTABLES
 from plant_disease_ros.tools.process import (
@@ -182,3 +185,53 @@ def shared_memory_in_use() -> set[str]:
         except OSError:
             continue
     return used
+
+
+@dataclass
+class SignalledRun:
+    """What :func:`signal_once_started` saw: the children, the survivors, the stderr."""
+
+    children: list[int]
+    left: list[int]
+    returncode: int
+    stderr: str
+
+
+def signal_once_started(process: subprocess.Popen, find_children: Callable[[], list[int]],
+                        count: int, signum: int, start_timeout_s: float = 90.0,
+                        exit_timeout_s: float = 40.0) -> SignalledRun:
+    """Send ``signum`` to ``process`` once ``find_children()`` lists ``count`` processes.
+
+    Waits a second more (the children are running, not starting), sends the signal and
+    waits for the exit. Survivors (orphans) are listed in ``left`` and then killed, so a
+    failing test leaves nothing behind; a process that does not exit is killed too.
+    AssertionError when the children never came up (with the process's stderr).
+    """
+    children: list[int] = []
+    stderr = ''
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while (time.monotonic() < deadline and len(children) < count
+               and process.poll() is None):
+            children = find_children()
+            time.sleep(0.2)
+        if len(children) < count:
+            if process.poll() is None:
+                process.kill()
+            _, stderr = process.communicate()
+            raise AssertionError(f'{len(children)} of {count} children came up:\n{stderr}')
+        time.sleep(1.0)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=exit_timeout_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        left = sorted(set(find_children())
+                      | {pid for pid in children if Path(f'/proc/{pid}').exists()})
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return SignalledRun(children, left, process.returncode, stderr)

@@ -7,8 +7,8 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
-import time
 
+from helpers.processes import signal_once_started
 import pytest
 
 
@@ -35,26 +35,9 @@ def test_sigterm_stops_the_bench_processes(tmp_path: Path) -> None:
          '--sections', 'latency', '--out', str(tmp_path / 'bench.json'),
          '--log-dir', str(tmp_path / 'logs')],
         env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    children: list[int] = []
-    left: list[int] = []
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(children) < 2:
-            children = children_of(bench.pid)
-            time.sleep(0.2)
-        assert len(children) >= 2
-        time.sleep(1.0)
-        bench.send_signal(signal.SIGTERM)
-        _, err = bench.communicate(timeout=40)
-    finally:
-        if bench.poll() is None:
-            bench.kill()
-            bench.wait()
-        # Survivors are noted, then killed: a failing run leaves nothing behind.
-        left = [pid for pid in children if Path(f'/proc/{pid}').exists()]
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-    assert not left
-    assert bench.returncode == 143, err
-    assert err.strip().endswith('terminated by SIGTERM; its processes were stopped'), err
+    run = signal_once_started(bench, lambda: children_of(bench.pid), 2, signal.SIGTERM)
+    assert not run.left
+    assert run.returncode == 143, run.stderr
+    assert run.stderr.strip().endswith('terminated by SIGTERM; its processes were stopped'), \
+        run.stderr
     assert not (tmp_path / 'bench.json').exists()

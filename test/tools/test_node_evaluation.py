@@ -12,10 +12,9 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
-import time
 
 from helpers.images import leaf_photo_paths, load_rgb
-from helpers.processes import child_environment, processes_with
+from helpers.processes import child_environment, processes_with, signal_once_started
 from helpers.shipped_model import require_shipped_model
 import numpy as np
 import pytest
@@ -174,24 +173,9 @@ def test_sigterm_while_the_nodes_score_stops_them(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, '-c', SCORE_MANY_FRAMES, str(tmp_path / 'nodes'), namespace],
         env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    children: list[int] = []
-    left: list[int] = []
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(children) < 3 and process.poll() is None:
-            children = processes_with(f'__ns:=/{namespace}')
-            time.sleep(0.2)
-        assert len(children) == 3, process.stderr.read() if process.poll() is not None else ''
-        time.sleep(1.0)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=40)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        left = processes_with(f'__ns:=/{namespace}')
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-    assert not left and not [pid for pid in children if Path(f'/proc/{pid}').exists()]
+    run = signal_once_started(process, lambda: processes_with(f'__ns:=/{namespace}'), 3,
+                              signal.SIGTERM)
+    assert len(run.children) == 3 and not run.left
     # Terminated unwinds like Ctrl-C: Python reports the KeyboardInterrupt it is.
-    assert process.returncode != 0 and 'Terminated: terminated by SIGTERM' in err, err
+    assert run.returncode != 0 and 'Terminated: terminated by SIGTERM' in run.stderr, \
+        run.stderr

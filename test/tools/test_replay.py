@@ -9,10 +9,9 @@ from pathlib import Path
 import signal
 import subprocess
 import sys
-import time
 
 import cv2
-from helpers.processes import processes_with
+from helpers.processes import processes_with, signal_once_started
 import numpy as np
 import pytest
 
@@ -518,20 +517,11 @@ def test_ctrl_c_stops_the_pipeline(tmp_path: Path) -> None:
         [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--rate', '0.1',
          '--out', str(out), '--namespace', namespace, '--quiet'],
         env=replay_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(processes_with(f'__ns:=/{namespace}')) < 3:
-            time.sleep(0.2)
-        assert len(processes_with(f'__ns:=/{namespace}')) == 3
-        time.sleep(1.0)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, err
-    assert not processes_with(f'__ns:=/{namespace}')
+    run = signal_once_started(process, lambda: processes_with(f'__ns:=/{namespace}'), 3,
+                              signal.SIGINT)
+    assert len(run.children) == 3
+    assert run.returncode == 130, run.stderr
+    assert not run.left
 
 
 def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
@@ -609,25 +599,9 @@ def test_sigterm_stops_the_pipeline(tmp_path: Path) -> None:
          '--rate', '0.5', '--out', str(tmp_path / 'out'), '--namespace', namespace,
          '--quiet'],
         env=replay_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    children: list[int] = []
-    left: list[int] = []
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(children) < 3:
-            children = processes_with(f'__ns:=/{namespace}')
-            time.sleep(0.2)
-        assert len(children) == 3
-        time.sleep(1.0)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=40)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        # Survivors (orphans) are noted, then killed: a failing run leaves nothing behind.
-        left = processes_with(f'__ns:=/{namespace}')
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
-    assert not left and not [pid for pid in children if Path(f'/proc/{pid}').exists()]
-    assert process.returncode == 143, err
-    assert err.strip().endswith('terminated by SIGTERM; the pipeline was stopped'), err
+    run = signal_once_started(process, lambda: processes_with(f'__ns:=/{namespace}'), 3,
+                              signal.SIGTERM)
+    assert len(run.children) == 3 and not run.left
+    assert run.returncode == 143, run.stderr
+    assert run.stderr.strip().endswith('terminated by SIGTERM; the pipeline was stopped'), \
+        run.stderr
