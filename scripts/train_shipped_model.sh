@@ -94,5 +94,6 @@ $pd model-card --run "$fine" --evaluation "$fine/eval" --model models/plant_dise
   --crops-evaluation "$fine/eval_crops" \
   --poses-evaluation "$fine/eval_poses" --poses-evaluation "$fine/eval_poses8" \
   --poses-evaluation "$fine/eval_poses_crops" \
+  --near-duplicates models/test_near_duplicates.json \
   --train-command "$phase1_cmd"$'\n'"$phase2_cmd"$'\n'"$field_cmd"$'\n'"$deep_cmd"$'\n'"$final_cmd"$'\n'"$long_cmd"$'\n'"$fine_cmd" \
   --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"$'\n'"$poses_cmd"$'\n'"$poses8_cmd"$'\n'"$poses_crops_cmd"

@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='field-fit card: an evaluation of the same photos with --poses '
                              '(and possibly --crops); repeat for several: the figures of a '
                              'robot averaging poses of each frame (test_time_poses)')
+    parser.add_argument('--near-duplicates', default=None, metavar='JSON',
+                        help='field-fit card: test photos that are copies of training photos '
+                             '(as models/test_near_duplicates.json): top-1 without them, per '
+                             "domain, from the evaluation's predictions.csv")
     parser.add_argument('--reference-labels', default=None,
                         help='labels of --reference-model (default: beside it)')
 
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
                             baseline_dir=args.baseline, reference_latency=reference,
                             earlier_runs=args.earlier_run,
                             crops_dir=args.crops_evaluation,
-                            poses_dirs=args.poses_evaluation)
+                            poses_dirs=args.poses_evaluation,
+                            near_duplicates=args.near_duplicates)
     print(f'model card: {path}')
     return 0

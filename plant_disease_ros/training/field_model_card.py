@@ -7,6 +7,7 @@ optionally the same evaluation of the model it replaces, and latency measurement
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from plant_disease_ros.training.field_evaluate import (
     top1_interval,
     wrong_map_points,
 )
+from plant_disease_ros.training.metrics import wilson_interval
 
 FIELD_ATTRIBUTION = """\
 Field photos (`../shared/data/field/`):
@@ -508,6 +510,52 @@ def latency_section(latency: list[dict], reference: list[dict] | None,
     return lines + ['']
 
 
+def read_predictions(path: str | Path) -> list[dict[str, str]]:
+    """Return the rows of an evaluation's ``predictions.csv``."""
+    with open(path, newline='', encoding='utf-8') as handle:
+        return list(csv.DictReader(handle))
+
+
+def near_duplicate_lines(near_duplicates: dict, predictions: list[dict[str, str]],
+                         source: str) -> list[str]:
+    """Return the still-bad-at bullet on test photos that are copies of training photos.
+
+    ``near_duplicates`` maps each domain to ``{test photo path: {'train', 'how',
+    'same_label'}}`` (paths under the data root, ending in the photo's path in its domain
+    folder, as ``predictions.csv`` names it); top-1 is given without them per domain.
+    """
+    parts = []
+    clean = []
+    for domain, copies in near_duplicates.items():
+        if not isinstance(copies, dict):
+            continue
+        rows = [row for row in predictions if row['domain'] == domain]
+        if not rows:
+            continue
+        if not copies:
+            clean.append(domain)
+            continue
+        # A row's frame is the photo's path in its domain folder: it ends one copy's path.
+        kept = [row for row in rows
+                if not any(path.endswith('/' + row['frame']) for path in copies)]
+        copied = len(rows) - len(kept)
+        same = sum(bool(entry.get('same_label')) for entry in copies.values())
+        right = sum(row['correct'] == '1' for row in kept)
+        everything = sum(row['correct'] == '1' for row in rows)
+        low, high = wilson_interval(right, len(kept))
+        parts.append(
+            f"{domain} {copied:,} of {len(rows):,} ({same} with the training copy's label): "
+            f'top-1 without them {100 * right / len(kept):.1f} % ({100 * low:.1f}–'
+            f'{100 * high:.1f} %) against {100 * everything / len(rows):.1f} % with them')
+    if not parts:
+        return []
+    text = ('- Some test photos are the same picture as a training photo (turned, mirrored, '
+            f're-cropped or an augmented copy; listed in `{source}`): ' + '; '.join(parts) + '.')
+    if clean:
+        text += f' The {" and ".join(clean)} test photos have none.'
+    return [text]
+
+
 def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
                            out_path: str | Path, model_path: str | Path,
                            latency: list[dict], lab_attribution: str,
@@ -516,12 +564,14 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
                            commands: str = '',
                            earlier_runs: list[str | Path] | None = None,
                            crops_dir: str | Path | None = None,
-                           poses_dirs: list[str | Path] | None = None) -> Path:
+                           poses_dirs: list[str | Path] | None = None,
+                           near_duplicates: str | Path | None = None) -> Path:
     """Render the field-fit model card to ``out_path`` (``earlier_runs``: oldest first).
 
     ``crops_dir``: an evaluation of the same photos with ``--crops`` (known), for the
     figures of a robot told its field's crop; ``poses_dirs``: evaluations with ``--poses``
-    (and possibly ``--crops``), for those of a robot averaging poses.
+    (and possibly ``--crops``), for those of a robot averaging poses; ``near_duplicates``:
+    the test photos that are copies of training photos (:func:`near_duplicate_lines`).
     """
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
@@ -572,6 +622,10 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
             [paired_comparison(evaluation_dir, folder) for folder in poses_dirs])
     lines += per_class_tables(evaluation)
     lines += still_bad_at(evaluation, baseline)
+    if near_duplicates is not None:
+        lines[-1:-1] = near_duplicate_lines(
+            json.loads(Path(near_duplicates).read_text()),
+            read_predictions(evaluation_dir / 'predictions.csv'), Path(near_duplicates).name)
     lines += latency_section(latency, reference_latency, evaluation['machine'],
                              evaluation['backend'])
     if commands:
