@@ -1,7 +1,25 @@
 # Source me: keep DDS on loopback and give this shell's ROS processes a private domain.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-# 10..99: domains above 101 use ports in Linux's ephemeral range.
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( 10 + $$ % 90 ))}"
+# 10..99: domains above 101 use ports in Linux's ephemeral range. Unless one is set, this
+# shell takes the first domain, from its process number on, that no other shell of this
+# machine holds (a lock file per domain, held while the shell and its children live), so
+# a demo and a test run side by side never see each other's nodes.
+if [ -z "${ROS_DOMAIN_ID:-}" ]; then
+  _plant_disease_locks="${TMPDIR:-/tmp}/plant_disease_ros_domains"
+  if mkdir -p "$_plant_disease_locks" 2>/dev/null && command -v flock >/dev/null; then
+    for _plant_disease_step in $(seq 0 89); do
+      _plant_disease_id=$(( 10 + ($$ + _plant_disease_step) % 90 ))
+      exec {_plant_disease_fd}>>"$_plant_disease_locks/$_plant_disease_id.lock" || continue
+      if flock -n "$_plant_disease_fd"; then
+        export ROS_DOMAIN_ID=$_plant_disease_id
+        break
+      fi
+      exec {_plant_disease_fd}>&-
+    done
+  fi
+  export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( 10 + $$ % 90 ))}"
+  unset _plant_disease_locks _plant_disease_step _plant_disease_id _plant_disease_fd
+fi
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/config/fastdds_profile.xml}"
 # vision_msgs and foxglove_msgs as scripts/build_interfaces.sh built them, when it has (a ROS 2

@@ -1,0 +1,72 @@
+"""scripts/ros_env.sh: loopback discovery, and a domain no other shell of the machine holds."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+import subprocess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HOLD = 'source scripts/ros_env.sh; echo "$ROS_AUTOMATIC_DISCOVERY_RANGE $ROS_DOMAIN_ID"; ' \
+       'read -r _'
+
+
+def shell(tmp_path: Path, **env: str) -> subprocess.Popen:
+    """Start a bash that sources ros_env.sh, prints its settings and waits for a line."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key != 'ROS_DOMAIN_ID'}
+    environment.update(TMPDIR=str(tmp_path), **env)
+    return subprocess.Popen(['bash', '-euo', 'pipefail', '-c', HOLD], cwd=REPO_ROOT,
+                            env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def settings(process: subprocess.Popen) -> tuple[str, int]:
+    """Return the discovery range and domain the shell printed."""
+    assert process.stdout is not None
+    discovery, domain = process.stdout.readline().split()
+    return discovery, int(domain)
+
+
+def test_shells_side_by_side_get_different_domains(tmp_path: Path) -> None:
+    shells = [shell(tmp_path) for _ in range(3)]
+    try:
+        seen = [settings(process) for process in shells]
+    finally:
+        for process in shells:
+            process.communicate('\n', timeout=10)
+    assert {discovery for discovery, _ in seen} == {'LOCALHOST'}
+    domains = [domain for _, domain in seen]
+    assert len(set(domains)) == 3 and all(10 <= domain <= 99 for domain in domains)
+    assert all(process.returncode == 0 for process in shells)
+
+
+def test_a_shell_takes_the_one_domain_nobody_holds(tmp_path: Path) -> None:
+    """Every domain but 77 held by another process: the shell gets 77."""
+    locks = tmp_path / 'plant_disease_ros_domains'
+    locks.mkdir()
+    held = []
+    try:
+        for domain in range(10, 100):
+            if domain != 77:
+                handle = open(locks / f'{domain}.lock', 'a')  # noqa: SIM115
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(handle)
+        process = shell(tmp_path)
+        try:
+            assert settings(process) == ('LOCALHOST', 77)
+        finally:
+            process.communicate('\n', timeout=10)
+    finally:
+        for handle in held:
+            handle.close()
+
+
+def test_a_domain_that_is_set_is_kept(tmp_path: Path) -> None:
+    process = shell(tmp_path, ROS_DOMAIN_ID='42')
+    try:
+        assert settings(process) == ('LOCALHOST', 42)
+    finally:
+        process.communicate('\n', timeout=10)
+    assert not (tmp_path / 'plant_disease_ros_domains').exists()
