@@ -33,10 +33,11 @@ def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
     return True
 
 
-# While run_nodes builds a node process's nodes: the nodes that failed to build, kept for
-# release_started_nodes (see release_failed_node). None outside such a start.
-_FAILED_AT_START: ContextVar[list[Node] | None] = ContextVar(
-    'plant_disease_failed_at_start', default=None)
+# True while run_nodes (or a main using process_starting) builds a node process's nodes.
+_PROCESS_STARTING: ContextVar[bool] = ContextVar('plant_disease_process_starting',
+                                                 default=False)
+# Nodes that failed to build during a process start, waiting for release_started_nodes.
+_FAILED_AT_START: list[Node] = []
 
 
 def release_failed_node(node: Node) -> None:
@@ -53,46 +54,33 @@ def release_failed_node(node: Node) -> None:
     a process that just exits leaves behind, one per failed start (a respawning node
     would fill the robot's memory).
     """
-    failed = _FAILED_AT_START.get()
-    if failed is None:
-        node.destroy_node()
+    if _PROCESS_STARTING.get():
+        _FAILED_AT_START.append(node)
     else:
-        failed.append(node)
+        node.destroy_node()
 
 
 @contextmanager
 def process_starting() -> Iterator[None]:
     """Mark the construction of a node process's nodes (see :func:`release_failed_node`)."""
-    token = _FAILED_AT_START.set([])
+    token = _PROCESS_STARTING.set(True)
     try:
         yield
-    except BaseException:
-        # Keep what failed for release_started_nodes (the context's list is reset below).
-        _DEFERRED.extend(_FAILED_AT_START.get() or [])
-        raise
     finally:
-        _FAILED_AT_START.reset(token)
+        _PROCESS_STARTING.reset(token)
 
 
-# Nodes that failed to build during a process start, waiting for release_started_nodes.
-_DEFERRED: list[Node] = []
-
-
-def release_started_nodes() -> int:
+def release_started_nodes() -> None:
     """Flush the output, destroy the nodes that failed to build, shut rclpy down.
 
     Call it after the process's error line: the nodes' DDS participant and its
-    shared-memory segment are released (see :func:`release_failed_node`). Returns how
-    many nodes were destroyed.
+    shared-memory segment are released (see :func:`release_failed_node`).
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    count = 0
-    while _DEFERRED:
-        _DEFERRED.pop().destroy_node()
-        count += 1
+    while _FAILED_AT_START:
+        _FAILED_AT_START.pop().destroy_node()
     rclpy.try_shutdown()
-    return count
 
 
 def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
