@@ -154,8 +154,11 @@ def _geodetic(east: float, north: float, up: float = 0.0) -> tuple[float, float,
     return enu_to_geodetic(east, north, up, *ORIGIN)
 
 
-class _Messages:
-    """Build CDR messages with a rosbags typestore."""
+class CdrMessages:
+    """Build the CDR of the camera and GNSS messages a bag holds (rosbags typestore).
+
+    A stamp is seconds, or an exact ``(sec, nanosec)``.
+    """
 
     def __init__(self) -> None:
         from rosbags.typesys import get_typestore, Stores
@@ -170,11 +173,13 @@ class _Messages:
         self.NavSatFix = types['sensor_msgs/msg/NavSatFix']
         self.NavSatStatus = types['sensor_msgs/msg/NavSatStatus']
 
-    def header(self, stamp_s: float, frame_id: str) -> Any:
-        sec, nanosec = _stamp(stamp_s)
+    def header(self, stamp_s: float | tuple[int, int], frame_id: str) -> Any:
+        """Return a Header at ``stamp_s`` (seconds or ``(sec, nanosec)``)."""
+        sec, nanosec = stamp_s if isinstance(stamp_s, tuple) else _stamp(stamp_s)
         return self.Header(stamp=self.Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
-    def image(self, stamp_s: float, bgr: np.ndarray) -> bytes:
+    def image(self, stamp_s: float | tuple[int, int], bgr: np.ndarray) -> bytes:
+        """Return the CDR of a bgr8 ``sensor_msgs/Image`` of ``bgr`` from the camera."""
         height, width = bgr.shape[:2]
         message = self.Image(
             header=self.header(stamp_s, CAMERA_FRAME), height=height, width=width,
@@ -264,7 +269,7 @@ def _frame_truth(view: Plant | Stretch, field_sources: dict[str, dict]) -> dict:
     return shown
 
 
-def _camera_records(plan: DrivePlan, options: DemoOptions, messages: _Messages,
+def _camera_records(plan: DrivePlan, options: DemoOptions, messages: CdrMessages,
                     np_rng: np.random.Generator, progress: Callable[[str], None] | None
                     ) -> tuple[list[Record], list[dict]]:
     """Compose every camera frame; return its records and the truth of each frame."""
@@ -340,7 +345,7 @@ def _field_sources(field_dir: Path) -> dict[str, dict]:
     return sources
 
 
-def _fix_records(plan: DrivePlan, messages: _Messages, np_rng: np.random.Generator
+def _fix_records(plan: DrivePlan, messages: CdrMessages, np_rng: np.random.Generator
                  ) -> tuple[list[Record], list[float]]:
     """Return the noisy GPS fixes along the drive and their stamps."""
     records: list[Record] = []
@@ -478,7 +483,7 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
         photos.append((*field_photos[key], FIELD_LEAF) if key in field_photos
                       else (label, photo, LAB_LEAF))
     plan = plan_drive(plants_per_row, photos, NO_LEAF_STRETCHES)
-    messages = _Messages()
+    messages = CdrMessages()
     records, truth_frames = _camera_records(plan, options, messages, np_rng, progress)
     fix_records, fix_stamps = _fix_records(plan, messages, np_rng)
     records += fix_records

@@ -28,17 +28,16 @@ import numpy as np
 
 from plant_disease_ros.core.outcome import MODEL_REASON
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE, normalize_namespace
+from plant_disease_ros.tools.demo_bag import CdrMessages
 from plant_disease_ros.tools.process import stop_on_termination
 from plant_disease_ros.tools.replay import replay, ReplayError, ReplayOptions
 
 IMAGE_TOPIC = '/camera/image_raw'
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
-CAMERA_FRAME_ID = 'camera'
 # Frame i is stamped FIRST_STAMP_S + i / 10 s: 10 frames a second, far from time zero.
 FIRST_STAMP_S = 1_700_000_000
 FRAME_PERIOD_NS = 100_000_000
-# The outputs of the replay that this module does not need (the map of a drive that has no
-# GPS fix): kept beside the logs, in the work folder.
+# The bag of frames, in the work folder beside the replay's outputs; deleted after it.
 FRAMES_BAG = 'frames_bag'
 
 
@@ -70,30 +69,21 @@ def write_frames_bag(folder: Path, frames: Iterable[np.ndarray],
     The bag is zstd-compressed (lossless): what the nodes decode is the frame itself.
     """
     from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
-    from rosbags.typesys import get_typestore, Stores
 
-    typestore = get_typestore(Stores.ROS2_HUMBLE)
-    types = typestore.types
-    image_type, header_type = types[IMAGE_TYPE], types['std_msgs/msg/Header']
-    time_type = types['builtin_interfaces/msg/Time']
+    messages = CdrMessages()
     writer = Writer(folder, version=8, storage_plugin=StoragePlugin.MCAP)
     writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     count = 0
     with writer:
-        connection = writer.add_connection(IMAGE_TOPIC, IMAGE_TYPE, typestore=typestore)
+        connection = writer.add_connection(IMAGE_TOPIC, IMAGE_TYPE,
+                                           typestore=messages.typestore)
         for rgb in frames:
             if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
                 raise NodeEvaluationError(f'frame {count}: expected H×W×3 uint8 RGB, got '
                                           f'{rgb.shape} {rgb.dtype}')
             sec, nanosec = frame_stamp(count)
-            height, width = rgb.shape[:2]
-            message = image_type(
-                header=header_type(stamp=time_type(sec=sec, nanosec=nanosec),
-                                   frame_id=CAMERA_FRAME_ID),
-                height=height, width=width, encoding='bgr8', is_bigendian=0, step=width * 3,
-                data=np.ascontiguousarray(rgb[..., ::-1]).reshape(-1))
             writer.write(connection, sec * 1_000_000_000 + nanosec,
-                         bytes(typestore.serialize_cdr(message, IMAGE_TYPE)))
+                         messages.image((sec, nanosec), rgb[..., ::-1]))
             count += 1
             if progress is not None and (count % 200 == 0 or count == total):
                 print(f'frames bag: {count}' + (f'/{total}' if total else '') + ' frames',

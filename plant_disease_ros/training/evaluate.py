@@ -12,6 +12,7 @@ by :mod:`compare`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass, field
 import itertools
 import json
@@ -367,10 +368,10 @@ def score_through_nodes(options: EvaluationOptions, domains: list, scores: dict,
     start = 0
     for frames in domains:
         stop = start + len(frames.truth)
-        part = type(published)(np.pad(published.scores[start:stop], ((0, 0), (0, padding))),
-                               published.gate_passed[start:stop],
-                               published.labels[start:stop], published.frames_per_s,
-                               published.work_dir)
+        part = dataclasses.replace(
+            published, scores=np.pad(published.scores[start:stop], ((0, 0), (0, padding))),
+            gate_passed=published.gate_passed[start:stop],
+            labels=published.labels[start:stop])
         agreed[frames.name] = agreement(part, scores[frames.name], frames.gate_passed,
                                         no_leaf)
         scores[frames.name] = part.scores

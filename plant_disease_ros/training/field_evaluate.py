@@ -158,8 +158,7 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
         frames, kinds = synthetic_set(int(manifest['seed']) + offset, size, synthetic_per_kind)
         passed = source = None
         if camera is not None:
-            scenes = frames
-            source = functools.partial(_scene_frames, scenes, camera)
+            source = functools.partial(_scene_frames, frames, camera)
             frames, passed = frames_as_node_inputs(frames, size, camera)
             passed = passed if camera.vegetation_gate else None
         truth = np.full(len(frames), list(labels).index(NO_LEAF), np.int64)
