@@ -156,16 +156,18 @@ class MapRun:
         """Append ``feature`` durably, or hold it while the file cannot be written.
 
         Return True when it (and every record held before it) is in the file, False when
-        it is held: ``write_error`` then says why. Records are written in the order they
-        came. Beyond ``max_held`` held records the oldest is dropped and counted in
-        ``records_dropped``. Raises ValueError for a feature that cannot be encoded.
+        the write failed (``write_error`` says why): it is then held, or, beyond
+        ``max_held`` held records (0: none), the oldest is dropped and counted in
+        ``records_dropped``. Records are written in the order they came. Raises ValueError
+        for a feature that cannot be encoded.
         """
         self._held.append(encode_record(feature))
         self.write_held()
         while len(self._held) > self.max_held:
             self._held.popleft()
             self.records_dropped += 1
-        return not self._held
+        # write_held clears the error only once every held record is in the file.
+        return not self.write_error
 
     def write_held(self) -> int:
         """Append the held records in order until one fails; return how many were written."""

@@ -112,8 +112,6 @@ class DiseaseMapRecorder(Node):
         self.map_frame: str = value['map_frame']
         self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(),
                           value['max_held_records'])
-        # The last detection could not be written (held, or dropped with no queue).
-        self._write_failing = False
         self._aggregator = CellAggregator(value['cell_size_m'], origin)
         self._summary = MapSummary(value['cell_size_m'], origin)
         self._palette = LabelPalette()
@@ -238,7 +236,7 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('records_in_file', self.run.records_in_file)
         self.diagnostics.set_value('records_held', self.run.records_held)
         self.diagnostics.set_value('records_dropped', self.run.records_dropped)
-        if self.run.records_held or self._write_failing:
+        if self.run.write_error:
             dropped = (f', {self.run.records_dropped} dropped (queue full)'
                        if self.run.records_dropped else '')
             self.diagnostics.error = (
@@ -260,7 +258,6 @@ class DiseaseMapRecorder(Node):
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
             return
-        dropped_before = self.run.records_dropped
         try:
             written = self.run.record(feature)
         except ValueError as error:
@@ -269,10 +266,7 @@ class DiseaseMapRecorder(Node):
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
             return
-        # With max_held_records 0 a failed write holds nothing: the record is dropped at
-        # once and record() reports an empty queue, so the drop itself tells the failure.
-        self._write_failing = not written or self.run.records_dropped > dropped_before
-        if self._write_failing:
+        if not written:
             self.warnings.warning(
                 'held', f'cannot append to {self.run.records_path}: {self.run.write_error}; '
                 f'{self.run.records_held} detection(s) held in memory, '
@@ -287,8 +281,6 @@ class DiseaseMapRecorder(Node):
         if not self.run.records_held:
             return
         written = self.run.write_held()
-        if not self.run.records_held:
-            self._write_failing = False
         if written and not self.run.records_held:
             dropped = self.run.records_dropped
             self.get_logger().info(

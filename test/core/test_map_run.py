@@ -195,6 +195,25 @@ def test_records_are_held_while_the_file_cannot_be_written(
     assert (summary['records_held_unwritten'], summary['records_dropped_queue_full']) == (0, 2)
 
 
+def test_without_a_queue_a_failed_write_is_reported_and_dropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_held 0: nothing is held, but record() still says the write failed."""
+    run = MapRun(tmp_path, 'field', max_held=0)
+    real_write = map_file.os.write
+
+    def disk_full(descriptor: int, data: bytes) -> int:
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(map_file.os, 'write', disk_full)
+    assert [run.record(feature(sequence)) for sequence in range(2)] == [False, False]
+    assert (run.records_held, run.records_dropped) == (0, 2)
+    assert 'No space left' in run.write_error
+    monkeypatch.setattr(map_file.os, 'write', real_write)
+    assert run.record(feature(2))
+    assert (run.records_written, run.write_error) == (1, '')
+    run.close()
+
+
 def test_check_writable_directory(tmp_path: Path) -> None:
     assert check_writable_directory(tmp_path) is None
     assert check_writable_directory(tmp_path / 'new' / 'maps') is None
