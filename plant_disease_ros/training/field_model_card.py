@@ -7,7 +7,6 @@ optionally the same evaluation of the model it replaces, and latency measurement
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -510,12 +509,6 @@ def latency_section(latency: list[dict], reference: list[dict] | None,
     return lines + ['']
 
 
-def read_predictions(path: str | Path) -> list[dict[str, str]]:
-    """Return the rows of an evaluation's ``predictions.csv``."""
-    with open(path, newline='', encoding='utf-8') as handle:
-        return list(csv.DictReader(handle))
-
-
 def near_duplicate_lines(near_duplicates: dict, predictions: list[dict[str, str]],
                          source: str) -> list[str]:
     """Return the still-bad-at bullet on test photos that are copies of training photos.
@@ -623,9 +616,11 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     lines += per_class_tables(evaluation)
     lines += still_bad_at(evaluation, baseline)
     if near_duplicates is not None:
+        from plant_disease_ros.training.compare import read_evaluation
+
         lines[-1:-1] = near_duplicate_lines(
             json.loads(Path(near_duplicates).read_text()),
-            read_predictions(evaluation_dir / 'predictions.csv'), Path(near_duplicates).name)
+            read_evaluation(evaluation_dir).rows, Path(near_duplicates).name)
     lines += latency_section(latency, reference_latency, evaluation['machine'],
                              evaluation['backend'])
     if commands:
