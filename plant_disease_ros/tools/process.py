@@ -116,10 +116,8 @@ def stop_on_termination(signals: Iterable[int] = TERMINATION_SIGNALS) -> Iterato
                 signal.signal(signum, state.handle)
         _termination = state
         yield
-    except BaseException:
+    finally:
         restore()
-        raise
-    restore()
     state.raise_pending()
 
 
