@@ -144,6 +144,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='validate and keep an exponential moving average of the '
                             'weights (e.g. 0.998: about the last 500 batches) instead of '
                             "the last batch's weights; off by default")
+    field.add_argument('--cutmix', type=float, default=0.0,
+                       help='share (0..1) of the field and composited lab rows that get a '
+                            "box of another such row's frame, targets mixed by area "
+                            '(CutMix); 0, the default, turns it off')
     field.add_argument('--cache-size', type=at_least(1), default=144,
                        help='side of the decoded training photos, px (crops come from it)')
 
@@ -198,7 +202,7 @@ def run_field(args: argparse.Namespace) -> int:
         distill_from=args.distill_from, distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature, architecture=args.architecture,
         label_smoothing=args.label_smoothing, calibration_objective=args.calibrate_by,
-        ema_momentum=args.ema_momentum)
+        ema_momentum=args.ema_momentum, cutmix=args.cutmix)
     if args.mix:
         options.mix = SourceMix.parse(args.mix)
     options.augment = AugmentOptions.scaled(args.field_augment)

@@ -162,6 +162,9 @@ def training_section(summary: dict) -> list[str]:
         f'{options["label_smoothing"]:g}'
         + (f', weights scored and kept as their moving average (momentum '
            f'{options["ema_momentum"]:g})' if options.get('ema_momentum') else '')
+        + (f', CutMix on {100 * options["cutmix"]:.0f} % of the field and composited lab '
+           'rows (a box of another such frame pasted in, targets mixed by area)'
+           if options.get('cutmix') else '')
         + f'; {summary["train_seconds"] / 60:.0f} min on this '
         f'machine\'s CPU ({summary["seconds_per_epoch"]:.0f} s an epoch, TensorFlow '
         f'{summary["tensorflow"]}). Best checkpoint by the mean validation accuracy over the '

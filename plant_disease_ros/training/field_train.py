@@ -35,6 +35,7 @@ from plant_disease_ros.training.calibration import (
     PRE_CHOICE_OBJECTIVE,
     ScoreScaling,
 )
+from plant_disease_ros.training.cutmix import check_cutmix_share, cutmix_rows
 from plant_disease_ros.training.dataset import read_manifest
 from plant_disease_ros.training.field_augment import (
     AugmentOptions,
@@ -59,6 +60,7 @@ from plant_disease_ros.training.synthetic import synthetic_set
 SYNTHETIC_DOMAIN = 'synthetic'
 SYNTHETIC_VAL_SEED_OFFSET = 1000
 SYNTHETIC_TEST_SEED_OFFSET = 2000
+CUTMIX_STREAM = 7919  # seeds CutMix's draws apart from the batch maker's
 
 
 @dataclass
@@ -93,6 +95,7 @@ class FieldTrainOptions:
     distill_temperature: float = 1.0
     calibration_objective: str = OBJECTIVES[0]  # nll, domain-ece, adaptive (calibration)
     ema_momentum: float | None = None  # validate and keep the weights' moving average
+    cutmix: float = 0.0  # share of field and composited lab rows given a partner's patch
     mix: SourceMix = field(default_factory=SourceMix)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
@@ -280,6 +283,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     if options.ema_momentum is not None and not 0.0 < options.ema_momentum < 1.0:
         raise ValueError(f'the EMA momentum must lie in (0, 1), not {options.ema_momentum:g}')
     check_objective(options.calibration_objective)
+    check_cutmix_share(options.cutmix)
     if options.threads:
         tf.config.threading.set_intra_op_parallelism_threads(options.threads)
         tf.config.threading.set_inter_op_parallelism_threads(options.threads)
@@ -315,6 +319,10 @@ def train_field(options: FieldTrainOptions) -> dict:
               f'{options.distill_weight:g}, temperature {options.distill_temperature:g})',
               file=sys.stderr, flush=True)
     lab_source = SOURCES.index('lab')
+    cutmix_sources = [SOURCES.index('lab_composite'), SOURCES.index('field')]
+    if options.cutmix:
+        print(f'CutMix on {options.cutmix:.0%} of the field and composited lab rows',
+              file=sys.stderr, flush=True)
 
     def batches():
         for number in range(steps * epochs):
@@ -325,6 +333,11 @@ def train_field(options: FieldTrainOptions) -> dict:
             if teacher is not None and rows.size:
                 targets = blend_targets(targets, rows, teacher.probabilities(images[rows]),
                                         options.distill_weight)
+            if options.cutmix:
+                # Its own stream, so a run without CutMix draws the same batches as before.
+                images, targets, _ = cutmix_rows(
+                    images, targets, np.isin(sources, cutmix_sources), options.cutmix,
+                    np.random.default_rng([options.seed, CUTMIX_STREAM, number]))
             yield images.astype(np.float32), targets
 
     size = options.input_size

@@ -472,6 +472,28 @@ def _conv_kernels(path: Path) -> list[np.ndarray]:
             if layer.__class__.__name__ == 'Conv2D']
 
 
+def test_cutmix_is_recorded_and_a_bad_share_refused(field_run: Path, world: dict[str, Path],
+                                                   tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--cutmix trains, lands in the summary and the card; a share outside 0..1 is refused."""
+    from plant_disease_ros.cli.main import main
+    from plant_disease_ros.training.field_model_card import training_section
+
+    start = world['labrun'] / 'model.keras'
+    run = tmp_path / 'cutmix'
+    assert main(field_train_args(world, start, run, '--epochs', '1', '--steps-per-epoch', '2',
+                                 '--cutmix', '0.5')) == 0
+    summary = json.loads((run / 'train_summary.json').read_text())
+    assert summary['options']['cutmix'] == 0.5
+    assert 'CutMix on 50 % of the field and composited lab rows' in '\n'.join(
+        training_section(summary))
+    capsys.readouterr()
+    assert main(field_train_args(world, start, tmp_path / 'bad', '--cutmix', '1.5',
+                                 '--epochs', '1', '--steps-per-epoch', '1')) != 0
+    assert 'the CutMix share must lie in 0..1, not 1.5' in capsys.readouterr().err
+    assert not (tmp_path / 'bad').exists()
+
+
 def test_ema_keeps_the_averaged_weights(field_run: Path, world: dict[str, Path],
                                         tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
