@@ -10,8 +10,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# A colour filter array as it reads in the top-left 2×2 block, row by row (ROS names), and
+# the OpenCV code that demosaics it (OpenCV names a pattern by the block one pixel in from
+# the corner, so ROS rggb is OpenCV BG; checked by a red-green-blue mosaic in the tests).
+BAYER_PATTERNS: dict[str, int] = {
+    'rggb': cv2.COLOR_BayerBG2RGB,
+    'bggr': cv2.COLOR_BayerRG2RGB,
+    'gbrg': cv2.COLOR_BayerGR2RGB,
+    'grbg': cv2.COLOR_BayerGB2RGB,
+}
+BAYER_ENCODINGS: tuple[str, ...] = tuple(
+    f'bayer_{pattern}{bits}' for bits in (8, 16) for pattern in BAYER_PATTERNS)
+MIN_BAYER_SIDE = 3
+"""OpenCV's demosaicing needs 3 rows and 3 columns; a smaller mosaic is refused."""
+
 SUPPORTED_ENCODINGS: tuple[str, ...] = (
-    'rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2')
+    'rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2',
+    *BAYER_ENCODINGS)
 
 # Other names for the same byte layouts (sensor_msgs/image_encodings.hpp and camera drivers).
 ENCODING_ALIASES: dict[str, str] = {'uyvy': 'yuv422', 'yuyv': 'yuv422_yuy2'}
@@ -19,6 +34,7 @@ ENCODING_ALIASES: dict[str, str] = {'uyvy': 'yuv422', 'yuyv': 'yuv422_yuy2'}
 BYTES_PER_PIXEL: dict[str, int] = {
     'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, 'mono16': 2,
     'yuv422': 2, 'yuv422_yuy2': 2,
+    **{name: 1 if name.endswith('8') else 2 for name in BAYER_ENCODINGS},
 }
 
 COMPRESSED_FORMATS: tuple[str, ...] = ('jpeg', 'png')
@@ -86,8 +102,10 @@ def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
     """Convert a raw image buffer (a sensor_msgs/Image payload) to H×W×3 uint8 RGB.
 
     ``step`` is the length of a row in bytes (padding allowed); bytes beyond
-    ``step * height`` are ignored. ``is_bigendian`` matters only for mono16, which is
-    scaled to 8 bit by keeping the high byte (``>> 8``).
+    ``step * height`` are ignored. ``is_bigendian`` matters only for 16-bit encodings
+    (mono16, bayer_*16), which are scaled to 8 bit by keeping the high byte (``>> 8``).
+    Bayer mosaics (a camera's raw colour filter array, at least 3×3) are demosaiced
+    bilinearly, as ``image_proc`` would before the node.
     """
     name = normalize_encoding(encoding)
     width, height, step = int(width), int(height), int(step)
@@ -102,6 +120,7 @@ def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
     if name in ('yuv422', 'yuv422_yuy2') and width % 2:
         raise ImageConversionError(
             'bad_size', f'odd width {width} for {name} (two pixels share one chroma pair)')
+    _check_bayer_size(name, width, height)
     row_bytes = width * BYTES_PER_PIXEL[name]
     if step < row_bytes:
         raise ImageConversionError(
@@ -118,13 +137,32 @@ def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
         return np.array(rows.reshape(height, width, 3), dtype=np.uint8, order='C', copy=True)
     if name == 'mono8':
         return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
-    if name == 'mono16':
+    if name.endswith('16'):
         # The high byte of each sample is the sample >> 8.
-        high = rows[:, 0::2] if is_bigendian else rows[:, 1::2]
-        return cv2.cvtColor(np.ascontiguousarray(high), cv2.COLOR_GRAY2RGB)
+        rows = np.ascontiguousarray(rows[:, 0::2] if is_bigendian else rows[:, 1::2])
+    if name in BAYER_ENCODINGS:
+        return cv2.cvtColor(np.ascontiguousarray(rows), BAYER_PATTERNS[name[6:10]])
+    if name == 'mono16':
+        return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
     # OpenCV reads the row-strided view directly (padding skipped) and writes a new array.
     pixels = rows.reshape(height, width, BYTES_PER_PIXEL[name])
     return cv2.cvtColor(pixels, _TO_RGB_CODES[name])
+
+
+def _check_bayer_size(name: str, width: int, height: int) -> None:
+    if name in BAYER_ENCODINGS and min(width, height) < MIN_BAYER_SIDE:
+        raise ImageConversionError(
+            'bad_size', f'a {width}x{height} {name} mosaic is too small to demosaic (at least '
+            f'{MIN_BAYER_SIDE}x{MIN_BAYER_SIDE})')
+
+
+def bayer_mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """Return the H×W single-channel mosaic a camera with ``pattern`` takes of ``rgb``."""
+    mosaic = np.empty(rgb.shape[:2], dtype=rgb.dtype)
+    for site, colour in enumerate(pattern):
+        row, column = divmod(site, 2)
+        mosaic[row::2, column::2] = rgb[row::2, column::2, 'rgb'.index(colour)]
+    return mosaic
 
 
 def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
@@ -133,8 +171,9 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
 
     The inverse of :func:`raw_to_rgb`. ``step`` (bytes per row, at least one row) adds
     zero padding at the end of each row; ``is_bigendian`` sets the byte order of mono16.
-    Mono encodings store the luma; mono16 repeats the 8-bit value in both bytes so that
-    ``>> 8`` returns it. YUV encodings are BT.601 4:2:2 as OpenCV writes them.
+    Mono encodings store the luma; 16-bit encodings repeat the 8-bit value in both bytes
+    so that ``>> 8`` returns it. YUV encodings are BT.601 4:2:2 as OpenCV writes them. Bayer
+    encodings keep one colour per pixel, as the pattern's filter passes it.
     """
     name = normalize_encoding(encoding)
     image = np.asarray(rgb)
@@ -147,15 +186,19 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
         raise ImageConversionError('empty', f'empty image: width {width} x height {height}')
     if name in ('yuv422', 'yuv422_yuy2') and width % 2:
         raise ImageConversionError('bad_size', f'odd width {width} for {name}')
+    _check_bayer_size(name, width, height)
     image = np.ascontiguousarray(image)
     if name == 'rgb8':
         pixels = image
-    elif name in ('mono8', 'mono16'):
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if name == 'mono8':
-            pixels = gray
+    elif name in ('mono8', 'mono16') or name in BAYER_ENCODINGS:
+        if name in BAYER_ENCODINGS:
+            samples = bayer_mosaic(image, name[6:10])
         else:
-            wide = gray.astype(np.uint16) * np.uint16(257)
+            samples = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if BYTES_PER_PIXEL[name] == 1:
+            pixels = samples
+        else:
+            wide = samples.astype(np.uint16) * np.uint16(257)
             pixels = wide.astype('>u2' if is_bigendian else '<u2').view(np.uint8)
     else:
         pixels = cv2.cvtColor(image, _FROM_RGB_CODES[name])

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from plant_disease_ros.core.image_encoding import (
+    BAYER_ENCODINGS,
+    bayer_mosaic,
     BYTES_PER_PIXEL,
     compressed_to_rgb,
     ImageConversionError,
@@ -44,6 +46,7 @@ def expected_after_round_trip(rgb: np.ndarray, encoding: str) -> tuple[np.ndarra
         return grey(rgb), 0
     if encoding in YUV_ENCODINGS:
         return rgb, YUV_TOLERANCE
+    # Bayer: random_image gives one colour, which demosaicing restores exactly.
     return rgb, 0
 
 
@@ -57,6 +60,9 @@ def random_image(rng: np.random.Generator, height: int, width: int,
         # Keep colours inside the video range so clipping does not add error.
         image = (16 + image.astype(np.uint16) * 219 // 255).astype(np.uint8)
         return pair_constant(image)
+    if encoding in BAYER_ENCODINGS:
+        # A mosaic keeps one colour a pixel; only a uniform colour comes back exactly.
+        image[:] = image[0, 0]
     return image
 
 
@@ -101,8 +107,50 @@ def test_round_trip_real_photo(leaf: np.ndarray, encoding: str) -> None:
     difference = np.abs(out.astype(int) - expected.astype(int))
     if encoding in YUV_ENCODINGS:
         assert difference.mean() < 2.0
+    elif encoding in BAYER_ENCODINGS:
+        # Two thirds of the colour samples are interpolated: close on average, not exact.
+        assert difference.mean() < 4.0
     else:
         assert difference.max() == 0
+
+
+@pytest.mark.parametrize('encoding', BAYER_ENCODINGS)
+def test_bayer_patterns_put_each_filter_where_the_name_says(encoding: str) -> None:
+    """Each 2×2 site read as the name's colour: a red-green-blue scene comes back as itself.
+
+    The scene is one colour with distinct channels, so a pattern read with the wrong
+    filter order (or OpenCV's shifted names taken literally) swaps or mixes them.
+    """
+    pattern, wide = encoding[6:10], encoding.endswith('16')
+    colour = np.array([200, 110, 30], np.uint8)
+    height, width = 6, 8
+    samples = np.empty((height, width), np.uint8)
+    for row in range(height):
+        for column in range(width):
+            samples[row, column] = colour['rgb'.index(pattern[2 * (row % 2) + column % 2])]
+    for is_bigendian in (False, True):
+        data = samples.tobytes()
+        if wide:  # 16-bit samples: the value in the high byte, sensor bits below 8 in the low
+            values = samples.astype(np.uint16) * np.uint16(256) + np.uint16(0x3F)
+            data = values.astype('>u2' if is_bigendian else '<u2').tobytes()
+        step = width * BYTES_PER_PIXEL[encoding]
+        out = raw_to_rgb(data, encoding, width, height, step, is_bigendian)
+        assert_rgb_array(out, height, width)
+        assert (out == colour).all(), (encoding, is_bigendian, out[2, 2])
+    np.testing.assert_array_equal(bayer_mosaic(np.broadcast_to(colour, (height, width, 3)),
+                                               pattern), samples)
+
+
+@pytest.mark.parametrize('size', [(2, 8), (8, 2), (1, 1)])
+def test_bayer_mosaic_too_small_to_demosaic_is_refused(size: tuple[int, int]) -> None:
+    height, width = size
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(bytes(width * height), 'bayer_rggb8', width, height, width)
+    assert info.value.reason == 'bad_size'
+    assert f'a {width}x{height} bayer_rggb8 mosaic is too small to demosaic' in str(info.value)
+    with pytest.raises(ImageConversionError) as info:
+        rgb_to_raw(np.zeros((height, width, 3), np.uint8), 'bayer_rggb8')
+    assert info.value.reason == 'bad_size'
 
 
 def test_colour_byte_orders() -> None:
@@ -219,6 +267,8 @@ def test_round_trip_property(encoding: str, height: int, half_width: int, odd: b
                              padding: int, extra: int, is_bigendian: bool,
                              seed: int) -> None:
     width = 2 * half_width - (1 if odd and encoding not in YUV_ENCODINGS else 0)
+    if encoding in BAYER_ENCODINGS:  # smaller mosaics are refused (tested on their own)
+        height, width = max(height, 3), max(width, 3)
     rgb = random_image(np.random.default_rng(seed), height, width, encoding)
     row = width * BYTES_PER_PIXEL[encoding]
     data, step = rgb_to_raw(rgb, encoding, step=row + padding, is_bigendian=is_bigendian)
@@ -237,6 +287,8 @@ def test_round_trip_property(encoding: str, height: int, half_width: int, odd: b
        shortfall=st.integers(1, 30))
 def test_short_step_property(encoding: str, width: int, height: int, shortfall: int) -> None:
     width += width % 2
+    if encoding in BAYER_ENCODINGS:  # smaller mosaics are refused before the step is read
+        height, width = max(height, 3), max(width, 3)
     row = width * BYTES_PER_PIXEL[encoding]
     step = max(0, row - shortfall)
     with pytest.raises(ImageConversionError) as info:

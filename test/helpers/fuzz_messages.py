@@ -34,11 +34,13 @@ FIX_REASONS = frozenset({'no_fix', 'non_finite', 'out_of_range'})
 ANY_REASON = '*'
 
 RAW_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422',
-                 'yuv422_yuy2')
+                 'yuv422_yuy2', 'bayer_rggb8', 'bayer_gbrg8', 'bayer_bggr16', 'bayer_grbg16')
 BYTES_PER_PIXEL = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, 'mono16': 2,
-                   'yuv422': 2, 'yuv422_yuy2': 2}
+                   'yuv422': 2, 'yuv422_yuy2': 2, 'bayer_rggb8': 1, 'bayer_gbrg8': 1,
+                   'bayer_bggr16': 2, 'bayer_grbg16': 2}
+MIN_BAYER_SIDE = 3  # smaller mosaics cannot be demosaiced and are refused as bad_size
 BOGUS_ENCODINGS = ('', ' ', 'RGB 8', 'bgr16', 'rgb16', '16UC1', '32FC1', '8UC3', 'jpeg',
-                   'bayer_rggb8', 'nv21', 'y\u00fcv422', 'mono8 mono8',
+                   'bayer_rgbg8', 'nv21', 'y\u00fcv422', 'mono8 mono8',
                    'a' * 300)
 JPEG_FORMATS = ('jpeg', 'jpg', 'JPEG', 'bgr8; jpeg compressed bgr8',
                 'rgb8; jpeg compressed rgb8', '')
@@ -112,6 +114,14 @@ def encode_raw(rgb: np.ndarray, encoding: str, rng: np.random.Generator,
         data = wide.astype('>u2' if is_bigendian else '<u2').tobytes()
         expected = np.repeat(high.astype(np.uint8)[:, :, None], 3, axis=2)
         return data, width * 2, expected
+    if encoding.startswith('bayer_'):
+        # Any mosaic is a valid picture (the demosaiced colours are OpenCV's); only the
+        # shape is checked. The low byte of a 16-bit sample is noise that must not matter.
+        samples = rng.integers(0, 256, (height, width), dtype=np.uint16)
+        if encoding.endswith('8'):
+            return samples.astype(np.uint8).tobytes(), width, None
+        wide = (samples << 8) | rng.integers(0, 256, samples.shape, dtype=np.uint16)
+        return wide.astype('>u2' if is_bigendian else '<u2').tobytes(), width * 2, None
     # yuv422 / yuv422_yuy2: any bytes are a valid picture; only the shape is checked.
     return rng.integers(0, 256, height * width * 2, dtype=np.uint8).tobytes(), width * 2, None
 
@@ -150,6 +160,8 @@ def _image_size(rng: np.random.Generator, encoding: str) -> tuple[int, int]:
     width = int(rng.integers(1, 40))
     if encoding.startswith('yuv422') and width % 2:
         width += 1
+    if encoding.startswith('bayer_'):
+        height, width = max(height, MIN_BAYER_SIDE), max(width, MIN_BAYER_SIDE)
     return height, width
 
 
@@ -162,7 +174,7 @@ def image_case(rng: np.random.Generator) -> FuzzCase:
     kind = int(rng.integers(0, 12))
     pad = int(rng.integers(1, 9)) if rng.random() < 0.3 else 0
     extra = int(rng.integers(1, 64)) if rng.random() < 0.2 else 0
-    bigendian = bool(rng.random() < 0.5) and encoding == 'mono16'
+    bigendian = bool(rng.random() < 0.5) and encoding.endswith('16')
     msg, expected = make_image(encoding, rgb, rng, pad=pad, extra=extra,
                                is_bigendian=bigendian)
     _stamp(rng, msg, odd=rng.random() < 0.2)
@@ -207,6 +219,8 @@ def image_case(rng: np.random.Generator) -> FuzzCase:
         msg.step = min(msg.width * bpp, 2**32 - 1)
         if msg.step < msg.width * bpp or (encoding.startswith('yuv422') and msg.width % 2):
             return FuzzCase('image', msg, ANY_REASON, 'huge size, step overflow')
+        if encoding.startswith('bayer_') and msg.height < MIN_BAYER_SIDE:
+            return FuzzCase('image', msg, 'bad_size', f'bayer mosaic {msg.height} row high')
         return FuzzCase('image', msg, 'truncated', f'claims {msg.width}x{msg.height}')
     if kind == 10:
         # Alias names of the same layouts are accepted.

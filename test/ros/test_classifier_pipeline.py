@@ -129,7 +129,7 @@ def test_every_class_photo_gets_its_label_and_headers_are_kept(chain_factory) ->
 
 
 @pytest.mark.parametrize('encoding', ['bgr8', 'rgba8', 'bgra8', 'yuv422', 'yuv422_yuy2',
-                                      'mono8', 'mono16'])
+                                      'mono8', 'mono16', 'bayer_rggb8', 'bayer_gbrg16'])
 def test_every_encoding_gives_the_rgb8_label(chain_factory, encoding: str) -> None:
     """Each raw encoding of a frame is labelled like the same picture sent as rgb8."""
     require_shipped_model()
@@ -137,11 +137,12 @@ def test_every_encoding_gives_the_rgb8_label(chain_factory, encoding: str) -> No
     chain = chain_factory(classifier={'score_threshold': 0.0})
     for number, path in enumerate(leaf_photo_paths()[::5]):
         rgb = photo(path)
-        # What a camera in this encoding can deliver (grey for mono), sent as rgb8 too.
+        # What a camera in this encoding can deliver (grey for mono, demosaiced for bayer),
+        # sent as rgb8 too.
         data, step = rgb_to_raw(rgb, encoding)
         delivered = raw_to_rgb(data, encoding, rgb.shape[1], rgb.shape[0], step)
         reference = chain.send(make_image(delivered, 'rgb8', stamp_s=10.0 + number))
-        padded = encoding in ('bgr8', 'mono16')
+        padded = encoding in ('bgr8', 'mono16', 'bayer_gbrg16')
         result = chain.send(make_image(rgb, encoding, stamp_s=20.0 + number,
                                        row_padding=8 if padded else 0))
         assert reference is not None and result is not None
