@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--framing', choices=FRAMINGS, default='fit',
                         help="with --frames: 'fit' keeps the photo's shape, centred on "
                              "black; 'stretch' fills the frame")
+    parser.add_argument('--motion-blur', type=int, default=0, metavar='PX',
+                        help='with --frames: smear each frame along its rows by PX pixels, '
+                             'as a camera moving sideways while its shutter is open '
+                             '(default 0: sharp)')
     parser.add_argument('--no-vegetation-gate', action='store_true',
                         help='with --frames: as a node with vegetation_gate false')
     parser.add_argument('--crops', default=None, metavar='CROPS',
@@ -94,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError('--frames needs --field-split')
         width, height = parse_frame_size(args.frames)
         camera = CameraFraming(width, height, args.framing,
-                               vegetation_gate=not args.no_vegetation_gate)
+                               vegetation_gate=not args.no_vegetation_gate,
+                               motion_blur_px=args.motion_blur)
+    elif args.motion_blur:
+        raise ValueError('--motion-blur blurs camera frames: it needs --frames WxH')
     node_parameters = dict(args.param)
     if args.through_nodes:
         if camera is None:

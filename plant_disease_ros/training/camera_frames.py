@@ -12,6 +12,10 @@ How a photo becomes a frame is a choice the robot never makes, so it is an optio
 ``fit`` keeps the photo's shape, scaled to fit the frame and centred on black (a square
 photo fills the centred square the node crops); ``stretch`` scales it to the whole frame
 (a square photo is then widened by 4:3 and the crop keeps its middle three quarters).
+
+A robot drives while the shutter is open: ``motion_blur_px`` smears each frame along its
+rows by that many pixels (a box, as a camera moving sideways at a steady speed makes it),
+so an evaluation can say how much blur the model stands.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class CameraFraming:
     framing: str = 'fit'  # one of FRAMINGS
     center_crop_fraction: float = 1.0  # camera_subscriber's default (crop_mode center)
     vegetation_gate: bool = True  # disease_classifier's default
+    motion_blur_px: int = 0  # horizontal motion blur of the whole frame, px (0: none)
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -50,12 +55,21 @@ class CameraFraming:
         if not 0.0 < self.center_crop_fraction <= 1.0:
             raise ValueError('center crop fraction must be in (0, 1], got '
                              f'{self.center_crop_fraction}')
+        if not 0 <= self.motion_blur_px <= self.width:
+            raise ValueError(f'motion blur must be 0 to the frame width ({self.width}) '
+                             f'pixels, got {self.motion_blur_px}')
 
     def describe(self) -> str:
         """Return a one-line description for reports."""
         gate = 'vegetation gate on' if self.vegetation_gate else 'vegetation gate off'
+        blur = f', motion blur {self.motion_blur_px} px' if self.motion_blur_px > 1 else ''
         return (f'{self.width}x{self.height} frames ({self.framing}), centre crop '
-                f'{self.center_crop_fraction:g}, {gate}')
+                f'{self.center_crop_fraction:g}, {gate}{blur}')
+
+    def frame(self, rgb: np.ndarray) -> np.ndarray:
+        """Return the RGB photo (or scene) as this camera's frame, blurred if it moves."""
+        return motion_blur(photo_as_frame(rgb, self.width, self.height, self.framing),
+                           self.motion_blur_px)
 
 
 def parse_frame_size(text: str) -> tuple[int, int]:
@@ -91,9 +105,16 @@ def photo_as_frame(rgb: np.ndarray, width: int, height: int,
     return frame
 
 
+def motion_blur(frame: np.ndarray, length: int) -> np.ndarray:
+    """Return ``frame`` smeared along its rows by ``length`` px (0 or 1: unchanged)."""
+    if length <= 1:
+        return frame
+    return cv2.blur(frame, (int(length), 1))
+
+
 def node_input(rgb: np.ndarray, size: int, camera: CameraFraming) -> tuple[np.ndarray, bool]:
     """Return ``(model input size×size, gate passed)`` of one photo shown as a frame."""
-    frame = photo_as_frame(rgb, camera.width, camera.height, camera.framing)
+    frame = camera.frame(rgb)
     crop = center_crop(frame, camera.center_crop_fraction)
     passed = check_frame(crop).passed if camera.vegetation_gate else True
     return resize_to_input(crop, size, size), passed
@@ -129,14 +150,14 @@ def photo_frames(root: Path, paths: Sequence[str], camera: CameraFraming
                  ) -> Iterator[np.ndarray]:
     """Yield each photo of ``paths`` (under ``root``) as the whole camera frame, in order.
 
-    What a camera would send the nodes (:func:`photo_as_frame`), for an evaluation
+    What a camera would send the nodes (:meth:`CameraFraming.frame`), for an evaluation
     through the nodes themselves; ValueError names a photo that cannot be read now.
     """
     for path in paths:
         rgb = read_rgb(root / path)
         if rgb is None:
             raise ValueError(f'cannot read {root / path}')
-        yield photo_as_frame(rgb, camera.width, camera.height, camera.framing)
+        yield camera.frame(rgb)
 
 
 def frames_as_node_inputs(frames: np.ndarray, size: int, camera: CameraFraming,

@@ -37,7 +37,6 @@ from plant_disease_ros.training.camera_frames import (
     CameraFraming,
     frames_as_node_inputs,
     node_inputs,
-    photo_as_frame,
     photo_frames,
 )
 from plant_disease_ros.training.confusion import plot_confusion_matrix
@@ -175,7 +174,7 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
 def _scene_frames(scenes: np.ndarray, camera: CameraFraming) -> Iterator[np.ndarray]:
     """Yield in-memory scenes (synthetic frames) as whole camera frames, in order."""
     for scene in scenes:
-        yield photo_as_frame(scene, camera.width, camera.height, camera.framing)
+        yield camera.frame(scene)
 
 
 def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str],

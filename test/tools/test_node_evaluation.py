@@ -134,6 +134,7 @@ def test_another_model_s_labels_are_an_error() -> None:
 
 @pytest.mark.parametrize(('arguments', 'message'), [
     (['--through-nodes'], '--through-nodes needs --frames'),
+    (['--motion-blur', '9'], '--motion-blur blurs camera frames: it needs --frames WxH'),
     (['--param', 'crops:=Apple'], 'need --through-nodes'),
     (['--field-split', 'x.json', '--frames', '640x480', '--through-nodes',
       '--no-vegetation-gate'], '--param vegetation_gate:=false'),
