@@ -22,7 +22,7 @@ BAYER_PATTERNS: dict[str, int] = {
 BAYER_ENCODINGS: tuple[str, ...] = tuple(
     f'bayer_{pattern}{bits}' for bits in (8, 16) for pattern in BAYER_PATTERNS)
 MIN_BAYER_SIDE = 3
-"""OpenCV's demosaicing needs 3 rows and 3 columns; a smaller mosaic is refused."""
+"""OpenCV demosaics a mosaic under 3 rows or columns to black; such a mosaic is refused."""
 
 SUPPORTED_ENCODINGS: tuple[str, ...] = (
     'rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2',
@@ -170,7 +170,8 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
     """Encode an H×W×3 uint8 RGB image as a raw buffer; return ``(data, step)``.
 
     The inverse of :func:`raw_to_rgb`. ``step`` (bytes per row, at least one row) adds
-    zero padding at the end of each row; ``is_bigendian`` sets the byte order of mono16.
+    zero padding at the end of each row; ``is_bigendian`` sets the byte order of the
+    16-bit encodings (mono16, bayer_*16).
     Mono encodings store the luma; 16-bit encodings repeat the 8-bit value in both bytes
     so that ``>> 8`` returns it. YUV encodings are BT.601 4:2:2 as OpenCV writes them. Bayer
     encodings keep one colour per pixel, as the pattern's filter passes it.

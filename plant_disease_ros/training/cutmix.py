@@ -30,8 +30,8 @@ def cutmix_box(rng: np.random.Generator, height: int, width: int
     """Return ``(top, left, bottom, right)`` of one CutMix box.
 
     The kept share ``lambda`` is drawn uniformly; the box has sides ``sqrt(1 - lambda)``
-    of the frame's, centred anywhere in the frame and clipped to it, so its area (the
-    partner's share of the targets) is at most ``1 - lambda``.
+    of the frame's (rounded to whole pixels), centred anywhere in the frame and clipped to
+    it, so its area (the partner's share of the targets) is about ``1 - lambda`` or less.
     """
     cut = np.sqrt(1.0 - rng.uniform(0.0, 1.0))
     box_height, box_width = int(round(height * cut)), int(round(width * cut))

@@ -18,6 +18,7 @@ from plant_disease_ros.training.camera_frames import (
     node_inputs,
     parse_frame_size,
     photo_as_frame,
+    photo_frames,
 )
 
 LEAVES = sorted((Path(__file__).resolve().parents[1] / 'data' / 'leaves').glob('*.jpg'))
@@ -142,3 +143,12 @@ def test_a_moving_camera_blurs_its_frames_and_says_so() -> None:
     expected = resize_to_input(center_crop(moving.frame(photo), 1.0), 64, 64)
     np.testing.assert_array_equal(image, expected)
     assert passed
+
+
+def test_frames_sent_to_the_nodes_are_blurred_too() -> None:
+    """The through-the-nodes path (photo_frames) gives the same blurred frame."""
+    moving = CameraFraming(motion_blur_px=25)
+    root, name = LEAVES[1].parent, LEAVES[1].name
+    (sent,) = list(photo_frames(root, [name], moving))
+    np.testing.assert_array_equal(sent, moving.frame(leaf(1)))
+    assert not np.array_equal(sent, CameraFraming().frame(leaf(1)))

@@ -52,12 +52,16 @@ def test_targets_are_mixed_by_the_pasted_area() -> None:
 
 
 def test_patches_come_from_the_frames_as_drawn() -> None:
+    """A patch of a partner that was itself mixed first would carry a third value.
+
+    With three rows that happens in most draws, so 50 seeds catch it for certain.
+    """
     images, targets = _batch(rows=3)
-    out_images, _, _ = cutmix_rows(images, targets, np.ones(3, bool), 1.0,
-                                   np.random.default_rng(1))
-    for row in range(3):
-        # A patch of a partner that was itself mixed first would carry a third value.
-        assert len(np.unique(out_images[row])) <= 2
+    for seed in range(50):
+        out_images, _, _ = cutmix_rows(images, targets, np.ones(3, bool), 1.0,
+                                       np.random.default_rng(seed))
+        for row in range(3):
+            assert len(np.unique(out_images[row])) <= 2, (seed, row)
 
 
 def test_share_zero_or_a_single_row_changes_nothing_and_a_bad_share_is_refused() -> None:
