@@ -135,18 +135,21 @@ def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
     rows = buffer[:needed].reshape(height, step)[:, :row_bytes]
     if name == 'rgb8':
         return np.array(rows.reshape(height, width, 3), dtype=np.uint8, order='C', copy=True)
-    if name == 'mono8':
-        return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
     if name.endswith('16'):
         # The high byte of each sample is the sample >> 8.
         rows = np.ascontiguousarray(rows[:, 0::2] if is_bigendian else rows[:, 1::2])
-    if name in BAYER_ENCODINGS:
-        return cv2.cvtColor(np.ascontiguousarray(rows), BAYER_PATTERNS[name[6:10]])
-    if name == 'mono16':
-        return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
     # OpenCV reads the row-strided view directly (padding skipped) and writes a new array.
+    if name in BAYER_ENCODINGS:
+        return cv2.cvtColor(rows, BAYER_PATTERNS[_bayer_pattern(name)])
+    if name in ('mono8', 'mono16'):
+        return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
     pixels = rows.reshape(height, width, BYTES_PER_PIXEL[name])
     return cv2.cvtColor(pixels, _TO_RGB_CODES[name])
+
+
+def _bayer_pattern(name: str) -> str:
+    """Return the pattern of a Bayer encoding: 'rggb' of 'bayer_rggb8'."""
+    return name[len('bayer_'):len('bayer_') + 4]
 
 
 def _check_bayer_size(name: str, width: int, height: int) -> None:
@@ -193,7 +196,7 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
         pixels = image
     elif name in ('mono8', 'mono16') or name in BAYER_ENCODINGS:
         if name in BAYER_ENCODINGS:
-            samples = bayer_mosaic(image, name[6:10])
+            samples = bayer_mosaic(image, _bayer_pattern(name))
         else:
             samples = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         if BYTES_PER_PIXEL[name] == 1:
