@@ -39,7 +39,6 @@ class ProgressLine:
         self.stream = stream
         self.enabled = enabled
         self.line = StatusLine(stream)
-        self.tty = self.line.tty
         self.last_draw = 0.0
         self.last_decile = -1
 
@@ -50,9 +49,9 @@ class ProgressLine:
             return
         now = time.monotonic()
         decile = sent * 10 // self.total
-        if self.tty and not force and now - self.last_draw < 0.2:
+        if self.line.tty and not force and now - self.last_draw < 0.2:
             return
-        if not self.tty and not force and decile == self.last_decile:
+        if not self.line.tty and not force and decile == self.last_decile:
             return
         self.last_draw, self.last_decile = now, decile
         line = (f'replay: {sent}/{self.total} frames sent, {labelled} labelled, '
