@@ -17,6 +17,12 @@ detection whose later fix has not come yet waits up to ``fix_wait_s`` (see
 ``core.fix_wait``), then takes the nearest older fix within ``max_fix_age_s``, or goes
 out with null geometry and ``fix_status`` 'stale' or 'none'.
 
+Every ``motion_blur_check_every``-th frame that shows a leaf (not ``no_leaf``) gets a
+blind estimate of its motion blur (``core.motion_blur``); ``/diagnostics`` shows the
+median of the recent estimates and turns WARN, with a throttled log line, while it is
+above ``motion_blur_warn_percent`` of the frame side: the exposure is too long for the
+speed.
+
 When the stamps of frames or fixes jump back by more than ``time_jump_threshold_s`` (a bag
 played in a loop, a restarted simulator, a GNSS time correction), the jump is logged once
 and counted in diagnostics, the waiting detections are settled with the fixes of their
@@ -56,6 +62,7 @@ from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.core.motion_blur import MotionBlurMonitor
 from plant_disease_ros.core.outcome import frame_outcome, OUTCOMES
 from plant_disease_ros.core.preprocessing import check_pose_count
 from plant_disease_ros.core.time_jump import TimeJumpDetector
@@ -127,7 +134,8 @@ class DiseaseClassifierNode(Node):
         value = {name: self.get_parameter(name).value for name in (
             'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
             'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
-            'diagnostics_period_s', 'time_jump_threshold_s', 'vegetation_gate')}
+            'diagnostics_period_s', 'time_jump_threshold_s', 'vegetation_gate',
+            'motion_blur_check_every', 'motion_blur_warn_percent')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
@@ -143,6 +151,8 @@ class DiseaseClassifierNode(Node):
             MAX_PENDING_DETECTIONS)
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
         self.vegetation_gate = bool(value['vegetation_gate'])
+        self.motion_blur = MotionBlurMonitor(value['motion_blur_check_every'],
+                                             warn_percent=value['motion_blur_warn_percent'])
         self.outcome_counts = {kind: 0 for kind in OUTCOMES}
 
         model = self.classifier.model
@@ -235,6 +245,16 @@ class DiseaseClassifierNode(Node):
         self.declare_parameter('vegetation_gate', True, ParameterDescriptor(
             description="Label frames that cannot show a leaf (too dark, over-exposed, flat, "
                         "no plant colours) 'no_leaf' whatever the model says."))
+        self.declare_parameter('motion_blur_check_every', 5, ParameterDescriptor(
+            description="Estimate the motion blur of every Nth frame with a leaf (not "
+                        "'no_leaf'); /diagnostics shows the median of the last 15 "
+                        'estimates. 0 = off.',
+            integer_range=integer_range(0, 1000)))
+        self.declare_parameter('motion_blur_warn_percent', 5.0, ParameterDescriptor(
+            description='/diagnostics warns while the median motion blur is longer than '
+                        'this percentage of the frame side (the model starts to lose from '
+                        'about 5 %).',
+            floating_point_range=float_range(0.5, 50.0)))
 
     def _declare_model_parameters(self, num_labels: int) -> None:
         """Declare top_k (its range from the model's labels), score_threshold and crops."""
@@ -313,6 +333,14 @@ class DiseaseClassifierNode(Node):
                 self.explain_period_s = float(parameter.value)
             elif parameter.name == 'vegetation_gate':
                 self.vegetation_gate = bool(parameter.value)
+            elif parameter.name == 'motion_blur_check_every':
+                self.motion_blur.every = int(parameter.value)
+                if self.motion_blur.every == 0:
+                    self.motion_blur.reset()
+                self._publish_motion_blur()
+            elif parameter.name == 'motion_blur_warn_percent':
+                self.motion_blur.warn_percent = float(parameter.value)
+                self._publish_motion_blur()
             elif parameter.name == 'test_time_poses':
                 self.classifier.set_poses(parameter.value)
                 self.diagnostics.set_value('test_time_poses', self.classifier.poses)
@@ -386,6 +414,8 @@ class DiseaseClassifierNode(Node):
             text = f'{display_name(label)} {classification.top.score:.2f}'
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
         self._maybe_explain(rgb, header)
+        if outcome.kind != 'no_leaf':  # soil, sky and grass say little about the shutter
+            self._check_motion_blur(rgb)
         self.outcome_counts[outcome.kind] += 1
         self.diagnostics.set_value(f'frames.{outcome.kind}', self.outcome_counts[outcome.kind])
         if outcome.is_detection:
@@ -396,6 +426,32 @@ class DiseaseClassifierNode(Node):
                 self._pending_timer.reset()
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         return classification
+
+    def _check_motion_blur(self, rgb: np.ndarray) -> None:
+        """Offer a frame to the motion blur monitor; publish the median when it changed."""
+        try:
+            estimate = self.motion_blur.offer(rgb)
+        except ValueError:
+            return  # a frame under 16 px a side: too small to tell
+        if estimate is not None:
+            self._publish_motion_blur()
+
+    def _publish_motion_blur(self) -> None:
+        """Show the recent median blur in /diagnostics; warn while it is too long."""
+        median = self.motion_blur.median()
+        keys = ('motion_blur_percent', 'motion_blur_px', 'motion_blur_axis',
+                'motion_blur_samples')
+        if median is None:
+            for key in keys:
+                self.diagnostics.values.pop(key, None)
+        else:
+            for key, value in zip(keys, (median.percent, median.length_px, median.axis,
+                                         self.motion_blur.samples), strict=True):
+                self.diagnostics.set_value(key, value)
+        warning = self.motion_blur.warning
+        self.diagnostics.warning = warning
+        if warning:
+            self.warnings.warning('motion_blur', warning)
 
     def _maybe_explain(self, rgb: np.ndarray, header: Header) -> None:
         """Publish an occlusion heatmap every ``explain_period_s`` while it is watched."""

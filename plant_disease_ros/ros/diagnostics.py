@@ -3,9 +3,9 @@
 Each node owns one :class:`NodeDiagnostics`: callbacks count what happens to every
 message (received, processed, dropped, rejected by reason), add latencies, and a timer
 publishes one DiagnosticStatus on ``/diagnostics`` every period. The level is ERROR while
-a lasting fault is set, WARN when something was rejected during the last period, OK
-otherwise. :class:`ThrottledWarnings` keeps per-message warnings to one line per reason
-per period.
+a lasting fault is set, WARN while a lasting warning is set or when something was
+rejected during the last period, OK otherwise. :class:`ThrottledWarnings` keeps
+per-message warnings to one line per reason per period.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class NodeDiagnostics:
         self.values: dict[str, Any] = {}
         # A lasting fault (e.g. an unwritable output file); while set, the level is ERROR.
         self.error = ''
+        # A lasting condition worth a look (e.g. smeared frames); while set, at least WARN.
+        self.warning = ''
         self._rejected_at_last_publish: Counter[tuple[str, str]] = Counter()
         self._publisher = node.create_publisher(
             DiagnosticArray, DIAGNOSTICS_TOPIC,
@@ -97,14 +99,13 @@ class NodeDiagnostics:
         status = DiagnosticStatus()
         status.name = self.name
         status.hardware_id = self.hardware_id
+        messages = [self.warning] if self.warning else []
         if recent:
-            status.level = DiagnosticStatus.WARN
             reasons = ', '.join(f'{category} {reason}: {count}'
                                 for (category, reason), count in sorted(recent.items()))
-            status.message = f'rejected in the last period: {reasons}'
-        else:
-            status.level = DiagnosticStatus.OK
-            status.message = 'ok'
+            messages.append(f'rejected in the last period: {reasons}')
+        status.level = DiagnosticStatus.WARN if messages else DiagnosticStatus.OK
+        status.message = '; '.join(messages) or 'ok'
         if self.error:
             status.level = DiagnosticStatus.ERROR
             status.message = self.error

@@ -1,0 +1,173 @@
+"""How far the camera's motion smears its frames, estimated from the frames alone.
+
+A camera that moves while its shutter is open smears each point of the scene into a
+streak of ``L`` pixels along the motion. The grey-level derivative along that axis then
+holds, for every edge, a pair of steps ``L`` pixels apart with opposite signs, so the
+autocorrelation of the derivative dips below zero at a lag of ``L`` (the classic blind
+estimate of uniform motion blur). A sharp frame's derivative is anticorrelated only at a
+lag of one to a few pixels, so its estimate stays small. Along the other axis the
+derivative has no such pair: beyond those first pixels its autocorrelation stays near
+zero, so the streak of a frame is taken along the axis whose autocorrelation dips deeper
+there.
+
+One frame's estimate can be fooled by a scene with a repeating pattern; the median of
+several frames is steady. :class:`MotionBlurMonitor` keeps the estimates of every
+``every``-th frame and says when their median passes a share of the frame side, which is
+when the classifier starts to lose (``benchmarks/results/2026-12-06-motion-blur.md``:
+at about 5 % of the classified image's side, lab top-1 falls from 98 % to 96 % and wrong
+detections double). No ROS.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+import statistics
+
+import cv2
+import numpy as np
+
+ESTIMATE_SIDE = 256  # px: frames are shrunk by a whole factor to at most this longer side
+LINE_STEP = 8  # every 8th row (column) is used: the estimate averages over many lines
+MAX_LAG = 48  # px of the shrunk frame: the longest streak found, 19 % of its longer side
+MIN_LAG = 2  # lag 1 is the derivative's own anticorrelation in every frame
+AXIS_MIN_LAG = 4  # the axis is chosen by the dip beyond a sharp frame's own (lags 1-3)
+MIN_SAMPLES = 5  # estimates before the monitor may warn: one odd frame says little
+
+
+@dataclass(frozen=True)
+class MotionBlur:
+    """The streak length along each axis of one frame (or the median of several), in px."""
+
+    horizontal_px: float  # along the rows (camera moving sideways)
+    vertical_px: float  # along the columns (camera moving up or down the image)
+    width: int  # size of the frame the lengths are measured in
+    height: int
+    axis: str = 'horizontal'  # the streak's axis: the one whose dip was deeper
+
+    @property
+    def length_px(self) -> float:
+        """Return the streak along its axis, px."""
+        return self.horizontal_px if self.axis == 'horizontal' else self.vertical_px
+
+    @property
+    def percent(self) -> float:
+        """Return the streak as a percentage of the frame side along its axis."""
+        side = self.width if self.axis == 'horizontal' else self.height
+        return 100.0 * self.length_px / side
+
+
+def _dip(derivative: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """Return the lag (≥ MIN_LAG) where the lines' derivative autocorrelation is lowest,
+    and its lowest value from AXIS_MIN_LAG on, as a share of the zero-lag value."""
+    lines = derivative - derivative.mean(axis=1, keepdims=True)
+    size = 1 << int(np.ceil(np.log2(lines.shape[1] + max_lag + 1)))
+    spectrum = np.fft.rfft(lines, size, axis=1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).sum(axis=0)
+    autocorrelation = np.fft.irfft(power, size)[:max_lag + 1]
+    lag = int(np.argmin(autocorrelation[MIN_LAG:])) + MIN_LAG
+    beyond = autocorrelation[AXIS_MIN_LAG:]
+    depth = float(beyond.min()) if beyond.size else 0.0
+    return lag, depth / max(float(autocorrelation[0]), 1e-9)
+
+
+def estimate_motion_blur(rgb: np.ndarray) -> MotionBlur:
+    """Estimate the motion streak of an RGB uint8 frame (H×W×3) along each axis.
+
+    Lengths are in pixels of ``rgb``; a sharp frame gives a few pixels (the shrunk
+    frame's resolution: about ``2 × side / 256``). Raises ValueError for an image that is
+    not H×W×3 or is smaller than 16 px on a side.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'expected an H×W×3 RGB image, got shape {rgb.shape}')
+    height, width = rgb.shape[:2]
+    if min(height, width) < 16:
+        raise ValueError(f'a frame of {width}×{height} px is too small to estimate blur '
+                         '(at least 16 px a side)')
+    # A whole factor: OpenCV's area shrink is then a plain block mean, several times
+    # faster than a fractional one.
+    factor = int(np.ceil(max(height, width) / ESTIMATE_SIDE))
+    small_w, small_h = width // factor, height // factor
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    if factor > 1:
+        grey = cv2.resize(grey[:small_h * factor, :small_w * factor], (small_w, small_h),
+                          interpolation=cv2.INTER_AREA)
+    grey = grey.astype(np.float32)
+    along_rows = np.diff(grey[::LINE_STEP], axis=1)
+    along_columns = np.diff(grey[:, ::LINE_STEP], axis=0).T
+    horizontal, horizontal_depth = _dip(along_rows, min(MAX_LAG, small_w - 2))
+    vertical, vertical_depth = _dip(along_columns, min(MAX_LAG, small_h - 2))
+    return MotionBlur(horizontal_px=float(horizontal * factor),
+                      vertical_px=float(vertical * factor), width=width, height=height,
+                      axis='horizontal' if horizontal_depth <= vertical_depth else 'vertical')
+
+
+class MotionBlurMonitor:
+    """Estimate the blur of every ``every``-th frame; warn when the recent median is long.
+
+    ``every`` 0 turns the monitor off. The median is over the last ``window`` estimates;
+    ``warn_percent`` is the streak, in percent of the frame side along it, above which
+    :attr:`warning` says so, once there are five estimates (or ``window``, if fewer).
+    """
+
+    def __init__(self, every: int = 5, window: int = 15, warn_percent: float = 5.0) -> None:
+        """Create an empty monitor."""
+        if every < 0:
+            raise ValueError(f'every must be 0 (off) or more, got {every}')
+        if window < 1:
+            raise ValueError(f'window must be 1 or more, got {window}')
+        if not warn_percent > 0.0:
+            raise ValueError(f'warn_percent must be above 0, got {warn_percent}')
+        self.every = every
+        self.warn_percent = warn_percent
+        self._estimates: deque[MotionBlur] = deque(maxlen=window)
+        self._frames = 0
+
+    def offer(self, rgb: np.ndarray) -> MotionBlur | None:
+        """Count a frame; estimate its blur (and return it) when it is the ``every``-th."""
+        if self.every == 0:
+            return None
+        self._frames += 1
+        if self._frames % self.every != 0:
+            return None
+        estimate = estimate_motion_blur(rgb)
+        self._estimates.append(estimate)
+        return estimate
+
+    def reset(self) -> None:
+        """Forget the estimates (the camera or its settings changed)."""
+        self._estimates.clear()
+        self._frames = 0
+
+    @property
+    def samples(self) -> int:
+        """Return how many estimates the median is over."""
+        return len(self._estimates)
+
+    def median(self) -> MotionBlur | None:
+        """Return the median streak of the recent estimates, or None before the first."""
+        if not self._estimates:
+            return None
+        # Medians of each axis's share of its side, in pixels of the newest frame: a
+        # change of frame size (a new crop) does not mix pixels of two sizes. The axis is
+        # the one most frames' streaks lie along (the newest frame's on a tie).
+        last = self._estimates[-1]
+        across = statistics.median(e.horizontal_px / e.width for e in self._estimates)
+        down = statistics.median(e.vertical_px / e.height for e in self._estimates)
+        along_rows = sum(e.axis == 'horizontal' for e in self._estimates)
+        along_columns = len(self._estimates) - along_rows
+        axis = (last.axis if along_rows == along_columns
+                else 'horizontal' if along_rows > along_columns else 'vertical')
+        return MotionBlur(horizontal_px=across * last.width, vertical_px=down * last.height,
+                          width=last.width, height=last.height, axis=axis)
+
+    @property
+    def warning(self) -> str:
+        """Return why the recent frames are too smeared, or '' when they are not."""
+        median = self.median()
+        if (median is None or self.samples < min(MIN_SAMPLES, self._estimates.maxlen or 1)
+                or median.percent <= self.warn_percent):
+            return ''
+        return (f'motion blur: frames smeared about {median.length_px:.0f} px {median.axis}ly '
+                f'({median.percent:.1f} % of the frame, median of the last {self.samples}); '
+                'shorten the exposure or slow down')
