@@ -122,7 +122,7 @@ def accuracy(part: str, plot: Path | None) -> None:
             for _ in range(DRAWS):
                 monitor = MotionBlurMonitor(every=1, window=WINDOW)
                 for index in rng.integers(0, len(found), WINDOW):
-                    monitor._estimates.append(found[index])
+                    monitor.add(found[index])
                 warned += bool(monitor.warning)
             p10, p50, p90 = np.percentile(percents, [10, 50, 90])
             table[domain][blur] = (p10, p50, p90, 100.0 * warned / DRAWS, len(found))

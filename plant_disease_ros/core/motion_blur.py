@@ -21,8 +21,10 @@ detections double). No ROS.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 import statistics
+import time
 
 import cv2
 import numpy as np
@@ -33,6 +35,8 @@ MAX_LAG = 48  # px of the shrunk frame: the longest streak found, 19 % of its lo
 MIN_LAG = 2  # lag 1 is the derivative's own anticorrelation in every frame
 AXIS_MIN_LAG = 4  # the axis is chosen by the dip beyond a sharp frame's own (lags 1-3)
 MIN_SAMPLES = 5  # estimates before the monitor may warn: one odd frame says little
+MIN_LINES = 16  # the shrunk frame keeps at least this many pixels on its shorter side
+MAX_AGE_S = 30.0  # estimates older than this are forgotten (frames stopped, or no leaves)
 
 
 @dataclass(frozen=True)
@@ -74,19 +78,22 @@ def _dip(derivative: np.ndarray, max_lag: int) -> tuple[int, float]:
 def estimate_motion_blur(rgb: np.ndarray) -> MotionBlur:
     """Estimate the motion streak of an RGB uint8 frame (H×W×3) along each axis.
 
-    Lengths are in pixels of ``rgb``; a sharp frame gives a few pixels (the shrunk
-    frame's resolution: about ``2 × side / 256``). Raises ValueError for an image that is
-    not H×W×3 or is smaller than 16 px on a side.
+    Lengths are in pixels of ``rgb``; a sharp frame gives a few pixels (the shrink
+    factor's resolution: ``ceil(longer side / 256)`` px). Raises ValueError for an image
+    that is not H×W×3 uint8 or is smaller than 16 px on a side.
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f'expected an H×W×3 RGB image, got shape {rgb.shape}')
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f'expected an H×W×3 uint8 RGB image, got shape {rgb.shape} '
+                         f'{rgb.dtype}')
     height, width = rgb.shape[:2]
-    if min(height, width) < 16:
+    if min(height, width) < MIN_LINES:
         raise ValueError(f'a frame of {width}×{height} px is too small to estimate blur '
-                         '(at least 16 px a side)')
+                         f'(at least {MIN_LINES} px a side)')
     # A whole factor: OpenCV's area shrink is then a plain block mean, several times
-    # faster than a fractional one.
-    factor = int(np.ceil(max(height, width) / ESTIMATE_SIDE))
+    # faster than a fractional one. A long thin frame is shrunk less, so that its short
+    # side keeps MIN_LINES pixels.
+    factor = max(1, min(int(np.ceil(max(height, width) / ESTIMATE_SIDE)),
+                        min(height, width) // MIN_LINES))
     small_w, small_h = width // factor, height // factor
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     if factor > 1:
@@ -105,12 +112,16 @@ def estimate_motion_blur(rgb: np.ndarray) -> MotionBlur:
 class MotionBlurMonitor:
     """Estimate the blur of every ``every``-th frame; warn when the recent median is long.
 
-    ``every`` 0 turns the monitor off. The median is over the last ``window`` estimates;
-    ``warn_percent`` is the streak, in percent of the frame side along it, above which
-    :attr:`warning` says so, once there are five estimates (or ``window``, if fewer).
+    ``every`` 0 turns the monitor off. The median is over the last ``window`` estimates
+    made within ``max_age_s`` (by ``clock``, in seconds): when frames stop, or no leaf
+    comes into view, the old estimates and their warning go. ``warn_percent`` is the
+    streak, in percent of the frame side along it, above which :attr:`warning` says so,
+    once there are five estimates (or ``window``, if fewer).
     """
 
-    def __init__(self, every: int = 5, window: int = 15, warn_percent: float = 5.0) -> None:
+    def __init__(self, every: int = 5, window: int = 15, warn_percent: float = 5.0,
+                 max_age_s: float = MAX_AGE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """Create an empty monitor."""
         if every < 0:
             raise ValueError(f'every must be 0 (off) or more, got {every}')
@@ -120,7 +131,10 @@ class MotionBlurMonitor:
             raise ValueError(f'warn_percent must be above 0, got {warn_percent}')
         self.every = every
         self.warn_percent = warn_percent
+        self.max_age_s = max_age_s
+        self._clock = clock
         self._estimates: deque[MotionBlur] = deque(maxlen=window)
+        self._times: deque[float] = deque(maxlen=window)
         self._frames = 0
 
     def offer(self, rgb: np.ndarray) -> MotionBlur | None:
@@ -131,21 +145,36 @@ class MotionBlurMonitor:
         if self._frames % self.every != 0:
             return None
         estimate = estimate_motion_blur(rgb)
-        self._estimates.append(estimate)
+        self.add(estimate)
         return estimate
+
+    def add(self, estimate: MotionBlur) -> None:
+        """Keep an estimate made now (by :meth:`offer`, or elsewhere: a benchmark)."""
+        self._estimates.append(estimate)
+        self._times.append(self._clock())
+
+    def _forget_old(self) -> None:
+        """Drop the estimates made more than ``max_age_s`` ago."""
+        oldest = self._clock() - self.max_age_s
+        while self._times and self._times[0] < oldest:
+            self._times.popleft()
+            self._estimates.popleft()
 
     def reset(self) -> None:
         """Forget the estimates (the camera or its settings changed)."""
         self._estimates.clear()
+        self._times.clear()
         self._frames = 0
 
     @property
     def samples(self) -> int:
         """Return how many estimates the median is over."""
+        self._forget_old()
         return len(self._estimates)
 
     def median(self) -> MotionBlur | None:
-        """Return the median streak of the recent estimates, or None before the first."""
+        """Return the median streak of the recent estimates, or None without any."""
+        self._forget_old()
         if not self._estimates:
             return None
         # Medians of each axis's share of its side, in pixels of the newest frame: a

@@ -164,6 +164,8 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.set_value('crops', crops.describe())
         self.diagnostics.set_value('test_time_poses', self.classifier.poses)
         self.warnings = ThrottledWarnings(self.get_logger())
+        # The motion blur median ages: refreshed before every status, not only per estimate.
+        self.diagnostics.on_publish = self._publish_motion_blur
         self.detection_counts: Counter[str] = Counter()
         self.fixes_received = 0
         self._last_explanation_s = -math.inf

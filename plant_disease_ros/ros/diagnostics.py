@@ -59,6 +59,8 @@ class NodeDiagnostics:
         self.error = ''
         # A lasting condition worth a look (e.g. smeared frames); while set, at least WARN.
         self.warning = ''
+        # Called before each status is built, to bring values and warning up to date.
+        self.on_publish: Callable[[], None] | None = None
         self._rejected_at_last_publish: Counter[tuple[str, str]] = Counter()
         self._publisher = node.create_publisher(
             DiagnosticArray, DIAGNOSTICS_TOPIC,
@@ -129,6 +131,8 @@ class NodeDiagnostics:
 
     def publish(self) -> None:
         """Publish the status on ``/diagnostics`` and start a new period."""
+        if self.on_publish is not None:
+            self.on_publish()
         array_msg = DiagnosticArray()
         array_msg.header.stamp = self._node.get_clock().now().to_msg()
         array_msg.status = [self.status()]
