@@ -21,7 +21,7 @@ detections double). No ROS.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import statistics
 import time
@@ -37,6 +37,8 @@ AXIS_MIN_LAG = 4  # the axis is chosen by the dip beyond a sharp frame's own (la
 MIN_SAMPLES = 5  # estimates before the monitor may warn: one odd frame says little
 MIN_LINES = 16  # the shrunk frame keeps at least this many pixels on its shorter side
 MAX_AGE_S = 30.0  # estimates older than this are forgotten (frames stopped, or no leaves)
+WINDOW = 15  # estimates the monitor's median is over
+WARN_PERCENT = 5.0  # the median streak, % of the frame side, above which the monitor warns
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class MotionBlur:
     width: int  # size of the frame the lengths are measured in
     height: int
     axis: str = 'horizontal'  # the streak's axis: the one whose dip was deeper
+
+    def to_dict(self) -> dict[str, float | str]:
+        """Return the streak for a JSON record: ``px``, ``axis`` and ``percent``."""
+        return {'px': round(self.length_px, 1), 'axis': self.axis,
+                'percent': round(self.percent, 2)}
 
     @property
     def length_px(self) -> float:
@@ -119,7 +126,8 @@ class MotionBlurMonitor:
     once there are five estimates (or ``window``, if fewer).
     """
 
-    def __init__(self, every: int = 5, window: int = 15, warn_percent: float = 5.0,
+    def __init__(self, every: int = 5, window: int = WINDOW,
+                 warn_percent: float = WARN_PERCENT,
                  max_age_s: float = MAX_AGE_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """Create an empty monitor."""
@@ -200,3 +208,18 @@ class MotionBlurMonitor:
         return (f'motion blur: frames smeared about {median.length_px:.0f} px {median.axis}ly '
                 f'({median.percent:.1f} % of the frame, median of the last {self.samples}); '
                 'shorten the exposure or slow down')
+
+
+def highest_window_median(percents: Sequence[float], window: int = WINDOW,
+                          min_samples: int = MIN_SAMPLES) -> float | None:
+    """Return the highest median of ``window`` consecutive streaks (percent), as the monitor
+    sees them one by one from ``min_samples`` on; None with fewer than ``min_samples``.
+
+    What a replayed bag's estimates say: over the whole run, the longest smear the
+    classifier's warning would have seen.
+    """
+    need = min(min_samples, window)
+    if len(percents) < need:
+        return None
+    return max(statistics.median(percents[max(0, end - window):end])
+               for end in range(need, len(percents) + 1))

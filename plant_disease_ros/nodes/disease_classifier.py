@@ -62,7 +62,7 @@ from plant_disease_ros.core.detections import detection_feature
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
-from plant_disease_ros.core.motion_blur import MotionBlurMonitor
+from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WARN_PERCENT
 from plant_disease_ros.core.outcome import frame_outcome, OUTCOMES
 from plant_disease_ros.core.preprocessing import check_pose_count
 from plant_disease_ros.core.time_jump import TimeJumpDetector
@@ -252,7 +252,7 @@ class DiseaseClassifierNode(Node):
                         "'no_leaf'); /diagnostics shows the median of the last 15 "
                         'estimates. 0 = off.',
             integer_range=integer_range(0, 1000)))
-        self.declare_parameter('motion_blur_warn_percent', 5.0, ParameterDescriptor(
+        self.declare_parameter('motion_blur_warn_percent', WARN_PERCENT, ParameterDescriptor(
             description='/diagnostics warns while the median motion blur is longer than '
                         'this percentage of the frame side (the model starts to lose from '
                         'about 5 %).',
@@ -406,9 +406,11 @@ class DiseaseClassifierNode(Node):
         outcome = frame_outcome(classification, threshold,
                                 check_frame(rgb) if self.vegetation_gate else None)
         label = outcome.label
+        # Soil, sky and grass say little about the shutter: only leaf frames are estimated.
+        blur = self._check_motion_blur(rgb) if outcome.kind != 'no_leaf' else None
         # The full record first: it is what the mapping stack and the bench consume.
         self.classification_publisher.publish(
-            classification_to_string(classification, header, threshold, outcome))
+            classification_to_string(classification, header, threshold, outcome, blur))
         self.typed_outputs.publish_classification(classification, header, outcome)
         self.label_publisher.publish(String(data=label))
         self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
@@ -416,8 +418,6 @@ class DiseaseClassifierNode(Node):
             text = f'{display_name(label)} {classification.top.score:.2f}'
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
         self._maybe_explain(rgb, header)
-        if outcome.kind != 'no_leaf':  # soil, sky and grass say little about the shutter
-            self._check_motion_blur(rgb)
         self.outcome_counts[outcome.kind] += 1
         self.diagnostics.set_value(f'frames.{outcome.kind}', self.outcome_counts[outcome.kind])
         if outcome.is_detection:
@@ -429,14 +429,15 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         return classification
 
-    def _check_motion_blur(self, rgb: np.ndarray) -> None:
-        """Offer a frame to the motion blur monitor; publish the median when it changed."""
+    def _check_motion_blur(self, rgb: np.ndarray) -> MotionBlur | None:
+        """Offer a frame to the motion blur monitor; return its estimate if it made one."""
         try:
             estimate = self.motion_blur.offer(rgb)
         except ValueError:
-            return  # a frame under 16 px a side: too small to tell
+            return None  # a frame under 16 px a side: too small to tell
         if estimate is not None:
             self._publish_motion_blur()
+        return estimate
 
     def _publish_motion_blur(self) -> None:
         """Show the recent median blur in /diagnostics; warn while it is too long."""

@@ -20,6 +20,7 @@ from std_msgs.msg import Header, String
 from plant_disease_ros.core.classifier import Classification
 from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix
 from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
+from plant_disease_ros.core.motion_blur import MotionBlur
 from plant_disease_ros.core.outcome import frame_outcome, FrameOutcome
 
 __all__ = [
@@ -179,7 +180,8 @@ def header_to_dict(header: Header) -> dict:
 
 def classification_to_dict(classification: Classification, header: Header,
                            score_threshold: float = 0.0,
-                           outcome: FrameOutcome | None = None) -> dict:
+                           outcome: FrameOutcome | None = None,
+                           motion_blur: MotionBlur | None = None) -> dict:
     """Return the ``classification`` topic's JSON object for one frame.
 
     Keys: ``stamp`` {sec, nanosec} and ``frame_id`` of the source image, ``label`` (as on
@@ -188,8 +190,10 @@ def classification_to_dict(classification: Classification, header: Header,
     'model'; '' for leaves), ``confidence`` (top-1 score), ``top_k`` [{label, index,
     score}], ``crops`` (the crops the scores are restricted to; [] = every crop),
     ``poses`` (the right-angle poses of the frame whose scores were averaged; 1 = one pass) and
-    ``timings_ms`` {preprocess, invoke, postprocess, total}. ``outcome`` is the frame's
-    :func:`frame_outcome`, computed without the gate when not given.
+    ``timings_ms`` {preprocess, invoke, postprocess, total}, and ``motion_blur``: the
+    frame's streak {px, axis, percent} when it was estimated (every Nth leaf frame), else
+    null. ``outcome`` is the frame's :func:`frame_outcome`, computed without the gate when
+    not given.
     """
     if outcome is None:
         outcome = frame_outcome(classification, score_threshold)
@@ -210,23 +214,26 @@ def classification_to_dict(classification: Classification, header: Header,
             'postprocess': float(classification.postprocess_ms),
             'total': float(classification.total_ms),
         },
+        'motion_blur': motion_blur.to_dict() if motion_blur is not None else None,
     }
 
 
 def classification_to_json(classification: Classification, header: Header,
                            score_threshold: float = 0.0,
-                           outcome: FrameOutcome | None = None) -> str:
+                           outcome: FrameOutcome | None = None,
+                           motion_blur: MotionBlur | None = None) -> str:
     """Return :func:`classification_to_dict` as a compact JSON string."""
-    return json.dumps(classification_to_dict(classification, header, score_threshold, outcome),
-                      separators=(',', ':'))
+    return json.dumps(classification_to_dict(classification, header, score_threshold, outcome,
+                                             motion_blur), separators=(',', ':'))
 
 
 def classification_to_string(classification: Classification, header: Header,
                              score_threshold: float = 0.0,
-                             outcome: FrameOutcome | None = None) -> String:
+                             outcome: FrameOutcome | None = None,
+                             motion_blur: MotionBlur | None = None) -> String:
     """Return the std_msgs/String published on ``classification``."""
     return String(data=classification_to_json(classification, header, score_threshold,
-                                              outcome))
+                                              outcome, motion_blur))
 
 
 def feature_to_string(feature: dict) -> String:

@@ -11,6 +11,7 @@ import pytest
 
 from plant_disease_ros.core.motion_blur import (
     estimate_motion_blur,
+    highest_window_median,
     MotionBlur,
     MotionBlurMonitor,
 )
@@ -186,3 +187,19 @@ def test_off_and_reset() -> None:
 def test_bad_monitor_settings_are_refused(every: int, window: int, warn: float) -> None:
     with pytest.raises(ValueError):
         MotionBlurMonitor(every=every, window=window, warn_percent=warn)
+
+
+def test_an_estimate_as_a_json_record() -> None:
+    assert MotionBlur(30.04, 4.0, 480, 480).to_dict() == {
+        'px': 30.0, 'axis': 'horizontal', 'percent': 6.26}
+    assert MotionBlur(2.0, 36.0, 640, 480, axis='vertical').to_dict() == {
+        'px': 36.0, 'axis': 'vertical', 'percent': 7.5}
+
+
+def test_highest_window_median_is_what_the_monitor_would_have_seen() -> None:
+    assert highest_window_median([9.0] * 4) is None  # under the 5 estimates it needs
+    assert highest_window_median([9.0] * 5) == 9.0
+    run = [1.0] * 20 + [7.0] * 8 + [1.0] * 10
+    assert highest_window_median(run) == 7.0  # 8 of 15 smeared at the stretch's end
+    assert highest_window_median([1.0] * 20 + [7.0] * 7 + [1.0] * 10) == 1.0
+    assert highest_window_median(run, window=3, min_samples=2) == 7.0

@@ -24,6 +24,7 @@ from std_msgs.msg import Header  # noqa: E402
 from plant_disease_ros.core.classifier import Category, Classification  # noqa: E402
 from plant_disease_ros.core.fix_buffer import GeoFix  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
+from plant_disease_ros.core.motion_blur import MotionBlur  # noqa: E402
 from plant_disease_ros.core.outcome import frame_outcome  # noqa: E402
 from plant_disease_ros.core.vegetation import GateResult  # noqa: E402
 from plant_disease_ros.ros import conversions  # noqa: E402
@@ -129,7 +130,12 @@ def test_classification_json() -> None:
         'crops': [],
         'poses': 1,
         'timings_ms': {'preprocess': 1.0, 'invoke': 2.0, 'postprocess': 0.5, 'total': 3.5},
+        'motion_blur': None,
     }
+    smeared = MotionBlur(horizontal_px=30.0, vertical_px=4.0, width=480, height=480)
+    assert json.loads(conversions.classification_to_string(
+        classification, header(), 0.5, motion_blur=smeared).data)['motion_blur'] == {
+        'px': 30.0, 'axis': 'horizontal', 'percent': 6.25}
     in_orchard = Classification(categories=classification.categories, preprocess_ms=1.0,
                                 invoke_ms=2.0, postprocess_ms=0.5, crops=('Apple',))
     assert json.loads(conversions.classification_to_json(

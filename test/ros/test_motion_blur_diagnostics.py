@@ -103,6 +103,12 @@ def test_smeared_frames_turn_diagnostics_to_warn_and_sharp_ones_back(rig: Rig) -
         100 * STREAK_PX / SIDE, abs=100 * 2 * SIDE / 256 / SIDE)
     assert float(found['motion_blur_px']) == pytest.approx(STREAK_PX, abs=2.5)
     assert found['motion_blur_axis'] == 'horizontal'
+    # Each estimated frame's record carries its own estimate (every frame here: every=1).
+    records = rig.collector.json('/classification')
+    assert all(record['motion_blur'] is not None for record in records)
+    last = [record['motion_blur'] for record in records[-len(photos):]]
+    assert sorted(blur['px'] for blur in last)[len(last) // 2] == pytest.approx(STREAK_PX,
+                                                                              abs=2.5)
     assert 'motion blur' in status.message and 'horizontally' in status.message
 
     # The camera's exposure was shortened: sharp frames again bring the status back to OK.
@@ -119,6 +125,8 @@ def test_no_leaf_frames_are_not_estimated_and_off_clears_the_warning(rig: Rig) -
         rig.send(black)
     status = rig.wait_status(lambda status: True)
     assert 'motion_blur_samples' not in values(status)
+    records = rig.collector.json('/classification')
+    assert [record['motion_blur'] for record in records] == [None] * 3
 
     for rgb in leaves(5):
         rig.send(smeared(rgb))

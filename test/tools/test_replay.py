@@ -40,8 +40,12 @@ rosbags = pytest.importorskip('rosbags')
 
 def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
               compressed_frames: int = 0, fixes: int = 0, image_topic: str = '/cam/image_raw',
-              fix_topic: str = '/gps/fix', extra_string_topic: str | None = None) -> Path:
-    """Write a small rosbag2 folder with camera frames at 10 Hz and fixes at 5 Hz."""
+              fix_topic: str = '/gps/fix', extra_string_topic: str | None = None,
+              smear_px: int = 0) -> Path:
+    """Write a small rosbag2 folder with camera frames at 10 Hz and fixes at 5 Hz.
+
+    ``smear_px`` smears the frames along their rows, as a long exposure on the move does.
+    """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import get_typestore, Stores
 
@@ -49,6 +53,8 @@ def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
     types = store.types
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     bgr = cv2.resize(cv2.imread(str(TEST_LEAF)), (320, 240))
+    if smear_px > 1:
+        bgr = cv2.blur(bgr, (smear_px, 1))
 
     def header(t: float, frame_id: str) -> object:
         sec = int(t)
@@ -489,6 +495,31 @@ def test_tiny_raw_sqlite_bag_replays_single_process(tmp_path: Path) -> None:
     assert topics[f'/{namespace}/label'] == 6
     assert len(stamps) == 6
     assert not processes_with(f'__ns:=/{namespace}')
+    # Sharp frames: the one motion blur estimate (every 5th leaf frame) is short, no warning.
+    assert summary['motion_blur']['estimates'] == 1
+    assert summary['motion_blur']['median_percent'] < 5.0
+    assert not any('smeared' in warning for warning in summary['warnings'])
+
+
+def test_a_bag_of_smeared_frames_is_reported(tmp_path: Path) -> None:
+    """30 frames smeared by 24 px of a 240 px crop (10 %): the summary says to shorten it."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'smeared', raw_frames=30, fixes=16, smear_px=24)
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+         '--single-process', '--out', str(out), '--namespace', f'smeared_{os.getpid()}',
+         '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((out / 'summary.json').read_text())
+    leaves = summary['labelled'] - summary['no_leaf']
+    blur = summary['motion_blur']
+    assert blur['estimates'] == leaves // 5 and blur['estimates'] >= 5
+    assert blur['median_percent'] == pytest.approx(100 * 24 / 240, abs=1.5)
+    assert blur['highest_window_median_percent'] == pytest.approx(blur['median_percent'])
+    smeared = [warning for warning in summary['warnings'] if 'frames smeared' in warning]
+    assert len(smeared) == 1 and 'shorten the exposure' in smeared[0]
+    assert 'motion blur: ' in result.stdout and 'frames smeared' in result.stdout
 
 
 def test_pipeline_that_fails_to_start_is_one_line(tmp_path: Path) -> None:

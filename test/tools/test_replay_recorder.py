@@ -195,3 +195,44 @@ def test_output_paths_never_reuse_a_name(tmp_path: Path) -> None:
     second = output_paths(tmp_path / 'out', Path('x.mcap'))
     assert (second.output_bag.name, second.run_name, second.summary.name,
             second.logs.name) == ('output_bag-2', 'disease_map-2', 'summary-2.json', 'logs-2')
+
+
+def test_recorder_keeps_the_motion_blur_estimates_in_stamp_order(store: object) -> None:
+    """Only frames with an estimate count; out-of-order arrivals are put in stamp order."""
+    recorder = OutputRecorder(ListWriter(), store, TOPICS)
+    for sec, blur in ((3, {'px': 30.0, 'axis': 'horizontal', 'percent': 6.25}),
+                      (1, {'px': 4.0, 'axis': 'vertical', 'percent': 0.83}),
+                      (2, None), (4, {'percent': 'bad'})):
+        recorder.receive('/ns/classification', 'classification', string_cdr(store, {
+            'stamp': {'sec': sec, 'nanosec': 0}, 'label': 'a', 'motion_blur': blur}))
+    assert recorder.counts().motion_blur == [0.83, 6.25]
+
+
+def blur_summary(percents: list[float]) -> ReplaySummary:
+    """Return a replay summary holding these motion blur estimates."""
+    return ReplaySummary(bag=Path('field.mcap'), image_topic='/cam', fix_topic=None,
+                         mode='fast', frames_in=50, labelled=50, motion_blur=percents,
+                         wall_s=1.0)
+
+
+def test_summary_reports_the_motion_blur_and_warns_on_a_smeared_stretch() -> None:
+    """Sharp then smeared: the 15-estimate median passes 5 %, so the summary warns."""
+    sharp = blur_summary([1.0] * 20)
+    assert 'motion blur: 1.0 % of the frame side (median of 20 estimates; highest 15-' \
+           'estimate median 1.0 %)' in sharp.lines()
+    assert sharp.motion_blur_warning == ''
+    assert sharp.as_dict()['motion_blur'] == {
+        'estimates': 20, 'median_percent': 1.0, 'highest_window_median_percent': 1.0}
+
+    smeared = blur_summary([1.0] * 20 + [7.0] * 8)  # 8 of the last 15 smeared
+    assert smeared.highest_blur_median == 7.0
+    assert 'reached 7.0 % of the frame side' in smeared.motion_blur_warning
+    assert 'shorten the exposure' in smeared.motion_blur_warning
+    brief = blur_summary([1.0] * 20 + [7.0] * 7)  # 7 of 15: the median stays sharp
+    assert brief.highest_blur_median == 1.0 and brief.motion_blur_warning == ''
+
+    few = blur_summary([9.0] * 4)  # under the 5 estimates the node needs before it warns
+    assert few.highest_blur_median is None and few.motion_blur_warning == ''
+    assert few.lines()[5] == 'motion blur: 9.0 % of the frame side (median of 4 estimates)'
+    assert blur_summary([]).as_dict()['motion_blur'] is None
+    assert not any(line.startswith('motion blur') for line in blur_summary([]).lines())

@@ -153,6 +153,9 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
     summary.no_leaf = counts.no_leaf
     summary.detections = counts.detections.copy()
     summary.fix_status = counts.fix_status.copy()
+    summary.motion_blur = list(counts.motion_blur)
+    if summary.motion_blur_warning:
+        summary.warnings.append(summary.motion_blur_warning)
     if counts.duplicates:
         summary.warnings.append(f'{counts.duplicates} frame(s) classified twice '
                                 '(re-sent after a timeout)')

@@ -39,6 +39,8 @@ class OutputCounts:
     fix_status: Counter[str] = field(default_factory=Counter)
     features: list[dict] = field(default_factory=list)
     no_leaf: int = 0
+    # The classifier's motion blur estimates (percent of the frame side), in stamp order.
+    motion_blur: list[float] = field(default_factory=list)
 
 
 class OutputRecorder:
@@ -58,6 +60,7 @@ class OutputRecorder:
             topic: writer.add_connection(topic, msgtype, typestore=typestore)
             for topic, msgtype in topics.items()}
         self._classified: dict[tuple[int, int], str] = {}
+        self._blur: dict[tuple[int, int], float] = {}
         self._counts = OutputCounts()
         self._last_output_s = time.monotonic()
         self.write_error = ''
@@ -99,6 +102,9 @@ class OutputRecorder:
             if key in self._classified:
                 counts.duplicates += 1
             self._classified[key] = str(value.get('label', ''))
+            blur = value.get('motion_blur')
+            if isinstance(blur, dict) and isinstance(blur.get('percent'), (int, float)):
+                self._blur[key] = float(blur['percent'])
         else:
             properties = value.get('properties') or {}
             counts.detections[str(properties.get('label', ''))] += 1
@@ -135,4 +141,5 @@ class OutputRecorder:
             labels = Counter(self._classified.values())
             return OutputCounts(len(self._classified), labels[UNKNOWN_LABEL], counts.duplicates,
                                 Counter(counts.detections), Counter(counts.fix_status),
-                                list(counts.features), no_leaf=labels[NO_LEAF_LABEL])
+                                list(counts.features), no_leaf=labels[NO_LEAF_LABEL],
+                                motion_blur=[self._blur[key] for key in sorted(self._blur)])

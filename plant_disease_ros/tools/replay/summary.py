@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+import statistics
 from typing import Any
+
+from plant_disease_ros.core.motion_blur import highest_window_median, WARN_PERCENT, WINDOW
 
 
 @dataclass
@@ -24,6 +27,8 @@ class ReplaySummary:
     fixes_in: int = 0
     detections: Counter[str] = field(default_factory=Counter)
     fix_status: Counter[str] = field(default_factory=Counter)
+    # The classifier's motion blur estimates, percent of the frame side, in stamp order.
+    motion_blur: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     out_dir: Path | None = None
     output_bag: Path | None = None
@@ -40,6 +45,30 @@ class ReplaySummary:
         """Return labelled frames per wall-clock second, first frame sent to last answer."""
         return self.labelled / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def highest_blur_median(self) -> float | None:
+        """Return the highest median of WINDOW consecutive blur estimates (None: too few)."""
+        return highest_window_median(self.motion_blur)
+
+    @property
+    def motion_blur_warning(self) -> str:
+        """Return why the bag's frames were too smeared, or ''."""
+        highest = self.highest_blur_median
+        if highest is None or highest <= WARN_PERCENT:
+            return ''
+        return (f'frames smeared: the median of {WINDOW} motion blur estimates reached '
+                f'{highest:.1f} % of the frame side (the classifier warns above '
+                f'{WARN_PERCENT:g} % by default); shorten the exposure or slow down')
+
+    def _blur_dict(self) -> dict[str, Any] | None:
+        if not self.motion_blur:
+            return None
+        highest = self.highest_blur_median
+        return {'estimates': len(self.motion_blur),
+                'median_percent': round(statistics.median(self.motion_blur), 2),
+                'highest_window_median_percent': None if highest is None
+                else round(highest, 2)}
+
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as plain JSON types."""
         return {
@@ -50,6 +79,7 @@ class ReplaySummary:
             'detections': dict(sorted(self.detections.items())),
             'detections_total': sum(self.detections.values()),
             'fix_status': dict(sorted(self.fix_status.items())),
+            'motion_blur': self._blur_dict(),
             'wall_s': round(self.wall_s, 3), 'frames_per_s': round(self.frames_per_s, 2),
             'out_dir': str(self.out_dir) if self.out_dir else None,
             'output_bag': str(self.output_bag) if self.output_bag else None,
@@ -79,6 +109,13 @@ class ReplaySummary:
         for label, count in sorted(self.detections.items(),
                                    key=lambda item: (-item[1], item[0])):
             lines.append(f'  {count:5d}  {label}')
+        if self.motion_blur:
+            highest = self.highest_blur_median
+            lines.append(
+                f'motion blur: {statistics.median(self.motion_blur):.1f} % of the frame side '
+                f'(median of {len(self.motion_blur)} estimates'
+                + (f'; highest {WINDOW}-estimate median {highest:.1f} %'
+                   if highest is not None else '') + ')')
         if self.mode.endswith('attached') and self.save_message:
             lines.append(f'recorder:    {self.save_message}')
         lines += [
