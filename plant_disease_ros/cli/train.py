@@ -10,6 +10,7 @@ a lab model for the field (lab + field photos + non-leaf scenes, a 22nd label
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from plant_disease_ros.training.calibration import OBJECTIVES
 from plant_disease_ros.training.model import ARCHITECTURES
@@ -148,6 +149,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='share (0..1) of the field and composited lab rows that get a '
                             "box of another such row's frame, targets mixed by area "
                             '(CutMix); 0, the default, turns it off')
+    field.add_argument('--motion-blur', type=float, default=0.0,
+                       help='share (0..1) of frames smeared by a longer streak, as a camera '
+                            'on the move makes it (3 to --motion-blur-max px along rows or '
+                            'columns); 0, the default, turns it off')
+    field.add_argument('--motion-blur-max', type=at_least(3), default=16,
+                       help='longest such streak, px of the input size')
     field.add_argument('--cache-size', type=at_least(1), default=144,
                        help='side of the decoded training photos, px (crops come from it)')
 
@@ -205,7 +212,11 @@ def run_field(args: argparse.Namespace) -> int:
         ema_momentum=args.ema_momentum, cutmix=args.cutmix)
     if args.mix:
         options.mix = SourceMix.parse(args.mix)
-    options.augment = AugmentOptions.scaled(args.field_augment)
+    if not 0.0 <= args.motion_blur <= 1.0:
+        raise ValueError(f'--motion-blur must be in 0..1, got {args.motion_blur}')
+    options.augment = replace(AugmentOptions.scaled(args.field_augment),
+                              motion_blur_probability=args.motion_blur,
+                              motion_blur_max_px=args.motion_blur_max)
     summary = train_field(options)
     print(f'model: {args.out}/model.keras (best mean domain accuracy '
           f'{summary["best_val_score"]:.4f} at epoch {summary["best_epoch"]}, temperature '

@@ -100,6 +100,10 @@ class AugmentOptions:
     noise_probability: float = 0.15
     jpeg_probability: float = 0.3
     photometric_probability: float = 0.85
+    # A second, longer streak as a camera on the move makes it (0: off, the shipped recipe):
+    # this share of frames gets a box of 3..motion_blur_max_px px along rows or columns.
+    motion_blur_probability: float = 0.0
+    motion_blur_max_px: int = 16
 
     @classmethod
     def scaled(cls, strength: float) -> AugmentOptions:
@@ -223,6 +227,13 @@ def random_crop(rng: np.random.Generator, image: np.ndarray, size: int,
     return cv2.resize(crop, (size, size), interpolation=interpolation)
 
 
+def motion_streak(rng: np.random.Generator, image: np.ndarray, max_px: int) -> np.ndarray:
+    """Smear ``image`` by a box of 3..``max_px`` px along its rows or its columns."""
+    length = int(rng.integers(3, max(3, max_px) + 1))
+    size = (length, 1) if rng.random() < 0.5 else (1, length)
+    return cv2.blur(image, size, borderType=cv2.BORDER_REFLECT)
+
+
 def photometric(rng: np.random.Generator, image: np.ndarray,
                 options: AugmentOptions) -> np.ndarray:
     """Jitter light and colour, then maybe blur, add noise and re-encode as JPEG."""
@@ -246,6 +257,8 @@ def photometric(rng: np.random.Generator, image: np.ndarray,
             if rng.random() < 0.5:
                 kernel = kernel.T.copy()
             out = cv2.filter2D(out, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    if options.motion_blur_probability > 0 and rng.random() < options.motion_blur_probability:
+        out = motion_streak(rng, out, options.motion_blur_max_px)
     if rng.random() < options.noise_probability:
         out = out + rng.normal(0, rng.uniform(2, 10), out.shape).astype(np.float32)
     out = np.clip(out, 0, 255).astype(np.uint8)

@@ -8,6 +8,7 @@ import pytest
 from plant_disease_ros.training.field_augment import (
     AugmentOptions,
     FieldBatchMaker,
+    motion_streak,
     photometric,
     Pool,
     random_crop,
@@ -151,3 +152,29 @@ def test_scaled_augmentation_goes_from_full_to_none() -> None:
     assert np.array_equal(photometric(np.random.default_rng(6), image, none), image)
     with pytest.raises(ValueError, match='0..1'):
         AugmentOptions.scaled(1.5)
+
+
+def test_a_motion_streak_smears_one_axis_by_3_to_max_px() -> None:
+    """A one-pixel dot becomes a line of 3..max px along the rows or the columns."""
+    rng = np.random.default_rng(5)
+    dot = np.zeros((40, 40, 3), np.float32)
+    dot[20, 20] = 255.0
+    seen = set()
+    for _ in range(60):
+        out = motion_streak(rng, dot, 9)
+        lit = np.argwhere(out[..., 0] > 0)
+        rows, cols = np.ptp(lit[:, 0]) + 1, np.ptp(lit[:, 1]) + 1
+        assert min(rows, cols) == 1 and 3 <= max(rows, cols) <= 9
+        assert out[..., 0].sum() == pytest.approx(255.0)  # a box: the dot's light is kept
+        seen.add((rows > 1, max(rows, cols)))
+    assert {axis for axis, _ in seen} == {False, True}  # both axes drawn
+    assert {length for _, length in seen} == set(range(3, 10))
+
+
+def test_motion_blur_off_leaves_the_seeded_batches_as_they_were() -> None:
+    """The shipped recipe (share 0) draws nothing more: its batches do not change."""
+    plain = maker().batch(0, 0)[0]
+    off = maker(augment=AugmentOptions(motion_blur_probability=0.0)).batch(0, 0)[0]
+    assert np.array_equal(plain, off)
+    on = maker(augment=AugmentOptions(motion_blur_probability=1.0)).batch(0, 0)[0]
+    assert not np.array_equal(plain, on)

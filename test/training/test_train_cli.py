@@ -58,13 +58,31 @@ def test_field_recipe_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch, tmp_pa
                  '--split-seed', '5', '--calibrate-by', 'domain-ece']) == 0
     assert (seen[1].seed, seen[1].split_seed) == (43, 5)
     assert seen[1].calibration_objective == 'domain-ece'
+    # Motion blur streaks: off unless asked; asked, they ride on the scaled augmentation.
+    assert options.augment.motion_blur_probability == 0.0
+    assert main(['train', '--recipe', 'field', '--data', 'lab', '--out', str(tmp_path),
+                 '--init-weights', 'lab.keras', '--lab-split', 'split.json',
+                 '--field-data', 'field', '--negatives', 'negatives', '--field-augment', '0.4',
+                 '--motion-blur', '0.25', '--motion-blur-max', '12']) == 0
+    augment = seen[2].augment
+    assert (augment.motion_blur_probability, augment.motion_blur_max_px) == (0.25, 12)
+    assert augment.blur_probability == pytest.approx(0.15 * 0.4)
+
+
+def test_a_motion_blur_share_outside_0_to_1_is_refused(tmp_path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    assert main(['train', '--recipe', 'field', '--data', 'lab', '--out', str(tmp_path),
+                 '--init-weights', 'lab.keras', '--lab-split', 'split.json',
+                 '--field-data', 'field', '--negatives', 'negatives',
+                 '--motion-blur', '1.5']) == 2
+    assert '--motion-blur must be in 0..1, got 1.5' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('flag, value, minimum', [
     ('--batch-size', '0', 1), ('--batch-size', '-4', 1), ('--epochs', '0', 1),
     ('--head-epochs', '-1', 0), ('--patience', '-1', 0), ('--input-size', '0', 1),
     ('--per-class', '0', 1), ('--threads', '0', 1), ('--unfreeze', '-2', 0),
-    ('--steps-per-epoch', '0', 1), ('--cache-size', '0', 1),
+    ('--steps-per-epoch', '0', 1), ('--cache-size', '0', 1), ('--motion-blur-max', '2', 3),
 ])
 def test_integer_options_below_their_minimum_are_refused(
         flag: str, value: str, minimum: int, monkeypatch: pytest.MonkeyPatch, tmp_path,
