@@ -150,9 +150,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "box of another such row's frame, targets mixed by area "
                             '(CutMix); 0, the default, turns it off')
     field.add_argument('--motion-blur', type=float, default=0.0,
-                       help='share (0..1) of frames smeared by a longer streak, as a camera '
-                            'on the move makes it (3 to --motion-blur-max px along rows or '
-                            'columns); 0, the default, turns it off')
+                       help='field recipe: share (0..1) of frames smeared by a longer '
+                            'streak, as a camera on the move makes it (3 to '
+                            '--motion-blur-max px along rows or columns), not scaled by '
+                            '--field-augment; 0, the default, turns it off')
     field.add_argument('--motion-blur-max', type=at_least(3), default=16,
                        help='longest such streak, px of the input size')
     field.add_argument('--cache-size', type=at_least(1), default=144,

@@ -212,11 +212,13 @@ class MotionBlurMonitor:
 
 def highest_window_median(percents: Sequence[float], window: int = WINDOW,
                           min_samples: int = MIN_SAMPLES) -> float | None:
-    """Return the highest median of ``window`` consecutive streaks (percent), as the monitor
-    sees them one by one from ``min_samples`` on; None with fewer than ``min_samples``.
+    """Return the highest median of up to ``window`` consecutive streaks (percent), taken
+    as they come from ``min_samples`` on; None with fewer than ``min_samples``.
 
-    What a replayed bag's estimates say: over the whole run, the longest smear the
-    classifier's warning would have seen.
+    What a replayed bag's estimates say about the whole run. It approximates the
+    classifier's warning: the node takes the median of each axis and reads it along the
+    axis most frames chose, and forgets estimates after ``MAX_AGE_S``; this takes the
+    median of each frame's own percentage. On a steady smear along one axis both agree.
     """
     need = min(min_samples, window)
     if len(percents) < need:

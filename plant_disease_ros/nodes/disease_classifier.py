@@ -38,6 +38,7 @@ import sys
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -407,7 +408,8 @@ class DiseaseClassifierNode(Node):
                                 check_frame(rgb) if self.vegetation_gate else None)
         label = outcome.label
         # Soil, sky and grass say little about the shutter: only leaf frames are estimated.
-        blur = self._check_motion_blur(rgb) if outcome.kind != 'no_leaf' else None
+        # The estimate goes into the record; /diagnostics are updated after the publishing.
+        blur = self._estimate_motion_blur(rgb) if outcome.kind != 'no_leaf' else None
         # The full record first: it is what the mapping stack and the bench consume.
         self.classification_publisher.publish(
             classification_to_string(classification, header, threshold, outcome, blur))
@@ -418,6 +420,8 @@ class DiseaseClassifierNode(Node):
             text = f'{display_name(label)} {classification.top.score:.2f}'
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
         self._maybe_explain(rgb, header)
+        if blur is not None:
+            self._publish_motion_blur()
         self.outcome_counts[outcome.kind] += 1
         self.diagnostics.set_value(f'frames.{outcome.kind}', self.outcome_counts[outcome.kind])
         if outcome.is_detection:
@@ -429,15 +433,19 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         return classification
 
-    def _check_motion_blur(self, rgb: np.ndarray) -> MotionBlur | None:
-        """Offer a frame to the motion blur monitor; return its estimate if it made one."""
+    def _estimate_motion_blur(self, rgb: np.ndarray) -> MotionBlur | None:
+        """Offer a frame to the motion blur monitor; return its estimate if it made one.
+
+        The estimate is optional: a frame it cannot take (under 16 px a side) or an error
+        in it never costs the frame its classification.
+        """
         try:
-            estimate = self.motion_blur.offer(rgb)
-        except ValueError:
-            return None  # a frame under 16 px a side: too small to tell
-        if estimate is not None:
-            self._publish_motion_blur()
-        return estimate
+            return self.motion_blur.offer(rgb)
+        except (ValueError, cv2.error) as error:
+            if not isinstance(error, ValueError) or 'too small' not in str(error):
+                self.warnings.warning('motion_blur_error', f'motion blur estimate failed: '
+                                      f'{error}')
+            return None
 
     def _publish_motion_blur(self) -> None:
         """Show the recent median blur in /diagnostics; warn while it is too long."""

@@ -105,6 +105,14 @@ class AugmentOptions:
     motion_blur_probability: float = 0.0
     motion_blur_max_px: int = 16
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.motion_blur_probability <= 1.0:
+            raise ValueError('the motion blur share must be in 0..1, got '
+                             f'{self.motion_blur_probability}')
+        if self.motion_blur_max_px < 3:
+            raise ValueError('the longest motion streak must be 3 px or more, got '
+                             f'{self.motion_blur_max_px}')
+
     @classmethod
     def scaled(cls, strength: float) -> AugmentOptions:
         """Return the defaults scaled by ``strength`` (1: as is, 0: no crop and no jitter).

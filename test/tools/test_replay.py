@@ -514,7 +514,8 @@ def test_a_bag_of_smeared_frames_is_reported(tmp_path: Path) -> None:
     summary = json.loads((out / 'summary.json').read_text())
     leaves = summary['labelled'] - summary['no_leaf']
     blur = summary['motion_blur']
-    assert blur['estimates'] == leaves // 5 and blur['estimates'] >= 5
+    # Every 5th leaf frame (a frame re-sent after a timeout may shift that by one).
+    assert abs(blur['estimates'] - leaves // 5) <= 1 and blur['estimates'] >= 5
     assert blur['median_percent'] == pytest.approx(100 * 24 / 240, abs=1.5)
     assert blur['highest_window_median_percent'] == pytest.approx(blur['median_percent'])
     smeared = [warning for warning in summary['warnings'] if 'frames smeared' in warning]

@@ -218,21 +218,25 @@ def blur_summary(percents: list[float]) -> ReplaySummary:
 def test_summary_reports_the_motion_blur_and_warns_on_a_smeared_stretch() -> None:
     """Sharp then smeared: the 15-estimate median passes 5 %, so the summary warns."""
     sharp = blur_summary([1.0] * 20)
-    assert 'motion blur: 1.0 % of the frame side (median of 20 estimates; highest 15-' \
-           'estimate median 1.0 %)' in sharp.lines()
+    assert 'motion blur: 1.0 % of the frame side (median of 20 estimates; highest median ' \
+           'of 15 in a row 1.0 %)' in sharp.lines()
     assert sharp.motion_blur_warning == ''
     assert sharp.as_dict()['motion_blur'] == {
         'estimates': 20, 'median_percent': 1.0, 'highest_window_median_percent': 1.0}
 
     smeared = blur_summary([1.0] * 20 + [7.0] * 8)  # 8 of the last 15 smeared
     assert smeared.highest_blur_median == 7.0
-    assert 'reached 7.0 % of the frame side' in smeared.motion_blur_warning
+    assert 'the median of 15 consecutive motion blur estimates reached 7.0 % of the frame ' \
+           'side' in smeared.motion_blur_warning
     assert 'shorten the exposure' in smeared.motion_blur_warning
     brief = blur_summary([1.0] * 20 + [7.0] * 7)  # 7 of 15: the median stays sharp
     assert brief.highest_blur_median == 1.0 and brief.motion_blur_warning == ''
 
     few = blur_summary([9.0] * 4)  # under the 5 estimates the node needs before it warns
     assert few.highest_blur_median is None and few.motion_blur_warning == ''
+    short = blur_summary([9.0] * 6)  # 6 estimates: the window is what there is
+    assert 'the median of 6 consecutive' in short.motion_blur_warning
+    assert 'highest median of 6 in a row 9.0 %' in short.lines()[5]
     assert few.lines()[5] == 'motion blur: 9.0 % of the frame side (median of 4 estimates)'
     assert blur_summary([]).as_dict()['motion_blur'] is None
     assert not any(line.startswith('motion blur') for line in blur_summary([]).lines())

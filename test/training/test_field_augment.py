@@ -171,10 +171,20 @@ def test_a_motion_streak_smears_one_axis_by_3_to_max_px() -> None:
     assert {length for _, length in seen} == set(range(3, 10))
 
 
-def test_motion_blur_off_leaves_the_seeded_batches_as_they_were() -> None:
-    """The shipped recipe (share 0) draws nothing more: its batches do not change."""
-    plain = maker().batch(0, 0)[0]
+def test_motion_blur_off_draws_nothing_so_the_seeded_batches_stay_as_they_were() -> None:
+    """The shipped recipe (share 0) draws no random number for the streak.
+
+    A share too small to ever fire still draws one number a frame, which moves every draw
+    after it: had share 0 drawn too, its batch would equal that one.
+    """
     off = maker(augment=AugmentOptions(motion_blur_probability=0.0)).batch(0, 0)[0]
-    assert np.array_equal(plain, off)
-    on = maker(augment=AugmentOptions(motion_blur_probability=1.0)).batch(0, 0)[0]
-    assert not np.array_equal(plain, on)
+    never = maker(augment=AugmentOptions(motion_blur_probability=1e-12)).batch(0, 0)[0]
+    assert not np.array_equal(off, never)
+    assert np.array_equal(off, maker().batch(0, 0)[0])
+
+
+def test_bad_motion_blur_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match='motion blur share'):
+        AugmentOptions(motion_blur_probability=1.5)
+    with pytest.raises(ValueError, match='longest motion streak'):
+        AugmentOptions(motion_blur_max_px=2)

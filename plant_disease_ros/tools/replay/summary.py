@@ -51,14 +51,19 @@ class ReplaySummary:
         return highest_window_median(self.motion_blur)
 
     @property
+    def blur_window(self) -> int:
+        """Return how many consecutive estimates the highest median is over."""
+        return min(WINDOW, len(self.motion_blur))
+
+    @property
     def motion_blur_warning(self) -> str:
         """Return why the bag's frames were too smeared, or ''."""
         highest = self.highest_blur_median
         if highest is None or highest <= WARN_PERCENT:
             return ''
-        return (f'frames smeared: the median of {WINDOW} motion blur estimates reached '
-                f'{highest:.1f} % of the frame side (the classifier warns above '
-                f'{WARN_PERCENT:g} % by default); shorten the exposure or slow down')
+        return (f'frames smeared: the median of {self.blur_window} consecutive motion blur '
+                f'estimates reached {highest:.1f} % of the frame side (the classifier warns '
+                f'above {WARN_PERCENT:g} % by default); shorten the exposure or slow down')
 
     def _blur_dict(self) -> dict[str, Any] | None:
         if not self.motion_blur:
@@ -114,7 +119,7 @@ class ReplaySummary:
             lines.append(
                 f'motion blur: {statistics.median(self.motion_blur):.1f} % of the frame side '
                 f'(median of {len(self.motion_blur)} estimates'
-                + (f'; highest {WINDOW}-estimate median {highest:.1f} %'
+                + (f'; highest median of {self.blur_window} in a row {highest:.1f} %'
                    if highest is not None else '') + ')')
         if self.mode.endswith('attached') and self.save_message:
             lines.append(f'recorder:    {self.save_message}')
