@@ -116,6 +116,15 @@ def estimate_motion_blur(rgb: np.ndarray) -> MotionBlur:
                       axis='horizontal' if horizontal_depth <= vertical_depth else 'vertical')
 
 
+@dataclass(frozen=True)
+class MotionBlurStatus:
+    """What the monitor says now: the recent median, how many estimates, any warning."""
+
+    median: MotionBlur | None  # None without a recent estimate
+    samples: int
+    warning: str  # '' when the frames are sharp enough (or too few estimates to tell)
+
+
 class MotionBlurMonitor:
     """Estimate the blur of every ``every``-th frame; warn when the recent median is long.
 
@@ -146,11 +155,15 @@ class MotionBlurMonitor:
         self._frames = 0
 
     def offer(self, rgb: np.ndarray) -> MotionBlur | None:
-        """Count a frame; estimate its blur (and return it) when it is the ``every``-th."""
+        """Count a frame; estimate its blur (and return it) when it is the ``every``-th.
+
+        A frame under MIN_LINES px a side cannot be measured: its turn passes, with no
+        estimate.
+        """
         if self.every == 0:
             return None
         self._frames += 1
-        if self._frames % self.every != 0:
+        if self._frames % self.every != 0 or min(rgb.shape[:2]) < MIN_LINES:
             return None
         estimate = estimate_motion_blur(rgb)
         self.add(estimate)
@@ -183,6 +196,10 @@ class MotionBlurMonitor:
     def median(self) -> MotionBlur | None:
         """Return the median streak of the recent estimates, or None without any."""
         self._forget_old()
+        return self._median()
+
+    def _median(self) -> MotionBlur | None:
+        """Return the median of the estimates kept (old ones already dropped)."""
         if not self._estimates:
             return None
         # Medians of each axis's share of its side, in pixels of the newest frame: a
@@ -198,16 +215,22 @@ class MotionBlurMonitor:
         return MotionBlur(horizontal_px=across * last.width, vertical_px=down * last.height,
                           width=last.width, height=last.height, axis=axis)
 
+    def status(self) -> MotionBlurStatus:
+        """Return the median, the number of estimates and the warning, computed once."""
+        self._forget_old()
+        median, samples = self._median(), len(self._estimates)
+        if (median is None or samples < min(MIN_SAMPLES, self._estimates.maxlen or 1)
+                or median.percent <= self.warn_percent):
+            return MotionBlurStatus(median, samples, '')
+        return MotionBlurStatus(median, samples, (
+            f'motion blur: frames smeared about {median.length_px:.0f} px {median.axis}ly '
+            f'({median.percent:.1f} % of the frame, median of the last {samples}); '
+            'shorten the exposure or slow down'))
+
     @property
     def warning(self) -> str:
         """Return why the recent frames are too smeared, or '' when they are not."""
-        median = self.median()
-        if (median is None or self.samples < min(MIN_SAMPLES, self._estimates.maxlen or 1)
-                or median.percent <= self.warn_percent):
-            return ''
-        return (f'motion blur: frames smeared about {median.length_px:.0f} px {median.axis}ly '
-                f'({median.percent:.1f} % of the frame, median of the last {self.samples}); '
-                'shorten the exposure or slow down')
+        return self.status().warning
 
 
 def highest_window_median(percents: Sequence[float], window: int = WINDOW,

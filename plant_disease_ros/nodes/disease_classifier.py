@@ -436,20 +436,19 @@ class DiseaseClassifierNode(Node):
     def _estimate_motion_blur(self, rgb: np.ndarray) -> MotionBlur | None:
         """Offer a frame to the motion blur monitor; return its estimate if it made one.
 
-        The estimate is optional: a frame it cannot take (under 16 px a side) or an error
-        in it never costs the frame its classification.
+        The estimate is optional: an error in it never costs the frame its classification.
+        (A frame under 16 px a side is no error: the monitor passes its turn.)
         """
         try:
             return self.motion_blur.offer(rgb)
         except (ValueError, cv2.error) as error:
-            if not isinstance(error, ValueError) or 'too small' not in str(error):
-                self.warnings.warning('motion_blur_error', f'motion blur estimate failed: '
-                                      f'{error}')
+            self.warnings.warning('motion_blur_error', f'motion blur estimate failed: {error}')
             return None
 
     def _publish_motion_blur(self) -> None:
         """Show the recent median blur in /diagnostics; warn while it is too long."""
-        median = self.motion_blur.median()
+        status = self.motion_blur.status()
+        median = status.median
         keys = ('motion_blur_percent', 'motion_blur_px', 'motion_blur_axis',
                 'motion_blur_samples')
         if median is None:
@@ -457,12 +456,11 @@ class DiseaseClassifierNode(Node):
                 self.diagnostics.values.pop(key, None)
         else:
             for key, value in zip(keys, (median.percent, median.length_px, median.axis,
-                                         self.motion_blur.samples), strict=True):
+                                         status.samples), strict=True):
                 self.diagnostics.set_value(key, value)
-        warning = self.motion_blur.warning
-        self.diagnostics.warning = warning
-        if warning:
-            self.warnings.warning('motion_blur', warning)
+        self.diagnostics.warning = status.warning
+        if status.warning:
+            self.warnings.warning('motion_blur', status.warning)
 
     def _maybe_explain(self, rgb: np.ndarray, header: Header) -> None:
         """Publish an occlusion heatmap every ``explain_period_s`` while it is watched."""

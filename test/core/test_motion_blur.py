@@ -203,3 +203,14 @@ def test_highest_window_median_is_what_the_monitor_would_have_seen() -> None:
     assert highest_window_median(run) == 7.0  # 8 of 15 smeared at the stretch's end
     assert highest_window_median([1.0] * 20 + [7.0] * 7 + [1.0] * 10) == 1.0
     assert highest_window_median(run, window=3, min_samples=2) == 7.0
+
+
+def test_a_frame_too_small_to_measure_passes_its_turn() -> None:
+    """A 10 px strip on its turn: no estimate and no error; the next turn is counted as usual."""
+    monitor = MotionBlurMonitor(every=2)
+    assert monitor.offer(texture()) is None
+    assert monitor.offer(np.zeros((10, 200, 3), np.uint8)) is None  # its turn, unmeasurable
+    assert monitor.samples == 0
+    assert monitor.offer(texture()) is None and monitor.offer(texture()) is not None
+    status = monitor.status()
+    assert (status.samples, status.warning) == (1, '') and status.median is not None
