@@ -8,10 +8,10 @@ figures are not meant to be quoted. Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 import sys
 
+from plant_disease_ros.core.output_paths import check_output_file
 from plant_disease_ros.tools.process import stop_on_termination, Terminated
 
 
@@ -48,27 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "environment's, else 10 + pid %% 90)")
     parser.add_argument('--log-dir', default='',
                         help='folder for the node logs (default: a new temporary folder)')
-
-
-def check_output_file(path: Path, option: str = '--out') -> None:
-    """Raise ValueError unless ``path`` can be written as a file: checked before a long run.
-
-    ``path`` is not a directory; if it exists it is a writable file; else its nearest
-    existing parent is a writable directory (the missing folders are created).
-    """
-    if path.is_dir():
-        raise ValueError(f'{option} {path} is a directory')
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise ValueError(f'{option} {path} is not writable')
-        return
-    parent = path.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f'{option} {path}: {parent} is not a directory')
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f'{option} {path}: {parent} is not writable')
 
 
 def run(args: argparse.Namespace) -> int:

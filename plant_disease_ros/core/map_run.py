@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-import os
 from pathlib import Path
 import time
 from typing import Any
@@ -29,6 +28,7 @@ from plant_disease_ros.core.map_file import (
     write_feature_collection,
     write_json_atomic,
 )
+from plant_disease_ros.core.output_paths import directory_problem
 
 # How much of a refused message a rejection warning quotes.
 QUOTED_CHARACTERS = 120
@@ -56,17 +56,8 @@ def check_writable_directory(directory: str | Path) -> str | None:
     A directory that does not exist yet is fine if its nearest existing parent is a
     writable directory (it is created with the first record). Nothing is written here.
     """
-    path = Path(directory).expanduser()
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():
-            return f'map_dir {path}: {existing} is a broken symbolic link'
-        existing = existing.parent
-    if not existing.is_dir():
-        return f'map_dir {path}: {existing} is not a directory'
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f'map_dir {path}: {existing} is not writable'
-    return None
+    problem = directory_problem(directory)
+    return f'map_dir {Path(directory).expanduser()}: {problem}' if problem else None
 
 
 def format_origin(origin: tuple[float, float, float]) -> str:

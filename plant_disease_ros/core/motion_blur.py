@@ -68,6 +68,27 @@ class MotionBlur:
         return 100.0 * self.length_px / side
 
 
+AXES = ('horizontal', 'vertical')
+
+
+def smear(image: np.ndarray, length: int, axis: str = 'horizontal') -> np.ndarray:
+    """Return ``image`` as a camera moving ``length`` px during the exposure records it.
+
+    A uniform motion along ``axis`` (``horizontal``: along the rows) averages each pixel
+    with its ``length - 1`` neighbours, a box of ``length`` px; the edges are mirrored. A
+    ``length`` of 0 or 1 returns ``image`` itself. Used to smear evaluation frames and
+    training images, and by the tests of :func:`estimate_motion_blur`.
+    """
+    if axis not in AXES:
+        raise ValueError(f'axis must be one of {AXES}, not {axis!r}')
+    if length < 0:
+        raise ValueError(f'a streak length is at least 0 px, not {length}')
+    if length <= 1:
+        return image
+    size = (int(length), 1) if axis == 'horizontal' else (1, int(length))
+    return cv2.blur(image, size, borderType=cv2.BORDER_REFLECT)
+
+
 def _dip(derivative: np.ndarray, max_lag: int) -> tuple[int, float]:
     """Return the lag (≥ MIN_LAG) where the lines' derivative autocorrelation is lowest,
     and its lowest value from AXIS_MIN_LAG on, as a share of the zero-lag value."""

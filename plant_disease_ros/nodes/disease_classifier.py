@@ -154,6 +154,7 @@ class DiseaseClassifierNode(Node):
         self.vegetation_gate = bool(value['vegetation_gate'])
         self.motion_blur = MotionBlurMonitor(value['motion_blur_check_every'],
                                              warn_percent=value['motion_blur_warn_percent'])
+        self._motion_blur_errors = 0  # estimates that failed (the frame was still classified)
         self.outcome_counts = {kind: 0 for kind in OUTCOMES}
 
         model = self.classifier.model
@@ -442,6 +443,8 @@ class DiseaseClassifierNode(Node):
         try:
             return self.motion_blur.offer(rgb)
         except (ValueError, cv2.error) as error:
+            self._motion_blur_errors += 1
+            self.diagnostics.set_value('motion_blur_errors', self._motion_blur_errors)
             self.warnings.warning('motion_blur_error', f'motion blur estimate failed: {error}')
             return None
 
@@ -453,7 +456,7 @@ class DiseaseClassifierNode(Node):
                 'motion_blur_samples')
         if median is None:
             for key in keys:
-                self.diagnostics.values.pop(key, None)
+                self.diagnostics.clear_value(key)
         else:
             for key, value in zip(keys, (median.percent, median.length_px, median.axis,
                                          status.samples), strict=True):

@@ -95,6 +95,10 @@ class NodeDiagnostics:
         """Publish ``key: value`` with every status from now on (model name, ...)."""
         self.values[key] = value
 
+    def clear_value(self, key: str) -> None:
+        """Stop publishing ``key`` (nothing happens if it is not published)."""
+        self.values.pop(key, None)
+
     def status(self) -> DiagnosticStatus:
         """Return the status now: counters, rejections by reason, latency, extra values."""
         recent = self.rejected - self._rejected_at_last_publish

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.output_paths import check_output_file
 from plant_disease_ros.tools.demo_field import (
     BURST_RATE_HZ,
     choose_field_photos,
@@ -448,18 +449,6 @@ def frames_of_drive(plants_per_row: int) -> int:
     return FRAMES_PER_PLANT * (ROWS * plants_per_row + stretches)
 
 
-def check_out_path(out_path: Path) -> None:
-    """Raise ValueError unless ``out_path`` can be the bag file: not a folder, not under a file."""
-    if out_path.is_dir():
-        raise ValueError(f'--out {out_path} is a directory; give the .mcap file to write '
-                         f'(e.g. {out_path / "field_demo.mcap"})')
-    for parent in out_path.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f'--out {out_path}: {parent} is not a directory')
-            break
-
-
 def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None = None
                   ) -> DemoResult:
     """Compose the demo bag and its truth file; return what was written.
@@ -469,7 +458,9 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
     """
     if options.frames < frames_of_drive(1):
         raise ValueError(f'--frames must be at least {frames_of_drive(1)}')
-    check_out_path(Path(options.out_path))
+    out_path = Path(options.out_path)
+    check_output_file(out_path, folder_hint='; give the .mcap file to write '
+                      f'(e.g. {out_path / "field_demo.mcap"})')
     rng = random.Random(options.seed)
     np_rng = np.random.default_rng(options.seed)
     plants_per_row = min(range(1, 100),

@@ -28,6 +28,7 @@ import re
 import cv2
 import numpy as np
 
+from plant_disease_ros.core.motion_blur import smear
 from plant_disease_ros.core.preprocessing import center_crop, resize_to_input
 from plant_disease_ros.core.vegetation import check_frame
 from plant_disease_ros.training.dataset import ProgressCallback, read_rgb
@@ -107,9 +108,7 @@ def photo_as_frame(rgb: np.ndarray, width: int, height: int,
 
 def motion_blur(frame: np.ndarray, length: int) -> np.ndarray:
     """Return ``frame`` smeared along its rows by ``length`` px (0 or 1: unchanged)."""
-    if length <= 1:
-        return frame
-    return cv2.blur(frame, (int(length), 1))
+    return smear(frame, length, 'horizontal')
 
 
 def node_input(rgb: np.ndarray, size: int, camera: CameraFraming) -> tuple[np.ndarray, bool]:

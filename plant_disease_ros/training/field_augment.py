@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from plant_disease_ros.core.motion_blur import smear
 from plant_disease_ros.training.composite import composite_leaf
 from plant_disease_ros.training.synthetic import synthetic_frame
 
@@ -238,8 +239,7 @@ def random_crop(rng: np.random.Generator, image: np.ndarray, size: int,
 def motion_streak(rng: np.random.Generator, image: np.ndarray, max_px: int) -> np.ndarray:
     """Smear ``image`` by a box of 3..``max_px`` px along its rows or its columns."""
     length = int(rng.integers(3, max(3, max_px) + 1))
-    size = (length, 1) if rng.random() < 0.5 else (1, length)
-    return cv2.blur(image, size, borderType=cv2.BORDER_REFLECT)
+    return smear(image, length, 'horizontal' if rng.random() < 0.5 else 'vertical')
 
 
 def photometric(rng: np.random.Generator, image: np.ndarray,

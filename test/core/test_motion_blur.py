@@ -14,6 +14,7 @@ from plant_disease_ros.core.motion_blur import (
     highest_window_median,
     MotionBlur,
     MotionBlurMonitor,
+    smear,
 )
 
 LEAVES_DIR = Path(__file__).resolve().parents[1] / 'data' / 'leaves'
@@ -26,12 +27,6 @@ def texture(height: int = 480, width: int = 480, seed: int = 0) -> np.ndarray:
                             (0, 0), 1.5)
     rgb = np.stack([grey * 0.5, grey, grey * 0.4], axis=-1)
     return np.clip(rgb, 0, 255).astype(np.uint8)
-
-
-def smear(rgb: np.ndarray, length: int, axis: str = 'horizontal') -> np.ndarray:
-    """Return ``rgb`` blurred by a ``length`` px box along rows or columns."""
-    size = (length, 1) if axis == 'horizontal' else (1, length)
-    return cv2.blur(rgb, size, borderType=cv2.BORDER_REFLECT)
 
 
 def leaf_frames(side: int = 480) -> list[np.ndarray]:
@@ -214,3 +209,22 @@ def test_a_frame_too_small_to_measure_passes_its_turn() -> None:
     assert monitor.offer(texture()) is None and monitor.offer(texture()) is not None
     status = monitor.status()
     assert (status.samples, status.warning) == (1, '') and status.median is not None
+
+
+def test_smear_averages_a_box_along_its_axis_only() -> None:
+    """A single bright column spreads over 5 px along the rows, not along the columns."""
+    frame = np.zeros((9, 21), np.uint8)
+    frame[:, 10] = 250
+    along = smear(frame, 5, 'horizontal')
+    np.testing.assert_array_equal(along[4, 8:13], [50] * 5)
+    assert along[4, 7] == 0 and along[4, 13] == 0
+    np.testing.assert_array_equal(smear(frame, 5, 'vertical'), frame)
+    assert smear(frame, 1) is frame and smear(frame, 0) is frame
+
+
+def test_smear_refuses_an_unknown_axis_or_a_negative_length() -> None:
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match='axis'):
+        smear(frame, 5, 'diagonal')
+    with pytest.raises(ValueError, match='at least 0'):
+        smear(frame, -3)

@@ -14,6 +14,8 @@ from helpers.ros import classifier_node, diagnostics_collector, Harness, statuse
 import numpy as np
 import pytest
 
+from plant_disease_ros.core.motion_blur import smear
+
 rclpy = pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
@@ -33,7 +35,7 @@ def leaves(count: int = 15) -> list[np.ndarray]:
 
 def smeared(rgb: np.ndarray) -> np.ndarray:
     """Return ``rgb`` smeared by STREAK_PX along its rows."""
-    return cv2.blur(rgb, (STREAK_PX, 1), borderType=cv2.BORDER_REFLECT)
+    return smear(rgb, STREAK_PX, 'horizontal')
 
 
 class Rig:
@@ -165,3 +167,21 @@ def test_the_warning_ages_out_when_no_leaf_frames_come(rig: Rig) -> None:
     status = rig.wait_status(lambda status: not any(
         key.startswith('motion_blur') for key in values(status)))
     assert status.level == DiagnosticStatus.OK, status.message
+
+
+def test_a_failing_estimate_is_counted_and_the_frame_still_classified(rig: Rig) -> None:
+    """Fault injection: the estimator raises; the record is published and the fault counted."""
+    def broken(rgb: np.ndarray) -> None:
+        raise ValueError('injected estimator fault')
+
+    rig.node.motion_blur.offer = broken
+    photos = leaves(2)
+    for rgb in photos:
+        rig.send(rgb)
+    records = rig.collector.json('/classification')
+    assert len(records) == len(photos)
+    assert all(record['label'] != 'no_leaf' and record['motion_blur'] is None
+               for record in records)
+    status = rig.wait_status(lambda status: 'motion_blur_errors' in values(status))
+    assert values(status)['motion_blur_errors'] == str(len(photos))
+    assert 'motion_blur_samples' not in values(status)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from plant_disease_ros.cli import main as cli
+from plant_disease_ros.core.motion_blur import smear
 from plant_disease_ros.tools.replay import (
     BagSelection,
     inspect_bag,
@@ -53,8 +54,7 @@ def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
     types = store.types
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     bgr = cv2.resize(cv2.imread(str(TEST_LEAF)), (320, 240))
-    if smear_px > 1:
-        bgr = cv2.blur(bgr, (smear_px, 1))
+    bgr = smear(bgr, smear_px, 'horizontal')
 
     def header(t: float, frame_id: str) -> object:
         sec = int(t)

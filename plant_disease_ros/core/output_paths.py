@@ -1,0 +1,43 @@
+"""Checks, made before a long run, that its output file or folder can be written. No ROS.
+
+Nothing is written here: a folder that does not exist yet is fine when its nearest
+existing parent is a writable directory (the run creates the missing ones).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def directory_problem(directory: str | Path) -> str | None:
+    """Return why files cannot be written in ``directory`` (one clause), or ``None``."""
+    existing = Path(directory).expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            return f'{existing} is a broken symbolic link'
+        existing = existing.parent
+    if not existing.is_dir():
+        return f'{existing} is not a directory'
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f'{existing} is not writable'
+    return None
+
+
+def check_output_file(path: str | Path, option: str = '--out', folder_hint: str = '') -> None:
+    """Raise ValueError naming ``option`` unless ``path`` can be written as a file.
+
+    ``path`` must not be a directory (``folder_hint`` is added to that message, e.g. what
+    file to give instead); an existing file must be writable; else its folder must be
+    creatable under a writable directory.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f'{option} {path} is a directory{folder_hint}')
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise ValueError(f'{option} {path} is not writable')
+        return
+    problem = directory_problem(path.absolute().parent)
+    if problem:
+        raise ValueError(f'{option} {path}: {problem}')
