@@ -65,6 +65,9 @@ crops_cmd="plant-disease evaluate --field-split models/field_split.json --data $
 poses_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 4 --out $fine/eval_poses"
 poses8_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 8 --out $fine/eval_poses8"
 poses_crops_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 4 --crops known --out $fine/eval_poses_crops"
+# The test photos as 640x480 camera frames, sharp and smeared by a moving camera (px).
+frames_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --frames 640x480 --out $fine/eval_frames"
+blur_lengths="9 17 25 33"
 [ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease }
 [ -f "$deep/train_summary.json" ] || $pd ${deep_cmd#plant-disease }
 [ -f "$final/train_summary.json" ] || $pd ${final_cmd#plant-disease }
@@ -76,6 +79,12 @@ $pd ${crops_cmd#plant-disease }
 $pd ${poses_cmd#plant-disease }
 $pd ${poses8_cmd#plant-disease }
 $pd ${poses_crops_cmd#plant-disease }
+$pd ${frames_cmd#plant-disease }
+frames_args=(--frames-evaluation "$fine/eval_frames")
+for px in $blur_lengths; do
+  $pd ${frames_cmd#plant-disease } --motion-blur "$px" --out "$fine/eval_frames_blur$px"
+  frames_args+=(--frames-evaluation "$fine/eval_frames_blur$px")
+done
 card_args=()
 if [ -n "$lab_tflite" ]; then
   # The replaced lab model on the same test photos, and its invoke time beside the new one.
@@ -95,5 +104,6 @@ $pd model-card --run "$fine" --evaluation "$fine/eval" --model models/plant_dise
   --poses-evaluation "$fine/eval_poses" --poses-evaluation "$fine/eval_poses8" \
   --poses-evaluation "$fine/eval_poses_crops" \
   --near-duplicates models/test_near_duplicates.json \
+  "${frames_args[@]}" \
   --train-command "$phase1_cmd"$'\n'"$phase2_cmd"$'\n'"$field_cmd"$'\n'"$deep_cmd"$'\n'"$final_cmd"$'\n'"$long_cmd"$'\n'"$fine_cmd" \
-  --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"$'\n'"$poses_cmd"$'\n'"$poses8_cmd"$'\n'"$poses_crops_cmd"
+  --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"$'\n'"$poses_cmd"$'\n'"$poses8_cmd"$'\n'"$poses_crops_cmd"$'\n'"$frames_cmd"$'\n'"for px in $blur_lengths; do $frames_cmd --motion-blur \$px --out $fine/eval_frames_blur\$px; done"

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='field-fit card: test photos that are copies of training photos '
                              '(as models/test_near_duplicates.json): top-1 without them, per '
                              "domain, from the evaluation's predictions.csv")
+    parser.add_argument('--frames-evaluation', action='append', default=[], metavar='DIR',
+                        help='field-fit card: evaluations of the test photos as camera frames '
+                             '(evaluate --frames WxH), one sharp and one or more with '
+                             '--motion-blur PX; repeat: what motion blur costs')
     parser.add_argument('--reference-labels', default=None,
                         help='labels of --reference-model (default: beside it)')
 
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                             earlier_runs=args.earlier_run,
                             crops_dir=args.crops_evaluation,
                             poses_dirs=args.poses_evaluation,
-                            near_duplicates=args.near_duplicates)
+                            near_duplicates=args.near_duplicates,
+                            frames_dirs=args.frames_evaluation)
     print(f'model card: {path}')
     return 0

@@ -287,6 +287,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         'field_split': str(options.field_split),
         'score_threshold': options.score_threshold,
         'seen_as': seen_as(options),
+        # The same, field by field (None: photos shrunk straight to the input size).
+        'camera': dataclasses.asdict(options.camera) if options.camera else None,
         'through_nodes': through_nodes,
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,

@@ -493,6 +493,74 @@ def still_bad_at(evaluation: dict, baseline: dict | None = None) -> list[str]:
     return lines
 
 
+def motion_blur_lines(evaluations: list[dict]) -> list[str]:
+    """Return the still-bad-at bullet on motion blur: top-1 and wrong map points by smear.
+
+    ``evaluations``: the same test photos as the same camera's frames (``evaluate --frames
+    WxH``), exactly one of them sharp and the others with ``--motion-blur PX``. Raises
+    ValueError when they are not that.
+    """
+    def smear_px(evaluation: dict) -> int:
+        camera = evaluation.get('camera')
+        if not camera:
+            raise ValueError('a --frames-evaluation is of photos, not camera frames: '
+                             'evaluate it with --frames WxH')
+        return int(camera['motion_blur_px'])
+
+    sharp = [evaluation for evaluation in evaluations if smear_px(evaluation) <= 1]
+    smeared = sorted((evaluation for evaluation in evaluations if smear_px(evaluation) > 1),
+                     key=smear_px)
+    if len(sharp) != 1 or not smeared:
+        raise ValueError('--frames-evaluation needs one evaluation of sharp frames and at '
+                         'least one with --motion-blur')
+    base = sharp[0]
+
+    def same_frames(evaluation: dict) -> dict:
+        return {'camera': {**evaluation['camera'], 'motion_blur_px': 0},
+                'model_bytes': evaluation['model_bytes'], 'split': evaluation['split'],
+                'photos': {name: report['photos']
+                           for name, report in evaluation['domains'].items()}}
+
+    for evaluation in smeared:
+        if same_frames(evaluation) != same_frames(base):
+            raise ValueError(f'the --frames-evaluation at {smear_px(evaluation)} px is not of '
+                             'the same model, photos and camera as the sharp one')
+    leaf = [name for name, report in base['domains'].items() if not report['negative']]
+    camera = base['camera']
+
+    def cell(report: dict) -> str:
+        return f'{100 * report["top1"]:.1f} / {100 * report["accepted_wrong"]:.1f}'
+
+    lines = [f'- Motion blur: the test photos as {camera["width"]}×{camera["height"]} camera '
+             'frames, sharp and smeared along their rows as a camera moving during the '
+             'exposure smears them (`evaluate --frames --motion-blur`). Top-1 / wrong map '
+             'points, %:', '',
+             '  | domain | sharp | ' + ' | '.join(f'{smear_px(evaluation)} px'
+                                                 for evaluation in smeared) + ' |',
+             '  | --- | ---: | ' + ' | '.join('---:' for _ in smeared) + ' |']
+    for name in leaf:
+        lines.append(f'  | {name} | {cell(base["domains"][name])} | '
+                     + ' | '.join(cell(evaluation['domains'][name]) for evaluation in smeared)
+                     + ' |')
+    longest = smeared[-1]
+
+    def frames_more(key: str) -> int:
+        return round(sum(report['photos'] * (longest['domains'][name][key] - report[key])
+                         for name, report in base['domains'].items() if name in leaf))
+
+    wrong, rejected = frames_more('accepted_wrong'), frames_more('rejected')
+    verdict = ('the scores stay confident, so a smear turns more leaves into wrong map '
+               'points than into `unknown`' if wrong > rejected else
+               'more of the lost leaves become `unknown` or `no_leaf` than wrong map points')
+    lines += ['', f'  At {smear_px(longest)} px the leaf domains have {wrong:+d} frames with '
+              f'a wrong map point and {rejected:+d} rejected against sharp frames: '
+              f'{verdict}. `disease_classifier` estimates the smear and warns in '
+              "`/diagnostics` above `motion_blur_warn_percent` of the classified image's "
+              'side. Radial blur (a camera looking ahead), defocus and a fogged lens are '
+              'unmeasured.']
+    return lines
+
+
 def latency_section(latency: list[dict], reference: list[dict] | None,
                     machine: str, backend: str) -> list[str]:
     """Return the latency table, with the replaced model's timings when measured."""
@@ -561,13 +629,16 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
                            earlier_runs: list[str | Path] | None = None,
                            crops_dir: str | Path | None = None,
                            poses_dirs: list[str | Path] | None = None,
-                           near_duplicates: str | Path | None = None) -> Path:
+                           near_duplicates: str | Path | None = None,
+                           frames_dirs: list[str | Path] | None = None) -> Path:
     """Render the field-fit model card to ``out_path`` (``earlier_runs``: oldest first).
 
     ``crops_dir``: an evaluation of the same photos with ``--crops`` (known), for the
     figures of a robot told its field's crop; ``poses_dirs``: evaluations with ``--poses``
     (and possibly ``--crops``), for those of a robot averaging poses; ``near_duplicates``:
-    the test photos that are copies of training photos (:func:`near_duplicate_lines`).
+    the test photos that are copies of training photos (:func:`near_duplicate_lines`);
+    ``frames_dirs``: evaluations of the test photos as camera frames, sharp and smeared
+    (:func:`motion_blur_lines`).
     """
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
@@ -624,6 +695,9 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
         lines[-1:-1] = near_duplicate_lines(
             json.loads(Path(near_duplicates).read_text()),
             read_evaluation(evaluation_dir).rows, Path(near_duplicates).name)
+    if frames_dirs:
+        lines[-1:-1] = motion_blur_lines([
+            json.loads((Path(folder) / 'evaluation.json').read_text()) for folder in frames_dirs])
     lines += latency_section(latency, reference_latency, evaluation['machine'],
                              evaluation['backend'])
     if commands:

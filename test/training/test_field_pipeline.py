@@ -167,6 +167,16 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
                  '2', '--frames', '64x48', '--out', str(as_frames), '--cache-dir', '']) == 0
     framed = json.loads((as_frames / 'evaluation.json').read_text())
     assert framed['seen_as'] == '64x48 frames (fit), centre crop 1, vegetation gate on'
+    assert framed['camera'] == {'width': 64, 'height': 48, 'framing': 'fit',
+                                'center_crop_fraction': 1.0, 'vegetation_gate': True,
+                                'motion_blur_px': 0}
+    smeared_dir = candidate / 'eval_frames_blur5'
+    assert main(['evaluate', '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--field-split', str(candidate / 'field_split.json'), '--synthetic-per-kind',
+                 '2', '--frames', '64x48', '--motion-blur', '5', '--out', str(smeared_dir),
+                 '--cache-dir', '']) == 0
+    smeared = json.loads((smeared_dir / 'evaluation.json').read_text())
+    assert smeared['camera'] == {**framed['camera'], 'motion_blur_px': 5}
     assert {name: domain['photos'] for name, domain in framed['domains'].items()} == {
         name: domain['photos'] for name, domain in report['domains'].items()}
     synthetic = framed['domains']['synthetic']
@@ -251,8 +261,23 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
                  '--baseline', str(baseline), '--reference-model', str(lab_model),
                  '--out', str(card), '--train-command', 'plant-disease train --recipe field',
                  '--crops-evaluation', str(given_crop), '--poses-evaluation',
-                 str(posed_dir), '--poses-evaluation', str(given_crop)]) == 0
+                 str(posed_dir), '--poses-evaluation', str(given_crop),
+                 '--frames-evaluation', str(smeared_dir), '--frames-evaluation',
+                 str(as_frames)]) == 0
     text = card.read_text()
+    blur = text.split('- Motion blur:')[1].split('\n## ')[0]
+    assert '| domain | sharp | 5 px |' in blur
+    lab_row = next(line for line in blur.splitlines() if line.strip().startswith('| lab |'))
+    sharp_lab, smeared_lab = framed['domains']['lab'], smeared['domains']['lab']
+    assert lab_row.split(' | ')[2:4] == [
+        f'{100 * sharp_lab["top1"]:.1f} / {100 * sharp_lab["accepted_wrong"]:.1f}',
+        f'{100 * smeared_lab["top1"]:.1f} / {100 * smeared_lab["accepted_wrong"]:.1f} |']
+    # A photos evaluation is not camera frames: refused with one line, no card.
+    assert main(['model-card', '--run', str(field_run), '--evaluation', str(evaluation),
+                 '--model', str(model), '--labels', str(candidate / 'labels.txt'),
+                 '--out', str(tmp_path / 'refused.md'), '--frames-evaluation',
+                 str(evaluation), '--frames-evaluation', str(smeared_dir)]) == 2
+    assert not (tmp_path / 'refused.md').exists()
     poses = text.split('## More poses per frame (`test_time_poses`)')[1].split('\n## ')[0]
     assert '| domain | one pass | 4 poses | one pass, told the crop |' in poses
     lab_row = next(line for line in poses.splitlines() if line.startswith('| lab |'))
@@ -580,3 +605,47 @@ def test_still_bad_at_names_under_and_over_confident_domains() -> None:
     assert 'Under-confident on lab (mean score 0.87, 96.0 % right)' in text
     assert 'Over-confident on web (mean score 0.64, 40.0 % right)' in text
     assert 'orchard (mean' not in text
+
+
+def blur_evaluation(px: int, top1: float, wrong: float, rejected: float,
+                    width: int = 640) -> dict:
+    """Return a minimal evaluation of camera frames smeared by ``px`` (one leaf domain)."""
+    return {'camera': {'width': width, 'height': 480, 'framing': 'fit',
+                       'center_crop_fraction': 1.0, 'vegetation_gate': True,
+                       'motion_blur_px': px},
+            'model_bytes': 1000, 'split': 'test',
+            'domains': {'lab': {'negative': False, 'photos': 100, 'top1': top1,
+                                'accepted_wrong': wrong, 'rejected': rejected},
+                        'negatives': {'negative': True, 'photos': 10, 'top1': 1.0,
+                                      'accepted_wrong': 0.0, 'rejected': 1.0}}}
+
+
+def test_motion_blur_lines_say_where_the_lost_leaves_go() -> None:
+    from plant_disease_ros.training.field_model_card import motion_blur_lines
+
+    sharp = blur_evaluation(0, 0.98, 0.01, 0.01)
+    confident = '\n'.join(motion_blur_lines([blur_evaluation(33, 0.90, 0.07, 0.03),
+                                              sharp, blur_evaluation(9, 0.97, 0.02, 0.01)]))
+    assert '| domain | sharp | 9 px | 33 px |' in confident  # sorted by the smear
+    assert '| lab | 98.0 / 1.0 | 97.0 / 2.0 | 90.0 / 7.0 |' in confident
+    assert 'negatives' not in confident.split('At 33 px')[0]
+    assert 'At 33 px the leaf domains have +6 frames with a wrong map point and +2 rejected'\
+        in confident
+    assert 'more leaves into wrong map points than into `unknown`' in confident
+    cautious = '\n'.join(motion_blur_lines([sharp, blur_evaluation(33, 0.90, 0.02, 0.09)]))
+    assert '+1 frames with a wrong map point and +8 rejected' in cautious
+    assert 'more of the lost leaves become `unknown`' in cautious
+
+
+def test_motion_blur_lines_refuse_frames_that_do_not_match() -> None:
+    from plant_disease_ros.training.field_model_card import motion_blur_lines
+
+    sharp = blur_evaluation(0, 0.98, 0.01, 0.01)
+    with pytest.raises(ValueError, match='one evaluation of sharp frames'):
+        motion_blur_lines([sharp, blur_evaluation(0, 0.9, 0.0, 0.0)])
+    with pytest.raises(ValueError, match='one evaluation of sharp frames'):
+        motion_blur_lines([sharp])
+    with pytest.raises(ValueError, match='at 9 px is not of the same model, photos and camera'):
+        motion_blur_lines([sharp, blur_evaluation(9, 0.9, 0.0, 0.0, width=320)])
+    with pytest.raises(ValueError, match='of photos, not camera frames'):
+        motion_blur_lines([{**sharp, 'camera': None}, blur_evaluation(9, 0.9, 0.0, 0.0)])
