@@ -69,8 +69,8 @@ class CameraFraming:
 
     def frame(self, rgb: np.ndarray) -> np.ndarray:
         """Return the RGB photo (or scene) as this camera's frame, blurred if it moves."""
-        return motion_blur(photo_as_frame(rgb, self.width, self.height, self.framing),
-                           self.motion_blur_px)
+        return smear(photo_as_frame(rgb, self.width, self.height, self.framing),
+                     self.motion_blur_px, 'horizontal')
 
 
 def parse_frame_size(text: str) -> tuple[int, int]:
@@ -104,11 +104,6 @@ def photo_as_frame(rgb: np.ndarray, width: int, height: int,
     frame[top:top + fitted_height, left:left + fitted_width] = _scale(
         rgb, fitted_width, fitted_height)
     return frame
-
-
-def motion_blur(frame: np.ndarray, length: int) -> np.ndarray:
-    """Return ``frame`` smeared along its rows by ``length`` px (0 or 1: unchanged)."""
-    return smear(frame, length, 'horizontal')
 
 
 def node_input(rgb: np.ndarray, size: int, camera: CameraFraming) -> tuple[np.ndarray, bool]:

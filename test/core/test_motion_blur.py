@@ -220,6 +220,11 @@ def test_smear_averages_a_box_along_its_axis_only() -> None:
     assert along[4, 7] == 0 and along[4, 13] == 0
     np.testing.assert_array_equal(smear(frame, 5, 'vertical'), frame)
     assert smear(frame, 1) is frame and smear(frame, 0) is frame
+    step = np.zeros((4, 60, 3), np.uint8)
+    step[:, 30:] = 200  # a vertical edge: a 9 px box makes it a ramp of 8 mixed columns
+    ramp = smear(step, 9)[2, 20:40, 0].astype(int)
+    assert ramp[0] == 0 and ramp[-1] == 200 and (np.diff(ramp) >= 0).all()
+    assert np.count_nonzero((ramp > 0) & (ramp < 200)) == 8
 
 
 def test_smear_refuses_an_unknown_axis_or_a_negative_length() -> None:

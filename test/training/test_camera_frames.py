@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
+from plant_disease_ros.core.motion_blur import smear
 from plant_disease_ros.core.preprocessing import center_crop, resize_to_input
 from plant_disease_ros.core.vegetation import check_frame
 from plant_disease_ros.training.camera_frames import (
     CameraFraming,
     frames_as_node_inputs,
-    motion_blur,
     node_input,
     node_inputs,
     parse_frame_size,
@@ -116,29 +116,13 @@ def test_frames_as_node_inputs() -> None:
     assert empty.shape == (0, 32, 32, 3) and none.shape == (0,)
 
 
-def test_motion_blur_smears_along_the_rows_only() -> None:
-    """A vertical edge spreads over the blur's length; a horizontal edge stays sharp."""
-    frame = np.zeros((40, 60, 3), np.uint8)
-    frame[:, 30:, 0] = 200  # a vertical edge at column 30 (red only)
-    frame[20:, :, 1] = 100  # a horizontal edge at row 20 (green only)
-    blurred = motion_blur(frame, 9)
-    assert blurred.shape == frame.shape and blurred.dtype == np.uint8
-    ramp = blurred[5, 20:40, 0].astype(int)
-    assert ramp[0] == 0 and ramp[-1] == 200 and (np.diff(ramp) >= 0).all()
-    assert np.count_nonzero((ramp > 0) & (ramp < 200)) == 8  # a 9 px box: 8 mixed columns
-    # Along the columns nothing mixes: the green step is as sharp as before.
-    np.testing.assert_array_equal(blurred[19, :, 1], 0)
-    np.testing.assert_array_equal(blurred[20, :, 1], 100)
-    assert motion_blur(frame, 0) is frame and motion_blur(frame, 1) is frame
-
-
 def test_a_moving_camera_blurs_its_frames_and_says_so() -> None:
     photo = leaf()
     sharp, moving = CameraFraming(), CameraFraming(motion_blur_px=17)
     assert 'motion blur' not in sharp.describe()
     assert moving.describe().endswith(', motion blur 17 px')
     np.testing.assert_array_equal(sharp.frame(photo), photo_as_frame(photo, 640, 480))
-    np.testing.assert_array_equal(moving.frame(photo), motion_blur(sharp.frame(photo), 17))
+    np.testing.assert_array_equal(moving.frame(photo), smear(sharp.frame(photo), 17))
     image, passed = node_input(photo, 64, moving)
     expected = resize_to_input(center_crop(moving.frame(photo), 1.0), 64, 64)
     np.testing.assert_array_equal(image, expected)
