@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='also time this TFLite model (the one replaced) in the same run')
     parser.add_argument('--earlier-run', action='append', default=[],
                         help='field-fit card: a run this one started from (repeat, oldest '
-                             'first); its recipe and validation figures are summarised')
+                             'first), its folder or its train_summary.json (as kept in '
+                             'models/stages/); its recipe and validation figures are '
+                             'summarised')
     parser.add_argument('--crops-evaluation', default=None,
                         help='field-fit card: an evaluation of the same photos with --crops '
                              "(e.g. known): the figures of a robot told its field's crop")

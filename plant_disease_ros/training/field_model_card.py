@@ -128,6 +128,16 @@ def start_sentence(summary: dict) -> str:
     return text
 
 
+def read_stage_summary(path: str | Path) -> dict:
+    """Return the training summary of a stage: a run folder's, or a summary JSON file.
+
+    The file form keeps a stage's summary after its run folder is gone
+    (``models/stages/``).
+    """
+    path = Path(path)
+    return json.loads((path / 'train_summary.json' if path.is_dir() else path).read_text())
+
+
 def earlier_section(summaries: list[dict]) -> list[str]:
     """Return one paragraph per earlier stage (oldest first): start, recipe, best epoch."""
     if not summaries:
@@ -676,8 +686,7 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     ]
     lines += data_section(field_split, lab_split)
     lines += training_section(summary)
-    lines += earlier_section([json.loads((Path(run) / 'train_summary.json').read_text())
-                              for run in earlier_runs or []])
+    lines += earlier_section([read_stage_summary(run) for run in earlier_runs or []])
     lines += domain_table(evaluation, baseline)
     if crops_dir is not None:
         lines += crops_section(evaluation,

@@ -649,3 +649,20 @@ def test_motion_blur_lines_refuse_frames_that_do_not_match() -> None:
         motion_blur_lines([sharp, blur_evaluation(9, 0.9, 0.0, 0.0, width=320)])
     with pytest.raises(ValueError, match='of photos, not camera frames'):
         motion_blur_lines([{**sharp, 'camera': None}, blur_evaluation(9, 0.9, 0.0, 0.0)])
+
+
+def test_a_stage_summary_is_read_from_its_run_folder_or_a_kept_file(tmp_path: Path) -> None:
+    from plant_disease_ros.training.field_model_card import earlier_section, read_stage_summary
+
+    kept = sorted((Path(__file__).resolve().parents[2] / 'models' / 'stages').glob('*.json'))
+    assert kept, "models/stages/ keeps the summaries of the shipped model's stages"
+    summaries = [read_stage_summary(path) for path in kept]
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'train_summary.json').write_text(json.dumps(summaries[0]))
+    assert read_stage_summary(run) == summaries[0]
+    lines = earlier_section(summaries)
+    assert len([line for line in lines if line[:1].isdigit()]) == len(kept)
+    for line, summary in zip(lines[2:], summaries, strict=False):
+        assert f'best epoch {summary["best_epoch"]} (lab ' in line
+        assert summary['options']['init_weights'] in line
