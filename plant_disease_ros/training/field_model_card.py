@@ -559,8 +559,8 @@ def motion_blur_lines(evaluations: list[dict]) -> list[str]:
                          for name, report in base['domains'].items() if name in leaf))
 
     wrong, rejected = frames_more('accepted_wrong'), frames_more('rejected')
-    verdict = ('the scores stay confident, so a smear turns more leaves into wrong map '
-               'points than into `unknown`' if wrong > rejected else
+    verdict = ('a smear turns more leaves into wrong map points than into `unknown` or '
+               '`no_leaf`' if wrong > rejected else
                'more of the lost leaves become `unknown` or `no_leaf` than wrong map points')
     lines += ['', f'  At {smear_px(longest)} px the leaf domains have {wrong:+d} frames with '
               f'a wrong map point and {rejected:+d} rejected against sharp frames: '

@@ -116,12 +116,19 @@ def test_shipped_classifier_in_an_orchard() -> None:
         assert result.top.score == pytest.approx(float(given.max()))
         # The model is sure it is a tomato leaf: in the orchard it scores low (unknown).
         assert result.top.score < 0.5
-        # Trusting the crops fully turns the same leaf into a confident apple answer.
+        # Trusting the crops fully turns a leaf the model gives a little apple probability
+        # (a potato leaf: 5 %) into a confident apple answer; one it gives none (the tomato
+        # leaf) keeps all zeros, so it can never pass a threshold.
+        potato = read_leaf('Potato___Early_blight')
+        weighted = classifier.classify(potato).top.score
         trusting_filter = classifier.set_crops(['apple'], other_crops_weight=0.0)
         assert orchard.other_crops_weight == 0.1 and trusting_filter.other_crops_weight == 0.0
-        trusting = classifier.probabilities(tomato)
+        trusting = classifier.probabilities(potato)
         assert float(trusting.sum()) == pytest.approx(1.0, abs=1e-5)
-        assert float(trusting.max()) > result.top.score
+        assert float(trusting.max()) > max(0.5, weighted)
+        kept = [classifier.labels.index(label) for label in apple_labels]
+        if float(raw[kept].sum()) == 0.0:
+            np.testing.assert_array_equal(classifier.probabilities(tomato), 0.0)
         # An apple leaf keeps its label, with at least the score it had among all crops.
         scab = read_leaf('Apple___Apple_scab')
         assert classifier.classify(scab).top.label == 'Apple___Apple_scab'
