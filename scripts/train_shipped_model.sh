@@ -54,7 +54,8 @@ field_shared="--batch-size 64 --seed 42 --threads 2 --quiet"
 field_cmd="$field_train --init-weights $lab_model --out $field --input-size 128 --epochs 30 --steps-per-epoch 150 --time-budget-min 88 $field_shared"
 deep_cmd="$field_train --init-weights $field/model.keras --architecture resnet_lite_deep --distill-from $lab_model --distill-temperature 2 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.7 --learning-rate 5e-4 --warmup-learning-rate 5e-5 --out $deep --input-size 128 --epochs 30 --steps-per-epoch 150 --time-budget-min 72 $field_shared"
 final_cmd="$field_train --init-weights $deep/model.keras --distill-from $lab_model --distill-temperature 1 --distill-weight 0.5 --mix lab=0.3,lab_composite=0.2,field=0.3,negative_photo=0.1,synthetic=0.1 --field-augment 0.5 --learning-rate 2.5e-4 --warmup-learning-rate 5e-5 --out $final --input-size 128 --epochs 20 --steps-per-epoch 150 --time-budget-min 34 $field_shared"
-# Phases 4 and 5 share one recipe; phase 5 changes the frame size, rate and seed.
+# Phases 4, 5 and 6 share one recipe; phase 5 changes the frame size, rate and seed, phase 6
+# adds motion streaks.
 late_recipe="--distill-from $lab_model --distill-temperature 1 --distill-weight 0.5 --mix lab=0.32,lab_composite=0.2,field=0.33,negative_photo=0.08,synthetic=0.07 --field-augment 0.4 --label-smoothing 0.02"
 long_cmd="$field_train --init-weights $final/model.keras $late_recipe --learning-rate 3e-4 --warmup-learning-rate 5e-5 --out $long --input-size 128 --epochs 56 --steps-per-epoch 150 --time-budget-min 92 $field_shared"
 # Phase 5: 144 px frames (cropped from a 160 px cache), new batch draws (--seed 44; the
@@ -72,8 +73,8 @@ poses_cmd="plant-disease evaluate --field-split models/field_split.json --data $
 poses8_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 8 --out $blurred/eval_poses8"
 poses_crops_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --poses 4 --crops known --out $blurred/eval_poses_crops"
 # The test photos as 640x480 camera frames, sharp and smeared by a moving camera (px).
-frames_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --frames 640x480 --out $blurred/eval_frames"
-blur_lengths="9 17 25 33"
+frames_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --frames 640x480"
+blur_lengths="9 17 25 33 49"
 [ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease }
 [ -f "$deep/train_summary.json" ] || $pd ${deep_cmd#plant-disease }
 [ -f "$final/train_summary.json" ] || $pd ${final_cmd#plant-disease }
@@ -86,7 +87,7 @@ $pd ${crops_cmd#plant-disease }
 $pd ${poses_cmd#plant-disease }
 $pd ${poses8_cmd#plant-disease }
 $pd ${poses_crops_cmd#plant-disease }
-$pd ${frames_cmd#plant-disease }
+$pd ${frames_cmd#plant-disease } --out "$blurred/eval_frames"
 frames_args=(--frames-evaluation "$blurred/eval_frames")
 for px in $blur_lengths; do
   $pd ${frames_cmd#plant-disease } --motion-blur "$px" --out "$blurred/eval_frames_blur$px"
@@ -123,4 +124,4 @@ $pd model-card --run "$blurred" --evaluation "$blurred/eval" --model models/plan
   --near-duplicates models/test_near_duplicates.json \
   "${frames_args[@]}" \
   --train-command "$phase1_cmd"$'\n'"$phase2_cmd"$'\n'"$field_cmd"$'\n'"$deep_cmd"$'\n'"$final_cmd"$'\n'"$long_cmd"$'\n'"$fine_cmd"$'\n'"$blur_cmd" \
-  --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"$'\n'"$poses_cmd"$'\n'"$poses8_cmd"$'\n'"$poses_crops_cmd"$'\n'"$frames_cmd"$'\n'"for px in $blur_lengths; do $frames_cmd --motion-blur \$px --out $blurred/eval_frames_blur\$px; done"
+  --export-command "$export_cmd" --evaluate-command "$eval_cmd"$'\n'"$crops_cmd"$'\n'"$poses_cmd"$'\n'"$poses8_cmd"$'\n'"$poses_crops_cmd"$'\n'"$frames_cmd --out $blurred/eval_frames"$'\n'"for px in $blur_lengths; do $frames_cmd --motion-blur \$px --out $blurred/eval_frames_blur\$px; done"

@@ -56,8 +56,9 @@ def check_writable_directory(directory: str | Path) -> str | None:
     A directory that does not exist yet is fine if its nearest existing parent is a
     writable directory (it is created with the first record). Nothing is written here.
     """
-    problem = directory_problem(directory)
-    return f'map_dir {Path(directory).expanduser()}: {problem}' if problem else None
+    path = Path(directory).expanduser()  # as MapRun expands it
+    problem = directory_problem(path)
+    return f'map_dir {path}: {problem}' if problem else None
 
 
 def format_origin(origin: tuple[float, float, float]) -> str:

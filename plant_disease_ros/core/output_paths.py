@@ -11,8 +11,11 @@ from pathlib import Path
 
 
 def directory_problem(directory: str | Path) -> str | None:
-    """Return why files cannot be written in ``directory`` (one clause), or ``None``."""
-    existing = Path(directory).expanduser().absolute()
+    """Return why files cannot be written in ``directory`` (one clause), or ``None``.
+
+    ``directory`` is taken as given (expand ``~`` first where the writer does).
+    """
+    existing = Path(directory).absolute()
     while not existing.exists() and existing != existing.parent:
         if existing.is_symlink():
             return f'{existing} is a broken symbolic link'
@@ -31,7 +34,7 @@ def check_output_file(path: str | Path, option: str = '--out', folder_hint: str 
     file to give instead); an existing file must be writable; else its folder must be
     creatable under a writable directory.
     """
-    path = Path(path).expanduser()
+    path = Path(path)  # as the caller will write it: no ``~`` expansion here
     if path.is_dir():
         raise ValueError(f'{option} {path} is a directory{folder_hint}')
     if path.exists():

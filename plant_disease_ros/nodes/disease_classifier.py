@@ -341,6 +341,8 @@ class DiseaseClassifierNode(Node):
                 self.motion_blur.every = int(parameter.value)
                 if self.motion_blur.every == 0:
                     self.motion_blur.reset()
+                    self._motion_blur_errors = 0
+                    self.diagnostics.clear_value('motion_blur_errors')
                 self._publish_motion_blur()
             elif parameter.name == 'motion_blur_warn_percent':
                 self.motion_blur.warn_percent = float(parameter.value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 from dataclasses import dataclass, field
+import hashlib
 import itertools
 import json
 import os
@@ -280,6 +281,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     report = {
         'model': str(options.model_path),
         'model_bytes': Path(options.model_path).stat().st_size,
+        # Which model it was, whatever its path: two evaluations can be told to be of one.
+        'model_sha256': hashlib.sha256(Path(options.model_path).read_bytes()).hexdigest(),
         'backend': classifier.model.backend,
         'labels': labels,
         'model_has_no_leaf': not padded,

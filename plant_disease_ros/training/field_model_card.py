@@ -138,6 +138,17 @@ def read_stage_summary(path: str | Path) -> dict:
     return json.loads((path / 'train_summary.json' if path.is_dir() else path).read_text())
 
 
+def streak_clause(options: dict) -> str:
+    """Say how many frames a run smeared with a motion streak, or '' if none."""
+    augment = options.get('augment', {})
+    share = augment.get('motion_blur_probability') or 0.0
+    if share <= 0:
+        return ''
+    return (f', a motion streak of 3 to {augment["motion_blur_max_px"]} px along the rows or '
+            f'the columns on {100 * share:.0f} % of the frames (a camera moving during the '
+            'exposure)')
+
+
 def earlier_section(summaries: list[dict]) -> list[str]:
     """Return one paragraph per earlier stage (oldest first): start, recipe, best epoch."""
     if not summaries:
@@ -152,6 +163,7 @@ def earlier_section(summaries: list[dict]) -> list[str]:
             f'{options["steps_per_epoch"]} batches, peak rate {options["learning_rate"]:g}'
             + (f', photometric jitter on {100 * augment:.0f} % of frames'
                if augment is not None else '')
+            + streak_clause(options)
             + f', {summary["train_seconds"] / 60:.0f} min; best epoch {summary["best_epoch"]} ('
             + ', '.join(f'{name} {_pct(value)}' for name, value in best.items()) + ').')
     return lines + ['']
@@ -175,6 +187,7 @@ def training_section(summary: dict) -> list[str]:
         + (f', CutMix on {100 * options["cutmix"]:.0f} % of the field and composited lab '
            'rows (a box of another such frame pasted in, targets mixed by area)'
            if options.get('cutmix') else '')
+        + streak_clause(options)
         + f'; {summary["train_seconds"] / 60:.0f} min on this '
         f'machine\'s CPU ({summary["seconds_per_epoch"]:.0f} s an epoch, TensorFlow '
         f'{summary["tensorflow"]}). Best checkpoint by the mean validation accuracy over the '
@@ -511,7 +524,10 @@ def motion_blur_lines(evaluations: list[dict]) -> list[str]:
     ValueError when they are not that.
     """
     def smear_px(evaluation: dict) -> int:
-        camera = evaluation.get('camera')
+        if 'camera' not in evaluation or 'model_sha256' not in evaluation:
+            raise ValueError('a --frames-evaluation was made before evaluate recorded its '
+                             'camera and model: evaluate again')
+        camera = evaluation['camera']
         if not camera:
             raise ValueError('a --frames-evaluation is of photos, not camera frames: '
                              'evaluate it with --frames WxH')
@@ -526,15 +542,17 @@ def motion_blur_lines(evaluations: list[dict]) -> list[str]:
     base = sharp[0]
 
     def same_frames(evaluation: dict) -> dict:
+        settings = ('model_sha256', 'split', 'field_split', 'score_threshold', 'crops',
+                    'other_crops_weight', 'poses')
         return {'camera': {**evaluation['camera'], 'motion_blur_px': 0},
-                'model_bytes': evaluation['model_bytes'], 'split': evaluation['split'],
+                **{key: evaluation.get(key) for key in settings},
                 'photos': {name: report['photos']
                            for name, report in evaluation['domains'].items()}}
 
     for evaluation in smeared:
         if same_frames(evaluation) != same_frames(base):
             raise ValueError(f'the --frames-evaluation at {smear_px(evaluation)} px is not of '
-                             'the same model, photos and camera as the sharp one')
+                             'the same model, photos, camera and settings as the sharp one')
     leaf = [name for name, report in base['domains'].items() if not report['negative']]
     camera = base['camera']
 

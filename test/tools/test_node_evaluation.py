@@ -75,9 +75,10 @@ def test_the_nodes_publish_exactly_the_in_process_scores(tmp_path: Path) -> None
     # nearly every leaf photo's class.
     assert published.labels[:-1] == [labels[int(row.argmax())] if row.max() >= 0.5
                                      else 'unknown' for row in scores[:-1]]
-    right = sum(label == path.stem
-                for label, path in zip(published.labels, leaf_photo_paths(), strict=False))
-    assert right >= len(leaf_photo_paths()) - 2
+    missed = [path.stem for label, path in zip(published.labels[:-1], leaf_photo_paths(),
+                                               strict=True) if label != path.stem]
+    # The model shipped 2026-12-06 scores this potato leaf Early blight 0.50 or below.
+    assert missed == ['Potato___Late_blight']
     no_leaf = labels.index(NO_LEAF_LABEL)
     assert agreement(published, scores, passed, no_leaf) == {
         'frames': len(photos), 'label_agreement': 1.0, 'gate_agreement': 1.0,

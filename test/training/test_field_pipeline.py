@@ -613,7 +613,7 @@ def blur_evaluation(px: int, top1: float, wrong: float, rejected: float,
     return {'camera': {'width': width, 'height': 480, 'framing': 'fit',
                        'center_crop_fraction': 1.0, 'vegetation_gate': True,
                        'motion_blur_px': px},
-            'model_bytes': 1000, 'split': 'test',
+            'model_bytes': 1000, 'model_sha256': 'a' * 64, 'split': 'test', 'poses': 1,
             'domains': {'lab': {'negative': False, 'photos': 100, 'top1': top1,
                                 'accepted_wrong': wrong, 'rejected': rejected},
                         'negatives': {'negative': True, 'photos': 10, 'top1': 1.0,
@@ -645,10 +645,19 @@ def test_motion_blur_lines_refuse_frames_that_do_not_match() -> None:
         motion_blur_lines([sharp, blur_evaluation(0, 0.9, 0.0, 0.0)])
     with pytest.raises(ValueError, match='one evaluation of sharp frames'):
         motion_blur_lines([sharp])
-    with pytest.raises(ValueError, match='at 9 px is not of the same model, photos and camera'):
+    mismatch = 'at 9 px is not of the same model, photos, camera and settings'
+    with pytest.raises(ValueError, match=mismatch):
         motion_blur_lines([sharp, blur_evaluation(9, 0.9, 0.0, 0.0, width=320)])
+    # Another model of the same size (the shipped models are all 915,696 bytes).
+    with pytest.raises(ValueError, match=mismatch):
+        motion_blur_lines([sharp, {**blur_evaluation(9, 0.9, 0.0, 0.0), 'model_sha256': 'b'}])
+    with pytest.raises(ValueError, match=mismatch):
+        motion_blur_lines([sharp, {**blur_evaluation(9, 0.9, 0.0, 0.0), 'poses': 4}])
     with pytest.raises(ValueError, match='of photos, not camera frames'):
         motion_blur_lines([{**sharp, 'camera': None}, blur_evaluation(9, 0.9, 0.0, 0.0)])
+    older = {key: value for key, value in sharp.items() if key != 'camera'}
+    with pytest.raises(ValueError, match='evaluate again'):
+        motion_blur_lines([older, blur_evaluation(9, 0.9, 0.0, 0.0)])
 
 
 def test_a_stage_summary_is_read_from_its_run_folder_or_a_kept_file(tmp_path: Path) -> None:
@@ -666,3 +675,14 @@ def test_a_stage_summary_is_read_from_its_run_folder_or_a_kept_file(tmp_path: Pa
     for line, summary in zip(lines[2:], summaries, strict=False):
         assert f'best epoch {summary["best_epoch"]} (lab ' in line
         assert summary['options']['init_weights'] in line
+
+
+def test_card_says_when_a_run_smeared_its_frames() -> None:
+    from plant_disease_ros.training.field_model_card import streak_clause
+
+    options = {'augment': {'motion_blur_probability': 0.25, 'motion_blur_max_px': 16}}
+    assert streak_clause(options) == (', a motion streak of 3 to 16 px along the rows or the '
+                                      'columns on 25 % of the frames (a camera moving during '
+                                      'the exposure)')
+    assert streak_clause({'augment': {'motion_blur_probability': 0.0}}) == ''
+    assert streak_clause({}) == ''
