@@ -22,6 +22,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  'evaluate a TFLite (and optionally Keras) model on a photo folder'),
     'compare': ('plant_disease_ros.cli.compare',
                 'compare two evaluations of the same photos, photo by photo'),
+    'choose': ('plant_disease_ros.cli.choose',
+               'does a candidate replace the shipped model? validation on sharp and smeared '
+               'frames'),
     'model-card': ('plant_disease_ros.cli.model_card',
                    'write MODEL_CARD.md from a run, its evaluation and latency'),
     'search': ('plant_disease_ros.cli.search',
