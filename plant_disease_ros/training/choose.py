@@ -19,8 +19,9 @@ figures optimistic. No TensorFlow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import json
 from pathlib import Path
+
+from plant_disease_ros.training.compare import frames_but_smear, read_report, smear_of
 
 MAX_SHARP_LOSS = 0.01
 MAX_LAB_REJECTED = 0.02
@@ -38,6 +39,7 @@ class ModelScores:
     lab_rejected: float | None
     non_leaf_rejected: dict[str, float]
     smear_px: int
+    frames: dict  # what the frames were, but for the smear (compare.frames_but_smear)
 
     @property
     def sharp_mean(self) -> float:
@@ -69,43 +71,30 @@ class Choice:
         return all(passed for _, passed in self.checks)
 
 
-def _read(folder: str | Path) -> dict:
-    path = Path(folder) / 'evaluation.json'
-    if not path.is_file():
-        raise ValueError(f'{folder}: no evaluation.json (run plant-disease evaluate first)')
-    return json.loads(path.read_text())
-
-
 def _figures(evaluation: dict) -> dict[str, float]:
     return {name: float(report['rejected'] if report['negative'] else report['top1'])
             for name, report in evaluation['domains'].items()}
 
 
-def _frames(evaluation: dict, folder: str | Path) -> dict:
-    """Return what must match between the four evaluations; refuse the wrong kind."""
+def _check_val(evaluation: dict, folder: str | Path) -> None:
     if evaluation.get('split') != 'val':
         raise ValueError(f'{folder} is an evaluation of the {evaluation.get("split")!r} split; '
                          'choose on validation frames (evaluate --split val)')
-    camera = evaluation.get('camera')
-    if not camera or 'model_sha256' not in evaluation:
-        raise ValueError(f'{folder} is not an evaluation of camera frames that records its '
-                         'camera and model: evaluate --frames WxH again')
-    settings = ('field_split', 'score_threshold', 'crops', 'other_crops_weight', 'poses')
-    return {'camera': {**camera, 'motion_blur_px': 0},
-            **{key: evaluation.get(key) for key in settings},
-            'photos': {name: report['photos'] for name, report in evaluation['domains'].items()}}
 
 
 def model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> ModelScores:
     """Read one model's sharp and smeared validation evaluations."""
-    sharp, smeared = _read(sharp_dir), _read(smeared_dir)
-    if _frames(sharp, sharp_dir) != _frames(smeared, smeared_dir):
+    sharp, smeared = read_report(sharp_dir), read_report(smeared_dir)
+    for evaluation, folder in ((sharp, sharp_dir), (smeared, smeared_dir)):
+        _check_val(evaluation, folder)
+    sharp_px, smear_px = smear_of(sharp, str(sharp_dir)), smear_of(smeared, str(smeared_dir))
+    frames = frames_but_smear(sharp)
+    if frames != frames_but_smear(smeared):
         raise ValueError(f'{sharp_dir} and {smeared_dir} are not the same photos, camera and '
                          'settings')
     if sharp['model_sha256'] != smeared['model_sha256']:
         raise ValueError(f'{sharp_dir} and {smeared_dir} are evaluations of two models')
-    smear_px = int(smeared['camera']['motion_blur_px'])
-    if int(sharp['camera']['motion_blur_px']) > 1 or smear_px <= 1:
+    if sharp_px > 1 or smear_px <= 1:
         raise ValueError(f'{sharp_dir} must be sharp frames and {smeared_dir} smeared ones '
                          '(evaluate --motion-blur PX)')
     domains = sharp['domains']
@@ -115,16 +104,16 @@ def model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> M
         lab_rejected=float(lab['rejected']) if lab is not None else None,
         non_leaf_rejected={domain: float(report['rejected'])
                            for domain, report in domains.items() if report['negative']},
-        smear_px=smear_px)
+        smear_px=smear_px, frames=frames)
 
 
 def choose(incumbent: ModelScores, candidate: ModelScores,
            max_sharp_loss: float = MAX_SHARP_LOSS, max_lab_rejected: float = MAX_LAB_REJECTED,
            min_non_leaf_rejected: float = MIN_NON_LEAF_REJECTED) -> Choice:
     """Apply the rule to two models' scores on the same frames."""
-    if (incumbent.sharp.keys() != candidate.sharp.keys()
-            or incumbent.smear_px != candidate.smear_px):
-        raise ValueError('the two models were not evaluated on the same domains and smear')
+    if incumbent.frames != candidate.frames or incumbent.smear_px != candidate.smear_px:
+        raise ValueError('the two models were not evaluated on the same frames, settings and '
+                         'smear')
     checks = [
         (f'sharp and smeared mean {candidate.score:.4f} > {incumbent.score:.4f}',
          candidate.score > incumbent.score),

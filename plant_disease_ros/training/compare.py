@@ -31,6 +31,9 @@ from plant_disease_ros.training.metrics import mcnemar_exact_p, wilson_interval
 SETTINGS = ('model', 'split', 'seen_as', 'score_threshold', 'crops', 'other_crops_weight',
             'poses')
 DEFAULT_ALPHA = 0.05
+# What evaluations of the same camera frames share, whatever their motion blur.
+FRAME_SETTINGS = ('split', 'field_split', 'score_threshold', 'crops', 'other_crops_weight',
+                  'poses')
 
 
 class ComparisonError(ValueError):
@@ -57,21 +60,52 @@ class Evaluation:
         return domains
 
 
-def read_evaluation(folder: str | Path) -> Evaluation:
-    """Read an evaluation folder; raise :class:`ComparisonError` with the reason if unusable."""
+def smear_of(report: dict, name: str) -> int:
+    """Return the motion blur (px) of an evaluation of camera frames; ValueError otherwise.
+
+    ``name`` says which evaluation in the message.
+    """
+    if 'camera' not in report or 'model_sha256' not in report:
+        raise ValueError(f'{name} was made before evaluate recorded its camera and model: '
+                         'evaluate again')
+    if not report['camera']:
+        raise ValueError(f'{name} is of photos, not camera frames: evaluate it with '
+                         '--frames WxH')
+    return int(report['camera']['motion_blur_px'])
+
+
+def frames_but_smear(report: dict) -> dict:
+    """Return what evaluations of the same frames share whatever their smear (not the model).
+
+    The camera with its motion blur set to 0, the :data:`FRAME_SETTINGS` and the photos
+    per domain; only for evaluations :func:`smear_of` accepts.
+    """
+    return {'camera': {**report['camera'], 'motion_blur_px': 0},
+            **{key: report.get(key) for key in FRAME_SETTINGS},
+            'photos': {name: domain['photos'] for name, domain in report['domains'].items()}}
+
+
+def read_report(folder: str | Path) -> dict:
+    """Read an evaluation folder's ``evaluation.json``; :class:`ComparisonError` if unusable."""
     folder = Path(folder)
     report_path = folder / 'evaluation.json'
-    predictions_path = folder / 'predictions.csv'
     if not report_path.is_file():
         raise ComparisonError(f'{folder}: no evaluation.json, not a plant-disease evaluate '
                               'folder')
+    try:
+        return json.loads(report_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ComparisonError(f'{report_path}: not JSON ({error})') from error
+
+
+def read_evaluation(folder: str | Path) -> Evaluation:
+    """Read an evaluation folder; raise :class:`ComparisonError` with the reason if unusable."""
+    folder = Path(folder)
+    predictions_path = folder / 'predictions.csv'
+    report = read_report(folder)
     if not predictions_path.is_file():
         raise ComparisonError(f'{folder}: no predictions.csv (evaluations before it was '
                               'written cannot be compared photo by photo): evaluate again')
-    try:
-        report = json.loads(report_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ComparisonError(f'{report_path}: not JSON ({error})') from error
     with open(predictions_path, newline='') as handle:
         reader = csv.DictReader(handle)
         missing = [column for column in PREDICTION_COLUMNS

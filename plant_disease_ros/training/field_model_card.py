@@ -523,15 +523,10 @@ def motion_blur_lines(evaluations: list[dict]) -> list[str]:
     WxH``), exactly one of them sharp and the others with ``--motion-blur PX``. Raises
     ValueError when they are not that.
     """
+    from plant_disease_ros.training.compare import frames_but_smear, smear_of
+
     def smear_px(evaluation: dict) -> int:
-        if 'camera' not in evaluation or 'model_sha256' not in evaluation:
-            raise ValueError('a --frames-evaluation was made before evaluate recorded its '
-                             'camera and model: evaluate again')
-        camera = evaluation['camera']
-        if not camera:
-            raise ValueError('a --frames-evaluation is of photos, not camera frames: '
-                             'evaluate it with --frames WxH')
-        return int(camera['motion_blur_px'])
+        return smear_of(evaluation, 'a --frames-evaluation')
 
     sharp = [evaluation for evaluation in evaluations if smear_px(evaluation) <= 1]
     smeared = sorted((evaluation for evaluation in evaluations if smear_px(evaluation) > 1),
@@ -541,16 +536,9 @@ def motion_blur_lines(evaluations: list[dict]) -> list[str]:
                          'least one with --motion-blur')
     base = sharp[0]
 
-    def same_frames(evaluation: dict) -> dict:
-        settings = ('model_sha256', 'split', 'field_split', 'score_threshold', 'crops',
-                    'other_crops_weight', 'poses')
-        return {'camera': {**evaluation['camera'], 'motion_blur_px': 0},
-                **{key: evaluation.get(key) for key in settings},
-                'photos': {name: report['photos']
-                           for name, report in evaluation['domains'].items()}}
-
     for evaluation in smeared:
-        if same_frames(evaluation) != same_frames(base):
+        if (frames_but_smear(evaluation) != frames_but_smear(base)
+                or evaluation['model_sha256'] != base['model_sha256']):
             raise ValueError(f'the --frames-evaluation at {smear_px(evaluation)} px is not of '
                              'the same model, photos, camera and settings as the sharp one')
     leaf = [name for name, report in base['domains'].items() if not report['negative']]

@@ -106,6 +106,11 @@ def test_only_matching_validation_frames_are_taken(tmp_path: Path,
         model_scores('m', sharp, posed)
     with pytest.raises(ValueError, match='must be sharp frames'):
         model_scores('m', smeared, smeared)
+    # The candidate scored with 4 poses against the incumbent's one: not the same frames.
+    incumbent = model_scores('before', sharp, smeared)
+    posed_pair = pair(tmp_path / 'posed_pair', 'seed47', SEED_47, 'b' * 64, poses=4)
+    with pytest.raises(ValueError, match='not evaluated on the same frames, settings'):
+        choose(incumbent, model_scores('seed47', *posed_pair))
     (tmp_path / 'empty').mkdir()
     status = main(['choose', '--incumbent', str(tmp_path / 'empty'), str(smeared),
                    '--candidate', str(sharp), str(smeared), '--out',
