@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -56,6 +55,7 @@ from plant_disease_ros.ros.startup import (
     process_starting,
     release_failed_node,
     release_started_nodes,
+    spin_to_shutdown,
 )
 from plant_disease_ros.ros.typed_outputs import MapTypedOutput
 
@@ -358,9 +358,9 @@ def main(args: list[str] | None = None) -> int:
     try:
         with process_starting():
             node = DiseaseMapRecorder()
-        rclpy.spin(node)
+        spin_to_shutdown(node, NODE_NAME)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # while the node was built
     except (ValueError, OSError, ParameterException) as error:
         # A bad parameter or an unwritable map_dir: one line, not a traceback.
         print(f'{NODE_NAME}: error: {error}', file=sys.stderr)

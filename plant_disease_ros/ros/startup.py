@@ -107,10 +107,7 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
             f'allocator: {tuning.reason}' + (
                 f' (mmap threshold {tuning.mmap_threshold_bytes >> 20} MiB, trim threshold '
                 f'{tuning.trim_threshold_bytes >> 20} MiB)' if tuning.applied else ''))
-        executor = SingleThreadedExecutor()
-        for node in nodes:
-            executor.add_node(node)
-        executor.spin()
+        spin_to_shutdown(nodes, name)
     except ModelLoadError as error:
         get_logger(name).fatal(f'cannot load the model: {error}')
         return 1
@@ -118,7 +115,7 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
         get_logger(name).fatal(f'invalid parameter: {error}')
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        pass  # while the nodes were built; spin_to_shutdown handles those while spinning
     finally:
         for node in nodes:
             node.destroy_node()
@@ -127,15 +124,38 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     return 0
 
 
+def spin_to_shutdown(nodes: Node | Sequence[Node], logger_name: str) -> None:
+    """Spin ``nodes`` in one executor until Ctrl-C or an external shutdown, then return.
+
+    Ctrl-C shuts the ROS context down while a callback may still be running or about to
+    run: a marker timer that publishes then fails with "publisher's context is invalid".
+    Such an error, raised once the context is shut down, is part of the shutdown: it is
+    logged at debug level and the process goes on to its clean exit (saving files, exit
+    status 0) instead of ending in a traceback. An error raised while the context is
+    still running is a fault and propagates.
+    """
+    nodes = [nodes] if isinstance(nodes, Node) else list(nodes)
+    executor = SingleThreadedExecutor(context=nodes[0].context)
+    for node in nodes:
+        executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as error:
+        if executor.context.ok():
+            raise
+        get_logger(logger_name).debug(
+            f'a callback ended with the shutdown: {type(error).__name__}: {error}')
+
+
 def spin_until_shutdown(node: Node) -> None:
     """Spin ``node`` until Ctrl-C or shutdown, then destroy it and shut rclpy down.
 
     For small helper processes (bench workers, test publishers) that own one node.
     """
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_to_shutdown(node, node.get_name())
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
