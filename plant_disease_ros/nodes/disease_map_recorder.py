@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -365,6 +366,10 @@ def main(args: list[str] | None = None) -> int:
         # A bad parameter or an unwritable map_dir: one line, not a traceback.
         print(f'{NODE_NAME}: error: {error}', file=sys.stderr)
         status = 1
+    except Exception:
+        # Ctrl-C while the node was built shuts the context down under it (see run_nodes).
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             # Destroy first: the node's logger then no longer publishes to a rosout whose

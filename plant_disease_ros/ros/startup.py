@@ -88,11 +88,12 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     """Run the node(s) that ``create()`` builds in one executor until shutdown.
 
     Returns the process exit code: 1 with one printed line when the parameters file or
-    arguments cannot be read, 0 after Ctrl-C or an external shutdown. When a node cannot
-    be built (a model that cannot be loaded, an invalid parameter) it logs one line, then
-    destroys the half-started node and returns 1 (:func:`release_failed_node`). Before
-    anything allocates frames, the allocator is told
-    to keep freed frame buffers resident (see ``core.allocator_tuning``).
+    arguments cannot be read, 0 after Ctrl-C or an external shutdown (also one that comes
+    while the nodes are built). When a node cannot be built (a model that cannot be
+    loaded, an invalid parameter) it logs one line, then destroys the half-started node
+    and returns 1 (:func:`release_failed_node`). Before anything allocates frames, the
+    allocator is told to keep freed frame buffers resident (see
+    ``core.allocator_tuning``).
     """
     tuning = keep_frame_buffers_resident()
     if not init_rclpy(name, args):
@@ -116,6 +117,11 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # while the nodes were built; spin_to_shutdown handles those while spinning
+    except Exception:
+        # Ctrl-C while the nodes were built shuts the context down under them: creating
+        # the next subscription then fails ("context is not valid"). Still a clean stop.
+        if rclpy.ok():
+            raise
     finally:
         for node in nodes:
             node.destroy_node()

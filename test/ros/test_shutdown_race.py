@@ -10,6 +10,11 @@ handle, the Python objects left alone), which is that race made certain.
 
 from __future__ import annotations
 
+from pathlib import Path
+import subprocess
+import sys
+
+from helpers.processes import child_environment
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
@@ -72,3 +77,35 @@ def test_a_fault_while_running_still_propagates(context: object) -> None:
         second.destroy_node()
     assert calls == ['fail']
     assert context.ok()
+
+
+RUN_NODES_SCRIPT = """
+import sys
+import rclpy
+from rclpy.node import Node
+from plant_disease_ros.ros.startup import run_nodes
+
+def create():
+    if sys.argv[1] == 'shutdown':
+        rclpy.get_default_context().handle.shutdown()  # Ctrl-C while the node is built
+    else:
+        raise ZeroDivisionError('a fault in a constructor')
+    return Node('built_during_shutdown')
+
+sys.exit(run_nodes('race', create, []))
+"""
+
+
+@pytest.mark.parametrize('case', ['shutdown', 'fault'])
+def test_ctrl_c_while_the_nodes_are_built(case: str, tmp_path: Path) -> None:
+    """run_nodes: a shutdown during construction is a clean stop; a fault is not hidden."""
+    script = tmp_path / 'run_nodes_race.py'
+    script.write_text(RUN_NODES_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), case], env=child_environment(),
+                          capture_output=True, text=True, timeout=60)
+    if case == 'shutdown':
+        assert done.returncode == 0, done.stderr
+        assert 'Traceback' not in done.stderr, done.stderr
+    else:
+        assert done.returncode == 1, done.stderr
+        assert 'ZeroDivisionError: a fault in a constructor' in done.stderr
