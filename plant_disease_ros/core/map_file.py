@@ -41,9 +41,43 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f'{name} is not valid JSON')
 
 
+# A detection Feature is 4 levels deep (properties, top_k, one entry). A deeper one is
+# refused ('too_deep'): near Python's recursion limit, any later reader or writer of the
+# record (json.dumps, a copy) would fail on it.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Return how deeply ``value`` nests lists and objects (a scalar is 0, ``{}`` is 1).
+
+    Iterative, so it cannot itself run out of stack; it stops counting past ``limit``.
+    """
+    depth = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth = max(depth, level)
+        if depth > limit:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return depth
+
+
 def parse_json(text: str | bytes) -> Any:
-    """Parse strict JSON: ``NaN`` and ``Infinity`` are refused (RFC 8259 has neither)."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """Parse strict JSON: ``NaN`` and ``Infinity`` are refused (RFC 8259 has neither).
+
+    Text nested so deeply that the parser runs out of stack is a ValueError too.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError('JSON nested too deeply to parse') from None
 
 
 def _is_number(value: Any) -> bool:
@@ -75,10 +109,13 @@ def feature_rejection_reason(value: Any) -> str | None:
     ``'bad_geometry'`` (neither ``null`` nor a Point with 2 or 3 finite numbers in range:
     latitude within 90, longitude within 180 degrees, altitude within ``1e5`` m, the limit
     of a usable GPS fix), ``'bad_properties'`` (not an object, or a ``confidence`` or
-    ``stamp`` number that is not a finite float, such as a 400-digit JSON integer).
+    ``stamp`` number that is not a finite float, such as a 400-digit JSON integer),
+    ``'too_deep'`` (lists and objects nested deeper than ``MAX_JSON_DEPTH`` levels).
     """
     if not isinstance(value, dict):
         return 'not_an_object'
+    if json_depth(value) > MAX_JSON_DEPTH:
+        return 'too_deep'
     if value.get('type') != 'Feature':
         return 'not_a_feature'
     if 'geometry' not in value:
@@ -288,7 +325,7 @@ def _decode_values(text: str) -> tuple[list[Any], int, bool]:
             return values, failures, False
         try:
             value, position = _DECODER.raw_decode(text, position)
-        except ValueError:
+        except (ValueError, RecursionError):
             newline = text.find('\n', position)
             if newline < 0:
                 return values, failures, True

@@ -26,6 +26,8 @@ from plant_disease_ros.core.map_file import (
     feature_collection,
     feature_rejection_reason,
     GeoJsonSeqWriter,
+    json_depth,
+    MAX_JSON_DEPTH,
     read_features,
     read_geojson_seq,
     RECORD_SEPARATOR,
@@ -174,6 +176,46 @@ def test_reader_skips_and_counts_records_with_huge_numbers(tmp_path: Path) -> No
         '{"type":"FeatureCollection","features":[' + json.dumps(good) + ','
         f'{{"type":"Feature","geometry":{{"type":"Point","coordinates":[{big},0]}}}}]}}')
     assert read_features(collection) == [good]
+
+
+@pytest.mark.parametrize(('value', 'depth'), [
+    (1, 0), ('text', 0), ({}, 1), ([], 1), ({'a': [1, {'b': []}]}, 4),
+    ([[[]], [[[[]]]]], 5),
+])
+def test_json_depth(value: object, depth: int) -> None:
+    assert json_depth(value) == depth
+
+
+def test_json_depth_needs_no_stack() -> None:
+    """A structure far deeper than Python's recursion limit is measured (up to the limit)."""
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_depth(deep) == MAX_JSON_DEPTH + 1
+    assert json_depth(deep, limit=200_000) == 100_001
+
+
+def test_reader_skips_and_counts_records_nested_too_deeply(tmp_path: Path) -> None:
+    """One record that overflows the parser, one nested past the limit: both skipped."""
+    path = tmp_path / 'deep.geojsons'
+    too_deep = feature_at(2.0, 2.0, sec=2)
+    nested: list = []
+    for _ in range(MAX_JSON_DEPTH):
+        nested = [nested]
+    too_deep['properties']['note'] = nested
+    path.write_bytes(
+        encode_record(feature_at(1.0, 1.0, sec=1))
+        + RECORD_SEPARATOR + b'[' * 100_000 + b']' * 100_000 + b'\n'
+        + RECORD_SEPARATOR + json.dumps(too_deep).encode() + b'\n'
+        + encode_record(feature_at(3.0, 3.0, sec=3)))
+    features, stats = scan_geojson_seq(path)
+    assert [feature_stamp_s(f) for f in features] == pytest.approx([1.0, 3.0])
+    assert (stats.records, stats.skipped, stats.truncated_tail) == (2, 2, False)
+    # In a FeatureCollection only the deep feature is left out.
+    collection = tmp_path / 'deep.geojson'
+    collection.write_text(json.dumps(feature_collection([feature_at(1.0, 1.0, sec=1),
+                                                         too_deep])))
+    assert [feature_stamp_s(f) for f in read_features(collection)] == pytest.approx([1.0])
 
 
 def test_detection_with_a_2d_fix_has_a_2d_point() -> None:

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from plant_disease_ros.core import map_file
-from plant_disease_ros.core.map_file import read_geojson_seq
+from plant_disease_ros.core.map_file import json_depth, read_geojson_seq
 from plant_disease_ros.core.map_grid import MapSummary
 from plant_disease_ros.core.map_run import (
     check_writable_directory,
@@ -50,10 +50,23 @@ def test_format_origin() -> None:
     ('{"type": "Feature", "geometry": null, "properties": {"x": NaN}}', 'invalid_json'),
     ('{"type": "Point", "coordinates": [4.3, 50.8]}', 'not_a_feature'),
     ('[1, 2]', 'not_an_object'),
+    # Nested past Python's stack: a RecursionError in the parser, not a ValueError.
+    ('[' * 100_000 + ']' * 100_000, 'invalid_json'),
+    # Parses, but 40 levels deep in a property: refused before any reader recurses on it.
+    ('{"type": "Feature", "geometry": null, "properties": {"x": ' + '[' * 40 + ']' * 40
+     + '}}', 'too_deep'),
 ])
 def test_parse_detection_refuses_with_a_reason(text: str, reason: str) -> None:
     value, got, detail = parse_detection(text)
     assert (value, got) == (None, reason) and detail
+
+
+def test_a_detection_nested_within_the_limit_is_kept() -> None:
+    text = ('{"type": "Feature", "geometry": null, "properties": {"x": ' + '[' * 20
+            + ']' * 20 + '}}')
+    value, reason, _ = parse_detection(text)
+    assert reason is None
+    assert json_depth(value['properties']['x']) == 20
 
 
 BIG = '1' + '0' * 400  # a JSON integer too large for a float

@@ -135,11 +135,12 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     harness.publish('{"type": "Feature", "geometry": ')   # not JSON
     harness.publish('{"type": "Point", "coordinates": [4.3, 50.8]}')  # JSON, not a Feature
     harness.publish('{"type": "Feature", "geometry": null, "properties": {"x": NaN}}')
+    harness.publish('[' * 100_000 + ']' * 100_000)  # overflows Python's stack when parsed
     for feature in sent[3:]:
         harness.publish(feature)
     recorder = harness.recorder
     assert harness.wait(lambda: recorder.records_written == 5)
-    assert recorder.rejected == {'invalid_json': 2, 'not_a_feature': 1}
+    assert recorder.rejected == {'invalid_json': 3, 'not_a_feature': 1}
 
     records_path = tmp_path / 'maps' / 'field.geojsons'
     assert recorder.records_path == records_path
@@ -173,13 +174,13 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
 
     assert harness.wait(
         lambda: harness.latest_status_values().get('records_written') == '5'
-        and harness.latest_status_values().get('received') == '8'),\
+        and harness.latest_status_values().get('received') == '9'),\
         harness.latest_status_values()
     values = harness.latest_status_values()
-    assert (values['received'], values['processed']) == ('8', '5')
-    assert values['rejected.invalid_json'] == '2'
+    assert (values['received'], values['processed']) == ('9', '5')
+    assert values['rejected.invalid_json'] == '3'
     assert values['rejected.not_a_feature'] == '1'
-    assert values['rejected'] == '3'
+    assert values['rejected'] == '4'
     assert values['file'] == str(records_path)
     assert (values['located'], values['unlocated'], values['cells']) == ('4', '1', '2')
     assert float(values['latency_mean_ms']) > 0.0  # append + fsync per record
@@ -194,7 +195,7 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert (summary['located'], summary['unlocated']) == (4, 1)
     assert summary['detections_per_label'] == {LATE_BLIGHT: 3, HEALTHY: 2}
     assert summary['diseased_cells_per_label'] == {LATE_BLIGHT: 1}
-    assert summary['rejected_this_session'] == {'invalid_json': 2, 'not_a_feature': 1}
+    assert summary['rejected_this_session'] == {'invalid_json': 3, 'not_a_feature': 1}
     assert summary['origin'] == {'latitude': DATUM[0], 'longitude': DATUM[1],
                                  'altitude': DATUM[2]}
 
