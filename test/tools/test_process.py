@@ -25,9 +25,12 @@ from plant_disease_ros.tools.process import (
     Terminated,
 )
 
-# A child that reports 'ready' once its signal handlers are in place, then waits.
+# A child that reports 'ready' once its signal handlers are in place, then waits. It
+# handles SIGINT as Python does by default even where the test run ignores it (a
+# background job or nohup: ignored signals are inherited).
 CHILD = """
 import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 for name in sys.argv[1:]:
     signal.signal(getattr(signal, name), signal.SIG_IGN)
 print('ready', flush=True)
@@ -153,9 +156,13 @@ def test_a_piped_worker_answers_on_stdout(tmp_path: Path) -> None:
 
 # A parent that starts two children in a ProcessGroup inside stop_on_termination, prints
 # their pids and waits; a termination signal must unwind it and stop the children.
+# The parent takes SIGTERM and SIGHUP as a command started from a terminal does, also
+# where the test run ignores them (under nohup).
 PARENT = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+for signum in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, signal.SIG_DFL)
 from plant_disease_ros.tools.process import ProcessGroup, stop_on_termination, Terminated
 child = sys.argv[2]
 try:
