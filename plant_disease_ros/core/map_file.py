@@ -16,9 +16,9 @@ import json
 import logging
 import os
 from pathlib import Path
-import secrets
 from typing import Any, BinaryIO
 
+from plant_disease_ros.core.atomic_files import fsync_directory, replacing
 from plant_disease_ros.core.detections import (
     feature_position,
     feature_stamp_s,
@@ -149,20 +149,6 @@ def encode_record(feature: dict) -> bytes:
     return RECORD_SEPARATOR + text.encode('utf-8') + b'\n'
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make a new or renamed directory entry durable (a no-op where unsupported)."""
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
 class GeoJsonSeqWriter:
     """Append features to a GeoJSON text sequence file, each record flushed and fsynced.
 
@@ -186,7 +172,7 @@ class GeoJsonSeqWriter:
                 if last_byte != b'\n':
                     self._write(b'\n')
             else:
-                _fsync_directory(self.path.parent)
+                fsync_directory(self.path.parent)
         except BaseException:
             self.close()
             raise
@@ -392,26 +378,11 @@ def read_features(path: str | Path, stats: SeqReadStats | None = None) -> list[d
 
 
 def _atomic_write(path: Path, write: Any) -> Path:
-    """Write through ``write(handle)`` into a temporary file, fsync, rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
-    # os.open applies the umask, so the result gets the permissions of a plain new file.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, 'w', encoding='utf-8') as handle:
+    """Write through ``write(handle)`` (text) into ``path`` atomically (temporary + rename)."""
+    with replacing(path) as temporary:
+        with open(temporary, 'x', encoding='utf-8') as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(path.parent)
-    return path
+    return Path(path)
 
 
 def write_json_atomic(path: str | Path, value: Any) -> Path:

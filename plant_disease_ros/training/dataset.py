@@ -119,6 +119,24 @@ class Manifest(dict):
         raise DatasetError(f'{self.source} is not the expected manifest (no {key!r})')
 
 
+def _class_name_problem(name: str) -> str | None:
+    """Return why a class folder's name cannot be a label, or None.
+
+    The name becomes a line of the exported ``labels.txt``: it must be valid UTF-8, have
+    no control character (a newline would split it in two labels) and no leading or
+    trailing space (two folders would then give the same label).
+    """
+    try:
+        name.encode('utf-8')
+    except UnicodeEncodeError:
+        return 'its name is not valid UTF-8'
+    if any(ord(character) < 32 or ord(character) == 127 for character in name):
+        return 'its name holds a control character (a tab or a line break)'
+    if name != name.strip():
+        return 'its name starts or ends with a space'
+    return None
+
+
 def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:
     """Index a folder of class folders, raising :class:`DatasetError` when it is unusable.
 
@@ -133,6 +151,11 @@ def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:
     if not class_dirs:
         raise DatasetError(
             f'{root} holds no class folders: expected <root>/<class name>/<image files>')
+    for class_dir in class_dirs:
+        problem = _class_name_problem(class_dir.name)
+        if problem:
+            raise DatasetError(f'class folder {class_dir.name!r} in {root}: {problem}; '
+                               'rename it')
     files: list[tuple[str, int]] = []
     empty: list[str] = []
     for index, class_dir in enumerate(class_dirs):
@@ -217,11 +240,22 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
-    """Decode an image file as RGB uint8 at its own size, or None if unreadable."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    """Decode an image file as RGB uint8 at its own size, or None if unreadable.
+
+    Unreadable also covers a file that cannot be opened and one whose header claims more
+    pixels than OpenCV decodes (``cv2.error``): one such photo is skipped and counted, it
+    does not end a training run.
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
     if data.size == 0:
         return None
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
     if bgr is None or bgr.ndim != 3:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -273,15 +307,23 @@ def load_images(root: Path, files: Sequence[tuple[str, int]], size: int,
     """Decode ``files`` into ``(images uint8 N×size×size×3, labels int32 N, unreadable)``.
 
     With ``cache_dir`` the decoded arrays are stored in a ``.npz`` keyed by the file list,
-    the file sizes and ``size``, so later epochs and runs skip JPEG decoding.
+    the files' sizes and modification times and ``size``, so later epochs and runs skip
+    JPEG decoding, and a photo changed in place is decoded again.
     """
     cache_path = None
     if cache_dir is not None:
         key = hashlib.sha256()
-        key.update(f'{root.resolve()}|{size}'.encode())
+        key.update(os.fsencode(f'{root.resolve()}|{size}'))
         for path, index in files:
             full = root / path
-            key.update(f'{path}|{index}|{full.stat().st_size if full.exists() else -1}'.encode())
+            try:
+                stat = full.stat()
+                # The modification time too: a photo fixed in place is decoded again.
+                version = f'{stat.st_size}|{stat.st_mtime_ns}'
+            except OSError:
+                version = '-1'
+            # os.fsencode: a file name that is not valid UTF-8 keeps its bytes.
+            key.update(os.fsencode(f'{path}|{index}|{version}'))
         cache_path = Path(cache_dir) / f'images_{size}px_{key.hexdigest()[:20]}.npz'
         if cache_path.exists():
             with np.load(cache_path, allow_pickle=False) as cached:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import re
 
@@ -16,6 +17,7 @@ from plant_disease_ros.training.dataset import (
     decode_rgb,
     load_images,
     read_manifest,
+    read_rgb,
     scan_dataset,
     Split,
     split_files,
@@ -107,6 +109,68 @@ def test_load_images_skips_and_lists_unreadable_and_caches(tmp_path: Path) -> No
     assert len(list((tmp_path / 'cache').glob('*.npz'))) == 1
     again = load_images(index.root, index.files, 16, cache_dir=tmp_path / 'cache')
     assert np.array_equal(again[0], images) and again[2] == unreadable
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """Return a real 8x8 JPEG whose frame header claims ``width`` x ``height`` pixels."""
+    ok, data = cv2.imencode('.jpg', np.full((8, 8, 3), 90, np.uint8))
+    assert ok
+    data = bytearray(data.tobytes())
+    sof = data.index(b'\xff\xc0')  # baseline frame: length, precision, height, width
+    data[sof + 5:sof + 9] = height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+    return bytes(data)
+
+
+def test_a_photo_too_large_to_decode_is_skipped_not_fatal(tmp_path: Path) -> None:
+    """OpenCV raises cv2.error (not a ValueError) past its pixel limit: one unreadable."""
+    make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    huge = tmp_path / 'data' / 'a' / 'huge.jpg'
+    huge.write_bytes(jpeg_claiming(60000, 60000))
+    assert read_rgb(huge) is None
+    index = scan_dataset(tmp_path / 'data')
+    images, _, unreadable = load_images(index.root, index.files, 16)
+    assert unreadable == ['a/huge.jpg'] and len(images) == 6
+
+
+@pytest.mark.parametrize('name, message', [
+    ('Apple___healthy ', 'starts or ends with a space'),
+    ('Apple\nhealthy', 'control character'),
+])
+def test_a_class_name_that_cannot_be_a_label_is_refused(tmp_path: Path, name: str,
+                                                         message: str) -> None:
+    """A label file line per class: a newline or a trailing space would corrupt it."""
+    make_dataset(tmp_path, {'Apple___scab': 3, name: 3})
+    with pytest.raises(DatasetError, match=f'class folder .* {message}.*; rename it'):
+        scan_dataset(tmp_path)
+
+
+def test_a_class_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    make_dataset(tmp_path, {'Apple___scab': 3, 'Apple___healthy': 3})
+    os.rename(tmp_path / 'Apple___healthy', os.path.join(os.fsencode(tmp_path),
+                                                          b'Apple_caf\xe9'))
+    with pytest.raises(DatasetError, match='not valid UTF-8; rename it'):
+        scan_dataset(tmp_path)
+
+
+def test_the_cache_takes_non_utf8_file_names_and_notices_a_changed_photo(
+        tmp_path: Path) -> None:
+    """A photo overwritten in place (same size, new content) is decoded again."""
+    data = make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    odd = os.path.join(os.fsencode(data / 'a'), b'caf\xe9.bmp')
+    with open(odd, 'wb') as handle:
+        handle.write(cv2.imencode('.bmp', np.full((20, 20, 3), 200, np.uint8))[1].tobytes())
+    index = scan_dataset(data)
+    first, _, unreadable = load_images(index.root, index.files, 8, cache_dir=tmp_path / 'c')
+    assert unreadable == [] and len(first) == 7
+    position = [path for path, _ in index.files].index(os.fsdecode(b'a/caf\xe9.bmp'))
+    assert int(first[position].mean()) == 200
+    with open(odd, 'wb') as handle:  # the same size, another picture
+        handle.write(cv2.imencode('.bmp', np.zeros((20, 20, 3), np.uint8))[1].tobytes())
+    stamp = os.stat(odd).st_mtime_ns + 5_000_000_000
+    os.utime(odd, ns=(stamp, stamp))
+    again, _, _ = load_images(index.root, index.files, 8, cache_dir=tmp_path / 'c')
+    assert int(again[position].mean()) == 0
+    assert len(list((tmp_path / 'c').glob('*.npz'))) == 2
 
 
 def test_subsample_keeps_at_most_n_per_class(tmp_path: Path) -> None:

@@ -1,0 +1,75 @@
+"""Write a file so that it is either the old one or the whole new one. No ROS.
+
+A write that fails halfway (a full disk, a file-size limit, a crash, Ctrl-C) must not
+leave a truncated map, model or report where the previous good one was. Everything is
+written into a temporary file beside the target, flushed to disk, then renamed over the
+target (``os.replace`` is atomic within one file system), and the folder is synced so
+the rename survives a power cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+import os
+from pathlib import Path
+import secrets
+
+
+def fsync_directory(directory: str | Path) -> None:
+    """Flush a folder's entries (a new or renamed file in it) to disk, where possible."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems cannot sync a directory
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Give a temporary path beside ``path``; on a clean exit, rename it over ``path``.
+
+    The temporary name keeps ``path``'s suffix, so writers that choose the format by the
+    suffix (matplotlib, Keras) write the right one. On an exception the temporary file is
+    removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f'.{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}'
+    try:
+        yield temporary
+        _fsync_file(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            temporary.unlink()
+        except OSError:
+            pass
+        raise
+    fsync_directory(path.parent)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; return ``path``."""
+    with replacing(path) as temporary:
+        with open(temporary, 'xb') as handle:
+            handle.write(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; return ``path``."""
+    return write_bytes_atomic(path, text.encode('utf-8'))
