@@ -11,7 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from plant_disease_ros.core.output_paths import check_output_file
+from plant_disease_ros.core.atomic_files import write_text_atomic
+from plant_disease_ros.core.output_paths import check_not_an_input, check_output_file
 from plant_disease_ros.training.choose import (
     choice_json,
     choose,
@@ -51,13 +52,14 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f'--{option.replace("_", "-")} must be in [0, 1], got {value}')
     out = Path(args.out)
     check_output_file(out)
+    check_not_an_input(out, [Path(folder) / name for folder in (*args.incumbent, *args.candidate)
+                             for name in ('evaluation.json', 'predictions.csv')])
     incumbent = model_scores(args.names[0], *args.incumbent)
     candidate = model_scores(args.names[1], *args.candidate)
     choice = choose(incumbent, candidate, max_sharp_loss=args.max_sharp_loss,
                     max_lab_rejected=args.max_lab_rejected,
                     min_non_leaf_rejected=args.min_non_leaf_rejected)
     print(format_choice(choice))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(choice_json(choice), indent=1) + '\n')
+    write_text_atomic(out, json.dumps(choice_json(choice), indent=1) + '\n')
     print(f'written: {out}')
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plant_disease_ros.core.output_paths import check_not_an_input
 from plant_disease_ros.training.evaluate import benchmark_invoke, compare_invoke
 from plant_disease_ros.training.model_card import write_model_card
 
@@ -52,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure invoke latency at 1 and 2 threads (and the reference's) and write the card."""
+    evaluations = [args.evaluation, args.baseline, args.crops_evaluation,
+                   *args.poses_evaluation, *args.frames_evaluation]
+    check_not_an_input(args.out, [
+        args.model, args.labels, args.search, args.near_duplicates, *args.earlier_run,
+        *(Path(args.run) / name for name in ('train_summary.json', 'split.json',
+                                             'field_split.json')),
+        *(Path(folder) / 'evaluation.json' for folder in evaluations if folder)])
     reference = None
     if args.reference_model:
         reference_labels = args.reference_labels or str(

@@ -13,6 +13,7 @@ import colorsys
 import math
 from pathlib import Path
 
+from plant_disease_ros.core.atomic_files import replacing
 from plant_disease_ros.core.detections import (
     feature_healthy,
     feature_label,
@@ -195,7 +196,9 @@ def render_disease_map(features: Iterable[dict], png_path: str | Path, title: st
     figure.text(0.01, 0.01, note, fontsize=8, color='#444444', ha='left', va='bottom')
     figure.tight_layout(rect=(0.0, 0.03, 1.0, 1.0))
     path = Path(png_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        with replacing(path) as temporary:  # a failed write leaves an earlier map whole
+            figure.savefig(temporary, dpi=110)
+    finally:
+        plt.close(figure)
     return path

@@ -6,6 +6,7 @@ existing parent is a writable directory (the run creates the missing ones).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import os
 from pathlib import Path
 
@@ -44,3 +45,16 @@ def check_output_file(path: str | Path, option: str = '--out', folder_hint: str 
     problem = directory_problem(path.absolute().parent)
     if problem:
         raise ValueError(f'{option} {path}: {problem}')
+
+
+def check_not_an_input(path: str | Path, inputs: Iterable[str | Path | None],
+                       option: str = '--out') -> None:
+    """Raise ValueError when ``path`` is one of the files a command reads (``inputs``).
+
+    A command that wrote its result over one of its own inputs would destroy it. Entries
+    that are None are skipped; paths are compared resolved (``a/../b`` and links count).
+    """
+    target = Path(path).resolve()
+    for item in inputs:
+        if item is not None and Path(item).resolve() == target:
+            raise ValueError(f'{option} {path} is one of the inputs ({item}); give another file')

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import json
 from pathlib import Path
 
+from plant_disease_ros.core.atomic_files import replacing, write_text_atomic
 from plant_disease_ros.training.field_evaluate import PREDICTION_COLUMNS
 from plant_disease_ros.training.metrics import mcnemar_exact_p, wilson_interval
 
@@ -319,7 +320,8 @@ def plot_comparison(result: dict, path: str | Path) -> Path:
     axis.grid(axis='y', alpha=0.3)
     figure.tight_layout()
     path = Path(path)
-    figure.savefig(path, dpi=110)
+    with replacing(path) as temporary:
+        figure.savefig(temporary, dpi=110)
     plt.close(figure)
     return path
 
@@ -328,8 +330,6 @@ def write_comparison(result: dict, out_dir: str | Path) -> list[Path]:
     """Write ``comparison.json``, ``comparison.md`` and ``comparison.png``; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = out_dir / 'comparison.json'
-    report.write_text(json.dumps(result, indent=1) + '\n')
-    markdown = out_dir / 'comparison.md'
-    markdown.write_text(comparison_markdown(result))
+    report = write_text_atomic(out_dir / 'comparison.json', json.dumps(result, indent=1) + '\n')
+    markdown = write_text_atomic(out_dir / 'comparison.md', comparison_markdown(result))
     return [report, markdown, plot_comparison(result, out_dir / 'comparison.png')]

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from plant_disease_ros.core.atomic_files import replacing, write_bytes_atomic, write_text_atomic
 from plant_disease_ros.training.calibration import ScoreScaling, with_score_scaling
 from plant_disease_ros.training.dataset import (
     DatasetError,
@@ -113,11 +114,7 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     if input_type not in ('uint8', 'int8'):
         raise ValueError(f'input type must be uint8 or int8, not {input_type!r}')
     model = tf.keras.models.load_model(str(keras_model_path), compile=False)
-    if float_out:
-        # Loaded uncompiled, the model is saved without the optimizer's state (a third of
-        # the size): what Grad-CAM and the agreement checks need.
-        Path(float_out).parent.mkdir(parents=True, exist_ok=True)
-        model.save(str(float_out))
+    float_model = model
     if score_scaling is not None:
         model = with_score_scaling(model, score_scaling)
     size = int(model.input_shape[1])
@@ -151,11 +148,17 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     converter.inference_output_type = tf.uint8 if input_type == 'uint8' else tf.int8
     print(f'calibrating on {len(calibration)} training photos...', file=sys.stderr)
     flatbuffer = converter.convert()
+    # Written only now that everything succeeded, each file atomically: a failed export
+    # (bad calibration photos, a full disk) leaves the previous model files whole.
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(flatbuffer)
     labels_path = Path(labels_out) if labels_out else out_path.parent / 'labels.txt'
-    labels_path.write_text('\n'.join(labels) + '\n')
+    if float_out:
+        # Loaded uncompiled, the model is saved without the optimizer's state (a third of
+        # the size): what Grad-CAM and the agreement checks need.
+        with replacing(float_out) as temporary:
+            float_model.save(str(temporary))
+    write_text_atomic(labels_path, '\n'.join(labels) + '\n')
+    write_bytes_atomic(out_path, flatbuffer)
     return ExportResult(tflite_path=out_path, labels_path=labels_path,
                         size_bytes=len(flatbuffer), calibration_images=len(calibration))
 

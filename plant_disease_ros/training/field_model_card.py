@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from plant_disease_ros.core.atomic_files import write_text_atomic
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.training.calibration import PRE_CHOICE_OBJECTIVE
 from plant_disease_ros.training.field_evaluate import (
@@ -719,6 +720,4 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
         lines += ['## Reproduce', '', '```bash', commands.strip(), '```', '']
     lines += ['## Data attribution and licences', '', lab_attribution, '', FIELD_ATTRIBUTION,
               '']
-    out_path = Path(out_path)
-    out_path.write_text('\n'.join(lines))
-    return out_path
+    return write_text_atomic(out_path, '\n'.join(lines))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from plant_disease_ros.core.atomic_files import write_text_atomic
+
 ATTRIBUTION = """\
 The photos are from the PlantVillage dataset (Hughes & Salathé, 2015, "An open access
 repository of images on plant health to enable the development of mobile disease
@@ -268,6 +270,4 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         ATTRIBUTION,
         '',
     ]
-    out_path = Path(out_path)
-    out_path.write_text('\n'.join(lines))
-    return out_path
+    return write_text_atomic(out_path, '\n'.join(lines))

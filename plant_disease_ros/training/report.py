@@ -20,6 +20,8 @@ from pathlib import Path
 import shutil
 from typing import Any
 
+from plant_disease_ros.core.atomic_files import replacing
+from plant_disease_ros.core.output_paths import check_output_file
 from plant_disease_ros.training.report_assets import Assets
 from plant_disease_ros.training.report_html import (
     escape,
@@ -405,26 +407,62 @@ SECTIONS: tuple[tuple[str, str, Callable[[ReportInputs, Assets], tuple[str, str]
 )
 
 
+# Written into every asset folder this command makes: only such a folder is replaced.
+ASSETS_MARK = '.made-by-plant-disease-report'
+
+
 def build_report(inputs: ReportInputs, out_path: str | os.PathLike = 'report/index.html',
                  inline: bool = False, title: str = 'Plant disease classifier report',
                  ) -> ReportResult:
-    """Write the HTML page gathering whatever of ``inputs`` exists; return its state."""
+    """Write the HTML page gathering whatever of ``inputs`` exists; return its state.
+
+    The page and its ``<stem>_files/`` folder are replaced only once the new ones are
+    complete: a run that fails leaves the previous report as it was. A ``<stem>_files/``
+    folder that an earlier report did not make is never touched (ValueError).
+    """
     page = Path(out_path)
+    check_output_file(page)
+    final = page.parent / f'{page.stem}_files'
+    if final.exists() and not (final / ASSETS_MARK).is_file():
+        raise ValueError(f'{final} exists and was not made by plant-disease report; move it '
+                         'or give another --out')
     page.parent.mkdir(parents=True, exist_ok=True)
-    assets = Assets(page, inline=inline)
-    if assets.folder.is_dir():
-        shutil.rmtree(assets.folder)  # stale pictures of an earlier report
+    staging = page.parent / f'.{page.stem}_files.{os.getpid()}.tmp'
+    shutil.rmtree(staging, ignore_errors=True)
+    assets = Assets(page, inline=inline, staging=staging)
     result = ReportResult(path=page)
     bodies = []
     try:
-        for key, heading, render in SECTIONS:
-            body, state = render(inputs, assets)
-            result.sections[key] = state
-            bodies.append(section_html(key, heading, body))
-    finally:
-        assets.cleanup()
-    stamp = datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')
-    nav = [(key, heading) for key, heading, _ in SECTIONS]
-    assets_note = 'the page' if inline else assets.folder.name
-    page.write_text(page_html(title, stamp, assets_note, nav, bodies), encoding='utf-8')
+        try:
+            for key, heading, render in SECTIONS:
+                body, state = render(inputs, assets)
+                result.sections[key] = state
+                bodies.append(section_html(key, heading, body))
+        finally:
+            assets.cleanup()
+        stamp = datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')
+        nav = [(key, heading) for key, heading, _ in SECTIONS]
+        assets_note = 'the page' if inline else final.name
+        html = page_html(title, stamp, assets_note, nav, bodies)
+        if staging.is_dir():
+            (staging / ASSETS_MARK).write_text('plant-disease report assets\n')
+        # Swap in: the page written aside, the old folder aside, the new one in place, the
+        # page renamed over the old one; the old folder goes last.
+        old = page.parent / f'.{page.stem}_files.{os.getpid()}.old'
+        with replacing(page) as new_page:
+            new_page.write_text(html, encoding='utf-8')
+            moved = final.exists()
+            if moved:
+                final.rename(old)
+            try:
+                if staging.is_dir():
+                    staging.rename(final)
+            except BaseException:
+                if moved:
+                    old.rename(final)
+                raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
     return result

@@ -26,11 +26,17 @@ MIME_TYPES = {'.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg',
 class Assets:
     """Copies files beside the page (or inlines them) and returns the URL to use."""
 
-    def __init__(self, page: Path, inline: bool = False) -> None:
-        """Keep assets of ``page`` in ``<page stem>_files/`` (or inline them)."""
+    def __init__(self, page: Path, inline: bool = False, staging: Path | None = None) -> None:
+        """Keep assets of ``page`` in ``<page stem>_files/`` (or inline them).
+
+        With ``staging`` the files are copied there instead, while the URLs name
+        ``<page stem>_files/``: the caller moves the folder into place once the page is
+        complete, so a failed run leaves the previous report whole.
+        """
         self.page = page
         self.inline = inline
         self.folder = page.parent / f'{page.stem}_files'
+        self.target = staging if staging is not None else self.folder
         self._urls: dict[Path, str] = {}
         self._names: set[str] = set()
         self._scratch: tempfile.TemporaryDirectory | None = None
@@ -58,9 +64,9 @@ class Assets:
             mime = MIME_TYPES.get(source.suffix.lower(), 'application/octet-stream')
             url = f'data:{mime};base64,' + base64.b64encode(source.read_bytes()).decode()
         else:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.target.mkdir(parents=True, exist_ok=True)
             name = self._unique_name(source)
-            shutil.copyfile(source, self.folder / name)
+            shutil.copyfile(source, self.target / name)
             url = f'{self.folder.name}/{name}'
         self._urls[source] = url
         return url

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from plant_disease_ros.core.output_paths import check_output_file, directory_problem
+from plant_disease_ros.core.output_paths import (
+    check_not_an_input,
+    check_output_file,
+    directory_problem,
+)
 
 
 def test_a_new_folder_under_a_writable_one_is_fine(tmp_path: Path) -> None:
@@ -49,3 +53,17 @@ def test_a_read_only_folder_or_file_is_refused(tmp_path: Path) -> None:
             check_output_file(locked / 'old.json')
     finally:
         locked.chmod(0o755)
+
+
+def test_an_output_that_is_one_of_the_inputs_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / 'eval' / 'evaluation.json'
+    source.parent.mkdir()
+    source.write_text('{}')
+    with pytest.raises(ValueError, match='is one of the inputs'):
+        check_not_an_input(tmp_path / 'eval' / '..' / 'eval' / 'evaluation.json',
+                           [None, tmp_path / 'other.json', source])
+    (tmp_path / 'link.json').symlink_to(source)
+    with pytest.raises(ValueError, match='--card .* is one of the inputs'):
+        check_not_an_input(tmp_path / 'link.json', [source], option='--card')
+    check_not_an_input(tmp_path / 'choice.json', [source, None])  # another file: fine
+    assert source.read_text() == '{}'

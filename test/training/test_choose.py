@@ -119,3 +119,14 @@ def test_only_matching_validation_frames_are_taken(tmp_path: Path,
     assert not (tmp_path / 'c.json').exists()
     assert main(['choose', '--incumbent', str(sharp), str(smeared), '--candidate',
                  str(sharp), str(smeared), '--max-sharp-loss', '2']) == 2
+
+
+def test_the_choice_is_never_written_over_an_input(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    sharp, smeared = pair(tmp_path, 'before', BEFORE, 'a' * 64)
+    evaluation = sharp / 'evaluation.json'
+    before = evaluation.read_text()
+    assert main(['choose', '--incumbent', str(sharp), str(smeared), '--candidate',
+                 str(sharp), str(smeared), '--out', str(evaluation)]) == 2
+    assert 'is one of the inputs' in capsys.readouterr().err
+    assert evaluation.read_text() == before

@@ -193,6 +193,49 @@ def test_full_report_links_resolve(report_inputs: ReportInputs, tmp_path: Path) 
     assert any(name.endswith('_map.png') for name in copied)  # rendered from the GeoJSON
 
 
+def test_a_folder_the_report_did_not_make_is_never_touched(report_inputs: ReportInputs,
+                                                           tmp_path: Path) -> None:
+    """``site_files/`` of the user's own: refused before anything is written."""
+    out = tmp_path / 'out'
+    notes = out / 'site_files' / 'notes.txt'
+    notes.parent.mkdir(parents=True)
+    notes.write_text('precious\n')
+    with pytest.raises(ValueError, match='not made by plant-disease report'):
+        build_report(report_inputs, out / 'site.html')
+    assert notes.read_text() == 'precious\n'
+    assert sorted(path.name for path in out.iterdir()) == ['site_files']
+    with pytest.raises(ValueError, match='is a directory'):
+        build_report(report_inputs, out / 'site_files')
+
+
+def test_a_failed_rebuild_leaves_the_previous_report_whole(
+        report_inputs: ReportInputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plant_disease_ros.training import report
+
+    out = tmp_path / 'out'
+    page = out / 'index.html'
+    build_report(report_inputs, page)
+    before = {path.name: path.read_bytes() for path in (out / 'index_files').iterdir()}
+    html = page.read_text(encoding='utf-8')
+
+    def fail(inputs: ReportInputs, assets: object) -> tuple[str, str]:
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(report, 'SECTIONS', (*report.SECTIONS, ('late', 'Late', fail)))
+    with pytest.raises(OSError, match='No space left'):
+        build_report(report_inputs, page)
+    assert page.read_text(encoding='utf-8') == html
+    after = {path.name: path.read_bytes() for path in (out / 'index_files').iterdir()}
+    assert after == before
+    assert sorted(path.name for path in out.iterdir()) == ['index.html', 'index_files']
+    # A rebuild that succeeds replaces its own folder: a stale picture goes.
+    monkeypatch.undo()
+    (out / 'index_files' / 'stale.png').write_bytes(b'old')
+    build_report(report_inputs, page)
+    assert not (out / 'index_files' / 'stale.png').exists()
+    assert unresolved_links(page)[0] == []
+
+
 def test_inline_report_is_one_file(report_inputs: ReportInputs, tmp_path: Path) -> None:
     result = build_report(report_inputs, tmp_path / 'single.html', inline=True)
     problems, _ = unresolved_links(result.path)

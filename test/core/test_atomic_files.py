@@ -1,0 +1,51 @@
+"""core.atomic_files: a file is either the old one or the whole new one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+from plant_disease_ros.core.atomic_files import replacing, write_bytes_atomic, write_text_atomic
+
+
+def test_a_write_replaces_the_file_and_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    target = tmp_path / 'new' / 'card.md'
+    assert write_text_atomic(target, 'first\n') == target
+    write_text_atomic(target, 'second, longer\n')
+    assert target.read_text() == 'second, longer\n'
+    assert os.listdir(target.parent) == ['card.md']
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    target = tmp_path / 'map.png'
+    target.write_bytes(b'old map')
+    with pytest.raises(OSError, match='No space left'):
+        with replacing(target) as temporary:
+            assert temporary.parent == tmp_path and temporary.suffix == '.png'
+            temporary.write_bytes(b'half a ne')
+            raise OSError(28, 'No space left on device')
+    assert target.read_bytes() == b'old map'
+    assert os.listdir(tmp_path) == ['map.png']
+
+
+def test_a_file_size_limit_midway_keeps_the_old_file(tmp_path: Path) -> None:
+    """A real failed write: the kernel's file-size limit (RLIMIT_FSIZE) stops it."""
+    target = tmp_path / 'comparison.json'
+    target.write_text('{"old": true}\n')
+    script = (
+        'import resource, signal, sys\n'
+        'signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n'
+        'resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n'
+        'from plant_disease_ros.core.atomic_files import write_bytes_atomic\n'
+        'write_bytes_atomic(sys.argv[1], b"x" * 100_000)\n')
+    done = subprocess.run([sys.executable, '-c', script, str(target)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and 'File too large' in done.stderr
+    assert target.read_text() == '{"old": true}\n'
+    assert os.listdir(tmp_path) == ['comparison.json']
+    write_bytes_atomic(target, b'x' * 100_000)  # without the limit it goes through
+    assert target.stat().st_size == 100_000
