@@ -8,10 +8,12 @@ figures are not meant to be quoted. Run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 import sys
 
-from plant_disease_ros.core.output_paths import check_output_file
+from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+from plant_disease_ros.core.output_paths import check_not_an_input, check_output_file
 from plant_disease_ros.tools.process import stop_on_termination, Terminated
 
 
@@ -64,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--num-threads must be >= 1, got {args.num_threads}')
     for name in ('duration', 'latency_duration', 'baseline_duration'):
         value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise ValueError(f'--{name.replace("_", "-")} must be > 0, got {value}')
+        if value is not None and not 0 < value < math.inf:
+            raise ValueError(f'--{name.replace("_", "-")} must be > 0 and finite, got {value}')
     check_output_file(args.out)
+    check_not_an_input(args.out, [args.model or default_model_path(),
+                                  args.labels or default_labels_path(), args.keras_model or None])
     overrides = {
         'sections': sections, 'model_path': args.model, 'labels_path': args.labels,
         'keras_model': args.keras_model, 'num_threads': args.num_threads,

@@ -92,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the summary table."""
+    if not 0.0 <= args.score_threshold <= 1.0:  # also refuses NaN
+        raise ValueError(f'--score-threshold must be in [0, 1], got {args.score_threshold}')
+    if args.per_class is not None and args.per_class < 1:
+        raise ValueError(f'--per-class must be >= 1, got {args.per_class}')
     camera = None
     if args.frames is not None:
         if not args.field_split:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 from plant_disease_ros.training.search import (
     format_table,
@@ -54,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the search and print the ranked table and the best trial's flags."""
+    if not 0 < args.budget_min < math.inf:  # also refuses NaN
+        raise ValueError(f'--budget-min must be > 0 and finite, got {args.budget_min}')
+    if not Path(args.data).is_dir():
+        raise ValueError(f'--data {args.data} is not a folder of class folders')
     base = TrainOptions(data_dir=args.data, out_dir=args.out, init=args.init,
                         epochs=args.epochs, head_epochs=args.head_epochs,
                         patience=args.epochs, per_class=args.per_class, seed=args.seed,

@@ -83,7 +83,18 @@ def _check_val(evaluation: dict, folder: str | Path) -> None:
 
 
 def model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> ModelScores:
-    """Read one model's sharp and smeared validation evaluations."""
+    """Read one model's sharp and smeared validation evaluations.
+
+    ValueError, naming the folders, when they are not usable evaluations.
+    """
+    try:
+        return _model_scores(name, sharp_dir, smeared_dir)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f'{sharp_dir} or {smeared_dir}: an evaluation.json without the '
+                         f'figures choose needs ({type(error).__name__}: {error})') from error
+
+
+def _model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> ModelScores:
     sharp, smeared = read_report(sharp_dir), read_report(smeared_dir)
     for evaluation, folder in ((sharp, sharp_dir), (smeared, smeared_dir)):
         _check_val(evaluation, folder)

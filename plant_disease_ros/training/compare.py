@@ -94,9 +94,14 @@ def read_report(folder: str | Path) -> dict:
         raise ComparisonError(f'{folder}: no evaluation.json, not a plant-disease evaluate '
                               'folder')
     try:
-        return json.loads(report_path.read_text())
-    except json.JSONDecodeError as error:
+        report = json.loads(report_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ComparisonError(f'{report_path}: not JSON ({error})') from error
+    if not isinstance(report, dict) or not isinstance(report.get('domains'), dict) \
+            or not report['domains'] \
+            or not all(isinstance(domain, dict) for domain in report['domains'].values()):
+        raise ComparisonError(f'{report_path}: not a plant-disease evaluation (no domains)')
+    return report
 
 
 def read_evaluation(folder: str | Path) -> Evaluation:
@@ -107,13 +112,18 @@ def read_evaluation(folder: str | Path) -> Evaluation:
     if not predictions_path.is_file():
         raise ComparisonError(f'{folder}: no predictions.csv (evaluations before it was '
                               'written cannot be compared photo by photo): evaluate again')
-    with open(predictions_path, newline='') as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in PREDICTION_COLUMNS
-                   if column not in (reader.fieldnames or [])]
-        if missing:
-            raise ComparisonError(f'{predictions_path}: missing columns {", ".join(missing)}')
-        rows = list(reader)
+    try:
+        with open(predictions_path, newline='', encoding='utf-8') as handle:
+            reader = csv.DictReader(handle)
+            missing = [column for column in PREDICTION_COLUMNS
+                       if column not in (reader.fieldnames or [])]
+            if missing:
+                raise ComparisonError(f'{predictions_path}: missing columns '
+                                      f'{", ".join(missing)}')
+            rows = list(reader)
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise ComparisonError(f'{predictions_path}: not a predictions table ({error})') \
+            from error
     for number, row in enumerate(rows, start=2):
         if row['correct'] not in ('0', '1') or row['outcome'] not in ('right', 'wrong',
                                                                       'rejected'):

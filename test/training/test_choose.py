@@ -130,3 +130,17 @@ def test_the_choice_is_never_written_over_an_input(tmp_path: Path,
                  str(sharp), str(smeared), '--out', str(evaluation)]) == 2
     assert 'is one of the inputs' in capsys.readouterr().err
     assert evaluation.read_text() == before
+
+
+@pytest.mark.parametrize('content', ['[1, 2]', '{}', '{"domains": {"lab": [1]}}',
+                                     '{"split": "val", "domains": {"lab": {"top1": 1}}}'])
+def test_an_evaluation_of_the_wrong_shape_is_one_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture, content: str) -> None:
+    sharp, smeared = pair(tmp_path, 'before', BEFORE, 'a' * 64)
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'evaluation.json').write_text(content)
+    assert main(['choose', '--incumbent', str(broken), str(smeared), '--candidate',
+                 str(sharp), str(smeared), '--out', str(tmp_path / 'c.json')]) == 2
+    err = capsys.readouterr().err
+    assert str(broken) in err and 'Traceback' not in err

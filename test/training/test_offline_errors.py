@@ -260,3 +260,28 @@ def test_model_card_names_the_split_seed_not_the_training_seed(tmp_path: Path) -
     card = card_of(tmp_path, summary, CLASSES, split_seed=9)
     assert 'Deterministic stratified split (seed 9)' in card
     assert '(seed 1)' not in card
+
+
+@pytest.mark.parametrize('command, arguments, message', [
+    ('evaluate', ['--score-threshold', 'nan'], '--score-threshold must be in'),
+    ('evaluate', ['--score-threshold', '1.5'], '--score-threshold must be in'),
+    ('evaluate', ['--per-class', '0'], '--per-class must be >= 1'),
+    ('search', ['--budget-min', '-5'], '--budget-min must be > 0'),
+    ('search', ['--budget-min', 'nan'], '--budget-min must be > 0'),
+    ('search', ['--data', 'NO_SUCH_FOLDER'], 'is not a folder of class folders'),
+    ('bench', ['--duration', 'inf'], '--duration must be > 0 and finite'),
+    ('bench', ['--out', str(MODEL_PATH)], 'is one of the inputs'),
+])
+def test_numbers_and_paths_that_cannot_work_are_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture, command: str, arguments: list[str],
+        message: str) -> None:
+    """NaN, a negative or infinite budget, an output over the model: one line, exit 2."""
+    data = make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    base = {'evaluate': ['--data', str(data), '--out', str(tmp_path / 'eval')],
+            'search': ['--data', str(data), '--out', str(tmp_path / 'search')],
+            'bench': ['--out', str(tmp_path / 'bench.json')]}[command]
+    model_before = MODEL_PATH.read_bytes()
+    assert main([command, *base, *arguments]) == 2
+    assert message in error_line(capsys, command)
+    assert not (tmp_path / 'eval').exists() and not (tmp_path / 'search').exists()
+    assert MODEL_PATH.read_bytes() == model_before
