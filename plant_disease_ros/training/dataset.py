@@ -37,6 +37,29 @@ class DatasetIndex:
     root: Path
     classes: tuple[str, ...]
     files: tuple[tuple[str, int], ...]  # (path relative to root, class index)
+    # Entries that are not read as photos (relative to root): another suffix, a folder
+    # inside a class folder, a file beside the class folders, a broken link.
+    ignored: tuple[str, ...] = ()
+
+    def ignored_summary(self) -> str | None:
+        """Return one line saying what was not read as photos, or None when nothing was."""
+        if not self.ignored:
+            return None
+        kinds: dict[str, int] = {}
+        for entry in self.ignored:
+            path = self.root / entry
+            if '/' not in entry:
+                kind = 'beside the class folders'
+            elif path.is_dir():
+                kind = 'folders inside a class folder (not searched)'
+            elif not path.exists():
+                kind = 'broken links'
+            else:
+                kind = f'{Path(entry).suffix.lower() or "no suffix"} files'
+            kinds[kind] = kinds.get(kind, 0) + 1
+        counts = ', '.join(f'{count} {kind}' for kind, count in sorted(kinds.items()))
+        return (f'not read as photos ({", ".join(IMAGE_SUFFIXES)} in class folders): '
+                f'{counts}, e.g. {self.ignored[0]}')
 
     def class_counts(self) -> dict[str, int]:
         """Return the number of files of each class."""
@@ -158,9 +181,15 @@ def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:
                                'rename it')
     files: list[tuple[str, int]] = []
     empty: list[str] = []
+    ignored = [entry.name for entry in sorted(root.iterdir())
+               if not entry.name.startswith('.') and not entry.is_dir()]
     for index, class_dir in enumerate(class_dirs):
-        images = sorted(path for path in class_dir.iterdir()
-                        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+        images = []
+        for path in sorted(class_dir.iterdir()):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(path)
+            elif not path.name.startswith('.'):
+                ignored.append(str(path.relative_to(root)))
         if not images:
             empty.append(class_dir.name)
         files.extend((str(path.relative_to(root)), index) for path in images)
@@ -170,7 +199,7 @@ def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:
         raise DatasetError(
             f'{root} has a single class ({class_dirs[0].name}); a classifier needs two or more')
     return DatasetIndex(root=root, classes=tuple(d.name for d in class_dirs),
-                        files=tuple(files))
+                        files=tuple(files), ignored=tuple(ignored))
 
 
 def split_files(files: Sequence[tuple[str, int]], classes: Sequence[str], seed: int = 42,

@@ -279,3 +279,25 @@ def test_the_shipped_splits_are_reproduced(domain: str | None) -> None:
                         test_fraction=entry['fractions']['test'])
     for name in ('train', 'val', 'test'):
         assert [[path, index] for path, index in split.parts[name]] == entry['splits'][name]
+
+
+def test_what_is_not_read_as_a_photo_is_counted_and_named(tmp_path: Path) -> None:
+    """Another suffix, a nested folder, a file beside the classes, a broken link."""
+    data = make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    (data / 'a' / 'leaf.webp').write_bytes(b'RIFF')
+    (data / 'a' / 'scan.tif').write_bytes(b'II*')
+    (data / 'b' / 'more').mkdir()
+    cv2.imwrite(str(data / 'b' / 'more' / 'deep.png'), np.zeros((4, 4, 3), np.uint8))
+    (data / 'b' / 'gone.jpg').symlink_to(tmp_path / 'nowhere.jpg')
+    (data / 'notes.txt').write_text('field log')
+    (data / 'a' / '.DS_Store').write_bytes(b'x')  # hidden: not worth a word
+    index = scan_dataset(data)
+    assert index.class_counts() == {'a': 3, 'b': 3}
+    assert sorted(index.ignored) == ['a/leaf.webp', 'a/scan.tif', 'b/gone.jpg', 'b/more',
+                                     'notes.txt']
+    summary = index.ignored_summary()
+    for part in ('1 .webp files', '1 .tif files', '1 broken links',
+                 '1 folders inside a class folder', '1 beside the class folders'):
+        assert part in summary, summary
+    assert scan_dataset(make_dataset(tmp_path / 'clean', {'a': 3, 'b': 3})).ignored_summary() \
+        is None
