@@ -27,6 +27,7 @@ from plant_disease_ros.training.dataset import (
     load_images,
     print_progress,
     scan_dataset,
+    Split,
     split_files,
     subsample,
     write_manifest,
@@ -113,12 +114,25 @@ def prepare_split(options: TrainOptions):
     split = split_files(readable, index.classes, seed=options.split_seed,
                         val_fraction=options.val_fraction, test_fraction=options.test_fraction)
     write_manifest(out_dir / 'split.json', split, index.root, unreadable)
+    unmeasured = classes_without(split, tuple(name for name in ('val', 'test')
+                                              if split.fractions.get(name, 0) > 0))
+    if unmeasured:
+        print(f'too few photos to measure {len(unmeasured)} class(es) (fewer than 3 each): '
+              f'{", ".join(unmeasured)} get no validation or test photo, so no figure says '
+              'how well the model knows them', file=sys.stderr)
     position = {path: row for row, (path, _) in enumerate(readable)}
     arrays = {}
     for name, part in split.parts.items():
         rows = np.array([position[path] for path, _ in part], dtype=np.int64)
         arrays[name] = (images[rows], labels[rows])
     return split, arrays
+
+
+def classes_without(split: Split, parts: tuple[str, ...]) -> list[str]:
+    """Return the classes that have no photo in one of ``parts`` of ``split``."""
+    present = {name: {index for _, index in split.parts.get(name, [])} for name in parts}
+    return [label for index, label in enumerate(split.classes)
+            if any(index not in present[name] for name in parts)]
 
 
 def check_every_class_readable(classes: tuple[str, ...], readable: list[tuple[str, int]],

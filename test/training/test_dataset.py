@@ -301,3 +301,13 @@ def test_what_is_not_read_as_a_photo_is_counted_and_named(tmp_path: Path) -> Non
         assert part in summary, summary
     assert scan_dataset(make_dataset(tmp_path / 'clean', {'a': 3, 'b': 3})).ignored_summary() \
         is None
+
+
+def test_classes_too_small_to_measure_are_named() -> None:
+    """Fewer than 3 photos: no validation or test photo, so no figure for the class."""
+    from plant_disease_ros.training.train import classes_without
+
+    files = [(f'a/{n}', 0) for n in range(4)] + [('b/1', 1), ('c/1', 2), ('c/2', 2)]
+    split = split_files(files, ('a', 'b', 'c'))
+    assert classes_without(split, ('val', 'test')) == ['b', 'c']
+    assert classes_without(split, ()) == []
