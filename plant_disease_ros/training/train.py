@@ -97,8 +97,9 @@ def prepare_split(options: TrainOptions):
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = scan_dataset(options.data_dir)
-    if index.ignored_summary():
-        print(index.ignored_summary(), file=sys.stderr)
+    ignored = index.ignored_summary()
+    if ignored:
+        print(ignored, file=sys.stderr)
     files = list(index.files)
     if options.per_class:
         files = subsample(files, options.per_class, seed=options.split_seed)
