@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         gradcam_layer=args.gradcam_layer,
         num_threads=args.threads, figures=not args.no_figures,
         progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
+    for _, reason in result.unreadable:
+        print(f'skipped: {reason}', file=sys.stderr)
     if len(paths) == 1:
         item = result.explanations[0]
         print(f'{item.image.name}: int8 {item.top3_int8[0]["label"]} '

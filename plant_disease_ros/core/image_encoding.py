@@ -315,12 +315,30 @@ def _check_compressed_header(raw: bytes) -> None:
             f'{MAX_COMPRESSED_PIXELS}')
 
 
-def compressed_to_rgb(data: bytes | np.ndarray, format: str = '') -> np.ndarray:
+def _over_background(bgra: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """Blend a BGRA image (8 or 16 bit) over an RGB ``background``; return uint8 RGB."""
+    if bgra.dtype not in (np.uint8, np.uint16):
+        raise ImageConversionError(
+            'unsupported_format', f'decoded image has unsupported dtype {bgra.dtype}')
+    full = float(np.iinfo(bgra.dtype).max)
+    colour = bgra[..., 2::-1].astype(np.float32) / full
+    alpha = bgra[..., 3:].astype(np.float32) / full
+    below = np.asarray(background, np.float32).reshape(1, 1, 3) / 255.0
+    blended = colour * alpha + below * (1.0 - alpha)
+    return np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8)
+
+
+def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
+                      alpha_background: tuple[int, int, int] | None = None) -> np.ndarray:
     """Decode a JPEG or PNG (a sensor_msgs/CompressedImage payload) to H×W×3 uint8 RGB.
 
-    Grey images are expanded to three channels, alpha is dropped and 16-bit PNGs are
-    scaled to 8 bit (``>> 8``). ``format`` may be empty (the data is sniffed), 'jpeg',
-    'png' or the image_transport style 'bgr8; jpeg compressed bgr8'.
+    Grey images are expanded to three channels and 16-bit PNGs are scaled to 8 bit
+    (``>> 8``). Alpha is dropped (a camera's alpha carries nothing) unless
+    ``alpha_background`` gives an RGB colour: then each pixel is blended over it by its
+    alpha, so the colours a transparent pixel happens to store never show (a leaf cut out
+    of its photo). ``format`` may be empty (the data is sniffed), 'jpeg', 'png' or the
+    image_transport style 'bgr8; jpeg compressed bgr8'. A truncated JPEG, which libjpeg
+    would pad with grey, is refused.
     """
     buffer = _as_byte_array(data)
     if buffer.size == 0:
@@ -342,6 +360,8 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '') -> np.ndarray:
         raise ImageConversionError(
             'decode_failed', f'cannot decode {codec or "compressed"} image '
             f'({buffer.size} bytes, format {format!r})')
+    if image.ndim == 3 and image.shape[2] == 4 and alpha_background is not None:
+        return _over_background(image, alpha_background)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:

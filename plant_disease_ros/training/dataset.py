@@ -21,9 +21,17 @@ import time
 import cv2
 import numpy as np
 
+from plant_disease_ros.core.image_encoding import compressed_to_rgb, ImageConversionError
+
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 SPLIT_NAMES = ('train', 'val', 'test')
 MANIFEST_VERSION = 1
+ALPHA_BACKGROUND = (0, 0, 0)
+"""What a transparent pixel of a training photo shows: black, as in PlantVillage's
+segmented release of leaves cut from their background."""
+DECODER_VERSION = 2
+"""Part of the decode cache's key: raised when :func:`read_photo` decodes a file otherwise
+(2: truncated JPEGs refused, transparency blended over :data:`ALPHA_BACKGROUND`)."""
 
 
 class DatasetError(ValueError):
@@ -268,26 +276,39 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     return Manifest(data, path)
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
-    """Decode an image file as RGB uint8 at its own size, or None if unreadable.
+class UnreadablePhoto(ValueError):
+    """A photo that cannot be used, with the file and the reason in the message."""
 
-    Unreadable also covers a file that cannot be opened and one whose header claims more
-    pixels than OpenCV decodes (``cv2.error``): one such photo is skipped and counted, it
-    does not end a training run.
+
+def read_photo(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file as RGB uint8 at its own size; :class:`UnreadablePhoto` if not.
+
+    The robot's decoder (:func:`~plant_disease_ros.core.image_encoding.compressed_to_rgb`)
+    reads it, so a training photo and a camera frame become the same pixels. Refused: a
+    file that cannot be opened, a truncated JPEG (libjpeg would pad it with grey and train
+    on that), one whose header claims more pixels than a camera gives and one OpenCV
+    cannot decode. A photo with transparency (a leaf cut out of its background) is blended
+    over :data:`ALPHA_BACKGROUND`, not shown with the colours its transparent pixels store.
     """
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
+    except OSError as error:
+        raise UnreadablePhoto(f'cannot read {path}: {error.strerror or error}') from error
     try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    except cv2.error:
+        return compressed_to_rgb(data, alpha_background=ALPHA_BACKGROUND)
+    except ImageConversionError as error:
+        raise UnreadablePhoto(f'cannot decode {path}: {error}') from error
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
+    """Return :func:`read_photo`'s pixels, or None for an unreadable photo.
+
+    For datasets: one such photo is skipped and counted, it does not end a training run.
+    """
+    try:
+        return read_photo(path)
+    except UnreadablePhoto:
         return None
-    if bgr is None or bgr.ndim != 3:
-        return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def decode_rgb(path: str | os.PathLike, size: int) -> np.ndarray | None:
@@ -342,7 +363,7 @@ def load_images(root: Path, files: Sequence[tuple[str, int]], size: int,
     cache_path = None
     if cache_dir is not None:
         key = hashlib.sha256()
-        key.update(os.fsencode(f'{root.resolve()}|{size}'))
+        key.update(os.fsencode(f'{root.resolve()}|{size}|decoder {DECODER_VERSION}'))
         for path, index in files:
             full = root / path
             try:

@@ -21,7 +21,6 @@ from pathlib import Path
 import statistics
 from typing import Any
 
-import cv2
 import numpy as np
 
 from plant_disease_ros.core.occlusion import (
@@ -36,7 +35,12 @@ from plant_disease_ros.core.occlusion import (
     upsample_heatmap,
 )
 from plant_disease_ros.core.preprocessing import resize_to_input
-from plant_disease_ros.training.dataset import IMAGE_SUFFIXES, ProgressCallback
+from plant_disease_ros.training.dataset import (
+    IMAGE_SUFFIXES,
+    ProgressCallback,
+    read_photo,
+    UnreadablePhoto,
+)
 
 FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
 SUMMARY_FILENAME = 'explanations.json'
@@ -69,15 +73,6 @@ def expand_image_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
     if not paths:
         raise ValueError('no image files among ' + ', '.join(str(item) for item in items))
     return paths
-
-
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file as H×W×3 uint8 RGB; ValueError when it cannot be decoded."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise ValueError(f'cannot decode image {path}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def load_keras_model(path: str | os.PathLike):
@@ -357,6 +352,8 @@ class ExplainResult:
     summary: dict
     summary_path: Path | None = None
     figures: list[Path] = field(default_factory=list)
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    """Photos skipped because they cannot be decoded, each with the reason."""
 
 
 def summarise(explanations: Sequence[ImageExplanation]) -> dict:
@@ -404,6 +401,9 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
                    keras_model: Any | None = None) -> ExplainResult:
     """Explain each photo with occlusion (int8) and, given a Keras model, Grad-CAM (float).
 
+    A photo that cannot be decoded is skipped and listed in ``unreadable`` (and in
+    ``explanations.json``) with the reason; ValueError only when none can be.
+
     Both maps explain the int8 model's top class (the robot's answer). With ``out_dir``
     ``explanations.json`` and (unless ``figures`` is false) a PNG per photo are written
     there. ``keras_model`` passes an already loaded model instead of ``keras_path``.
@@ -426,10 +426,18 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     explanations: list[ImageExplanation] = []
+    unreadable: list[tuple[Path, str]] = []
     used_names: set[str] = set()
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        photos = [read_rgb(path) for path in chunk]
+        chunk, photos = [], []
+        for path in paths[start:start + batch_size]:
+            try:
+                photos.append(read_photo(path))
+                chunk.append(path)
+            except UnreadablePhoto as error:
+                unreadable.append((path, str(error)))
+                if progress is not None:
+                    progress(len(explanations) + len(unreadable), len(paths))
         found = []
         for path, rgb in zip(chunk, photos, strict=True):
             probabilities = classifier.probabilities(rgb)
@@ -458,10 +466,15 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
             item.rgb = item.leaf = None
             explanations.append(item)
             if progress is not None:
-                progress(len(explanations), len(paths))
+                progress(len(explanations) + len(unreadable), len(paths))
+    if not explanations:
+        raise ValueError(f'no photo could be decoded: {unreadable[0][1]}'
+                         + (f' (and {len(unreadable) - 1} more)' if len(unreadable) > 1 else ''))
     summary = summarise(explanations)
+    summary['unreadable'] = len(unreadable)
     result = ExplainResult(explanations=explanations, summary=summary,
-                           figures=[item.figure for item in explanations if item.figure])
+                           figures=[item.figure for item in explanations if item.figure],
+                           unreadable=unreadable)
     if out is not None:
         document = {
             'tflite_model': str(model_path),
@@ -476,6 +489,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
             'target': 'top-1 class of the int8 model, for both maps',
             'summary': summary,
             'images': [item.record(out) for item in explanations],
+            'unreadable': [{'image': str(path), 'reason': reason}
+                           for path, reason in unreadable],
         }
         result.summary_path = out / SUMMARY_FILENAME
         result.summary_path.write_text(json.dumps(document, indent=1) + '\n')
@@ -498,5 +513,7 @@ def format_summary(summary: dict) -> str:
                      f'{iou["median"]:.2f}, min {iou["min"]:.2f}, max {iou["max"]:.2f}')
     if summary.get('top1_agreement') is not None:
         lines.append(f'float/int8 top-1 agreement: {percent(summary["top1_agreement"])}')
+    if summary.get('unreadable'):
+        lines.append(f'{summary["unreadable"]} photo(s) skipped: they cannot be decoded')
     return '\n'.join(lines)
 

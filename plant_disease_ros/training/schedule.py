@@ -55,7 +55,7 @@ class TrainingPlan:
 
     def describe(self, photos: int, classes: int) -> str:
         """Return the plan as the lines printed at the start of a run."""
-        lines = [f'{photos} photos, {classes} classes: validation '
+        lines = [f'{photos} image files, {classes} classes: validation '
                  f'{100 * self.val_fraction:.0f} %, test {100 * self.test_fraction:.0f} %, '
                  f'batch {self.batch_size}']
         if self.transfer:

@@ -381,6 +381,23 @@ def test_compressed_png_alpha_dropped() -> None:
     assert tuple(out[0, 0]) == (200, 0, 0)
 
 
+def test_compressed_png_alpha_blended_over_a_given_background() -> None:
+    bgra = np.zeros((2, 3, 4), dtype=np.uint16)
+    bgra[..., 2] = 0xFFFF                # red, 16 bit
+    bgra[0, :, 3] = 0                    # transparent row
+    bgra[1, :, 3] = 0xFFFF               # opaque row
+    bgra[1, 2, 3] = 0x8000               # about half
+    ok, buffer = cv2.imencode('.png', bgra)
+    assert ok
+    out = compressed_to_rgb(buffer.tobytes(), 'png', alpha_background=(10, 20, 30))
+    assert_rgb_array(out, 2, 3)
+    assert tuple(out[0, 0]) == (10, 20, 30)
+    assert tuple(out[1, 0]) == (255, 0, 0)
+    assert tuple(out[1, 2]) == (133, 10, 15)  # 0.5 * 255 + 0.5 * (10, 20, 30), rounded
+    # Without a background (camera frames) the same payload drops alpha.
+    assert tuple(compressed_to_rgb(buffer.tobytes(), 'png')[0, 0]) == (255, 0, 0)
+
+
 @pytest.mark.parametrize('case', ['jpeg_half', 'jpeg_no_eoi', 'png_half', 'png_header_only',
                                   'garbage', 'garbage_as_png', 'zeros'])
 def test_compressed_decode_failures(case: str) -> None:

@@ -17,11 +17,13 @@ from plant_disease_ros.training.dataset import (
     decode_rgb,
     load_images,
     read_manifest,
+    read_photo,
     read_rgb,
     scan_dataset,
     Split,
     split_files,
     subsample,
+    UnreadablePhoto,
     write_manifest,
 )
 
@@ -311,3 +313,48 @@ def test_classes_too_small_to_measure_are_named() -> None:
     split = split_files(files, ('a', 'b', 'c'))
     assert classes_without(split, ('val', 'test')) == ['b', 'c']
     assert classes_without(split, ()) == []
+
+
+def test_a_truncated_jpeg_is_unreadable_not_trained_as_grey(tmp_path: Path) -> None:
+    """libjpeg pads a cut-short JPEG with grey and only warns: it must not become a photo."""
+    make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    ok, data = cv2.imencode('.jpg', np.full((64, 64, 3), (30, 160, 40), np.uint8))
+    assert ok
+    cut = tmp_path / 'data' / 'a' / 'cut.jpg'
+    cut.write_bytes(data.tobytes()[:len(data) // 2])
+    with pytest.raises(UnreadablePhoto, match='truncated JPEG'):
+        read_photo(cut)
+    assert read_rgb(cut) is None
+    index = scan_dataset(tmp_path / 'data')
+    images, _, unreadable = load_images(index.root, index.files, 16)
+    assert unreadable == ['a/cut.jpg'] and len(images) == 6
+
+
+def test_transparent_pixels_show_the_alpha_background_not_their_stored_colour(
+        tmp_path: Path) -> None:
+    """A cut-out leaf PNG keeps red in its transparent pixels; training must not see it."""
+    bgra = np.zeros((4, 4, 4), np.uint8)
+    bgra[..., 2] = 255            # stored colour: red everywhere
+    bgra[:2, :, 3] = 0            # top half fully transparent
+    bgra[2:, :, :3] = (20, 160, 40)
+    bgra[2:, :, 3] = 255          # bottom half an opaque green leaf
+    bgra[3, 3] = (0, 0, 200, 128)  # one half-transparent red pixel
+    path = tmp_path / 'leaf.png'
+    assert cv2.imwrite(str(path), bgra)
+    rgb = read_photo(path)
+    assert rgb.shape == (4, 4, 3)
+    assert (rgb[:2] == 0).all()                    # over the black background
+    assert tuple(rgb[2, 0]) == (40, 160, 20)       # opaque pixels keep their colour
+    assert tuple(rgb[3, 3]) == (100, 0, 0)         # 200 * 128/255 over black
+
+
+def test_a_grey_photo_is_read_as_three_equal_channels(tmp_path: Path) -> None:
+    path = tmp_path / 'grey.png'
+    assert cv2.imwrite(str(path), np.full((5, 6), 77, np.uint8))
+    rgb = read_photo(path)
+    assert rgb.shape == (5, 6, 3) and (rgb == 77).all()
+
+
+def test_an_unopenable_photo_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(UnreadablePhoto, match='missing.jpg'):
+        read_photo(tmp_path / 'missing.jpg')

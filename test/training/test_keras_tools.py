@@ -208,12 +208,19 @@ def test_explain_writes_figures_and_summary(tf, tmp_path: Path) -> None:
     keras = next((candidate for candidate in KERAS_CANDIDATES if candidate.is_file()), None)
     photos = [str(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg')
               for name in ('Apple___Cedar_apple_rust', 'Potato___healthy')]
+    # A photo cut short in a copy is skipped and named; the others are still explained.
+    whole = Path(photos[0]).read_bytes()
+    (tmp_path / 'cut_short.jpg').write_bytes(whole[:len(whole) // 2])
+    photos.append(str(tmp_path / 'cut_short.jpg'))
     args = ['explain', *photos, '--out', str(tmp_path), '--grid', '4', '--model', str(MODEL),
             '--labels', str(LABELS)]
     args += ['--keras', str(keras)] if keras is not None else ['--no-gradcam']
     assert main(args) == 0
     document = json.loads((tmp_path / 'explanations.json').read_text())
     assert document['grid'] == 4 and len(document['images']) == 2
+    assert [item['image'] for item in document['unreadable']] == [photos[2]]
+    assert 'truncated JPEG' in document['unreadable'][0]['reason']
+    assert document['summary']['unreadable'] == 1
     for record in document['images']:
         assert (tmp_path / record['figure']).stat().st_size > 10_000
         assert len(record['top3_int8']) == 3

@@ -32,6 +32,8 @@ def test_transfer_plan_has_two_stages_and_a_lower_fine_tune_rate() -> None:
     assert plan.patience >= plan.epochs // 2  # no early stop in the first minutes
     assert plan.warmup_epochs == 1
     text = plan.describe(1_300, 3)
+    # Files found, before decoding: the split line after it counts the usable photos.
+    assert text.startswith('1300 image files, 3 classes: ')
     assert 'stage 1 (head only' in text and 'stage 2 (fine-tune)' in text
 
 
