@@ -16,9 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--run', required=True,
                         help='training output folder (holds model.keras and split.json; a '
                              'field-fit run also field_split.json)')
-    parser.add_argument('--out', default='models/plant_disease_int8.tflite',
-                        help='TFLite file to write; labels.txt goes beside it (and, for a '
-                             'field-fit run, field_split.json and split.json)')
+    parser.add_argument('--out', default=None,
+                        help='TFLite file to write (default: RUN/model_int8.tflite); '
+                             'labels.txt goes beside it (and, for a field-fit run, '
+                             'field_split.json and split.json). To replace the shipped '
+                             'model name models/plant_disease_int8.tflite here')
     parser.add_argument('--input-type', choices=('uint8', 'int8'), default='uint8')
     parser.add_argument('--calibration-count', type=int, default=300,
                         help='training photos used to calibrate activations')
@@ -41,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export and print the model's path and size."""
     run_dir = Path(args.run)
+    if args.out is None:
+        args.out = str(run_dir / 'model_int8.tflite')
     field_split = run_dir / 'field_split.json'
     cache_dir = args.cache_dir or None
     if args.calibrate:

@@ -15,10 +15,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--run', required=True, help='training run folder')
     parser.add_argument('--evaluation', required=True,
                         help='folder of `plant-disease evaluate --keras ...` on the test split')
-    parser.add_argument('--model', default='models/plant_disease_int8.tflite')
-    parser.add_argument('--labels', default='models/labels.txt')
+    parser.add_argument('--model', default=None,
+                        help='the exported int8 model (default: RUN/model_int8.tflite, where '
+                             '`export` writes it)')
+    parser.add_argument('--labels', default=None,
+                        help='its labels (default: labels.txt beside --model)')
     parser.add_argument('--search', default=None, help='search_results.md to include')
-    parser.add_argument('--out', default='models/MODEL_CARD.md')
+    parser.add_argument('--out', default=None,
+                        help='card to write (default: RUN/MODEL_CARD.md; the shipped card is '
+                             'models/MODEL_CARD.md)')
     parser.add_argument('--train-command', default='')
     parser.add_argument('--export-command', default='')
     parser.add_argument('--evaluate-command', default='')
@@ -53,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure invoke latency at 1 and 2 threads (and the reference's) and write the card."""
+    run_dir = Path(args.run)
+    args.model = args.model or str(run_dir / 'model_int8.tflite')
+    args.labels = args.labels or str(Path(args.model).parent / 'labels.txt')
+    args.out = args.out or str(run_dir / 'MODEL_CARD.md')
+    for name, path in (('--model', args.model), ('--labels', args.labels)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'{name} {path} not found: export the run first '
+                                    f'(plant-disease export --run {run_dir}) or name the file')
     evaluations = [args.evaluation, args.baseline, args.crops_evaluation,
                    *args.poses_evaluation, *args.frames_evaluation]
     check_not_an_input(args.out, [

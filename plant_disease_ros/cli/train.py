@@ -132,6 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     field.add_argument('--distill-temperature', type=float, default=1.0,
                        help="softening of the teacher's scores (above 1 the student also "
                             'learns lower confidence on lab leaves)')
+    field.add_argument('--pose-distill', type=int, default=0, choices=(0, 2, 4, 8),
+                       help='blend into the targets of the field and composited lab rows '
+                            "the start model's (--init-weights) scores averaged over this "
+                            'many right-angle poses of the frame (as test_time_poses), so '
+                            'one pass learns what the pose mean knows; 0: off')
+    field.add_argument('--pose-distill-weight', type=float, default=0.5,
+                       help='share of the pose-averaged scores in those targets (0..1)')
     field.add_argument('--calibrate-by', choices=OBJECTIVES, default=OBJECTIVES[0],
                        help='adaptive (default): the temperature minimising the negative '
                             'log-likelihood, then a per-frame scale of the logits fitted the '
@@ -210,7 +217,8 @@ def run_field(args: argparse.Namespace) -> int:
         distill_from=args.distill_from, distill_weight=args.distill_weight,
         distill_temperature=args.distill_temperature, architecture=args.architecture,
         label_smoothing=args.label_smoothing, calibration_objective=args.calibrate_by,
-        ema_momentum=args.ema_momentum, cutmix=args.cutmix)
+        ema_momentum=args.ema_momentum, cutmix=args.cutmix,
+        pose_distill=args.pose_distill, pose_distill_weight=args.pose_distill_weight)
     if args.mix:
         options.mix = SourceMix.parse(args.mix)
     if not 0.0 <= args.motion_blur <= 1.0:

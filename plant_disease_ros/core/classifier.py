@@ -277,6 +277,11 @@ class DiseaseClassifier:
                     interpreter.get_tensor(self.model.output_index))
                 total = probabilities if total is None else total + probabilities
         assert total is not None  # every count has at least one pose
+        if not np.isfinite(total).all():
+            # Only a float model can: NaN would pass every threshold check as a leaf and
+            # cannot be written as JSON.
+            raise ValueError(f'the model gave {int(np.count_nonzero(~np.isfinite(total)))} '
+                             'non-finite scores (NaN or infinity)')
         if poses > 1:
             total /= np.float32(poses)
         return total, preprocess_s * 1e3, invoke_s * 1e3, invoked, poses

@@ -273,7 +273,11 @@ def _check_compressed_header(raw: bytes) -> None:
     OpenCV trusts the header: a corrupt PNG chunk length or a JPEG frame header claiming
     20000×20000 pixels makes it allocate gigabytes from a few hundred bytes (found by the
     fuzz tests), which can get a robot's node killed for memory. Only the headers are
-    walked, so this costs microseconds.
+    walked, so this costs microseconds. Only JPEG, PNG and BMP are let through: OpenCV
+    decodes a dozen more formats whatever the message's ``format`` says (a WebP labelled
+    'jpeg'), whose headers are not checked here. A JPEG is walked as libjpeg reads it
+    (bytes between segments are skipped), and one without a frame header is refused, so
+    junk before the frame header cannot hide its size.
     """
     size: tuple[int, int] | None = None
     if raw.startswith(_PNG_MAGIC):
@@ -292,27 +296,59 @@ def _check_compressed_header(raw: bytes) -> None:
             if kind == b'IEND':
                 break
             position += 12 + length
-    elif raw.startswith(b'\xff\xd8'):
-        position = 2
-        while position + 4 <= len(raw) and raw[position] == 0xFF:
-            marker = raw[position + 1]
-            if marker == 0xFF:  # fill byte
-                position += 1
-                continue
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
-                position += 2
-                continue
-            if marker in _JPEG_FRAME_MARKERS and position + 9 <= len(raw):
-                size = (int.from_bytes(raw[position + 7:position + 9], 'big'),
-                        int.from_bytes(raw[position + 5:position + 7], 'big'))
-                break
-            if marker == 0xDA:  # start of scan: no frame header before it
-                break
-            position += 2 + int.from_bytes(raw[position + 2:position + 4], 'big')
+    elif raw.startswith(_JPEG_MAGIC):
+        size = _jpeg_frame_size(raw)
+        if size is None:
+            raise ImageConversionError(
+                'decode_failed', f'corrupt JPEG: no frame header before its image data '
+                f'({len(raw)} bytes)')
+    elif raw.startswith(b'BM') and len(raw) >= 26:
+        header = int.from_bytes(raw[14:18], 'little')
+        if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+            size = (int.from_bytes(raw[18:20], 'little'), int.from_bytes(raw[20:22], 'little'))
+        else:  # height < 0: rows stored top-down
+            size = (abs(int.from_bytes(raw[18:22], 'little', signed=True)),
+                    abs(int.from_bytes(raw[22:26], 'little', signed=True)))
+    else:
+        raise ImageConversionError(
+            'decode_failed', f'not a JPEG, PNG or BMP stream (starts {raw[:8].hex(" ")}, '
+            f'{len(raw)} bytes)')
     if size is not None and size[0] * size[1] > MAX_COMPRESSED_PIXELS:
         raise ImageConversionError(
             'bad_size', f'compressed image claims {size[0]}x{size[1]} pixels, more than '
             f'{MAX_COMPRESSED_PIXELS}')
+
+
+def _jpeg_frame_size(raw: bytes) -> tuple[int, int] | None:
+    """Return (width, height) from a JPEG's frame header, or None if none comes first.
+
+    Walks the segments as libjpeg's marker reader does: bytes that are not a marker are
+    skipped (libjpeg warns of "extraneous bytes" and goes on), as are fill bytes (0xFF)
+    and a stuffed 0xFF00; a segment with a length is jumped over.
+    """
+    position = 2
+    while position + 2 <= len(raw):
+        if raw[position] != 0xFF:
+            position += 1
+            continue
+        marker = raw[position + 1]
+        if marker in (0xFF, 0x00):  # fill byte; 0xFF00 is not a marker
+            position += 1 if marker == 0xFF else 2
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            position += 2
+            continue
+        if marker in _JPEG_FRAME_MARKERS:
+            if position + 9 > len(raw):
+                return None
+            return (int.from_bytes(raw[position + 7:position + 9], 'big'),
+                    int.from_bytes(raw[position + 5:position + 7], 'big'))
+        if marker in (0xDA, 0xD9):  # start of scan or end of image: no frame header
+            return None
+        if position + 4 > len(raw):
+            return None
+        position += 2 + int.from_bytes(raw[position + 2:position + 4], 'big')
+    return None
 
 
 def _over_background(bgra: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:

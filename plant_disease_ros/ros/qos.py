@@ -112,10 +112,17 @@ def latched_qos() -> QoSProfile:
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
+SEQUENCE_NUMBER_UNSUPPORTED = 2 ** 64 - 1
+"""rmw's RMW_MESSAGE_INFO_SEQUENCE_NUMBER_UNSUPPORTED: what an RMW without publication
+sequence numbers (Cyclone DDS) puts in every message's info."""
+
+
 def message_key(info: Any) -> tuple[bytes, int] | None:
     """Return (publisher GID, publication sequence number) of a message, if the RMW gives them.
 
-    ``info`` is rclpy's MessageInfo (a dict); ``None`` when either is missing.
+    ``info`` is rclpy's MessageInfo (a dict); ``None`` when either is missing, or when the
+    sequence number is rmw's "unsupported" value: taken as a number it would make every
+    later message of that publisher look like a duplicate of the first.
     """
     if not isinstance(info, dict):
         return None
@@ -123,7 +130,10 @@ def message_key(info: Any) -> tuple[bytes, int] | None:
     sequence = info.get('publication_sequence_number')
     if not gid or sequence is None:
         return None
-    return bytes(gid.get('data', b'')), int(sequence)
+    sequence = int(sequence)
+    if sequence < 0 or sequence >= SEQUENCE_NUMBER_UNSUPPORTED:
+        return None
+    return bytes(gid.get('data', b'')), sequence
 
 
 def reliability_for_publishers(publishers: Iterable[Any]) -> ReliabilityPolicy | None:

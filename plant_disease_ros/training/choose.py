@@ -95,7 +95,7 @@ def model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> M
 
 
 def _model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> ModelScores:
-    sharp, smeared = read_report(sharp_dir), read_report(smeared_dir)
+    sharp, smeared = read_report(sharp_dir, True), read_report(smeared_dir, True)
     for evaluation, folder in ((sharp, sharp_dir), (smeared, smeared_dir)):
         _check_val(evaluation, folder)
     sharp_px, smear_px = smear_of(sharp, str(sharp_dir)), smear_of(smeared, str(smeared_dir))

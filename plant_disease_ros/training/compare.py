@@ -86,8 +86,13 @@ def frames_but_smear(report: dict) -> dict:
             'photos': {name: domain['photos'] for name, domain in report['domains'].items()}}
 
 
-def read_report(folder: str | Path) -> dict:
-    """Read an evaluation folder's ``evaluation.json``; :class:`ComparisonError` if unusable."""
+def read_report(folder: str | Path, need_domains: bool = False) -> dict:
+    """Read an evaluation folder's ``evaluation.json``; :class:`ComparisonError` if unusable.
+
+    Any evaluation's is a JSON object; ``need_domains`` also asks for the per-domain
+    figures that only an evaluation with ``--field-split`` writes (a photo folder's
+    evaluation has none, and is still compared photo by photo).
+    """
     folder = Path(folder)
     report_path = folder / 'evaluation.json'
     if not report_path.is_file():
@@ -97,10 +102,14 @@ def read_report(folder: str | Path) -> dict:
         report = json.loads(report_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ComparisonError(f'{report_path}: not JSON ({error})') from error
-    if not isinstance(report, dict) or not isinstance(report.get('domains'), dict) \
-            or not report['domains'] \
-            or not all(isinstance(domain, dict) for domain in report['domains'].values()):
-        raise ComparisonError(f'{report_path}: not a plant-disease evaluation (no domains)')
+    if not isinstance(report, dict):
+        raise ComparisonError(f'{report_path}: not a plant-disease evaluation (not a JSON '
+                              'object)')
+    if need_domains and (
+            not isinstance(report.get('domains'), dict) or not report['domains']
+            or not all(isinstance(domain, dict) for domain in report['domains'].values())):
+        raise ComparisonError(f'{report_path}: not a field evaluation (no domains; evaluate '
+                              'with --field-split)')
     return report
 
 

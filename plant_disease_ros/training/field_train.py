@@ -93,6 +93,8 @@ class FieldTrainOptions:
     distill_from: str | None = None  # the lab model whose opinion lab rows are blended with
     distill_weight: float = 0.6
     distill_temperature: float = 1.0
+    pose_distill: int = 0  # >1: field and composited rows learn the start model's pose mean
+    pose_distill_weight: float = 0.5
     calibration_objective: str = OBJECTIVES[0]  # nll, domain-ece, adaptive (calibration)
     ema_momentum: float | None = None  # validate and keep the weights' moving average
     cutmix: float = 0.0  # share of field and composited lab rows given a partner's patch
@@ -284,6 +286,11 @@ def train_field(options: FieldTrainOptions) -> dict:
         raise ValueError(f'the EMA momentum must lie in (0, 1), not {options.ema_momentum:g}')
     check_objective(options.calibration_objective)
     check_cutmix_share(options.cutmix)
+    if options.pose_distill not in (0, 1, 2, 4, 8):
+        raise ValueError(f'--pose-distill must be 0, 2, 4 or 8 poses, not {options.pose_distill}')
+    if not 0.0 <= options.pose_distill_weight <= 1.0:
+        raise ValueError('the pose distillation weight must be in 0..1, not '
+                         f'{options.pose_distill_weight:g}')
     if options.threads:
         tf.config.threading.set_intra_op_parallelism_threads(options.threads)
         tf.config.threading.set_inter_op_parallelism_threads(options.threads)
@@ -318,6 +325,16 @@ def train_field(options: FieldTrainOptions) -> dict:
         print(f'distilling from {options.distill_from} on the plain lab rows (weight '
               f'{options.distill_weight:g}, temperature {options.distill_temperature:g})',
               file=sys.stderr, flush=True)
+    pose_teacher = None
+    if options.pose_distill > 1:
+        from plant_disease_ros.training.distill import blend_targets, PoseTeacher
+
+        pose_teacher = PoseTeacher(options.init_weights, num_classes, options.input_size,
+                                   options.pose_distill)
+        print(f'distilling the start model {options.init_weights} averaged over '
+              f'{options.pose_distill} poses into the field and composited lab rows (weight '
+              f'{options.pose_distill_weight:g})', file=sys.stderr, flush=True)
+    pose_sources = [SOURCES.index('lab_composite'), SOURCES.index('field')]
     lab_source = SOURCES.index('lab')
     cutmix_sources = [SOURCES.index('lab_composite'), SOURCES.index('field')]
     if options.cutmix:
@@ -333,6 +350,11 @@ def train_field(options: FieldTrainOptions) -> dict:
             if teacher is not None and rows.size:
                 targets = blend_targets(targets, rows, teacher.probabilities(images[rows]),
                                         options.distill_weight)
+            posed = np.flatnonzero(np.isin(sources, pose_sources))
+            if pose_teacher is not None and posed.size:
+                targets = blend_targets(targets, posed,
+                                        pose_teacher.probabilities(images[posed]),
+                                        options.pose_distill_weight)
             if options.cutmix:
                 # Its own stream, so a run without CutMix draws the same batches as before.
                 images, targets, _ = cutmix_rows(

@@ -368,6 +368,19 @@ def test_quantised_and_float_models_agree(tiny: dict[str, Path],
         np.testing.assert_allclose(probabilities['int8'], probabilities['uint8'], atol=0.01)
 
 
+def test_a_float_model_giving_nan_scores_is_refused_per_frame(
+        tiny: dict[str, Path], leaves: dict[str, np.ndarray]) -> None:
+    """NaN passes every threshold check as a leaf and is not JSON: a per-frame error."""
+    labels = tiny['uint8'].parent / 'labels.txt'
+    classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
+        model_path=str(tiny['float32_nan']), labels_path=str(labels)))
+    rgb = next(iter(leaves.values()))
+    with pytest.raises(ValueError, match='the model gave 21 non-finite scores'):
+        classifier.classify(rgb)
+    with pytest.raises(ValueError, match='non-finite'):
+        classifier.probabilities(rgb)
+
+
 @pytest.mark.parametrize(('dtype', 'scale', 'zero_point', 'pixels', 'expected'), [
     (np.uint8, 1.0, 0, [0, 128, 255], [0, 128, 255]),
     (np.int8, 1.0, -128, [0, 128, 255], [-128, 0, 127]),

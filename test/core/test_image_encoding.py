@@ -430,3 +430,55 @@ def test_compressed_unsupported_format(format: str) -> None:
         compressed_to_rgb(encode(two_colour_image(), '.png'), format)
     assert info.value.reason == 'unsupported_format'
     assert format in str(info.value)
+
+
+def jpeg_with_frame(width: int, height: int, junk_before_frame: bytes = b'') -> bytes:
+    """Return a real 16×16 JPEG whose frame header claims ``width``×``height``."""
+    ok, encoded = cv2.imencode('.jpg', np.full((16, 16, 3), 100, np.uint8))
+    assert ok
+    data = bytearray(encoded.tobytes())
+    sof = data.find(b'\xff\xc0')
+    data[sof + 5:sof + 9] = int(height).to_bytes(2, 'big') + int(width).to_bytes(2, 'big')
+    return bytes(data[:sof] + junk_before_frame + data[sof:])
+
+
+def test_junk_before_a_jpeg_frame_header_does_not_hide_its_size() -> None:
+    """libjpeg skips "extraneous bytes" between segments; the size check must as well."""
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb(jpeg_with_frame(20000, 20000, b'\x00\x17'), 'jpeg')
+    assert info.value.reason == 'bad_size' and '20000x20000' in str(info.value)
+    # Junk, fill bytes and a stuffed 0xFF00 before an honest frame: decoded as libjpeg does.
+    out = compressed_to_rgb(jpeg_with_frame(16, 16, b'\x00\x17\xff\x00\xff\xff'), 'jpeg')
+    assert out.shape == (16, 16, 3)
+
+
+def test_a_jpeg_without_a_frame_header_is_refused() -> None:
+    data = jpeg_with_frame(16, 16)
+    sof = data.find(b'\xff\xc0')
+    length = int.from_bytes(data[sof + 2:sof + 4], 'big')
+    with pytest.raises(ImageConversionError, match='no frame header') as info:
+        compressed_to_rgb(data[:sof] + data[sof + 2 + length:], 'jpeg')
+    assert info.value.reason == 'decode_failed'
+
+
+@pytest.mark.parametrize('extension', ['.webp', '.tiff'])
+@pytest.mark.parametrize('format', ['jpeg', '', 'bgr8; jpeg compressed bgr8', 'png'])
+def test_formats_other_than_jpeg_png_and_bmp_are_refused_whatever_the_label(
+        extension: str, format: str) -> None:
+    """OpenCV would decode them, but their headers (so their sizes) are not checked."""
+    ok, encoded = cv2.imencode(extension, np.zeros((8, 8, 3), np.uint8))
+    assert ok
+    with pytest.raises(ImageConversionError, match='not a JPEG, PNG or BMP') as info:
+        compressed_to_rgb(encoded.tobytes(), format)
+    assert info.value.reason == 'decode_failed'
+
+
+def test_bmp_is_decoded_and_its_claimed_size_checked() -> None:
+    ok, encoded = cv2.imencode('.bmp', np.full((3, 5, 3), (10, 20, 30), np.uint8))
+    assert ok
+    data = bytearray(encoded.tobytes())
+    assert tuple(compressed_to_rgb(bytes(data))[0, 0]) == (30, 20, 10)
+    data[18:26] = (20000).to_bytes(4, 'little') + (-20000).to_bytes(4, 'little', signed=True)
+    with pytest.raises(ImageConversionError, match='20000x20000') as info:
+        compressed_to_rgb(bytes(data))
+    assert info.value.reason == 'bad_size'

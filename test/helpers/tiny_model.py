@@ -23,6 +23,7 @@ VARIANTS: dict[str, dict] = {
     'float32': {'quantize': 'float32'},
     'grey_input': {'quantize': 'uint8', 'channels': 1},
     'two_outputs': {'quantize': 'float32', 'num_outputs': 2},
+    'float32_nan': {'quantize': 'float32', 'nan_scores': True},
 }
 
 _BUILT: dict[Path, dict[str, Path]] = {}
@@ -39,11 +40,13 @@ def _representative_images(input_size: int, channels: int, count: int = 8) -> It
 
 def build_tiny_model(path: Path, *, num_classes: int = NUM_CLASSES,
                      input_size: int = INPUT_SIZE, quantize: str = 'uint8',
-                     channels: int = 3, num_outputs: int = 1, seed: int = 0) -> Path:
+                     channels: int = 3, num_outputs: int = 1, seed: int = 0,
+                     nan_scores: bool = False) -> Path:
     """Write a Rescaling -> Conv -> GAP -> Dense softmax TFLite model to ``path``.
 
     ``quantize`` is 'uint8' or 'int8' (full-integer model with that input and output
-    type) or 'float32' (no quantisation).
+    type) or 'float32' (no quantisation). ``nan_scores`` makes the head's bias NaN, so
+    every score is NaN (a float model gone bad; only float32).
     """
     import tensorflow as tf
 
@@ -56,6 +59,10 @@ def build_tiny_model(path: Path, *, num_classes: int = NUM_CLASSES,
     outputs = [keras.layers.Dense(num_classes, activation='softmax', name=f'probs{i}')(x)
                for i in range(num_outputs)]
     model = keras.Model(inputs, outputs if num_outputs > 1 else outputs[0])
+    if nan_scores:
+        head = model.get_layer('probs0')
+        kernel, bias = head.get_weights()
+        head.set_weights([kernel, np.full_like(bias, np.nan)])
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantize in ('uint8', 'int8'):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -31,6 +31,7 @@ from plant_disease_ros.ros import conversions  # noqa: E402
 from plant_disease_ros.ros.diagnostics import ThrottledWarnings  # noqa: E402
 from plant_disease_ros.ros.qos import (  # noqa: E402
     AdaptiveSubscription,
+    message_key,
     reliability_for_publishers,
     reliability_policy,
 )
@@ -166,6 +167,19 @@ def test_classification_json() -> None:
 def info(reliability: ReliabilityPolicy) -> SimpleNamespace:
     """Return a stand-in for a TopicEndpointInfo with ``reliability``."""
     return SimpleNamespace(qos_profile=SimpleNamespace(reliability=reliability))
+
+
+def test_message_key_ignores_an_unsupported_sequence_number() -> None:
+    """Cyclone DDS gives every message UINT64_MAX: as a number, all but the first of a
+    publisher would be dropped as duplicates and counted as gaps."""
+    gid = {'data': bytes(range(16))}
+    assert message_key({'publisher_gid': gid, 'publication_sequence_number': 7}) == (
+        bytes(range(16)), 7)
+    assert message_key({'publisher_gid': gid,
+                        'publication_sequence_number': 2 ** 64 - 1}) is None
+    assert message_key({'publisher_gid': gid, 'publication_sequence_number': None}) is None
+    assert message_key({'publisher_gid': None, 'publication_sequence_number': 7}) is None
+    assert message_key(None) is None
 
 
 def test_reliability_matches_publishers_like_rosbag2() -> None:

@@ -151,3 +151,34 @@ def test_compare_command_writes_table_markdown_and_picture(tmp_path: Path,
     assert (out / 'comparison.png').read_bytes()[:4] == b'\x89PNG'
     assert main(['compare', str(base), str(tmp_path / 'missing'), '--out', str(out)]) == 2
     assert 'no evaluation.json' in capsys.readouterr().err
+
+
+def test_two_evaluations_of_a_photo_folder_are_compared(tmp_path: Path) -> None:
+    """A user's own photo folder has no domains in evaluation.json: still comparable."""
+    import shutil
+
+    from conftest import MODELS_DIR, TEST_IMAGES_DIR
+
+    from plant_disease_ros.training.evaluate import evaluate, EvaluationOptions
+
+    data = tmp_path / 'photos'
+    for name in ('Apple___healthy', 'Tomato___Late_blight', 'Potato___Early_blight'):
+        (data / name).mkdir(parents=True)
+        shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg', data / name / 'one.jpg')
+    folders = []
+    for poses in (1, 2):
+        folders.append(tmp_path / f'eval_{poses}')
+        evaluate(EvaluationOptions(
+            model_path=str(MODELS_DIR / 'plant_disease_int8.tflite'),
+            labels_path=str(MODELS_DIR / 'labels.txt'), out_dir=str(folders[-1]),
+            data_dir=str(data), poses=poses))
+        assert 'domains' not in json.loads((folders[-1] / 'evaluation.json').read_text())
+    result = compare_evaluations(read_evaluation(folders[0]), read_evaluation(folders[1]))
+    assert list(result['domains']) == ['photos']
+    assert result['domains']['photos']['frames'] == 3
+    assert result['differing_settings'].get('poses') == [1, 2]
+    # choose needs the per-domain figures of a field evaluation and says so.
+    from plant_disease_ros.training.compare import read_report
+
+    with pytest.raises(ComparisonError, match='not a field evaluation .*--field-split'):
+        read_report(folders[0], need_domains=True)

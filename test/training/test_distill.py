@@ -58,3 +58,32 @@ def test_teacher_must_have_the_labels_without_no_leaf(tmp_path) -> None:
         LabTeacher(str(tmp_path / 'lab.keras'), 6, 16)
     with pytest.raises(ValueError, match='temperature'):
         LabTeacher(str(tmp_path / 'lab.keras'), 4, 16, temperature=0)
+
+
+def test_pose_teacher_is_the_mean_of_the_model_over_the_poses(tmp_path) -> None:
+    from plant_disease_ros.core.preprocessing import pose_views
+    from plant_disease_ros.training.distill import PoseTeacher
+
+    model = _lab_model(tmp_path / 'field.keras', 4)
+    images = np.random.default_rng(3).uniform(0, 255, (3, 16, 16, 3)).astype(np.float32)
+    one = PoseTeacher(str(tmp_path / 'field.keras'), 4, 16, poses=1)
+    assert np.allclose(one.probabilities(images), model.predict(images, verbose=0), atol=1e-5)
+    four = PoseTeacher(str(tmp_path / 'field.keras'), 4, 16, poses=4)
+    expected = np.mean([model.predict(np.ascontiguousarray(view), verbose=0)
+                        for view in pose_views(images, 4, axes=(1, 2))], axis=0)
+    scores = four.probabilities(images)
+    assert np.allclose(scores, expected, atol=1e-5)
+    # An untrained network is not pose-invariant: the mean differs from one pass.
+    assert not np.allclose(scores, one.probabilities(images), atol=1e-4)
+    assert np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    assert four.probabilities(images[:0]).shape == (0, 4)
+
+
+def test_pose_teacher_must_have_every_label_and_a_pose_count(tmp_path) -> None:
+    from plant_disease_ros.training.distill import PoseTeacher
+
+    _lab_model(tmp_path / 'field.keras', 4)
+    with pytest.raises(ValueError, match='4 outputs; it must be a field model of the same 5'):
+        PoseTeacher(str(tmp_path / 'field.keras'), 5, 16, poses=4)
+    with pytest.raises(ValueError, match='3'):
+        PoseTeacher(str(tmp_path / 'field.keras'), 4, 16, poses=3)

@@ -61,6 +61,28 @@ def test_training_writes_split_curves_and_model(trained_run: Path) -> None:
     assert len((trained_run / 'history.csv').read_text().splitlines()) == 3
 
 
+def test_export_and_model_card_write_into_the_run_by_default(
+        trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --out a user's run never replaces the shipped model, labels or card."""
+    import hashlib
+
+    from conftest import MODELS_DIR
+
+    from plant_disease_ros.cli.main import main
+
+    shipped = {name: hashlib.sha256((MODELS_DIR / name).read_bytes()).hexdigest()
+               for name in ('plant_disease_int8.tflite', 'labels.txt', 'MODEL_CARD.md')}
+    run = Path(shutil.copytree(trained_run, tmp_path / 'run'))
+    assert main(['model-card', '--run', str(run), '--evaluation', str(tmp_path)]) != 0
+    assert 'model_int8.tflite not found: export the run first' in capsys.readouterr().err
+    assert main(['export', '--run', str(run), '--calibration-count', '12',
+                 '--cache-dir', '']) == 0
+    assert (run / 'model_int8.tflite').stat().st_size > 1000
+    assert (run / 'labels.txt').read_text().split() == list(CLASSES)
+    assert shipped == {name: hashlib.sha256((MODELS_DIR / name).read_bytes()).hexdigest()
+                       for name in shipped}
+
+
 def test_export_and_evaluate(trained_run: Path, tiny_dataset: Path, tmp_path: Path) -> None:
     from plant_disease_ros.cli.main import main
     from plant_disease_ros.core.interpreter_loader import load_interpreter
