@@ -126,6 +126,12 @@ def start_sentence(summary: dict) -> str:
                  f'{options["distill_weight"]:g}, softened with temperature '
                  f'{options["distill_temperature"]:g}), so the field fit keeps what it '
                  'knew about lab leaves.')
+    if (options.get('pose_distill') or 0) > 1:
+        text += (' The field and composited lab rows learn from targets blended with the '
+                 f'start model\'s own scores averaged over {options["pose_distill"]} '
+                 'right-angle poses of the frame (weight '
+                 f'{options.get("pose_distill_weight", 0.5):g}), so one pass learns what '
+                 'the pose mean knows.')
     return text
 
 

@@ -578,6 +578,20 @@ def test_card_says_when_a_run_grew_the_network() -> None:
     assert 'grows' not in start_sentence(summary)
 
 
+def test_card_says_when_a_run_learned_the_pose_mean() -> None:
+    from plant_disease_ros.training.field_model_card import start_sentence
+
+    summary = {'classes': ['a', 'no_leaf'], 'init_outputs': 2,
+               'options': {'init_weights': 'field.keras', 'distill_from': None,
+                           'pose_distill': 4, 'pose_distill_weight': 0.5}}
+    assert ("the start model's own scores averaged over 4 right-angle poses of the frame "
+            '(weight 0.5)') in start_sentence(summary)
+    summary['options']['pose_distill'] = 0
+    assert 'poses' not in start_sentence(summary)
+    del summary['options']['pose_distill']  # runs from before the option
+    assert 'poses' not in start_sentence(summary)
+
+
 def test_card_says_when_a_run_changed_the_input_size() -> None:
     from plant_disease_ros.training.field_model_card import start_sentence
 
