@@ -58,3 +58,21 @@ def check_not_an_input(path: str | Path, inputs: Iterable[str | Path | None],
     for item in inputs:
         if item is not None and Path(item).resolve() == target:
             raise ValueError(f'{option} {path} is one of the inputs ({item}); give another file')
+
+
+def check_not_inside(path: str | Path, folders: Iterable[str | Path | None],
+                     option: str = '--out') -> None:
+    """Raise ValueError when the folder ``path`` is (or lies in) one of ``folders``.
+
+    A run that wrote into the folder of photos it reads would add its own outputs to its
+    data (a class folder named ``runs``). None entries are skipped; paths are compared
+    resolved.
+    """
+    target = Path(path).resolve()
+    for item in folders:
+        if item is None:
+            continue
+        folder = Path(item).resolve()
+        if target == folder or folder in target.parents:
+            raise ValueError(f'{option} {path} lies in the photo folder {item}; give a folder '
+                             'outside it (e.g. runs/NAME)')

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.core.output_paths import check_not_inside
 from plant_disease_ros.training.calibration import (
     check_objective,
     OBJECTIVES,
@@ -286,6 +287,7 @@ def train_field(options: FieldTrainOptions) -> dict:
         raise ValueError(f'the EMA momentum must lie in (0, 1), not {options.ema_momentum:g}')
     check_objective(options.calibration_objective)
     check_cutmix_share(options.cutmix)
+    check_not_inside(options.out_dir, [options.lab_data, options.field_data, options.negatives])
     if options.pose_distill not in (0, 1, 2, 4, 8):
         raise ValueError(f'--pose-distill must be 0, 2, 4 or 8 poses, not {options.pose_distill}')
     if not 0.0 <= options.pose_distill_weight <= 1.0:

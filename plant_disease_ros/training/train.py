@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 import json
+import math
 import os
 from pathlib import Path
 import sys
@@ -22,6 +23,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.core.output_paths import check_not_inside
 from plant_disease_ros.training.dataset import (
     DatasetError,
     load_images,
@@ -114,6 +116,10 @@ def prepare_split(options: TrainOptions):
     check_every_class_readable(index.classes, readable, index.root)
     split = split_files(readable, index.classes, seed=options.split_seed,
                         val_fraction=options.val_fraction, test_fraction=options.test_fraction)
+    if not split.parts.get('val'):
+        raise DatasetError(f'no validation photo: {len(readable)} readable photos in '
+                           f'{len(index.classes)} classes are too few (a class needs at least '
+                           '3 photos to give one to validation and one to test)')
     write_manifest(out_dir / 'split.json', split, index.root, unreadable)
     unmeasured = classes_without(split, tuple(name for name in ('val', 'test')
                                               if split.fractions.get(name, 0) > 0))
@@ -156,12 +162,35 @@ INT_OPTION_MINIMUMS = {'input_size': 1, 'epochs': 1, 'batch_size': 1, 'head_epoc
                        'unfreeze': 0, 'patience': 0, 'per_class': 1, 'threads': 1}
 
 
+# Decimal options: (lowest, highest, whether the lowest itself is allowed).
+FLOAT_OPTION_RANGES = {'learning_rate': (0.0, 1.0, False), 'width': (0.0, 4.0, False),
+                       'augment_strength': (0.0, 1.0, True),
+                       'label_smoothing': (0.0, 0.5, True),
+                       'time_budget_min': (0.0, math.inf, False),
+                       'val_fraction': (0.0, 0.5, False), 'test_fraction': (0.0, 0.5, True)}
+
+
 def check_options(options: TrainOptions) -> None:
-    """Raise ``ValueError`` for an integer option below its smallest sensible value."""
+    """Raise ``ValueError`` for an option that cannot work, before anything is read.
+
+    Integer options below their smallest sensible value, decimal ones outside their range
+    or not a number (a negative learning rate trains to nonsense and a NaN time budget is
+    never reached), and an output folder inside the photo folder.
+    """
     for name, minimum in INT_OPTION_MINIMUMS.items():
         value = getattr(options, name)
         if value is not None and value < minimum:
             raise ValueError(f'{name.replace("_", " ")} must be >= {minimum}, got {value}')
+    for name, (low, high, low_allowed) in FLOAT_OPTION_RANGES.items():
+        value = getattr(options, name)
+        if value is None:
+            continue
+        if not (math.isfinite(value) or value == math.inf == high) or value > high \
+                or value < low or (value == low and not low_allowed):
+            bound = '>=' if low_allowed else '>'
+            raise ValueError(f'{name.replace("_", " ")} must be {bound} {low:g} and <= '
+                             f'{high:g}, got {value:g}')
+    check_not_inside(options.out_dir, [options.data_dir])
 
 
 def resolve_options(options: TrainOptions):
@@ -173,7 +202,7 @@ def resolve_options(options: TrainOptions):
     from plant_disease_ros.training.transfer import load_source, resolve_init, TransferError
 
     check_options(options)
-    source_model = source = None
+    source_model = source = warm = None
     source_path = None if options.init_weights else resolve_init(options.init)
     if source_path is not None:
         source_model, source = load_source(source_path, options.width)
@@ -182,6 +211,15 @@ def resolve_options(options: TrainOptions):
             if wanted is not None and wanted != found:
                 raise TransferError(f'--{name} {wanted} does not match the source model '
                                     f'{source_path} ({found}); use --init scratch for another '
+                                    'network')
+    elif options.init_weights:
+        # A warm start keeps the network of its weights: read it, as a transfer does.
+        _, warm = load_source(Path(options.init_weights), options.width)
+        for name, wanted, found in (('architecture', options.architecture, warm.architecture),
+                                    ('width', options.width, warm.width)):
+            if wanted is not None and wanted != found:
+                raise TransferError(f'--{name} {wanted} does not match --init-weights '
+                                    f'{options.init_weights} ({found}): a warm start keeps its '
                                     'network')
     index = scan_dataset(options.data_dir)
     photos = len(subsample(index.files, options.per_class, seed=options.split_seed)
@@ -193,11 +231,18 @@ def resolve_options(options: TrainOptions):
         head_epochs=0 if copy_head else options.head_epochs, patience=options.patience,
         learning_rate=options.learning_rate, val_fraction=options.val_fraction,
         test_fraction=options.test_fraction)
+    if plan.transfer and plan.head_epochs == 0 and options.unfreeze == 0:
+        raise ValueError('--unfreeze 0 with no head epochs leaves nothing to train'
+                         + (' (the head is kept: the classes are the same)' if copy_head
+                            else ' (--head-epochs 0)'))
+    start_model = source or warm
     resolved = replace(
         options,
-        architecture=options.architecture or (source.architecture if source else 'resnet_lite'),
-        width=options.width or (source.width if source else 0.75),
-        input_size=options.input_size or (source.input_size if source else SCRATCH_INPUT_SIZE),
+        architecture=options.architecture or (start_model.architecture if start_model
+                                              else 'resnet_lite'),
+        width=options.width or (start_model.width if start_model else 0.75),
+        input_size=options.input_size or (start_model.input_size if start_model
+                                          else SCRATCH_INPUT_SIZE),
         batch_size=plan.batch_size, epochs=plan.epochs, patience=plan.patience,
         learning_rate=plan.learning_rate, val_fraction=plan.val_fraction,
         test_fraction=plan.test_fraction, head_epochs=plan.head_epochs)
@@ -297,6 +342,9 @@ def train(options: TrainOptions) -> TrainResult:
             [keras.callbacks.EarlyStopping(monitor='val_accuracy', patience=plan.patience,
                                            restore_best_weights=True)])
     seconds = time.monotonic() - started
+    if not model_path.is_file():
+        raise RuntimeError(f'no checkpoint was written to {model_path}: no training stage '
+                           'ran')
     merged = merge_histories(histories)
     write_history(merged, out_dir / 'history.csv')
     plot_training_curves(merged, out_dir / 'training_curves.png')

@@ -103,3 +103,23 @@ def test_train_options_below_their_minimum_are_refused() -> None:
         check_options(TrainOptions(data_dir='d', out_dir='o', batch_size=0))
     with pytest.raises(ValueError, match='^epochs must be >= 1, got -2$'):
         check_options(TrainOptions(data_dir='d', out_dir='o', epochs=-2))
+
+
+@pytest.mark.parametrize('name, value, message', [
+    ('learning_rate', -1.0, 'learning rate must be > 0 and <= 1, got -1'),
+    ('learning_rate', float('nan'), 'learning rate must be > 0 and <= 1, got nan'),
+    ('augment_strength', -2.0, 'augment strength must be >= 0 and <= 1, got -2'),
+    ('time_budget_min', float('nan'), 'time budget min must be > 0'),
+    ('time_budget_min', 0.0, 'time budget min must be > 0'),
+    ('width', -1.0, 'width must be > 0'),
+    ('label_smoothing', 0.9, 'label smoothing must be >= 0 and <= 0.5, got 0.9'),
+    ('val_fraction', 0.0, 'val fraction must be > 0'),
+])
+def test_decimal_options_outside_their_range_are_refused(name: str, value: float,
+                                                         message: str) -> None:
+    from plant_disease_ros.training.train import check_options, TrainOptions
+
+    with pytest.raises(ValueError, match=message):
+        check_options(TrainOptions(data_dir='d', out_dir='o', **{name: value}))
+    check_options(TrainOptions(data_dir='d', out_dir='o', time_budget_min=float('inf'),
+                               augment_strength=0.0, label_smoothing=0.0))

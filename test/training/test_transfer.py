@@ -179,3 +179,50 @@ def test_batchnorm_statistics_adapt_to_new_photos_without_changing_weights(
     np.testing.assert_allclose(mean_after, tf.reduce_mean(features, axis=(0, 1, 2)),
                                rtol=0.05, atol=1e-3)
     assert not stem.trainable and stem.momentum == pytest.approx(0.9)
+
+
+def test_a_warm_start_takes_the_network_of_its_weights(source: Path, photos: Path,
+                                                       tmp_path: Path) -> None:
+    """--init-weights from a run's model: no need to repeat its architecture and size."""
+    first = train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'first'),
+                               init=str(source), head_epochs=1, epochs=1, batch_size=8,
+                               cache_dir=None, verbose=0))
+    again = tmp_path / 'again'
+    train(TrainOptions(data_dir=str(photos), out_dir=str(again),
+                       init_weights=str(first.model_path), epochs=1, batch_size=8,
+                       cache_dir=None, verbose=0))
+    summary = json.loads((again / 'train_summary.json').read_text())
+    assert summary['init'] == 'warm start'
+    assert (summary['model']['input_size'], summary['model']['width']) == (SIZE, 0.25)
+    with pytest.raises(TransferError, match='a warm start keeps its network'):
+        train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'wide'),
+                           init_weights=str(first.model_path), width=0.5, cache_dir=None,
+                           verbose=0))
+
+
+def test_nothing_to_train_and_an_out_folder_in_the_photos_are_refused_first(
+        source: Path, photos: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='--unfreeze 0 .* leaves nothing to train'):
+        train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'none'),
+                           init=str(source), head_epochs=0, unfreeze=0, cache_dir=None,
+                           verbose=0))
+    assert not (tmp_path / 'none').exists()
+    inside = photos / 'runs' / 'mine'
+    with pytest.raises(ValueError, match='lies in the photo folder'):
+        train(TrainOptions(data_dir=str(photos), out_dir=str(inside), init=str(source),
+                           cache_dir=None, verbose=0))
+    assert not (photos / 'runs').exists()  # the photo folder is left as it was
+
+
+def test_too_few_photos_for_a_validation_split_are_refused(source: Path,
+                                                           tmp_path: Path) -> None:
+    few = tmp_path / 'few'
+    for name in CLASSES:
+        (few / name).mkdir(parents=True)
+        for index in range(2):
+            cv2.imwrite(str(few / name / f'{index}.jpg'), np.full((40, 40, 3), 90, np.uint8))
+    from plant_disease_ros.training.dataset import DatasetError
+
+    with pytest.raises(DatasetError, match='no validation photo: 6 readable photos in 3 '):
+        train(TrainOptions(data_dir=str(few), out_dir=str(tmp_path / 'run'), init=str(source),
+                           cache_dir=None, verbose=0))
