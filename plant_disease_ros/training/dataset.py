@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from plant_disease_ros.core.image_encoding import compressed_to_rgb, ImageConversionError
+from plant_disease_ros.core.labels import crop_of, is_healthy
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 SPLIT_NAMES = ('train', 'val', 'test')
@@ -166,6 +167,30 @@ def _class_name_problem(name: str) -> str | None:
     if name != name.strip():
         return 'its name starts or ends with a space'
     return None
+
+
+def naming_note(classes: Sequence[str]) -> str | None:
+    """Return a warning for class names the robot cannot read as crop and condition.
+
+    The nodes take ``Crop___condition`` apart (:mod:`plant_disease_ros.core.labels`): only a
+    condition named ``healthy`` is mapped as healthy (every other label is a disease on
+    the map), and the ``crops`` parameter filters by the crop part. ``None`` when every
+    name has both parts and every name that says healthy is read as healthy.
+    """
+    unread = [name for name in classes if 'healthy' in name.lower() and not is_healthy(name)]
+    no_crop = [name for name in classes if not crop_of(name)]
+    if not unread and not no_crop:
+        return None
+    parts = []
+    if unread:
+        parts.append(f'{len(unread)} class name(s) say healthy but will be mapped as a '
+                     f'disease ({", ".join(unread[:3])}{", ..." if len(unread) > 3 else ""}): '
+                     'only a condition named exactly healthy counts, as in Tomato___healthy')
+    if no_crop:
+        parts.append(f'{len(no_crop)} class name(s) have no crop part before ___ '
+                     f'({", ".join(no_crop[:3])}{", ..." if len(no_crop) > 3 else ""}): the '
+                     "nodes' crops parameter cannot select them")
+    return 'class names: ' + '; '.join(parts) + '. Rename the folders to Crop___condition.'
 
 
 def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:

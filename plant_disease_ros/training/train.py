@@ -27,6 +27,7 @@ from plant_disease_ros.core.output_paths import check_not_inside
 from plant_disease_ros.training.dataset import (
     DatasetError,
     load_images,
+    naming_note,
     print_progress,
     scan_dataset,
     Split,
@@ -99,9 +100,9 @@ def prepare_split(options: TrainOptions):
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = scan_dataset(options.data_dir)
-    ignored = index.ignored_summary()
-    if ignored:
-        print(ignored, file=sys.stderr)
+    for note in (index.ignored_summary(), naming_note(index.classes)):
+        if note:
+            print(note, file=sys.stderr)
     files = list(index.files)
     if options.per_class:
         files = subsample(files, options.per_class, seed=options.split_seed)

@@ -358,3 +358,16 @@ def test_a_grey_photo_is_read_as_three_equal_channels(tmp_path: Path) -> None:
 def test_an_unopenable_photo_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(UnreadablePhoto, match='missing.jpg'):
         read_photo(tmp_path / 'missing.jpg')
+
+
+def test_class_names_the_robot_cannot_read_are_named() -> None:
+    from plant_disease_ros.training.dataset import naming_note
+
+    assert naming_note(['Tomato___healthy', 'Tomato___Early_blight']) is None
+    note = naming_note(['Tomato healthy', 'tomato_healthy', 'Tomato___Late_blight'])
+    assert note is not None
+    assert ('2 class name(s) say healthy but will be mapped as a disease (Tomato healthy, '
+            'tomato_healthy)') in note
+    assert '2 class name(s) have no crop part' in note
+    assert note.endswith('Rename the folders to Crop___condition.')
+    assert 'say healthy' not in naming_note(['rust', 'blotch'])
