@@ -33,7 +33,7 @@ class ExportResult:
     tflite_path: Path
     labels_path: Path
     size_bytes: int
-    calibration_images: int
+    calibration_images: int  # training photos (a black and a white frame come on top)
 
 
 def representative_images(manifest: dict, size: int, count: int = 300,
@@ -146,7 +146,8 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8 if input_type == 'uint8' else tf.int8
     converter.inference_output_type = tf.uint8 if input_type == 'uint8' else tf.int8
-    print(f'calibrating on {len(calibration)} training photos...', file=sys.stderr)
+    print(f'calibrating on {len(images)} training photos (and a black and a white frame '
+          'for the input range)...', file=sys.stderr)
     flatbuffer = converter.convert()
     # Written only now that everything succeeded, each file atomically: a failed export
     # (bad calibration photos, a full disk) leaves the previous model files whole.
@@ -160,7 +161,7 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     write_text_atomic(labels_path, '\n'.join(labels) + '\n')
     write_bytes_atomic(out_path, flatbuffer)
     return ExportResult(tflite_path=out_path, labels_path=labels_path,
-                        size_bytes=len(flatbuffer), calibration_images=len(calibration))
+                        size_bytes=len(flatbuffer), calibration_images=len(images))
 
 
 def copy_split_manifest(split_manifest: str | Path, destination: str | Path) -> Path:

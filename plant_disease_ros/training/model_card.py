@@ -136,8 +136,13 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     for column, name in enumerate(('train', 'val', 'test')):
         for _, index in split['splits'][name]:
             per_class_counts[classes[index]][column] += 1
+    # The lab photos the first shipped model was trained on: their known traits (plain
+    # background, repeated leaves) and licence go into the card; a user's folder gets
+    # neither, since nothing is known of it.
+    plantvillage = Path(split['root']).name.lower() == 'plantvillage'
+    test_split = evaluation.get('split', 'test')
     lines = [
-        '# Model card: plant_disease_int8.tflite',
+        f'# Model card: {Path(model_path).name}',
         '',
         f'A {len(classes)}-class plant disease classifier for single-leaf photos, int8-quantised '
         'for CPU inference on a Raspberry Pi or Jetson through LiteRT / TFLite.',
@@ -152,13 +157,14 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         f'- Output: {len(classes)} class probabilities (uint8), in the order of '
         '`labels.txt`.',
         f'- File: `{Path(model_path).name}`, {Path(model_path).stat().st_size / 1024:.0f} KiB, '
-        'full-integer int8 (weights and activations), calibrated on 300 training photos.',
-        '- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).',
+        'full-integer int8 (weights and activations), calibrated on training photos.',
+        f'- Float model: `{run_dir / "model.keras"}` (for Grad-CAM and agreement checks).',
         '',
         '## Data and split',
         '',
-        f'`{split["root"]}`: {sum(counts.values())} photos of single leaves on a '
-        f'plain lab background, {len(classes)} classes from {crops} crop'
+        f'`{split["root"]}`: {sum(counts.values())} photos'
+        f'{" of single leaves on a plain lab background" if plantvillage else ""}, '
+        f'{len(classes)} classes from {crops} crop'
         f'{"s" if crops != 1 else ""} (folder names are the class names). Deterministic '
         f'stratified split (seed {split["seed"]}): train {counts["train"]}, validation '
         f'{counts["val"]}, test '
@@ -197,7 +203,9 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         '',
         '![training curves](training_curves.png)',
         '',
-        '## Test figures (held-out test split)',
+        ('## Test figures (held-out test split)' if test_split == 'test' else
+         f'## Figures on the {test_split} split (not held out: it chose the checkpoint, '
+         'so they flatter the model)'),
         '',
         '| | top-1 | top-3 |',
         '| --- | ---: | ---: |',
@@ -205,7 +213,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         f'| int8 TFLite | {_pct(int8["top1"])} | {_pct(int8["top3"])} |',
         '',
         f'- int8/float top-1 agreement: {_pct(evaluation.get("int8_float_agreement"))} '
-        f'on {evaluation["photos"]} test photos.',
+        f'on {evaluation["photos"]} {test_split} photos.',
         f'- int8 macro F1: {int8["macro_f1"]:.4f}.',
         '- Most confused pairs: ' + ('; '.join(
             f'{pair["truth"]} → {pair["predicted"]} ({pair["count"]})'
@@ -240,34 +248,56 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         '',
         '## Limits: read before trusting it in a field',
         '',
-        '- These are lab photos: one leaf, centred, on a plain background. The background '
-        'carries information about the label, and several photos of the same leaf occur, so '
-        'the test figures above overstate what the model does on a robot camera. Published '
-        'work reports accuracy falling to roughly 30–60 % on field photos for models trained '
-        'on PlantVillage alone. Expect far lower accuracy in the field; fine-tune on your own '
-        'field photos (`plant-disease train --data YOUR_FOLDER`) before relying on it.',
-        f'- It only knows these {len(classes)} crop/condition pairs. Any other plant, weed, '
-        'soil or an '
+    ]
+    if plantvillage:
+        lines += [
+            '- These are lab photos: one leaf, centred, on a plain background. The background '
+            'carries information about the label, and several photos of the same leaf '
+            'occur, so the test figures above overstate what the model does on a robot '
+            'camera. Published work reports accuracy falling to roughly 30–60 % on field '
+            'photos for models trained on PlantVillage alone. Expect far lower accuracy in '
+            'the field; fine-tune on your own field photos (`plant-disease train --data '
+            'YOUR_FOLDER`) before relying on it.',
+        ]
+    else:
+        lines += [
+            f'- The test photos come from the same folder as the training photos '
+            f'(`{split["root"]}`): photos of one leaf, plant or session in both splits make '
+            'the test figures higher than on photos from another field, day or camera. '
+            'Measure on such photos before relying on it.',
+        ]
+    lines += [
+        f'- It only knows these {len(classes)} classes. Any other plant, weed, soil or an '
         'empty frame is forced into one of them; the nodes publish `unknown` below '
         '`score_threshold`, but a confident wrong answer is still possible.',
-        '- Explanations (`plant-disease explain`) put the heatmap peak on the leaf for most '
-        'test photos, but for some (a Tomato healthy photo, for one) occlusion finds the '
-        'score resting on a background corner: the background bias of these photos, '
-        'visible in the model.',
-        '- Potato healthy has about 125 distinct leaves (augmented copies), so its figures are '
-        'less certain than the others.',
-        '',
-        '## Reproduce',
-        '',
-        '```bash',
-        train_command,
-        export_command,
-        evaluate_command,
-        '```',
+    ]
+    small = [name for name, (_, _, test) in per_class_counts.items() if test < 10]
+    if small:
+        lines.append(f'- {len(small)} class(es) have fewer than 10 test photos '
+                     f'({", ".join(small[:5])}{", ..." if len(small) > 5 else ""}): their '
+                     'figures are far less certain than they look.')
+    if plantvillage:
+        lines += [
+            '- Explanations (`plant-disease explain`) put the heatmap peak on the leaf for '
+            'most test photos, but for some (a Tomato healthy photo, for one) occlusion '
+            'finds the score resting on a background corner: the background bias of these '
+            'photos, visible in the model.',
+            '- Potato healthy has about 125 distinct leaves (augmented copies), so its '
+            'figures are less certain than the others.',
+        ]
+    commands = [command for command in (train_command, export_command, evaluate_command)
+                if command]
+    lines += ['', '## Reproduce', '']
+    lines += (['```bash', *commands, '```'] if commands else [
+        f'Every option of the run is in `{run_dir / "train_summary.json"}` (`options`); the '
+        'split is its `split.json`.'])
+    lines += [
         '',
         '## Data attribution and licences',
         '',
-        ATTRIBUTION,
+        ATTRIBUTION if plantvillage else
+        f'The photos are those of `{split["root"]}`; their sources and licences are their '
+        "owner's to state here.",
         '',
     ]
     return write_text_atomic(out_path, '\n'.join(lines))

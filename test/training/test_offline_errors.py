@@ -178,7 +178,8 @@ def write_run(run: Path, summary: dict, classes: list[str], seed: int) -> None:
         'fractions': {'val': 0.2, 'test': 0.2}, 'classes': classes, 'splits': splits}))
 
 
-def card_of(tmp_path: Path, summary: dict, classes: list[str], split_seed: int) -> str:
+def card_of(tmp_path: Path, summary: dict, classes: list[str], split_seed: int,
+            split: str = 'test') -> str:
     from plant_disease_ros.training.model_card import write_model_card
 
     write_run(tmp_path / 'run', summary, classes, split_seed)
@@ -188,7 +189,8 @@ def card_of(tmp_path: Path, summary: dict, classes: list[str], split_seed: int) 
             for name in classes]
     (evaluation / 'evaluation.json').write_text(json.dumps({
         'int8': {'top1': 1.0, 'top3': 1.0, 'macro_f1': 1.0}, 'photos': len(classes),
-        'most_confused': [], 'per_class': rows, 'machine': 'a CPU', 'backend': 'litert'}))
+        'most_confused': [], 'per_class': rows, 'machine': 'a CPU', 'backend': 'litert',
+        'split': split}))
     model = tmp_path / 'model.tflite'
     model.write_bytes(b'0' * 2048)
     latency = [{'threads': 1, 'p50_ms': 1.0, 'p95_ms': 2.0}]
@@ -230,7 +232,15 @@ def test_model_card_of_a_transfer_run(tmp_path: Path) -> None:
     assert not re.search(r'\b21\b|six crops', card)
     assert 'A 3-class plant disease classifier' in card
     assert '- Output: 3 class probabilities' in card
-    assert 'only knows these 3 crop/condition pairs' in card
+    assert 'only knows these 3 classes' in card
+    # A user's folder: nothing of the lab photos' traits, licence or file names.
+    assert card.startswith('# Model card: model.tflite\n')
+    assert 'PlantVillage' not in card and 'plain lab background' not in card
+    assert 'Potato healthy' not in card and 'calibrated on 300' not in card
+    assert "their sources and licences are their owner's to state here" in card
+    assert 'train_summary.json` (`options`)' in card  # no empty Reproduce block
+    assert '## Test figures (held-out test split)' in card
+    assert '3 class(es) have fewer than 10 test photos' in card
     assert "transfer learning from the shipped model's backbone: a new head trained with " \
         'the backbone frozen, then the whole network fine-tuned' in card
     assert 'from scratch' not in card
@@ -251,6 +261,16 @@ def test_model_card_of_a_scratch_run(tmp_path: Path) -> None:
     assert '96 px, trained from scratch (no pretrained weights): 31 epochs (of at most 40), ' \
         'batch 32, Adam (cosine decay from 0.001)' in card
     assert 'A 2-class plant disease classifier' in card and '2 classes from 1 crop ' in card
+
+
+def test_model_card_of_a_validation_evaluation_says_so(tmp_path: Path) -> None:
+    stages = [{'stage': 'train', 'epochs_planned': 4, 'epochs_run': 4}]
+    summary = summary_of('scratch', stages, epochs=4, head_epochs=0)
+    summary['classes'] = CLASSES
+    card = card_of(tmp_path, summary, CLASSES, split_seed=42, split='val')
+    assert 'held-out' not in card
+    assert '## Figures on the val split (not held out: it chose the checkpoint' in card
+    assert 'on 3 val photos' in card
 
 
 def test_model_card_names_the_split_seed_not_the_training_seed(tmp_path: Path) -> None:
