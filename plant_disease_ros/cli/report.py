@@ -8,8 +8,10 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``report`` options."""
-    parser.add_argument('--models', default='models',
-                        help='folder of the shipped model, labels.txt and MODEL_CARD.md')
+    parser.add_argument('--models', default=None,
+                        help='folder of the model, labels.txt and MODEL_CARD.md (default: '
+                             'RUN when it holds an exported model, else models/, the '
+                             'shipped one)')
     parser.add_argument('--run', default='runs/plantvillage',
                         help='training run folder (train_summary.json, training_curves.png)')
     parser.add_argument('--eval', default=None,
@@ -32,12 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the page and print which sections had their material."""
-    from plant_disease_ros.training.report import build_report, ReportInputs
+    from plant_disease_ros.training.report import build_report, models_folder_of, ReportInputs
 
     def optional(value: str | None) -> Path | None:
         return Path(value) if value else None
 
-    inputs = ReportInputs(models_dir=Path(args.models), run_dir=optional(args.run),
+    inputs = ReportInputs(models_dir=Path(args.models) if args.models
+                          else models_folder_of(optional(args.run)),
+                          run_dir=optional(args.run),
                           eval_dir=optional(args.eval),
                           explanations_dir=optional(args.explanations),
                           embed_dir=optional(args.embed), map_path=optional(args.map),

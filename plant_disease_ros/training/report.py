@@ -36,6 +36,9 @@ from plant_disease_ros.training.report_html import (
 
 MODEL_FILENAME = 'plant_disease_int8.tflite'
 FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
+# What `plant-disease export` writes into a run by default, and the run's float model.
+RUN_MODEL_FILENAME = 'model_int8.tflite'
+RUN_FLOAT_MODEL_FILENAME = 'model.keras'
 LABELS_FILENAME = 'labels.txt'
 MODEL_CARD_FILENAME = 'MODEL_CARD.md'
 CURVES_FILENAME = 'training_curves.png'
@@ -91,6 +94,24 @@ def _first_file(folders: Sequence[Path | None], name: str) -> Path | None:
     return None
 
 
+def models_folder_of(run_dir: Path | None, default: Path = Path('models')) -> Path:
+    """Return the folder of the model to report: the run's own export when it has one.
+
+    A report of a user's run must not show the shipped model as the run's.
+    """
+    if run_dir is not None and any((Path(run_dir) / name).is_file()
+                                   for name in (RUN_MODEL_FILENAME, MODEL_FILENAME)):
+        return Path(run_dir)
+    return default
+
+
+def _own_run(inputs: ReportInputs) -> bool:
+    """Return whether a run folder other than the models folder is being reported."""
+    if inputs.run_dir is None or not Path(inputs.run_dir).is_dir():
+        return False
+    return Path(inputs.run_dir).resolve() != Path(inputs.models_dir).resolve()
+
+
 def _eval_folders(inputs: ReportInputs) -> list[Path]:
     folders = []
     if inputs.eval_dir is not None:
@@ -98,7 +119,9 @@ def _eval_folders(inputs: ReportInputs) -> list[Path]:
     if inputs.run_dir is not None:
         run = Path(inputs.run_dir)
         folders += [run / 'eval', run / 'evaluation', run]
-    folders.append(Path(inputs.models_dir))
+    if not _own_run(inputs):
+        # The models folder's evaluation is the shipped model's: never a run's stand-in.
+        folders.append(Path(inputs.models_dir))
     return [folder for folder in folders if folder.is_dir()]
 
 
@@ -107,7 +130,8 @@ def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     parts = []
     state = 'ok'
     rows = []
-    model = models / MODEL_FILENAME
+    model = _first_file([models], MODEL_FILENAME) or _first_file([models], RUN_MODEL_FILENAME) \
+        or models / MODEL_FILENAME
     if model.is_file():
         digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
         rows.append(('int8 model', f'<code>{escape(model.name)}</code>, '
@@ -116,7 +140,8 @@ def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     else:
         rows.append(('int8 model', f'<span class="missing">no {escape(model)}</span>'))
         state = f'no {model}'
-    float_model = models / FLOAT_MODEL_FILENAME
+    float_model = _first_file([models], FLOAT_MODEL_FILENAME) \
+        or _first_file([models], RUN_FLOAT_MODEL_FILENAME) or models / FLOAT_MODEL_FILENAME
     rows.append(('float model', f'<code>{escape(float_model.name)}</code>, '
                                 f'{float_model.stat().st_size / 1024:.0f} KiB'
                  if float_model.is_file() else 'not shipped (Grad-CAM needs it)'))
@@ -173,11 +198,53 @@ def _training_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     return '\n'.join(parts), 'ok'
 
 
+def _split_words(evaluation: dict) -> str:
+    """Return what the evaluated photos were, for captions ('held-out test photos')."""
+    split = evaluation.get('split', 'test')
+    return 'held-out test photos' if split == 'test' else f'{split} photos (not held out)'
+
+
+def _domain_evaluation(evaluation: dict, evaluation_path: Path, assets: Assets,
+                       resolver: Callable) -> str:
+    """Return the per-domain table and pictures of a field evaluation."""
+    lines = ['| domain | frames | top-1 | rejected | wrong map points | ECE |',
+             '| --- | ---: | ---: | ---: | ---: | ---: |']
+    figures = []
+    for name, domain in evaluation['domains'].items():
+        if not isinstance(domain, dict):
+            continue
+        cells = [percent_text(domain.get(key)) for key in
+                 ('top1', 'rejected', 'accepted_wrong', 'ece')]
+        lines.append(f'| {name} | {domain.get("photos", "?")} | ' + ' | '.join(cells) + ' |')
+        picture = evaluation_path.parent / str(domain.get('confusion_png', ''))
+        if domain.get('confusion_png') and picture.is_file():
+            figures.append(_figure(assets, picture, f'{name}: confusion matrix of the int8 '
+                                                    f'model on the {_split_words(evaluation)} '
+                                                    '(rows: truth, columns: prediction).'))
+    reliability = evaluation_path.parent / 'reliability.png'
+    if reliability.is_file():
+        figures.append(_figure(assets, reliability, 'Reliability: mean score against the '
+                                                    'share right, per domain.'))
+    note = (f'<p>{escape(evaluation.get("photos", "?"))} frames, '
+            f'{escape(_split_words(evaluation))}; for non-leaf domains top-1 is the share '
+            'labelled <code>no_leaf</code>; wrong map points: frames accepted with a wrong '
+            'label.</p>')
+    return note + markdown_to_html('\n'.join(lines), resolver) + '\n'.join(figures)
+
+
+def percent_text(value: Any) -> str:
+    """Return a share as '97.8 %', or '–' when missing."""
+    return f'{100 * value:.1f} %' if isinstance(value, (int, float)) else '–'
+
+
 def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     folders = _eval_folders(inputs)
     parts = []
     evaluation_path = _first_file(folders, 'evaluation.json')
     evaluation = _read_json(evaluation_path) if evaluation_path else None
+    if isinstance(evaluation, dict) and isinstance(evaluation.get('domains'), dict):
+        return _domain_evaluation(evaluation, evaluation_path, assets,
+                                  assets.resolver(folders)), 'ok'
     if isinstance(evaluation, dict):
         int8 = evaluation.get('int8', {})
         float_ = evaluation.get('float', {})
@@ -208,9 +275,10 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
         parts.append(missing_note(f'No <code>{CONFUSION_FILENAME}</code> (run <code>plant-disease '
                               'evaluate</code> and pass its folder with <code>--eval</code>).'))
         return '\n'.join(parts), f'no {CONFUSION_FILENAME}'
-    parts.append(_figure_once(assets, matrix, 'Confusion matrix of the int8 model on the '
-                                              'held-out test photos (rows: truth, columns: '
-                                              'prediction).', 'confusion matrix'))
+    seen = _split_words(evaluation) if isinstance(evaluation, dict) else 'evaluated photos'
+    parts.append(_figure_once(assets, matrix, f'Confusion matrix of the int8 model on the '
+                                              f'{seen} (rows: truth, columns: prediction).',
+                              'confusion matrix'))
     return '\n'.join(parts), 'ok'
 
 

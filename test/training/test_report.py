@@ -264,3 +264,33 @@ def test_report_of_the_repository_resolves(tmp_path: Path) -> None:
     assert main(['report', '--models', str(MODELS_DIR), '--out', str(out)]) == 0
     problems, _ = unresolved_links(out)
     assert not problems
+    # The shipped evaluation is per domain: its table and pictures are shown.
+    page = out.read_text(encoding='utf-8')
+    evaluation = page[page.index('<section id="evaluation"'):]
+    evaluation = evaluation[:evaluation.index('</section>')]
+    assert '<td>pp2021_apple</td>' in evaluation and 'held-out test photos' in evaluation
+    assert 'confusion_negatives.png' in evaluation and 'missing' not in evaluation
+
+
+def test_report_of_a_users_run_never_shows_the_shipped_model_as_its_own(
+        tmp_path: Path) -> None:
+    from plant_disease_ros.cli.main import main
+
+    run = tmp_path / 'runs' / 'mine'
+    write_png(run / 'training_curves.png')
+    (run / 'train_summary.json').write_text(json.dumps({
+        'model': {'architecture': 'resnet_lite', 'width': 0.75, 'input_size': 128},
+        'epochs_run': 5, 'best_val_accuracy': 0.8, 'train_seconds': 60, 'parameters': 99}))
+    (run / 'model_int8.tflite').write_bytes(b'TFL3' + bytes(3000))
+    (run / 'labels.txt').write_text('Pear___healthy\nPear___scab\n')
+    (run / 'MODEL_CARD.md').write_text('# Model card: model_int8.tflite\n\nMine.\n')
+    out = tmp_path / 'report' / 'index.html'
+    result_code = main(['report', '--run', str(run), '--explanations', '', '--embed', '',
+                        '--out', str(out)])
+    assert result_code == 0
+    page = out.read_text(encoding='utf-8')
+    assert '<code>model_int8.tflite</code>' in page and 'Pear___scab' in page
+    assert 'plant_disease_int8.tflite' not in page and 'Tomato___healthy' not in page
+    # No evaluation of the run: said so, the shipped evaluation is not shown instead.
+    assert 'No <code>confusion_matrix.png</code>' in page
+    assert '2730' not in page and 'pp2021_apple' not in page
