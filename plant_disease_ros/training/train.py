@@ -98,6 +98,10 @@ def prepare_split(options: TrainOptions):
     labels)`` for each split.
     """
     out_dir = Path(options.out_dir)
+    stale = earlier_run_outputs(out_dir)
+    if stale:
+        print(f'{out_dir} holds an earlier run\'s {", ".join(stale)}: they describe the '
+              'earlier model until this run is exported and evaluated again', file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = scan_dataset(options.data_dir)
     for note in (index.ignored_summary(), naming_note(index.classes)):
@@ -134,6 +138,21 @@ def prepare_split(options: TrainOptions):
         rows = np.array([position[path] for path, _ in part], dtype=np.int64)
         arrays[name] = (images[rows], labels[rows])
     return split, arrays
+
+
+# What export, evaluate and model-card put into a run folder, from its model.
+DERIVED_OUTPUTS = ('model_int8.tflite', 'labels.txt', 'MODEL_CARD.md', 'eval', 'evaluation')
+
+
+def earlier_run_outputs(out_dir: Path) -> list[str]:
+    """Return the files an earlier run's export and evaluation left in ``out_dir``.
+
+    A new run writes its model, split and curves over the old ones; these stay and would
+    describe the old model.
+    """
+    if not (out_dir / 'train_summary.json').is_file():
+        return []
+    return [name for name in DERIVED_OUTPUTS if (out_dir / name).exists()]
 
 
 def classes_without(split: Split, parts: tuple[str, ...]) -> list[str]:

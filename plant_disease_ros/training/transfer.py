@@ -56,10 +56,18 @@ def shipped_float_model_path() -> Path:
 
 
 def resolve_init(init: str) -> Path | None:
-    """Return the model file ``init`` names (``shipped``, ``scratch`` or a path)."""
+    """Return the model file ``init`` names (``shipped``, ``scratch``, a path or a run).
+
+    A training run folder stands for its ``model.keras``.
+    """
     if init == SCRATCH:
         return None
     path = shipped_float_model_path() if init == SHIPPED else Path(init)
+    if path.is_dir():
+        if (path / 'model.keras').is_file():
+            return path / 'model.keras'  # a run folder: its best checkpoint
+        raise TransferError(f'cannot start from {path}: a folder without model.keras; pass '
+                            'a training run folder or its model.keras')
     if not path.is_file():
         hint = ' (the float twin ships in the source tree: run from a clone)' \
             if init == SHIPPED else ''

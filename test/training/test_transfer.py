@@ -226,3 +226,23 @@ def test_too_few_photos_for_a_validation_split_are_refused(source: Path,
     with pytest.raises(DatasetError, match='no validation photo: 6 readable photos in 3 '):
         train(TrainOptions(data_dir=str(few), out_dir=str(tmp_path / 'run'), init=str(source),
                            cache_dir=None, verbose=0))
+
+
+def test_a_run_folder_stands_for_its_model_and_a_rerun_names_what_is_stale(
+        source: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from plant_disease_ros.training.transfer import resolve_init
+
+    first = train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'first'),
+                               init=str(source), head_epochs=1, epochs=1, batch_size=8,
+                               cache_dir=None, verbose=0))
+    assert resolve_init(str(tmp_path / 'first')) == first.model_path
+    with pytest.raises(TransferError, match='a folder without model.keras'):
+        resolve_init(str(tmp_path))
+    (tmp_path / 'first' / 'model_int8.tflite').write_bytes(b'old')
+    (tmp_path / 'first' / 'eval').mkdir()
+    capsys.readouterr()
+    train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'first'),
+                       init=str(source), head_epochs=1, epochs=1, batch_size=8,
+                       cache_dir=None, verbose=0))
+    assert ("holds an earlier run's model_int8.tflite, eval: they describe the earlier "
+            'model') in capsys.readouterr().err
