@@ -41,6 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
@@ -103,6 +104,8 @@ NODE_NAME = 'disease_classifier'
 # Detections waiting for the fix after their stamp; beyond this the oldest is settled.
 MAX_PENDING_DETECTIONS = 64
 PENDING_CHECK_PERIOD_S = 0.05
+# How long a node stopping waits for reliable subscribers to take its last detections.
+SHUTDOWN_ACK_TIMEOUT_S = 1.0
 EXPLANATION_GRID = 4
 
 CHECKS = ParameterChecks({
@@ -491,6 +494,7 @@ class DiseaseClassifierNode(Node):
     def _on_fix(self, msg: NavSatFix) -> None:
         """Keep a usable fix (count and skip a bad one) and settle waiting detections."""
         self.fixes_received += 1
+        self.diagnostics.set_value('fixes_received', self.fixes_received)
         fix, reason = navsatfix_to_geofix(msg)
         if fix is None:
             self.diagnostics.count_rejected(reason, category='fix')
@@ -544,8 +548,29 @@ class DiseaseClassifierNode(Node):
         """Return the number of detections waiting for a fix."""
         return len(self.fix_wait)
 
+    def _publish_waiting_at_shutdown(self) -> None:
+        """Publish the detections still waiting for a fix, located with the fixes there are.
+
+        Their wait cannot end after the node: at the end of a bag or a drive they would be
+        lost. After Ctrl-C the context is already shut down and nothing can be published:
+        their number is logged instead.
+        """
+        fix_wait = getattr(self, 'fix_wait', None)
+        if fix_wait is None or len(fix_wait) == 0:
+            return
+        settled = fix_wait.settle(math.inf)
+        if self.context.ok():
+            self._publish_located(settled)
+            # Reliable subscribers get them before the publishers go with the node.
+            for publisher in (self.detections_publisher, self.detection_fix_publisher):
+                publisher.wait_for_all_acked(Duration(seconds=SHUTDOWN_ACK_TIMEOUT_S))
+            return
+        print(f'[{NODE_NAME}] shutdown: {len(settled)} detection(s) waiting for a GPS fix '
+              'were not published (the ROS context had already shut down)', file=sys.stderr)
+
     def destroy_node(self) -> None:
-        """Destroy the adaptive subscriptions and the diagnostics, then the node."""
+        """Publish waiting detections, destroy the subscriptions and diagnostics, the node."""
+        self._publish_waiting_at_shutdown()
         for part in ('frames_subscription', 'fix_subscription', 'diagnostics'):
             if getattr(self, part, None) is not None:
                 getattr(self, part).destroy()

@@ -136,3 +136,34 @@ def test_gps_dropout_loses_no_detection(ros_context, tmp_path) -> None:
                 for i in range(FRAMES))
     finally:
         harness.close()
+
+
+def test_detections_waiting_for_a_fix_are_published_when_the_node_stops(ros_context) -> None:
+    """The end of a bag or a drive: a detection still waiting for its fix is not lost."""
+    classifier = classifier_node(ros_context, score_threshold=0.0, max_fix_age_s=2.0,
+                                 fix_wait_s=10.0)
+    harness = Harness(ros_context, [classifier], name='gps_stop_tester')
+    try:
+        tester = harness.node
+        frames = tester.create_publisher(Image, 'frames', QoSProfile(depth=10))
+        fixes = tester.create_publisher(NavSatFix, 'fix', QoSProfile(depth=10))
+        results = Collector(tester, [('/detections', String)])
+        diagnostics = diagnostics_collector(tester)
+        harness.wait_for_subscribers(frames)
+        harness.wait_for_subscribers(fixes)
+        fixes.publish(make_fix(LATITUDE, LONGITUDE, ALTITUDE, stamp_s=T0))
+        assert harness.wait(lambda: classifier.fixes_received == 1)
+        assert harness.wait(lambda: (latest_diagnostics(diagnostics, 'disease_classifier')
+                                     or {}).get('fixes_received') == '1')
+        frames.publish(make_image(leaf_photos(1)[0][1], frame_id='last', stamp_s=T0 + 0.5))
+        # It waits for a fix after its stamp, which never comes: nothing published yet.
+        assert harness.wait(lambda: classifier.pending_detections == 1)
+        assert not harness.wait(lambda: results.count('/detections') > 0, timeout_s=0.5)
+        harness.executor.remove_node(classifier)
+        harness.nodes.remove(classifier)
+        classifier.destroy_node()
+        assert harness.wait(lambda: results.count('/detections') == 1)
+        properties = results.json('/detections')[0]['properties']
+        assert (properties['frame_id'], properties['fix_status']) == ('last', 'nearest')
+    finally:
+        harness.close()
