@@ -34,6 +34,8 @@ from plant_disease_ros.core.output_paths import directory_problem
 QUOTED_CHARACTERS = 120
 # Records held in memory while the file cannot be written (about 1 KB each).
 DEFAULT_MAX_HELD = 10000
+HELD_BATCH_BYTES = 1 << 20
+"""Most bytes of held records written (and fsynced) at once when the disk is back."""
 
 
 def default_run_name() -> str:
@@ -138,11 +140,15 @@ class MapRun:
 
     def _append_encoded(self, record: bytes) -> None:
         """Append one encoded record (opening the file first); raise OSError on failure."""
+        self._append_encoded_many([record])
+
+    def _append_encoded_many(self, records: list[bytes]) -> None:
+        """Append encoded records, all or none (opening the file first); OSError on failure."""
         if self._writer is None:
             self.records_path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = GeoJsonSeqWriter(self.records_path)
-        self._writer.append_encoded(record)
-        self.records_written += 1
+        self._writer.append_encoded_many(records)
+        self.records_written += len(records)
 
     def record(self, feature: dict) -> bool:
         """Append ``feature`` durably, or hold it while the file cannot be written.
@@ -162,16 +168,28 @@ class MapRun:
         return not self.write_error
 
     def write_held(self) -> int:
-        """Append the held records in order until one fails; return how many were written."""
+        """Append the held records in order until a write fails; return how many were written.
+
+        They go in batches of at most :data:`HELD_BATCH_BYTES`, one fsync a batch: a
+        backlog of thousands (a disk full for a while) is written in a few fsyncs, not one
+        each, which would block the node for minutes while new detections queue up.
+        """
         written = 0
         while self._held:
+            batch, size = [], 0
+            for record in self._held:
+                if batch and size + len(record) > HELD_BATCH_BYTES:
+                    break
+                batch.append(record)
+                size += len(record)
             try:
-                self._append_encoded(self._held[0])
+                self._append_encoded_many(batch)
             except OSError as error:
                 self.write_error = str(error)
                 return written
-            self._held.popleft()
-            written += 1
+            for _ in batch:
+                self._held.popleft()
+            written += len(batch)
         self.write_error = ''
         return written
 

@@ -208,6 +208,45 @@ def test_records_are_held_while_the_file_cannot_be_written(
     assert (summary['records_held_unwritten'], summary['records_dropped_queue_full']) == (0, 2)
 
 
+def test_a_backlog_is_written_in_batches_in_order(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of held records: a few fsyncs (not one each), in order, all or none a batch."""
+    from plant_disease_ros.core import map_run as map_run_module
+
+    monkeypatch.setattr(map_run_module, 'HELD_BATCH_BYTES', 20_000)
+    run = MapRun(tmp_path, 'field', max_held=5000)
+    real_write, real_fsync = map_file.os.write, map_file.os.fsync
+
+    def disk_full(descriptor: int, data: bytes) -> int:
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(map_file.os, 'write', disk_full)
+    assert not any(run.record(feature(sequence)) for sequence in range(2000))
+    assert run.records_held == 2000
+    fsyncs = []
+    monkeypatch.setattr(map_file.os, 'fsync', lambda fd: fsyncs.append(fd) or real_fsync(fd))
+    # The disk comes back for the first batch only: that batch is in, the rest still held.
+    calls = []
+
+    def first_batch_only(descriptor: int, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(28, 'No space left on device')
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(map_file.os, 'write', first_batch_only)
+    first = run.write_held()
+    assert 0 < first < 2000 and run.records_held == 2000 - first
+    assert calls[0] <= 20_000 and 'No space left' in run.write_error
+    monkeypatch.setattr(map_file.os, 'write', real_write)
+    fsyncs.clear()
+    assert run.write_held() == 2000 - first and run.write_error == ''
+    assert len(fsyncs) <= 2000 // first + 2  # one a batch, not one a record
+    run.close()
+    sequences = [item['properties']['sequence'] for item in read_geojson_seq(run.records_path)]
+    assert sequences == list(range(2000))
+
+
 def test_without_a_queue_a_failed_write_is_reported_and_dropped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """max_held 0: nothing is held, but record() still says the write failed."""
