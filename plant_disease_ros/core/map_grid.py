@@ -125,13 +125,20 @@ class CellAggregator:
 
     def cells(self) -> list[Cell]:
         """Return a snapshot of the cells in the order they were first filled."""
-        return [
-            Cell(key=cell.key, centre_e=cell.centre_e, centre_n=cell.centre_n,
-                 count=cell.count, max_confidence=cell.max_confidence, label=cell.label,
-                 healthy=cell.healthy, diseased_count=cell.diseased_count,
-                 label_counts=dict(cell.label_counts))
-            for cell in self._cells.values()
-        ]
+        return [_snapshot(cell) for cell in self._cells.values()]
+
+    def cell(self, key: CellKey) -> Cell | None:
+        """Return a snapshot of the cell ``key``, or ``None`` when it has no detection."""
+        cell = self._cells.get(key)
+        return None if cell is None else _snapshot(cell)
+
+
+def _snapshot(cell: Cell) -> Cell:
+    """Return a copy of ``cell`` that later detections do not change."""
+    return Cell(key=cell.key, centre_e=cell.centre_e, centre_n=cell.centre_n,
+                count=cell.count, max_confidence=cell.max_confidence, label=cell.label,
+                healthy=cell.healthy, diseased_count=cell.diseased_count,
+                label_counts=dict(cell.label_counts))
 
 
 class MapSummary:

@@ -33,7 +33,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import MarkerArray
+from visualization_msgs.msg import Marker, MarkerArray
 
 from plant_disease_ros.core.map_gis import aggregator_features
 from plant_disease_ros.core.map_grid import CellAggregator, MapSummary
@@ -118,6 +118,11 @@ class DiseaseMapRecorder(Node):
         self._palette = LabelPalette()
         self._marker_ids: dict[tuple[int, int], int] = {}
         self._cleared_markers = False
+        # Each cell's markers, rebuilt only when a detection changed the cell; the array is
+        # published only when one did (it is latched, so a late RViz still gets it).
+        self._cell_markers: dict[tuple[int, int], tuple[Marker, Marker]] = {}
+        self._changed_cells: set[tuple[int, int]] = set()
+        self._markers_published = False
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
@@ -183,7 +188,8 @@ class DiseaseMapRecorder(Node):
             description='edge of the square grid cells detections are aggregated in, metres',
             type=double, read_only=True, floating_point_range=float_range(0.1, 1000.0)))
         self.declare_parameter('marker_period_s', 1.0, ParameterDescriptor(
-            description='period of the markers publication, seconds', type=double,
+            description='shortest time between two markers publications (made when a '
+                        'detection changed a cell), seconds', type=double,
             floating_point_range=float_range(0.05, 60.0)))
         self.declare_parameter('max_held_records', DEFAULT_MAX_HELD, ParameterDescriptor(
             description='detections held in memory while the records file cannot be '
@@ -196,6 +202,9 @@ class DiseaseMapRecorder(Node):
         for parameter in parameters:
             if parameter.name == 'map_frame':
                 self.map_frame = parameter.value
+                # Every cell's markers name the frame: all are built again and published.
+                self._changed_cells.update(self._cell_markers)
+                self._markers_published = False
             elif parameter.name == 'marker_period_s':
                 self.destroy_timer(self._marker_timer)
                 self._marker_timer = self.create_timer(
@@ -204,8 +213,10 @@ class DiseaseMapRecorder(Node):
     def _add_to_map(self, feature: dict) -> None:
         """Add one detection to the cells and the summary; log when it fixes the origin."""
         had_origin = self._aggregator.origin is not None
-        if self._aggregator.add(feature) is not None:
+        cell = self._aggregator.add(feature)
+        if cell is not None:
             self._map_geojson.changed = True
+            self._changed_cells.add(cell.key)
         self._summary.add(feature)
         if not had_origin and self._aggregator.origin is not None:
             self.get_logger().info('ENU origin: first located detection at '
@@ -325,20 +336,35 @@ class DiseaseMapRecorder(Node):
         return response
 
     def build_markers(self) -> MarkerArray:
-        """Return one shape and one caption marker per cell, ids stable for the node's life."""
+        """Return one shape and one caption marker per cell, ids stable for the node's life.
+
+        Only the cells changed since the last call are built again; the others keep their
+        markers.
+        """
         array = MarkerArray()
         if not self._cleared_markers:
             array.markers.append(delete_all_marker())
             self._cleared_markers = True
-        for cell in self._aggregator.cells():
-            marker_id = self._marker_ids.setdefault(cell.key, len(self._marker_ids))
+        changed, self._changed_cells = self._changed_cells, set()
+        for key in changed:
+            cell = self._aggregator.cell(key)
+            if cell is None:
+                continue
+            marker_id = self._marker_ids.setdefault(key, len(self._marker_ids))
             glyph = cell_glyph(cell, self._aggregator.cell_size_m, self._palette)
-            array.markers.extend(glyph_to_markers(glyph, marker_id, self.map_frame))
+            self._cell_markers[key] = glyph_to_markers(glyph, marker_id, self.map_frame)
+        for key in self._marker_ids:
+            array.markers.extend(self._cell_markers[key])
         return array
 
     def publish_markers(self) -> None:
-        """Publish the cell markers, and the map's GeoJSON when it changed."""
-        self._markers_publisher.publish(self.build_markers())
+        """Publish the cell markers and the map's GeoJSON, each when it changed.
+
+        Both are latched: a subscriber that joins later gets the last, complete one.
+        """
+        if self._changed_cells or not self._markers_published:
+            self._markers_publisher.publish(self.build_markers())
+            self._markers_published = True
         self._map_geojson.publish_if_changed(lambda: aggregator_features(self._aggregator))
 
     def destroy_node(self) -> None:

@@ -149,8 +149,7 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert all(line.startswith(RECORD_SEPARATOR) for line in lines[:-1])
     assert [json.loads(line[1:]) for line in lines[:-1]] == sent
 
-    harness.markers.clear()
-    assert harness.wait(lambda: len(harness.markers) >= 2
+    assert harness.wait(lambda: bool(harness.markers)
                               and len(cells_in(harness.markers[-1])) == 2)
     shapes = cells_in(harness.markers[-1])
     texts = {marker.id: marker for marker in harness.markers[-1].markers
@@ -167,10 +166,9 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert diseased.scale.z > healthy.scale.z  # three detections against one
     assert 'Late blight' in texts[diseased.id].text and '3x' in texts[diseased.id].text
     assert texts[diseased.id].type == Marker.TEXT_VIEW_FACING
-    # Ids stay with their cells from one publication to the next.
-    assert {m.id: (m.pose.position.x, m.pose.position.y) for m in
-            cells_in(harness.markers[-2]).values()} == {
-        m.id: (m.pose.position.x, m.pose.position.y) for m in shapes.values()}
+    # Published when a detection changed a cell, only then: nothing new for 5 periods.
+    published = len(harness.markers)
+    assert not harness.wait(lambda: len(harness.markers) > published, timeout_s=1.0)
 
     assert harness.wait(
         lambda: harness.latest_status_values().get('records_written') == '5'
@@ -199,6 +197,19 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert summary['origin'] == {'latitude': DATUM[0], 'longitude': DATUM[1],
                                  'altitude': DATUM[2]}
 
+    # A detection in a third cell: the next array holds all three, the first two with
+    # the same ids and markers as before (only the changed cell is built again).
+    harness.publish(detection(6, 13.0, 5.0, HEALTHY, 0.6))
+    assert harness.wait(lambda: len(cells_in(harness.markers[-1])) == 3)
+    after = cells_in(harness.markers[-1])
+    assert {marker_id: after[marker_id] for marker_id in shapes} == shapes
+    assert harness.wait(lambda: recorder.set_parameters(
+        parameters(map_frame='odom'))[0].successful)
+    # A new frame rebuilds every cell's markers.
+    assert harness.wait(lambda: {m.header.frame_id for m in
+                                 cells_in(harness.markers[-1]).values()} == {'odom'})
+    assert len(cells_in(harness.markers[-1])) == 3
+
 
 def test_parameters_are_described_and_validated(harness: RecorderRig) -> None:
     recorder = harness.recorder
@@ -213,8 +224,8 @@ def test_parameters_are_described_and_validated(harness: RecorderRig) -> None:
     assert recorder.set_parameters(parameters(map_frame='odom'))[0].successful
     assert recorder.set_parameters(parameters(marker_period_s=0.1))[0].successful
     harness.connect()
-    harness.publish(detection(1, 2.0, 2.0))
     harness.markers.clear()
+    harness.publish(detection(1, 2.0, 2.0))
     assert harness.wait(lambda: any(
         marker.header.frame_id == 'odom' and marker.ns == 'disease_cells'
         for array in harness.markers for marker in array.markers))
