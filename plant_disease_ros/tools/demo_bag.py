@@ -449,6 +449,10 @@ def frames_of_drive(plants_per_row: int) -> int:
     return FRAMES_PER_PLANT * (ROWS * plants_per_row + stretches)
 
 
+MAX_PLANTS_PER_ROW = 99
+"""Longest row of the demo drive; the frame count follows from the plants per row."""
+
+
 def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None = None
                   ) -> DemoResult:
     """Compose the demo bag and its truth file; return what was written.
@@ -456,14 +460,16 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
     ``out_path`` is the MCAP file to write: an existing folder there is refused
     (ValueError) before any work, as is a path under a file.
     """
-    if options.frames < frames_of_drive(1):
-        raise ValueError(f'--frames must be at least {frames_of_drive(1)}')
+    if not frames_of_drive(1) <= options.frames <= frames_of_drive(MAX_PLANTS_PER_ROW):
+        raise ValueError(f'--frames must be from {frames_of_drive(1)} to '
+                         f'{frames_of_drive(MAX_PLANTS_PER_ROW)} (rows of 1 to '
+                         f'{MAX_PLANTS_PER_ROW} plants), got {options.frames}')
     out_path = Path(options.out_path)
     check_output_file(out_path, folder_hint='; give the .mcap file to write '
                       f'(e.g. {out_path / "field_demo.mcap"})')
     rng = random.Random(options.seed)
     np_rng = np.random.default_rng(options.seed)
-    plants_per_row = min(range(1, 100),
+    plants_per_row = min(range(1, MAX_PLANTS_PER_ROW + 1),
                          key=lambda count: abs(frames_of_drive(count) - options.frames))
     lab, source = choose_photos(options.data_dir, options.split_path, plants_per_row, rng)
     field_photos = choose_field_photos(Path(options.field_dir), options.field_split_path,

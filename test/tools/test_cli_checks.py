@@ -178,6 +178,21 @@ def test_make_demo_refuses_an_existing_directory(tmp_path: Path,
     assert snapshot(tmp_path) == {}
 
 
+@pytest.mark.parametrize('frames', ['5', '100000'])
+def test_make_demo_refuses_a_frame_count_it_cannot_make(
+        frames: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Too few or too many frames for its rows: one line, not a silently smaller bag."""
+    from plant_disease_ros.tools.demo_bag import frames_of_drive, MAX_PLANTS_PER_ROW
+
+    status, out, err = run_cli(['make-demo', '--out', str(tmp_path / 'demo.mcap'),
+                                '--frames', frames], capsys)
+    assert status == 2 and out == ''
+    assert (f'--frames must be from {frames_of_drive(1)} to '
+            f'{frames_of_drive(MAX_PLANTS_PER_ROW)} (rows of 1 to 99 plants), got {frames}'
+            in err)
+    assert snapshot(tmp_path) == {}
+
+
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason='no PlantVillage photos')
 def test_make_demo_progress_is_one_line_per_update_in_a_log(tmp_path: Path) -> None:
     """Progress to a file (not a terminal): no carriage return, one line per update."""

@@ -42,10 +42,12 @@ rosbags = pytest.importorskip('rosbags')
 def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
               compressed_frames: int = 0, fixes: int = 0, image_topic: str = '/cam/image_raw',
               fix_topic: str = '/gps/fix', extra_string_topic: str | None = None,
-              smear_px: int = 0) -> Path:
+              smear_px: int = 0, depth: bool = False, one_stamp: bool = False) -> Path:
     """Write a small rosbag2 folder with camera frames at 10 Hz and fixes at 5 Hz.
 
-    ``smear_px`` smears the frames along their rows, as a long exposure on the move does.
+    ``smear_px`` smears the frames along their rows, as a long exposure on the move does;
+    ``depth`` makes the raw frames 16UC1 depth images; with ``one_stamp`` every frame
+    carries the first frame's header stamp (a driver that does not stamp).
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import get_typestore, Stores
@@ -65,9 +67,16 @@ def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
     records: list[tuple[str, str, float, object]] = []
     for index in range(raw_frames):
         t = START_S + index * 0.1
-        message = types['sensor_msgs/msg/Image'](
-            header=header(t, 'camera'), height=240, width=320, encoding='bgr8',
-            is_bigendian=0, step=960, data=bgr.reshape(-1))
+        stamp = START_S if one_stamp else t
+        if depth:
+            millimetres = np.full((240, 320), 1500, np.uint16)
+            message = types['sensor_msgs/msg/Image'](
+                header=header(stamp, 'camera'), height=240, width=320, encoding='16UC1',
+                is_bigendian=0, step=640, data=millimetres.view(np.uint8).reshape(-1))
+        else:
+            message = types['sensor_msgs/msg/Image'](
+                header=header(stamp, 'camera'), height=240, width=320, encoding='bgr8',
+                is_bigendian=0, step=960, data=bgr.reshape(-1))
         records.append((image_topic, 'sensor_msgs/msg/Image', t, message))
     for index in range(compressed_frames):
         t = START_S + index * 0.1
@@ -310,6 +319,29 @@ def test_select_topics_prefers_most_messages_and_raw_on_a_tie() -> None:
     assert image.name == '/cam/image_raw/compressed'
 
 
+def test_select_topics_never_takes_the_pipelines_outputs_or_a_depth_stream() -> None:
+    """A `ros2 bag record -a` on the robot holds the pipeline's own outputs and more."""
+    topics = {
+        '/camera/color/image_raw': ('sensor_msgs/msg/Image', 600),
+        '/camera/depth/image_rect_raw': ('sensor_msgs/msg/Image', 900),
+        '/camera/infra1/image_rect_raw': ('sensor_msgs/msg/Image', 900),
+        '/plant_disease/image_annotated/compressed': ('sensor_msgs/msg/CompressedImage', 950),
+        '/gps/fix': ('sensor_msgs/msg/NavSatFix', 60),
+        # The classifier's located detections: more messages than the receiver's fixes.
+        '/plant_disease/detections/fix': ('sensor_msgs/msg/NavSatFix', 240),
+    }
+    image, fix = select_topics(topics)
+    assert image.name == '/camera/color/image_raw'
+    assert fix is not None and fix.name == '/gps/fix'
+    # Without its own fix topic the bag has none: the outputs' fixes are not one.
+    del topics['/gps/fix']
+    assert select_topics(topics)[1] is None
+    # A depth stream alone is still taken (named only when nothing else has messages).
+    assert select_topics({'/camera/depth/image_rect_raw': ('sensor_msgs/msg/Image', 9),
+                          '/camera/color/image_raw': ('sensor_msgs/msg/Image', 0)}
+                         )[0].name == '/camera/depth/image_rect_raw'
+
+
 def test_select_topics_by_name() -> None:
     """A named topic is used; the raw name finds a compressed-only recording."""
     topics = {'/a/image_raw/compressed': ('sensor_msgs/msg/CompressedImage', 4),
@@ -499,6 +531,44 @@ def test_tiny_raw_sqlite_bag_replays_single_process(tmp_path: Path) -> None:
     assert summary['motion_blur']['estimates'] == 1
     assert summary['motion_blur']['median_percent'] < 5.0
     assert not any('smeared' in warning for warning in summary['warnings'])
+
+
+def test_a_stream_the_pipeline_takes_no_frame_of_stops_and_keeps_its_summary(
+        tmp_path: Path) -> None:
+    """Depth frames (16UC1) are refused by the nodes: 5 unanswered in a row end the replay,
+    in seconds rather than hours, and what was sent is still summarised."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'depth', raw_frames=12, fixes=4, depth=True)
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+         '--single-process', '--out', str(out), '--namespace', f'depth_{os.getpid()}',
+         '--quiet', '--frame-timeout', '1'],
+        env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr + result.stdout
+    assert '5 frames of /cam/image_raw in a row got no classification' in result.stderr
+    assert 'summarised in' in result.stderr
+    summary = json.loads((out / 'summary.json').read_text())
+    assert (summary['frames_in'], summary['labelled'], summary['unanswered']) == (5, 0, 5)
+    assert any(warning.startswith('replay stopped early') for warning in summary['warnings'])
+
+
+def test_frames_with_one_stamp_are_paced_one_by_one_and_reported(tmp_path: Path) -> None:
+    """A driver that does not stamp: every frame is still sent after the previous answer."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'stamps', raw_frames=4, fixes=4, one_stamp=True)
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+         '--single-process', '--out', str(out), '--namespace', f'stamps_{os.getpid()}',
+         '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((out / 'summary.json').read_text())
+    assert (summary['frames_in'], summary['repeated_stamps'], summary['unanswered']) == (4, 3, 0)
+    assert summary['labelled'] == 1  # distinct stamps
+    assert any('carry the header stamp of an earlier frame' in warning
+               for warning in summary['warnings'])
+    assert not any('classified twice' in warning for warning in summary['warnings'])
 
 
 def test_a_bag_of_smeared_frames_is_reported(tmp_path: Path) -> None:

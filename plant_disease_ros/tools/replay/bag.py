@@ -20,6 +20,12 @@ IMAGE_TYPES = {
 FIX_TYPE = 'sensor_msgs/msg/NavSatFix'
 # Image topics the pipeline itself publishes: never chosen as its input.
 OUTPUT_IMAGE_NAMES = ('frames', 'image_annotated', 'explanation')
+# The fix the classifier publishes with each located detection: never chosen as input.
+OUTPUT_FIX_SUFFIX = 'detections/fix'
+# Words in a topic name that mark a camera stream without the colour a leaf needs (depth,
+# infrared, stereo disparity): chosen automatically only when no other image topic has
+# messages.
+NON_COLOUR_WORDS = ('depth', 'disparity', 'infra', 'ir', 'thermal', 'confidence')
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,28 @@ def open_bag(path: Path) -> Any:
     return reader
 
 
+def _parts(name: str) -> list[str]:
+    """Return a topic's name parts without a transport suffix ('/compressed')."""
+    parts = [part for part in name.strip('/').split('/') if part]
+    if parts and parts[-1] == 'compressed':
+        parts = parts[:-1]
+    return parts
+
+
 def _is_output_image(name: str) -> bool:
-    return name.rstrip('/').rsplit('/', 1)[-1] in OUTPUT_IMAGE_NAMES
+    parts = _parts(name)
+    return bool(parts) and parts[-1] in OUTPUT_IMAGE_NAMES
+
+
+def _is_output_fix(name: str) -> bool:
+    return '/'.join(_parts(name)).endswith(OUTPUT_FIX_SUFFIX)
+
+
+def looks_non_colour(name: str) -> bool:
+    """Return whether a topic name says depth, infrared or disparity (no leaf colour)."""
+    words = {word.rstrip('0123456789') for part in _parts(name)
+             for word in part.lower().replace('-', '_').split('_')}  # 'infra1' is 'infra'
+    return any(word in words for word in NON_COLOUR_WORDS)
 
 
 def select_topics(topics: Mapping[str, tuple[str | None, int]], image_topic: str | None = None,
@@ -96,12 +122,15 @@ def select_topics(topics: Mapping[str, tuple[str | None, int]], image_topic: str
     matches its compressed sub-topic when only that is recorded. Otherwise the image topic
     is the Image or CompressedImage topic with the most messages (raw wins a tie: it
     needs no decoding), leaving out the pipeline's own outputs and compressedDepth, and
-    the fix topic is the NavSatFix topic with the most messages (none is fine).
+    the fix topic is the NavSatFix topic with the most messages (none is fine), leaving
+    out the classifier's own ``detections/fix``. An image topic whose name says depth,
+    infrared or disparity is chosen only when no other has messages.
     """
     images = {name: TopicChoice(name, msgtype, count) for name, (msgtype, count) in
               topics.items() if msgtype in IMAGE_TYPES and 'compressedDepth' not in name}
     fixes = {name: TopicChoice(name, msgtype, count) for name, (msgtype, count) in
              topics.items() if msgtype == FIX_TYPE}
+    input_fixes = {name: choice for name, choice in fixes.items() if not _is_output_fix(name)}
     listing = ', '.join(f'{name} ({msgtype})' for name, (msgtype, _) in sorted(topics.items()))
     if image_topic:
         choice = images.get(image_topic) or images.get(image_topic.rstrip('/') + '/compressed')
@@ -117,8 +146,9 @@ def select_topics(topics: Mapping[str, tuple[str | None, int]], image_topic: str
         if not candidates:
             raise ReplayError('no image topic (sensor_msgs/msg/Image or CompressedImage) in '
                               f'the bag; its topics: {listing or "none"}')
-        image = max(candidates, key=lambda c: (c.count, c.msgtype == 'sensor_msgs/msg/Image',
-                                               c.name))
+        image = max(candidates, key=lambda c: (
+            c.count > 0 and not looks_non_colour(c.name), c.count,
+            c.msgtype == 'sensor_msgs/msg/Image', c.name))
     if image.count == 0:
         raise ReplayError(f'image topic {image.name} has no messages')
     if fix_topic:
@@ -127,7 +157,8 @@ def select_topics(topics: Mapping[str, tuple[str | None, int]], image_topic: str
                               f'topics: {listing or "none"}')
         fix = fixes[fix_topic]
     else:
-        fix = max(fixes.values(), key=lambda c: (c.count, c.name)) if fixes else None
+        fix = (max(input_fixes.values(), key=lambda c: (c.count, c.name)) if input_fixes
+               else None)
     return image, fix
 
 

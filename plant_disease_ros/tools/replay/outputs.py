@@ -156,8 +156,15 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
     summary.motion_blur = list(counts.motion_blur)
     if summary.motion_blur_warning:
         summary.warnings.append(summary.motion_blur_warning)
-    if counts.duplicates:
-        summary.warnings.append(f'{counts.duplicates} frame(s) classified twice '
+    if summary.repeated_stamps:
+        summary.warnings.append(
+            f'{summary.repeated_stamps} frame(s) carry the header stamp of an earlier frame: '
+            'their results cannot be told apart (labelled counts distinct stamps); fix the '
+            "camera driver's stamps")
+    # Answers to repeated stamps come back as a second answer to that stamp.
+    resent = counts.duplicates - summary.repeated_stamps
+    if resent > 0:
+        summary.warnings.append(f'{resent} frame(s) classified twice '
                                 '(re-sent after a timeout)')
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 import heapq
+import itertools
 import time
 from typing import Any
 
@@ -32,6 +33,9 @@ SETTLE_QUIET_S = 1.5
 READY_SETTLE_S = 0.5
 RELIABLE_MATCH_S = 5.0
 CHECK_ALIVE_PERIOD_S = 0.5
+# Fast mode: this many frames in a row without an answer stop the replay (the pipeline
+# takes none of them: an encoding it cannot read, a wrong topic).
+MAX_UNANSWERED_IN_A_ROW = 5
 
 
 class Playback:
@@ -128,9 +132,11 @@ class Playback:
         While a frame is being classified the clock runs on at wall speed, but never past
         the next frame's time: timers of nodes on sim time keep working, no frame is late.
         """
-        player, options = self.player, self.options
+        player, options, recorder = self.player, self.options, self.recorder
         lead_ns = int(options.fix_lead_s * 1e9)
         next_fix = 0
+        in_a_row = 0
+        sent_keys: set[tuple[int, int]] = set()
         upcoming = next(images, None)
         while upcoming is not None:
             image, upcoming = upcoming, next(images, None)
@@ -140,11 +146,25 @@ class Playback:
                 next_fix += 1
             player.publish_clock(image.log_ns)
             key = stamp_key(self.typestore, image.data, self.selection.image.msgtype)
+            if key in sent_keys:
+                # A stamp seen before (a driver leaving stamps at 0): its answer cannot be
+                # told from the earlier one's, so the next answer of any stamp is awaited.
+                self.summary.repeated_stamps += 1
+                wanted = recorder.classifications + 1
+
+                def answered(timeout_s: float, wanted: int = wanted) -> bool:
+                    return recorder.wait_for_classifications(wanted, timeout_s)
+            else:
+                sent_keys.add(key)
+
+                def answered(timeout_s: float, key: tuple[int, int] = key) -> bool:
+                    return recorder.wait_for(key, timeout_s)
             player.image_publisher.publish(image.data)
             self.summary.frames_in += 1
             sent = time.monotonic()
             retried = False
-            while not self.recorder.wait_for(key, CLOCK_PERIOD_S):
+            in_a_row += 1
+            while not answered(CLOCK_PERIOD_S):
                 waited = time.monotonic() - sent
                 player.publish_clock(min(image.log_ns + int(waited * 1e9), limit_ns))
                 if waited >= options.frame_timeout_s:
@@ -156,7 +176,15 @@ class Playback:
                     # Lost on the way (a QoS switch, a discovery race): send it once more.
                     player.image_publisher.publish(image.data)
                     retried = True
+            else:
+                in_a_row = 0
             self._update_progress(image.log_ns)
+            if in_a_row >= MAX_UNANSWERED_IN_A_ROW:
+                raise ReplayError(
+                    f'{in_a_row} frames of {self.selection.image.name} in a row got no '
+                    f'classification within {options.frame_timeout_s:g} s each: the pipeline '
+                    'takes none of them (its log says why: an image encoding it cannot '
+                    'read, for one); give the colour camera with --image-topic')
         for fix in fixes[next_fix:]:
             self._publish_fix(fix)
         if fixes:
@@ -165,9 +193,14 @@ class Playback:
     def _play_timed(self, images: Iterator[BagMessage], fixes: list[BagMessage]) -> None:
         """Send every message at its recorded time (scaled by the rate), the clock ticking."""
         player, rate = self.player, self.options.rate
-        start_ns = self.selection.start_ns
+        first = next(images, None)
+        if first is None:
+            return
+        # From the first frame or fix, not the bag's first message: in a `record -a` bag
+        # the camera may start long after /tf or /rosout.
+        start_ns = min(first.log_ns, fixes[0].log_ns) if fixes else first.log_ns
         last_check = 0.0
-        for message in heapq.merge(iter(fixes), images):
+        for message in heapq.merge(iter(fixes), itertools.chain([first], images)):
             target = self.wall_start + (message.log_ns - start_ns) / 1e9 / rate
             while True:
                 now = time.monotonic()

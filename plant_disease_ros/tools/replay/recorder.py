@@ -60,6 +60,7 @@ class OutputRecorder:
             topic: writer.add_connection(topic, msgtype, typestore=typestore)
             for topic, msgtype in topics.items()}
         self._classified: dict[tuple[int, int], str] = {}
+        self._classifications = 0  # every classification message, repeated stamps too
         self._blur: dict[tuple[int, int], float] = {}
         self._counts = OutputCounts()
         self._last_output_s = time.monotonic()
@@ -97,6 +98,7 @@ class OutputRecorder:
             return
         counts = self._counts
         if kind == 'classification':
+            self._classifications += 1
             stamp = value.get('stamp') or {}
             key = (int(stamp.get('sec', 0)), int(stamp.get('nanosec', 0)))
             if key in self._classified:
@@ -128,6 +130,23 @@ class OutputRecorder:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while key not in self._classified:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(min(remaining, 0.05))
+        return True
+
+    @property
+    def classifications(self) -> int:
+        """Return how many classification messages came (a stamp seen twice counts twice)."""
+        with self._lock:
+            return self._classifications
+
+    def wait_for_classifications(self, count: int, timeout_s: float) -> bool:
+        """Wait until ``count`` classification messages have come in all."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._classifications < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False

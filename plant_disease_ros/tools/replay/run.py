@@ -104,6 +104,14 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         out_dir=out_dir)
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
+    elif selection.fix.count == 0:
+        summary.warnings.append(f'fix topic {selection.fix.name} has no messages: every '
+                                'detection has null geometry')
+    ignored = sorted(name for name in options.parameters if name in REPLAY_PARAMETERS)
+    if ignored:
+        summary.warnings.append(f'-p {", ".join(ignored)} ignored: the replay sets them from '
+                                'the bag and its output folder')
+        print(f'replay: {summary.warnings[-1]}', file=stream)
     env = ros_environment()
     env.setdefault('ROS_LOG_DIR', str(outputs.logs / 'ros'))
 
@@ -112,6 +120,7 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     recorder = OutputRecorder(writer, typestore, {
         topic: RECORDED_OUTPUTS[kind] for kind, topic in output_topics(namespace).items()})
     processes = ProcessGroup(outputs.logs, env)
+    stopped: ReplayError | None = None
     player: ReplayPlayer | None = None
     reader = None
     progress = ProgressLine(selection.image.count, stream, options.show_progress)
@@ -129,7 +138,13 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         reader = open_bag(selection.path)
         fixes = (list(read_messages(reader, selection.fix.name, 'fix', 0))
                  if selection.fix else [])
-        playback.play(read_messages(reader, selection.image.name, 'image', 1), fixes)
+        try:
+            playback.play(read_messages(reader, selection.image.name, 'image', 1), fixes)
+        except ReplayError as error:
+            # A corrupt chunk, or a pipeline that takes no frame: what was replayed until
+            # then is still settled, saved and summarised.
+            stopped = error
+            summary.warnings.append(f'replay stopped early: {error}')
         playback.settle()
         if options.attach:
             ok, message = player.save()
@@ -158,4 +173,7 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         summary.warnings.append(f'output bag: {recorder.write_error}')
     write_map(summary, recorder.counts().features, map_dir, run_name, options.attach)
     write_summary(outputs.summary, summary)
+    if stopped is not None:
+        raise ReplayError(f'{stopped} (the {summary.frames_in} frame(s) sent before are '
+                          f'summarised in {outputs.summary})') from stopped
     return summary

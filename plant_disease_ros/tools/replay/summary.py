@@ -24,6 +24,7 @@ class ReplaySummary:
     unknown: int = 0
     no_leaf: int = 0
     unanswered: int = 0
+    repeated_stamps: int = 0  # frames stamped like an earlier one (fast mode)
     fixes_in: int = 0
     detections: Counter[str] = field(default_factory=Counter)
     fix_status: Counter[str] = field(default_factory=Counter)
@@ -80,7 +81,7 @@ class ReplaySummary:
             'bag': str(self.bag), 'image_topic': self.image_topic, 'fix_topic': self.fix_topic,
             'mode': self.mode, 'frames_in': self.frames_in, 'labelled': self.labelled,
             'unknown': self.unknown, 'no_leaf': self.no_leaf, 'unanswered': self.unanswered,
-            'fixes_in': self.fixes_in,
+            'repeated_stamps': self.repeated_stamps, 'fixes_in': self.fixes_in,
             'detections': dict(sorted(self.detections.items())),
             'detections_total': sum(self.detections.values()),
             'fix_status': dict(sorted(self.fix_status.items())),
