@@ -14,6 +14,7 @@ from pathlib import Path
 from plant_disease_ros.core.map_file import read_features, SeqReadStats
 from plant_disease_ros.core.map_gis import grid_features, GRID_SUFFIX, write_grid_files
 from plant_disease_ros.core.map_grid import summarize
+from plant_disease_ros.tools.replay.outputs import DEFAULT_CELL_SIZE_M, recorder_grid
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--title', default='', help='title above the map (default: file name)')
     parser.add_argument('--origin', type=float, nargs=3, default=None,
                         metavar=('LAT', 'LON', 'ALT'),
-                        help='local ENU origin in WGS84 degrees and metres '
-                             '(default: the first located detection)')
-    parser.add_argument('--cell-size', type=float, default=2.0, metavar='METRES',
-                        help='grid cell edge for the summary and the GIS grid, m '
-                             '(default: 2.0)')
+                        help='local ENU origin in WGS84 degrees and metres (default: the '
+                             "recorder's, from RUN_summary.json beside the input, else the "
+                             'first located detection)')
+    parser.add_argument('--cell-size', type=float, default=None, metavar='METRES',
+                        help="grid cell edge for the summary and the GIS grid, m (default: "
+                             "the recorder's cell_size_m from RUN_summary.json beside the "
+                             'input, else 2.0)')
+
+
+def recorder_summary_path(source: Path) -> Path:
+    """Return where the recorder keeps the summary of the run ``source`` belongs to."""
+    stem = source.name
+    for suffix in ('.geojsons', '.geojson'):
+        if stem.endswith(suffix):
+            stem = stem[:-len(suffix)]
+            break
+    return source.with_name(f'{stem}_summary.json')
 
 
 def _finite(option: str, value: float, low: float | None = None,
@@ -72,6 +85,17 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.geojson)
     if not source.is_file():
         raise OSError(f'{source}: no such file')
+    recorded = recorder_summary_path(source)
+    if recorded.is_file() and (args.cell_size is None or args.origin is None):
+        # The recorder's grid, so the cells are those of its markers and map/geojson.
+        cell_size, origin = recorder_grid(recorded)
+        args.cell_size = cell_size if args.cell_size is None else args.cell_size
+        if args.origin is None and origin is not None:
+            args.origin = list(origin)
+        print(f'grid of the recorder ({recorded.name}): cells of {args.cell_size:g} m'
+              + ('' if origin is None else ', origin {:.7f}, {:.7f}'.format(*origin)))
+    if args.cell_size is None:
+        args.cell_size = DEFAULT_CELL_SIZE_M
     if not (math.isfinite(args.cell_size) and args.cell_size > 0.0):
         raise ValueError(f'--cell-size must be a finite number > 0, got {args.cell_size}')
     origin = None

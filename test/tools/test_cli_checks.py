@@ -124,6 +124,22 @@ def test_map_options_are_checked_before_anything_is_written(
     assert snapshot(tmp_path) == before
 
 
+def test_map_takes_the_recorders_grid_from_the_run_summary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run recorded with 5 m cells from a datum: the grid file has those cells."""
+    source = collection(tmp_path / 'field.geojson')
+    (tmp_path / 'field_summary.json').write_text(json.dumps({
+        'cell_size_m': 5.0, 'origin': {'latitude': 52.0, 'longitude': 5.0, 'altitude': 0.0}}))
+    status, out, _ = run_cli(['map', str(source)], capsys)
+    assert status == 0
+    assert out.splitlines()[0] == ('grid of the recorder (field_summary.json): cells of 5 m, '
+                                   'origin 52.0000000, 5.0000000')
+    assert 'diseased cell(s) of 5 m' in out
+    # A cell size given on the command line wins.
+    status, out, _ = run_cli(['map', str(source), '--cell-size', '3'], capsys)
+    assert status == 0 and 'diseased cell(s) of 3 m' in out
+
+
 # bench -------------------------------------------------------------------------------------
 
 

@@ -342,6 +342,16 @@ def test_select_topics_never_takes_the_pipelines_outputs_or_a_depth_stream() -> 
                          )[0].name == '/camera/depth/image_rect_raw'
 
 
+def test_an_mcap_cut_short_is_named_with_the_way_to_recover_it(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / 'whole', compressed_frames=4, fixes=2)
+    whole = next(bag.glob('*.mcap')).read_bytes()
+    cut = tmp_path / 'cut.mcap'
+    cut.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ReplayError, match=r'cannot read bag .*cut\.mcap: .*; an MCAP file '
+                                          r'whose recording was cut short .*mcap recover'):
+        inspect_bag(cut)
+
+
 def test_select_topics_by_name() -> None:
     """A named topic is used; the raw name finds a compressed-only recording."""
     topics = {'/a/image_raw/compressed': ('sensor_msgs/msg/CompressedImage', 4),

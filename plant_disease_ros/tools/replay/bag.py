@@ -83,7 +83,8 @@ def open_bag(path: Path) -> Any:
         reader = Reader(path)
         reader.open()
     except (ReaderError, OSError, ValueError, KeyError, EOFError) as error:
-        raise ReplayError(f'cannot read bag {path}: {one_line(error)}') from error
+        raise ReplayError(f'cannot read bag {path}: {one_line(error).rstrip(".")}'
+                          f'{_cut_short_hint(path)}') from error
     except Exception as error:  # corrupt files raise all sorts of errors
         raise ReplayError(f'cannot read bag {path}: corrupt or not a rosbag2 bag '
                           f'({type(error).__name__}: {one_line(error)})') from error
@@ -96,6 +97,14 @@ def _parts(name: str) -> list[str]:
     if parts and parts[-1] == 'compressed':
         parts = parts[:-1]
     return parts
+
+
+def _cut_short_hint(path: Path) -> str:
+    """Return advice for an MCAP bag that does not open: often a recording cut short."""
+    mcap = path.suffix == '.mcap' or (path.is_dir() and any(path.glob('*.mcap')))
+    return ('; an MCAP file whose recording was cut short (power loss, a killed recorder) '
+            'has no summary at its end: `mcap recover IN.mcap -o OUT.mcap` rebuilds one'
+            if mcap else '')
 
 
 def _is_output_image(name: str) -> bool:
