@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder for the node logs (default: a new temporary folder)')
 
 
+MAX_DOMAIN_ID = 232
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the bench; print the tables, write the JSON; return 1 if a part failed.
 
@@ -64,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
                      if not (args.skip_baseline and section == 'baseline'))
     if args.num_threads < 1:
         raise ValueError(f'--num-threads must be >= 1, got {args.num_threads}')
+    if args.domain_id is not None and not 0 <= args.domain_id <= MAX_DOMAIN_ID:
+        # Fast DDS's ports overflow above 232; above 101 they fall in Linux's ephemeral range.
+        raise ValueError(f'--domain-id must be in 0..{MAX_DOMAIN_ID}, got {args.domain_id}')
     for name in ('duration', 'latency_duration', 'baseline_duration'):
         value = getattr(args, name)
         if value is not None and not 0 < value < math.inf:

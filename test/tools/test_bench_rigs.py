@@ -141,3 +141,19 @@ def test_worker_entry_point_refuses_an_unknown_worker() -> None:
                             timeout=120, check=False)
     assert result.returncode == 2
     assert 'publisher,baseline,relay' in result.stderr
+
+
+def test_a_probe_that_cannot_start_is_an_error_of_the_report_not_a_crash(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The sections measured before the rigs (model, explain) are kept in the report."""
+    from plant_disease_ros.tools.bench import runner
+    from plant_disease_ros.tools.bench.config import BenchConfig
+
+    def failing_probe() -> None:
+        raise RuntimeError('rcl_init failed: the domain id is out of range')
+
+    monkeypatch.setattr(runner, 'Probe', failing_probe)
+    bench = runner.Bench(BenchConfig.quick_config(sections=('latency',), log_dir=str(tmp_path)))
+    assert bench.run_plan(None) == []
+    assert len(bench.errors) == 1
+    assert 'probe' in bench.errors[0] and 'rcl_init failed' in bench.errors[0]

@@ -290,6 +290,7 @@ def test_model_card_names_the_split_seed_not_the_training_seed(tmp_path: Path) -
     ('search', ['--budget-min', 'nan'], '--budget-min must be > 0'),
     ('search', ['--data', 'NO_SUCH_FOLDER'], 'is not a folder of class folders'),
     ('bench', ['--duration', 'inf'], '--duration must be > 0 and finite'),
+    ('bench', ['--domain-id', '300'], '--domain-id must be in 0..232, got 300'),
     ('bench', ['--out', str(MODEL_PATH)], 'is one of the inputs'),
 ])
 def test_numbers_and_paths_that_cannot_work_are_refused_before_any_run(

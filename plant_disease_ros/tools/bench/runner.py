@@ -169,7 +169,11 @@ class Bench:
         if not plan:
             return []
         results: list[PhaseResult] = []
-        self.probe = Probe()
+        try:
+            self.probe = Probe()
+        except Exception as error:  # noqa: BLE001 - the sections measured so far are kept
+            self.record_error('probe (the bench node that times the rigs)', error)
+            return []
         try:
             for rig, phases in plan:
                 try:
