@@ -14,7 +14,7 @@ from pathlib import Path
 from plant_disease_ros.core.map_file import read_features, SeqReadStats
 from plant_disease_ros.core.map_gis import grid_features, GRID_SUFFIX, write_grid_files
 from plant_disease_ros.core.map_grid import summarize
-from plant_disease_ros.tools.replay.outputs import DEFAULT_CELL_SIZE_M, recorder_grid
+from plant_disease_ros.tools.replay.outputs import DEFAULT_CELL_SIZE_M, read_recorder_grid
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,12 +88,17 @@ def run(args: argparse.Namespace) -> int:
     recorded = recorder_summary_path(source)
     if recorded.is_file() and (args.cell_size is None or args.origin is None):
         # The recorder's grid, so the cells are those of its markers and map/geojson.
-        cell_size, origin = recorder_grid(recorded)
-        args.cell_size = cell_size if args.cell_size is None else args.cell_size
-        if args.origin is None and origin is not None:
-            args.origin = list(origin)
-        print(f'grid of the recorder ({recorded.name}): cells of {args.cell_size:g} m'
-              + ('' if origin is None else ', origin {:.7f}, {:.7f}'.format(*origin)))
+        grid = read_recorder_grid(recorded)
+        if grid is None:
+            print(f'{recorded.name}: no usable grid in it (not a recorder summary?): the '
+                  'default grid')
+        else:
+            cell_size, origin = grid
+            args.cell_size = cell_size if args.cell_size is None else args.cell_size
+            if args.origin is None and origin is not None:
+                args.origin = list(origin)
+            print(f'grid of the recorder ({recorded.name}): cells of {args.cell_size:g} m'
+                  + ('' if origin is None else ', origin {:.7f}, {:.7f}'.format(*origin)))
     if args.cell_size is None:
         args.cell_size = DEFAULT_CELL_SIZE_M
     if not (math.isfinite(args.cell_size) and args.cell_size > 0.0):

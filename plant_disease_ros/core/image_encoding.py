@@ -364,6 +364,24 @@ def _over_background(bgra: np.ndarray, background: tuple[int, int, int]) -> np.n
     return np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8)
 
 
+def check_compressed_payload(data: bytes | np.ndarray) -> None:
+    """Refuse, before decoding, a payload no decoder should be given.
+
+    Empty data; a stream that is not JPEG, PNG or BMP; a header claiming more than
+    :data:`MAX_COMPRESSED_PIXELS` or a PNG chunk longer than the data; a JPEG without an
+    end-of-image marker (libjpeg would pad it with grey). Raises
+    :class:`ImageConversionError`.
+    """
+    buffer = _as_byte_array(data)
+    if buffer.size == 0:
+        raise ImageConversionError('empty', 'empty compressed image data')
+    raw = buffer.tobytes()  # one copy for both header checks
+    _check_compressed_header(raw)
+    if raw.startswith(_JPEG_MAGIC) and not _jpeg_is_complete(raw):
+        raise ImageConversionError(
+            'decode_failed', f'truncated JPEG: {buffer.size} bytes, no end-of-image marker')
+
+
 def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
                       alpha_background: tuple[int, int, int] | None = None) -> np.ndarray:
     """Decode a JPEG or PNG (a sensor_msgs/CompressedImage payload) to H×W×3 uint8 RGB.
@@ -372,19 +390,14 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
     (``>> 8``). Alpha is dropped (a camera's alpha carries nothing) unless
     ``alpha_background`` gives an RGB colour: then each pixel is blended over it by its
     alpha, so the colours a transparent pixel happens to store never show (a leaf cut out
-    of its photo). ``format`` may be empty (the data is sniffed), 'jpeg', 'png' or the
+    of its photo; an alpha that is zero everywhere is ignored). ``format`` may be empty
+    (the data is sniffed), 'jpeg', 'png' or the
     image_transport style 'bgr8; jpeg compressed bgr8'. A truncated JPEG, which libjpeg
     would pad with grey, is refused.
     """
     buffer = _as_byte_array(data)
-    if buffer.size == 0:
-        raise ImageConversionError('empty', 'empty compressed image data')
     codec = compressed_codec(format, buffer)
-    raw = buffer.tobytes()  # one copy for both header checks
-    _check_compressed_header(raw)
-    if raw.startswith(_JPEG_MAGIC) and not _jpeg_is_complete(raw):
-        raise ImageConversionError(
-            'decode_failed', f'truncated JPEG: {buffer.size} bytes, no end-of-image marker')
+    check_compressed_payload(buffer)
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
@@ -396,7 +409,10 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
         raise ImageConversionError(
             'decode_failed', f'cannot decode {codec or "compressed"} image '
             f'({buffer.size} bytes, format {format!r})')
-    if image.ndim == 3 and image.shape[2] == 4 and alpha_background is not None:
+    if (image.ndim == 3 and image.shape[2] == 4 and alpha_background is not None
+            and image[..., 3].any()):
+        # An alpha that is zero everywhere is a writer's omission (some 32-bit BMPs), not
+        # a photo of nothing: such an image is taken as opaque.
         return _over_background(image, alpha_background)
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)

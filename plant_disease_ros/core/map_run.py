@@ -105,6 +105,7 @@ class MapRun:
         self.records_written = 0
         # Records that could not be written yet, oldest first, encoded.
         self._held: deque[bytes] = deque()
+        self._batch_bytes = HELD_BATCH_BYTES  # the next batch of held records, at most
         self.records_dropped = 0
         self.write_error = ''
         # Opened on the first record: a run that never records leaves no files behind.
@@ -170,15 +171,18 @@ class MapRun:
     def write_held(self) -> int:
         """Append the held records in order until a write fails; return how many were written.
 
-        They go in batches of at most :data:`HELD_BATCH_BYTES`, one fsync a batch: a
-        backlog of thousands (a disk full for a while) is written in a few fsyncs, not one
-        each, which would block the node for minutes while new detections queue up.
+        They go in batches, one fsync a batch: a backlog of thousands (a disk full for a
+        while) is written in a few fsyncs, not one each, which would block the node for
+        minutes while new detections queue up. A batch is written whole or not at all, so
+        a failed batch halves the next one's size (down to one record): a disk with less
+        room than a batch still takes what fits, one failed write a call; each success
+        doubles it again, up to :data:`HELD_BATCH_BYTES`.
         """
         written = 0
         while self._held:
             batch, size = [], 0
             for record in self._held:
-                if batch and size + len(record) > HELD_BATCH_BYTES:
+                if batch and size + len(record) > self._batch_bytes:
                     break
                 batch.append(record)
                 size += len(record)
@@ -186,10 +190,12 @@ class MapRun:
                 self._append_encoded_many(batch)
             except OSError as error:
                 self.write_error = str(error)
+                self._batch_bytes = max(1, size // 2)
                 return written
             for _ in batch:
                 self._held.popleft()
             written += len(batch)
+            self._batch_bytes = min(HELD_BATCH_BYTES, self._batch_bytes * 2)
         self.write_error = ''
         return written
 

@@ -15,13 +15,18 @@ import json
 import os
 from pathlib import Path
 import random
+import re
 import sys
 import time
 
 import cv2
 import numpy as np
 
-from plant_disease_ros.core.image_encoding import compressed_to_rgb, ImageConversionError
+from plant_disease_ros.core.image_encoding import (
+    check_compressed_payload,
+    compressed_to_rgb,
+    ImageConversionError,
+)
 from plant_disease_ros.core.labels import crop_of, is_healthy
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
@@ -30,9 +35,12 @@ MANIFEST_VERSION = 1
 ALPHA_BACKGROUND = (0, 0, 0)
 """What a transparent pixel of a training photo shows: black, as in PlantVillage's
 segmented release of leaves cut from their background."""
-DECODER_VERSION = 2
+DECODER_VERSION = 3
 """Part of the decode cache's key: raised when :func:`read_photo` decodes a file otherwise
-(2: truncated JPEGs refused, transparency blended over :data:`ALPHA_BACKGROUND`)."""
+(2: truncated JPEGs refused, transparency blended over :data:`ALPHA_BACKGROUND`; 3: the
+EXIF orientation of JPEGs applied again, an all-zero alpha ignored)."""
+JPEG_MAGIC = b'\xff\xd8\xff'
+
 
 
 class DatasetError(ValueError):
@@ -177,7 +185,8 @@ def naming_note(classes: Sequence[str]) -> str | None:
     the map), and the ``crops`` parameter filters by the crop part. ``None`` when every
     name has both parts and every name that says healthy is read as healthy.
     """
-    unread = [name for name in classes if 'healthy' in name.lower() and not is_healthy(name)]
+    unread = [name for name in classes if not is_healthy(name)
+              and 'healthy' in re.split('[^a-z]+', name.lower())]  # not 'unhealthy'
     no_crop = [name for name in classes if not crop_of(name)]
     if not unread and not no_crop:
         return None
@@ -309,7 +318,8 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file as RGB uint8 at its own size; :class:`UnreadablePhoto` if not.
 
     The robot's decoder (:func:`~plant_disease_ros.core.image_encoding.compressed_to_rgb`)
-    reads it, so a training photo and a camera frame become the same pixels. Refused: a
+    checks it, so a training photo meets a camera frame's checks; a JPEG is turned by its
+    EXIF orientation, as photo viewers show it. Refused: a
     file that cannot be opened, a truncated JPEG (libjpeg would pad it with grey and train
     on that), one whose header claims more pixels than a camera gives and one OpenCV
     cannot decode. A photo with transparency (a leaf cut out of its background) is blended
@@ -320,9 +330,17 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     except OSError as error:
         raise UnreadablePhoto(f'cannot read {path}: {error.strerror or error}') from error
     try:
-        return compressed_to_rgb(data, alpha_background=ALPHA_BACKGROUND)
-    except ImageConversionError as error:
+        if data[:3].tobytes() != JPEG_MAGIC:
+            return compressed_to_rgb(data, alpha_background=ALPHA_BACKGROUND)
+        # A JPEG has no alpha, but may have an EXIF orientation (a phone held upright):
+        # the colour decode applies it, as every photo viewer does.
+        check_compressed_payload(data)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except (ImageConversionError, cv2.error) as error:
         raise UnreadablePhoto(f'cannot decode {path}: {error}') from error
+    if bgr is None or bgr.size == 0:
+        raise UnreadablePhoto(f'cannot decode {path}: not a readable JPEG')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray | None:

@@ -104,3 +104,17 @@ def mcnemar_exact_p(fixed: int, broken: int) -> float:
         return 1.0
     tail = sum(math.comb(total, count) for count in range(min(fixed, broken) + 1))
     return min(1.0, 2 * tail / 2 ** total)
+
+
+def split_description(split: str) -> str:
+    """Return what an evaluation's photos were, for headings and captions.
+
+    ``split`` is an evaluation's ``split``: 'test', 'val', 'train', or 'all' (every photo
+    of a folder given with ``--data``).
+    """
+    return {
+        'test': 'held-out test photos',
+        'val': 'validation photos (they chose the checkpoint: the figures flatter the model)',
+        'train': 'training photos (the model learned them: not a measure of accuracy)',
+        'all': 'every photo of the folder (held out only if the model never trained on it)',
+    }.get(split, f'{split} photos')

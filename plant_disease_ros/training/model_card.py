@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from plant_disease_ros.core.atomic_files import write_text_atomic
+from plant_disease_ros.training.metrics import split_description
 
 ATTRIBUTION = """\
 The photos are from the PlantVillage dataset (Hughes & Salathé, 2015, "An open access
@@ -139,7 +140,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     # The lab photos the first shipped model was trained on: their known traits (plain
     # background, repeated leaves) and licence go into the card; a user's folder gets
     # neither, since nothing is known of it.
-    plantvillage = Path(split['root']).name.lower() == 'plantvillage'
+    plantvillage = any(part.lower().startswith('plantvillage')
+                       for part in Path(split['root']).parts)
     test_split = evaluation.get('split', 'test')
     lines = [
         f'# Model card: {Path(model_path).name}',
@@ -204,8 +206,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         '![training curves](training_curves.png)',
         '',
         ('## Test figures (held-out test split)' if test_split == 'test' else
-         f'## Figures on the {test_split} split (not held out: it chose the checkpoint, '
-         'so they flatter the model)'),
+         f'## Figures on {split_description(test_split)}'),
         '',
         '| | top-1 | top-3 |',
         '| --- | ---: | ---: |',

@@ -22,6 +22,7 @@ from typing import Any
 
 from plant_disease_ros.core.atomic_files import replacing
 from plant_disease_ros.core.output_paths import check_output_file
+from plant_disease_ros.training.metrics import split_description
 from plant_disease_ros.training.report_assets import Assets
 from plant_disease_ros.training.report_html import (
     escape,
@@ -200,8 +201,7 @@ def _training_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
 
 def _split_words(evaluation: dict) -> str:
     """Return what the evaluated photos were, for captions ('held-out test photos')."""
-    split = evaluation.get('split', 'test')
-    return 'held-out test photos' if split == 'test' else f'{split} photos (not held out)'
+    return split_description(str(evaluation.get('split', 'test')))
 
 
 def _domain_evaluation(evaluation: dict, evaluation_path: Path, assets: Assets,

@@ -362,9 +362,11 @@ def train(options: TrainOptions) -> TrainResult:
             [keras.callbacks.EarlyStopping(monitor='val_accuracy', patience=plan.patience,
                                            restore_best_weights=True)])
     seconds = time.monotonic() - started
-    if not model_path.is_file():
-        raise RuntimeError(f'no checkpoint was written to {model_path}: no training stage '
-                           'ran')
+    if not stages:
+        # model.keras may be an earlier run's: it must not be reported as this one's.
+        raise RuntimeError(f'no training stage ran (the time budget of '
+                           f'{options.time_budget_min} min was spent before it): nothing '
+                           f'was written to {model_path}')
     merged = merge_histories(histories)
     write_history(merged, out_dir / 'history.csv')
     plot_training_curves(merged, out_dir / 'training_curves.png')

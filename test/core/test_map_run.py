@@ -247,6 +247,32 @@ def test_a_backlog_is_written_in_batches_in_order(tmp_path: Path,
     assert sequences == list(range(2000))
 
 
+def test_a_disk_with_less_room_than_a_batch_still_takes_what_fits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed batch halves the next: the backlog goes in as far as the room allows."""
+    run = MapRun(tmp_path, 'field', max_held=5000)
+    real_write = map_file.os.write
+    room = {'bytes': 0}
+
+    def limited(descriptor: int, data: bytes) -> int:
+        if len(data) > room['bytes']:
+            raise OSError(28, 'No space left on device')
+        room['bytes'] -= len(data)
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(map_file.os, 'write', limited)
+    assert not any(run.record(feature(sequence)) for sequence in range(1000))
+    record_size = len(map_file.encode_record(feature(0)))
+    room['bytes'] = 40 * record_size  # room for about 40 of the 1000 held records
+    for _ in range(30):  # the retry timer's calls
+        run.write_held()
+    assert 35 <= run.records_written <= 40
+    assert run.records_held == 1000 - run.records_written
+    run.close()
+    sequences = [item['properties']['sequence'] for item in read_geojson_seq(run.records_path)]
+    assert sequences == list(range(run.records_written))  # in order, no half record
+
+
 def test_without_a_queue_a_failed_write_is_reported_and_dropped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """max_held 0: nothing is held, but record() still says the write failed."""

@@ -138,6 +138,13 @@ def test_map_takes_the_recorders_grid_from_the_run_summary(
     # A cell size given on the command line wins.
     status, out, _ = run_cli(['map', str(source), '--cell-size', '3'], capsys)
     assert status == 0 and 'diseased cell(s) of 3 m' in out
+    # A summary without a usable grid is said to be so; the default grid is used.
+    (tmp_path / 'field_summary.json').write_text(json.dumps({'cell_size_m': -1}))
+    status, out, _ = run_cli(['map', str(source)], capsys)
+    assert status == 0
+    assert out.splitlines()[0] == ('field_summary.json: no usable grid in it (not a recorder '
+                                   'summary?): the default grid')
+    assert 'diseased cell(s) of 2 m' in out
 
 
 # bench -------------------------------------------------------------------------------------

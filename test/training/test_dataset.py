@@ -371,3 +371,41 @@ def test_class_names_the_robot_cannot_read_are_named() -> None:
     assert '2 class name(s) have no crop part' in note
     assert note.endswith('Rename the folders to Crop___condition.')
     assert 'say healthy' not in naming_note(['rust', 'blotch'])
+    assert naming_note(['Tomato___unhealthy', 'Tomato___healthy']) is None
+
+
+def jpeg_with_orientation(rgb: np.ndarray, orientation: int) -> bytes:
+    """Return a JPEG of ``rgb`` with an EXIF APP1 segment holding only its Orientation."""
+    import struct
+
+    ok, encoded = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    # TIFF header (little endian), one IFD entry: tag 0x0112 Orientation, SHORT, 1 value.
+    tiff = b'II*\x00' + struct.pack('<I', 8) + struct.pack('<H', 1) \
+        + struct.pack('<HHIHH', 0x0112, 3, 1, orientation, 0) + struct.pack('<I', 0)
+    payload = b'Exif\x00\x00' + tiff
+    app1 = b'\xff\xe1' + struct.pack('>H', len(payload) + 2) + payload
+    data = encoded.tobytes()
+    return data[:2] + app1 + data[2:]
+
+
+def test_a_jpeg_is_read_turned_by_its_exif_orientation(tmp_path: Path) -> None:
+    """A phone photo held upright (Orientation 6): trained as it is seen, not sideways."""
+    rgb = np.zeros((20, 40, 3), np.uint8)
+    rgb[:, :20] = (200, 30, 30)  # left half red
+    path = tmp_path / 'upright.jpg'
+    path.write_bytes(jpeg_with_orientation(rgb, 6))
+    turned = read_photo(path)
+    assert turned.shape == (40, 20, 3)
+    # Turned 90 degrees clockwise: the red left half is now the top half.
+    assert turned[:18, :, 0].mean() > 150 and turned[22:, :, 0].mean() < 60
+
+
+def test_an_image_whose_alpha_is_zero_everywhere_is_taken_as_opaque(tmp_path: Path) -> None:
+    """Some writers leave the alpha of a 32-bit BMP at 0: not a photo of nothing."""
+    bgra = np.zeros((4, 4, 4), np.uint8)
+    bgra[..., :3] = (20, 160, 40)
+    path = tmp_path / 'leaf.png'
+    assert cv2.imwrite(str(path), bgra)  # alpha 0 everywhere
+    assert tuple(read_photo(path)[0, 0]) == (40, 160, 20)

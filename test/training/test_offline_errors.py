@@ -269,7 +269,8 @@ def test_model_card_of_a_validation_evaluation_says_so(tmp_path: Path) -> None:
     summary['classes'] = CLASSES
     card = card_of(tmp_path, summary, CLASSES, split_seed=42, split='val')
     assert 'held-out' not in card
-    assert '## Figures on the val split (not held out: it chose the checkpoint' in card
+    assert ('## Figures on validation photos (they chose the checkpoint: the figures flatter '
+            'the model)') in card
     assert 'on 3 val photos' in card
 
 

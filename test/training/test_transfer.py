@@ -246,3 +246,17 @@ def test_a_run_folder_stands_for_its_model_and_a_rerun_names_what_is_stale(
                        cache_dir=None, verbose=0))
     assert ("holds an earlier run's model_int8.tflite, eval: they describe the earlier "
             'model') in capsys.readouterr().err
+
+
+def test_a_run_whose_budget_is_spent_before_any_stage_reports_nothing_as_its_model(
+        source: Path, photos: Path, tmp_path: Path) -> None:
+    """An earlier run's model.keras in --out must not become this run's result."""
+    out = tmp_path / 'run'
+    out.mkdir()
+    (out / 'model.keras').write_bytes(b'an earlier run')
+    with pytest.raises(RuntimeError, match='no training stage ran'):
+        train(TrainOptions(data_dir=str(photos), out_dir=str(out), init=str(source),
+                           head_epochs=0, epochs=1, batch_size=8, cache_dir=None, verbose=0,
+                           time_budget_min=1e-9))
+    assert not (out / 'train_summary.json').exists()
+    assert (out / 'model.keras').read_bytes() == b'an earlier run'

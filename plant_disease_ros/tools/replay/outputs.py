@@ -205,22 +205,39 @@ def write_map(summary: ReplaySummary, received: list[dict], map_dir: Path, run_n
         axes_logger.setLevel(level)
 
 
+def read_recorder_grid(summary_path: Path) -> tuple[float, Origin | None] | None:
+    """Return the cell size and ENU origin from a recorder's summary file, or None.
+
+    None when the file cannot be read or does not hold a usable grid: a cell size that is
+    not a finite number > 0, or an origin outside WGS84 (so the caller can say so).
+    """
+    import json
+    import math
+
+    try:
+        recorded = json.loads(summary_path.read_text(encoding='utf-8'))
+        cell_size_m = float(recorded['cell_size_m'])
+        origin = recorded.get('origin')
+        origin = None if origin is None else (
+            float(origin['latitude']), float(origin['longitude']), float(origin['altitude']))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not (math.isfinite(cell_size_m) and cell_size_m > 0.0):
+        return None
+    if origin is not None and not (all(math.isfinite(value) for value in origin)
+                                   and -90.0 <= origin[0] <= 90.0
+                                   and -180.0 <= origin[1] <= 180.0):
+        return None
+    return cell_size_m, origin
+
+
 def recorder_grid(summary_path: Path) -> tuple[float, Origin | None]:
     """Return the cell size and ENU origin the recorder used, from its summary file.
 
     The grid written here then has the recorder's cells (its ``markers``, its
     ``map/geojson``); without a readable summary, the defaults: 2 m from the first fix.
     """
-    import json
-
-    try:
-        recorded = json.loads(summary_path.read_text(encoding='utf-8'))
-        cell_size_m = float(recorded['cell_size_m'])
-        origin = recorded.get('origin')
-        return cell_size_m, (None if origin is None else (
-            float(origin['latitude']), float(origin['longitude']), float(origin['altitude'])))
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_CELL_SIZE_M, None
+    return read_recorder_grid(summary_path) or (DEFAULT_CELL_SIZE_M, None)
 
 
 def write_grid(summary: ReplaySummary, features: list[dict], map_dir: Path,
