@@ -309,6 +309,7 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
              escape(f'mean {iou["mean"]:.2f}, median {iou["median"]:.2f}, min '
                      f'{iou["min"]:.2f}, max {iou["max"]:.2f}') if iou else '–'),
             ('float/int8 top-1 agreement', percent(summary.get('top1_agreement'), 0)),
+            ('photos skipped (cannot be decoded)', escape(summary.get('unreadable', 0))),
             ('all figures', f'<a href="{escape(assets.url(Path(folder) / "explanations.json"))}"'
                             '>explanations.json</a>'),
             ('occlusion grid', escape(
