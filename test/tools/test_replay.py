@@ -42,12 +42,14 @@ rosbags = pytest.importorskip('rosbags')
 def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
               compressed_frames: int = 0, fixes: int = 0, image_topic: str = '/cam/image_raw',
               fix_topic: str = '/gps/fix', extra_string_topic: str | None = None,
-              smear_px: int = 0, depth: bool = False, one_stamp: bool = False) -> Path:
+              smear_px: int = 0, depth: bool = False, one_stamp: bool = False,
+              empty_fix_topic: bool = False) -> Path:
     """Write a small rosbag2 folder with camera frames at 10 Hz and fixes at 5 Hz.
 
     ``smear_px`` smears the frames along their rows, as a long exposure on the move does;
     ``depth`` makes the raw frames 16UC1 depth images; with ``one_stamp`` every frame
-    carries the first frame's header stamp (a driver that does not stamp).
+    carries the first frame's header stamp (a driver that does not stamp);
+    ``empty_fix_topic`` records the fix topic without a message.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import get_typestore, Stores
@@ -98,6 +100,9 @@ def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
                         types['std_msgs/msg/String'](data='hello')))
     with Writer(path, version=8, storage_plugin=plugin) as writer:
         connections = {}
+        if empty_fix_topic:
+            connections[fix_topic] = writer.add_connection(
+                fix_topic, 'sensor_msgs/msg/NavSatFix', typestore=store)
         for topic, msgtype, _, _ in records:
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
@@ -548,7 +553,7 @@ def test_a_stream_the_pipeline_takes_no_frame_of_stops_and_keeps_its_summary(
     """Depth frames (16UC1) are refused by the nodes: 5 unanswered in a row end the replay,
     in seconds rather than hours, and what was sent is still summarised."""
     pytest.importorskip('rclpy')
-    bag = write_bag(tmp_path / 'depth', raw_frames=12, fixes=4, depth=True)
+    bag = write_bag(tmp_path / 'depth', raw_frames=12, depth=True, empty_fix_topic=True)
     out = tmp_path / 'out'
     result = subprocess.run(
         [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
@@ -561,6 +566,8 @@ def test_a_stream_the_pipeline_takes_no_frame_of_stops_and_keeps_its_summary(
     summary = json.loads((out / 'summary.json').read_text())
     assert (summary['frames_in'], summary['labelled'], summary['unanswered']) == (5, 0, 5)
     assert any(warning.startswith('replay stopped early') for warning in summary['warnings'])
+    assert ('fix topic /gps/fix has no messages: every detection has null geometry'
+            in summary['warnings'])
 
 
 def test_frames_with_one_stamp_are_paced_one_by_one_and_reported(tmp_path: Path) -> None:
@@ -571,7 +578,8 @@ def test_frames_with_one_stamp_are_paced_one_by_one_and_reported(tmp_path: Path)
     result = subprocess.run(
         [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
          '--single-process', '--out', str(out), '--namespace', f'stamps_{os.getpid()}',
-         '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
+         '--quiet', '-p', 'run_name:=mine'], env=replay_env(), capture_output=True, text=True,
+        timeout=120)
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((out / 'summary.json').read_text())
     assert (summary['frames_in'], summary['repeated_stamps'], summary['unanswered']) == (4, 3, 0)
@@ -579,6 +587,8 @@ def test_frames_with_one_stamp_are_paced_one_by_one_and_reported(tmp_path: Path)
     assert any('carry the header stamp of an earlier frame' in warning
                for warning in summary['warnings'])
     assert not any('classified twice' in warning for warning in summary['warnings'])
+    ignored = '-p run_name ignored: the replay sets them from the bag and its output folder'
+    assert ignored in summary['warnings'] and ignored in result.stderr
 
 
 def test_a_bag_of_smeared_frames_is_reported(tmp_path: Path) -> None:
