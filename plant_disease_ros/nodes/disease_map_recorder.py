@@ -122,7 +122,6 @@ class DiseaseMapRecorder(Node):
         # published only when one did (it is latched, so a late RViz still gets it).
         self._cell_markers: dict[tuple[int, int], tuple[Marker, Marker]] = {}
         self._changed_cells: set[tuple[int, int]] = set()
-        self._markers_published = False
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
@@ -204,7 +203,6 @@ class DiseaseMapRecorder(Node):
                 self.map_frame = parameter.value
                 # Every cell's markers name the frame: all are built again and published.
                 self._changed_cells.update(self._cell_markers)
-                self._markers_published = False
             elif parameter.name == 'marker_period_s':
                 self.destroy_timer(self._marker_timer)
                 self._marker_timer = self.create_timer(
@@ -362,9 +360,9 @@ class DiseaseMapRecorder(Node):
 
         Both are latched: a subscriber that joins later gets the last, complete one.
         """
-        if self._changed_cells or not self._markers_published:
+        # The first publication clears what an earlier recorder left in the viewers.
+        if self._changed_cells or not self._cleared_markers:
             self._markers_publisher.publish(self.build_markers())
-            self._markers_published = True
         self._map_geojson.publish_if_changed(lambda: aggregator_features(self._aggregator))
 
     def destroy_node(self) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from plant_disease_ros.core.image_encoding import (
     check_compressed_payload,
+    compressed_codec,
     compressed_to_rgb,
     ImageConversionError,
 )
@@ -39,7 +40,6 @@ DECODER_VERSION = 3
 """Part of the decode cache's key: raised when :func:`read_photo` decodes a file otherwise
 (2: truncated JPEGs refused, transparency blended over :data:`ALPHA_BACKGROUND`; 3: the
 EXIF orientation of JPEGs applied again, an all-zero alpha ignored)."""
-JPEG_MAGIC = b'\xff\xd8\xff'
 
 
 
@@ -330,7 +330,7 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     except OSError as error:
         raise UnreadablePhoto(f'cannot read {path}: {error.strerror or error}') from error
     try:
-        if data[:3].tobytes() != JPEG_MAGIC:
+        if compressed_codec('', data) != 'jpeg':
             return compressed_to_rgb(data, alpha_background=ALPHA_BACKGROUND)
         # A JPEG has no alpha, but may have an EXIF orientation (a phone held upright):
         # the colour decode applies it, as every photo viewer does.

@@ -20,9 +20,32 @@ single pass the robot runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from plant_disease_ros.core.preprocessing import check_pose_count, pose_views
+
+
+def load_scorer(model_path: str, input_size: int) -> tuple[Any, Callable[[Any], Any]]:
+    """Load a Keras teacher; return it and a compiled scorer of input_size² frames.
+
+    The scorer resizes the frames to the teacher's own input size when it differs.
+    """
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(model_path, compile=False)
+    teacher_size = int(model.input_shape[1])
+
+    @tf.function(input_signature=[tf.TensorSpec((None, input_size, input_size, 3),
+                                                tf.float32)])
+    def score(images):
+        if teacher_size != input_size:
+            images = tf.image.resize(images, (teacher_size, teacher_size))
+        return model(images, training=False)
+
+    return model, score
 
 
 class LabTeacher:
@@ -30,28 +53,15 @@ class LabTeacher:
 
     def __init__(self, model_path: str, num_classes: int, input_size: int,
                  temperature: float = 1.0) -> None:
-        import tensorflow as tf
-
         if temperature <= 0:
             raise ValueError(f'distillation temperature must be > 0, got {temperature}')
-        self.model = tf.keras.models.load_model(model_path, compile=False)
+        self.model, self._score = load_scorer(model_path, input_size)
         outputs = int(self.model.output_shape[-1])
         if outputs != num_classes - 1:
             raise ValueError(f'{model_path}: the teacher has {outputs} outputs; a field model '
                              f'of {num_classes} labels needs one of {num_classes - 1} '
                              '(its labels without no_leaf)')
         self.num_classes, self.temperature = num_classes, temperature
-        teacher_size = int(self.model.input_shape[1])
-        model = self.model
-
-        @tf.function(input_signature=[tf.TensorSpec((None, input_size, input_size, 3),
-                                                    tf.float32)])
-        def score(images):
-            if teacher_size != input_size:
-                images = tf.image.resize(images, (teacher_size, teacher_size))
-            return model(images, training=False)
-
-        self._score = score
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Return N×num_classes softened teacher probabilities (0 for ``no_leaf``)."""
@@ -68,25 +78,12 @@ class PoseTeacher:
 
     def __init__(self, model_path: str, num_classes: int, input_size: int,
                  poses: int) -> None:
-        import tensorflow as tf
-
         self.poses = check_pose_count(poses)
-        self.model = tf.keras.models.load_model(model_path, compile=False)
+        self.model, self._score = load_scorer(model_path, input_size)
         outputs = int(self.model.output_shape[-1])
         if outputs != num_classes:
             raise ValueError(f'{model_path}: the pose teacher has {outputs} outputs; it must '
                              f'be a field model of the same {num_classes} labels')
-        teacher_size = int(self.model.input_shape[1])
-        model = self.model
-
-        @tf.function(input_signature=[tf.TensorSpec((None, input_size, input_size, 3),
-                                                    tf.float32)])
-        def score(images):
-            if teacher_size != input_size:
-                images = tf.image.resize(images, (teacher_size, teacher_size))
-            return model(images, training=False)
-
-        self._score = score
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Return N×num_classes probabilities, the mean over the poses of each frame."""

@@ -352,11 +352,12 @@ def train_field(options: FieldTrainOptions) -> dict:
             if teacher is not None and rows.size:
                 targets = blend_targets(targets, rows, teacher.probabilities(images[rows]),
                                         options.distill_weight)
-            posed = np.flatnonzero(np.isin(sources, pose_sources))
-            if pose_teacher is not None and posed.size:
-                targets = blend_targets(targets, posed,
-                                        pose_teacher.probabilities(images[posed]),
-                                        options.pose_distill_weight)
+            if pose_teacher is not None:
+                posed = np.flatnonzero(np.isin(sources, pose_sources))
+                if posed.size:
+                    targets = blend_targets(targets, posed,
+                                            pose_teacher.probabilities(images[posed]),
+                                            options.pose_distill_weight)
             if options.cutmix:
                 # Its own stream, so a run without CutMix draws the same batches as before.
                 images, targets, _ = cutmix_rows(

@@ -213,7 +213,7 @@ def _domain_evaluation(evaluation: dict, evaluation_path: Path, assets: Assets,
     for name, domain in evaluation['domains'].items():
         if not isinstance(domain, dict):
             continue
-        cells = [percent_text(domain.get(key)) for key in
+        cells = [percent(domain.get(key)) for key in
                  ('top1', 'rejected', 'accepted_wrong', 'ece')]
         lines.append(f'| {name} | {domain.get("photos", "?")} | ' + ' | '.join(cells) + ' |')
         picture = evaluation_path.parent / str(domain.get('confusion_png', ''))
@@ -230,11 +230,6 @@ def _domain_evaluation(evaluation: dict, evaluation_path: Path, assets: Assets,
             'labelled <code>no_leaf</code>; wrong map points: frames accepted with a wrong '
             'label.</p>')
     return note + markdown_to_html('\n'.join(lines), resolver) + '\n'.join(figures)
-
-
-def percent_text(value: Any) -> str:
-    """Return a share as '97.8 %', or '–' when missing."""
-    return f'{100 * value:.1f} %' if isinstance(value, (int, float)) else '–'
 
 
 def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:

@@ -214,33 +214,32 @@ def check_options(options: TrainOptions) -> None:
 
 
 def resolve_options(options: TrainOptions):
-    """Resolve every None option; return ``(options, plan, source model or None, source)``.
+    """Resolve every None option; return ``(options, plan, start model or None, copy_head)``.
 
-    Loads the source model of a transfer run, checks it against the requested
-    architecture and width, counts the photos and prints the plan.
+    Loads the start model (the source of a transfer, or the weights of a warm start) and
+    checks it against the requested architecture and width; counts the photos and prints
+    the plan. ``plan.transfer`` tells which of the two the start model is.
     """
     from plant_disease_ros.training.transfer import load_source, resolve_init, TransferError
 
     check_options(options)
-    source_model = source = warm = None
-    source_path = None if options.init_weights else resolve_init(options.init)
-    if source_path is not None:
-        source_model, source = load_source(source_path, options.width)
-        for name, wanted, found in (('architecture', options.architecture, source.architecture),
-                                    ('width', options.width, source.width)):
-            if wanted is not None and wanted != found:
-                raise TransferError(f'--{name} {wanted} does not match the source model '
-                                    f'{source_path} ({found}); use --init scratch for another '
-                                    'network')
-    elif options.init_weights:
+    start_model = loaded = source = None
+    if options.init_weights:
         # A warm start keeps the network of its weights: read it, as a transfer does.
-        _, warm = load_source(Path(options.init_weights), options.width)
-        for name, wanted, found in (('architecture', options.architecture, warm.architecture),
-                                    ('width', options.width, warm.width)):
+        start_model, loaded = load_source(Path(options.init_weights), options.width)
+        what, hint = f'--init-weights {options.init_weights}', 'a warm start keeps its network'
+    else:
+        source_path = resolve_init(options.init)
+        if source_path is not None:
+            start_model, loaded = load_source(source_path, options.width)
+            source = loaded
+        what, hint = f'the source model {source_path}', 'use --init scratch for another network'
+    if loaded is not None:
+        for name, wanted, found in (('architecture', options.architecture, loaded.architecture),
+                                    ('width', options.width, loaded.width)):
             if wanted is not None and wanted != found:
-                raise TransferError(f'--{name} {wanted} does not match --init-weights '
-                                    f'{options.init_weights} ({found}): a warm start keeps its '
-                                    'network')
+                raise TransferError(f'--{name} {wanted} does not match {what} ({found}); '
+                                    f'{hint}')
     index = scan_dataset(options.data_dir)
     photos = len(subsample(index.files, options.per_class, seed=options.split_seed)
                  if options.per_class else index.files)
@@ -255,13 +254,12 @@ def resolve_options(options: TrainOptions):
         raise ValueError('--unfreeze 0 with no head epochs leaves nothing to train'
                          + (' (the head is kept: the classes are the same)' if copy_head
                             else ' (--head-epochs 0)'))
-    start_model = source or warm
     resolved = replace(
         options,
-        architecture=options.architecture or (start_model.architecture if start_model
+        architecture=options.architecture or (loaded.architecture if loaded
                                               else 'resnet_lite'),
-        width=options.width or (start_model.width if start_model else 0.75),
-        input_size=options.input_size or (start_model.input_size if start_model
+        width=options.width or (loaded.width if loaded else 0.75),
+        input_size=options.input_size or (loaded.input_size if loaded
                                           else SCRATCH_INPUT_SIZE),
         batch_size=plan.batch_size, epochs=plan.epochs, patience=plan.patience,
         learning_rate=plan.learning_rate, val_fraction=plan.val_fraction,
@@ -277,7 +275,7 @@ def resolve_options(options: TrainOptions):
         start = 'from scratch'
     print(f'start: {start}; {resolved.architecture} width {resolved.width:g} at '
           f'{resolved.input_size} px\n{plan.describe(photos, len(index.classes))}', flush=True)
-    return resolved, plan, source_model, copy_head
+    return resolved, plan, start_model, copy_head
 
 
 def train(options: TrainOptions) -> TrainResult:
@@ -298,7 +296,7 @@ def train(options: TrainOptions) -> TrainResult:
         tf.config.threading.set_inter_op_parallelism_threads(options.threads)
     keras.utils.set_random_seed(options.seed)
     started = time.monotonic()
-    options, plan, source_model, copy_head = resolve_options(options)
+    options, plan, start_model, copy_head = resolve_options(options)
     out_dir = Path(options.out_dir)
     split, arrays = prepare_split(options)
     num_classes = len(split.classes)
@@ -310,15 +308,15 @@ def train(options: TrainOptions) -> TrainResult:
     config = ModelConfig(num_classes=num_classes, input_size=options.input_size,
                          width=options.width, architecture=options.architecture)
     model = build_model(config)
-    if source_model is not None:
-        transplant(source_model, model, copy_head=copy_head)
-        del source_model
+    if plan.transfer:
+        transplant(start_model, model, copy_head=copy_head)
         if options.batch_norm == 'adapt':
             batches = adapt_batch_norm(model, train_images, seed=options.seed)
             print(f'BatchNorm statistics re-estimated on the training photos ({batches} '
                   'batches)', flush=True)
-    elif options.init_weights:
-        warm_start(model, options.init_weights)
+    elif start_model is not None:
+        warm_start(model, start_model, options.init_weights)
+    del start_model
 
     train_ds, val_ds = make_datasets(options, arrays, num_classes, options.batch_size)
     model_path = out_dir / 'model.keras'
@@ -393,15 +391,13 @@ def train(options: TrainOptions) -> TrainResult:
                        seconds=seconds)
 
 
-def warm_start(model, path: str) -> None:
-    """Copy every weight of ``path`` into ``model`` (same architecture, width, classes).
+def warm_start(model, previous, path: str) -> None:
+    """Copy every weight of ``previous`` (loaded from ``path``) into ``model``.
 
-    The input size may differ: the convolutions and the global pooling do not depend on
-    it, so a phase at a higher resolution can start from a lower one.
+    Same architecture, width and classes; the input size may differ: the convolutions and
+    the global pooling do not depend on it, so a phase at a higher resolution can start
+    from a lower one.
     """
-    import tensorflow as tf
-
-    previous = tf.keras.models.load_model(path, compile=False)
     weights = previous.get_weights()
     if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
         raise ValueError(f"{path} does not match this run's architecture, width or classes")
