@@ -108,8 +108,15 @@ class NodeProcesses:
                          if child.log_path.exists())
 
     def stop(self) -> None:
-        """Stop every child (SIGINT, then harder); remove what the killed ones left."""
-        self.group.stop()
+        """Stop every child (SIGINT, then harder); remove what the killed ones left.
+
+        A child that does not stop in time (a busy host) is killed too: its segments,
+        listed before the signals, are removed like those of :meth:`kill_9`.
+        """
+        owned = {name: owned_shared_memory(child.popen.pid)
+                 for name, child in self.group.children.items() if child.alive()}
+        for name in self.group.stop():
+            self._left_by_kills.extend(owned.get(name, []))
         for path in self._left_by_kills:
             path.unlink(missing_ok=True)
         self._left_by_kills.clear()

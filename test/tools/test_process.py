@@ -73,7 +73,7 @@ def test_ros_environment_defaults_and_keeps_what_is_set() -> None:
 def test_a_child_stops_on_sigint_and_logs_its_command(tmp_path: Path) -> None:
     """SIGINT is enough for a well-behaved child; its log starts with the command line."""
     child = start_child(tmp_path, 'polite')
-    stop([child], timeout_s=30.0)
+    assert stop([child], timeout_s=30.0) == []
     assert child.popen.returncode == -signal.SIGINT
     log = child.log_path.read_text()
     assert log.startswith(f'$ {sys.executable} -c') and 'ready' in log.splitlines()
@@ -86,13 +86,18 @@ def test_a_child_ignoring_sigint_gets_sigterm(tmp_path: Path) -> None:
     assert child.popen.returncode == -signal.SIGTERM
 
 
-def test_a_child_ignoring_sigint_and_sigterm_gets_sigkill(tmp_path: Path) -> None:
-    """The last resort is SIGKILL; stop() returns with every child reaped."""
+def test_a_child_ignoring_sigint_and_sigterm_gets_sigkill(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The last resort is SIGKILL; stop() returns with every child reaped, names the killed."""
     stubborn = start_child(tmp_path, 'stubborn', 'SIGINT', 'SIGTERM')
     polite = start_child(tmp_path, 'polite')
-    stop([stubborn, polite], timeout_s=0.2)
+    assert stop([stubborn, polite], timeout_s=0.2) == ['stubborn']
     assert stubborn.popen.returncode == -signal.SIGKILL
     assert polite.popen.returncode == -signal.SIGINT
+    # The user learns that the killed child's shared memory is left, and how to free it.
+    error = capsys.readouterr().err
+    assert 'stubborn did not stop' in error and 'fastdds shm clean' in error
+    assert 'polite' not in error
 
 
 def test_children_have_their_own_process_group(tmp_path: Path) -> None:

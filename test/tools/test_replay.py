@@ -29,7 +29,9 @@ from plant_disease_ros.tools.replay import (
     select_topics,
     TopicChoice,
 )
+from plant_disease_ros.tools.replay.bag import BagMessage
 from plant_disease_ros.tools.replay.outputs import write_summary
+from plant_disease_ros.tools.replay.playback import timed_start_ns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_LEAF = REPO_ROOT / 'test' / 'data' / 'leaves' / 'Tomato___Early_blight.jpg'
@@ -301,6 +303,16 @@ def test_summary_is_written_atomically(tmp_path: Path, monkeypatch: pytest.Monke
         write_summary(path, summary)
     assert path.read_bytes() == before
     assert [entry.name for entry in tmp_path.iterdir()] == ['summary.json']
+
+
+def test_a_timed_replay_starts_at_the_first_frame_or_fix_not_the_bags_first_message() -> None:
+    """A `record -a` bag whose /tf starts 30 s before the camera does not idle 30 s first."""
+    second = 1_000_000_000
+    frame = BagMessage(40 * second, 5, 'image', b'')
+    fixes = [BagMessage(38 * second, 3, 'fix', b''), BagMessage(41 * second, 6, 'fix', b'')]
+    assert timed_start_ns(frame, fixes) == 38 * second
+    assert timed_start_ns(frame, fixes[1:]) == 40 * second
+    assert timed_start_ns(frame, []) == 40 * second
 
 
 # Topic choice ---------------------------------------------------------------------------------

@@ -38,6 +38,15 @@ CHECK_ALIVE_PERIOD_S = 0.5
 MAX_UNANSWERED_IN_A_ROW = 5
 
 
+def timed_start_ns(first_image: BagMessage, fixes: list[BagMessage]) -> int:
+    """Return the bag time a timed replay starts at: its first frame or fix, if earlier.
+
+    Not the bag's first message: in a `ros2 bag record -a` bag the camera may start long
+    after /tf or /rosout, and the replay would sit idle for that long.
+    """
+    return min(first_image.log_ns, fixes[0].log_ns) if fixes else first_image.log_ns
+
+
 class Playback:
     """Plays one bag selection through ``player``; counts go into ``summary``.
 
@@ -196,9 +205,7 @@ class Playback:
         first = next(images, None)
         if first is None:
             return
-        # From the first frame or fix, not the bag's first message: in a `record -a` bag
-        # the camera may start long after /tf or /rosout.
-        start_ns = min(first.log_ns, fixes[0].log_ns) if fixes else first.log_ns
+        start_ns = timed_start_ns(first, fixes)
         last_check = 0.0
         for message in heapq.merge(iter(fixes), itertools.chain([first], images)):
             target = self.wall_start + (message.log_ns - start_ns) / 1e9 / rate
