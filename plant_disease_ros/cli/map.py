@@ -14,6 +14,7 @@ from pathlib import Path
 from plant_disease_ros.core.map_file import read_features, SeqReadStats
 from plant_disease_ros.core.map_gis import grid_features, GRID_SUFFIX, write_grid_files
 from plant_disease_ros.core.map_grid import summarize
+from plant_disease_ros.core.map_run import summary_path_of
 from plant_disease_ros.tools.replay.outputs import DEFAULT_CELL_SIZE_M, read_recorder_grid
 
 
@@ -35,16 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="grid cell edge for the summary and the GIS grid, m (default: "
                              "the recorder's cell_size_m from RUN_summary.json beside the "
                              'input, else 2.0)')
-
-
-def recorder_summary_path(source: Path) -> Path:
-    """Return where the recorder keeps the summary of the run ``source`` belongs to."""
-    stem = source.name
-    for suffix in ('.geojsons', '.geojson'):
-        if stem.endswith(suffix):
-            stem = stem[:-len(suffix)]
-            break
-    return source.with_name(f'{stem}_summary.json')
 
 
 def _finite(option: str, value: float, low: float | None = None,
@@ -85,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.geojson)
     if not source.is_file():
         raise OSError(f'{source}: no such file')
-    recorded = recorder_summary_path(source)
+    recorded = summary_path_of(source)
     if recorded.is_file() and (args.cell_size is None or args.origin is None):
         # The recorder's grid, so the cells are those of its markers and map/geojson.
         grid = read_recorder_grid(recorded)

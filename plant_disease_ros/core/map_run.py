@@ -38,6 +38,24 @@ HELD_BATCH_BYTES = 1 << 20
 """Most bytes of held records written (and fsynced) at once when the disk is back."""
 
 
+def run_file_paths(directory: str | Path, run_name: str) -> tuple[Path, Path, Path]:
+    """Return a run's records (``.geojsons``), collection (``.geojson``) and summary paths."""
+    directory = Path(directory)
+    return (directory / f'{run_name}.geojsons', directory / f'{run_name}.geojson',
+            directory / f'{run_name}_summary.json')
+
+
+def summary_path_of(map_file: str | Path) -> Path:
+    """Return the summary path of the run a ``.geojsons`` or ``.geojson`` file belongs to."""
+    map_file = Path(map_file)
+    run_name = map_file.name
+    for suffix in ('.geojsons', '.geojson'):
+        if run_name.endswith(suffix):
+            run_name = run_name[:-len(suffix)]
+            break
+    return run_file_paths(map_file.parent, run_name)[2]
+
+
 def default_run_name() -> str:
     """Return today's local date (``YYYY-MM-DD``), the run name when none is given."""
     return time.strftime('%Y-%m-%d')
@@ -96,10 +114,8 @@ class MapRun:
             raise ValueError(f'max_held must be >= 0, got {max_held}')
         self.name = validate_run_name(run_name)
         self.max_held = int(max_held)
-        directory = Path(map_dir).expanduser()
-        self.records_path = directory / f'{run_name}.geojsons'
-        self.collection_path = directory / f'{run_name}.geojson'
-        self.summary_path = directory / f'{run_name}_summary.json'
+        self.records_path, self.collection_path, self.summary_path = run_file_paths(
+            Path(map_dir).expanduser(), run_name)
         self.records_at_start = 0
         self.records_skipped_at_start = 0
         self.records_written = 0

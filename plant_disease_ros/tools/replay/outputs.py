@@ -13,6 +13,7 @@ from typing import Protocol
 
 from plant_disease_ros.core.map_gis import grid_features, write_grid_files
 from plant_disease_ros.core.map_grid import Origin
+from plant_disease_ros.core.map_run import run_file_paths
 from plant_disease_ros.tools.replay.options import one_line, ReplayError
 from plant_disease_ros.tools.replay.recorder import OutputCounts
 from plant_disease_ros.tools.replay.summary import ReplaySummary
@@ -243,7 +244,7 @@ def recorder_grid(summary_path: Path) -> tuple[float, Origin | None]:
 def write_grid(summary: ReplaySummary, features: list[dict], map_dir: Path,
                run_name: str) -> None:
     """Write the disease grid (GeoJSON, GeoPackage) beside the map; note it in the summary."""
-    cell_size_m, origin = recorder_grid(map_dir / f'{run_name}_summary.json')
+    cell_size_m, origin = recorder_grid(run_file_paths(map_dir, run_name)[2])
     try:
         grid = write_grid_files(grid_features(features, cell_size_m, origin),
                                 map_dir / run_name)
