@@ -8,8 +8,10 @@ Usage::
 
 The nodes run in ``namespace`` with ``params_file`` (``config/field.yaml`` by default); the
 launch arguments ``use_sim_time``, ``model_path`` and ``map_dir`` and the image transport
-chosen by ``compressed`` are applied after the file, so they win over its values. The
-shipped Fast DDS profile is exported to every process this file starts, under the one
+chosen by ``compressed`` are applied after the file, so they win over its values. Boolean
+arguments take ``true``/``false`` in either spelling ROS users write (``True``/``False``).
+The Fast DDS profile (``dds_profile``: the robot's own when its environment names one,
+else the shipped one) is exported to every process this file starts, under the one
 variable name the running distribution's Fast DDS reads (``ROS_DISTRO``): Fast DDS 3 warns
 that the older name is deprecated.
 
@@ -26,7 +28,7 @@ import os
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, SetLaunchConfiguration
 from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -35,6 +37,8 @@ PACKAGE = 'plant_disease_ros'
 # Distributions whose Fast DDS (2.x) reads only FASTRTPS_DEFAULT_PROFILES_FILE; from Jazzy
 # on Fast DDS 3.x reads FASTDDS_DEFAULT_PROFILES_FILE and warns about the older name.
 FAST_DDS_2_DISTROS = ('foxy', 'galactic', 'humble', 'iron')
+# What a boolean argument accepts: IfCondition and a bool ParameterValue read both spellings.
+BOOLEAN_CHOICES = ['true', 'false', 'True', 'False']
 
 
 def dds_profile_variable(distro: str) -> str:
@@ -48,7 +52,8 @@ def generate_launch_description() -> LaunchDescription:
     """Return the launch description for the field pipeline."""
     share = FindPackageShare(PACKAGE)
     default_params_file = PathJoinSubstitution([share, 'config', 'field.yaml'])
-    dds_profile = PathJoinSubstitution([share, 'config', 'fastdds_profile.xml'])
+    shipped_dds_profile = PathJoinSubstitution([share, 'config', 'fastdds_profile.xml'])
+    profile_variable = dds_profile_variable(os.environ.get('ROS_DISTRO', ''))
     rviz_config = PathJoinSubstitution([share, 'config', 'field.rviz'])
 
     arguments = [
@@ -63,13 +68,13 @@ def generate_launch_description() -> LaunchDescription:
             description='Camera image topic (sensor_msgs/Image); with compressed:=true its '
                         '/compressed sub-topic (sensor_msgs/CompressedImage) is used'),
         DeclareLaunchArgument(
-            'compressed', default_value='false', choices=['true', 'false'],
+            'compressed', default_value='false', choices=BOOLEAN_CHOICES,
             description='Subscribe to the JPEG/PNG compressed image instead of the raw one'),
         DeclareLaunchArgument(
             'gps_topic', default_value='/gps/fix',
             description='GNSS fix topic (sensor_msgs/NavSatFix) used to geotag detections'),
         DeclareLaunchArgument(
-            'use_sim_time', default_value='false', choices=['true', 'false'],
+            'use_sim_time', default_value='false', choices=BOOLEAN_CHOICES,
             description='Use /clock (true when playing a bag with --clock)'),
         DeclareLaunchArgument(
             'model_path', default_value='',
@@ -79,13 +84,21 @@ def generate_launch_description() -> LaunchDescription:
             description='Folder the disease map recorder writes its GeoJSON into'),
         # One process by default: it saves every frame a second DDS hop.
         DeclareLaunchArgument(
-            'single_process', default_value='true', choices=['true', 'false'],
+            'single_process', default_value='true', choices=BOOLEAN_CHOICES,
             description='Run camera subscriber and classifier in one process '
                         '(plant_disease_pipeline, one executor); false: two processes, '
                         'with the RGB frames on the frames topic'),
         DeclareLaunchArgument(
-            'rviz', default_value='false', choices=['true', 'false'],
+            'rviz', default_value='false', choices=BOOLEAN_CHOICES,
             description='Start RViz with config/field.rviz'),
+        # A robot whose environment already names a profile (discovery server, interface
+        # allow-list) keeps it; give it a shared-memory segment as large as the shipped one.
+        DeclareLaunchArgument(
+            'dds_profile',
+            default_value=EnvironmentVariable(profile_variable,
+                                              default_value=shipped_dds_profile),
+            description='Fast DDS XML profile exported to the nodes; default: the one the '
+                        'environment names, else the shipped config/fastdds_profile.xml'),
     ]
 
     compressed = LaunchConfiguration('compressed')
@@ -96,8 +109,7 @@ def generate_launch_description() -> LaunchDescription:
         SetLaunchConfiguration('image_transport', 'raw', condition=UnlessCondition(compressed)),
     ]
     environment = [
-        SetEnvironmentVariable(dds_profile_variable(os.environ.get('ROS_DISTRO', '')),
-                               dds_profile),
+        SetEnvironmentVariable(profile_variable, LaunchConfiguration('dds_profile')),
     ]
 
     namespace = LaunchConfiguration('namespace')

@@ -32,7 +32,11 @@ from plant_disease_ros.core.preprocessing import center_crop, crop_roi
 from plant_disease_ros.core.rate_limiter import RateLimiter
 from plant_disease_ros.core.sequence_gaps import SequenceGaps
 from plant_disease_ros.ros.conversions import compressed_image_to_rgb, image_to_rgb, rgb_to_image
-from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.ros.diagnostics import (
+    INPUT_TIMEOUT_S,
+    NodeDiagnostics,
+    ThrottledWarnings,
+)
 from plant_disease_ros.ros.parameters import (
     above,
     choices_text,
@@ -108,7 +112,7 @@ class CameraSubscriberNode(Node):
         self._declare_parameters()
         values = {name: self.get_parameter(name).value for name in (
             'image_transport', 'transport', 'qos_reliability', 'max_rate_hz', 'crop_mode',
-            'center_crop_fraction', 'roi', 'diagnostics_period_s')}
+            'center_crop_fraction', 'roi', 'diagnostics_period_s', 'input_timeout_s')}
 
         self.transport: str = self._chosen_transport(values['image_transport'],
                                                      values['transport'])
@@ -136,6 +140,7 @@ class CameraSubscriberNode(Node):
             self, msg_type, topic, self._on_image, reliability=values['qos_reliability'],
             on_change=self._on_qos_change, with_info=True,
             on_message_lost=self._on_frames_lost)
+        self.diagnostics.watch_input(self._describe_input, values['input_timeout_s'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.get_logger().info(
             f'camera_subscriber: {self.image_subscription.topic} ({self.transport}, qos '
@@ -176,6 +181,15 @@ class CameraSubscriberNode(Node):
         self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
             description='Period of the /diagnostics status (s).', read_only=True,
             floating_point_range=float_range(0.01, 3600.0)))
+        self.declare_parameter('input_timeout_s', INPUT_TIMEOUT_S, ParameterDescriptor(
+            description='/diagnostics warns while no image has come for this long (s): a '
+                        'wrong topic, a silent camera; 0 = never.',
+            floating_point_range=float_range(0.0, 3600.0)))
+
+    def _describe_input(self) -> str:
+        """Name the images this node waits for, and how many publishers the topic has."""
+        topic = self.image_subscription.topic
+        return f'images on {topic} ({self.count_publishers(topic)} publishers)'
 
     def _chosen_transport(self, image_transport: str, transport: str) -> str:
         """Return the transport to use; warn once when the deprecated name is set."""
@@ -218,6 +232,8 @@ class CameraSubscriberNode(Node):
                 self.center_crop_fraction = float(parameter.value)
             elif parameter.name == 'roi':
                 self.roi = [int(v) for v in parameter.value]
+            elif parameter.name == 'input_timeout_s':
+                self.diagnostics.watch_input(self._describe_input, parameter.value)
 
     def _on_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
         """Log the image subscription's reliability each time it is (re)chosen."""

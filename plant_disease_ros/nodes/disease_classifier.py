@@ -80,7 +80,11 @@ from plant_disease_ros.ros.conversions import (
     rgb_to_image,
     stamp_to_seconds,
 )
-from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.ros.diagnostics import (
+    INPUT_TIMEOUT_S,
+    NodeDiagnostics,
+    ThrottledWarnings,
+)
 from plant_disease_ros.ros.parameters import (
     choices_text,
     float_range,
@@ -139,7 +143,8 @@ class DiseaseClassifierNode(Node):
             'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
             'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
             'diagnostics_period_s', 'time_jump_threshold_s', 'vegetation_gate',
-            'motion_blur_check_every', 'motion_blur_warn_percent')}
+            'motion_blur_check_every', 'motion_blur_warn_percent', 'input_timeout_s',
+            'gps_required')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
@@ -169,10 +174,18 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.set_value('crops', crops.describe())
         self.diagnostics.set_value('test_time_poses', self.classifier.poses)
         self.warnings = ThrottledWarnings(self.get_logger())
-        # The motion blur median ages: refreshed before every status, not only per estimate.
-        self.diagnostics.on_publish = self._publish_motion_blur
+        # The motion blur median ages: refreshed before every status, not only per estimate;
+        # the detections of the last period without a position are judged then too.
+        self.diagnostics.on_publish = self._refresh_diagnostics
         self.detection_counts: Counter[str] = Counter()
         self.fixes_received = 0
+        self.diagnostics.set_value('fixes_received', 0)
+        self._last_usable_fix_s: float | None = None
+        # Detections of the current diagnostics period: without a position, by status; located.
+        self._unlocated_in_period: Counter[str] = Counter()
+        self._located_in_period = 0
+        self._position_warning = ''
+        self.gps_required = bool(value['gps_required'])
         self._last_explanation_s = -math.inf
         self._explanation_unavailable = False
 
@@ -202,6 +215,8 @@ class DiseaseClassifierNode(Node):
         self._pending_timer = self.create_timer(PENDING_CHECK_PERIOD_S, self._settle_pending,
                                                 clock=steady_clock())
         self._pending_timer.cancel()
+        self._subscribe_frames = subscribe_frames
+        self.diagnostics.watch_input(self._describe_input, value['input_timeout_s'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
         self.get_logger().info(
@@ -244,6 +259,14 @@ class DiseaseClassifierNode(Node):
         self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
             description='Period of the /diagnostics status (s).', read_only=True,
             floating_point_range=float_range(0.01, 3600.0)))
+        self.declare_parameter('input_timeout_s', INPUT_TIMEOUT_S, ParameterDescriptor(
+            description='/diagnostics warns while no frame has come for this long (s); '
+                        '0 = never.',
+            floating_point_range=float_range(0.0, 3600.0)))
+        self.declare_parameter('gps_required', True, ParameterDescriptor(
+            description='true: detections published without a position (no usable GPS fix) '
+                        'make /diagnostics WARN and are logged; false for a camera without '
+                        'a receiver (a greenhouse bench).'))
         self.declare_parameter('time_jump_threshold_s', 1.0, ParameterDescriptor(
             description='A frame or fix stamp this far (s) behind the newest of its stream '
                         'is a jump back in time (bag loop, sim restart): the fixes held '
@@ -334,6 +357,10 @@ class DiseaseClassifierNode(Node):
                 self.typed_outputs.publish_label_info(self.score_threshold)
             elif parameter.name == 'fix_wait_s':
                 self.fix_wait_s = float(parameter.value)
+            elif parameter.name == 'input_timeout_s':
+                self.diagnostics.watch_input(self._describe_input, parameter.value)
+            elif parameter.name == 'gps_required':
+                self.gps_required = bool(parameter.value)
             elif parameter.name == 'time_jump_threshold_s':
                 self.time_jumps.threshold_s = float(parameter.value)
             elif parameter.name == 'explain_period_s':
@@ -453,6 +480,40 @@ class DiseaseClassifierNode(Node):
             self.warnings.warning('motion_blur_error', f'motion blur estimate failed: {error}')
             return None
 
+    def _describe_input(self) -> str:
+        """Name the frames this node waits for (for the silence warning)."""
+        if not self._subscribe_frames:
+            return 'frames from the camera_subscriber of this process'
+        topic = self.frames_subscription.topic
+        return f'frames on {topic} ({self.count_publishers(topic)} publishers)'
+
+    def _refresh_diagnostics(self) -> None:
+        """Before each status: the motion blur median, and detections without a position."""
+        self._position_warning = self._unlocated_detections()
+        self._publish_motion_blur()
+
+    def _unlocated_detections(self) -> str:
+        """Return the warning about this period's detections without a position ('' if none).
+
+        A detection without a position is a point the disease map cannot show: a fix topic
+        remapped wrong, a silent receiver, or GPS and camera stamps on different clocks.
+        Starts a new period.
+        """
+        unlocated = sum(self._unlocated_in_period.values())
+        total = unlocated + self._located_in_period
+        statuses = ', '.join(f'{status} {count}'
+                             for status, count in sorted(self._unlocated_in_period.items()))
+        self._unlocated_in_period.clear()
+        self._located_in_period = 0
+        if unlocated == 0 or not self.gps_required:
+            return ''
+        topic = self.fix_subscription.topic
+        last = ('no usable fix yet' if self._last_usable_fix_s is None else
+                f'last usable fix {time.monotonic() - self._last_usable_fix_s:.0f} s ago')
+        return (f'{unlocated} of {total} detections in the last period have no position '
+                f'({statuses}): {last} on {topic} ({self.count_publishers(topic)} '
+                f'publishers, {self.fixes_received} fixes received)')
+
     def _publish_motion_blur(self) -> None:
         """Show the recent median blur in /diagnostics; warn while it is too long."""
         status = self.motion_blur.status()
@@ -466,7 +527,8 @@ class DiseaseClassifierNode(Node):
             for key, value in zip(keys, (median.percent, median.length_px, median.axis,
                                          status.samples), strict=True):
                 self.diagnostics.set_value(key, value)
-        self.diagnostics.warning = status.warning
+        self.diagnostics.warning = '; '.join(
+            text for text in (status.warning, self._position_warning) if text)
         if status.warning:
             self.warnings.warning('motion_blur', status.warning)
 
@@ -501,6 +563,7 @@ class DiseaseClassifierNode(Node):
             self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})')
             return
         self._check_time_jump('fix', fix.stamp_s)
+        self._last_usable_fix_s = time.monotonic()
         self.fix_wait.fixes.add(fix)
         self._settle_pending()
 
@@ -539,6 +602,14 @@ class DiseaseClassifierNode(Node):
             self.typed_outputs.publish_detection(feature)
             if lookup.fix is not None:
                 self.detection_fix_publisher.publish(geofix_to_navsatfix(lookup.fix, header))
+                self._located_in_period += 1
+            else:
+                self._unlocated_in_period[lookup.status] += 1
+            if lookup.fix is None and self.gps_required:
+                self.warnings.warning(
+                    'unlocated', f'detection {classification.top.label} published without a '
+                    f'position ({lookup.status}): no usable GPS fix within max_fix_age_s of '
+                    f'its stamp on {self.fix_subscription.topic}')
             self.detection_counts[lookup.status] += 1
             self.diagnostics.set_value(f'detections.{lookup.status}',
                                        self.detection_counts[lookup.status])

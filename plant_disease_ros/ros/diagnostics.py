@@ -3,9 +3,9 @@
 Each node owns one :class:`NodeDiagnostics`: callbacks count what happens to every
 message (received, processed, dropped, rejected by reason), add latencies, and a timer
 publishes one DiagnosticStatus on ``/diagnostics`` every period. The level is ERROR while
-a lasting fault is set, WARN while a lasting warning is set or when something was
-rejected during the last period, OK otherwise. :class:`ThrottledWarnings` keeps
-per-message warnings to one line per reason per period.
+a lasting fault is set, WARN while a lasting warning is set, when something was rejected
+during the last period or when a watched input has been silent too long, OK otherwise.
+:class:`ThrottledWarnings` keeps per-message warnings to one line per reason per period.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from plant_disease_ros.core.latency import LatencyWindow
 from plant_disease_ros.ros.clock import steady_clock
 
 DIAGNOSTICS_TOPIC = '/diagnostics'
+# Default of the nodes' input_timeout_s: silence on the watched input this long is a warning.
+INPUT_TIMEOUT_S = 5.0
 
 
 def _format_value(value: Any) -> str:
@@ -62,15 +64,44 @@ class NodeDiagnostics:
         # Called before each status is built, to bring values and warning up to date.
         self.on_publish: Callable[[], None] | None = None
         self._rejected_at_last_publish: Counter[tuple[str, str]] = Counter()
+        # The input whose silence is a warning (see watch_input); none by default.
+        self._input_timeout_s = 0.0
+        self._describe_input: Callable[[], str] | None = None
+        self._last_input_s = time.monotonic()
+        self._input_ever = False
         self._publisher = node.create_publisher(
             DiagnosticArray, DIAGNOSTICS_TOPIC,
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._timer: Any = node.create_timer(float(period_s), self.publish,
                                              clock=steady_clock())
 
+    def watch_input(self, describe: Callable[[], str], timeout_s: float) -> None:
+        """Warn while no message has been received for ``timeout_s`` (0: never warn).
+
+        ``describe()`` names what is missing, e.g. ``frames on /ns/image_raw (0
+        publishers)``: a remapping typo or a silent driver reads as a warning, not as "ok".
+        The silence is counted from the last message, or from now before the first one.
+        """
+        self._describe_input = describe
+        self._input_timeout_s = float(timeout_s)
+        if not self._input_ever:
+            self._last_input_s = time.monotonic()
+
     def count_received(self) -> None:
         """Count a message that arrived."""
         self.received += 1
+        self._last_input_s = time.monotonic()
+        self._input_ever = True
+
+    def input_silence(self) -> str:
+        """Return the warning about the watched input's silence, or '' when it is not due."""
+        if self._describe_input is None or self._input_timeout_s <= 0.0:
+            return ''
+        silent_s = time.monotonic() - self._last_input_s
+        if silent_s < self._input_timeout_s:
+            return ''
+        since = 'since the last one' if self._input_ever else 'since the start'
+        return f'no {self._describe_input()} for {silent_s:.0f} s ({since})'
 
     def count_processed(self, latency_ms: float | None = None) -> None:
         """Count a message handled to the end, with its latency if given."""
@@ -105,7 +136,7 @@ class NodeDiagnostics:
         status = DiagnosticStatus()
         status.name = self.name
         status.hardware_id = self.hardware_id
-        messages = [self.warning] if self.warning else []
+        messages = [text for text in (self.warning, self.input_silence()) if text]
         if recent:
             reasons = ', '.join(f'{category} {reason}: {count}'
                                 for (category, reason), count in sorted(recent.items()))

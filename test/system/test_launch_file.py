@@ -27,7 +27,7 @@ PACKAGE = 'plant_disease_ros'
 
 REQUIRED_ARGUMENTS = {
     'params_file', 'namespace', 'image_topic', 'compressed', 'gps_topic', 'use_sim_time',
-    'model_path', 'map_dir', 'single_process', 'rviz',
+    'model_path', 'map_dir', 'single_process', 'rviz', 'dds_profile',
 }
 BOOLEAN_ARGUMENTS = {'compressed', 'use_sim_time', 'single_process', 'rviz'}
 REQUIRED_FILES = {'config/field.yaml', 'config/fastdds_profile.xml', 'config/field.rviz'}
@@ -263,10 +263,13 @@ def test_arguments_are_described_and_used(model: LaunchModel) -> None:
     assert used <= set(declared) | internal, f'used but not declared: {used - set(declared)}'
     assert internal <= used, f'set but never used: {internal - used}'
 
+    # launch checks a value against its choices as a string: 'True', which ROS users write
+    # and IfCondition and a bool ParameterValue accept, must be among them.
     for name in BOOLEAN_ARGUMENTS:
         choices = model.resolve(keyword(declared[name], 'choices'))
         assert isinstance(choices, ast.List)
-        assert {constant_string(item) for item in choices.elts} == {'true', 'false'}
+        assert {constant_string(item) for item in choices.elts} == \
+            {'true', 'false', 'True', 'False'}
     namespace_default = constant_string(keyword(declared['namespace'], 'default_value'))
     assert namespace_default == 'plant_disease'
     # The single-process pipeline is the shipped layout (the bench's faster one).
@@ -361,13 +364,23 @@ def test_dds_profile_is_exported_once_under_the_distros_name(model: LaunchModel)
     """
     exports = list(calls(model.tree, 'SetEnvironmentVariable'))
     assert len(exports) == 1, 'export the profile under one variable name'
-    name, value = exports[0].args[:2]
-    assert model.package_file(value) == 'config/fastdds_profile.xml'
+    name, value = (model.resolve(node) for node in exports[0].args[:2])
     assert call_name(name) == 'dds_profile_variable'
     distro = name.args[0]  # type: ignore[attr-defined]
     assert isinstance(distro, ast.Call) and ast.unparse(distro.func) == 'os.environ.get'
     assert constant_string(distro.args[0]) == 'ROS_DISTRO'
     assert model.first_string_argument(exports[0]) is None, 'no fixed variable name'
+    # The value is the dds_profile argument: by default the profile the environment names
+    # under that same variable (a robot's own), else the shipped one.
+    assert call_name(value) == 'LaunchConfiguration'
+    assert model.first_string_argument(value) == 'dds_profile'  # type: ignore[arg-type]
+    declared = {model.first_string_argument(call): call
+                for call in calls(model.tree, 'DeclareLaunchArgument')}
+    default = model.resolve(keyword(declared['dds_profile'], 'default_value'))
+    assert call_name(default) == 'EnvironmentVariable'
+    assert model.resolve(default.args[0]) is name  # type: ignore[union-attr]
+    assert model.package_file(keyword(default, 'default_value')) == \
+        'config/fastdds_profile.xml'  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(('distro', 'variable'), [

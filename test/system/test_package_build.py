@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 import shutil
@@ -27,6 +28,26 @@ def test_package_xml_is_format_3_with_every_dependency() -> None:
     depends = {element.text for element in root if element.tag.endswith('depend')}
     assert ROS_DEPENDENCIES <= depends and PYTHON_DEPENDENCIES <= depends
     assert (REPO_ROOT / 'resource' / 'plant_disease_ros').exists()
+    # No GUI on a headless robot: rosdep must not pull in rviz2 (and Qt) for the nodes.
+    assert 'rviz2' not in depends
+
+
+def test_every_ros_package_the_code_imports_is_a_dependency() -> None:
+    """rosdep installs what package.xml names: each ROS package imported must be there."""
+    imported: set[str] = set()
+    for path in (REPO_ROOT / 'plant_disease_ros').rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split('.')[0])
+    ros_packages = {name for name in imported
+                    if name.endswith(('_msgs', '_srvs', '_interfaces'))
+                    or name in ('rclpy', 'ament_index_python')}
+    assert {'rclpy', 'rcl_interfaces', 'sensor_msgs'} <= ros_packages  # the scan works
+    root = ElementTree.parse(REPO_ROOT / 'package.xml').getroot()
+    depends = {element.text for element in root if element.tag.endswith('depend')}
+    assert ros_packages <= depends, sorted(ros_packages - depends)
 
 
 def _colcon() -> str:
