@@ -9,10 +9,19 @@ if [ ! -x .venv/bin/python ]; then
   echo "creating .venv with $($python --version)" >&2
   "$python" -m venv .venv
 fi
-stamp=".venv/.installed-$(echo "$extras" | tr ',' '-')-$(sha1sum setup.py | cut -c1-12)"
-if [ ! -f "$stamp" ]; then
+# One stamp per extra and setup.py version: an environment installed with more extras
+# (the tests' ros,tools,train,test) serves a command that needs fewer (the demo's ros,tools)
+# without a second install, which would need the network.
+setup_id="$(sha1sum setup.py | cut -c1-12)"
+missing=""
+for extra in $(echo "$extras" | tr ',' ' '); do
+  [ -f ".venv/.installed-extra-$extra-$setup_id" ] || missing="$missing $extra"
+done
+if [ -n "$missing" ] || [ ! -f ".venv/.installed-extra-base-$setup_id" ]; then
   echo "installing plant_disease_ros[$extras] into .venv (first run takes a few minutes)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
-  touch "$stamp"
+  for extra in base $(echo "$extras" | tr ',' ' '); do
+    touch ".venv/.installed-extra-$extra-$setup_id"
+  done
 fi

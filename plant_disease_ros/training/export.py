@@ -7,7 +7,9 @@ probabilities. Calibration uses a representative sample of the training split on
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+import io
 from pathlib import Path
 import shutil
 import sys
@@ -92,6 +94,36 @@ def field_representative_images(field_split: str | Path, size: int, count: int =
     return np.concatenate(parts)
 
 
+def labels_conflict(out_path: str | Path, labels: list[str],
+                    labels_path: str | Path | None = None) -> str | None:
+    """Return why writing ``labels`` beside ``out_path`` would break another model, or None.
+
+    The nodes read a model's labels from the ``labels.txt`` beside it. A different
+    ``labels.txt`` already there belongs to a model in that folder: replacing it pairs that
+    model with the wrong names (or a wrong count, which stops its nodes). Allowed: the same
+    labels, or replacing the folder's only model (``out_path`` itself) with its labels.
+    """
+    out_path = Path(out_path)
+    labels_path = Path(labels_path) if labels_path else out_path.parent / 'labels.txt'
+    try:
+        existing = [line.strip() for line in labels_path.read_text(encoding='utf-8')
+                    .splitlines() if line.strip()]
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        return f'cannot read {labels_path} to check it: {error}'
+    if existing == list(labels):
+        return None
+    others = sorted(path.name for path in out_path.parent.glob('*.tflite')
+                    if path.resolve() != out_path.resolve())
+    if out_path.exists() and not others:
+        return None
+    owners = ', '.join(others) if others else 'another model'
+    return (f'{labels_path} holds the {len(existing)} labels of {owners}, not the '
+            f'{len(labels)} of this model: writing them would give {owners} the wrong '
+            'names. Export into a folder of its own (--out DIR/model_int8.tflite)')
+
+
 def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
                 out_path: str | Path, *, input_type: str = 'uint8',
                 calibration_count: int = 300, cache_dir: str | None = None,
@@ -107,27 +139,32 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     ``score_scaling`` (a run calibrated ``adaptive``) the int8 graph gets the per-frame
     score scale before its softmax; ``float_out`` stays the model without it (the same
     top-1; what Grad-CAM and transfer read). ``data_dir`` is the folder of the (lab)
-    training photos when it is not the one recorded in the split manifest.
+    training photos when it is not the one recorded in the split manifest. Raises
+    ValueError, before any work, when the labels would replace those of another model
+    (:func:`labels_conflict`).
     """
-    import tensorflow as tf
-
     if input_type not in ('uint8', 'int8'):
         raise ValueError(f'input type must be uint8 or int8, not {input_type!r}')
+    manifest = read_manifest(split_manifest)
+    labels = (list(read_manifest(field_split)['labels']) if field_split
+              else list(manifest['classes']))
+    conflict = labels_conflict(out_path, labels, labels_out)
+    if conflict:
+        raise ValueError(conflict)
+    import tensorflow as tf
+
     model = tf.keras.models.load_model(str(keras_model_path), compile=False)
     float_model = model
     if score_scaling is not None:
         model = with_score_scaling(model, score_scaling)
     size = int(model.input_shape[1])
-    manifest = read_manifest(split_manifest)
     if field_split:
         images = field_representative_images(field_split, size, calibration_count,
                                               cache_dir=cache_dir,
                                               lab_data=str(data_dir) if data_dir else None)
-        labels = list(read_manifest(field_split)['labels'])
     else:
         images = representative_images(manifest, size, calibration_count,
                                        cache_dir=cache_dir, data_dir=data_dir)
-        labels = list(manifest['classes'])
     if int(model.output_shape[-1]) != len(labels):
         raise ValueError(f'{keras_model_path} has {model.output_shape[-1]} outputs but '
                          f'{len(labels)} labels')
@@ -148,7 +185,15 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     converter.inference_output_type = tf.uint8 if input_type == 'uint8' else tf.int8
     print(f'calibrating on {len(images)} training photos (and a black and a white frame '
           'for the input range)...', file=sys.stderr)
-    flatbuffer = converter.convert()
+    # The converter prints every captured variable of the SavedModel it makes (80 lines a
+    # run) to stdout; kept out of the user's log unless the conversion fails.
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            flatbuffer = converter.convert()
+    except Exception:
+        sys.stdout.write(captured.getvalue())
+        raise
     # Written only now that everything succeeded, each file atomically: a failed export
     # (bad calibration photos, a full disk) leaves the previous model files whole.
     out_path = Path(out_path)
