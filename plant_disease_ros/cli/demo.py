@@ -35,12 +35,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'used; if it does not exist, every plant shows a lab photo '
                              '(default: %(default)s)')
 
+    parser.add_argument('--replace-shipped', action='store_true',
+                        help='allow other photos, seed, frames or splits to replace the '
+                             'shipped demo bag (the README and the tests describe that drive)')
+
+def check_shipped_bag(args: argparse.Namespace) -> None:
+    """Raise ValueError when a drive other than the shipped one would replace the shipped bag.
+
+    With the default options make-demo rebuilds the shipped bag byte for byte; with other
+    photos, seed, frame count or splits the README's figures and the end-to-end test would
+    describe a bag that is no longer there.
+    """
+    if args.replace_shipped or args.out.resolve() != demo_bag.DEFAULT_OUT.resolve():
+        return
+    changed = [f'--{name.replace("_", "-")}' for name, default in (
+        ('data', demo_bag.DEFAULT_DATA_DIR), ('frames', demo_bag.DEFAULT_FRAMES),
+        ('seed', demo_bag.DEFAULT_SEED), ('split', demo_bag.DEFAULT_SPLIT),
+        ('field', demo_bag.DEFAULT_FIELD_DIR), ('field_split', demo_bag.DEFAULT_FIELD_SPLIT))
+        if _differs(getattr(args, name), default)]
+    if changed:
+        raise ValueError(f'--out {args.out} is the shipped demo bag, and {", ".join(changed)} '
+                         'would make it another drive than the one the README and the tests '
+                         'describe: give --out another file (or --replace-shipped)')
+
+
+def _differs(value: object, default: object) -> bool:
+    if isinstance(default, Path):
+        return Path(str(value)).resolve() != default.resolve()
+    return value != default
+
 
 def run(args: argparse.Namespace) -> int:
     """Compose the bag and print what was written.
 
     Progress goes to stderr: redrawn in place on a terminal, one line per update in a log.
     """
+    check_shipped_bag(args)
     options = demo_bag.DemoOptions(data_dir=args.data, out_path=args.out, frames=args.frames,
                                    seed=args.seed, split_path=args.split,
                                    field_dir=args.field, field_split_path=args.field_split)

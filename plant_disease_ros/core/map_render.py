@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 import colorsys
+import logging
 import math
 from pathlib import Path
 
@@ -33,6 +34,18 @@ DISEASE_COLOURS = (
 )
 TRACK_COLOUR = '#9e9e9e'
 NO_POSITION_NOTE = '{count} detection(s) without a position, not shown'
+
+
+class _FixedLimitsNotice(logging.Filter):
+    """Drop matplotlib's notice that the equal aspect widens the square limits set here.
+
+    A small map gets at least 10 m each way; the equal aspect then widens one axis to fill
+    the plot, which is the intent, but matplotlib logs it as a warning on every map.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False for the fixed-limits notice, True for everything else."""
+        return 'to fulfill fixed data aspect' not in record.getMessage()
 
 
 def hex_to_rgb(colour: str) -> tuple[float, float, float]:
@@ -194,11 +207,15 @@ def render_disease_map(features: Iterable[dict], png_path: str | Path, title: st
     note = (f'{len(features)} detection(s), {len(rows)} located; '
             + NO_POSITION_NOTE.format(count=unlocated))
     figure.text(0.01, 0.01, note, fontsize=8, color='#444444', ha='left', va='bottom')
-    figure.tight_layout(rect=(0.0, 0.03, 1.0, 1.0))
     path = Path(png_path)
+    notices = logging.getLogger('matplotlib.axes._base')
+    quiet = _FixedLimitsNotice()
+    notices.addFilter(quiet)
     try:
+        figure.tight_layout(rect=(0.0, 0.03, 1.0, 1.0))
         with replacing(path) as temporary:  # a failed write leaves an earlier map whole
             figure.savefig(temporary, dpi=110)
     finally:
+        notices.removeFilter(quiet)
         plt.close(figure)
     return path

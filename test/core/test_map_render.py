@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -109,6 +110,18 @@ def axes_centre(bgr: np.ndarray) -> tuple[float, float]:
     columns = np.flatnonzero(dark.sum(axis=0) > 0.4 * bgr.shape[0])
     assert len(rows) >= 2 and len(columns) >= 2, 'no plot frame found'
     return (columns.min() + columns.max()) / 2, (rows.min() + rows.max()) / 2
+
+
+def test_a_small_map_logs_no_matplotlib_notice(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A drive under 10 m (the demo's) once printed two 'Ignoring fixed limits' warnings."""
+    with caplog.at_level('INFO'):
+        render_disease_map(drive_features(1, unlocated=0), tmp_path / 'one.png',
+                           origin=ORIGIN)
+        render_disease_map(drive_features(0, unlocated=1), tmp_path / 'none.png')
+    assert not [record for record in caplog.records if record.name.startswith('matplotlib')]
+    # The filter is removed again: matplotlib's other warnings still reach the log.
+    assert not logging.getLogger('matplotlib.axes._base').filters
 
 
 def test_render_without_positions_and_with_one_point(tmp_path: Path) -> None:

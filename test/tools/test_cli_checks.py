@@ -201,6 +201,22 @@ def test_make_demo_refuses_an_existing_directory(tmp_path: Path,
     assert snapshot(tmp_path) == {}
 
 
+def test_make_demo_never_turns_the_shipped_bag_into_another_drive(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Another seed into the shipped bag's path: refused, the bag and its truth unchanged."""
+    from plant_disease_ros.tools.demo_bag import DEFAULT_OUT
+
+    truth = DEFAULT_OUT.with_name(DEFAULT_OUT.stem + '_truth.json')
+    before = {path: path.read_bytes() for path in (DEFAULT_OUT, truth)}
+    status, out, err = run_cli(['make-demo', '--out', str(DEFAULT_OUT), '--seed', '8',
+                                '--frames', '48'], capsys)
+    assert status == 2 and out == ''
+    assert (f'--out {DEFAULT_OUT} is the shipped demo bag, and --frames, --seed would make '
+            'it another drive' in err)
+    assert '--replace-shipped' in err
+    assert {path: path.read_bytes() for path in before} == before
+
+
 @pytest.mark.parametrize('frames', ['5', '100000'])
 def test_make_demo_refuses_a_frame_count_it_cannot_make(
         frames: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

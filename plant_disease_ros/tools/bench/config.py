@@ -26,7 +26,7 @@ FLAT_WINDOW_S = 10.0
 RSS_SETTLE_S = 5.0
 SAMPLE_PERIOD_S = 0.5
 JPEG_QUALITY = 90
-# Bars of issue 6, checked at the end of a run.
+# Performance bars (latency over invoke, memory growth, flat latency), checked at the end of a run.
 BAR_E2E_OVER_INVOKE_MS = 3.0
 BAR_RSS_GROWTH_MB = 10.0
 BAR_FLAT_RATIO = 1.25

@@ -38,7 +38,7 @@ def find_run(runs: list[dict], **match: Any) -> dict | None:
 
 
 def evaluate_bars(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Check the figures against the bars of issue 6; return one row per bar."""
+    """Check the figures against the performance bars; return one row per bar."""
     bars: list[dict[str, Any]] = []
     invoke = report.get('model', {}).get('invoke', {})
     threads = str(report.get('settings', {}).get('num_threads', 2))
@@ -262,7 +262,7 @@ def format_report(report: dict[str, Any]) -> str:
         parts += format_explain(report['explain'])
     if report.get('bars'):
         rows = [[bar['bar'], bar['value'], bar['limit'], bar['pass']] for bar in report['bars']]
-        parts.append(format_table('bars (issue 6)', ['bar', 'value', 'limit', 'pass'], rows))
+        parts.append(format_table('performance bars', ['bar', 'value', 'limit', 'pass'], rows))
     parts += [f'ERROR {error}' for error in report.get('errors', [])]
     return '\n\n'.join(parts)
 
