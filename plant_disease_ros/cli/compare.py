@@ -8,11 +8,13 @@ exact McNemar p-value, and the same for the wrong points each would put on the m
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from plant_disease_ros.training.compare import (
     compare_evaluations,
     DEFAULT_ALPHA,
     format_comparison,
+    free_output_folder,
     read_evaluation,
     write_comparison,
 )
@@ -25,12 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('new', metavar='NEW',
                         help='evaluation folder of the candidate, on the same photos')
     parser.add_argument('--names', nargs=2, default=None, metavar=('BASE_NAME', 'NEW_NAME'),
-                        help='names for the two in the table and the picture (default: '
-                             'the folder names)')
+                        help='names for the two in the table and the picture (default: the '
+                             "folder names, the run's for RUN/eval, with as much of the path "
+                             'as tells them apart)')
     parser.add_argument('--alpha', type=float, default=DEFAULT_ALPHA,
                         help='significance level of a verdict (default: 0.05)')
     parser.add_argument('--out', default='comparison',
-                        help='output folder for comparison.json, .md and .png')
+                        help='output folder for comparison.json, .md and .png; one that holds '
+                             'a comparison already is kept, and OUT-2, OUT-3... is used')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
                                  alpha=args.alpha,
                                  names=tuple(args.names) if args.names else None)
     print(format_comparison(result))
-    written = write_comparison(result, args.out)
+    out_dir = free_output_folder(args.out)
+    if out_dir != Path(args.out):
+        print(f'{args.out} holds an earlier comparison: kept; this one goes to {out_dir}')
+    written = write_comparison(result, out_dir)
     print('written: ' + ', '.join(str(path) for path in written))
     return 0

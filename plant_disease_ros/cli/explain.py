@@ -14,8 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('images', nargs='+', metavar='IMAGE',
                         help='photos to explain; a folder stands for every image under it')
     parser.add_argument('--keras', default=None,
-                        help='float Keras model for Grad-CAM (default: '
-                             'plant_disease_float.keras beside the shipped int8 model)')
+                        help='float Keras model for Grad-CAM (default: the one beside the '
+                             'int8 model, model.keras of a training run or the shipped '
+                             'plant_disease_float.keras; without one, occlusion only)')
     parser.add_argument('--no-gradcam', action='store_true',
                         help='occlusion on the TFLite model only (no TensorFlow needed)')
     parser.add_argument('--model', default=None,
@@ -46,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from plant_disease_ros.core.classifier import default_labels_path, default_model_path
     from plant_disease_ros.training.dataset import print_progress
     from plant_disease_ros.training.explain import (
-        default_keras_path,
         expand_image_paths,
         explain_images,
         format_summary,
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.grid < 1:
         raise ValueError(f'--grid must be >= 1, got {args.grid}')
     paths = expand_image_paths(args.images)
-    keras_path = None if args.no_gradcam else Path(args.keras or default_keras_path())
+    keras_path = None if args.no_gradcam else _keras_path(args)
     result = explain_images(
         paths, model_path=args.model or default_model_path(),
         labels_path=args.labels or default_labels_path(), keras_path=keras_path,
@@ -74,3 +74,23 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(result.summary))
     print(f'figures and {result.summary_path.name} in {Path(args.out)}', file=sys.stderr)
     return 0
+
+
+def _keras_path(args: argparse.Namespace) -> Path | None:
+    """Return the float model for Grad-CAM: ``--keras``, else the int8 model's own twin.
+
+    With ``--model`` and no ``--keras`` it is the Keras model beside ``--model`` (a training
+    run's ``model.keras``), never the shipped one: the shipped float model explains other
+    classes. Without a twin, None (occlusion only), said in one line.
+    """
+    from plant_disease_ros.training.explain import default_keras_path, keras_model_beside
+
+    if args.keras:
+        return Path(args.keras)
+    if args.model is None:
+        return default_keras_path()
+    beside = keras_model_beside(args.model)
+    if beside is None:
+        print(f'no float Keras model beside {args.model}: occlusion only (pass --keras '
+              'MODEL.keras for Grad-CAM)', file=sys.stderr)
+    return beside

@@ -17,10 +17,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--eval', default=None,
                         help='evaluation folder (evaluation.json, confusion_matrix.png); '
                              'default: RUN/eval, RUN/evaluation, RUN, MODELS')
-    parser.add_argument('--explanations', default='outputs/explanations',
-                        help='output folder of `plant-disease explain` ("" to leave out)')
-    parser.add_argument('--embed', default='outputs/embedding',
-                        help='output folder of `plant-disease embed` ("" to leave out)')
+    parser.add_argument('--explanations', default=None,
+                        help='output folder of `plant-disease explain` ("" to leave out; '
+                             "default: RUN/explanations; for a report of the run's own "
+                             'export nothing else, otherwise outputs/explanations). '
+                             "Explanations of another model than the report's are not shown")
+    parser.add_argument('--embed', default=None,
+                        help='output folder of `plant-disease embed` ("" to leave out; '
+                             "default: RUN/embedding; for a report of the run's own export "
+                             'nothing else, otherwise outputs/embedding)')
     parser.add_argument('--map', default=None,
                         help='disease map of a field run: a PNG, a GeoJSON (.geojson or '
                              '.geojsons) or the recorder folder holding them')
@@ -34,17 +39,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the page and print which sections had their material."""
-    from plant_disease_ros.training.report import build_report, models_folder_of, ReportInputs
+    from plant_disease_ros.training.report import (
+        analysis_folder,
+        build_report,
+        models_folder_of,
+        ReportInputs,
+        RUN_EMBEDDING,
+        RUN_EXPLANATIONS,
+        SHARED_EMBEDDING,
+        SHARED_EXPLANATIONS,
+    )
 
     def optional(value: str | None) -> Path | None:
         return Path(value) if value else None
 
-    inputs = ReportInputs(models_dir=Path(args.models) if args.models
-                          else models_folder_of(optional(args.run)),
-                          run_dir=optional(args.run),
+    run_dir = optional(args.run)
+    models_dir = Path(args.models) if args.models else models_folder_of(run_dir)
+    inputs = ReportInputs(models_dir=models_dir, run_dir=run_dir,
                           eval_dir=optional(args.eval),
-                          explanations_dir=optional(args.explanations),
-                          embed_dir=optional(args.embed), map_path=optional(args.map),
+                          explanations_dir=analysis_folder(
+                              args.explanations, run_dir, models_dir, RUN_EXPLANATIONS,
+                              SHARED_EXPLANATIONS),
+                          embed_dir=analysis_folder(args.embed, run_dir, models_dir,
+                                                    RUN_EMBEDDING, SHARED_EMBEDDING),
+                          map_path=optional(args.map),
                           max_explanations=args.max_explanations)
     result = build_report(inputs, args.out, inline=args.inline, title=args.title)
     for name, state in result.sections.items():

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import csv
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
 
 from plant_disease_ros.core.atomic_files import replacing, write_text_atomic
@@ -206,6 +207,34 @@ def compare_domain(name: str, base: dict[str, dict], new: dict[str, dict],
     }
 
 
+# Folder names that say "an evaluation" rather than which: a name is taken from above them.
+GENERIC_FOLDER_NAMES = frozenset({'eval', 'evals', 'evaluation', 'evaluations', 'out',
+                                  'output', 'outputs', 'results'})
+
+
+def default_names(base: str | Path, new: str | Path) -> tuple[str, str]:
+    """Return names that tell two evaluation folders apart, for the table and the picture.
+
+    A folder's name, or its parent's when the name is generic (``runs/mine/eval`` is
+    ``mine``); when those are equal, the shortest path suffixes that differ
+    (``a/mine`` and ``b/mine``).
+    """
+    parts = [Path(os.path.abspath(folder)).parts for folder in (base, new)]
+
+    def trimmed(folder_parts: tuple[str, ...]) -> tuple[str, ...]:
+        if len(folder_parts) > 2 and folder_parts[-1].lower() in GENERIC_FOLDER_NAMES:
+            return folder_parts[:-1]
+        return folder_parts
+
+    for candidates in ([trimmed(folder) for folder in parts], parts):
+        for count in range(1, max(map(len, candidates)) + 1):
+            first, second = (Path(*folder[-count:]).as_posix() for folder in candidates)
+            if first != second:
+                return first, second
+    same = Path(*parts[0]).as_posix()
+    return same, same
+
+
 def compare_evaluations(base: Evaluation, new: Evaluation,
                         alpha: float = DEFAULT_ALPHA,
                         names: tuple[str, str] | None = None) -> dict:
@@ -219,7 +248,7 @@ def compare_evaluations(base: Evaluation, new: Evaluation,
                               'compare')
     settings = {key: [base.report.get(key), new.report.get(key)] for key in SETTINGS
                 if base.report.get(key) != new.report.get(key)}
-    names = names or (base.folder.name or str(base.folder), new.folder.name or str(new.folder))
+    names = names or default_names(base.folder, new.folder)
     return {
         'base': str(base.folder), 'new': str(new.folder),
         'base_name': names[0], 'new_name': names[1], 'alpha': alpha,
@@ -345,8 +374,31 @@ def plot_comparison(result: dict, path: str | Path) -> Path:
     return path
 
 
+OUTPUT_NAMES = ('comparison.json', 'comparison.md', 'comparison.png')
+
+
+def free_output_folder(out_dir: str | Path, limit: int = 10000) -> Path:
+    """Return ``out_dir``, or ``out_dir-2``, ``-3``...: the first that holds no comparison.
+
+    A comparison never replaces an earlier one, as a replay never replaces another run's
+    outputs: a folder is taken when it holds any of :data:`OUTPUT_NAMES` (or is a file).
+    """
+    out_dir = Path(out_dir)
+    for number in range(1, limit):
+        folder = out_dir if number == 1 else out_dir.with_name(f'{out_dir.name}-{number}')
+        if not folder.exists():
+            return folder
+        if folder.is_dir() and not any((folder / name).exists() for name in OUTPUT_NAMES):
+            return folder
+    raise ComparisonError(f'no free output folder {out_dir}-N: move earlier comparisons')
+
+
 def write_comparison(result: dict, out_dir: str | Path) -> list[Path]:
-    """Write ``comparison.json``, ``comparison.md`` and ``comparison.png``; return the paths."""
+    """Write ``comparison.json``, ``comparison.md`` and ``comparison.png``; return the paths.
+
+    Files of an earlier comparison in ``out_dir`` are replaced: pick the folder with
+    :func:`free_output_folder` to keep them.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = write_text_atomic(out_dir / 'comparison.json', json.dumps(result, indent=1) + '\n')

@@ -147,6 +147,9 @@ def evaluate(options: EvaluationOptions) -> dict:
     predicted = scores.argmax(axis=1)
     matrix = confusion_matrix(truth, predicted, len(labels))
     report_rows = per_class_report(matrix, labels)
+    from plant_disease_ros.training.field_evaluate import share_interval
+
+    top1 = top_k_accuracy(scores, truth, 1)
     report = {
         'model': str(options.model_path),
         'model_bytes': Path(options.model_path).stat().st_size,
@@ -160,7 +163,9 @@ def evaluate(options: EvaluationOptions) -> dict:
         'other_crops_weight': options.other_crops_weight,
         'poses': classifier.poses,
         'int8': {
-            'top1': top_k_accuracy(scores, truth, 1),
+            'top1': top1,
+            # Wilson 95 % interval, as for each domain of a field evaluation.
+            'top1_interval': share_interval(top1, len(truth)),
             'top3': top_k_accuracy(scores, truth, 3),
             'macro_f1': macro_f1(report_rows),
             'correct': int((predicted == truth).sum()),
@@ -175,8 +180,10 @@ def evaluate(options: EvaluationOptions) -> dict:
             keras_scores(options.keras_model, images, classifier.poses), truth, labels,
             crops, other_crops_weight=options.other_crops_weight)
         float_predicted = float_scores.argmax(axis=1)
+        float_top1 = top_k_accuracy(float_scores, truth, 1)
         report['float'] = {
-            'top1': top_k_accuracy(float_scores, truth, 1),
+            'top1': float_top1,
+            'top1_interval': share_interval(float_top1, len(truth)),
             'top3': top_k_accuracy(float_scores, truth, 3),
         }
         report['int8_float_agreement'] = float(np.mean(float_predicted == predicted))
@@ -440,11 +447,11 @@ def format_report(report: dict) -> str:
                 f'{report.get("seen_as", "photos")}{scoring_note(report)}\n'
                 + format_domain_table(report['domains']))
     lines = [f'photos: {report["photos"]} ({report["split"]}){scoring_note(report)}',
-             f'int8  top-1 {100 * report["int8"]["top1"]:.2f} %  '
+             f'int8  top-1 {_top1_with_interval(report, "int8")}  '
              f'top-3 {100 * report["int8"]["top3"]:.2f} %  '
              f'macro F1 {report["int8"]["macro_f1"]:.4f}']
     if 'float' in report:
-        lines.append(f'float top-1 {100 * report["float"]["top1"]:.2f} %  '
+        lines.append(f'float top-1 {_top1_with_interval(report, "float")}  '
                      f'top-3 {100 * report["float"]["top3"]:.2f} %  '
                      f'int8/float agreement {100 * report["int8_float_agreement"]:.2f} %')
     latency = report['latency_ms']
@@ -460,7 +467,22 @@ def format_report(report: dict) -> str:
         lines.append('most confused: ' + '; '.join(
             f'{pair["truth"]} -> {pair["predicted"]} ({pair["count"]})'
             for pair in report['most_confused']))
+    lines.append('95 %: Wilson 95 % interval of top-1 (where another test set of this size '
+                 'may land)')
     return '\n'.join(lines)
+
+
+def _top1_with_interval(report: dict, model: str) -> str:
+    """Return ``98.13 % (95 % 97.3–98.7)``: a model's top-1 and its Wilson interval.
+
+    The interval of a report written before it was recorded is computed from top-1.
+    """
+    from plant_disease_ros.training.field_evaluate import format_interval, share_interval
+
+    figures = report[model]
+    interval = figures.get('top1_interval') or share_interval(figures['top1'],
+                                                              report['photos'])
+    return f'{100 * figures["top1"]:.2f} % (95 % {format_interval(interval)})'
 
 
 def benchmark_invoke(model_path: str, labels_path: str, threads: int,

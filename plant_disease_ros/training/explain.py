@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -43,6 +44,8 @@ from plant_disease_ros.training.dataset import (
 )
 
 FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
+# The float model a training run saves, beside its export.
+RUN_FLOAT_MODEL_FILENAME = 'model.keras'
 SUMMARY_FILENAME = 'explanations.json'
 TOP_FRACTION = 0.2
 
@@ -52,6 +55,19 @@ def default_keras_path() -> Path:
     from plant_disease_ros.core.classifier import default_model_path
 
     return default_model_path().parent / FLOAT_MODEL_FILENAME
+
+
+def keras_model_beside(model_path: str | os.PathLike) -> Path | None:
+    """Return the float Keras twin beside a TFLite model, or None when there is none.
+
+    A training run folder holds ``model.keras`` beside its export ``model_int8.tflite``;
+    the shipped models folder holds ``plant_disease_float.keras``.
+    """
+    folder = Path(model_path).parent
+    for name in (RUN_FLOAT_MODEL_FILENAME, FLOAT_MODEL_FILENAME):
+        if (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def expand_image_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
@@ -419,8 +435,11 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
         model = keras_model if keras_model is not None else load_keras_model(keras_path)
         outputs = int(model.output_shape[-1])
         if outputs != len(labels):
-            raise ValueError(f'the Keras model has {outputs} outputs but {labels_path} has '
-                             f'{len(labels)} labels')
+            where = 'in memory' if keras_model is not None else keras_path
+            raise ValueError(f'the Keras model ({where}) has {outputs} outputs but '
+                             f'{labels_path} has {len(labels)} labels: pass the float model '
+                             'of the same run (--keras RUN/model.keras), or --no-gradcam '
+                             'for occlusion only')
         gradcam = GradCam(model, gradcam_layer)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -478,6 +497,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
     if out is not None:
         document = {
             'tflite_model': str(model_path),
+            # Which model it was, whatever its path: a report shows only its own model's.
+            'tflite_model_sha256': hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
             'labels': str(labels_path),
             'keras_model': None if gradcam is None else str(keras_path or 'in memory'),
             'gradcam_layer': None if gradcam is None else gradcam.layer_name,

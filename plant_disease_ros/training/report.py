@@ -44,6 +44,11 @@ LABELS_FILENAME = 'labels.txt'
 MODEL_CARD_FILENAME = 'MODEL_CARD.md'
 CURVES_FILENAME = 'training_curves.png'
 CONFUSION_FILENAME = 'confusion_matrix.png'
+# Where a run keeps its analyses, and where `explain` and `embed` write by default.
+RUN_EXPLANATIONS = 'explanations'
+RUN_EMBEDDING = 'embedding'
+SHARED_EXPLANATIONS = Path('outputs/explanations')
+SHARED_EMBEDDING = Path('outputs/embedding')
 
 
 @dataclass
@@ -106,6 +111,64 @@ def models_folder_of(run_dir: Path | None, default: Path = Path('models')) -> Pa
     return default
 
 
+def report_model_path(models_dir: Path) -> Path:
+    """Return the int8 model the report is of: the shipped name, else a run's export."""
+    models = Path(models_dir)
+    return _first_file([models], MODEL_FILENAME) or _first_file([models], RUN_MODEL_FILENAME) \
+        or models / MODEL_FILENAME
+
+
+def analysis_folder(given: str | os.PathLike | None, run_dir: Path | None, models_dir: Path,
+                    name: str, shared: Path) -> Path | None:
+    """Return the folder of an analysis (explanations, embedding) the report shows.
+
+    ``given``: the option's value, None when not given ('' leaves the section out). By
+    default ``RUN/<name>`` when it exists; else, when the report is of the run's own
+    export, None (the section then says how to make it): ``shared`` (``outputs/...``,
+    where the commands write by default) holds some other model's, likely the shipped.
+    """
+    if given is not None:
+        return Path(given) if str(given) else None
+    if run_dir is not None and (Path(run_dir) / name).is_dir():
+        return Path(run_dir) / name
+    if _of_run_export(run_dir, models_dir):
+        return None
+    return shared
+
+
+def _of_run_export(run_dir: Path | None, models_dir: Path) -> bool:
+    """Return whether the report's model is the run's own export (models folder = run)."""
+    return run_dir is not None and Path(run_dir).is_dir() \
+        and Path(run_dir).resolve() == Path(models_dir).resolve()
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def explanations_model_problem(document: dict, model: Path) -> str | None:
+    """Return why explanations are not of ``model`` (one clause), or None when they are.
+
+    The model is told by its content (``tflite_model_sha256``, or the file at the
+    recorded path when older explanations lack the digest), not by its path.
+    """
+    recorded = document.get('tflite_model')
+    if not recorded:
+        return 'they do not say which model they explain'
+    expected = _sha256(Path(model))
+    if expected is None:
+        return f'the report has no model ({model}) to match them with'
+    digest = document.get('tflite_model_sha256') or _sha256(Path(recorded))
+    if digest is None:
+        return f'their model {recorded} is gone: cannot tell whether it is {model}'
+    if digest != expected:
+        return f"they explain {recorded}, not the report's model {model}"
+    return None
+
+
 def _own_run(inputs: ReportInputs) -> bool:
     """Return whether a run folder other than the models folder is being reported."""
     if inputs.run_dir is None or not Path(inputs.run_dir).is_dir():
@@ -131,8 +194,7 @@ def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     parts = []
     state = 'ok'
     rows = []
-    model = _first_file([models], MODEL_FILENAME) or _first_file([models], RUN_MODEL_FILENAME) \
-        or models / MODEL_FILENAME
+    model = report_model_path(models)
     if model.is_file():
         digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
         rows.append(('int8 model', f'<code>{escape(model.name)}</code>, '
@@ -248,6 +310,10 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
                 ('int8 top-1 / top-3', f'{percent(int8.get("top1"), 2)} / '
                                        f'{percent(int8.get("top3"), 2)}'),
                 ('int8 macro F1', escape(f'{int8.get("macro_f1", float("nan")):.4f}'))]
+        interval = int8.get('top1_interval')
+        if isinstance(interval, list) and len(interval) == 2:
+            rows.insert(2, ('int8 top-1, 95 % interval (Wilson)',
+                            f'{percent(interval[0])} – {percent(interval[1])}'))
         if float_:
             rows.append(('float top-1 / top-3', f'{percent(float_.get("top1"), 2)} / '
                                                 f'{percent(float_.get("top3"), 2)}'))
@@ -283,16 +349,41 @@ def _yes_no(value: bool | None) -> str:
     return '<span class="ok">on leaf</span>' if value else '<span class="bad">off leaf</span>'
 
 
+def _run_analysis_missing(inputs: ReportInputs, name: str, command: str,
+                          ) -> tuple[str, str] | None:
+    """Return the note and state of a run's absent ``RUN/<name>``, or None.
+
+    Only for a report of a run's own export with no such folder: its analyses are taken
+    from there, never from another model's.
+    """
+    run = inputs.run_dir
+    if not _of_run_export(run, inputs.models_dir) or (Path(run) / name).is_dir():
+        return None
+    folder = Path(run) / name
+    return missing_note(f'Not shown: this run has no <code>{escape(folder)}</code>; make '
+                        f'it with <code>{escape(command)} --out {escape(folder)}</code>.'), \
+        f'left out: no {folder}'
+
+
 def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     folder = inputs.explanations_dir
-    how = ('make them with <code>plant-disease explain PHOTOS --out DIR</code> and pass '
-           '<code>--explanations DIR</code>')
+    model = report_model_path(inputs.models_dir)
+    how = ('make them with <code>plant-disease explain --model '
+           f'{escape(model)} --labels {escape(Path(inputs.models_dir) / LABELS_FILENAME)} '
+           'PHOTOS --out DIR</code> and pass <code>--explanations DIR</code>')
     if folder is None:
-        return missing_note(f'No explanations given: {how}.'), 'not given'
+        missing = _run_analysis_missing(
+            inputs, RUN_EXPLANATIONS, f'plant-disease explain --model {model} --labels '
+            f'{Path(inputs.models_dir) / LABELS_FILENAME} PHOTOS')
+        return missing or (missing_note(f'No explanations given: {how}.'), 'not given')
     document = _read_json(Path(folder) / 'explanations.json')
     if not isinstance(document, dict):
         return missing_note(f'No readable <code>explanations.json</code> in '
                         f'{escape(folder)}: {how}.'), 'no explanations.json'
+    problem = explanations_model_problem(document, model)
+    if problem is not None:
+        return missing_note(f'The explanations in {escape(folder)} are not shown: '
+                            f'{escape(problem)}; {how}.'), f'skipped {folder}: {problem}'
     summary = document.get('summary', {})
     iou = summary.get('iou_top20') or {}
     rows = [('photos', escape(summary.get('images', '?'))),
@@ -352,8 +443,16 @@ def _embedding_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     how = ('make them with <code>plant-disease embed DATASET --out DIR</code> and pass '
            '<code>--embed DIR</code>')
     if folder is None:
-        return missing_note(f'No embedding pictures given: {how}.'), 'not given'
+        run = Path(inputs.models_dir)
+        missing = _run_analysis_missing(
+            inputs, RUN_EMBEDDING, f'plant-disease embed PHOTOS --keras '
+            f'{run / RUN_FLOAT_MODEL_FILENAME} --split-manifest {run / "split.json"}')
+        return missing or (missing_note(f'No embedding pictures given: {how}.'), 'not given')
     folder = Path(folder)
+    problem = _embedding_classes_problem(_read_json(folder / 'overlap.json'), inputs)
+    if problem is not None:
+        return missing_note(f'The embedding in {escape(folder)} is not shown: '
+                            f'{escape(problem)}; {how}.'), f'skipped {folder}: {problem}'
     pictures = [(folder / name, caption) for name, caption in (
         ('pca.png', 'PCA of the penultimate (pooled) features, coloured by class.'),
         ('tsne.png', 't-SNE of the same features: classes the network separates form '
@@ -385,6 +484,24 @@ def _embedding_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     else:
         parts.append(missing_note('No <code>overlap.json</code> beside the pictures.'))
     return '\n'.join(parts), 'ok'
+
+
+def _embedding_classes_problem(overlap: Any, inputs: ReportInputs) -> str | None:
+    """Return why an embedding is not of the report's model's classes, or None.
+
+    ``embed`` does not record its model; classes the model does not know are a sure sign
+    of another model's (the shipped one's PlantVillage classes beside a run's own).
+    """
+    labels_path = Path(inputs.models_dir) / LABELS_FILENAME
+    if not isinstance(overlap, dict) or not isinstance(overlap.get('classes'), list) \
+            or not labels_path.is_file():
+        return None
+    labels = {line.strip() for line in labels_path.read_text().splitlines()}
+    unknown = [str(name) for name in overlap['classes'] if str(name) not in labels]
+    if not unknown:
+        return None
+    return (f'{len(unknown)} of its classes (e.g. {unknown[0]}) are not among the labels '
+            f"of the report's model ({labels_path})")
 
 
 def _map_files(path: Path) -> tuple[list[Path], list[Path]]:

@@ -123,7 +123,7 @@ def report_inputs(tmp_path: Path) -> ReportInputs:
     explanations = tmp_path / 'explanations'
     write_png(explanations / 'leaf_explain.png')
     (explanations / 'explanations.json').write_text(json.dumps({
-        'grid': 8, 'fill': 'mean',
+        'tflite_model': str(models / 'plant_disease_int8.tflite'), 'grid': 8, 'fill': 'mean',
         'summary': {'images': 2, 'occlusion_peak_on_leaf_fraction': 1.0,
                     'gradcam_peak_on_leaf_fraction': 0.5,
                     'iou_top20': {'mean': 0.4, 'median': 0.4, 'min': 0.3, 'max': 0.5},

@@ -1,0 +1,69 @@
+"""``compare runs/before/eval runs/mine/eval``, as the README shows it.
+
+The two evaluations are named after their runs (not both ``eval``), and a second
+comparison never silently replaces the first: it goes to ``comparison-2``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plant_disease_ros.cli.main import main
+from plant_disease_ros.training.field_evaluate import PREDICTION_COLUMNS
+
+
+def evaluation_folder(folder: Path, right: list[bool]) -> Path:
+    """Write an evaluation folder of a photo folder: ``right[i]`` says photo i is right."""
+    folder.mkdir(parents=True)
+    (folder / 'evaluation.json').write_text(json.dumps({'model': str(folder), 'split': 'all'}))
+    rows = [','.join(PREDICTION_COLUMNS)]
+    for index, correct in enumerate(right):
+        label = 'Apple___healthy' if correct else 'Apple___Black_rot'
+        values = {'domain': 'photos', 'frame': f'Apple___healthy/{index:03d}.jpg',
+                  'truth': 'Apple___healthy', 'label': label, 'published': label,
+                  'score': '0.9', 'top3': label, 'correct': '1' if correct else '0',
+                  'outcome': 'right' if correct else 'wrong'}
+        rows.append(','.join(values.get(column, '') for column in PREDICTION_COLUMNS))
+    (folder / 'predictions.csv').write_text('\n'.join(rows) + '\n')
+    return folder
+
+
+def test_names_tell_two_run_evaluations_apart() -> None:
+    from plant_disease_ros.training.compare import default_names
+
+    assert default_names('runs/before/eval', 'runs/mine/eval') == ('before', 'mine')
+    assert default_names('runs/before/evaluation', 'runs/mine') == ('before', 'mine')
+    assert default_names('a/mine/eval', 'b/mine/eval') == ('a/mine', 'b/mine')
+    assert default_names('runs/base', 'runs/new') == ('base', 'new')
+
+
+def test_compare_names_the_runs_and_keeps_an_earlier_comparison(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    evaluation_folder(tmp_path / 'runs' / 'before' / 'eval', [False] * 10 + [True] * 30)
+    evaluation_folder(tmp_path / 'runs' / 'mine' / 'eval', [True] * 40)
+    assert main(['compare', 'runs/before/eval', 'runs/mine/eval']) == 0
+    printed = capsys.readouterr().out
+    assert 'base: before (runs/before/eval)' in printed
+    assert 'new:  mine (runs/mine/eval)' in printed
+    assert 'written: comparison/comparison.json' in printed
+    first = json.loads((tmp_path / 'comparison' / 'comparison.json').read_text())
+    assert (first['base_name'], first['new_name']) == ('before', 'mine')
+    kept = {path.name: path.read_bytes() for path in (tmp_path / 'comparison').iterdir()}
+
+    # The other way round: the first comparison stays, this one goes beside it.
+    assert main(['compare', 'runs/mine/eval', 'runs/before/eval']) == 0
+    printed = capsys.readouterr().out
+    assert 'comparison holds an earlier comparison: kept; this one goes to comparison-2' \
+        in printed
+    assert 'written: comparison-2/comparison.json' in printed
+    assert {path.name: path.read_bytes()
+            for path in (tmp_path / 'comparison').iterdir()} == kept
+    second = json.loads((tmp_path / 'comparison-2' / 'comparison.json').read_text())
+    assert (second['base_name'], second['new_name']) == ('mine', 'before')
+    assert main(['compare', 'runs/mine/eval', 'runs/before/eval']) == 0
+    assert (tmp_path / 'comparison-3' / 'comparison.png').is_file()

@@ -1,0 +1,55 @@
+"""A normal evaluation (a photo folder, no ``--field-split``) prints top-1 with its interval.
+
+The README says ``evaluate`` prints a Wilson 95 % interval beside each top-1: a user's
+evaluation of their own photo folder gets it too, and ``evaluation.json`` records it as
+a field evaluation records each domain's (``top1_interval``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import re
+import shutil
+
+from conftest import TEST_IMAGES_DIR
+from helpers.shipped_model import LABELS_PATH, MODEL_PATH, require_shipped_model
+import pytest
+
+from plant_disease_ros.cli.main import main
+from plant_disease_ros.training.evaluate import format_report
+from plant_disease_ros.training.metrics import wilson_interval
+
+CLASSES = ('Apple___healthy', 'Potato___Early_blight', 'Tomato___Late_blight')
+
+
+def test_top1_is_printed_and_recorded_with_its_wilson_interval(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    require_shipped_model()
+    data = tmp_path / 'photos'
+    for name in CLASSES:
+        (data / name).mkdir(parents=True)
+        shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg', data / name / 'one.jpg')
+    out = tmp_path / 'eval'
+    assert main(['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+                 '--data', str(data), '--out', str(out), '--cache-dir', '',
+                 '--threads', '1']) == 0
+    report = json.loads((out / 'evaluation.json').read_text())
+    correct = round(report['int8']['top1'] * report['photos'])
+    low, high = wilson_interval(correct, 3)
+    assert report['int8']['top1_interval'] == pytest.approx([low, high])
+    printed = capsys.readouterr().out
+    line = next(line for line in printed.splitlines() if line.startswith('int8  top-1'))
+    assert re.search(rf'top-1 {100 * report["int8"]["top1"]:.2f} % '
+                     rf'\(95 % {100 * low:.1f}–{100 * high:.1f}\)', line), line
+    assert 'Wilson 95 % interval of top-1' in printed
+
+
+def test_a_report_written_before_the_interval_still_prints_one() -> None:
+    report = {'photos': 40, 'split': 'test', 'backend': 'LiteRT',
+              'int8': {'top1': 0.75, 'top3': 1.0, 'macro_f1': 0.7},
+              'float': {'top1': 1.0, 'top3': 1.0}, 'int8_float_agreement': 0.75,
+              'latency_ms': {'invoke_p50': None}, 'per_class': [], 'most_confused': []}
+    text = format_report(report)
+    assert 'int8  top-1 75.00 % (95 % 59.8–85.8)' in text
+    assert 'float top-1 100.00 % (95 % 91.2–100.0)' in text
