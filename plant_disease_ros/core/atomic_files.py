@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 import os
 from pathlib import Path
+import re
 import secrets
 
 
@@ -60,6 +61,39 @@ def replacing(path: str | Path) -> Iterator[Path]:
             pass
         raise
     fsync_directory(path.parent)
+
+
+def stale_temporaries(path: str | Path) -> list[Path]:
+    """Return the temporaries :func:`replacing` left beside ``path`` in processes now dead.
+
+    A process killed while replacing ``path`` (kill -9 during a long save) leaves its
+    temporary file, named with its process id: those of ids that no longer run can be
+    removed. Those of running processes (perhaps writing now) are never listed.
+    """
+    path = Path(path)
+    pattern = re.compile(rf'\.{re.escape(path.stem)}\.(\d+)\.[0-9a-f]{{8}}\.tmp'
+                         rf'{re.escape(path.suffix)}')
+    stale = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return stale
+    for entry in entries:
+        found = pattern.fullmatch(entry.name)
+        if found and not _process_runs(int(found[1])):
+            stale.append(entry)
+    return sorted(stale)
+
+
+def _process_runs(pid: int) -> bool:
+    """Return whether process ``pid`` exists (ours, or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

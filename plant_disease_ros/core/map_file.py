@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -149,21 +151,36 @@ def encode_record(feature: dict) -> bytes:
     return RECORD_SEPARATOR + text.encode('utf-8') + b'\n'
 
 
+class RecordsFileBusy(OSError):
+    """Another writer (a second recorder of the same run) holds the records file."""
+
+
 class GeoJsonSeqWriter:
     """Append features to a GeoJSON text sequence file, each record flushed and fsynced.
 
     An existing file is continued, never truncated. If it ends inside a record (the writer
     was killed mid-write) a line feed is written first, so that fragment stays a line of
-    its own that readers skip instead of corrupting the next record.
+    its own that readers skip instead of corrupting the next record. The writer holds an
+    exclusive lock on the file while it is open: two writers of one file (two recorders
+    of the same run) would interleave, and a full disk's cut-back of one would cut away
+    the other's records.
     """
 
     def __init__(self, path: str | Path) -> None:
-        """Open (creating if needed) ``path`` for appending."""
+        """Open (creating if needed) ``path`` for appending; RecordsFileBusy if locked."""
         self.path = Path(path)
         self.records_written = 0
         # Unbuffered: a failed write leaves nothing behind in a buffer to be written later.
         self._handle: BinaryIO | None = open(self.path, 'ab', buffering=0)
         try:
+            try:
+                fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RecordsFileBusy(
+                    errno.EBUSY, 'another process is writing it (a second recorder with the '
+                    'same map_dir and run_name?)', str(self.path)) from None
+            except OSError:
+                pass  # a file system without locks (some FUSE mounts): written unlocked
             end = self._handle.seek(0, os.SEEK_END)
             if end > 0:
                 with open(self.path, 'rb') as reader:
@@ -181,6 +198,24 @@ class GeoJsonSeqWriter:
     def closed(self) -> bool:
         """Return whether the writer has been closed."""
         return self._handle is None
+
+    def replaced(self) -> bool:
+        """Return whether the open file is no longer the one at ``path``.
+
+        Its folder removed or renamed (a clean-up, storage unmounted and mounted again) or
+        the file replaced: appends would go on into a file nobody can read, and a save
+        would read the path's. Raises ValueError when the writer is closed.
+        """
+        if self._handle is None:
+            raise ValueError(f'{self.path} writer is closed')
+        opened = os.fstat(self._handle.fileno())
+        if opened.st_nlink == 0:
+            return True
+        try:
+            named = os.stat(self.path)
+        except OSError:
+            return True
+        return (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino)
 
     def _write(self, data: bytes) -> None:
         """Append ``data`` whole and durable, or raise OSError with the file as it was.

@@ -18,6 +18,7 @@ from pathlib import Path
 import time
 from typing import Any
 
+from plant_disease_ros.core.atomic_files import stale_temporaries
 from plant_disease_ros.core.map_file import (
     encode_record,
     feature_rejection_reason,
@@ -126,6 +127,11 @@ class MapRun:
         self.write_error = ''
         # Opened on the first record: a run that never records leaves no files behind.
         self._writer: GeoJsonSeqWriter | None = None
+        # Times the records file was found removed or replaced under the open writer, and
+        # what the last such event cost (see _open_writer).
+        self.files_replaced = 0
+        self.replaced_note = ''
+        self._not_in_file = 0  # records counted before the file was replaced
 
     def continue_existing(self, add: Callable[[dict], None]) -> None:
         """Hand each record of an earlier session of this run to ``add``, in file order.
@@ -143,8 +149,8 @@ class MapRun:
 
     @property
     def records_in_file(self) -> int:
-        """Return the records of earlier sessions plus those written in this one."""
-        return self.records_at_start + self.records_written
+        """Return the records in the file: earlier sessions' and this one's (since a replace)."""
+        return self.records_at_start + self.records_written - self._not_in_file
 
     @property
     def records_held(self) -> int:
@@ -159,12 +165,66 @@ class MapRun:
         """Append one encoded record (opening the file first); raise OSError on failure."""
         self._append_encoded_many([record])
 
-    def _append_encoded_many(self, records: list[bytes]) -> None:
-        """Append encoded records, all or none (opening the file first); OSError on failure."""
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Remove what saves killed midway (kill -9 of a long save) left; return those paths.
+
+        Only temporaries of processes that no longer run: a save running now keeps its own.
+        """
+        removed = []
+        for path in (self.collection_path, self.summary_path):
+            for stale in stale_temporaries(path):
+                try:
+                    stale.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(stale)
+        return removed
+
+    def claim(self) -> None:
+        """Open an existing records file now, so a second writer of the run is refused at start.
+
+        Raises RecordsFileBusy (an OSError) when another process holds it. A run whose file
+        does not exist yet is claimed at its first record.
+        """
+        if self._writer is None and self.records_path.exists():
+            self._writer = GeoJsonSeqWriter(self.records_path)
+
+    def _open_writer(self) -> GeoJsonSeqWriter:
+        """Return the open writer, (re)opening the records file (and its folder) if needed.
+
+        An open file that is no longer the one at the path (its folder removed, storage
+        mounted again) is given up: the records go to a new file at the path, and
+        ``files_replaced`` and ``replaced_note`` say how many of this session's records
+        went to the lost one.
+        """
+        if self._writer is not None and self._writer.replaced():
+            lost = self.records_in_file
+            self._writer.close()
+            self._writer = None
+            self.files_replaced += 1
+            self._not_in_file = self.records_at_start + self.records_written
+            self.replaced_note = (f'{self.records_path} was removed or replaced while open: '
+                                  f'a new file was started there; the {lost} record(s) in the '
+                                  'old one are not in it')
         if self._writer is None:
             self.records_path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = GeoJsonSeqWriter(self.records_path)
-        self._writer.append_encoded_many(records)
+        return self._writer
+
+    def _append_encoded_many(self, records: list[bytes]) -> None:
+        """Append encoded records, all or none (opening the file first); OSError on failure.
+
+        After a failure the file is closed: the next attempt opens the path again, so
+        storage that comes back (a card or a share mounted again) is written to, not the
+        dead descriptor of the old mount.
+        """
+        writer = self._open_writer()
+        try:
+            writer.append_encoded_many(records)
+        except OSError:
+            writer.close()
+            self._writer = None
+            raise
         self.records_written += len(records)
 
     def record(self, feature: dict) -> bool:

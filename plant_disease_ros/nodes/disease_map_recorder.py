@@ -35,6 +35,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
+from plant_disease_ros.core.map_file import RecordsFileBusy
 from plant_disease_ros.core.map_gis import aggregator_features
 from plant_disease_ros.core.map_grid import CellAggregator, MapSummary
 from plant_disease_ros.core.map_markers import cell_glyph
@@ -126,6 +127,17 @@ class DiseaseMapRecorder(Node):
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
         self.run.continue_existing(self._add_to_map)
+        try:
+            self.run.claim()
+        except RecordsFileBusy as error:
+            raise ValueError(f'cannot record to {self.run.records_path}: {error.strerror}') \
+                from None
+        self._files_replaced_seen = 0
+        removed = self.run.remove_stale_temporaries()
+        if removed:
+            self.get_logger().info(
+                f'removed {len(removed)} temporary file(s) that a save killed midway left '
+                f'in {self.run.records_path.parent}')
         if self.run.records_skipped_at_start:
             self.get_logger().warning(
                 f'{self.run.records_path}: {self.run.records_skipped_at_start} unreadable '
@@ -276,6 +288,7 @@ class DiseaseMapRecorder(Node):
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
             return
+        self._note_replaced_file()
         if not written:
             self.warnings.warning(
                 'held', f'cannot append to {self.run.records_path}: {self.run.write_error}; '
@@ -286,11 +299,19 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         self._update_diagnostic_values()
 
+    def _note_replaced_file(self) -> None:
+        """Log (once each) that the records file was removed or replaced under the writer."""
+        if self.run.files_replaced > self._files_replaced_seen:
+            self._files_replaced_seen = self.run.files_replaced
+            self.get_logger().error(self.run.replaced_note)
+            self.diagnostics.set_value('records_file_replaced', self.run.files_replaced)
+
     def write_held(self) -> None:
         """Append the detections held while the file could not be written, if it can be now."""
         if not self.run.records_held:
             return
         written = self.run.write_held()
+        self._note_replaced_file()
         if written and not self.run.records_held:
             dropped = self.run.records_dropped
             self.get_logger().info(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 import json
+import os
 from pathlib import Path
 import re
+import shutil
 
+from helpers.filesystems import small_filesystem, unmount
 import pytest
 
 from plant_disease_ros.core import map_file
-from plant_disease_ros.core.map_file import json_depth, read_geojson_seq
+from plant_disease_ros.core.map_file import json_depth, read_geojson_seq, RecordsFileBusy
 from plant_disease_ros.core.map_grid import MapSummary
 from plant_disease_ros.core.map_run import (
     check_writable_directory,
@@ -300,3 +303,103 @@ def test_check_writable_directory(tmp_path: Path) -> None:
     assert 'is not a directory' in check_writable_directory(blocker)
     assert 'is not a directory' in check_writable_directory(blocker / 'maps')
     assert not (tmp_path / 'new').exists()
+
+
+def test_a_removed_folder_is_made_again_and_the_loss_is_said(tmp_path: Path) -> None:
+    """A clean-up removes map_dir mid-run: later records are not written into the void."""
+    run = MapRun(tmp_path / 'maps', 'field')
+    assert all(run.record(feature(sequence)) for sequence in range(3))
+    shutil.rmtree(tmp_path / 'maps')
+    assert run.record(feature(3)) and run.record(feature(4))
+    assert run.files_replaced == 1
+    assert 'removed or replaced while open' in run.replaced_note
+    assert 'the 3 record(s) in the old one' in run.replaced_note
+    assert run.records_in_file == 2 and run.records_written == 5
+    assert run.save({}) == 2
+    run.close()
+    assert [item['properties']['sequence']
+            for item in read_geojson_seq(run.records_path)] == [3, 4]
+
+
+def test_storage_mounted_again_is_written_to(tmp_path: Path) -> None:
+    """The card is mounted again (a loose cable): records go to the new mount's file."""
+    mount_point = tmp_path / 'card'
+    with small_filesystem(mount_point, size_kib=256):
+        run = MapRun(mount_point / 'maps', 'field')
+        assert run.record(feature(0))
+        unmount(mount_point)  # lazily: the open records file keeps the old mount alive
+        with small_filesystem(mount_point, size_kib=256):
+            assert not (mount_point / 'maps').exists()
+            assert run.record(feature(1))
+            assert run.files_replaced == 1
+            run.close()
+            assert [item['properties']['sequence']
+                    for item in read_geojson_seq(run.records_path)] == [1]
+
+
+def test_a_failed_write_closes_the_file_so_the_next_try_opens_it_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An I/O error (a card dropping off the bus) must not pin the dead descriptor."""
+    run = MapRun(tmp_path, 'field')
+    assert run.record(feature(0))
+    opened: list[str] = []
+    real_writer = map_file.GeoJsonSeqWriter.__init__
+
+    def counting_init(self: map_file.GeoJsonSeqWriter, path: Path) -> None:
+        opened.append(str(path))
+        real_writer(self, path)
+
+    monkeypatch.setattr(map_file.GeoJsonSeqWriter, '__init__', counting_init)
+    real_write = map_file.os.write
+
+    def input_output_error(descriptor: int, data: bytes) -> int:
+        raise OSError(5, 'Input/output error')
+
+    monkeypatch.setattr(map_file.os, 'write', input_output_error)
+    assert not run.record(feature(1))
+    monkeypatch.setattr(map_file.os, 'write', real_write)
+    assert run.write_held() == 1
+    assert opened == [str(run.records_path)]  # opened anew after the failure
+    run.close()
+    assert [item['properties']['sequence']
+            for item in read_geojson_seq(run.records_path)] == [0, 1]
+
+
+def test_a_second_writer_of_the_run_is_refused(tmp_path: Path) -> None:
+    """Two recorders of one run would interleave, and one's cut-back cut the other's records."""
+    first = MapRun(tmp_path, 'field')
+    assert first.record(feature(0))
+    second = MapRun(tmp_path, 'field')
+    with pytest.raises(RecordsFileBusy, match='another process is writing it'):
+        second.claim()
+    assert not second.record(feature(99))
+    assert 'another process is writing it' in second.write_error
+    assert first.record(feature(1))
+    first.close()
+    # Once the first has closed the run, the second may continue it.
+    assert second.write_held() == 1
+    second.close()
+    assert [item['properties']['sequence']
+            for item in read_geojson_seq(first.records_path)] == [0, 1, 99]
+
+
+def test_temporaries_of_a_killed_save_are_removed_but_not_a_running_ones(
+        tmp_path: Path) -> None:
+    """kill -9 during a long save leaves .field.<pid>.<hex>.tmp.geojson for ever otherwise."""
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                              capture_output=True, text=True, check=True)
+    dead_pid = int(finished.stdout)
+    run = MapRun(tmp_path, 'field')
+    left = [tmp_path / f'.field.{dead_pid}.0badc0de.tmp.geojson',
+            tmp_path / f'.field_summary.{dead_pid}.12345678.tmp.json']
+    running = tmp_path / f'.field.{os.getpid()}.89abcdef.tmp.geojson'
+    other_run = tmp_path / f'.other.{dead_pid}.0badc0de.tmp.geojson'
+    for path in (*left, running, other_run):
+        path.write_text('{')
+    assert sorted(run.remove_stale_temporaries()) == sorted(left)
+    assert not any(path.exists() for path in left)
+    assert running.exists() and other_run.exists()
+    assert run.remove_stale_temporaries() == []

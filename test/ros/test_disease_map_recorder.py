@@ -268,6 +268,25 @@ def test_unwritable_map_dir_refuses_to_start(ros_context: object, tmp_path: Path
             RecorderRig(ros_context, map_dir)
 
 
+def test_a_second_recorder_of_the_same_run_refuses_to_start(ros_context: object,
+                                                            tmp_path: Path) -> None:
+    """A respawned launch beside the running one: one writer per run, the first keeps it."""
+    map_dir = tmp_path / 'maps'
+    first = RecorderRig(ros_context, map_dir, use_datum=False)
+    try:
+        first.connect()
+        first.publish(detection(0, 0.0, 0.0))
+        assert first.wait(lambda: first.recorder.records_written == 1)
+        with pytest.raises(ValueError, match=r'cannot record to .*field\.geojsons: another '
+                                             r'process is writing it'):
+            RecorderRig(ros_context, map_dir, use_datum=False)
+        first.publish(detection(1, 3.0, 0.0))
+        assert first.wait(lambda: first.recorder.records_written == 2)
+    finally:
+        first.close()
+    assert sequences(read_geojson_seq(map_dir / 'field.geojsons')) == [0, 1]
+
+
 def test_construction_alone_writes_nothing(ros_context: object, tmp_path: Path) -> None:
     rig = RecorderRig(ros_context, tmp_path / 'maps')
     rig.close()
