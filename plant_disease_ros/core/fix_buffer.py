@@ -36,6 +36,12 @@ class GeoFix:
     horizontal_accuracy_m: float | None = None
 
 
+# A fix whose reported 1-sigma horizontal accuracy is worse than this (m) is not used:
+# a receiver still converging, or multipath under trees, would put detections metres off
+# (cells are 2 m) and, first of a run, move the map's origin there.
+DEFAULT_MAX_FIX_ACCURACY_M = 50.0
+
+
 def fix_rejection_reason(status: int, latitude: float, longitude: float,
                          altitude: float) -> str | None:
     """Return why a fix must not be used (``'no_fix'``, ``'non_finite'``, ``'out_of_range'``).

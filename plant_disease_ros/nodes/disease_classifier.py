@@ -61,7 +61,7 @@ from plant_disease_ros.core.crops import (
     parse_crops,
 )
 from plant_disease_ros.core.detections import detection_feature
-from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
+from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M, FixBuffer, FixLookup
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WARN_PERCENT
@@ -144,7 +144,7 @@ class DiseaseClassifierNode(Node):
             'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
             'diagnostics_period_s', 'time_jump_threshold_s', 'vegetation_gate',
             'motion_blur_check_every', 'motion_blur_warn_percent', 'input_timeout_s',
-            'gps_required')}
+            'gps_required', 'max_fix_accuracy_m')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
@@ -186,6 +186,7 @@ class DiseaseClassifierNode(Node):
         self._located_in_period = 0
         self._position_warning = ''
         self.gps_required = bool(value['gps_required'])
+        self.max_fix_accuracy_m = float(value['max_fix_accuracy_m'])
         self._last_explanation_s = -math.inf
         self._explanation_unavailable = False
 
@@ -263,6 +264,12 @@ class DiseaseClassifierNode(Node):
             description='/diagnostics warns while no frame has come for this long (s); '
                         '0 = never.',
             floating_point_range=float_range(0.0, 3600.0)))
+        accuracy = ParameterDescriptor(
+            description='A fix whose reported 1-sigma horizontal accuracy (from its '
+                        'covariance) is worse than this (m) is not used; 0 = every fix. A '
+                        'fix of unknown accuracy is used.',
+            floating_point_range=float_range(0.0, 1e6))
+        self.declare_parameter('max_fix_accuracy_m', DEFAULT_MAX_FIX_ACCURACY_M, accuracy)
         self.declare_parameter('gps_required', True, ParameterDescriptor(
             description='true: detections published without a position (no usable GPS fix) '
                         'make /diagnostics WARN and are logged; false for a camera without '
@@ -361,6 +368,8 @@ class DiseaseClassifierNode(Node):
                 self.diagnostics.watch_input(self._describe_input, parameter.value)
             elif parameter.name == 'gps_required':
                 self.gps_required = bool(parameter.value)
+            elif parameter.name == 'max_fix_accuracy_m':
+                self.max_fix_accuracy_m = float(parameter.value)
             elif parameter.name == 'time_jump_threshold_s':
                 self.time_jumps.threshold_s = float(parameter.value)
             elif parameter.name == 'explain_period_s':
@@ -557,7 +566,7 @@ class DiseaseClassifierNode(Node):
         """Keep a usable fix (count and skip a bad one) and settle waiting detections."""
         self.fixes_received += 1
         self.diagnostics.set_value('fixes_received', self.fixes_received)
-        fix, reason = navsatfix_to_geofix(msg)
+        fix, reason = navsatfix_to_geofix(msg, self.max_fix_accuracy_m)
         if fix is None:
             self.diagnostics.count_rejected(reason, category='fix')
             self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})')

@@ -124,19 +124,25 @@ def horizontal_accuracy_m(msg: NavSatFix) -> float | None:
     return math.sqrt(0.5 * (east + north))
 
 
-def navsatfix_to_geofix(msg: NavSatFix) -> tuple[GeoFix | None, str | None]:
+def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0
+                        ) -> tuple[GeoFix | None, str | None]:
     """Return ``(fix, None)`` for a usable NavSatFix, ``(None, reason)`` otherwise.
 
-    The reason is that of :func:`fix_rejection_reason`: 'no_fix', 'non_finite' or
-    'out_of_range'. The fix's stamp is the message header's.
+    The reason is that of :func:`fix_rejection_reason` ('no_fix', 'non_finite' or
+    'out_of_range'), or 'inaccurate' when ``max_accuracy_m`` > 0 and the fix's reported
+    horizontal accuracy is worse (a fix of unknown accuracy is used). The fix's stamp is
+    the message header's.
     """
     reason = fix_rejection_reason(int(msg.status.status), msg.latitude, msg.longitude,
                                   msg.altitude)
     if reason is not None:
         return None, reason
+    accuracy = horizontal_accuracy_m(msg)
+    if max_accuracy_m > 0.0 and accuracy is not None and accuracy > max_accuracy_m:
+        return None, 'inaccurate'
     return GeoFix(stamp_s=stamp_to_seconds(msg.header.stamp), latitude=float(msg.latitude),
                   longitude=float(msg.longitude), altitude=float(msg.altitude),
-                  horizontal_accuracy_m=horizontal_accuracy_m(msg)), None
+                  horizontal_accuracy_m=accuracy), None
 
 
 def geofix_to_navsatfix(fix: GeoFix, header: Header) -> NavSatFix:

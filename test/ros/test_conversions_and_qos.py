@@ -107,6 +107,12 @@ def test_navsatfix_to_geofix_and_back() -> None:
         math.nan, lon, alt, stamp_s=100.0))[1] == 'non_finite'
     assert conversions.navsatfix_to_geofix(make_fix(
         lat, 181.0, alt, stamp_s=100.0))[1] == 'out_of_range'
+    # An accuracy limit: worse is refused, unknown is used, none set uses every fix.
+    unsure = make_fix(lat, lon, alt, stamp_s=100.0, accuracy_m=60.0)
+    assert conversions.navsatfix_to_geofix(unsure, 50.0) == (None, 'inaccurate')
+    assert conversions.navsatfix_to_geofix(unsure, 70.0)[0] is not None
+    assert conversions.navsatfix_to_geofix(unsure)[0] is not None
+    assert conversions.navsatfix_to_geofix(unknown_accuracy, 0.01)[0] is not None
     out = conversions.geofix_to_navsatfix(fix, header(7, 8, 'camera'))
     assert out.header == header(7, 8, 'camera')
     assert (out.latitude, out.longitude, out.altitude) == (48.1, 11.5, 500.0)

@@ -176,7 +176,7 @@ def test_stale_missing_and_nearest_fixes(harness) -> None:
 
 
 def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) -> None:
-    """NO_FIX, NaN and out-of-range fixes are counted by reason and never used."""
+    """NO_FIX, NaN, out-of-range and inaccurate fixes are counted by reason and never used."""
     require_shipped_model()
     gps = Gps(harness, ReliabilityPolicy.BEST_EFFORT, fix_wait_s=5.0)
     # Out of order: the later fix first.
@@ -188,6 +188,8 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
     gps.send_fix(make_fix(math.nan, lon, alt, stamp_s=T0 + 0.2))
     gps.send_fix(make_fix(lat, math.inf, alt, stamp_s=T0 + 0.25))
     gps.send_fix(make_fix(95.0, lon, alt, stamp_s=T0 + 0.2))
+    # A receiver still converging: 1 km off, and saying it is 80 m unsure.
+    gps.send_fix(make_fix(lat + 0.01, lon, alt, stamp_s=T0 + 0.2, accuracy_m=80.0))
     for t in (0.1, 0.3):
         gps.send_frame(T0 + t)
     detections = gps.wait_detections(2)
@@ -198,14 +200,15 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
         assert distance_m((lat_d, lon_d, alt_d), true_position(t)) < 0.5
     rejected = gps.classifier.diagnostics.rejected
     assert (rejected[('fix', 'no_fix')], rejected[('fix', 'non_finite')],
-            rejected[('fix', 'out_of_range')]) == (1, 2, 1)
+            rejected[('fix', 'out_of_range')], rejected[('fix', 'inaccurate')]) == (1, 2, 1, 1)
     classifier_id = gps.classifier.get_name()
 
     def reported() -> bool:
         values = latest_diagnostics(gps.collector, classifier_id)
         return values is not None and (
             values.get('fix_rejected.no_fix'), values.get('fix_rejected.non_finite'),
-            values.get('fix_rejected.out_of_range')) == ('1', '2', '1')
+            values.get('fix_rejected.out_of_range'),
+            values.get('fix_rejected.inaccurate')) == ('1', '2', '1', '1')
 
     assert harness.wait(reported), latest_diagnostics(gps.collector, classifier_id)
 

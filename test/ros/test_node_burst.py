@@ -33,6 +33,7 @@ from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M  # noqa: E402
 from plant_disease_ros.core.image_encoding import ImageConversionError  # noqa: E402
 from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode  # noqa: E402
 from plant_disease_ros.ros import conversions  # noqa: E402
@@ -45,7 +46,7 @@ TAKE_TIMEOUT_S = 10.0
 def reference_outcome(case: FuzzCase) -> str:
     """Return what the node must make of a case: 'ok' or the rejection reason."""
     if case.kind == 'fix':
-        _, reason = conversions.navsatfix_to_geofix(case.msg)
+        _, reason = conversions.navsatfix_to_geofix(case.msg, DEFAULT_MAX_FIX_ACCURACY_M)
         return reason or 'ok'
     convert = (conversions.image_to_rgb if case.kind == 'image'
                else conversions.compressed_image_to_rgb)
