@@ -39,10 +39,10 @@ lab_model="${LAB_MODEL:-$lab/model.keras}"
 lab_split="${LAB_SPLIT:-$lab/split.json}"
 lab_tflite="${LAB_TFLITE:-}"
 if [ -z "${LAB_MODEL:-}" ]; then
-  # train writes train_summary.json last; model.keras appears after the first improving
-  # epoch, so it does not tell that a phase finished.
-  [ -f "$lab/phase1/train_summary.json" ] || $pd ${phase1_cmd#plant-disease }
-  [ -f "$lab/train_summary.json" ] || $pd ${phase2_cmd#plant-disease }
+  # train writes train_summary.json last: it tells that a phase finished. A phase without
+  # it is run again from its start (--overwrite: what an interrupted run left is replaced).
+  [ -f "$lab/phase1/train_summary.json" ] || $pd ${phase1_cmd#plant-disease } --overwrite
+  [ -f "$lab/train_summary.json" ] || $pd ${phase2_cmd#plant-disease } --overwrite
   lab_tflite="$lab/int8/plant_disease_int8.tflite"
   [ -f "$lab_tflite" ] || $pd export --run "$lab" --out "$lab_tflite"
 fi
@@ -75,12 +75,12 @@ poses_crops_cmd="plant-disease evaluate --field-split models/field_split.json --
 # The test photos as 640x480 camera frames, sharp and smeared by a moving camera (px).
 frames_cmd="plant-disease evaluate --field-split models/field_split.json --data $data --frames 640x480"
 blur_lengths="9 17 25 33 49"
-[ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease }
-[ -f "$deep/train_summary.json" ] || $pd ${deep_cmd#plant-disease }
-[ -f "$final/train_summary.json" ] || $pd ${final_cmd#plant-disease }
-[ -f "$long/train_summary.json" ] || $pd ${long_cmd#plant-disease }
-[ -f "$fine/train_summary.json" ] || $pd ${fine_cmd#plant-disease }
-[ -f "$blurred/train_summary.json" ] || $pd ${blur_cmd#plant-disease }
+[ -f "$field/train_summary.json" ] || $pd ${field_cmd#plant-disease } --overwrite
+[ -f "$deep/train_summary.json" ] || $pd ${deep_cmd#plant-disease } --overwrite
+[ -f "$final/train_summary.json" ] || $pd ${final_cmd#plant-disease } --overwrite
+[ -f "$long/train_summary.json" ] || $pd ${long_cmd#plant-disease } --overwrite
+[ -f "$fine/train_summary.json" ] || $pd ${fine_cmd#plant-disease } --overwrite
+[ -f "$blurred/train_summary.json" ] || $pd ${blur_cmd#plant-disease } --overwrite
 $pd ${export_cmd#plant-disease }
 $pd ${eval_cmd#plant-disease }
 $pd ${crops_cmd#plant-disease }

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'the shipped int8 model)')
     parser.add_argument('--split-manifest', default=None,
                         help='split.json whose --split part to use (default: split.json '
-                             'beside the shipped model when present, else every photo)')
+                             'beside the shipped model, when DATASET is the folder it splits; '
+                             'else every photo of DATASET)')
     parser.add_argument('--split', default='test', choices=('train', 'val', 'test'))
     parser.add_argument('--all-photos', action='store_true',
                         help='ignore any split manifest and use every photo of DATASET')
@@ -36,18 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder for pca.png, tsne.png, overlap.json, embedding.npz')
 
 
-def _split_manifest(args: argparse.Namespace) -> Path | None:
+def _split_manifest(args: argparse.Namespace) -> tuple[Path | None, bool]:
+    """Return ``(manifest or None, whether it applies only when DATASET is its folder)``.
+
+    A manifest named with ``--split-manifest`` always applies; the shipped model's
+    ``split.json`` only to the folder it splits (any other folder's photos are not in it).
+    """
     if args.all_photos:
-        return None
+        return None, False
     if args.split_manifest:
-        return Path(args.split_manifest)
+        return Path(args.split_manifest), False
     from plant_disease_ros.core.classifier import default_model_path
 
     shipped = default_model_path().parent / 'split.json'
-    if shipped.is_file():
-        return shipped
-    print(f'no {shipped}: using every photo of the dataset', file=sys.stderr)
-    return None
+    return (shipped, True) if shipped.is_file() else (None, False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,13 +61,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise ValueError(f'--k must be >= 1, got {args.k}')
-    manifest = _split_manifest(args)
+    manifest, only_if_root = _split_manifest(args)
     result = embed_dataset(
         args.dataset, keras_path=args.keras or default_keras_path(), split_manifest=manifest,
         split=args.split, per_class=args.per_class or None, out_dir=args.out, k=args.k,
         perplexity=args.perplexity, seed=args.seed, with_tsne=not args.no_tsne,
         tsne_method=args.tsne, cache_dir=args.cache_dir,
-        progress=print_progress('decoding photos'))
+        progress=print_progress('decoding photos'), only_if_root=only_if_root)
     print(format_overlaps(result.overlaps, args.top))
     variance = ', '.join(f'{100 * value:.1f} %' for value in result.pca_variance)
     print(f'{len(result.labels)} photos, {len(result.classes)} classes; PCA variance '

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from plant_disease_ros.core.output_paths import check_not_an_input
 from plant_disease_ros.training.evaluate import benchmark_invoke, compare_invoke
-from plant_disease_ros.training.model_card import write_model_card
+from plant_disease_ros.training.model_card import check_card_inputs, write_model_card
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure invoke latency at 1 and 2 threads (and the reference's) and write the card."""
+    """Measure invoke latency at 1 and 2 threads (and the reference's) and write the card.
+
+    Refused first when the run, the export and the evaluation are not of one model
+    (:func:`~plant_disease_ros.training.model_card.check_card_inputs`).
+    """
     run_dir = Path(args.run)
     args.model = args.model or str(run_dir / 'model_int8.tflite')
     args.labels = args.labels or str(Path(args.model).parent / 'labels.txt')
@@ -73,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         *(Path(args.run) / name for name in ('train_summary.json', 'split.json',
                                              'field_split.json')),
         *(Path(folder) / 'evaluation.json' for folder in evaluations if folder)])
+    # Before the timing: an export or evaluation of another model is refused at once.
+    check_card_inputs(run_dir, args.evaluation, args.model)
     reference = None
     if args.reference_model:
         reference_labels = args.reference_labels or str(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+import shlex
 
 from plant_disease_ros.training.search import (
+    best_run_folder,
+    check_search_out_dir,
     format_table,
     knob_search,
     SearchSpace,
@@ -27,7 +30,11 @@ def _optional(kind: type):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``search`` options."""
     parser.add_argument('--data', required=True, help='folder of <class>/<image> photos')
-    parser.add_argument('--out', required=True, help='folder for the trials and the table')
+    parser.add_argument('--out', required=True,
+                        help='folder for the trials and the table (refused when it holds an '
+                             'earlier search)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help="replace an earlier search's trials and tables in --out")
     parser.add_argument('--init', default='shipped',
                         help="shipped (default), scratch, or a run's model.keras")
     parser.add_argument('--learning-rates', type=_optional(float), nargs='+',
@@ -60,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--budget-min must be > 0 and finite, got {args.budget_min}')
     if not Path(args.data).is_dir():
         raise ValueError(f'--data {args.data} is not a folder of class folders')
+    check_search_out_dir(args.out, args.overwrite)
     base = TrainOptions(data_dir=args.data, out_dir=args.out, init=args.init,
                         epochs=args.epochs, head_epochs=args.head_epochs,
                         patience=args.epochs, per_class=args.per_class, seed=args.seed,
-                        cache_dir=args.cache_dir or None)
+                        cache_dir=args.cache_dir or None, overwrite=args.overwrite)
     space = SearchSpace(learning_rate=tuple(args.learning_rates),
                         unfreeze=tuple(args.unfreeze), input_size=tuple(args.input_sizes),
                         augment_strength=tuple(args.augment_strengths),
@@ -74,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(ranked))
     done = [row for row in ranked if 'val_accuracy' in row]
     if done:
-        init = '' if args.init == 'shipped' else f' --init {args.init}'
-        print(f'best: plant-disease train --data {args.data}{init} '
+        # Pasted as it is, the line trains the full run beside the search's folder.
+        init = '' if args.init == 'shipped' else f' --init {shlex.quote(args.init)}'
+        seed = '' if args.seed == 42 else f' --seed {args.seed}'
+        print(f'best: plant-disease train --data {shlex.quote(args.data)} '
+              f'--out {shlex.quote(best_run_folder(args.out))}{init}{seed} '
               f'{train_flags(done[0])}'.rstrip())
     return 0

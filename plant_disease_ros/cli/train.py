@@ -14,7 +14,12 @@ from dataclasses import replace
 
 from plant_disease_ros.training.calibration import OBJECTIVES
 from plant_disease_ros.training.model import ARCHITECTURES
-from plant_disease_ros.training.train import DEFAULT_CACHE_DIR, train, TrainOptions
+from plant_disease_ros.training.train import (
+    check_out_dir,
+    DEFAULT_CACHE_DIR,
+    train,
+    TrainOptions,
+)
 
 RECIPES = ('lab', 'field')
 # Field-recipe defaults of the options whose argparse default is None (the lab recipe
@@ -46,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '--field-data, --negatives)')
     parser.add_argument('--data', required=True,
                         help='folder of <class>/<image> photos (field recipe: the lab photos)')
-    parser.add_argument('--out', required=True, help='output folder for the run')
+    parser.add_argument('--out', required=True,
+                        help='output folder for the run (refused when it already holds a '
+                             'trained run: model.keras or train_summary.json)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace a trained run already in --out (its model, history, '
+                             'curves and summary; its export and evaluation are then stale)')
     parser.add_argument('--init', default='shipped',
                         help="lab recipe: shipped (the shipped model's backbone, a new head, "
                              "two stages; default), scratch, or a run's model.keras")
@@ -56,8 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="width multiplier (alpha); default: the --init model's; 0.75 "
                              'from scratch')
     parser.add_argument('--input-size', type=at_least(1), default=None,
-                        help="square input side, px (lab: the --init model's, 96 from "
-                             'scratch; field: 128)')
+                        help="square input side, px (lab: the --init or --init-weights "
+                             "model's: 144 for the shipped one, 96 from scratch; field: 128, "
+                             "not the --init-weights model's: the shipped model's last "
+                             'phases used --input-size 144 --cache-size 160)')
     parser.add_argument('--epochs', type=at_least(1), default=None,
                         help='lab: scaled with the dataset (fine-tune stage of a transfer '
                              'run); field: 30')
@@ -173,7 +185,11 @@ def _resolved(args: argparse.Namespace, defaults: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train and print where the model is."""
+    """Train and print where the model is.
+
+    A ``--out`` that holds a trained run is refused first, unless ``--overwrite``.
+    """
+    check_out_dir(args.out, args.overwrite)
     if args.recipe == 'field':
         return run_field(args)
     options = TrainOptions(
@@ -186,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         augment_strength=args.augment_strength, time_budget_min=args.time_budget_min,
         cache_dir=args.cache_dir or None, init=args.init, init_weights=args.init_weights,
         head_epochs=args.head_epochs, unfreeze=args.unfreeze, batch_norm=args.batch_norm,
-        threads=args.threads, verbose=0 if args.quiet else None)
+        threads=args.threads, verbose=0 if args.quiet else None, overwrite=args.overwrite)
     result = train(options)
     print(f'model: {result.model_path} (best val accuracy {result.best_val_accuracy:.4f})')
     return 0

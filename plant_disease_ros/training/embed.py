@@ -21,6 +21,7 @@ import numpy as np
 
 from plant_disease_ros.training.dataset import (
     DatasetError,
+    DatasetIndex,
     load_images,
     ProgressCallback,
     read_manifest,
@@ -37,33 +38,105 @@ FEATURE_LAYER = 'pool'
 EXACT_TSNE_LIMIT = 1500
 
 
+@dataclass
+class PhotoSelection:
+    """The photos an embedding uses, and a line telling the user which they are."""
+
+    root: Path
+    classes: list[str]
+    files: list[tuple[str, int]]  # (path under root, class index)
+    description: str
+    split_applied: bool  # the photos are a split manifest's part, not the whole folder
+
+
+def is_split_root(dataset: str | os.PathLike, manifest: dict, part: str,
+                  index: DatasetIndex | None = None) -> bool:
+    """Return whether ``dataset`` is the folder a split manifest splits.
+
+    It is when it is the manifest's ``root`` (a relative root read from the working
+    folder, as ``export`` and ``evaluate`` read it), or a moved copy of it: the same class
+    folders holding every photo of the manifest's ``part``. ``index`` is the folder's scan
+    when the caller has it.
+    """
+    recorded = manifest.get('root')
+    if recorded and Path(dataset).resolve() == Path(recorded).resolve():
+        return True
+    if index is None:
+        try:
+            index = scan_dataset(dataset)
+        except DatasetError:
+            return False
+    parts = manifest.get('splits') or {}
+    photos = {path for path, _ in index.files}
+    return (list(index.classes) == list(manifest.get('classes') or [])
+            and part in parts and all(path in photos for path, _ in parts[part]))
+
+
+def select_photos(dataset: str | os.PathLike, split_manifest: str | os.PathLike | None,
+                  split: str = 'test', per_class: int | None = None, seed: int = 0,
+                  only_if_root: bool = False) -> PhotoSelection:
+    """Return the photos to embed: a manifest's ``split`` part under ``dataset``, or all.
+
+    The manifest's paths are taken relative to ``dataset`` (so a manifest written on
+    another machine works); files missing there are dropped. With ``only_if_root`` (a
+    default manifest, not one the user named) the manifest is used only when ``dataset``
+    is the folder it splits (:func:`is_split_root`); any other folder gives every photo.
+    ``per_class`` keeps at most that many photos of each class.
+    """
+    root = Path(dataset)
+    index: DatasetIndex | None = None
+    unscanned: DatasetError | None = None
+    manifest = None
+    if split_manifest is not None:
+        manifest = read_manifest(split_manifest)
+        if not root.is_dir():
+            raise DatasetError(f'dataset path {root} is not a folder')
+        try:
+            index = scan_dataset(root)
+        except DatasetError as error:
+            unscanned = error  # fine while the manifest's photos are used
+        if only_if_root and not is_split_root(root, manifest, split, index):
+            if unscanned is not None:
+                raise unscanned
+            description = (f'all {len(index.files)} photos of {root} ({split_manifest} '
+                           f'splits {manifest.get("root", "another folder")}, not this '
+                           'folder)')
+            manifest = None
+    if manifest is not None:
+        parts = Split.from_manifest(manifest)
+        if split not in parts.parts:
+            raise DatasetError(f'split {split!r} not in {split_manifest}')
+        classes = list(parts.classes)
+        files = [item for item in parts.parts[split] if (root / item[0]).is_file()]
+        if not files:
+            raise DatasetError(f'none of the {split} photos of {split_manifest} is under {root}')
+        of_folder = f'{len(index.files)} photos of {root}' if index is not None \
+            else f'the photos under {root}'
+        description = f'using the {split} part of {split_manifest}: {len(files)} of {of_folder}'
+    else:
+        if index is None:
+            index = scan_dataset(root)
+            description = f'all {len(index.files)} photos of {root}'
+        classes, files = list(index.classes), list(index.files)
+    if per_class:
+        chosen = subsample(files, per_class, seed=seed)
+        if len(chosen) < len(files):
+            description += f'; at most {per_class} a class: {len(chosen)}'
+        files = chosen
+    return PhotoSelection(root=root, classes=classes, files=files, description=description,
+                          split_applied=manifest is not None)
+
+
 def select_files(dataset: str | os.PathLike, split_manifest: str | os.PathLike | None,
                  split: str = 'test', per_class: int | None = None, seed: int = 0,
                  ) -> tuple[Path, list[str], list[tuple[str, int]]]:
     """Return ``(root, classes, files)``: a manifest's split under ``dataset``, or all files.
 
-    The manifest's paths are taken relative to ``dataset`` (so a manifest written on
-    another machine works); files missing there are dropped. ``per_class`` keeps at most
-    that many photos of each class.
+    The manifest, when given, is used whatever folder ``dataset`` is (see
+    :func:`select_photos`).
     """
-    root = Path(dataset)
-    if split_manifest is not None:
-        manifest = read_manifest(split_manifest)
-        parts = Split.from_manifest(manifest)
-        if split not in parts.parts:
-            raise DatasetError(f'split {split!r} not in {split_manifest}')
-        if not root.is_dir():
-            raise DatasetError(f'dataset path {root} is not a folder')
-        classes = list(parts.classes)
-        files = [item for item in parts.parts[split] if (root / item[0]).is_file()]
-        if not files:
-            raise DatasetError(f'none of the {split} photos of {split_manifest} is under {root}')
-    else:
-        index = scan_dataset(root)
-        classes, files = list(index.classes), list(index.files)
-    if per_class:
-        files = subsample(files, per_class, seed=seed)
-    return root, classes, files
+    chosen = select_photos(dataset, split_manifest, split, per_class, seed)
+    return chosen.root, chosen.classes, chosen.files
 
 
 def extract_features(model, images: np.ndarray, batch_size: int = 64,
@@ -401,15 +474,19 @@ def embed_dataset(dataset: str | os.PathLike, *, keras_path: str | os.PathLike |
                   with_tsne: bool = True, tsne_method: str = 'auto',
                   cache_dir: str | None = None,
                   progress: ProgressCallback | None = None,
-                  keras_model=None) -> EmbedResult:
+                  keras_model=None, only_if_root: bool = False) -> EmbedResult:
     """Decode a dataset's photos, take the Keras model's ``pool`` features and embed them.
 
-    ``keras_model`` passes an already loaded model instead of ``keras_path``.
+    ``keras_model`` passes an already loaded model instead of ``keras_path``. With
+    ``only_if_root`` the split manifest is used only when ``dataset`` is its folder (see
+    :func:`select_photos`); which photos are used is printed.
     """
     from plant_disease_ros.training.explain import load_keras_model
 
+    chosen = select_photos(dataset, split_manifest, split, per_class, seed, only_if_root)
+    print(chosen.description, file=sys.stderr, flush=True)
+    root, classes, files = chosen.root, chosen.classes, chosen.files
     model = keras_model if keras_model is not None else load_keras_model(keras_path)
-    root, classes, files = select_files(dataset, split_manifest, split, per_class, seed)
     size = int(model.input_shape[1])
     images, labels, unreadable = load_images(root, files, size, cache_dir=cache_dir,
                                              progress=progress)
@@ -424,7 +501,7 @@ def embed_dataset(dataset: str | os.PathLike, *, keras_path: str | os.PathLike |
     features = extract_features(model, images)
     kept = [path for path, _ in files if path not in set(unreadable)]
     where = f'{len(images)} photos'
-    if split_manifest is not None:
+    if chosen.split_applied:
         where += f' of the {split} split'
     return embed_features(features, labels, classes, kept, out_dir=out_dir, k=k,
                           perplexity=perplexity, seed=seed, with_tsne=with_tsne,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from plant_disease_ros.core.atomic_files import write_text_atomic
 from plant_disease_ros.training.metrics import split_description
+from plant_disease_ros.training.train import sha256_of
 
 ATTRIBUTION = """\
 The photos are from the PlantVillage dataset (Hughes & Salathé, 2015, "An open access
@@ -24,6 +26,17 @@ public GitHub copies:
 
 The model weights are derived from these photos; where a share-alike licence applies
 (the tomato photos, CC BY-SA 3.0), the weights are offered under the same terms."""
+
+
+SHIPPED_START = """\
+This model's weights start from the shipped model's, so they are also derived from the
+shipped model's training data, and the terms of those sources carry over to them
+(share-alike, non-commercial and sets with no stated licence among them: check them before
+any commercial use of the weights). The shipped model's data, as its card
+(`models/MODEL_CARD.md`) lists it:"""
+
+# How many runs back a card follows --init / --init-weights to find where weights began.
+MAX_START_CHAIN = 8
 
 
 def _pct(value: float | None) -> str:
@@ -64,6 +77,80 @@ def start_description(summary: dict) -> str:
         return f'transfer learning from {source}: a new head trained with the backbone ' \
                f'frozen, then {tuned}'
     return f'transfer learning from {source}: {tuned} (no head-only stage)'
+
+
+def starts_from_shipped(summary: dict, depth: int = 0) -> bool:
+    """Return whether a run's weights descend from the shipped model's.
+
+    True for ``--init shipped``, for a start from the shipped float model's file, and for
+    a start (``--init`` or ``--init-weights``) from a run whose own summary, beside its
+    model, says so (followed up to :data:`MAX_START_CHAIN` runs back).
+    """
+    from plant_disease_ros.training.transfer import SHIPPED, shipped_float_model_path
+
+    init = run_init(summary)
+    if init == SHIPPED:
+        return True
+    start = summary['options'].get('init_weights') if init == 'warm start' else init
+    if not start or init == 'scratch' or depth >= MAX_START_CHAIN:
+        return False
+    path = Path(start)
+    if path.resolve() == shipped_float_model_path().resolve():
+        return True
+    earlier = (path if path.is_dir() else path.parent) / 'train_summary.json'
+    try:
+        return starts_from_shipped(json.loads(earlier.read_text()), depth + 1)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # no readable summary of where it started: nothing known
+
+
+def check_card_inputs(run_dir: str | Path, evaluation_dir: str | Path,
+                      model_path: str | Path) -> None:
+    """Raise ``ValueError`` when the run, its export and its evaluation are not of one model.
+
+    What the files record is compared, and nothing else: a summary that records the
+    sha256 of ``model.keras`` (runs trained since it does) must match the run's
+    ``model.keras``; an export or evaluation that was in the run folder before that model
+    was trained (``train_summary.json``'s ``replaced_outputs``) describes an earlier model;
+    an evaluation that records its TFLite model (its sha256, or its size for a
+    photo-folder evaluation) must be of ``model_path``. An export records nothing of the
+    Keras model it came from, so a stale export elsewhere cannot be told.
+    """
+    run_dir, evaluation_dir, model_path = Path(run_dir), Path(evaluation_dir), Path(model_path)
+    summary = json.loads((run_dir / 'train_summary.json').read_text())
+    keras_path = run_dir / 'model.keras'
+    recorded = summary.get('model_sha256')
+    if recorded and keras_path.is_file() and sha256_of(keras_path) != recorded:
+        raise ValueError(f'{keras_path} is not the model {run_dir / "train_summary.json"} '
+                         'describes (another sha256): the file was replaced after the run; '
+                         'train again, or use the run folder that made it')
+    evaluation_path = evaluation_dir / 'evaluation.json'
+    evaluation = json.loads(evaluation_path.read_text())
+    model_hash = sha256_of(model_path)
+    stale = set((summary.get('replaced_outputs') or {}).values())
+    for what, path, digest, redo in (
+            ('--model', model_path, model_hash, f'plant-disease export --run {run_dir}'),
+            ('--evaluation', evaluation_dir, sha256_of(evaluation_path),
+             'plant-disease evaluate')):
+        if digest in stale:
+            raise ValueError(f'{what} {path} was in {run_dir} before its model.keras was '
+                             f'trained: it describes an earlier model; run {redo} again')
+    if 'model_sha256' in evaluation:
+        evaluated = evaluation['model_sha256'] == model_hash
+    elif 'model_bytes' in evaluation:
+        evaluated = evaluation['model_bytes'] == model_path.stat().st_size
+    else:
+        evaluated = True  # nothing recorded to compare
+    if not evaluated:
+        raise ValueError(f'--evaluation {evaluation_dir} is of another model '
+                         f'({evaluation.get("model", "unnamed")}) than --model {model_path}: '
+                         'evaluate that model, or name the model it evaluated')
+
+
+def _link(target: Path, card: Path) -> str:
+    """Return ``target`` as a Markdown link relative to the folder of ``card``."""
+    return Path(os.path.relpath(Path(target).absolute(),
+                                Path(card).absolute().parent)).as_posix()
 
 
 STAGE_NAMES = {'head': 'head only (backbone frozen)', 'fine-tune': 'fine-tune',
@@ -109,6 +196,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     frames, sharp and with ``--motion-blur``, add what motion blur costs.
     """
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
+    check_card_inputs(run_dir, evaluation_dir, model_path)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
     evaluation = json.loads((evaluation_dir / 'evaluation.json').read_text())
     if 'domains' in evaluation:
@@ -203,8 +291,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         'brightness, contrast, saturation, colour cast and occasional blur. The training '
         'curves below are of the last phase.',
         '',
-        '![training curves](training_curves.png)',
-        '',
+        *([f'![training curves]({_link(run_dir / "training_curves.png", out_path)})', '']
+          if (run_dir / 'training_curves.png').is_file() else []),
         ('## Test figures (held-out test split)' if test_split == 'test' else
          f'## Figures on {split_description(test_split)}'),
         '',
@@ -220,8 +308,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
             f'{pair["truth"]} → {pair["predicted"]} ({pair["count"]})'
             for pair in evaluation['most_confused']) or 'none') + '.',
         '',
-        '![confusion matrix](confusion_matrix.png)',
-        '',
+        *([f'![confusion matrix]({_link(evaluation_dir / "confusion_matrix.png", out_path)})',
+           ''] if (evaluation_dir / 'confusion_matrix.png').is_file() else []),
         '| class | precision | recall | F1 | test photos |',
         '| --- | ---: | ---: | ---: | ---: |',
     ]
@@ -258,7 +346,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
             'camera. Published work reports accuracy falling to roughly 30–60 % on field '
             'photos for models trained on PlantVillage alone. Expect far lower accuracy in '
             'the field; fine-tune on your own field photos (`plant-disease train --data '
-            'YOUR_FOLDER`) before relying on it.',
+            'YOUR_FOLDER --out runs/yours`) before relying on it.',
         ]
     else:
         lines += [
@@ -301,4 +389,9 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         "owner's to state here.",
         '',
     ]
+    if any(starts_from_shipped(phase) for phase in phases):
+        from plant_disease_ros.training.field_model_card import FIELD_ATTRIBUTION
+
+        # The shipped model's own data (lab photos, field photos, non-leaf scenes).
+        lines += [SHIPPED_START, '', ATTRIBUTION, '', FIELD_ATTRIBUTION, '']
     return write_text_atomic(out_path, '\n'.join(lines))

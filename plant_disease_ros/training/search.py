@@ -18,7 +18,7 @@ from pathlib import Path
 import sys
 import time
 
-from plant_disease_ros.training.train import train, TrainOptions
+from plant_disease_ros.training.train import train, trained_outputs, TrainOptions
 
 # The order knobs are searched in: the learning rate matters most after transfer.
 KNOBS = ('learning_rate', 'unfreeze', 'input_size', 'augment_strength', 'width')
@@ -58,16 +58,54 @@ def trial_name(number: int, trial: dict) -> str:
     return '_'.join(parts)
 
 
+RESULTS_FILENAMES = ('search_results.json', 'search_results.md')
+
+
+def earlier_search_outputs(out_dir: str | Path) -> list[str]:
+    """Return what an earlier search left in ``out_dir``: its tables and trained trials."""
+    out_dir = Path(out_dir)
+    found = [name for name in RESULTS_FILENAMES if (out_dir / name).exists()]
+    if out_dir.is_dir():
+        found += sorted(entry.name for entry in out_dir.glob('trial*')
+                        if entry.is_dir() and trained_outputs(entry))
+    return found
+
+
+def check_search_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
+    """Raise ``FileExistsError`` when an earlier search's results are in ``out_dir``.
+
+    Its trials would be replaced one by one (a trial folder's name says only what the
+    trial changed) and its tables rewritten; ``overwrite`` allows it.
+    """
+    found = earlier_search_outputs(out_dir)
+    if found and not overwrite:
+        shown = ', '.join(found[:4]) + (f' and {len(found) - 4} more' if len(found) > 4 else '')
+        raise FileExistsError(f'--out {out_dir} already holds a search ({shown}): give a new '
+                              '--out, or --overwrite to replace it')
+
+
+def best_run_folder(search_out: str | Path) -> str:
+    """Return where the full run of a search's best trial goes: ``<search out>_best``."""
+    out = Path(search_out)
+    if out.name in ('', '..'):
+        out = out.resolve()  # '.' or '..': name the folder itself
+    return str(out.with_name(f'{out.name or "search"}_best')) if out.name \
+        else str(out / 'search_best')
+
+
 def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
                 clock=time.monotonic, run_trial=None) -> list[dict]:
     """Search ``space`` from ``base`` one knob at a time until ``budget_min`` is spent.
 
     ``run_trial(options) -> TrainResult`` defaults to :func:`train` (a test may replace
     it). Writes ``search_results.json`` and ``search_results.md`` into ``base.out_dir``
-    and returns the rows ranked by validation accuracy.
+    and returns the rows ranked by validation accuracy. An earlier search there is
+    refused unless ``base.overwrite`` (:func:`check_search_out_dir`); the trials then
+    replace its trials.
     """
     run_trial = run_trial or train
     out_dir = Path(base.out_dir)
+    check_search_out_dir(out_dir, base.overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = clock()
     best = space.start()

@@ -8,12 +8,17 @@ validation share scale with the dataset (:mod:`plant_disease_ros.training.schedu
 
 Outputs in ``out_dir``: ``split.json`` (the reproducible split), ``model.keras`` (the best
 checkpoint by validation accuracy), ``history.csv``, ``training_curves.png`` and
-``train_summary.json``.
+``train_summary.json`` (which records the sha256 of ``model.keras``). The best checkpoint
+is kept as ``checkpoint.keras`` while the run trains and becomes ``model.keras`` when it
+ends, so an interrupted run leaves no ``model.keras``. A folder that already holds a
+trained run (``model.keras`` or ``train_summary.json``) is refused before anything is
+read or written, unless ``overwrite`` is set.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+import hashlib
 import json
 import math
 import os
@@ -78,6 +83,7 @@ class TrainOptions:
     batch_norm: str = 'adapt'
     threads: int | None = None
     verbose: int | None = None
+    overwrite: bool = False  # replace a trained run already in out_dir
 
 
 @dataclass
@@ -142,6 +148,52 @@ def prepare_split(options: TrainOptions):
 
 # What export, evaluate and model-card put into a run folder, from its model.
 DERIVED_OUTPUTS = ('model_int8.tflite', 'labels.txt', 'MODEL_CARD.md', 'eval', 'evaluation')
+# What tells that a folder holds a trained run (both written when a run ends).
+TRAINED_OUTPUTS = ('model.keras', 'train_summary.json')
+# The best checkpoint while a run trains; renamed to model.keras when it ends.
+CHECKPOINT_FILENAME = 'checkpoint.keras'
+
+
+def trained_outputs(out_dir: str | Path) -> list[str]:
+    """Return the files of :data:`TRAINED_OUTPUTS` that ``out_dir`` already holds."""
+    return [name for name in TRAINED_OUTPUTS if (Path(out_dir) / name).exists()]
+
+
+def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
+    """Raise ``FileExistsError`` when ``out_dir`` holds a trained run and not ``overwrite``.
+
+    A new run would replace its model (the best checkpoint of the earlier run),
+    history, curves and summary, while the earlier run's export and evaluation stayed
+    beside them describing the old model.
+    """
+    found = trained_outputs(out_dir)
+    if found and not overwrite:
+        raise FileExistsError(
+            f'--out {out_dir} already holds a trained run ({", ".join(found)}); training '
+            'into it would replace them: give a new --out, or --overwrite to replace them')
+
+
+def sha256_of(path: str | Path) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def earlier_derived_hashes(out_dir: str | Path) -> dict[str, str]:
+    """Return ``{path under out_dir: sha256}`` of the exports and evaluations it holds.
+
+    Recorded in ``train_summary.json`` by a run into a folder that already held some
+    (an earlier run's, replaced with ``overwrite``): they predate the new model, and
+    ``model-card`` refuses them.
+    """
+    out_dir = Path(out_dir)
+    found = sorted({*out_dir.glob('*.tflite'), *out_dir.glob('evaluation.json'),
+                    *out_dir.glob('*/evaluation.json')})
+    return {path.relative_to(out_dir).as_posix(): sha256_of(path) for path in found
+            if path.is_file()}
 
 
 def earlier_run_outputs(out_dir: Path) -> list[str]:
@@ -195,7 +247,8 @@ def check_options(options: TrainOptions) -> None:
 
     Integer options below their smallest sensible value, decimal ones outside their range
     or not a number (a negative learning rate trains to nonsense and a NaN time budget is
-    never reached), and an output folder inside the photo folder.
+    never reached), an output folder inside the photo folder, and an output folder that
+    holds a trained run without ``overwrite`` (:func:`check_out_dir`).
     """
     for name, minimum in INT_OPTION_MINIMUMS.items():
         value = getattr(options, name)
@@ -211,6 +264,7 @@ def check_options(options: TrainOptions) -> None:
             raise ValueError(f'{name.replace("_", " ")} must be {bound} {low:g} and <= '
                              f'{high:g}, got {value:g}')
     check_not_inside(options.out_dir, [options.data_dir])
+    check_out_dir(options.out_dir, options.overwrite)
 
 
 def resolve_options(options: TrainOptions):
@@ -298,6 +352,8 @@ def train(options: TrainOptions) -> TrainResult:
     started = time.monotonic()
     options, plan, start_model, copy_head = resolve_options(options)
     out_dir = Path(options.out_dir)
+    # Any export or evaluation already here predates this run's model.
+    replaced = earlier_derived_hashes(out_dir)
     split, arrays = prepare_split(options)
     num_classes = len(split.classes)
     train_images, train_labels = arrays['train']
@@ -320,6 +376,11 @@ def train(options: TrainOptions) -> TrainResult:
 
     train_ds, val_ds = make_datasets(options, arrays, num_classes, options.batch_size)
     model_path = out_dir / 'model.keras'
+    checkpoint_path = out_dir / CHECKPOINT_FILENAME
+    if checkpoint_path.exists():
+        print(f'replacing the best checkpoint of an interrupted run, {checkpoint_path}',
+              file=sys.stderr)
+        checkpoint_path.unlink()
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=options.label_smoothing)
     verbose = options.verbose if options.verbose is not None \
         else (1 if stdout_is_terminal() else 0)
@@ -333,7 +394,7 @@ def train(options: TrainOptions) -> TrainResult:
         nonlocal best
         model.compile(optimizer=optimizer, loss=loss, metrics=['accuracy'])
         checkpoint = keras.callbacks.ModelCheckpoint(
-            str(model_path), monitor='val_accuracy', save_best_only=True,
+            str(checkpoint_path), monitor='val_accuracy', save_best_only=True,
             initial_value_threshold=best if best >= 0 else None)
         callbacks = [checkpoint, *extra, epoch_logger(stage, epochs, clock),
                      time_budget_callback(options.time_budget_min, started)]
@@ -361,10 +422,14 @@ def train(options: TrainOptions) -> TrainResult:
                                            restore_best_weights=True)])
     seconds = time.monotonic() - started
     if not stages:
-        # model.keras may be an earlier run's: it must not be reported as this one's.
         raise RuntimeError(f'no training stage ran (the time budget of '
                            f'{options.time_budget_min} min was spent before it): nothing '
                            f'was written to {model_path}')
+    if not checkpoint_path.is_file():
+        raise RuntimeError(f'no epoch gave a validation accuracy to keep: nothing was '
+                           f'written to {model_path}')
+    # Only now, the run over: model.keras is always a finished run's best checkpoint.
+    os.replace(checkpoint_path, model_path)
     merged = merge_histories(histories)
     write_history(merged, out_dir / 'history.csv')
     plot_training_curves(merged, out_dir / 'training_curves.png')
@@ -383,7 +448,12 @@ def train(options: TrainOptions) -> TrainResult:
         'seconds_per_epoch': round(clock.spent / max(clock.done, 1), 1),
         'parameters': int(model.count_params()),
         'tensorflow': tf.__version__,
+        # Which model.keras this summary describes: model-card checks it.
+        'model_sha256': sha256_of(model_path),
     }
+    if replaced:
+        # The earlier run's export and evaluations left here: they describe its model.
+        summary['replaced_outputs'] = replaced
     (out_dir / 'train_summary.json').write_text(json.dumps(summary, indent=1) + '\n')
     print(f'best validation accuracy {best:.4f} after {epochs_run} epochs '
           f'({seconds / 60:.1f} min); model at {model_path}', flush=True)

@@ -228,8 +228,12 @@ def test_export_evaluate_and_card(field_run: Path, world: dict[str, Path],
         assert domain['new_top1']['share'] == pytest.approx(posed['domains'][name]['top1'])
         assert domain['fixed'] - domain['broken'] == round(
             domain['frames'] * (domain['new_top1']['share'] - domain['base_top1']['share']))
+    # Into the same folder: the first comparison is kept, the second goes to compared-2.
     assert main(['compare', str(evaluation), str(as_frames), '--out', str(compared)]) == 0
     assert json.loads((compared / 'comparison.json').read_text())['differing_settings'] == {
+        'poses': [1, 4]}
+    second = tmp_path / 'compared-2' / 'comparison.json'
+    assert json.loads(second.read_text())['differing_settings'] == {
         'seen_as': ['photos', framed['seen_as']]}
     assert main(['evaluate', '--model', str(model), '--poses', '3', '--out',
                  str(tmp_path / 'bad_poses')]) == 2

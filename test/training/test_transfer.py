@@ -243,7 +243,7 @@ def test_a_run_folder_stands_for_its_model_and_a_rerun_names_what_is_stale(
     capsys.readouterr()
     train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'first'),
                        init=str(source), head_epochs=1, epochs=1, batch_size=8,
-                       cache_dir=None, verbose=0))
+                       cache_dir=None, verbose=0, overwrite=True))
     assert ("holds an earlier run's model_int8.tflite, eval: they describe the earlier "
             'model') in capsys.readouterr().err
 
@@ -257,6 +257,6 @@ def test_a_run_whose_budget_is_spent_before_any_stage_reports_nothing_as_its_mod
     with pytest.raises(RuntimeError, match='no training stage ran'):
         train(TrainOptions(data_dir=str(photos), out_dir=str(out), init=str(source),
                            head_epochs=0, epochs=1, batch_size=8, cache_dir=None, verbose=0,
-                           time_budget_min=1e-9))
+                           time_budget_min=1e-9, overwrite=True))
     assert not (out / 'train_summary.json').exists()
     assert (out / 'model.keras').read_bytes() == b'an earlier run'

@@ -1,0 +1,179 @@
+"""A lab run's model card: links that resolve, the shipped model's data, one model only.
+
+No TensorFlow: the run folder, its export and its evaluation are small made-up files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+import re
+
+import pytest
+
+from plant_disease_ros.training.model_card import (
+    check_card_inputs,
+    starts_from_shipped,
+    write_model_card,
+)
+
+CLASSES = ['Apple___healthy', 'Apple___scab', 'Pear___healthy']
+PNG = b'\x89PNG\r\n\x1a\n' + b'0' * 64
+LATENCY = [{'threads': 1, 'p50_ms': 1.0, 'p95_ms': 2.0}]
+
+
+def summary_of(init: str, **values) -> dict:
+    """Return a lab run's train_summary.json (as train writes it) starting from ``init``."""
+    options = {'input_size': 96, 'epochs': 5, 'batch_size': 32, 'learning_rate': 1e-3,
+               'patience': 5, 'seed': 42, 'split_seed': 42, 'label_smoothing': 0.05,
+               'augment_strength': 1.0, 'init': init, 'init_weights': None,
+               'head_epochs': 0 if init == 'scratch' else 2, 'unfreeze': None, **values}
+    stages = [{'stage': 'train', 'epochs_planned': 5, 'epochs_run': 5}]
+    return {'options': options, 'plan': {'transfer': init != 'scratch', 'head_epochs': 0,
+                                         'epochs': 5},
+            'model': {'architecture': 'resnet_lite', 'width': 0.75, 'input_size': 96},
+            'init': 'warm start' if values.get('init_weights') else init, 'stages': stages,
+            'epochs_run': 5, 'best_val_accuracy': 0.9, 'train_seconds': 120.0,
+            'seconds_per_epoch': 20.0, 'parameters': 123456, 'tensorflow': '2.x',
+            'classes': CLASSES}
+
+
+def make_run(run: Path, summary: dict) -> Path:
+    """Write a run folder as train, export and evaluate leave it; return its eval folder."""
+    run.mkdir(parents=True)
+    (run / 'model.keras').write_bytes(b'keras model of ' + run.name.encode())
+    summary = {**summary,
+               'model_sha256': hashlib.sha256((run / 'model.keras').read_bytes()).hexdigest()}
+    (run / 'train_summary.json').write_text(json.dumps(summary))
+    (run / 'training_curves.png').write_bytes(PNG)
+    splits = {name: [[f'{label}/{name}{i}.jpg', number] for number, label in enumerate(CLASSES)
+                     for i in range(2)] for name in ('train', 'val', 'test')}
+    (run / 'split.json').write_text(json.dumps({
+        'version': 1, 'root': '/photos/orchard', 'seed': 42,
+        'fractions': {'val': 0.2, 'test': 0.2}, 'classes': CLASSES, 'splits': splits}))
+    (run / 'model_int8.tflite').write_bytes(b'0' * 2048)
+    evaluation = run / 'eval'
+    evaluation.mkdir()
+    rows = [{'class': name, 'precision': 1.0, 'recall': 1.0, 'f1': 1.0, 'support': 2}
+            for name in CLASSES]
+    (evaluation / 'evaluation.json').write_text(json.dumps({
+        'model': str(run / 'model_int8.tflite'), 'model_bytes': 2048,
+        'int8': {'top1': 1.0, 'top3': 1.0, 'macro_f1': 1.0}, 'photos': 6,
+        'most_confused': [], 'per_class': rows, 'machine': 'a CPU', 'backend': 'litert',
+        'split': 'test'}))
+    (evaluation / 'confusion_matrix.png').write_bytes(PNG)
+    return evaluation
+
+
+def images_of(card: Path) -> dict[str, str]:
+    """Return ``{alt text: link}`` of the card's images."""
+    return dict(re.findall(r'!\[([^\]]*)\]\(([^)]+)\)', card.read_text()))
+
+
+@pytest.mark.parametrize('where', ['run', 'elsewhere'])
+def test_the_card_links_the_evaluation_confusion_matrix_where_it_is(
+        tmp_path: Path, where: str) -> None:
+    run = tmp_path / 'runs' / 'mine'
+    evaluation = make_run(run, summary_of('scratch'))
+    card = run / 'MODEL_CARD.md' if where == 'run' else tmp_path / 'cards' / 'CARD.md'
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    images = images_of(card)
+    assert set(images) == {'confusion matrix', 'training curves'}
+    for link in images.values():
+        assert (card.parent / link).is_file(), link  # what a Markdown viewer opens
+    assert (card.parent / images['confusion matrix']).resolve() == \
+        (evaluation / 'confusion_matrix.png').resolve()
+    if where == 'run':
+        assert images == {'confusion matrix': 'eval/confusion_matrix.png',
+                          'training curves': 'training_curves.png'}
+
+
+def test_a_run_from_the_shipped_model_carries_its_data_sources_and_licences(
+        tmp_path: Path) -> None:
+    shipped_run = tmp_path / 'shipped_run'
+    make_run(shipped_run, summary_of('shipped'))
+    card = shipped_run / 'MODEL_CARD.md'
+    write_model_card(shipped_run, shipped_run / 'eval', card,
+                     shipped_run / 'model_int8.tflite', LATENCY)
+    attribution = card.read_text().split('## Data attribution and licences')[1]
+    assert "their sources and licences are their owner's to state here" in attribution
+    assert "start from the shipped model's" in attribution
+    # The shipped card's sources: lab photos, field photos and non-leaf scenes.
+    shipped_card = (Path(__file__).resolve().parents[2] / 'models' / 'MODEL_CARD.md')
+    for source in ('PlantVillage', 'CC BY-SA 3.0', 'PlantDoc', 'Plant Pathology 2021',
+                   'CC BY-NC 4.0', 'GPL-3.0', 'Pebble-Dataset'):
+        assert source in attribution, source
+        assert source in shipped_card.read_text(), source
+
+    # A warm start from that run descends from the shipped model too; scratch does not.
+    warm = summary_of('shipped', init_weights=str(shipped_run / 'model.keras'))
+    assert starts_from_shipped(warm)
+    scratch_run = tmp_path / 'scratch_run'
+    make_run(scratch_run, summary_of('scratch'))
+    write_model_card(scratch_run, scratch_run / 'eval', scratch_run / 'MODEL_CARD.md',
+                     scratch_run / 'model_int8.tflite', LATENCY)
+    assert 'PlantDoc' not in (scratch_run / 'MODEL_CARD.md').read_text()
+    assert not starts_from_shipped(summary_of(str(scratch_run / 'model.keras')))
+    assert starts_from_shipped(summary_of(str(shipped_run)))
+
+
+def test_a_model_keras_replaced_after_the_summary_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    check_card_inputs(run, evaluation, run / 'model_int8.tflite')
+    (run / 'model.keras').write_bytes(b'another model')
+    with pytest.raises(ValueError, match='model.keras is not the model .* describes'):
+        write_model_card(run, evaluation, run / 'MODEL_CARD.md', run / 'model_int8.tflite',
+                         LATENCY)
+    assert not (run / 'MODEL_CARD.md').exists()
+
+
+def test_an_export_or_evaluation_of_the_replaced_run_is_refused(tmp_path: Path) -> None:
+    """train --overwrite records what was in the folder: it describes the earlier model."""
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    summary = json.loads((run / 'train_summary.json').read_text())
+    stale = {'model_int8.tflite': hashlib.sha256((run / 'model_int8.tflite').read_bytes())
+             .hexdigest(),
+             'eval/evaluation.json': hashlib.sha256((evaluation / 'evaluation.json')
+                                                    .read_bytes()).hexdigest()}
+    (run / 'train_summary.json').write_text(json.dumps({**summary, 'replaced_outputs': stale}))
+    with pytest.raises(ValueError, match='--model .* describes an earlier model; run '
+                                         'plant-disease export'):
+        check_card_inputs(run, evaluation, run / 'model_int8.tflite')
+    (run / 'model_int8.tflite').write_bytes(b'1' * 2048)  # exported again
+    with pytest.raises(ValueError, match='--evaluation .* describes an earlier model'):
+        check_card_inputs(run, evaluation, run / 'model_int8.tflite')
+
+
+def test_an_evaluation_of_another_tflite_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    (run / 'model_int8.tflite').write_bytes(b'0' * 3000)  # photo evaluation: size recorded
+    with pytest.raises(ValueError, match='is of another model'):
+        check_card_inputs(run, evaluation, run / 'model_int8.tflite')
+    report = json.loads((evaluation / 'evaluation.json').read_text())
+    report['model_sha256'] = hashlib.sha256(b'0' * 3000).hexdigest()  # field: hash recorded
+    (evaluation / 'evaluation.json').write_text(json.dumps(report))
+    check_card_inputs(run, evaluation, run / 'model_int8.tflite')
+    (run / 'model_int8.tflite').write_bytes(b'1' * 3000)
+    with pytest.raises(ValueError, match='is of another model'):
+        check_card_inputs(run, evaluation, run / 'model_int8.tflite')
+
+
+def test_model_card_cli_refuses_before_timing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from plant_disease_ros.cli import model_card as card_cli
+    from plant_disease_ros.cli.main import main
+
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    (run / 'labels.txt').write_text('\n'.join(CLASSES) + '\n')
+    (run / 'model.keras').write_bytes(b'retrained')
+    monkeypatch.setattr(card_cli, 'benchmark_invoke',
+                        lambda *args: pytest.fail('timed a model it then refused'))
+    assert main(['model-card', '--run', str(run), '--evaluation', str(evaluation)]) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1 and 'model.keras is not the model' in error
+    assert not (run / 'MODEL_CARD.md').exists()

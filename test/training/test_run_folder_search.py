@@ -1,0 +1,78 @@
+"""``search`` prints a train line that can be pasted, and keeps an earlier search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import shlex
+
+import pytest
+
+from plant_disease_ros.cli import search as search_cli
+from plant_disease_ros.cli.main import build_parser, main
+from plant_disease_ros.training.search import check_search_out_dir, knob_search, SearchSpace
+from plant_disease_ros.training.train import TrainOptions
+
+
+@dataclass
+class FakeResult:
+    best_val_accuracy: float = 0.5
+    epochs_run: int = 1
+    seconds: float = 1.0
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    (tmp_path / 'my photos' / 'A___x').mkdir(parents=True)
+    return tmp_path / 'my photos'
+
+
+def test_the_best_line_names_an_out_folder_and_parses_as_train(
+        photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def fake_search(base: TrainOptions, space: SearchSpace, budget_min: float) -> list[dict]:
+        return [{'learning_rate': 5e-4, 'unfreeze': 2, 'input_size': None,
+                 'augment_strength': 1.0, 'width': None, 'changed': 'learning_rate',
+                 'status': 'done', 'run': 'trial02', 'val_accuracy': 0.9, 'epochs': 6,
+                 'seconds': 60.0}]
+
+    monkeypatch.setattr(search_cli, 'knob_search', fake_search)
+    out = tmp_path / 'runs' / 'search'
+    assert main(['search', '--data', str(photos), '--out', str(out), '--seed', '7']) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith('best: '))
+    words = shlex.split(line.removeprefix('best: '))
+    assert words[0] == 'plant-disease'
+    args = build_parser().parse_args(words[1:])  # train's required --out is there
+    assert (args.command, args.data, args.out) == ('train', str(photos),
+                                                   str(tmp_path / 'runs' / 'search_best'))
+    assert (args.learning_rate, args.unfreeze, args.seed) == (5e-4, 2, 7)
+
+
+def test_an_earlier_search_is_refused_unless_overwrite(tmp_path: Path,
+                                                       photos: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / 'search'
+    check_search_out_dir(out)  # a new folder
+    (out / 'trial01').mkdir(parents=True)
+    (out / 'trial01' / 'checkpoint.keras').write_bytes(b'interrupted')
+    check_search_out_dir(out)  # a trial cut short is no search result
+    (out / 'trial01' / 'train_summary.json').write_text('{}')
+    assert main(['search', '--data', str(photos), '--out', str(out)]) == 2
+    assert 'already holds a search (trial01)' in capsys.readouterr().err
+    trials: list[TrainOptions] = []
+
+    def run_trial(options: TrainOptions) -> FakeResult:
+        trials.append(options)
+        return FakeResult()
+
+    rows = knob_search(TrainOptions(data_dir=str(photos), out_dir=str(out), overwrite=True),
+                       SearchSpace(learning_rate=(None,), unfreeze=(None,),
+                                   input_size=(None,), augment_strength=(1.0,)),
+                       budget_min=1.0, run_trial=run_trial)
+    assert len(rows) == 1 and trials[0].overwrite
+    assert json.loads((out / 'search_results.json').read_text())[0]['status'] == 'done'
+    with pytest.raises(FileExistsError, match='search_results.json'):
+        knob_search(TrainOptions(data_dir=str(photos), out_dir=str(out)), SearchSpace(),
+                    budget_min=1.0, run_trial=lambda options: pytest.fail('trained'))

@@ -1,0 +1,134 @@
+"""``train`` keeps a trained run unless told to replace it; its summary names its model."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+import shutil
+
+from conftest import DATA_DIR
+import pytest
+
+from plant_disease_ros.cli import train as train_cli
+from plant_disease_ros.cli.main import main
+from plant_disease_ros.training.train import check_out_dir
+
+CLASSES = ('Apple___Cedar_apple_rust', 'Potato___Late_blight', 'Tomato___healthy')
+PER_CLASS = 6
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def earlier_run(folder: Path) -> dict[str, bytes]:
+    """Leave what a finished run leaves in ``folder``; return the files and their bytes."""
+    folder.mkdir(parents=True)
+    files = {'model.keras': b'the earlier best checkpoint', 'history.csv': b'epoch,loss\n',
+             'train_summary.json': b'{}', 'training_curves.png': b'png'}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize('recipe', [
+    [],
+    ['--recipe', 'field', '--init-weights', 'lab.keras', '--lab-split', 'split.json',
+     '--field-data', 'field', '--negatives', 'negatives'],
+])
+def test_a_folder_holding_a_trained_run_is_refused_before_anything_is_written(
+        tmp_path: Path, recipe: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / 'runs' / 'mine'
+    files = earlier_run(out)
+    monkeypatch.setattr(train_cli, 'train', lambda options: pytest.fail('trained'))
+    status = main(['train', '--data', str(tmp_path / 'photos'), '--out', str(out), *recipe])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1, error
+    assert 'already holds a trained run (model.keras, train_summary.json)' in error
+    assert 'give a new --out, or --overwrite' in error
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == files
+
+
+def test_only_a_finished_run_counts_as_trained(tmp_path: Path) -> None:
+    """An interrupted run leaves checkpoint.keras: rerunning it (as the shipped recipe does)."""
+    (tmp_path / 'checkpoint.keras').write_bytes(b'best so far')
+    (tmp_path / 'split.json').write_text('{}')
+    check_out_dir(tmp_path)
+    (tmp_path / 'model.keras').write_bytes(b'finished')
+    with pytest.raises(FileExistsError, match=r'\(model.keras\)'):
+        check_out_dir(tmp_path)
+    check_out_dir(tmp_path, overwrite=True)
+
+
+def test_input_size_help_names_the_shipped_models_size() -> None:
+    """The lab default is the start model's size: the shipped model's, by default."""
+    pytest.importorskip('tensorflow')
+    from plant_disease_ros.training.transfer import load_source, shipped_float_model_path
+
+    if not shipped_float_model_path().is_file():
+        pytest.skip('shipped float model not present')
+    size = load_source(shipped_float_model_path())[1].input_size
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+    action = next(item for item in parser._actions if '--input-size' in item.option_strings)
+    assert f'{size} for the shipped one' in action.help
+    assert f'field: {train_cli.FIELD_DEFAULTS["input_size"]},' in action.help
+
+
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not DATA_DIR.is_dir():
+        pytest.skip(f'leaf photos not found at {DATA_DIR}')
+    root = tmp_path_factory.mktemp('leaves')
+    for name in CLASSES:
+        (root / name).mkdir()
+        for photo in sorted((DATA_DIR / name).iterdir())[:PER_CLASS]:
+            shutil.copyfile(photo, root / name / photo.name)
+    return root
+
+
+def tiny_train(photos: Path, out: Path, *extra: str) -> int:
+    return main(['train', '--data', str(photos), '--out', str(out), '--init', 'scratch',
+                 '--epochs', '1', '--input-size', '32', '--width', '0.25', '--batch-size',
+                 '8', '--val-fraction', '0.2', '--test-fraction', '0.2', '--cache-dir', '',
+                 '--quiet', *extra])
+
+
+def test_overwrite_replaces_the_run_and_the_card_refuses_its_stale_outputs(
+        photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip('tensorflow')
+    out = tmp_path / 'mine'
+    assert tiny_train(photos, out) == 0
+    first = json.loads((out / 'train_summary.json').read_text())
+    assert first['model_sha256'] == sha256(out / 'model.keras')
+    assert 'replaced_outputs' not in first and not (out / 'checkpoint.keras').exists()
+    # The earlier model's export and evaluation, as export and evaluate leave them.
+    (out / 'model_int8.tflite').write_bytes(b'the earlier model, int8')
+    (out / 'labels.txt').write_text('\n'.join(CLASSES) + '\n')
+    (out / 'eval').mkdir()
+    (out / 'eval' / 'evaluation.json').write_text(json.dumps({'model_bytes': 23}))
+    earlier_model = (out / 'model.keras').read_bytes()
+    capsys.readouterr()
+
+    assert tiny_train(photos, out, '--seed', '7') == 2
+    assert 'already holds a trained run' in capsys.readouterr().err
+    assert (out / 'model.keras').read_bytes() == earlier_model
+
+    assert tiny_train(photos, out, '--seed', '7', '--overwrite') == 0
+    second = json.loads((out / 'train_summary.json').read_text())
+    assert second['options']['overwrite'] and second['options']['seed'] == 7
+    assert second['model_sha256'] == sha256(out / 'model.keras') != first['model_sha256']
+    assert second['replaced_outputs'] == {
+        'eval/evaluation.json': sha256(out / 'eval' / 'evaluation.json'),
+        'model_int8.tflite': sha256(out / 'model_int8.tflite')}
+    assert not (out / 'checkpoint.keras').exists()
+    capsys.readouterr()
+    # The card of the new run refuses the earlier model's export, before timing it.
+    assert main(['model-card', '--run', str(out), '--evaluation', str(out / 'eval')]) == 2
+    error = capsys.readouterr().err
+    assert f'--model {out / "model_int8.tflite"} was in {out} before' in error
+    assert not (out / 'MODEL_CARD.md').exists()
