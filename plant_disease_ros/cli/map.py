@@ -102,13 +102,25 @@ def run(args: argparse.Namespace) -> int:
     out = _png_path(args.out if args.out is not None else source.with_suffix('.png'))
     stats = SeqReadStats()
     features = read_features(source, stats)
+    left_out = sum(stats.not_detections.values())
+    reasons = ', '.join(f'{reason} {count}' for reason, count in
+                        sorted(stats.not_detections.items()))
+    if not features and left_out:
+        raise ValueError(f'{source}: none of its {left_out} feature(s) is a detection '
+                         f"({reasons}): a disease grid or another layer? Give the run's "
+                         '.geojson or .geojsons')
     if not features and (stats.skipped or stats.truncated_tail):
         raise ValueError(f'{source}: not a GeoJSON file (no readable Feature, FeatureCollection '
                          'or GeoJSON text sequence record)')
     stem = out.with_suffix('')
     _check_not_input(source, [out, stem.with_name(stem.name + GRID_SUFFIX + '.geojson'),
                               stem.with_name(stem.name + GRID_SUFFIX + '.gpkg')])
-    if stats.skipped or stats.truncated_tail:
+    if left_out:
+        print(f'{source}: left out {left_out} feature(s) that are not detections ({reasons})')
+    if stats.cut_collection:
+        print(f'{source}: a FeatureCollection cut short: its {len(features)} whole '
+              'feature(s) read' + (f', {stats.skipped} unreadable' if stats.skipped else ''))
+    elif stats.skipped or stats.truncated_tail:
         print(f'{source}: skipped {stats.skipped} unreadable record(s)'
               + (', and an incomplete last record' if stats.truncated_tail else ''))
     from plant_disease_ros.core.map_render import render_disease_map

@@ -11,7 +11,7 @@ written atomically.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import errno
 import fcntl
 import json
@@ -293,6 +293,10 @@ class SeqReadStats:
     records: int = 0              # features returned
     skipped: int = 0              # complete records that did not parse or are not Features
     truncated_tail: bool = False  # the last record was incomplete (a killed writer)
+    # A FeatureCollection's features that are not detections (polygons of a disease grid,
+    # another layer): left out and counted, by reason.
+    not_detections: dict[str, int] = field(default_factory=dict)
+    cut_collection: bool = False  # a FeatureCollection cut short: its whole lines were read
 
 
 def _raw_records(handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:
@@ -396,7 +400,10 @@ def read_features(path: str | Path, stats: SeqReadStats | None = None) -> list[d
 
     The format is told by the content, not the suffix: a file starting with RS, or one
     that is not a single JSON text, is read as a text sequence. With ``stats`` what a
-    sequence reader skipped is counted there instead of logged.
+    sequence reader skipped is counted there instead of logged, and so are the features
+    of a FeatureCollection that are not detections (``not_detections``). A collection cut
+    short (copied while written, a full disk) in the one-feature-a-line form
+    :func:`write_feature_collection` writes is read line by line (``cut_collection``).
     """
     path = Path(path)
     with open(path, 'rb') as handle:
@@ -411,8 +418,18 @@ def read_features(path: str | Path, stats: SeqReadStats | None = None) -> list[d
             features = value.get('features')
             if not isinstance(features, list):
                 raise ValueError(f'{path}: FeatureCollection without a features list')
-            return [feature for feature in features if feature_rejection_reason(feature)
-                    is None]
+            kept = []
+            for feature in features:
+                reason = feature_rejection_reason(feature)
+                if reason is None:
+                    kept.append(feature)
+                elif stats is not None:
+                    stats.not_detections[reason] = stats.not_detections.get(reason, 0) + 1
+            if stats is not None:
+                stats.records = len(kept)
+            return kept
+        if value is None and head.startswith(_COLLECTION_HEAD):
+            return _read_cut_collection(path, stats)
         if isinstance(value, dict) and feature_rejection_reason(value) is None:
             return [value]
         if value is not None:
@@ -420,6 +437,34 @@ def read_features(path: str | Path, stats: SeqReadStats | None = None) -> list[d
     if stats is None:
         return read_geojson_seq(path)
     return list(iter_geojson_seq(path, stats))
+
+
+# The first line write_feature_collection writes; each feature follows on a line of its own.
+_COLLECTION_HEAD = b'{"type":"FeatureCollection","features":['
+
+
+def _read_cut_collection(path: Path, stats: SeqReadStats | None) -> list[dict]:
+    """Read the whole feature lines of a FeatureCollection cut short (see read_features)."""
+    stats = stats if stats is not None else SeqReadStats()
+    stats.cut_collection = True
+    features = []
+    with open(path, 'rb') as handle:
+        lines = handle.read().split(b'\n')[1:]
+    for line in lines:
+        line = line.strip().rstrip(b',')
+        if not line or line in (b']}', b']'):
+            continue
+        try:
+            value = parse_json(line)
+        except (ValueError, UnicodeDecodeError):
+            stats.truncated_tail = True  # the line the cut went through
+            continue
+        if feature_rejection_reason(value) is None:
+            features.append(value)
+        else:
+            stats.skipped += 1
+    stats.records = len(features)
+    return features
 
 
 def _atomic_write(path: Path, write: Any) -> Path:

@@ -147,6 +147,44 @@ def test_map_takes_the_recorders_grid_from_the_run_summary(
     assert 'diseased cell(s) of 2 m' in out
 
 
+def test_map_of_a_layer_without_detections_is_refused_not_an_empty_map(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its own grid polygons given back to map: one line saying so, nothing written."""
+    polygon = {'type': 'Feature', 'properties': {'detections': 3},
+               'geometry': {'type': 'Polygon', 'coordinates': [[[5, 52], [5.1, 52],
+                                                                [5.1, 52.1], [5, 52]]]}}
+    source = collection(tmp_path / 'field_grid.geojson', [polygon, polygon])
+    status, out, err = run_cli(['map', str(source), '--out', str(tmp_path / 'x.png')], capsys)
+    assert status == 2 and out == ''
+    assert ('none of its 2 feature(s) is a detection (bad_geometry 2): a disease grid or '
+            'another layer?' in err)
+    assert snapshot(tmp_path) == {'field_grid.geojson': source.read_bytes()}
+    # Mixed with detections: drawn, and the others are said to be left out.
+    collection(tmp_path / 'mixed.geojson', [FEATURE, polygon])
+    status, out, _ = run_cli(['map', str(tmp_path / 'mixed.geojson')], capsys)
+    assert status == 0
+    assert 'left out 1 feature(s) that are not detections (bad_geometry 1)' in out
+    assert 'wrote ' in out and '1 detection(s)' in out
+
+
+def test_map_of_a_collection_cut_short_reads_its_whole_features(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A collection copied while it was written: the whole lines count, the cut one not."""
+    from plant_disease_ros.core.map_file import write_feature_collection
+
+    whole = tmp_path / 'whole.geojson'
+    write_feature_collection(whole, [FEATURE] * 50)
+    data = whole.read_bytes()
+    cut = tmp_path / 'cut.geojson'
+    cut.write_bytes(data[:len(data) // 2])
+    status, out, _ = run_cli(['map', str(cut)], capsys)
+    assert status == 0
+    lines_before_cut = data[:len(data) // 2].count(b'\n') - 1  # the header line
+    assert (f'cut.geojson: a FeatureCollection cut short: its {lines_before_cut} whole '
+            'feature(s) read' in out)
+    assert f'{lines_before_cut} detection(s)' in out
+
+
 # bench -------------------------------------------------------------------------------------
 
 
