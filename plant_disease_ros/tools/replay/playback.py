@@ -38,13 +38,15 @@ CHECK_ALIVE_PERIOD_S = 0.5
 MAX_UNANSWERED_IN_A_ROW = 5
 
 
-def timed_start_ns(first_image: BagMessage, fixes: list[BagMessage]) -> int:
+def timed_start_ns(first_image: BagMessage, first_fix: BagMessage | None) -> int:
     """Return the bag time a timed replay starts at: its first frame or fix, if earlier.
 
     Not the bag's first message: in a `ros2 bag record -a` bag the camera may start long
     after /tf or /rosout, and the replay would sit idle for that long.
     """
-    return min(first_image.log_ns, fixes[0].log_ns) if fixes else first_image.log_ns
+    if first_fix is None:
+        return first_image.log_ns
+    return min(first_image.log_ns, first_fix.log_ns)
 
 
 class Playback:
@@ -114,8 +116,8 @@ class Playback:
             player.publish_clock(preroll_ns + int((time.monotonic() - started) * 1e9))
             time.sleep(CLOCK_PERIOD_S)
 
-    def play(self, images: Iterator[BagMessage], fixes: list[BagMessage]) -> None:
-        """Send the bag's frames and fixes, fast or timed as the options say."""
+    def play(self, images: Iterator[BagMessage], fixes: Iterator[BagMessage]) -> None:
+        """Send the bag's frames and fixes (two streams in log order), fast or timed."""
         self.player.publish_clock(self.selection.start_ns)
         self.wall_start = time.monotonic()
         if self.options.fast:
@@ -135,7 +137,7 @@ class Playback:
                              (bag_ns - self.selection.start_ns) / 1e9,
                              self.selection.duration_s)
 
-    def _play_fast(self, images: Iterator[BagMessage], fixes: list[BagMessage]) -> None:
+    def _play_fast(self, images: Iterator[BagMessage], fixes: Iterator[BagMessage]) -> None:
         """Send each frame once the previous one is classified; fixes go ``fix_lead_s`` ahead.
 
         While a frame is being classified the clock runs on at wall speed, but never past
@@ -143,16 +145,18 @@ class Playback:
         """
         player, options, recorder = self.player, self.options, self.recorder
         lead_ns = int(options.fix_lead_s * 1e9)
-        next_fix = 0
+        next_fix = next(fixes, None)
+        last_fix_ns: int | None = None
         in_a_row = 0
         sent_keys: set[tuple[int, int]] = set()
         upcoming = next(images, None)
         while upcoming is not None:
             image, upcoming = upcoming, next(images, None)
             limit_ns = upcoming.log_ns if upcoming is not None else image.log_ns + lead_ns
-            while next_fix < len(fixes) and fixes[next_fix].log_ns <= image.log_ns + lead_ns:
-                self._publish_fix(fixes[next_fix])
-                next_fix += 1
+            while next_fix is not None and next_fix.log_ns <= image.log_ns + lead_ns:
+                self._publish_fix(next_fix)
+                last_fix_ns = next_fix.log_ns
+                next_fix = next(fixes, None)
             player.publish_clock(image.log_ns)
             key = stamp_key(self.typestore, image.data, self.selection.image.msgtype)
             if key in sent_keys:
@@ -194,20 +198,25 @@ class Playback:
                     f'classification within {options.frame_timeout_s:g} s each: the pipeline '
                     'takes none of them (its log says why: an image encoding it cannot '
                     'read, for one); give the colour camera with --image-topic')
-        for fix in fixes[next_fix:]:
-            self._publish_fix(fix)
-        if fixes:
-            player.publish_clock(fixes[-1].log_ns)
+        while next_fix is not None:
+            self._publish_fix(next_fix)
+            last_fix_ns = next_fix.log_ns
+            next_fix = next(fixes, None)
+        if last_fix_ns is not None:
+            player.publish_clock(last_fix_ns)
 
-    def _play_timed(self, images: Iterator[BagMessage], fixes: list[BagMessage]) -> None:
+    def _play_timed(self, images: Iterator[BagMessage], fixes: Iterator[BagMessage]) -> None:
         """Send every message at its recorded time (scaled by the rate), the clock ticking."""
         player, rate = self.player, self.options.rate
         first = next(images, None)
         if first is None:
             return
-        start_ns = timed_start_ns(first, fixes)
+        first_fix = next(fixes, None)
+        start_ns = timed_start_ns(first, first_fix)
+        if first_fix is not None:
+            fixes = itertools.chain([first_fix], fixes)
         last_check = 0.0
-        for message in heapq.merge(iter(fixes), itertools.chain([first], images)):
+        for message in heapq.merge(fixes, itertools.chain([first], images)):
             target = self.wall_start + (message.log_ns - start_ns) / 1e9 / rate
             while True:
                 now = time.monotonic()

@@ -10,6 +10,7 @@ in an output folder has its own number N for all its files (see ``outputs.output
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import os
 from pathlib import Path
 import sys
@@ -24,7 +25,13 @@ from plant_disease_ros.ros.node_set import (
     normalize_namespace,
 )
 from plant_disease_ros.tools.process import ProcessError, ProcessGroup, ros_environment
-from plant_disease_ros.tools.replay.bag import BagSelection, inspect_bag, open_bag, read_messages
+from plant_disease_ros.tools.replay.bag import (
+    BagMessage,
+    BagSelection,
+    inspect_bag,
+    open_bag,
+    read_messages,
+)
 from plant_disease_ros.tools.replay.options import ReplayError, ReplayOptions
 from plant_disease_ros.tools.replay.outputs import (
     add_counts,
@@ -122,7 +129,7 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     processes = ProcessGroup(outputs.logs, env)
     stopped: ReplayError | None = None
     player: ReplayPlayer | None = None
-    reader = None
+    reader = fix_reader = None
     progress = ProgressLine(selection.image.count, stream, options.show_progress)
     try:
         player = ReplayPlayer(selection, namespace, options.clock, recorder)
@@ -136,8 +143,12 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
                             typestore, processes.check_alive)
         playback.wait_until_ready()
         reader = open_bag(selection.path)
-        fixes = (list(read_messages(reader, selection.fix.name, 'fix', 0))
-                 if selection.fix else [])
+        # The fixes stream beside the frames from a reader of their own: a long drive's
+        # fixes (a million at 10 Hz in a day) are never all in memory.
+        fixes: Iterator[BagMessage] = iter(())
+        if selection.fix:
+            fix_reader = open_bag(selection.path)
+            fixes = read_messages(fix_reader, selection.fix.name, 'fix', 0)
         try:
             playback.play(read_messages(reader, selection.image.name, 'image', 1), fixes)
         except ReplayError as error:
@@ -162,8 +173,9 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         progress.finish()
         raise
     finally:
-        if reader is not None:
-            reader.close()
+        for opened in (reader, fix_reader):
+            if opened is not None:
+                opened.close()
         processes.stop(STOP_TIMEOUT_S)
         if player is not None:
             player.close()
