@@ -6,11 +6,18 @@ Usage (from the repository root, after ``scripts/setup_env.sh``)::
     .venv/bin/python benchmarks/markers.py [--cells 5000] [--rounds 20]
 
 Fills a real ``disease_map_recorder`` node (no DDS traffic: only its map) with one
-detection in each of ``--cells`` grid cells, then times, alternating in one run, building
-and serialising the MarkerArray as before (every cell's markers built again each
-publication: the baseline) and as now (one cell changed since the last publication: its
-markers built again, the others reused). Prints the p50 of each and their ratio. Since
-the change, a map that did not change is not published at all.
+detection in each of ``--cells`` grid cells, then times, alternating in one run, what a
+publication after one new detection costs:
+
+- markers, the baseline: every cell's markers built again and the whole array
+  serialised;
+- markers, the whole array with only the changed cell built again (what a late
+  subscriber gets, and every 30 s while the map changes);
+- markers, the changed cell only (every other publication);
+- ``map/geojson``'s features with every cell's corners computed again (the baseline),
+  and with each cell built again only when it changed (``CellCache``).
+
+Prints the p50 of each and the ratios to the baselines.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import rclpy
 from rclpy.serialization import serialize_message
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.map_gis import aggregator_features, CellCache
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder
 
 DATUM = (50.8503, 4.3517, 60.0)
@@ -60,23 +68,39 @@ def measure(cells: int, rounds: int) -> None:
             east, north = (number % side + 0.5) * CELL_M, (number // side + 0.5) * CELL_M
             recorder._add_to_map(detection(number, east, north))  # noqa: SLF001 - the map only
         recorder.build_markers()
-        full, one = [], []
+        cache = CellCache()
+        aggregator = recorder._aggregator  # noqa: SLF001
+        aggregator_features(aggregator, cache)
+        times: dict[str, list[float]] = {name: [] for name in (
+            'rebuilt', 'whole', 'changed', 'geojson', 'geojson_cached')}
+
+        def timed(name: str, work) -> None:
+            start = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - start)
+
         for round_number in range(rounds):
-            # Before: every cell's markers built again at every publication.
+            # Baseline: every cell's markers built again, the whole array serialised.
             recorder._changed_cells.update(recorder._cell_markers)  # noqa: SLF001
-            start = time.perf_counter()
-            serialize_message(recorder.build_markers())
-            full.append(time.perf_counter() - start)
-            # Now: one detection since the last publication.
-            recorder._add_to_map(detection(cells + round_number, 0.5, 0.5))  # noqa: SLF001
-            start = time.perf_counter()
-            serialize_message(recorder.build_markers())
-            one.append(time.perf_counter() - start)
-        before, after = statistics.median(full), statistics.median(one)
-        print(f'{cells} cells ({2 * cells} markers), {rounds} rounds alternating:')
-        print(f'  every cell rebuilt (before): p50 {before * 1e3:.1f} ms a publication')
-        print(f'  one cell changed (now):      p50 {after * 1e3:.1f} ms a publication')
-        print(f'  ratio {before / after:.1f}x; an unchanged map is no longer published')
+            timed('rebuilt', lambda: serialize_message(recorder.build_markers(full=True)))
+            for name, full in (('whole', True), ('changed', False)):
+                recorder._add_to_map(  # noqa: SLF001
+                    detection(cells + 2 * round_number + full, 0.5, 0.5))
+                timed(name, lambda full=full: serialize_message(
+                    recorder.build_markers(full=full)))
+            timed('geojson', lambda: aggregator_features(aggregator))
+            timed('geojson_cached', lambda: aggregator_features(aggregator, cache))
+        p50 = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+        print(f'{cells} cells ({2 * cells} markers), {rounds} rounds alternating, p50 a '
+              'publication after one new detection:')
+        print(f'  markers, every cell rebuilt, whole array (baseline): {p50["rebuilt"]:.1f} ms')
+        print(f'  markers, one cell rebuilt, whole array:  {p50["whole"]:.1f} ms '
+              f'({p50["rebuilt"] / p50["whole"]:.1f}x)')
+        print(f'  markers, the changed cell only (now):    {p50["changed"]:.2f} ms '
+              f'({p50["rebuilt"] / p50["changed"]:.0f}x)')
+        print(f'  map/geojson, every corner again (baseline): {p50["geojson"]:.1f} ms')
+        print(f'  map/geojson, changed cells built (now):    {p50["geojson_cached"]:.1f} ms '
+              f'({p50["geojson"] / p50["geojson_cached"]:.1f}x)')
     finally:
         recorder.destroy_node()
         rclpy.shutdown(context=context)

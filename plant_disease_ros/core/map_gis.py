@@ -79,9 +79,61 @@ def cell_ring(cell: Cell, cell_size_m: float, origin: Origin) -> list[list[float
     return ring
 
 
+class CellCache:
+    """Cells' features already built, for a map published again after each change.
+
+    A cell's ring depends only on its key, the cell size and the origin, and its feature
+    changes only when a detection is added to it (its count grows) or the run gets a new
+    label (a new ``n_<label>`` column): on a large map :func:`aggregator_features` would
+    otherwise build every cell again for one new detection.
+    """
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._grid: tuple[float, Origin] | None = None
+        self._rings: dict[tuple[int, int], list[list[float]]] = {}
+        self._features: dict[tuple[int, int], tuple[int, tuple[str, ...], dict]] = {}
+        # The run's labels as last seen: one object while they stay the same, so a cached
+        # feature's n_<label> columns are checked by identity.
+        self.labels: tuple[str, ...] = ()
+
+    def _check_grid(self, cell_size_m: float, origin: Origin) -> None:
+        grid = (float(cell_size_m), tuple(origin))
+        if grid != self._grid:
+            self._grid, self._rings, self._features = grid, {}, {}  # type: ignore[assignment]
+
+    def ring(self, cell: Cell, cell_size_m: float, origin: Origin) -> list[list[float]]:
+        """Return :func:`cell_ring` of ``cell``, computed once per grid."""
+        self._check_grid(cell_size_m, origin)
+        found = self._rings.get(cell.key)
+        if found is None:
+            found = self._rings[cell.key] = cell_ring(cell, cell_size_m, origin)
+        return found
+
+    def remember_labels(self, labels: tuple[str, ...]) -> None:
+        """Keep ``labels`` as :attr:`labels` unless equal to the kept ones (same object)."""
+        if labels != self.labels:
+            self.labels = labels
+
+    def feature(self, cell: Cell, cell_size_m: float, origin: Origin,
+                labels: tuple[str, ...]) -> dict:
+        """Return :func:`cell_feature` of ``cell``, built again only when it changed."""
+        self._check_grid(cell_size_m, origin)
+        cached = self._features.get(cell.key)
+        if cached is not None and cached[0] == cell.count and cached[1] is labels:
+            return cached[2]
+        feature = cell_feature(cell, cell_size_m, origin, labels,
+                               self.ring(cell, cell_size_m, origin))
+        self._features[cell.key] = (cell.count, labels, feature)
+        return feature
+
+
 def cell_feature(cell: Cell, cell_size_m: float, origin: Origin,
-                 labels: Iterable[str]) -> dict:
-    """Return the GeoJSON Feature of one cell, with an ``n_<label>`` count per label."""
+                 labels: Iterable[str], ring: list[list[float]] | None = None) -> dict:
+    """Return the GeoJSON Feature of one cell, with an ``n_<label>`` count per label.
+
+    ``ring``: the cell's :func:`cell_ring`, when already known.
+    """
     worst = most_severe_label(cell)
     incidence = cell.diseased_count / cell.count if cell.count else 0.0
     name = (f'{display_name(worst)}: {cell.diseased_count}/{cell.count} diseased' if worst
@@ -102,19 +154,28 @@ def cell_feature(cell: Cell, cell_size_m: float, origin: Origin,
     for label in labels:
         properties[LABEL_COUNT_PREFIX + label] = int(cell.label_counts.get(label, 0))
     return {'type': 'Feature',
-            'geometry': {'type': 'Polygon', 'coordinates': [cell_ring(cell, cell_size_m,
-                                                                      origin)]},
+            'geometry': {'type': 'Polygon', 'coordinates': [
+                ring if ring is not None else cell_ring(cell, cell_size_m, origin)]},
             'properties': properties}
 
 
-def aggregator_features(aggregator: CellAggregator) -> list[dict]:
-    """Return one polygon Feature per cell of ``aggregator`` (none before it has an origin)."""
+def aggregator_features(aggregator: CellAggregator,
+                        cache: CellCache | None = None) -> list[dict]:
+    """Return one polygon Feature per cell of ``aggregator`` (none before it has an origin).
+
+    ``cache`` keeps the cells' features from one call to the next (the returned features
+    are then shared with it: read them, do not change them).
+    """
     origin = aggregator.origin
     if origin is None:
         return []
     cells = aggregator.cells()
-    labels = sorted({label for cell in cells for label in cell.label_counts})
-    return [cell_feature(cell, aggregator.cell_size_m, origin, labels) for cell in cells]
+    labels = tuple(sorted({label for cell in cells for label in cell.label_counts}))
+    size = aggregator.cell_size_m
+    if cache is None:
+        return [cell_feature(cell, size, origin, labels) for cell in cells]
+    cache.remember_labels(labels)
+    return [cache.feature(cell, size, origin, cache.labels) for cell in cells]
 
 
 def grid_features(features: Iterable[dict], cell_size_m: float,

@@ -36,7 +36,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from plant_disease_ros.core.map_file import RecordsFileBusy
-from plant_disease_ros.core.map_gis import aggregator_features
+from plant_disease_ros.core.map_gis import aggregator_features, CellCache
 from plant_disease_ros.core.map_grid import CellAggregator, MapSummary
 from plant_disease_ros.core.map_markers import cell_glyph
 from plant_disease_ros.core.map_render import LabelPalette
@@ -65,6 +65,9 @@ NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0
 DETECTIONS_QOS_DEPTH = 100
 LOG_THROTTLE_S = 5.0
+# markers carry only the cells changed since the last publication; the whole map goes out
+# at the start, when a subscriber joins, and at most this often while the map changes.
+FULL_MARKERS_PERIOD_S = 30.0
 # How often held records are retried while the file cannot be written.
 HELD_RETRY_PERIOD_S = 1.0
 
@@ -123,6 +126,10 @@ class DiseaseMapRecorder(Node):
         # published only when one did (it is latched, so a late RViz still gets it).
         self._cell_markers: dict[tuple[int, int], tuple[Marker, Marker]] = {}
         self._changed_cells: set[tuple[int, int]] = set()
+        self._markers_subscribers = 0
+        self._last_full_markers_s = time.monotonic()
+        self._changed_since_full = False
+        self._cache = CellCache()
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
@@ -354,11 +361,12 @@ class DiseaseMapRecorder(Node):
         response.success, response.message = self.save()
         return response
 
-    def build_markers(self) -> MarkerArray:
-        """Return one shape and one caption marker per cell, ids stable for the node's life.
+    def build_markers(self, full: bool = True) -> MarkerArray:
+        """Return a shape and a caption marker per cell, ids stable for the node's life.
 
         Only the cells changed since the last call are built again; the others keep their
-        markers.
+        markers. ``full``: every cell's markers; otherwise only the changed cells' (a
+        viewer keeps the others: a marker replaces the one of the same namespace and id).
         """
         array = MarkerArray()
         if not self._cleared_markers:
@@ -372,19 +380,38 @@ class DiseaseMapRecorder(Node):
             marker_id = self._marker_ids.setdefault(key, len(self._marker_ids))
             glyph = cell_glyph(cell, self._aggregator.cell_size_m, self._palette)
             self._cell_markers[key] = glyph_to_markers(glyph, marker_id, self.map_frame)
-        for key in self._marker_ids:
-            array.markers.extend(self._cell_markers[key])
+            if not full:
+                array.markers.extend(self._cell_markers[key])
+        if full:
+            for key in self._marker_ids:
+                array.markers.extend(self._cell_markers[key])
         return array
 
     def publish_markers(self) -> None:
-        """Publish the cell markers and the map's GeoJSON, each when it changed.
+        """Publish the changed cells' markers and the map's GeoJSON, each when it changed.
 
-        Both are latched: a subscriber that joins later gets the last, complete one.
+        A large map's whole array takes longer to serialise than a marker period, so
+        ``markers`` carries the changed cells only, and the whole map (latched) at the
+        start, when a new subscriber has matched (a late RViz, which first gets the last
+        latched array) and every FULL_MARKERS_PERIOD_S while the map changes. The first
+        publication also clears what an earlier recorder left in the viewers. The GeoJSON
+        is always whole; its cells' corners are computed once.
         """
-        # The first publication clears what an earlier recorder left in the viewers.
-        if self._changed_cells or not self._cleared_markers:
-            self._markers_publisher.publish(self.build_markers())
-        self._map_geojson.publish_if_changed(lambda: aggregator_features(self._aggregator))
+        now = time.monotonic()
+        subscribers = self._markers_publisher.get_subscription_count()
+        joined = subscribers > self._markers_subscribers
+        self._markers_subscribers = subscribers
+        periodic = (self._changed_since_full
+                    and now - self._last_full_markers_s >= FULL_MARKERS_PERIOD_S)
+        if not self._cleared_markers or joined or periodic:
+            self._markers_publisher.publish(self.build_markers(full=True))
+            self._last_full_markers_s = now
+            self._changed_since_full = False
+        elif self._changed_cells:
+            self._markers_publisher.publish(self.build_markers(full=False))
+            self._changed_since_full = True
+        self._map_geojson.publish_if_changed(
+            lambda: aggregator_features(self._aggregator, self._cache))
 
     def destroy_node(self) -> None:
         """Close the records file, destroy the diagnostics, then the node."""

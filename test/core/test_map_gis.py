@@ -13,13 +13,15 @@ from plant_disease_ros.cli import main as cli
 from plant_disease_ros.core.geodesy import enu_to_geodetic, geodetic_to_enu
 from plant_disease_ros.core.map_file import write_feature_collection
 from plant_disease_ros.core.map_gis import (
+    aggregator_features,
+    CellCache,
     GisUnavailable,
     grid_features,
     most_severe_label,
     write_grid_files,
     write_grid_geopackage,
 )
-from plant_disease_ros.core.map_grid import Cell
+from plant_disease_ros.core.map_grid import Cell, CellAggregator
 
 DATUM = (50.8503, 4.3517, 60.0)
 LATE = 'Tomato___Late_blight'
@@ -194,3 +196,31 @@ def test_map_command_writes_the_grid(tmp_path: Path, capsys: pytest.CaptureFixtu
     for name in ('field_grid.geojson', 'field_grid.gpkg'):
         assert (tmp_path / name).is_file() and name in printed
     assert f'{len(EXPECTED)} cell(s)' in printed
+
+
+def test_the_cell_cache_gives_what_building_every_cell_gives_and_reuses_the_unchanged(
+        ) -> None:
+    """The recorder's map/geojson after each detection: the same features, few rebuilt."""
+    aggregator = CellAggregator(CELL_M, DATUM)
+    cache = CellCache()
+    for feature in DETECTIONS[:4]:
+        aggregator.add(feature)
+    first = aggregator_features(aggregator, cache)
+    assert first == aggregator_features(aggregator)
+    # A detection in a new cell: the cell (0, 0) is not built again.
+    aggregator.add(DETECTIONS[4])
+    second = aggregator_features(aggregator, cache)
+    assert second == aggregator_features(aggregator)
+    by_key = {(f['properties']['cell_e'], f['properties']['cell_n']): f for f in second}
+    assert by_key[(0, 0)] is first[0]
+    # A detection in (0, 0): that cell again, with its new count.
+    aggregator.add(detection(0.4, 0.4, LATE))
+    third = aggregator_features(aggregator, cache)
+    assert third == aggregator_features(aggregator)
+    assert {(f['properties']['cell_e'], f['properties']['cell_n']): f['properties']['detections']
+            for f in third}[(0, 0)] == 5
+    # A label the run had not seen: every cell gets its n_<label> column.
+    aggregator.add(detection(-0.5, 4.5, 'Potato___Late_blight'))
+    fourth = aggregator_features(aggregator, cache)
+    assert fourth == aggregator_features(aggregator)
+    assert all('n_Potato___Late_blight' in f['properties'] for f in fourth)

@@ -57,16 +57,32 @@ def sequences(features: list[dict]) -> list[int]:
     return [feature['properties']['stamp']['sec'] for feature in features]
 
 
-def cells_in(array: MarkerArray) -> dict[int, Marker]:
-    """Return the cell shape markers of a MarkerArray by id."""
-    return {marker.id: marker for marker in array.markers
-            if marker.ns == 'disease_cells' and marker.action == Marker.ADD}
+def view(arrays: list[MarkerArray]) -> dict[tuple[str, int], Marker]:
+    """Return what a viewer (RViz) shows after ``arrays``, by (namespace, id).
+
+    A marker replaces the one of its namespace and id; DELETEALL clears everything.
+    """
+    shown: dict[tuple[str, int], Marker] = {}
+    for array in arrays:
+        for marker in array.markers:
+            if marker.action == Marker.DELETEALL:
+                shown.clear()
+            elif marker.action == Marker.ADD:
+                shown[(marker.ns, marker.id)] = marker
+    return shown
 
 
-def cell_positions(array: MarkerArray) -> set[tuple[float, float]]:
-    """Return the (x, y) of every cell marker, rounded to the micrometre."""
+def cells_in(arrays: list[MarkerArray], namespace: str = 'disease_cells'
+             ) -> dict[int, Marker]:
+    """Return the cell shape markers a viewer shows after ``arrays``, by id."""
+    return {marker_id: marker for (ns, marker_id), marker in view(arrays).items()
+            if ns == namespace}
+
+
+def cell_positions(arrays: list[MarkerArray]) -> set[tuple[float, float]]:
+    """Return the (x, y) of every cell marker shown, rounded to the micrometre."""
     return {(round(m.pose.position.x, 6), round(m.pose.position.y, 6))
-            for m in cells_in(array).values()}
+            for m in cells_in(arrays).values()}
 
 
 class RecorderRig:
@@ -150,10 +166,9 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert [json.loads(line[1:]) for line in lines[:-1]] == sent
 
     assert harness.wait(lambda: bool(harness.markers)
-                              and len(cells_in(harness.markers[-1])) == 2)
-    shapes = cells_in(harness.markers[-1])
-    texts = {marker.id: marker for marker in harness.markers[-1].markers
-             if marker.ns == 'disease_cell_labels'}
+                              and len(cells_in(harness.markers)) == 2)
+    shapes = cells_in(harness.markers)
+    texts = cells_in(harness.markers, 'disease_cell_labels')
     assert set(texts) == set(shapes)
     by_position = {(round(m.pose.position.x, 6), round(m.pose.position.y, 6)): m
                    for m in shapes.values()}
@@ -197,18 +212,26 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert summary['origin'] == {'latitude': DATUM[0], 'longitude': DATUM[1],
                                  'altitude': DATUM[2]}
 
-    # A detection in a third cell: the next array holds all three, the first two with
-    # the same ids and markers as before (only the changed cell is built again).
+    # A detection in a third cell: the next array holds that cell only (a large map's
+    # whole array takes longer to serialise than a period); the viewer shows all three,
+    # the first two with the same ids and markers as before.
+    published = len(harness.markers)
     harness.publish(detection(6, 13.0, 5.0, HEALTHY, 0.6))
-    assert harness.wait(lambda: len(cells_in(harness.markers[-1])) == 3)
-    after = cells_in(harness.markers[-1])
+    assert harness.wait(lambda: len(cells_in(harness.markers)) == 3)
+    assert len(harness.markers) == published + 1
+    assert len(cells_in(harness.markers[-1:])) == 1
+    after = cells_in(harness.markers)
     assert {marker_id: after[marker_id] for marker_id in shapes} == shapes
+    # A viewer that joins now gets the latched array, then the whole map.
+    late: list[MarkerArray] = []
+    harness.harness.node.create_subscription(MarkerArray, 'markers', late.append, LATCHED)
+    assert harness.wait(lambda: cells_in(late) == after)
     assert harness.wait(lambda: recorder.set_parameters(
         parameters(map_frame='odom'))[0].successful)
     # A new frame rebuilds every cell's markers.
     assert harness.wait(lambda: {m.header.frame_id for m in
-                                 cells_in(harness.markers[-1]).values()} == {'odom'})
-    assert len(cells_in(harness.markers[-1])) == 3
+                                 cells_in(harness.markers).values()} == {'odom'})
+    assert len(cells_in(harness.markers)) == 3
 
 
 def test_parameters_are_described_and_validated(harness: RecorderRig) -> None:
@@ -240,8 +263,8 @@ def test_continues_an_existing_run(ros_context: object, tmp_path: Path) -> None:
             first.publish(detection(sequence, 3.0 * sequence, 0.0))
         assert first.wait(lambda: first.recorder.records_written == 3)
         assert first.wait(lambda: bool(first.markers)
-                          and len(cells_in(first.markers[-1])) == 3)
-        cells = cell_positions(first.markers[-1])
+                          and len(cells_in(first.markers)) == 3)
+        cells = cell_positions(first.markers)
     finally:
         first.close()
     second = RecorderRig(ros_context, map_dir, use_datum=False)
@@ -249,8 +272,8 @@ def test_continues_an_existing_run(ros_context: object, tmp_path: Path) -> None:
         assert second.recorder.records_at_start == 3
         # The ENU origin is again the run's first fix, so cells keep their places.
         assert second.wait(lambda: bool(second.markers)
-                           and len(cells_in(second.markers[-1])) == 3)
-        assert cell_positions(second.markers[-1]) == cells
+                           and len(cells_in(second.markers)) == 3)
+        assert cell_positions(second.markers) == cells
         second.connect()
         second.publish(detection(10, 1.0, 1.0))
         assert second.wait(lambda: second.recorder.records_written == 1)
