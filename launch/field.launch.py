@@ -54,6 +54,10 @@ def generate_launch_description() -> LaunchDescription:
     default_params_file = PathJoinSubstitution([share, 'config', 'field.yaml'])
     shipped_dds_profile = PathJoinSubstitution([share, 'config', 'fastdds_profile.xml'])
     profile_variable = dds_profile_variable(os.environ.get('ROS_DISTRO', ''))
+    # A robot may still name its profile under the other variable (set before an upgrade).
+    older_variable = ('FASTRTPS_DEFAULT_PROFILES_FILE'
+                      if profile_variable == 'FASTDDS_DEFAULT_PROFILES_FILE'
+                      else 'FASTDDS_DEFAULT_PROFILES_FILE')
     rviz_config = PathJoinSubstitution([share, 'config', 'field.rviz'])
 
     arguments = [
@@ -95,10 +99,12 @@ def generate_launch_description() -> LaunchDescription:
         # allow-list) keeps it; give it a shared-memory segment as large as the shipped one.
         DeclareLaunchArgument(
             'dds_profile',
-            default_value=EnvironmentVariable(profile_variable,
-                                              default_value=shipped_dds_profile),
+            default_value=EnvironmentVariable(
+                profile_variable, default_value=EnvironmentVariable(
+                    older_variable, default_value=shipped_dds_profile)),
             description='Fast DDS XML profile exported to the nodes; default: the one the '
-                        'environment names, else the shipped config/fastdds_profile.xml'),
+                        'environment names (either variable name), else the shipped '
+                        'config/fastdds_profile.xml'),
     ]
 
     compressed = LaunchConfiguration('compressed')

@@ -14,7 +14,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+import errno
+import hashlib
+import os
 from pathlib import Path
+import socket
 import time
 from typing import Any
 
@@ -25,6 +29,7 @@ from plant_disease_ros.core.map_file import (
     GeoJsonSeqWriter,
     iter_geojson_seq,
     parse_json,
+    RecordsFileBusy,
     SeqReadStats,
     write_feature_collection,
     write_json_atomic,
@@ -132,6 +137,7 @@ class MapRun:
         self.files_replaced = 0
         self.replaced_note = ''
         self._not_in_file = 0  # records counted before the file was replaced
+        self._claim: socket.socket | None = None
 
     def continue_existing(self, add: Callable[[dict], None]) -> None:
         """Hand each record of an earlier session of this run to ``add``, in file order.
@@ -181,11 +187,27 @@ class MapRun:
         return removed
 
     def claim(self) -> None:
-        """Open an existing records file now, so a second writer of the run is refused at start.
+        """Claim the run for this process, so a second recorder of it is refused at start.
 
-        Raises RecordsFileBusy (an OSError) when another process holds it. A run whose file
-        does not exist yet is claimed at its first record.
+        On this machine the claim is an abstract Unix socket named after the records file
+        (no file is made: a run that never records leaves none; the kernel releases it
+        when the process ends, also after kill -9); an existing records file is also
+        opened and locked now (another machine writing it over a share). Raises
+        RecordsFileBusy (an OSError) when another process holds either.
         """
+        if self._claim is None:
+            key = hashlib.sha256(os.path.abspath(self.records_path).encode()).hexdigest()
+            claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                claim.bind(f'\0plant_disease_ros.run.{key[:40]}')
+            except OSError as error:
+                claim.close()
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                raise RecordsFileBusy(
+                    errno.EBUSY, 'another process is writing it (a second recorder with the '
+                    'same map_dir and run_name?)', str(self.records_path)) from None
+            self._claim = claim
         if self._writer is None and self.records_path.exists():
             self._writer = GeoJsonSeqWriter(self.records_path)
 
@@ -202,10 +224,22 @@ class MapRun:
             self._writer.close()
             self._writer = None
             self.files_replaced += 1
-            self._not_in_file = self.records_at_start + self.records_written
-            self.replaced_note = (f'{self.records_path} was removed or replaced while open: '
-                                  f'a new file was started there; the {lost} record(s) in the '
-                                  'old one are not in it')
+            # The file now at the path may hold records (a card mounted again, a restored
+            # copy): they are the ones it has, whatever the old file held.
+            found = SeqReadStats()
+            if self.records_path.exists():
+                for _ in iter_geojson_seq(self.records_path, found):
+                    pass
+            self._not_in_file = self.records_at_start + self.records_written - found.records
+            if found.records:
+                self.replaced_note = (
+                    f'{self.records_path} was replaced while open (storage mounted again?): '
+                    f'continuing the file now there, which holds {found.records} record(s) '
+                    f'(the old one held {lost})')
+            else:
+                self.replaced_note = (
+                    f'{self.records_path} was removed or replaced while open: a new file was '
+                    f'started there; the {lost} record(s) in the old one are not in it')
         if self._writer is None:
             self.records_path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = GeoJsonSeqWriter(self.records_path)
@@ -296,6 +330,9 @@ class MapRun:
             # because the memory queue was full while the disk was.
             'records_held_unwritten': self.records_held,
             'records_dropped_queue_full': self.records_dropped,
+            # The records file removed or replaced under the recorder (see _open_writer).
+            'records_file_replaced': self.files_replaced,
+            'records_file_note': self.replaced_note,
             **extra,
         })
         return count
@@ -309,3 +346,6 @@ class MapRun:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None

@@ -217,7 +217,7 @@ class DiseaseClassifierNode(Node):
                                                 clock=steady_clock())
         self._pending_timer.cancel()
         self._subscribe_frames = subscribe_frames
-        self.diagnostics.watch_input(self._describe_input, value['input_timeout_s'])
+        self._watch_frames(value['input_timeout_s'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
         self.get_logger().info(
@@ -365,7 +365,7 @@ class DiseaseClassifierNode(Node):
             elif parameter.name == 'fix_wait_s':
                 self.fix_wait_s = float(parameter.value)
             elif parameter.name == 'input_timeout_s':
-                self.diagnostics.watch_input(self._describe_input, parameter.value)
+                self._watch_frames(parameter.value)
             elif parameter.name == 'gps_required':
                 self.gps_required = bool(parameter.value)
             elif parameter.name == 'max_fix_accuracy_m':
@@ -489,10 +489,18 @@ class DiseaseClassifierNode(Node):
             self.warnings.warning('motion_blur_error', f'motion blur estimate failed: {error}')
             return None
 
+    def _watch_frames(self, timeout_s: float) -> None:
+        """Warn while no frame has come for ``timeout_s`` on ``frames`` (0: never).
+
+        In the single-process pipeline the camera_subscriber beside it watches the images:
+        the frames it hands over are only those its ``max_rate_hz`` lets through, so a
+        silence here would be a false alarm at a low rate.
+        """
+        self.diagnostics.watch_input(self._describe_input,
+                                     timeout_s if self._subscribe_frames else 0.0)
+
     def _describe_input(self) -> str:
         """Name the frames this node waits for (for the silence warning)."""
-        if not self._subscribe_frames:
-            return 'frames from the camera_subscriber of this process'
         topic = self.frames_subscription.topic
         return f'frames on {topic} ({self.count_publishers(topic)} publishers)'
 

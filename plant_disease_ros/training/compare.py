@@ -383,9 +383,11 @@ def free_output_folder(out_dir: str | Path, limit: int = 10000) -> Path:
     A comparison never replaces an earlier one, as a replay never replaces another run's
     outputs: a folder is taken when it holds any of :data:`OUTPUT_NAMES` (or is a file).
     """
-    out_dir = Path(out_dir)
+    given = Path(out_dir)
+    # '.' and '..' have no name to number: their absolute path has.
+    base = given if given.name not in ('', '.', '..') else Path(os.path.abspath(given))
     for number in range(1, limit):
-        folder = out_dir if number == 1 else out_dir.with_name(f'{out_dir.name}-{number}')
+        folder = given if number == 1 else base.with_name(f'{base.name}-{number}')
         if not folder.exists():
             return folder
         if folder.is_dir() and not any((folder / name).exists() for name in OUTPUT_NAMES):

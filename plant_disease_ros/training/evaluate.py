@@ -153,6 +153,9 @@ def evaluate(options: EvaluationOptions) -> dict:
     report = {
         'model': str(options.model_path),
         'model_bytes': Path(options.model_path).stat().st_size,
+        # What model-card checks an evaluation against (the size alone cannot tell two
+        # exports of one network apart).
+        'model_sha256': hashlib.sha256(Path(options.model_path).read_bytes()).hexdigest(),
         'backend': classifier.model.backend,
         'photos': int(len(images)),
         'unreadable': unreadable,

@@ -155,7 +155,8 @@ def test_append_continue_and_save(tmp_path: Path) -> None:
     assert list(summary) == ['run_name', 'saved_at', 'records_file', 'feature_collection',
                              'features_in_collection', 'records_written_this_session',
                              'records_continued', 'records_held_unwritten',
-                             'records_dropped_queue_full', 'map_frame', 'detections']
+                             'records_dropped_queue_full', 'records_file_replaced',
+                             'records_file_note', 'map_frame', 'detections']
     assert summary['run_name'] == 'field'
     assert summary['saved_at'] == '2026-05-01T12:00:00+00:00'
     assert summary['features_in_collection'] == 4
@@ -403,3 +404,36 @@ def test_temporaries_of_a_killed_save_are_removed_but_not_a_running_ones(
     assert not any(path.exists() for path in left)
     assert running.exists() and other_run.exists()
     assert run.remove_stale_temporaries() == []
+
+
+def test_a_run_is_claimed_at_start_before_any_record(tmp_path: Path) -> None:
+    """A respawned recorder beside one that has not recorded yet: refused, no file made."""
+    first = MapRun(tmp_path / 'maps', 'field')
+    first.claim()
+    second = MapRun(tmp_path / 'maps', 'field')
+    with pytest.raises(RecordsFileBusy, match='another process is writing it'):
+        second.claim()
+    assert not (tmp_path / 'maps').exists()
+    # Another run in the same folder is not affected.
+    MapRun(tmp_path / 'maps', 'other').claim()
+    first.close()
+    second.claim()  # released with the first
+    second.close()
+
+
+def test_a_restored_records_file_is_continued_and_counted(tmp_path: Path) -> None:
+    """The same records back under a new inode (a card mounted again): kept, not 'lost'."""
+    run = MapRun(tmp_path, 'field')
+    assert all(run.record(feature(sequence)) for sequence in range(3))
+    copy = tmp_path / 'copy.geojsons'
+    shutil.copyfile(run.records_path, copy)
+    copy.replace(run.records_path)
+    assert run.record(feature(3))
+    assert run.files_replaced == 1
+    assert 'continuing the file now there, which holds 3 record(s)' in run.replaced_note
+    assert run.records_in_file == 4
+    assert run.save({}) == 4
+    summary = json.loads(run.summary_path.read_text())
+    assert summary['records_file_replaced'] == 1
+    assert summary['records_file_note'] == run.replaced_note
+    run.close()

@@ -296,12 +296,16 @@ def test_a_second_recorder_of_the_same_run_refuses_to_start(ros_context: object,
     """A respawned launch beside the running one: one writer per run, the first keeps it."""
     map_dir = tmp_path / 'maps'
     first = RecorderRig(ros_context, map_dir, use_datum=False)
+    refused = r'cannot record to .*field\.geojsons: another process is writing it'
     try:
+        # Before the first has recorded anything (no file yet), and after.
+        with pytest.raises(ValueError, match=refused):
+            RecorderRig(ros_context, map_dir, use_datum=False)
+        assert not map_dir.exists()
         first.connect()
         first.publish(detection(0, 0.0, 0.0))
         assert first.wait(lambda: first.recorder.records_written == 1)
-        with pytest.raises(ValueError, match=r'cannot record to .*field\.geojsons: another '
-                                             r'process is writing it'):
+        with pytest.raises(ValueError, match=refused):
             RecorderRig(ros_context, map_dir, use_datum=False)
         first.publish(detection(1, 3.0, 0.0))
         assert first.wait(lambda: first.recorder.records_written == 2)

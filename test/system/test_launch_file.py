@@ -379,7 +379,14 @@ def test_dds_profile_is_exported_once_under_the_distros_name(model: LaunchModel)
     default = model.resolve(keyword(declared['dds_profile'], 'default_value'))
     assert call_name(default) == 'EnvironmentVariable'
     assert model.resolve(default.args[0]) is name  # type: ignore[union-attr]
-    assert model.package_file(keyword(default, 'default_value')) == \
+    # Then the other variable name (a profile set before an upgrade), then the shipped one.
+    older = model.resolve(keyword(default, 'default_value'))  # type: ignore[arg-type]
+    assert call_name(older) == 'EnvironmentVariable'
+    older_name = model.resolve(older.args[0])  # type: ignore[union-attr]
+    assert isinstance(older_name, ast.IfExp)
+    assert {constant_string(older_name.body), constant_string(older_name.orelse)} == {
+        FASTRTPS_VARIABLE, FASTDDS_VARIABLE}
+    assert model.package_file(keyword(older, 'default_value')) == \
         'config/fastdds_profile.xml'  # type: ignore[arg-type]
 
 

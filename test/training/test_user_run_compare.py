@@ -67,3 +67,14 @@ def test_compare_names_the_runs_and_keeps_an_earlier_comparison(
     assert (second['base_name'], second['new_name']) == ('mine', 'before')
     assert main(['compare', 'runs/mine/eval', 'runs/before/eval']) == 0
     assert (tmp_path / 'comparison-3' / 'comparison.png').is_file()
+
+
+def test_a_comparison_into_the_current_folder_is_numbered_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out . holding a comparison: the next goes beside it, not an error about a name."""
+    from plant_disease_ros.training.compare import free_output_folder
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'comparison.json').write_text('{}')
+    assert free_output_folder('.') == tmp_path.with_name(f'{tmp_path.name}-2')
+    assert free_output_folder('fresh') == Path('fresh')
