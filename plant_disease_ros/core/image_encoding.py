@@ -24,18 +24,47 @@ BAYER_ENCODINGS: tuple[str, ...] = tuple(
 MIN_BAYER_SIDE = 3
 """OpenCV demosaics a mosaic under 3 rows or columns to black; such a mosaic is refused."""
 
+YUV420_ENCODINGS: tuple[str, ...] = ('nv12', 'nv21')
+"""4:2:0 semi-planar: ``height`` luma rows, then ``height / 2`` rows of interleaved chroma
+(U V for nv12, V U for nv21) with the same ``step``; each 2×2 block shares one pair."""
+
 SUPPORTED_ENCODINGS: tuple[str, ...] = (
-    'rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422', 'yuv422_yuy2',
-    *BAYER_ENCODINGS)
+    'rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'rgb16', 'bgr16', 'rgba16',
+    'bgra16', 'yuv422', 'yuv422_yuy2', *YUV420_ENCODINGS, *BAYER_ENCODINGS)
 
 # Other names for the same byte layouts (sensor_msgs/image_encodings.hpp and camera drivers).
-ENCODING_ALIASES: dict[str, str] = {'uyvy': 'yuv422', 'yuyv': 'yuv422_yuy2'}
+ENCODING_ALIASES: dict[str, str] = {
+    'uyvy': 'yuv422', 'yuyv': 'yuv422_yuy2',
+    # OpenCV type names, from drivers that publish a cv::Mat as it is (cv_bridge's
+    # CvImage(header, '8UC3', mat)). The name says nothing of channel order, so the order is
+    # OpenCV's own: its capture, imread and imshow are BGR(A), and cv_bridge's
+    # cvtColorForDisplay reads CV_8UC3 and CV_8UC4 as bgr8 and bgra8 for the same reason.
+    # Reading 8UC3 as RGB would swap red and blue in the common case (a brown lesion turns
+    # blue); a driver that fills the Mat from an RGB source must say rgb8.
+    '8uc1': 'mono8', '8uc3': 'bgr8', '8uc4': 'bgra8',
+}
+
+# Encodings that are not pictures of the scene, refused with the reason why. REP 118 makes
+# 16UC1 (millimetres) and 32FC1 (metres) the depth image encodings, and depth cameras
+# publish 16UC1: read as mono16 a depth map would be classified as a grey leaf. (cv_bridge
+# shows 16UC1 as mono16, but only to display it.) A grey 16-bit camera says mono16.
+NOT_CAMERA_ENCODINGS: dict[str, str] = {
+    '16uc1': 'a depth image (REP 118: millimetres)',
+    '32fc1': 'a depth image (REP 118: metres)',
+}
 
 BYTES_PER_PIXEL: dict[str, int] = {
     'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, 'mono16': 2,
-    'yuv422': 2, 'yuv422_yuy2': 2,
+    'rgb16': 6, 'bgr16': 6, 'rgba16': 8, 'bgra16': 8, 'yuv422': 2, 'yuv422_yuy2': 2,
+    **{name: 1 for name in YUV420_ENCODINGS},  # per row; see buffer_rows for the rows
     **{name: 1 if name.endswith('8') else 2 for name in BAYER_ENCODINGS},
 }
+
+# The 8-bit layout the high bytes of a 16-bit encoding make (Bayer keeps its own name).
+_EIGHT_BIT_LAYOUTS: dict[str, str] = {
+    'mono16': 'mono8', 'rgb16': 'rgb8', 'bgr16': 'bgr8', 'rgba16': 'rgba8', 'bgra16': 'bgra8',
+}
+_CHROMA_PAIR_ENCODINGS: tuple[str, ...] = ('yuv422', 'yuv422_yuy2', *YUV420_ENCODINGS)
 
 COMPRESSED_FORMATS: tuple[str, ...] = ('jpeg', 'png')
 
@@ -45,6 +74,8 @@ _TO_RGB_CODES: dict[str, int] = {
     'bgra8': cv2.COLOR_BGRA2RGB,
     'yuv422': cv2.COLOR_YUV2RGB_UYVY,
     'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2,
+    'nv12': cv2.COLOR_YUV2RGB_NV12,
+    'nv21': cv2.COLOR_YUV2RGB_NV21,
 }
 _FROM_RGB_CODES: dict[str, int] = {
     'bgr8': cv2.COLOR_RGB2BGR,
@@ -74,11 +105,26 @@ def normalize_encoding(encoding: str) -> str:
     """Return the canonical name of ``encoding`` or raise 'unknown_encoding'."""
     name = str(encoding).strip().lower()
     name = ENCODING_ALIASES.get(name, name)
+    if name in NOT_CAMERA_ENCODINGS:
+        raise ImageConversionError(
+            'unknown_encoding',
+            f'encoding {encoding!r} is {NOT_CAMERA_ENCODINGS[name]}, not a camera picture; '
+            f'supported: {", ".join(SUPPORTED_ENCODINGS)}')
     if name not in BYTES_PER_PIXEL:
         raise ImageConversionError(
             'unknown_encoding',
             f'unknown encoding {encoding!r}; supported: {", ".join(SUPPORTED_ENCODINGS)}')
     return name
+
+
+def buffer_rows(encoding: str, height: int) -> int:
+    """Return how many rows of ``step`` bytes an image ``height`` pixels high takes.
+
+    ``height`` for every encoding but the 4:2:0 ones (nv12, nv21), whose chroma plane adds
+    ``height / 2`` rows of the same ``step`` after the luma rows.
+    """
+    name = normalize_encoding(encoding)
+    return height + height // 2 if name in YUV420_ENCODINGS else height
 
 
 def _as_byte_array(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
@@ -102,10 +148,13 @@ def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
     """Convert a raw image buffer (a sensor_msgs/Image payload) to H×W×3 uint8 RGB.
 
     ``step`` is the length of a row in bytes (padding allowed); bytes beyond
-    ``step * height`` are ignored. ``is_bigendian`` matters only for 16-bit encodings
-    (mono16, bayer_*16), which are scaled to 8 bit by keeping the high byte (``>> 8``).
-    Bayer mosaics (a camera's raw colour filter array, at least 3×3) are demosaiced
-    bilinearly, as ``image_proc`` would before the node.
+    ``step * buffer_rows(encoding, height)`` are ignored. ``is_bigendian`` matters only for
+    16-bit encodings (mono16, rgb16, bgr16, rgba16, bgra16, bayer_*16), which are scaled to
+    8 bit by keeping the high byte (``>> 8``). nv12 and nv21 (4:2:0, even width and height)
+    take ``height * 3 / 2`` rows: the luma plane, then the interleaved chroma plane at row
+    ``height``, both ``step`` bytes a row. Bayer mosaics (a camera's raw colour filter
+    array, at least 3×3) are demosaiced bilinearly, as ``image_proc`` would before the node.
+    The OpenCV type names 8UC1, 8UC3 and 8UC4 are read as mono8, bgr8 and bgra8.
     """
     name = normalize_encoding(encoding)
     width, height, step = int(width), int(height), int(step)
@@ -117,34 +166,51 @@ def raw_to_rgb(data: bytes | bytearray | memoryview | np.ndarray, encoding: str,
     if buffer.size == 0:
         raise ImageConversionError(
             'empty', f'empty image data for a {width}x{height} {name} image')
-    if name in ('yuv422', 'yuv422_yuy2') and width % 2:
-        raise ImageConversionError(
-            'bad_size', f'odd width {width} for {name} (two pixels share one chroma pair)')
+    _check_chroma_size(name, width, height)
     _check_bayer_size(name, width, height)
     row_bytes = width * BYTES_PER_PIXEL[name]
     if step < row_bytes:
         raise ImageConversionError(
             'bad_step', f'step {step} < row of {width} px x {BYTES_PER_PIXEL[name]} bytes '
             f'= {row_bytes} for {name}')
-    needed = step * height
+    row_count = buffer_rows(name, height)
+    needed = step * row_count
     if buffer.size < needed:
+        rows_text = (f'height {height}' if row_count == height else
+                     f'{row_count} rows ({height} luma + {row_count - height} chroma)')
         raise ImageConversionError(
-            'truncated', f'truncated image: {buffer.size} bytes < step {step} x height '
-            f'{height} = {needed}')
+            'truncated', f'truncated image: {buffer.size} bytes < step {step} x {rows_text} '
+            f'= {needed}')
     # Rows as a strided view: the padding at the end of each row is never touched.
-    rows = buffer[:needed].reshape(height, step)[:, :row_bytes]
+    rows = buffer[:needed].reshape(row_count, step)[:, :row_bytes]
     if name == 'rgb8':
         return np.array(rows.reshape(height, width, 3), dtype=np.uint8, order='C', copy=True)
+    if name in YUV420_ENCODINGS:
+        # One 3H/2-row image with the message's step: OpenCV reads the chroma from row H on.
+        return cv2.cvtColor(rows, _TO_RGB_CODES[name])
     if name.endswith('16'):
         # The high byte of each sample is the sample >> 8.
-        rows = np.ascontiguousarray(rows[:, 0::2] if is_bigendian else rows[:, 1::2])
+        rows = (rows[:, 0::2] if is_bigendian else rows[:, 1::2]).copy()
+        name = _EIGHT_BIT_LAYOUTS.get(name, name)
+        if name == 'rgb8':
+            return rows.reshape(height, width, 3)  # a fresh array already
     # OpenCV reads the row-strided view directly (padding skipped) and writes a new array.
     if name in BAYER_ENCODINGS:
         return cv2.cvtColor(rows, BAYER_PATTERNS[_bayer_pattern(name)])
-    if name in ('mono8', 'mono16'):
+    if name == 'mono8':
         return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
     pixels = rows.reshape(height, width, BYTES_PER_PIXEL[name])
     return cv2.cvtColor(pixels, _TO_RGB_CODES[name])
+
+
+def _check_chroma_size(name: str, width: int, height: int) -> None:
+    """Refuse a size the encoding's shared chroma samples cannot cover."""
+    if name in _CHROMA_PAIR_ENCODINGS and width % 2:
+        raise ImageConversionError(
+            'bad_size', f'odd width {width} for {name} (two pixels share one chroma pair)')
+    if name in YUV420_ENCODINGS and height % 2:
+        raise ImageConversionError(
+            'bad_size', f'odd height {height} for {name} (two rows share one chroma row)')
 
 
 def _bayer_pattern(name: str) -> str:
@@ -174,10 +240,11 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
 
     The inverse of :func:`raw_to_rgb`. ``step`` (bytes per row, at least one row) adds
     zero padding at the end of each row; ``is_bigendian`` sets the byte order of the
-    16-bit encodings (mono16, bayer_*16).
+    16-bit encodings (mono16, rgb16, bgr16, rgba16, bgra16, bayer_*16).
     Mono encodings store the luma; 16-bit encodings repeat the 8-bit value in both bytes
-    so that ``>> 8`` returns it. YUV encodings are BT.601 4:2:2 as OpenCV writes them. Bayer
-    encodings keep one colour per pixel, as the pattern's filter passes it.
+    so that ``>> 8`` returns it. YUV encodings are BT.601 as OpenCV writes them: 4:2:2 for
+    yuv422 and yuv422_yuy2, 4:2:0 for nv12 and nv21 (its I420 planes, interleaved).
+    Bayer encodings keep one colour per pixel, as the pattern's filter passes it.
     """
     name = normalize_encoding(encoding)
     image = np.asarray(rgb)
@@ -188,33 +255,53 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
     height, width = image.shape[:2]
     if width == 0 or height == 0:
         raise ImageConversionError('empty', f'empty image: width {width} x height {height}')
-    if name in ('yuv422', 'yuv422_yuy2') and width % 2:
-        raise ImageConversionError('bad_size', f'odd width {width} for {name}')
+    _check_chroma_size(name, width, height)
     _check_bayer_size(name, width, height)
     image = np.ascontiguousarray(image)
-    if name == 'rgb8':
-        pixels = image
-    elif name in ('mono8', 'mono16') or name in BAYER_ENCODINGS:
-        if name in BAYER_ENCODINGS:
-            samples = bayer_mosaic(image, _bayer_pattern(name))
-        else:
-            samples = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if BYTES_PER_PIXEL[name] == 1:
-            pixels = samples
-        else:
-            wide = samples.astype(np.uint16) * np.uint16(257)
-            pixels = wide.astype('>u2' if is_bigendian else '<u2').view(np.uint8)
+    layout = _EIGHT_BIT_LAYOUTS.get(name, name)
+    if name in YUV420_ENCODINGS:
+        samples = _rgb_to_yuv420_semi_planar(image, name)
+    elif layout == 'rgb8':
+        samples = image
+    elif layout == 'mono8':
+        samples = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    elif name in BAYER_ENCODINGS:
+        samples = bayer_mosaic(image, _bayer_pattern(name))
     else:
-        pixels = cv2.cvtColor(image, _FROM_RGB_CODES[name])
+        samples = cv2.cvtColor(image, _FROM_RGB_CODES[layout])
+    if name.endswith('16'):
+        wide = samples.astype(np.uint16) * np.uint16(257)
+        pixels = np.ascontiguousarray(wide.astype('>u2' if is_bigendian else '<u2'))
+        pixels = pixels.view(np.uint8)
+    else:
+        pixels = samples
     row_bytes = width * BYTES_PER_PIXEL[name]
-    rows = np.ascontiguousarray(pixels).reshape(height, row_bytes)
+    rows = np.ascontiguousarray(pixels).reshape(buffer_rows(name, height), row_bytes)
     if step is None or step == row_bytes:
         return rows.tobytes(), row_bytes
     if step < row_bytes:
         raise ImageConversionError('bad_step', f'step {step} < row of {row_bytes} bytes')
-    padded = np.zeros((height, step), dtype=np.uint8)
+    padded = np.zeros((rows.shape[0], step), dtype=np.uint8)
     padded[:, :row_bytes] = rows
     return padded.tobytes(), int(step)
+
+
+def _rgb_to_yuv420_semi_planar(image: np.ndarray, name: str) -> np.ndarray:
+    """Return the (3H/2)×W nv12 or nv21 image of an even-sized RGB ``image``.
+
+    OpenCV writes 4:2:0 only as planes (I420: Y, then U, then V); nv12 interleaves the
+    chroma planes U V, nv21 V U.
+    """
+    height, width = image.shape[:2]
+    planar = cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420).reshape(-1)
+    luma_size, chroma_size = height * width, height * width // 4
+    u = planar[luma_size:luma_size + chroma_size].reshape(height // 2, width // 2)
+    v = planar[luma_size + chroma_size:].reshape(height // 2, width // 2)
+    first, second = (u, v) if name == 'nv12' else (v, u)
+    chroma = np.empty((height // 2, width), dtype=np.uint8)
+    chroma[:, 0::2] = first
+    chroma[:, 1::2] = second
+    return np.concatenate([planar[:luma_size].reshape(height, width), chroma])
 
 
 def compressed_codec(format: str, data: np.ndarray | None = None) -> str:

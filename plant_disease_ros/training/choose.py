@@ -26,6 +26,10 @@ from plant_disease_ros.training.compare import frames_but_smear, read_report, sm
 MAX_SHARP_LOSS = 0.01
 MAX_LAB_REJECTED = 0.02
 MIN_NON_LEAF_REJECTED = 0.95
+# A leaf domain's rejected share may rise by at most this much: top-1 counts a frame's top
+# label whether or not it clears score_threshold, so a candidate that rejects field
+# leaves (nothing on the map) would otherwise keep its top-1 credit.
+MAX_LEAF_REJECTED_RISE = 0.05
 LAB_DOMAIN = 'lab'
 
 
@@ -38,6 +42,7 @@ class ModelScores:
     smeared: dict[str, float]
     lab_rejected: float | None
     non_leaf_rejected: dict[str, float]
+    leaf_rejected: dict[str, float]  # leaf domain -> rejected share, sharp frames
     smear_px: int
     frames: dict  # what the frames were, but for the smear (compare.frames_but_smear)
 
@@ -115,12 +120,15 @@ def _model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> 
         lab_rejected=float(lab['rejected']) if lab is not None else None,
         non_leaf_rejected={domain: float(report['rejected'])
                            for domain, report in domains.items() if report['negative']},
+        leaf_rejected={domain: float(report['rejected'])
+                       for domain, report in domains.items() if not report['negative']},
         smear_px=smear_px, frames=frames)
 
 
 def choose(incumbent: ModelScores, candidate: ModelScores,
            max_sharp_loss: float = MAX_SHARP_LOSS, max_lab_rejected: float = MAX_LAB_REJECTED,
-           min_non_leaf_rejected: float = MIN_NON_LEAF_REJECTED) -> Choice:
+           min_non_leaf_rejected: float = MIN_NON_LEAF_REJECTED,
+           max_leaf_rejected_rise: float = MAX_LEAF_REJECTED_RISE) -> Choice:
     """Apply the rule to two models' scores on the same frames."""
     if incumbent.frames != candidate.frames or incumbent.smear_px != candidate.smear_px:
         raise ValueError('the two models were not evaluated on the same frames, settings and '
@@ -135,6 +143,12 @@ def choose(incumbent: ModelScores, candidate: ModelScores,
         checks.append((f'lab leaves rejected {100 * candidate.lab_rejected:.2f} % <= '
                        f'{100 * max_lab_rejected:g} %',
                        candidate.lab_rejected <= max_lab_rejected))
+    for domain, rejected in candidate.leaf_rejected.items():
+        before = incumbent.leaf_rejected.get(domain)
+        if before is not None:
+            checks.append((f'{domain} leaves rejected {100 * rejected:.2f} % <= '
+                           f'{100 * before:.2f} % + {100 * max_leaf_rejected_rise:g} points',
+                           rejected <= before + max_leaf_rejected_rise))
     for domain, rejected in candidate.non_leaf_rejected.items():
         checks.append((f'{domain} rejected {100 * rejected:.2f} % >= '
                        f'{100 * min_non_leaf_rejected:g} %', rejected >= min_non_leaf_rejected))

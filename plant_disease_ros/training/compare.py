@@ -76,6 +76,19 @@ def smear_of(report: dict, name: str) -> int:
     return int(report['camera']['motion_blur_px'])
 
 
+def node_settings(report: dict) -> dict | None:
+    """Return how the nodes of a ``--through-nodes`` evaluation were configured, or None.
+
+    Their params file and ``-p`` overrides (``crops``, ``test_time_poses``,
+    ``vegetation_gate``...) decide what they publish; the report's own ``crops`` and
+    ``poses`` are the in-process classifier's. Timings and folders are left out.
+    """
+    through = report.get('through_nodes')
+    if not isinstance(through, dict):
+        return None
+    return {key: through.get(key) for key in ('params_file', 'parameters')}
+
+
 def frames_but_smear(report: dict) -> dict:
     """Return what evaluations of the same frames share whatever their smear (not the model).
 
@@ -84,6 +97,7 @@ def frames_but_smear(report: dict) -> dict:
     """
     return {'camera': {**report['camera'], 'motion_blur_px': 0},
             **{key: report.get(key) for key in FRAME_SETTINGS},
+            'through_nodes': node_settings(report),
             'photos': {name: domain['photos'] for name, domain in report['domains'].items()}}
 
 
@@ -248,6 +262,9 @@ def compare_evaluations(base: Evaluation, new: Evaluation,
                               'compare')
     settings = {key: [base.report.get(key), new.report.get(key)] for key in SETTINGS
                 if base.report.get(key) != new.report.get(key)}
+    nodes = [node_settings(base.report), node_settings(new.report)]
+    if nodes[0] != nodes[1]:
+        settings['through_nodes'] = nodes
     names = names or default_names(base.folder, new.folder)
     return {
         'base': str(base.folder), 'new': str(new.folder),

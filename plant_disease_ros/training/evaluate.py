@@ -470,8 +470,8 @@ def format_report(report: dict) -> str:
         lines.append('most confused: ' + '; '.join(
             f'{pair["truth"]} -> {pair["predicted"]} ({pair["count"]})'
             for pair in report['most_confused']))
-    lines.append('95 %: Wilson 95 % interval of top-1 (where another test set of this size '
-                 'may land)')
+    lines.append("95 %: Wilson 95 % interval of the model's top-1 on photos of this kind "
+                 '(not where another test set of this size may land: that range is wider)')
     return '\n'.join(lines)
 
 

@@ -477,8 +477,8 @@ def format_domain_table(reports: dict[str, dict]) -> str:
                      f'{top3:>7} {100 * report["rejected"]:8.2f}% {100 * wrong:6.2f}% '
                      f'{100 * report["ece"]:5.2f}%'
                      + (f' {100 * report.get("stopped_by_gate", 0.0):7.2f}%' if gate else ''))
-    lines.append('interval: Wilson 95 % interval of top-1 (where another test set of this '
-                 'size may land)')
+    lines.append("interval: Wilson 95 % interval of the model's top-1 on photos of this kind "
+                 '(not where another test set of this size may land: that range is wider)')
     lines.append('rejected: leaves labelled no_leaf or scored below the threshold (a loss); '
                  'non-leaf frames the same (a success); top-1 of non-leaf = labelled no_leaf')
     lines.append('wrong: frames that put a wrong point on the disease map (a leaf accepted '

@@ -14,16 +14,19 @@ import pytest
 from plant_disease_ros.core.image_encoding import (
     BAYER_ENCODINGS,
     bayer_mosaic,
+    buffer_rows,
     BYTES_PER_PIXEL,
     compressed_to_rgb,
     ImageConversionError,
     raw_to_rgb,
     rgb_to_raw,
     SUPPORTED_ENCODINGS,
+    YUV420_ENCODINGS,
 )
 
 LEAVES_DIR = Path(__file__).resolve().parents[1] / 'data' / 'leaves'
 YUV_ENCODINGS = ('yuv422', 'yuv422_yuy2')
+COLOUR16_ENCODINGS = ('rgb16', 'bgr16', 'rgba16', 'bgra16')
 # BT.601 4:2:2 stores luma with 8 bits in 16..235 and shares chroma between two pixels.
 YUV_TOLERANCE = 3
 
@@ -40,11 +43,18 @@ def pair_constant(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def block_constant(rgb: np.ndarray) -> np.ndarray:
+    """Give each 2×2 pixel block one colour, so 4:2:0 chroma loses nothing."""
+    out = pair_constant(rgb)
+    out[1::2] = out[0::2]
+    return out
+
+
 def expected_after_round_trip(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
     """Return what a round trip through ``encoding`` should give, and the tolerance."""
     if encoding.startswith('mono'):
         return grey(rgb), 0
-    if encoding in YUV_ENCODINGS:
+    if encoding in YUV_ENCODINGS + YUV420_ENCODINGS:
         return rgb, YUV_TOLERANCE
     # Bayer: random_image gives one colour, which demosaicing restores exactly.
     return rgb, 0
@@ -56,10 +66,10 @@ def random_image(rng: np.random.Generator, height: int, width: int,
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     if encoding.startswith('mono'):
         return grey(image)
-    if encoding in YUV_ENCODINGS:
+    if encoding in YUV_ENCODINGS + YUV420_ENCODINGS:
         # Keep colours inside the video range so clipping does not add error.
         image = (16 + image.astype(np.uint16) * 219 // 255).astype(np.uint8)
-        return pair_constant(image)
+        return pair_constant(image) if encoding in YUV_ENCODINGS else block_constant(image)
     if encoding in BAYER_ENCODINGS:
         # A mosaic keeps one colour a pixel; only a uniform colour comes back exactly.
         image[:] = image[0, 0]
@@ -91,7 +101,7 @@ def test_round_trip_every_encoding(encoding: str, padding: int, is_bigendian: bo
     row = width * BYTES_PER_PIXEL[encoding]
     data, step = rgb_to_raw(rgb, encoding, step=row + padding, is_bigendian=is_bigendian)
     assert step == row + padding
-    assert len(data) == step * height
+    assert len(data) == step * buffer_rows(encoding, height)
     out = raw_to_rgb(data, encoding, width, height, step, is_bigendian)
     assert_rgb_array(out, height, width)
     expected, tolerance = expected_after_round_trip(rgb, encoding)
@@ -105,7 +115,7 @@ def test_round_trip_real_photo(leaf: np.ndarray, encoding: str) -> None:
     out = raw_to_rgb(data, encoding, leaf.shape[1], leaf.shape[0], step)
     expected, _ = expected_after_round_trip(leaf, encoding)
     difference = np.abs(out.astype(int) - expected.astype(int))
-    if encoding in YUV_ENCODINGS:
+    if encoding in YUV_ENCODINGS + YUV420_ENCODINGS:
         assert difference.mean() < 2.0
     elif encoding in BAYER_ENCODINGS:
         # Two thirds of the colour samples are interpolated: close on average, not exact.
@@ -193,6 +203,145 @@ def test_mono16_keeps_high_byte(is_bigendian: bool) -> None:
     np.testing.assert_array_equal(wrong[..., 0], (samples & 0xFF).astype(np.uint8))
 
 
+def nv_from_i420(rgb: np.ndarray, encoding: str, step: int, fill: int = 0xEE) -> bytes:
+    """Pack ``rgb`` as nv12/nv21 from OpenCV's planar I420 (Y plane, U plane, V plane).
+
+    Written apart from the module's encoder: the U and V planes are interleaved (U V for
+    nv12, V U for nv21) into H/2 rows after the H luma rows, each row padded to ``step``
+    with ``fill``.
+    """
+    height, width = rgb.shape[:2]
+    planar = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+    u, v = planar[height:].reshape(2, height // 2, width // 2)
+    pair = (u, v) if encoding == 'nv12' else (v, u)
+    chroma = np.stack(pair, axis=-1).reshape(height // 2, width)
+    rows = np.concatenate([planar[:height], chroma])
+    padded = np.full((rows.shape[0], step), fill, np.uint8)
+    padded[:, :width] = rows
+    return padded.tobytes()
+
+
+def test_yuv420_byte_orders() -> None:
+    """Hand-packed 4×2 frame: a red 2×2 block, then a blue one (BT.601 video range)."""
+    luma = [81, 81, 41, 41] * 2
+    # Red: U (Cb) 90, V (Cr) 240; blue: U 240, V 110.
+    planes = {'nv12': bytes(luma + [90, 240, 240, 110]),
+              'nv21': bytes(luma + [240, 90, 110, 240])}
+    for encoding, data in planes.items():
+        out = raw_to_rgb(data, encoding, 4, 2, 4)
+        assert_rgb_array(out, 2, 4)
+        assert np.abs(out[:, :2].astype(int) - [255, 0, 0]).max() <= 4, encoding
+        assert np.abs(out[:, 2:].astype(int) - [0, 0, 255]).max() <= 4, encoding
+    # The two chroma orders are not interchangeable.
+    swapped = raw_to_rgb(planes['nv21'], 'nv12', 4, 2, 4)
+    assert np.abs(swapped[:, :2].astype(int) - [255, 0, 0]).max() > 40
+
+
+@pytest.mark.parametrize('encoding', YUV420_ENCODINGS)
+@pytest.mark.parametrize('padding', [0, 13])
+def test_yuv420_from_opencv_i420(encoding: str, padding: int) -> None:
+    """An OpenCV-made frame, rows padded with junk: the chroma plane is read at row H."""
+    height, width = 12, 16
+    rgb = random_image(np.random.default_rng(5), height, width, encoding)
+    step = width + padding
+    data = nv_from_i420(rgb, encoding, step) + b'\x55' * 5
+    out = raw_to_rgb(data, encoding, width, height, step)
+    assert_rgb_array(out, height, width)
+    assert np.abs(out.astype(int) - rgb.astype(int)).max() <= YUV_TOLERANCE
+    # The module's encoder writes the same planes (its padding is zeros).
+    assert rgb_to_raw(rgb, encoding) == (nv_from_i420(rgb, encoding, width), width)
+    assert rgb_to_raw(rgb, encoding, step=step)[0] == nv_from_i420(rgb, encoding, step, 0)
+
+
+@pytest.mark.parametrize('encoding', YUV420_ENCODINGS)
+def test_yuv420_real_photo_from_opencv_i420(leaf: np.ndarray, encoding: str) -> None:
+    height, width = leaf.shape[:2]
+    out = raw_to_rgb(nv_from_i420(leaf, encoding, width + 32), encoding, width, height,
+                     width + 32)
+    # Each 2×2 block shares one chroma pair: close on average, not exact at edges.
+    assert np.abs(out.astype(int) - leaf.astype(int)).mean() < 2.0
+
+
+@pytest.mark.parametrize('encoding', YUV420_ENCODINGS)
+def test_yuv420_buffer_with_only_the_luma_plane_is_truncated(encoding: str) -> None:
+    height, width, step = 6, 8, 12
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(bytes(step * height), encoding, width, height, step)
+    assert info.value.reason == 'truncated'
+    assert str(info.value) == ('truncated image: 72 bytes < step 12 x 9 rows (6 luma + 3 '
+                               'chroma) = 108')
+
+
+@pytest.mark.parametrize('encoding', YUV420_ENCODINGS)
+@pytest.mark.parametrize(('height', 'width', 'text'), [
+    (4, 3, 'odd width 3'), (3, 4, 'odd height 3'), (1, 2, 'odd height 1')])
+def test_yuv420_odd_size_is_refused(encoding: str, height: int, width: int,
+                                    text: str) -> None:
+    """A 2×2 block shares one chroma pair: an odd width or height has half a block."""
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(bytes(64), encoding, width, height, 4)
+    assert info.value.reason == 'bad_size'
+    assert f'{text} for {encoding}' in str(info.value)
+    with pytest.raises(ImageConversionError) as info:
+        rgb_to_raw(np.zeros((height, width, 3), np.uint8), encoding)
+    assert info.value.reason == 'bad_size'
+
+
+@pytest.mark.parametrize('encoding', COLOUR16_ENCODINGS)
+@pytest.mark.parametrize('is_bigendian', [False, True])
+def test_colour16_keeps_high_byte(encoding: str, is_bigendian: bool) -> None:
+    """Distinct high and low bytes in every sample, rows padded with junk."""
+    rng = np.random.default_rng(11)
+    height, width = 3, 5
+    channels = BYTES_PER_PIXEL[encoding] // 2
+    high = rng.integers(0, 256, (height, width, channels), dtype=np.uint16)
+    low = rng.integers(0, 256, (height, width, channels), dtype=np.uint16)
+    samples = (high << 8) | low
+    row = width * channels * 2
+    step = row + 6
+    rows = np.full((height, step), 0xEE, np.uint8)
+    rows[:, :row] = samples.astype('>u2' if is_bigendian else '<u2').view(np.uint8).reshape(
+        height, row)
+    order = [0, 1, 2] if encoding.startswith('rgb') else [2, 1, 0]
+    out = raw_to_rgb(rows.tobytes(), encoding, width, height, step, is_bigendian)
+    assert_rgb_array(out, height, width)
+    np.testing.assert_array_equal(out, high[..., order].astype(np.uint8))
+    # Reading with the wrong byte order gives the low bytes instead.
+    wrong = raw_to_rgb(rows.tobytes(), encoding, width, height, step, not is_bigendian)
+    np.testing.assert_array_equal(wrong, low[..., order].astype(np.uint8))
+
+
+def test_opencv_type_names_read_as_cv_bridge_displays_them() -> None:
+    """8UC1, 8UC3 and 8UC4 are mono8, bgr8 and bgra8 (OpenCV's channel order)."""
+    red = (255, 0, 0)
+    for name in ('8UC3', '8uc3'):
+        assert tuple(raw_to_rgb(bytes([0, 0, 255, 0, 0, 255]), name, 2, 1, 6)[0, 1]) == red
+    assert tuple(raw_to_rgb(bytes([0, 0, 255, 9] * 2), '8UC4', 2, 1, 8)[0, 1]) == red
+    out = raw_to_rgb(bytes([0, 77, 255, 0xEE]), '8UC1', 3, 1, 4)
+    np.testing.assert_array_equal(out[0], [[0] * 3, [77] * 3, [255] * 3])
+    rgb = np.random.default_rng(2).integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    for name, canonical in (('8UC1', 'mono8'), ('8UC3', 'bgr8'), ('8UC4', 'bgra8')):
+        assert rgb_to_raw(rgb, name) == rgb_to_raw(rgb, canonical)
+
+
+@pytest.mark.parametrize('encoding', ['16UC1', '16uc1', '32FC1'])
+def test_depth_images_are_refused_as_depth(encoding: str) -> None:
+    """REP 118 depth frames (1.5 m everywhere here) are not grey camera pictures."""
+    millimetres = np.full((4, 6), 1500, np.uint16).tobytes()
+    with pytest.raises(ImageConversionError, match='is a depth image') as info:
+        raw_to_rgb(millimetres, encoding, 6, 4, 12)
+    assert info.value.reason == 'unknown_encoding'
+
+
+@pytest.mark.parametrize('encoding', [*YUV420_ENCODINGS, *COLOUR16_ENCODINGS])
+def test_huge_claimed_size_is_truncated_before_any_allocation(encoding: str) -> None:
+    width, height = 2**31, 2**32 - 2
+    step = width * BYTES_PER_PIXEL[encoding]
+    with pytest.raises(ImageConversionError) as info:
+        raw_to_rgb(bytes(64), encoding, width, height, step)
+    assert info.value.reason == 'truncated'
+
+
 def test_padding_bytes_are_ignored() -> None:
     # 2x2 rgb8 with a step of 8: two padding bytes of 0xEE per row, and trailing junk.
     rows = [bytes([1, 2, 3, 4, 5, 6]) + b'\xee\xee', bytes([7, 8, 9, 10, 11, 12]) + b'\xee\xee']
@@ -243,7 +392,17 @@ def test_truncated_message_names_sizes() -> None:
     (bytes(48), 'yuv422', 3, 4, 12, 'bad_size', 'odd width 3'),
     (bytes(48), 'yuv422_yuy2', 5, 2, 12, 'bad_size', 'odd width 5'),
     (bytes(47), 'rgb8', 4, 4, 12, 'truncated', '47 bytes < step 12 x height 4 = 48'),
-    (bytes(48), 'rgb16', 4, 4, 24, 'unknown_encoding', "'rgb16'"),
+    (bytes(48), 'rgb32', 4, 4, 12, 'unknown_encoding', "'rgb32'"),
+    (bytes(48), 'nv16', 4, 4, 4, 'unknown_encoding', "'nv16'"),
+    (bytes(48), '16UC1', 4, 4, 8, 'unknown_encoding', "'16UC1' is a depth image"),
+    (bytes(48), 'nv12', 3, 4, 4, 'bad_size', 'odd width 3 for nv12'),
+    (bytes(48), 'nv21', 4, 3, 4, 'bad_size', 'odd height 3 for nv21'),
+    (bytes(48), 'nv12', 8, 4, 7, 'bad_step', 'step 7 < row of 8 px x 1 bytes = 8 for nv12'),
+    (bytes(48), 'rgb16', 4, 2, 23, 'bad_step', '= 24 for rgb16'),
+    (bytes(48), 'bgra16', 2, 2, 15, 'bad_step', 'step 15 < row of 2 px x 8 bytes = 16'),
+    (bytes(63), 'rgba16', 2, 4, 16, 'truncated', '63 bytes < step 16 x height 4 = 64'),
+    (bytes(71), 'nv21', 8, 6, 8, 'truncated',
+     '71 bytes < step 8 x 9 rows (6 luma + 3 chroma) = 72'),
     (bytes(48), '', 4, 4, 12, 'unknown_encoding', 'supported'),
     (bytes(48), '32FC1', 4, 3, 16, 'unknown_encoding', '32FC1'),
 ])
@@ -266,9 +425,12 @@ ENCODING_STRATEGY = st.sampled_from(SUPPORTED_ENCODINGS)
 def test_round_trip_property(encoding: str, height: int, half_width: int, odd: bool,
                              padding: int, extra: int, is_bigendian: bool,
                              seed: int) -> None:
-    width = 2 * half_width - (1 if odd and encoding not in YUV_ENCODINGS else 0)
+    chroma_pairs = encoding in YUV_ENCODINGS + YUV420_ENCODINGS
+    width = 2 * half_width - (1 if odd and not chroma_pairs else 0)
     if encoding in BAYER_ENCODINGS:  # smaller mosaics are refused (tested on their own)
         height, width = max(height, 3), max(width, 3)
+    if encoding in YUV420_ENCODINGS:  # odd heights are refused (tested on their own)
+        height += height % 2
     rgb = random_image(np.random.default_rng(seed), height, width, encoding)
     row = width * BYTES_PER_PIXEL[encoding]
     data, step = rgb_to_raw(rgb, encoding, step=row + padding, is_bigendian=is_bigendian)
@@ -276,10 +438,11 @@ def test_round_trip_property(encoding: str, height: int, half_width: int, odd: b
     assert_rgb_array(out, height, width)
     expected, tolerance = expected_after_round_trip(rgb, encoding)
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= tolerance
-    # One byte short of step * height is always an error ('empty' when nothing is left).
+    # One byte short of step x rows is always an error ('empty' when nothing is left).
+    size = step * buffer_rows(encoding, height)
     with pytest.raises(ImageConversionError) as info:
-        raw_to_rgb(data[:step * height - 1], encoding, width, height, step, is_bigendian)
-    assert info.value.reason == ('empty' if step * height == 1 else 'truncated')
+        raw_to_rgb(data[:size - 1], encoding, width, height, step, is_bigendian)
+    assert info.value.reason == ('empty' if size == 1 else 'truncated')
 
 
 @settings(max_examples=40, deadline=None)
@@ -289,10 +452,12 @@ def test_short_step_property(encoding: str, width: int, height: int, shortfall: 
     width += width % 2
     if encoding in BAYER_ENCODINGS:  # smaller mosaics are refused before the step is read
         height, width = max(height, 3), max(width, 3)
+    if encoding in YUV420_ENCODINGS:  # as are odd heights
+        height += height % 2
     row = width * BYTES_PER_PIXEL[encoding]
     step = max(0, row - shortfall)
     with pytest.raises(ImageConversionError) as info:
-        raw_to_rgb(bytes(row * height), encoding, width, height, step)
+        raw_to_rgb(bytes(row * buffer_rows(encoding, height)), encoding, width, height, step)
     assert info.value.reason == 'bad_step'
 
 
@@ -304,7 +469,10 @@ def test_rgb_to_raw_rejects_bad_input() -> None:
         rgb_to_raw(np.zeros((4, 4, 3), dtype=np.uint8), 'rgb8', step=5)
     assert info.value.reason == 'bad_step'
     with pytest.raises(ImageConversionError) as info:
-        rgb_to_raw(np.zeros((4, 4, 3), dtype=np.uint8), 'nv12')
+        rgb_to_raw(np.zeros((4, 4, 3), dtype=np.uint8), 'nv16')
+    assert info.value.reason == 'unknown_encoding'
+    with pytest.raises(ImageConversionError) as info:
+        rgb_to_raw(np.zeros((4, 4, 3), dtype=np.uint8), '16UC1')
     assert info.value.reason == 'unknown_encoding'
 
 

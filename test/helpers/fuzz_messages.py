@@ -39,8 +39,8 @@ BYTES_PER_PIXEL = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, 'mo
                    'yuv422': 2, 'yuv422_yuy2': 2, 'bayer_rggb8': 1, 'bayer_gbrg8': 1,
                    'bayer_bggr16': 2, 'bayer_grbg16': 2}
 MIN_BAYER_SIDE = 3  # smaller mosaics cannot be demosaiced and are refused as bad_size
-BOGUS_ENCODINGS = ('', ' ', 'RGB 8', 'bgr16', 'rgb16', '16UC1', '32FC1', '8UC3', 'jpeg',
-                   'bayer_rgbg8', 'nv21', 'y\u00fcv422', 'mono8 mono8',
+BOGUS_ENCODINGS = ('', ' ', 'RGB 8', 'bgr32', 'rgb10', '16UC1', '32FC1', '8UC2', 'jpeg',
+                   'bayer_rgbg8', 'nv16', 'y\u00fcv422', 'mono8 mono8',
                    'a' * 300)
 JPEG_FORMATS = ('jpeg', 'jpg', 'JPEG', 'bgr8; jpeg compressed bgr8',
                 'rgb8; jpeg compressed rgb8', '')

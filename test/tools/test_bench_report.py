@@ -96,6 +96,22 @@ def test_bars_read_latency_against_invoke_and_throughput_on_capacity() -> None:
     assert sorted(bar['pass'] for bar in throughput.values()) == [False, True]
 
 
+def test_the_e2e_bar_without_an_invoke_reference_shows_as_not_measured() -> None:
+    """--num-threads 4: invoke is timed at 1 and 2 threads; the bar must not just vanish."""
+    report = _report()
+    report['settings']['num_threads'] = 4
+    e2e = [bar for bar in evaluate_bars(report) if 'e2e' in bar['bar']]
+    assert len(e2e) == 2
+    assert all(bar['pass'] == 'n/a' and 'not measured' in bar['limit'] for bar in e2e)
+
+
+def test_a_quick_run_says_so_in_its_report() -> None:
+    report = _report()
+    assert 'QUICK smoke run' not in format_report(report)
+    report['settings']['quick'] = True
+    assert format_report(report).count('QUICK smoke run (--quick)') == 1
+
+
 def test_report_shows_the_floor_and_the_cost_over_it() -> None:
     report = _report()
     nodes = report['latency'][1]

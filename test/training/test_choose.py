@@ -25,7 +25,8 @@ PHOTOS = {'lab': 1076, 'plantdoc': 163, 'pp2021_apple': 225, 'negatives': 107,
 
 
 def write_evaluation(folder: Path, figures: dict[str, float], px: int, sha: str,
-                     lab_rejected: float = 0.01, split: str = 'val', **changes: object) -> Path:
+                     lab_rejected: float = 0.01, split: str = 'val',
+                     field_rejected: float = 0.3, **changes: object) -> Path:
     """Write an evaluation.json of camera frames with ``figures`` per domain."""
     domains = {}
     for name, value in figures.items():
@@ -33,7 +34,7 @@ def write_evaluation(folder: Path, figures: dict[str, float], px: int, sha: str,
         domains[name] = {'negative': negative, 'photos': PHOTOS[name],
                          'top1': value if not negative else 0.9,
                          'rejected': value if negative else
-                         (lab_rejected if name == 'lab' else 0.3)}
+                         (lab_rejected if name == 'lab' else field_rejected)}
     report = {'split': split, 'model_sha256': sha, 'field_split': 'models/field_split.json',
               'score_threshold': 0.5, 'crops': 'all', 'other_crops_weight': 0.1, 'poses': 1,
               'camera': {'width': 640, 'height': 480, 'framing': 'fit',
@@ -90,6 +91,17 @@ def test_each_condition_can_keep_the_incumbent(tmp_path: Path) -> None:
     leaky = ({**SEED_47[0], 'negatives': 0.93}, SEED_47[1])
     choice = choose(incumbent, model_scores('c', *pair(tmp_path / 'c3', 'c', leaky, 'b' * 64)))
     assert ('negatives rejected 93.00 % >= 95 %', False) in choice.checks
+    # Field leaves turned away (top-1 counts a label below the threshold as right): the
+    # same top-1, nothing from the field on the map. Kept out by the rejected-rise check.
+    shy = model_scores('c', *pair(tmp_path / 'c4', 'c', SEED_47, 'b' * 64,
+                                  field_rejected=1.0))
+    choice = choose(incumbent, shy)
+    assert ('plantdoc leaves rejected 100.00 % <= 30.00 % + 5 points', False) in choice.checks
+    assert not choice.replace
+    # Within the margin it passes.
+    calm = model_scores('c', *pair(tmp_path / 'c5', 'c', SEED_47, 'b' * 64,
+                                   field_rejected=0.34))
+    assert choose(incumbent, calm).replace
 
 
 def test_only_matching_validation_frames_are_taken(tmp_path: Path,

@@ -93,6 +93,26 @@ def test_ten_fixed_and_none_broken_is_better(tmp_path: Path) -> None:
     assert result['differing_settings'] == {'poses': [1, 4]}
 
 
+def test_node_parameters_of_through_nodes_evaluations_are_a_differing_setting(
+        tmp_path: Path) -> None:
+    """-p test_time_poses:=4 changes what the nodes publish, not the report's own poses."""
+    def nodes(**parameters: str) -> dict:
+        return {'params_file': 'config/field.yaml (the launch default)',
+                'parameters': {'score_threshold': '0.5', **parameters},
+                'frames_per_s': 70.0 + len(parameters), 'work_dir': f'/tmp/{len(parameters)}'}
+
+    base = evaluation_folder(tmp_path / 'base', [True] * 4, [False], through_nodes=nodes())
+    same = evaluation_folder(tmp_path / 'same', [True] * 4, [False], through_nodes=nodes())
+    posed = evaluation_folder(tmp_path / 'posed', [True] * 4, [False],
+                              through_nodes=nodes(test_time_poses='4'))
+    # Timings and folders are not settings.
+    assert compare_evaluations(read_evaluation(base),
+                               read_evaluation(same))['differing_settings'] == {}
+    differing = compare_evaluations(read_evaluation(base),
+                                    read_evaluation(posed))['differing_settings']
+    assert differing['through_nodes'][1]['parameters']['test_time_poses'] == '4'
+
+
 def test_a_swap_of_equal_size_is_no_clear_difference(tmp_path: Path) -> None:
     base = evaluation_folder(tmp_path / 'base', [True] * 6 + [False] * 6, [False])
     new = evaluation_folder(tmp_path / 'new', [False] * 6 + [True] * 6, [False])

@@ -125,7 +125,8 @@ def build_plan(config: BenchConfig, keras_model: Path | None) -> list[tuple[Rig,
         phases = [Phase(f'base-{rate_hz:g}fps-{size}', 'baseline', width, height, 'raw',
                         rate_hz, config.baseline_duration_s)]
         if 'capacity' in sections:
-            phases.append(capacity_phase('baseline', config.baseline_duration_s,
+            # As long as the rigs' capacity runs: the throughput ratio compares like runs.
+            phases.append(capacity_phase('baseline', config.capacity_duration_s,
                                          kind='baseline-capacity'))
         plan.append((Rig('baseline', 'raw'), phases))
     return plan
