@@ -55,11 +55,19 @@ def run_node(name: str, *ros_args: str, timeout_s: float = 60.0) -> subprocess.C
 class NodeProcesses:
     """Node processes of one test, each logging to ``log_dir/<name>.log``."""
 
-    def __init__(self, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
-        """Start nothing yet; children get ``env`` (default: :func:`child_environment`)."""
+    def __init__(self, log_dir: Path, env: Mapping[str, str] | None = None,
+                 remove_killed_segments: bool = True) -> None:
+        """Start nothing yet; children get ``env`` (default: :func:`child_environment`).
+
+        ``remove_killed_segments``: :meth:`stop` removes the shared memory of the children
+        that were killed (see :meth:`kill_9`); False leaves it for the test to clean (with
+        ``fastdds shm clean``), listed in :attr:`killed_segments`.
+        """
         self.group = ProcessGroup(log_dir, child_environment() if env is None else env)
         self._argv: dict[str, list[str]] = {}
-        self._left_by_kills: list[Path] = []
+        self._remove_killed_segments = remove_killed_segments
+        # The segments (with their lock files) of the children killed so far.
+        self.killed_segments: list[Path] = []
 
     def start(self, name: str, *ros_args: str) -> ChildProcess:
         """Start executable ``name`` with ``ros_args``."""
@@ -85,7 +93,7 @@ class NodeProcesses:
         with it lying there, so it stays until the block ends, then the test removes it.
         """
         child = self.group.children[name]
-        self._left_by_kills.extend(owned_shared_memory(child.popen.pid))
+        self.killed_segments.extend(owned_shared_memory(child.popen.pid))
         child.kill_9()
         return child
 
@@ -116,17 +124,17 @@ class NodeProcesses:
         owned = {name: owned_shared_memory(child.popen.pid)
                  for name, child in self.group.children.items() if child.alive()}
         for name in self.group.stop():
-            self._left_by_kills.extend(owned.get(name, []))
-        for path in self._left_by_kills:
-            path.unlink(missing_ok=True)
-        self._left_by_kills.clear()
+            self.killed_segments.extend(owned.get(name, []))
+        if self._remove_killed_segments:
+            for path in self.killed_segments:
+                path.unlink(missing_ok=True)
 
 
 @contextmanager
-def node_processes(log_dir: Path, env: Mapping[str, str] | None = None
-                   ) -> Iterator[NodeProcesses]:
+def node_processes(log_dir: Path, env: Mapping[str, str] | None = None,
+                   remove_killed_segments: bool = True) -> Iterator[NodeProcesses]:
     """Give a block a NodeProcesses; stop its children at the end, printing their logs on error."""
-    processes = NodeProcesses(log_dir, env)
+    processes = NodeProcesses(log_dir, env, remove_killed_segments)
     try:
         yield processes
     except BaseException:
