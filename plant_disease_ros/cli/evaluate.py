@@ -10,10 +10,11 @@ with ``--through-nodes`` as well the nodes themselves score those frames, over D
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 
 from plant_disease_ros.cli.replay import node_parameter
-from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+from plant_disease_ros.core.classifier import default_model_path, labels_beside
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.core.preprocessing import POSE_COUNTS
 from plant_disease_ros.tools.process import Terminated
@@ -26,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``evaluate`` options."""
     parser.add_argument('--model', default=None,
                         help='TFLite model of the contract (default: the shipped model)')
-    parser.add_argument('--labels', default=None, help='labels file (default: shipped)')
+    parser.add_argument('--labels', default=None,
+                        help='labels file (default: labels.txt beside --model, else the '
+                             'shipped one)')
     parser.add_argument('--data', default=None,
                         help='photo folder (<class>/<image>); with --split-manifest it '
                              "replaces the manifest's root")
@@ -74,8 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f'{", ".join(map(str, POSE_COUNTS))} (default 1: one pass)')
     parser.add_argument('--through-nodes', action='store_true',
                         help='with --frames: score the frames with the nodes themselves, '
-                             'started as the launch file starts them (camera_subscriber, '
-                             'disease_classifier) and fed each frame as a bgr8 Image over '
+                             "started as the launch file's single_process:=false starts them "
+                             '(camera_subscriber, disease_classifier) and fed each frame as a '
+                             'bgr8 Image over '
                              'DDS; the figures are what they published. Processes get '
                              'ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless it is set')
     parser.add_argument('--params-file', default=None, metavar='YAML',
@@ -140,7 +144,7 @@ def _options(args: argparse.Namespace, camera: CameraFraming | None,
     """Return the evaluation options of the command line."""
     return EvaluationOptions(
         model_path=str(args.model or default_model_path()),
-        labels_path=str(args.labels or default_labels_path()),
+        labels_path=str(args.labels or labels_beside(Path(args.model or default_model_path()))),
         out_dir=args.out, data_dir=args.data, split_manifest=args.split_manifest,
         split=args.split, per_class=args.per_class, keras_model=args.keras,
         num_threads=args.threads, cache_dir=args.cache_dir or None,

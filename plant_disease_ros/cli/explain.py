@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='TFLite model for occlusion (default: the shipped '
                              'plant_disease_int8.tflite)')
     parser.add_argument('--labels', default=None,
-                        help='labels file (default: the shipped labels.txt)')
+                        help='labels file (default: labels.txt beside --model, else the '
+                             'shipped one)')
     parser.add_argument('--out', default='outputs/explanations',
                         help='folder for the PNGs and explanations.json')
     parser.add_argument('--grid', type=int, default=8,
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Explain the photos, write the PNGs and the summary, print the aggregate figures."""
-    from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+    from plant_disease_ros.core.classifier import default_model_path, labels_beside
     from plant_disease_ros.training.dataset import print_progress
     from plant_disease_ros.training.explain import (
         expand_image_paths,
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     keras_path = None if args.no_gradcam else _keras_path(args)
     result = explain_images(
         paths, model_path=args.model or default_model_path(),
-        labels_path=args.labels or default_labels_path(), keras_path=keras_path,
+        labels_path=args.labels or labels_beside(Path(args.model or default_model_path())),
+        keras_path=keras_path,
         out_dir=args.out, grid=args.grid, fill=args.fill, patch=args.patch,
         gradcam_layer=args.gradcam_layer,
         num_threads=args.threads, figures=not args.no_figures,

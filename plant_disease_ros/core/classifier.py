@@ -125,6 +125,16 @@ def default_labels_path() -> Path:
     return _default_path(LABELS_FILENAME)
 
 
+def labels_beside(model_path: Path) -> Path:
+    """Return the labels of ``model_path`` when none is named: the ``labels.txt`` beside it.
+
+    ``export`` writes one beside every model it makes; a model without one (a file copied
+    alone) gets the shipped labels, as before, and a count that differs stops the start.
+    """
+    beside = Path(model_path).with_name(LABELS_FILENAME)
+    return beside if beside.is_file() else default_labels_path()
+
+
 def _integer_range(dtype: type) -> tuple[int, int]:
     info = np.iinfo(dtype)
     return int(info.min), int(info.max)
@@ -160,7 +170,7 @@ class DiseaseClassifier:
         """Load the model and labels named by ``options``; ModelLoadError on any problem."""
         model_path = Path(options.model_path) if options.model_path else default_model_path()
         labels_path = (Path(options.labels_path) if options.labels_path
-                       else default_labels_path())
+                       else labels_beside(model_path))
         labels = load_labels(labels_path)
         model = load_interpreter(model_path, num_threads=options.num_threads,
                                  delegate_path=options.delegate_path)

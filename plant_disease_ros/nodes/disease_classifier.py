@@ -232,7 +232,8 @@ class DiseaseClassifierNode(Node):
         self.declare_parameter('model_path', '', ParameterDescriptor(
             description='TFLite model file; empty = the shipped model.', read_only=True))
         self.declare_parameter('labels_path', '', ParameterDescriptor(
-            description='Labels file, one class per line; empty = the shipped labels.',
+            description='Labels file, one class per line; empty = the labels.txt beside '
+                        'model_path (export writes one), else the shipped labels.',
             read_only=True))
         self.declare_parameter('num_threads', 2, ParameterDescriptor(
             description='Interpreter CPU threads.', read_only=True,

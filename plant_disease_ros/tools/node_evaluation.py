@@ -3,12 +3,14 @@
 ``plant-disease evaluate --frames WxH --through-nodes`` scores its frames here instead of
 in-process. Every frame is written, in order, to a bag as a ``sensor_msgs/Image`` (bgr8,
 as most camera drivers send) on ``/camera/image_raw`` with a stamp of its own; ``replay
---fast`` (:mod:`plant_disease_ros.tools.replay`) then starts the node set the launch file
-starts (``camera_subscriber`` and ``disease_classifier`` as their own processes, with
-``config/field.yaml`` or the given params file) and sends each frame once the previous one
-is classified. The ``classification`` JSON of each stamp gives that frame's scores (the
-classifier is asked for every label, ``top_k`` = the number of labels) and whether the
-vegetation gate let it through (``no_leaf_reason``: empty or ``model`` when it did).
+--fast`` (:mod:`plant_disease_ros.tools.replay`) then starts the node set of the launch
+file's ``single_process:=false`` layout (``camera_subscriber`` and ``disease_classifier``
+as their own processes, with ``config/field.yaml`` or the given params file; the
+single-process pipeline runs the same node code and parameters) and sends each frame once
+the previous one is classified. The ``classification`` JSON of each stamp gives that
+frame's scores (the classifier is asked for every label, ``top_k`` = the number of labels)
+and whether the vegetation gate let it through (``no_leaf_reason``: empty or ``model``
+when it did).
 
 So the figures of such an evaluation are what the nodes published, not a model of them;
 :func:`agreement` measures how far the in-process scores are from them.

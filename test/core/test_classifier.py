@@ -138,6 +138,23 @@ def test_label_count_mismatch(tmp_path: Path, count: int) -> None:
     assert '\n' not in message
 
 
+def test_a_model_without_labels_path_takes_the_labels_beside_it(tmp_path: Path) -> None:
+    """model_path alone: the labels.txt export wrote beside it, not the shipped names."""
+    import shutil
+
+    model = tmp_path / 'mine' / 'model_int8.tflite'
+    model.parent.mkdir()
+    shutil.copyfile(MODEL_PATH, model)
+    # Alone in its folder: the shipped labels, as before.
+    alone = DiseaseClassifier.create_from_options(ClassifierOptions(model_path=str(model)))
+    assert alone.labels == LABELS_PATH.read_text().split()
+    # With the labels export wrote (same count, other names): those.
+    names = [f'Crop___class_{index}' for index in range(len(alone.labels))]
+    (model.parent / 'labels.txt').write_text('\n'.join(names) + '\n')
+    beside = DiseaseClassifier.create_from_options(ClassifierOptions(model_path=str(model)))
+    assert beside.labels == names
+
+
 def test_missing_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match='labels file not found'):
         DiseaseClassifier.create_from_options(ClassifierOptions(

@@ -42,7 +42,7 @@ def test_top1_is_printed_and_recorded_with_its_wilson_interval(
     line = next(line for line in printed.splitlines() if line.startswith('int8  top-1'))
     assert re.search(rf'top-1 {100 * report["int8"]["top1"]:.2f} % '
                      rf'\(95 % {100 * low:.1f}–{100 * high:.1f}\)', line), line
-    assert 'Wilson 95 % interval of top-1' in printed
+    assert "Wilson 95 % interval of the model's top-1 on photos of this kind" in printed
 
 
 def test_a_report_written_before_the_interval_still_prints_one() -> None:
