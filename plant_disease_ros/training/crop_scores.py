@@ -44,6 +44,21 @@ def check_crops_option(text: str | None, labels: Sequence[str],
     return CropFilter(labels, parse_crops(text)).describe()
 
 
+# The smallest positive score: given to the kept labels of a frame whose kept labels all
+# score 0, so that ranking the row (argmax, top-3) picks kept labels, first in label order,
+# as the node ranks only the kept labels; far below any score_threshold.
+_TIE_BREAK = np.float32(np.nextafter(np.float32(0), np.float32(1)))
+
+
+def _given(crop_filter: CropFilter, scores: np.ndarray) -> np.ndarray:
+    """Return ``crop_filter.apply(scores)``, a row whose kept labels all hold 0 tie-broken."""
+    given = crop_filter.apply(scores)
+    silent = ~(given[:, crop_filter.keep] > 0).any(axis=1)
+    if silent.any():
+        given[np.ix_(silent, crop_filter.keep)] = _TIE_BREAK
+    return given
+
+
 def scores_given_crops(scores: np.ndarray, truth: np.ndarray, labels: Sequence[str],
                        crops: str, negative: bool = False,
                        other_crops_weight: float = DEFAULT_OTHER_CROPS_WEIGHT) -> np.ndarray:
@@ -57,10 +72,10 @@ def scores_given_crops(scores: np.ndarray, truth: np.ndarray, labels: Sequence[s
     if option == EVERY_CROP:
         return scores
     if option != KNOWN_CROPS:
-        return CropFilter(labels, parse_crops(option), other_crops_weight).apply(scores)
+        return _given(CropFilter(labels, parse_crops(option), other_crops_weight), scores)
     filters = {crop: CropFilter(labels, [crop], other_crops_weight)
                for crop in model_crops(labels)}
-    given = {crop: crop_filter.apply(scores) for crop, crop_filter in filters.items()}
+    given = {crop: _given(crop_filter, scores) for crop, crop_filter in filters.items()}
     out = scores.copy()
     if negative:
         # Per frame, the crop whose best leaf label scores highest given that crop.

@@ -194,6 +194,15 @@ def test_scores_given_the_crops_of_a_field() -> None:
                               other_crops_weight=0.0)
     np.testing.assert_allclose(soil[0], [0.0, 0.0, 0.7 / 0.9, 0.2 / 0.9], atol=1e-6)
     np.testing.assert_allclose(soil[1], [1 / 3, 0.0, 0.0, 2 / 3], atol=1e-6)
+    # A frame all on another crop's label: its kept labels all hold 0. The node ranks only
+    # the kept labels (the first of them, in label order, on a tie), never the other crop.
+    elsewhere = np.array([[1.0, 0.0, 0.0, 0.0]], np.float32)
+    told = scores_given_crops(elsewhere, truth[:1], labels, 'tomato', other_crops_weight=0.0)
+    assert int(told.argmax(axis=1)[0]) == 2 and told.max() < 1e-30
+    assert told[0, 0] == 0.0 and told[0, 1] == 0.0
+    known = scores_given_crops(elsewhere, np.array([2]), labels, 'known',
+                               other_crops_weight=0.0)
+    assert int(known.argmax(axis=1)[0]) == 2
     assert check_crops_option(None, labels) == check_crops_option(' ALL ', labels) == 'all'
     assert check_crops_option('Known', labels) == 'known'
     assert check_crops_option('tomato, apple', labels) == 'Tomato, Apple'
