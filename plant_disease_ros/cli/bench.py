@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 import sys
 
-from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+from plant_disease_ros.core.classifier import default_model_path, labels_beside
 from plant_disease_ros.core.output_paths import check_not_an_input, check_output_file
 from plant_disease_ros.tools.process import stop_on_termination, Terminated
 
@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar='SECTION',
                         help=f'sections to run (default all): {" ".join(SECTIONS)}')
     parser.add_argument('--model', default='', help='TFLite model (default: the shipped one)')
-    parser.add_argument('--labels', default='', help='labels file (default: the shipped one)')
+    parser.add_argument('--labels', default='',
+                        help='labels file (default: labels.txt beside --model, else the '
+                             'shipped one)')
     parser.add_argument('--keras-model', default='',
                         help='float Keras model of the baseline (default '
                              'models/plant_disease_float.keras)')
@@ -75,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and not 0 < value < math.inf:
             raise ValueError(f'--{name.replace("_", "-")} must be > 0 and finite, got {value}')
     check_output_file(args.out)
-    check_not_an_input(args.out, [args.model or default_model_path(),
-                                  args.labels or default_labels_path(), args.keras_model or None])
+    model = Path(args.model) if args.model else default_model_path()
+    check_not_an_input(args.out, [model, args.labels or labels_beside(model),
+                                  args.keras_model or None])
     overrides = {
         'sections': sections, 'model_path': args.model, 'labels_path': args.labels,
         'keras_model': args.keras_model, 'num_threads': args.num_threads,

@@ -21,15 +21,15 @@ def bench_model(config: BenchConfig) -> dict[str, Any]:
     """Time bare invoke (1 and 2 threads), classify() and the per-frame conversions."""
     from plant_disease_ros.core.classifier import (
         ClassifierOptions,
-        default_labels_path,
         default_model_path,
         DiseaseClassifier,
+        labels_beside,
     )
     from plant_disease_ros.core.interpreter_loader import load_interpreter
     from plant_disease_ros.core.preprocessing import center_crop
 
     model_path = Path(config.model_path) if config.model_path else default_model_path()
-    labels_path = Path(config.labels_path) if config.labels_path else default_labels_path()
+    labels_path = Path(config.labels_path) if config.labels_path else labels_beside(model_path)
     iterations = config.model_iterations
     result: dict[str, Any] = {'model_path': str(model_path), 'invoke': {}, 'classify': {},
                               'conversions': {}}

@@ -80,9 +80,10 @@ def rig_commands(rig: Rig, config: BenchConfig,
     if rig.layout == 'baseline':
         if keras_model is None:
             raise BenchError('the baseline needs a float Keras model')
-        from plant_disease_ros.core.classifier import default_labels_path
+        from plant_disease_ros.core.classifier import default_model_path, labels_beside
 
-        labels = config.labels_path or str(default_labels_path())
+        labels = config.labels_path or str(labels_beside(
+            Path(config.model_path) if config.model_path else default_model_path()))
         return {'keras_baseline': worker_command('baseline', '--keras-model', str(keras_model),
                                                  '--labels', labels)}
     raise BenchError(f'unknown rig layout {rig.layout!r}')
