@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-import shutil
 import time
 
 from conftest import DATA_DIR
@@ -23,6 +22,7 @@ rclpy = pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from helpers.images import load_rgb, make_image  # noqa: E402
+from helpers.photo_folders import copy_photos  # noqa: E402
 from helpers.processes import node_processes  # noqa: E402
 from helpers.ros import Collector, Harness, latest_diagnostics  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -44,9 +44,7 @@ def new_crop(tmp_path_factory: pytest.TempPathFactory) -> Path:
         source = DATA_DIR / folder
         if not source.is_dir():
             pytest.skip(f'leaf photos not found at {source}')
-        (root / label).mkdir()
-        for photo in sorted(source.iterdir())[:PER_CLASS]:
-            shutil.copyfile(photo, root / label / photo.name)
+        copy_photos(source, root / label, PER_CLASS)
     return root
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import shutil
 
 from conftest import DATA_DIR
+from helpers.photo_folders import copy_photos
 import numpy as np
 import pytest
 
@@ -25,12 +26,6 @@ KINDS = ('sky', 'soil')
 PER_CLASS = 8
 
 
-def copy_some(source: Path, destination: Path, count: int) -> None:
-    destination.mkdir(parents=True)
-    for photo in sorted(source.iterdir())[:count]:
-        shutil.copyfile(photo, destination / photo.name)
-
-
 @pytest.fixture(scope='module')
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Copy a few photos of each domain into a temp tree; make a tiny lab run."""
@@ -39,13 +34,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp('world')
     for name in LAB_CLASSES:
-        copy_some(DATA_DIR / name, root / 'lab' / name, PER_CLASS)
+        copy_photos(DATA_DIR / name, root / 'lab' / name, PER_CLASS)
     for field_set, classes in FIELD_SETS.items():
         for name in classes:
-            copy_some(FIELD_DIR / field_set / name, root / 'field' / field_set / name,
+            copy_photos(FIELD_DIR / field_set / name, root / 'field' / field_set / name,
                       PER_CLASS)
     for kind in KINDS:
-        copy_some(NEGATIVES_DIR / kind, root / 'negatives' / kind, PER_CLASS)
+        copy_photos(NEGATIVES_DIR / kind, root / 'negatives' / kind, PER_CLASS)
     # The lab run the field recipe starts from: a split and an (untrained) lab network.
     from plant_disease_ros.training.dataset import scan_dataset, split_files, write_manifest
     from plant_disease_ros.training.model import build_model, ModelConfig

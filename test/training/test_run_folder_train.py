@@ -6,9 +6,9 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
-import shutil
 
 from conftest import DATA_DIR
+from helpers.photo_folders import class_folder
 import pytest
 
 from plant_disease_ros.cli import train as train_cli
@@ -83,12 +83,7 @@ def test_input_size_help_names_the_shipped_models_size() -> None:
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f'leaf photos not found at {DATA_DIR}')
-    root = tmp_path_factory.mktemp('leaves')
-    for name in CLASSES:
-        (root / name).mkdir()
-        for photo in sorted((DATA_DIR / name).iterdir())[:PER_CLASS]:
-            shutil.copyfile(photo, root / name / photo.name)
-    return root
+    return class_folder(DATA_DIR, tmp_path_factory.mktemp('leaves'), CLASSES, PER_CLASS)
 
 
 def tiny_train(photos: Path, out: Path, *extra: str) -> int:

@@ -8,6 +8,7 @@ import shutil
 
 from conftest import DATA_DIR
 from helpers.images import LEAVES_DIR
+from helpers.photo_folders import class_folder
 import numpy as np
 import pytest
 
@@ -22,11 +23,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Copy a few real photos of three classes, plus one corrupt file, into a temp folder."""
     if not DATA_DIR.is_dir():
         pytest.skip(f'leaf photos not found at {DATA_DIR}')
-    root = tmp_path_factory.mktemp('leaves')
-    for name in CLASSES:
-        (root / name).mkdir()
-        for photo in sorted((DATA_DIR / name).iterdir())[:PER_CLASS]:
-            shutil.copyfile(photo, root / name / photo.name)
+    root = class_folder(DATA_DIR, tmp_path_factory.mktemp('leaves'), CLASSES, PER_CLASS)
     (root / CLASSES[0] / 'truncated.jpg').write_bytes(
         (DATA_DIR / CLASSES[0]).joinpath(sorted((DATA_DIR / CLASSES[0]).iterdir())[0].name)
         .read_bytes()[:10])

@@ -1,0 +1,21 @@
+"""Small photo folders for training tests: a few real photos a class, copied from the data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+import shutil
+
+
+def copy_photos(source: Path, destination: Path, count: int) -> None:
+    """Copy the first ``count`` photos of ``source`` (by name) into a new ``destination``."""
+    destination.mkdir(parents=True)
+    for photo in sorted(source.iterdir())[:count]:
+        shutil.copyfile(photo, destination / photo.name)
+
+
+def class_folder(data_dir: Path, root: Path, classes: Iterable[str], per_class: int) -> Path:
+    """Fill ``root`` with ``<class>/`` folders of ``per_class`` photos each; return it."""
+    for name in classes:
+        copy_photos(data_dir / name, root / name, per_class)
+    return root
