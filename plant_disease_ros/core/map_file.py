@@ -154,6 +154,12 @@ def encode_record(feature: dict) -> bytes:
 class RecordsFileBusy(OSError):
     """Another writer (a second recorder of the same run) holds the records file."""
 
+    @classmethod
+    def of(cls, path: str | Path) -> RecordsFileBusy:
+        """Return the error for the records file ``path``."""
+        return cls(errno.EBUSY, 'another process is writing it (a second recorder with the '
+                   'same map_dir and run_name?)', str(path))
+
 
 class GeoJsonSeqWriter:
     """Append features to a GeoJSON text sequence file, each record flushed and fsynced.
@@ -176,9 +182,7 @@ class GeoJsonSeqWriter:
             try:
                 fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RecordsFileBusy(
-                    errno.EBUSY, 'another process is writing it (a second recorder with the '
-                    'same map_dir and run_name?)', str(self.path)) from None
+                raise RecordsFileBusy.of(self.path) from None
             except OSError:
                 pass  # a file system without locks (some FUSE mounts): written unlocked
             end = self._handle.seek(0, os.SEEK_END)

@@ -90,42 +90,30 @@ class CellCache:
 
     def __init__(self) -> None:
         """Start empty."""
-        self._grid: tuple[float, Origin] | None = None
+        self._grid: tuple[float, tuple[float, ...]] | None = None
+        self._labels: tuple[str, ...] = ()
         self._rings: dict[tuple[int, int], list[list[float]]] = {}
-        self._features: dict[tuple[int, int], tuple[int, tuple[str, ...], dict]] = {}
-        # The run's labels as last seen: one object while they stay the same, so a cached
-        # feature's n_<label> columns are checked by identity.
-        self.labels: tuple[str, ...] = ()
+        self._features: dict[tuple[int, int], tuple[int, dict]] = {}  # key -> (count, feature)
 
-    def _check_grid(self, cell_size_m: float, origin: Origin) -> None:
+    def features(self, cells: Iterable[Cell], cell_size_m: float, origin: Origin,
+                 labels: tuple[str, ...]) -> list[dict]:
+        """Return :func:`cell_feature` of each cell, building only those that changed."""
         grid = (float(cell_size_m), tuple(origin))
         if grid != self._grid:
-            self._grid, self._rings, self._features = grid, {}, {}  # type: ignore[assignment]
-
-    def ring(self, cell: Cell, cell_size_m: float, origin: Origin) -> list[list[float]]:
-        """Return :func:`cell_ring` of ``cell``, computed once per grid."""
-        self._check_grid(cell_size_m, origin)
-        found = self._rings.get(cell.key)
-        if found is None:
-            found = self._rings[cell.key] = cell_ring(cell, cell_size_m, origin)
-        return found
-
-    def remember_labels(self, labels: tuple[str, ...]) -> None:
-        """Keep ``labels`` as :attr:`labels` unless equal to the kept ones (same object)."""
-        if labels != self.labels:
-            self.labels = labels
-
-    def feature(self, cell: Cell, cell_size_m: float, origin: Origin,
-                labels: tuple[str, ...]) -> dict:
-        """Return :func:`cell_feature` of ``cell``, built again only when it changed."""
-        self._check_grid(cell_size_m, origin)
-        cached = self._features.get(cell.key)
-        if cached is not None and cached[0] == cell.count and cached[1] is labels:
-            return cached[2]
-        feature = cell_feature(cell, cell_size_m, origin, labels,
-                               self.ring(cell, cell_size_m, origin))
-        self._features[cell.key] = (cell.count, labels, feature)
-        return feature
+            self._grid, self._rings, self._features = grid, {}, {}
+        if labels != self._labels:
+            self._labels, self._features = labels, {}
+        built = []
+        for cell in cells:
+            cached = self._features.get(cell.key)
+            if cached is None or cached[0] != cell.count:
+                ring = self._rings.get(cell.key)
+                if ring is None:
+                    ring = self._rings[cell.key] = cell_ring(cell, cell_size_m, origin)
+                cached = self._features[cell.key] = (
+                    cell.count, cell_feature(cell, cell_size_m, origin, labels, ring))
+            built.append(cached[1])
+        return built
 
 
 def cell_feature(cell: Cell, cell_size_m: float, origin: Origin,
@@ -174,8 +162,7 @@ def aggregator_features(aggregator: CellAggregator,
     size = aggregator.cell_size_m
     if cache is None:
         return [cell_feature(cell, size, origin, labels) for cell in cells]
-    cache.remember_labels(labels)
-    return [cache.feature(cell, size, origin, cache.labels) for cell in cells]
+    return cache.features(cells, size, origin, labels)
 
 
 def grid_features(features: Iterable[dict], cell_size_m: float,

@@ -204,9 +204,7 @@ class MapRun:
                 claim.close()
                 if error.errno != errno.EADDRINUSE:
                     raise
-                raise RecordsFileBusy(
-                    errno.EBUSY, 'another process is writing it (a second recorder with the '
-                    'same map_dir and run_name?)', str(self.records_path)) from None
+                raise RecordsFileBusy.of(self.records_path) from None
             self._claim = claim
         if self._writer is None and self.records_path.exists():
             self._writer = GeoJsonSeqWriter(self.records_path)
@@ -221,8 +219,7 @@ class MapRun:
         """
         if self._writer is not None and self._writer.replaced():
             lost = self.records_in_file
-            self._writer.close()
-            self._writer = None
+            self._close_writer()
             self.files_replaced += 1
             # The file now at the path may hold records (a card mounted again, a restored
             # copy): they are the ones it has, whatever the old file held.
@@ -245,6 +242,12 @@ class MapRun:
             self._writer = GeoJsonSeqWriter(self.records_path)
         return self._writer
 
+    def _close_writer(self) -> None:
+        """Close the records file if open; the next write opens the path again."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
     def _append_encoded_many(self, records: list[bytes]) -> None:
         """Append encoded records, all or none (opening the file first); OSError on failure.
 
@@ -256,8 +259,7 @@ class MapRun:
         try:
             writer.append_encoded_many(records)
         except OSError:
-            writer.close()
-            self._writer = None
+            self._close_writer()
             raise
         self.records_written += len(records)
 
@@ -343,9 +345,7 @@ class MapRun:
         What is still held afterwards is counted in ``records_held`` (and the summary).
         """
         self.write_held()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._close_writer()
         if self._claim is not None:
             self._claim.close()
             self._claim = None
