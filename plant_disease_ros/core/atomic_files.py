@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import hashlib
 import os
 from pathlib import Path
 import re
@@ -61,6 +62,15 @@ def replacing(path: str | Path) -> Iterator[Path]:
             pass
         raise
     fsync_directory(path.parent)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Return the hex sha256 of a file's bytes (read in blocks: a model, an evaluation)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def stale_temporaries(path: str | Path) -> list[Path]:

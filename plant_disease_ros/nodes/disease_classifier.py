@@ -623,11 +623,11 @@ class DiseaseClassifierNode(Node):
                 self._located_in_period += 1
             else:
                 self._unlocated_in_period[lookup.status] += 1
-            if lookup.fix is None and self.gps_required:
-                self.warnings.warning(
-                    'unlocated', f'detection {classification.top.label} published without a '
-                    f'position ({lookup.status}): no usable GPS fix within max_fix_age_s of '
-                    f'its stamp on {self.fix_subscription.topic}')
+                if self.gps_required:
+                    self.warnings.warning(
+                        'unlocated', f'detection {classification.top.label} published '
+                        f'without a position ({lookup.status}): no usable GPS fix within '
+                        f'max_fix_age_s of its stamp on {self.fix_subscription.topic}')
             self.detection_counts[lookup.status] += 1
             self.diagnostics.set_value(f'detections.{lookup.status}',
                                        self.detection_counts[lookup.status])

@@ -40,11 +40,15 @@ class ModelScores:
     name: str
     sharp: dict[str, float]  # domain -> top-1 (leaves) or rejected share (non-leaf)
     smeared: dict[str, float]
-    lab_rejected: float | None
     non_leaf_rejected: dict[str, float]
     leaf_rejected: dict[str, float]  # leaf domain -> rejected share, sharp frames
     smear_px: int
     frames: dict  # what the frames were, but for the smear (compare.frames_but_smear)
+
+    @property
+    def lab_rejected(self) -> float | None:
+        """Return the share of lab leaves rejected on sharp frames (None: no lab domain)."""
+        return self.leaf_rejected.get(LAB_DOMAIN)
 
     @property
     def sharp_mean(self) -> float:
@@ -114,10 +118,8 @@ def _model_scores(name: str, sharp_dir: str | Path, smeared_dir: str | Path) -> 
         raise ValueError(f'{sharp_dir} must be sharp frames and {smeared_dir} smeared ones '
                          '(evaluate --motion-blur PX)')
     domains = sharp['domains']
-    lab = domains.get(LAB_DOMAIN)
     return ModelScores(
         name=name, sharp=_figures(sharp), smeared=_figures(smeared),
-        lab_rejected=float(lab['rejected']) if lab is not None else None,
         non_leaf_rejected={domain: float(report['rejected'])
                            for domain, report in domains.items() if report['negative']},
         leaf_rejected={domain: float(report['rejected'])

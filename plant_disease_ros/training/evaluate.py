@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 from dataclasses import dataclass, field
-import hashlib
 import itertools
 import json
 import os
@@ -25,6 +24,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.core.atomic_files import sha256_of
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.core.preprocessing import pose_views
@@ -155,7 +155,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         'model_bytes': Path(options.model_path).stat().st_size,
         # What model-card checks an evaluation against (the size alone cannot tell two
         # exports of one network apart).
-        'model_sha256': hashlib.sha256(Path(options.model_path).read_bytes()).hexdigest(),
+        'model_sha256': sha256_of(options.model_path),
         'backend': classifier.model.backend,
         'photos': int(len(images)),
         'unreadable': unreadable,
@@ -292,7 +292,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         'model': str(options.model_path),
         'model_bytes': Path(options.model_path).stat().st_size,
         # Which model it was, whatever its path: two evaluations can be told to be of one.
-        'model_sha256': hashlib.sha256(Path(options.model_path).read_bytes()).hexdigest(),
+        'model_sha256': sha256_of(options.model_path),
         'backend': classifier.model.backend,
         'labels': labels,
         'model_has_no_leaf': not padded,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from plant_disease_ros.core.atomic_files import sha256_of
 from plant_disease_ros.core.occlusion import (
     FALLBACK_PATCHES,
     is_flat,
@@ -498,7 +498,7 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
         document = {
             'tflite_model': str(model_path),
             # Which model it was, whatever its path: a report shows only its own model's.
-            'tflite_model_sha256': hashlib.sha256(Path(model_path).read_bytes()).hexdigest(),
+            'tflite_model_sha256': sha256_of(model_path),
             'labels': str(labels_path),
             'keras_model': None if gradcam is None else str(keras_path or 'in memory'),
             'gradcam_layer': None if gradcam is None else gradcam.layer_name,

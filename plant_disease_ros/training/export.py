@@ -17,6 +17,8 @@ import sys
 import numpy as np
 
 from plant_disease_ros.core.atomic_files import replacing, write_bytes_atomic, write_text_atomic
+from plant_disease_ros.core.interpreter_loader import ModelLoadError
+from plant_disease_ros.core.labels import load_labels
 from plant_disease_ros.training.calibration import ScoreScaling, with_score_scaling
 from plant_disease_ros.training.dataset import (
     DatasetError,
@@ -105,12 +107,11 @@ def labels_conflict(out_path: str | Path, labels: list[str],
     """
     out_path = Path(out_path)
     labels_path = Path(labels_path) if labels_path else out_path.parent / 'labels.txt'
-    try:
-        existing = [line.strip() for line in labels_path.read_text(encoding='utf-8')
-                    .splitlines() if line.strip()]
-    except FileNotFoundError:
+    if not labels_path.exists():
         return None
-    except (OSError, UnicodeDecodeError) as error:
+    try:
+        existing = load_labels(labels_path)  # as the nodes read it
+    except ModelLoadError as error:
         return f'cannot read {labels_path} to check it: {error}'
     if existing == list(labels):
         return None

@@ -6,9 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from plant_disease_ros.core.atomic_files import write_text_atomic
+from plant_disease_ros.core.atomic_files import sha256_of, write_text_atomic
 from plant_disease_ros.training.metrics import split_description
-from plant_disease_ros.training.train import sha256_of
 
 ATTRIBUTION = """\
 The photos are from the PlantVillage dataset (Hughes & Salathé, 2015, "An open access

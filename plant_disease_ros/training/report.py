@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import datetime
-import hashlib
 import json
 import os
 from pathlib import Path
 import shutil
 from typing import Any
 
-from plant_disease_ros.core.atomic_files import replacing
+from plant_disease_ros.core.atomic_files import replacing, sha256_of
 from plant_disease_ros.core.output_paths import check_output_file
 from plant_disease_ros.training.metrics import split_description
 from plant_disease_ros.training.report_assets import Assets
@@ -144,7 +143,7 @@ def _of_run_export(run_dir: Path | None, models_dir: Path) -> bool:
 
 def _sha256(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_of(path)
     except OSError:
         return None
 
@@ -196,7 +195,7 @@ def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     rows = []
     model = report_model_path(models)
     if model.is_file():
-        digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+        digest = sha256_of(model)[:16]
         rows.append(('int8 model', f'<code>{escape(model.name)}</code>, '
                                    f'{model.stat().st_size / 1024:.0f} KiB, sha256 '
                                    f'<code>{digest}…</code>'))

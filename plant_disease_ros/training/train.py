@@ -18,7 +18,6 @@ read or written, unless ``overwrite`` is set.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-import hashlib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.core.atomic_files import sha256_of
 from plant_disease_ros.core.output_paths import check_not_inside
 from plant_disease_ros.training.dataset import (
     DatasetError,
@@ -171,15 +171,6 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
         raise FileExistsError(
             f'--out {out_dir} already holds a trained run ({", ".join(found)}); training '
             'into it would replace them: give a new --out, or --overwrite to replace them')
-
-
-def sha256_of(path: str | Path) -> str:
-    """Return the hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def earlier_derived_hashes(out_dir: str | Path) -> dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 import heapq
 import itertools
+import math
 import time
 from typing import Any
 
@@ -147,16 +148,22 @@ class Playback:
         lead_ns = int(options.fix_lead_s * 1e9)
         next_fix = next(fixes, None)
         last_fix_ns: int | None = None
+
+        def send_fixes(until_ns: float) -> None:
+            """Publish the fixes logged up to ``until_ns``."""
+            nonlocal next_fix, last_fix_ns
+            while next_fix is not None and next_fix.log_ns <= until_ns:
+                self._publish_fix(next_fix)
+                last_fix_ns = next_fix.log_ns
+                next_fix = next(fixes, None)
+
         in_a_row = 0
         sent_keys: set[tuple[int, int]] = set()
         upcoming = next(images, None)
         while upcoming is not None:
             image, upcoming = upcoming, next(images, None)
             limit_ns = upcoming.log_ns if upcoming is not None else image.log_ns + lead_ns
-            while next_fix is not None and next_fix.log_ns <= image.log_ns + lead_ns:
-                self._publish_fix(next_fix)
-                last_fix_ns = next_fix.log_ns
-                next_fix = next(fixes, None)
+            send_fixes(image.log_ns + lead_ns)
             player.publish_clock(image.log_ns)
             key = stamp_key(self.typestore, image.data, self.selection.image.msgtype)
             if key in sent_keys:
@@ -198,10 +205,7 @@ class Playback:
                     f'classification within {options.frame_timeout_s:g} s each: the pipeline '
                     'takes none of them (its log says why: an image encoding it cannot '
                     'read, for one); give the colour camera with --image-topic')
-        while next_fix is not None:
-            self._publish_fix(next_fix)
-            last_fix_ns = next_fix.log_ns
-            next_fix = next(fixes, None)
+        send_fixes(math.inf)
         if last_fix_ns is not None:
             player.publish_clock(last_fix_ns)
 
