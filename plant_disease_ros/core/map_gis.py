@@ -63,7 +63,7 @@ def cell_ring(cell: Cell, cell_size_m: float, origin: Origin) -> list[list[float
     such a polygon in two; a cell is metres wide, GIS software draws the unwrapped square
     correctly, and every cell stays one Polygon.
     """
-    east, north = cell.key[0] * cell_size_m, cell.key[1] * cell_size_m
+    east, north = cell.centre_e - cell_size_m / 2.0, cell.centre_n - cell_size_m / 2.0
     corners = [(east, north), (east + cell_size_m, north),
                (east + cell_size_m, north + cell_size_m), (east, north + cell_size_m)]
     ring: list[list[float]] = []

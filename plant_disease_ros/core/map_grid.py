@@ -1,8 +1,10 @@
 """The map grid: square cells in a local ENU frame, per-cell aggregates and run summaries.
 
 Cells are squares of ``cell_size_m`` in the local ENU frame of an origin: a given datum,
-or else the first located feature. Cell ``(i, j)`` covers east in ``[i, i+1) * size`` and
-north in ``[j, j+1) * size``. A detection without altitude (a 2-D position ``[lon, lat]``)
+or else the first located feature. Cell ``(i, j)`` is centred on east ``i * size``, north
+``j * size``: it covers east in ``[i - 1/2, i + 1/2) * size`` and north likewise, so the
+origin (often the first detection) lies in the middle of a cell, not on the corner where
+four cells meet and GPS noise of a few cm would split one plant among them. A detection without altitude (a 2-D position ``[lon, lat]``)
 is taken at altitude 0 (see ``core.detections.feature_position``), also when it becomes
 the origin; cells use east and north only, which that barely moves.
 """
@@ -48,11 +50,12 @@ class LocalGrid:
 
     def cell_of(self, east: float, north: float) -> CellKey:
         """Return the key of the cell holding ENU ``east, north``."""
-        return (math.floor(east / self.cell_size_m), math.floor(north / self.cell_size_m))
+        return (math.floor(east / self.cell_size_m + 0.5),
+                math.floor(north / self.cell_size_m + 0.5))
 
     def centre(self, key: CellKey) -> tuple[float, float]:
         """Return the ENU east, north (m) of the centre of cell ``key``."""
-        return ((key[0] + 0.5) * self.cell_size_m, (key[1] + 0.5) * self.cell_size_m)
+        return (key[0] * self.cell_size_m, key[1] * self.cell_size_m)
 
 
 @dataclass

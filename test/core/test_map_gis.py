@@ -40,12 +40,13 @@ def detection(east: float, north: float | None, label: str, confidence: float = 
         'label': label, 'confidence': confidence, 'healthy': label.endswith('healthy')}}
 
 
+# Cells are centred on multiples of 2 m: cell (0, 0) spans [-1, 1) m east and north.
 # Cell (0, 0): 2 late blight, 1 early blight, 1 healthy; cell (1, 0): 1 healthy;
 # cell (-1, 2): 1 early blight; one detection without a position.
 DETECTIONS = [
-    detection(0.5, 0.5, LATE), detection(1.5, 1.5, LATE, 0.7), detection(1.0, 0.2, EARLY),
-    detection(0.2, 1.8, HEALTHY, 0.99), detection(2.5, 0.5, HEALTHY),
-    detection(-0.5, 4.5, EARLY), detection(0.0, None, LATE),
+    detection(-0.5, -0.5, LATE), detection(0.5, 0.5, LATE, 0.7), detection(0.0, -0.8, EARLY),
+    detection(-0.8, 0.8, HEALTHY, 0.99), detection(1.5, -0.5, HEALTHY),
+    detection(-1.5, 3.5, EARLY), detection(0.0, None, LATE),
 ]
 EXPECTED = {  # (cell_e, cell_n): (detections, diseased, most severe, counts)
     (0, 0): (4, 3, LATE, {LATE: 2, EARLY: 1, HEALTHY: 1}),
@@ -61,7 +62,7 @@ def corners_enu(ring: list[list[float]]) -> list[tuple[float, float]]:
 
 def check_cell_square(key: tuple[int, int], ring: list[list[float]]) -> None:
     """The ring is the cell's square, closed, counter-clockwise, corners within 1 mm."""
-    east, north = key[0] * CELL_M, key[1] * CELL_M
+    east, north = (key[0] - 0.5) * CELL_M, (key[1] - 0.5) * CELL_M
     expected = [(east, north), (east + CELL_M, north), (east + CELL_M, north + CELL_M),
                 (east, north + CELL_M), (east, north)]
     assert len(ring) == 5 and ring[0] == ring[-1]
@@ -99,7 +100,7 @@ def test_a_cell_across_the_antimeridian_stays_a_small_square(longitude: float) -
         for lat, lon, _ in (enu_to_geodetic(east, 0.5, 0.0, *origin)
                             for east in (0.5, -1.5, 1.5))]
     cells = grid_features(features, CELL_M, origin)
-    assert len(cells) == 2
+    assert len(cells) == 3
     for cell in cells:
         ring = cell['geometry']['coordinates'][0]
         longitudes = [corner[0] for corner in ring]
@@ -107,15 +108,16 @@ def test_a_cell_across_the_antimeridian_stays_a_small_square(longitude: float) -
         assert max(longitudes) - min(longitudes) == pytest.approx(1.88e-5, abs=1e-6)
         assert ring[0] == ring[-1] and -180.0 <= ring[0][0] <= 180.0
         assert all(abs(lon - ring[0][0]) < 1e-4 for lon in longitudes)
-        east, north = (cell['properties']['cell_e'] * CELL_M,
-                       cell['properties']['cell_n'] * CELL_M)
+        east, north = ((cell['properties']['cell_e'] - 0.5) * CELL_M,
+                       (cell['properties']['cell_n'] - 0.5) * CELL_M)
         expected = [(east, north), (east + CELL_M, north), (east + CELL_M, north + CELL_M),
                     (east, north + CELL_M), (east, north)]
         for (lon, lat), (want_e, want_n) in zip(ring, expected, strict=True):
             e, n, _ = geodetic_to_enu(lat, lon, 0.0, *origin)
             assert e == pytest.approx(want_e, abs=1e-3) and n == pytest.approx(want_n, abs=1e-3)
-    # The cell east of the origin crosses 180 when it starts west of it, and vice versa.
-    straddling = {cell['properties']['cell_e']: cell for cell in cells}[0 if longitude > 0
+    # The meridian is about 1.06 m east (west) of the origin: in the cell east (west) of
+    # the origin's, which spans 1 to 3 m (-3 to -1 m).
+    straddling = {cell['properties']['cell_e']: cell for cell in cells}[1 if longitude > 0
                                                                          else -1]
     beyond = [corner[0] for corner in straddling['geometry']['coordinates'][0]
               if abs(corner[0]) > 180.0]
@@ -220,7 +222,7 @@ def test_the_cell_cache_gives_what_building_every_cell_gives_and_reuses_the_unch
     assert {(f['properties']['cell_e'], f['properties']['cell_n']): f['properties']['detections']
             for f in third}[(0, 0)] == 5
     # A label the run had not seen: every cell gets its n_<label> column.
-    aggregator.add(detection(-0.5, 4.5, 'Potato___Late_blight'))
+    aggregator.add(detection(-1.5, 3.5, 'Potato___Late_blight'))
     fourth = aggregator_features(aggregator, cache)
     assert fourth == aggregator_features(aggregator)
     assert all('n_Potato___Late_blight' in f['properties'] for f in fourth)

@@ -140,10 +140,10 @@ def harness(ros_context: object, tmp_path: Path) -> Iterator[RecorderRig]:
 def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Path) -> None:
     harness.connect()
     sent = [
-        detection(1, 0.5, 0.5, LATE_BLIGHT, 0.7),     # cell (0, 0)
-        detection(2, 1.5, 1.0, LATE_BLIGHT, 0.95),    # cell (0, 0)
-        detection(3, 1.0, 1.9, HEALTHY, 0.8),         # cell (0, 0)
-        detection(4, 7.0, -3.0, HEALTHY, 0.85),       # cell (3, -2)
+        detection(1, -0.5, -0.5, LATE_BLIGHT, 0.7),   # cell (0, 0): [-1, 1) m
+        detection(2, 0.5, 0.0, LATE_BLIGHT, 0.95),    # cell (0, 0)
+        detection(3, 0.0, 0.9, HEALTHY, 0.8),         # cell (0, 0)
+        detection(4, 6.5, -3.5, HEALTHY, 0.85),       # cell (3, -2)
         detection(5, None, None, LATE_BLIGHT, 0.9),   # no position
     ]
     for feature in sent[:3]:
@@ -172,8 +172,8 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert set(texts) == set(shapes)
     by_position = {(round(m.pose.position.x, 6), round(m.pose.position.y, 6)): m
                    for m in shapes.values()}
-    assert set(by_position) == {(1.0, 1.0), (7.0, -3.0)}
-    diseased, healthy = by_position[(1.0, 1.0)], by_position[(7.0, -3.0)]
+    assert set(by_position) == {(0.0, 0.0), (6.0, -4.0)}
+    diseased, healthy = by_position[(0.0, 0.0)], by_position[(6.0, -4.0)]
     assert diseased.header.frame_id == 'map'
     assert diseased.type == Marker.CYLINDER and healthy.type == Marker.SPHERE
     assert diseased.color.r > diseased.color.g  # the late blight colour, not green
@@ -216,7 +216,7 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     # whole array takes longer to serialise than a period); the viewer shows all three,
     # the first two with the same ids and markers as before.
     published = len(harness.markers)
-    harness.publish(detection(6, 13.0, 5.0, HEALTHY, 0.6))
+    harness.publish(detection(6, 12.6, 5.2, HEALTHY, 0.6))
     assert harness.wait(lambda: len(cells_in(harness.markers)) == 3)
     assert len(harness.markers) == published + 1
     assert len(cells_in(harness.markers[-1:])) == 1

@@ -138,10 +138,10 @@ def test_recorder_latches_the_map_as_a_geojson_feature_collection(
     detections = harness.node.create_publisher(
         String, '/detections', QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
     harness.wait_for_subscribers(detections)
-    sent = [detection(1, 0.5, 0.5, 'Tomato___Late_blight'),
-            detection(2, 1.5, 0.5, 'Tomato___Late_blight'),
-            detection(3, 1.0, 1.0, 'Tomato___healthy'),
-            detection(4, 3.0, 0.5, 'Tomato___Early_blight')]
+    sent = [detection(1, -0.5, -0.5, 'Tomato___Late_blight'),  # cell (0, 0): [-1, 1) m
+            detection(2, 0.5, -0.5, 'Tomato___Late_blight'),
+            detection(3, 0.0, 0.0, 'Tomato___healthy'),
+            detection(4, 2.0, -0.5, 'Tomato___Early_blight')]  # cell (1, 0)
     for feature in sent:
         detections.publish(String(data=json.dumps(feature)))
 
