@@ -4,9 +4,10 @@ Cells are squares of ``cell_size_m`` in the local ENU frame of an origin: a give
 or else the first located feature. Cell ``(i, j)`` is centred on east ``i * size``, north
 ``j * size``: it covers east in ``[i - 1/2, i + 1/2) * size`` and north likewise, so the
 origin (often the first detection) lies in the middle of a cell, not on the corner where
-four cells meet and GPS noise of a few cm would split one plant among them. A detection without altitude (a 2-D position ``[lon, lat]``)
-is taken at altitude 0 (see ``core.detections.feature_position``), also when it becomes
-the origin; cells use east and north only, which that barely moves.
+four cells meet and GPS noise of a few cm would split one plant among them. A detection
+without altitude (a 2-D position ``[lon, lat]``) is taken at altitude 0 (see
+``core.detections.feature_position``), also when it becomes the origin; cells use east and
+north only, which that barely moves.
 """
 
 from __future__ import annotations
