@@ -3,7 +3,10 @@
 A position is never taken from a fix older than the frame while a newer one may still
 come: interpolating between the fixes around the stamp is more accurate. Each waiting
 item is settled when that fix arrives or at its deadline, whichever comes first, then
-located with the fixes there are (nearest, stale or none).
+located with the fixes there are (nearest, stale or none). Before the first fix ever an item
+is located at once (there may be no receiver); after a restart (time jumped back, the old
+fixes forgotten) the receiver is known to be alive, so items wait for the new timeline's
+fixes as they would for any fix.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class FixWait(Generic[Item]):
         self.fixes = fixes
         self.max_waiting = int(max_waiting)
         self._waiting: deque[_Waiting[Item]] = deque()
+        self._fixes_expected = False   # fixes came before a restart: more will come
 
     def __len__(self) -> int:
         """Return the number of items waiting."""
@@ -56,7 +60,7 @@ class FixWait(Generic[Item]):
         that could be located now still waits behind older items that wait: items come out
         in the order they came.
         """
-        lookup = self.fixes.lookup(stamp_s, final=wait_s <= 0.0)
+        lookup = self._lookup(stamp_s, final=wait_s <= 0.0)
         if lookup.status != 'pending' and not self._waiting:
             return [(item, lookup)]
         self._waiting.append(_Waiting(item, stamp_s, now_s + max(wait_s, 0.0)))
@@ -71,7 +75,7 @@ class FixWait(Generic[Item]):
         ready: list[tuple[Item, FixLookup]] = []
         while self._waiting:
             waiting = self._waiting[0]
-            lookup = self.fixes.lookup(waiting.stamp_s, final=False)
+            lookup = self._lookup(waiting.stamp_s, final=False)
             if lookup.status == 'pending':
                 if now_s < waiting.deadline_s:
                     break
@@ -92,4 +96,12 @@ class FixWait(Generic[Item]):
         self._waiting.clear()
         dropped = len(self.fixes)
         self.fixes.clear()
+        self._fixes_expected = self._fixes_expected or dropped > 0
         return settled, dropped
+
+    def _lookup(self, stamp_s: float, final: bool) -> FixLookup:
+        """Look ``stamp_s`` up; an empty buffer is 'pending' while fixes are expected."""
+        lookup = self.fixes.lookup(stamp_s, final=final)
+        if not final and lookup.status == 'none' and self._fixes_expected:
+            return FixLookup('pending', None, None)
+        return lookup

@@ -58,18 +58,18 @@ def crop_roi(rgb: np.ndarray, x: int, y: int, width: int, height: int) -> np.nda
 def resize_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize to ``height``×``width`` the way the training photos were resized.
 
-    Training shrinks every photo with OpenCV's ``INTER_AREA`` (area averaging), so the
-    model has only seen anti-aliased pixels. Shrinking here halves the image with exact
-    2×2 area means while both sides stay at least twice the target (a fast path of the
-    same averaging), then finishes with ``INTER_AREA`` for the last step of less than 2×.
-    An image of less than twice the target (a 256 px lab photo for a 144 px model) thus
-    gets exactly the training pixels, and a 480 px camera crop gets them to within a grey
-    level or two, at half the cost of one-shot ``INTER_AREA``. A bilinear last step was
-    a tenth of that cost but aliased: the shipped 144 px model got 97.0 % of the lab test
-    photos right with it against 98.1 % with the training resize, and rejected 5.6 % of
-    them against 3.1 % (``benchmarks/results/2026-12-05-node-resize.md``). Enlarging is
-    bilinear. An image already at the size is returned
-    as is (made C-contiguous).
+    Training shrinks every photo with OpenCV's ``INTER_AREA`` (area averaging), so the model
+    has only seen anti-aliased pixels. Shrinking here halves the image with exact 2×2 area
+    means while both sides stay at least twice the target (a fast path of the same averaging),
+    then finishes with ``INTER_AREA`` for the last step of less than 2×. An image of less than
+    twice the target (a 256 px lab photo for a 144 px model) thus gets exactly the training
+    pixels, and a 480 px camera crop gets them to within a grey level or two, at half the cost
+    of one-shot ``INTER_AREA``. A side of odd length stops the halving there (one
+    ``INTER_AREA`` step does the rest, exactly as training). A bilinear last step was a tenth
+    of that cost but aliased: the shipped 144 px model got 97.0 % of the lab test photos right
+    with it against 98.1 % with the training resize, and rejected 5.6 % of them against 3.1 %
+    (``benchmarks/results/2026-12-05-node-resize.md``). Enlarging is bilinear. An image already
+    at the size is returned as is (made C-contiguous).
     """
     height, width = int(height), int(width)
     if height <= 0 or width <= 0:
@@ -78,11 +78,12 @@ def resize_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     if source_height == 0 or source_width == 0:
         raise EmptyCropError(f'cannot resize an empty {source_width}x{source_height} image')
     image = rgb
-    while image.shape[0] >= 2 * height and image.shape[1] >= 2 * width:
-        half_height, half_width = image.shape[0] // 2, image.shape[1] // 2
-        # An odd last row or column is dropped so that every output is a 2x2 mean.
-        image = cv2.resize(image[:2 * half_height, :2 * half_width],
-                           (half_width, half_height), interpolation=cv2.INTER_AREA)
+    while (image.shape[0] >= 2 * height and image.shape[1] >= 2 * width
+           and image.shape[0] % 2 == 0 and image.shape[1] % 2 == 0):
+        # Exact 2x2 means. An odd side is left to the one INTER_AREA step below: halving
+        # it would drop its last row or column and shift the grid.
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2),
+                           interpolation=cv2.INTER_AREA)
     if image.shape[:2] == (height, width):
         return np.ascontiguousarray(image)
     shrinking = image.shape[0] > height or image.shape[1] > width

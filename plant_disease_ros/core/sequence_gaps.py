@@ -13,11 +13,15 @@ sent before this node subscribed was never meant for it.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Publishers listed one by one (the oldest seen go first; totals keep them).
 MAX_PUBLISHERS = 16
+# Gaps remembered per publisher, so that a late message fills the gap it belongs to; an
+# older gap forgotten beyond this many stays counted as missed.
+MAX_GAPS = 256
 
 
 @dataclass
@@ -28,11 +32,23 @@ class PublisherSequence:
     newest: int
     received: int = 1
     missed: int = 0
+    # The missing numbers, as sorted, disjoint, inclusive ranges (lowest first).
+    gaps: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def sent(self) -> int:
         """Return the messages the publisher sent from the first one taken to the newest."""
         return self.newest - self.first + 1
+
+    def fill(self, sequence: int) -> bool:
+        """Take ``sequence`` out of the gaps; return whether it was missing."""
+        index = bisect_right(self.gaps, (sequence, float('inf'))) - 1
+        if index < 0 or not self.gaps[index][0] <= sequence <= self.gaps[index][1]:
+            return False
+        low, high = self.gaps.pop(index)
+        self.gaps[index:index] = [(a, b) for a, b in ((low, sequence - 1),
+                                                      (sequence + 1, high)) if a <= b]
+        return True
 
 
 class SequenceGaps:
@@ -45,35 +61,45 @@ class SequenceGaps:
         self.received = 0
         self.missed = 0
         self.sent = 0
+        self.duplicates = 0
 
     def add(self, publisher: bytes, sequence: int) -> int:
         """Note a message ``sequence`` of ``publisher``; return the change of ``missed``.
 
         A number past the newest leaves a gap of the numbers in between; a late one inside
-        the span fills a gap counted before (-1).
+        the span fills the gap it was counted in (-1). A number taken before is a
+        duplicate: counted in ``duplicates``, not as received.
         """
         state = self.publishers.get(publisher)
-        if state is not None and sequence in (state.first, state.newest):
-            return 0  # the same message again
-        self.received += 1
         if state is None:
+            self.received += 1
             self.publishers[publisher] = PublisherSequence(sequence, sequence)
             self.sent += 1
             if len(self.publishers) > self.max_publishers:
                 self.publishers.popitem(last=False)
             return 0
-        state.received += 1
         if sequence > state.newest:
             gap = sequence - state.newest - 1
+            if gap:
+                state.gaps.append((state.newest + 1, sequence - 1))
             self.sent += sequence - state.newest
             state.newest = sequence
         elif sequence < state.first:
             # Older than any taken before: the span grows back to it.
             gap = state.first - sequence - 1
+            if gap:
+                state.gaps.insert(0, (sequence + 1, state.first - 1))
             self.sent += state.first - sequence
             state.first = sequence
+        elif state.fill(sequence):
+            gap = -1
         else:
-            gap = -1 if state.missed > 0 else 0
+            self.duplicates += 1
+            return 0
+        if len(state.gaps) > MAX_GAPS:
+            del state.gaps[0]
+        state.received += 1
+        self.received += 1
         state.missed += gap
         self.missed += gap
         return gap

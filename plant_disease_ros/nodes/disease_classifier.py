@@ -580,16 +580,25 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.count_rejected(reason, category='fix')
             self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})')
             return
-        self._check_time_jump('fix', fix.stamp_s)
+        if self._check_time_jump('fix', fix.stamp_s):
+            # A fix of the timeline before a jump back, late: it would locate new frames.
+            self.diagnostics.count_rejected('previous_timeline', category='fix')
+            self.warnings.warning('fix:previous_timeline',
+                                  f'ignored GPS fix stamped {fix.stamp_s:.3f}: it belongs '
+                                  'to the timeline before the last jump back in time')
+            return
         self._last_usable_fix_s = time.monotonic()
         self.fix_wait.fixes.add(fix)
         self._settle_pending()
 
-    def _check_time_jump(self, stream: str, stamp_s: float) -> None:
-        """On a jump back in time, settle the waiting detections and forget the old fixes."""
+    def _check_time_jump(self, stream: str, stamp_s: float) -> bool:
+        """On a jump back in time, settle the waiting detections and forget the old fixes.
+
+        Return whether ``stamp_s`` is a late stamp of the timeline before the last jump.
+        """
         jump = self.time_jumps.check(stream, stamp_s)
         if jump is None:
-            return
+            return self.time_jumps.is_late(stamp_s, stream)
         settled, dropped = self.fix_wait.restart()
         self._publish_located(settled)
         self._pending_timer.cancel()
@@ -602,6 +611,7 @@ class DiseaseClassifierNode(Node):
             f'{jump.newest_s:.3f}; bag loop, sim restart or clock correction): dropped '
             f'{dropped} fix(es) of the previous timeline, located {len(settled)} waiting '
             'detection(s) with them')
+        return False
 
     def _settle_pending(self) -> None:
         """Publish the waiting detections whose fix came or whose wait is over."""

@@ -88,14 +88,38 @@ def test_restart_settles_the_old_timeline_and_forgets_its_fixes() -> None:
     assert [(item, lookup.status) for item, lookup in settled] == [('old', 'nearest')]
     assert settled[0][1].fix.latitude == 47.0
     assert (dropped, len(wait.fixes), len(wait)) == (1, 0, 0)
-    # A frame of the new timeline before its first fix has no position, not an old one.
-    [(item, lookup)] = wait.add('new', 100.5, now_s=0.0, wait_s=1.0)
-    assert (item, lookup.status, lookup.fix) == ('new', 'none', None)
+    # A frame of the new timeline before its first fix waits for the new fixes (the
+    # receiver is alive), and is never located with an old one.
+    assert wait.add('new', 100.5, now_s=0.0, wait_s=1.0) == []
+    assert wait.settle(0.5) == []
     wait.fixes.add(GeoFix(100.4, 48.0, 8.0, 400.0))
-    assert wait.add('newer', 100.5, now_s=0.0, wait_s=1.0) == []
+    assert wait.add('newer', 100.5, now_s=0.6, wait_s=1.0) == []
     wait.fixes.add(GeoFix(100.6, 48.0, 8.0, 400.0))
-    [(item, lookup)] = wait.settle(0.1)
-    assert (item, lookup.status, lookup.fix.latitude) == ('newer', 'interpolated', 48.0)
+    ready = wait.settle(0.7)
+    assert [(item, lookup.status) for item, lookup in ready] == [
+        ('new', 'interpolated'), ('newer', 'interpolated')]
+    assert all(lookup.fix.latitude == 48.0 for _, lookup in ready)
+
+
+def test_after_a_restart_an_item_waits_no_longer_than_its_deadline() -> None:
+    """The receiver went quiet with the jump: the item goes out at its deadline, unlocated."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(GeoFix(100.0, 47.0, 8.0, 400.0))
+    wait.restart()
+    assert wait.add('new', 0.2, now_s=10.0, wait_s=1.0) == []
+    assert wait.settle(10.9) == []
+    [(item, lookup)] = wait.settle(11.0)
+    assert (item, lookup.status, lookup.fix) == ('new', 'none', None)
+
+
+def test_before_any_fix_an_item_goes_out_at_once() -> None:
+    """No fix ever (maybe no receiver): nothing waits, nor after a restart with no fixes."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    [(item, lookup)] = wait.add('first', 1.0, now_s=0.0, wait_s=1.0)
+    assert (item, lookup.status) == ('first', 'none')
+    assert wait.restart() == ([], 0)
+    [(item, lookup)] = wait.add('second', 0.5, now_s=0.1, wait_s=1.0)
+    assert (item, lookup.status) == ('second', 'none')
 
 
 def test_a_ready_item_waits_behind_an_older_waiting_one() -> None:

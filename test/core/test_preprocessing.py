@@ -85,7 +85,8 @@ LEAVES = sorted((Path(__file__).resolve().parents[1] / 'data' / 'leaves').glob('
     ((480, 480), (128, 128), 1.0),   # the same for a 128 px model
     ((1080, 1080), (128, 128), 3.0),
     ((480, 640), (96, 128), 3.0),
-    ((481, 643), (128, 128), 3.0),   # odd sides: the last row / column is dropped halving
+    ((481, 643), (128, 128), 0.01),  # odd sides: no halving, one INTER_AREA step
+    ((960, 962), (144, 144), 3.0),   # even twice, then an odd side (481) stops the halving
 ])
 def test_resize_shrink_matches_area_averaging(source: tuple[int, int], target: tuple[int, int],
                                               mean_limit: float) -> None:
@@ -101,6 +102,15 @@ def test_resize_shrink_matches_area_averaging(source: tuple[int, int], target: t
         expected = cv2.resize(photo, target[::-1], interpolation=cv2.INTER_AREA)
         difference = np.abs(out.astype(np.int16) - expected.astype(np.int16))
         assert difference.mean() < mean_limit, path.name
+
+
+@pytest.mark.parametrize('side', [863, 961, 575])
+def test_resize_of_an_odd_side_is_the_training_resize_exactly(side: int) -> None:
+    """An odd side is never halved (that drops its last row and shifts the grid)."""
+    image = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        resize_to_input(image, 144, 144),
+        cv2.resize(image, (144, 144), interpolation=cv2.INTER_AREA))
 
 
 def test_resize_under_two_times_is_exact_area() -> None:

@@ -30,3 +30,30 @@ def test_publishers_beyond_the_limit_keep_the_totals() -> None:
         gaps.add(bytes([index]), 3)
     assert list(gaps.publishers) == [bytes([2]), bytes([3])]
     assert (gaps.sent, gaps.received, gaps.missed) == (12, 8, 4)
+
+
+def test_a_repeated_number_inside_the_span_is_a_duplicate_not_a_late_arrival() -> None:
+    """Only a number of a gap fills it; a repeat of one taken before leaves the counts."""
+    gaps = SequenceGaps()
+    for sequence in (1, 3, 4):
+        gaps.add(b'camera', sequence)
+    assert [gaps.add(b'camera', 3) for _ in range(3)] == [0, 0, 0]
+    state = gaps.publishers[b'camera']
+    assert (state.sent, state.received, state.missed) == (4, 3, 1)
+    assert gaps.duplicates == 3
+    assert gaps.add(b'camera', 2) == -1        # the lost one, late
+    assert gaps.add(b'camera', 2) == 0         # and again: a duplicate
+    assert (state.received, state.missed, state.gaps) == (4, 0, [])
+    assert gaps.sent == gaps.received + gaps.missed
+
+
+def test_late_numbers_fill_the_middle_of_a_long_gap_and_a_gap_before_the_first() -> None:
+    gaps = SequenceGaps()
+    gaps.add(b'p', 10)
+    gaps.add(b'p', 20)                          # 11..19 missing
+    assert gaps.add(b'p', 15) == -1
+    assert gaps.publishers[b'p'].gaps == [(11, 14), (16, 19)]
+    assert gaps.add(b'p', 5) == 4               # the span grows back: 6..9 missing
+    assert gaps.add(b'p', 7) == -1 and gaps.add(b'p', 11) == -1 and gaps.add(b'p', 19) == -1
+    assert gaps.publishers[b'p'].gaps == [(6, 6), (8, 9), (12, 14), (16, 18)]
+    assert (gaps.sent, gaps.received, gaps.missed) == (16, 7, 9)

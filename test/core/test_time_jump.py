@@ -25,3 +25,55 @@ def test_small_reorderings_pass_a_jump_back_is_reported_once() -> None:
 def test_threshold_must_be_positive() -> None:
     with pytest.raises(ValueError):
         TimeJumpDetector(0.0)
+
+
+def test_a_late_stamp_of_the_previous_timeline_is_no_second_jump() -> None:
+    """A frame queued before a bag loop, seen after the loop's first fix: late, not a jump."""
+    detector = TimeJumpDetector(threshold_s=1.0)
+    assert detector.check('frame', 100.0) is None
+    assert detector.check('fix', 100.2) is None
+    jump = detector.check('fix', 0.0)               # the bag loops
+    assert jump is not None and jump.stream == 'fix'
+    assert detector.is_late(100.3)
+    assert detector.check('frame', 100.3) is None   # in flight before the loop
+    assert detector.late_stamps == 1
+    assert not detector.is_late(0.1)
+    assert detector.check('frame', 0.1) is None     # the new timeline's first frame
+    assert detector.check('fix', 100.1) is None     # a late fix: the caller drops it
+    assert detector.late_stamps == 2 and detector.jumps == 1
+    # The new timeline moves on by small steps; none of it is late.
+    for stamp in (0.2, 0.5, 1.0, 1.4, 2.0):
+        assert not detector.is_late(stamp) and detector.check('fix', stamp) is None
+    assert detector.jumps == 1 and detector.late_stamps == 2
+    # A real second loop is still a jump.
+    assert detector.check('fix', 0.0) is not None and detector.jumps == 2
+
+
+def test_once_the_new_timeline_catches_up_nothing_is_late() -> None:
+    """After the new timeline passes the old one's newest stamp, every stamp counts again."""
+    detector = TimeJumpDetector(threshold_s=1.0)
+    detector.check('frame', 10.0)
+    assert detector.check('frame', 5.0) is not None
+    for stamp in range(6, 12):
+        assert detector.check('frame', float(stamp)) is None
+    assert not detector.is_late(13.0) and detector.check('fix', 13.0) is None
+    assert detector.late_stamps == 0
+
+
+def test_a_pause_of_every_stream_after_the_jump_is_not_taken_for_late_stamps() -> None:
+    """The demo bag's second pass: frames and fixes both pause 2 s, far from the old end."""
+    detector = TimeJumpDetector(threshold_s=1.0)
+    for stamp in (70.0, 73.0, 74.0):
+        detector.check('frame', stamp - 3.0)
+        detector.check('fix', stamp)
+    assert detector.check('fix', 0.0) is not None
+    for stamp in (0.1, 0.5, 34.4, 34.6):            # the replay fast-forwards (no jump)
+        detector.check('frame', stamp)
+        detector.check('fix', stamp)
+    for stamp in (36.9, 37.0, 39.6):                # both paused 2.3 s: not the old timeline
+        assert not detector.is_late(stamp, 'frame') and detector.check('frame', stamp) is None
+        assert not detector.is_late(stamp, 'fix') and detector.check('fix', stamp) is None
+    assert detector.late_stamps == 0 and detector.jumps == 1
+    # Even a pause just where the old timeline ended is over after the threshold.
+    assert detector.is_late(70.5, 'frame')
+    assert detector.check('frame', 76.0) is None and not detector.is_late(76.1, 'fix')

@@ -229,3 +229,28 @@ def test_a_fix_without_altitude_tags_detections_with_a_2d_point(harness) -> None
     fix_msg = gps.collector.messages['/detections/fix'][0]
     assert (fix_msg.latitude, fix_msg.longitude) == (lat, lon)
     assert math.isnan(fix_msg.altitude)
+
+
+def test_after_a_bag_loop_a_late_fix_of_the_old_pass_is_dropped_and_frames_wait(harness) -> None:
+    """A fix of the first pass arriving after the loop is never used; new frames wait for
+    the new pass's fixes (the receiver is alive) instead of going out without a position."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
+    for t in (60.0, 60.2):
+        gps.send_fix(path_fix(t))
+    gps.send_frame(T0 + 60.1)
+    gps.wait_detections(1)
+    gps.send_fix(path_fix(0.0))                     # the bag loops: a jump back
+    assert gps.classifier.time_jumps.jumps == 1
+    lat, lon, alt = true_position(60.4)
+    gps.send_fix(make_fix(lat, lon, alt, stamp_s=T0 + 60.4))   # late, of the first pass
+    gps.send_frame(T0 + 0.1)
+    assert gps.classifier.fix_wait.fixes.newest_stamp_s == pytest.approx(T0)
+    assert gps.collector.count('/detections') == 1   # the new frame waits for its fix
+    gps.send_fix(path_fix(0.2))
+    [*_, feature] = gps.wait_detections(2)
+    assert feature['properties']['fix_status'] == 'interpolated'
+    lon_d, lat_d, alt_d = feature['geometry']['coordinates']
+    assert distance_m((lat_d, lon_d, alt_d), true_position(0.1)) < 0.5
+    assert gps.classifier.diagnostics.rejected[('fix', 'previous_timeline')] == 1
+    assert gps.classifier.time_jumps.jumps == 1
