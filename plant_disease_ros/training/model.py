@@ -65,6 +65,12 @@ def build_model(config: ModelConfig):
 BATCH_NORM_MOMENTUM = 0.9
 
 
+# Fewest channels of a layer. TensorFlow 2.21's oneDNN CPU kernels crash the process
+# (double free, segfault) when training a network with an 8-channel stage on two or more
+# threads (width 0.25 or 0.3 from scratch, measured here); 16 runs.
+MIN_CHANNELS = 16
+
+
 def resnet_lite_backbone(shape: tuple[int, int, int], width: float, deep: bool = False):
     """Return a compact residual CNN: a stride-2 stem and four residual stages.
 
@@ -74,13 +80,15 @@ def resnet_lite_backbone(shape: tuple[int, int, int], width: float, deep: bool =
     Plain 3×3 convolutions converge in far fewer steps from scratch than depthwise
     MobileNet blocks and run several times more efficiently per multiply-accumulate on a
     CPU (measured here: 0.37 s against 0.48 s a 64-photo step at 96 px, with 0.70 M
-    parameters at width 0.75). Channels are (32, 64, 128, 256) × ``width``.
+    parameters at width 0.75). Channels are (32, 64, 128, 256) × ``width``, rounded to a
+    multiple of 8 and at least :data:`MIN_CHANNELS`.
     """
     import tensorflow as tf
 
     keras = tf.keras
     layers = keras.layers
-    channels = [max(8, int(round(base * width / 8)) * 8) for base in (32, 64, 128, 256)]
+    channels = [max(MIN_CHANNELS, int(round(base * width / 8)) * 8)
+                for base in (32, 64, 128, 256)]
 
     def conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True):
         x = layers.Conv2D(filters, kernel, strides=stride, padding='same', use_bias=False,

@@ -260,3 +260,13 @@ def test_a_run_whose_budget_is_spent_before_any_stage_reports_nothing_as_its_mod
                            time_budget_min=1e-9, overwrite=True))
     assert not (out / 'train_summary.json').exists()
     assert (out / 'model.keras').read_bytes() == b'an earlier run'
+
+
+@pytest.mark.parametrize('width', [0.25, 0.3])
+def test_no_layer_of_a_narrow_network_has_fewer_than_16_channels(width: float) -> None:
+    """TensorFlow's oneDNN kernels crash training an 8-channel stage on 2+ threads."""
+    model = build_model(ModelConfig(num_classes=3, input_size=32, width=width))
+    convolutions = [layer for layer in model.get_layer(f'resnet_lite_{width:g}').layers
+                    if isinstance(layer, tf.keras.layers.Conv2D)]
+    assert convolutions
+    assert min(layer.filters for layer in convolutions) == 16
