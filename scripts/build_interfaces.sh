@@ -9,9 +9,15 @@
 # without building when the sources are missing (the nodes then run without typed outputs).
 # scripts/ros_env.sh puts the install tree on the paths when it exists.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# This script and a relative SOURCES are taken from where it was started, before the cd.
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+sources="${1:-${PLANT_DISEASE_INTERFACES:-}}"
+if [ -n "$sources" ] && [ -d "$sources" ]; then
+  sources="$(cd "$sources" && pwd)"
+fi
+cd "$(dirname "$self")/.."
 root="$(pwd)"
-sources="${1:-${PLANT_DISEASE_INTERFACES:-$root/../shared/ros_interfaces}}"
+sources="${sources:-$root/../shared/ros_interfaces}"
 packages=(vision_msgs foxglove_msgs)
 out="$root/build/interfaces"
 install="$out/install"
@@ -31,12 +37,16 @@ scripts/setup_env.sh interfaces
 venv="$root/.venv"
 python_version="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 
-# What the install tree depends on: the sources, the wheels and this script.
+# What the install tree depends on: the sources, the wheels, the Python (its extension
+# ABI) and venv it was built for, and this script.
 fingerprint="$( (cd "$sources" && find "${packages[@]}" -type f -print0 | sort -z \
                  | xargs -0 sha1sum) | sha1sum | cut -c1-16)"
 fingerprint="$fingerprint-$("$venv/bin/python" -m pip freeze 2>/dev/null \
                             | grep -iE '^ros-' | sha1sum | cut -c1-12)"
-fingerprint="$fingerprint-$(sha1sum "$0" | cut -c1-12)"
+fingerprint="$fingerprint-$("$venv/bin/python" -c \
+  'import sys, sysconfig; print(sysconfig.get_config_var("SOABI"), sys.prefix)' \
+  | sha1sum | cut -c1-12)"
+fingerprint="$fingerprint-$(sha1sum "$self" | cut -c1-12)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ]; then
   echo "build_interfaces: $install is up to date" >&2
   exit 0

@@ -4,12 +4,23 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 # shell takes the first domain, from its process number on, that no other shell of this
 # machine holds (a lock file per domain, held while the shell and its children live), so
 # a demo and a test run side by side never see each other's nodes.
+# The locks live in /dev/shm (one per machine, like the DDS ports and segments they guard,
+# whatever TMPDIR says; PLANT_DISEASE_DOMAIN_LOCKS names another folder), in a folder and
+# files every user may lock.
 if [ -z "${ROS_DOMAIN_ID:-}" ]; then
-  _plant_disease_locks="${TMPDIR:-/tmp}/plant_disease_ros_domains"
-  if mkdir -p "$_plant_disease_locks" 2>/dev/null && command -v flock >/dev/null; then
+  _plant_disease_locks="${PLANT_DISEASE_DOMAIN_LOCKS:-/dev/shm/plant_disease_ros_domains}"
+  [ -n "${PLANT_DISEASE_DOMAIN_LOCKS:-}" ] || [ -d /dev/shm ] \
+    || _plant_disease_locks="/tmp/plant_disease_ros_domains"
+  if { [ -d "$_plant_disease_locks" ] \
+       || { mkdir -p "$_plant_disease_locks" && chmod 1777 "$_plant_disease_locks"; }; } \
+       2>/dev/null && command -v flock >/dev/null; then
     for _plant_disease_step in $(seq 0 89); do
       _plant_disease_id=$(( 10 + ($$ + _plant_disease_step) % 90 ))
-      exec {_plant_disease_fd}>>"$_plant_disease_locks/$_plant_disease_id.lock" || continue
+      _plant_disease_file="$_plant_disease_locks/$_plant_disease_id.lock"
+      [ -e "$_plant_disease_file" ] \
+        || (umask 000 && : >> "$_plant_disease_file") 2>/dev/null || continue
+      # Read-only: flock needs no write access, so another user's lock file serves too.
+      exec {_plant_disease_fd}<"$_plant_disease_file" 2>/dev/null || continue
       if flock -n "$_plant_disease_fd"; then
         export ROS_DOMAIN_ID=$_plant_disease_id
         break
@@ -18,7 +29,8 @@ if [ -z "${ROS_DOMAIN_ID:-}" ]; then
     done
   fi
   export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( 10 + $$ % 90 ))}"
-  unset _plant_disease_locks _plant_disease_step _plant_disease_id _plant_disease_fd
+  unset _plant_disease_locks _plant_disease_step _plant_disease_id _plant_disease_fd \
+        _plant_disease_file
 fi
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/config/fastdds_profile.xml}"

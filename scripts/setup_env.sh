@@ -5,9 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-ros,tools}"
 python="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
+# A .venv whose pip does not run (a venv made without ensurepip, e.g. Debian without
+# python3-venv, or a copied one) is made again, not reused.
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  if [ -e .venv ]; then
+    echo "setup_env: .venv has no working pip; making it again" >&2
+    rm -rf .venv
+  fi
   echo "creating .venv with $($python --version)" >&2
-  "$python" -m venv .venv
+  if ! "$python" -m venv .venv; then
+    rm -rf .venv
+    echo "setup_env: '$python -m venv' failed; on Debian/Ubuntu install python3-venv" \
+         "(apt-get install python3-venv), then run this again" >&2
+    exit 1
+  fi
 fi
 # One stamp per extra and setup.py version: an environment installed with more extras
 # (the tests' ros,tools,train,test) serves a command that needs fewer (the demo's ros,tools)

@@ -13,4 +13,5 @@ fi
 source scripts/ros_env.sh
 echo "ROS_DOMAIN_ID=$ROS_DOMAIN_ID ROS_AUTOMATIC_DISCOVERY_RANGE=$ROS_AUTOMATIC_DISCOVERY_RANGE" >&2
 .venv/bin/ruff check .
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# -rs: the reason of every skipped test is listed at the end.
+.venv/bin/python -m pytest -q -rs -p no:cacheprovider "$@"

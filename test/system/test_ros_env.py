@@ -16,7 +16,8 @@ def shell(tmp_path: Path, **env: str) -> subprocess.Popen:
     """Start a bash that sources ros_env.sh, prints its settings and waits for a line."""
     environment = {key: value for key, value in os.environ.items()
                    if key != 'ROS_DOMAIN_ID'}
-    environment.update(TMPDIR=str(tmp_path), **env)
+    environment.update(PLANT_DISEASE_DOMAIN_LOCKS=str(tmp_path / 'plant_disease_ros_domains'),
+                       **env)
     return subprocess.Popen(['bash', '-euo', 'pipefail', '-c', HOLD], cwd=REPO_ROOT,
                             env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
@@ -70,3 +71,16 @@ def test_a_domain_that_is_set_is_kept(tmp_path: Path) -> None:
     finally:
         process.communicate('\n', timeout=10)
     assert not (tmp_path / 'plant_disease_ros_domains').exists()
+
+
+def test_the_lock_folder_and_files_can_be_locked_by_every_user(tmp_path: Path) -> None:
+    """CI and a developer may be different users: the folder is sticky and world-writable,
+    the lock files world-readable and -writable, so either can take a free domain."""
+    process = shell(tmp_path)
+    try:
+        _, domain = settings(process)
+    finally:
+        process.communicate('\n', timeout=10)
+    locks = tmp_path / 'plant_disease_ros_domains'
+    assert locks.stat().st_mode & 0o7777 == 0o1777
+    assert (locks / f'{domain}.lock').stat().st_mode & 0o777 == 0o666
