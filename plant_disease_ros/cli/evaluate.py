@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'shipped one)')
     parser.add_argument('--data', default=None,
                         help='photo folder (<class>/<image>); with --split-manifest it '
-                             "replaces the manifest's root")
+                             "replaces the manifest's root; with --field-split the lab "
+                             'photos')
     parser.add_argument('--split-manifest', default=None,
                         help='split.json of a training run; evaluates its --split part')
     parser.add_argument('--split', choices=('train', 'val', 'test'), default='test')
@@ -43,7 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--field-split', default=None,
                         help='field_split.json of a field-fit run: evaluate every domain '
                              '(lab test split of --split-manifest or the one it names, field '
-                             'sets, non-leaf scenes, synthetic non-leaf frames)')
+                             'sets, non-leaf scenes, synthetic non-leaf frames). A '
+                             'relative photo folder of the manifests is looked for from '
+                             'the working directory, then from the folder of the manifest '
+                             'and each folder above it (the shipped ones are relative to '
+                             'the repository root); a folder found nowhere is an error')
+    parser.add_argument('--field-data', default=None, metavar='DIR',
+                        help='with --field-split: folder of the field photo sets '
+                             "(<set>/<class>/<image>), instead of the manifest's")
+    parser.add_argument('--negatives', default=None, metavar='DIR',
+                        help='with --field-split: folder of the non-leaf scenes '
+                             "(<kind>/<image>), instead of the manifest's")
     parser.add_argument('--score-threshold', type=float, default=0.5,
                         help='with --field-split: a top score below this counts as rejected '
                              "(the nodes' score_threshold)")
@@ -100,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--score-threshold must be in [0, 1], got {args.score_threshold}')
     if args.per_class is not None and args.per_class < 1:
         raise ValueError(f'--per-class must be >= 1, got {args.per_class}')
+    if (args.field_data or args.negatives) and not args.field_split:
+        raise ValueError('--field-data and --negatives replace folders of a field split: '
+                         'they need --field-split')
     camera = None
     if args.frames is not None:
         if not args.field_split:
@@ -148,7 +162,8 @@ def _options(args: argparse.Namespace, camera: CameraFraming | None,
         out_dir=args.out, data_dir=args.data, split_manifest=args.split_manifest,
         split=args.split, per_class=args.per_class, keras_model=args.keras,
         num_threads=args.threads, cache_dir=args.cache_dir or None,
-        field_split=args.field_split, score_threshold=args.score_threshold,
+        field_split=args.field_split, field_data=args.field_data,
+        negatives=args.negatives, score_threshold=args.score_threshold,
         synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops,
         other_crops_weight=args.other_crops_weight, poses=args.poses,
         through_nodes=args.through_nodes, params_file=args.params_file,

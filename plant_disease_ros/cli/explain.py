@@ -6,17 +6,25 @@ import argparse
 from pathlib import Path
 import sys
 
-from plant_disease_ros.core.occlusion import FILL_MODES
+from plant_disease_ros.core.occlusion import check_grid_and_patch, FILL_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``explain`` options."""
     parser.add_argument('images', nargs='+', metavar='IMAGE',
-                        help='photos to explain; a folder stands for every image under it')
+                        help='photos to explain; a folder stands for every image under it '
+                             '(but those under --out)')
     parser.add_argument('--keras', default=None,
                         help='float Keras model for Grad-CAM (default: the one beside the '
                              'int8 model, model.keras of a training run or the shipped '
                              'plant_disease_float.keras; without one, occlusion only)')
+    parser.add_argument('--calibration', default=None, metavar='JSON',
+                        help="the run's train_summary.json (or calibration.json, or a "
+                             'summary kept in models/stages/) whose score scaling the int8 '
+                             "model carries: applied to the float scores, so both models' "
+                             'top-3 scores compare (default: the one beside the Keras model; '
+                             'for the shipped one the last of models/stages/; without one the '
+                             "float scores are labelled 'float, without score calibration')")
     parser.add_argument('--no-gradcam', action='store_true',
                         help='occlusion on the TFLite model only (no TensorFlow needed)')
     parser.add_argument('--model', default=None,
@@ -32,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--fill', choices=FILL_MODES, default='mean',
                         help='what covers an occluded cell')
     parser.add_argument('--patch', type=int, default=1,
-                        help='side in cells of the square covered for each cell; a map that '
-                             'stays flat is retried with a 3-cell patch')
+                        help='side in cells of the square covered for each cell, odd (centred '
+                             'on the cell); a map that stays flat is retried with a 3-cell, '
+                             'then a 5-cell patch (those within the grid)')
     parser.add_argument('--gradcam-layer', default=None,
                         help='backbone layer for Grad-CAM (default: the backbone output); '
                              'an earlier one gives a finer map, e.g. stage3_out of resnet_lite '
@@ -50,20 +59,36 @@ def run(args: argparse.Namespace) -> int:
     from plant_disease_ros.training.explain import (
         expand_image_paths,
         explain_images,
+        float_calibration_beside,
         format_summary,
+        read_float_calibration,
     )
 
-    if args.grid < 1:
-        raise ValueError(f'--grid must be >= 1, got {args.grid}')
-    paths = expand_image_paths(args.images)
+    try:
+        check_grid_and_patch(args.grid, args.patch)
+    except ValueError as error:  # said before any model is loaded: '--grid ...', '--patch ...'
+        raise ValueError(f'--{error}') from None
+    paths = expand_image_paths(args.images, exclude=args.out)
     keras_path = None if args.no_gradcam else _keras_path(args)
+    if args.calibration and keras_path is None:
+        raise ValueError('--calibration applies to the float scores of Grad-CAM: it needs a '
+                         'float Keras model (--keras), not --no-gradcam')
+    calibration = None
+    if args.calibration:
+        calibration = read_float_calibration(args.calibration)
+    elif keras_path is not None:
+        calibration = float_calibration_beside(keras_path)
+        if calibration is None:
+            print(f'no training summary beside {keras_path}: its float scores lack the int8 '
+                  "model's score calibration (pass --calibration RUN/train_summary.json)",
+                  file=sys.stderr)
     result = explain_images(
         paths, model_path=args.model or default_model_path(),
         labels_path=args.labels or labels_beside(Path(args.model or default_model_path())),
         keras_path=keras_path,
         out_dir=args.out, grid=args.grid, fill=args.fill, patch=args.patch,
         gradcam_layer=args.gradcam_layer,
-        num_threads=args.threads, figures=not args.no_figures,
+        num_threads=args.threads, figures=not args.no_figures, float_calibration=calibration,
         progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
     for _, reason in result.unreadable:
         print(f'skipped: {reason}', file=sys.stderr)

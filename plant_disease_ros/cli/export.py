@@ -7,7 +7,7 @@ from pathlib import Path
 import shutil
 
 from plant_disease_ros.training.calibration import OBJECTIVES
-from plant_disease_ros.training.export import export_int8
+from plant_disease_ros.training.export import check_outputs, export_int8
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
 
 
@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='training output folder (holds model.keras and split.json; a '
                              'field-fit run also field_split.json)')
     parser.add_argument('--out', default=None,
-                        help='TFLite file to write (default: RUN/model_int8.tflite); '
+                        help='TFLite file to write, not a folder (default: '
+                             'RUN/model_int8.tflite); '
                              'labels.txt goes beside it (and, for a field-fit run, '
                              'field_split.json and split.json). To replace the shipped '
                              'model name models/plant_disease_int8.tflite here')
@@ -43,8 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export and print the model's path and size."""
     run_dir = Path(args.run)
+    if args.calibrate_by is not None and not args.calibrate:
+        raise ValueError('--calibrate-by chooses how --calibrate refits the temperature: '
+                         "add --calibrate (a plain export keeps the run's calibration)")
     if args.out is None:
         args.out = str(run_dir / 'model_int8.tflite')
+    # Before --calibrate rewrites the run's model.keras, and before the conversion.
+    check_outputs(args.out, args.float_out)
     field_split = run_dir / 'field_split.json'
     cache_dir = args.cache_dir or None
     if args.calibrate:

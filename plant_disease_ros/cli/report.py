@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='training run folder (train_summary.json, training_curves.png)')
     parser.add_argument('--eval', default=None,
                         help='evaluation folder (evaluation.json, confusion_matrix.png); '
-                             'default: RUN/eval, RUN/evaluation, RUN, MODELS')
+                             'default: RUN/eval, RUN/evaluation, RUN, MODELS). An '
+                             "evaluation of another model than the report's is not shown")
     parser.add_argument('--explanations', default=None,
                         help='output folder of `plant-disease explain` ("" to leave out; '
                              "default: RUN/explanations; for a report of the run's own "

@@ -72,6 +72,21 @@ def _fill_image(image: np.ndarray, fill: str | tuple[int, int, int]) -> np.ndarr
     return np.broadcast_to(pixel, image.shape)
 
 
+def check_grid_and_patch(grid: int, patch: int) -> None:
+    """Raise ValueError unless ``grid`` >= 1 and ``patch`` is odd and at most ``grid``.
+
+    An even patch has no middle cell: it cannot be centred on the cell it stands for, so
+    its map would be shifted by half a cell.
+    """
+    if grid < 1:
+        raise ValueError(f'grid must be >= 1, got {grid}')
+    if not 1 <= patch <= grid:
+        raise ValueError(f'patch must be between 1 and the grid ({grid}) cells, got {patch}')
+    if patch % 2 == 0:
+        raise ValueError(f'patch must be an odd number of cells (1, 3, 5, ...) to be centred '
+                         f'on its cell, got {patch}')
+
+
 def occlusion_heatmap(classifier: ProbabilityModel, rgb: np.ndarray, grid: int = 8,
                       target_index: int | None = None,
                       fill: str | tuple[int, int, int] = 'mean', patch: int = 1) -> np.ndarray:
@@ -90,10 +105,7 @@ def occlusion_heatmap(classifier: ProbabilityModel, rgb: np.ndarray, grid: int =
     negative where it helps. The result is float32, row 0 at the top of the image.
     """
     grid, patch = int(grid), int(patch)
-    if grid < 1:
-        raise ValueError(f'grid must be >= 1, got {grid}')
-    if not 1 <= patch <= grid:
-        raise ValueError(f'patch must be between 1 and the grid ({grid}) cells, got {patch}')
+    check_grid_and_patch(grid, patch)
     image = _check_rgb(rgb)
     height, width = (int(side) for side in classifier.input_size)
     if grid > min(height, width):

@@ -66,6 +66,10 @@ class EvaluationOptions:
     cache_dir: str | None = None
     seed: int = 0
     field_split: str | None = None  # field_split.json: evaluate every domain
+    # With field_split: the folders of the field photo sets (<set>/<class>/<image>) and
+    # of the non-leaf scenes, when not where the manifest says.
+    field_data: str | None = None
+    negatives: str | None = None
     score_threshold: float = 0.5
     synthetic_per_kind: int = 25
     camera: CameraFraming | None = None  # with field_split: photos as the nodes' frames
@@ -100,7 +104,9 @@ def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tupl
     else:
         if not options.data_dir:
             raise DatasetError('give a photo folder (--data) or a split manifest')
-        index = scan_dataset(options.data_dir)
+        # One class is enough to evaluate (the labels are the model's); a class the model
+        # does not know is refused by evaluate().
+        index = scan_dataset(options.data_dir, min_classes=1)
         root, classes, files = index.root, list(index.classes), list(index.files)
     if options.per_class:
         files = subsample(files, options.per_class, seed=options.seed)
@@ -269,7 +275,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
                             lab_data=options.data_dir, lab_split=options.split_manifest,
                             cache_dir=options.cache_dir,
                             synthetic_per_kind=options.synthetic_per_kind,
-                            camera=options.camera)
+                            camera=options.camera, field_data=options.field_data,
+                            negatives=options.negatives)
     scores, invoke, total = {}, [], []
     for frames in domains:
         domain_scores, invoke_ms, total_ms = int8_scores(classifier, frames.images)

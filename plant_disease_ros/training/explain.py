@@ -36,6 +36,7 @@ from plant_disease_ros.core.occlusion import (
     upsample_heatmap,
 )
 from plant_disease_ros.core.preprocessing import resize_to_input
+from plant_disease_ros.training.calibration import ScoreScaling
 from plant_disease_ros.training.dataset import (
     IMAGE_SUFFIXES,
     ProgressCallback,
@@ -48,6 +49,69 @@ FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
 RUN_FLOAT_MODEL_FILENAME = 'model.keras'
 SUMMARY_FILENAME = 'explanations.json'
 TOP_FRACTION = 0.2
+# Where a run records the score scaling its int8 export carries beyond the float model
+# (read in this order, as export reads them); the shipped models keep their stages' ones.
+CALIBRATION_FILENAMES = ('train_summary.json', 'calibration.json')
+SHIPPED_STAGES = 'stages'
+# The float scores' label when the int8 model's score calibration is not known.
+UNCALIBRATED = 'float, without score calibration'
+
+
+@dataclass(frozen=True)
+class FloatCalibration:
+    """What the int8 model does to its scores beyond its float twin, and where it was read.
+
+    The temperature is folded into the float model already; ``scaling`` is the per-frame
+    score scale of an ``adaptive`` calibration that only the int8 graph has (None: none,
+    the float scores are comparable as they are).
+    """
+
+    source: Path
+    scaling: ScoreScaling | None
+
+    def describe(self) -> str:
+        """Return how the float scores were made comparable, for the JSON and report."""
+        if self.scaling is None:
+            return f'float; the int8 model adds no score scaling ({self.source})'
+        return f'float with the score scaling of the int8 model (from {self.source})'
+
+
+def read_float_calibration(path: str | os.PathLike) -> FloatCalibration:
+    """Read the score scaling of a run's ``train_summary.json``/``calibration.json``.
+
+    ValueError when the file cannot be read or its ``score_scaling`` is malformed.
+    """
+    path = Path(path)
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f'cannot read the calibration of {path}: {error}') from error
+    if not isinstance(summary, dict):
+        raise ValueError(f'{path} is not a training summary (a JSON object)')
+    data = summary.get('score_scaling')
+    try:
+        scaling = ScoreScaling.from_json(data) if data is not None else None
+    except ValueError as error:
+        raise ValueError(f'{path}: {error}') from error
+    return FloatCalibration(path, scaling)
+
+
+def float_calibration_beside(keras_path: str | os.PathLike) -> FloatCalibration | None:
+    """Return the calibration of the run a float Keras model comes from, or None if unknown.
+
+    A run folder's ``train_summary.json`` (else ``calibration.json``) beside the model; for
+    the shipped float model, the last stage summary in ``models/stages/`` (the shipped
+    model's own run).
+    """
+    folder = Path(keras_path).parent
+    for name in CALIBRATION_FILENAMES:
+        if (folder / name).is_file():
+            return read_float_calibration(folder / name)
+    if Path(keras_path).name == FLOAT_MODEL_FILENAME:
+        stages = sorted((folder / SHIPPED_STAGES).glob('*.json'))
+        if stages:
+            return read_float_calibration(stages[-1])
+    return None
 
 
 def default_keras_path() -> Path:
@@ -70,18 +134,24 @@ def keras_model_beside(model_path: str | os.PathLike) -> Path | None:
     return None
 
 
-def expand_image_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
+def expand_image_paths(items: Sequence[str | os.PathLike],
+                       exclude: str | os.PathLike | None = None) -> list[Path]:
     """Return the image files named by ``items``; folders are searched recursively, sorted.
 
-    Raises FileNotFoundError for a missing path and ValueError when nothing is left.
+    A folder's search skips ``exclude`` and everything under it (the output folder: a
+    second run must not explain the first one's figures). Raises FileNotFoundError for a
+    missing path and ValueError when nothing is left.
     """
+    skipped = Path(exclude).resolve() if exclude is not None else None
     paths: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
             paths.extend(sorted(candidate for candidate in path.rglob('*')
                                 if candidate.is_file()
-                                and candidate.suffix.lower() in IMAGE_SUFFIXES))
+                                and candidate.suffix.lower() in IMAGE_SUFFIXES
+                                and (skipped is None
+                                     or not candidate.resolve().is_relative_to(skipped))))
         elif path.is_file():
             paths.append(path)
         else:
@@ -131,8 +201,14 @@ class GradCam:
     confident predictions).
     """
 
-    def __init__(self, model, layer_name: str | None = None) -> None:
-        """Prepare Grad-CAM on ``layer_name`` (default: the backbone's output)."""
+    def __init__(self, model, layer_name: str | None = None,
+                 score_scaling: ScoreScaling | None = None) -> None:
+        """Prepare Grad-CAM on ``layer_name`` (default: the backbone's output).
+
+        With ``score_scaling`` (the per-frame scale an ``adaptive``-calibrated run's int8
+        model has before its softmax) the probabilities are the scaled ones, comparable
+        with the int8 model's; the maps and the ranking are the same.
+        """
         import tensorflow as tf
 
         keras = tf.keras
@@ -150,7 +226,16 @@ class GradCam:
         else:
             self.layer_name = layer_name or f'{backbone.name} output'
             self._cam_model = self._rebuild(model, backbone, layer_name)
+        self._scaling = None
         self._check()
+        if score_scaling is not None:
+            if self._head is None:
+                raise ValueError('a score scaling needs the logits: the model does not end '
+                                 'in a softmax Dense layer')
+            if len(score_scaling.weights) != int(model.output_shape[-1]):
+                raise ValueError(f'the score scaling has {len(score_scaling.weights)} weights '
+                                 f'but the model {model.output_shape[-1]} outputs')
+            self._scaling = score_scaling
 
     @staticmethod
     def _is_softmax_dense(layer) -> bool:
@@ -195,6 +280,10 @@ class GradCam:
         if self._head is None:
             return final, final
         logits = tf.matmul(final, self._head.kernel) + self._head.bias
+        if self._scaling is not None:
+            weights = tf.constant(self._scaling.weights[:, None], logits.dtype)
+            scale = tf.exp(tf.matmul(logits, weights) + self._scaling.bias)
+            return logits, tf.nn.softmax(logits * scale, axis=-1)
         return logits, tf.nn.softmax(logits, axis=-1)
 
     def _check(self) -> None:
@@ -325,8 +414,13 @@ def _format_top3(title: str, top3: list[dict] | None) -> str:
     return f'{title}: ' + ', '.join(f'{item["label"]} {item["score"]:.2f}' for item in top3)
 
 
-def save_figure(explanation: ImageExplanation, path: Path) -> Path:
-    """Save the photo, Grad-CAM overlay and occlusion overlay side by side as a PNG."""
+def save_figure(explanation: ImageExplanation, path: Path, float_title: str = 'float',
+                ) -> Path:
+    """Save the photo, Grad-CAM overlay and occlusion overlay side by side as a PNG.
+
+    ``float_title`` names the float scores (:data:`UNCALIBRATED` when they lack the int8
+    model's score calibration).
+    """
     import matplotlib
 
     matplotlib.use('Agg')
@@ -348,7 +442,7 @@ def save_figure(explanation: ImageExplanation, path: Path) -> Path:
         axis.set_title(name, fontsize=9)
         axis.axis('off')
     lines = [explanation.image.name,
-             _format_top3('float', explanation.top3_float),
+             _format_top3(float_title, explanation.top3_float),
              _format_top3('int8', explanation.top3_int8)]
     if explanation.iou is not None:
         lines.append(f'IoU of top-20 % regions: {explanation.iou:.2f}')
@@ -414,7 +508,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
                    fill: str = 'mean', patch: int = 1, gradcam_layer: str | None = None,
                    num_threads: int = 2, batch_size: int = 16, figures: bool = True,
                    progress: ProgressCallback | None = None,
-                   keras_model: Any | None = None) -> ExplainResult:
+                   keras_model: Any | None = None,
+                   float_calibration: FloatCalibration | None = None) -> ExplainResult:
     """Explain each photo with occlusion (int8) and, given a Keras model, Grad-CAM (float).
 
     A photo that cannot be decoded is skipped and listed in ``unreadable`` (and in
@@ -423,10 +518,13 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
     Both maps explain the int8 model's top class (the robot's answer). With ``out_dir``
     ``explanations.json`` and (unless ``figures`` is false) a PNG per photo are written
     there. ``keras_model`` passes an already loaded model instead of ``keras_path``.
+
+    The float scores get ``float_calibration``'s score scaling, so they compare with the
+    int8 model's; without it they are labelled :data:`UNCALIBRATED` (figure and JSON).
     """
     from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 
-    paths = expand_image_paths(images)
+    paths = expand_image_paths(images, exclude=out_dir)
     classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
         model_path=str(model_path), labels_path=str(labels_path), num_threads=num_threads))
     labels = classifier.labels
@@ -440,7 +538,13 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
                              f'{labels_path} has {len(labels)} labels: pass the float model '
                              'of the same run (--keras RUN/model.keras), or --no-gradcam '
                              'for occlusion only')
-        gradcam = GradCam(model, gradcam_layer)
+        gradcam = GradCam(model, gradcam_layer, None if float_calibration is None
+                          else float_calibration.scaling)
+    float_scores = None
+    if gradcam is not None:
+        float_scores = (UNCALIBRATED if float_calibration is None
+                        else float_calibration.describe())
+    float_title = UNCALIBRATED if float_calibration is None else 'float'
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -466,7 +570,7 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
             found.append(ImageExplanation(image=path, rgb=rgb, target_index=target,
                                           top3_int8=top_k(probabilities, labels),
                                           occlusion=heat, occlusion_patch=used))
-        if gradcam is not None:
+        if gradcam is not None and found:  # a batch of unreadable photos has nothing
             height, width = gradcam.input_size
             # The same resize as the robot's classifier, so both models see one input.
             batch = np.stack([resize_to_input(rgb, height, width) for rgb in photos])
@@ -479,8 +583,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
             item.iou, item.occlusion_peak_on_leaf, item.gradcam_peak_on_leaf = compare_maps(
                 item.occlusion, item.gradcam, item.leaf)
             if out is not None and figures:
-                item.figure = save_figure(item, _unique_figure_path(out, item.image,
-                                                                     used_names))
+                figure = _unique_figure_path(out, item.image, used_names)
+                item.figure = save_figure(item, figure, float_title)
             item.leaf_fraction = float(item.leaf.mean())
             item.rgb = item.leaf = None
             explanations.append(item)
@@ -491,6 +595,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
                          + (f' (and {len(unreadable) - 1} more)' if len(unreadable) > 1 else ''))
     summary = summarise(explanations)
     summary['unreadable'] = len(unreadable)
+    # The top3_float scores: with the int8 model's score calibration, or not.
+    summary['float_scores'] = float_scores
     result = ExplainResult(explanations=explanations, summary=summary,
                            figures=[item.figure for item in explanations if item.figure],
                            unreadable=unreadable)
@@ -534,6 +640,8 @@ def format_summary(summary: dict) -> str:
                      f'{iou["median"]:.2f}, min {iou["min"]:.2f}, max {iou["max"]:.2f}')
     if summary.get('top1_agreement') is not None:
         lines.append(f'float/int8 top-1 agreement: {percent(summary["top1_agreement"])}')
+    if summary.get('float_scores'):
+        lines.append(f'float scores: {summary["float_scores"]}')
     if summary.get('unreadable'):
         lines.append(f'{summary["unreadable"]} photo(s) skipped: they cannot be decoded')
     return '\n'.join(lines)

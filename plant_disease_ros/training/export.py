@@ -19,6 +19,7 @@ import numpy as np
 from plant_disease_ros.core.atomic_files import replacing, write_bytes_atomic, write_text_atomic
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
 from plant_disease_ros.core.labels import load_labels
+from plant_disease_ros.core.output_paths import check_output_file
 from plant_disease_ros.training.calibration import ScoreScaling, with_score_scaling
 from plant_disease_ros.training.dataset import (
     DatasetError,
@@ -125,6 +126,21 @@ def labels_conflict(out_path: str | Path, labels: list[str],
             'names. Export into a folder of its own (--out DIR/model_int8.tflite)')
 
 
+def check_outputs(out_path: str | Path, float_out: str | Path | None = None,
+                  labels_out: str | Path | None = None) -> None:
+    """Raise ValueError, before any work, when an export output cannot be written as a file.
+
+    ``out_path`` is the model file: a folder there is refused (the export would write
+    its labels beside the folder and fail only after the whole conversion).
+    """
+    check_output_file(out_path, '--out', folder_hint='; name the model file to write, '
+                      f'e.g. {Path(out_path) / "model_int8.tflite"}')
+    if float_out:
+        check_output_file(float_out, '--float-out', folder_hint='; name the .keras file')
+    check_output_file(Path(labels_out) if labels_out else Path(out_path).parent / 'labels.txt',
+                      'the labels file')
+
+
 def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
                 out_path: str | Path, *, input_type: str = 'uint8',
                 calibration_count: int = 300, cache_dir: str | None = None,
@@ -142,10 +158,12 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     top-1; what Grad-CAM and transfer read). ``data_dir`` is the folder of the (lab)
     training photos when it is not the one recorded in the split manifest. Raises
     ValueError, before any work, when the labels would replace those of another model
-    (:func:`labels_conflict`).
+    (:func:`labels_conflict`) or when an output cannot be written as a file
+    (:func:`check_outputs`).
     """
     if input_type not in ('uint8', 'int8'):
         raise ValueError(f'input type must be uint8 or int8, not {input_type!r}')
+    check_outputs(out_path, float_out, labels_out)
     manifest = read_manifest(split_manifest)
     labels = (list(read_manifest(field_split)['labels']) if field_split
               else list(manifest['classes']))
@@ -204,8 +222,9 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
         # the size): what Grad-CAM and the agreement checks need.
         with replacing(float_out) as temporary:
             float_model.save(str(temporary))
-    write_text_atomic(labels_path, '\n'.join(labels) + '\n')
+    # The model first: if it cannot be written, the old model keeps its own labels.
     write_bytes_atomic(out_path, flatbuffer)
+    write_text_atomic(labels_path, '\n'.join(labels) + '\n')
     return ExportResult(tflite_path=out_path, labels_path=labels_path,
                         size_bytes=len(flatbuffer), calibration_images=len(images))
 

@@ -24,6 +24,7 @@ import csv
 from dataclasses import dataclass
 import functools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -109,26 +110,81 @@ def published_labels(scores: np.ndarray, frames: DomainFrames, no_leaf: int) -> 
     return np.where(frames.gate_passed, predicted, no_leaf)
 
 
+def resolve_root(root: str | os.PathLike, manifest_path: str | os.PathLike) -> Path:
+    """Return the photo folder that a manifest's ``root`` names.
+
+    An absolute ``root`` is taken as it is. A relative one (the shipped manifests name
+    their folders relative to the repository root) is looked up from the working
+    directory, then from the manifest's folder and each folder above it; the first that
+    exists wins. When none exists, the working directory's reading is returned (the
+    caller names it as missing).
+    """
+    root = Path(root)
+    if root.is_absolute() or root.is_dir():
+        return root
+    folder = Path(manifest_path).resolve().parent
+    for base in (folder, *folder.parents):
+        if (base / root).is_dir():
+            return base / root
+    return root
+
+
+def domain_root(manifest: dict, name: str, manifest_path: str | os.PathLike,
+                field_data: str | os.PathLike | None = None,
+                negatives: str | os.PathLike | None = None) -> Path:
+    """Return the photo folder of domain ``name`` of a field split; DatasetError if missing.
+
+    ``field_data`` (a folder of field photo sets, ``<set>/<class>/<image>``) replaces the
+    folder of every leaf domain by ``field_data/<domain>``; ``negatives`` replaces the
+    folder of the non-leaf domain; otherwise the manifest's folder (:func:`resolve_root`).
+    """
+    entry = manifest['domains'][name]
+    if entry['negative'] and negatives:
+        root, option = Path(negatives), 'the folder --negatives'
+    elif not entry['negative'] and field_data:
+        root, option = Path(field_data) / name, f'{name}/ under --field-data'
+    else:
+        root = resolve_root(entry['root'], manifest_path)
+        option = ('--negatives DIR' if entry['negative']
+                  else f'--field-data DIR holding {name}/')
+        if not root.is_dir():
+            raise DatasetError(
+                f'photo folder {entry["root"]} of domain {name} in {manifest_path} is '
+                'missing (looked for from the working directory and from the folder of '
+                f'the manifest and those above it): pass {option}')
+    if not root.is_dir():
+        raise DatasetError(f'photo folder {root} of domain {name} ({option}) is missing')
+    return root
+
+
 def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str = 'test',
                   lab_data: str | None = None, lab_split: str | None = None,
                   cache_dir: str | None = None, synthetic_per_kind: int = 25,
-                  camera: CameraFraming | None = None) -> list[DomainFrames]:
+                  camera: CameraFraming | None = None, field_data: str | None = None,
+                  negatives: str | None = None) -> list[DomainFrames]:
     """Decode one part of every domain of ``field_split`` (and the lab split) at ``size``.
 
-    With ``camera`` every photo (and synthetic frame) is shown as a camera frame and goes
-    through the nodes' crop, vegetation gate and resize (:mod:`camera_frames`) instead
-    of being shrunk straight to ``size``; nothing is cached then.
+    Photo folders: ``lab_data``, ``field_data/<domain>`` and ``negatives`` where given,
+    else each manifest's own (:func:`resolve_root`); DatasetError names a folder that
+    does not exist, or a domain none of whose photos can be read. With ``camera`` every
+    photo (and synthetic frame) is shown as a camera frame and goes through the nodes'
+    crop, vegetation gate and resize (:mod:`camera_frames`) instead of being shrunk
+    straight to ``size``; nothing is cached then.
     """
     manifest = read_field_split(field_split)
     if list(manifest['labels']) != list(labels):
         raise DatasetError(f'the labels of {field_split} differ from the model labels')
-    lab_manifest = read_manifest(lab_split or resolve_lab_split(manifest, field_split))
+    lab_split = lab_split or resolve_lab_split(manifest, field_split)
+    lab_manifest = read_manifest(lab_split)
     root, files = lab_files(lab_manifest, labels, part, root=lab_data)
+    if not lab_data:
+        root = resolve_root(root, lab_split)
     if not root.is_dir():
         raise DatasetError(f'lab photo folder {root} is missing; pass --data')
     parts = [(LAB_DOMAIN, root, files, False, None)]
     for name, entry in manifest['domains'].items():
-        root, files, _ = domain_files(manifest, name, part)
+        root = domain_root(manifest, name, field_split, field_data, negatives)
+        root, files, _ = domain_files(manifest, name, part, root=root)
         kinds = [path.split('/')[0] for path, _ in files] if entry['negative'] else None
         parts.append((name, root, files, bool(entry['negative']), kinds))
     domains = []
@@ -140,6 +196,9 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
             images, truth, unreadable, passed = node_inputs(
                 root, files, size, camera, progress=print_progress(f'{name} as frames'))
             passed = passed if camera.vegetation_gate else None
+        if files and not len(truth):
+            raise DatasetError(f'{name}: none of the {len(files)} {part} photos under {root} '
+                               'can be read')
         names = [path for path, _ in files]
         if unreadable:
             keep = [item[0] not in set(unreadable) for item in files]

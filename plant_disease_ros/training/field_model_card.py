@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from plant_disease_ros.core.atomic_files import write_text_atomic
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.training.calibration import PRE_CHOICE_OBJECTIVE
@@ -19,6 +21,7 @@ from plant_disease_ros.training.field_evaluate import (
     wrong_map_points,
 )
 from plant_disease_ros.training.metrics import wilson_interval
+from plant_disease_ros.training.model_card import input_description, model_tensors
 
 FIELD_ATTRIBUTION = """\
 Field photos (`../shared/data/field/`):
@@ -674,6 +677,7 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     model = summary['model']
     labels = summary['classes']
     size_kib = Path(model_path).stat().st_size / 1024
+    model_input, model_output = model_tensors(model_path)
     lines = [
         f'# Model card: {Path(model_path).name} (field-fit)', '',
         f'A {len(labels) - 1}-class plant disease classifier with a {_ordinal(len(labels))} '
@@ -687,9 +691,10 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
         'parameters; ' + ("the lab model's network grown by a second stage-3 block, "
                           if model['architecture'] == 'resnet_lite_deep'
                           else "the lab model's network ") + 'with a new head.',
-        '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized to the input size '
+        f'- Input: {input_description(model_input)} resized to the input size '
         'with area interpolation; normalisation ([-1, 1]) is inside the model.',
-        f'- Output: {len(labels)} class probabilities (uint8), in the order of `labels.txt`; '
+        f'- Output: {len(labels)} class probabilities ({np.dtype(model_output.dtype).name}), '
+        'in the order of `labels.txt`; '
         f'the last is `no_leaf`. Temperature {summary["temperature"]:.3f} folded in'
         + ('; the per-frame score scale (one dense unit, an exponential and a multiply) '
            'before the softmax.' if summary.get('score_scaling') else '.'),

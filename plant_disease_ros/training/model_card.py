@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 from plant_disease_ros.core.atomic_files import sha256_of, write_text_atomic
+from plant_disease_ros.core.interpreter_loader import (
+    load_interpreter,
+    ModelLoadError,
+    TensorSpec,
+)
 from plant_disease_ros.training.metrics import split_description
 
 ATTRIBUTION = """\
@@ -146,6 +154,31 @@ def check_card_inputs(run_dir: str | Path, evaluation_dir: str | Path,
                          'evaluate that model, or name the model it evaluated')
 
 
+def model_tensors(model_path: str | Path) -> tuple[TensorSpec, TensorSpec]:
+    """Return the model's input and output tensors (dtype, scale, zero point), from the file.
+
+    ValueError when the file is not a model the robot's loader reads.
+    """
+    try:
+        loaded = load_interpreter(model_path, num_threads=1)
+    except ModelLoadError as error:
+        raise ValueError(f'cannot read the input and output types of {model_path}: '
+                         f'{error}') from error
+    return loaded.input, loaded.output
+
+
+def input_description(spec: TensorSpec) -> str:
+    """Return the card's words for the input tensor: what a pixel becomes, and its type."""
+    dtype = np.dtype(spec.dtype).name
+    quantisation = f'{dtype}, scale {spec.scale:g}, zero point {spec.zero_point}'
+    if math.isclose(spec.scale, 1.0, rel_tol=1e-6):
+        if dtype == 'uint8' and spec.zero_point == 0:
+            return f'raw RGB pixels ({quantisation})'
+        if dtype == 'int8' and spec.zero_point == -128:
+            return f'RGB pixels minus 128 ({quantisation})'
+    return f'RGB pixels ({quantisation})'
+
+
 def _link(target: Path, card: Path) -> str:
     """Return ``target`` as a Markdown link relative to the folder of ``card``."""
     return Path(os.path.relpath(Path(target).absolute(),
@@ -211,6 +244,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                                       near_duplicates=near_duplicates,
                                       frames_dirs=frames_dirs)
     split = json.loads((run_dir / 'split.json').read_text())
+    model_input, model_output = model_tensors(model_path)
     counts = {name: len(split['splits'][name]) for name in ('train', 'val', 'test')}
     model = summary['model']
     classes = summary['classes']
@@ -241,10 +275,10 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         f'- Architecture: {model["architecture"]} width {model["width"]:g}, input '
         f'{model["input_size"]}×{model["input_size"]} RGB, {summary["parameters"]:,} '
         f'parameters, {start_description(phases[0])}.',
-        '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized to the input size '
+        f'- Input: {input_description(model_input)} resized to the input size '
         'with area interpolation; normalisation ([-1, 1]) is inside the model.',
-        f'- Output: {len(classes)} class probabilities (uint8), in the order of '
-        '`labels.txt`.',
+        f'- Output: {len(classes)} class probabilities '
+        f'({np.dtype(model_output.dtype).name}), in the order of `labels.txt`.',
         f'- File: `{Path(model_path).name}`, {Path(model_path).stat().st_size / 1024:.0f} KiB, '
         'full-integer int8 (weights and activations), calibrated on training photos.',
         f'- Float model: `{run_dir / "model.keras"}` (for Grad-CAM and agreement checks).',

@@ -168,6 +168,27 @@ def explanations_model_problem(document: dict, model: Path) -> str | None:
     return None
 
 
+def evaluation_model_problem(evaluation: dict, model: Path) -> str | None:
+    """Return why an evaluation is not of ``model`` (one clause), or None when it is.
+
+    The model is told by its content (``model_sha256``); an evaluation written before the
+    digest was recorded by its model's size (``model_bytes``), as ``model-card`` does.
+    """
+    expected = _sha256(Path(model))
+    if expected is None:
+        return f'the report has no model ({model}) to match it with'
+    if evaluation.get('model_sha256'):
+        same = evaluation['model_sha256'] == expected
+    elif evaluation.get('model_bytes') is not None:
+        same = evaluation['model_bytes'] == Path(model).stat().st_size
+    else:
+        return 'it does not say which model it evaluates'
+    if not same:
+        return (f'it evaluates {evaluation.get("model") or "another model"}, not the '
+                f"report's model {model}")
+    return None
+
+
 def _own_run(inputs: ReportInputs) -> bool:
     """Return whether a run folder other than the models folder is being reported."""
     if inputs.run_dir is None or not Path(inputs.run_dir).is_dir():
@@ -298,6 +319,15 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
     parts = []
     evaluation_path = _first_file(folders, 'evaluation.json')
     evaluation = _read_json(evaluation_path) if evaluation_path else None
+    if isinstance(evaluation, dict):
+        model = report_model_path(inputs.models_dir)
+        problem = evaluation_model_problem(evaluation, model)
+        if problem is not None:
+            return missing_note(
+                f'The evaluation {escape(evaluation_path)} is not shown: {escape(problem)}; '
+                f'evaluate it with <code>plant-disease evaluate --model {escape(model)} '
+                '--out DIR</code> and pass <code>--eval DIR</code>.'), \
+                f'skipped {evaluation_path}: {problem}'
     if isinstance(evaluation, dict) and isinstance(evaluation.get('domains'), dict):
         return _domain_evaluation(evaluation, evaluation_path, assets,
                                   assets.resolver(folders)), 'ok'
@@ -385,6 +415,13 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
                             f'{escape(problem)}; {how}.'), f'skipped {folder}: {problem}'
     summary = document.get('summary', {})
     iou = summary.get('iou_top20') or {}
+    from plant_disease_ros.training.explain import UNCALIBRATED
+
+    images = document.get('images', [])
+    # Explanations from before it was recorded had the float model's own scores.
+    float_scores = summary.get('float_scores') or (
+        UNCALIBRATED if any(record.get('top3_float') for record in images) else None)
+    float_name = 'float' if float_scores != UNCALIBRATED else UNCALIBRATED
     rows = [('photos', escape(summary.get('images', '?'))),
             ('occlusion map peak on the leaf',
              percent(summary.get('occlusion_peak_on_leaf_fraction'), 0)),
@@ -394,6 +431,7 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
              escape(f'mean {iou["mean"]:.2f}, median {iou["median"]:.2f}, min '
                      f'{iou["min"]:.2f}, max {iou["max"]:.2f}') if iou else '–'),
             ('float/int8 top-1 agreement', percent(summary.get('top1_agreement'), 0)),
+            ('float scores', escape(float_scores or '–')),
             ('photos skipped (cannot be decoded)', escape(summary.get('unreadable', 0))),
             ('all figures', f'<a href="{escape(assets.url(Path(folder) / "explanations.json"))}"'
                             '>explanations.json</a>'),
@@ -410,7 +448,6 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
         "the photo is covered. Both explain the int8 model's top class. A low IoU means "
         'the two models rely on different regions.</p>',
         key_value_table(rows)]
-    images = document.get('images', [])
     figures = []
     for record in images[:inputs.max_explanations]:
         figure = record.get('figure')
@@ -419,7 +456,7 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
         float_ = (record.get('top3_float') or [{}])[0]
         caption = (f'<b>{escape(Path(record.get("image", "?")).name)}</b><br>'
                    f'int8: {escape(int8.get("label", "–"))} {percent(int8.get("score"), 0)}'
-                   f'; float: {escape(float_.get("label", "–"))} '
+                   f'; {escape(float_name)}: {escape(float_.get("label", "–"))} '
                    f'{percent(float_.get("score"), 0)}<br>'
                    f'IoU {escape(record.get("iou_top20", "–"))}; occlusion '
                    f'{_yes_no(record.get("occlusion_peak_on_leaf"))}, Grad-CAM '

@@ -344,6 +344,26 @@ def assert_int8_follows_the_scaling(model: Path, float_model: Path, run: Path,
     assert error.mean() < 0.5 * unscaled.mean()
 
 
+def test_the_card_of_an_int8_input_export_says_int8(field_run: Path, world: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    """The card reads the input and output types from the model, not the uint8 default."""
+    from plant_disease_ros.cli.main import main
+
+    model = tmp_path / 'int8' / 'model_int8.tflite'
+    assert main(['export', '--run', str(field_run), '--out', str(model), '--input-type',
+                 'int8', '--calibration-count', '6', '--cache-dir', '']) == 0
+    evaluation = tmp_path / 'int8' / 'eval'
+    assert main(['evaluate', '--model', str(model), '--field-split',
+                 str(model.parent / 'field_split.json'), '--synthetic-per-kind', '1',
+                 '--out', str(evaluation), '--cache-dir', '', '--threads', '1']) == 0
+    card = tmp_path / 'int8' / 'MODEL_CARD.md'
+    assert main(['model-card', '--run', str(field_run), '--evaluation', str(evaluation),
+                 '--model', str(model), '--out', str(card)]) == 0
+    text = card.read_text()
+    assert '- Input: RGB pixels minus 128 (int8, scale 1, zero point -128) resized' in text
+    assert '- Output: 4 class probabilities (int8), in the order' in text
+
+
 def test_recalibrating_a_run_updates_what_the_card_reads(field_run: Path,
                                                         tmp_path: Path) -> None:
     """``export --calibrate --calibrate-by domain-ece`` refits, refolds, rewrites the summary."""

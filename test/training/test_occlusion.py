@@ -121,6 +121,13 @@ def test_patches_and_the_flat_map_fallback() -> None:
         occlusion_heatmap(ThresholdClassifier(), photo, grid=4, patch=5)
 
 
+@pytest.mark.parametrize('patch', [2, 4])
+def test_an_even_patch_has_no_middle_cell_and_is_refused(patch: int) -> None:
+    with pytest.raises(ValueError, match=f'patch must be an odd number of cells .*, got '
+                                         f'{patch}$'):
+        occlusion_heatmap(ThresholdClassifier(), red_patch_photo(1, 1), grid=4, patch=patch)
+
+
 def test_cell_edges_cover_the_image() -> None:
     edges = cell_edges(96, 7)
     assert edges[0] == 0 and edges[-1] == 96 and len(edges) == 8

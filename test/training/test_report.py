@@ -3,6 +3,7 @@ inputs, and that every picture and link of the page resolves offline."""
 
 from __future__ import annotations
 
+import hashlib
 from html.parser import HTMLParser
 import json
 from pathlib import Path
@@ -117,6 +118,8 @@ def report_inputs(tmp_path: Path) -> ReportInputs:
     evaluation = run / 'eval'
     write_png(evaluation / 'confusion_matrix.png', (200, 30, 30))
     (evaluation / 'evaluation.json').write_text(json.dumps({
+        'model': str(models / 'plant_disease_int8.tflite'),
+        'model_sha256': hashlib.sha256(b'TFL3' + bytes(100)).hexdigest(),
         'photos': 42, 'split': 'test', 'int8': {'top1': 0.9, 'top3': 0.99, 'macro_f1': 0.88},
         'float': {'top1': 0.91, 'top3': 0.99}, 'int8_float_agreement': 0.97,
         'most_confused': [{'truth': 'a', 'predicted': 'b', 'count': 2}]}))

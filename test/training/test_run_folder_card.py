@@ -1,6 +1,7 @@
 """A lab run's model card: links that resolve, the shipped model's data, one model only.
 
-No TensorFlow: the run folder, its export and its evaluation are small made-up files.
+No TensorFlow: the run folder and its evaluation are small made-up files; its export is a
+copy of the shipped int8 model (the card reads its input and output types from it).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ import hashlib
 import json
 from pathlib import Path
 import re
+import shutil
 
+from conftest import MODELS_DIR
 import pytest
 
 from plant_disease_ros.training.model_card import (
@@ -52,13 +55,17 @@ def make_run(run: Path, summary: dict) -> Path:
     (run / 'split.json').write_text(json.dumps({
         'version': 1, 'root': '/photos/orchard', 'seed': 42,
         'fractions': {'val': 0.2, 'test': 0.2}, 'classes': CLASSES, 'splits': splits}))
-    (run / 'model_int8.tflite').write_bytes(b'0' * 2048)
+    shipped = MODELS_DIR / 'plant_disease_int8.tflite'
+    if not shipped.is_file():
+        pytest.skip('shipped model not present')
+    shutil.copyfile(shipped, run / 'model_int8.tflite')
     evaluation = run / 'eval'
     evaluation.mkdir()
     rows = [{'class': name, 'precision': 1.0, 'recall': 1.0, 'f1': 1.0, 'support': 2}
             for name in CLASSES]
     (evaluation / 'evaluation.json').write_text(json.dumps({
-        'model': str(run / 'model_int8.tflite'), 'model_bytes': 2048,
+        'model': str(run / 'model_int8.tflite'),
+        'model_bytes': (run / 'model_int8.tflite').stat().st_size,
         'int8': {'top1': 1.0, 'top3': 1.0, 'macro_f1': 1.0}, 'photos': 6,
         'most_confused': [], 'per_class': rows, 'machine': 'a CPU', 'backend': 'litert',
         'split': 'test'}))
@@ -177,3 +184,26 @@ def test_model_card_cli_refuses_before_timing(tmp_path: Path, monkeypatch: pytes
     error = capsys.readouterr().err
     assert error.count('\n') == 1 and 'model.keras is not the model' in error
     assert not (run / 'MODEL_CARD.md').exists()
+
+
+def test_the_card_reads_the_input_and_output_types_from_the_model(tmp_path: Path) -> None:
+    """An ``export --input-type int8`` model takes pixels minus 128, not raw uint8 pixels."""
+    pytest.importorskip('tensorflow')
+    from helpers.tiny_model import build_tiny_model
+
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    card = run / 'MODEL_CARD.md'
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    text = card.read_text()
+    assert '- Input: raw RGB pixels (uint8, scale 1, zero point 0) resized' in text
+    assert '- Output: 3 class probabilities (uint8), in the order' in text
+    build_tiny_model(run / 'model_int8.tflite', num_classes=len(CLASSES), quantize='int8')
+    report = json.loads((evaluation / 'evaluation.json').read_text())
+    report['model_bytes'] = (run / 'model_int8.tflite').stat().st_size
+    (evaluation / 'evaluation.json').write_text(json.dumps(report))
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    text = card.read_text()
+    assert '- Input: RGB pixels minus 128 (int8, scale 1, zero point -128) resized' in text
+    assert '- Output: 3 class probabilities (int8), in the order' in text
+    assert 'uint8' not in text

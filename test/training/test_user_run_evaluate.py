@@ -53,3 +53,26 @@ def test_a_report_written_before_the_interval_still_prints_one() -> None:
     text = format_report(report)
     assert 'int8  top-1 75.00 % (95 % 59.8–85.8)' in text
     assert 'float top-1 100.00 % (95 % 91.2–100.0)' in text
+
+
+def test_a_folder_of_one_class_is_evaluated_and_an_unknown_class_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    require_shipped_model()
+    data = tmp_path / 'photos'
+    (data / 'Tomato___healthy').mkdir(parents=True)
+    for number in range(2):
+        shutil.copy(TEST_IMAGES_DIR / 'leaves' / 'Tomato___healthy.jpg',
+                    data / 'Tomato___healthy' / f'{number}.jpg')
+    out = tmp_path / 'eval'
+    command = ['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+               '--data', str(data), '--out', str(out), '--cache-dir', '', '--threads', '1']
+    assert main(command) == 0, capsys.readouterr().err
+    report = json.loads((out / 'evaluation.json').read_text())
+    assert report['photos'] == 2
+    support = {row['class']: row['support'] for row in report['per_class']}
+    assert support['Tomato___healthy'] == 2 and sum(support.values()) == 2
+    # A class the model does not know is still refused, by name.
+    (data / 'Tomato___healthy').rename(data / 'Tomato___unknown')
+    assert main(command) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        'dataset classes not among the model labels: Tomato___unknown')

@@ -139,3 +139,38 @@ def test_the_shipped_models_report_still_takes_outputs(user_run: Path, tmp_path:
     printed = capsys.readouterr().out
     assert '  explanations  ok' in printed and '  embedding     ok' in printed
     assert 'shipped_explain.png' in out.read_text(encoding='utf-8')
+
+
+def write_evaluation(folder: Path, model: Path, top1: float) -> Path:
+    """Write an ``evaluate`` output folder of ``model`` (its sha256 recorded, as evaluate does)."""
+    write_png(folder / 'confusion_matrix.png', (30, 30, 200))
+    (folder / 'evaluation.json').write_text(json.dumps({
+        'model': str(model), 'model_bytes': model.stat().st_size,
+        'model_sha256': hashlib.sha256(model.read_bytes()).hexdigest(),
+        'photos': 12, 'split': 'test', 'int8': {'top1': top1, 'top3': 1.0, 'macro_f1': 0.5}}))
+    return folder
+
+
+def test_an_evaluation_of_another_model_is_refused_with_the_reason(
+        user_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    shipped_eval = write_evaluation(tmp_path / 'shipped_eval', SHIPPED_MODEL, 0.8765)
+    states, page = report(user_run, capsys, '--eval', str(shipped_eval))
+    assert states['evaluation'] == (
+        f'skipped {shipped_eval / "evaluation.json"}: it evaluates {SHIPPED_MODEL}, '
+        f"not the report's model {user_run / 'model_int8.tflite'}")
+    evaluation = section(page, 'evaluation')
+    assert 'is not shown' in evaluation
+    assert '87.65' not in page and 'confusion_matrix.png' not in evaluation
+    # The run's own evaluation is shown.
+    own = write_evaluation(user_run / 'eval', user_run / 'model_int8.tflite', 0.4321)
+    states, page = report(user_run, capsys)
+    assert states['evaluation'] == 'ok'
+    assert '43.21 %' in section(page, 'evaluation')
+    assert own.is_dir()
+    # An older evaluation without the digest: told by its model's size.
+    document = json.loads((own / 'evaluation.json').read_text())
+    del document['model_sha256']
+    document['model_bytes'] += 1
+    (own / 'evaluation.json').write_text(json.dumps(document))
+    states, _ = report(user_run, capsys)
+    assert states['evaluation'].startswith(f'skipped {own / "evaluation.json"}: it evaluates')

@@ -1,0 +1,101 @@
+"""``export --out``: a folder is refused before any work; a model that cannot be written
+leaves the folder's labels.txt as it was (the model is written before its labels).
+
+A tiny untrained 3-class Keras run on copies of the test leaves; the conversion is real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import shutil
+
+from conftest import TEST_IMAGES_DIR
+import pytest
+
+from plant_disease_ros.cli.main import main
+
+POTATO = ['Potato___Early_blight', 'Potato___Late_blight', 'Potato___healthy']
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a run folder: model.keras (3 classes, 32 px) and split.json of real photos."""
+    tf = pytest.importorskip('tensorflow')
+    from plant_disease_ros.training.dataset import scan_dataset, split_files, write_manifest
+
+    root = tmp_path_factory.mktemp('export_run')
+    for name in POTATO:
+        (root / 'photos' / name).mkdir(parents=True)
+        for number in range(3):
+            shutil.copyfile(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg',
+                            root / 'photos' / name / f'{number}.jpg')
+    run = root / 'run'
+    run.mkdir()
+    index = scan_dataset(root / 'photos')
+    write_manifest(run / 'split.json', split_files(index.files, index.classes), index.root)
+    keras = tf.keras
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(shape=(32, 32, 3))
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=4, activation='relu')(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(POTATO), activation='softmax')(x)
+    keras.Model(inputs, outputs).save(run / 'model.keras')
+    return run
+
+
+def export(run: Path, out: Path, *options: str) -> int:
+    return main(['export', '--run', str(run), '--out', str(out), '--calibration-count', '3',
+                 '--cache-dir', '', *options])
+
+
+def test_a_folder_as_out_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'split.json').write_text(json.dumps({'classes': POTATO, 'root': str(run),
+                                                'splits': {}}))
+    (run / 'model.keras').write_bytes(b'never loaded: the check comes first')
+    deploy = tmp_path / 'deploy'
+    deploy.mkdir()
+    assert export(run, deploy) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f'--out {deploy} is a directory; name the model file to write, e.g. ' \
+        f'{deploy / "model_int8.tflite"}' in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['deploy', 'run']
+    assert list(deploy.iterdir()) == []
+    # --calibrate rewrites the run's model.keras: the check comes before it too.
+    (run / 'field_split.json').write_text('{}')
+    assert export(run, deploy, '--calibrate') == 2
+    assert (run / 'model.keras').read_bytes() == b'never loaded: the check comes first'
+
+
+def test_a_model_that_cannot_be_written_leaves_the_old_labels(
+        run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    deploy = tmp_path / 'deploy'
+    deploy.mkdir()
+    # A name the file system takes, but not the temporary name beside it that the
+    # atomic write needs (over 255 bytes): the model's write fails, for real.
+    model = deploy / ('m' * 230 + '.tflite')
+    model.write_bytes(b'the old model')
+    (deploy / 'labels.txt').write_text('Old___one\nOld___two\n')
+    assert export(run, model) == 2
+    assert 'File name too long' in capsys.readouterr().err
+    assert model.read_bytes() == b'the old model'
+    assert (deploy / 'labels.txt').read_text() == 'Old___one\nOld___two\n'
+    # A name it can write: model and labels both.
+    shutil.rmtree(deploy)
+    assert export(run, deploy / 'model_int8.tflite') == 0
+    assert (deploy / 'labels.txt').read_text().split() == POTATO
+    assert (deploy / 'model_int8.tflite').read_bytes()[4:8] == b'TFL3'
+
+
+def test_calibrate_by_without_calibrate_is_refused(run: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """Not ignored: the export would go on with the run's own calibration."""
+    assert export(run, tmp_path / 'm.tflite', '--calibrate-by', 'nll') == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith('--calibrate-by chooses how --calibrate refits the temperature: '
+                          "add --calibrate (a plain export keeps the run's calibration)")
+    assert list(tmp_path.iterdir()) == []
