@@ -183,25 +183,6 @@ def owned_shared_memory(pid: int) -> list[Path]:
     return owned
 
 
-def shared_memory_in_use() -> set[str]:
-    """Return the names of the /dev/shm files that some live process has open or mapped."""
-    used: set[str] = set()
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            for line in (entry / 'maps').read_text().splitlines():
-                if '/dev/shm/' in line:
-                    used.add(line.split('/dev/shm/', 1)[1].split(' ')[0])
-            for descriptor in (entry / 'fd').iterdir():
-                target = os.readlink(descriptor)
-                if target.startswith('/dev/shm/'):
-                    used.add(target[len('/dev/shm/'):])
-        except OSError:
-            continue
-    return used
-
-
 @dataclass
 class SignalledRun:
     """What :func:`signal_once_started` saw: the children, the survivors, the stderr."""

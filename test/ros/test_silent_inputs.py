@@ -41,30 +41,46 @@ def newest(collector: Collector, node_name: str) -> DiagnosticStatus | None:
 
 
 def test_a_camera_topic_nothing_publishes_is_a_warning_until_images_come(ros_context) -> None:
-    """No image for input_timeout_s: WARN naming the topic and its 0 publishers."""
+    """No image for input_timeout_s: WARN naming the topic and its 0 publishers.
+
+    Each phase waits for a status that lasts once it holds, so a stalled host only makes
+    the waits longer: the OK after an image would last input_timeout_s alone (0.5 s),
+    and a status had to fall in it, so input_timeout_s is raised while the image is
+    checked, and lowered again to see the silence counted from it.
+    """
     camera = CameraSubscriberNode(context=ros_context, parameter_overrides=parameters(
         diagnostics_period_s=0.2, input_timeout_s=0.5, qos_reliability='reliable'))
     harness = Harness(ros_context, [camera], name='silent_camera_tester')
     try:
         collector = diagnostics_collector(harness.node)
 
-        def level_is(level: int, text: str = '') -> bool:
+        def level_is(level: int, text: str = '', received: str | None = None) -> bool:
             status = newest(collector, 'camera_subscriber')
-            return status is not None and status.level == level and text in status.message
+            return (status is not None and status.level == level and text in status.message
+                    and (received is None
+                         or {item.key: item.value for item in status.values}['received']
+                         == received))
+
+        def set_input_timeout_s(seconds: float) -> None:
+            assert camera.set_parameters([Parameter('input_timeout_s', value=seconds)])[0] \
+                .successful
 
         assert harness.wait(lambda: level_is(DiagnosticStatus.WARN, 'no images on /image_raw '
                                              '(0 publishers)'))
         assert 'since the start' in newest(collector, 'camera_subscriber').message
         images = harness.node.create_publisher(Image, 'image_raw', QoSProfile(depth=10))
         harness.wait_for_subscribers(images)
+        # The image is counted and nothing is amiss: ok, for an hour after it.
+        set_input_timeout_s(3600.0)
         images.publish(make_image(leaf_photos(1)[0][1], frame_id='cam', stamp_s=T0))
-        assert harness.wait(lambda: level_is(DiagnosticStatus.OK))
+        assert harness.wait(lambda: level_is(DiagnosticStatus.OK, 'ok', received='1'))
         # The silence counts from the last image: it warns again, now with a publisher.
+        set_input_timeout_s(0.5)
         assert harness.wait(lambda: level_is(DiagnosticStatus.WARN, 'no images on /image_raw '
-                                             '(1 publishers)'))
+                                             '(1 publishers)', received='1'))
         assert 'since the last one' in newest(collector, 'camera_subscriber').message
         # input_timeout_s 0 at run time: never a warning for silence.
-        assert camera.set_parameters([Parameter('input_timeout_s', value=0.0)])[0].successful
+        set_input_timeout_s(0.0)
         assert harness.wait(lambda: level_is(DiagnosticStatus.OK))
     finally:
         harness.close()

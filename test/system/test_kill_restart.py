@@ -7,18 +7,18 @@ classified (for the recorder: as a new record in its map file) within a generous
 The measured restart figures are printed; timing belongs to the bench. The recorder,
 killed several times while it writes, must leave a map file whose every complete record
 parses, and it must continue that file after a restart. Last, one frame is followed
-through the whole restarted chain: its classification and its record come out.
+through the whole restarted chain: its classification and its record come out. The
+shared-memory segments the killed nodes left lie in /dev/shm while their successors run;
+at the end no live process holds them, and the test removes them (its own only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import fcntl
 import json
 import os
 from pathlib import Path
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -27,8 +27,8 @@ rclpy = pytest.importorskip('rclpy')
 
 from helpers.gps import make_fix  # noqa: E402
 from helpers.images import leaf_rgb, make_image  # noqa: E402
-from helpers.processes import node_processes, NodeProcesses  # noqa: E402
-from helpers.ros import Harness, results_qos  # noqa: E402
+from helpers.processes import node_processes, NodeProcesses, owned_shared_memory  # noqa: E402
+from helpers.ros import Harness, results_qos, wait_for  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -110,8 +110,20 @@ def recorded_frames(path: Path) -> list[int]:
 
 
 def restart(field: Field, processes: NodeProcesses, name: str) -> float:
-    """kill -9 node ``name``, start it again; return the monotonic restart time."""
+    """kill -9 node ``name``, start it again; return the monotonic restart time.
+
+    The restarted node starts beside what the killed one left in /dev/shm: kill -9
+    released none of its segments. Before, they are held, as `fastdds shm clean` sees a
+    segment in use (see held_by_a_live_process).
+    """
+    locks = [path for path in owned_shared_memory(processes[name].pid)
+             if path.name.endswith('_el')]
+    assert all(held_by_a_live_process(lock) for lock in locks), \
+        f'{name}: its segments are not held while it runs: {locks}'
+    first = len(processes.killed_segments)
     processes.kill_9(name)
+    missing = [path.name for path in processes.killed_segments[first:] if not path.exists()]
+    assert not missing, f'{name}: segments gone at its kill -9: {missing}'
     restart_s = time.monotonic()
     processes.restart(name)
     return restart_s
@@ -135,30 +147,70 @@ def field(ros_context) -> Iterator[Field]:
     field.close()
 
 
-def clean_what_the_kills_left(killed_segments: list[Path]) -> None:
-    """Run Fast DDS's `fastdds shm clean`, as the README advises after kills; check it works.
+@pytest.fixture
+def killed_segments_removed() -> Iterator[list[NodeProcesses]]:
+    """Node processes whose killed nodes' segments go at the test's end, also on a failure.
+
+    ``remove_killed_segments=False`` keeps them for the test's own check; these are this
+    test's files only (:attr:`NodeProcesses.killed_segments`).
+    """
+    blocks: list[NodeProcesses] = []
+    yield blocks
+    for processes in blocks:
+        remove_own_segments(processes.killed_segments)
+
+
+def held_by_a_live_process(lock: Path) -> bool:
+    """Return whether a live process holds the Fast DDS lock file ``lock`` (``*_el``).
+
+    A segment's owner holds an exclusive flock on its ``_el`` file while it lives; the
+    kernel drops it when the owner dies. That is how `fastdds shm clean` tells a segment a
+    crashed program left (it removes it) from one in use (it keeps it). A missing file is
+    held by no one.
+    """
+    try:
+        descriptor = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(descriptor)  # and with it the lock, if this took it
+    return False
+
+
+def remove_what_the_kills_left(killed_segments: list[Path]) -> None:
+    """Check that no live process holds the killed nodes' segments, then remove them.
 
     A SIGKILLed node cannot release its 32 MiB segment: without this every run of these
-    tests would leave it in /dev/shm. Only segments no live process holds are removed.
-    Checked on the segments the killed nodes owned: other DDS programs on the machine
-    come and go meanwhile, and their segments are none of this test's business.
+    tests would leave it in /dev/shm. The README advises `fastdds shm clean` after kills;
+    this test does not run it: it removes every such file on the machine, also the ones
+    another test run on this host keeps between its kills and its own check (that run
+    then fails). The tool's criterion, the lock of a segment no live process holds, is
+    checked on this test's own segments only, the ones the killed nodes owned, and only
+    they are removed. A lock taken for a moment by someone else's check (a `fastdds shm
+    clean`) is waited out: an owner would hold it for good.
     """
     assert killed_segments, 'the killed nodes owned no shared-memory segment: nothing checked'
-    assert any(path.exists() for path in killed_segments), 'gone before the clean ran'
-    tool = shutil.which('fastdds', path=str(Path(sys.executable).parent)) \
-        or shutil.which('fastdds')
-    if tool is None:
-        pytest.skip('no fastdds command to clean the segments of killed nodes')
-    # The tool runs the python3 on PATH and needs psutil: this environment's.
-    path = f'{Path(sys.executable).parent}{os.pathsep}{os.environ.get("PATH", "")}'
-    result = subprocess.run([tool, 'shm', 'clean'], capture_output=True, text=True,
-                            timeout=60, env={**os.environ, 'PATH': path})
-    assert result.returncode == 0, result.stdout + result.stderr
+    locks = [path for path in killed_segments if path.name.endswith('_el')]
+    held = [lock for lock in locks if held_by_a_live_process(lock)]
+    assert wait_for(lambda: not any(held_by_a_live_process(lock) for lock in held), 10.0), \
+        f"a killed node's segment is held by a live process: {[lock.name for lock in held]}"
+    remove_own_segments(killed_segments)
     left = [path.name for path in killed_segments if path.exists()]
-    assert not left, f"a killed node's segment was not cleaned: {left}"
+    assert not left, f"a killed node's segment could not be removed: {left}"
 
 
-def test_kill_9_and_restart_each_node(field: Field, tmp_path: Path) -> None:
+def remove_own_segments(segments: list[Path]) -> None:
+    """Remove the given segment files (this test's own), whatever is left of them."""
+    for path in segments:
+        path.unlink(missing_ok=True)
+
+
+def test_kill_9_and_restart_each_node(field: Field, tmp_path: Path,
+                                      killed_segments_removed: list[NodeProcesses]) -> None:
     """Each of camera_subscriber, disease_classifier, disease_map_recorder survives kill -9."""
     map_dir = tmp_path / 'maps'
     records_path = map_dir / 'kill_restart.geojsons'
@@ -169,6 +221,7 @@ def test_kill_9_and_restart_each_node(field: Field, tmp_path: Path) -> None:
     }
     resume: dict[str, float | None] = {}
     with node_processes(tmp_path / 'logs', remove_killed_segments=False) as processes:
+        killed_segments_removed.append(processes)
         for name, ros_args in args.items():
             processes.start(name, *ros_args)
         assert field.seconds_to_classification_of_next_frame(
@@ -199,12 +252,14 @@ def test_kill_9_and_restart_each_node(field: Field, tmp_path: Path) -> None:
     assert len(features) >= 10
     for feature in features:
         assert feature['type'] == 'Feature' and 'fix_status' in feature['properties']
-    clean_what_the_kills_left(processes.killed_segments)
+    remove_what_the_kills_left(processes.killed_segments)
 
 
-def test_kill_9_and_restart_pipeline(field: Field, tmp_path: Path) -> None:
+def test_kill_9_and_restart_pipeline(field: Field, tmp_path: Path,
+                                     killed_segments_removed: list[NodeProcesses]) -> None:
     """plant_disease_pipeline killed with SIGKILL classifies new frames after a restart."""
     with node_processes(tmp_path / 'logs', remove_killed_segments=False) as processes:
+        killed_segments_removed.append(processes)
         processes.start('plant_disease_pipeline', '-p', 'num_threads:=1')
         assert field.seconds_to_classification_of_next_frame(
             time.monotonic(), START_TIMEOUT_S) is not None, 'no classification at start'
@@ -213,4 +268,4 @@ def test_kill_9_and_restart_pipeline(field: Field, tmp_path: Path) -> None:
         print(f'pipeline resumed {resumed and round(resumed, 3)} s after kill -9 and restart')
         assert resumed is not None, f'nothing within {RESUME_LIMIT_S} s of the restart'
         follow_a_frame_through(field, None)
-    clean_what_the_kills_left(processes.killed_segments)
+    remove_what_the_kills_left(processes.killed_segments)
