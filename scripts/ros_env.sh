@@ -6,29 +6,37 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 # a demo and a test run side by side never see each other's nodes.
 # The locks live in /dev/shm (one per machine, like the DDS ports and segments they guard,
 # whatever TMPDIR says; PLANT_DISEASE_DOMAIN_LOCKS names another folder), in a folder and
-# files every user may lock.
+# files every user may lock. Where none can be taken there (a folder another user made
+# without write access for others, a read-only /dev/shm), a folder of this user's in TMPDIR
+# serves, and without any lock the shell says so.
 if [ -z "${ROS_DOMAIN_ID:-}" ]; then
-  _plant_disease_locks="${PLANT_DISEASE_DOMAIN_LOCKS:-/dev/shm/plant_disease_ros_domains}"
-  [ -n "${PLANT_DISEASE_DOMAIN_LOCKS:-}" ] || [ -d /dev/shm ] \
-    || _plant_disease_locks="/tmp/plant_disease_ros_domains"
-  if { [ -d "$_plant_disease_locks" ] \
-       || { mkdir -p "$_plant_disease_locks" && chmod 1777 "$_plant_disease_locks"; }; } \
-       2>/dev/null && command -v flock >/dev/null; then
-    for _plant_disease_step in $(seq 0 89); do
-      _plant_disease_id=$(( 10 + ($$ + _plant_disease_step) % 90 ))
-      _plant_disease_file="$_plant_disease_locks/$_plant_disease_id.lock"
-      [ -e "$_plant_disease_file" ] \
-        || (umask 000 && : >> "$_plant_disease_file") 2>/dev/null || continue
-      # Read-only: flock needs no write access, so another user's lock file serves too.
-      exec {_plant_disease_fd}<"$_plant_disease_file" 2>/dev/null || continue
-      if flock -n "$_plant_disease_fd"; then
-        export ROS_DOMAIN_ID=$_plant_disease_id
-        break
-      fi
-      exec {_plant_disease_fd}>&-
+  if command -v flock >/dev/null; then
+    for _plant_disease_locks in \
+        "${PLANT_DISEASE_DOMAIN_LOCKS:-/dev/shm/plant_disease_ros_domains}" \
+        "${TMPDIR:-/tmp}/plant_disease_ros_domains-$(id -u)"; do
+      [ -d "$_plant_disease_locks" ] \
+        || { mkdir -p "$_plant_disease_locks" && chmod 1777 "$_plant_disease_locks"; } \
+        2>/dev/null || continue
+      for _plant_disease_step in $(seq 0 89); do
+        _plant_disease_id=$(( 10 + ($$ + _plant_disease_step) % 90 ))
+        _plant_disease_file="$_plant_disease_locks/$_plant_disease_id.lock"
+        [ -e "$_plant_disease_file" ] \
+          || (umask 000 && : >> "$_plant_disease_file") 2>/dev/null || continue
+        # Read-only: flock needs no write access, so another user's lock file serves too.
+        exec {_plant_disease_fd}<"$_plant_disease_file" 2>/dev/null || continue
+        if flock -n "$_plant_disease_fd"; then
+          export ROS_DOMAIN_ID=$_plant_disease_id
+          break 2
+        fi
+        exec {_plant_disease_fd}>&-
+      done
     done
   fi
-  export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( 10 + $$ % 90 ))}"
+  if [ -z "${ROS_DOMAIN_ID:-}" ]; then
+    export ROS_DOMAIN_ID=$(( 10 + $$ % 90 ))
+    echo "ros_env.sh: no domain lock could be taken (flock missing, or no lock folder" \
+         "writable); ROS_DOMAIN_ID=$ROS_DOMAIN_ID is not reserved against other shells" >&2
+  fi
   unset _plant_disease_locks _plant_disease_step _plant_disease_id _plant_disease_fd \
         _plant_disease_file
 fi

@@ -5,20 +5,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-ros,tools}"
 python="${PYTHON:-python3}"
-# A .venv whose pip does not run (a venv made without ensurepip, e.g. Debian without
-# python3-venv, or a copied one) is made again, not reused.
-if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
-  if [ -e .venv ]; then
-    echo "setup_env: .venv has no working pip; making it again" >&2
-    rm -rf .venv
-  fi
+# A .venv is made once. One whose pip does not run (made without ensurepip, e.g. Debian
+# without python3-venv) gets pip from ensurepip; it is never deleted here.
+if [ ! -x .venv/bin/python ]; then
   echo "creating .venv with $($python --version)" >&2
   if ! "$python" -m venv .venv; then
-    rm -rf .venv
+    rm -rf .venv   # made just now, half-way: nothing of the user's is lost
     echo "setup_env: '$python -m venv' failed; on Debian/Ubuntu install python3-venv" \
          "(apt-get install python3-venv), then run this again" >&2
     exit 1
   fi
+elif ! .venv/bin/python -m pip --version >/dev/null 2>&1 \
+     && ! .venv/bin/python -m ensurepip --upgrade >/dev/null 2>&1; then
+  echo "setup_env: .venv has no pip and ensurepip cannot add it: remove .venv (or install" \
+       "python3-venv), then run this again" >&2
+  exit 1
 fi
 # One stamp per extra and setup.py version: an environment installed with more extras
 # (the tests' ros,tools,train,test) serves a command that needs fewer (the demo's ros,tools)

@@ -8,6 +8,7 @@ the incidence and the most severe label) as ``<name>_grid.geojson`` and, with py
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -67,6 +68,15 @@ def _check_not_input(source: Path, outputs: list[Path]) -> None:
             raise ValueError(f'{output} is the input file; give another --out')
 
 
+def recorded_alignment(summary_path: Path) -> str:
+    """Return the ``cell_alignment`` a recorder summary names ('' when it has none)."""
+    try:
+        value = json.loads(summary_path.read_text(encoding='utf-8')).get('cell_alignment')
+    except (OSError, ValueError, AttributeError):
+        return ''
+    return value if isinstance(value, str) else ''
+
+
 def run(args: argparse.Namespace) -> int:
     """Render the map, write the grid, print where they went and a summary; return 0.
 
@@ -90,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
                 args.origin = list(origin)
             print(f'grid of the recorder ({recorded.name}): cells of {args.cell_size:g} m'
                   + ('' if origin is None else ', origin {:.7f}, {:.7f}'.format(*origin)))
+            if not recorded_alignment(recorded):
+                print(f'{recorded.name} predates cells centred on the origin: the recorder '
+                      'drew its cells with the origin on a corner, this grid centres them '
+                      'on it (same size and origin, shifted by half a cell)')
     if args.cell_size is None:
         args.cell_size = DEFAULT_CELL_SIZE_M
     if not (math.isfinite(args.cell_size) and args.cell_size > 0.0):

@@ -27,6 +27,8 @@ from plant_disease_ros.core.detections import (
 from plant_disease_ros.core.geodesy import geodetic_to_enu
 
 Origin = tuple[float, float, float]  # (latitude deg, longitude deg, altitude m)
+# How cells sit on the origin, as the run summary records it.
+CELL_ALIGNMENT = 'centred'
 CellKey = tuple[int, int]
 
 
@@ -200,6 +202,9 @@ class MapSummary:
             'healthy_detections': self.detections - self.diseased_detections,
             'diseased_detections': self.diseased_detections,
             'cell_size_m': self.grid.cell_size_m,
+            # Cells centred on the origin; summaries without this key had corner-aligned
+            # cells (the origin on a cell corner).
+            'cell_alignment': CELL_ALIGNMENT,
             'cells': len(self.cells),
             'diseased_cells': len(self.diseased_cells),
             'diseased_cells_per_label': {

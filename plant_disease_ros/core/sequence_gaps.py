@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 # Publishers listed one by one (the oldest seen go first; totals keep them).
 MAX_PUBLISHERS = 16
-# Gaps remembered per publisher, so that a late message fills the gap it belongs to; an
-# older gap forgotten beyond this many stays counted as missed.
+# Gaps remembered per publisher, so that a late message fills the gap it belongs to; a
+# number of an older gap, forgotten beyond this many, is taken as late all the same (a
+# repeat of a number taken is then not told apart: DDS does not repeat samples).
 MAX_GAPS = 256
 
 
@@ -34,6 +35,8 @@ class PublisherSequence:
     missed: int = 0
     # The missing numbers, as sorted, disjoint, inclusive ranges (lowest first).
     gaps: list[tuple[int, int]] = field(default_factory=list)
+    # Numbers below this one may be in a gap forgotten beyond MAX_GAPS.
+    forgotten_below: int = 0
 
     @property
     def sent(self) -> int:
@@ -93,11 +96,13 @@ class SequenceGaps:
             state.first = sequence
         elif state.fill(sequence):
             gap = -1
+        elif sequence < state.forgotten_below and state.missed > 0:
+            gap = -1   # most likely late for a gap too old to be remembered
         else:
             self.duplicates += 1
             return 0
         if len(state.gaps) > MAX_GAPS:
-            del state.gaps[0]
+            state.forgotten_below = state.gaps.pop(0)[1] + 1
         state.received += 1
         self.received += 1
         state.missed += gap

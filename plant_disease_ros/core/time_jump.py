@@ -5,11 +5,19 @@ that go backwards. Fixes of the old timeline must then not locate frames of the 
 so the classifier forgets them when a stream's stamp falls further back than a threshold
 behind the newest stamp that stream has had. Each stream (frames, fixes) is watched on
 its own: frames legitimately lag behind fixes by the processing time.
+
+Messages of the old timeline still in flight at the jump (a frame queued before a bag
+loop, the last fixes of a driver's buffer) arrive within moments of it, by the wall
+clock: for ``late_window_s`` after a jump such a stamp is recognised (it goes on from
+where its stream was, far ahead of the new timeline), is no second jump, and the caller
+can drop it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+import time
 
 
 @dataclass(frozen=True)
@@ -26,18 +34,29 @@ class TimeJump:
         return self.newest_s - self.stamp_s
 
 
+# How long after a jump (wall clock, s) a stamp of the old timeline may still arrive.
+DEFAULT_LATE_WINDOW_S = 2.0
+
+
 class TimeJumpDetector:
     """Watch the stamps of named streams; report a stamp more than ``threshold_s`` back."""
 
-    def __init__(self, threshold_s: float) -> None:
-        """Report jumps back larger than ``threshold_s`` seconds (> 0)."""
+    def __init__(self, threshold_s: float, late_window_s: float = DEFAULT_LATE_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """Report jumps back larger than ``threshold_s`` seconds (> 0).
+
+        ``late_window_s``: how long after a jump (by ``clock``, seconds) a stamp of the old
+        timeline is recognised as late (see :meth:`is_late`).
+        """
         self.threshold_s = threshold_s
+        self.late_window_s = float(late_window_s)
+        self._clock = clock
         self.jumps = 0
         self.late_stamps = 0          # stamps of the previous timeline that came after a jump
         self._newest_s: dict[str, float] = {}
-        # The newest stamp of each stream before the last jump, until the new timeline
-        # passes them all.
+        # The newest stamp of each stream before the last jump, and when (clock) it was.
         self._previous_s: dict[str, float] = {}
+        self._jumped_at = -float('inf')
 
     @property
     def threshold_s(self) -> float:
@@ -54,9 +73,9 @@ class TimeJumpDetector:
         """Note ``stamp_s`` of ``stream``; return the jump when it went back too far.
 
         After a jump every stream starts over from the stamps that come next. A stamp of
-        the previous timeline still in flight (a frame queued before a bag loop, a fix
-        from the buffer of a driver) is not taken as the newest of its stream, so it is
-        not followed by a second, false jump; :meth:`is_late` tells the caller to drop it.
+        the previous timeline still in flight is not taken as the newest of its stream, so
+        it is not followed by a second, false jump; :meth:`is_late` tells the caller to
+        drop it.
         """
         if self.is_late(stamp_s, stream):
             self.late_stamps += 1
@@ -65,6 +84,7 @@ class TimeJumpDetector:
         if newest is not None and newest - stamp_s > self._threshold_s:
             self.jumps += 1
             self._previous_s = dict(self._newest_s)
+            self._jumped_at = self._clock()
             self._newest_s = {stream: stamp_s}
             return TimeJump(stream, newest, stamp_s)
         if newest is None or stamp_s > newest:
@@ -76,17 +96,19 @@ class TimeJumpDetector:
     def is_late(self, stamp_s: float, stream: str | None = None) -> bool:
         """Return whether ``stamp_s`` (of ``stream``) belongs to the timeline before the jump.
 
-        That is a stamp that goes on from where its stream was before the jump (no further
-        back than ``threshold_s`` from that stream's newest stamp then, nor beyond the
-        newest stamp of any stream then plus ``threshold_s``) and lies more than
-        ``threshold_s`` ahead of every stream since the jump. A stream not seen before the
-        jump is taken from the newest stamp of any stream then. The new timeline reaches
-        that window only where the old one ended, and leaves it within a few seconds.
+        That is, within ``late_window_s`` of the jump, a stamp that goes on from where its
+        stream was before it (no further back than ``threshold_s`` from that stream's
+        newest stamp then; a stream not seen then: any stream's) and lies more than
+        ``threshold_s`` ahead of every stream since the jump. After the window every
+        stamp is taken as it comes, so a wrong call cannot last.
         """
         if not self._previous_s or not self._newest_s:
             return False
-        previous_max = max(self._previous_s.values())
-        previous = self._previous_s.get(stream, previous_max) if stream else previous_max
-        if not previous - self._threshold_s <= stamp_s <= previous_max + self._threshold_s:
+        if self._clock() - self._jumped_at > self.late_window_s:
+            self._previous_s = {}
             return False
-        return stamp_s - max(self._newest_s.values()) > self._threshold_s
+        previous = self._previous_s.get(stream) if stream else None
+        if previous is None:
+            previous = max(self._previous_s.values())
+        return (stamp_s >= previous - self._threshold_s
+                and stamp_s - max(self._newest_s.values()) > self._threshold_s)

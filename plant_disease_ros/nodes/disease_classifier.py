@@ -65,7 +65,7 @@ from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M, FixBuf
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WARN_PERCENT
-from plant_disease_ros.core.outcome import frame_outcome, OUTCOMES
+from plant_disease_ros.core.outcome import frame_outcome, NO_LEAF_LABEL, OUTCOMES
 from plant_disease_ros.core.preprocessing import check_pose_count
 from plant_disease_ros.core.time_jump import TimeJumpDetector
 from plant_disease_ros.core.vegetation import check_frame
@@ -226,6 +226,13 @@ class DiseaseClassifierNode(Node):
             f'{model.num_threads} threads, delegate {model.delegate or "none"}; top_k '
             f'{self.top_k}, score_threshold {self.score_threshold:g}; '
             f'{self._crops_text(crops)}; {self._poses_text()}')
+        if NO_LEAF_LABEL not in self.classifier.labels:
+            # A model trained on leaves only (plant-disease train without --recipe field).
+            self.get_logger().warning(
+                f"the model has no '{NO_LEAF_LABEL}' class: only the vegetation gate labels "
+                f"frames '{NO_LEAF_LABEL}'; grass, weeds and other green views that pass it "
+                'are forced into a leaf class (unknown below score_threshold, a detection '
+                'above it). Train with --recipe field (negatives) for a background class')
 
     def _declare_parameters(self) -> None:
         """Declare the parameters needed before the model is loaded, and the GPS ones."""

@@ -108,10 +108,17 @@ def float_calibration_beside(keras_path: str | os.PathLike) -> FloatCalibration 
         if (folder / name).is_file():
             return read_float_calibration(folder / name)
     if Path(keras_path).name == FLOAT_MODEL_FILENAME:
-        stages = sorted((folder / SHIPPED_STAGES).glob('*.json'))
+        # Named <n>_<run>.json, oldest first: the highest number, not the last name.
+        stages = sorted((folder / SHIPPED_STAGES).glob('*.json'), key=_stage_number)
         if stages:
             return read_float_calibration(stages[-1])
     return None
+
+
+def _stage_number(path: Path) -> tuple[int, str]:
+    """Return the sort key of a stage summary ``<n>_<run>.json``: its number, then its name."""
+    number = path.name.split('_', 1)[0]
+    return (int(number) if number.isdigit() else -1, path.name)
 
 
 def default_keras_path() -> Path:

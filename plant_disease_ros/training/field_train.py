@@ -232,7 +232,7 @@ def build_field_model(init_weights, num_classes: int, input_size: int,
     """
     import tensorflow as tf
 
-    from plant_disease_ros.training.model import build_model, ModelConfig
+    from plant_disease_ros.training.model import build_model, min_channels_of, ModelConfig
     from plant_disease_ros.training.transfer import backbone_layer
 
     previous = (tf.keras.models.load_model(init_weights, compile=False)
@@ -248,7 +248,8 @@ def build_field_model(init_weights, num_classes: int, input_size: int,
         raise ValueError(f'{init_weights}: a {found} model cannot become {architecture} '
                          '(only resnet_lite -> resnet_lite_deep)')
     model = build_model(ModelConfig(num_classes=num_classes, input_size=input_size,
-                                    width=float(match.group(2)), architecture=architecture))
+                                    width=float(match.group(2)), architecture=architecture,
+                                    min_channels=min_channels_of(previous)))
     old_backbone, new_backbone = backbone_layer(previous), backbone_layer(model)
     old_names = {layer.name for layer in old_backbone.layers}
     for layer in new_backbone.layers:

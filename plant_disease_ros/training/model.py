@@ -23,6 +23,9 @@ class ModelConfig:
     width: float = 0.75
     architecture: str = 'resnet_lite'
     dropout: float = 0.2
+    # resnet_lite's fewest channels; 8 only to rebuild a narrow network trained before
+    # the floor was raised (see MIN_CHANNELS and min_channels_of).
+    min_channels: int = 16
 
 
 def build_model(config: ModelConfig):
@@ -39,7 +42,8 @@ def build_model(config: ModelConfig):
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name='normalise')(inputs)
     if config.architecture in ('resnet_lite', 'resnet_lite_deep'):
         backbone = resnet_lite_backbone(shape, config.width,
-                                        deep=config.architecture == 'resnet_lite_deep')
+                                        deep=config.architecture == 'resnet_lite_deep',
+                                        min_channels=config.min_channels)
     elif config.architecture == 'mobilenet_v2':
         backbone = keras.applications.MobileNetV2(
             input_shape=shape, alpha=config.width, include_top=False, weights=None)
@@ -71,7 +75,8 @@ BATCH_NORM_MOMENTUM = 0.9
 MIN_CHANNELS = 16
 
 
-def resnet_lite_backbone(shape: tuple[int, int, int], width: float, deep: bool = False):
+def resnet_lite_backbone(shape: tuple[int, int, int], width: float, deep: bool = False,
+                         min_channels: int = MIN_CHANNELS):
     """Return a compact residual CNN: a stride-2 stem and four residual stages.
 
     ``deep`` adds a second block to stage 3 (about +25 % parameters and multiply-adds at
@@ -81,13 +86,13 @@ def resnet_lite_backbone(shape: tuple[int, int, int], width: float, deep: bool =
     MobileNet blocks and run several times more efficiently per multiply-accumulate on a
     CPU (measured here: 0.37 s against 0.48 s a 64-photo step at 96 px, with 0.70 M
     parameters at width 0.75). Channels are (32, 64, 128, 256) × ``width``, rounded to a
-    multiple of 8 and at least :data:`MIN_CHANNELS`.
+    multiple of 8 and at least ``min_channels`` (:data:`MIN_CHANNELS`).
     """
     import tensorflow as tf
 
     keras = tf.keras
     layers = keras.layers
-    channels = [max(MIN_CHANNELS, int(round(base * width / 8)) * 8)
+    channels = [max(min_channels, int(round(base * width / 8)) * 8)
                 for base in (32, 64, 128, 256)]
 
     def conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True):
@@ -175,3 +180,18 @@ def make_augmenter(seed: int, strength: float = 1.0):
         return tf.clip_by_value(scaled, 0.0, 1.0) * 255.0, labels
 
     return augment
+
+
+def min_channels_of(model) -> int:
+    """Return the ``min_channels`` that rebuilds ``model``'s resnet_lite network.
+
+    16 (:data:`MIN_CHANNELS`) unless its narrowest convolution has fewer filters: a narrow
+    network trained before the floor was raised (8), which a warm start or a transfer
+    must rebuild as it is.
+    """
+    import tensorflow as tf
+
+    filters = [layer.filters for outer in model.layers
+               for layer in getattr(outer, 'layers', [outer])
+               if isinstance(layer, tf.keras.layers.Conv2D)]
+    return min(MIN_CHANNELS, *filters) if filters else MIN_CHANNELS

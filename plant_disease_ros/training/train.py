@@ -40,7 +40,13 @@ from plant_disease_ros.training.dataset import (
     subsample,
     write_manifest,
 )
-from plant_disease_ros.training.model import build_model, make_augmenter, ModelConfig
+from plant_disease_ros.training.model import (
+    build_model,
+    make_augmenter,
+    MIN_CHANNELS,
+    min_channels_of,
+    ModelConfig,
+)
 from plant_disease_ros.training.progress import epoch_logger, EpochClock, stdout_is_terminal
 from plant_disease_ros.training.schedule import plan_training, TrainingPlan
 
@@ -353,7 +359,9 @@ def train(options: TrainOptions) -> TrainResult:
           f'test {len(arrays["test"][1])} photos (test kept out of training)', flush=True)
 
     config = ModelConfig(num_classes=num_classes, input_size=options.input_size,
-                         width=options.width, architecture=options.architecture)
+                         width=options.width, architecture=options.architecture,
+                         min_channels=(min_channels_of(start_model) if start_model is not None
+                                       else MIN_CHANNELS))
     model = build_model(config)
     if plan.transfer:
         transplant(start_model, model, copy_head=copy_head)

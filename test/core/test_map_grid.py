@@ -30,7 +30,7 @@ def test_summarize_counts_labels_cells_and_positions() -> None:
     assert (summary['diseased_detections'], summary['healthy_detections']) == (6, 2)
     assert summary['diseased_cells_per_label'] == {EARLY_BLIGHT: 2, LATE_BLIGHT: 2}
     assert summary['diseased_cells'] == 3
-    assert summary['cells'] == 4
+    assert summary['cells'] == 4 and summary['cell_alignment'] == 'centred'
     assert summary['fix_status'] == {'interpolated': 6, 'stale': 2}
     assert summary['origin'] == {'latitude': ORIGIN[0], 'longitude': ORIGIN[1],
                                  'altitude': ORIGIN[2]}

@@ -57,3 +57,17 @@ def test_late_numbers_fill_the_middle_of_a_long_gap_and_a_gap_before_the_first()
     assert gaps.add(b'p', 7) == -1 and gaps.add(b'p', 11) == -1 and gaps.add(b'p', 19) == -1
     assert gaps.publishers[b'p'].gaps == [(6, 6), (8, 9), (12, 14), (16, 18)]
     assert (gaps.sent, gaps.received, gaps.missed) == (16, 7, 9)
+
+
+def test_a_late_number_of_a_forgotten_gap_still_fills_it() -> None:
+    """Beyond MAX_GAPS gaps the oldest is forgotten; a late number of it is late, not a
+    duplicate, so received and missed still add up to what was sent."""
+    from plant_disease_ros.core.sequence_gaps import MAX_GAPS
+
+    gaps = SequenceGaps()
+    for sequence in range(1, 2 * (MAX_GAPS + 2) + 2, 2):   # every other number lost
+        gaps.add(b'p', sequence)
+    state = gaps.publishers[b'p']
+    assert len(state.gaps) == MAX_GAPS and state.missed == MAX_GAPS + 2
+    assert gaps.add(b'p', 2) == -1 and gaps.duplicates == 0
+    assert gaps.sent == gaps.received + gaps.missed

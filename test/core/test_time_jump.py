@@ -74,6 +74,40 @@ def test_a_pause_of_every_stream_after_the_jump_is_not_taken_for_late_stamps() -
         assert not detector.is_late(stamp, 'frame') and detector.check('frame', stamp) is None
         assert not detector.is_late(stamp, 'fix') and detector.check('fix', stamp) is None
     assert detector.late_stamps == 0 and detector.jumps == 1
-    # Even a pause just where the old timeline ended is over after the threshold.
-    assert detector.is_late(70.5, 'frame')
-    assert detector.check('frame', 76.0) is None and not detector.is_late(76.1, 'fix')
+
+
+class FakeClock:
+    """A wall clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_last_fix_of_a_1_hz_receiver_in_flight_at_the_loop_is_late() -> None:
+    """Its stamp is a GPS period beyond anything seen before the jump: late all the same."""
+    detector = TimeJumpDetector(threshold_s=1.0)
+    detector.check('frame', 98.6)
+    detector.check('fix', 99.0)
+    assert detector.check('frame', 0.1) is not None
+    assert detector.is_late(100.02, 'fix') and detector.check('fix', 100.02) is None
+    assert detector.check('fix', 0.0) is None and detector.jumps == 1
+
+
+def test_late_stamps_are_recognised_only_shortly_after_the_jump() -> None:
+    """A stamp far ahead (a bogus frame) cannot keep fixes dropped: the window closes."""
+    clock = FakeClock()
+    detector = TimeJumpDetector(threshold_s=1.0, late_window_s=2.0, clock=clock)
+    detector.check('fix', 99.9)
+    detector.check('frame', 100.0)
+    detector.check('frame', 2e9)                    # a bogus stamp far in the future
+    assert detector.check('frame', 100.1) is not None
+    detector.check('fix', 100.2)
+    clock.now += 1.0
+    assert detector.is_late(150.0, 'fix')           # within the window: taken as late
+    clock.now += 1.5
+    for stamp in (101.8, 150.0, 5000.0):            # after it: taken as they come
+        assert not detector.is_late(stamp, 'fix') and detector.check('fix', stamp) is None
+    assert detector.late_stamps == 0 and detector.jumps == 1

@@ -16,8 +16,8 @@ def shell(tmp_path: Path, **env: str) -> subprocess.Popen:
     """Start a bash that sources ros_env.sh, prints its settings and waits for a line."""
     environment = {key: value for key, value in os.environ.items()
                    if key != 'ROS_DOMAIN_ID'}
-    environment.update(PLANT_DISEASE_DOMAIN_LOCKS=str(tmp_path / 'plant_disease_ros_domains'),
-                       **env)
+    environment.update({'PLANT_DISEASE_DOMAIN_LOCKS': str(tmp_path / 'plant_disease_ros_domains'),
+                        **env})
     return subprocess.Popen(['bash', '-euo', 'pipefail', '-c', HOLD], cwd=REPO_ROOT,
                             env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True)
@@ -84,3 +84,24 @@ def test_the_lock_folder_and_files_can_be_locked_by_every_user(tmp_path: Path) -
     locks = tmp_path / 'plant_disease_ros_domains'
     assert locks.stat().st_mode & 0o7777 == 0o1777
     assert (locks / f'{domain}.lock').stat().st_mode & 0o777 == 0o666
+
+
+def test_without_a_usable_lock_folder_a_folder_of_the_user_serves(tmp_path: Path) -> None:
+    """The machine's folder cannot be made (here: a file is in the way): the user's own
+    folder in TMPDIR takes the lock, so the shell still holds its domain."""
+    blocker = tmp_path / 'not_a_folder'
+    blocker.write_text('')
+    process = shell(tmp_path, PLANT_DISEASE_DOMAIN_LOCKS=str(blocker / 'locks'),
+                    TMPDIR=str(tmp_path))
+    try:
+        _, domain = settings(process)
+        own = tmp_path / f'plant_disease_ros_domains-{os.getuid()}'
+        with open(own / f'{domain}.lock') as handle:  # held by the shell: not lockable
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                held = True
+        assert held
+    finally:
+        process.communicate('\n', timeout=10)

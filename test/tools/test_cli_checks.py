@@ -134,7 +134,14 @@ def test_map_takes_the_recorders_grid_from_the_run_summary(
     assert status == 0
     assert out.splitlines()[0] == ('grid of the recorder (field_summary.json): cells of 5 m, '
                                    'origin 52.0000000, 5.0000000')
+    # A summary from before cells were centred on the origin is said to be one.
+    assert out.splitlines()[1].startswith('field_summary.json predates cells centred')
     assert 'diseased cell(s) of 5 m' in out
+    (tmp_path / 'field_summary.json').write_text(json.dumps({
+        'cell_size_m': 5.0, 'cell_alignment': 'centred',
+        'origin': {'latitude': 52.0, 'longitude': 5.0, 'altitude': 0.0}}))
+    status, out, _ = run_cli(['map', str(source)], capsys)
+    assert status == 0 and 'predates' not in out
     # A cell size given on the command line wins.
     status, out, _ = run_cli(['map', str(source), '--cell-size', '3'], capsys)
     assert status == 0 and 'diseased cell(s) of 3 m' in out

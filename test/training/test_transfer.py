@@ -15,8 +15,12 @@ import pytest
 
 tf = pytest.importorskip('tensorflow')
 
-from plant_disease_ros.training.model import build_model, ModelConfig  # noqa: E402
-from plant_disease_ros.training.train import train, TrainOptions  # noqa: E402
+from plant_disease_ros.training.model import (  # noqa: E402
+    build_model,
+    min_channels_of,
+    ModelConfig,
+)
+from plant_disease_ros.training.train import train, TrainOptions, warm_start  # noqa: E402
 from plant_disease_ros.training.transfer import (  # noqa: E402
     adapt_batch_norm,
     backbone_layer,
@@ -270,3 +274,33 @@ def test_no_layer_of_a_narrow_network_has_fewer_than_16_channels(width: float) -
                     if isinstance(layer, tf.keras.layers.Conv2D)]
     assert convolutions
     assert min(layer.filters for layer in convolutions) == 16
+
+
+def test_a_narrow_source_trained_before_the_channel_floor_still_transfers(
+        tmp_path: Path) -> None:
+    """A width-0.25 run from before the 16-channel floor (8-channel stem) is rebuilt as it
+    is, so transfer and a warm start take its weights instead of a shape mismatch.
+
+    (Nothing is fitted here: an 8-channel network is what crashes oneDNN on 2 threads.)
+    """
+    tf.keras.utils.set_random_seed(2)
+    old = build_model(ModelConfig(num_classes=4, input_size=SIZE, width=0.25,
+                                  min_channels=8))
+    old_path = tmp_path / 'old' / 'model.keras'
+    old_path.parent.mkdir()
+    old.save(old_path)
+    source_model, described = load_source(old_path)
+    assert described.width == 0.25 and min_channels_of(source_model) == 8
+    as_now = build_model(ModelConfig(num_classes=3, input_size=SIZE, width=0.25))
+    with pytest.raises(TransferError, match='does not match'):
+        transplant(source_model, as_now, copy_head=False)
+    target = build_model(ModelConfig(num_classes=3, input_size=SIZE, width=0.25,
+                                     min_channels=min_channels_of(source_model)))
+    transplant(source_model, target, copy_head=False)
+    for got, want in zip(backbone_layer(target).get_weights(),
+                         backbone_layer(source_model).get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    same = build_model(ModelConfig(num_classes=4, input_size=SIZE, width=0.25,
+                                   min_channels=min_channels_of(source_model)))
+    warm_start(same, source_model, str(old_path))
+    assert min_channels_of(same) == 8
