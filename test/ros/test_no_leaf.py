@@ -124,3 +124,25 @@ def test_gate_off_leaves_the_decision_to_the_model(rig) -> None:
     # Threshold 0: the label is the model's top class, its background class included.
     assert result['label'] == result['top_k'][0]['label']
     assert result['no_leaf_reason'] in ('', 'model')
+
+
+def test_a_model_without_a_no_leaf_class_is_named_at_start(
+        ros_context, tmp_path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A leaves-only model (its labels lack no_leaf): one warning at start says what the
+    robot then does with green non-leaf views; the shipped model gets none."""
+    from helpers.shipped_model import MODEL_PATH, shipped_labels
+
+    labels = [label if label != 'no_leaf' else 'Grape___healthy' for label in shipped_labels()]
+    leaves_only = tmp_path / 'labels.txt'
+    leaves_only.write_text('\n'.join(labels) + '\n', encoding='utf-8')
+    harness = Harness(ros_context)
+    try:
+        harness.add(DiseaseClassifierNode(context=harness.context, parameter_overrides=parameters(
+            model_path=str(MODEL_PATH), labels_path=str(leaves_only))))
+        harness.add(DiseaseClassifierNode(context=harness.context, parameter_overrides=parameters(
+            model_path=str(MODEL_PATH))))
+    finally:
+        harness.close()
+    err = capfd.readouterr().err
+    assert err.count("the model has no 'no_leaf' class") == 1, err
+    assert 'Train with --recipe field' in err
