@@ -30,6 +30,7 @@ class _Waiting(Generic[Item]):
     item: Item
     stamp_s: float
     deadline_s: float
+    added_s: float
 
 
 class FixWait(Generic[Item]):
@@ -63,7 +64,7 @@ class FixWait(Generic[Item]):
         lookup = self._lookup(stamp_s, final=wait_s <= 0.0)
         if lookup.status != 'pending' and not self._waiting:
             return [(item, lookup)]
-        self._waiting.append(_Waiting(item, stamp_s, now_s + max(wait_s, 0.0)))
+        self._waiting.append(_Waiting(item, stamp_s, now_s + max(wait_s, 0.0), now_s))
         ready: list[tuple[Item, FixLookup]] = []
         if len(self._waiting) > self.max_waiting:
             oldest = self._waiting.popleft()
@@ -83,6 +84,15 @@ class FixWait(Generic[Item]):
             self._waiting.popleft()
             ready.append((waiting.item, lookup))
         return ready
+
+    def rewait(self, wait_s: float) -> None:
+        """Give every waiting item the deadline ``wait_s`` after it came (a new fix_wait_s).
+
+        The caller then calls :meth:`settle`: a shorter wait may have ended already.
+        """
+        self._waiting = deque(_Waiting(waiting.item, waiting.stamp_s,
+                                       waiting.added_s + max(wait_s, 0.0), waiting.added_s)
+                              for waiting in self._waiting)
 
     def restart(self) -> tuple[list[tuple[Item, FixLookup]], int]:
         """Start a new timeline (time jumped back): settle the waiting, forget the fixes.

@@ -56,8 +56,6 @@ from plant_disease_ros.ros.startup import release_failed_node, run_nodes
 
 NODE_NAME = 'camera_subscriber'
 TRANSPORTS = ('raw', 'compressed')
-# Deprecated parameter names -> their replacements; accepted for one more release.
-DEPRECATED_PARAMETERS = {'transport': 'image_transport'}
 CROP_MODES = ('none', 'center', 'roi')
 
 FrameListener = Callable[[np.ndarray, Header], None]
@@ -73,21 +71,27 @@ def check_roi(value: Sequence[int]) -> str | None:
     return None
 
 
+def check_retired_transport(value: Any) -> str | None:
+    """Refuse the retired parameter name ``transport`` (now ``image_transport``).
+
+    It used to override ``image_transport`` when that was left at 'raw', which a launch
+    file always passes: a params file's old ``transport: compressed`` then beat the launch
+    argument ``compressed:=false``. Now the file must say ``image_transport``.
+    """
+    if value == '':
+        return None
+    return (f"parameter 'transport' ({value!r}) was renamed 'image_transport': rename it in "
+            "your params file (the launch file's 'compressed' argument sets image_transport)")
+
+
 CHECKS = ParameterChecks({
     'image_transport': one_of('image_transport', TRANSPORTS),
-    'transport': one_of('transport', ('', *TRANSPORTS)),
+    'transport': check_retired_transport,
     'qos_reliability': one_of('qos_reliability', RELIABILITY_CHOICES),
     'crop_mode': one_of('crop_mode', CROP_MODES),
     'center_crop_fraction': above('center_crop_fraction', 0.0),
     'roi': check_roi,
 })
-
-
-def check_crop(crop_mode: str, roi: Sequence[int]) -> str | None:
-    """Return why the crop settings together are unusable, or ``None``."""
-    if crop_mode == 'roi' and (roi[2] <= 0 or roi[3] <= 0):
-        return f'crop_mode roi needs a roi with width and height > 0, got {list(roi)}'
-    return None
 
 
 class CameraSubscriberNode(Node):
@@ -114,8 +118,7 @@ class CameraSubscriberNode(Node):
             'image_transport', 'transport', 'qos_reliability', 'max_rate_hz', 'crop_mode',
             'center_crop_fraction', 'roi', 'diagnostics_period_s', 'input_timeout_s')}
 
-        self.transport: str = self._chosen_transport(values['image_transport'],
-                                                     values['transport'])
+        self.transport: str = values['image_transport']
         self.crop_mode: str = values['crop_mode']
         self.center_crop_fraction = float(values['center_crop_fraction'])
         self.roi = [int(v) for v in values['roi']]
@@ -154,10 +157,10 @@ class CameraSubscriberNode(Node):
             description="Image transport to subscribe: 'raw' (image_raw) or 'compressed' "
                         '(image_raw/compressed, JPEG/PNG).', read_only=True,
             additional_constraints=choices_text(TRANSPORTS)))
+        # Declared so that a params file still naming it is refused, not silently ignored.
         self.declare_parameter('transport', '', ParameterDescriptor(
-            description="Deprecated: use image_transport. '' = not set; 'raw' or "
-                        "'compressed' is used when image_transport is left at 'raw'.",
-            read_only=True, additional_constraints=choices_text(('', *TRANSPORTS))))
+            description="Retired: renamed image_transport. Must stay '' (not set).",
+            read_only=True, additional_constraints="''"))
         self.declare_parameter('qos_reliability', 'auto', ParameterDescriptor(
             description="Reliability of the image subscription: 'auto' (match the "
                         "publishers, like rosbag2), 'reliable' or 'best_effort'.",
@@ -177,7 +180,8 @@ class CameraSubscriberNode(Node):
         self.declare_parameter('roi', [0, 0, 0, 0], ParameterDescriptor(
             description='Region of interest for crop_mode roi: [x, y, width, height] in '
                         'pixels, clipped to the image.',
-            additional_constraints='4 integers >= 0; width and height > 0 with crop_mode roi'))
+            additional_constraints='4 integers >= 0; with crop_mode roi, an empty one (width or '
+                                   'height 0) crops nothing and warns'))
         self.declare_parameter('diagnostics_period_s', 1.0, ParameterDescriptor(
             description='Period of the /diagnostics status (s).', read_only=True,
             floating_point_range=float_range(0.01, 3600.0)))
@@ -191,34 +195,14 @@ class CameraSubscriberNode(Node):
         topic = self.image_subscription.topic
         return f'images on {topic} ({self.count_publishers(topic)} publishers)'
 
-    def _chosen_transport(self, image_transport: str, transport: str) -> str:
-        """Return the transport to use; warn once when the deprecated name is set."""
-        if not transport:
-            return image_transport
-        if image_transport != 'raw' and image_transport != transport:
-            self.get_logger().warning(
-                f"parameter 'transport' is deprecated and ignored: image_transport "
-                f'{image_transport!r} is set')
-            return image_transport
-        self.get_logger().warning(
-            f"parameter 'transport' is deprecated, use 'image_transport' (it will be "
-            f'removed in the next release); using {transport!r}')
-        return transport
-
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Check start values and runtime changes, alone and crop_mode with roi together."""
-        reason = CHECKS.reason(parameters)
-        if reason is None:
-            changes = {parameter.name: parameter.value for parameter in parameters}
-            crop = {}
-            for name in ('crop_mode', 'roi'):
-                if name in changes:
-                    crop[name] = changes[name]
-                elif self.has_parameter(name):
-                    crop[name] = self.get_parameter(name).value
-            if len(crop) == 2:
-                reason = check_crop(crop['crop_mode'], crop['roi'])
-        return set_result(reason)
+        """Check start values and runtime changes.
+
+        ``crop_mode: roi`` and ``roi`` are not checked together: ``ros2 param load`` sets
+        them one at a time in file order, so either may come first. An empty ``roi`` with
+        ``crop_mode: roi`` crops nothing and warns (see :meth:`crop`).
+        """
+        return set_result(CHECKS.reason(parameters))
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """Apply accepted runtime changes."""
@@ -254,7 +238,10 @@ class CameraSubscriberNode(Node):
         if self.crop_mode == 'center':
             return center_crop(rgb, self.center_crop_fraction)
         if self.crop_mode == 'roi':
-            return crop_roi(rgb, *self.roi)
+            if self.roi[2] > 0 and self.roi[3] > 0:
+                return crop_roi(rgb, *self.roi)
+            self.warnings.warning('roi_empty', f'crop_mode roi with an empty roi {self.roi}: '
+                                  'the whole frame is used until roi is set')
         return rgb
 
     @property

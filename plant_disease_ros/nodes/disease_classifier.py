@@ -40,7 +40,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -92,6 +92,7 @@ from plant_disease_ros.ros.parameters import (
     one_of,
     ParameterChecks,
     raises_no_value_error,
+    set_result,
 )
 from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
@@ -149,7 +150,7 @@ class DiseaseClassifierNode(Node):
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
         self._declare_model_parameters(self.classifier.num_classes)
-        self.top_k = int(self.get_parameter('top_k').value)
+        self.top_k = min(int(self.get_parameter('top_k').value), self.classifier.num_classes)
         crops = self._apply_crops()
         self.classifier.set_poses(self.get_parameter('test_time_poses').value)
         self.score_threshold = float(self.get_parameter('score_threshold').value)
@@ -219,6 +220,10 @@ class DiseaseClassifierNode(Node):
         self._subscribe_frames = subscribe_frames
         self._watch_frames(value['input_timeout_s'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
+        if not subscribe_frames:
+            # Added after the declarations: the start value (field.yaml's, for both nodes)
+            # is taken; a runtime change is refused with where it belongs.
+            self.add_on_set_parameters_callback(self._refuse_frames_only_parameters)
 
         self.get_logger().info(
             f'model {model.path} ({model.backend}): input shape {tuple(model.input.shape)} '
@@ -303,9 +308,12 @@ class DiseaseClassifierNode(Node):
 
     def _declare_model_parameters(self, num_labels: int) -> None:
         """Declare top_k (its range from the model's labels), score_threshold and crops."""
+        # Up to 3 even for a model of fewer classes, so that the shipped field.yaml's
+        # top_k: 3 starts a 2-class model too: a value beyond the classes reports them all.
         self.declare_parameter('top_k', min(3, num_labels), ParameterDescriptor(
-            description=f'Categories in the classification JSON, 1..{num_labels}.',
-            integer_range=integer_range(1, num_labels)))
+            description=f'Categories in the classification JSON, 1..{max(3, num_labels)} '
+                        f'(this model has {num_labels}; more report all of them).',
+            integer_range=integer_range(1, max(3, num_labels))))
         self.declare_parameter('score_threshold', 0.5, ParameterDescriptor(
             description="Top-1 score below which label is 'unknown' and no detection is "
                         'published, [0, 1].',
@@ -366,12 +374,15 @@ class DiseaseClassifierNode(Node):
         """Apply accepted runtime changes."""
         for parameter in parameters:
             if parameter.name == 'top_k':
-                self.top_k = int(parameter.value)
+                self.top_k = min(int(parameter.value), self.classifier.num_classes)
             elif parameter.name == 'score_threshold':
                 self.score_threshold = float(parameter.value)
                 self.typed_outputs.publish_label_info(self.score_threshold)
             elif parameter.name == 'fix_wait_s':
                 self.fix_wait_s = float(parameter.value)
+                # The detections waiting for a fix wait the new time from when they came.
+                self.fix_wait.rewait(self.fix_wait_s)
+                self._settle_pending()
             elif parameter.name == 'input_timeout_s':
                 self._watch_frames(parameter.value)
             elif parameter.name == 'gps_required':
@@ -496,6 +507,14 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.set_value('motion_blur_errors', self._motion_blur_errors)
             self.warnings.warning('motion_blur_error', f'motion blur estimate failed: {error}')
             return None
+
+    def _refuse_frames_only_parameters(self, parameters: list[Parameter]
+                                       ) -> SetParametersResult:
+        """In the pipeline, refuse input_timeout_s: the camera_subscriber watches the images."""
+        if any(parameter.name == 'input_timeout_s' for parameter in parameters):
+            return set_result('in the single-process pipeline the camera_subscriber beside '
+                              'this node watches the images: set its input_timeout_s')
+        return set_result(None)
 
     def _watch_frames(self, timeout_s: float) -> None:
         """Warn while no frame has come for ``timeout_s`` on ``frames`` (0: never).

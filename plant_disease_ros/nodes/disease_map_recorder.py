@@ -20,6 +20,7 @@ written. A ``map_dir`` that cannot be written at start is refused with one line.
 from __future__ import annotations
 
 from pathlib import Path
+import re
 import sys
 import time
 from typing import Any
@@ -72,11 +73,16 @@ FULL_MARKERS_PERIOD_S = 30.0
 HELD_RETRY_PERIOD_S = 1.0
 
 
+# A tf2 frame id: names of letters, digits and underscores, joined by single slashes.
+FRAME_ID = re.compile(r'[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*')
+
+
 def check_map_frame(frame: Any) -> str | None:
     """Return why ``frame`` is not a usable marker frame id, or ``None``."""
-    if isinstance(frame, str) and frame.strip() and not frame.startswith('/'):
+    if isinstance(frame, str) and FRAME_ID.fullmatch(frame):
         return None
-    return 'map_frame must be a non-empty frame id without a leading /'
+    return (f'map_frame must be a tf2 frame id (letters, digits, _ and inner single /, no '
+            f'leading /, no spaces), got {frame!r}')
 
 
 CHECKS = ParameterChecks({'map_frame': check_map_frame})
@@ -222,7 +228,10 @@ class DiseaseMapRecorder(Node):
                 self.map_frame = parameter.value
                 # Every cell's markers name the frame: all are built again and published.
                 self._changed_cells.update(self._cell_markers)
-            elif parameter.name == 'marker_period_s':
+            elif (parameter.name == 'marker_period_s'
+                  and float(parameter.value) != self._marker_timer.timer_period_ns / 1e9):
+                # Only a new period makes a new timer: setting the same value again and
+                # again would otherwise hold the markers back for good.
                 self.destroy_timer(self._marker_timer)
                 self._marker_timer = self.create_timer(
                     float(parameter.value), self.publish_markers, clock=steady_clock())

@@ -80,12 +80,11 @@ class NodeDiagnostics:
 
         ``describe()`` names what is missing, e.g. ``frames on /ns/image_raw (0
         publishers)``: a remapping typo or a silent driver reads as a warning, not as "ok".
-        The silence is counted from the last message, or from now before the first one.
+        The silence is counted from the last message, or from the node's start before the
+        first one (a new timeout does not restart it).
         """
         self._describe_input = describe
         self._input_timeout_s = float(timeout_s)
-        if not self._input_ever:
-            self._last_input_s = time.monotonic()
 
     def count_received(self) -> None:
         """Count a message that arrived."""

@@ -27,7 +27,8 @@ NODE_MODULES = {
 }
 # Declared by rclpy itself on every node; set by the launch file, not by field.yaml.
 BUILTIN_PARAMETERS = {'use_sim_time', 'start_type_description_service'}
-# Deprecated names still accepted for a release; the shipped file uses the new ones.
+# Retired names still declared (so that a file naming them is refused); the shipped file
+# uses the new ones.
 DEPRECATED_PARAMETERS = {'transport'}
 
 

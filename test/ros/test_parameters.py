@@ -75,12 +75,11 @@ def test_rclpy_runs_the_checks_on_start_values_and_changes(ros_context: object) 
 @pytest.mark.parametrize(('overrides', 'expected'), [
     ({}, 'raw'),
     ({'image_transport': 'compressed'}, 'compressed'),
-    ({'transport': 'compressed'}, 'compressed'),  # the deprecated name, with a warning
-    ({'image_transport': 'compressed', 'transport': 'raw'}, 'compressed'),
+    ({'image_transport': 'compressed', 'transport': ''}, 'compressed'),
 ])
-def test_image_transport_and_its_deprecated_alias(ros_context: object, overrides: dict,
-                                                  expected: str) -> None:
-    """image_transport picks the input; 'transport' is still read when it is not set."""
+def test_image_transport_picks_the_input(ros_context: object, overrides: dict,
+                                         expected: str) -> None:
+    """image_transport picks the input."""
     from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
 
     node = CameraSubscriberNode(context=ros_context, parameter_overrides=[
@@ -93,10 +92,13 @@ def test_image_transport_and_its_deprecated_alias(ros_context: object, overrides
         node.destroy_node()
 
 
-def test_transport_alias_refuses_other_values(ros_context: object) -> None:
-    """The alias takes the same values (or '' for not set)."""
+@pytest.mark.parametrize('value', ['compressed', 'raw', 'theora'])
+def test_the_retired_transport_name_is_refused_with_its_new_name(ros_context: object,
+                                                                 value: str) -> None:
+    """An old params file's 'transport' would have beaten the launch's image_transport:
+    it is refused at start, naming the parameter to use instead."""
     from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
 
-    with pytest.raises(InvalidParameterValueException):
+    with pytest.raises(InvalidParameterValueException, match="renamed 'image_transport'"):
         CameraSubscriberNode(context=ros_context,
-                             parameter_overrides=[Parameter('transport', value='theora')])
+                             parameter_overrides=[Parameter('transport', value=value)])
