@@ -56,8 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='with --field-split: folder of the non-leaf scenes '
                              "(<kind>/<image>), instead of the manifest's")
     parser.add_argument('--score-threshold', type=float, default=0.5,
-                        help='with --field-split: a top score below this counts as rejected '
-                             "(the nodes' score_threshold)")
+                        help="the nodes' score_threshold: a top score below it counts as "
+                             'rejected (published as unknown: no map point), in the printed '
+                             'figures, evaluation.json and predictions.csv')
     parser.add_argument('--synthetic-per-kind', type=int, default=25,
                         help='with --field-split: seeded synthetic non-leaf frames per kind')
     parser.add_argument('--frames', default=None, metavar='WxH',

@@ -34,7 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='labels file (default: labels.txt beside --model, else the '
                              'shipped one)')
     parser.add_argument('--out', default='outputs/explanations',
-                        help='folder for the PNGs and explanations.json')
+                        help='folder for the PNGs and explanations.json; one that holds '
+                             'explanations already (an earlier run, maybe of another model) '
+                             'is refused unless --overwrite')
+    parser.add_argument('--overwrite', action='store_true',
+                        help="replace the explanations in --out: the earlier run's "
+                             'explanations.json and the figures it lists are removed first '
+                             '(as train and search replace an earlier run only with '
+                             '--overwrite)')
     parser.add_argument('--grid', type=int, default=8,
                         help='occlusion grid: GRID x GRID cells, each covered in turn')
     parser.add_argument('--fill', choices=FILL_MODES, default='mean',
@@ -69,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # said before any model is loaded: '--grid ...', '--patch ...'
         raise ValueError(f'--{error}') from None
     paths = expand_image_paths(args.images, exclude=args.out)
+    earlier = earlier_explanations(Path(args.out))
+    if earlier and not args.overwrite:
+        raise FileExistsError(
+            f'--out {args.out} holds earlier explanations ({len(earlier)} file(s): '
+            f'{", ".join(path.name for path in earlier[:3])}{", ..." if len(earlier) > 3 else ""}'
+            '); give another --out, or --overwrite to replace them')
     keras_path = None if args.no_gradcam else _keras_path(args)
     if args.calibration and keras_path is None:
         raise ValueError('--calibration applies to the float scores of Grad-CAM: it needs a '
@@ -90,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         gradcam_layer=args.gradcam_layer,
         num_threads=args.threads, figures=not args.no_figures, float_calibration=calibration,
         progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
+    # --overwrite: no figure of the earlier run (maybe of another model) stays beside.
+    for path in set(earlier) - set(result.figures) - {result.summary_path}:
+        path.unlink(missing_ok=True)
     for _, reason in result.unreadable:
         print(f'skipped: {reason}', file=sys.stderr)
     if len(paths) == 1:
@@ -101,6 +117,20 @@ def run(args: argparse.Namespace) -> int:
     print(format_summary(result.summary))
     print(f'figures and {result.summary_path.name} in {Path(args.out)}', file=sys.stderr)
     return 0
+
+
+def earlier_explanations(out_dir: Path) -> list[Path]:
+    """Return the files an earlier ``explain`` left in ``out_dir``: its summary and figures.
+
+    Its figures are named ``<photo>_explain.png``; nothing else in the folder is counted
+    or touched.
+    """
+    from plant_disease_ros.training.explain import SUMMARY_FILENAME
+
+    if not out_dir.is_dir():
+        return []
+    return sorted(path for path in [out_dir / SUMMARY_FILENAME, *out_dir.glob('*_explain.png')]
+                  if path.is_file())
 
 
 def _keras_path(args: argparse.Namespace) -> Path | None:

@@ -13,6 +13,8 @@ import importlib.util
 import os
 import sys
 
+from plant_disease_ros.cli.tensorflow_logs import quiet_tensorflow
+
 # Subcommand name -> (module with ``add_arguments(parser)`` and ``run(args) -> int``, help).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'train': ('plant_disease_ros.cli.train', 'train a classifier on a photo folder'),
@@ -62,7 +64,7 @@ def _module_exists(module_name: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``plant-disease`` command line and return its exit status."""
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    quiet_tensorflow()  # before any command imports TensorFlow
     parser = build_parser(available=_module_exists)
     args = parser.parse_args(argv)
     try:

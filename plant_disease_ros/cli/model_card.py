@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+import sys
 
 from plant_disease_ros.core.output_paths import check_not_an_input
 from plant_disease_ros.training.evaluate import benchmark_invoke, compare_invoke
@@ -104,5 +106,19 @@ def run(args: argparse.Namespace) -> int:
                             poses_dirs=args.poses_evaluation,
                             near_duplicates=args.near_duplicates,
                             frames_dirs=args.frames_evaluation)
+    warning = _training_photos_warning(run_dir, Path(args.evaluation))
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
     print(f'model card: {path}')
     return 0
+
+
+def _training_photos_warning(run_dir: Path, evaluation_dir: Path) -> str:
+    """Return the card's warning when the evaluation holds photos the run trained on."""
+    from plant_disease_ros.training.model_card import seen_in_training, training_photos_warning
+
+    evaluation = json.loads((evaluation_dir / 'evaluation.json').read_text())
+    if 'domains' in evaluation or not (run_dir / 'split.json').is_file():
+        return ''
+    split = json.loads((run_dir / 'split.json').read_text())
+    return training_photos_warning(seen_in_training(split, evaluation, evaluation_dir))

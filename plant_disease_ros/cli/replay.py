@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='output folder for disease_map.geojson(s), disease_map.png, '
                              'output_bag/, logs/ and summary.json; run N into the same '
                              'folder writes disease_map-N.*, output_bag-N/, logs-N/ and '
-                             'summary-N.json (default: outputs/replay/<bag>-<date-time>)')
+                             'summary-N.json (default: outputs/replay/<bag>-<date-time>). A '
+                             'run whose nodes exit at start keeps only its logs, as '
+                             'logs-failed-start-<date-time>/, and leaves its number free')
     parser.add_argument('--attach', action='store_true',
                         help='use a running pipeline instead of starting one')
     parser.add_argument('--single-process', action='store_true',

@@ -35,7 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--inline', action='store_true',
                         help='embed the pictures in the page (one self-contained file)')
     parser.add_argument('--title', default='Plant disease classifier report')
-    parser.add_argument('--out', default='report/index.html', help='HTML page to write')
+    parser.add_argument('--out', default='report/index.html',
+                        help='HTML page to write, with its pictures in <page>_files/ beside '
+                             'it; a page that exists (an earlier report) is refused unless '
+                             '--overwrite')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the page at --out and its pictures (as train and '
+                             'search replace an earlier run only with --overwrite)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     def optional(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    check_report_out(Path(args.out), args.overwrite)
+
     run_dir = optional(args.run)
     models_dir = Path(args.models) if args.models else models_folder_of(run_dir)
     inputs = ReportInputs(models_dir=models_dir, run_dir=run_dir,
@@ -70,3 +78,17 @@ def run(args: argparse.Namespace) -> int:
         print(f'  {name:<13} {state}')
     print(f'report: {result.path}')
     return 0
+
+
+def check_report_out(page: Path, overwrite: bool) -> None:
+    """Raise FileExistsError when ``page`` (or its pictures) exist and not ``overwrite``.
+
+    An earlier report there would be replaced: refused, as ``train`` and ``search`` refuse
+    an earlier run, before anything is read or written.
+    """
+    assets = page.parent / f'{page.stem}_files'
+    found = [path for path in (page, assets) if path.exists()]
+    if found and not overwrite:
+        raise FileExistsError(
+            f'--out {page}: {" and ".join(str(path) for path in found)} already exist (an '
+            'earlier report); give another --out, or --overwrite to replace it')

@@ -135,6 +135,23 @@ def labels_beside(model_path: Path) -> Path:
     return beside if beside.is_file() else default_labels_path()
 
 
+def _shipped_labels_note(model_path: Path, labels_path: Path) -> str:
+    """Return why the shipped labels were tried for another model, and what to do, or ''.
+
+    A model copied without its labels finds no ``labels.txt`` beside it and gets the
+    shipped labels (:func:`labels_beside`), which then do not fit.
+    """
+    shipped = default_labels_path()
+    if (Path(model_path).with_name(LABELS_FILENAME).is_file()
+            or not shipped.is_file() or not Path(labels_path).is_file()
+            or not Path(labels_path).samefile(shipped)
+            or Path(model_path).resolve() == default_model_path().resolve()):
+        return ''
+    return (f': no {LABELS_FILENAME} was found beside the model, so the shipped labels were '
+            f'tried; copy the {LABELS_FILENAME} that export wrote beside the model, or set '
+            'labels_path (--labels)')
+
+
 def _integer_range(dtype: type) -> tuple[int, int]:
     info = np.iinfo(dtype)
     return int(info.min), int(info.max)
@@ -177,7 +194,7 @@ class DiseaseClassifier:
         if model.num_outputs != len(labels):
             raise ModelLoadError(
                 f'{model_path}: model has {model.num_outputs} outputs but {labels_path} has '
-                f'{len(labels)} labels')
+                f'{len(labels)} labels' + _shipped_labels_note(model_path, labels_path))
         classifier = cls(model, labels, top_k=options.top_k)
         try:
             classifier.set_crops(options.crops, options.other_crops_weight)

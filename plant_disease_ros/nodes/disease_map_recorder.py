@@ -55,6 +55,7 @@ from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
 from plant_disease_ros.ros.startup import (
     init_rclpy,
+    parameter_error_text,
     process_starting,
     release_failed_node,
     release_started_nodes,
@@ -445,7 +446,7 @@ def main(args: list[str] | None = None) -> int:
         pass  # while the node was built
     except (ValueError, OSError, ParameterException) as error:
         # A bad parameter or an unwritable map_dir: one line, not a traceback.
-        print(f'{NODE_NAME}: error: {error}', file=sys.stderr)
+        print(f'{NODE_NAME}: error: {parameter_error_text(error)}', file=sys.stderr)
         status = 1
     except Exception:
         # Ctrl-C while the node was built shuts the context down under it (see run_nodes).

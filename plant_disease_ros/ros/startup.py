@@ -40,6 +40,20 @@ _PROCESS_STARTING: ContextVar[bool] = ContextVar('plant_disease_process_starting
 _FAILED_AT_START: list[Node] = []
 
 
+def parameter_error_text(error: Exception) -> str:
+    """Return a parameter error's message with the parameter's name first.
+
+    rclpy's ``ParameterException`` appends ``: <name>`` to its message, which reads as a
+    stray word after the reason; the name goes first instead: ``crops: Invalid ...``.
+    """
+    text = str(error)
+    if isinstance(error, ParameterException):
+        head, _, tail = text.rpartition(': ')
+        if head and tail.replace('_', '').replace('.', '').isalnum():
+            return f'{tail}: {head}'
+    return text
+
+
 def release_failed_node(node: Node) -> None:
     """Release a node whose construction failed: now, or after the process's error line.
 
@@ -113,7 +127,7 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
         get_logger(name).fatal(f'cannot load the model: {error}')
         return 1
     except ParameterException as error:
-        get_logger(name).fatal(f'invalid parameter: {error}')
+        get_logger(name).fatal(f'invalid parameter: {parameter_error_text(error)}')
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # while the nodes were built; spin_to_shutdown handles those while spinning

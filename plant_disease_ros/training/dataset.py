@@ -8,7 +8,7 @@ explainers alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 import hashlib
 import json
@@ -95,8 +95,12 @@ class Split:
     fractions: dict[str, float]
     parts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
-    def to_manifest(self, root: Path, skipped: Sequence[str] = ()) -> dict:
-        """Return the JSON-ready manifest of this split (``root`` stored resolved)."""
+    def to_manifest(self, root: Path, skipped: Sequence[str] = (),
+                    reasons: Mapping[str, str] | None = None) -> dict:
+        """Return the JSON-ready manifest of this split (``root`` stored resolved).
+
+        ``skipped``: the photos that could not be decoded; ``reasons``: why, by photo.
+        """
         return {
             'version': MANIFEST_VERSION,
             # Absolute, so that the run can be exported or evaluated from any folder.
@@ -105,6 +109,8 @@ class Split:
             'fractions': self.fractions,
             'classes': list(self.classes),
             'skipped_unreadable': list(skipped),
+            'unreadable_reasons': {path: (reasons or {}).get(path, 'unknown')
+                                   for path in skipped},
             'splits': {
                 name: [[path, index] for path, index in self.parts[name]]
                 for name in SPLIT_NAMES
@@ -290,9 +296,11 @@ def _part_size(count: int, fraction: float, class_size: int | None = None,
 
 
 def write_manifest(path: str | os.PathLike, split: Split, root: Path,
-                   skipped: Sequence[str] = ()) -> None:
-    """Write the split manifest as JSON."""
-    Path(path).write_text(json.dumps(split.to_manifest(root, skipped), indent=1) + '\n')
+                   skipped: Sequence[str] = (),
+                   reasons: Mapping[str, str] | None = None) -> None:
+    """Write the split manifest as JSON (``reasons``: why each skipped photo was)."""
+    Path(path).write_text(json.dumps(split.to_manifest(root, skipped, reasons), indent=1)
+                          + '\n')
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
@@ -442,6 +450,35 @@ def load_images(root: Path, files: Sequence[tuple[str, int]], size: int,
         np.savez(tmp, images=images, labels=labels, unreadable=np.array(unreadable, dtype=str))
         os.replace(tmp, cache_path)
     return images, labels, unreadable
+
+
+def unreadable_reasons(root: Path, paths: Sequence[str]) -> dict[str, str]:
+    """Return why each photo of ``paths`` (under ``root``) cannot be decoded, by path.
+
+    :func:`load_images` lists them (its cache keeps no reason): each is read again, and
+    the reason names it by its path under ``root``.
+    """
+    reasons = {}
+    for path in paths:
+        try:
+            read_photo(Path(root) / path)
+            reasons[path] = 'decoded now: it changed after it was read'
+        except UnreadablePhoto as error:
+            reasons[path] = str(error).replace(str(Path(root) / path), path)
+    return reasons
+
+
+def describe_unreadable(reasons: Mapping[str, str], where: str, shown: int = 5) -> str:
+    """Return the lines that name the skipped photos and why: the first ``shown``, a count.
+
+    ``where``: where all of them are listed (``'split.json'``).
+    """
+    lines = [f'skipped {len(reasons)} unreadable photo(s) (all listed with the reason in '
+             f'{where}):']
+    lines += [f'  {reason}' for reason in list(reasons.values())[:shown]]
+    if len(reasons) > shown:
+        lines.append(f'  ... and {len(reasons) - shown} more')
+    return '\n'.join(lines)
 
 
 def subsample(files: Sequence[tuple[str, int]], per_class: int,

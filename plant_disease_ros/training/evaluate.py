@@ -34,12 +34,14 @@ from plant_disease_ros.training.confusion import plot_confusion_matrix
 from plant_disease_ros.training.crop_scores import check_crops_option, scores_given_crops
 from plant_disease_ros.training.dataset import (
     DatasetError,
+    describe_unreadable,
     load_images,
     print_progress,
     read_manifest,
     scan_dataset,
     Split,
     subsample,
+    unreadable_reasons,
 )
 from plant_disease_ros.training.metrics import (
     confusion_matrix,
@@ -145,6 +147,9 @@ def evaluate(options: EvaluationOptions) -> dict:
             f' (all {len(files)} unreadable)' if files else ''))
     out_dir.mkdir(parents=True, exist_ok=True)
     truth = to_label[dataset_labels]
+    reasons = unreadable_reasons(root, unreadable)
+    if unreadable:
+        print(describe_unreadable(reasons, f'{out_dir / "evaluation.json"}'), file=sys.stderr)
 
     scores, invoke_ms, total_ms = int8_scores(classifier, images,
                                               print_progress('int8 inference'))
@@ -153,8 +158,20 @@ def evaluate(options: EvaluationOptions) -> dict:
     predicted = scores.argmax(axis=1)
     matrix = confusion_matrix(truth, predicted, len(labels))
     report_rows = per_class_report(matrix, labels)
-    from plant_disease_ros.training.field_evaluate import share_interval
+    from plant_disease_ros.training.field_evaluate import (
+        DomainFrames,
+        prediction_rows,
+        report_count,
+        share_interval,
+        write_predictions,
+    )
 
+    gone = set(unreadable)
+    photos = DomainFrames('photos', images, truth, False, [labels[i] for i in truth],
+                          frame_names=[path for path, _ in files if path not in gone])
+    rows = prediction_rows(scores, photos, labels, options.score_threshold)
+    outcomes = {outcome: report_count(rows, outcome)
+                for outcome in ('right', 'wrong', 'rejected')}
     top1 = top_k_accuracy(scores, truth, 1)
     report = {
         'model': str(options.model_path),
@@ -165,8 +182,12 @@ def evaluate(options: EvaluationOptions) -> dict:
         'backend': classifier.model.backend,
         'photos': int(len(images)),
         'unreadable': unreadable,
+        'unreadable_reasons': reasons,
         'split': options.split if options.split_manifest else 'all',
-        # Only predictions.csv's outcome column uses it (a top score below: rejected).
+        # The photo folder: model-card tells training photos among the evaluated ones by it.
+        'root': str(Path(root).resolve()),
+        # The nodes' threshold: a top score below it is published as unknown (rejected, in
+        # predictions.csv's outcome column and int8's rejected share).
         'score_threshold': options.score_threshold,
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,
@@ -178,6 +199,13 @@ def evaluate(options: EvaluationOptions) -> dict:
             'top3': top_k_accuracy(scores, truth, 3),
             'macro_f1': macro_f1(report_rows),
             'correct': int((predicted == truth).sum()),
+            # What the nodes would publish, as predictions.csv's outcome column counts it
+            # (top-1 counts the top label whatever its score): rejected, a top score below
+            # score_threshold (or no_leaf) and no map point; accepted_wrong, a wrong map point.
+            'outcomes': outcomes,
+            'rejected': outcomes['rejected'] / len(truth),
+            'rejected_interval': share_interval(outcomes['rejected'] / len(truth), len(truth)),
+            'accepted_wrong': outcomes['wrong'] / len(truth),
         },
         'per_class': report_rows,
         'most_confused': most_confused(matrix, labels),
@@ -204,17 +232,7 @@ def evaluate(options: EvaluationOptions) -> dict:
         writer.writeheader()
         writer.writerows(report_rows)
     np.save(out_dir / 'confusion_matrix.npy', matrix)
-    from plant_disease_ros.training.field_evaluate import (
-        DomainFrames,
-        prediction_rows,
-        write_predictions,
-    )
-
-    gone = set(unreadable)
-    photos = DomainFrames('photos', images, truth, False, [labels[i] for i in truth],
-                          frame_names=[path for path, _ in files if path not in gone])
-    write_predictions(out_dir / 'predictions.csv',
-                      prediction_rows(scores, photos, labels, options.score_threshold))
+    write_predictions(out_dir / 'predictions.csv', rows)
     (out_dir / 'evaluation.json').write_text(json.dumps(report, indent=1) + '\n')
     return report
 
@@ -460,6 +478,9 @@ def format_report(report: dict) -> str:
              f'int8  top-1 {_top1_with_interval(report, "int8")}  '
              f'top-3 {100 * report["int8"]["top3"]:.2f} %  '
              f'macro F1 {report["int8"]["macro_f1"]:.4f}']
+    published = _published_line(report)
+    if published:
+        lines.append(published)
     if 'float' in report:
         lines.append(f'float top-1 {_top1_with_interval(report, "float")}  '
                      f'top-3 {100 * report["float"]["top3"]:.2f} %  '
@@ -479,7 +500,27 @@ def format_report(report: dict) -> str:
             for pair in report['most_confused']))
     lines.append("95 %: Wilson 95 % interval of the model's top-1 on photos of this kind "
                  '(not where another test set of this size may land: that range is wider)')
+    if published:
+        lines.append('rejected: top score below score_threshold (the nodes publish unknown) '
+                     'or labelled no_leaf: no map point; wrong map points: photos accepted '
+                     'with a wrong label; top-1 counts the top label whatever its score')
     return '\n'.join(lines)
+
+
+def _published_line(report: dict) -> str:
+    """Return what the nodes would publish for the photos, or '' for an older report.
+
+    ``int8  published at score_threshold 0.5: 29 right, 2 wrong map points (4.26 %), 16
+    rejected (34.04 %: no map point)``.
+    """
+    outcomes = report['int8'].get('outcomes')
+    if not outcomes:
+        return ''
+    photos = max(1, sum(outcomes.values()))
+    return (f'int8  published at score_threshold {report["score_threshold"]:g}: '
+            f'{outcomes["right"]} right, {outcomes["wrong"]} wrong map points '
+            f'({100 * outcomes["wrong"] / photos:.2f} %), {outcomes["rejected"]} rejected '
+            f'({100 * outcomes["rejected"] / photos:.2f} %: no map point)')
 
 
 def _top1_with_interval(report: dict, model: str) -> str:

@@ -185,6 +185,71 @@ def _link(target: Path, card: Path) -> str:
                                 Path(card).absolute().parent)).as_posix()
 
 
+def published_notes(evaluation: dict) -> list[str]:
+    """Return the card's bullet on what the nodes publish for the evaluated photos.
+
+    Top-1 counts the top label whatever its score; the nodes publish ``unknown`` below
+    ``score_threshold``. An evaluation written before the outcomes were counted says so.
+    """
+    outcomes = evaluation.get('int8', {}).get('outcomes')
+    if not outcomes:
+        return ['- rejected, wrong map points: not in this evaluation (written before they '
+                'were counted); evaluate again to see them.']
+    photos = max(1, sum(outcomes.values()))
+    return [
+        f'- At the nodes\' `score_threshold` {evaluation.get("score_threshold", 0.5):g}: '
+        f'{outcomes["rejected"]} of {photos} photos rejected '
+        f'({100 * outcomes["rejected"] / photos:.2f} %: top score below it, published as '
+        '`unknown`, or labelled `no_leaf`: no map point), '
+        f'{outcomes["wrong"]} accepted with a wrong label (wrong map points), '
+        f'{outcomes["right"]} right. Top-1 counts the top label whatever its score.']
+
+
+def seen_in_training(split: dict, evaluation: dict,
+                     evaluation_dir: str | Path) -> dict[str, int]:
+    """Return how many photos of a photo-folder evaluation the run trained or validated on.
+
+    ``{'photos': evaluated, 'train': n, 'val': n}``. An evaluation of a photo folder
+    (``split`` ``all``) is matched photo by photo (its ``predictions.csv``) against
+    ``split.json``: by full path when the evaluation records its folder (``root``), else
+    by the path under it (``<class>/<image>``). An evaluation of a part of the split (its
+    heading names it) or without predictions.csv: 0 of each.
+    """
+    counts = {'photos': int(evaluation.get('photos', 0)), 'train': 0, 'val': 0}
+    predictions = Path(evaluation_dir) / 'predictions.csv'
+    if evaluation.get('split', 'test') != 'all' or not predictions.is_file():
+        return counts
+    import csv
+
+    with open(predictions, newline='') as handle:
+        frames = [row['frame'] for row in csv.DictReader(handle)]
+    root = evaluation.get('root')
+
+    def key(folder: str | None, path: str) -> str:
+        return str((Path(folder) / path).resolve()) if root and folder else path
+
+    evaluated = {key(root, frame) for frame in frames}
+    for name in ('train', 'val'):
+        counts[name] = sum(key(split['root'], path) in evaluated
+                           for path, _ in split['splits'].get(name, []))
+    return counts
+
+
+def training_photos_warning(seen: dict[str, int]) -> str:
+    """Return the warning for an evaluation holding photos the run trained on, or ''."""
+    learned = seen['train'] + seen['val']
+    if not learned:
+        return ''
+    photos = max(1, seen['photos'])
+    parts = [f'{count} {name}' for name, count in (('training', seen['train']),
+                                                    ('validation', seen['val'])) if count]
+    return (f'{learned} of the {seen["photos"]} evaluated photos '
+            f'({100 * learned / photos:.0f} %) were used to train this run '
+            f'({" and ".join(parts)}, in its split.json): these figures overstate the '
+            "model's accuracy. Evaluate the test split (plant-disease evaluate --split-manifest "
+            'RUN/split.json) for figures to rely on.')
+
+
 STAGE_NAMES = {'head': 'head only (backbone frozen)', 'fine-tune': 'fine-tune',
                'train': 'one stage'}
 
@@ -264,6 +329,10 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     plantvillage = any(part.lower().startswith('plantvillage')
                        for part in Path(split['root']).parts)
     test_split = evaluation.get('split', 'test')
+    # What the evaluated photos are called in the card ('test photos', 'evaluated photos').
+    photo_words = {'test': 'test photos', 'val': 'val photos', 'train': 'training photos'}.get(
+        test_split, 'evaluated photos')
+    learned = training_photos_warning(seen_in_training(split, evaluation, evaluation_dir))
     lines = [
         f'# Model card: {Path(model_path).name}',
         '',
@@ -329,13 +398,18 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         ('## Test figures (held-out test split)' if test_split == 'test' else
          f'## Figures on {split_description(test_split)}'),
         '',
-        '| | top-1 | top-3 |',
-        '| --- | ---: | ---: |',
-        f'| float Keras | {_pct(float_.get("top1"))} | {_pct(float_.get("top3"))} |',
-        f'| int8 TFLite | {_pct(int8["top1"])} | {_pct(int8["top3"])} |',
+        *([f'> **Warning:** {learned}', ''] if learned else []),
+        '| | top-1 | top-3 | rejected | wrong map points |',
+        '| --- | ---: | ---: | ---: | ---: |',
+        f'| float Keras | {_pct(float_.get("top1"))} | {_pct(float_.get("top3"))} | – | – |',
+        f'| int8 TFLite | {_pct(int8["top1"])} | {_pct(int8["top3"])} | '
+        f'{_pct(int8.get("rejected"))} | {_pct(int8.get("accepted_wrong"))} |',
         '',
-        f'- int8/float top-1 agreement: {_pct(evaluation.get("int8_float_agreement"))} '
-        f'on {evaluation["photos"]} {test_split} photos.',
+        *published_notes(evaluation),
+        f'- int8/float top-1 agreement on {evaluation["photos"]} {photo_words}: '
+        + ('not measured (evaluate with --keras RUN/model.keras).'
+           if evaluation.get('int8_float_agreement') is None
+           else f'{_pct(evaluation["int8_float_agreement"])}.'),
         f'- int8 macro F1: {int8["macro_f1"]:.4f}.',
         '- Most confused pairs: ' + ('; '.join(
             f'{pair["truth"]} → {pair["predicted"]} ({pair["count"]})'
@@ -343,7 +417,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         '',
         *([f'![confusion matrix]({_link(evaluation_dir / "confusion_matrix.png", out_path)})',
            ''] if (evaluation_dir / 'confusion_matrix.png').is_file() else []),
-        '| class | precision | recall | F1 | test photos |',
+        f'| class | precision | recall | F1 | {photo_words} |',
         '| --- | ---: | ---: | ---: | ---: |',
     ]
     lines += [f'| {row["class"]} | {row["precision"]:.3f} | {row["recall"]:.3f} | '
@@ -393,9 +467,13 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         'empty frame is forced into one of them; the nodes publish `unknown` below '
         '`score_threshold`, but a confident wrong answer is still possible.',
     ]
-    small = [name for name, (_, _, test) in per_class_counts.items() if test < 10]
+    if learned:
+        lines.append(f'- {learned}')
+    # The photos the figures are of: the evaluation's, which need not be the split's test.
+    evaluated = {row['class']: int(row['support']) for row in evaluation['per_class']}
+    small = [name for name in classes if evaluated.get(name, 0) < 10]
     if small:
-        lines.append(f'- {len(small)} class(es) have fewer than 10 test photos '
+        lines.append(f'- {len(small)} class(es) have fewer than 10 {photo_words} '
                      f'({", ".join(small[:5])}{", ..." if len(small) > 5 else ""}): their '
                      'figures are far less certain than they look.')
     if plantvillage:

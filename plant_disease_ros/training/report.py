@@ -343,6 +343,16 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
         if isinstance(interval, list) and len(interval) == 2:
             rows.insert(2, ('int8 top-1, 95 % interval (Wilson)',
                             f'{percent(interval[0])} – {percent(interval[1])}'))
+        outcomes = int8.get('outcomes')
+        if isinstance(outcomes, dict):
+            threshold = evaluation.get('score_threshold', 0.5)
+            rows += [(f'int8 rejected (top score below score_threshold {threshold:g}: '
+                      'unknown, no map point)',
+                      escape(f'{outcomes.get("rejected")} photos, ')
+                      + percent(int8.get('rejected'), 2)),
+                     ('int8 wrong map points (accepted with a wrong label)',
+                      escape(f'{outcomes.get("wrong")} photos, ')
+                      + percent(int8.get('accepted_wrong'), 2))]
         if float_:
             rows.append(('float top-1 / top-3', f'{percent(float_.get("top1"), 2)} / '
                                                 f'{percent(float_.get("top3"), 2)}'))
@@ -541,18 +551,49 @@ def _embedding_classes_problem(overlap: Any, inputs: ReportInputs) -> str | None
 
 
 def _map_files(path: Path) -> tuple[list[Path], list[Path]]:
-    """Return the (PNG pictures, GeoJSON files) a --map path names."""
+    """Return the (PNG pictures, detection maps) a --map path names, newest first.
+
+    In a folder, a run's disease grid (``*_grid.geojson``: cells, not detections) is left
+    out, and of a run saved both as records (``.geojsons``) and as a collection
+    (``.geojson``), the collection.
+    """
+    from plant_disease_ros.core.map_gis import GRID_SUFFIX
+
     if path.is_dir():
-        entries = sorted(entry for entry in path.iterdir() if entry.is_file())
+        entries = [entry for entry in path.iterdir()
+                   if entry.is_file() and not entry.name.startswith('.')]
     else:
         entries = [path]
+
+    def newest_first(entry: Path) -> tuple[float, str]:
+        return -entry.stat().st_mtime, entry.name
+
+    entries.sort(key=newest_first)
     pictures = [entry for entry in entries if entry.suffix.lower() == '.png']
-    geojson = [entry for entry in entries if entry.suffix.lower() == '.geojson']
+    geojson = [entry for entry in entries if entry.suffix.lower() == '.geojson'
+               and not (path.is_dir() and entry.stem.endswith(GRID_SUFFIX))]
     stems = {entry.stem for entry in geojson}
     # A saved run has both the sequence and the collection: use the collection.
     geojson += [entry for entry in entries
                 if entry.suffix.lower() == '.geojsons' and entry.stem not in stems]
+    geojson.sort(key=newest_first)
     return pictures, geojson
+
+
+def _map_grid(source: Path) -> tuple[float, tuple[float, float, float] | None, str]:
+    """Return the cell size, origin and where they come from for a map file's run.
+
+    The recorder's (or replay's) ``<name>_summary.json`` beside it names the grid its
+    markers and cells used; without a readable one, 2 m cells from the first fix.
+    """
+    from plant_disease_ros.core.map_run import summary_path_of
+    from plant_disease_ros.tools.replay.outputs import DEFAULT_CELL_SIZE_M, read_recorder_grid
+
+    recorded = summary_path_of(source)
+    grid = read_recorder_grid(recorded) if recorded.is_file() else None
+    if grid is None:
+        return DEFAULT_CELL_SIZE_M, None, 'default: no recorder summary beside it'
+    return grid[0], grid[1], recorded.name
 
 
 def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
@@ -565,37 +606,54 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         return missing_note(f'{escape(path)} does not exist: {how}.'), 'missing'
     pictures, geojson = _map_files(path)
     parts = []
-    picture_stems = {picture.stem for picture in pictures}
-    for source in geojson:
+    if len(geojson) > 1:
+        parts.append(f'<p>{len(geojson)} runs in {escape(path)}, newest first.</p>')
+    shown: set[Path] = set()
+    for number, source in enumerate(geojson):
         try:
-            from plant_disease_ros.core.map_file import read_features
+            from plant_disease_ros.core.map_file import read_features, SeqReadStats
             from plant_disease_ros.core.map_grid import summarize
 
-            features = read_features(source)
+            stats = SeqReadStats()
+            features = read_features(source, stats)
         except (OSError, ValueError) as error:
             parts.append(missing_note(f'Cannot read {escape(source.name)}: {escape(error)}'))
             continue
-        summary = summarize(features, cell_size_m=2.0)
+        others = sum(stats.not_detections.values())
+        if not features and others:
+            parts.append(missing_note(f'{escape(source.name)} is left out: none of its '
+                                      f'{others} feature(s) is a detection (a disease grid '
+                                      'or another layer?).'))
+            continue
+        cell_size_m, origin, grid_source = _map_grid(source)
+        summary = summarize(features, cell_size_m=cell_size_m, origin=origin)
         per_label = summary.get('detections_per_label', {})
+        saved = datetime.datetime.fromtimestamp(source.stat().st_mtime).astimezone()
         rows = [('file', f'<a href="{escape(assets.url(source))}">'
                          f'{escape(source.name)}</a>'),
+                ('saved', escape(saved.strftime('%Y-%m-%d %H:%M %Z'))),
                 ('detections', escape(f'{summary["detections"]} ({summary["located"]} with a '
                                        f'position)')),
                 ('diseased detections', escape(summary['diseased_detections'])),
-                ('diseased 2 m cells', escape(f'{summary["diseased_cells"]} of '
-                                               f'{summary["cells"]}')),
+                (f'diseased {cell_size_m:g} m cells',
+                 escape(f'{summary["diseased_cells"]} of {summary["cells"]} (grid: '
+                        f'{grid_source})')),
                 ('per label', '<br>'.join(escape(f'{label}: {count}')
                                           for label, count in per_label.items()) or '–')]
-        parts.append(f'<h3>{escape(source.name)}</h3>' + key_value_table(rows))
-        if source.stem not in picture_stems and features:
-            rendered = _render_map(features, assets, source)
-            if rendered is not None:
-                pictures.append(rendered)
-                picture_stems.add(source.stem)
-    if pictures:
+        heading = source.name + (' (newest run)' if number == 0 and len(geojson) > 1 else '')
+        parts.append(f'<h3>{escape(heading)}</h3>' + key_value_table(rows))
+        picture = next((picture for picture in pictures if picture.stem == source.stem), None)
+        if picture is None and features:
+            picture = _render_map(features, assets, source)
+        if picture is not None:
+            shown.add(picture)
+            parts.append('<div class="figures">'
+                         + _figure(assets, picture, escape(picture.name), wide=True) + '</div>')
+    rest = [picture for picture in pictures if picture not in shown]
+    if rest:
         parts.append('<div class="figures">' + '\n'.join(
             _figure(assets, picture, escape(picture.name), wide=True)
-            for picture in pictures) + '</div>')
+            for picture in rest) + '</div>')
     if not parts:
         return missing_note(f'No PNG or GeoJSON in {escape(path)}: {how}.'), 'no files'
     return '\n'.join(parts), 'ok'

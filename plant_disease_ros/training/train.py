@@ -31,6 +31,7 @@ from plant_disease_ros.core.atomic_files import sha256_of
 from plant_disease_ros.core.output_paths import check_not_inside
 from plant_disease_ros.training.dataset import (
     DatasetError,
+    describe_unreadable,
     load_images,
     naming_note,
     print_progress,
@@ -38,6 +39,7 @@ from plant_disease_ros.training.dataset import (
     Split,
     split_files,
     subsample,
+    unreadable_reasons,
     write_manifest,
 )
 from plant_disease_ros.training.model import (
@@ -125,9 +127,9 @@ def prepare_split(options: TrainOptions):
     images, labels, unreadable = load_images(
         index.root, files, options.input_size, cache_dir=options.cache_dir,
         progress=print_progress(f'decoding {len(files)} photos at {options.input_size} px'))
+    reasons = unreadable_reasons(index.root, unreadable)
     if unreadable:
-        print(f'skipped {len(unreadable)} unreadable images (listed in split.json)',
-              file=sys.stderr)
+        print(describe_unreadable(reasons, 'split.json'), file=sys.stderr)
     skipped = set(unreadable)
     readable = [item for item in files if item[0] not in skipped]
     check_every_class_readable(index.classes, readable, index.root)
@@ -137,7 +139,7 @@ def prepare_split(options: TrainOptions):
         raise DatasetError(f'no validation photo: {len(readable)} readable photos in '
                            f'{len(index.classes)} classes are too few (a class needs at least '
                            '3 photos to give one to validation and one to test)')
-    write_manifest(out_dir / 'split.json', split, index.root, unreadable)
+    write_manifest(out_dir / 'split.json', split, index.root, unreadable, reasons)
     unmeasured = classes_without(split, tuple(name for name in ('val', 'test')
                                               if split.fractions.get(name, 0) > 0))
     if unmeasured:

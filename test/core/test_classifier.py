@@ -155,6 +155,31 @@ def test_a_model_without_labels_path_takes_the_labels_beside_it(tmp_path: Path) 
     assert beside.labels == names
 
 
+def test_a_model_copied_without_its_labels_says_so_and_what_to_do(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No labels.txt beside a 21-output model: the shipped 22 labels were tried; say so."""
+    import shutil
+
+    model = tmp_path / 'm' / 'grape.tflite'
+    model.parent.mkdir()
+    shutil.copyfile(tiny_models(tmp_path_factory)['uint8'], model)
+    for labels_path in ('', str(LABELS_PATH)):  # the node's default; the CLI's labels_beside
+        with pytest.raises(ModelLoadError) as info:
+            DiseaseClassifier.create_from_options(ClassifierOptions(
+                model_path=str(model), labels_path=labels_path))
+        message = str(info.value)
+        assert message.startswith(f'{model}: model has 21 outputs but {LABELS_PATH} has 22')
+        assert 'no labels.txt was found beside the model, so the shipped labels were tried' \
+            in message
+        assert 'copy the labels.txt that export wrote beside the model, or set labels_path' \
+            in message
+    # Labels of its own that do not fit: no word of the shipped ones.
+    (model.parent / 'labels.txt').write_text('a\nb\nc\n')
+    with pytest.raises(ModelLoadError) as info:
+        DiseaseClassifier.create_from_options(ClassifierOptions(model_path=str(model)))
+    assert 'shipped' not in str(info.value) and '3 labels' in str(info.value)
+
+
 def test_missing_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match='labels file not found'):
         DiseaseClassifier.create_from_options(ClassifierOptions(

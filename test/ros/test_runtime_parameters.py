@@ -109,3 +109,17 @@ def test_the_recorder_takes_tf2_frame_ids_and_keeps_its_timer_for_the_same_perio
     assert recorder.set_parameters(parameters(marker_period_s=0.25))[0].successful
     assert recorder._marker_timer is not timer
     assert recorder._marker_timer.timer_period_ns == 250_000_000
+
+
+def test_a_refused_start_value_names_the_parameter_first_not_as_a_stray_word() -> None:
+    """rclpy appends ': <name>' to its message; the node's one-line error puts it first."""
+    from rclpy.exceptions import InvalidParameterValueException
+
+    from plant_disease_ros.ros.startup import parameter_error_text
+
+    error = InvalidParameterValueException('crops', 'Tomato', "unknown crop(s) 'Tomato'")
+    assert str(error).endswith(': crops')
+    assert parameter_error_text(error) == (
+        "crops: Invalid parameter value (Tomato) for parameter. Reason: unknown crop(s) "
+        "'Tomato'")
+    assert parameter_error_text(ValueError('map_dir: not writable')) == 'map_dir: not writable'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -600,6 +601,14 @@ def test_frames_with_one_stamp_are_paced_one_by_one_and_reported(tmp_path: Path)
     assert not any('classified twice' in warning for warning in summary['warnings'])
     ignored = '-p run_name ignored: the replay sets them from the bag and its output folder'
     assert ignored in summary['warnings'] and ignored in result.stderr
+    # Which model made it, with what: the shipped one, config/field.yaml and the -p's.
+    assert summary['model'] == {'path': str(REPO_ROOT / 'models' / 'plant_disease_int8.tflite'),
+                                'labels': {'path': str(REPO_ROOT / 'models' / 'labels.txt'),
+                                           'count': 22}}
+    assert summary['params_file'] == str(REPO_ROOT / 'config' / 'field.yaml')
+    assert summary['parameters'] == {'run_name': 'mine'}
+    assert f'model:       {summary["model"]["path"]} (labels ' in result.stdout
+    assert '-p run_name:=mine' in result.stdout
 
 
 def test_a_bag_of_smeared_frames_is_reported(tmp_path: Path) -> None:
@@ -638,6 +647,94 @@ def test_pipeline_that_fails_to_start_is_one_line(tmp_path: Path) -> None:
     assert 'exited with status' in result.stderr and 'camera_subscriber' in result.stderr
     assert result.stderr.strip().count('\n') == 0
     assert not processes_with(f'__ns:=/{namespace}')
+
+
+def test_a_failed_start_keeps_only_its_logs_and_leaves_its_number_free(tmp_path: Path) -> None:
+    """Run 2 refused by a node: no empty output bag or map of run 2 (the next run is 2,
+    not 3), run 1 untouched, and the logs that say why kept under a name of their own."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'tiny', compressed_frames=2, fixes=2)
+    out = tmp_path / 'out'
+    run1 = touch(out, 'output_bag/', 'logs/', 'disease_map.geojson', 'summary.json')
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+         '--out', str(out), '--namespace', f'refused_{os.getpid()}', '--quiet',
+         '-p', 'crop_mode:=sideways'],
+        env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count('\n') == 0
+    kept = [path for path in out.iterdir() if path.name.startswith('logs-failed-start-')]
+    assert len(kept) == 1 and (kept[0] / 'camera_subscriber.log').is_file()
+    assert f'(log: {kept[0] / "camera_subscriber.log"})' in result.stderr
+    assert result.stderr.strip().endswith(
+        f"the run's empty outputs were removed and its logs kept in {kept[0]}")
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        ['output_bag', 'logs', 'disease_map.geojson', 'summary.json', kept[0].name])
+    assert {name: (out / name).read_bytes() for name in run1} == run1
+    assert output_paths(out, bag).number == 2
+
+
+def test_a_failed_start_removes_only_its_own_empty_outputs(tmp_path: Path) -> None:
+    """Run 2's empty bag and map go; run 1's files, and a map holding detections, stay."""
+    from plant_disease_ros.tools.replay.outputs import discard_failed_start
+
+    run1 = touch(tmp_path, 'output_bag/x.mcap', 'logs/a.log', 'disease_map.geojson',
+                 'disease_map_summary.json', 'summary.json')
+    touch(tmp_path, 'output_bag-2/metadata.yaml', 'logs-2/camera_subscriber.log',
+          'disease_map-2.geojsons')
+    (tmp_path / 'disease_map-2.geojsons').write_text('')
+    (tmp_path / 'disease_map-2.geojson').write_text(
+        '{"type": "FeatureCollection", "features": []}')
+    (tmp_path / 'disease_map-2_summary.json').write_text('{"cell_size_m": 2.0}')
+    outputs = output_paths(tmp_path, DEMO_BAG)
+    assert outputs.number == 3  # as the failed run 2 left it
+    outputs = dataclasses.replace(
+        outputs, number=2, output_bag=tmp_path / 'output_bag-2', run_name='disease_map-2',
+        summary=tmp_path / 'summary-2.json', logs=tmp_path / 'logs-2')
+    logs = discard_failed_start(outputs)
+    assert logs is not None and logs.name.startswith('logs-failed-start-')
+    assert (logs / 'camera_subscriber.log').is_file()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ['output_bag', 'logs', 'disease_map.geojson', 'disease_map_summary.json',
+         'summary.json', logs.name])
+    assert {name: (tmp_path / name).read_bytes() for name in run1} == run1
+    assert output_paths(tmp_path, DEMO_BAG).number == 2
+    # A map that holds a detection is never removed.
+    (tmp_path / 'disease_map-2.geojsons').write_text(
+        '\x1e{"type": "Feature", "geometry": null, "properties": {"label": "A___b", '
+        '"confidence": 0.9, "stamp": {"sec": 1, "nanosec": 0}}}\n')
+    discard_failed_start(outputs)
+    assert (tmp_path / 'disease_map-2.geojsons').is_file()
+
+
+def test_the_summary_names_the_model_labels_and_parameters(tmp_path: Path) -> None:
+    """The model the nodes load: -p over the parameter file over the shipped model."""
+    from plant_disease_ros.tools.replay.run import pipeline_model
+
+    mine = tmp_path / 'mine'
+    mine.mkdir()
+    (mine / 'grape.tflite').write_bytes(b'model')
+    (mine / 'labels.txt').write_text('Grape___healthy\nGrape___rot\nGrape___mildew\n')
+    params = tmp_path / 'params.yaml'
+    params.write_text(f'/**:\n  ros__parameters:\n    model_path: {mine / "grape.tflite"}\n'
+                      "    labels_path: ''\n")
+    model, labels, count = pipeline_model({}, params)
+    assert (model, labels, count) == (mine / 'grape.tflite', mine / 'labels.txt', 3)
+    other = tmp_path / 'other.tflite'
+    model, labels, count = pipeline_model({'model_path': str(other)}, params)
+    assert model == other and labels == REPO_ROOT / 'models' / 'labels.txt' and count == 22
+    summary = ReplaySummary(bag=DEMO_BAG, image_topic='/cam', fix_topic=None, mode='fast',
+                            model_path=mine / 'grape.tflite', labels_path=mine / 'labels.txt',
+                            label_count=3, params_file=params,
+                            parameters={'crops': 'Grape'})
+    assert summary.as_dict()['model'] == {
+        'path': str(mine / 'grape.tflite'),
+        'labels': {'path': str(mine / 'labels.txt'), 'count': 3}}
+    assert summary.as_dict()['parameters'] == {'crops': 'Grape'}
+    lines = summary.lines()
+    assert f'model:       {mine / "grape.tflite"} (labels {mine / "labels.txt"}, 3 labels)' \
+        in lines
+    assert f'parameters:  {params}, -p crops:=Grape' in lines
 
 
 def test_ctrl_c_stops_the_pipeline(tmp_path: Path) -> None:

@@ -297,3 +297,58 @@ def test_report_of_a_users_run_never_shows_the_shipped_model_as_its_own(
     # No evaluation of the run: said so, the shipped evaluation is not shown instead.
     assert 'No <code>confusion_matrix.png</code>' in page
     assert '2730' not in page and 'pp2021_apple' not in page
+
+
+def test_a_replay_folder_shows_each_runs_detections_on_its_recorded_grid(tmp_path: Path) -> None:
+    """`--map` a replay folder: the grids are not detection maps, the cells are the
+    recorder's (its summary), and the newest run comes first."""
+    import os
+
+    from plant_disease_ros.core.map_gis import grid_features, write_grid_files
+
+    field = tmp_path / 'replay'
+    field.mkdir()
+    features = [detection('Tomato___Early_blight', 48.0, False),
+                detection('Tomato___Early_blight', 48.00003, False),
+                detection('Tomato___healthy', 48.00001, True)]
+    origin = {'latitude': 48.00002, 'longitude': 11.0, 'altitude': 300.0}
+    for number, (run, cell_size_m) in enumerate((('disease_map', 5.0),
+                                                 ('disease_map-2', 0.5))):
+        (field / f'{run}.geojson').write_text(json.dumps(
+            {'type': 'FeatureCollection', 'features': features}))
+        (field / f'{run}_summary.json').write_text(json.dumps(
+            {'cell_size_m': cell_size_m, 'origin': origin}))
+        grid = write_grid_files(grid_features(features, cell_size_m), field / run)
+        for path in (field / f'{run}.geojson', grid.geojson):
+            os.utime(path, (1_700_000_000 + number * 60,) * 2)  # run 2 is the newer
+    result = build_report(ReportInputs(models_dir=tmp_path / 'no_models', run_dir=None,
+                                       map_path=field), tmp_path / 'out' / 'index.html')
+    assert result.sections['map'] == 'ok'
+    page = result.path.read_text(encoding='utf-8')
+    section = page[page.index('id="map"'):]
+    assert 'grid.geojson</h3>' not in section and 'detections</th><td>0' not in section
+    headings = [line for line in section.split('<h3>')[1:]]
+    assert headings[0].startswith('disease_map-2.geojson (newest run)</h3>')
+    assert headings[1].startswith('disease_map.geojson</h3>')
+    # 2.2 m south to 1.1 m north of the origin: one 5 m cell centred on it (2 m cells
+    # centred on the first detection would be three); 0.5 m cells part them.
+    assert 'diseased 5 m cells</th><td>1 of 1 (grid: disease_map_summary.json)' in section
+    assert 'diseased 0.5 m cells</th><td>2 of 3 (grid: disease_map-2_summary.json)' in section
+
+
+def test_the_evaluation_section_shows_what_the_nodes_would_publish(
+        report_inputs: ReportInputs, tmp_path: Path) -> None:
+    """Top-1 90 % on 42 photos, 14 of them under score_threshold: the page says so."""
+    path = report_inputs.run_dir / 'eval' / 'evaluation.json'
+    evaluation = json.loads(path.read_text())
+    evaluation['score_threshold'] = 0.5
+    evaluation['int8'].update(outcomes={'right': 26, 'wrong': 2, 'rejected': 14},
+                              rejected=14 / 42, accepted_wrong=2 / 42)
+    path.write_text(json.dumps(evaluation))
+    page = build_report(report_inputs, tmp_path / 'out' / 'index.html').path.read_text(
+        encoding='utf-8')
+    section = page[page.index('id="evaluation"'):page.index('id="explanations"')]
+    assert ('int8 rejected (top score below score_threshold 0.5: unknown, no map point)'
+            '</th><td>14 photos, 33.33 %') in section
+    assert 'int8 wrong map points (accepted with a wrong label)</th><td>2 photos, 4.76 %' \
+        in section

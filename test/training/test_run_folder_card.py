@@ -207,3 +207,58 @@ def test_the_card_reads_the_input_and_output_types_from_the_model(tmp_path: Path
     assert '- Input: RGB pixels minus 128 (int8, scale 1, zero point -128) resized' in text
     assert '- Output: 3 class probabilities (int8), in the order' in text
     assert 'uint8' not in text
+
+
+def rewrite_evaluation(evaluation: Path, **values) -> None:
+    """Change fields of ``evaluation``'s evaluation.json (as a newer evaluate writes them)."""
+    path = evaluation / 'evaluation.json'
+    path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
+
+
+def test_the_card_shows_the_photos_the_nodes_would_publish_as_unknown(tmp_path: Path) -> None:
+    """Top-1 100 % on 6 test photos, 1 of them below score_threshold: the card says so."""
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    rewrite_evaluation(evaluation, score_threshold=0.5, int8={
+        'top1': 1.0, 'top3': 1.0, 'macro_f1': 1.0,
+        'outcomes': {'right': 5, 'wrong': 0, 'rejected': 1},
+        'rejected': 1 / 6, 'accepted_wrong': 0.0})
+    card = run / 'MODEL_CARD.md'
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    text = card.read_text()
+    assert '| | top-1 | top-3 | rejected | wrong map points |' in text
+    assert '| int8 TFLite | 100.00 % | 100.00 % | 16.67 % | 0.00 % |' in text
+    assert "At the nodes' `score_threshold` 0.5: 1 of 6 photos rejected (16.67 %" in text
+    assert 'published as `unknown`' in text
+
+
+def test_an_evaluation_of_all_photos_is_counted_as_evaluated_and_training_photos_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`evaluate --data FOLDER` of the run's own folder: 15/16/16 photos, most learned."""
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    support = dict(zip(CLASSES, (15, 16, 16), strict=True))
+    rows = [{'class': name, 'precision': 1.0, 'recall': 1.0, 'f1': 1.0, 'support': count}
+            for name, count in support.items()]
+    rewrite_evaluation(evaluation, split='all', photos=47, per_class=rows,
+                       root='/photos/orchard')
+    split = json.loads((run / 'split.json').read_text())['splits']
+    learned = [path for path, _ in split['train'] + split['val']]
+    frames = learned + [f'{name}/other{i}.jpg' for name, count in support.items()
+                        for i in range(count)][:47 - len(learned)]
+    with open(evaluation / 'predictions.csv', 'w', newline='') as handle:
+        handle.write('domain,frame\n' + ''.join(f'photos,{frame}\n' for frame in frames))
+    card = run / 'MODEL_CARD.md'
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    text = card.read_text()
+    assert 'fewer than 10' not in text  # 15, 16 and 16 evaluated photos
+    assert 'all photos' not in text
+    assert 'int8/float top-1 agreement on 47 evaluated photos: not measured' in text
+    assert '| class | precision | recall | F1 | evaluated photos |' in text
+    warning = ('12 of the 47 evaluated photos (26 %) were used to train this run '
+               '(6 training and 6 validation, in its split.json)')
+    assert f'> **Warning:** {warning}' in text
+    # The same photos by another root are not the run's.
+    rewrite_evaluation(evaluation, root='/photos/another_orchard')
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    assert 'Warning' not in card.read_text()

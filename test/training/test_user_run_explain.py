@@ -154,10 +154,10 @@ def test_a_second_run_does_not_explain_the_first_runs_figures(user_run: Path,
     for photo in PHOTOS:
         (photos / photo.name).write_bytes(photo.read_bytes())
     out = photos / 'explanations'  # inside the folder explained
-    for _ in range(2):
+    for again in ([], ['--overwrite']):
         assert main(['explain', str(photos), '--model', str(user_run / 'model_int8.tflite'),
                      '--labels', str(user_run / 'labels.txt'), '--out', str(out),
-                     '--grid', '2', '--threads', '1']) == 0
+                     '--grid', '2', '--threads', '1', *again]) == 0
         document = json.loads((out / 'explanations.json').read_text())
         assert sorted(Path(record['image']).name for record in document['images']) == \
             sorted(photo.name for photo in PHOTOS)
@@ -192,15 +192,15 @@ def test_float_scores_get_the_runs_score_scaling(tmp_path: Path,
 
 def test_float_scores_of_an_unknown_calibration_are_labelled(
         user_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = user_run / 'explanations'
-    assert explain(user_run, out) == 0
+    out = user_run / 'explanations'  # where the module's first test explained too
+    assert explain(user_run, out, '--overwrite') == 0
     printed = capsys.readouterr()
     assert f'no training summary beside {user_run / "model.keras"}' in printed.err
     assert 'float scores: float, without score calibration' in printed.out
     document = json.loads((out / 'explanations.json').read_text())
     assert document['summary']['float_scores'] == 'float, without score calibration'
     page = user_run / 'report' / 'index.html'
-    assert main(['report', '--run', str(user_run), '--out', str(page)]) == 0
+    assert main(['report', '--run', str(user_run), '--out', str(page), '--overwrite']) == 0
     assert '; float, without score calibration: Potato' in page.read_text(encoding='utf-8')
     # Named, the run's calibration is used; a file without one says the scores compare.
     summary = tmp_path / 'train_summary.json'
@@ -245,3 +245,32 @@ def test_patch_help_and_an_even_patch(user_run: Path, tmp_path: Path,
         '--patch must be an odd number of cells (1, 3, 5, ...) to be centred on its cell, '
         'got 2')
     assert not (tmp_path / 'even').exists()
+
+
+def test_an_earlier_explanation_or_report_is_replaced_only_with_overwrite(
+        user_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Explanations of one model are never rewritten next to another's figures, nor a
+    report silently replaced: both are refused unless --overwrite, which replaces them."""
+    out = tmp_path / 'explanations'
+    assert explain(user_run, out) == 0
+    first = (out / 'explanations.json').read_text()
+    (out / 'gone_explain.png').write_bytes(b'a figure of an earlier run')
+    (out / 'notes.txt').write_text('mine\n')
+    assert explain(user_run, out, '--no-figures') == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f'--out {out} holds earlier explanations' in error and '--overwrite' in error
+    assert (out / 'explanations.json').read_text() == first
+    assert explain(user_run, out, '--overwrite') == 0
+    assert not (out / 'gone_explain.png').exists()  # of the earlier run
+    assert len(list(out.glob('*_explain.png'))) == len(PHOTOS)
+    assert (out / 'notes.txt').read_text() == 'mine\n'  # not the command's
+    page = tmp_path / 'report' / 'index.html'
+    command = ['report', '--run', str(user_run), '--explanations', str(out), '--out', str(page)]
+    assert main(command) == 0
+    before = page.read_bytes()
+    capsys.readouterr()
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert f'--out {page}: {page} and {page.parent / "index_files"} already exist' in error
+    assert page.read_bytes() == before
+    assert main([*command, '--overwrite']) == 0

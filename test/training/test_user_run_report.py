@@ -69,9 +69,13 @@ def user_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def report(run: Path, capsys: pytest.CaptureFixture, *options: str) -> tuple[dict, str]:
-    """Run ``report --run RUN --out RUN/report/index.html``; return (states, page)."""
+    """Run ``report --run RUN --out RUN/report/index.html``; return (states, page).
+
+    ``--overwrite``: a test may report the same run again.
+    """
     out = run / 'report' / 'index.html'
-    assert main(['report', '--run', str(run), '--out', str(out), *options]) == 0
+    assert main(['report', '--run', str(run), '--out', str(out), '--overwrite',
+                 *options]) == 0
     printed = capsys.readouterr().out
     states = dict(line.strip().split(maxsplit=1) for line in printed.splitlines()
                   if line.startswith('  '))

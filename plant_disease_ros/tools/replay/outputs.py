@@ -80,7 +80,8 @@ def output_paths(out_dir: Path | None, bag: Path) -> ReplayOutputs:
     """Return this run's output paths: the first run number none of whose outputs exist.
 
     So a run never replaces another's files, even one that wrote only some of them (a
-    failed start leaves ``output_bag-N`` and no map: the next run is N + 1 for all).
+    replay killed at start leaves ``output_bag-N`` and no map: the next run is N + 1 for
+    all; one whose nodes exit at start removes its own, see :func:`discard_failed_start`).
     The folder is created; without ``out_dir``, ``outputs/replay/<bag>-<date-time>``.
     """
     if out_dir is None:
@@ -103,6 +104,42 @@ def output_paths(out_dir: Path | None, bag: Path) -> ReplayOutputs:
                 summary=out_dir / f'{SUMMARY_BASE}{suffix}.json',
                 logs=out_dir / (LOGS_BASE + suffix))
     raise ReplayError(f'no free run number in {out_dir}')
+
+
+def discard_failed_start(outputs: ReplayOutputs) -> Path | None:
+    """Remove what a run whose nodes never came up left; keep its logs, renamed.
+
+    Only this run's own outputs (its number was free when it started) and only empty ones:
+    the output bag (no frame was sent), and the recorder's map files when they hold no
+    detection. The logs say why the nodes stopped: they move to
+    ``logs-failed-start-<date-time>``, a name no run number takes, so the next run gets
+    this run's number. Returns where the logs went (None: there were none).
+    """
+    import shutil
+
+    from plant_disease_ros.core.map_file import read_features
+
+    shutil.rmtree(outputs.output_bag, ignore_errors=True)
+    records, collection, recorded = run_file_paths(outputs.map_dir, outputs.run_name)
+    try:
+        empty = not any(read_features(path) for path in (records, collection)
+                        if path.is_file())
+    except (OSError, ValueError):
+        empty = False  # a map that cannot be read is left for the user to look at
+    if empty:
+        for path in (records, collection, recorded):
+            path.unlink(missing_ok=True)
+    if not outputs.logs.is_dir():
+        return None
+    stem = f'{LOGS_BASE}-failed-start-{time.strftime("%Y%m%d-%H%M%S")}'
+    kept, number = outputs.out_dir / stem, 2
+    while kept.exists():
+        kept, number = outputs.out_dir / f'{stem}_{number}', number + 1
+    try:
+        outputs.logs.rename(kept)
+    except OSError:
+        return outputs.logs
+    return kept
 
 
 def write_summary(path: Path, summary: ReplaySummary) -> Path:

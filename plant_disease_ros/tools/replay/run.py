@@ -10,7 +10,7 @@ in an output folder has its own number N for all its files (see ``outputs.output
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 import os
 from pathlib import Path
 import sys
@@ -35,7 +35,9 @@ from plant_disease_ros.tools.replay.bag import (
 from plant_disease_ros.tools.replay.options import ReplayError, ReplayOptions
 from plant_disease_ros.tools.replay.outputs import (
     add_counts,
+    discard_failed_start,
     output_paths,
+    ReplayOutputs,
     save_when_complete,
     write_map,
     write_summary,
@@ -79,6 +81,73 @@ def pipeline_commands(selection: BagSelection, options: ReplayOptions, map_dir: 
     return node_commands(pipeline_options(selection, options, map_dir, run_name, params_file))
 
 
+def pipeline_model(parameters: Mapping[str, str],
+                   params_file: Path | None) -> tuple[Path, Path, int | None]:
+    """Return the model, labels file and label count the started nodes load.
+
+    As the classifier resolves them: ``model_path`` and ``labels_path`` from a ``-p``
+    override, else from the parameter file (its ``/**`` section, then the classifier's
+    own), else the shipped model and the ``labels.txt`` beside the model (the shipped
+    labels without one). The count is None when the labels file cannot be read.
+    """
+    from plant_disease_ros.core.classifier import default_model_path, labels_beside
+    from plant_disease_ros.core.interpreter_loader import ModelLoadError
+    from plant_disease_ros.core.labels import load_labels
+
+    values = {**_classifier_file_parameters(params_file), **parameters}
+    model = Path(values['model_path']) if values.get('model_path') else default_model_path()
+    labels = (Path(values['labels_path']) if values.get('labels_path')
+              else labels_beside(model))
+    try:
+        count: int | None = len(load_labels(labels))
+    except ModelLoadError:
+        count = None
+    return model, labels, count
+
+
+def _classifier_file_parameters(params_file: Path | None) -> dict[str, str]:
+    """Return ``model_path`` and ``labels_path`` as a parameter file sets them ('' unset)."""
+    if params_file is None:
+        return {}
+    try:
+        import yaml
+
+        document = yaml.safe_load(Path(params_file).read_text(encoding='utf-8')) or {}
+    except (OSError, ValueError, ImportError):  # yaml.YAMLError is a ValueError
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    found: dict[str, str] = {}
+    # The wildcard section first, so a section naming the classifier wins.
+    for key in sorted(document, key=lambda name: not str(name).lstrip('/').startswith('*')):
+        name = str(key).rstrip('/').rpartition('/')[2]
+        if name not in ('**', '*', 'disease_classifier', 'plant_disease_pipeline'):
+            continue
+        section = document[key]
+        values = section.get('ros__parameters') if isinstance(section, dict) else None
+        if isinstance(values, dict):
+            found.update({parameter: str(values[parameter] or '')
+                          for parameter in ('model_path', 'labels_path')
+                          if parameter in values})
+    return found
+
+
+def failed_start_error(failure: ReplayError, outputs: ReplayOutputs) -> ReplayError:
+    """Remove the empty outputs of a run whose nodes never came up; return its error.
+
+    The error names where its logs went (see :func:`outputs.discard_failed_start`), so
+    the message's log paths still lead to them.
+    """
+    logs = discard_failed_start(outputs)
+    message = str(failure)
+    if logs is None:
+        return ReplayError(f"{message}; the run's empty outputs were removed")
+    if logs != outputs.logs:
+        message = message.replace(str(outputs.logs), str(logs))
+    return ReplayError(f"{message}; the run's empty outputs were removed and its logs kept "
+                       f'in {logs}')
+
+
 def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary:
     """Replay ``options.bag`` through the pipeline; return the summary (ReplayError on failure)."""
     options.check()
@@ -105,10 +174,15 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     outputs = output_paths(options.out_dir, selection.path)
     out_dir, output_bag, map_dir, run_name = (outputs.out_dir, outputs.output_bag,
                                               outputs.map_dir, outputs.run_name)
+    params_file = options.params_file or default_params_file()
     summary = ReplaySummary(
         bag=selection.path, image_topic=selection.image.name,
         fix_topic=selection.fix.name if selection.fix else None, mode=options.mode,
-        out_dir=out_dir)
+        out_dir=out_dir, parameters=dict(options.parameters),
+        params_file=None if options.attach else params_file)
+    if not options.attach:  # attached: the running pipeline's model, not known here
+        summary.model_path, summary.labels_path, summary.label_count = pipeline_model(
+            options.parameters, params_file)
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
     elif selection.fix.count == 0:
@@ -131,17 +205,20 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     player: ReplayPlayer | None = None
     reader = fix_reader = None
     progress = ProgressLine(selection.image.count, stream, options.show_progress)
+    ready = False
+    failure: ReplayError | None = None
     try:
         player = ReplayPlayer(selection, namespace, options.clock, recorder)
         if player.clock_warning:
             summary.warnings.append(player.clock_warning)
         if not options.attach:
             for command in pipeline_commands(selection, options, map_dir.resolve(), run_name,
-                                             options.params_file or default_params_file()):
+                                             params_file):
                 summary.logs.append(processes.start(command.name, command.argv).log_path)
         playback = Playback(player, recorder, selection, options, summary, progress,
                             typestore, processes.check_alive)
         playback.wait_until_ready()
+        ready = True
         reader = open_bag(selection.path)
         # The fixes stream beside the frames from a reader of their own: a long drive's
         # fixes (a million at 10 Hz in a day) are never all in memory.
@@ -168,7 +245,13 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         add_counts(summary, recorder.counts())
     except ProcessError as error:
         progress.finish()
-        raise ReplayError(str(error)) from error
+        failure = ReplayError(str(error))
+        failure.__cause__ = error
+    except ReplayError as error:
+        if ready:
+            raise
+        progress.finish()  # the nodes never came up (a timeout): a failed start too
+        failure = error
     except KeyboardInterrupt:
         progress.finish()
         raise
@@ -180,6 +263,10 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         if player is not None:
             player.close()
         writer.close()
+    if failure is not None:
+        if ready or options.attach:
+            raise failure
+        raise failed_start_error(failure, outputs) from failure
     summary.output_bag = output_bag
     if recorder.write_error:
         summary.warnings.append(f'output bag: {recorder.write_error}')

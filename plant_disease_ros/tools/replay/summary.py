@@ -40,6 +40,13 @@ class ReplaySummary:
     save_message: str = ''
     logs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # What made the results: the model and labels the started nodes load (None: attached,
+    # the running pipeline's), their parameter file and the -p overrides.
+    model_path: Path | None = None
+    labels_path: Path | None = None
+    label_count: int | None = None
+    params_file: Path | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
 
     @property
     def frames_per_s(self) -> float:
@@ -75,11 +82,25 @@ class ReplaySummary:
                 'highest_window_median_percent': None if highest is None
                 else round(highest, 2)}
 
+    def model_description(self) -> str:
+        """Return the model and its labels in a line, or who knows them (attached)."""
+        if self.model_path is None:
+            return "the running pipeline's (attached: not known here)"
+        count = 'unreadable' if self.label_count is None else f'{self.label_count} labels'
+        return f'{self.model_path} (labels {self.labels_path}, {count})'
+
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as plain JSON types."""
         return {
             'bag': str(self.bag), 'image_topic': self.image_topic, 'fix_topic': self.fix_topic,
-            'mode': self.mode, 'frames_in': self.frames_in, 'labelled': self.labelled,
+            'mode': self.mode,
+            'model': None if self.model_path is None else {
+                'path': str(self.model_path),
+                'labels': {'path': str(self.labels_path) if self.labels_path else None,
+                           'count': self.label_count}},
+            'params_file': str(self.params_file) if self.params_file else None,
+            'parameters': dict(self.parameters),
+            'frames_in': self.frames_in, 'labelled': self.labelled,
             'unknown': self.unknown, 'no_leaf': self.no_leaf, 'unanswered': self.unanswered,
             'repeated_stamps': self.repeated_stamps, 'fixes_in': self.fixes_in,
             'detections': dict(sorted(self.detections.items())),
@@ -103,6 +124,14 @@ class ReplaySummary:
         lines = [
             f'bag:         {self.bag} (image {self.image_topic}, '
             f'fix {self.fix_topic or "none"}; {self.mode})',
+        ]
+        if self.model_path is not None or self.mode.endswith('attached'):
+            lines.append(f'model:       {self.model_description()}')
+        if self.params_file or self.parameters:
+            lines.append('parameters:  ' + ', '.join(
+                ([str(self.params_file)] if self.params_file else [])
+                + [f'-p {name}:={value}' for name, value in self.parameters.items()]))
+        lines += [
             f'frames in:   {self.frames_in}',
             f'labelled:    {self.labelled} ({self.no_leaf} no_leaf: no leaf in view, '
             f'{self.unknown} unknown below the score threshold'
