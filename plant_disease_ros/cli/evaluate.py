@@ -73,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'as a camera moving sideways while its shutter is open '
                              '(default 0: sharp)')
     parser.add_argument('--no-vegetation-gate', action='store_true',
-                        help='with --frames: as a node with vegetation_gate false')
+                        help='as a node with vegetation_gate false: with --frames the gate '
+                             'runs on each frame, without --field-split it runs on each '
+                             'photo for the published outcome (default: on)')
     parser.add_argument('--crops', default=None, metavar='CROPS',
                         help="score as a node with 'crops' set: 'Apple' or 'Tomato,Potato' "
                              "for every photo; 'known': each leaf photo given its own crop, "
@@ -168,4 +170,4 @@ def _options(args: argparse.Namespace, camera: CameraFraming | None,
         synthetic_per_kind=args.synthetic_per_kind, camera=camera, crops=args.crops,
         other_crops_weight=args.other_crops_weight, poses=args.poses,
         through_nodes=args.through_nodes, params_file=args.params_file,
-        node_parameters=node_parameters)
+        node_parameters=node_parameters, vegetation_gate=not args.no_vegetation_gate)

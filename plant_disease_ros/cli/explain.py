@@ -103,9 +103,12 @@ def run(args: argparse.Namespace) -> int:
         gradcam_layer=args.gradcam_layer,
         num_threads=args.threads, figures=not args.no_figures, float_calibration=calibration,
         progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
-    # --overwrite: no figure of the earlier run (maybe of another model) stays beside.
+    # --overwrite: no figure of the earlier run (maybe of another model) stays beside; a
+    # photo explained now is never removed, even one named like a figure.
+    inputs = {path.resolve() for path in paths}
     for path in set(earlier) - set(result.figures) - {result.summary_path}:
-        path.unlink(missing_ok=True)
+        if path.resolve() not in inputs:
+            path.unlink(missing_ok=True)
     for _, reason in result.unreadable:
         print(f'skipped: {reason}', file=sys.stderr)
     if len(paths) == 1:
@@ -122,15 +125,31 @@ def run(args: argparse.Namespace) -> int:
 def earlier_explanations(out_dir: Path) -> list[Path]:
     """Return the files an earlier ``explain`` left in ``out_dir``: its summary and figures.
 
-    Its figures are named ``<photo>_explain.png``; nothing else in the folder is counted
-    or touched.
+    The figures are those its summary lists (inside ``out_dir``); nothing else in the
+    folder is counted or touched, whatever its name. A summary that cannot be read leaves
+    its figures unknown: only the summary itself is counted.
     """
+    import json
+
     from plant_disease_ros.training.explain import SUMMARY_FILENAME
 
-    if not out_dir.is_dir():
+    summary = out_dir / SUMMARY_FILENAME
+    if not summary.is_file():
         return []
-    return sorted(path for path in [out_dir / SUMMARY_FILENAME, *out_dir.glob('*_explain.png')]
-                  if path.is_file())
+    earlier = {summary}
+    try:
+        images = json.loads(summary.read_text(encoding='utf-8')).get('images') or []
+    except (OSError, ValueError, AttributeError):
+        images = []
+    root = out_dir.resolve()
+    for item in images:
+        figure = item.get('figure') if isinstance(item, dict) else None
+        if not isinstance(figure, str) or not figure:
+            continue
+        path = out_dir / figure
+        if path.is_file() and not path.is_symlink() and path.resolve().parent == root:
+            earlier.add(path)
+    return sorted(earlier)
 
 
 def _keras_path(args: argparse.Namespace) -> Path | None:

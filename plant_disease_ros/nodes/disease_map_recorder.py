@@ -74,16 +74,17 @@ FULL_MARKERS_PERIOD_S = 30.0
 HELD_RETRY_PERIOD_S = 1.0
 
 
-# A tf2 frame id: names of letters, digits and underscores, joined by single slashes.
-FRAME_ID = re.compile(r'[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*')
+# A frame id RViz and tf2 resolve: names of letters, digits, '_', '-' and '.', joined by
+# single slashes (tf2 itself refuses only an empty id and a leading '/').
+FRAME_ID = re.compile(r'[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*')
 
 
 def check_map_frame(frame: Any) -> str | None:
     """Return why ``frame`` is not a usable marker frame id, or ``None``."""
     if isinstance(frame, str) and FRAME_ID.fullmatch(frame):
         return None
-    return (f'map_frame must be a tf2 frame id (letters, digits, _ and inner single /, no '
-            f'leading /, no spaces), got {frame!r}')
+    return (f'map_frame must be a tf2 frame id (letters, digits, _ - . and inner single /, '
+            f'no leading /, no spaces), got {frame!r}')
 
 
 CHECKS = ParameterChecks({'map_frame': check_map_frame})
@@ -230,7 +231,8 @@ class DiseaseMapRecorder(Node):
                 # Every cell's markers name the frame: all are built again and published.
                 self._changed_cells.update(self._cell_markers)
             elif (parameter.name == 'marker_period_s'
-                  and float(parameter.value) != self._marker_timer.timer_period_ns / 1e9):
+                  # As rclpy turns a period into whole nanoseconds (truncated).
+                  and int(float(parameter.value) * 1e9) != self._marker_timer.timer_period_ns):
                 # Only a new period makes a new timer: setting the same value again and
                 # again would otherwise hold the markers back for good.
                 self.destroy_timer(self._marker_timer)

@@ -28,6 +28,7 @@ from plant_disease_ros.core.atomic_files import sha256_of
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.core.preprocessing import pose_views
+from plant_disease_ros.core.vegetation import check_frame
 from plant_disease_ros.tools.bench.machine import cpu_model
 from plant_disease_ros.training.camera_frames import CameraFraming
 from plant_disease_ros.training.confusion import plot_confusion_matrix
@@ -84,6 +85,9 @@ class EvaluationOptions:
     through_nodes: bool = False
     params_file: str | None = None
     node_parameters: dict[str, str] = field(default_factory=dict)
+    # Without field_split: count a photo the nodes' vegetation gate stops as published
+    # no_leaf (rejected), as a node with vegetation_gate true would publish it.
+    vegetation_gate: bool = True
 
 
 def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tuple[str, int]]]:
@@ -167,8 +171,12 @@ def evaluate(options: EvaluationOptions) -> dict:
     )
 
     gone = set(unreadable)
+    # What the nodes would publish: a photo their vegetation gate stops is no_leaf there.
+    gate_passed = (np.array([check_frame(image).passed for image in images], dtype=bool)
+                   if options.vegetation_gate and len(images) else None)
     photos = DomainFrames('photos', images, truth, False, [labels[i] for i in truth],
-                          frame_names=[path for path, _ in files if path not in gone])
+                          frame_names=[path for path, _ in files if path not in gone],
+                          gate_passed=gate_passed)
     rows = prediction_rows(scores, photos, labels, options.score_threshold)
     outcomes = {outcome: report_count(rows, outcome)
                 for outcome in ('right', 'wrong', 'rejected')}
@@ -189,6 +197,9 @@ def evaluate(options: EvaluationOptions) -> dict:
         # The nodes' threshold: a top score below it is published as unknown (rejected, in
         # predictions.csv's outcome column and int8's rejected share).
         'score_threshold': options.score_threshold,
+        # Photos the nodes' vegetation gate would stop (published no_leaf); None: gate off.
+        'stopped_by_gate': (None if gate_passed is None
+                            else int(np.count_nonzero(~gate_passed))),
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,
         'poses': classifier.poses,

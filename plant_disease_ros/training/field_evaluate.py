@@ -342,7 +342,7 @@ def prediction_rows(scores: np.ndarray, frames: DomainFrames, labels: Sequence[s
     ``outcome``: ``right`` (a right map point), ``wrong`` (a wrong one: a leaf with a wrong
     label, or a non-leaf frame taken for a leaf) or ``rejected`` (no map point).
     """
-    # A lab model without ``no_leaf`` (no gate then) never rejects by label.
+    # A model without a ``no_leaf`` class: only the gate's -1 stands for it.
     no_leaf = list(labels).index(NO_LEAF) if NO_LEAF in labels else -1
     predicted = published_labels(scores, frames, no_leaf)
     confidence = scores.max(axis=1)
@@ -358,10 +358,11 @@ def prediction_rows(scores: np.ndarray, frames: DomainFrames, labels: Sequence[s
             outcome = 'right' if correct and not frames.negative else 'wrong'
         gate = '' if frames.gate_passed is None else (
             'passed' if frames.gate_passed[index] else 'stopped')
+        label_name = NO_LEAF if label == no_leaf else labels[label]
         rows.append({
             'domain': frames.name, 'frame': name, 'truth': labels[int(frames.truth[index])],
-            'label': labels[label],
-            'published': labels[label] if label == no_leaf or not rejected else 'unknown',
+            'label': label_name,
+            'published': label_name if label == no_leaf or not rejected else 'unknown',
             'score': f'{float(confidence[index]):.4f}',
             'top3': ';'.join(labels[int(column)] for column in best[index]),
             'gate': gate, 'correct': int(correct), 'outcome': outcome,

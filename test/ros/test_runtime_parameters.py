@@ -101,10 +101,15 @@ def test_the_recorder_takes_tf2_frame_ids_and_keeps_its_timer_for_the_same_perio
     for frame in (' map', 'map frame', 'map/', 'a//b', '\tmap', '/map', ''):
         result = recorder.set_parameters(parameters(map_frame=frame))[0]
         assert not result.successful and 'tf2 frame id' in result.reason, frame
-    for frame in ('odom', 'base_link', 'robot_1/map'):
+    for frame in ('odom', 'base_link', 'robot_1/map', 'gps-antenna', 'utm.32N'):
         assert recorder.set_parameters(parameters(map_frame=frame))[0].successful, frame
     timer = recorder._marker_timer
     assert recorder.set_parameters(parameters(marker_period_s=0.5))[0].successful
+    assert recorder._marker_timer is timer
+    # A period rclpy truncates to whole nanoseconds (4.1 s: 4099999999 ns) is the same too.
+    assert recorder.set_parameters(parameters(marker_period_s=4.1))[0].successful
+    timer = recorder._marker_timer
+    assert recorder.set_parameters(parameters(marker_period_s=4.1))[0].successful
     assert recorder._marker_timer is timer
     assert recorder.set_parameters(parameters(marker_period_s=0.25))[0].successful
     assert recorder._marker_timer is not timer

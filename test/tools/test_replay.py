@@ -666,8 +666,8 @@ def test_a_failed_start_keeps_only_its_logs_and_leaves_its_number_free(tmp_path:
     kept = [path for path in out.iterdir() if path.name.startswith('logs-failed-start-')]
     assert len(kept) == 1 and (kept[0] / 'camera_subscriber.log').is_file()
     assert f'(log: {kept[0] / "camera_subscriber.log"})' in result.stderr
-    assert result.stderr.strip().endswith(
-        f"the run's empty outputs were removed and its logs kept in {kept[0]}")
+    assert "; the run's empty outputs were removed (output_bag-2" in result.stderr
+    assert result.stderr.strip().endswith(f'; its logs are in {kept[0]}')
     assert sorted(path.name for path in out.iterdir()) == sorted(
         ['output_bag', 'logs', 'disease_map.geojson', 'summary.json', kept[0].name])
     assert {name: (out / name).read_bytes() for name in run1} == run1
@@ -691,7 +691,9 @@ def test_a_failed_start_removes_only_its_own_empty_outputs(tmp_path: Path) -> No
     outputs = dataclasses.replace(
         outputs, number=2, output_bag=tmp_path / 'output_bag-2', run_name='disease_map-2',
         summary=tmp_path / 'summary-2.json', logs=tmp_path / 'logs-2')
-    logs = discard_failed_start(outputs)
+    logs, removed = discard_failed_start(outputs, bag_empty=True)
+    assert removed == ['output_bag-2', 'disease_map-2.geojsons', 'disease_map-2.geojson',
+                       'disease_map-2_summary.json']
     assert logs is not None and logs.name.startswith('logs-failed-start-')
     assert (logs / 'camera_subscriber.log').is_file()
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
@@ -703,8 +705,11 @@ def test_a_failed_start_removes_only_its_own_empty_outputs(tmp_path: Path) -> No
     (tmp_path / 'disease_map-2.geojsons').write_text(
         '\x1e{"type": "Feature", "geometry": null, "properties": {"label": "A___b", '
         '"confidence": 0.9, "stamp": {"sec": 1, "nanosec": 0}}}\n')
-    discard_failed_start(outputs)
+    # Nor a bag that something was recorded in (another pipeline in the namespace).
+    touch(tmp_path, 'output_bag-2/metadata.yaml')
+    assert discard_failed_start(outputs, bag_empty=False)[1] == []
     assert (tmp_path / 'disease_map-2.geojsons').is_file()
+    assert (tmp_path / 'output_bag-2' / 'metadata.yaml').is_file()
 
 
 def test_the_summary_names_the_model_labels_and_parameters(tmp_path: Path) -> None:
@@ -835,3 +840,31 @@ def test_sigterm_stops_the_pipeline(tmp_path: Path) -> None:
     assert run.returncode == 143, run.stderr
     assert run.stderr.strip().endswith('terminated by SIGTERM; the pipeline was stopped'), \
         run.stderr
+
+
+@pytest.mark.parametrize(('text', 'expected'), [
+    # rcl applies every matching section in file order: the later one wins.
+    ('/plant_disease/disease_classifier:\n  ros__parameters:\n    model_path: /a\n'
+     '/**:\n  ros__parameters:\n    model_path: /b\n', '/b'),
+    ('/**:\n  ros__parameters:\n    model_path: /b\n'
+     '/plant_disease/disease_classifier:\n  ros__parameters:\n    model_path: /a\n', '/a'),
+    # A name without a leading '/' is from the root: not /plant_disease/disease_classifier.
+    ('disease_classifier:\n  ros__parameters:\n    model_path: /root\n', None),
+    ('/other/disease_classifier:\n  ros__parameters:\n    model_path: /other\n', None),
+    # Nested mappings make the name; wildcards match one (*) or any number (**) of tokens.
+    ('plant_disease:\n  disease_classifier:\n    ros__parameters:\n      model_path: /n\n',
+     '/n'),
+    ('/*/disease_classifier:\n  ros__parameters:\n    model_path: /star\n', '/star'),
+    ('/**/disease_classifier:\n  ros__parameters:\n    model_path: /any\n', '/any'),
+    # The pipeline process's name is no node name: its classifier is disease_classifier.
+    ('/plant_disease/plant_disease_pipeline:\n  ros__parameters:\n    model_path: /p\n',
+     None),
+])
+def test_the_summary_resolves_the_params_file_as_rcl_does(
+        tmp_path: Path, text: str, expected: str | None) -> None:
+    from plant_disease_ros.tools.replay.run import file_parameters
+
+    params = tmp_path / 'params.yaml'
+    params.write_text(text)
+    found = file_parameters(params, '/plant_disease/disease_classifier', ('model_path',))
+    assert found.get('model_path') == expected

@@ -1,11 +1,10 @@
-"""``plant-disease`` keeps TensorFlow's routine start-up lines out, and every error in."""
+"""``plant-disease`` keeps TensorFlow's routine warnings out, and every error in."""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-import re
 import subprocess
 import sys
 import warnings
@@ -14,12 +13,12 @@ from conftest import TEST_IMAGES_DIR
 from helpers.shipped_model import require_shipped_model
 import pytest
 
-from plant_disease_ros.cli.tensorflow_logs import filtered_stderr, quiet_tensorflow
+from plant_disease_ros.cli.tensorflow_logs import quiet_tensorflow
 
 
-def test_a_tensorflow_command_prints_no_start_up_lines_but_its_error(tmp_path: Path) -> None:
+def test_a_tensorflow_command_ends_with_its_error(tmp_path: Path) -> None:
     """`explain --keras` of a broken file imports TensorFlow (Keras says the file is bad):
-    the absl notice and the oneDNN note (twice each) are gone, the error line is there."""
+    the command's one-line error is the last line, whatever TensorFlow printed before."""
     pytest.importorskip('tensorflow')
     require_shipped_model()
     broken = tmp_path / 'broken.keras'
@@ -32,17 +31,8 @@ def test_a_tensorflow_command_prints_no_start_up_lines_but_its_error(tmp_path: P
          '--out', str(tmp_path / 'out'), '--grid', '2'],
         env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert 'absl::InitializeLog' not in result.stderr and 'oneDNN' not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('plant-disease explain: error: ') and '.keras' in last
-
-
-def test_only_whole_noise_lines_are_left_out(capfd: pytest.CaptureFixture) -> None:
-    with pytest.raises(RuntimeError):
-        with filtered_stderr([re.compile(r'noise \d')]):
-            os.write(2, b'noise 1\nE0000 a real error, noise 2 inside\nnoise 3')
-            raise RuntimeError('the block failed')
-    assert capfd.readouterr().err == 'E0000 a real error, noise 2 inside\n'
 
 
 def test_python_warnings_of_tensorflow_are_filtered_not_others() -> None:

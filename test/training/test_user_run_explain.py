@@ -253,17 +253,24 @@ def test_an_earlier_explanation_or_report_is_replaced_only_with_overwrite(
     report silently replaced: both are refused unless --overwrite, which replaces them."""
     out = tmp_path / 'explanations'
     assert explain(user_run, out) == 0
+    # The earlier run's summary lists one more figure (a photo it explained, not now).
+    summary = json.loads((out / 'explanations.json').read_text())
+    summary['images'].append({**summary['images'][0], 'figure': 'gone_explain.png'})
+    (out / 'explanations.json').write_text(json.dumps(summary))
     first = (out / 'explanations.json').read_text()
     (out / 'gone_explain.png').write_bytes(b'a figure of an earlier run')
     (out / 'notes.txt').write_text('mine\n')
+    (out / 'holiday_explain.png').write_bytes(b'a user file, named like a figure')
     assert explain(user_run, out, '--no-figures') == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert f'--out {out} holds earlier explanations' in error and '--overwrite' in error
     assert (out / 'explanations.json').read_text() == first
     assert explain(user_run, out, '--overwrite') == 0
     assert not (out / 'gone_explain.png').exists()  # of the earlier run
-    assert len(list(out.glob('*_explain.png'))) == len(PHOTOS)
+    assert len(list(out.glob('*_explain.png'))) == len(PHOTOS) + 1
     assert (out / 'notes.txt').read_text() == 'mine\n'  # not the command's
+    # Only what the earlier summary lists goes: a file of the user's stays, whatever its name.
+    assert (out / 'holiday_explain.png').read_bytes() == b'a user file, named like a figure'
     page = tmp_path / 'report' / 'index.html'
     command = ['report', '--run', str(user_run), '--explanations', str(out), '--out', str(page)]
     assert main(command) == 0

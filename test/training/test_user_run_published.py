@@ -73,3 +73,44 @@ def test_evaluate_counts_as_predictions_csv_does_at_the_default_threshold(
     assert report['int8']['accepted_wrong'] == pytest.approx(counts['wrong'] / 6)
     assert f'{counts["right"]} right, {counts["wrong"]} wrong map points' in \
         capsys.readouterr().out
+
+
+def test_a_photo_the_vegetation_gate_stops_is_counted_as_the_nodes_publish_it(
+        tmp_path: Path) -> None:
+    """A flat grey 'photo' in a class folder: the nodes' gate stops it (no_leaf, no map
+    point) whatever the model says; with --no-vegetation-gate the model's answer counts."""
+    require_shipped_model()
+    import cv2
+    import numpy as np
+
+    data = photo_folder(tmp_path / 'photos', copies=1)
+    cv2.imwrite(str(data / CLASSES[0] / 'grey.png'), np.full((96, 96, 3), 128, np.uint8))
+    assert evaluate(data, tmp_path / 'gated', '--score-threshold', '0') == 0
+    report = json.loads((tmp_path / 'gated' / 'evaluation.json').read_text())
+    assert report['stopped_by_gate'] == 1
+    with open(tmp_path / 'gated' / 'predictions.csv', newline='') as handle:
+        rows = {row['frame']: row for row in csv.DictReader(handle)}
+    grey = rows[f'{CLASSES[0]}/grey.png']
+    assert (grey['gate'], grey['published'], grey['outcome']) == ('stopped', 'no_leaf',
+                                                                   'rejected')
+    assert evaluate(data, tmp_path / 'ungated', '--score-threshold', '0',
+                    '--no-vegetation-gate') == 0
+    report = json.loads((tmp_path / 'ungated' / 'evaluation.json').read_text())
+    assert report['stopped_by_gate'] is None
+    with open(tmp_path / 'ungated' / 'predictions.csv', newline='') as handle:
+        rows = {row['frame']: row for row in csv.DictReader(handle)}
+    assert rows[f'{CLASSES[0]}/grey.png']['gate'] == ''  # the model's own answer counts
+
+
+def test_a_model_without_no_leaf_publishes_no_leaf_for_a_stopped_frame() -> None:
+    """The gate's no_leaf is no class of such a model: not its last label either."""
+    import numpy as np
+
+    from plant_disease_ros.training.field_evaluate import DomainFrames, prediction_rows
+
+    labels = ['Grape___healthy', 'Grape___rot']
+    frames = DomainFrames('photos', np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]),
+                          False, labels, gate_passed=np.array([True, False]))
+    rows = prediction_rows(np.array([[0.9, 0.1], [0.2, 0.8]]), frames, labels, 0.5)
+    assert [(row['label'], row['published'], row['outcome']) for row in rows] == [
+        ('Grape___healthy', 'Grape___healthy', 'right'), ('no_leaf', 'no_leaf', 'rejected')]

@@ -106,20 +106,26 @@ def output_paths(out_dir: Path | None, bag: Path) -> ReplayOutputs:
     raise ReplayError(f'no free run number in {out_dir}')
 
 
-def discard_failed_start(outputs: ReplayOutputs) -> Path | None:
+def discard_failed_start(outputs: ReplayOutputs, bag_empty: bool) -> tuple[Path | None,
+                                                                          list[str]]:
     """Remove what a run whose nodes never came up left; keep its logs, renamed.
 
     Only this run's own outputs (its number was free when it started) and only empty ones:
-    the output bag (no frame was sent), and the recorder's map files when they hold no
+    the output bag when nothing was recorded in it (``bag_empty``: another pipeline in the
+    same namespace may have published), and the recorder's map files when they hold no
     detection. The logs say why the nodes stopped: they move to
     ``logs-failed-start-<date-time>``, a name no run number takes, so the next run gets
-    this run's number. Returns where the logs went (None: there were none).
+    this run's number. Returns where the logs went (None: there were none) and the names
+    of what was removed.
     """
     import shutil
 
     from plant_disease_ros.core.map_file import read_features
 
-    shutil.rmtree(outputs.output_bag, ignore_errors=True)
+    removed: list[str] = []
+    if bag_empty and outputs.output_bag.is_dir() and not outputs.output_bag.is_symlink():
+        shutil.rmtree(outputs.output_bag, ignore_errors=True)
+        removed.append(outputs.output_bag.name)
     records, collection, recorded = run_file_paths(outputs.map_dir, outputs.run_name)
     try:
         empty = not any(read_features(path) for path in (records, collection)
@@ -128,9 +134,11 @@ def discard_failed_start(outputs: ReplayOutputs) -> Path | None:
         empty = False  # a map that cannot be read is left for the user to look at
     if empty:
         for path in (records, collection, recorded):
-            path.unlink(missing_ok=True)
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
     if not outputs.logs.is_dir():
-        return None
+        return None, removed
     stem = f'{LOGS_BASE}-failed-start-{time.strftime("%Y%m%d-%H%M%S")}'
     kept, number = outputs.out_dir / stem, 2
     while kept.exists():
@@ -138,8 +146,8 @@ def discard_failed_start(outputs: ReplayOutputs) -> Path | None:
     try:
         outputs.logs.rename(kept)
     except OSError:
-        return outputs.logs
-    return kept
+        return outputs.logs, removed
+    return kept, removed
 
 
 def write_summary(path: Path, summary: ReplaySummary) -> Path:

@@ -61,6 +61,7 @@ class OutputRecorder:
             for topic, msgtype in topics.items()}
         self._classified: dict[tuple[int, int], str] = {}
         self._classifications = 0  # every classification message, repeated stamps too
+        self.received_messages = 0   # every output message handed to the bag, any topic
         self._blur: dict[tuple[int, int], float] = {}
         self._counts = OutputCounts()
         self._last_output_s = time.monotonic()
@@ -80,6 +81,7 @@ class OutputRecorder:
     def receive(self, topic: str, kind: str, data: bytes) -> None:
         """Write one message to the bag and update the counts."""
         with self._lock:
+            self.received_messages += 1
             try:
                 self.writer.write(self._connections[topic], self._clock_ns, data)
             except Exception as error:  # reported once, at the end

@@ -10,7 +10,7 @@ in an output folder has its own number N for all its files (see ``outputs.output
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 import os
 from pathlib import Path
 import sys
@@ -18,6 +18,7 @@ from typing import TextIO
 
 from plant_disease_ros.ros.node_set import (
     default_params_file,
+    DISEASE_CLASSIFIER,
     node_commands,
     NodeCommand,
     NodeSetError,
@@ -81,20 +82,25 @@ def pipeline_commands(selection: BagSelection, options: ReplayOptions, map_dir: 
     return node_commands(pipeline_options(selection, options, map_dir, run_name, params_file))
 
 
-def pipeline_model(parameters: Mapping[str, str],
-                   params_file: Path | None) -> tuple[Path, Path, int | None]:
-    """Return the model, labels file and label count the started nodes load.
+def pipeline_model(parameters: Mapping[str, str], params_file: Path | None,
+                   namespace: str = '/') -> tuple[Path, Path, int | None]:
+    """Return the model, labels file and label count the started classifier loads.
 
     As the classifier resolves them: ``model_path`` and ``labels_path`` from a ``-p``
-    override, else from the parameter file (its ``/**`` section, then the classifier's
-    own), else the shipped model and the ``labels.txt`` beside the model (the shipped
-    labels without one). The count is None when the labels file cannot be read.
+    override, else from the parameter file (the sections that match the classifier's
+    full name ``<namespace>/disease_classifier``, a later one over an earlier one, as
+    rcl applies them), else the shipped model and the ``labels.txt`` beside the model
+    (the shipped labels without one). The count is None when the labels file cannot be
+    read.
     """
     from plant_disease_ros.core.classifier import default_model_path, labels_beside
     from plant_disease_ros.core.interpreter_loader import ModelLoadError
     from plant_disease_ros.core.labels import load_labels
 
-    values = {**_classifier_file_parameters(params_file), **parameters}
+    # The classifier node is named as its executable, in the pipeline process too.
+    node = f'{namespace.rstrip("/")}/{DISEASE_CLASSIFIER.name}'
+    values = {**file_parameters(params_file, node, ('model_path', 'labels_path')),
+              **parameters}
     model = Path(values['model_path']) if values.get('model_path') else default_model_path()
     labels = (Path(values['labels_path']) if values.get('labels_path')
               else labels_beside(model))
@@ -105,8 +111,15 @@ def pipeline_model(parameters: Mapping[str, str],
     return model, labels, count
 
 
-def _classifier_file_parameters(params_file: Path | None) -> dict[str, str]:
-    """Return ``model_path`` and ``labels_path`` as a parameter file sets them ('' unset)."""
+def file_parameters(params_file: Path | None, node: str,
+                    names: Sequence[str]) -> dict[str, str]:
+    """Return the parameters ``names`` a ROS 2 parameter file gives the node ``node``.
+
+    ``node`` is a full name (``/plant_disease/disease_classifier``). A section applies when
+    its name, nested mappings joined by '/', matches it as rcl matches: a name without a
+    leading '/' from the root, ``*`` one token, ``**`` any number; sections apply in file
+    order, a later one over an earlier one. A value that is null or missing is ''.
+    """
     if params_file is None:
         return {}
     try:
@@ -115,37 +128,55 @@ def _classifier_file_parameters(params_file: Path | None) -> dict[str, str]:
         document = yaml.safe_load(Path(params_file).read_text(encoding='utf-8')) or {}
     except (OSError, ValueError, ImportError):  # yaml.YAMLError is a ValueError
         return {}
-    if not isinstance(document, dict):
-        return {}
+    target = [token for token in node.split('/') if token]
     found: dict[str, str] = {}
-    # The wildcard section first, so a section naming the classifier wins.
-    for key in sorted(document, key=lambda name: not str(name).lstrip('/').startswith('*')):
-        name = str(key).rstrip('/').rpartition('/')[2]
-        if name not in ('**', '*', 'disease_classifier', 'plant_disease_pipeline'):
-            continue
-        section = document[key]
-        values = section.get('ros__parameters') if isinstance(section, dict) else None
-        if isinstance(values, dict):
-            found.update({parameter: str(values[parameter] or '')
-                          for parameter in ('model_path', 'labels_path')
-                          if parameter in values})
+    for pattern, section in _parameter_sections(document, ()):
+        if _name_matches(pattern, target):
+            found.update({name: str(section[name] if section[name] is not None else '')
+                          for name in names if name in section})
     return found
 
 
-def failed_start_error(failure: ReplayError, outputs: ReplayOutputs) -> ReplayError:
+def _parameter_sections(document: object, prefix: tuple[str, ...]
+                        ) -> Iterator[tuple[tuple[str, ...], dict]]:
+    """Yield (name tokens, ros__parameters mapping) of a parameter file, in file order."""
+    if not isinstance(document, dict):
+        return
+    for key, value in document.items():
+        if key == 'ros__parameters':
+            if isinstance(value, dict):
+                yield prefix, value
+        elif isinstance(value, dict):
+            tokens = tuple(token for token in str(key).split('/') if token)
+            yield from _parameter_sections(value, prefix + tokens)
+
+
+def _name_matches(pattern: Sequence[str], name: Sequence[str]) -> bool:
+    """Return whether name tokens match pattern tokens (``*`` one, ``**`` any number)."""
+    if not pattern:
+        return not name
+    head, rest = pattern[0], pattern[1:]
+    if head == '**':
+        return any(_name_matches(rest, name[index:]) for index in range(len(name) + 1))
+    return bool(name) and (head in ('*', name[0])) and _name_matches(rest, name[1:])
+
+
+def failed_start_error(failure: ReplayError, outputs: ReplayOutputs,
+                       bag_empty: bool) -> ReplayError:
     """Remove the empty outputs of a run whose nodes never came up; return its error.
 
-    The error names where its logs went (see :func:`outputs.discard_failed_start`), so
-    the message's log paths still lead to them.
+    The error names what was removed and where its logs went (see
+    :func:`outputs.discard_failed_start`), so the message's log paths still lead to them.
     """
-    logs = discard_failed_start(outputs)
+    logs, removed = discard_failed_start(outputs, bag_empty)
     message = str(failure)
-    if logs is None:
-        return ReplayError(f"{message}; the run's empty outputs were removed")
-    if logs != outputs.logs:
+    if logs is not None and logs != outputs.logs:
         message = message.replace(str(outputs.logs), str(logs))
-    return ReplayError(f"{message}; the run's empty outputs were removed and its logs kept "
-                       f'in {logs}')
+    parts = [f"the run's empty outputs were removed ({', '.join(removed)})" if removed
+             else 'nothing of the run was removed']
+    if logs is not None:
+        parts.append(f'its logs are in {logs}')
+    return ReplayError(f'{message}; {"; ".join(parts)}')
 
 
 def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary:
@@ -182,7 +213,7 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         params_file=None if options.attach else params_file)
     if not options.attach:  # attached: the running pipeline's model, not known here
         summary.model_path, summary.labels_path, summary.label_count = pipeline_model(
-            options.parameters, params_file)
+            options.parameters, params_file, namespace)
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
     elif selection.fix.count == 0:
@@ -266,7 +297,8 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     if failure is not None:
         if ready or options.attach:
             raise failure
-        raise failed_start_error(failure, outputs) from failure
+        raise failed_start_error(failure, outputs,
+                                 bag_empty=recorder.received_messages == 0) from failure
     summary.output_bag = output_bag
     if recorder.write_error:
         summary.warnings.append(f'output bag: {recorder.write_error}')
