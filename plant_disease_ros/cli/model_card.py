@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='field-fit card: evaluations of the test photos as camera frames '
                              '(evaluate --frames WxH), one sharp and one or more with '
                              '--motion-blur PX; repeat: what motion blur costs')
+    parser.add_argument('--selection', default=None, metavar='MD',
+                        help='field-fit card: a Markdown file on how this model was chosen '
+                             'among finished runs (as models/stages/SELECTION.md), put after '
+                             'the test figures')
     parser.add_argument('--reference-labels', default=None,
                         help='labels of --reference-model (default: beside it)')
 
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     evaluations = [args.evaluation, args.baseline, args.crops_evaluation,
                    *args.poses_evaluation, *args.frames_evaluation]
     check_not_an_input(args.out, [
-        args.model, args.labels, args.search, args.near_duplicates, *args.earlier_run,
+        args.model, args.labels, args.search, args.near_duplicates, args.selection,
+        *args.earlier_run,
         *(Path(args.run) / name for name in ('train_summary.json', 'split.json',
                                              'field_split.json')),
         *(Path(folder) / 'evaluation.json' for folder in evaluations if folder)])
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                             crops_dir=args.crops_evaluation,
                             poses_dirs=args.poses_evaluation,
                             near_duplicates=args.near_duplicates,
-                            frames_dirs=args.frames_evaluation)
+                            frames_dirs=args.frames_evaluation, selection=args.selection)
     warning = _training_photos_warning(run_dir, Path(args.evaluation))
     if warning:
         print(f'warning: {warning}', file=sys.stderr)

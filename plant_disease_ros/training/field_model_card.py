@@ -90,8 +90,9 @@ def data_section(field_split: dict, lab_split: dict) -> list[str]:
         '- Synthetic non-leaf frames (uniform colours, uniform green, black, over-exposed, '
         'heavy blur, noise, grass, soil, sky, pipes, plastic mulch, fences) are drawn on the '
         'fly for training; validation and test use fixed seeded sets.',
-        '- Test photos of every domain were never used for training, checkpoint choice, '
-        'temperature or int8 calibration.',
+        '- Test photos of every domain were never used for training, the choice of the '
+        "run's checkpoint, temperature or int8 calibration (choosing among finished runs is "
+        'another matter: see how this model was chosen, where the card says).',
         '',
         '| domain | folder | train | val | test |',
         '| --- | --- | ---: | ---: | ---: |',
@@ -204,8 +205,10 @@ def training_section(summary: dict) -> list[str]:
         f'domains: epoch {summary["best_epoch"]} ('
         + ', '.join(f'{name} {_pct(value)}' for name, value in best.items()) + ').',
         '',
-        'Each batch is drawn from a class-balanced mixture (a class is drawn first, then a '
-        'photo, so a PlantDoc class of 30 photos counts as much as an orchard class of 300): '
+        'Each batch is drawn from a class-balanced mixture (within each source a class of '
+        'a domain is drawn first, then a photo, so a PlantDoc class of 30 photos counts as '
+        'much as an orchard class of 300; a class in two field domains, as the apple ones, '
+        'is drawn twice as often as a class in one): '
         + ', '.join(f'{name.replace("_", " ")} {100 * share / sum(mix.values()):.0f} %'
                     for name, share in mix.items()) + '. '
         'Lab leaves are cut from their plain background (colour distance to the border, '
@@ -641,9 +644,35 @@ def near_duplicate_lines(near_duplicates: dict, predictions: list[dict[str, str]
         return []
     text = ('- Some test photos are the same picture as a training photo (turned, mirrored, '
             f're-cropped or an augmented copy; listed in `{source}`): ' + '; '.join(parts) + '.')
+    crowded = _copied_classes(near_duplicates, predictions)
+    if crowded:
+        text += (' They crowd in a few classes, whose per-class recall is then mostly a '
+                 'measure of remembering: ' + ', '.join(crowded) + '.')
     if clean:
         text += f' The {" and ".join(clean)} test photos have none.'
     return [text]
+
+
+def _copied_classes(near_duplicates: dict, predictions: list[dict[str, str]]) -> list[str]:
+    """Return '<domain> <class> (n of m)' for classes whose test photos are half copies."""
+    found = []
+    for domain, copies in near_duplicates.items():
+        if not isinstance(copies, dict) or not copies:
+            continue
+        per_class: dict[str, list[bool]] = {}
+        for row in predictions:
+            if row['domain'] == domain:
+                copied = any(path.endswith('/' + row['frame']) for path in copies)
+                per_class.setdefault(row['truth'], []).append(copied)
+        for name, flags in sorted(per_class.items()):
+            if len(flags) >= 5 and 2 * sum(flags) >= len(flags):
+                found.append(f'{domain} {name} ({sum(flags)} of {len(flags)})')
+    return found
+
+
+def selection_lines(text: str) -> list[str]:
+    """Return the card's section on how the model was chosen among finished runs."""
+    return ['## How this model was chosen', '', text.strip(), '']
 
 
 def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
@@ -656,8 +685,12 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
                            crops_dir: str | Path | None = None,
                            poses_dirs: list[str | Path] | None = None,
                            near_duplicates: str | Path | None = None,
-                           frames_dirs: list[str | Path] | None = None) -> Path:
+                           frames_dirs: list[str | Path] | None = None,
+                           selection: str | Path | None = None) -> Path:
     """Render the field-fit model card to ``out_path`` (``earlier_runs``: oldest first).
+
+    ``selection``: a Markdown file on how this model was chosen among finished runs (for
+    instance runs turned down on test figures), put after the test figures.
 
     ``crops_dir``: an evaluation of the same photos with ``--crops`` (known), for the
     figures of a robot told its field's crop; ``poses_dirs``: evaluations with ``--poses``
@@ -706,6 +739,8 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
     lines += training_section(summary)
     lines += earlier_section([read_stage_summary(run) for run in earlier_runs or []])
     lines += domain_table(evaluation, baseline)
+    if selection is not None:
+        lines += selection_lines(Path(selection).read_text(encoding='utf-8'))
     if crops_dir is not None:
         lines += crops_section(evaluation,
                                json.loads((Path(crops_dir) / 'evaluation.json').read_text()),

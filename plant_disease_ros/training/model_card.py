@@ -279,7 +279,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                      crops_dir: str | Path | None = None,
                      poses_dirs: list[str | Path] | None = None,
                      near_duplicates: str | Path | None = None,
-                     frames_dirs: list[str | Path] | None = None) -> Path:
+                     frames_dirs: list[str | Path] | None = None,
+                     selection: str | Path | None = None) -> Path:
     """Render the model card from ``train_summary.json``, ``evaluation.json`` and timings.
 
     A per-domain evaluation (``plant-disease evaluate --field-split``) of a field-fit run
@@ -289,7 +290,8 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     robot told its field's crop, and ``poses_dirs``, evaluations with ``--poses``, those
     of a robot averaging poses of each frame; ``near_duplicates`` (a JSON like
     ``models/test_near_duplicates.json``) adds the figures without the test photos that are
-    copies of training photos; ``frames_dirs``, evaluations of the test photos as camera
+    copies of training photos; ``selection`` (Markdown) says how the model was chosen among
+    finished runs; ``frames_dirs``, evaluations of the test photos as camera
     frames, sharp and with ``--motion-blur``, add what motion blur costs.
     """
     run_dir, evaluation_dir = Path(run_dir), Path(evaluation_dir)
@@ -307,7 +309,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
                                       commands=commands, earlier_runs=earlier_runs,
                                       crops_dir=crops_dir, poses_dirs=poses_dirs,
                                       near_duplicates=near_duplicates,
-                                      frames_dirs=frames_dirs)
+                                      frames_dirs=frames_dirs, selection=selection)
     split = json.loads((run_dir / 'split.json').read_text())
     model_input, model_output = model_tensors(model_path)
     counts = {name: len(split['splits'][name]) for name in ('train', 'val', 'test')}
