@@ -661,7 +661,7 @@ def _copied_classes(near_duplicates: dict, predictions: list[dict[str, str]]) ->
             continue
         per_class: dict[str, list[bool]] = {}
         for row in predictions:
-            if row['domain'] == domain:
+            if row['domain'] == domain and row.get('truth'):
                 copied = any(path.endswith('/' + row['frame']) for path in copies)
                 per_class.setdefault(row['truth'], []).append(copied)
         for name, flags in sorted(per_class.items()):
