@@ -62,3 +62,13 @@ def ros_context() -> Iterator[object]:
         yield context
     finally:
         rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def harness(ros_context: object) -> Iterator[object]:
+    """Give a test a ``helpers.ros.Harness`` in its own context, closed afterwards."""
+    from helpers.ros import Harness
+
+    harness = Harness(ros_context)
+    yield harness
+    harness.close()

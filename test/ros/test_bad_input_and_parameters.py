@@ -4,7 +4,6 @@ runtime parameters are validated; annotated and explanation images carry the hea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 
 from helpers.images import data_array, leaf_rgb, make_compressed, make_image
@@ -57,14 +56,6 @@ def truncated_jpeg() -> CompressedImage:
     msg = make_compressed(GOOD, 'jpeg', stamp_s=2.0, frame_id='bad')
     msg.data = data_array(msg.data.tobytes()[:len(msg.data) // 2])
     return msg
-
-
-@pytest.fixture
-def harness(ros_context) -> Iterator[Harness]:
-    """Give a test a harness closed afterwards."""
-    harness = Harness(ros_context)
-    yield harness
-    harness.close()
 
 
 def build_chain(harness: Harness, transport: str) -> tuple[CameraSubscriberNode,

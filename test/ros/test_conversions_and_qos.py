@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 import math
 from types import SimpleNamespace
@@ -198,14 +197,6 @@ def test_reliability_matches_publishers_like_rosbag2() -> None:
     assert reliability_policy('best_effort') == best_effort
     with pytest.raises(ValueError):
         reliability_policy('sometimes')
-
-
-@pytest.fixture
-def harness(ros_context) -> Iterator[Harness]:
-    """Give a test a harness closed afterwards."""
-    harness = Harness(ros_context)
-    yield harness
-    harness.close()
 
 
 def test_adaptive_subscription_follows_the_publishers(harness) -> None:

@@ -7,7 +7,6 @@ detection must sit at the position on the path at its image stamp.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 import math
 
@@ -91,14 +90,6 @@ class Gps:
         assert self.harness.wait(lambda: self.collector.count('/detections') >= count,
                                  timeout_s), self.detections()
         return self.detections()
-
-
-@pytest.fixture
-def harness(ros_context) -> Iterator[Harness]:
-    """Give a test a harness closed afterwards."""
-    harness = Harness(ros_context)
-    yield harness
-    harness.close()
 
 
 def stamp_of(feature: dict) -> float:

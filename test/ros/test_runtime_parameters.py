@@ -9,7 +9,6 @@ its marker timer when marker_period_s is set to the value it has.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from helpers.gps import make_fix
@@ -27,14 +26,6 @@ from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # n
 from plant_disease_ros.nodes.pipeline import create_pipeline  # noqa: E402
 
 FRAME = np.full((48, 64, 3), (60, 140, 50), dtype=np.uint8)
-
-
-@pytest.fixture
-def harness(ros_context) -> Iterator[Harness]:
-    """Give a test a harness closed afterwards."""
-    harness = Harness(ros_context)
-    yield harness
-    harness.close()
 
 
 def test_a_lower_fix_wait_reaches_the_detections_already_waiting(harness: Harness) -> None:
