@@ -19,3 +19,16 @@ def class_folder(data_dir: Path, root: Path, classes: Iterable[str], per_class: 
     for name in classes:
         copy_photos(data_dir / name, root / name, per_class)
     return root
+
+
+LEAVES_DIR = Path(__file__).resolve().parents[1] / 'data' / 'leaves'
+
+
+def leaf_copies(root: Path, classes: Iterable[str], copies: int) -> Path:
+    """Fill ``root`` with ``<class>/<n>.jpg``: ``copies`` copies of each class's test leaf
+    (``test/data/leaves/<class>.jpg``); return it."""
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for number in range(copies):
+            shutil.copyfile(LEAVES_DIR / f'{name}.jpg', root / name / f'{number}.jpg')
+    return root

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 import shutil
 
-from conftest import TEST_IMAGES_DIR
+from helpers.photo_folders import leaf_copies
 import pytest
 
 from plant_disease_ros.cli.main import main
@@ -25,11 +25,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from plant_disease_ros.training.dataset import scan_dataset, split_files, write_manifest
 
     root = tmp_path_factory.mktemp('export_run')
-    for name in POTATO:
-        (root / 'photos' / name).mkdir(parents=True)
-        for number in range(3):
-            shutil.copyfile(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg',
-                            root / 'photos' / name / f'{number}.jpg')
+    leaf_copies(root / 'photos', POTATO, 3)
     run = root / 'run'
     run.mkdir()
     index = scan_dataset(root / 'photos')

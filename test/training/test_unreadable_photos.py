@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-import shutil
 
 from conftest import TEST_IMAGES_DIR
+from helpers.photo_folders import leaf_copies
 from helpers.shipped_model import LABELS_PATH, MODEL_PATH, require_shipped_model
 import pytest
 
@@ -23,10 +23,7 @@ CLASSES = ('Apple___healthy', 'Potato___Early_blight', 'Tomato___Late_blight')
 
 def folder_with_unreadable_photos(root: Path, copies: int = 4) -> Path:
     """Write ``copies`` photos a class and, in the first class, two that cannot be decoded."""
-    for name in CLASSES:
-        (root / name).mkdir(parents=True)
-        for number in range(copies):
-            shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg', root / name / f'{number}.jpg')
+    leaf_copies(root, CLASSES, copies)
     whole = (TEST_IMAGES_DIR / 'leaves' / f'{CLASSES[0]}.jpg').read_bytes()
     (root / CLASSES[0] / 'cut.jpg').write_bytes(whole[:len(whole) // 2])
     (root / CLASSES[0] / 'text.jpg').write_text('not a photo at all\n')

@@ -10,9 +10,8 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-import shutil
 
-from conftest import TEST_IMAGES_DIR
+from helpers.photo_folders import leaf_copies
 from helpers.shipped_model import LABELS_PATH, MODEL_PATH, require_shipped_model
 import pytest
 
@@ -23,11 +22,7 @@ CLASSES = ('Apple___healthy', 'Potato___Early_blight', 'Tomato___Late_blight')
 
 def photo_folder(root: Path, copies: int = 2) -> Path:
     """Write ``root/<class>/<n>.jpg``: ``copies`` copies of each class's test leaf."""
-    for name in CLASSES:
-        (root / name).mkdir(parents=True)
-        for number in range(copies):
-            shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg', root / name / f'{number}.jpg')
-    return root
+    return leaf_copies(root, CLASSES, copies)
 
 
 def evaluate(data: Path, out: Path, *extra: str) -> int:
