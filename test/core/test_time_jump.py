@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpers.clock import FakeClock
 import pytest
 
 from plant_disease_ros.core.time_jump import TimeJumpDetector
@@ -76,16 +77,6 @@ def test_a_pause_of_every_stream_after_the_jump_is_not_taken_for_late_stamps() -
     assert detector.late_stamps == 0 and detector.jumps == 1
 
 
-class FakeClock:
-    """A wall clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_last_fix_of_a_1_hz_receiver_in_flight_at_the_loop_is_late() -> None:
     """Its stamp is a GPS period beyond anything seen before the jump: late all the same."""
     detector = TimeJumpDetector(threshold_s=1.0)
@@ -98,7 +89,7 @@ def test_the_last_fix_of_a_1_hz_receiver_in_flight_at_the_loop_is_late() -> None
 
 def test_late_stamps_are_recognised_only_shortly_after_the_jump() -> None:
     """A stamp far ahead (a bogus frame) cannot keep fixes dropped: the window closes."""
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     detector = TimeJumpDetector(threshold_s=1.0, late_window_s=2.0, clock=clock)
     detector.check('fix', 99.9)
     detector.check('frame', 100.0)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
+from helpers.clock import FakeClock
+
 from plant_disease_ros.training.progress import (
     EpochClock,
     format_duration,
     format_epoch_line,
 )
-
-
-class FakeClock:
-    """A monotonic clock a test advances by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_estimate_is_mean_epoch_time_times_epochs_left() -> None:
