@@ -622,9 +622,11 @@ class DiseaseClassifierNode(Node):
 
         Return whether ``stamp_s`` is a late stamp of the timeline before the last jump.
         """
+        late_before = self.time_jumps.late_stamps
         jump = self.time_jumps.check(stream, stamp_s)
         if jump is None:
-            return self.time_jumps.is_late(stamp_s, stream)
+            # check() counted it when it found it late: no second look (and clock read).
+            return self.time_jumps.late_stamps > late_before
         settled, dropped = self.fix_wait.restart()
         self._publish_located(settled)
         self._pending_timer.cancel()
