@@ -38,9 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'explanations already (an earlier run, maybe of another model) '
                              'is refused unless --overwrite')
     parser.add_argument('--overwrite', action='store_true',
-                        help="replace the explanations in --out: the earlier run's "
-                             'explanations.json and the figures it lists are removed first '
-                             '(as train and search replace an earlier run only with '
+                        help="replace the explanations in --out: the new "
+                             "explanations.json replaces the earlier run's, and the figures "
+                             'that one lists and this run does not write again are removed '
+                             'after it (as train and search replace an earlier run only with '
                              '--overwrite)')
     parser.add_argument('--grid', type=int, default=8,
                         help='occlusion grid: GRID x GRID cells, each covered in turn')
