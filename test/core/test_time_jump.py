@@ -30,7 +30,7 @@ def test_threshold_must_be_positive() -> None:
 
 def test_a_late_stamp_of_the_previous_timeline_is_no_second_jump() -> None:
     """A frame queued before a bag loop, seen after the loop's first fix: late, not a jump."""
-    detector = TimeJumpDetector(threshold_s=1.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
     assert detector.check('frame', 100.0) is None
     assert detector.check('fix', 100.2) is None
     jump = detector.check('fix', 0.0)               # the bag loops
@@ -52,7 +52,7 @@ def test_a_late_stamp_of_the_previous_timeline_is_no_second_jump() -> None:
 
 def test_once_the_new_timeline_catches_up_nothing_is_late() -> None:
     """After the new timeline passes the old one's newest stamp, every stamp counts again."""
-    detector = TimeJumpDetector(threshold_s=1.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
     detector.check('frame', 10.0)
     assert detector.check('frame', 5.0) is not None
     for stamp in range(6, 12):
@@ -63,7 +63,7 @@ def test_once_the_new_timeline_catches_up_nothing_is_late() -> None:
 
 def test_a_pause_of_every_stream_after_the_jump_is_not_taken_for_late_stamps() -> None:
     """The demo bag's second pass: frames and fixes both pause 2 s, far from the old end."""
-    detector = TimeJumpDetector(threshold_s=1.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
     for stamp in (70.0, 73.0, 74.0):
         detector.check('frame', stamp - 3.0)
         detector.check('fix', stamp)
@@ -79,7 +79,7 @@ def test_a_pause_of_every_stream_after_the_jump_is_not_taken_for_late_stamps() -
 
 def test_the_last_fix_of_a_1_hz_receiver_in_flight_at_the_loop_is_late() -> None:
     """Its stamp is a GPS period beyond anything seen before the jump: late all the same."""
-    detector = TimeJumpDetector(threshold_s=1.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
     detector.check('frame', 98.6)
     detector.check('fix', 99.0)
     assert detector.check('frame', 0.1) is not None

@@ -227,6 +227,9 @@ def test_after_a_bag_loop_a_late_fix_of_the_old_pass_is_dropped_and_frames_wait(
     the new pass's fixes (the receiver is alive) instead of going out without a position."""
     require_shipped_model()
     gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
+    # A late stamp counts as late only shortly after the jump (2 s of wall clock): kept
+    # open here, so a stalled host cannot close it between two sends.
+    gps.classifier.time_jumps.late_window_s = 3600.0
     for t in (60.0, 60.2):
         gps.send_fix(path_fix(t))
     gps.send_frame(T0 + 60.1)
