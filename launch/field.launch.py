@@ -13,7 +13,9 @@ arguments take ``true``/``false`` in either spelling ROS users write (``True``/`
 The Fast DDS profile (``dds_profile``: the robot's own when its environment names one,
 else the shipped one) is exported to every process this file starts, under the one
 variable name the running distribution's Fast DDS reads (``ROS_DISTRO``): Fast DDS 3 warns
-that the older name is deprecated.
+that the older name is deprecated. ``params_file`` and ``dds_profile`` may start with ``~``;
+one that names no file stops the launch with an error, since launch_ros would otherwise
+leave a missing parameter file out with a warning and start the nodes on their defaults.
 
 No string is evaluated here: booleans go through IfCondition/UnlessCondition and the
 transport name is chosen by two conditional SetLaunchConfiguration actions.
@@ -25,8 +27,13 @@ The node set (executables, the parameters set from arguments, the remappings) mi
 
 import os
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, SetLaunchConfiguration
+from launch import LaunchContext, LaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument,
+    OpaqueFunction,
+    SetEnvironmentVariable,
+    SetLaunchConfiguration,
+)
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -34,9 +41,12 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'plant_disease_ros'
-# Distributions whose Fast DDS (2.x) reads only FASTRTPS_DEFAULT_PROFILES_FILE; from Jazzy
-# on Fast DDS 3.x reads FASTDDS_DEFAULT_PROFILES_FILE and warns about the older name.
-FAST_DDS_2_DISTROS = ('foxy', 'galactic', 'humble', 'iron')
+# Distributions whose Fast DDS (2.x; Jazzy ships 2.14) reads only
+# FASTRTPS_DEFAULT_PROFILES_FILE; from Kilted on Fast DDS 3.x reads
+# FASTDDS_DEFAULT_PROFILES_FILE and warns about the older name.
+FAST_DDS_2_DISTROS = ('foxy', 'galactic', 'humble', 'iron', 'jazzy')
+# File arguments expanded (``~``) and checked before any node starts.
+FILE_ARGUMENTS = ('params_file', 'dds_profile')
 # What a boolean argument accepts: IfCondition and a bool ParameterValue read both spellings.
 BOOLEAN_CHOICES = ['true', 'false', 'True', 'False']
 
@@ -46,6 +56,25 @@ def dds_profile_variable(distro: str) -> str:
     if distro.strip().lower() in FAST_DDS_2_DISTROS:
         return 'FASTRTPS_DEFAULT_PROFILES_FILE'
     return 'FASTDDS_DEFAULT_PROFILES_FILE'
+
+
+def existing_file(argument: str, value: str) -> str:
+    """Return launch argument ``argument``'s file ``value`` with ``~`` expanded.
+
+    Raise RuntimeError (launch stops and prints it) when it names no file.
+    """
+    path = os.path.expanduser(value.strip())
+    if not os.path.isfile(path):
+        raise RuntimeError(f'{argument}:={value}: no such file'
+                           + (f' ({path})' if path != value else ''))
+    return path
+
+
+def _check_files(context: LaunchContext) -> list[SetLaunchConfiguration]:
+    """Expand and check the file arguments once, before anything starts."""
+    return [SetLaunchConfiguration(name, existing_file(
+                name, LaunchConfiguration(name).perform(context)))
+            for name in FILE_ARGUMENTS]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -115,6 +144,7 @@ def generate_launch_description() -> LaunchDescription:
         SetLaunchConfiguration('image_transport', 'raw', condition=UnlessCondition(compressed)),
     ]
     environment = [
+        OpaqueFunction(function=_check_files),
         SetEnvironmentVariable(profile_variable, LaunchConfiguration('dds_profile')),
     ]
 

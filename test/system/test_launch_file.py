@@ -359,8 +359,8 @@ def profile_variable_function(model: LaunchModel) -> Callable[[str], str]:
 def test_dds_profile_is_exported_once_under_the_distros_name(model: LaunchModel) -> None:
     """One variable points at the shipped profile, its name chosen from ROS_DISTRO.
 
-    Setting both names made Fast DDS 3 (Jazzy, Kilted) warn in every process that
-    FASTRTPS_DEFAULT_PROFILES_FILE is deprecated; Fast DDS 2 (Humble, Iron) reads only it.
+    Setting both names made Fast DDS 3 (Kilted on) warn in every process that
+    FASTRTPS_DEFAULT_PROFILES_FILE is deprecated; Fast DDS 2 (Humble to Jazzy) reads only it.
     """
     exports = list(calls(model.tree, 'SetEnvironmentVariable'))
     assert len(exports) == 1, 'export the profile under one variable name'
@@ -392,13 +392,69 @@ def test_dds_profile_is_exported_once_under_the_distros_name(model: LaunchModel)
 
 @pytest.mark.parametrize(('distro', 'variable'), [
     ('humble', FASTRTPS_VARIABLE), ('iron', FASTRTPS_VARIABLE), ('foxy', FASTRTPS_VARIABLE),
-    ('jazzy', FASTDDS_VARIABLE), ('kilted', FASTDDS_VARIABLE), ('rolling', FASTDDS_VARIABLE),
+    ('jazzy', FASTRTPS_VARIABLE), ('Jazzy ', FASTRTPS_VARIABLE),
+    ('kilted', FASTDDS_VARIABLE), ('rolling', FASTDDS_VARIABLE),
     ('', FASTDDS_VARIABLE),
 ])
 def test_profile_variable_per_distribution(model: LaunchModel, distro: str,
                                            variable: str) -> None:
-    """FASTRTPS_ on Humble and Iron, FASTDDS_ from Jazzy on (and when ROS_DISTRO is unset)."""
+    """FASTRTPS_ up to Jazzy (Fast DDS 2.14), FASTDDS_ from Kilted on and when unset."""
     assert profile_variable_function(model)(distro) == variable
+
+
+def module_level(model: LaunchModel, names: set[str]) -> dict:
+    """Compile the launch file's module-level functions and constants ``names`` alone."""
+    def wanted(node: ast.stmt) -> bool:
+        if isinstance(node, ast.FunctionDef):
+            return node.name in names
+        return isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id in names for target in node.targets)
+
+    body = [node for node in model.tree.body if wanted(node)]
+    assert len(body) == len(names), f'{names} must be module-level'
+    namespace: dict = {'os': __import__('os')}
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(LAUNCH_FILE), 'exec'), namespace)
+    return namespace
+
+
+def test_file_arguments_are_checked_before_anything_starts(model: LaunchModel) -> None:
+    """params_file and dds_profile are expanded and checked by an OpaqueFunction first.
+
+    launch_ros leaves a parameter file that is not a file out with a warning, and the
+    shell does not expand ``~`` in ``params_file:=~/robot.yaml``: the nodes would start on
+    their defaults. The check runs before the profile is exported and before any node.
+    """
+    namespace = module_level(model, {'FILE_ARGUMENTS'})
+    assert set(namespace['FILE_ARGUMENTS']) == {'params_file', 'dds_profile'}
+    opaque = list(calls(model.tree, 'OpaqueFunction'))
+    assert len(opaque) == 1
+    function = keyword(opaque[0], 'function')
+    assert isinstance(function, ast.Name) and function.id == '_check_files'
+    order = [node.lineno for node in ast.walk(model.resolve(model.assignments['environment']))
+             if call_name(node) in {'OpaqueFunction', 'SetEnvironmentVariable'}]
+    first_node = min(call.lineno for call in model.nodes())
+    assert len(order) == 2 and order[0] < order[1] < first_node
+    returned = ast.unparse(model.tree.body[[
+        isinstance(node, ast.FunctionDef) and node.name == '_check_files'
+        for node in model.tree.body].index(True)])
+    assert 'SetLaunchConfiguration(name, existing_file(' in returned
+    assert 'for name in FILE_ARGUMENTS' in returned
+
+
+def test_existing_file_expands_home_and_refuses_a_missing_file(
+        model: LaunchModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``~`` is the user's home; a missing file is an error that names the argument."""
+    existing_file = module_level(model, {'existing_file'})['existing_file']
+    monkeypatch.setenv('HOME', str(tmp_path))
+    (tmp_path / 'robot.yaml').write_text('/**: {ros__parameters: {}}\n', encoding='utf-8')
+    assert existing_file('params_file', '~/robot.yaml') == str(tmp_path / 'robot.yaml')
+    assert existing_file('params_file', f' {tmp_path}/robot.yaml') == \
+        str(tmp_path / 'robot.yaml')
+    with pytest.raises(RuntimeError, match=r'params_file:=~/robt\.yaml: no such file \('
+                       + str(tmp_path) + r'/robt\.yaml\)'):
+        existing_file('params_file', '~/robt.yaml')
+    with pytest.raises(RuntimeError, match='dds_profile:=.*: no such file'):
+        existing_file('dds_profile', str(tmp_path))  # a folder is not a file
 
 
 def test_nodes_use_namespace_params_file_and_sim_time(model: LaunchModel) -> None:
