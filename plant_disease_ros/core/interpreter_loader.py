@@ -217,7 +217,14 @@ def load_interpreter(model_path: str | os.PathLike, num_threads: int = 2,
                 f'{path}: delegate library {delegate_path!r} could not be loaded '
                 f'({backend.name}): {_one_line(error)}') from error
     try:
-        kwargs: dict[str, Any] = {'model_path': str(path), 'num_threads': num_threads}
+        # The model is read into memory, never memory-mapped: a file overwritten in place
+        # while the node runs (cp, scp, rsync --inplace truncate it first) would otherwise
+        # kill the process with SIGBUS at its next invoke.
+        content = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f'{path}: cannot read model file: {_one_line(error)}') from error
+    try:
+        kwargs: dict[str, Any] = {'model_content': content, 'num_threads': num_threads}
         if delegates:
             kwargs['experimental_delegates'] = delegates
         interpreter = backend.interpreter_class(**kwargs)

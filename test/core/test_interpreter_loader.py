@@ -112,6 +112,50 @@ def test_shipped_model_loads(shipped_model: Path) -> None:
     assert int(details['index']) == model.input_index
 
 
+OVERWRITE_IN_PLACE = """
+import sys
+from pathlib import Path
+import numpy as np
+from plant_disease_ros.core.interpreter_loader import load_interpreter
+
+path = Path(sys.argv[1])
+model = load_interpreter(path, num_threads=1)
+frame = np.random.default_rng(3).integers(0, 256, model.input.shape, dtype=np.uint8)
+frame = frame.astype(model.input.dtype)
+def scores():
+    model.interpreter.set_tensor(model.input_index, frame)
+    model.interpreter.invoke()
+    return model.interpreter.get_tensor(model.output_index).copy()
+before = scores()
+data = path.read_bytes()
+with path.open('r+b') as stream:   # as cp, scp or rsync --inplace overwrite a file
+    stream.truncate(0)
+    stream.write(data[:100])
+    stream.flush()
+after = scores()
+print('same' if np.array_equal(before, after) else 'different', flush=True)
+"""
+
+
+def test_a_model_overwritten_in_place_keeps_running(tmp_path: Path,
+                                                    shipped_model: Path) -> None:
+    """A model file cut short while loaded neither kills the process nor changes scores.
+
+    A memory-mapped model (``model_path=``) dies with SIGBUS at the next invoke; the model
+    is read into memory instead. Run in a child process, so that such a death fails this
+    test instead of ending the test run.
+    """
+    import subprocess
+
+    copy = tmp_path / 'model.tflite'
+    copy.write_bytes(shipped_model.read_bytes())
+    result = subprocess.run([sys.executable, '-c', OVERWRITE_IN_PLACE, str(copy)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.split()[-1] == 'same'
+    assert copy.stat().st_size == 100
+
+
 def test_litert_is_first_choice(shipped_model: Path) -> None:
     pytest.importorskip('ai_edge_litert.interpreter')
     assert load_interpreter(shipped_model).backend == 'ai_edge_litert'
