@@ -23,7 +23,9 @@ if [ -z "${ROS_DOMAIN_ID:-}" ]; then
         [ -e "$_plant_disease_file" ] \
           || (umask 000 && : >> "$_plant_disease_file") 2>/dev/null || continue
         # Read-only: flock needs no write access, so another user's lock file serves too.
-        exec {_plant_disease_fd}<"$_plant_disease_file" 2>/dev/null || continue
+        # The braces keep 2>/dev/null to this one open: on a bare exec it would stay on the
+        # shell's stderr for good.
+        { exec {_plant_disease_fd}<"$_plant_disease_file"; } 2>/dev/null || continue
         if flock -n "$_plant_disease_fd"; then
           export ROS_DOMAIN_ID=$_plant_disease_id
           break 2

@@ -105,3 +105,23 @@ def test_without_a_usable_lock_folder_a_folder_of_the_user_serves(tmp_path: Path
         assert held
     finally:
         process.communicate('\n', timeout=10)
+
+
+def test_sourcing_keeps_the_shells_stderr(tmp_path: Path) -> None:
+    """After sourcing, the shell's error messages still reach its stderr.
+
+    A redirection on the bare ``exec`` that opens a lock file stays on the shell for good:
+    every later error of demo.sh, test.sh or a user's terminal vanished.
+    """
+    locks = tmp_path / 'plant_disease_ros_domains'
+    locks.mkdir()
+    environment = {key: value for key, value in os.environ.items() if key != 'ROS_DOMAIN_ID'}
+    environment['PLANT_DISEASE_DOMAIN_LOCKS'] = str(locks)
+    result = subprocess.run(
+        ['bash', '-c', 'source scripts/ros_env.sh; echo "to stderr $ROS_DOMAIN_ID" >&2; '
+         'ls /nonexistent-plant-disease-path'],
+        cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=30,
+        check=False)
+    assert result.returncode != 0
+    assert 'to stderr ' in result.stderr
+    assert 'nonexistent-plant-disease-path' in result.stderr
