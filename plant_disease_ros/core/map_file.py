@@ -203,6 +203,17 @@ class GeoJsonSeqWriter:
         """Return whether the writer has been closed."""
         return self._handle is None
 
+    def identity(self) -> tuple[int, int]:
+        """Return ``(st_dev, st_ino)`` of the open file; ValueError when closed.
+
+        Compared with the file at ``path`` later, after this writer is closed, it tells
+        whether the file there is still this one.
+        """
+        if self._handle is None:
+            raise ValueError(f'{self.path} writer is closed')
+        opened = os.fstat(self._handle.fileno())
+        return opened.st_dev, opened.st_ino
+
     def replaced(self) -> bool:
         """Return whether the open file is no longer the one at ``path``.
 

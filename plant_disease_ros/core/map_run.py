@@ -4,9 +4,15 @@ A run named ``<run_name>`` in ``map_dir`` appends one durable record per detecti
 ``<run_name>.geojsons`` (a restart with the same name continues it) and, on save, writes
 ``<run_name>.geojson`` (a FeatureCollection) and ``<run_name>_summary.json``.
 
-While the records file cannot be written (a full disk, a read-only remount) records are
-held in memory, at most ``max_held`` (the oldest go first beyond that, and are counted),
-and appended in order once a write succeeds again.
+While the records file cannot be written (a full disk, a read-only remount, its storage
+gone) records are held in memory, at most ``max_held`` (the oldest go first beyond that,
+and are counted), and appended in order once a write succeeds again.
+
+The run remembers the device ``map_dir`` is on. A missing ``map_dir`` is made again only
+on that device (a clean-up removed it): when its nearest existing folder is on another one,
+the storage it was on is gone (a USB stick pulled, so the mount point's parent, the root
+file system, shows through), and making it there would hide the records under the mount
+point once the stick is back. The records are held until ``map_dir`` exists again.
 """
 
 from __future__ import annotations
@@ -42,6 +48,20 @@ QUOTED_CHARACTERS = 120
 DEFAULT_MAX_HELD = 10000
 HELD_BATCH_BYTES = 1 << 20
 """Most bytes of held records written (and fsynced) at once when the disk is back."""
+
+
+class StorageGone(OSError):
+    """``map_dir`` is gone with the storage it was on (unmounted): it is not made again."""
+
+
+def path_device(path: str | Path) -> int:
+    """Return the device (``st_dev``) ``path`` is on; OSError (FileNotFoundError) if none."""
+    return os.stat(path).st_dev
+
+
+def format_device(device: int) -> str:
+    """Return a device number as ``major:minor`` (as ``lsblk`` and ``mountinfo`` show it)."""
+    return f'{os.major(device)}:{os.minor(device)}'
 
 
 def run_file_paths(directory: str | Path, run_name: str) -> tuple[Path, Path, Path]:
@@ -137,6 +157,17 @@ class MapRun:
         self.files_replaced = 0
         self.replaced_note = ''
         self._not_in_file = 0  # records counted before the file was replaced
+        self._file_lost = False  # the open file was found replaced; counted at the reopen
+        self._file_identity: tuple[int, int] | None = None  # (st_dev, st_ino) last opened
+        # Returns the st_dev of a path, FileNotFoundError when it does not exist: a test
+        # sets one that reports another device for some paths (storage that went away).
+        self.device_of: Callable[[Path], int] = path_device
+        # The device map_dir is on (None until it exists), and whether map_dir was a mount
+        # of its own there (on another device than its parent): see _storage_gone.
+        self.map_dir_device: int | None = None
+        self._map_dir_mounted = False
+        # Why map_dir cannot be written (its storage is gone), or '' (see write_held).
+        self.storage_gone = ''
         self._claim: socket.socket | None = None
 
     def continue_existing(self, add: Callable[[dict], None]) -> None:
@@ -206,8 +237,52 @@ class MapRun:
                     raise
                 raise RecordsFileBusy.of(self.records_path) from None
             self._claim = claim
+        if self.map_dir_device is None and self.records_path.parent.is_dir():
+            self._note_device()
         if self._writer is None and self.records_path.exists():
-            self._writer = GeoJsonSeqWriter(self.records_path)
+            self._opened(GeoJsonSeqWriter(self.records_path))
+
+    def _note_device(self) -> None:
+        """Remember the device ``map_dir`` (which exists) is on now."""
+        directory = self.records_path.parent.absolute()
+        self.map_dir_device = self.device_of(directory)
+        self._map_dir_mounted = self.map_dir_device != self.device_of(directory.parent)
+
+    def _nearest_existing(self, path: Path) -> tuple[Path, int]:
+        """Return ``path`` or its nearest existing parent, and the device it is on."""
+        for candidate in (path, *path.parents):
+            try:
+                return candidate, self.device_of(candidate)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        raise FileNotFoundError(errno.ENOENT, 'no existing parent', str(path))
+
+    def _storage_gone(self) -> str:
+        """Return why ``map_dir`` must not be written now (its storage gone), or ``''``.
+
+        Gone: ``map_dir`` is missing and its nearest existing folder is on another device
+        than the one it was on (made there, it would lie hidden under the mount point
+        once the storage is back), or ``map_dir`` was a mount of its own and is now a
+        bare folder on its parent's device. A missing ``map_dir`` whose parent is on its
+        device (a clean-up removed it) may be made again; an existing one on another
+        device (a stick plugged in again gets another number) is written to.
+        """
+        if self.map_dir_device is None:
+            return ''  # not made yet: the first record makes it where it is configured
+        directory = self.records_path.parent.absolute()
+        was = format_device(self.map_dir_device)
+        where, device = self._nearest_existing(directory)
+        if where != directory:
+            if device == self.map_dir_device:
+                return ''
+            return (f'map_dir {self.records_path.parent}: its storage is gone (was device '
+                    f'{was}; {where} is now on device {format_device(device)})')
+        if (device == self.map_dir_device or not self._map_dir_mounted
+                or device != self.device_of(directory.parent)):
+            return ''
+        return (f'map_dir {self.records_path.parent}: its storage is gone (was device {was}, '
+                f'mounted there; it is now a bare folder on device {format_device(device)}, '
+                'the one of its parent)')
 
     def _open_writer(self) -> GeoJsonSeqWriter:
         """Return the open writer, (re)opening the records file (and its folder) if needed.
@@ -215,32 +290,61 @@ class MapRun:
         An open file that is no longer the one at the path (its folder removed, storage
         mounted again) is given up: the records go to a new file at the path, and
         ``files_replaced`` and ``replaced_note`` say how many of this session's records
-        went to the lost one.
+        went to the lost one. So does a file closed after a failed write that is not the
+        one at the path when it is opened again. Raises StorageGone, making nothing, while
+        ``map_dir``'s storage is gone (see :meth:`_storage_gone`).
         """
         if self._writer is not None and self._writer.replaced():
-            lost = self.records_in_file
             self._close_writer()
-            self.files_replaced += 1
-            # The file now at the path may hold records (a card mounted again, a restored
-            # copy): they are the ones it has, whatever the old file held.
-            found = SeqReadStats()
-            if self.records_path.exists():
-                for _ in iter_geojson_seq(self.records_path, found):
-                    pass
-            self._not_in_file = self.records_at_start + self.records_written - found.records
-            if found.records:
-                self.replaced_note = (
-                    f'{self.records_path} was replaced while open (storage mounted again?): '
-                    f'continuing the file now there, which holds {found.records} record(s) '
-                    f'(the old one held {lost})')
-            else:
-                self.replaced_note = (
-                    f'{self.records_path} was removed or replaced while open: a new file was '
-                    f'started there; the {lost} record(s) in the old one are not in it')
+            self._file_lost = True
         if self._writer is None:
+            gone = self._storage_gone()
+            if gone:
+                raise StorageGone(gone)
+            if self._file_lost or self._file_changed():
+                self._file_lost = False
+                self._count_replaced()
             self.records_path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = GeoJsonSeqWriter(self.records_path)
+            self._note_device()  # made, or there again (a stick's number may be new)
+            return self._opened(GeoJsonSeqWriter(self.records_path))
         return self._writer
+
+    def _opened(self, writer: GeoJsonSeqWriter) -> GeoJsonSeqWriter:
+        """Take ``writer`` as the open records file; remember which file it is."""
+        self._writer = writer
+        self._file_identity = writer.identity()
+        return writer
+
+    def _file_changed(self) -> bool:
+        """Return whether the file at the path is not the one last opened (or is missing)."""
+        if self._file_identity is None:
+            return False
+        try:
+            named = os.stat(self.records_path)
+        except OSError:
+            return True
+        return (named.st_dev, named.st_ino) != self._file_identity
+
+    def _count_replaced(self) -> None:
+        """Count the records file found replaced; say what the old and the new one hold."""
+        lost = self.records_in_file
+        self.files_replaced += 1
+        # The file now at the path may hold records (a card mounted again, a restored
+        # copy): they are the ones it has, whatever the old file held.
+        found = SeqReadStats()
+        if self.records_path.exists():
+            for _ in iter_geojson_seq(self.records_path, found):
+                pass
+        self._not_in_file = self.records_at_start + self.records_written - found.records
+        if found.records:
+            self.replaced_note = (
+                f'{self.records_path} was replaced while open (storage mounted again?): '
+                f'continuing the file now there, which holds {found.records} record(s) '
+                f'(the old one held {lost})')
+        else:
+            self.replaced_note = (
+                f'{self.records_path} was removed or replaced while open: a new file was '
+                f'started there; the {lost} record(s) in the old one are not in it')
 
     def _close_writer(self) -> None:
         """Close the records file if open; the next write opens the path again."""
@@ -300,22 +404,31 @@ class MapRun:
                 size += len(record)
             try:
                 self._append_encoded_many(batch)
+            except StorageGone as error:
+                # Nothing was tried: the batch's size is not the problem.
+                self.write_error = self.storage_gone = str(error)
+                return written
             except OSError as error:
                 self.write_error = str(error)
+                self.storage_gone = ''
                 self._batch_bytes = max(1, size // 2)
                 return written
             for _ in batch:
                 self._held.popleft()
             written += len(batch)
             self._batch_bytes = min(HELD_BATCH_BYTES, self._batch_bytes * 2)
-        self.write_error = ''
+        self.write_error = self.storage_gone = ''
         return written
 
     def save(self, extra: Mapping[str, Any], saved_at: datetime | None = None) -> int:
         """Write the FeatureCollection and the summary (run fields, then ``extra``).
 
-        Return the number of features written; raise OSError or ValueError on failure.
+        Return the number of features written; raise OSError or ValueError on failure
+        (StorageGone, making nothing, while ``map_dir``'s storage is gone).
         """
+        gone = self._storage_gone()
+        if gone:
+            raise StorageGone(gone)
         records = (iter_geojson_seq(self.records_path) if self.records_path.exists()
                    else iter(()))
         count = write_feature_collection(self.collection_path, records)

@@ -14,7 +14,10 @@ reports what was written and rejected.
 A full disk or a read-only remount does not stop it: detections are held in memory (at
 most ``max_held_records``), diagnostics say ERROR with the number held, and they are
 appended in order as soon as the file can be written again; a record is never left half
-written. A ``map_dir`` that cannot be written at start is refused with one line.
+written. So are they while ``map_dir``'s storage is gone (a USB stick pulled: ``map_dir``
+missing and its nearest existing folder on another device), instead of making ``map_dir``
+again on the file system under the mount point; they go to ``map_dir`` once it is back. A
+``map_dir`` that cannot be written at start is refused with one line.
 """
 
 from __future__ import annotations
@@ -280,9 +283,14 @@ class DiseaseMapRecorder(Node):
         if self.run.write_error:
             dropped = (f', {self.run.records_dropped} dropped (queue full)'
                        if self.run.records_dropped else '')
-            self.diagnostics.error = (
-                f'cannot write {self.run.records_path}: {self.run.write_error}; '
-                f'{self.run.records_held} detection(s) held in memory{dropped}')
+            if self.run.storage_gone:
+                self.diagnostics.error = (
+                    f'{self.run.storage_gone}; holding {self.run.records_held} '
+                    f'detection(s) in memory{dropped}')
+            else:
+                self.diagnostics.error = (
+                    f'cannot write {self.run.records_path}: {self.run.write_error}; '
+                    f'{self.run.records_held} detection(s) held in memory{dropped}')
         else:
             self.diagnostics.error = ''
         self.diagnostics.set_value('located', self._summary.located)
@@ -309,14 +317,24 @@ class DiseaseMapRecorder(Node):
             return
         self._note_replaced_file()
         if not written:
-            self.warnings.warning(
-                'held', f'cannot append to {self.run.records_path}: {self.run.write_error}; '
-                f'{self.run.records_held} detection(s) held in memory, '
-                f'{self.run.records_dropped} dropped (queue full)')
+            self._warn_held()
         self._add_to_map(feature)
         # The latency of a record is mostly its fsync: what the disk costs per detection.
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         self._update_diagnostic_values()
+
+    def _warn_held(self) -> None:
+        """Log (throttled) that the records file cannot be written and what is held."""
+        if self.run.storage_gone:
+            self.warnings.warning(
+                'storage_gone', f'{self.run.storage_gone}; holding {self.run.records_held} '
+                f'detection(s) in memory until it is back, {self.run.records_dropped} '
+                'dropped (queue full)')
+            return
+        self.warnings.warning(
+            'held', f'cannot append to {self.run.records_path}: {self.run.write_error}; '
+            f'{self.run.records_held} detection(s) held in memory, '
+            f'{self.run.records_dropped} dropped (queue full)')
 
     def _note_replaced_file(self) -> None:
         """Log (once each) that the records file was removed or replaced under the writer."""
@@ -331,6 +349,9 @@ class DiseaseMapRecorder(Node):
             return
         written = self.run.write_held()
         self._note_replaced_file()
+        if self.run.storage_gone:
+            # No detection may come while the storage is gone: the log says it anyway.
+            self._warn_held()
         if written and not self.run.records_held:
             dropped = self.run.records_dropped
             self.get_logger().info(

@@ -1,0 +1,129 @@
+"""disease_map_recorder when map_dir's storage goes away mid-run (a USB stick pulled).
+
+The stick is simulated without root (see test/core/test_map_dir_storage.py): its files
+are real files in the folder standing for the mount point, and the run's ``device_of``
+hook makes that folder report the stick's device while it is plugged in and its parent's
+once it is pulled (its files moved out). Counted: nothing made under the bare mount point,
+ERROR in diagnostics naming map_dir and the detections held, then, with the stick back
+under another device number, every detection in the file, in order, once, and OK again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
+import pytest
+
+from plant_disease_ros.core.map_file import read_geojson_seq
+
+rclpy = pytest.importorskip('rclpy')
+
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
+
+NODE = 'disease_map_recorder'
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+WAIT_S = 20.0
+STICK = os.makedev(8, 17)
+STICK_AGAIN = os.makedev(8, 33)
+
+
+def detection(sequence: int) -> dict:
+    """Return a detection Feature numbered ``sequence``."""
+    return {'type': 'Feature', 'geometry': {'type': 'Point', 'coordinates': [4.35, 50.85]},
+            'properties': {'stamp': {'sec': sequence, 'nanosec': 0}, 'frame_id': 'camera',
+                           'label': 'Tomato___Late_blight', 'confidence': 0.9}}
+
+
+class Stick:
+    """A stick on ``mount_point``, as a ``device_of`` hook (see the module docstring)."""
+
+    def __init__(self, mount_point: Path) -> None:
+        self.mount_point = mount_point.absolute()
+        self.away = mount_point.parent / 'stick_contents'
+        self.device: int | None = None  # None: pulled
+        mount_point.mkdir()
+
+    def __call__(self, path: Path) -> int:
+        real = os.stat(path).st_dev
+        path = Path(path).absolute()
+        inside = path == self.mount_point or self.mount_point in path.parents
+        return self.device if inside and self.device is not None else real
+
+    def plug(self, device: int) -> None:
+        if self.away.exists():
+            for item in sorted(self.away.iterdir()):
+                item.rename(self.mount_point / item.name)
+            self.away.rmdir()
+        self.device = device
+
+    def pull(self) -> None:
+        self.away.mkdir()
+        for item in sorted(self.mount_point.iterdir()):
+            item.rename(self.away / item.name)
+        self.device = None
+
+
+def test_storage_gone_holds_detections_with_an_error_then_writes_them(
+        ros_context, tmp_path: Path) -> None:
+    stick = Stick(tmp_path / 'usb')
+    stick.plug(STICK)
+    map_dir = stick.mount_point / 'maps'
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(map_dir), run_name='field'))
+    recorder.run.device_of = stick  # map_dir is made by the first record, through it
+    harness = Harness(ros_context, [recorder], name='recorder_storage_test')
+    publisher = harness.node.create_publisher(String, 'detections', RELIABLE)
+    diagnostics = diagnostics_collector(harness.node)
+    harness.wait_for_subscribers(publisher)
+    published = 0
+
+    def publish(count: int) -> None:
+        nonlocal published
+        for _ in range(count):
+            publisher.publish(String(data=json.dumps(detection(published))))
+            published += 1
+
+    def level() -> int | None:
+        found = statuses(diagnostics, NODE)
+        return found[-1].level if found else None
+
+    try:
+        publish(3)
+        assert harness.wait(lambda: recorder.records_written == 3, WAIT_S)
+
+        stick.pull()
+        publish(3)
+        assert harness.wait(lambda: recorder.records_held == 3, WAIT_S)
+        expected = f'map_dir {map_dir}: its storage is gone (was device 8:17; {stick.mount_point}'
+        assert harness.wait(
+            lambda: level() == DiagnosticStatus.ERROR
+            and 'holding 3 detection(s)' in statuses(diagnostics, NODE)[-1].message, WAIT_S)
+        message = statuses(diagnostics, NODE)[-1].message
+        assert message.startswith(expected), message
+        harness.wait(lambda: False, 2.5)  # two turns of the retry timer
+        assert list(stick.mount_point.iterdir()) == []  # nothing made on the root device
+        assert (recorder.records_held, recorder.records_written) == (3, 3)
+
+        stick.plug(STICK_AGAIN)
+        assert harness.wait(lambda: recorder.records_held == 0, WAIT_S)
+        publish(1)
+        assert harness.wait(lambda: recorder.records_written == 7, WAIT_S)
+        assert harness.wait(lambda: level() == DiagnosticStatus.OK, WAIT_S)
+        values = latest_diagnostics(diagnostics, NODE) or {}
+        assert values.get('records_file_replaced') == '1', values
+        assert values.get('records_in_file') == '7', values
+        assert [feature['properties']['stamp']['sec']
+                for feature in read_geojson_seq(recorder.records_path)] == list(range(7))
+        ok, message = recorder.save()
+        assert ok, message
+        summary = json.loads(recorder.run.summary_path.read_text())
+        assert (summary['features_in_collection'], summary['records_held_unwritten']) == (7, 0)
+    finally:
+        harness.close()
