@@ -7,6 +7,9 @@ always a fresh H×W×3 uint8 C-contiguous array that never aliases the caller's 
 
 from __future__ import annotations
 
+import sys
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -347,11 +350,135 @@ def _jpeg_is_complete(raw: bytes) -> bool:
 
 
 MAX_COMPRESSED_PIXELS = 50_000_000
-"""Largest image a compressed payload may claim (a 50 Mpx camera; 150 MB decoded)."""
+"""Largest image a compressed payload may claim, in pixels (a 50 Mpx camera)."""
 
-_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+MAX_DECODED_BYTES = 150_000_000
+"""Largest image a compressed payload may claim, in bytes as OpenCV decodes it.
+
+Pixels × channels × bytes per sample, read from the header before anything is decoded:
+150 MB is a 50 Mpx 8-bit colour image, so every 8-bit grey or colour image within
+:data:`MAX_COMPRESSED_PIXELS` passes, while 8-bit RGBA stops at 37.5 Mpx, 16-bit RGB at
+25 Mpx and 16-bit RGBA at 18.75 Mpx (a 380 KB PNG claiming 7000×7000 16-bit RGBA would
+decode to 392 MB). Decoding briefly takes about twice the decoded size (measured with
+OpenCV 5.1's cv2.imdecode); past the decoder only the RGB result is full-size.
+"""
+
 # JPEG start-of-frame markers: C0..CF except DHT (C4), JPG (C8) and DAC (CC).
 _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Channels OpenCV decodes each PNG colour type to (IMREAD_UNCHANGED): grey stays one
+# channel, grey + alpha becomes BGRA; RGB and palette become BGRA with a tRNS chunk.
+_PNG_CHANNELS: dict[int, int] = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
+_PNG_CHANNELS_WITH_TRNS: dict[int, int] = {**_PNG_CHANNELS, 2: 4, 3: 4}
+_HIGH_BYTE = 1 if sys.byteorder == 'little' else 0
+"""Index of the high byte of a native uint16 seen as two uint8."""
+_BLEND_PIXELS = 1 << 20
+"""Pixels blended over a background at a time: the float32 temporaries stay ~12 MB each."""
+
+
+class ClaimedImage(NamedTuple):
+    """What a compressed image's header says it decodes to (as OpenCV decodes it)."""
+
+    width: int
+    height: int
+    channels: int
+    """Channels OpenCV decodes to (1 grey, 3 BGR, 4 BGRA), not as the file stores them."""
+    sample_bytes: int
+    """1, or 2 for 16-bit samples (a 16-bit PNG; a JPEG of more than 8-bit precision)."""
+
+    @property
+    def pixels(self) -> int:
+        """Return width × height."""
+        return self.width * self.height
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Return the size of the decoded image: pixels × channels × bytes per sample."""
+        return self.pixels * self.channels * self.sample_bytes
+
+
+def _png_claim(raw: bytes) -> ClaimedImage | None:
+    """Walk a PNG's chunks; return what its IHDR claims (None without one).
+
+    A chunk longer than the data left is refused. libpng reads only the first IHDR (it
+    refuses another). A tRNS chunk before the image data makes OpenCV decode RGB and
+    palette images with alpha (4 channels).
+    """
+    position = 8
+    header: tuple[int, int, int, int] | None = None
+    transparency = seen_data = False
+    while position + 8 <= len(raw):
+        length = int.from_bytes(raw[position:position + 4], 'big')
+        kind = raw[position + 4:position + 8]
+        left = len(raw) - position - 12
+        if length > left:
+            raise ImageConversionError(
+                'decode_failed', f'corrupt PNG: chunk {kind.decode("latin-1")!r} claims '
+                f'{length} bytes, {max(0, left)} left')
+        if kind == b'IHDR' and length >= 8 and header is None:
+            body = raw[position + 8:position + 8 + length]
+            # A header too short for its bit depth and colour type is taken at the worst:
+            # 16-bit RGBA.
+            depth, colour = (body[8], body[9]) if length >= 10 else (16, 6)
+            header = (int.from_bytes(body[0:4], 'big'), int.from_bytes(body[4:8], 'big'),
+                      depth, colour)
+        elif kind == b'tRNS' and not seen_data:
+            transparency = True
+        elif kind == b'IDAT':
+            seen_data = True
+        elif kind == b'IEND':
+            break
+        position += 12 + length
+    if header is None:
+        return None
+    width, height, depth, colour = header
+    channels = _PNG_CHANNELS_WITH_TRNS if transparency else _PNG_CHANNELS
+    # Bit depths 1, 2 and 4 are expanded to a byte; an unknown colour type counts as RGBA.
+    return ClaimedImage(width, height, channels.get(colour, 4), 2 if depth > 8 else 1)
+
+
+def _bmp_claim(raw: bytes) -> ClaimedImage:
+    """Return what a BMP's header (at least 26 bytes) claims.
+
+    OpenCV decodes 32 bits a pixel as BGRA (when it has alpha) and every other depth as
+    BGR or grey: counted as 4 and 3 channels. (Counting a grey palette as 3 refuses
+    nothing: 3 bytes a pixel within :data:`MAX_COMPRESSED_PIXELS` is within
+    :data:`MAX_DECODED_BYTES`.) A header cut short before its bit count counts as 32.
+    """
+    header = int.from_bytes(raw[14:18], 'little')
+    if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        width, height = (int.from_bytes(raw[18:20], 'little'),
+                         int.from_bytes(raw[20:22], 'little'))
+        bits = int.from_bytes(raw[24:26], 'little')
+    else:  # height < 0: rows stored top-down
+        width, height = (abs(int.from_bytes(raw[18:22], 'little', signed=True)),
+                         abs(int.from_bytes(raw[22:26], 'little', signed=True)))
+        bits = int.from_bytes(raw[28:30], 'little') if len(raw) >= 30 else 32
+    return ClaimedImage(width, height, 4 if bits == 32 else 3, 1)
+
+
+def claimed_image(data: bytes | np.ndarray) -> ClaimedImage | None:
+    """Return the size and samples a JPEG, PNG or BMP payload's header claims.
+
+    Only the headers are walked (microseconds). ``None`` for a PNG without IHDR (the
+    decoder refuses it). Raises :class:`ImageConversionError` ('decode_failed') for a PNG
+    chunk longer than the data, a JPEG without a frame header before its image data, and
+    anything that is not JPEG, PNG or BMP (a BMP of 26 bytes at least).
+    """
+    raw = data if isinstance(data, bytes) else _as_byte_array(data).tobytes()
+    if raw.startswith(_PNG_MAGIC):
+        return _png_claim(raw)
+    if raw.startswith(_JPEG_MAGIC):
+        claim = _jpeg_frame(raw)
+        if claim is None:
+            raise ImageConversionError(
+                'decode_failed', f'corrupt JPEG: no frame header before its image data '
+                f'({len(raw)} bytes)')
+        return claim
+    if raw.startswith(b'BM') and len(raw) >= 26:
+        return _bmp_claim(raw)
+    raise ImageConversionError(
+        'decode_failed', f'not a JPEG, PNG or BMP stream (starts {raw[:8].hex(" ")}, '
+        f'{len(raw)} bytes)')
 
 
 def _check_compressed_header(raw: bytes) -> None:
@@ -359,59 +486,38 @@ def _check_compressed_header(raw: bytes) -> None:
 
     OpenCV trusts the header: a corrupt PNG chunk length or a JPEG frame header claiming
     20000×20000 pixels makes it allocate gigabytes from a few hundred bytes (found by the
-    fuzz tests), which can get a robot's node killed for memory. Only the headers are
-    walked, so this costs microseconds. Only JPEG, PNG and BMP are let through: OpenCV
-    decodes a dozen more formats whatever the message's ``format`` says (a WebP labelled
-    'jpeg'), whose headers are not checked here. A JPEG is walked as libjpeg reads it
-    (bytes between segments are skipped), and one without a frame header is refused, so
-    junk before the frame header cannot hide its size.
+    fuzz tests), which can get a robot's node killed for memory; so does a small PNG
+    claiming 7000×7000 16-bit RGBA (8 bytes a pixel), hence the cap on decoded bytes as
+    well as on pixels. Only the headers are walked, so this costs microseconds. Only
+    JPEG, PNG and BMP are let through: OpenCV decodes a dozen more formats whatever the
+    message's ``format`` says (a WebP labelled 'jpeg'), whose headers are not checked
+    here. A JPEG is walked as libjpeg reads it (bytes between segments are skipped), and
+    one without a frame header is refused, so junk before the frame header cannot hide
+    its size.
     """
-    size: tuple[int, int] | None = None
-    if raw.startswith(_PNG_MAGIC):
-        position = 8
-        while position + 8 <= len(raw):
-            length = int.from_bytes(raw[position:position + 4], 'big')
-            kind = raw[position + 4:position + 8]
-            left = len(raw) - position - 12
-            if length > left:
-                raise ImageConversionError(
-                    'decode_failed', f'corrupt PNG: chunk {kind.decode("latin-1")!r} claims '
-                    f'{length} bytes, {max(0, left)} left')
-            if kind == b'IHDR' and length >= 8:
-                size = (int.from_bytes(raw[position + 8:position + 12], 'big'),
-                        int.from_bytes(raw[position + 12:position + 16], 'big'))
-            if kind == b'IEND':
-                break
-            position += 12 + length
-    elif raw.startswith(_JPEG_MAGIC):
-        size = _jpeg_frame_size(raw)
-        if size is None:
-            raise ImageConversionError(
-                'decode_failed', f'corrupt JPEG: no frame header before its image data '
-                f'({len(raw)} bytes)')
-    elif raw.startswith(b'BM') and len(raw) >= 26:
-        header = int.from_bytes(raw[14:18], 'little')
-        if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
-            size = (int.from_bytes(raw[18:20], 'little'), int.from_bytes(raw[20:22], 'little'))
-        else:  # height < 0: rows stored top-down
-            size = (abs(int.from_bytes(raw[18:22], 'little', signed=True)),
-                    abs(int.from_bytes(raw[22:26], 'little', signed=True)))
-    else:
+    claim = claimed_image(raw)
+    if claim is None:
+        return
+    if claim.pixels > MAX_COMPRESSED_PIXELS:
         raise ImageConversionError(
-            'decode_failed', f'not a JPEG, PNG or BMP stream (starts {raw[:8].hex(" ")}, '
-            f'{len(raw)} bytes)')
-    if size is not None and size[0] * size[1] > MAX_COMPRESSED_PIXELS:
+            'bad_size', f'compressed image claims {claim.width}x{claim.height} pixels, more '
+            f'than {MAX_COMPRESSED_PIXELS}')
+    if claim.decoded_bytes > MAX_DECODED_BYTES:
         raise ImageConversionError(
-            'bad_size', f'compressed image claims {size[0]}x{size[1]} pixels, more than '
-            f'{MAX_COMPRESSED_PIXELS}')
+            'bad_size', f'compressed image claims {claim.width}x{claim.height} pixels of '
+            f'{claim.channels} x {8 * claim.sample_bytes}-bit samples, '
+            f'{claim.decoded_bytes / 1e6:.0f} MB decoded, more than '
+            f'{MAX_DECODED_BYTES / 1e6:.0f} MB')
 
 
-def _jpeg_frame_size(raw: bytes) -> tuple[int, int] | None:
-    """Return (width, height) from a JPEG's frame header, or None if none comes first.
+def _jpeg_frame(raw: bytes) -> ClaimedImage | None:
+    """Return what a JPEG's frame header claims, or None if none comes first.
 
     Walks the segments as libjpeg's marker reader does: bytes that are not a marker are
     skipped (libjpeg warns of "extraneous bytes" and goes on), as are fill bytes (0xFF)
-    and a stuffed 0xFF00; a segment with a length is jumped over.
+    and a stuffed 0xFF00; a segment with a length is jumped over. OpenCV decodes one
+    component as grey and three or four (CMYK) as BGR; a precision above 8 bits (a 12-bit
+    JPEG) as 16-bit samples.
     """
     position = 2
     while position + 2 <= len(raw):
@@ -426,10 +532,13 @@ def _jpeg_frame_size(raw: bytes) -> tuple[int, int] | None:
             position += 2
             continue
         if marker in _JPEG_FRAME_MARKERS:
-            if position + 9 > len(raw):
+            # Length (2), precision (1), height (2), width (2), components (1).
+            if position + 10 > len(raw):
                 return None
-            return (int.from_bytes(raw[position + 7:position + 9], 'big'),
-                    int.from_bytes(raw[position + 5:position + 7], 'big'))
+            precision, components = raw[position + 4], raw[position + 9]
+            return ClaimedImage(int.from_bytes(raw[position + 7:position + 9], 'big'),
+                                int.from_bytes(raw[position + 5:position + 7], 'big'),
+                                1 if components == 1 else 3, 2 if precision > 8 else 1)
         if marker in (0xDA, 0xD9):  # start of scan or end of image: no frame header
             return None
         if position + 4 > len(raw):
@@ -439,25 +548,56 @@ def _jpeg_frame_size(raw: bytes) -> tuple[int, int] | None:
 
 
 def _over_background(bgra: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """Blend a BGRA image (8 or 16 bit) over an RGB ``background``; return uint8 RGB."""
+    """Blend a BGRA image (8 or 16 bit) over an RGB ``background``; return uint8 RGB.
+
+    Blended in bands of about :data:`_BLEND_PIXELS` pixels, so the float32 temporaries
+    stay a few megabytes whatever the image's size (the same values as the whole at once).
+    """
     if bgra.dtype not in (np.uint8, np.uint16):
         raise ImageConversionError(
             'unsupported_format', f'decoded image has unsupported dtype {bgra.dtype}')
     full = float(np.iinfo(bgra.dtype).max)
-    colour = bgra[..., 2::-1].astype(np.float32) / full
-    alpha = bgra[..., 3:].astype(np.float32) / full
     below = np.asarray(background, np.float32).reshape(1, 1, 3) / 255.0
-    blended = colour * alpha + below * (1.0 - alpha)
-    return np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8)
+    height, width = bgra.shape[:2]
+    rgb = np.empty((height, width, 3), np.uint8)
+    band = max(1, _BLEND_PIXELS // max(1, width))
+    for top in range(0, height, band):
+        part = bgra[top:top + band]
+        colour = part[..., 2::-1].astype(np.float32) / full
+        alpha = part[..., 3:].astype(np.float32) / full
+        blended = colour * alpha + below * (1.0 - alpha)
+        rgb[top:top + band] = np.clip(np.rint(blended * 255.0), 0, 255)
+    return rgb
+
+
+def _high_bytes_to_rgb(image: np.ndarray) -> np.ndarray:
+    """Return a 16-bit grey, BGR or BGRA image as uint8 RGB of its high bytes (``>> 8``).
+
+    One pass, no intermediate: OpenCV copies the high byte of each sample (the uint16
+    array seen as bytes) straight to its RGB place, dropping alpha.
+    """
+    height, width = image.shape[:2]
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    samples = np.ascontiguousarray(image).reshape(height, width, channels).view(np.uint8)
+    if channels == 1:
+        pairs = [_HIGH_BYTE, 0, _HIGH_BYTE, 1, _HIGH_BYTE, 2]
+    elif channels in (3, 4):  # B G R (A): R, G, B are samples 2, 1, 0
+        pairs = [4 + _HIGH_BYTE, 0, 2 + _HIGH_BYTE, 1, _HIGH_BYTE, 2]
+    else:
+        raise ImageConversionError(
+            'unsupported_format', f'decoded image has {channels} channels')
+    rgb = np.empty((height, width, 3), np.uint8)
+    cv2.mixChannels([samples], [rgb], pairs)
+    return rgb
 
 
 def check_compressed_payload(data: bytes | np.ndarray) -> None:
     """Refuse, before decoding, a payload no decoder should be given.
 
     Empty data; a stream that is not JPEG, PNG or BMP; a header claiming more than
-    :data:`MAX_COMPRESSED_PIXELS` or a PNG chunk longer than the data; a JPEG without an
-    end-of-image marker (libjpeg would pad it with grey). Raises
-    :class:`ImageConversionError`.
+    :data:`MAX_COMPRESSED_PIXELS` pixels or :data:`MAX_DECODED_BYTES` decoded bytes
+    ('bad_size'), or a PNG chunk longer than the data; a JPEG without an end-of-image
+    marker (libjpeg would pad it with grey). Raises :class:`ImageConversionError`.
     """
     buffer = _as_byte_array(data)
     if buffer.size == 0:
@@ -480,7 +620,9 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
     of its photo; an alpha that is zero everywhere is ignored). ``format`` may be empty
     (the data is sniffed), 'jpeg', 'png' or the
     image_transport style 'bgr8; jpeg compressed bgr8'. A truncated JPEG, which libjpeg
-    would pad with grey, is refused.
+    would pad with grey, is refused, as is a header claiming more than
+    :data:`MAX_DECODED_BYTES` decoded. Past the decoder, the only full-size array made is
+    the RGB result (and the bands of an alpha blend).
     """
     buffer = _as_byte_array(data)
     codec = compressed_codec(format, buffer)
@@ -502,8 +644,8 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
         # a photo of nothing: such an image is taken as opaque.
         return _over_background(image, alpha_background)
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
+        return _high_bytes_to_rgb(image)
+    if image.dtype != np.uint8:
         raise ImageConversionError(
             'unsupported_format', f'decoded image has unsupported dtype {image.dtype}')
     if image.ndim == 2 or image.shape[2] == 1:

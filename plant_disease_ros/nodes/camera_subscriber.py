@@ -15,6 +15,7 @@ lost on the way), with the frames sent and missed per publisher GID in diagnosti
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 import sys
 import time
@@ -119,6 +120,7 @@ class CameraSubscriberNode(Node):
             'center_crop_fraction', 'roi', 'diagnostics_period_s', 'input_timeout_s')}
 
         self.transport: str = values['image_transport']
+        self.qos_reliability: str = values['qos_reliability']
         self.crop_mode: str = values['crop_mode']
         self.center_crop_fraction = float(values['center_crop_fraction'])
         self.roi = [int(v) for v in values['roi']]
@@ -143,7 +145,7 @@ class CameraSubscriberNode(Node):
             self, msg_type, topic, self._on_image, reliability=values['qos_reliability'],
             on_change=self._on_qos_change, with_info=True,
             on_message_lost=self._on_frames_lost)
-        self.diagnostics.watch_input(self._describe_input, values['input_timeout_s'])
+        self._watch_input(values['input_timeout_s'])
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.get_logger().info(
             f'camera_subscriber: {self.image_subscription.topic} ({self.transport}, qos '
@@ -190,10 +192,37 @@ class CameraSubscriberNode(Node):
                         'wrong topic, a silent camera; 0 = never.',
             floating_point_range=float_range(0.0, 3600.0)))
 
+    def _watch_input(self, timeout_s: float) -> None:
+        """Warn in /diagnostics while no image has come for ``timeout_s`` (0: never)."""
+        self.diagnostics.watch_input(self._describe_input, timeout_s,
+                                     explain=self._explain_silence)
+
     def _describe_input(self) -> str:
         """Name the images this node waits for, and how many publishers the topic has."""
         topic = self.image_subscription.topic
         return f'images on {topic} ({self.count_publishers(topic)} publishers)'
+
+    def _explain_silence(self) -> str:
+        """Say how many of the topic's publishers cannot deliver here for their QoS, and why.
+
+        '' when every publisher can. A publisher whose QoS does not match the
+        subscription's is counted among the topic's publishers, but DDS never sends it
+        here: without this, a best-effort camera and ``qos_reliability: reliable`` read as
+        a camera that is there but silent (rclpy logs the mismatch once, at discovery).
+        """
+        blocked = self.image_subscription.incompatible_publishers()
+        policy = self.image_subscription.reliability
+        if not blocked or policy is None:
+            return ''
+        reasons = Counter(why for _, why in blocked)
+        kinds = ', '.join(why if count == len(blocked) else f'{count} {why}'
+                          for why, count in reasons.items())
+        subscription = reliability_name(policy).replace('_', ' ')
+        text = (f'{len(blocked)} of them, {kinds}, cannot reach this {subscription} '
+                f'subscription (qos_reliability: {self.qos_reliability})')
+        if self.qos_reliability == 'reliable' and 'best effort' in reasons:
+            text += '; set qos_reliability to auto or best_effort'
+        return text
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Check start values and runtime changes.
@@ -217,7 +246,7 @@ class CameraSubscriberNode(Node):
             elif parameter.name == 'roi':
                 self.roi = [int(v) for v in parameter.value]
             elif parameter.name == 'input_timeout_s':
-                self.diagnostics.watch_input(self._describe_input, parameter.value)
+                self._watch_input(parameter.value)
 
     def _on_qos_change(self, topic: str, policy: ReliabilityPolicy, why: str) -> None:
         """Log the image subscription's reliability each time it is (re)chosen."""

@@ -67,6 +67,7 @@ class NodeDiagnostics:
         # The input whose silence is a warning (see watch_input); none by default.
         self._input_timeout_s = 0.0
         self._describe_input: Callable[[], str] | None = None
+        self._explain_silence: Callable[[], str] | None = None
         self._last_input_s = time.monotonic()
         self._input_ever = False
         self._publisher = node.create_publisher(
@@ -75,15 +76,19 @@ class NodeDiagnostics:
         self._timer: Any = node.create_timer(float(period_s), self.publish,
                                              clock=steady_clock())
 
-    def watch_input(self, describe: Callable[[], str], timeout_s: float) -> None:
+    def watch_input(self, describe: Callable[[], str], timeout_s: float,
+                    explain: Callable[[], str] | None = None) -> None:
         """Warn while no message has been received for ``timeout_s`` (0: never warn).
 
         ``describe()`` names what is missing, e.g. ``frames on /ns/image_raw (0
         publishers)``: a remapping typo or a silent driver reads as a warning, not as "ok".
+        ``explain()``, called only while the warning is due, may add why after a colon
+        (e.g. publishers whose QoS cannot reach the subscription); '' adds nothing.
         The silence is counted from the last message, or from the node's start before the
         first one (a new timeout does not restart it).
         """
         self._describe_input = describe
+        self._explain_silence = explain
         self._input_timeout_s = float(timeout_s)
 
     def count_received(self) -> None:
@@ -100,7 +105,9 @@ class NodeDiagnostics:
         if silent_s < self._input_timeout_s:
             return ''
         since = 'since the last one' if self._input_ever else 'since the start'
-        return f'no {self._describe_input()} for {silent_s:.0f} s ({since})'
+        text = f'no {self._describe_input()} for {silent_s:.0f} s ({since})'
+        why = self._explain_silence() if self._explain_silence is not None else ''
+        return f'{text}: {why}' if why else text
 
     def count_processed(self, latency_ms: float | None = None) -> None:
         """Count a message handled to the end, with its latency if given."""

@@ -31,6 +31,8 @@ from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
+    qos_check_compatible,
+    QoSCompatibility,
     QoSProfile,
     ReliabilityPolicy,
 )
@@ -150,6 +152,29 @@ def reliability_for_publishers(publishers: Iterable[Any]) -> ReliabilityPolicy |
     return ReliabilityPolicy.BEST_EFFORT
 
 
+def publisher_mismatch(publisher: QoSProfile, subscription: QoSProfile) -> str:
+    """Return why a publisher with QoS ``publisher`` cannot deliver to ``subscription``, or ''.
+
+    A best-effort publisher cannot reach a reliable subscription ('best effort'), nor a
+    volatile one a transient-local subscription ('volatile'); any other mismatch (a
+    deadline, liveliness) is worded as rmw words it. ``publisher`` is typically the
+    ``qos_profile`` of a TopicEndpointInfo from ``get_publishers_info_by_topic``.
+    """
+    reasons = []
+    if (publisher.reliability == ReliabilityPolicy.BEST_EFFORT
+            and subscription.reliability == ReliabilityPolicy.RELIABLE):
+        reasons.append('best effort')
+    if (publisher.durability == DurabilityPolicy.VOLATILE
+            and subscription.durability == DurabilityPolicy.TRANSIENT_LOCAL):
+        reasons.append('volatile')
+    if reasons:
+        return ' and '.join(reasons)
+    compatibility, reason = qos_check_compatible(publisher, subscription)
+    if compatibility != QoSCompatibility.ERROR:
+        return ''
+    return reason.removeprefix('ERROR:').strip().rstrip(';') or 'incompatible QoS'
+
+
 class AdaptiveSubscription:
     """A subscription whose reliability is fixed or follows the topic's publishers.
 
@@ -231,6 +256,23 @@ class AdaptiveSubscription:
     def handing_over(self) -> bool:
         """Return whether a replaced subscription is still kept next to its successor."""
         return self._retiring is not None
+
+    def incompatible_publishers(self) -> list[tuple[Any, str]]:
+        """Return the topic's publishers that cannot deliver to the subscription, with why.
+
+        Each as (TopicEndpointInfo, reason) per :func:`publisher_mismatch`, e.g. a
+        best-effort camera and a subscription fixed to reliable. Empty while there is no
+        subscription yet. Asks the graph, so it is meant for a status, not every message.
+        """
+        if self.reliability is None:
+            return []
+        wanted = sensor_qos(self.reliability, self._depth)
+        found = []
+        for info in self._node.get_publishers_info_by_topic(self.topic):
+            why = publisher_mismatch(info.qos_profile, wanted)
+            if why:
+                found.append((info, why))
+        return found
 
     def _deliver(self, msg: Any, info: Any, generation: int) -> None:
         """Pass a message on once and in order; note when the successor has received."""
