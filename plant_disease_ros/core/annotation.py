@@ -5,6 +5,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from plant_disease_ros.core.labels import display_name
+from plant_disease_ros.core.outcome import FrameOutcome
+
+
+def annotation_text(outcome: FrameOutcome, confidence: float) -> str:
+    """Return the text shown on a frame: its label's name and ``confidence``.
+
+    ``confidence`` is the published one (:meth:`FrameOutcome.confidence`), the score of
+    the label shown. A frame the vegetation gate turned away also names the gate's reason
+    ('no leaf 1.00: no colour (grey image)').
+    """
+    text = f'{display_name(outcome.label)} {confidence:.2f}'
+    return f'{text}: {outcome.reason}' if outcome.by_gate else text
+
 
 def annotate(rgb: np.ndarray, text: str) -> np.ndarray:
     """Return a copy of ``rgb`` with ``text`` on a dark band across the top."""

@@ -42,6 +42,12 @@ class GeoFix:
 DEFAULT_MAX_FIX_ACCURACY_M = 50.0
 
 
+# The rejection reason of a fix whose header stamp is exactly zero (sec 0, nanosec 0): a
+# driver that did not fill it. Such a fix has no place in time: it cannot be matched to an
+# image stamp and must not be taken for a jump back in time.
+UNSTAMPED_REASON = 'unstamped'
+
+
 def fix_rejection_reason(status: int, latitude: float, longitude: float,
                          altitude: float) -> str | None:
     """Return why a fix must not be used (``'no_fix'``, ``'non_finite'``, ``'out_of_range'``).

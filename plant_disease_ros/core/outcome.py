@@ -3,10 +3,16 @@
 Three outcomes, one label each:
 
 - ``no_leaf``: no crop leaf in view. Either the vegetation gate rejected the frame (too
-  dark, over-exposed, flat, no plant colours) or the model's top class is its background
+  dark, over-exposed, flat, grey, no plant colours) or the model's top class is its background
   class ``no_leaf``. Never a detection, whatever the score.
 - ``unknown``: a leaf, but the top score is below ``score_threshold``. No detection.
 - a model label: a leaf the model is sure enough of. This is the only detection.
+
+Every output gives the same ``confidence``: the score of the label it is published with
+(:meth:`FrameOutcome.confidence`). A frame the gate rejected is ``no_leaf`` by a rule,
+score 1.0, never the score of a class the model would have picked; the model's own
+``no_leaf`` and a leaf have the top score; ``unknown`` has the top class's score (the
+best guess that stayed below the threshold).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from plant_disease_ros.core.vegetation import GateResult
 NO_LEAF_LABEL = 'no_leaf'
 OUTCOMES = ('leaf', 'unknown', 'no_leaf')
 MODEL_REASON = 'model'  # the no_leaf reason when the model's background class won
+GATE_CONFIDENCE = 1.0  # the score of no_leaf when the vegetation gate decided it
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,17 @@ class FrameOutcome:
     def is_detection(self) -> bool:
         """Return whether the frame gives a detection (a leaf above the threshold)."""
         return self.kind == 'leaf'
+
+    def confidence(self, classification: Classification) -> float:
+        """Return the score of the published label, the ``confidence`` of every output.
+
+        ``GATE_CONFIDENCE`` (1.0) when the vegetation gate made the frame ``no_leaf``;
+        otherwise the top-1 score of ``classification`` (for ``unknown``: the top class's
+        score, below the threshold). The model's own ``top_k`` is published beside it.
+        """
+        if self.by_gate:
+            return GATE_CONFIDENCE
+        return float(classification.top.score)
 
 
 def frame_outcome(classification: Classification, score_threshold: float,

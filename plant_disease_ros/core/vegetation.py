@@ -1,12 +1,17 @@
 """A cheap vegetation gate: skip frames that cannot show a leaf before running the model.
 
-Three plain-numpy measurements of an RGB frame, each a few microseconds a pixel-row:
+Four plain-numpy measurements of an RGB frame, each a few microseconds a pixel-row:
 
 - exposure: the mean grey level (black lens cap, night, sun into the lens);
 - texture: the mean absolute difference between neighbouring grey pixels (a flat colour,
   fog, a frame out of focus);
 - vegetation: the share of pixels whose colour is a plant's (hue from yellow to
-  blue-green, enough saturation and light): sky, soil, gravel, pipes and mulch have few.
+  blue-green, enough saturation and light): sky, soil, gravel, pipes and mulch have few;
+- colour: the share of pixels whose channels differ by more than a few levels. A grey
+  (mono) camera's frames, converted to RGB, have equal channels everywhere: a grey JPEG
+  or PNG decodes to equal channels too (its chroma planes are flat, so compression adds
+  no colour), while a colour camera's sensor noise and white balance leave differences of
+  several levels even on grey gravel.
 
 :func:`check_frame` rejects a frame when any measurement is out of range and says which.
 The defaults were set on the training and validation photos (never the test photos):
@@ -14,6 +19,13 @@ they pass 99.7-100 % of the lab, PlantDoc and orchard leaf photos and reject abo
 of the non-leaf photos (most sky and soil, black, over-exposed, flat and blurred frames;
 no grass or weeds). The classifier's ``no_leaf`` label handles the rest, so the gate only
 removes the obvious cases, at a fraction of the model's cost. No ROS, no OpenCV.
+
+A frame without vegetation that also has no colour gets its own reason, ``no colour
+(grey image)``: it can never show a leaf's or a disease's colours, whatever is in front
+of the camera, and the user must learn that the camera is the problem. The colour test
+only names the reason of a frame the vegetation test rejects anyway, so it never turns
+away a frame that would pass; a frame too dark, over-exposed or flat keeps that reason
+(a black frame has equal channels from any camera).
 """
 
 from __future__ import annotations
@@ -26,6 +38,14 @@ import numpy as np
 # (about 20-35 degrees) stays out.
 PLANT_HUE_DEGREES = (40.0, 185.0)
 
+# The gate's reasons (GateResult.reason); published as the classification's no_leaf_reason.
+TOO_DARK = 'too dark'
+OVER_EXPOSED = 'over-exposed'
+FLAT = 'flat'
+NO_COLOUR = 'no colour (grey image)'
+NO_VEGETATION = 'no vegetation'
+GATE_REASONS = (TOO_DARK, OVER_EXPOSED, FLAT, NO_COLOUR, NO_VEGETATION)
+
 
 @dataclass(frozen=True)
 class GateOptions:
@@ -37,6 +57,10 @@ class GateOptions:
     min_vegetation: float = 0.02  # share of plant-coloured pixels, 0..1
     min_saturation: float = 0.2  # a pixel's HSV saturation to count as plant, 0..1
     min_value: float = 0.12  # a pixel's HSV value to count as plant, 0..1
+    # A pixel has colour when its largest and smallest channel differ by more than this
+    # (0..255): rounding in a grey image's conversions gives 1 or 2 at most.
+    grey_tolerance: int = 4
+    min_colour: float = 0.01  # share of pixels with colour below which a frame is grey
     max_side: int = 128  # frames are subsampled (by striding) to about this side first
 
 
@@ -45,10 +69,22 @@ class GateResult:
     """The gate's verdict on one frame and the measurements behind it."""
 
     passed: bool
-    reason: str  # '' when passed; else 'too dark', 'over-exposed', 'flat' or 'no vegetation'
+    reason: str  # '' when passed; else one of GATE_REASONS
     brightness: float
     texture: float
     vegetation: float
+    colour: float = 1.0  # share of pixels with colour (see colour_fraction)
+
+    @property
+    def has_colour(self) -> bool | None:
+        """Return whether the frame has colour; None when the gate stopped before asking.
+
+        A frame too dark, over-exposed or flat says nothing about the camera's colour
+        (a black frame has equal channels from any camera).
+        """
+        if self.reason in (TOO_DARK, OVER_EXPOSED, FLAT):
+            return None
+        return self.reason != NO_COLOUR
 
 
 def _subsample(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -76,6 +112,15 @@ def vegetation_fraction(rgb: np.ndarray, min_saturation: float = 0.2,
     return float(plant.mean())
 
 
+def colour_fraction(rgb: np.ndarray, tolerance: int = 4) -> float:
+    """Return the share of pixels of an RGB uint8 image whose channels differ by > tolerance."""
+    pixels = rgb.reshape(-1, 3)
+    if pixels.size == 0:
+        return 0.0
+    spread = pixels.max(axis=1).astype(np.int16) - pixels.min(axis=1).astype(np.int16)
+    return float((spread > tolerance).mean())
+
+
 def texture_level(rgb: np.ndarray) -> float:
     """Return the mean absolute difference of horizontally and vertically adjacent greys."""
     grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -95,15 +140,18 @@ def check_frame(rgb: np.ndarray, options: GateOptions | None = None) -> GateResu
     brightness = float(small.astype(np.float32).mean())
     texture = texture_level(small)
     vegetation = vegetation_fraction(small, options.min_saturation, options.min_value)
+    colour = colour_fraction(small, options.grey_tolerance)
     if brightness < options.min_brightness:
-        reason = 'too dark'
+        reason = TOO_DARK
     elif brightness > options.max_brightness:
-        reason = 'over-exposed'
+        reason = OVER_EXPOSED
     elif texture < options.min_texture:
-        reason = 'flat'
+        reason = FLAT
     elif vegetation < options.min_vegetation:
-        reason = 'no vegetation'
+        # Asked only here: a frame with plant colours has colour, and a dark, bright or
+        # flat frame says nothing about the camera.
+        reason = NO_COLOUR if colour < options.min_colour else NO_VEGETATION
     else:
         reason = ''
     return GateResult(passed=not reason, reason=reason, brightness=brightness,
-                      texture=texture, vegetation=vegetation)
+                      texture=texture, vegetation=vegetation, colour=colour)

@@ -3,8 +3,9 @@
 Subscribes ``frames`` (sensor_msgs/Image) and ``fix`` (sensor_msgs/NavSatFix). For each
 frame it publishes ``label`` (std_msgs/String: 'no_leaf' without a crop leaf in view,
 'unknown' below ``score_threshold``; see ``core.outcome``),
-``confidence`` (std_msgs/Float32), ``classification`` (std_msgs/String, one JSON object)
-and, while they have subscribers, ``image_annotated`` and ``explanation`` (Image). Each
+``confidence`` (std_msgs/Float32, the score of that label: 1.0 for a frame the vegetation
+gate turned away), ``classification`` (std_msgs/String, one JSON object) and, while they
+have subscribers, ``image_annotated`` and ``explanation`` (Image). Each
 leaf frame whose top-1 score reaches ``score_threshold`` also gives a GeoJSON Feature on
 ``detections`` tagged with the position at the image's stamp, and that position on
 ``detections/fix`` (NavSatFix) when there is one. Every output carries the source
@@ -28,6 +29,14 @@ played in a loop, a restarted simulator, a GNSS time correction), the jump is lo
 and counted in diagnostics, the waiting detections are settled with the fixes of their
 own timeline, and those fixes are forgotten: no frame is located with a fix of the
 previous loop.
+
+A frame of a grey (mono) camera has no colour: the vegetation gate labels it ``no_leaf``
+with the reason 'no colour (grey image)', it is counted (``frames.grey``), logged
+(throttled), and ``/diagnostics`` is WARN from such a frame until a frame with colour
+comes. A stamp of exactly zero (a driver that did not fill it) is no point in time: such a
+frame is classified and published, counted (``frames.unstamped``), logged and WARN in the
+same way, but never geotagged (``fix_status`` 'none') nor taken for a jump back in time;
+such a fix is rejected (``fix_rejected.unstamped``).
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image, NavSatFix
 from std_msgs.msg import Float32, Header, String
 
-from plant_disease_ros.core.annotation import annotate
+from plant_disease_ros.core.annotation import annotate, annotation_text
 from plant_disease_ros.core.classifier import (
     Classification,
     ClassifierOptions,
@@ -61,14 +70,18 @@ from plant_disease_ros.core.crops import (
     parse_crops,
 )
 from plant_disease_ros.core.detections import detection_feature
-from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M, FixBuffer, FixLookup
+from plant_disease_ros.core.fix_buffer import (
+    DEFAULT_MAX_FIX_ACCURACY_M,
+    FixBuffer,
+    FixLookup,
+    UNSTAMPED_REASON,
+)
 from plant_disease_ros.core.fix_wait import FixWait
-from plant_disease_ros.core.labels import display_name
 from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WARN_PERCENT
 from plant_disease_ros.core.outcome import frame_outcome, NO_LEAF_LABEL, OUTCOMES
 from plant_disease_ros.core.preprocessing import check_pose_count
 from plant_disease_ros.core.time_jump import TimeJumpDetector
-from plant_disease_ros.core.vegetation import check_frame
+from plant_disease_ros.core.vegetation import check_frame, GateResult
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.conversions import (
     classification_to_string,
@@ -76,6 +89,7 @@ from plant_disease_ros.ros.conversions import (
     feature_to_string,
     geofix_to_navsatfix,
     image_to_rgb,
+    is_unstamped,
     navsatfix_to_geofix,
     rgb_to_image,
     stamp_to_seconds,
@@ -112,6 +126,17 @@ PENDING_CHECK_PERIOD_S = 0.05
 # How long a node stopping waits for reliable subscribers to take its last detections.
 SHUTDOWN_ACK_TIMEOUT_S = 1.0
 EXPLANATION_GRID = 4
+# Why a fix was not used, where the reason alone does not say what to do about it.
+FIX_REASON_HINTS = {
+    UNSTAMPED_REASON: 'header stamp 0: the GPS driver does not stamp its fixes, so none '
+                      'can be matched to an image stamp',
+}
+GREY_WARNING = ('frames have no colour: a grey camera cannot show leaf or disease colours; '
+                "they are labelled no_leaf ('no colour (grey image)'). Use a colour camera "
+                'or set the driver to a colour encoding (rgb8, bgr8, colour JPEG)')
+UNSTAMPED_WARNING = ('frames have no stamp (header stamp 0): they are classified and '
+                     'published but never located with GPS nor checked for time jumps; '
+                     'the camera driver must fill header.stamp')
 
 CHECKS = ParameterChecks({
     'qos_reliability': one_of('qos_reliability', RELIABILITY_CHOICES),
@@ -165,6 +190,11 @@ class DiseaseClassifierNode(Node):
                                              warn_percent=value['motion_blur_warn_percent'])
         self._motion_blur_errors = 0  # estimates that failed (the frame was still classified)
         self.outcome_counts = {kind: 0 for kind in OUTCOMES}
+        # Frames without colour (grey camera) and without a stamp: in all, and since the
+        # last frame with colour / with a stamp (while above 0, /diagnostics warns).
+        self.grey_frames = self._grey_since_colour = 0
+        self.unstamped_frames = self._unstamped_since_stamped = 0
+        self._motion_blur_warning = ''
 
         model = self.classifier.model
         self.diagnostics = NodeDiagnostics(self, period_s=value['diagnostics_period_s'])
@@ -294,7 +324,8 @@ class DiseaseClassifierNode(Node):
             floating_point_range=float_range(0.001, 86400.0)))
         self.declare_parameter('vegetation_gate', True, ParameterDescriptor(
             description="Label frames that cannot show a leaf (too dark, over-exposed, flat, "
-                        "no plant colours) 'no_leaf' whatever the model says."))
+                        "no colour at all (grey camera), no plant colours) 'no_leaf' "
+                        'whatever the model says.'))
         self.declare_parameter('motion_blur_check_every', 5, ParameterDescriptor(
             description="Estimate the motion blur of every Nth frame with a leaf (not "
                         "'no_leaf'); /diagnostics shows the median of the last 15 "
@@ -395,6 +426,8 @@ class DiseaseClassifierNode(Node):
                 self.explain_period_s = float(parameter.value)
             elif parameter.name == 'vegetation_gate':
                 self.vegetation_gate = bool(parameter.value)
+                # Without the gate no frame is judged for colour: the warning would stay.
+                self._grey_since_colour = 0
             elif parameter.name == 'motion_blur_check_every':
                 self.motion_blur.every = int(parameter.value)
                 if self.motion_blur.every == 0:
@@ -457,7 +490,12 @@ class DiseaseClassifierNode(Node):
         Return the classification, or ``None`` when the frame could not be classified.
         """
         header = copy_header(header)
-        self._check_time_jump('frame', stamp_to_seconds(header.stamp))
+        unstamped = is_unstamped(header.stamp)
+        if unstamped:
+            self._count_unstamped(header)
+        else:
+            self._unstamped_since_stamped = 0
+            self._check_time_jump('frame', stamp_to_seconds(header.stamp))
         try:
             classification = self.classifier.classify(rgb, top_k=self.top_k)
         except (ValueError, RuntimeError) as error:
@@ -465,9 +503,12 @@ class DiseaseClassifierNode(Node):
             self._reject(error, 'classify_failed', 'cannot classify frame')
             return None
         threshold = self.score_threshold
-        outcome = frame_outcome(classification, threshold,
-                                check_frame(rgb) if self.vegetation_gate else None)
+        gate = check_frame(rgb) if self.vegetation_gate else None
+        outcome = frame_outcome(classification, threshold, gate)
         label = outcome.label
+        # The score of the published label, the same on every output (1.0 for the gate's
+        # no_leaf); the JSON's top_k keeps the model's own scores.
+        confidence = outcome.confidence(classification)
         # Soil, sky and grass say little about the shutter: only leaf frames are estimated.
         # The estimate goes into the record; /diagnostics are updated after the publishing.
         blur = self._estimate_motion_blur(rgb) if outcome.kind != 'no_leaf' else None
@@ -476,16 +517,21 @@ class DiseaseClassifierNode(Node):
             classification_to_string(classification, header, threshold, outcome, blur))
         self.typed_outputs.publish_classification(classification, header, outcome)
         self.label_publisher.publish(String(data=label))
-        self.confidence_publisher.publish(Float32(data=float(classification.top.score)))
+        self.confidence_publisher.publish(Float32(data=confidence))
         if self.annotated_publisher.get_subscription_count() > 0:
-            text = f'{display_name(label)} {classification.top.score:.2f}'
+            text = annotation_text(outcome, confidence)
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
         self._maybe_explain(rgb, header)
         if blur is not None:
             self._publish_motion_blur()
         self.outcome_counts[outcome.kind] += 1
         self.diagnostics.set_value(f'frames.{outcome.kind}', self.outcome_counts[outcome.kind])
-        if outcome.is_detection:
+        if gate is not None:
+            self._note_colour(gate)
+        if outcome.is_detection and unstamped:
+            # No point in time to look a position up at: out at once, without one.
+            self._publish_located([((classification, header), FixLookup('none', None, None))])
+        elif outcome.is_detection:
             self._publish_located(self.fix_wait.add(
                 (classification, header), stamp_to_seconds(header.stamp), time.monotonic(),
                 self.fix_wait_s))
@@ -493,6 +539,30 @@ class DiseaseClassifierNode(Node):
                 self._pending_timer.reset()
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         return classification
+
+    def _count_unstamped(self, header: Header) -> None:
+        """Count a frame stamped exactly zero and warn (throttled)."""
+        self.unstamped_frames += 1
+        self._unstamped_since_stamped += 1
+        self.diagnostics.set_value('frames.unstamped', self.unstamped_frames)
+        self.warnings.warning('frame:unstamped',
+                              f'{UNSTAMPED_WARNING} (frame_id {header.frame_id!r})')
+
+    def _note_colour(self, gate: GateResult) -> None:
+        """Count a frame without colour and warn (throttled); a frame with colour clears it.
+
+        A frame too dark, over-exposed or flat says nothing about the camera's colour and
+        leaves the count since the last colour frame as it is.
+        """
+        if gate.has_colour is None:
+            return
+        if gate.has_colour:
+            self._grey_since_colour = 0
+            return
+        self.grey_frames += 1
+        self._grey_since_colour += 1
+        self.diagnostics.set_value('frames.grey', self.grey_frames)
+        self.warnings.warning('frame:grey', GREY_WARNING)
 
     def _estimate_motion_blur(self, rgb: np.ndarray) -> MotionBlur | None:
         """Offer a frame to the motion blur monitor; return its estimate if it made one.
@@ -571,10 +641,22 @@ class DiseaseClassifierNode(Node):
             for key, value in zip(keys, (median.percent, median.length_px, median.axis,
                                          status.samples), strict=True):
                 self.diagnostics.set_value(key, value)
-        self.diagnostics.warning = '; '.join(
-            text for text in (status.warning, self._position_warning) if text)
+        self._motion_blur_warning = status.warning
+        self._set_warning()
         if status.warning:
             self.warnings.warning('motion_blur', status.warning)
+
+    def _set_warning(self) -> None:
+        """Set the lasting /diagnostics warning from every condition that holds now."""
+        grey = unstamped = ''
+        if self._grey_since_colour:
+            grey = f'{GREY_WARNING} ({self._grey_since_colour} since the last colour frame)'
+        if self._unstamped_since_stamped:
+            unstamped = (f'{UNSTAMPED_WARNING} ({self._unstamped_since_stamped} since the '
+                         'last stamped frame)')
+        self.diagnostics.warning = '; '.join(
+            text for text in (self._motion_blur_warning, self._position_warning, grey,
+                              unstamped) if text)
 
     def _maybe_explain(self, rgb: np.ndarray, header: Header) -> None:
         """Publish an occlusion heatmap every ``explain_period_s`` while it is watched."""
@@ -601,10 +683,13 @@ class DiseaseClassifierNode(Node):
         """Keep a usable fix (count and skip a bad one) and settle waiting detections."""
         self.fixes_received += 1
         self.diagnostics.set_value('fixes_received', self.fixes_received)
-        fix, reason = navsatfix_to_geofix(msg, self.max_fix_accuracy_m)
+        # A fix stamped 0 is rejected here: it never reaches the time-jump detector.
+        fix, reason = navsatfix_to_geofix(msg, self.max_fix_accuracy_m, require_stamp=True)
         if fix is None:
             self.diagnostics.count_rejected(reason, category='fix')
-            self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})')
+            hint = FIX_REASON_HINTS.get(reason)
+            self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})'
+                                  + (f': {hint}' if hint else ''))
             return
         if self._check_time_jump('fix', fix.stamp_s):
             # A fix of the timeline before a jump back, late: it would locate new frames.
@@ -659,7 +744,9 @@ class DiseaseClassifierNode(Node):
             if lookup.fix is not None:
                 self.detection_fix_publisher.publish(geofix_to_navsatfix(lookup.fix, header))
                 self._located_in_period += 1
-            else:
+            elif not is_unstamped(header.stamp):
+                # (An unstamped frame's detection is warned about as unstamped: no GPS
+                # fix could have located it.)
                 self._unlocated_in_period[lookup.status] += 1
                 if self.gps_required:
                     self.warnings.warning(

@@ -18,7 +18,7 @@ from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
 from std_msgs.msg import Header, String
 
 from plant_disease_ros.core.classifier import Classification
-from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix
+from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix, UNSTAMPED_REASON
 from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
 from plant_disease_ros.core.motion_blur import MotionBlur
 from plant_disease_ros.core.outcome import frame_outcome, FrameOutcome
@@ -27,7 +27,8 @@ __all__ = [
     'classification_to_dict', 'classification_to_json', 'classification_to_string',
     'compressed_image_to_rgb', 'copy_header', 'display_label', 'feature_to_string',
     'geofix_to_navsatfix', 'header_to_dict', 'horizontal_accuracy_m', 'image_to_rgb',
-    'navsatfix_to_geofix', 'rgb_to_image', 'seconds_to_stamp', 'stamp_to_seconds',
+    'is_unstamped', 'navsatfix_to_geofix', 'rgb_to_image', 'seconds_to_stamp',
+    'stamp_to_seconds',
 ]
 
 _NANOSECONDS_PER_SECOND = 1_000_000_000
@@ -101,6 +102,15 @@ def stamp_to_seconds(stamp: Time) -> float:
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 
 
+def is_unstamped(stamp: Time) -> bool:
+    """Return whether a header stamp is exactly zero: a driver that did not fill it.
+
+    Only exactly zero: a simulator's clock legitimately starts near 0 (sec 0, nanosec
+    > 0, or a few seconds).
+    """
+    return int(stamp.sec) == 0 and int(stamp.nanosec) == 0
+
+
 def seconds_to_stamp(seconds: float) -> Time:
     """Return float ``seconds`` as a builtin_interfaces/Time (rounded to the nanosecond)."""
     if not math.isfinite(seconds):
@@ -124,14 +134,16 @@ def horizontal_accuracy_m(msg: NavSatFix) -> float | None:
     return math.sqrt(0.5 * (east + north))
 
 
-def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0
-                        ) -> tuple[GeoFix | None, str | None]:
+def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0, *,
+                        require_stamp: bool = False) -> tuple[GeoFix | None, str | None]:
     """Return ``(fix, None)`` for a usable NavSatFix, ``(None, reason)`` otherwise.
 
     The reason is that of :func:`fix_rejection_reason` ('no_fix', 'non_finite' or
-    'out_of_range'), or 'inaccurate' when ``max_accuracy_m`` > 0 and the fix's reported
-    horizontal accuracy is worse (a fix of unknown accuracy is used). The fix's stamp is
-    the message header's.
+    'out_of_range'); 'inaccurate' when ``max_accuracy_m`` > 0 and the fix's reported
+    horizontal accuracy is worse (a fix of unknown accuracy is used); with
+    ``require_stamp``, 'unstamped' (``UNSTAMPED_REASON``) for an otherwise usable fix
+    whose header stamp is exactly zero (:func:`is_unstamped`). The fix's stamp is the
+    message header's.
     """
     reason = fix_rejection_reason(int(msg.status.status), msg.latitude, msg.longitude,
                                   msg.altitude)
@@ -140,6 +152,8 @@ def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0
     accuracy = horizontal_accuracy_m(msg)
     if max_accuracy_m > 0.0 and accuracy is not None and accuracy > max_accuracy_m:
         return None, 'inaccurate'
+    if require_stamp and is_unstamped(msg.header.stamp):
+        return None, UNSTAMPED_REASON
     return GeoFix(stamp_s=stamp_to_seconds(msg.header.stamp), latitude=float(msg.latitude),
                   longitude=float(msg.longitude), altitude=float(msg.altitude),
                   horizontal_accuracy_m=accuracy), None
@@ -193,8 +207,10 @@ def classification_to_dict(classification: Classification, header: Header,
     Keys: ``stamp`` {sec, nanosec} and ``frame_id`` of the source image, ``label`` (as on
     the ``label`` topic, 'unknown' below ``score_threshold``, 'no_leaf' without a leaf),
     ``outcome`` ('leaf', 'unknown' or 'no_leaf'), ``no_leaf_reason`` (the gate's reason or
-    'model'; '' for leaves), ``confidence`` (top-1 score), ``top_k`` [{label, index,
-    score}], ``crops`` (the crops the scores are restricted to; [] = every crop),
+    'model'; '' for leaves), ``confidence`` (the score of ``label``: 1.0 when the gate
+    made it 'no_leaf', else the top-1 score; see :meth:`FrameOutcome.confidence`),
+    ``top_k`` [{label, index, score}] (the model's own scores, also for a frame the gate
+    turned away), ``crops`` (the crops the scores are restricted to; [] = every crop),
     ``poses`` (the right-angle poses of the frame whose scores were averaged; 1 = one pass) and
     ``timings_ms`` {preprocess, invoke, postprocess, total}, and ``motion_blur``: the
     frame's streak {px, axis, percent} when it was estimated (every Nth leaf frame), else
@@ -208,7 +224,7 @@ def classification_to_dict(classification: Classification, header: Header,
         'label': outcome.label,
         'outcome': outcome.kind,
         'no_leaf_reason': outcome.reason,
-        'confidence': float(classification.top.score),
+        'confidence': outcome.confidence(classification),
         'top_k': [{'label': category.label, 'index': int(category.index),
                    'score': float(category.score)}
                   for category in classification.categories],

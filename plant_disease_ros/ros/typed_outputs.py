@@ -55,14 +55,16 @@ def classification_to_vision(classification: Classification, header: Header,
     """Return the vision_msgs/Classification of one frame: header copy, top-k hypotheses.
 
     A frame the vegetation gate rejected (``outcome`` no_leaf for a gate reason) gets one
-    hypothesis, ``no_leaf`` with score 1.0: the gate is a rule, and the model's classes of
-    a frame without vegetation would read as an answer. When the model itself says
+    hypothesis, ``no_leaf`` with score 1.0 (its ``confidence`` on every output, see
+    :meth:`FrameOutcome.confidence`): the gate is a rule, and the model's classes of a
+    frame without vegetation would read as an answer. When the model itself says
     ``no_leaf``, its own top-k stand (``no_leaf`` first).
     """
     message = vision_msgs.Classification()
     message.header = copy_header(header)
     if outcome is not None and outcome.by_gate:
-        message.results = [vision_msgs.ObjectHypothesis(class_id=NO_LEAF_LABEL, score=1.0)]
+        message.results = [vision_msgs.ObjectHypothesis(
+            class_id=NO_LEAF_LABEL, score=outcome.confidence(classification))]
         return message
     message.results = [vision_msgs.ObjectHypothesis(class_id=str(category.label),
                                                     score=float(category.score))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plant_disease_ros.core.annotation import annotate
+from plant_disease_ros.core.annotation import annotate, annotation_text
+from plant_disease_ros.core.outcome import FrameOutcome
 
 
 @pytest.mark.parametrize(('height', 'width'), [(48, 64), (480, 640), (12, 400)])
@@ -28,3 +29,13 @@ def test_accepts_a_non_contiguous_view() -> None:
     rgb = np.full((40, 80, 3), 90, np.uint8)[:, ::2]
     out = annotate(rgb, 'x')
     assert out.shape == (40, 40, 3) and out.flags['C_CONTIGUOUS']
+
+
+def test_the_text_is_the_label_and_its_confidence() -> None:
+    """The published label and confidence; the gate's reason for a frame it turned away."""
+    leaf = FrameOutcome('Tomato___Early_blight', 'leaf')
+    assert annotation_text(leaf, 0.934) == 'Tomato: Early blight 0.93'
+    assert annotation_text(FrameOutcome('unknown', 'unknown'), 0.31) == 'unknown 0.31'
+    assert annotation_text(FrameOutcome('no_leaf', 'no_leaf', 'model'), 0.8) == 'no leaf 0.80'
+    grey = FrameOutcome('no_leaf', 'no_leaf', 'no colour (grey image)')
+    assert annotation_text(grey, 1.0) == 'no leaf 1.00: no colour (grey image)'

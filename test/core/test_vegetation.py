@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
+from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
 from plant_disease_ros.core.vegetation import (
     check_frame,
+    colour_fraction,
     GateOptions,
+    GateResult,
+    NO_COLOUR,
+    NO_VEGETATION,
     texture_level,
     vegetation_fraction,
 )
+
+LEAF_PHOTOS = sorted((Path(__file__).resolve().parents[1] / 'data' / 'leaves').glob('*.jpg'))
 
 
 def leafy(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -73,3 +83,82 @@ def test_options_and_input_checks() -> None:
     assert vegetation_fraction(np.zeros((0, 0, 3), np.uint8)) == 0.0
     with pytest.raises(ValueError, match='RGB'):
         check_frame(np.zeros((8, 8), np.uint8))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read a photo as RGB uint8."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def grey_camera_frames(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """Return what a grey camera delivers of ``rgb``, as the nodes convert it to RGB.
+
+    mono8, mono16 and 8UC1 buffers; grey JPEG and PNG; the grey picture with a level of
+    rounding noise per channel, raw and as a colour JPEG at quality 100, whose chroma
+    noise differs the channels of a third of the pixels by up to 5 levels.
+    """
+    frames = {}
+    for encoding in ('mono8', 'mono16', '8UC1'):
+        data, step = rgb_to_raw(rgb, encoding)
+        frames[encoding] = raw_to_rgb(data, encoding, rgb.shape[1], rgb.shape[0], step)
+    grey = frames['mono8'][:, :, 0]
+    for fmt, params in (('.jpg', [cv2.IMWRITE_JPEG_QUALITY, 90]), ('.png', [])):
+        ok, encoded = cv2.imencode(fmt, grey, params)
+        assert ok
+        frames[f'grey {fmt}'] = compressed_to_rgb(encoded.tobytes())
+    rng = np.random.default_rng(3)
+    jittered = np.clip(frames['mono8'].astype(np.int16)
+                       + rng.integers(-1, 2, frames['mono8'].shape), 0, 255).astype(np.uint8)
+    frames['grey, channels 1 level apart'] = jittered
+    ok, encoded = cv2.imencode('.jpg', cv2.cvtColor(jittered, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert ok
+    frames['colour JPEG of it'] = compressed_to_rgb(encoded.tobytes())
+    return frames
+
+
+def spread(rgb: np.ndarray) -> np.ndarray:
+    """Return each pixel's largest minus smallest channel."""
+    return rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2).astype(np.int16)
+
+
+def test_grey_camera_frames_are_rejected_as_without_colour() -> None:
+    """A grey camera's leaf photos: 'no colour (grey image)', not 'no vegetation'."""
+    assert LEAF_PHOTOS
+    for path in LEAF_PHOTOS:
+        frames = grey_camera_frames(read_rgb(path))
+        # The JPEG's chroma noise is there: not every pixel has equal channels.
+        assert (spread(frames['colour JPEG of it']) > 2).any(), path.stem
+        for name, frame in frames.items():
+            result = check_frame(frame)
+            assert not result.passed, (path.stem, name)
+            assert result.reason == NO_COLOUR == 'no colour (grey image)', (path.stem, name)
+            assert result.has_colour is False and result.colour < 0.01, (path.stem, name)
+
+
+def test_colour_leaf_photos_and_colour_noise_are_not_grey() -> None:
+    """Every leaf photo has colour (and passes); so has a colour camera's grey gravel."""
+    for path in LEAF_PHOTOS:
+        result = check_frame(read_rgb(path))
+        assert result.passed and result.has_colour is True, (path.stem, result)
+        assert result.colour > 0.3, (path.stem, result.colour)
+    # A colour sensor on a grey surface: each channel's own noise gives the pixels colour.
+    rng = np.random.default_rng(1)
+    gravel = np.clip(128 + rng.normal(0, 20, (96, 96, 1)) + rng.normal(0, 3, (96, 96, 3)),
+                     0, 255).astype(np.uint8)
+    result = check_frame(gravel)
+    assert result.reason == NO_VEGETATION and result.has_colour is True, result
+
+
+def test_the_colour_test_only_names_a_rejection() -> None:
+    """Dark, bright and flat grey frames keep their reason; no passing frame is grey."""
+    assert check_frame(np.zeros((64, 64, 3), np.uint8)).has_colour is None
+    assert check_frame(np.full((64, 64, 3), 128, np.uint8)).has_colour is None
+    # Even a gate that calls every frame grey lets a leaf through.
+    assert check_frame(leafy(), GateOptions(min_colour=1.1)).passed
+    assert colour_fraction(np.zeros((0, 0, 3), np.uint8)) == 0.0
+    assert colour_fraction(np.array([[[10, 14, 12], [10, 15, 12]]], np.uint8)) == 0.5
+    # Results made without the measurement (older callers) count as having colour.
+    assert GateResult(False, NO_VEGETATION, 90.0, 5.0, 0.0).has_colour is True
