@@ -46,15 +46,19 @@ def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
               compressed_frames: int = 0, fixes: int = 0, image_topic: str = '/cam/image_raw',
               fix_topic: str = '/gps/fix', extra_string_topic: str | None = None,
               smear_px: int = 0, depth: bool = False, one_stamp: bool = False,
-              empty_fix_topic: bool = False) -> Path:
+              empty_fix_topic: bool = False, garbled: Sequence[int] = (),
+              fix_status: int = 0, compression: str = '') -> Path:
     """Write a small rosbag2 folder with camera frames at 10 Hz and fixes at 5 Hz.
 
     ``smear_px`` smears the frames along their rows, as a long exposure on the move does;
     ``depth`` makes the raw frames 16UC1 depth images; with ``one_stamp`` every frame
     carries the first frame's header stamp (a driver that does not stamp);
-    ``empty_fix_topic`` records the fix topic without a message.
+    ``empty_fix_topic`` records the fix topic without a message; the compressed frames
+    numbered in ``garbled`` (from 0) hold bytes no decoder reads; every fix has status
+    ``fix_status`` (-1: no fix); ``compression`` 'file' or 'message' compresses the bag
+    with zstd.
     """
-    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
     from rosbags.typesys import get_typestore, Stores
 
     store = get_typestore(Stores.ROS2_HUMBLE)
@@ -86,6 +90,8 @@ def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
     for index in range(compressed_frames):
         t = START_S + index * 0.1
         data = cv2.imencode('.jpg', bgr)[1].reshape(-1)
+        if index in garbled:
+            data = np.frombuffer(b'\xff\xd8garbage' * 10, dtype=np.uint8)
         message = types['sensor_msgs/msg/CompressedImage'](
             header=header(t, 'camera'), format='jpeg', data=data)
         records.append((image_topic + '/compressed', 'sensor_msgs/msg/CompressedImage', t,
@@ -94,14 +100,17 @@ def write_bag(path: Path, *, storage: str = 'mcap', raw_frames: int = 0,
         t = START_S - 0.5 + index * 0.2
         message = types['sensor_msgs/msg/NavSatFix'](
             header=header(t, 'gps'),
-            status=types['sensor_msgs/msg/NavSatStatus'](status=0, service=1),
+            status=types['sensor_msgs/msg/NavSatStatus'](status=fix_status, service=1),
             latitude=52.0 + index * 1e-6, longitude=5.0, altitude=10.0,
             position_covariance=np.zeros(9), position_covariance_type=0)
         records.append((fix_topic, 'sensor_msgs/msg/NavSatFix', t, message))
     if extra_string_topic:
         records.append((extra_string_topic, 'std_msgs/msg/String', START_S,
                         types['std_msgs/msg/String'](data='hello')))
-    with Writer(path, version=8, storage_plugin=plugin) as writer:
+    writer = Writer(path, version=8, storage_plugin=plugin)
+    if compression:
+        writer.set_compression(CompressionMode[compression.upper()], CompressionFormat.ZSTD)
+    with writer:
         connections = {}
         if empty_fix_topic:
             connections[fix_topic] = writer.add_connection(
@@ -563,7 +572,8 @@ def test_tiny_raw_sqlite_bag_replays_single_process(tmp_path: Path) -> None:
 def test_a_stream_the_pipeline_takes_no_frame_of_stops_and_keeps_its_summary(
         tmp_path: Path) -> None:
     """Depth frames (16UC1) are refused by the nodes: 5 unanswered in a row end the replay,
-    in seconds rather than hours, and what was sent is still summarised."""
+    in seconds rather than hours, and what was sent is still summarised, as rejected by the
+    camera (its /diagnostics), not as lost."""
     pytest.importorskip('rclpy')
     bag = write_bag(tmp_path / 'depth', raw_frames=12, depth=True, empty_fix_topic=True)
     out = tmp_path / 'out'
@@ -576,7 +586,9 @@ def test_a_stream_the_pipeline_takes_no_frame_of_stops_and_keeps_its_summary(
     assert '5 frames of /cam/image_raw in a row got no classification' in result.stderr
     assert 'summarised in' in result.stderr
     summary = json.loads((out / 'summary.json').read_text())
-    assert (summary['frames_in'], summary['labelled'], summary['unanswered']) == (5, 0, 5)
+    assert (summary['frames_in'], summary['labelled'], summary['unanswered']) == (5, 0, 0)
+    assert summary['rejected'] == {'unknown_encoding': 5}
+    assert summary['rejected_by'] == ['camera_subscriber']
     assert any(warning.startswith('replay stopped early') for warning in summary['warnings'])
     assert ('fix topic /gps/fix has no messages: every detection has null geometry'
             in summary['warnings'])

@@ -7,8 +7,12 @@ The bag (a rosbag2 folder, or a single ``.mcap`` or ``.db3`` file) is read with 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
+import shutil
+import sys
+import tempfile
 from typing import Any
 
 from plant_disease_ros.tools.replay.options import one_line, ReplayError
@@ -78,7 +82,7 @@ def open_bag(path: Path) -> Any:
         raise ReplayError(f'bag not found: {path}')
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
         raise ReplayError(f'cannot read bag {path}: a folder without metadata.yaml is not a '
-                          'rosbag2 bag')
+                          f'rosbag2 bag{_no_metadata_hint(path)}')
     try:
         reader = Reader(path)
         reader.open()
@@ -91,12 +95,106 @@ def open_bag(path: Path) -> Any:
     return reader
 
 
+def _zstd() -> Any:
+    """Return the zstd module rosbags reads with (``compression.zstd`` from Python 3.14)."""
+    if sys.version_info >= (3, 14):
+        from compression import zstd
+    else:
+        from backports import zstd
+    return zstd
+
+
+@contextmanager
+def readable_bag(path: Path) -> Iterator[Path]:
+    """Yield the path to read ``path`` from: itself, or a decompressed copy, removed after.
+
+    rosbags decompresses a file-compressed bag (``compression_mode: file``, each storage
+    file zstd-compressed whole) into a new temporary folder on every open; a replay opens
+    its bag more than once (topics, frames, fixes at the same time). So such a bag is
+    decompressed here once, into a temporary bag folder of the same storage files,
+    uncompressed, with its metadata saying so. Anything else (a bare file, a
+    per-message-compressed or uncompressed bag, metadata that cannot be read: open_bag
+    says why) is read where it is. ReplayError when the decompression fails.
+    """
+    path = Path(path)
+    metadata = _file_compressed_metadata(path)
+    if metadata is None:
+        yield path
+        return
+    from ruamel.yaml import YAML
+
+    folder = Path(tempfile.mkdtemp(prefix=f'replay-{path.name}-'))
+    try:
+        names = []
+        try:
+            zstd = _zstd()
+            for relative in metadata['relative_file_paths']:
+                source = path / PurePath(relative).name
+                names.append(source.stem)  # 'x.mcap.zstd' -> 'x.mcap'
+                with source.open('rb') as raw, zstd.open(raw, 'rb') as compressed, \
+                        (folder / source.stem).open('wb') as plain:
+                    shutil.copyfileobj(compressed, plain)
+        except Exception as error:  # a corrupt or short file, a full disk
+            raise ReplayError(f'cannot read bag {path}: cannot decompress it into {folder}: '
+                              f'{type(error).__name__}: {one_line(error)}') from error
+        metadata['compression_mode'] = ''
+        metadata['compression_format'] = ''
+        metadata['relative_file_paths'] = names
+        for entry in metadata.get('files') or []:
+            if isinstance(entry, dict) and 'path' in entry:
+                entry['path'] = PurePath(str(entry['path'])).stem
+        YAML(typ='safe').dump({'rosbag2_bagfile_information': metadata},
+                              folder / 'metadata.yaml')
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _file_compressed_metadata(path: Path) -> dict | None:
+    """Return the bag information of a file-compressed bag folder, else None."""
+    if not (path.is_dir() and (path / 'metadata.yaml').is_file()):
+        return None
+    try:
+        from ruamel.yaml import YAML
+
+        document = YAML(typ='safe').load((path / 'metadata.yaml').read_text(encoding='utf-8'))
+        metadata = document['rosbag2_bagfile_information']
+        mode = str(metadata.get('compression_mode') or '').lower()
+        compressor = str(metadata.get('compression_format') or '').lower()
+        files = metadata['relative_file_paths']
+    except Exception:  # open_bag reports what is wrong with it
+        return None
+    if mode != 'file' or compressor != 'zstd' or not isinstance(files, list):
+        return None
+    return dict(metadata)
+
+
 def _parts(name: str) -> list[str]:
     """Return a topic's name parts without a transport suffix ('/compressed')."""
     parts = [part for part in name.strip('/').split('/') if part]
     if parts and parts[-1] == 'compressed':
         parts = parts[:-1]
     return parts
+
+
+def _no_metadata_hint(folder: Path) -> str:
+    """Return advice for a folder of storage files without metadata.yaml, or ''.
+
+    A killed `ros2 bag record` leaves its .mcap (or .db3) file without the metadata.yaml
+    it writes at the end: the file alone is a bag the replay reads.
+    """
+    files = sorted(entry for pattern in ('*.mcap', '*.db3') for entry in folder.glob(pattern)
+                   if entry.is_file())
+    if not files:
+        return ''
+    named = ' or '.join(str(entry) for entry in files[:3]) + (
+        f' (and {len(files) - 3} more)' if len(files) > 3 else '')
+    hint = (f'; it holds {named} (a killed recording writes no metadata.yaml): give the '
+            'file instead')
+    if any(entry.suffix == '.mcap' for entry in files):
+        hint += ('; if it does not open either, `mcap recover IN.mcap -o OUT.mcap` '
+                 'rebuilds its summary')
+    return hint
 
 
 def _cut_short_hint(path: Path) -> str:

@@ -207,11 +207,27 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
             f'{summary.repeated_stamps} frame(s) carry the header stamp of an earlier frame: '
             'their results cannot be told apart (labelled counts distinct stamps); fix the '
             "camera driver's stamps")
-    # Answers to repeated stamps come back as a second answer to that stamp.
-    resent = counts.duplicates - summary.repeated_stamps
+    # Answers to repeated stamps come back as a second answer to that stamp; only a frame
+    # that was re-sent (fast mode) can be classified twice otherwise.
+    resent = min(counts.duplicates - summary.repeated_stamps, summary.resent)
     if resent > 0:
         summary.warnings.append(f'{resent} frame(s) classified twice '
                                 '(re-sent after a timeout)')
+    rejected = sum(summary.rejected.values())
+    if rejected:
+        reasons = ', '.join(f'{reason} {count}' for reason, count in
+                            sorted(summary.rejected.items(), key=lambda item: -item[1]))
+        summary.warnings.append(
+            f'{rejected} frame(s) rejected by {" and ".join(summary.rejected_by) or "the nodes"}'
+            f', not classified ({reasons}): the log says why (an undecodable or truncated '
+            'image, an encoding it cannot read)')
+    unusable = sum(summary.fixes_unusable.values())
+    if summary.fix_topic and summary.fixes_in and unusable >= summary.fixes_in:
+        reasons = ', '.join(f'{count} {reason}' for reason, count in
+                            sorted(summary.fixes_unusable.items(), key=lambda item: -item[1]))
+        summary.warnings.append(
+            f'fix topic {summary.fix_topic}: 0 of {summary.fixes_in} fixes usable ({reasons}): '
+            'every detection has null geometry')
 
 
 def write_map(summary: ReplaySummary, received: list[dict], map_dir: Path, run_name: str,

@@ -11,6 +11,7 @@ the clock going.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 import heapq
 import itertools
@@ -18,6 +19,7 @@ import math
 import time
 from typing import Any
 
+from plant_disease_ros.core.fix_buffer import fix_rejection_reason
 from plant_disease_ros.tools.replay.bag import BagMessage, BagSelection, stamp_key
 from plant_disease_ros.tools.replay.options import CLOCK_PERIOD_S, ReplayError, ReplayOptions
 from plant_disease_ros.tools.replay.player import ReplayPlayer
@@ -37,6 +39,9 @@ CHECK_ALIVE_PERIOD_S = 0.5
 # Fast mode: this many frames in a row without an answer stop the replay (the pipeline
 # takes none of them: an encoding it cannot read, a wrong topic).
 MAX_UNANSWERED_IN_A_ROW = 5
+# At the end, the longest wait for a /diagnostics status newer than the last frame (the
+# nodes publish one a second by default), so the rejections are all counted.
+FINAL_DIAGNOSTICS_S = 2.5
 
 
 def timed_start_ns(first_image: BagMessage, first_fix: BagMessage | None) -> int:
@@ -69,6 +74,10 @@ class Playback:
         self.typestore = typestore
         self.check_alive = check_alive
         self.wall_start = time.monotonic()
+        # The nodes' frame rejections before the first frame (an attached pipeline's).
+        self.rejected_before: Counter[tuple[str, str]] = Counter()
+        # Fast mode: frames answered by a classification.
+        self.answered_frames = 0
 
     def wait_until_ready(self) -> None:
         """Wait until the pipeline listens to the image (and fix) topic and publishes results.
@@ -120,6 +129,7 @@ class Playback:
     def play(self, images: Iterator[BagMessage], fixes: Iterator[BagMessage]) -> None:
         """Send the bag's frames and fixes (two streams in log order), fast or timed."""
         self.player.publish_clock(self.selection.start_ns)
+        self.rejected_before = self.player.frames_rejected()
         self.wall_start = time.monotonic()
         if self.options.fast:
             self._play_fast(images, fixes)
@@ -127,9 +137,28 @@ class Playback:
             self._play_timed(images, fixes)
 
     def _publish_fix(self, fix: BagMessage) -> None:
+        """Publish a fix; count it, and why the classifier cannot use it, if it cannot."""
         if self.player.fix_publisher is not None:
             self.player.fix_publisher.publish(fix.data)
             self.summary.fixes_in += 1
+            reason = self._fix_unusable(fix.data)
+            if reason:
+                self.summary.fixes_unusable[reason] += 1
+
+    def _fix_unusable(self, data: bytes) -> str | None:
+        """Return why the classifier drops this NavSatFix ('no_fix', ...), or None."""
+        if self.selection.fix is None:
+            return None
+        try:
+            message = self.typestore.deserialize_cdr(data, self.selection.fix.msgtype)
+            return fix_rejection_reason(int(message.status.status), float(message.latitude),
+                                        float(message.longitude), float(message.altitude))
+        except Exception:  # the classifier rejects what cannot be read, and says why
+            return None
+
+    def _rejected_total(self) -> int:
+        """Return how many frames the nodes have rejected since the first one was sent."""
+        return sum((self.player.frames_rejected() - self.rejected_before).values())
 
     def _update_progress(self, bag_ns: int) -> None:
         labelled = self.recorder.classified_count
@@ -179,14 +208,19 @@ class Playback:
 
                 def answered(timeout_s: float, key: tuple[int, int] = key) -> bool:
                     return recorder.wait_for(key, timeout_s)
+            rejected_before = self._rejected_total()
             player.image_publisher.publish(image.data)
             self.summary.frames_in += 1
             sent = time.monotonic()
-            retried = False
+            retried = rejected = False
             in_a_row += 1
             while not answered(CLOCK_PERIOD_S):
                 waited = time.monotonic() - sent
                 player.publish_clock(min(image.log_ns + int(waited * 1e9), limit_ns))
+                if self._rejected_total() > rejected_before:
+                    # A node refused it (its /diagnostics say so): no answer will come.
+                    rejected = True
+                    break
                 if waited >= options.frame_timeout_s:
                     self.check_alive()
                     self.summary.unanswered += 1
@@ -196,15 +230,27 @@ class Playback:
                     # Lost on the way (a QoS switch, a discovery race): send it once more.
                     player.image_publisher.publish(image.data)
                     retried = True
+                    self.summary.resent += 1
             else:
                 in_a_row = 0
+                self.answered_frames += 1
+            if rejected and recorder.classified_count:
+                # A refused frame among classified ones (a garbled JPEG): counted, but it
+                # does not say that the pipeline takes none of the stream's frames.
+                in_a_row -= 1
             self._update_progress(image.log_ns)
             if in_a_row >= MAX_UNANSWERED_IN_A_ROW:
+                self._count_rejected()
+                reasons = ', '.join(f'{reason} {count}'
+                                    for reason, count in self.summary.rejected.items())
                 raise ReplayError(
                     f'{in_a_row} frames of {self.selection.image.name} in a row got no '
-                    f'classification within {options.frame_timeout_s:g} s each: the pipeline '
-                    'takes none of them (its log says why: an image encoding it cannot '
-                    'read, for one); give the colour camera with --image-topic')
+                    f'classification within {options.frame_timeout_s:g} s each'
+                    + (f' (rejected by {" and ".join(self.summary.rejected_by)}: {reasons})'
+                       if reasons else '')
+                    + ': the pipeline takes none of them (its log says why: an image '
+                    'encoding it cannot read, for one); give the colour camera with '
+                    '--image-topic')
         send_fixes(math.inf)
         if last_fix_ns is not None:
             player.publish_clock(last_fix_ns)
@@ -220,6 +266,7 @@ class Playback:
         if first_fix is not None:
             fixes = itertools.chain([first_fix], fixes)
         last_check = 0.0
+        sent_keys: set[tuple[int, int]] = set()
         for message in heapq.merge(fixes, itertools.chain([first], images)):
             target = self.wall_start + (message.log_ns - start_ns) / 1e9 / rate
             while True:
@@ -235,9 +282,53 @@ class Playback:
             if message.kind == 'fix':
                 self._publish_fix(message)
                 continue
+            key = stamp_key(self.typestore, message.data, self.selection.image.msgtype)
+            if key in sent_keys:
+                # A stamp seen before: its result cannot be told from the earlier one's.
+                self.summary.repeated_stamps += 1
+            else:
+                sent_keys.add(key)
             player.image_publisher.publish(message.data)
             self.summary.frames_in += 1
             self._update_progress(message.log_ns)
+
+    def _wait_for_diagnostics(self) -> None:
+        """Wait (briefly, the clock going) for the nodes' next /diagnostics status.
+
+        So the rejections of the last frames are in it. Nothing to wait for when no node
+        has published one (an attached pipeline elsewhere, diagnostics not reaching us).
+        """
+        player = self.player
+        seen = player.diagnostics_statuses
+        if not seen:
+            return
+        deadline = time.monotonic() + FINAL_DIAGNOSTICS_S
+        while player.diagnostics_statuses == seen and time.monotonic() < deadline:
+            player.publish_clock(player.clock_ns + int(CLOCK_PERIOD_S * 1e9))
+            time.sleep(CLOCK_PERIOD_S)
+
+    def _count_rejected(self) -> None:
+        """Put the frames the nodes rejected since the first frame into the summary.
+
+        The nodes count copies: in fast mode a frame re-sent after FRAME_RETRY_S may be
+        refused twice, so there the count is at most the frames sent and not answered
+        (the most frequent reasons give way first).
+        """
+        rejected = self.player.frames_rejected() - self.rejected_before
+        reasons: Counter[str] = Counter()
+        for (_, reason), count in rejected.items():
+            reasons[reason] += count
+        if self.options.fast:
+            excess = sum(reasons.values()) - max(self.summary.frames_in - self.answered_frames,
+                                                 0)
+            while excess > 0:
+                reason, count = reasons.most_common(1)[0]
+                taken = min(excess, count - 1) or count
+                reasons[reason] -= taken
+                excess -= taken
+            reasons = +reasons
+        self.summary.rejected = reasons
+        self.summary.rejected_by = sorted({node for node, _ in rejected})
 
     def settle(self) -> None:
         """Let the last frames be classified and waiting detections go out; clock on.
@@ -260,9 +351,18 @@ class Playback:
         summary = self.summary
         summary.wall_s = max(self.recorder.last_output_s - self.wall_start, 1e-9)
         labelled = self.recorder.classified_count
-        if not options.fast:
-            # Timed replay: frames the pipeline dropped (it keeps only the newest).
-            summary.unanswered = max(summary.frames_in - labelled, 0)
+        self._wait_for_diagnostics()
+        self._count_rejected()
+        rejected = sum(summary.rejected.values())
+        if options.fast:
+            # A frame whose rejection showed only after its timeout is a rejected one.
+            summary.unanswered = min(summary.unanswered, max(
+                summary.frames_in - self.answered_frames - rejected, 0))
+        else:
+            # Timed replay: frames the pipeline dropped (it keeps only the newest). Every
+            # classification counts, a repeated stamp's too: a timed replay never re-sends.
+            summary.unanswered = max(summary.frames_in - self.recorder.classifications
+                                     - rejected, 0)
         selection = self.selection
         self.progress.update(summary.frames_in, labelled, labelled / max(summary.wall_s, 1e-9),
                              (min(player.clock_ns, selection.end_ns) - selection.start_ns) / 1e9,

@@ -6,6 +6,7 @@ replay's main thread can pace the bag while the outputs arrive.
 
 from __future__ import annotations
 
+from collections import Counter
 import threading
 import time
 from typing import Any
@@ -16,6 +17,11 @@ from plant_disease_ros.tools.replay.recorder import (
     OutputRecorder,
     RECORDED_OUTPUTS,
 )
+
+# The nodes whose frame rejections (``rejected.<reason>`` on /diagnostics) the replay
+# counts: a frame either refuses is never classified.
+FRAME_NODES = ('camera_subscriber', 'disease_classifier')
+_REJECTED_PREFIX = 'rejected.'
 
 _MESSAGE_CLASSES = {
     'std_msgs/msg/String': ('std_msgs.msg', 'String'),
@@ -33,6 +39,7 @@ class ReplayPlayer:
 
     def __init__(self, selection: BagSelection, namespace: str, clock: bool,
                  recorder: OutputRecorder) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -86,6 +93,15 @@ class ReplayPlayer:
             self.subscriptions.append(self.node.create_subscription(
                 getattr(module, class_name), topic, recorder.callback(topic, kind), qos,
                 raw=True))
+        # The latest /diagnostics status of each pipeline node, and how many came.
+        self._diagnostics_lock = threading.Lock()
+        self._frame_nodes = {f'{namespace}/{name}': name for name in FRAME_NODES}
+        self._rejected: dict[str, Counter[str]] = {}
+        self._statuses = 0
+        self.subscriptions.append(self.node.create_subscription(
+            DiagnosticArray, '/diagnostics', self._on_diagnostics,
+            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
+                       reliability=ReliabilityPolicy.RELIABLE)))
         self.trigger_type = Trigger
         self.save_service = f'{namespace}/disease_map_recorder/save'
         self.save_client = self.node.create_client(Trigger, self.save_service)
@@ -103,6 +119,39 @@ class ReplayPlayer:
                 if not self._spinning:
                     break
                 raise
+
+    def _on_diagnostics(self, message: Any) -> None:
+        """Keep the frame rejections of the pipeline's nodes (counted since their start)."""
+        for status in message.status:
+            name = self._frame_nodes.get(status.hardware_id)
+            if name is None:
+                continue
+            rejected: Counter[str] = Counter()
+            for item in status.values:
+                if item.key.startswith(_REJECTED_PREFIX):
+                    try:
+                        rejected[item.key[len(_REJECTED_PREFIX):]] = int(item.value)
+                    except ValueError:
+                        continue
+            with self._diagnostics_lock:
+                self._rejected[name] = rejected
+                self._statuses += 1
+
+    def frames_rejected(self) -> Counter[tuple[str, str]]:
+        """Return the frames the pipeline's nodes rejected, by (node, reason), so far.
+
+        As their latest /diagnostics status says: counts since each node started, up to
+        one diagnostics period old.
+        """
+        with self._diagnostics_lock:
+            return Counter({(node, reason): count for node, reasons in self._rejected.items()
+                            for reason, count in reasons.items()})
+
+    @property
+    def diagnostics_statuses(self) -> int:
+        """Return how many /diagnostics statuses of the pipeline's nodes came so far."""
+        with self._diagnostics_lock:
+            return self._statuses
 
     def publish_clock(self, bag_ns: int) -> None:
         """Advance the clock to ``bag_ns`` (never back) and publish it."""

@@ -11,12 +11,17 @@ in an output folder has its own number N for all its files (see ``outputs.output
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+import dataclasses
 import os
 from pathlib import Path
+import signal
 import sys
-from typing import TextIO
+import threading
+from types import FrameType, TracebackType
+from typing import Any, TextIO
 
 from plant_disease_ros.ros.node_set import (
+    CAMERA_SUBSCRIBER,
     default_params_file,
     DISEASE_CLASSIFIER,
     node_commands,
@@ -25,13 +30,19 @@ from plant_disease_ros.ros.node_set import (
     NodeSetOptions,
     normalize_namespace,
 )
-from plant_disease_ros.tools.process import ProcessError, ProcessGroup, ros_environment
+from plant_disease_ros.tools.process import (
+    ProcessError,
+    ProcessGroup,
+    ros_environment,
+    Terminated,
+)
 from plant_disease_ros.tools.replay.bag import (
     BagMessage,
     BagSelection,
     inspect_bag,
     open_bag,
     read_messages,
+    readable_bag,
 )
 from plant_disease_ros.tools.replay.options import ReplayError, ReplayOptions
 from plant_disease_ros.tools.replay.outputs import (
@@ -53,6 +64,10 @@ from plant_disease_ros.tools.replay.summary import ReplaySummary
 # input remapping or the map save, so it is left out ('transport': image_transport's
 # deprecated name).
 REPLAY_PARAMETERS = ('image_transport', 'transport', 'map_dir', 'run_name')
+# Set by --fast: camera_subscriber's rate cap counts wall time, and a fast replay sends the
+# next frame as soon as one is classified, so a capped frame would be dropped and wait
+# for a re-send (FRAME_RETRY_S) each time.
+FAST_PARAMETERS = {'max_rate_hz': '0.0'}
 STOP_TIMEOUT_S = 8.0
 _COMPRESSED_SUFFIX = '/compressed'
 
@@ -66,6 +81,8 @@ def pipeline_options(selection: BagSelection, options: ReplayOptions, map_dir: P
         image_topic = image_topic[:-len(_COMPRESSED_SUFFIX)]
     parameters = {name: value for name, value in options.parameters.items()
                   if name not in REPLAY_PARAMETERS}
+    if options.fast:
+        parameters.update(FAST_PARAMETERS)
     return NodeSetOptions(
         namespace=options.namespace, params_file=params_file, image_topic=image_topic,
         compressed=compressed,
@@ -109,6 +126,32 @@ def pipeline_model(parameters: Mapping[str, str], params_file: Path | None,
     except ModelLoadError:
         count = None
     return model, labels, count
+
+
+def fast_rate_cap(parameters: Mapping[str, str], params_file: Path | None,
+                  namespace: str = '/') -> str:
+    """Return the camera's rate cap that ``--fast`` overrides, as the user set it, or ''.
+
+    ``max_rate_hz`` from a ``-p`` override, else from the parameter file's sections that
+    match ``<namespace>/camera_subscriber``; '' when it is 0 (or unset, or not a number:
+    the node refuses that at start).
+    """
+    if 'max_rate_hz' in parameters:
+        value = parameters['max_rate_hz']
+        source = f'-p max_rate_hz:={value}'
+    else:
+        node = f'{namespace.rstrip("/")}/{CAMERA_SUBSCRIBER.name}'
+        value = file_parameters(params_file, node, ('max_rate_hz',)).get('max_rate_hz', '')
+        source = f'{params_file}'
+    try:
+        capped = float(value) != 0.0
+    except ValueError:
+        capped = False
+    if not capped:
+        return ''
+    return (f'--fast sets max_rate_hz to 0 (camera_subscriber rate cap {value} Hz from '
+            f'{source}): a fast replay sends each frame once the previous one is '
+            'classified, and a capped frame would be dropped and re-sent after a wait')
 
 
 def file_parameters(params_file: Path | None, node: str,
@@ -161,6 +204,63 @@ def _name_matches(pattern: Sequence[str], name: Sequence[str]) -> bool:
     return bool(name) and (head in ('*', name[0])) and _name_matches(rest, name[1:])
 
 
+class DeferredSignals:
+    """While the replay stops its nodes and closes its bags, Ctrl-C waits (a context manager).
+
+    A second Ctrl-C there would cut the stop short and leave the output bag unreadable
+    (the writer never closed) and rclpy's executor thread running: the interpreter then
+    aborts. Inside, SIGINT, and SIGTERM and SIGHUP where Python handles them (see
+    ``tools.process.stop_on_termination``), are noted and answered with a line on
+    ``stream``; :meth:`raise_pending` raises the first one afterwards (when no other
+    exception is unwinding already). Outside the main thread it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        try:
+            print(f'replay: {signal.Signals(signum).name} received: still stopping the '
+                  'nodes and closing the output bag', file=self.stream, flush=True)
+        except (OSError, RuntimeError, ValueError):  # a write cut in two, a closed stream
+            pass
+
+    def __enter__(self) -> DeferredSignals:
+        """Note the signals from now on instead of raising them."""
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in self.SIGNALS:
+            handler = signal.getsignal(signum)
+            # SIGINT unless ignored; the others only where Python handles them (their
+            # default ends the process at once, as it did before).
+            if handler is signal.SIG_IGN or (signum != signal.SIGINT and not callable(handler)):
+                continue
+            self._previous[signum] = handler
+            signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        """Restore the handlers."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous.clear()
+
+    def raise_pending(self) -> None:
+        """Raise the signal noted inside: KeyboardInterrupt, or Terminated (TERM, HUP)."""
+        signum, self.received = self.received, None
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if signum is not None:
+            raise Terminated(signum)
+
+
 def failed_start_error(failure: ReplayError, outputs: ReplayOutputs,
                        bag_empty: bool) -> ReplayError:
     """Remove the empty outputs of a run whose nodes never came up; return its error.
@@ -186,7 +286,15 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         import rosbags  # noqa: F401
     except ImportError as error:
         raise ReplayError(f'replay needs the rosbags package: {error}') from error
-    selection = inspect_bag(options.bag, options.image_topic, options.fix_topic)
+    # A file-compressed bag is decompressed once for the topics, frames and fixes.
+    with readable_bag(options.bag) as source:
+        return _replay(options, stream, source)
+
+
+def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySummary:
+    """Replay the bag ``options.bag``, read from ``source`` (see ``bag.readable_bag``)."""
+    selection = dataclasses.replace(
+        inspect_bag(source, options.image_topic, options.fix_topic), path=Path(options.bag))
     try:
         import rclpy  # noqa: F401
     except ImportError as error:
@@ -224,6 +332,11 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         summary.warnings.append(f'-p {", ".join(ignored)} ignored: the replay sets them from '
                                 'the bag and its output folder')
         print(f'replay: {summary.warnings[-1]}', file=stream)
+    uncapped = (fast_rate_cap(options.parameters, params_file, namespace)
+                if options.fast and not options.attach else '')
+    if uncapped:
+        summary.warnings.append(uncapped)
+        print(f'replay: {uncapped}', file=stream)
     env = ros_environment()
     env.setdefault('ROS_LOG_DIR', str(outputs.logs / 'ros'))
 
@@ -238,6 +351,7 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
     progress = ProgressLine(selection.image.count, stream, options.show_progress)
     ready = False
     failure: ReplayError | None = None
+    deferred = DeferredSignals(stream)
     try:
         player = ReplayPlayer(selection, namespace, options.clock, recorder)
         if player.clock_warning:
@@ -250,12 +364,12 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
                             typestore, processes.check_alive)
         playback.wait_until_ready()
         ready = True
-        reader = open_bag(selection.path)
+        reader = open_bag(source)
         # The fixes stream beside the frames from a reader of their own: a long drive's
         # fixes (a million at 10 Hz in a day) are never all in memory.
         fixes: Iterator[BagMessage] = iter(())
         if selection.fix:
-            fix_reader = open_bag(selection.path)
+            fix_reader = open_bag(source)
             fixes = read_messages(fix_reader, selection.fix.name, 'fix', 0)
         try:
             playback.play(read_messages(reader, selection.image.name, 'image', 1), fixes)
@@ -287,13 +401,16 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
         progress.finish()
         raise
     finally:
-        for opened in (reader, fix_reader):
-            if opened is not None:
-                opened.close()
-        processes.stop(STOP_TIMEOUT_S)
-        if player is not None:
-            player.close()
-        writer.close()
+        # A Ctrl-C from here on waits: the nodes are stopped and both bags closed.
+        with deferred:
+            for opened in (reader, fix_reader):
+                if opened is not None:
+                    opened.close()
+            processes.stop(STOP_TIMEOUT_S)
+            if player is not None:
+                player.close()
+            writer.close()
+    deferred.raise_pending()
     if failure is not None:
         if ready or options.attach:
             raise failure

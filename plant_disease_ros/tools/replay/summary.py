@@ -24,8 +24,16 @@ class ReplaySummary:
     unknown: int = 0
     no_leaf: int = 0
     unanswered: int = 0
-    repeated_stamps: int = 0  # frames stamped like an earlier one (fast mode)
+    repeated_stamps: int = 0  # frames stamped like an earlier one
+    # Frames sent once more after FRAME_RETRY_S without an answer (fast mode).
+    resent: int = 0
+    # Frames the nodes refused (an undecodable JPEG, an unknown encoding), by reason, and
+    # the nodes that refused them, from their /diagnostics; never classified.
+    rejected: Counter[str] = field(default_factory=Counter)
+    rejected_by: list[str] = field(default_factory=list)
     fixes_in: int = 0
+    # The bag's fixes the classifier cannot use, by reason ('no_fix', 'non_finite', ...).
+    fixes_unusable: Counter[str] = field(default_factory=Counter)
     detections: Counter[str] = field(default_factory=Counter)
     fix_status: Counter[str] = field(default_factory=Counter)
     # The classifier's motion blur estimates, percent of the frame side, in stamp order.
@@ -102,7 +110,11 @@ class ReplaySummary:
             'parameters': dict(self.parameters),
             'frames_in': self.frames_in, 'labelled': self.labelled,
             'unknown': self.unknown, 'no_leaf': self.no_leaf, 'unanswered': self.unanswered,
-            'repeated_stamps': self.repeated_stamps, 'fixes_in': self.fixes_in,
+            'repeated_stamps': self.repeated_stamps, 'resent': self.resent,
+            'rejected': dict(sorted(self.rejected.items())),
+            'rejected_total': sum(self.rejected.values()), 'rejected_by': self.rejected_by,
+            'fixes_in': self.fixes_in,
+            'fixes_unusable': dict(sorted(self.fixes_unusable.items())),
             'detections': dict(sorted(self.detections.items())),
             'detections_total': sum(self.detections.values()),
             'fix_status': dict(sorted(self.fix_status.items())),
@@ -135,7 +147,8 @@ class ReplaySummary:
             f'frames in:   {self.frames_in}',
             f'labelled:    {self.labelled} ({self.no_leaf} no_leaf: no leaf in view, '
             f'{self.unknown} unknown below the score threshold'
-            + (f', {self.unanswered} not classified' if self.unanswered else '') + ')',
+            + (f', {self.unanswered} not classified' if self.unanswered else '')
+            + (f', {sum(self.rejected.values())} rejected' if self.rejected else '') + ')',
             f'speed:       {self.frames_per_s:.1f} frames/s ({self.wall_s:.1f} s)',
             f'detections:  {total}'
             + (' (' + ', '.join(f'{status} {count}' for status, count in
