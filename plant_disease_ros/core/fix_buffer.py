@@ -157,6 +157,19 @@ class FixBuffer:
         """Return the stamp of the newest fix, or ``None`` when the buffer is empty."""
         return self._stamps[-1] if self._stamps else None
 
+    def snapshot(self) -> list[GeoFix]:
+        """Return the fixes held, oldest first (a copy)."""
+        return list(self._fixes)
+
+    def discard(self, stamp_s: float) -> bool:
+        """Forget the fix stamped ``stamp_s``; return whether there was one."""
+        index = bisect_left(self._stamps, stamp_s)
+        if index < len(self._stamps) and self._stamps[index] == stamp_s:
+            del self._stamps[index]
+            del self._fixes[index]
+            return True
+        return False
+
     def clear(self) -> None:
         """Forget every fix (e.g. after a jump back in time on bag replay)."""
         self._stamps.clear()

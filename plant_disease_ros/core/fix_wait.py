@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup
+from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup, GeoFix
 
 Item = TypeVar('Item')
 
@@ -48,6 +48,9 @@ class FixWait(Generic[Item]):
         self.max_waiting = int(max_waiting)
         self._waiting: deque[_Waiting[Item]] = deque()
         self._fixes_expected = False   # fixes came before a restart: more will come
+        # The fixes the last restart forgot and those of its old timeline that came late,
+        # kept until the next restart in case the restart is undone (a stray stamp).
+        self._set_aside: list[GeoFix] = []
 
     def __len__(self) -> int:
         """Return the number of items waiting."""
@@ -104,10 +107,33 @@ class FixWait(Generic[Item]):
         settled = [(waiting.item, self.fixes.lookup(waiting.stamp_s, final=True))
                    for waiting in self._waiting]
         self._waiting.clear()
-        dropped = len(self.fixes)
+        self._set_aside = self.fixes.snapshot()
+        dropped = len(self._set_aside)
         self.fixes.clear()
         self._fixes_expected = self._fixes_expected or dropped > 0
         return settled, dropped
+
+    def set_aside(self, fix: GeoFix) -> None:
+        """Keep ``fix``, a late one of the timeline before the restart, for :meth:`undo`."""
+        self._set_aside.append(fix)
+
+    def undo(self, stray_stamp_s: float) -> tuple[list[tuple[Item, FixLookup]], int]:
+        """Undo the last restart: its jump was one stray stamp, ``stray_stamp_s``.
+
+        The forgotten fixes and the late ones set aside come back. The items waiting with
+        the stray stamp are returned unlocated (``none``): their time is unknown, and the
+        fixes back would place them where the robot was at that wrong time. Return them
+        and the number of fixes restored; the caller settles the others as usual.
+        """
+        stray = [waiting for waiting in self._waiting if waiting.stamp_s == stray_stamp_s]
+        self._waiting = deque(waiting for waiting in self._waiting
+                              if waiting.stamp_s != stray_stamp_s)
+        restored = self._set_aside
+        self._set_aside = []
+        for fix in restored:
+            self.fixes.add(fix)
+        return [(waiting.item, FixLookup('none', None, None)) for waiting in stray], \
+            len(restored)
 
     def _lookup(self, stamp_s: float, final: bool) -> FixLookup:
         """Look ``stamp_s`` up; an empty buffer is 'pending' while fixes are expected."""

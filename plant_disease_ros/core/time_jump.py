@@ -11,6 +11,13 @@ loop, the last fixes of a driver's buffer) arrive within moments of it, by the w
 clock: for ``late_window_s`` after a jump such a stamp is recognised (it goes on from
 where its stream was, far ahead of the new timeline), is no second jump, and the caller
 can drop it.
+
+A stray stamp (one frame of a driver stamped wrong) looks like a jump too, but its own
+stream goes on from where it was: a DDS stream keeps its order, so two stamps of the
+jumping stream that continue the old timeline, before any stamp of any stream on the new
+one, mean there was no new timeline. The jump is then undone (:attr:`glitches`,
+:attr:`undone`): the streams go on from their stamps before it, and the caller restores
+what it dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ class TimeJump:
 
 # How long after a jump (wall clock, s) a stamp of the old timeline may still arrive.
 DEFAULT_LATE_WINDOW_S = 2.0
+# Stamps of the jumping stream on the old timeline, before any on the new one, that undo
+# the jump. One may be a message in flight from a second publisher of the stream; two in a
+# row from it are the stream going on.
+UNDO_AFTER_STAMPS = 2
 
 
 class TimeJumpDetector:
@@ -51,8 +62,15 @@ class TimeJumpDetector:
         self.threshold_s = threshold_s
         self.late_window_s = float(late_window_s)
         self._clock = clock
-        self.jumps = 0
+        self.jumps = 0                # jumps back that stood (undone ones are glitches)
         self.late_stamps = 0          # stamps of the previous timeline that came after a jump
+        self.glitches = 0             # jumps undone: a stray stamp, its stream went on
+        self.undone: TimeJump | None = None   # the last jump undone
+        # The stream of the last jump while it may still be undone (None: it stands), its
+        # stamps on the old timeline since, and whether any stream has been on the new one.
+        self._jump_stream: str | None = None
+        self._jump: TimeJump | None = None
+        self._continued = 0
         self._newest_s: dict[str, float] = {}
         # The newest stamp of each stream before the last jump, and when (clock) it was.
         self._previous_s: dict[str, float] = {}
@@ -78,6 +96,11 @@ class TimeJumpDetector:
         drop it.
         """
         if self.is_late(stamp_s, stream):
+            if stream == self._jump_stream:
+                self._continued += 1
+                if self._continued >= UNDO_AFTER_STAMPS:
+                    self._undo(stream, stamp_s)
+                    return None
             self.late_stamps += 1
             return None
         newest = self._newest_s.get(stream)
@@ -86,12 +109,27 @@ class TimeJumpDetector:
             self._previous_s = dict(self._newest_s)
             self._jumped_at = self._clock()
             self._newest_s = {stream: stamp_s}
-            return TimeJump(stream, newest, stamp_s)
+            jump = TimeJump(stream, newest, stamp_s)
+            self._jump_stream, self._jump, self._continued = stream, jump, 0
+            return jump
+        # A stamp on the new timeline (or any, once the late window closed): the jump stands.
+        self._jump_stream = None
         if newest is None or stamp_s > newest:
             self._newest_s[stream] = stamp_s
         if self._previous_s and max(self._newest_s.values()) >= max(self._previous_s.values()):
             self._previous_s = {}   # the new timeline has caught up with the old one
         return None
+
+    def _undo(self, stream: str, stamp_s: float) -> None:
+        """Undo the last jump: its stamp was a stray one, ``stream`` went on at ``stamp_s``."""
+        self.jumps -= 1
+        self.glitches += 1
+        self.undone = self._jump
+        self._newest_s = dict(self._previous_s)
+        self._newest_s[stream] = max(stamp_s, self._newest_s.get(stream, stamp_s))
+        self._previous_s = {}
+        self._jumped_at = -float('inf')
+        self._jump_stream, self._jump, self._continued = None, None, 0
 
     def is_late(self, stamp_s: float, stream: str | None = None) -> bool:
         """Return whether ``stamp_s`` (of ``stream``) belongs to the timeline before the jump.

@@ -28,7 +28,8 @@ When the stamps of frames or fixes jump back by more than ``time_jump_threshold_
 played in a loop, a restarted simulator, a GNSS time correction), the jump is logged once
 and counted in diagnostics, the waiting detections are settled with the fixes of their
 own timeline, and those fixes are forgotten: no frame is located with a fix of the
-previous loop.
+previous loop. A jump whose own stream then goes on from where it was (a stray stamp) is
+undone: the fixes come back and the stray frame goes without a position.
 
 A frame of a grey (mono) camera has no colour: the vegetation gate labels it ``no_leaf``
 with the reason 'no colour (grey image)', it is counted (``frames.grey``), logged
@@ -202,6 +203,7 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.set_value('backend', model.backend)
         self.diagnostics.set_value('num_threads', model.num_threads)
         self.diagnostics.set_value('time_jumps_back', 0)
+        self.diagnostics.set_value('stamp_glitches', 0)
         self.diagnostics.set_value('crops', crops.describe())
         self.diagnostics.set_value('test_time_poses', self.classifier.poses)
         self.warnings = ThrottledWarnings(self.get_logger())
@@ -693,6 +695,8 @@ class DiseaseClassifierNode(Node):
             return
         if self._check_time_jump('fix', fix.stamp_s):
             # A fix of the timeline before a jump back, late: it would locate new frames.
+            # Set aside: it comes back if the jump is undone (a stray stamp).
+            self.fix_wait.set_aside(fix)
             self.diagnostics.count_rejected('previous_timeline', category='fix')
             self.warnings.warning('fix:previous_timeline',
                                   f'ignored GPS fix stamped {fix.stamp_s:.3f}: it belongs '
@@ -708,8 +712,12 @@ class DiseaseClassifierNode(Node):
         Return whether ``stamp_s`` is a late stamp of the timeline before the last jump.
         """
         late_before = self.time_jumps.late_stamps
+        glitches_before = self.time_jumps.glitches
         jump = self.time_jumps.check(stream, stamp_s)
         if jump is None:
+            if self.time_jumps.glitches > glitches_before:
+                self._undo_time_jump(stream, stamp_s)
+                return False
             # check() counted it when it found it late: no second look (and clock read).
             return self.time_jumps.late_stamps > late_before
         settled, dropped = self.fix_wait.restart()
@@ -725,6 +733,31 @@ class DiseaseClassifierNode(Node):
             f'{dropped} fix(es) of the previous timeline, located {len(settled)} waiting '
             'detection(s) with them')
         return False
+
+    def _undo_time_jump(self, stream: str, stamp_s: float) -> None:
+        """The last jump was a stray stamp (its stream went on): bring its fixes back.
+
+        The stray frame's detection, if it waits, goes out without a position (its time is
+        unknown); the others are located with the fixes restored.
+        """
+        undone = self.time_jumps.undone
+        assert undone is not None
+        if undone.stream == 'fix':
+            self.fix_wait.fixes.discard(undone.stamp_s)   # the stray fix, kept as new
+        stray, restored = self.fix_wait.undo(undone.stamp_s)
+        self._publish_located(stray)
+        self._settle_pending()
+        if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
+            self._pending_timer.reset()
+        self.diagnostics.set_value('time_jumps_back', self.time_jumps.jumps)
+        self.diagnostics.set_value('stamp_glitches', self.time_jumps.glitches)
+        self.warnings.warning(
+            'stamp_glitch',
+            f'a stray {undone.stream} stamp {undone.stamp_s:.3f} ({undone.size_s:.3f} s before '
+            f'the one before it) was no jump back in time: the {stream} stamps went on from '
+            f'{stamp_s:.3f}; restored {restored} fix(es) (late ones were counted as '
+            'fix_rejected.previous_timeline meanwhile), the stray frame goes without a '
+            'position')
 
     def _settle_pending(self) -> None:
         """Publish the waiting detections whose fix came or whose wait is over."""

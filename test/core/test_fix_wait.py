@@ -143,3 +143,36 @@ def test_no_wait_behind_a_waiting_item_comes_out_after_it() -> None:
     # wait_s 0 (set at run time): located with what there is, once 'first' is settled.
     assert wait.add('second', stamp_s=10.1, now_s=0.5, wait_s=0.0) == []
     assert statuses(wait.settle(now_s=1.0)) == [('first', 'nearest'), ('second', 'nearest')]
+
+
+def test_undo_brings_the_fixes_back_and_lets_the_stray_item_go_unlocated() -> None:
+    """A restart for one stray stamp, undone: the fixes forgotten and the late ones set
+    aside locate the items of the timeline that went on; the stray item goes unlocated."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    for stamp in (59.0, 59.5, 60.0):
+        wait.fixes.add(fix_at(stamp, latitude=48.0 + stamp / 1000))
+    settled, dropped = wait.restart()
+    assert (settled, dropped, len(wait.fixes)) == ([], 3, 0)
+    assert wait.add('stray', 30.0, now_s=0.0, wait_s=5.0) == []
+    wait.set_aside(fix_at(60.5, latitude=48.0605))     # late: set aside, not used
+    assert wait.add('goes on', 60.4, now_s=0.1, wait_s=5.0) == []
+    assert len(wait.fixes) == 0 and len(wait) == 2
+    stray, restored = wait.undo(30.0)
+    assert restored == 4 and len(wait.fixes) == 4
+    assert statuses(stray) == [('stray', 'none')] and stray[0][1].fix is None
+    [(item, lookup)] = wait.settle(now_s=0.2)
+    assert (item, lookup.status) == ('goes on', 'interpolated')
+    assert lookup.fix.latitude == pytest.approx(48.0604)
+    # Nothing is left to restore: a second undo changes nothing.
+    assert wait.undo(30.0) == ([], 0) and len(wait.fixes) == 4
+
+
+def test_a_new_restart_forgets_what_the_one_before_set_aside() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    wait.restart()
+    wait.set_aside(fix_at(10.5))
+    wait.fixes.add(fix_at(0.2))
+    assert wait.restart()[1] == 1                       # only the new timeline's fix
+    assert [fix.stamp_s for fix in wait.fixes.snapshot()] == []
+    assert wait.undo(0.0) == ([], 1) and wait.fixes.snapshot() == [fix_at(0.2)]

@@ -102,3 +102,52 @@ def test_late_stamps_are_recognised_only_shortly_after_the_jump() -> None:
     for stamp in (101.8, 150.0, 5000.0):            # after it: taken as they come
         assert not detector.is_late(stamp, 'fix') and detector.check('fix', stamp) is None
     assert detector.late_stamps == 0 and detector.jumps == 1
+
+
+def test_a_stray_stamp_is_undone_when_its_stream_goes_on() -> None:
+    """One frame stamped 30 s back, then frames and fixes as before: no jump after all."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
+    for t in (60.0, 60.1, 60.2):
+        detector.check('fix', t)
+    detector.check('frame', 60.15)
+    jump = detector.check('frame', 30.0)             # the stray stamp
+    assert jump is not None and detector.jumps == 1
+    assert detector.check('fix', 60.3) is None       # late: the caller sets it aside
+    assert detector.late_stamps == 1
+    assert detector.check('frame', 60.35) is None    # its stream goes on: once, late
+    assert detector.late_stamps == 2 and detector.glitches == 0
+    assert detector.check('frame', 60.55) is None    # twice: the jump is undone
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 2)
+    assert detector.undone == jump
+    # Everything goes on from before the stray stamp; nothing is late any more.
+    assert not detector.is_late(60.6, 'fix') and detector.check('fix', 60.6) is None
+    assert detector.late_stamps == 2
+    # A real jump later is still one, and stands once the new timeline goes on.
+    assert detector.check('fix', 0.0) is not None
+    assert detector.check('fix', 0.1) is None and detector.check('frame', 0.05) is None
+    assert (detector.jumps, detector.glitches) == (1, 1)
+
+
+def test_one_late_stamp_of_the_jumping_stream_does_not_undo_the_jump() -> None:
+    """A fix of a second receiver in flight at the loop: late, and the loop stands."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
+    detector.check('fix', 60.0)
+    detector.check('frame', 60.1)
+    assert detector.check('fix', 0.0) is not None
+    assert detector.check('fix', 60.4) is None       # late
+    assert detector.check('frame', 0.1) is None      # the new timeline: the jump stands
+    assert detector.check('fix', 60.5) is None       # late again, never an undo now
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (1, 0, 2)
+    assert detector.undone is None
+
+
+def test_a_stamp_on_the_new_timeline_first_makes_the_jump_stand() -> None:
+    """A bag loop whose frames come first: the fixes of the new pass confirm it."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
+    detector.check('fix', 60.0)
+    detector.check('frame', 59.9)
+    assert detector.check('frame', 0.05) is not None
+    assert detector.check('fix', 0.1) is None        # new timeline, another stream
+    for t in (60.1, 60.2):                           # old frames in flight: late only
+        assert detector.check('frame', t) is None
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (1, 0, 2)

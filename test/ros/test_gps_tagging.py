@@ -248,3 +248,35 @@ def test_after_a_bag_loop_a_late_fix_of_the_old_pass_is_dropped_and_frames_wait(
     assert distance_m((lat_d, lon_d, alt_d), true_position(0.1)) < 0.5
     assert gps.classifier.diagnostics.rejected[('fix', 'previous_timeline')] == 1
     assert gps.classifier.time_jumps.jumps == 1
+
+
+def test_a_stray_frame_stamp_is_no_jump_once_the_frames_go_on(harness) -> None:
+    """One frame stamped 30 s back between good ones: the fixes are kept, the frames
+    after it are located as before, the stray one goes out without a position."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
+    # Kept open (2 s of wall clock by default), so a stalled host cannot close it.
+    gps.classifier.time_jumps.late_window_s = 3600.0
+    for t in (60.0, 60.2):
+        gps.send_fix(path_fix(t))
+    gps.send_frame(T0 + 60.1)
+    gps.wait_detections(1)
+    gps.send_frame(T0 + 30.0)                       # the stray stamp: taken as a jump
+    assert gps.classifier.time_jumps.jumps == 1
+    gps.send_fix(path_fix(60.4))                    # late for now: set aside
+    gps.send_frame(T0 + 60.3)                       # the frames go on: once ...
+    gps.send_frame(T0 + 60.5)                       # ... twice: no jump after all
+    assert (gps.classifier.time_jumps.jumps, gps.classifier.time_jumps.glitches) == (0, 1)
+    gps.send_fix(path_fix(60.6))
+    detections = gps.wait_detections(4)
+    by_stamp = {round(stamp_of(feature) - T0, 3): feature for feature in detections}
+    assert sorted(by_stamp) == [30.0, 60.1, 60.3, 60.5]
+    stray = by_stamp.pop(30.0)
+    assert stray['properties']['fix_status'] == 'none' and stray['geometry'] is None
+    for t, feature in by_stamp.items():
+        assert feature['properties']['fix_status'] == 'interpolated', (t, feature)
+        lon, lat, alt = feature['geometry']['coordinates']
+        assert distance_m((lat, lon, alt), true_position(t)) < 0.5
+    assert harness.wait(lambda: (
+        gps.classifier.diagnostics.values.get('stamp_glitches') == 1
+        and gps.classifier.diagnostics.values.get('time_jumps_back') == 0))
