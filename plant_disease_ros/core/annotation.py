@@ -14,7 +14,7 @@ def annotation_text(outcome: FrameOutcome, confidence: float) -> str:
 
     ``confidence`` is the published one (:meth:`FrameOutcome.confidence`), the score of
     the label shown. A frame the vegetation gate turned away also names the gate's reason
-    ('no leaf 1.00: no colour (grey image)').
+    ('no leaf 1.00: no colour').
     """
     text = f'{display_name(outcome.label)} {confidence:.2f}'
     return f'{text}: {outcome.reason}' if outcome.by_gate else text

@@ -63,6 +63,10 @@ BYTES_PER_PIXEL: dict[str, int] = {
     **{name: 1 if name.endswith('8') else 2 for name in BAYER_ENCODINGS},
 }
 
+# Raw encodings of a grey camera: one sample a pixel, no colour filter (8UC1 is mono8).
+# Bayer encodings are one sample a pixel too, but of a colour mosaic: a colour camera.
+GREY_ENCODINGS: tuple[str, ...] = ('mono8', 'mono16')
+
 # The 8-bit layout the high bytes of a 16-bit encoding make (Bayer keeps its own name).
 _EIGHT_BIT_LAYOUTS: dict[str, str] = {
     'mono16': 'mono8', 'rgb16': 'rgb8', 'bgr16': 'bgr8', 'rgba16': 'rgba8', 'bgra16': 'bgra8',
@@ -118,6 +122,19 @@ def normalize_encoding(encoding: str) -> str:
             'unknown_encoding',
             f'unknown encoding {encoding!r}; supported: {", ".join(SUPPORTED_ENCODINGS)}')
     return name
+
+
+def is_grey_encoding(encoding: str) -> bool:
+    """Return whether a raw ``encoding`` is a grey camera's (mono8, mono16, 8UC1).
+
+    The message says so itself: its pixels can have no colour, whatever the scene. Bayer
+    encodings are colour mosaics (not grey); an encoding :func:`raw_to_rgb` refuses is not
+    grey either.
+    """
+    try:
+        return normalize_encoding(encoding) in GREY_ENCODINGS
+    except ImageConversionError:
+        return False
 
 
 def buffer_rows(encoding: str, height: int) -> int:
@@ -369,6 +386,9 @@ _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # channel, grey + alpha becomes BGRA; RGB and palette become BGRA with a tRNS chunk.
 _PNG_CHANNELS: dict[int, int] = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
 _PNG_CHANNELS_WITH_TRNS: dict[int, int] = {**_PNG_CHANNELS, 2: 4, 3: 4}
+# The PNG colour types that store no colour: grey (0) and grey + alpha (4). A palette (3)
+# may hold colours, so it is never taken for grey.
+_PNG_GREY_TYPES = frozenset({0, 4})
 _HIGH_BYTE = 1 if sys.byteorder == 'little' else 0
 """Index of the high byte of a native uint16 seen as two uint8."""
 _BLEND_PIXELS = 1 << 20
@@ -384,6 +404,9 @@ class ClaimedImage(NamedTuple):
     """Channels OpenCV decodes to (1 grey, 3 BGR, 4 BGRA), not as the file stores them."""
     sample_bytes: int
     """1, or 2 for 16-bit samples (a 16-bit PNG; a JPEG of more than 8-bit precision)."""
+    grey: bool = False
+    """Whether the file stores no colour: a JPEG of one component, a PNG of colour type 0
+    (grey) or 4 (grey + alpha). A BMP is never called grey (its palette may be colour)."""
 
     @property
     def pixels(self) -> int:
@@ -433,7 +456,8 @@ def _png_claim(raw: bytes) -> ClaimedImage | None:
     width, height, depth, colour = header
     channels = _PNG_CHANNELS_WITH_TRNS if transparency else _PNG_CHANNELS
     # Bit depths 1, 2 and 4 are expanded to a byte; an unknown colour type counts as RGBA.
-    return ClaimedImage(width, height, channels.get(colour, 4), 2 if depth > 8 else 1)
+    return ClaimedImage(width, height, channels.get(colour, 4), 2 if depth > 8 else 1,
+                        grey=colour in _PNG_GREY_TYPES)
 
 
 def _bmp_claim(raw: bytes) -> ClaimedImage:
@@ -479,6 +503,25 @@ def claimed_image(data: bytes | np.ndarray) -> ClaimedImage | None:
     raise ImageConversionError(
         'decode_failed', f'not a JPEG, PNG or BMP stream (starts {raw[:8].hex(" ")}, '
         f'{len(raw)} bytes)')
+
+
+def compressed_grey_kind(data: bytes | np.ndarray) -> str:
+    """Return 'grey JPEG' or 'grey PNG' for a payload that stores no colour, else ''.
+
+    Read from the header (:attr:`ClaimedImage.grey`): a JPEG of one component, a PNG of
+    colour type 0 or 4. This is the camera's own word that its pictures have no colour; a
+    colour JPEG of a grey scene (gravel, concrete), which decodes without colour too (its
+    chroma noise compressed away), is a colour picture here. '' for a colour JPEG or PNG,
+    a BMP and a payload whose header cannot be read (the decoder says what is wrong).
+    """
+    try:
+        raw = data if isinstance(data, bytes) else _as_byte_array(data).tobytes()
+        claim = claimed_image(raw)
+    except ImageConversionError:
+        return ''
+    if claim is None or not claim.grey:
+        return ''
+    return 'grey PNG' if raw.startswith(_PNG_MAGIC) else 'grey JPEG'
 
 
 def _check_compressed_header(raw: bytes) -> None:
@@ -538,7 +581,8 @@ def _jpeg_frame(raw: bytes) -> ClaimedImage | None:
             precision, components = raw[position + 4], raw[position + 9]
             return ClaimedImage(int.from_bytes(raw[position + 7:position + 9], 'big'),
                                 int.from_bytes(raw[position + 5:position + 7], 'big'),
-                                1 if components == 1 else 3, 2 if precision > 8 else 1)
+                                1 if components == 1 else 3, 2 if precision > 8 else 1,
+                                grey=components == 1)
         if marker in (0xDA, 0xD9):  # start of scan or end of image: no frame header
             return None
         if position + 4 > len(raw):

@@ -3,8 +3,8 @@
 Three outcomes, one label each:
 
 - ``no_leaf``: no crop leaf in view. Either the vegetation gate rejected the frame (too
-  dark, over-exposed, flat, grey, no plant colours) or the model's top class is its background
-  class ``no_leaf``. Never a detection, whatever the score.
+  dark, over-exposed, flat, no colour, no plant colours) or the model's top class is its
+  background class ``no_leaf``. Never a detection, whatever the score.
 - ``unknown``: a leaf, but the top score is below ``score_threshold``. No detection.
 - a model label: a leaf the model is sure enough of. This is the only detection.
 

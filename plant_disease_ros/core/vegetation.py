@@ -8,10 +8,12 @@ Four plain-numpy measurements of an RGB frame, each a few microseconds a pixel-r
 - vegetation: the share of pixels whose colour is a plant's (hue from yellow to
   blue-green, enough saturation and light): sky, soil, gravel, pipes and mulch have few;
 - colour: the share of pixels whose channels differ by more than a few levels. A grey
-  (mono) camera's frames, converted to RGB, have equal channels everywhere: a grey JPEG
-  or PNG decodes to equal channels too (its chroma planes are flat, so compression adds
-  no colour), while a colour camera's sensor noise and white balance leave differences of
-  several levels even on grey gravel.
+  (mono) camera's frames, converted to RGB, have equal channels everywhere, and so does a
+  grey JPEG or PNG. So may a colour camera's frame of a grey scene (gravel, concrete,
+  asphalt): raw, its sensor noise leaves a few levels between the channels, but JPEG's
+  chroma subsampling and quantisation smooth that away: it decodes to channels at most the
+  tolerance apart, as grey as a grey camera's. A frame alone cannot tell the two cameras
+  apart: the message's encoding can, and camera_subscriber reads it.
 
 :func:`check_frame` rejects a frame when any measurement is out of range and says which.
 The defaults were set on the training and validation photos (never the test photos):
@@ -20,12 +22,13 @@ of the non-leaf photos (most sky and soil, black, over-exposed, flat and blurred
 no grass or weeds). The classifier's ``no_leaf`` label handles the rest, so the gate only
 removes the obvious cases, at a fraction of the model's cost. No ROS, no OpenCV.
 
-A frame without vegetation that also has no colour gets its own reason, ``no colour
-(grey image)``: it can never show a leaf's or a disease's colours, whatever is in front
-of the camera, and the user must learn that the camera is the problem. The colour test
-only names the reason of a frame the vegetation test rejects anyway, so it never turns
-away a frame that would pass; a frame too dark, over-exposed or flat keeps that reason
-(a black frame has equal channels from any camera).
+A frame without vegetation that also has no colour gets its own reason, ``no colour``:
+it shows no leaf's or disease's colours, because the camera is grey or because the scene
+is (grey ground between the rows, on the compressed transport); which of the two, only
+the camera's encoding says. The colour test only names the reason of a frame the
+vegetation test rejects anyway, so it never turns away a frame that would pass; a frame
+too dark, over-exposed or flat keeps that reason (a black frame has equal channels from
+any camera).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ PLANT_HUE_DEGREES = (40.0, 185.0)
 TOO_DARK = 'too dark'
 OVER_EXPOSED = 'over-exposed'
 FLAT = 'flat'
-NO_COLOUR = 'no colour (grey image)'
+NO_COLOUR = 'no colour'  # a grey camera's frame, or a colour camera's of a grey scene
 NO_VEGETATION = 'no vegetation'
 GATE_REASONS = (TOO_DARK, OVER_EXPOSED, FLAT, NO_COLOUR, NO_VEGETATION)
 
@@ -60,7 +63,7 @@ class GateOptions:
     # A pixel has colour when its largest and smallest channel differ by more than this
     # (0..255): rounding in a grey image's conversions gives 1 or 2 at most.
     grey_tolerance: int = 4
-    min_colour: float = 0.01  # share of pixels with colour below which a frame is grey
+    min_colour: float = 0.01  # share of pixels with colour below which a frame has none
     max_side: int = 128  # frames are subsampled (by striding) to about this side first
 
 
@@ -79,8 +82,9 @@ class GateResult:
     def has_colour(self) -> bool | None:
         """Return whether the frame has colour; None when the gate stopped before asking.
 
-        A frame too dark, over-exposed or flat says nothing about the camera's colour
-        (a black frame has equal channels from any camera).
+        A frame too dark, over-exposed or flat says nothing about its colour (a black
+        frame has equal channels from any camera). False says the frame has none, not
+        that the camera is grey: a colour camera's JPEG of grey gravel has none either.
         """
         if self.reason in (TOO_DARK, OVER_EXPOSED, FLAT):
             return None
@@ -149,7 +153,7 @@ def check_frame(rgb: np.ndarray, options: GateOptions | None = None) -> GateResu
         reason = FLAT
     elif vegetation < options.min_vegetation:
         # Asked only here: a frame with plant colours has colour, and a dark, bright or
-        # flat frame says nothing about the camera.
+        # flat frame says nothing about its colour.
         reason = NO_COLOUR if colour < options.min_colour else NO_VEGETATION
     else:
         reason = ''

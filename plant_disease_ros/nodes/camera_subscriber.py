@@ -11,6 +11,15 @@ Frames that never reach the node are counted too, from the gaps in each publishe
 sequence numbers (where the middleware gives them): ``dropped_by_design`` (a newer frame
 replaced it in the depth-1 queue) and ``lost_in_transport`` (the middleware reports it
 lost on the way), with the frames sent and missed per publisher GID in diagnostics.
+
+A grey camera is told by the message itself: a raw encoding of one grey sample a pixel
+(mono8, mono16, 8UC1; not Bayer, a colour mosaic), a JPEG of one component or a PNG of
+colour type grey or grey + alpha. Such frames cannot show leaf or disease colours: they
+are passed on as usual, counted (``frames.grey_source``), logged (throttled), and
+``/diagnostics`` is WARN, naming the encoding, from such a frame until a frame of a
+colour encoding comes. A frame's pixels alone cannot say it: a colour camera's JPEG of
+grey gravel decodes without colour too (JPEG compresses its chroma noise away), and is no
+grey camera.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from plant_disease_ros.core.image_encoding import compressed_grey_kind, is_grey_encoding
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi
 from plant_disease_ros.core.rate_limiter import RateLimiter
 from plant_disease_ros.core.sequence_gaps import SequenceGaps
@@ -60,6 +70,19 @@ TRANSPORTS = ('raw', 'compressed')
 CROP_MODES = ('none', 'center', 'roi')
 
 FrameListener = Callable[[np.ndarray, Header], None]
+GREY_SOURCE_WARNING = ('the camera sends grey images ({kind}): leaves and diseases cannot '
+                       'be told apart without colour; use a colour camera or its colour '
+                       'stream (rgb8, bgr8, a Bayer encoding, colour JPEG/PNG)')
+
+
+def grey_kind_of_raw(msg: Image) -> str:
+    """Return the encoding of a raw image from a grey camera (as sent), else ''."""
+    return msg.encoding if is_grey_encoding(msg.encoding) else ''
+
+
+def grey_kind_of_compressed(msg: CompressedImage) -> str:
+    """Return 'grey JPEG' or 'grey PNG' for a compressed image that stores no colour, else ''."""
+    return compressed_grey_kind(np.frombuffer(msg.data, np.uint8))
 
 
 def check_roi(value: Sequence[int]) -> str | None:
@@ -133,14 +156,22 @@ class CameraSubscriberNode(Node):
         self.sequence_gaps = SequenceGaps()
         self.lost_in_transport = 0
         self._update_delivery_values()
+        # Frames of a grey camera (by their encoding): in all, and since the last frame of
+        # a colour encoding (while above 0, /diagnostics warns), with the last one's kind.
+        self.grey_source_frames = self._grey_since_colour = 0
+        self._grey_kind = ''
+        self.diagnostics.set_value('frames.grey_source', 0)
+        self.diagnostics.on_publish = self._refresh_warning
         self.warnings = ThrottledWarnings(self.get_logger())
         self.frames_publisher = self.create_publisher(Image, 'frames', frames_publisher_qos())
         if self.transport == 'raw':
-            msg_type, topic, convert = Image, 'image_raw', image_to_rgb
+            msg_type, topic = Image, 'image_raw'
+            convert, grey_kind = image_to_rgb, grey_kind_of_raw
         else:
             msg_type, topic = CompressedImage, 'image_raw/compressed'
-            convert = compressed_image_to_rgb
+            convert, grey_kind = compressed_image_to_rgb, grey_kind_of_compressed
         self._convert: Callable[[Any], np.ndarray] = convert
+        self._grey_kind_of: Callable[[Any], str] = grey_kind
         self.image_subscription = AdaptiveSubscription(
             self, msg_type, topic, self._on_image, reliability=values['qos_reliability'],
             on_change=self._on_qos_change, with_info=True,
@@ -301,6 +332,28 @@ class CameraSubscriberNode(Node):
         self.lost_in_transport += count
         self._update_delivery_values()
 
+    def _note_source_colour(self, msg: Image | CompressedImage) -> None:
+        """Count a frame of a grey camera and warn (throttled); a colour one clears it."""
+        kind = self._grey_kind_of(msg)
+        if not kind:
+            self._grey_since_colour = 0
+            return
+        self.grey_source_frames += 1
+        self._grey_since_colour += 1
+        self._grey_kind = kind
+        self.diagnostics.set_value('frames.grey_source', self.grey_source_frames)
+        self.warnings.warning('grey_source', GREY_SOURCE_WARNING.format(kind=kind))
+
+    def _refresh_warning(self) -> None:
+        """Before each status: warn while the frames come from a grey camera.
+
+        The lasting warning sits beside the silence warning and the rejections of the
+        period, which the diagnostics add to it.
+        """
+        self.diagnostics.warning = '' if not self._grey_since_colour else (
+            f'{GREY_SOURCE_WARNING.format(kind=self._grey_kind)} ({self._grey_since_colour} '
+            'since the last colour frame)')
+
     def _on_image(self, msg: Image | CompressedImage, info: Any = None) -> None:
         """Convert, crop and publish one image; count and skip it if it is bad."""
         key = message_key(info)
@@ -319,6 +372,7 @@ class CameraSubscriberNode(Node):
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'rejected image ({reason}): {error}')
             return
+        self._note_source_colour(msg)
         if self.frames_publisher.get_subscription_count() > 0 or not self._frame_listeners:
             self.frames_publisher.publish(rgb_to_image(rgb, msg.header))
         for listener in self._frame_listeners:

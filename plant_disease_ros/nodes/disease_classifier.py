@@ -31,13 +31,17 @@ own timeline, and those fixes are forgotten: no frame is located with a fix of t
 previous loop. A jump whose own stream then goes on from where it was (a stray stamp) is
 undone: the fixes come back and the stray frame goes without a position.
 
-A frame of a grey (mono) camera has no colour: the vegetation gate labels it ``no_leaf``
-with the reason 'no colour (grey image)', it is counted (``frames.grey``), logged
-(throttled), and ``/diagnostics`` is WARN from such a frame until a frame with colour
-comes. A stamp of exactly zero (a driver that did not fill it) is no point in time: such a
-frame is classified and published, counted (``frames.unstamped``), logged and WARN in the
-same way, but never geotagged (``fix_status`` 'none') nor taken for a jump back in time;
-such a fix is rejected (``fix_rejected.unstamped``).
+A frame without any colour (channels equal within a few levels: a grey camera's, or a
+colour camera's JPEG of grey gravel, which decodes as grey) is labelled ``no_leaf`` by the
+vegetation gate with the reason 'no colour' and counted (``frames.no_colour``), with no
+warning: from its pixels this node cannot tell a grey camera from a grey scene.
+camera_subscriber warns of a grey camera, from the encoding of its messages.
+
+A stamp of exactly zero (a driver that did not fill it) is no point in time: such a frame
+is classified and published, counted (``frames.unstamped``), logged (throttled), and
+``/diagnostics`` is WARN from such a frame until a stamped one comes; it is never
+geotagged (``fix_status`` 'none') nor taken for a jump back in time; such a fix is
+rejected (``fix_rejected.unstamped``).
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WA
 from plant_disease_ros.core.outcome import frame_outcome, NO_LEAF_LABEL, OUTCOMES
 from plant_disease_ros.core.preprocessing import check_pose_count
 from plant_disease_ros.core.time_jump import TimeJumpDetector
-from plant_disease_ros.core.vegetation import check_frame, GateResult
+from plant_disease_ros.core.vegetation import check_frame
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.conversions import (
     classification_to_string,
@@ -132,9 +136,6 @@ FIX_REASON_HINTS = {
     UNSTAMPED_REASON: 'header stamp 0: the GPS driver does not stamp its fixes, so none '
                       'can be matched to an image stamp',
 }
-GREY_WARNING = ('frames have no colour: a grey camera cannot show leaf or disease colours; '
-                "they are labelled no_leaf ('no colour (grey image)'). Use a colour camera "
-                'or set the driver to a colour encoding (rgb8, bgr8, colour JPEG)')
 UNSTAMPED_WARNING = ('frames have no stamp (header stamp 0): they are classified and '
                      'published but never located with GPS nor checked for time jumps; '
                      'the camera driver must fill header.stamp')
@@ -191,9 +192,11 @@ class DiseaseClassifierNode(Node):
                                              warn_percent=value['motion_blur_warn_percent'])
         self._motion_blur_errors = 0  # estimates that failed (the frame was still classified)
         self.outcome_counts = {kind: 0 for kind in OUTCOMES}
-        # Frames without colour (grey camera) and without a stamp: in all, and since the
-        # last frame with colour / with a stamp (while above 0, /diagnostics warns).
-        self.grey_frames = self._grey_since_colour = 0
+        # Frames without any colour (the gate's 'no colour'), counted only: a grey camera
+        # and a colour camera's JPEG of grey ground look the same here.
+        self.no_colour_frames = 0
+        # Frames without a stamp: in all, and since the last stamped frame (while above 0,
+        # /diagnostics warns).
         self.unstamped_frames = self._unstamped_since_stamped = 0
         self._motion_blur_warning = ''
 
@@ -326,7 +329,7 @@ class DiseaseClassifierNode(Node):
             floating_point_range=float_range(0.001, 86400.0)))
         self.declare_parameter('vegetation_gate', True, ParameterDescriptor(
             description="Label frames that cannot show a leaf (too dark, over-exposed, flat, "
-                        "no colour at all (grey camera), no plant colours) 'no_leaf' "
+                        "no colour at all, no plant colours) 'no_leaf' "
                         'whatever the model says.'))
         self.declare_parameter('motion_blur_check_every', 5, ParameterDescriptor(
             description="Estimate the motion blur of every Nth frame with a leaf (not "
@@ -428,8 +431,6 @@ class DiseaseClassifierNode(Node):
                 self.explain_period_s = float(parameter.value)
             elif parameter.name == 'vegetation_gate':
                 self.vegetation_gate = bool(parameter.value)
-                # Without the gate no frame is judged for colour: the warning would stay.
-                self._grey_since_colour = 0
             elif parameter.name == 'motion_blur_check_every':
                 self.motion_blur.every = int(parameter.value)
                 if self.motion_blur.every == 0:
@@ -528,8 +529,9 @@ class DiseaseClassifierNode(Node):
             self._publish_motion_blur()
         self.outcome_counts[outcome.kind] += 1
         self.diagnostics.set_value(f'frames.{outcome.kind}', self.outcome_counts[outcome.kind])
-        if gate is not None:
-            self._note_colour(gate)
+        if gate is not None and gate.has_colour is False:
+            self.no_colour_frames += 1
+            self.diagnostics.set_value('frames.no_colour', self.no_colour_frames)
         if outcome.is_detection and unstamped:
             # No point in time to look a position up at: out at once, without one.
             self._publish_located([((classification, header), FixLookup('none', None, None))])
@@ -549,22 +551,6 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.set_value('frames.unstamped', self.unstamped_frames)
         self.warnings.warning('frame:unstamped',
                               f'{UNSTAMPED_WARNING} (frame_id {header.frame_id!r})')
-
-    def _note_colour(self, gate: GateResult) -> None:
-        """Count a frame without colour and warn (throttled); a frame with colour clears it.
-
-        A frame too dark, over-exposed or flat says nothing about the camera's colour and
-        leaves the count since the last colour frame as it is.
-        """
-        if gate.has_colour is None:
-            return
-        if gate.has_colour:
-            self._grey_since_colour = 0
-            return
-        self.grey_frames += 1
-        self._grey_since_colour += 1
-        self.diagnostics.set_value('frames.grey', self.grey_frames)
-        self.warnings.warning('frame:grey', GREY_WARNING)
 
     def _estimate_motion_blur(self, rgb: np.ndarray) -> MotionBlur | None:
         """Offer a frame to the motion blur monitor; return its estimate if it made one.
@@ -650,15 +636,13 @@ class DiseaseClassifierNode(Node):
 
     def _set_warning(self) -> None:
         """Set the lasting /diagnostics warning from every condition that holds now."""
-        grey = unstamped = ''
-        if self._grey_since_colour:
-            grey = f'{GREY_WARNING} ({self._grey_since_colour} since the last colour frame)'
+        unstamped = ''
         if self._unstamped_since_stamped:
             unstamped = (f'{UNSTAMPED_WARNING} ({self._unstamped_since_stamped} since the '
                          'last stamped frame)')
         self.diagnostics.warning = '; '.join(
-            text for text in (self._motion_blur_warning, self._position_warning, grey,
-                              unstamped) if text)
+            text for text in (self._motion_blur_warning, self._position_warning, unstamped)
+            if text)
 
     def _maybe_explain(self, rgb: np.ndarray, header: Header) -> None:
         """Publish an occlusion heatmap every ``explain_period_s`` while it is watched."""

@@ -37,5 +37,5 @@ def test_the_text_is_the_label_and_its_confidence() -> None:
     assert annotation_text(leaf, 0.934) == 'Tomato: Early blight 0.93'
     assert annotation_text(FrameOutcome('unknown', 'unknown'), 0.31) == 'unknown 0.31'
     assert annotation_text(FrameOutcome('no_leaf', 'no_leaf', 'model'), 0.8) == 'no leaf 0.80'
-    grey = FrameOutcome('no_leaf', 'no_leaf', 'no colour (grey image)')
-    assert annotation_text(grey, 1.0) == 'no leaf 1.00: no colour (grey image)'
+    grey = FrameOutcome('no_leaf', 'no_leaf', 'no colour')
+    assert annotation_text(grey, 1.0) == 'no leaf 1.00: no colour'

@@ -125,7 +125,7 @@ def spread(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_grey_camera_frames_are_rejected_as_without_colour() -> None:
-    """A grey camera's leaf photos: 'no colour (grey image)', not 'no vegetation'."""
+    """A grey camera's leaf photos: 'no colour', not 'no vegetation'."""
     assert LEAF_PHOTOS
     for path in LEAF_PHOTOS:
         frames = grey_camera_frames(read_rgb(path))
@@ -134,22 +134,40 @@ def test_grey_camera_frames_are_rejected_as_without_colour() -> None:
         for name, frame in frames.items():
             result = check_frame(frame)
             assert not result.passed, (path.stem, name)
-            assert result.reason == NO_COLOUR == 'no colour (grey image)', (path.stem, name)
+            assert result.reason == NO_COLOUR == 'no colour', (path.stem, name)
             assert result.has_colour is False and result.colour < 0.01, (path.stem, name)
 
 
+def gravel() -> np.ndarray:
+    """Return a colour sensor's raw frame of grey gravel: each channel has its own noise."""
+    rng = np.random.default_rng(1)
+    return np.clip(128 + rng.normal(0, 20, (96, 96, 1)) + rng.normal(0, 3, (96, 96, 3)),
+                   0, 255).astype(np.uint8)
+
+
 def test_colour_leaf_photos_and_colour_noise_are_not_grey() -> None:
-    """Every leaf photo has colour (and passes); so has a colour camera's grey gravel."""
+    """Every leaf photo has colour (and passes); so has a colour camera's raw grey gravel."""
     for path in LEAF_PHOTOS:
         result = check_frame(read_rgb(path))
         assert result.passed and result.has_colour is True, (path.stem, result)
         assert result.colour > 0.3, (path.stem, result.colour)
     # A colour sensor on a grey surface: each channel's own noise gives the pixels colour.
-    rng = np.random.default_rng(1)
-    gravel = np.clip(128 + rng.normal(0, 20, (96, 96, 1)) + rng.normal(0, 3, (96, 96, 3)),
-                     0, 255).astype(np.uint8)
-    result = check_frame(gravel)
+    result = check_frame(gravel())
     assert result.reason == NO_VEGETATION and result.has_colour is True, result
+
+
+@pytest.mark.parametrize('quality', [75, 90])
+def test_a_colour_jpeg_of_grey_gravel_has_no_colour_either(quality: int) -> None:
+    """The same gravel through a colour camera's JPEG: its chroma noise is gone, the frame
+    is as grey as a grey camera's. 'no colour' is all the frame says: not which camera."""
+    ok, encoded = cv2.imencode('.jpg', cv2.cvtColor(gravel(), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    frame = compressed_to_rgb(encoded.tobytes())
+    assert spread(frame).max() <= GateOptions().grey_tolerance
+    result = check_frame(frame)
+    assert result.reason == NO_COLOUR and result.has_colour is False, result
+    assert 'grey' not in result.reason
 
 
 def test_the_colour_test_only_names_a_rejection() -> None:
