@@ -43,7 +43,17 @@ if [ -z "${ROS_DOMAIN_ID:-}" ]; then
         _plant_disease_file
 fi
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/config/fastdds_profile.xml}"
+# The field profile, under the name this distribution's Fast DDS reads (as the launch file
+# does): FASTRTPS_DEFAULT_PROFILES_FILE up to Jazzy (Fast DDS 2.x), FASTDDS_ from Kilted on
+# and for the PyPI wheels (no ROS_DISTRO). A profile already named there is kept.
+case "${ROS_DISTRO:-}" in
+  foxy|galactic|humble|iron|jazzy) _plant_disease_profile=FASTRTPS_DEFAULT_PROFILES_FILE ;;
+  *) _plant_disease_profile=FASTDDS_DEFAULT_PROFILES_FILE ;;
+esac
+if [ -z "${!_plant_disease_profile:-}" ]; then
+  export "$_plant_disease_profile=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/config/fastdds_profile.xml"
+fi
+unset _plant_disease_profile
 # vision_msgs and foxglove_msgs as scripts/build_interfaces.sh built them, when it has (a ROS 2
 # installation's setup.bash provides them instead). colcon's script reads unset variables.
 _plant_disease_interfaces="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/interfaces/install"

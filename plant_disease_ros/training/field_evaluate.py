@@ -242,7 +242,8 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
 
     With a vegetation gate (``frames.gate_passed``) top-1, rejections and the confusion
     count the label the nodes publish; calibration (ECE, reliability) and top-3 stay the
-    model's own, as in the ``classification`` JSON's ``confidence`` and ``top_k``.
+    model's own scores, as in the ``classification`` JSON's ``top_k`` (not its
+    ``confidence``: the published label's score, 1.0 for a frame the gate turned away).
     """
     no_leaf = list(labels).index(NO_LEAF)
     model_predicted = scores.argmax(axis=1)

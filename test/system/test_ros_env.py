@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 import subprocess
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOLD = 'source scripts/ros_env.sh; echo "$ROS_AUTOMATIC_DISCOVERY_RANGE $ROS_DOMAIN_ID"; ' \
        'read -r _'
@@ -125,3 +127,24 @@ def test_sourcing_keeps_the_shells_stderr(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert 'to stderr ' in result.stderr
     assert 'nonexistent-plant-disease-path' in result.stderr
+
+
+@pytest.mark.parametrize(('distro', 'variable', 'other'), [
+    ('', 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+    ('kilted', 'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'),
+    ('jazzy', 'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'),
+    ('humble', 'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'),
+])
+def test_the_profile_goes_under_the_name_the_distribution_reads(
+        tmp_path: Path, distro: str, variable: str, other: str) -> None:
+    """Fast DDS 2.x (up to Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in {'ROS_DOMAIN_ID', variable, other}}
+    environment.update({'PLANT_DISEASE_DOMAIN_LOCKS': str(tmp_path / 'locks'),
+                        'ROS_DISTRO': distro})
+    result = subprocess.run(
+        ['bash', '-uc', f'source scripts/ros_env.sh; echo "${{{variable}:-}}|${{{other}:-}}"'],
+        cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=30,
+        check=True)
+    named, unset = result.stdout.strip().split('|')
+    assert named == str(REPO_ROOT / 'config' / 'fastdds_profile.xml') and unset == ''

@@ -270,3 +270,184 @@ def test_a_file_compressed_bag_is_decompressed_once(tmp_path: Path,
     assert summary.bag == bag
     assert len(opened) == 1
     assert not [path for path in temporary.iterdir() if path.name.startswith('replay-')]
+
+
+# 8. Fixes the classifier drops for their stamp or accuracy ---------------------------------------
+
+
+def rewrite_fixes(source: Path, destination: Path, *, unstamped: bool = False,
+                  accuracy_m: float | None = None) -> Path:
+    """Copy bag ``source`` to ``destination``; its NavSatFix messages changed.
+
+    ``unstamped``: stamped exactly 0 (a GPS driver that does not stamp); ``accuracy_m``:
+    reporting that 1-sigma horizontal accuracy (east and north variances, approximated).
+    """
+    import numpy as np
+    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    with Reader(source) as reader, Writer(destination, version=8,
+                                          storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = {connection.id: writer.add_connection(
+            connection.topic, connection.msgtype, typestore=store)
+            for connection in reader.connections}
+        for connection, log_ns, data in reader.messages():
+            if connection.msgtype == 'sensor_msgs/msg/NavSatFix':
+                message = store.deserialize_cdr(data, connection.msgtype)
+                if unstamped:
+                    message.header.stamp.sec = message.header.stamp.nanosec = 0
+                if accuracy_m is not None:
+                    variance = accuracy_m ** 2
+                    message.position_covariance = np.array(
+                        [variance, 0, 0, 0, variance, 0, 0, 0, 4 * variance], np.float64)
+                    message.position_covariance_type = 1  # approximated
+                data = store.serialize_cdr(message, connection.msgtype)
+            writer.write(connections[connection.id], log_ns, data)
+    return destination
+
+
+def replay_in_process(bag: Path, out: Path, name: str, **options: object) -> ReplaySummary:
+    """Replay ``bag`` fast in this process (one pipeline process) into ``out``."""
+    from plant_disease_ros.tools.replay import replay, ReplayOptions
+
+    return replay(ReplayOptions(bag=bag, fast=True, single_process=True, out_dir=out,
+                                show_progress=False, namespace=f'{name}_{os.getpid()}',
+                                **options))  # type: ignore[arg-type]
+
+
+def test_fixes_stamped_zero_are_counted_as_the_classifier_drops_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight fixes stamped 0: the classifier drops every one ('unstamped'), and so does the
+    replay's count: 0 of 8 usable, with the warning; no detection is located."""
+    pytest.importorskip('rclpy')
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    bag = rewrite_fixes(write_bag(tmp_path / 'source', compressed_frames=6, fixes=8),
+                        tmp_path / 'unstamped', unstamped=True)
+    replay_in_process(bag, tmp_path / 'out', 'unstamped')
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['fixes_in'] == 8 and summary['fixes_unusable'] == {'unstamped': 8}
+    assert ('fix topic /gps/fix: 0 of 8 fixes usable (8 unstamped): every detection has null '
+            'geometry') in summary['warnings']
+    assert summary['detections_total'] == 6 and summary['fix_status'] == {'none': 6}
+
+
+def test_inaccurate_fixes_are_judged_by_the_replays_accuracy_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixes reporting 10 m: a parameter file's max_fix_accuracy_m 5 drops them all (the
+    warning names the limit and the file), -p max_fix_accuracy_m:=20 over it keeps them."""
+    pytest.importorskip('rclpy')
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    bag = rewrite_fixes(write_bag(tmp_path / 'source', compressed_frames=6, fixes=8),
+                        tmp_path / 'converging', accuracy_m=10.0)
+    params = tmp_path / 'robot.yaml'
+    params.write_text('/**/disease_classifier:\n  ros__parameters:\n'
+                      '    max_fix_accuracy_m: 5.0\n')
+    replay_in_process(bag, tmp_path / 'strict', 'strict', params_file=params)
+    summary = json.loads((tmp_path / 'strict' / 'summary.json').read_text())
+    assert summary['fixes_in'] == 8 and summary['fixes_unusable'] == {'inaccurate': 8}
+    assert (f'fix topic /gps/fix: 0 of 8 fixes usable (8 inaccurate; max_fix_accuracy_m 5 '
+            f'from {params}): every detection has null geometry') in summary['warnings']
+    assert summary['fix_status'] == {'none': 6}
+    replay_in_process(bag, tmp_path / 'lenient', 'lenient', params_file=params,
+                      parameters={'max_fix_accuracy_m': '20.0'})
+    summary = json.loads((tmp_path / 'lenient' / 'summary.json').read_text())
+    assert summary['fixes_in'] == 8 and summary['fixes_unusable'] == {}
+    assert not any('fixes usable' in warning for warning in summary['warnings'])
+    assert 'none' not in summary['fix_status'] and summary['detections_total'] == 6
+
+
+def test_the_accuracy_limit_is_the_started_classifiers_or_the_node_default(
+        tmp_path: Path) -> None:
+    """-p over the parameter file's classifier section over the node default; attached
+    (the running pipeline's value unknown) and unreadable values: the default, said so."""
+    from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M
+    from plant_disease_ros.tools.replay.run import fix_accuracy_limit
+
+    params = tmp_path / 'robot.yaml'
+    params.write_text('/**/disease_classifier:\n  ros__parameters:\n'
+                      '    max_fix_accuracy_m: 5.0\n'
+                      '/other/camera_subscriber:\n  ros__parameters:\n'
+                      '    max_fix_accuracy_m: 7.0\n')
+    assert fix_accuracy_limit({}, params, '/plant_disease') == (5.0, str(params))
+    assert fix_accuracy_limit({'max_fix_accuracy_m': '20'}, params) == (
+        20.0, '-p max_fix_accuracy_m:=20')
+    assert fix_accuracy_limit({}, None) == (DEFAULT_MAX_FIX_ACCURACY_M, 'the node default')
+    assert fix_accuracy_limit({'max_fix_accuracy_m': 'far'}, params) == (
+        DEFAULT_MAX_FIX_ACCURACY_M, 'the node default')
+    limit, source = fix_accuracy_limit({'max_fix_accuracy_m': '20'}, params, attached=True)
+    assert limit == DEFAULT_MAX_FIX_ACCURACY_M
+    assert source == "the node default (attached: the running pipeline's value is not known here)"
+
+
+# 9. Errors name the user's bag, not its decompressed copy ----------------------------------------
+
+
+def zstd_module() -> object:
+    """Return the zstd module rosbags reads with."""
+    if sys.version_info >= (3, 14):
+        from compression import zstd
+    else:
+        from backports import zstd
+    return zstd
+
+
+def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the temporary folder at a new folder of the test's; return it."""
+    temporary = tmp_path / 'tmp'
+    temporary.mkdir()
+    monkeypatch.setenv('TMPDIR', str(temporary))
+    monkeypatch.setattr('tempfile.tempdir', None)
+    return temporary
+
+
+def test_a_compressed_bag_cut_short_is_named_in_the_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zstd file-compressed bag whose MCAP was cut in half: the error names the user's
+    bag and its .mcap.zstd to decompress before `mcap recover`, never the temporary copy."""
+    from plant_disease_ros.tools.replay import replay, ReplayOptions
+
+    zstd = zstd_module()
+    bag = write_bag(tmp_path / 'zipped', compressed_frames=4, fixes=6, compression='file')
+    inside = bag / 'zipped.mcap.zstd'
+    plain = zstd.decompress(inside.read_bytes())  # type: ignore[attr-defined]
+    inside.write_bytes(zstd.compress(plain[:len(plain) // 2]))  # type: ignore[attr-defined]
+    temporary = private_tempdir(tmp_path, monkeypatch)
+    with pytest.raises(ReplayError) as raised:
+        replay(ReplayOptions(bag=bag, fast=True, out_dir=tmp_path / 'out',
+                             show_progress=False))
+    message = str(raised.value)
+    assert message.startswith(f'cannot read bag {bag}: '), message
+    assert str(temporary) not in message and 'replay-zipped' not in message, message
+    assert (f'`zstd -d {inside}` decompresses it (its files are zstd compressed whole), then '
+            '`mcap recover IN.mcap -o OUT.mcap` rebuilds one') in message
+    assert not list(temporary.iterdir())  # the copy is gone
+
+
+def test_a_compressed_bag_unreadable_midway_is_named_in_the_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zstd file-compressed bag whose chunk fails its checksum (it opens; its frames do
+    not read): the replay stops, and its error names the user's bag."""
+    import struct
+
+    pytest.importorskip('rclpy')
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    zstd = zstd_module()
+    bag = write_bag(tmp_path / 'zipped', compressed_frames=4, fixes=6, compression='file')
+    inside = bag / 'zipped.mcap.zstd'
+    plain = bytearray(zstd.decompress(inside.read_bytes()))  # type: ignore[attr-defined]
+    position = 8  # after the magic: records of opcode (1 byte), length (8), content
+    while plain[position] != 0x06:  # the first chunk
+        position += 9 + struct.unpack_from('<Q', plain, position + 1)[0]
+    # Its uncompressed CRC, after the start and end times and the uncompressed size.
+    struct.pack_into('<I', plain, position + 9 + 24, 0xDEADBEEF)
+    inside.write_bytes(zstd.compress(bytes(plain)))  # type: ignore[attr-defined]
+    temporary = private_tempdir(tmp_path, monkeypatch)
+    with pytest.raises(ReplayError) as raised:
+        replay_in_process(bag, tmp_path / 'out', 'midway')
+    message = str(raised.value)
+    assert message.startswith(f'cannot read bag {bag}: ReaderError: '), message
+    assert str(temporary) not in message and 'replay-zipped' not in message, message
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert f'replay stopped early: cannot read bag {bag}: ' in ' '.join(summary['warnings'])
+    assert not list(temporary.iterdir())

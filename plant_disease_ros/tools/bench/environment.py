@@ -19,8 +19,27 @@ PACKAGES: tuple[str, ...] = (
     'tflite-runtime', 'tensorflow-cpu', 'tensorflow', 'keras', 'rclpy', 'ros-rclpy',
     'ros-fastdds', 'ros-rmw-fastrtps-cpp', 'psutil')
 FASTDDS_PROFILE = 'fastdds_profile.xml'
-ENVIRONMENT_KEYS: tuple[str, ...] = ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
-                                     'RMW_IMPLEMENTATION', 'FASTDDS_DEFAULT_PROFILES_FILE')
+FASTDDS_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
+FASTRTPS_VARIABLE = 'FASTRTPS_DEFAULT_PROFILES_FILE'
+# Distributions whose Fast DDS (2.x; Jazzy ships 2.14) reads only
+# FASTRTPS_DEFAULT_PROFILES_FILE; from Kilted on Fast DDS 3.x reads
+# FASTDDS_DEFAULT_PROFILES_FILE. The same rule as launch/field.launch.py's (which stays
+# self-contained: keep the two alike).
+FAST_DDS_2_DISTROS = ('foxy', 'galactic', 'humble', 'iron', 'jazzy')
+ENVIRONMENT_KEYS: tuple[str, ...] = ('ROS_DISTRO', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                     'ROS_DOMAIN_ID', 'RMW_IMPLEMENTATION', FASTDDS_VARIABLE,
+                                     FASTRTPS_VARIABLE)
+
+
+def dds_profile_variable(distro: str) -> str:
+    """Return the Fast DDS profile variable that distribution ``distro`` reads.
+
+    FASTRTPS_DEFAULT_PROFILES_FILE up to Jazzy (Fast DDS 2.x), else (Kilted on, or no
+    ``ROS_DISTRO``) FASTDDS_DEFAULT_PROFILES_FILE.
+    """
+    if distro.strip().lower() in FAST_DDS_2_DISTROS:
+        return FASTRTPS_VARIABLE
+    return FASTDDS_VARIABLE
 
 
 def package_config_file(name: str) -> Path | None:
@@ -35,9 +54,11 @@ def package_config_file(name: str) -> Path | None:
 def prepare_environment(domain_id: int | None = None) -> dict[str, str]:
     """Set the DDS environment of the bench and of every process it starts; return it.
 
-    Loopback-only discovery unless the caller chose otherwise, a private domain id, the
-    package's Fast DDS profile (the one the field launch uses) unless one is set.
-    Call before rclpy is imported.
+    Loopback-only discovery unless the caller chose otherwise, a private domain id, and
+    a Fast DDS profile under the variable the running distribution reads
+    (:func:`dds_profile_variable` of ``ROS_DISTRO``), as the field launch exports it: the
+    one already set there, else the one set under the other name (set before an upgrade),
+    else the package's (the one the field launch uses). Call before rclpy is imported.
     """
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     if domain_id is not None:
@@ -46,11 +67,12 @@ def prepare_environment(domain_id: int | None = None) -> dict[str, str]:
         # 10..99: domains above 101 use ports in Linux's ephemeral range.
         os.environ.setdefault('ROS_DOMAIN_ID', str(10 + os.getpid() % 90))
     os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
-    if not (os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE')
-            or os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')):
-        profile = package_config_file(FASTDDS_PROFILE)
-        if profile is not None:
-            os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
+    variable = dds_profile_variable(os.environ.get('ROS_DISTRO', ''))
+    if not os.environ.get(variable):
+        other = FASTDDS_VARIABLE if variable == FASTRTPS_VARIABLE else FASTRTPS_VARIABLE
+        profile = os.environ.get(other) or package_config_file(FASTDDS_PROFILE)
+        if profile:
+            os.environ[variable] = str(profile)
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     return {key: os.environ.get(key, '') for key in ENVIRONMENT_KEYS}
 

@@ -73,24 +73,29 @@ class BagMessage:
     data: bytes = field(compare=False)
 
 
-def open_bag(path: Path) -> Any:
-    """Open a rosbag2 folder or a .mcap/.db3 file; raise ReplayError with one line."""
+def open_bag(path: Path, display_path: Path | None = None) -> Any:
+    """Open a rosbag2 folder or a .mcap/.db3 file; raise ReplayError with one line.
+
+    The error names ``display_path`` (default ``path``): the user's bag when ``path`` is
+    its decompressed copy (see :func:`readable_bag`), a folder gone when the user reads it.
+    """
     from rosbags.rosbag2 import Reader, ReaderError
 
     path = Path(path)
+    shown = Path(display_path) if display_path is not None else path
     if not path.exists():
-        raise ReplayError(f'bag not found: {path}')
+        raise ReplayError(f'bag not found: {shown}')
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
-        raise ReplayError(f'cannot read bag {path}: a folder without metadata.yaml is not a '
-                          f'rosbag2 bag{_no_metadata_hint(path)}')
+        raise ReplayError(f'cannot read bag {shown}: a folder without metadata.yaml is not a '
+                          f'rosbag2 bag{_no_metadata_hint(shown)}')
     try:
         reader = Reader(path)
         reader.open()
     except (ReaderError, OSError, ValueError, KeyError, EOFError) as error:
-        raise ReplayError(f'cannot read bag {path}: {one_line(error).rstrip(".")}'
-                          f'{_cut_short_hint(path)}') from error
+        raise ReplayError(f'cannot read bag {shown}: {one_line(error).rstrip(".")}'
+                          f'{_cut_short_hint(path, shown)}') from error
     except Exception as error:  # corrupt files raise all sorts of errors
-        raise ReplayError(f'cannot read bag {path}: corrupt or not a rosbag2 bag '
+        raise ReplayError(f'cannot read bag {shown}: corrupt or not a rosbag2 bag '
                           f'({type(error).__name__}: {one_line(error)})') from error
     return reader
 
@@ -197,12 +202,30 @@ def _no_metadata_hint(folder: Path) -> str:
     return hint
 
 
-def _cut_short_hint(path: Path) -> str:
-    """Return advice for an MCAP bag that does not open: often a recording cut short."""
+def _cut_short_hint(path: Path, shown: Path | None = None) -> str:
+    """Return advice for an MCAP bag that does not open: often a recording cut short.
+
+    ``path`` is what was opened, ``shown`` the user's bag (default ``path``): when that is
+    a file-compressed bag, ``path`` its decompressed copy, its zstd files are named, to be
+    decompressed before ``mcap recover``.
+    """
     mcap = path.suffix == '.mcap' or (path.is_dir() and any(path.glob('*.mcap')))
-    return ('; an MCAP file whose recording was cut short (power loss, a killed recorder) '
-            'has no summary at its end: `mcap recover IN.mcap -o OUT.mcap` rebuilds one'
-            if mcap else '')
+    if not mcap:
+        return ''
+    advice = ('; an MCAP file whose recording was cut short (power loss, a killed recorder) '
+              'has no summary at its end: ')
+    metadata = _file_compressed_metadata(shown) if shown is not None else None
+    if metadata is not None:
+        files = [str(shown / PurePath(str(relative)).name)
+                 for relative in metadata['relative_file_paths']
+                 if str(relative).endswith('.mcap.zstd')]
+        if files:
+            named = ' '.join(files[:3]) + (f' (and {len(files) - 3} more)'
+                                           if len(files) > 3 else '')
+            return (advice + f'`zstd -d {named}` decompresses it (its files are zstd '
+                    'compressed whole), then `mcap recover IN.mcap -o OUT.mcap` rebuilds one '
+                    '(the recovered file alone is a bag the replay reads)')
+    return advice + '`mcap recover IN.mcap -o OUT.mcap` rebuilds one'
 
 
 def _is_output_image(name: str) -> bool:
@@ -269,20 +292,30 @@ def select_topics(topics: Mapping[str, tuple[str | None, int]], image_topic: str
     return image, fix
 
 
-def inspect_bag(path: Path, image_topic: str | None = None,
-                fix_topic: str | None = None) -> BagSelection:
-    """Open ``path``, choose the topics and return the selection (raises ReplayError)."""
-    reader = open_bag(path)
+def inspect_bag(path: Path, image_topic: str | None = None, fix_topic: str | None = None,
+                display_path: Path | None = None) -> BagSelection:
+    """Open ``path``, choose the topics and return the selection (raises ReplayError).
+
+    The selection's path, and the errors, name ``display_path`` (default ``path``; see
+    :func:`open_bag`).
+    """
+    reader = open_bag(path, display_path)
     try:
         topics = {name: (info.msgtype, info.msgcount) for name, info in reader.topics.items()}
         image, fix = select_topics(topics, image_topic, fix_topic)
-        return BagSelection(Path(path), image, fix, reader.start_time, reader.end_time, topics)
+        return BagSelection(Path(display_path if display_path is not None else path), image,
+                            fix, reader.start_time, reader.end_time, topics)
     finally:
         reader.close()
 
 
-def read_messages(reader: Any, topic: str, kind: str, order: int) -> Iterator[BagMessage]:
-    """Yield the messages of ``topic`` in log order; a corrupt chunk is a ReplayError."""
+def read_messages(reader: Any, topic: str, kind: str, order: int,
+                  display_path: Path | None = None) -> Iterator[BagMessage]:
+    """Yield the messages of ``topic`` in log order; a corrupt chunk is a ReplayError.
+
+    The error names ``display_path`` (default the reader's path; see :func:`open_bag`).
+    """
+    shown = display_path if display_path is not None else reader.path
     connections = [c for c in reader.connections if c.topic == topic]
     messages = reader.messages(connections=connections)
     while True:
@@ -291,7 +324,7 @@ def read_messages(reader: Any, topic: str, kind: str, order: int) -> Iterator[Ba
         except StopIteration:
             return
         except Exception as error:  # a corrupt chunk shows only when it is read
-            raise ReplayError(f'cannot read bag {reader.path}: {type(error).__name__}: '
+            raise ReplayError(f'cannot read bag {shown}: {type(error).__name__}: '
                               f'{one_line(error)}') from error
         yield BagMessage(int(log_ns), order, kind, bytes(data))
 

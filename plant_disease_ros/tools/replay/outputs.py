@@ -225,6 +225,9 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
     if summary.fix_topic and summary.fixes_in and unusable >= summary.fixes_in:
         reasons = ', '.join(f'{count} {reason}' for reason, count in
                             sorted(summary.fixes_unusable.items(), key=lambda item: -item[1]))
+        if summary.fixes_unusable.get('inaccurate'):
+            reasons += (f'; max_fix_accuracy_m {summary.max_fix_accuracy_m:g} from '
+                        f'{summary.max_fix_accuracy_source}')
         summary.warnings.append(
             f'fix topic {summary.fix_topic}: 0 of {summary.fixes_in} fixes usable ({reasons}): '
             'every detection has null geometry')

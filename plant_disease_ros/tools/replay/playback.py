@@ -19,7 +19,7 @@ import math
 import time
 from typing import Any
 
-from plant_disease_ros.core.fix_buffer import fix_rejection_reason
+from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M
 from plant_disease_ros.tools.replay.bag import BagMessage, BagSelection, stamp_key
 from plant_disease_ros.tools.replay.options import CLOCK_PERIOD_S, ReplayError, ReplayOptions
 from plant_disease_ros.tools.replay.player import ReplayPlayer
@@ -59,12 +59,15 @@ class Playback:
     """Plays one bag selection through ``player``; counts go into ``summary``.
 
     ``check_alive`` raises when a pipeline process has exited (a no-op when attached).
+    ``max_fix_accuracy_m`` is the classifier's (see ``run.fix_accuracy_limit``): the fixes
+    it drops are counted by its own rule.
     """
 
     def __init__(self, player: ReplayPlayer, recorder: OutputRecorder,
                  selection: BagSelection, options: ReplayOptions, summary: ReplaySummary,
                  progress: ProgressLine, typestore: Any,
-                 check_alive: Callable[[], None]) -> None:
+                 check_alive: Callable[[], None],
+                 max_fix_accuracy_m: float = DEFAULT_MAX_FIX_ACCURACY_M) -> None:
         self.player = player
         self.recorder = recorder
         self.selection = selection
@@ -73,6 +76,7 @@ class Playback:
         self.progress = progress
         self.typestore = typestore
         self.check_alive = check_alive
+        self.max_fix_accuracy_m = max_fix_accuracy_m
         self.wall_start = time.monotonic()
         # The nodes' frame rejections before the first frame (an attached pipeline's).
         self.rejected_before: Counter[tuple[str, str]] = Counter()
@@ -146,15 +150,24 @@ class Playback:
                 self.summary.fixes_unusable[reason] += 1
 
     def _fix_unusable(self, data: bytes) -> str | None:
-        """Return why the classifier drops this NavSatFix ('no_fix', ...), or None."""
+        """Return why the classifier drops this NavSatFix ('no_fix', 'unstamped', ...), or None.
+
+        By the classifier's own rule: the CDR bytes read as its subscription reads them,
+        judged by ``navsatfix_to_geofix`` with its ``max_fix_accuracy_m`` and a stamp
+        required. Not the rejections that depend on what came before (a time jump).
+        """
         if self.selection.fix is None:
             return None
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import NavSatFix
+
+        from plant_disease_ros.ros.conversions import navsatfix_to_geofix
+
         try:
-            message = self.typestore.deserialize_cdr(data, self.selection.fix.msgtype)
-            return fix_rejection_reason(int(message.status.status), float(message.latitude),
-                                        float(message.longitude), float(message.altitude))
-        except Exception:  # the classifier rejects what cannot be read, and says why
+            message = deserialize_message(bytes(data), NavSatFix)
+        except Exception:  # the classifier never gets what cannot be read
             return None
+        return navsatfix_to_geofix(message, self.max_fix_accuracy_m, require_stamp=True)[1]
 
     def _rejected_total(self) -> int:
         """Return how many frames the nodes have rejected since the first one was sent."""

@@ -11,7 +11,7 @@ in an output folder has its own number N for all its files (see ``outputs.output
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-import dataclasses
+import math
 import os
 from pathlib import Path
 import signal
@@ -20,6 +20,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
+from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M
 from plant_disease_ros.ros.node_set import (
     CAMERA_SUBSCRIBER,
     default_params_file,
@@ -152,6 +153,36 @@ def fast_rate_cap(parameters: Mapping[str, str], params_file: Path | None,
     return (f'--fast sets max_rate_hz to 0 (camera_subscriber rate cap {value} Hz from '
             f'{source}): a fast replay sends each frame once the previous one is '
             'classified, and a capped frame would be dropped and re-sent after a wait')
+
+
+def fix_accuracy_limit(parameters: Mapping[str, str], params_file: Path | None,
+                       namespace: str = '/', attached: bool = False) -> tuple[float, str]:
+    """Return the classifier's ``max_fix_accuracy_m`` in this replay and where it comes from.
+
+    As the started classifier gets it: from a ``-p`` override, else from the parameter
+    file's sections that match ``<namespace>/disease_classifier``, else the node default.
+    Attached, the running pipeline's value is not known here: the node default, and the
+    source says so. A value that is not a number (the node refuses it at start) counts as
+    unset. The source is '-p max_fix_accuracy_m:=X', the file's path or 'the node default'
+    (attached: with why).
+    """
+    name = 'max_fix_accuracy_m'
+    if attached:
+        return DEFAULT_MAX_FIX_ACCURACY_M, ("the node default (attached: the running "
+                                            "pipeline's value is not known here)")
+    if name in parameters:
+        value, source = parameters[name], f'-p {name}:={parameters[name]}'
+    else:
+        node = f'{namespace.rstrip("/")}/{DISEASE_CLASSIFIER.name}'
+        value = file_parameters(params_file, node, (name,)).get(name, '')
+        source = str(params_file)
+    try:
+        limit = float(value)
+    except ValueError:
+        limit = math.nan
+    if not math.isfinite(limit):
+        return DEFAULT_MAX_FIX_ACCURACY_M, 'the node default'
+    return limit, source
 
 
 def file_parameters(params_file: Path | None, node: str,
@@ -293,8 +324,9 @@ def replay(options: ReplayOptions, stream: TextIO = sys.stderr) -> ReplaySummary
 
 def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySummary:
     """Replay the bag ``options.bag``, read from ``source`` (see ``bag.readable_bag``)."""
-    selection = dataclasses.replace(
-        inspect_bag(source, options.image_topic, options.fix_topic), path=Path(options.bag))
+    # Errors name the user's bag, never its decompressed copy (gone when they are read).
+    bag = Path(options.bag)
+    selection = inspect_bag(source, options.image_topic, options.fix_topic, display_path=bag)
     try:
         import rclpy  # noqa: F401
     except ImportError as error:
@@ -322,6 +354,9 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
     if not options.attach:  # attached: the running pipeline's model, not known here
         summary.model_path, summary.labels_path, summary.label_count = pipeline_model(
             options.parameters, params_file, namespace)
+    # The fixes the classifier drops are counted by its own rule, with its accuracy limit.
+    summary.max_fix_accuracy_m, summary.max_fix_accuracy_source = fix_accuracy_limit(
+        options.parameters, params_file, namespace, options.attach)
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
     elif selection.fix.count == 0:
@@ -361,18 +396,19 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
                                              params_file):
                 summary.logs.append(processes.start(command.name, command.argv).log_path)
         playback = Playback(player, recorder, selection, options, summary, progress,
-                            typestore, processes.check_alive)
+                            typestore, processes.check_alive,
+                            max_fix_accuracy_m=summary.max_fix_accuracy_m)
         playback.wait_until_ready()
         ready = True
-        reader = open_bag(source)
+        reader = open_bag(source, bag)
         # The fixes stream beside the frames from a reader of their own: a long drive's
         # fixes (a million at 10 Hz in a day) are never all in memory.
         fixes: Iterator[BagMessage] = iter(())
         if selection.fix:
-            fix_reader = open_bag(source)
-            fixes = read_messages(fix_reader, selection.fix.name, 'fix', 0)
+            fix_reader = open_bag(source, bag)
+            fixes = read_messages(fix_reader, selection.fix.name, 'fix', 0, bag)
         try:
-            playback.play(read_messages(reader, selection.image.name, 'image', 1), fixes)
+            playback.play(read_messages(reader, selection.image.name, 'image', 1, bag), fixes)
         except ReplayError as error:
             # A corrupt chunk, or a pipeline that takes no frame: what was replayed until
             # then is still settled, saved and summarised.

@@ -8,6 +8,7 @@ from pathlib import Path
 import statistics
 from typing import Any
 
+from plant_disease_ros.core.fix_buffer import DEFAULT_MAX_FIX_ACCURACY_M
 from plant_disease_ros.core.motion_blur import highest_window_median, WARN_PERCENT, WINDOW
 
 
@@ -32,8 +33,13 @@ class ReplaySummary:
     rejected: Counter[str] = field(default_factory=Counter)
     rejected_by: list[str] = field(default_factory=list)
     fixes_in: int = 0
-    # The bag's fixes the classifier cannot use, by reason ('no_fix', 'non_finite', ...).
+    # The bag's fixes the classifier cannot use, by its reasons ('no_fix', 'non_finite',
+    # 'unstamped', 'inaccurate', ...), judged with the classifier's max_fix_accuracy_m as
+    # the replay knows it, and where that value comes from (-p, the parameter file, or the
+    # node default: see ``run.fix_accuracy_limit``).
     fixes_unusable: Counter[str] = field(default_factory=Counter)
+    max_fix_accuracy_m: float = DEFAULT_MAX_FIX_ACCURACY_M
+    max_fix_accuracy_source: str = 'the node default'
     detections: Counter[str] = field(default_factory=Counter)
     fix_status: Counter[str] = field(default_factory=Counter)
     # The classifier's motion blur estimates, percent of the frame side, in stamp order.
