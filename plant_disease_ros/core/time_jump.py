@@ -120,6 +120,16 @@ class TimeJumpDetector:
             self._previous_s = {}   # the new timeline has caught up with the old one
         return None
 
+    @property
+    def undo_possible(self) -> bool:
+        """Return whether the last jump may still be undone (a stray stamp, see above).
+
+        True from the jump until a stamp of any stream comes on the new timeline or the
+        late window closes: a detection of that time should wait that long for its fix.
+        """
+        return (self._jump_stream is not None
+                and self._clock() - self._jumped_at <= self.late_window_s)
+
     def _undo(self, stream: str, stamp_s: float) -> None:
         """Undo the last jump: its stamp was a stray one, ``stream`` went on at ``stamp_s``."""
         self.jumps -= 1

@@ -187,6 +187,7 @@ class DiseaseClassifierNode(Node):
             FixBuffer(value['max_fix_age_s'], value['fix_buffer_size']),
             MAX_PENDING_DETECTIONS)
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
+        self._last_jump_s_before: float | None = None   # last_time_jump_s before the last jump
         self.vegetation_gate = bool(value['vegetation_gate'])
         self.motion_blur = MotionBlurMonitor(value['motion_blur_check_every'],
                                              warn_percent=value['motion_blur_warn_percent'])
@@ -536,9 +537,14 @@ class DiseaseClassifierNode(Node):
             # No point in time to look a position up at: out at once, without one.
             self._publish_located([((classification, header), FixLookup('none', None, None))])
         elif outcome.is_detection:
+            wait_s = self.fix_wait_s
+            if self.time_jumps.undo_possible:
+                # The jump may be a stray stamp, undone within the late window: the fixes
+                # come back then, so a detection of this time waits that long for them.
+                wait_s = max(wait_s, self.time_jumps.late_window_s)
             self._publish_located(self.fix_wait.add(
                 (classification, header), stamp_to_seconds(header.stamp), time.monotonic(),
-                self.fix_wait_s))
+                wait_s))
             if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
                 self._pending_timer.reset()
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
@@ -708,6 +714,7 @@ class DiseaseClassifierNode(Node):
         self._publish_located(settled)
         self._pending_timer.cancel()
         self.diagnostics.set_value('time_jumps_back', self.time_jumps.jumps)
+        self._last_jump_s_before = self.diagnostics.values.get('last_time_jump_s')
         self.diagnostics.set_value('last_time_jump_s', jump.size_s)
         # Once per jump; a stream of bogus stamps is throttled like any per-frame warning.
         self.warnings.warning(
@@ -735,13 +742,18 @@ class DiseaseClassifierNode(Node):
             self._pending_timer.reset()
         self.diagnostics.set_value('time_jumps_back', self.time_jumps.jumps)
         self.diagnostics.set_value('stamp_glitches', self.time_jumps.glitches)
+        if self._last_jump_s_before is None:
+            self.diagnostics.clear_value('last_time_jump_s')
+        else:
+            self.diagnostics.set_value('last_time_jump_s', self._last_jump_s_before)
+        what = ('the stray frame goes without a position' if undone.stream == 'frame'
+                else 'the stray fix is dropped')
         self.warnings.warning(
             'stamp_glitch',
             f'a stray {undone.stream} stamp {undone.stamp_s:.3f} ({undone.size_s:.3f} s before '
             f'the one before it) was no jump back in time: the {stream} stamps went on from '
             f'{stamp_s:.3f}; restored {restored} fix(es) (late ones were counted as '
-            'fix_rejected.previous_timeline meanwhile), the stray frame goes without a '
-            'position')
+            f'fix_rejected.previous_timeline meanwhile); {what}')
 
     def _settle_pending(self) -> None:
         """Publish the waiting detections whose fix came or whose wait is over."""

@@ -280,3 +280,32 @@ def test_a_stray_frame_stamp_is_no_jump_once_the_frames_go_on(harness) -> None:
     assert harness.wait(lambda: (
         gps.classifier.diagnostics.values.get('stamp_glitches') == 1
         and gps.classifier.diagnostics.values.get('time_jumps_back') == 0))
+
+
+def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
+    """A frame between the stray stamp and the undo outwaits fix_wait_s: while the jump
+    may still be undone its detection waits for the restored fixes, not 0.3 s."""
+    import time
+
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.3)
+    gps.classifier.time_jumps.late_window_s = 3600.0
+    for t in (60.0, 60.2, 60.4):
+        gps.send_fix(path_fix(t))
+    gps.send_frame(T0 + 60.1)
+    gps.send_frame(T0 + 30.0)                       # the stray stamp
+    assert gps.classifier.time_jumps.undo_possible
+    gps.send_fix(path_fix(60.6))                    # late: set aside
+    gps.send_frame(T0 + 60.5)                       # waits (no fix in the buffer now)
+    time.sleep(0.5)                                 # longer than fix_wait_s
+    harness.wait(lambda: False, timeout_s=0.2)      # the pending timer gets its turns
+    gps.send_fix(path_fix(60.8))                    # late: set aside
+    gps.send_frame(T0 + 61.0)                       # the frames went on: undone
+    assert not gps.classifier.time_jumps.undo_possible
+    gps.send_fix(path_fix(61.2))
+    detections = gps.wait_detections(4)
+    statuses = {round(stamp_of(feature) - T0, 3): feature['properties']['fix_status']
+                for feature in detections}
+    assert statuses == {60.1: 'interpolated', 30.0: 'none', 60.5: 'interpolated',
+                        61.0: 'interpolated'}
+    assert 'last_time_jump_s' not in gps.classifier.diagnostics.values
