@@ -208,6 +208,13 @@ class DiseaseClassifierNode(Node):
         self.diagnostics.set_value('num_threads', model.num_threads)
         self.diagnostics.set_value('time_jumps_back', 0)
         self.diagnostics.set_value('stamp_glitches', 0)
+        # Every counter from the start, so that 0 reads as none yet, not as not counted.
+        for kind in OUTCOMES:
+            self.diagnostics.set_value(f'frames.{kind}', 0)
+        self.diagnostics.set_value('frames.no_colour', 0)
+        self.diagnostics.set_value('frames.unstamped', 0)
+        for status in ('interpolated', 'nearest', 'stale', 'none'):
+            self.diagnostics.set_value(f'detections.{status}', 0)
         self.diagnostics.set_value('crops', crops.describe())
         self.diagnostics.set_value('test_time_poses', self.classifier.poses)
         self.warnings = ThrottledWarnings(self.get_logger())

@@ -46,9 +46,16 @@ class NodeDiagnostics:
     """
 
     def __init__(self, node: Node, *, period_s: float = 1.0, name: str = '',
-                 hardware_id: str = '', latency_window: int = 500) -> None:
-        """Create the publisher and the timer on ``node``."""
+                 hardware_id: str = '', latency_window: int = 500,
+                 input_name: str = 'frame') -> None:
+        """Create the publisher and the timer on ``node``.
+
+        ``input_name``: what the node's own input messages are called in the status
+        message ('frame', or 'detection' for the recorder); their key stays
+        ``rejected.<reason>``.
+        """
         self._node = node
+        self.input_name = input_name
         self.name = name or f'{node.get_name()}: frames'
         self.hardware_id = hardware_id or node.get_fully_qualified_name()
         self.received = 0
@@ -144,8 +151,9 @@ class NodeDiagnostics:
         status.hardware_id = self.hardware_id
         messages = [text for text in (self.warning, self.input_silence()) if text]
         if recent:
-            reasons = ', '.join(f'{category} {reason}: {count}'
-                                for (category, reason), count in sorted(recent.items()))
+            reasons = ', '.join(
+                f'{self.input_name if category == "frame" else category} {reason}: {count}'
+                for (category, reason), count in sorted(recent.items()))
             messages.append(f'rejected in the last period: {reasons}')
         status.level = DiagnosticStatus.WARN if messages else DiagnosticStatus.OK
         status.message = '; '.join(messages) or 'ok'

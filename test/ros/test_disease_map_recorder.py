@@ -195,9 +195,16 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert values['rejected.not_a_feature'] == '1'
     assert values['rejected'] == '4'
     assert values['file'] == str(records_path)
+    assert values['records_file_replaced'] == '0'   # counted from the start
     assert (values['located'], values['unlocated'], values['cells']) == ('4', '1', '2')
     assert float(values['latency_mean_ms']) > 0.0  # append + fsync per record
     assert DiagnosticStatus.WARN in harness.status_levels()
+    # The status message names the recorder's own inputs: detections, not frames.
+    messages = [status.message for status in statuses(harness.diagnostics,
+                                                        'disease_map_recorder')]
+    assert any('rejected in the last period: detection invalid_json' in message
+               for message in messages), messages
+    assert not any('frame invalid_json' in message for message in messages)
 
     response = harness.save()
     assert response.success, response.message

@@ -25,12 +25,14 @@ def test_layout_shows_images_map_and_diagnostics() -> None:
     layout = json.loads(LAYOUT.read_text(encoding='utf-8'))
     ids = panels(layout['layout'])
     assert sorted(ids) == sorted(layout['configById'])
+    # Foxglove (and Lichtblick) take a panel's type from its id, before '!'; the types are
+    # those the panels register: 'Image', 'map' (lower case), 'DiagnosticSummary'.
     kinds = {panel_id.split('!')[0] for panel_id in ids}
-    assert kinds == {'Image', 'Map', 'DiagnosticSummary'}
+    assert kinds == {'Image', 'map', 'DiagnosticSummary'}
     images = {layout['configById'][panel_id]['imageMode']['imageTopic']
               for panel_id in ids if panel_id.startswith('Image!')}
     assert images == {node_set.DEFAULT_IMAGE_TOPIC, f'{NAMESPACE}/image_annotated'}
-    (map_id,) = [panel_id for panel_id in ids if panel_id.startswith('Map!')]
+    (map_id,) = [panel_id for panel_id in ids if panel_id.startswith('map!')]
     map_topics = set(layout['configById'][map_id]['topicColors'])
     assert map_topics == {
         node_set.DEFAULT_GPS_TOPIC, f'{NAMESPACE}/detections/fix',
