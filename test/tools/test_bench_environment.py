@@ -41,12 +41,17 @@ def launch_rule(distro: str) -> str:
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Neither profile variable set; every variable the bench sets is restored after."""
     for name in (FASTDDS_VARIABLE, FASTRTPS_VARIABLE, 'ROS_DISTRO', 'TF_CPP_MIN_LOG_LEVEL'):
-        monkeypatch.delenv(name, raising=False)
+        # setenv first, so that monkeypatch records the variable's state before the test
+        # and restores it (a variable absent before is removed again): a bare delenv of an
+        # absent variable records nothing, and what the bench sets leaked into later tests.
+        monkeypatch.setenv(name, '')
+        monkeypatch.delenv(name)
     for name in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID', 'RMW_IMPLEMENTATION'):
         if name in os.environ:
             monkeypatch.setenv(name, os.environ[name])  # restored as it was after the test
         else:
-            monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv(name, '')                # recorded: removed again after it
+            monkeypatch.delenv(name)
     return monkeypatch
 
 
