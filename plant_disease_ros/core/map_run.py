@@ -17,11 +17,12 @@ point once the stick is back. The records are held until ``map_dir`` exists agai
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 import errno
 import hashlib
+import json
 import os
 from pathlib import Path
 import socket
@@ -62,6 +63,44 @@ def path_device(path: str | Path) -> int:
 def format_device(device: int) -> str:
     """Return a device number as ``major:minor`` (as ``lsblk`` and ``mountinfo`` show it)."""
     return f'{os.major(device)}:{os.minor(device)}'
+
+
+class RecentFeatures:
+    """The last ``capacity`` features recorded, to know one that comes again.
+
+    A recorder that (re)joins a running classifier gets its recent detections again
+    (transient local), and some of them are in the file already. Two features are the same
+    when their JSON is, key order aside: the classifier sends a detection once, so only a
+    repeat delivery (or a bag played again with the very same fixes) matches.
+    """
+
+    def __init__(self, capacity: int = 1000) -> None:
+        """Remember at most ``capacity`` features (the oldest are forgotten first)."""
+        if capacity < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity}')
+        self.capacity = int(capacity)
+        self._order: deque[str] = deque()
+        self._counts: Counter[str] = Counter()
+
+    @staticmethod
+    def key(feature: dict) -> str:
+        """Return the feature's JSON with sorted keys."""
+        return json.dumps(feature, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+
+    def __contains__(self, feature: dict) -> bool:
+        """Return whether ``feature`` is among the last ones added."""
+        return self.key(feature) in self._counts
+
+    def add(self, feature: dict) -> None:
+        """Remember ``feature``."""
+        key = self.key(feature)
+        self._order.append(key)
+        self._counts[key] += 1
+        if len(self._order) > self.capacity:
+            oldest = self._order.popleft()
+            self._counts[oldest] -= 1
+            if not self._counts[oldest]:
+                del self._counts[oldest]
 
 
 def run_file_paths(directory: str | Path, run_name: str) -> tuple[Path, Path, Path]:

@@ -115,6 +115,7 @@ from plant_disease_ros.ros.parameters import (
 )
 from plant_disease_ros.ros.qos import (
     AdaptiveSubscription,
+    detections_qos,
     FIX_DEPTH,
     frames_publisher_qos,
     RELIABILITY_CHOICES,
@@ -241,7 +242,9 @@ class DiseaseClassifierNode(Node):
         # Images out keep only the newest one: no queue of full frames per subscriber.
         self.annotated_publisher = self.create_publisher(Image, 'image_annotated',
                                                          frames_publisher_qos())
-        self.detections_publisher = self.create_publisher(String, 'detections', qos)
+        # Transient local: a recorder that (re)joins gets the recent detections it missed.
+        self.detections_publisher = self.create_publisher(String, 'detections',
+                                                          detections_qos())
         self.detection_fix_publisher = self.create_publisher(NavSatFix, 'detections/fix', qos)
         self.explanation_publisher = self.create_publisher(Image, 'explanation',
                                                            frames_publisher_qos())

@@ -51,11 +51,13 @@ from plant_disease_ros.core.map_run import (
     format_origin,
     MapRun,
     parse_detection,
+    RecentFeatures,
 )
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
+from plant_disease_ros.ros.qos import detections_qos
 from plant_disease_ros.ros.startup import (
     init_rclpy,
     parameter_error_text,
@@ -68,7 +70,8 @@ from plant_disease_ros.ros.typed_outputs import MapTypedOutput
 
 NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0
-DETECTIONS_QOS_DEPTH = 100
+# Records remembered to skip a detection sent again: the classifier's history and more.
+RECENT_FEATURES = 1000
 LOG_THROTTLE_S = 5.0
 # markers carry only the cells changed since the last publication; the whole map goes out
 # at the start, when a subscriber joins, and at most this often while the map changes.
@@ -144,7 +147,11 @@ class DiseaseMapRecorder(Node):
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
-        self.run.continue_existing(self._add_to_map)
+        # The features recorded last: a detection the classifier sends again (this
+        # recorder joined it late) and the file holds already is not recorded twice.
+        self._recent = RecentFeatures(RECENT_FEATURES)
+        self.repeated_detections = 0
+        self.run.continue_existing(self._continue_with)
         try:
             self.run.claim()
         except RecordsFileBusy as error:
@@ -174,9 +181,11 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('records_skipped_at_start',
                                    self.run.records_skipped_at_start)
         self._update_diagnostic_values()
+        self.diagnostics.set_value('detections_repeated', 0)
+        # Transient local, as the classifier publishes: the detections it sent before this
+        # recorder matched it (a restart of either) come too.
         self._subscription = self.create_subscription(
-            String, 'detections', self._on_detection,
-            QoSProfile(depth=DETECTIONS_QOS_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
+            String, 'detections', self._on_detection, detections_qos())
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())
@@ -243,6 +252,11 @@ class DiseaseMapRecorder(Node):
                 self._marker_timer = self.create_timer(
                     float(parameter.value), self.publish_markers, clock=steady_clock())
 
+    def _continue_with(self, feature: dict) -> None:
+        """Take a record of an earlier session of this run into the map."""
+        self._recent.add(feature)
+        self._add_to_map(feature)
+
     def _add_to_map(self, feature: dict) -> None:
         """Add one detection to the cells and the summary; log when it fixes the origin."""
         had_origin = self._aggregator.origin is not None
@@ -308,6 +322,11 @@ class DiseaseMapRecorder(Node):
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
             return
+        if feature in self._recent:
+            # Sent again to this recorder, which joined late: in the file already.
+            self.repeated_detections += 1
+            self.diagnostics.set_value('detections_repeated', self.repeated_detections)
+            return
         try:
             written = self.run.record(feature)
         except ValueError as error:
@@ -319,6 +338,7 @@ class DiseaseMapRecorder(Node):
         self._note_replaced_file()
         if not written:
             self._warn_held()
+        self._recent.add(feature)
         self._add_to_map(feature)
         # The latency of a record is mostly its fsync: what the disk costs per detection.
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)

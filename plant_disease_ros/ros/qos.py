@@ -104,6 +104,23 @@ def results_qos() -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
+# Detections a late-joining recorder gets from the classifier: ~40 s at 5 a second.
+DETECTIONS_HISTORY = 200
+
+
+def detections_qos() -> QoSProfile:
+    """Return the QoS of ``detections`` at both ends: reliable, transient local, last 200.
+
+    A recorder (re)started while the classifier runs, or a classifier restarted under a
+    running recorder, would otherwise lose what was published before the two matched:
+    the recorder gets the last detections when it matches and skips those its file holds.
+    A volatile subscriber (a tool, ``ros2 topic echo``) still matches.
+    """
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DETECTIONS_HISTORY,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def latched_qos() -> QoSProfile:
     """Return the QoS of a latched state topic: reliable, keep last 1, transient local.
 

@@ -455,3 +455,21 @@ def test_a_restored_records_file_is_continued_and_counted(tmp_path: Path) -> Non
     assert summary['records_file_replaced'] == 1
     assert summary['records_file_note'] == run.replaced_note
     run.close()
+
+
+def test_recent_features_know_a_feature_again_in_any_key_order() -> None:
+    """A detection sent again is known by its content, key order aside, while it is among
+    the last ``capacity`` ones."""
+    from plant_disease_ros.core.map_run import RecentFeatures
+
+    recent = RecentFeatures(capacity=2)
+    first, second, third = feature(1), feature(2), feature(3)
+    recent.add(first)
+    reordered = json.loads(json.dumps(dict(reversed(list(first.items())))))
+    assert reordered in recent and second not in recent
+    recent.add(second)
+    recent.add(first)                                 # twice among the last two
+    recent.add(third)                                 # the oldest (first) goes once
+    assert first in recent and third in recent and second not in recent
+    with pytest.raises(ValueError, match='capacity'):
+        RecentFeatures(capacity=0)

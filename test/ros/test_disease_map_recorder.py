@@ -28,9 +28,11 @@ from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
+from plant_disease_ros.ros.qos import detections_qos  # noqa: E402
 
 DATUM = (50.8503, 4.3517, 60.0)
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+# As the classifier publishes detections (the recorder's subscription is transient local).
+RELIABLE = detections_qos()
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LATE_BLIGHT = 'Tomato___Late_blight'
@@ -422,3 +424,37 @@ def test_kill_9_mid_run_then_restart_continues(ros_context: object, tmp_path: Pa
     summary = json.loads((map_dir / 'crash_summary.json').read_text())
     assert summary['detections'] == len(final)
     assert summary['records_continued'] == len(recorded)
+
+
+def test_a_restarted_recorder_records_what_it_missed_and_nothing_twice(
+        ros_context: object, tmp_path: Path) -> None:
+    """The classifier keeps its last detections for a recorder that joins late (transient
+    local): a recorder started again after a stop records the ones published while it was
+    down, and skips those its file already holds."""
+    stand_in = Harness(ros_context, name='classifier_stand_in')
+    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
+    try:
+        first = RecorderRig(ros_context, tmp_path)
+        try:
+            assert first.wait(lambda: publisher.get_subscription_count() >= 1)
+            for sequence in range(1, 6):
+                publisher.publish(String(data=json.dumps(detection(sequence))))
+            assert first.wait(lambda: first.recorder.run.records_written == 5)
+        finally:
+            first.close()
+        assert first.wait(lambda: publisher.get_subscription_count() == 0)
+        for sequence in range(6, 9):                  # nobody records these now
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        second = RecorderRig(ros_context, tmp_path)
+        try:
+            assert second.wait(lambda: second.recorder.run.records_written == 3), \
+                second.recorder.run.records_written
+            assert second.recorder.repeated_detections == 5
+            assert second.wait(lambda: second.latest_status_values().get(
+                'detections_repeated') == '5')
+        finally:
+            second.close()
+        records_path = tmp_path / 'field.geojsons'
+        assert sequences(read_geojson_seq(records_path)) == list(range(1, 9))
+    finally:
+        stand_in.close()

@@ -23,13 +23,14 @@ from plant_disease_ros.core.map_file import RECORD_SEPARATOR, scan_geojson_seq
 rclpy = pytest.importorskip('rclpy')
 
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
+from plant_disease_ros.ros.qos import detections_qos  # noqa: E402
 
 NODE = 'disease_map_recorder'
-RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+# As the classifier publishes detections (the recorder's subscription is transient local).
+RELIABLE = detections_qos()
 WAIT_S = 20.0
 
 

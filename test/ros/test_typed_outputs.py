@@ -31,6 +31,7 @@ from plant_disease_ros.core.geodesy import enu_to_geodetic  # noqa: E402
 from plant_disease_ros.core.labels import display_name  # noqa: E402
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
 from plant_disease_ros.ros import node_set, typed_outputs  # noqa: E402
+from plant_disease_ros.ros.qos import detections_qos  # noqa: E402
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -135,8 +136,7 @@ def test_recorder_latches_the_map_as_a_geojson_feature_collection(
         map_dir=str(tmp_path), run_name='typed', use_datum=True, datum_latitude=DATUM[0],
         datum_longitude=DATUM[1], datum_altitude=DATUM[2], cell_size_m=2.0,
         marker_period_s=0.1)))
-    detections = harness.node.create_publisher(
-        String, '/detections', QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    detections = harness.node.create_publisher(String, '/detections', detections_qos())
     harness.wait_for_subscribers(detections)
     sent = [detection(1, -0.5, -0.5, 'Tomato___Late_blight'),  # cell (0, 0): [-1, 1) m
             detection(2, 0.5, -0.5, 'Tomato___Late_blight'),
