@@ -189,6 +189,7 @@ class DiseaseClassifierNode(Node):
             MAX_PENDING_DETECTIONS)
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
         self._last_jump_s_before: float | None = None   # last_time_jump_s before the last jump
+        self._late_fixes_set_aside = 0   # late fixes counted since the last jump
         self.vegetation_gate = bool(value['vegetation_gate'])
         self.motion_blur = MotionBlurMonitor(value['motion_blur_check_every'],
                                              warn_percent=value['motion_blur_warn_percent'])
@@ -697,6 +698,7 @@ class DiseaseClassifierNode(Node):
             # A fix of the timeline before a jump back, late: it would locate new frames.
             # Set aside: it comes back if the jump is undone (a stray stamp).
             self.fix_wait.set_aside(fix)
+            self._late_fixes_set_aside += 1
             self.diagnostics.count_rejected('previous_timeline', category='fix')
             self.warnings.warning('fix:previous_timeline',
                                   f'ignored GPS fix stamped {fix.stamp_s:.3f}: it belongs '
@@ -721,6 +723,7 @@ class DiseaseClassifierNode(Node):
             # check() counted it when it found it late: no second look (and clock read).
             return self.time_jumps.late_stamps > late_before
         settled, dropped = self.fix_wait.restart()
+        self._late_fixes_set_aside = 0
         self._publish_located(settled)
         self._pending_timer.cancel()
         self.diagnostics.set_value('time_jumps_back', self.time_jumps.jumps)
@@ -756,14 +759,20 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.clear_value('last_time_jump_s')
         else:
             self.diagnostics.set_value('last_time_jump_s', self._last_jump_s_before)
+        # The late fixes came back: they were not of another timeline after all.
+        late, self._late_fixes_set_aside = self._late_fixes_set_aside, 0
+        key = ('fix', 'previous_timeline')
+        self.diagnostics.rejected[key] -= min(late, self.diagnostics.rejected[key])
+        if not self.diagnostics.rejected[key]:
+            del self.diagnostics.rejected[key]
         what = ('the stray frame goes without a position' if undone.stream == 'frame'
                 else 'the stray fix is dropped')
         self.warnings.warning(
             'stamp_glitch',
             f'a stray {undone.stream} stamp {undone.stamp_s:.3f} ({undone.size_s:.3f} s before '
             f'the one before it) was no jump back in time: the {stream} stamps went on from '
-            f'{stamp_s:.3f}; restored {restored} fix(es) (late ones were counted as '
-            f'fix_rejected.previous_timeline meanwhile); {what}')
+            f'{stamp_s:.3f}; restored {restored} fix(es), {late} of them late ones no longer '
+            f'counted as fix_rejected.previous_timeline; {what}')
 
     def _settle_pending(self) -> None:
         """Publish the waiting detections whose fix came or whose wait is over."""

@@ -327,6 +327,7 @@ class DiseaseMapRecorder(Node):
             self.repeated_detections += 1
             self.diagnostics.set_value('detections_repeated', self.repeated_detections)
             return
+        held_before = self.run.records_held
         try:
             written = self.run.record(feature)
         except ValueError as error:
@@ -338,6 +339,9 @@ class DiseaseMapRecorder(Node):
         self._note_replaced_file()
         if not written:
             self._warn_held()
+        elif held_before:
+            # The file took the held ones before this detection, ahead of the retry timer.
+            self._log_writable_again(held_before)
         self._recent.add(feature)
         self._add_to_map(feature)
         # The latency of a record is mostly its fsync: what the disk costs per detection.
@@ -374,11 +378,15 @@ class DiseaseMapRecorder(Node):
             # No detection may come while the storage is gone: the log says it anyway.
             self._warn_held()
         if written and not self.run.records_held:
-            dropped = self.run.records_dropped
-            self.get_logger().info(
-                f'{self.run.records_path} writable again: appended {written} held '
-                f'detection(s)' + (f'; {dropped} were dropped (queue full)' if dropped else ''))
+            self._log_writable_again(written)
         self._update_diagnostic_values()
+
+    def _log_writable_again(self, written: int) -> None:
+        """Log that the held detections are in the file now, ``written`` of them."""
+        dropped = self.run.records_dropped
+        self.get_logger().info(
+            f'{self.run.records_path} writable again: appended {written} held '
+            f'detection(s)' + (f'; {dropped} were dropped (queue full)' if dropped else ''))
 
     @property
     def records_held(self) -> int:

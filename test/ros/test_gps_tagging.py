@@ -280,6 +280,8 @@ def test_a_stray_frame_stamp_is_no_jump_once_the_frames_go_on(harness) -> None:
     assert harness.wait(lambda: (
         gps.classifier.diagnostics.values.get('stamp_glitches') == 1
         and gps.classifier.diagnostics.values.get('time_jumps_back') == 0))
+    # The late fix came back and was used: it is no rejection.
+    assert gps.classifier.diagnostics.rejected[('fix', 'previous_timeline')] == 0
 
 
 def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
