@@ -241,10 +241,11 @@ class CameraSubscriberNode(Node):
         here: without this, a best-effort camera and ``qos_reliability: reliable`` read as
         a camera that is there but silent (rclpy logs the mismatch once, at discovery).
         """
+        other = self._other_transport_hint()
         blocked = self.image_subscription.incompatible_publishers()
         policy = self.image_subscription.reliability
         if not blocked or policy is None:
-            return ''
+            return other
         reasons = Counter(why for _, why in blocked)
         kinds = ', '.join(why if count == len(blocked) else f'{count} {why}'
                           for why, count in reasons.items())
@@ -253,7 +254,27 @@ class CameraSubscriberNode(Node):
                 f'subscription (qos_reliability: {self.qos_reliability})')
         if self.qos_reliability == 'reliable' and 'best effort' in reasons:
             text += '; set qos_reliability to auto or best_effort'
-        return text
+        return '; '.join(part for part in (text, other) if part)
+
+    def _other_transport_hint(self) -> str:
+        """Say so when the camera publishes on the other transport's topic (or '').
+
+        A camera switched to JPEG (``image_raw/compressed``) while this node reads
+        ``image_raw`` reads as a silent camera otherwise.
+        """
+        topic = self.image_subscription.topic
+        if self.transport == 'compressed':
+            other, transport, launch = topic.removesuffix('/compressed'), 'raw', 'false'
+        else:
+            other, transport, launch = f'{topic}/compressed', 'compressed', 'true'
+        try:
+            count = self.count_publishers(other)
+        except Exception:  # noqa: BLE001 - a graph query during shutdown
+            return ''
+        if not count:
+            return ''
+        return (f'but {count} publisher(s) on {other}: set image_transport to {transport} '
+                f'(compressed:={launch} in the launch)')
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Check start values and runtime changes.

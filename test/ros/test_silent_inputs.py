@@ -158,3 +158,36 @@ def test_detections_without_a_position_are_a_warning_until_fixes_locate_them(
                             == DiagnosticStatus.OK)
     finally:
         harness.close()
+
+
+def test_a_camera_on_the_other_transport_is_named_in_the_silence_warning(
+        ros_context) -> None:
+    """The camera switched to JPEG while the node reads raw images: the warning says that
+    image_raw/compressed has a publisher and which setting takes it."""
+    from sensor_msgs.msg import CompressedImage
+
+    camera = CameraSubscriberNode(context=ros_context, parameter_overrides=parameters(
+        diagnostics_period_s=0.2, input_timeout_s=0.5, qos_reliability='reliable'))
+    harness = Harness(ros_context, [camera], name='other_transport_tester')
+    try:
+        collector = diagnostics_collector(harness.node)
+        jpeg = harness.node.create_publisher(CompressedImage, 'image_raw/compressed',
+                                             QoSProfile(depth=10))
+        hint = ('but 1 publisher(s) on /image_raw/compressed: set image_transport to '
+                'compressed (compressed:=true in the launch)')
+
+        def warned() -> bool:
+            status = newest(collector, 'camera_subscriber')
+            return status is not None and hint in status.message
+
+        assert harness.wait(warned), newest(collector, 'camera_subscriber')
+        status = newest(collector, 'camera_subscriber')
+        assert status.level == DiagnosticStatus.WARN
+        assert 'no images on /image_raw (0 publishers)' in status.message
+        harness.node.destroy_publisher(jpeg)
+        assert harness.wait(lambda: not warned()
+                            and newest(collector, 'camera_subscriber') is not None
+                            and 'no images on /image_raw' in
+                            newest(collector, 'camera_subscriber').message)
+    finally:
+        harness.close()
