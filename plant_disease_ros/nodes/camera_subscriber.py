@@ -264,11 +264,14 @@ class CameraSubscriberNode(Node):
         """
         topic = self.image_subscription.topic
         if self.transport == 'compressed':
-            other, transport, launch = topic.removesuffix('/compressed'), 'raw', 'false'
+            name, transport, launch = 'image_raw', 'raw', 'false'
         else:
-            other, transport, launch = f'{topic}/compressed', 'compressed', 'true'
+            name, transport, launch = 'image_raw/compressed', 'compressed', 'true'
         try:
-            count = self.count_publishers(other)
+            if self.count_publishers(topic):
+                return ''   # the camera is there: silent, not on the other topic
+            other = self.resolve_topic_name(name)   # with the launch's remappings
+            count = self.count_publishers(other) if other != topic else 0
         except Exception:  # noqa: BLE001 - a graph query during shutdown
             return ''
         if not count:

@@ -761,10 +761,7 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.set_value('last_time_jump_s', self._last_jump_s_before)
         # The late fixes came back: they were not of another timeline after all.
         late, self._late_fixes_set_aside = self._late_fixes_set_aside, 0
-        key = ('fix', 'previous_timeline')
-        self.diagnostics.rejected[key] -= min(late, self.diagnostics.rejected[key])
-        if not self.diagnostics.rejected[key]:
-            del self.diagnostics.rejected[key]
+        self.diagnostics.uncount_rejected('previous_timeline', 'fix', late)
         what = ('the stray frame goes without a position' if undone.stream == 'frame'
                 else 'the stray fix is dropped')
         self.warnings.warning(

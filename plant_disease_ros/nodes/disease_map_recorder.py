@@ -22,6 +22,7 @@ again on the file system under the mount point; they go to ``map_dir`` once it i
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 import re
 import sys
@@ -57,7 +58,7 @@ from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
-from plant_disease_ros.ros.qos import detections_qos
+from plant_disease_ros.ros.qos import detections_qos, detections_volatile_qos, message_key
 from plant_disease_ros.ros.startup import (
     init_rclpy,
     parameter_error_text,
@@ -70,8 +71,11 @@ from plant_disease_ros.ros.typed_outputs import MapTypedOutput
 
 NODE_NAME = 'disease_map_recorder'
 DIAGNOSTICS_PERIOD_S = 1.0
-# Records remembered to skip a detection sent again: the classifier's history and more.
+# Records of the file remembered at start, to skip a detection from before the start
+# that the file holds: the classifier's history and more.
 RECENT_FEATURES = 1000
+# Messages remembered to take each once from the two subscriptions (publisher and number).
+DELIVERED_KEYS = 2000
 LOG_THROTTLE_S = 5.0
 # markers carry only the cells changed since the last publication; the whole map goes out
 # at the start, when a subscriber joins, and at most this often while the map changes.
@@ -147,11 +151,20 @@ class DiseaseMapRecorder(Node):
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
-        # The features recorded last: a detection the classifier sends again (this
-        # recorder joined it late) and the file holds already is not recorded twice.
+        # The last records of the run's file: a detection published before this recorder
+        # started (the classifier keeps its last ones for a recorder that joins late) is
+        # recorded only when the file does not hold it yet.
         self._recent = RecentFeatures(RECENT_FEATURES)
-        self.repeated_detections = 0
+        self._file_tail: deque[dict] = deque(maxlen=RECENT_FEATURES)
         self.run.continue_existing(self._continue_with)
+        for feature in self._file_tail:
+            self._recent.add(feature)
+        self._file_tail.clear()
+        self._started_ns = time.time_ns()
+        self.recovered_detections = 0    # published before the start, not in the file yet
+        self.earlier_detections = 0      # published before the start, skipped
+        self._delivered: deque[object] = deque()
+        self._delivered_keys: set[object] = set()
         try:
             self.run.claim()
         except RecordsFileBusy as error:
@@ -181,11 +194,15 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('records_skipped_at_start',
                                    self.run.records_skipped_at_start)
         self._update_diagnostic_values()
-        self.diagnostics.set_value('detections_repeated', 0)
-        # Transient local, as the classifier publishes: the detections it sent before this
-        # recorder matched it (a restart of either) come too.
-        self._subscription = self.create_subscription(
-            String, 'detections', self._on_detection, detections_qos())
+        self.diagnostics.set_value('detections_recovered', 0)
+        self.diagnostics.set_value('detections_from_before_skipped', 0)
+        # Two subscriptions, each message taken once (publisher GID and sequence number):
+        # a volatile one matches every publisher (an older classifier, a bag recorded with
+        # a volatile QoS); a transient-local one also gets the last detections the
+        # classifier published before the two matched (a restart of either).
+        self._subscriptions = [
+            self.create_subscription(String, 'detections', self._on_detection_message, qos)
+            for qos in (detections_volatile_qos(), detections_qos())]
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())
@@ -254,8 +271,23 @@ class DiseaseMapRecorder(Node):
 
     def _continue_with(self, feature: dict) -> None:
         """Take a record of an earlier session of this run into the map."""
-        self._recent.add(feature)
+        self._file_tail.append(feature)
         self._add_to_map(feature)
+
+    def _on_detection_message(self, message: String, info: Any) -> None:
+        """Take a message of either subscription once, then record it."""
+        key = message_key(info)
+        if key is None:
+            key = message.data   # an RMW without sequence numbers: the same text
+        if key in self._delivered_keys:
+            return
+        self._delivered.append(key)
+        self._delivered_keys.add(key)
+        if len(self._delivered) > DELIVERED_KEYS:
+            self._delivered_keys.discard(self._delivered.popleft())
+        source_ns = info.get('source_timestamp') if isinstance(info, dict) else None
+        before_start = isinstance(source_ns, int) and 0 < source_ns < self._started_ns
+        self._on_detection(message, before_start)
 
     def _add_to_map(self, feature: dict) -> None:
         """Add one detection to the cells and the summary; log when it fixes the origin."""
@@ -313,8 +345,13 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('cells', len(self._aggregator))
         self.diagnostics.set_value('last_save', self._last_save)
 
-    def _on_detection(self, message: String) -> None:
-        """Record one detection; count and skip a message that is not a usable Feature."""
+    def _on_detection(self, message: String, before_start: bool = False) -> None:
+        """Record one detection; count and skip a message that is not a usable Feature.
+
+        ``before_start``: published before this recorder started (delivered as the
+        classifier's history). Recorded only into a run continued from its file, and only
+        when the file does not hold it: a new run does not start with an earlier one's.
+        """
         start = time.perf_counter()
         self.diagnostics.count_received()
         feature, reason, detail = parse_detection(message.data)
@@ -322,11 +359,15 @@ class DiseaseMapRecorder(Node):
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
             return
-        if feature in self._recent:
-            # Sent again to this recorder, which joined late: in the file already.
-            self.repeated_detections += 1
-            self.diagnostics.set_value('detections_repeated', self.repeated_detections)
-            return
+        if before_start:
+            if not self.run.records_at_start or feature in self._recent:
+                self.earlier_detections += 1
+                self.diagnostics.set_value('detections_from_before_skipped',
+                                           self.earlier_detections)
+                self.diagnostics.count_dropped()
+                return
+            self.recovered_detections += 1
+            self.diagnostics.set_value('detections_recovered', self.recovered_detections)
         held_before = self.run.records_held
         try:
             written = self.run.record(feature)
@@ -342,7 +383,6 @@ class DiseaseMapRecorder(Node):
         elif held_before:
             # The file took the held ones before this detection, ahead of the retry timer.
             self._log_writable_again(held_before)
-        self._recent.add(feature)
         self._add_to_map(feature)
         # The latency of a record is mostly its fsync: what the disk costs per detection.
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)

@@ -130,6 +130,18 @@ class NodeDiagnostics:
         """Count a message refused for ``reason`` (a short key such as 'truncated')."""
         self.rejected[(category, reason)] += 1
 
+    def uncount_rejected(self, reason: str, category: str, count: int) -> None:
+        """Take back up to ``count`` rejections of ``reason`` (they were used after all).
+
+        The total and what the last status showed both go down, so that a rejection
+        counted after this one still shows as new.
+        """
+        key = (category, reason)
+        for counter in (self.rejected, self._rejected_at_last_publish):
+            counter[key] -= min(count, counter[key])
+            if not counter[key]:
+                del counter[key]
+
     def rejected_total(self, category: str | None = None) -> int:
         """Return the number of rejections (of ``category``, or all)."""
         return sum(count for (kind, _), count in self.rejected.items()

@@ -121,6 +121,13 @@ def detections_qos() -> QoSProfile:
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
+def detections_volatile_qos() -> QoSProfile:
+    """Return :func:`detections_qos` but volatile: it matches every publisher."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DETECTIONS_HISTORY,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
 def latched_qos() -> QoSProfile:
     """Return the QoS of a latched state topic: reliable, keep last 1, transient local.
 

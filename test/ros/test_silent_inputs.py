@@ -184,6 +184,13 @@ def test_a_camera_on_the_other_transport_is_named_in_the_silence_warning(
         status = newest(collector, 'camera_subscriber')
         assert status.level == DiagnosticStatus.WARN
         assert 'no images on /image_raw (0 publishers)' in status.message
+        # A camera that advertises both topics (image_transport) but sends nothing: it is
+        # there and silent, no advice to switch.
+        raw = harness.node.create_publisher(Image, 'image_raw', QoSProfile(depth=10))
+        assert harness.wait(lambda: not warned() and 'no images on /image_raw (1 publishers)'
+                            in newest(collector, 'camera_subscriber').message)
+        harness.node.destroy_publisher(raw)
+        assert harness.wait(warned)
         harness.node.destroy_publisher(jpeg)
         assert harness.wait(lambda: not warned()
                             and newest(collector, 'camera_subscriber') is not None
