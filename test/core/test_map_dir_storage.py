@@ -15,14 +15,12 @@ import os
 from pathlib import Path
 import shutil
 
+from helpers.filesystems import FakeMounts, STICK, STICK_AGAIN
 import pytest
 
 from plant_disease_ros.core import map_file
 from plant_disease_ros.core.map_file import read_geojson_seq
 from plant_disease_ros.core.map_run import MapRun
-
-STICK = os.makedev(8, 17)
-STICK_AGAIN = os.makedev(8, 33)  # the same stick plugged in again: another number
 
 
 def feature(sequence: int) -> dict:
@@ -38,43 +36,6 @@ def device_text(path: Path) -> str:
 
 def on_disk(path: Path) -> list[int]:
     return [item['properties']['sequence'] for item in read_geojson_seq(path)]
-
-
-class FakeMounts:
-    """A ``device_of`` hook: folders that report the device of a stick mounted on them.
-
-    A path at or below a fake mount point reports that mount's device, any other path its
-    real ``st_dev``; a path that does not exist raises FileNotFoundError as os.stat does.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.mounts: dict[Path, int] = {}
-        self._away = root / 'stick_contents'  # where a pulled stick's files are kept
-        assert os.stat(root).st_dev not in (STICK, STICK_AGAIN)
-
-    def __call__(self, path: Path) -> int:
-        real = os.stat(path).st_dev
-        path = Path(path).absolute()
-        for point in (path, *path.parents):
-            if point in self.mounts:
-                return self.mounts[point]
-        return real
-
-    def plug(self, mount_point: Path, device: int) -> None:
-        """Mount the stick on ``mount_point``: its files (if pulled before) are back."""
-        mount_point.mkdir(parents=True, exist_ok=True)
-        if self._away.exists():
-            for item in sorted(self._away.iterdir()):
-                item.rename(mount_point / item.name)
-            self._away.rmdir()
-        self.mounts[mount_point.absolute()] = device
-
-    def pull(self, mount_point: Path) -> None:
-        """Unmount it: its files leave, the bare mount point is on its parent's device."""
-        self._away.mkdir()
-        for item in sorted(mount_point.iterdir()):
-            item.rename(self._away / item.name)
-        del self.mounts[mount_point.absolute()]
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """disease_map_recorder when map_dir's storage goes away mid-run (a USB stick pulled).
 
-The stick is simulated without root (see test/core/test_map_dir_storage.py): its files
+The stick is simulated without root (``helpers.filesystems.FakeMounts``): its files
 are real files in the folder standing for the mount point, and the run's ``device_of``
 hook makes that folder report the stick's device while it is plugged in and its parent's
 once it is pulled (its files moved out). Counted: nothing made under the bare mount point,
@@ -11,9 +11,9 @@ under another device number, every detection in the file, in order, once, and OK
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from helpers.filesystems import FakeMounts, STICK, STICK_AGAIN
 from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
 import pytest
 
@@ -31,8 +31,6 @@ NODE = 'disease_map_recorder'
 # As the classifier publishes detections (the recorder's subscription is transient local).
 RELIABLE = detections_qos()
 WAIT_S = 20.0
-STICK = os.makedev(8, 17)
-STICK_AGAIN = os.makedev(8, 33)
 
 
 def detection(sequence: int) -> dict:
@@ -42,40 +40,12 @@ def detection(sequence: int) -> dict:
                            'label': 'Tomato___Late_blight', 'confidence': 0.9}}
 
 
-class Stick:
-    """A stick on ``mount_point``, as a ``device_of`` hook (see the module docstring)."""
-
-    def __init__(self, mount_point: Path) -> None:
-        self.mount_point = mount_point.absolute()
-        self.away = mount_point.parent / 'stick_contents'
-        self.device: int | None = None  # None: pulled
-        mount_point.mkdir()
-
-    def __call__(self, path: Path) -> int:
-        real = os.stat(path).st_dev
-        path = Path(path).absolute()
-        inside = path == self.mount_point or self.mount_point in path.parents
-        return self.device if inside and self.device is not None else real
-
-    def plug(self, device: int) -> None:
-        if self.away.exists():
-            for item in sorted(self.away.iterdir()):
-                item.rename(self.mount_point / item.name)
-            self.away.rmdir()
-        self.device = device
-
-    def pull(self) -> None:
-        self.away.mkdir()
-        for item in sorted(self.mount_point.iterdir()):
-            item.rename(self.away / item.name)
-        self.device = None
-
-
 def test_storage_gone_holds_detections_with_an_error_then_writes_them(
         ros_context, tmp_path: Path) -> None:
-    stick = Stick(tmp_path / 'usb')
-    stick.plug(STICK)
-    map_dir = stick.mount_point / 'maps'
+    usb = (tmp_path / 'usb').absolute()
+    stick = FakeMounts(tmp_path)
+    stick.plug(usb, STICK)
+    map_dir = usb / 'maps'
     recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
         map_dir=str(map_dir), run_name='field'))
     recorder.run.device_of = stick  # map_dir is made by the first record, through it
@@ -99,20 +69,20 @@ def test_storage_gone_holds_detections_with_an_error_then_writes_them(
         publish(3)
         assert harness.wait(lambda: recorder.records_written == 3, WAIT_S)
 
-        stick.pull()
+        stick.pull(usb)
         publish(3)
         assert harness.wait(lambda: recorder.records_held == 3, WAIT_S)
-        expected = f'map_dir {map_dir}: its storage is gone (was device 8:17; {stick.mount_point}'
+        expected = f'map_dir {map_dir}: its storage is gone (was device 8:17; {usb}'
         assert harness.wait(
             lambda: level() == DiagnosticStatus.ERROR
             and 'holding 3 detection(s)' in statuses(diagnostics, NODE)[-1].message, WAIT_S)
         message = statuses(diagnostics, NODE)[-1].message
         assert message.startswith(expected), message
         harness.wait(lambda: False, 2.5)  # two turns of the retry timer
-        assert list(stick.mount_point.iterdir()) == []  # nothing made on the root device
+        assert list(usb.iterdir()) == []  # nothing made on the root device
         assert (recorder.records_held, recorder.records_written) == (3, 3)
 
-        stick.plug(STICK_AGAIN)
+        stick.plug(usb, STICK_AGAIN)
         assert harness.wait(lambda: recorder.records_held == 0, WAIT_S)
         publish(1)
         assert harness.wait(lambda: recorder.records_written == 7, WAIT_S)
