@@ -10,10 +10,9 @@ does not write).
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import cv2
+from helpers import encoded_images
+from helpers.encoded_images import encoded, png_chunk, varied_pixels
 import numpy as np
 import pytest
 
@@ -32,32 +31,14 @@ from plant_disease_ros.core.vegetation import check_frame, NO_COLOUR
 WIDTH, HEIGHT = 6, 4
 
 
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    """Return one PNG chunk: length, type, body and CRC."""
-    return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
-
-
 def handmade_png(colour: int, extra: bytes = b'') -> bytes:
     """Return a real 8-bit WIDTH×HEIGHT PNG of colour type ``colour`` (``extra``: PLTE)."""
-    samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
-    row = bytes(range(WIDTH * samples))
-    pixels = b''.join(b'\x00' + row for _ in range(HEIGHT))  # filter 0, then the row
-    header = struct.pack('>IIBBBBB', WIDTH, HEIGHT, 8, colour, 0, 0, 0)
-    return (b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', header) + extra
-            + png_chunk(b'IDAT', zlib.compress(pixels)) + png_chunk(b'IEND', b''))
-
-
-def encoded(extension: str, image: np.ndarray) -> bytes:
-    """Return ``image`` encoded by OpenCV."""
-    ok, data = cv2.imencode(extension, image)
-    assert ok
-    return data.tobytes()
+    return encoded_images.handmade_png(WIDTH, HEIGHT, 8, colour, extra)
 
 
 def pixels(channels: int, dtype: type = np.uint8) -> np.ndarray:
     """Return a WIDTH×HEIGHT image of ``channels`` with varied values."""
-    shape = (HEIGHT, WIDTH) if channels == 1 else (HEIGHT, WIDTH, channels)
-    return (np.arange(np.prod(shape)).reshape(shape) * 997 % np.iinfo(dtype).max).astype(dtype)
+    return varied_pixels(WIDTH, HEIGHT, channels, dtype)
 
 
 PALETTE = png_chunk(b'PLTE', bytes(range(48)))

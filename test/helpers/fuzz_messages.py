@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image, NavSatFix, NavSatStatus
 
+from helpers.encoded_images import png_chunk, PNG_SIGNATURE
 from helpers.gps import make_fix
 
 # The reasons documented in docs/ARCHITECTURE.md (ImageConversionError.reason).
@@ -249,11 +250,6 @@ def chaos_image(rng: np.random.Generator) -> FuzzCase:
     return FuzzCase('image', msg, ANY_REASON, 'chaos')
 
 
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return (struct.pack('>I', len(body)) + kind + body
-            + struct.pack('>I', zlib.crc32(kind + body) & 0xFFFFFFFF))
-
-
 def encode_compressed(rgb: np.ndarray, codec: str, rng: np.random.Generator,
                       variant: str = 'colour') -> bytes:
     """Return ``rgb`` as JPEG or PNG bytes (colour, grey, rgba or 16-bit)."""
@@ -290,8 +286,8 @@ def jpeg_claiming_size(width: int, height: int) -> bytes:
 def png_claiming_size(width: int, height: int) -> bytes:
     """Return a PNG whose header claims ``width``×``height`` with almost no pixel data."""
     header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)
-    return (b'\x89PNG\r\n\x1a\n' + _png_chunk(b'IHDR', header)
-            + _png_chunk(b'IDAT', zlib.compress(b'\x00' * 64)) + _png_chunk(b'IEND', b''))
+    return (PNG_SIGNATURE + png_chunk(b'IHDR', header)
+            + png_chunk(b'IDAT', zlib.compress(b'\x00' * 64)) + png_chunk(b'IEND', b''))
 
 
 def compressed_from_bytes(data: bytes, fmt: str) -> CompressedImage:

@@ -18,6 +18,7 @@ import struct
 import zlib
 
 import cv2
+from helpers.encoded_images import png_chunk, PNG_SIGNATURE
 from helpers.images import (
     data_array,
     leaf_photos,
@@ -74,11 +75,6 @@ def grey_encoded(rgb: np.ndarray, extension: str) -> bytes:
     return encoded.tobytes()
 
 
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    """Return one PNG chunk: length, type, body and CRC."""
-    return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
-
-
 def grey_alpha_png(rgb: np.ndarray) -> bytes:
     """Return a PNG of colour type 4 (grey + alpha, opaque) of ``rgb``: OpenCV writes none."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -86,7 +82,7 @@ def grey_alpha_png(rgb: np.ndarray) -> bytes:
     samples = np.dstack([grey, np.full_like(grey, 255)]).reshape(height, width * 2)
     rows = np.hstack([np.zeros((height, 1), np.uint8), samples])  # filter 0 before each row
     header = struct.pack('>IIBBBBB', width, height, 8, 4, 0, 0, 0)
-    return (b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', header)
+    return (PNG_SIGNATURE + png_chunk(b'IHDR', header)
             + png_chunk(b'IDAT', zlib.compress(rows.tobytes())) + png_chunk(b'IEND', b''))
 
 
