@@ -435,6 +435,20 @@ def test_kill_9_mid_run_then_restart_continues(ros_context: object, tmp_path: Pa
     assert summary['records_continued'] == len(recorded)
 
 
+def record_five_then_stop(context: object, map_dir: Path, publisher: object,
+                          stand_in: Harness, **overrides: object) -> None:
+    """Record detections 1 to 5 from ``publisher`` with a recorder, then stop it."""
+    first = RecorderRig(context, map_dir, **overrides)
+    try:
+        assert first.wait(lambda: publisher.get_subscription_count() >= 1)
+        for sequence in range(1, 6):
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        assert first.wait(lambda: first.recorder.run.records_written == 5)
+    finally:
+        first.close()
+    assert stand_in.wait(lambda: publisher.get_subscription_count() == 0)
+
+
 def test_a_restarted_recorder_records_what_it_missed_and_nothing_twice(
         ros_context: object, tmp_path: Path) -> None:
     """The classifier keeps its last detections for a recorder that joins late (transient
@@ -443,15 +457,7 @@ def test_a_restarted_recorder_records_what_it_missed_and_nothing_twice(
     stand_in = Harness(ros_context, name='classifier_stand_in')
     publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
     try:
-        first = RecorderRig(ros_context, tmp_path)
-        try:
-            assert first.wait(lambda: publisher.get_subscription_count() >= 1)
-            for sequence in range(1, 6):
-                publisher.publish(String(data=json.dumps(detection(sequence))))
-            assert first.wait(lambda: first.recorder.run.records_written == 5)
-        finally:
-            first.close()
-        assert first.wait(lambda: publisher.get_subscription_count() == 0)
+        record_five_then_stop(ros_context, tmp_path, publisher, stand_in)
         for sequence in range(6, 9):                  # nobody records these now
             publisher.publish(String(data=json.dumps(detection(sequence))))
         second = RecorderRig(ros_context, tmp_path)
@@ -483,14 +489,7 @@ def test_a_new_run_does_not_start_with_the_detections_of_an_earlier_one(
     stand_in = Harness(ros_context, name='classifier_stand_in')
     publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
     try:
-        first = RecorderRig(ros_context, tmp_path, run_name='monday')
-        try:
-            assert first.wait(lambda: publisher.get_subscription_count() >= 1)
-            for sequence in range(1, 6):
-                publisher.publish(String(data=json.dumps(detection(sequence))))
-            assert first.wait(lambda: first.recorder.run.records_written == 5)
-        finally:
-            first.close()
+        record_five_then_stop(ros_context, tmp_path, publisher, stand_in, run_name='monday')
         second = RecorderRig(ros_context, tmp_path, run_name='tuesday')
         try:
             assert second.wait(lambda: second.recorder.earlier_detections == 5)
