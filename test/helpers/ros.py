@@ -164,6 +164,22 @@ class Harness:
         self.executor.shutdown(timeout_sec=1.0)
 
 
+def classifier_inputs(harness: Harness) -> tuple[Collector, Any, Any]:
+    """Return what feeds a classifier under test: a Collector of ``/diagnostics``,
+    ``/classification`` and ``/detections``, and publishers of ``/frames`` and ``/fix``,
+    each matched to the harness's nodes."""
+    from sensor_msgs.msg import Image, NavSatFix
+    from std_msgs.msg import String
+
+    collector = diagnostics_collector(harness.node, ('/classification', String),
+                                      ('/detections', String))
+    frames = harness.node.create_publisher(Image, '/frames', 10)
+    fixes = harness.node.create_publisher(NavSatFix, '/fix', 10)
+    harness.wait_for_subscribers(frames)
+    harness.wait_for_subscribers(fixes)
+    return collector, frames, fixes
+
+
 def classifier_node(context: Any, **overrides: Any) -> Node:
     """Return a disease_classifier node on the shipped model for a test.
 

@@ -14,7 +14,12 @@ import json
 import cv2
 from helpers.gps import make_fix
 from helpers.images import LEAVES_DIR, make_image
-from helpers.ros import classifier_node, diagnostics_collector, Harness, latest_diagnostics
+from helpers.ros import (
+    classifier_inputs,
+    classifier_node,
+    Harness,
+    latest_diagnostics,
+)
 import numpy as np
 import pytest
 
@@ -22,8 +27,6 @@ rclpy = pytest.importorskip('rclpy')
 
 from rclpy.exceptions import InvalidParameterValueException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
 
 
 def leaf(label: str) -> np.ndarray:
@@ -37,12 +40,7 @@ class Rig:
     def __init__(self, harness: Harness, crops: object) -> None:
         self.harness = harness
         self.node = harness.add(classifier_node(harness.context, crops=crops, fix_wait_s=0.0))
-        self.collector = diagnostics_collector(harness.node, ('/classification', String),
-                                               ('/detections', String))
-        self.frames = harness.node.create_publisher(Image, '/frames', 10)
-        self.fixes = harness.node.create_publisher(NavSatFix, '/fix', 10)
-        harness.wait_for_subscribers(self.frames)
-        harness.wait_for_subscribers(self.fixes)
+        self.collector, self.frames, self.fixes = classifier_inputs(harness)
         self.sent = 0
 
     def send(self, rgb: np.ndarray, frame_id: str) -> dict:

@@ -222,18 +222,26 @@ def test_a_fix_without_altitude_tags_detections_with_a_2d_point(harness) -> None
     assert math.isnan(fix_msg.altitude)
 
 
-def test_after_a_bag_loop_a_late_fix_of_the_old_pass_is_dropped_and_frames_wait(harness) -> None:
-    """A fix of the first pass arriving after the loop is never used; new frames wait for
-    the new pass's fixes (the receiver is alive) instead of going out without a position."""
+def located_at_60_s(harness: Harness) -> Gps:
+    """Return a Gps rig after fixes at 60.0 and 60.2 s and a frame at 60.1 s, located.
+
+    A late stamp counts as late only shortly after a jump (2 s of wall clock): the window
+    is kept open here, so a stalled host cannot close it between two sends.
+    """
     require_shipped_model()
     gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
-    # A late stamp counts as late only shortly after the jump (2 s of wall clock): kept
-    # open here, so a stalled host cannot close it between two sends.
     gps.classifier.time_jumps.late_window_s = 3600.0
     for t in (60.0, 60.2):
         gps.send_fix(path_fix(t))
     gps.send_frame(T0 + 60.1)
     gps.wait_detections(1)
+    return gps
+
+
+def test_after_a_bag_loop_a_late_fix_of_the_old_pass_is_dropped_and_frames_wait(harness) -> None:
+    """A fix of the first pass arriving after the loop is never used; new frames wait for
+    the new pass's fixes (the receiver is alive) instead of going out without a position."""
+    gps = located_at_60_s(harness)
     gps.send_fix(path_fix(0.0))                     # the bag loops: a jump back
     assert gps.classifier.time_jumps.jumps == 1
     lat, lon, alt = true_position(60.4)
@@ -253,14 +261,7 @@ def test_after_a_bag_loop_a_late_fix_of_the_old_pass_is_dropped_and_frames_wait(
 def test_a_stray_frame_stamp_is_no_jump_once_the_frames_go_on(harness) -> None:
     """One frame stamped 30 s back between good ones: the fixes are kept, the frames
     after it are located as before, the stray one goes out without a position."""
-    require_shipped_model()
-    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
-    # Kept open (2 s of wall clock by default), so a stalled host cannot close it.
-    gps.classifier.time_jumps.late_window_s = 3600.0
-    for t in (60.0, 60.2):
-        gps.send_fix(path_fix(t))
-    gps.send_frame(T0 + 60.1)
-    gps.wait_detections(1)
+    gps = located_at_60_s(harness)
     gps.send_frame(T0 + 30.0)                       # the stray stamp: taken as a jump
     assert gps.classifier.time_jumps.jumps == 1
     gps.send_fix(path_fix(60.4))                    # late for now: set aside

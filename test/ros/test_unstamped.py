@@ -16,7 +16,7 @@ import math
 
 from helpers.gps import make_fix
 from helpers.images import leaf_rgb, make_image
-from helpers.ros import diagnostics_collector, Harness, parameters, statuses
+from helpers.ros import classifier_inputs, Harness, parameters, statuses
 from helpers.shipped_model import require_shipped_model
 import pytest
 
@@ -24,8 +24,7 @@ rclpy = pytest.importorskip('rclpy')
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
-from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
+from sensor_msgs.msg import NavSatFix  # noqa: E402
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic  # noqa: E402
 from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode  # noqa: E402
@@ -74,12 +73,7 @@ class Rig:
         # A late stamp counts as late only for 2 s of wall clock after a jump: kept open,
         # so that a stalled host cannot hide the jump that a stamp of 0 used to cause.
         self.node.time_jumps.late_window_s = 3600.0
-        self.collector = diagnostics_collector(harness.node, ('/classification', String),
-                                               ('/detections', String))
-        self.frames = harness.node.create_publisher(Image, '/frames', 10)
-        self.fixes = harness.node.create_publisher(NavSatFix, '/fix', 10)
-        harness.wait_for_subscribers(self.frames)
-        harness.wait_for_subscribers(self.fixes)
+        self.collector, self.frames, self.fixes = classifier_inputs(harness)
         self.sent = 0
 
     def send_fix(self, msg: NavSatFix) -> None:
