@@ -51,6 +51,7 @@ class FixWait(Generic[Item]):
         # The fixes the last restart forgot and those of its old timeline that came late,
         # kept until the next restart in case the restart is undone (a stray stamp).
         self._set_aside: list[GeoFix] = []
+        self._forgotten = 0   # how many of those the restart forgot (the rest came late)
 
     def __len__(self) -> int:
         """Return the number of items waiting."""
@@ -108,7 +109,7 @@ class FixWait(Generic[Item]):
                    for waiting in self._waiting]
         self._waiting.clear()
         self._set_aside = self.fixes.snapshot()
-        dropped = len(self._set_aside)
+        dropped = self._forgotten = len(self._set_aside)
         self.fixes.clear()
         self._fixes_expected = self._fixes_expected or dropped > 0
         return settled, dropped
@@ -116,6 +117,11 @@ class FixWait(Generic[Item]):
     def set_aside(self, fix: GeoFix) -> None:
         """Keep ``fix``, a late one of the timeline before the restart, for :meth:`undo`."""
         self._set_aside.append(fix)
+
+    @property
+    def late_set_aside(self) -> int:
+        """Return how many late fixes were set aside since the last restart."""
+        return len(self._set_aside) - self._forgotten
 
     def undo(self, stray_stamp_s: float) -> tuple[list[tuple[Item, FixLookup]], int]:
         """Undo the last restart: its jump was one stray stamp, ``stray_stamp_s``.
@@ -129,7 +135,7 @@ class FixWait(Generic[Item]):
         self._waiting = deque(waiting for waiting in self._waiting
                               if waiting.stamp_s != stray_stamp_s)
         restored = self._set_aside
-        self._set_aside = []
+        self._set_aside, self._forgotten = [], 0
         for fix in restored:
             self.fixes.add(fix)
         return [(waiting.item, FixLookup('none', None, None)) for waiting in stray], \

@@ -189,7 +189,6 @@ class DiseaseClassifierNode(Node):
             MAX_PENDING_DETECTIONS)
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
         self._last_jump_s_before: float | None = None   # last_time_jump_s before the last jump
-        self._late_fixes_set_aside = 0   # late fixes counted since the last jump
         self.vegetation_gate = bool(value['vegetation_gate'])
         self.motion_blur = MotionBlurMonitor(value['motion_blur_check_every'],
                                              warn_percent=value['motion_blur_warn_percent'])
@@ -698,7 +697,6 @@ class DiseaseClassifierNode(Node):
             # A fix of the timeline before a jump back, late: it would locate new frames.
             # Set aside: it comes back if the jump is undone (a stray stamp).
             self.fix_wait.set_aside(fix)
-            self._late_fixes_set_aside += 1
             self.diagnostics.count_rejected('previous_timeline', category='fix')
             self.warnings.warning('fix:previous_timeline',
                                   f'ignored GPS fix stamped {fix.stamp_s:.3f}: it belongs '
@@ -723,7 +721,6 @@ class DiseaseClassifierNode(Node):
             # check() counted it when it found it late: no second look (and clock read).
             return self.time_jumps.late_stamps > late_before
         settled, dropped = self.fix_wait.restart()
-        self._late_fixes_set_aside = 0
         self._publish_located(settled)
         self._pending_timer.cancel()
         self.diagnostics.set_value('time_jumps_back', self.time_jumps.jumps)
@@ -748,6 +745,7 @@ class DiseaseClassifierNode(Node):
         assert undone is not None
         if undone.stream == 'fix':
             self.fix_wait.fixes.discard(undone.stamp_s)   # the stray fix, kept as new
+        late = self.fix_wait.late_set_aside   # counted as previous_timeline when they came
         stray, restored = self.fix_wait.undo(undone.stamp_s)
         self._publish_located(stray)
         self._settle_pending()
@@ -760,7 +758,6 @@ class DiseaseClassifierNode(Node):
         else:
             self.diagnostics.set_value('last_time_jump_s', self._last_jump_s_before)
         # The late fixes came back: they were not of another timeline after all.
-        late, self._late_fixes_set_aside = self._late_fixes_set_aside, 0
         self.diagnostics.uncount_rejected('previous_timeline', 'fix', late)
         what = ('the stray frame goes without a position' if undone.stream == 'frame'
                 else 'the stray fix is dropped')

@@ -157,7 +157,9 @@ def test_undo_brings_the_fixes_back_and_lets_the_stray_item_go_unlocated() -> No
     wait.set_aside(fix_at(60.5, latitude=48.0605))     # late: set aside, not used
     assert wait.add('goes on', 60.4, now_s=0.1, wait_s=5.0) == []
     assert len(wait.fixes) == 0 and len(wait) == 2
+    assert wait.late_set_aside == 1
     stray, restored = wait.undo(30.0)
+    assert wait.late_set_aside == 0
     assert restored == 4 and len(wait.fixes) == 4
     assert statuses(stray) == [('stray', 'none')] and stray[0][1].fix is None
     [(item, lookup)] = wait.settle(now_s=0.2)
