@@ -6,7 +6,9 @@ latitude]`` when the fix had no altitude (a 2-D fix: NavSatFix altitude NaN), an
 when it could not be located (stale or missing GPS): a detection is never dropped for want
 of a position. The properties carry the image stamp and frame, the top label and its
 confidence, the top-k, whether the label is a healthy class, and how the position was
-obtained. The accessors below are the one place that knows these property names.
+obtained (``fix_status``, and ``camera_offset``: whether the antenna's position was moved
+to the camera's view, with the ``heading_deg`` used). The accessors below are the one
+place that knows these property names.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ def detection_feature(*, stamp_sec: int, stamp_nanosec: int, frame_id: str,
         'fix_age_s': _finite_or_none(fix_lookup.age_s),
         'horizontal_accuracy_m': _finite_or_none(
             fix.horizontal_accuracy_m if fix is not None else None),
+        'camera_offset': str(fix_lookup.camera_offset),
+        'heading_deg': _finite_or_none(fix_lookup.heading_deg),
     }
     return {'type': 'Feature', 'geometry': geometry, 'properties': properties}
 

@@ -13,12 +13,22 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 import math
 
+from plant_disease_ros.core.geodesy import ground_vector
+
 # NavSatStatus.STATUS_NO_FIX is -1; every status below 0 means no usable position.
 MAX_ABS_LATITUDE_DEG = 90.0
 MAX_ABS_LONGITUDE_DEG = 180.0
 MAX_ABS_ALTITUDE_M = 1e5
 
 LOOKUP_STATUSES = ('interpolated', 'nearest', 'stale', 'none', 'pending')
+
+# The direction of travel is taken between two fixes at least this many of their reported
+# 1-sigma horizontal accuracies apart (and at least the caller's distance): at 4 sigma
+# the noise of the two turns it by about 20 degrees at most (two sigma across).
+COURSE_TRAVEL_PER_SIGMA = 4.0
+# Fixes farther apart in time than this are never joined into a direction of travel: the
+# robot may have turned in place between them.
+COURSE_MAX_SPAN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -74,12 +84,17 @@ class FixLookup:
     ``status`` is one of ``LOOKUP_STATUSES``. ``fix`` is the position to use, set only for
     ``'interpolated'`` and ``'nearest'``. ``age_s`` is the time between the stamp and the
     farthest fix the position was made from (for ``'stale'``: the nearest fix); ``None``
-    when there is no fix to measure from.
+    when there is no fix to measure from. ``camera_offset`` says whether the position was
+    moved from the antenna to the camera's view (see ``core.camera_offset``): ``'none'``
+    (no offset set, or no position), ``'applied'`` (``heading_deg`` the direction of
+    travel used) or ``'no_heading'`` (the antenna's position, its accuracy widened).
     """
 
     status: str
     fix: GeoFix | None
     age_s: float | None
+    camera_offset: str = 'none'
+    heading_deg: float | None = None
 
     @property
     def located(self) -> bool:
@@ -218,3 +233,43 @@ class FixBuffer:
         if age <= limit:
             return FixLookup('nearest', nearest, age)
         return FixLookup('stale', None, age)
+
+    def course_at(self, stamp_s: float, min_travel_m: float,
+                  max_span_s: float = COURSE_MAX_SPAN_S) -> float | None:
+        """Return the direction of travel at ``stamp_s``, degrees clockwise from north.
+
+        It is the direction from one fix to a later one, starting with the fixes around
+        the stamp and widening to the nearer (in time) of the next older and next newer fix
+        until the two are ``min_travel_m`` apart, and :data:`COURSE_TRAVEL_PER_SIGMA` times
+        the worse of their reported accuracies. ``None`` when no two fixes within
+        ``max_span_s`` of each other are that far apart: the robot stands (at the start of
+        a run, or stopped longer than the fixes held), or the fixes are too noisy.
+        """
+        count = len(self._fixes)
+        if count < 2:
+            return None
+        stamps = self._stamps
+        first = max(bisect_right(stamps, stamp_s) - 1, 0)
+        last = min(bisect_left(stamps, stamp_s), count - 1)
+        while True:
+            if first != last:
+                older, newer = self._fixes[first], self._fixes[last]
+                east, north = ground_vector(older.latitude, older.longitude,
+                                            newer.latitude, newer.longitude)
+                sigma = max(older.horizontal_accuracy_m or 0.0,
+                            newer.horizontal_accuracy_m or 0.0)
+                if math.hypot(east, north) >= max(min_travel_m,
+                                                  COURSE_TRAVEL_PER_SIGMA * sigma):
+                    return math.degrees(math.atan2(east, north)) % 360.0
+            back = (stamp_s - stamps[first - 1]
+                    if first > 0 and stamps[last] - stamps[first - 1] <= max_span_s
+                    else math.inf)
+            ahead = (stamps[last + 1] - stamp_s
+                     if last < count - 1 and stamps[last + 1] - stamps[first] <= max_span_s
+                     else math.inf)
+            if back == ahead == math.inf:
+                return None
+            if back <= ahead:
+                first -= 1
+            else:
+                last += 1

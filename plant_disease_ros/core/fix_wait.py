@@ -7,6 +7,10 @@ located with the fixes there are (nearest, stale or none). Before the first fix 
 is located at once (there may be no receiver); after a restart (time jumped back, the old
 fixes forgotten) the receiver is known to be alive, so items wait for the new timeline's
 fixes as they would for any fix.
+
+Every position handed out is moved from the antenna to the camera's view by the
+``camera_offset`` (see ``core.camera_offset``), while the fixes it takes the direction of
+travel from are still held: also those settled by a restart, before it forgets them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from plant_disease_ros.core.camera_offset import CameraOffset
 from plant_disease_ros.core.fix_buffer import FixBuffer, FixLookup, GeoFix
 
 Item = TypeVar('Item')
@@ -40,11 +45,16 @@ class FixWait(Generic[Item]):
     each with its :class:`FixLookup`; the caller publishes them.
     """
 
-    def __init__(self, fixes: FixBuffer, max_waiting: int = DEFAULT_MAX_WAITING) -> None:
-        """Look positions up in ``fixes``; hold at most ``max_waiting`` items."""
+    def __init__(self, fixes: FixBuffer, max_waiting: int = DEFAULT_MAX_WAITING,
+                 camera_offset: CameraOffset | None = None) -> None:
+        """Look positions up in ``fixes``; hold at most ``max_waiting`` items.
+
+        ``camera_offset`` (replaceable at any time) moves each position handed out.
+        """
         if max_waiting < 1:
             raise ValueError(f'max_waiting must be >= 1, got {max_waiting}')
         self.fixes = fixes
+        self.camera_offset = camera_offset or CameraOffset()
         self.max_waiting = int(max_waiting)
         self._waiting: deque[_Waiting[Item]] = deque()
         self._fixes_expected = False   # fixes came before a restart: more will come
@@ -67,12 +77,12 @@ class FixWait(Generic[Item]):
         """
         lookup = self._lookup(stamp_s, final=wait_s <= 0.0)
         if lookup.status != 'pending' and not self._waiting:
-            return [(item, lookup)]
+            return [(item, self._moved(lookup, stamp_s))]
         self._waiting.append(_Waiting(item, stamp_s, now_s + max(wait_s, 0.0), now_s))
         ready: list[tuple[Item, FixLookup]] = []
         if len(self._waiting) > self.max_waiting:
             oldest = self._waiting.popleft()
-            ready.append((oldest.item, self.fixes.lookup(oldest.stamp_s, final=True)))
+            ready.append((oldest.item, self._final_lookup(oldest.stamp_s)))
         return ready + self.settle(now_s)
 
     def settle(self, now_s: float) -> list[tuple[Item, FixLookup]]:
@@ -86,7 +96,7 @@ class FixWait(Generic[Item]):
                     break
                 lookup = self.fixes.lookup(waiting.stamp_s, final=True)
             self._waiting.popleft()
-            ready.append((waiting.item, lookup))
+            ready.append((waiting.item, self._moved(lookup, waiting.stamp_s)))
         return ready
 
     def rewait(self, wait_s: float) -> None:
@@ -105,7 +115,7 @@ class FixWait(Generic[Item]):
         with its fixes; then every fix is forgotten, so that no item of the new timeline
         is ever located with one of them. Return the settled items and the fixes dropped.
         """
-        settled = [(waiting.item, self.fixes.lookup(waiting.stamp_s, final=True))
+        settled = [(waiting.item, self._final_lookup(waiting.stamp_s))
                    for waiting in self._waiting]
         self._waiting.clear()
         self._set_aside = self.fixes.snapshot()
@@ -140,6 +150,14 @@ class FixWait(Generic[Item]):
             self.fixes.add(fix)
         return [(waiting.item, FixLookup('none', None, None)) for waiting in stray], \
             len(restored)
+
+    def _final_lookup(self, stamp_s: float) -> FixLookup:
+        """Locate ``stamp_s`` with the fixes there are, moved to the camera's view."""
+        return self._moved(self.fixes.lookup(stamp_s, final=True), stamp_s)
+
+    def _moved(self, lookup: FixLookup, stamp_s: float) -> FixLookup:
+        """Return ``lookup`` moved from the antenna to the camera's view."""
+        return self.camera_offset.apply(lookup, stamp_s, self.fixes)
 
     def _lookup(self, stamp_s: float, final: bool) -> FixLookup:
         """Look ``stamp_s`` up; an empty buffer is 'pending' while fixes are expected."""

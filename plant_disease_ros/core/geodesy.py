@@ -112,3 +112,20 @@ def enu_to_geodetic(e: float, n: float, u: float, lat0: float, lon0: float,
                     alt0: float) -> tuple[float, float, float]:
     """Return latitude, longitude (degrees), altitude (m) of ENU ``e, n, u`` (m)."""
     return ecef_to_geodetic(*enu_to_ecef(e, n, u, lat0, lon0, alt0))
+
+
+def ground_vector(lat0: float, lon0: float, lat: float, lon: float) -> tuple[float, float]:
+    """Return east, north (m) of ``lat, lon`` from ``lat0, lon0`` on the ground.
+
+    Both points are taken on the ellipsoid (their altitudes left out), so that a receiver's
+    altitude noise does not tilt the vector; exact on the tangent plane at the first point,
+    which is the ground for points a few hundred metres apart.
+    """
+    east, north, _ = geodetic_to_enu(lat, lon, 0.0, lat0, lon0, 0.0)
+    return east, north
+
+
+def moved_by(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
+    """Return the latitude and longitude (degrees) ``east_m``, ``north_m`` from a point."""
+    moved_lat, moved_lon, _ = enu_to_geodetic(east_m, north_m, 0.0, lat, lon, 0.0)
+    return moved_lat, moved_lon

@@ -63,6 +63,12 @@ from sensor_msgs.msg import Image, NavSatFix
 from std_msgs.msg import Float32, Header, String
 
 from plant_disease_ros.core.annotation import annotate, annotation_text
+from plant_disease_ros.core.camera_offset import (
+    CameraOffset,
+    check_offset,
+    DEFAULT_MIN_TRAVEL_M,
+    MAX_OFFSET_M,
+)
 from plant_disease_ros.core.classifier import (
     Classification,
     ClassifierOptions,
@@ -143,6 +149,7 @@ UNSTAMPED_WARNING = ('frames have no stamp (header stamp 0): they are classified
 
 CHECKS = ParameterChecks({
     'qos_reliability': one_of('qos_reliability', RELIABILITY_CHOICES),
+    'camera_offset_m': check_offset,
 })
 
 
@@ -173,7 +180,8 @@ class DiseaseClassifierNode(Node):
             'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
             'diagnostics_period_s', 'time_jump_threshold_s', 'vegetation_gate',
             'motion_blur_check_every', 'motion_blur_warn_percent', 'input_timeout_s',
-            'gps_required', 'max_fix_accuracy_m')}
+            'gps_required', 'max_fix_accuracy_m', 'camera_offset_m',
+            'heading_min_travel_m')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
@@ -186,7 +194,8 @@ class DiseaseClassifierNode(Node):
         self.explain_period_s = float(value['explain_period_s'])
         self.fix_wait: FixWait[tuple[Classification, Header]] = FixWait(
             FixBuffer(value['max_fix_age_s'], value['fix_buffer_size']),
-            MAX_PENDING_DETECTIONS)
+            MAX_PENDING_DETECTIONS,
+            CameraOffset(*map(float, value['camera_offset_m']), value['heading_min_travel_m']))
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
         self._last_jump_s_before: float | None = None   # last_time_jump_s before the last jump
         self.vegetation_gate = bool(value['vegetation_gate'])
@@ -214,8 +223,9 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.set_value(f'frames.{kind}', 0)
         self.diagnostics.set_value('frames.no_colour', 0)
         self.diagnostics.set_value('frames.unstamped', 0)
-        for status in ('interpolated', 'nearest', 'stale', 'none'):
+        for status in ('interpolated', 'nearest', 'stale', 'none', 'no_heading'):
             self.diagnostics.set_value(f'detections.{status}', 0)
+        self.diagnostics.set_value('camera_offset', self.fix_wait.camera_offset.describe())
         self.diagnostics.set_value('crops', crops.describe())
         self.diagnostics.set_value('test_time_poses', self.classifier.poses)
         self.warnings = ThrottledWarnings(self.get_logger())
@@ -276,7 +286,8 @@ class DiseaseClassifierNode(Node):
             f'{np.dtype(model.input.dtype).name}, {self.classifier.num_classes} labels, '
             f'{model.num_threads} threads, delegate {model.delegate or "none"}; top_k '
             f'{self.top_k}, score_threshold {self.score_threshold:g}; '
-            f'{self._crops_text(crops)}; {self._poses_text()}')
+            f'{self._crops_text(crops)}; {self._poses_text()}; camera offset: '
+            f'{self.fix_wait.camera_offset.describe()}')
         if NO_LEAF_LABEL not in self.classifier.labels:
             # A model trained on leaves only (plant-disease train without --recipe field).
             self.get_logger().warning(
@@ -329,6 +340,20 @@ class DiseaseClassifierNode(Node):
                         'fix of unknown accuracy is used.',
             floating_point_range=float_range(0.0, 1e6))
         self.declare_parameter('max_fix_accuracy_m', DEFAULT_MAX_FIX_ACCURACY_M, accuracy)
+        self.declare_parameter('camera_offset_m', [0.0, 0.0], ParameterDescriptor(
+            description='[forward, left] (m) from the GPS antenna to the centre of the '
+                        "camera's view on the ground, in the direction of travel; each "
+                        'detection is moved there by the heading the fixes give. [0, 0] = '
+                        "the antenna's position.",
+            additional_constraints=f'two finite values within +-{MAX_OFFSET_M:g} m',
+            # [1, 0] in a params file is an integer array: taken as metres too.
+            dynamic_typing=True))
+        self.declare_parameter('heading_min_travel_m', DEFAULT_MIN_TRAVEL_M,
+                               ParameterDescriptor(
+            description='With camera_offset_m: least distance (m) between the two fixes '
+                        'the direction of travel is taken from (and at least 4 times their '
+                        'reported accuracy); a robot that moved less has no heading.',
+            floating_point_range=float_range(0.01, 1000.0)))
         self.declare_parameter('gps_required', True, ParameterDescriptor(
             description='true: detections published without a position (no usable GPS fix) '
                         'make /diagnostics WARN and are logged; false for a camera without '
@@ -436,6 +461,12 @@ class DiseaseClassifierNode(Node):
                 self.gps_required = bool(parameter.value)
             elif parameter.name == 'max_fix_accuracy_m':
                 self.max_fix_accuracy_m = float(parameter.value)
+            elif parameter.name in ('camera_offset_m', 'heading_min_travel_m'):
+                offset = CameraOffset(*map(float, self.get_parameter('camera_offset_m').value),
+                                      self.get_parameter('heading_min_travel_m').value)
+                self.fix_wait.camera_offset = offset
+                self.diagnostics.set_value('camera_offset', offset.describe())
+                self.get_logger().info(f'camera offset: {offset.describe()}')
             elif parameter.name == 'time_jump_threshold_s':
                 self.time_jumps.threshold_s = float(parameter.value)
             elif parameter.name == 'explain_period_s':
@@ -798,6 +829,10 @@ class DiseaseClassifierNode(Node):
             self.detection_counts[lookup.status] += 1
             self.diagnostics.set_value(f'detections.{lookup.status}',
                                        self.detection_counts[lookup.status])
+            if lookup.camera_offset == 'no_heading':
+                self.detection_counts['no_heading'] += 1
+                self.diagnostics.set_value('detections.no_heading',
+                                           self.detection_counts['no_heading'])
 
     @property
     def pending_detections(self) -> int:

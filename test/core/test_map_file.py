@@ -60,6 +60,8 @@ def test_detection_feature_is_rfc7946_point() -> None:
         'fix_status': 'nearest',
         'fix_age_s': 0.25,
         'horizontal_accuracy_m': 0.4,
+        'camera_offset': 'none',
+        'heading_deg': None,
     }
     json.dumps(feature, allow_nan=False)
     assert feature_position(feature) == (52.0, 4.3, 12.5)

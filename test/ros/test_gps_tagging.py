@@ -312,3 +312,52 @@ def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
     assert statuses == {60.1: 'interpolated', 30.0: 'none', 60.5: 'interpolated',
                         61.0: 'interpolated'}
     assert 'last_time_jump_s' not in gps.classifier.diagnostics.values
+
+
+def test_camera_offset_moves_detections_to_the_cameras_view(harness) -> None:
+    """camera_offset_m [1.5, -0.5]: each detection 1.5 m ahead of and 0.5 m right of the
+    antenna along the drive (heading 35 degrees); standing still, the antenna's position
+    with a widened accuracy; a runtime change applies to the next detection."""
+    require_shipped_model()
+    # A params file's [1, 0] is an integer array: taken as metres.
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0,
+              camera_offset_m=[1, 0])
+    assert list(gps.classifier.get_parameter('camera_offset_m').value) == [1, 0]
+    assert gps.classifier.fix_wait.camera_offset.forward_m == 1.0
+    (result,) = gps.classifier.set_parameters([
+        rclpy.parameter.Parameter('camera_offset_m', value=[1.5, -0.5])])
+    assert result.successful, result.reason
+    for value in ([1.0], [0.0, math.nan], [150.0, 0.0], 'ahead'):
+        (refused,) = gps.classifier.set_parameters([
+            rclpy.parameter.Parameter('camera_offset_m', value=value)])
+        assert not refused.successful and refused.reason.startswith('camera_offset_m'), value
+    for t in [round(0.2 * k, 3) for k in range(11)]:
+        gps.send_fix(path_fix(t))
+    for t in (0.5, 1.1):
+        gps.send_frame(T0 + t)
+    moved = gps.wait_detections(2)
+    heading = math.degrees(HEADING_RAD)
+    for feature in moved:
+        properties = feature['properties']
+        assert properties['camera_offset'] == 'applied', properties
+        assert properties['heading_deg'] == pytest.approx(heading, abs=0.01)
+        lat, lon, alt = true_position(stamp_of(feature) - T0)
+        lon_d, lat_d, _ = feature['geometry']['coordinates']
+        east, north, _ = geodetic_to_enu(lat_d, lon_d, alt, lat, lon, alt)
+        forward = (math.sin(HEADING_RAD), math.cos(HEADING_RAD))
+        left = (-math.cos(HEADING_RAD), math.sin(HEADING_RAD))
+        assert east * forward[0] + north * forward[1] == pytest.approx(1.5, abs=0.01)
+        assert east * left[0] + north * left[1] == pytest.approx(-0.5, abs=0.01)
+    # The robot stops at t = 2: no heading within the 30 s the fixes span from 40 s on.
+    stop = true_position(2.0)
+    for t in [round(40.0 + 0.2 * k, 3) for k in range(6)]:
+        gps.send_fix(make_fix(*stop, stamp_s=T0 + t, accuracy_m=0.5))
+    gps.send_frame(T0 + 40.5)
+    standing = gps.wait_detections(3)[-1]['properties']
+    assert (standing['camera_offset'], standing['heading_deg']) == ('no_heading', None)
+    assert standing['horizontal_accuracy_m'] == pytest.approx(0.5 + math.hypot(1.5, 0.5))
+    classifier_id = gps.classifier.get_name()
+    assert harness.wait(lambda: (latest_diagnostics(gps.collector, classifier_id) or {})
+                        .get('detections.no_heading') == '1')
+    assert latest_diagnostics(gps.collector, classifier_id)['camera_offset'].startswith(
+        '1.5 m forward, -0.5 m left')
