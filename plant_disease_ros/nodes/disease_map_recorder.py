@@ -22,7 +22,7 @@ again on the file system under the mount point; they go to ``map_dir`` once it i
 
 from __future__ import annotations
 
-from collections import deque
+from collections import deque, OrderedDict
 from pathlib import Path
 import re
 import sys
@@ -163,8 +163,8 @@ class DiseaseMapRecorder(Node):
         self._started_ns = time.time_ns()
         self.recovered_detections = 0    # published before the start, not in the file yet
         self.earlier_detections = 0      # published before the start, skipped
-        self._delivered: deque[object] = deque()
-        self._delivered_keys: set[object] = set()
+        # The messages taken, each with whether it was skipped as one from before the start.
+        self._delivered: OrderedDict[object, bool] = OrderedDict()
         try:
             self.run.claim()
         except RecordsFileBusy as error:
@@ -198,11 +198,14 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('detections_from_before_skipped', 0)
         # Two subscriptions, each message taken once (publisher GID and sequence number):
         # a volatile one matches every publisher (an older classifier, a bag recorded with
-        # a volatile QoS); a transient-local one also gets the last detections the
-        # classifier published before the two matched (a restart of either).
+        # a volatile QoS) and gets only what is published after it matched; a
+        # transient-local one also gets the last detections the classifier published
+        # before the two matched (a restart of either).
         self._subscriptions = [
-            self.create_subscription(String, 'detections', self._on_detection_message, qos)
-            for qos in (detections_volatile_qos(), detections_qos())]
+            self.create_subscription(String, 'detections', self._on_live_message,
+                                     detections_volatile_qos()),
+            self.create_subscription(String, 'detections', self._on_detection_message,
+                                     detections_qos())]
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())
@@ -274,20 +277,41 @@ class DiseaseMapRecorder(Node):
         self._file_tail.append(feature)
         self._add_to_map(feature)
 
-    def _on_detection_message(self, message: String, info: Any) -> None:
-        """Take a message of either subscription once, then record it."""
+    def _on_live_message(self, message: String, info: Any) -> None:
+        """Take a message of the volatile subscription: published after it matched."""
+        self._on_detection_message(message, info, live=True)
+
+    def _on_detection_message(self, message: String, info: Any, live: bool = False) -> None:
+        """Take a message of either subscription once, then record it.
+
+        A copy from the volatile subscription (``live``) was published after this recorder
+        started: that one never gets history. A copy from the transient-local one alone is
+        judged by its source timestamp against this recorder's start. Should that take a
+        live detection for one from before (the wall clock stepped back since the start, or
+        the publisher's clock is behind), its volatile copy still records it.
+        """
         key = message_key(info)
         if key is None:
             key = message.data   # an RMW without sequence numbers: the same text
-        if key in self._delivered_keys:
+        skipped = self._delivered.get(key)
+        if skipped is not None:
+            if skipped and live:
+                self._delivered[key] = False
+                self._take_back_skipped()
+                self._on_detection(message, received=False)
             return
-        self._delivered.append(key)
-        self._delivered_keys.add(key)
-        if len(self._delivered) > DELIVERED_KEYS:
-            self._delivered_keys.discard(self._delivered.popleft())
         source_ns = info.get('source_timestamp') if isinstance(info, dict) else None
-        before_start = isinstance(source_ns, int) and 0 < source_ns < self._started_ns
-        self._on_detection(message, before_start)
+        before_start = (not live and isinstance(source_ns, int)
+                        and 0 < source_ns < self._started_ns)
+        self._delivered[key] = self._on_detection(message, before_start)
+        if len(self._delivered) > DELIVERED_KEYS:
+            self._delivered.popitem(last=False)
+
+    def _take_back_skipped(self) -> None:
+        """Uncount a detection skipped as one from before the start: it was live."""
+        self.earlier_detections -= 1
+        self.diagnostics.set_value('detections_from_before_skipped', self.earlier_detections)
+        self.diagnostics.uncount_dropped()
 
     def _add_to_map(self, feature: dict) -> None:
         """Add one detection to the cells and the summary; log when it fixes the origin."""
@@ -345,27 +369,31 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('cells', len(self._aggregator))
         self.diagnostics.set_value('last_save', self._last_save)
 
-    def _on_detection(self, message: String, before_start: bool = False) -> None:
+    def _on_detection(self, message: String, before_start: bool = False,
+                      received: bool = True) -> bool:
         """Record one detection; count and skip a message that is not a usable Feature.
 
         ``before_start``: published before this recorder started (delivered as the
         classifier's history). Recorded only into a run continued from its file, and only
         when the file does not hold it: a new run does not start with an earlier one's.
+        Return whether it was skipped as such. ``received=False``: already counted as
+        received (a second copy taken after all).
         """
         start = time.perf_counter()
-        self.diagnostics.count_received()
+        if received:
+            self.diagnostics.count_received()
         feature, reason, detail = parse_detection(message.data)
         if feature is None:
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
-            return
+            return False
         if before_start:
             if not self.run.records_at_start or feature in self._recent:
                 self.earlier_detections += 1
                 self.diagnostics.set_value('detections_from_before_skipped',
                                            self.earlier_detections)
                 self.diagnostics.count_dropped()
-                return
+                return True
             self.recovered_detections += 1
             self.diagnostics.set_value('detections_recovered', self.recovered_detections)
         held_before = self.run.records_held
@@ -376,7 +404,7 @@ class DiseaseMapRecorder(Node):
             self.diagnostics.count_rejected('write_failed')
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
-            return
+            return False
         self._note_replaced_file()
         if not written:
             self._warn_held()
@@ -387,6 +415,7 @@ class DiseaseMapRecorder(Node):
         # The latency of a record is mostly its fsync: what the disk costs per detection.
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         self._update_diagnostic_values()
+        return False
 
     def _warn_held(self) -> None:
         """Log (throttled) that the records file cannot be written and what is held."""

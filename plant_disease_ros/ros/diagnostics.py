@@ -126,6 +126,10 @@ class NodeDiagnostics:
         """Count a message skipped on purpose (rate cap)."""
         self.dropped += 1
 
+    def uncount_dropped(self) -> None:
+        """Take back one skipped message (it was used after all)."""
+        self.dropped = max(self.dropped - 1, 0)
+
     def count_rejected(self, reason: str, category: str = 'frame') -> None:
         """Count a message refused for ``reason`` (a short key such as 'truncated')."""
         self.rejected[(category, reason)] += 1

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import json
 from pathlib import Path
 import signal
+import time
 
 from helpers.processes import node_processes
 from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
@@ -502,6 +503,34 @@ def test_a_new_run_does_not_start_with_the_detections_of_an_earlier_one(
         assert sequences(read_geojson_seq(tmp_path / 'monday.geojsons')) == [1, 2, 3, 4, 5]
     finally:
         stand_in.close()
+
+
+def test_live_detections_are_recorded_after_the_clock_stepped_back(
+        ros_context: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall clock read 3 h ahead when the recorder started (then chrony stepped it
+    back; or the classifier's machine is 3 h behind): every live detection's source
+    timestamp is before the recorder's start. Its volatile copy still says it is live."""
+    stand_in = Harness(ros_context, name='classifier_stand_in')
+    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
+    real_time_ns = time.time_ns
+    monkeypatch.setattr(time, 'time_ns', lambda: real_time_ns() + 3 * 3600 * 10 ** 9)
+    rig = RecorderRig(ros_context, tmp_path, run_name='fresh')
+    monkeypatch.setattr(time, 'time_ns', real_time_ns)
+    try:
+        assert rig.wait(lambda: publisher.get_subscription_count() >= 2)
+        for sequence in range(1, 6):
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        assert rig.wait(lambda: rig.recorder.run.records_written == 5), \
+            (rig.recorder.run.records_written, rig.recorder.earlier_detections)
+        assert rig.wait(lambda: rig.recorder.earlier_detections == 0)
+        assert rig.wait(lambda: (rig.latest_status_values().get('received'),
+                                 rig.latest_status_values().get('dropped'),
+                                 rig.latest_status_values().get(
+                                     'detections_from_before_skipped')) == ('5', '0', '0'))
+    finally:
+        rig.close()
+        stand_in.close()
+    assert sequences(read_geojson_seq(tmp_path / 'fresh.geojsons')) == [1, 2, 3, 4, 5]
 
 
 def test_a_volatile_publisher_still_reaches_the_recorder(ros_context: object,
