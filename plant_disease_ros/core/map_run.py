@@ -121,9 +121,17 @@ def summary_path_of(map_file: str | Path) -> Path:
     return run_file_paths(map_file.parent, run_name)[2]
 
 
-def default_run_name() -> str:
-    """Return today's local date (``YYYY-MM-DD``), the run name when none is given."""
-    return time.strftime('%Y-%m-%d')
+def default_run_name(namespace: str = '') -> str:
+    """Return the run name when none is given: today's local date (``YYYY-MM-DD``).
+
+    ``namespace`` is the recorder's node namespace less the package's default one: a
+    second camera's node set (``/left``, ``/robot1/right``) gets its own run,
+    ``2026-05-04_left``, ``2026-05-04_robot1_right``, instead of being refused the first
+    camera's.
+    """
+    date = time.strftime('%Y-%m-%d')
+    tag = '_'.join(part for part in namespace.split('/') if part)
+    return f'{date}_{tag}' if tag else date
 
 
 def validate_run_name(run_name: str) -> str:

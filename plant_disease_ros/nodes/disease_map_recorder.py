@@ -57,6 +57,7 @@ from plant_disease_ros.core.map_run import (
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
+from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
 from plant_disease_ros.ros.qos import detections_qos, detections_volatile_qos, message_key
 from plant_disease_ros.ros.startup import (
@@ -133,8 +134,10 @@ class DiseaseMapRecorder(Node):
             origin = (float(value['datum_latitude']), float(value['datum_longitude']),
                       float(value['datum_altitude']))
         self.map_frame: str = value['map_frame']
-        self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(),
-                          value['max_held_records'])
+        namespace = self.get_namespace()
+        self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(
+            '' if namespace == f'/{DEFAULT_NAMESPACE}' else namespace),
+            value['max_held_records'])
         self._aggregator = CellAggregator(value['cell_size_m'], origin)
         self._summary = MapSummary(value['cell_size_m'], origin)
         self._palette = LabelPalette()
@@ -225,8 +228,10 @@ class DiseaseMapRecorder(Node):
         self.declare_parameter('map_dir', 'disease_maps', ParameterDescriptor(
             description='directory of the run files (created if missing)', read_only=True))
         self.declare_parameter('run_name', '', ParameterDescriptor(
-            description="file name stem of the run ('' = today's date YYYY-MM-DD); an "
-                        'existing run of that name is continued', read_only=True))
+            description="file name stem of the run ('' = today's date YYYY-MM-DD, then "
+                        "'_' and the namespace when it is not /plant_disease: "
+                        'YYYY-MM-DD_left); an existing run of that name is continued',
+            read_only=True))
         self.declare_parameter('map_frame', 'map', ParameterDescriptor(
             description='frame of the markers: local ENU (x east, y north, z up, metres) '
                         'at the origin',

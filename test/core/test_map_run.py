@@ -43,6 +43,14 @@ def test_default_run_name_is_a_date() -> None:
     assert validate_run_name(default_run_name())
 
 
+@pytest.mark.parametrize(('namespace', 'tag'), [
+    ('', ''), ('/', ''), ('/left', '_left'), ('/robot1/right', '_robot1_right')])
+def test_a_namespace_gets_its_own_default_run(namespace: str, tag: str) -> None:
+    name = default_run_name(namespace)
+    assert re.fullmatch(r'\d{4}-\d{2}-\d{2}' + tag, name), name
+    assert validate_run_name(name)
+
+
 def test_format_origin() -> None:
     assert format_origin((50.85034567891, 4.35171234567, 60.126)) == \
         '50.8503457, 4.3517123, 60.13 m'

@@ -324,6 +324,22 @@ def test_a_second_recorder_of_the_same_run_refuses_to_start(ros_context: object,
     assert sequences(read_geojson_seq(map_dir / 'field.geojsons')) == [0, 1]
 
 
+def test_two_cameras_in_two_namespaces_record_two_default_runs(ros_context: object,
+                                                               tmp_path: Path) -> None:
+    """Two node sets (namespaces left and right) with the same map_dir and the default
+    run_name: each recorder gets its own run, where the second used to be refused."""
+    recorders = [DiseaseMapRecorder(context=ros_context, namespace=namespace,
+                                    parameter_overrides=parameters(map_dir=str(tmp_path)))
+                 for namespace in ('/left', '/right', '/plant_disease')]
+    try:
+        names = [recorder.records_path.name for recorder in recorders]
+    finally:
+        for recorder in recorders:
+            recorder.destroy_node()
+    date = time.strftime('%Y-%m-%d')
+    assert names == [f'{date}_left.geojsons', f'{date}_right.geojsons', f'{date}.geojsons']
+
+
 def test_construction_alone_writes_nothing(ros_context: object, tmp_path: Path) -> None:
     rig = RecorderRig(ros_context, tmp_path / 'maps')
     rig.close()
