@@ -30,7 +30,7 @@ from plant_disease_ros.tools.replay import (
     select_topics,
     TopicChoice,
 )
-from plant_disease_ros.tools.replay.bag import BagMessage
+from plant_disease_ros.tools.replay.bag import BagMessage, other_cameras
 from plant_disease_ros.tools.replay.outputs import write_summary
 from plant_disease_ros.tools.replay.playback import timed_start_ns
 
@@ -343,6 +343,26 @@ def test_select_topics_prefers_most_messages_and_raw_on_a_tie() -> None:
     topics['/cam/image_raw/compressed'] = ('sensor_msgs/msg/CompressedImage', 90)
     image, _ = select_topics(topics)
     assert image.name == '/cam/image_raw/compressed'
+
+
+def test_the_other_cameras_of_a_two_camera_bag_are_named() -> None:
+    """A replay plays one camera: the others are named, one camera's transports once."""
+    topics = {
+        '/left/camera/image_raw': ('sensor_msgs/msg/Image', 120),
+        '/left/camera/image_raw/compressed': ('sensor_msgs/msg/CompressedImage', 120),
+        '/right/camera/image_raw/compressed': ('sensor_msgs/msg/CompressedImage', 120),
+        '/rear/camera/image_raw': ('sensor_msgs/msg/Image', 0),
+        '/left/camera/depth/image_raw': ('sensor_msgs/msg/Image', 120),
+        '/plant_disease/image_annotated': ('sensor_msgs/msg/Image', 120),
+        '/gps/fix': ('sensor_msgs/msg/NavSatFix', 60),
+    }
+    image, _ = select_topics(topics)
+    assert image.name == '/left/camera/image_raw'
+    assert other_cameras(topics, image.name) == ['/right/camera/image_raw/compressed']
+    assert other_cameras(topics, '/right/camera/image_raw/compressed') == [
+        '/left/camera/image_raw', '/left/camera/image_raw/compressed']
+    del topics['/right/camera/image_raw/compressed']
+    assert other_cameras(topics, image.name) == []
 
 
 def test_select_topics_never_takes_the_pipelines_outputs_or_a_depth_stream() -> None:

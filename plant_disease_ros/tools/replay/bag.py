@@ -244,6 +244,22 @@ def looks_non_colour(name: str) -> bool:
     return any(word in words for word in NON_COLOUR_WORDS)
 
 
+def other_cameras(topics: Mapping[str, tuple[str | None, int]], image: str) -> list[str]:
+    """Return the colour camera topics with messages that are not the camera of ``image``.
+
+    A bag of a robot with two cameras: a replay plays one, the others would be left out
+    without a word. The raw and compressed topics of one camera count as one; the
+    pipeline's own outputs, depth, infrared and disparity streams are not cameras here.
+    """
+    def camera(name: str) -> str:
+        return name[:-len('/compressed')] if name.endswith('/compressed') else name
+
+    return sorted(name for name, (msgtype, count) in topics.items()
+                  if msgtype in IMAGE_TYPES and count > 0 and 'compressedDepth' not in name
+                  and not _is_output_image(name) and not looks_non_colour(name)
+                  and camera(name) != camera(image))
+
+
 def select_topics(topics: Mapping[str, tuple[str | None, int]], image_topic: str | None = None,
                   fix_topic: str | None = None) -> tuple[TopicChoice, TopicChoice | None]:
     """Choose the image and fix topics from ``{name: (msgtype, count)}``.

@@ -42,6 +42,7 @@ from plant_disease_ros.tools.replay.bag import (
     BagSelection,
     inspect_bag,
     open_bag,
+    other_cameras,
     read_messages,
     readable_bag,
 )
@@ -357,6 +358,12 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
     # The fixes the classifier drops are counted by its own rule, with its accuracy limit.
     summary.max_fix_accuracy_m, summary.max_fix_accuracy_source = fix_accuracy_limit(
         options.parameters, params_file, namespace, options.attach)
+    others = other_cameras(selection.topics, selection.image.name)
+    if others:
+        summary.warnings.append(
+            f'the bag has {len(others)} more camera topic(s) with messages, not replayed: '
+            f'{", ".join(others)}; replay each with --image-topic and its own --out')
+        print(f'replay: {summary.warnings[-1]}', file=stream)
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
     elif selection.fix.count == 0:
