@@ -15,7 +15,7 @@ from pathlib import Path
 from plant_disease_ros.core.map_file import read_features, SeqReadStats
 from plant_disease_ros.core.map_gis import grid_features, GRID_SUFFIX, write_grid_files
 from plant_disease_ros.core.map_grid import summarize
-from plant_disease_ros.core.map_run import summary_path_of
+from plant_disease_ros.core.map_run import newer_records_of, summary_path_of
 from plant_disease_ros.tools.replay.outputs import DEFAULT_CELL_SIZE_M, read_recorder_grid
 
 
@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.geojson)
     if not source.is_file():
         raise OSError(f'{source}: no such file')
+    records = newer_records_of(source)
+    if records is not None:
+        print(f'{source.name} is older than {records.name} beside it (the recorder stopped '
+              f'without saving after its last records: a power cut?): drawing {records.name}, '
+              'which holds every record')
+        source = records
     recorded = summary_path_of(source)
     if recorded.is_file() and (args.cell_size is None or args.origin is None):
         # The recorder's grid, so the cells are those of its markers and map/geojson.

@@ -110,6 +110,26 @@ def run_file_paths(directory: str | Path, run_name: str) -> tuple[Path, Path, Pa
             directory / f'{run_name}_summary.json')
 
 
+def newer_records_of(collection: str | Path) -> Path | None:
+    """Return the run's records file beside ``collection`` when it was written after it.
+
+    The recorder writes the collection (``.geojson``) on ``~/save`` and when it stops, and
+    appends every record to ``.geojsons`` at once. A records file newer than the
+    collection holds detections the collection lacks: the recorder was cut off (a power
+    cut, kill -9) after its last save. ``None`` for any other file, or an up-to-date one.
+    """
+    collection = Path(collection)
+    if collection.suffix.lower() != '.geojson':
+        return None
+    records = collection.with_suffix('.geojsons')
+    try:
+        if records.stat().st_mtime > collection.stat().st_mtime:
+            return records
+    except OSError:
+        return None
+    return None
+
+
 def summary_path_of(map_file: str | Path) -> Path:
     """Return the summary path of the run a ``.geojsons`` or ``.geojson`` file belongs to."""
     map_file = Path(map_file)

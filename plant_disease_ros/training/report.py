@@ -555,9 +555,11 @@ def _map_files(path: Path) -> tuple[list[Path], list[Path]]:
 
     In a folder, a run's disease grid (``*_grid.geojson``: cells, not detections) is left
     out, and of a run saved both as records (``.geojsons``) and as a collection
-    (``.geojson``), the collection.
+    (``.geojson``), the collection, unless the records file is newer (written after the
+    last save).
     """
     from plant_disease_ros.core.map_gis import GRID_SUFFIX
+    from plant_disease_ros.core.map_run import newer_records_of
 
     if path.is_dir():
         entries = [entry for entry in path.iterdir()
@@ -572,8 +574,10 @@ def _map_files(path: Path) -> tuple[list[Path], list[Path]]:
     pictures = [entry for entry in entries if entry.suffix.lower() == '.png']
     geojson = [entry for entry in entries if entry.suffix.lower() == '.geojson'
                and not (path.is_dir() and entry.stem.endswith(GRID_SUFFIX))]
+    # A saved run has both the sequence and the collection: use the collection, unless
+    # records came after it (the recorder cut off after its last save).
+    geojson = [newer_records_of(entry) or entry for entry in geojson]
     stems = {entry.stem for entry in geojson}
-    # A saved run has both the sequence and the collection: use the collection.
     geojson += [entry for entry in entries
                 if entry.suffix.lower() == '.geojsons' and entry.stem not in stems]
     geojson.sort(key=newest_first)

@@ -172,6 +172,33 @@ def test_map_command(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture) -
     assert source.with_suffix('.png').is_file()
 
 
+def test_map_of_a_collection_older_than_its_records_draws_the_records(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Saved at 5 detections, then 35 more recorded and the power cut: the collection the
+    README names is stale; the records beside it hold all 40."""
+    import os
+
+    features = drive_features(40, unlocated=0)
+    collection = tmp_path / 'run.geojson'
+    write_feature_collection(collection, features[:5])
+    records = tmp_path / 'run.geojsons'
+    with GeoJsonSeqWriter(records) as writer:
+        for feature in features:
+            writer.append(feature)
+    os.utime(collection, (1_700_000_000,) * 2)
+    os.utime(records, (1_700_000_600,) * 2)
+    assert cli.main(['map', str(collection)]) == 0
+    printed = capsys.readouterr().out
+    assert 'run.geojson is older than run.geojsons' in printed
+    assert '40 detection(s), 40 located' in printed
+    assert collection.with_suffix('.png').is_file()
+    # Saved after its last record: the collection is drawn.
+    os.utime(collection, (1_700_001_200,) * 2)
+    assert cli.main(['map', str(collection)]) == 0
+    printed = capsys.readouterr().out
+    assert 'is older than' not in printed and '5 detection(s), 5 located' in printed
+
+
 def test_map_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(['map', str(tmp_path / 'missing.geojson')]) == 2
     bad = tmp_path / 'bad.geojson'

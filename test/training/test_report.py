@@ -336,6 +336,39 @@ def test_a_replay_folder_shows_each_runs_detections_on_its_recorded_grid(tmp_pat
     assert 'diseased 0.5 m cells</th><td>2 of 3 (grid: disease_map-2_summary.json)' in section
 
 
+def test_a_run_cut_off_after_its_last_save_shows_its_records(tmp_path: Path) -> None:
+    """The collection (saved at 1 detection) is older than the records (3): the report
+    shows the records; a collection saved after its last record is shown as before."""
+    import os
+
+    from plant_disease_ros.core.map_file import GeoJsonSeqWriter, write_feature_collection
+
+    field = tmp_path / 'maps'
+    field.mkdir()
+    features = [detection('Tomato___Early_blight', 48.0, False),
+                detection('Tomato___Early_blight', 48.00003, False),
+                detection('Tomato___healthy', 48.00001, True)]
+    write_feature_collection(field / 'day.geojson', features[:1])
+    with GeoJsonSeqWriter(field / 'day.geojsons') as writer:
+        for feature in features:
+            writer.append(feature)
+    os.utime(field / 'day.geojson', (1_700_000_000,) * 2)
+    os.utime(field / 'day.geojsons', (1_700_000_600,) * 2)
+
+    def shown(out: str) -> str:
+        result = build_report(ReportInputs(models_dir=tmp_path / 'no_models', run_dir=None,
+                                           map_path=field), tmp_path / out / 'index.html')
+        page = result.path.read_text(encoding='utf-8')
+        return page[page.index('id="map"'):]
+
+    section = shown('cut_off')
+    assert '<h3>day.geojsons' in section and 'detections</th><td>3' in section
+    os.utime(field / 'day.geojson', (1_700_001_200,) * 2)
+    section = shown('saved')
+    assert '<h3>day.geojson' in section and '<h3>day.geojsons' not in section
+    assert 'detections</th><td>1' in section
+
+
 def test_the_evaluation_section_shows_what_the_nodes_would_publish(
         report_inputs: ReportInputs, tmp_path: Path) -> None:
     """Top-1 90 % on 42 photos, 14 of them under score_threshold: the page says so."""
