@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 import errno
 import fcntl
+import io
 import json
 import logging
 import os
@@ -383,6 +384,31 @@ def _decode_values(text: str) -> tuple[list[Any], int, bool]:
             position = newline + 1
             continue
         values.append(value)
+
+
+def tail_geojson_seq(path: str | Path, count: int, max_bytes: int = 4 << 20) -> list[dict]:
+    """Return up to the last ``count`` Features of a GeoJSON text sequence, oldest first.
+
+    Only the last ``max_bytes`` of the file are read (a day's run may be hundreds of
+    megabytes); the record cut by that start is left out, as are records that do not
+    parse. A file that cannot be read gives ``[]``.
+    """
+    try:
+        with open(path, 'rb') as handle:
+            size = handle.seek(0, 2)
+            start = max(size - max_bytes, 0)
+            handle.seek(start)
+            data = handle.read()
+    except OSError:
+        return []
+    if start > 0:
+        first = data.find(RECORD_SEPARATOR)
+        data = data[first:] if first >= 0 else b''
+    features: list[dict] = []
+    for raw, _ in _raw_records(io.BytesIO(data)):
+        values, _, _ = _decode_values(raw.decode('utf-8', errors='replace'))
+        features.extend(value for value in values if feature_rejection_reason(value) is None)
+    return features[-count:] if count > 0 else []
 
 
 def scan_geojson_seq(path: str | Path) -> tuple[list[dict], SeqReadStats]:

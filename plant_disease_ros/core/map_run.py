@@ -38,6 +38,7 @@ from plant_disease_ros.core.map_file import (
     parse_json,
     RecordsFileBusy,
     SeqReadStats,
+    tail_geojson_seq,
     write_feature_collection,
     write_json_atomic,
 )
@@ -101,6 +102,34 @@ class RecentFeatures:
             self._counts[oldest] -= 1
             if not self._counts[oldest]:
                 del self._counts[oldest]
+
+
+# How many of the newest other runs in map_dir a new run looks at for the detections a
+# late-joining recorder gets from the classifier (another camera's run among them).
+EARLIER_RUNS = 3
+
+
+def earlier_runs_tail(directory: str | Path, run_name: str, count: int,
+                      runs: int = EARLIER_RUNS) -> list[dict]:
+    """Return the last ``count`` records of each of the newest ``runs`` other runs in
+    ``directory`` (by modification time; those of ``run_name`` left out).
+
+    A recorder starting a new run gets the classifier's last detections too: those an
+    earlier run holds belong to it; those none holds were published while no recorder
+    ran (a restart across midnight, which changes the default run name) and would be lost.
+    """
+    directory = Path(directory)
+    try:
+        candidates = [path for path in directory.iterdir()
+                      if path.name.endswith('.geojsons') and not path.name.startswith('.')
+                      and path.name != f'{run_name}.geojsons' and path.is_file()]
+        candidates.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    features: list[dict] = []
+    for path in candidates[:runs]:
+        features.extend(tail_geojson_seq(path, count))
+    return features
 
 
 def run_file_paths(directory: str | Path, run_name: str) -> tuple[Path, Path, Path]:

@@ -49,6 +49,7 @@ from plant_disease_ros.core.map_run import (
     check_writable_directory,
     DEFAULT_MAX_HELD,
     default_run_name,
+    earlier_runs_tail,
     format_origin,
     MapRun,
     parse_detection,
@@ -154,12 +155,17 @@ class DiseaseMapRecorder(Node):
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
-        # The last records of the run's file: a detection published before this recorder
-        # started (the classifier keeps its last ones for a recorder that joins late) is
-        # recorded only when the file does not hold it yet.
+        # The last records of the run's file (of a new run: of the newest earlier runs): a
+        # detection published before this recorder started (the classifier keeps its last
+        # ones for a recorder that joins late) is recorded only when none holds it yet.
         self._recent = RecentFeatures(RECENT_FEATURES)
         self._file_tail: deque[dict] = deque(maxlen=RECENT_FEATURES)
         self.run.continue_existing(self._continue_with)
+        if not self.run.records_at_start:
+            # A new run: the classifier's last detections that an earlier run holds are
+            # that run's; the others were published while no recorder ran.
+            self._file_tail.extend(earlier_runs_tail(
+                self.run.records_path.parent, self.run.name, RECENT_FEATURES))
         for feature in self._file_tail:
             self._recent.add(feature)
         self._file_tail.clear()
@@ -379,8 +385,8 @@ class DiseaseMapRecorder(Node):
         """Record one detection; count and skip a message that is not a usable Feature.
 
         ``before_start``: published before this recorder started (delivered as the
-        classifier's history). Recorded only into a run continued from its file, and only
-        when the file does not hold it: a new run does not start with an earlier one's.
+        classifier's history). Recorded only when the run's file does not hold it (of a new
+        run: nor the newest earlier runs' files, whose detections they are).
         Return whether it was skipped as such. ``received=False``: already counted as
         received (a second copy taken after all).
         """
@@ -393,7 +399,7 @@ class DiseaseMapRecorder(Node):
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
             return False
         if before_start:
-            if not self.run.records_at_start or feature in self._recent:
+            if feature in self._recent:
                 self.earlier_detections += 1
                 self.diagnostics.set_value('detections_from_before_skipped',
                                            self.earlier_detections)

@@ -13,11 +13,18 @@ from helpers.filesystems import small_filesystem, unmount
 import pytest
 
 from plant_disease_ros.core import map_file
-from plant_disease_ros.core.map_file import json_depth, read_geojson_seq, RecordsFileBusy
+from plant_disease_ros.core.map_file import (
+    GeoJsonSeqWriter,
+    json_depth,
+    read_geojson_seq,
+    RecordsFileBusy,
+    tail_geojson_seq,
+)
 from plant_disease_ros.core.map_grid import MapSummary
 from plant_disease_ros.core.map_run import (
     check_writable_directory,
     default_run_name,
+    earlier_runs_tail,
     format_origin,
     MapRun,
     parse_detection,
@@ -49,6 +56,39 @@ def test_a_namespace_gets_its_own_default_run(namespace: str, tag: str) -> None:
     name = default_run_name(namespace)
     assert re.fullmatch(r'\d{4}-\d{2}-\d{2}' + tag, name), name
     assert validate_run_name(name)
+
+
+def write_records(path: Path, sequences: range) -> None:
+    """Write the features of ``sequences`` as a records file."""
+    with GeoJsonSeqWriter(path) as writer:
+        for sequence in sequences:
+            writer.append(feature(sequence))
+
+
+def test_the_tail_of_a_records_file(tmp_path: Path) -> None:
+    path = tmp_path / 'day.geojsons'
+    write_records(path, range(1, 101))
+    assert [f['properties']['sequence'] for f in tail_geojson_seq(path, 3)] == [98, 99, 100]
+    record_bytes = path.stat().st_size // 100
+    # Only the last 10.5 records' bytes: the cut one is left out, 10 remain.
+    tail = tail_geojson_seq(path, 50, max_bytes=record_bytes * 21 // 2)
+    assert [f['properties']['sequence'] for f in tail] == list(range(91, 101))
+    with open(path, 'ab') as handle:
+        handle.write(b'\x1e{"type": "Feat')   # a torn last record
+    assert [f['properties']['sequence'] for f in tail_geojson_seq(path, 2)] == [99, 100]
+    assert tail_geojson_seq(tmp_path / 'missing.geojsons', 5) == []
+    assert tail_geojson_seq(path, 0) == []
+
+
+def test_a_new_run_knows_the_last_records_of_the_newest_earlier_runs(tmp_path: Path) -> None:
+    for number, name in enumerate(('old', 'monday', 'left', 'today', '.hidden')):
+        write_records(tmp_path / f'{name}.geojsons', range(number * 10, number * 10 + 5))
+        os.utime(tmp_path / f'{name}.geojsons', (1_700_000_000 + number * 60,) * 2)
+    (tmp_path / 'today.geojson').write_text('{}')   # a collection: not records
+    tail = earlier_runs_tail(tmp_path, 'today', 2)
+    # The newest three other runs (left, monday, old), each its last two.
+    assert [f['properties']['sequence'] for f in tail] == [23, 24, 13, 14, 3, 4]
+    assert earlier_runs_tail(tmp_path / 'missing', 'today', 2) == []
 
 
 def test_format_origin() -> None:

@@ -521,6 +521,32 @@ def test_a_new_run_does_not_start_with_the_detections_of_an_earlier_one(
         stand_in.close()
 
 
+def test_a_new_run_records_what_no_earlier_run_holds(ros_context: object,
+                                                     tmp_path: Path) -> None:
+    """A recorder restarted after midnight starts a new run (the default name is the
+    date): the detections published while it was down are in no file, and recorded."""
+    stand_in = Harness(ros_context, name='classifier_stand_in')
+    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
+    try:
+        record_five_then_stop(ros_context, tmp_path, publisher, stand_in,
+                              run_name='2026-05-04')
+        for sequence in range(6, 9):                  # nobody records these now
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        second = RecorderRig(ros_context, tmp_path, run_name='2026-05-05')
+        try:
+            assert second.wait(lambda: second.recorder.run.records_written == 3)
+            assert second.wait(lambda: second.recorder.earlier_detections == 5)
+            assert second.recorder.recovered_detections == 3
+            publisher.publish(String(data=json.dumps(detection(9))))
+            assert second.wait(lambda: second.recorder.run.records_written == 4)
+        finally:
+            second.close()
+        assert sequences(read_geojson_seq(tmp_path / '2026-05-05.geojsons')) == [6, 7, 8, 9]
+        assert sequences(read_geojson_seq(tmp_path / '2026-05-04.geojsons')) == [1, 2, 3, 4, 5]
+    finally:
+        stand_in.close()
+
+
 def test_live_detections_are_recorded_after_the_clock_stepped_back(
         ros_context: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall clock read 3 h ahead when the recorder started (then chrony stepped it
