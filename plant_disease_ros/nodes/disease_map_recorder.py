@@ -196,8 +196,8 @@ class DiseaseMapRecorder(Node):
                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.diagnostics = NodeDiagnostics(
             self, period_s=DIAGNOSTICS_PERIOD_S, name=f'{self.get_name()}: map recorder',
-            hardware_id=str(self.run.records_path), input_name='detection')
-        self.diagnostics.set_value('file', str(self.run.records_path))
+            hardware_id=str(self.run.records_path.absolute()), input_name='detection')
+        self.diagnostics.set_value('file', str(self.run.records_path.absolute()))
         self.diagnostics.set_value('records_file_replaced', self.run.files_replaced)
         self.diagnostics.set_value('records_continued', self.run.records_at_start)
         self.diagnostics.set_value('records_skipped_at_start',

@@ -324,20 +324,26 @@ def test_a_second_recorder_of_the_same_run_refuses_to_start(ros_context: object,
     assert sequences(read_geojson_seq(map_dir / 'field.geojsons')) == [0, 1]
 
 
-def test_two_cameras_in_two_namespaces_record_two_default_runs(ros_context: object,
-                                                               tmp_path: Path) -> None:
+def test_two_cameras_in_two_namespaces_record_two_default_runs(
+        ros_context: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two node sets (namespaces left and right) with the same map_dir and the default
-    run_name: each recorder gets its own run, where the second used to be refused."""
+    run_name: each recorder gets its own run, where the second used to be refused. Their
+    /diagnostics name the files absolutely: the relative map_dir of two recorders started
+    in two folders must not read as one hardware_id."""
+    monkeypatch.chdir(tmp_path)
     recorders = [DiseaseMapRecorder(context=ros_context, namespace=namespace,
-                                    parameter_overrides=parameters(map_dir=str(tmp_path)))
+                                    parameter_overrides=parameters(map_dir='maps'))
                  for namespace in ('/left', '/right', '/plant_disease')]
     try:
         names = [recorder.records_path.name for recorder in recorders]
+        hardware_ids = [recorder.diagnostics.hardware_id for recorder in recorders]
+        files = [recorder.diagnostics.values['file'] for recorder in recorders]
     finally:
         for recorder in recorders:
             recorder.destroy_node()
     date = time.strftime('%Y-%m-%d')
     assert names == [f'{date}_left.geojsons', f'{date}_right.geojsons', f'{date}.geojsons']
+    assert hardware_ids == files == [str(tmp_path / 'maps' / name) for name in names]
 
 
 def test_construction_alone_writes_nothing(ros_context: object, tmp_path: Path) -> None:
