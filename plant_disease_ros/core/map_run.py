@@ -29,7 +29,7 @@ import socket
 import time
 from typing import Any
 
-from plant_disease_ros.core.atomic_files import stale_temporaries
+from plant_disease_ros.core.atomic_files import stale_temporaries_in
 from plant_disease_ros.core.map_file import (
     encode_record,
     feature_rejection_reason,
@@ -301,16 +301,17 @@ class MapRun:
     def remove_stale_temporaries(self) -> list[Path]:
         """Remove what saves killed midway (kill -9 of a long save) left; return those paths.
 
-        Only temporaries of processes that no longer run: a save running now keeps its own.
+        Those of every run in the folder (a save of yesterday's run cut by a power cut),
+        of processes that no longer run or written before this boot: a save running now
+        keeps its own.
         """
         removed = []
-        for path in (self.collection_path, self.summary_path):
-            for stale in stale_temporaries(path):
-                try:
-                    stale.unlink()
-                except FileNotFoundError:
-                    continue
-                removed.append(stale)
+        for stale in stale_temporaries_in(self.records_path.parent, ('.geojson', '.json')):
+            try:
+                stale.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(stale)
         return removed
 
     def claim(self) -> None:

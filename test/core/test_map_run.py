@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 import re
 import shutil
+import time
 
 from helpers.filesystems import small_filesystem, unmount
 import pytest
@@ -463,12 +464,19 @@ def test_temporaries_of_a_killed_save_are_removed_but_not_a_running_ones(
     left = [tmp_path / f'.field.{dead_pid}.0badc0de.tmp.geojson',
             tmp_path / f'.field_summary.{dead_pid}.12345678.tmp.json']
     running = tmp_path / f'.field.{os.getpid()}.89abcdef.tmp.geojson'
-    other_run = tmp_path / f'.other.{dead_pid}.0badc0de.tmp.geojson'
-    for path in (*left, running, other_run):
+    # Yesterday's run's save, cut off: removed too. A PNG's is not a recorder's.
+    other_run = tmp_path / f'.2026-05-04.{dead_pid}.0badc0de.tmp.geojson'
+    picture = tmp_path / f'.field.{dead_pid}.0badc0de.tmp.png'
+    # Written before this boot (a power cut), under a process id that runs again now.
+    before_boot = tmp_path / f'.field_summary.{os.getpid()}.fedcba98.tmp.json'
+    for path in (*left, running, other_run, picture, before_boot):
         path.write_text('{')
-    assert sorted(run.remove_stale_temporaries()) == sorted(left)
-    assert not any(path.exists() for path in left)
-    assert running.exists() and other_run.exists()
+    booted_s = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    os.utime(before_boot, (booted_s - 60.0,) * 2)
+    removed = [*left, other_run, before_boot]
+    assert sorted(run.remove_stale_temporaries()) == sorted(removed)
+    assert not any(path.exists() for path in removed)
+    assert running.exists() and picture.exists()
     assert run.remove_stale_temporaries() == []
 
 
