@@ -629,6 +629,12 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
                                       f'{others} feature(s) is a detection (a disease grid '
                                       'or another layer?).'))
             continue
+        unreadable = stats.skipped + int(stats.truncated_tail)
+        if not features and unreadable:
+            parts.append(missing_note(f'{escape(source.name)} is left out: it holds no '
+                                      'readable detection (a file of zeros, as a power cut '
+                                      'can leave, or not GeoJSON).'))
+            continue
         cell_size_m, origin, grid_source = _map_grid(source)
         summary = summarize(features, cell_size_m=cell_size_m, origin=origin)
         per_label = summary.get('detections_per_label', {})
@@ -644,6 +650,10 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
                         f'{grid_source})')),
                 ('per label', '<br>'.join(escape(f'{label}: {count}')
                                           for label, count in per_label.items()) or '–')]
+        if unreadable:
+            rows.append(('unreadable records', escape(
+                f'{stats.skipped} skipped' + (', and an incomplete last record (a writer cut '
+                                              'off)' if stats.truncated_tail else ''))))
         heading = source.name + (' (newest run)' if number == 0 and len(geojson) > 1 else '')
         parts.append(f'<h3>{escape(heading)}</h3>' + key_value_table(rows))
         picture = next((picture for picture in pictures if picture.stem == source.stem), None)

@@ -363,6 +363,18 @@ def test_a_run_cut_off_after_its_last_save_shows_its_records(tmp_path: Path) -> 
 
     section = shown('cut_off')
     assert '<h3>day.geojsons' in section and 'detections</th><td>3' in section
+    assert 'unreadable records' not in section
+    # A torn last record is counted; a file of zeros is left out with the reason.
+    with open(field / 'day.geojsons', 'ab') as handle:
+        handle.write(b'\x1e{"type": "Feat')
+    os.utime(field / 'day.geojsons', (1_700_000_600,) * 2)
+    (field / 'zeros.geojsons').write_bytes(bytes(8192))
+    section = shown('torn')
+    assert ('unreadable records</th><td>0 skipped, and an incomplete last record'
+            in section)
+    assert 'zeros.geojsons is left out: it holds no readable detection' in section
+    assert '<h3>zeros.geojsons' not in section
+    (field / 'zeros.geojsons').unlink()
     os.utime(field / 'day.geojson', (1_700_001_200,) * 2)
     section = shown('saved')
     assert '<h3>day.geojson' in section and '<h3>day.geojsons' not in section
