@@ -138,14 +138,40 @@ def _local_points(features: Sequence[dict], origin: tuple[float, float, float] |
     return rows, unlocated, origin
 
 
+# A record stamped this much (s) before the newest one of the file so far starts a new
+# piece of the track: a session after a reboot whose clock was behind, a bag played again.
+TRACK_RESTART_S = 60.0
+
+
+def track_order(stamps: Sequence[float]) -> list[int]:
+    """Return the indices of ``stamps`` (in file order) in the order the robot drove.
+
+    Stamp order within each piece of the file, the pieces in file order: a piece starts
+    where a stamp lies more than :data:`TRACK_RESTART_S` before the newest so far. Within
+    a piece, detections the recorder got late (the classifier's history) take their
+    place; across pieces, a session whose clock restarted behind the last one's is not
+    woven into it.
+    """
+    pieces: list[int] = []
+    piece, newest = 0, -math.inf
+    for stamp in stamps:
+        if stamp < newest - TRACK_RESTART_S:
+            piece += 1
+            newest = stamp
+        newest = max(newest, stamp)
+        pieces.append(piece)
+    return sorted(range(len(stamps)), key=lambda index: (pieces[index], stamps[index]))
+
+
 def render_disease_map(features: Iterable[dict], png_path: str | Path, title: str = '',
                        origin: tuple[float, float, float] | None = None) -> Path:
     """Render detections as a PNG map on local metres and return its path.
 
     Points are east/north metres from ``origin`` (latitude, longitude, altitude), or from
     the first located feature, coloured by label (healthy labels in muted greens), with a
-    legend of counts, a scale bar, the robot's track (located detections in stamp order
-    as a thin grey line) and a note of the detections that had no position.
+    legend of counts, a scale bar, the robot's track (located detections in the order
+    driven, see :func:`track_order`, as a thin grey line) and a note of the detections
+    that had no position.
     """
     import matplotlib
 
@@ -165,7 +191,7 @@ def render_disease_map(features: Iterable[dict], png_path: str | Path, title: st
 
     figure, axis = plt.subplots(figsize=(8.0, 7.0))
     if rows:
-        track = sorted(rows, key=lambda row: row[4])
+        track = [rows[index] for index in track_order([row[4] for row in rows])]
         axis.plot([row[0] for row in track], [row[1] for row in track], '-',
                   color=TRACK_COLOUR, linewidth=0.8, alpha=0.9, zorder=4, label='robot track')
         # The start of the track, so its direction reads at a glance.

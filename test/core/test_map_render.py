@@ -24,6 +24,7 @@ from plant_disease_ros.core.map_render import (
     LabelPalette,
     nice_scale_length,
     render_disease_map,
+    track_order,
 )
 
 pytest.importorskip('matplotlib')
@@ -147,6 +148,18 @@ def test_render_without_positions_and_with_one_point(tmp_path: Path) -> None:
     x, y = round(centre_x), round(centre_y)
     assert colour_pixel_count(bgr[y - 8:y + 9, x - 8:x + 9], colour) >= 3
     assert colour_pixel_count(bgr[y - 8:y + 9, x + 40:x + 57], colour) == 0
+
+
+def test_track_order_keeps_each_session_whole() -> None:
+    """A second session whose clock restarted 55 min behind the first's end is drawn
+    after it, not woven into it; late records of one session take their stamp's place."""
+    first = [36_000.0 + second for second in range(0, 3600, 600)]     # 10:00 .. 10:50
+    late = [36_000.0 + 2_970.0]                 # history got late: 30 s before the newest
+    second = [36_300.0 + second for second in range(0, 1800, 600)]   # 10:05 .. 10:25
+    stamps = first + late + second
+    order = track_order(stamps)
+    assert [stamps[index] for index in order] == sorted(first + late) + second
+    assert track_order([3.0, 1.0, 2.0]) == [1, 2, 0]
 
 
 @pytest.mark.parametrize('kind', ['sequence', 'collection'])
