@@ -209,12 +209,14 @@ class DiseaseMapRecorder(Node):
         # a volatile one matches every publisher (an older classifier, a bag recorded with
         # a volatile QoS) and gets only what is published after it matched; a
         # transient-local one also gets the last detections the classifier published
-        # before the two matched (a restart of either).
+        # before the two matched (a restart of either). The transient-local one first: the
+        # executor takes ready subscriptions in this order, so when the history and a new
+        # detection are ready at once, the history, which is older, is recorded first.
         self._subscriptions = [
-            self.create_subscription(String, 'detections', self._on_live_message,
-                                     detections_volatile_qos()),
             self.create_subscription(String, 'detections', self._on_detection_message,
-                                     detections_qos())]
+                                     detections_qos()),
+            self.create_subscription(String, 'detections', self._on_live_message,
+                                     detections_volatile_qos())]
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())
