@@ -2,8 +2,9 @@
 
 A classified frame is tagged with the position at the image's stamp. The buffer holds the
 recent fixes sorted by stamp (they may arrive out of order) and answers a lookup with the
-position interpolated between the fixes around the stamp, the nearest usable fix, or the
-reason there is none. It never hands out a fix from after the stamp while a later fix may
+position interpolated between the fixes around the stamp, the nearest fix's position
+carried on along the robot's recent motion (a GPS dropout), the nearest usable fix, or
+the reason there is none. It never hands out a fix from after the stamp while a later fix may
 still come: a caller that can wait asks with ``final=False`` and gets ``'pending'``.
 """
 
@@ -13,22 +14,21 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 import math
 
-from plant_disease_ros.core.geodesy import ground_vector
+from plant_disease_ros.core.motion import MotionFit
 
 # NavSatStatus.STATUS_NO_FIX is -1; every status below 0 means no usable position.
 MAX_ABS_LATITUDE_DEG = 90.0
 MAX_ABS_LONGITUDE_DEG = 180.0
 MAX_ABS_ALTITUDE_M = 1e5
 
-LOOKUP_STATUSES = ('interpolated', 'nearest', 'stale', 'none', 'pending')
+LOOKUP_STATUSES = ('interpolated', 'extrapolated', 'nearest', 'stale', 'none', 'pending')
 
-# The direction of travel is taken between two fixes at least this many of their reported
-# 1-sigma horizontal accuracies apart (and at least the caller's distance): at 4 sigma
-# the noise of the two turns it by about 20 degrees at most (two sigma across).
-COURSE_TRAVEL_PER_SIGMA = 4.0
 # Fixes farther apart in time than this are never joined into a direction of travel: the
 # robot may have turned in place between them.
 COURSE_MAX_SPAN_S = 30.0
+# A position is carried on from the nearest fix along the line fitted through the fixes
+# of this many seconds before (or after) it: the robot's recent motion.
+MOTION_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,12 @@ class FixLookup:
     """The answer to a position lookup at a stamp.
 
     ``status`` is one of ``LOOKUP_STATUSES``. ``fix`` is the position to use, set only for
-    ``'interpolated'`` and ``'nearest'``. ``age_s`` is the time between the stamp and the
-    farthest fix the position was made from (for ``'stale'``: the nearest fix); ``None``
-    when there is no fix to measure from. ``camera_offset`` says whether the position was
-    moved from the antenna to the camera's view (see ``core.camera_offset``): ``'none'``
-    (no offset set, or no position), ``'applied'`` (``heading_deg`` the direction of
-    travel used) or ``'no_heading'`` (the antenna's position, its accuracy widened).
+    ``'interpolated'``, ``'extrapolated'`` and ``'nearest'``. ``age_s`` is the time between
+    the stamp and the farthest fix the position was made from (for ``'stale'``: the nearest
+    fix); ``None`` when there is no fix to measure from. ``camera_offset`` says whether the
+    position was moved from the antenna to the camera's view (see ``core.camera_offset``):
+    ``'none'`` (no offset set, or no position), ``'applied'`` (``heading_deg`` the direction
+    of travel used) or ``'no_heading'`` (the antenna's position, its accuracy widened).
     """
 
     status: str
@@ -208,9 +208,10 @@ class FixBuffer:
 
         ``'interpolated'`` when fixes at or before and at or after the stamp are both within
         ``max_fix_age_s``; ``'pending'`` (only with ``final=False``) when no fix at or after
-        the stamp has arrived yet; otherwise ``'nearest'``, the nearest fix within
-        ``max_fix_age_s`` (the older one on a tie); ``'stale'`` when no fix is that close,
-        and ``'none'`` when the buffer is empty.
+        the stamp has arrived yet; otherwise the nearest fix within ``max_fix_age_s`` (the
+        older one on a tie): ``'extrapolated'``, carried on to the stamp along the robot's
+        motion before (after) it, or ``'nearest'``, as it is, where the robot stood;
+        ``'stale'`` when no fix is that close, and ``'none'`` when the buffer is empty.
         """
         if not self._fixes:
             return FixLookup('none', None, None)
@@ -231,19 +232,51 @@ class FixBuffer:
                              max(age_before, age_after))
         nearest, age = (before, age_before) if age_before <= age_after else (after, age_after)
         if age <= limit:
+            index = index_before if nearest is before else index_after
+            carried = self._carried_on(index, stamp_s, -1 if nearest is before else 1)
+            if carried is not None:
+                return FixLookup('extrapolated', carried, age)
             return FixLookup('nearest', nearest, age)
         return FixLookup('stale', None, age)
+
+    def _carried_on(self, index: int, stamp_s: float, step: int) -> GeoFix | None:
+        """Return the position at ``stamp_s`` on the line the robot drove up to fix ``index``.
+
+        The line is fitted through that fix and the fixes of the :data:`MOTION_WINDOW_S`
+        before it (``step`` -1) or after it (+1) (``core.motion``): a GPS dropout mid-row
+        leaves the robot driving on, and the frames of the gap are placed where it went,
+        not where the fix before it was. ``None`` when the fitted speed does not stand out
+        of the fixes' noise (the robot stands, or too few fixes). The altitude stays the
+        fix's: carrying its noise on would multiply it. The accuracy is the worse of the
+        fix's and the line's at the stamp (unknown stays unknown).
+        """
+        anchor = self._fixes[index]
+        fit = MotionFit(anchor.latitude, anchor.longitude, anchor.stamp_s)
+        other = index
+        while (0 <= other < len(self._fixes)
+               and abs(self._stamps[other] - anchor.stamp_s) <= MOTION_WINDOW_S):
+            self._add_to(fit, other)
+            other += step
+        motion = fit.motion()
+        if motion is None or not motion.moving:
+            return None
+        latitude, longitude = motion.position_at(stamp_s)
+        accuracy = anchor.horizontal_accuracy_m
+        if accuracy is not None:
+            accuracy = max(accuracy, motion.sigma_at(stamp_s))
+        return GeoFix(stamp_s, latitude, longitude, anchor.altitude, accuracy)
 
     def course_at(self, stamp_s: float, min_travel_m: float,
                   max_span_s: float = COURSE_MAX_SPAN_S) -> float | None:
         """Return the direction of travel at ``stamp_s``, degrees clockwise from north.
 
-        It is the direction from one fix to a later one, starting with the fixes around
-        the stamp and widening to the nearer (in time) of the next older and next newer fix
-        until the two are ``min_travel_m`` apart, and :data:`COURSE_TRAVEL_PER_SIGMA` times
-        the worse of their reported accuracies. ``None`` when no two fixes within
-        ``max_span_s`` of each other are that far apart: the robot stands (at the start of
-        a run, or stopped longer than the fixes held), or the fixes are too noisy.
+        A straight line is fitted through the fixes around the stamp (``core.motion``),
+        widened by the nearer (in time) of the next older and next newer fix until the
+        fitted speed stands out of the fixes' noise enough to give its direction (within
+        about 6 degrees, ``Motion.heading_known``) and the line covers ``min_travel_m``.
+        ``None`` when no window of at most ``max_span_s`` gets there: the robot stands (at
+        the start of a run, or stopped longer than the fixes held), or the fixes are too
+        noisy for its speed.
         """
         count = len(self._fixes)
         if count < 2:
@@ -251,16 +284,14 @@ class FixBuffer:
         stamps = self._stamps
         first = max(bisect_right(stamps, stamp_s) - 1, 0)
         last = min(bisect_left(stamps, stamp_s), count - 1)
+        fit = MotionFit(self._fixes[first].latitude, self._fixes[first].longitude, stamp_s)
+        for index in range(first, last + 1):
+            self._add_to(fit, index)
         while True:
-            if first != last:
-                older, newer = self._fixes[first], self._fixes[last]
-                east, north = ground_vector(older.latitude, older.longitude,
-                                            newer.latitude, newer.longitude)
-                sigma = max(older.horizontal_accuracy_m or 0.0,
-                            newer.horizontal_accuracy_m or 0.0)
-                if math.hypot(east, north) >= max(min_travel_m,
-                                                  COURSE_TRAVEL_PER_SIGMA * sigma):
-                    return math.degrees(math.atan2(east, north)) % 360.0
+            motion = fit.motion()
+            if (motion is not None and motion.heading_known
+                    and motion.travel_m >= min_travel_m):
+                return motion.heading_deg
             back = (stamp_s - stamps[first - 1]
                     if first > 0 and stamps[last] - stamps[first - 1] <= max_span_s
                     else math.inf)
@@ -271,5 +302,12 @@ class FixBuffer:
                 return None
             if back <= ahead:
                 first -= 1
+                self._add_to(fit, first)
             else:
                 last += 1
+                self._add_to(fit, last)
+
+    def _add_to(self, fit: MotionFit, index: int) -> None:
+        """Add fix ``index`` to ``fit``."""
+        fix = self._fixes[index]
+        fit.add(fix.stamp_s, fix.latitude, fix.longitude, fix.horizontal_accuracy_m)

@@ -15,8 +15,9 @@ and ``detections/geojson`` (foxglove_msgs/GeoJSON); see ``ros.typed_outputs``.
 
 Position tagging never uses a fix from after the image before that fix has arrived: a
 detection whose later fix has not come yet waits up to ``fix_wait_s`` (see
-``core.fix_wait``), then takes the nearest older fix within ``max_fix_age_s``, or goes
-out with null geometry and ``fix_status`` 'stale' or 'none'.
+``core.fix_wait``), then takes the nearest fix within ``max_fix_age_s`` (carried on
+along the robot's motion: 'extrapolated'; as it is: 'nearest'), or goes out with null
+geometry and ``fix_status`` 'stale' or 'none'.
 
 Every ``motion_blur_check_every``-th frame that shows a leaf (not ``no_leaf``) gets a
 blind estimate of its motion blur (``core.motion_blur``); ``/diagnostics`` shows the
@@ -223,7 +224,8 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.set_value(f'frames.{kind}', 0)
         self.diagnostics.set_value('frames.no_colour', 0)
         self.diagnostics.set_value('frames.unstamped', 0)
-        for status in ('interpolated', 'nearest', 'stale', 'none', 'no_heading'):
+        for status in ('interpolated', 'extrapolated', 'nearest', 'stale', 'none',
+                       'no_heading'):
             self.diagnostics.set_value(f'detections.{status}', 0)
         self.diagnostics.set_value('camera_offset', self.fix_wait.camera_offset.describe())
         self.diagnostics.set_value('crops', crops.describe())
@@ -350,9 +352,10 @@ class DiseaseClassifierNode(Node):
             dynamic_typing=True))
         self.declare_parameter('heading_min_travel_m', DEFAULT_MIN_TRAVEL_M,
                                ParameterDescriptor(
-            description='With camera_offset_m: least distance (m) between the two fixes '
-                        'the direction of travel is taken from (and at least 4 times their '
-                        'reported accuracy); a robot that moved less has no heading.',
+            description='With camera_offset_m: least distance (m) the line fitted through '
+                        'the fixes must cover before its direction is the heading (its speed '
+                        'must also stand out of their noise); a robot that moved less has '
+                        'no heading.',
             floating_point_range=float_range(0.01, 1000.0)))
         self.declare_parameter('gps_required', True, ParameterDescriptor(
             description='true: detections published without a position (no usable GPS fix) '

@@ -121,11 +121,12 @@ def test_the_heading_survives_a_stop_but_not_beyond_the_span() -> None:
 
 
 def test_noisy_fixes_need_more_travel() -> None:
-    """At 1 m accuracy two fixes 1.2 m apart give no heading; 4 m apart they do."""
+    """At 1 m accuracy and 1.2 m/s, 3 s of fixes at 1 Hz give no heading; 10 s do: the
+    fitted speed must stand 10 sigma out of the velocity's noise."""
     buffer = FixBuffer(max_fix_age_s=2.0)
     for step in range(11):
-        buffer.add(fix_at(float(step), 0.0, 0.4 * step, accuracy_m=1.0))
-    # Within +-1.5 s of the stamp the fixes are at most 1.2 m apart: not enough.
+        buffer.add(fix_at(float(step), 0.0, 1.2 * step, accuracy_m=1.0))
+    # Within +-1.5 s of the stamp: four fixes, a velocity sigma of 0.45 m/s.
     assert buffer.course_at(5.0, min_travel_m=1.0, max_span_s=3.0) is None
     assert turn_between(buffer.course_at(5.0, min_travel_m=1.0, max_span_s=10.0), 0.0) < 1e-6
 
@@ -156,8 +157,9 @@ def test_a_restart_settles_with_the_heading_of_the_fixes_it_forgets() -> None:
     settled, dropped = wait.restart()
     assert dropped == 26
     ((item, lookup),) = settled
-    assert (item, lookup.status, lookup.camera_offset) == ('late', 'nearest', 'applied')
-    assert ground_of(lookup.fix) == pytest.approx((0.0, 6.0), abs=0.005)
+    # Carried on 0.1 s past the last fix at 1 m/s, then 1 m ahead.
+    assert (item, lookup.status, lookup.camera_offset) == ('late', 'extrapolated', 'applied')
+    assert ground_of(lookup.fix) == pytest.approx((0.0, 6.1), abs=0.005)
 
 
 @pytest.mark.parametrize('value', [[1.0], [1.0, 2.0, 3.0], [math.nan, 0.0], [0.0, math.inf],

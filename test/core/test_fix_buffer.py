@@ -138,17 +138,56 @@ def test_pending_until_a_later_fix_arrives_never_a_fix_from_the_future() -> None
 
 
 def test_nearest_when_only_one_side_is_fresh() -> None:
+    # 15 s apart: no velocity is taken across such a gap.
     buffer = FixBuffer(max_fix_age_s=1.0)
     buffer.add(fix_at(10.0, latitude=1.0))
-    buffer.add(fix_at(15.0, latitude=2.0))
+    buffer.add(fix_at(25.0, latitude=2.0))
     older = buffer.lookup(10.5)
     assert (older.status, older.fix.latitude, older.age_s) == ('nearest', 1.0, 0.5)
-    newer = buffer.lookup(14.2)
+    newer = buffer.lookup(24.2)
     assert (newer.status, newer.fix.latitude) == ('nearest', 2.0)
     assert newer.age_s == pytest.approx(0.8)
     # Before every fix: the first one, when it is close enough.
     early = buffer.lookup(9.5)
     assert (early.status, early.fix.latitude) == ('nearest', 1.0)
+
+
+def test_a_dropout_carries_the_position_on_along_the_motion() -> None:
+    """Fixes at 5 Hz driving north at 1 m/s (10 cm RTK-float accuracy), then a 2 s
+    dropout: a frame 0.8 s after the last fix is 0.8 m further on, not at that fix."""
+    buffer = FixBuffer(max_fix_age_s=1.0)
+    metre = 1.0 / 111_200.0    # of latitude, about
+    for step in range(11):
+        buffer.add(fix_at(10.0 + 0.2 * step, latitude=48.0 + 0.2 * step * metre,
+                          accuracy=0.1))
+    buffer.add(fix_at(14.0, latitude=48.0 + 4.0 * metre, accuracy=0.1))   # after the gap
+    ahead = buffer.lookup(12.8)
+    assert ahead.status == 'extrapolated' and ahead.age_s == pytest.approx(0.8)
+    assert (ahead.fix.latitude - 48.0) / metre == pytest.approx(2.8, abs=0.01)
+    assert (ahead.fix.stamp_s, ahead.fix.altitude) == (12.8, 500.0)
+    assert ahead.fix.horizontal_accuracy_m == pytest.approx(0.1)
+    # Nearer the fix after the gap: carried back from it along the motion after it; while
+    # that fix is the newest, no motion after it is known, so it is taken as it is.
+    behind = buffer.lookup(13.2)
+    assert (behind.status, behind.fix.latitude) == ('nearest', 48.0 + 4.0 * metre)
+    buffer.add(fix_at(15.2, latitude=48.0 + 5.2 * metre, accuracy=0.1))
+    behind = buffer.lookup(13.2)
+    assert behind.status == 'extrapolated'
+    assert (behind.fix.latitude - 48.0) / metre == pytest.approx(3.2, abs=0.01)
+
+
+def test_no_motion_is_carried_on_from_noise_or_a_standing_robot() -> None:
+    buffer = FixBuffer(max_fix_age_s=2.0)
+    metre = 1.0 / 111_200.0
+    # 3 m in 2 s, but 1 m accuracy: 3 m is under 4 sigma, the motion may be noise.
+    buffer.add(fix_at(10.0, latitude=48.0, accuracy=1.0))
+    buffer.add(fix_at(12.0, latitude=48.0 + 3 * metre, accuracy=1.0))
+    assert buffer.lookup(13.0).status == 'nearest'
+    # Standing: fixes 5 cm apart.
+    standing = FixBuffer(max_fix_age_s=2.0)
+    for step in range(20):
+        standing.add(fix_at(10.0 + 0.2 * step, latitude=48.0 + (step % 2) * 0.05 * metre))
+    assert standing.lookup(14.5).status == 'nearest'
 
 
 def test_stale_when_no_fix_is_close_enough() -> None:
@@ -227,7 +266,7 @@ def test_lookup_properties(stamps: list[float], query: float, max_age: float) ->
         assert pending.status == 'pending'
     else:
         assert pending == result
-    assert result.status in ('interpolated', 'nearest', 'stale')
+    assert result.status in ('interpolated', 'extrapolated', 'nearest', 'stale')
     if result.located:
         assert result.age_s <= max_age
         nearest_gap = min(abs(stamp - query) for stamp in stamps)

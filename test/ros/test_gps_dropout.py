@@ -5,9 +5,11 @@ frames as a receiver would. From 2.0 s the receiver reports NO_FIX for a second,
 goes silent until 5.0 s. With max_fix_age_s 2 the expected tags are exact:
 
     frames 0.05-1.75 s  interpolated   (fixes on both sides)
-    frames 1.85-3.75 s  nearest        (the last fix, 1.8 s, within 2 s)
+    frames 1.85-3.75 s  extrapolated   (the last fix, 1.8 s, within 2 s, carried on along
+                                        the drive before it)
     frames 3.85-4.75 s  stale          (no fix within 2 s: null geometry)
-    frames 4.85-4.95 s  nearest        (the first fix after the dropout)
+    frames 4.85-4.95 s  nearest        (the first fix after the dropout: no motion after
+                                        it is known yet)
     frames 5.05-6.95 s  interpolated
 
 No detection may be lost, the NO_FIX messages are counted in /diagnostics, and the
@@ -51,7 +53,7 @@ def expected_status(t: float) -> str:
     if t < 1.8:
         return 'interpolated'
     if t < 3.8:
-        return 'nearest'
+        return 'extrapolated'
     if t < 4.8:
         return 'stale'
     if t < 5.0:
@@ -65,9 +67,9 @@ def fix_at(t: float) -> NavSatFix | None:
         return None
     status = (NavSatStatus.STATUS_NO_FIX if NO_FIX_FROM_S <= t < SILENT_FROM_S
               else NavSatStatus.STATUS_FIX)
-    # The robot drives north-east at about 1 m/s.
+    # The robot drives north-east at about 1.3 m/s; an RTK float receiver (0.3 m).
     return make_fix(LATITUDE + t * 1e-5, LONGITUDE + t * 1e-5, ALTITUDE, status=status,
-                    stamp_s=T0 + t)
+                    stamp_s=T0 + t, accuracy_m=0.3)
 
 
 def test_gps_dropout_loses_no_detection(ros_context, tmp_path) -> None:
@@ -123,6 +125,11 @@ def test_gps_dropout_loses_no_detection(ros_context, tmp_path) -> None:
                 longitude, latitude = message['geometry']['coordinates'][:2]
                 assert abs(latitude - (LATITUDE + t * 1e-5)) < 2.5e-5, (t, latitude)
                 assert abs(longitude - (LONGITUDE + t * 1e-5)) < 2.5e-5
+                if status == 'extrapolated':
+                    # The drive is straight and even: carried on, the position is exact,
+                    # where the last fix was up to 2.5 m behind.
+                    assert abs(latitude - (LATITUDE + t * 1e-5)) < 1e-8, (t, latitude)
+                    assert abs(longitude - (LONGITUDE + t * 1e-5)) < 1e-8
 
         # NO_FIX messages are counted by reason; the recorder wrote every detection.
         assert wait(lambda: (latest_diagnostics(diagnostics, 'disease_classifier') or {}).get(

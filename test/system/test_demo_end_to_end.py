@@ -218,7 +218,7 @@ def test_detections_are_where_the_robot_was(replayed: dict, truth: dict) -> None
         if feature is None or not frame['locatable']:
             continue
         assert feature['geometry'] is not None, frame['index']
-        assert feature['properties']['fix_status'] in ('interpolated', 'nearest')
+        assert feature['properties']['fix_status'] in ('interpolated', 'extrapolated', 'nearest')
         lon, lat, alt = feature['geometry']['coordinates']
         east, north, _ = geodetic_to_enu(lat, lon, alt, *origin)
         errors.append(math.hypot(east - frame['position']['east_m'],

@@ -1,0 +1,146 @@
+"""The robot's motion from its GPS fixes: a least-squares straight line through them.
+
+A velocity taken from two fixes is mostly noise when they are close: two fixes of 0.3 m
+accuracy 1 m apart give a direction off by tens of degrees, and looking for the first
+pair "far enough apart" picks the pair whose noise happens to be largest. A line fitted
+to every fix of a window averages the noise away, and its own spread says whether the
+robot moved at all: the speed must stand out of the velocity's uncertainty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+
+from plant_disease_ros.core.geodesy import ground_vector, moved_by
+
+# A fitted speed is motion, not noise, when it is this many standard deviations of the
+# velocity: the chance that a standing robot's white noise reaches 5 sigma is 4e-6.
+SIGNIFICANT_SIGMAS = 5.0
+# A direction of travel is taken from a speed this many standard deviations of the
+# velocity: its direction is then within about 1/10 rad (6 degrees, one sigma).
+HEADING_SIGMAS = 10.0
+# The noise of fixes that report no accuracy, when too few fixes say it by their spread.
+UNKNOWN_SIGMA_M = 1.0
+# The least noise assumed (m): a line through three exact points would otherwise be
+# taken as exact.
+MIN_SIGMA_M = 0.01
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A straight-line fit of positions against time near a reference point.
+
+    East and north are metres from ``latitude0``, ``longitude0``; times seconds.
+    """
+
+    latitude0: float
+    longitude0: float
+    time_mean_s: float
+    east_mean_m: float
+    north_mean_m: float
+    velocity_east: float
+    velocity_north: float
+    sigma_m: float            # the noise of one fix, reported or from the spread
+    time_spread_s2: float     # sum of (t - mean t)^2
+    count: int
+    span_s: float             # last fix time - first fix time
+
+    @property
+    def speed(self) -> float:
+        """Return the fitted speed (m/s)."""
+        return math.hypot(self.velocity_east, self.velocity_north)
+
+    @property
+    def sigma_velocity(self) -> float:
+        """Return the standard deviation of each velocity component (m/s)."""
+        return self.sigma_m / math.sqrt(self.time_spread_s2)
+
+    @property
+    def moving(self) -> bool:
+        """Return whether the speed stands out of the noise (:data:`SIGNIFICANT_SIGMAS`)."""
+        return self.speed >= SIGNIFICANT_SIGMAS * self.sigma_velocity
+
+    @property
+    def heading_known(self) -> bool:
+        """Return whether the direction of travel is known to about 6 degrees."""
+        return self.speed >= HEADING_SIGMAS * self.sigma_velocity
+
+    @property
+    def heading_deg(self) -> float:
+        """Return the direction of travel, degrees clockwise from north."""
+        return math.degrees(math.atan2(self.velocity_east, self.velocity_north)) % 360.0
+
+    @property
+    def travel_m(self) -> float:
+        """Return how far the fitted line goes over the span of the fixes (m)."""
+        return self.speed * self.span_s
+
+    def position_at(self, time_s: float) -> tuple[float, float]:
+        """Return the latitude and longitude of the fitted line at ``time_s``."""
+        offset = time_s - self.time_mean_s
+        return moved_by(self.latitude0, self.longitude0,
+                        self.east_mean_m + self.velocity_east * offset,
+                        self.north_mean_m + self.velocity_north * offset)
+
+    def sigma_at(self, time_s: float) -> float:
+        """Return the standard deviation of :meth:`position_at` per axis (m)."""
+        offset = time_s - self.time_mean_s
+        return self.sigma_m * math.sqrt(1.0 / self.count + offset * offset
+                                        / self.time_spread_s2)
+
+
+class MotionFit:
+    """Sums for an incremental least-squares line through fixes (east, north vs time)."""
+
+    def __init__(self, latitude0: float, longitude0: float, time0_s: float) -> None:
+        """Measure positions from ``latitude0``, ``longitude0`` and times from ``time0_s``."""
+        self.latitude0, self.longitude0, self.time0_s = latitude0, longitude0, time0_s
+        self.count = 0
+        self._t = self._tt = self._e = self._n = 0.0
+        self._te = self._tn = self._ee = self._nn = 0.0
+        self._first_s = math.inf
+        self._last_s = -math.inf
+        self._accuracy: float | None = None
+
+    def add(self, stamp_s: float, latitude: float, longitude: float,
+            accuracy_m: float | None) -> None:
+        """Add one fix."""
+        east, north = ground_vector(self.latitude0, self.longitude0, latitude, longitude)
+        t = stamp_s - self.time0_s
+        self.count += 1
+        self._t += t
+        self._tt += t * t
+        self._e += east
+        self._n += north
+        self._te += t * east
+        self._tn += t * north
+        self._ee += east * east
+        self._nn += north * north
+        self._first_s = min(self._first_s, stamp_s)
+        self._last_s = max(self._last_s, stamp_s)
+        if accuracy_m is not None:
+            self._accuracy = max(self._accuracy or 0.0, accuracy_m)
+
+    def motion(self) -> Motion | None:
+        """Return the fitted line, or ``None`` below two fixes at different times."""
+        count = self.count
+        if count < 2:
+            return None
+        spread = self._tt - self._t * self._t / count
+        if spread <= 1e-12:
+            return None
+        velocity_east = (self._te - self._t * self._e / count) / spread
+        velocity_north = (self._tn - self._t * self._n / count) / spread
+        residual = ((self._ee - self._e * self._e / count) - velocity_east ** 2 * spread
+                    + (self._nn - self._n * self._n / count) - velocity_north ** 2 * spread)
+        spread_sigma = (math.sqrt(max(residual, 0.0) / (2 * (count - 2)))
+                        if count > 2 else 0.0)
+        if self._accuracy is None and count < 4:
+            sigma = max(spread_sigma, UNKNOWN_SIGMA_M)
+        else:
+            sigma = max(self._accuracy or 0.0, spread_sigma, MIN_SIGMA_M)
+        return Motion(self.latitude0, self.longitude0,
+                      self.time0_s + self._t / count, self._e / count, self._n / count,
+                      velocity_east, velocity_north, sigma, spread, count,
+                      self._last_s - self._first_s)
