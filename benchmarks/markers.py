@@ -15,7 +15,10 @@ publication after one new detection costs:
   subscriber gets, and every 30 s while the map changes);
 - markers, the changed cell only (every other publication);
 - ``map/geojson``'s features with every cell's corners computed again (the baseline),
-  and with each cell built again only when it changed (``CellCache``).
+  and with each cell built again only when it changed (``CellCache``);
+- the whole ``map/geojson`` text as published (the features and their JSON encoding,
+  which dominates on a large map), and the period the recorder then keeps between two
+  of them (``MAP_GEOJSON_MAX_SHARE``).
 
 Prints the p50 of each and the ratios to the baselines.
 """
@@ -23,6 +26,7 @@ Prints the p50 of each and the ratios to the baselines.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -32,8 +36,10 @@ import rclpy
 from rclpy.serialization import serialize_message
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.map_file import feature_collection
 from plant_disease_ros.core.map_gis import aggregator_features, CellCache
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder
+from plant_disease_ros.ros.typed_outputs import MAP_GEOJSON_MAX_SHARE
 
 DATUM = (50.8503, 4.3517, 60.0)
 CELL_M = 2.0
@@ -72,7 +78,7 @@ def measure(cells: int, rounds: int) -> None:
         aggregator = recorder._aggregator  # noqa: SLF001
         aggregator_features(aggregator, cache)
         times: dict[str, list[float]] = {name: [] for name in (
-            'rebuilt', 'whole', 'changed', 'geojson', 'geojson_cached')}
+            'rebuilt', 'whole', 'changed', 'geojson', 'geojson_cached', 'geojson_text')}
 
         def timed(name: str, work) -> None:
             start = time.perf_counter()
@@ -90,6 +96,8 @@ def measure(cells: int, rounds: int) -> None:
                     recorder.build_markers(full=full)))
             timed('geojson', lambda: aggregator_features(aggregator))
             timed('geojson_cached', lambda: aggregator_features(aggregator, cache))
+            timed('geojson_text', lambda: json.dumps(feature_collection(
+                aggregator_features(aggregator, cache)), separators=(',', ':')))
         p50 = {name: statistics.median(values) * 1e3 for name, values in times.items()}
         print(f'{cells} cells ({2 * cells} markers), {rounds} rounds alternating, p50 a '
               'publication after one new detection:')
@@ -101,6 +109,11 @@ def measure(cells: int, rounds: int) -> None:
         print(f'  map/geojson, every corner again (baseline): {p50["geojson"]:.1f} ms')
         print(f'  map/geojson, changed cells built (now):    {p50["geojson_cached"]:.1f} ms '
               f'({p50["geojson"] / p50["geojson_cached"]:.1f}x)')
+        text_ms = p50['geojson_text']
+        print(f'  map/geojson, the whole text as published:  {text_ms:.1f} ms '
+              f'({text_ms / p50["geojson_cached"]:.1f}x the features alone); published '
+              f'only while subscribed, at most every {text_ms / MAP_GEOJSON_MAX_SHARE / 1e3:.2f}'
+              ' s')
     finally:
         recorder.destroy_node()
         rclpy.shutdown(context=context)

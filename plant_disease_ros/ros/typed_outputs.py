@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 import importlib
 import json
+import math
+import time
 from types import ModuleType
 from typing import Any
 
@@ -165,14 +167,27 @@ class ClassifierTypedOutputs:
                 geojson_message(named_feature(feature), self.foxglove_msgs))
 
 
+# The whole map's GeoJSON is built at most this share of the time: a day's map of 20,000
+# cells takes a quarter of a second to encode on a laptop core (seconds on a Pi), which
+# every marker period would make a core's worth of work.
+MAP_GEOJSON_MAX_SHARE = 0.1
+
+
 class MapTypedOutput:
-    """The recorder's latched ``map/geojson``: the grid cells, republished when changed."""
+    """The recorder's latched ``map/geojson``: the grid cells, republished when changed.
+
+    Only while something subscribes (a late subscriber gets the map within a period of
+    joining), and never more than :data:`MAP_GEOJSON_MAX_SHARE` of the time: after a
+    publication that took ``t`` seconds, the next waits ``t / share``.
+    """
 
     def __init__(self, node: Node) -> None:
         """Create the publisher if foxglove_msgs imports; log once whether it is on."""
         self.foxglove_msgs, missing = import_messages('foxglove_msgs')
         self.publisher = None
         self.changed = True
+        self.last_cost_s = 0.0
+        self._next_s = -math.inf
         available = []
         if self.foxglove_msgs is not None:
             self.publisher = node.create_publisher(
@@ -181,9 +196,15 @@ class MapTypedOutput:
         node.get_logger().info(describe(available, [missing] if missing else []))
 
     def publish_if_changed(self, features: Callable[[], Iterable[dict]]) -> bool:
-        """Publish the FeatureCollection ``features()`` if the map changed since last time."""
+        """Publish the FeatureCollection ``features()`` if the map changed since last time,
+        something subscribes and the time share allows it; return whether it did."""
         if self.publisher is None or not self.changed:
             return False
+        now = time.monotonic()
+        if now < self._next_s or self.publisher.get_subscription_count() == 0:
+            return False
         self.publisher.publish(collection_message(features(), self.foxglove_msgs))
+        self.last_cost_s = time.monotonic() - now
+        self._next_s = now + self.last_cost_s / MAP_GEOJSON_MAX_SHARE
         self.changed = False
         return True

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import json
+import math
 from pathlib import Path
+import time
 
 from helpers.gps import make_fix
 from helpers.images import leaf_photo_paths, load_rgb, make_image, make_stamp
@@ -132,10 +134,11 @@ def test_recorder_latches_the_map_as_a_geojson_feature_collection(
         harness: Harness, tmp_path: Path) -> None:
     """map/geojson: one polygon per cell with its counts, updated as detections come."""
     _, foxglove_msgs = require_interfaces()
-    harness.add(DiseaseMapRecorder(context=harness.context, parameter_overrides=parameters(
-        map_dir=str(tmp_path), run_name='typed', use_datum=True, datum_latitude=DATUM[0],
-        datum_longitude=DATUM[1], datum_altitude=DATUM[2], cell_size_m=2.0,
-        marker_period_s=0.1)))
+    recorder = harness.add(DiseaseMapRecorder(
+        context=harness.context, parameter_overrides=parameters(
+            map_dir=str(tmp_path), run_name='typed', use_datum=True,
+            datum_latitude=DATUM[0], datum_longitude=DATUM[1], datum_altitude=DATUM[2],
+            cell_size_m=2.0, marker_period_s=0.1)))
     detections = harness.node.create_publisher(String, '/detections', detections_qos())
     harness.wait_for_subscribers(detections)
     sent = [detection(1, -0.5, -0.5, 'Tomato___Late_blight'),  # cell (0, 0): [-1, 1) m
@@ -144,6 +147,10 @@ def test_recorder_latches_the_map_as_a_geojson_feature_collection(
             detection(4, 2.0, -0.5, 'Tomato___Early_blight')]  # cell (1, 0)
     for feature in sent:
         detections.publish(String(data=json.dumps(feature)))
+    assert harness.wait(lambda: recorder.records_written == len(sent))
+    # Nobody subscribes: the whole map is not built (a day's map costs a core's worth).
+    harness.wait(lambda: False, 0.4)
+    assert (recorder._map_geojson.changed, recorder._map_geojson.last_cost_s) == (True, 0.0)
 
     # A late subscriber gets the newest collection, with every detection in it.
     collector = Collector(harness.node, [('/map/geojson', foxglove_msgs.GeoJSON)], LATCHED)
@@ -169,6 +176,19 @@ def test_recorder_latches_the_map_as_a_geojson_feature_collection(
     count = collector.count('/map/geojson')
     harness.wait(lambda: False, 0.4)
     assert collector.count('/map/geojson') == count
+    # A map that took 0.2 s to build is built again at most every 2 s (a tenth of the
+    # time), however often it changes.
+    output = recorder._map_geojson
+
+    def slow_features() -> list[dict]:
+        time.sleep(0.2)
+        return []
+
+    output.changed = True
+    output._next_s = -math.inf
+    assert output.publish_if_changed(slow_features) and output.last_cost_s >= 0.2
+    output.changed = True
+    assert not output.publish_if_changed(slow_features) and output.changed
 
 
 def test_without_the_interface_packages_the_node_runs_on_json_alone(
