@@ -60,7 +60,7 @@ from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
-from plant_disease_ros.ros.qos import detections_qos, detections_volatile_qos, message_key
+from plant_disease_ros.ros.qos import message_key, recorder_detections_qos
 from plant_disease_ros.ros.startup import (
     init_rclpy,
     parameter_error_text,
@@ -155,6 +155,21 @@ class DiseaseMapRecorder(Node):
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
+        # Two subscriptions, each message taken once (publisher GID and sequence number):
+        # a volatile one matches every publisher (an older classifier, a bag recorded with
+        # a volatile QoS) and gets only what is published after it matched; a
+        # transient-local one also gets the last detections the classifier published
+        # before the two matched (a restart of either). The transient-local one first: the
+        # executor takes ready subscriptions in this order, so when the history and a new
+        # detection are ready at once, the history, which is older, is recorded first.
+        # Made before the run is read (a day's run takes seconds, a minute on a Pi), so
+        # that what comes meanwhile waits in their queues; taken once the node spins.
+        self._started_ns = time.time_ns()
+        self._subscriptions = [
+            self.create_subscription(String, 'detections', self._on_detection_message,
+                                     recorder_detections_qos(transient_local=True)),
+            self.create_subscription(String, 'detections', self._on_live_message,
+                                     recorder_detections_qos(transient_local=False))]
         # The last records of the run's file (of a new run: of the newest earlier runs): a
         # detection published before this recorder started (the classifier keeps its last
         # ones for a recorder that joins late) is recorded only when none holds it yet.
@@ -169,7 +184,6 @@ class DiseaseMapRecorder(Node):
         for feature in self._file_tail:
             self._recent.add(feature)
         self._file_tail.clear()
-        self._started_ns = time.time_ns()
         self.recovered_detections = 0    # published before the start, not in the file yet
         self.earlier_detections = 0      # published before the start, skipped
         # The messages taken, each with whether it was skipped as one from before the start.
@@ -205,18 +219,6 @@ class DiseaseMapRecorder(Node):
         self._update_diagnostic_values()
         self.diagnostics.set_value('detections_recovered', 0)
         self.diagnostics.set_value('detections_from_before_skipped', 0)
-        # Two subscriptions, each message taken once (publisher GID and sequence number):
-        # a volatile one matches every publisher (an older classifier, a bag recorded with
-        # a volatile QoS) and gets only what is published after it matched; a
-        # transient-local one also gets the last detections the classifier published
-        # before the two matched (a restart of either). The transient-local one first: the
-        # executor takes ready subscriptions in this order, so when the history and a new
-        # detection are ready at once, the history, which is older, is recorded first.
-        self._subscriptions = [
-            self.create_subscription(String, 'detections', self._on_detection_message,
-                                     detections_qos()),
-            self.create_subscription(String, 'detections', self._on_live_message,
-                                     detections_volatile_qos())]
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())

@@ -128,6 +128,26 @@ def detections_volatile_qos() -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
+# Detections the recorder's subscriptions queue while it is busy (a save or the start of a
+# long run reads the whole run: 11 s for a day's 360,000 records here, a minute on a Pi):
+# 10 minutes at 8 a second, about 3 MB at most.
+RECORDER_QUEUE_DEPTH = 5000
+
+
+def recorder_detections_qos(transient_local: bool) -> QoSProfile:
+    """Return the recorder's side of ``detections``: :func:`detections_qos` (or its volatile
+    twin) with a queue of :data:`RECORDER_QUEUE_DEPTH`.
+
+    A reader's queue is its own: the publisher's 200 bound what a recorder that joins late
+    gets, this what a recorder whose callbacks are held up keeps (a reliable reader has
+    each detection in its queue as soon as it is sent, whether or not it is taken yet).
+    """
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=RECORDER_QUEUE_DEPTH,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=(DurabilityPolicy.TRANSIENT_LOCAL if transient_local
+                                  else DurabilityPolicy.VOLATILE))
+
+
 def latched_qos() -> QoSProfile:
     """Return the QoS of a latched state topic: reliable, keep last 1, transient local.
 

@@ -557,6 +557,27 @@ def test_a_new_run_records_what_no_earlier_run_holds(ros_context: object,
         stand_in.close()
 
 
+def test_detections_wait_in_the_queue_while_the_recorder_is_busy(ros_context: object,
+                                                                 tmp_path: Path) -> None:
+    """A save of a day's run holds the recorder's one thread for seconds (a minute on a
+    Pi): 600 detections sent meanwhile, three times the classifier's history, all wait in
+    the recorder's queue and are recorded once it spins again."""
+    rig = RecorderRig(ros_context, tmp_path)
+    try:
+        rig.connect()
+        rig.publish(detection(0))
+        assert rig.wait(lambda: rig.recorder.run.records_written == 1)
+        publisher = rig.harness.node.create_publisher(String, 'detections', detections_qos())
+        assert rig.wait(lambda: publisher.get_subscription_count() >= 2)
+        for sequence in range(1, 601):       # nothing spins: the recorder takes none now
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        assert rig.wait(lambda: rig.recorder.run.records_written == 601, 60.0), \
+            rig.recorder.run.records_written
+    finally:
+        rig.close()
+    assert sequences(read_geojson_seq(tmp_path / 'field.geojsons')) == list(range(601))
+
+
 def test_live_detections_are_recorded_after_the_clock_stepped_back(
         ros_context: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall clock read 3 h ahead when the recorder started (then chrony stepped it
