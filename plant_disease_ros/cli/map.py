@@ -21,9 +21,10 @@ from plant_disease_ros.tools.replay.outputs import DEFAULT_CELL_SIZE_M, read_rec
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``map`` subcommand's arguments to ``parser``."""
-    parser.add_argument('geojson', type=Path, metavar='GEOJSON',
+    parser.add_argument('geojson', type=Path, metavar='GEOJSON', nargs='+',
                         help='a .geojson FeatureCollection or a .geojsons text sequence '
-                             'written by disease_map_recorder')
+                             'written by disease_map_recorder; several (the runs of a '
+                             "robot's cameras) are drawn as one map, with --out")
     parser.add_argument('--out', type=Path, default=None, metavar='PNG',
                         help='the PNG to write; .png is added to a name without a suffix '
                              '(default: GEOJSON with the suffix .png)')
@@ -77,21 +78,56 @@ def recorded_alignment(summary_path: Path) -> str:
     return value if isinstance(value, str) else ''
 
 
+def _input_file(path: Path) -> Path:
+    """Return the file to draw for ``path``: its newer records file after a power cut."""
+    if not path.is_file():
+        raise OSError(f'{path}: no such file')
+    records = newer_records_of(path)
+    if records is not None:
+        print(f'{path.name} is older than {records.name} beside it (the recorder stopped '
+              f'without saving after its last records: a power cut?): drawing {records.name}, '
+              'which holds every record')
+        return records
+    return path
+
+
+def _read_detections(source: Path) -> list[dict]:
+    """Return the detections of ``source``; say what was left out; refuse a non-map."""
+    stats = SeqReadStats()
+    features = read_features(source, stats)
+    left_out = sum(stats.not_detections.values())
+    reasons = ', '.join(f'{reason} {count}' for reason, count in
+                        sorted(stats.not_detections.items()))
+    if not features and left_out:
+        raise ValueError(f'{source}: none of its {left_out} feature(s) is a detection '
+                         f"({reasons}): a disease grid or another layer? Give the run's "
+                         '.geojson or .geojsons')
+    if not features and (stats.skipped or stats.truncated_tail):
+        raise ValueError(f'{source}: not a GeoJSON file (no readable Feature, FeatureCollection '
+                         'or GeoJSON text sequence record)')
+    if left_out:
+        print(f'{source}: left out {left_out} feature(s) that are not detections ({reasons})')
+    if stats.cut_collection:
+        print(f'{source}: a FeatureCollection cut short: its {len(features)} whole '
+              'feature(s) read' + (f', {stats.skipped} unreadable' if stats.skipped else ''))
+    elif stats.skipped or stats.truncated_tail:
+        print(f'{source}: skipped {stats.skipped} unreadable record(s)'
+              + (', and an incomplete last record' if stats.truncated_tail else ''))
+    return features
+
+
 def run(args: argparse.Namespace) -> int:
     """Render the map, write the grid, print where they went and a summary; return 0.
 
     Every option and the input are checked before anything is written; a file that holds
-    no GeoJSON is an error, and no output is written over the input.
+    no GeoJSON is an error, and no output is written over an input. Several inputs (the
+    runs of a robot's cameras) are drawn as one map on the first one's grid.
     """
-    source = Path(args.geojson)
-    if not source.is_file():
-        raise OSError(f'{source}: no such file')
-    records = newer_records_of(source)
-    if records is not None:
-        print(f'{source.name} is older than {records.name} beside it (the recorder stopped '
-              f'without saving after its last records: a power cut?): drawing {records.name}, '
-              'which holds every record')
-        source = records
+    inputs = args.geojson if isinstance(args.geojson, list) else [args.geojson]
+    sources = [_input_file(Path(path)) for path in inputs]
+    if len(sources) > 1 and args.out is None:
+        raise ValueError(f'{len(sources)} GEOJSON files are drawn as one map: give --out')
+    source = sources[0]
     recorded = summary_path_of(source)
     if recorded.is_file() and (args.cell_size is None or args.origin is None):
         # The recorder's grid, so the cells are those of its markers and map/geojson.
@@ -110,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f'{recorded.name} predates cells centred on the origin: the recorder '
                       'drew its cells with the origin on a corner, this grid centres them '
                       'on it (same size and origin, shifted by half a cell)')
+            for other in sources[1:]:
+                if read_recorder_grid(summary_path_of(other)) not in (None, grid):
+                    print(f'{other.name}: its recorder had another grid (set use_datum '
+                          "and one datum for every camera): drawn on the first one's")
     if args.cell_size is None:
         args.cell_size = DEFAULT_CELL_SIZE_M
     if not (math.isfinite(args.cell_size) and args.cell_size > 0.0):
@@ -120,33 +160,16 @@ def run(args: argparse.Namespace) -> int:
                   _finite('--origin LON', args.origin[1], -180.0, 180.0),
                   _finite('--origin ALT', args.origin[2]))
     out = _png_path(args.out if args.out is not None else source.with_suffix('.png'))
-    stats = SeqReadStats()
-    features = read_features(source, stats)
-    left_out = sum(stats.not_detections.values())
-    reasons = ', '.join(f'{reason} {count}' for reason, count in
-                        sorted(stats.not_detections.items()))
-    if not features and left_out:
-        raise ValueError(f'{source}: none of its {left_out} feature(s) is a detection '
-                         f"({reasons}): a disease grid or another layer? Give the run's "
-                         '.geojson or .geojsons')
-    if not features and (stats.skipped or stats.truncated_tail):
-        raise ValueError(f'{source}: not a GeoJSON file (no readable Feature, FeatureCollection '
-                         'or GeoJSON text sequence record)')
     stem = out.with_suffix('')
-    _check_not_input(source, [out, stem.with_name(stem.name + GRID_SUFFIX + '.geojson'),
-                              stem.with_name(stem.name + GRID_SUFFIX + '.gpkg')])
-    if left_out:
-        print(f'{source}: left out {left_out} feature(s) that are not detections ({reasons})')
-    if stats.cut_collection:
-        print(f'{source}: a FeatureCollection cut short: its {len(features)} whole '
-              'feature(s) read' + (f', {stats.skipped} unreadable' if stats.skipped else ''))
-    elif stats.skipped or stats.truncated_tail:
-        print(f'{source}: skipped {stats.skipped} unreadable record(s)'
-              + (', and an incomplete last record' if stats.truncated_tail else ''))
+    outputs = [out, stem.with_name(stem.name + GRID_SUFFIX + '.geojson'),
+               stem.with_name(stem.name + GRID_SUFFIX + '.gpkg')]
+    features = [feature for path in sources for feature in _read_detections(path)]
+    for path in sources:
+        _check_not_input(path, outputs)
     from plant_disease_ros.core.map_render import render_disease_map
 
-    out = Path(render_disease_map(features, out, title=args.title or source.name,
-                                  origin=origin))
+    title = args.title or ' + '.join(path.name for path in sources)
+    out = Path(render_disease_map(features, out, title=title, origin=origin))
     summary = summarize(features, args.cell_size, origin)
     print(f'wrote {out}: {summary["detections"]} detection(s), {summary["located"]} located, '
           f'{summary["unlocated"]} without position, {summary["diseased_cells"]} diseased '

@@ -119,10 +119,11 @@ def nice_scale_length(span_m: float) -> float:
 
 
 def _local_points(features: Sequence[dict], origin: tuple[float, float, float] | None
-                  ) -> tuple[list[tuple[float, float, str, bool, float]], int,
+                  ) -> tuple[list[tuple[float, float, str, bool, float, str]], int,
                              tuple[float, float, float] | None]:
-    """Return located ``(east, north, label, healthy, stamp)`` rows, unlocated count, origin."""
-    rows: list[tuple[float, float, str, bool, float]] = []
+    """Return located ``(east, north, label, healthy, stamp, frame_id)`` rows, the unlocated
+    count and the origin."""
+    rows: list[tuple[float, float, str, bool, float, str]] = []
     unlocated = 0
     for order, feature in enumerate(features):
         position = feature_position(feature)
@@ -133,8 +134,10 @@ def _local_points(features: Sequence[dict], origin: tuple[float, float, float] |
             origin = position
         east, north, _ = geodetic_to_enu(*position, *origin)
         stamp = feature_stamp_s(feature)
+        frame_id = feature.get('properties', {}).get('frame_id')
         rows.append((east, north, feature_label(feature), feature_healthy(feature),
-                     stamp if stamp is not None else float(order)))
+                     stamp if stamp is not None else float(order),
+                     frame_id if isinstance(frame_id, str) else ''))
     return rows, unlocated, origin
 
 
@@ -170,8 +173,8 @@ def render_disease_map(features: Iterable[dict], png_path: str | Path, title: st
     Points are east/north metres from ``origin`` (latitude, longitude, altitude), or from
     the first located feature, coloured by label (healthy labels in muted greens), with a
     legend of counts, a scale bar, the robot's track (located detections in the order
-    driven, see :func:`track_order`, as a thin grey line) and a note of the detections
-    that had no position.
+    driven, see :func:`track_order`, as a thin grey line, one per camera ``frame_id``) and
+    a note of the detections that had no position.
     """
     import matplotlib
 
@@ -191,11 +194,17 @@ def render_disease_map(features: Iterable[dict], png_path: str | Path, title: st
 
     figure, axis = plt.subplots(figsize=(8.0, 7.0))
     if rows:
-        track = [rows[index] for index in track_order([row[4] for row in rows])]
-        axis.plot([row[0] for row in track], [row[1] for row in track], '-',
-                  color=TRACK_COLOUR, linewidth=0.8, alpha=0.9, zorder=4, label='robot track')
-        # The start of the track, so its direction reads at a glance.
-        axis.plot(track[0][0], track[0][1], '^', color=TRACK_COLOUR, markersize=7, zorder=4)
+        # One track per camera (image frame_id): two cameras' detections of one moment lie
+        # metres apart, and one line through both would zig-zag between them.
+        for number, camera in enumerate(sorted({row[5] for row in rows})):
+            own = [row for row in rows if row[5] == camera]
+            track = [own[index] for index in track_order([row[4] for row in own])]
+            axis.plot([row[0] for row in track], [row[1] for row in track], '-',
+                      color=TRACK_COLOUR, linewidth=0.8, alpha=0.9, zorder=4,
+                      label='robot track' if number == 0 else None)
+            # The start of the track, so its direction reads at a glance.
+            axis.plot(track[0][0], track[0][1], '^', color=TRACK_COLOUR, markersize=7,
+                      zorder=4)
         for label in ordered:
             points = [row for row in rows if row[2] == label]
             axis.scatter([row[0] for row in points], [row[1] for row in points],

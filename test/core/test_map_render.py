@@ -212,6 +212,30 @@ def test_map_of_a_collection_older_than_its_records_draws_the_records(
     assert 'is older than' not in printed and '5 detection(s), 5 located' in printed
 
 
+def test_the_runs_of_two_cameras_are_drawn_as_one_map(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A left and a right camera recorded two runs: one map, one grid, with --out."""
+    left = drive_features(30, unlocated=0)
+    right = [json.loads(json.dumps(feature)) for feature in drive_features(20, unlocated=0)]
+    for feature in right:
+        feature['properties']['frame_id'] = 'right_camera'
+        feature['geometry']['coordinates'][1] += 4.0 / 111_200.0   # a row 4 m north
+    paths = [tmp_path / '2026-05-04_left.geojsons', tmp_path / '2026-05-04_right.geojsons']
+    for path, features in zip(paths, (left, right), strict=True):
+        with GeoJsonSeqWriter(path) as writer:
+            for feature in features:
+                writer.append(feature)
+    assert cli.main(['map', *map(str, paths)]) == 2
+    assert '2 GEOJSON files are drawn as one map: give --out' in capsys.readouterr().err
+    out = tmp_path / 'both.png'
+    assert cli.main(['map', *map(str, paths), '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert '50 detection(s), 50 located' in printed
+    assert out.is_file() and (tmp_path / 'both_grid.geojson').is_file()
+    grid = json.loads((tmp_path / 'both_grid.geojson').read_text())
+    assert sum(cell['properties']['detections'] for cell in grid['features']) == 50
+
+
 def test_map_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(['map', str(tmp_path / 'missing.geojson')]) == 2
     bad = tmp_path / 'bad.geojson'
