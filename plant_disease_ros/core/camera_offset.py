@@ -51,8 +51,8 @@ def check_offset(value: object) -> str | None:
 class CameraOffset:
     """The camera's view ``forward_m`` ahead of and ``left_m`` left of the GPS antenna.
 
-    ``min_travel_m`` is the least distance between the two fixes a direction of travel is
-    taken from (see ``FixBuffer.course_at``).
+    ``min_travel_m`` is the least distance the line fitted through the fixes must cover
+    before its direction is taken as the direction of travel (see ``FixBuffer.heading_at``).
     """
 
     forward_m: float = 0.0
@@ -100,18 +100,25 @@ class CameraOffset:
 
         Unchanged without an offset or a position. Without a direction of travel (the
         robot stands) the antenna's position stays, its accuracy widened by
-        :attr:`length_m` when it has one, and ``camera_offset`` says ``'no_heading'``.
+        :attr:`length_m` when it has one, and ``camera_offset`` says ``'no_heading'``. With
+        one, the accuracy is widened by what the heading's uncertainty moves the view.
         """
         fix = lookup.fix
         if not self.active or fix is None:
             return lookup
-        heading = fixes.course_at(stamp_s, self.min_travel_m)
-        if heading is None:
+        motion = fixes.heading_at(stamp_s, self.min_travel_m)
+        if motion is None:
             accuracy = fix.horizontal_accuracy_m
             widened = None if accuracy is None else accuracy + self.length_m
             return replace(lookup, fix=replace(fix, horizontal_accuracy_m=widened),
                            camera_offset='no_heading', heading_deg=None)
+        heading = motion.heading_deg
         east, north = self.east_north(heading)
         latitude, longitude = moved_by(fix.latitude, fix.longitude, east, north)
-        return replace(lookup, fix=replace(fix, latitude=latitude, longitude=longitude),
+        # A heading off by its sigma moves the view sideways by that much of the offset.
+        accuracy = fix.horizontal_accuracy_m
+        if accuracy is not None:
+            accuracy += self.length_m * math.sin(min(motion.sigma_heading_rad, math.pi / 2))
+        return replace(lookup, fix=replace(fix, latitude=latitude, longitude=longitude,
+                                           horizontal_accuracy_m=accuracy),
                        camera_offset='applied', heading_deg=heading)

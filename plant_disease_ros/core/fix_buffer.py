@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 import math
 
-from plant_disease_ros.core.motion import MotionFit
+from plant_disease_ros.core.motion import Motion, MotionFit
 
 # NavSatStatus.STATUS_NO_FIX is -1; every status below 0 means no usable position.
 MAX_ABS_LATITUDE_DEG = 90.0
@@ -29,6 +29,15 @@ COURSE_MAX_SPAN_S = 30.0
 # A position is carried on from the nearest fix along the line fitted through the fixes
 # of this many seconds before (or after) it: the robot's recent motion.
 MOTION_WINDOW_S = 5.0
+# ... and only when that line fits them: fixes scattered about it by more than this many
+# times their reported accuracy (at least 5 cm) show a stop or a turn in the window.
+MOTION_FIT_TOLERANCE = 3.0
+MOTION_FIT_FLOOR_M = 0.05
+# A robot whose fixes within this many seconds of a frame's stamp show it slower than
+# STANDING_SPEED_M_S (even at three sigma) stands: no direction of travel, whatever it
+# drove before (it may have turned in place since).
+STANDING_WINDOW_S = 2.0
+STANDING_SPEED_M_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -246,9 +255,11 @@ class FixBuffer:
         before it (``step`` -1) or after it (+1) (``core.motion``): a GPS dropout mid-row
         leaves the robot driving on, and the frames of the gap are placed where it went,
         not where the fix before it was. ``None`` when the fitted speed does not stand out
-        of the fixes' noise (the robot stands, or too few fixes). The altitude stays the
-        fix's: carrying its noise on would multiply it. The accuracy is the worse of the
-        fix's and the line's at the stamp (unknown stays unknown).
+        of the fixes' noise (the robot stands, or too few fixes) or the fixes are no
+        straight line (a stop or a turn in the window). The altitude stays the fix's:
+        carrying its noise on would multiply it. The accuracy is the worse of the fix's and
+        the line's at the stamp, plus half the distance carried (a stop or a turn in the
+        gap cannot be seen); unknown stays unknown.
         """
         anchor = self._fixes[index]
         fit = MotionFit(anchor.latitude, anchor.longitude, anchor.stamp_s)
@@ -260,30 +271,49 @@ class FixBuffer:
         motion = fit.motion()
         if motion is None or not motion.moving:
             return None
+        reported = anchor.horizontal_accuracy_m
+        if motion.scatter_m > MOTION_FIT_TOLERANCE * max(reported or 0.0, MOTION_FIT_FLOOR_M):
+            return None   # not a straight line: the robot stopped or turned in the window
         latitude, longitude = motion.position_at(stamp_s)
-        accuracy = anchor.horizontal_accuracy_m
-        if accuracy is not None:
-            accuracy = max(accuracy, motion.sigma_at(stamp_s))
+        accuracy = None
+        if reported is not None:
+            # The robot may have stopped or turned in the gap: the truth lies somewhere
+            # between the fix and the point carried to, half the carried distance away.
+            carried_m = motion.speed * abs(stamp_s - anchor.stamp_s)
+            accuracy = max(reported, motion.sigma_at(stamp_s)) + carried_m / 2.0
         return GeoFix(stamp_s, latitude, longitude, anchor.altitude, accuracy)
 
     def course_at(self, stamp_s: float, min_travel_m: float,
                   max_span_s: float = COURSE_MAX_SPAN_S) -> float | None:
         """Return the direction of travel at ``stamp_s``, degrees clockwise from north.
 
+        See :meth:`heading_at`; ``None`` where it finds none.
+        """
+        motion = self.heading_at(stamp_s, min_travel_m, max_span_s)
+        return None if motion is None else motion.heading_deg
+
+    def heading_at(self, stamp_s: float, min_travel_m: float,
+                   max_span_s: float = COURSE_MAX_SPAN_S) -> Motion | None:
+        """Return the line whose direction is the direction of travel at ``stamp_s``.
+
         A straight line is fitted through the fixes around the stamp (``core.motion``),
         widened by the nearer (in time) of the next older and next newer fix until the
         fitted speed stands out of the fixes' noise enough to give its direction (within
         about 6 degrees, ``Motion.heading_known``) and the line covers ``min_travel_m``.
-        ``None`` when no window of at most ``max_span_s`` gets there: the robot stands (at
-        the start of a run, or stopped longer than the fixes held), or the fixes are too
+        ``None`` when the fixes within :data:`STANDING_WINDOW_S` of the stamp show the
+        robot standing (it may have turned in place since it last drove), or no window of
+        at most ``max_span_s`` gets there: the robot stood for long, or the fixes are too
         noisy for its speed.
         """
         count = len(self._fixes)
-        if count < 2:
+        if count < 2 or self._standing(stamp_s):
             return None
         stamps = self._stamps
         first = max(bisect_right(stamps, stamp_s) - 1, 0)
         last = min(bisect_left(stamps, stamp_s), count - 1)
+        if stamps[last] - stamps[first] > max_span_s:
+            # The fixes around the stamp are too far apart to join: start from the nearer.
+            first = last = first if stamp_s - stamps[first] <= stamps[last] - stamp_s else last
         fit = MotionFit(self._fixes[first].latitude, self._fixes[first].longitude, stamp_s)
         for index in range(first, last + 1):
             self._add_to(fit, index)
@@ -291,7 +321,7 @@ class FixBuffer:
             motion = fit.motion()
             if (motion is not None and motion.heading_known
                     and motion.travel_m >= min_travel_m):
-                return motion.heading_deg
+                return motion
             back = (stamp_s - stamps[first - 1]
                     if first > 0 and stamps[last] - stamps[first - 1] <= max_span_s
                     else math.inf)
@@ -306,6 +336,19 @@ class FixBuffer:
             else:
                 last += 1
                 self._add_to(fit, last)
+
+    def _standing(self, stamp_s: float) -> bool:
+        """Return whether the fixes near ``stamp_s`` show the robot standing (see above)."""
+        low = bisect_left(self._stamps, stamp_s - STANDING_WINDOW_S)
+        high = bisect_right(self._stamps, stamp_s + STANDING_WINDOW_S)
+        if high - low < 2:
+            return False
+        fit = MotionFit(self._fixes[low].latitude, self._fixes[low].longitude, stamp_s)
+        for index in range(low, high):
+            self._add_to(fit, index)
+        motion = fit.motion()
+        return (motion is not None
+                and motion.speed + 3.0 * motion.sigma_velocity < STANDING_SPEED_M_S)
 
     def _add_to(self, fit: MotionFit, index: int) -> None:
         """Add fix ``index`` to ``fit``."""

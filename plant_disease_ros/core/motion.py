@@ -3,8 +3,15 @@
 A velocity taken from two fixes is mostly noise when they are close: two fixes of 0.3 m
 accuracy 1 m apart give a direction off by tens of degrees, and looking for the first
 pair "far enough apart" picks the pair whose noise happens to be largest. A line fitted
-to every fix of a window averages the noise away, and its own spread says whether the
-robot moved at all: the speed must stand out of the velocity's uncertainty.
+to every fix of a window averages the noise away, and its uncertainty says whether the
+robot moved at all: the speed must stand out of it.
+
+A receiver's error is not white: it drifts over seconds to minutes (multipath, the
+atmosphere), so ten fixes a second are not ten independent measurements, and their
+scatter about a line says little about the error. The uncertainty therefore counts at
+most one independent fix per :data:`CORRELATION_S` and takes the noise of one fix as the
+larger of its reported accuracy and the scatter; fixes that report none are taken as
+:data:`UNKNOWN_SIGMA_M` at least.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ UNKNOWN_SIGMA_M = 1.0
 # The least noise assumed (m): a line through three exact points would otherwise be
 # taken as exact.
 MIN_SIGMA_M = 0.01
+# Fixes closer in time than this (s) are counted as one measurement of the error.
+CORRELATION_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,12 @@ class Motion:
     time_spread_s2: float     # sum of (t - mean t)^2
     count: int
     span_s: float             # last fix time - first fix time
+    scatter_m: float = 0.0    # the fixes' spread about the line (0 below three fixes)
+
+    @property
+    def independent(self) -> float:
+        """Return how many independent measurements the fixes count as (see the module)."""
+        return min(float(self.count), self.span_s / CORRELATION_S + 1.0)
 
     @property
     def speed(self) -> float:
@@ -54,7 +69,13 @@ class Motion:
     @property
     def sigma_velocity(self) -> float:
         """Return the standard deviation of each velocity component (m/s)."""
-        return self.sigma_m / math.sqrt(self.time_spread_s2)
+        return self.sigma_m / math.sqrt(self.time_spread_s2 * self.independent / self.count)
+
+    @property
+    def sigma_heading_rad(self) -> float:
+        """Return the standard deviation of :attr:`heading_deg` (radians, at most pi)."""
+        speed = self.speed
+        return math.pi if speed <= 0.0 else min(self.sigma_velocity / speed, math.pi)
 
     @property
     def moving(self) -> bool:
@@ -86,8 +107,10 @@ class Motion:
     def sigma_at(self, time_s: float) -> float:
         """Return the standard deviation of :meth:`position_at` per axis (m)."""
         offset = time_s - self.time_mean_s
-        return self.sigma_m * math.sqrt(1.0 / self.count + offset * offset
-                                        / self.time_spread_s2)
+        independent = self.independent
+        return self.sigma_m * math.sqrt(
+            1.0 / independent
+            + offset * offset / (self.time_spread_s2 * independent / self.count))
 
 
 class MotionFit:
@@ -136,11 +159,9 @@ class MotionFit:
                     + (self._nn - self._n * self._n / count) - velocity_north ** 2 * spread)
         spread_sigma = (math.sqrt(max(residual, 0.0) / (2 * (count - 2)))
                         if count > 2 else 0.0)
-        if self._accuracy is None and count < 4:
-            sigma = max(spread_sigma, UNKNOWN_SIGMA_M)
-        else:
-            sigma = max(self._accuracy or 0.0, spread_sigma, MIN_SIGMA_M)
+        reported = UNKNOWN_SIGMA_M if self._accuracy is None else self._accuracy
+        sigma = max(reported, spread_sigma, MIN_SIGMA_M)
         return Motion(self.latitude0, self.longitude0,
                       self.time0_s + self._t / count, self._e / count, self._n / count,
                       velocity_east, velocity_north, sigma, spread, count,
-                      self._last_s - self._first_s)
+                      self._last_s - self._first_s, spread_sigma)

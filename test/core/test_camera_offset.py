@@ -111,13 +111,53 @@ def test_unknown_accuracy_stays_unknown_without_a_heading() -> None:
     assert lookup.fix.horizontal_accuracy_m is None
 
 
-def test_the_heading_survives_a_stop_but_not_beyond_the_span() -> None:
-    """Stopped after driving north: the heading of the drive holds for 30 s of fixes."""
+def test_a_robot_that_stopped_has_no_heading_until_it_drives_again() -> None:
+    """North, a stop of 6 s (a pivot, perhaps), then south: while it stands the heading
+    of the drive before is not used (it may have turned in place); driving again, the
+    new direction. Before, the old heading held for 30 s: the view was put 2 x the
+    offset wrong once the robot came back down the next row."""
     buffer = FixBuffer(max_fix_age_s=2.0, capacity=1000)
-    drive(buffer, 0.0, (0.0, 0.0), (0.0, 1.0), seconds=5.0)
-    drive(buffer, 5.2, (0.0, 5.0), (0.0, 0.0), seconds=60.0)        # stands from 5 s on
-    assert turn_between(buffer.course_at(10.0, min_travel_m=1.0), 0.0) < 1e-6
-    assert buffer.course_at(50.0, min_travel_m=1.0) is None
+    drive(buffer, 0.0, (0.0, 0.0), (0.0, 1.0), seconds=20.0)
+    drive(buffer, 20.2, (0.0, 20.0), (0.0, 0.0), seconds=6.0)       # stands 20-26 s
+    drive(buffer, 26.4, (2.0, 20.0), (0.0, -1.0), seconds=20.0)     # back south
+    assert turn_between(buffer.course_at(10.0, min_travel_m=1.0), 0.0) < 1e-4
+    assert buffer.course_at(23.0, min_travel_m=1.0) is None
+    assert turn_between(buffer.course_at(35.0, min_travel_m=1.0), 180.0) < 1e-4
+    lookup = CameraOffset(1.5, 0.0).apply(buffer.lookup(23.0), 23.0, buffer)
+    assert lookup.camera_offset == 'no_heading'
+
+
+def test_fixes_too_far_apart_are_not_joined_into_a_heading() -> None:
+    """The fixes stop at 20 s and come back 60 s later on the next row east: a frame at
+    20.5 s takes no direction from the 60 s gap."""
+    buffer = FixBuffer(max_fix_age_s=2.0, capacity=1000)
+    drive(buffer, 0.0, (0.0, 0.0), (0.0, 1.0), seconds=20.0)
+    drive(buffer, 80.0, (30.0, 20.0), (0.0, -1.0), seconds=10.0)
+    assert turn_between(buffer.course_at(20.5, min_travel_m=1.0), 0.0) < 1e-4
+
+
+def test_min_travel_decides_between_a_heading_and_none() -> None:
+    """RTK fixes at 0.2 m/s: 1 s either side is 0.4 m of travel."""
+    buffer = FixBuffer(max_fix_age_s=2.0)
+    drive(buffer, 0.0, (0.0, 0.0), (0.2, 0.0), seconds=2.0)
+    assert turn_between(buffer.course_at(1.0, min_travel_m=0.3), 90.0) < 0.01
+    assert buffer.course_at(1.0, min_travel_m=1.0) is None
+
+
+def test_a_long_boom_offset_widens_the_accuracy_by_the_heading_uncertainty() -> None:
+    """A camera 30 m left on a boom: a heading good to a few degrees still moves the view
+    by metres, and the detection says so."""
+    rng = __import__('random').Random(3)
+    buffer = FixBuffer(max_fix_age_s=2.0)
+    for step in range(51):
+        t = step * 0.2
+        buffer.add(fix_at(t, rng.gauss(0.0, 0.3), 0.5 * t + rng.gauss(0.0, 0.3),
+                          accuracy_m=0.3))
+    near = CameraOffset(1.0, 0.0).apply(buffer.lookup(5.0), 5.0, buffer)
+    boom = CameraOffset(0.0, 30.0).apply(buffer.lookup(5.0), 5.0, buffer)
+    assert (near.camera_offset, boom.camera_offset) == ('applied', 'applied')
+    assert 0.3 < near.fix.horizontal_accuracy_m < 0.5
+    assert boom.fix.horizontal_accuracy_m > 1.5
 
 
 def test_noisy_fixes_need_more_travel() -> None:

@@ -165,7 +165,9 @@ def test_a_dropout_carries_the_position_on_along_the_motion() -> None:
     assert ahead.status == 'extrapolated' and ahead.age_s == pytest.approx(0.8)
     assert (ahead.fix.latitude - 48.0) / metre == pytest.approx(2.8, abs=0.01)
     assert (ahead.fix.stamp_s, ahead.fix.altitude) == (12.8, 500.0)
-    assert ahead.fix.horizontal_accuracy_m == pytest.approx(0.1)
+    # Its accuracy: the line's at 12.8 s, plus half the 0.8 m carried (a stop in the gap
+    # cannot be seen).
+    assert 0.5 <= ahead.fix.horizontal_accuracy_m <= 0.6
     # Nearer the fix after the gap: carried back from it along the motion after it; while
     # that fix is the newest, no motion after it is known, so it is taken as it is.
     behind = buffer.lookup(13.2)

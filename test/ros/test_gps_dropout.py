@@ -67,9 +67,9 @@ def fix_at(t: float) -> NavSatFix | None:
         return None
     status = (NavSatStatus.STATUS_NO_FIX if NO_FIX_FROM_S <= t < SILENT_FROM_S
               else NavSatStatus.STATUS_FIX)
-    # The robot drives north-east at about 1.3 m/s; an RTK float receiver (0.3 m).
+    # The robot drives north-east at about 1.3 m/s; an RTK receiver (0.02 m).
     return make_fix(LATITUDE + t * 1e-5, LONGITUDE + t * 1e-5, ALTITUDE, status=status,
-                    stamp_s=T0 + t, accuracy_m=0.3)
+                    stamp_s=T0 + t, accuracy_m=0.02)
 
 
 def test_gps_dropout_loses_no_detection(ros_context, tmp_path) -> None:
