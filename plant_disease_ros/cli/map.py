@@ -84,9 +84,9 @@ def _input_file(path: Path) -> Path:
         raise OSError(f'{path}: no such file')
     records = newer_records_of(path)
     if records is not None:
-        print(f'{path.name} is older than {records.name} beside it (the recorder stopped '
-              f'without saving after its last records: a power cut?): drawing {records.name}, '
-              'which holds every record')
+        print(f'{path.name} is older than {records.name} beside it (records came after the '
+              'last save: the recorder still runs, or was stopped without saving): drawing '
+              f'{records.name}, which holds every record')
         return records
     return path
 

@@ -92,11 +92,12 @@ class FixLookup:
 
     ``status`` is one of ``LOOKUP_STATUSES``. ``fix`` is the position to use, set only for
     ``'interpolated'``, ``'extrapolated'`` and ``'nearest'``. ``age_s`` is the time between
-    the stamp and the farthest fix the position was made from (for ``'stale'``: the nearest
-    fix); ``None`` when there is no fix to measure from. ``camera_offset`` says whether the
-    position was moved from the antenna to the camera's view (see ``core.camera_offset``):
-    ``'none'`` (no offset set, or no position), ``'applied'`` (``heading_deg`` the direction
-    of travel used) or ``'no_heading'`` (the antenna's position, its accuracy widened).
+    the stamp and the farthest fix the position was made from (for ``'extrapolated'``,
+    ``'nearest'`` and ``'stale'``: the nearest fix); ``None`` when there is no fix to
+    measure from. ``camera_offset`` says whether the position was moved from the antenna to
+    the camera's view (see ``core.camera_offset``): ``'none'`` (no offset set, or no
+    position), ``'applied'`` (``heading_deg`` the direction of travel used) or
+    ``'no_heading'`` (the antenna's position, its accuracy widened).
     """
 
     status: str

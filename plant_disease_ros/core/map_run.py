@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 import errno
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 import socket
@@ -104,30 +105,39 @@ class RecentFeatures:
                 del self._counts[oldest]
 
 
-# How many of the newest other runs in map_dir a new run looks at for the detections a
-# late-joining recorder gets from the classifier (another camera's run among them).
-EARLIER_RUNS = 3
+# Another run's save temporaries are removed at start only when older than this (s).
+OTHER_RUNS_TEMPORARY_AGE_S = 3600.0
+# How many of the newest other runs in map_dir a recorder looks at for the detections a
+# late-joining recorder gets from the classifier (other cameras' runs among them).
+EARLIER_RUNS = 8
 
 
 def earlier_runs_tail(directory: str | Path, run_name: str, count: int,
                       runs: int = EARLIER_RUNS) -> list[dict]:
     """Return the last ``count`` records of each of the newest ``runs`` other runs in
-    ``directory`` (by modification time; those of ``run_name`` left out).
+    ``directory`` (by modification time; those of ``run_name`` left out), the oldest run's
+    first, so that a bounded memory of them keeps the newest.
 
     A recorder starting a new run gets the classifier's last detections too: those an
     earlier run holds belong to it; those none holds were published while no recorder
     ran (a restart across midnight, which changes the default run name) and would be lost.
     """
     directory = Path(directory)
+    def modified(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return -math.inf   # gone or unreadable: last
+
     try:
         candidates = [path for path in directory.iterdir()
                       if path.name.endswith('.geojsons') and not path.name.startswith('.')
-                      and path.name != f'{run_name}.geojsons' and path.is_file()]
-        candidates.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+                      and path.name != f'{run_name}.geojsons']
     except OSError:
         return []
+    candidates.sort(key=modified, reverse=True)
     features: list[dict] = []
-    for path in candidates[:runs]:
+    for path in reversed(candidates[:runs]):
         features.extend(tail_geojson_seq(path, count))
     return features
 
@@ -144,19 +154,20 @@ def newer_records_of(collection: str | Path) -> Path | None:
 
     The recorder writes the collection (``.geojson``) on ``~/save`` and when it stops, and
     appends every record to ``.geojsons`` at once. A records file newer than the
-    collection holds detections the collection lacks: the recorder was cut off (a power
-    cut, kill -9) after its last save. ``None`` for any other file, or an up-to-date one.
+    collection holds detections the collection lacks: the recorder still runs, or was cut
+    off (a power cut, kill -9) after its last save. ``None`` for any other file, an
+    up-to-date one, or a records file without one readable record.
     """
     collection = Path(collection)
     if collection.suffix.lower() != '.geojson':
         return None
     records = collection.with_suffix('.geojsons')
     try:
-        if records.stat().st_mtime > collection.stat().st_mtime:
-            return records
+        newer = records.stat().st_mtime > collection.stat().st_mtime
     except OSError:
         return None
-    return None
+    # A records file of zeros (a power cut) holds nothing the collection lacks.
+    return records if newer and tail_geojson_seq(records, 1) else None
 
 
 def summary_path_of(map_file: str | Path) -> Path:
@@ -303,11 +314,19 @@ class MapRun:
 
         Those of every run in the folder (a save of yesterday's run cut by a power cut),
         of processes that no longer run or written before this boot: a save running now
-        keeps its own.
+        keeps its own. Another run's are removed only when older than
+        :data:`OTHER_RUNS_TEMPORARY_AGE_S`: it may be saved by a process of another host.
         """
         removed = []
+        own = {f'.{path.stem}.' for path in (self.collection_path, self.summary_path)}
+        old = time.time() - OTHER_RUNS_TEMPORARY_AGE_S
         for stale in stale_temporaries_in(self.records_path.parent, ('.geojson', '.json')):
             try:
+                # Another run's may be a save in progress by a process this machine cannot
+                # see (a container, another host on a share): only old ones are removed.
+                if (not any(stale.name.startswith(prefix) for prefix in own)
+                        and stale.stat().st_mtime > old):
+                    continue
                 stale.unlink()
             except FileNotFoundError:
                 continue

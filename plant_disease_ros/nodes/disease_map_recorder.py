@@ -49,6 +49,7 @@ from plant_disease_ros.core.map_run import (
     check_writable_directory,
     DEFAULT_MAX_HELD,
     default_run_name,
+    EARLIER_RUNS,
     earlier_runs_tail,
     format_origin,
     MapRun,
@@ -60,7 +61,7 @@ from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
-from plant_disease_ros.ros.qos import message_key, recorder_detections_qos
+from plant_disease_ros.ros.qos import message_key, publisher_gid, recorder_detections_qos
 from plant_disease_ros.ros.startup import (
     init_rclpy,
     parameter_error_text,
@@ -78,6 +79,11 @@ DIAGNOSTICS_PERIOD_S = 1.0
 RECENT_FEATURES = 1000
 # Messages remembered to take each once from the two subscriptions (publisher and number).
 DELIVERED_KEYS = 2000
+# What became of a message (see _on_detection), or LIVE: its volatile copy came first.
+RECORDED, RECOVERED, SKIPPED, REJECTED = 'recorded', 'recovered', 'skipped', 'rejected'
+LIVE = 'live'
+# Publishers of detections whose durability is remembered (restarts make new ones).
+PUBLISHERS_REMEMBERED = 256
 LOG_THROTTLE_S = 5.0
 # markers carry only the cells changed since the last publication; the whole map goes out
 # at the start, when a subscriber joins, and at most this often while the map changes.
@@ -170,24 +176,27 @@ class DiseaseMapRecorder(Node):
                                      recorder_detections_qos(transient_local=True)),
             self.create_subscription(String, 'detections', self._on_live_message,
                                      recorder_detections_qos(transient_local=False))]
-        # The last records of the run's file (of a new run: of the newest earlier runs): a
-        # detection published before this recorder started (the classifier keeps its last
-        # ones for a recorder that joins late) is recorded only when none holds it yet.
-        self._recent = RecentFeatures(RECENT_FEATURES)
+        # The last records of the run's file and of the newest earlier runs: a detection
+        # published before this recorder started (the classifier keeps its last ones for a
+        # recorder that joins late) is recorded only when none holds it yet.
+        self._recent = RecentFeatures(RECENT_FEATURES * (1 + EARLIER_RUNS))
+        # The classifier's last detections that an earlier run holds are that run's (a
+        # respawn after midnight starts a new run under the default name, and may be
+        # respawned again); the others were published while no recorder ran.
+        for feature in earlier_runs_tail(self.run.records_path.parent, self.run.name,
+                                         RECENT_FEATURES):
+            self._recent.add(feature)
         self._file_tail: deque[dict] = deque(maxlen=RECENT_FEATURES)
         self.run.continue_existing(self._continue_with)
-        if not self.run.records_at_start:
-            # A new run: the classifier's last detections that an earlier run holds are
-            # that run's; the others were published while no recorder ran.
-            self._file_tail.extend(earlier_runs_tail(
-                self.run.records_path.parent, self.run.name, RECENT_FEATURES))
         for feature in self._file_tail:
             self._recent.add(feature)
         self._file_tail.clear()
         self.recovered_detections = 0    # published before the start, not in the file yet
         self.earlier_detections = 0      # published before the start, skipped
-        # The messages taken, each with whether it was skipped as one from before the start.
-        self._delivered: OrderedDict[object, bool] = OrderedDict()
+        # What became of each message taken (RECORDED, RECOVERED, SKIPPED, REJECTED), or LIVE
+        # for one whose volatile copy came first; and which publishers are transient local.
+        self._delivered: OrderedDict[object, str] = OrderedDict()
+        self._publisher_durability: dict[bytes, bool] = {}
         try:
             self.run.claim()
         except RecordsFileBusy as error:
@@ -293,34 +302,84 @@ class DiseaseMapRecorder(Node):
         self._add_to_map(feature)
 
     def _on_live_message(self, message: String, info: Any) -> None:
-        """Take a message of the volatile subscription: published after it matched."""
-        self._on_detection_message(message, info, live=True)
+        """Take a message of the volatile subscription: published after it matched.
+
+        A transient-local publisher's messages are recorded from the transient-local
+        subscription alone, so that its history and its new detections reach the file in
+        the order it published them; the volatile copy only says that the message is live
+        (whatever the clocks say) and corrects what its other copy was taken for.
+        """
+        if not self._transient_local_publisher(info):
+            self._on_detection_message(message, info, live=True)
+            return
+        key = self._message_key(message, info)
+        state = self._delivered.get(key)
+        if state is None:
+            self._remember(key, LIVE)
+        elif state == SKIPPED:
+            # Taken for history by its timestamp (a clock stepped back): record it now.
+            self._delivered[key] = RECORDED
+            self._take_back_skipped()
+            self._on_detection(message, received=False)
+        elif state == RECOVERED:
+            self._delivered[key] = RECORDED
+            self.recovered_detections -= 1
+            self.diagnostics.set_value('detections_recovered', self.recovered_detections)
 
     def _on_detection_message(self, message: String, info: Any, live: bool = False) -> None:
         """Take a message of either subscription once, then record it.
 
-        A copy from the volatile subscription (``live``) was published after this recorder
-        started: that one never gets history. A copy from the transient-local one alone is
-        judged by its source timestamp against this recorder's start. Should that take a
-        live detection for one from before (the wall clock stepped back since the start, or
-        the publisher's clock is behind), its volatile copy still records it.
+        A copy from the volatile subscription (``live``, or marked so before its other copy
+        came) was published after this recorder started: that one never gets history. A
+        copy from the transient-local one alone is judged by its source timestamp against
+        this recorder's start.
         """
-        key = message_key(info)
-        if key is None:
-            key = message.data   # an RMW without sequence numbers: the same text
-        skipped = self._delivered.get(key)
-        if skipped is not None:
-            if skipped and live:
-                self._delivered[key] = False
+        key = self._message_key(message, info)
+        state = self._delivered.get(key)
+        if state == LIVE and not live:
+            self._delivered[key] = self._on_detection(message, before_start=False)
+            return
+        if state is not None:
+            if state == SKIPPED and live:
+                self._delivered[key] = RECORDED
                 self._take_back_skipped()
                 self._on_detection(message, received=False)
             return
         source_ns = info.get('source_timestamp') if isinstance(info, dict) else None
         before_start = (not live and isinstance(source_ns, int)
                         and 0 < source_ns < self._started_ns)
-        self._delivered[key] = self._on_detection(message, before_start)
+        self._remember(key, self._on_detection(message, before_start))
+
+    @staticmethod
+    def _message_key(message: String, info: Any) -> object:
+        """Return what tells a message from any other: publisher GID and number, or text."""
+        key = message_key(info)
+        return message.data if key is None else key   # an RMW without sequence numbers
+
+    def _remember(self, key: object, state: str) -> None:
+        """Remember what became of message ``key`` (the oldest are forgotten)."""
+        self._delivered[key] = state
         if len(self._delivered) > DELIVERED_KEYS:
             self._delivered.popitem(last=False)
+
+    def _transient_local_publisher(self, info: Any) -> bool:
+        """Return whether the message's publisher offers transient local (from the graph).
+
+        False when the RMW gives no publisher GID or the graph does not know it yet: the
+        message is then recorded from whichever copy comes first.
+        """
+        gid = publisher_gid(info)
+        if gid is None:
+            return False
+        known = self._publisher_durability.get(gid)
+        if known is None:
+            if len(self._publisher_durability) > PUBLISHERS_REMEMBERED:
+                self._publisher_durability.clear()
+            for endpoint in self.get_publishers_info_by_topic(self._subscriptions[0].topic_name):
+                self._publisher_durability[bytes(endpoint.endpoint_gid)] = (
+                    endpoint.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL)
+            known = self._publisher_durability.get(gid)
+        return bool(known)
 
     def _take_back_skipped(self) -> None:
         """Uncount a detection skipped as one from before the start: it was live."""
@@ -385,14 +444,15 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('last_save', self._last_save)
 
     def _on_detection(self, message: String, before_start: bool = False,
-                      received: bool = True) -> bool:
+                      received: bool = True) -> str:
         """Record one detection; count and skip a message that is not a usable Feature.
 
         ``before_start``: published before this recorder started (delivered as the
         classifier's history). Recorded only when the run's file does not hold it (of a new
         run: nor the newest earlier runs' files, whose detections they are).
-        Return whether it was skipped as such. ``received=False``: already counted as
-        received (a second copy taken after all).
+        Return what became of it: RECORDED, RECOVERED (from before the start), SKIPPED or
+        REJECTED. ``received=False``: already counted as received (a second copy taken after
+        all).
         """
         start = time.perf_counter()
         if received:
@@ -401,14 +461,14 @@ class DiseaseMapRecorder(Node):
         if feature is None:
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'detection rejected ({reason}): {detail}')
-            return False
+            return REJECTED
         if before_start:
             if feature in self._recent:
                 self.earlier_detections += 1
                 self.diagnostics.set_value('detections_from_before_skipped',
                                            self.earlier_detections)
                 self.diagnostics.count_dropped()
-                return True
+                return SKIPPED
             self.recovered_detections += 1
             self.diagnostics.set_value('detections_recovered', self.recovered_detections)
         held_before = self.run.records_held
@@ -419,7 +479,7 @@ class DiseaseMapRecorder(Node):
             self.diagnostics.count_rejected('write_failed')
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
-            return False
+            return REJECTED
         self._note_replaced_file()
         if not written:
             self._warn_held()
@@ -430,7 +490,7 @@ class DiseaseMapRecorder(Node):
         # The latency of a record is mostly its fsync: what the disk costs per detection.
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         self._update_diagnostic_values()
-        return False
+        return RECOVERED if before_start else RECORDED
 
     def _warn_held(self) -> None:
         """Log (throttled) that the records file cannot be written and what is held."""

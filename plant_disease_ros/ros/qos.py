@@ -163,6 +163,15 @@ SEQUENCE_NUMBER_UNSUPPORTED = 2 ** 64 - 1
 sequence numbers (Cyclone DDS) puts in every message's info."""
 
 
+def publisher_gid(info: Any) -> bytes | None:
+    """Return the GID of a message's publisher from rclpy's MessageInfo, if the RMW gives it."""
+    if not isinstance(info, dict):
+        return None
+    gid = info.get('publisher_gid')
+    data = gid.get('data') if isinstance(gid, dict) else None
+    return bytes(data) if data else None
+
+
 def message_key(info: Any) -> tuple[bytes, int] | None:
     """Return (publisher GID, publication sequence number) of a message, if the RMW gives them.
 

@@ -87,8 +87,11 @@ def test_a_new_run_knows_the_last_records_of_the_newest_earlier_runs(tmp_path: P
         os.utime(tmp_path / f'{name}.geojsons', (1_700_000_000 + number * 60,) * 2)
     (tmp_path / 'today.geojson').write_text('{}')   # a collection: not records
     tail = earlier_runs_tail(tmp_path, 'today', 2)
-    # The newest three other runs (left, monday, old), each its last two.
-    assert [f['properties']['sequence'] for f in tail] == [23, 24, 13, 14, 3, 4]
+    # The other runs, each its last two, the oldest run's first: a bounded memory of
+    # them keeps the newest run's.
+    assert [f['properties']['sequence'] for f in tail] == [3, 4, 13, 14, 23, 24]
+    assert [f['properties']['sequence'] for f in earlier_runs_tail(
+        tmp_path, 'today', 2, runs=2)] == [13, 14, 23, 24]
     assert earlier_runs_tail(tmp_path / 'missing', 'today', 2) == []
 
 
@@ -464,19 +467,22 @@ def test_temporaries_of_a_killed_save_are_removed_but_not_a_running_ones(
     left = [tmp_path / f'.field.{dead_pid}.0badc0de.tmp.geojson',
             tmp_path / f'.field_summary.{dead_pid}.12345678.tmp.json']
     running = tmp_path / f'.field.{os.getpid()}.89abcdef.tmp.geojson'
-    # Yesterday's run's save, cut off: removed too. A PNG's is not a recorder's.
+    # Yesterday's run's save, cut off: removed too. A PNG's is not a recorder's. Another
+    # run's recent one may be a save by a process of another host (a share): kept.
     other_run = tmp_path / f'.2026-05-04.{dead_pid}.0badc0de.tmp.geojson'
+    other_recent = tmp_path / f'.2026-05-04_right.{dead_pid}.0badc0de.tmp.geojson'
     picture = tmp_path / f'.field.{dead_pid}.0badc0de.tmp.png'
     # Written before this boot (a power cut), under a process id that runs again now.
     before_boot = tmp_path / f'.field_summary.{os.getpid()}.fedcba98.tmp.json'
-    for path in (*left, running, other_run, picture, before_boot):
+    for path in (*left, running, other_run, other_recent, picture, before_boot):
         path.write_text('{')
     booted_s = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     os.utime(before_boot, (booted_s - 60.0,) * 2)
+    os.utime(other_run, (time.time() - 7200.0,) * 2)
     removed = [*left, other_run, before_boot]
     assert sorted(run.remove_stale_temporaries()) == sorted(removed)
     assert not any(path.exists() for path in removed)
-    assert running.exists() and picture.exists()
+    assert running.exists() and picture.exists() and other_recent.exists()
     assert run.remove_stale_temporaries() == []
 
 

@@ -18,7 +18,7 @@ from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, para
 import pytest
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
-from plant_disease_ros.core.map_file import read_geojson_seq, RECORD_SEPARATOR
+from plant_disease_ros.core.map_file import GeoJsonSeqWriter, read_geojson_seq, RECORD_SEPARATOR
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -557,6 +557,91 @@ def test_a_new_run_records_what_no_earlier_run_holds(ros_context: object,
         stand_in.close()
 
 
+def write_run(path: Path, sequences_: range) -> None:
+    """Write the detections of ``sequences_`` as a run's records file."""
+    with GeoJsonSeqWriter(path) as writer:
+        for sequence in sequences_:
+            writer.append(detection(sequence))
+
+
+def test_a_new_run_skips_the_history_of_the_newest_of_many_earlier_runs(
+        ros_context: object, tmp_path: Path) -> None:
+    """Three days of 1500 records each in map_dir, the classifier's last 200 detections
+    from the newest: a new run records none of them (the older days' tails crowded the
+    newest one's out of a bounded memory, and the 200 were recorded twice)."""
+    import os
+
+    for day, first in enumerate((10_000, 20_000, 30_000)):
+        path = tmp_path / f'2026-05-0{day + 1}.geojsons'
+        write_run(path, range(first, first + 1500))
+        os.utime(path, (1_700_000_000 + day * 86_400,) * 2)
+    stand_in = Harness(ros_context, name='classifier_stand_in')
+    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
+    try:
+        for sequence in range(31_300, 31_500):       # the newest day's last 200
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        rig = RecorderRig(ros_context, tmp_path, run_name='2026-05-04')
+        try:
+            assert rig.wait(lambda: rig.recorder.earlier_detections == 200), \
+                (rig.recorder.earlier_detections, rig.recorder.recovered_detections)
+            assert rig.recorder.run.records_written == 0
+        finally:
+            rig.close()
+    finally:
+        stand_in.close()
+
+
+def test_a_respawn_continuing_todays_run_skips_yesterdays_history(ros_context: object,
+                                                                  tmp_path: Path) -> None:
+    """Yesterday's run holds 1-5, today's (started after midnight) 6 and 7; a second
+    respawn today gets the classifier's 1-8: only 8 is new (1-5 were recorded again)."""
+    import os
+
+    write_run(tmp_path / '2026-05-04.geojsons', range(1, 6))
+    os.utime(tmp_path / '2026-05-04.geojsons', (1_700_000_000,) * 2)
+    write_run(tmp_path / '2026-05-05.geojsons', range(6, 8))
+    stand_in = Harness(ros_context, name='classifier_stand_in')
+    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
+    try:
+        for sequence in range(1, 9):
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        rig = RecorderRig(ros_context, tmp_path, run_name='2026-05-05')
+        try:
+            assert rig.wait(lambda: rig.recorder.run.records_written == 1)
+            assert rig.wait(lambda: rig.recorder.earlier_detections == 7)
+        finally:
+            rig.close()
+    finally:
+        stand_in.close()
+    assert sequences(read_geojson_seq(tmp_path / '2026-05-05.geojsons')) == [6, 7, 8]
+
+
+def test_history_and_new_detections_reach_the_file_in_published_order(
+        ros_context: object, tmp_path: Path) -> None:
+    """50 detections published before the recorder started, 10 after, all waiting when it
+    first spins: the file holds them in the order published (rclpy takes one message per
+    ready subscription at a time, and the two subscriptions interleaved them)."""
+    stand_in = Harness(ros_context, name='classifier_stand_in')
+    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
+    try:
+        for sequence in range(1, 51):
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        rig = RecorderRig(ros_context, tmp_path, run_name='ordered')
+        try:
+            assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2)
+            for sequence in range(1001, 1011):       # the recorder has not spun yet
+                publisher.publish(String(data=json.dumps(detection(sequence))))
+            assert rig.wait(lambda: rig.recorder.run.records_written == 60)
+            assert (rig.recorder.recovered_detections, rig.recorder.earlier_detections) == \
+                (50, 0)
+        finally:
+            rig.close()
+    finally:
+        stand_in.close()
+    assert sequences(read_geojson_seq(tmp_path / 'ordered.geojsons')) == \
+        [*range(1, 51), *range(1001, 1011)]
+
+
 def test_detections_wait_in_the_queue_while_the_recorder_is_busy(ros_context: object,
                                                                  tmp_path: Path) -> None:
     """A save of a day's run holds the recorder's one thread for seconds (a minute on a
@@ -596,6 +681,8 @@ def test_live_detections_are_recorded_after_the_clock_stepped_back(
         assert rig.wait(lambda: rig.recorder.run.records_written == 5), \
             (rig.recorder.run.records_written, rig.recorder.earlier_detections)
         assert rig.wait(lambda: rig.recorder.earlier_detections == 0)
+        # Live, not recovered from before the start, whichever copy came first.
+        assert rig.wait(lambda: rig.recorder.recovered_detections == 0)
         assert rig.wait(lambda: (rig.latest_status_values().get('received'),
                                  rig.latest_status_values().get('dropped'),
                                  rig.latest_status_values().get(
