@@ -7,7 +7,8 @@ environment), SIGKILLs it mid-stream and restarts it on the same run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 import json
 from pathlib import Path
 import signal
@@ -462,14 +463,29 @@ def test_kill_9_mid_run_then_restart_continues(ros_context: object, tmp_path: Pa
     assert summary['records_continued'] == len(recorded)
 
 
+@contextmanager
+def classifier_stand_in(context: object) -> Iterator[tuple[Harness, object]]:
+    """Yield a node standing in for the classifier and its transient-local publisher."""
+    stand_in = Harness(context, name='classifier_stand_in')
+    try:
+        yield stand_in, stand_in.node.create_publisher(String, 'detections', detections_qos())
+    finally:
+        stand_in.close()
+
+
+def send(publisher: object, numbers: Iterable[int]) -> None:
+    """Publish the detections numbered ``numbers`` on ``publisher``."""
+    for sequence in numbers:
+        publisher.publish(String(data=json.dumps(detection(sequence))))
+
+
 def record_five_then_stop(context: object, map_dir: Path, publisher: object,
                           stand_in: Harness, **overrides: object) -> None:
     """Record detections 1 to 5 from ``publisher`` with a recorder, then stop it."""
     first = RecorderRig(context, map_dir, **overrides)
     try:
         assert first.wait(lambda: publisher.get_subscription_count() >= 1)
-        for sequence in range(1, 6):
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+        send(publisher, range(1, 6))
         assert first.wait(lambda: first.recorder.run.records_written == 5)
     finally:
         first.close()
@@ -481,12 +497,9 @@ def test_a_restarted_recorder_records_what_it_missed_and_nothing_twice(
     """The classifier keeps its last detections for a recorder that joins late (transient
     local): a recorder started again after a stop records the ones published while it was
     down, and skips those its file already holds."""
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
-    try:
+    with classifier_stand_in(ros_context) as (stand_in, publisher):
         record_five_then_stop(ros_context, tmp_path, publisher, stand_in)
-        for sequence in range(6, 9):                  # nobody records these now
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+        send(publisher, range(6, 9))                  # nobody records these now
         second = RecorderRig(ros_context, tmp_path)
         try:
             assert second.wait(lambda: second.recorder.run.records_written == 3), \
@@ -505,17 +518,13 @@ def test_a_restarted_recorder_records_what_it_missed_and_nothing_twice(
             second.close()
         records_path = tmp_path / 'field.geojsons'
         assert sequences(read_geojson_seq(records_path)) == list(range(1, 9))
-    finally:
-        stand_in.close()
 
 
 def test_a_new_run_does_not_start_with_the_detections_of_an_earlier_one(
         ros_context: object, tmp_path: Path) -> None:
     """A recorder started for a new run gets the classifier's last detections too, but they
     belong to the run before: it records none of them."""
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
-    try:
+    with classifier_stand_in(ros_context) as (stand_in, publisher):
         record_five_then_stop(ros_context, tmp_path, publisher, stand_in, run_name='monday')
         second = RecorderRig(ros_context, tmp_path, run_name='tuesday')
         try:
@@ -527,21 +536,16 @@ def test_a_new_run_does_not_start_with_the_detections_of_an_earlier_one(
             second.close()
         assert sequences(read_geojson_seq(tmp_path / 'tuesday.geojsons')) == [6]
         assert sequences(read_geojson_seq(tmp_path / 'monday.geojsons')) == [1, 2, 3, 4, 5]
-    finally:
-        stand_in.close()
 
 
 def test_a_new_run_records_what_no_earlier_run_holds(ros_context: object,
                                                      tmp_path: Path) -> None:
     """A recorder restarted after midnight starts a new run (the default name is the
     date): the detections published while it was down are in no file, and recorded."""
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
-    try:
+    with classifier_stand_in(ros_context) as (stand_in, publisher):
         record_five_then_stop(ros_context, tmp_path, publisher, stand_in,
                               run_name='2026-05-04')
-        for sequence in range(6, 9):                  # nobody records these now
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+        send(publisher, range(6, 9))                  # nobody records these now
         second = RecorderRig(ros_context, tmp_path, run_name='2026-05-05')
         try:
             assert second.wait(lambda: second.recorder.run.records_written == 3)
@@ -553,8 +557,6 @@ def test_a_new_run_records_what_no_earlier_run_holds(ros_context: object,
             second.close()
         assert sequences(read_geojson_seq(tmp_path / '2026-05-05.geojsons')) == [6, 7, 8, 9]
         assert sequences(read_geojson_seq(tmp_path / '2026-05-04.geojsons')) == [1, 2, 3, 4, 5]
-    finally:
-        stand_in.close()
 
 
 def write_run(path: Path, sequences_: range) -> None:
@@ -575,11 +577,8 @@ def test_a_new_run_skips_the_history_of_the_newest_of_many_earlier_runs(
         path = tmp_path / f'2026-05-0{day + 1}.geojsons'
         write_run(path, range(first, first + 1500))
         os.utime(path, (1_700_000_000 + day * 86_400,) * 2)
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        for sequence in range(31_300, 31_500):       # the newest day's last 200
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+    with classifier_stand_in(ros_context) as (stand_in, publisher):
+        send(publisher, range(31_300, 31_500))       # the newest day's last 200
         rig = RecorderRig(ros_context, tmp_path, run_name='2026-05-04')
         try:
             assert rig.wait(lambda: rig.recorder.earlier_detections == 200), \
@@ -587,8 +586,6 @@ def test_a_new_run_skips_the_history_of_the_newest_of_many_earlier_runs(
             assert rig.recorder.run.records_written == 0
         finally:
             rig.close()
-    finally:
-        stand_in.close()
 
 
 def test_a_respawn_continuing_todays_run_skips_yesterdays_history(ros_context: object,
@@ -600,19 +597,14 @@ def test_a_respawn_continuing_todays_run_skips_yesterdays_history(ros_context: o
     write_run(tmp_path / '2026-05-04.geojsons', range(1, 6))
     os.utime(tmp_path / '2026-05-04.geojsons', (1_700_000_000,) * 2)
     write_run(tmp_path / '2026-05-05.geojsons', range(6, 8))
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        for sequence in range(1, 9):
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+    with classifier_stand_in(ros_context) as (stand_in, publisher):
+        send(publisher, range(1, 9))
         rig = RecorderRig(ros_context, tmp_path, run_name='2026-05-05')
         try:
             assert rig.wait(lambda: rig.recorder.run.records_written == 1)
             assert rig.wait(lambda: rig.recorder.earlier_detections == 7)
         finally:
             rig.close()
-    finally:
-        stand_in.close()
     assert sequences(read_geojson_seq(tmp_path / '2026-05-05.geojsons')) == [6, 7, 8]
 
 
@@ -621,23 +613,17 @@ def test_history_and_new_detections_reach_the_file_in_published_order(
     """50 detections published before the recorder started, 10 after, all waiting when it
     first spins: the file holds them in the order published (rclpy takes one message per
     ready subscription at a time, and the two subscriptions interleaved them)."""
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        for sequence in range(1, 51):
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+    with classifier_stand_in(ros_context) as (stand_in, publisher):
+        send(publisher, range(1, 51))
         rig = RecorderRig(ros_context, tmp_path, run_name='ordered')
         try:
             assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2)
-            for sequence in range(1001, 1011):       # the recorder has not spun yet
-                publisher.publish(String(data=json.dumps(detection(sequence))))
+            send(publisher, range(1001, 1011))       # the recorder has not spun yet
             assert rig.wait(lambda: rig.recorder.run.records_written == 60)
             assert (rig.recorder.recovered_detections, rig.recorder.earlier_detections) == \
                 (50, 0)
         finally:
             rig.close()
-    finally:
-        stand_in.close()
     assert sequences(read_geojson_seq(tmp_path / 'ordered.geojsons')) == \
         [*range(1, 51), *range(1001, 1011)]
 
@@ -654,8 +640,7 @@ def test_detections_wait_in_the_queue_while_the_recorder_is_busy(ros_context: ob
         assert rig.wait(lambda: rig.recorder.run.records_written == 1)
         publisher = rig.harness.node.create_publisher(String, 'detections', detections_qos())
         assert rig.wait(lambda: publisher.get_subscription_count() >= 2)
-        for sequence in range(1, 601):       # nothing spins: the recorder takes none now
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+        send(publisher, range(1, 601))       # nothing spins: the recorder takes none now
         assert rig.wait(lambda: rig.recorder.run.records_written == 601, 60.0), \
             rig.recorder.run.records_written
     finally:
@@ -668,28 +653,26 @@ def test_live_detections_are_recorded_after_the_clock_stepped_back(
     """The wall clock read 3 h ahead when the recorder started (then chrony stepped it
     back; or the classifier's machine is 3 h behind): every live detection's source
     timestamp is before the recorder's start. Its volatile copy still says it is live."""
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    publisher = stand_in.node.create_publisher(String, 'detections', detections_qos())
     real_time_ns = time.time_ns
-    monkeypatch.setattr(time, 'time_ns', lambda: real_time_ns() + 3 * 3600 * 10 ** 9)
-    rig = RecorderRig(ros_context, tmp_path, run_name='fresh')
-    monkeypatch.setattr(time, 'time_ns', real_time_ns)
-    try:
-        assert rig.wait(lambda: publisher.get_subscription_count() >= 2)
-        for sequence in range(1, 6):
-            publisher.publish(String(data=json.dumps(detection(sequence))))
-        assert rig.wait(lambda: rig.recorder.run.records_written == 5), \
-            (rig.recorder.run.records_written, rig.recorder.earlier_detections)
-        assert rig.wait(lambda: rig.recorder.earlier_detections == 0)
-        # Live, not recovered from before the start, whichever copy came first.
-        assert rig.wait(lambda: rig.recorder.recovered_detections == 0)
-        assert rig.wait(lambda: (rig.latest_status_values().get('received'),
-                                 rig.latest_status_values().get('dropped'),
-                                 rig.latest_status_values().get(
-                                     'detections_from_before_skipped')) == ('5', '0', '0'))
-    finally:
-        rig.close()
-        stand_in.close()
+    with classifier_stand_in(ros_context) as (_, publisher):
+        monkeypatch.setattr(time, 'time_ns', lambda: real_time_ns() + 3 * 3600 * 10 ** 9)
+        rig = RecorderRig(ros_context, tmp_path, run_name='fresh')
+        monkeypatch.setattr(time, 'time_ns', real_time_ns)
+        try:
+            assert rig.wait(lambda: publisher.get_subscription_count() >= 2)
+            send(publisher, range(1, 6))
+            assert rig.wait(lambda: rig.recorder.run.records_written == 5), \
+                (rig.recorder.run.records_written, rig.recorder.earlier_detections)
+            assert rig.wait(lambda: rig.recorder.earlier_detections == 0)
+            # Live, not recovered from before the start, whichever copy came first.
+            assert rig.wait(lambda: rig.recorder.recovered_detections == 0)
+            assert rig.wait(lambda: (rig.latest_status_values().get('received'),
+                                     rig.latest_status_values().get('dropped'),
+                                     rig.latest_status_values().get(
+                                         'detections_from_before_skipped'))
+                            == ('5', '0', '0'))
+        finally:
+            rig.close()
     assert sequences(read_geojson_seq(tmp_path / 'fresh.geojsons')) == [1, 2, 3, 4, 5]
 
 
