@@ -35,9 +35,10 @@ MOTION_FIT_TOLERANCE = 3.0
 MOTION_FIT_FLOOR_M = 0.05
 # A robot whose fixes within this many seconds of a frame's stamp show it slower than
 # STANDING_SPEED_M_S (even at three sigma) stands: no direction of travel, whatever it
-# drove before (it may have turned in place since).
+# drove before (it may have turned in place since). Slow enough that a robot scanning a
+# row at a few centimetres a second still drives.
 STANDING_WINDOW_S = 2.0
-STANDING_SPEED_M_S = 0.1
+STANDING_SPEED_M_S = 0.03
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,13 @@ def test_a_robot_that_stopped_has_no_heading_until_it_drives_again() -> None:
     assert lookup.camera_offset == 'no_heading'
 
 
+def test_a_robot_scanning_a_row_slowly_still_has_its_heading() -> None:
+    """RTK fixes at 5 cm/s (a phenotyping robot's scan): moving, not standing."""
+    buffer = FixBuffer(max_fix_age_s=2.0, capacity=1000)
+    drive(buffer, 0.0, (0.0, 0.0), (0.05, 0.0), seconds=60.0)
+    assert turn_between(buffer.course_at(30.0, min_travel_m=1.0), 90.0) < 1.0
+
+
 def test_fixes_too_far_apart_are_not_joined_into_a_heading() -> None:
     """The fixes stop at 20 s and come back 60 s later on the next row east: a frame at
     20.5 s takes no direction from the 60 s gap."""
