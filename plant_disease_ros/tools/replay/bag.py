@@ -251,13 +251,11 @@ def other_cameras(topics: Mapping[str, tuple[str | None, int]], image: str) -> l
     without a word. The raw and compressed topics of one camera count as one; the
     pipeline's own outputs, depth, infrared and disparity streams are not cameras here.
     """
-    def camera(name: str) -> str:
-        return name[:-len('/compressed')] if name.endswith('/compressed') else name
-
+    camera = _parts(image)
     return sorted(name for name, (msgtype, count) in topics.items()
                   if msgtype in IMAGE_TYPES and count > 0 and 'compressedDepth' not in name
                   and not _is_output_image(name) and not looks_non_colour(name)
-                  and camera(name) != camera(image))
+                  and _parts(name) != camera)
 
 
 def select_topics(topics: Mapping[str, tuple[str | None, int]], image_topic: str | None = None,
