@@ -9,7 +9,7 @@ the rename survives a power cut.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 import hashlib
 import os
@@ -74,54 +74,31 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def stale_temporaries(path: str | Path) -> list[Path]:
-    """Return the temporaries :func:`replacing` left beside ``path`` in processes now dead.
-
-    A process killed while replacing ``path`` (kill -9 during a long save) leaves its
-    temporary file, named with its process id: those of ids that no longer run can be
-    removed, and those last written before this boot (a power cut: after a reboot the id
-    may be another process's, often the same node's again). Those of running processes
-    written since the boot (perhaps being written now) are never listed.
-    """
-    path = Path(path)
-    pattern = re.compile(rf'\.{re.escape(path.stem)}\.(\d+)\.[0-9a-f]{{8}}\.tmp'
-                         rf'{re.escape(path.suffix)}')
-    return _abandoned_temporaries(path.parent, pattern)
-
-
 # Any temporary of :func:`replacing`: .<stem>.<pid>.<8 hex>.tmp<suffix>.
 _TEMPORARY = re.compile(r'\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp(\.[^.]+)?')
 
 
 def stale_temporaries_in(directory: str | Path, suffixes: tuple[str, ...]) -> list[Path]:
-    """Return the temporaries :func:`replacing` left in ``directory`` for any file ending
-    in one of ``suffixes`` (``'.json'``), by the rules of :func:`stale_temporaries`.
+    """Return the temporaries :func:`replacing` left in ``directory`` in processes now dead,
+    for any file ending in one of ``suffixes`` (``'.json'``).
 
-    A recorder starting today's run also removes what yesterday's save cut off left.
+    A process killed while replacing a file (kill -9 during a long save) leaves its
+    temporary file, named with its process id: those of ids that no longer run can be
+    removed, and those last written before this boot (a power cut: after a reboot the id
+    may be another process's, often the same node's again). Those of running processes
+    written since the boot (perhaps being written now) are never listed.
     """
-    def suffix_of(found: re.Match[str]) -> bool:
-        return (found[3] or '') in suffixes
-
-    return _abandoned_temporaries(Path(directory), _TEMPORARY, suffix_of)
-
-
-def _abandoned_temporaries(directory: Path, pattern: re.Pattern[str],
-                           accept: Callable[[re.Match[str]], bool] | None = None
-                           ) -> list[Path]:
-    """Return the files of ``directory`` matching ``pattern`` (group 2 or 1: the process
-    id) whose process is gone or which were last written before this boot."""
     stale: list[Path] = []
     try:
-        entries = list(directory.iterdir())
+        entries = list(Path(directory).iterdir())
     except OSError:
         return stale
     boot_s = _boot_time_s()
     for entry in entries:
-        found = pattern.fullmatch(entry.name)
-        if found is None or (accept is not None and not accept(found)):
+        found = _TEMPORARY.fullmatch(entry.name)
+        if found is None or (found[3] or '') not in suffixes:
             continue
-        pid = int(found[2] if pattern.groups >= 2 else found[1])
-        if not _process_runs(pid) or _written_before(entry, boot_s):
+        if not _process_runs(int(found[2])) or _written_before(entry, boot_s):
             stale.append(entry)
     return sorted(stale)
 
