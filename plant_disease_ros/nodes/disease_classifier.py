@@ -181,8 +181,7 @@ class DiseaseClassifierNode(Node):
             'max_fix_age_s', 'fix_wait_s', 'fix_buffer_size', 'explain_period_s',
             'diagnostics_period_s', 'time_jump_threshold_s', 'vegetation_gate',
             'motion_blur_check_every', 'motion_blur_warn_percent', 'input_timeout_s',
-            'gps_required', 'max_fix_accuracy_m', 'camera_offset_m',
-            'heading_min_travel_m')}
+            'gps_required', 'max_fix_accuracy_m')}
         self.classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
             model_path=value['model_path'], labels_path=value['labels_path'],
             num_threads=value['num_threads'], delegate_path=value['delegate']))
@@ -195,8 +194,7 @@ class DiseaseClassifierNode(Node):
         self.explain_period_s = float(value['explain_period_s'])
         self.fix_wait: FixWait[tuple[Classification, Header]] = FixWait(
             FixBuffer(value['max_fix_age_s'], value['fix_buffer_size']),
-            MAX_PENDING_DETECTIONS,
-            CameraOffset(*map(float, value['camera_offset_m']), value['heading_min_travel_m']))
+            MAX_PENDING_DETECTIONS, self._camera_offset())
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
         self._last_jump_s_before: float | None = None   # last_time_jump_s before the last jump
         self.vegetation_gate = bool(value['vegetation_gate'])
@@ -425,6 +423,11 @@ class DiseaseClassifierNode(Node):
             additional_constraints='one of: 1, 2, 4, 8' if square
             else 'one of: 1, 2 (the model input is not square)'))
 
+    def _camera_offset(self) -> CameraOffset:
+        """Return the camera offset of the current parameters."""
+        return CameraOffset(*map(float, self.get_parameter('camera_offset_m').value),
+                            self.get_parameter('heading_min_travel_m').value)
+
     def _apply_crops(self) -> CropFilter:
         """Give the classifier the filter of the current crops parameters; return it."""
         return self.classifier.set_crops(parse_crops(self.get_parameter('crops').value),
@@ -465,9 +468,7 @@ class DiseaseClassifierNode(Node):
             elif parameter.name == 'max_fix_accuracy_m':
                 self.max_fix_accuracy_m = float(parameter.value)
             elif parameter.name in ('camera_offset_m', 'heading_min_travel_m'):
-                offset = CameraOffset(*map(float, self.get_parameter('camera_offset_m').value),
-                                      self.get_parameter('heading_min_travel_m').value)
-                self.fix_wait.camera_offset = offset
+                offset = self.fix_wait.camera_offset = self._camera_offset()
                 self.diagnostics.set_value('camera_offset', offset.describe())
                 self.get_logger().info(f'camera offset: {offset.describe()}')
             elif parameter.name == 'time_jump_threshold_s':
