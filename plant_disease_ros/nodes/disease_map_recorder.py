@@ -318,9 +318,7 @@ class DiseaseMapRecorder(Node):
             self._remember(key, LIVE)
         elif state == SKIPPED:
             # Taken for history by its timestamp (a clock stepped back): record it now.
-            self._delivered[key] = RECORDED
-            self._take_back_skipped()
-            self._on_detection(message, received=False)
+            self._record_skipped(key, message)
         elif state == RECOVERED:
             self._delivered[key] = RECORDED
             self.recovered_detections -= 1
@@ -341,9 +339,7 @@ class DiseaseMapRecorder(Node):
             return
         if state is not None:
             if state == SKIPPED and live:
-                self._delivered[key] = RECORDED
-                self._take_back_skipped()
-                self._on_detection(message, received=False)
+                self._record_skipped(key, message)
             return
         source_ns = info.get('source_timestamp') if isinstance(info, dict) else None
         before_start = (not live and isinstance(source_ns, int)
@@ -381,11 +377,13 @@ class DiseaseMapRecorder(Node):
             known = self._publisher_durability.get(gid)
         return bool(known)
 
-    def _take_back_skipped(self) -> None:
-        """Uncount a detection skipped as one from before the start: it was live."""
+    def _record_skipped(self, key: object, message: String) -> None:
+        """Record a detection skipped as one from before the start: it was live."""
+        self._delivered[key] = RECORDED
         self.earlier_detections -= 1
         self.diagnostics.set_value('detections_from_before_skipped', self.earlier_detections)
         self.diagnostics.uncount_dropped()
+        self._on_detection(message, received=False)
 
     def _add_to_map(self, feature: dict) -> None:
         """Add one detection to the cells and the summary; log when it fixes the origin."""
