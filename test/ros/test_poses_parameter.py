@@ -14,7 +14,7 @@ import json
 import cv2
 from helpers.gps import make_fix
 from helpers.images import LEAVES_DIR, make_image
-from helpers.ros import classifier_node, diagnostics_collector, Harness, latest_diagnostics
+from helpers.ros import classifier_inputs, classifier_node, Harness, latest_diagnostics
 from helpers.shipped_model import shipped_classifier
 import numpy as np
 import pytest
@@ -25,8 +25,6 @@ rclpy = pytest.importorskip('rclpy')
 
 from rclpy.exceptions import InvalidParameterValueException  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
 
 LABEL = 'Tomato___Late_blight'  # a leaf whose poses score differently
 
@@ -37,12 +35,7 @@ def rig(ros_context) -> Iterator[tuple[Harness, object, object, object, object]]
     harness = Harness(ros_context)
     node = harness.add(classifier_node(ros_context, test_time_poses=8, fix_wait_s=0.0,
                                        score_threshold=0.0))
-    collector = diagnostics_collector(harness.node, ('/classification', String),
-                                      ('/detections', String))
-    frames = harness.node.create_publisher(Image, '/frames', 10)
-    fixes = harness.node.create_publisher(NavSatFix, '/fix', 10)
-    harness.wait_for_subscribers(frames)
-    harness.wait_for_subscribers(fixes)
+    collector, frames, fixes = classifier_inputs(harness)
     yield harness, node, collector, frames, fixes
     harness.close()
 
