@@ -165,11 +165,11 @@ class DiseaseMapRecorder(Node):
         # a volatile one matches every publisher (an older classifier, a bag recorded with
         # a volatile QoS) and gets only what is published after it matched; a
         # transient-local one also gets the last detections the classifier published
-        # before the two matched (a restart of either). The transient-local one first: the
-        # executor takes ready subscriptions in this order, so when the history and a new
-        # detection are ready at once, the history, which is older, is recorded first.
-        # Made before the run is read (a day's run takes seconds, a minute on a Pi), so
-        # that what comes meanwhile waits in their queues; taken once the node spins.
+        # before the two matched (a restart of either). A transient-local publisher's
+        # messages are recorded from that subscription alone, in the order published (see
+        # _on_live_message). Made before the run is read (a day's run takes seconds, a
+        # minute on a Pi), so that what comes meanwhile waits in their queues; taken once
+        # the node spins.
         self._started_ns = time.time_ns()
         self._subscriptions = [
             self.create_subscription(String, 'detections', self._on_detection_message,

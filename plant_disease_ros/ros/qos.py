@@ -121,13 +121,6 @@ def detections_qos() -> QoSProfile:
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def detections_volatile_qos() -> QoSProfile:
-    """Return :func:`detections_qos` but volatile: it matches every publisher."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=DETECTIONS_HISTORY,
-                      reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
-
-
 # Detections the recorder's subscriptions queue while it is busy (a save or the start of a
 # long run reads the whole run: 11 s for a day's 360,000 records here, a minute on a Pi):
 # 10 minutes at 8 a second, about 3 MB at most.
@@ -135,8 +128,9 @@ RECORDER_QUEUE_DEPTH = 5000
 
 
 def recorder_detections_qos(transient_local: bool) -> QoSProfile:
-    """Return the recorder's side of ``detections``: :func:`detections_qos` (or its volatile
-    twin) with a queue of :data:`RECORDER_QUEUE_DEPTH`.
+    """Return the recorder's side of ``detections``: :func:`detections_qos` (or, with
+    ``transient_local=False``, a volatile twin that matches every publisher) with a queue
+    of :data:`RECORDER_QUEUE_DEPTH`.
 
     A reader's queue is its own: the publisher's 200 bound what a recorder that joins late
     gets, this what a recorder whose callbacks are held up keeps (a reliable reader has
