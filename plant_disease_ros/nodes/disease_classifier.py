@@ -847,8 +847,8 @@ class DiseaseClassifierNode(Node):
         """Publish the detections still waiting for a fix, located with the fixes there are.
 
         Their wait cannot end after the node: at the end of a bag or a drive they would be
-        lost. After Ctrl-C the context is already shut down and nothing can be published:
-        their number is logged instead.
+        lost. A stop signal leaves the context up for this (``ros.startup.StopRequest``);
+        after an external shutdown nothing can be published: their number is logged.
         """
         fix_wait = getattr(self, 'fix_wait', None)
         if fix_wait is None or len(fix_wait) == 0:

@@ -617,6 +617,16 @@ class DiseaseMapRecorder(Node):
         self._map_geojson.publish_if_changed(
             lambda: aggregator_features(self._aggregator, self._cache))
 
+    def inputs_still_published(self) -> list[str]:
+        """Name the detections topic while a publisher is on it (see ``TakesLastMessages``).
+
+        Asked to stop, the recorder takes detections until the classifiers have gone: a
+        classifier that stops at the same Ctrl-C first publishes the detections still
+        waiting for a GPS fix.
+        """
+        topic = self._subscriptions[0].topic_name
+        return [topic] if self.count_publishers(topic) > 0 else []
+
     def destroy_node(self) -> None:
         """Close the records file, destroy the diagnostics, then the node."""
         if getattr(self, 'run', None) is not None:
@@ -649,7 +659,8 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             # Destroy first: the node's logger then no longer publishes to a rosout whose
-            # context a signal has already shut down. Saving needs only the files.
+            # context may be shut down already (an external shutdown). Saving needs only
+            # the files.
             node.destroy_node()
             node.save()
             if node.records_held or node.records_dropped:

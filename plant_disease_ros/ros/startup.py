@@ -5,16 +5,86 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+import signal
 import sys
+import threading
+import time
+from types import FrameType
+from typing import Protocol, runtime_checkable
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    ShutdownException,
+    SingleThreadedExecutor,
+    TimeoutException,
+)
 from rclpy.logging import get_logger
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from plant_disease_ros.core.allocator_tuning import keep_frame_buffers_resident
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
+
+# How often a spinning node process looks for a stop signal.
+STOP_POLL_S = 0.1
+# A second signal this soon after the first is the same request, delivered twice.
+SAME_STOP_S = 1.0
+# How long a node that takes messages from other processes waits for their last ones.
+DRAIN_TIMEOUT_S = 3.0
+DRAIN_POLL_S = 0.05
+
+
+class StopRequest:
+    """SIGINT and SIGTERM ask a node process to stop; a later second signal insists.
+
+    rclpy's own handlers shut the ROS context down inside the signal, so nothing can be
+    published after it: a classifier's detections still waiting for a GPS fix, and those
+    on their way to the recorder, were lost at every Ctrl-C of a launch. Instead, the
+    first signal only sets this request. The spin ends at its next turn (within
+    ``STOP_POLL_S``); the nodes then publish what they still hold and a recorder takes
+    what its publishers still send (:func:`spin_to_shutdown`), before the context goes.
+
+    A second signal within ``SAME_STOP_S`` of the first is the same request delivered
+    twice (a terminal and ``ros2 launch``; systemd's SIGTERM to the whole service and
+    launch's SIGINT). A later one raises KeyboardInterrupt where the process is, so a stop
+    that takes too long can still be cut short.
+    """
+
+    def __init__(self) -> None:
+        """Start with no request and no handlers installed."""
+        self.signal_name = ''
+        self._at = 0.0
+
+    @property
+    def requested(self) -> bool:
+        """Return whether a stop signal came."""
+        return bool(self.signal_name)
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM in this (main) thread from now on."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if not self.requested:
+            self.signal_name, self._at = signal.Signals(signum).name, now
+        elif now - self._at >= SAME_STOP_S:
+            raise KeyboardInterrupt
+
+
+# The node process's stop request (installed by init_rclpy).
+STOP = StopRequest()
+
+
+@runtime_checkable
+class TakesLastMessages(Protocol):
+    """A node that, asked to stop, first takes what other processes still send it."""
+
+    def inputs_still_published(self) -> list[str]:
+        """Name the input topics whose publishers are still there and may send more."""
 
 
 def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
@@ -22,14 +92,21 @@ def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
 
     ``rclpy.init`` parses the parameter files, so a missing, unreadable or garbage
     ``--params-file`` fails here with an RCLError (a RuntimeError): the user gets the
-    reason on one line and a non-zero exit instead of a traceback.
+    reason on one line and a non-zero exit instead of a traceback. In the main thread
+    (a node process) rclpy installs no signal handler: :data:`STOP` handles SIGINT and
+    SIGTERM (see :class:`StopRequest`); elsewhere Python cannot take signals and rclpy's
+    handlers stay.
     """
+    main_thread = threading.current_thread() is threading.main_thread()
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args,
+                   signal_handler_options=SignalHandlerOptions.NO if main_thread else None)
     except RuntimeError as error:
         reason = ' '.join(str(error).split())
         print(f'{node_name}: error: cannot start: {reason}', file=sys.stderr)
         return False
+    if main_thread:
+        STOP.install()
     return True
 
 
@@ -144,22 +221,35 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     return 0
 
 
-def spin_to_shutdown(nodes: Node | Sequence[Node], logger_name: str) -> None:
-    """Spin ``nodes`` in one executor until Ctrl-C or an external shutdown, then return.
+def spin_to_shutdown(nodes: Node | Sequence[Node], logger_name: str,
+                     stop: StopRequest = STOP) -> None:
+    """Spin ``nodes`` in one executor until a stop signal or a shutdown, then return.
 
-    Ctrl-C shuts the ROS context down while a callback may still be running or about to
-    run: a marker timer that publishes then fails with "publisher's context is invalid".
-    Such an error, raised once the context is shut down, is part of the shutdown: it is
-    logged at debug level and the process goes on to its clean exit (saving files, exit
-    status 0) instead of ending in a traceback. An error raised while the context is
-    still running is a fault and propagates.
+    A stop signal (``stop``, see :class:`StopRequest`) ends the spin with the ROS context
+    still up: nodes that take messages from other processes (:class:`TakesLastMessages`,
+    the map recorder) then spin on until those publishers are gone (they have published
+    their last ones and stopped) or for ``DRAIN_TIMEOUT_S``, so what a classifier
+    publishes as it stops is recorded. The caller destroys the nodes afterwards, while
+    they can still publish.
+
+    A shutdown of the context (rclpy's own signal handler in processes that keep it, an
+    external ``rclpy.shutdown``) ends the spin too. A callback may be running or about
+    to run then: a marker timer that publishes fails with "publisher's context is
+    invalid". Such an error, raised once the context is shut down, is part of the
+    shutdown: it is logged at debug level and the process goes on to its clean exit
+    (saving files, exit status 0) instead of ending in a traceback. An error raised while
+    the context is still running is a fault and propagates.
     """
     nodes = [nodes] if isinstance(nodes, Node) else list(nodes)
     executor = SingleThreadedExecutor(context=nodes[0].context)
     for node in nodes:
         executor.add_node(node)
     try:
-        executor.spin()
+        while executor.context.ok() and not stop.requested:
+            executor.spin_once(timeout_sec=STOP_POLL_S)
+        takers = [node for node in nodes if isinstance(node, TakesLastMessages)]
+        if takers and executor.context.ok():
+            _take_last_messages(executor, takers, logger_name, stop.signal_name)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as error:
@@ -167,6 +257,44 @@ def spin_to_shutdown(nodes: Node | Sequence[Node], logger_name: str) -> None:
             raise
         get_logger(logger_name).debug(
             f'a callback ended with the shutdown: {type(error).__name__}: {error}')
+
+
+def _take_last_messages(executor: SingleThreadedExecutor, takers: list[TakesLastMessages],
+                        logger_name: str, signal_name: str) -> None:
+    """Spin until the takers' input publishers are gone and nothing is left to take."""
+    logger = get_logger(logger_name)
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    waited_for: list[str] = []
+    while executor.context.ok():
+        if _run_one_callback(executor, DRAIN_POLL_S):
+            if time.monotonic() < deadline:
+                continue
+        waiting = [topic for node in takers for topic in node.inputs_still_published()]
+        if not waiting:
+            break
+        if not waited_for:
+            waited_for = waiting
+            logger.info(f'{signal_name or "stop"}: taking the last messages on '
+                        f'{", ".join(sorted(set(waiting)))} before stopping (at most '
+                        f'{DRAIN_TIMEOUT_S:g} s)')
+        if time.monotonic() >= deadline:
+            logger.warning(f'stopping while {", ".join(sorted(set(waiting)))} still has '
+                           f'publishers after {DRAIN_TIMEOUT_S:g} s: what they publish '
+                           'from now on is not taken')
+            break
+
+
+def _run_one_callback(executor: SingleThreadedExecutor, timeout_s: float) -> bool:
+    """Run one ready callback; return False when none became ready within ``timeout_s``."""
+    try:
+        handler, _, _ = executor.wait_for_ready_callbacks(timeout_sec=timeout_s)
+    except (TimeoutException, ShutdownException):
+        return False
+    handler()
+    exception = handler.exception()
+    if exception is not None:
+        raise exception
+    return True
 
 
 def spin_until_shutdown(node: Node) -> None:

@@ -1,24 +1,30 @@
-"""A callback caught by Ctrl-C: the shutdown ends the spin, not the process.
+"""A callback caught by a shutdown: it ends the spin, not the process; a stop signal.
 
-Ctrl-C shuts the ROS context down while a callback may be running. A publish in it then
-fails ("publisher's context is invalid"); before ``spin_to_shutdown`` that error escaped
-the spin, so the map recorder stopped with a traceback and exit status 1 (seen in 7 of 10
-kill -9 and restart runs on a loaded machine). These tests shut the context down from
-inside a callback as rclpy's SIGINT handler does (``rcl_shutdown`` of the context's
-handle, the Python objects left alone), which is that race made certain.
+rclpy's SIGINT handler (kept by helper processes; the node processes use ``StopRequest``)
+and an external ``rclpy.shutdown`` shut the ROS context down while a callback may be
+running. A publish in it then fails ("publisher's context is invalid"); before
+``spin_to_shutdown`` that error escaped the spin, so the map recorder stopped with a
+traceback and exit status 1 (seen in 7 of 10 kill -9 and restart runs on a loaded
+machine). These tests shut the context down from inside a callback as that handler does
+(``rcl_shutdown`` of the context's handle, the Python objects left alone), which is that
+race made certain. The last tests cover the node processes' own stop signal: the context
+stays up while the nodes finish (see ``test/system/test_stop_signal.py``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 from helpers.processes import child_environment
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from helpers.ros import wait_for  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -109,3 +115,61 @@ def test_ctrl_c_while_the_nodes_are_built(case: str, tmp_path: Path) -> None:
     else:
         assert done.returncode == 1, done.stderr
         assert 'ZeroDivisionError: a fault in a constructor' in done.stderr
+
+
+def test_a_second_signal_insists_only_after_the_same_stop_window(monkeypatch) -> None:
+    """Two deliveries of one Ctrl-C are one request; a later signal cuts the stop short."""
+    from plant_disease_ros.ros import startup
+
+    now = [100.0]
+    monkeypatch.setattr(startup, 'time', SimpleNamespace(monotonic=lambda: now[0]))
+    stop = startup.StopRequest()
+    assert not stop.requested
+    stop._handle(signal.SIGINT, None)
+    assert (stop.requested, stop.signal_name) == (True, 'SIGINT')
+    now[0] += startup.SAME_STOP_S / 2  # launch's SIGINT after the terminal's
+    stop._handle(signal.SIGTERM, None)
+    assert stop.signal_name == 'SIGINT'
+    now[0] += startup.SAME_STOP_S
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
+
+
+class Taker(Node):
+    """A node that takes the last messages of 'last' before it stops."""
+
+    def __init__(self, context: object) -> None:
+        super().__init__('taker', context=context)
+        self.taken: list[str] = []
+        self.create_subscription(String, 'last', lambda msg: self.taken.append(msg.data), 10)
+
+    def inputs_still_published(self) -> list[str]:
+        return ['/last'] if self.count_publishers('/last') > 0 else []
+
+
+def test_a_stop_takes_what_is_queued_then_gives_up_on_a_publisher_that_stays(
+        context: object, monkeypatch) -> None:
+    """Asked to stop, a taker spins on: it gets every queued message, then stops waiting."""
+    from plant_disease_ros.ros import startup
+
+    monkeypatch.setattr(startup, 'DRAIN_TIMEOUT_S', 0.5)
+    taker = Taker(context)
+    sender = Node('sender', context=context)
+    publisher = sender.create_publisher(String, 'last', 10)
+    assert wait_for(lambda: publisher.get_subscription_count() == 1)
+    for number in range(3):
+        publisher.publish(String(data=str(number)))
+    stop = startup.StopRequest()
+    stop.signal_name = 'SIGINT'
+    warnings: list[str] = []
+    monkeypatch.setattr(startup, 'get_logger', lambda name: SimpleNamespace(
+        info=lambda text: None, warning=warnings.append))
+    try:
+        spin_to_shutdown(taker, 'test', stop)
+    finally:
+        taker.destroy_node()
+        sender.destroy_node()
+    assert taker.taken == ['0', '1', '2']
+    assert warnings == ['stopping while /last still has publishers after 0.5 s: what they '
+                        'publish from now on is not taken']
+    assert context.ok()
