@@ -26,6 +26,8 @@ Prints the p50 of each and the ratios to the baselines.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 import json
 import os
 import statistics
@@ -56,12 +58,19 @@ def detection(sequence: int, east: float, north: float) -> dict:
                            'healthy': label.endswith('healthy'), 'fix_status': 'interpolated'}}
 
 
-def measure(cells: int, rounds: int) -> None:
-    """Print the p50 build + serialise time of a full rebuild and of one changed cell."""
+def cell_centre(number: int, cells: int) -> tuple[float, float]:
+    """Return ENU east, north of the ``number``-th of ``cells`` cells filled row by row."""
+    side = int(cells ** 0.5) + 1
+    return (number % side + 0.5) * CELL_M, (number // side + 0.5) * CELL_M
+
+
+@contextmanager
+def bench_recorder(folder: str | None = None) -> Iterator[DiseaseMapRecorder]:
+    """Yield a ``disease_map_recorder`` on its own context (map in ``folder``, else a temp)."""
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     context = rclpy.Context()
     rclpy.init(context=context)
-    folder = tempfile.mkdtemp(prefix='markers_bench_')
+    folder = folder or tempfile.mkdtemp(prefix='markers_bench_')
     recorder = DiseaseMapRecorder(context=context, parameter_overrides=[
         rclpy.parameter.Parameter(name, value=value) for name, value in (
             ('map_dir', folder), ('run_name', 'bench'), ('use_datum', True),
@@ -69,10 +78,18 @@ def measure(cells: int, rounds: int) -> None:
             ('datum_altitude', DATUM[2]), ('cell_size_m', CELL_M),
             ('marker_period_s', 60.0))])
     try:
-        side = int(cells ** 0.5) + 1
+        yield recorder
+    finally:
+        recorder.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def measure(cells: int, rounds: int) -> None:
+    """Print the p50 build + serialise time of a full rebuild and of one changed cell."""
+    with bench_recorder() as recorder:
         for number in range(cells):
-            east, north = (number % side + 0.5) * CELL_M, (number // side + 0.5) * CELL_M
-            recorder._add_to_map(detection(number, east, north))  # noqa: SLF001 - the map only
+            recorder._add_to_map(  # noqa: SLF001 - the map only
+                detection(number, *cell_centre(number, cells)))
         recorder.build_markers()
         cache = CellCache()
         aggregator = recorder._aggregator  # noqa: SLF001
@@ -114,9 +131,6 @@ def measure(cells: int, rounds: int) -> None:
               f'({text_ms / p50["geojson_cached"]:.1f}x the features alone); published '
               f'only while subscribed, at most every {text_ms / MAP_GEOJSON_MAX_SHARE / 1e3:.2f}'
               ' s')
-    finally:
-        recorder.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ from plant_disease_ros.core.map_run import (
 )
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
-from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers
+from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers, SharedMarkerParts
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
 from plant_disease_ros.ros.qos import message_key, publisher_gid, recorder_detections_qos
@@ -151,8 +151,10 @@ class DiseaseMapRecorder(Node):
         self._marker_ids: dict[tuple[int, int], int] = {}
         self._cleared_markers = False
         # Each cell's markers, rebuilt only when a detection changed the cell; the array is
-        # published only when one did (it is latched, so a late RViz still gets it).
+        # published only when one did (it is latched, so a late RViz still gets it). They
+        # share the parts every marker in map_frame has (about a third of the memory).
         self._cell_markers: dict[tuple[int, int], tuple[Marker, Marker]] = {}
+        self._marker_parts = SharedMarkerParts(self.map_frame)
         self._changed_cells: set[tuple[int, int]] = set()
         self._markers_subscribers = 0
         self._last_full_markers_s = time.monotonic()
@@ -285,6 +287,7 @@ class DiseaseMapRecorder(Node):
         for parameter in parameters:
             if parameter.name == 'map_frame':
                 self.map_frame = parameter.value
+                self._marker_parts = SharedMarkerParts(self.map_frame)
                 # Every cell's markers name the frame: all are built again and published.
                 self._changed_cells.update(self._cell_markers)
             elif (parameter.name == 'marker_period_s'
@@ -583,7 +586,7 @@ class DiseaseMapRecorder(Node):
                 continue
             marker_id = self._marker_ids.setdefault(key, len(self._marker_ids))
             glyph = cell_glyph(cell, self._aggregator.cell_size_m, self._palette)
-            self._cell_markers[key] = glyph_to_markers(glyph, marker_id, self.map_frame)
+            self._cell_markers[key] = glyph_to_markers(glyph, marker_id, self._marker_parts)
             if not full:
                 array.markers.extend(self._cell_markers[key])
         if full:

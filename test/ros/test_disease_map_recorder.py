@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+import gc
 import json
 from pathlib import Path
 import signal
 import time
+import tracemalloc
 
 from helpers.processes import node_processes
 from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
@@ -20,6 +22,7 @@ import pytest
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
 from plant_disease_ros.core.map_file import GeoJsonSeqWriter, read_geojson_seq, RECORD_SEPARATOR
+from plant_disease_ros.core.map_markers import cell_glyph
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -30,6 +33,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
+from plant_disease_ros.ros.markers import glyph_to_markers  # noqa: E402
 from plant_disease_ros.ros.qos import detections_qos  # noqa: E402
 
 DATUM = (50.8503, 4.3517, 60.0)
@@ -351,6 +355,40 @@ def test_construction_alone_writes_nothing(ros_context: object, tmp_path: Path) 
     rig = RecorderRig(ros_context, tmp_path / 'maps')
     rig.close()
     assert not (tmp_path / 'maps').exists()
+
+
+# Bytes a cell's two cached markers may hold (tracemalloc, deterministic): about 850 with
+# the frame's parts shared, 2,250 when each marker held its own header, texture, lists...
+# (benchmarks/results/2026-12-07-recorder-memory.md).
+MARKER_BYTES_PER_CELL = 1200
+
+
+def test_cell_markers_share_their_frame_parts(harness: RecorderRig) -> None:
+    """The markers kept per cell stay small, and equal to markers built alone."""
+    recorder = harness.recorder
+    cells = 400
+    for number in range(cells):
+        recorder._add_to_map(detection(number, 2.0 * (number % 20), 2.0 * (number // 20)))
+    recorder.build_markers()
+    # Every cell's markers built again (as a new map_frame does), counting only them.
+    recorder._changed_cells.update(recorder._cell_markers)
+    tracemalloc.start()
+    try:
+        gc.collect()
+        start = tracemalloc.get_traced_memory()[0]
+        array = recorder.build_markers(full=False)
+        del array
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert kept / cells < MARKER_BYTES_PER_CELL
+    shape, caption = recorder._cell_markers[(0, 0)]
+    glyph = cell_glyph(recorder._aggregator.cell((0, 0)), 2.0, recorder._palette)
+    alone = glyph_to_markers(glyph, shape.id, 'map')
+    assert (shape, caption) == alone
+    assert shape.header is caption.header and shape.points is caption.points
+    assert recorder._cell_markers[(1, 0)][0].texture is shape.texture
 
 
 # --- the console script as a process: kill -9 and restart -------------------------------
