@@ -130,6 +130,7 @@ def measure_traced(cells: int, before: ModuleType) -> dict:
     tracemalloc.start()
     with recorder_on_ram_disk() as recorder:
         result = {'cells_and_summary': traced(lambda: feed(recorder, cells))[0] / cells}
+        recorder.build_markers()    # the marker ids: neither way's cache
         for name, way in (('markers_before', before), ('markers_now', None)):
             size, cache = traced(lambda way=way: markers_cache(recorder, way))
             result[name] = size / cells
