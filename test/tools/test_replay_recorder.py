@@ -14,6 +14,7 @@ import pytest
 from plant_disease_ros.tools.replay import (
     output_paths,
     OutputRecorder,
+    ReceivedDetections,
     ReplaySummary,
 )
 from plant_disease_ros.tools.replay.progress import ProgressLine
@@ -67,10 +68,11 @@ def detection(store: object, sec: int, label: str, fix_status: str) -> bytes:
         'label': label, 'fix_status': fix_status, 'stamp': {'sec': sec, 'nanosec': 0}}})
 
 
-def test_recorder_writes_at_the_replay_clock_and_counts(store: object) -> None:
+def test_recorder_writes_at_the_replay_clock_and_counts(store: object, tmp_path: Path) -> None:
     """Each output goes to the bag at the clock's time; labels, detections, repeats counted."""
     writer = ListWriter()
-    recorder = OutputRecorder(writer, store, TOPICS)
+    received = ReceivedDetections.create(tmp_path, 'disease_map')
+    recorder = OutputRecorder(writer, store, TOPICS, received)
     recorder.set_clock(5_000)
     recorder.receive('/ns/classification', 'classification', classification(store, 1, 'a'))
     recorder.receive('/ns/classification', 'classification',
@@ -90,8 +92,10 @@ def test_recorder_writes_at_the_replay_clock_and_counts(store: object) -> None:
     assert (counts.labelled, counts.unknown, counts.no_leaf, counts.duplicates) == (3, 1, 1, 1)
     assert counts.detections == Counter({'a': 1})
     assert counts.fix_status == Counter({'interpolated': 1})
-    assert [feature['properties']['label'] for feature in counts.features] == ['a']
+    assert [feature['properties']['label'] for feature in received.features()] == ['a']
+    assert received.received == 1
     assert recorder.classified_count == 3 and recorder.write_error == ''
+    received.discard()
 
 
 def test_recorder_counts_are_a_copy(store: object) -> None:
@@ -100,8 +104,8 @@ def test_recorder_counts_are_a_copy(store: object) -> None:
     recorder.receive('/ns/detections', 'detections', detection(store, 1, 'a', 'nearest'))
     before = recorder.counts()
     recorder.receive('/ns/detections', 'detections', detection(store, 2, 'b', 'stale'))
-    assert len(before.features) == 1 and sum(before.detections.values()) == 1
-    assert len(recorder.counts().features) == 2
+    assert sum(before.detections.values()) == 1 and before.fix_status == {'nearest': 1}
+    assert sum(recorder.counts().detections.values()) == 2
 
 
 def test_recorder_keeps_the_first_write_error_and_goes_on(store: object) -> None:

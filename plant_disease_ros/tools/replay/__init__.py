@@ -10,8 +10,9 @@ the previous one is classified). The pipeline is the launch's node set, started 
 service writes the GeoJSON and the map is rendered as PNG.
 
 Modules: ``bag`` (reading, topic choice), ``player`` (the replay's node), ``recorder``
-(output bag and counts), ``playback`` (pacing), ``progress``, ``outputs`` (output names,
-map save and PNG), ``summary``, ``run`` (the whole replay).
+(output bag and counts), ``received`` (the detections received, kept in a temporary file
+for the map, not in memory), ``playback`` (pacing), ``progress``, ``outputs`` (output
+names, map save and PNG), ``summary``, ``run`` (the whole replay).
 """
 
 from plant_disease_ros.tools.replay.bag import (
@@ -34,6 +35,7 @@ from plant_disease_ros.tools.replay.outputs import (
     ReplayOutputs,
     save_when_complete,
 )
+from plant_disease_ros.tools.replay.received import ReceivedDetections
 from plant_disease_ros.tools.replay.recorder import OutputCounts, OutputRecorder
 from plant_disease_ros.tools.replay.run import pipeline_commands, pipeline_options, replay
 from plant_disease_ros.tools.replay.summary import ReplaySummary
@@ -41,6 +43,7 @@ from plant_disease_ros.tools.replay.summary import ReplaySummary
 __all__ = [
     'BagSelection', 'DEFAULT_NAMESPACE', 'FIX_LEAD_S', 'FRAME_TIMEOUT_S', 'inspect_bag',
     'open_bag', 'output_paths', 'OutputCounts', 'OutputRecorder', 'pipeline_commands',
-    'pipeline_options', 'replay', 'ReplayError', 'ReplayOptions', 'ReplayOutputs',
-    'ReplaySummary', 'save_when_complete', 'select_topics', 'STARTUP_TIMEOUT_S', 'TopicChoice',
+    'pipeline_options', 'ReceivedDetections', 'replay', 'ReplayError', 'ReplayOptions',
+    'ReplayOutputs', 'ReplaySummary', 'save_when_complete', 'select_topics',
+    'STARTUP_TIMEOUT_S', 'TopicChoice',
 ]

@@ -15,6 +15,7 @@ from plant_disease_ros.core.map_gis import grid_features, write_grid_files
 from plant_disease_ros.core.map_grid import Origin
 from plant_disease_ros.core.map_run import run_file_paths
 from plant_disease_ros.tools.replay.options import one_line, ReplayError
+from plant_disease_ros.tools.replay.received import ReceivedDetections
 from plant_disease_ros.tools.replay.recorder import OutputCounts
 from plant_disease_ros.tools.replay.summary import ReplaySummary
 
@@ -233,23 +234,31 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
             'every detection has null geometry')
 
 
-def write_map(summary: ReplaySummary, received: list[dict], map_dir: Path, run_name: str,
-              attached: bool) -> None:
+def write_map(summary: ReplaySummary, received: ReceivedDetections, map_dir: Path,
+              run_name: str, attached: bool) -> None:
     """Point the summary at the recorder's GeoJSON (or write ours), write the grid, render the PNG.
 
     Attached, the recorder writes where the robot keeps its maps, so the map is made from
-    the detections received here; started here, from the recorder's file when it exists.
+    the detections received here (streamed from ``received``'s file); started here, from
+    the recorder's file when it exists. A map that cannot be written is a ReplayError
+    (the output bag still holds the detections).
     """
-    from plant_disease_ros.core.map_file import read_features, write_feature_collection
+    from plant_disease_ros.core.map_file import read_features
 
     collection = map_dir / f'{run_name}.geojson'
     if attached or not collection.is_file():
         if not attached:
             summary.warnings.append(f'the recorder wrote no {collection}; the map is made '
                                     'from the detections received')
-        map_dir.mkdir(parents=True, exist_ok=True)
         collection = map_dir / f'{run_name}_received.geojson'
-        write_feature_collection(collection, received)
+        try:
+            map_dir.mkdir(parents=True, exist_ok=True)
+            received.write_collection(collection)
+        except OSError as error:
+            raise ReplayError(f'cannot write the map {collection}: {one_line(error)} (the '
+                              'output bag holds the detections received)') from error
+        if received.shortfall():
+            summary.warnings.append(received.shortfall())
     summary.geojson = collection
     features = read_features(collection)
     write_grid(summary, features, map_dir, run_name)

@@ -1,4 +1,9 @@
-"""Record the pipeline's outputs: write them to the output bag as received, and count them."""
+"""Record the pipeline's outputs: write them to the output bag as received, and count them.
+
+The detections received are kept for the map in a temporary file (``received``), not in
+memory: what grows here is the label of each distinct frame stamp classified and each
+motion blur estimate (what the summary counts), nothing per detection.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any
 from plant_disease_ros.core.detections import UNKNOWN_LABEL
 from plant_disease_ros.core.outcome import NO_LEAF_LABEL
 from plant_disease_ros.tools.replay.options import one_line
+from plant_disease_ros.tools.replay.received import ReceivedDetections
 
 # Output topic (relative to the pipeline's namespace) → message type.
 RECORDED_OUTPUTS = {
@@ -37,7 +43,6 @@ class OutputCounts:
     duplicates: int = 0
     detections: Counter[str] = field(default_factory=Counter)
     fix_status: Counter[str] = field(default_factory=Counter)
-    features: list[dict] = field(default_factory=list)
     no_leaf: int = 0
     # The classifier's motion blur estimates (percent of the frame side), in stamp order.
     motion_blur: list[float] = field(default_factory=list)
@@ -48,11 +53,14 @@ class OutputRecorder:
 
     ``writer`` is an open rosbags Writer; ``topics`` maps each output topic to its type.
     Messages are written with the replay clock's time, so the output bag lines up with
-    the input bag. Callbacks come from the player's executor thread.
+    the input bag. Callbacks come from the player's executor thread. Each detection is
+    handed to ``received`` (kept in its file for the map), or only counted without one.
     """
 
-    def __init__(self, writer: Any, typestore: Any, topics: Mapping[str, str]) -> None:
+    def __init__(self, writer: Any, typestore: Any, topics: Mapping[str, str],
+                 received: ReceivedDetections | None = None) -> None:
         self.writer = writer
+        self.received = received
         self.typestore = typestore
         self._lock = threading.Condition()
         self._clock_ns = 0
@@ -113,7 +121,8 @@ class OutputRecorder:
             properties = value.get('properties') or {}
             counts.detections[str(properties.get('label', ''))] += 1
             counts.fix_status[str(properties.get('fix_status', ''))] += 1
-            counts.features.append(value)
+            if self.received is not None:
+                self.received.add(value)
 
     @property
     def classified_count(self) -> int:
@@ -156,11 +165,11 @@ class OutputRecorder:
         return True
 
     def counts(self) -> OutputCounts:
-        """Return a copy of the counts and of the detections received."""
+        """Return a copy of the counts."""
         with self._lock:
             counts = self._counts
             labels = Counter(self._classified.values())
             return OutputCounts(len(self._classified), labels[UNKNOWN_LABEL], counts.duplicates,
                                 Counter(counts.detections), Counter(counts.fix_status),
-                                list(counts.features), no_leaf=labels[NO_LEAF_LABEL],
+                                no_leaf=labels[NO_LEAF_LABEL],
                                 motion_blur=[self._blur[key] for key in sorted(self._blur)])

@@ -59,6 +59,7 @@ from plant_disease_ros.tools.replay.outputs import (
 from plant_disease_ros.tools.replay.playback import Playback
 from plant_disease_ros.tools.replay.player import ReplayPlayer
 from plant_disease_ros.tools.replay.progress import ProgressLine
+from plant_disease_ros.tools.replay.received import ReceivedDetections
 from plant_disease_ros.tools.replay.recorder import output_topics, OutputRecorder, RECORDED_OUTPUTS
 from plant_disease_ros.tools.replay.summary import ReplaySummary
 
@@ -382,89 +383,96 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
     env = ros_environment()
     env.setdefault('ROS_LOG_DIR', str(outputs.logs / 'ros'))
 
-    writer = Writer(output_bag, version=8, storage_plugin=StoragePlugin.MCAP)
-    writer.open()
-    recorder = OutputRecorder(writer, typestore, {
-        topic: RECORDED_OUTPUTS[kind] for kind, topic in output_topics(namespace).items()})
-    processes = ProcessGroup(outputs.logs, env)
-    stopped: ReplayError | None = None
-    player: ReplayPlayer | None = None
-    reader = fix_reader = None
-    progress = ProgressLine(selection.image.count, stream, options.show_progress)
-    ready = False
-    failure: ReplayError | None = None
-    deferred = DeferredSignals(stream)
+    # The detections received go to a temporary file in the output folder, not memory
+    # (a day's bag brings hundreds of thousands): removed at the end, however it ends.
+    received = ReceivedDetections.create(out_dir, run_name)
     try:
-        player = ReplayPlayer(selection, namespace, options.clock, recorder)
-        if player.clock_warning:
-            summary.warnings.append(player.clock_warning)
-        if not options.attach:
-            for command in pipeline_commands(selection, options, map_dir.resolve(), run_name,
-                                             params_file):
-                summary.logs.append(processes.start(command.name, command.argv).log_path)
-        playback = Playback(player, recorder, selection, options, summary, progress,
-                            typestore, processes.check_alive,
-                            max_fix_accuracy_m=summary.max_fix_accuracy_m)
-        playback.wait_until_ready()
-        ready = True
-        reader = open_bag(source, bag)
-        # The fixes stream beside the frames from a reader of their own: a long drive's
-        # fixes (a million at 10 Hz in a day) are never all in memory.
-        fixes: Iterator[BagMessage] = iter(())
-        if selection.fix:
-            fix_reader = open_bag(source, bag)
-            fixes = read_messages(fix_reader, selection.fix.name, 'fix', 0, bag)
+        writer = Writer(output_bag, version=8, storage_plugin=StoragePlugin.MCAP)
+        writer.open()
+        recorder = OutputRecorder(writer, typestore, {
+            topic: RECORDED_OUTPUTS[kind] for kind, topic in output_topics(namespace).items()},
+            received)
+        processes = ProcessGroup(outputs.logs, env)
+        stopped: ReplayError | None = None
+        player: ReplayPlayer | None = None
+        reader = fix_reader = None
+        progress = ProgressLine(selection.image.count, stream, options.show_progress)
+        ready = False
+        failure: ReplayError | None = None
+        deferred = DeferredSignals(stream)
         try:
-            playback.play(read_messages(reader, selection.image.name, 'image', 1, bag), fixes)
+            player = ReplayPlayer(selection, namespace, options.clock, recorder)
+            if player.clock_warning:
+                summary.warnings.append(player.clock_warning)
+            if not options.attach:
+                for command in pipeline_commands(selection, options, map_dir.resolve(), run_name,
+                                                 params_file):
+                    summary.logs.append(processes.start(command.name, command.argv).log_path)
+            playback = Playback(player, recorder, selection, options, summary, progress,
+                                typestore, processes.check_alive,
+                                max_fix_accuracy_m=summary.max_fix_accuracy_m)
+            playback.wait_until_ready()
+            ready = True
+            reader = open_bag(source, bag)
+            # The fixes stream beside the frames from a reader of their own: a long drive's
+            # fixes (a million at 10 Hz in a day) are never all in memory.
+            fixes: Iterator[BagMessage] = iter(())
+            if selection.fix:
+                fix_reader = open_bag(source, bag)
+                fixes = read_messages(fix_reader, selection.fix.name, 'fix', 0, bag)
+            try:
+                playback.play(read_messages(reader, selection.image.name, 'image', 1, bag), fixes)
+            except ReplayError as error:
+                # A corrupt chunk, or a pipeline that takes no frame: what was replayed until
+                # then is still settled, saved and summarised.
+                stopped = error
+                summary.warnings.append(f'replay stopped early: {error}')
+            playback.settle()
+            if options.attach:
+                ok, message = player.save()
+            else:
+                ok, message = save_when_complete(player, map_dir / f'{run_name}.geojson',
+                                                 received.received)
+            summary.save_message = message
+            if not ok:
+                summary.warnings.append(f'recorder save: {message}')
+            add_counts(summary, recorder.counts())
+        except ProcessError as error:
+            progress.finish()
+            failure = ReplayError(str(error))
+            failure.__cause__ = error
         except ReplayError as error:
-            # A corrupt chunk, or a pipeline that takes no frame: what was replayed until
-            # then is still settled, saved and summarised.
-            stopped = error
-            summary.warnings.append(f'replay stopped early: {error}')
-        playback.settle()
-        if options.attach:
-            ok, message = player.save()
-        else:
-            ok, message = save_when_complete(player, map_dir / f'{run_name}.geojson',
-                                             len(recorder.counts().features))
-        summary.save_message = message
-        if not ok:
-            summary.warnings.append(f'recorder save: {message}')
-        add_counts(summary, recorder.counts())
-    except ProcessError as error:
-        progress.finish()
-        failure = ReplayError(str(error))
-        failure.__cause__ = error
-    except ReplayError as error:
-        if ready:
+            if ready:
+                raise
+            progress.finish()  # the nodes never came up (a timeout): a failed start too
+            failure = error
+        except KeyboardInterrupt:
+            progress.finish()
             raise
-        progress.finish()  # the nodes never came up (a timeout): a failed start too
-        failure = error
-    except KeyboardInterrupt:
-        progress.finish()
-        raise
+        finally:
+            # A Ctrl-C from here on waits: the nodes are stopped and both bags closed.
+            with deferred:
+                for opened in (reader, fix_reader):
+                    if opened is not None:
+                        opened.close()
+                processes.stop(STOP_TIMEOUT_S)
+                if player is not None:
+                    player.close()
+                writer.close()
+        deferred.raise_pending()
+        if failure is not None:
+            if ready or options.attach:
+                raise failure
+            raise failed_start_error(failure, outputs,
+                                     bag_empty=recorder.received_messages == 0) from failure
+        summary.output_bag = output_bag
+        if recorder.write_error:
+            summary.warnings.append(f'output bag: {recorder.write_error}')
+        write_map(summary, received, map_dir, run_name, options.attach)
+        write_summary(outputs.summary, summary)
+        if stopped is not None:
+            raise ReplayError(f'{stopped} (the {summary.frames_in} frame(s) sent before are '
+                              f'summarised in {outputs.summary})') from stopped
+        return summary
     finally:
-        # A Ctrl-C from here on waits: the nodes are stopped and both bags closed.
-        with deferred:
-            for opened in (reader, fix_reader):
-                if opened is not None:
-                    opened.close()
-            processes.stop(STOP_TIMEOUT_S)
-            if player is not None:
-                player.close()
-            writer.close()
-    deferred.raise_pending()
-    if failure is not None:
-        if ready or options.attach:
-            raise failure
-        raise failed_start_error(failure, outputs,
-                                 bag_empty=recorder.received_messages == 0) from failure
-    summary.output_bag = output_bag
-    if recorder.write_error:
-        summary.warnings.append(f'output bag: {recorder.write_error}')
-    write_map(summary, recorder.counts().features, map_dir, run_name, options.attach)
-    write_summary(outputs.summary, summary)
-    if stopped is not None:
-        raise ReplayError(f'{stopped} (the {summary.frames_in} frame(s) sent before are '
-                          f'summarised in {outputs.summary})') from stopped
-    return summary
+        received.discard()
