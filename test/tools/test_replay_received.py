@@ -83,9 +83,9 @@ def traced_growth(store: object, received: ReceivedDetections, count: int) -> in
 def test_the_recorder_holds_no_memory_per_detection(store: object, tmp_path: Path) -> None:
     """20,000 detections leave the recorder's memory where a batch leaves it: no list.
 
-    Held in a list, each detection (a parsed Feature, about 1.7 KB of Python objects)
-    took 35 MB here; the bound is a quarter of a megabyte over the one batch the file's
-    writer keeps, so 13 bytes a detection kept would already fail.
+    Held in a list, each detection (a parsed Feature, about 2 KB of Python objects)
+    took 41 MB here (now about 3 bytes a detection: the batch not yet written); the bound
+    is a quarter of a megabyte over one batch, so 17 bytes a detection kept would fail.
     """
     received = ReceivedDetections.create(tmp_path, 'disease_map')
     try:
