@@ -69,6 +69,7 @@ from plant_disease_ros.ros.startup import (
     release_failed_node,
     release_started_nodes,
     spin_to_shutdown,
+    STOP,
 )
 from plant_disease_ros.ros.typed_outputs import MapTypedOutput
 
@@ -173,7 +174,8 @@ class DiseaseMapRecorder(Node):
         # minute on a Pi), so that what comes meanwhile waits in their queues; taken once
         # the node spins.
         self._started_ns = time.time_ns()
-        self._subscriptions = [
+        self._messages_taken = 0  # by the subscriptions (see messages_taken)
+        self._detection_subscriptions = [
             self.create_subscription(String, 'detections', self._on_detection_message,
                                      recorder_detections_qos(transient_local=True)),
             self.create_subscription(String, 'detections', self._on_live_message,
@@ -312,6 +314,7 @@ class DiseaseMapRecorder(Node):
         the order it published them; the volatile copy only says that the message is live
         (whatever the clocks say) and corrects what its other copy was taken for.
         """
+        self._messages_taken += 1
         if not self._transient_local_publisher(info):
             self._on_detection_message(message, info, live=True)
             return
@@ -335,6 +338,7 @@ class DiseaseMapRecorder(Node):
         copy from the transient-local one alone is judged by its source timestamp against
         this recorder's start.
         """
+        self._messages_taken += 1
         key = self._message_key(message, info)
         state = self._delivered.get(key)
         if state == LIVE and not live:
@@ -374,7 +378,8 @@ class DiseaseMapRecorder(Node):
         if known is None:
             if len(self._publisher_durability) > PUBLISHERS_REMEMBERED:
                 self._publisher_durability.clear()
-            for endpoint in self.get_publishers_info_by_topic(self._subscriptions[0].topic_name):
+            topic = self._detection_subscriptions[0].topic_name
+            for endpoint in self.get_publishers_info_by_topic(topic):
                 self._publisher_durability[bytes(endpoint.endpoint_gid)] = (
                     endpoint.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL)
             known = self._publisher_durability.get(gid)
@@ -627,8 +632,12 @@ class DiseaseMapRecorder(Node):
         classifier that stops at the same Ctrl-C first publishes the detections still
         waiting for a GPS fix.
         """
-        topic = self._subscriptions[0].topic_name
+        topic = self._detection_subscriptions[0].topic_name
         return [topic] if self.count_publishers(topic) > 0 else []
+
+    def messages_taken(self) -> int:
+        """Return a count that grows with each detection message taken (``TakesLastMessages``)."""
+        return self._messages_taken
 
     def destroy_node(self) -> None:
         """Close the records file, destroy the diagnostics, then the node."""
@@ -637,6 +646,20 @@ class DiseaseMapRecorder(Node):
         if getattr(self, 'diagnostics', None) is not None:
             self.diagnostics.destroy()
         super().destroy_node()
+
+
+def _finish(node: DiseaseMapRecorder) -> None:
+    """Destroy the node, save the collection and the summary, say what could not be written.
+
+    Destroyed first: the node's logger then no longer publishes to a rosout whose context
+    may be shut down already (an external shutdown). Saving needs only the files.
+    """
+    node.destroy_node()
+    node.save()
+    if node.records_held or node.records_dropped:
+        print(f'{NODE_NAME}: error: {node.records_held} detection(s) still held in '
+              f'memory were not written to {node.records_path}, '
+              f'{node.records_dropped} dropped (queue full)', file=sys.stderr)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -656,20 +679,18 @@ def main(args: list[str] | None = None) -> int:
         print(f'{NODE_NAME}: error: {parameter_error_text(error)}', file=sys.stderr)
         status = 1
     except Exception:
-        # Ctrl-C while the node was built shuts the context down under it (see run_nodes).
+        # An external shutdown while the node was built shuts the context down under it
+        # (see run_nodes).
         if rclpy.ok():
             raise
     finally:
         if node is not None:
-            # Destroy first: the node's logger then no longer publishes to a rosout whose
-            # context may be shut down already (an external shutdown). Saving needs only
-            # the files.
-            node.destroy_node()
-            node.save()
-            if node.records_held or node.records_dropped:
-                print(f'{NODE_NAME}: error: {node.records_held} detection(s) still held in '
-                      f'memory were not written to {node.records_path}, '
-                      f'{node.records_dropped} dropped (queue full)', file=sys.stderr)
+            try:
+                _finish(node)
+            except KeyboardInterrupt:
+                status = STOP.cut_short(
+                    NODE_NAME, f'{node.run.collection_path} and the summary may not be '
+                    f'saved; every detection written is in {node.records_path}')
         # A recorder that never started is released here, after its error line.
         release_started_nodes()
     return status

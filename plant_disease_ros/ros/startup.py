@@ -28,16 +28,23 @@ from plant_disease_ros.core.allocator_tuning import keep_frame_buffers_resident
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
 
 # How often a spinning node process looks for a stop signal.
-STOP_POLL_S = 0.1
+STOP_POLL_S = 0.2
 # A second signal this soon after the first is the same request, delivered twice.
-SAME_STOP_S = 1.0
-# How long a node that takes messages from other processes waits for their last ones.
+SAME_STOP_S = 2.0
+# How long a node that takes messages from other processes waits for their publishers to
+# go; what has arrived by then is still taken, for at most DRAIN_LIMIT_S in all.
 DRAIN_TIMEOUT_S = 3.0
+DRAIN_LIMIT_S = 30.0
+# The takers are done with what has arrived when they take nothing for this long.
 DRAIN_POLL_S = 0.05
+# How long one turn of that spin waits for a callback (0 misses messages still queued).
+DRAIN_TAKE_S = 0.001
+# Exit status of a process whose stop a second signal cut short (128 + SIGINT).
+CUT_SHORT_STATUS = 130
 
 
 class StopRequest:
-    """SIGINT and SIGTERM ask a node process to stop; a later second signal insists.
+    """SIGINT, SIGTERM and SIGHUP ask a node process to stop; a later second signal insists.
 
     rclpy's own handlers shut the ROS context down inside the signal, so nothing can be
     published after it: a classifier's detections still waiting for a GPS fix, and those
@@ -45,17 +52,21 @@ class StopRequest:
     first signal only sets this request. The spin ends at its next turn (within
     ``STOP_POLL_S``); the nodes then publish what they still hold and a recorder takes
     what its publishers still send (:func:`spin_to_shutdown`), before the context goes.
+    SIGHUP (the terminal closed, an SSH session dropped) stops as Ctrl-C does, unless the
+    process was started to ignore it (``nohup``).
 
     A second signal within ``SAME_STOP_S`` of the first is the same request delivered
     twice (a terminal and ``ros2 launch``; systemd's SIGTERM to the whole service and
     launch's SIGINT). A later one raises KeyboardInterrupt where the process is, so a stop
-    that takes too long can still be cut short.
+    that takes too long can be cut short (:meth:`cut_short`); from then on signals are
+    only noted.
     """
 
     def __init__(self) -> None:
         """Start with no request and no handlers installed."""
         self.signal_name = ''
         self._at = 0.0
+        self._cut = False
 
     @property
     def requested(self) -> bool:
@@ -63,15 +74,26 @@ class StopRequest:
         return bool(self.signal_name)
 
     def install(self) -> None:
-        """Handle SIGINT and SIGTERM in this (main) thread from now on."""
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        """Handle the stop signals in this (main) thread from now on."""
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN:
+                continue
             signal.signal(signum, self._handle)
+
+    def cut_short(self, name: str, what: str) -> int:
+        """Say that a second signal cut the stop short (``what`` was not done); ignore more.
+
+        Returns the process's exit status.
+        """
+        self._cut = True
+        print(f'{name}: stop cut short by a second signal: {what}', file=sys.stderr)
+        return CUT_SHORT_STATUS
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         now = time.monotonic()
         if not self.requested:
             self.signal_name, self._at = signal.Signals(signum).name, now
-        elif now - self._at >= SAME_STOP_S:
+        elif now - self._at >= SAME_STOP_S and not self._cut:
             raise KeyboardInterrupt
 
 
@@ -85,6 +107,9 @@ class TakesLastMessages(Protocol):
 
     def inputs_still_published(self) -> list[str]:
         """Name the input topics whose publishers are still there and may send more."""
+
+    def messages_taken(self) -> int:
+        """Return a count that grows with each message taken from those topics."""
 
 
 def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
@@ -179,8 +204,9 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     """Run the node(s) that ``create()`` builds in one executor until shutdown.
 
     Returns the process exit code: 1 with one printed line when the parameters file or
-    arguments cannot be read, 0 after Ctrl-C or an external shutdown (also one that comes
-    while the nodes are built). When a node cannot be built (a model that cannot be
+    arguments cannot be read, 0 after a stop signal or an external shutdown (also one that
+    comes while the nodes are built), ``CUT_SHORT_STATUS`` when a second signal cut the
+    stop short. When a node cannot be built (a model that cannot be
     loaded, an invalid parameter) it logs one line, then destroys the half-started node
     and returns 1 (:func:`release_failed_node`). Before anything allocates frames, the
     allocator is told to keep freed frame buffers resident (see
@@ -209,16 +235,37 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # while the nodes were built; spin_to_shutdown handles those while spinning
     except Exception:
-        # Ctrl-C while the nodes were built shuts the context down under them: creating
-        # the next subscription then fails ("context is not valid"). Still a clean stop.
+        # An external shutdown while the nodes were built shuts the context down under
+        # them: creating the next subscription then fails ("context is not valid"). Still
+        # a clean stop.
         if rclpy.ok():
             raise
     finally:
+        status = _finish(nodes, name)
+    return status
+
+
+def _finish(nodes: list[Node], name: str) -> int:
+    """Destroy the nodes (they publish what they hold), then release rclpy; return 0.
+
+    A second signal (:class:`StopRequest`) cuts that short: one line says so, rclpy's
+    shutdown destroys what is left of the nodes (their DDS participant and its shared
+    memory go), and the status is ``CUT_SHORT_STATUS``.
+    """
+    status = 0
+    try:
         for node in nodes:
             node.destroy_node()
+    except KeyboardInterrupt:
+        status = STOP.cut_short(name, "what the nodes still held (a classifier's detections "
+                                'waiting for a GPS fix) was not published')
+    try:
         # After the error line, if any: what failed to build goes too.
         release_started_nodes()
-    return 0
+    except KeyboardInterrupt:
+        status = STOP.cut_short(name, 'the ROS context was shut down in a hurry')
+        release_started_nodes()
+    return status
 
 
 def spin_to_shutdown(nodes: Node | Sequence[Node], logger_name: str,
@@ -261,27 +308,42 @@ def spin_to_shutdown(nodes: Node | Sequence[Node], logger_name: str,
 
 def _take_last_messages(executor: SingleThreadedExecutor, takers: list[TakesLastMessages],
                         logger_name: str, signal_name: str) -> None:
-    """Spin until the takers' input publishers are gone and nothing is left to take."""
+    """Spin until the takers' input publishers are gone and nothing is left to take.
+
+    What has arrived is always taken first, also once ``DRAIN_TIMEOUT_S`` is over (a
+    recorder reading a long run at its start may hold thousands in its queue): the spin
+    goes on while the takers still take messages (one at least every ``DRAIN_POLL_S``;
+    their timers do not count), ``DRAIN_TIMEOUT_S`` only ends the wait for publishers
+    still there, and ``DRAIN_LIMIT_S`` the whole.
+    """
     logger = get_logger(logger_name)
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    waited_for: list[str] = []
+    start = last_taken_at = time.monotonic()
+    taken = sum(node.messages_taken() for node in takers)
+    said = False
     while executor.context.ok():
-        if _run_one_callback(executor, DRAIN_POLL_S):
-            if time.monotonic() < deadline:
-                continue
-        waiting = [topic for node in takers for topic in node.inputs_still_published()]
+        _run_one_callback(executor, DRAIN_TAKE_S)
+        now = time.monotonic()
+        count = sum(node.messages_taken() for node in takers)
+        if count != taken:
+            taken, last_taken_at = count, now
+        if now - start >= DRAIN_LIMIT_S:
+            logger.warning(f'stopping after {DRAIN_LIMIT_S:g} s of taking the last '
+                           'messages: those still queued are not taken')
+            return
+        if now - last_taken_at < DRAIN_POLL_S:
+            continue  # messages are still coming
+        waiting = sorted({topic for node in takers for topic in node.inputs_still_published()})
         if not waiting:
-            break
-        if not waited_for:
-            waited_for = waiting
+            return
+        if not said:
+            said = True
             logger.info(f'{signal_name or "stop"}: taking the last messages on '
-                        f'{", ".join(sorted(set(waiting)))} before stopping (at most '
-                        f'{DRAIN_TIMEOUT_S:g} s)')
-        if time.monotonic() >= deadline:
-            logger.warning(f'stopping while {", ".join(sorted(set(waiting)))} still has '
-                           f'publishers after {DRAIN_TIMEOUT_S:g} s: what they publish '
-                           'from now on is not taken')
-            break
+                        f'{", ".join(waiting)} before stopping (waiting at most '
+                        f'{DRAIN_TIMEOUT_S:g} s for their publishers to stop)')
+        if now - start >= DRAIN_TIMEOUT_S:
+            logger.warning(f'stopping while {", ".join(waiting)} still has publishers after '
+                           f'{DRAIN_TIMEOUT_S:g} s: what they publish from now on is not taken')
+            return
 
 
 def _run_one_callback(executor: SingleThreadedExecutor, timeout_s: float) -> bool:

@@ -133,6 +133,29 @@ def test_a_second_signal_insists_only_after_the_same_stop_window(monkeypatch) ->
     now[0] += startup.SAME_STOP_S
     with pytest.raises(KeyboardInterrupt):
         stop._handle(signal.SIGINT, None)
+    assert stop.cut_short('test', 'nothing') == startup.CUT_SHORT_STATUS
+    now[0] += startup.SAME_STOP_S
+    stop._handle(signal.SIGINT, None)  # once cut short, later signals are only noted
+
+
+INSTALL_SCRIPT = """
+import signal
+from plant_disease_ros.ros.startup import StopRequest
+
+signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it
+stop = StopRequest()
+stop.install()
+print(signal.getsignal(signal.SIGINT) == stop._handle,
+      signal.getsignal(signal.SIGTERM) == stop._handle,
+      signal.getsignal(signal.SIGHUP) is signal.SIG_IGN)
+"""
+
+
+def test_the_stop_signals_are_taken_but_an_ignored_hangup_stays_ignored() -> None:
+    """SIGINT and SIGTERM always stop the node; SIGHUP too, unless started with nohup."""
+    done = subprocess.run([sys.executable, '-c', INSTALL_SCRIPT], env=child_environment(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ['True', 'True', 'True'], done.stderr
 
 
 class Taker(Node):
@@ -146,13 +169,17 @@ class Taker(Node):
     def inputs_still_published(self) -> list[str]:
         return ['/last'] if self.count_publishers('/last') > 0 else []
 
+    def messages_taken(self) -> int:
+        return len(self.taken)
 
-def test_a_stop_takes_what_is_queued_then_gives_up_on_a_publisher_that_stays(
+
+def test_a_stop_takes_what_has_arrived_then_gives_up_on_a_publisher_that_stays(
         context: object, monkeypatch) -> None:
     """Asked to stop, a taker spins on: it gets every queued message, then stops waiting."""
     from plant_disease_ros.ros import startup
 
-    monkeypatch.setattr(startup, 'DRAIN_TIMEOUT_S', 0.5)
+    # No wait at all for publishers: what has arrived is still taken.
+    monkeypatch.setattr(startup, 'DRAIN_TIMEOUT_S', 0.0)
     taker = Taker(context)
     sender = Node('sender', context=context)
     publisher = sender.create_publisher(String, 'last', 10)
@@ -170,6 +197,46 @@ def test_a_stop_takes_what_is_queued_then_gives_up_on_a_publisher_that_stays(
         taker.destroy_node()
         sender.destroy_node()
     assert taker.taken == ['0', '1', '2']
-    assert warnings == ['stopping while /last still has publishers after 0.5 s: what they '
+    assert warnings == ['stopping while /last still has publishers after 0 s: what they '
                         'publish from now on is not taken']
     assert context.ok()
+
+
+CUT_SHORT_SCRIPT = """
+import os
+import signal
+import sys
+from rclpy.node import Node
+from plant_disease_ros.ros.startup import run_nodes
+
+
+class SlowToStop(Node):
+    cut = False
+
+    def destroy_node(self):
+        if not self.cut:  # a second Ctrl-C while it publishes what it held
+            self.cut = True
+            raise KeyboardInterrupt
+        super().destroy_node()
+
+
+def create():
+    node = SlowToStop('slow_to_stop')
+    node.create_timer(0.1, lambda: os.kill(os.getpid(), signal.SIGINT))
+    return node
+
+sys.exit(run_nodes('cut', create, []))
+"""
+
+
+def test_a_second_signal_while_the_nodes_stop_is_one_line_and_status_130(
+        tmp_path: Path) -> None:
+    """The stop cut short: no traceback, what was not done is said, rclpy is released."""
+    script = tmp_path / 'cut_short.py'
+    script.write_text(CUT_SHORT_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], env=child_environment(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert 'Traceback' not in done.stderr, done.stderr
+    assert ('cut: stop cut short by a second signal: what the nodes still held (a '
+            "classifier's detections waiting for a GPS fix) was not published") in done.stderr
