@@ -20,7 +20,7 @@ from helpers.filesystems import small_filesystem
 from helpers.maps import EARLY_BLIGHT, feature_at, HEALTHY, LATE_BLIGHT
 import pytest
 
-from plant_disease_ros.core.map_file import write_feature_collection
+from plant_disease_ros.core.map_file import GeoJsonSeqWriter, write_feature_collection
 from plant_disease_ros.tools.replay import OutputRecorder, ReceivedDetections, ReplaySummary
 from plant_disease_ros.tools.replay.outputs import write_map
 from plant_disease_ros.tools.replay.received import BATCH_BYTES, stale_received_files
@@ -183,3 +183,19 @@ def test_a_killed_replays_file_is_removed_by_the_next(tmp_path: Path) -> None:
     received = ReceivedDetections.create(tmp_path, 'disease_map-3')
     assert not left.exists() and running.exists() and received.path.exists()
     received.discard()
+
+
+def test_a_live_replays_file_under_an_unknown_process_id_stays(tmp_path: Path) -> None:
+    """A replay in another container (its process id unknown here) holds its file's lock."""
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True, check=True)
+    elsewhere = tmp_path / f'.disease_map_received.{int(dead.stdout)}.0123abcd.tmp.geojsons'
+    writer = GeoJsonSeqWriter(elsewhere)
+    try:
+        assert stale_received_files(tmp_path) == []
+        received = ReceivedDetections.create(tmp_path, 'disease_map-2')
+        assert elsewhere.exists()
+        received.discard()
+    finally:
+        writer.close()
+    assert stale_received_files(tmp_path) == [elsewhere]

@@ -13,6 +13,7 @@ killed replay left is removed by the next replay into the same folder.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import fcntl
 import os
 from pathlib import Path
 import secrets
@@ -34,9 +35,31 @@ RECEIVED_TAG = '_received'
 
 
 def stale_received_files(directory: Path) -> list[Path]:
-    """Return the temporary files of replays into ``directory`` that no longer run."""
+    """Return the temporary files of replays into ``directory`` that no longer run.
+
+    Its process id alone cannot tell: a replay in another container or on another host
+    sharing the folder runs under an id unknown here. A live replay holds a lock on its
+    file (``GeoJsonSeqWriter``), so a locked file is never stale.
+    """
     return [path for path in stale_temporaries_in(directory, (GEOJSON_SEQ_SUFFIX,))
-            if f'{RECEIVED_TAG}.' in path.name]
+            if f'{RECEIVED_TAG}.' in path.name and not _locked(path)]
+
+
+def _locked(path: Path) -> bool:
+    """Return whether another open file holds a lock on ``path``."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # a file system without locks
+    finally:
+        os.close(descriptor)  # and with it the lock, if this took it
+    return False
 
 
 class ReceivedDetections:
