@@ -13,6 +13,13 @@ on that device (a clean-up removed it): when its nearest existing folder is on a
 the storage it was on is gone (a USB stick pulled, so the mount point's parent, the root
 file system, shows through), and making it there would hide the records under the mount
 point once the stick is back. The records are held until ``map_dir`` exists again.
+
+A ``map_dir`` that does not exist at the start is made where it is configured, unless the
+run is given ``storage_mount``, the mount point ``map_dir`` must be on: then nothing is
+read, made or written in ``map_dir`` while that path is not a mount point (a stick not yet
+mounted at boot, or pulled) or ``map_dir`` is not on its device; the records are held as
+for storage gone, and an earlier session's records file found there once it is mounted
+is continued then.
 """
 
 from __future__ import annotations
@@ -51,6 +58,22 @@ QUOTED_CHARACTERS = 120
 DEFAULT_MAX_HELD = 10000
 HELD_BATCH_BYTES = 1 << 20
 """Most bytes of held records written (and fsynced) at once when the disk is back."""
+
+
+def check_storage_mount(storage_mount: str | Path, map_dir: str | Path) -> str | None:
+    """Return why ``storage_mount`` is not a mount point ``map_dir`` can lie on, or ``None``.
+
+    It must be an absolute path, and ``map_dir`` (as the run expands it, relative to the
+    working directory) that path or a folder below it. Nothing is looked up on disk.
+    """
+    text = str(storage_mount)
+    if not text or not os.path.isabs(text) or '\x00' in text:
+        return f'storage_mount must be an absolute path (a mount point), got {text!r}'
+    mount = os.path.normpath(text)
+    directory = os.path.normpath(os.path.abspath(os.path.expanduser(map_dir)))
+    if os.path.commonpath([mount, directory]) != mount:
+        return f'map_dir {directory} is not in storage_mount {mount}: it must be on the mount'
+    return None
 
 
 class StorageGone(OSError):
@@ -238,13 +261,28 @@ class MapRun:
     """Append detections to a run's records file; save its collection and summary."""
 
     def __init__(self, map_dir: str | Path, run_name: str,
-                 max_held: int = DEFAULT_MAX_HELD) -> None:
+                 max_held: int = DEFAULT_MAX_HELD,
+                 storage_mount: str | Path | None = None) -> None:
         """Name the run's files in ``map_dir``; raise ValueError for a bad ``run_name``.
 
         ``max_held`` bounds the records kept in memory while the file cannot be written.
+        ``storage_mount``: the mount point ``map_dir`` must be on (see the module); None
+        or empty: none. ValueError when it is not absolute or ``map_dir`` is not in it.
         """
         if max_held < 0:
             raise ValueError(f'max_held must be >= 0, got {max_held}')
+        self.storage_mount: Path | None = None
+        if storage_mount is not None and str(storage_mount) != '':
+            problem = check_storage_mount(storage_mount, map_dir)
+            if problem is not None:
+                raise ValueError(problem)
+            self.storage_mount = Path(os.path.normpath(str(storage_mount)))
+        # Whether a path is a mount point: a test sets one that says so of a folder it
+        # stands a stick on (see device_of).
+        self.is_mount: Callable[[Path], bool] = os.path.ismount
+        # An earlier session's records to read once storage_mount is mounted (it was not
+        # when continue_existing was called): the callback it was given.
+        self._continue_later: Callable[[dict], None] | None = None
         self.name = validate_run_name(run_name)
         self.max_held = int(max_held)
         self.records_path, self.collection_path, self.summary_path = run_file_paths(
@@ -277,12 +315,22 @@ class MapRun:
         self.storage_gone = ''
         self._claim: socket.socket | None = None
 
-    def continue_existing(self, add: Callable[[dict], None]) -> None:
+    def continue_existing(self, add: Callable[[dict], None]) -> bool:
         """Hand each record of an earlier session of this run to ``add``, in file order.
 
         Sets ``records_at_start`` and ``records_skipped_at_start`` (unreadable records,
-        e.g. the one a kill mid-write leaves).
+        e.g. the one a kill mid-write leaves). While ``storage_mount`` is not mounted
+        (or ``map_dir`` not on it) nothing is read: that is done, with ``add``, once it
+        is, before the first record is written there; False is returned then.
         """
+        if self.storage_mount is not None and self._storage_gone():
+            self._continue_later = add
+            return False
+        self._read_existing(add)
+        return True
+
+    def _read_existing(self, add: Callable[[dict], None]) -> None:
+        """Hand each record of the records file to ``add``; count them as continued."""
         if not self.records_path.exists():
             return
         stats = SeqReadStats()
@@ -353,10 +401,50 @@ class MapRun:
                     raise
                 raise RecordsFileBusy.of(self.records_path) from None
             self._claim = claim
+        if self.storage_mount is not None and self.check_storage():
+            return  # the bare mount point: nothing there is this run's
         if self.map_dir_device is None and self.records_path.parent.is_dir():
             self._note_device()
         if self._writer is None and self.records_path.exists():
             self._opened(GeoJsonSeqWriter(self.records_path))
+
+    def check_storage(self) -> str:
+        """Return why ``map_dir`` must not be written now (see ``_storage_gone``), or ``''``.
+
+        Also says so in ``storage_gone`` and ``write_error`` while nothing is held (with
+        records held, :meth:`write_held` does), so that ``storage_mount`` not mounted is
+        reported before any record comes; and, once it is mounted, continues the earlier
+        session's records found there (see :meth:`continue_existing`).
+        """
+        gone = self._storage_gone()
+        if gone:
+            self.write_error = self.storage_gone = gone
+        else:
+            self._storage_ready()
+            if self.storage_gone and not self._held:
+                self.write_error = self.storage_gone = ''
+        return gone
+
+    def _storage_ready(self) -> None:
+        """Read the earlier session's records put off while storage_mount was not mounted."""
+        if self._continue_later is not None:
+            add, self._continue_later = self._continue_later, None
+            self._read_existing(add)
+
+    def _mount_problem(self, directory: Path) -> str:
+        """Return why ``directory`` (``map_dir``) is not on ``storage_mount`` now, or ``''``."""
+        mount = self.storage_mount
+        if mount is None:
+            return ''
+        if not self.is_mount(mount):
+            return f'storage_mount {mount} is not mounted'
+        where, device = self._nearest_existing(directory)
+        mounted = self.device_of(mount)
+        if device == mounted:
+            return ''
+        return (f'storage_mount {mount}: map_dir {self.records_path.parent} is not on it '
+                f'({where} is on device {format_device(device)}, {mount} on '
+                f'{format_device(mounted)})')
 
     def _note_device(self) -> None:
         """Remember the device ``map_dir`` (which exists) is on now."""
@@ -382,7 +470,14 @@ class MapRun:
         bare folder on its parent's device. A missing ``map_dir`` whose parent is on its
         device (a clean-up removed it) may be made again; an existing one on another
         device (a stick plugged in again gets another number) is written to.
+
+        With ``storage_mount``, that alone decides: ``map_dir`` must not be written while
+        it is not a mount point or ``map_dir`` (its nearest existing folder) is on another
+        device; once it is mounted ``map_dir`` is written, made if missing, whatever
+        device it was on before (a stick plugged in again, or another one).
         """
+        if self.storage_mount is not None:
+            return self._mount_problem(self.records_path.parent.absolute())
         if self.map_dir_device is None:
             return ''  # not made yet: the first record makes it where it is configured
         directory = self.records_path.parent.absolute()
@@ -417,6 +512,7 @@ class MapRun:
             gone = self._storage_gone()
             if gone:
                 raise StorageGone(gone)
+            self._storage_ready()
             if self._file_lost or self._file_changed():
                 self._file_lost = False
                 self._count_replaced()
@@ -545,6 +641,7 @@ class MapRun:
         gone = self._storage_gone()
         if gone:
             raise StorageGone(gone)
+        self._storage_ready()
         records = (iter_geojson_seq(self.records_path) if self.records_path.exists()
                    else iter(()))
         count = write_feature_collection(self.collection_path, records)

@@ -16,7 +16,10 @@ most ``max_held_records``), diagnostics say ERROR with the number held, and they
 appended in order as soon as the file can be written again; a record is never left half
 written. So are they while ``map_dir``'s storage is gone (a USB stick pulled: ``map_dir``
 missing and its nearest existing folder on another device), instead of making ``map_dir``
-again on the file system under the mount point; they go to ``map_dir`` once it is back. A
+again on the file system under the mount point; they go to ``map_dir`` once it is back.
+With ``storage_mount`` (the mount point ``map_dir`` must be on) the same holds while that
+path is not mounted, also from the start (a stick not mounted yet at boot): nothing is
+made or written in the bare folder, and the run is continued once it is mounted. A
 ``map_dir`` that cannot be written at start is refused with one line.
 """
 
@@ -132,9 +135,16 @@ class DiseaseMapRecorder(Node):
         value = {name: self.get_parameter(name).value for name in (
             'map_dir', 'run_name', 'map_frame', 'use_datum', 'datum_latitude',
             'datum_longitude', 'datum_altitude', 'cell_size_m', 'marker_period_s',
-            'max_held_records')}
+            'max_held_records', 'storage_mount')}
+        namespace = self.get_namespace()
+        # Refuses a bad storage_mount (not absolute, map_dir not in it) with one line.
+        self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(
+            '' if namespace == f'/{DEFAULT_NAMESPACE}' else namespace),
+            value['max_held_records'], value['storage_mount'] or None)
+        # storage_mount not mounted yet: map_dir is looked at once it is (see write_held).
+        not_mounted = self.run.check_storage() if self.run.storage_mount else ''
         # Refuse to start rather than run without a place to record to.
-        unwritable = check_writable_directory(value['map_dir'])
+        unwritable = None if not_mounted else check_writable_directory(value['map_dir'])
         if unwritable is not None:
             raise ValueError(unwritable)
         origin = None
@@ -142,10 +152,6 @@ class DiseaseMapRecorder(Node):
             origin = (float(value['datum_latitude']), float(value['datum_longitude']),
                       float(value['datum_altitude']))
         self.map_frame: str = value['map_frame']
-        namespace = self.get_namespace()
-        self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(
-            '' if namespace == f'/{DEFAULT_NAMESPACE}' else namespace),
-            value['max_held_records'])
         self._aggregator = CellAggregator(value['cell_size_m'], origin)
         self._summary = MapSummary(value['cell_size_m'], origin)
         self._palette = LabelPalette()
@@ -187,14 +193,16 @@ class DiseaseMapRecorder(Node):
         # The classifier's last detections that an earlier run holds are that run's (a
         # respawn after midnight starts a new run under the default name, and may be
         # respawned again); the others were published while no recorder ran.
-        for feature in earlier_runs_tail(self.run.records_path.parent, self.run.name,
-                                         RECENT_FEATURES):
-            self._recent.add(feature)
-        self._file_tail: deque[dict] = deque(maxlen=RECENT_FEATURES)
+        if not not_mounted:  # else map_dir is the bare folder: none of the runs is there
+            for feature in earlier_runs_tail(self.run.records_path.parent, self.run.name,
+                                             RECENT_FEATURES):
+                self._recent.add(feature)
+        # The last records of the file, while it is read at the start (None afterwards).
+        self._file_tail: deque[dict] | None = deque(maxlen=RECENT_FEATURES)
         self.run.continue_existing(self._continue_with)
         for feature in self._file_tail:
             self._recent.add(feature)
-        self._file_tail.clear()
+        self._file_tail = None
         self.recovered_detections = 0    # published before the start, not in the file yet
         self.earlier_detections = 0      # published before the start, skipped
         # What became of each message taken (RECORDED, RECOVERED, SKIPPED, REJECTED), or LIVE
@@ -207,7 +215,7 @@ class DiseaseMapRecorder(Node):
             raise ValueError(f'cannot record to {self.run.records_path}: {error.strerror}') \
                 from None
         self._files_replaced_seen = 0
-        removed = self.run.remove_stale_temporaries()
+        removed = [] if not_mounted else self.run.remove_stale_temporaries()
         if removed:
             self.get_logger().info(
                 f'removed {len(removed)} temporary file(s) that a save killed midway left '
@@ -240,8 +248,14 @@ class DiseaseMapRecorder(Node):
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
         origin_text = f'datum {format_origin(origin)}' if origin else 'the first fix'
+        if not_mounted:
+            self.get_logger().error(
+                f'{not_mounted}: nothing is read or written in {self.run.records_path.parent}'
+                f' until it is; detections are held in memory (at most '
+                f'{self.run.max_held}) and written there once it is mounted')
         self.get_logger().info(
-            f'recording to {self.run.records_path} ({self.run.records_at_start} record(s) '
+            f"{'will record' if not_mounted else 'recording'} to {self.run.records_path} "
+            f'({self.run.records_at_start} record(s) '
             f'continued), cells of {self._aggregator.cell_size_m:g} m in frame '
             f'{self.map_frame!r} from {origin_text}')
 
@@ -283,6 +297,12 @@ class DiseaseMapRecorder(Node):
                         'written (full disk, read-only remount); beyond it the oldest are '
                         'dropped and counted', read_only=True,
             integer_range=integer_range(0, 1_000_000)))
+        self.declare_parameter('storage_mount', '', ParameterDescriptor(
+            description="mount point map_dir must be on ('' = none), e.g. a USB stick's "
+                        '/media/field: while it is not mounted (not yet at boot, or pulled) '
+                        'nothing is written in the bare folder; detections are held in '
+                        'memory as for a full disk and written once it is',
+            additional_constraints='absolute path; map_dir in it', read_only=True))
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
         """Apply accepted runtime changes."""
@@ -302,8 +322,12 @@ class DiseaseMapRecorder(Node):
                     float(parameter.value), self.publish_markers, clock=steady_clock())
 
     def _continue_with(self, feature: dict) -> None:
-        """Take a record of an earlier session of this run into the map."""
-        self._file_tail.append(feature)
+        """Take a record of an earlier session of this run into the map.
+
+        Also later, when ``storage_mount`` was not mounted at the start: once it is.
+        """
+        if self._file_tail is not None:
+            self._file_tail.append(feature)
         self._add_to_map(feature)
 
     def _on_live_message(self, message: String, info: Any) -> None:
@@ -431,6 +455,8 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('records_in_file', self.run.records_in_file)
         self.diagnostics.set_value('records_held', self.run.records_held)
         self.diagnostics.set_value('records_dropped', self.run.records_dropped)
+        # Read late when storage_mount was mounted after the start.
+        self.diagnostics.set_value('records_continued', self.run.records_at_start)
         if self.run.write_error:
             dropped = (f', {self.run.records_dropped} dropped (queue full)'
                        if self.run.records_dropped else '')
@@ -519,8 +545,14 @@ class DiseaseMapRecorder(Node):
             self.diagnostics.set_value('records_file_replaced', self.run.files_replaced)
 
     def write_held(self) -> None:
-        """Append the detections held while the file could not be written, if it can be now."""
+        """Append the detections held while the file could not be written, if it can be now.
+
+        With none held and a ``storage_mount``, check that it is mounted: ERROR (and a
+        throttled log) while it is not, also before any detection came.
+        """
         if not self.run.records_held:
+            if self.run.storage_mount is not None:
+                self._check_storage_mount()
             return
         written = self.run.write_held()
         self._note_replaced_file()
@@ -529,6 +561,17 @@ class DiseaseMapRecorder(Node):
             self._warn_held()
         if written and not self.run.records_held:
             self._log_writable_again(written)
+        self._update_diagnostic_values()
+
+    def _check_storage_mount(self) -> None:
+        """Say whether ``storage_mount`` is mounted now, while no detection is held."""
+        was_gone = self.run.storage_gone
+        if self.run.check_storage():
+            self._warn_held()
+        elif was_gone:
+            self.get_logger().info(
+                f'storage_mount {self.run.storage_mount} is mounted: recording to '
+                f'{self.run.records_path} ({self.run.records_at_start} record(s) continued)')
         self._update_diagnostic_values()
 
     def _log_writable_again(self, written: int) -> None:

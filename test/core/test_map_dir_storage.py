@@ -20,7 +20,7 @@ import pytest
 
 from plant_disease_ros.core import map_file
 from plant_disease_ros.core.map_file import read_geojson_seq
-from plant_disease_ros.core.map_run import MapRun
+from plant_disease_ros.core.map_run import check_storage_mount, MapRun
 
 
 def feature(sequence: int) -> dict:
@@ -218,3 +218,181 @@ def test_held_records_beyond_max_held_are_dropped_while_the_storage_is_gone(
     assert run.write_held() == 2
     run.close()
     assert on_disk(run.records_path) == [0, 3, 4]
+
+
+def mounted_run(mounts: FakeMounts, map_dir: Path, storage_mount: Path, run_name: str = 'field',
+                **options: int) -> MapRun:
+    """Return a MapRun with ``storage_mount`` whose mount and device look-ups go through
+    ``mounts``."""
+    run = MapRun(map_dir, run_name, storage_mount=storage_mount, **options)
+    run.device_of = mounts
+    run.is_mount = mounts.is_mount
+    return run
+
+
+def test_storage_mount_not_mounted_at_start_holds_then_writes_in_order(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """A stick not mounted at boot: nothing made in the bare folder; mounted: all, in order."""
+    usb = tmp_path / 'usb'
+    usb.mkdir()  # the bare mount point on the root file system
+    run = mounted_run(mounts, usb / 'maps', usb)
+    continued: list[int] = []
+    assert not run.continue_existing(lambda item: continued.append(
+        item['properties']['sequence']))
+    run.claim()
+    expected = f'storage_mount {usb} is not mounted'
+    assert run.storage_gone == run.write_error == expected  # before any record
+    assert [run.record(feature(sequence)) for sequence in range(3)] == [False] * 3
+    assert run.write_held() == 0  # the retry timer's call
+    assert run.check_storage() == expected
+    with pytest.raises(OSError, match='is not mounted'):
+        run.save({})
+    assert list(usb.iterdir()) == []
+    assert (run.records_held, run.records_written, run.storage_gone) == (3, 0, expected)
+
+    mounts.plug(usb, STICK)
+    assert run.write_held() == 3
+    assert (run.records_held, run.write_error, run.storage_gone) == (0, '', '')
+    assert run.record(feature(3))
+    assert (continued, run.records_at_start, run.files_replaced) == ([], 0, 0)
+    assert run.save({}) == 4
+    run.close()
+    assert on_disk(run.records_path) == [0, 1, 2, 3]
+
+
+def test_storage_mount_mounted_later_continues_the_run_on_it(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """The run's file of an earlier session is on the stick: read once it is mounted."""
+    usb = tmp_path / 'usb'
+    mounts.plug(usb, STICK)
+    earlier = MapRun(usb / 'maps', 'field')
+    assert earlier.record(feature(0)) and earlier.record(feature(1))
+    earlier.close()
+    mounts.pull(usb)  # not mounted when the recorder starts again
+
+    run = mounted_run(mounts, usb / 'maps', usb)
+    continued: list[int] = []
+    assert not run.continue_existing(lambda item: continued.append(
+        item['properties']['sequence']))
+    run.claim()
+    assert not run.record(feature(2))
+    assert (continued, run.records_at_start) == ([], 0)
+
+    mounts.plug(usb, STICK_AGAIN)
+    assert run.check_storage() == ''  # the idle check reads the earlier records
+    assert (continued, run.records_at_start) == ([0, 1], 2)
+    assert run.storage_gone == f'storage_mount {usb} is not mounted'  # 1 held
+    assert run.write_held() == 1 and run.storage_gone == ''
+    assert run.records_in_file == 3
+    run.close()
+    assert on_disk(run.records_path) == [0, 1, 2]
+
+
+def test_storage_mount_unmounted_while_running_holds_again(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """Pulled mid-run: held with the mount named; a new stick gets map_dir made on it."""
+    usb = tmp_path / 'usb'
+    mounts.plug(usb, STICK)
+    run = mounted_run(mounts, usb / 'maps', usb)
+    assert run.continue_existing(lambda item: None)
+    run.claim()
+    assert run.storage_gone == ''
+    assert run.record(feature(0)) and run.record(feature(1))
+
+    mounts.pull(usb)
+    assert not run.record(feature(2)) and not run.record(feature(3))
+    assert run.storage_gone == f'storage_mount {usb} is not mounted'
+    assert list(usb.iterdir()) == []
+    mounts.plug(usb, STICK_AGAIN)
+    assert run.write_held() == 2
+    assert run.record(feature(4))
+    assert on_disk(run.records_path) == [0, 1, 2, 3, 4]
+
+    mounts.pull(usb)
+    assert not run.record(feature(5))
+    shutil.rmtree(tmp_path / 'stick_contents')  # another, empty stick is mounted instead
+    mounts.plug(usb, STICK)
+    assert run.write_held() == 1  # map_dir made on it: the mount decides, not the device
+    run.close()
+    assert on_disk(run.records_path) == [5]
+
+
+def test_storage_mount_with_map_dir_on_another_device_is_not_written(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """Mounted, but map_dir is a mount of its own inside it: not on the stick, held."""
+    usb = tmp_path / 'usb'
+    mounts.plug(usb, STICK)
+    (usb / 'maps').mkdir()
+    mounts.mounts[(usb / 'maps').absolute()] = STICK_AGAIN
+    run = mounted_run(mounts, usb / 'maps', usb)
+    assert not run.record(feature(0))
+    assert run.storage_gone == (
+        f'storage_mount {usb}: map_dir {usb / "maps"} is not on it ({usb / "maps"} is on '
+        f'device 8:33, {usb} on 8:17)')
+    assert list((usb / 'maps').iterdir()) == []
+    del mounts.mounts[(usb / 'maps').absolute()]
+    assert run.write_held() == 1
+    run.close()
+    assert on_disk(run.records_path) == [0]
+
+
+def test_storage_mount_bounds_the_memory_as_a_full_disk_does(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    usb = tmp_path / 'usb'
+    usb.mkdir()
+    run = mounted_run(mounts, usb, usb, max_held=2)
+    assert not any(run.record(feature(sequence)) for sequence in range(5))
+    assert (run.records_held, run.records_dropped) == (2, 3)
+    mounts.plug(usb, STICK)
+    assert run.write_held() == 2
+    run.close()
+    assert on_disk(run.records_path) == [3, 4]
+
+
+def test_storage_mount_leaves_a_stale_run_in_the_bare_folder_alone(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """Records an older recorder wrote in the bare folder are neither read nor appended to."""
+    usb = tmp_path / 'usb'
+    (usb / 'maps').mkdir(parents=True)
+    stale = usb / 'maps' / 'field.geojsons'
+    stale.write_text(json.dumps(feature(99)) + '\n')
+    run = mounted_run(mounts, usb / 'maps', usb)
+    assert not run.continue_existing(lambda item: None)
+    run.claim()
+    assert not run.record(feature(0))
+    run.close()
+    assert (run.records_at_start, run.records_held) == (0, 1)
+    assert stale.read_text() == json.dumps(feature(99)) + '\n'
+
+
+@pytest.mark.parametrize(('storage_mount', 'map_dir', 'problem'), [
+    ('/media/field', '/media/field', None),
+    ('/media/field/', '/media/field/maps/day', None),
+    ('/media/field', '/media/field/../field/maps', None),
+    ('/', '/srv/maps', None),
+    ('media/field', '/media/field/maps',
+     "storage_mount must be an absolute path (a mount point), got 'media/field'"),
+    ('/media/field', '/media/field2/maps',
+     'map_dir /media/field2/maps is not in storage_mount /media/field: it must be on the '
+     'mount'),
+    ('/media/field/maps', '/media/field',
+     'map_dir /media/field is not in storage_mount /media/field/maps: it must be on the '
+     'mount'),
+])
+def test_check_storage_mount(storage_mount: str, map_dir: str, problem: str | None) -> None:
+    assert check_storage_mount(storage_mount, map_dir) == problem
+    if problem is None:
+        MapRun(map_dir, 'field', storage_mount=storage_mount)
+    else:
+        with pytest.raises(ValueError, match='storage_mount'):
+            MapRun(map_dir, 'field', storage_mount=storage_mount)
+
+
+def test_check_storage_mount_takes_a_relative_map_dir_from_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert check_storage_mount(str(tmp_path), 'disease_maps') is None
+    assert check_storage_mount(str(tmp_path / 'usb'), 'disease_maps') == (
+        f'map_dir {tmp_path / "disease_maps"} is not in storage_mount {tmp_path / "usb"}: '
+        'it must be on the mount')
+    assert MapRun('maps', 'field', storage_mount='').storage_mount is None

@@ -123,6 +123,10 @@ class FakeMounts:
                 return self.mounts[point]
         return real
 
+    def is_mount(self, path: Path) -> bool:
+        """Return whether a stick is plugged in on ``path`` (an ``os.path.ismount`` hook)."""
+        return Path(path).absolute() in self.mounts
+
     def plug(self, mount_point: Path, device: int) -> None:
         """Mount the stick on ``mount_point``: its files (if pulled before) are back."""
         mount_point.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ hook makes that folder report the stick's device while it is plugged in and its 
 once it is pulled (its files moved out). Counted: nothing made under the bare mount point,
 ERROR in diagnostics naming map_dir and the detections held, then, with the stick back
 under another device number, every detection in the file, in order, once, and OK again.
+With ``storage_mount`` the same from the start, the stick not mounted yet at boot.
 """
 
 from __future__ import annotations
@@ -98,3 +99,89 @@ def test_storage_gone_holds_detections_with_an_error_then_writes_them(
         assert (summary['features_in_collection'], summary['records_held_unwritten']) == (7, 0)
     finally:
         harness.close()
+
+
+def test_storage_mount_not_mounted_at_start_holds_detections_until_it_is(
+        ros_context, tmp_path: Path) -> None:
+    """storage_mount: the recorder starts with the stick not mounted, holds, then writes.
+
+    At the start the real ``os.path.ismount`` says the bare folder is no mount point; then
+    the run's look-ups go through the simulated stick.
+    """
+    usb = (tmp_path / 'usb').absolute()
+    usb.mkdir()  # the bare mount point on the root file system
+    stick = FakeMounts(tmp_path)
+    map_dir = usb / 'maps'
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(map_dir), run_name='field', storage_mount=str(usb)))
+    assert recorder.describe_parameter('storage_mount').read_only
+    recorder.run.device_of = stick
+    recorder.run.is_mount = stick.is_mount
+    harness = Harness(ros_context, [recorder], name='recorder_storage_mount_test')
+    publisher = harness.node.create_publisher(String, 'detections', RELIABLE)
+    diagnostics = diagnostics_collector(harness.node)
+    harness.wait_for_subscribers(publisher)
+    published = 0
+
+    def publish(count: int) -> None:
+        nonlocal published
+        for _ in range(count):
+            publisher.publish(String(data=json.dumps(detection(published))))
+            published += 1
+
+    def says(text: str) -> bool:
+        found = statuses(diagnostics, NODE)
+        return bool(found) and found[-1].level == DiagnosticStatus.ERROR and (
+            found[-1].message == text)
+
+    def level() -> int | None:
+        found = statuses(diagnostics, NODE)
+        return found[-1].level if found else None
+
+    not_mounted = f'storage_mount {usb} is not mounted; holding'
+    try:
+        # ERROR before any detection: the operator sees it at the start.
+        assert harness.wait(lambda: says(f'{not_mounted} 0 detection(s) in memory'), WAIT_S)
+        publish(3)
+        assert harness.wait(lambda: recorder.records_held == 3, WAIT_S)
+        assert harness.wait(lambda: says(f'{not_mounted} 3 detection(s) in memory'), WAIT_S)
+        harness.wait(lambda: False, 2.5)  # two turns of the retry timer
+        assert list(usb.iterdir()) == []  # nothing made in the bare folder
+        assert (recorder.records_held, recorder.records_written) == (3, 0)
+
+        stick.plug(usb, STICK)
+        assert harness.wait(lambda: recorder.records_held == 0, WAIT_S)
+        publish(1)
+        assert harness.wait(lambda: recorder.records_written == 4, WAIT_S)
+        assert harness.wait(lambda: level() == DiagnosticStatus.OK, WAIT_S)
+
+        stick.pull(usb)  # pulled mid-run: held again, with the mount named
+        publish(2)
+        assert harness.wait(lambda: recorder.records_held == 2, WAIT_S)
+        assert harness.wait(lambda: says(f'{not_mounted} 2 detection(s) in memory'), WAIT_S)
+        assert list(usb.iterdir()) == []
+
+        stick.plug(usb, STICK_AGAIN)
+        assert harness.wait(lambda: recorder.records_held == 0, WAIT_S)
+        assert harness.wait(lambda: level() == DiagnosticStatus.OK, WAIT_S)
+        assert [feature['properties']['stamp']['sec']
+                for feature in read_geojson_seq(recorder.records_path)] == list(range(6))
+        ok, message = recorder.save()
+        assert ok, message
+        summary = json.loads(recorder.run.summary_path.read_text())
+        assert (summary['features_in_collection'], summary['records_held_unwritten']) == (6, 0)
+    finally:
+        harness.close()
+
+
+@pytest.mark.parametrize(('storage_mount', 'refused'), [
+    ('media/usb', "storage_mount must be an absolute path (a mount point), got 'media/usb'"),
+    ('/media/usb', 'is not in storage_mount /media/usb: it must be on the mount'),
+])
+def test_a_bad_storage_mount_refuses_to_start(ros_context, tmp_path: Path, storage_mount: str,
+                                              refused: str) -> None:
+    with pytest.raises(ValueError) as error:
+        DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+            map_dir=str(tmp_path / 'maps'), run_name='field', storage_mount=storage_mount))
+    assert refused in str(error.value)
+    assert not (tmp_path / 'maps').exists()
