@@ -18,8 +18,8 @@ A ``map_dir`` that does not exist at the start is made where it is configured, u
 run is given ``storage_mount``, the mount point ``map_dir`` must be on: then nothing is
 read, made or written in ``map_dir`` while that path is not a mount point (a stick not yet
 mounted at boot, or pulled) or ``map_dir`` is not on its device; the records are held as
-for storage gone, and an earlier session's records file found there once it is mounted
-is continued then.
+for storage gone. The run is not continued (:meth:`MapRun.continue_existing`) before it
+is mounted: a recorder started without it waits for it before it starts the run.
 """
 
 from __future__ import annotations
@@ -267,22 +267,26 @@ class MapRun:
 
         ``max_held`` bounds the records kept in memory while the file cannot be written.
         ``storage_mount``: the mount point ``map_dir`` must be on (see the module); None
-        or empty: none. ValueError when it is not absolute or ``map_dir`` is not in it.
+        or empty: none. ValueError when it is not absolute or ``map_dir`` is not in it. A
+        symbolic link (``os.path.ismount`` is False for one) is resolved now: its target is
+        the mount point looked at, and ``storage_mount_link`` names the link.
         """
         if max_held < 0:
             raise ValueError(f'max_held must be >= 0, got {max_held}')
         self.storage_mount: Path | None = None
+        # The symbolic link storage_mount was given as (resolved at the start), or None.
+        self.storage_mount_link: Path | None = None
         if storage_mount is not None and str(storage_mount) != '':
             problem = check_storage_mount(storage_mount, map_dir)
             if problem is not None:
                 raise ValueError(problem)
-            self.storage_mount = Path(os.path.normpath(str(storage_mount)))
+            given = Path(os.path.normpath(str(storage_mount)))
+            self.storage_mount = Path(os.path.realpath(given))
+            if self.storage_mount != given:
+                self.storage_mount_link = given
         # Whether a path is a mount point: a test sets one that says so of a folder it
         # stands a stick on (see device_of).
         self.is_mount: Callable[[Path], bool] = os.path.ismount
-        # An earlier session's records to read once storage_mount is mounted (it was not
-        # when continue_existing was called): the callback it was given.
-        self._continue_later: Callable[[dict], None] | None = None
         self.name = validate_run_name(run_name)
         self.max_held = int(max_held)
         self.records_path, self.collection_path, self.summary_path = run_file_paths(
@@ -315,22 +319,18 @@ class MapRun:
         self.storage_gone = ''
         self._claim: socket.socket | None = None
 
-    def continue_existing(self, add: Callable[[dict], None]) -> bool:
+    def continue_existing(self, add: Callable[[dict], None]) -> None:
         """Hand each record of an earlier session of this run to ``add``, in file order.
 
         Sets ``records_at_start`` and ``records_skipped_at_start`` (unreadable records,
-        e.g. the one a kill mid-write leaves). While ``storage_mount`` is not mounted
-        (or ``map_dir`` not on it) nothing is read: that is done, with ``add``, once it
-        is, before the first record is written there; False is returned then.
+        e.g. the one a kill mid-write leaves). Raises StorageGone, reading nothing, while
+        ``storage_mount`` is not mounted (or ``map_dir`` not on it): the bare folder holds
+        none of the run's records; start the run once it is (see ``check_storage``).
         """
-        if self.storage_mount is not None and self._storage_gone():
-            self._continue_later = add
-            return False
-        self._read_existing(add)
-        return True
-
-    def _read_existing(self, add: Callable[[dict], None]) -> None:
-        """Hand each record of the records file to ``add``; count them as continued."""
+        if self.storage_mount is not None:
+            gone = self._storage_gone()
+            if gone:
+                raise StorageGone(gone)
         if not self.records_path.exists():
             return
         stats = SeqReadStats()
@@ -406,30 +406,28 @@ class MapRun:
         if self.map_dir_device is None and self.records_path.parent.is_dir():
             self._note_device()
         if self._writer is None and self.records_path.exists():
-            self._opened(GeoJsonSeqWriter(self.records_path))
+            try:
+                self._opened(GeoJsonSeqWriter(self.records_path))
+            except RecordsFileBusy:
+                raise
+            except OSError:
+                # Not writable now (a read-only stick mounted after the start): the first
+                # record says why and is held; the file is opened (locked) once it can be.
+                pass
 
     def check_storage(self) -> str:
         """Return why ``map_dir`` must not be written now (see ``_storage_gone``), or ``''``.
 
         Also says so in ``storage_gone`` and ``write_error`` while nothing is held (with
         records held, :meth:`write_held` does), so that ``storage_mount`` not mounted is
-        reported before any record comes; and, once it is mounted, continues the earlier
-        session's records found there (see :meth:`continue_existing`).
+        reported before any record comes.
         """
         gone = self._storage_gone()
         if gone:
             self.write_error = self.storage_gone = gone
-        else:
-            self._storage_ready()
-            if self.storage_gone and not self._held:
-                self.write_error = self.storage_gone = ''
+        elif self.storage_gone and not self._held:
+            self.write_error = self.storage_gone = ''
         return gone
-
-    def _storage_ready(self) -> None:
-        """Read the earlier session's records put off while storage_mount was not mounted."""
-        if self._continue_later is not None:
-            add, self._continue_later = self._continue_later, None
-            self._read_existing(add)
 
     def _mount_problem(self, directory: Path) -> str:
         """Return why ``directory`` (``map_dir``) is not on ``storage_mount`` now, or ``''``."""
@@ -438,7 +436,8 @@ class MapRun:
             return ''
         if not self.is_mount(mount):
             return f'storage_mount {mount} is not mounted'
-        where, device = self._nearest_existing(directory)
+        # Through the links a symbolic storage_mount in map_dir's path was resolved by.
+        where, device = self._nearest_existing(Path(os.path.realpath(directory)))
         mounted = self.device_of(mount)
         if device == mounted:
             return ''
@@ -512,7 +511,6 @@ class MapRun:
             gone = self._storage_gone()
             if gone:
                 raise StorageGone(gone)
-            self._storage_ready()
             if self._file_lost or self._file_changed():
                 self._file_lost = False
                 self._count_replaced()
@@ -641,7 +639,6 @@ class MapRun:
         gone = self._storage_gone()
         if gone:
             raise StorageGone(gone)
-        self._storage_ready()
         records = (iter_geojson_seq(self.records_path) if self.records_path.exists()
                    else iter(()))
         count = write_feature_collection(self.collection_path, records)

@@ -18,14 +18,17 @@ written. So are they while ``map_dir``'s storage is gone (a USB stick pulled: ``
 missing and its nearest existing folder on another device), instead of making ``map_dir``
 again on the file system under the mount point; they go to ``map_dir`` once it is back.
 With ``storage_mount`` (the mount point ``map_dir`` must be on) the same holds while that
-path is not mounted, also from the start (a stick not mounted yet at boot): nothing is
-made or written in the bare folder, and the run is continued once it is mounted. A
-``map_dir`` that cannot be written at start is refused with one line.
+path is not mounted; not mounted at the start (a stick not mounted yet at boot), the run
+itself waits for it: the detections taken meanwhile are queued as they came, and once it
+is mounted the run starts as it does at once otherwise (the run's file on it continued)
+and takes them in order. Nothing is made or written in the bare folder. A ``map_dir``
+that cannot be written at start is refused with one line.
 """
 
 from __future__ import annotations
 
 from collections import deque, OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 import re
 import sys
@@ -58,13 +61,19 @@ from plant_disease_ros.core.map_run import (
     MapRun,
     parse_detection,
     RecentFeatures,
+    StorageGone,
 )
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers, SharedMarkerParts
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
-from plant_disease_ros.ros.qos import message_key, publisher_gid, recorder_detections_qos
+from plant_disease_ros.ros.qos import (
+    DETECTIONS_HISTORY,
+    message_key,
+    publisher_gid,
+    recorder_detections_qos,
+)
 from plant_disease_ros.ros.startup import (
     init_rclpy,
     parameter_error_text,
@@ -129,7 +138,12 @@ class DiseaseMapRecorder(Node):
             raise
 
     def _setup(self) -> None:
-        """Read the parameters, continue the run, create the endpoints."""
+        """Read the parameters, create the endpoints, start the run (or wait for its mount).
+
+        While ``storage_mount`` is not mounted the run is not started (see
+        :meth:`_start_run`): the detections taken meanwhile are queued as they came, and
+        the run starts once it is mounted (see :meth:`_start_when_mounted`).
+        """
         self.add_on_set_parameters_callback(CHECKS)
         self._declare_parameters()
         value = {name: self.get_parameter(name).value for name in (
@@ -141,7 +155,7 @@ class DiseaseMapRecorder(Node):
         self.run = MapRun(Path(value['map_dir']), value['run_name'] or default_run_name(
             '' if namespace == f'/{DEFAULT_NAMESPACE}' else namespace),
             value['max_held_records'], value['storage_mount'] or None)
-        # storage_mount not mounted yet: map_dir is looked at once it is (see write_held).
+        # storage_mount not mounted yet: map_dir is looked at once it is.
         not_mounted = self.run.check_storage() if self.run.storage_mount else ''
         # Refuse to start rather than run without a place to record to.
         unwritable = None if not_mounted else check_writable_directory(value['map_dir'])
@@ -151,6 +165,7 @@ class DiseaseMapRecorder(Node):
         if value['use_datum']:
             origin = (float(value['datum_latitude']), float(value['datum_longitude']),
                       float(value['datum_altitude']))
+        self._origin_text = f'datum {format_origin(origin)}' if origin else 'the first fix'
         self.map_frame: str = value['map_frame']
         self._aggregator = CellAggregator(value['cell_size_m'], origin)
         self._summary = MapSummary(value['cell_size_m'], origin)
@@ -170,6 +185,28 @@ class DiseaseMapRecorder(Node):
         self._map_geojson = MapTypedOutput(self)
         self._last_save = ''
         self.warnings = ThrottledWarnings(self.get_logger(), LOG_THROTTLE_S)
+        # The last records of the run's file and of the newest earlier runs: a detection
+        # published before this recorder started (the classifier keeps its last ones for a
+        # recorder that joins late) is recorded only when none holds it yet (filled by
+        # _start_run).
+        self._recent = RecentFeatures(RECENT_FEATURES * (1 + EARLIER_RUNS))
+        # The last records of the file, while it is read at the start (None otherwise).
+        self._file_tail: deque[dict] | None = None
+        self.recovered_detections = 0    # published before the start, not in the file yet
+        self.earlier_detections = 0      # published before the start, skipped
+        # What became of each message taken (RECORDED, RECOVERED, SKIPPED, REJECTED), or LIVE
+        # for one whose volatile copy came first; and which publishers are transient local.
+        self._delivered: OrderedDict[object, str] = OrderedDict()
+        self._publisher_durability: dict[bytes, bool] = {}
+        self._files_replaced_seen = 0
+        # While the run waits for storage_mount: the messages taken, as they came (the
+        # callback to give each to, the message, its info, its key), and how many of each
+        # key are queued (a detection comes from both subscriptions). None once started.
+        self._queued: deque[tuple[Callable[[String, Any], None], String, Any, object]] | \
+            None = deque() if not_mounted else None
+        self._queued_keys: dict[object, int] = {}
+        # Keys of queued detections dropped (queue full): a later copy is dropped too.
+        self._queue_dropped: OrderedDict[object, None] = OrderedDict()
         # Two subscriptions, each message taken once (publisher GID and sequence number):
         # a volatile one matches every publisher (an older classifier, a bag recorded with
         # a volatile QoS) and gets only what is published after it matched; a
@@ -178,52 +215,15 @@ class DiseaseMapRecorder(Node):
         # messages are recorded from that subscription alone, in the order published (see
         # _on_live_message). Made before the run is read (a day's run takes seconds, a
         # minute on a Pi), so that what comes meanwhile waits in their queues; taken once
-        # the node spins.
+        # the node spins. A message published after this time is live, also when the run
+        # starts later (storage_mount mounted after the start).
         self._started_ns = time.time_ns()
         self._messages_taken = 0  # by the subscriptions (see messages_taken)
         self._detection_subscriptions = [
-            self.create_subscription(String, 'detections', self._on_detection_message,
+            self.create_subscription(String, 'detections', self._take_transient_local,
                                      recorder_detections_qos(transient_local=True)),
-            self.create_subscription(String, 'detections', self._on_live_message,
+            self.create_subscription(String, 'detections', self._take_volatile,
                                      recorder_detections_qos(transient_local=False))]
-        # The last records of the run's file and of the newest earlier runs: a detection
-        # published before this recorder started (the classifier keeps its last ones for a
-        # recorder that joins late) is recorded only when none holds it yet.
-        self._recent = RecentFeatures(RECENT_FEATURES * (1 + EARLIER_RUNS))
-        # The classifier's last detections that an earlier run holds are that run's (a
-        # respawn after midnight starts a new run under the default name, and may be
-        # respawned again); the others were published while no recorder ran.
-        if not not_mounted:  # else map_dir is the bare folder: none of the runs is there
-            for feature in earlier_runs_tail(self.run.records_path.parent, self.run.name,
-                                             RECENT_FEATURES):
-                self._recent.add(feature)
-        # The last records of the file, while it is read at the start (None afterwards).
-        self._file_tail: deque[dict] | None = deque(maxlen=RECENT_FEATURES)
-        self.run.continue_existing(self._continue_with)
-        for feature in self._file_tail:
-            self._recent.add(feature)
-        self._file_tail = None
-        self.recovered_detections = 0    # published before the start, not in the file yet
-        self.earlier_detections = 0      # published before the start, skipped
-        # What became of each message taken (RECORDED, RECOVERED, SKIPPED, REJECTED), or LIVE
-        # for one whose volatile copy came first; and which publishers are transient local.
-        self._delivered: OrderedDict[object, str] = OrderedDict()
-        self._publisher_durability: dict[bytes, bool] = {}
-        try:
-            self.run.claim()
-        except RecordsFileBusy as error:
-            raise ValueError(f'cannot record to {self.run.records_path}: {error.strerror}') \
-                from None
-        self._files_replaced_seen = 0
-        removed = [] if not_mounted else self.run.remove_stale_temporaries()
-        if removed:
-            self.get_logger().info(
-                f'removed {len(removed)} temporary file(s) that a save killed midway left '
-                f'in {self.run.records_path.parent}')
-        if self.run.records_skipped_at_start:
-            self.get_logger().warning(
-                f'{self.run.records_path}: {self.run.records_skipped_at_start} unreadable '
-                'record(s) from an earlier session skipped (a kill mid-write leaves one)')
 
         self._markers_publisher = self.create_publisher(
             MarkerArray, 'markers',
@@ -234,30 +234,166 @@ class DiseaseMapRecorder(Node):
             hardware_id=str(self.run.records_path.absolute()), input_name='detection')
         self.diagnostics.set_value('file', str(self.run.records_path.absolute()))
         self.diagnostics.set_value('records_file_replaced', self.run.files_replaced)
-        self.diagnostics.set_value('records_continued', self.run.records_at_start)
-        self.diagnostics.set_value('records_skipped_at_start',
-                                   self.run.records_skipped_at_start)
-        self._update_diagnostic_values()
         self.diagnostics.set_value('detections_recovered', 0)
         self.diagnostics.set_value('detections_from_before_skipped', 0)
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())
+        # Also checks storage_mount (each second) while the run waits for it.
         self._held_timer = self.create_timer(HELD_RETRY_PERIOD_S, self.write_held,
                                              clock=steady_clock())
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
-        origin_text = f'datum {format_origin(origin)}' if origin else 'the first fix'
-        if not_mounted:
-            self.get_logger().error(
-                f'{not_mounted}: nothing is read or written in {self.run.records_path.parent}'
-                f' until it is; detections are held in memory (at most '
-                f'{self.run.max_held}) and written there once it is mounted')
+        if self.run.storage_mount_link is not None:
+            self.get_logger().info(
+                f'storage_mount {self.run.storage_mount_link} resolves to '
+                f'{self.run.storage_mount} (symbolic link): that is the mount point looked '
+                'at')
+        if not not_mounted:
+            self._start_run()
+            return
+        # A second recorder of the run on this machine is refused now, not once mounted.
+        self._claim_run()
+        self._update_diagnostic_values()
+        self.get_logger().error(
+            f'{not_mounted}: the run starts once it is; until then nothing is read or '
+            f'written in {self.run.records_path.parent}, and the detections are queued in '
+            f'memory (at most {self.run.max_held}) and recorded then')
         self.get_logger().info(
-            f"{'will record' if not_mounted else 'recording'} to {self.run.records_path} "
-            f'({self.run.records_at_start} record(s) '
+            f'will record to {self.run.records_path} once {self.run.storage_mount} is '
+            f'mounted, cells of {self._aggregator.cell_size_m:g} m in frame '
+            f'{self.map_frame!r} from {self._origin_text}')
+
+    def _start_run(self) -> None:
+        """Start the run: continue its file and claim it; log what was found.
+
+        Called by :meth:`_setup`, or once ``storage_mount`` is mounted when it was not at
+        the start. Raises StorageGone (reading nothing) when it is not mounted after all,
+        ValueError when another process holds the run.
+        """
+        self._recent = RecentFeatures(RECENT_FEATURES * (1 + EARLIER_RUNS))
+        # The classifier's last detections that an earlier run holds are that run's (a
+        # respawn after midnight starts a new run under the default name, and may be
+        # respawned again); the others were published while no recorder ran.
+        for feature in earlier_runs_tail(self.run.records_path.parent, self.run.name,
+                                         RECENT_FEATURES):
+            self._recent.add(feature)
+        self._file_tail = deque(maxlen=RECENT_FEATURES)
+        try:
+            self.run.continue_existing(self._continue_with)
+            for feature in self._file_tail:
+                self._recent.add(feature)
+        finally:
+            self._file_tail = None
+        self._claim_run()
+        removed = self.run.remove_stale_temporaries()
+        if removed:
+            self.get_logger().info(
+                f'removed {len(removed)} temporary file(s) that a save killed midway left '
+                f'in {self.run.records_path.parent}')
+        if self.run.records_skipped_at_start:
+            self.get_logger().warning(
+                f'{self.run.records_path}: {self.run.records_skipped_at_start} unreadable '
+                'record(s) from an earlier session skipped (a kill mid-write leaves one)')
+        self._update_diagnostic_values()
+        self.get_logger().info(
+            f'recording to {self.run.records_path} ({self.run.records_at_start} record(s) '
             f'continued), cells of {self._aggregator.cell_size_m:g} m in frame '
-            f'{self.map_frame!r} from {origin_text}')
+            f'{self.map_frame!r} from {self._origin_text}')
+
+    def _claim_run(self) -> None:
+        """Claim the run (see ``MapRun.claim``); ValueError when another process holds it."""
+        try:
+            self.run.claim()
+        except RecordsFileBusy as error:
+            raise ValueError(f'cannot record to {self.run.records_path}: {error.strerror}') \
+                from None
+
+    @property
+    def started(self) -> bool:
+        """Return whether the run started (False while it waits for ``storage_mount``)."""
+        return self._queued is None
+
+    def _start_when_mounted(self) -> bool:
+        """Start the run if ``storage_mount`` is mounted now; return whether it started.
+
+        Then the messages queued while it was not are given to the subscriptions'
+        callbacks in the order they came: the classifier's history is judged against the
+        run's file and the earlier runs now read, and the map's origin is the run's first
+        record. ValueError (the run is held by another process) or an error reading the
+        run ends the recorder as it does at the start.
+        """
+        if self._queued is None:
+            return True
+        if self.run.check_storage():
+            self._warn_held()
+            self._update_diagnostic_values()
+            return False
+        queued, self._queued = self._queued, None
+        try:
+            self._start_run()
+        except StorageGone:  # unmounted again meanwhile: nothing was read
+            self._queued = queued
+            return False
+        except Exception:
+            self._queued = queued  # not recorded: said at the exit
+            raise
+        self._queued_keys.clear()
+        self._queue_dropped.clear()
+        self.get_logger().info(
+            f'storage_mount {self.run.storage_mount} is mounted: run started, taking the '
+            f'{len(queued)} message(s) queued meanwhile')
+        for callback, message, info, _ in queued:
+            callback(message, info)
+        self._update_diagnostic_values()
+        return True
+
+    def _take_transient_local(self, message: String, info: Any) -> None:
+        """Take a message of the transient-local subscription (queued before the start)."""
+        if self._queued is None:
+            self._on_detection_message(message, info)
+        else:
+            self._queue(self._on_detection_message, message, info)
+
+    def _take_volatile(self, message: String, info: Any) -> None:
+        """Take a message of the volatile subscription (queued before the start)."""
+        if self._queued is None:
+            self._on_live_message(message, info)
+        else:
+            self._queue(self._on_live_message, message, info)
+
+    def _queue(self, callback: Callable[[String, Any], None], message: String,
+               info: Any) -> None:
+        """Keep a message taken before the run started, as it came, for ``callback``.
+
+        At most ``max_held_records`` detections (both copies of one count once): beyond
+        it the oldest is dropped (each of its copies), counted in ``records_dropped``.
+        """
+        assert self._queued is not None
+        self._messages_taken += 1
+        key = self._message_key(message, info)
+        if key in self._queue_dropped:
+            return  # the other copy of a detection dropped
+        self._queued_keys[key] = self._queued_keys.get(key, 0) + 1
+        self._queued.append((callback, message, info, key))
+        dropped = False
+        while len(self._queued_keys) > self.run.max_held:
+            self._drop_oldest_queued()
+            dropped = True
+        if dropped:
+            self._warn_held()
+        self._update_diagnostic_values()
+
+    def _drop_oldest_queued(self) -> None:
+        """Drop the oldest queued detection, each copy of it; count it as dropped."""
+        assert self._queued is not None
+        _, _, _, key = self._queued.popleft()
+        if self._queued_keys.pop(key) > 1:
+            self._queued = deque(item for item in self._queued if item[3] != key)
+        self._queue_dropped[key] = None
+        if len(self._queue_dropped) > DELIVERED_KEYS:
+            self._queue_dropped.popitem(last=False)
+        self.run.records_dropped += 1
 
     def _declare_parameters(self) -> None:
         """Declare every parameter with its descriptor."""
@@ -299,9 +435,10 @@ class DiseaseMapRecorder(Node):
             integer_range=integer_range(0, 1_000_000)))
         self.declare_parameter('storage_mount', '', ParameterDescriptor(
             description="mount point map_dir must be on ('' = none), e.g. a USB stick's "
-                        '/media/field: while it is not mounted (not yet at boot, or pulled) '
-                        'nothing is written in the bare folder; detections are held in '
-                        'memory as for a full disk and written once it is',
+                        '/media/field: nothing is written in the bare folder while it is '
+                        'not mounted; not mounted at the start, the run starts once it is '
+                        '(detections queued meanwhile); pulled later, detections are held '
+                        'in memory as for a full disk and written once it is back',
             additional_constraints='absolute path; map_dir in it', read_only=True))
 
     def _on_parameters_set(self, parameters: list[Parameter]) -> None:
@@ -322,10 +459,7 @@ class DiseaseMapRecorder(Node):
                     float(parameter.value), self.publish_markers, clock=steady_clock())
 
     def _continue_with(self, feature: dict) -> None:
-        """Take a record of an earlier session of this run into the map.
-
-        Also later, when ``storage_mount`` was not mounted at the start: once it is.
-        """
+        """Take a record of an earlier session of this run into the map."""
         if self._file_tail is not None:
             self._file_tail.append(feature)
         self._add_to_map(feature)
@@ -453,16 +587,18 @@ class DiseaseMapRecorder(Node):
         """Publish the run's counters with the next diagnostics status."""
         self.diagnostics.set_value('records_written', self.run.records_written)
         self.diagnostics.set_value('records_in_file', self.run.records_in_file)
-        self.diagnostics.set_value('records_held', self.run.records_held)
+        self.diagnostics.set_value('records_held', self.records_held)
         self.diagnostics.set_value('records_dropped', self.run.records_dropped)
-        # Read late when storage_mount was mounted after the start.
+        # Read when the run starts (0 while it waits for storage_mount).
         self.diagnostics.set_value('records_continued', self.run.records_at_start)
+        self.diagnostics.set_value('records_skipped_at_start',
+                                   self.run.records_skipped_at_start)
         if self.run.write_error:
             dropped = (f', {self.run.records_dropped} dropped (queue full)'
                        if self.run.records_dropped else '')
             if self.run.storage_gone:
                 self.diagnostics.error = (
-                    f'{self.run.storage_gone}; holding {self.run.records_held} '
+                    f'{self.run.storage_gone}; holding {self.records_held} '
                     f'detection(s) in memory{dropped}')
             else:
                 self.diagnostics.error = (
@@ -528,7 +664,7 @@ class DiseaseMapRecorder(Node):
         """Log (throttled) that the records file cannot be written and what is held."""
         if self.run.storage_gone:
             self.warnings.warning(
-                'storage_gone', f'{self.run.storage_gone}; holding {self.run.records_held} '
+                'storage_gone', f'{self.run.storage_gone}; holding {self.records_held} '
                 f'detection(s) in memory until it is back, {self.run.records_dropped} '
                 'dropped (queue full)')
             return
@@ -548,8 +684,12 @@ class DiseaseMapRecorder(Node):
         """Append the detections held while the file could not be written, if it can be now.
 
         With none held and a ``storage_mount``, check that it is mounted: ERROR (and a
-        throttled log) while it is not, also before any detection came.
+        throttled log) while it is not, also before any detection came; a run that waits
+        for it is started once it is (see :meth:`_start_when_mounted`).
         """
+        if not self.started:
+            self._start_when_mounted()
+            return
         if not self.run.records_held:
             if self.run.storage_mount is not None:
                 self._check_storage_mount()
@@ -583,8 +723,8 @@ class DiseaseMapRecorder(Node):
 
     @property
     def records_held(self) -> int:
-        """Return the detections waiting in memory for the records file."""
-        return self.run.records_held
+        """Return the detections waiting in memory for the records file (or the run)."""
+        return self.run.records_held + len(self._queued_keys)
 
     @property
     def records_dropped(self) -> int:
@@ -592,7 +732,16 @@ class DiseaseMapRecorder(Node):
         return self.run.records_dropped
 
     def save(self) -> tuple[bool, str]:
-        """Write the FeatureCollection and the summary of the run; return (ok, message)."""
+        """Write the FeatureCollection and the summary of the run; return (ok, message).
+
+        A run that waits for ``storage_mount`` is started first if it is mounted now, so
+        the summary holds what the file and the queued detections hold.
+        """
+        if not self._start_when_mounted():
+            message = (f'save failed: {self.run.storage_gone}: the run starts once it is; '
+                       f'{self.records_held} detection(s) queued in memory')
+            self.get_logger().error(message)
+            return False, message
         try:
             count = self.run.save({
                 'rejected_this_session': dict(sorted(self.rejected.items())),
@@ -698,6 +847,13 @@ def _finish(node: DiseaseMapRecorder) -> None:
     may be shut down already (an external shutdown). Saving needs only the files.
     """
     node.destroy_node()
+    if not node.started:
+        print(f'{NODE_NAME}: error: storage_mount {node.run.storage_mount} was not mounted: '
+              f'the run was never started; {node.records_held} detection(s) queued in memory '
+              f'were not recorded to {node.records_path}, {node.records_dropped} dropped '
+              f'(queue full); the classifier keeps its last {DETECTIONS_HISTORY} for a '
+              'later start', file=sys.stderr)
+        return
     node.save()
     if node.records_held or node.records_dropped:
         print(f'{NODE_NAME}: error: {node.records_held} detection(s) still held in '

@@ -20,7 +20,7 @@ import pytest
 
 from plant_disease_ros.core import map_file
 from plant_disease_ros.core.map_file import read_geojson_seq
-from plant_disease_ros.core.map_run import check_storage_mount, MapRun
+from plant_disease_ros.core.map_run import check_storage_mount, MapRun, StorageGone
 
 
 def feature(sequence: int) -> dict:
@@ -236,9 +236,6 @@ def test_storage_mount_not_mounted_at_start_holds_then_writes_in_order(
     usb = tmp_path / 'usb'
     usb.mkdir()  # the bare mount point on the root file system
     run = mounted_run(mounts, usb / 'maps', usb)
-    continued: list[int] = []
-    assert not run.continue_existing(lambda item: continued.append(
-        item['properties']['sequence']))
     run.claim()
     expected = f'storage_mount {usb} is not mounted'
     assert run.storage_gone == run.write_error == expected  # before any record
@@ -254,7 +251,7 @@ def test_storage_mount_not_mounted_at_start_holds_then_writes_in_order(
     assert run.write_held() == 3
     assert (run.records_held, run.write_error, run.storage_gone) == (0, '', '')
     assert run.record(feature(3))
-    assert (continued, run.records_at_start, run.files_replaced) == ([], 0, 0)
+    assert (run.records_at_start, run.files_replaced) == (0, 0)
     assert run.save({}) == 4
     run.close()
     assert on_disk(run.records_path) == [0, 1, 2, 3]
@@ -262,7 +259,8 @@ def test_storage_mount_not_mounted_at_start_holds_then_writes_in_order(
 
 def test_storage_mount_mounted_later_continues_the_run_on_it(
         tmp_path: Path, mounts: FakeMounts) -> None:
-    """The run's file of an earlier session is on the stick: read once it is mounted."""
+    """The run's file of an earlier session is on the stick: it cannot be continued before
+    the stick is mounted (nothing is read), then it is, and claimed (locked)."""
     usb = tmp_path / 'usb'
     mounts.plug(usb, STICK)
     earlier = MapRun(usb / 'maps', 'field')
@@ -272,17 +270,19 @@ def test_storage_mount_mounted_later_continues_the_run_on_it(
 
     run = mounted_run(mounts, usb / 'maps', usb)
     continued: list[int] = []
-    assert not run.continue_existing(lambda item: continued.append(
-        item['properties']['sequence']))
-    run.claim()
-    assert not run.record(feature(2))
-    assert (continued, run.records_at_start) == ([], 0)
+    with pytest.raises(StorageGone, match=f'storage_mount {usb} is not mounted'):
+        run.continue_existing(lambda item: continued.append(
+            item['properties']['sequence']))
+    run.claim()  # the run is claimed; no file is opened in the bare folder
+    assert run.check_storage() == f'storage_mount {usb} is not mounted'
+    assert (continued, run.records_at_start, list(usb.iterdir())) == ([], 0, [])
 
     mounts.plug(usb, STICK_AGAIN)
-    assert run.check_storage() == ''  # the idle check reads the earlier records
+    assert run.check_storage() == '' and run.storage_gone == ''
+    run.continue_existing(lambda item: continued.append(item['properties']['sequence']))
+    run.claim()
     assert (continued, run.records_at_start) == ([0, 1], 2)
-    assert run.storage_gone == f'storage_mount {usb} is not mounted'  # 1 held
-    assert run.write_held() == 1 and run.storage_gone == ''
+    assert run.record(feature(2))
     assert run.records_in_file == 3
     run.close()
     assert on_disk(run.records_path) == [0, 1, 2]
@@ -294,7 +294,7 @@ def test_storage_mount_unmounted_while_running_holds_again(
     usb = tmp_path / 'usb'
     mounts.plug(usb, STICK)
     run = mounted_run(mounts, usb / 'maps', usb)
-    assert run.continue_existing(lambda item: None)
+    run.continue_existing(lambda item: None)
     run.claim()
     assert run.storage_gone == ''
     assert run.record(feature(0)) and run.record(feature(1))
@@ -357,7 +357,8 @@ def test_storage_mount_leaves_a_stale_run_in_the_bare_folder_alone(
     stale = usb / 'maps' / 'field.geojsons'
     stale.write_text(json.dumps(feature(99)) + '\n')
     run = mounted_run(mounts, usb / 'maps', usb)
-    assert not run.continue_existing(lambda item: None)
+    with pytest.raises(StorageGone):
+        run.continue_existing(lambda item: None)
     run.claim()
     assert not run.record(feature(0))
     run.close()
@@ -396,3 +397,20 @@ def test_check_storage_mount_takes_a_relative_map_dir_from_the_working_directory
         f'map_dir {tmp_path / "disease_maps"} is not in storage_mount {tmp_path / "usb"}: '
         'it must be on the mount')
     assert MapRun('maps', 'field', storage_mount='').storage_mount is None
+
+
+def test_a_symlinked_storage_mount_is_resolved_at_the_start(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """os.path.ismount is False for a symbolic link: its target is the mount looked at."""
+    usb = (tmp_path / 'usb').absolute()
+    link = tmp_path / 'field'
+    link.symlink_to(usb)
+    run = mounted_run(mounts, link / 'maps', link)
+    assert (run.storage_mount, run.storage_mount_link) == (usb, link.absolute())
+    assert run.check_storage() == f'storage_mount {usb} is not mounted'
+    mounts.plug(usb, STICK)
+    assert run.check_storage() == ''
+    assert run.record(feature(0))
+    run.close()
+    assert on_disk(usb / 'maps' / 'field.geojsons') == [0]
+    assert MapRun(usb / 'maps', 'field', storage_mount=usb).storage_mount_link is None

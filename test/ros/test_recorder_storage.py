@@ -25,7 +25,7 @@ rclpy = pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
+from plant_disease_ros.nodes.disease_map_recorder import _finish, DiseaseMapRecorder  # noqa: E402
 from plant_disease_ros.ros.qos import detections_qos  # noqa: E402
 
 NODE = 'disease_map_recorder'
@@ -185,3 +185,33 @@ def test_a_bad_storage_mount_refuses_to_start(ros_context, tmp_path: Path, stora
             map_dir=str(tmp_path / 'maps'), run_name='field', storage_mount=storage_mount))
     assert refused in str(error.value)
     assert not (tmp_path / 'maps').exists()
+
+
+def test_stopped_while_waiting_for_storage_mount_says_what_was_not_recorded(
+        ros_context, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Never mounted: the detections queued are said on stderr; nothing is saved or made."""
+    usb = (tmp_path / 'usb').absolute()
+    usb.mkdir()  # the bare mount point, never mounted (the real os.path.ismount)
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(usb / 'maps'), run_name='field', storage_mount=str(usb)))
+    harness = Harness(ros_context, [recorder], name='recorder_storage_mount_stop_test')
+    publisher = harness.node.create_publisher(String, 'detections', RELIABLE)
+    harness.wait_for_subscribers(publisher)
+    try:
+        for sequence in range(2):
+            publisher.publish(String(data=json.dumps(detection(sequence))))
+        assert harness.wait(lambda: recorder.records_held == 2, WAIT_S)
+        assert not recorder.started
+        ok, message = recorder.save()
+        assert not ok and f'storage_mount {usb} is not mounted' in message, message
+        harness.executor.remove_node(recorder)
+        harness.nodes.remove(recorder)
+        _finish(recorder)
+    finally:
+        harness.close()
+    error = capsys.readouterr().err
+    assert (f'{NODE}: error: storage_mount {usb} was not mounted: the run was never started; '
+            f'2 detection(s) queued in memory were not recorded to {usb}/maps/field.geojsons'
+            ', 0 dropped (queue full); the classifier keeps its last 200 for a later start'
+            ) in error, error
+    assert list(usb.iterdir()) == []
