@@ -413,7 +413,9 @@ class MapRun:
             except OSError:
                 # Not writable now (a read-only stick mounted after the start): the first
                 # record says why and is held; the file is opened (locked) once it can be.
-                pass
+                # Without storage_mount an unwritable file stops the start, as before.
+                if self.storage_mount is None:
+                    raise
 
     def check_storage(self) -> str:
         """Return why ``map_dir`` must not be written now (see ``_storage_gone``), or ``''``.

@@ -665,7 +665,7 @@ class DiseaseMapRecorder(Node):
         if self.run.storage_gone:
             self.warnings.warning(
                 'storage_gone', f'{self.run.storage_gone}; holding {self.records_held} '
-                f'detection(s) in memory until it is back, {self.run.records_dropped} '
+                f'detection(s) in memory until it is there, {self.run.records_dropped} '
                 'dropped (queue full)')
             return
         self.warnings.warning(
@@ -846,6 +846,11 @@ def _finish(node: DiseaseMapRecorder) -> None:
     Destroyed first: the node's logger then no longer publishes to a rosout whose context
     may be shut down already (an external shutdown). Saving needs only the files.
     """
+    if not node.started:
+        try:  # mounted since the last check (at most a second ago): the queue is recorded
+            node._start_when_mounted()
+        except Exception as error:
+            print(f'{NODE_NAME}: error: the run could not start: {error}', file=sys.stderr)
     node.destroy_node()
     if not node.started:
         print(f'{NODE_NAME}: error: storage_mount {node.run.storage_mount} was not mounted: '

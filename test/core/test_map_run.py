@@ -535,3 +535,13 @@ def test_recent_features_know_a_feature_again_in_any_key_order() -> None:
     assert first in recent and third in recent and second not in recent
     with pytest.raises(ValueError, match='capacity'):
         RecentFeatures(capacity=0)
+
+
+def test_a_records_file_that_cannot_be_opened_stops_the_claim(tmp_path: Path) -> None:
+    """Without storage_mount an existing records file that cannot be written is refused at
+    the start (a directory in its place: EISDIR, also for root), not held for later."""
+    run = MapRun(tmp_path, 'field')
+    run.records_path.mkdir()
+    with pytest.raises(IsADirectoryError):
+        run.claim()
+    run.close()
