@@ -207,6 +207,8 @@ class DiseaseMapRecorder(Node):
         self._queued_keys: dict[object, int] = {}
         # Keys of queued detections dropped (queue full): a later copy is dropped too.
         self._queue_dropped: OrderedDict[object, None] = OrderedDict()
+        # The copies of dropped detections still in the queue, by key: skipped there.
+        self._stale_copies: dict[object, int] = {}
         # Two subscriptions, each message taken once (publisher GID and sequence number):
         # a volatile one matches every publisher (an older classifier, a bag recorded with
         # a volatile QoS) and gets only what is published after it matched; a
@@ -218,7 +220,7 @@ class DiseaseMapRecorder(Node):
         # the node spins. A message published after this time is live, also when the run
         # starts later (storage_mount mounted after the start).
         self._started_ns = time.time_ns()
-        self._messages_taken = 0  # by the subscriptions (see messages_taken)
+        self._messages_taken = 0  # by the subscriptions, queued or not (see _take)
         self._detection_subscriptions = [
             self.create_subscription(String, 'detections', self._take_transient_local,
                                      recorder_detections_qos(transient_local=True)),
@@ -339,28 +341,32 @@ class DiseaseMapRecorder(Node):
             self._queued = queued  # not recorded: said at the exit
             raise
         self._queued_keys.clear()
-        self._queue_dropped.clear()
+        self._queue_dropped.clear()  # the copies they left are skipped below
         self.get_logger().info(
             f'storage_mount {self.run.storage_mount} is mounted: run started, taking the '
             f'{len(queued)} message(s) queued meanwhile')
-        for callback, message, info, _ in queued:
-            callback(message, info)
+        for callback, message, info, key in queued:
+            if not self._skip_stale_copy(key):
+                callback(message, info)
         self._update_diagnostic_values()
         return True
 
     def _take_transient_local(self, message: String, info: Any) -> None:
         """Take a message of the transient-local subscription (queued before the start)."""
-        if self._queued is None:
-            self._on_detection_message(message, info)
-        else:
-            self._queue(self._on_detection_message, message, info)
+        self._take(self._on_detection_message, message, info)
 
     def _take_volatile(self, message: String, info: Any) -> None:
         """Take a message of the volatile subscription (queued before the start)."""
+        self._take(self._on_live_message, message, info)
+
+    def _take(self, callback: Callable[[String, Any], None], message: String,
+              info: Any) -> None:
+        """Count a message taken; give it to ``callback``, or queue it before the start."""
+        self._messages_taken += 1
         if self._queued is None:
-            self._on_live_message(message, info)
+            callback(message, info)
         else:
-            self._queue(self._on_live_message, message, info)
+            self._queue(callback, message, info)
 
     def _queue(self, callback: Callable[[String, Any], None], message: String,
                info: Any) -> None:
@@ -370,7 +376,6 @@ class DiseaseMapRecorder(Node):
         it the oldest is dropped (each of its copies), counted in ``records_dropped``.
         """
         assert self._queued is not None
-        self._messages_taken += 1
         key = self._message_key(message, info)
         if key in self._queue_dropped:
             return  # the other copy of a detection dropped
@@ -385,15 +390,34 @@ class DiseaseMapRecorder(Node):
         self._update_diagnostic_values()
 
     def _drop_oldest_queued(self) -> None:
-        """Drop the oldest queued detection, each copy of it; count it as dropped."""
+        """Drop the oldest queued detection, each copy of it; count it as dropped.
+
+        A later copy of it stays in the queue, marked in ``_stale_copies``, and is skipped
+        where it lies (here, or when the queue is taken): no pass over the whole queue.
+        """
         assert self._queued is not None
-        _, _, _, key = self._queued.popleft()
-        if self._queued_keys.pop(key) > 1:
-            self._queued = deque(item for item in self._queued if item[3] != key)
+        while True:
+            _, _, _, key = self._queued.popleft()
+            if not self._skip_stale_copy(key):
+                break
+        copies = self._queued_keys.pop(key) - 1
+        if copies:
+            self._stale_copies[key] = copies
         self._queue_dropped[key] = None
         if len(self._queue_dropped) > DELIVERED_KEYS:
             self._queue_dropped.popitem(last=False)
         self.run.records_dropped += 1
+
+    def _skip_stale_copy(self, key: object) -> bool:
+        """Return whether a queued message is a copy of a dropped detection (forget it)."""
+        copies = self._stale_copies.get(key)
+        if copies is None:
+            return False
+        if copies > 1:
+            self._stale_copies[key] = copies - 1
+        else:
+            del self._stale_copies[key]
+        return True
 
     def _declare_parameters(self) -> None:
         """Declare every parameter with its descriptor."""
@@ -472,7 +496,6 @@ class DiseaseMapRecorder(Node):
         the order it published them; the volatile copy only says that the message is live
         (whatever the clocks say) and corrects what its other copy was taken for.
         """
-        self._messages_taken += 1
         if not self._transient_local_publisher(info):
             self._on_detection_message(message, info, live=True)
             return
@@ -496,7 +519,6 @@ class DiseaseMapRecorder(Node):
         copy from the transient-local one alone is judged by its source timestamp against
         this recorder's start.
         """
-        self._messages_taken += 1
         key = self._message_key(message, info)
         state = self._delivered.get(key)
         if state == LIVE and not live:
