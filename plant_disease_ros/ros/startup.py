@@ -14,12 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import (
-    ExternalShutdownException,
-    ShutdownException,
-    SingleThreadedExecutor,
-    TimeoutException,
-)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -321,7 +316,7 @@ def _take_last_messages(executor: SingleThreadedExecutor, takers: list[TakesLast
     taken = sum(node.messages_taken() for node in takers)
     said = False
     while executor.context.ok():
-        _run_one_callback(executor, DRAIN_TAKE_S)
+        executor.spin_once(timeout_sec=DRAIN_TAKE_S)
         now = time.monotonic()
         count = sum(node.messages_taken() for node in takers)
         if count != taken:
@@ -344,19 +339,6 @@ def _take_last_messages(executor: SingleThreadedExecutor, takers: list[TakesLast
             logger.warning(f'stopping while {", ".join(waiting)} still has publishers after '
                            f'{DRAIN_TIMEOUT_S:g} s: what they publish from now on is not taken')
             return
-
-
-def _run_one_callback(executor: SingleThreadedExecutor, timeout_s: float) -> bool:
-    """Run one ready callback; return False when none became ready within ``timeout_s``."""
-    try:
-        handler, _, _ = executor.wait_for_ready_callbacks(timeout_sec=timeout_s)
-    except (TimeoutException, ShutdownException):
-        return False
-    handler()
-    exception = handler.exception()
-    if exception is not None:
-        raise exception
-    return True
 
 
 def spin_until_shutdown(node: Node) -> None:
