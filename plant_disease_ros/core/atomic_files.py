@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import fcntl
 import hashlib
 import os
 from pathlib import Path
@@ -101,6 +102,27 @@ def stale_temporaries_in(directory: str | Path, suffixes: tuple[str, ...]) -> li
         if not _process_runs(int(found[2])) or _written_before(entry, boot_s):
             stale.append(entry)
     return sorted(stale)
+
+
+def locked_by_another(path: str | Path) -> bool:
+    """Return whether an open file elsewhere holds a lock (``flock``) on ``path``.
+
+    A file that is missing, cannot be opened, or lies on a file system without locks
+    reads as not locked. The check takes the lock for a moment and lets it go.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # a file system without locks
+    finally:
+        os.close(descriptor)  # and with it the lock, if this took it
+    return False
 
 
 def _boot_time_s() -> float | None:

@@ -15,9 +15,7 @@ at the end no live process holds them, and the test removes them (its own only).
 from __future__ import annotations
 
 from collections.abc import Iterator
-import fcntl
 import json
-import os
 from pathlib import Path
 import time
 
@@ -33,6 +31,7 @@ from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image, NavSatFix  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+from plant_disease_ros.core.atomic_files import locked_by_another  # noqa: E402
 from plant_disease_ros.core.map_file import scan_geojson_seq  # noqa: E402
 
 # Restarts take a few seconds here (the figures are printed); the bound only catches a
@@ -168,17 +167,7 @@ def held_by_a_live_process(lock: Path) -> bool:
     crashed program left (it removes it) from one in use (it keeps it). A missing file is
     held by no one.
     """
-    try:
-        descriptor = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(descriptor)  # and with it the lock, if this took it
-    return False
+    return locked_by_another(lock)
 
 
 def remove_what_the_kills_left(killed_segments: list[Path]) -> None:

@@ -13,12 +13,11 @@ killed replay left is removed by the next replay into the same folder.
 from __future__ import annotations
 
 from collections.abc import Iterator
-import fcntl
 import os
 from pathlib import Path
 import secrets
 
-from plant_disease_ros.core.atomic_files import stale_temporaries_in
+from plant_disease_ros.core.atomic_files import locked_by_another, stale_temporaries_in
 from plant_disease_ros.core.map_file import (
     encode_record,
     GEOJSON_SEQ_SUFFIX,
@@ -42,24 +41,7 @@ def stale_received_files(directory: Path) -> list[Path]:
     file (``GeoJsonSeqWriter``), so a locked file is never stale.
     """
     return [path for path in stale_temporaries_in(directory, (GEOJSON_SEQ_SUFFIX,))
-            if f'{RECEIVED_TAG}.' in path.name and not _locked(path)]
-
-
-def _locked(path: Path) -> bool:
-    """Return whether another open file holds a lock on ``path``."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False  # a file system without locks
-    finally:
-        os.close(descriptor)  # and with it the lock, if this took it
-    return False
+            if f'{RECEIVED_TAG}.' in path.name and not locked_by_another(path)]
 
 
 class ReceivedDetections:
