@@ -41,6 +41,35 @@ def detection(sequence: int) -> dict:
                            'label': 'Tomato___Late_blight', 'confidence': 0.9}}
 
 
+
+class Rig:
+    """A recorder under test, spun with a publisher of detections and a diagnostics listener."""
+
+    def __init__(self, ros_context, recorder: DiseaseMapRecorder, name: str) -> None:
+        """Spin ``recorder`` with a test node ``name``; wait for the publisher to match."""
+        self.harness = Harness(ros_context, [recorder], name=name)
+        self.publisher = self.harness.node.create_publisher(String, 'detections', RELIABLE)
+        self.diagnostics = diagnostics_collector(self.harness.node)
+        self.harness.wait_for_subscribers(self.publisher)
+        self.published = 0
+
+    def publish(self, count: int) -> None:
+        """Publish the next ``count`` detections, numbered on from the last."""
+        for _ in range(count):
+            self.publisher.publish(String(data=json.dumps(detection(self.published))))
+            self.published += 1
+
+    def last_status(self) -> DiagnosticStatus | None:
+        """Return the recorder's newest diagnostics status, or None before the first."""
+        found = statuses(self.diagnostics, NODE)
+        return found[-1] if found else None
+
+    def level(self) -> int | None:
+        """Return the level of the recorder's newest diagnostics status (None: none yet)."""
+        status = self.last_status()
+        return status.level if status else None
+
+
 def test_storage_gone_holds_detections_with_an_error_then_writes_them(
         ros_context, tmp_path: Path) -> None:
     usb = (tmp_path / 'usb').absolute()
@@ -50,22 +79,8 @@ def test_storage_gone_holds_detections_with_an_error_then_writes_them(
     recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
         map_dir=str(map_dir), run_name='field'))
     recorder.run.device_of = stick  # map_dir is made by the first record, through it
-    harness = Harness(ros_context, [recorder], name='recorder_storage_test')
-    publisher = harness.node.create_publisher(String, 'detections', RELIABLE)
-    diagnostics = diagnostics_collector(harness.node)
-    harness.wait_for_subscribers(publisher)
-    published = 0
-
-    def publish(count: int) -> None:
-        nonlocal published
-        for _ in range(count):
-            publisher.publish(String(data=json.dumps(detection(published))))
-            published += 1
-
-    def level() -> int | None:
-        found = statuses(diagnostics, NODE)
-        return found[-1].level if found else None
-
+    rig = Rig(ros_context, recorder, 'recorder_storage_test')
+    harness, diagnostics, publish, level = rig.harness, rig.diagnostics, rig.publish, rig.level
     try:
         publish(3)
         assert harness.wait(lambda: recorder.records_written == 3, WAIT_S)
@@ -117,26 +132,13 @@ def test_storage_mount_not_mounted_at_start_holds_detections_until_it_is(
     assert recorder.describe_parameter('storage_mount').read_only
     recorder.run.device_of = stick
     recorder.run.is_mount = stick.is_mount
-    harness = Harness(ros_context, [recorder], name='recorder_storage_mount_test')
-    publisher = harness.node.create_publisher(String, 'detections', RELIABLE)
-    diagnostics = diagnostics_collector(harness.node)
-    harness.wait_for_subscribers(publisher)
-    published = 0
-
-    def publish(count: int) -> None:
-        nonlocal published
-        for _ in range(count):
-            publisher.publish(String(data=json.dumps(detection(published))))
-            published += 1
+    rig = Rig(ros_context, recorder, 'recorder_storage_mount_test')
+    harness, publish, level = rig.harness, rig.publish, rig.level
 
     def says(text: str) -> bool:
-        found = statuses(diagnostics, NODE)
-        return bool(found) and found[-1].level == DiagnosticStatus.ERROR and (
-            found[-1].message == text)
-
-    def level() -> int | None:
-        found = statuses(diagnostics, NODE)
-        return found[-1].level if found else None
+        status = rig.last_status()
+        return status is not None and status.level == DiagnosticStatus.ERROR and (
+            status.message == text)
 
     not_mounted = f'storage_mount {usb} is not mounted; holding'
     try:
@@ -194,12 +196,10 @@ def test_stopped_while_waiting_for_storage_mount_says_what_was_not_recorded(
     usb.mkdir()  # the bare mount point, never mounted (the real os.path.ismount)
     recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
         map_dir=str(usb / 'maps'), run_name='field', storage_mount=str(usb)))
-    harness = Harness(ros_context, [recorder], name='recorder_storage_mount_stop_test')
-    publisher = harness.node.create_publisher(String, 'detections', RELIABLE)
-    harness.wait_for_subscribers(publisher)
+    rig = Rig(ros_context, recorder, 'recorder_storage_mount_stop_test')
+    harness = rig.harness
     try:
-        for sequence in range(2):
-            publisher.publish(String(data=json.dumps(detection(sequence))))
+        rig.publish(2)
         assert harness.wait(lambda: recorder.records_held == 2, WAIT_S)
         assert not recorder.started
         ok, message = recorder.save()

@@ -10,6 +10,8 @@ and the map's origin is the run's first record. Needs root to mount: skipped oth
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 import errno
 import fcntl
 import json
@@ -120,16 +122,40 @@ def first_session(harness: Harness, make: Callable[[], DiseaseMapRecorder], publ
     return origin
 
 
+
+@dataclass
+class Session:
+    """A run recorded once on the stick (its recorder stopped), and what made it."""
+
+    harness: Harness
+    make: Callable[[], DiseaseMapRecorder]
+    publisher: object
+    origin: tuple[float, float, float]
+
+
+@contextmanager
+def after_a_first_session(ros_context, stick: Stick, name: str,
+                          **options: object) -> Iterator[Session]:
+    """Plug the stick, record detections 0, 1, 2 with a recorder and stop it; yield.
+
+    ``options``: the recorder's parameters beyond the stick's; ``name``: the test node's.
+    """
+    stick.plug()
+    make = recorder_factory(ros_context, stick, **options)
+    harness = Harness(ros_context, [], name=name)
+    publisher = harness.node.create_publisher(String, 'detections', detections_qos())
+    try:
+        yield Session(harness, make, publisher, first_session(harness, make, publisher))
+    finally:
+        harness.close()
+
+
 @pytest.mark.parametrize('mounted_at_restart', [True, False])
 def test_a_restart_of_the_run_does_not_record_the_classifiers_history_twice(
         ros_context, stick: Stick, mounted_at_restart: bool) -> None:
     """The classifier (transient local) keeps 0, 1, 2: the restarted run skips them."""
-    stick.plug()
-    make = recorder_factory(ros_context, stick)
-    harness = Harness(ros_context, [], name='storage_mount_restart_test')
-    publisher = harness.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        origin = first_session(harness, make, publisher)
+    with after_a_first_session(ros_context, stick, 'storage_mount_restart_test') as session:
+        harness, make, publisher = session.harness, session.make, session.publisher
         if not mounted_at_restart:
             stick.pull()
         recorder = make()
@@ -151,13 +177,11 @@ def test_a_restart_of_the_run_does_not_record_the_classifiers_history_twice(
         assert stamps(recorder.records_path) == [0, 1, 2, 50]
         assert (recorder.records_at_start, recorder.earlier_detections,
                 recorder.recovered_detections) == (3, 3, 0)
-        assert recorder._aggregator.origin == origin
+        assert recorder._aggregator.origin == session.origin
         ok, text = recorder.save()
         assert ok, text
         summary = json.loads(recorder.run.summary_path.read_text())
         assert (summary['features_in_collection'], summary['detections']) == (4, 4)
-    finally:
-        harness.close()
 
 
 def test_the_origin_after_an_unmounted_restart_is_the_runs_first_record(
@@ -166,13 +190,10 @@ def test_the_origin_after_an_unmounted_restart_is_the_runs_first_record(
 
     The classifier restarted too (no history); the queue holds 2: the oldest is dropped.
     """
-    stick.plug()
-    make = recorder_factory(ros_context, stick, max_held_records=2)
-    harness = Harness(ros_context, [], name='storage_mount_origin_test')
-    publisher = harness.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        origin = first_session(harness, make, publisher)
-        harness.node.destroy_publisher(publisher)
+    with after_a_first_session(ros_context, stick, 'storage_mount_origin_test',
+                               max_held_records=2) as session:
+        harness, make, origin = session.harness, session.make, session.origin
+        harness.node.destroy_publisher(session.publisher)
         stick.pull()
         recorder = make()
         harness.add(recorder)
@@ -195,20 +216,13 @@ def test_the_origin_after_an_unmounted_restart_is_the_runs_first_record(
         assert summary['origin'] == dict(zip(('latitude', 'longitude', 'altitude'), origin,
                                                  strict=True))
         assert (summary['records_dropped_queue_full'], summary['detections']) == (1, 5)
-    finally:
-        harness.close()
 
 
 def test_save_right_after_the_mount_starts_the_run_first(ros_context, stick: Stick) -> None:
     """~/save before the timer saw the mount: the run starts, the summary holds its file."""
-    stick.plug()
-    make = recorder_factory(ros_context, stick)
-    harness = Harness(ros_context, [], name='storage_mount_save_test')
-    publisher = harness.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        first_session(harness, make, publisher)
+    with after_a_first_session(ros_context, stick, 'storage_mount_save_test') as session:
         stick.pull()
-        recorder = make()  # not spun: only save() can see the mount
+        recorder = session.make()  # not spun: only save() can see the mount
         try:
             ok, text = recorder.save()
             assert not ok and f'storage_mount {stick.usb} is not mounted' in text, text
@@ -221,40 +235,26 @@ def test_save_right_after_the_mount_starts_the_run_first(ros_context, stick: Sti
                     summary['records_continued']) == (3, 3, 3)
         finally:
             recorder.destroy_node()
-    finally:
-        harness.close()
 
 
 def test_the_records_file_is_locked_after_a_start_once_mounted(
         ros_context, stick: Stick) -> None:
-    stick.plug()
-    make = recorder_factory(ros_context, stick)
-    harness = Harness(ros_context, [], name='storage_mount_lock_test')
-    publisher = harness.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        first_session(harness, make, publisher)
+    with after_a_first_session(ros_context, stick, 'storage_mount_lock_test') as session:
         stick.pull()
-        recorder = make()
-        harness.add(recorder)
+        recorder = session.harness.add(session.make())
         stick.plug()
-        assert harness.wait(lambda: recorder.started, WAIT_S)
+        assert session.harness.wait(lambda: recorder.started, WAIT_S)
         with open(recorder.records_path, 'rb') as other:  # as another machine would
             with pytest.raises(OSError) as error:
                 fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             assert error.value.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
-    finally:
-        harness.close()
 
 
 def test_a_read_only_stick_mounted_after_the_start_holds_until_writable(
         ros_context, stick: Stick) -> None:
-    stick.plug()
-    make = recorder_factory(ros_context, stick)
-    harness = Harness(ros_context, [], name='storage_mount_ro_test')
-    publisher = harness.node.create_publisher(String, 'detections', detections_qos())
-    try:
-        first_session(harness, make, publisher)
-        harness.node.destroy_publisher(publisher)
+    with after_a_first_session(ros_context, stick, 'storage_mount_ro_test') as session:
+        harness, make = session.harness, session.make
+        harness.node.destroy_publisher(session.publisher)
         stick.pull()
         recorder = make()
         harness.add(recorder)
@@ -270,8 +270,6 @@ def test_a_read_only_stick_mounted_after_the_start_holds_until_writable(
         stick.plug()
         assert harness.wait(lambda: recorder.records_held == 0, WAIT_S)
         assert stamps(recorder.records_path) == [0, 1, 2, 9]
-    finally:
-        harness.close()
 
 
 def test_a_symlinked_storage_mount_is_its_target(ros_context, stick: Stick,
