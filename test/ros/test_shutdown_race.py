@@ -25,6 +25,7 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 
 from helpers.ros import wait_for  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -186,6 +187,8 @@ def test_a_stop_takes_what_has_arrived_then_gives_up_on_a_publisher_that_stays(
     assert wait_for(lambda: publisher.get_subscription_count() == 1)
     for number in range(3):
         publisher.publish(String(data=str(number)))
+    # Acknowledged: all 3 are in the taker's queue before the stop, however busy the host.
+    assert publisher.wait_for_all_acked(Duration(seconds=30))
     stop = startup.StopRequest()
     stop.signal_name = 'SIGINT'
     warnings: list[str] = []
