@@ -63,6 +63,7 @@ from plant_disease_ros.core.map_run import (
     RecentFeatures,
     StorageGone,
 )
+from plant_disease_ros.core.sequence_gaps import SequenceGaps
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers, SharedMarkerParts
@@ -73,6 +74,8 @@ from plant_disease_ros.ros.qos import (
     message_key,
     publisher_gid,
     recorder_detections_qos,
+    RECORDER_QUEUE_DEPTH,
+    take_waiting,
 )
 from plant_disease_ros.ros.startup import (
     init_rclpy,
@@ -103,6 +106,12 @@ LOG_THROTTLE_S = 5.0
 FULL_MARKERS_PERIOD_S = 30.0
 # How often held records are retried while the file cannot be written.
 HELD_RETRY_PERIOD_S = 1.0
+# While the run's file is read at the start, and while the messages queued meanwhile are
+# recorded, the detections waiting in the subscriptions' DDS queues are taken (into the
+# memory queue, max_held_records) after every this many records: a keep-last DDS queue
+# (RECORDER_QUEUE_DEPTH) drops its oldest when full, and says nothing. Taking an empty
+# queue costs microseconds; reading a record, tens of them.
+TAKE_WAITING_EVERY = 64
 
 
 # A frame id RViz and tf2 resolve: names of letters, digits, '_', '-' and '.', joined by
@@ -199,11 +208,13 @@ class DiseaseMapRecorder(Node):
         self._delivered: OrderedDict[object, str] = OrderedDict()
         self._publisher_durability: dict[bytes, bool] = {}
         self._files_replaced_seen = 0
-        # While the run waits for storage_mount: the messages taken, as they came (the
-        # callback to give each to, the message, its info, its key), and how many of each
-        # key are queued (a detection comes from both subscriptions). None once started.
+        # Until the run has started (while it waits for storage_mount, while its file is
+        # read, while what came meanwhile is recorded): the messages taken, as they came
+        # (the callback to give each to, the message, its info, its key), and how many of
+        # each key are queued (a detection comes from both subscriptions). None once
+        # started.
         self._queued: deque[tuple[Callable[[String, Any], None], String, Any, object]] | \
-            None = deque() if not_mounted else None
+            None = deque()
         self._queued_keys: dict[object, int] = {}
         # Keys of queued detections dropped (queue full): a later copy is dropped too.
         self._queue_dropped: OrderedDict[object, None] = OrderedDict()
@@ -221,6 +232,14 @@ class DiseaseMapRecorder(Node):
         # starts later (storage_mount mounted after the start).
         self._started_ns = time.time_ns()
         self._messages_taken = 0  # by the subscriptions, queued or not (see _take)
+        # Detections each publisher numbered but this recorder never took (the DDS queue
+        # overflowed, or the publisher's history replaced them before they were sent),
+        # counted on the subscription that records them: the transient-local one for a
+        # transient-local publisher, the volatile one for the others. Each delivers a
+        # publisher's messages in order; the two together do not (one may be ahead).
+        self._sequence_gaps = (SequenceGaps(), SequenceGaps())
+        self.detections_lost = 0
+        self._records_read = 0   # of the run's file at the start (see _continue_with)
         self._detection_subscriptions = [
             self.create_subscription(String, 'detections', self._take_transient_local,
                                      recorder_detections_qos(transient_local=True)),
@@ -238,6 +257,7 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('records_file_replaced', self.run.files_replaced)
         self.diagnostics.set_value('detections_recovered', 0)
         self.diagnostics.set_value('detections_from_before_skipped', 0)
+        self.diagnostics.set_value('detections_lost', 0)
         self._save_service = self.create_service(Trigger, '~/save', self._on_save)
         self._marker_timer = self.create_timer(float(value['marker_period_s']),
                                                self.publish_markers, clock=steady_clock())
@@ -253,6 +273,7 @@ class DiseaseMapRecorder(Node):
                 'at')
         if not not_mounted:
             self._start_run()
+            self._take_queue('came while the run was read')
             return
         # A second recorder of the run on this machine is refused now, not once mounted.
         self._claim_run()
@@ -331,33 +352,86 @@ class DiseaseMapRecorder(Node):
             self._warn_held()
             self._update_diagnostic_values()
             return False
-        queued, self._queued = self._queued, None
         try:
             self._start_run()
         except StorageGone:  # unmounted again meanwhile: nothing was read
-            self._queued = queued
             return False
-        except Exception:
-            self._queued = queued  # not recorded: said at the exit
-            raise
-        self._queued_keys.clear()
-        self._queue_dropped.clear()  # the copies they left are skipped below
+        # Any other error ends the recorder as at the start; the queue is not recorded,
+        # which the exit says.
         self.get_logger().info(
             f'storage_mount {self.run.storage_mount} is mounted: run started, taking the '
-            f'{len(queued)} message(s) queued meanwhile')
-        for callback, message, info, key in queued:
-            if not self._skip_stale_copy(key):
-                callback(message, info)
-        self._update_diagnostic_values()
+            f'{len(self._queued_keys)} detection(s) queued meanwhile')
+        self._take_queue('')
         return True
+
+    def _take_queue(self, when: str) -> None:
+        """Give the queued messages to their callbacks in the order they came; start.
+
+        What the subscriptions got meanwhile is queued behind them (see
+        :meth:`_take_waiting`), so the order stays the publishers' and no DDS queue fills
+        while a long queue is recorded (each record is fsynced). ``when``: what the log
+        line says of detections that had to be queued ('' for none).
+        """
+        queue = self._queued
+        assert queue is not None
+        detections = len(self._queued_keys)
+        given = 0
+        while queue:
+            callback, message, info, key = queue.popleft()
+            if self._skip_stale_copy(key):
+                continue
+            copies = self._queued_keys.get(key, 0) - 1
+            if copies > 0:
+                self._queued_keys[key] = copies
+            else:
+                self._queued_keys.pop(key, None)
+            callback(message, info)
+            given += 1
+            if given % TAKE_WAITING_EVERY == 0:
+                self._take_waiting()
+        self._queued = None
+        self._queued_keys.clear()
+        self._queue_dropped.clear()
+        self._stale_copies.clear()
+        if when and detections:
+            self.get_logger().info(
+                f'{detections} detection(s) {when} ({self.run.records_at_start} '
+                'record(s)): recorded now, in the order they came')
+        self._update_diagnostic_values()
+
+    def _take_waiting(self) -> None:
+        """Take what waits in the detection subscriptions' DDS queues into the memory queue.
+
+        Called while the run is read and its queue recorded (nothing spins then): the
+        memory queue holds up to ``max_held_records`` and counts what it drops, where a
+        DDS queue would drop silently.
+        """
+        takes = (self._take_transient_local, self._take_volatile)
+        for subscription, take in zip(self._detection_subscriptions, takes, strict=True):
+            for message, info in take_waiting(subscription, RECORDER_QUEUE_DEPTH):
+                take(message, info)
 
     def _take_transient_local(self, message: String, info: Any) -> None:
         """Take a message of the transient-local subscription (queued before the start)."""
+        self._count_gap(0, info)
         self._take(self._on_detection_message, message, info)
 
     def _take_volatile(self, message: String, info: Any) -> None:
         """Take a message of the volatile subscription (queued before the start)."""
+        # A volatile publisher (as the graph says): recorded from this subscription.
+        gid = publisher_gid(info)
+        if (gid is not None and not self._transient_local_publisher(info)
+                and self._publisher_durability.get(gid) is False):
+            self._count_gap(1, info)
         self._take(self._on_live_message, message, info)
+
+    def _count_gap(self, subscription: int, info: Any) -> None:
+        """Note a message's sequence number; count the ones it shows were never taken."""
+        key = message_key(info)
+        if key is not None:
+            lost = self._sequence_gaps[subscription].add(*key)
+            if lost:
+                self._count_lost(lost)
 
     def _take(self, callback: Callable[[String, Any], None], message: String,
               info: Any) -> None:
@@ -368,12 +442,29 @@ class DiseaseMapRecorder(Node):
         else:
             self._queue(callback, message, info)
 
+    def _count_lost(self, change: int) -> None:
+        """Count detections lost before this recorder took them (a late one: -1); warn."""
+        self.detections_lost = max(0, self.detections_lost + change)
+        self.diagnostics.set_value('detections_lost', self.detections_lost)
+        # For the rest of the session: the run's map lacks them.
+        self.diagnostics.warning = '' if not self.detections_lost else (
+            f'{self.detections_lost} detection(s) never reached this recorder (gaps in their '
+            "publisher's sequence numbers): they are not in the map")
+        if change > 0:
+            self.warnings.warning(
+                'lost', f'{change} detection(s) never reached this recorder (a gap in their '
+                f"publisher's sequence numbers; {self.detections_lost} in all): its DDS "
+                f'queue of {RECORDER_QUEUE_DEPTH} overflowed, or the publisher replaced them '
+                'before they were sent; they are not in the map')
+
     def _queue(self, callback: Callable[[String, Any], None], message: String,
                info: Any) -> None:
         """Keep a message taken before the run started, as it came, for ``callback``.
 
-        At most ``max_held_records`` detections (both copies of one count once): beyond
-        it the oldest is dropped (each of its copies), counted in ``records_dropped``.
+        At most ``max_held_records`` detections (both copies of one count once), or, while
+        the run is read (storage there), as many as the DDS queue would have kept if that
+        is more: beyond it the oldest is dropped (each of its copies), counted in
+        ``records_dropped``.
         """
         assert self._queued is not None
         key = self._message_key(message, info)
@@ -381,12 +472,19 @@ class DiseaseMapRecorder(Node):
             return  # the other copy of a detection dropped
         self._queued_keys[key] = self._queued_keys.get(key, 0) + 1
         self._queued.append((callback, message, info, key))
+        limit = self.run.max_held
+        if not self.run.storage_gone:
+            limit = max(limit, self._detection_subscriptions[0].qos_profile.depth)
         dropped = False
-        while len(self._queued_keys) > self.run.max_held:
+        while len(self._queued_keys) > limit:
             self._drop_oldest_queued()
             dropped = True
-        if dropped:
+        if dropped and self.run.storage_gone:
             self._warn_held()
+        elif dropped:
+            self.warnings.warning(
+                'queue_full', f'more than {limit} detections (max_held_records) came while '
+                f'the run was read: {self.run.records_dropped} dropped, the oldest first')
         self._update_diagnostic_values()
 
     def _drop_oldest_queued(self) -> None:
@@ -487,6 +585,9 @@ class DiseaseMapRecorder(Node):
         if self._file_tail is not None:
             self._file_tail.append(feature)
         self._add_to_map(feature)
+        self._records_read += 1
+        if self._records_read % TAKE_WAITING_EVERY == 0:
+            self._take_waiting()
 
     def _on_live_message(self, message: String, info: Any) -> None:
         """Take a message of the volatile subscription: published after it matched.

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
@@ -125,6 +126,29 @@ def detections_qos() -> QoSProfile:
 # long run reads the whole run: 11 s for a day's 360,000 records here, a minute on a Pi):
 # 10 minutes at 8 a second, about 3 MB at most.
 RECORDER_QUEUE_DEPTH = 5000
+
+
+def take_waiting(subscription: Any, limit: int = RECORDER_QUEUE_DEPTH) -> list[tuple[Any, Any]]:
+    """Take the messages waiting in ``subscription``'s queue now, without spinning.
+
+    Return (message, MessageInfo) pairs in the order the queue holds them, at most
+    ``limit``; none once the subscription is destroyed. For a node busy with a long task in
+    a callback or before it spins (the recorder reading a long run at its start): what it
+    takes meanwhile no longer waits in a keep-last queue that drops the oldest when full.
+    rclpy's own ``wait_for_message`` and executor take messages the same way.
+    """
+    taken: list[tuple[Any, Any]] = []
+    try:
+        with subscription.handle:
+            while len(taken) < limit:
+                pair = subscription.handle.take_message(subscription.msg_type,
+                                                        subscription.raw)
+                if pair is None:
+                    break
+                taken.append((pair[0], pair[1]))
+    except InvalidHandle:
+        pass
+    return taken
 
 
 def recorder_detections_qos(transient_local: bool) -> QoSProfile:
