@@ -8,6 +8,11 @@ is located at once (there may be no receiver); after a restart (time jumped back
 fixes forgotten) the receiver is known to be alive, so items wait for the new timeline's
 fixes as they would for any fix.
 
+An item whose stamp may be a stray one (far ahead of every stream, see
+``core.time_jump``) can be held: a position found for it is handed out only once the
+stamp is known good (:meth:`release`) or the hold ends; a stray one is taken out
+unlocated (:meth:`take`). Without a position it goes out at its deadline as any item.
+
 Every position handed out is moved from the antenna to the camera's view by the
 ``camera_offset`` (see ``core.camera_offset``), while the fixes it takes the direction of
 travel from are still held: also those settled by a restart, before it forgets them.
@@ -30,12 +35,16 @@ DEFAULT_MAX_WAITING = 64
 
 @dataclass(frozen=True)
 class _Waiting(Generic[Item]):
-    """An item waiting for the fix after ``stamp_s`` until ``deadline_s``."""
+    """An item waiting for the fix after ``stamp_s`` until ``deadline_s``.
+
+    Until ``hold_until_s`` it is not handed out with a position (its stamp may be stray).
+    """
 
     item: Item
     stamp_s: float
     deadline_s: float
     added_s: float
+    hold_until_s: float = -float('inf')
 
 
 class FixWait(Generic[Item]):
@@ -67,18 +76,21 @@ class FixWait(Generic[Item]):
         """Return the number of items waiting."""
         return len(self._waiting)
 
-    def add(self, item: Item, stamp_s: float, now_s: float,
-            wait_s: float) -> list[tuple[Item, FixLookup]]:
+    def add(self, item: Item, stamp_s: float, now_s: float, wait_s: float,
+            hold_s: float = 0.0) -> list[tuple[Item, FixLookup]]:
         """Locate ``item`` now, or let it wait until ``now_s + wait_s``; return what is ready.
 
         With ``wait_s <= 0`` the item is located at once with the fixes there are. An item
         that could be located now still waits behind older items that wait: items come out
-        in the order they came.
+        in the order they came. With ``hold_s > 0`` a position found for it is handed out
+        only after ``now_s + hold_s`` or :meth:`release` (its stamp may be a stray one).
         """
         lookup = self._lookup(stamp_s, final=wait_s <= 0.0)
-        if lookup.status != 'pending' and not self._waiting:
+        held = hold_s > 0.0 and lookup.located
+        if lookup.status != 'pending' and not held and not self._waiting:
             return [(item, self._moved(lookup, stamp_s))]
-        self._waiting.append(_Waiting(item, stamp_s, now_s + max(wait_s, 0.0), now_s))
+        self._waiting.append(_Waiting(item, stamp_s, now_s + max(wait_s, 0.0), now_s,
+                                      now_s + hold_s if hold_s > 0.0 else -float('inf')))
         ready: list[tuple[Item, FixLookup]] = []
         if len(self._waiting) > self.max_waiting:
             oldest = self._waiting.popleft()
@@ -95,6 +107,8 @@ class FixWait(Generic[Item]):
                 if now_s < waiting.deadline_s:
                     break
                 lookup = self.fixes.lookup(waiting.stamp_s, final=True)
+            if lookup.located and now_s < waiting.hold_until_s:
+                break
             self._waiting.popleft()
             ready.append((waiting.item, self._moved(lookup, waiting.stamp_s)))
         return ready
@@ -105,8 +119,30 @@ class FixWait(Generic[Item]):
         The caller then calls :meth:`settle`: a shorter wait may have ended already.
         """
         self._waiting = deque(_Waiting(waiting.item, waiting.stamp_s,
-                                       waiting.added_s + max(wait_s, 0.0), waiting.added_s)
+                                       waiting.added_s + max(wait_s, 0.0), waiting.added_s,
+                                       waiting.hold_until_s)
                               for waiting in self._waiting)
+
+    def release(self, stamp_s: float) -> None:
+        """End the hold of the items stamped ``stamp_s``: the stamp is a good one.
+
+        The caller then calls :meth:`settle`.
+        """
+        self._waiting = deque(
+            _Waiting(waiting.item, waiting.stamp_s, waiting.deadline_s, waiting.added_s)
+            if waiting.stamp_s == stamp_s else waiting for waiting in self._waiting)
+
+    def take(self, stamp_s: float) -> list[tuple[Item, FixLookup]]:
+        """Take the items stamped ``stamp_s`` out unlocated (``none``): a stray stamp.
+
+        Their time is unknown: any fix would place them where the robot was at that wrong
+        time. The caller publishes them and settles the others as usual.
+        """
+        stray = [waiting for waiting in self._waiting if waiting.stamp_s == stamp_s]
+        if stray:
+            self._waiting = deque(waiting for waiting in self._waiting
+                                  if waiting.stamp_s != stamp_s)
+        return [(waiting.item, FixLookup('none', None, None)) for waiting in stray]
 
     def restart(self) -> tuple[list[tuple[Item, FixLookup]], int]:
         """Start a new timeline (time jumped back): settle the waiting, forget the fixes.
@@ -141,15 +177,12 @@ class FixWait(Generic[Item]):
         fixes back would place them where the robot was at that wrong time. Return them
         and the number of fixes restored; the caller settles the others as usual.
         """
-        stray = [waiting for waiting in self._waiting if waiting.stamp_s == stray_stamp_s]
-        self._waiting = deque(waiting for waiting in self._waiting
-                              if waiting.stamp_s != stray_stamp_s)
+        stray = self.take(stray_stamp_s)
         restored = self._set_aside
         self._set_aside, self._forgotten = [], 0
         for fix in restored:
             self.fixes.add(fix)
-        return [(waiting.item, FixLookup('none', None, None)) for waiting in stray], \
-            len(restored)
+        return stray, len(restored)
 
     def _final_lookup(self, stamp_s: float) -> FixLookup:
         """Locate ``stamp_s`` with the fixes there are, moved to the camera's view."""

@@ -8,22 +8,39 @@ its own: frames legitimately lag behind fixes by the processing time.
 
 Messages of the old timeline still in flight at the jump (a frame queued before a bag
 loop, the last fixes of a driver's buffer) arrive within moments of it, by the wall
-clock: for ``late_window_s`` after a jump such a stamp is recognised (it goes on from
-where its stream was, far ahead of the new timeline), is no second jump, and the caller
-can drop it.
+clock: for a window after a jump (:meth:`window_s`) such a stamp is recognised (it goes
+on from where its stream was, far ahead of the new timeline), is no second jump, and the
+caller can drop it.
 
 A stray stamp (one frame of a driver stamped wrong) looks like a jump too, but its own
 stream goes on from where it was: a DDS stream keeps its order, so two stamps of the
 jumping stream that continue the old timeline, before any stamp of any stream on the new
 one, mean there was no new timeline. The jump is then undone (:attr:`glitches`,
 :attr:`undone`): the streams go on from their stamps before it, and the caller restores
-what it dropped.
+what it dropped. Those two stamps must come within the jumping stream's window
+(:meth:`window_s`): ``late_window_s``, or three of the stream's periods (its median step
+between stamps) for a slower stream, up to :data:`MAX_WINDOW_S`: a 1 Hz receiver's stray
+stamp is undone within 3 s.
+
+A stray stamp far ahead (a bogus future stamp) would make the next good stamp look like a
+jump back. So a stamp far ahead (more than ``threshold_s`` beyond the newest stamp of every
+stream and beyond its own stream's next expected stamp, its newest plus its period) is not
+taken as its stream's newest at once: it is undecided (:meth:`pending_ahead`) until its
+stream's next stamp. If that one goes on from it (no more than ``threshold_s`` before it),
+the timeline stepped forward (a data gap, a paused bag, a GNSS time correction) and the
+step is taken (:attr:`confirmed`); so is it at once when another stream steps to the same
+time (a gap of every stream). If the next stamp goes on from where the stream was instead,
+the stamp was stray (:attr:`strays`, counted in :attr:`glitches`): nothing else changes,
+and the caller drops what it held of it. Stamps of other streams that merely catch up
+with it decide nothing: the wall clock brings any stream there in time.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+import statistics
 import time
 
 
@@ -41,12 +58,38 @@ class TimeJump:
         return self.newest_s - self.stamp_s
 
 
-# How long after a jump (wall clock, s) a stamp of the old timeline may still arrive.
+@dataclass(frozen=True)
+class StampAhead:
+    """A stamp far ahead of every stream, not yet known to be a step forward or stray.
+
+    ``reference_s`` is the stamp it is ahead of: the newest of every stream, or its own
+    stream's next expected stamp when later.
+    """
+
+    stream: str
+    stamp_s: float
+    reference_s: float
+
+    @property
+    def ahead_s(self) -> float:
+        """Return how far ahead of ``reference_s`` the stamp lies, in seconds."""
+        return self.stamp_s - self.reference_s
+
+
+# How long after a jump (wall clock, s) a stamp of the old timeline may still arrive, at
+# least: a stream slower than one stamp every late_window_s / 3 gets three of its periods.
 DEFAULT_LATE_WINDOW_S = 2.0
+# ... at most (unless late_window_s is longer): a detection waits this long for its fix
+# while a jump may still be undone, so a stream slower than one stamp in 2.5 s cannot have
+# its stray stamp undone (it needs two within the window).
+MAX_WINDOW_S = 5.0
 # Stamps of the jumping stream on the old timeline, before any on the new one, that undo
 # the jump. One may be a message in flight from a second publisher of the stream; two in a
 # row from it are the stream going on.
 UNDO_AFTER_STAMPS = 2
+# A stream's period is the median of its last this many steps forward between stamps:
+# a gap or a burst among them does not change it.
+PERIOD_STEPS = 9
 
 
 class TimeJumpDetector:
@@ -57,15 +100,24 @@ class TimeJumpDetector:
         """Report jumps back larger than ``threshold_s`` seconds (> 0).
 
         ``late_window_s``: how long after a jump (by ``clock``, seconds) a stamp of the old
-        timeline is recognised as late (see :meth:`is_late`).
+        timeline is recognised as late (see :meth:`is_late`) and the jump may be undone, at
+        least: a slow jumping stream gets longer (:meth:`window_s`).
         """
         self.threshold_s = threshold_s
         self.late_window_s = float(late_window_s)
         self._clock = clock
         self.jumps = 0                # jumps back that stood (undone ones are glitches)
         self.late_stamps = 0          # stamps of the previous timeline that came after a jump
-        self.glitches = 0             # jumps undone: a stray stamp, its stream went on
+        self.undos = 0                # jumps undone: a stray stamp back, its stream went on
         self.undone: TimeJump | None = None   # the last jump undone
+        self.strays_ahead: list[StampAhead] = []   # every stray stamp far ahead, in order
+        # What the last check() decided of the stamps far ahead: taken as a step forward
+        # of the timeline, or found stray.
+        self.confirmed: list[StampAhead] = []
+        self.strays: list[StampAhead] = []
+        self._ahead: dict[str, StampAhead] = {}   # the undecided one of each stream
+        self._steps: dict[str, deque[float]] = {}
+        self._window_s = self.late_window_s   # the last jump's window
         # The stream of the last jump while it may still be undone (None: it stands), its
         # stamps on the old timeline since, and whether any stream has been on the new one.
         self._jump_stream: str | None = None
@@ -93,8 +145,17 @@ class TimeJumpDetector:
         After a jump every stream starts over from the stamps that come next. A stamp of
         the previous timeline still in flight is not taken as the newest of its stream, so
         it is not followed by a second, false jump; :meth:`is_late` tells the caller to
-        drop it.
+        drop it. A stamp far ahead is left undecided (:meth:`pending_ahead`); this stamp
+        or another stream's may decide one (:attr:`confirmed`, :attr:`strays`).
         """
+        self.confirmed, self.strays = [], []
+        ahead = self._ahead.pop(stream, None)
+        if ahead is not None:
+            if stamp_s >= ahead.stamp_s - self._threshold_s:
+                self._confirm(ahead)      # the stream goes on from there: a step forward
+            else:
+                self.strays.append(ahead)   # back where it was: the stamp was stray
+                self.strays_ahead.append(ahead)
         if self.is_late(stamp_s, stream):
             if stream == self._jump_stream:
                 self._continued += 1
@@ -108,32 +169,106 @@ class TimeJumpDetector:
             self.jumps += 1
             self._previous_s = dict(self._newest_s)
             self._jumped_at = self._clock()
+            self._window_s = self.window_s(stream)
             self._newest_s = {stream: stamp_s}
             jump = TimeJump(stream, newest, stamp_s)
             self._jump_stream, self._jump, self._continued = stream, jump, 0
             return jump
         # A stamp on the new timeline (or any, once the late window closed): the jump stands.
         self._jump_stream = None
-        if newest is None or stamp_s > newest:
-            self._newest_s[stream] = stamp_s
+        reference = self._expected_s(stream)
+        if reference is not None and stamp_s - reference > self._threshold_s:
+            partners = [other for other in self._ahead.values()
+                        if abs(other.stamp_s - stamp_s) <= self._threshold_s]
+            if not partners:
+                self._ahead[stream] = StampAhead(stream, stamp_s, reference)
+                return None
+            for other in partners:    # another stream stepped to the same time
+                del self._ahead[other.stream]
+                self._confirm(other)
+        self._go_on(stream, stamp_s)
         if self._previous_s and max(self._newest_s.values()) >= max(self._previous_s.values()):
             self._previous_s = {}   # the new timeline has caught up with the old one
         return None
+
+    def pending_ahead(self, stream: str) -> StampAhead | None:
+        """Return the stamp far ahead of ``stream`` not decided yet, if any.
+
+        The caller holds back what came with it (a fix), or does not locate it yet (a
+        frame), until a later :meth:`check` lists it in :attr:`confirmed` or
+        :attr:`strays`.
+        """
+        return self._ahead.get(stream)
+
+    @property
+    def glitches(self) -> int:
+        """Return how many stray stamps there were: jumps back undone, stamps far ahead."""
+        return self.undos + len(self.strays_ahead)
+
+    def period_s(self, stream: str) -> float | None:
+        """Return the median step between the recent stamps of ``stream`` (s), if known."""
+        steps = self._steps.get(stream)
+        return statistics.median(steps) if steps else None
+
+    def window_s(self, stream: str) -> float:
+        """Return how long (clock, s) a jump of ``stream`` may be undone and stamps be late.
+
+        ``late_window_s``, or :data:`UNDO_AFTER_STAMPS` + 1 periods of the stream when
+        longer (time for the two stamps that undo it, and one period of delay), at most
+        :data:`MAX_WINDOW_S` (unless ``late_window_s`` is longer).
+        """
+        period = self.period_s(stream)
+        if period is None:
+            return self.late_window_s
+        return max(self.late_window_s, min((UNDO_AFTER_STAMPS + 1) * period, MAX_WINDOW_S))
+
+    @property
+    def jump_window_s(self) -> float:
+        """Return the window (s) of the last jump: :meth:`window_s` of its stream then."""
+        return self._window_s
+
+    def _expected_s(self, stream: str) -> float | None:
+        """Return the stamp a stamp of ``stream`` is far ahead of when beyond it by more than
+        ``threshold_s``: the newest of every stream, or its own next expected one if later.
+        """
+        if not self._newest_s:
+            return None
+        reference = max(self._newest_s.values())
+        own = self._newest_s.get(stream)
+        if own is not None:
+            reference = max(reference, own + (self.period_s(stream) or 0.0))
+        return reference
+
+    def _go_on(self, stream: str, stamp_s: float) -> None:
+        """Take ``stamp_s`` as the newest of ``stream`` when it is; note the step forward."""
+        newest = self._newest_s.get(stream)
+        if newest is not None and stamp_s <= newest:
+            return
+        if newest is not None:
+            steps = self._steps.setdefault(stream, deque(maxlen=PERIOD_STEPS))
+            steps.append(stamp_s - newest)
+        self._newest_s[stream] = stamp_s
+
+    def _confirm(self, ahead: StampAhead) -> None:
+        """Take ``ahead`` as a step forward of its stream's timeline."""
+        self.confirmed.append(ahead)
+        self._go_on(ahead.stream, ahead.stamp_s)
 
     @property
     def undo_possible(self) -> bool:
         """Return whether the last jump may still be undone (a stray stamp, see above).
 
         True from the jump until a stamp of any stream comes on the new timeline or the
-        late window closes: a detection of that time should wait that long for its fix.
+        jump's window (:attr:`jump_window_s`) closes: a detection of that time should wait
+        that long for its fix.
         """
         return (self._jump_stream is not None
-                and self._clock() - self._jumped_at <= self.late_window_s)
+                and self._clock() - self._jumped_at <= self._window_s)
 
     def _undo(self, stream: str, stamp_s: float) -> None:
         """Undo the last jump: its stamp was a stray one, ``stream`` went on at ``stamp_s``."""
         self.jumps -= 1
-        self.glitches += 1
+        self.undos += 1
         self.undone = self._jump
         self._newest_s = dict(self._previous_s)
         self._newest_s[stream] = max(stamp_s, self._newest_s.get(stream, stamp_s))
@@ -144,7 +279,7 @@ class TimeJumpDetector:
     def is_late(self, stamp_s: float, stream: str | None = None) -> bool:
         """Return whether ``stamp_s`` (of ``stream``) belongs to the timeline before the jump.
 
-        That is, within ``late_window_s`` of the jump, a stamp that goes on from where its
+        That is, within the jump's window of it, a stamp that goes on from where its
         stream was before it (no further back than ``threshold_s`` from that stream's
         newest stamp then; a stream not seen then: any stream's) and lies more than
         ``threshold_s`` ahead of every stream since the jump. After the window every
@@ -152,7 +287,7 @@ class TimeJumpDetector:
         """
         if not self._previous_s or not self._newest_s:
             return False
-        if self._clock() - self._jumped_at > self.late_window_s:
+        if self._clock() - self._jumped_at > self._window_s:
             self._previous_s = {}
             return False
         previous = self._previous_s.get(stream) if stream else None

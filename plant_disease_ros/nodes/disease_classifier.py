@@ -30,7 +30,10 @@ played in a loop, a restarted simulator, a GNSS time correction), the jump is lo
 and counted in diagnostics, the waiting detections are settled with the fixes of their
 own timeline, and those fixes are forgotten: no frame is located with a fix of the
 previous loop. A jump whose own stream then goes on from where it was (a stray stamp) is
-undone: the fixes come back and the stray frame goes without a position.
+undone: the fixes come back and the stray frame goes without a position. A stamp that far
+ahead of every stream is held undecided until its stream's next stamp: one that goes on
+from it makes it a step forward (used as any), one that goes on from before it makes it
+a stray stamp (the frame goes without a position, the fix is dropped; no jump back).
 
 A frame without any colour (channels equal within a few levels: a grey camera's, or a
 colour camera's JPEG of grey gravel, which decodes as grey) is labelled ``no_leaf`` by the
@@ -86,13 +89,14 @@ from plant_disease_ros.core.fix_buffer import (
     DEFAULT_MAX_FIX_ACCURACY_M,
     FixBuffer,
     FixLookup,
+    GeoFix,
     UNSTAMPED_REASON,
 )
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WARN_PERCENT
 from plant_disease_ros.core.outcome import frame_outcome, NO_LEAF_LABEL, OUTCOMES
 from plant_disease_ros.core.preprocessing import check_pose_count
-from plant_disease_ros.core.time_jump import TimeJumpDetector
+from plant_disease_ros.core.time_jump import StampAhead, TimeJumpDetector
 from plant_disease_ros.core.vegetation import check_frame
 from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.conversions import (
@@ -236,6 +240,9 @@ class DiseaseClassifierNode(Node):
         self.fixes_received = 0
         self.diagnostics.set_value('fixes_received', 0)
         self._last_usable_fix_s: float | None = None
+        # A fix stamped far ahead of every stream, held until its stream's next stamp says
+        # whether the time stepped forward (it is used then) or it was stray (dropped).
+        self._fix_ahead: GeoFix | None = None
         # Detections of the current diagnostics period: without a position, by status; located.
         self._unlocated_in_period: Counter[str] = Counter()
         self._located_in_period = 0
@@ -362,7 +369,8 @@ class DiseaseClassifierNode(Node):
         self.declare_parameter('time_jump_threshold_s', 1.0, ParameterDescriptor(
             description='A frame or fix stamp this far (s) behind the newest of its stream '
                         'is a jump back in time (bag loop, sim restart): the fixes held '
-                        'are dropped.',
+                        'are dropped. One this far ahead of every stream waits for its '
+                        "stream's next stamp: a stray one (a driver glitch) is dropped.",
             floating_point_range=float_range(0.001, 86400.0)))
         self.declare_parameter('vegetation_gate', True, ParameterDescriptor(
             description="Label frames that cannot show a leaf (too dark, over-exposed, flat, "
@@ -582,14 +590,19 @@ class DiseaseClassifierNode(Node):
             # No point in time to look a position up at: out at once, without one.
             self._publish_located([((classification, header), FixLookup('none', None, None))])
         elif outcome.is_detection:
+            stamp_s = stamp_to_seconds(header.stamp)
             wait_s = self.fix_wait_s
             if self.time_jumps.undo_possible:
-                # The jump may be a stray stamp, undone within the late window: the fixes
-                # come back then, so a detection of this time waits that long for them.
-                wait_s = max(wait_s, self.time_jumps.late_window_s)
+                # The jump may be a stray stamp, undone within its window: the fixes come
+                # back then, so a detection of this time waits that long for them.
+                wait_s = max(wait_s, self.time_jumps.jump_window_s)
+            # A stamp far ahead may be a stray one: not located before the next frame (or
+            # the window) tells; without a position it goes out at its deadline as ever.
+            ahead = self.time_jumps.pending_ahead('frame')
+            hold_s = (self.time_jumps.window_s('frame')
+                      if ahead is not None and ahead.stamp_s == stamp_s else 0.0)
             self._publish_located(self.fix_wait.add(
-                (classification, header), stamp_to_seconds(header.stamp), time.monotonic(),
-                wait_s))
+                (classification, header), stamp_s, time.monotonic(), wait_s, hold_s))
             if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
                 self._pending_timer.reset()
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
@@ -728,7 +741,12 @@ class DiseaseClassifierNode(Node):
             self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})'
                                   + (f': {hint}' if hint else ''))
             return
-        if self._check_time_jump('fix', fix.stamp_s):
+        verdict = self._check_time_jump('fix', fix.stamp_s)
+        if verdict == 'ahead':
+            # Far ahead of every stream: used once the fix stamps go on from it.
+            self._fix_ahead = fix
+            return
+        if verdict == 'late':
             # A fix of the timeline before a jump back, late: it would locate new frames.
             # Set aside: it comes back if the jump is undone (a stray stamp).
             self.fix_wait.set_aside(fix)
@@ -741,20 +759,26 @@ class DiseaseClassifierNode(Node):
         self.fix_wait.fixes.add(fix)
         self._settle_pending()
 
-    def _check_time_jump(self, stream: str, stamp_s: float) -> bool:
+    def _check_time_jump(self, stream: str, stamp_s: float) -> str | None:
         """On a jump back in time, settle the waiting detections and forget the old fixes.
 
-        Return whether ``stamp_s`` is a late stamp of the timeline before the last jump.
+        Return ``'late'`` when ``stamp_s`` is a late stamp of the timeline before the last
+        jump, ``'ahead'`` when it lies far ahead of every stream, undecided (see
+        ``core.time_jump``), else ``None``.
         """
         late_before = self.time_jumps.late_stamps
-        glitches_before = self.time_jumps.glitches
+        undos_before = self.time_jumps.undos
         jump = self.time_jumps.check(stream, stamp_s)
+        self._decide_ahead(stream, stamp_s)
         if jump is None:
-            if self.time_jumps.glitches > glitches_before:
+            if self.time_jumps.undos > undos_before:
                 self._undo_time_jump(stream, stamp_s)
-                return False
+                return None
             # check() counted it when it found it late: no second look (and clock read).
-            return self.time_jumps.late_stamps > late_before
+            if self.time_jumps.late_stamps > late_before:
+                return 'late'
+            ahead = self.time_jumps.pending_ahead(stream)
+            return 'ahead' if ahead is not None and ahead.stamp_s == stamp_s else None
         settled, dropped = self.fix_wait.restart()
         self._publish_located(settled)
         self._pending_timer.cancel()
@@ -769,6 +793,43 @@ class DiseaseClassifierNode(Node):
             f'{dropped} fix(es) of the previous timeline, located {len(settled)} waiting '
             'detection(s) with them')
         return False
+
+    def _decide_ahead(self, stream: str, stamp_s: float) -> None:
+        """Use or drop what was held of the stamps far ahead the last check decided."""
+        if not (self.time_jumps.confirmed or self.time_jumps.strays):
+            return
+        for ahead in self.time_jumps.confirmed:   # the time stepped forward
+            if ahead.stream == 'fix':
+                self._use_fix_ahead(ahead, keep=True)
+            else:
+                self.fix_wait.release(ahead.stamp_s)
+        for ahead in self.time_jumps.strays:
+            if ahead.stream == 'fix':
+                self._use_fix_ahead(ahead, keep=False)
+            else:
+                self._publish_located(self.fix_wait.take(ahead.stamp_s))
+            self._warn_stray_ahead(ahead, stream, stamp_s)
+        self.diagnostics.set_value('stamp_glitches', self.time_jumps.glitches)
+        self._settle_pending()
+        if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
+            self._pending_timer.reset()
+
+    def _use_fix_ahead(self, ahead: StampAhead, keep: bool) -> None:
+        """Add the held fix stamped as ``ahead`` to the buffer (``keep``) or drop it."""
+        fix, self._fix_ahead = self._fix_ahead, None
+        if keep and fix is not None and fix.stamp_s == ahead.stamp_s:
+            self._last_usable_fix_s = time.monotonic()
+            self.fix_wait.fixes.add(fix)
+
+    def _warn_stray_ahead(self, ahead: StampAhead, stream: str, stamp_s: float) -> None:
+        """Log a stray stamp far ahead (throttled with the other stamp glitches)."""
+        what = ('the stray frame goes without a position' if ahead.stream == 'frame'
+                else 'the stray fix is dropped')
+        self.warnings.warning(
+            'stamp_glitch',
+            f'a stray {ahead.stream} stamp {ahead.stamp_s:.3f} ({ahead.ahead_s:.3f} s ahead '
+            f'of the stamps before it) was no step forward in time: the {stream} stamps went '
+            f'on from {stamp_s:.3f}; {what}')
 
     def _undo_time_jump(self, stream: str, stamp_s: float) -> None:
         """The last jump was a stray stamp (its stream went on): bring its fixes back.

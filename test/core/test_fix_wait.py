@@ -178,3 +178,44 @@ def test_a_new_restart_forgets_what_the_one_before_set_aside() -> None:
     assert wait.restart()[1] == 1                       # only the new timeline's fix
     assert [fix.stamp_s for fix in wait.fixes.snapshot()] == []
     assert wait.undo(0.0) == ([], 1) and wait.fixes.snapshot() == [fix_at(0.2)]
+
+
+def test_a_held_item_is_not_located_before_its_release_or_the_hold_ends() -> None:
+    """A frame stamped a little ahead (maybe stray): the fix that would place it is there,
+    yet it waits until its stamp is known good or the hold is over; items after it wait."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    wait.fixes.add(fix_at(12.0))
+    assert wait.add('ahead', 11.5, now_s=0.0, wait_s=0.3, hold_s=2.0) == []
+    assert wait.add('after', 10.5, now_s=0.1, wait_s=0.3) == []
+    assert wait.settle(now_s=1.0) == [] and len(wait) == 2
+    wait.release(11.5)
+    assert statuses(wait.settle(now_s=1.0)) == [('ahead', 'interpolated'),
+                                                ('after', 'interpolated')]
+    # Not released: handed out once the hold is over.
+    assert wait.add('ahead', 11.6, now_s=5.0, wait_s=0.3, hold_s=2.0) == []
+    assert wait.settle(now_s=6.99) == []
+    assert statuses(wait.settle(now_s=7.0)) == [('ahead', 'interpolated')]
+
+
+def test_a_held_item_without_a_position_goes_out_at_its_deadline() -> None:
+    """Nothing to place it with: it goes out stale at the deadline, as any item would."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    assert wait.add('far ahead', 3610.0, now_s=0.0, wait_s=0.3, hold_s=2.0) == []
+    assert wait.settle(now_s=0.29) == []
+    assert statuses(wait.settle(now_s=0.3)) == [('far ahead', 'stale')]
+
+
+def test_take_hands_the_stray_item_out_unlocated() -> None:
+    """A stamp found stray: its item goes out without a position, the others wait on."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0))
+    wait.fixes.add(fix_at(10.0))
+    wait.fixes.add(fix_at(12.0))
+    wait.add('stray', 11.5, now_s=0.0, wait_s=0.3, hold_s=2.0)
+    wait.add('good', 12.5, now_s=0.1, wait_s=0.3)
+    taken = wait.take(11.5)
+    assert statuses(taken) == [('stray', 'none')] and taken[0][1].fix is None
+    assert len(wait) == 1 and wait.take(11.5) == []
+    wait.fixes.add(fix_at(13.0))
+    assert statuses(wait.settle(now_s=0.2)) == [('good', 'interpolated')]

@@ -88,16 +88,16 @@ def test_the_last_fix_of_a_1_hz_receiver_in_flight_at_the_loop_is_late() -> None
 
 
 def test_late_stamps_are_recognised_only_shortly_after_the_jump() -> None:
-    """A stamp far ahead (a bogus frame) cannot keep fixes dropped: the window closes."""
+    """Stamps of the old timeline are late only for the window after the jump: a wrong
+    call (a new timeline that happens to be far behind) cannot last."""
     clock = FakeClock(1000.0)
     detector = TimeJumpDetector(threshold_s=1.0, late_window_s=2.0, clock=clock)
-    detector.check('fix', 99.9)
-    detector.check('frame', 100.0)
-    detector.check('frame', 2e9)                    # a bogus stamp far in the future
+    detector.check('fix', 199.9)
+    detector.check('frame', 200.0)
     assert detector.check('frame', 100.1) is not None
     detector.check('fix', 100.2)
     clock.now += 1.0
-    assert detector.is_late(150.0, 'fix')           # within the window: taken as late
+    assert detector.is_late(250.0, 'fix')           # within the window: taken as late
     clock.now += 1.5
     for stamp in (101.8, 150.0, 5000.0):            # after it: taken as they come
         assert not detector.is_late(stamp, 'fix') and detector.check('fix', stamp) is None
@@ -151,3 +151,234 @@ def test_a_stamp_on_the_new_timeline_first_makes_the_jump_stand() -> None:
     for t in (60.1, 60.2):                           # old frames in flight: late only
         assert detector.check('frame', t) is None
     assert (detector.jumps, detector.glitches, detector.late_stamps) == (1, 0, 2)
+
+
+def at_10_hz(detector: TimeJumpDetector, start_s: float, count: int) -> float:
+    """Check fixes and frames (50 ms later) every 0.1 s from ``start_s``; return the last."""
+    stamp = start_s
+    for k in range(count):
+        stamp = round(start_s + 0.1 * k, 3)
+        assert detector.check('fix', stamp) is None
+        assert detector.check('frame', round(stamp + 0.05, 3)) is None
+    return stamp
+
+
+def test_a_stray_frame_stamp_far_ahead_is_no_jump() -> None:
+    """One frame stamped an hour ahead: the next good frame is no jump back, the fixes stay."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    at_10_hz(detector, 100.0, 5)                    # up to fix 100.4, frame 100.45
+    assert detector.check('frame', 3700.45) is None  # the stray stamp: undecided
+    assert detector.check('fix', 100.5) is None      # the fixes go on as before
+    assert detector.check('frame', 100.55) is None   # was a jump back of 3600 s
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
+    at_10_hz(detector, 100.6, 5)                    # nothing late, nothing jumps
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
+    (stray,) = detector.strays_ahead
+    assert (stray.stream, stray.stamp_s) == ('frame', 3700.45)
+    assert detector.undone is None
+    # A real loop is still a jump back.
+    assert detector.check('fix', 0.0) is not None and detector.jumps == 1
+
+
+def test_a_stray_frame_stamp_far_ahead_is_reported_to_the_caller() -> None:
+    """Undecided while it is the newest of its stream; the next frame says it was stray."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    at_10_hz(detector, 100.0, 5)
+    assert detector.check('frame', 3700.45) is None
+    pending = detector.pending_ahead('frame')
+    assert pending is not None and pending.stamp_s == 3700.45
+    assert pending.ahead_s == pytest.approx(3599.9)   # the next frame was due at 100.55
+    assert detector.pending_ahead('fix') is None
+    assert detector.check('fix', 100.5) is None and detector.strays == []
+    assert detector.check('frame', 100.55) is None
+    assert detector.strays == [pending] and detector.confirmed == []
+    assert detector.pending_ahead('frame') is None
+    assert detector.check('frame', 100.65) is None and detector.strays == []
+
+
+def test_a_stray_fix_stamp_far_ahead_is_no_jump() -> None:
+    """A fix stamped an hour ahead: held undecided, the next fix shows it was stray."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    at_10_hz(detector, 100.0, 5)
+    assert detector.check('fix', 3700.5) is None     # the stray fix
+    assert detector.check('frame', 100.55) is None   # the frames go on: not ahead of it
+    assert detector.check('fix', 100.6) is None      # was a jump back of 3600 s
+    assert detector.check('frame', 100.65) is None
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
+    at_10_hz(detector, 100.7, 5)
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
+    assert [(stray.stream, stray.stamp_s) for stray in detector.strays_ahead] == [
+        ('fix', 3700.5)]
+
+
+def test_a_stray_fix_far_ahead_is_held_until_the_next_fix() -> None:
+    """Between the stray fix and the next one the caller holds it; then drops it."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    at_10_hz(detector, 100.0, 5)
+    assert detector.check('fix', 3700.5) is None
+    assert detector.pending_ahead('fix').stamp_s == 3700.5
+    assert detector.check('frame', 100.55) is None
+    assert detector.pending_ahead('fix') is not None and detector.strays == []
+    assert detector.check('fix', 100.6) is None
+    assert [stray.stamp_s for stray in detector.strays] == [3700.5]
+    assert detector.pending_ahead('fix') is None
+
+
+def test_a_stray_stamp_a_little_ahead_is_not_taken_by_the_other_stream_catching_up() -> None:
+    """A frame 1.6 s ahead of a 1 Hz camera: the fixes reach it before the next frame
+    comes, and still the next frame, back on the old timeline, shows it was stray."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    for t in range(100, 105):
+        assert detector.check('frame', float(t)) is None
+        for k in range(10):
+            assert detector.check('fix', round(t + 0.1 * k, 3)) is None
+    assert detector.check('frame', 106.6) is None    # 1.6 s beyond the next frame
+    assert detector.pending_ahead('frame') is not None
+    for k in range(10):                              # 105.0 .. 105.9: within 1 s of it
+        assert detector.check('fix', round(105.0 + 0.1 * k, 3)) is None
+    assert detector.pending_ahead('frame') is not None and detector.confirmed == []
+    assert detector.check('frame', 105.0) is None    # the camera goes on at 1 Hz
+    assert (detector.jumps, detector.glitches) == (0, 1)
+    assert [stray.stamp_s for stray in detector.strays] == [106.6]
+
+
+def test_a_step_forward_of_every_stream_is_taken_at_once() -> None:
+    """A data gap: both streams resume 20 s later; the second of them confirms the step."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    at_10_hz(detector, 100.0, 5)
+    assert detector.check('fix', 120.0) is None      # undecided: held by the caller
+    assert detector.pending_ahead('fix') is not None
+    assert detector.check('frame', 120.05) is None   # the frames are there too
+    assert [ahead.stamp_s for ahead in detector.confirmed] == [120.0]
+    assert detector.pending_ahead('fix') is None and detector.pending_ahead('frame') is None
+    at_10_hz(detector, 120.1, 5)
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 0, 0)
+    assert detector.strays_ahead == []
+    # The step stands: the old timeline is a jump back now.
+    assert detector.check('frame', 100.5) is not None and detector.jumps == 1
+
+
+def test_a_step_forward_of_one_stream_is_taken_at_its_next_stamp() -> None:
+    """A GNSS time correction forward: the fix stream goes on from the new time."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    at_10_hz(detector, 100.0, 5)
+    assert detector.check('fix', 130.5) is None
+    assert detector.check('frame', 100.55) is None   # the frames have not moved
+    assert detector.pending_ahead('fix') is not None
+    assert detector.check('fix', 130.6) is None
+    assert [ahead.stamp_s for ahead in detector.confirmed] == [130.5]
+    assert detector.check('fix', 130.7) is None and detector.confirmed == []
+    assert (detector.jumps, detector.glitches) == (0, 0)
+    assert detector.pending_ahead('fix') is None
+
+
+@pytest.mark.parametrize('period_s', [1.0, 2.0, 5.0])
+def test_a_slow_stream_alone_is_never_far_ahead_of_itself(period_s: float) -> None:
+    """Fixes only, one every 1 to 5 s (more than the threshold) with 0.1 s of jitter:
+    each one is taken at once, none held back."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    stamp = 100.0
+    for k in range(12):
+        stamp = round(stamp + period_s + (0.1 if k % 2 else -0.05), 3)
+        assert detector.check('fix', stamp) is None
+        if k >= 2:   # the first step (k 1) comes with no period known: held till k 2
+            assert detector.pending_ahead('fix') is None, (k, stamp)
+    assert (detector.jumps, detector.glitches) == (0, 0)
+    assert detector.period_s('fix') == pytest.approx(period_s, abs=0.11)
+
+
+def one_hz_fixes(detector: TimeJumpDetector, clock: FakeClock, stamps: range) -> None:
+    """Check one fix a second (stamps as given), frames at 10 Hz between them."""
+    for t in stamps:
+        assert detector.check('fix', float(t)) is None
+        clock.now += 1.0
+
+
+def test_a_stray_stamp_of_a_1_hz_fix_stream_is_undone() -> None:
+    """A 1 Hz receiver: the two fixes that go on after a stray one come 2.3 s after it
+    (one arrived late): past 2 s, within its window of three periods."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    one_hz_fixes(detector, clock, range(100, 110))
+    jump = detector.check('fix', 70.0)               # the stray stamp, at 1000 + 10 s
+    assert jump is not None
+    clock.now += 1.3
+    assert detector.check('fix', 110.0) is None      # late, once
+    clock.now += 1.0
+    assert detector.check('fix', 111.0) is None      # twice: undone
+    assert (detector.jumps, detector.glitches) == (0, 1)
+    assert detector.undone == jump
+    assert not detector.undo_possible
+    clock.now += 1.0
+    assert detector.check('fix', 112.0) is None and detector.late_stamps == 1
+    assert detector.window_s('fix') == pytest.approx(3.0)
+
+
+def test_a_stray_stamp_of_a_1_hz_fix_stream_among_frames_is_undone() -> None:
+    """The same with frames at 10 Hz meanwhile: they are late too, never a new timeline."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    for t in range(100, 110):
+        assert detector.check('fix', float(t)) is None
+        for k in range(10):
+            assert detector.check('frame', round(t + 0.05 + 0.1 * k, 3)) is None
+        clock.now += 1.0
+    assert detector.check('fix', 40.0) is not None   # the stray fix
+    for t in (110, 111):                             # 1.1 s of frames before each fix
+        for k in range(10):
+            clock.now += 0.11
+            assert detector.check('frame', round(t + 0.05 + 0.1 * k, 3)) is None
+        assert detector.undo_possible
+        assert detector.check('fix', float(t)) is None
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 21)
+
+
+def test_a_real_loop_of_a_1_hz_fix_stream_stands() -> None:
+    """A bag loop at 1 Hz: a fix of the first pass in flight 2.5 s after it is late (the
+    window is three periods), and the next fix of the new pass makes the loop stand."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    one_hz_fixes(detector, clock, range(100, 110))
+    assert detector.check('fix', 0.0) is not None    # the bag loops
+    clock.now += 2.5
+    assert detector.undo_possible
+    assert detector.check('fix', 110.0) is None      # in flight: late, one
+    assert detector.late_stamps == 1 and detector.undo_possible
+    assert detector.check('fix', 1.0) is None        # the new pass: the loop stands
+    assert not detector.undo_possible
+    assert detector.check('fix', 111.0) is None      # late, never an undo now
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (1, 0, 2)
+    one_hz_fixes(detector, clock, range(2, 6))
+    assert (detector.jumps, detector.glitches) == (1, 0)
+
+
+def test_a_real_loop_of_a_1_hz_fix_stream_alone_stands() -> None:
+    """No second stamp of the old pass: the new pass goes on and the loop stands."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    one_hz_fixes(detector, clock, range(100, 110))
+    assert detector.check('fix', 0.0) is not None
+    one_hz_fixes(detector, clock, range(1, 5))
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (1, 0, 0)
+    assert detector.check('fix', 110.0) is None       # 4 s on: a stamp far ahead, undecided
+    assert detector.check('fix', 5.0) is None         # and stray: the loop still stands
+    assert (detector.jumps, detector.glitches) == (1, 1)
+
+
+@pytest.mark.parametrize(('period_s', 'window_s'),
+                         [(0.1, 2.0), (0.5, 2.0), (1.0, 3.0), (1.5, 4.5), (10.0, 5.0)])
+def test_the_undo_window_is_three_periods_of_the_jumping_stream_from_2_to_5_s(
+        period_s: float, window_s: float) -> None:
+    """The window a stray stamp may be undone in (and a detection waits) fits the stream."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    for k in range(10):
+        assert detector.check('fix', 100.0 + period_s * k) is None
+    assert detector.window_s('fix') == pytest.approx(window_s)
+    assert detector.window_s('frame') == pytest.approx(2.0)   # no period known: the floor
+    assert detector.check('fix', 50.0) is not None
+    assert detector.jump_window_s == pytest.approx(window_s)
+    clock.now += window_s - 0.01
+    assert detector.undo_possible
+    clock.now += 0.02
+    assert not detector.undo_possible

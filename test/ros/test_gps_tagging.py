@@ -285,6 +285,44 @@ def test_a_stray_frame_stamp_is_no_jump_once_the_frames_go_on(harness) -> None:
     assert gps.classifier.diagnostics.rejected[('fix', 'previous_timeline')] == 0
 
 
+def test_a_stray_stamp_far_ahead_is_no_jump_and_a_real_step_forward_is_taken(
+        harness) -> None:
+    """A frame, then a fix, stamped an hour ahead between good ones (a driver glitch): no
+    jump back, no fix dropped, the other frames located as before, the stray frame without
+    a position, the stray fix never used. Then a gap of 30 s in both streams (a real step
+    forward): taken at once, its frames located with its fixes."""
+    gps = located_at_60_s(harness)
+    gps.send_frame(T0 + 3660.3)                     # the stray frame
+    gps.send_fix(path_fix(60.4))
+    gps.send_frame(T0 + 60.3)                       # the frames go on from before it
+    lat, lon, alt = true_position(3660.5)           # the stray fix, 6.5 km on
+    gps.send_fix(make_fix(lat, lon, alt, stamp_s=T0 + 3660.5, accuracy_m=0.5))
+    gps.send_frame(T0 + 60.5)
+    gps.send_fix(path_fix(60.6))                    # the fixes go on from before it
+    gps.send_frame(T0 + 60.7)
+    gps.send_fix(path_fix(60.8))
+    classifier = gps.classifier
+    assert (classifier.time_jumps.jumps, classifier.time_jumps.glitches) == (0, 2)
+    assert T0 + 3660.5 not in [fix.stamp_s for fix in classifier.fix_wait.fixes.snapshot()]
+    gps.send_fix(path_fix(90.0))                    # both streams resume 30 s later
+    gps.send_frame(T0 + 90.1)
+    gps.send_fix(path_fix(90.2))
+    detections = gps.wait_detections(6)
+    by_stamp = {round(stamp_of(feature) - T0, 3): feature for feature in detections}
+    assert sorted(by_stamp) == [60.1, 60.3, 60.5, 60.7, 90.1, 3660.3]
+    stray = by_stamp.pop(3660.3)
+    assert stray['properties']['fix_status'] == 'none' and stray['geometry'] is None
+    for t, feature in by_stamp.items():
+        assert feature['properties']['fix_status'] == 'interpolated', (t, feature)
+        lon_d, lat_d, alt_d = feature['geometry']['coordinates']
+        assert distance_m((lat_d, lon_d, alt_d), true_position(t)) < 0.5
+    assert (classifier.time_jumps.jumps, classifier.time_jumps.glitches) == (0, 2)
+    assert harness.wait(lambda: (
+        classifier.diagnostics.values.get('stamp_glitches') == 2
+        and classifier.diagnostics.values.get('time_jumps_back') == 0))
+    assert classifier.diagnostics.rejected[('fix', 'previous_timeline')] == 0
+
+
 def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
     """A frame between the stray stamp and the undo outwaits fix_wait_s: while the jump
     may still be undone its detection waits for the restored fixes, not 0.3 s."""
