@@ -14,6 +14,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 import math
 
+from plant_disease_ros.core.geodesy import ground_point, GroundFrame
 from plant_disease_ros.core.motion import Motion, MotionFit
 
 # NavSatStatus.STATUS_NO_FIX is -1; every status below 0 means no usable position.
@@ -173,6 +174,9 @@ class FixBuffer:
         self.capacity = int(capacity)
         self._stamps: list[float] = []
         self._fixes: list[GeoFix] = []
+        # Each fix's ground_point, computed once as it comes: the fits of every lookup and
+        # heading turn them into east and north without trigonometry (GroundFrame).
+        self._points: list[tuple[float, float, float]] = []
 
     def __len__(self) -> int:
         """Return the number of fixes held."""
@@ -193,6 +197,7 @@ class FixBuffer:
         if index < len(self._stamps) and self._stamps[index] == stamp_s:
             del self._stamps[index]
             del self._fixes[index]
+            del self._points[index]
             return True
         return False
 
@@ -200,19 +205,24 @@ class FixBuffer:
         """Forget every fix (e.g. after a jump back in time on bag replay)."""
         self._stamps.clear()
         self._fixes.clear()
+        self._points.clear()
 
     def add(self, fix: GeoFix) -> None:
         """Insert ``fix`` in stamp order; a fix with the stamp of a held one replaces it."""
         index = bisect_left(self._stamps, fix.stamp_s)
+        point = ground_point(fix.latitude, fix.longitude)
         if index < len(self._stamps) and self._stamps[index] == fix.stamp_s:
             self._fixes[index] = fix
+            self._points[index] = point
             return
         self._stamps.insert(index, fix.stamp_s)
         self._fixes.insert(index, fix)
+        self._points.insert(index, point)
         if len(self._fixes) > self.capacity:
             # The oldest fix goes: lookups are for recent frames.
             del self._stamps[0]
             del self._fixes[0]
+            del self._points[0]
 
     def lookup(self, stamp_s: float, final: bool = True) -> FixLookup:
         """Return the position at ``stamp_s``.
@@ -264,11 +274,11 @@ class FixBuffer:
         gap cannot be seen); unknown stays unknown.
         """
         anchor = self._fixes[index]
-        fit = MotionFit(anchor.latitude, anchor.longitude, anchor.stamp_s)
+        fit, frame = self._new_fit(index, anchor.stamp_s)
         other = index
         while (0 <= other < len(self._fixes)
                and abs(self._stamps[other] - anchor.stamp_s) <= MOTION_WINDOW_S):
-            self._add_to(fit, other)
+            self._add_to(fit, frame, other)
             other += step
         motion = fit.motion()
         if motion is None or not motion.moving:
@@ -316,14 +326,12 @@ class FixBuffer:
         if stamps[last] - stamps[first] > max_span_s:
             # The fixes around the stamp are too far apart to join: start from the nearer.
             first = last = first if stamp_s - stamps[first] <= stamps[last] - stamp_s else last
-        fit = MotionFit(self._fixes[first].latitude, self._fixes[first].longitude, stamp_s)
+        fit, frame = self._new_fit(first, stamp_s)
         for index in range(first, last + 1):
-            self._add_to(fit, index)
-        while True:
-            motion = fit.motion()
-            if (motion is not None and motion.heading_known
-                    and motion.travel_m >= min_travel_m):
-                return motion
+            self._add_to(fit, frame, index)
+        # Undecided, this widens up to max_span_s of fixes, hundreds: each step costs one
+        # fix's east and north from its ground point and the test on the fit's sums.
+        while not fit.heading_known(min_travel_m):
             back = (stamp_s - stamps[first - 1]
                     if first > 0 and stamps[last] - stamps[first - 1] <= max_span_s
                     else math.inf)
@@ -334,10 +342,11 @@ class FixBuffer:
                 return None
             if back <= ahead:
                 first -= 1
-                self._add_to(fit, first)
+                self._add_to(fit, frame, first)
             else:
                 last += 1
-                self._add_to(fit, last)
+                self._add_to(fit, frame, last)
+        return fit.motion()
 
     def _standing(self, stamp_s: float) -> bool:
         """Return whether the fixes near ``stamp_s`` show the robot standing (see above)."""
@@ -345,14 +354,24 @@ class FixBuffer:
         high = bisect_right(self._stamps, stamp_s + STANDING_WINDOW_S)
         if high - low < 2:
             return False
-        fit = MotionFit(self._fixes[low].latitude, self._fixes[low].longitude, stamp_s)
+        fit, frame = self._new_fit(low, stamp_s)
         for index in range(low, high):
-            self._add_to(fit, index)
+            self._add_to(fit, frame, index)
         motion = fit.motion()
         return (motion is not None
                 and motion.speed + 3.0 * motion.sigma_velocity < STANDING_SPEED_M_S)
 
-    def _add_to(self, fit: MotionFit, index: int) -> None:
-        """Add fix ``index`` to ``fit``."""
+    def _new_fit(self, origin: int, time0_s: float) -> tuple[MotionFit, GroundFrame]:
+        """Return an empty fit measured from fix ``origin`` and ``time0_s``, and its frame."""
+        fix = self._fixes[origin]
+        return (MotionFit(fix.latitude, fix.longitude, time0_s),
+                GroundFrame(fix.latitude, fix.longitude))
+
+    def _add_to(self, fit: MotionFit, frame: GroundFrame, index: int) -> None:
+        """Add fix ``index`` to ``fit`` (``frame``: the one of :meth:`_new_fit`).
+
+        The same sums as ``fit.add`` of the fix, bit for bit (see ``GroundFrame``).
+        """
         fix = self._fixes[index]
-        fit.add(fix.stamp_s, fix.latitude, fix.longitude, fix.horizontal_accuracy_m)
+        east, north = frame.east_north(*self._points[index])
+        fit.add_ground(fix.stamp_s, east, north, fix.horizontal_accuracy_m)

@@ -125,6 +125,44 @@ def ground_vector(lat0: float, lon0: float, lat: float, lon: float) -> tuple[flo
     return east, north
 
 
+def ground_point(lat: float, lon: float) -> tuple[float, float, float]:
+    """Return the ECEF x, y, z (m) of ``lat, lon`` on the ellipsoid (altitude 0).
+
+    What :func:`ground_vector` turns into east and north; see :class:`GroundFrame`.
+    """
+    return geodetic_to_ecef(lat, lon, 0.0)
+
+
+class GroundFrame:
+    """:func:`ground_vector` from one point to many, its trigonometry done once.
+
+    :meth:`east_north` of :func:`ground_point` ``(lat, lon)`` is
+    ``ground_vector(lat0, lon0, lat, lon)`` bit for bit: the same operations in the same
+    order, only the origin's ECEF point and the rotation's sines and cosines kept.
+    """
+
+    __slots__ = ('_x0', '_y0', '_z0', '_east_x', '_east_y', '_north_x', '_north_y',
+                 '_north_z')
+
+    def __init__(self, lat0: float, lon0: float) -> None:
+        """Take the tangent plane at ``lat0, lon0`` (degrees) on the ellipsoid."""
+        self._x0, self._y0, self._z0 = geodetic_to_ecef(lat0, lon0, 0.0)
+        lat, lon = math.radians(lat0), math.radians(lon0)
+        sin_lat, cos_lat = math.sin(lat), math.cos(lat)
+        sin_lon, cos_lon = math.sin(lon), math.cos(lon)
+        # As ecef_to_enu evaluates them: -sin_lat * cos_lon * dx is (-sin_lat * cos_lon) * dx.
+        self._east_x, self._east_y = -sin_lon, cos_lon
+        self._north_x = -sin_lat * cos_lon
+        self._north_y = sin_lat * sin_lon
+        self._north_z = cos_lat
+
+    def east_north(self, x: float, y: float, z: float) -> tuple[float, float]:
+        """Return east, north (m) of the ECEF point ``x, y, z`` (a :func:`ground_point`)."""
+        dx, dy, dz = x - self._x0, y - self._y0, z - self._z0
+        return (self._east_x * dx + self._east_y * dy,
+                self._north_x * dx - self._north_y * dy + self._north_z * dz)
+
+
 def moved_by(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
     """Return the latitude and longitude (degrees) ``east_m``, ``north_m`` from a point."""
     moved_lat, moved_lon, _ = enu_to_geodetic(east_m, north_m, 0.0, lat, lon, 0.0)

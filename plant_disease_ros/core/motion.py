@@ -130,6 +130,15 @@ class MotionFit:
             accuracy_m: float | None) -> None:
         """Add one fix."""
         east, north = ground_vector(self.latitude0, self.longitude0, latitude, longitude)
+        self.add_ground(stamp_s, east, north, accuracy_m)
+
+    def add_ground(self, stamp_s: float, east: float, north: float,
+                   accuracy_m: float | None) -> None:
+        """Add one fix given as east, north (m) from ``latitude0``, ``longitude0``.
+
+        ``ground_vector`` of the fix, or ``GroundFrame.east_north`` of its ground point:
+        the same numbers, without the trigonometry.
+        """
         t = stamp_s - self.time0_s
         self.count += 1
         self._t += t
@@ -144,6 +153,36 @@ class MotionFit:
         self._last_s = max(self._last_s, stamp_s)
         if accuracy_m is not None:
             self._accuracy = max(self._accuracy or 0.0, accuracy_m)
+
+    def heading_known(self, min_travel_m: float) -> bool:
+        """Return whether :meth:`motion` knows its heading and covers ``min_travel_m``.
+
+        ``motion()`` is not ``None``, its ``heading_known`` holds and its ``travel_m`` is at
+        least ``min_travel_m``, decided on the same numbers computed the same way (so
+        exactly as those would), without building the :class:`Motion`: a search that
+        widens a window one fix at a time asks this at every step.
+        """
+        count = self.count
+        if count < 2:
+            return False
+        t = self._t
+        spread = self._tt - t * t / count
+        if spread <= 1e-12:
+            return False
+        velocity_east = (self._te - t * self._e / count) / spread
+        velocity_north = (self._tn - t * self._n / count) / spread
+        speed = math.hypot(velocity_east, velocity_north)
+        span = self._last_s - self._first_s
+        if not speed * span >= min_travel_m:
+            return False
+        residual = ((self._ee - self._e * self._e / count) - velocity_east ** 2 * spread
+                    + (self._nn - self._n * self._n / count) - velocity_north ** 2 * spread)
+        spread_sigma = (math.sqrt(max(residual, 0.0) / (2 * (count - 2)))
+                        if count > 2 else 0.0)
+        reported = UNKNOWN_SIGMA_M if self._accuracy is None else self._accuracy
+        sigma = max(reported, spread_sigma, MIN_SIGMA_M)
+        independent = min(float(count), span / CORRELATION_S + 1.0)
+        return speed >= HEADING_SIGMAS * (sigma / math.sqrt(spread * independent / count))
 
     def motion(self) -> Motion | None:
         """Return the fitted line, or ``None`` below two fixes at different times."""
