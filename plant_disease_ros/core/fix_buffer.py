@@ -11,11 +11,12 @@ still come: a caller that can wait asks with ``final=False`` and gets ``'pending
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 import math
 
 from plant_disease_ros.core.geodesy import ground_point, GroundFrame
-from plant_disease_ros.core.motion import Motion, MotionFit
+from plant_disease_ros.core.motion import GroundFix, Motion, MotionFit
 
 # NavSatStatus.STATUS_NO_FIX is -1; every status below 0 means no usable position.
 MAX_ABS_LATITUDE_DEG = 90.0
@@ -174,9 +175,10 @@ class FixBuffer:
         self.capacity = int(capacity)
         self._stamps: list[float] = []
         self._fixes: list[GeoFix] = []
-        # Each fix's ground_point, computed once as it comes: the fits of every lookup and
-        # heading turn them into east and north without trigonometry (GroundFrame).
-        self._points: list[tuple[float, float, float]] = []
+        # Each fix as the fits take it (stamp, ground_point, accuracy), its ground point
+        # computed once as it comes: the fits of every lookup and heading turn it into
+        # east and north without trigonometry (GroundFrame). Kept beside _fixes.
+        self._points: list[GroundFix] = []
 
     def __len__(self) -> int:
         """Return the number of fixes held."""
@@ -210,7 +212,8 @@ class FixBuffer:
     def add(self, fix: GeoFix) -> None:
         """Insert ``fix`` in stamp order; a fix with the stamp of a held one replaces it."""
         index = bisect_left(self._stamps, fix.stamp_s)
-        point = ground_point(fix.latitude, fix.longitude)
+        point = (fix.stamp_s, *ground_point(fix.latitude, fix.longitude),
+                 fix.horizontal_accuracy_m)
         if index < len(self._stamps) and self._stamps[index] == fix.stamp_s:
             self._fixes[index] = fix
             self._points[index] = point
@@ -278,8 +281,8 @@ class FixBuffer:
         other = index
         while (0 <= other < len(self._fixes)
                and abs(self._stamps[other] - anchor.stamp_s) <= MOTION_WINDOW_S):
-            self._add_to(fit, frame, other)
             other += step
+        fit.add_points(frame, self._points, range(index, other, step))
         motion = fit.motion()
         if motion is None or not motion.moving:
             return None
@@ -327,26 +330,39 @@ class FixBuffer:
             # The fixes around the stamp are too far apart to join: start from the nearer.
             first = last = first if stamp_s - stamps[first] <= stamps[last] - stamp_s else last
         fit, frame = self._new_fit(first, stamp_s)
-        for index in range(first, last + 1):
-            self._add_to(fit, frame, index)
-        # Undecided, this widens up to max_span_s of fixes, hundreds: each step costs one
-        # fix's east and north from its ground point and the test on the fit's sums.
-        while not fit.heading_known(min_travel_m):
+        fit.add_points(frame, self._points, range(first, last + 1))
+        # Undecided (fixes too noisy for the robot's speed) this takes every fix of
+        # max_span_s, hundreds: MotionFit decides on its sums, no Motion built per step.
+        if not fit.add_points(frame, self._points,
+                              self._widening(stamp_s, first, last, max_span_s),
+                              until_heading_m=min_travel_m):
+            return None
+        return fit.motion()
+
+    def _widening(self, stamp_s: float, first: int, last: int,
+                  max_span_s: float) -> Iterator[int]:
+        """Yield the fixes that widen window ``first``..``last`` around ``stamp_s``, in turn.
+
+        Each is the nearer (in time) of the next older and the next newer fix, the older
+        one on a tie, as long as the window spans at most ``max_span_s``.
+        """
+        stamps = self._stamps
+        newest = len(stamps) - 1
+        while True:
             back = (stamp_s - stamps[first - 1]
                     if first > 0 and stamps[last] - stamps[first - 1] <= max_span_s
                     else math.inf)
             ahead = (stamps[last + 1] - stamp_s
-                     if last < count - 1 and stamps[last + 1] - stamps[first] <= max_span_s
+                     if last < newest and stamps[last + 1] - stamps[first] <= max_span_s
                      else math.inf)
             if back == ahead == math.inf:
-                return None
+                return
             if back <= ahead:
                 first -= 1
-                self._add_to(fit, frame, first)
+                yield first
             else:
                 last += 1
-                self._add_to(fit, frame, last)
-        return fit.motion()
+                yield last
 
     def _standing(self, stamp_s: float) -> bool:
         """Return whether the fixes near ``stamp_s`` show the robot standing (see above)."""
@@ -355,23 +371,18 @@ class FixBuffer:
         if high - low < 2:
             return False
         fit, frame = self._new_fit(low, stamp_s)
-        for index in range(low, high):
-            self._add_to(fit, frame, index)
+        fit.add_points(frame, self._points, range(low, high))
         motion = fit.motion()
         return (motion is not None
                 and motion.speed + 3.0 * motion.sigma_velocity < STANDING_SPEED_M_S)
 
     def _new_fit(self, origin: int, time0_s: float) -> tuple[MotionFit, GroundFrame]:
-        """Return an empty fit measured from fix ``origin`` and ``time0_s``, and its frame."""
+        """Return an empty fit measured from fix ``origin`` and ``time0_s``, and its frame.
+
+        ``fit.add_points(frame, self._points, indices)`` adds fixes to it: the same sums as
+        ``fit.add`` of each fix, bit for bit, without its trigonometry (``GroundFrame``).
+        """
         fix = self._fixes[origin]
         return (MotionFit(fix.latitude, fix.longitude, time0_s),
                 GroundFrame(fix.latitude, fix.longitude))
 
-    def _add_to(self, fit: MotionFit, frame: GroundFrame, index: int) -> None:
-        """Add fix ``index`` to ``fit`` (``frame``: the one of :meth:`_new_fit`).
-
-        The same sums as ``fit.add`` of the fix, bit for bit (see ``GroundFrame``).
-        """
-        fix = self._fixes[index]
-        east, north = frame.east_north(*self._points[index])
-        fit.add_ground(fix.stamp_s, east, north, fix.horizontal_accuracy_m)

@@ -138,29 +138,29 @@ class GroundFrame:
 
     :meth:`east_north` of :func:`ground_point` ``(lat, lon)`` is
     ``ground_vector(lat0, lon0, lat, lon)`` bit for bit: the same operations in the same
-    order, only the origin's ECEF point and the rotation's sines and cosines kept.
+    order, only the origin's ECEF point (:attr:`origin`) and the rotation's sines and
+    cosines (:attr:`rotation`) kept.
     """
 
-    __slots__ = ('_x0', '_y0', '_z0', '_east_x', '_east_y', '_north_x', '_north_y',
-                 '_north_z')
+    __slots__ = ('origin', 'rotation')
 
     def __init__(self, lat0: float, lon0: float) -> None:
         """Take the tangent plane at ``lat0, lon0`` (degrees) on the ellipsoid."""
-        self._x0, self._y0, self._z0 = geodetic_to_ecef(lat0, lon0, 0.0)
+        self.origin: tuple[float, float, float] = geodetic_to_ecef(lat0, lon0, 0.0)
         lat, lon = math.radians(lat0), math.radians(lon0)
         sin_lat, cos_lat = math.sin(lat), math.cos(lat)
         sin_lon, cos_lon = math.sin(lon), math.cos(lon)
-        # As ecef_to_enu evaluates them: -sin_lat * cos_lon * dx is (-sin_lat * cos_lon) * dx.
-        self._east_x, self._east_y = -sin_lon, cos_lon
-        self._north_x = -sin_lat * cos_lon
-        self._north_y = sin_lat * sin_lon
-        self._north_z = cos_lat
+        # east = e_x dx + e_y dy, north = n_x dx - n_y dy + n_z dz; ecef_to_enu's
+        # -sin_lat * cos_lon * dx is (-sin_lat * cos_lon) * dx, so n_x is that product.
+        self.rotation: tuple[float, float, float, float, float] = (
+            -sin_lon, cos_lon, -sin_lat * cos_lon, sin_lat * sin_lon, cos_lat)
 
     def east_north(self, x: float, y: float, z: float) -> tuple[float, float]:
         """Return east, north (m) of the ECEF point ``x, y, z`` (a :func:`ground_point`)."""
-        dx, dy, dz = x - self._x0, y - self._y0, z - self._z0
-        return (self._east_x * dx + self._east_y * dy,
-                self._north_x * dx - self._north_y * dy + self._north_z * dz)
+        x0, y0, z0 = self.origin
+        east_x, east_y, north_x, north_y, north_z = self.rotation
+        dx, dy, dz = x - x0, y - y0, z - z0
+        return east_x * dx + east_y * dy, north_x * dx - north_y * dy + north_z * dz
 
 
 def moved_by(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:

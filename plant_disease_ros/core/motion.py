@@ -16,10 +16,15 @@ larger of its reported accuracy and the scatter; fixes that report none are take
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 import math
 
-from plant_disease_ros.core.geodesy import ground_vector, moved_by
+from plant_disease_ros.core.geodesy import ground_vector, GroundFrame, moved_by
+
+# A fix as MotionFit.add_until_heading takes it: stamp (s), its geodesy.ground_point (ECEF
+# x, y, z, m) and its reported accuracy (m) or None.
+GroundFix = tuple[float, float, float, float, float | None]
 
 # A fitted speed is motion, not noise, when it is this many standard deviations of the
 # velocity: the chance that a standing robot's white noise reaches 5 sigma is 4e-6.
@@ -159,30 +164,65 @@ class MotionFit:
 
         ``motion()`` is not ``None``, its ``heading_known`` holds and its ``travel_m`` is at
         least ``min_travel_m``, decided on the same numbers computed the same way (so
-        exactly as those would), without building the :class:`Motion`: a search that
-        widens a window one fix at a time asks this at every step.
+        exactly as those would), without building the :class:`Motion`.
         """
-        count = self.count
-        if count < 2:
-            return False
-        t = self._t
-        spread = self._tt - t * t / count
-        if spread <= 1e-12:
-            return False
-        velocity_east = (self._te - t * self._e / count) / spread
-        velocity_north = (self._tn - t * self._n / count) / spread
-        speed = math.hypot(velocity_east, velocity_north)
-        span = self._last_s - self._first_s
-        if not speed * span >= min_travel_m:
-            return False
-        residual = ((self._ee - self._e * self._e / count) - velocity_east ** 2 * spread
-                    + (self._nn - self._n * self._n / count) - velocity_north ** 2 * spread)
-        spread_sigma = (math.sqrt(max(residual, 0.0) / (2 * (count - 2)))
-                        if count > 2 else 0.0)
-        reported = UNKNOWN_SIGMA_M if self._accuracy is None else self._accuracy
-        sigma = max(reported, spread_sigma, MIN_SIGMA_M)
-        independent = min(float(count), span / CORRELATION_S + 1.0)
-        return speed >= HEADING_SIGMAS * (sigma / math.sqrt(spread * independent / count))
+        return _heading_known(self.count, self._t, self._tt, self._e, self._n, self._te,
+                              self._tn, self._ee, self._nn, self._last_s - self._first_s,
+                              self._accuracy, min_travel_m)
+
+    def add_points(self, frame: GroundFrame, points: Sequence[GroundFix],
+                   indices: Iterable[int], until_heading_m: float | None = None) -> bool:
+        """Add ``points[index]`` for each ``index`` of ``indices``, in turn.
+
+        The same sums as :meth:`add_ground` of each point's ``frame.east_north`` (``frame``:
+        the ``GroundFrame`` at ``latitude0``, ``longitude0``), bit for bit, at a fraction of
+        the cost. With ``until_heading_m``, stop as soon as
+        ``heading_known(until_heading_m)`` holds, before the first point or after any (the
+        rest of ``indices`` is not taken), and return whether it does: a search that widens
+        a window one fix at a time asks at every step, hundreds when the fixes are too
+        noisy for the robot's speed. Without it, add them all and return False.
+        """
+        if until_heading_m is not None and self.heading_known(until_heading_m):
+            return True
+        time0 = self.time0_s
+        count, t_sum, tt_sum, e_sum, n_sum = self.count, self._t, self._tt, self._e, self._n
+        te_sum, tn_sum, ee_sum, nn_sum = self._te, self._tn, self._ee, self._nn
+        first_s, last_s, accuracy = self._first_s, self._last_s, self._accuracy
+        x0, y0, z0 = frame.origin
+        east_x, east_y, north_x, north_y, north_z = frame.rotation
+        known = False
+        for index in indices:
+            stamp_s, x, y, z, accuracy_m = points[index]
+            # GroundFrame.east_north, then add_ground, spelled out: the same operations.
+            dx, dy, dz = x - x0, y - y0, z - z0
+            east = east_x * dx + east_y * dy
+            north = north_x * dx - north_y * dy + north_z * dz
+            t = stamp_s - time0
+            count += 1
+            t_sum += t
+            tt_sum += t * t
+            e_sum += east
+            n_sum += north
+            te_sum += t * east
+            tn_sum += t * north
+            ee_sum += east * east
+            nn_sum += north * north
+            if stamp_s < first_s:      # min() and max() as add_ground takes them
+                first_s = stamp_s
+            if stamp_s > last_s:
+                last_s = stamp_s
+            if accuracy_m is not None:
+                floor = accuracy or 0.0
+                accuracy = accuracy_m if accuracy_m > floor else floor
+            if until_heading_m is not None and _heading_known(
+                    count, t_sum, tt_sum, e_sum, n_sum, te_sum, tn_sum, ee_sum, nn_sum,
+                    last_s - first_s, accuracy, until_heading_m):
+                known = True
+                break
+        self.count, self._t, self._tt, self._e, self._n = count, t_sum, tt_sum, e_sum, n_sum
+        self._te, self._tn, self._ee, self._nn = te_sum, tn_sum, ee_sum, nn_sum
+        self._first_s, self._last_s, self._accuracy = first_s, last_s, accuracy
+        return known
 
     def motion(self) -> Motion | None:
         """Return the fitted line, or ``None`` below two fixes at different times."""
@@ -204,3 +244,30 @@ class MotionFit:
                       self.time0_s + self._t / count, self._e / count, self._n / count,
                       velocity_east, velocity_north, sigma, spread, count,
                       self._last_s - self._first_s, spread_sigma)
+
+
+def _heading_known(count: int, t: float, tt: float, e: float, n: float, te: float, tn: float,
+                   ee: float, nn: float, span_s: float, accuracy: float | None,
+                   min_travel_m: float) -> bool:
+    """Return whether the line of these sums knows its heading and covers ``min_travel_m``.
+
+    :meth:`MotionFit.motion` and :class:`Motion`'s ``heading_known`` and ``travel_m``,
+    each number computed as they compute it, so that the answer is theirs exactly.
+    """
+    if count < 2:
+        return False
+    spread = tt - t * t / count
+    if spread <= 1e-12:
+        return False
+    velocity_east = (te - t * e / count) / spread
+    velocity_north = (tn - t * n / count) / spread
+    speed = math.hypot(velocity_east, velocity_north)
+    if not speed * span_s >= min_travel_m:
+        return False
+    residual = ((ee - e * e / count) - velocity_east ** 2 * spread
+                + (nn - n * n / count) - velocity_north ** 2 * spread)
+    spread_sigma = math.sqrt(max(residual, 0.0) / (2 * (count - 2))) if count > 2 else 0.0
+    reported = UNKNOWN_SIGMA_M if accuracy is None else accuracy
+    sigma = max(reported, spread_sigma, MIN_SIGMA_M)
+    independent = min(float(count), span_s / CORRELATION_S + 1.0)
+    return speed >= HEADING_SIGMAS * (sigma / math.sqrt(spread * independent / count))

@@ -142,8 +142,9 @@ def test_heading_at_equals_the_plain_search_on_fuzzed_streams() -> None:
 
 
 def test_a_fit_from_ground_points_is_the_fit_from_fixes_bit_for_bit() -> None:
-    """What heading_at rests on: GroundFrame is ground_vector, add_ground is add, and
-    heading_known decides as the Motion's properties do."""
+    """What heading_at (and lookup's carried positions) rest on: GroundFrame is
+    ground_vector, add_ground and add_points are add, and heading_known and add_points'
+    stop decide as the Motion's properties do."""
     rng = random.Random(7)
     for _ in range(300):
         latitude0 = rng.uniform(-89.99, 89.99)
@@ -151,19 +152,33 @@ def test_a_fit_from_ground_points_is_the_fit_from_fixes_bit_for_bit() -> None:
         frame = GroundFrame(latitude0, longitude0)
         plain = MotionFit(latitude0, longitude0, 1000.0)
         grounded = MotionFit(latitude0, longitude0, 1000.0)
+        points = []
         speed = rng.choice((0.0, 0.05, 1.0))
+        min_travel = rng.choice((0.01, 1.0))
+        known_after = None
         for step in range(rng.randint(1, 30)):
+            stamp = 1000.0 + rng.choice((1, -1)) * step * 0.1
             latitude, longitude = moved_by(latitude0, longitude0,
                                            speed * step + rng.gauss(0.0, 0.3),
                                            rng.gauss(0.0, rng.choice((0.0, 0.3, 300.0))))
             vector = ground_vector(latitude0, longitude0, latitude, longitude)
-            assert frame.east_north(*ground_point(latitude, longitude)) == vector
-            accuracy = rng.choice((None, 0.3, 0.0))
-            plain.add(1000.0 + step * 0.1, latitude, longitude, accuracy)
-            grounded.add_ground(1000.0 + step * 0.1, *vector, accuracy)
+            point = ground_point(latitude, longitude)
+            assert frame.east_north(*point) == vector
+            accuracy = rng.choice((None, 0.3, 0.0, 2.0))
+            points.append((stamp, *point, accuracy))
+            plain.add(stamp, latitude, longitude, accuracy)
+            grounded.add_ground(stamp, *vector, accuracy)
             motion = plain.motion()
             assert grounded.motion() == motion
-            for min_travel in (0.01, 1.0):
-                assert grounded.heading_known(min_travel) == (
-                    motion is not None and motion.heading_known
-                    and motion.travel_m >= min_travel)
+            known = (motion is not None and motion.heading_known
+                     and motion.travel_m >= min_travel)
+            assert grounded.heading_known(min_travel) == known
+            if known and known_after is None:
+                known_after = len(points)
+        whole = MotionFit(latitude0, longitude0, 1000.0)
+        assert not whole.add_points(frame, points, range(len(points)))
+        assert whole.motion() == plain.motion()
+        stopped = MotionFit(latitude0, longitude0, 1000.0)
+        assert stopped.add_points(frame, points, range(len(points)),
+                                  until_heading_m=min_travel) == (known_after is not None)
+        assert stopped.count == (len(points) if known_after is None else known_after)
