@@ -22,7 +22,7 @@ import math
 
 from plant_disease_ros.core.geodesy import ground_vector, GroundFrame, moved_by
 
-# A fix as MotionFit.add_until_heading takes it: stamp (s), its geodesy.ground_point (ECEF
+# A fix as MotionFit.add_points takes it: stamp (s), its geodesy.ground_point (ECEF
 # x, y, z, m) and its reported accuracy (m) or None.
 GroundFix = tuple[float, float, float, float, float | None]
 
