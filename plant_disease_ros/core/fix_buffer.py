@@ -319,8 +319,8 @@ class FixBuffer:
         robot standing (it may have turned in place since it last drove), or no window of
         at most ``max_span_s`` gets there: the robot stood for long, or the fixes are too
         noisy for its speed. That takes every fix of ``max_span_s``, each an O(1) step on
-        the fit's sums (``MotionFit.add_points``): some 0.2 ms for 200 fixes on an x86 core
-        (``benchmarks/heading_search.py``).
+        the fit's sums (``MotionFit.add_points``): some 0.17 ms for 200 fixes on an x86
+        core (``benchmarks/results/2026-12-07-heading-search.md``).
         """
         count = len(self._fixes)
         if count < 2 or self._standing(stamp_s):
