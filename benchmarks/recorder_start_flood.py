@@ -20,8 +20,9 @@ gets SIGINT once its file has stopped growing. Two ways:
 
 Printed per round: the detections recorded of those sent, how many never reached the
 file, whether they are in the order sent, what the recorder counted lost
-(``detections_lost`` in its last ``/diagnostics``; '-' for the recorder before, which
-had none) and dropped, and the start time (process start to its "recording
+(``detections_lost`` in its last ``/diagnostics``, '-' when none came: the "before" way
+counts too, and its first 3,000 lost, sent before the first detection it took, cannot be
+counted) and dropped, and the start time (process start to its "recording
 to" line); then the ratio of the start times (now / before).
 """
 

@@ -220,6 +220,10 @@ class DiseaseMapRecorder(Node):
         self._queue_dropped: OrderedDict[object, None] = OrderedDict()
         # The copies of dropped detections still in the queue, by key: skipped there.
         self._stale_copies: dict[object, int] = {}
+        # While the queue is recorded: the copies still queued of detections whose first
+        # copy was given already, by key. Their detection no longer counts as queued, and
+        # dropping such a copy drops no detection.
+        self._given_copies: dict[object, int] = {}
         # Two subscriptions, each message taken once (publisher GID and sequence number):
         # a volatile one matches every publisher (an older classifier, a bag recorded with
         # a volatile QoS) and gets only what is published after it matched; a
@@ -380,11 +384,10 @@ class DiseaseMapRecorder(Node):
             callback, message, info, key = queue.popleft()
             if self._skip_stale_copy(key):
                 continue
-            copies = self._queued_keys.get(key, 0) - 1
-            if copies > 0:
-                self._queued_keys[key] = copies
-            else:
-                self._queued_keys.pop(key, None)
+            if not self._skip_given_copy(key):
+                copies = self._queued_keys.pop(key, 1) - 1
+                if copies > 0:
+                    self._given_copies[key] = copies
             callback(message, info)
             given += 1
             if given % TAKE_WAITING_EVERY == 0:
@@ -393,10 +396,11 @@ class DiseaseMapRecorder(Node):
         self._queued_keys.clear()
         self._queue_dropped.clear()
         self._stale_copies.clear()
+        self._given_copies.clear()
         if when and detections:
             self.get_logger().info(
                 f'{detections} detection(s) {when} ({self.run.records_at_start} '
-                'record(s)): recorded now, in the order they came')
+                'record(s)): recorded now, in the order each publisher sent them')
         self._update_diagnostic_values()
 
     def _take_waiting(self) -> None:
@@ -470,8 +474,11 @@ class DiseaseMapRecorder(Node):
         key = self._message_key(message, info)
         if key in self._queue_dropped:
             return  # the other copy of a detection dropped
-        self._queued_keys[key] = self._queued_keys.get(key, 0) + 1
         self._queued.append((callback, message, info, key))
+        if key in self._given_copies:   # the other copy of one being recorded
+            self._given_copies[key] += 1
+            return
+        self._queued_keys[key] = self._queued_keys.get(key, 0) + 1
         limit = self.run.max_held
         if not self.run.storage_gone:
             limit = max(limit, self._detection_subscriptions[0].qos_profile.depth)
@@ -496,7 +503,7 @@ class DiseaseMapRecorder(Node):
         assert self._queued is not None
         while True:
             _, _, _, key = self._queued.popleft()
-            if not self._skip_stale_copy(key):
+            if not self._skip_stale_copy(key) and not self._skip_given_copy(key):
                 break
         copies = self._queued_keys.pop(key) - 1
         if copies:
@@ -505,6 +512,20 @@ class DiseaseMapRecorder(Node):
         if len(self._queue_dropped) > DELIVERED_KEYS:
             self._queue_dropped.popitem(last=False)
         self.run.records_dropped += 1
+
+    def _skip_given_copy(self, key: object) -> bool:
+        """Return whether a queued message is a later copy of a detection given already.
+
+        Counts that copy off (see ``_given_copies``).
+        """
+        copies = self._given_copies.get(key)
+        if copies is None:
+            return False
+        if copies > 1:
+            self._given_copies[key] = copies - 1
+        else:
+            del self._given_copies[key]
+        return True
 
     def _skip_stale_copy(self, key: object) -> bool:
         """Return whether a queued message is a copy of a dropped detection (forget it)."""
