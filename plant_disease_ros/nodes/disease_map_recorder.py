@@ -78,12 +78,12 @@ from plant_disease_ros.ros.qos import (
     take_waiting,
 )
 from plant_disease_ros.ros.startup import (
-    init_rclpy,
     parameter_error_text,
     process_starting,
     release_failed_node,
     release_started_nodes,
     spin_to_shutdown,
+    start_rclpy,
     STOP,
 )
 from plant_disease_ros.ros.typed_outputs import MapTypedOutput
@@ -1012,8 +1012,9 @@ def _finish(node: DiseaseMapRecorder) -> None:
 
 def main(args: list[str] | None = None) -> int:
     """Run the recorder until shutdown, then save the collection and the summary."""
-    if not init_rclpy(NODE_NAME, args):
-        return 1
+    started = start_rclpy(NODE_NAME, args)
+    if started is not None:
+        return started
     node: DiseaseMapRecorder | None = None
     status = 0
     try:

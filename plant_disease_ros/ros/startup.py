@@ -1,15 +1,18 @@
-"""Start-up helpers shared by the nodes' ``main()`` functions."""
+"""Start-up helpers shared by the nodes' ``main()`` functions.
+
+The stop request (:class:`StopRequest`, :data:`STOP`) lives in ``ros.stop_request``, light
+enough for the console scripts to install before anything heavy is imported; it is
+re-exported here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 from typing import Protocol, runtime_checkable
 
 import rclpy
@@ -21,11 +24,15 @@ from rclpy.signals import SignalHandlerOptions
 
 from plant_disease_ros.core.allocator_tuning import keep_frame_buffers_resident
 from plant_disease_ros.core.interpreter_loader import ModelLoadError
+from plant_disease_ros.ros.stop_request import (  # noqa: F401 (re-exported)
+    CUT_SHORT_STATUS,
+    SAME_STOP_S,
+    STOP,
+    StopRequest,
+)
 
 # How often a spinning node process looks for a stop signal.
 STOP_POLL_S = 0.2
-# A second signal this soon after the first is the same request, delivered twice.
-SAME_STOP_S = 2.0
 # How long a node that takes messages from other processes waits for their publishers to
 # go; what has arrived by then is still taken, for at most DRAIN_LIMIT_S in all.
 DRAIN_TIMEOUT_S = 3.0
@@ -34,66 +41,6 @@ DRAIN_LIMIT_S = 30.0
 DRAIN_POLL_S = 0.05
 # How long one turn of that spin waits for a callback (0 misses messages still queued).
 DRAIN_TAKE_S = 0.001
-# Exit status of a process whose stop a second signal cut short (128 + SIGINT).
-CUT_SHORT_STATUS = 130
-
-
-class StopRequest:
-    """SIGINT, SIGTERM and SIGHUP ask a node process to stop; a later second signal insists.
-
-    rclpy's own handlers shut the ROS context down inside the signal, so nothing can be
-    published after it: a classifier's detections still waiting for a GPS fix, and those
-    on their way to the recorder, were lost at every Ctrl-C of a launch. Instead, the
-    first signal only sets this request. The spin ends at its next turn (within
-    ``STOP_POLL_S``); the nodes then publish what they still hold and a recorder takes
-    what its publishers still send (:func:`spin_to_shutdown`), before the context goes.
-    SIGHUP (the terminal closed, an SSH session dropped) stops as Ctrl-C does, unless the
-    process was started to ignore it (``nohup``).
-
-    A second signal within ``SAME_STOP_S`` of the first is the same request delivered
-    twice (a terminal and ``ros2 launch``; systemd's SIGTERM to the whole service and
-    launch's SIGINT). A later one raises KeyboardInterrupt where the process is, so a stop
-    that takes too long can be cut short (:meth:`cut_short`); from then on signals are
-    only noted.
-    """
-
-    def __init__(self) -> None:
-        """Start with no request and no handlers installed."""
-        self.signal_name = ''
-        self._at = 0.0
-        self._cut = False
-
-    @property
-    def requested(self) -> bool:
-        """Return whether a stop signal came."""
-        return bool(self.signal_name)
-
-    def install(self) -> None:
-        """Handle the stop signals in this (main) thread from now on."""
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            if signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN:
-                continue
-            signal.signal(signum, self._handle)
-
-    def cut_short(self, name: str, what: str) -> int:
-        """Say that a second signal cut the stop short (``what`` was not done); ignore more.
-
-        Returns the process's exit status.
-        """
-        self._cut = True
-        print(f'{name}: stop cut short by a second signal: {what}', file=sys.stderr)
-        return CUT_SHORT_STATUS
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if not self.requested:
-            self.signal_name, self._at = signal.Signals(signum).name, now
-        elif now - self._at >= SAME_STOP_S and not self._cut:
-            raise KeyboardInterrupt
-
-
-# The node process's stop request (installed by init_rclpy).
-STOP = StopRequest()
 
 
 @runtime_checkable
@@ -128,6 +75,26 @@ def init_rclpy(node_name: str, args: Sequence[str] | None = None) -> bool:
     if main_thread:
         STOP.install()
     return True
+
+
+def start_rclpy(node_name: str, args: Sequence[str] | None = None) -> int | None:
+    """Initialise rclpy for node process ``node_name``, unless it was asked to stop already.
+
+    Returns None when the process goes on to build its nodes, else its exit status. A stop
+    signal that came while the process imported its modules (its console script takes
+    them from its first moment: ``nodes.executables``) or while rclpy was initialised
+    ends it here, before any node exists: one line says so and the status is that of a
+    node stopped by its first signal (:meth:`StopRequest.stopped_while_starting`).
+    A bad ``--ros-args`` or params file: 1, after one line (:func:`init_rclpy`).
+    """
+    if STOP.requested:
+        return STOP.stopped_while_starting(node_name)
+    if not init_rclpy(node_name, args):
+        return 1
+    if STOP.requested:
+        rclpy.try_shutdown()
+        return STOP.stopped_while_starting(node_name)
+    return None
 
 
 # True while run_nodes (or a main using process_starting) builds a node process's nodes.
@@ -200,7 +167,8 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
 
     Returns the process exit code: 1 with one printed line when the parameters file or
     arguments cannot be read, 0 after a stop signal or an external shutdown (also one that
-    comes while the nodes are built), ``CUT_SHORT_STATUS`` when a second signal cut the
+    comes while the nodes are built; one before, while the process starts, ends it at
+    :func:`start_rclpy`), ``CUT_SHORT_STATUS`` when a second signal cut the
     stop short. When a node cannot be built (a model that cannot be
     loaded, an invalid parameter) it logs one line, then destroys the half-started node
     and returns 1 (:func:`release_failed_node`). Before anything allocates frames, the
@@ -208,8 +176,9 @@ def run_nodes(name: str, create: Callable[[], Node | Sequence[Node]],
     ``core.allocator_tuning``).
     """
     tuning = keep_frame_buffers_resident()
-    if not init_rclpy(name, args):
-        return 1
+    status = start_rclpy(name, args)
+    if status is not None:
+        return status
     nodes: list[Node] = []
     try:
         with process_starting():

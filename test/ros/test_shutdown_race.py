@@ -120,10 +120,10 @@ def test_ctrl_c_while_the_nodes_are_built(case: str, tmp_path: Path) -> None:
 
 def test_a_second_signal_insists_only_after_the_same_stop_window(monkeypatch) -> None:
     """Two deliveries of one Ctrl-C are one request; a later signal cuts the stop short."""
-    from plant_disease_ros.ros import startup
+    from plant_disease_ros.ros import startup, stop_request
 
     now = [100.0]
-    monkeypatch.setattr(startup, 'time', SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(stop_request, 'time', SimpleNamespace(monotonic=lambda: now[0]))
     stop = startup.StopRequest()
     assert not stop.requested
     stop._handle(signal.SIGINT, None)
