@@ -76,10 +76,12 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'camera_subscriber = plant_disease_ros.nodes.camera_subscriber:main',
-            'disease_classifier = plant_disease_ros.nodes.disease_classifier:main',
-            'disease_map_recorder = plant_disease_ros.nodes.disease_map_recorder:main',
-            'plant_disease_pipeline = plant_disease_ros.nodes.pipeline:main',
+            # The nodes' scripts take the stop signals before importing their node module
+            # (see plant_disease_ros/nodes/executables.py).
+            'camera_subscriber = plant_disease_ros.nodes.executables:camera_subscriber',
+            'disease_classifier = plant_disease_ros.nodes.executables:disease_classifier',
+            'disease_map_recorder = plant_disease_ros.nodes.executables:disease_map_recorder',
+            'plant_disease_pipeline = plant_disease_ros.nodes.executables:plant_disease_pipeline',
             'plant-disease = plant_disease_ros.cli.main:main',
         ],
     },

@@ -27,6 +27,8 @@ DEFAULT_IMAGE_TOPIC = '/camera/image_raw'
 DEFAULT_GPS_TOPIC = '/gps/fix'
 DEFAULT_MAP_DIR = 'disease_maps'
 TRANSPORTS = ('raw', 'compressed')
+# The module setup.py's console scripts of the nodes point to (``-m`` runs it too).
+EXECUTABLES_MODULE = f'{PACKAGE}.nodes.executables'
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,12 @@ class Executable:
     loads_model: bool = False
 
     def command(self) -> list[str]:
-        """Return the argv prefix that runs it: beside Python, on PATH, else ``-m module``."""
+        """Return the argv prefix that runs it: beside Python, on PATH, else with ``-m``.
+
+        The ``-m`` form runs the module the console scripts point to
+        (``nodes.executables``, which takes a stop signal as one from its first moment),
+        with the executable's name.
+        """
         for folder in (Path(sys.executable).parent,
                        Path(sys.executable).parents[1] / 'lib' / PACKAGE):
             candidate = folder / self.name
@@ -50,7 +57,7 @@ class Executable:
         found = shutil.which(self.name)
         if found:
             return [found]
-        return [sys.executable, '-m', self.module]
+        return [sys.executable, '-m', EXECUTABLES_MODULE, self.name]
 
 
 CAMERA_SUBSCRIBER = Executable('camera_subscriber', f'{PACKAGE}.nodes.camera_subscriber',

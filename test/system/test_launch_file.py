@@ -16,6 +16,7 @@ import importlib
 import inspect
 from pathlib import Path
 
+from helpers.setup_py import console_scripts
 import pytest
 
 from plant_disease_ros.ros import node_set
@@ -188,19 +189,6 @@ class LaunchModel:
             assert source is not None, 'remapping sources must be string constants'
             sources.add(source)
         return sources
-
-
-def console_scripts() -> dict[str, str]:
-    """Return setup.py's console scripts: executable name -> 'module:function'."""
-    tree = ast.parse(SETUP_PY.read_text(encoding='utf-8'))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values, strict=True):
-                if constant_string(key) == 'console_scripts' and isinstance(value, ast.List):
-                    entries = [constant_string(item) or '' for item in value.elts]
-                    return {name.strip(): target.strip() for name, target in
-                            (entry.split('=', 1) for entry in entries)}
-    raise AssertionError('no console_scripts in setup.py')
 
 
 def installed_share_folders() -> dict[str, str]:
@@ -523,8 +511,8 @@ def declared_parameters(module_name: str, context: object) -> set[str]:
 
 def test_parameters_passed_are_declared(model: LaunchModel, ros_context: object) -> None:
     """Every parameter the launch file sets is declared by a node in that process."""
-    scripts = console_scripts()
-    per_executable = {name: declared_parameters(scripts[name].split(':')[0], ros_context)
+    # The node modules (the console scripts run them through nodes.executables).
+    per_executable = {name: declared_parameters(node_set.EXECUTABLES[name].module, ros_context)
                       for name in ('camera_subscriber', 'disease_classifier',
                                    'disease_map_recorder')}
     for call in model.nodes():

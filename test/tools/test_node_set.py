@@ -112,9 +112,10 @@ def test_overrides_come_last_and_node_parameters_only_on_their_node() -> None:
 
 
 def test_executable_command_falls_back_to_the_module() -> None:
-    """An executable neither beside Python nor on PATH runs as ``python -m module``."""
+    """An executable neither beside Python nor on PATH runs as the console scripts do."""
     missing = Executable('no_such_plant_disease_program', 'plant_disease_ros.nodes.pipeline')
-    assert missing.command() == [sys.executable, '-m', 'plant_disease_ros.nodes.pipeline']
+    assert missing.command() == [sys.executable, '-m', 'plant_disease_ros.nodes.executables',
+                                 'no_such_plant_disease_program']
 
 
 def test_default_params_file_is_the_source_tree_config() -> None:
