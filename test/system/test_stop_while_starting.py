@@ -143,7 +143,7 @@ def test_the_console_scripts_import_nothing_heavy_and_install_nothing() -> None:
     ('camera_subscriber', signal.SIGINT),
     ('plant_disease_pipeline', signal.SIGINT),
     ('plant_disease_pipeline', signal.SIGTERM),
-])
+], ids=lambda value: getattr(value, 'name', value))
 def test_a_stop_signal_while_importing_is_a_clean_stop(name: str, signum: signal.Signals,
                                                        tmp_path: Path) -> None:
     """One line, status 0 as for a running node's first signal; the node never starts."""
