@@ -1,4 +1,4 @@
-"""The node executables' console scripts: a stop signal is a clean stop from the first moment.
+"""The node executables' console scripts: a stop signal is a clean stop from their first line.
 
 Importing a node module loads numpy, OpenCV, rclpy and the LiteRT runtime: about a second
 on a desktop, several on a Raspberry Pi. A Ctrl-C (or ``ros2 launch``'s SIGINT, systemd's
@@ -12,6 +12,8 @@ exits with one line, ``<name>: stopped by SIGINT while starting: nothing was rec
 published yet``, and status 0, that of a node stopped by its first signal. A later
 second signal (see :class:`~plant_disease_ros.ros.stop_request.StopRequest`) cuts a slow
 import short: one line, status 130.
+Only Python's own start before the script's first line (the interpreter, site-packages'
+``.pth`` files: tens of milliseconds) is out of reach and keeps Python's defaults.
 
 ``python -m plant_disease_ros.nodes.executables NAME [--ros-args ...]`` runs executable
 ``NAME`` the same way (``ros.node_set`` uses it where no console script is installed);
