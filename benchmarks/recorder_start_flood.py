@@ -9,9 +9,10 @@ Usage (from the repository root, after ``scripts/setup_env.sh``)::
 A run's records file of ``--records`` detections is written once (on a RAM disk when
 there is one). Then, ``--rounds`` times and alternating, a real ``disease_map_recorder``
 process is started on a copy of it, and as soon as its two ``detections`` subscriptions
-have matched (and half a second more, see MATCH_S), a stand-in classifier (transient local, keep last 200, as the classifier
-publishes) sends ``--detections`` detections at about ``--rate`` a second; the recorder
-gets SIGINT once its file has stopped growing. Two ways:
+have matched (and half a second more, see MATCH_S), a stand-in classifier (transient
+local, keep last 200, as the classifier publishes) sends ``--detections`` detections at
+about ``--rate`` a second; the recorder gets SIGINT once its file has stopped growing.
+Two ways:
 
 - ``before``: the recorder with ``TAKE_WAITING_EVERY`` set beyond any read, i.e. as it
   was before it took the waiting detections during the read: what arrives while the run
