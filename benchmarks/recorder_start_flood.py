@@ -11,8 +11,8 @@ there is one). Then, ``--rounds`` times and alternating, a real ``disease_map_re
 process is started on a copy of it, and as soon as its two ``detections`` subscriptions
 have matched (and half a second more, see MATCH_S), a stand-in classifier (transient
 local, keep last 200, as the classifier publishes) sends ``--detections`` detections at
-about ``--rate`` a second; the recorder gets SIGINT once its file has stopped growing.
-Two ways:
+about ``--rate`` a second; the recorder gets SIGINT once it spins (its first
+``/diagnostics``) and its file has stopped growing. Two ways:
 
 - ``before``: the recorder with ``TAKE_WAITING_EVERY`` set beyond any read, i.e. as it
   was before it took the waiting detections during the read: what arrives while the run
@@ -130,12 +130,16 @@ def flood(node: Node, run: Path, folder: Path, way: str, args: argparse.Namespac
         if index % 10 == 9:
             time.sleep(10 * pause)
     publisher.wait_for_all_acked(Duration(seconds=30))
+    # The recorder publishes /diagnostics once it spins, after the read: wait for that,
+    # then for its file to stay the same size for QUIET_S.
     size, quiet_since = -1, time.monotonic()
-    while time.monotonic() - quiet_since < QUIET_S:
+    while not lost or time.monotonic() - quiet_since < QUIET_S:
         rclpy.spin_once(node, timeout_sec=0.2)
         now = (folder / 'field.geojsons').stat().st_size
         if now != size:
             size, quiet_since = now, time.monotonic()
+        if process.poll() is not None:
+            raise RuntimeError(f'the recorder ended: {process.stderr.read()}')
     process.send_signal(signal.SIGINT)
     _, log = process.communicate(timeout=120)
     start_s = None
