@@ -436,6 +436,24 @@ def feature_collection(features: Iterable[dict]) -> dict:
     return {'type': 'FeatureCollection', 'features': list(features)}
 
 
+def compact_json(value: Any) -> str:
+    """Return ``value`` as the compact JSON the GeoJSON topics carry (ASCII, no NaN).
+
+    No spaces after separators, non-ASCII characters escaped, ValueError for a NaN or an
+    infinity (not JSON).
+    """
+    return json.dumps(value, separators=(',', ':'), allow_nan=False)
+
+
+def collection_text(features: Iterable[bytes]) -> bytes:
+    """Return the compact FeatureCollection of features already encoded (``compact_json``).
+
+    The same bytes as ``compact_json(feature_collection(...))`` of the features' dicts:
+    a list is its items' texts joined by commas.
+    """
+    return _COLLECTION_HEAD + b','.join(features) + b']}'
+
+
 def read_features(path: str | Path, stats: SeqReadStats | None = None) -> list[dict]:
     """Read features from a ``.geojson`` (FeatureCollection or Feature) or a sequence file.
 

@@ -17,14 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+import json
 from pathlib import Path
 import struct
 from typing import Any
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
 from plant_disease_ros.core.labels import display_name, is_healthy
-from plant_disease_ros.core.map_file import feature_collection, write_json_atomic
-from plant_disease_ros.core.map_grid import Cell, CellAggregator, Origin
+from plant_disease_ros.core.map_file import (
+    collection_text,
+    compact_json,
+    feature_collection,
+    write_json_atomic,
+)
+from plant_disease_ros.core.map_grid import Cell, CellAggregator, CellKey, Origin
 
 GRID_LAYER = 'disease_grid'
 GRID_SUFFIX = '_grid'
@@ -79,49 +85,82 @@ def cell_ring(cell: Cell, cell_size_m: float, origin: Origin) -> list[list[float
     return ring
 
 
+# A cell's encoded Feature (compact_json of cell_feature): these bytes, its geometry, these
+# bytes, its properties, '}'. The geometry holds numbers and the strings "type", "Polygon",
+# "coordinates": the first properties head after the feature head ends it.
+_FEATURE_HEAD = b'{"type":"Feature","geometry":'
+_PROPERTIES_HEAD = b',"properties":'
+
+
 class CellCache:
-    """Cells' features already built, for a map published again after each change.
+    """Cells' features already encoded, for a map published again after each change.
+
+    Each cell is kept as the bytes of its Feature as ``map/geojson`` carries it
+    (:func:`cell_feature_text`: compact JSON, ASCII), with the detection count it was
+    built at: the map's text is then those bytes joined (:func:`aggregator_geojson`), and
+    a cell costs about the length of its text (375 B with two labels) instead of its
+    Feature's dicts and lists (1.35 KB; ``benchmarks/results/2026-12-07-geojson-cache.md``).
 
     A cell's ring depends only on its key, the cell size and the origin, and its feature
     changes only when a detection is added to it (its count grows) or the run gets a new
-    label (a new ``n_<label>`` column): on a large map :func:`aggregator_features` would
-    otherwise build every cell again for one new detection.
+    label (a new ``n_<label>`` column): only those cells are encoded again, their ring
+    taken from their previous text. A new cell size or origin encodes every cell again.
     """
 
     def __init__(self) -> None:
         """Start empty."""
         self._grid: tuple[float, tuple[float, ...]] | None = None
         self._labels: tuple[str, ...] = ()
-        self._rings: dict[tuple[int, int], list[list[float]]] = {}
-        self._features: dict[tuple[int, int], tuple[int, dict]] = {}  # key -> (count, feature)
+        self._texts: dict[CellKey, tuple[int, bytes]] = {}  # key -> (count, feature text)
 
-    def features(self, cells: Iterable[Cell], cell_size_m: float, origin: Origin,
-                 labels: tuple[str, ...]) -> list[dict]:
-        """Return :func:`cell_feature` of each cell, building only those that changed."""
+    def __len__(self) -> int:
+        """Return the number of cells kept."""
+        return len(self._texts)
+
+    def texts(self, cells: Iterable[Cell], cell_size_m: float, origin: Origin,
+              labels: tuple[str, ...]) -> list[bytes]:
+        """Return :func:`cell_feature_text` of each cell, encoding only those that changed.
+
+        The bytes are shared with the cache (bytes cannot be changed).
+        """
         grid = (float(cell_size_m), tuple(origin))
         if grid != self._grid:
-            self._grid, self._rings, self._features = grid, {}, {}
+            self._grid, self._texts = grid, {}
+        previous: dict[CellKey, tuple[int, bytes]] = {}
         if labels != self._labels:
-            self._labels, self._features = labels, {}
+            # Every cell's columns change; their rings do not. A cell not asked for now is
+            # dropped (as when the grid changes), the others' old texts freed as they go.
+            self._labels, previous, self._texts = labels, self._texts, {}
+        texts = self._texts
         built = []
         for cell in cells:
-            cached = self._features.get(cell.key)
+            cached = texts.get(cell.key)
             if cached is None or cached[0] != cell.count:
-                ring = self._rings.get(cell.key)
-                if ring is None:
-                    ring = self._rings[cell.key] = cell_ring(cell, cell_size_m, origin)
-                cached = self._features[cell.key] = (
-                    cell.count, cell_feature(cell, cell_size_m, origin, labels, ring))
+                source = cached or previous.pop(cell.key, None)
+                geometry = None if source is None else _geometry_text(source[1])
+                cached = texts[cell.key] = (cell.count, cell_feature_text(
+                    cell, cell_size_m, origin, labels, geometry))
             built.append(cached[1])
         return built
 
+    def features(self, cells: Iterable[Cell], cell_size_m: float, origin: Origin,
+                 labels: tuple[str, ...]) -> list[dict]:
+        """Return :func:`cell_feature` of each cell, decoded from :meth:`texts`.
 
-def cell_feature(cell: Cell, cell_size_m: float, origin: Origin,
-                 labels: Iterable[str], ring: list[list[float]] | None = None) -> dict:
-    """Return the GeoJSON Feature of one cell, with an ``n_<label>`` count per label.
+        Equal to the features built afresh (a float's shortest repr reads back exactly);
+        new dicts at each call, for readers that need them (the map's text needs none).
+        """
+        return [json.loads(text) for text in self.texts(cells, cell_size_m, origin, labels)]
 
-    ``ring``: the cell's :func:`cell_ring`, when already known.
-    """
+
+def _geometry_text(feature_text: bytes) -> bytes:
+    """Return the encoded geometry of a :func:`cell_feature_text`."""
+    return feature_text[len(_FEATURE_HEAD):feature_text.index(_PROPERTIES_HEAD,
+                                                              len(_FEATURE_HEAD))]
+
+
+def cell_properties(cell: Cell, cell_size_m: float, labels: Iterable[str]) -> dict[str, Any]:
+    """Return the properties of a cell's Feature (:data:`GRID_COLUMNS`, then the labels')."""
     worst = most_severe_label(cell)
     incidence = cell.diseased_count / cell.count if cell.count else 0.0
     name = (f'{display_name(worst)}: {cell.diseased_count}/{cell.count} diseased' if worst
@@ -141,28 +180,75 @@ def cell_feature(cell: Cell, cell_size_m: float, origin: Origin,
     }
     for label in labels:
         properties[LABEL_COUNT_PREFIX + label] = int(cell.label_counts.get(label, 0))
+    return properties
+
+
+def cell_geometry(ring: list[list[float]]) -> dict:
+    """Return the GeoJSON Polygon of a cell's :func:`cell_ring`."""
+    return {'type': 'Polygon', 'coordinates': [ring]}
+
+
+def cell_feature(cell: Cell, cell_size_m: float, origin: Origin,
+                 labels: Iterable[str], ring: list[list[float]] | None = None) -> dict:
+    """Return the GeoJSON Feature of one cell, with an ``n_<label>`` count per label.
+
+    ``ring``: the cell's :func:`cell_ring`, when already known.
+    """
     return {'type': 'Feature',
-            'geometry': {'type': 'Polygon', 'coordinates': [
-                ring if ring is not None else cell_ring(cell, cell_size_m, origin)]},
-            'properties': properties}
+            'geometry': cell_geometry(
+                ring if ring is not None else cell_ring(cell, cell_size_m, origin)),
+            'properties': cell_properties(cell, cell_size_m, labels)}
+
+
+def cell_feature_text(cell: Cell, cell_size_m: float, origin: Origin, labels: Iterable[str],
+                      geometry: bytes | None = None) -> bytes:
+    """Return ``compact_json(cell_feature(...))`` as bytes: the cell as ``map/geojson`` has it.
+
+    ``geometry``: the cell's Polygon already encoded (taken from its previous text). The
+    Feature's keys are written in :func:`cell_feature`'s order, so the bytes are those of
+    encoding its dict. ValueError (allow_nan) for a NaN or infinite value, as before.
+    """
+    if geometry is None:
+        geometry = compact_json(cell_geometry(cell_ring(cell, cell_size_m, origin))).encode()
+    properties = compact_json(cell_properties(cell, cell_size_m, labels)).encode()
+    return b''.join((_FEATURE_HEAD, geometry, _PROPERTIES_HEAD, properties, b'}'))
+
+
+def _grid_labels(cells: list[Cell]) -> tuple[str, ...]:
+    """Return the labels of the ``n_<label>`` columns: every label of ``cells``, sorted."""
+    return tuple(sorted({label for cell in cells for label in cell.label_counts}))
 
 
 def aggregator_features(aggregator: CellAggregator,
                         cache: CellCache | None = None) -> list[dict]:
     """Return one polygon Feature per cell of ``aggregator`` (none before it has an origin).
 
-    ``cache`` keeps the cells' features from one call to the next (the returned features
-    are then shared with it: read them, do not change them).
+    ``cache``: the cells' features are taken from it (only changed cells encoded, see
+    :meth:`CellCache.features`); what the map's text needs is :func:`aggregator_geojson`.
     """
     origin = aggregator.origin
     if origin is None:
         return []
     cells = aggregator.cells()
-    labels = tuple(sorted({label for cell in cells for label in cell.label_counts}))
+    labels = _grid_labels(cells)
     size = aggregator.cell_size_m
     if cache is None:
         return [cell_feature(cell, size, origin, labels) for cell in cells]
     return cache.features(cells, size, origin, labels)
+
+
+def aggregator_geojson(aggregator: CellAggregator, cache: CellCache | None = None) -> bytes:
+    """Return the FeatureCollection of :func:`aggregator_features` as ``map/geojson`` has it.
+
+    The bytes of ``compact_json(feature_collection(aggregator_features(aggregator)))``;
+    with ``cache``, the unchanged cells' texts are joined, not encoded again.
+    """
+    origin = aggregator.origin
+    if origin is None:
+        return collection_text(())
+    cells = aggregator.cells()
+    return collection_text((cache if cache is not None else CellCache()).texts(
+        cells, aggregator.cell_size_m, origin, _grid_labels(cells)))
 
 
 def grid_features(features: Iterable[dict], cell_size_m: float,

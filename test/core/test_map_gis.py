@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 from pathlib import Path
 import struct
 import sys
+import tracemalloc
 
 import pytest
 
 from plant_disease_ros.cli import main as cli
 from plant_disease_ros.core.geodesy import enu_to_geodetic, geodetic_to_enu
-from plant_disease_ros.core.map_file import write_feature_collection
+from plant_disease_ros.core.map_file import feature_collection, write_feature_collection
 from plant_disease_ros.core.map_gis import (
     aggregator_features,
+    aggregator_geojson,
+    cell_feature,
     CellCache,
     GisUnavailable,
     grid_features,
@@ -202,27 +207,130 @@ def test_map_command_writes_the_grid(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_the_cell_cache_gives_what_building_every_cell_gives_and_reuses_the_unchanged(
         ) -> None:
-    """The recorder's map/geojson after each detection: the same features, few rebuilt."""
+    """The recorder's map/geojson after each detection: the same cells, few encoded again."""
     aggregator = CellAggregator(CELL_M, DATUM)
     cache = CellCache()
     for feature in DETECTIONS[:4]:
         aggregator.add(feature)
-    first = aggregator_features(aggregator, cache)
-    assert first == aggregator_features(aggregator)
-    # A detection in a new cell: the cell (0, 0) is not built again.
+
+    def texts() -> dict[tuple[int, int], bytes]:
+        cells = aggregator.cells()
+        labels = tuple(sorted({label for cell in cells for label in cell.label_counts}))
+        encoded = cache.texts(cells, CELL_M, DATUM, labels)
+        assert encoded == [compact(feature).encode() for feature in aggregator_features(
+            aggregator)]
+        assert aggregator_features(aggregator, cache) == aggregator_features(aggregator)
+        return {cell.key: text for cell, text in zip(cells, encoded, strict=True)}
+
+    first = texts()
+    # A detection in a new cell: the cell (0, 0) is not encoded again.
     aggregator.add(DETECTIONS[4])
-    second = aggregator_features(aggregator, cache)
-    assert second == aggregator_features(aggregator)
-    by_key = {(f['properties']['cell_e'], f['properties']['cell_n']): f for f in second}
-    assert by_key[(0, 0)] is first[0]
+    second = texts()
+    assert second[(0, 0)] is first[(0, 0)] and len(cache) == 2
     # A detection in (0, 0): that cell again, with its new count.
     aggregator.add(detection(0.4, 0.4, LATE))
-    third = aggregator_features(aggregator, cache)
-    assert third == aggregator_features(aggregator)
-    assert {(f['properties']['cell_e'], f['properties']['cell_n']): f['properties']['detections']
-            for f in third}[(0, 0)] == 5
+    third = texts()
+    assert third[(0, 0)] is not second[(0, 0)] and b'"detections":5,' in third[(0, 0)]
+    assert third[(1, 0)] is second[(1, 0)]
     # A label the run had not seen: every cell gets its n_<label> column.
     aggregator.add(detection(-1.5, 3.5, 'Potato___Late_blight'))
-    fourth = aggregator_features(aggregator, cache)
-    assert fourth == aggregator_features(aggregator)
-    assert all('n_Potato___Late_blight' in f['properties'] for f in fourth)
+    fourth = texts()
+    assert all(b'"n_Potato___Late_blight":' in text for text in fourth.values())
+
+
+def compact(value: object) -> str:
+    """Return ``value`` encoded as map/geojson was before the cells were cached as text."""
+    return json.dumps(value, separators=(',', ':'), allow_nan=False)
+
+
+def published_before(aggregator: CellAggregator) -> bytes:
+    """Return the map/geojson text of ``aggregator`` as it was built before: every cell's
+    Feature dict built (what the dict cache gave) and the whole collection encoded."""
+    return compact(feature_collection(aggregator_features(aggregator))).encode()
+
+
+# Labels the run meets one after another (one with a character JSON escapes).
+RUN_LABELS = (LATE, HEALTHY, EARLY, 'Potato___Late_blight', 'Caf\u00e9___rouille',
+              'Apple___Apple_scab', 'Apple___healthy', 'Grape___Black_rot')
+
+
+def test_the_published_map_text_is_byte_identical_to_encoding_every_feature() -> None:
+    """A map of many cells as a day's drive grows it: new cells, counts, labels appearing
+    over time, odd confidences; then another cell size, another origin, and back."""
+    cache = CellCache()
+    assert aggregator_geojson(CellAggregator(CELL_M), cache) == published_before(
+        CellAggregator(CELL_M)) == b'{"type":"FeatureCollection","features":[]}'
+    maps = {(CELL_M, DATUM): CellAggregator(CELL_M, DATUM),
+            (3.0, DATUM): CellAggregator(3.0, DATUM),
+            (CELL_M, (-16.8, 179.99999, 12.5)): CellAggregator(CELL_M, (-16.8, 179.99999, 12.5))}
+    # Each map published by its own cache after every 10 detections (changed cells only),
+    # and by one cache for them all at each step (a new cell size or origin: every cell).
+    caches = {grid: CellCache() for grid in maps}
+    for step in range(len(RUN_LABELS)):
+        for grid, aggregator in maps.items():
+            for number in range(80):
+                sequence = 80 * step + number
+                label = RUN_LABELS[sequence % (step + 1)]
+                # 500 cells of 25 x 20, one in seven visited in turn: new cells at first,
+                # then more detections in cells already published.
+                place = sequence * 7 % 500
+                east, north = 2.0 * (place % 25) - 24.0, 2.0 * (place // 25) - 20.0
+                lat, lon, alt = enu_to_geodetic(east, north, 0.0, *grid[1])
+                aggregator.add({'type': 'Feature', 'geometry': {
+                    'type': 'Point', 'coordinates': [lon, lat, alt]}, 'properties': {
+                        'label': label, 'confidence': 1.0 / (sequence % 7 + 1.5),
+                        'healthy': label.endswith('healthy')}})
+                if number % 10 == 9:
+                    text = aggregator_geojson(aggregator, caches[grid])
+                    assert text == published_before(aggregator), (step, number, grid)
+            text = aggregator_geojson(aggregator, cache)
+            assert text == published_before(aggregator), (step, grid)
+            assert aggregator_geojson(aggregator) == text
+    assert len(maps[(CELL_M, DATUM)]) == 500
+    assert b'Caf\\u00e9' in aggregator_geojson(maps[(CELL_M, DATUM)], cache)
+
+
+def test_a_value_json_cannot_hold_is_refused_as_before() -> None:
+    """allow_nan=False: a NaN confidence fails the encoding (ValueError) both ways."""
+    cell = Cell(key=(0, 0), centre_e=0.0, centre_n=0.0, count=1, max_confidence=math.nan,
+                label=LATE, healthy=False, diseased_count=1, label_counts={LATE: 1})
+    with pytest.raises(ValueError, match='JSON compliant'):
+        compact(aggregator_features_of(cell))
+    with pytest.raises(ValueError, match='JSON compliant'):
+        CellCache().texts([cell], CELL_M, DATUM, (LATE,))
+
+
+def aggregator_features_of(cell: Cell) -> list[dict]:
+    """Return the Feature dicts of one cell, as aggregator_features builds them."""
+    return [cell_feature(cell, CELL_M, DATUM, (LATE,))]
+
+
+# Bytes a cached cell may hold beyond its text (tracemalloc, deterministic): about 135 (the
+# bytes object's header, the (count, text) pair, the dict entry) where its Feature as dicts
+# and lists held 1,950 with these labels (benchmarks/results/2026-12-07-geojson-cache.md).
+CACHE_OVERHEAD_PER_CELL = 200
+
+
+def test_a_cached_cell_holds_about_its_text() -> None:
+    """The cache keeps each cell as its JSON text, not as the Feature's dicts."""
+    aggregator = CellAggregator(CELL_M, DATUM)
+    cells = 400
+    for number in range(cells):
+        aggregator.add(detection(2.0 * (number % 20), 2.0 * (number // 20),
+                                 RUN_LABELS[number % 3]))
+    snapshot = aggregator.cells()
+    labels = tuple(sorted({label for cell in snapshot for label in cell.label_counts}))
+    cache = CellCache()
+    tracemalloc.start()
+    try:
+        gc.collect()
+        start = tracemalloc.get_traced_memory()[0]
+        texts = cache.texts(snapshot, CELL_M, DATUM, labels)
+        text_bytes = sum(len(text) for text in texts)
+        del texts
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == cells
+    assert kept / cells < text_bytes / cells + CACHE_OVERHEAD_PER_CELL
