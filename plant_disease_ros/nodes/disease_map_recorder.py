@@ -47,7 +47,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from plant_disease_ros.core.map_file import RecordsFileBusy
-from plant_disease_ros.core.map_gis import aggregator_features, CellCache
+from plant_disease_ros.core.map_gis import aggregator_geojson, CellCache
 from plant_disease_ros.core.map_grid import CellAggregator, MapSummary
 from plant_disease_ros.core.map_markers import cell_glyph
 from plant_disease_ros.core.map_render import LabelPalette
@@ -959,7 +959,7 @@ class DiseaseMapRecorder(Node):
             self._markers_publisher.publish(self.build_markers(full=False))
             self._changed_since_full = True
         self._map_geojson.publish_if_changed(
-            lambda: aggregator_features(self._aggregator, self._cache))
+            lambda: aggregator_geojson(self._aggregator, self._cache))
 
     def inputs_still_published(self) -> list[str]:
         """Name the detections topic while a publisher is on it (see ``TakesLastMessages``).

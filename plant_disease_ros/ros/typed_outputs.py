@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 import importlib
-import json
 import math
 import time
 from types import ModuleType
@@ -32,7 +31,7 @@ from std_msgs.msg import Header
 
 from plant_disease_ros.core.classifier import Classification
 from plant_disease_ros.core.labels import display_name
-from plant_disease_ros.core.map_file import feature_collection
+from plant_disease_ros.core.map_file import compact_json, feature_collection
 from plant_disease_ros.core.outcome import FrameOutcome, NO_LEAF_LABEL
 from plant_disease_ros.ros.conversions import copy_header
 from plant_disease_ros.ros.qos import latched_qos, results_qos
@@ -100,12 +99,17 @@ def named_feature(feature: dict) -> dict:
 
 def geojson_message(value: dict, foxglove_msgs: ModuleType) -> Any:
     """Return a foxglove_msgs/GeoJSON holding ``value`` (a Feature or FeatureCollection)."""
-    return foxglove_msgs.GeoJSON(
-        geojson=json.dumps(value, separators=(',', ':'), allow_nan=False))
+    return foxglove_msgs.GeoJSON(geojson=compact_json(value))
 
 
-def collection_message(features: Iterable[dict], foxglove_msgs: ModuleType) -> Any:
-    """Return a foxglove_msgs/GeoJSON FeatureCollection of ``features``."""
+def collection_message(features: Iterable[dict] | bytes, foxglove_msgs: ModuleType) -> Any:
+    """Return a foxglove_msgs/GeoJSON FeatureCollection of ``features``.
+
+    ``features``: dicts, or the collection already encoded (``core.map_gis``'s
+    ``aggregator_geojson``: compact, ASCII bytes), which goes into the message as it is.
+    """
+    if isinstance(features, bytes):
+        return foxglove_msgs.GeoJSON(geojson=features.decode('ascii'))
     return geojson_message(feature_collection(features), foxglove_msgs)
 
 
@@ -195,9 +199,12 @@ class MapTypedOutput:
             available.append(f'{MAP_GEOJSON_TOPIC} (foxglove_msgs/GeoJSON)')
         node.get_logger().info(describe(available, [missing] if missing else []))
 
-    def publish_if_changed(self, features: Callable[[], Iterable[dict]]) -> bool:
+    def publish_if_changed(self, features: Callable[[], Iterable[dict] | bytes]) -> bool:
         """Publish the FeatureCollection ``features()`` if the map changed since last time,
-        something subscribes and the time share allows it; return whether it did."""
+        something subscribes and the time share allows it; return whether it did.
+
+        ``features()``: the cells' Features, or the collection's text (see
+        :func:`collection_message`; the recorder's cells are kept encoded)."""
         if self.publisher is None or not self.changed:
             return False
         now = time.monotonic()

@@ -31,6 +31,13 @@ from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic  # noqa: E402
 from plant_disease_ros.core.labels import display_name  # noqa: E402
+from plant_disease_ros.core.map_file import feature_collection  # noqa: E402
+from plant_disease_ros.core.map_gis import (  # noqa: E402
+    aggregator_features,
+    aggregator_geojson,
+    CellCache,
+)
+from plant_disease_ros.core.map_grid import CellAggregator  # noqa: E402
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
 from plant_disease_ros.ros import node_set, typed_outputs  # noqa: E402
 from plant_disease_ros.ros.qos import detections_qos  # noqa: E402
@@ -172,10 +179,23 @@ def test_recorder_latches_the_map_as_a_geojson_feature_collection(
     assert first['incidence'] == pytest.approx(2 / 3)
     assert first['name']
     assert cells[(0, 0)]['geometry']['type'] == 'Polygon'
+    # Its text is byte for byte what encoding every cell's Feature dict gave.
+    assert collector.messages['/map/geojson'][-1].geojson == published_before(recorder)
     # No new detection: no new message.
     count = collector.count('/map/geojson')
     harness.wait(lambda: False, 0.4)
     assert collector.count('/map/geojson') == count
+    # A runtime parameter that rebuilds every cell's markers, then a label the run had not
+    # seen (every cell gains its column) and a new cell: still the same bytes.
+    assert recorder.set_parameters([Parameter('map_frame', value='field')])[0].successful
+    for feature in (detection(5, 0.2, 0.2, 'Potato___Late_blight'),
+                    detection(6, -3.0, 4.0, 'Tomato___healthy')):
+        detections.publish(String(data=json.dumps(feature)))
+    assert harness.wait(lambda: recorder.records_written == len(sent) + 2)
+    assert harness.wait(lambda: len(newest()['features']) == 3)
+    assert collector.messages['/map/geojson'][-1].geojson == published_before(recorder)
+    assert all('n_Potato___Late_blight' in cell['properties']
+               for cell in newest()['features'])
     # A map that took 0.2 s to build is built again at most every 2 s (a tenth of the
     # time), however often it changes. The output's clock is a fake one: the test does
     # not depend on how fast this host runs.
@@ -220,6 +240,28 @@ def test_describe_names_what_is_on_and_why_the_rest_is_off() -> None:
         'typed outputs: results (vision_msgs/Classification); '
         'off: foxglove_msgs is not installed (x)')
     assert typed_outputs.describe([], []) == 'typed outputs: none'
+
+
+def published_before(recorder: DiseaseMapRecorder) -> str:
+    """Return map/geojson's text as the recorder built it before its cells were kept as
+    text: every cell's Feature dict, the collection encoded whole."""
+    return json.dumps(feature_collection(aggregator_features(recorder._aggregator)),
+                      separators=(',', ':'), allow_nan=False)
+
+
+def test_a_collection_already_encoded_goes_into_the_message_as_it_is() -> None:
+    """collection_message takes the map's text (bytes) or its features (dicts): the same."""
+    _, foxglove_msgs = require_interfaces()
+    aggregator = CellAggregator(2.0, DATUM)
+    for number, label in enumerate(('Tomato___Late_blight', 'Tomato___healthy') * 20):
+        aggregator.add(detection(number, 2.0 * (number % 7), 2.0 * (number % 5), label))
+    features = aggregator_features(aggregator)
+    as_dicts = typed_outputs.collection_message(features, foxglove_msgs).geojson
+    as_text = typed_outputs.collection_message(aggregator_geojson(aggregator, CellCache()),
+                                               foxglove_msgs).geojson
+    assert as_text == as_dicts and len(features) == 35
+    # Every cell has its name: Foxglove's label, which named_feature would otherwise add.
+    assert all(typed_outputs.named_feature(feature) == feature for feature in features)
 
 
 def test_named_feature_adds_a_name_and_keeps_the_rest() -> None:
