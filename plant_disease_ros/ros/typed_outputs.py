@@ -172,8 +172,9 @@ class ClassifierTypedOutputs:
 
 
 # The whole map's GeoJSON is built at most this share of the time: a day's map of 20,000
-# cells takes a quarter of a second to encode on a laptop core (seconds on a Pi), which
-# every marker period would make a core's worth of work.
+# cells took a quarter of a second to encode on a laptop core (seconds on a Pi), which
+# every marker period would make a core's worth of work. Joined from the cells' cached
+# texts it takes 0.05 s here with its message (benchmarks/results/2026-12-07-geojson-cache.md).
 MAP_GEOJSON_MAX_SHARE = 0.1
 
 
