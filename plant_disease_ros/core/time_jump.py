@@ -25,21 +25,28 @@ stamp is undone within 3 s.
 A stray stamp far ahead (a bogus future stamp) would make the next good stamp look like a
 jump back. So a stamp far ahead (more than ``threshold_s`` beyond the newest stamp of every
 stream and beyond its own stream's next expected stamp, its newest plus its period) is not
-taken as its stream's newest at once: it is undecided (:meth:`pending_ahead`) until its
-stream's next stamp. If that one goes on from it (no more than ``threshold_s`` before it),
-the timeline stepped forward (a data gap, a paused bag, a GNSS time correction) and the
-step is taken (:attr:`confirmed`); so is it at once when another stream steps to the same
-time (a gap of every stream). If the next stamp goes on from where the stream was instead,
-the stamp was stray (:attr:`strays`, counted in :attr:`glitches`): nothing else changes,
-and the caller drops what it held of it. Stamps of other streams that merely catch up
-with it decide nothing: the wall clock brings any stream there in time.
+taken as its stream's newest at once: it starts a run of stamps ahead, undecided
+(:meth:`pending_ahead`), which the stream's next stamps join while they go on from it (no
+more than ``threshold_s`` before its first). The timeline stepped forward (a data gap, a
+paused bag, a GNSS time correction) and the run is taken (:attr:`confirmed`) once its
+stamps span :data:`CONFIRM_RUN_S` or it holds :data:`CONFIRM_RUN_STAMPS` stamps; at once
+when another stream steps to the same time (a gap of every stream); and at its second
+stamp for a stream that had no stamp of its own before it (since the start or the last
+jump: a camera starting after the receiver), as there is nothing it could go back to. If a
+stamp of the stream goes on from where it was before the run instead, the run was stray
+(:attr:`strays`, one glitch in :attr:`glitches`): nothing else changes, and the caller
+drops what it held of it. Stamps of other streams that merely catch up with it decide
+nothing: the wall clock brings any stream there in time. The limit: a run of stray stamps
+that spans :data:`CONFIRM_RUN_S` (or has :data:`CONFIRM_RUN_STAMPS` stamps) is taken as a
+step forward, and the stream going on from before it is then a jump back; so is a slow
+stream's (one stamp in :data:`CONFIRM_RUN_S` or more) second stray stamp in a row.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import statistics
 import time
 
@@ -60,20 +67,35 @@ class TimeJump:
 
 @dataclass(frozen=True)
 class StampAhead:
-    """A stamp far ahead of every stream, not yet known to be a step forward or stray.
+    """A run of stamps far ahead of every stream, not yet known to be a step forward or stray.
 
-    ``reference_s`` is the stamp it is ahead of: the newest of every stream, or its own
-    stream's next expected stamp when later.
+    ``stamp_s`` is its first stamp; ``reference_s`` the stamp that one is ahead of: the
+    newest of every stream, or its own stream's next expected stamp when later. ``stamps``
+    are the run's stamps in the order they came (``(stamp_s,)`` when left empty).
     """
 
     stream: str
     stamp_s: float
     reference_s: float
+    stamps: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.stamps:
+            object.__setattr__(self, 'stamps', (self.stamp_s,))
 
     @property
     def ahead_s(self) -> float:
-        """Return how far ahead of ``reference_s`` the stamp lies, in seconds."""
+        """Return how far ahead of ``reference_s`` the first stamp lies, in seconds."""
         return self.stamp_s - self.reference_s
+
+    @property
+    def span_s(self) -> float:
+        """Return the stamp time the run covers, in seconds (0 for one stamp)."""
+        return max(self.stamps) - min(self.stamps)
+
+    def holds(self, stamp_s: float) -> bool:
+        """Return whether ``stamp_s`` is one of the run's stamps."""
+        return stamp_s in self.stamps
 
 
 # How long after a jump (wall clock, s) a stamp of the old timeline may still arrive, at
@@ -87,6 +109,14 @@ MAX_WINDOW_S = 5.0
 # the jump. One may be a message in flight from a second publisher of the stream; two in a
 # row from it are the stream going on.
 UNDO_AFTER_STAMPS = 2
+# A run of stamps far ahead of a stream that had stamps of its own is a step forward once
+# it spans this much stamp time (s) or has this many stamps: a shorter run followed by the
+# stream going on from before it is stray. A 1 Hz receiver's correction is taken at its
+# next fix; two stray frames of a 30 Hz camera in a row are stray.
+CONFIRM_RUN_S = 0.5
+CONFIRM_RUN_STAMPS = 16
+# How many of the last stray runs far ahead are kept (:attr:`recent_strays_ahead`).
+RECENT_STRAYS = 8
 # A stream's period is the median of its last this many steps forward between stamps:
 # a gap or a burst among them does not change it.
 PERIOD_STEPS = 9
@@ -110,12 +140,19 @@ class TimeJumpDetector:
         self.late_stamps = 0          # stamps of the previous timeline that came after a jump
         self.undos = 0                # jumps undone: a stray stamp back, its stream went on
         self.undone: TimeJump | None = None   # the last jump undone
-        self.strays_ahead: list[StampAhead] = []   # every stray stamp far ahead, in order
+        self.strays_ahead = 0         # stray runs of stamps far ahead
+        # The last few of them, oldest first (bounded: a second publisher whose clock is
+        # off sends one with every message).
+        self.recent_strays_ahead: deque[StampAhead] = deque(maxlen=RECENT_STRAYS)
         # What the last check() decided of the stamps far ahead: taken as a step forward
         # of the timeline, or found stray.
         self.confirmed: list[StampAhead] = []
         self.strays: list[StampAhead] = []
-        self._ahead: dict[str, StampAhead] = {}   # the undecided one of each stream
+        self._ahead: dict[str, StampAhead] = {}   # the undecided run of each stream
+        # The streams whose undecided run came after stamps of their own (see the module).
+        self._ahead_own: set[str] = set()
+        # The run the stamp of the last check() joined or started, held undecided.
+        self.held: StampAhead | None = None
         self._steps: dict[str, deque[float]] = {}
         self._window_s = self.late_window_s   # the last jump's window
         # The stream of the last jump while it may still be undone (None: it stands), its
@@ -148,14 +185,25 @@ class TimeJumpDetector:
         drop it. A stamp far ahead is left undecided (:meth:`pending_ahead`); this stamp
         or another stream's may decide one (:attr:`confirmed`, :attr:`strays`).
         """
-        self.confirmed, self.strays = [], []
+        self.confirmed, self.strays, self.held = [], [], None
         ahead = self._ahead.pop(stream, None)
         if ahead is not None:
+            own = stream in self._ahead_own
+            self._ahead_own.discard(stream)
             if stamp_s >= ahead.stamp_s - self._threshold_s:
-                self._confirm(ahead)      # the stream goes on from there: a step forward
+                # The stream goes on from the run: a step forward once the run is long
+                # enough (this stamp is then taken as any); until then it joins the run.
+                grown = replace(ahead, stamps=(*ahead.stamps, stamp_s))
+                if own and (grown.span_s < CONFIRM_RUN_S
+                            and len(grown.stamps) < CONFIRM_RUN_STAMPS):
+                    self._ahead[stream] = self.held = grown
+                    self._ahead_own.add(stream)
+                    return None
+                self._confirm(ahead)
             else:
-                self.strays.append(ahead)   # back where it was: the stamp was stray
-                self.strays_ahead.append(ahead)
+                self.strays.append(ahead)   # back where it was: the run was stray
+                self.strays_ahead += 1
+                self.recent_strays_ahead.append(ahead)
         if self.is_late(stamp_s, stream):
             if stream == self._jump_stream:
                 self._continued += 1
@@ -179,12 +227,16 @@ class TimeJumpDetector:
         reference = self._expected_s(stream)
         if reference is not None and stamp_s - reference > self._threshold_s:
             partners = [other for other in self._ahead.values()
-                        if abs(other.stamp_s - stamp_s) <= self._threshold_s]
+                        if min(other.stamps) - self._threshold_s <= stamp_s
+                        <= max(other.stamps) + self._threshold_s]
             if not partners:
-                self._ahead[stream] = StampAhead(stream, stamp_s, reference)
+                self._ahead[stream] = self.held = StampAhead(stream, stamp_s, reference)
+                if stream in self._newest_s:
+                    self._ahead_own.add(stream)
                 return None
             for other in partners:    # another stream stepped to the same time
                 del self._ahead[other.stream]
+                self._ahead_own.discard(other.stream)
                 self._confirm(other)
         self._go_on(stream, stamp_s)
         if self._previous_s and max(self._newest_s.values()) >= max(self._previous_s.values()):
@@ -192,18 +244,18 @@ class TimeJumpDetector:
         return None
 
     def pending_ahead(self, stream: str) -> StampAhead | None:
-        """Return the stamp far ahead of ``stream`` not decided yet, if any.
+        """Return the run of stamps far ahead of ``stream`` not decided yet, if any.
 
-        The caller holds back what came with it (a fix), or does not locate it yet (a
-        frame), until a later :meth:`check` lists it in :attr:`confirmed` or
-        :attr:`strays`.
+        The caller holds back what came with its stamps (fixes), or does not locate them
+        yet (frames), until a later :meth:`check` lists it in :attr:`confirmed` or
+        :attr:`strays`. :attr:`held` is the run the last checked stamp joined, if any.
         """
         return self._ahead.get(stream)
 
     @property
     def glitches(self) -> int:
-        """Return how many stray stamps there were: jumps back undone, stamps far ahead."""
-        return self.undos + len(self.strays_ahead)
+        """Return how many stray stamps there were: jumps back undone, runs far ahead."""
+        return self.undos + self.strays_ahead
 
     def period_s(self, stream: str) -> float | None:
         """Return the median step between the recent stamps of ``stream`` (s), if known."""
@@ -250,9 +302,10 @@ class TimeJumpDetector:
         self._newest_s[stream] = stamp_s
 
     def _confirm(self, ahead: StampAhead) -> None:
-        """Take ``ahead`` as a step forward of its stream's timeline."""
+        """Take the run ``ahead`` as a step forward of its stream's timeline."""
         self.confirmed.append(ahead)
-        self._go_on(ahead.stream, ahead.stamp_s)
+        for stamp_s in ahead.stamps:
+            self._go_on(ahead.stream, stamp_s)
 
     @property
     def undo_possible(self) -> bool:

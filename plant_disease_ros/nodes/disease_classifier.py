@@ -240,9 +240,10 @@ class DiseaseClassifierNode(Node):
         self.fixes_received = 0
         self.diagnostics.set_value('fixes_received', 0)
         self._last_usable_fix_s: float | None = None
-        # A fix stamped far ahead of every stream, held until its stream's next stamp says
-        # whether the time stepped forward (it is used then) or it was stray (dropped).
-        self._fix_ahead: GeoFix | None = None
+        # The fixes of a run of stamps far ahead of every stream, held until the fix stream
+        # says whether the time stepped forward (used then) or they were stray (dropped);
+        # at most CONFIRM_RUN_STAMPS (core.time_jump).
+        self._fixes_ahead: list[GeoFix] = []
         # Detections of the current diagnostics period: without a position, by status; located.
         self._unlocated_in_period: Counter[str] = Counter()
         self._located_in_period = 0
@@ -548,11 +549,12 @@ class DiseaseClassifierNode(Node):
         """
         header = copy_header(header)
         unstamped = is_unstamped(header.stamp)
+        verdict = None
         if unstamped:
             self._count_unstamped(header)
         else:
             self._unstamped_since_stamped = 0
-            self._check_time_jump('frame', stamp_to_seconds(header.stamp))
+            verdict = self._check_time_jump('frame', stamp_to_seconds(header.stamp))
         try:
             classification = self.classifier.classify(rgb, top_k=self.top_k)
         except (ValueError, RuntimeError) as error:
@@ -596,11 +598,9 @@ class DiseaseClassifierNode(Node):
                 # The jump may be a stray stamp, undone within its window: the fixes come
                 # back then, so a detection of this time waits that long for them.
                 wait_s = max(wait_s, self.time_jumps.jump_window_s)
-            # A stamp far ahead may be a stray one: not located before the next frame (or
-            # the window) tells; without a position it goes out at its deadline as ever.
-            ahead = self.time_jumps.pending_ahead('frame')
-            hold_s = (self.time_jumps.window_s('frame')
-                      if ahead is not None and ahead.stamp_s == stamp_s else 0.0)
+            # A stamp far ahead may be a stray one: not located before the next frames (or
+            # the window) tell; without a position it goes out at its deadline as ever.
+            hold_s = self.time_jumps.window_s('frame') if verdict == 'ahead' else 0.0
             self._publish_located(self.fix_wait.add(
                 (classification, header), stamp_s, time.monotonic(), wait_s, hold_s))
             if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
@@ -743,8 +743,8 @@ class DiseaseClassifierNode(Node):
             return
         verdict = self._check_time_jump('fix', fix.stamp_s)
         if verdict == 'ahead':
-            # Far ahead of every stream: used once the fix stamps go on from it.
-            self._fix_ahead = fix
+            # Far ahead of every stream: used once the fix stamps have gone on from it.
+            self._fixes_ahead.append(fix)
             return
         if verdict == 'late':
             # A fix of the timeline before a jump back, late: it would locate new frames.
@@ -777,8 +777,7 @@ class DiseaseClassifierNode(Node):
             # check() counted it when it found it late: no second look (and clock read).
             if self.time_jumps.late_stamps > late_before:
                 return 'late'
-            ahead = self.time_jumps.pending_ahead(stream)
-            return 'ahead' if ahead is not None and ahead.stamp_s == stamp_s else None
+            return 'ahead' if self.time_jumps.held is not None else None
         settled, dropped = self.fix_wait.restart()
         self._publish_located(settled)
         self._pending_timer.cancel()
@@ -800,36 +799,55 @@ class DiseaseClassifierNode(Node):
             return
         for ahead in self.time_jumps.confirmed:   # the time stepped forward
             if ahead.stream == 'fix':
-                self._use_fix_ahead(ahead, keep=True)
+                self._use_fixes_ahead(ahead, keep=True)
             else:
-                self.fix_wait.release(ahead.stamp_s)
+                for held_s in ahead.stamps:
+                    self.fix_wait.release(held_s)
         for ahead in self.time_jumps.strays:
             if ahead.stream == 'fix':
-                self._use_fix_ahead(ahead, keep=False)
+                self._use_fixes_ahead(ahead, keep=False)
             else:
-                self._publish_located(self.fix_wait.take(ahead.stamp_s))
+                for held_s in ahead.stamps:
+                    self._publish_located(self.fix_wait.take(held_s))
             self._warn_stray_ahead(ahead, stream, stamp_s)
         self.diagnostics.set_value('stamp_glitches', self.time_jumps.glitches)
         self._settle_pending()
         if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
             self._pending_timer.reset()
 
-    def _use_fix_ahead(self, ahead: StampAhead, keep: bool) -> None:
-        """Add the held fix stamped as ``ahead`` to the buffer (``keep``) or drop it."""
-        fix, self._fix_ahead = self._fix_ahead, None
-        if keep and fix is not None and fix.stamp_s == ahead.stamp_s:
+    def _use_fixes_ahead(self, ahead: StampAhead, keep: bool) -> None:
+        """Add the held fixes of the run ``ahead`` to the buffer (``keep``) or drop them."""
+        run = [fix for fix in self._fixes_ahead if ahead.holds(fix.stamp_s)]
+        self._fixes_ahead = [fix for fix in self._fixes_ahead if not ahead.holds(fix.stamp_s)]
+        if keep and run:
             self._last_usable_fix_s = time.monotonic()
-            self.fix_wait.fixes.add(fix)
+            for fix in run:
+                self.fix_wait.fixes.add(fix)
 
     def _warn_stray_ahead(self, ahead: StampAhead, stream: str, stamp_s: float) -> None:
-        """Log a stray stamp far ahead (throttled with the other stamp glitches)."""
-        what = ('the stray frame goes without a position' if ahead.stream == 'frame'
-                else 'the stray fix is dropped')
-        self.warnings.warning(
-            'stamp_glitch',
-            f'a stray {ahead.stream} stamp {ahead.stamp_s:.3f} ({ahead.ahead_s:.3f} s ahead '
-            f'of the stamps before it) was no step forward in time: the {stream} stamps went '
-            f'on from {stamp_s:.3f}; {what}')
+        """Log a stray run of stamps far ahead (throttled with the other stamp glitches).
+
+        When the recent ones are all of one stream and about as far ahead, say so: a second
+        publisher on the topic whose clock is off sends one with every message.
+        """
+        count = len(ahead.stamps)
+        what = (f'the stray frame{"s go" if count > 1 else " goes"} without a position'
+                if ahead.stream == 'frame'
+                else f'the stray fix{"es are" if count > 1 else " is"} dropped')
+        stamps = (f'stamp {ahead.stamp_s:.3f}' if count == 1
+                  else f'stamps {ahead.stamp_s:.3f} .. {max(ahead.stamps):.3f} ({count})')
+        message = (f'a stray {ahead.stream} {stamps} ({ahead.ahead_s:.3f} s ahead of the stamps '
+                   f'before it) was no step forward in time: the {stream} stamps went on from '
+                   f'{stamp_s:.3f}; {what}')
+        recent = self.time_jumps.recent_strays_ahead
+        if (len(recent) == recent.maxlen
+                and all(other.stream == ahead.stream
+                        and abs(other.ahead_s - ahead.ahead_s) <= self.time_jumps.threshold_s
+                        for other in recent)):
+            message += (f'. The last {len(recent)} stray {ahead.stream} stamps were all about '
+                        f'{ahead.ahead_s:.0f} s ahead ({self.time_jumps.strays_ahead} in all '
+                        'so far): a second publisher on that topic whose clock is off?')
+        self.warnings.warning('stamp_glitch', message)
 
     def _undo_time_jump(self, stream: str, stamp_s: float) -> None:
         """The last jump was a stray stamp (its stream went on): bring its fixes back.

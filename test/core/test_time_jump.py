@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import tracemalloc
+
 from helpers.clock import FakeClock
 import pytest
 
-from plant_disease_ros.core.time_jump import TimeJumpDetector
+from plant_disease_ros.core.time_jump import RECENT_STRAYS, TimeJumpDetector
 
 
 def test_small_reorderings_pass_a_jump_back_is_reported_once() -> None:
@@ -173,7 +176,7 @@ def test_a_stray_frame_stamp_far_ahead_is_no_jump() -> None:
     assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
     at_10_hz(detector, 100.6, 5)                    # nothing late, nothing jumps
     assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
-    (stray,) = detector.strays_ahead
+    (stray,) = detector.recent_strays_ahead
     assert (stray.stream, stray.stamp_s) == ('frame', 3700.45)
     assert detector.undone is None
     # A real loop is still a jump back.
@@ -207,7 +210,7 @@ def test_a_stray_fix_stamp_far_ahead_is_no_jump() -> None:
     assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
     at_10_hz(detector, 100.7, 5)
     assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
-    assert [(stray.stream, stray.stamp_s) for stray in detector.strays_ahead] == [
+    assert [(stray.stream, stray.stamp_s) for stray in detector.recent_strays_ahead] == [
         ('fix', 3700.5)]
 
 
@@ -253,23 +256,91 @@ def test_a_step_forward_of_every_stream_is_taken_at_once() -> None:
     assert detector.pending_ahead('fix') is None and detector.pending_ahead('frame') is None
     at_10_hz(detector, 120.1, 5)
     assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 0, 0)
-    assert detector.strays_ahead == []
+    assert detector.strays_ahead == 0 and not detector.recent_strays_ahead
     # The step stands: the old timeline is a jump back now.
     assert detector.check('frame', 100.5) is not None and detector.jumps == 1
 
 
-def test_a_step_forward_of_one_stream_is_taken_at_its_next_stamp() -> None:
-    """A GNSS time correction forward: the fix stream goes on from the new time."""
+def test_a_step_forward_of_one_stream_is_taken_once_its_run_spans_half_a_second() -> None:
+    """A GNSS time correction forward of a 10 Hz receiver: the fix stream goes on from the
+    new time; the step is taken once its fixes there span CONFIRM_RUN_S (0.5 s)."""
     detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
     at_10_hz(detector, 100.0, 5)
     assert detector.check('fix', 130.5) is None
     assert detector.check('frame', 100.55) is None   # the frames have not moved
     assert detector.pending_ahead('fix') is not None
-    assert detector.check('fix', 130.6) is None
-    assert [ahead.stamp_s for ahead in detector.confirmed] == [130.5]
-    assert detector.check('fix', 130.7) is None and detector.confirmed == []
+    for stamp in (130.6, 130.7, 130.8, 130.9):       # a run of 0.4 s: still undecided
+        assert detector.check('fix', stamp) is None and detector.confirmed == []
+        assert detector.held is not None and detector.held.stamps[-1] == stamp
+    assert detector.check('fix', 131.0) is None
+    (run,) = detector.confirmed
+    assert run.stamps == (130.5, 130.6, 130.7, 130.8, 130.9) and detector.held is None
+    assert detector.check('fix', 131.1) is None and detector.confirmed == []
     assert (detector.jumps, detector.glitches) == (0, 0)
     assert detector.pending_ahead('fix') is None
+
+
+def test_a_step_forward_of_a_1_hz_receiver_alone_is_taken_at_its_next_fix() -> None:
+    """A 1 Hz receiver's GNSS time correction: taken at the next fix, 1 s on."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    for t in range(100, 110):
+        assert detector.check('fix', float(t)) is None
+        for k in range(10):
+            assert detector.check('frame', round(t + 0.05 + 0.1 * k, 3)) is None
+    assert detector.check('fix', 140.0) is None and detector.pending_ahead('fix')
+    assert detector.check('frame', 110.05) is None
+    assert detector.check('fix', 141.0) is None
+    assert [ahead.stamp_s for ahead in detector.confirmed] == [140.0]
+    assert (detector.jumps, detector.glitches) == (0, 0)
+
+
+def test_two_stray_frames_ahead_in_a_row_are_one_glitch_no_jump() -> None:
+    """Two frames 33 ms apart, both an hour ahead, then the camera goes on: was a false
+    jump back that dropped every fix (the second frame confirmed the first as a step)."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    for k in range(30):                              # 1 s of 30 Hz frames, 5 Hz fixes
+        clock.now += 1 / 30
+        assert detector.check('frame', round(100.0 + k / 30, 4)) is None
+        if k % 6 == 0:
+            assert detector.check('fix', round(100.0 + k / 30, 4)) is None
+    for stray in (3701.0, 3701.033):
+        clock.now += 1 / 30
+        assert detector.check('frame', stray) is None
+        assert detector.confirmed == [] and detector.held is not None
+    clock.now += 1 / 30
+    assert detector.check('frame', 101.0) is None    # the camera goes on
+    (run,) = detector.strays
+    assert run.stamps == (3701.0, 3701.033)
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 0)
+    for k in range(1, 60):
+        clock.now += 1 / 30
+        assert detector.check('frame', round(101.0 + k / 30, 4)) is None
+    assert (detector.jumps, detector.glitches, detector.undos) == (0, 1, 0)
+
+
+def test_a_run_of_frames_ahead_is_taken_after_sixteen_stamps_within_half_a_second() -> None:
+    """A stream stuck on one stamp far ahead: the run is bounded, a step after 16 stamps."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    at_10_hz(detector, 100.0, 5)
+    for _ in range(15):
+        assert detector.check('frame', 3700.0) is None and detector.confirmed == []
+    assert detector.check('frame', 3700.0) is None
+    (run,) = detector.confirmed
+    assert len(run.stamps) == 15
+
+
+def test_a_camera_starting_after_the_receiver_is_taken_at_its_second_frame() -> None:
+    """A 0.5 Hz receiver alone, then a camera whose first frame is 1.8 s beyond the newest
+    fix: nothing of its own to go back to, so its second frame confirms it."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    for t in range(100, 112, 2):
+        assert detector.check('fix', float(t)) is None
+    assert detector.check('frame', 111.8) is None and detector.pending_ahead('frame')
+    assert detector.check('frame', 111.833) is None
+    assert [ahead.stamp_s for ahead in detector.confirmed] == [111.8]
+    assert (detector.jumps, detector.glitches) == (0, 0)
 
 
 @pytest.mark.parametrize('period_s', [1.0, 2.0, 5.0])
@@ -382,3 +453,58 @@ def test_the_undo_window_is_three_periods_of_the_jumping_stream_from_2_to_5_s(
     assert detector.undo_possible
     clock.now += 0.02
     assert not detector.undo_possible
+
+
+def test_stray_stamps_ahead_are_counted_in_bounded_memory() -> None:
+    """A second camera on the topic with its clock an hour ahead: every one of its frames
+    is a stray stamp; each was kept for ever (about 150 bytes each, 390 MB a day at 30 Hz)."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    stamp = 1000.0
+    for _ in range(100):                             # warm up: the structures exist
+        stamp += 1 / 30
+        detector.check('frame', stamp)
+        detector.check('frame', stamp + 3600.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20_000):
+            stamp += 1 / 30
+            detector.check('frame', stamp)
+            detector.check('frame', stamp + 3600.0)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, grown
+    assert detector.glitches == 20_099 and detector.jumps == 0
+    assert len(detector.recent_strays_ahead) == RECENT_STRAYS
+    assert detector.recent_strays_ahead[-1].stamp_s == pytest.approx(stamp - 1 / 30 + 3600.0)
+
+
+@pytest.mark.parametrize('fix_period_s', [0.2, 1.0, 2.0])
+def test_an_hour_of_a_drive_gives_no_jump_no_glitch_nothing_held(fix_period_s: float) -> None:
+    """30 Hz frames arriving up to 0.5 s late (a slow classifier), fixes at 5, 1 or 0.5 Hz
+    with 30 % of them rejected before the detector: nothing is a jump, a glitch or held."""
+    rng = random.Random(7)
+    clock = FakeClock(0.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    events = [(k * fix_period_s + 0.05 + 0.05 * rng.random(), 'fix', k * fix_period_s)
+              for k in range(int(3600 / fix_period_s)) if rng.random() > 0.3]
+    events += [(k / 30 + 0.5 * rng.random(), 'frame', k / 30) for k in range(30 * 3600)]
+    for arrival_s, stream, stamp_s in sorted(events):
+        clock.now = arrival_s
+        assert detector.check(stream, round(stamp_s, 4)) is None
+        assert detector.held is None, (stream, stamp_s)
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 0, 0)
+
+
+@pytest.mark.parametrize('gapped', ['frame', 'fix'])
+def test_a_gap_in_one_stream_is_never_held(gapped: str) -> None:
+    """One stream pauses 20 s while the other goes on: it resumes at once, nothing held."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    for k in range(300):
+        stamp = round(100.0 + 0.1 * k, 3)
+        for stream in ('fix', 'frame'):
+            if stream != gapped or not 105.0 <= stamp < 125.0:
+                assert detector.check(stream, stamp) is None
+                assert detector.held is None, (stream, stamp)
+    assert (detector.jumps, detector.glitches) == (0, 0)

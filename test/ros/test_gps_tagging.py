@@ -323,6 +323,40 @@ def test_a_stray_stamp_far_ahead_is_no_jump_and_a_real_step_forward_is_taken(
     assert classifier.diagnostics.rejected[('fix', 'previous_timeline')] == 0
 
 
+def test_two_stray_frames_ahead_in_a_row_and_a_second_camera_ahead(harness) -> None:
+    """Two frames in a row stamped an hour ahead: no jump back, both without a position,
+    the others located. Then a second camera on the topic an hour ahead: each of its frames
+    is stray, and the log says what it looks like."""
+    gps = located_at_60_s(harness)
+    logged: list[str] = []
+    warning = gps.classifier.warnings.warning
+    gps.classifier.warnings.warning = lambda key, message: (
+        key == 'stamp_glitch' and logged.append(message), warning(key, message))[1]
+    gps.send_frame(T0 + 3660.3)                     # two stray frames ...
+    gps.send_frame(T0 + 3660.333)
+    gps.send_fix(path_fix(60.4))
+    gps.send_frame(T0 + 60.3)                       # ... then the camera goes on
+    classifier = gps.classifier
+    assert (classifier.time_jumps.jumps, classifier.time_jumps.glitches) == (0, 1)
+    assert len(classifier.fix_wait.fixes) == 3
+    gps.send_fix(path_fix(60.6))
+    for k in range(10):                             # a second camera, an hour ahead
+        t = round(60.5 + 0.1 * k, 3)
+        gps.send_frame(T0 + t)
+        gps.send_frame(T0 + t + 3600.0, frame_id='camera_b')
+        gps.send_fix(path_fix(round(t + 0.3, 3)))
+    gps.send_frame(T0 + 61.5)
+    assert (classifier.time_jumps.jumps, classifier.time_jumps.glitches) == (0, 11)
+    detections = gps.wait_detections(24)
+    statuses = {round(stamp_of(feature) - T0, 3): feature['properties']['fix_status']
+                for feature in detections}
+    assert {t for t, status in statuses.items() if status == 'none'} == {
+        3660.3, 3660.333, *(round(3660.5 + 0.1 * k, 3) for k in range(10))}
+    assert {status for t, status in statuses.items() if t < 100} == {'interpolated'}
+    assert 'stamps 1700003760.300 .. 1700003760.333 (2)' in logged[0]
+    assert any('second publisher on that topic' in message for message in logged)
+
+
 def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
     """A frame between the stray stamp and the undo outwaits fix_wait_s: while the jump
     may still be undone its detection waits for the restored fixes, not 0.3 s."""
