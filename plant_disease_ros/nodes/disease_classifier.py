@@ -50,8 +50,9 @@ rejected (``fix_rejected.unstamped``).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 import math
+import statistics
 import sys
 import time
 from typing import Any
@@ -137,8 +138,15 @@ from plant_disease_ros.ros.startup import release_failed_node, run_nodes
 from plant_disease_ros.ros.typed_outputs import ClassifierTypedOutputs
 
 NODE_NAME = 'disease_classifier'
-# Detections waiting for the fix after their stamp; beyond this the oldest is settled.
+# Detections waiting for the fix after their stamp; beyond this the oldest is settled: at
+# least this many, or PENDING_MARGIN times as many as come (by the wall clock: the median
+# of the last DETECTION_STEPS steps between them) during their wait (up to 5 s while a jump
+# back may be undone), at most MAX_PENDING_DETECTIONS_CAP (one holds a classification and a
+# header: about 1 KB).
 MAX_PENDING_DETECTIONS = 64
+MAX_PENDING_DETECTIONS_CAP = 1024
+PENDING_MARGIN = 1.5
+DETECTION_STEPS = 9
 PENDING_CHECK_PERIOD_S = 0.05
 # How long a node stopping waits for reliable subscribers to take its last detections.
 SHUTDOWN_ACK_TIMEOUT_S = 1.0
@@ -237,6 +245,8 @@ class DiseaseClassifierNode(Node):
         # the detections of the last period without a position are judged then too.
         self.diagnostics.on_publish = self._refresh_diagnostics
         self.detection_counts: Counter[str] = Counter()
+        # When (monotonic) the last detections came: their rate sizes the pending bound.
+        self._detection_times: deque[float] = deque(maxlen=DETECTION_STEPS + 1)
         self.fixes_received = 0
         self.diagnostics.set_value('fixes_received', 0)
         self._last_usable_fix_s: float | None = None
@@ -596,17 +606,43 @@ class DiseaseClassifierNode(Node):
             wait_s = self.fix_wait_s
             if self.time_jumps.undo_possible:
                 # The jump may be a stray stamp, undone within its window: the fixes come
-                # back then, so a detection of this time waits that long for them.
+                # back then, so a detection of this time waits that long for them (a late
+                # one is located with them, and the late ones that come, meanwhile).
                 wait_s = max(wait_s, self.time_jumps.jump_window_s)
             # A stamp far ahead may be a stray one: not located before the next frames (or
             # the window) tell; without a position it goes out at its deadline as ever.
             hold_s = self.time_jumps.window_s('frame') if verdict == 'ahead' else 0.0
+            now = time.monotonic()
+            self._detection_times.append(now)
+            self.fix_wait.max_waiting = self._pending_bound(wait_s)
+            # A frame of the timeline before the last jump (late) is located with that
+            # timeline's fixes, never the new one's (nor a stray fix taken for its first).
             self._publish_located(self.fix_wait.add(
-                (classification, header), stamp_s, time.monotonic(), wait_s, hold_s))
+                (classification, header), stamp_s, now, wait_s, hold_s,
+                previous=verdict == 'late'))
             if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
                 self._pending_timer.reset()
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         return classification
+
+    def _pending_bound(self, wait_s: float) -> int:
+        """Return how many detections may wait while each waits up to ``wait_s``.
+
+        :data:`MAX_PENDING_DETECTIONS`, or :data:`PENDING_MARGIN` times the detections
+        that come in ``wait_s`` (their median step by the wall clock) where more, at most
+        :data:`MAX_PENDING_DETECTIONS_CAP`. A smaller bound than the items waiting pushes
+        no more out at once: one goes per detection added beyond it.
+        """
+        times = self._detection_times
+        if len(times) < 2:
+            return MAX_PENDING_DETECTIONS
+        ordered = list(times)
+        step = statistics.median(later - earlier
+                                 for earlier, later in zip(ordered, ordered[1:], strict=False))
+        if step <= 0.0:
+            return MAX_PENDING_DETECTIONS_CAP
+        count = math.ceil(PENDING_MARGIN * wait_s / step)
+        return min(MAX_PENDING_DETECTIONS_CAP, max(MAX_PENDING_DETECTIONS, count))
 
     def _count_unstamped(self, header: Header) -> None:
         """Count a frame stamped exactly zero and warn (throttled)."""
@@ -754,6 +790,7 @@ class DiseaseClassifierNode(Node):
             self.warnings.warning('fix:previous_timeline',
                                   f'ignored GPS fix stamped {fix.stamp_s:.3f}: it belongs '
                                   'to the timeline before the last jump back in time')
+            self._settle_pending()   # it locates the late frames of that timeline
             return
         self._last_usable_fix_s = time.monotonic()
         self.fix_wait.fixes.add(fix)

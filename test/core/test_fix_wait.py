@@ -219,3 +219,35 @@ def test_take_hands_the_stray_item_out_unlocated() -> None:
     assert len(wait) == 1 and wait.take(11.5) == []
     wait.fixes.add(fix_at(13.0))
     assert statuses(wait.settle(now_s=0.2)) == [('good', 'interpolated')]
+
+
+def test_a_late_item_is_located_with_its_own_timelines_fixes_never_the_stray_one() -> None:
+    """A stray fix 30 s back restarted the timeline: the items of the old one (late) waited
+    for the undo. They take the fixes the restart set aside and the late ones that come
+    meanwhile, never the stray fix."""
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0), max_waiting=2)
+    for stamp in (56.0, 58.0):
+        wait.fixes.add(fix_at(stamp, 48.0 + stamp / 1000))
+    wait.restart()
+    wait.fixes.add(fix_at(30.0))                     # the stray fix, kept as the new one
+    assert wait.add('a', stamp_s=59.0, now_s=0.0, wait_s=5.0, previous=True) == []
+    assert wait.add('b', stamp_s=59.5, now_s=0.0, wait_s=5.0, previous=True) == []
+    assert len(wait) == 2
+    wait.set_aside(fix_at(60.0, 48.06))              # a late fix of that timeline
+    ready = wait.settle(now_s=0.1)
+    assert statuses(ready) == [('a', 'interpolated'), ('b', 'interpolated')]
+    assert ready[1][1].fix.latitude == pytest.approx(48.0595)
+    # A new item of the new timeline is never located with the old one's fixes.
+    assert statuses(wait.add('new', stamp_s=30.5, now_s=0.2, wait_s=0.0)) == [
+        ('new', 'nearest')]
+
+
+def test_a_late_item_pushed_out_by_the_bound_takes_its_timelines_fixes() -> None:
+    wait: FixWait[str] = FixWait(FixBuffer(max_fix_age_s=2.0), max_waiting=1)
+    wait.fixes.add(fix_at(58.0))
+    wait.restart()
+    wait.fixes.add(fix_at(30.0))                     # the stray fix
+    assert wait.add('a', stamp_s=59.0, now_s=0.0, wait_s=5.0, previous=True) == []
+    ready = wait.add('b', stamp_s=59.5, now_s=0.0, wait_s=5.0, previous=True)
+    assert statuses(ready) == [('a', 'nearest')]     # was 'stale': the stray fix alone
+    assert ready[0][1].fix.stamp_s == 58.0

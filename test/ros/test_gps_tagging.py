@@ -386,6 +386,44 @@ def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
     assert 'last_time_jump_s' not in gps.classifier.diagnostics.values
 
 
+def test_frames_after_a_slow_receivers_stray_fix_keep_their_positions(harness) -> None:
+    """A 0.5 Hz receiver's fix stamped 30 s back; 120 frames (4 s of 30 Hz) come before its
+    next two fixes undo the jump. They waited beyond the 64 pending detections: the oldest
+    went out located with the stray fix alone (56 'stale'). Each is located on its own
+    timeline: the late fix 62 s locates those before it, the undo the others."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.3)
+    gps.classifier.time_jumps.late_window_s = 3600.0   # a slow host cannot close it
+    for t in range(40, 60, 2):
+        gps.send_fix(path_fix(float(t)))
+    assert gps.classifier.time_jumps.period_s('fix') == 2.0
+    gps.send_fix(path_fix(30.0))                    # the stray fix, due at 60 s
+    assert gps.classifier.time_jumps.jumps == 1
+    frame_times = [round(60.0 + k / 30, 3) for k in range(120)]
+    for number, t in enumerate(frame_times):        # late ones, of the timeline before
+        gps.send_frame(T0 + t, frame_id=f'c{number}')
+    assert gps.collector.count('/detections') == 0  # they wait: none pushed out
+    gps.send_fix(path_fix(62.0))                    # late: set aside, locates 60 .. 62
+    gps.send_fix(path_fix(64.0))                    # the fixes went on: undone
+    gps.send_fix(path_fix(66.0))
+    classifier = gps.classifier
+    assert (classifier.time_jumps.jumps, classifier.time_jumps.glitches) == (0, 1)
+    assert harness.wait(lambda: classifier.pending_detections == 0)
+    # Counted by the node: a burst of 60 may overflow the test's subscription queue.
+    # Counted by the node: a burst of 60 may overflow the test's subscription queue.
+    # Between 58 and 62 s (the fix at 60 was the stray one) the fixes are 4 s apart, more
+    # than twice max_fix_age_s: those frames get the nearest fix, as without the stray fix.
+    counts = classifier.detection_counts
+    assert sum(counts.values()) == len(frame_times) and counts['interpolated'] >= 60, counts
+    assert set(counts) <= {'interpolated', 'nearest', 'extrapolated'}, counts
+    detections = gps.wait_detections(50)
+    for feature in detections:
+        t = stamp_of(feature) - T0
+        if feature['properties']['fix_status'] == 'interpolated':
+            lon, lat, alt = feature['geometry']['coordinates']
+            assert distance_m((lat, lon, alt), true_position(t)) < 0.5
+
+
 def test_camera_offset_moves_detections_to_the_cameras_view(harness) -> None:
     """camera_offset_m [1.5, -0.5]: each detection 1.5 m ahead of and 0.5 m right of the
     antenna along the drive (heading 35 degrees); standing still, the antenna's position
