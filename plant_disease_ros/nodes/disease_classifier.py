@@ -381,7 +381,8 @@ class DiseaseClassifierNode(Node):
             description='A frame or fix stamp this far (s) behind the newest of its stream '
                         'is a jump back in time (bag loop, sim restart): the fixes held '
                         'are dropped. One this far ahead of every stream waits for its '
-                        "stream's next stamp: a stray one (a driver glitch) is dropped.",
+                        "stream's next stamps: a stray fix (a driver glitch) is dropped, a "
+                        "stray frame's detection is published without a position.",
             floating_point_range=float_range(0.001, 86400.0)))
         self.declare_parameter('vegetation_gate', True, ParameterDescriptor(
             description="Label frames that cannot show a leaf (too dark, over-exposed, flat, "
