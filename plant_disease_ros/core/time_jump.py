@@ -112,7 +112,8 @@ UNDO_AFTER_STAMPS = 2
 # A run of stamps far ahead of a stream that had stamps of its own is a step forward once
 # it spans this much stamp time (s) or has this many stamps: a shorter run followed by the
 # stream going on from before it is stray. A 1 Hz receiver's correction is taken at its
-# next fix; two stray frames of a 30 Hz camera in a row are stray.
+# next fix; two stray frames of a 30 Hz camera in a row are stray, and so are 15 (they
+# span 14/30 s); 16 (which span 0.5 s) are a step.
 CONFIRM_RUN_S = 0.5
 CONFIRM_RUN_STAMPS = 16
 # How many of the last stray runs far ahead are kept (:attr:`recent_strays_ahead`).

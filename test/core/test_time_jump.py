@@ -331,6 +331,23 @@ def test_a_run_of_frames_ahead_is_taken_after_sixteen_stamps_within_half_a_secon
     assert len(run.stamps) == 15
 
 
+@pytest.mark.parametrize(('stray_frames', 'step'), [(14, False), (15, False), (16, True)])
+def test_fifteen_stray_frames_of_a_30_hz_camera_are_stray_sixteen_a_step(
+        stray_frames: int, step: bool) -> None:
+    """The README's limit: 15 frames 1/30 s apart span 14/30 s, under CONFIRM_RUN_S, and
+    stay stray when the camera goes on from before them; 16 span 0.5 s: a step forward,
+    and the camera going on from before them is then a jump back."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    for k in range(30):
+        assert detector.check('fix', 100.0 + k / 30 + 0.01) is None
+        assert detector.check('frame', 100.0 + k / 30) is None
+    for k in range(stray_frames):                    # a camera an hour ahead
+        assert detector.check('frame', 3701.0 + k / 30) is None
+    jump = detector.check('frame', 101.0)            # the camera goes on from before
+    assert (jump is not None) == step
+    assert (detector.jumps, detector.strays_ahead) == ((1, 0) if step else (0, 1))
+
+
 def test_a_camera_starting_after_the_receiver_is_taken_at_its_second_frame() -> None:
     """A 0.5 Hz receiver alone, then a camera whose first frame is 1.8 s beyond the newest
     fix: nothing of its own to go back to, so its second frame confirms it."""
