@@ -209,6 +209,8 @@ class DiseaseClassifierNode(Node):
             MAX_PENDING_DETECTIONS, self._camera_offset())
         self.time_jumps = TimeJumpDetector(value['time_jump_threshold_s'])
         self._last_jump_s_before: float | None = None   # last_time_jump_s before the last jump
+        # Whether detections wait the last jump's window (it may be undone), not fix_wait_s.
+        self._waits_for_undo = False
         self.vegetation_gate = bool(value['vegetation_gate'])
         self.motion_blur = MotionBlurMonitor(value['motion_blur_check_every'],
                                              warn_percent=value['motion_blur_warn_percent'])
@@ -288,7 +290,7 @@ class DiseaseClassifierNode(Node):
         self.fix_subscription = AdaptiveSubscription(
             self, NavSatFix, 'fix', self._on_fix, reliability='auto', depth=FIX_DEPTH,
             on_change=self._log_qos_change)
-        self._pending_timer = self.create_timer(PENDING_CHECK_PERIOD_S, self._settle_pending,
+        self._pending_timer = self.create_timer(PENDING_CHECK_PERIOD_S, self._on_pending_timer,
                                                 clock=steady_clock())
         self._pending_timer.cancel()
         self._subscribe_frames = subscribe_frames
@@ -479,7 +481,8 @@ class DiseaseClassifierNode(Node):
             elif parameter.name == 'fix_wait_s':
                 self.fix_wait_s = float(parameter.value)
                 # The detections waiting for a fix wait the new time from when they came.
-                self.fix_wait.rewait(self.fix_wait_s)
+                self.fix_wait.rewait(self._detection_wait_s() if self._waits_for_undo
+                                     else self.fix_wait_s)
                 self._settle_pending()
             elif parameter.name == 'input_timeout_s':
                 self._watch_frames(parameter.value)
@@ -604,12 +607,7 @@ class DiseaseClassifierNode(Node):
             self._publish_located([((classification, header), FixLookup('none', None, None))])
         elif outcome.is_detection:
             stamp_s = stamp_to_seconds(header.stamp)
-            wait_s = self.fix_wait_s
-            if self.time_jumps.undo_possible:
-                # The jump may be a stray stamp, undone within its window: the fixes come
-                # back then, so a detection of this time waits that long for them (a late
-                # one is located with them, and the late ones that come, meanwhile).
-                wait_s = max(wait_s, self.time_jumps.jump_window_s)
+            wait_s = self._detection_wait_s()
             # A stamp far ahead may be a stray one: not located before the next frames (or
             # the window) tell; without a position it goes out at its deadline as ever.
             hold_s = self.time_jumps.window_s('frame') if verdict == 'ahead' else 0.0
@@ -625,6 +623,32 @@ class DiseaseClassifierNode(Node):
                 self._pending_timer.reset()
         self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         return classification
+
+    def _detection_wait_s(self) -> float:
+        """Return how long a detection that comes now waits for its fix.
+
+        ``fix_wait_s``; while the last jump may be a stray stamp, undone within its window
+        (the fixes come back then), that window where longer: a detection of this time
+        waits that long for them (a late one is located with them, and the late ones that
+        come, meanwhile). Once the jump stands or is undone, :meth:`_end_wait_for_undo`
+        gives the waiting ones ``fix_wait_s`` from when they came again.
+        """
+        if not self.time_jumps.undo_possible:
+            return self.fix_wait_s
+        self._waits_for_undo = True
+        return max(self.fix_wait_s, self.time_jumps.jump_window_s)
+
+    def _end_wait_for_undo(self) -> bool:
+        """Once the last jump stands or is undone, the waiting detections wait for their
+        fix ``fix_wait_s`` from when they came, as any: no longer the jump's window.
+
+        Return whether their deadlines changed (the caller settles them then).
+        """
+        if not self._waits_for_undo or self.time_jumps.undo_possible:
+            return False
+        self._waits_for_undo = False
+        self.fix_wait.rewait(self.fix_wait_s)
+        return True
 
     def _pending_bound(self, wait_s: float) -> int:
         """Return how many detections may wait while each waits up to ``wait_s``.
@@ -809,13 +833,17 @@ class DiseaseClassifierNode(Node):
         jump = self.time_jumps.check(stream, stamp_s)
         self._decide_ahead(stream, stamp_s)
         if jump is None:
+            verdict = None
             if self.time_jumps.undos > undos_before:
                 self._undo_time_jump(stream, stamp_s)
-                return None
             # check() counted it when it found it late: no second look (and clock read).
-            if self.time_jumps.late_stamps > late_before:
-                return 'late'
-            return 'ahead' if self.time_jumps.held is not None else None
+            elif self.time_jumps.late_stamps > late_before:
+                verdict = 'late'
+            elif self.time_jumps.held is not None:
+                verdict = 'ahead'
+            if self._end_wait_for_undo():
+                self._settle_pending()
+            return verdict
         settled, dropped = self.fix_wait.restart()
         self._publish_located(settled)
         self._pending_timer.cancel()
@@ -919,6 +947,11 @@ class DiseaseClassifierNode(Node):
             f'the one before it) was no jump back in time: the {stream} stamps went on from '
             f'{stamp_s:.3f}; restored {restored} fix(es), {late} of them late ones no longer '
             f'counted as fix_rejected.previous_timeline; {what}')
+
+    def _on_pending_timer(self) -> None:
+        """Settle the waiting detections; the last jump's window may have closed."""
+        self._end_wait_for_undo()
+        self._settle_pending()
 
     def _settle_pending(self) -> None:
         """Publish the waiting detections whose fix came or whose wait is over."""

@@ -386,6 +386,32 @@ def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
     assert 'last_time_jump_s' not in gps.classifier.diagnostics.values
 
 
+def test_after_a_real_loop_frames_before_the_first_new_fix_wait_fix_wait_s(harness) -> None:
+    """A bag loop whose frames come first, no fix of the new pass yet: the jump stands at
+    the second frame, and from then on the waiting detections wait fix_wait_s from when
+    they came, as any. The first one kept the jump's window (here an hour, so that a slow
+    host cannot close it), and the others waited behind it."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.3)
+    gps.classifier.time_jumps.late_window_s = 3600.0
+    for t in (58.0, 59.0, 60.0):
+        gps.send_fix(path_fix(t))
+    gps.send_frame(T0 + 59.5)
+    gps.wait_detections(1)
+    gps.send_frame(T0 + 0.1)                        # the bag loops: frames first
+    assert gps.classifier.time_jumps.undo_possible
+    gps.send_frame(T0 + 0.2)                        # the new timeline: the jump stands
+    assert not gps.classifier.time_jumps.undo_possible
+    for k in range(3, 9):
+        gps.send_frame(T0 + 0.1 * k)
+    detections = gps.wait_detections(9, timeout_s=30.0)
+    assert [round(stamp_of(feature) - T0, 1) for feature in detections[1:]] == [
+        round(0.1 * k, 1) for k in range(1, 9)]
+    assert {feature['properties']['fix_status'] for feature in detections[1:]} == {'none'}
+    assert gps.classifier.pending_detections == 0
+    assert gps.classifier.time_jumps.jumps == 1
+
+
 def test_frames_after_a_slow_receivers_stray_fix_keep_their_positions(harness) -> None:
     """A 0.5 Hz receiver's fix stamped 30 s back; 120 frames (4 s of 30 Hz) come before its
     next two fixes undo the jump. They waited beyond the 64 pending detections: the oldest
