@@ -14,13 +14,17 @@ caller can drop it.
 
 A stray stamp (one frame of a driver stamped wrong) looks like a jump too, but its own
 stream goes on from where it was: a DDS stream keeps its order, so two stamps of the
-jumping stream that continue the old timeline, before any stamp of any stream on the new
-one, mean there was no new timeline. The jump is then undone (:attr:`glitches`,
-:attr:`undone`): the streams go on from their stamps before it, and the caller restores
-what it dropped. Those two stamps must come within the jumping stream's window
-(:meth:`window_s`): ``late_window_s``, or three of the stream's periods (its median step
-between stamps) for a slower stream, up to :data:`MAX_WINDOW_S`: a 1 Hz receiver's stray
-stamp is undone within 3 s.
+jumping stream that continue the old timeline, before any stamp of any stream that can
+only be on the new one, mean there was no new timeline. The jump is then undone
+(:attr:`glitches`, :attr:`undone`): the streams go on from their stamps before it, and the
+caller restores what it dropped. Those two stamps must come within the jumping stream's
+window (:meth:`window_s`): ``late_window_s``, or three of the stream's periods (its median
+step between stamps) for a slower stream, up to :data:`MAX_WINDOW_S`: a 1 Hz receiver's
+stray stamp is undone within 3 s. A stamp of another stream meanwhile that goes on from
+where that stream was (no further back than ``threshold_s``) but is within ``threshold_s``
+of the new timeline too fits both (a stray stamp just beyond the threshold, frames lagging
+the fixes): it decides nothing. In a real loop every stream goes back by the loop's
+length, so its stamps on the new timeline are further back than that from its own.
 
 A stray stamp far ahead (a bogus future stamp) would make the next good stamp look like a
 jump back. So a stamp far ahead (more than ``threshold_s`` beyond the newest stamp of every
@@ -161,6 +165,9 @@ class TimeJumpDetector:
         self._jump_stream: str | None = None
         self._jump: TimeJump | None = None
         self._continued = 0
+        # The newest stamp of each other stream since the jump that could be of either
+        # timeline (see :meth:`_either_timeline`), taken as its newest if the jump is undone.
+        self._either_s: dict[str, float] = {}
         self._newest_s: dict[str, float] = {}
         # The newest stamp of each stream before the last jump, and when (clock) it was.
         self._previous_s: dict[str, float] = {}
@@ -213,6 +220,10 @@ class TimeJumpDetector:
                     return None
             self.late_stamps += 1
             return None
+        if self._either_timeline(stream, stamp_s):
+            # Decides nothing: the jump may still be undone, and the stamp is no newest yet.
+            self._either_s[stream] = max(stamp_s, self._either_s.get(stream, stamp_s))
+            return None
         newest = self._newest_s.get(stream)
         if newest is not None and newest - stamp_s > self._threshold_s:
             self.jumps += 1
@@ -222,6 +233,7 @@ class TimeJumpDetector:
             self._newest_s = {stream: stamp_s}
             jump = TimeJump(stream, newest, stamp_s)
             self._jump_stream, self._jump, self._continued = stream, jump, 0
+            self._either_s = {}
             return jump
         # A stamp on the new timeline (or any, once the late window closed): the jump stands.
         self._jump_stream = None
@@ -312,12 +324,28 @@ class TimeJumpDetector:
     def undo_possible(self) -> bool:
         """Return whether the last jump may still be undone (a stray stamp, see above).
 
-        True from the jump until a stamp of any stream comes on the new timeline or the
-        jump's window (:attr:`jump_window_s`) closes: a detection of that time should wait
-        that long for its fix.
+        True from the jump until a stamp of any stream comes that can only be on the new
+        timeline (see :meth:`_either_timeline`) or the jump's window
+        (:attr:`jump_window_s`) closes: a detection of that time should wait that long for
+        its fix.
         """
         return (self._jump_stream is not None
                 and self._clock() - self._jumped_at <= self._window_s)
+
+    def _either_timeline(self, stream: str, stamp_s: float) -> bool:
+        """Return whether ``stamp_s``, not late, may be of the old timeline all the same.
+
+        While the last jump may be undone, a stamp of another stream that goes on from where
+        that stream was (no further back than ``threshold_s`` from its newest before the
+        jump) fits both timelines when it is also within ``threshold_s`` of the new one: a
+        stray stamp only just beyond the threshold, and a stream lagging the jumping one
+        (frames behind the fixes by their processing time). It must not make the jump
+        stand. In a real loop each stream goes back by the loop's length: its stamps on
+        the new timeline are further back than that from its own newest.
+        """
+        previous = self._previous_s.get(stream)
+        return (stream != self._jump_stream and previous is not None
+                and stamp_s >= previous - self._threshold_s and self.undo_possible)
 
     def _undo(self, stream: str, stamp_s: float) -> None:
         """Undo the last jump: its stamp was a stray one, ``stream`` went on at ``stamp_s``."""
@@ -325,6 +353,9 @@ class TimeJumpDetector:
         self.undos += 1
         self.undone = self._jump
         self._newest_s = dict(self._previous_s)
+        for other, either_s in self._either_s.items():   # they were of the old one
+            self._newest_s[other] = max(either_s, self._newest_s.get(other, either_s))
+        self._either_s = {}
         self._newest_s[stream] = max(stamp_s, self._newest_s.get(stream, stamp_s))
         self._previous_s = {}
         self._jumped_at = -float('inf')

@@ -131,6 +131,89 @@ def test_a_stray_stamp_is_undone_when_its_stream_goes_on() -> None:
     assert (detector.jumps, detector.glitches) == (1, 1)
 
 
+def fixes_and_lagging_frames(detector: TimeJumpDetector, start_s: float, end_s: float,
+                             lag_s: float = 0.3) -> None:
+    """Check a fix every 0.1 s from ``start_s`` to ``end_s``, each followed by the frame
+    stamped ``lag_s`` before it (frames reach the node that far behind the fixes)."""
+    for k in range(round((end_s - start_s) / 0.1) + 1):
+        stamp = round(start_s + 0.1 * k, 3)
+        assert detector.check('fix', stamp) is None
+        assert detector.check('frame', round(stamp - lag_s, 3)) is None
+
+
+def test_a_stray_fix_just_beyond_the_threshold_is_undone_though_frames_lag() -> None:
+    """A fix stamped 1.1 s back (threshold 1.0), frames 0.3 s behind the fixes: the next
+    frame, 59.8, is only 0.9 s after the stray stamp, and was taken for a stamp on the new
+    timeline: the jump stood (a jump counted, the stray fix kept for good). It goes on
+    from where the frames were, so it may be of either timeline: it decides nothing."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open
+    fixes_and_lagging_frames(detector, 59.0, 60.0)
+    jump = detector.check('fix', 58.9)               # the fix due at 60.1
+    assert jump is not None and detector.undo_possible
+    assert detector.check('frame', 59.8) is None     # either timeline: decides nothing
+    assert detector.undo_possible and detector.late_stamps == 0
+    assert detector.check('fix', 60.2) is None       # the fixes go on: once ...
+    assert detector.check('frame', 59.9) is None
+    assert detector.check('fix', 60.3) is None       # ... twice: undone
+    assert (detector.jumps, detector.glitches, detector.undos) == (0, 1, 1)
+    assert detector.undone == jump and not detector.undo_possible
+    # Everything goes on from before the stray stamp, the frames from 59.9.
+    fixes_and_lagging_frames(detector, 60.4, 61.0)
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (0, 1, 1)
+    assert detector.pending_ahead('frame') is None and detector.pending_ahead('fix') is None
+
+
+@pytest.mark.parametrize('back_s', [1.05, 1.1, 1.2, 1.3])
+def test_a_stray_fix_between_the_threshold_and_the_frames_lag_beyond_it_is_undone(
+        back_s: float) -> None:
+    """Any stray fix further back than the threshold is undone once the fixes go on, also
+    where the frames lag the fixes by more than its distance beyond the threshold."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    fixes_and_lagging_frames(detector, 59.0, 60.0)
+    assert detector.check('fix', round(60.0 - back_s, 3)) is not None
+    fixes_and_lagging_frames(detector, 60.1, 60.4)
+    assert (detector.jumps, detector.glitches, detector.undos) == (0, 1, 1)
+
+
+def test_a_real_correction_just_beyond_the_threshold_stands_with_lagging_frames() -> None:
+    """A clock correction of 1.15 s back of both streams (a simulator's): 10 Hz fixes, 5 Hz
+    frames 0.3 s behind them. The first frame on the new timeline, 0.95 s behind the
+    frames' newest, may be of either; the next fix on the new one makes the jump stand."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    for k in range(11):                              # fixes 59.0 .. 60.0, frames to 59.7
+        stamp = round(59.0 + 0.1 * k, 3)
+        assert detector.check('fix', stamp) is None
+        if k % 2:
+            assert detector.check('frame', round(stamp - 0.3, 3)) is None
+    assert detector.check('fix', 58.95) is not None  # 60.1, corrected by 1.15 s back
+    assert detector.check('frame', 58.75) is None    # 59.9 corrected: either timeline
+    assert detector.undo_possible
+    assert detector.check('fix', 59.05) is None      # the new timeline: the jump stands
+    assert not detector.undo_possible
+    for k in range(2, 20):
+        stamp = round(58.95 + 0.1 * k, 3)
+        assert detector.check('fix', stamp) is None
+        if k % 2:
+            assert detector.check('frame', round(stamp - 0.3, 3)) is None
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (1, 0, 0)
+    assert detector.pending_ahead('frame') is None
+
+
+def test_a_real_loop_with_lagging_frames_stands_at_its_first_frame() -> None:
+    """A bag loop of 60 s, fixes first: the new timeline's first frame, 60 s back from the
+    frames' own newest, can only be of the new one; a frame in flight of the old pass is
+    late."""
+    detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())
+    fixes_and_lagging_frames(detector, 59.0, 60.0)
+    assert detector.check('fix', 0.0) is not None    # the bag loops
+    assert detector.check('frame', 59.8) is None     # in flight: late
+    assert detector.late_stamps == 1 and detector.undo_possible
+    assert detector.check('frame', 0.0) is None      # the new pass: the loop stands
+    assert not detector.undo_possible
+    fixes_and_lagging_frames(detector, 0.1, 2.0)
+    assert (detector.jumps, detector.glitches, detector.late_stamps) == (1, 0, 1)
+
+
 def test_one_late_stamp_of_the_jumping_stream_does_not_undo_the_jump() -> None:
     """A fix of a second receiver in flight at the loop: late, and the loop stands."""
     detector = TimeJumpDetector(threshold_s=1.0, clock=FakeClock())  # window open

@@ -412,6 +412,42 @@ def test_after_a_real_loop_frames_before_the_first_new_fix_wait_fix_wait_s(harne
     assert gps.classifier.time_jumps.jumps == 1
 
 
+def test_a_stray_fix_just_beyond_the_threshold_is_undone_though_frames_lag(harness) -> None:
+    """10 Hz fixes, frames reaching the node 0.3 s behind them, one fix stamped 1.1 s back
+    (threshold 1.0): the next frame, 0.9 s after the stray stamp, made the jump stand, the
+    stray fix stayed for good and frames were located against it (0.66 m off). Now the
+    jump is undone once the fixes go on: no jump counted, the stray fix dropped."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
+    classifier = gps.classifier
+    classifier.time_jumps.late_window_s = 3600.0    # a slow host cannot close it
+    for k in range(11):                             # fixes 59.0 .. 60.0
+        gps.send_fix(path_fix(round(59.0 + 0.1 * k, 3)))
+        if k >= 3:
+            gps.send_frame(T0 + round(59.0 + 0.1 * k - 0.3, 3))
+    gps.wait_detections(8)
+    lat, lon, alt = true_position(60.1)             # the fix due at 60.1, stamped 58.9
+    gps.send_fix(make_fix(lat, lon, alt, stamp_s=T0 + 58.9, accuracy_m=0.5))
+    assert classifier.time_jumps.jumps == 1
+    gps.send_frame(T0 + 59.8)                       # the frames go on, 0.3 s behind
+    assert classifier.time_jumps.undo_possible
+    for k in range(2, 8):                           # the fixes go on: 60.2 .. 60.7
+        gps.send_fix(path_fix(round(60.0 + 0.1 * k, 3)))
+        gps.send_frame(T0 + round(60.0 + 0.1 * k - 0.3, 3))
+    assert (classifier.time_jumps.jumps, classifier.time_jumps.glitches) == (0, 1)
+    assert T0 + 58.9 not in [fix.stamp_s for fix in classifier.fix_wait.fixes.snapshot()]
+    detections = gps.wait_detections(15)
+    for feature in detections[8:]:
+        t = stamp_of(feature) - T0
+        assert feature['properties']['fix_status'] == 'interpolated', (t, feature)
+        lon_d, lat_d, alt_d = feature['geometry']['coordinates']
+        assert distance_m((lat_d, lon_d, alt_d), true_position(t)) < 0.1, t
+    assert harness.wait(lambda: (
+        classifier.diagnostics.values.get('stamp_glitches') == 1
+        and classifier.diagnostics.values.get('time_jumps_back') == 0))
+    assert classifier.diagnostics.rejected[('fix', 'previous_timeline')] == 0
+
+
 def test_frames_after_a_slow_receivers_stray_fix_keep_their_positions(harness) -> None:
     """A 0.5 Hz receiver's fix stamped 30 s back; 120 frames (4 s of 30 Hz) come before its
     next two fixes undo the jump. They waited beyond the 64 pending detections: the oldest
