@@ -70,6 +70,7 @@ from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers, S
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
 from plant_disease_ros.ros.qos import (
+    compact_message_info,
     DETECTIONS_HISTORY,
     message_key,
     publisher_gid,
@@ -216,6 +217,10 @@ class DiseaseMapRecorder(Node):
         self._queued: deque[tuple[Callable[[String, Any], None], String, Any, object]] | \
             None = deque()
         self._queued_keys: dict[object, int] = {}
+        # The message of each key in _queued_keys: its other copy is queued with it (the
+        # same detection, kept once), and the info of each copy only in part.
+        self._queued_messages: dict[object, String] = {}
+        self._queued_gids: dict[bytes, dict] = {}
         # Keys of queued detections dropped (queue full): a later copy is dropped too.
         self._queue_dropped: OrderedDict[object, None] = OrderedDict()
         # The copies of dropped detections still in the queue, by key: skipped there.
@@ -386,6 +391,7 @@ class DiseaseMapRecorder(Node):
                 continue
             if not self._skip_given_copy(key):
                 copies = self._queued_keys.pop(key, 1) - 1
+                self._queued_messages.pop(key, None)
                 if copies > 0:
                     self._given_copies[key] = copies
             callback(message, info)
@@ -394,6 +400,8 @@ class DiseaseMapRecorder(Node):
                 self._take_waiting()
         self._queued = None
         self._queued_keys.clear()
+        self._queued_messages.clear()
+        self._queued_gids.clear()
         self._queue_dropped.clear()
         self._stale_copies.clear()
         self._given_copies.clear()
@@ -474,10 +482,13 @@ class DiseaseMapRecorder(Node):
         key = self._message_key(message, info)
         if key in self._queue_dropped:
             return  # the other copy of a detection dropped
-        self._queued.append((callback, message, info, key))
+        info = compact_message_info(info, self._queued_gids)
         if key in self._given_copies:   # the other copy of one being recorded
+            self._queued.append((callback, message, info, key))
             self._given_copies[key] += 1
             return
+        message = self._queued_messages.setdefault(key, message)
+        self._queued.append((callback, message, info, key))
         self._queued_keys[key] = self._queued_keys.get(key, 0) + 1
         limit = self.run.max_held
         if not self.run.storage_gone:
@@ -506,6 +517,7 @@ class DiseaseMapRecorder(Node):
             if not self._skip_stale_copy(key) and not self._skip_given_copy(key):
                 break
         copies = self._queued_keys.pop(key) - 1
+        self._queued_messages.pop(key, None)
         if copies:
             self._stale_copies[key] = copies
         self._queue_dropped[key] = None

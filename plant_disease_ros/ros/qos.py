@@ -209,6 +209,32 @@ def message_key(info: Any) -> tuple[bytes, int] | None:
     return bytes(gid.get('data', b'')), sequence
 
 
+def compact_message_info(info: Any, gids: dict[bytes, dict]) -> Any:
+    """Return what a node that queues messages reads of rclpy's MessageInfo ``info``.
+
+    The source timestamp, the publisher's GID (one dict per publisher, kept in ``gids``)
+    and the publication sequence number: about a third of the whole, for messages kept in
+    memory by the thousand. Anything else than a dict is returned as it is.
+    """
+    if not isinstance(info, dict):
+        return info
+    compact = {'source_timestamp': info.get('source_timestamp'),
+               'publication_sequence_number': info.get('publication_sequence_number')}
+    gid = publisher_gid(info)
+    if gid is not None:
+        shared = gids.get(gid)
+        if shared is None:
+            if len(gids) >= COMPACT_GIDS:
+                gids.clear()
+            shared = gids[gid] = {'data': gid}
+        compact['publisher_gid'] = shared
+    return compact
+
+
+# Publisher GIDs compact_message_info shares (restarts make new ones).
+COMPACT_GIDS = 256
+
+
 def reliability_for_publishers(publishers: Iterable[Any]) -> ReliabilityPolicy | None:
     """Return the reliability matching ``publishers`` (TopicEndpointInfo), like rosbag2.
 

@@ -291,3 +291,68 @@ def test_copies_left_while_the_queue_is_recorded_are_no_dropped_detection(
     finally:
         harness.close()
     assert numbers(tmp_path / 'field.geojsons')[100:] == list(range(1, 86))
+
+
+def held_bytes(root: object) -> int:
+    """Return the bytes of ``root`` and of every object it holds, each counted once.
+
+    Follows tuples, lists, deques, dicts and ROS messages (their slots); strings, bytes
+    and numbers end a path.
+    """
+    import sys
+    seen: set[int] = set()
+    stack = [root]
+    total = 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (tuple, list)) or type(item).__name__ == 'deque':
+            stack.extend(item)
+        elif hasattr(type(item), '__slots__') and not callable(item):
+            stack.extend(getattr(item, name) for name in type(item).__slots__
+                         if hasattr(item, name))
+    return total
+
+
+def test_a_queued_detection_is_kept_once_with_part_of_its_info(
+        ros_context: object, tmp_path: Path, classifier: tuple[Harness, object]) -> None:
+    """300 detections of about 1 KB come while the run is read, each taken from both
+    subscriptions as rclpy hands messages over. The queue holds each detection's text
+    once and of each copy's info only what the recorder reads: under 2,200 B a detection
+    (about 2,000 B here; two texts and two whole infos took about 4,500 B)."""
+    stand_in, publisher = classifier
+    write_run(tmp_path / 'field.geojsons', RUN_RECORDS)
+    padding = 'x' * 700   # a classifier's Feature carries top-k, fix age, accuracy...
+    measured: list[tuple[int, int]] = []
+
+    def flood(node: DiseaseMapRecorder, records_read: int) -> None:
+        if records_read == 10:
+            assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2, ACK_S)
+            assert stand_in.wait(lambda: all(
+                reader.get_publisher_count() >= 1
+                for reader in node._detection_subscriptions), ACK_S)
+            for sequence in range(1, 301):
+                feature = detection(sequence)
+                feature['properties']['note'] = padding
+                publisher.publish(String(data=json.dumps(feature)))
+            assert publisher.wait_for_all_acked(Duration(seconds=ACK_S))
+        elif records_read == 900:
+            measured.append((held_bytes(node._queued), len(node._queued)))
+
+    FloodedRecorder.during_read = staticmethod(flood)
+    recorder = FloodedRecorder(context=ros_context,
+                               parameter_overrides=recorder_parameters(tmp_path))
+    harness = Harness(ros_context, [recorder], name='recorder_queue_test')
+    try:
+        assert harness.wait(lambda: recorder.run.records_written >= 300)
+    finally:
+        harness.close()
+    held, copies = measured[0]
+    assert copies == 600
+    assert held / 300 < 2200, held / 300
