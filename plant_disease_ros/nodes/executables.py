@@ -46,9 +46,14 @@ def run(name: str) -> int:
     try:
         return int(importlib.import_module(NODE_MODULES[name]).main() or 0)
     except KeyboardInterrupt:
-        # Only a second signal raises it (StopRequest), here before rclpy was started.
+        # Only a second signal raises it (StopRequest): while the process still started,
+        # or in the last of its stop that main does not guard (rclpy's shutdown after the
+        # nodes saved what they hold).
         if not STOP.requested:
             raise
+        if STOP.nodes_started:
+            return STOP.cut_short(name, 'rclpy was not shut down; what the nodes had '
+                                  'written stays written')
         return STOP.cut_short(name, 'it was still starting: nothing was recorded or '
                               'published yet')
 

@@ -228,6 +228,8 @@ def compact_message_info(info: Any, gids: dict[bytes, dict]) -> Any:
                 gids.clear()
             shared = gids[gid] = {'data': gid}
         compact['publisher_gid'] = shared
+    elif 'publisher_gid' in info:   # no usable GID: kept as it is, for the same key
+        compact['publisher_gid'] = info['publisher_gid']
     return compact
 
 

@@ -94,6 +94,7 @@ def start_rclpy(node_name: str, args: Sequence[str] | None = None) -> int | None
     if STOP.requested:
         rclpy.try_shutdown()
         return STOP.stopped_while_starting(node_name)
+    STOP.nodes_started = True
     return None
 
 

@@ -50,6 +50,9 @@ class StopRequest:
         self.signal_name = ''
         self._at = 0.0
         self._cut = False
+        # Set once the process went on to build its nodes (ros.startup.start_rclpy): a
+        # second signal after that cut a stop short, not a start.
+        self.nodes_started = False
 
     @property
     def requested(self) -> bool:

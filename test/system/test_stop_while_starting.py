@@ -229,3 +229,58 @@ def test_python_m_runs_an_executable_as_its_console_script(tmp_path: Path) -> No
     _, stderr = child.communicate('\n', timeout=IMPORT_TIMEOUT_S)
     assert child.returncode == 0, stderr
     assert stderr.splitlines() == [stopped_line('disease_map_recorder', 'SIGINT')], stderr
+
+
+# The recorder's rclpy shutdown after its save, held on a read of stdin after saying so.
+SHUTDOWN_GATE = """
+import sys
+from plant_disease_ros.ros import stop_request
+stop_request.SAME_STOP_S = 0.0   # any second signal insists, however slow the host
+import rclpy
+shutdown = rclpy.try_shutdown
+
+
+def gated(*args, **kwargs):
+    print('shutting rclpy down', flush=True)
+    sys.stdin.readline()
+    return shutdown(*args, **kwargs)
+
+
+rclpy.try_shutdown = gated
+from plant_disease_ros.nodes.executables import disease_map_recorder
+sys.exit(disease_map_recorder())
+"""
+
+
+def test_a_second_signal_after_the_save_is_not_taken_for_a_start(tmp_path: Path) -> None:
+    """A recorder ran and saved at its first signal; a second comes while rclpy shuts down
+    (the one step of its stop that main does not guard). It says the stop was cut short
+    there, not that it was "still starting: nothing was recorded" (the review's case)."""
+    map_dir = tmp_path / 'maps'
+    child = subprocess.Popen(
+        [sys.executable, '-c', SHUTDOWN_GATE, '--ros-args', '-p', f'map_dir:={map_dir}',
+         '-p', 'run_name:=field'],
+        env=child_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        # Its last line before it spins (the rest of stderr is read at the end).
+        for line in child.stderr:
+            if 'recording to' in line:
+                break
+        else:
+            raise AssertionError('the recorder ended before it started recording')
+        child.send_signal(signal.SIGINT)        # the first: a clean stop and the save
+        assert child.stdout.readline().strip() == 'shutting rclpy down'
+        saved = sorted(path.name for path in map_dir.iterdir())
+        child.send_signal(signal.SIGINT)        # the second, while rclpy shuts down
+        _, stderr = child.communicate('\n', timeout=IMPORT_TIMEOUT_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert {'field.geojson', 'field_summary.json'} <= set(saved), saved
+    assert child.returncode == 130
+    assert 'it was still starting' not in stderr
+    assert stderr.splitlines()[-1] == (
+        'disease_map_recorder: stop cut short by a second signal: rclpy was not shut down; '
+        'what the nodes had written stays written')
