@@ -530,25 +530,11 @@ class DiseaseMapRecorder(Node):
 
         Counts that copy off (see ``_given_copies``).
         """
-        copies = self._given_copies.get(key)
-        if copies is None:
-            return False
-        if copies > 1:
-            self._given_copies[key] = copies - 1
-        else:
-            del self._given_copies[key]
-        return True
+        return _count_off(self._given_copies, key)
 
     def _skip_stale_copy(self, key: object) -> bool:
         """Return whether a queued message is a copy of a dropped detection (forget it)."""
-        copies = self._stale_copies.get(key)
-        if copies is None:
-            return False
-        if copies > 1:
-            self._stale_copies[key] = copies - 1
-        else:
-            del self._stale_copies[key]
-        return True
+        return _count_off(self._stale_copies, key)
 
     def _declare_parameters(self) -> None:
         """Declare every parameter with its descriptor."""
@@ -994,6 +980,18 @@ class DiseaseMapRecorder(Node):
         if getattr(self, 'diagnostics', None) is not None:
             self.diagnostics.destroy()
         super().destroy_node()
+
+
+def _count_off(copies: dict[object, int], key: object) -> bool:
+    """Count one copy of ``key`` off ``copies`` (forgotten at none left); False if none."""
+    left = copies.get(key)
+    if left is None:
+        return False
+    if left > 1:
+        copies[key] = left - 1
+    else:
+        del copies[key]
+    return True
 
 
 def _finish(node: DiseaseMapRecorder) -> None:
