@@ -363,14 +363,25 @@ def test_a_step_forward_of_one_stream_is_taken_once_its_run_spans_half_a_second(
     assert detector.pending_ahead('fix') is None
 
 
-def test_a_step_forward_of_a_1_hz_receiver_alone_is_taken_at_its_next_fix() -> None:
-    """A 1 Hz receiver's GNSS time correction: taken at the next fix, 1 s on."""
-    clock = FakeClock(1000.0)
-    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+def one_hz_fixes_among_frames(detector: TimeJumpDetector,
+                              clock: FakeClock | None = None) -> None:
+    """Feed 1 Hz fixes at 100-109 s, 10 frames at 10 Hz after each, none a jump.
+
+    With ``clock``, a second passes on it after each fix's frames (real time).
+    """
     for t in range(100, 110):
         assert detector.check('fix', float(t)) is None
         for k in range(10):
             assert detector.check('frame', round(t + 0.05 + 0.1 * k, 3)) is None
+        if clock is not None:
+            clock.now += 1.0
+
+
+def test_a_step_forward_of_a_1_hz_receiver_alone_is_taken_at_its_next_fix() -> None:
+    """A 1 Hz receiver's GNSS time correction: taken at the next fix, 1 s on."""
+    clock = FakeClock(1000.0)
+    detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
+    one_hz_fixes_among_frames(detector)
     assert detector.check('fix', 140.0) is None and detector.pending_ahead('fix')
     assert detector.check('frame', 110.05) is None
     assert detector.check('fix', 141.0) is None
@@ -489,11 +500,7 @@ def test_a_stray_stamp_of_a_1_hz_fix_stream_among_frames_is_undone() -> None:
     """The same with frames at 10 Hz meanwhile: they are late too, never a new timeline."""
     clock = FakeClock(1000.0)
     detector = TimeJumpDetector(threshold_s=1.0, clock=clock)
-    for t in range(100, 110):
-        assert detector.check('fix', float(t)) is None
-        for k in range(10):
-            assert detector.check('frame', round(t + 0.05 + 0.1 * k, 3)) is None
-        clock.now += 1.0
+    one_hz_fixes_among_frames(detector, clock)
     assert detector.check('fix', 40.0) is not None   # the stray fix
     for t in (110, 111):                             # 1.1 s of frames before each fix
         for k in range(10):

@@ -8,7 +8,8 @@ sets it again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 import json
 import time
 from typing import Any
@@ -193,3 +194,20 @@ def classifier_node(context: Any, **overrides: Any) -> Node:
     values = {'num_threads': 1, 'qos_reliability': 'reliable', 'diagnostics_period_s': 0.2,
               **overrides}
     return DiseaseClassifierNode(context=context, parameter_overrides=parameters(**values))
+
+
+@contextmanager
+def classifier_stand_in(context: Any) -> Iterator[tuple[Harness, Any]]:
+    """Yield a node standing in for the classifier and its ``detections`` publisher.
+
+    The publisher has the classifier's QoS (transient local, keep last 200).
+    """
+    from std_msgs.msg import String
+
+    from plant_disease_ros.ros.qos import detections_qos
+
+    stand_in = Harness(context, name='classifier_stand_in')
+    try:
+        yield stand_in, stand_in.node.create_publisher(String, 'detections', detections_qos())
+    finally:
+        stand_in.close()

@@ -8,7 +8,6 @@ environment), SIGKILLs it mid-stream and restarts it on the same run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 import gc
 import json
 from pathlib import Path
@@ -17,7 +16,14 @@ import time
 import tracemalloc
 
 from helpers.processes import node_processes
-from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
+from helpers.ros import (
+    classifier_stand_in,
+    diagnostics_collector,
+    Harness,
+    latest_diagnostics,
+    parameters,
+    statuses,
+)
 import pytest
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
@@ -499,16 +505,6 @@ def test_kill_9_mid_run_then_restart_continues(ros_context: object, tmp_path: Pa
     summary = json.loads((map_dir / 'crash_summary.json').read_text())
     assert summary['detections'] == len(final)
     assert summary['records_continued'] == len(recorded)
-
-
-@contextmanager
-def classifier_stand_in(context: object) -> Iterator[tuple[Harness, object]]:
-    """Yield a node standing in for the classifier and its transient-local publisher."""
-    stand_in = Harness(context, name='classifier_stand_in')
-    try:
-        yield stand_in, stand_in.node.create_publisher(String, 'detections', detections_qos())
-    finally:
-        stand_in.close()
 
 
 def send(publisher: object, numbers: Iterable[int]) -> None:

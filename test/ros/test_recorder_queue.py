@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterator
 import json
 from pathlib import Path
 
-from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
+from helpers.ros import (
+    classifier_stand_in,
+    diagnostics_collector,
+    Harness,
+    latest_diagnostics,
+    parameters,
+    statuses,
+)
 import pytest
 
 from plant_disease_ros.core.map_file import GeoJsonSeqWriter, read_geojson_seq
@@ -33,7 +40,7 @@ from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.nodes import disease_map_recorder  # noqa: E402
 from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder  # noqa: E402
-from plant_disease_ros.ros.qos import detections_qos, recorder_detections_qos  # noqa: E402
+from plant_disease_ros.ros.qos import recorder_detections_qos  # noqa: E402
 
 NODE = 'disease_map_recorder'
 QUEUE = 50          # the recorder's DDS queue in these tests
@@ -66,11 +73,15 @@ def shallow_queue(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def classifier(ros_context: object) -> Iterator[tuple[Harness, object]]:
     """Yield a node standing in for the classifier and its detections publisher."""
-    stand_in = Harness(ros_context, name='classifier_stand_in')
-    try:
-        yield stand_in, stand_in.node.create_publisher(String, 'detections', detections_qos())
-    finally:
-        stand_in.close()
+    with classifier_stand_in(ros_context) as pair:
+        yield pair
+
+
+def wait_matched(stand_in: Harness, publisher: object, node: DiseaseMapRecorder) -> None:
+    """Wait until the publisher sees the recorder's two readers and both see it."""
+    assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2, ACK_S)
+    assert stand_in.wait(lambda: all(reader.get_publisher_count() >= 1
+                                     for reader in node._detection_subscriptions), ACK_S)
 
 
 def send_acknowledged(publisher: object, sequences: range) -> None:
@@ -122,10 +133,7 @@ def test_detections_sent_while_a_long_run_is_read_are_all_recorded(
         if sequences is None:
             return
         if sequences.start == 10_001:   # the recorder's readers and the publisher match
-            assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2, ACK_S)
-            assert stand_in.wait(lambda: all(
-                reader.get_publisher_count() >= 1
-                for reader in node._detection_subscriptions), ACK_S)
+            wait_matched(stand_in, publisher, node)
         send_acknowledged(publisher, sequences)
 
     FloodedRecorder.during_read = staticmethod(flood)
@@ -161,10 +169,7 @@ def test_more_than_max_held_records_during_the_read_are_dropped_and_counted(
         if sequences is None:
             return
         if sequences.start == 1:
-            assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2, ACK_S)
-            assert stand_in.wait(lambda: all(
-                reader.get_publisher_count() >= 1
-                for reader in node._detection_subscriptions), ACK_S)
+            wait_matched(stand_in, publisher, node)
         send_acknowledged(publisher, range(sequences.start + 20_000, sequences.stop + 20_000))
 
     FloodedRecorder.during_read = staticmethod(flood)
@@ -273,10 +278,7 @@ def test_copies_left_while_the_queue_is_recorded_are_no_dropped_detection(
 
     def flood(node: DiseaseMapRecorder, records_read: int) -> None:
         if records_read == 10:
-            assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2, ACK_S)
-            assert stand_in.wait(lambda: all(
-                reader.get_publisher_count() >= 1
-                for reader in node._detection_subscriptions), ACK_S)
+            wait_matched(stand_in, publisher, node)
             send_acknowledged(publisher, range(1, 46))
 
     RecordingFlooded.during_read = staticmethod(flood)
@@ -333,10 +335,7 @@ def test_a_queued_detection_is_kept_once_with_part_of_its_info(
 
     def flood(node: DiseaseMapRecorder, records_read: int) -> None:
         if records_read == 10:
-            assert stand_in.wait(lambda: publisher.get_subscription_count() >= 2, ACK_S)
-            assert stand_in.wait(lambda: all(
-                reader.get_publisher_count() >= 1
-                for reader in node._detection_subscriptions), ACK_S)
+            wait_matched(stand_in, publisher, node)
             for sequence in range(1, 301):
                 feature = detection(sequence)
                 feature['properties']['note'] = padding
