@@ -258,6 +258,20 @@ def test_after_a_bag_loop_a_late_fix_of_the_old_pass_is_dropped_and_frames_wait(
     assert gps.classifier.time_jumps.jumps == 1
 
 
+def assert_stray_unlocated(detections: list[dict], stray_s: float,
+                           stamps_s: list[float]) -> None:
+    """Assert the detections' stamps (s after T0), the stray one's without a position and
+    every other interpolated within 0.5 m of the true path."""
+    by_stamp = {round(stamp_of(feature) - T0, 3): feature for feature in detections}
+    assert sorted(by_stamp) == stamps_s
+    stray = by_stamp.pop(stray_s)
+    assert stray['properties']['fix_status'] == 'none' and stray['geometry'] is None
+    for t, feature in by_stamp.items():
+        assert feature['properties']['fix_status'] == 'interpolated', (t, feature)
+        lon, lat, alt = feature['geometry']['coordinates']
+        assert distance_m((lat, lon, alt), true_position(t)) < 0.5
+
+
 def test_a_stray_frame_stamp_is_no_jump_once_the_frames_go_on(harness) -> None:
     """One frame stamped 30 s back between good ones: the fixes are kept, the frames
     after it are located as before, the stray one goes out without a position."""
@@ -270,14 +284,7 @@ def test_a_stray_frame_stamp_is_no_jump_once_the_frames_go_on(harness) -> None:
     assert (gps.classifier.time_jumps.jumps, gps.classifier.time_jumps.glitches) == (0, 1)
     gps.send_fix(path_fix(60.6))
     detections = gps.wait_detections(4)
-    by_stamp = {round(stamp_of(feature) - T0, 3): feature for feature in detections}
-    assert sorted(by_stamp) == [30.0, 60.1, 60.3, 60.5]
-    stray = by_stamp.pop(30.0)
-    assert stray['properties']['fix_status'] == 'none' and stray['geometry'] is None
-    for t, feature in by_stamp.items():
-        assert feature['properties']['fix_status'] == 'interpolated', (t, feature)
-        lon, lat, alt = feature['geometry']['coordinates']
-        assert distance_m((lat, lon, alt), true_position(t)) < 0.5
+    assert_stray_unlocated(detections, 30.0, [30.0, 60.1, 60.3, 60.5])
     assert harness.wait(lambda: (
         gps.classifier.diagnostics.values.get('stamp_glitches') == 1
         and gps.classifier.diagnostics.values.get('time_jumps_back') == 0))
@@ -308,14 +315,7 @@ def test_a_stray_stamp_far_ahead_is_no_jump_and_a_real_step_forward_is_taken(
     gps.send_frame(T0 + 90.1)
     gps.send_fix(path_fix(90.2))
     detections = gps.wait_detections(6)
-    by_stamp = {round(stamp_of(feature) - T0, 3): feature for feature in detections}
-    assert sorted(by_stamp) == [60.1, 60.3, 60.5, 60.7, 90.1, 3660.3]
-    stray = by_stamp.pop(3660.3)
-    assert stray['properties']['fix_status'] == 'none' and stray['geometry'] is None
-    for t, feature in by_stamp.items():
-        assert feature['properties']['fix_status'] == 'interpolated', (t, feature)
-        lon_d, lat_d, alt_d = feature['geometry']['coordinates']
-        assert distance_m((lat_d, lon_d, alt_d), true_position(t)) < 0.5
+    assert_stray_unlocated(detections, 3660.3, [60.1, 60.3, 60.5, 60.7, 90.1, 3660.3])
     assert (classifier.time_jumps.jumps, classifier.time_jumps.glitches) == (0, 2)
     assert harness.wait(lambda: (
         classifier.diagnostics.values.get('stamp_glitches') == 2
