@@ -392,6 +392,8 @@ class CameraSubscriberNode(Node):
         try:
             rgb = self.crop(self._convert(msg))
         except ValueError as error:
+            # Its slot under max_rate_hz goes to the next frame, not lost on a bad one.
+            self.rate_limiter.give_back()
             reason = str(getattr(error, 'reason', 'invalid_image'))
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'rejected image ({reason}): {error}')

@@ -130,3 +130,47 @@ def test_invalid_rate(rate: float) -> None:
     limiter = RateLimiter(1.0)
     with pytest.raises(ValueError):
         limiter.max_rate_hz = rate
+
+
+def test_refused_frame_gives_its_slot_to_the_next() -> None:
+    limiter = RateLimiter(2.0)
+    assert limiter.allow(10.0)
+    limiter.give_back()  # the first frame was undecodable
+    assert limiter.allow(10.05)  # the next one takes its slot ...
+    assert not limiter.allow(10.3)  # ... and the schedule runs from it
+    assert limiter.allow(10.55)
+    limiter.give_back()
+    assert limiter.allow(10.6)  # on the grid of 10.05, not restarted at 10.6
+    assert not limiter.allow(10.9)
+    assert limiter.allow(11.05)
+
+
+def test_give_back_only_returns_an_admitted_slot() -> None:
+    limiter = RateLimiter(2.0)
+    assert limiter.allow(0.0)
+    assert not limiter.allow(0.1)
+    limiter.give_back()  # 0.1 took no slot: nothing to return
+    assert not limiter.allow(0.2)
+    assert limiter.allow(0.5)
+    limiter.give_back()
+    limiter.give_back()  # a second call returns nothing more
+    assert limiter.allow(0.6)
+    assert not limiter.allow(0.7)
+    limiter.max_rate_hz = 2.0
+    limiter.give_back()  # after a change of the cap: nothing to return
+    assert limiter.allow(0.8)
+    assert not limiter.allow(0.9)
+
+
+def test_half_bad_camera_still_reaches_the_cap() -> None:
+    # A 30 Hz camera whose every other frame is refused after admission, capped at 2 Hz:
+    # each slot a bad frame took goes to the next good one.
+    limiter = RateLimiter(2.0)
+    passed = 0
+    for index, stamp in enumerate(camera_stamps(30.0, 10.0)):
+        if limiter.allow(stamp):
+            if index % 2:
+                limiter.give_back()
+            else:
+                passed += 1
+    assert 19 <= passed <= 21

@@ -156,6 +156,25 @@ def test_bad_compressed_frames(harness, make_bad, reason: str) -> None:
     assert json.loads(collector.messages['/classification'][-1].data)['frame_id'] == 'good'
 
 
+def test_a_refused_frame_leaves_its_rate_slot_to_the_next(harness) -> None:
+    """Under max_rate_hz a bad frame gives its slot back: the good frame after it passes."""
+    camera = harness.add(CameraSubscriberNode(context=harness.context, parameter_overrides=[
+        Parameter('max_rate_hz', value=0.01)]))   # one frame in 100 s
+    frames = Collector(harness.node, [('/frames', Image)])
+    publisher = harness.node.create_publisher(Image, '/image_raw', 10)
+    harness.wait_for_subscribers(publisher)
+    good = image_with(header=make_image(GOOD, 'rgb8', stamp_s=3.0, frame_id='good').header)
+    # One at a time: the camera keeps only its newest frame.
+    for count, msg in enumerate((BAD_RAW['truncated'](), good, image_with()), start=1):
+        publisher.publish(msg)
+        assert harness.wait(lambda count=count: camera.diagnostics.received == count)
+    assert harness.wait(lambda: len(frames.messages['/frames']) == 1)
+    assert frames.messages['/frames'][0].header.frame_id == 'good'
+    diagnostics = camera.diagnostics
+    assert (diagnostics.processed, diagnostics.dropped) == (1, 1)
+    assert dict(diagnostics.rejected) == {('frame', 'truncated'): 1}
+
+
 def set_one(node, name: str, value) -> tuple[bool, str]:
     """Set one parameter the way the parameter service does; return (ok, reason)."""
     result = node.set_parameters([Parameter(name, value=value)])[0]
