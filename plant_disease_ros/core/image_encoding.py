@@ -88,9 +88,13 @@ _FROM_RGB_CODES: dict[str, int] = {
     'bgr8': cv2.COLOR_RGB2BGR,
     'rgba8': cv2.COLOR_RGB2RGBA,
     'bgra8': cv2.COLOR_RGB2BGRA,
-    'yuv422': cv2.COLOR_RGB2YUV_UYVY,
-    'yuv422_yuy2': cv2.COLOR_RGB2YUV_YUY2,
 }
+# RGB to 4:2:2 came with OpenCV 4.9; Ubuntu 24.04 and Debian 12 ship 4.6, where
+# _rgb_to_yuv422 packs it from OpenCV's 4:2:0 coefficients instead.
+_YUV422_CODE_NAMES: dict[str, str] = {
+    'yuv422': 'COLOR_RGB2YUV_UYVY', 'yuv422_yuy2': 'COLOR_RGB2YUV_YUY2'}
+_FROM_RGB_CODES.update({name: getattr(cv2, code) for name, code in _YUV422_CODE_NAMES.items()
+                        if hasattr(cv2, code)})
 _JPEG_MAGIC = b'\xff\xd8\xff'
 _PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 
@@ -281,6 +285,8 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
     layout = _EIGHT_BIT_LAYOUTS.get(name, name)
     if name in YUV420_ENCODINGS:
         samples = _rgb_to_yuv420_semi_planar(image, name)
+    elif name in _YUV422_CODE_NAMES and name not in _FROM_RGB_CODES:
+        samples = _rgb_to_yuv422(image, name)
     elif layout == 'rgb8':
         samples = image
     elif layout == 'mono8':
@@ -304,6 +310,39 @@ def rgb_to_raw(rgb: np.ndarray, encoding: str, *, step: int | None = None,
     padded = np.zeros((rows.shape[0], step), dtype=np.uint8)
     padded[:, :row_bytes] = rows
     return padded.tobytes(), int(step)
+
+
+# BT.601, video range, as OpenCV's RGB to YUV conversions compute it: Y, U, V rows
+# applied to R, G, B in 0..255, plus the offsets.
+_BT601_VIDEO = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0],
+                         [112.0, -93.786, -18.214]]) / 255.0
+_BT601_OFFSETS = np.array([16.0, 128.0, 128.0])
+
+
+def _rgb_to_yuv422(image: np.ndarray, name: str) -> np.ndarray:
+    """Return the H×2W packed 4:2:2 samples (UYVY for yuv422, YUYV for yuv422_yuy2).
+
+    For an OpenCV without RGB to 4:2:2 (before 4.9): each pixel's luma, and the chroma of
+    each pair of pixels from their mean colour, with the coefficients of OpenCV's own
+    conversions (within a level of them), so :func:`raw_to_rgb` reads it back as it
+    reads a camera's.
+    """
+    height, width = image.shape[:2]
+    rgb = image.astype(np.float64)
+    luma = rgb @ _BT601_VIDEO[0] + _BT601_OFFSETS[0]
+    pairs = rgb.reshape(height, width // 2, 2, 3).mean(axis=2)
+    u = pairs @ _BT601_VIDEO[1] + _BT601_OFFSETS[1]
+    v = pairs @ _BT601_VIDEO[2] + _BT601_OFFSETS[2]
+    packed = np.empty((height, width // 2, 4), dtype=np.float64)
+    luma_pairs = luma.reshape(height, width // 2, 2)
+    if name == 'yuv422':      # U Y0 V Y1
+        packed[..., 0], packed[..., 1], packed[..., 2], packed[..., 3] = (
+            u, luma_pairs[..., 0], v, luma_pairs[..., 1])
+    else:                     # Y0 U Y1 V
+        packed[..., 0], packed[..., 1], packed[..., 2], packed[..., 3] = (
+            luma_pairs[..., 0], u, luma_pairs[..., 1], v)
+    samples = np.clip(np.rint(packed), 0, 255).astype(np.uint8)
+    return samples.reshape(height, width * 2)
 
 
 def _rgb_to_yuv420_semi_planar(image: np.ndarray, name: str) -> np.ndarray:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
+from plant_disease_ros.core import image_encoding
 from plant_disease_ros.core.image_encoding import (
     BAYER_ENCODINGS,
     bayer_mosaic,
@@ -188,6 +189,28 @@ def test_yuv_byte_orders() -> None:
     # The two layouts are not interchangeable.
     swapped = raw_to_rgb(yuyv, 'yuv422', 2, 1, 4)
     assert np.abs(swapped.astype(int) - [255, 0, 0]).max() > 40
+
+
+@pytest.mark.parametrize('encoding', YUV_ENCODINGS)
+def test_yuv422_packing_without_opencv_4_9_matches_opencv(encoding: str) -> None:
+    # OpenCV before 4.9 (Ubuntu 24.04 and Debian 12 ship 4.6) cannot write 4:2:2; the
+    # packing used there must give what OpenCV 4.9+ gives, within a level, and read back.
+    rgb = np.random.default_rng(3).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    packed = image_encoding._rgb_to_yuv422(rgb, encoding)
+    assert packed.shape == (24, 64) and packed.dtype == np.uint8
+    code = getattr(cv2, image_encoding._YUV422_CODE_NAMES[encoding], None)
+    if code is not None:
+        opencv = cv2.cvtColor(rgb, code).reshape(24, 64)
+        assert np.abs(opencv.astype(int) - packed.astype(int)).max() <= 1
+    # Red in BT.601 video range: Y 81, U 90, V 240 (as test_yuv_byte_orders reads it).
+    red = image_encoding._rgb_to_yuv422(np.full((1, 2, 3), (255, 0, 0), np.uint8), encoding)
+    expected = [90, 81, 240, 81] if encoding == 'yuv422' else [81, 90, 81, 240]
+    assert np.abs(red.reshape(-1).astype(int) - expected).max() <= 1
+    back = raw_to_rgb(packed.tobytes(), encoding, 32, 24, 64)
+    # Chroma is shared by two pixels: compare each pair's mean colour.
+    pairs = rgb.reshape(24, 16, 2, 3).astype(float).mean(axis=2)
+    back_pairs = back.reshape(24, 16, 2, 3).astype(float).mean(axis=2)
+    assert np.abs(pairs - back_pairs).mean() < 3
 
 
 @pytest.mark.parametrize('is_bigendian', [False, True])

@@ -95,7 +95,13 @@ def test_the_header_claims_what_opencv_decodes(kind: str) -> None:
     assert decoded is not None
     assert (claim.width, claim.height) == (WIDTH, HEIGHT) == decoded.shape[1::-1]
     assert (claim.channels, claim.sample_bytes) == (channels, sample_bytes)
-    assert claim.decoded_bytes == decoded.nbytes == WIDTH * HEIGHT * channels * sample_bytes
+    assert claim.decoded_bytes == WIDTH * HEIGHT * channels * sample_bytes
+    if kind == 'bmp 32 bit' and decoded.shape[2:] == (3,):
+        # OpenCV 4.6 (Ubuntu 24.04's, Debian 12's) reads a 32-bit BMP without its alpha:
+        # less than the claim, which bounds what a decode may need.
+        assert decoded.nbytes == WIDTH * HEIGHT * 3 < claim.decoded_bytes
+    else:
+        assert decoded.nbytes == claim.decoded_bytes
 
 
 def test_a_small_png_claiming_7000x7000_16bit_rgba_is_refused_before_decoding() -> None:
