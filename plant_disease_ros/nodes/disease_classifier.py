@@ -91,7 +91,6 @@ from plant_disease_ros.core.fix_buffer import (
     FixBuffer,
     FixLookup,
     GeoFix,
-    UNSTAMPED_REASON,
 )
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WARN_PERCENT
@@ -104,6 +103,7 @@ from plant_disease_ros.ros.conversions import (
     classification_to_string,
     copy_header,
     feature_to_string,
+    fix_rejection_hint,
     geofix_to_navsatfix,
     image_to_rgb,
     is_unstamped,
@@ -152,10 +152,6 @@ PENDING_CHECK_PERIOD_S = 0.05
 SHUTDOWN_ACK_TIMEOUT_S = 1.0
 EXPLANATION_GRID = 4
 # Why a fix was not used, where the reason alone does not say what to do about it.
-FIX_REASON_HINTS = {
-    UNSTAMPED_REASON: 'header stamp 0: the GPS driver does not stamp its fixes, so none '
-                      'can be matched to an image stamp',
-}
 UNSTAMPED_WARNING = ('frames have no stamp (header stamp 0): they are classified and '
                      'published but never located with GPS nor checked for time jumps; '
                      'the camera driver must fill header.stamp')
@@ -798,8 +794,8 @@ class DiseaseClassifierNode(Node):
         fix, reason = navsatfix_to_geofix(msg, self.max_fix_accuracy_m, require_stamp=True)
         if fix is None:
             self.diagnostics.count_rejected(reason, category='fix')
-            hint = FIX_REASON_HINTS.get(reason)
-            self.warnings.warning(f'fix:{reason}', f'ignored GPS fix ({reason})'
+            key, hint = fix_rejection_hint(reason, msg)
+            self.warnings.warning(f'fix:{key}', f'ignored GPS fix ({reason})'
                                   + (f': {hint}' if hint else ''))
             return
         verdict = self._check_time_jump('fix', fix.stamp_s)

@@ -26,6 +26,7 @@ from plant_disease_ros.core.outcome import frame_outcome, FrameOutcome
 __all__ = [
     'classification_to_dict', 'classification_to_json', 'classification_to_string',
     'compressed_image_to_rgb', 'copy_header', 'display_label', 'feature_to_string',
+    'fix_rejection_hint',
     'geofix_to_navsatfix', 'header_to_dict', 'horizontal_accuracy_m', 'image_to_rgb',
     'is_unstamped', 'navsatfix_to_geofix', 'rgb_to_image', 'seconds_to_stamp',
     'stamp_to_seconds',
@@ -124,14 +125,43 @@ def horizontal_accuracy_m(msg: NavSatFix) -> float | None:
     """Return the 1-sigma horizontal accuracy from a fix's covariance, or ``None``.
 
     Drivers write the receiver's horizontal accuracy as the east and north variances;
-    the root of their mean gives it back. Unknown or unusable covariance gives ``None``.
+    the root of their mean gives it back. An infinite variance (a covariance that says the
+    position may be anywhere) gives ``inf``; an unknown covariance type, a NaN or a
+    negative variance give ``None`` (unknown).
     """
     if msg.position_covariance_type == NavSatFix.COVARIANCE_TYPE_UNKNOWN:
         return None
     east, north = float(msg.position_covariance[0]), float(msg.position_covariance[4])
-    if not (math.isfinite(east) and math.isfinite(north)) or east < 0.0 or north < 0.0:
+    if math.isnan(east) or math.isnan(north) or east < 0.0 or north < 0.0:
         return None
-    return math.sqrt(0.5 * (east + north))
+    if math.isinf(east) or math.isinf(north):
+        return math.inf
+    return math.sqrt(0.5 * east + 0.5 * north)  # not (east + north): 2e308 overflows
+
+
+# Why a refused fix is refused, where the reason alone does not tell the user what to fix.
+FIX_REASON_HINTS = {
+    UNSTAMPED_REASON: 'header stamp 0: the GPS driver does not stamp its fixes, so none '
+                      'can be matched to an image stamp',
+}
+# NavSatStatus.STATUS_UNKNOWN (Jazzy on), the status of a message nobody set.
+STATUS_UNSET = int(getattr(NavSatStatus, 'STATUS_UNKNOWN', -2))
+
+
+def fix_rejection_hint(reason: str, msg: NavSatFix) -> tuple[str, str]:
+    """Return the warning key and the hint ('' for none) for a fix refused for ``reason``.
+
+    A fix whose status was never set (the message's default) is a driver that does not
+    fill it, not a receiver without a fix: it gets its own key, so the warning of one is
+    not throttled behind the other's.
+    """
+    if reason == 'no_fix' and int(msg.status.status) == STATUS_UNSET:
+        return 'status_unset', (
+            f"status {STATUS_UNSET} (STATUS_UNKNOWN, the message's default): the GPS driver "
+            'does not set NavSatStatus.status; fixes are used from STATUS_FIX (0) up')
+    if reason == 'inaccurate' and math.isinf(horizontal_accuracy_m(msg) or 0.0):
+        return 'inaccurate', 'its covariance is infinite: no position'
+    return reason, FIX_REASON_HINTS.get(reason, '')
 
 
 def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0, *,
@@ -140,7 +170,8 @@ def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0, *,
 
     The reason is that of :func:`fix_rejection_reason` ('no_fix', 'non_finite' or
     'out_of_range'); 'inaccurate' when ``max_accuracy_m`` > 0 and the fix's reported
-    horizontal accuracy is worse (a fix of unknown accuracy is used); with
+    horizontal accuracy is worse (a fix of unknown accuracy is used), and whatever
+    ``max_accuracy_m`` when its covariance is infinite (no position at all); with
     ``require_stamp``, 'unstamped' (``UNSTAMPED_REASON``) for an otherwise usable fix
     whose header stamp is exactly zero (:func:`is_unstamped`). The fix's stamp is the
     message header's.
@@ -150,7 +181,8 @@ def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0, *,
     if reason is not None:
         return None, reason
     accuracy = horizontal_accuracy_m(msg)
-    if max_accuracy_m > 0.0 and accuracy is not None and accuracy > max_accuracy_m:
+    if accuracy is not None and (math.isinf(accuracy)
+                                 or 0.0 < max_accuracy_m < accuracy):
         return None, 'inaccurate'
     if require_stamp and is_unstamped(msg.header.stamp):
         return None, UNSTAMPED_REASON

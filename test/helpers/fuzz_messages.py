@@ -31,7 +31,7 @@ from helpers.gps import make_fix
 IMAGE_REASONS = frozenset({'unknown_encoding', 'empty', 'truncated', 'bad_step',
                            'bad_size', 'decode_failed', 'unsupported_format'})
 # The reasons of fix_rejection_reason.
-FIX_REASONS = frozenset({'no_fix', 'non_finite', 'out_of_range'})
+FIX_REASONS = frozenset({'no_fix', 'non_finite', 'out_of_range', 'inaccurate'})
 ANY_REASON = '*'
 
 RAW_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', 'yuv422',
@@ -401,6 +401,9 @@ def fix_case(rng: np.random.Generator) -> FuzzCase:
         latitude = float(rng.choice(_NON_FINITE + _OUT_OF_RANGE + (latitude,)))
         longitude = float(rng.choice(_NON_FINITE + _OUT_OF_RANGE + (longitude,)))
         expected, note = ANY_REASON, 'mixed'
+    if expected is None and covariance is not None and math.isinf(covariance):
+        # A variance of inf: the fix may be anywhere, refused whatever the limit.
+        expected, note = 'inaccurate', f'{note}, covariance inf'
     msg = make_fix(latitude, longitude, altitude, stamp_s=stamp_s, status=status,
                    accuracy_m=None,
                    variance_m2=None if covariance is None else float(covariance),

@@ -112,6 +112,19 @@ def test_navsatfix_to_geofix_and_back() -> None:
     assert conversions.navsatfix_to_geofix(unsure, 70.0)[0] is not None
     assert conversions.navsatfix_to_geofix(unsure)[0] is not None
     assert conversions.navsatfix_to_geofix(unknown_accuracy, 0.01)[0] is not None
+    # A variance of inf says the fix may be anywhere: refused even with no limit set.
+    # NaN or negative variances say nothing: unknown accuracy, used.
+    anywhere = make_fix(lat, lon, alt, stamp_s=100.0, accuracy_m=None, variance_m2=math.inf)
+    assert conversions.horizontal_accuracy_m(anywhere) == math.inf
+    for limit in (50.0, 0.0):
+        assert conversions.navsatfix_to_geofix(anywhere, limit) == (None, 'inaccurate')
+    assert conversions.fix_rejection_hint('inaccurate', anywhere) == (
+        'inaccurate', 'its covariance is infinite: no position')
+    assert conversions.fix_rejection_hint('inaccurate', unsure) == ('inaccurate', '')
+    for variance in (math.nan, -1.0):
+        odd = make_fix(lat, lon, alt, stamp_s=100.0, accuracy_m=None, variance_m2=variance)
+        fix_odd, reason_odd = conversions.navsatfix_to_geofix(odd, 0.01)
+        assert reason_odd is None and fix_odd.horizontal_accuracy_m is None
     out = conversions.geofix_to_navsatfix(fix, header(7, 8, 'camera'))
     assert out.header == header(7, 8, 'camera')
     assert (out.latitude, out.longitude, out.altitude) == (48.1, 11.5, 500.0)
@@ -119,6 +132,19 @@ def test_navsatfix_to_geofix_and_back() -> None:
     assert out.position_covariance[0] == pytest.approx(0.09)
     unknown = conversions.geofix_to_navsatfix(GeoFix(1.0, 1.0, 1.0, 1.0), header())
     assert unknown.position_covariance_type == NavSatFix.COVARIANCE_TYPE_UNKNOWN
+
+
+def test_a_fix_whose_status_nobody_set_is_refused_with_its_own_hint() -> None:
+    """NavSatFix's default status (STATUS_UNKNOWN, -2) is not a receiver without a fix."""
+    unset = make_fix(48.1, 11.5, 500.0, stamp_s=100.0)
+    unset.status.status = NavSatFix().status.status
+    assert conversions.navsatfix_to_geofix(unset) == (None, 'no_fix')
+    key, hint = conversions.fix_rejection_hint('no_fix', unset)
+    assert key == 'status_unset' and 'does not set NavSatStatus.status' in hint
+    no_fix = make_fix(48.1, 11.5, 500.0, stamp_s=100.0, status=NavSatStatus.STATUS_NO_FIX)
+    assert conversions.fix_rejection_hint('no_fix', no_fix) == ('no_fix', '')
+    key, hint = conversions.fix_rejection_hint('unstamped', no_fix)
+    assert key == 'unstamped' and 'does not stamp' in hint
 
 
 def test_classification_json() -> None:

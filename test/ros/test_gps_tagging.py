@@ -181,6 +181,12 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
     gps.send_fix(make_fix(95.0, lon, alt, stamp_s=T0 + 0.2))
     # A receiver still converging: 1 km off, and saying it is 80 m unsure.
     gps.send_fix(make_fix(lat + 0.01, lon, alt, stamp_s=T0 + 0.2, accuracy_m=80.0))
+    # A covariance that says "anywhere", and a driver that never sets the status.
+    gps.send_fix(make_fix(lat + 0.01, lon, alt, stamp_s=T0 + 0.2, accuracy_m=None,
+                          variance_m2=math.inf))
+    unset = make_fix(lat + 0.01, lon, alt, stamp_s=T0 + 0.2)
+    unset.status.status = NavSatFix().status.status
+    gps.send_fix(unset)
     for t in (0.1, 0.3):
         gps.send_frame(T0 + t)
     detections = gps.wait_detections(2)
@@ -191,7 +197,7 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
         assert distance_m((lat_d, lon_d, alt_d), true_position(t)) < 0.5
     rejected = gps.classifier.diagnostics.rejected
     assert (rejected[('fix', 'no_fix')], rejected[('fix', 'non_finite')],
-            rejected[('fix', 'out_of_range')], rejected[('fix', 'inaccurate')]) == (1, 2, 1, 1)
+            rejected[('fix', 'out_of_range')], rejected[('fix', 'inaccurate')]) == (2, 2, 1, 2)
     classifier_id = gps.classifier.get_name()
 
     def reported() -> bool:
@@ -199,7 +205,7 @@ def test_invalid_fixes_are_counted_and_ignored_out_of_order_fixes_used(harness) 
         return values is not None and (
             values.get('fix_rejected.no_fix'), values.get('fix_rejected.non_finite'),
             values.get('fix_rejected.out_of_range'),
-            values.get('fix_rejected.inaccurate')) == ('1', '2', '1', '1')
+            values.get('fix_rejected.inaccurate')) == ('2', '2', '1', '2')
 
     assert harness.wait(reported), latest_diagnostics(gps.collector, classifier_id)
 
