@@ -50,6 +50,7 @@ from plant_disease_ros.ros.diagnostics import (
 )
 from plant_disease_ros.ros.parameters import (
     above,
+    accept_whole_numbers,
     choices_text,
     float_range,
     one_of,
@@ -137,6 +138,7 @@ class CameraSubscriberNode(Node):
         """Declare and read the parameters, create the endpoints."""
         # Before declaring: rclpy then checks the start values as it checks every change.
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        accept_whole_numbers(self)
         self._declare_parameters()
         values = {name: self.get_parameter(name).value for name in (
             'image_transport', 'transport', 'qos_reliability', 'max_rate_hz', 'crop_mode',

@@ -117,6 +117,7 @@ from plant_disease_ros.ros.diagnostics import (
     ThrottledWarnings,
 )
 from plant_disease_ros.ros.parameters import (
+    accept_whole_numbers,
     choices_text,
     float_range,
     integer_range,
@@ -183,6 +184,7 @@ class DiseaseClassifierNode(Node):
     def _setup(self, subscribe_frames: bool) -> None:
         """Declare and read the parameters, load the model, create the endpoints."""
         self.add_on_set_parameters_callback(CHECKS)
+        accept_whole_numbers(self)
         self._declare_parameters()
         value = {name: self.get_parameter(name).value for name in (
             'model_path', 'labels_path', 'num_threads', 'delegate', 'qos_reliability',
@@ -296,6 +298,8 @@ class DiseaseClassifierNode(Node):
             # Added after the declarations: the start value (field.yaml's, for both nodes)
             # is taken; a runtime change is refused with where it belongs.
             self.add_on_set_parameters_callback(self._refuse_frames_only_parameters)
+            # Frames come by a function call, not over DDS: no reliability to report.
+            self.diagnostics.set_value('qos_reliability', 'in-process')
 
         self.get_logger().info(
             f'model {model.path} ({model.backend}): input shape {tuple(model.input.shape)} '

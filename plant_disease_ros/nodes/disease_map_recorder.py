@@ -68,7 +68,12 @@ from plant_disease_ros.ros.clock import steady_clock
 from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers, SharedMarkerParts
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
-from plant_disease_ros.ros.parameters import float_range, integer_range, ParameterChecks
+from plant_disease_ros.ros.parameters import (
+    accept_whole_numbers,
+    float_range,
+    integer_range,
+    ParameterChecks,
+)
 from plant_disease_ros.ros.qos import (
     compact_message_info,
     DETECTIONS_HISTORY,
@@ -155,6 +160,7 @@ class DiseaseMapRecorder(Node):
         the run starts once it is mounted (see :meth:`_start_when_mounted`).
         """
         self.add_on_set_parameters_callback(CHECKS)
+        accept_whole_numbers(self)
         self._declare_parameters()
         value = {name: self.get_parameter(name).value for name in (
             'map_dir', 'run_name', 'map_frame', 'use_datum', 'datum_latitude',

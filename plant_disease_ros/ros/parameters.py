@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import math
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, SetParametersResult
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterType,
+    SetParametersResult,
+)
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 Check = Callable[[Any], str | None]
@@ -92,3 +98,37 @@ def set_result(reason: str | None) -> SetParametersResult:
     if reason is None:
         return SetParametersResult(successful=True)
     return SetParametersResult(successful=False, reason=reason)
+
+
+# A whole number given to a parameter declared with floating-point values, and the type it
+# becomes: `ros2 param set /camera_subscriber max_rate_hz 5` sends an INTEGER.
+_WHOLE_TO_FLOAT = {
+    Parameter.Type.INTEGER: (ParameterType.PARAMETER_DOUBLE, Parameter.Type.DOUBLE, float),
+    Parameter.Type.INTEGER_ARRAY: (ParameterType.PARAMETER_DOUBLE_ARRAY,
+                                   Parameter.Type.DOUBLE_ARRAY,
+                                   lambda values: [float(value) for value in values]),
+}
+
+
+def accept_whole_numbers(node: Node) -> None:
+    """Let a runtime change give a floating-point parameter of ``node`` a whole number.
+
+    ``ros2 param set NODE max_rate_hz 5`` sends an integer, which rclpy refuses for a
+    parameter declared as a double with the unreadable "Wrong parameter type, expected
+    '3' got '2'". Registered as a pre-set-parameters callback, this turns such a value
+    (and an integer list for a list of doubles) into the declared type first; the
+    descriptor's range and the node's checks then see the number. Start values from a
+    parameter file are read before any callback: write them as 5.0 there.
+    """
+    def convert(parameters: list[Parameter]) -> list[Parameter]:
+        converted = []
+        for parameter in parameters:
+            rule = _WHOLE_TO_FLOAT.get(parameter.type_)
+            if rule is not None and node.has_parameter(parameter.name):
+                declared = node.describe_parameter(parameter.name)
+                if not declared.dynamic_typing and declared.type == rule[0]:
+                    parameter = Parameter(parameter.name, rule[1], rule[2](parameter.value))
+            converted.append(parameter)
+        return converted
+
+    node.add_pre_set_parameters_callback(convert)

@@ -216,6 +216,17 @@ def test_runtime_parameters_are_validated(harness) -> None:
 
     assert set_one(camera, 'max_rate_hz', 2.5) == (True, '')
     assert camera.rate_limiter.max_rate_hz == 2.5
+    # A whole number, as `ros2 param set ... max_rate_hz 5` sends it, is a number of Hz ...
+    assert set_one(camera, 'max_rate_hz', 5) == (True, '')
+    assert camera.get_parameter('max_rate_hz').value == 5.0
+    assert camera.rate_limiter.max_rate_hz == 5.0
+    assert set_one(classifier, 'score_threshold', 1) == (True, '')
+    assert classifier.get_parameter('score_threshold').type_ == Parameter.Type.DOUBLE
+    # ... still held to the range, and an integer parameter stays one.
+    ok, reason = set_one(camera, 'max_rate_hz', 5000)
+    assert not ok and 'range' in reason.lower(), reason
+    assert set_one(classifier, 'top_k', 5) == (True, '')
+    assert classifier.get_parameter('top_k').type_ == Parameter.Type.INTEGER
     assert not set_one(camera, 'max_rate_hz', -1.0)[0]
     assert not set_one(camera, 'crop_mode', 'zoom')[0]
     assert not set_one(camera, 'roi', [0, 0, 10])[0]

@@ -215,6 +215,8 @@ def test_pipeline_hands_frames_over_in_process(ros_context) -> None:
         assert result['label'] == shipped_classifier().classify(rgb).top.label
         assert camera.diagnostics.processed == 1
         assert classifier.diagnostics.processed == 1
+        # Its frames come by a call, not over DDS: no reliability to report, but the key.
+        assert classifier.diagnostics.values['qos_reliability'] == 'in-process'
     finally:
         harness.close()
 
