@@ -169,8 +169,10 @@ def _class_name_problem(name: str) -> str | None:
     """Return why a class folder's name cannot be a label, or None.
 
     The name becomes a line of the exported ``labels.txt``: it must be valid UTF-8, have
-    no control character (a newline would split it in two labels) and no leading or
-    trailing space (two folders would then give the same label).
+    no control character and no line break of any kind (the labels file is split into
+    lines by :meth:`str.splitlines`, which also breaks at U+0085, U+2028 and U+2029: the
+    name would become two labels) and no leading or trailing space (two folders would then
+    give the same label).
     """
     try:
         name.encode('utf-8')
@@ -178,6 +180,11 @@ def _class_name_problem(name: str) -> str | None:
         return 'its name is not valid UTF-8'
     if any(ord(character) < 32 or ord(character) == 127 for character in name):
         return 'its name holds a control character (a tab or a line break)'
+    if len(f'{name}.'.splitlines()) > 1:
+        breaks = sorted({f'U+{ord(character):04X}' for character in name
+                         if len(f'a{character}a'.splitlines()) > 1})
+        return f'its name holds a line break ({", ".join(breaks)}): labels.txt would ' \
+               'split it into two labels'
     if name != name.strip():
         return 'its name starts or ends with a space'
     return None

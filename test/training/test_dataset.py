@@ -137,6 +137,9 @@ def test_a_photo_too_large_to_decode_is_skipped_not_fatal(tmp_path: Path) -> Non
 @pytest.mark.parametrize('name, message', [
     ('Apple___healthy ', 'starts or ends with a space'),
     ('Apple\nhealthy', 'control character'),
+    ('Apple\x85healthy', r'line break \(U\+0085\)'),
+    ('Apple\u2028healthy', r'line break \(U\+2028\)'),
+    ('Apple___healthy\u2029', r'line break \(U\+2029\)'),
 ])
 def test_a_class_name_that_cannot_be_a_label_is_refused(tmp_path: Path, name: str,
                                                          message: str) -> None:
