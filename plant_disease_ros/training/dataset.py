@@ -249,12 +249,31 @@ def scan_dataset(root: str | os.PathLike, min_classes: int = 2) -> DatasetIndex:
             empty.append(class_dir.name)
         files.extend((str(path.relative_to(root)), index) for path in images)
     if empty:
-        raise DatasetError(f'class folders without images in {root}: {", ".join(empty)}')
+        raise DatasetError(f'class folders without images in {root}: '
+                           + '; '.join(_what_is_in(root / name) for name in empty)
+                           + f' (photos are {", ".join(IMAGE_SUFFIXES)} files directly in a '
+                           'class folder)')
     if len(class_dirs) < min_classes:
         raise DatasetError(
             f'{root} has a single class ({class_dirs[0].name}); a classifier needs two or more')
     return DatasetIndex(root=root, classes=tuple(d.name for d in class_dirs),
                         files=tuple(files), ignored=tuple(ignored))
+
+
+def _what_is_in(class_dir: Path, shown: int = 3) -> str:
+    """Return a class folder's name and what it holds that is not read as photos."""
+    found = sorted(entry.name for entry in class_dir.iterdir()
+                   if not entry.name.startswith('.'))
+    if not found:
+        return f'{class_dir.name} (empty)'
+    kinds: dict[str, int] = {}
+    for name in found:
+        kind = 'folders' if (class_dir / name).is_dir() \
+            else f'{Path(name).suffix.lower() or "no suffix"} files'
+        kinds[kind] = kinds.get(kind, 0) + 1
+    counts = ', '.join(f'{count} {kind}' for kind, count in sorted(kinds.items()))
+    names = ', '.join(found[:shown]) + (', ...' if len(found) > shown else '')
+    return f'{class_dir.name} (holds {counts}: {names})'
 
 
 def split_files(files: Sequence[tuple[str, int]], classes: Sequence[str], seed: int = 42,

@@ -149,6 +149,20 @@ def test_a_class_name_that_cannot_be_a_label_is_refused(tmp_path: Path, name: st
         scan_dataset(tmp_path)
 
 
+def test_a_class_folder_of_unsupported_images_names_what_it_holds(tmp_path: Path) -> None:
+    """HEIC photos from a phone: the error names them and the suffixes that are read."""
+    make_dataset(tmp_path, {'Apple___scab': 3, 'Apple___healthy': 0})
+    for name in ('IMG_1.heic', 'IMG_2.HEIC', 'notes.txt'):
+        (tmp_path / 'Apple___healthy' / name).write_bytes(b'not read')
+    (tmp_path / 'Apple___healthy' / 'more').mkdir()
+    with pytest.raises(DatasetError) as error:
+        scan_dataset(tmp_path)
+    assert str(error.value) == (
+        f'class folders without images in {tmp_path}: Apple___healthy (holds 2 .heic files, '
+        '1 .txt files, 1 folders: IMG_1.heic, IMG_2.HEIC, more, ...) (photos are .jpg, '
+        '.jpeg, .png, .bmp files directly in a class folder)')
+
+
 def test_a_class_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     make_dataset(tmp_path, {'Apple___scab': 3, 'Apple___healthy': 3})
     os.rename(tmp_path / 'Apple___healthy', os.path.join(os.fsencode(tmp_path),
