@@ -18,6 +18,7 @@ import random
 import re
 import sys
 import time
+import zipfile
 
 import cv2
 import numpy as np
@@ -453,8 +454,9 @@ def load_images(root: Path, files: Sequence[tuple[str, int]], size: int,
             key.update(os.fsencode(f'{path}|{index}|{version}'))
         cache_path = Path(cache_dir) / f'images_{size}px_{key.hexdigest()[:20]}.npz'
         if cache_path.exists():
-            with np.load(cache_path, allow_pickle=False) as cached:
-                return cached['images'], cached['labels'], list(cached['unreadable'])
+            cached = read_cache(cache_path)
+            if cached is not None:
+                return cached
     images = np.empty((len(files), size, size, 3), dtype=np.uint8)
     labels = np.empty((len(files),), dtype=np.int32)
     unreadable: list[str] = []
@@ -476,6 +478,21 @@ def load_images(root: Path, files: Sequence[tuple[str, int]], size: int,
         np.savez(tmp, images=images, labels=labels, unreadable=np.array(unreadable, dtype=str))
         os.replace(tmp, cache_path)
     return images, labels, unreadable
+
+
+def read_cache(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """Return the arrays of a decode cache file, or None (and say so) if it is unreadable.
+
+    A file cut short (a full disk, a killed copy) or otherwise damaged is a cache miss: the
+    photos are decoded again and the file is written anew.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            return cached['images'], cached['labels'], list(cached['unreadable'])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        print(f'decode cache {path} is unreadable ({type(error).__name__}: {error}): '
+              'decoding the photos again and rewriting it', file=sys.stderr)
+        return None
 
 
 def unreadable_reasons(root: Path, paths: Sequence[str]) -> dict[str, str]:

@@ -192,6 +192,26 @@ def test_the_cache_takes_non_utf8_file_names_and_notices_a_changed_photo(
     assert len(list((tmp_path / 'c').glob('*.npz'))) == 2
 
 
+@pytest.mark.parametrize('damage', ['truncated', 'empty', 'not a zip'])
+def test_an_unreadable_cache_file_is_decoded_again_and_rewritten(
+        tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    data = make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    index = scan_dataset(data)
+    first, labels, _ = load_images(index.root, index.files, 8, cache_dir=tmp_path / 'c')
+    [cache] = (tmp_path / 'c').glob('*.npz')
+    whole = cache.read_bytes()
+    cache.write_bytes({'truncated': whole[:len(whole) // 2], 'empty': b'',
+                       'not a zip': b'x' * 300}[damage])
+    again, again_labels, unreadable = load_images(index.root, index.files, 8,
+                                                  cache_dir=tmp_path / 'c')
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(again_labels, labels)
+    assert unreadable == []
+    assert f'decode cache {cache} is unreadable' in capsys.readouterr().err
+    with np.load(cache) as rewritten:  # a whole file again
+        np.testing.assert_array_equal(rewritten['images'], first)
+
+
 def test_subsample_keeps_at_most_n_per_class(tmp_path: Path) -> None:
     files = [(f'a/{i}', 0) for i in range(10)] + [(f'b/{i}', 1) for i in range(2)]
     kept = subsample(files, 3, seed=1)
