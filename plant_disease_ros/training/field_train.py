@@ -230,12 +230,10 @@ def build_field_model(init_weights, num_classes: int, input_size: int,
     block that starts as the identity (its last BatchNorm scale is zero), so the grown
     network computes exactly what the old one did until training moves it.
     """
-    import tensorflow as tf
-
     from plant_disease_ros.training.model import build_model, min_channels_of, ModelConfig
-    from plant_disease_ros.training.transfer import backbone_layer
+    from plant_disease_ros.training.transfer import backbone_layer, load_keras_file
 
-    previous = (tf.keras.models.load_model(init_weights, compile=False)
+    previous = (load_keras_file(init_weights)
                 if isinstance(init_weights, (str, Path)) else init_weights)
     match = re.fullmatch(
         r'(resnet_lite_deep|resnet_lite|mobilenet_v2|mobilenet_v3_small)_([\d.]+)_(\d+)px',
@@ -281,6 +279,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     import tensorflow as tf
 
     from plant_disease_ros.training.curves import plot_training_curves
+    from plant_disease_ros.training.transfer import load_keras_file
 
     keras = tf.keras
     # Options a run cannot use are refused before any photo is decoded.
@@ -301,7 +300,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     out_dir = Path(options.out_dir)
     labels, maker, validation = prepare_data(options)
     num_classes = len(labels)
-    start = keras.models.load_model(options.init_weights, compile=False)
+    start = load_keras_file(options.init_weights)
     init_outputs = int(start.output_shape[-1])
     init_input_size = int(start.input_shape[1])
     model = build_field_model(start, num_classes, options.input_size, options.architecture)

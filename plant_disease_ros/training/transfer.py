@@ -112,14 +112,37 @@ def _source_classes(path: Path) -> tuple[str, ...] | None:
     return None
 
 
-def load_source(path: Path, width: float | None = None):
-    """Load a source model; return ``(keras model, TransferSource)``."""
+def load_keras_file(path: str | Path):
+    """Load a Keras model file to start from; :class:`TransferError` saying why if not.
+
+    Keras says "File not found" for a ``.keras`` file that is there but cut short (an
+    interrupted copy or save); the error here tells a missing file from an unreadable one.
+    """
+    import zipfile
+
     import tensorflow as tf
 
+    path = Path(path)
+    if not path.exists():
+        raise TransferError(f'cannot load {path}: no such file')
     try:
-        model = tf.keras.models.load_model(str(path), compile=False)
-    except (OSError, ValueError) as error:
-        raise TransferError(f'cannot load {path}: {error}') from error
+        return tf.keras.models.load_model(str(path), compile=False)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if not path.is_file():
+            what = 'a folder, not a Keras model file'
+        elif reason.startswith('File not found') or not zipfile.is_zipfile(path):
+            what = (f'the file exists ({path.stat().st_size} bytes) but is not a readable '
+                    'Keras model (not a whole .keras zip file: cut short by an interrupted '
+                    'copy or save?)')
+        else:
+            what = f'the file exists but is not a readable Keras model ({reason})'
+        raise TransferError(f'cannot load {path}: {what}') from error
+
+
+def load_source(path: Path, width: float | None = None):
+    """Load a source model; return ``(keras model, TransferSource)``."""
+    model = load_keras_file(path)
     architecture, found_width = _architecture_of(backbone_layer(model).name)
     classes = _source_classes(path)
     if classes is not None and len(classes) != model.output_shape[-1]:

@@ -152,6 +152,22 @@ def test_a_mismatched_width_is_refused_with_a_hint(source: Path, photos: Path,
                            width=0.5, cache_dir=None, verbose=0))
 
 
+@pytest.mark.parametrize('flag', ['init', 'init_weights'])
+def test_a_model_file_cut_short_is_named_unreadable_not_missing(
+        source: Path, photos: Path, tmp_path: Path, flag: str) -> None:
+    cut = tmp_path / 'cut.keras'
+    cut.write_bytes(source.read_bytes()[:2000])  # an interrupted copy
+    with pytest.raises(TransferError) as error:
+        train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'run'),
+                           cache_dir=None, verbose=0, **{flag: str(cut)}))
+    assert str(error.value) == (
+        f'cannot load {cut}: the file exists (2000 bytes) but is not a readable Keras model '
+        '(not a whole .keras zip file: cut short by an interrupted copy or save?)')
+    assert not (tmp_path / 'run').exists()
+    with pytest.raises(TransferError, match='no such file'):
+        load_source(tmp_path / 'missing.keras')
+
+
 def test_the_shipped_float_model_is_found() -> None:
     path = shipped_float_model_path()
     if not path.is_file():
