@@ -249,6 +249,26 @@ def default_names(base: str | Path, new: str | Path) -> tuple[str, str]:
     return same, same
 
 
+def differing_models(base: dict, new: dict) -> list[str] | None:
+    """Return the two evaluations' models when they are two models, else None.
+
+    Both record the sha256 of their model (evaluations since it is recorded): the same
+    file named by two paths (absolute and relative, or copied) is one model, and two
+    exports at one path are two (their sha256 then tells them apart). Older evaluations
+    are compared by the path they record.
+    """
+    paths = [base.get('model'), new.get('model')]
+    hashes = [base.get('model_sha256'), new.get('model_sha256')]
+    if all(hashes):
+        if hashes[0] == hashes[1]:
+            return None
+        if paths[0] == paths[1]:
+            return [f'{path} (sha256 {digest[:12]})' for path, digest in zip(paths, hashes,
+                                                                             strict=True)]
+        return paths
+    return None if paths[0] == paths[1] else paths
+
+
 def compare_evaluations(base: Evaluation, new: Evaluation,
                         alpha: float = DEFAULT_ALPHA,
                         names: tuple[str, str] | None = None) -> dict:
@@ -261,7 +281,10 @@ def compare_evaluations(base: Evaluation, new: Evaluation,
         raise ComparisonError(f'{base.folder} and {new.folder} share no domain: nothing to '
                               'compare')
     settings = {key: [base.report.get(key), new.report.get(key)] for key in SETTINGS
-                if base.report.get(key) != new.report.get(key)}
+                if key != 'model' and base.report.get(key) != new.report.get(key)}
+    models = differing_models(base.report, new.report)
+    if models:
+        settings = {'model': models, **settings}
     nodes = [node_settings(base.report), node_settings(new.report)]
     if nodes[0] != nodes[1]:
         settings['through_nodes'] = nodes

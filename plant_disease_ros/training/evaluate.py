@@ -182,7 +182,8 @@ def evaluate(options: EvaluationOptions) -> dict:
                 for outcome in ('right', 'wrong', 'rejected')}
     top1 = top_k_accuracy(scores, truth, 1)
     report = {
-        'model': str(options.model_path),
+        # Resolved: the same file typed two ways is one model (compare checks the sha256).
+        'model': str(Path(options.model_path).resolve()),
         'model_bytes': Path(options.model_path).stat().st_size,
         # What model-card checks an evaluation against (the size alone cannot tell two
         # exports of one network apart).
@@ -325,7 +326,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
         for name, agreed in through_nodes.pop('agreement').items():
             reports[name]['through_nodes'] = agreed
     report = {
-        'model': str(options.model_path),
+        # Resolved: the same file typed two ways is one model (compare checks the sha256).
+        'model': str(Path(options.model_path).resolve()),
         'model_bytes': Path(options.model_path).stat().st_size,
         # Which model it was, whatever its path: two evaluations can be told to be of one.
         'model_sha256': sha256_of(options.model_path),

@@ -11,6 +11,7 @@ import pytest
 from plant_disease_ros.training.compare import (
     compare_evaluations,
     ComparisonError,
+    format_comparison,
     read_evaluation,
 )
 from plant_disease_ros.training.field_evaluate import DomainFrames, write_domain_outputs
@@ -202,3 +203,22 @@ def test_two_evaluations_of_a_photo_folder_are_compared(tmp_path: Path) -> None:
 
     with pytest.raises(ComparisonError, match='not a field evaluation .*--field-split'):
         read_report(folders[0], need_domains=True)
+
+
+def test_one_model_named_by_two_paths_is_no_differing_setting(tmp_path: Path) -> None:
+    """The sha256 decides: an absolute and a relative path of one file are one model."""
+    digest, other = 'a' * 64, 'b' * 64
+    base = evaluation_folder(tmp_path / 'base', [True] * 4, [False],
+                             model='/abs/run1/model_int8.tflite', model_sha256=digest)
+    same = evaluation_folder(tmp_path / 'same', [True] * 4, [False],
+                             model='run1/model_int8.tflite', model_sha256=digest)
+    again = evaluation_folder(tmp_path / 'again', [True] * 4, [False],
+                              model='/abs/run1/model_int8.tflite', model_sha256=other)
+    result = compare_evaluations(read_evaluation(base), read_evaluation(same))
+    assert result['differing_settings'] == {}
+    assert 'setting model' not in format_comparison(result)
+    # Exported again at the same path: two models, told apart by their sha256.
+    differing = compare_evaluations(read_evaluation(base),
+                                    read_evaluation(again))['differing_settings']
+    assert differing == {'model': ['/abs/run1/model_int8.tflite (sha256 aaaaaaaaaaaa)',
+                                   '/abs/run1/model_int8.tflite (sha256 bbbbbbbbbbbb)']}

@@ -45,6 +45,22 @@ def test_top1_is_printed_and_recorded_with_its_wilson_interval(
     assert "Wilson 95 % interval of the model's top-1 on photos of this kind" in printed
 
 
+def test_the_model_is_recorded_by_its_resolved_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typed relative, recorded absolute: compare then sees one model in two evaluations."""
+    require_shipped_model()
+    data = tmp_path / 'photos' / CLASSES[0]
+    data.mkdir(parents=True)
+    shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{CLASSES[0]}.jpg', data / 'one.jpg')
+    shutil.copy(MODEL_PATH, tmp_path / 'model_int8.tflite')
+    monkeypatch.chdir(tmp_path)
+    assert main(['evaluate', '--model', 'model_int8.tflite', '--labels', str(LABELS_PATH),
+                 '--data', 'photos', '--out', 'eval', '--cache-dir', '', '--threads',
+                 '1']) == 0
+    report = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())
+    assert report['model'] == str((tmp_path / 'model_int8.tflite').resolve())
+
+
 def test_a_report_written_before_the_interval_still_prints_one() -> None:
     report = {'photos': 40, 'split': 'test', 'backend': 'LiteRT',
               'int8': {'top1': 0.75, 'top3': 1.0, 'macro_f1': 0.7},
