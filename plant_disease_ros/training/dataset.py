@@ -175,9 +175,7 @@ def _class_name_problem(name: str) -> str | None:
     name would become two labels) and no leading or trailing space (two folders would then
     give the same label).
     """
-    try:
-        name.encode('utf-8')
-    except UnicodeEncodeError:
+    if not is_utf8(name):
         return 'its name is not valid UTF-8'
     if any(ord(character) < 32 or ord(character) == 127 for character in name):
         return 'its name holds a control character (a tab or a line break)'
@@ -345,6 +343,20 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     return Manifest(data, path)
 
 
+def is_utf8(name: str) -> bool:
+    """Return whether a file name (as :func:`os.fsdecode` gives it) is valid UTF-8."""
+    try:
+        name.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(path: str | os.PathLike) -> str:
+    """Return ``path`` as text any output can hold: bytes that are not UTF-8 as ``\\xff``."""
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
 class UnreadablePhoto(ValueError):
     """A photo that cannot be used, with the file and the reason in the message."""
 
@@ -357,9 +369,15 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     EXIF orientation, as photo viewers show it. Refused: a
     file that cannot be opened, a truncated JPEG (libjpeg would pad it with grey and train
     on that), one whose header claims more pixels than a camera gives and one OpenCV
-    cannot decode. A photo with transparency (a leaf cut out of its background) is blended
-    over :data:`ALPHA_BACKGROUND`, not shown with the colours its transparent pixels store.
+    cannot decode, and a file whose name is not valid UTF-8 (its bytes kept by Python as
+    surrogates, which no UTF-8 table, report or figure title can hold). A photo with
+    transparency (a leaf cut out of its background) is blended over
+    :data:`ALPHA_BACKGROUND`, not shown with the colours its transparent pixels store.
     """
+    if not is_utf8(Path(path).name):
+        raise UnreadablePhoto(f'cannot use {printable(path)}: its file name is not valid '
+                              'UTF-8, so it could not be written to predictions.csv or a '
+                              'report; rename it')
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as error:
@@ -507,7 +525,9 @@ def unreadable_reasons(root: Path, paths: Sequence[str]) -> dict[str, str]:
             read_photo(Path(root) / path)
             reasons[path] = 'decoded now: it changed after it was read'
         except UnreadablePhoto as error:
-            reasons[path] = str(error).replace(str(Path(root) / path), path)
+            full = Path(root) / path
+            reasons[path] = str(error).replace(str(full), path).replace(
+                printable(full), printable(path))
     return reasons
 
 

@@ -23,6 +23,7 @@ from plant_disease_ros.training.dataset import (
     Split,
     split_files,
     subsample,
+    unreadable_reasons,
     UnreadablePhoto,
     write_manifest,
 )
@@ -171,17 +172,17 @@ def test_a_class_name_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
         scan_dataset(tmp_path)
 
 
-def test_the_cache_takes_non_utf8_file_names_and_notices_a_changed_photo(
+def test_the_cache_takes_non_ascii_file_names_and_notices_a_changed_photo(
         tmp_path: Path) -> None:
     """A photo overwritten in place (same size, new content) is decoded again."""
     data = make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
-    odd = os.path.join(os.fsencode(data / 'a'), b'caf\xe9.bmp')
+    odd = os.path.join(os.fsencode(data / 'a'), 'café.bmp'.encode())
     with open(odd, 'wb') as handle:
         handle.write(cv2.imencode('.bmp', np.full((20, 20, 3), 200, np.uint8))[1].tobytes())
     index = scan_dataset(data)
     first, _, unreadable = load_images(index.root, index.files, 8, cache_dir=tmp_path / 'c')
     assert unreadable == [] and len(first) == 7
-    position = [path for path, _ in index.files].index(os.fsdecode(b'a/caf\xe9.bmp'))
+    position = [path for path, _ in index.files].index('a/café.bmp')
     assert int(first[position].mean()) == 200
     with open(odd, 'wb') as handle:  # the same size, another picture
         handle.write(cv2.imencode('.bmp', np.zeros((20, 20, 3), np.uint8))[1].tobytes())
@@ -190,6 +191,30 @@ def test_the_cache_takes_non_utf8_file_names_and_notices_a_changed_photo(
     again, _, _ = load_images(index.root, index.files, 8, cache_dir=tmp_path / 'c')
     assert int(again[position].mean()) == 0
     assert len(list((tmp_path / 'c').glob('*.npz'))) == 2
+
+
+def test_a_photo_whose_name_is_not_utf8_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    """Its name could not be written to predictions.csv: skipped and named, not a crash."""
+    data = make_dataset(tmp_path / 'data', {'a': 3, 'b': 3})
+    odd = os.path.join(os.fsencode(data / 'a'), b'bad\xff.png')
+    with open(odd, 'wb') as handle:
+        handle.write(cv2.imencode('.png', np.full((20, 20, 3), 200, np.uint8))[1].tobytes())
+    with pytest.raises(UnreadablePhoto, match=r'bad\\xff.png: its file name is not valid '
+                                              'UTF-8.*; rename it'):
+        read_photo(os.fsdecode(odd))
+    index = scan_dataset(data)
+    images, _, unreadable = load_images(index.root, index.files, 8, cache_dir=tmp_path / 'c')
+    assert unreadable == [os.fsdecode(b'a/bad\xff.png')] and len(images) == 6
+    reasons = unreadable_reasons(index.root, unreadable)
+    assert list(reasons.values()) == [
+        'cannot use a/bad\\xff.png: its file name is not valid UTF-8, so it could not be '
+        'written to predictions.csv or a report; rename it']
+    split = split_files([item for item in index.files if item[0] not in unreadable],
+                        index.classes, seed=1, val_fraction=0.2, test_fraction=0.2)
+    write_manifest(tmp_path / 'split.json', split, index.root, unreadable, reasons)
+    manifest = read_manifest(tmp_path / 'split.json')  # plain JSON: the name is escaped
+    assert manifest['skipped_unreadable'] == unreadable
+    (tmp_path / 'split.json').read_text(encoding='ascii')
 
 
 @pytest.mark.parametrize('damage', ['truncated', 'empty', 'not a zip'])

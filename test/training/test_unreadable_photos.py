@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from conftest import TEST_IMAGES_DIR
@@ -15,7 +16,7 @@ from helpers.shipped_model import LABELS_PATH, MODEL_PATH, require_shipped_model
 import pytest
 
 from plant_disease_ros.cli.main import main
-from plant_disease_ros.training.dataset import describe_unreadable
+from plant_disease_ros.training.dataset import describe_unreadable, printable
 from plant_disease_ros.training.train import prepare_split, TrainOptions
 
 CLASSES = ('Apple___healthy', 'Potato___Early_blight', 'Tomato___Late_blight')
@@ -72,3 +73,31 @@ def test_many_unreadable_photos_are_named_first_then_counted() -> None:
     assert lines[0] == 'skipped 8 unreadable photo(s) (all listed with the reason in split.json):'
     assert lines[1:6] == [f'  cannot decode a/{number}.jpg: no' for number in range(5)]
     assert lines[6:] == ['  ... and 3 more']
+
+
+def test_a_photo_name_that_is_not_utf8_is_skipped_by_evaluate_and_explain(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Both finish, naming it; before, evaluate died writing predictions.csv."""
+    require_shipped_model()
+    data = leaf_copies(tmp_path / 'photos', CLASSES, 1)
+    odd = os.path.join(os.fsencode(data / CLASSES[0]), b'bad\xff.jpg')
+    with open(odd, 'wb') as handle:
+        handle.write((TEST_IMAGES_DIR / 'leaves' / f'{CLASSES[0]}.jpg').read_bytes())
+    reason = (f'cannot use {CLASSES[0]}/bad\\xff.jpg: its file name is not valid UTF-8, so '
+              'it could not be written to predictions.csv or a report; rename it')
+    out = tmp_path / 'eval'
+    assert main(['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+                 '--data', str(data), '--out', str(out), '--cache-dir', '',
+                 '--threads', '1']) == 0
+    assert f'  {reason}' in capsys.readouterr().err
+    report = json.loads((out / 'evaluation.json').read_text())
+    assert report['photos'] == 3
+    assert list(report['unreadable_reasons'].values()) == [reason]
+    assert (out / 'predictions.csv').read_text(encoding='utf-8').count('\n') == 4
+
+    explained = tmp_path / 'explained'
+    assert main(['explain', os.fsdecode(odd), str(data / CLASSES[1] / '0.jpg'),
+                 '--no-gradcam', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+                 '--grid', '2', '--no-figures', '--out', str(explained)]) == 0
+    assert f'skipped: cannot use {printable(odd)}: its file name is not valid UTF-8' \
+        in capsys.readouterr().err
