@@ -48,6 +48,10 @@ class TrainingPlan:
     warmup_epochs: int
     val_fraction: float
     test_fraction: float
+    # A warm start (all the weights of a trained model, one stage): planned as the
+    # fine-tune stage of a transfer, at its lower rate.
+    warm_start: bool = False
+    learning_rate_given: bool = False  # --learning-rate set it, not the plan
 
     def to_dict(self) -> dict:
         """Return the plan as a JSON-ready dict."""
@@ -64,6 +68,13 @@ class TrainingPlan:
             lines.append(f'stage 2 (fine-tune): up to {self.epochs} epochs, cosine decay from '
                          f'{self.learning_rate:g} after {self.warmup_epochs} warm-up epoch(s), '
                          f'early stop after {self.patience} epochs without gain')
+        elif self.warm_start:
+            source = '--learning-rate' if self.learning_rate_given else \
+                f"the fine-tune rate of a transfer, not from scratch's {SCRATCH_LEARNING_RATE:g}"
+            lines.append(f'one stage (warm start, all weights): up to {self.epochs} epochs, '
+                         f'cosine decay from {self.learning_rate:g} ({source}) after '
+                         f'{self.warmup_epochs} warm-up epoch(s), early stop after '
+                         f'{self.patience} epochs without gain')
         else:
             lines.append(f'one stage: up to {self.epochs} epochs, cosine decay from '
                          f'{self.learning_rate:g}, early stop after {self.patience} epochs '
@@ -87,11 +98,14 @@ def plan_training(photos: int, classes: int, transfer: bool, *,
                   batch_size: int | None = None, epochs: int | None = None,
                   head_epochs: int | None = None, patience: int | None = None,
                   learning_rate: float | None = None, val_fraction: float | None = None,
-                  test_fraction: float | None = None) -> TrainingPlan:
+                  test_fraction: float | None = None, warm_start: bool = False) -> TrainingPlan:
     """Return the plan for ``photos`` readable photos of ``classes`` classes.
 
     Every keyword left at None is derived from the dataset size; a given value wins.
-    ``transfer`` selects the two-stage plan (head, then fine-tune) over one stage.
+    ``transfer`` selects the two-stage plan (head, then fine-tune) over one stage;
+    ``warm_start`` (one stage from a trained model's weights) plans that stage as a
+    transfer's fine-tune stage (its epochs, patience, warm-up and lower rate): the
+    from-scratch rate would first throw away much of what the weights learned.
     """
     val_fraction = val_fraction if val_fraction is not None \
         else validation_fraction(photos, classes)
@@ -100,8 +114,8 @@ def plan_training(photos: int, classes: int, transfer: bool, *,
     if batch_size is None:
         batch_size = 64 if train_photos >= LARGE_SET else 32
     steps = math.ceil(train_photos / batch_size)
-    if transfer:
-        head_epochs = head_epochs if head_epochs is not None \
+    if transfer or warm_start:
+        head_epochs = 0 if not transfer else head_epochs if head_epochs is not None \
             else _epochs_for(HEAD_STEPS, steps, HEAD_EPOCHS)
         epochs = epochs if epochs is not None \
             else _epochs_for(FINE_TUNE_STEPS, steps, FINE_TUNE_EPOCHS)
@@ -119,4 +133,6 @@ def plan_training(photos: int, classes: int, transfer: bool, *,
                         head_epochs=int(head_epochs), epochs=int(epochs),
                         patience=int(patience), head_learning_rate=HEAD_LEARNING_RATE,
                         learning_rate=float(rate), warmup_epochs=warmup,
-                        val_fraction=float(val_fraction), test_fraction=float(test_fraction))
+                        val_fraction=float(val_fraction), test_fraction=float(test_fraction),
+                        warm_start=warm_start and not transfer,
+                        learning_rate_given=learning_rate is not None)

@@ -299,6 +299,7 @@ def resolve_options(options: TrainOptions):
     copy_head = source is not None and source.classes == index.classes
     plan = plan_training(
         photos, len(index.classes), transfer=source is not None,
+        warm_start=options.init_weights is not None,
         batch_size=options.batch_size, epochs=options.epochs,
         head_epochs=0 if copy_head else options.head_epochs, patience=options.patience,
         learning_rate=options.learning_rate, val_fraction=options.val_fraction,

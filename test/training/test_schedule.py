@@ -51,3 +51,19 @@ def test_given_values_win() -> None:
                          patience=2, learning_rate=1e-4, val_fraction=0.3, test_fraction=0.2)
     assert (plan.batch_size, plan.epochs, plan.head_epochs, plan.patience) == (8, 3, 0, 2)
     assert (plan.learning_rate, plan.val_fraction, plan.test_fraction) == (1e-4, 0.3, 0.2)
+
+
+def test_a_warm_start_gets_the_fine_tune_rate_unless_one_is_given() -> None:
+    """--init-weights continues trained weights: the lower rate of a fine-tune stage."""
+    scratch = plan_training(1_300, 3, transfer=False)
+    transfer = plan_training(1_300, 3, transfer=True)
+    warm = plan_training(1_300, 3, transfer=False, warm_start=True)
+    assert warm.learning_rate == transfer.learning_rate == 1e-3 < scratch.learning_rate
+    assert (warm.head_epochs, warm.epochs, warm.warmup_epochs) == (0, transfer.epochs, 1)
+    assert not warm.transfer and warm.warm_start and not warm.learning_rate_given
+    assert ('one stage (warm start, all weights): up to 40 epochs, cosine decay from 0.001 '
+            "(the fine-tune rate of a transfer, not from scratch's 0.002) after 1 warm-up "
+            'epoch(s)') in warm.describe(1_300, 3)
+    given = plan_training(1_300, 3, transfer=False, warm_start=True, learning_rate=6e-4)
+    assert given.learning_rate == 6e-4 and given.learning_rate_given
+    assert 'cosine decay from 0.0006 (--learning-rate)' in given.describe(1_300, 3)

@@ -214,6 +214,8 @@ def test_a_warm_start_takes_the_network_of_its_weights(source: Path, photos: Pat
     summary = json.loads((again / 'train_summary.json').read_text())
     assert summary['init'] == 'warm start'
     assert (summary['model']['input_size'], summary['model']['width']) == (SIZE, 0.25)
+    # The fine-tune rate of a transfer, not from scratch's 2e-3.
+    assert (summary['plan']['learning_rate'], summary['plan']['warm_start']) == (1e-3, True)
     with pytest.raises(TransferError, match='a warm start keeps its network'):
         train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'wide'),
                            init_weights=str(first.model_path), width=0.5, cache_dir=None,
