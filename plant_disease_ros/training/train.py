@@ -116,7 +116,6 @@ def prepare_split(options: TrainOptions):
     if stale:
         print(f'{out_dir} holds an earlier run\'s {", ".join(stale)}: they describe the '
               'earlier model until this run is exported and evaluated again', file=sys.stderr)
-    out_dir.mkdir(parents=True, exist_ok=True)
     index = scan_dataset(options.data_dir)
     for note in (index.ignored_summary(), naming_note(index.classes)):
         if note:
@@ -135,10 +134,8 @@ def prepare_split(options: TrainOptions):
     check_every_class_readable(index.classes, readable, index.root)
     split = split_files(readable, index.classes, seed=options.split_seed,
                         val_fraction=options.val_fraction, test_fraction=options.test_fraction)
-    if not split.parts.get('val'):
-        raise DatasetError(f'no validation photo: {len(readable)} readable photos in '
-                           f'{len(index.classes)} classes are too few (a class needs at least '
-                           '3 photos to give one to validation and one to test)')
+    check_validation_photos(split, len(readable), 'readable ')
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(out_dir / 'split.json', split, index.root, unreadable, reasons)
     unmeasured = classes_without(split, tuple(name for name in ('val', 'test')
                                               if split.fractions.get(name, 0) > 0))
@@ -204,6 +201,17 @@ def earlier_run_outputs(out_dir: Path) -> list[str]:
     if not (out_dir / 'train_summary.json').is_file():
         return []
     return [name for name in DERIVED_OUTPUTS if (out_dir / name).exists()]
+
+
+def check_validation_photos(split: Split, photos: int, kind: str = '') -> None:
+    """Raise :class:`DatasetError` when ``split`` gives no photo to validation.
+
+    ``photos``: how many were split; ``kind``: what they are called (``'readable '``).
+    """
+    if not split.parts.get('val'):
+        raise DatasetError(f'no validation photo: {photos} {kind}photos in '
+                           f'{len(split.classes)} classes are too few (a class needs at least '
+                           '3 photos to give one to validation and one to test)')
 
 
 def classes_without(split: Split, parts: tuple[str, ...]) -> list[str]:
@@ -294,8 +302,16 @@ def resolve_options(options: TrainOptions):
                 raise TransferError(f'--{name} {wanted} does not match {what} ({found}); '
                                     f'{hint}')
     index = scan_dataset(options.data_dir)
-    photos = len(subsample(index.files, options.per_class, seed=options.split_seed)
-                 if options.per_class else index.files)
+    files = subsample(index.files, options.per_class, seed=options.split_seed) \
+        if options.per_class else list(index.files)
+    photos = len(files)
+    if options.init_weights and int(start_model.output_shape[-1]) != len(index.classes):
+        outputs = int(start_model.output_shape[-1])
+        raise TransferError(
+            f'--init-weights {options.init_weights} has {outputs} outputs but '
+            f'{options.data_dir} has {len(index.classes)} classes: a warm start keeps every '
+            f'weight, the output layer too; --init {options.init_weights} starts from its '
+            'backbone with a new output layer for these classes')
     copy_head = source is not None and source.classes == index.classes
     plan = plan_training(
         photos, len(index.classes), transfer=source is not None,
@@ -304,6 +320,11 @@ def resolve_options(options: TrainOptions):
         head_epochs=0 if copy_head else options.head_epochs, patience=options.patience,
         learning_rate=options.learning_rate, val_fraction=options.val_fraction,
         test_fraction=options.test_fraction)
+    # Refused before any photo is decoded or anything written: too few photos to give
+    # one to validation even if every one decodes.
+    check_validation_photos(split_files(files, index.classes, seed=options.split_seed,
+                                        val_fraction=plan.val_fraction,
+                                        test_fraction=plan.test_fraction), photos)
     if plan.transfer and plan.head_epochs == 0 and options.unfreeze == 0:
         raise ValueError('--unfreeze 0 with no head epochs leaves nothing to train'
                          + (' (the head is kept: the classes are the same)' if copy_head

@@ -245,9 +245,23 @@ def test_too_few_photos_for_a_validation_split_are_refused(source: Path,
             cv2.imwrite(str(few / name / f'{index}.jpg'), np.full((40, 40, 3), 90, np.uint8))
     from plant_disease_ros.training.dataset import DatasetError
 
-    with pytest.raises(DatasetError, match='no validation photo: 6 readable photos in 3 '):
+    with pytest.raises(DatasetError, match='no validation photo: 6 photos in 3 classes'):
         train(TrainOptions(data_dir=str(few), out_dir=str(tmp_path / 'run'), init=str(source),
-                           cache_dir=None, verbose=0))
+                           cache_dir=str(tmp_path / 'cache'), verbose=0))
+    # Before anything is decoded or written, as the README promises.
+    assert not (tmp_path / 'run').exists() and not (tmp_path / 'cache').exists()
+
+
+def test_warm_start_weights_of_another_class_count_are_refused_first(
+        source: Path, photos: Path, tmp_path: Path) -> None:
+    with pytest.raises(TransferError) as error:
+        train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'run'),
+                           init_weights=str(source), cache_dir=str(tmp_path / 'cache'),
+                           verbose=0))
+    assert str(error.value).startswith(
+        f'--init-weights {source} has 4 outputs but {photos} has 3 classes: ')
+    assert f'--init {source} starts from its backbone' in str(error.value)
+    assert not (tmp_path / 'run').exists() and not (tmp_path / 'cache').exists()
 
 
 def test_a_run_folder_stands_for_its_model_and_a_rerun_names_what_is_stale(
