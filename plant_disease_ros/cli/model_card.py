@@ -120,10 +120,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _training_photos_warning(run_dir: Path, evaluation_dir: Path) -> str:
     """Return the card's warning when the evaluation holds photos the run trained on."""
-    from plant_disease_ros.training.model_card import seen_in_training, training_photos_warning
+    from plant_disease_ros.training.model_card import (
+        evaluates_own_split,
+        seen_in_training,
+        training_photos_warning,
+    )
 
     evaluation = json.loads((evaluation_dir / 'evaluation.json').read_text())
     if 'domains' in evaluation or not (run_dir / 'split.json').is_file():
         return ''
     split = json.loads((run_dir / 'split.json').read_text())
-    return training_photos_warning(seen_in_training(split, evaluation, evaluation_dir))
+    return training_photos_warning(seen_in_training(
+        split, evaluation, evaluation_dir, evaluates_own_split(evaluation, run_dir)))

@@ -119,6 +119,28 @@ def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tupl
     return root, classes, files
 
 
+def manifest_record(path: str | os.PathLike | None) -> dict | None:
+    """Return ``{'path': resolved path, 'sha256': ...}`` of a split manifest (None: none).
+
+    Says when the run beside it was trained with another split.json (a later run into its
+    folder cut short): that model may have trained on some of these photos.
+    """
+    if not path:
+        return None
+    path = Path(path).resolve()
+    record = {'path': str(path), 'sha256': sha256_of(path)}
+    summary_path = path.parent / 'train_summary.json'
+    try:
+        trained_with = json.loads(summary_path.read_text()).get('split_sha256')
+    except (OSError, ValueError, AttributeError):
+        trained_with = None
+    if trained_with and trained_with != record['sha256']:
+        print(f'warning: {path} is not the split.json {summary_path} was trained with (a '
+              'later run into that folder, cut short, wrote it): the model there may have '
+              'trained on some of these photos', file=sys.stderr)
+    return record
+
+
 def evaluate(options: EvaluationOptions) -> dict:
     """Run the evaluation, write its files and return the report as a dict.
 
@@ -134,6 +156,7 @@ def evaluate(options: EvaluationOptions) -> dict:
     labels = list(classifier.labels)
     crops = check_crops_option(options.crops, labels, options.other_crops_weight)
     root, classes, files = select_files(options)
+    manifest = manifest_record(options.split_manifest)
     unknown = [name for name in classes if name not in labels]
     if unknown:
         raise DatasetError(f'dataset classes not among the model labels: {", ".join(unknown)}')
@@ -193,6 +216,8 @@ def evaluate(options: EvaluationOptions) -> dict:
         'unreadable': unreadable,
         'unreadable_reasons': reasons,
         'split': options.split if options.split_manifest else 'all',
+        # Which manifest: model-card tells its run's own split from another run's by it.
+        'split_manifest': manifest,
         # The photo folder: model-card tells training photos among the evaluated ones by it.
         'root': str(Path(root).resolve()),
         # The nodes' threshold: a top score below it is published as unknown (rejected, in

@@ -131,6 +131,13 @@ def check_card_inputs(run_dir: str | Path, evaluation_dir: str | Path,
         raise ValueError(f'{keras_path} is not the model {run_dir / "train_summary.json"} '
                          'describes (another sha256): the file was replaced after the run; '
                          'train again, or use the run folder that made it')
+    split_path = run_dir / 'split.json'
+    trained_with = summary.get('split_sha256')  # runs trained since it is recorded
+    if trained_with and split_path.is_file() and sha256_of(split_path) != trained_with:
+        raise ValueError(f'{split_path} is not the split {run_dir / "train_summary.json"} '
+                         'was trained with (another sha256): a later run into this folder, '
+                         'cut short, wrote it, and its test photos may be photos this model '
+                         'trained on; train again, or use the run folder that made the model')
     evaluation_path = evaluation_dir / 'evaluation.json'
     evaluation = json.loads(evaluation_path.read_text())
     model_hash = sha256_of(model_path)
@@ -205,33 +212,57 @@ def published_notes(evaluation: dict) -> list[str]:
         f'{outcomes["right"]} right. Top-1 counts the top label whatever its score.']
 
 
-def seen_in_training(split: dict, evaluation: dict,
-                     evaluation_dir: str | Path) -> dict[str, int]:
-    """Return how many photos of a photo-folder evaluation the run trained or validated on.
+def evaluates_own_split(evaluation: dict, run_dir: str | Path) -> bool | None:
+    """Return whether an evaluation of a split manifest is of the run's own ``split.json``.
 
-    ``{'photos': evaluated, 'train': n, 'val': n}``. An evaluation of a photo folder
-    (``split`` ``all``) is matched photo by photo (its ``predictions.csv``) against
-    ``split.json``: by full path when the evaluation records its folder (``root``), else
-    by the path under it (``<class>/<image>``). An evaluation of a part of the split (its
-    heading names it) or without predictions.csv: 0 of each.
+    By the sha256 it records of its manifest (evaluations since it is recorded); None when
+    it records none or the run has no ``split.json``.
     """
-    counts = {'photos': int(evaluation.get('photos', 0)), 'train': 0, 'val': 0}
-    predictions = Path(evaluation_dir) / 'predictions.csv'
-    if evaluation.get('split', 'test') != 'all' or not predictions.is_file():
-        return counts
+    recorded = (evaluation.get('split_manifest') or {}).get('sha256')
+    split_path = Path(run_dir) / 'split.json'
+    if not recorded or not split_path.is_file():
+        return None
+    return recorded == sha256_of(split_path)
+
+
+def seen_in_training(split: dict, evaluation: dict, evaluation_dir: str | Path,
+                     own_split: bool | None = None) -> dict[str, int]:
+    """Return how many evaluated photos the run trained or validated on.
+
+    ``{'photos': evaluated, 'train': n, 'val': n, 'by_name': n}``. The evaluation's
+    ``predictions.csv`` is matched photo by photo against ``split.json``, unless it is of
+    a part of the run's own split (``own_split``, from :func:`evaluates_own_split`: its
+    heading names the part): a photo folder (``split`` ``all``), or a part of another
+    manifest (another run's ``split.json``, or one not recorded). A photo matches by its
+    path under the photo folder (``<class>/<image>``); when the evaluation records another
+    folder (``root``) than the split's (a copy, or photos moved), a photo readable in both
+    matches only when the two files are the same bytes, and one that cannot be read in
+    both is counted by its name alone (``by_name``). Without predictions.csv: 0 of each.
+    """
     import csv
+    import filecmp
 
-    with open(predictions, newline='') as handle:
-        frames = [row['frame'] for row in csv.DictReader(handle)]
-    root = evaluation.get('root')
-
-    def key(folder: str | None, path: str) -> str:
-        return str((Path(folder) / path).resolve()) if root and folder else path
-
-    evaluated = {key(root, frame) for frame in frames}
+    counts = {'photos': int(evaluation.get('photos', 0)), 'train': 0, 'val': 0, 'by_name': 0}
+    predictions = Path(evaluation_dir) / 'predictions.csv'
+    if (evaluation.get('split', 'test') != 'all' and own_split) or not predictions.is_file():
+        return counts
+    with open(predictions, newline='', encoding='utf-8') as handle:
+        evaluated = {row['frame'] for row in csv.DictReader(handle)}
+    root, split_root = evaluation.get('root'), split.get('root')
+    same_folder = not root or not split_root or Path(root).resolve() == Path(split_root).resolve()
     for name in ('train', 'val'):
-        counts[name] = sum(key(split['root'], path) in evaluated
-                           for path, _ in split['splits'].get(name, []))
+        for path, _ in split['splits'].get(name, []):
+            if path not in evaluated:
+                continue
+            if same_folder:
+                counts[name] += 1
+                continue
+            trained, scored = Path(split_root) / path, Path(root) / path
+            if not (trained.is_file() and scored.is_file()):
+                counts[name] += 1
+                counts['by_name'] += 1
+            elif filecmp.cmp(trained, scored, shallow=False):
+                counts[name] += 1
     return counts
 
 
@@ -243,9 +274,13 @@ def training_photos_warning(seen: dict[str, int]) -> str:
     photos = max(1, seen['photos'])
     parts = [f'{count} {name}' for name, count in (('training', seen['train']),
                                                     ('validation', seen['val'])) if count]
+    by_name = seen.get('by_name', 0)
+    named = (f'; {by_name} of them matched by their <class>/<image> name alone: the '
+             "evaluated folder is not the run's and the two copies cannot both be read"
+             if by_name else '')
     return (f'{learned} of the {seen["photos"]} evaluated photos '
             f'({100 * learned / photos:.0f} %) were used to train this run '
-            f'({" and ".join(parts)}, in its split.json): these figures overstate the '
+            f'({" and ".join(parts)}, in its split.json{named}): these figures overstate the '
             "model's accuracy. Evaluate the test split (plant-disease evaluate --split-manifest "
             'RUN/split.json) for figures to rely on.')
 
@@ -331,10 +366,25 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
     plantvillage = any(part.lower().startswith('plantvillage')
                        for part in Path(split['root']).parts)
     test_split = evaluation.get('split', 'test')
+    own_split = evaluates_own_split(evaluation, run_dir)
+    learned = training_photos_warning(seen_in_training(split, evaluation, evaluation_dir,
+                                                       own_split))
+    # Held out: the test part of the run's own split (or of a manifest not recorded, when
+    # none of its photos is one the run trained on).
+    held_out = test_split == 'test' and own_split is not False and not learned
     # What the evaluated photos are called in the card ('test photos', 'evaluated photos').
     photo_words = {'test': 'test photos', 'val': 'val photos', 'train': 'training photos'}.get(
-        test_split, 'evaluated photos')
-    learned = training_photos_warning(seen_in_training(split, evaluation, evaluation_dir))
+        test_split, 'evaluated photos') if held_out or test_split != 'test' \
+        else 'evaluated photos'
+    if held_out:
+        heading = '## Test figures (held-out test split)'
+    elif test_split == 'test':
+        manifest = (evaluation.get('split_manifest') or {}).get('path')
+        heading = (f"## Figures on the test split of `{manifest}` (not this run's split)"
+                   if manifest and own_split is False else
+                   '## Figures on the test split of the evaluated split manifest')
+    else:
+        heading = f'## Figures on {split_description(test_split)}'
     lines = [
         f'# Model card: {Path(model_path).name}',
         '',
@@ -397,8 +447,7 @@ def write_model_card(run_dir: str | Path, evaluation_dir: str | Path, out_path: 
         '',
         *([f'![training curves]({_link(run_dir / "training_curves.png", out_path)})', '']
           if (run_dir / 'training_curves.png').is_file() else []),
-        ('## Test figures (held-out test split)' if test_split == 'test' else
-         f'## Figures on {split_description(test_split)}'),
+        heading,
         '',
         *([f'> **Warning:** {learned}', ''] if learned else []),
         '| | top-1 | top-3 | rejected | wrong map points |',

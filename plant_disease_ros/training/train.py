@@ -376,6 +376,9 @@ def train(options: TrainOptions) -> TrainResult:
     # Any export or evaluation already here predates this run's model.
     replaced = earlier_derived_hashes(out_dir)
     split, arrays = prepare_split(options)
+    # Which split.json this model is trained with: a later run into this folder cut short
+    # (--overwrite) writes another beside this model, and model-card refuses that pair.
+    split_sha256 = sha256_of(out_dir / 'split.json')
     num_classes = len(split.classes)
     train_images, train_labels = arrays['train']
     val_images, val_labels = arrays['val']
@@ -473,6 +476,7 @@ def train(options: TrainOptions) -> TrainResult:
         'tensorflow': tf.__version__,
         # Which model.keras this summary describes: model-card checks it.
         'model_sha256': sha256_of(model_path),
+        'split_sha256': split_sha256,
     }
     if replaced:
         # The earlier run's export and evaluations left here: they describe its model.

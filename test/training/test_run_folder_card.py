@@ -258,7 +258,93 @@ def test_an_evaluation_of_all_photos_is_counted_as_evaluated_and_training_photos
     warning = ('12 of the 47 evaluated photos (26 %) were used to train this run '
                '(6 training and 6 validation, in its split.json)')
     assert f'> **Warning:** {warning}' in text
-    # The same photos by another root are not the run's.
+    # Another folder (a copy, or the photos moved) that cannot be read: by name alone.
     rewrite_evaluation(evaluation, root='/photos/another_orchard')
     write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
-    assert 'Warning' not in card.read_text()
+    assert (f'> **Warning:** {warning[:-1]}; 12 of them matched by their <class>/<image> '
+            'name alone') in card.read_text()
+
+
+def write_predictions(evaluation: Path, frames: list[str]) -> None:
+    """Write the evaluation's predictions.csv of ``frames`` (the columns the card reads)."""
+    (evaluation / 'predictions.csv').write_text(
+        'domain,frame\n' + ''.join(f'photos,{frame}\n' for frame in frames))
+
+
+def test_a_copied_photo_folder_is_matched_by_content(tmp_path: Path) -> None:
+    """`evaluate --data COPY` of the run's photos: the same bytes are the same photos."""
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    manifest = json.loads((run / 'split.json').read_text())
+    photos, copy = tmp_path / 'photos', tmp_path / 'copy'
+    manifest['root'] = str(photos)
+    (run / 'split.json').write_text(json.dumps(manifest))
+    frames = [path for path, _ in manifest['splits']['train']]  # 6 training photos
+    for number, frame in enumerate(frames):
+        for folder in (photos, copy):
+            (folder / frame).parent.mkdir(parents=True, exist_ok=True)
+            (folder / frame).write_bytes(f'photo {number}'.encode())
+    (copy / frames[0]).write_bytes(b'another photo of the same name')
+    rewrite_evaluation(evaluation, split='all', photos=6, root=str(copy))
+    write_predictions(evaluation, frames)
+    card = run / 'MODEL_CARD.md'
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    assert ('> **Warning:** 5 of the 6 evaluated photos (83 %) were used to train this run '
+            '(5 training, in its split.json):') in card.read_text()
+
+
+def test_an_evaluation_of_another_runs_split_is_matched_photo_by_photo(
+        tmp_path: Path) -> None:
+    """run2's model on run1's test split: photos run2 trained on are not held out."""
+    run = tmp_path / 'run2'
+    evaluation = make_run(run, summary_of('scratch'))
+    own = hashlib.sha256((run / 'split.json').read_bytes()).hexdigest()
+    splits = json.loads((run / 'split.json').read_text())['splits']
+    # run1's test photos: 3 of run2's training photos, 1 of its validation, 2 of its test.
+    frames = ([path for path, _ in splits['train'][:3]] + [splits['val'][0][0]]
+              + [path for path, _ in splits['test'][:2]])
+    other = str(tmp_path / 'run1' / 'split.json')
+    rewrite_evaluation(evaluation, split='test', photos=6, root='/photos/orchard',
+                       split_manifest={'path': other, 'sha256': 'f' * 64})
+    write_predictions(evaluation, frames)
+    card = run / 'MODEL_CARD.md'
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    text = card.read_text()
+    assert 'held-out' not in text
+    assert f"## Figures on the test split of `{other}` (not this run's split)" in text
+    assert ('> **Warning:** 4 of the 6 evaluated photos (67 %) were used to train this run '
+            '(3 training and 1 validation, in its split.json)') in text
+    # The same photos as the test split of the run's own split.json: held out, no warning.
+    rewrite_evaluation(evaluation, split_manifest={'path': str(run / 'split.json'),
+                                                   'sha256': own})
+    write_model_card(run, evaluation, card, run / 'model_int8.tflite', LATENCY)
+    text = card.read_text()
+    assert '## Test figures (held-out test split)' in text and 'Warning' not in text
+
+
+def test_a_split_json_that_is_not_the_runs_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An --overwrite run cut short wrote a new split.json beside the earlier model."""
+    from plant_disease_ros.cli import model_card as card_cli
+    from plant_disease_ros.cli.main import main
+
+    run = tmp_path / 'run'
+    evaluation = make_run(run, summary_of('scratch'))
+    (run / 'labels.txt').write_text('\n'.join(CLASSES) + '\n')
+    check_card_inputs(run, evaluation, run / 'model_int8.tflite')  # no hash: as before
+    summary = json.loads((run / 'train_summary.json').read_text())
+    summary['split_sha256'] = hashlib.sha256((run / 'split.json').read_bytes()).hexdigest()
+    (run / 'train_summary.json').write_text(json.dumps(summary))
+    check_card_inputs(run, evaluation, run / 'model_int8.tflite')
+    manifest = json.loads((run / 'split.json').read_text())
+    manifest['seed'] = 7  # the new run's split
+    (run / 'split.json').write_text(json.dumps(manifest))
+    monkeypatch.setattr(card_cli, 'benchmark_invoke',
+                        lambda *args: pytest.fail('timed a model it then refused'))
+    assert main(['model-card', '--run', str(run), '--evaluation', str(evaluation)]) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1
+    assert f'{run / "split.json"} is not the split {run / "train_summary.json"} was ' \
+        'trained with' in error
+    assert not (run / 'MODEL_CARD.md').exists()

@@ -100,6 +100,7 @@ def test_overwrite_replaces_the_run_and_the_card_refuses_its_stale_outputs(
     assert tiny_train(photos, out) == 0
     first = json.loads((out / 'train_summary.json').read_text())
     assert first['model_sha256'] == sha256(out / 'model.keras')
+    assert first['split_sha256'] == sha256(out / 'split.json')  # model-card checks it
     assert 'replaced_outputs' not in first and not (out / 'checkpoint.keras').exists()
     # The earlier model's export and evaluation, as export and evaluate leave them.
     (out / 'model_int8.tflite').write_bytes(b'the earlier model, int8')

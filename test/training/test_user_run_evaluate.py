@@ -7,6 +7,7 @@ a field evaluation records each domain's (``top1_interval``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 import re
@@ -59,6 +60,38 @@ def test_the_model_is_recorded_by_its_resolved_path(
                  '1']) == 0
     report = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())
     assert report['model'] == str((tmp_path / 'model_int8.tflite').resolve())
+
+
+def test_the_split_manifest_is_recorded_and_one_the_run_beside_did_not_train_with_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """model-card tells the run's own split from another by the recorded sha256."""
+    require_shipped_model()
+    data = tmp_path / 'photos'
+    for name in CLASSES:
+        (data / name).mkdir(parents=True)
+        shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg', data / name / 'one.jpg')
+    run = tmp_path / 'run'
+    run.mkdir()
+    test = [[f'{name}/one.jpg', number] for number, name in enumerate(CLASSES)]
+    (run / 'split.json').write_text(json.dumps({
+        'version': 1, 'root': str(data), 'seed': 42, 'fractions': {'val': 0.2, 'test': 0.2},
+        'classes': list(CLASSES), 'splits': {'train': [], 'val': [], 'test': test}}))
+    digest = hashlib.sha256((run / 'split.json').read_bytes()).hexdigest()
+    (run / 'train_summary.json').write_text(json.dumps({'split_sha256': digest}))
+    command = ['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+               '--split-manifest', str(run / 'split.json'), '--out', str(tmp_path / 'eval'),
+               '--cache-dir', '', '--threads', '1']
+    assert main(command) == 0
+    assert 'is not the split.json' not in capsys.readouterr().err
+    report = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())
+    assert report['split_manifest'] == {'path': str((run / 'split.json').resolve()),
+                                        'sha256': digest}
+    # A later run into the folder, cut short, wrote another split.json beside the model.
+    (run / 'train_summary.json').write_text(json.dumps({'split_sha256': 'f' * 64}))
+    assert main([*command[:-6], '--out', str(tmp_path / 'again'), *command[-4:]]) == 0
+    assert (f'warning: {(run / "split.json").resolve()} is not the split.json '
+            f'{(run / "train_summary.json").resolve()} was trained with') \
+        in capsys.readouterr().err
 
 
 def test_a_report_written_before_the_interval_still_prints_one() -> None:
