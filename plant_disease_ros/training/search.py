@@ -122,9 +122,11 @@ def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
         name = trial_name(number, trial if knob is None else {knob: value})
         print(f'[{number}/{len(plan)}] {name} ({elapsed_min:.1f} of {budget_min:g} min '
               'spent)', file=sys.stderr, flush=True)
+        # overwrite: the search's own trial folder (check_search_out_dir refused any
+        # finished trial before); a trial cut short by an earlier search is replaced.
         options = replace(base, out_dir=str(out_dir / name), verbose=0,
                           time_budget_min=max(0.1, budget_min - elapsed_min),
-                          **trial)
+                          overwrite=True, **trial)
         result = run_trial(options)
         rows.append({**trial, 'changed': knob, 'status': 'done', 'run': name,
                      'val_accuracy': result.best_val_accuracy, 'epochs': result.epochs_run,

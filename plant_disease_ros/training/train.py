@@ -165,17 +165,24 @@ def trained_outputs(out_dir: str | Path) -> list[str]:
 
 
 def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
-    """Raise ``FileExistsError`` when ``out_dir`` holds a trained run and not ``overwrite``.
+    """Raise ``FileExistsError`` when ``out_dir`` holds a run and not ``overwrite``.
 
     A new run would replace its model (the best checkpoint of the earlier run),
     history, curves and summary, while the earlier run's export and evaluation stayed
-    beside them describing the old model.
+    beside them describing the old model; an interrupted run's ``checkpoint.keras`` (its
+    best epoch so far, which a warm start can continue) would be deleted.
     """
     found = trained_outputs(out_dir)
     if found and not overwrite:
         raise FileExistsError(
             f'--out {out_dir} already holds a trained run ({", ".join(found)}); training '
             'into it would replace them: give a new --out, or --overwrite to replace them')
+    checkpoint = Path(out_dir) / CHECKPOINT_FILENAME
+    if checkpoint.exists() and not overwrite:
+        raise FileExistsError(
+            f'--out {out_dir} holds {CHECKPOINT_FILENAME}, the best checkpoint of an '
+            'interrupted run; training into it would replace it: continue from it with '
+            f'--init-weights {checkpoint} and a new --out, or --overwrite to replace it')
 
 
 def earlier_derived_hashes(out_dir: str | Path) -> dict[str, str]:
@@ -416,13 +423,17 @@ def train(options: TrainOptions) -> TrainResult:
     stages: list[dict] = []
     best = -1.0
 
+    kept: dict = {}  # the epoch (over all stages) and validation accuracy checkpointed
+
     def fit(stage: str, epochs: int, optimizer, extra: list) -> None:
         nonlocal best
         model.compile(optimizer=optimizer, loss=loss, metrics=['accuracy'])
         checkpoint = keras.callbacks.ModelCheckpoint(
             str(checkpoint_path), monitor='val_accuracy', save_best_only=True,
             initial_value_threshold=best if best >= 0 else None)
-        callbacks = [checkpoint, *extra, epoch_logger(stage, epochs, clock),
+        callbacks = [checkpoint,
+                     checkpoint_tracker(kept, sum(item['epochs_run'] for item in stages)),
+                     *extra, epoch_logger(stage, epochs, clock),
                      time_budget_callback(options.time_budget_min, started)]
         history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                             callbacks=callbacks, verbose=verbose, shuffle=False).history
@@ -435,17 +446,23 @@ def train(options: TrainOptions) -> TrainResult:
                        'best_val_accuracy': stage_best})
 
     unfrozen: list[str] = ['all']
-    if plan.head_epochs > 0:
-        freeze_backbone(model)
-        fit('head', plan.head_epochs, keras.optimizers.Adam(plan.head_learning_rate), [])
-    if plan.transfer:
-        unfrozen = set_trainable(model, options.unfreeze)
-    if not out_of_time(options.time_budget_min, started) and (unfrozen or not plan.transfer):
-        stage = 'fine-tune' if plan.transfer else 'train'
-        fit(stage, plan.epochs,
-            keras.optimizers.Adam(learning_rate_schedule(plan, steps_per_epoch)),
-            [keras.callbacks.EarlyStopping(monitor='val_accuracy', patience=plan.patience,
-                                           restore_best_weights=True)])
+    try:
+        if plan.head_epochs > 0:
+            freeze_backbone(model)
+            fit('head', plan.head_epochs, keras.optimizers.Adam(plan.head_learning_rate), [])
+        if plan.transfer:
+            unfrozen = set_trainable(model, options.unfreeze)
+        if not out_of_time(options.time_budget_min, started) \
+                and (unfrozen or not plan.transfer):
+            stage = 'fine-tune' if plan.transfer else 'train'
+            fit(stage, plan.epochs,
+                keras.optimizers.Adam(learning_rate_schedule(plan, steps_per_epoch)),
+                [keras.callbacks.EarlyStopping(monitor='val_accuracy', patience=plan.patience,
+                                               restore_best_weights=True)])
+    except KeyboardInterrupt:
+        print(interrupted_message(checkpoint_path, kept, options.data_dir), file=sys.stderr,
+              flush=True)
+        raise
     seconds = time.monotonic() - started
     if not stages:
         raise RuntimeError(f'no training stage ran (the time budget of '
@@ -486,6 +503,34 @@ def train(options: TrainOptions) -> TrainResult:
           f'({seconds / 60:.1f} min); model at {model_path}', flush=True)
     return TrainResult(model_path=model_path, best_val_accuracy=best, epochs_run=epochs_run,
                        seconds=seconds)
+
+
+def checkpoint_tracker(kept: dict, epochs_before: int):
+    """Return a Keras callback that notes in ``kept`` each epoch the checkpoint keeps.
+
+    It mirrors ``ModelCheckpoint(save_best_only=True)`` on ``val_accuracy`` (placed after
+    it): ``kept['epoch']`` counts over all stages (``epochs_before`` ran in earlier ones).
+    """
+    import tensorflow as tf
+
+    def on_epoch_end(epoch: int, logs: dict | None = None) -> None:
+        accuracy = (logs or {}).get('val_accuracy')
+        if accuracy is not None and accuracy > kept.get('val_accuracy', -math.inf):
+            kept.update(epoch=epochs_before + epoch + 1, val_accuracy=float(accuracy))
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+
+def interrupted_message(checkpoint_path: Path, kept: dict, data_dir: str) -> str:
+    """Return what an interrupted run leaves: its best checkpoint, and how to go on."""
+    if not checkpoint_path.is_file() or 'epoch' not in kept:
+        return (f'training interrupted before any epoch was checkpointed: nothing kept '
+                f'in {checkpoint_path.parent}')
+    return (f'training interrupted: kept {checkpoint_path}, the best checkpoint so far (epoch '
+            f'{kept["epoch"]}, validation accuracy {kept["val_accuracy"]:.4f}); no model.keras '
+            'was written. Continue from it into a new folder: plant-disease train --data '
+            f'{data_dir} --init-weights {checkpoint_path} --out NEW_FOLDER (a train into '
+            f'{checkpoint_path.parent} is refused while it holds it, unless --overwrite)')
 
 
 def warm_start(model, previous, path: str) -> None:

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
+import re
 
 from conftest import DATA_DIR
 from helpers.photo_folders import class_folder
@@ -53,11 +54,18 @@ def test_a_folder_holding_a_trained_run_is_refused_before_anything_is_written(
     assert {path.name: path.read_bytes() for path in out.iterdir()} == files
 
 
-def test_only_a_finished_run_counts_as_trained(tmp_path: Path) -> None:
-    """An interrupted run leaves checkpoint.keras: rerunning it (as the shipped recipe does)."""
-    (tmp_path / 'checkpoint.keras').write_bytes(b'best so far')
+def test_an_interrupted_runs_checkpoint_is_kept_unless_overwrite(tmp_path: Path) -> None:
+    """An interrupted run leaves checkpoint.keras: the shipped recipe reruns with --overwrite."""
     (tmp_path / 'split.json').write_text('{}')
     check_out_dir(tmp_path)
+    (tmp_path / 'checkpoint.keras').write_bytes(b'best so far')
+    with pytest.raises(FileExistsError) as error:
+        check_out_dir(tmp_path)
+    assert str(error.value) == (
+        f'--out {tmp_path} holds checkpoint.keras, the best checkpoint of an interrupted run; '
+        'training into it would replace it: continue from it with --init-weights '
+        f'{tmp_path / "checkpoint.keras"} and a new --out, or --overwrite to replace it')
+    check_out_dir(tmp_path, overwrite=True)
     (tmp_path / 'model.keras').write_bytes(b'finished')
     with pytest.raises(FileExistsError, match=r'\(model.keras\)'):
         check_out_dir(tmp_path)
@@ -128,3 +136,39 @@ def test_overwrite_replaces_the_run_and_the_card_refuses_its_stale_outputs(
     error = capsys.readouterr().err
     assert f'--model {out / "model_int8.tflite"} was in {out} before' in error
     assert not (out / 'MODEL_CARD.md').exists()
+
+
+def test_an_interrupted_run_says_what_it_kept_and_a_rerun_keeps_it(
+        photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C after epoch 2: checkpoint.keras stays, named with its epoch and accuracy."""
+    pytest.importorskip('tensorflow')
+    import tensorflow as tf
+
+    from plant_disease_ros.training import train as training
+
+    def interrupt_after_two(minutes, started=None):
+        def on_epoch_end(epoch: int, logs=None) -> None:
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+        return tf.keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+    monkeypatch.setattr(training, 'time_budget_callback', interrupt_after_two)
+    out = tmp_path / 'cut'
+    assert tiny_train(photos, out, '--epochs', '4', '--patience', '4') == 130
+    error = capsys.readouterr().err
+    checkpoint = out / 'checkpoint.keras'
+    found = re.search(rf'training interrupted: kept {re.escape(str(checkpoint))}, the best '
+                      r'checkpoint so far \(epoch ([12]), validation accuracy (\d\.\d{4})\); '
+                      'no model.keras was written', error)
+    assert found, error
+    assert 0.0 <= float(found[2]) <= 1.0
+    assert f'--init-weights {checkpoint} --out NEW_FOLDER' in error
+    assert checkpoint.is_file() and not (out / 'model.keras').exists()
+    kept = checkpoint.read_bytes()
+    monkeypatch.undo()
+    assert tiny_train(photos, out) == 2
+    error = capsys.readouterr().err
+    assert 'holds checkpoint.keras, the best checkpoint of an interrupted run' in error
+    assert checkpoint.read_bytes() == kept
