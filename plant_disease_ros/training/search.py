@@ -18,7 +18,12 @@ from pathlib import Path
 import sys
 import time
 
-from plant_disease_ros.training.train import train, trained_outputs, TrainOptions
+from plant_disease_ros.training.train import (
+    OptionConflict,
+    train,
+    trained_outputs,
+    TrainOptions,
+)
 
 # The order knobs are searched in: the learning rate matters most after transfer.
 KNOBS = ('learning_rate', 'unfreeze', 'input_size', 'augment_strength', 'width')
@@ -99,7 +104,11 @@ def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
 
     ``run_trial(options) -> TrainResult`` defaults to :func:`train` (a test may replace
     it). Writes ``search_results.json`` and ``search_results.md`` into ``base.out_dir``
-    and returns the rows ranked by validation accuracy. An earlier search there is
+    after each trial and returns the rows ranked by validation accuracy. A trial whose
+    knob values cannot work together (:class:`~plant_disease_ros.training.train.
+    OptionConflict`, such as ``--unfreeze 0`` where the head is kept) is skipped, listed
+    with the reason; any other failure (or Ctrl-C) stops the search with the finished
+    trials' tables written, the trials left listed as not run. An earlier search there is
     refused unless ``base.overwrite`` (:func:`check_search_out_dir`); the trials then
     replace its trials.
     """
@@ -127,13 +136,40 @@ def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
         options = replace(base, out_dir=str(out_dir / name), verbose=0,
                           time_budget_min=max(0.1, budget_min - elapsed_min),
                           overwrite=True, **trial)
-        result = run_trial(options)
+        try:
+            result = run_trial(options)
+        except OptionConflict as error:
+            print(f'[{number}/{len(plan)}] {name} skipped: {error}', file=sys.stderr,
+                  flush=True)
+            rows.append({**trial, 'changed': knob, 'status': f'skipped: {error}'})
+            write_results(out_dir, rows)
+            continue
+        except BaseException as error:  # Ctrl-C too: keep what the finished trials found
+            reason = str(error) or type(error).__name__
+            rows.append({**trial, 'changed': knob, 'status': f'failed: {reason}',
+                         'run': name})
+            rows += [{**best, knob_left: value_left, 'changed': knob_left,
+                      'status': 'not run (search stopped)'}
+                     for knob_left, value_left in plan[number:]]
+            write_results(out_dir, rows)
+            print(f'search stopped at trial {number}: the finished trials are in '
+                  f'{out_dir / "search_results.md"}', file=sys.stderr, flush=True)
+            raise
         rows.append({**trial, 'changed': knob, 'status': 'done', 'run': name,
                      'val_accuracy': result.best_val_accuracy, 'epochs': result.epochs_run,
                      'seconds': round(result.seconds, 1)})
+        write_results(out_dir, rows)
         if result.best_val_accuracy > best_score:
             best_score = result.best_val_accuracy
             best = trial
+    return write_results(out_dir, rows)
+
+
+def write_results(out_dir: Path, rows: list[dict]) -> list[dict]:
+    """Write the rows ranked by validation accuracy as ``search_results.json`` and ``.md``.
+
+    Returns the ranked rows; trials without a figure (skipped, not run) come last.
+    """
     ranked = sorted(rows, key=lambda row: -row.get('val_accuracy', -1.0))
     (out_dir / 'search_results.json').write_text(json.dumps(ranked, indent=1) + '\n')
     (out_dir / 'search_results.md').write_text(format_table(ranked) + '\n')

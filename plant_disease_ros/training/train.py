@@ -57,6 +57,13 @@ DEFAULT_CACHE_DIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache'
 SCRATCH_INPUT_SIZE = 96
 
 
+class OptionConflict(ValueError):
+    """Options that cannot work together in one run, refused before anything is read.
+
+    A search skips a trial whose knob values conflict so (and goes on with the others).
+    """
+
+
 @dataclass
 class TrainOptions:
     """Everything a training run depends on; saved with its outputs.
@@ -333,7 +340,7 @@ def resolve_options(options: TrainOptions):
                                         val_fraction=plan.val_fraction,
                                         test_fraction=plan.test_fraction), photos)
     if plan.transfer and plan.head_epochs == 0 and options.unfreeze == 0:
-        raise ValueError('--unfreeze 0 with no head epochs leaves nothing to train'
+        raise OptionConflict('--unfreeze 0 with no head epochs leaves nothing to train'
                          + (' (the head is kept: the classes are the same)' if copy_head
                             else ' (--head-epochs 0)'))
     resolved = replace(

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import json
 from pathlib import Path
 
+import pytest
+
 from plant_disease_ros.training.search import (
     format_table,
     knob_search,
@@ -67,3 +69,50 @@ def test_trials_past_the_budget_are_listed_as_not_run(tmp_path: Path) -> None:
     done = [row for row in rows if row['status'] == 'done']
     assert len(done) == 2 and len(rows) == SearchSpace().size()
     assert 'not run (budget)' in format_table(rows)
+
+
+def test_a_trial_whose_knobs_conflict_is_skipped_and_the_search_goes_on(
+        tmp_path: Path) -> None:
+    """--unfreeze 0 where the head is kept leaves nothing to train: that trial only."""
+    from plant_disease_ros.training.train import OptionConflict
+
+    seen: list[TrainOptions] = []
+
+    def run_trial(options: TrainOptions) -> FakeResult:
+        if options.unfreeze == 0:
+            raise OptionConflict('--unfreeze 0 with no head epochs leaves nothing to train')
+        seen.append(options)
+        return FakeResult(score(options))
+
+    space = SearchSpace(learning_rate=(None,), unfreeze=(None, 0), input_size=(None, 96),
+                        augment_strength=(1.0,), width=(None,))
+    rows = knob_search(TrainOptions(data_dir='photos', out_dir=str(tmp_path)), space,
+                       budget_min=60.0, run_trial=run_trial)
+    assert [options.input_size for options in seen] == [None, 96]  # went on after it
+    skipped = [row for row in rows if row['status'].startswith('skipped')]
+    assert skipped == [{'learning_rate': None, 'unfreeze': 0, 'input_size': None,
+                        'augment_strength': 1.0, 'width': None, 'changed': 'unfreeze',
+                        'status': 'skipped: --unfreeze 0 with no head epochs leaves '
+                                  'nothing to train'}]
+    assert rows[-1] == skipped[0]  # no figure: ranked last
+    assert json.loads((tmp_path / 'search_results.json').read_text()) == rows
+    assert '| skipped: --unfreeze 0 with no head epochs leaves nothing to train |' in \
+        (tmp_path / 'search_results.md').read_text()
+
+
+def test_a_failing_trial_keeps_the_finished_trials_table(tmp_path: Path) -> None:
+    def run_trial(options: TrainOptions) -> FakeResult:
+        if options.input_size == 96:
+            raise RuntimeError('disk full')
+        return FakeResult(score(options))
+
+    space = SearchSpace(learning_rate=(None, 2.5e-4), unfreeze=(None,),
+                        input_size=(None, 96, 160), augment_strength=(1.0,), width=(None,))
+    with pytest.raises(RuntimeError, match='disk full'):
+        knob_search(TrainOptions(data_dir='photos', out_dir=str(tmp_path)), space,
+                    budget_min=60.0, run_trial=run_trial)
+    saved = json.loads((tmp_path / 'search_results.json').read_text())
+    assert [row['status'] for row in saved] == ['done', 'done', 'failed: disk full',
+                                                'not run (search stopped)']
+    assert saved[0]['learning_rate'] == 2.5e-4 and saved[0]['val_accuracy'] == pytest.approx(0.85)
+    assert saved[3]['input_size'] == 160

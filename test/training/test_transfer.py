@@ -20,7 +20,12 @@ from plant_disease_ros.training.model import (  # noqa: E402
     min_channels_of,
     ModelConfig,
 )
-from plant_disease_ros.training.train import train, TrainOptions, warm_start  # noqa: E402
+from plant_disease_ros.training.train import (  # noqa: E402
+    OptionConflict,
+    train,
+    TrainOptions,
+    warm_start,
+)
 from plant_disease_ros.training.transfer import (  # noqa: E402
     adapt_batch_norm,
     backbone_layer,
@@ -224,7 +229,7 @@ def test_a_warm_start_takes_the_network_of_its_weights(source: Path, photos: Pat
 
 def test_nothing_to_train_and_an_out_folder_in_the_photos_are_refused_first(
         source: Path, photos: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match='--unfreeze 0 .* leaves nothing to train'):
+    with pytest.raises(OptionConflict, match='--unfreeze 0 .* leaves nothing to train'):
         train(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'none'),
                            init=str(source), head_epochs=0, unfreeze=0, cache_dir=None,
                            verbose=0))
