@@ -37,6 +37,7 @@ from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 import rclpy
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -49,8 +50,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from plant_disease_ros.core.map_file import RecordsFileBusy
 from plant_disease_ros.core.map_gis import aggregator_geojson, CellCache
 from plant_disease_ros.core.map_grid import CellAggregator, MapSummary
-from plant_disease_ros.core.map_markers import cell_glyph
-from plant_disease_ros.core.map_render import LabelPalette
+from plant_disease_ros.core.map_markers import cell_glyph, map_palette
 from plant_disease_ros.core.map_run import (
     check_writable_directory,
     DEFAULT_MAX_HELD,
@@ -185,7 +185,8 @@ class DiseaseMapRecorder(Node):
         self.map_frame: str = value['map_frame']
         self._aggregator = CellAggregator(value['cell_size_m'], origin)
         self._summary = MapSummary(value['cell_size_m'], origin)
-        self._palette = LabelPalette()
+        self._palette = map_palette(())
+        self._palette_labels: frozenset[str] = frozenset()
         self._marker_ids: dict[tuple[int, int], int] = {}
         self._cleared_markers = False
         # Each cell's markers, rebuilt only when a detection changed the cell; the array is
@@ -194,7 +195,9 @@ class DiseaseMapRecorder(Node):
         self._cell_markers: dict[tuple[int, int], tuple[Marker, Marker]] = {}
         self._marker_parts = SharedMarkerParts(self.map_frame)
         self._changed_cells: set[tuple[int, int]] = set()
-        self._markers_subscribers = 0
+        # Set by the publisher's matched event: a subscriber that replaced another within
+        # a marker period leaves the count as it was, and still needs the whole map.
+        self._markers_joined = False
         self._last_full_markers_s = time.monotonic()
         self._changed_since_full = False
         self._cache = CellCache()
@@ -264,7 +267,8 @@ class DiseaseMapRecorder(Node):
         self._markers_publisher = self.create_publisher(
             MarkerArray, 'markers',
             QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL),
+            event_callbacks=PublisherEventCallbacks(matched=self._on_markers_matched))
         self.diagnostics = NodeDiagnostics(
             self, period_s=DIAGNOSTICS_PERIOD_S, name=f'{self.get_name()}: map recorder',
             hardware_id=str(self.run.records_path.absolute()), input_name='detection')
@@ -939,6 +943,28 @@ class DiseaseMapRecorder(Node):
                 array.markers.extend(self._cell_markers[key])
         return array
 
+    def _on_markers_matched(self, info: Any) -> None:
+        """Note a subscriber that matched ``markers``: it gets the whole map next."""
+        if info.total_count_change > 0:
+            self._markers_joined = True
+
+    def _refresh_palette(self) -> bool:
+        """Give the palette the map's labels when one is new; return whether it changed.
+
+        Colours go to the labels in alphabetical order (``map_palette``), as the PNG map's
+        legend has them, so a label keeps its colour across a restart of the recorder;
+        a new label can move others', and then every cell is drawn again.
+        """
+        labels = self._palette_labels.union(*(
+            cell.label_counts for key in self._changed_cells
+            if (cell := self._aggregator.cell(key)) is not None))
+        if labels == self._palette_labels:
+            return False
+        self._palette_labels = frozenset(labels)
+        self._palette = map_palette(labels)
+        self._changed_cells.update(self._cell_markers)
+        return True
+
     def publish_markers(self) -> None:
         """Publish the changed cells' markers and the map's GeoJSON, each when it changed.
 
@@ -950,12 +976,11 @@ class DiseaseMapRecorder(Node):
         is always whole; its cells' corners are computed once.
         """
         now = time.monotonic()
-        subscribers = self._markers_publisher.get_subscription_count()
-        joined = subscribers > self._markers_subscribers
-        self._markers_subscribers = subscribers
+        joined, self._markers_joined = self._markers_joined, False
+        recoloured = self._refresh_palette()
         periodic = (self._changed_since_full
                     and now - self._last_full_markers_s >= FULL_MARKERS_PERIOD_S)
-        if not self._cleared_markers or joined or periodic:
+        if not self._cleared_markers or joined or periodic or recoloured:
             self._markers_publisher.publish(self.build_markers(full=True))
             self._last_full_markers_s = now
             self._changed_since_full = False

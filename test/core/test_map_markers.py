@@ -1,4 +1,5 @@
-"""cell_glyph: diseased cells are cylinders, healthy ones spheres; size and caption."""
+"""cell_glyph: cells with a disease are cylinders, healthy ones spheres; size, colour and
+caption follow the cell's most severe label, as the grid's; colours follow the labels."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from plant_disease_ros.core.map_markers import (
     cell_glyph,
     cell_height_m,
     CYLINDER,
+    map_palette,
     SPHERE,
 )
-from plant_disease_ros.core.map_render import LabelPalette
+from plant_disease_ros.core.map_render import label_colours, LabelPalette
 
 LATE_BLIGHT = 'Tomato___Late_blight'
 HEALTHY = 'Tomato___healthy'
@@ -22,9 +24,12 @@ HEALTHY = 'Tomato___healthy'
 
 def cell(label: str, healthy: bool, count: int = 1, confidence: float = 0.8,
          diseased: int = 0) -> Cell:
+    """Return a cell of ``count`` detections of ``label`` (``diseased`` of them late blight
+    in a healthy cell), its most confident one ``label``."""
+    counts = {label: count - diseased, LATE_BLIGHT: diseased} if diseased else {label: count}
     return Cell(key=(1, 2), centre_e=3.0, centre_n=5.0, count=count,
                 max_confidence=confidence, label=label, healthy=healthy,
-                diseased_count=diseased)
+                diseased_count=count if not healthy else diseased, label_counts=counts)
 
 
 def test_diseased_cell_is_a_cylinder_growing_with_the_count() -> None:
@@ -57,5 +62,25 @@ def test_opacity_follows_the_confidence(confidence: float, alpha: float) -> None
 
 def test_caption() -> None:
     assert cell_caption(cell(LATE_BLIGHT, False, count=3, confidence=0.912)) == \
-        'Tomato: Late blight\n3x, max 0.91'
-    assert cell_caption(cell(HEALTHY, True, count=5, diseased=2)).endswith('\n(2 diseased)')
+        'Tomato: Late blight\n3x, max 0.91\n(3/3 diseased)'
+    assert cell_caption(cell(HEALTHY, True, count=3)) == 'Tomato: healthy\n3x, max 0.80'
+
+
+def test_a_cell_with_a_disease_is_drawn_and_named_by_it() -> None:
+    # 4 healthy detections, the most confident of them, and 1 of late blight: the grid
+    # names the cell by the blight (most_severe_label); so do the shape, colour and caption.
+    mixed = cell(HEALTHY, True, count=5, diseased=1)
+    palette = map_palette([HEALTHY, LATE_BLIGHT])
+    glyph = cell_glyph(mixed, 2.0, palette)
+    assert glyph.shape == CYLINDER
+    assert glyph.rgba[:3] == palette.rgb(LATE_BLIGHT)
+    assert glyph.caption == 'Tomato: Late blight\n5x, max 0.80\n(1/5 diseased)'
+
+
+def test_a_labels_colour_does_not_depend_on_the_order_labels_came() -> None:
+    labels = [LATE_BLIGHT, 'Apple___Black_rot', HEALTHY, 'Potato___Early_blight']
+    first, second = map_palette(labels), map_palette(reversed(labels))
+    assert all(first.rgb(label) == second.rgb(label) for label in labels)
+    # The PNG's legend gives a label of the same map the same colour.
+    assert all(first.colour(label) == colour
+               for label, colour in label_colours(labels).items())

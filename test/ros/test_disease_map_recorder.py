@@ -28,7 +28,7 @@ import pytest
 
 from plant_disease_ros.core.geodesy import enu_to_geodetic
 from plant_disease_ros.core.map_file import GeoJsonSeqWriter, read_geojson_seq, RECORD_SEPARATOR
-from plant_disease_ros.core.map_markers import cell_glyph
+from plant_disease_ros.core.map_markers import cell_glyph, map_palette
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -253,6 +253,44 @@ def test_records_markers_save_and_diagnostics(harness: RecorderRig, tmp_path: Pa
     assert harness.wait(lambda: {m.header.frame_id for m in
                                  cells_in(harness.markers).values()} == {'odom'})
     assert len(cells_in(harness.markers)) == 3
+
+
+def test_colours_follow_the_maps_labels_and_a_replaced_viewer_gets_the_whole_map(
+        harness: RecorderRig) -> None:
+    """A new label recolours every cell (alphabetical, as the PNG legend); a subscriber that
+    replaces another between two ticks (the count unchanged) still gets the whole map."""
+    harness.connect()
+    harness.publish(detection(1, 0.0, 0.0, LATE_BLIGHT))
+    harness.publish(detection(2, 6.0, 0.0, HEALTHY))
+    assert harness.wait(lambda: len(cells_in(harness.markers)) == 2)
+    # A label alphabetically before the others moves their colours: all cells again.
+    published = len(harness.markers)
+    black_rot = 'Apple___Black_rot'
+    harness.publish(detection(3, 12.0, 0.0, black_rot))
+    assert harness.wait(lambda: len(cells_in(harness.markers)) == 3)
+    assert len(cells_in(harness.markers[published:])) == 3
+    palette = map_palette([LATE_BLIGHT, HEALTHY, black_rot])
+    shown = {round(marker.pose.position.x): (marker.color.r, marker.color.g, marker.color.b)
+             for marker in cells_in(harness.markers).values()}
+    assert shown == {
+        east: tuple(pytest.approx(value) for value in palette.rgb(label))
+        for east, label in ((0, LATE_BLIGHT), (6, HEALTHY), (12, black_rot))}
+    # A known label in a new cell: that cell only, which stays the latched array.
+    published = len(harness.markers)
+    harness.publish(detection(4, 18.0, 0.0, HEALTHY))
+    assert harness.wait(lambda: len(cells_in(harness.markers)) == 4)
+    assert len(cells_in(harness.markers[published:])) == 1
+    # RViz's display toggled: one subscription gone, another made, no tick between.
+    node = harness.harness.node
+    first: list[MarkerArray] = []
+    subscription = node.create_subscription(MarkerArray, 'markers', first.append, LATCHED)
+    assert harness.wait(lambda: len(cells_in(first)) == 4)
+    harness.publish(detection(5, 24.0, 0.0, HEALTHY))   # latched: this cell only
+    assert harness.wait(lambda: len(cells_in(first)) == 5)
+    node.destroy_subscription(subscription)
+    second: list[MarkerArray] = []
+    node.create_subscription(MarkerArray, 'markers', second.append, LATCHED)
+    assert harness.wait(lambda: len(cells_in(second)) == 5), len(cells_in(second))
 
 
 def test_parameters_are_described_and_validated(harness: RecorderRig) -> None:
