@@ -48,7 +48,10 @@ class GeoFix:
     """One validated GPS fix: WGS84 degrees, metres above the ellipsoid, stamp in seconds.
 
     ``altitude`` is NaN when the receiver gave none (a 2-D fix), as in
-    ``sensor_msgs/NavSatFix``; latitude and longitude are always finite.
+    ``sensor_msgs/NavSatFix``; latitude and longitude are always finite. ``status`` and
+    ``service`` are the receiver's, as NavSatStatus numbers them (0 a plain fix, 1 with
+    satellite-based, 2 with ground-based augmentation such as RTK; services a bit mask,
+    1 GPS): a position made from several fixes has the worst status and every service.
     """
 
     stamp_s: float
@@ -56,6 +59,8 @@ class GeoFix:
     longitude: float
     altitude: float
     horizontal_accuracy_m: float | None = None
+    status: int = 0
+    service: int = 1
 
 
 # A fix whose reported 1-sigma horizontal accuracy is worse than this (m) is not used:
@@ -136,7 +141,7 @@ def _interpolate(before: GeoFix, after: GeoFix, stamp_s: float) -> GeoFix:
     span = after.stamp_s - before.stamp_s
     if span <= 0.0:
         return GeoFix(stamp_s, before.latitude, before.longitude, before.altitude,
-                      before.horizontal_accuracy_m)
+                      before.horizontal_accuracy_m, before.status, before.service)
     weight = (stamp_s - before.stamp_s) / span
     delta_longitude = after.longitude - before.longitude
     # Across the antimeridian the short way round is the one the robot drove.
@@ -159,6 +164,8 @@ def _interpolate(before: GeoFix, after: GeoFix, stamp_s: float) -> GeoFix:
         longitude=longitude,
         altitude=_interpolate_altitude(before.altitude, after.altitude, weight),
         horizontal_accuracy_m=accuracy,
+        status=min(before.status, after.status),
+        service=before.service | after.service,
     )
 
 
@@ -296,7 +303,8 @@ class FixBuffer:
             # between the fix and the point carried to, half the carried distance away.
             carried_m = motion.speed * abs(stamp_s - anchor.stamp_s)
             accuracy = max(reported, motion.sigma_at(stamp_s)) + carried_m / 2.0
-        return GeoFix(stamp_s, latitude, longitude, anchor.altitude, accuracy)
+        return GeoFix(stamp_s, latitude, longitude, anchor.altitude, accuracy,
+                      anchor.status, anchor.service)
 
     def course_at(self, stamp_s: float, min_travel_m: float,
                   max_span_s: float = COURSE_MAX_SPAN_S) -> float | None:

@@ -188,20 +188,23 @@ def navsatfix_to_geofix(msg: NavSatFix, max_accuracy_m: float = 0.0, *,
         return None, UNSTAMPED_REASON
     return GeoFix(stamp_s=stamp_to_seconds(msg.header.stamp), latitude=float(msg.latitude),
                   longitude=float(msg.longitude), altitude=float(msg.altitude),
-                  horizontal_accuracy_m=accuracy), None
+                  horizontal_accuracy_m=accuracy, status=int(msg.status.status),
+                  service=int(msg.status.service)), None
 
 
 def geofix_to_navsatfix(fix: GeoFix, header: Header) -> NavSatFix:
     """Return a NavSatFix at ``fix``'s position carrying ``header`` (the image's header).
 
-    Used for ``detections/fix``. A known horizontal accuracy is written as an
-    approximated diagonal covariance (vertical taken as twice the horizontal, the usual
-    GNSS ratio); otherwise the covariance is marked unknown.
+    Used for ``detections/fix``. The status and service are the receiver's (the worst
+    status of the fixes the position was made from). A known horizontal accuracy is
+    written as an approximated diagonal covariance: the position is interpolated or moved
+    from the fixes, its accuracy widened accordingly, and the vertical is taken as twice
+    the horizontal (the usual GNSS ratio); otherwise the covariance is marked unknown.
     """
     msg = NavSatFix()
     msg.header = copy_header(header)
-    msg.status.status = NavSatStatus.STATUS_FIX
-    msg.status.service = NavSatStatus.SERVICE_GPS
+    msg.status.status = int(fix.status)
+    msg.status.service = int(fix.service)
     msg.latitude = float(fix.latitude)
     msg.longitude = float(fix.longitude)
     msg.altitude = float(fix.altitude)

@@ -72,6 +72,23 @@ def test_interpolates_between_fixes_around_the_stamp() -> None:
     assert result.age_s == pytest.approx(0.75)
 
 
+def test_a_position_keeps_the_worst_receiver_status_and_every_service() -> None:
+    # RTK (status 2, GPS + Galileo) then a plain fix (status 0, GPS): between them the
+    # position is as good as the plain fix, from both constellations.
+    buffer = FixBuffer(max_fix_age_s=2.0)
+    rtk = GeoFix(10.0, 48.0, 11.0, 500.0, 0.02, status=2, service=1 | 8)
+    plain = GeoFix(11.0, 48.001, 11.0, 500.0, 2.0, status=0, service=1)
+    buffer.add(rtk)
+    buffer.add(plain)
+    between = buffer.lookup(10.5).fix
+    assert (between.status, between.service) == (0, 9)
+    assert (buffer.lookup(10.0).fix.status, buffer.lookup(10.0).fix.service) == (2, 9)
+    # A fix alone keeps its own.
+    alone = FixBuffer(max_fix_age_s=2.0)
+    alone.add(rtk)
+    assert (alone.lookup(10.3).fix.status, alone.lookup(10.3).fix.service) == (2, 9)
+
+
 def test_a_fix_without_altitude_is_looked_up_and_interpolated() -> None:
     """A NaN (unknown) altitude never makes an interpolated altitude NaN next to a known one."""
     buffer = FixBuffer(max_fix_age_s=2.0)

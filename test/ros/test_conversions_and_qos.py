@@ -130,6 +130,14 @@ def test_navsatfix_to_geofix_and_back() -> None:
     assert (out.latitude, out.longitude, out.altitude) == (48.1, 11.5, 500.0)
     assert out.status.status == NavSatStatus.STATUS_FIX
     assert out.position_covariance[0] == pytest.approx(0.09)
+    # An RTK receiver's status and services come through to detections/fix.
+    rtk = make_fix(lat, lon, alt, stamp_s=100.0, accuracy_m=0.02,
+                   status=NavSatStatus.STATUS_GBAS_FIX,
+                   service=NavSatStatus.SERVICE_GPS | NavSatStatus.SERVICE_GALILEO)
+    rtk_out = conversions.geofix_to_navsatfix(conversions.navsatfix_to_geofix(rtk)[0],
+                                              header(7, 8, 'camera'))
+    assert (rtk_out.status.status, rtk_out.status.service) == (
+        NavSatStatus.STATUS_GBAS_FIX, NavSatStatus.SERVICE_GPS | NavSatStatus.SERVICE_GALILEO)
     unknown = conversions.geofix_to_navsatfix(GeoFix(1.0, 1.0, 1.0, 1.0), header())
     assert unknown.position_covariance_type == NavSatFix.COVARIANCE_TYPE_UNKNOWN
 
