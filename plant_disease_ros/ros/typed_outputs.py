@@ -132,6 +132,8 @@ class ClassifierTypedOutputs:
         self.foxglove_msgs, foxglove_missing = import_messages('foxglove_msgs')
         self.results_publisher = self.label_info_publisher = None
         self.geojson_publisher = None
+        self._label_info_threshold = score_threshold
+        self._label_info_unstamped = False
         available: list[str] = []
         if self.vision_msgs is not None:
             self.results_publisher = node.create_publisher(
@@ -150,16 +152,25 @@ class ClassifierTypedOutputs:
         self.publish_label_info(score_threshold)
 
     def publish_label_info(self, score_threshold: float) -> None:
-        """Publish the class map with ``score_threshold`` (at start and when it changes)."""
+        """Publish the class map with ``score_threshold`` (at start and when it changes).
+
+        Under sim time before the first ``/clock`` the node's time is 0, which readers take
+        for "unstamped": such a class map is published again, stamped, with the first
+        classified frame.
+        """
         if self.label_info_publisher is None:
             return
-        header = Header(stamp=self._node.get_clock().now().to_msg())
+        stamp = self._node.get_clock().now().to_msg()
+        self._label_info_threshold = score_threshold
+        self._label_info_unstamped = stamp.sec == 0 and stamp.nanosec == 0
         self.label_info_publisher.publish(label_info_message(
-            self._labels, score_threshold, header, self.vision_msgs))
+            self._labels, score_threshold, Header(stamp=stamp), self.vision_msgs))
 
     def publish_classification(self, classification: Classification, header: Header,
                                outcome: FrameOutcome | None = None) -> None:
         """Publish ``results`` for one classified frame (see :func:`classification_to_vision`)."""
+        if self._label_info_unstamped:
+            self.publish_label_info(self._label_info_threshold)
         if self.results_publisher is not None:
             self.results_publisher.publish(
                 classification_to_vision(classification, header, self.vision_msgs, outcome))

@@ -125,6 +125,38 @@ def test_label_info_is_latched_for_a_late_subscriber(harness: Harness) -> None:
                         == pytest.approx(0.7))
 
 
+def test_label_info_sent_before_the_sim_clock_is_stamped_again(harness: Harness) -> None:
+    """Under sim time before any /clock the class map goes out stamped 0 ("unstamped");
+    the first classified frame sends it again with the clock's time."""
+    from rosgraph_msgs.msg import Clock
+
+    vision_msgs, _ = require_interfaces()
+    classifier = harness.add(classifier_node(harness.context, use_sim_time=True))
+    node = harness.node
+    collector = Collector(node, [('/label_info', vision_msgs.LabelInfo)], LATCHED)
+    results = Collector(node, [('/classification', String)])
+    assert harness.wait(lambda: collector.count('/label_info') == 1)
+    first = collector.messages['/label_info'][0].header.stamp
+    assert (first.sec, first.nanosec) == (0, 0)
+    clock = node.create_publisher(Clock, '/clock', 10)
+    frames = node.create_publisher(Image, '/frames', 10)
+    harness.wait_for_subscribers(clock)
+    harness.wait_for_subscribers(frames)
+    clock.publish(Clock(clock=make_stamp(1234.5)))
+    assert harness.wait(lambda: classifier.get_clock().now().nanoseconds > 0)
+    rgb = load_rgb(leaf_photo_paths()[0])
+    assert harness.publish_and_wait(frames, make_image(rgb, 'rgb8', stamp_s=1234.5),
+                                    results, '/classification')
+    assert harness.wait(lambda: collector.count('/label_info') == 2)
+    second = collector.messages['/label_info'][1]
+    assert (second.header.stamp.sec, second.header.stamp.nanosec) == (1234, 500_000_000)
+    assert [item.class_name for item in second.class_map] == shipped_labels()
+    # Stamped now: the next frame sends no third one.
+    assert harness.publish_and_wait(frames, make_image(rgb, 'rgb8', stamp_s=1234.6),
+                                    results, '/classification')
+    assert collector.count('/label_info') == 2
+
+
 def detection(sequence: int, east: float, north: float, label: str) -> dict:
     """Return a located detection Feature at ENU ``east, north`` from DATUM."""
     lat, lon, alt = enu_to_geodetic(east, north, 0.0, *DATUM)
