@@ -205,13 +205,28 @@ def validation_set(manifest: dict, lab_manifest: dict, labels: list[str],
 
 
 def _cached_masks(images: np.ndarray, cache_dir: str | None, compute) -> np.ndarray:
-    """Return leaf masks of ``images``, cached by a hash of the pixels."""
+    """Return leaf masks of ``images``, cached by a hash of the pixels.
+
+    A cache file that cannot be read as the masks of these images (cut short, damaged) is
+    a miss, said in one line: the masks are computed again and the file rewritten.
+    """
     if cache_dir is None:
         return compute(images)
     key = hashlib.sha256(images.tobytes()).hexdigest()[:20]
     path = Path(cache_dir) / f'leaf_masks_{key}.npy'
     if path.exists():
-        return np.load(path)
+        try:
+            masks = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            masks = None
+            problem = f'{type(error).__name__}: {error}'
+        else:
+            problem = (None if masks.shape[0] == len(images)
+                       else f'{masks.shape[0]} masks for {len(images)} photos')
+        if problem is None:
+            return masks
+        print(f'leaf mask cache {path} is unreadable ({problem}): computing the masks '
+              'again and rewriting it', file=sys.stderr)
     started = time.monotonic()
     masks = compute(images)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -188,3 +188,31 @@ def test_bad_motion_blur_settings_are_refused() -> None:
         AugmentOptions(motion_blur_probability=1.5)
     with pytest.raises(ValueError, match='longest motion streak'):
         AugmentOptions(motion_blur_max_px=2)
+
+
+@pytest.mark.parametrize('damage', ['cut_short', 'other_photos'])
+def test_a_damaged_leaf_mask_cache_is_computed_again_and_rewritten(
+        tmp_path, capsys, damage: str) -> None:
+    from plant_disease_ros.training.field_train import _cached_masks
+
+    images = np.zeros((3, 8, 8, 3), np.uint8)
+    images[:, 2:6, 2:6, 1] = 200
+    calls = []
+
+    def compute(photos: np.ndarray) -> np.ndarray:
+        calls.append(len(photos))
+        return photos[..., 1] > 100
+
+    first = _cached_masks(images, str(tmp_path), compute)
+    (path,) = tmp_path.glob('leaf_masks_*.npy')
+    if damage == 'cut_short':
+        path.write_bytes(path.read_bytes()[:40])
+    else:
+        np.save(path, np.zeros((5, 8, 8), bool))
+    again = _cached_masks(images, str(tmp_path), compute)
+    assert calls == [3, 3]
+    assert np.array_equal(again, first)
+    assert 'is unreadable' in capsys.readouterr().err
+    assert np.array_equal(np.load(path), first)   # rewritten
+    assert np.array_equal(_cached_masks(images, str(tmp_path), compute), first)
+    assert calls == [3, 3]
