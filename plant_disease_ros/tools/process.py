@@ -4,6 +4,12 @@ Children get their own process group (a Ctrl-C in the terminal reaches only the 
 which then stops them in order) but stay in the parent's session, so the kernel schedules
 them in the parent's autogroup. Output goes to one log file per child.
 
+A parent killed outright (SIGKILL: the OOM killer, ``kill -9``, a CI timeout) runs no
+clean-up at all; on Linux each child therefore asks the kernel for a SIGTERM when its
+parent dies (``PR_SET_PDEATHSIG``), and stops as on any stop signal. The kernel sends it
+when the *thread* that forked the child ends, so children are always forked from the main
+thread or from one long-lived thread of this module, never from a short-lived caller's.
+
 A SIGTERM or SIGHUP to the parent would end it without its ``finally`` blocks, leaving the
 children running: a command that starts children runs inside :func:`stop_on_termination`,
 which turns those signals into :class:`Terminated` (a KeyboardInterrupt) so the children
@@ -12,23 +18,33 @@ are stopped as on a Ctrl-C.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
+import ctypes
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 STOP_TIMEOUT_S = 10.0
 
 _OWN_PROCESS_GROUP: dict[str, Any] = (
     {'process_group': 0} if sys.version_info >= (3, 11) else {'start_new_session': True})
+
+# The signal a child gets when its parent dies: a node stops on it as on Ctrl-C, and so
+# frees its DDS shared memory (a SIGKILL would leave it in /dev/shm).
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+_PR_SET_PDEATHSIG = 1
+
+_T = TypeVar('_T')
 
 
 # The signals that end a command like a Ctrl-C (see stop_on_termination).
@@ -176,24 +192,100 @@ class ChildProcess:
         self.popen.wait(timeout=timeout_s)
 
 
+def _parent_death_signal() -> Callable[[], None] | None:
+    """Return a ``preexec_fn`` that has the child signalled when this process dies, or None.
+
+    None where ``prctl`` is missing (not Linux). Runs in the forked child before ``exec``:
+    it only calls the function resolved here and ``getppid``, nothing that takes a lock
+    another thread of the parent may have held at the fork. A parent that died before the
+    request was made is no longer the child's parent: the child then ends itself (SIGKILL:
+    until ``exec`` it has the parent's Python signal handlers, which only set a flag).
+    """
+    if not sys.platform.startswith('linux'):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+    signum = int(PARENT_DEATH_SIGNAL)
+
+    def ask_for_signal_on_parent_death() -> None:
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return ask_for_signal_on_parent_death
+
+
+class _Spawner:
+    """The long-lived thread that forks the children of callers outside the main thread.
+
+    A child's parent-death signal comes when the thread that forked it ends: a worker
+    thread that starts a child and returns would take the child with it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], Future]] | None = None
+
+    def call(self, function: Callable[[], _T]) -> _T:
+        """Return ``function()``, run in the main thread or in the spawner's thread."""
+        if threading.current_thread() is threading.main_thread():
+            return function()
+        with self._lock:
+            if self._requests is None:
+                self._requests = queue.SimpleQueue()
+                threading.Thread(target=self._serve, args=(self._requests,),
+                                 name='child-process-spawner', daemon=True).start()
+            requests = self._requests
+        result: Future = Future()
+        requests.put((function, result))
+        return result.result()
+
+    def forget(self) -> None:
+        """Drop the thread (after a fork: the child process has none)."""
+        self._lock = threading.Lock()
+        self._requests = None
+
+    @staticmethod
+    def _serve(requests: queue.SimpleQueue[tuple[Callable[[], Any], Future]]) -> None:
+        while True:
+            function, result = requests.get()
+            try:
+                result.set_result(function())
+            except BaseException as error:  # handed to the caller, which raises it
+                result.set_exception(error)
+
+
+_spawner = _Spawner()
+os.register_at_fork(after_in_child=_spawner.forget)
+
+
 def start(name: str, argv: list[str], log_path: Path, env: Mapping[str, str] | None = None,
           pipes: bool = False) -> ChildProcess:
     """Start ``argv`` as child ``name`` with stdout and stderr appended to ``log_path``.
 
     With ``pipes`` the child's stdin and stdout are text pipes (a worker that takes
-    commands and prints results); stderr still goes to the log.
+    commands and prints results); stderr still goes to the log. On Linux the child gets
+    PARENT_DEATH_SIGNAL when this process dies, however it dies.
     """
     _raise_pending_termination()
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    preexec = _parent_death_signal()
     with open(log_path, 'ab') as log:
         log.write(('$ ' + ' '.join(argv) + '\n').encode())
         log.flush()
         try:
-            popen = subprocess.Popen(
+            popen = _spawner.call(lambda: subprocess.Popen(
                 argv, env=dict(ros_environment() if env is None else env),
                 stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if pipes else log, stderr=log,
-                text=pipes, bufsize=1 if pipes else -1, **_OWN_PROCESS_GROUP)
+                text=pipes, bufsize=1 if pipes else -1, preexec_fn=preexec,
+                **_OWN_PROCESS_GROUP))
         except OSError as error:
             raise ProcessError(f'cannot start {name}: {error}') from error
     return ChildProcess(name, popen, log_path)

@@ -180,7 +180,7 @@ try:
             while True:
                 time.sleep(0.05)
         finally:
-            group.stop(timeout_s=5.0)
+            group.stop(timeout_s=60.0)
 except Terminated as stopped:
     print(stopped, file=sys.stderr)
     sys.exit(stopped.exit_status)
@@ -261,3 +261,50 @@ def test_a_signal_during_stop_lets_the_stop_finish_then_raises(tmp_path: Path) -
         timer.cancel()
         stop([deaf])
     assert reached == ['stopped']
+
+
+# A parent that starts one child from its main thread and one from a worker thread that
+# ends at once (the parent-death signal follows the forking thread), prints their pids
+# and waits to be killed.
+KILLED_PARENT = """
+import sys, threading, time
+from pathlib import Path
+from plant_disease_ros.tools.process import start
+log_dir, child = Path(sys.argv[1]), sys.argv[2]
+children = [start('main', [sys.executable, '-c', child], log_dir / 'main.log')]
+worker = threading.Thread(target=lambda: children.append(
+    start('worker', [sys.executable, '-c', child], log_dir / 'worker.log')))
+worker.start()
+worker.join()
+print(' '.join(str(c.pid) for c in children), flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_children_end_when_the_parent_is_killed_with_sigkill(tmp_path: Path) -> None:
+    """kill -9 of the parent (no clean-up runs in it): the kernel stops its children, those
+    started from the main thread and from a thread that has ended since."""
+    parent = subprocess.Popen([sys.executable, '-c', KILLED_PARENT, str(tmp_path), CHILD],
+                              stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    left: list[int] = []
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        # Both children are running (ready) after their starting thread ended.
+        assert wait_until(lambda: all('ready' in (tmp_path / f'{name}.log').read_text()
+                                      for name in ('main', 'worker')))
+        assert all(pid_running(pid) for pid in pids)
+        parent.kill()
+        parent.wait()
+        # Generous: the children only need to be scheduled once to end.
+        wait_until(lambda: not any(pid_running(pid) for pid in pids), timeout_s=60.0)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        left = [pid for pid in pids if pid_running(pid)]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert not left
