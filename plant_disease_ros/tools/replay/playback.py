@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import heapq
 import itertools
 import math
+import os
 import time
 from typing import Any
 
@@ -39,6 +40,12 @@ CHECK_ALIVE_PERIOD_S = 0.5
 # Fast mode: this many frames in a row without an answer stop the replay (the pipeline
 # takes none of them: an encoding it cannot read, a wrong topic).
 MAX_UNANSWERED_IN_A_ROW = 5
+# Before the replay starts its nodes: how long it looks for a pipeline already in its
+# namespace (discovery on loopback takes about a second). One found later, while its own
+# nodes start, shows as a node listed twice.
+NAMESPACE_CHECK_S = 1.5
+# Fast DDS lists a participant killed outright until its lease ends (its default).
+DDS_LEASE_S = 20.0
 # At the end, the longest wait for a /diagnostics status newer than the last frame (the
 # nodes publish one a second by default), so the rejections are all counted.
 FINAL_DIAGNOSTICS_S = 2.5
@@ -53,6 +60,36 @@ def timed_start_ns(first_image: BagMessage, first_fix: BagMessage | None) -> int
     if first_fix is None:
         return first_image.log_ns
     return min(first_image.log_ns, first_fix.log_ns)
+
+
+def pipeline_running_error(player: ReplayPlayer, found: Counter[str]) -> ReplayError:
+    """Return the error of a replay whose namespace already holds (part of) a pipeline."""
+    namespace = player.namespace or '/'
+    listed = ', '.join(f'{what} ({count}x)' if count > 1 else what
+                       for what, count in sorted(found.items()))
+    return ReplayError(
+        f'namespace {namespace} already has a pipeline in domain '
+        f'{os.environ.get("ROS_DOMAIN_ID", "0")}: {listed}. Another replay, a running '
+        'pipeline, or nodes a killed replay left (one killed outright stays listed for '
+        f'about {DDS_LEASE_S:g} s) would mix its frames and results with this '
+        "replay's. Replays side by side need different namespaces (--namespace NAME) or "
+        'domains (ROS_DOMAIN_ID); --attach replays through the running pipeline')
+
+
+def check_namespace_free(player: ReplayPlayer, wait_s: float = NAMESPACE_CHECK_S) -> None:
+    """Raise ReplayError if the player's namespace already has pipeline nodes or outputs.
+
+    Called before the replay starts its own nodes; looks for ``wait_s`` (discovery takes
+    a moment), returns at once when something is found.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = player.pipeline_in_namespace()
+        if found:
+            raise pipeline_running_error(player, found)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(CLOCK_PERIOD_S * 5)
 
 
 class Playback:
@@ -98,6 +135,8 @@ class Playback:
         while True:
             player.publish_clock(preroll_ns + int((time.monotonic() - started) * 1e9))
             self.check_alive()
+            if own_pipeline:
+                self._check_one_pipeline()
             waiting = []
             if player.image_publisher.get_subscription_count() == 0:
                 waiting.append(f'a subscriber on {selection.image.name}')
@@ -128,7 +167,19 @@ class Playback:
                 time.monotonic() < matched_until and own_pipeline
                 and not options.single_process and not player.frames_reliability_matched()):
             player.publish_clock(preroll_ns + int((time.monotonic() - started) * 1e9))
+            if own_pipeline:
+                self._check_one_pipeline()
             time.sleep(CLOCK_PERIOD_S)
+
+    def _check_one_pipeline(self) -> None:
+        """Raise ReplayError when the namespace shows a pipeline node (or output) twice.
+
+        Another pipeline discovered only after the replay started its own (two replays
+        started together): both would take each other's frames.
+        """
+        found = self.player.pipeline_in_namespace()
+        if any(count > 1 for count in found.values()):
+            raise pipeline_running_error(self.player, found)
 
     def play(self, images: Iterator[BagMessage], fixes: Iterator[BagMessage]) -> None:
         """Send the bag's frames and fixes (two streams in log order), fast or timed."""

@@ -21,6 +21,9 @@ from plant_disease_ros.tools.replay.recorder import (
 # The nodes whose frame rejections (``rejected.<reason>`` on /diagnostics) the replay
 # counts: a frame either refuses is never classified.
 FRAME_NODES = ('camera_subscriber', 'disease_classifier')
+# The nodes a started pipeline has in its namespace, each once (the single process hosts
+# the first two under these names too).
+PIPELINE_NODES = ('camera_subscriber', 'disease_classifier', 'disease_map_recorder')
 _REJECTED_PREFIX = 'rejected.'
 
 _MESSAGE_CLASSES = {
@@ -186,6 +189,21 @@ class ReplayPlayer:
     def output_publishers(self) -> int:
         """Return how many publishers the classification topic has."""
         return self.node.count_publishers(self.output_topics['classification'])
+
+    def pipeline_in_namespace(self) -> Counter[str]:
+        """Return what of a pipeline the graph shows in the namespace, each with its count.
+
+        Keys name it for the user: 'node NAME' for each pipeline node, 'publisher on
+        TOPIC' for the classification topic, 'service NAME' for the recorder's save.
+        Absent keys count 0. One pipeline has each once.
+        """
+        namespace = self.namespace or '/'
+        found: Counter[str] = Counter(
+            f'node {name}' for name, node_namespace in self.node.get_node_names_and_namespaces()
+            if node_namespace == namespace and name in PIPELINE_NODES)
+        found[f'publisher on {self.output_topics["classification"]}'] = self.output_publishers()
+        found[f'service {self.save_service}'] = self.node.count_services(self.save_service)
+        return +found
 
     def save(self, timeout_s: float = 15.0) -> tuple[bool, str]:
         """Call the recorder's ~/save; return (success, message)."""

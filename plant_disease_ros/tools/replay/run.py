@@ -56,7 +56,7 @@ from plant_disease_ros.tools.replay.outputs import (
     write_map,
     write_summary,
 )
-from plant_disease_ros.tools.replay.playback import Playback
+from plant_disease_ros.tools.replay.playback import check_namespace_free, Playback
 from plant_disease_ros.tools.replay.player import ReplayPlayer
 from plant_disease_ros.tools.replay.progress import ProgressLine
 from plant_disease_ros.tools.replay.received import ReceivedDetections
@@ -363,7 +363,8 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
     if others:
         summary.warnings.append(
             f'the bag has {len(others)} more camera topic(s) with messages, not replayed: '
-            f'{", ".join(others)}; replay each with --image-topic and its own --out')
+            f'{", ".join(others)}; replay each with --image-topic and its own --out (side '
+            'by side: and its own --namespace)')
         print(f'replay: {summary.warnings[-1]}', file=stream)
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
@@ -405,6 +406,7 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
             if player.clock_warning:
                 summary.warnings.append(player.clock_warning)
             if not options.attach:
+                check_namespace_free(player)
                 for command in pipeline_commands(selection, options, map_dir.resolve(), run_name,
                                                  params_file):
                     summary.logs.append(processes.start(command.name, command.argv).log_path)
