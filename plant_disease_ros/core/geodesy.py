@@ -19,6 +19,8 @@ WGS84_EP2 = WGS84_E2 / (1.0 - WGS84_E2)  # second eccentricity squared
 _MAX_ITERATIONS = 10
 # Convergence of the reduced latitude, radians: 1e-14 rad is ~0.06 nm on the ground.
 _TOLERANCE_RAD = 1e-14
+# Convergence of enu_vertical_at_altitude, metres of altitude.
+_ALTITUDE_TOLERANCE_M = 1e-6
 
 
 def prime_vertical_radius(lat_deg: float) -> float:
@@ -112,6 +114,28 @@ def enu_to_geodetic(e: float, n: float, u: float, lat0: float, lon0: float,
                     alt0: float) -> tuple[float, float, float]:
     """Return latitude, longitude (degrees), altitude (m) of ENU ``e, n, u`` (m)."""
     return ecef_to_geodetic(*enu_to_ecef(e, n, u, lat0, lon0, alt0))
+
+
+def enu_vertical_at_altitude(e: float, n: float, alt: float, lat0: float, lon0: float,
+                             alt0: float) -> tuple[float, float]:
+    """Return latitude, longitude (degrees) where the ENU vertical through ``e, n`` is at
+    altitude ``alt``.
+
+    :func:`geodetic_to_enu` projects a point onto the tangent plane along the reference
+    point's up, which away from it is tilted by ``d / R`` against the local vertical; the
+    tangent plane itself (``up = 0``) lies ``d**2 / 2R`` above the ground there (70 m at
+    30 km). So the point of ``e, n`` on the ground is found on that line, not at ``up =
+    0``: the one at altitude ``alt``, by Newton steps on ``up`` (the altitude grows by
+    ``cos(d / R)`` per metre of up: two or three steps reach a micrometre).
+    """
+    up = 0.0
+    latitude, longitude, altitude = enu_to_geodetic(e, n, up, lat0, lon0, alt0)
+    for _ in range(_MAX_ITERATIONS):
+        if abs(altitude - alt) < _ALTITUDE_TOLERANCE_M:
+            break
+        up -= altitude - alt
+        latitude, longitude, altitude = enu_to_geodetic(e, n, up, lat0, lon0, alt0)
+    return latitude, longitude
 
 
 def ground_vector(lat0: float, lon0: float, lat: float, lon: float) -> tuple[float, float]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import struct
 from typing import Any
 
-from plant_disease_ros.core.geodesy import enu_to_geodetic
+from plant_disease_ros.core.geodesy import enu_vertical_at_altitude
 from plant_disease_ros.core.labels import display_name, is_healthy
 from plant_disease_ros.core.map_file import (
     collection_text,
@@ -68,13 +68,19 @@ def cell_ring(cell: Cell, cell_size_m: float, origin: Origin) -> list[list[float
     jumps to -179.999991 and spans the whole globe. RFC 7946 (3.1.9) would rather cut
     such a polygon in two; a cell is metres wide, GIS software draws the unwrapped square
     correctly, and every cell stays one Polygon.
+
+    A detection's cell is found from its east and north in the origin's tangent plane
+    (its projection along the origin's up), so each corner is taken on that same line, at
+    the origin's altitude: not at ``up = 0``, which lies ``d**2 / 2R`` above the ground
+    ``d`` away and, along the local vertical there, would move the square ``d**3 / 2R**2``
+    off its detections (13 m at 100 km).
     """
     east, north = cell.centre_e - cell_size_m / 2.0, cell.centre_n - cell_size_m / 2.0
     corners = [(east, north), (east + cell_size_m, north),
                (east + cell_size_m, north + cell_size_m), (east, north + cell_size_m)]
     ring: list[list[float]] = []
     for e, n in corners + corners[:1]:
-        latitude, longitude, _ = enu_to_geodetic(e, n, 0.0, *origin)
+        latitude, longitude = enu_vertical_at_altitude(e, n, origin[2], *origin)
         if ring:
             first = ring[0][0]
             if longitude - first > 180.0:

@@ -6,8 +6,12 @@ or else the first located feature. Cell ``(i, j)`` is centred on east ``i * size
 origin (often the first detection) lies in the middle of a cell, not on the corner where
 four cells meet and GPS noise of a few cm would split one plant among them. A detection
 without altitude (a 2-D position ``[lon, lat]``) is taken at altitude 0 (see
-``core.detections.feature_position``), also when it becomes the origin; cells use east and
-north only, which that barely moves.
+``core.detections.feature_position``), also when it becomes the origin. A detection's
+cell depends on its latitude and longitude only: it is placed at the origin's altitude
+first, since the tangent plane's east and north of a point ``d`` away move by
+``h * d / R`` with its altitude ``h`` (9 m for 190 m at 300 km). ``core.map_gis`` takes
+the cells' corners at the origin's altitude too, so a cell's square holds its detections
+at any distance.
 """
 
 from __future__ import annotations
@@ -43,13 +47,17 @@ class LocalGrid:
         self.origin: Origin | None = tuple(origin) if origin is not None else None
 
     def enu(self, feature: dict) -> tuple[float, float, float] | None:
-        """Return the feature's ENU position (m), or ``None`` when it has no geometry."""
+        """Return the feature's ENU position (m) at the origin's altitude, or ``None``.
+
+        ``None`` when it has no geometry. Its own altitude is left out (see the module's
+        description): only its latitude and longitude place it.
+        """
         position = feature_position(feature)
         if position is None:
             return None
         if self.origin is None:
             self.origin = position
-        return geodetic_to_enu(*position, *self.origin)
+        return geodetic_to_enu(position[0], position[1], self.origin[2], *self.origin)
 
     def cell_of(self, east: float, north: float) -> CellKey:
         """Return the key of the cell holding ENU ``east, north``."""

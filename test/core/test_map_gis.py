@@ -334,3 +334,47 @@ def test_a_cached_cell_holds_about_its_text() -> None:
         tracemalloc.stop()
     assert len(cache) == cells
     assert kept / cells < text_bytes / cells + CACHE_OVERHEAD_PER_CELL
+
+
+@pytest.mark.parametrize('distance_km', [30.0, 100.0, 300.0])
+def test_a_far_cell_square_holds_its_detections_at_any_altitude(distance_km: float) -> None:
+    """Detections 30, 100 and 300 km from the origin, 0.8 m from their cell's centre, on
+    the ground, 150 m higher or without altitude: each is in its expected cell, and inside
+    that cell's square as seen on the ground where it lies."""
+    from plant_disease_ros.core.geodesy import enu_vertical_at_altitude, ground_vector
+
+    origin = DATUM
+    features, expected = [], []
+    for bearing_deg in (0.0, 45.0, 90.0, 200.0, 300.0):
+        bearing = math.radians(bearing_deg)
+        key = (round(distance_km * 1000.0 * math.sin(bearing) / CELL_M),
+               round(distance_km * 1000.0 * math.cos(bearing) / CELL_M))
+        for offset_e, offset_n in ((0.8, 0.8), (-0.8, 0.8), (-0.8, -0.8), (0.8, -0.8)):
+            east, north = key[0] * CELL_M + offset_e, key[1] * CELL_M + offset_n
+            lat, lon = enu_vertical_at_altitude(east, north, origin[2], *origin)
+            # Where the tangent plane's (east, north) is on the ground: it maps back there.
+            back_e, back_n, _ = geodetic_to_enu(lat, lon, origin[2], *origin)
+            assert (back_e, back_n) == (pytest.approx(east, abs=1e-6),
+                                        pytest.approx(north, abs=1e-6))
+            for coordinates in ([lon, lat, origin[2]], [lon, lat, origin[2] + 150.0],
+                                [lon, lat]):
+                features.append({'type': 'Feature',
+                                 'geometry': {'type': 'Point', 'coordinates': coordinates},
+                                 'properties': {'label': LATE, 'confidence': 0.9,
+                                                'healthy': False}})
+                expected.append(key)
+    aggregator = CellAggregator(CELL_M, origin)
+    for feature, key in zip(features, expected, strict=True):
+        cell = aggregator.add(feature)
+        assert cell is not None and cell.key == key
+        ring = cell_feature(cell, CELL_M, origin, [LATE])['geometry']['coordinates'][0]
+        lon, lat = feature['geometry']['coordinates'][:2]
+        # The square's corners on the ground around the detection, counter-clockwise: the
+        # detection is left of every edge, by about 0.2 m (its distance to the near edges).
+        corners = [ground_vector(lat, lon, corner_lat, corner_lon)
+                   for corner_lon, corner_lat in ring]
+        for (e1, n1), (e2, n2) in zip(corners[:-1], corners[1:], strict=True):
+            length = math.hypot(e2 - e1, n2 - n1)
+            assert length == pytest.approx(CELL_M, rel=2e-3)
+            left = ((e2 - e1) * (0.0 - n1) - (n2 - n1) * (0.0 - e1)) / length
+            assert left > 0.15, (feature['geometry'], ring)
