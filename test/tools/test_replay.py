@@ -681,6 +681,32 @@ def test_pipeline_that_fails_to_start_is_one_line(tmp_path: Path) -> None:
     assert not processes_with(f'__ns:=/{namespace}')
 
 
+def test_overrides_the_nodes_drop_are_refused_before_playing(tmp_path: Path) -> None:
+    """A decimal comma (a string to rcl, dropped for the file's double) and a misspelt
+    name (declared by no node) ran with 0.5 and were listed as applied: now exit 2, both
+    named, nothing played."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'tiny', compressed_frames=2, fixes=2)
+    out = tmp_path / 'out'
+    namespace = f'overrides_{os.getpid()}'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+         '--single-process', '--out', str(out), '--namespace', namespace, '--quiet',
+         '-p', 'score_threshold:=0,9', '-p', 'score_treshold:=0.9', '-p', 'top_k:=2'],
+        env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr + result.stdout
+    error = result.stderr.strip()
+    assert error.count('\n') == 0
+    assert ("-p score_threshold:=0,9: rcl reads '0,9' as a string, which disease_classifier's "
+            'double parameter score_threshold does not take; it runs with 0.5') in error
+    assert '(a decimal point, not a comma: -p score_threshold:=0.9)' in error
+    assert ('-p score_treshold:=0.9: no node of the pipeline' in error
+            and '(did you mean score_threshold?)' in error)
+    assert 'top_k' not in error and '(nothing was played)' in error
+    assert not (out / 'summary.json').exists()
+    assert not processes_with(f'__ns:=/{namespace}')
+
+
 def test_a_failed_start_keeps_only_its_logs_and_leaves_its_number_free(tmp_path: Path) -> None:
     """Run 2 refused by a node: no empty output bag or map of run 2 (the next run is 2,
     not 3), run 1 untouched, and the logs that say why kept under a name of their own."""

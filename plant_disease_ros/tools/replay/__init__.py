@@ -12,7 +12,8 @@ service writes the GeoJSON and the map is rendered as PNG.
 Modules: ``bag`` (reading, topic choice), ``player`` (the replay's node), ``recorder``
 (output bag and counts), ``received`` (the detections received, kept in a temporary file
 for the map, not in memory), ``playback`` (pacing), ``progress``, ``outputs`` (output
-names, map save and PNG), ``summary``, ``run`` (the whole replay).
+names, map save and PNG), ``overrides`` (did the nodes take the ``-p`` overrides),
+``summary``, ``run`` (the whole replay).
 """
 
 from plant_disease_ros.tools.replay.bag import (

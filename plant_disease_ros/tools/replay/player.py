@@ -205,6 +205,43 @@ class ReplayPlayer:
         found[f'service {self.save_service}'] = self.node.count_services(self.save_service)
         return +found
 
+    def declared_parameters(self, node_name: str, timeout_s: float = 5.0
+                            ) -> dict[str, tuple[int, Any]] | None:
+        """Return the parameters node ``node_name`` of the namespace declares, with values.
+
+        Name -> (rcl_interfaces ParameterType, value), from its ``list_parameters`` and
+        ``get_parameters`` services; None when they do not answer within ``timeout_s``.
+        """
+        from rcl_interfaces.srv import GetParameters, ListParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        base = f'{self.namespace}/{node_name}'
+        deadline = time.monotonic() + timeout_s
+        listed = self._call(ListParameters, f'{base}/list_parameters',
+                            ListParameters.Request(), deadline)
+        if listed is None:
+            return None
+        names = list(listed.result.names)
+        got = self._call(GetParameters, f'{base}/get_parameters',
+                         GetParameters.Request(names=names), deadline)
+        if got is None or len(got.values) != len(names):
+            return None
+        return {name: (value.type, parameter_value_to_python(value))
+                for name, value in zip(names, got.values, strict=True)}
+
+    def _call(self, service_type: Any, name: str, request: Any, deadline: float) -> Any:
+        """Call service ``name`` and return its response; None after ``deadline``."""
+        client = self.node.create_client(service_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=max(deadline - time.monotonic(), 0.0)):
+                return None
+            future = client.call_async(request)
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return future.result() if future.done() else None
+        finally:
+            self.node.destroy_client(client)
+
     def save(self, timeout_s: float = 15.0) -> tuple[bool, str]:
         """Call the recorder's ~/save; return (success, message)."""
         if not self.save_client.wait_for_service(timeout_sec=min(timeout_s, 5.0)):

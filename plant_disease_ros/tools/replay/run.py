@@ -56,8 +56,9 @@ from plant_disease_ros.tools.replay.outputs import (
     write_map,
     write_summary,
 )
+from plant_disease_ros.tools.replay.overrides import override_problems
 from plant_disease_ros.tools.replay.playback import check_namespace_free, Playback
-from plant_disease_ros.tools.replay.player import ReplayPlayer
+from plant_disease_ros.tools.replay.player import PIPELINE_NODES, ReplayPlayer
 from plant_disease_ros.tools.replay.progress import ProgressLine
 from plant_disease_ros.tools.replay.received import ReceivedDetections
 from plant_disease_ros.tools.replay.recorder import output_topics, OutputRecorder, RECORDED_OUTPUTS
@@ -94,6 +95,38 @@ def pipeline_options(selection: BagSelection, options: ReplayOptions, map_dir: P
         use_sim_time=options.clock, map_dir=str(map_dir),
         single_process=options.single_process, parameters=parameters,
         node_parameters={'disease_map_recorder': {'run_name': run_name}})
+
+
+def overrides_to_check(options: ReplayOptions) -> dict[str, str]:
+    """Return the ``-p`` overrides the started nodes should hold as given.
+
+    Not those the replay sets itself (REPLAY_PARAMETERS, and with ``--fast`` the
+    FAST_PARAMETERS): it says so in its warnings.
+    """
+    replaced = set(REPLAY_PARAMETERS) | (set(FAST_PARAMETERS) if options.fast else set())
+    return {name: value for name, value in options.parameters.items() if name not in replaced}
+
+
+def check_overrides(player: ReplayPlayer, overrides: Mapping[str, str]) -> None:
+    """Raise ReplayError naming each override the started nodes did not take.
+
+    rcl drops an override silently when no node declares the name (a typo) or when its
+    value reads as another type than the declared one (``0,9`` is a string); the replay
+    would run with the parameter file's value and list the override as applied.
+    """
+    if not overrides:
+        return
+    declared = {}
+    for name in PIPELINE_NODES:
+        parameters = player.declared_parameters(name)
+        if parameters is not None:
+            declared[name] = parameters
+    if not declared:
+        raise ReplayError('the -p overrides could not be checked: no node of the pipeline '
+                          'answered on its get_parameters service')
+    problems = override_problems(overrides, declared)
+    if problems:
+        raise ReplayError('; '.join(problems) + ' (nothing was played)')
 
 
 def pipeline_commands(selection: BagSelection, options: ReplayOptions, map_dir: Path,
@@ -414,6 +447,8 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
                                 typestore, processes.check_alive,
                                 max_fix_accuracy_m=summary.max_fix_accuracy_m)
             playback.wait_until_ready()
+            if not options.attach:
+                check_overrides(player, overrides_to_check(options))
             ready = True
             reader = open_bag(source, bag)
             # The fixes stream beside the frames from a reader of their own: a long drive's
