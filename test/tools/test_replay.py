@@ -465,6 +465,67 @@ def test_pipeline_commands_remap_inputs_and_set_parameters(tmp_path: Path) -> No
     assert '-r fix:=/gps/fix' in pipeline and '--params-file' not in pipeline
 
 
+def test_a_fast_replay_learns_refused_frames_sooner_unless_p_sets_the_period(
+        tmp_path: Path) -> None:
+    """--fast waits for a refused frame's /diagnostics: the nodes publish them every
+    0.05 s instead of every second (110 bad frames cost about 2 minutes), unless -p
+    diagnostics_period_s gives a period; a timed replay leaves the nodes' period."""
+    def camera_argv(**option_values: object) -> str:
+        options = ReplayOptions(bag=Path('x.mcap'), **option_values)
+        return argv_of(pipeline_commands(selection(), options, tmp_path, 'run',
+                                         None))['camera_subscriber'] + ' '
+
+    assert '-p diagnostics_period_s:=0.05 ' in camera_argv(fast=True)
+    mine = camera_argv(fast=True, parameters={'diagnostics_period_s': '2.0'})
+    assert '-p diagnostics_period_s:=2.0 ' in mine and ':=0.05' not in mine
+    assert 'diagnostics_period_s' not in camera_argv()
+
+
+def test_the_wall_time_covers_the_playback_after_the_last_output(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames refused after the last classification still took the replay's time: the
+    summary's wall time runs to the end of the playback, not to the last output."""
+    from collections import Counter
+    import io
+    from types import SimpleNamespace
+
+    from plant_disease_ros.tools.replay import playback as playback_module
+    from plant_disease_ros.tools.replay.progress import ProgressLine
+
+    class FakeTime:
+        """A monotonic clock that moves only when slept on."""
+
+        def __init__(self) -> None:
+            self.now = 1000.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.now += seconds
+
+    clock = FakeTime()
+    monkeypatch.setattr(playback_module, 'time', clock)
+    player = SimpleNamespace(clock_ns=0, diagnostics_statuses=0,
+                             publish_clock=lambda ns: None, frames_rejected=Counter)
+    # The last classification came 1 s after the first frame; the playback ended at 60 s.
+    recorder = SimpleNamespace(last_output_s=clock.now + 1.0, classified_count=10,
+                               classifications=10)
+    bag = SimpleNamespace(start_ns=0, end_ns=int(60e9), duration_s=60.0)
+    summary = ReplaySummary(bag=Path('x'), image_topic='/cam/image_raw', fix_topic=None,
+                            mode='fast', out_dir=Path('out'))
+    summary.frames_in = 120
+    playback = playback_module.Playback(
+        player, recorder, bag, ReplayOptions(bag=Path('x'), fast=True), summary,
+        ProgressLine(120, io.StringIO(), False), None, lambda: None)
+    playback.wall_start = clock.now
+    playback.play_end = clock.now + 60.0
+    clock.now += 60.0
+    playback.settle()
+    assert summary.wall_s >= 60.0
+    assert summary.frames_per_s <= 10 / 60.0
+
+
 def test_pipeline_commands_keep_a_compressed_topic_without_the_suffix(tmp_path: Path) -> None:
     """A CompressedImage topic not named '.../compressed' is remapped under its own name."""
     options = ReplayOptions(bag=Path('x.mcap'))

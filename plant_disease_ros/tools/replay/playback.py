@@ -115,6 +115,8 @@ class Playback:
         self.check_alive = check_alive
         self.max_fix_accuracy_m = max_fix_accuracy_m
         self.wall_start = time.monotonic()
+        # When play() returned: the last frame sent and, in fast mode, answered or refused.
+        self.play_end = self.wall_start
         # The nodes' frame rejections before the first frame (an attached pipeline's).
         self.rejected_before: Counter[tuple[str, str]] = Counter()
         # Fast mode: frames answered by a classification.
@@ -186,10 +188,13 @@ class Playback:
         self.player.publish_clock(self.selection.start_ns)
         self.rejected_before = self.player.frames_rejected()
         self.wall_start = time.monotonic()
-        if self.options.fast:
-            self._play_fast(images, fixes)
-        else:
-            self._play_timed(images, fixes)
+        try:
+            if self.options.fast:
+                self._play_fast(images, fixes)
+            else:
+                self._play_timed(images, fixes)
+        finally:
+            self.play_end = time.monotonic()
 
     def _publish_fix(self, fix: BagMessage) -> None:
         """Publish a fix; count it, and why the classifier cannot use it, if it cannot."""
@@ -399,7 +404,9 @@ class Playback:
 
         Ends when no output has come for SETTLE_QUIET_S (and at least that long after the
         last frame), or after ``frame_timeout_s``. Then sets the summary's wall time (first
-        frame sent to last output) and, timed, the frames the pipeline dropped.
+        frame sent to the end of the playback or the last output, whichever is later: the
+        waits for refused frames after the last classification count too) and, timed, the
+        frames the pipeline dropped.
         """
         options, player = self.options, self.player
         start = time.monotonic()
@@ -413,7 +420,8 @@ class Playback:
             time.sleep(CLOCK_PERIOD_S)
         self.check_alive()
         summary = self.summary
-        summary.wall_s = max(self.recorder.last_output_s - self.wall_start, 1e-9)
+        summary.wall_s = max(max(self.recorder.last_output_s, self.play_end) - self.wall_start,
+                             1e-9)
         labelled = self.recorder.classified_count
         self._wait_for_diagnostics()
         self._count_rejected()

@@ -72,6 +72,10 @@ REPLAY_PARAMETERS = ('image_transport', 'transport', 'map_dir', 'run_name')
 # next frame as soon as one is classified, so a capped frame would be dropped and wait
 # for a re-send (FRAME_RETRY_S) each time.
 FAST_PARAMETERS = {'max_rate_hz': '0.0'}
+# Set by --fast unless -p gives them: a frame a node refuses (an undecodable JPEG) is seen
+# in its next /diagnostics status, and a fast replay waits for that before the next frame;
+# at the nodes' 1 s each refused frame cost about a second.
+FAST_DEFAULTS = {'diagnostics_period_s': '0.05'}
 STOP_TIMEOUT_S = 8.0
 _COMPRESSED_SUFFIX = '/compressed'
 
@@ -86,7 +90,7 @@ def pipeline_options(selection: BagSelection, options: ReplayOptions, map_dir: P
     parameters = {name: value for name, value in options.parameters.items()
                   if name not in REPLAY_PARAMETERS}
     if options.fast:
-        parameters.update(FAST_PARAMETERS)
+        parameters = {**FAST_DEFAULTS, **parameters, **FAST_PARAMETERS}
     return NodeSetOptions(
         namespace=options.namespace, params_file=params_file, image_topic=image_topic,
         compressed=compressed,
