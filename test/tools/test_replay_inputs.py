@@ -232,6 +232,32 @@ def test_a_folder_without_metadata_names_the_recording_inside(tmp_path: Path) ->
         inspect_bag(empty)
 
 
+def test_a_killed_split_file_compressed_recording_names_every_split(tmp_path: Path) -> None:
+    """A killed, file-compressed, split recording: rec_0.mcap.zstd (a closed split,
+    compressed) and rec_1.mcap (the open one). Both are named, with how to decompress the
+    first and that each split is replayed on its own; the .zstd file given says the same."""
+    first = write_bag(tmp_path / 'first', compressed_frames=2, fixes=2, compression='file')
+    second = write_bag(tmp_path / 'second', compressed_frames=2, fixes=2)
+    killed = tmp_path / 'killed'
+    killed.mkdir()
+    compressed = killed / 'rec_0.mcap.zstd'
+    (first / 'first.mcap.zstd').rename(compressed)
+    (second / 'second.mcap').rename(killed / 'rec_1.mcap')
+    with pytest.raises(ReplayError) as raised:
+        inspect_bag(killed)
+    message = str(raised.value)
+    assert f'it holds {compressed}, {killed / "rec_1.mcap"} (a killed recording' in message
+    assert 'a split recording has one file per split: replay each file' in message
+    assert '`zstd -d FILE.zstd` first, then give FILE' in message
+    assert 'give the file instead' not in message
+    with pytest.raises(ReplayError) as raised:
+        inspect_bag(compressed)
+    message = str(raised.value)
+    assert f'`zstd -d {compressed}` decompresses it, then give {killed / "rec_0.mcap"}' \
+        in message
+    assert 'Unrecognized storage format' not in message
+
+
 # 7. A file-compressed bag ------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+import re
 import shutil
 import sys
 import tempfile
@@ -22,6 +23,8 @@ IMAGE_TYPES = {
     'sensor_msgs/msg/CompressedImage': 'compressed',
 }
 FIX_TYPE = 'sensor_msgs/msg/NavSatFix'
+# A storage file a file-compressed bag compressed whole ('rec_0.mcap.zstd').
+_ZSTD_SUFFIX = '.zstd'
 # Image topics the pipeline itself publishes: never chosen as its input.
 OUTPUT_IMAGE_NAMES = ('frames', 'image_annotated', 'explanation')
 # The fix the classifier publishes with each located detection: never chosen as input.
@@ -88,6 +91,11 @@ def open_bag(path: Path, display_path: Path | None = None) -> Any:
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
         raise ReplayError(f'cannot read bag {shown}: a folder without metadata.yaml is not a '
                           f'rosbag2 bag{_no_metadata_hint(shown)}')
+    if path.is_file() and path.suffix == _ZSTD_SUFFIX:
+        raise ReplayError(
+            f'cannot read bag {shown}: a zstd-compressed storage file (of a file-compressed '
+            'bag; its metadata.yaml says so, and without one the replay cannot): '
+            f'`zstd -d {shown}` decompresses it, then give {shown.with_suffix("")}')
     try:
         reader = Reader(path)
         reader.open()
@@ -186,20 +194,38 @@ def _no_metadata_hint(folder: Path) -> str:
     """Return advice for a folder of storage files without metadata.yaml, or ''.
 
     A killed `ros2 bag record` leaves its .mcap (or .db3) file without the metadata.yaml
-    it writes at the end: the file alone is a bag the replay reads.
+    it writes at the end: the file alone is a bag the replay reads. A split recording
+    leaves one file per split (all of them named: the replay reads one at a time), and a
+    file-compressed one has zstd-compressed the splits it closed (``rec_0.mcap.zstd``):
+    ``zstd -d`` makes them files the replay reads.
     """
-    files = sorted(entry for pattern in ('*.mcap', '*.db3') for entry in folder.glob(pattern)
-                   if entry.is_file())
+    files = sorted((entry for pattern in ('*.mcap', '*.db3', '*.mcap.zstd', '*.db3.zstd')
+                    for entry in folder.glob(pattern) if entry.is_file()),
+                   key=lambda entry: _natural_key(entry.name))
     if not files:
         return ''
-    named = ' or '.join(str(entry) for entry in files[:3]) + (
-        f' (and {len(files) - 3} more)' if len(files) > 3 else '')
-    hint = (f'; it holds {named} (a killed recording writes no metadata.yaml): give the '
-            'file instead')
-    if any(entry.suffix == '.mcap' for entry in files):
-        hint += ('; if it does not open either, `mcap recover IN.mcap -o OUT.mcap` '
-                 'rebuilds its summary')
+    shown = files if len(files) <= 6 else files[:5]
+    named = ', '.join(str(entry) for entry in shown) + (
+        f' and {len(files) - len(shown)} more' if len(files) > len(shown) else '')
+    compressed = [entry for entry in files if entry.suffix == _ZSTD_SUFFIX]
+    hint = f'; it holds {named} (a killed recording writes no metadata.yaml): '
+    if len(files) == 1 and not compressed:
+        hint += 'give the file instead'
+    else:
+        hint += ('a split recording has one file per split: replay each file (each with '
+                 'its own --out)' if len(files) > 1 else 'replay the file')
+    if compressed:
+        hint += (f'; {"its .zstd files are" if len(compressed) > 1 else "the .zstd file is"} '
+                 'zstd-compressed: `zstd -d FILE.zstd` first, then give FILE')
+    if any(entry.name.endswith(('.mcap', '.mcap.zstd')) for entry in files):
+        hint += ('; if one does not open, `mcap recover IN.mcap -o OUT.mcap` rebuilds its '
+                 'summary')
     return hint
+
+
+def _natural_key(name: str) -> list[object]:
+    """Return a sort key that puts rec_2 before rec_10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', name)]
 
 
 def _cut_short_hint(path: Path, shown: Path | None = None) -> str:
