@@ -137,11 +137,21 @@ def run(args: argparse.Namespace) -> int:
                   'default grid')
         else:
             cell_size, origin = grid
-            args.cell_size = cell_size if args.cell_size is None else args.cell_size
+            # Say which part of the grid is the recorder's: --cell-size or --origin wins.
+            taken, given = [], []
+            if args.cell_size is None:
+                args.cell_size = cell_size
+                taken.append(f'cells of {cell_size:g} m')
+            else:
+                given.append(f'cells of {args.cell_size:g} m from --cell-size')
             if args.origin is None and origin is not None:
                 args.origin = list(origin)
-            print(f'grid of the recorder ({recorded.name}): cells of {args.cell_size:g} m'
-                  + ('' if origin is None else ', origin {:.7f}, {:.7f}'.format(*origin)))
+                taken.append('origin {:.7f}, {:.7f}'.format(*origin))
+            elif args.origin is not None:
+                given.append('origin {:.7f}, {:.7f} from --origin'.format(*args.origin[:2]))
+            if taken:  # else nothing of the recorder's grid is used
+                print(f'grid of the recorder ({recorded.name}): {", ".join(taken)}'
+                      + (f'; {", ".join(given)}' if given else ''))
             if not recorded_alignment(recorded):
                 print(f'{recorded.name} predates cells centred on the origin: the recorder '
                       'drew its cells with the origin on a corner, this grid centres them '
