@@ -458,7 +458,8 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
     """Compose the demo bag and its truth file; return what was written.
 
     ``out_path`` is the MCAP file to write: an existing folder there is refused
-    (ValueError) before any work, as is a path under a file.
+    (ValueError) before any work, as are a path under a file and a name that does not
+    end in ``.mcap``.
     """
     if not frames_of_drive(1) <= options.frames <= frames_of_drive(MAX_PLANTS_PER_ROW):
         raise ValueError(f'--frames must be from {frames_of_drive(1)} to '
@@ -467,6 +468,10 @@ def make_demo_bag(options: DemoOptions, progress: Callable[[str], None] | None =
     out_path = Path(options.out_path)
     check_output_file(out_path, folder_hint='; give the .mcap file to write '
                       f'(e.g. {out_path / "field_demo.mcap"})')
+    if out_path.suffix != '.mcap':
+        # The file is MCAP whatever its name: a .db3 one would be read as SQLite and fail.
+        raise ValueError(f'--out {out_path}: the demo bag is an MCAP file, so its name ends '
+                         f'in .mcap (e.g. {out_path.with_suffix(".mcap")})')
     rng = random.Random(options.seed)
     np_rng = np.random.default_rng(options.seed)
     plants_per_row = min(range(1, MAX_PLANTS_PER_ROW + 1),

@@ -254,6 +254,20 @@ def test_make_demo_refuses_an_existing_directory(tmp_path: Path,
     assert snapshot(tmp_path) == {}
 
 
+@pytest.mark.parametrize('name', ['demo.db3', 'demo', 'demo.mcap.zstd'])
+def test_make_demo_refuses_a_name_that_is_not_mcap(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """The demo bag is MCAP: 'X.db3' (which replay would read as SQLite and fail on) or no
+    suffix is refused before any work, nothing written."""
+    out_path = tmp_path / name
+    status, out, err = run_cli(['make-demo', '--out', str(out_path)], capsys)
+    assert status == 2 and out == ''
+    assert err == (f'plant-disease make-demo: error: --out {out_path}: the demo bag is an '
+                   'MCAP file, so its name ends in .mcap (e.g. '
+                   f'{out_path.with_suffix(".mcap")})\n')
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_make_demo_never_turns_the_shipped_bag_into_another_drive(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Another seed into the shipped bag's path: refused, the bag and its truth unchanged."""
