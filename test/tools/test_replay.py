@@ -526,6 +526,55 @@ def test_the_wall_time_covers_the_playback_after_the_last_output(
     assert summary.frames_per_s <= 10 / 60.0
 
 
+def test_frames_and_fixes_stamped_in_other_time_bases_are_named() -> None:
+    """Frames stamped since boot, fixes in GPS time: the summary warns with both ranges;
+    stamps that overlap, or lie a few seconds apart, give no warning."""
+    from plant_disease_ros.tools.replay.playback import stamp_gap_warning
+
+    warning = stamp_gap_warning((601.34, 671.035), (1749738600.0, 1749738674.0))
+    assert warning.startswith('the frames are stamped 601.340 to 671.035 s and the fixes '
+                              '1749738600.000 to 1749738674.000 s, 1749737929 s apart')
+    assert stamp_gap_warning((1749738674.0, 1749738700.0), (601.0, 671.0)) != ''
+    assert stamp_gap_warning((100.0, 200.0), (150.0, 250.0)) == ''
+    assert stamp_gap_warning((100.0, 200.0), (205.0, 250.0)) == ''
+    assert stamp_gap_warning(None, (1.0, 2.0)) == stamp_gap_warning((1.0, 2.0), None) == ''
+
+
+def test_a_replay_of_boot_stamped_frames_warns(tmp_path: Path) -> None:
+    """End to end: frames stamped 1.7e9 s before their fixes: no detection is located and
+    the summary says why, naming both ranges."""
+    pytest.importorskip('rclpy')
+    from rosbags.rosbag2 import Reader, Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    source = write_bag(tmp_path / 'gps_time', compressed_frames=4, fixes=6)
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    bag = tmp_path / 'boot'
+    with Reader(source) as reader, Writer(bag, version=8) as writer:
+        connections = {}
+        for connection, timestamp, data in reader.messages():
+            if connection.topic not in connections:
+                connections[connection.topic] = writer.add_connection(
+                    connection.topic, connection.msgtype, typestore=store)
+            if connection.msgtype.endswith('CompressedImage'):
+                message = store.deserialize_cdr(data, connection.msgtype)
+                message.header.stamp.sec -= int(START_S) - 600  # since boot: 600 s
+                data = store.serialize_cdr(message, connection.msgtype)
+            writer.write(connections[connection.topic], timestamp, data)
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+         '--single-process', '--out', str(out), '--namespace', f'boot_{os.getpid()}',
+         '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((out / 'summary.json').read_text())
+    gap = [warning for warning in summary['warnings']
+           if warning.startswith('the frames are stamped 600.000 to 600.300 s and the fixes '
+                                 f'{START_S - 0.5:.3f} to')]
+    assert len(gap) == 1, summary['warnings']
+    assert 'warning:     the frames are stamped 600.000' in result.stdout
+
+
 def test_pipeline_commands_keep_a_compressed_topic_without_the_suffix(tmp_path: Path) -> None:
     """A CompressedImage topic not named '.../compressed' is remapped under its own name."""
     options = ReplayOptions(bag=Path('x.mcap'))

@@ -44,6 +44,9 @@ MAX_UNANSWERED_IN_A_ROW = 5
 # namespace (discovery on loopback takes about a second). One found later, while its own
 # nodes start, shows as a node listed twice.
 NAMESPACE_CHECK_S = 1.5
+# Frame and fix stamps further apart than this are worth a warning (a driver's time
+# base that is not the GPS's): far beyond any fix age the classifier takes.
+STAMP_GAP_WARN_S = 60.0
 # Fast DDS lists a participant killed outright until its lease ends (its default).
 DDS_LEASE_S = 20.0
 # At the end, the longest wait for a /diagnostics status newer than the last frame (the
@@ -60,6 +63,26 @@ def timed_start_ns(first_image: BagMessage, first_fix: BagMessage | None) -> int
     if first_fix is None:
         return first_image.log_ns
     return min(first_image.log_ns, first_fix.log_ns)
+
+
+def stamp_gap_warning(frames: tuple[float, float] | None,
+                      fixes: tuple[float, float] | None,
+                      limit_s: float = STAMP_GAP_WARN_S) -> str:
+    """Return a warning when the frames' and the fixes' header stamps are far apart, or ''.
+
+    ``frames`` and ``fixes`` are (first, last) stamps in seconds (None: none sent). The
+    classifier pairs a frame with the fix of its stamp: a camera stamping time since boot
+    and a GPS stamping GPS time (1.7e9 s apart) give no frame a position.
+    """
+    if frames is None or fixes is None:
+        return ''
+    gap = max(fixes[0] - frames[1], frames[0] - fixes[1])
+    if gap <= limit_s:
+        return ''
+    return (f'the frames are stamped {frames[0]:.3f} to {frames[1]:.3f} s and the fixes '
+            f'{fixes[0]:.3f} to {fixes[1]:.3f} s, {gap:.0f} s apart: the classifier pairs '
+            'a frame with the fix of its stamp, so no frame got a position (a driver '
+            "stamping time since boot, or another clock than the GPS's?)")
 
 
 def pipeline_running_error(player: ReplayPlayer, found: Counter[str]) -> ReplayError:
@@ -92,6 +115,17 @@ def check_namespace_free(player: ReplayPlayer, wait_s: float = NAMESPACE_CHECK_S
         time.sleep(CLOCK_PERIOD_S * 5)
 
 
+def _widened(stamps: tuple[float, float] | None, sec: int, nanosec: int
+             ) -> tuple[float, float] | None:
+    """Return the (first, last) range ``stamps`` with one more stamp; an unset (0) one not."""
+    if sec == 0 and nanosec == 0:
+        return stamps
+    stamp = sec + nanosec * 1e-9
+    if stamps is None:
+        return stamp, stamp
+    return min(stamps[0], stamp), max(stamps[1], stamp)
+
+
 class Playback:
     """Plays one bag selection through ``player``; counts go into ``summary``.
 
@@ -121,6 +155,9 @@ class Playback:
         self.rejected_before: Counter[tuple[str, str]] = Counter()
         # Fast mode: frames answered by a classification.
         self.answered_frames = 0
+        # The first and last header stamps (s) of the frames and fixes sent (not 0).
+        self.frame_stamps: tuple[float, float] | None = None
+        self.fix_stamps: tuple[float, float] | None = None
 
     def wait_until_ready(self) -> None:
         """Wait until the pipeline listens to the image (and fix) topic and publishes results.
@@ -223,6 +260,8 @@ class Playback:
             message = deserialize_message(bytes(data), NavSatFix)
         except Exception:  # the classifier never gets what cannot be read
             return None
+        self.fix_stamps = _widened(self.fix_stamps, message.header.stamp.sec,
+                                   message.header.stamp.nanosec)
         return navsatfix_to_geofix(message, self.max_fix_accuracy_m, require_stamp=True)[1]
 
     def _rejected_total(self) -> int:
@@ -264,6 +303,7 @@ class Playback:
             send_fixes(image.log_ns + lead_ns)
             player.publish_clock(image.log_ns)
             key = stamp_key(self.typestore, image.data, self.selection.image.msgtype)
+            self.frame_stamps = _widened(self.frame_stamps, *key)
             if key in sent_keys:
                 # A stamp seen before (a driver leaving stamps at 0): its answer cannot be
                 # told from the earlier one's, so the next answer of any stamp is awaited.
@@ -352,6 +392,7 @@ class Playback:
                 self._publish_fix(message)
                 continue
             key = stamp_key(self.typestore, message.data, self.selection.image.msgtype)
+            self.frame_stamps = _widened(self.frame_stamps, *key)
             if key in sent_keys:
                 # A stamp seen before: its result cannot be told from the earlier one's.
                 self.summary.repeated_stamps += 1
@@ -420,6 +461,9 @@ class Playback:
             time.sleep(CLOCK_PERIOD_S)
         self.check_alive()
         summary = self.summary
+        gap = stamp_gap_warning(self.frame_stamps, self.fix_stamps)
+        if gap:
+            summary.warnings.append(gap)
         summary.wall_s = max(max(self.recorder.last_output_s, self.play_end) - self.wall_start,
                              1e-9)
         labelled = self.recorder.classified_count
