@@ -98,6 +98,21 @@ def test_recorder_writes_at_the_replay_clock_and_counts(store: object, tmp_path:
     received.discard()
 
 
+def test_nothing_is_written_before_the_input_bags_start(store: object) -> None:
+    """The latched markers arrive while the clock still runs up to the bag's start (90 s
+    before it): they are written at the start, so the output bag starts with the input."""
+    writer = ListWriter()
+    start_ns = 1_700_000_000 * 10**9
+    recorder = OutputRecorder(writer, store, TOPICS, start_ns=start_ns)
+    markers = b'\x00\x01\x00\x00\x00\x00\x00\x00'
+    recorder.receive('/ns/markers', 'markers', markers)
+    recorder.set_clock(start_ns - 88 * 10**9)
+    recorder.receive('/ns/markers', 'markers', markers)
+    recorder.set_clock(start_ns + 5)
+    recorder.receive('/ns/label', 'label', string_cdr(store, 'a'))
+    assert [log_ns for _, log_ns, _ in writer.written] == [start_ns, start_ns, start_ns + 5]
+
+
 def test_recorder_counts_are_a_copy(store: object) -> None:
     """A snapshot does not change when more outputs arrive."""
     recorder = OutputRecorder(ListWriter(), store, TOPICS)

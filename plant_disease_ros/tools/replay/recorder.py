@@ -53,17 +53,21 @@ class OutputRecorder:
 
     ``writer`` is an open rosbags Writer; ``topics`` maps each output topic to its type.
     Messages are written with the replay clock's time, so the output bag lines up with
-    the input bag. Callbacks come from the player's executor thread. Each detection is
-    handed to ``received`` (kept in its file for the map), or only counted without one.
+    the input bag; never before ``start_ns`` (the input bag's start): the clock runs up to
+    it while the pipeline starts, and a message then (the latched markers) would start
+    the output bag that much earlier. Callbacks come from the player's executor thread.
+    Each detection is handed to ``received`` (kept in its file for the map), or only
+    counted without one.
     """
 
     def __init__(self, writer: Any, typestore: Any, topics: Mapping[str, str],
-                 received: ReceivedDetections | None = None) -> None:
+                 received: ReceivedDetections | None = None, start_ns: int = 0) -> None:
         self.writer = writer
         self.received = received
         self.typestore = typestore
         self._lock = threading.Condition()
-        self._clock_ns = 0
+        self._start_ns = start_ns
+        self._clock_ns = start_ns
         self._connections = {
             topic: writer.add_connection(topic, msgtype, typestore=typestore)
             for topic, msgtype in topics.items()}
@@ -84,7 +88,7 @@ class OutputRecorder:
     def set_clock(self, clock_ns: int) -> None:
         """Set the log time of the messages received from now on."""
         with self._lock:
-            self._clock_ns = clock_ns
+            self._clock_ns = max(clock_ns, self._start_ns)
 
     def receive(self, topic: str, kind: str, data: bytes) -> None:
         """Write one message to the bag and update the counts."""

@@ -429,7 +429,7 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
         writer.open()
         recorder = OutputRecorder(writer, typestore, {
             topic: RECORDED_OUTPUTS[kind] for kind, topic in output_topics(namespace).items()},
-            received)
+            received, start_ns=selection.start_ns)
         processes = ProcessGroup(outputs.logs, env)
         stopped: ReplayError | None = None
         player: ReplayPlayer | None = None
