@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 import shlex
+import sys
 
 from plant_disease_ros.training.search import (
     best_run_folder,
@@ -81,11 +82,14 @@ def run(args: argparse.Namespace) -> int:
     ranked = knob_search(base, space, args.budget_min)
     print(format_table(ranked))
     done = [row for row in ranked if 'val_accuracy' in row]
-    if done:
-        # Pasted as it is, the line trains the full run beside the search's folder.
-        init = '' if args.init == 'shipped' else f' --init {shlex.quote(args.init)}'
-        seed = '' if args.seed == 42 else f' --seed {args.seed}'
-        print(f'best: plant-disease train --data {shlex.quote(args.data)} '
-              f'--out {shlex.quote(best_run_folder(args.out))}{init}{seed} '
-              f'{train_flags(done[0])}'.rstrip())
+    if not done:
+        print('search: no trial ran to the end (see the table for why): nothing to '
+              'recommend', file=sys.stderr)
+        return 1
+    # Pasted as it is, the line trains the full run beside the search's folder.
+    init = '' if args.init == 'shipped' else f' --init {shlex.quote(args.init)}'
+    seed = '' if args.seed == 42 else f' --seed {args.seed}'
+    print(f'best: plant-disease train --data {shlex.quote(args.data)} '
+          f'--out {shlex.quote(best_run_folder(args.out))}{init}{seed} '
+          f'{train_flags(done[0])}'.rstrip())
     return 0

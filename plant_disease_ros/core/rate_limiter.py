@@ -52,6 +52,8 @@ class RateLimiter:
         self._can_give_back = True
         jumped_back = self._last_s is not None and now < self._last_s - self._period_s
         if self._next_s is None or jumped_back:
+            # A restart: the old schedule is gone, not for give_back() to bring back.
+            self._before_last = None
             self._next_s = now + self._period_s
             self._last_s = now
             return True

@@ -132,10 +132,10 @@ def horizontal_accuracy_m(msg: NavSatFix) -> float | None:
     if msg.position_covariance_type == NavSatFix.COVARIANCE_TYPE_UNKNOWN:
         return None
     east, north = float(msg.position_covariance[0]), float(msg.position_covariance[4])
+    if math.inf in (east, north):
+        return math.inf   # anywhere, whatever the other variance says
     if math.isnan(east) or math.isnan(north) or east < 0.0 or north < 0.0:
         return None
-    if math.isinf(east) or math.isinf(north):
-        return math.inf
     return math.sqrt(0.5 * east + 0.5 * north)  # not (east + north): 2e308 overflows
 
 

@@ -156,7 +156,7 @@ class ClassifierTypedOutputs:
 
         Under sim time before the first ``/clock`` the node's time is 0, which readers take
         for "unstamped": such a class map is published again, stamped, with the first
-        classified frame.
+        classified frame once the clock runs.
         """
         if self.label_info_publisher is None:
             return
@@ -169,7 +169,7 @@ class ClassifierTypedOutputs:
     def publish_classification(self, classification: Classification, header: Header,
                                outcome: FrameOutcome | None = None) -> None:
         """Publish ``results`` for one classified frame (see :func:`classification_to_vision`)."""
-        if self._label_info_unstamped:
+        if self._label_info_unstamped and self._node.get_clock().now().nanoseconds > 0:
             self.publish_label_info(self._label_info_threshold)
         if self.results_publisher is not None:
             self.results_publisher.publish(

@@ -313,8 +313,10 @@ def resolve_options(options: TrainOptions):
         for name, wanted, found in (('architecture', options.architecture, loaded.architecture),
                                     ('width', options.width, loaded.width)):
             if wanted is not None and wanted != found:
-                raise TransferError(f'--{name} {wanted} does not match {what} ({found}); '
-                                    f'{hint}')
+                # A conflict of options: a search's --widths trial on a start model of
+                # another width is skipped, not the end of the search.
+                raise OptionConflict(f'--{name} {wanted} does not match {what} ({found}); '
+                                     f'{hint}')
     index = scan_dataset(options.data_dir)
     files = subsample(index.files, options.per_class, seed=options.split_seed) \
         if options.per_class else list(index.files)

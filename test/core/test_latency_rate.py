@@ -174,3 +174,12 @@ def test_half_bad_camera_still_reaches_the_cap() -> None:
             else:
                 passed += 1
     assert 19 <= passed <= 21
+
+
+def test_a_refused_frame_after_time_went_back_does_not_bring_the_old_schedule_back() -> None:
+    limiter = RateLimiter(2.0)
+    assert limiter.allow(100.0)
+    assert limiter.allow(100.5)
+    assert limiter.allow(10.0)   # a looping bag: the schedule restarts ...
+    limiter.give_back()          # ... and that frame was bad
+    assert sum(limiter.allow(10.05 + 0.05 * step) for step in range(200)) in (20, 21)

@@ -118,6 +118,11 @@ def test_navsatfix_to_geofix_and_back() -> None:
     assert conversions.horizontal_accuracy_m(anywhere) == math.inf
     for limit in (50.0, 0.0):
         assert conversions.navsatfix_to_geofix(anywhere, limit) == (None, 'inaccurate')
+    # Anywhere east is anywhere, whatever the north variance says.
+    for north in (math.nan, -1.0, 4.0):
+        half = make_fix(lat, lon, alt, stamp_s=100.0, accuracy_m=None, variance_m2=math.inf)
+        half.position_covariance[4] = north
+        assert conversions.navsatfix_to_geofix(half, 0.0) == (None, 'inaccurate'), north
     assert conversions.fix_rejection_hint('inaccurate', anywhere) == (
         'inaccurate', 'its covariance is infinite: no position')
     assert conversions.fix_rejection_hint('inaccurate', unsure) == ('inaccurate', '')

@@ -142,9 +142,13 @@ def test_label_info_sent_before_the_sim_clock_is_stamped_again(harness: Harness)
     frames = node.create_publisher(Image, '/frames', 10)
     harness.wait_for_subscribers(clock)
     harness.wait_for_subscribers(frames)
+    rgb = load_rgb(leaf_photo_paths()[0])
+    # A frame while the clock still reads 0 (no /clock yet): nothing to stamp it with.
+    assert harness.publish_and_wait(frames, make_image(rgb, 'rgb8', stamp_s=1234.4),
+                                    results, '/classification')
+    assert collector.count('/label_info') == 1
     clock.publish(Clock(clock=make_stamp(1234.5)))
     assert harness.wait(lambda: classifier.get_clock().now().nanoseconds > 0)
-    rgb = load_rgb(leaf_photo_paths()[0])
     assert harness.publish_and_wait(frames, make_image(rgb, 'rgb8', stamp_s=1234.5),
                                     results, '/classification')
     assert harness.wait(lambda: collector.count('/label_info') == 2)

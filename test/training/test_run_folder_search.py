@@ -76,3 +76,31 @@ def test_an_earlier_search_is_refused_unless_overwrite(tmp_path: Path,
     with pytest.raises(FileExistsError, match='search_results.json'):
         knob_search(TrainOptions(data_dir=str(photos), out_dir=str(out)), SearchSpace(),
                     budget_min=1.0, run_trial=lambda options: pytest.fail('trained'))
+
+
+def test_a_search_whose_every_trial_was_skipped_says_so_and_fails(
+        photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def fake_search(base: TrainOptions, space: SearchSpace, budget_min: float) -> list[dict]:
+        return [{'learning_rate': None, 'unfreeze': 0, 'input_size': None,
+                 'augment_strength': 1.0, 'width': None, 'changed': 'unfreeze',
+                 'status': 'skipped: --unfreeze 0 with no head epochs leaves nothing to train'}]
+
+    monkeypatch.setattr(search_cli, 'knob_search', fake_search)
+    assert main(['search', '--data', str(photos), '--out', str(tmp_path / 'search')]) == 1
+    captured = capsys.readouterr()
+    assert 'no trial ran to the end' in captured.err
+    assert 'best:' not in captured.out
+
+
+def test_a_width_the_start_model_does_not_have_is_a_conflict_a_search_skips(
+        tmp_path: Path) -> None:
+    from plant_disease_ros.training.train import OptionConflict, resolve_options
+
+    pytest.importorskip('tensorflow')
+    photos = tmp_path / 'photos'
+    for name in ('A___x', 'A___y'):
+        (photos / name).mkdir(parents=True)
+    with pytest.raises(OptionConflict, match='--width 0.5 does not match'):
+        resolve_options(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'out'),
+                                     width=0.5))
