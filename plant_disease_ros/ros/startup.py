@@ -109,13 +109,17 @@ def parameter_error_text(error: Exception) -> str:
     """Return a parameter error's message with the parameter's name first.
 
     rclpy's ``ParameterException`` appends ``: <name>`` to its message, which reads as a
-    stray word after the reason; the name goes first instead: ``crops: Invalid ...``.
+    stray word after the reason; the name goes first instead: ``crops: Invalid ...``. A
+    whole number given to a floating-point parameter at start gets the fix added.
     """
     text = str(error)
     if isinstance(error, ParameterException):
         head, _, tail = text.rpartition(': ')
         if head and tail.replace('_', '').replace('.', '').isalnum():
-            return f'{tail}: {head}'
+            text = f'{tail}: {head}'
+    if "of type 'INTEGER', expecting type 'DOUBLE'" in text:
+        # A parameters file's `5` or a `-p max_rate_hz:=5`: rcl reads a whole number.
+        text += ' (write a whole number with a decimal point: 5.0, not 5)'
     return text
 
 
