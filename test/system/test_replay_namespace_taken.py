@@ -42,9 +42,33 @@ def test_a_replay_into_a_namespace_with_a_recorder_is_refused(
     assert result.returncode == 2, result.stderr + result.stdout
     error = result.stderr.strip()
     assert error.count('\n') == 0, error
-    assert f'namespace /{namespace} already has a pipeline' in error
+    assert f'namespace /{namespace} (domain ' in error and 'already has' in error
     assert 'node disease_map_recorder' in error and save in error
-    assert '--namespace NAME' in error and '--attach' in error
+    assert 'ROS_DOMAIN_ID' in error and '--attach' in error
     assert not (out / 'summary.json').exists()
     # Its own nodes, if it started them before it saw the recorder, are stopped too.
+    assert not processes_with(f'__ns:=/{namespace}')
+
+
+def test_a_replay_into_a_domain_with_another_clock_is_refused(
+        tmp_path: Path, harness: object) -> None:
+    """Another replay (in any namespace) or a simulator publishes /clock: the nodes would
+    run on both clocks, so the replay exits 2 before playing and says to use a domain."""
+    from rosgraph_msgs.msg import Clock
+
+    clock = harness.node.create_publisher(Clock, '/clock', 1)
+    try:
+        out = tmp_path / 'out'
+        namespace = f'clocked_{os.getpid()}'
+        result = subprocess.run(
+            [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(DEMO_BAG),
+             '--fast', '--out', str(out), '--namespace', namespace, '--quiet'],
+            capture_output=True, text=True, timeout=180)
+    finally:
+        harness.node.destroy_publisher(clock)
+    assert result.returncode == 2, result.stderr + result.stdout
+    error = result.stderr.strip()
+    assert 'another publisher on /clock' in error, error
+    assert 'different domains (ROS_DOMAIN_ID' in error
+    assert not (out / 'summary.json').exists()
     assert not processes_with(f'__ns:=/{namespace}')

@@ -213,6 +213,14 @@ def test_named_topics_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (['--frame-timeout', '-2'], '--frame-timeout must be a finite number > 0, got -2.0'),
     (['--fast', '--frame-timeout', 'inf'],
      '--frame-timeout must be a finite number > 0, got inf'),
+    # A running pipeline keeps its parameters: -p would be listed as applied and do nothing.
+    (['--attach', '-p', 'score_threshold:=0.99'],
+     '-p set the parameters of the nodes a replay starts; with --attach the running '
+     'pipeline keeps its own (change them with ros2 param set, or replay without --attach)'),
+    (['--attach', '--params-file', 'config/field.yaml', '-p', 'top_k:=3'],
+     '-p and --params-file set the parameters of the nodes a replay starts; with --attach '
+     'the running pipeline keeps its own (change them with ros2 param set, or replay '
+     'without --attach)'),
 ])
 def test_out_of_range_options_are_one_line_before_anything_starts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
@@ -479,6 +487,13 @@ def test_a_fast_replay_learns_refused_frames_sooner_unless_p_sets_the_period(
     mine = camera_argv(fast=True, parameters={'diagnostics_period_s': '2.0'})
     assert '-p diagnostics_period_s:=2.0 ' in mine and ':=0.05' not in mine
     assert 'diagnostics_period_s' not in camera_argv()
+    # A parameter file the user names keeps its period; one without a period does not.
+    with_period = tmp_path / 'with_period.yaml'
+    with_period.write_text('/**:\n  ros__parameters:\n    diagnostics_period_s: 0.5\n')
+    assert ':=0.05' not in camera_argv(fast=True, params_file=with_period)
+    without = tmp_path / 'without.yaml'
+    without.write_text('/**:\n  ros__parameters:\n    top_k: 3\n')
+    assert '-p diagnostics_period_s:=0.05 ' in camera_argv(fast=True, params_file=without)
 
 
 def test_the_wall_time_covers_the_playback_after_the_last_output(
@@ -1036,3 +1051,19 @@ def test_the_summary_resolves_the_params_file_as_rcl_does(
     params.write_text(text)
     found = file_parameters(params, '/plant_disease/disease_classifier', ('model_path',))
     assert found.get('model_path') == expected
+
+
+def test_detections_that_found_no_fix_though_the_bag_has_fixes_are_named() -> None:
+    """Stamp ranges that overlap but are offset (a camera clock 50 s off the GPS's): most
+    detections stale; the summary names both ranges. A few stale ones do not."""
+    from plant_disease_ros.tools.replay.playback import unlocated_warning
+
+    frames, fixes = (650.0, 724.0), (600.0, 674.0)
+    warning = unlocated_warning({'stale': 67}, frames, fixes)
+    assert warning.startswith('67 of 67 detections found no fix near their stamp')
+    assert 'frames stamped 650.000 to 724.000 s, fixes 600.000 to 674.000 s' in warning
+    assert unlocated_warning({'interpolated': 61, 'nearest': 2, 'stale': 4},
+                             frames, fixes) == ''
+    assert unlocated_warning({'stale': 3, 'none': 2, 'interpolated': 4}, frames, fixes) != ''
+    assert unlocated_warning({'stale': 4}, frames, fixes) == ''       # too few to tell
+    assert unlocated_warning({'stale': 67}, frames, None) == ''       # no fix at all

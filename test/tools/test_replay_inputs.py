@@ -256,6 +256,15 @@ def test_a_killed_split_file_compressed_recording_names_every_split(tmp_path: Pa
     assert f'`zstd -d {compressed}` decompresses it, then give {killed / "rec_0.mcap"}' \
         in message
     assert 'Unrecognized storage format' not in message
+    # Upper-case names (a copy through a FAT stick) are named the same way.
+    shouting = killed / 'REC_0.MCAP.ZSTD'
+    compressed.rename(shouting)
+    with pytest.raises(ReplayError) as raised:
+        inspect_bag(killed)
+    assert str(shouting) in str(raised.value) and 'zstd -d FILE.zstd' in str(raised.value)
+    with pytest.raises(ReplayError) as raised:
+        inspect_bag(shouting)
+    assert f'`zstd -d {shouting}` decompresses it' in str(raised.value)
 
 
 # 7. A file-compressed bag ------------------------------------------------------------------------

@@ -44,12 +44,32 @@ def test_a_double_takes_whole_numbers_but_no_string_or_bool() -> None:
     assert type_takes(DOUBLE_ARRAY, [1, 0.5]) and not type_takes(DOUBLE_ARRAY, 1.0)
 
 
+def holding(values: dict[str, object]) -> dict:
+    """Return DECLARED with the nodes holding ``values`` (what rcl set from overrides)."""
+    return {node: {name: (kind, values.get(name, held))
+                   for name, (kind, held) in parameters.items()}
+            for node, parameters in DECLARED.items()}
+
+
 def test_overrides_the_nodes_take_are_no_problem() -> None:
     """Right names and types (a whole number for a double, a list, a bool) pass."""
     assert override_problems({'score_threshold': '0.9', 'max_rate_hz': '5', 'top_k': '2',
                               'gps_required': 'false', 'roi': '[0, 0, 10, 10]',
                               'camera_offset_m': '[0.2, 0]', 'crops': 'Grape',
-                              'map_dir': ''}, DECLARED) == []
+                              'map_dir': ''}, holding({
+                                  'score_threshold': 0.9, 'max_rate_hz': 5.0, 'top_k': 2,
+                                  'gps_required': False, 'roi': [0, 0, 10, 10],
+                                  'camera_offset_m': [0.2, 0.0], 'crops': 'Grape'})) == []
+
+
+def test_a_number_rcl_read_otherwise_is_named_with_the_value_the_node_holds() -> None:
+    """1_000 is a number to Python, a string to rcl: the node kept its file's 3; and a C
+    hexadecimal double, which rcl's strtod reads, is no problem when the node holds it."""
+    problems = override_problems({'top_k': '1_000'}, DECLARED)
+    assert problems == [
+        "-p top_k:=1_000: disease_classifier runs with 3, not 1000: rcl did not read "
+        "'1_000' as a number (write it plainly: digits, a decimal point)"]
+    assert override_problems({'score_threshold': '0x1p-1'}, DECLARED) == []
 
 
 def test_a_decimal_comma_is_named_with_the_value_the_node_runs_with() -> None:

@@ -91,7 +91,7 @@ def open_bag(path: Path, display_path: Path | None = None) -> Any:
     if path.is_dir() and not (path / 'metadata.yaml').is_file():
         raise ReplayError(f'cannot read bag {shown}: a folder without metadata.yaml is not a '
                           f'rosbag2 bag{_no_metadata_hint(shown)}')
-    if path.is_file() and path.suffix == _ZSTD_SUFFIX:
+    if path.is_file() and path.suffix.lower() == _ZSTD_SUFFIX:
         raise ReplayError(
             f'cannot read bag {shown}: a zstd-compressed storage file (of a file-compressed '
             'bag; its metadata.yaml says so, and without one the replay cannot): '
@@ -199,15 +199,17 @@ def _no_metadata_hint(folder: Path) -> str:
     file-compressed one has zstd-compressed the splits it closed (``rec_0.mcap.zstd``):
     ``zstd -d`` makes them files the replay reads.
     """
-    files = sorted((entry for pattern in ('*.mcap', '*.db3', '*.mcap.zstd', '*.db3.zstd')
-                    for entry in folder.glob(pattern) if entry.is_file()),
+    # Any case of the suffixes: a recording copied through a FAT stick may be upper case.
+    files = sorted((entry for entry in folder.iterdir() if entry.is_file()
+                    and entry.name.lower().endswith(('.mcap', '.db3', '.mcap.zstd',
+                                                     '.db3.zstd'))),
                    key=lambda entry: _natural_key(entry.name))
     if not files:
         return ''
     shown = files if len(files) <= 6 else files[:5]
     named = ', '.join(str(entry) for entry in shown) + (
         f' and {len(files) - len(shown)} more' if len(files) > len(shown) else '')
-    compressed = [entry for entry in files if entry.suffix == _ZSTD_SUFFIX]
+    compressed = [entry for entry in files if entry.suffix.lower() == _ZSTD_SUFFIX]
     hint = f'; it holds {named} (a killed recording writes no metadata.yaml): '
     if len(files) == 1 and not compressed:
         hint += 'give the file instead'
@@ -217,7 +219,7 @@ def _no_metadata_hint(folder: Path) -> str:
     if compressed:
         hint += (f'; {"its .zstd files are" if len(compressed) > 1 else "the .zstd file is"} '
                  'zstd-compressed: `zstd -d FILE.zstd` first, then give FILE')
-    if any(entry.name.endswith(('.mcap', '.mcap.zstd')) for entry in files):
+    if any(entry.name.lower().endswith(('.mcap', '.mcap.zstd')) for entry in files):
         hint += ('; if one does not open, `mcap recover IN.mcap -o OUT.mcap` rebuilds its '
                  'summary')
     return hint

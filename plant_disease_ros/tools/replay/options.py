@@ -60,8 +60,18 @@ class ReplayOptions:
         """Raise ReplayError naming the first option out of range (by its command-line name).
 
         The rate and the timeouts must be finite and > 0 (a rate at most MAX_RATE), the
-        fix lead finite and >= 0.
+        fix lead finite and >= 0. ``-p`` and ``--params-file`` set the parameters of the
+        nodes the replay starts: with ``--attach`` they would change nothing, and are
+        refused.
         """
+        if self.attach and (self.parameters or self.params_file is not None):
+            given = ' and '.join(option for option, used in (
+                ('-p', bool(self.parameters)), ('--params-file', self.params_file is not None))
+                if used)
+            raise ReplayError(
+                f'{given} set the parameters of the nodes a replay starts; with --attach the '
+                'running pipeline keeps its own (change them with ros2 param set, or replay '
+                'without --attach)')
         _check_number('--rate', self.rate, minimum=0.0, maximum=MAX_RATE)
         _check_number('--startup-timeout', self.startup_timeout_s, minimum=0.0)
         _check_number('--frame-timeout', self.frame_timeout_s, minimum=0.0)

@@ -126,8 +126,16 @@ def override_problems(overrides: Mapping[str, str], declared: Declared) -> list[
         if value is None:
             continue
         for node, (parameter_type, held) in sorted(holders.items()):
-            if type_takes(parameter_type, value):
-                continue
+            if type_takes(parameter_type, value) or _hex_double(parameter_type, text, held):
+                if _same(held, value) or _hex_double(parameter_type, text, held):
+                    continue
+                # Taken as this type here, not by rcl (1_000, 0o17, non-ASCII digits): the
+                # node kept another value.
+                problems.append(
+                    f'-p {name}:={text}: {node} runs with {held!r}, not {value!r}: rcl did '
+                    f'not read {text!r} as a number (write it plainly: digits, a decimal '
+                    'point)')
+                break
             hint = ''
             if isinstance(value, str) and ',' in text and parameter_type == 3:
                 try:
@@ -142,3 +150,26 @@ def override_problems(overrides: Mapping[str, str], declared: Declared) -> list[
                 f'{held!r}{hint}')
             break
     return problems
+
+
+def _same(held: Any, value: Any) -> bool:
+    """Return whether the node holds ``value`` (a whole number for a double counts; NaN too)."""
+    if isinstance(held, (list, tuple)) and isinstance(value, list):
+        return len(held) == len(value) and all(
+            _same(left, right) for left, right in zip(held, value, strict=True))
+    if isinstance(held, float) and isinstance(value, (int, float)):
+        return held == value or (math.isnan(held) and math.isnan(value))
+    return held == value
+
+
+def _hex_double(parameter_type: int, text: str, held: Any) -> bool:
+    """Return whether ``text`` is a C hexadecimal double (0x1p-1) that the node holds.
+
+    rcl reads numbers with strtod, which takes them; this replay's reading does not.
+    """
+    if parameter_type != 3 or not isinstance(held, float):
+        return False
+    try:
+        return float.fromhex(text.strip()) == held
+    except ValueError:
+        return False

@@ -12,7 +12,7 @@ the clock going.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 import heapq
 import itertools
 import math
@@ -85,18 +85,47 @@ def stamp_gap_warning(frames: tuple[float, float] | None,
             "stamping time since boot, or another clock than the GPS's?)")
 
 
+# At least this many detections, and this share of them without a fix near their stamp
+# (stale or none) though the bag has fixes, make the summary name both stamp ranges.
+UNLOCATED_WARN_MIN = 5
+UNLOCATED_WARN_SHARE = 0.5
+
+
+def unlocated_warning(fix_status: Mapping[str, int], frames: tuple[float, float] | None,
+                      fixes: tuple[float, float] | None) -> str:
+    """Return a warning when most detections found no fix near their stamp, or ''.
+
+    For stamps whose ranges overlap but are offset (a camera clock an hour off the GPS's
+    on a two-hour drive): :func:`stamp_gap_warning` sees no gap, yet the classifier pairs
+    each frame with fixes of another moment, or none.
+    """
+    total = sum(fix_status.values())
+    unlocated = fix_status.get('stale', 0) + fix_status.get('none', 0)
+    if (frames is None or fixes is None or total < UNLOCATED_WARN_MIN
+            or unlocated < UNLOCATED_WARN_SHARE * total):
+        return ''
+    return (f'{unlocated} of {total} detections found no fix near their stamp (stale or '
+            f'none) though the bag has fixes: frames stamped {frames[0]:.3f} to '
+            f'{frames[1]:.3f} s, fixes {fixes[0]:.3f} to {fixes[1]:.3f} s (a camera and a GPS '
+            'stamping different clocks, or a long GPS dropout?)')
+
+
 def pipeline_running_error(player: ReplayPlayer, found: Counter[str]) -> ReplayError:
-    """Return the error of a replay whose namespace already holds (part of) a pipeline."""
+    """Return the error of a replay whose namespace already holds (part of) a pipeline, or
+    whose domain has another publisher on the bag's topics or /clock."""
     namespace = player.namespace or '/'
+    domain = os.environ.get('ROS_DOMAIN_ID', '0')
     listed = ', '.join(f'{what} ({count}x)' if count > 1 else what
                        for what, count in sorted(found.items()))
     return ReplayError(
-        f'namespace {namespace} already has a pipeline in domain '
-        f'{os.environ.get("ROS_DOMAIN_ID", "0")}: {listed}. Another replay, a running '
-        'pipeline, or nodes a killed replay left (one killed outright stays listed for '
+        f'namespace {namespace} (domain {domain}) already has what this replay would start '
+        f'or play: {listed}. Another replay, a running pipeline, a camera or GPS driver, a '
+        'simulator, or nodes a killed replay left (one killed outright stays listed for '
         f'about {DDS_LEASE_S:g} s) would mix its frames and results with this '
-        "replay's. Replays side by side need different namespaces (--namespace NAME) or "
-        'domains (ROS_DOMAIN_ID); --attach replays through the running pipeline')
+        "replay's. A replay plays the bag's camera and GPS topics and /clock under their "
+        'own names, which --namespace does not separate: replays side by side need '
+        'different domains (ROS_DOMAIN_ID; a shell that sources scripts/ros_env.sh takes '
+        'a free one); --attach replays through the running pipeline')
 
 
 def check_namespace_free(player: ReplayPlayer, wait_s: float = NAMESPACE_CHECK_S) -> None:

@@ -194,8 +194,10 @@ class ReplayPlayer:
         """Return what of a pipeline the graph shows in the namespace, each with its count.
 
         Keys name it for the user: 'node NAME' for each pipeline node, 'publisher on
-        TOPIC' for the classification topic, 'service NAME' for the recorder's save.
-        Absent keys count 0. One pipeline has each once.
+        TOPIC' for the classification topic, 'service NAME' for the recorder's save, and
+        'another publisher on TOPIC' for a publisher other than this player's on the
+        bag's image or fix topic or on /clock. Absent keys count 0. One pipeline has each
+        of the first three once.
         """
         namespace = self.namespace or '/'
         found: Counter[str] = Counter(
@@ -203,6 +205,16 @@ class ReplayPlayer:
             if node_namespace == namespace and name in PIPELINE_NODES)
         found[f'publisher on {self.output_topics["classification"]}'] = self.output_publishers()
         found[f'service {self.save_service}'] = self.node.count_services(self.save_service)
+        # The bag's topics and /clock are played under their own names, which no namespace
+        # separates: another publisher on one (another replay, a camera or GPS driver, a
+        # simulator's clock) would feed this replay's nodes too.
+        for topic, own in ((self.image_publisher.topic_name, self.image_publisher),
+                           (self.fix_publisher.topic_name if self.fix_publisher else None,
+                            self.fix_publisher),
+                           ('/clock', self.clock_publisher)):
+            if topic is not None:
+                found[f'another publisher on {topic}'] = (
+                    self.node.count_publishers(topic) - (own is not None))
         return +found
 
     def declared_parameters(self, node_name: str, timeout_s: float = 5.0

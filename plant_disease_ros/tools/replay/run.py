@@ -57,7 +57,11 @@ from plant_disease_ros.tools.replay.outputs import (
     write_summary,
 )
 from plant_disease_ros.tools.replay.overrides import override_problems
-from plant_disease_ros.tools.replay.playback import check_namespace_free, Playback
+from plant_disease_ros.tools.replay.playback import (
+    check_namespace_free,
+    Playback,
+    unlocated_warning,
+)
 from plant_disease_ros.tools.replay.player import PIPELINE_NODES, ReplayPlayer
 from plant_disease_ros.tools.replay.progress import ProgressLine
 from plant_disease_ros.tools.replay.received import ReceivedDetections
@@ -80,6 +84,22 @@ STOP_TIMEOUT_S = 8.0
 _COMPRESSED_SUFFIX = '/compressed'
 
 
+def fast_defaults(options: ReplayOptions) -> dict[str, str]:
+    """Return the FAST_DEFAULTS that neither ``-p`` nor the user's parameter file sets.
+
+    The package's own parameter file (the default) gives way to them; a file the user
+    names with ``--params-file`` does not.
+    """
+    if options.params_file is None:
+        return dict(FAST_DEFAULTS)
+    namespace = normalize_namespace(options.namespace)
+    given = set()
+    for node in PIPELINE_NODES:
+        given.update(file_parameters(options.params_file, f'{namespace}/{node}',
+                                     tuple(FAST_DEFAULTS)))
+    return {name: value for name, value in FAST_DEFAULTS.items() if name not in given}
+
+
 def pipeline_options(selection: BagSelection, options: ReplayOptions, map_dir: Path,
                      run_name: str, params_file: Path | None) -> NodeSetOptions:
     """Return the node-set options that start the pipeline for this bag and output folder."""
@@ -90,7 +110,7 @@ def pipeline_options(selection: BagSelection, options: ReplayOptions, map_dir: P
     parameters = {name: value for name, value in options.parameters.items()
                   if name not in REPLAY_PARAMETERS}
     if options.fast:
-        parameters = {**FAST_DEFAULTS, **parameters, **FAST_PARAMETERS}
+        parameters = {**fast_defaults(options), **parameters, **FAST_PARAMETERS}
     return NodeSetOptions(
         namespace=options.namespace, params_file=params_file, image_topic=image_topic,
         compressed=compressed,
@@ -401,7 +421,7 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
         summary.warnings.append(
             f'the bag has {len(others)} more camera topic(s) with messages, not replayed: '
             f'{", ".join(others)}; replay each with --image-topic and its own --out (side '
-            'by side: and its own --namespace)')
+            'by side: each in its own ROS_DOMAIN_ID)')
         print(f'replay: {summary.warnings[-1]}', file=stream)
     if selection.fix is None:
         summary.warnings.append('no NavSatFix topic: every detection has null geometry')
@@ -478,6 +498,12 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
             if not ok:
                 summary.warnings.append(f'recorder save: {message}')
             add_counts(summary, recorder.counts())
+            if not any(warning.startswith('the frames are stamped')
+                       for warning in summary.warnings):
+                unlocated = unlocated_warning(summary.fix_status, playback.frame_stamps,
+                                              playback.fix_stamps)
+                if unlocated:
+                    summary.warnings.append(unlocated)
         except ProcessError as error:
             progress.finish()
             failure = ReplayError(str(error))
