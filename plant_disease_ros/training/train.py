@@ -51,6 +51,7 @@ from plant_disease_ros.training.model import (
 )
 from plant_disease_ros.training.progress import epoch_logger, EpochClock, stdout_is_terminal
 from plant_disease_ros.training.schedule import plan_training, TrainingPlan
+from plant_disease_ros.training.transfer import TransferError
 
 DEFAULT_CACHE_DIR = Path(os.environ.get('XDG_CACHE_HOME', Path.home() / '.cache')) \
     / 'plant_disease_ros'
@@ -62,6 +63,11 @@ class OptionConflict(ValueError):
 
     A search skips a trial whose knob values conflict so (and goes on with the others).
     """
+
+
+class StartModelMismatch(TransferError, OptionConflict):
+    """An --architecture or --width the start model has not: a source that cannot start
+    this run, and a search trial to skip."""
 
 
 @dataclass
@@ -295,7 +301,7 @@ def resolve_options(options: TrainOptions):
     checks it against the requested architecture and width; counts the photos and prints
     the plan. ``plan.transfer`` tells which of the two the start model is.
     """
-    from plant_disease_ros.training.transfer import load_source, resolve_init, TransferError
+    from plant_disease_ros.training.transfer import load_source, resolve_init
 
     check_options(options)
     start_model = loaded = source = None
@@ -315,8 +321,8 @@ def resolve_options(options: TrainOptions):
             if wanted is not None and wanted != found:
                 # A conflict of options: a search's --widths trial on a start model of
                 # another width is skipped, not the end of the search.
-                raise OptionConflict(f'--{name} {wanted} does not match {what} ({found}); '
-                                     f'{hint}')
+                raise StartModelMismatch(f'--{name} {wanted} does not match {what} '
+                                         f'({found}); {hint}')
     index = scan_dataset(options.data_dir)
     files = subsample(index.files, options.per_class, seed=options.split_seed) \
         if options.per_class else list(index.files)
