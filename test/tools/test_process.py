@@ -196,6 +196,29 @@ def pid_running(pid: int) -> bool:
     return state != 'Z'
 
 
+def children_ready(parent: subprocess.Popen, logs: Path, names: tuple[str, ...]) -> list[int]:
+    """Return the children's pids the parent printed, once each has logged 'ready'."""
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(pids) == len(names)
+    assert wait_until(lambda: all('ready' in (logs / f'{name}.log').read_text()
+                                  for name in names))
+    return pids
+
+
+def end_all(parent: subprocess.Popen, pids: list[int]) -> list[int]:
+    """Kill the parent if it runs, then the children still running; return those.
+
+    Survivors are noted, then killed: a failing run leaves nothing behind.
+    """
+    if parent.poll() is None:
+        parent.kill()
+        parent.wait()
+    left = [pid for pid in pids if pid_running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGHUP])
 def test_a_termination_signal_stops_the_children(tmp_path: Path, signum: int) -> None:
     """SIGTERM/SIGHUP to the parent: its children are stopped, and it exits 128 + signal."""
@@ -204,20 +227,11 @@ def test_a_termination_signal_stops_the_children(tmp_path: Path, signum: int) ->
     pids: list[int] = []
     left: list[int] = []
     try:
-        pids = [int(pid) for pid in parent.stdout.readline().split()]
-        assert len(pids) == 2
-        assert wait_until(lambda: all('ready' in (tmp_path / f'{name}.log').read_text()
-                                      for name in ('one', 'two')))
+        pids = children_ready(parent, tmp_path, ('one', 'two'))
         parent.send_signal(signum)
         _, err = parent.communicate(timeout=30)
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        # Survivors are noted, then killed: a failing run leaves nothing behind.
-        left = [pid for pid in pids if pid_running(pid)]
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
+        left = end_all(parent, pids)
     assert not left
     assert parent.returncode == 128 + signum, err
     assert f'terminated by {signal.Signals(signum).name}' in err
@@ -290,21 +304,13 @@ def test_children_end_when_the_parent_is_killed_with_sigkill(tmp_path: Path) -> 
     pids: list[int] = []
     left: list[int] = []
     try:
-        pids = [int(pid) for pid in parent.stdout.readline().split()]
-        assert len(pids) == 2
         # Both children are running (ready) after their starting thread ended.
-        assert wait_until(lambda: all('ready' in (tmp_path / f'{name}.log').read_text()
-                                      for name in ('main', 'worker')))
+        pids = children_ready(parent, tmp_path, ('main', 'worker'))
         assert all(pid_running(pid) for pid in pids)
         parent.kill()
         parent.wait()
         # Generous: the children only need to be scheduled once to end.
         wait_until(lambda: not any(pid_running(pid) for pid in pids), timeout_s=60.0)
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        left = [pid for pid in pids if pid_running(pid)]
-        for pid in left:
-            os.kill(pid, signal.SIGKILL)
+        left = end_all(parent, pids)
     assert not left

@@ -24,13 +24,18 @@ from plant_disease_ros.training.metrics import wilson_interval
 CLASSES = ('Apple___healthy', 'Potato___Early_blight', 'Tomato___Late_blight')
 
 
-def test_top1_is_printed_and_recorded_with_its_wilson_interval(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    require_shipped_model()
-    data = tmp_path / 'photos'
+def one_photo_a_class(data: Path) -> Path:
+    """Return ``data`` holding one test photo, ``one.jpg``, in a folder per class of CLASSES."""
     for name in CLASSES:
         (data / name).mkdir(parents=True)
         shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg', data / name / 'one.jpg')
+    return data
+
+
+def test_top1_is_printed_and_recorded_with_its_wilson_interval(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    require_shipped_model()
+    data = one_photo_a_class(tmp_path / 'photos')
     out = tmp_path / 'eval'
     assert main(['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
                  '--data', str(data), '--out', str(out), '--cache-dir', '',
@@ -66,10 +71,7 @@ def test_the_split_manifest_is_recorded_and_one_the_run_beside_did_not_train_wit
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """model-card tells the run's own split from another by the recorded sha256."""
     require_shipped_model()
-    data = tmp_path / 'photos'
-    for name in CLASSES:
-        (data / name).mkdir(parents=True)
-        shutil.copy(TEST_IMAGES_DIR / 'leaves' / f'{name}.jpg', data / name / 'one.jpg')
+    data = one_photo_a_class(tmp_path / 'photos')
     run = tmp_path / 'run'
     run.mkdir()
     test = [[f'{name}/one.jpg', number] for number, name in enumerate(CLASSES)]
