@@ -138,6 +138,15 @@ def replay_env() -> dict[str, str]:
     return env
 
 
+def fast_replay(bag: Path, out: Path, namespace: str,
+                *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``replay BAG --fast --single-process`` into ``out`` in ``namespace``, quietly."""
+    return subprocess.run(
+        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+         '--single-process', '--out', str(out), '--namespace', namespace, '--quiet', *extra],
+        env=replay_env(), capture_output=True, text=True, timeout=120)
+
+
 # Errors -----------------------------------------------------------------------------------
 
 
@@ -577,10 +586,7 @@ def test_a_replay_of_boot_stamped_frames_warns(tmp_path: Path) -> None:
                 data = store.serialize_cdr(message, connection.msgtype)
             writer.write(connections[connection.topic], timestamp, data)
     out = tmp_path / 'out'
-    result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
-         '--single-process', '--out', str(out), '--namespace', f'boot_{os.getpid()}',
-         '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
+    result = fast_replay(bag, out, f'boot_{os.getpid()}')
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((out / 'summary.json').read_text())
     gap = [warning for warning in summary['warnings']
@@ -686,10 +692,7 @@ def test_tiny_raw_sqlite_bag_replays_single_process(tmp_path: Path) -> None:
     bag = write_bag(tmp_path / 'tiny', storage='sqlite3', raw_frames=6, fixes=8)
     out = tmp_path / 'out'
     namespace = f'tiny_{os.getpid()}'
-    result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
-         '--single-process', '--out', str(out), '--namespace', namespace, '--quiet'],
-        env=replay_env(), capture_output=True, text=True, timeout=120)
+    result = fast_replay(bag, out, namespace)
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['frames_in'] == 6 and summary['labelled'] == 6
@@ -722,11 +725,7 @@ def test_a_stream_the_pipeline_takes_no_frame_of_stops_and_keeps_its_summary(
     pytest.importorskip('rclpy')
     bag = write_bag(tmp_path / 'depth', raw_frames=12, depth=True, empty_fix_topic=True)
     out = tmp_path / 'out'
-    result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
-         '--single-process', '--out', str(out), '--namespace', f'depth_{os.getpid()}',
-         '--quiet', '--frame-timeout', '1'],
-        env=replay_env(), capture_output=True, text=True, timeout=120)
+    result = fast_replay(bag, out, f'depth_{os.getpid()}', '--frame-timeout', '1')
     assert result.returncode == 2, result.stderr + result.stdout
     assert '5 frames of /cam/image_raw in a row got no classification' in result.stderr
     assert 'summarised in' in result.stderr
@@ -744,11 +743,7 @@ def test_frames_with_one_stamp_are_paced_one_by_one_and_reported(tmp_path: Path)
     pytest.importorskip('rclpy')
     bag = write_bag(tmp_path / 'stamps', raw_frames=4, fixes=4, one_stamp=True)
     out = tmp_path / 'out'
-    result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
-         '--single-process', '--out', str(out), '--namespace', f'stamps_{os.getpid()}',
-         '--quiet', '-p', 'run_name:=mine'], env=replay_env(), capture_output=True, text=True,
-        timeout=120)
+    result = fast_replay(bag, out, f'stamps_{os.getpid()}', '-p', 'run_name:=mine')
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((out / 'summary.json').read_text())
     assert (summary['frames_in'], summary['repeated_stamps'], summary['unanswered']) == (4, 3, 0)
@@ -773,10 +768,7 @@ def test_a_bag_of_smeared_frames_is_reported(tmp_path: Path) -> None:
     pytest.importorskip('rclpy')
     bag = write_bag(tmp_path / 'smeared', raw_frames=30, fixes=16, smear_px=24)
     out = tmp_path / 'out'
-    result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
-         '--single-process', '--out', str(out), '--namespace', f'smeared_{os.getpid()}',
-         '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
+    result = fast_replay(bag, out, f'smeared_{os.getpid()}')
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((out / 'summary.json').read_text())
     leaves = summary['labelled'] - summary['no_leaf']
@@ -814,11 +806,8 @@ def test_overrides_the_nodes_drop_are_refused_before_playing(tmp_path: Path) -> 
     bag = write_bag(tmp_path / 'tiny', compressed_frames=2, fixes=2)
     out = tmp_path / 'out'
     namespace = f'overrides_{os.getpid()}'
-    result = subprocess.run(
-        [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
-         '--single-process', '--out', str(out), '--namespace', namespace, '--quiet',
-         '-p', 'score_threshold:=0,9', '-p', 'score_treshold:=0.9', '-p', 'top_k:=2'],
-        env=replay_env(), capture_output=True, text=True, timeout=120)
+    result = fast_replay(bag, out, namespace, '-p', 'score_threshold:=0,9',
+                         '-p', 'score_treshold:=0.9', '-p', 'top_k:=2')
     assert result.returncode == 2, result.stderr + result.stdout
     error = result.stderr.strip()
     assert error.count('\n') == 0
