@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run the robot side's tests (test/core, test/ros) with the library versions of a ROS 2
-# robot on Ubuntu 24.04 (scripts/distro_versions.txt: numpy 1.26, OpenCV 4.6,
-# matplotlib 3.6), LiteRT installed under rosdep/pip-constraints.txt as the README's
-# robot install does, in .venv-distro (made once, again when one of those files changes).
+# Run the robot side's tests (test/core, test/ros, the demo end to end) with the library
+# versions of a ROS 2 robot on Ubuntu 24.04 (scripts/distro_versions.txt: numpy 1.26,
+# OpenCV 4.6, matplotlib 3.6), LiteRT installed under rosdep/pip-constraints.txt as the
+# README's robot install does, in .venv-distro (made once, again when one of those files
+# changes).
 # CI runs it after scripts/test.sh. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +31,6 @@ print(f'test_distro_versions: numpy {numpy.__version__}, OpenCV {cv2.__version__
 PY
 source scripts/ros_env.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-"$venv/bin/python" -m pytest -q -rs -p no:cacheprovider test/core test/ros "$@"
+# test/core and test/ros, and the demo replayed end to end (replay, map PNG, grid GeoPackage).
+"$venv/bin/python" -m pytest -q -rs -p no:cacheprovider test/core test/ros \
+  test/system/test_demo_end_to_end.py "$@"
