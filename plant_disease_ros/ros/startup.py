@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+import re
 import sys
 import threading
 import time
@@ -117,9 +118,11 @@ def parameter_error_text(error: Exception) -> str:
         head, _, tail = text.rpartition(': ')
         if head and tail.replace('_', '').replace('.', '').isalnum():
             text = f'{tail}: {head}'
-    if "of type 'INTEGER', expecting type 'DOUBLE'" in text:
+    whole = re.search(r"to '([-+]?\d+)' of type 'INTEGER', expecting type 'DOUBLE'", text)
+    if whole:
         # A parameters file's `5` or a `-p max_rate_hz:=5`: rcl reads a whole number.
-        text += ' (write a whole number with a decimal point: 5.0, not 5)'
+        number = whole.group(1)
+        text += f' (write a whole number with a decimal point: {number}.0, not {number})'
     return text
 
 

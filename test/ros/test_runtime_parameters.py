@@ -122,15 +122,15 @@ def test_a_refused_start_value_names_the_parameter_first_not_as_a_stray_word() -
 
 
 def test_a_whole_number_for_a_float_at_start_is_refused_with_the_fix(ros_context) -> None:
-    """`-p max_rate_hz:=5` or `5` in a parameters file: rclpy refuses the INTEGER at start;
-    the one-line error names the parameter and says to write 5.0."""
+    """`-p max_rate_hz:=3` or `3` in a parameters file: rclpy refuses the INTEGER at start;
+    the one-line error names the parameter and says to write 3.0."""
     from rclpy.exceptions import InvalidParameterTypeException
 
     from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
     from plant_disease_ros.ros.startup import parameter_error_text
 
     with pytest.raises(InvalidParameterTypeException) as caught:
-        CameraSubscriberNode(context=ros_context, parameter_overrides=parameters(max_rate_hz=5))
+        CameraSubscriberNode(context=ros_context, parameter_overrides=parameters(max_rate_hz=3))
     text = parameter_error_text(caught.value)
     assert text.startswith('max_rate_hz: ')
-    assert text.endswith('(write a whole number with a decimal point: 5.0, not 5)')
+    assert text.endswith('(write a whole number with a decimal point: 3.0, not 3)')

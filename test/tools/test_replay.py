@@ -818,6 +818,9 @@ def test_overrides_the_nodes_drop_are_refused_before_playing(tmp_path: Path) -> 
             and '(did you mean score_threshold?)' in error)
     assert 'top_k' not in error and '(nothing was played)' in error
     assert not (out / 'summary.json').exists()
+    # Nothing played: no output bag left (the recorder's start-up markers are no result),
+    # so the next run keeps number 1.
+    assert not (out / 'output_bag').exists(), sorted(path.name for path in out.iterdir())
     assert not processes_with(f'__ns:=/{namespace}')
 
 

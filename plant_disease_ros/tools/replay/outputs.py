@@ -112,8 +112,8 @@ def discard_failed_start(outputs: ReplayOutputs, bag_empty: bool) -> tuple[Path 
     """Remove what a run whose nodes never came up left; keep its logs, renamed.
 
     Only this run's own outputs (its number was free when it started) and only empty ones:
-    the output bag when nothing was recorded in it (``bag_empty``: another pipeline in the
-    same namespace may have published), and the recorder's map files when they hold no
+    the output bag when no result was recorded in it (``bag_empty``; the recorder's
+    start-up markers do not count), and the recorder's map files when they hold no
     detection. The logs say why the nodes stopped: they move to
     ``logs-failed-start-<date-time>``, a name no run number takes, so the next run gets
     this run's number. Returns where the logs went (None: there were none) and the names

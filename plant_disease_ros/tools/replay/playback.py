@@ -221,9 +221,10 @@ class Playback:
                 break
             if time.monotonic() > deadline:
                 where = (' (is the pipeline running in namespace '
-                         f'{player.namespace or "/"}?)' if options.attach else '')
+                         f'{player.namespace or "/"}, with the transport and topics of the '
+                         'bag?)' if options.attach else '')
                 raise ReplayError(f'pipeline not ready after {options.startup_timeout_s:g} s: '
-                                  f'no {", ".join(waiting)}{where}')
+                                  f'still waiting for {", ".join(waiting)}{where}')
             time.sleep(CLOCK_PERIOD_S)
         # The classifier's 'auto' frames subscription may have started before the camera's
         # publisher and fallen back to best effort; let it match reliable (large best-effort

@@ -74,6 +74,9 @@ class OutputRecorder:
         self._classified: dict[tuple[int, int], str] = {}
         self._classifications = 0  # every classification message, repeated stamps too
         self.received_messages = 0   # every output message handed to the bag, any topic
+        # Of them, the results of frames (not the markers a recorder latches at its start):
+        # a run refused before playing has none, and its bag is empty of what it is for.
+        self.result_messages = 0
         self._blur: dict[tuple[int, int], float] = {}
         self._counts = OutputCounts()
         self._last_output_s = time.monotonic()
@@ -100,6 +103,7 @@ class OutputRecorder:
                 self.write_error = self.write_error or one_line(error)
             if kind != 'markers':
                 self._last_output_s = time.monotonic()
+                self.result_messages += 1
             if kind in ('classification', 'detections'):
                 text = self.typestore.deserialize_cdr(data, 'std_msgs/msg/String').data
                 self._count(kind, text)

@@ -530,8 +530,10 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
         if failure is not None:
             if ready or options.attach:
                 raise failure
+            # Nothing was played: what the bag holds is at most the recorder's start-up
+            # markers, which no later run needs.
             raise failed_start_error(failure, outputs,
-                                     bag_empty=recorder.received_messages == 0) from failure
+                                     bag_empty=recorder.result_messages == 0) from failure
         summary.output_bag = output_bag
         if recorder.write_error:
             summary.warnings.append(f'output bag: {recorder.write_error}')
