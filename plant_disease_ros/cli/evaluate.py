@@ -114,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--score-threshold must be in [0, 1], got {args.score_threshold}')
     if args.per_class is not None and args.per_class < 1:
         raise ValueError(f'--per-class must be >= 1, got {args.per_class}')
+    if args.per_class is not None and args.field_split:
+        raise ValueError('--per-class picks photos of a --data or --split-manifest '
+                         'evaluation; a --field-split evaluation scores every photo of its '
+                         'split, to be compared with the model card')
     if (args.field_data or args.negatives) and not args.field_split:
         raise ValueError('--field-data and --negatives replace folders of a field split: '
                          'they need --field-split')

@@ -133,3 +133,14 @@ def test_field_folders_need_a_field_split(model: Path, tmp_path: Path,
                  '--field-data', str(tmp_path), '--out', str(tmp_path / 'eval')])
     assert code == 2
     assert 'they need --field-split' in capsys.readouterr().err
+
+
+def test_per_class_is_refused_for_a_field_split(model: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """--per-class was ignored with --field-split (every photo scored, no word of it)."""
+    code = main(['evaluate', '--model', str(model), '--field-split', str(tmp_path / 'x.json'),
+                 '--per-class', '1', '--out', str(tmp_path / 'eval')])
+    assert code == 2
+    assert '--per-class picks photos of a --data or --split-manifest evaluation' in \
+        capsys.readouterr().err
+    assert not (tmp_path / 'eval').exists()
