@@ -71,9 +71,11 @@ def test_a_model_that_cannot_be_written_leaves_the_old_labels(
         run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     deploy = tmp_path / 'deploy'
     deploy.mkdir()
-    # A name the file system takes, but not the temporary name beside it that the
-    # atomic write needs (over 255 bytes): the model's write fails, for real.
-    model = deploy / ('m' * 230 + '.tflite')
+    # A name the file system takes (247 bytes), but not the temporary name beside it that
+    # the atomic write needs (.<stem>.<pid>.<8 hex>.tmp.tflite: 262 bytes and more, whatever
+    # the process id; with a 230-byte stem a 3-digit pid made exactly 255, which fits):
+    # the model's write fails, for real.
+    model = deploy / ('m' * 240 + '.tflite')
     model.write_bytes(b'the old model')
     (deploy / 'labels.txt').write_text('Old___one\nOld___two\n')
     assert export(run, model) == 2
