@@ -7,6 +7,7 @@ detection must sit at the position on the path at its image stamp.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import json
 import math
 
@@ -90,6 +91,16 @@ class Gps:
         assert self.harness.wait(lambda: self.collector.count('/detections') >= count,
                                  timeout_s), self.detections()
         return self.detections()
+
+
+def gps_with_open_undo(harness, fix_wait_s: float, fix_times: Iterable[float]) -> Gps:
+    """Return a reliable Gps rig whose window to undo a time jump is an hour (a slow host
+    cannot close it between two sends), with fixes at ``fix_times`` (s after T0) sent."""
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=fix_wait_s)
+    gps.classifier.time_jumps.late_window_s = 3600.0
+    for t in fix_times:
+        gps.send_fix(path_fix(t))
+    return gps
 
 
 def stamp_of(feature: dict) -> float:
@@ -235,10 +246,7 @@ def located_at_60_s(harness: Harness) -> Gps:
     is kept open here, so a stalled host cannot close it between two sends.
     """
     require_shipped_model()
-    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
-    gps.classifier.time_jumps.late_window_s = 3600.0
-    for t in (60.0, 60.2):
-        gps.send_fix(path_fix(t))
+    gps = gps_with_open_undo(harness, 5.0, (60.0, 60.2))
     gps.send_frame(T0 + 60.1)
     gps.wait_detections(1)
     return gps
@@ -369,10 +377,7 @@ def test_a_frame_after_a_stray_stamp_waits_for_the_undo(harness) -> None:
     import time
 
     require_shipped_model()
-    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.3)
-    gps.classifier.time_jumps.late_window_s = 3600.0
-    for t in (60.0, 60.2, 60.4):
-        gps.send_fix(path_fix(t))
+    gps = gps_with_open_undo(harness, 0.3, (60.0, 60.2, 60.4))
     gps.send_frame(T0 + 60.1)
     gps.send_frame(T0 + 30.0)                       # the stray stamp
     assert gps.classifier.time_jumps.undo_possible
@@ -398,10 +403,7 @@ def test_after_a_real_loop_frames_before_the_first_new_fix_wait_fix_wait_s(harne
     they came, as any. The first one kept the jump's window (here an hour, so that a slow
     host cannot close it), and the others waited behind it."""
     require_shipped_model()
-    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.3)
-    gps.classifier.time_jumps.late_window_s = 3600.0
-    for t in (58.0, 59.0, 60.0):
-        gps.send_fix(path_fix(t))
+    gps = gps_with_open_undo(harness, 0.3, (58.0, 59.0, 60.0))
     gps.send_frame(T0 + 59.5)
     gps.wait_detections(1)
     gps.send_frame(T0 + 0.1)                        # the bag loops: frames first
@@ -424,9 +426,8 @@ def test_a_stray_fix_just_beyond_the_threshold_is_undone_though_frames_lag(harne
     stray fix stayed for good and frames were located against it (0.66 m off). Now the
     jump is undone once the fixes go on: no jump counted, the stray fix dropped."""
     require_shipped_model()
-    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=5.0)
+    gps = gps_with_open_undo(harness, 5.0, ())
     classifier = gps.classifier
-    classifier.time_jumps.late_window_s = 3600.0    # a slow host cannot close it
     for k in range(11):                             # fixes 59.0 .. 60.0
         gps.send_fix(path_fix(round(59.0 + 0.1 * k, 3)))
         if k >= 3:
@@ -460,10 +461,7 @@ def test_frames_after_a_slow_receivers_stray_fix_keep_their_positions(harness) -
     went out located with the stray fix alone (56 'stale'). Each is located on its own
     timeline: the late fix 62 s locates those before it, the undo the others."""
     require_shipped_model()
-    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.3)
-    gps.classifier.time_jumps.late_window_s = 3600.0   # a slow host cannot close it
-    for t in range(40, 60, 2):
-        gps.send_fix(path_fix(float(t)))
+    gps = gps_with_open_undo(harness, 0.3, [float(t) for t in range(40, 60, 2)])
     assert gps.classifier.time_jumps.period_s('fix') == 2.0
     gps.send_fix(path_fix(30.0))                    # the stray fix, due at 60 s
     assert gps.classifier.time_jumps.jumps == 1
