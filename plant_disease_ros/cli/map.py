@@ -12,6 +12,8 @@ import json
 import math
 from pathlib import Path
 
+from plant_disease_ros.core.detections import feature_position
+from plant_disease_ros.core.geodesy import geodetic_to_ecef
 from plant_disease_ros.core.map_file import read_features, SeqReadStats
 from plant_disease_ros.core.map_gis import grid_features, GRID_SUFFIX, write_grid_files
 from plant_disease_ros.core.map_grid import summarize
@@ -91,10 +93,61 @@ def _input_file(path: Path) -> Path:
     return path
 
 
+def _run_key(path: Path) -> Path:
+    """Return what names a run: its file resolved, without ``.geojson`` or ``.geojsons``."""
+    path = path.resolve()
+    return path.with_suffix('') if path.suffix in ('.geojson', '.geojsons') else path
+
+
+def _check_distinct(sources: list[Path]) -> None:
+    """Raise ValueError if one run is given twice (its detections would count twice)."""
+    seen: dict[Path, Path] = {}
+    for source in sources:
+        key = _run_key(source)
+        if key in seen:
+            same = (f'{seen[key]} is given twice' if seen[key].resolve() == source.resolve()
+                    else f'{seen[key]} and {source} are the same run (its saved .geojson and '
+                         'its .geojsons records hold the same detections)')
+            raise ValueError(f'{same}: its detections would count twice; give each run once')
+        seen[key] = source
+
+
+def _holds_no_text(path: Path) -> bool:
+    """Return whether ``path`` is empty or holds only white space."""
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 16), b''):
+            if block.strip():
+                return False
+    return True
+
+
+# Beyond this, --origin is taken for a mistake (LAT and LON swapped, another field's datum).
+FAR_ORIGIN_M = 300_000.0
+
+
+def _check_origin_near(origin: tuple[float, float, float], features: list[dict]) -> None:
+    """Raise ValueError if ``origin`` lies over FAR_ORIGIN_M from every located detection."""
+    centre = geodetic_to_ecef(*origin)
+    nearest = min((math.dist(centre, geodetic_to_ecef(*position))
+                   for position in map(feature_position, features) if position is not None),
+                  default=None)
+    if nearest is not None and nearest > FAR_ORIGIN_M:
+        raise ValueError(
+            f'--origin {origin[0]:g} {origin[1]:g} is {nearest / 1000.0:,.0f} km from the '
+            f'nearest located detection (LAT and LON swapped?): its cells are squares on '
+            f'the plane tangent at the origin and hold detections up to '
+            f'{FAR_ORIGIN_M / 1000.0:g} km from it; give an origin in the field')
+
+
 def _read_detections(source: Path) -> list[dict]:
     """Return the detections of ``source``; say what was left out; refuse a non-map."""
     stats = SeqReadStats()
     features = read_features(source, stats)
+    if not features and _holds_no_text(source):
+        raise ValueError(f'{source}: the file is empty (a copy cut short?): no map to draw')
+    if not features and stats.cut_collection:
+        raise ValueError(f'{source}: a FeatureCollection cut short before its first feature '
+                         '(a copy cut short?): no map to draw')
     left_out = sum(stats.not_detections.values())
     reasons = ', '.join(f'{reason} {count}' for reason, count in
                         sorted(stats.not_detections.items()))
@@ -124,14 +177,16 @@ def run(args: argparse.Namespace) -> int:
     runs of a robot's cameras) are drawn as one map on the first one's grid.
     """
     inputs = args.geojson if isinstance(args.geojson, list) else [args.geojson]
+    origin_given, cell_given = args.origin is not None, args.cell_size is not None
     sources = [_input_file(Path(path)) for path in inputs]
+    _check_distinct(sources)
     if len(sources) > 1 and args.out is None:
         raise ValueError(f'{len(sources)} GEOJSON files are drawn as one map: give --out')
     source = sources[0]
     recorded = summary_path_of(source)
+    grid = read_recorder_grid(recorded) if recorded.is_file() else None
     if recorded.is_file() and (args.cell_size is None or args.origin is None):
         # The recorder's grid, so the cells are those of its markers and map/geojson.
-        grid = read_recorder_grid(recorded)
         if grid is None:
             print(f'{recorded.name}: no usable grid in it (not a recorder summary?): the '
                   'default grid')
@@ -156,10 +211,15 @@ def run(args: argparse.Namespace) -> int:
                 print(f'{recorded.name} predates cells centred on the origin: the recorder '
                       'drew its cells with the origin on a corner, this grid centres them '
                       'on it (same size and origin, shifted by half a cell)')
-            for other in sources[1:]:
-                if read_recorder_grid(summary_path_of(other)) not in (None, grid):
-                    print(f'{other.name}: its recorder had another grid (set use_datum '
-                          "and one datum for every camera): drawn on the first one's")
+    for other in sources[1:] if not (origin_given and cell_given) else ():
+        own = read_recorder_grid(summary_path_of(other))
+        if own is not None and grid is None:
+            print(f'{other.name}: its recorder had a grid, the first input has none (no '
+                  f'{recorded.name} beside it): drawn on '
+                  + ('--origin' if origin_given else "the first located detection's origin"))
+        elif own not in (None, grid):
+            print(f'{other.name}: its recorder had another grid (set use_datum and one '
+                  "datum for every camera): drawn on the first one's")
     if args.cell_size is None:
         args.cell_size = DEFAULT_CELL_SIZE_M
     if not (math.isfinite(args.cell_size) and args.cell_size > 0.0):
@@ -176,15 +236,20 @@ def run(args: argparse.Namespace) -> int:
     features = [feature for path in sources for feature in _read_detections(path)]
     for path in sources:
         _check_not_input(path, outputs)
+    if origin is not None and origin_given:
+        _check_origin_near(origin, features)
     from plant_disease_ros.core.map_render import render_disease_map
 
     title = args.title or ' + '.join(path.name for path in sources)
-    out = Path(render_disease_map(features, out, title=title, origin=origin))
+    # The PNG is drawn once both grid files are written, and they replace their old files
+    # only after it: a failure leaves all three outputs as they were.
+    grid = write_grid_files(grid_features(features, args.cell_size, origin), stem,
+                            also=lambda: render_disease_map(features, out, title=title,
+                                                            origin=origin))
     summary = summarize(features, args.cell_size, origin)
     print(f'wrote {out}: {summary["detections"]} detection(s), {summary["located"]} located, '
           f'{summary["unlocated"]} without position, {summary["diseased_cells"]} diseased '
           f'cell(s) of {summary["cell_size_m"]:g} m')
-    grid = write_grid_files(grid_features(features, args.cell_size, origin), stem)
     print(f'wrote {grid.geojson}' + (f' and {grid.geopackage}' if grid.geopackage else '')
           + f': disease grid of {grid.cells} cell(s)')
     if grid.warning:

@@ -15,13 +15,15 @@ with the install command.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 import json
 from pathlib import Path
 import struct
 from typing import Any
 
+from plant_disease_ros.core.atomic_files import replacing
 from plant_disease_ros.core.geodesy import enu_vertical_at_altitude
 from plant_disease_ros.core.labels import display_name, is_healthy
 from plant_disease_ros.core.map_file import (
@@ -288,12 +290,36 @@ def grid_columns(cells: list[dict]) -> list[str]:
     return list(GRID_COLUMNS) + counts
 
 
-def write_grid_geopackage(path: str | Path, cells: list[dict], layer: str = GRID_LAYER) -> Path:
-    """Write the cell Features as layer ``layer`` of a GeoPackage (EPSG:4326); return the path.
+def geopackage_names(columns: list[str]) -> dict[str, str]:
+    """Return a GeoPackage name for each column: the column, or ``<column>_2``, ``_3``, ...
 
-    Raises GisUnavailable without pyogrio, ValueError for an empty grid (a GeoPackage
-    layer needs its columns, which come from the cells).
+    A GeoPackage (SQLite) does not tell column names apart by letter case, so the counts of
+    two labels that differ only in case (``Tomato___Early_blight`` from one model,
+    ``tomato___early_blight`` from another) would be one column and GDAL refuses the layer:
+    the later one gets a number. The GeoJSON keeps the labels as they are.
     """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for column in columns:
+        name, number = column, 2
+        while name.casefold() in taken:
+            name, number = f'{column}_{number}', number + 1
+        taken.add(name.casefold())
+        names[column] = name
+    return names
+
+
+def _renamed_note(names: dict[str, str]) -> str:
+    """Say which columns :func:`geopackage_names` renamed ('' when none)."""
+    renamed = [f'{column} as {name}' for column, name in names.items() if column != name]
+    if not renamed:
+        return ''
+    return ('labels that differ only in letter case (runs of different models?) are '
+            'separate columns in the GeoPackage, which ignores case: ' + ', '.join(renamed))
+
+
+def _geopackage_library() -> tuple[Any, Any]:
+    """Return ``(numpy, pyogrio.raw)``; GisUnavailable with the install command without it."""
     try:
         import numpy as np
         import pyogrio.raw
@@ -301,9 +327,17 @@ def write_grid_geopackage(path: str | Path, cells: list[dict], layer: str = GRID
         raise GisUnavailable(
             f'writing a GeoPackage needs pyogrio ({error}); install it with '
             "pip install 'plant_disease_ros[tools]' or pip install pyogrio") from error
-    if not cells:
-        raise ValueError('the grid has no cells: no located detection')
+    return np, pyogrio.raw
+
+
+def _write_geopackage_to(path: Path, cells: list[dict], layer: str) -> dict[str, str]:
+    """Write the cells as a new GeoPackage at ``path`` (which must not exist).
+
+    Returns the column names used (:func:`geopackage_names`).
+    """
+    np, raw = _geopackage_library()
     columns = grid_columns(cells)
+    names = geopackage_names(columns)
     values = {name: [cell['properties'].get(name, 0) for cell in cells] for name in columns}
     field_data = []
     for name in columns:
@@ -316,16 +350,26 @@ def write_grid_geopackage(path: str | Path, cells: list[dict], layer: str = GRID
             field_data.append(np.array(values[name], dtype=np.int64))
     geometry = np.array([_polygon_wkb(cell['geometry']['coordinates'][0]) for cell in cells],
                         dtype=object)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # GDAL refuses to create a GeoPackage over an existing file; write a fresh one beside
-    # it and move it into place, so that a reader never sees a half-written file.
-    partial = target.with_name(target.name + '.partial.gpkg')
-    partial.unlink(missing_ok=True)
-    pyogrio.raw.write(partial, geometry, field_data, columns, layer=layer, driver='GPKG',
-                      geometry_type='Polygon', crs='EPSG:4326')
-    partial.replace(target)
-    return target
+    raw.write(path, geometry, field_data, [names[column] for column in columns], layer=layer,
+              driver='GPKG', geometry_type='Polygon', crs='EPSG:4326')
+    return names
+
+
+def write_grid_geopackage(path: str | Path, cells: list[dict], layer: str = GRID_LAYER) -> Path:
+    """Write the cell Features as layer ``layer`` of a GeoPackage (EPSG:4326); return the path.
+
+    Raises GisUnavailable without pyogrio, ValueError for an empty grid (a GeoPackage
+    layer needs its columns, which come from the cells). Counts of labels that differ only
+    in letter case get numbered columns (:func:`geopackage_names`).
+    """
+    _geopackage_library()
+    if not cells:
+        raise ValueError('the grid has no cells: no located detection')
+    # GDAL refuses to create a GeoPackage over an existing file; a fresh one is written
+    # beside it and moved into place, so that a reader never sees a half-written file.
+    with replacing(path) as temporary:
+        _write_geopackage_to(temporary, cells, layer)
+    return Path(path)
 
 
 @dataclass(frozen=True)
@@ -338,20 +382,41 @@ class GridFiles:
     warning: str = ''
 
 
-def write_grid_files(cells: list[dict], stem: str | Path) -> GridFiles:
+def write_grid_files(cells: list[dict], stem: str | Path,
+                     also: Callable[[], object] | None = None) -> GridFiles:
     """Write ``<stem>_grid.geojson`` and ``<stem>_grid.gpkg``; return their paths.
 
     The GeoJSON is always written (an empty collection when no detection was located);
     the GeoPackage needs at least one cell and pyogrio, else ``warning`` says why it is
-    missing.
+    missing, and a ``<stem>_grid.gpkg`` of an earlier run is removed: it would otherwise
+    lie beside this run's files as if it were theirs.
+
+    Both files are written to temporaries first and replace the old ones together at the
+    end. ``also`` (the PNG of the same map) is called once they are written: when it, or
+    either write, raises, neither grid file changes.
     """
     stem = Path(stem)
-    geojson = write_grid_geojson(stem.with_name(stem.name + GRID_SUFFIX + '.geojson'), cells)
-    if not cells:
-        return GridFiles(geojson, None, 0, 'no located detection: no GeoPackage written')
-    try:
-        geopackage = write_grid_geopackage(stem.with_name(stem.name + GRID_SUFFIX + '.gpkg'),
-                                           cells)
-    except GisUnavailable as error:
-        return GridFiles(geojson, None, len(cells), str(error))
-    return GridFiles(geojson, geopackage, len(cells))
+    geojson = stem.with_name(stem.name + GRID_SUFFIX + '.geojson')
+    geopackage = stem.with_name(stem.name + GRID_SUFFIX + '.gpkg')
+    warnings: list[str] = []
+    written: Path | None = None
+    with ExitStack() as stack:
+        if cells:
+            try:
+                _geopackage_library()
+            except GisUnavailable as error:
+                warnings.append(str(error))
+            else:
+                temporary = stack.enter_context(replacing(geopackage))
+                warnings.append(_renamed_note(
+                    _write_geopackage_to(temporary, cells, GRID_LAYER)))
+                written = geopackage
+        else:
+            warnings.append('no located detection: no GeoPackage written')
+        write_json_atomic(stack.enter_context(replacing(geojson)), feature_collection(cells))
+        if also is not None:
+            also()
+    if written is None and geopackage.exists():
+        geopackage.unlink()
+        warnings.append(f'the earlier {geopackage.name} was removed: it held an earlier grid')
+    return GridFiles(geojson, written, len(cells), '; '.join(text for text in warnings if text))

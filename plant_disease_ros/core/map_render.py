@@ -134,7 +134,7 @@ def _local_points(features: Sequence[dict], origin: tuple[float, float, float] |
             origin = position
         east, north, _ = geodetic_to_enu(*position, *origin)
         stamp = feature_stamp_s(feature)
-        frame_id = feature.get('properties', {}).get('frame_id')
+        frame_id = (feature.get('properties') or {}).get('frame_id')  # null: RFC 7946 allows it
         rows.append((east, north, feature_label(feature), feature_healthy(feature),
                      stamp if stamp is not None else float(order),
                      frame_id if isinstance(frame_id, str) else ''))

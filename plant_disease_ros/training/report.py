@@ -657,6 +657,13 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         heading = source.name + (' (newest run)' if number == 0 and len(geojson) > 1 else '')
         parts.append(f'<h3>{escape(heading)}</h3>' + key_value_table(rows))
         picture = next((picture for picture in pictures if picture.stem == source.stem), None)
+        if picture is not None and picture.stat().st_mtime < source.stat().st_mtime:
+            # Drawn before the map's last records (at lunch, reported at night): the table
+            # above counts them all, so the picture is drawn again from the same file.
+            shown.add(picture)
+            parts.append(f'<p>{escape(picture.name)} is older than {escape(source.name)}: '
+                         'the map below is drawn from the file.</p>')
+            picture = None
         if picture is None and features:
             picture = _render_map(features, assets, source)
         if picture is not None:

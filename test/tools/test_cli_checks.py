@@ -148,11 +148,11 @@ def test_map_takes_the_recorders_grid_from_the_run_summary(
     assert out.splitlines()[0] == ('grid of the recorder (field_summary.json): origin '
                                    '52.0000000, 5.0000000; cells of 3 m from --cell-size')
     # So does an origin given: the grid line names it, not the recorder's.
-    status, out, _ = run_cli(['map', str(source), '--origin', '40.6', '-88.2267', '190'],
+    status, out, _ = run_cli(['map', str(source), '--origin', '52.01', '5.02', '190'],
                              capsys)
     assert status == 0
     assert out.splitlines()[0] == ('grid of the recorder (field_summary.json): cells of 5 m; '
-                                   'origin 40.6000000, -88.2267000 from --origin')
+                                   'origin 52.0100000, 5.0200000 from --origin')
     # A summary without a usable grid is said to be so; the default grid is used.
     (tmp_path / 'field_summary.json').write_text(json.dumps({'cell_size_m': -1}))
     status, out, _ = run_cli(['map', str(source)], capsys)

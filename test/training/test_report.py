@@ -397,3 +397,34 @@ def test_the_evaluation_section_shows_what_the_nodes_would_publish(
             '</th><td>14 photos, 33.33 %') in section
     assert 'int8 wrong map points (accepted with a wrong label)</th><td>2 photos, 4.76 %' \
         in section
+
+
+def test_a_map_picture_older_than_its_run_is_drawn_again(tmp_path: Path) -> None:
+    """A PNG drawn at lunch beside a map saved at night: the table counts every detection,
+    so the picture is drawn from the file (the old PNG showed fewer) and the page says so."""
+    import os
+
+    from plant_disease_ros.core.map_file import write_feature_collection
+
+    field = tmp_path / 'maps'
+    field.mkdir()
+    features = [detection('Tomato___Early_blight', 48.0, False),
+                detection('Tomato___healthy', 48.00003, True)]
+    write_feature_collection(field / 'day.geojson', features)
+    write_png(field / 'day.png')
+    os.utime(field / 'day.png', (1_700_000_000,) * 2)
+    os.utime(field / 'day.geojson', (1_700_000_600,) * 2)
+
+    def section(out: str) -> str:
+        result = build_report(ReportInputs(models_dir=tmp_path / 'no_models', run_dir=None,
+                                           map_path=field), tmp_path / out / 'index.html')
+        page = result.path.read_text(encoding='utf-8')
+        return page[page.index('id="map"'):]
+
+    stale = section('late')
+    assert 'day.png is older than day.geojson: the map below is drawn from the file' in stale
+    assert 'day_map.png' in stale and '>day.png<' not in stale
+    os.utime(field / 'day.png', (1_700_001_200,) * 2)  # drawn after the last save
+    fresh = section('fresh')
+    assert 'is older than' not in fresh and 'day_map.png' not in fresh
+    assert '>day.png<' in fresh
