@@ -273,10 +273,12 @@ class DiseaseClassifier:
                     * np.float32(spec.scale))
         return values.astype(np.float32, copy=True)
 
-    def _run(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float, int]:
+    def _run(self, rgb: np.ndarray, poses: int | None = None,
+             ) -> tuple[np.ndarray, float, float, float, int]:
         """Return (probabilities, preprocess_ms, invoke_ms, postprocess start, poses).
 
-        Each extra pose's quantise counts as preprocess, its invoke as invoke.
+        Each extra pose's quantise counts as preprocess, its invoke as invoke. ``poses``:
+        this call's count instead of :meth:`set_poses`'s.
         """
         image = np.asarray(rgb)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -285,7 +287,7 @@ class DiseaseClassifier:
                 f'{image.dtype}')
         interpreter = self.model.interpreter
         with self._lock:
-            poses = self.poses
+            poses = self.poses if poses is None else check_pose_count(poses, *self.input_size)
             start = time.perf_counter()
             height, width = self.input_size
             resized = resize_to_input(image, height, width)
@@ -313,12 +315,13 @@ class DiseaseClassifier:
             total /= np.float32(poses)
         return total, preprocess_s * 1e3, invoke_s * 1e3, invoked, poses
 
-    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+    def probabilities(self, rgb: np.ndarray, poses: int | None = None) -> np.ndarray:
         """Return the class probabilities (float32, one per label) of an RGB image.
 
-        Given the crops of :meth:`set_crops`: the labels of other crops hold 0.
+        Given the crops of :meth:`set_crops`: the labels of other crops hold 0. ``poses``:
+        the mean of that many poses for this image alone (default: :meth:`set_poses`'s).
         """
-        return self.crop_filter.apply(self._run(rgb)[0])
+        return self.crop_filter.apply(self._run(rgb, poses)[0])
 
     def classify(self, rgb: np.ndarray, top_k: int | None = None) -> Classification:
         """Classify an H×W×3 uint8 RGB image; return the ``top_k`` best categories.

@@ -86,6 +86,11 @@ from plant_disease_ros.core.crops import (
     parse_crops,
 )
 from plant_disease_ros.core.detections import detection_feature
+from plant_disease_ros.core.explanation import (
+    EXPLANATION_GRID,
+    explanation_image,
+    EXPLANATION_STATES,
+)
 from plant_disease_ros.core.fix_buffer import (
     DEFAULT_MAX_FIX_ACCURACY_M,
     FixBuffer,
@@ -94,7 +99,7 @@ from plant_disease_ros.core.fix_buffer import (
 )
 from plant_disease_ros.core.fix_wait import FixWait
 from plant_disease_ros.core.motion_blur import MotionBlur, MotionBlurMonitor, WARN_PERCENT
-from plant_disease_ros.core.outcome import frame_outcome, NO_LEAF_LABEL, OUTCOMES
+from plant_disease_ros.core.outcome import frame_outcome, FrameOutcome, NO_LEAF_LABEL, OUTCOMES
 from plant_disease_ros.core.preprocessing import check_pose_count
 from plant_disease_ros.core.time_jump import StampAhead, TimeJumpDetector
 from plant_disease_ros.core.vegetation import check_frame
@@ -151,7 +156,6 @@ DETECTION_STEPS = 9
 PENDING_CHECK_PERIOD_S = 0.05
 # How long a node stopping waits for reliable subscribers to take its last detections.
 SHUTDOWN_ACK_TIMEOUT_S = 1.0
-EXPLANATION_GRID = 4
 # Why a fix was not used, where the reason alone does not say what to do about it.
 UNSTAMPED_WARNING = ('frames have no stamp (header stamp 0): they are classified and '
                      'published but never located with GPS nor checked for time jumps; '
@@ -234,6 +238,8 @@ class DiseaseClassifierNode(Node):
             self.diagnostics.set_value(f'frames.{kind}', 0)
         self.diagnostics.set_value('frames.no_colour', 0)
         self.diagnostics.set_value('frames.unstamped', 0)
+        for state in EXPLANATION_STATES:
+            self.diagnostics.set_value(f'explanations.{state}', 0)
         for status in ('interpolated', 'extrapolated', 'nearest', 'stale', 'none',
                        'no_heading'):
             self.diagnostics.set_value(f'detections.{status}', 0)
@@ -261,7 +267,7 @@ class DiseaseClassifierNode(Node):
         self.gps_required = bool(value['gps_required'])
         self.max_fix_accuracy_m = float(value['max_fix_accuracy_m'])
         self._last_explanation_s = -math.inf
-        self._explanation_unavailable = False
+        self.explanations_published: Counter[str] = Counter()
 
         qos = results_qos()
         self.label_publisher = self.create_publisher(String, 'label', qos)
@@ -594,7 +600,7 @@ class DiseaseClassifierNode(Node):
         if self.annotated_publisher.get_subscription_count() > 0:
             text = annotation_text(outcome, confidence)
             self.annotated_publisher.publish(rgb_to_image(annotate(rgb, text), header))
-        self._maybe_explain(rgb, header)
+        self._maybe_explain(rgb, header, classification, outcome)
         if blur is not None:
             self._publish_motion_blur()
         self.outcome_counts[outcome.kind] += 1
@@ -769,24 +775,38 @@ class DiseaseClassifierNode(Node):
             text for text in (self._motion_blur_warning, self._position_warning, unstamped)
             if text)
 
-    def _maybe_explain(self, rgb: np.ndarray, header: Header) -> None:
-        """Publish an occlusion heatmap every ``explain_period_s`` while it is watched."""
-        if (self.explain_period_s <= 0.0 or self._explanation_unavailable
+    def _maybe_explain(self, rgb: np.ndarray, header: Header, classification: Classification,
+                       outcome: FrameOutcome) -> None:
+        """Publish an explanation every ``explain_period_s`` while it is watched.
+
+        Computed in this callback (``core.explanation``: 17 invokes, 34 when the map is
+        retried with larger patches), so this frame's detection and the next frames wait
+        for it; its time is in diagnostics (``explanations.last_ms``).
+        """
+        if (self.explain_period_s <= 0.0
                 or self.explanation_publisher.get_subscription_count() == 0):
             return
         now = time.monotonic()
         if now - self._last_explanation_s < self.explain_period_s:
             return
         self._last_explanation_s = now
+        start = time.perf_counter()
         try:
-            # Imported here: the explanation is optional and the node runs without it.
-            from plant_disease_ros.core.occlusion import occlusion_heatmap, overlay_heatmap
-        except ImportError as error:
-            self._explanation_unavailable = True
-            self.get_logger().warning(f'explanation disabled: {error}')
+            explanation = explanation_image(self.classifier, rgb, classification, outcome,
+                                            grid=EXPLANATION_GRID)
+        except (ValueError, RuntimeError, cv2.error) as error:
+            # The frame itself was classified and goes on; only its picture is missing.
+            self.explanations_published['failed'] += 1
+            self.diagnostics.set_value('explanations.failed',
+                                       self.explanations_published['failed'])
+            self.warnings.warning('explanation', f'cannot explain frame: {error}')
             return
-        heat = occlusion_heatmap(self.classifier, rgb, grid=EXPLANATION_GRID)
-        self.explanation_publisher.publish(rgb_to_image(overlay_heatmap(rgb, heat), header))
+        self.explanation_publisher.publish(rgb_to_image(explanation.image, header))
+        self.explanations_published[explanation.state] += 1
+        for state, count in self.explanations_published.items():
+            self.diagnostics.set_value(f'explanations.{state}', count)
+        self.diagnostics.set_value('explanations.last_ms',
+                                   round((time.perf_counter() - start) * 1e3, 1))
 
     # GPS tagging -----------------------------------------------------------------------
 

@@ -39,3 +39,17 @@ def test_the_text_is_the_label_and_its_confidence() -> None:
     assert annotation_text(FrameOutcome('no_leaf', 'no_leaf', 'model'), 0.8) == 'no leaf 0.80'
     grey = FrameOutcome('no_leaf', 'no_leaf', 'no colour')
     assert annotation_text(grey, 1.0) == 'no leaf 1.00: no colour'
+
+
+def test_a_long_text_is_made_smaller_to_fit_the_frame() -> None:
+    """A caption wider than the frame was cut at its right edge; it is drawn smaller, so its
+    last letters land inside the frame (the right edge of the band stays dark)."""
+    text = 'Tomato: Spider mites Two-spotted spider mite 1.00: red lowers the score (3x3)'
+    rgb = np.full((480, 640, 3), 200, np.uint8)
+    out = annotate(rgb, text)
+    band = np.flatnonzero((out != rgb).any(axis=(1, 2)))[-1] + 1
+    lit = np.flatnonzero((out[:band] > 150).any(axis=(0, 2)))
+    assert lit[-1] < 640 - 2  # the text ends before the frame does
+    short = annotate(rgb, 'Late blight 0.93')
+    short_band = np.flatnonzero((short != rgb).any(axis=(1, 2)))[-1] + 1
+    assert band < short_band  # a smaller font: a lower band

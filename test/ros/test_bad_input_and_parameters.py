@@ -276,3 +276,16 @@ def test_annotated_and_explanation_images_keep_the_header(harness) -> None:
     annotated = np.frombuffer(images.messages['/image_annotated'][-1].data,
                               np.uint8).reshape(48, 64, 3)
     assert not np.array_equal(annotated, GOOD)
+    # The explanation is core.explanation's image of that frame and its published answer
+    # (the node's own diagnostics count it by what it shows).
+    from plant_disease_ros.core.explanation import explanation_image
+    from plant_disease_ros.core.outcome import frame_outcome
+    from plant_disease_ros.core.vegetation import check_frame
+
+    classification = classifier.classifier.classify(GOOD)
+    expected = explanation_image(classifier.classifier, GOOD, classification, frame_outcome(
+        classification, classifier.score_threshold, check_frame(GOOD)))
+    explanation = np.frombuffer(images.messages['/explanation'][-1].data,
+                                np.uint8).reshape(48, 64, 3)
+    assert np.array_equal(explanation, expected.image)
+    assert classifier.explanations_published[expected.state] >= 1

@@ -15,6 +15,7 @@ COUNTERS = {
     'frames.leaf', 'frames.unknown', 'frames.no_leaf', 'frames.no_colour',
     'frames.unstamped', 'detections.interpolated', 'detections.nearest',
     'detections.stale', 'detections.none', 'time_jumps_back', 'stamp_glitches',
+    'explanations.map', 'explanations.flat', 'explanations.gate', 'explanations.failed',
 }
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from plant_disease_ros.core.explanation import EXPLANATION_GRID
+
 SECTIONS: tuple[str, ...] = ('model', 'latency', 'sustained', 'capacity', 'baseline',
                              'explain')
 SIZES: dict[str, tuple[int, int]] = {'640x480': (640, 480), '1920x1080': (1920, 1080)}
@@ -18,7 +20,7 @@ FLOOD = (60.0, '1920x1080')
 # Offered more frames than any rig here takes: processed fps is then its capacity.
 CAPACITY = (300.0, '640x480')
 EXPLAIN_PERIOD_S = 1.0
-EXPLAIN_GRID = 4
+EXPLAIN_GRID = EXPLANATION_GRID  # the node's
 KERAS_MODEL_FILENAME = 'plant_disease_float.keras'
 # Length of the first and last windows compared for a flat latency and RSS.
 FLAT_WINDOW_S = 10.0

@@ -95,18 +95,23 @@ def bench_conversions(iterations: int) -> dict[str, Any]:
 
 
 def bench_explanation(config: BenchConfig) -> dict[str, Any]:
-    """Time one occlusion map and its overlay on a 640x480 frame, in-process."""
+    """Time one explanation image (the node's: occlusion map, overlay, caption) on a
+    640x480 frame, in-process."""
     from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
-    from plant_disease_ros.core.occlusion import occlusion_heatmap, overlay_heatmap
+    from plant_disease_ros.core.explanation import explanation_image
+    from plant_disease_ros.core.outcome import frame_outcome
 
     classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
         model_path=config.model_path, labels_path=config.labels_path,
         num_threads=config.num_threads))
     rgb = cv2.cvtColor(bench_frame(*SIZES['640x480']), cv2.COLOR_BGR2RGB)
+    classification = classifier.classify(rgb)
+    outcome = frame_outcome(classification, 0.5)
+    first = explanation_image(classifier, rgb, classification, outcome, grid=EXPLAIN_GRID)
 
     def explain() -> None:
-        overlay_heatmap(rgb, occlusion_heatmap(classifier, rgb, grid=EXPLAIN_GRID))
+        explanation_image(classifier, rgb, classification, outcome, grid=EXPLAIN_GRID)
 
     iterations = 10 if config.quick else 30
     return {'heatmap_and_overlay_ms': summarize(time_calls(explain, iterations, warmup=2)),
-            'invocations_per_map': EXPLAIN_GRID * EXPLAIN_GRID + 1}
+            'invocations_per_map': first.invokes, 'map': first.state}

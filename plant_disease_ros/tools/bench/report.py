@@ -237,7 +237,9 @@ def format_explain(explain: dict[str, Any]) -> list[str]:
     rows: list[list[Any]] = []
     core = explain.get('core', {}).get('heatmap_and_overlay_ms')
     if core:
-        rows.append([f'occlusion grid {explain["grid"]} + overlay (in-process)', core['p50'],
+        invokes = explain.get('core', {}).get('invocations_per_map')
+        rows.append([f'occlusion grid {explain["grid"]} + overlay (in-process'
+                     + (f', {invokes} invokes)' if invokes else ')'), core['p50'],
                      core['p95'], None])
     for kind in ('off', 'on'):
         run = explain.get(kind)
