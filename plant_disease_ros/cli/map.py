@@ -99,17 +99,22 @@ def _run_key(path: Path) -> Path:
     return path.with_suffix('') if path.suffix in ('.geojson', '.geojsons') else path
 
 
-def _check_distinct(sources: list[Path]) -> None:
-    """Raise ValueError if one run is given twice (its detections would count twice)."""
+def _check_distinct(inputs: list[Path], sources: list[Path]) -> None:
+    """Raise ValueError if one run is given twice (its detections would count twice).
+
+    ``sources`` are the files drawn for ``inputs`` (a run's newer records file for its
+    saved collection); the message names what was given.
+    """
     seen: dict[Path, Path] = {}
-    for source in sources:
+    for given, source in zip(inputs, sources, strict=True):
         key = _run_key(source)
         if key in seen:
-            same = (f'{seen[key]} is given twice' if seen[key].resolve() == source.resolve()
-                    else f'{seen[key]} and {source} are the same run (its saved .geojson and '
+            first = seen[key]
+            same = (f'{first} is given twice' if first.resolve() == given.resolve()
+                    else f'{first} and {given} are the same run (its saved .geojson and '
                          'its .geojsons records hold the same detections)')
             raise ValueError(f'{same}: its detections would count twice; give each run once')
-        seen[key] = source
+        seen[key] = given
 
 
 def _holds_no_text(path: Path) -> bool:
@@ -179,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = args.geojson if isinstance(args.geojson, list) else [args.geojson]
     origin_given, cell_given = args.origin is not None, args.cell_size is not None
     sources = [_input_file(Path(path)) for path in inputs]
-    _check_distinct(sources)
+    _check_distinct([Path(path) for path in inputs], sources)
     if len(sources) > 1 and args.out is None:
         raise ValueError(f'{len(sources)} GEOJSON files are drawn as one map: give --out')
     source = sources[0]
@@ -241,11 +246,11 @@ def run(args: argparse.Namespace) -> int:
     from plant_disease_ros.core.map_render import render_disease_map
 
     title = args.title or ' + '.join(path.name for path in sources)
-    # The PNG is drawn once both grid files are written, and they replace their old files
-    # only after it: a failure leaves all three outputs as they were.
+    # The PNG and both grid files replace their old files together, once all three are
+    # written: a failure leaves all three outputs as they were.
     grid = write_grid_files(grid_features(features, args.cell_size, origin), stem,
-                            also=lambda: render_disease_map(features, out, title=title,
-                                                            origin=origin))
+                            also=(out, lambda path: render_disease_map(
+                                features, path, title=title, origin=origin)))
     summary = summarize(features, args.cell_size, origin)
     print(f'wrote {out}: {summary["detections"]} detection(s), {summary["located"]} located, '
           f'{summary["unlocated"]} without position, {summary["diseased_cells"]} diseased '

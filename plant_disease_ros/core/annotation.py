@@ -37,10 +37,11 @@ def annotate(rgb: np.ndarray, text: str) -> np.ndarray:
     thickness = max(1, int(round(scale * 2)))
     (text_width, text_height), baseline = cv2.getTextSize(
         text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    if text_width > width - 8 and scale > MIN_TEXT_SCALE:
-        scale = max(MIN_TEXT_SCALE, scale * (width - 8) / text_width)
+    while text_width > width - 8 and scale > MIN_TEXT_SCALE:
+        # The stroke adds width that does not scale with the font: measured again each step.
+        scale = max(MIN_TEXT_SCALE, min(scale * 0.95, scale * (width - 8) / text_width))
         thickness = max(1, int(round(scale * 2)))
-        (_, text_height), baseline = cv2.getTextSize(
+        (text_width, text_height), baseline = cv2.getTextSize(
             text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     band = min(height, text_height + baseline + 2 * thickness + 4)
     image[:band] = (image[:band] * 0.35).astype(np.uint8)

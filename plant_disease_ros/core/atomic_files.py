@@ -17,7 +17,10 @@ import os
 from pathlib import Path
 import re
 import secrets
+import signal
+import threading
 import time
+from typing import Any
 
 
 def fsync_directory(directory: str | Path) -> None:
@@ -52,7 +55,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f'.{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}'
+    temporary = _temporary_beside(path)
     try:
         yield temporary
         _fsync_file(temporary)
@@ -64,6 +67,89 @@ def replacing(path: str | Path) -> Iterator[Path]:
             pass
         raise
     fsync_directory(path.parent)
+
+
+def _temporary_beside(path: Path) -> Path:
+    """Return a fresh temporary name beside ``path`` that keeps its suffix."""
+    return path.parent / f'.{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}'
+
+
+@contextmanager
+def replacing_together(*paths: str | Path) -> Iterator[list[Path]]:
+    """Give a temporary path beside each of ``paths``; on a clean exit, replace them all.
+
+    The files that belong together (a map's picture and its grid files) are written to
+    their temporaries in the block; a temporary left unwritten leaves its file as it is.
+    Only once every written one is flushed to disk are they renamed, one after the other
+    with SIGINT and SIGTERM held back (raised again after the last rename; in the main
+    thread), so a failure or Ctrl-C leaves either every old file or every new one. On an
+    exception every temporary is removed and every file left as it was.
+    """
+    targets = [Path(path) for path in paths]
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    temporaries = [_temporary_beside(target) for target in targets]
+    try:
+        yield temporaries
+        written = [(temporary, target) for temporary, target in zip(temporaries, targets,
+                                                                    strict=True)
+                   if temporary.exists()]
+        for temporary, _ in written:
+            _fsync_file(temporary)
+        held = _hold_termination()
+        try:
+            for temporary, target in written:
+                os.replace(temporary, target)
+        finally:
+            _release_termination(held)
+    except BaseException:
+        for temporary in temporaries:
+            try:
+                temporary.unlink()
+            except OSError:
+                pass
+        raise
+    for folder in {target.parent for target in targets}:
+        fsync_directory(folder)
+
+
+class _HeldSignals:
+    """SIGINT and SIGTERM caught and kept while files are renamed (see :func:`hold_signals`)."""
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.pending: list[int] = []
+
+    def catch(self, signum: int, frame: object) -> None:
+        self.pending.append(signum)
+
+
+def _hold_termination() -> _HeldSignals | None:
+    """Catch SIGINT and SIGTERM (keeping them) until :func:`_release_termination`.
+
+    Python runs signal handlers in the main thread whichever thread the signal came to, so
+    swapping the handlers holds them in a process with threads too; a signal mask would
+    not. None (nothing held) outside the main thread, where handlers cannot be set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    held = _HeldSignals()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is None or handler == signal.SIG_IGN:
+            continue  # set outside Python (cannot be put back), or ignored anyway
+        held.previous[signum] = signal.signal(signum, held.catch)
+    return held
+
+
+def _release_termination(held: _HeldSignals | None) -> None:
+    """Put the handlers back; a signal that came meanwhile is raised again now."""
+    if held is None:
+        return
+    for signum, handler in held.previous.items():
+        signal.signal(signum, handler)
+    if held.pending:
+        signal.raise_signal(held.pending[0])
 
 
 def sha256_of(path: str | Path) -> str:

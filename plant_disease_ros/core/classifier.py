@@ -315,13 +315,16 @@ class DiseaseClassifier:
             total /= np.float32(poses)
         return total, preprocess_s * 1e3, invoke_s * 1e3, invoked, poses
 
-    def probabilities(self, rgb: np.ndarray, poses: int | None = None) -> np.ndarray:
+    def probabilities(self, rgb: np.ndarray, poses: int | None = None,
+                      crops: bool = True) -> np.ndarray:
         """Return the class probabilities (float32, one per label) of an RGB image.
 
-        Given the crops of :meth:`set_crops`: the labels of other crops hold 0. ``poses``:
-        the mean of that many poses for this image alone (default: :meth:`set_poses`'s).
+        Given the crops of :meth:`set_crops`: the labels of other crops hold 0 (``crops``
+        false: the model's own scores, unfiltered). ``poses``: the mean of that many poses
+        for this image alone (default: :meth:`set_poses`'s).
         """
-        return self.crop_filter.apply(self._run(rgb, poses)[0])
+        raw = self._run(rgb, poses)[0]
+        return self.crop_filter.apply(raw) if crops else raw
 
     def classify(self, rgb: np.ndarray, top_k: int | None = None) -> Classification:
         """Classify an H×W×3 uint8 RGB image; return the ``top_k`` best categories.

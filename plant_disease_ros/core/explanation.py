@@ -44,7 +44,12 @@ MIN_DROP_STEPS = 2
 
 
 class UprightFrame:
-    """A classifier's scores of the upright frame alone (one pose), for occlusion."""
+    """A classifier's own scores of the upright frame alone (one pose), for occlusion.
+
+    Without the ``crops`` filter: it divides the kept labels' scores by their sum, which
+    for a frame of another crop is small, and would magnify the int8 output's rounding
+    steps tenfold past the flatness threshold.
+    """
 
     def __init__(self, classifier: DiseaseClassifier) -> None:
         """Wrap ``classifier``; its model's output scale tells occlusion its output step."""
@@ -54,7 +59,7 @@ class UprightFrame:
 
     def probabilities(self, rgb: np.ndarray) -> np.ndarray:
         """Return the class probabilities of ``rgb`` with one pose."""
-        return self._classifier.probabilities(rgb, poses=1)
+        return self._classifier.probabilities(rgb, poses=1, crops=False)
 
 
 @dataclass(frozen=True)
@@ -93,12 +98,16 @@ def explanation_image(classifier: DiseaseClassifier, rgb: np.ndarray,
     model's top class (for ``unknown`` too: what the model leaned to).
     """
     if outcome.by_gate:
-        caption = f'{display_name(outcome.label)}: {outcome.reason} (vegetation gate: no map)'
+        caption = f"{display_name(outcome.label)}: vegetation gate ('{outcome.reason}'), no map"
         return Explanation(annotate(rgb, caption), 'gate', 0, caption)
     top = classification.top
     named = f'{display_name(top.label)} {top.score:.2f}'
     if outcome.label != top.label:  # unknown: below score_threshold
         named = f'{display_name(outcome.label)} ({named})'
+    if top.score <= 0.0:
+        # The crops filter left no score (a frame of another crop): no class to explain.
+        caption = f'{display_name(outcome.label)}: no score for the crops set, no map'
+        return Explanation(annotate(rgb, caption), 'flat', 0, caption)
     heat, patch, invokes = informative_map(UprightFrame(classifier), rgb, grid, top.index)
     if heat is None:
         caption = f'{named}: flat, no region lowers the score'

@@ -16,14 +16,13 @@ with the install command.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
 from dataclasses import dataclass
 import json
 from pathlib import Path
 import struct
 from typing import Any
 
-from plant_disease_ros.core.atomic_files import replacing
+from plant_disease_ros.core.atomic_files import replacing, replacing_together
 from plant_disease_ros.core.geodesy import enu_vertical_at_altitude
 from plant_disease_ros.core.labels import display_name, is_healthy
 from plant_disease_ros.core.map_file import (
@@ -302,11 +301,19 @@ def geopackage_names(columns: list[str]) -> dict[str, str]:
     taken: set[str] = set()
     for column in columns:
         name, number = column, 2
-        while name.casefold() in taken:
+        while _sqlite_fold(name) in taken:
             name, number = f'{column}_{number}', number + 1
-        taken.add(name.casefold())
+        taken.add(_sqlite_fold(name))
         names[column] = name
     return names
+
+
+_ASCII_LOWER = str.maketrans('ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+
+
+def _sqlite_fold(name: str) -> str:
+    """Return ``name`` as SQLite compares column names: ASCII letters in lower case only."""
+    return name.translate(_ASCII_LOWER)
 
 
 def _renamed_note(names: dict[str, str]) -> str:
@@ -383,7 +390,7 @@ class GridFiles:
 
 
 def write_grid_files(cells: list[dict], stem: str | Path,
-                     also: Callable[[], object] | None = None) -> GridFiles:
+                     also: tuple[Path, Callable[[Path], object]] | None = None) -> GridFiles:
     """Write ``<stem>_grid.geojson`` and ``<stem>_grid.gpkg``; return their paths.
 
     The GeoJSON is always written (an empty collection when no detection was located);
@@ -391,31 +398,32 @@ def write_grid_files(cells: list[dict], stem: str | Path,
     missing, and a ``<stem>_grid.gpkg`` of an earlier run is removed: it would otherwise
     lie beside this run's files as if it were theirs.
 
-    Both files are written to temporaries first and replace the old ones together at the
-    end. ``also`` (the PNG of the same map) is called once they are written: when it, or
-    either write, raises, neither grid file changes.
+    ``also``: another file of the same map (the PNG) as its path and a function that
+    writes it to the path it is given. Every file is written to a temporary first, and
+    they replace the old ones together (:func:`replacing_together`): when a write fails
+    or is interrupted, every old file stays as it was.
     """
     stem = Path(stem)
     geojson = stem.with_name(stem.name + GRID_SUFFIX + '.geojson')
     geopackage = stem.with_name(stem.name + GRID_SUFFIX + '.gpkg')
     warnings: list[str] = []
     written: Path | None = None
-    with ExitStack() as stack:
+    targets = [geojson, geopackage] + ([also[0]] if also is not None else [])
+    with replacing_together(*targets) as temporaries:
         if cells:
             try:
                 _geopackage_library()
             except GisUnavailable as error:
                 warnings.append(str(error))
             else:
-                temporary = stack.enter_context(replacing(geopackage))
                 warnings.append(_renamed_note(
-                    _write_geopackage_to(temporary, cells, GRID_LAYER)))
+                    _write_geopackage_to(temporaries[1], cells, GRID_LAYER)))
                 written = geopackage
         else:
             warnings.append('no located detection: no GeoPackage written')
-        write_json_atomic(stack.enter_context(replacing(geojson)), feature_collection(cells))
+        write_json_atomic(temporaries[0], feature_collection(cells))
         if also is not None:
-            also()
+            also[1](temporaries[2])
     if written is None and geopackage.exists():
         geopackage.unlink()
         warnings.append(f'the earlier {geopackage.name} was removed: it held an earlier grid')

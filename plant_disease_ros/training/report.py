@@ -600,6 +600,11 @@ def _map_grid(source: Path) -> tuple[float, tuple[float, float, float] | None, s
     return grid[0], grid[1], recorded.name
 
 
+# A map's PNG this much older than its map file was drawn before the last records came; a
+# copy (cp -r) gives the files of one moment mtimes in any order, within this.
+STALE_PICTURE_S = 2.0
+
+
 def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     how = ('record a field run with <code>disease_map_recorder</code> and pass '
            '<code>--map</code> its PNG, GeoJSON or folder')
@@ -657,7 +662,8 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         heading = source.name + (' (newest run)' if number == 0 and len(geojson) > 1 else '')
         parts.append(f'<h3>{escape(heading)}</h3>' + key_value_table(rows))
         picture = next((picture for picture in pictures if picture.stem == source.stem), None)
-        if picture is not None and picture.stat().st_mtime < source.stat().st_mtime:
+        if (picture is not None
+                and picture.stat().st_mtime < source.stat().st_mtime - STALE_PICTURE_S):
             # Drawn before the map's last records (at lunch, reported at night): the table
             # above counts them all, so the picture is drawn again from the same file.
             shown.add(picture)

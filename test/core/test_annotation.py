@@ -53,3 +53,26 @@ def test_a_long_text_is_made_smaller_to_fit_the_frame() -> None:
     short = annotate(rgb, 'Late blight 0.93')
     short_band = np.flatnonzero((short != rgb).any(axis=(1, 2)))[-1] + 1
     assert band < short_band  # a smaller font: a lower band
+
+
+def test_a_long_caption_fits_at_every_width_it_can() -> None:
+    """Swept over frame widths: the text ends inside the frame unless even the smallest
+    scale is wider than the frame (one proportional shrink left 1280 px cut: the stroke
+    does not shrink with the font)."""
+    import cv2
+
+    from plant_disease_ros.core.annotation import MIN_TEXT_SCALE
+
+    text = 'unknown (Tomato: Tomato Yellow Leaf Curl Virus 0.42): flat, no region lowers it'
+    smallest = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, MIN_TEXT_SCALE, 1)[0][0]
+    checked = 0
+    for width in range(100, 4000, 23):
+        if smallest > width - 8:
+            continue
+        rgb = np.full((60, width, 3), 200, np.uint8)
+        out = annotate(rgb, text)
+        band = np.flatnonzero((out != rgb).any(axis=(1, 2)))[-1] + 1
+        lit = np.flatnonzero((out[:band] > 150).any(axis=(0, 2)))
+        assert lit.size and lit[-1] < width - 2, width
+        checked += 1
+    assert checked > 100

@@ -110,3 +110,21 @@ def test_the_map_is_of_the_upright_frame_whatever_the_poses() -> None:
 def test_a_pose_count_the_model_cannot_take_is_refused() -> None:
     with pytest.raises(ValueError):
         shipped_classifier().probabilities(frame('Tomato___healthy'), poses=3)
+
+
+def test_the_crops_filter_does_not_magnify_rounding_noise_into_a_map() -> None:
+    """crops Tomato, a frame of an apple leaf: the filter divides the tomato scores by their
+    small sum, and a one-step ripple of the model's output became a 9-step 'map'. The
+    flatness is judged on the model's own scores: the frame is captioned flat."""
+    classifier = shipped_classifier()
+    rgb = frame('Apple___Black_rot')
+    classifier.set_crops(['Tomato'])
+    try:
+        classification, explanation = explain(rgb)
+        assert classification.top.label.startswith('Tomato___')
+        raw = occlusion_heatmap(UprightFrame(classifier), rgb, grid=EXPLANATION_GRID,
+                                target_index=classification.top.index)
+        assert float(raw.max()) <= MIN_DROP_STEPS * output_quantum(classifier)
+        assert explanation.state == 'flat', explanation.caption
+    finally:
+        classifier.set_crops([])

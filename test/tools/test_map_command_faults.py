@@ -207,3 +207,74 @@ def test_a_later_runs_grid_is_named_when_the_first_run_has_none(
     assert ('right.geojson: its recorder had a grid, the first input has none' in printed
             and "drawn on the first located detection's origin" in printed)
     assert 'of 2 m' in printed  # the default cell, not the right recorder's 5 m
+
+
+def test_an_interrupt_before_the_renames_keeps_every_old_output_and_one_during_them_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the GeoPackage is flushed: the three old outputs stay. Ctrl-C while the
+    files are renamed is held back until the last rename: the three new outputs stand."""
+    import signal
+
+    from plant_disease_ros.core import atomic_files
+
+    first, second = tmp_path / 'monday.geojson', tmp_path / 'tuesday.geojson'
+    write_feature_collection(first, [detection(0.0, 0.0, EARLY)])
+    write_feature_collection(second, [detection(0.0, 0.0, HEALTHY),
+                                      detection(9.0, 9.0, EARLY)])
+    assert run_map(first, '--out', tmp_path / 'map.png') == 0
+    before = digests(tmp_path)
+    flush = atomic_files._fsync_file
+
+    def interrupted_flush(path: Path) -> None:
+        if path.suffix == '.gpkg':
+            raise KeyboardInterrupt
+        flush(path)
+
+    monkeypatch.setattr(atomic_files, '_fsync_file', interrupted_flush)
+    assert run_map(second, '--out', tmp_path / 'map.png') == 130
+    assert digests(tmp_path) == before
+    monkeypatch.setattr(atomic_files, '_fsync_file', flush)
+
+    rename = os.replace
+    renamed: list[str] = []
+    outputs = ('map.png', 'map_grid.geojson', 'map_grid.gpkg')
+
+    def interrupted_rename(source: Path, target: Path) -> None:
+        final = Path(target).name in outputs  # not a writer's own temporary-to-temporary
+        if final and not renamed:
+            os.kill(os.getpid(), signal.SIGINT)  # held back until the last rename
+        rename(source, target)
+        if final:
+            renamed.append(Path(target).name)
+
+    monkeypatch.setattr(atomic_files.os, 'replace', interrupted_rename)
+    assert run_map(second, '--out', tmp_path / 'map.png') == 130
+    assert sorted(renamed) == list(outputs)
+    after = digests(tmp_path)
+    assert sorted(after) == sorted(before)  # no temporary left
+    assert all(after[name] != before[name] for name in renamed)
+
+
+def test_only_ascii_letter_case_is_taken_as_the_same_column() -> None:
+    """SQLite folds the case of ASCII letters only: 'Straße' and 'STRASSE', or 'Ä' and 'ä',
+    are two columns and keep their names; 'a' and 'A' are one."""
+    from plant_disease_ros.core.map_gis import geopackage_names
+
+    names = geopackage_names(['n_Straße', 'n_STRASSE', 'n_Ä', 'n_ä', 'n_a', 'n_A'])
+    assert names == {'n_Straße': 'n_Straße', 'n_STRASSE': 'n_STRASSE', 'n_Ä': 'n_Ä',
+                     'n_ä': 'n_ä', 'n_a': 'n_a', 'n_A': 'n_A_2'}
+
+
+def test_a_saved_run_and_its_newer_records_are_refused_under_the_names_given(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """day.geojson (saved) with day.geojsons written after it: both draw the records file;
+    the refusal names the two files given, not one file twice."""
+    features = [detection(0.0, 0.0, EARLY)]
+    saved, records = tmp_path / 'day.geojson', tmp_path / 'day.geojsons'
+    write_feature_collection(saved, features)
+    with GeoJsonSeqWriter(records) as writer:
+        writer.append(features[0])
+    os.utime(saved, (1_700_000_000,) * 2)
+    assert run_map(saved, records, '--out', tmp_path / 'both.png') == 2
+    error = capsys.readouterr().err
+    assert f'{saved} and {records} are the same run' in error
