@@ -103,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, grid=args.grid, fill=args.fill, patch=args.patch,
         gradcam_layer=args.gradcam_layer,
         num_threads=args.threads, figures=not args.no_figures, float_calibration=calibration,
+        # A figure overwrites no file in --out but those of the run it replaces.
+        replace_figures=earlier,
         progress=print_progress(f'explaining {len(paths)} photos') if len(paths) > 1 else None)
     # --overwrite: no figure of the earlier run (maybe of another model) stays beside; a
     # photo explained now is never removed, even one named like a figure.

@@ -8,7 +8,8 @@ model exactly as the robot runs it.
 
 Also here: the heatmap overlay (JET colours), top-fraction masks, their IoU and a simple
 leaf/background mask for PlantVillage-style photos (a leaf on a plain grey, lilac, blue or
-black background), used to check that a map's peak lies on the leaf.
+black background), used to check that a map's peak lies on the leaf (only where the mask
+separates a leaf: not in field photos, where it covers nearly the whole frame).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from plant_disease_ros.core.preprocessing import resize_to_input
 FILL_MODES = ('mean', 'black', 'gray', 'blur')
 # Patch sides (cells) tried in turn by occlusion_map when a map carries no information.
 FALLBACK_PATCHES = (3, 5)
+# A top region covering under 1/SLACK or over SLACK times the share asked is not compared.
+TOP_REGION_SLACK = 2.0
+# The leaf's share of the photo within which "peak on the leaf" means something. Above the
+# maximum the mask is the whole frame (field photos: leaves, grass and soil alike); below
+# the minimum it found no leaf (a greyscale photo has no hue to find it by).
+MIN_LEAF_SHARE = 0.02
+MAX_LEAF_SHARE = 0.90
 
 
 class ProbabilityModel(Protocol):
@@ -207,10 +215,12 @@ def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> n
 
 
 def top_fraction_mask(heat_up: np.ndarray, fraction: float = 0.2) -> np.ndarray:
-    """Return the boolean mask of the ``fraction`` of pixels with the highest values.
+    """Return the boolean mask of the ``fraction`` of pixels with the highest positive values.
 
     The threshold is the value of the ``ceil(fraction * size)``-th highest pixel; pixels
-    tied with it are all kept, so a flat map selects everything.
+    tied with it are all kept. A pixel <= 0 (covering it does not lower the score) is never
+    part of the region, so a sparse map selects fewer pixels than asked, a flat one none:
+    see :func:`top_region_iou` for when two regions still compare.
     """
     values = np.asarray(heat_up, dtype=np.float64)
     if not 0.0 < fraction <= 1.0:
@@ -221,7 +231,24 @@ def top_fraction_mask(heat_up: np.ndarray, fraction: float = 0.2) -> np.ndarray:
     count = max(1, int(np.ceil(fraction * values.size)))
     flat = values.reshape(-1)
     threshold = np.partition(flat, flat.size - count)[flat.size - count]
-    return values >= threshold
+    return (values >= threshold) & (values > 0.0)
+
+
+def top_region_iou(first_up: np.ndarray, second_up: np.ndarray,
+                   fraction: float = 0.2) -> float | None:
+    """Return the IoU of two upsampled maps' top-``fraction`` regions, or None if not comparable.
+
+    A region must cover between ``1 / TOP_REGION_SLACK`` and ``TOP_REGION_SLACK`` times
+    ``fraction`` of the image. A sparse map (few positive pixels) selects less, and ties
+    at the threshold select more: the IoU of such a region measures its size, not where
+    the two maps agree (a region of all the image gives an IoU of exactly ``fraction``).
+    """
+    regions = [top_fraction_mask(first_up, fraction), top_fraction_mask(second_up, fraction)]
+    for region in regions:
+        share = float(region.mean()) if region.size else 0.0
+        if not fraction / TOP_REGION_SLACK <= share <= fraction * TOP_REGION_SLACK:
+            return None
+    return mask_iou(*regions)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -293,9 +320,22 @@ def peak_on_mask(heat: np.ndarray, mask: np.ndarray) -> bool:
     return bool(region[row, column])
 
 
+def leaf_separable(mask: np.ndarray) -> bool:
+    """Return whether a leaf mask separates a leaf from its background.
+
+    Only then does a peak "on the leaf" say anything: a mask of nearly the whole photo
+    (over ``MAX_LEAF_SHARE``, a field photo) holds every peak, one of nearly nothing
+    (under ``MIN_LEAF_SHARE``, a greyscale photo) none.
+    """
+    region = np.asarray(mask, dtype=bool)
+    share = float(region.mean()) if region.size else 0.0
+    return MIN_LEAF_SHARE <= share <= MAX_LEAF_SHARE
+
+
 __all__ = [
-    'FALLBACK_PATCHES', 'FILL_MODES', 'cell_edges', 'heatmap_peak', 'is_flat', 'leaf_mask',
-    'mask_iou', 'normalise_heatmap', 'occlusion_map', 'output_quantum',
-    'occlusion_heatmap', 'overlay_heatmap', 'peak_on_mask', 'top_fraction_mask',
+    'FALLBACK_PATCHES', 'FILL_MODES', 'MAX_LEAF_SHARE', 'MIN_LEAF_SHARE', 'TOP_REGION_SLACK',
+    'cell_edges', 'heatmap_peak', 'is_flat', 'leaf_mask', 'leaf_separable', 'mask_iou',
+    'normalise_heatmap', 'occlusion_map', 'output_quantum', 'occlusion_heatmap',
+    'overlay_heatmap', 'peak_on_mask', 'top_fraction_mask', 'top_region_iou',
     'upsample_heatmap',
 ]

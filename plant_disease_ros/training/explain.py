@@ -6,14 +6,18 @@ occlusion sensitivity map of the deployed TFLite model (:mod:`plant_disease_ros.
 .occlusion`), both overlaid on the photo in one PNG with the top-3 classes of each model,
 and the IoU of the two maps' top-20 % regions: a low IoU means quantisation (or the model
 change) moved what the decision rests on. ``explanations.json`` sums it up, including
-whether each map's peak lies on the leaf.
+whether each map's peak lies on the leaf (for photos whose leaf the mask separates from
+the background: a leaf on a plain background, as in lab photos).
+
+The leaf mask and the figure work on a copy of the photo at most ``ANALYSIS_LONG_SIDE``
+pixels long (the maps are upsampled to it); the models get the photo itself.
 
 TensorFlow is imported only when a Grad-CAM is asked for; occlusion alone needs LiteRT.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 import json
 import os
@@ -21,6 +25,7 @@ from pathlib import Path
 import statistics
 from typing import Any
 
+import cv2
 import numpy as np
 
 from plant_disease_ros.core.atomic_files import sha256_of
@@ -28,11 +33,11 @@ from plant_disease_ros.core.occlusion import (
     FALLBACK_PATCHES,
     is_flat,
     leaf_mask,
-    mask_iou,
+    leaf_separable,
     occlusion_map,
     overlay_heatmap,
     peak_on_mask,
-    top_fraction_mask,
+    top_region_iou,
     upsample_heatmap,
 )
 from plant_disease_ros.core.preprocessing import resize_to_input
@@ -49,6 +54,9 @@ FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
 RUN_FLOAT_MODEL_FILENAME = 'model.keras'
 SUMMARY_FILENAME = 'explanations.json'
 TOP_FRACTION = 0.2
+# The long side, in pixels, of the copy of a photo the leaf mask and the figure are made of:
+# a 24 MP phone photo at full size took ~30 s and 2.3 GB for them alone.
+ANALYSIS_LONG_SIDE = 1024
 # Where a run records the score scaling its int8 export carries beyond the float model
 # (read in this order, as export reads them); the shipped models keep their stages' ones.
 CALIBRATION_FILENAMES = ('train_summary.json', 'calibration.json')
@@ -350,8 +358,13 @@ def top_k(probabilities: np.ndarray, labels: Sequence[str], k: int = 3) -> list[
 class ImageExplanation:
     """The maps and findings of one photo.
 
-    ``rgb`` and ``leaf`` are released (None) once the photo is done, so that thousands of
-    photos fit in memory; ``leaf_fraction`` keeps the leaf's share of the photo.
+    ``rgb`` is the photo downscaled to at most ``ANALYSIS_LONG_SIDE`` pixels (see
+    :func:`analysis_copy`). It and ``leaf`` are released (None) once the photo is done, so
+    that thousands of photos fit in memory; ``leaf_fraction`` keeps the leaf's share of
+    the photo. ``leaf_separable`` is false when that share is too large or too small for
+    a peak on the leaf to mean anything (the peak entries are then None);
+    ``iou_comparable`` is false when a map's top region is far from ``TOP_FRACTION`` of
+    the photo (the IoU is then None), None when no IoU was tried.
     """
 
     image: Path
@@ -365,8 +378,10 @@ class ImageExplanation:
     leaf: np.ndarray | None = None
     leaf_fraction: float | None = None
     iou: float | None = None
+    iou_comparable: bool | None = None
     gradcam_peak_on_leaf: bool | None = None
     occlusion_peak_on_leaf: bool | None = None
+    leaf_separable: bool | None = None
     figure: Path | None = None
 
     def record(self, out_dir: Path | None = None) -> dict:
@@ -384,10 +399,12 @@ class ImageExplanation:
             'top1_agree': (None if self.top3_float is None
                            else self.top3_float[0]['index'] == self.top3_int8[0]['index']),
             'iou_top20': None if self.iou is None else round(self.iou, 4),
+            'iou_top20_comparable': self.iou_comparable,
             'gradcam_peak_on_leaf': self.gradcam_peak_on_leaf,
             'occlusion_peak_on_leaf': self.occlusion_peak_on_leaf,
             'leaf_fraction': (None if self.leaf_fraction is None
                               else round(self.leaf_fraction, 4)),
+            'leaf_separable': self.leaf_separable,
             'occlusion_patch': self.occlusion_patch,
             'occlusion_flat': is_flat(self.occlusion),
             'occlusion_grid': np.round(self.occlusion, 4).tolist(),
@@ -395,24 +412,46 @@ class ImageExplanation:
         }
 
 
+@dataclass(frozen=True)
+class MapComparison:
+    """What :func:`compare_maps` finds: the maps' agreement and where their peaks lie.
+
+    ``iou_comparable`` is None when no IoU was tried (no Grad-CAM, or a flat map), false
+    when a top region is too far from the fraction asked; ``leaf_separable`` false when
+    the mask covers too much or too little of the photo for "on the leaf" to mean anything.
+    """
+
+    iou: float | None = None
+    iou_comparable: bool | None = None
+    occlusion_peak_on_leaf: bool | None = None
+    gradcam_peak_on_leaf: bool | None = None
+    leaf_separable: bool = True
+
+
 def compare_maps(occlusion: np.ndarray, gradcam: np.ndarray | None, leaf: np.ndarray,
-                 fraction: float = TOP_FRACTION,
-                 ) -> tuple[float | None, bool | None, bool | None]:
-    """Return ``(IoU of the top-fraction regions, occlusion peak on leaf, Grad-CAM peak)``.
+                 fraction: float = TOP_FRACTION) -> MapComparison:
+    """Return the IoU of the maps' top-fraction regions and whether their peaks are on the leaf.
 
     Both maps are upsampled to the leaf mask's size first. A flat map has no peak and no
-    top region: its entries are None.
+    top region: its entries are None. The peaks are None, for both maps, when the mask
+    does not separate a leaf (:func:`~plant_disease_ros.core.occlusion.leaf_separable`);
+    the IoU is None when a region is not comparable
+    (:func:`~plant_disease_ros.core.occlusion.top_region_iou`).
     """
     height, width = leaf.shape
-    occlusion_on_leaf = None if is_flat(occlusion) else peak_on_mask(occlusion, leaf)
-    if gradcam is None:
-        return None, occlusion_on_leaf, None
-    gradcam_on_leaf = None if is_flat(gradcam) else peak_on_mask(gradcam, leaf)
-    if occlusion_on_leaf is None or gradcam_on_leaf is None:
-        return None, occlusion_on_leaf, gradcam_on_leaf
-    iou = mask_iou(top_fraction_mask(upsample_heatmap(occlusion, height, width), fraction),
-                   top_fraction_mask(upsample_heatmap(gradcam, height, width), fraction))
-    return iou, occlusion_on_leaf, gradcam_on_leaf
+    separable = leaf_separable(leaf)
+
+    def on_leaf(heat: np.ndarray | None) -> bool | None:
+        if heat is None or is_flat(heat) or not separable:
+            return None
+        return peak_on_mask(heat, leaf)
+
+    occlusion_on_leaf, gradcam_on_leaf = on_leaf(occlusion), on_leaf(gradcam)
+    if gradcam is None or is_flat(occlusion) or is_flat(gradcam):
+        return MapComparison(None, None, occlusion_on_leaf, gradcam_on_leaf, separable)
+    iou = top_region_iou(upsample_heatmap(occlusion, height, width),
+                         upsample_heatmap(gradcam, height, width), fraction)
+    return MapComparison(iou, iou is not None, occlusion_on_leaf, gradcam_on_leaf, separable)
 
 
 def _format_top3(title: str, top3: list[dict] | None) -> str:
@@ -426,7 +465,8 @@ def save_figure(explanation: ImageExplanation, path: Path, float_title: str = 'f
     """Save the photo, Grad-CAM overlay and occlusion overlay side by side as a PNG.
 
     ``float_title`` names the float scores (:data:`UNCALIBRATED` when they lack the int8
-    model's score calibration).
+    model's score calibration); without Grad-CAM there are none and no float line. File
+    names and labels are drawn as they are: a ``$`` in them is not mathtext.
     """
     import matplotlib
 
@@ -446,14 +486,16 @@ def save_figure(explanation: ImageExplanation, path: Path, float_title: str = 'f
     figure, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 4.1))
     for axis, (name, picture) in zip(np.atleast_1d(axes), panels, strict=True):
         axis.imshow(picture)
-        axis.set_title(name, fontsize=9)
+        axis.set_title(name, fontsize=9, parse_math=False)
         axis.axis('off')
-    lines = [explanation.image.name,
-             _format_top3(float_title, explanation.top3_float),
-             _format_top3('int8', explanation.top3_int8)]
+    lines = [explanation.image.name]
+    if explanation.top3_float is not None:
+        lines.append(_format_top3(float_title, explanation.top3_float))
+    lines.append(_format_top3('int8', explanation.top3_int8))
     if explanation.iou is not None:
         lines.append(f'IoU of top-20 % regions: {explanation.iou:.2f}')
-    figure.suptitle('\n'.join(lines), fontsize=8)
+    # parse_math (matplotlib >= 3.5): a photo named 'leaf $x^$.jpg' is no formula to parse.
+    figure.suptitle('\n'.join(lines), fontsize=8, parse_math=False)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
@@ -474,7 +516,12 @@ class ExplainResult:
 
 
 def summarise(explanations: Sequence[ImageExplanation]) -> dict:
-    """Return the aggregate figures: peak-on-leaf fractions, IoU statistics, agreement."""
+    """Return the aggregate figures: peak-on-leaf fractions, IoU statistics, agreement.
+
+    The peak-on-leaf fractions are of the photos whose leaf separates from the background
+    (``leaf_not_separable`` counts the others), the IoU statistics of the comparable IoUs
+    (``iou_top20_not_comparable`` counts the others).
+    """
     def fraction(values: list[bool | None]) -> float | None:
         known = [value for value in values if value is not None]
         return round(sum(known) / len(known), 4) if known else None
@@ -490,6 +537,9 @@ def summarise(explanations: Sequence[ImageExplanation]) -> dict:
             [item.occlusion_peak_on_leaf for item in explanations]),
         'gradcam_peak_on_leaf_fraction': fraction(
             [item.gradcam_peak_on_leaf for item in explanations]),
+        'leaf_not_separable': sum(item.leaf_separable is False for item in explanations),
+        'iou_top20_not_comparable': sum(item.iou_comparable is False
+                                        for item in explanations),
         'iou_top20': None if not ious else {
             'mean': round(statistics.fmean(ious), 4),
             'median': round(statistics.median(ious), 4),
@@ -500,13 +550,41 @@ def summarise(explanations: Sequence[ImageExplanation]) -> dict:
     }
 
 
-def _unique_figure_path(out_dir: Path, image: Path, used: set[str]) -> Path:
+def _unique_figure_path(out_dir: Path, image: Path, used: set[str],
+                        protected: Collection[Path] = (),
+                        replaceable: Collection[Path] = ()) -> Path:
+    """Return ``out_dir/<stem>_explain.png``, numbered (``<stem>_2_explain.png``) if taken.
+
+    Taken: a name given to another photo of this run (``used``), one that resolves to a
+    ``protected`` path (the photos explained) and one that exists on disk, unless it is
+    ``replaceable`` (the figures of an earlier run that this one replaces). Paths in
+    ``protected`` and ``replaceable`` are resolved.
+    """
     stem = image.stem
     name, number = f'{stem}_explain.png', 2
-    while name in used:
+    while True:
+        path = out_dir / name
+        resolved = path.resolve()
+        if name not in used and resolved not in protected and (
+                not os.path.lexists(path) or resolved in replaceable):
+            break
         name, number = f'{stem}_{number}_explain.png', number + 1
     used.add(name)
-    return out_dir / name
+    return path
+
+
+def analysis_copy(rgb: np.ndarray, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarray:
+    """Return ``rgb`` downscaled (area-averaged) to at most ``long_side`` pixels long.
+
+    The leaf mask and the figure are made of it: at a phone photo's 24 MP they cost tens
+    of seconds and gigabytes and show nothing more. A photo small enough is returned as is.
+    """
+    height, width = rgb.shape[:2]
+    scale = long_side / max(height, width)
+    if scale >= 1.0:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.PathLike,
@@ -516,7 +594,8 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
                    num_threads: int = 2, batch_size: int = 16, figures: bool = True,
                    progress: ProgressCallback | None = None,
                    keras_model: Any | None = None,
-                   float_calibration: FloatCalibration | None = None) -> ExplainResult:
+                   float_calibration: FloatCalibration | None = None,
+                   replace_figures: Collection[str | os.PathLike] = ()) -> ExplainResult:
     """Explain each photo with occlusion (int8) and, given a Keras model, Grad-CAM (float).
 
     A photo that cannot be decoded is skipped and listed in ``unreadable`` (and in
@@ -524,7 +603,9 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
 
     Both maps explain the int8 model's top class (the robot's answer). With ``out_dir``
     ``explanations.json`` and (unless ``figures`` is false) a PNG per photo are written
-    there. ``keras_model`` passes an already loaded model instead of ``keras_path``.
+    there. ``keras_model`` passes an already loaded model instead of ``keras_path``. A
+    figure never overwrites a file in ``out_dir`` (a photo, a file of the user's) but the
+    ``replace_figures`` of an earlier run that this one replaces; it takes a numbered name.
 
     The float scores get ``float_calibration``'s score scaling, so they compare with the
     int8 model's; without it they are labelled :data:`UNCALIBRATED` (figure and JSON).
@@ -558,39 +639,46 @@ def explain_images(images: Sequence[str | os.PathLike], *, model_path: str | os.
     explanations: list[ImageExplanation] = []
     unreadable: list[tuple[Path, str]] = []
     used_names: set[str] = set()
+    protected = {path.resolve() for path in paths}
+    replaceable = {Path(path).resolve() for path in replace_figures}
     for start in range(0, len(paths), batch_size):
-        chunk, photos = [], []
+        found, model_inputs = [], []
         for path in paths[start:start + batch_size]:
             try:
-                photos.append(read_photo(path))
-                chunk.append(path)
+                rgb = read_photo(path)
             except UnreadablePhoto as error:
                 unreadable.append((path, str(error)))
                 if progress is not None:
                     progress(len(explanations) + len(unreadable), len(paths))
-        found = []
-        for path, rgb in zip(chunk, photos, strict=True):
+                continue
             probabilities = classifier.probabilities(rgb)
             target = int(np.argmax(probabilities))
             heat, used = occlusion_map(classifier, rgb, grid=grid, target_index=target,
                                        fill=fill, patch=patch)
-            found.append(ImageExplanation(image=path, rgb=rgb, target_index=target,
+            if gradcam is not None:
+                # The same resize as the robot's classifier, so both models see one input.
+                model_inputs.append(resize_to_input(rgb, *gradcam.input_size))
+            # Only the small copy is kept: a batch of full-size phone photos is gigabytes.
+            found.append(ImageExplanation(image=path, rgb=analysis_copy(rgb),
+                                          target_index=target,
                                           top3_int8=top_k(probabilities, labels),
                                           occlusion=heat, occlusion_patch=used))
         if gradcam is not None and found:  # a batch of unreadable photos has nothing
-            height, width = gradcam.input_size
-            # The same resize as the robot's classifier, so both models see one input.
-            batch = np.stack([resize_to_input(rgb, height, width) for rgb in photos])
-            maps, float_probabilities = gradcam(batch, [item.target_index for item in found])
+            maps, float_probabilities = gradcam(np.stack(model_inputs),
+                                                [item.target_index for item in found])
             for item, cam, probabilities in zip(found, maps, float_probabilities, strict=True):
                 item.gradcam = cam
                 item.top3_float = top_k(probabilities, labels)
         for item in found:
             item.leaf = leaf_mask(item.rgb)
-            item.iou, item.occlusion_peak_on_leaf, item.gradcam_peak_on_leaf = compare_maps(
-                item.occlusion, item.gradcam, item.leaf)
+            comparison = compare_maps(item.occlusion, item.gradcam, item.leaf)
+            item.iou, item.iou_comparable = comparison.iou, comparison.iou_comparable
+            item.occlusion_peak_on_leaf = comparison.occlusion_peak_on_leaf
+            item.gradcam_peak_on_leaf = comparison.gradcam_peak_on_leaf
+            item.leaf_separable = comparison.leaf_separable
             if out is not None and figures:
-                figure = _unique_figure_path(out, item.image, used_names)
+                figure = _unique_figure_path(out, item.image, used_names, protected,
+                                             replaceable)
                 item.figure = save_figure(item, figure, float_title)
             item.leaf_fraction = float(item.leaf.mean())
             item.rgb = item.leaf = None
@@ -641,10 +729,18 @@ def format_summary(summary: dict) -> str:
              f'{summary["occlusion_flat"]}',
              f'occlusion peak on the leaf: {percent(summary["occlusion_peak_on_leaf_fraction"])}',
              f'Grad-CAM peak on the leaf: {percent(summary["gradcam_peak_on_leaf_fraction"])}']
+    if summary.get('leaf_not_separable'):
+        lines.append(f'leaf not separable from the background: '
+                     f'{summary["leaf_not_separable"]} photos (not counted above; the peak '
+                     'on the leaf is for photos of a leaf on a plain background)')
     iou = summary.get('iou_top20')
     if iou:
         lines.append(f'IoU of the top-20 % regions: mean {iou["mean"]:.2f}, median '
                      f'{iou["median"]:.2f}, min {iou["min"]:.2f}, max {iou["max"]:.2f}')
+    if summary.get('iou_top20_not_comparable'):
+        lines.append(f'IoU not comparable: {summary["iou_top20_not_comparable"]} photos (a '
+                     "map's top region is far from 20 % of the photo: few pixels where "
+                     'covering lowers the score, or ties)')
     if summary.get('top1_agreement') is not None:
         lines.append(f'float/int8 top-1 agreement: {percent(summary["top1_agreement"])}')
     if summary.get('float_scores'):
@@ -652,4 +748,3 @@ def format_summary(summary: dict) -> str:
     if summary.get('unreadable'):
         lines.append(f'{summary["unreadable"]} photo(s) skipped: they cannot be decoded')
     return '\n'.join(lines)
-

@@ -437,9 +437,14 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
              percent(summary.get('occlusion_peak_on_leaf_fraction'), 0)),
             ('Grad-CAM peak on the leaf', percent(summary.get('gradcam_peak_on_leaf_fraction'),
                                                    0)),
+            # Explanations from before it was recorded judged every photo's peak.
+            ('photos whose leaf is not separable from the background (field or greyscale '
+             'photos; no peak judged)', escape(summary.get('leaf_not_separable', '–'))),
             ("IoU of the two maps' top-20 % regions",
              escape(f'mean {iou["mean"]:.2f}, median {iou["median"]:.2f}, min '
                      f'{iou["min"]:.2f}, max {iou["max"]:.2f}') if iou else '–'),
+            ('photos whose IoU is not comparable (a top region far from 20 %)',
+             escape(summary.get('iou_top20_not_comparable', '–'))),
             ('float/int8 top-1 agreement', percent(summary.get('top1_agreement'), 0)),
             ('float scores', escape(float_scores or '–')),
             ('photos skipped (cannot be decoded)', escape(summary.get('unreadable', 0))),

@@ -228,9 +228,12 @@ def test_explain_writes_figures_and_summary(tf, tmp_path: Path) -> None:
         assert record['occlusion_patch'] in (1, 3)
         if keras is not None:
             assert len(record['top3_float']) == 3
-            # A map without information (a flat one) has no top region to compare.
-            assert (record['iou_top20'] is None) == record['occlusion_flat'] \
-                or 0.0 <= record['iou_top20'] <= 1.0
+            # A map without information (a flat one) has no top region to compare, nor
+            # one whose top region is far from 20 % of the photo (a sparse map).
+            if record['occlusion_flat'] or record['iou_top20_comparable'] is False:
+                assert record['iou_top20'] is None
+            else:
+                assert 0.0 <= record['iou_top20'] <= 1.0 and record['iou_top20_comparable']
     figure = cv2.imread(str(tmp_path / document['images'][0]['figure']))
     assert figure.shape[1] > figure.shape[0] * 1.5  # photo and overlays side by side
 

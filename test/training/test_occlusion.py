@@ -19,13 +19,17 @@ from plant_disease_ros.core.occlusion import (
     cell_edges,
     is_flat,
     leaf_mask,
+    leaf_separable,
     mask_iou,
+    MAX_LEAF_SHARE,
+    MIN_LEAF_SHARE,
     normalise_heatmap,
     occlusion_heatmap,
     occlusion_map,
     overlay_heatmap,
     peak_on_mask,
     top_fraction_mask,
+    top_region_iou,
     upsample_heatmap,
 )
 
@@ -138,10 +142,43 @@ def test_top_fraction_mask_counts_and_ties() -> None:
     ramp = np.arange(100, dtype=np.float32).reshape(10, 10)
     mask = top_fraction_mask(ramp, 0.2)
     assert mask.sum() == 20 and mask[9].all() and mask[8].all() and not mask[7].any()
-    assert top_fraction_mask(np.zeros((5, 5)), 0.2).all()  # a flat map: all tied
-    assert top_fraction_mask(ramp, 1.0).all()
+    assert top_fraction_mask(ramp + 1, 1.0).all()
     with pytest.raises(ValueError):
         top_fraction_mask(ramp, 0.0)
+
+
+def test_no_drop_is_never_a_top_region() -> None:
+    # A sparse map: 5 of 100 pixels lower the score when covered. The 20th highest value
+    # is 0, and 'values >= 0' would select the whole map (an IoU of exactly 0.2).
+    sparse = np.zeros((10, 10), dtype=np.float32)
+    sparse[0, :5] = 1.0
+    assert top_fraction_mask(sparse, 0.2).sum() == 5
+    assert not top_fraction_mask(np.zeros((5, 5)), 0.2).any()  # flat: nothing
+    assert not top_fraction_mask(-np.ones((5, 5)), 0.2).any()
+    ramp = np.arange(100, dtype=np.float32).reshape(10, 10)
+    # Fewer than half the pixels asked, or ties making twice as many: not comparable.
+    assert top_region_iou(sparse, ramp, 0.2) is None
+    plateau = np.ones((10, 10), dtype=np.float32)
+    plateau[:5] = 2.0
+    assert top_region_iou(plateau, ramp, 0.2) is None
+    assert top_region_iou(ramp, ramp, 0.2) == 1.0
+    assert top_region_iou(ramp, ramp[::-1], 0.2) == 0.0
+    sparse[1, :5] = 1.0  # 10 %: half the share asked, still comparable
+    assert top_region_iou(sparse, ramp[::-1], 0.2) == pytest.approx(10 / 20)
+
+
+def test_a_leaf_separates_only_from_a_plain_background() -> None:
+    mask = np.zeros((100, 100), dtype=bool)
+    assert not leaf_separable(mask)  # a greyscale photo: nothing found
+    mask[:, :50] = True
+    assert leaf_separable(mask)
+    mask[:, :95] = True
+    assert not leaf_separable(mask)  # a field photo: the whole frame
+    mask[:] = False
+    mask[:, :int(100 * MIN_LEAF_SHARE)] = True
+    assert leaf_separable(mask)
+    mask[:, :int(100 * MAX_LEAF_SHARE)] = True
+    assert leaf_separable(mask)  # the bounds are in
 
 
 def test_mask_iou_on_known_masks() -> None:
@@ -158,7 +195,7 @@ def test_mask_iou_on_known_masks() -> None:
     # Top-20 % regions of two maps that peak in opposite corners do not overlap.
     ramp = np.add.outer(np.arange(8.0), np.arange(8.0))
     assert mask_iou(top_fraction_mask(upsample_heatmap(ramp, 64, 64)),
-                    top_fraction_mask(upsample_heatmap(-ramp, 64, 64))) == 0.0
+                    top_fraction_mask(upsample_heatmap(ramp.max() + 1 - ramp, 64, 64))) == 0.0
 
 
 def test_overlay_and_normalisation() -> None:
