@@ -207,6 +207,7 @@ class Bench:
         extra = {} if rig.malloc_tuning else {allocator_tuning.ENV_SWITCH: '0'}
         group = ProcessGroup(self.log_dir / rig.name, ros_environment(**extra))
         sampler: ProcessSampler | None = None
+        publisher: PublisherWorker | None = None
         results = []
         try:
             # The camera first: 'auto' QoS subscriptions then match its reliability at once.
@@ -230,6 +231,10 @@ class Bench:
         finally:
             if sampler is not None:
                 sampler.stop()
+            if publisher is not None:
+                # 'quit' and the end of its stdin: the camera ends on its own, whatever
+                # signals its process ignores (a bench run as a background job).
+                publisher.close()
             group.stop(timeout_s=STOP_TIMEOUT_S)
         return results
 

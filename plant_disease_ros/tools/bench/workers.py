@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 import json
 import os
 import queue
+import select
+import signal
+import subprocess
 import sys
 import threading
 import time
+from types import FrameType
 from typing import Any
 
 import cv2
@@ -27,10 +31,21 @@ from plant_disease_ros.tools.bench.environment import prepare_environment
 from plant_disease_ros.tools.bench.frames import bench_frame, jpeg_bytes
 from plant_disease_ros.tools.bench.plan import Phase
 from plant_disease_ros.tools.bench.stats import summarize
-from plant_disease_ros.tools.process import check_alive, ChildProcess, ProcessGroup
+from plant_disease_ros.tools.process import (
+    check_alive,
+    ChildProcess,
+    ProcessGroup,
+    Terminated,
+)
 
 WORKER_MODULE = 'plant_disease_ros.tools.bench'
 PUBLISHER = 'publisher'
+# How often the publisher, waiting for a command, looks for a stop signal: one taken by
+# another thread of the process (a DDS thread) runs its Python handler only when the main
+# thread runs again.
+COMMAND_POLL_S = 0.2
+# How long the bench waits for the publisher to end after its 'quit' before stopping it.
+QUIT_TIMEOUT_S = 5.0
 
 
 def worker_command(worker: str, *args: str) -> list[str]:
@@ -54,48 +69,113 @@ def wait_for_subscriber(publisher: Any, timeout_s: float) -> bool:
     return True
 
 
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP end a worker's loop: the first raises :class:`Terminated`.
+
+    Installed before rclpy (which is then told to install none): rclpy's own SIGTERM
+    handler shuts the context down but leaves a worker blocked on its stdin. SIGINT is
+    handled even when inherited ignored (a bench run as a shell's background job starts
+    its children so); SIGHUP stays ignored under ``nohup``. Signals that come once the
+    worker is stopping (:meth:`stopping`) are only noted: they would cut its clean-up
+    (destroying its node frees its DDS shared memory) short.
+    """
+
+    def __init__(self) -> None:
+        """Start with no signal taken and no handlers installed."""
+        self.signum: int | None = None
+        self._stopping = False
+
+    def install(self) -> None:
+        """Handle the stop signals in this (main) thread from now on."""
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN:
+                continue
+            signal.signal(signum, self._handle)
+
+    def stopping(self) -> None:
+        """Only note the signals from now on (the worker cleans up)."""
+        self._stopping = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None or self._stopping:
+            return
+        self.signum = signum
+        raise Terminated(signum)
+
+
+def stdin_lines(poll_s: float = COMMAND_POLL_S) -> Iterator[str]:
+    """Yield stdin's lines until it closes, returning to Python every ``poll_s``.
+
+    A plain ``for line in sys.stdin`` stays blocked in ``read`` when a stop signal is taken
+    by another thread; here the signal's handler runs within ``poll_s``. Reads the file
+    descriptor itself, so no thread holds ``sys.stdin``'s lock at exit.
+    """
+    fd = sys.stdin.fileno()
+    pending = b''
+    while True:
+        ready, _, _ = select.select([fd], [], [], poll_s)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            if pending:
+                yield pending.decode()
+            return
+        pending += chunk
+        *lines, pending = pending.split(b'\n')
+        for line in lines:
+            yield line.decode() + '\n'
+
+
 def run_publisher(argv: Sequence[str]) -> int:
     """Worker: a camera publishing bgr8 Image and JPEG CompressedImage on command.
 
     Reads JSON commands on stdin: ``{"cmd": "phase", "name", "width", "height",
     "transport", "rate_hz", "duration_s"}`` publishes that stream (stamp = publish
     wall-clock time, frame_id = name) and answers ``{"event": "phase_done", ...}``;
-    ``{"cmd": "quit"}`` ends. Publishers use the default QoS (reliable, keep last 10),
-    as a camera driver left at its defaults does.
+    ``{"cmd": "quit"}`` or the end of stdin ends it, and so does a stop signal, SIGINT
+    even when inherited ignored (:class:`StopSignals`): it then destroys its node, shuts
+    rclpy down and returns 0. Publishers use the default QoS (reliable, keep last 10), as
+    a camera driver left at its defaults does.
     """
     parser = argparse.ArgumentParser(prog='bench publisher')
     parser.add_argument('--match-timeout-s', type=float, default=30.0)
     args = parser.parse_args(argv)
-    import rclpy
-    from rclpy.node import Node
-    from rclpy.qos import QoSProfile
-    from sensor_msgs.msg import CompressedImage, Image
-
-    rclpy.init()
-    node = Node('bench_camera')
-    publishers = {
-        'raw': node.create_publisher(Image, 'image_raw', QoSProfile(depth=10)),
-        'compressed': node.create_publisher(CompressedImage, 'image_raw/compressed',
-                                            QoSProfile(depth=10)),
-    }
-    messages: dict[tuple[int, int, str], Any] = {}
-
-    def message(width: int, height: int, transport: str) -> Any:
-        key = (width, height, transport)
-        if key not in messages:
-            bgr = bench_frame(width, height)
-            if transport == 'raw':
-                msg = Image(height=height, width=width, encoding='bgr8', step=width * 3)
-                msg.data = array.array('B', bgr.tobytes())
-            else:
-                msg = CompressedImage(format='bgr8; jpeg compressed bgr8')
-                msg.data = array.array('B', jpeg_bytes(bgr))
-            messages[key] = msg
-        return messages[key]
-
-    emit({'event': 'ready', 'pid': os.getpid()})
+    stop = StopSignals()
+    stop.install()
+    rclpy: Any = None
+    node: Any = None
     try:
-        for line in sys.stdin:
+        import rclpy
+        from rclpy.node import Node
+        from rclpy.qos import QoSProfile
+        from rclpy.signals import SignalHandlerOptions
+        from sensor_msgs.msg import CompressedImage, Image
+
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        node = Node('bench_camera')
+        publishers = {
+            'raw': node.create_publisher(Image, 'image_raw', QoSProfile(depth=10)),
+            'compressed': node.create_publisher(CompressedImage, 'image_raw/compressed',
+                                                QoSProfile(depth=10)),
+        }
+        messages: dict[tuple[int, int, str], Any] = {}
+
+        def message(width: int, height: int, transport: str) -> Any:
+            key = (width, height, transport)
+            if key not in messages:
+                bgr = bench_frame(width, height)
+                if transport == 'raw':
+                    msg = Image(height=height, width=width, encoding='bgr8', step=width * 3)
+                    msg.data = array.array('B', bgr.tobytes())
+                else:
+                    msg = CompressedImage(format='bgr8; jpeg compressed bgr8')
+                    msg.data = array.array('B', jpeg_bytes(bgr))
+                messages[key] = msg
+            return messages[key]
+
+        emit({'event': 'ready', 'pid': os.getpid()})
+        for line in stdin_lines():
             command = json.loads(line)
             if command.get('cmd') == 'quit':
                 break
@@ -103,11 +183,14 @@ def run_publisher(argv: Sequence[str]) -> int:
                                message(int(command['width']), int(command['height']),
                                        command['transport']),
                                command, args.match_timeout_s))
-    except KeyboardInterrupt:
-        pass
+    except Terminated as stopped:
+        print(f'bench publisher: {stopped}, stopping', file=sys.stderr)
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        stop.stopping()
+        if node is not None:
+            node.destroy_node()
+        if rclpy is not None:
+            rclpy.try_shutdown()
     return 0
 
 
@@ -284,6 +367,29 @@ class PublisherWorker:
                 return json.loads(line)
             except ValueError:
                 continue  # a stray log line
+
+    def close(self, timeout_s: float = QUIT_TIMEOUT_S) -> bool:
+        """Ask the worker to quit and close its stdin; return whether it ended in time.
+
+        Called before the rig's group is stopped, so the worker ends on its own (its node
+        destroyed, its DDS shared memory freed) rather than by signals.
+        """
+        stdin = self.child.popen.stdin
+        if stdin is not None and not stdin.closed:
+            try:
+                stdin.write(json.dumps({'cmd': 'quit'}) + '\n')
+                stdin.flush()
+            except (OSError, ValueError):
+                pass  # it has gone already
+            try:
+                stdin.close()
+            except (OSError, ValueError):
+                pass
+        try:
+            self.child.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def run_phase(self, phase: Phase) -> dict:
         """Publish one phase and return the worker's report."""
