@@ -35,9 +35,7 @@ import os
 from pathlib import Path
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,16 +44,21 @@ from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
 from plant_disease_ros.core.map_file import GeoJsonSeqWriter, iter_geojson_seq
 from plant_disease_ros.ros.qos import detections_qos
+from plant_disease_ros.tools import process
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RAM_DISK = '/dev/shm' if os.path.isdir('/dev/shm') else None
 FIRST_SENT = 10_000_001
 QUIET_S = 3.0
 MATCH_S = 0.5
+# How long a recorder asked to stop (SIGINT) has to end before SIGTERM, then SIGKILL.
+STOP_S = 120.0
 # Runs the recorder's main with TAKE_WAITING_EVERY set (argv[1]); the rest are ROS args.
 RECORDER = (
     'import sys\n'
@@ -110,14 +113,30 @@ def flood(node: Node, run: Path, folder: Path, way: str, args: argparse.Namespac
     folder.mkdir(parents=True)
     shutil.copyfile(run, folder / 'field.geojsons')
     every = 1 << 62 if way == 'before' else 0
+    log_path = folder.parent / f'{folder.name}-recorder.log'
+    log_path.unlink(missing_ok=True)
     started = time.time()
-    process = subprocess.Popen(
+    # Through tools.process: the recorder gets SIGTERM if this script dies (PDEATHSIG), and
+    # a stop escalates to SIGTERM and SIGKILL if SIGINT does not end it.
+    recorder = process.start(
+        'disease_map_recorder',
         [sys.executable, '-c', RECORDER, str(every), '--ros-args', '-p', f'map_dir:={folder}',
-         '-p', 'run_name:=field'], cwd=REPOSITORY, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPOSITORY), RCUTILS_LOGGING_BUFFERED_STREAM='0'))
+         '-p', 'run_name:=field'], log_path,
+        env=process.ros_environment(PYTHONPATH=str(REPOSITORY),
+                                    RCUTILS_LOGGING_BUFFERED_STREAM='0'))
+    try:
+        return flood_recorder(node, publisher, recorder, started, lost, folder, args)
+    finally:
+        if recorder.alive():
+            process.stop([recorder], timeout_s=STOP_S)
+
+
+def flood_recorder(node: Node, publisher: Publisher, recorder: process.ChildProcess,
+                   started: float, lost: list[str], folder: Path,
+                   args: argparse.Namespace) -> dict:
+    """Flood the started ``recorder`` from ``publisher``, stop it; return the figures."""
     while publisher.get_subscription_count() < 2:
-        if process.poll() is not None:
-            raise RuntimeError(f'the recorder ended: {process.stderr.read()}')
+        recorder_running(recorder)
         time.sleep(0.005)
     # The recorder's readers match this writer a little after it sees them: what they get
     # before drops, and at thousands a second the writer's history of 200 no longer holds
@@ -138,10 +157,9 @@ def flood(node: Node, run: Path, folder: Path, way: str, args: argparse.Namespac
         now = (folder / 'field.geojsons').stat().st_size
         if now != size:
             size, quiet_since = now, time.monotonic()
-        if process.poll() is not None:
-            raise RuntimeError(f'the recorder ended: {process.stderr.read()}')
-    process.send_signal(signal.SIGINT)
-    _, log = process.communicate(timeout=120)
+        recorder_running(recorder)
+    process.stop([recorder], timeout_s=STOP_S)
+    log = recorder.log_path.read_text(encoding='utf-8', errors='replace')
     start_s = None
     for line in log.splitlines():
         match = re.search(r'\[(\d+\.\d+)\] \[disease_map_recorder\]: recording to', line)
@@ -157,22 +175,48 @@ def flood(node: Node, run: Path, folder: Path, way: str, args: argparse.Namespac
         'counted_lost': lost[-1] if lost else '-',
         'dropped': int(dropped.group(1)) if dropped else 0,
         'start_s': start_s - started if start_s is not None else float('nan'),
-        'exit': process.returncode}
+        'exit': recorder.popen.returncode}
 
 
-def main() -> None:
-    """Run the rounds and print the figures."""
+def recorder_running(recorder: process.ChildProcess) -> None:
+    """Raise RuntimeError, with the end of its log, if the recorder has ended."""
+    if not recorder.alive():
+        raise RuntimeError(f'the recorder ended: {recorder.log_tail(20)}')
+
+
+def main() -> int:
+    """Run the rounds and print the figures; SIGTERM and SIGHUP stop them as Ctrl-C does.
+
+    Returns the exit status: 0, or 128 + the signal that stopped the run (the recorder of
+    the round then stopped, the scratch folder removed).
+    """
+    try:
+        with process.stop_on_termination():
+            run(parse_arguments())
+    except process.Terminated as stopped:
+        print(f'recorder_start_flood: {stopped}; its recorder was stopped', file=sys.stderr)
+        return stopped.exit_status
+    return 0
+
+
+def parse_arguments() -> argparse.Namespace:
+    """Return the command line's arguments."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--records', type=int, default=300_000)
     parser.add_argument('--detections', type=int, default=8000)
     parser.add_argument('--rate', type=float, default=3000.0)
     parser.add_argument('--rounds', type=int, default=2)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the rounds and print the figures."""
     with tempfile.TemporaryDirectory(dir=RAM_DISK, prefix='recorder-flood-') as scratch:
         run = Path(scratch) / 'run.geojsons'
         print(f'writing a run of {args.records} records ...', flush=True)
         write_run(run, args.records)
-        rclpy.init()
+        # No rclpy signal handlers: SIGINT and SIGTERM unwind through the finally blocks.
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         results: dict[str, list[dict]] = {'before': [], 'now': []}
         try:
             for round_ in range(args.rounds):
@@ -192,4 +236,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -160,6 +160,21 @@ def processes_with(text: str) -> list[int]:
     return found
 
 
+def children_of(parent: int) -> list[int]:
+    """Return the ids of live (not zombie) processes whose parent is ``parent``."""
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / 'stat').read_text().rsplit(') ', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] != 'Z':
+            found.append(int(entry.name))
+    return found
+
+
 def owned_shared_memory(pid: int) -> list[Path]:
     """Return the Fast DDS shared-memory segments process ``pid`` owns, with their locks.
 

@@ -8,28 +8,13 @@ import signal
 import subprocess
 import sys
 
-from helpers.processes import child_environment, signal_once_started
+from helpers.processes import child_environment, children_of, signal_once_started
 import pytest
 
 from plant_disease_ros.tools.bench import worker_command
 
 # A bound on a hang (the publisher used to stay blocked on its stdin for good), not on speed.
 HANG_S = 30.0
-
-
-def children_of(parent: int) -> list[int]:
-    """Return the ids of live (not zombie) processes whose parent is ``parent``."""
-    found = []
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / 'stat').read_text().rsplit(') ', 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == parent and fields[0] != 'Z':
-            found.append(int(entry.name))
-    return found
 
 
 def test_sigterm_stops_the_bench_processes(tmp_path: Path) -> None:
