@@ -9,7 +9,9 @@ Measures two trees in one run, each in a process of its own: ``REV`` (checked ou
 temporary git worktree, removed afterwards) and the working tree. In each, the replay's
 ``OutputRecorder`` is fed ``--detections`` synthetic detections as the classifier
 publishes them (std_msgs/String CDR of a Feature, ``markers.detection``), in process, no
-DDS, and a bag writer that keeps nothing:
+DDS, and a bag writer that keeps nothing. The detections are made once, by this process
+(the working tree), and handed to both in a JSON file: the measured processes import
+nothing of ``benchmarks/``, whose helpers follow today's package, not ``REV``'s.
 
 - the bytes it holds afterwards (``tracemalloc``, after 100 to warm up), per detection;
 - the same for a stream of frames, a classification and a detection each;
@@ -68,13 +70,22 @@ def new_recorder(typestore: Any, folder: Path) -> tuple[Any, Any]:
     return OutputRecorder(NullWriter(), typestore, TOPICS, received), received
 
 
-def held_bytes(typestore: Any, folder: Path, count: int, frames: bool) -> int:
-    """Return the traced bytes the recorder holds after ``count`` more detections."""
+def make_detections(count: int) -> list[dict]:
+    """Return the ``count`` located detections both trees are fed (``markers.detection``).
+
+    Numbered from 0, 0.3 m apart east of the benchmark's datum. Run in the working tree
+    only: ``markers`` imports today's package.
+    """
     from markers import detection
 
+    return [detection(number, 0.3 * number, 0.0) for number in range(count)]
+
+
+def held_bytes(typestore: Any, folder: Path, detections: list[dict], count: int,
+               frames: bool) -> int:
+    """Return the traced bytes the recorder holds after ``count`` more detections."""
     recorder, received = new_recorder(typestore, folder)
-    messages = [string_cdr(typestore, detection(number, 0.3 * number, 0.0))
-                for number in range(WARM_UP + count)]
+    messages = [string_cdr(typestore, detections[number]) for number in range(WARM_UP + count)]
 
     def feed(number: int) -> None:
         if frames:
@@ -99,17 +110,16 @@ def held_bytes(typestore: Any, folder: Path, count: int, frames: bool) -> int:
     return held
 
 
-def map_end(typestore: Any, folder: Path, count: int, traced: bool) -> dict[str, Any]:
+def map_end(typestore: Any, folder: Path, detections: list[dict], count: int,
+            traced: bool) -> dict[str, Any]:
     """Feed ``count`` detections, then time the end of an attached replay's map."""
-    from markers import detection
-
     from plant_disease_ros.tools.replay.outputs import write_map
     from plant_disease_ros.tools.replay.summary import ReplaySummary
 
     recorder, received = new_recorder(typestore, folder)
     for number in range(count):
         recorder.receive('/ns/detections', 'detections',
-                         string_cdr(typestore, detection(number, 0.3 * number, 0.0)))
+                         string_cdr(typestore, detections[number]))
     summary = ReplaySummary(bag=Path('field.mcap'), image_topic='/cam', fix_topic='/fix',
                             mode='fast, attached')
     gc.collect()
@@ -128,16 +138,14 @@ def map_end(typestore: Any, folder: Path, count: int, traced: bool) -> dict[str,
     return {'write_map_s': seconds, 'write_map_peak_bytes': peak, 'sha256': digest}
 
 
-def received_map_s(typestore: Any, folder: Path, count: int) -> float:
+def received_map_s(typestore: Any, folder: Path, detections: list[dict], count: int) -> float:
     """Return the seconds the map made from the detections received takes alone."""
-    from markers import detection
-
     from plant_disease_ros.core.map_file import write_feature_collection
 
     recorder, received = new_recorder(typestore, folder)
     for number in range(count):
         recorder.receive('/ns/detections', 'detections',
-                         string_cdr(typestore, detection(number, 0.3 * number, 0.0)))
+                         string_cdr(typestore, detections[number]))
     start = time.perf_counter()
     if received is None:
         write_feature_collection(folder / 'received.geojson', recorder.counts().features)
@@ -147,34 +155,44 @@ def received_map_s(typestore: Any, folder: Path, count: int) -> float:
     return time.perf_counter() - start
 
 
-def measure_tree(count: int) -> dict[str, Any]:
-    """Return this process's tree's figures (``plant_disease_ros`` as imported)."""
+def measure_tree(count: int, detections_file: Path) -> dict[str, Any]:
+    """Return this process's tree's figures (``plant_disease_ros`` as imported).
+
+    ``detections_file``: :func:`make_detections` of ``WARM_UP + count``, as JSON.
+    """
     from rosbags.typesys import get_typestore, Stores
 
     import plant_disease_ros
 
+    detections = json.loads(detections_file.read_text())
+    if len(detections) < WARM_UP + count:
+        raise SystemExit(f'{detections_file} holds {len(detections)} detections, '
+                         f'not {WARM_UP + count}')
     typestore = get_typestore(Stores.LATEST)
     results: dict[str, Any] = {'tree': str(Path(plant_disease_ros.__file__).parents[1])}
     with tempfile.TemporaryDirectory() as folder:
-        results['detection_bytes'] = held_bytes(typestore, Path(folder), count, False) / count
+        results['detection_bytes'] = held_bytes(
+            typestore, Path(folder), detections, count, False) / count
     with tempfile.TemporaryDirectory() as folder:
-        results['frame_bytes'] = held_bytes(typestore, Path(folder), count, True) / count
+        results['frame_bytes'] = held_bytes(
+            typestore, Path(folder), detections, count, True) / count
     with tempfile.TemporaryDirectory() as folder:
-        results['received_map_s'] = received_map_s(typestore, Path(folder), count)
+        results['received_map_s'] = received_map_s(typestore, Path(folder), detections, count)
     with tempfile.TemporaryDirectory() as folder:
-        results.update(map_end(typestore, Path(folder), count, traced=False))
+        results.update(map_end(typestore, Path(folder), detections, count, traced=False))
     with tempfile.TemporaryDirectory() as folder:
         results['write_map_peak_bytes'] = map_end(
-            typestore, Path(folder), count, traced=True)['write_map_peak_bytes']
+            typestore, Path(folder), detections, count, traced=True)['write_map_peak_bytes']
     return results
 
 
-def run_tree(tree: Path, count: int) -> dict[str, Any]:
+def run_tree(tree: Path, count: int, detections_file: Path) -> dict[str, Any]:
     """Measure ``tree`` in a process of its own; return its figures."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), '--measure', '--detections',
-         str(count)], env=env, capture_output=True, text=True, check=False)
+         str(count), '--detections-file', str(detections_file)],
+        env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f'measuring {tree} failed:\n{result.stderr}')
     return json.loads(result.stdout.splitlines()[-1])
@@ -186,20 +204,23 @@ def main() -> None:
     parser.add_argument('--before', help='git revision to compare with (the baseline)')
     parser.add_argument('--detections', type=int, default=20_000)
     parser.add_argument('--measure', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--detections-file', type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure_tree(args.detections)))
+        print(json.dumps(measure_tree(args.detections, args.detections_file)))
         return
     if not args.before:
         parser.error('--before REV is needed (the revision to compare with)')
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as parent:
+        detections_file = Path(parent) / 'detections.json'
+        detections_file.write_text(json.dumps(make_detections(WARM_UP + args.detections)))
         worktree = Path(parent) / 'before'
         subprocess.run(['git', '-C', str(root), 'worktree', 'add', '-q', '--detach',
                         str(worktree), args.before], check=True)
         try:
-            figures = {'before': run_tree(worktree, args.detections),
-                       'after': run_tree(root, args.detections)}
+            figures = {'before': run_tree(worktree, args.detections, detections_file),
+                       'after': run_tree(root, args.detections, detections_file)}
         finally:
             subprocess.run(['git', '-C', str(root), 'worktree', 'remove', '--force',
                             str(worktree)], check=False)
