@@ -17,9 +17,9 @@ from plant_disease_ros.tools.bench import (
 
 
 def _run(rig: str, size: str, p50: float, *, kind: str = 'latency', rate_hz: float = 5.0,
-         processed_fps: float = 5.0) -> dict:
+         processed_fps: float = 5.0, transport: str = 'raw') -> dict:
     return {'rig': rig, 'phase': f'{kind}-{rig}-{size}', 'kind': kind, 'size': size,
-            'transport': 'raw', 'rate_hz': rate_hz, 'duration_s': 10.0, 'published': 50,
+            'transport': transport, 'rate_hz': rate_hz, 'duration_s': 10.0, 'published': 50,
             'published_fps': rate_hz, 'processed': 50, 'processed_fps': processed_fps,
             'dropped': 0, 'latency_ms': {'n': 50, 'p50': p50, 'p95': p50 + 1.0,
                                          'mean': p50, 'max': p50 + 2.0},
@@ -128,6 +128,34 @@ def test_report_shows_the_floor_and_the_cost_over_it() -> None:
     assert pipeline_row.split()[-2:] == ['-', '-']
     assert 'capacity: 640x480 offered at 300 fps' in text
     assert 'pipeline / baseline throughput' in text
+
+
+def test_the_floor_is_only_subtracted_from_rows_of_its_transport() -> None:
+    """The relay takes raw frames: a JPEG row gets no 'p50 - floor' (it never pays raw)."""
+    report = _report()
+    report['latency'] = [
+        _run('relay-raw', '640x480', 2.0), _run('relay-raw', '1920x1080', 8.0),
+        _run('nodes-raw', '640x480', 7.0), _run('nodes-raw', '1920x1080', 30.0),
+        _run('nodes-compressed', '640x480', 9.0, transport='compressed'),
+        _run('nodes-compressed', '1920x1080', 40.0, transport='compressed')]
+    lines = format_report(report).splitlines()
+    header = next(line for line in lines if line.startswith('rig') and 'p50 - floor' in line)
+    column = header.index('p50 - floor') + len('p50 - floor')
+
+    def floor_cell(rig: str, size: str) -> str:
+        row = next(line for line in lines if line.startswith(rig) and size in line)
+        return row[:column].split()[-1]
+
+    assert floor_cell('nodes-raw', '640x480') == '5.00'
+    assert floor_cell('nodes-raw', '1920x1080') == '22.00'
+    assert floor_cell('nodes-compressed', '640x480') == '-'
+    assert floor_cell('nodes-compressed', '1920x1080') == '-'
+    assert floor_cell('relay-raw', '640x480') == '-'
+    # A relay on the compressed transport (none runs today) would be their floor.
+    report['latency'].append(_run('relay-compressed', '640x480', 3.0, transport='compressed'))
+    lines = format_report(report).splitlines()
+    assert floor_cell('nodes-compressed', '640x480') == '6.00'
+    assert floor_cell('nodes-compressed', '1920x1080') == '-'
 
 
 def test_cpu_time_counters_read_steal_and_total(tmp_path: Path) -> None:

@@ -164,14 +164,33 @@ def format_model(model: dict[str, Any]) -> str:
                         f'input {model.get("input")}), ms', ['what', *STATS], rows)
 
 
+def floor_key(run: dict[str, Any]) -> tuple[str, str]:
+    """Return what a latency run is read against a floor by: its size and transport.
+
+    A floor is only that of the same transport: the relay takes raw frames, whose
+    transport a JPEG rig never pays (a 1080p frame's publish() alone is ~5 ms raw, 0.3 ms
+    as JPEG). Summaries without a transport (older reports) are raw.
+    """
+    return run['size'], run.get('transport', 'raw')
+
+
+def is_floor(run: dict[str, Any]) -> bool:
+    """Return whether a latency run is the relay's (a DDS floor, no work)."""
+    return run['rig'].split('-')[0] == FLOOR_RIG.split('-')[0]
+
+
 def format_latency(runs: list[dict[str, Any]]) -> str:
-    """Return the end-to-end latency table, each rig read against the relay's floor."""
-    floors = {run['size']: run['latency_ms']['p50'] for run in runs if run['rig'] == FLOOR_RIG}
+    """Return the end-to-end latency table, each rig read against the relay's floor.
+
+    ``p50 - floor`` is '-' where no relay ran on the row's size and transport (the JPEG
+    rigs: the relay takes raw frames).
+    """
+    floors = {floor_key(run): run['latency_ms']['p50'] for run in runs if is_floor(run)}
     rows = []
     for run in runs:
-        p50, floor = run['latency_ms']['p50'], floors.get(run['size'])
+        p50, floor = run['latency_ms']['p50'], floors.get(floor_key(run))
         over = (round(p50 - floor, 2) if p50 is not None and floor is not None
-                and run['rig'] != FLOOR_RIG else None)
+                and not is_floor(run) else None)
         rows.append([run['rig'], run['size'], run['published'], run['processed'], p50,
                      run['latency_ms']['p95'], run['latency_ms']['max'],
                      run.get('host_steal_percent'), over,
@@ -181,6 +200,8 @@ def format_latency(runs: list[dict[str, Any]]) -> str:
                          f'{LATENCY_RATE_HZ:g} Hz, ms (relay = DDS floor, no work)',
                          ['rig', 'size', 'published', 'delivered', 'p50', 'p95', 'max',
                           'steal %', 'p50 - floor', 'publish()', 'p50 at DDS rx'], rows)
+            + '\np50 - floor: against the relay at the same size and transport; - where '
+              'none ran (the relay takes raw frames only)'
             + "\nwithin the p50: publish() = the camera's own publish call (p50); "
               "p50 at DDS rx = stamp to the probe's DDS reception, before the "
               "probe's executor runs its callback")
