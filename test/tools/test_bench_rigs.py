@@ -157,3 +157,35 @@ def test_a_probe_that_cannot_start_is_an_error_of_the_report_not_a_crash(
     assert bench.run_plan(None) == []
     assert len(bench.errors) == 1
     assert 'probe' in bench.errors[0] and 'rcl_init failed' in bench.errors[0]
+
+
+def test_the_report_names_the_files_it_measured_whatever_sections_run(
+        tmp_path: Path) -> None:
+    """``models``: path, sha256 and size of the model, its labels and the Keras model used."""
+    import hashlib
+
+    from plant_disease_ros.core.classifier import default_model_path, labels_beside
+    from plant_disease_ros.tools.bench import runner
+
+    model, labels, keras = (tmp_path / 'm.tflite', tmp_path / 'l.txt', tmp_path / 'k.keras')
+    for path, data in ((model, b'model'), (labels, b'a\nb\n'), (keras, b'keras!')):
+        path.write_bytes(data)
+
+    def identity(path: Path, data: bytes) -> dict:
+        return {'path': str(path), 'sha256': hashlib.sha256(data).hexdigest(),
+                'bytes': len(data)}
+
+    config = BenchConfig.quick_config(sections=(), model_path=str(model),
+                                      labels_path=str(labels), log_dir=str(tmp_path / 'l'))
+    out = tmp_path / 'bench.json'
+    write_report(runner.Bench(config).run(), out)
+    assert json.loads(out.read_text())['models'] == {
+        'model': identity(model, b'model'), 'labels': identity(labels, b'a\nb\n')}
+    # The Keras model only where the baseline runs; the defaults resolved, not ''.
+    baseline = BenchConfig(sections=('baseline',), keras_model=str(keras))
+    files = runner.model_files(baseline, keras)
+    assert files['keras'] == identity(keras, b'keras!')
+    assert files['model']['path'] == str(default_model_path().resolve())
+    assert files['labels']['path'] == str(labels_beside(default_model_path()).resolve())
+    assert len(files['model']['sha256']) == 64
+    assert 'keras' not in runner.model_files(BenchConfig(sections=('latency',)), keras)

@@ -7,6 +7,7 @@ description); the camera, relay and baseline are this package's workers.
 from __future__ import annotations
 
 from dataclasses import asdict
+import hashlib
 from pathlib import Path
 import tempfile
 import time
@@ -89,6 +90,39 @@ def rig_commands(rig: Rig, config: BenchConfig,
     raise BenchError(f'unknown rig layout {rig.layout!r}')
 
 
+def file_identity(path: Path) -> dict[str, Any]:
+    """Return ``{path, sha256, bytes}`` of a file (absolute path; None and the error if
+    it cannot be read)."""
+    path = path.resolve()
+    digest = hashlib.sha256()
+    try:
+        with open(path, 'rb') as file:
+            for block in iter(lambda: file.read(1 << 20), b''):
+                digest.update(block)
+        size = path.stat().st_size
+    except OSError as error:
+        return {'path': str(path), 'sha256': None, 'bytes': None,
+                'error': f'{type(error).__name__}: {error.strerror or error}'}
+    return {'path': str(path), 'sha256': digest.hexdigest(), 'bytes': size}
+
+
+def model_files(config: BenchConfig, keras_model: Path | None) -> dict[str, dict[str, Any]]:
+    """Return the identity (:func:`file_identity`) of the files the bench measures.
+
+    ``model`` and ``labels`` as the nodes and the model section resolve them (the shipped
+    model when ``--model`` is not given, labels beside the model when ``--labels`` is
+    not); ``keras`` only when the baseline runs.
+    """
+    from plant_disease_ros.core.classifier import default_model_path, labels_beside
+
+    model = Path(config.model_path) if config.model_path else default_model_path()
+    labels = Path(config.labels_path) if config.labels_path else labels_beside(model)
+    files = {'model': file_identity(model), 'labels': file_identity(labels)}
+    if keras_model is not None and 'baseline' in config.sections:
+        files['keras'] = file_identity(keras_model)
+    return files
+
+
 class Bench:
     """Run the selected sections and collect the report."""
 
@@ -135,6 +169,9 @@ class Bench:
             'log_dir': str(self.log_dir),
         }
         report['settings']['sections'] = list(config.sections)
+        keras_model = self.keras_model_path()
+        # What was measured, whatever sections run: settings' '' means "the default".
+        report['models'] = model_files(config, keras_model)
         if report['machine']['busy']:
             self.say('warning: the machine is busy (see busy_processes_at_start); the '
                      'figures will be pessimistic')
@@ -144,7 +181,6 @@ class Bench:
                 report['model'] = bench_model(config)
             except Exception as error:  # noqa: BLE001 - report and go on
                 self.record_error('model', error)
-        keras_model = self.keras_model_path()
         if 'baseline' in config.sections and keras_model is None:
             report['baseline'] = {'skipped': 'no float Keras model (--keras-model, default '
                                              f'models/{KERAS_MODEL_FILENAME})'}
