@@ -168,8 +168,8 @@ def floor_key(run: dict[str, Any]) -> tuple[str, str]:
     """Return what a latency run is read against a floor by: its size and transport.
 
     A floor is only that of the same transport: the relay takes raw frames, whose
-    transport a JPEG rig never pays (a 1080p frame's publish() alone is ~5 ms raw, 0.3 ms
-    as JPEG). Summaries without a transport (older reports) are raw.
+    transport a JPEG rig never pays (a raw 1080p frame is 6 MB, the bench's JPEG of it
+    about 150 KB). Summaries without a transport (older reports) are raw.
     """
     return run['size'], run.get('transport', 'raw')
 
