@@ -49,9 +49,14 @@ def test_numpy_tsne_keeps_clusters_apart() -> None:
     features, labels = three_classes(per_class=15)
     embedded = numpy_tsne(features, perplexity=10, iterations=400)
     assert embedded.shape == (45, 2) and np.isfinite(embedded).all()
-    apart = np.linalg.norm(embedded[labels == 2].mean(0) - embedded[labels < 2].mean(0))
-    spread = embedded[labels == 2].std(0).max()
-    assert apart > 3 * spread
+    # Judged by neighbours, not by the cluster's spread: t-SNE's layout of a cluster (one
+    # blob or a few) moves with the CPU's floating-point kernels, its neighbours do not.
+    # A layout that mixed the classes would give about 1/3 and 2/3.
+    distances = np.linalg.norm(embedded[:, None] - embedded[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    nearest = np.argsort(distances, axis=1)[:, :5]
+    assert (labels[nearest[labels == 2]] == 2).mean() >= 0.8
+    assert (labels[nearest[labels < 2]] < 2).mean() >= 0.9
     small, method = tsne(features[:6], perplexity=30)  # perplexity capped for 6 points
     assert small.shape == (6, 2) and method.startswith('numpy')
     with pytest.raises(ValueError):
