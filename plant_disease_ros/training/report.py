@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 from pathlib import Path
+import shlex
 import shutil
 from typing import Any
 
@@ -99,13 +100,58 @@ def _first_file(folders: Sequence[Path | None], name: str) -> Path | None:
     return None
 
 
+def command(*words: str | os.PathLike) -> str:
+    """Return a shell command line of ``words``, each quoted where the shell needs it."""
+    return shlex.join(str(word) for word in words)
+
+
+def code(text: str) -> str:
+    """Return ``text`` (a command or a path) as HTML ``<code>``."""
+    return f'<code>{escape(text)}</code>'
+
+
+def run_summary(run_dir: Path | None) -> dict | None:
+    """Return a run's ``train_summary.json``, or None when it has no readable one."""
+    if run_dir is None:
+        return None
+    summary = _read_json(Path(run_dir) / 'train_summary.json')
+    return summary if isinstance(summary, dict) else None
+
+
+def replaced_outputs(run_dir: Path | None) -> set[str]:
+    """Return the sha256 of the files an earlier run left in ``run_dir`` (``train --overwrite``).
+
+    ``train_summary.json``'s ``replaced_outputs``: exports and evaluations that were in
+    the folder before its ``model.keras`` was trained; they describe an earlier model.
+    """
+    replaced = (run_summary(run_dir) or {}).get('replaced_outputs')
+    return {str(digest) for digest in replaced.values()} if isinstance(replaced, dict) \
+        else set()
+
+
+def run_export(run_dir: Path | None) -> Path | None:
+    """Return the int8 model a run folder holds (its export), or None."""
+    if run_dir is None:
+        return None
+    return _first_file([Path(run_dir)], RUN_MODEL_FILENAME) \
+        or _first_file([Path(run_dir)], MODEL_FILENAME)
+
+
+def stale_export(run_dir: Path | None) -> Path | None:
+    """Return the run's export when it predates the run's model (``replaced_outputs``)."""
+    export = run_export(run_dir)
+    if export is None or _sha256(export) not in replaced_outputs(run_dir):
+        return None
+    return export
+
+
 def models_folder_of(run_dir: Path | None, default: Path = Path('models')) -> Path:
     """Return the folder of the model to report: the run's own export when it has one.
 
-    A report of a user's run must not show the shipped model as the run's.
+    A report of a user's run must not show the shipped model as the run's; nor an export
+    an earlier run left in the folder (``train --overwrite``) as this run's.
     """
-    if run_dir is not None and any((Path(run_dir) / name).is_file()
-                                   for name in (RUN_MODEL_FILENAME, MODEL_FILENAME)):
+    if run_export(run_dir) is not None and stale_export(run_dir) is None:
         return Path(run_dir)
     return default
 
@@ -189,6 +235,19 @@ def evaluation_model_problem(evaluation: dict, model: Path) -> str | None:
     return None
 
 
+def _evaluation_problem(inputs: ReportInputs, path: Path, evaluation: dict,
+                        model: Path) -> str | None:
+    """Return why the evaluation at ``path`` is not shown (one clause), or None.
+
+    One an earlier run left in the run folder (``replaced_outputs``, as ``model-card``
+    checks) describes an earlier model, whatever model it names.
+    """
+    if inputs.run_dir is not None and _sha256(path) in replaced_outputs(inputs.run_dir):
+        return (f'it was in {inputs.run_dir} before its model.keras was trained '
+                '(replaced_outputs): it evaluates an earlier model')
+    return evaluation_model_problem(evaluation, model)
+
+
 def _own_run(inputs: ReportInputs) -> bool:
     """Return whether a run folder other than the models folder is being reported."""
     if inputs.run_dir is None or not Path(inputs.run_dir).is_dir():
@@ -209,12 +268,63 @@ def _eval_folders(inputs: ReportInputs) -> list[Path]:
     return [folder for folder in folders if folder.is_dir()]
 
 
+def _is_shipped(models: Path) -> bool:
+    """Return whether ``models`` is the folder of the shipped model."""
+    from plant_disease_ros.core.classifier import default_model_path
+
+    return Path(models).resolve() == default_model_path().parent.resolve()
+
+
+def _stale_export_note(run: Path, export: Path) -> str:
+    """Return why an export left by an earlier run is not shown, and how to redo it."""
+    return (f'The export {code(str(export))} was in {code(str(run))} before its '
+            '<code>model.keras</code> was trained (<code>train_summary.json</code>, '
+            "<code>replaced_outputs</code>): it is an earlier model, not this run's, and "
+            'is not shown. Export the run again with '
+            f'{code(command("plant-disease", "export", "--run", run))}.')
+
+
+def _run_not_exported_note(inputs: ReportInputs) -> str | None:
+    """Return the note for a report of a run whose model is not the one shown, or None.
+
+    The Training section shows the run; the Model section another model (the shipped
+    one, when the run has no export of its current model).
+    """
+    if not _own_run(inputs) or run_summary(inputs.run_dir) is None:
+        return None
+    run, models = Path(inputs.run_dir), Path(inputs.models_dir)
+    export = run_export(run)
+    stale = stale_export(run)
+    which = 'the shipped model' if _is_shipped(models) else f'the model in {code(str(models))}'
+    redo = f'export it with {code(command("plant-disease", "export", "--run", run))}'
+    if stale is not None:
+        return (_stale_export_note(run, stale) + f" Shown below: {which}, not the run's; "
+                "the Training section is the run's.")
+    if export is None:
+        return (f'This run ({code(str(run))}) has no export: shown below is {which}, not '
+                f"the run's; the Training section is the run's. To report the run's model, "
+                f'{redo}.')
+    return (f"Shown below is {which}, not this run's export {code(str(export))} (the "
+            "Training section is the run's); leave out <code>--models</code> to report the "
+            "run's.")
+
+
 def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     models = Path(inputs.models_dir)
     parts = []
     state = 'ok'
     rows = []
     model = report_model_path(models)
+    note = _run_not_exported_note(inputs)
+    if note is not None:
+        parts.append(missing_note(note))
+    if inputs.run_dir is not None and Path(inputs.run_dir).is_dir() \
+            and models.resolve() == Path(inputs.run_dir).resolve() and model.is_file() \
+            and _sha256(model) in replaced_outputs(inputs.run_dir):
+        # The run's folder named as the models folder, its export an earlier model's: its
+        # card, written from that export, is no more this run's.
+        parts.append(missing_note(_stale_export_note(models, model)))
+        return '\n'.join(parts), f'skipped {model}: an earlier model (replaced_outputs)'
     if model.is_file():
         digest = sha256_of(model)[:16]
         rows.append(('int8 model', f'<code>{escape(model.name)}</code>, '
@@ -321,13 +431,14 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
     evaluation = _read_json(evaluation_path) if evaluation_path else None
     if isinstance(evaluation, dict):
         model = report_model_path(inputs.models_dir)
-        problem = evaluation_model_problem(evaluation, model)
+        problem = _evaluation_problem(inputs, evaluation_path, evaluation, model)
         if problem is not None:
+            evaluate = code(command('plant-disease', 'evaluate', '--model', model, '--out',
+                                    'DIR'))
             return missing_note(
-                f'The evaluation {escape(evaluation_path)} is not shown: {escape(problem)}; '
-                f'evaluate it with <code>plant-disease evaluate --model {escape(model)} '
-                '--out DIR</code> and pass <code>--eval DIR</code>.'), \
-                f'skipped {evaluation_path}: {problem}'
+                f'The evaluation {code(str(evaluation_path))} is not shown: '
+                f'{escape(problem)}; evaluate the model with {evaluate} and pass '
+                '<code>--eval DIR</code>.'), f'skipped {evaluation_path}: {problem}'
     if isinstance(evaluation, dict) and isinstance(evaluation.get('domains'), dict):
         return _domain_evaluation(evaluation, evaluation_path, assets,
                                   assets.resolver(folders)), 'ok'
@@ -420,6 +531,9 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
         return missing_note(f'No readable <code>explanations.json</code> in '
                         f'{escape(folder)}: {how}.'), 'no explanations.json'
     problem = explanations_model_problem(document, model)
+    if document.get('tflite_model_sha256') in replaced_outputs(inputs.run_dir):
+        problem = (f'they explain the export that was in {inputs.run_dir} before its '
+                   'model.keras was trained (replaced_outputs): an earlier model')
     if problem is not None:
         return missing_note(f'The explanations in {escape(folder)} are not shown: '
                             f'{escape(problem)}; {how}.'), f'skipped {folder}: {problem}'
