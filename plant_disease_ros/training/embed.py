@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from plant_disease_ros.core.atomic_files import sha256_of
 from plant_disease_ros.training.dataset import (
     DatasetError,
     DatasetIndex,
@@ -415,11 +416,15 @@ def embed_features(features: np.ndarray, labels: np.ndarray, classes: Sequence[s
                    files: Sequence[str] = (), *, out_dir: str | os.PathLike | None = None,
                    k: int = 10, perplexity: float = 30.0, seed: int = 0,
                    with_tsne: bool = True, tsne_method: str = 'auto',
-                   title: str = '') -> EmbedResult:
+                   title: str = '', keras_path: str | os.PathLike | None = None,
+                   ) -> EmbedResult:
     """Project features with PCA and t-SNE, find the overlapping classes, write the files.
 
     With ``out_dir``: ``pca.png``, ``tsne.png``, ``overlap.json`` and ``embedding.npz``
-    (2-D coordinates, labels and file names).
+    (2-D coordinates, labels and file names). ``overlap.json`` records the Keras model
+    the features came from (``keras_path``: its path and sha256; None when unknown) and
+    whether t-SNE was made (``tsne``); a ``tsne.png`` of an earlier embedding that this
+    one does not replace is removed, so the folder never shows another embedding's.
     """
     labels = np.asarray(labels, dtype=np.int64)
     classes = list(classes)
@@ -444,6 +449,8 @@ def embed_features(features: np.ndarray, labels: np.ndarray, classes: Sequence[s
         result.outputs['tsne'] = plot_embedding(
             embedded, labels, classes, out / TSNE_FILENAME,
             f't-SNE of the penultimate features{suffix}', ('t-SNE 1', 't-SNE 2'))
+    else:
+        (out / TSNE_FILENAME).unlink(missing_ok=True)  # an earlier embedding's
     present = np.bincount(labels, minlength=len(classes))
     document = {
         'photos': int(len(labels)),
@@ -454,6 +461,9 @@ def embed_features(features: np.ndarray, labels: np.ndarray, classes: Sequence[s
         'distance': 'cosine',
         'pca_variance_ratio': [round(float(value), 4) for value in variance],
         'tsne': method,
+        # Which model's features: a report shows an embedding only beside its own model.
+        'keras_model': None if keras_path is None else str(keras_path),
+        'keras_model_sha256': None if keras_path is None else sha256_of(keras_path),
         'pairs': [pair.as_dict() for pair in overlaps],
         'purity': purity,
     }
@@ -505,7 +515,8 @@ def embed_dataset(dataset: str | os.PathLike, *, keras_path: str | os.PathLike |
         where += f' of the {split} split'
     return embed_features(features, labels, classes, kept, out_dir=out_dir, k=k,
                           perplexity=perplexity, seed=seed, with_tsne=with_tsne,
-                          tsne_method=tsne_method, title=where)
+                          tsne_method=tsne_method, title=where,
+                          keras_path=keras_path if keras_model is None else None)
 
 
 def format_overlaps(overlaps: Sequence[Overlap], count: int = 10) -> str:

@@ -614,41 +614,82 @@ def _embedding_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
             f'{run / RUN_FLOAT_MODEL_FILENAME} --split-manifest {run / "split.json"}')
         return missing or (missing_note(f'No embedding pictures given: {how}.'), 'not given')
     folder = Path(folder)
-    problem = _embedding_classes_problem(_read_json(folder / 'overlap.json'), inputs)
-    if problem is not None:
-        return missing_note(f'The embedding in {escape(folder)} is not shown: '
-                            f'{escape(problem)}; {how}.'), f'skipped {folder}: {problem}'
-    pictures = [(folder / name, caption) for name, caption in (
-        ('pca.png', 'PCA of the penultimate (pooled) features, coloured by class.'),
-        ('tsne.png', 't-SNE of the same features: classes the network separates form '
-                     'islands.'))
-        if (folder / name).is_file()]
     overlap = _read_json(folder / 'overlap.json')
-    if not pictures and not isinstance(overlap, dict):
+    if not isinstance(overlap, dict) and not any(
+            (folder / name).is_file() for name in ('pca.png', 'tsne.png')):
         return missing_note(f'No embedding pictures in {escape(folder)}: {how}.'), 'no files'
+    problem = _embedding_model_problem(overlap, inputs) \
+        or _embedding_classes_problem(overlap, inputs)
+    if problem is not None:
+        floats = _float_models(inputs)
+        keras = floats[0] if floats else 'MODEL.keras'
+        redo = code(command('plant-disease', 'embed', 'PHOTOS', '--keras', keras, '--out',
+                            'DIR'))
+        return missing_note(f'The embedding in {code(str(folder))} is not shown: '
+                            f'{escape(problem)}; make it with {redo} and pass '
+                            '<code>--embed DIR</code>.'), f'skipped {folder}: {problem}'
+    # t-SNE only when this embedding made it: a tsne.png beside it may be an earlier one's.
+    pictures = [(folder / name, caption) for name, caption, made in (
+        ('pca.png', 'PCA of the penultimate (pooled) features, coloured by class.', True),
+        ('tsne.png', 't-SNE of the same features: classes the network separates form '
+                     'islands.', bool(overlap.get('tsne'))))
+        if made and (folder / name).is_file()]
     parts = ['<div class="figures">' + '\n'.join(
         _figure(assets, path, caption) for path, caption in pictures) + '</div>']
-    if isinstance(overlap, dict):
-        pairs = overlap.get('pairs', [])[:10]
-        parts.append(f'<p>{escape(overlap.get("photos", "?"))} photos; for each, its '
-                     f'{escape(overlap.get("k", "?"))} nearest neighbours in feature space '
-                     f'({escape(overlap.get("distance", ""))} distance). Classes whose '
-                     'neighbourhoods mix most (all pairs in <a href="'
-                     f'{escape(assets.url(folder / "overlap.json"))}">overlap.json</a>):</p>')
-        if pairs:
-            parts.append('<table><thead><tr><th>classes</th><th>overlap</th>'
-                         '<th>first → second</th><th>second → first</th></tr></thead><tbody>'
-                         + ''.join(
-                             f'<tr><td>{escape(" ↔ ".join(pair["classes"]))}</td>'
-                             f'<td>{percent(pair["overlap"])}</td>'
-                             f'<td>{percent(pair["first_to_second"])}</td>'
-                             f'<td>{percent(pair["second_to_first"])}</td></tr>'
-                             for pair in pairs) + '</tbody></table>')
-        else:
-            parts.append('<p>No two classes share neighbourhoods.</p>')
+    pairs = overlap.get('pairs', [])[:10]
+    parts.append(f'<p>{escape(overlap.get("photos", "?"))} photos; for each, its '
+                 f'{escape(overlap.get("k", "?"))} nearest neighbours in feature space '
+                 f'({escape(overlap.get("distance", ""))} distance). Classes whose '
+                 'neighbourhoods mix most (all pairs in <a href="'
+                 f'{escape(assets.url(folder / "overlap.json"))}">overlap.json</a>):</p>')
+    if pairs:
+        parts.append('<table><thead><tr><th>classes</th><th>overlap</th>'
+                     '<th>first → second</th><th>second → first</th></tr></thead><tbody>'
+                     + ''.join(
+                         f'<tr><td>{escape(" ↔ ".join(pair["classes"]))}</td>'
+                         f'<td>{percent(pair["overlap"])}</td>'
+                         f'<td>{percent(pair["first_to_second"])}</td>'
+                         f'<td>{percent(pair["second_to_first"])}</td></tr>'
+                         for pair in pairs) + '</tbody></table>')
     else:
-        parts.append(missing_note('No <code>overlap.json</code> beside the pictures.'))
+        parts.append('<p>No two classes share neighbourhoods.</p>')
     return '\n'.join(parts), 'ok'
+
+
+def _float_models(inputs: ReportInputs) -> list[Path]:
+    """Return the float Keras models an embedding of the report may be of.
+
+    The models folder's float model (the shipped one's, or a run's ``model.keras``
+    beside its export) and the run's ``model.keras``.
+    """
+    models = Path(inputs.models_dir)
+    found = [_first_file([models], FLOAT_MODEL_FILENAME)
+             or _first_file([models], RUN_FLOAT_MODEL_FILENAME)]
+    if inputs.run_dir is not None:
+        found.append(_first_file([Path(inputs.run_dir)], RUN_FLOAT_MODEL_FILENAME))
+    return list(dict.fromkeys(path for path in found if path is not None))
+
+
+def _embedding_model_problem(overlap: Any, inputs: ReportInputs) -> str | None:
+    """Return why an embedding is not of the report's float model (one clause), or None.
+
+    ``embed`` records the Keras model's path and sha256 in ``overlap.json``; one written
+    before it did (or without ``overlap.json``) is of a model nobody can tell.
+    """
+    if not isinstance(overlap, dict):
+        return 'it has no overlap.json to say which model it is of'
+    recorded = overlap.get('keras_model_sha256')
+    if not recorded:
+        return ('its model is unknown (overlap.json does not record it: made before embed '
+                'recorded its model)')
+    floats = _float_models(inputs)
+    if not floats:
+        return (f'the report has no float model (in {inputs.models_dir} or the run) to '
+                'match it with')
+    if recorded in {_sha256(path) for path in floats}:
+        return None
+    return (f'it embeds {overlap.get("keras_model") or "another model"}, not the '
+            f"report's float model {' or '.join(str(path) for path in floats)}")
 
 
 def _embedding_classes_problem(overlap: Any, inputs: ReportInputs) -> str | None:

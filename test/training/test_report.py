@@ -109,6 +109,7 @@ def report_inputs(tmp_path: Path) -> ReportInputs:
     (models / 'MODEL_CARD.md').write_text(CARD)
     (models / 'labels.txt').write_text('Apple___Apple_scab\nTomato___healthy\n')
     (models / 'plant_disease_int8.tflite').write_bytes(b'TFL3' + bytes(100))
+    (models / 'plant_disease_float.keras').write_bytes(b'keras model')
     (models / 'split.json').write_text('{}')
     run = tmp_path / 'run'
     write_png(run / 'training_curves.png')
@@ -143,7 +144,9 @@ def report_inputs(tmp_path: Path) -> ReportInputs:
     write_png(embed / 'pca.png')
     write_png(embed / 'tsne.png')
     (embed / 'overlap.json').write_text(json.dumps({
-        'photos': 30, 'k': 10, 'distance': 'cosine',
+        'photos': 30, 'k': 10, 'distance': 'cosine', 'tsne': 'numpy (exact)',
+        'keras_model': str(models / 'plant_disease_float.keras'),
+        'keras_model_sha256': hashlib.sha256(b'keras model').hexdigest(),
         'pairs': [{'classes': ['a', 'b'], 'overlap': 0.2, 'first_to_second': 0.1,
                    'second_to_first': 0.3}]}))
     field = tmp_path / 'field'

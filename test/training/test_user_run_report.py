@@ -20,6 +20,7 @@ import pytest
 from plant_disease_ros.cli.main import main
 
 SHIPPED_MODEL = MODELS_DIR / 'plant_disease_int8.tflite'
+SHIPPED_FLOAT = MODELS_DIR / 'plant_disease_float.keras'
 POTATO = ['Potato___Early_blight', 'Potato___Late_blight', 'Potato___healthy']
 
 
@@ -42,11 +43,13 @@ def write_explanations(folder: Path, model: Path, figure: str, label: str) -> Pa
     return folder
 
 
-def write_embedding(folder: Path, classes: list[str]) -> Path:
-    """Write an ``embed`` output folder of photos of ``classes``."""
+def write_embedding(folder: Path, classes: list[str], keras: Path | None) -> Path:
+    """Write an ``embed`` output folder of photos of ``classes``, of the model ``keras``."""
     write_png(folder / 'pca.png', (200, 10, 10))
     (folder / 'overlap.json').write_text(json.dumps({
-        'photos': 9, 'classes': classes, 'k': 3, 'distance': 'cosine', 'pairs': []}))
+        'photos': 9, 'classes': classes, 'k': 3, 'distance': 'cosine', 'pairs': [],
+        'tsne': None, 'keras_model': keras and str(keras),
+        'keras_model_sha256': keras and hashlib.sha256(keras.read_bytes()).hexdigest()}))
     return folder
 
 
@@ -59,12 +62,13 @@ def user_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     run = tmp_path / 'runs' / 'mine'
     run.mkdir(parents=True)
     (run / 'model_int8.tflite').write_bytes(b'TFL3' + bytes(3000))
+    (run / 'model.keras').write_bytes(b'the run keras model')
     (run / 'labels.txt').write_text(''.join(f'{name}\n' for name in POTATO))
     (run / 'MODEL_CARD.md').write_text('# Model card: model_int8.tflite\n\nPotato.\n')
     shipped_labels = (MODELS_DIR / 'labels.txt').read_text().split()
     write_explanations(tmp_path / 'outputs' / 'explanations', SHIPPED_MODEL,
                        'shipped_explain.png', shipped_labels[0])
-    write_embedding(tmp_path / 'outputs' / 'embedding', shipped_labels)
+    write_embedding(tmp_path / 'outputs' / 'embedding', shipped_labels, SHIPPED_FLOAT)
     return run
 
 
@@ -103,7 +107,7 @@ def test_the_runs_own_analyses_are_shown(user_run: Path,
                                          capsys: pytest.CaptureFixture) -> None:
     write_explanations(user_run / 'explanations', user_run / 'model_int8.tflite',
                        'potato_explain.png', POTATO[1])
-    write_embedding(user_run / 'embedding', POTATO)
+    write_embedding(user_run / 'embedding', POTATO, user_run / 'model.keras')
     states, page = report(user_run, capsys)
     assert states['explanations'] == 'ok' and states['embedding'] == 'ok'
     assert 'potato_explain.png' in section(page, 'explanations')
