@@ -309,6 +309,32 @@ def _run_not_exported_note(inputs: ReportInputs) -> str | None:
             "run's.")
 
 
+def _evaluation_of(inputs: ReportInputs) -> tuple[Path | None, Any, str | None]:
+    """Return the evaluation the report considers: ``(path, document, why not shown)``.
+
+    The first ``evaluation.json`` of the evaluation folders; the reason is None when it
+    is shown (or when there is none).
+    """
+    path = _first_file(_eval_folders(inputs), 'evaluation.json')
+    evaluation = _read_json(path) if path else None
+    if not isinstance(evaluation, dict):
+        return path, evaluation, None
+    return path, evaluation, _evaluation_problem(inputs, path, evaluation,
+                                                 report_model_path(inputs.models_dir))
+
+
+def _evaluation_picture_folders(inputs: ReportInputs) -> list[Path]:
+    """Return the folders the report takes evaluation pictures from: the shown evaluation's.
+
+    A folder whose evaluation is not shown (another model's, an earlier one's) supplies
+    no picture, to the card or anywhere else.
+    """
+    path, evaluation, problem = _evaluation_of(inputs)
+    if path is None or not isinstance(evaluation, dict) or problem is not None:
+        return []
+    return [path.parent]
+
+
 def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     models = Path(inputs.models_dir)
     parts = []
@@ -349,7 +375,7 @@ def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     parts.append(key_value_table(rows))
     card = models / MODEL_CARD_FILENAME
     if card.is_file():
-        folders = [models] + _eval_folders(inputs)
+        folders = [models] + _evaluation_picture_folders(inputs)
         rendered = markdown_to_html(card.read_text(), assets.resolver(folders),
                                     heading_offset=2)
         parts.append(f'<div class="card">{rendered}</div>')
@@ -382,7 +408,7 @@ def _training_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         parts.append(key_value_table(rows))
     else:
         parts.append(missing_note(f'No <code>train_summary.json</code> in {escape(run)}.'))
-    curves = _first_file([run] + _eval_folders(inputs), CURVES_FILENAME)
+    curves = _first_file([run], CURVES_FILENAME)  # the run's own, never another's
     if curves is None:
         parts.append(missing_note(f'No <code>{CURVES_FILENAME}</code> in {escape(run)}.'))
         return '\n'.join(parts), f'no {CURVES_FILENAME}'
@@ -425,13 +451,11 @@ def _domain_evaluation(evaluation: dict, evaluation_path: Path, assets: Assets,
 
 
 def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
-    folders = _eval_folders(inputs)
     parts = []
-    evaluation_path = _first_file(folders, 'evaluation.json')
-    evaluation = _read_json(evaluation_path) if evaluation_path else None
+    evaluation_path, evaluation, problem = _evaluation_of(inputs)
+    folders = _evaluation_picture_folders(inputs)
     if isinstance(evaluation, dict):
         model = report_model_path(inputs.models_dir)
-        problem = _evaluation_problem(inputs, evaluation_path, evaluation, model)
         if problem is not None:
             evaluate = code(command('plant-disease', 'evaluate', '--model', model, '--out',
                                     'DIR'))
