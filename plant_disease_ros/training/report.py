@@ -376,8 +376,10 @@ def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     card = models / MODEL_CARD_FILENAME
     if card.is_file():
         folders = [models] + _evaluation_picture_folders(inputs)
+        # The card's heading ids are prefixed: its 'Model' and 'Training' are not the
+        # page's sections of those names.
         rendered = markdown_to_html(card.read_text(), assets.resolver(folders),
-                                    heading_offset=2)
+                                    heading_offset=2, id_prefix='card-')
         parts.append(f'<div class="card">{rendered}</div>')
     else:
         parts.append(missing_note(f'No model card ({escape(card)}): write one with '

@@ -14,6 +14,7 @@ from pathlib import Path
 import re
 import shutil
 import tempfile
+from urllib.parse import quote
 
 from plant_disease_ros.training.report_html import LinkResolver
 
@@ -67,7 +68,9 @@ class Assets:
             self.target.mkdir(parents=True, exist_ok=True)
             name = self._unique_name(source)
             shutil.copyfile(source, self.target / name)
-            url = f'{self.folder.name}/{name}'
+            # The page's name may hold '#', '?' or '%' (field day #3.html): quoted, or
+            # every picture would break.
+            url = f'{quote(self.folder.name)}/{quote(name)}'
         self._urls[source] = url
         return url
 
@@ -84,14 +87,18 @@ class Assets:
         return Path(path).resolve() in self._urls
 
     def resolver(self, folders: Sequence[Path]) -> LinkResolver:
-        """Return a resolver of relative references against ``folders``, first found wins."""
+        """Return a resolver of relative references against ``folders``, first found wins.
+
+        Only a file inside one of ``folders`` (links followed) is resolved: a card's
+        ``../../etc/passwd`` must not copy any readable file into the report.
+        """
         def resolve(target: str) -> str | None:
             relative = target.split('#', 1)[0].split('?', 1)[0]
             if not relative:
                 return None
             for folder in folders:
-                candidate = folder / relative
-                if candidate.is_file():
+                candidate = (folder / relative).resolve()
+                if candidate.is_file() and candidate.is_relative_to(folder.resolve()):
                     return self.url(candidate)
             return None
         return resolve

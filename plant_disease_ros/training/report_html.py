@@ -23,6 +23,7 @@ from markdown_it.token import Token
 LinkResolver = Callable[[str], 'str | None']
 
 _EXTERNAL = re.compile(r'^(https?:|mailto:|#)', re.IGNORECASE)
+_REMOTE = re.compile(r'^(https?:)?//', re.IGNORECASE)
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 0;
@@ -107,12 +108,28 @@ def _missing_picture(token: Token) -> Token:
     return note
 
 
+def _remote_picture(token: Token) -> Token:
+    """Return an inline HTML token linking to the remote picture of ``token``.
+
+    The page loads nothing from the network (it works offline, and ``--inline`` makes it
+    one file): a picture on a server becomes a plain link to it.
+    """
+    link = Token('html_inline', '', 0)
+    source = str(token.attrGet('src') or '')
+    link.content = (f'<a href="{html.escape(source)}">[picture on the web: '
+                    f'{html.escape(token.content or source)}]</a>')
+    return link
+
+
 def _resolve_inline(children: list[Token], resolve: LinkResolver | None) -> list[Token]:
     """Return ``children`` with links and pictures resolved, or unlinked when missing."""
     resolved: list[Token] = []
     unlinked_depth: list[bool] = []  # per open link: whether its tags are dropped
     for token in children:
         if token.type == 'image':
+            if _REMOTE.match(str(token.attrGet('src') or '')):
+                resolved.append(_remote_picture(token))
+                continue
             target = _resolve_target(str(token.attrGet('src') or ''), resolve)
             if target is None:
                 resolved.append(_missing_picture(token))
@@ -135,12 +152,13 @@ def _report_rule(state: StateCore) -> None:
     """Give headings ids and demote them; resolve the links and pictures of every block."""
     resolve: LinkResolver | None = state.env.get('resolve')
     offset: int = state.env.get('heading_offset', 0)
+    prefix: str = state.env.get('id_prefix', '')
     tokens = state.tokens
     for index, token in enumerate(tokens):
         if token.type in ('heading_open', 'heading_close'):
             token.tag = f'h{min(6, int(token.tag[1:]) + offset)}'
             if token.type == 'heading_open' and index + 1 < len(tokens):
-                token.attrSet('id', slugify(tokens[index + 1].content))
+                token.attrSet('id', prefix + slugify(tokens[index + 1].content))
         elif token.type == 'inline' and token.children:
             token.children = _resolve_inline(token.children, resolve)
 
@@ -156,14 +174,17 @@ _MARKDOWN = _markdown()
 
 
 def markdown_to_html(text: str, resolve: LinkResolver | None = None,
-                     heading_offset: int = 0) -> str:
+                     heading_offset: int = 0, id_prefix: str = '') -> str:
     """Render CommonMark (with pipe tables) as HTML; raw HTML in ``text`` is escaped.
 
     ``resolve`` maps a relative link or picture to the URL to use, or ``None`` when it is
-    missing (a picture then shows a note, a link its text). ``heading_offset`` demotes
-    headings (1: ``#`` becomes ``<h2>``). Every heading gets an id from its text.
+    missing (a picture then shows a note, a link its text); a picture on the web becomes
+    a link to it. ``heading_offset`` demotes headings (1: ``#`` becomes ``<h2>``). Every
+    heading gets an id from its text, after ``id_prefix`` (which keeps them apart from
+    the page's own ids).
     """
-    env: dict[str, Any] = {'resolve': resolve, 'heading_offset': heading_offset}
+    env: dict[str, Any] = {'resolve': resolve, 'heading_offset': heading_offset,
+                           'id_prefix': id_prefix}
     return _MARKDOWN.render(text, env)
 
 

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from training.test_report import PageLinks, report_inputs, unresolved_links  # noqa: F401
+from plant_disease_ros.training.report import build_report, ReportInputs
+from training import test_report
+from training.test_report import unresolved_links
 from training.test_user_run_report import POTATO, report, section, write_evaluation, write_png
+
+report_inputs = test_report.report_inputs  # the fixture of a full set of inputs
 
 
 @pytest.fixture
@@ -51,3 +55,72 @@ def test_a_rejected_evaluation_folder_supplies_no_picture(
     states, page = report(exported_run, capsys, '--eval', str(other))
     assert states['evaluation'] == 'ok' and states['training'] == 'no training_curves.png'
     assert 'picture not available: matrix' not in page
+
+
+def test_a_self_contained_page_loads_nothing_from_the_web(report_inputs: ReportInputs,
+                                                          tmp_path: Path) -> None:
+    card = report_inputs.models_dir / 'MODEL_CARD.md'
+    card.write_text(card.read_text() + '\n![remote curves](https://example.com/t.png)\n'
+                    '[the paper](https://example.com/paper)\n')
+    for inline in (True, False):
+        page = build_report(report_inputs, tmp_path / f'inline_{inline}.html',
+                            inline=inline).path
+        problems, _ = unresolved_links(page)
+        assert not problems, problems
+        text = page.read_text(encoding='utf-8')
+        assert 'src="https://' not in text
+        assert '<a href="https://example.com/t.png">' in text
+        assert '<a href="https://example.com/paper">the paper</a>' in text
+
+
+@pytest.mark.parametrize('name', ['field day #3.html', 'why?.html', 'a%20b.html'])
+def test_pictures_resolve_whatever_the_page_is_called(report_inputs: ReportInputs,
+                                                      tmp_path: Path, name: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    page = build_report(report_inputs, tmp_path / 'out' / name).path
+    problems, checked = unresolved_links(page)
+    assert not problems and checked >= 12, problems
+    # As a browser reads them: '#' starts a fragment, '?' a query, '%' an escape.
+    parser = test_report.PageLinks()
+    parser.feed(page.read_text(encoding='utf-8'))
+    local = [value for _, _, value in parser.links
+             if not value.startswith(('#', 'data:', 'http:', 'https:', 'mailto:'))]
+    assert len(local) >= 10
+    for value in local:
+        parts = urlsplit(value)
+        assert not parts.fragment and not parts.query, value
+        assert (page.parent / unquote(parts.path)).is_file(), value
+
+
+def test_every_id_of_the_page_is_unique(report_inputs: ReportInputs, tmp_path: Path) -> None:
+    import re
+
+    card = report_inputs.models_dir / 'MODEL_CARD.md'
+    card.write_text(card.read_text() + '\n## Model\n\nm\n\n## Training\n\nt\n\n## Map\n')
+    page = build_report(report_inputs, tmp_path / 'out' / 'index.html').path
+    text = page.read_text(encoding='utf-8')
+    ids = re.findall(r'\sid="([^"]*)"', text)
+    assert len(ids) == len(set(ids)), sorted(ids)
+    assert 'card-training' in ids and 'training' in ids
+    assert text.index('<section id="training"') > text.index('id="card-training"')
+
+
+def test_a_card_cannot_pull_files_from_outside_its_folders(report_inputs: ReportInputs,
+                                                           tmp_path: Path) -> None:
+    secret = tmp_path / 'secret.txt'
+    secret.write_text('not for the report\n')
+    write_png(tmp_path / 'private.png', (1, 1, 1))
+    card = report_inputs.models_dir / 'MODEL_CARD.md'
+    card.write_text(card.read_text() + '\n[x](../secret.txt) and [y](../../../etc/passwd)\n'
+                    '![z](../private.png)\n')
+    for inline in (False, True):
+        page = build_report(report_inputs, tmp_path / 'out' / f'{inline}.html',
+                            inline=inline).path
+        text = page.read_text(encoding='utf-8')
+        assert 'picture not available: z' in text
+        files = tmp_path / 'out' / f'{inline}_files'
+        copied = {path.name for path in files.iterdir()} if files.is_dir() else set()
+        assert not copied & {'secret.txt', 'passwd', 'private.png'}
+        assert 'not for the report' not in text and 'root:' not in text
+        assert 'bm90IGZvciB0aGUgcmVwb3J0' not in text  # base64 of the secret's start
