@@ -10,8 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``report`` options."""
     parser.add_argument('--models', default=None,
                         help='folder of the model, labels.txt and MODEL_CARD.md (default: '
-                             'RUN when it holds an exported model, else models/, the '
-                             'shipped one)')
+                             'RUN when it holds an export of its model, else the shipped '
+                             "model's folder, from any working folder)")
     parser.add_argument('--run', default='runs/plantvillage',
                         help='training run folder (train_summary.json, training_curves.png)')
     parser.add_argument('--eval', default=None,
@@ -31,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='disease map of a field run: a PNG, a GeoJSON (.geojson or '
                              '.geojsons) or the recorder folder holding them')
     parser.add_argument('--max-explanations', type=int, default=60,
-                        help='explanation pictures shown at most')
+                        help='explanation pictures shown at most (0 or more)')
+    parser.add_argument('--max-maps', type=int, default=10,
+                        help='runs of a --map folder shown at most, newest first (0 or more; '
+                             'the page says how many more there are)')
     parser.add_argument('--inline', action='store_true',
                         help='embed the pictures in the page (one self-contained file)')
     parser.add_argument('--title', default='Plant disease classifier report')
@@ -46,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the page and print which sections had their material."""
+    from plant_disease_ros.core.classifier import default_model_path
     from plant_disease_ros.training.report import (
         analysis_folder,
         build_report,
@@ -60,10 +64,16 @@ def run(args: argparse.Namespace) -> int:
     def optional(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    for option, value in (('--max-explanations', args.max_explanations),
+                          ('--max-maps', args.max_maps)):
+        if value < 0:
+            raise ValueError(f'{option} must be 0 or more, got {value}')
     check_report_out(Path(args.out), args.overwrite)
 
     run_dir = optional(args.run)
-    models_dir = Path(args.models) if args.models else models_folder_of(run_dir)
+    # The shipped model's folder wherever the command runs (as embed and explain find it).
+    models_dir = Path(args.models) if args.models \
+        else models_folder_of(run_dir, default_model_path().parent)
     inputs = ReportInputs(models_dir=models_dir, run_dir=run_dir,
                           eval_dir=optional(args.eval),
                           explanations_dir=analysis_folder(
@@ -72,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                           embed_dir=analysis_folder(args.embed, run_dir, models_dir,
                                                     RUN_EMBEDDING, SHARED_EMBEDDING),
                           map_path=optional(args.map),
-                          max_explanations=args.max_explanations)
+                          max_explanations=args.max_explanations, max_maps=args.max_maps)
     result = build_report(inputs, args.out, inline=args.inline, title=args.title)
     for name, state in result.sections.items():
         print(f'  {name:<13} {state}')
@@ -86,6 +96,9 @@ def check_report_out(page: Path, overwrite: bool) -> None:
     An earlier report there would be replaced: refused, as ``train`` and ``search`` refuse
     an earlier run, before anything is read or written.
     """
+    if page.is_dir():
+        raise IsADirectoryError(f'--out {page} is a folder, not a page: give the page to '
+                                f'write, e.g. --out {page / "index.html"}')
     assets = page.parent / f'{page.stem}_files'
     found = [path for path in (page, assets) if path.exists()]
     if found and not overwrite:

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 import shlex
 import shutil
+import sys
 from typing import Any
 
 from plant_disease_ros.core.atomic_files import replacing, sha256_of
@@ -62,6 +63,7 @@ class ReportInputs:
     embed_dir: Path | None = None
     map_path: Path | None = None
     max_explanations: int = 60
+    max_maps: int = 10
 
 
 @dataclass
@@ -82,14 +84,16 @@ def _read_json(path: Path) -> Any | None:
 def _figure(assets: Assets, path: Path, caption: str, wide: bool = False,
             alt: str | None = None) -> str:
     """Return the picture at ``path`` placed on the page, linked, with its caption."""
-    return figure_html(assets.url(path), caption, wide=wide, alt=alt)
+    return figure_html(assets.url(path), caption, wide=wide, alt=alt, linked=not assets.inline)
 
 
 def _figure_once(assets: Assets, path: Path, caption: str, what: str) -> str:
     """Return the figure, or a pointer to it when the model card already shows it."""
     if assets.shown(path):
-        return (f'<p>The {escape(what)} are shown in the <a href="#model">model card</a> '
-                f'(<a href="{escape(assets.url(path))}">full size</a>).</p>')
+        full = '' if assets.inline else \
+            f' (<a href="{escape(assets.url(path))}">full size</a>)'
+        return (f'<p>Shown in the <a href="#model">model card</a>: the {escape(what)}'
+                f'{full}.</p>')
     return _figure(assets, path, caption)
 
 
@@ -281,7 +285,7 @@ def _stale_export_note(run: Path, export: Path) -> str:
             '<code>model.keras</code> was trained (<code>train_summary.json</code>, '
             "<code>replaced_outputs</code>): it is an earlier model, not this run's, and "
             'is not shown. Export the run again with '
-            f'{code(command("plant-disease", "export", "--run", run))}.')
+            f'{code(command("plant-disease", "export", "--run", run))}')
 
 
 def _run_not_exported_note(inputs: ReportInputs) -> str | None:
@@ -298,12 +302,12 @@ def _run_not_exported_note(inputs: ReportInputs) -> str | None:
     which = 'the shipped model' if _is_shipped(models) else f'the model in {code(str(models))}'
     redo = f'export it with {code(command("plant-disease", "export", "--run", run))}'
     if stale is not None:
-        return (_stale_export_note(run, stale) + f" Shown below: {which}, not the run's; "
-                "the Training section is the run's.")
+        return (f"Shown below: {which}, not the run's; the Training section is the run's. "
+                + _stale_export_note(run, stale))
     if export is None:
         return (f'This run ({code(str(run))}) has no export: shown below is {which}, not '
                 f"the run's; the Training section is the run's. To report the run's model, "
-                f'{redo}.')
+                f'{redo}')
     return (f"Shown below is {which}, not this run's export {code(str(export))} (the "
             "Training section is the run's); leave out <code>--models</code> to report the "
             "run's.")
@@ -438,13 +442,14 @@ def _domain_evaluation(evaluation: dict, evaluation_path: Path, assets: Assets,
         lines.append(f'| {name} | {domain.get("photos", "?")} | ' + ' | '.join(cells) + ' |')
         picture = evaluation_path.parent / str(domain.get('confusion_png', ''))
         if domain.get('confusion_png') and picture.is_file():
-            figures.append(_figure(assets, picture, f'{name}: confusion matrix of the int8 '
-                                                    f'model on the {_split_words(evaluation)} '
-                                                    '(rows: truth, columns: prediction).'))
+            figures.append(_figure_once(assets, picture,
+                                        f'{name}: confusion matrix of the int8 model on the '
+                                        f'{_split_words(evaluation)} (rows: truth, columns: '
+                                        'prediction).', f'{name} confusion matrix'))
     reliability = evaluation_path.parent / 'reliability.png'
     if reliability.is_file():
-        figures.append(_figure(assets, reliability, 'Reliability: mean score against the '
-                                                    'share right, per domain.'))
+        figures.append(_figure_once(assets, reliability, 'Reliability: mean score against '
+                                    'the share right, per domain.', 'reliability diagram'))
     note = (f'<p>{escape(evaluation.get("photos", "?"))} frames, '
             f'{escape(_split_words(evaluation))}; for non-leaf domains top-1 is the share '
             'labelled <code>no_leaf</code>; wrong map points: frames accepted with a wrong '
@@ -463,8 +468,8 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
                                     'DIR'))
             return missing_note(
                 f'The evaluation {code(str(evaluation_path))} is not shown: '
-                f'{escape(problem)}; evaluate the model with {evaluate} and pass '
-                '<code>--eval DIR</code>.'), f'skipped {evaluation_path}: {problem}'
+                f'{escape(problem)}; pass <code>--eval DIR</code> after evaluating the '
+                f'model with {evaluate}'), f'skipped {evaluation_path}: {problem}'
     if isinstance(evaluation, dict) and isinstance(evaluation.get('domains'), dict):
         return _domain_evaluation(evaluation, evaluation_path, assets,
                                   assets.resolver(folders)), 'ok'
@@ -504,8 +509,7 @@ def _evaluation_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]
         files = [evaluation_path] + [evaluation_path.parent / name for name in
                                      ('per_class.csv',)
                                      if (evaluation_path.parent / name).is_file()]
-        rows.append(('files', ', '.join(f'<a href="{escape(assets.url(path))}">'
-                                        f'{escape(path.name)}</a>' for path in files)))
+        rows.append(('files', ', '.join(assets.link(path) for path in files)))
         parts.append(key_value_table(rows))
     matrix = _first_file(folders, CONFUSION_FILENAME)
     if matrix is None:
@@ -525,7 +529,7 @@ def _yes_no(value: bool | None) -> str:
     return '<span class="ok">on leaf</span>' if value else '<span class="bad">off leaf</span>'
 
 
-def _run_analysis_missing(inputs: ReportInputs, name: str, command: str,
+def _run_analysis_missing(inputs: ReportInputs, name: str, words: Sequence[str | Path],
                           ) -> tuple[str, str] | None:
     """Return the note and state of a run's absent ``RUN/<name>``, or None.
 
@@ -536,33 +540,33 @@ def _run_analysis_missing(inputs: ReportInputs, name: str, command: str,
     if not _of_run_export(run, inputs.models_dir) or (Path(run) / name).is_dir():
         return None
     folder = Path(run) / name
-    return missing_note(f'Not shown: this run has no <code>{escape(folder)}</code>; make '
-                        f'it with <code>{escape(command)} --out {escape(folder)}</code>.'), \
+    # The command last, with no full stop: it is copied and pasted as it is.
+    return missing_note(f'Not shown: this run has no {code(str(folder))}. Make it with '
+                        f'{code(command(*words, "--out", folder))}'), \
         f'left out: no {folder}'
 
 
 def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     folder = inputs.explanations_dir
     model = report_model_path(inputs.models_dir)
-    how = ('make them with <code>plant-disease explain --model '
-           f'{escape(model)} --labels {escape(Path(inputs.models_dir) / LABELS_FILENAME)} '
-           'PHOTOS --out DIR</code> and pass <code>--explanations DIR</code>')
+    explain = ['plant-disease', 'explain', '--model', model, '--labels',
+               Path(inputs.models_dir) / LABELS_FILENAME, 'PHOTOS']
+    how = ('pass <code>--explanations DIR</code> after making them with '
+           f'{code(command(*explain, "--out", "DIR"))}')
     if folder is None:
-        missing = _run_analysis_missing(
-            inputs, RUN_EXPLANATIONS, f'plant-disease explain --model {model} --labels '
-            f'{Path(inputs.models_dir) / LABELS_FILENAME} PHOTOS')
-        return missing or (missing_note(f'No explanations given: {how}.'), 'not given')
+        missing = _run_analysis_missing(inputs, RUN_EXPLANATIONS, explain)
+        return missing or (missing_note(f'No explanations given: {how}'), 'not given')
     document = _read_json(Path(folder) / 'explanations.json')
     if not isinstance(document, dict):
         return missing_note(f'No readable <code>explanations.json</code> in '
-                        f'{escape(folder)}: {how}.'), 'no explanations.json'
+                        f'{escape(folder)}: {how}'), 'no explanations.json'
     problem = explanations_model_problem(document, model)
     if document.get('tflite_model_sha256') in replaced_outputs(inputs.run_dir):
         problem = (f'they explain the export that was in {inputs.run_dir} before its '
                    'model.keras was trained (replaced_outputs): an earlier model')
     if problem is not None:
         return missing_note(f'The explanations in {escape(folder)} are not shown: '
-                            f'{escape(problem)}; {how}.'), f'skipped {folder}: {problem}'
+                            f'{escape(problem)}; {how}'), f'skipped {folder}: {problem}'
     summary = document.get('summary', {})
     iou = summary.get('iou_top20') or {}
     from plant_disease_ros.training.explain import UNCALIBRATED
@@ -588,8 +592,7 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
             ('float/int8 top-1 agreement', percent(summary.get('top1_agreement'), 0)),
             ('float scores', escape(float_scores or '–')),
             ('photos skipped (cannot be decoded)', escape(summary.get('unreadable', 0))),
-            ('all figures', f'<a href="{escape(assets.url(Path(folder) / "explanations.json"))}"'
-                            '>explanations.json</a>'),
+            ('all figures', assets.link(Path(folder) / 'explanations.json')),
             ('occlusion grid', escape(
                 f'{document.get("grid", "?")} × {document.get("grid", "?")} cells, fill '
                 f'{document.get("fill", "?")}; retried with larger patches '
@@ -631,19 +634,20 @@ def _explanations_section(inputs: ReportInputs, assets: Assets) -> tuple[str, st
 
 def _embedding_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     folder = inputs.embed_dir
-    how = ('make them with <code>plant-disease embed DATASET --out DIR</code> and pass '
-           '<code>--embed DIR</code>')
+    how = ('pass <code>--embed DIR</code> after making them with '
+           '<code>plant-disease embed PHOTOS --out DIR</code>')
     if folder is None:
         run = Path(inputs.models_dir)
         missing = _run_analysis_missing(
-            inputs, RUN_EMBEDDING, f'plant-disease embed PHOTOS --keras '
-            f'{run / RUN_FLOAT_MODEL_FILENAME} --split-manifest {run / "split.json"}')
-        return missing or (missing_note(f'No embedding pictures given: {how}.'), 'not given')
+            inputs, RUN_EMBEDDING, ['plant-disease', 'embed', 'PHOTOS', '--keras',
+                                    run / RUN_FLOAT_MODEL_FILENAME, '--split-manifest',
+                                    run / 'split.json'])
+        return missing or (missing_note(f'No embedding pictures given: {how}'), 'not given')
     folder = Path(folder)
     overlap = _read_json(folder / 'overlap.json')
     if not isinstance(overlap, dict) and not any(
             (folder / name).is_file() for name in ('pca.png', 'tsne.png')):
-        return missing_note(f'No embedding pictures in {escape(folder)}: {how}.'), 'no files'
+        return missing_note(f'No embedding pictures in {escape(folder)}: {how}'), 'no files'
     problem = _embedding_model_problem(overlap, inputs) \
         or _embedding_classes_problem(overlap, inputs)
     if problem is not None:
@@ -652,8 +656,8 @@ def _embedding_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         redo = code(command('plant-disease', 'embed', 'PHOTOS', '--keras', keras, '--out',
                             'DIR'))
         return missing_note(f'The embedding in {code(str(folder))} is not shown: '
-                            f'{escape(problem)}; make it with {redo} and pass '
-                            '<code>--embed DIR</code>.'), f'skipped {folder}: {problem}'
+                            f'{escape(problem)}; pass <code>--embed DIR</code> after making '
+                            f'it with {redo}'), f'skipped {folder}: {problem}'
     # t-SNE only when this embedding made it: a tsne.png beside it may be an earlier one's.
     pictures = [(folder / name, caption) for name, caption, made in (
         ('pca.png', 'PCA of the penultimate (pooled) features, coloured by class.', True),
@@ -666,8 +670,8 @@ def _embedding_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     parts.append(f'<p>{escape(overlap.get("photos", "?"))} photos; for each, its '
                  f'{escape(overlap.get("k", "?"))} nearest neighbours in feature space '
                  f'({escape(overlap.get("distance", ""))} distance). Classes whose '
-                 'neighbourhoods mix most (all pairs in <a href="'
-                 f'{escape(assets.url(folder / "overlap.json"))}">overlap.json</a>):</p>')
+                 'neighbourhoods mix most (all pairs in '
+                 f'{assets.link(folder / "overlap.json")}):</p>')
     if pairs:
         parts.append('<table><thead><tr><th>classes</th><th>overlap</th>'
                      '<th>first → second</th><th>second → first</th></tr></thead><tbody>'
@@ -736,13 +740,28 @@ def _embedding_classes_problem(overlap: Any, inputs: ReportInputs) -> str | None
             f"of the report's model ({labels_path})")
 
 
-def _map_files(path: Path) -> tuple[list[Path], list[Path]]:
-    """Return the (PNG pictures, detection maps) a --map path names, newest first.
+def utf8_name(path: Path) -> bool:
+    """Return whether the name of ``path`` is UTF-8 (a page, and matplotlib, can hold it)."""
+    try:
+        path.name.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
 
-    In a folder, a run's disease grid (``*_grid.geojson``: cells, not detections) is left
-    out, and of a run saved both as records (``.geojsons``) and as a collection
-    (``.geojson``), the collection, unless the records file is newer (written after the
-    last save).
+
+def shown_name(path: Path) -> str:
+    """Return the name of ``path`` as text, its bytes that are not UTF-8 replaced."""
+    return os.fsencode(path.name).decode('utf-8', 'replace')
+
+
+def _map_files(path: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """Return the (PNG pictures, detection maps, misnamed files) a --map path names.
+
+    Newest first. In a folder, a run's disease grid (``*_grid.geojson``: cells, not
+    detections) is left out, and of a run saved both as records (``.geojsons``) and as a
+    collection (``.geojson``), the collection, unless the records file is newer (written
+    after the last save). A file whose name is not UTF-8 is set apart (misnamed): the page
+    cannot name it.
     """
     from plant_disease_ros.core.map_gis import GRID_SUFFIX
     from plant_disease_ros.core.map_run import newer_records_of
@@ -752,6 +771,10 @@ def _map_files(path: Path) -> tuple[list[Path], list[Path]]:
                    if entry.is_file() and not entry.name.startswith('.')]
     else:
         entries = [path]
+    misnamed = sorted((entry for entry in entries if not utf8_name(entry)
+                       and entry.suffix.lower() in ('.png', '.geojson', '.geojsons')),
+                      key=lambda entry: os.fsencode(entry.name))
+    entries = [entry for entry in entries if utf8_name(entry)]
 
     def newest_first(entry: Path) -> tuple[float, str]:
         return -entry.stat().st_mtime, entry.name
@@ -767,7 +790,7 @@ def _map_files(path: Path) -> tuple[list[Path], list[Path]]:
     geojson += [entry for entry in entries
                 if entry.suffix.lower() == '.geojsons' and entry.stem not in stems]
     geojson.sort(key=newest_first)
-    return pictures, geojson
+    return pictures, geojson, misnamed
 
 
 def _map_grid(source: Path) -> tuple[float, tuple[float, float, float] | None, str]:
@@ -799,11 +822,18 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     path = Path(inputs.map_path)
     if not path.exists():
         return missing_note(f'{escape(path)} does not exist: {how}.'), 'missing'
-    pictures, geojson = _map_files(path)
-    parts = []
-    if len(geojson) > 1:
-        parts.append(f'<p>{len(geojson)} runs in {escape(path)}, newest first.</p>')
-    shown: set[Path] = set()
+    pictures, geojson, misnamed = _map_files(path)
+    parts = [missing_note(f'{escape(shown_name(entry))} is skipped: its name is not UTF-8; '
+                          'rename it') for entry in misnamed]
+    more = geojson[max(inputs.max_maps, 0):]
+    geojson = geojson[:max(inputs.max_maps, 0)]
+    if len(geojson) > 1 or more:
+        parts.append(f'<p>{len(geojson) + len(more)} runs in {escape(path)}, newest first'
+                     + (f'; the newest {len(geojson)} are shown, {len(more)} more are not '
+                        '(<code>--max-maps</code>)' if more else '') + '.</p>')
+    shown: set[Path] = set(more)
+    shown.update(picture for picture in pictures
+                 if any(picture.stem == source.stem for source in more))
     for number, source in enumerate(geojson):
         try:
             from plant_disease_ros.core.map_file import read_features, SeqReadStats
@@ -830,8 +860,7 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         summary = summarize(features, cell_size_m=cell_size_m, origin=origin)
         per_label = summary.get('detections_per_label', {})
         saved = datetime.datetime.fromtimestamp(source.stat().st_mtime).astimezone()
-        rows = [('file', f'<a href="{escape(assets.url(source))}">'
-                         f'{escape(source.name)}</a>'),
+        rows = [('file', assets.link(source)),
                 ('saved', escape(saved.strftime('%Y-%m-%d %H:%M %Z'))),
                 ('detections', escape(f'{summary["detections"]} ({summary["located"]} with a '
                                        f'position)')),
@@ -857,6 +886,8 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
                          'the map below is drawn from the file.</p>')
             picture = None
         if picture is None and features:
+            print(f'report: drawing the map of {source.name} ({number + 1} of '
+                  f'{len(geojson)})', file=sys.stderr, flush=True)
             picture = _render_map(features, assets, source)
         if picture is not None:
             shown.add(picture)

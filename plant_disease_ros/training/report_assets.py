@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 import hashlib
+import html
 import os
 from pathlib import Path
 import re
@@ -22,6 +23,11 @@ MIME_TYPES = {'.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg',
               '.svg': 'image/svg+xml', '.gif': 'image/gif', '.json': 'application/json',
               '.geojson': 'application/geo+json', '.geojsons': 'application/geo+json-seq',
               '.csv': 'text/csv', '.md': 'text/markdown', '.txt': 'text/plain'}
+
+
+def is_picture(path: Path) -> bool:
+    """Return whether ``path`` is a picture a page shows (by its suffix)."""
+    return MIME_TYPES.get(Path(path).suffix.lower(), '').startswith('image/')
 
 
 class Assets:
@@ -74,6 +80,18 @@ class Assets:
         self._urls[source] = url
         return url
 
+    def link(self, path: str | os.PathLike, text: str | None = None) -> str:
+        """Return HTML linking to the data file ``path`` (``text``: the link's, escaped).
+
+        A self-contained page (``inline``) names the file instead: a data file inlined in
+        a link (a GeoJSON of a field day, a table) would make the page many times larger
+        for a click nobody needs to make offline.
+        """
+        shown = html.escape(text if text is not None else Path(path).name)
+        if self.inline:
+            return f'<code>{shown}</code>'
+        return f'<a href="{html.escape(self.url(path))}">{shown}</a>'
+
     def _unique_name(self, source: Path) -> str:
         name = re.sub(r'[^\w.-]', '_', source.name)
         if name in self._names:
@@ -99,6 +117,8 @@ class Assets:
             for folder in folders:
                 candidate = (folder / relative).resolve()
                 if candidate.is_file() and candidate.is_relative_to(folder.resolve()):
+                    if self.inline and not is_picture(candidate):
+                        return None  # a link keeps its text; no data file inlined
                     return self.url(candidate)
             return None
         return resolve

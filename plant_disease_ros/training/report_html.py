@@ -216,14 +216,21 @@ def key_value_table(rows: Sequence[tuple[str, str]]) -> str:
                                for key, value in rows) + '</table>'
 
 
-def figure_html(url: str, caption: str, wide: bool = False, alt: str | None = None) -> str:
-    """Return a linked picture with its caption (HTML); ``alt`` defaults to the caption text."""
+def figure_html(url: str, caption: str, wide: bool = False, alt: str | None = None,
+                linked: bool = True) -> str:
+    """Return a picture with its caption (HTML); ``alt`` defaults to the caption text.
+
+    ``linked``: the picture links to itself (full size); a page with its pictures inlined
+    leaves that out, which would hold each picture twice.
+    """
     css = ' class="wide"' if wide else ''
     if alt is None:
         alt = html.unescape(re.sub(r'<[^>]+>', ' ', caption)).strip()
     url = escape(url)
-    return (f'<figure{css}><a href="{url}"><img src="{url}" alt="{escape(alt)}" '
-            f'loading="lazy"></a><figcaption>{caption}</figcaption></figure>')
+    picture = f'<img src="{url}" alt="{escape(alt)}" loading="lazy">'
+    if linked:
+        picture = f'<a href="{url}">{picture}</a>'
+    return f'<figure{css}>{picture}<figcaption>{caption}</figcaption></figure>'
 
 
 def section_html(key: str, heading: str, body: str) -> str:

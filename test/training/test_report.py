@@ -190,7 +190,7 @@ def test_full_report_links_resolve(report_inputs: ReportInputs, tmp_path: Path) 
     assert 'Model card: test model' in page and '90.00 %' in page
     assert 'Tomato___Early_blight' in page and 'run1.geojson' in page
     assert 'picture missing' in page  # an explanation whose PNG went away
-    assert 'are shown in the <a href="#model">model card</a>' in page  # not twice
+    assert 'Shown in the <a href="#model">model card</a>: the confusion matrix' in page
     # Pictures the card names are found in the run and evaluation folders and copied.
     copied = {path.name for path in (tmp_path / 'out' / 'index_files').iterdir()}
     assert {'training_curves.png', 'confusion_matrix.png', 'pca.png', 'tsne.png',
