@@ -49,7 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the page and print which sections had their material."""
-    from plant_disease_ros.core.classifier import default_model_path
     from plant_disease_ros.training.report import (
         analysis_folder,
         build_report,
@@ -59,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         RUN_EXPLANATIONS,
         SHARED_EMBEDDING,
         SHARED_EXPLANATIONS,
+        shipped_models_folder,
     )
 
     def optional(value: str | None) -> Path | None:
@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     check_report_out(Path(args.out), args.overwrite)
 
     run_dir = optional(args.run)
-    # The shipped model's folder wherever the command runs (as embed and explain find it).
+    # The shipped model's folder wherever the command runs (as embed and explain find it),
+    # the one with its card's evaluation and figures (not an install's share copy).
     models_dir = Path(args.models) if args.models \
-        else models_folder_of(run_dir, default_model_path().parent)
+        else models_folder_of(run_dir, shipped_models_folder())
     inputs = ReportInputs(models_dir=models_dir, run_dir=run_dir,
                           eval_dir=optional(args.eval),
                           explanations_dir=analysis_folder(

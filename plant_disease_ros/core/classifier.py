@@ -102,7 +102,7 @@ def _share_models_dir() -> Path | None:
         return None
 
 
-def _source_models_dir() -> Path:
+def source_models_dir() -> Path:
     """Return ``<repo>/models`` next to the package source."""
     return Path(__file__).resolve().parents[2] / 'models'
 
@@ -112,7 +112,7 @@ def _default_path(filename: str) -> Path:
     share = _share_models_dir()
     if share is not None and (share / filename).is_file():
         return share / filename
-    return _source_models_dir() / filename
+    return source_models_dir() / filename
 
 
 def default_model_path() -> Path:

@@ -149,6 +149,27 @@ def stale_export(run_dir: Path | None) -> Path | None:
     return export
 
 
+# What the shipped model's folder holds beside the model for a report: a colcon install's
+# share folder has the model, labels and card only, the source tree all of them.
+SHIPPED_REPORT_FILES = ('MODEL_CARD.md', 'evaluation.json')
+
+
+def shipped_models_folder() -> Path:
+    """Return the shipped model's folder to report, wherever the command runs.
+
+    The first of the source tree's ``models/``, ``./models`` and the installed model's
+    folder that holds the card and its evaluation (:data:`SHIPPED_REPORT_FILES`); else
+    the installed model's folder (``default_model_path()``'s).
+    """
+    from plant_disease_ros.core.classifier import default_model_path, source_models_dir
+
+    installed = default_model_path().parent
+    for folder in (source_models_dir(), Path('models'), installed):
+        if all((folder / name).is_file() for name in SHIPPED_REPORT_FILES):
+            return folder
+    return installed
+
+
 def models_folder_of(run_dir: Path | None, default: Path = Path('models')) -> Path:
     """Return the folder of the model to report: the run's own export when it has one.
 
@@ -273,10 +294,11 @@ def _eval_folders(inputs: ReportInputs) -> list[Path]:
 
 
 def _is_shipped(models: Path) -> bool:
-    """Return whether ``models`` is the folder of the shipped model."""
-    from plant_disease_ros.core.classifier import default_model_path
+    """Return whether ``models`` is a folder of the shipped model (installed or source)."""
+    from plant_disease_ros.core.classifier import default_model_path, source_models_dir
 
-    return Path(models).resolve() == default_model_path().parent.resolve()
+    return Path(models).resolve() in (default_model_path().parent.resolve(),
+                                      source_models_dir().resolve())
 
 
 def _stale_export_note(run: Path, export: Path) -> str:
@@ -378,11 +400,24 @@ def _model_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         rows.append(('classes', f'<span class="missing">no {escape(labels_path)}</span>'))
     parts.append(key_value_table(rows))
     card = models / MODEL_CARD_FILENAME
+    if (card.is_file() and inputs.run_dir is not None
+            and _sha256(card) in replaced_outputs(inputs.run_dir)):
+        # The run was exported again, its card not written again: the earlier model's.
+        parts.append(missing_note(
+            f'The model card {code(str(card))} was in {code(str(inputs.run_dir))} before '
+            'its <code>model.keras</code> was trained (<code>train_summary.json</code>, '
+            '<code>replaced_outputs</code>): it describes an earlier model; write this '
+            "model's with " + code(command('plant-disease', 'model-card', '--run',
+                                            inputs.run_dir))))
+        return '\n'.join(parts), f'card skipped {card}: an earlier model (replaced_outputs)'
     if card.is_file():
         folders = [models] + _evaluation_picture_folders(inputs)
         # The card's heading ids are prefixed: its 'Model' and 'Training' are not the
         # page's sections of those names.
-        rendered = markdown_to_html(card.read_text(), assets.resolver(folders),
+        # Links are followed within these folders and the run's (a card in an export
+        # folder shows its run's ../training_curves.png).
+        roots = folders + ([Path(inputs.run_dir)] if inputs.run_dir is not None else [])
+        rendered = markdown_to_html(card.read_text(), assets.resolver(folders, roots),
                                     heading_offset=2, id_prefix='card-')
         parts.append(f'<div class="card">{rendered}</div>')
     else:
@@ -828,9 +863,13 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
     more = geojson[max(inputs.max_maps, 0):]
     geojson = geojson[:max(inputs.max_maps, 0)]
     if len(geojson) > 1 or more:
-        parts.append(f'<p>{len(geojson) + len(more)} runs in {escape(path)}, newest first'
-                     + (f'; the newest {len(geojson)} are shown, {len(more)} more are not '
-                        '(<code>--max-maps</code>)' if more else '') + '.</p>')
+        runs = len(geojson) + len(more)
+        which = (f'the newest {len(geojson)} shown, {len(more)} more not'
+                 if geojson else 'none shown')
+        parts.append(f'<p>{runs} run{"s" if runs != 1 else ""} in {escape(path)}, newest first'
+                     + (f'; {which} (<code>--max-maps {inputs.max_maps}</code>)' if more
+                        else '') + '.</p>')
+    drawn = 0  # maps shown: a run's table, or a picture
     shown: set[Path] = set(more)
     shown.update(picture for picture in pictures
                  if any(picture.stem == source.stem for source in more))
@@ -876,6 +915,7 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
                                               'off)' if stats.truncated_tail else ''))))
         heading = source.name + (' (newest run)' if number == 0 and len(geojson) > 1 else '')
         parts.append(f'<h3>{escape(heading)}</h3>' + key_value_table(rows))
+        drawn += 1
         picture = next((picture for picture in pictures if picture.stem == source.stem), None)
         if (picture is not None
                 and picture.stat().st_mtime < source.stat().st_mtime - STALE_PICTURE_S):
@@ -898,8 +938,13 @@ def _map_section(inputs: ReportInputs, assets: Assets) -> tuple[str, str]:
         parts.append('<div class="figures">' + '\n'.join(
             _figure(assets, picture, escape(picture.name), wide=True)
             for picture in rest) + '</div>')
+        drawn += len(rest)
     if not parts:
         return missing_note(f'No PNG or GeoJSON in {escape(path)}: {how}.'), 'no files'
+    if not drawn:
+        why = ('--max-maps 0' if more else 'names not UTF-8' if misnamed
+               else 'no readable map')
+        return '\n'.join(parts), f'none shown ({why})'
     return '\n'.join(parts), 'ok'
 
 

@@ -104,19 +104,27 @@ class Assets:
         """Return whether ``path`` has been placed on the page already."""
         return Path(path).resolve() in self._urls
 
-    def resolver(self, folders: Sequence[Path]) -> LinkResolver:
+    def resolver(self, folders: Sequence[Path],
+                 roots: Sequence[Path] | None = None) -> LinkResolver:
         """Return a resolver of relative references against ``folders``, first found wins.
 
-        Only a file inside one of ``folders`` (links followed) is resolved: a card's
-        ``../../etc/passwd`` must not copy any readable file into the report.
+        Only a file whose path, ``..`` taken out without following links, lies inside one
+        of ``roots`` (default: ``folders``) is resolved: a card's ``../../etc/passwd``
+        must not copy any readable file into the report, while its run's
+        ``../training_curves.png`` or an evaluation folder that is a link to another disk
+        stay pictures.
         """
+        inside = [Path(os.path.abspath(root)) for root in (roots if roots is not None
+                                                            else folders)]
+
         def resolve(target: str) -> str | None:
             relative = target.split('#', 1)[0].split('?', 1)[0]
             if not relative:
                 return None
             for folder in folders:
-                candidate = (folder / relative).resolve()
-                if candidate.is_file() and candidate.is_relative_to(folder.resolve()):
+                candidate = Path(os.path.normpath(os.path.abspath(Path(folder) / relative)))
+                if candidate.is_file() and any(candidate.is_relative_to(root)
+                                               for root in inside):
                     if self.inline and not is_picture(candidate):
                         return None  # a link keeps its text; no data file inlined
                     return self.url(candidate)

@@ -199,15 +199,16 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
 
 
 def earlier_derived_hashes(out_dir: str | Path) -> dict[str, str]:
-    """Return ``{path under out_dir: sha256}`` of the exports and evaluations it holds.
+    """Return ``{path under out_dir: sha256}`` of the exports, evaluations and cards it holds.
 
     Recorded in ``train_summary.json`` by a run into a folder that already held some
     (an earlier run's, replaced with ``overwrite``): they predate the new model, and
-    ``model-card`` refuses them.
+    ``model-card`` refuses them, ``report`` leaves them out (a card too, once the run is
+    exported again: it still describes the earlier model until ``model-card`` runs).
     """
     out_dir = Path(out_dir)
     found = sorted({*out_dir.glob('*.tflite'), *out_dir.glob('evaluation.json'),
-                    *out_dir.glob('*/evaluation.json')})
+                    *out_dir.glob('*/evaluation.json'), *out_dir.glob('MODEL_CARD.md')})
     return {path.relative_to(out_dir).as_posix(): sha256_of(path) for path in found
             if path.is_file()}
 

@@ -95,10 +95,24 @@ def test_a_map_folder_shows_the_newest_runs(tmp_path: Path,
     section = result.path.read_text(encoding='utf-8').split('<section id="map"')[1]
     headings = re.findall(r'<h3>(run\d+)\.geojson', section)
     assert headings == [f'run{number:02d}' for number in range(12, 2, -1)]
-    assert '13 runs in' in section and '3 more are not' in section
-    assert 'run02' not in section
+    assert '13 runs in' in section and 'the newest 10 shown, 3 more not' in section
+    assert 'run02' not in section and result.sections['map'] == 'ok'
     drawn = [line for line in capsys.readouterr().err.splitlines() if 'drawing the map' in line]
     assert len(drawn) == 10
+    # --max-maps 0 shows none, and the section's state says so (it said ok).
+    none = build_report(ReportInputs(models_dir=tmp_path / 'no_models', run_dir=None,
+                                     map_path=field, max_maps=0),
+                        tmp_path / 'none' / 'index.html')
+    assert none.sections['map'] == 'none shown (--max-maps 0)'
+    assert '13 runs in' in none.path.read_text(encoding='utf-8')
+    one = tmp_path / 'one'
+    one.mkdir()
+    write_map(one / 'run.geojson', 1_700_000_000)
+    single = build_report(ReportInputs(models_dir=tmp_path / 'no_models', run_dir=None,
+                                       map_path=one, max_maps=0),
+                          tmp_path / 'single' / 'index.html')
+    assert '1 run in' in single.path.read_text(encoding='utf-8')
+    assert single.sections['map'] == 'none shown (--max-maps 0)'
 
 
 def test_bad_options_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -125,3 +139,36 @@ def test_suggested_commands_can_be_pasted(tmp_path: Path, monkeypatch: pytest.Mo
     assert f'--out {folder}</code>' in page
     assert f'--out {folder}</code>.' not in page
     assert f"--model '{run / 'model_int8.tflite'}'" in page
+
+
+def test_after_a_colcon_install_the_report_takes_the_source_models_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A colcon install's share folder holds the model, labels and card, not the card's
+    evaluation and figures: the report of the shipped model takes the source tree's
+    models/ (it took the share folder: no evaluation, every picture missing)."""
+    pytest.importorskip('ament_index_python')
+    from plant_disease_ros.core.classifier import default_model_path, source_models_dir
+    from plant_disease_ros.training.report import shipped_models_folder
+
+    source = source_models_dir()
+    if not (source / 'evaluation.json').is_file():
+        pytest.skip('the source tree has no models/evaluation.json')
+    prefix = tmp_path / 'install'
+    share = prefix / 'share' / 'plant_disease_ros' / 'models'
+    share.mkdir(parents=True)
+    for name in ('plant_disease_int8.tflite', 'labels.txt', 'MODEL_CARD.md'):
+        (share / name).write_bytes((source / name).read_bytes())
+    index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    (index / 'plant_disease_ros').write_text('')
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(prefix))
+    monkeypatch.chdir(tmp_path)
+    assert default_model_path() == share / 'plant_disease_int8.tflite'  # installed
+    assert shipped_models_folder() == source
+    result = build_report(ReportInputs(models_dir=shipped_models_folder(), run_dir=None),
+                          tmp_path / 'out' / 'index.html')
+    assert result.sections['evaluation'] == 'ok'
+    # Without the source tree's files (a robot with the install only): the share folder.
+    monkeypatch.setattr('plant_disease_ros.core.classifier.source_models_dir',
+                        lambda: tmp_path / 'no_source')
+    assert shipped_models_folder() == share

@@ -124,3 +124,39 @@ def test_a_card_cannot_pull_files_from_outside_its_folders(report_inputs: Report
         assert not copied & {'secret.txt', 'passwd', 'private.png'}
         assert 'not for the report' not in text and 'root:' not in text
         assert 'bm90IGZvciB0aGUgcmVwb3J0' not in text  # base64 of the secret's start
+
+
+def test_a_cards_own_links_are_shown_from_its_evaluation_and_its_run(
+        exported_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The confinement of card links keeps what a card legitimately links: an evaluation
+    folder beside the run (``../../ev/...``, as model-card writes it), a run's ``eval``
+    that is a link to another disk, and a card in an export folder naming its run's
+    ``../training_curves.png`` (all three were 'picture not available')."""
+    beside = write_evaluation(tmp_path / 'ev', exported_run / 'model_int8.tflite', 0.9)
+    card = exported_run / 'MODEL_CARD.md'
+    card.write_text('# Model card\n\n![beside](../../ev/confusion_matrix.png)\n')
+    states, page = report(exported_run, capsys, '--eval', str(beside))
+    assert states['evaluation'] == 'ok'
+    assert 'picture not available: beside' not in section(page, 'model')
+    # eval/ a link to another disk.
+    other_disk = write_evaluation(tmp_path / 'disk' / 'ev', exported_run / 'model_int8.tflite',
+                                  0.9)
+    (exported_run / 'eval').symlink_to(other_disk, target_is_directory=True)
+    card.write_text('# Model card\n\n![linked](eval/confusion_matrix.png)\n')
+    states, page = report(exported_run, capsys)
+    assert states['evaluation'] == 'ok'
+    assert 'picture not available: linked' not in section(page, 'model')
+    # A card in an export folder of the run.
+    export = exported_run / 'export'
+    export.mkdir()
+    for name in ('model_int8.tflite', 'labels.txt'):
+        (export / name).write_bytes((exported_run / name).read_bytes())
+    (export / 'MODEL_CARD.md').write_text('# Model card\n\n![curves](../training_curves.png)\n')
+    write_png(exported_run / 'training_curves.png', (5, 90, 5))
+    states, page = report(exported_run, capsys, '--models', str(export))
+    assert 'picture not available: curves' not in section(page, 'model')
+    # Still nothing from outside: the folder above the run.
+    (export / 'MODEL_CARD.md').write_text('# Model card\n\n![above](../../private.png)\n')
+    write_png(exported_run.parent / 'private.png', (1, 1, 1))
+    states, page = report(exported_run, capsys, '--models', str(export))
+    assert 'picture not available: above' in section(page, 'model')

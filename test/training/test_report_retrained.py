@@ -38,7 +38,7 @@ def retrained_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_evaluation(run / 'eval', old_export, 0.8765)
     write_explanations(run / 'explanations', old_export, 'old_explain.png', POTATO[0])
     replaced = earlier_derived_hashes(run)
-    assert len(replaced) == 2
+    assert sorted(replaced) == ['MODEL_CARD.md', 'eval/evaluation.json', 'model_int8.tflite']
     # The new training: a new model.keras, summary and curves; the rest stays.
     (run / 'model.keras').write_bytes(b'new keras model')
     write_png(run / 'training_curves.png', (1, 2, 3))
@@ -96,3 +96,17 @@ def test_a_run_without_an_export_says_the_shipped_model_is_shown(
     assert f'plant-disease export --run {retrained_run}' in model
 
 
+
+
+def test_a_new_export_beside_the_earlier_card_does_not_show_that_card(
+        retrained_run: Path, capsys: pytest.CaptureFixture) -> None:
+    """Exported again, model-card not run again: the card still describes the earlier
+    model (it was shown as this one's, 'ok'); the page says so and how to write it."""
+    (retrained_run / 'model_int8.tflite').write_bytes(b'TFL3' + bytes(2000))
+    states, page = report(retrained_run, capsys)
+    model = section(page, 'model')
+    assert 'Old potato card' not in page
+    assert states['model'] == (f'card skipped {retrained_run / "MODEL_CARD.md"}: an earlier '
+                               'model (replaced_outputs)')
+    assert f'plant-disease model-card --run {retrained_run}' in model
+    assert 'model_int8.tflite' in model  # the new export itself is shown
