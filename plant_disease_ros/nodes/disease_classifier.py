@@ -861,7 +861,10 @@ class DiseaseClassifierNode(Node):
                 verdict = 'late'
             elif self.time_jumps.held is not None:
                 verdict = 'ahead'
-            if self._end_wait_for_undo():
+            # A fix that is used (verdict None) is added before the waiting detections are
+            # settled (by _on_fix): the fix that undoes a jump locates those it brackets,
+            # whichever of them are already past their wait.
+            if self._end_wait_for_undo() and not (stream == 'fix' and verdict is None):
                 self._settle_pending()
             return verdict
         settled, dropped = self.fix_wait.restart()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 import json
 import math
+import time
 
 from helpers.gps import make_fix
 from helpers.images import leaf_rgb, make_image
@@ -470,6 +471,10 @@ def test_frames_after_a_slow_receivers_stray_fix_keep_their_positions(harness) -
         gps.send_frame(T0 + t, frame_id=f'c{number}')
     assert gps.collector.count('/detections') == 0  # they wait: none pushed out
     gps.send_fix(path_fix(62.0))                    # late: set aside, locates 60 .. 62
+    # Past their fix_wait_s when the undo comes (as on a slow host): the fix that undoes the
+    # jump must still locate the frames it brackets (they were settled before it was added,
+    # extrapolated from 62 s).
+    time.sleep(2 * 0.3)
     gps.send_fix(path_fix(64.0))                    # the fixes went on: undone
     gps.send_fix(path_fix(66.0))
     classifier = gps.classifier
