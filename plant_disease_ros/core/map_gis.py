@@ -412,12 +412,11 @@ def write_grid_files(cells: list[dict], stem: str | Path,
     with replacing_together(*targets) as temporaries:
         if cells:
             try:
-                _geopackage_library()
-            except GisUnavailable as error:
+                names = _write_geopackage_to(temporaries[1], cells, GRID_LAYER)
+            except GisUnavailable as error:  # raised before anything is written
                 warnings.append(str(error))
             else:
-                warnings.append(_renamed_note(
-                    _write_geopackage_to(temporaries[1], cells, GRID_LAYER)))
+                warnings.append(_renamed_note(names))
                 written = geopackage
         else:
             warnings.append('no located detection: no GeoPackage written')

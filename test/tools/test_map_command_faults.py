@@ -41,6 +41,17 @@ def digests(folder: Path) -> dict[str, str]:
             for path in sorted(folder.iterdir())}
 
 
+def monday_drawn_tuesday_written(folder: Path) -> tuple[Path, dict[str, str]]:
+    """Draw monday.geojson as map.png in ``folder`` and write tuesday.geojson beside it;
+    return tuesday's path and the folder's digests (the outputs a failed redraw keeps)."""
+    first, second = folder / 'monday.geojson', folder / 'tuesday.geojson'
+    write_feature_collection(first, [detection(0.0, 0.0, EARLY)])
+    write_feature_collection(second, [detection(0.0, 0.0, HEALTHY),
+                                      detection(9.0, 9.0, EARLY)])
+    assert run_map(first, '--out', folder / 'map.png') == 0
+    return second, digests(folder)
+
+
 @pytest.fixture(autouse=True)
 def _map_libraries() -> None:
     pytest.importorskip('matplotlib')
@@ -84,12 +95,7 @@ def test_a_failed_write_leaves_all_three_outputs_as_they_were(
 
     from plant_disease_ros.core import map_render
 
-    first, second = tmp_path / 'monday.geojson', tmp_path / 'tuesday.geojson'
-    write_feature_collection(first, [detection(0.0, 0.0, EARLY)])
-    write_feature_collection(second, [detection(0.0, 0.0, HEALTHY),
-                                      detection(9.0, 9.0, EARLY)])
-    assert run_map(first, '--out', tmp_path / 'map.png') == 0
-    before = digests(tmp_path)
+    second, before = monday_drawn_tuesday_written(tmp_path)
 
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, 'No space left on device')
@@ -217,12 +223,7 @@ def test_an_interrupt_before_the_renames_keeps_every_old_output_and_one_during_t
 
     from plant_disease_ros.core import atomic_files
 
-    first, second = tmp_path / 'monday.geojson', tmp_path / 'tuesday.geojson'
-    write_feature_collection(first, [detection(0.0, 0.0, EARLY)])
-    write_feature_collection(second, [detection(0.0, 0.0, HEALTHY),
-                                      detection(9.0, 9.0, EARLY)])
-    assert run_map(first, '--out', tmp_path / 'map.png') == 0
-    before = digests(tmp_path)
+    second, before = monday_drawn_tuesday_written(tmp_path)
     flush = atomic_files._fsync_file
 
     def interrupted_flush(path: Path) -> None:

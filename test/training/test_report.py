@@ -339,6 +339,14 @@ def test_a_replay_folder_shows_each_runs_detections_on_its_recorded_grid(tmp_pat
     assert 'diseased 0.5 m cells</th><td>2 of 3 (grid: disease_map-2_summary.json)' in section
 
 
+def map_section(field: Path, out: Path) -> str:
+    """Return the map section of a report of the maps in ``field``, written to ``out``."""
+    result = build_report(ReportInputs(models_dir=out.parent / 'no_models', run_dir=None,
+                                       map_path=field), out / 'index.html')
+    page = result.path.read_text(encoding='utf-8')
+    return page[page.index('id="map"'):]
+
+
 def test_a_run_cut_off_after_its_last_save_shows_its_records(tmp_path: Path) -> None:
     """The collection (saved at 1 detection) is older than the records (3): the report
     shows the records; a collection saved after its last record is shown as before."""
@@ -358,13 +366,7 @@ def test_a_run_cut_off_after_its_last_save_shows_its_records(tmp_path: Path) -> 
     os.utime(field / 'day.geojson', (1_700_000_000,) * 2)
     os.utime(field / 'day.geojsons', (1_700_000_600,) * 2)
 
-    def shown(out: str) -> str:
-        result = build_report(ReportInputs(models_dir=tmp_path / 'no_models', run_dir=None,
-                                           map_path=field), tmp_path / out / 'index.html')
-        page = result.path.read_text(encoding='utf-8')
-        return page[page.index('id="map"'):]
-
-    section = shown('cut_off')
+    section = map_section(field, tmp_path / 'cut_off')
     assert '<h3>day.geojsons' in section and 'detections</th><td>3' in section
     assert 'unreadable records' not in section
     # A torn last record is counted; a file of zeros is left out with the reason.
@@ -372,14 +374,14 @@ def test_a_run_cut_off_after_its_last_save_shows_its_records(tmp_path: Path) -> 
         handle.write(b'\x1e{"type": "Feat')
     os.utime(field / 'day.geojsons', (1_700_000_600,) * 2)
     (field / 'zeros.geojsons').write_bytes(bytes(8192))
-    section = shown('torn')
+    section = map_section(field, tmp_path / 'torn')
     assert ('unreadable records</th><td>0 skipped, and an incomplete last record'
             in section)
     assert 'zeros.geojsons is left out: it holds no readable detection' in section
     assert '<h3>zeros.geojsons' not in section
     (field / 'zeros.geojsons').unlink()
     os.utime(field / 'day.geojson', (1_700_001_200,) * 2)
-    section = shown('saved')
+    section = map_section(field, tmp_path / 'saved')
     assert '<h3>day.geojson' in section and '<h3>day.geojsons' not in section
     assert 'detections</th><td>1' in section
 
@@ -418,20 +420,14 @@ def test_a_map_picture_older_than_its_run_is_drawn_again(tmp_path: Path) -> None
     os.utime(field / 'day.png', (1_700_000_000,) * 2)
     os.utime(field / 'day.geojson', (1_700_000_600,) * 2)
 
-    def section(out: str) -> str:
-        result = build_report(ReportInputs(models_dir=tmp_path / 'no_models', run_dir=None,
-                                           map_path=field), tmp_path / out / 'index.html')
-        page = result.path.read_text(encoding='utf-8')
-        return page[page.index('id="map"'):]
-
-    stale = section('late')
+    stale = map_section(field, tmp_path / 'late')
     assert 'day.png is older than day.geojson: the map below is drawn from the file' in stale
     assert 'day_map.png' in stale and '>day.png<' not in stale
     os.utime(field / 'day.png', (1_700_001_200,) * 2)  # drawn after the last save
-    fresh = section('fresh')
+    fresh = map_section(field, tmp_path / 'fresh')
     assert 'is older than' not in fresh and 'day_map.png' not in fresh
     assert '>day.png<' in fresh
     # Copied with cp -r: the files of one moment get mtimes in any order, a second apart.
     os.utime(field / 'day.png', (1_700_000_599,) * 2)
-    copied = section('copied')
+    copied = map_section(field, tmp_path / 'copied')
     assert 'is older than' not in copied and '>day.png<' in copied
