@@ -112,8 +112,12 @@ class ImageConversionError(ValueError):
         self.reason = reason
 
 
-def normalize_encoding(encoding: str) -> str:
-    """Return the canonical name of ``encoding`` or raise 'unknown_encoding'."""
+def _camera_encoding_name(encoding: str) -> str:
+    """Return the lower-case, de-aliased name of ``encoding``; refuse a depth encoding.
+
+    Raises 'unknown_encoding' for an encoding of :data:`NOT_CAMERA_ENCODINGS`, whether it
+    comes raw or as the encoding a CompressedImage's format names.
+    """
     name = str(encoding).strip().lower()
     name = ENCODING_ALIASES.get(name, name)
     if name in NOT_CAMERA_ENCODINGS:
@@ -121,6 +125,12 @@ def normalize_encoding(encoding: str) -> str:
             'unknown_encoding',
             f'encoding {encoding!r} is {NOT_CAMERA_ENCODINGS[name]}, not a camera picture; '
             f'supported: {", ".join(SUPPORTED_ENCODINGS)}')
+    return name
+
+
+def normalize_encoding(encoding: str) -> str:
+    """Return the canonical name of ``encoding`` or raise 'unknown_encoding'."""
+    name = _camera_encoding_name(encoding)
     if name not in BYTES_PER_PIXEL:
         raise ImageConversionError(
             'unknown_encoding',
@@ -368,7 +378,10 @@ def compressed_codec(format: str, data: np.ndarray | None = None) -> str:
 
     Understands plain names ('jpeg', 'jpg', 'png') and the image_transport style
     '<encoding>; <codec> compressed <encoding>'. Raises 'unsupported_format' for any
-    other codec (compressedDepth, theora, h264, ...).
+    other codec (compressedDepth, theora, h264, ...), and 'unknown_encoding' when the
+    encoding before the ';' is a depth encoding (16UC1, 32FC1), as :func:`raw_to_rgb`
+    does: image_transport's compressed plugin sends a depth image as a 16-bit PNG, which
+    would decode as a grey picture.
     """
     text = str(format).strip().lower()
     if not text:
@@ -383,7 +396,11 @@ def compressed_codec(format: str, data: np.ndarray | None = None) -> str:
         raise ImageConversionError(
             'unsupported_format', f'unsupported compressed format {format!r} '
             '(compressedDepth is not a colour image)')
-    codec_part = text.split(';', 1)[1] if ';' in text else text
+    codec_part = text
+    if ';' in text:
+        # The encoding as sent, for the message: the same refusal as a raw depth image's.
+        _camera_encoding_name(str(format).split(';', 1)[0].strip())
+        codec_part = text.split(';', 1)[1]
     tokens = codec_part.replace(',', ' ').split()
     for token in tokens:
         if token in ('jpeg', 'jpg'):

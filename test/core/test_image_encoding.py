@@ -356,6 +356,23 @@ def test_depth_images_are_refused_as_depth(encoding: str) -> None:
     assert info.value.reason == 'unknown_encoding'
 
 
+@pytest.mark.parametrize('format', [
+    '16UC1; png compressed 16UC1', '32FC1; png compressed 32FC1',
+    ' 16uc1 ; png compressed 16UC1', '16UC1; jpeg compressed mono8'])
+def test_compressed_depth_images_are_refused_as_raw_ones_are(format: str) -> None:
+    """image_transport's compressed plugin sends a depth map as a 16-bit PNG, a grey one."""
+    millimetres = np.arange(64, dtype=np.uint16).reshape(8, 8) * 300
+    ok, png = cv2.imencode('.png', millimetres)
+    assert ok
+    with pytest.raises(ImageConversionError, match='is a depth image') as info:
+        compressed_to_rgb(png.tobytes(), format)
+    assert info.value.reason == 'unknown_encoding'
+    encoding = format.split(';')[0].strip()
+    assert f'encoding {encoding!r} is a depth image' in str(info.value)
+    # The same payload from a grey 16-bit camera is a picture.
+    assert compressed_to_rgb(png.tobytes(), 'mono16; png compressed mono16').shape == (8, 8, 3)
+
+
 @pytest.mark.parametrize('encoding', [*YUV420_ENCODINGS, *COLOUR16_ENCODINGS])
 def test_huge_claimed_size_is_truncated_before_any_allocation(encoding: str) -> None:
     width, height = 2**31, 2**32 - 2
