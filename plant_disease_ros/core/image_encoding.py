@@ -7,6 +7,7 @@ always a fresh H×W×3 uint8 C-contiguous array that never aliases the caller's 
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import NamedTuple
 
@@ -438,6 +439,10 @@ OpenCV 5.1's cv2.imdecode); past the decoder only the RGB result is full-size.
 
 # JPEG start-of-frame markers: C0..CF except DHT (C4), JPG (C8) and DAC (CC).
 _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# A JPEG marker as libjpeg's reader finds it between segments: the last 0xFF before a byte
+# that is neither another (fill) 0xFF nor the 0x00 of a stuffed 0xFF00. Searched for in C:
+# megabytes of junk between segments must not cost a Python step a byte.
+_JPEG_MARKER = re.compile(rb'\xff[^\x00\xff]')
 # Channels OpenCV decodes each PNG colour type to (IMREAD_UNCHANGED): grey stays one
 # channel, grey + alpha becomes BGRA; RGB and palette become BGRA with a tRNS chunk.
 _PNG_CHANNELS: dict[int, int] = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
@@ -575,12 +580,17 @@ def compressed_grey_kind(data: bytes | np.ndarray) -> str:
         claim = claimed_image(raw)
     except ImageConversionError:
         return ''
+    return _grey_kind(claim, raw[:8])
+
+
+def _grey_kind(claim: ClaimedImage | None, head: bytes) -> str:
+    """Return :func:`compressed_grey_kind` of a payload starting ``head`` that claims ``claim``."""
     if claim is None or not claim.grey:
         return ''
-    return 'grey PNG' if raw.startswith(_PNG_MAGIC) else 'grey JPEG'
+    return 'grey PNG' if head.startswith(_PNG_MAGIC) else 'grey JPEG'
 
 
-def _check_compressed_header(raw: bytes) -> None:
+def _check_compressed_header(raw: bytes) -> ClaimedImage | None:
     """Refuse a payload whose header would make the decoder allocate far beyond its size.
 
     OpenCV trusts the header: a corrupt PNG chunk length or a JPEG frame header claiming
@@ -592,11 +602,11 @@ def _check_compressed_header(raw: bytes) -> None:
     message's ``format`` says (a WebP labelled 'jpeg'), whose headers are not checked
     here. A JPEG is walked as libjpeg reads it (bytes between segments are skipped), and
     one without a frame header is refused, so junk before the frame header cannot hide
-    its size.
+    its size. Returns what the header claims (None for a PNG without IHDR).
     """
     claim = claimed_image(raw)
     if claim is None:
-        return
+        return None
     if claim.pixels > MAX_COMPRESSED_PIXELS:
         raise ImageConversionError(
             'bad_size', f'compressed image claims {claim.width}x{claim.height} pixels, more '
@@ -607,6 +617,7 @@ def _check_compressed_header(raw: bytes) -> None:
             f'{claim.channels} x {8 * claim.sample_bytes}-bit samples, '
             f'{claim.decoded_bytes / 1e6:.0f} MB decoded, more than '
             f'{MAX_DECODED_BYTES / 1e6:.0f} MB')
+    return claim
 
 
 def _jpeg_frame(raw: bytes) -> ClaimedImage | None:
@@ -616,17 +627,13 @@ def _jpeg_frame(raw: bytes) -> ClaimedImage | None:
     skipped (libjpeg warns of "extraneous bytes" and goes on), as are fill bytes (0xFF)
     and a stuffed 0xFF00; a segment with a length is jumped over. OpenCV decodes one
     component as grey and three or four (CMYK) as BGR; a precision above 8 bits (a 12-bit
-    JPEG) as 16-bit samples.
+    JPEG) as 16-bit samples. The bytes between segments are searched for the next marker
+    (in C), not stepped through, so junk padding a frame cannot stall the caller.
     """
     position = 2
-    while position + 2 <= len(raw):
-        if raw[position] != 0xFF:
-            position += 1
-            continue
+    while (found := _JPEG_MARKER.search(raw, position)) is not None:
+        position = found.start()
         marker = raw[position + 1]
-        if marker in (0xFF, 0x00):  # fill byte; 0xFF00 is not a marker
-            position += 1 if marker == 0xFF else 2
-            continue
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
             position += 2
             continue
@@ -691,22 +698,24 @@ def _high_bytes_to_rgb(image: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def check_compressed_payload(data: bytes | np.ndarray) -> None:
+def check_compressed_payload(data: bytes | np.ndarray) -> ClaimedImage | None:
     """Refuse, before decoding, a payload no decoder should be given.
 
     Empty data; a stream that is not JPEG, PNG or BMP; a header claiming more than
     :data:`MAX_COMPRESSED_PIXELS` pixels or :data:`MAX_DECODED_BYTES` decoded bytes
     ('bad_size'), or a PNG chunk longer than the data; a JPEG without an end-of-image
     marker (libjpeg would pad it with grey). Raises :class:`ImageConversionError`.
+    Returns what the header claims (:func:`claimed_image`), walked once here.
     """
     buffer = _as_byte_array(data)
     if buffer.size == 0:
         raise ImageConversionError('empty', 'empty compressed image data')
     raw = buffer.tobytes()  # one copy for both header checks
-    _check_compressed_header(raw)
+    claim = _check_compressed_header(raw)
     if raw.startswith(_JPEG_MAGIC) and not _jpeg_is_complete(raw):
         raise ImageConversionError(
             'decode_failed', f'truncated JPEG: {buffer.size} bytes, no end-of-image marker')
+    return claim
 
 
 def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
@@ -724,9 +733,26 @@ def compressed_to_rgb(data: bytes | np.ndarray, format: str = '',
     :data:`MAX_DECODED_BYTES` decoded. Past the decoder, the only full-size array made is
     the RGB result (and the bands of an alpha blend).
     """
+    return compressed_to_rgb_and_grey_kind(data, format, alpha_background)[0]
+
+
+def compressed_to_rgb_and_grey_kind(
+        data: bytes | np.ndarray, format: str = '',
+        alpha_background: tuple[int, int, int] | None = None) -> tuple[np.ndarray, str]:
+    """Decode as :func:`compressed_to_rgb`; return the RGB and :func:`compressed_grey_kind`.
+
+    The header is walked once for both (a camera frame needs both), and the payload
+    copied once.
+    """
     buffer = _as_byte_array(data)
     codec = compressed_codec(format, buffer)
-    check_compressed_payload(buffer)
+    grey_kind = _grey_kind(check_compressed_payload(buffer), buffer[:8].tobytes())
+    return _decode_to_rgb(buffer, codec, format, alpha_background), grey_kind
+
+
+def _decode_to_rgb(buffer: np.ndarray, codec: str, format: str,
+                   alpha_background: tuple[int, int, int] | None) -> np.ndarray:
+    """Decode a checked payload with OpenCV; return H×W×3 uint8 RGB (see compressed_to_rgb)."""
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     except cv2.error as error:

@@ -42,7 +42,11 @@ from plant_disease_ros.core.image_encoding import compressed_grey_kind, is_grey_
 from plant_disease_ros.core.preprocessing import center_crop, crop_roi
 from plant_disease_ros.core.rate_limiter import RateLimiter
 from plant_disease_ros.core.sequence_gaps import SequenceGaps
-from plant_disease_ros.ros.conversions import compressed_image_to_rgb, image_to_rgb, rgb_to_image
+from plant_disease_ros.ros.conversions import (
+    compressed_image_to_rgb_and_grey_kind,
+    image_to_rgb,
+    rgb_to_image,
+)
 from plant_disease_ros.ros.diagnostics import (
     INPUT_TIMEOUT_S,
     NodeDiagnostics,
@@ -84,6 +88,11 @@ def grey_kind_of_raw(msg: Image) -> str:
 def grey_kind_of_compressed(msg: CompressedImage) -> str:
     """Return 'grey JPEG' or 'grey PNG' for a compressed image that stores no colour, else ''."""
     return compressed_grey_kind(np.frombuffer(msg.data, np.uint8))
+
+
+def raw_image_to_rgb_and_grey_kind(msg: Image) -> tuple[np.ndarray, str]:
+    """Convert a raw image to RGB; return it and :func:`grey_kind_of_raw`."""
+    return image_to_rgb(msg), grey_kind_of_raw(msg)
 
 
 def check_roi(value: Sequence[int]) -> str | None:
@@ -168,12 +177,13 @@ class CameraSubscriberNode(Node):
         self.frames_publisher = self.create_publisher(Image, 'frames', frames_publisher_qos())
         if self.transport == 'raw':
             msg_type, topic = Image, 'image_raw'
-            convert, grey_kind = image_to_rgb, grey_kind_of_raw
+            convert = raw_image_to_rgb_and_grey_kind
         else:
             msg_type, topic = CompressedImage, 'image_raw/compressed'
-            convert, grey_kind = compressed_image_to_rgb, grey_kind_of_compressed
-        self._convert: Callable[[Any], np.ndarray] = convert
-        self._grey_kind_of: Callable[[Any], str] = grey_kind
+            # One header walk gives both the size checks and the grey kind: a JPEG's
+            # header may be padded with megabytes.
+            convert = compressed_image_to_rgb_and_grey_kind
+        self._convert: Callable[[Any], tuple[np.ndarray, str]] = convert
         self.image_subscription = AdaptiveSubscription(
             self, msg_type, topic, self._on_image, reliability=values['qos_reliability'],
             on_change=self._on_qos_change, with_info=True,
@@ -358,9 +368,12 @@ class CameraSubscriberNode(Node):
         self.lost_in_transport += count
         self._update_delivery_values()
 
-    def _note_source_colour(self, msg: Image | CompressedImage) -> None:
-        """Count a frame of a grey camera and warn (throttled); a colour one clears it."""
-        kind = self._grey_kind_of(msg)
+    def _note_source_colour(self, kind: str) -> None:
+        """Count a frame of a grey camera and warn (throttled); a colour one clears it.
+
+        ``kind`` is what says the frame is grey (its raw encoding, 'grey JPEG' or 'grey
+        PNG'), '' for a colour frame.
+        """
         if not kind:
             self._grey_since_colour = 0
             return
@@ -392,7 +405,8 @@ class CameraSubscriberNode(Node):
             return
         start = time.perf_counter()
         try:
-            rgb = self.crop(self._convert(msg))
+            rgb, grey_kind = self._convert(msg)
+            rgb = self.crop(rgb)
         except ValueError as error:
             # Its slot under max_rate_hz goes to the next frame, not lost on a bad one.
             self.rate_limiter.give_back()
@@ -400,7 +414,7 @@ class CameraSubscriberNode(Node):
             self.diagnostics.count_rejected(reason)
             self.warnings.warning(reason, f'rejected image ({reason}): {error}')
             return
-        self._note_source_colour(msg)
+        self._note_source_colour(grey_kind)
         if self.frames_publisher.get_subscription_count() > 0 or not self._frame_listeners:
             self.frames_publisher.publish(rgb_to_image(rgb, msg.header))
         for listener in self._frame_listeners:

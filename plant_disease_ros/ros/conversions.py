@@ -19,14 +19,19 @@ from std_msgs.msg import Header, String
 
 from plant_disease_ros.core.classifier import Classification
 from plant_disease_ros.core.fix_buffer import fix_rejection_reason, GeoFix, UNSTAMPED_REASON
-from plant_disease_ros.core.image_encoding import compressed_to_rgb, raw_to_rgb, rgb_to_raw
+from plant_disease_ros.core.image_encoding import (
+    compressed_to_rgb,
+    compressed_to_rgb_and_grey_kind,
+    raw_to_rgb,
+    rgb_to_raw,
+)
 from plant_disease_ros.core.motion_blur import MotionBlur
 from plant_disease_ros.core.outcome import frame_outcome, FrameOutcome
 
 __all__ = [
     'classification_to_dict', 'classification_to_json', 'classification_to_string',
-    'compressed_image_to_rgb', 'copy_header', 'display_label', 'feature_to_string',
-    'fix_rejection_hint',
+    'compressed_image_to_rgb', 'compressed_image_to_rgb_and_grey_kind', 'copy_header',
+    'display_label', 'feature_to_string', 'fix_rejection_hint',
     'geofix_to_navsatfix', 'header_to_dict', 'horizontal_accuracy_m', 'image_to_rgb',
     'is_unstamped', 'navsatfix_to_geofix', 'rgb_to_image', 'seconds_to_stamp',
     'stamp_to_seconds',
@@ -60,6 +65,17 @@ def compressed_image_to_rgb(msg: CompressedImage) -> np.ndarray:
     Raises ``ImageConversionError`` (with ``reason``) when it cannot be decoded.
     """
     return compressed_to_rgb(_byte_view(msg.data), msg.format)
+
+
+def compressed_image_to_rgb_and_grey_kind(msg: CompressedImage) -> tuple[np.ndarray, str]:
+    """Decode a sensor_msgs/CompressedImage; return the RGB and whether it stores no colour.
+
+    The kind is 'grey JPEG', 'grey PNG' or '' (see
+    :func:`~plant_disease_ros.core.image_encoding.compressed_grey_kind`), read from the
+    header walked for the decode. Raises ``ImageConversionError`` as
+    :func:`compressed_image_to_rgb` does.
+    """
+    return compressed_to_rgb_and_grey_kind(_byte_view(msg.data), msg.format)
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header, encoding: str = 'rgb8') -> Image:
