@@ -9,7 +9,7 @@ the rename survives a power cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 import fcntl
 import hashlib
@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 import re
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -111,6 +112,42 @@ def replacing_together(*paths: str | Path) -> Iterator[list[Path]]:
         raise
     for folder in {target.parent for target in targets}:
         fsync_directory(folder)
+
+
+@contextmanager
+def replacing_set(folder: str | Path, last: str,
+                  removed: Iterable[str] = ()) -> Iterator[Path]:
+    """Give an empty staging folder; on a clean exit its files replace ``folder``'s together.
+
+    For the files that one run writes into ``folder`` (an evaluation's report and its
+    pictures): each is written into the staging folder (inside ``folder``) under its own
+    name. On a clean exit they are moved into ``folder`` with :func:`replacing_together`,
+    ``last`` (the file that says the set is whole: ``evaluation.json``) after every other,
+    and the old ``last`` is removed before the first is moved: however the moves are cut
+    short, ``folder`` never holds a ``last`` beside files of another set (a failure while
+    moving leaves no ``last``: no set). ``removed``: names of an earlier set's files that
+    this one need not write (``mistakes_lab.png``); those it did not write are removed
+    with the old ``last``. On an exception before the moves the staging folder is removed
+    and ``folder`` left as it was.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f'.{last}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
+    staging.mkdir()
+    try:
+        yield staging
+        others = sorted(entry.name for entry in staging.iterdir()
+                        if entry.is_file() and entry.name != last)
+        names = others + ([last] if (staging / last).is_file() else [])
+        with replacing_together(*(folder / name for name in names)) as temporaries:
+            for name, temporary in zip(names, temporaries, strict=True):
+                os.replace(staging / name, temporary)
+            # The old last first: from here on the folder holds no whole set until the
+            # new last is moved in, after every other file.
+            for name in [last, *(name for name in removed if name not in others)]:
+                (folder / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class _HeldSignals:

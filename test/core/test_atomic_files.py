@@ -9,7 +9,13 @@ import sys
 
 import pytest
 
-from plant_disease_ros.core.atomic_files import replacing, write_bytes_atomic, write_text_atomic
+from plant_disease_ros.core import atomic_files
+from plant_disease_ros.core.atomic_files import (
+    replacing,
+    replacing_set,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 
 
 def test_a_write_replaces_the_file_and_leaves_nothing_beside_it(tmp_path: Path) -> None:
@@ -49,3 +55,51 @@ def test_a_file_size_limit_midway_keeps_the_old_file(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ['comparison.json']
     write_bytes_atomic(target, b'x' * 100_000)  # without the limit it goes through
     assert target.stat().st_size == 100_000
+
+
+def earlier_set(folder: Path) -> dict[str, bytes]:
+    """Write an earlier evaluation's files (and a file of no evaluation) into ``folder``."""
+    files = {'evaluation.json': b'{"old": 1}', 'predictions.csv': b'old rows',
+             'mistakes_lab.png': b'old mistakes', 'mistakes_field.png': b'old too',
+             'notes.txt': b'mine'}
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def test_a_set_replaces_the_earlier_one_with_its_last_file_moved_in_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / 'eval'
+    earlier_set(folder)
+    moved = []
+    replace = os.replace
+
+    def recording(source: Path, target: Path) -> None:
+        if not Path(target).name.startswith('.'):  # a move in, not into a temporary
+            moved.append((Path(target).name, (folder / 'evaluation.json').exists()))
+        replace(source, target)
+
+    monkeypatch.setattr(atomic_files.os, 'replace', recording)
+    with replacing_set(folder, 'evaluation.json',
+                       removed=['mistakes_lab.png', 'mistakes_field.png']) as staging:
+        assert staging.parent == folder and not any(staging.iterdir())
+        (staging / 'evaluation.json').write_bytes(b'{"new": 1}')
+        (staging / 'predictions.csv').write_bytes(b'new rows')
+        (staging / 'mistakes_field.png').write_bytes(b'new mistakes')
+    # No old evaluation.json beside a new file at any moment; the new one last.
+    assert moved == [('mistakes_field.png', False), ('predictions.csv', False),
+                     ('evaluation.json', False)]
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == {
+        'evaluation.json': b'{"new": 1}', 'predictions.csv': b'new rows',
+        'mistakes_field.png': b'new mistakes', 'notes.txt': b'mine'}
+
+
+def test_a_set_that_fails_leaves_the_earlier_one_whole(tmp_path: Path) -> None:
+    folder = tmp_path / 'eval'
+    files = earlier_set(folder)
+    with pytest.raises(OSError, match='No space left'):
+        with replacing_set(folder, 'evaluation.json', removed=['mistakes_lab.png']) as staging:
+            (staging / 'predictions.csv').write_bytes(b'new rows')
+            raise OSError(28, 'No space left on device')
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == files
