@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from plant_disease_ros.core.atomic_files import sha256_of
+from plant_disease_ros.core.atomic_files import replacing_set, sha256_of
 from plant_disease_ros.core.classifier import ClassifierOptions, DiseaseClassifier
 from plant_disease_ros.core.crops import DEFAULT_OTHER_CROPS_WEIGHT
 from plant_disease_ros.core.preprocessing import pose_views
@@ -144,15 +144,20 @@ def manifest_record(path: str | os.PathLike | None) -> dict | None:
 def evaluate(options: EvaluationOptions) -> dict:
     """Run the evaluation, write its files and return the report as a dict.
 
-    Raises :class:`DatasetError`, before writing anything, when no photo is readable.
+    Raises :class:`DatasetError`, before writing anything, when no photo is readable or
+    the ``--keras`` model is missing (checked before any photo is scored). The files of one
+    evaluation replace those of an earlier one in ``out_dir`` together
+    (:func:`~plant_disease_ros.core.atomic_files.replacing_set`): an evaluation that fails
+    leaves the earlier one whole, ``evaluation.json`` moved in last.
     """
     out_dir = Path(options.out_dir)
     classifier = DiseaseClassifier.create_from_options(ClassifierOptions(
         model_path=options.model_path, labels_path=options.labels_path,
         num_threads=options.num_threads, poses=options.poses))
+    keras_model = load_keras_model(options.keras_model) if options.keras_model else None
     if options.field_split:
         out_dir.mkdir(parents=True, exist_ok=True)
-        return evaluate_domains(options, classifier)
+        return evaluate_domains(options, classifier, keras_model)
     labels = list(classifier.labels)
     crops = check_crops_option(options.crops, labels, options.other_crops_weight)
     root, classes, files = select_files(options)
@@ -184,7 +189,11 @@ def evaluate(options: EvaluationOptions) -> dict:
                                 other_crops_weight=options.other_crops_weight)
     predicted = scores.argmax(axis=1)
     matrix = confusion_matrix(truth, predicted, len(labels))
-    report_rows = per_class_report(matrix, labels)
+    # The classes with photos or predictions: a label the model never gave to one of
+    # these photos, and that none of them has, tells nothing (as in a field evaluation).
+    report_rows = [row for row, predicted_count in zip(per_class_report(matrix, labels),
+                                                       matrix.sum(axis=0), strict=True)
+                   if row['support'] or predicted_count]
     from plant_disease_ros.training.field_evaluate import (
         DomainFrames,
         prediction_rows,
@@ -226,6 +235,8 @@ def evaluate(options: EvaluationOptions) -> dict:
         # Photos the nodes' vegetation gate would stop (published no_leaf); None: gate off.
         'stopped_by_gate': (None if gate_passed is None
                             else int(np.count_nonzero(~gate_passed))),
+        # Whether the published outcomes count the gate (compare names a difference).
+        'vegetation_gate': options.vegetation_gate,
         'crops': crops,
         'other_crops_weight': options.other_crops_weight,
         'poses': classifier.poses,
@@ -249,9 +260,9 @@ def evaluate(options: EvaluationOptions) -> dict:
         'latency_ms': latency_summary(invoke_ms, total_ms, options.num_threads),
         'machine': machine_description(),
     }
-    if options.keras_model:
+    if keras_model is not None:
         float_scores = scores_given_crops(
-            keras_scores(options.keras_model, images, classifier.poses), truth, labels,
+            keras_scores(keras_model, images, classifier.poses), truth, labels,
             crops, other_crops_weight=options.other_crops_weight)
         float_predicted = float_scores.argmax(axis=1)
         float_top1 = top_k_accuracy(float_scores, truth, 1)
@@ -261,16 +272,17 @@ def evaluate(options: EvaluationOptions) -> dict:
             'top3': top_k_accuracy(float_scores, truth, 3),
         }
         report['int8_float_agreement'] = float(np.mean(float_predicted == predicted))
-    plot_confusion_matrix(matrix, labels, out_dir / 'confusion_matrix.png',
-                          title=f'int8 model, {report["split"]} photos: top-1 '
-                                f'{100 * report["int8"]["top1"]:.2f} %')
-    with open(out_dir / 'per_class.csv', 'w', newline='') as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(report_rows[0]))
-        writer.writeheader()
-        writer.writerows(report_rows)
-    np.save(out_dir / 'confusion_matrix.npy', matrix)
-    write_predictions(out_dir / 'predictions.csv', rows)
-    (out_dir / 'evaluation.json').write_text(json.dumps(report, indent=1) + '\n')
+    with replacing_set(out_dir, 'evaluation.json') as staging:
+        plot_confusion_matrix(matrix, labels, staging / 'confusion_matrix.png',
+                              title=f'int8 model, {report["split"]} photos: top-1 '
+                                    f'{100 * report["int8"]["top1"]:.2f} %')
+        with open(staging / 'per_class.csv', 'w', newline='') as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(report_rows[0]))
+            writer.writeheader()
+            writer.writerows(report_rows)
+        np.save(staging / 'confusion_matrix.npy', matrix)
+        write_predictions(staging / 'predictions.csv', rows)
+        (staging / 'evaluation.json').write_text(json.dumps(report, indent=1) + '\n')
     return report
 
 
@@ -303,17 +315,23 @@ def latency_summary(invoke_ms: np.ndarray, total_ms: np.ndarray, threads: int) -
     }
 
 
-def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) -> dict:
-    """Evaluate every domain of a field split manifest; write and return the report."""
+def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier,
+                     keras_model: object | None = None) -> dict:
+    """Evaluate every domain of a field split manifest; write and return the report.
+
+    ``keras_model``: the loaded ``--keras`` model (:func:`load_keras_model`), also scored.
+    """
     from plant_disease_ros.training.field_data import NO_LEAF, read_field_split
     from plant_disease_ros.training.field_evaluate import (
+        checked_lab_split,
         domain_frames,
         write_domain_outputs,
         write_json,
     )
 
     out_dir = Path(options.out_dir)
-    labels = list(read_field_split(options.field_split)['labels'])
+    field_manifest = read_field_split(options.field_split)
+    labels = list(field_manifest['labels'])
     model_labels = list(classifier.labels)
     # A lab model without ``no_leaf`` is scored with a zero ``no_leaf`` column: the
     # baseline a field-fit model is compared against.
@@ -326,12 +344,20 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     height, width = classifier.input_size
     if height != width:
         raise DatasetError(f'evaluation expects a square model input, got {height}x{width}')
+    # Checked before any photo is decoded: the lab photos are this split's.
+    lab_split = checked_lab_split(field_manifest, options.field_split,
+                                  options.split_manifest)
     domains = domain_frames(options.field_split, labels, height, part=options.split,
-                            lab_data=options.data_dir, lab_split=options.split_manifest,
+                            lab_data=options.data_dir, lab_split=str(lab_split),
                             cache_dir=options.cache_dir,
                             synthetic_per_kind=options.synthetic_per_kind,
                             camera=options.camera, field_data=options.field_data,
                             negatives=options.negatives)
+    for frames in domains:
+        if frames.unreadable:
+            print(f'{frames.name}: ' + describe_unreadable(
+                frames.unreadable, f'{out_dir / "evaluation.json"}'), file=sys.stderr,
+                flush=True)
     scores, invoke, total = {}, [], []
     for frames in domains:
         domain_scores, invoke_ms, total_ms = int8_scores(classifier, frames.images)
@@ -346,52 +372,87 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier) 
     through_nodes = None
     if options.through_nodes:
         through_nodes = score_through_nodes(options, domains, scores, model_labels, labels)
-    reports = write_domain_outputs(domains, scores, labels, out_dir, options.score_threshold)
-    if through_nodes is not None:
-        for name, agreed in through_nodes.pop('agreement').items():
-            reports[name]['through_nodes'] = agreed
-    report = {
-        # Resolved: the same file typed two ways is one model (compare checks the sha256).
-        'model': str(Path(options.model_path).resolve()),
-        'model_bytes': Path(options.model_path).stat().st_size,
-        # Which model it was, whatever its path: two evaluations can be told to be of one.
-        'model_sha256': sha256_of(options.model_path),
-        'backend': classifier.model.backend,
-        'labels': labels,
-        'model_has_no_leaf': not padded,
-        'split': options.split,
-        'field_split': str(options.field_split),
-        'score_threshold': options.score_threshold,
-        'seen_as': seen_as(options),
-        # The same, field by field (None: photos shrunk straight to the input size).
-        'camera': dataclasses.asdict(options.camera) if options.camera else None,
-        'through_nodes': through_nodes,
-        'crops': crops,
-        'other_crops_weight': options.other_crops_weight,
-        'poses': classifier.poses,
-        'photos': int(sum(len(frames.truth) for frames in domains)),
-        'domains': reports,
-        'latency_ms': latency_summary(np.concatenate(invoke), np.concatenate(total),
-                                      options.num_threads),
-        'machine': machine_description(),
-    }
-    if options.keras_model:
-        everything = np.concatenate([frames.images for frames in domains])
-        float_scores = keras_scores(options.keras_model, everything,
-                                    classifier.poses)
-        if padded:
-            float_scores = np.pad(float_scores, ((0, 0), (0, 1)))
-        start = 0
-        for frames in domains:
-            part = scores_given_crops(float_scores[start:start + len(frames.images)],
-                                      frames.truth, labels, crops, frames.negative,
-                                      options.other_crops_weight)
-            start += len(frames.images)
-            reports[frames.name]['float_top1'] = top_k_accuracy(part, frames.truth, 1)
-            reports[frames.name]['int8_float_agreement'] = float(np.mean(
-                part.argmax(axis=1) == scores[frames.name].argmax(axis=1)))
-    write_json(out_dir / 'evaluation.json', report)
+    float_figures = (float_domain_figures(keras_model, domains, scores, classifier.poses,
+                                          padded, labels, crops, options.other_crops_weight)
+                     if keras_model is not None else {})
+    # The files of this evaluation replace an earlier one's together, evaluation.json last.
+    with replacing_set(out_dir, 'evaluation.json',
+                       removed=[f'mistakes_{frames.name}.png' for frames in domains]
+                       ) as staging:
+        reports = write_domain_outputs(domains, scores, labels, staging,
+                                       options.score_threshold, options.split)
+        if through_nodes is not None:
+            for name, agreed in through_nodes.pop('agreement').items():
+                reports[name]['through_nodes'] = agreed
+        for name, figures in float_figures.items():
+            reports[name].update(figures)
+        report = {
+            # Resolved: the same file typed two ways is one model (compare checks the
+            # sha256).
+            'model': str(Path(options.model_path).resolve()),
+            'model_bytes': Path(options.model_path).stat().st_size,
+            # Which model it was, whatever its path: two evaluations can be told to be of
+            # one.
+            'model_sha256': sha256_of(options.model_path),
+            'backend': classifier.model.backend,
+            'labels': labels,
+            'model_has_no_leaf': not padded,
+            'split': options.split,
+            'field_split': str(options.field_split),
+            # The lab split whose part was scored (checked against the field split's).
+            'lab_split': manifest_record(lab_split),
+            'score_threshold': options.score_threshold,
+            'seen_as': seen_as(options),
+            'vegetation_gate': vegetation_gate(options),
+            # The same, field by field (None: photos shrunk straight to the input size).
+            'camera': dataclasses.asdict(options.camera) if options.camera else None,
+            'through_nodes': through_nodes,
+            'crops': crops,
+            'other_crops_weight': options.other_crops_weight,
+            'poses': classifier.poses,
+            'photos': int(sum(len(frames.truth) for frames in domains)),
+            'domains': reports,
+            'latency_ms': latency_summary(np.concatenate(invoke), np.concatenate(total),
+                                          options.num_threads),
+            'machine': machine_description(),
+        }
+        write_json(staging / 'evaluation.json', report)
     return report
+
+
+def float_domain_figures(keras_model: object, domains: list, scores: dict[str, np.ndarray],
+                         poses: int, padded: bool, labels: list[str], crops: object,
+                         other_crops_weight: float) -> dict[str, dict]:
+    """Return each domain's float top-1 and int8/float agreement, by domain name."""
+    everything = np.concatenate([frames.images for frames in domains])
+    float_scores = keras_scores(keras_model, everything, poses)
+    if padded:
+        float_scores = np.pad(float_scores, ((0, 0), (0, 1)))
+    figures = {}
+    start = 0
+    for frames in domains:
+        part = scores_given_crops(float_scores[start:start + len(frames.images)],
+                                  frames.truth, labels, crops, frames.negative,
+                                  other_crops_weight)
+        start += len(frames.images)
+        figures[frames.name] = {
+            'float_top1': top_k_accuracy(part, frames.truth, 1),
+            'int8_float_agreement': float(np.mean(
+                part.argmax(axis=1) == scores[frames.name].argmax(axis=1))),
+        }
+    return figures
+
+
+def vegetation_gate(options: EvaluationOptions) -> bool | None:
+    """Return whether the nodes' vegetation gate decided what a field evaluation counts.
+
+    Camera frames pass it unless ``--no-vegetation-gate``. None where it does not apply
+    or is not known here: photos shrunk straight to the input pass no gate (``seen_as``
+    says so), and through the nodes their parameters decide (``through_nodes``).
+    """
+    if options.camera is None or options.through_nodes:
+        return None
+    return bool(options.camera.vegetation_gate)
 
 
 def seen_as(options: EvaluationOptions) -> str:
@@ -464,16 +525,29 @@ def score_through_nodes(options: EvaluationOptions, domains: list, scores: dict,
     }
 
 
-def keras_scores(model_path: str, images: np.ndarray, poses: int = 1,
+def load_keras_model(model_path: str | os.PathLike) -> object:
+    """Load the float Keras model of ``--keras``; DatasetError when the file is missing.
+
+    Loaded before any photo is scored, so that a wrong path fails at once, not after the
+    int8 model has scored every photo.
+    """
+    if not Path(model_path).exists():
+        raise DatasetError(f'float Keras model {model_path} (--keras) not found')
+    import tensorflow as tf
+
+    return tf.keras.models.load_model(str(model_path), compile=False)
+
+
+def keras_scores(model: object, images: np.ndarray, poses: int = 1,
                  batch_size: int = 128) -> np.ndarray:
     """Return the float Keras model's probabilities for uint8 images.
 
-    With ``poses`` above 1, the mean over that many right-angle poses of each image, as
-    the classifier's ``poses`` averages them.
+    ``model``: a loaded Keras model, or the path of one. With ``poses`` above 1, the mean
+    over that many right-angle poses of each image, as the classifier's ``poses`` averages
+    them.
     """
-    import tensorflow as tf
-
-    model = tf.keras.models.load_model(model_path, compile=False)
+    if isinstance(model, (str, os.PathLike)):
+        model = load_keras_model(model)
     print(f'float model on {len(images)} photos...', file=sys.stderr)
     return np.mean([model.predict(np.asarray(view, np.float32), batch_size=batch_size,
                                   verbose=0)

@@ -14,14 +14,16 @@ top-1 and rejection share), ``confusion_<domain>.png``, ``reliability.png``,
 ``thresholds.png`` (what each ``score_threshold`` would reject and let onto the map, per
 domain: for choosing the threshold of a field), ``mistakes_<domain>.png`` (the frames that
 put a wrong point on the map with the highest scores) and ``predictions.csv`` (a row per
-frame).
+frame). The lab split must be the one the field split was made with (its SHA-256 is
+checked); photos that cannot be read are left out and named, per domain, in
+``evaluation.json`` (``unreadable``, ``unreadable_reasons``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import functools
 import json
 import os
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from plant_disease_ros.core.atomic_files import sha256_of
 from plant_disease_ros.training.calibration import (
     expected_calibration_error,
     plot_reliability,
@@ -46,6 +49,7 @@ from plant_disease_ros.training.dataset import (
     load_images,
     print_progress,
     read_manifest,
+    unreadable_reasons,
 )
 from plant_disease_ros.training.field_data import (
     domain_files,
@@ -91,6 +95,9 @@ class DomainFrames:
     # Seen as camera frames: yields each frame whole, as a camera sends it, in order (for
     # an evaluation through the nodes themselves); None: photos shrunk to the input.
     camera_frames: Callable[[], Iterator[np.ndarray]] | None = None
+    # The photos of the part that could not be read (left out of the frames), by their
+    # path under the domain folder, with the reason.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def names(self) -> list[str]:
         """Return every frame's name (its numbers when the frames were not named)."""
@@ -157,6 +164,25 @@ def domain_root(manifest: dict, name: str, manifest_path: str | os.PathLike,
     return root
 
 
+def checked_lab_split(manifest: dict, field_split: str | os.PathLike,
+                      lab_split: str | os.PathLike | None = None) -> Path:
+    """Return the lab split of a field split: ``lab_split``, or the one it names.
+
+    DatasetError when its SHA-256 is not the one the field split recorded
+    (:func:`~plant_disease_ros.training.field_data.make_field_split`): the field-fit model
+    trained on that split's training photos, and another split's test part may hold them.
+    """
+    path = Path(lab_split) if lab_split else resolve_lab_split(manifest, field_split)
+    named, recorded = manifest['lab_split']['path'], manifest['lab_split'].get('sha256')
+    digest = sha256_of(path)
+    if recorded and digest != recorded:
+        raise DatasetError(
+            f'lab split {path} (sha256 {digest[:12]}) is not the {named} that {field_split} '
+            f'was made with (sha256 {recorded[:12]}): its photos may be ones the model '
+            'trained on; pass that split as --split-manifest')
+    return path
+
+
 def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str = 'test',
                   lab_data: str | None = None, lab_split: str | None = None,
                   cache_dir: str | None = None, synthetic_per_kind: int = 25,
@@ -166,7 +192,10 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
 
     Photo folders: ``lab_data``, ``field_data/<domain>`` and ``negatives`` where given,
     else each manifest's own (:func:`resolve_root`); DatasetError names a folder that
-    does not exist, or a domain none of whose photos can be read. With ``camera`` every
+    does not exist, a domain none of whose photos can be read, or a lab split that is not
+    the one ``field_split`` was made with (:func:`checked_lab_split`); the photos that
+    cannot be read are left out, named with the reason in each domain's ``unreadable``.
+    With ``camera`` every
     photo (and synthetic frame) is shown as a camera frame and goes through the nodes'
     crop, vegetation gate and resize (:mod:`camera_frames`) instead of being shrunk
     straight to ``size``; nothing is cached then.
@@ -174,7 +203,7 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
     manifest = read_field_split(field_split)
     if list(manifest['labels']) != list(labels):
         raise DatasetError(f'the labels of {field_split} differ from the model labels')
-    lab_split = lab_split or resolve_lab_split(manifest, field_split)
+    lab_split = checked_lab_split(manifest, field_split, lab_split)
     lab_manifest = read_manifest(lab_split)
     root, files = lab_files(lab_manifest, labels, part, root=lab_data)
     if not lab_data:
@@ -200,6 +229,7 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
             raise DatasetError(f'{name}: none of the {len(files)} {part} photos under {root} '
                                'can be read')
         names = [path for path, _ in files]
+        reasons = unreadable_reasons(root, unreadable) if unreadable else {}
         if unreadable:
             keep = [item[0] not in set(unreadable) for item in files]
             kinds = [kind for kind, kept in zip(kinds, keep, strict=True) if kept] \
@@ -210,7 +240,7 @@ def domain_frames(field_split: str, labels: Sequence[str], size: int, part: str 
         if camera is not None:
             source = functools.partial(photo_frames, root, list(names), camera)
         domains.append(DomainFrames(name, images, truth.astype(np.int64), negative, groups,
-                                    passed, names, source))
+                                    passed, names, source, reasons))
     if synthetic_per_kind > 0:
         offset = SYNTHETIC_TEST_SEED_OFFSET if part == 'test' else SYNTHETIC_TEST_SEED_OFFSET // 2
         frames, kinds = synthetic_set(int(manifest['seed']) + offset, size, synthetic_per_kind)
@@ -259,6 +289,9 @@ def domain_report(scores: np.ndarray, frames: DomainFrames, labels: Sequence[str
             top_k_accuracy(scores, frames.truth, 1))
     report = {
         'photos': int(len(frames.truth)),
+        # Photos of the part left out because they cannot be read, and why.
+        'unreadable': list(frames.unreadable),
+        'unreadable_reasons': dict(frames.unreadable),
         'negative': frames.negative,
         'top1': top1,
         # Wilson 95 % interval: what the same model would likely score on other photos
@@ -475,13 +508,14 @@ def _counts(names: Sequence[str]) -> dict[str, int]:
 
 def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.ndarray],
                          labels: Sequence[str], out_dir: Path,
-                         score_threshold: float) -> dict[str, dict]:
+                         score_threshold: float, split: str = 'test') -> dict[str, dict]:
     """Compute every domain's report; draw its pictures; write ``predictions.csv``.
 
     The pictures: a confusion matrix per domain, the most confident mistakes per domain
-    (``mistakes_<domain>.png``, where there are any), the reliability plot and the
-    threshold sweep. ``predictions.csv`` has a row per frame (:func:`prediction_rows`), for finding
-    the photos a model gets wrong and for ``plant-disease compare``.
+    (``mistakes_<domain>.png``, where there are any), the reliability plot (its title
+    names the ``split`` of the frames) and the threshold sweep. ``predictions.csv`` has a
+    row per frame (:func:`prediction_rows`), for finding the photos a model gets wrong and
+    for ``plant-disease compare``.
     """
     reports: dict[str, dict] = {}
     curves = {}
@@ -518,7 +552,7 @@ def write_domain_outputs(domains: Sequence[DomainFrames], scores: dict[str, np.n
                                         f'{100 * report["rejected"]:.1f} % rejected')
         report['confusion_png'] = path.name
     plot_reliability(curves, out_dir / 'reliability.png',
-                     title='Reliability of the int8 top-1 score, test photos')
+                     title=f'Reliability of the int8 top-1 score, {split} photos')
     plot_threshold_sweep(reports, out_dir / 'thresholds.png', score_threshold)
     write_predictions(out_dir / 'predictions.csv', predictions)
     return reports

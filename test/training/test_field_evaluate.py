@@ -298,3 +298,33 @@ def test_the_most_confident_mistakes_are_drawn_per_domain(tmp_path: Path) -> Non
     assert (tmp_path / 'mistakes_field.png').read_bytes()[:4] == b'\x89PNG'
     # No mistake, no picture (and none left over from an earlier evaluation).
     assert reports['lab']['mistakes_png'] is None and not stale.exists()
+
+
+def test_the_reliability_title_names_the_split(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """It said 'test photos' whatever the split (a --split val evaluation too)."""
+    from plant_disease_ros.training import field_evaluate
+
+    titles = []
+    plot_reliability = field_evaluate.plot_reliability
+
+    def recording(curves: dict, path: Path, title: str) -> Path:
+        titles.append(title)
+        return plot_reliability(curves, path, title=title)
+
+    monkeypatch.setattr(field_evaluate, 'plot_reliability', recording)
+    domains = [frames('lab', [0, 1, 2])]
+    scores = {'lab': np.random.default_rng(0).dirichlet(np.ones(4), 3)}
+    write_domain_outputs(domains, scores, LABELS, tmp_path, 0.5, split='val')
+    write_domain_outputs(domains, scores, LABELS, tmp_path, 0.5)
+    assert titles == ['Reliability of the int8 top-1 score, val photos',
+                      'Reliability of the int8 top-1 score, test photos']
+
+
+def test_unreadable_photos_of_a_domain_are_in_its_report() -> None:
+    leaves = frames('field', [0, 1])
+    assert domain_report(np.eye(4)[[0, 1]], leaves, LABELS)['unreadable'] == []
+    leaves.unreadable = {'B/gone.jpg': 'B/gone.jpg: no such file'}
+    report = domain_report(np.eye(4)[[0, 1]], leaves, LABELS)
+    assert report['unreadable'] == ['B/gone.jpg']
+    assert report['unreadable_reasons'] == {'B/gone.jpg': 'B/gone.jpg: no such file'}

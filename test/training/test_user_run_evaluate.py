@@ -7,6 +7,7 @@ a field evaluation records each domain's (``top1_interval``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from pathlib import Path
@@ -127,3 +128,52 @@ def test_a_folder_of_one_class_is_evaluated_and_an_unknown_class_named(
     assert main(command) == 2
     assert capsys.readouterr().err.strip().endswith(
         'dataset classes not among the model labels: Tomato___unknown')
+
+
+def test_only_classes_with_photos_or_predictions_are_listed(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Every model label was listed, one with no photo and no prediction as 0.000 rows."""
+    require_shipped_model()
+    data = one_photo_a_class(tmp_path / 'photos')
+    out = tmp_path / 'eval'
+    assert main(['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+                 '--data', str(data), '--out', str(out), '--cache-dir', '', '--threads', '1',
+                 '--no-vegetation-gate']) == 0
+    report = json.loads((out / 'evaluation.json').read_text())
+    with open(out / 'predictions.csv', newline='') as handle:
+        predicted = {row['label'] for row in csv.DictReader(handle)}
+    listed = [row['class'] for row in report['per_class']]
+    assert set(listed) == set(CLASSES) | predicted
+    assert len(listed) < len(LABELS_PATH.read_text().split())
+    with open(out / 'per_class.csv', newline='') as handle:
+        assert [row['class'] for row in csv.DictReader(handle)] == listed
+    table = capsys.readouterr().out
+    for label in set(LABELS_PATH.read_text().split()) - set(listed):
+        assert f'\n{label} ' not in table
+
+
+def test_the_vegetation_gate_is_recorded(tmp_path: Path) -> None:
+    """compare names a difference in it (two evaluations differing only in the gate)."""
+    require_shipped_model()
+    data = one_photo_a_class(tmp_path / 'photos')
+    command = ['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+               '--data', str(data), '--cache-dir', '', '--threads', '1']
+    assert main([*command, '--out', str(tmp_path / 'on')]) == 0
+    assert main([*command, '--out', str(tmp_path / 'off'), '--no-vegetation-gate']) == 0
+    gates = [json.loads((tmp_path / name / 'evaluation.json').read_text())['vegetation_gate']
+             for name in ('on', 'off')]
+    assert gates == [True, False]
+
+
+def test_a_missing_keras_model_fails_before_any_photo_is_scored(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    require_shipped_model()
+    data = one_photo_a_class(tmp_path / 'photos')
+    missing = tmp_path / 'no_such.keras'
+    assert main(['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+                 '--data', str(data), '--out', str(tmp_path / 'eval'), '--cache-dir', '',
+                 '--threads', '1', '--keras', str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert error.strip().endswith(f'float Keras model {missing} (--keras) not found')
+    assert 'int8 inference' not in error
+    assert not (tmp_path / 'eval').exists()
