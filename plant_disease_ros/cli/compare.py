@@ -38,14 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compare, print the table and write the files; return 0."""
+    """Compare, write the files, then print the table; return 0.
+
+    The files first: a reader that stops early (``compare A B | head -3``) closes the pipe,
+    and printing then fails, but the comparison is written by then.
+    """
     result = compare_evaluations(read_evaluation(args.base), read_evaluation(args.new),
                                  alpha=args.alpha,
                                  names=tuple(args.names) if args.names else None)
-    print(format_comparison(result))
     out_dir = free_output_folder(args.out)
+    written = write_comparison(result, out_dir)
+    print(format_comparison(result))
     if out_dir != Path(args.out):
         print(f'{args.out} holds an earlier comparison: kept; this one goes to {out_dir}')
-    written = write_comparison(result, out_dir)
     print('written: ' + ', '.join(str(path) for path in written))
     return 0

@@ -31,7 +31,10 @@ from plant_disease_ros.training.metrics import mcnemar_exact_p, wilson_interval
 # The evaluation settings that decide what a figure means; the comparison lists those
 # that differ, so that "model A against model B" is not mistaken for "A with 4 poses".
 SETTINGS = ('model', 'split', 'seen_as', 'score_threshold', 'crops', 'other_crops_weight',
-            'poses')
+            'poses', 'vegetation_gate')
+# Settings recorded only by later evaluations: missing (or None) in either is unknown, not
+# a difference.
+LATER_SETTINGS = frozenset({'vegetation_gate'})
 DEFAULT_ALPHA = 0.05
 # What evaluations of the same camera frames share, whatever their motion blur.
 FRAME_SETTINGS = ('split', 'field_split', 'score_threshold', 'crops', 'other_crops_weight',
@@ -281,7 +284,9 @@ def compare_evaluations(base: Evaluation, new: Evaluation,
         raise ComparisonError(f'{base.folder} and {new.folder} share no domain: nothing to '
                               'compare')
     settings = {key: [base.report.get(key), new.report.get(key)] for key in SETTINGS
-                if key != 'model' and base.report.get(key) != new.report.get(key)}
+                if key != 'model' and base.report.get(key) != new.report.get(key)
+                and not (key in LATER_SETTINGS
+                         and None in (base.report.get(key), new.report.get(key)))}
     models = differing_models(base.report, new.report)
     if models:
         settings = {'model': models, **settings}

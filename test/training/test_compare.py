@@ -222,3 +222,17 @@ def test_one_model_named_by_two_paths_is_no_differing_setting(tmp_path: Path) ->
                                     read_evaluation(again))['differing_settings']
     assert differing == {'model': ['/abs/run1/model_int8.tflite (sha256 aaaaaaaaaaaa)',
                                    '/abs/run1/model_int8.tflite (sha256 bbbbbbbbbbbb)']}
+
+
+def test_a_vegetation_gate_difference_is_a_differing_setting(tmp_path: Path) -> None:
+    """Two evaluations that differed only in the gate named no differing setting."""
+    gated = evaluation_folder(tmp_path / 'gated', [True] * 4, [False], vegetation_gate=True)
+    ungated = evaluation_folder(tmp_path / 'ungated', [True] * 4, [False],
+                                vegetation_gate=False)
+    result = compare_evaluations(read_evaluation(gated), read_evaluation(ungated))
+    assert result['differing_settings'] == {'vegetation_gate': [True, False]}
+    assert 'setting vegetation_gate: True -> False' in format_comparison(result)
+    # An evaluation written before the gate was recorded: unknown, not a difference.
+    older = evaluation_folder(tmp_path / 'older', [True] * 4, [False])
+    for pair in ((older, ungated), (gated, older)):
+        assert compare_evaluations(*map(read_evaluation, pair))['differing_settings'] == {}

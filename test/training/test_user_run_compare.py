@@ -78,3 +78,29 @@ def test_a_comparison_into_the_current_folder_is_numbered_too(
     (tmp_path / 'comparison.json').write_text('{}')
     assert free_output_folder('.') == tmp_path.with_name(f'{tmp_path.name}-2')
     assert free_output_folder('fresh') == Path('fresh')
+
+
+class ClosedPipe:
+    """A standard output whose reader has gone (``compare A B | head -3``, after 3 lines)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, 'Broken pipe')
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, 'Broken pipe')
+
+
+def test_the_comparison_is_written_before_the_table_is_printed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed pipe ended compare before it wrote any file."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    evaluation_folder(tmp_path / 'base', [False] * 10 + [True] * 30)
+    evaluation_folder(tmp_path / 'new', [True] * 40)
+    monkeypatch.setattr(sys, 'stdout', ClosedPipe())
+    main(['compare', 'base', 'new'])
+    written = json.loads((tmp_path / 'comparison' / 'comparison.json').read_text())
+    assert (written['base_name'], written['new_name']) == ('base', 'new')
+    assert (tmp_path / 'comparison' / 'comparison.md').is_file()
+    assert (tmp_path / 'comparison' / 'comparison.png').is_file()
