@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-import json
 import math
 from pathlib import Path
 import random
+
+from plant_disease_ros.training.dataset import DatasetError, Manifest, read_manifest, Split
+from plant_disease_ros.training.field_data import read_field_split
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,13 +207,17 @@ def plan_drive(plants_per_row: int, photos: Sequence[tuple[str, str, str]],
                      stretch_list)
 
 
-def _class_photos_from_split(split_path: Path) -> dict[str, list[str]]:
-    split = json.loads(split_path.read_text(encoding='utf-8'))
-    classes = split['classes']
+def _test_photos(split: Split) -> dict[str, list[str]]:
     photos: dict[str, list[str]] = {}
-    for relative, class_index in split['splits']['test']:
-        photos.setdefault(classes[int(class_index)], []).append(str(relative))
+    for relative, class_index in split.parts['test']:
+        photos.setdefault(split.classes[class_index], []).append(relative)
     return photos
+
+
+def _class_photos_from_split(split_path: Path) -> dict[str, list[str]]:
+    # read_manifest and Split name the file in one line when it is not a lab split (the
+    # field split passed as --split, say), instead of a KeyError traceback.
+    return _test_photos(Split.from_manifest(read_manifest(split_path)))
 
 
 def _class_photos_from_folder(data_dir: Path) -> dict[str, list[str]]:
@@ -225,12 +231,13 @@ def _class_photos_from_folder(data_dir: Path) -> dict[str, list[str]]:
 
 
 def _field_photos_from_split(split_path: Path, domain: str) -> dict[str, list[str]]:
-    split = json.loads(split_path.read_text(encoding='utf-8'))['domains'][domain]
-    classes = split['classes']
-    photos: dict[str, list[str]] = {}
-    for relative, class_index in split['splits']['test']:
-        photos.setdefault(classes[int(class_index)], []).append(str(relative))
-    return photos
+    domains = read_field_split(split_path)['domains']
+    if not isinstance(domains, dict) or not isinstance(domains.get(domain), dict):
+        known = ', '.join(domains) if isinstance(domains, dict) else 'none'
+        raise DatasetError(f'{split_path} has no field folder {domain!r} (has {known}): '
+                           'give the --field-split made for that folder')
+    entry = Manifest(domains[domain], f'{split_path} (field folder {domain!r})')
+    return _test_photos(Split.from_manifest(entry))
 
 
 def choose_field_photos(field_dir: Path, field_split: Path | None, plants_per_row: int,
@@ -239,7 +246,9 @@ def choose_field_photos(field_dir: Path, field_split: Path | None, plants_per_ro
 
     ``field_split`` is the field split file (its ``plantdoc`` domain's test part); when it
     or the folder is missing, or a row's crop has no field photo, those plants stay lab
-    plants. Each row cycles through its crop's field classes in a shuffled order.
+    plants. Each row cycles through its crop's field classes in a shuffled order. A file
+    that is not a field split (the lab split, say), or one without a domain for the folder,
+    raises :class:`DatasetError` naming the file.
     """
     if field_split is None or not field_split.is_file() or not field_dir.is_dir():
         return {}
@@ -270,7 +279,8 @@ def choose_photos(data_dir: Path, split_path: Path | None, plants_per_row: int,
 
     Photos come from the test split of ``split_path`` when it exists, else from the whole
     folder (a seeded choice). Each row cycles through its crop's classes in a shuffled
-    order, so most classes of the crop appear; no photo is used twice.
+    order, so most classes of the crop appear; no photo is used twice. A split file that is
+    not a lab split (the field split, say) raises :class:`DatasetError` naming the file.
     """
     if not data_dir.is_dir():
         raise FileNotFoundError(f'photo folder not found: {data_dir}')

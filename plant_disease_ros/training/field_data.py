@@ -117,6 +117,9 @@ def write_field_split(path: str | os.PathLike, manifest: dict) -> Path:
 def read_field_split(path: str | os.PathLike) -> dict:
     """Read a field split manifest, raising :class:`DatasetError` if it is not one."""
     manifest = read_manifest(path)
+    if 'domains' not in manifest and 'classes' in manifest and 'splits' in manifest:
+        # The other split file, passed in its place: say so instead of what key is missing.
+        raise DatasetError(f'{path} is a lab split manifest, not a field split manifest')
     if manifest.get('version') != FIELD_MANIFEST_VERSION or 'domains' not in manifest:
         raise DatasetError(f'{path} is not a field split manifest (version '
                            f'{FIELD_MANIFEST_VERSION} with "domains")')

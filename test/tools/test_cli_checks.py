@@ -299,6 +299,50 @@ def test_make_demo_refuses_a_frame_count_it_cannot_make(
     assert snapshot(tmp_path) == {}
 
 
+def photo_folder(root: Path) -> Path:
+    """Make a lab photo folder with enough (empty) photos for a drive of one plant a row."""
+    for number in range(3):
+        photo = root / 'Tomato___healthy' / f'{number}.png'
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        photo.write_bytes(b'')
+    return root
+
+
+@pytest.mark.parametrize('swapped', ['--split', '--field-split', '--field'])
+def test_make_demo_names_a_split_file_of_the_wrong_kind(
+        swapped: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped split files swapped, or a field folder its field split does not hold:
+    one line naming the file and what it is, not a KeyError traceback; nothing written."""
+    from plant_disease_ros.tools.demo_bag import (
+        DEFAULT_FIELD_SPLIT,
+        DEFAULT_SPLIT,
+        frames_of_drive,
+    )
+
+    data = photo_folder(tmp_path / 'lab')
+    field = tmp_path / 'field' / 'orchard'
+    field.mkdir(parents=True)
+    out = tmp_path / 'out' / 'demo.mcap'
+    options = {'--split': str(tmp_path / 'no_split.json'),
+               '--field-split': str(DEFAULT_FIELD_SPLIT), '--field': str(field)}
+    options[swapped] = {'--split': str(DEFAULT_FIELD_SPLIT), '--field-split': str(DEFAULT_SPLIT),
+                        '--field': str(field)}[swapped]
+    status, stdout, err = run_cli(
+        ['make-demo', '--out', str(out), '--frames', str(frames_of_drive(1)),
+         '--data', str(data), *(item for pair in options.items() for item in pair)], capsys)
+    assert status == 2 and stdout == ''
+    assert len(err.splitlines()) == 1 and 'Traceback' not in err
+    expected = {
+        '--split': f"{DEFAULT_FIELD_SPLIT} is not a split manifest (no 'classes'",
+        '--field-split': f'{DEFAULT_SPLIT} is a lab split manifest, not a field split',
+        '--field': f"{DEFAULT_FIELD_SPLIT} has no field folder 'orchard' (has plantdoc",
+    }[swapped]
+    assert err.startswith(f'plant-disease make-demo: error: {expected}')
+    if swapped == '--split':
+        assert 'a field split manifest: pass it as --field-split' in err
+    assert not (tmp_path / 'out').exists()
+
+
 @pytest.mark.skipif(not DATA_DIR.is_dir(), reason='no PlantVillage photos')
 def test_make_demo_progress_is_one_line_per_update_in_a_log(tmp_path: Path) -> None:
     """Progress to a file (not a terminal): no carriage return, one line per update."""
