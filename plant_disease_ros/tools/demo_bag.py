@@ -31,8 +31,10 @@ from collections.abc import Callable
 import csv
 from dataclasses import dataclass, field
 import json
+import os
 from pathlib import Path
 import random
+import shlex
 import shutil
 import tempfile
 from typing import Any
@@ -91,6 +93,22 @@ FIELD_ATTRIBUTION = {
     'via': 'Roboflow "PlantDoc v1 resize-416x416" export, GitHub copy '
            'RoboKids007/AIPlantGrowthDetection; resized to 224x224 and to the leaf size '
            'of the frame',
+}
+# The shared field folders whose origin is known (the data's README), by folder name. Any
+# other --field folder is credited to no dataset: make-demo cannot know where it came from.
+KNOWN_FIELD_ATTRIBUTIONS = {
+    'plantdoc': FIELD_ATTRIBUTION,
+    'pp2021_apple': {
+        'dataset': 'Plant Pathology 2021 (FGVC8, Cornell)',
+        'licence': 'no licence file in the copy; released by its authors for research '
+                   'through the FGVC8 competition',
+        'via': "GitHub copy dvdsaz/DataScience of the competition's 256 px training "
+               'images; resized to 224x224 and to the leaf size of the frame',
+    },
+}
+UNKNOWN_ATTRIBUTION = {
+    'dataset': "unknown to make-demo (not a shared field folder): see the data's README",
+    'licence': "unknown to make-demo: see the data's README",
 }
 NO_LEAF_SOURCE = ('rendered by plant_disease_ros/tools/demo_scene.py (procedural, seeded; '
                   'no photo)')
@@ -368,19 +386,55 @@ def _shown(path: Path) -> Path:
     return resolved.relative_to(REPO_ROOT) if resolved.is_relative_to(REPO_ROOT) else path
 
 
+def _same_path(path: Path | str, default: Path) -> bool:
+    return Path(path).resolve() == default.resolve()
+
+
+def made_by(options: DemoOptions) -> str:
+    """Return the make-demo command line that writes this bag again.
+
+    ``--frames`` and ``--seed`` always, every other option only where it is not the
+    default (so the default drive's truth file stays as shipped).
+    """
+    paths = [[option, str(value)] for option, value, default in (
+        ('--data', options.data_dir, DEFAULT_DATA_DIR),
+        ('--split', options.split_path, DEFAULT_SPLIT),
+        ('--field', options.field_dir, DEFAULT_FIELD_DIR),
+        ('--field-split', options.field_split_path, DEFAULT_FIELD_SPLIT))
+        if not _same_path(value, default)]
+    words = ['plant-disease', 'make-demo', '--frames', str(options.frames),
+             '--seed', str(options.seed), *(word for pair in paths for word in pair)]
+    if not _same_path(options.out_path, DEFAULT_OUT):
+        words += ['--out', str(options.out_path)]
+    elif paths or (options.frames, options.seed) != (DEFAULT_FRAMES, DEFAULT_SEED):
+        # make-demo refuses another drive into the shipped bag's path without it.
+        words.append('--replace-shipped')
+    return ' '.join(shlex.quote(word) for word in words)
+
+
+def field_attribution(field_dir: Path | str) -> dict[str, str]:
+    """Return the dataset, licence and route of the field photos in ``field_dir``.
+
+    Known only for the shared field folders (beside the default PlantDoc one); for any
+    other folder the truth file says plainly that it is unknown.
+    """
+    # Absolute but not resolved: the folder's own name, even where it is a link.
+    field_dir = Path(os.path.abspath(field_dir))
+    if _same_path(field_dir.parent, DEFAULT_FIELD_DIR.parent):
+        return KNOWN_FIELD_ATTRIBUTIONS.get(field_dir.name, UNKNOWN_ATTRIBUTION)
+    return UNKNOWN_ATTRIBUTION
+
+
 def _truth(options: DemoOptions, out_path: Path, plan: DrivePlan, plants_per_row: int,
            source: str, truth_frames: list[dict], fix_count: int,
            labels: dict[str, int], kinds: dict[str, int]) -> dict:
     """Return the truth file's content."""
     field_used = any(frame['kind'] == FIELD_LEAF for frame in truth_frames)
+    field_dir = Path(os.path.abspath(options.field_dir))
     return {
         'version': 2,
         'bag': out_path.name,
-        'made_by': f'plant-disease make-demo --frames {options.frames} --seed {options.seed}'
-                   + (f' --split {options.split_path}'
-                      if Path(options.split_path) != DEFAULT_SPLIT else '')
-                   + (f' --field-split {options.field_split_path}'
-                      if Path(options.field_split_path) != DEFAULT_FIELD_SPLIT else ''),
+        'made_by': made_by(options),
         'kinds': {
             LAB_LEAF: 'a lab photo (one leaf on a plain background) pasted onto soil',
             FIELD_LEAF: 'a field photo (leaves in their surroundings) pasted onto soil',
@@ -388,12 +442,15 @@ def _truth(options: DemoOptions, out_path: Path, plan: DrivePlan, plants_per_row
                      "sky on the headland or the robot's shadow; should give no detection",
         },
         'frame_kinds': dict(sorted(kinds.items())),
-        'photos': {'folder': 'plantvillage', 'source': source},
-        'field_photos': ({'folder': f'field/{Path(options.field_dir).name}',
+        'photos': {'folder': 'plantvillage' if _same_path(options.data_dir, DEFAULT_DATA_DIR)
+                   else str(options.data_dir), 'source': source},
+        'field_photos': ({'folder': f'field/{field_dir.name}'
+                                    if _same_path(field_dir.parent, DEFAULT_FIELD_DIR.parent)
+                                    else str(field_dir),
                           'source': f'test split of {_shown(options.field_split_path)} '
-                                    f'({Path(options.field_dir).name})',
+                                    f'({field_dir.name})',
                           'plants': f'plants {", ".join(map(str, FIELD_PLANTS))} of each row',
-                          **FIELD_ATTRIBUTION} if field_used else None),
+                          **field_attribution(field_dir)} if field_used else None),
         'no_leaf_scenes': {'source': NO_LEAF_SOURCE,
                            'stretches': [{'row': row, 'before_plant': before, 'scene': scene}
                                          for (row, before), scene in
