@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+import textwrap
 
 import numpy as np
 
@@ -26,14 +27,35 @@ def _short(label: str) -> str:
     return label.replace('___', ': ').replace('_', ' ')
 
 
+# Caption layout: a column is COLUMN_IN wide and its caption lines hold CAPTION_CHARS
+# characters of CAPTION_PT text, so a long label wraps instead of running into the
+# neighbouring caption (DejaVu Sans averages about 0.55 em a character).
+COLUMN_IN = 2.1
+CAPTION_PT = 6.5
+CAPTION_CHARS = 32
+LINE_IN = CAPTION_PT * 1.25 / 72
+
+
+def caption(truth: str, published: str, score: float) -> str:
+    """Return a frame's caption: truth, published label and score, wrapped to its column.
+
+    The score has its own line, so a long label never hides it.
+    """
+    lines = [*textwrap.wrap(f'true: {_short(truth)}', CAPTION_CHARS, break_on_hyphens=False),
+             *textwrap.wrap(f'said: {_short(published)}', CAPTION_CHARS,
+                            break_on_hyphens=False),
+             f'score {score:.2f}']
+    return '\n'.join(lines)
+
+
 def plot_mistakes(images: np.ndarray, rows: Sequence[dict], path: str | Path, title: str,
                   count: int = DEFAULT_MISTAKES, columns: int = 6) -> Path | None:
     """Draw the most confident wrong map points as a grid of frames with their captions.
 
     ``images``: the frames as the model saw them (N × H × W × 3 uint8), in the order of
     ``rows`` (:func:`~plant_disease_ros.training.field_evaluate.prediction_rows`). Each
-    frame is captioned with its truth, the published label and the score. Returns the
-    path, or None (no file) when no frame is a wrong map point.
+    frame is captioned with its truth, the published label and the score, wrapped to the
+    column. Returns the path, or None (no file) when no frame is a wrong map point.
     """
     if len(images) != len(rows):
         raise ValueError(f'{len(images)} images for {len(rows)} prediction rows')
@@ -45,18 +67,21 @@ def plot_mistakes(images: np.ndarray, rows: Sequence[dict], path: str | Path, ti
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
+    captions = [caption(rows[index]['truth'], rows[index]['published'],
+                        float(rows[index]['score'])) for index in chosen]
     columns = max(1, min(columns, len(chosen)))
     lines = -(-len(chosen) // columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(2.1 * columns, 2.55 * lines + 0.5),
-                                squeeze=False)
+    # Each grid row: the frame, its tallest caption above and the frame name below.
+    caption_in = max(text.count('\n') + 1 for text in captions) * LINE_IN
+    row_in = COLUMN_IN + caption_in + 0.35
+    figure, axes = plt.subplots(lines, columns, squeeze=False,
+                                figsize=(COLUMN_IN * columns, row_in * lines + 0.5))
     for axis in axes.ravel():
         axis.axis('off')
-    for axis, index in zip(axes.ravel(), chosen, strict=False):
-        row = rows[index]
+    for axis, index, text in zip(axes.ravel(), chosen, captions, strict=False):
         axis.imshow(images[index])
-        axis.set_title(f'true: {_short(row["truth"])}\nsaid: {_short(row["published"])} '
-                       f'{float(row["score"]):.2f}', fontsize=6.5)
-        axis.text(0.5, -0.04, Path(row['frame']).name[:28], transform=axis.transAxes,
+        axis.set_title(text, fontsize=CAPTION_PT, linespacing=1.15)
+        axis.text(0.5, -0.04, Path(rows[index]['frame']).name[:28], transform=axis.transAxes,
                   ha='center', va='top', fontsize=5.5, color='dimgray')
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
