@@ -65,7 +65,7 @@ setup(
         'interfaces': ROS_WHEELS + INTERFACE_BUILD_WHEELS,
         'tools': ['matplotlib', 'rosbags', 'psutil', 'markdown-it-py', 'pyogrio'],
         'train': ['tensorflow-cpu', 'matplotlib', 'markdown-it-py'],
-        'test': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff', 'psutil',
+        'test': ['pytest', 'pytest-timeout', 'pytest-xdist', 'hypothesis', 'ruff', 'psutil',
                  'colcon-common-extensions'],
     },
     zip_safe=True,

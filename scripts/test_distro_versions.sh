@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ]; then
   # No -e: an editable install would rewrite the .egg-info that .venv's install made.
   "$venv/bin/python" -m pip install --quiet -c rosdep/pip-constraints.txt \
     -c scripts/distro_versions.txt -r scripts/distro_versions.txt ai-edge-litert \
-    pyyaml rosbags psutil markdown-it-py pyogrio pytest pytest-timeout hypothesis \
+    pyyaml rosbags psutil markdown-it-py pyogrio pytest pytest-timeout pytest-xdist hypothesis \
     ros-rclpy ros-sensor-msgs ros-std-msgs ros-std-srvs ros-geometry-msgs \
     ros-visualization-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp
   touch "$stamp"
@@ -32,5 +32,7 @@ PY
 source scripts/ros_env.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # test/core and test/ros, and the demo replayed end to end (replay, map PNG, grid GeoPackage).
-"$venv/bin/python" -m pytest -q -rs -p no:cacheprovider test/core test/ros \
-  test/system/test_demo_end_to_end.py "$@"
+# Two workers, as scripts/test.sh (PLANT_DISEASE_TEST_WORKERS).
+"$venv/bin/python" -m compileall -q plant_disease_ros
+"$venv/bin/python" -m pytest -q -rs -p no:cacheprovider -n "${PLANT_DISEASE_TEST_WORKERS:-2}" \
+  --dist loadfile test/core test/ros test/system/test_demo_end_to_end.py "$@"

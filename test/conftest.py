@@ -28,6 +28,15 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # A private domain per test run; CI and each developer set their own.
 # 10..99: domains above 101 use ports in Linux's ephemeral range.
 os.environ.setdefault('ROS_DOMAIN_ID', str(10 + os.getpid() % 90))
+# pytest-xdist (scripts/test.sh runs two workers): the first worker keeps the run's domain,
+# each other one takes a free domain of its own as scripts/ros_env.sh does, so the nodes of
+# two tests running side by side never see each other.
+_worker_domain_lock = None
+if os.environ.get('PYTEST_XDIST_WORKER', 'gw0') != 'gw0':
+    from helpers.domains import take_free_domain
+
+    _worker_domain_lock = take_free_domain(avoid=int(os.environ['ROS_DOMAIN_ID']))
+    os.environ['ROS_DOMAIN_ID'] = str(_worker_domain_lock.domain)
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 # Only the current variable: the FASTRTPS_ one is deprecated and warns on Kilted.
 os.environ.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
