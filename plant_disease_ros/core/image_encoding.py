@@ -443,6 +443,10 @@ _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # that is neither another (fill) 0xFF nor the 0x00 of a stuffed 0xFF00. Searched for in C:
 # megabytes of junk between segments must not cost a Python step a byte.
 _JPEG_MARKER = re.compile(rb'\xff[^\x00\xff]')
+# Segments a JPEG may have before its frame header. A camera writes a dozen (APPn, DQT, DHT,
+# COM); an ICC profile split over APP2 segments adds at most 255. A stream of thousands of
+# tiny segments (5 MB of empty comments: a million) would cost a Python step each.
+MAX_JPEG_SEGMENTS_BEFORE_FRAME = 1024
 # Channels OpenCV decodes each PNG colour type to (IMREAD_UNCHANGED): grey stays one
 # channel, grey + alpha becomes BGRA; RGB and palette become BGRA with a tRNS chunk.
 _PNG_CHANNELS: dict[int, int] = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}
@@ -628,11 +632,19 @@ def _jpeg_frame(raw: bytes) -> ClaimedImage | None:
     and a stuffed 0xFF00; a segment with a length is jumped over. OpenCV decodes one
     component as grey and three or four (CMYK) as BGR; a precision above 8 bits (a 12-bit
     JPEG) as 16-bit samples. The bytes between segments are searched for the next marker
-    (in C), not stepped through, so junk padding a frame cannot stall the caller.
+    (in C), not stepped through, so junk padding a frame cannot stall the caller; more
+    than :data:`MAX_JPEG_SEGMENTS_BEFORE_FRAME` segments before the frame header are
+    refused ('decode_failed') for the same reason.
     """
     position = 2
+    segments = 0
     while (found := _JPEG_MARKER.search(raw, position)) is not None:
         position = found.start()
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS_BEFORE_FRAME:
+            raise ImageConversionError(
+                'decode_failed', f'corrupt JPEG: more than {MAX_JPEG_SEGMENTS_BEFORE_FRAME} '
+                f'segments before its frame header ({len(raw)} bytes)')
         marker = raw[position + 1]
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
             position += 2

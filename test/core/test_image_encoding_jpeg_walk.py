@@ -143,3 +143,51 @@ def test_the_walk_reads_every_stream_as_libjpeg_steps_through_it(
     """Fill bytes, stuffed zeros, markers without a length, cut-off segments: the same."""
     raw = b'\xff\xd8' + b''.join(parts)
     assert image_encoding._jpeg_frame(raw) == reference_frame(raw)
+
+
+def test_a_million_tiny_segments_before_the_frame_are_refused_unwalked() -> None:
+    """5 MB of empty comments would be a Python step each: the walk stops at its cap."""
+    cap = image_encoding.MAX_JPEG_SEGMENTS_BEFORE_FRAME
+    comment = b'\xff\xfe\x00\x02'
+    data = padded_jpeg(comment * 1_250_000)
+    with pytest.raises(ImageConversionError, match=f'more than {cap} segments') as info:
+        compressed_to_rgb(data, 'jpeg')
+    assert info.value.reason == 'decode_failed'
+    # The refused walk runs no more Python lines than the walk of a JPEG just under the cap.
+    claim, steps_under_cap = python_lines(image_encoding._jpeg_frame,
+                                          padded_jpeg(comment * (cap - 10)))
+    assert claim == ClaimedImage(16, 8, 3, 1)
+    steps_refused = _refused_walk_steps(data)
+    assert 0 < steps_refused < steps_under_cap + 100, (steps_refused, steps_under_cap)
+
+
+def _refused_walk_steps(data: bytes) -> int:
+    """Return how many lines of the JPEG walk ran before it refused ``data``."""
+    code = image_encoding._jpeg_frame.__code__
+    lines = 0
+
+    def count(frame: FrameType, event: str, arg: Any) -> Callable[..., Any]:
+        nonlocal lines
+        lines += event == 'line'
+        return count
+
+    def calls(frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
+        return count if frame.f_code is code else None
+
+    previous = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        image_encoding._jpeg_frame(data)
+    except ImageConversionError:
+        pass
+    finally:
+        sys.settrace(previous)
+    return lines
+
+
+def test_an_icc_profile_in_255_segments_still_decodes() -> None:
+    """The most segments a real camera writes (an ICC profile split over APP2) pass."""
+    app2 = b'\xff\xe2\x00\x10ICC_PROFILE\x00\x01\x01'
+    data = padded_jpeg(app2 * 255)
+    assert claimed_image(data) == ClaimedImage(16, 8, 3, 1)
+    assert compressed_to_rgb(data, 'jpeg').shape == (8, 16, 3)
