@@ -9,7 +9,7 @@ the rename survives a power cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 import fcntl
 import hashlib
@@ -76,7 +76,9 @@ def _temporary_beside(path: Path) -> Path:
 
 
 @contextmanager
-def replacing_together(*paths: str | Path) -> Iterator[list[Path]]:
+def replacing_together(*paths: str | Path,
+                       before_renames: Callable[[], None] | None = None
+                       ) -> Iterator[list[Path]]:
     """Give a temporary path beside each of ``paths``; on a clean exit, replace them all.
 
     The files that belong together (a map's picture and its grid files) are written to
@@ -85,6 +87,9 @@ def replacing_together(*paths: str | Path) -> Iterator[list[Path]]:
     with SIGINT and SIGTERM held back (raised again after the last rename; in the main
     thread), so a failure or Ctrl-C leaves either every old file or every new one. On an
     exception every temporary is removed and every file left as it was.
+    ``before_renames``: called once every temporary is flushed, with the signals held,
+    just before the first rename (to remove files the new set does without); nothing
+    before it changes the files.
     """
     targets = [Path(path) for path in paths]
     for target in targets:
@@ -99,6 +104,8 @@ def replacing_together(*paths: str | Path) -> Iterator[list[Path]]:
             _fsync_file(temporary)
         held = _hold_termination()
         try:
+            if before_renames is not None:
+                before_renames()
             for temporary, target in written:
                 os.replace(temporary, target)
         finally:
@@ -127,7 +134,9 @@ def replacing_set(folder: str | Path, last: str,
     short, ``folder`` never holds a ``last`` beside files of another set (a failure while
     moving leaves no ``last``: no set). ``removed``: names of an earlier set's files that
     this one need not write (``mistakes_lab.png``); those it did not write are removed
-    with the old ``last``. On an exception before the moves the staging folder is removed
+    with the old ``last``. Nothing is removed until every new file is flushed to disk,
+    and from then on SIGINT and SIGTERM are held: a failure or Ctrl-C before that leaves
+    the earlier set whole. On an exception before the moves the staging folder is removed
     and ``folder`` left as it was.
     """
     folder = Path(folder)
@@ -139,13 +148,17 @@ def replacing_set(folder: str | Path, last: str,
         others = sorted(entry.name for entry in staging.iterdir()
                         if entry.is_file() and entry.name != last)
         names = others + ([last] if (staging / last).is_file() else [])
-        with replacing_together(*(folder / name for name in names)) as temporaries:
-            for name, temporary in zip(names, temporaries, strict=True):
-                os.replace(staging / name, temporary)
+
+        def remove_earlier() -> None:
             # The old last first: from here on the folder holds no whole set until the
             # new last is moved in, after every other file.
             for name in [last, *(name for name in removed if name not in others)]:
                 (folder / name).unlink(missing_ok=True)
+
+        with replacing_together(*(folder / name for name in names),
+                                before_renames=remove_earlier) as temporaries:
+            for name, temporary in zip(names, temporaries, strict=True):
+                os.replace(staging / name, temporary)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

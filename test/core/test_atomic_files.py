@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
 
@@ -103,3 +104,54 @@ def test_a_set_that_fails_leaves_the_earlier_one_whole(tmp_path: Path) -> None:
             (staging / 'predictions.csv').write_bytes(b'new rows')
             raise OSError(28, 'No space left on device')
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == files
+
+
+def test_ctrl_c_while_the_new_set_is_flushed_leaves_the_earlier_one_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The earlier set's files are removed only once every new file is on disk."""
+    folder = tmp_path / 'eval'
+    files = earlier_set(folder)
+    flushed: list[Path] = []
+    fsync_file = atomic_files._fsync_file
+
+    def interrupted_at_the_second(path: Path) -> None:
+        flushed.append(path)
+        if len(flushed) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the new files are flushed
+        fsync_file(path)
+
+    monkeypatch.setattr(atomic_files, '_fsync_file', interrupted_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        with replacing_set(folder, 'evaluation.json', removed=['mistakes_lab.png']) as staging:
+            (staging / 'predictions.csv').write_bytes(b'new rows')
+            (staging / 'evaluation.json').write_bytes(b'{"new": 1}')
+    assert len(flushed) == 2
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == files
+
+
+def test_ctrl_c_while_the_earlier_set_is_removed_waits_for_the_new_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT as the earlier evaluation.json goes is held until the new set is in place."""
+    folder = tmp_path / 'eval'
+    earlier_set(folder)
+    unlink = Path.unlink
+
+    def interrupted(path: Path, missing_ok: bool = False) -> None:
+        if path == folder / 'evaluation.json':
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C just as the old report goes
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, 'unlink', interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with replacing_set(folder, 'evaluation.json',
+                               removed=['mistakes_lab.png']) as staging:
+                (staging / 'predictions.csv').write_bytes(b'new rows')
+                (staging / 'evaluation.json').write_bytes(b'{"new": 1}')
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == {
+        'evaluation.json': b'{"new": 1}', 'predictions.csv': b'new rows',
+        'mistakes_field.png': b'old too', 'notes.txt': b'mine'}
+
