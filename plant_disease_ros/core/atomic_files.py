@@ -137,10 +137,13 @@ def replacing_set(folder: str | Path, last: str,
     with the old ``last``. Nothing is removed until every new file is flushed to disk,
     and from then on SIGINT and SIGTERM are held: a failure or Ctrl-C before that leaves
     the earlier set whole. On an exception before the moves the staging folder is removed
-    and ``folder`` left as it was.
+    and ``folder`` left as it was. Staging folders of processes now dead (killed by
+    SIGKILL or SIGTERM) are removed first.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in stale_staging_folders(folder, last):
+        shutil.rmtree(stale, ignore_errors=True)
     staging = folder / f'.{last}.{os.getpid()}.{secrets.token_hex(4)}.tmp'
     staging.mkdir()
     try:
@@ -161,6 +164,31 @@ def replacing_set(folder: str | Path, last: str,
                 os.replace(staging / name, temporary)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def stale_staging_folders(folder: str | Path, last: str) -> list[Path]:
+    """Return the staging folders :func:`replacing_set` left in ``folder`` in processes
+    now dead, for sets whose last file is ``last``.
+
+    A process killed during an evaluation (SIGKILL, or SIGTERM without a handler) leaves
+    its hidden staging folder ``.<last>.<pid>.<8 hex>.tmp``; as for
+    :func:`stale_temporaries_in`, those of ids that no longer run, or last changed before
+    this boot, are listed; those of running processes never.
+    """
+    pattern = re.compile(re.escape(f'.{last}.') + r'(\d+)\.[0-9a-f]{8}\.tmp')
+    stale: list[Path] = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return stale
+    boot_s = _boot_time_s()
+    for entry in entries:
+        found = pattern.fullmatch(entry.name)
+        if found is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        if not _process_runs(int(found[1])) or _written_before(entry, boot_s):
+            stale.append(entry)
+    return sorted(stale)
 
 
 class _HeldSignals:

@@ -205,12 +205,16 @@ def earlier_derived_hashes(out_dir: str | Path) -> dict[str, str]:
     (an earlier run's, replaced with ``overwrite``): they predate the new model, and
     ``model-card`` refuses them, ``report`` leaves them out (a card too, once the run is
     exported again: it still describes the earlier model until ``model-card`` runs).
+    Hidden names are left out: the temporaries and staging folders of a write that is
+    running or was killed (``.evaluation.json.<pid>.<hex>.tmp/``) are nobody's output.
     """
     out_dir = Path(out_dir)
     found = sorted({*out_dir.glob('*.tflite'), *out_dir.glob('evaluation.json'),
                     *out_dir.glob('*/evaluation.json'), *out_dir.glob('MODEL_CARD.md')})
-    return {path.relative_to(out_dir).as_posix(): sha256_of(path) for path in found
-            if path.is_file()}
+    relative = [path.relative_to(out_dir) for path in found]
+    return {path.as_posix(): sha256_of(out_dir / path) for path in relative
+            if not any(part.startswith('.') for part in path.parts)
+            and (out_dir / path).is_file()}
 
 
 def earlier_run_outputs(out_dir: Path) -> list[str]:

@@ -155,3 +155,30 @@ def test_ctrl_c_while_the_earlier_set_is_removed_waits_for_the_new_one(
         'evaluation.json': b'{"new": 1}', 'predictions.csv': b'new rows',
         'mistakes_field.png': b'old too', 'notes.txt': b'mine'}
 
+
+def test_a_set_removes_the_staging_folders_of_killed_evaluations(tmp_path: Path) -> None:
+    """A process killed during an evaluation leaves its hidden staging folder; the next
+    set in that folder removes it, but never the staging folder of a running process."""
+    folder = tmp_path / 'eval'
+    earlier_set(folder)
+    killed = (
+        'import os, signal, sys\n'
+        'from plant_disease_ros.core.atomic_files import replacing_set\n'
+        'with replacing_set(sys.argv[1], "evaluation.json") as staging:\n'
+        '    (staging / "predictions.csv").write_text("rows of a killed run")\n'
+        '    (staging / "evaluation.json").write_text("{}")\n'
+        '    os.kill(os.getpid(), signal.SIGKILL)\n')
+    done = subprocess.run([sys.executable, '-c', killed, str(folder)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    left, = (entry for entry in folder.iterdir() if entry.is_dir())
+    assert left.name.startswith('.evaluation.json.') and left.name.endswith('.tmp')
+    running = folder / f'.evaluation.json.{os.getpid()}.0123abcd.tmp'
+    running.mkdir()
+    (running / 'evaluation.json').write_bytes(b'{"being": "written"}')
+    with replacing_set(folder, 'evaluation.json') as staging:
+        (staging / 'evaluation.json').write_bytes(b'{"new": 1}')
+    assert not left.exists()
+    assert (running / 'evaluation.json').read_bytes() == b'{"being": "written"}'
+    assert sorted(entry.name for entry in folder.iterdir() if entry.is_dir()) == [running.name]
+    assert (folder / 'evaluation.json').read_bytes() == b'{"new": 1}'

@@ -14,7 +14,7 @@ import pytest
 
 from plant_disease_ros.cli import train as train_cli
 from plant_disease_ros.cli.main import main
-from plant_disease_ros.training.train import check_out_dir
+from plant_disease_ros.training.train import check_out_dir, earlier_derived_hashes
 
 CLASSES = ('Apple___Cedar_apple_rust', 'Potato___Late_blight', 'Tomato___healthy')
 PER_CLASS = 6
@@ -172,3 +172,20 @@ def test_an_interrupted_run_says_what_it_kept_and_a_rerun_keeps_it(
     error = capsys.readouterr().err
     assert 'holds checkpoint.keras, the best checkpoint of an interrupted run' in error
     assert checkpoint.read_bytes() == kept
+
+
+def test_the_earlier_outputs_leave_out_the_leftovers_of_killed_writes(tmp_path: Path) -> None:
+    """An evaluation killed with SIGTERM leaves its hidden staging folder, an export killed
+    its temporary: neither is an earlier output of the run."""
+    out = tmp_path / 'mine'
+    earlier_run(out)
+    outputs = {'model_int8.tflite': b'int8', 'MODEL_CARD.md': b'# card',
+               'eval/evaluation.json': b'{"old": 1}', 'evaluation.json': b'{"here": 1}'}
+    leftovers = {'.evaluation.json.4000001.0123abcd.tmp/evaluation.json': b'{}',
+                 'eval/.evaluation.json.4000001.89abcdef.tmp/evaluation.json': b'{}',
+                 '.model_int8.4000001.0123abcd.tmp.tflite': b'half a model'}
+    for name, data in {**outputs, **leftovers}.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    assert earlier_derived_hashes(out) == {
+        name: hashlib.sha256(data).hexdigest() for name, data in outputs.items()}
