@@ -34,6 +34,12 @@ COLUMN_IN = 2.1
 CAPTION_PT = 6.5
 CAPTION_CHARS = 32
 LINE_IN = CAPTION_PT * 1.25 / 72
+# The title: TITLE_PT text wrapped to the figure's width (about 0.6 em a character, to be
+# safe), in a figure at least MIN_WIDTH_IN wide, so that a picture of one or two frames
+# still has room for a few title lines.
+TITLE_PT = 9
+TITLE_CHAR_IN = TITLE_PT * 0.6 / 72
+MIN_WIDTH_IN = 4.8
 
 
 def caption(truth: str, published: str, score: float) -> str:
@@ -48,6 +54,12 @@ def caption(truth: str, published: str, score: float) -> str:
     return '\n'.join(lines)
 
 
+def wrapped_title(title: str, width_in: float) -> str:
+    """Return ``title`` wrapped to lines that fit a figure ``width_in`` inches wide."""
+    characters = max(16, int((width_in - 0.3) / TITLE_CHAR_IN))
+    return '\n'.join(textwrap.wrap(title, characters, break_on_hyphens=False)) or title
+
+
 def plot_mistakes(images: np.ndarray, rows: Sequence[dict], path: str | Path, title: str,
                   count: int = DEFAULT_MISTAKES, columns: int = 6) -> Path | None:
     """Draw the most confident wrong map points as a grid of frames with their captions.
@@ -55,7 +67,9 @@ def plot_mistakes(images: np.ndarray, rows: Sequence[dict], path: str | Path, ti
     ``images``: the frames as the model saw them (N × H × W × 3 uint8), in the order of
     ``rows`` (:func:`~plant_disease_ros.training.field_evaluate.prediction_rows`). Each
     frame is captioned with its truth, the published label and the score, wrapped to the
-    column. Returns the path, or None (no file) when no frame is a wrong map point.
+    column. ``title`` is wrapped to the figure, at least :data:`MIN_WIDTH_IN` wide so that
+    the title of one or two frames has room. Returns the path, or None (no file) when no
+    frame is a wrong map point.
     """
     if len(images) != len(rows):
         raise ValueError(f'{len(images)} images for {len(rows)} prediction rows')
@@ -74,8 +88,11 @@ def plot_mistakes(images: np.ndarray, rows: Sequence[dict], path: str | Path, ti
     # Each grid row: the frame, its tallest caption above and the frame name below.
     caption_in = max(text.count('\n') + 1 for text in captions) * LINE_IN
     row_in = COLUMN_IN + caption_in + 0.35
+    width_in = max(MIN_WIDTH_IN, COLUMN_IN * columns)
+    title = wrapped_title(title, width_in)
+    title_in = (title.count('\n') + 1) * TITLE_PT * 1.25 / 72
     figure, axes = plt.subplots(lines, columns, squeeze=False,
-                                figsize=(COLUMN_IN * columns, row_in * lines + 0.5))
+                                figsize=(width_in, row_in * lines + title_in + 0.35))
     for axis in axes.ravel():
         axis.axis('off')
     for axis, index, text in zip(axes.ravel(), chosen, captions, strict=False):
@@ -83,7 +100,7 @@ def plot_mistakes(images: np.ndarray, rows: Sequence[dict], path: str | Path, ti
         axis.set_title(text, fontsize=CAPTION_PT, linespacing=1.15)
         axis.text(0.5, -0.04, Path(rows[index]['frame']).name[:28], transform=axis.transAxes,
                   ha='center', va='top', fontsize=5.5, color='dimgray')
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(title, fontsize=TITLE_PT)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=100)

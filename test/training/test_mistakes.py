@@ -15,6 +15,12 @@ LONG_LABELS = ('Tomato___Tomato_Yellow_Leaf_Curl_Virus',
                'Orange___Haunglongbing_(Citrus_greening)')
 
 
+def real_title(frames: int) -> str:
+    """Return the title field_evaluate gives the picture of ``frames`` wrong map points."""
+    return (f'plantdoc: the most confident of the {frames} frames that put a wrong point on '
+            'the map (score >= 0.5)')
+
+
 def drawn_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: int) -> object:
     """Draw ``frames`` confident mistakes with long labels; return the figure drawn."""
     import matplotlib.pyplot as plt
@@ -26,17 +32,20 @@ def drawn_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: int) -
              'truth': LONG_LABELS[(number + 1) % 3], 'published': LONG_LABELS[number % 3],
              'frame': f'field/photo_{number}.jpg'} for number in range(frames)]
     images = np.full((frames, 64, 64, 3), 128, np.uint8)
-    assert plot_mistakes(images, rows, tmp_path / 'mistakes.png', 'field') is not None
+    assert plot_mistakes(images, rows, tmp_path / 'mistakes.png',
+                         real_title(frames)) is not None
     figure, = kept
     return figure
 
 
-@pytest.mark.parametrize('frames', [6, 14])
+@pytest.mark.parametrize('frames', [1, 2, 6, 14])
 def test_mistake_captions_overlap_nothing_and_stay_in_the_picture(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: int) -> None:
-    """Long labels wrap in their column: no caption, frame name or title overlaps another
-    or a frame, all of them lie inside the figure, and each score is on its own line."""
+    """Long labels wrap in their column and the title to the figure, also one of one or two
+    frames: no caption, frame name or title overlaps another or a frame, all of them lie
+    inside the figure, the whole title is drawn and each score is on its own line."""
     figure = drawn_figure(tmp_path, monkeypatch, frames)
+    assert figure._suptitle.get_text().split() == real_title(frames).split()
     renderer = figure.canvas.get_renderer()
     frames_drawn = [axis for axis in figure.axes if axis.images]
     texts = [figure._suptitle, *(axis.title for axis in frames_drawn),
