@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run the robot side's tests (test/core, test/ros, the demo end to end) with the library
-# versions of a ROS 2 robot on Ubuntu 24.04 (scripts/distro_versions.txt: numpy 1.26,
-# OpenCV 4.6, matplotlib 3.6), LiteRT installed under rosdep/pip-constraints.txt as the
+# Run the robot side's tests (test/core, the node tests of images, scores and maps, the demo
+# end to end) with the library versions of a ROS 2 robot on Ubuntu 24.04
+# (scripts/distro_versions.txt: numpy 1.26, OpenCV 4.6, matplotlib 3.6), LiteRT installed under rosdep/pip-constraints.txt as the
 # README's robot install does, in .venv-distro (made once, again when one of those files
 # changes).
 # CI runs it after scripts/test.sh. Extra arguments go to pytest.
@@ -31,8 +31,16 @@ print(f'test_distro_versions: numpy {numpy.__version__}, OpenCV {cv2.__version__
 PY
 source scripts/ros_env.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-# test/core and test/ros, and the demo replayed end to end (replay, map PNG, grid GeoPackage).
+# test/core, the node tests whose messages pass through numpy, OpenCV or matplotlib (images,
+# scores, typed outputs, the map), and the demo replayed end to end (replay, map PNG, grid
+# GeoPackage). The node tests of parameters, QoS, start-up, shutdown and storage run once,
+# in scripts/test.sh: rclpy and Fast DDS are the same wheels in both venvs.
+node_tests=(bad_input_and_parameters camera_decoded_size_cap camera_jpeg_walk
+            classifier_pipeline conversions_and_qos corpus crops_parameter disease_map_recorder
+            fuzz_conversions gate_confidence gps_tagging grey_camera motion_blur_diagnostics
+            no_leaf poses_parameter typed_outputs)
 # Two workers, as scripts/test.sh (PLANT_DISEASE_TEST_WORKERS).
 "$venv/bin/python" -m compileall -q plant_disease_ros
 "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider -n "${PLANT_DISEASE_TEST_WORKERS:-2}" \
-  --dist loadfile test/core test/ros test/system/test_demo_end_to_end.py "$@"
+  --dist loadfile test/core "${node_tests[@]/#/test/ros/test_}" \
+  test/system/test_demo_end_to_end.py "$@"
