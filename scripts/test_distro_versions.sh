@@ -39,8 +39,12 @@ node_tests=(bad_input_and_parameters camera_decoded_size_cap camera_jpeg_walk
             classifier_pipeline conversions_and_qos corpus crops_parameter disease_map_recorder
             fuzz_conversions gate_confidence gps_tagging grey_camera motion_blur_diagnostics
             no_leaf poses_parameter typed_outputs)
+node_paths=()
+for name in "${node_tests[@]}"; do
+  node_paths+=("test/ros/test_$name.py")
+done
 # Two workers, as scripts/test.sh (PLANT_DISEASE_TEST_WORKERS).
 "$venv/bin/python" -m compileall -q plant_disease_ros
 "$venv/bin/python" -m pytest -q -rs -p no:cacheprovider -n "${PLANT_DISEASE_TEST_WORKERS:-2}" \
-  --dist loadfile test/core "${node_tests[@]/#/test/ros/test_}" \
+  --dist loadfile test/core "${node_paths[@]}" \
   test/system/test_demo_end_to_end.py "$@"
