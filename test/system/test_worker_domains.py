@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
-import subprocess
 
 from helpers.domains import take_free_domain
 
@@ -14,16 +14,10 @@ def test_workers_take_distinct_domains_no_shell_holds(tmp_path: Path, monkeypatc
     monkeypatch.setenv('PLANT_DISEASE_DOMAIN_LOCKS', str(tmp_path))
     own = 10 + os.getpid() % 90
     held_by_shell = 10 + (own - 10 + 1) % 90
-    (tmp_path / f'{held_by_shell}.lock').touch()
-    shell = subprocess.Popen(['flock', '-n', str(tmp_path / f'{held_by_shell}.lock'),
-                              'sleep', '30'])
-    try:
-        # The shell holds its lock once flock has started sleep under it.
-        for _ in range(200):
-            if subprocess.run(['flock', '-n', str(tmp_path / f'{held_by_shell}.lock'),
-                               'true']).returncode != 0:
-                break
-            subprocess.run(['sleep', '0.05'])
+    # A shell's lock, as ros_env.sh's flock takes it: on its own open file, which a take
+    # (another open of the same file) cannot lock while it is held, in this process too.
+    with open(tmp_path / f'{held_by_shell}.lock', 'ab') as shell_lock:
+        fcntl.flock(shell_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         first = take_free_domain(avoid=own)
         second = take_free_domain(avoid=own)
         domains = {first.domain, second.domain}
@@ -33,6 +27,5 @@ def test_workers_take_distinct_domains_no_shell_holds(tmp_path: Path, monkeypatc
         first.file.close()
         again = take_free_domain(avoid=own)
         assert again.domain == first.domain
-    finally:
-        shell.kill()
-        shell.wait()
+        second.file.close()
+        again.file.close()
