@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import importlib
 import importlib.util
 import os
+import select
 import sys
 
 from plant_disease_ros.cli.tensorflow_logs import quiet_tensorflow
@@ -68,17 +69,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(available=_module_exists)
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's exit
+        return status
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as error:
+        if isinstance(error, BrokenPipeError) and _stdout_reader_gone():
+            # `plant-disease compare ... | head`: the reader has what it wanted. End as a
+            # shell tool killed by SIGPIPE would (status 128 + 13), without an error line;
+            # the commands write their files before they print.
+            _drop_stdout()
+            return 141
         # Known failures (bad dataset, missing model, corrupt bag) end in one line, not a
         # traceback; PLANT_DISEASE_DEBUG=1 shows the traceback.
         if os.environ.get('PLANT_DISEASE_DEBUG'):
             raise
         print(f'plant-disease {args.command}: error: {error}', file=sys.stderr)
         return 2
+
+
+def _stdout_reader_gone() -> bool:
+    """True when standard output is a pipe or socket whose reading end has been closed."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fileno, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so the exit's flush raises nothing again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 if __name__ == '__main__':

@@ -104,3 +104,40 @@ def test_the_comparison_is_written_before_the_table_is_printed(
     assert (written['base_name'], written['new_name']) == ('base', 'new')
     assert (tmp_path / 'comparison' / 'comparison.md').is_file()
     assert (tmp_path / 'comparison' / 'comparison.png').is_file()
+
+
+def test_compare_into_a_closed_pipe_ends_quietly_with_its_files_written(
+        tmp_path: Path) -> None:
+    """``plant-disease compare a b | head``: no error line, the status of SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    evaluation_folder(tmp_path / 'base', [False] * 10 + [True] * 30)
+    evaluation_folder(tmp_path / 'new', [True] * 40)
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader has gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, '-m', 'plant_disease_ros.cli.main', 'compare', 'base', 'new'],
+            cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=300,
+            env={**os.environ, 'PYTHONPATH': str(Path(__file__).resolve().parents[2])})
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (141, '')
+    written = json.loads((tmp_path / 'comparison' / 'comparison.json').read_text())
+    assert (written['base_name'], written['new_name']) == ('base', 'new')
+
+
+def test_a_broken_pipe_that_is_not_standard_output_is_still_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """Only a closed standard output is the reader having gone; any other pipe fails."""
+    import plant_disease_ros.cli.compare as compare_cli
+
+    def broken(args: object) -> int:
+        raise BrokenPipeError(32, 'Broken pipe')
+
+    monkeypatch.setattr(compare_cli, 'run', broken)
+    assert main(['compare', 'base', 'new']) == 2
+    assert 'plant-disease compare: error: [Errno 32] Broken pipe' in capsys.readouterr().err
