@@ -167,16 +167,27 @@ class GeoJsonSeqWriter:
 
     An existing file is continued, never truncated. If it ends inside a record (the writer
     was killed mid-write) a line feed is written first, so that fragment stays a line of
-    its own that readers skip instead of corrupting the next record. The writer holds an
-    exclusive lock on the file while it is open: two writers of one file (two recorders
-    of the same run) would interleave, and a full disk's cut-back of one would cut away
-    the other's records.
+    its own that readers skip instead of corrupting the next record. Where that line feed
+    cannot be written now (a full disk), the writer opens all the same and says why in
+    ``repair_error``: the line feed goes with the first append that succeeds, in the same
+    write (see :meth:`repair`). The writer holds an exclusive lock on the file while it is
+    open: two writers of one file (two recorders of the same run) would interleave, and a
+    full disk's cut-back of one would cut away the other's records.
     """
 
     def __init__(self, path: str | Path) -> None:
-        """Open (creating if needed) ``path`` for appending; RecordsFileBusy if locked."""
+        """Open (creating if needed) ``path`` for appending; RecordsFileBusy if locked.
+
+        Other OSErrors of opening it (a read-only file system, a folder in its place)
+        are raised; a line feed after a cut-off last record that cannot be written is
+        not (see the class).
+        """
         self.path = Path(path)
         self.records_written = 0
+        # Whether the file ends in a cut-off record that still needs its line feed, and why
+        # that could not be written yet (None: not tried, or done).
+        self._line_feed_due = False
+        self.repair_error: OSError | None = None
         # Unbuffered: a failed write leaves nothing behind in a buffer to be written later.
         self._handle: BinaryIO | None = open(self.path, 'ab', buffering=0)
         try:
@@ -192,7 +203,8 @@ class GeoJsonSeqWriter:
                     reader.seek(-1, os.SEEK_END)
                     last_byte = reader.read(1)
                 if last_byte != b'\n':
-                    self._write(b'\n')
+                    self._line_feed_due = True
+                    self.repair()
             else:
                 fsync_directory(self.path.parent)
         except BaseException:
@@ -233,15 +245,34 @@ class GeoJsonSeqWriter:
             return True
         return (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino)
 
+    def repair(self) -> bool:
+        """Write the line feed a cut-off last record still needs; return whether it is done.
+
+        True at once when none is needed. A failure (a full disk) is kept in
+        ``repair_error`` and leaves the file as it was; nothing is raised.
+        """
+        if not self._line_feed_due:
+            return True
+        try:
+            self._write(b'')
+        except OSError as error:
+            self.repair_error = error
+            return False
+        return True
+
     def _write(self, data: bytes) -> None:
         """Append ``data`` whole and durable, or raise OSError with the file as it was.
 
         A full disk (ENOSPC) or a quota can let part of ``data`` through before the write
         fails, and a delayed-allocation file system may only fail at fsync: either way the
         file is cut back to its length before the write, so it never ends in half a record.
+        The line feed a cut-off last record still needs (see ``repair_error``) goes first,
+        in the same write.
         """
         if self._handle is None:
             raise ValueError(f'{self.path} writer is closed')
+        if self._line_feed_due:
+            data = b'\n' + data
         descriptor = self._handle.fileno()
         length = os.fstat(descriptor).st_size
         try:
@@ -253,6 +284,8 @@ class GeoJsonSeqWriter:
         except OSError:
             self._cut_back(descriptor, length)
             raise
+        self._line_feed_due = False
+        self.repair_error = None
 
     def _cut_back(self, descriptor: int, length: int) -> None:
         """Truncate the file to ``length`` bytes after a failed write (best effort)."""

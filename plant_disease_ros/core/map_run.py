@@ -389,6 +389,11 @@ class MapRun:
         when the process ends, also after kill -9); an existing records file is also
         opened and locked now (another machine writing it over a share). Raises
         RecordsFileBusy (an OSError) when another process holds either.
+
+        A file that ends in a cut-off record (a kill mid-write) whose line feed cannot be
+        written now (a full disk) is claimed all the same: ``write_error`` says why, the
+        records are held as for any failed write, and the line feed goes with the first
+        append that succeeds.
         """
         if self._claim is None:
             key = hashlib.sha256(os.path.abspath(self.records_path).encode()).hexdigest()
@@ -407,7 +412,10 @@ class MapRun:
             self._note_device()
         if self._writer is None and self.records_path.exists():
             try:
-                self._opened(GeoJsonSeqWriter(self.records_path))
+                writer = self._opened(GeoJsonSeqWriter(self.records_path))
+                if writer.repair_error is not None:
+                    self.write_error = (f'{writer.repair_error} (its cut-off last record '
+                                        'cannot be ended yet)')
             except RecordsFileBusy:
                 raise
             except OSError:

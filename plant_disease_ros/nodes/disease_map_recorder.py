@@ -328,6 +328,12 @@ class DiseaseMapRecorder(Node):
         finally:
             self._file_tail = None
         self._claim_run()
+        if self.run.write_error:
+            # A full disk under a file a kill cut mid-record: recorded all the same, the
+            # detections held in memory until the disk takes them.
+            self.get_logger().error(
+                f'cannot write {self.run.records_path}: {self.run.write_error}; detections '
+                f'are held in memory (at most {self.run.max_held}) until it can be')
         removed = self.run.remove_stale_temporaries()
         if removed:
             self.get_logger().info(

@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+from helpers.filesystems import fill, small_filesystem
 from helpers.maps import classification, feature_at, HEALTHY, LATE_BLIGHT
 import pytest
 
@@ -296,6 +297,38 @@ def test_truncated_last_record_is_dropped_then_isolated(tmp_path: Path) -> None:
     assert stats.skipped == 1 and not stats.truncated_tail
     lines = path.read_bytes().split(b'\n')
     assert lines[2].startswith(RECORD_SEPARATOR) and b'\n' not in lines[2]
+
+
+
+def test_a_cut_off_record_on_a_full_disk_is_ended_with_the_first_append(
+        tmp_path: Path) -> None:
+    """The line feed a cut-off record needs does not fit: the writer opens all the same.
+
+    A real 64 KiB tmpfs (needs root): a page-sized file whose line feed needs a new page.
+    """
+    with small_filesystem(tmp_path / 'disk', size_kib=64) as disk:
+        path = disk / 'run.geojsons'
+        whole = encode_record(feature_at(1.0, 1.0, sec=12345))
+        before = whole * (4096 // len(whole))
+        before += encode_record(feature_at(2.0, 2.0, sec=2))[:4096 - len(before)]
+        assert len(before) == 4096 and not before.endswith(b'\n')
+        path.write_bytes(before)
+        filler = disk / 'filler'
+        fill(filler)
+        with GeoJsonSeqWriter(path) as writer:
+            assert writer.repair_error is not None
+            assert 'No space left' in str(writer.repair_error)
+            with pytest.raises(OSError, match='No space left'):
+                writer.append(feature_at(3.0, 3.0, sec=3))
+            assert path.read_bytes() == before
+            assert not writer.repair()
+            filler.unlink()
+            writer.append(feature_at(4.0, 4.0, sec=4))
+            assert writer.repair_error is None and writer.repair()
+        assert path.read_bytes() == before + b'\n' + encode_record(feature_at(4.0, 4.0, sec=4))
+        features, stats = scan_geojson_seq(path)
+        assert (stats.skipped, stats.truncated_tail) == (1, False)
+        assert feature_stamp_s(features[-1]) == pytest.approx(4.0)
 
 
 def test_reader_skips_and_counts_bad_records(tmp_path: Path, caplog) -> None:

@@ -18,7 +18,7 @@ from helpers.filesystems import fill, small_filesystem
 from helpers.ros import diagnostics_collector, Harness, latest_diagnostics, parameters, statuses
 import pytest
 
-from plant_disease_ros.core.map_file import RECORD_SEPARATOR, scan_geojson_seq
+from plant_disease_ros.core.map_file import encode_record, RECORD_SEPARATOR, scan_geojson_seq
 
 rclpy = pytest.importorskip('rclpy')
 
@@ -186,5 +186,55 @@ def test_no_queue_drops_each_detection_and_says_so(ros_context, map_dir: Path) -
         assert rig.wait(lambda: rig.recorder.records_written == 33 - dropped)
         assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.OK)
         assert rig.on_disk()[-1] == 32
+    finally:
+        rig.close()
+
+
+def _cut_off_run_file(path: Path, size: int) -> tuple[bytes, int]:
+    """Write whole records then a cut-off one (a kill mid-write), ``size`` bytes in all.
+
+    Return the file's bytes and the number of whole records. A page-sized file fills its
+    last tmpfs page: the line feed that ends the cut-off record needs a page of its own.
+    """
+    whole = b''
+    count = 0
+    while len(whole) + len(encode_record(detection(count))) < size:
+        whole += encode_record(detection(count))
+        count += 1
+    fragment = encode_record(detection(count))[:size - len(whole)]
+    assert 0 < len(fragment) and not fragment.endswith(b'\n')
+    path.write_bytes(whole + fragment)
+    return whole + fragment, count
+
+
+def test_a_cut_off_run_file_on_a_full_disk_starts_and_holds_detections(
+        ros_context, map_dir: Path) -> None:
+    """kill -9 mid-record, then the disk filled: the restart records all the same.
+
+    The line feed that ends the cut-off record cannot be written: the recorder starts
+    (before, it exited with 'No space left on device'), says ERROR naming the file, holds
+    the detections, and once there is room writes the line feed and then them.
+    """
+    records = map_dir / 'field.geojsons'
+    before, whole = _cut_off_run_file(records, 4096)
+    filler = map_dir / 'filler'
+    assert fill(filler) > 0
+    rig = DiskRig(ros_context, map_dir)
+    try:
+        assert rig.recorder.records_at_start == whole
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.ERROR)
+        message = statuses(rig.diagnostics, NODE)[-1].message
+        assert str(records.absolute()) in message and 'No space left' in message, message
+        rig.publish(3)
+        assert rig.wait(lambda: rig.recorder.records_held == 3)
+        assert records.read_bytes() == before   # nothing written, nothing cut
+        filler.unlink()
+        assert rig.wait(lambda: rig.recorder.records_held == 0)
+        data = records.read_bytes()
+        assert data.startswith(before + b'\n' + RECORD_SEPARATOR), data[len(before) - 20:]
+        features, stats = scan_geojson_seq(records)
+        assert (stats.records, stats.skipped, stats.truncated_tail) == (whole + 3, 1, False)
+        assert [f['properties']['stamp']['sec'] for f in features[whole:]] == [0, 1, 2]
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.OK)
     finally:
         rig.close()
