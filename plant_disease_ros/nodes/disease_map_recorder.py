@@ -65,7 +65,7 @@ from plant_disease_ros.core.map_run import (
 )
 from plant_disease_ros.core.sequence_gaps import SequenceGaps
 from plant_disease_ros.ros.clock import steady_clock
-from plant_disease_ros.ros.diagnostics import NodeDiagnostics, ThrottledWarnings
+from plant_disease_ros.ros.diagnostics import NodeDiagnostics, status_name, ThrottledWarnings
 from plant_disease_ros.ros.markers import delete_all_marker, glyph_to_markers, SharedMarkerParts
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 from plant_disease_ros.ros.parameters import (
@@ -270,7 +270,7 @@ class DiseaseMapRecorder(Node):
                        durability=DurabilityPolicy.TRANSIENT_LOCAL),
             event_callbacks=PublisherEventCallbacks(matched=self._on_markers_matched))
         self.diagnostics = NodeDiagnostics(
-            self, period_s=DIAGNOSTICS_PERIOD_S, name=f'{self.get_name()}: map recorder',
+            self, period_s=DIAGNOSTICS_PERIOD_S, name=status_name(self, 'map recorder'),
             hardware_id=str(self.run.records_path.absolute()), input_name='detection')
         self.diagnostics.set_value('file', str(self.run.records_path.absolute()))
         self.diagnostics.set_value('records_file_replaced', self.run.files_replaced)

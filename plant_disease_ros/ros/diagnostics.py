@@ -37,6 +37,18 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def status_name(node: Node, what: str) -> str:
+    """Return the status name of ``node``'s ``what``: ``<namespace>/<node>: <what>``.
+
+    The fully qualified node name without its leading slash, as diagnostic_updater names
+    a status with ``use_fqn``: ``camera_subscriber: frames`` in the root namespace,
+    ``left/camera_subscriber: frames`` in ``/left``, so that the node sets of two cameras
+    (one namespace each) are two statuses in rqt_robot_monitor and diagnostic_aggregator,
+    not one.
+    """
+    return f'{node.get_fully_qualified_name().lstrip("/")}: {what}'
+
+
 class NodeDiagnostics:
     """Count a node's messages and publish them on ``/diagnostics`` every ``period_s``.
 
@@ -50,13 +62,14 @@ class NodeDiagnostics:
                  input_name: str = 'frame') -> None:
         """Create the publisher and the timer on ``node``.
 
+        ``name``: the status name (default :func:`status_name` of ``'frames'``).
         ``input_name``: what the node's own input messages are called in the status
         message ('frame', or 'detection' for the recorder); their key stays
         ``rejected.<reason>``.
         """
         self._node = node
         self.input_name = input_name
-        self.name = name or f'{node.get_name()}: frames'
+        self.name = name or status_name(node, 'frames')
         self.hardware_id = hardware_id or node.get_fully_qualified_name()
         self.received = 0
         self.processed = 0

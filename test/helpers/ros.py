@@ -85,10 +85,22 @@ class Collector:
                 for value in self.json(topic)]
 
 
+def status_node(status: DiagnosticStatus) -> str:
+    """Return the node a status names: ``left/camera_subscriber`` of ``left/...: frames``."""
+    return status.name.partition(':')[0]
+
+
 def statuses(collector: Collector, node_name: str) -> list[DiagnosticStatus]:
-    """Return every /diagnostics status of node ``node_name`` collected so far, oldest first."""
+    """Return every /diagnostics status of node ``node_name`` collected so far, oldest first.
+
+    A status name begins with the node's namespace (``plant_disease/disease_classifier:
+    frames``): a bare ``node_name`` matches the node in any namespace, one with a namespace
+    (``left/camera_subscriber``) only that one.
+    """
     return [status for array in collector.messages[DIAGNOSTICS_TOPIC]
-            for status in array.status if status.name.startswith(f'{node_name}:')]
+            for status in array.status
+            if status_node(status) == node_name
+            or status_node(status).endswith(f'/{node_name}')]
 
 
 def latest_diagnostics(collector: Collector, node_name: str) -> dict[str, str] | None:

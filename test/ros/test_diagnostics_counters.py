@@ -54,3 +54,45 @@ def test_rejections_taken_back_leave_later_ones_visible(ros_context) -> None:
         diagnostics.destroy()
     finally:
         node.destroy_node()
+
+
+def test_node_sets_in_two_namespaces_publish_statuses_of_their_own(harness, tmp_path) -> None:
+    """Two cameras' node sets (/left, /right) and one in the root namespace: each node's
+    status name carries its namespace, so a monitor keeps them apart; the root names stay
+    ``<node>: <what>``."""
+    from helpers.ros import parameters, status_node, statuses
+    from helpers.shipped_model import require_shipped_model
+
+    from plant_disease_ros.nodes.camera_subscriber import CameraSubscriberNode
+    from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode
+    from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder
+
+    require_shipped_model()
+    period = parameters(diagnostics_period_s=0.2)
+    for namespace in ('/left', '/right', '/'):
+        harness.add(CameraSubscriberNode(context=harness.context, namespace=namespace,
+                                         parameter_overrides=period))
+        harness.add(DiseaseClassifierNode(
+            context=harness.context, namespace=namespace,
+            parameter_overrides=parameters(num_threads=1, diagnostics_period_s=0.2)))
+        harness.add(DiseaseMapRecorder(
+            context=harness.context, namespace=namespace,
+            parameter_overrides=parameters(map_dir=str(tmp_path / 'maps'))))
+    collector = diagnostics_collector(harness.node)
+    expected = {f'{prefix}{name}' for prefix in ('left/', 'right/', '')
+                for name in ('camera_subscriber: frames', 'disease_classifier: frames',
+                             'disease_map_recorder: map recorder')}
+
+    def names() -> set[str]:
+        return {status.name for array in collector.messages['/diagnostics']
+                for status in array.status}
+
+    assert harness.wait(lambda: expected <= names(), timeout_s=30.0), names()
+    assert names() == expected
+    # Each recorder's status is its own: the file of its namespace's run.
+    files = {status_node(status): dict((item.key, item.value) for item in status.values)
+             ['file'] for status in statuses(collector, 'disease_map_recorder')}
+    assert len(files) == 3 and len(set(files.values())) == 3, files
+    assert files['left/disease_map_recorder'].endswith('_left.geojsons')
+    assert [status.name for status in statuses(collector, 'left/camera_subscriber')][:1] \
+        == ['left/camera_subscriber: frames']
