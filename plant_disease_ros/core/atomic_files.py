@@ -70,9 +70,28 @@ def replacing(path: str | Path) -> Iterator[Path]:
     fsync_directory(path.parent)
 
 
+# The largest process id Linux gives (pid_max is at most 2**22), and the length of the
+# random part of a temporary name (4 bytes in hex).
+MAX_PID = 1 << 22
+TOKEN_CHARACTERS = 8
+
+
+def _temporary_name(path: Path, pid: int, token: str) -> str:
+    """Return the name of the temporary beside ``path`` of process ``pid``."""
+    return f'.{path.stem}.{pid}.{token}.tmp{path.suffix}'
+
+
 def _temporary_beside(path: Path) -> Path:
     """Return a fresh temporary name beside ``path`` that keeps its suffix."""
-    return path.parent / f'.{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}'
+    return path.parent / _temporary_name(path, os.getpid(), secrets.token_hex(4))
+
+
+def longest_temporary_name(path: str | Path) -> str:
+    """Return the longest name the temporary beside ``path`` (see :func:`replacing`) can have.
+
+    A target whose temporary name is too long for the file system cannot be written.
+    """
+    return _temporary_name(Path(path), MAX_PID, 'f' * TOKEN_CHARACTERS)
 
 
 @contextmanager

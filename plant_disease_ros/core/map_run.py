@@ -37,7 +37,7 @@ import socket
 import time
 from typing import Any
 
-from plant_disease_ros.core.atomic_files import stale_temporaries_in
+from plant_disease_ros.core.atomic_files import longest_temporary_name, stale_temporaries_in
 from plant_disease_ros.core.map_file import (
     encode_record,
     feature_rejection_reason,
@@ -217,12 +217,55 @@ def default_run_name(namespace: str = '') -> str:
     return f'{date}_{tag}' if tag else date
 
 
-def validate_run_name(run_name: str) -> str:
-    """Return ``run_name`` if it is a plain file name stem; raise ValueError otherwise."""
+# The longest file name where map_dir does not exist yet to be asked (Linux's NAME_MAX).
+DEFAULT_NAME_MAX = 255
+
+
+def run_file_names(run_name: str) -> list[str]:
+    """Return every file name a run writes in ``map_dir``: its files and their temporaries.
+
+    The temporaries (see :func:`~plant_disease_ros.core.atomic_files.replacing`) of the
+    collection and the summary at their longest.
+    """
+    records, collection, summary = run_file_paths('.', run_name)
+    return [records.name, collection.name, summary.name,
+            longest_temporary_name(collection), longest_temporary_name(summary)]
+
+
+def name_max(directory: str | Path) -> int:
+    """Return the longest file name (bytes) ``directory`` takes: NAME_MAX of its file system.
+
+    :data:`DEFAULT_NAME_MAX` where it does not exist (yet) or cannot be asked.
+    """
+    try:
+        limit = os.pathconf(directory, 'PC_NAME_MAX')
+    except (OSError, ValueError):
+        return DEFAULT_NAME_MAX
+    return limit if limit > 0 else DEFAULT_NAME_MAX
+
+
+def validate_run_name(run_name: str, directory: str | Path | None = None) -> str:
+    """Return ``run_name`` if it is a plain file name stem; raise ValueError otherwise.
+
+    Too long is refused too: every file the run writes in ``directory`` (``map_dir``; the
+    longest is a save's temporary summary, ``.<run_name>_summary.<pid>.<hex>.tmp.json``)
+    must fit the file system's longest name (:func:`name_max`; without ``directory``,
+    :data:`DEFAULT_NAME_MAX`), or the records would be written and every save would fail.
+    """
     if (not run_name or run_name != run_name.strip() or run_name.startswith('.')
             or '/' in run_name or '\\' in run_name or '\x00' in run_name):
         raise ValueError(f'run_name {run_name!r} must be a plain file name (no path, '
                          'no leading dot)')
+    limit = name_max(directory) if directory is not None else DEFAULT_NAME_MAX
+    length = len(os.fsencode(run_name))
+    longest = max(run_file_names(run_name), key=lambda name: len(os.fsencode(name)))
+    extra = len(os.fsencode(longest)) - length
+    if length + extra > limit:
+        where = f'in {directory}' if directory is not None else '(NAME_MAX)'
+        raise ValueError(
+            f'run_name is too long ({length} bytes): at most {limit - extra} bytes, as file '
+            f'names {where} are at most {limit} bytes and the longest file the run writes '
+            f'(the temporary summary of a save) adds {extra} to it')
     return run_name
 
 
@@ -287,10 +330,12 @@ class MapRun:
         # Whether a path is a mount point: a test sets one that says so of a folder it
         # stands a stick on (see device_of).
         self.is_mount: Callable[[Path], bool] = os.path.ismount
-        self.name = validate_run_name(run_name)
+        directory = Path(map_dir).expanduser()
+        self.name = validate_run_name(
+            run_name, directory if directory.is_dir() else None)
         self.max_held = int(max_held)
         self.records_path, self.collection_path, self.summary_path = run_file_paths(
-            Path(map_dir).expanduser(), run_name)
+            directory, run_name)
         self.records_at_start = 0
         self.records_skipped_at_start = 0
         self.records_written = 0

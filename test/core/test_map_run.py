@@ -545,3 +545,24 @@ def test_a_records_file_that_cannot_be_opened_stops_the_claim(tmp_path: Path) ->
     with pytest.raises(IsADirectoryError):
         run.claim()
     run.close()
+
+
+def test_a_run_name_too_long_for_its_files_is_refused_at_the_start(tmp_path: Path) -> None:
+    """Every file the run writes must fit NAME_MAX: the longest is a save's temporary
+    summary, 35 bytes longer than the name. One byte more than fits is refused, naming
+    the limit; the longest name that fits records and saves."""
+    limit = os.pathconf(tmp_path, 'PC_NAME_MAX')
+    longest = limit - 35
+    for name in ('r' * (longest + 1), 'é' * ((longest + 2) // 2), 'r' * 240):
+        with pytest.raises(ValueError, match=f'run_name is too long .*at most {longest} '
+                                             f'bytes.* at most {limit} bytes'):
+            MapRun(tmp_path, name)
+    # A folder that does not exist yet is measured against Linux's 255.
+    with pytest.raises(ValueError, match='at most 220 bytes'):
+        MapRun(tmp_path / 'new', 'r' * 221)
+    run = MapRun(tmp_path, 'r' * longest)
+    assert run.record(feature(0))
+    assert run.save({}) == 1
+    run.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        f'{"r" * longest}{suffix}' for suffix in ('.geojsons', '.geojson', '_summary.json'))
