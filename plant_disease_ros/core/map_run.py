@@ -288,7 +288,9 @@ def format_origin(origin: tuple[float, float, float]) -> str:
 def parse_detection(text: str) -> tuple[dict | None, str | None, str]:
     """Return ``(feature, None, '')`` for a usable detection, else ``(None, reason, detail)``.
 
-    Reasons: ``'invalid_json'`` or one of :func:`feature_rejection_reason`'s.
+    Reasons: ``'invalid_json'``, one of :func:`feature_rejection_reason`'s, or
+    ``'bad_text'``: a string that is no Unicode text (a lone surrogate such as
+    ``"\\ud800"``, valid JSON), which no UTF-8 record can hold.
     """
     try:
         value = parse_json(text)
@@ -297,6 +299,10 @@ def parse_detection(text: str) -> tuple[dict | None, str | None, str]:
     reason = feature_rejection_reason(value)
     if reason is not None:
         return None, reason, text[:QUOTED_CHARACTERS]
+    try:
+        encode_record(value)
+    except UnicodeEncodeError as error:
+        return None, 'bad_text', f'{error.reason} in {text[:QUOTED_CHARACTERS]}'
     return value, None, ''
 
 

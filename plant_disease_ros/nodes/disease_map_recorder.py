@@ -795,8 +795,6 @@ class DiseaseMapRecorder(Node):
                                            self.earlier_detections)
                 self.diagnostics.count_dropped()
                 return SKIPPED
-            self.recovered_detections += 1
-            self.diagnostics.set_value('detections_recovered', self.recovered_detections)
         held_before = self.run.records_held
         try:
             written = self.run.record(feature)
@@ -806,6 +804,10 @@ class DiseaseMapRecorder(Node):
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
             return REJECTED
+        if before_start:
+            # Counted once it is recorded (or held for the file): a rejection is not.
+            self.recovered_detections += 1
+            self.diagnostics.set_value('detections_recovered', self.recovered_detections)
         self._note_replaced_file()
         if not written:
             self._warn_held()

@@ -110,6 +110,9 @@ def test_format_origin() -> None:
     # Parses, but 40 levels deep in a property: refused before any reader recurses on it.
     ('{"type": "Feature", "geometry": null, "properties": {"x": ' + '[' * 40 + ']' * 40
      + '}}', 'too_deep'),
+    # Valid JSON, but a lone surrogate is no text a UTF-8 record can hold.
+    ('{"type": "Feature", "geometry": null, "properties": {"label": "Tomato\\ud800"}}',
+     'bad_text'),
 ])
 def test_parse_detection_refuses_with_a_reason(text: str, reason: str) -> None:
     value, got, detail = parse_detection(text)

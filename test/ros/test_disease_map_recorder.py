@@ -765,3 +765,26 @@ def test_a_volatile_publisher_still_reaches_the_recorder(ros_context: object,
     finally:
         rig.close()
     assert sequences(read_geojson_seq(tmp_path / 'field.geojsons')) == [1, 2, 3]
+
+
+def test_a_lone_surrogate_is_rejected_as_bad_text_not_as_a_failed_write(
+        harness: RecorderRig, capfd: pytest.CaptureFixture[str]) -> None:
+    """``"Tomato\\ud800"`` is valid JSON but no text: rejected when parsed, under its own
+    reason, not counted as a write that failed (which sends the user to the disk)."""
+    harness.connect()
+    harness.publish('{"type":"Feature","geometry":null,"properties":{"label":"Tomato\\ud800",'
+                    '"stamp":{"sec":1,"nanosec":0}}}')
+    harness.publish(detection(2))
+    assert harness.wait(lambda: harness.recorder.records_written == 1
+                        and harness.latest_status_values().get('received') == '2'), \
+        harness.latest_status_values()
+    values = harness.latest_status_values()
+    assert values.get('rejected.bad_text') == '1', values
+    assert 'rejected.write_failed' not in values
+    assert (values['rejected'], values['processed']) == ('1', '1')
+    assert harness.recorder.rejected == {'bad_text': 1}
+    log = capfd.readouterr().err
+    assert 'detection rejected (bad_text)' in log and 'surrogates not allowed' in log, log
+    assert 'cannot append' not in log
+    assert [feature['properties']['stamp']['sec']
+            for feature in read_geojson_seq(harness.recorder.records_path)] == [2]
