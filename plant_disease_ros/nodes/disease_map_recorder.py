@@ -216,6 +216,9 @@ class DiseaseMapRecorder(Node):
         # What became of each message taken (RECORDED, RECOVERED, SKIPPED, REJECTED), or LIVE
         # for one whose volatile copy came first; and which publishers are transient local.
         self._delivered: OrderedDict[object, str] = OrderedDict()
+        # Keys of the last messages counted as received (a detection comes from both
+        # subscriptions; see _take).
+        self._received_keys: OrderedDict[object, None] = OrderedDict()
         self._publisher_durability: dict[bytes, bool] = {}
         self._files_replaced_seen = 0
         # Until the run has started (while it waits for storage_mount, while its file is
@@ -463,8 +466,19 @@ class DiseaseMapRecorder(Node):
 
     def _take(self, callback: Callable[[String, Any], None], message: String,
               info: Any) -> None:
-        """Count a message taken; give it to ``callback``, or queue it before the start."""
+        """Count a message taken; give it to ``callback``, or queue it before the start.
+
+        A detection is counted received here, when its first copy is taken: also one
+        queued while the run waits for ``storage_mount`` (and dropped there from a full
+        queue), and once only, not again when the queue is recorded.
+        """
         self._messages_taken += 1
+        key = self._message_key(message, info)
+        if key not in self._received_keys:
+            self._received_keys[key] = None
+            if len(self._received_keys) > DELIVERED_KEYS:
+                self._received_keys.popitem(last=False)
+            self.diagnostics.count_received()
         if self._queued is None:
             callback(message, info)
         else:
@@ -707,7 +721,7 @@ class DiseaseMapRecorder(Node):
         self.earlier_detections -= 1
         self.diagnostics.set_value('detections_from_before_skipped', self.earlier_detections)
         self.diagnostics.uncount_dropped()
-        self._on_detection(message, received=False)
+        self._on_detection(message)
 
     def _add_to_map(self, feature: dict) -> None:
         """Add one detection to the cells and the summary; log when it fixes the origin."""
@@ -769,20 +783,16 @@ class DiseaseMapRecorder(Node):
         self.diagnostics.set_value('cells', len(self._aggregator))
         self.diagnostics.set_value('last_save', self._last_save)
 
-    def _on_detection(self, message: String, before_start: bool = False,
-                      received: bool = True) -> str:
+    def _on_detection(self, message: String, before_start: bool = False) -> str:
         """Record one detection; count and skip a message that is not a usable Feature.
 
         ``before_start``: published before this recorder started (delivered as the
         classifier's history). Recorded only when the run's file does not hold it (of a new
         run: nor the newest earlier runs' files, whose detections they are).
         Return what became of it: RECORDED, RECOVERED (from before the start), SKIPPED or
-        REJECTED. ``received=False``: already counted as received (a second copy taken after
-        all).
+        REJECTED. Counted as received when it was taken (see :meth:`_take`).
         """
         start = time.perf_counter()
-        if received:
-            self.diagnostics.count_received()
         feature, reason, detail = parse_detection(message.data)
         if feature is None:
             self.diagnostics.count_rejected(reason)

@@ -215,3 +215,45 @@ def test_stopped_while_waiting_for_storage_mount_says_what_was_not_recorded(
             ', 0 dropped (queue full); the classifier keeps its last 200 for a later start'
             ) in error, error
     assert list(usb.iterdir()) == []
+
+
+def test_detections_queued_for_storage_mount_are_counted_received_once(
+        ros_context, tmp_path: Path) -> None:
+    """Waiting for storage_mount: each detection taken counts as received at once (also
+    those a full queue drops, and a rejected one), and not again once the queue is
+    recorded."""
+    usb = (tmp_path / 'usb').absolute()
+    usb.mkdir()
+    stick = FakeMounts(tmp_path)
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(usb / 'maps'), run_name='field', storage_mount=str(usb),
+        max_held_records=3))
+    recorder.run.device_of = stick
+    recorder.run.is_mount = stick.is_mount
+    rig = Rig(ros_context, recorder, 'recorder_storage_received_test')
+    harness = rig.harness
+
+    def value(key: str) -> str | None:
+        status = rig.last_status()
+        return {item.key: item.value for item in status.values}.get(key) if status else None
+
+    try:
+        rig.publish(5)
+        rig.publisher.publish(String(data='not json'))
+        assert harness.wait(lambda: recorder.diagnostics.received == 6, WAIT_S), \
+            recorder.diagnostics.received
+        assert harness.wait(lambda: value('received') == '6', WAIT_S)
+        assert (recorder.records_held, recorder.records_dropped) == (3, 3)
+        assert not recorder.started
+
+        stick.plug(usb, STICK)
+        assert harness.wait(lambda: recorder.started and recorder.records_held == 0, WAIT_S)
+        assert recorder.records_written == 2   # the newest two; the bad one rejected
+        assert harness.wait(lambda: value('rejected.invalid_json') == '1', WAIT_S)
+        assert (value('received'), value('processed')) == ('6', '2')
+        rig.publish(1)
+        assert harness.wait(lambda: recorder.records_written == 3, WAIT_S)
+        assert harness.wait(lambda: value('received') == '7', WAIT_S)
+        assert recorder.diagnostics.received == 7
+    finally:
+        harness.close()
