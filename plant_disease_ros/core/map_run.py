@@ -306,6 +306,18 @@ def parse_detection(text: str) -> tuple[dict | None, str | None, str]:
     return value, None, ''
 
 
+def _has_free_block(directory: Path) -> bool:
+    """Return whether the file system of ``directory`` has a block this process may use.
+
+    Root may use the blocks reserved for it; True when it cannot be asked.
+    """
+    try:
+        usage = os.statvfs(directory)
+    except OSError:
+        return True
+    return (usage.f_bfree if os.geteuid() == 0 else usage.f_bavail) > 0
+
+
 class MapRun:
     """Append detections to a run's records file; save its collection and summary."""
 
@@ -690,6 +702,35 @@ class MapRun:
             self._batch_bytes = min(HELD_BATCH_BYTES, self._batch_bytes * 2)
         self.write_error = self.storage_gone = ''
         return written
+
+    def probe(self) -> bool:
+        """With none held after a failed write, clear ``write_error`` if the file can be written.
+
+        Nothing is held when ``max_held`` is 0 (or every held record was dropped), so no
+        retry would find the disk writable again and the error would stay until the next
+        record. The file is opened (made if missing), a cut-off last record's line feed
+        written, and the file system must have a free block: then the error is cleared.
+        Return whether no error is left; nothing is raised.
+        """
+        if not self.write_error or self._held:
+            return not self.write_error
+        try:
+            writer = self._open_writer()
+        except StorageGone as error:
+            self.write_error = self.storage_gone = str(error)
+            return False
+        except OSError as error:
+            self.write_error = str(error)
+            self.storage_gone = ''
+            return False
+        if not writer.repair():
+            self.write_error = (f'{writer.repair_error} (its cut-off last record cannot be '
+                                'ended yet)')
+            return False
+        if not _has_free_block(self.records_path.parent):
+            return False
+        self.write_error = self.storage_gone = ''
+        return True
 
     def save(self, extra: Mapping[str, Any], saved_at: datetime | None = None) -> int:
         """Write the FeatureCollection and the summary (run fields, then ``extra``).

@@ -855,7 +855,9 @@ class DiseaseMapRecorder(Node):
 
         With none held and a ``storage_mount``, check that it is mounted: ERROR (and a
         throttled log) while it is not, also before any detection came; a run that waits
-        for it is started once it is (see :meth:`_start_when_mounted`).
+        for it is started once it is (see :meth:`_start_when_mounted`). With none held
+        after a failed write (``max_held_records`` 0), check whether the file can be
+        written again, so that the ERROR ends with the fault, not with the next detection.
         """
         if not self.started:
             self._start_when_mounted()
@@ -863,6 +865,8 @@ class DiseaseMapRecorder(Node):
         if not self.run.records_held:
             if self.run.storage_mount is not None:
                 self._check_storage_mount()
+            if self.run.write_error:
+                self._probe_writable()
             return
         written = self.run.write_held()
         self._note_replaced_file()
@@ -871,6 +875,13 @@ class DiseaseMapRecorder(Node):
             self._warn_held()
         if written and not self.run.records_held:
             self._log_writable_again(written)
+        self._update_diagnostic_values()
+
+    def _probe_writable(self) -> None:
+        """With an error and nothing held (``max_held_records`` 0), clear it once writable."""
+        if self.run.probe():
+            self.get_logger().info(f'{self.run.records_path} writable again')
+        self._note_replaced_file()
         self._update_diagnostic_values()
 
     def _check_storage_mount(self) -> None:

@@ -10,7 +10,7 @@ import re
 import shutil
 import time
 
-from helpers.filesystems import small_filesystem, unmount
+from helpers.filesystems import fill, small_filesystem, unmount
 import pytest
 
 from plant_disease_ros.core import map_file
@@ -569,3 +569,23 @@ def test_a_run_name_too_long_for_its_files_is_refused_at_the_start(tmp_path: Pat
     run.close()
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         f'{"r" * longest}{suffix}' for suffix in ('.geojsons', '.geojson', '_summary.json'))
+
+
+def test_with_nothing_held_a_probe_clears_the_error_once_the_disk_has_room(
+        tmp_path: Path) -> None:
+    """max_held 0 on a full disk (a real 64 KiB tmpfs; needs root): the record is dropped,
+    the error stays while it is full, and a probe clears it once there is room."""
+    with small_filesystem(tmp_path / 'disk', size_kib=64) as disk:
+        run = MapRun(disk / 'maps', 'field', max_held=0)
+        assert run.record(feature(0))
+        filler = disk / 'filler'
+        fill(filler)
+        records = [run.record(feature(sequence)) for sequence in range(1, 40)]
+        assert not all(records) and run.records_dropped > 0
+        assert 'No space left' in run.write_error and run.records_held == 0
+        assert not run.probe() and 'No space left' in run.write_error
+        filler.unlink()
+        assert run.probe() and run.write_error == ''
+        assert run.record(feature(40))
+        run.close()
+        assert read_geojson_seq(run.records_path)[-1]['properties']['sequence'] == 40

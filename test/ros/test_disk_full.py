@@ -238,3 +238,31 @@ def test_a_cut_off_run_file_on_a_full_disk_starts_and_holds_detections(
         assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.OK)
     finally:
         rig.close()
+
+
+def test_without_a_queue_the_error_ends_when_the_disk_is_freed(ros_context,
+                                                               map_dir: Path) -> None:
+    """max_held_records 0: nothing is held to retry, yet once the disk has room again the
+    ERROR ends without waiting for the next detection."""
+    rig = DiskRig(ros_context, map_dir, max_held_records=0)
+    try:
+        rig.publish(2)
+        assert rig.wait(lambda: rig.recorder.records_written == 2)
+        filler = map_dir / 'filler'
+        fill(filler)
+        rig.publish(30)
+        assert rig.wait(lambda: rig.accounted() == 32 and rig.recorder.records_dropped > 0)
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.ERROR)
+        # Full still: the retry timer keeps the error (two turns of it, at least).
+        assert not rig.wait(lambda: rig.latest_level() != DiagnosticStatus.ERROR,
+                            timeout_s=2.5)
+        written = rig.recorder.records_written
+        filler.unlink()
+        assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.OK)
+        assert rig.recorder.run.write_error == ''
+        assert (rig.recorder.records_written, rig.published) == (written, 32)
+        rig.publish(1)
+        assert rig.wait(lambda: rig.recorder.records_written == written + 1)
+        assert rig.on_disk()[-1] == 32
+    finally:
+        rig.close()
