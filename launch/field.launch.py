@@ -8,8 +8,12 @@ Usage::
 
 The nodes run in ``namespace`` with ``params_file`` (``config/field.yaml`` by default); the
 launch arguments ``use_sim_time``, ``model_path`` and ``map_dir`` and the image transport
-chosen by ``compressed`` are applied after the file, so they win over its values. Boolean
-arguments take ``true``/``false`` in either spelling ROS users write (``True``/``False``).
+chosen by ``compressed`` are applied after the file, so they win over its values; but
+``model_path`` or ``map_dir`` left empty (their default) sets nothing, and the file's value
+stays (else the node's default). Those three reach the nodes in one parameter file written
+before any node starts (``/**`` -> ``ros__parameters``, as launch_ros writes a dictionary
+of parameters) that holds ``use_sim_time`` and the non-empty paths. Boolean arguments take
+``true``/``false`` in either spelling ROS users write (``True``/``False``).
 The Fast DDS profile (``dds_profile``: the robot's own when its environment names one,
 else the shipped one) is exported to every process this file starts, under the one
 variable name the running distribution's Fast DDS reads (``ROS_DISTRO``): Fast DDS 3 warns
@@ -26,6 +30,7 @@ The node set (executables, the parameters set from arguments, the remappings) mi
 """
 
 import os
+import tempfile
 
 from launch import LaunchContext, LaunchDescription
 from launch.actions import (
@@ -39,6 +44,7 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJ
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+import yaml
 
 PACKAGE = 'plant_disease_ros'
 # Distributions whose Fast DDS (2.x; Jazzy ships 2.14) reads only
@@ -49,6 +55,9 @@ FAST_DDS_2_DISTROS = ('foxy', 'galactic', 'humble', 'iron', 'jazzy')
 FILE_ARGUMENTS = ('params_file', 'dds_profile')
 # What a boolean argument accepts: IfCondition and a bool ParameterValue read both spellings.
 BOOLEAN_CHOICES = ['true', 'false', 'True', 'False']
+# Arguments that set the node parameter of the same name on every node, after params_file:
+# use_sim_time always, the others only when not empty ('' keeps the file's value).
+ARGUMENT_PARAMETERS = ('use_sim_time', 'model_path', 'map_dir')
 
 
 def dds_profile_variable(distro: str) -> str:
@@ -70,11 +79,43 @@ def existing_file(argument: str, value: str) -> str:
     return path
 
 
-def _check_files(context: LaunchContext) -> list[SetLaunchConfiguration]:
-    """Expand and check the file arguments once, before anything starts."""
-    return [SetLaunchConfiguration(name, existing_file(
-                name, LaunchConfiguration(name).perform(context)))
-            for name in FILE_ARGUMENTS]
+def argument_parameters(values: dict[str, str]) -> dict[str, dict]:
+    """Return the parameter file content that applies the ARGUMENT_PARAMETERS ``values``.
+
+    ``use_sim_time`` is always set (a boolean, never an empty mapping); ``model_path`` and
+    ``map_dir`` only when not empty, so that an empty one leaves the params file's value.
+    """
+    parameters: dict[str, bool | str] = {
+        'use_sim_time': values['use_sim_time'].strip().lower() == 'true'}
+    parameters.update({name: values[name] for name in ('model_path', 'map_dir')
+                       if values[name]})
+    return {'/**': {'ros__parameters': parameters}}
+
+
+def write_parameter_file(content: dict[str, dict]) -> str:
+    """Write ``content`` to a new YAML file and return its path.
+
+    The file is kept, as launch_ros keeps the ones it writes for dictionaries of parameters:
+    a node that respawns reads it again.
+    """
+    with tempfile.NamedTemporaryFile('w', prefix='launch_params_', suffix='.yaml',
+                                     delete=False) as file:
+        yaml.safe_dump(content, file, default_flow_style=False)
+    return file.name
+
+
+def _prepare_arguments(context: LaunchContext) -> list[SetLaunchConfiguration]:
+    """Check the file arguments and write the argument parameters, before anything starts.
+
+    The file arguments are expanded and checked; ``argument_parameters`` is set to the
+    parameter file of the ARGUMENT_PARAMETERS.
+    """
+    checked = [SetLaunchConfiguration(name, existing_file(
+                   name, LaunchConfiguration(name).perform(context)))
+               for name in FILE_ARGUMENTS]
+    values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENT_PARAMETERS}
+    return checked + [SetLaunchConfiguration(
+        'argument_parameters', write_parameter_file(argument_parameters(values)))]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -111,10 +152,12 @@ def generate_launch_description() -> LaunchDescription:
             description='Use /clock (true when playing a bag with --clock)'),
         DeclareLaunchArgument(
             'model_path', default_value='',
-            description="TFLite model file; '' means the shipped int8 model"),
+            description="TFLite model file; '' means params_file's model_path (the "
+                        "shipped int8 model in config/field.yaml)"),
         DeclareLaunchArgument(
-            'map_dir', default_value='disease_maps',
-            description='Folder the disease map recorder writes its GeoJSON into'),
+            'map_dir', default_value='',
+            description="Folder the disease map recorder writes its GeoJSON into; '' means "
+                        "params_file's map_dir (disease_maps in config/field.yaml)"),
         # One process by default: it saves every frame a second DDS hop.
         DeclareLaunchArgument(
             'single_process', default_value='true', choices=BOOLEAN_CHOICES,
@@ -144,40 +187,38 @@ def generate_launch_description() -> LaunchDescription:
         SetLaunchConfiguration('image_transport', 'raw', condition=UnlessCondition(compressed)),
     ]
     environment = [
-        OpaqueFunction(function=_check_files),
+        OpaqueFunction(function=_prepare_arguments),
         SetEnvironmentVariable(profile_variable, LaunchConfiguration('dds_profile')),
     ]
 
     namespace = LaunchConfiguration('namespace')
     image_topic = LaunchConfiguration('image_topic')
     params_file = LaunchConfiguration('params_file')
+    # After the file, so that they win over it; written by _prepare_arguments.
+    from_arguments = LaunchConfiguration('argument_parameters')
     image_transport = LaunchConfiguration('image_transport')
-    model_path = ParameterValue(LaunchConfiguration('model_path'), value_type=str)
-    map_dir = ParameterValue(LaunchConfiguration('map_dir'), value_type=str)
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
-    common_parameters = {'use_sim_time': use_sim_time}
     image_remappings = [
         ('image_raw', image_topic),
         ('image_raw/compressed', [image_topic, '/compressed']),
     ]
     fix_remappings = [('fix', LaunchConfiguration('gps_topic'))]
 
-    # Each parameter list ends with the launch-argument values so that they override the file.
+    # Each parameter list has the launch-argument values after the file, so that they win.
     nodes = [
         Node(
             package=PACKAGE, executable='camera_subscriber', namespace=namespace,
-            parameters=[params_file, common_parameters, {'image_transport': image_transport}],
+            parameters=[params_file, from_arguments, {'image_transport': image_transport}],
             remappings=image_remappings, output='screen', emulate_tty=True,
             condition=UnlessCondition(single_process)),
         Node(
             package=PACKAGE, executable='disease_classifier', namespace=namespace,
-            parameters=[params_file, common_parameters, {'model_path': model_path}],
+            parameters=[params_file, from_arguments],
             remappings=fix_remappings, output='screen', emulate_tty=True,
             condition=UnlessCondition(single_process)),
         Node(
             package=PACKAGE, executable='plant_disease_pipeline', namespace=namespace,
-            parameters=[params_file, common_parameters,
-                        {'image_transport': image_transport, 'model_path': model_path}],
+            parameters=[params_file, from_arguments, {'image_transport': image_transport}],
             remappings=image_remappings + fix_remappings, output='screen', emulate_tty=True,
             condition=IfCondition(single_process)),
         # At Ctrl-C it takes the classifier's last detections (at most 3 s), then its save
@@ -185,11 +226,11 @@ def generate_launch_description() -> LaunchDescription:
         # default 5 s before SIGTERM, 5 more before SIGKILL, would cut it short.
         Node(
             package=PACKAGE, executable='disease_map_recorder', namespace=namespace,
-            parameters=[params_file, common_parameters, {'map_dir': map_dir}],
+            parameters=[params_file, from_arguments],
             output='screen', emulate_tty=True, sigterm_timeout='60'),
         Node(
             package='rviz2', executable='rviz2', arguments=['-d', rviz_config],
-            parameters=[common_parameters], output='screen',
+            parameters=[{'use_sim_time': use_sim_time}], output='screen',
             condition=IfCondition(LaunchConfiguration('rviz'))),
     ]
     return LaunchDescription(arguments + transport_choice + environment + nodes)

@@ -25,7 +25,6 @@ FIX_TOPIC = 'fix'
 DEFAULT_NAMESPACE = 'plant_disease'
 DEFAULT_IMAGE_TOPIC = '/camera/image_raw'
 DEFAULT_GPS_TOPIC = '/gps/fix'
-DEFAULT_MAP_DIR = 'disease_maps'
 TRANSPORTS = ('raw', 'compressed')
 # The module setup.py's console scripts of the nodes point to (``-m`` runs it too).
 EXECUTABLES_MODULE = f'{PACKAGE}.nodes.executables'
@@ -88,8 +87,9 @@ class NodeSetOptions:
     compressed_image_topic: str | None = None
     gps_topic: str | None = DEFAULT_GPS_TOPIC
     use_sim_time: bool = False
+    # '' sets nothing: the params file's value, else the node's default, as in the launch.
     model_path: str = ''
-    map_dir: str = DEFAULT_MAP_DIR
+    map_dir: str = ''
     single_process: bool = True
     # Applied to every node after the file, like ``-p name:=value``.
     parameters: Mapping[str, str] = field(default_factory=dict)
@@ -140,7 +140,10 @@ def default_params_file() -> Path | None:
 
 
 def launch_parameters(executable: Executable) -> set[str]:
-    """Return the parameters the launch sets on ``executable`` from its arguments."""
+    """Return the parameters the launch sets on ``executable`` from its arguments.
+
+    ``model_path`` and ``map_dir`` are set only when their argument is not empty.
+    """
     names = {'use_sim_time'}
     if executable.subscribes_image:
         names.add('image_transport')
@@ -172,7 +175,8 @@ def ros_arguments(executable: Executable, options: NodeSetOptions) -> list[str]:
     """Return the ``--ros-args`` part of ``executable``'s command line for ``options``.
 
     The order is the launch file's: namespace, params file, then the launch-argument
-    values so that they win over the file, then the caller's overrides.
+    values so that they win over the file, then the caller's overrides. An empty
+    ``model_path`` or ``map_dir`` is not passed: the file's value stays.
     """
     namespace = normalize_namespace(options.namespace) or '/'
     args = ['--ros-args', '-r', f'__ns:={namespace}']
@@ -187,11 +191,11 @@ def ros_arguments(executable: Executable, options: NodeSetOptions) -> list[str]:
             target = options.compressed_image_topic or f'{options.image_topic}/compressed'
         args += ['-r', f'{source}:={target}']
     if executable.loads_model and options.model_path:
-        # '' (the shipped model) is the node's default; rcl would read an empty value as null.
+        # '' leaves the file's value (shipped model); rcl would read an empty value as null.
         args += ['-p', f'model_path:={options.model_path}']
     if executable.subscribes_fix and options.gps_topic:
         args += ['-r', f'{FIX_TOPIC}:={options.gps_topic}']
-    if executable.writes_map:
+    if executable.writes_map and options.map_dir:
         args += ['-p', f'map_dir:={options.map_dir}']
     for name, value in options.parameters.items():
         args += ['-p', f'{name}:={value}']

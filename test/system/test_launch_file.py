@@ -3,9 +3,10 @@
 ``launch`` and ``launch_ros`` are not installable from PyPI, so the file is read as a syntax
 tree and everything it names is checked against the package: executables against
 setup.py's console scripts, shared files against the repository and setup.py's data files,
-launch arguments against their uses, parameters against what the nodes declare. The one
-plain function it has (which Fast DDS variable a distribution reads) is compiled alone,
-without the launch imports, and called.
+launch arguments against their uses, parameters against what the nodes declare. Its plain
+functions (which Fast DDS variable a distribution reads, the file checks, the parameter
+file written from the arguments) are compiled alone, without the launch imports, and
+called; the parameter file is read by real nodes after config/field.yaml.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from collections.abc import Callable, Iterator
 import importlib
 import inspect
 from pathlib import Path
+import shutil
+import tempfile
 
 from helpers.setup_py import console_scripts
 import pytest
+import yaml
 
 from plant_disease_ros.ros import node_set
 
@@ -161,7 +165,11 @@ class LaunchModel:
             return self.list_items(node.left) + self.list_items(node.right)
         raise AssertionError(f'cannot read a list from {ast.dump(node) if node else None}')
 
-    def parameter_names(self, call: ast.Call) -> set[str]:
+    def argument_parameters(self) -> set[str]:
+        """Return ARGUMENT_PARAMETERS: what the argument_parameters file may set."""
+        return set(ast.literal_eval(self.assignments['ARGUMENT_PARAMETERS']))
+
+    def node_parameter_names(self, call: ast.Call) -> set[str]:
         """Return the parameter names a Node call passes as dictionaries."""
         names: set[str] = set()
         for item in self.list_items(keyword(call, 'parameters')):
@@ -172,9 +180,20 @@ class LaunchModel:
                     assert name is not None, 'parameter names must be string constants'
                     names.add(name)
             elif call_name(item) == 'LaunchConfiguration':
-                continue  # the parameter file
+                continue  # a parameter file
             else:
                 raise AssertionError(f'unexpected parameters entry: {ast.dump(item)}')
+        return names
+
+    def parameter_names(self, call: ast.Call) -> set[str]:
+        """Return the parameter names a Node call may set from the arguments.
+
+        Its dictionaries' names, and ARGUMENT_PARAMETERS where it reads the
+        argument_parameters file (which applies to every node: ``/**``).
+        """
+        names = self.node_parameter_names(call)
+        if 'argument_parameters' in self.launch_configurations(keyword(call, 'parameters')):
+            names |= self.argument_parameters()
         return names
 
     def remapped_names(self, call: ast.Call) -> set[str]:
@@ -246,6 +265,8 @@ def test_arguments_are_described_and_used(model: LaunchModel) -> None:
     internal = {model.first_string_argument(call)
                 for call in calls(model.tree, 'SetLaunchConfiguration')}
     used = {model.first_string_argument(call) for call in calls(model.tree, 'LaunchConfiguration')}
+    # Read by name into the argument_parameters file (see test_argument_parameters_file).
+    used |= model.argument_parameters()
     assert not (internal & set(declared)), 'an internal configuration shadows an argument'
     assert set(declared) <= used, f'declared but unused: {set(declared) - used}'
     assert used <= set(declared) | internal, f'used but not declared: {used - set(declared)}'
@@ -400,7 +421,9 @@ def module_level(model: LaunchModel, names: set[str]) -> dict:
 
     body = [node for node in model.tree.body if wanted(node)]
     assert len(body) == len(names), f'{names} must be module-level'
-    namespace: dict = {'os': __import__('os')}
+    # With the plain ``import x`` statements (os, tempfile, yaml), not launch's from-imports.
+    body = [node for node in model.tree.body if isinstance(node, ast.Import)] + body
+    namespace: dict = {}
     exec(compile(ast.Module(body=body, type_ignores=[]), str(LAUNCH_FILE), 'exec'), namespace)
     return namespace
 
@@ -410,23 +433,28 @@ def test_file_arguments_are_checked_before_anything_starts(model: LaunchModel) -
 
     launch_ros leaves a parameter file that is not a file out with a warning, and the
     shell does not expand ``~`` in ``params_file:=~/robot.yaml``: the nodes would start on
-    their defaults. The check runs before the profile is exported and before any node.
+    their defaults. The check runs before the profile is exported and before any node; so
+    does the writing of the argument_parameters file the nodes read.
     """
     namespace = module_level(model, {'FILE_ARGUMENTS'})
     assert set(namespace['FILE_ARGUMENTS']) == {'params_file', 'dds_profile'}
     opaque = list(calls(model.tree, 'OpaqueFunction'))
     assert len(opaque) == 1
     function = keyword(opaque[0], 'function')
-    assert isinstance(function, ast.Name) and function.id == '_check_files'
+    assert isinstance(function, ast.Name) and function.id == '_prepare_arguments'
     order = [node.lineno for node in ast.walk(model.resolve(model.assignments['environment']))
              if call_name(node) in {'OpaqueFunction', 'SetEnvironmentVariable'}]
     first_node = min(call.lineno for call in model.nodes())
     assert len(order) == 2 and order[0] < order[1] < first_node
     returned = ast.unparse(model.tree.body[[
-        isinstance(node, ast.FunctionDef) and node.name == '_check_files'
+        isinstance(node, ast.FunctionDef) and node.name == '_prepare_arguments'
         for node in model.tree.body].index(True)])
     assert 'SetLaunchConfiguration(name, existing_file(' in returned
     assert 'for name in FILE_ARGUMENTS' in returned
+    assert 'LaunchConfiguration(name).perform(context) for name in ARGUMENT_PARAMETERS' \
+        in returned
+    assert "SetLaunchConfiguration('argument_parameters', write_parameter_file(" \
+        "argument_parameters(values)))" in returned
 
 
 def test_existing_file_expands_home_and_refuses_a_missing_file(
@@ -445,30 +473,143 @@ def test_existing_file_expands_home_and_refuses_a_missing_file(
         existing_file('dds_profile', str(tmp_path))  # a folder is not a file
 
 
+def argument_values(**values: str) -> dict[str, str]:
+    """Return the values of ARGUMENT_PARAMETERS: the launch's defaults, else ``values``."""
+    return {'use_sim_time': 'false', 'model_path': '', 'map_dir': '', **values}
+
+
+def argument_parameters_file(model: LaunchModel, values: dict[str, str]) -> Path:
+    """Write the launch's argument_parameters file for argument ``values``; return its path."""
+    namespace = module_level(model, {'argument_parameters', 'write_parameter_file'})
+    return Path(namespace['write_parameter_file'](namespace['argument_parameters'](values)))
+
+
+@pytest.mark.parametrize(('values', 'expected'), [
+    ({}, {'use_sim_time': False}),
+    ({'use_sim_time': 'True'}, {'use_sim_time': True}),
+    ({'model_path': '/opt/models/my.tflite'},
+     {'use_sim_time': False, 'model_path': '/opt/models/my.tflite'}),
+    ({'use_sim_time': 'true', 'map_dir': '/media/field/maps'},
+     {'use_sim_time': True, 'map_dir': '/media/field/maps'}),
+    # Values YAML would read as another type stay strings.
+    ({'model_path': '123', 'map_dir': 'true'},
+     {'use_sim_time': False, 'model_path': '123', 'map_dir': 'true'}),
+])
+def test_argument_parameters_file(model: LaunchModel, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch, values: dict[str, str],
+                                  expected: dict[str, object]) -> None:
+    """use_sim_time always; model_path and map_dir only when given, for every node.
+
+    An empty path (the arguments' default) is left out so that the params file's value
+    stays: the launch used to pass ``map_dir: disease_maps`` and ``model_path: ''`` after
+    it, so a robot file's own model was never loaded and its map_dir on ``storage_mount``
+    was replaced (the recorder refused to start).
+    """
+    namespace = module_level(model, {'ARGUMENT_PARAMETERS', 'argument_parameters'})
+    assert namespace['ARGUMENT_PARAMETERS'] == ('use_sim_time', 'model_path', 'map_dir')
+    content = namespace['argument_parameters'](argument_values(**values))
+    assert content == {'/**': {'ros__parameters': expected}}
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    path = argument_parameters_file(model, argument_values(**values))
+    assert path.parent == tmp_path and path.name.startswith('launch_params_')
+    assert yaml.safe_load(path.read_text(encoding='utf-8')) == content
+
+
+def test_argument_parameters_after_the_params_file_reach_the_nodes(
+        model: LaunchModel, ros_context: object, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real nodes given the params file, then the argument file, as the launch passes them.
+
+    Left empty, model_path and map_dir keep a robot file's values (its model, its map_dir
+    on its storage mount) and config/field.yaml's (the shipped model, disease_maps);
+    given, they win over both.
+    """
+    from plant_disease_ros.core.classifier import default_labels_path, default_model_path
+    from plant_disease_ros.nodes.disease_classifier import DiseaseClassifierNode
+    from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder
+
+    monkeypatch.chdir(tmp_path)  # config/field.yaml's relative disease_maps lands here
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    models = tmp_path / 'models'
+    models.mkdir()
+    robot_model = models / 'my.tflite'
+    shutil.copyfile(default_model_path(), robot_model)
+    shutil.copyfile(default_labels_path(), models / 'labels.txt')
+    mount = tmp_path / 'field'  # not mounted: the recorder starts and waits for it
+    mount.mkdir()
+    robot = yaml.safe_load((REPO_ROOT / 'config' / 'field.yaml').read_text(encoding='utf-8'))
+    robot['/**']['ros__parameters'].update(
+        model_path=str(robot_model), storage_mount=str(mount), map_dir=str(mount / 'maps'))
+    robot_file = tmp_path / 'robot.yaml'
+    robot_file.write_text(yaml.safe_dump(robot), encoding='utf-8')
+
+    def started(node_class: type, params_file: Path, values: dict[str, str],
+                names: tuple[str, ...]) -> list[object]:
+        arguments = argument_parameters_file(model, values)
+        node = node_class(context=ros_context, cli_args=[
+            '--ros-args', '--params-file', str(params_file), '--params-file', str(arguments)])
+        try:
+            return [node.get_parameter(name).value for name in names]
+        finally:
+            node.destroy_node()
+
+    field_yaml = REPO_ROOT / 'config' / 'field.yaml'
+    recorder = ('map_dir', 'use_sim_time')
+    assert started(DiseaseMapRecorder, robot_file, argument_values(), recorder) == [
+        str(mount / 'maps'), False]
+    assert started(DiseaseMapRecorder, field_yaml, argument_values(), recorder) == [
+        'disease_maps', False]
+    assert started(DiseaseMapRecorder, robot_file, argument_values(
+        map_dir=str(mount / 'other'), use_sim_time='True'), recorder) == [
+        str(mount / 'other'), True]
+    classifier = ('model_path',)
+    assert started(DiseaseClassifierNode, robot_file, argument_values(), classifier) == [
+        str(robot_model)]
+    assert started(DiseaseClassifierNode, field_yaml, argument_values(), classifier) == ['']
+    assert started(DiseaseClassifierNode, robot_file, argument_values(
+        model_path=str(default_model_path())), classifier) == [str(default_model_path())]
+
+
 def test_nodes_use_namespace_params_file_and_sim_time(model: LaunchModel) -> None:
-    """Every package node runs in the namespace with the file and use_sim_time."""
+    """Every package node runs in the namespace with the file, then the argument values.
+
+    The argument_parameters file (use_sim_time and the non-empty paths) comes right after
+    params_file so that it wins over it; the node's own dictionary after both.
+    """
     for call in model.nodes():
         package, executable = model.node_executable(call)
         if package != PACKAGE:
             continue
         assert model.launch_configurations(keyword(call, 'namespace')) == {'namespace'}
-        parameters = model.launch_configurations(keyword(call, 'parameters'))
-        assert {'params_file', 'use_sim_time'} <= parameters, executable
-        assert model.parameter_names(call) >= {'use_sim_time'}
+        items = model.list_items(keyword(call, 'parameters'))
+        assert [model.launch_configurations(item) for item in items[:2]] == [
+            {'params_file'}, {'argument_parameters'}], executable
+        assert all(isinstance(model.resolve(item), ast.Dict) for item in items[2:])
+        assert model.parameter_names(call) >= {'use_sim_time', 'model_path', 'map_dir'}
 
 
 def test_arguments_reach_their_nodes(model: LaunchModel) -> None:
-    """Each node gets exactly the argument-driven parameters that node_set gives it."""
+    """Each node gets the argument-driven parameters that node_set gives it.
+
+    Its own dictionary holds those not in the argument_parameters file, which is the same
+    for every node (test_parameters_passed_are_declared checks which of its names each
+    process takes); every name in that file reaches a node that takes it.
+    """
     seen = set()
+    taken: set[str] = set()
     for call in model.nodes():
         package, executable = model.node_executable(call)
         if package == PACKAGE:
             expected = node_set.launch_parameters(node_set.EXECUTABLES[executable])
-            assert model.parameter_names(call) == expected, executable
+            assert model.node_parameter_names(call) == \
+                expected - model.argument_parameters(), executable
+            assert model.parameter_names(call) >= expected, executable
+            taken |= expected
             assert model.remapped_names(call) == node_set.remapped_topics(
                 node_set.EXECUTABLES[executable]), executable
             seen.add(executable)
     assert seen == set(node_set.EXECUTABLES)
+    assert model.argument_parameters() <= taken
 
 
 def test_remappings_name_real_inputs(model: LaunchModel) -> None:
@@ -510,7 +651,11 @@ def declared_parameters(module_name: str, context: object) -> set[str]:
 
 
 def test_parameters_passed_are_declared(model: LaunchModel, ros_context: object) -> None:
-    """Every parameter the launch file sets is declared by a node in that process."""
+    """Every parameter the launch file sets on a node is declared by a node in that process.
+
+    The argument_parameters file goes to every node (``/**``, like params_file): of its
+    names each process takes exactly those node_set passes to it.
+    """
     # The node modules (the console scripts run them through nodes.executables).
     per_executable = {name: declared_parameters(node_set.EXECUTABLES[name].module, ros_context)
                       for name in ('camera_subscriber', 'disease_classifier',
@@ -520,5 +665,8 @@ def test_parameters_passed_are_declared(model: LaunchModel, ros_context: object)
         if package != PACKAGE:
             continue
         declared = set().union(*(per_executable[name] for name in PROCESS_NODES[executable]))
-        passed = model.parameter_names(call)
-        assert passed <= declared | BUILTIN_PARAMETERS, (executable, passed - declared)
+        declared |= BUILTIN_PARAMETERS
+        passed = model.node_parameter_names(call)
+        assert passed <= declared, (executable, passed - declared)
+        assert model.parameter_names(call) & declared == node_set.launch_parameters(
+            node_set.EXECUTABLES[executable]), executable

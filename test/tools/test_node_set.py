@@ -95,6 +95,28 @@ def test_no_gps_topic_means_no_fix_remapping_and_no_model_means_the_default() ->
     assert not [value for _, value in pipeline if value.startswith(('fix:=', 'model_path'))]
 
 
+@pytest.mark.parametrize('single_process', [True, False])
+def test_empty_model_path_and_map_dir_leave_the_params_files_values(
+        single_process: bool) -> None:
+    """By default neither path is passed: a params file's model_path and map_dir stay.
+
+    A ``-p map_dir:=disease_maps`` after the file reset a robot's map_dir on its storage
+    mount, and the recorder refused to start. Given, each goes to the node that takes it.
+    """
+    result = commands(single_process=single_process, params_file=Path('/cfg/robot.yaml'))
+    for name, args in result.items():
+        assert not [value for _, value in pairs(args)
+                    if value.startswith(('model_path:=', 'map_dir:='))], name
+    result = commands(single_process=single_process, model_path='/m.tflite', map_dir='/maps')
+    taking = {name: {value.split(':=')[0] for _, value in pairs(args)
+                     if value.startswith(('model_path:=', 'map_dir:='))}
+              for name, args in result.items()}
+    assert taking.pop('disease_map_recorder') == {'map_dir'}
+    assert taking.pop('disease_classifier' if not single_process
+                      else 'plant_disease_pipeline') == {'model_path'}
+    assert all(not names for names in taking.values())
+
+
 def test_root_namespace_and_params_file_come_first() -> None:
     """The root namespace is '/'; the params file precedes every -p so that they win."""
     args = commands(namespace='', params_file=Path('/cfg/field.yaml'))['disease_map_recorder']
@@ -103,11 +125,11 @@ def test_root_namespace_and_params_file_come_first() -> None:
 
 def test_overrides_come_last_and_node_parameters_only_on_their_node() -> None:
     """Caller parameters follow the launch values; node parameters go to one executable."""
-    result = commands(parameters={'map_dir': '/other', 'top_k': '3'},
+    result = commands(map_dir='/maps', parameters={'map_dir': '/other', 'top_k': '3'},
                       node_parameters={'disease_map_recorder': {'run_name': 'r1'}})
     recorder = result['disease_map_recorder']
     assert recorder[-6:] == ['-p', 'map_dir:=/other', '-p', 'top_k:=3', '-p', 'run_name:=r1']
-    assert recorder.index('map_dir:=disease_maps') < recorder.index('map_dir:=/other')
+    assert recorder.index('map_dir:=/maps') < recorder.index('map_dir:=/other')
     assert 'run_name:=r1' not in result['plant_disease_pipeline']
 
 
