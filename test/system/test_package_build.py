@@ -13,8 +13,10 @@ import xml.etree.ElementTree as ElementTree
 from conftest import REPO_ROOT
 import pytest
 
+# ros2launch: the ``ros2 launch`` verb the README starts the node set with.
 ROS_DEPENDENCIES = {'rclpy', 'sensor_msgs', 'std_msgs', 'std_srvs', 'geometry_msgs',
-                    'visualization_msgs', 'diagnostic_msgs', 'launch', 'launch_ros'}
+                    'visualization_msgs', 'diagnostic_msgs', 'launch', 'launch_ros',
+                    'ros2launch'}
 PYTHON_DEPENDENCIES = {'python3-numpy', 'python3-opencv', 'python3-yaml'}
 EXECUTABLES = {'camera_subscriber', 'disease_classifier', 'disease_map_recorder',
                'plant_disease_pipeline'}
