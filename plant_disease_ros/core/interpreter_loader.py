@@ -9,6 +9,7 @@ naming the file and the problem, meant to be logged once at start-up.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import ctypes
 from dataclasses import dataclass
 import importlib
 import os
@@ -24,6 +25,9 @@ SUPPORTED_OUTPUT_DTYPES: tuple[type, ...] = (np.uint8, np.int8, np.float32)
 TFLITE_IDENTIFIER = b'TFL3'
 # Smaller than any valid model: root offset, identifier and a minimal Model table.
 _MIN_MODEL_BYTES = 32
+# What an external delegate library exports (TFLite's external delegate plugin interface);
+# every backend's load_delegate calls both through ctypes.
+DELEGATE_FUNCTIONS = ('tflite_plugin_create_delegate', 'tflite_plugin_destroy_delegate')
 
 
 class ModelLoadError(RuntimeError):
@@ -143,6 +147,19 @@ def check_model_file(path: Path) -> None:
         raise ModelLoadError(f'{path}: model file is truncated ({size} bytes)')
 
 
+def check_delegate_library(library: str) -> None:
+    """Raise OSError unless ``library`` loads and exports the delegate functions.
+
+    A backend's ``load_delegate`` given such a library raises, and the half-built Delegate
+    it leaves behind prints an "Exception ignored in ... Delegate.__del__" traceback when
+    it is collected; checked first, the backend never sees it.
+    """
+    loaded = ctypes.CDLL(library)
+    missing = [name for name in DELEGATE_FUNCTIONS if not hasattr(loaded, name)]
+    if missing:
+        raise OSError(f'{library}: not a TFLite external delegate (no {", ".join(missing)})')
+
+
 def _tensor_spec(details: dict) -> TensorSpec:
     """Build a TensorSpec from an interpreter's tensor details dictionary."""
     scale, zero_point = details.get('quantization', (0.0, 0)) or (0.0, 0)
@@ -193,8 +210,9 @@ def load_interpreter(model_path: str | os.PathLike, num_threads: int = 2,
                      backends: Sequence[str] = BACKENDS) -> LoadedModel:
     """Load and allocate ``model_path`` with the first available TFLite backend.
 
-    ``delegate_path`` names an external delegate library (Edge TPU, NPU), loaded with the
-    same backend's ``load_delegate``. ``backends`` restricts or reorders the search.
+    ``delegate_path`` names an external delegate library (Edge TPU, NPU), checked with
+    :func:`check_delegate_library`, then loaded with the same backend's ``load_delegate``.
+    ``backends`` restricts or reorders the search.
     Raises :class:`ModelLoadError` with a one-line message on any problem.
     """
     if not str(model_path):
@@ -211,6 +229,7 @@ def load_interpreter(model_path: str | os.PathLike, num_threads: int = 2,
     delegates = []
     if delegate_path:
         try:
+            check_delegate_library(str(delegate_path))
             delegates.append(backend.load_delegate(str(delegate_path)))
         except Exception as error:  # noqa: BLE001 - backends raise ValueError, OSError, ...
             raise ModelLoadError(
