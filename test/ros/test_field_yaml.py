@@ -105,6 +105,25 @@ def test_every_line_is_commented(yaml_parameters: dict[str, Any]) -> None:
     assert seen == set(yaml_parameters), f'uncommented: {set(yaml_parameters) - seen}'
 
 
+def test_top_k_range_is_the_classifiers() -> None:
+    """top_k's comment gives the declared range, [1, max(3, classes)], as the README does.
+
+    The classifier allows 3 for a model of fewer classes (this file's top_k: 3 starts a
+    2-class model); the comment said [1, number of classes].
+    """
+    (comment,) = [line.split('#', 1)[1] for line in
+                  FIELD_YAML.read_text(encoding='utf-8').splitlines()
+                  if line.startswith('    top_k:')]
+    (readme_row,) = [line for line in
+                     (REPO_ROOT / 'README.md').read_text(encoding='utf-8').splitlines()
+                     if line.startswith('| `top_k` | disease_classifier |')]
+    assert '[1, max(3, classes)]' in comment, comment
+    assert '| [1, max(3, classes)] |' in readme_row, readme_row
+    source = (REPO_ROOT / 'plant_disease_ros' / 'nodes' / 'disease_classifier.py').read_text(
+        encoding='utf-8')
+    assert 'integer_range=integer_range(1, max(3, num_labels))' in source
+
+
 def test_yaml_equals_declared_defaults(yaml_parameters: dict[str, Any], ros_context: object,
                                        isolated_cwd: Path) -> None:
     """Same keys and the same typed values as the nodes declare; no key nobody declares."""
