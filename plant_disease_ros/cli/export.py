@@ -8,6 +8,7 @@ import shutil
 
 from plant_disease_ros.training.calibration import OBJECTIVES
 from plant_disease_ros.training.export import check_outputs, export_int8
+from plant_disease_ros.training.run_files import check_run_files
 from plant_disease_ros.training.train import DEFAULT_CACHE_DIR
 
 
@@ -51,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         args.out = str(run_dir / 'model_int8.tflite')
     # Before --calibrate rewrites the run's model.keras, and before the conversion.
     check_outputs(args.out, args.float_out)
+    # The labels and calibration photos come from split.json: it must be the split the
+    # model was trained with (a later run, cut short, leaves its own beside the model).
+    check_run_files(run_dir)
     field_split = run_dir / 'field_split.json'
     cache_dir = args.cache_dir or None
     if args.calibrate:

@@ -51,6 +51,7 @@ from plant_disease_ros.training.metrics import (
     per_class_report,
     top_k_accuracy,
 )
+from plant_disease_ros.training.run_files import check_split_manifest
 
 
 @dataclass
@@ -122,23 +123,15 @@ def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tupl
 def manifest_record(path: str | os.PathLike | None) -> dict | None:
     """Return ``{'path': resolved path, 'sha256': ...}`` of a split manifest (None: none).
 
-    Says when the run beside it was trained with another split.json (a later run into its
-    folder cut short): that model may have trained on some of these photos.
+    Raises :class:`~plant_disease_ros.training.run_files.RunFilesMismatch` when the run
+    beside it was trained with another split.json (a later run into its folder cut
+    short wrote this one): that model may have trained on some of these photos.
     """
     if not path:
         return None
     path = Path(path).resolve()
-    record = {'path': str(path), 'sha256': sha256_of(path)}
-    summary_path = path.parent / 'train_summary.json'
-    try:
-        trained_with = json.loads(summary_path.read_text()).get('split_sha256')
-    except (OSError, ValueError, AttributeError):
-        trained_with = None
-    if trained_with and trained_with != record['sha256']:
-        print(f'warning: {path} is not the split.json {summary_path} was trained with (a '
-              'later run into that folder, cut short, wrote it): the model there may have '
-              'trained on some of these photos', file=sys.stderr)
-    return record
+    check_split_manifest(path)
+    return {'path': str(path), 'sha256': sha256_of(path)}
 
 
 def evaluate(options: EvaluationOptions) -> dict:

@@ -16,6 +16,7 @@ from plant_disease_ros.core.interpreter_loader import (
     TensorSpec,
 )
 from plant_disease_ros.training.metrics import split_description
+from plant_disease_ros.training.run_files import check_run_files
 
 ATTRIBUTION = """\
 The photos are from the PlantVillage dataset (Hughes & Salathé, 2015, "An open access
@@ -125,19 +126,7 @@ def check_card_inputs(run_dir: str | Path, evaluation_dir: str | Path,
     """
     run_dir, evaluation_dir, model_path = Path(run_dir), Path(evaluation_dir), Path(model_path)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
-    keras_path = run_dir / 'model.keras'
-    recorded = summary.get('model_sha256')
-    if recorded and keras_path.is_file() and sha256_of(keras_path) != recorded:
-        raise ValueError(f'{keras_path} is not the model {run_dir / "train_summary.json"} '
-                         'describes (another sha256): the file was replaced after the run; '
-                         'train again, or use the run folder that made it')
-    split_path = run_dir / 'split.json'
-    trained_with = summary.get('split_sha256')  # runs trained since it is recorded
-    if trained_with and split_path.is_file() and sha256_of(split_path) != trained_with:
-        raise ValueError(f'{split_path} is not the split {run_dir / "train_summary.json"} '
-                         'was trained with (another sha256): a later run into this folder, '
-                         'cut short, wrote it, and its test photos may be photos this model '
-                         'trained on; train again, or use the run folder that made the model')
+    check_run_files(run_dir)
     evaluation_path = evaluation_dir / 'evaluation.json'
     evaluation = json.loads(evaluation_path.read_text())
     model_hash = sha256_of(model_path)

@@ -10,9 +10,11 @@ Outputs in ``out_dir``: ``split.json`` (the reproducible split), ``model.keras``
 checkpoint by validation accuracy), ``history.csv``, ``training_curves.png`` and
 ``train_summary.json`` (which records the sha256 of ``model.keras``). The best checkpoint
 is kept as ``checkpoint.keras`` while the run trains and becomes ``model.keras`` when it
-ends, so an interrupted run leaves no ``model.keras``. A folder that already holds a
-trained run (``model.keras`` or ``train_summary.json``) is refused before anything is
-read or written, unless ``overwrite`` is set.
+ends, so an interrupted run writes no ``model.keras`` (an earlier run's, under
+``overwrite``, stays, beside the interrupted run's ``split.json``: export and evaluation
+refuse that pair, by the sha256 that ``train_summary.json`` records for each). A folder
+that already holds a trained run (``model.keras`` or ``train_summary.json``) is refused
+before anything is read or written, unless ``overwrite`` is set.
 """
 
 from __future__ import annotations
@@ -542,15 +544,28 @@ def checkpoint_tracker(kept: dict, epochs_before: int):
 
 
 def interrupted_message(checkpoint_path: Path, kept: dict, data_dir: str) -> str:
-    """Return what an interrupted run leaves: its best checkpoint, and how to go on."""
+    """Return what an interrupted run leaves: its best checkpoint, and how to go on.
+
+    A run into a folder that held an earlier run (``--overwrite``) has already written its
+    split.json there: the earlier model.keras stays, but no longer with its own split, and
+    export and evaluation of that pair are refused (:mod:`run_files`).
+    """
+    folder = checkpoint_path.parent
+    earlier = folder / 'model.keras'
+    if earlier.is_file():
+        model_note = (f"the earlier run's {earlier} is still there, but "
+                      f"{folder / 'split.json'} is now this run's: export and evaluate refuse "
+                      f'that pair until a run into {folder} ends')
+    else:
+        model_note = 'no model.keras was written'
     if not checkpoint_path.is_file() or 'epoch' not in kept:
-        return (f'training interrupted before any epoch was checkpointed: nothing kept '
-                f'in {checkpoint_path.parent}')
+        what = model_note if earlier.is_file() else f'nothing kept in {folder}'
+        return f'training interrupted before any epoch was checkpointed: {what}'
     return (f'training interrupted: kept {checkpoint_path}, the best checkpoint so far (epoch '
-            f'{kept["epoch"]}, validation accuracy {kept["val_accuracy"]:.4f}); no model.keras '
-            'was written. Continue from it into a new folder: plant-disease train --data '
+            f'{kept["epoch"]}, validation accuracy {kept["val_accuracy"]:.4f}); {model_note}. '
+            'Continue from it into a new folder: plant-disease train --data '
             f'{data_dir} --init-weights {checkpoint_path} --out NEW_FOLDER (a train into '
-            f'{checkpoint_path.parent} is refused while it holds it, unless --overwrite)')
+            f'{folder} is refused while it holds it, unless --overwrite)')
 
 
 def warm_start(model, previous, path: str) -> None:

@@ -68,7 +68,7 @@ def test_the_model_is_recorded_by_its_resolved_path(
     assert report['model'] == str((tmp_path / 'model_int8.tflite').resolve())
 
 
-def test_the_split_manifest_is_recorded_and_one_the_run_beside_did_not_train_with_named(
+def test_the_split_manifest_is_recorded_and_one_the_run_beside_did_not_train_with_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """model-card tells the run's own split from another by the recorded sha256."""
     require_shipped_model()
@@ -89,12 +89,15 @@ def test_the_split_manifest_is_recorded_and_one_the_run_beside_did_not_train_wit
     report = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())
     assert report['split_manifest'] == {'path': str((run / 'split.json').resolve()),
                                         'sha256': digest}
-    # A later run into the folder, cut short, wrote another split.json beside the model.
+    # A later run into the folder, cut short, wrote another split.json beside the model:
+    # refused, before anything is written.
     (run / 'train_summary.json').write_text(json.dumps({'split_sha256': 'f' * 64}))
-    assert main([*command[:-6], '--out', str(tmp_path / 'again'), *command[-4:]]) == 0
-    assert (f'warning: {(run / "split.json").resolve()} is not the split.json '
-            f'{(run / "train_summary.json").resolve()} was trained with') \
-        in capsys.readouterr().err
+    assert main([*command[:-6], '--out', str(tmp_path / 'again'), *command[-4:]]) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1
+    assert (f'{(run / "split.json").resolve()} is not the split '
+            f'{(run / "train_summary.json").resolve()} was trained with') in error
+    assert not (tmp_path / 'again').exists()
 
 
 def test_a_report_written_before_the_interval_still_prints_one() -> None:
