@@ -31,6 +31,20 @@ MIN_NON_LEAF_REJECTED = 0.95
 # leaves (nothing on the map) would otherwise keep its top-1 credit.
 MAX_LEAF_REJECTED_RISE = 0.05
 LAB_DOMAIN = 'lab'
+# How far apart two figures may be and still count as equal in a bound check: shares of
+# whole frames (7/20 + 0.05 is below 8/20 in binary floating point) and their means are
+# exact only to a few units in the last place, far below any share of a real frame count.
+FIGURE_TOLERANCE = 1e-9
+
+
+def at_most(value: float, bound: float) -> bool:
+    """Return whether ``value <= bound``, a difference of rounding counted as equal."""
+    return value <= bound + FIGURE_TOLERANCE
+
+
+def above(value: float, bound: float) -> bool:
+    """Return whether ``value > bound`` by more than rounding (a tie is not above)."""
+    return value > bound + FIGURE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -131,29 +145,35 @@ def choose(incumbent: ModelScores, candidate: ModelScores,
            max_sharp_loss: float = MAX_SHARP_LOSS, max_lab_rejected: float = MAX_LAB_REJECTED,
            min_non_leaf_rejected: float = MIN_NON_LEAF_REJECTED,
            max_leaf_rejected_rise: float = MAX_LEAF_REJECTED_RISE) -> Choice:
-    """Apply the rule to two models' scores on the same frames."""
+    """Apply the rule to two models' scores on the same frames.
+
+    A figure exactly on a bound passes (and a score equal to the incumbent's is not
+    higher), whatever the rounding of the shares: :data:`FIGURE_TOLERANCE`.
+    """
     if incumbent.frames != candidate.frames or incumbent.smear_px != candidate.smear_px:
         raise ValueError('the two models were not evaluated on the same frames, settings and '
                          'smear')
     checks = [
         (f'sharp and smeared mean {candidate.score:.4f} > {incumbent.score:.4f}',
-         candidate.score > incumbent.score),
+         above(candidate.score, incumbent.score)),
         (f'sharp mean {candidate.sharp_mean:.4f} >= {incumbent.sharp_mean:.4f} - '
-         f'{max_sharp_loss:g}', candidate.sharp_mean >= incumbent.sharp_mean - max_sharp_loss),
+         f'{max_sharp_loss:g}',
+         at_most(incumbent.sharp_mean - max_sharp_loss, candidate.sharp_mean)),
     ]
     if candidate.lab_rejected is not None:
         checks.append((f'lab leaves rejected {100 * candidate.lab_rejected:.2f} % <= '
                        f'{100 * max_lab_rejected:g} %',
-                       candidate.lab_rejected <= max_lab_rejected))
+                       at_most(candidate.lab_rejected, max_lab_rejected)))
     for domain, rejected in candidate.leaf_rejected.items():
         before = incumbent.leaf_rejected.get(domain)
         if before is not None:
             checks.append((f'{domain} leaves rejected {100 * rejected:.2f} % <= '
                            f'{100 * before:.2f} % + {100 * max_leaf_rejected_rise:g} points',
-                           rejected <= before + max_leaf_rejected_rise))
+                           at_most(rejected, before + max_leaf_rejected_rise)))
     for domain, rejected in candidate.non_leaf_rejected.items():
         checks.append((f'{domain} rejected {100 * rejected:.2f} % >= '
-                       f'{100 * min_non_leaf_rejected:g} %', rejected >= min_non_leaf_rejected))
+                       f'{100 * min_non_leaf_rejected:g} %',
+                       at_most(min_non_leaf_rejected, rejected)))
     return Choice(incumbent, candidate, checks)
 
 

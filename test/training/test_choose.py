@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plant_disease_ros.cli.main import main
-from plant_disease_ros.training.choose import choose, model_scores
+from plant_disease_ros.training.choose import choose, model_scores, ModelScores
 
 # The validation figures the shipped model was chosen by (2026-12-06, 640×480 frames):
 # the model before it and the seed-47 stage, sharp and smeared by 33 px.
@@ -156,3 +156,30 @@ def test_an_evaluation_of_the_wrong_shape_is_one_clear_error(
                  str(sharp), str(smeared), '--out', str(tmp_path / 'c.json')]) == 2
     err = capsys.readouterr().err
     assert str(broken) in err and 'Traceback' not in err
+
+
+def scores(name: str, lab: float, orchard_rejected: float) -> ModelScores:
+    """Return a model's figures: lab top-1 ``lab``, 20 orchard frames, 100 non-leaf ones."""
+    sharp = {'lab': lab, 'orchard': 10 / 20, 'negatives': 99 / 100}
+    return ModelScores(name=name, sharp=sharp, smeared=dict(sharp),
+                       non_leaf_rejected={'negatives': 99 / 100},
+                       leaf_rejected={'lab': 1 / 100, 'orchard': orchard_rejected},
+                       smear_px=33, frames={})
+
+
+def test_a_figure_exactly_on_a_bound_passes_whatever_the_float_rounding() -> None:
+    """7/20 + 0.05 < 8/20 and 0.80 + 1.49 over 3 < 0.83 + 1.49 over 3 - 0.01 in floats."""
+    assert 8 / 20 > 7 / 20 + 0.05  # the rounding the rule must not trip on
+    incumbent = scores('shipped', 83 / 100, 7 / 20)
+    candidate = scores('candidate', 80 / 100, 8 / 20)  # each exactly on its bound
+    assert candidate.sharp_mean < incumbent.sharp_mean - 0.01
+    checks = dict(choose(incumbent, candidate).checks)
+    assert checks['orchard leaves rejected 40.00 % <= 35.00 % + 5 points']
+    assert checks['sharp mean 0.7633 >= 0.7733 - 0.01']
+    # One frame or one point past the bound still fails.
+    checks = dict(choose(incumbent, scores('candidate', 79 / 100, 9 / 20)).checks)
+    assert not checks['orchard leaves rejected 45.00 % <= 35.00 % + 5 points']
+    assert not checks['sharp mean 0.7600 >= 0.7733 - 0.01']
+    # A score equal to the incumbent's is not higher.
+    same = choose(incumbent, scores('candidate', 83 / 100, 7 / 20))
+    assert not dict(same.checks)['sharp and smeared mean 0.7733 > 0.7733']
