@@ -134,6 +134,13 @@ def manifest_record(path: str | os.PathLike | None) -> dict | None:
     return {'path': str(path), 'sha256': sha256_of(path)}
 
 
+def file_record(path: str | os.PathLike | None) -> dict | None:
+    """Return ``{'path': resolved path, 'sha256': ...}`` of a model file (None: none)."""
+    if not path:
+        return None
+    return {'path': str(Path(path).resolve()), 'sha256': sha256_of(path)}
+
+
 def evaluate(options: EvaluationOptions) -> dict:
     """Run the evaluation, write its files and return the report as a dict.
 
@@ -213,6 +220,9 @@ def evaluate(options: EvaluationOptions) -> dict:
         # What model-card checks an evaluation against (the size alone cannot tell two
         # exports of one network apart).
         'model_sha256': sha256_of(options.model_path),
+        # The --keras model of the float figures (None: none scored): model-card prints
+        # them as the run's float model only when it is the run's model.keras.
+        'keras_model': file_record(options.keras_model),
         'backend': classifier.model.backend,
         'photos': int(len(images)),
         'unreadable': unreadable,
@@ -400,6 +410,8 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier,
             # The same, field by field (None: photos shrunk straight to the input size).
             'camera': dataclasses.asdict(options.camera) if options.camera else None,
             'through_nodes': through_nodes,
+            # The --keras model of the domains' float figures (None: none scored).
+            'keras_model': file_record(options.keras_model),
             'crops': crops,
             'other_crops_weight': options.other_crops_weight,
             'poses': classifier.poses,

@@ -118,11 +118,15 @@ def check_card_inputs(run_dir: str | Path, evaluation_dir: str | Path,
 
     What the files record is compared, and nothing else: a summary that records the
     sha256 of ``model.keras`` (runs trained since it does) must match the run's
-    ``model.keras``; an export or evaluation that was in the run folder before that model
-    was trained (``train_summary.json``'s ``replaced_outputs``) describes an earlier model;
-    an evaluation that records its TFLite model (its sha256, or its size for a
-    photo-folder evaluation) must be of ``model_path``. An export records nothing of the
-    Keras model it came from, so a stale export elsewhere cannot be told.
+    ``model.keras``, and one that records the sha256 of ``split.json`` its split
+    (:func:`~plant_disease_ros.training.run_files.check_run_files`); an export or
+    evaluation that was in the run folder before that model was trained
+    (``train_summary.json``'s ``replaced_outputs``) describes an earlier model; an
+    evaluation that records its TFLite model (its sha256, or its size for a photo-folder
+    evaluation) must be of ``model_path``, and its float figures, when it records their
+    ``--keras`` model, of the run's ``model.keras`` (:func:`check_float_model`). An export
+    records nothing of the Keras model it came from, so a stale export elsewhere cannot be
+    told.
     """
     run_dir, evaluation_dir, model_path = Path(run_dir), Path(evaluation_dir), Path(model_path)
     summary = json.loads((run_dir / 'train_summary.json').read_text())
@@ -148,6 +152,28 @@ def check_card_inputs(run_dir: str | Path, evaluation_dir: str | Path,
         raise ValueError(f'--evaluation {evaluation_dir} is of another model '
                          f'({evaluation.get("model", "unnamed")}) than --model {model_path}: '
                          'evaluate that model, or name the model it evaluated')
+    check_float_model(run_dir, evaluation_dir, evaluation)
+
+
+def check_float_model(run_dir: Path, evaluation_dir: Path, evaluation: dict) -> None:
+    """Raise ``ValueError`` when the evaluation's float figures are not of RUN/model.keras.
+
+    The lab card prints them as the run's float model. An evaluation records its
+    ``--keras`` model (``keras_model``: path and sha256) since it does; one written before
+    has nothing to compare. A field evaluation (per domain) is left to the field card,
+    which names the ``--keras`` model it scored: a field run's float twin is the file
+    ``export --float-out`` wrote, another sha256 than its ``model.keras``.
+    """
+    record = evaluation.get('keras_model')
+    if not isinstance(record, dict) or not record.get('sha256') or 'domains' in evaluation:
+        return
+    keras_path = run_dir / 'model.keras'
+    if keras_path.is_file() and sha256_of(keras_path) == record['sha256']:
+        return
+    raise ValueError(f'--evaluation {evaluation_dir} scored the float model '
+                     f'{record.get("path", "unnamed")} (--keras), not {keras_path}: its float '
+                     "figures are not this run's; evaluate again with --keras "
+                     f'{keras_path}, or without --keras')
 
 
 def model_tensors(model_path: str | Path) -> tuple[TensorSpec, TensorSpec]:

@@ -348,3 +348,45 @@ def test_a_split_json_that_is_not_the_runs_is_refused(
     assert f'{run / "split.json"} is not the split {run / "train_summary.json"} was ' \
         'trained with' in error
     assert not (run / 'MODEL_CARD.md').exists()
+
+
+def test_float_figures_of_another_keras_model_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """evaluate --keras w2/model.keras on r1's export: the card's float row is not r1's."""
+    from plant_disease_ros.cli import model_card as card_cli
+    from plant_disease_ros.cli.main import main
+
+    run = tmp_path / 'r1'
+    evaluation = make_run(run, summary_of('scratch'))
+    (run / 'labels.txt').write_text('\n'.join(CLASSES) + '\n')
+    other = tmp_path / 'w2' / 'model.keras'
+    other.parent.mkdir()
+    other.write_bytes(b'keras model of w2')
+    report = json.loads((evaluation / 'evaluation.json').read_text())
+    report['float'] = {'top1': 0.5, 'top3': 1.0}
+    report['int8_float_agreement'] = 0.5
+
+    def record(path: Path) -> dict:
+        return {'path': str(path.resolve()),
+                'sha256': hashlib.sha256(path.read_bytes()).hexdigest()}
+
+    (evaluation / 'evaluation.json').write_text(json.dumps(
+        {**report, 'keras_model': record(run / 'model.keras')}))
+    check_card_inputs(run, evaluation, run / 'model_int8.tflite')  # the run's own
+    (evaluation / 'evaluation.json').write_text(json.dumps(
+        {**report, 'keras_model': record(other)}))
+    monkeypatch.setattr(card_cli, 'benchmark_invoke',
+                        lambda *args: pytest.fail('timed a model it then refused'))
+    assert main(['model-card', '--run', str(run), '--evaluation', str(evaluation)]) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1
+    assert f'--evaluation {evaluation} scored the float model {other.resolve()} (--keras), ' \
+        f"not {run / 'model.keras'}: its float figures are not this run's; evaluate again " \
+        f"with --keras {run / 'model.keras'}, or without --keras" in error
+    assert not (run / 'MODEL_CARD.md').exists()
+    # A field evaluation's --keras is the float twin export --float-out wrote (another
+    # sha256): the field card names it, nothing is refused.
+    from plant_disease_ros.training.model_card import check_float_model
+
+    check_float_model(run, evaluation, {'keras_model': record(other), 'domains': {}})

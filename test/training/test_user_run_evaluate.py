@@ -180,3 +180,23 @@ def test_a_missing_keras_model_fails_before_any_photo_is_scored(
     assert error.strip().endswith(f'float Keras model {missing} (--keras) not found')
     assert 'int8 inference' not in error
     assert not (tmp_path / 'eval').exists()
+
+
+def test_the_keras_model_of_the_float_figures_is_recorded(tmp_path: Path) -> None:
+    """model-card tells the run's own float model from another by it."""
+    require_shipped_model()
+    keras = MODEL_PATH.parent / 'plant_disease_float.keras'
+    if not keras.is_file():
+        pytest.skip(f'{keras} not present')
+    pytest.importorskip('tensorflow')
+    data = one_photo_a_class(tmp_path / 'photos')
+    command = ['evaluate', '--model', str(MODEL_PATH), '--labels', str(LABELS_PATH),
+               '--data', str(data), '--cache-dir', '', '--threads', '1']
+    assert main([*command, '--keras', str(keras), '--out', str(tmp_path / 'eval')]) == 0
+    report = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())
+    assert report['keras_model'] == {
+        'path': str(keras.resolve()), 'sha256': hashlib.sha256(keras.read_bytes()).hexdigest()}
+    assert 'top1' in report['float']
+    assert main([*command, '--out', str(tmp_path / 'int8')]) == 0
+    assert json.loads((tmp_path / 'int8' / 'evaluation.json').read_text())['keras_model'] \
+        is None
