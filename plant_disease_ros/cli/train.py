@@ -110,7 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='where decoded photos are cached ("" for no cache)')
     parser.add_argument('--init-weights', default=None,
                         help='warm start from this Keras model (same architecture and '
-                             'classes, all weights, one stage; overrides --init): a second, '
+                             'classes, all weights, one stage; overrides --init; refused when '
+                             'the split.json or labels.txt beside it names other classes or '
+                             'another order): a second, '
                              "lower-learning-rate phase, or the field recipe's lab model")
     parser.add_argument('--threads', type=at_least(1), default=None, help='TensorFlow CPU threads')
     parser.add_argument('--quiet', action='store_true',

@@ -341,6 +341,14 @@ def resolve_options(options: TrainOptions):
             f'{options.data_dir} has {len(index.classes)} classes: a warm start keeps every '
             f'weight, the output layer too; --init {options.init_weights} starts from its '
             'backbone with a new output layer for these classes')
+    if options.init_weights and loaded.classes is not None \
+            and tuple(loaded.classes) != tuple(index.classes):
+        raise TransferError(
+            f'--init-weights {options.init_weights} was trained on '
+            f'{class_difference(loaded.classes, index.classes, options.data_dir)}: a warm '
+            'start keeps every weight, the output layer too, which would give these photos '
+            f'its names; --init {options.init_weights} starts from its backbone with a new '
+            'output layer for these classes')
     copy_head = source is not None and source.classes == index.classes
     plan = plan_training(
         photos, len(index.classes), transfer=source is not None,
@@ -380,6 +388,27 @@ def resolve_options(options: TrainOptions):
     print(f'start: {start}; {resolved.architecture} width {resolved.width:g} at '
           f'{resolved.input_size} px\n{plan.describe(photos, len(index.classes))}', flush=True)
     return resolved, plan, start_model, copy_head
+
+
+def class_difference(model_classes: tuple[str, ...], classes: tuple[str, ...],
+                     data_dir: str, shown: int = 3) -> str:
+    """Return how a model's class names differ from a photo folder's, as a phrase.
+
+    Both have as many classes; names in one only (up to ``shown`` of each), or the same
+    names in another order.
+    """
+    if set(model_classes) == set(classes):
+        return (f'the classes of {data_dir} in another order ({", ".join(model_classes)} '
+                f'against {", ".join(classes)})')
+
+    def some(names: list[str]) -> str:
+        more = f' and {len(names) - shown} more' if len(names) > shown else ''
+        return ', '.join(names[:shown]) + more
+
+    only_model = [name for name in model_classes if name not in classes]
+    only_data = [name for name in classes if name not in model_classes]
+    return (f'other classes than {data_dir} has (its {some(only_model)} against '
+            f'{some(only_data)})')
 
 
 def train(options: TrainOptions) -> TrainResult:

@@ -269,6 +269,38 @@ def test_warm_start_weights_of_another_class_count_are_refused_first(
     assert not (tmp_path / 'run').exists() and not (tmp_path / 'cache').exists()
 
 
+@pytest.mark.parametrize('labels, difference', [
+    (('blotch', 'mildew', 'rust'), 'other classes than {photos} has (its mildew against clean)'),
+    (('rust', 'clean', 'blotch'), 'the classes of {photos} in another order (rust, clean, '
+                                  'blotch against blotch, clean, rust)')])
+def test_warm_start_weights_of_other_classes_of_the_same_count_are_refused_first(
+        photos: Path, tmp_path: Path, labels: tuple[str, ...], difference: str) -> None:
+    """The same number of outputs is not the same classes: the head would keep its names."""
+    from plant_disease_ros.training.train import resolve_options
+
+    tf.keras.utils.set_random_seed(1)
+    run = tmp_path / 'earlier'
+    run.mkdir()
+    build_model(ModelConfig(num_classes=3, input_size=SIZE, width=0.25)).save(run / 'model.keras')
+    (run / 'labels.txt').write_text('\n'.join(labels) + '\n')
+    options = TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'run'),
+                           init_weights=str(run / 'model.keras'),
+                           cache_dir=str(tmp_path / 'cache'), verbose=0)
+    with pytest.raises(TransferError) as error:
+        train(options)
+    assert str(error.value) == (
+        f'--init-weights {run / "model.keras"} was trained on '
+        f'{difference.format(photos=photos)}: a warm start keeps every weight, the output '
+        'layer too, which would give these photos its names; --init '
+        f'{run / "model.keras"} starts from its backbone with a new output layer for these '
+        'classes')
+    assert not (tmp_path / 'run').exists() and not (tmp_path / 'cache').exists()
+    # The same names in the same order (split.json, as a run leaves it, before labels.txt).
+    (run / 'split.json').write_text(json.dumps({'classes': list(CLASSES)}))
+    resolved, plan, _, _ = resolve_options(options)
+    assert plan.warm_start and resolved.width == 0.25
+
+
 def test_a_run_folder_stands_for_its_model_and_a_rerun_names_what_is_stale(
         source: Path, photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from plant_disease_ros.training.transfer import resolve_init
