@@ -31,10 +31,14 @@ def directory_problem(directory: str | Path) -> str | None:
 def check_output_file(path: str | Path, option: str = '--out', folder_hint: str = '') -> None:
     """Raise ValueError naming ``option`` unless ``path`` can be written as a file.
 
-    ``path`` must not be a directory (``folder_hint`` is added to that message, e.g. what
+    ``path`` must not be a directory, nor, given as a string, end in a path separator
+    (a folder that does not exist yet; ``folder_hint`` is added to those messages, e.g. what
     file to give instead); an existing file must be writable; else its folder must be
     creatable under a writable directory.
     """
+    if isinstance(path, str) and path.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        # Path('x/') drops the slash: the file would be named like the folder meant.
+        raise ValueError(f'{option} {path} names a folder (it ends in {path[-1]}){folder_hint}')
     path = Path(path)  # as the caller will write it: no ``~`` expansion here
     if path.is_dir():
         raise ValueError(f'{option} {path} is a directory{folder_hint}')

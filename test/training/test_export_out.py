@@ -67,6 +67,24 @@ def test_a_folder_as_out_is_refused_before_anything_is_written(
     assert (run / 'model.keras').read_bytes() == b'never loaded: the check comes first'
 
 
+def test_a_folder_not_there_yet_as_out_is_refused_by_its_trailing_slash(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Path('deploy/') drops the slash: the model would be a file named deploy."""
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'split.json').write_text(json.dumps({'classes': POTATO, 'root': str(run),
+                                                'splits': {}}))
+    (run / 'model.keras').write_bytes(b'never loaded: the check comes first')
+    deploy = f'{tmp_path / "deploy"}/'
+    assert main(['export', '--run', str(run), '--out', deploy, '--cache-dir', '']) == 2
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1
+    assert f'--out {deploy} names a folder (it ends in /); name the model file to write, ' \
+        f'e.g. {tmp_path / "deploy" / "model_int8.tflite"}' in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['run']
+    assert sorted(path.name for path in run.iterdir()) == ['model.keras', 'split.json']
+
+
 def test_a_model_that_cannot_be_written_leaves_the_old_labels(
         run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     deploy = tmp_path / 'deploy'
