@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 import shutil
 
+from plant_disease_ros.cli.train import at_least
 from plant_disease_ros.training.calibration import OBJECTIVES
 from plant_disease_ros.training.export import check_outputs, export_int8
 from plant_disease_ros.training.run_files import check_run_files
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'field_split.json and split.json). To replace the shipped '
                              'model name models/plant_disease_int8.tflite here')
     parser.add_argument('--input-type', choices=('uint8', 'int8'), default='uint8')
-    parser.add_argument('--calibration-count', type=int, default=300,
+    parser.add_argument('--calibration-count', type=at_least(1), default=300,
                         help='training photos used to calibrate activations')
     parser.add_argument('--float-out', default=None,
                         help='also save the float Keras model (without optimizer state) here')

@@ -163,6 +163,8 @@ def export_int8(keras_model_path: str | Path, split_manifest: str | Path,
     """
     if input_type not in ('uint8', 'int8'):
         raise ValueError(f'input type must be uint8 or int8, not {input_type!r}')
+    if calibration_count < 1:
+        raise ValueError(f'calibration count must be >= 1, got {calibration_count}')
     check_outputs(out_path, float_out, labels_out)
     manifest = read_manifest(split_manifest)
     labels = (list(read_manifest(field_split)['labels']) if field_split

@@ -115,3 +115,19 @@ def test_calibrate_by_without_calibrate_is_refused(run: Path, tmp_path: Path,
     assert error.endswith('--calibrate-by chooses how --calibrate refits the temperature: '
                           "add --calibrate (a plain export keeps the run's calibration)")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('count', ['0', '-5'])
+def test_a_calibration_count_below_one_is_refused(
+        tmp_path: Path, count: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(['export', '--run', str(tmp_path), '--calibration-count', count])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f'plant-disease export: error: argument --calibration-count: must be >= 1, got {count}')
+    from plant_disease_ros.training.export import export_int8
+
+    with pytest.raises(ValueError, match=f'calibration count must be >= 1, got {count}'):
+        export_int8(tmp_path / 'model.keras', tmp_path / 'split.json',
+                    tmp_path / 'model_int8.tflite', calibration_count=int(count))
+    assert list(tmp_path.iterdir()) == []
