@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from plant_disease_ros.core.atomic_files import sha256_of
-from plant_disease_ros.core.output_paths import check_not_inside
+from plant_disease_ros.core.output_paths import check_not_inside, directory_problem
 from plant_disease_ros.training.dataset import (
     DatasetError,
     describe_unreadable,
@@ -185,8 +185,14 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
     A new run would replace its model (the best checkpoint of the earlier run),
     history, curves and summary, while the earlier run's export and evaluation stayed
     beside them describing the old model; an interrupted run's ``checkpoint.keras`` (its
-    best epoch so far, which a warm start can continue) would be deleted.
+    best epoch so far, which a warm start can continue) would be deleted. Raises
+    ``ValueError`` when ``out_dir`` cannot be a folder to write in (a file there or above
+    it, a folder that is not writable), found otherwise only when the split is written.
     """
+    problem = directory_problem(out_dir)
+    if problem:
+        raise ValueError(f'--out {out_dir}: {problem}; give a folder for the run (a new one '
+                         'is created)')
     found = trained_outputs(out_dir)
     if found and not overwrite:
         raise FileExistsError(

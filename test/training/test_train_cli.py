@@ -123,3 +123,22 @@ def test_decimal_options_outside_their_range_are_refused(name: str, value: float
         check_options(TrainOptions(data_dir='d', out_dir='o', **{name: value}))
     check_options(TrainOptions(data_dir='d', out_dir='o', time_budget_min=float('inf'),
                                augment_strength=0.0, label_smoothing=0.0))
+
+
+@pytest.mark.parametrize('recipe', ['lab', 'field'])
+def test_an_out_that_is_a_file_is_refused_before_any_work(
+        monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture,
+        recipe: str) -> None:
+    """Not a bare "[Errno 17] File exists" once the photos are decoded."""
+    from plant_disease_ros.training import field_train
+
+    monkeypatch.setattr(train_cli, 'train', lambda options: pytest.fail('trained'))
+    monkeypatch.setattr(field_train, 'train_field', lambda options: pytest.fail('trained'))
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('mine')
+    for out in (notes, notes / 'run'):
+        assert main(['train', '--recipe', recipe, '--data', 'photos', '--out', str(out)]) == 2
+        error = capsys.readouterr().err
+        assert error == (f'plant-disease train: error: --out {out}: {notes} is not a '
+                         'directory; give a folder for the run (a new one is created)\n')
+    assert notes.read_text() == 'mine'
