@@ -103,6 +103,54 @@ def data_section(field_split: dict, lab_split: dict) -> list[str]:
     return lines + ['']
 
 
+def grew_the_network(summary: dict) -> bool:
+    """Return whether a run grew its start model's resnet_lite into resnet_lite_deep.
+
+    Runs record the start model's architecture (``init_architecture``) since it is; for an
+    earlier one, ``--architecture resnet_lite_deep`` given is taken to have grown it (as
+    :func:`start_sentence` says), and a run that took its start model's network did not.
+    """
+    architecture = (summary.get('model') or {}).get('architecture') \
+        or summary['options'].get('architecture')
+    started = summary.get('init_architecture')
+    if started is not None:
+        return started != architecture
+    return architecture == 'resnet_lite_deep' \
+        and summary['options'].get('architecture') == 'resnet_lite_deep'
+
+
+def network_description(summary: dict) -> str:
+    """Say what the run's network is made of: its start model's, grown or not, and the head.
+
+    A start model with as many outputs as the run (``init_outputs``) is a field model whose
+    head the run kept; another is a lab model, given a new head (as :func:`start_sentence`).
+    """
+    outputs = len(summary['classes'])
+    kept = summary.get('init_outputs') == outputs
+    text = f"the {'field' if kept else 'lab'} model's network"
+    if grew_the_network(summary):
+        text += ' grown by a second stage-3 block,'
+    return text + (f' with its {outputs}-output head kept' if kept else ' with a new head')
+
+
+def float_model_name(evaluation: dict, run_dir: Path, model_path: str | Path) -> str:
+    """Return the float model beside the int8 one: the one the evaluation scored (--keras).
+
+    Its file name when it lies beside the int8 model (the shipped pair), else its path. An
+    evaluation that records none: the shipped name when that file is beside the int8
+    model, else the run's ``model.keras``.
+    """
+    folder = Path(model_path).resolve().parent
+    record = evaluation.get('keras_model')
+    if isinstance(record, dict) and record.get('path'):
+        path = Path(record['path'])
+    elif (folder / 'plant_disease_float.keras').is_file():
+        path = folder / 'plant_disease_float.keras'
+    else:
+        path = run_dir / 'model.keras'
+    return path.name if path.resolve().parent == folder else str(path)
+
+
 def start_sentence(summary: dict) -> str:
     """Say what the run started from, and whether a lab teacher took part."""
     options = summary['options']
@@ -721,9 +769,7 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
         '## Model', '',
         f'- Architecture: {model["architecture"]} width {model.get("width", 0.75):g}, input '
         f'{model["input_size"]}×{model["input_size"]} RGB, {summary["parameters"]:,} '
-        'parameters; ' + ("the lab model's network grown by a second stage-3 block, "
-                          if model['architecture'] == 'resnet_lite_deep'
-                          else "the lab model's network ") + 'with a new head.',
+        f'parameters; {network_description(summary)}.',
         f'- Input: {input_description(model_input)} resized to the input size '
         'with area interpolation; normalisation ([-1, 1]) is inside the model.',
         f'- Output: {len(labels)} class probabilities ({np.dtype(model_output.dtype).name}), '
@@ -733,7 +779,8 @@ def write_field_model_card(run_dir: str | Path, evaluation_dir: str | Path,
            'before the softmax.' if summary.get('score_scaling') else '.'),
         f'- File: `{Path(model_path).name}`, {size_kib:.0f} KiB, full-integer int8 (weights '
         'and activations), calibrated on training photos of every domain.',
-        '- Float twin: `plant_disease_float.keras` (for Grad-CAM and agreement checks).', '',
+        f'- Float twin: `{float_model_name(evaluation, run_dir, model_path)}` (for Grad-CAM '
+        'and agreement checks).', '',
     ]
     lines += data_section(field_split, lab_split)
     lines += training_section(summary)

@@ -318,6 +318,7 @@ def train_field(options: FieldTrainOptions) -> dict:
     start = load_keras_file(options.init_weights)
     init_outputs = int(start.output_shape[-1])
     init_input_size = int(start.input_shape[1])
+    init_architecture = start.name.rsplit('_', 2)[0]  # resnet_lite_deep_0.75_144px
     model = build_field_model(start, num_classes, options.input_size, options.architecture)
     del start
     steps, epochs = options.steps_per_epoch, options.epochs
@@ -409,6 +410,8 @@ def train_field(options: FieldTrainOptions) -> dict:
         'classes': labels,
         'init_outputs': init_outputs,  # == num_classes: a field model, its head kept
         'init_input_size': init_input_size,  # != input_size: the run changed the frame size
+        # != the model's: the run grew the network (resnet_lite -> resnet_lite_deep).
+        'init_architecture': init_architecture,
         'epochs_run': len(monitor.history),
         'best_epoch': monitor.best_epoch,
         'best_val_score': monitor.best_score,

@@ -597,6 +597,59 @@ def test_card_says_when_a_run_grew_the_network() -> None:
     assert 'grows' not in start_sentence(summary)
 
 
+def test_the_model_line_says_what_the_run_started_from() -> None:
+    """Grown or not, head kept or new: from the run's start, not from its architecture."""
+    from plant_disease_ros.training.field_model_card import network_description
+
+    summary = {'classes': ['a', 'b', 'no_leaf'], 'init_outputs': 3,
+               'model': {'architecture': 'resnet_lite_deep'},
+               'options': {'init_weights': 'field.keras', 'architecture': None}}
+    assert network_description(summary) == "the field model's network with its 3-output " \
+        'head kept'
+    summary['options']['architecture'] = 'resnet_lite_deep'  # before init_architecture
+    assert network_description(summary) == "the field model's network grown by a second " \
+        'stage-3 block, with its 3-output head kept'
+    summary['init_architecture'] = 'resnet_lite_deep'  # it was deep already
+    assert 'grown' not in network_description(summary)
+    summary.update(init_outputs=2, init_architecture='resnet_lite')
+    assert network_description(summary) == "the lab model's network grown by a second " \
+        'stage-3 block, with a new head'
+
+
+def test_the_float_twin_named_is_the_one_used(tmp_path: Path) -> None:
+    from plant_disease_ros.training.field_model_card import float_model_name
+
+    run, shipped = tmp_path / 'run', tmp_path / 'models'
+    for folder in (run, shipped):
+        folder.mkdir()
+    # A user's run exported into itself: its float model is RUN/model.keras.
+    assert float_model_name({}, run, run / 'model_int8.tflite') == 'model.keras'
+    assert float_model_name({}, run, tmp_path / 'm.tflite') == str(run / 'model.keras')
+    # The shipped pair: the float twin export --float-out wrote beside the int8 model.
+    (shipped / 'plant_disease_float.keras').write_bytes(b'float')
+    assert float_model_name({}, run, shipped / 'plant_disease_int8.tflite') == \
+        'plant_disease_float.keras'
+    # The --keras model the evaluation scored, whatever lies beside.
+    other = tmp_path / 'other.keras'
+    assert float_model_name({'keras_model': {'path': str(other), 'sha256': '0' * 64}}, run,
+                            shipped / 'plant_disease_int8.tflite') == str(other)
+
+
+def test_the_shipped_cards_model_line_is_what_the_generator_writes() -> None:
+    """The card said "grown ..., with a new head" and, below, "its 22-output head kept"."""
+    from plant_disease_ros.training.field_model_card import (
+        network_description,
+        read_stage_summary,
+    )
+
+    models = Path(__file__).resolve().parents[2] / 'models'
+    summary = read_stage_summary(models / 'stages' / '6_field_blur.json')
+    line = (models / 'MODEL_CARD.md').read_text().splitlines()[6]
+    assert line.startswith('- Architecture: resnet_lite_deep width 0.75, input 144×144 RGB')
+    assert line.endswith(f'parameters; {network_description(summary)}.')
+    assert 'its 22-output head kept' in line
+
+
 def test_card_says_when_a_run_learned_the_pose_mean() -> None:
     from plant_disease_ros.training.field_model_card import start_sentence
 
