@@ -101,6 +101,10 @@ DIAGNOSTICS_PERIOD_S = 1.0
 RECENT_FEATURES = 1000
 # Messages remembered to take each once from the two subscriptions (publisher and number).
 DELIVERED_KEYS = 2000
+# Detections remembered to count each once as received (see _take): the two copies of one
+# lie at most both subscriptions' DDS queues apart (_take_waiting takes one queue, then the
+# other; the memory queue keeps the order they were taken in, so its size does not matter).
+RECEIVED_KEYS = 2 * RECORDER_QUEUE_DEPTH
 # What became of a message (see _on_detection), or LIVE: its volatile copy came first.
 RECORDED, RECOVERED, SKIPPED, REJECTED = 'recorded', 'recovered', 'skipped', 'rejected'
 LIVE = 'live'
@@ -476,7 +480,7 @@ class DiseaseMapRecorder(Node):
         key = self._message_key(message, info)
         if key not in self._received_keys:
             self._received_keys[key] = None
-            if len(self._received_keys) > DELIVERED_KEYS:
+            if len(self._received_keys) > RECEIVED_KEYS:
                 self._received_keys.popitem(last=False)
             self.diagnostics.count_received()
         if self._queued is None:

@@ -26,7 +26,7 @@ from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from plant_disease_ros.nodes.disease_map_recorder import _finish, DiseaseMapRecorder  # noqa: E402
-from plant_disease_ros.ros.qos import detections_qos  # noqa: E402
+from plant_disease_ros.ros.qos import detections_qos, RECORDER_QUEUE_DEPTH  # noqa: E402
 
 NODE = 'disease_map_recorder'
 # As the classifier publishes detections (the recorder's subscription is transient local).
@@ -257,3 +257,33 @@ def test_detections_queued_for_storage_mount_are_counted_received_once(
         assert recorder.diagnostics.received == 7
     finally:
         harness.close()
+
+
+def test_copies_a_full_dds_queue_apart_are_counted_received_once(
+        ros_context, tmp_path: Path) -> None:
+    """Waiting for storage_mount, a transient-local classifier's detections are taken from
+    one subscription's full DDS queue, then their copies from the other's (as
+    _take_waiting takes them): each detection is received once, not twice."""
+    usb = (tmp_path / 'usb').absolute()
+    usb.mkdir()
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(usb / 'maps'), run_name='field', storage_mount=str(usb)))
+    try:
+        assert not recorder.started
+        gid = bytes(range(16))
+        recorder._publisher_durability[gid] = True   # the graph says: transient local
+
+        def copy(sequence: int) -> tuple[String, dict]:
+            info = {'publisher_gid': {'data': gid}, 'publication_sequence_number': sequence,
+                    'source_timestamp': recorder._started_ns + sequence}
+            return String(data=json.dumps(detection(sequence))), info
+
+        sequences = range(1, RECORDER_QUEUE_DEPTH + 1)
+        for sequence in sequences:
+            recorder._take_transient_local(*copy(sequence))
+        for sequence in sequences:
+            recorder._take_volatile(*copy(sequence))
+        assert recorder.diagnostics.received == RECORDER_QUEUE_DEPTH
+        assert recorder.records_held == RECORDER_QUEUE_DEPTH
+    finally:
+        recorder.destroy_node()
