@@ -57,6 +57,12 @@ QUOTED_CHARACTERS = 120
 # Records held in memory while the file cannot be written (about 1 KB each).
 DEFAULT_MAX_HELD = 10000
 HELD_BATCH_BYTES = 1 << 20
+# Write errors that MapRun.probe may clear without a record written: what it checks
+# disproves them (a free block: ENOSPC; the file opened for writing: a read-only mount, a
+# permission, a folder removed). A file too large (EFBIG: FAT32's 4 GiB, RLIMIT_FSIZE), a
+# quota (EDQUOT, which statvfs does not show) or an I/O error stays until a write succeeds.
+PROBE_CLEARS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.ENOENT})
 """Most bytes of held records written (and fsynced) at once when the disk is back."""
 
 
@@ -362,6 +368,8 @@ class MapRun:
         self._batch_bytes = HELD_BATCH_BYTES  # the next batch of held records, at most
         self.records_dropped = 0
         self.write_error = ''
+        # The errno of the OSError write_error says (None: none, or the storage is gone).
+        self._write_errno: int | None = None
         # Opened on the first record: a run that never records leaves no files behind.
         self._writer: GeoJsonSeqWriter | None = None
         # Times the records file was found removed or replaced under the open writer, and
@@ -479,6 +487,7 @@ class MapRun:
                 if writer.repair_error is not None:
                     self.write_error = (f'{writer.repair_error} (its cut-off last record '
                                         'cannot be ended yet)')
+                    self._write_errno = writer.repair_error.errno
             except RecordsFileBusy:
                 raise
             except OSError:
@@ -692,8 +701,7 @@ class MapRun:
                 self.write_error = self.storage_gone = str(error)
                 return written
             except OSError as error:
-                self.write_error = str(error)
-                self.storage_gone = ''
+                self._note_write_error(error)
                 self._batch_bytes = max(1, size // 2)
                 return written
             for _ in batch:
@@ -701,7 +709,14 @@ class MapRun:
             written += len(batch)
             self._batch_bytes = min(HELD_BATCH_BYTES, self._batch_bytes * 2)
         self.write_error = self.storage_gone = ''
+        self._write_errno = None
         return written
+
+    def _note_write_error(self, error: OSError) -> None:
+        """Keep ``error`` as the write error (the storage is there: it is not gone)."""
+        self.write_error = str(error)
+        self._write_errno = error.errno
+        self.storage_gone = ''
 
     def probe(self) -> bool:
         """With none held after a failed write, clear ``write_error`` if the file can be written.
@@ -710,26 +725,31 @@ class MapRun:
         retry would find the disk writable again and the error would stay until the next
         record. The file is opened (made if missing), a cut-off last record's line feed
         written, and the file system must have a free block: then the error is cleared.
-        Return whether no error is left; nothing is raised.
+        Only an error those checks disprove is (storage gone, or one of
+        :data:`PROBE_CLEARS`); any other (EFBIG, EDQUOT, EIO) stays until a record is
+        written. Return whether no error is left; nothing is raised.
         """
         if not self.write_error or self._held:
             return not self.write_error
+        if not self.storage_gone and self._write_errno not in PROBE_CLEARS:
+            return False
         try:
             writer = self._open_writer()
         except StorageGone as error:
             self.write_error = self.storage_gone = str(error)
             return False
         except OSError as error:
-            self.write_error = str(error)
-            self.storage_gone = ''
+            self._note_write_error(error)
             return False
         if not writer.repair():
             self.write_error = (f'{writer.repair_error} (its cut-off last record cannot be '
                                 'ended yet)')
+            self._write_errno = writer.repair_error.errno if writer.repair_error else None
             return False
         if not _has_free_block(self.records_path.parent):
             return False
         self.write_error = self.storage_gone = ''
+        self._write_errno = None
         return True
 
     def save(self, extra: Mapping[str, Any], saved_at: datetime | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import errno
 import json
 import os
 from pathlib import Path
@@ -569,6 +570,32 @@ def test_a_run_name_too_long_for_its_files_is_refused_at_the_start(tmp_path: Pat
     run.close()
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         f'{"r" * longest}{suffix}' for suffix in ('.geojsons', '.geojson', '_summary.json'))
+
+
+@pytest.mark.parametrize('code', [errno.EFBIG, errno.EDQUOT, errno.EIO])
+def test_with_nothing_held_a_probe_leaves_an_error_it_cannot_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """max_held 0, a write refused for a reason other than disk space (a file at FAT32's
+    4 GiB, a quota, an I/O error): the file opens and the disk has free blocks, yet a
+    probe leaves the error; it ends once a record is written."""
+    run = MapRun(tmp_path, 'field', max_held=0)
+    assert run.record(feature(0))
+
+    def refuse(self: GeoJsonSeqWriter, records: list[bytes]) -> None:
+        raise OSError(code, os.strerror(code))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(GeoJsonSeqWriter, 'append_encoded_many', refuse)
+        assert not run.record(feature(1))
+        error = run.write_error
+        assert os.strerror(code) in error and run.records_held == 0
+        for _ in range(3):
+            assert not run.probe() and run.write_error == error
+    assert not run.probe() and run.write_error == error   # nothing written yet
+    assert run.record(feature(2)) and run.write_error == ''
+    run.close()
+    assert [record['properties']['sequence'] for record in read_geojson_seq(
+        run.records_path)] == [0, 2]
 
 
 def test_with_nothing_held_a_probe_clears_the_error_once_the_disk_has_room(
