@@ -818,7 +818,10 @@ class DiseaseMapRecorder(Node):
             self.warnings.warning('write_failed',
                                   f'cannot append to {self.run.records_path}: {error}')
             return REJECTED
-        if before_start:
+        # Not written, it is held for the file, unless none may be (max_held_records 0):
+        # then it is dropped, counted in records_dropped, neither processed nor recovered.
+        kept = written or self.run.max_held > 0
+        if before_start and kept:
             # Counted once it is recorded (or held for the file): a rejection is not.
             self.recovered_detections += 1
             self.diagnostics.set_value('detections_recovered', self.recovered_detections)
@@ -829,10 +832,12 @@ class DiseaseMapRecorder(Node):
             # The file took the held ones before this detection, ahead of the retry timer.
             self._log_writable_again(held_before)
         self._add_to_map(feature)
-        # The latency of a record is mostly its fsync: what the disk costs per detection.
-        self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
+        if kept:
+            # The latency of a record is mostly its fsync: what the disk costs per detection.
+            self.diagnostics.count_processed((time.perf_counter() - start) * 1e3)
         self._update_diagnostic_values()
-        return RECOVERED if before_start else RECORDED
+        # A dropped one is RECORDED: taken, with nothing for its other copy to correct.
+        return RECOVERED if before_start and kept else RECORDED
 
     def _warn_held(self) -> None:
         """Log (throttled) that the records file cannot be written and what is held."""

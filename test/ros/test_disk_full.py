@@ -177,6 +177,8 @@ def test_no_queue_drops_each_detection_and_says_so(ros_context, map_dir: Path) -
         assert rig.wait(lambda: rig.accounted() == 32 and rig.recorder.records_dropped > 0)
         assert rig.recorder.records_held == 0
         dropped = rig.recorder.records_dropped
+        # A dropped detection is not processed: only the written ones are.
+        assert rig.recorder.diagnostics.processed == 32 - dropped
         assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.ERROR
                         and rig.diagnostics_values().get('records_dropped') == str(dropped))
         message = statuses(rig.diagnostics, NODE)[-1].message
@@ -188,6 +190,31 @@ def test_no_queue_drops_each_detection_and_says_so(ros_context, map_dir: Path) -
         assert rig.on_disk()[-1] == 32
     finally:
         rig.close()
+
+
+def test_no_queue_a_dropped_detection_from_before_the_start_is_not_recovered(
+        ros_context, map_dir: Path) -> None:
+    """max_held_records 0, a full disk: a detection of the classifier's history (published
+    before the start, not in the file) that cannot be written is dropped, not counted in
+    detections_recovered nor processed; one written once there is room is."""
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(map_dir), run_name='field', max_held_records=0))
+    try:
+        filler = map_dir / 'filler'
+        fill(filler)
+        history = String(data=json.dumps(detection(1)))
+        assert recorder._on_detection(history, before_start=True) != 'recovered'
+        assert (recorder.records_written, recorder.records_dropped) == (0, 1)
+        assert recorder.diagnostics.values['detections_recovered'] == 0
+        assert recorder.diagnostics.processed == 0
+        filler.unlink()
+        history = String(data=json.dumps(detection(2)))
+        assert recorder._on_detection(history, before_start=True) == 'recovered'
+        assert recorder.records_written == 1
+        assert recorder.diagnostics.values['detections_recovered'] == 1
+        assert recorder.diagnostics.processed == 1
+    finally:
+        recorder.destroy_node()
 
 
 def _cut_off_run_file(path: Path, size: int) -> tuple[bytes, int]:
