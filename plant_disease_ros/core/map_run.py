@@ -593,12 +593,16 @@ class MapRun:
             gone = self._storage_gone()
             if gone:
                 raise StorageGone(gone)
-            if self._file_lost or self._file_changed():
-                self._file_lost = False
-                self._count_replaced()
+            replaced = self._file_lost or self._file_changed()
             self.records_path.parent.mkdir(parents=True, exist_ok=True)
             self._note_device()  # made, or there again (a stick's number may be new)
-            return self._opened(GeoJsonSeqWriter(self.records_path))
+            writer = self._opened(GeoJsonSeqWriter(self.records_path))
+            if replaced:
+                # Counted once opened: a retry whose open fails (a read-only remount)
+                # finds the same lost file again, and must not count it again.
+                self._file_lost = False
+                self._count_replaced()
+            return writer
         return self._writer
 
     def _opened(self, writer: GeoJsonSeqWriter) -> GeoJsonSeqWriter:

@@ -14,7 +14,7 @@ import time
 from helpers.filesystems import fill, small_filesystem, unmount
 import pytest
 
-from plant_disease_ros.core import map_file
+from plant_disease_ros.core import map_file, map_run
 from plant_disease_ros.core.map_file import (
     GeoJsonSeqWriter,
     json_depth,
@@ -271,9 +271,7 @@ def test_records_are_held_while_the_file_cannot_be_written(
 def test_a_backlog_is_written_in_batches_in_order(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Thousands of held records: a few fsyncs (not one each), in order, all or none a batch."""
-    from plant_disease_ros.core import map_run as map_run_module
-
-    monkeypatch.setattr(map_run_module, 'HELD_BATCH_BYTES', 20_000)
+    monkeypatch.setattr(map_run, 'HELD_BATCH_BYTES', 20_000)
     run = MapRun(tmp_path, 'field', max_held=5000)
     real_write, real_fsync = map_file.os.write, map_file.os.fsync
 
@@ -596,6 +594,35 @@ def test_with_nothing_held_a_probe_leaves_an_error_it_cannot_check(
     run.close()
     assert [record['properties']['sequence'] for record in read_geojson_seq(
         run.records_path)] == [0, 2]
+
+
+@pytest.mark.parametrize('max_held', [0, 10])
+def test_a_removed_file_is_counted_replaced_once_while_it_cannot_be_opened(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_held: int) -> None:
+    """The records file removed under the writer, then not opened again for a while (a
+    read-only remount): every retry (probe with none held, write_held with some) fails,
+    and the file counts as replaced once, when it is opened again, not once a retry."""
+    run = MapRun(tmp_path, 'field', max_held=max_held)
+    assert run.record(feature(0))
+    run.records_path.unlink()
+
+    def read_only(path: Path) -> GeoJsonSeqWriter:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(map_run, 'GeoJsonSeqWriter', read_only)
+        assert not run.record(feature(1))
+        for _ in range(3):
+            assert not (run.write_held() if max_held else run.probe())
+            assert 'Read-only' in run.write_error
+        assert run.files_replaced == 0
+    assert run.write_held() if max_held else run.probe()
+    assert run.files_replaced == 1 and 'removed or replaced' in run.replaced_note
+    assert run.record(feature(2)) and run.files_replaced == 1
+    run.close()
+    expected = [1, 2] if max_held else [2]
+    assert [record['properties']['sequence'] for record in read_geojson_seq(
+        run.records_path)] == expected
 
 
 def test_with_nothing_held_a_probe_clears_the_error_once_the_disk_has_room(
