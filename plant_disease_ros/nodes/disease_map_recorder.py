@@ -306,8 +306,8 @@ class DiseaseMapRecorder(Node):
         self._update_diagnostic_values()
         self.get_logger().error(
             f'{not_mounted}: the run starts once it is; until then nothing is read or '
-            f'written in {self.run.records_path.parent}, and the detections are queued in '
-            f'memory (at most {self.run.max_held}) and recorded then')
+            f'written in {self.run.records_path.parent}, and the detections '
+            f"{self._kept_text('queued', 'and recorded then')}")
         self.get_logger().info(
             f'will record to {self.run.records_path} once {self.run.storage_mount} is '
             f'mounted, cells of {self._aggregator.cell_size_m:g} m in frame '
@@ -340,7 +340,7 @@ class DiseaseMapRecorder(Node):
             # detections held in memory until the disk takes them.
             self.get_logger().error(
                 f'cannot write {self.run.records_path}: {self.run.write_error}; detections '
-                f'are held in memory (at most {self.run.max_held}) until it can be')
+                f"{self._kept_text('held', 'until it can be')}")
         removed = self.run.remove_stale_temporaries()
         if removed:
             self.get_logger().info(
@@ -395,6 +395,13 @@ class DiseaseMapRecorder(Node):
             f'{len(self._queued_keys)} detection(s) queued meanwhile')
         self._take_queue('')
         return True
+
+    def _kept_text(self, kept: str, until: str) -> str:
+        """Say what becomes of the detections that cannot be written now: ``kept`` in
+        memory up to ``max_held_records`` ``until`` ..., or, with 0, dropped."""
+        if not self.run.max_held:
+            return 'are dropped (max_held_records 0)'
+        return f'are {kept} in memory (at most {self.run.max_held}) {until}'
 
     def _take_queue(self, when: str) -> None:
         """Give the queued messages to their callbacks in the order they came; start.

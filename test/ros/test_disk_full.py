@@ -267,6 +267,25 @@ def test_a_cut_off_run_file_on_a_full_disk_starts_and_holds_detections(
         rig.close()
 
 
+def test_a_cut_off_run_file_on_a_full_disk_without_a_queue_says_detections_are_dropped(
+        ros_context, map_dir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """max_held_records 0, the restart's line feed not writable: the start-up ERROR says
+    the detections are dropped, not 'held in memory (at most 0)'."""
+    records = map_dir / 'field.geojsons'
+    _cut_off_run_file(records, 4096)
+    fill(map_dir / 'filler')
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(map_dir), run_name='field', max_held_records=0))
+    try:
+        assert recorder.started and 'No space left' in recorder.run.write_error
+        log = capfd.readouterr().err
+        assert f'cannot write {records.absolute()}' in log, log
+        assert 'cut-off last record cannot be ended yet); detections are dropped' in log, log
+        assert 'at most 0' not in log
+    finally:
+        recorder.destroy_node()
+
+
 def test_without_a_queue_the_error_ends_when_the_disk_is_freed(ros_context,
                                                                map_dir: Path) -> None:
     """max_held_records 0: nothing is held to retry, yet once the disk has room again the

@@ -287,3 +287,25 @@ def test_copies_a_full_dds_queue_apart_are_counted_received_once(
         assert recorder.records_held == RECORDER_QUEUE_DEPTH
     finally:
         recorder.destroy_node()
+
+
+@pytest.mark.parametrize('max_held, says', [
+    (0, 'the detections are dropped (max_held_records 0)\n'),
+    (5, 'the detections are queued in memory (at most 5) and recorded then\n')])
+def test_waiting_for_storage_mount_says_what_becomes_of_detections(
+        ros_context, tmp_path: Path, capfd: pytest.CaptureFixture[str], max_held: int,
+        says: str) -> None:
+    """Not mounted at the start: the ERROR says the detections are queued (at most
+    max_held_records), or, with max_held_records 0, dropped; never 'at most 0'."""
+    usb = (tmp_path / 'usb').absolute()
+    usb.mkdir()
+    recorder = DiseaseMapRecorder(context=ros_context, parameter_overrides=parameters(
+        map_dir=str(usb / 'maps'), run_name='field', storage_mount=str(usb),
+        max_held_records=max_held))
+    try:
+        assert not recorder.started
+        log = capfd.readouterr().err
+        assert f'storage_mount {usb} is not mounted' in log and says in log, log
+        assert 'at most 0' not in log
+    finally:
+        recorder.destroy_node()
