@@ -22,7 +22,11 @@ from pathlib import Path
 import struct
 from typing import Any
 
-from plant_disease_ros.core.atomic_files import replacing, replacing_together
+from plant_disease_ros.core.atomic_files import (
+    longest_temporary_name,
+    replacing,
+    replacing_together,
+)
 from plant_disease_ros.core.geodesy import enu_vertical_at_altitude
 from plant_disease_ros.core.labels import display_name, is_healthy
 from plant_disease_ros.core.map_file import (
@@ -35,6 +39,8 @@ from plant_disease_ros.core.map_grid import Cell, CellAggregator, CellKey, Origi
 
 GRID_LAYER = 'disease_grid'
 GRID_SUFFIX = '_grid'
+# SQLite's rollback journal, beside the GeoPackage (its temporary) while it is written.
+SQLITE_JOURNAL_SUFFIX = '-journal'
 LABEL_COUNT_PREFIX = 'n_'
 # The columns every cell has, in file order; the per-label counts follow them.
 GRID_COLUMNS = ('cell_e', 'cell_n', 'cell_size_m', 'detections', 'diseased', 'healthy',
@@ -389,6 +395,35 @@ class GridFiles:
     warning: str = ''
 
 
+def grid_file_paths(stem: str | Path) -> tuple[Path, Path]:
+    """Return the grid files of the map ``<stem>.png``: ``<stem>_grid.geojson``, ``.gpkg``."""
+    stem = Path(stem)
+    return (stem.with_name(stem.name + GRID_SUFFIX + '.geojson'),
+            stem.with_name(stem.name + GRID_SUFFIX + '.gpkg'))
+
+
+def map_file_names(stem: str | Path) -> dict[str, str]:
+    """Return every file name written for the map ``<stem>.png``, each with what it is.
+
+    The PNG and the grid files of :func:`write_grid_files`, and their temporaries at their
+    longest: each goes to a temporary (:func:`replacing_together`), into which the PNG and
+    the GeoJSON are written atomically again (a temporary of the temporary), and SQLite
+    keeps its journal beside the GeoPackage's temporary.
+    """
+    stem = Path(stem)
+    png = stem.with_name(stem.name + '.png')
+    geojson, geopackage = grid_file_paths(stem)
+    names = {png.name: 'PNG', geojson.name: 'grid GeoJSON', geopackage.name: 'grid GeoPackage'}
+    for path, what in ((png, 'PNG'), (geojson, 'grid GeoJSON')):
+        temporary = longest_temporary_name(path)
+        names[temporary] = f'temporary {what}'
+        names[longest_temporary_name(temporary)] = f'temporary of the temporary {what}'
+    temporary = longest_temporary_name(geopackage)
+    names[temporary] = 'temporary grid GeoPackage'
+    names[temporary + SQLITE_JOURNAL_SUFFIX] = "SQLite's journal of the temporary GeoPackage"
+    return names
+
+
 def write_grid_files(cells: list[dict], stem: str | Path,
                      also: tuple[Path, Callable[[Path], object]] | None = None) -> GridFiles:
     """Write ``<stem>_grid.geojson`` and ``<stem>_grid.gpkg``; return their paths.
@@ -403,9 +438,7 @@ def write_grid_files(cells: list[dict], stem: str | Path,
     they replace the old ones together (:func:`replacing_together`): when a write fails
     or is interrupted, every old file stays as it was.
     """
-    stem = Path(stem)
-    geojson = stem.with_name(stem.name + GRID_SUFFIX + '.geojson')
-    geopackage = stem.with_name(stem.name + GRID_SUFFIX + '.gpkg')
+    geojson, geopackage = grid_file_paths(stem)
     warnings: list[str] = []
     written: Path | None = None
     targets = [geojson, geopackage] + ([also[0]] if also is not None else [])

@@ -50,6 +50,7 @@ from plant_disease_ros.core.map_file import (
     write_feature_collection,
     write_json_atomic,
 )
+from plant_disease_ros.core.map_gis import map_file_names
 from plant_disease_ros.core.output_paths import directory_problem
 
 # How much of a refused message a rejection warning quotes.
@@ -223,40 +224,52 @@ def default_run_name(namespace: str = '') -> str:
     return f'{date}_{tag}' if tag else date
 
 
-# The longest file name where map_dir does not exist yet to be asked (Linux's NAME_MAX).
+# The longest file name where map_dir does not exist yet to be asked (Linux's NAME_MAX),
+# and the most bytes a name is taken to have anywhere: vfat and exFAT say 1530 (255
+# characters of up to 6 bytes) but take 255 characters, which ASCII names fill.
 DEFAULT_NAME_MAX = 255
 
 
-def run_file_names(run_name: str) -> list[str]:
-    """Return every file name a run writes in ``map_dir``: its files and their temporaries.
+def run_file_names(run_name: str) -> dict[str, str]:
+    """Return every file name written in ``map_dir`` for a run, each with what it is.
 
-    The temporaries (see :func:`~plant_disease_ros.core.atomic_files.replacing`) of the
-    collection and the summary at their longest.
+    The run's files and the temporaries (see
+    :func:`~plant_disease_ros.core.atomic_files.replacing`) of the collection and the
+    summary at their longest; and what ``plant-disease map <run_name>.geojson`` writes
+    beside them by default (:func:`~plant_disease_ros.core.map_gis.map_file_names`).
     """
     records, collection, summary = run_file_paths('.', run_name)
-    return [records.name, collection.name, summary.name,
-            longest_temporary_name(collection), longest_temporary_name(summary)]
+    names = {name: f"`plant-disease map`'s {what}"
+             for name, what in map_file_names(run_name).items()}
+    names.update({
+        records.name: 'the records file', collection.name: 'the collection',
+        summary.name: 'the summary',
+        longest_temporary_name(collection): "a save's temporary collection",
+        longest_temporary_name(summary): "a save's temporary summary"})
+    return names
 
 
 def name_max(directory: str | Path) -> int:
     """Return the longest file name (bytes) ``directory`` takes: NAME_MAX of its file system.
 
-    :data:`DEFAULT_NAME_MAX` where it does not exist (yet) or cannot be asked.
+    At most :data:`DEFAULT_NAME_MAX`, which is also the answer where it does not exist
+    (yet) or cannot be asked.
     """
     try:
         limit = os.pathconf(directory, 'PC_NAME_MAX')
     except (OSError, ValueError):
         return DEFAULT_NAME_MAX
-    return limit if limit > 0 else DEFAULT_NAME_MAX
+    return min(limit, DEFAULT_NAME_MAX) if limit > 0 else DEFAULT_NAME_MAX
 
 
 def validate_run_name(run_name: str, directory: str | Path | None = None) -> str:
     """Return ``run_name`` if it is a plain file name stem; raise ValueError otherwise.
 
-    Too long is refused too: every file the run writes in ``directory`` (``map_dir``; the
-    longest is a save's temporary summary, ``.<run_name>_summary.<pid>.<hex>.tmp.json``)
-    must fit the file system's longest name (:func:`name_max`; without ``directory``,
-    :data:`DEFAULT_NAME_MAX`), or the records would be written and every save would fail.
+    Too long is refused too: every file written in ``directory`` (``map_dir``) for the run
+    (:func:`run_file_names`; the longest is the temporary of the temporary of
+    ``plant-disease map``'s grid GeoJSON) must fit the file system's longest name
+    (:func:`name_max`; without ``directory``, :data:`DEFAULT_NAME_MAX`), or the records
+    would be written and every save, or every map of the run, would fail.
     """
     if (not run_name or run_name != run_name.strip() or run_name.startswith('.')
             or '/' in run_name or '\\' in run_name or '\x00' in run_name):
@@ -264,14 +277,15 @@ def validate_run_name(run_name: str, directory: str | Path | None = None) -> str
                          'no leading dot)')
     limit = name_max(directory) if directory is not None else DEFAULT_NAME_MAX
     length = len(os.fsencode(run_name))
-    longest = max(run_file_names(run_name), key=lambda name: len(os.fsencode(name)))
+    names = run_file_names(run_name)
+    longest = max(names, key=lambda name: len(os.fsencode(name)))
     extra = len(os.fsencode(longest)) - length
     if length + extra > limit:
         where = f'in {directory}' if directory is not None else '(NAME_MAX)'
         raise ValueError(
             f'run_name is too long ({length} bytes): at most {limit - extra} bytes, as file '
-            f'names {where} are at most {limit} bytes and the longest file the run writes '
-            f'(the temporary summary of a save) adds {extra} to it')
+            f'names {where} are at most {limit} bytes and the longest file written for the '
+            f'run ({names[longest]}) adds {extra} to it')
     return run_name
 
 

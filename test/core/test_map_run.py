@@ -14,6 +14,7 @@ import time
 from helpers.filesystems import fill, small_filesystem, unmount
 import pytest
 
+from plant_disease_ros.cli.main import main
 from plant_disease_ros.core import map_file, map_run
 from plant_disease_ros.core.map_file import (
     GeoJsonSeqWriter,
@@ -29,6 +30,7 @@ from plant_disease_ros.core.map_run import (
     earlier_runs_tail,
     format_origin,
     MapRun,
+    name_max,
     parse_detection,
     validate_run_name,
 )
@@ -549,25 +551,48 @@ def test_a_records_file_that_cannot_be_opened_stops_the_claim(tmp_path: Path) ->
     run.close()
 
 
-def test_a_run_name_too_long_for_its_files_is_refused_at_the_start(tmp_path: Path) -> None:
-    """Every file the run writes must fit NAME_MAX: the longest is a save's temporary
-    summary, 35 bytes longer than the name. One byte more than fits is refused, naming
-    the limit; the longest name that fits records and saves."""
-    limit = os.pathconf(tmp_path, 'PC_NAME_MAX')
-    longest = limit - 35
+def test_a_run_name_too_long_for_its_files_is_refused_at_the_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every file written for the run must fit NAME_MAX: the longest is the temporary of
+    the temporary grid GeoJSON that `plant-disease map RUN.geojson` writes beside the run,
+    57 bytes longer than the name (a save's temporary summary adds 35, the temporary
+    GeoPackage's SQLite journal 40). One byte more than fits is refused, naming the limit;
+    the longest name that fits records, saves and maps."""
+    limit = min(os.pathconf(tmp_path, 'PC_NAME_MAX'), 255)
+    longest = limit - 57
     for name in ('r' * (longest + 1), 'é' * ((longest + 2) // 2), 'r' * 240):
         with pytest.raises(ValueError, match=f'run_name is too long .*at most {longest} '
-                                             f'bytes.* at most {limit} bytes'):
+                                             f'bytes.* at most {limit} bytes.*grid GeoJSON'):
             MapRun(tmp_path, name)
     # A folder that does not exist yet is measured against Linux's 255.
-    with pytest.raises(ValueError, match='at most 220 bytes'):
-        MapRun(tmp_path / 'new', 'r' * 221)
+    with pytest.raises(ValueError, match='at most 198 bytes'):
+        MapRun(tmp_path / 'new', 'r' * 199)
     run = MapRun(tmp_path, 'r' * longest)
     assert run.record(feature(0))
     assert run.save({}) == 1
     run.close()
+    assert main(['map', str(run.collection_path)]) == 0, capsys.readouterr()
+    suffixes = ['.geojsons', '.geojson', '_summary.json', '.png', '_grid.geojson']
+    if '.gpkg' in capsys.readouterr().out:
+        suffixes.append('_grid.gpkg')
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
-        f'{"r" * longest}{suffix}' for suffix in ('.geojsons', '.geojson', '_summary.json'))
+        f'{"r" * longest}{suffix}' for suffix in suffixes)
+
+
+def test_a_file_system_saying_names_of_1530_bytes_is_taken_at_255(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vfat and exFAT say NAME_MAX 1530 (255 characters of up to 6 bytes) but take 255
+    characters: run names are measured against 255 there."""
+    real_pathconf = os.pathconf
+
+    def vfat(path: str | Path, name: str) -> int:
+        return 1530 if name == 'PC_NAME_MAX' else real_pathconf(path, name)
+
+    monkeypatch.setattr(os, 'pathconf', vfat)
+    assert name_max(tmp_path) == 255
+    with pytest.raises(ValueError, match='at most 198 bytes.* at most 255 bytes'):
+        validate_run_name('r' * 199, tmp_path)
+    assert validate_run_name('r' * 198, tmp_path) == 'r' * 198
 
 
 @pytest.mark.parametrize('code', [errno.EFBIG, errno.EDQUOT, errno.EIO])
