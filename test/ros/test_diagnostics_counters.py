@@ -96,3 +96,37 @@ def test_node_sets_in_two_namespaces_publish_statuses_of_their_own(harness, tmp_
     assert files['left/disease_map_recorder'].endswith('_left.geojsons')
     assert [status.name for status in statuses(collector, 'left/camera_subscriber')][:1] \
         == ['left/camera_subscriber: frames']
+
+
+def test_the_readme_names_the_statuses_of_the_launched_nodes(harness, tmp_path) -> None:
+    """The README's example status names are those of field.launch.py's default namespace
+    and layout (the one-process pipeline and the recorder), as the nodes name them."""
+    import ast
+    from pathlib import Path
+
+    from helpers.ros import parameters
+    from helpers.shipped_model import require_shipped_model
+
+    from plant_disease_ros.nodes.disease_map_recorder import DiseaseMapRecorder
+    from plant_disease_ros.nodes.pipeline import create_pipeline
+
+    require_shipped_model()
+    root = Path(__file__).resolve().parents[2]
+    tree = ast.parse((root / 'launch' / 'field.launch.py').read_text(encoding='utf-8'))
+    [namespace] = [keyword.value.value for call in ast.walk(tree)
+                   if isinstance(call, ast.Call) and getattr(call.func, 'id', '')
+                   == 'DeclareLaunchArgument' and call.args
+                   and getattr(call.args[0], 'value', None) == 'namespace'
+                   for keyword in call.keywords if keyword.arg == 'default_value']
+    nodes = [*create_pipeline(context=harness.context, namespace=namespace),
+             DiseaseMapRecorder(context=harness.context, namespace=namespace,
+                                parameter_overrides=parameters(map_dir=str(tmp_path / 'maps')))]
+    for node in nodes:
+        harness.add(node)
+    names = [node.diagnostics.name for node in nodes]
+    assert names == [f'{namespace}/camera_subscriber: frames',
+                     f'{namespace}/disease_classifier: frames',
+                     f'{namespace}/disease_map_recorder: map recorder']
+    readme = ' '.join((root / 'README.md').read_text(encoding='utf-8').split())
+    for name in names:
+        assert f'`{name}`' in readme, name
