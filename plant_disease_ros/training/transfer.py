@@ -22,6 +22,13 @@ from dataclasses import dataclass
 import json
 from pathlib import Path
 
+from plant_disease_ros.core.atomic_files import sha256_of
+from plant_disease_ros.training.run_files import (
+    check_split_manifest,
+    recorded_summary,
+    RunFilesMismatch,
+)
+
 SHIPPED = 'shipped'
 SCRATCH = 'scratch'
 FLOAT_MODEL_FILENAME = 'plant_disease_float.keras'
@@ -99,13 +106,28 @@ def _architecture_of(backbone_name: str) -> tuple[str, float | None]:
 
 
 def _source_classes(path: Path) -> tuple[str, ...] | None:
-    """Return the class names a model was trained on, from its run or model folder."""
+    """Return the class names a model was trained on, from its run or model folder.
+
+    A run folder's ``train_summary.json`` names them when it records this very file
+    (``model_sha256``). Its ``split.json`` is trusted only when it is the split the summary
+    records: ``train --overwrite`` cut short leaves the new run's split beside the earlier
+    run's model (and checkpoint). Otherwise the classes are unknown (None).
+    """
+    try:
+        summary = recorded_summary(path.parent)
+    except RunFilesMismatch:
+        return None
+    classes = summary.get('classes')
+    if summary.get('model_sha256') and isinstance(classes, list) and path.is_file() \
+            and sha256_of(path) == summary['model_sha256']:
+        return tuple(str(name) for name in classes)
     split = path.parent / 'split.json'
     if split.is_file():
         try:
+            check_split_manifest(split)
             return tuple(json.loads(split.read_text())['classes'])
-        except (OSError, ValueError, KeyError):
-            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # RunFilesMismatch is a ValueError: the split of another run
     labels = path.parent / 'labels.txt'
     if labels.is_file():
         return tuple(line.strip() for line in labels.read_text().splitlines() if line.strip())
