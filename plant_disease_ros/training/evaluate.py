@@ -51,7 +51,11 @@ from plant_disease_ros.training.metrics import (
     per_class_report,
     top_k_accuracy,
 )
-from plant_disease_ros.training.run_files import check_split_manifest
+from plant_disease_ros.training.run_files import (
+    check_split_manifest,
+    RunFilesMismatch,
+    SUMMARY_FILENAME,
+)
 
 
 @dataclass
@@ -120,17 +124,28 @@ def select_files(options: EvaluationOptions) -> tuple[Path, list[str], list[tupl
     return root, classes, files
 
 
-def manifest_record(path: str | os.PathLike | None) -> dict | None:
+def manifest_record(path: str | os.PathLike | None,
+                    models: tuple[str | os.PathLike | None, ...] = ()) -> dict | None:
     """Return ``{'path': resolved path, 'sha256': ...}`` of a split manifest (None: none).
 
-    Raises :class:`~plant_disease_ros.training.run_files.RunFilesMismatch` when the run
-    beside it was trained with another split.json (a later run into its folder cut
-    short wrote this one): that model may have trained on some of these photos.
+    When the run beside it was trained with another split.json (a later run into its
+    folder cut short wrote this one), that model may have trained on some of these
+    photos: raises :class:`~plant_disease_ros.training.run_files.RunFilesMismatch` when
+    one of ``models`` (the evaluated ``--model`` and ``--keras``) is in that folder, the
+    run's own; a model of another folder (one trained on an identical split, say from
+    ``--init-weights RUN/checkpoint.keras``) is evaluated, with a warning.
     """
     if not path:
         return None
     path = Path(path).resolve()
-    check_split_manifest(path)
+    try:
+        check_split_manifest(path)
+    except RunFilesMismatch:
+        if any(model and Path(model).resolve().parent == path.parent for model in models):
+            raise
+        print(f'warning: {path} is not the split.json {path.parent / SUMMARY_FILENAME} was '
+              'trained with (a later run into that folder, cut short, wrote it): the model '
+              'there may have trained on some of these photos', file=sys.stderr)
     return {'path': str(path), 'sha256': sha256_of(path)}
 
 
@@ -161,7 +176,8 @@ def evaluate(options: EvaluationOptions) -> dict:
     labels = list(classifier.labels)
     crops = check_crops_option(options.crops, labels, options.other_crops_weight)
     root, classes, files = select_files(options)
-    manifest = manifest_record(options.split_manifest)
+    manifest = manifest_record(options.split_manifest,
+                               (options.model_path, options.keras_model))
     unknown = [name for name in classes if name not in labels]
     if unknown:
         raise DatasetError(f'dataset classes not among the model labels: {", ".join(unknown)}')
@@ -350,6 +366,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier,
     # Checked before any photo is decoded: the lab photos are this split's.
     lab_split = checked_lab_split(field_manifest, options.field_split,
                                   options.split_manifest)
+    lab_split_record = manifest_record(lab_split, (options.model_path, options.keras_model))
     domains = domain_frames(options.field_split, labels, height, part=options.split,
                             lab_data=options.data_dir, lab_split=str(lab_split),
                             cache_dir=options.cache_dir,
@@ -403,7 +420,7 @@ def evaluate_domains(options: EvaluationOptions, classifier: DiseaseClassifier,
             'split': options.split,
             'field_split': str(options.field_split),
             # The lab split whose part was scored (checked against the field split's).
-            'lab_split': manifest_record(lab_split),
+            'lab_split': lab_split_record,
             'score_threshold': options.score_threshold,
             'seen_as': seen_as(options),
             'vegetation_gate': vegetation_gate(options),

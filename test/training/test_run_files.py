@@ -78,7 +78,23 @@ def test_evaluate_refuses_a_run_split_the_run_was_not_trained_with(tmp_path: Pat
     (run / 'split.json').write_text(manifest(LATER, run))
     # A ValueError: the command line ends it in one line, exit status 2.
     with pytest.raises(ValueError, match='is not the split .* was trained with'):
-        manifest_record(run / 'split.json')
+        manifest_record(run / 'split.json', (tmp_path / 'other.tflite', run / 'model.keras'))
+
+
+def test_evaluate_takes_a_run_split_for_a_model_of_another_folder_with_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model trained from --init-weights RUN/checkpoint.keras on the same split."""
+    run = earlier_run(tmp_path / 'run')
+    (run / 'split.json').write_text(manifest(LATER, run))
+    (run / 'checkpoint.keras').write_bytes(b'the later run, cut short')
+    later = tmp_path / 'later'
+    later.mkdir()
+    record = manifest_record(run / 'split.json', (later / 'model_int8.tflite',
+                                                  later / 'model.keras'))
+    assert record == {'path': str((run / 'split.json').resolve()),
+                      'sha256': sha256(run / 'split.json')}
+    error = capsys.readouterr().err
+    assert error.startswith(f'warning: {(run / "split.json").resolve()} is not the split.json')
 
 
 def test_the_runs_own_pair_passes_and_an_unreadable_summary_is_named(tmp_path: Path) -> None:

@@ -90,8 +90,13 @@ def test_the_split_manifest_is_recorded_and_one_the_run_beside_did_not_train_wit
     assert report['split_manifest'] == {'path': str((run / 'split.json').resolve()),
                                         'sha256': digest}
     # A later run into the folder, cut short, wrote another split.json beside the model:
-    # refused, before anything is written.
+    # for the run's own model refused, before anything is written; a model of another
+    # folder (trained on the same split) is evaluated with a warning.
     (run / 'train_summary.json').write_text(json.dumps({'split_sha256': 'f' * 64}))
+    assert main([*command[:-6], '--out', str(tmp_path / 'other'), *command[-4:]]) == 0
+    assert 'is not the split.json' in capsys.readouterr().err
+    shutil.copy(MODEL_PATH, run / 'model_int8.tflite')
+    command[2] = str(run / 'model_int8.tflite')
     assert main([*command[:-6], '--out', str(tmp_path / 'again'), *command[-4:]]) == 2
     error = capsys.readouterr().err
     assert error.count('\n') == 1
