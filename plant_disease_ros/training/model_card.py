@@ -16,7 +16,7 @@ from plant_disease_ros.core.interpreter_loader import (
     TensorSpec,
 )
 from plant_disease_ros.training.metrics import split_description
-from plant_disease_ros.training.run_files import check_run_files
+from plant_disease_ros.training.run_files import check_run_files, recorded_summary
 
 ATTRIBUTION = """\
 The photos are from the PlantVillage dataset (Hughes & Salathé, 2015, "An open access
@@ -168,8 +168,20 @@ def check_float_model(run_dir: Path, evaluation_dir: Path, evaluation: dict) -> 
     if not isinstance(record, dict) or not record.get('sha256') or 'domains' in evaluation:
         return
     keras_path = run_dir / 'model.keras'
-    if keras_path.is_file() and sha256_of(keras_path) == record['sha256']:
+    if not keras_path.is_file():
+        # A run folder copied without its model: the summary records the run's model.
+        if recorded_summary(run_dir).get('model_sha256') == record['sha256']:
+            return
+        raise ValueError(f'--evaluation {evaluation_dir} scored the float model '
+                         f'{record.get("path", "unnamed")} (--keras), and {keras_path} is '
+                         "missing: nothing tells its float figures are this run's; put the "
+                         "run's model.keras back, or evaluate again without --keras")
+    if sha256_of(keras_path) == record['sha256']:
         return
+    if record.get('path') and Path(record['path']).resolve() == keras_path.resolve():
+        raise ValueError(f'--evaluation {evaluation_dir} scored an earlier {keras_path} '
+                         '(--keras; another sha256): the file was replaced since; evaluate '
+                         f'again with --keras {keras_path}, or without --keras')
     raise ValueError(f'--evaluation {evaluation_dir} scored the float model '
                      f'{record.get("path", "unnamed")} (--keras), not {keras_path}: its float '
                      "figures are not this run's; evaluate again with --keras "

@@ -390,3 +390,24 @@ def test_float_figures_of_another_keras_model_are_refused(
     from plant_disease_ros.training.model_card import check_float_model
 
     check_float_model(run, evaluation, {'keras_model': record(other), 'domains': {}})
+
+
+def test_a_run_folder_copied_without_model_keras_is_told_by_the_summary(
+        tmp_path: Path) -> None:
+    """RUN/model.keras missing: the evaluation's --keras sha256 against the summary's."""
+    from plant_disease_ros.training.model_card import check_float_model
+
+    run, evaluation = tmp_path / 'run', tmp_path / 'run' / 'eval'
+    evaluation.mkdir(parents=True)
+    elsewhere = tmp_path / 'kept' / 'model.keras'
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b'the run model, kept elsewhere')
+    digest = hashlib.sha256(elsewhere.read_bytes()).hexdigest()
+    (run / 'train_summary.json').write_text(json.dumps({'model_sha256': digest}))
+    check_float_model(run, evaluation, {'keras_model': {'path': str(elsewhere),
+                                                        'sha256': digest}})
+    with pytest.raises(ValueError) as refused:
+        check_float_model(run, evaluation, {'keras_model': {'path': str(elsewhere),
+                                                            'sha256': 'f' * 64}})
+    assert f"{run / 'model.keras'} is missing" in str(refused.value)
+    assert '--keras ' + str(run / 'model.keras') not in str(refused.value)
