@@ -20,8 +20,13 @@ import math
 from pathlib import Path
 import random
 
-from plant_disease_ros.training.dataset import DatasetError, Manifest, read_manifest, Split
-from plant_disease_ros.training.field_data import read_field_split
+from plant_disease_ros.core.split_manifest import (
+    DatasetError,
+    Manifest,
+    read_field_split,
+    read_manifest,
+    Split,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,13 +3,14 @@
 A dataset is any folder laid out as ``<root>/<class name>/<image>`` (the PlantVillage
 layout). Class order is the sorted folder names; it becomes the model's output order.
 Nothing here imports TensorFlow: the arrays it returns feed Keras, the evaluator and the
-explainers alike.
+explainers alike. The split manifest itself (:class:`Split`, :func:`read_manifest`)
+lives in :mod:`plant_disease_ros.core.split_manifest` and is re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import hashlib
 import json
 import os
@@ -30,10 +31,16 @@ from plant_disease_ros.core.image_encoding import (
     ImageConversionError,
 )
 from plant_disease_ros.core.labels import crop_of, is_healthy
+from plant_disease_ros.core.split_manifest import (
+    DatasetError,
+    Manifest,  # noqa: F401
+    MANIFEST_VERSION,  # noqa: F401
+    read_manifest,  # noqa: F401
+    Split,
+    SPLIT_NAMES,
+)
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
-SPLIT_NAMES = ('train', 'val', 'test')
-MANIFEST_VERSION = 1
 ALPHA_BACKGROUND = (0, 0, 0)
 """What a transparent pixel of a training photo shows: black, as in PlantVillage's
 segmented release of leaves cut from their background."""
@@ -42,10 +49,6 @@ DECODER_VERSION = 3
 (2: truncated JPEGs refused, transparency blended over :data:`ALPHA_BACKGROUND`; 3: the
 EXIF orientation of JPEGs applied again, an all-zero alpha ignored)."""
 
-
-
-class DatasetError(ValueError):
-    """A dataset folder that cannot be used, with the reason in the message."""
 
 
 @dataclass(frozen=True)
@@ -85,85 +88,6 @@ class DatasetIndex:
         for _, index in self.files:
             counts[self.classes[index]] += 1
         return counts
-
-
-@dataclass
-class Split:
-    """A train/validation/test assignment of a dataset's files."""
-
-    classes: tuple[str, ...]
-    seed: int
-    fractions: dict[str, float]
-    parts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-
-    def to_manifest(self, root: Path, skipped: Sequence[str] = (),
-                    reasons: Mapping[str, str] | None = None) -> dict:
-        """Return the JSON-ready manifest of this split (``root`` stored resolved).
-
-        ``skipped``: the photos that could not be decoded; ``reasons``: why, by photo.
-        """
-        return {
-            'version': MANIFEST_VERSION,
-            # Absolute, so that the run can be exported or evaluated from any folder.
-            'root': str(Path(root).resolve()),
-            'seed': self.seed,
-            'fractions': self.fractions,
-            'classes': list(self.classes),
-            'skipped_unreadable': list(skipped),
-            'unreadable_reasons': {path: (reasons or {}).get(path, 'unknown')
-                                   for path in skipped},
-            'splits': {
-                name: [[path, index] for path, index in self.parts[name]]
-                for name in SPLIT_NAMES
-            },
-        }
-
-    @classmethod
-    def from_manifest(cls, manifest: dict) -> Split:
-        """Rebuild a split from a manifest written by :meth:`to_manifest`.
-
-        Raises :class:`DatasetError` naming the file (when read by :func:`read_manifest`)
-        if ``manifest`` is not a split manifest.
-        """
-        source = getattr(manifest, 'source', None) or 'the split manifest'
-        if manifest.get('version') != MANIFEST_VERSION:
-            raise DatasetError(f'unsupported split manifest version {manifest.get("version")!r} '
-                               f'in {source}')
-        missing = [key for key in ('classes', 'seed', 'fractions', 'splits')
-                   if key not in manifest]
-        if missing:
-            hint = ' (a field split manifest: pass it as --field-split)' \
-                if 'domains' in manifest else ''
-            raise DatasetError(f'{source} is not a split manifest (no '
-                               f'{", ".join(repr(key) for key in missing)}){hint}')
-        try:
-            return cls(
-                classes=tuple(str(name) for name in manifest['classes']),
-                seed=int(manifest['seed']),
-                fractions=dict(manifest['fractions']),
-                parts={
-                    name: [(str(path), int(index)) for path, index in manifest['splits'][name]]
-                    for name in SPLIT_NAMES
-                },
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise DatasetError(f'{source} is not a valid split manifest ({type(error).__name__}: '
-                               f'{error})') from error
-
-
-class Manifest(dict):
-    """A manifest read by :func:`read_manifest`: a dict that knows its file.
-
-    A missing key raises :class:`DatasetError` naming the file (a wrong file passed as a
-    manifest then ends in one line, not a ``KeyError`` traceback).
-    """
-
-    def __init__(self, data: dict, source: str | os.PathLike) -> None:
-        super().__init__(data)
-        self.source = str(source)
-
-    def __missing__(self, key: str):
-        raise DatasetError(f'{self.source} is not the expected manifest (no {key!r})')
 
 
 def _class_name_problem(name: str) -> str | None:
@@ -326,21 +250,6 @@ def write_manifest(path: str | os.PathLike, split: Split, root: Path,
     """Write the split manifest as JSON (``reasons``: why each skipped photo was)."""
     Path(path).write_text(json.dumps(split.to_manifest(root, skipped, reasons), indent=1)
                           + '\n')
-
-
-def read_manifest(path: str | os.PathLike) -> Manifest:
-    """Read a split manifest written by :func:`write_manifest` (or another JSON manifest).
-
-    Returns a :class:`Manifest`; raises :class:`DatasetError` if the file cannot be read
-    or is not a JSON object.
-    """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(f'cannot read split manifest {path}: {error}') from error
-    if not isinstance(data, dict):
-        raise DatasetError(f'{path} is not a split manifest (not a JSON object)')
-    return Manifest(data, path)
 
 
 def is_utf8(name: str) -> bool:

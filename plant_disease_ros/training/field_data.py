@@ -11,7 +11,8 @@ The field-fit recipe trains on four domains:
 :func:`make_field_split` splits the last three per class (stratified, seeded) and returns
 a manifest (``field_split.json``) that holds, per domain, a split manifest of
 :mod:`dataset` plus the map from its folder names to model labels. Nothing here imports
-TensorFlow.
+TensorFlow. :func:`read_field_split` lives in :mod:`plant_disease_ros.core.split_manifest`
+(the demo field reads it without the training layer) and is re-exported here.
 """
 
 from __future__ import annotations
@@ -28,17 +29,19 @@ import time
 import numpy as np
 
 from plant_disease_ros.core.outcome import NO_LEAF_LABEL
+from plant_disease_ros.core.split_manifest import (
+    FIELD_MANIFEST_VERSION,
+    read_field_split,  # noqa: F401
+)
 from plant_disease_ros.training.dataset import (
     DatasetError,
     load_images,
-    read_manifest,
     scan_dataset,
     Split,
     split_files,
 )
 
 NO_LEAF = NO_LEAF_LABEL
-FIELD_MANIFEST_VERSION = 1
 LAB_DOMAIN = 'lab'
 NEGATIVES_DOMAIN = 'negatives'
 FIELD_DOMAINS = ('plantdoc', 'pp2021_apple')
@@ -112,18 +115,6 @@ def write_field_split(path: str | os.PathLike, manifest: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=1) + '\n')
     return path
-
-
-def read_field_split(path: str | os.PathLike) -> dict:
-    """Read a field split manifest, raising :class:`DatasetError` if it is not one."""
-    manifest = read_manifest(path)
-    if 'domains' not in manifest and 'classes' in manifest and 'splits' in manifest:
-        # The other split file, passed in its place: say so instead of what key is missing.
-        raise DatasetError(f'{path} is a lab split manifest, not a field split manifest')
-    if manifest.get('version') != FIELD_MANIFEST_VERSION or 'domains' not in manifest:
-        raise DatasetError(f'{path} is not a field split manifest (version '
-                           f'{FIELD_MANIFEST_VERSION} with "domains")')
-    return manifest
 
 
 def domain_files(manifest: dict, domain: str, part: str,
