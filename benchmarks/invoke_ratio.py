@@ -1,6 +1,6 @@
 """Bare ``invoke()`` of two TFLite models on this host, interleaved, and their ratio.
 
-The field model's contract says its invoke takes at most 1.5 times that of the model shipped
+Issue #16's bar: the field model's invoke takes at most 1.5 times that of the model shipped
 before it. Both models run in the same process, in alternating rounds (so a busy moment of
 the host falls on both), with random input of each model's own input size. Prints p50 and
 p95 per model and thread count, and the ratio of the p50s.
