@@ -8,6 +8,7 @@ from pathlib import Path
 import shlex
 import sys
 
+from plant_disease_ros.core.output_paths import check_not_inside, directory_problem
 from plant_disease_ros.training.search import (
     best_run_folder,
     check_search_out_dir,
@@ -68,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--budget-min must be > 0 and finite, got {args.budget_min}')
     if not Path(args.data).is_dir():
         raise ValueError(f'--data {args.data} is not a folder of class folders')
+    # Before anything is written: the tables in a class folder would make it a class
+    # without images, and a later train on --data would refuse the folder.
+    check_not_inside(args.out, [args.data])
+    problem = directory_problem(args.out)
+    if problem:
+        raise ValueError(f'--out {args.out}: {problem}; give a folder for the search (a new '
+                         'one is created)')
     check_search_out_dir(args.out, args.overwrite)
     base = TrainOptions(data_dir=args.data, out_dir=args.out, init=args.init,
                         epochs=args.epochs, head_epochs=args.head_epochs,

@@ -104,3 +104,27 @@ def test_a_width_the_start_model_does_not_have_is_a_conflict_a_search_skips(
     with pytest.raises(OptionConflict, match='--width 0.5 does not match'):
         resolve_options(TrainOptions(data_dir=str(photos), out_dir=str(tmp_path / 'out'),
                                      width=0.5))
+
+
+@pytest.mark.parametrize('inside', ['', 'A___x', 'A___x/new'])
+def test_an_out_inside_the_photo_folder_is_refused_before_anything_is_written(
+        photos: Path, inside: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(search_cli, 'knob_search',
+                        lambda *args, **kwargs: pytest.fail('searched'))
+    before = sorted(path.relative_to(photos) for path in photos.rglob('*'))
+    out = photos / inside if inside else photos
+    assert main(['search', '--data', str(photos), '--out', str(out)]) == 2
+    assert 'lies in the photo folder' in capsys.readouterr().err
+    assert sorted(path.relative_to(photos) for path in photos.rglob('*')) == before
+
+
+def test_an_out_that_cannot_be_a_folder_is_refused_before_the_search(
+        photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(search_cli, 'knob_search',
+                        lambda *args, **kwargs: pytest.fail('searched'))
+    (tmp_path / 'a file').write_text('x')
+    assert main(['search', '--data', str(photos), '--out',
+                 str(tmp_path / 'a file' / 'search')]) == 2
+    assert 'is not a directory' in capsys.readouterr().err
