@@ -15,12 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 import json
 from pathlib import Path
+import re
+import shutil
 import sys
 import time
 
 from plant_disease_ros.training.train import (
+    CHECKPOINT_FILENAME,
     OptionConflict,
     train,
+    TRAINED_OUTPUTS,
     trained_outputs,
     TrainOptions,
 )
@@ -64,6 +68,10 @@ def trial_name(number: int, trial: dict) -> str:
 
 
 RESULTS_FILENAMES = ('search_results.json', 'search_results.md')
+# A folder :func:`trial_name` names, and the files a trial's training run writes in it.
+TRIAL_NAME = re.compile(r'trial\d{2,}(_(lr|unfreeze|px|aug|w)[0-9a-z.+-]+)*')
+TRIAL_FILES = frozenset({*TRAINED_OUTPUTS, CHECKPOINT_FILENAME, 'split.json', 'history.csv',
+                         'training_curves.png'})
 
 
 def earlier_search_outputs(out_dir: str | Path) -> list[str]:
@@ -98,6 +106,30 @@ def best_run_folder(search_out: str | Path) -> str:
         else str(out / 'search_best')
 
 
+def remove_earlier_trials(out_dir: str | Path) -> list[str]:
+    """Delete the trained trial folders an earlier search left in ``out_dir``; return them.
+
+    Under ``--overwrite`` the new search's table replaces the earlier one, so trials it does
+    not list would stay beside it unexplained. Only a folder named as a search names its
+    trials, holding a trained run and nothing but the files training writes, is deleted;
+    another (a file of the user's in it, a link) is kept and named on stderr.
+    """
+    removed = []
+    for entry in sorted(Path(out_dir).glob('trial*')):
+        if (not TRIAL_NAME.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir()
+                or not trained_outputs(entry)):
+            continue
+        children = list(entry.iterdir())
+        if all(child.name in TRIAL_FILES and child.is_file() and not child.is_symlink()
+               for child in children):
+            shutil.rmtree(entry)
+            removed.append(entry.name)
+        else:
+            print(f'search: kept the earlier trial {entry}: it holds more than a training '
+                  'run writes', file=sys.stderr, flush=True)
+    return removed
+
+
 def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
                 clock=time.monotonic, run_trial=None) -> list[dict]:
     """Search ``space`` from ``base`` one knob at a time until ``budget_min`` is spent.
@@ -109,12 +141,14 @@ def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
     OptionConflict`, such as ``--unfreeze 0`` where the head is kept) is skipped, listed
     with the reason; any other failure (or Ctrl-C) stops the search with the finished
     trials' tables written, the trials left listed as not run. An earlier search there is
-    refused unless ``base.overwrite`` (:func:`check_search_out_dir`); the trials then
-    replace its trials.
+    refused unless ``base.overwrite`` (:func:`check_search_out_dir`); its trained trials
+    are then deleted (:func:`remove_earlier_trials`) and the new trials replace them.
     """
     run_trial = run_trial or train
     out_dir = Path(base.out_dir)
     check_search_out_dir(out_dir, base.overwrite)
+    if base.overwrite:
+        remove_earlier_trials(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = clock()
     best = space.start()

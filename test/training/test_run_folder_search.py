@@ -128,3 +128,41 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_the_search(
     assert main(['search', '--data', str(photos), '--out',
                  str(tmp_path / 'a file' / 'search')]) == 2
     assert 'is not a directory' in capsys.readouterr().err
+
+
+def test_overwrite_deletes_the_earlier_search_trials_and_nothing_else(
+        tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / 'search'
+
+    def trained(name: str, *extra: str) -> Path:
+        folder = out / name
+        folder.mkdir(parents=True)
+        for file in ('split.json', 'model.keras', 'history.csv', 'training_curves.png',
+                     'train_summary.json', *extra):
+            (folder / file).write_text('x')
+        return folder
+
+    trained('trial01')
+    trained('trial05_px96')
+    trained('trial07_lr0.002')
+    trained('trial03_aug0.5', 'notes.txt')  # the user's file: kept
+    trained('trial_mine')  # not a name the search gives
+    (out / 'trial02_unfreeze2').mkdir()
+    (out / 'trial02_unfreeze2' / 'checkpoint.keras').write_text('cut short')
+    (out / 'search_results.json').write_text('[]')
+    names_run: list[str] = []
+
+    def run_trial(options: TrainOptions) -> FakeResult:
+        names_run.append(Path(options.out_dir).name)
+        return FakeResult()
+
+    knob_search(TrainOptions(data_dir=str(photos), out_dir=str(out), overwrite=True),
+                SearchSpace(learning_rate=(None,), unfreeze=(None,), input_size=(None,),
+                            augment_strength=(1.0,)),
+                budget_min=1.0, run_trial=run_trial)
+    assert names_run == ['trial01_aug1']
+    assert sorted(entry.name for entry in out.iterdir()) == [
+        'search_results.json', 'search_results.md', 'trial02_unfreeze2', 'trial03_aug0.5',
+        'trial_mine']
+    assert (out / 'trial03_aug0.5' / 'notes.txt').is_file()
+    assert 'kept the earlier trial' in capsys.readouterr().err
