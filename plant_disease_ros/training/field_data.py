@@ -3,8 +3,9 @@
 The field-fit recipe trains on four domains:
 
 - ``lab``: PlantVillage, split by the lab model's own ``split.json`` (kept unchanged);
-- ``plantdoc`` and ``pp2021_apple``: field photos in ``<class>/<photo>`` folders whose
-  class names are model labels;
+- one domain per field photo set: every subfolder of the field folder (``<set>/<class>/
+  <photo>``; the shared data holds ``plantdoc`` and ``pp2021_apple``, which come first, in
+  that order), whose class names are model labels;
 - ``negatives``: non-leaf field scenes in ``<kind>/<photo>`` folders, all labelled
   :data:`NO_LEAF`.
 
@@ -44,7 +45,11 @@ from plant_disease_ros.training.dataset import (
 NO_LEAF = NO_LEAF_LABEL
 LAB_DOMAIN = 'lab'
 NEGATIVES_DOMAIN = 'negatives'
+# The shared field sets, in the order the shipped field split lists them; any other set
+# (a subfolder of the field folder) follows them, by name.
 FIELD_DOMAINS = ('plantdoc', 'pp2021_apple')
+# Domain names the recipe gives itself (field_train's validation adds ``synthetic``).
+RESERVED_DOMAINS = (LAB_DOMAIN, NEGATIVES_DOMAIN, 'synthetic')
 DEFAULT_VAL_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.25
 
@@ -60,10 +65,29 @@ class DomainSource:
 
 def default_sources(field_dir: str | os.PathLike,
                     negatives_dir: str | os.PathLike) -> list[DomainSource]:
-    """Return the field domains found under ``field_dir`` and the negatives domain."""
+    """Return a domain per field photo set under ``field_dir``, then the negatives domain.
+
+    Every subfolder of ``field_dir`` (not hidden) is a set: the shared sets
+    (:data:`FIELD_DOMAINS`) first, in that order, then the others by name. A missing
+    ``field_dir``, one with no sets, or a set named like another domain is refused
+    (:class:`DatasetError`).
+    """
     field_dir = Path(field_dir)
-    sources = [DomainSource(name, field_dir / name) for name in FIELD_DOMAINS
-               if (field_dir / name).is_dir()]
+    if not field_dir.is_dir():
+        raise DatasetError(f'field data {field_dir} is not a folder: expected '
+                           '<field data>/<set>/<class>/<image files>')
+    names = sorted(entry.name for entry in field_dir.iterdir()
+                   if entry.is_dir() and not entry.name.startswith('.'))
+    if not names:
+        raise DatasetError(f'{field_dir} holds no field photo sets: expected '
+                           '<field data>/<set>/<class>/<image files>')
+    clashing = [name for name in names if name in RESERVED_DOMAINS]
+    if clashing:
+        raise DatasetError(f'field photo sets in {field_dir} named like another domain: '
+                           f'{", ".join(clashing)}; rename them')
+    names = ([name for name in FIELD_DOMAINS if name in names]
+             + [name for name in names if name not in FIELD_DOMAINS])
+    sources = [DomainSource(name, field_dir / name) for name in names]
     sources.append(DomainSource(NEGATIVES_DOMAIN, Path(negatives_dir), negative=True))
     return sources
 

@@ -105,3 +105,49 @@ def test_lab_files_use_model_label_indices(world: dict) -> None:
     assert {index for _, index in files} == {0, 1, 2}
     with pytest.raises(DatasetError, match='missing from the model labels'):
         lab_files(lab_manifest, ['Apple___healthy', NO_LEAF], 'test')
+
+
+def test_every_field_set_is_a_domain_the_shared_ones_first(world: dict) -> None:
+    root = world['root']
+    touch_tree(root / 'field' / 'a_farm', {'Tomato___healthy': 8})
+    touch_tree(root / 'field' / 'zz_orchard', {'Apple___healthy': 8})
+    (root / 'field' / 'manifest.csv').write_text('path,label\n')
+    (root / 'field' / '.cache').mkdir()
+    names = [source.name for source in default_sources(root / 'field', root / 'negatives')]
+    assert names == ['plantdoc', 'pp2021_apple', 'a_farm', 'zz_orchard', 'negatives']
+    manifest = make(world)
+    assert list(manifest['domains']) == names
+    assert manifest['domains']['a_farm']['label_map'] == {'Tomato___healthy':
+                                                           'Tomato___healthy'}
+
+
+def test_a_custom_set_alone_is_a_domain(tmp_path: Path) -> None:
+    touch_tree(tmp_path / 'field' / 'my_farm', {'Apple___healthy': 4})
+    sources = default_sources(tmp_path / 'field', tmp_path / 'negatives')
+    assert [(source.name, source.root) for source in sources] == [
+        ('my_farm', tmp_path / 'field' / 'my_farm'),
+        ('negatives', tmp_path / 'negatives')]
+
+
+@pytest.mark.parametrize('case', ['missing', 'empty', 'files only', 'reserved'])
+def test_a_field_folder_without_usable_sets_is_refused(tmp_path: Path, case: str) -> None:
+    field = tmp_path / 'field'
+    if case != 'missing':
+        field.mkdir()
+    if case == 'files only':
+        (field / 'photo.jpg').write_bytes(b'x')
+    if case == 'reserved':
+        touch_tree(field / 'negatives', {'sky': 3})
+    with pytest.raises(DatasetError) as error:
+        default_sources(field, tmp_path / 'negatives')
+    assert str(field) in str(error.value) and '\n' not in str(error.value)
+
+
+def test_the_shared_field_folder_keeps_the_shipped_domains() -> None:
+    shared = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data'
+    if not (shared / 'field').is_dir():
+        pytest.skip('no shared data beside the checkout')
+    shipped = read_field_split(Path(__file__).resolve().parents[2] / 'models'
+                               / 'field_split.json')
+    names = [source.name for source in default_sources(shared / 'field', shared / 'negatives')]
+    assert names == list(shipped['domains'])
