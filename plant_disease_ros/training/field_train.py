@@ -57,6 +57,8 @@ from plant_disease_ros.training.field_data import (
     write_field_split,
 )
 from plant_disease_ros.training.synthetic import synthetic_set
+from plant_disease_ros.training.train import class_difference
+from plant_disease_ros.training.transfer import source_classes, TransferError
 
 SYNTHETIC_DOMAIN = 'synthetic'
 SYNTHETIC_VAL_SEED_OFFSET = 1000
@@ -236,6 +238,39 @@ def _cached_masks(images: np.ndarray, cache_dir: str | None, compute) -> np.ndar
     return masks
 
 
+def check_start_classes(init_weights: str | Path, lab_classes, outputs: int,
+                        lab_split: str | Path) -> None:
+    """Refuse a start model whose classes are not the lab split's (then ``no_leaf``).
+
+    The field model copies the start model's output rows by position, so its classes must
+    be the lab classes in the same order, or those and ``no_leaf`` (a field model). They are
+    read as the lab recipe reads them (:func:`transfer.source_classes`: the run's
+    ``train_summary.json`` when it records this file, else its ``split.json``, else
+    ``labels.txt``); ``outputs`` is the start model's output count.
+    Raises :class:`TransferError` with the reason in one line.
+    """
+    lab_classes = tuple(lab_classes)
+    accepted = (lab_classes, (*lab_classes, NO_LEAF))
+    classes = source_classes(Path(init_weights))
+    where = f'--lab-split {lab_split}'
+    if classes is None:
+        raise TransferError(
+            f'cannot tell which classes --init-weights {init_weights} was trained on (no '
+            'train_summary.json recording it, split.json or labels.txt beside it): the field '
+            "recipe copies its output rows by position, so they must be the lab split's")
+    if classes not in accepted:
+        named = classes[:-1] if classes[-1:] == (NO_LEAF,) else classes
+        raise TransferError(
+            f'--init-weights {init_weights} was trained on '
+            f'{class_difference(named, lab_classes, where)}: the field recipe copies its '
+            'output rows by position, which would give them the wrong names; start from a '
+            'model trained on these lab classes')
+    if outputs not in (len(lab_classes), len(lab_classes) + 1):
+        raise TransferError(
+            f'--init-weights {init_weights} has {outputs} outputs but {where} has '
+            f'{len(lab_classes)} classes (and no_leaf makes {len(lab_classes) + 1})')
+
+
 def build_field_model(init_weights, num_classes: int, input_size: int,
                       architecture: str | None = None):
     """Return the lab model's network with a ``num_classes`` head (old rows copied).
@@ -313,9 +348,12 @@ def train_field(options: FieldTrainOptions) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(options.threads)
     keras.utils.set_random_seed(options.seed)
     out_dir = Path(options.out_dir)
+    # The start model's classes are checked before any photo is decoded.
+    start = load_keras_file(options.init_weights)
+    check_start_classes(options.init_weights, read_manifest(options.lab_split)['classes'],
+                        int(start.output_shape[-1]), options.lab_split)
     labels, maker, validation = prepare_data(options)
     num_classes = len(labels)
-    start = load_keras_file(options.init_weights)
     init_outputs = int(start.output_shape[-1])
     init_input_size = int(start.input_shape[1])
     init_architecture = start.name.rsplit('_', 2)[0]  # resnet_lite_deep_0.75_144px

@@ -105,7 +105,7 @@ def _architecture_of(backbone_name: str) -> tuple[str, float | None]:
     return backbone_name, None
 
 
-def _source_classes(path: Path) -> tuple[str, ...] | None:
+def source_classes(path: Path) -> tuple[str, ...] | None:
     """Return the class names a model was trained on, from its run or model folder.
 
     A run folder's ``train_summary.json`` names them when it records this very file
@@ -166,7 +166,7 @@ def load_source(path: Path, width: float | None = None):
     """Load a source model; return ``(keras model, TransferSource)``."""
     model = load_keras_file(path)
     architecture, found_width = _architecture_of(backbone_layer(model).name)
-    classes = _source_classes(path)
+    classes = source_classes(path)
     if classes is not None and len(classes) != model.output_shape[-1]:
         classes = None  # the folder's labels belong to another model
     source = TransferSource(path=path, architecture=architecture,

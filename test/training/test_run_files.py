@@ -126,17 +126,17 @@ def test_the_interrupt_message_names_the_earlier_model_still_there(tmp_path: Pat
 
 def test_a_start_models_classes_are_its_own_runs_not_a_later_split_beside_it(
         tmp_path: Path) -> None:
-    from plant_disease_ros.training.transfer import _source_classes
+    from plant_disease_ros.training.transfer import source_classes
 
     run = earlier_run(tmp_path / 'run')
-    assert _source_classes(run / 'model.keras') == tuple(EARLIER)
+    assert source_classes(run / 'model.keras') == tuple(EARLIER)
     # train --overwrite, cut short: the later run's split and checkpoint beside the model.
     (run / 'split.json').write_text(manifest(LATER, run))
     (run / 'checkpoint.keras').write_bytes(b'the later run, cut short')
     # The summary records this model: its classes, not the later split's.
-    assert _source_classes(run / 'model.keras') == tuple(EARLIER)
+    assert source_classes(run / 'model.keras') == tuple(EARLIER)
     # The later checkpoint is not the summary's model, and the split is not the summary's.
-    assert _source_classes(run / 'checkpoint.keras') is None
+    assert source_classes(run / 'checkpoint.keras') is None
     # A checkpoint beside the summary's own split: the split names its classes.
     (run / 'split.json').write_text(manifest(EARLIER, run))
-    assert _source_classes(run / 'checkpoint.keras') == tuple(EARLIER)
+    assert source_classes(run / 'checkpoint.keras') == tuple(EARLIER)
