@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder of <class>/<image> photos (field recipe: the lab photos)')
     parser.add_argument('--out', required=True,
                         help='output folder for the run (refused when it already holds a '
-                             'trained run: model.keras or train_summary.json)')
+                             'trained run: model.keras or train_summary.json, or the best '
+                             'checkpoint of an interrupted one: checkpoint.keras, '
+                             'model_uncalibrated.keras)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a trained run already in --out (its model, history, '
                              'curves and summary; its export and evaluation are then stale)')

@@ -431,8 +431,13 @@ def train_field(options: FieldTrainOptions) -> dict:
     # With an EMA the averaged weights are swapped in before the monitor scores and saves
     # the epoch, and swapped back out when the next epoch starts.
     callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema else [])
-    model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
-              callbacks=[*callbacks, monitor.callback()])
+    try:
+        model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
+                  callbacks=[*callbacks, monitor.callback()])
+    except KeyboardInterrupt:
+        print(interrupted_message(uncalibrated_path, monitor.best_epoch, monitor.best_score),
+              file=sys.stderr, flush=True)
+        raise
     seconds = time.monotonic() - started
     plot_training_curves(monitor.curves(), out_dir / 'training_curves.png')
 
@@ -470,6 +475,24 @@ def train_field(options: FieldTrainOptions) -> dict:
           f'temperature {temperature:.3f}; model at {out_dir / "model.keras"}',
           file=sys.stderr, flush=True)
     return summary
+
+
+def interrupted_message(checkpoint: Path, best_epoch: int, best_score: float) -> str:
+    """Return what a field run stopped early keeps (its best checkpoint) and how to go on.
+
+    ``best_epoch`` 0: no epoch ended, nothing was checkpointed by this run.
+    """
+    folder = checkpoint.parent
+    if best_epoch < 1 or not checkpoint.is_file():
+        return (f'training interrupted before any epoch ended: no {checkpoint.name} was '
+                f'written to {folder}')
+    return (f'training interrupted: kept {checkpoint}, the best checkpoint so far (epoch '
+            f'{best_epoch}, mean domain accuracy {best_score:.4f}), not yet calibrated. Finish '
+            f'it: plant-disease export --run {folder} --calibrate (calibrates it into '
+            f'{folder / "model.keras"} and exports it); or continue from it: the same '
+            f'plant-disease train --recipe field with --init-weights {checkpoint} --out '
+            f'NEW_FOLDER (a train into '
+            f'{folder} is refused while it holds it, unless --overwrite)')
 
 
 def calibrate_checkpoint(checkpoint: str | Path, validation: ValidationSet,

@@ -172,6 +172,8 @@ DERIVED_OUTPUTS = ('model_int8.tflite', 'labels.txt', 'MODEL_CARD.md', 'eval', '
 TRAINED_OUTPUTS = ('model.keras', 'train_summary.json')
 # The best checkpoint while a run trains; renamed to model.keras when it ends.
 CHECKPOINT_FILENAME = 'checkpoint.keras'
+# The field recipe's best checkpoint (before calibration), kept by a run stopped early.
+UNCALIBRATED_FILENAME = 'model_uncalibrated.keras'
 
 
 def trained_outputs(out_dir: str | Path) -> list[str]:
@@ -185,7 +187,8 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
     A new run would replace its model (the best checkpoint of the earlier run),
     history, curves and summary, while the earlier run's export and evaluation stayed
     beside them describing the old model; an interrupted run's ``checkpoint.keras`` (its
-    best epoch so far, which a warm start can continue) would be deleted. Raises
+    best epoch so far, which a warm start can continue) would be deleted, and an
+    interrupted field run's ``model_uncalibrated.keras`` replaced. Raises
     ``ValueError`` when ``out_dir`` cannot be a folder to write in (a file there or above
     it, a folder that is not writable), found otherwise only when the split is written.
     """
@@ -204,6 +207,13 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> None:
             f'--out {out_dir} holds {CHECKPOINT_FILENAME}, the best checkpoint of an '
             'interrupted run; training into it would replace it: continue from it with '
             f'--init-weights {checkpoint} and a new --out, or --overwrite to replace it')
+    uncalibrated = Path(out_dir) / UNCALIBRATED_FILENAME
+    if uncalibrated.exists() and not overwrite:
+        raise FileExistsError(
+            f'--out {out_dir} holds {UNCALIBRATED_FILENAME}, the best checkpoint of an '
+            'interrupted field run; training into it would replace it: finish it with '
+            f'plant-disease export --run {out_dir} --calibrate, continue from it with '
+            f'--init-weights {uncalibrated} and a new --out, or --overwrite to replace it')
 
 
 def earlier_derived_hashes(out_dir: str | Path) -> dict[str, str]:

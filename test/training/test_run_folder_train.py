@@ -189,3 +189,33 @@ def test_the_earlier_outputs_leave_out_the_leftovers_of_killed_writes(tmp_path: 
         (out / name).write_bytes(data)
     assert earlier_derived_hashes(out) == {
         name: hashlib.sha256(data).hexdigest() for name, data in outputs.items()}
+
+
+def test_an_interrupted_field_runs_checkpoint_is_kept_unless_overwrite(tmp_path: Path) -> None:
+    """A field run stopped early leaves model_uncalibrated.keras: a rerun would replace it."""
+    (tmp_path / 'split.json').write_text('{}')
+    (tmp_path / 'field_split.json').write_text('{}')
+    (tmp_path / 'model_uncalibrated.keras').write_bytes(b'best so far')
+    with pytest.raises(FileExistsError) as error:
+        check_out_dir(tmp_path)
+    message = str(error.value)
+    assert message.startswith(f'--out {tmp_path} holds model_uncalibrated.keras')
+    assert f'plant-disease export --run {tmp_path} --calibrate' in message
+    assert f'--init-weights {tmp_path / "model_uncalibrated.keras"}' in message
+    assert '--overwrite' in message and '\n' not in message
+    check_out_dir(tmp_path, overwrite=True)
+
+
+def test_an_interrupted_field_run_says_what_it_kept_and_the_ways_on(tmp_path: Path) -> None:
+    from plant_disease_ros.training.field_train import interrupted_message
+
+    checkpoint = tmp_path / 'model_uncalibrated.keras'
+    assert interrupted_message(checkpoint, 0, -1.0) == (
+        'training interrupted before any epoch ended: no model_uncalibrated.keras was '
+        f'written to {tmp_path}')
+    checkpoint.write_bytes(b'best so far')
+    message = interrupted_message(checkpoint, 3, 0.61234)
+    assert message.startswith(f'training interrupted: kept {checkpoint}, the best '
+                              'checkpoint so far (epoch 3, mean domain accuracy 0.6123)')
+    assert f'plant-disease export --run {tmp_path} --calibrate' in message
+    assert f'--init-weights {checkpoint} --out NEW_FOLDER' in message
