@@ -134,15 +134,18 @@ def prepare_data(options: FieldTrainOptions):
     from plant_disease_ros.training.composite import leaf_masks
 
     out_dir = Path(options.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     lab_manifest = read_manifest(options.lab_split)
     labels = model_labels(lab_manifest['classes'])
     no_leaf = labels.index(NO_LEAF)
-    shutil.copyfile(options.lab_split, out_dir / 'split.json')
+    # Every domain is scanned (and refused: no sets, no negatives, a class the lab lacks)
+    # before anything is written, so a refused run leaves --out as it was.
     manifest = make_field_split(default_sources(options.field_data, options.negatives),
-                                labels, out_dir / 'split.json', seed=options.split_seed,
+                                labels, options.lab_split, seed=options.split_seed,
                                 val_fraction=options.val_fraction,
                                 test_fraction=options.test_fraction)
+    manifest['lab_split']['path'] = 'split.json'  # the copy beside it (the same bytes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(options.lab_split, out_dir / 'split.json')
     write_field_split(out_dir / 'field_split.json', manifest)
     size, cache = options.cache_size, options.cache_dir
 

@@ -100,3 +100,71 @@ def test_train_field_refuses_before_writing_or_decoding(tmp_path: Path) -> None:
     with pytest.raises(TransferError, match='was trained on other classes'):
         train_field(options)
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.fixture()
+def lab_run(tmp_path: Path) -> dict:
+    """A lab folder of undecodable stand-ins, its split and an untrained 3-class lab model."""
+    pytest.importorskip('tensorflow')
+    from plant_disease_ros.training.model import build_model, ModelConfig
+
+    lab = touch_tree(tmp_path / 'lab', {name: 6 for name in LAB_CLASSES})
+    files = [(f'{name}/{i:03d}.jpg', c) for c, name in enumerate(LAB_CLASSES) for i in range(6)]
+    (tmp_path / 'labrun').mkdir()
+    write_manifest(tmp_path / 'labrun' / 'split.json', split_files(files, LAB_CLASSES), lab)
+    build_model(ModelConfig(num_classes=3, input_size=32, width=0.35)).save(
+        str(tmp_path / 'labrun' / 'model.keras'))
+    touch_tree(tmp_path / 'field' / 'plantdoc', {'Apple___healthy': 4})
+    touch_tree(tmp_path / 'negatives', {'sky': 4})
+    return {'root': tmp_path, 'lab': lab, 'split': tmp_path / 'labrun' / 'split.json',
+            'start': tmp_path / 'labrun' / 'model.keras'}
+
+
+def field_options(lab_run: dict, out: Path, **changes):
+    from plant_disease_ros.training.field_train import FieldTrainOptions
+
+    root = lab_run['root']
+    options = FieldTrainOptions(
+        lab_data=str(lab_run['lab']), lab_split=str(lab_run['split']),
+        field_data=str(root / 'field'), negatives=str(root / 'negatives'),
+        init_weights=str(lab_run['start']), out_dir=str(out), input_size=32, cache_size=40,
+        epochs=1, steps_per_epoch=1, batch_size=4)
+    for name, value in changes.items():
+        setattr(options, name, value)
+    return options
+
+
+@pytest.mark.parametrize('case', ['field class the lab lacks', 'empty negatives',
+                                  'missing start model', 'no field sets'])
+def test_a_refused_field_run_writes_nothing(lab_run: dict, case: str) -> None:
+    """Refusals come before --out is made or its split files are replaced."""
+    from plant_disease_ros.training.dataset import DatasetError
+    from plant_disease_ros.training.field_train import train_field
+
+    root = lab_run['root']
+    changes, expected = {}, DatasetError
+    if case == 'field class the lab lacks':
+        touch_tree(root / 'field' / 'my_farm', {'Grape___Black_rot': 4})
+    elif case == 'empty negatives':
+        (root / 'no_scenes').mkdir()
+        changes['negatives'] = str(root / 'no_scenes')
+    elif case == 'missing start model':
+        changes['init_weights'] = str(root / 'nowhere' / 'model.keras')
+        expected = TransferError
+    else:
+        (root / 'empty_field').mkdir()
+        changes['field_data'] = str(root / 'empty_field')
+    with pytest.raises(expected):
+        train_field(field_options(lab_run, root / 'new', **changes))
+    assert not (root / 'new').exists()
+    # --overwrite into an earlier run: its split files stay beside its model.
+    earlier = root / 'earlier'
+    earlier.mkdir()
+    for name in ('split.json', 'field_split.json', 'model.keras'):
+        (earlier / name).write_text(f'the earlier {name}')
+    with pytest.raises(expected):
+        train_field(field_options(lab_run, earlier, **changes))
+    for name in ('split.json', 'field_split.json', 'model.keras'):
+        assert (earlier / name).read_text() == f'the earlier {name}'
+    assert sorted(path.name for path in earlier.iterdir()) == [
+        'field_split.json', 'model.keras', 'split.json']
