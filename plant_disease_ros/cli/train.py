@@ -22,6 +22,11 @@ from plant_disease_ros.training.train import (
 )
 
 RECIPES = ('lab', 'field')
+# Lab-recipe options (argparse default None) and their lab defaults where they have one;
+# the field recipe refuses them when given (it would ignore them).
+LAB_ONLY = {'init': 'shipped', 'width': None, 'head_epochs': None, 'unfreeze': None,
+            'batch_norm': 'adapt', 'patience': None, 'per_class': None,
+            'augment_strength': 1.0}
 # Field-recipe defaults of the options whose argparse default is None (the lab recipe
 # derives them from the dataset size: plant_disease_ros.training.schedule).
 FIELD_DEFAULTS = {'learning_rate': 8e-4, 'val_fraction': 0.15, 'test_fraction': 0.25,
@@ -59,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a trained run already in --out (its model, history, '
                              'curves and summary; its export and evaluation are then stale)')
-    parser.add_argument('--init', default='shipped',
+    parser.add_argument('--init', default=None,
                         help="lab recipe: shipped (the shipped model's backbone, a new head, "
                              "two stages; default), scratch, or a run's model.keras")
     parser.add_argument('--architecture', choices=ARCHITECTURES, default=None,
@@ -80,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--unfreeze', type=at_least(0), default=None,
                         help='lab transfer runs: fine-tune only the last N backbone stages '
                              '(resnet_lite has 5: stem, stage1..4; 0: head only; default all)')
-    parser.add_argument('--batch-norm', choices=('adapt', 'source'), default='adapt',
+    parser.add_argument('--batch-norm', choices=('adapt', 'source'), default=None,
                         help='lab transfer runs: re-estimate the BatchNorm statistics on the '
                              "training photos first (default), or keep the source model's")
     parser.add_argument('--batch-size', type=at_least(1), default=None,
@@ -104,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='lab: 0.15; field: 0.25 of each field folder')
     parser.add_argument('--per-class', type=at_least(1), default=None,
                         help='use at most this many photos a class (smoke runs, lab recipe)')
-    parser.add_argument('--augment-strength', type=float, default=1.0,
+    parser.add_argument('--augment-strength', type=float, default=None,
                         help='0 turns augmentation off (lab recipe)')
     parser.add_argument('--time-budget-min', type=float, default=None,
                         help='stop after the epoch that passes this many minutes')
@@ -196,16 +201,17 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.overwrite)
     if args.recipe == 'field':
         return run_field(args)
+    lab = _resolved(args, LAB_ONLY)
     options = TrainOptions(
         data_dir=args.data, out_dir=args.out, input_size=args.input_size,
-        width=args.width, architecture=args.architecture, epochs=args.epochs,
+        width=lab['width'], architecture=args.architecture, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
-        patience=args.patience, seed=args.seed, split_seed=args.split_seed,
+        patience=lab['patience'], seed=args.seed, split_seed=args.split_seed,
         val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction, per_class=args.per_class,
-        augment_strength=args.augment_strength, time_budget_min=args.time_budget_min,
-        cache_dir=args.cache_dir or None, init=args.init, init_weights=args.init_weights,
-        head_epochs=args.head_epochs, unfreeze=args.unfreeze, batch_norm=args.batch_norm,
+        test_fraction=args.test_fraction, per_class=lab['per_class'],
+        augment_strength=lab['augment_strength'], time_budget_min=args.time_budget_min,
+        cache_dir=args.cache_dir or None, init=lab['init'], init_weights=args.init_weights,
+        head_epochs=lab['head_epochs'], unfreeze=lab['unfreeze'], batch_norm=lab['batch_norm'],
         threads=args.threads, verbose=0 if args.quiet else None, overwrite=args.overwrite)
     result = train(options)
     print(f'model: {result.model_path} (best val accuracy {result.best_val_accuracy:.4f})')
@@ -217,6 +223,11 @@ def run_field(args: argparse.Namespace) -> int:
     from plant_disease_ros.training.field_augment import AugmentOptions, SourceMix
     from plant_disease_ros.training.field_train import FieldTrainOptions, train_field
 
+    ignored = [f'--{name.replace("_", "-")}' for name in LAB_ONLY
+               if getattr(args, name) is not None]
+    if ignored:
+        raise ValueError(f'--recipe field does not use {", ".join(ignored)} (lab recipe '
+                         'options): leave them out')
     missing = [flag for flag, value in (('--init-weights', args.init_weights),
                                         ('--lab-split', args.lab_split),
                                         ('--field-data', args.field_data),

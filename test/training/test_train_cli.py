@@ -69,6 +69,46 @@ def test_field_recipe_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert augment.blur_probability == pytest.approx(0.15 * 0.4)
 
 
+FIELD_ARGS = ['train', '--recipe', 'field', '--data', 'lab', '--init-weights', 'lab.keras',
+              '--lab-split', 'split.json', '--field-data', 'field', '--negatives', 'negatives']
+
+
+def test_the_field_recipe_refuses_lab_only_options(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Given with --recipe field they would be ignored: named in one line, exit 2."""
+    from plant_disease_ros.training import field_train
+
+    monkeypatch.setattr(field_train, 'train_field', lambda options: pytest.fail('trained'))
+    lab_only = ['--per-class', '5', '--init', 'scratch', '--unfreeze', '2',
+                '--augment-strength', '0', '--patience', '3', '--head-epochs', '1',
+                '--batch-norm', 'source', '--width', '0.5']
+    assert main([*FIELD_ARGS, '--out', str(tmp_path / 'run'), *lab_only]) == 2
+    err = capsys.readouterr().err
+    assert ('--recipe field does not use --init, --width, --head-epochs, --unfreeze, '
+            '--batch-norm, --patience, --per-class, --augment-strength (lab recipe options)'
+            in err)
+    assert len(err.strip().splitlines()) == 1
+    # The lab defaults given explicitly are lab options too.
+    for flag, value in (('--init', 'shipped'), ('--augment-strength', '1')):
+        assert main([*FIELD_ARGS, '--out', str(tmp_path / 'run'), flag, value]) == 2
+        assert f'does not use {flag} (lab recipe' in capsys.readouterr().err
+    assert not (tmp_path / 'run').exists()
+
+
+def test_the_lab_recipe_keeps_its_defaults_of_the_lab_only_options(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    seen = []
+    monkeypatch.setattr(train_cli, 'train', lambda options: seen.append(options) or
+                        TrainResult(tmp_path / 'model.keras', 0.5, 1, 1.0))
+    assert main(['train', '--data', 'photos', '--out', str(tmp_path)]) == 0
+    assert (seen[0].init, seen[0].batch_norm, seen[0].augment_strength) == \
+        ('shipped', 'adapt', 1.0)
+    assert main(['train', '--data', 'photos', '--out', str(tmp_path), '--augment-strength', '0',
+                 '--batch-norm', 'source', '--per-class', '4', '--patience', '2']) == 0
+    assert (seen[1].augment_strength, seen[1].batch_norm, seen[1].per_class,
+            seen[1].patience) == (0.0, 'source', 4, 2)
+
+
 def test_a_motion_blur_share_outside_0_to_1_is_refused(tmp_path,
                                                         capsys: pytest.CaptureFixture) -> None:
     assert main(['train', '--recipe', 'field', '--data', 'lab', '--out', str(tmp_path),
