@@ -56,6 +56,7 @@ from plant_disease_ros.training.field_data import (
     NO_LEAF,
     write_field_split,
 )
+from plant_disease_ros.training.progress import EpochClock, format_duration
 from plant_disease_ros.training.synthetic import synthetic_set
 from plant_disease_ros.training.train import class_difference
 from plant_disease_ros.training.transfer import source_classes, TransferError
@@ -429,7 +430,7 @@ def train_field(options: FieldTrainOptions) -> dict:
 
     uncalibrated_path = out_dir / 'model_uncalibrated.keras'
     monitor = DomainValidation(validation, uncalibrated_path, out_dir / 'history.csv',
-                               options.time_budget_min)
+                               options.time_budget_min, epochs=epochs)
     started = time.monotonic()
     # With an EMA the averaged weights are swapped in before the monitor scores and saves
     # the epoch, and swapped back out when the next epoch starts.
@@ -608,12 +609,21 @@ def _jsonable(value):
 
 
 class DomainValidation:
-    """Per-epoch validation per domain, one log line, best checkpoint and a time budget."""
+    """Per-epoch validation per domain, one log line, best checkpoint and a time budget.
+
+    The line (plain text, fit for a log) says the epoch out of ``epochs``, its duration and
+    the time left (:class:`~plant_disease_ros.training.progress.EpochClock`, as the lab
+    recipe's lines do). ``clock``: seconds, for the budget and the estimate.
+    """
 
     def __init__(self, validation: ValidationSet, checkpoint: Path, history_csv: Path,
-                 time_budget_min: float | None) -> None:
+                 time_budget_min: float | None, epochs: int = 1,
+                 clock=time.monotonic) -> None:
         self.validation, self.checkpoint = validation, checkpoint
         self.history_csv, self.time_budget_min = history_csv, time_budget_min
+        self.epochs, self.clock = epochs, clock
+        self.epoch_clock = EpochClock(epochs, clock)
+        self.started = clock()
         self.history: list[dict] = []
         self.best_score, self.best_epoch = -1.0, 0
         self.best_domains: dict[str, float] = {}
@@ -626,10 +636,10 @@ class DomainValidation:
 
         class Callback(tf.keras.callbacks.Callback):
             def on_train_begin(self, logs=None) -> None:
-                monitor.started = monitor.epoch_started = time.monotonic()
+                monitor.started = monitor.clock()
 
             def on_epoch_begin(self, epoch: int, logs=None) -> None:
-                monitor.epoch_started = time.monotonic()
+                monitor.epoch_clock.start_epoch()
 
             def on_epoch_end(self, epoch: int, logs=None) -> None:
                 monitor.end_epoch(self.model, epoch, logs or {})
@@ -642,21 +652,26 @@ class DomainValidation:
                                verbose=0)
         accuracies = domain_accuracies(scores, self.validation)
         score = float(np.mean(list(accuracies.values())))
+        seconds = self.epoch_clock.end_epoch()  # with the validation, as before
         row = {'epoch': epoch + 1, 'loss': float(logs.get('loss', np.nan)),
                'accuracy': float(logs.get('accuracy', np.nan)), 'val_accuracy': score,
                **{f'val_{name}': value for name, value in accuracies.items()},
-               'seconds': round(time.monotonic() - self.epoch_started, 1)}
+               'seconds': round(seconds, 1)}
         self.history.append(row)
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_epoch, self.best_domains = score, epoch + 1, accuracies
             model.save(str(self.checkpoint))
         self._write_csv()
-        print(f'epoch {epoch + 1}: loss {row["loss"]:.4f} acc {row["accuracy"]:.4f} | val '
+        left = self.epoch_clock.seconds_left()
+        print(f'epoch {epoch + 1}/{self.epochs}: loss {row["loss"]:.4f} acc '
+              f'{row["accuracy"]:.4f} | val '
               + ' '.join(f'{name} {value:.3f}' for name, value in accuracies.items())
-              + f' | mean {score:.4f}{" *saved*" if improved else ""} | {row["seconds"]:.0f} s',
+              + f' | mean {score:.4f}{" *saved*" if improved else ""} | '
+              + format_duration(seconds)
+              + (f', about {format_duration(left)} left' if left > 0 else ''),
               file=sys.stderr, flush=True)
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         if self.time_budget_min is not None and elapsed > self.time_budget_min * 60:
             print(f'time budget of {self.time_budget_min:g} min reached after epoch '
                   f'{epoch + 1}', file=sys.stderr, flush=True)

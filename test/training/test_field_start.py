@@ -168,3 +168,58 @@ def test_a_refused_field_run_writes_nothing(lab_run: dict, case: str) -> None:
         assert (earlier / name).read_text() == f'the earlier {name}'
     assert sorted(path.name for path in earlier.iterdir()) == [
         'field_split.json', 'model.keras', 'split.json']
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeModel:
+    """Scores every frame as label 0; saving writes a stand-in file."""
+
+    stop_training = False
+
+    def predict(self, images, batch_size: int, verbose: int):
+        import numpy as np
+
+        return np.tile([[0.9, 0.1]], (len(images), 1))
+
+    def save(self, path: str) -> None:
+        Path(path).write_bytes(b'checkpoint')
+
+
+def test_epoch_lines_say_the_total_and_the_time_left_in_plain_text(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from plant_disease_ros.training.field_train import DomainValidation, ValidationSet
+
+    validation = ValidationSet(np.zeros((4, 2, 2, 3), np.uint8), np.array([0, 0, 1, 1]),
+                               np.array(['lab', 'lab', 'negatives', 'negatives']))
+    clock = FakeClock()
+    monitor = DomainValidation(validation, tmp_path / 'model_uncalibrated.keras',
+                               tmp_path / 'history.csv', None, epochs=30, clock=clock)
+    model = FakeModel()
+    for epoch, seconds in enumerate((100.0, 140.0)):
+        monitor.epoch_clock.start_epoch()
+        clock.now += seconds
+        monitor.end_epoch(model, epoch, {'loss': 0.5, 'accuracy': 0.75})
+    monitor.epoch_clock.start_epoch()
+    clock.now += 20.0
+    monitor.epoch_clock.done = 29  # the last epoch
+    monitor.end_epoch(model, 29, {'loss': 0.5, 'accuracy': 0.75})
+    err = capsys.readouterr().err
+    assert '\r' not in err
+    lines = err.splitlines()
+    assert lines == [
+        'epoch 1/30: loss 0.5000 acc 0.7500 | val lab 1.000 negatives 0.000 | mean 0.5000 '
+        '*saved* | 1.7 min, about 48.3 min left',
+        'epoch 2/30: loss 0.5000 acc 0.7500 | val lab 1.000 negatives 0.000 | mean 0.5000 | '
+        '2.3 min, about 56.0 min left',
+        'epoch 30/30: loss 0.5000 acc 0.7500 | val lab 1.000 negatives 0.000 | mean 0.5000 | '
+        '20 s']
+    assert [row['seconds'] for row in monitor.history] == [100.0, 140.0, 20.0]
