@@ -418,6 +418,8 @@ def class_difference(model_classes: tuple[str, ...], classes: tuple[str, ...],
                 f'against {", ".join(classes)})')
 
     def some(names: list[str]) -> str:
+        if not names:
+            return 'none'  # one class list holds the other
         more = f' and {len(names) - shown} more' if len(names) > shown else ''
         return ', '.join(names[:shown]) + more
 

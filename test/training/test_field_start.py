@@ -43,6 +43,7 @@ def test_the_lab_classes_with_or_without_no_leaf_are_accepted(tmp_path: Path,
     (SHIPPED[:3], 'its Apple___Apple_scab, Apple___Cedar_apple_rust against Apple___healthy, '
                   'Tomato___healthy'),
     (tuple(reversed(LAB_CLASSES)), 'in another order'),
+    ((*LAB_CLASSES, 'Grape___Esca'), 'its Grape___Esca against none'),
 ])
 def test_other_classes_are_refused_in_one_line(tmp_path: Path, labels: tuple[str, ...],
                                                said: str) -> None:
