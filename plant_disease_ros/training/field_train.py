@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from plant_disease_ros.core.atomic_files import replacing
 from plant_disease_ros.core.output_paths import check_not_inside
 from plant_disease_ros.training.calibration import (
     check_objective,
@@ -660,8 +661,11 @@ class DomainValidation:
         self.history.append(row)
         improved = score > self.best_score
         if improved:
+            # Written beside, then renamed: a run stopped while saving (Ctrl-C) keeps the
+            # previous best whole, and says that one's epoch.
+            with replacing(self.checkpoint) as temporary:
+                model.save(str(temporary))
             self.best_score, self.best_epoch, self.best_domains = score, epoch + 1, accuracies
-            model.save(str(self.checkpoint))
         self._write_csv()
         left = self.epoch_clock.seconds_left()
         print(f'epoch {epoch + 1}/{self.epochs}: loss {row["loss"]:.4f} acc '

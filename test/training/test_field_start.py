@@ -224,3 +224,36 @@ def test_epoch_lines_say_the_total_and_the_time_left_in_plain_text(
         'epoch 30/30: loss 0.5000 acc 0.7500 | val lab 1.000 negatives 0.000 | mean 0.5000 | '
         '20 s']
     assert [row['seconds'] for row in monitor.history] == [100.0, 140.0, 20.0]
+
+
+def test_a_run_stopped_while_saving_keeps_the_previous_best_whole(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from plant_disease_ros.training.field_train import (
+        DomainValidation,
+        interrupted_message,
+        ValidationSet,
+    )
+
+    class StoppedWhileSaving(FakeModel):
+        def save(self, path: str) -> None:
+            Path(path).write_bytes(b'half a chec')
+            raise KeyboardInterrupt
+
+    validation = ValidationSet(np.zeros((2, 2, 2, 3), np.uint8), np.array([0, 1]),
+                               np.array(['lab', 'negatives']))
+    checkpoint = tmp_path / 'model_uncalibrated.keras'
+    monitor = DomainValidation(validation, checkpoint, tmp_path / 'history.csv', None,
+                               epochs=5, clock=FakeClock())
+    monitor.end_epoch(FakeModel(), 0, {'loss': 1.0, 'accuracy': 0.5})
+    monitor.validation = ValidationSet(validation.images, np.array([0, 0]),
+                                       validation.domains)  # a better score, to be saved
+    with pytest.raises(KeyboardInterrupt):
+        monitor.end_epoch(StoppedWhileSaving(), 1, {'loss': 1.0, 'accuracy': 0.5})
+    assert checkpoint.read_bytes() == b'checkpoint'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['history.csv',
+                                                                 checkpoint.name]
+    assert monitor.best_epoch == 1
+    assert '(epoch 1, mean domain accuracy 0.5000)' in interrupted_message(
+        checkpoint, monitor.best_epoch, monitor.best_score)
