@@ -98,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
         with stop_on_termination():
             summary = replay(options)
     except ReplayError as error:
+        replayed = getattr(error, 'summary', None)  # ReplayOutputError: what was replayed
+        if replayed is not None:
+            for line in replayed.lines():
+                print(line)
+            sys.stdout.flush()  # before the error line, when both go to one terminal
         print(f'plant-disease replay: error: {error}', file=sys.stderr)
         return 2
     except Terminated as stopped:

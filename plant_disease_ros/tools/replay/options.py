@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
+from typing import Any
 
 from plant_disease_ros.ros.node_set import DEFAULT_NAMESPACE
 
@@ -21,6 +22,18 @@ MAX_RATE = 1e6
 
 class ReplayError(RuntimeError):
     """A replay that cannot start or go on; its message is one line for the user."""
+
+
+class ReplayOutputError(ReplayError):
+    """A replay that ran but could not write all its outputs (a full disk).
+
+    ``summary`` (a ``ReplaySummary``) holds what was replayed, for the command to print
+    before the error line; the message names each file that failed and what was kept.
+    """
+
+    def __init__(self, message: str, summary: Any) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def one_line(error: BaseException) -> str:

@@ -234,6 +234,24 @@ def add_counts(summary: ReplaySummary, counts: OutputCounts) -> None:
             'every detection has null geometry')
 
 
+def records_kept(map_dir: Path, run_name: str) -> str:
+    """Return what the recorder's records file (``.geojsons``) holds, as a phrase, or ''.
+
+    The recorder appends each detection there as it comes: when the map or the output bag
+    cannot be written (a full disk), that file still holds them.
+    """
+    from plant_disease_ros.core.map_file import read_features
+
+    records = run_file_paths(map_dir, run_name)[0]
+    try:
+        count = len(read_features(records)) if records.is_file() else 0
+    except (OSError, ValueError):
+        count = 0
+    if not count:
+        return ''
+    return f'{count} detection(s) are kept in the records file {records}'
+
+
 def write_map(summary: ReplaySummary, received: ReceivedDetections, map_dir: Path,
               run_name: str, attached: bool) -> None:
     """Point the summary at the recorder's GeoJSON (or write ours), write the grid, render the PNG.
@@ -255,8 +273,8 @@ def write_map(summary: ReplaySummary, received: ReceivedDetections, map_dir: Pat
             map_dir.mkdir(parents=True, exist_ok=True)
             received.write_collection(collection)
         except OSError as error:
-            raise ReplayError(f'cannot write the map {collection}: {one_line(error)} (the '
-                              'output bag holds the detections received)') from error
+            raise ReplayError(f'cannot write the map {collection}: '
+                              f'{one_line(error)}') from error
         if received.shortfall():
             summary.warnings.append(received.shortfall())
     summary.geojson = collection
@@ -271,10 +289,12 @@ def write_map(summary: ReplaySummary, received: ReceivedDetections, map_dir: Pat
     axes_logger = logging.getLogger('matplotlib.axes._base')
     level = axes_logger.level
     axes_logger.setLevel(logging.ERROR)
+    png = map_dir / f'{run_name}.png'
     try:
         summary.png = render_disease_map(
-            features, map_dir / f'{run_name}.png',
-            title=f'{summary.bag.name}: {len(features)} detection(s)')
+            features, png, title=f'{summary.bag.name}: {len(features)} detection(s)')
+    except OSError as error:  # a full disk: the map itself is written
+        summary.warnings.append(f'no PNG: cannot write {png}: {one_line(error)}')
     finally:
         axes_logger.setLevel(level)
 

@@ -46,11 +46,17 @@ from plant_disease_ros.tools.replay.bag import (
     read_messages,
     readable_bag,
 )
-from plant_disease_ros.tools.replay.options import ReplayError, ReplayOptions
+from plant_disease_ros.tools.replay.options import (
+    one_line,
+    ReplayError,
+    ReplayOptions,
+    ReplayOutputError,
+)
 from plant_disease_ros.tools.replay.outputs import (
     add_counts,
     discard_failed_start,
     output_paths,
+    records_kept,
     ReplayOutputs,
     save_when_complete,
     write_map,
@@ -458,6 +464,7 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
         ready = False
         failure: ReplayError | None = None
         deferred = DeferredSignals(stream)
+        bag_error = ''
         try:
             player = ReplayPlayer(selection, namespace, options.clock, recorder)
             if player.clock_warning:
@@ -525,7 +532,10 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
                 processes.stop(STOP_TIMEOUT_S)
                 if player is not None:
                     player.close()
-                writer.close()
+                try:
+                    writer.close()
+                except OSError as error:  # a full disk: its last chunk and index unwritten
+                    bag_error = f'cannot write the output bag {output_bag}: {one_line(error)}'
         deferred.raise_pending()
         if failure is not None:
             if ready or options.attach:
@@ -534,11 +544,35 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
             # markers, which no later run needs.
             raise failed_start_error(failure, outputs,
                                      bag_empty=recorder.result_messages == 0) from failure
-        summary.output_bag = output_bag
+        # An output that cannot be written (a full disk) is said, naming it, once the others
+        # are written as far as they can be; the error then says what was kept.
+        failures = []
+        if bag_error:
+            failures.append(bag_error)
+        else:
+            summary.output_bag = output_bag
         if recorder.write_error:
             summary.warnings.append(f'output bag: {recorder.write_error}')
-        write_map(summary, received, map_dir, run_name, options.attach)
-        write_summary(outputs.summary, summary)
+        try:
+            write_map(summary, received, map_dir, run_name, options.attach)
+        except ReplayError as error:
+            failures.append(str(error))
+        except OSError as error:
+            failures.append(f'cannot write the map in {map_dir}: {one_line(error)}')
+        summary.warnings.extend(failures)
+        try:
+            write_summary(outputs.summary, summary)
+            written = f'the summary of what was replayed is in {outputs.summary}'
+        except OSError as error:
+            failures.append(f'cannot write the summary {outputs.summary}: {one_line(error)}')
+            written = 'the summary of what was replayed is printed, not saved'
+        if failures:
+            kept = '' if options.attach else records_kept(map_dir, run_name)
+            stopped_note = f'; replay stopped early: {stopped}' if stopped else ''
+            raise ReplayOutputError(
+                f'{"; ".join(failures)}{stopped_note}; '
+                f'{kept or "no records file of the detections was kept here"}; {written}',
+                summary)
         if stopped is not None:
             raise ReplayError(f'{stopped} (the {summary.frames_in} frame(s) sent before are '
                               f'summarised in {outputs.summary})') from stopped
