@@ -973,6 +973,51 @@ def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
     assert Path(summary['png']).is_file()
 
 
+def test_attach_waits_for_the_detections_the_classifier_still_holds(tmp_path: Path) -> None:
+    """The last frames come after the last fix: their detections wait fix_wait_s (10 s) in
+    an attached classifier, long after the outputs went quiet. The summary and the save
+    it calls still cover every one (they lacked them: the save came first)."""
+    pytest.importorskip('rclpy')
+    bag = write_bag(tmp_path / 'tiny', compressed_frames=6, fixes=2)  # fixes 0..0.2 s
+    namespace = f'attach_held_{os.getpid()}'
+    ros_args = ['--ros-args', '-r', f'__ns:=/{namespace}']
+    bin_dir = Path(sys.executable).parent
+    maps = tmp_path / 'robot_maps'
+    started = [
+        subprocess.Popen([str(bin_dir / 'plant_disease_pipeline'), *ros_args,
+                          '-p', 'image_transport:=compressed', '-p', 'score_threshold:=0.0',
+                          '-p', 'fix_wait_s:=10.0', '-p', 'use_sim_time:=true',
+                          '-r', 'image_raw/compressed:=/cam/image_raw/compressed',
+                          '-r', 'fix:=/gps/fix'], env=replay_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([str(bin_dir / 'disease_map_recorder'), *ros_args,
+                          '-p', f'map_dir:={maps}', '-p', 'run_name:=held',
+                          '-p', 'use_sim_time:=true'], env=replay_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    ]
+    try:
+        result = subprocess.run(
+            [sys.executable, '-m', 'plant_disease_ros.cli.main', 'replay', str(bag), '--fast',
+             '--attach', '--namespace', namespace, '--out', str(tmp_path / 'out'),
+             '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=180)
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGINT)
+        for process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    leaves = summary['labelled'] - summary['no_leaf'] - summary['unknown']
+    assert summary['frames_in'] == 6 and leaves == 6, summary
+    assert sum(summary['detections'].values()) == 6, summary
+    assert f'{maps / "held.geojson"} (6 feature(s))' in summary['save_message'], summary
+    assert not any('detection(s)' in warning for warning in summary['warnings'])
+
+
 def test_second_run_into_the_same_folder_keeps_the_first(tmp_path: Path) -> None:
     """Run 2 into run 1's folder writes -2 files only; run 1's files are unchanged."""
     pytest.importorskip('rclpy')

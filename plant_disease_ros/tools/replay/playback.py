@@ -52,6 +52,10 @@ DDS_LEASE_S = 20.0
 # At the end, the longest wait for a /diagnostics status newer than the last frame (the
 # nodes publish one a second by default), so the rejections are all counted.
 FINAL_DIAGNOSTICS_S = 2.5
+# At the end, the longest wait for the detections the classifier still holds (for the fix
+# after their stamp, up to fix_wait_s, or the window of a stamp far ahead, up to 5 s) and,
+# attached, for the recorder to take them: generous.
+DETECTIONS_CATCH_UP_S = 30.0
 
 
 def timed_start_ns(first_image: BagMessage, first_fix: BagMessage | None) -> int:
@@ -182,6 +186,8 @@ class Playback:
         self.play_end = self.wall_start
         # The nodes' frame rejections before the first frame (an attached pipeline's).
         self.rejected_before: Counter[tuple[str, str]] = Counter()
+        # The detections the (attached) map recorder took before the first frame.
+        self.recorder_received_before = 0
         # Fast mode: frames answered by a classification.
         self.answered_frames = 0
         # The first and last header stamps (s) of the frames and fixes sent (not 0).
@@ -469,6 +475,59 @@ class Playback:
             reasons = +reasons
         self.summary.rejected = reasons
         self.summary.rejected_by = sorted({node for node, _ in rejected})
+
+    def note_recorder_start(self) -> None:
+        """Note how many detections the (attached) recorder took before the first frame."""
+        counts = self.player.recorder_status()[1]
+        self.recorder_received_before = counts[0] if counts else 0
+
+    def wait_for_detections(self) -> None:
+        """Wait until every detection due has come and, attached, reached the recorder.
+
+        Each leaf classification gives one detection, which the classifier may hold after
+        it (for the fix after its stamp, or while a stamp far ahead may be a stray one):
+        its timers run on the clock, so the clock goes on meanwhile. Attached, the
+        recorder's /diagnostics must then show it took as many since the first frame, none
+        held, before ~/save is called: a save before would miss the last ones. A shortfall
+        is a warning naming the counts; a recorder whose status never comes here is not
+        waited for.
+        """
+        player, recorder, summary = self.player, self.recorder, self.summary
+        step_ns = int(CLOCK_PERIOD_S * 1e9 * (1.0 if self.options.fast else self.options.rate))
+        deadline = time.monotonic() + DETECTIONS_CATCH_UP_S
+        received, due = recorder.detections_due()
+        while received < due and time.monotonic() < deadline:
+            player.publish_clock(player.clock_ns + step_ns)
+            time.sleep(CLOCK_PERIOD_S)
+            received, due = recorder.detections_due()
+        if received < due:
+            summary.warnings.append(
+                f'{due - received} of the {due} detection(s) of the frames classified as a '
+                f'leaf did not come in {DETECTIONS_CATCH_UP_S:g} s after the last frame: the '
+                'summary and the map lack them')
+        if not self.options.attach:
+            return
+        seen, counts = player.recorder_status()
+        if not seen:
+            return
+        before = self.recorder_received_before
+        deadline = time.monotonic() + DETECTIONS_CATCH_UP_S
+        while True:
+            statuses, counts = player.recorder_status()
+            # A status newer than the detections received here: its counts include them.
+            if (statuses > seen and counts is not None
+                    and counts[0] - before >= received and counts[1] == 0):
+                return
+            if time.monotonic() >= deadline:
+                break
+            player.publish_clock(player.clock_ns + step_ns)
+            time.sleep(CLOCK_PERIOD_S)
+        taken, held = counts if counts is not None else (before, 0)
+        summary.warnings.append(
+            f'the recorder {player.save_service.rsplit("/", 1)[0]} took '
+            f'{taken - before} of the {received} detection(s) received here '
+            f'({held} not yet written) in {DETECTIONS_CATCH_UP_S:g} s: its save may '
+            'lack the last ones')
 
     def settle(self) -> None:
         """Let the last frames be classified and waiting detections go out; clock on.

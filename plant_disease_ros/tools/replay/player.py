@@ -101,6 +101,12 @@ class ReplayPlayer:
         self._frame_nodes = {f'{namespace}/{name}': name for name in FRAME_NODES}
         self._rejected: dict[str, Counter[str]] = {}
         self._statuses = 0
+        # The map recorder's status (its name, not its hardware_id: that is its file):
+        # ``received`` and ``records_held`` of its latest one, and how many came.
+        self._recorder_status_name = (
+            f'{namespace}/disease_map_recorder'.lstrip('/') + ': map recorder')
+        self._recorder_counts: tuple[int, int] | None = None
+        self._recorder_statuses = 0
         self.subscriptions.append(self.node.create_subscription(
             DiagnosticArray, '/diagnostics', self._on_diagnostics,
             QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
@@ -126,6 +132,9 @@ class ReplayPlayer:
     def _on_diagnostics(self, message: Any) -> None:
         """Keep the frame rejections of the pipeline's nodes (counted since their start)."""
         for status in message.status:
+            if status.name == self._recorder_status_name:
+                self._on_recorder_status(status)
+                continue
             name = self._frame_nodes.get(status.hardware_id)
             if name is None:
                 continue
@@ -139,6 +148,25 @@ class ReplayPlayer:
             with self._diagnostics_lock:
                 self._rejected[name] = rejected
                 self._statuses += 1
+
+    def _on_recorder_status(self, status: Any) -> None:
+        values = {item.key: item.value for item in status.values}
+        try:
+            counts = int(values['received']), int(values.get('records_held', 0))
+        except (KeyError, ValueError):
+            return
+        with self._diagnostics_lock:
+            self._recorder_counts = counts
+            self._recorder_statuses += 1
+
+    def recorder_status(self) -> tuple[int, tuple[int, int] | None]:
+        """Return how many map recorder statuses came, and its latest (received, held).
+
+        ``received``: the detections the recorder took since it started; ``held``: those
+        not yet in its records file.
+        """
+        with self._diagnostics_lock:
+            return self._recorder_statuses, self._recorder_counts
 
     def frames_rejected(self) -> Counter[tuple[str, str]]:
         """Return the frames the pipeline's nodes rejected, by (node, reason), so far.

@@ -73,6 +73,10 @@ class OutputRecorder:
             for topic, msgtype in topics.items()}
         self._classified: dict[tuple[int, int], str] = {}
         self._classifications = 0  # every classification message, repeated stamps too
+        # Of them, those of a leaf (neither no_leaf nor unknown): each gives one detection,
+        # which the classifier may hold a while (waiting for a fix, a stamp far ahead).
+        self._leaf_classifications = 0
+        self._detection_messages = 0
         self.received_messages = 0   # every output message handed to the bag, any topic
         # Of them, the results of frames (not the markers a recorder latches at its start):
         # a run refused before playing has none, and its bag is empty of what it is for.
@@ -122,10 +126,13 @@ class OutputRecorder:
             if key in self._classified:
                 counts.duplicates += 1
             self._classified[key] = str(value.get('label', ''))
+            if self._classified[key] not in (UNKNOWN_LABEL, NO_LEAF_LABEL, ''):
+                self._leaf_classifications += 1
             blur = value.get('motion_blur')
             if isinstance(blur, dict) and isinstance(blur.get('percent'), (int, float)):
                 self._blur[key] = float(blur['percent'])
         else:
+            self._detection_messages += 1
             properties = value.get('properties') or {}
             counts.detections[str(properties.get('label', ''))] += 1
             counts.fix_status[str(properties.get('fix_status', ''))] += 1
@@ -171,6 +178,11 @@ class OutputRecorder:
                     return False
                 self._lock.wait(min(remaining, 0.05))
         return True
+
+    def detections_due(self) -> tuple[int, int]:
+        """Return (detections received, detections due): one due per leaf classification."""
+        with self._lock:
+            return self._detection_messages, self._leaf_classifications
 
     def counts(self) -> OutputCounts:
         """Return a copy of the counts."""

@@ -480,6 +480,7 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
             playback.wait_until_ready()
             if not options.attach:
                 check_overrides(player, overrides_to_check(options))
+            playback.note_recorder_start()
             ready = True
             reader = open_bag(source, bag)
             # The fixes stream beside the frames from a reader of their own: a long drive's
@@ -496,6 +497,7 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
                 stopped = error
                 summary.warnings.append(f'replay stopped early: {error}')
             playback.settle()
+            playback.wait_for_detections()
             if options.attach:
                 ok, message = player.save()
             else:
