@@ -606,6 +606,17 @@ def test_pipeline_commands_keep_a_compressed_topic_without_the_suffix(tmp_path: 
     assert '/cam/jpeg/compressed' not in camera
 
 
+def test_the_warning_for_replay_owned_overrides_agrees_in_number() -> None:
+    """One ignored override is 'it', several are 'them'; none, no warning."""
+    from plant_disease_ros.tools.replay.run import ignored_overrides
+
+    assert ignored_overrides({'run_name': 'x', 'top_k': '3'}) == (
+        '-p run_name ignored: the replay sets it from the bag and its output folder')
+    assert ignored_overrides({'run_name': 'x', 'map_dir': '/m'}) == (
+        '-p map_dir, run_name ignored: the replay sets them from the bag and its output folder')
+    assert ignored_overrides({'top_k': '3'}) == ''
+
+
 def test_replay_owned_parameters_are_not_overridden(tmp_path: Path) -> None:
     """-p image_transport (or transport), map_dir or run_name would break the remapping
     or the save: left out."""
@@ -751,7 +762,7 @@ def test_frames_with_one_stamp_are_paced_one_by_one_and_reported(tmp_path: Path)
     assert any('carry the header stamp of an earlier frame' in warning
                for warning in summary['warnings'])
     assert not any('classified twice' in warning for warning in summary['warnings'])
-    ignored = '-p run_name ignored: the replay sets them from the bag and its output folder'
+    ignored = '-p run_name ignored: the replay sets it from the bag and its output folder'
     assert ignored in summary['warnings'] and ignored in result.stderr
     # Which model made it, with what: the shipped one, config/field.yaml and the -p's.
     assert summary['model'] == {'path': str(REPO_ROOT / 'models' / 'plant_disease_int8.tflite'),

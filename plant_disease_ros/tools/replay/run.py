@@ -137,6 +137,16 @@ def overrides_to_check(options: ReplayOptions) -> dict[str, str]:
     return {name: value for name, value in options.parameters.items() if name not in replaced}
 
 
+def ignored_overrides(parameters: Mapping[str, str]) -> str:
+    """Return the warning for the ``-p`` overrides of REPLAY_PARAMETERS, or ''."""
+    ignored = sorted(name for name in parameters if name in REPLAY_PARAMETERS)
+    if not ignored:
+        return ''
+    them = 'it' if len(ignored) == 1 else 'them'
+    return (f'-p {", ".join(ignored)} ignored: the replay sets {them} from the bag and its '
+            'output folder')
+
+
 def check_overrides(player: ReplayPlayer, overrides: Mapping[str, str]) -> None:
     """Raise ReplayError naming each override the started nodes did not take.
 
@@ -434,10 +444,9 @@ def _replay(options: ReplayOptions, stream: TextIO, source: Path) -> ReplaySumma
     elif selection.fix.count == 0:
         summary.warnings.append(f'fix topic {selection.fix.name} has no messages: every '
                                 'detection has null geometry')
-    ignored = sorted(name for name in options.parameters if name in REPLAY_PARAMETERS)
+    ignored = ignored_overrides(options.parameters)
     if ignored:
-        summary.warnings.append(f'-p {", ".join(ignored)} ignored: the replay sets them from '
-                                'the bag and its output folder')
+        summary.warnings.append(ignored)
         print(f'replay: {summary.warnings[-1]}', file=stream)
     uncapped = (fast_rate_cap(options.parameters, params_file, namespace)
                 if options.fast and not options.attach else '')
