@@ -895,10 +895,14 @@ class DiseaseClassifierNode(Node):
         for ahead in self.time_jumps.strays:
             if ahead.stream == 'fix':
                 self._use_fixes_ahead(ahead, keep=False)
+                taken = 0
             else:
+                taken = 0
                 for held_s in ahead.stamps:
-                    self._publish_located(self.fix_wait.take(held_s))
-            self._warn_stray_ahead(ahead, stream, stamp_s)
+                    stray = self.fix_wait.take(held_s)
+                    taken += len(stray)
+                    self._publish_located(stray)
+            self._warn_stray_ahead(ahead, stream, stamp_s, taken)
         self.diagnostics.set_value('stamp_glitches', self.time_jumps.glitches)
         self._settle_pending()
         if len(self.fix_wait) > 0 and self._pending_timer.is_canceled():
@@ -913,26 +917,38 @@ class DiseaseClassifierNode(Node):
             for fix in run:
                 self.fix_wait.fixes.add(fix)
 
-    def _warn_stray_ahead(self, ahead: StampAhead, stream: str, stamp_s: float) -> None:
+    def _warn_stray_ahead(self, ahead: StampAhead, stream: str, stamp_s: float,
+                          taken: int) -> None:
         """Log a stray run of stamps far ahead (throttled with the other stamp glitches).
 
         When the recent ones are all of one stream and about as far ahead, say so: a second
-        publisher on the topic whose clock is off sends one with every message.
+        publisher on the topic whose clock is off sends one with every message. A run of
+        frames is logged only when ``taken`` (its detections that were still waiting, now
+        out without a position) is not 0, or for that pattern: detections that went out
+        before (located, or at their deadline) are not the run's to speak of.
         """
         count = len(ahead.stamps)
-        what = (f'the stray frame{"s go" if count > 1 else " goes"} without a position'
-                if ahead.stream == 'frame'
-                else f'the stray fix{"es are" if count > 1 else " is"} dropped')
+        recent = self.time_jumps.recent_strays_ahead
+        pattern = (len(recent) == recent.maxlen
+                   and all(other.stream == ahead.stream
+                           and abs(other.ahead_s - ahead.ahead_s) <= self.time_jumps.threshold_s
+                           for other in recent))
+        if ahead.stream == 'frame' and not taken and not pattern:
+            return   # counted in stamp_glitches
+        them = 'it' if count == 1 else 'them'
+        if ahead.stream != 'frame':
+            what = f'the stray fix{"es are" if count > 1 else " is"} dropped'
+        elif taken:
+            what = ((f'1 detection of {them} goes' if taken == 1
+                     else f'{taken} detections of {them} go') + ' out without a position')
+        else:
+            what = f'no detection of {them} was still waiting'
         stamps = (f'stamp {ahead.stamp_s:.3f}' if count == 1
                   else f'stamps {ahead.stamp_s:.3f} .. {max(ahead.stamps):.3f} ({count})')
         message = (f'a stray {ahead.stream} {stamps} ({ahead.ahead_s:.3f} s ahead of the stamps '
                    f'before it) was no step forward in time: the {stream} stamps went on from '
                    f'{stamp_s:.3f}; {what}')
-        recent = self.time_jumps.recent_strays_ahead
-        if (len(recent) == recent.maxlen
-                and all(other.stream == ahead.stream
-                        and abs(other.ahead_s - ahead.ahead_s) <= self.time_jumps.threshold_s
-                        for other in recent)):
+        if pattern:
             message += (f'. The last {len(recent)} stray {ahead.stream} stamps were all about '
                         f'{ahead.ahead_s:.0f} s ahead ({self.time_jumps.strays_ahead} in all '
                         'so far): a second publisher on that topic whose clock is off?')

@@ -543,3 +543,47 @@ def test_camera_offset_moves_detections_to_the_cameras_view(harness) -> None:
                         .get('detections.no_heading') == '1')
     assert latest_diagnostics(gps.collector, classifier_id)['camera_offset'].startswith(
         '1.5 m forward, -0.5 m left')
+
+
+
+def test_a_stray_frame_whose_detection_went_out_is_not_said_to_go_without_one(
+        harness) -> None:
+    """A frame stamped 2.2 s ahead, no fix near it: its detection goes out at its deadline
+    while the run ahead is undecided. When the frames go on from before it, the run is
+    stray (a glitch), but no detection is left to go without a position: the log said
+    'the stray frame goes without a position' of one already recorded. A stray frame
+    whose detection still waits is logged with the count that goes out unlocated."""
+    require_shipped_model()
+    gps = Gps(harness, ReliabilityPolicy.RELIABLE, fix_wait_s=0.3)
+    logged: list[str] = []
+    warning = gps.classifier.warnings.warning
+    gps.classifier.warnings.warning = lambda key, message: (
+        key == 'stamp_glitch' and logged.append(message), warning(key, message))[1]
+    for t in (60.0, 60.2, 60.4):
+        gps.send_fix(path_fix(t))
+    gps.send_frame(T0 + 60.1)
+    gps.send_frame(T0 + 60.3)
+    gps.wait_detections(2)
+    gps.send_frame(T0 + 62.5)                       # ahead of every stream, undecided
+    gps.wait_detections(3, timeout_s=30.0)          # out at its deadline, the run open
+    classifier = gps.classifier
+    assert classifier.time_jumps.pending_ahead('frame') is not None
+    gps.send_frame(T0 + 60.5)                       # the frames go on from before it
+    assert classifier.time_jumps.glitches == 1
+    assert harness.wait(lambda: classifier.diagnostics.values.get('stamp_glitches') == 1)
+    assert not any('without a position' in message for message in logged), logged
+    # Its detection now waits (fix_wait_s at its most) until the frames decide it.
+    assert classifier.set_parameters([
+        rclpy.parameter.Parameter('fix_wait_s', value=10.0)])[0].successful
+    gps.send_frame(T0 + 62.9)                       # another stray frame ...
+    gps.send_frame(T0 + 60.7)                       # ... decided while its detection waits
+    assert classifier.time_jumps.glitches == 2
+    assert any('stamp 1700000162.900' in message and '1 detection of it goes out without '
+               'a position' in message for message in logged), logged
+
+    def stray() -> list[dict]:
+        return [feature for feature in gps.detections()
+                if round(stamp_of(feature) - T0, 3) == 62.9]
+
+    assert harness.wait(lambda: len(stray()) == 1, 30.0), gps.detections()
+    assert stray()[0]['properties']['fix_status'] == 'none', stray()
