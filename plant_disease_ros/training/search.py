@@ -106,6 +106,51 @@ def best_run_folder(search_out: str | Path) -> str:
         else str(out / 'search_best')
 
 
+def planned_trial_names(space: SearchSpace) -> list[str]:
+    """Return the folder name of every trial a search of ``space`` may run, in order.
+
+    A trial's name says only the knob it changed (the first one: every knob's first
+    value), so the names are known before any trial runs.
+    """
+    plan = [(None, None)] + [(knob, value) for knob in KNOBS
+                             for value in getattr(space, knob)[1:]]
+    return [trial_name(number, space.start() if knob is None else {knob: value})
+            for number, (knob, value) in enumerate(plan, start=1)]
+
+
+def kept_reason(entry: Path) -> str | None:
+    """Return why a trial-named entry is not the search's to write into (None: it is).
+
+    A link may lead anywhere outside ``--out``; a folder with a file a training run does
+    not write holds something of the user's; a file is no trial folder at all.
+    """
+    if entry.is_symlink():
+        return 'it is a link'
+    if not entry.exists():
+        return None
+    if not entry.is_dir():
+        return 'it is not a folder'
+    if not all(child.name in TRIAL_FILES and child.is_file() and not child.is_symlink()
+               for child in entry.iterdir()):
+        return 'it holds more than a training run writes'
+    return None
+
+
+def check_kept_trials(out_dir: str | Path, space: SearchSpace) -> None:
+    """Raise ``FileExistsError`` when a trial of ``space`` would write into a kept entry.
+
+    A trial trains into its folder replacing what a run wrote there: through a link that
+    would replace another run's model outside ``--out``, and in a folder holding the
+    user's files it would replace the model beside them. Refused before any trial runs.
+    """
+    clashes = [f'{Path(out_dir) / name} ({reason})' for name in planned_trial_names(space)
+               if (reason := kept_reason(Path(out_dir) / name))]
+    if clashes:
+        raise FileExistsError(f'the search would train into {", ".join(clashes)}: move '
+                              f'{"them" if len(clashes) > 1 else "it"} out of --out '
+                              f'{out_dir}, or give a new --out')
+
+
 def remove_earlier_trials(out_dir: str | Path) -> list[str]:
     """Delete the trained trial folders an earlier search left in ``out_dir``; return them.
 
@@ -116,17 +161,21 @@ def remove_earlier_trials(out_dir: str | Path) -> list[str]:
     """
     removed = []
     for entry in sorted(Path(out_dir).glob('trial*')):
-        if (not TRIAL_NAME.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir()
-                or not trained_outputs(entry)):
+        if not TRIAL_NAME.fullmatch(entry.name):
             continue
-        children = list(entry.iterdir())
-        if all(child.name in TRIAL_FILES and child.is_file() and not child.is_symlink()
-               for child in children):
+        if entry.is_symlink():
+            print(f'search: kept the earlier trial {entry}: it is a link', file=sys.stderr,
+                  flush=True)
+            continue
+        if not entry.is_dir() or not trained_outputs(entry):
+            continue
+        reason = kept_reason(entry)
+        if reason is None:
             shutil.rmtree(entry)
             removed.append(entry.name)
         else:
-            print(f'search: kept the earlier trial {entry}: it holds more than a training '
-                  'run writes', file=sys.stderr, flush=True)
+            print(f'search: kept the earlier trial {entry}: {reason}', file=sys.stderr,
+                  flush=True)
     return removed
 
 
@@ -142,11 +191,14 @@ def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
     with the reason; any other failure (or Ctrl-C) stops the search with the finished
     trials' tables written, the trials left listed as not run. An earlier search there is
     refused unless ``base.overwrite`` (:func:`check_search_out_dir`); its trained trials
-    are then deleted (:func:`remove_earlier_trials`) and the new trials replace them.
+    are then deleted (:func:`remove_earlier_trials`) and the new trials replace them. A
+    trial folder the search keeps (a link, the user's files) is never trained into: a
+    search that would is refused before any trial (:func:`check_kept_trials`).
     """
     run_trial = run_trial or train
     out_dir = Path(base.out_dir)
     check_search_out_dir(out_dir, base.overwrite)
+    check_kept_trials(out_dir, space)
     if base.overwrite:
         remove_earlier_trials(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

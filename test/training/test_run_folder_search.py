@@ -166,3 +166,37 @@ def test_overwrite_deletes_the_earlier_search_trials_and_nothing_else(
         'trial_mine']
     assert (out / 'trial03_aug0.5' / 'notes.txt').is_file()
     assert 'kept the earlier trial' in capsys.readouterr().err
+
+
+def test_a_kept_trial_a_new_trial_would_use_refuses_the_search_before_any_trial(
+        tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    precious = tmp_path / 'elsewhere' / 'precious'
+    precious.mkdir(parents=True)
+    for file in ('split.json', 'model.keras', 'train_summary.json'):
+        (precious / file).write_text('precious')
+    out = tmp_path / 'search'
+    out.mkdir()
+    (out / 'trial01_lr0.0005_px64_aug1').symlink_to(precious)
+    mine = out / 'trial02_px96'
+    mine.mkdir()
+    for file in ('model.keras', 'train_summary.json', 'notes.txt'):
+        (mine / file).write_text('mine')
+    (out / 'search_results.json').write_text('[]')
+    space = SearchSpace(learning_rate=(5e-4,), unfreeze=(None,), input_size=(64, 96),
+                        augment_strength=(1.0,))
+    with pytest.raises(FileExistsError) as refused:
+        knob_search(TrainOptions(data_dir=str(photos), out_dir=str(out), overwrite=True),
+                    space, budget_min=1.0, run_trial=lambda options: pytest.fail('trained'))
+    assert 'trial01_lr0.0005_px64_aug1 (it is a link)' in str(refused.value)
+    assert 'trial02_px96 (it holds more than a training run writes)' in str(refused.value)
+    assert all((precious / file).read_text() == 'precious'
+               for file in ('split.json', 'model.keras', 'train_summary.json'))
+    assert (mine / 'model.keras').read_text() == 'mine'
+    assert (out / 'search_results.json').read_text() == '[]'
+    # A link the new search does not train into is kept, and said to be.
+    knob_search(TrainOptions(data_dir=str(photos), out_dir=str(out), overwrite=True),
+                SearchSpace(learning_rate=(None,), unfreeze=(None,), input_size=(None,),
+                            augment_strength=(1.0,)),
+                budget_min=1.0, run_trial=lambda options: FakeResult())
+    assert 'kept the earlier trial' in capsys.readouterr().err.split('it is a link')[0]
+    assert (precious / 'model.keras').read_text() == 'precious'
