@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 import time
+import zipfile
 
 from plant_disease_ros.training.train import (
     CHECKPOINT_FILENAME,
@@ -151,6 +152,25 @@ def check_kept_trials(out_dir: str | Path, space: SearchSpace) -> None:
                               f'{out_dir}, or give a new --out')
 
 
+def check_search_can_start(base: TrainOptions) -> None:
+    """Raise ``ValueError`` when the first trial could not start from ``base``.
+
+    Checked before an earlier search's trials are deleted, so a mistyped ``--data`` or
+    ``--init`` leaves them there: the photo folder is a folder, and the start model is a
+    file (or a run folder holding one) that is a Keras archive.
+    """
+    from plant_disease_ros.training.transfer import resolve_init, TransferError
+
+    if not Path(base.data_dir).is_dir():
+        raise ValueError(f'--data {base.data_dir} is not a folder of class folders')
+    path = Path(base.init_weights) if base.init_weights else resolve_init(base.init)
+    if path is not None and not path.is_file():
+        raise TransferError(f'cannot start from {path}: no such file')
+    if path is not None and path.suffix == '.keras' and not zipfile.is_zipfile(path):
+        raise TransferError(f'cannot start from {path}: not a Keras model file (a .keras '
+                            'file is a zip archive)')
+
+
 def remove_earlier_trials(out_dir: str | Path) -> list[str]:
     """Delete the trained trial folders an earlier search left in ``out_dir``; return them.
 
@@ -191,7 +211,8 @@ def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
     with the reason; any other failure (or Ctrl-C) stops the search with the finished
     trials' tables written, the trials left listed as not run. An earlier search there is
     refused unless ``base.overwrite`` (:func:`check_search_out_dir`); its trained trials
-    are then deleted (:func:`remove_earlier_trials`) and the new trials replace them. A
+    are then deleted (:func:`remove_earlier_trials`), once the first trial is known to be
+    able to start (:func:`check_search_can_start`), and the new trials replace them. A
     trial folder the search keeps (a link, the user's files) is never trained into: a
     search that would is refused before any trial (:func:`check_kept_trials`).
     """
@@ -199,7 +220,8 @@ def knob_search(base: TrainOptions, space: SearchSpace, budget_min: float,
     out_dir = Path(base.out_dir)
     check_search_out_dir(out_dir, base.overwrite)
     check_kept_trials(out_dir, space)
-    if base.overwrite:
+    if base.overwrite and earlier_search_outputs(out_dir):
+        check_search_can_start(base)  # before the earlier trials go
         remove_earlier_trials(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = clock()

@@ -200,3 +200,27 @@ def test_a_kept_trial_a_new_trial_would_use_refuses_the_search_before_any_trial(
                 budget_min=1.0, run_trial=lambda options: FakeResult())
     assert 'kept the earlier trial' in capsys.readouterr().err.split('it is a link')[0]
     assert (precious / 'model.keras').read_text() == 'precious'
+
+
+@pytest.mark.parametrize('init', ['missing.keras', 'not_a_model.keras'])
+def test_overwrite_keeps_the_earlier_trials_when_the_new_search_cannot_start(
+        tmp_path: Path, photos: Path, init: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from plant_disease_ros.training import search
+
+    def train(options: TrainOptions) -> None:  # what the real one says, without TensorFlow
+        raise ValueError(f'cannot start from {options.init}: no such file')
+
+    monkeypatch.setattr(search, 'train', train)
+    (tmp_path / 'not_a_model.keras').write_text('no zip')
+    out = tmp_path / 'search'
+    (out / 'trial01').mkdir(parents=True)
+    for file in ('split.json', 'model.keras', 'train_summary.json'):
+        (out / 'trial01' / file).write_text('x')
+    (out / 'search_results.json').write_text('[]')
+    assert main(['search', '--data', str(photos), '--out', str(out), '--overwrite',
+                 '--init', str(tmp_path / init), '--budget-min', '1']) == 2
+    assert f'cannot start from {tmp_path / init}' in capsys.readouterr().err
+    assert sorted(path.name for path in (out / 'trial01').iterdir()) == [
+        'model.keras', 'split.json', 'train_summary.json']
+    assert (out / 'search_results.json').read_text() == '[]'
