@@ -29,10 +29,18 @@ model.keras), LAB_SPLIT (its split.json; default: split.json beside LAB_MODEL) a
 LAB_TFLITE (its int8 export, for the "previous model" column; optional).
 USAGE
 }
-case "${1:-}" in
-  -h | --help) usage; exit 0 ;;
-  -*) echo "train_shipped_model.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
-esac
+# Every argument, not only the first: "DATA --help" must not start a run into RUN_ROOT
+# --help. A path starting with - is given as ./-path.
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help) usage; exit 0 ;;
+  esac
+done
+for arg in "$@"; do
+  case "$arg" in
+    -*) echo "train_shipped_model.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
 if [ "$#" -gt 2 ]; then
   echo "train_shipped_model.sh: at most 2 arguments, got $#" >&2
   usage >&2

@@ -124,6 +124,14 @@ def test_help_and_wrong_arguments_stop_before_the_setup(repo: Path, tmp_path: Pa
     process, calls = run_script(repo, '--help')
     assert (process.returncode, calls) == (0, [])
     assert process.stdout.startswith('Usage: scripts/train_shipped_model.sh')
+    for args in (['data', '--help'], ['data', 'runs', '-h'], ['data', '-x', '--help']):
+        process, calls = run_script(repo, *args)  # help anywhere: help, and nothing run
+        assert (process.returncode, calls) == (0, []), args
+        assert process.stdout.startswith('Usage: scripts/train_shipped_model.sh'), args
+    for args in (['-x'], ['data', '--overwrite'], ['data', 'runs', '-v']):
+        process, calls = run_script(repo, *args)
+        assert (process.returncode, calls) == (2, []), args
+        assert f'unknown option {args[-1]}' in process.stderr, args
     process, calls = run_script(repo, 'a', 'b', 'c')
     assert (process.returncode, calls) == (2, [])
     assert 'Usage:' in process.stderr
