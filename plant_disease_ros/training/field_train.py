@@ -60,7 +60,11 @@ from plant_disease_ros.training.field_data import (
 from plant_disease_ros.training.progress import EpochClock, format_duration
 from plant_disease_ros.training.synthetic import synthetic_set
 from plant_disease_ros.training.train import class_difference
-from plant_disease_ros.training.transfer import source_classes, TransferError
+from plant_disease_ros.training.transfer import (
+    source_classes,
+    TransferError,
+    unknown_classes_reason,
+)
 
 SYNTHETIC_DOMAIN = 'synthetic'
 SYNTHETIC_VAL_SEED_OFFSET = 1000
@@ -260,9 +264,9 @@ def check_start_classes(init_weights: str | Path, lab_classes, outputs: int,
     where = f'--lab-split {lab_split}'
     if classes is None:
         raise TransferError(
-            f'cannot tell which classes --init-weights {init_weights} was trained on (no '
-            'train_summary.json recording it, split.json or labels.txt beside it): the field '
-            "recipe copies its output rows by position, so they must be the lab split's")
+            f'cannot tell which classes --init-weights {init_weights} was trained on '
+            f'({unknown_classes_reason(Path(init_weights))}): the field recipe copies its '
+            "output rows by position, so they must be the lab split's")
     if classes not in accepted:
         named = classes[:-1] if classes[-1:] == (NO_LEAF,) else classes
         raise TransferError(

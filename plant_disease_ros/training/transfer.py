@@ -134,6 +134,22 @@ def source_classes(path: Path) -> tuple[str, ...] | None:
     return None
 
 
+def unknown_classes_reason(path: Path) -> str:
+    """Return why :func:`source_classes` could not name the classes of ``path``.
+
+    The run's own files say it when they disagree (a ``split.json`` that is not the split
+    the summary records, a summary that cannot be read): that text, else the files missing.
+    """
+    try:
+        recorded_summary(path.parent)
+        check_split_manifest(path.parent / 'split.json')
+    except RunFilesMismatch as error:
+        return str(error)
+    if (path.parent / 'split.json').is_file():
+        return f'{path.parent / "split.json"} names no classes that can be read'
+    return 'no train_summary.json recording it, split.json or labels.txt beside it'
+
+
 def load_keras_file(path: str | Path):
     """Load a Keras model file to start from; :class:`TransferError` saying why if not.
 

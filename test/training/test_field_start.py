@@ -69,6 +69,18 @@ def test_a_summary_recording_the_model_wins_over_labels(tmp_path: Path) -> None:
 def test_unknown_classes_and_another_output_count_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TransferError, match='cannot tell which classes'):
         check_start_classes(tmp_path / 'alone' / 'model.keras', LAB_CLASSES, 3, 'split.json')
+    # A split.json there but not the one the summary records: that is said, not "no
+    # split.json beside it".
+    other = start_with_labels(tmp_path / 'cut short', LAB_CLASSES)
+    (other.parent / 'labels.txt').unlink()
+    (other.parent / 'split.json').write_text(json.dumps({'classes': list(LAB_CLASSES)}))
+    (other.parent / 'train_summary.json').write_text(json.dumps({'split_sha256': '0' * 64}))
+    with pytest.raises(TransferError) as error:
+        check_start_classes(other, LAB_CLASSES, 3, 'split.json')
+    message = str(error.value)
+    assert 'cannot tell which classes' in message and 'no train_summary.json' not in message
+    assert f'{other.parent / "split.json"} is not the split' in message
+    assert '\n' not in message
     start = start_with_labels(tmp_path / 'run', LAB_CLASSES)
     with pytest.raises(TransferError, match='has 22 outputs but --lab-split split.json has 3'):
         check_start_classes(start, LAB_CLASSES, 22, 'split.json')
