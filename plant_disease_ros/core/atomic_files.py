@@ -195,19 +195,14 @@ def stale_staging_folders(folder: str | Path, last: str) -> list[Path]:
     this boot, are listed; those of running processes never.
     """
     pattern = re.compile(re.escape(f'.{last}.') + r'(\d+)\.[0-9a-f]{8}\.tmp')
-    stale: list[Path] = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return stale
-    boot_s = _boot_time_s()
-    for entry in entries:
+
+    def owner(entry: Path) -> int | None:
         found = pattern.fullmatch(entry.name)
         if found is None or entry.is_symlink() or not entry.is_dir():
-            continue
-        if not _process_runs(int(found[1])) or _written_before(entry, boot_s):
-            stale.append(entry)
-    return sorted(stale)
+            return None
+        return int(found[1])
+
+    return _left_by_dead_processes(folder, owner)
 
 
 class _HeldSignals:
@@ -272,17 +267,30 @@ def stale_temporaries_in(directory: str | Path, suffixes: tuple[str, ...]) -> li
     may be another process's, often the same node's again). Those of running processes
     written since the boot (perhaps being written now) are never listed.
     """
+    def owner(entry: Path) -> int | None:
+        found = _TEMPORARY.fullmatch(entry.name)
+        if found is None or (found[3] or '') not in suffixes:
+            return None
+        return int(found[2])
+
+    return _left_by_dead_processes(directory, owner)
+
+
+def _left_by_dead_processes(folder: str | Path,
+                            owner: Callable[[Path], int | None]) -> list[Path]:
+    """Return the entries of ``folder`` whose ``owner`` process id no longer runs, or that
+    were last changed before this boot; entries ``owner`` gives None are not listed."""
     stale: list[Path] = []
     try:
-        entries = list(Path(directory).iterdir())
+        entries = list(Path(folder).iterdir())
     except OSError:
         return stale
     boot_s = _boot_time_s()
     for entry in entries:
-        found = _TEMPORARY.fullmatch(entry.name)
-        if found is None or (found[3] or '') not in suffixes:
+        pid = owner(entry)
+        if pid is None:
             continue
-        if not _process_runs(int(found[2])) or _written_before(entry, boot_s):
+        if not _process_runs(pid) or _written_before(entry, boot_s):
             stale.append(entry)
     return sorted(stale)
 
