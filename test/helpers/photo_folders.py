@@ -32,3 +32,15 @@ def leaf_copies(root: Path, classes: Iterable[str], copies: int) -> Path:
         for number in range(copies):
             shutil.copyfile(LEAVES_DIR / f'{name}.jpg', root / name / f'{number}.jpg')
     return root
+
+
+def touch_tree(root: Path, counts: dict[str, int]) -> Path:
+    """Make ``root/<name>/000.jpg``... placeholder files, ``counts[name]`` of each; return it.
+
+    For tests of folder layouts that never decode a photo.
+    """
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            (root / name / f'{index:03d}.jpg').write_bytes(b'x')
+    return root

@@ -165,16 +165,23 @@ def test_a_full_queue_drops_the_oldest_and_the_summary_says_so(ros_context,
         rig.close()
 
 
+def drop_onto_a_full_disk(rig: DiskRig, map_dir: Path) -> Path:
+    """Record 2 detections, fill the disk, publish 30 more until some are dropped (a rig
+    without a queue); return the filler file."""
+    rig.publish(2)
+    assert rig.wait(lambda: rig.recorder.records_written == 2)
+    filler = map_dir / 'filler'
+    fill(filler)
+    rig.publish(30)
+    assert rig.wait(lambda: rig.accounted() == 32 and rig.recorder.records_dropped > 0)
+    return filler
+
+
 def test_no_queue_drops_each_detection_and_says_so(ros_context, map_dir: Path) -> None:
     """max_held_records 0: a failed write drops the detection at once, ERROR and a warning."""
     rig = DiskRig(ros_context, map_dir, max_held_records=0)
     try:
-        rig.publish(2)
-        assert rig.wait(lambda: rig.recorder.records_written == 2)
-        filler = map_dir / 'filler'
-        fill(filler)
-        rig.publish(30)
-        assert rig.wait(lambda: rig.accounted() == 32 and rig.recorder.records_dropped > 0)
+        filler = drop_onto_a_full_disk(rig, map_dir)
         assert rig.recorder.records_held == 0
         dropped = rig.recorder.records_dropped
         # A dropped detection is not processed: only the written ones are.
@@ -292,12 +299,7 @@ def test_without_a_queue_the_error_ends_when_the_disk_is_freed(ros_context,
     ERROR ends without waiting for the next detection."""
     rig = DiskRig(ros_context, map_dir, max_held_records=0)
     try:
-        rig.publish(2)
-        assert rig.wait(lambda: rig.recorder.records_written == 2)
-        filler = map_dir / 'filler'
-        fill(filler)
-        rig.publish(30)
-        assert rig.wait(lambda: rig.accounted() == 32 and rig.recorder.records_dropped > 0)
+        filler = drop_onto_a_full_disk(rig, map_dir)
         assert rig.wait(lambda: rig.latest_level() == DiagnosticStatus.ERROR)
         # Full still: the retry timer keeps the error (two turns of it, at least).
         assert not rig.wait(lambda: rig.latest_level() != DiagnosticStatus.ERROR,

@@ -945,6 +945,18 @@ def test_ctrl_c_stops_the_pipeline(tmp_path: Path) -> None:
     assert not run.left
 
 
+def interrupt(started: list[subprocess.Popen]) -> None:
+    """Stop the node processes a test started by hand: SIGINT, then kill after 10 s."""
+    for process in started:
+        process.send_signal(signal.SIGINT)
+    for process in started:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
     """--attach publishes to a pipeline started elsewhere and records its outputs."""
     pytest.importorskip('rclpy')
@@ -968,14 +980,7 @@ def test_attach_to_a_running_pipeline(tmp_path: Path) -> None:
              '--attach', '--no-clock', '--namespace', namespace, '--out', str(tmp_path / 'out'),
              '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=120)
     finally:
-        for process in started:
-            process.send_signal(signal.SIGINT)
-        for process in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        interrupt(started)
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
     assert summary['frames_in'] == 4 and summary['labelled'] == 4
@@ -1012,14 +1017,7 @@ def test_attach_waits_for_the_detections_the_classifier_still_holds(tmp_path: Pa
              '--attach', '--namespace', namespace, '--out', str(tmp_path / 'out'),
              '--quiet'], env=replay_env(), capture_output=True, text=True, timeout=180)
     finally:
-        for process in started:
-            process.send_signal(signal.SIGINT)
-        for process in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        interrupt(started)
     assert result.returncode == 0, result.stderr + result.stdout
     summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
     leaves = summary['labelled'] - summary['no_leaf'] - summary['unknown']

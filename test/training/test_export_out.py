@@ -46,13 +46,18 @@ def export(run: Path, out: Path, *options: str) -> int:
                  '--cache-dir', '', *options])
 
 
-def test_a_folder_as_out_is_refused_before_anything_is_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    run = tmp_path / 'run'
+def unloadable_run(run: Path) -> Path:
+    """Make a run folder whose model.keras cannot load: a check must refuse before."""
     run.mkdir()
     (run / 'split.json').write_text(json.dumps({'classes': POTATO, 'root': str(run),
                                                 'splits': {}}))
     (run / 'model.keras').write_bytes(b'never loaded: the check comes first')
+    return run
+
+
+def test_a_folder_as_out_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = unloadable_run(tmp_path / 'run')
     deploy = tmp_path / 'deploy'
     deploy.mkdir()
     assert export(run, deploy) == 2
@@ -70,11 +75,7 @@ def test_a_folder_as_out_is_refused_before_anything_is_written(
 def test_a_folder_not_there_yet_as_out_is_refused_by_its_trailing_slash(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Path('deploy/') drops the slash: the model would be a file named deploy."""
-    run = tmp_path / 'run'
-    run.mkdir()
-    (run / 'split.json').write_text(json.dumps({'classes': POTATO, 'root': str(run),
-                                                'splits': {}}))
-    (run / 'model.keras').write_bytes(b'never loaded: the check comes first')
+    run = unloadable_run(tmp_path / 'run')
     deploy = f'{tmp_path / "deploy"}/'
     assert main(['export', '--run', str(run), '--out', deploy, '--cache-dir', '']) == 2
     error = capsys.readouterr().err

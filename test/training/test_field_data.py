@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers.photo_folders import touch_tree
 import pytest
 
 from plant_disease_ros.training.dataset import DatasetError, split_files, write_manifest
@@ -22,14 +23,6 @@ from plant_disease_ros.training.field_data import (
 )
 
 LAB_CLASSES = ('Apple___healthy', 'Tomato___Leaf_Mold', 'Tomato___healthy')
-
-
-def touch_tree(root: Path, counts: dict[str, int]) -> Path:
-    for name, count in counts.items():
-        (root / name).mkdir(parents=True)
-        for index in range(count):
-            (root / name / f'{index:03d}.jpg').write_bytes(b'x')
-    return root
 
 
 @pytest.fixture()

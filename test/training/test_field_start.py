@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers.photo_folders import touch_tree
 import pytest
 
 from plant_disease_ros.training.dataset import split_files, write_manifest
@@ -14,14 +15,6 @@ from plant_disease_ros.training.transfer import TransferError
 LAB_CLASSES = ('Apple___Black_rot', 'Apple___healthy', 'Tomato___healthy')
 SHIPPED = ('Apple___Apple_scab', 'Apple___Black_rot', 'Apple___Cedar_apple_rust',
            'Apple___healthy', 'Tomato___Early_blight', 'no_leaf')
-
-
-def touch_tree(root: Path, counts: dict[str, int]) -> Path:
-    for name, count in counts.items():
-        (root / name).mkdir(parents=True)
-        for index in range(count):
-            (root / name / f'{index:03d}.jpg').write_bytes(b'x')
-    return root
 
 
 def start_with_labels(folder: Path, labels: tuple[str, ...]) -> Path:
